@@ -1,0 +1,332 @@
+"""Frozen runtime configuration: what config/compile.py produces and the request path reads.
+
+Everything here is built once per (re)load. Inheritance (main -> http -> server -> location ->
+nested location / if) is already resolved: every Location carries a complete LocConf, so the
+request path never walks parents or the raw crossplane tree.
+
+Values that contain nginx variables are `Template` objects (routing/variables.py), compiled once;
+`Template.render(ctx) -> str`. Strings are str; header bytes on the wire are latin-1 of them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# Sentinel time/size values
+UNLIMITED = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """A place in the configuration, for error messages: `in file:line`."""
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+# ---------------------------------------------------------------- listen / server
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """One `listen` directive. `key` identifies the socket: servers with the same key share it."""
+    host: str          # "0.0.0.0", "127.0.0.1", "::1" ... ("" for unix)
+    port: int          # 0 for unix
+    unix: str | None   # path of a unix socket, or None
+    default_server: bool = False
+    ssl: bool = False
+    http2: bool = False
+    reuseport: bool = False
+    backlog: int = 511
+    ipv6only: bool = True
+    where: Where | None = None
+
+    @property
+    def key(self) -> tuple:
+        return ("unix", self.unix) if self.unix else (self.host, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerNames:
+    """server_name, split by kind for nginx's selection order."""
+    exact: frozenset[str] = frozenset()            # lower-cased
+    wildcard_front: tuple[str, ...] = ()           # "*.example.com" and ".example.com" stored as ".example.com"
+    wildcard_back: tuple[str, ...] = ()            # "www.example.*" stored as "www.example."
+    regexes: tuple[re.Pattern, ...] = ()
+    first: str = ""                                # the first name: $server_name
+
+
+# ---------------------------------------------------------------- upstream
+
+@dataclass(frozen=True, slots=True)
+class UpstreamServer:
+    host: str          # resolved literal address (ngate resolves names at load time)
+    port: int
+    unix: str | None = None
+    weight: int = 1
+    max_fails: int = 1
+    fail_timeout: float = 10.0
+    backup: bool = False
+    down: bool = False
+    name: str = ""     # as written in the config: "127.0.0.1:8080" ($upstream_addr)
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """An `upstream` block, or an implicit one-server group made from a proxy_pass address."""
+    name: str
+    servers: tuple[UpstreamServer, ...]
+    balancer: str = "round_robin"   # round_robin | least_conn | ip_hash | hash | random
+    hash_key: Any = None            # Template for `hash`
+    keepalive: int = 0              # idle connections cached per worker (0: no pool)
+    keepalive_timeout: float = 60.0
+    keepalive_requests: int = 1000
+    implicit: bool = False
+    where: Where | None = None
+
+
+# ---------------------------------------------------------------- proxy_pass
+
+@dataclass(frozen=True, slots=True)
+class ProxyPass:
+    """proxy_pass, compiled.
+
+    Static form: `scheme`, `upstream` (a group, implicit or named), `host_header` ($proxy_host),
+    `uri` (None when proxy_pass has no URI part: the client's URI is passed unchanged).
+    Variable form: `template` is set; the rendered URL is parsed per request and its host is first
+    looked up among `upstream` blocks (`upstreams_by_name` on Config).
+    """
+    scheme: str                      # "http" | "https"
+    upstream: Upstream | None
+    host_header: str                 # $proxy_host: "127.0.0.1:8888" or the upstream name
+    uri: str | None                  # "/app/" or None
+    location_prefix: str = ""        # the location's prefix that uri replaces
+    template: Any = None             # Template when proxy_pass has variables
+    where: Where | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderSet:
+    """proxy_set_header / add_header / fastcgi_param item."""
+    name: str            # as written ("X-Real-IP")
+    lname: bytes         # lower-cased bytes, for matching
+    value: Any           # Template
+    always: bool = False         # add_header ... always
+    if_not_empty: bool = False   # fastcgi_param ... if_not_empty
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyRedirect:
+    """proxy_redirect: `default`, `off`, or explicit (replace, replacement) pairs."""
+    off: bool = False
+    default: bool = True
+    rules: tuple[tuple[Any, Any], ...] = ()   # (match: str|re.Pattern, replacement: Template)
+
+
+# ---------------------------------------------------------------- rewrite module ops
+
+@dataclass(frozen=True, slots=True)
+class SetOp:
+    var: str             # without "$"
+    value: Any           # Template
+    where: Where | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnOp:
+    code: int            # 444 closes the connection
+    text: Any = None     # Template: body text, or URL for 301/302/303/307/308
+    where: Where | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteOp:
+    regex: re.Pattern
+    replacement: Any     # Template (may reference $1..$9)
+    flag: str = ""       # "" | last | break | redirect | permanent
+    where: Where | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakOp:
+    where: Where | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IfCondition:
+    kind: str            # "var" | "=" | "!=" | "~" | "~*" | "!~" | "!~*" | "-f" | "!-f" | "-d" | "-e" | "-x" ...
+    left: Any            # Template
+    right: Any = None    # Template (for = !=) or re.Pattern (for regex)
+
+
+@dataclass(frozen=True, slots=True)
+class IfOp:
+    condition: IfCondition
+    ops: tuple           # ops inside the if block
+    conf: "LocConf | None" = None   # the if block's own merged LocConf (proxy_pass inside if ...)
+    where: Where | None = None
+
+
+# ---------------------------------------------------------------- logs
+
+@dataclass(frozen=True, slots=True)
+class LogFormat:
+    name: str
+    template: Any                 # Template (escape applied by the access log writer)
+    escape: str = "default"       # default | json | none
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLog:
+    path: str                     # absolute path, or "off"
+    format: LogFormat | None = None
+    condition: Any = None         # Template for if=
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorLog:
+    path: str                     # absolute path, "stderr"
+    level: str = "error"
+
+
+# ---------------------------------------------------------------- error_page
+
+@dataclass(frozen=True, slots=True)
+class ErrorPage:
+    """error_page 404 500 =200 /x.html | @named | http://..."""
+    uri: Any              # Template
+    override: int | None = None   # "=code"; -1 for bare "=" (use the status of the redirect target)
+    where: Where | None = None
+
+
+# ---------------------------------------------------------------- location configuration
+
+@dataclass(frozen=True, slots=True)
+class LocConf:
+    """All http/server/location-level settings with inheritance already applied.
+
+    Defaults are nginx's. A field documented as "array" was replaced wholesale by the innermost
+    level that set any item (nginx's rule for proxy_set_header, add_header, fastcgi_param, ...).
+    """
+    # handler
+    proxy_pass: ProxyPass | None = None
+    fastcgi_pass: Any = None
+    # proxy module
+    proxy_http_version: str = "1.0"
+    proxy_set_header: tuple[HeaderSet, ...] = ()          # array; defaults are added by the engine
+    proxy_set_header_given: bool = False                  # any proxy_set_header at some level
+    proxy_pass_request_headers: bool = True
+    proxy_pass_request_body: bool = True
+    proxy_hide_header: frozenset[bytes] = frozenset()     # array, lower-case
+    proxy_pass_header: frozenset[bytes] = frozenset()     # array, lower-case
+    proxy_redirect: ProxyRedirect = ProxyRedirect()
+    proxy_connect_timeout: float = 60.0
+    proxy_read_timeout: float = 60.0
+    proxy_send_timeout: float = 60.0
+    proxy_buffering: bool = True                           # accepted; ngate streams
+    proxy_request_buffering: bool = True
+    proxy_method: Any = None                               # Template
+    proxy_set_body: Any = None                             # Template
+    proxy_intercept_errors: bool = False
+    proxy_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
+    proxy_next_upstream_tries: int = 0
+    # headers module
+    add_header: tuple[HeaderSet, ...] = ()                 # array
+    expires: Any = None
+    # core
+    error_page: tuple[tuple[int, ErrorPage], ...] = ()     # array: (code, page)
+    client_max_body_size: int = 1024 * 1024
+    client_body_timeout: float = 60.0
+    send_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
+    keepalive_requests: int = 1000
+    default_type: str = "text/plain"
+    types: Any = None                                      # dict ext -> mime
+    server_tokens: bool = True
+    root: Any = None                                       # Template; default "<prefix>/html"
+    alias: Any = None
+    index: tuple = ("index.html",)
+    access_log: tuple[AccessLog, ...] = ()                 # array; () means nginx's default (logs/access.log combined)
+    error_log: tuple[ErrorLog, ...] = ()
+    log_not_found: bool = True
+    resolver: tuple[str, ...] = ()
+    # rewrite module: ops of this level (not inherited: nginx runs server-level ops in the server
+    # rewrite phase and location ops in the location phase)
+    rewrite_ops: tuple = ()
+    # free-form extension slots for later issues (tls, fastcgi, websocket ...)
+    extra: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    modifier: str                  # "" prefix, "=", "^~", "~", "~*", "@" named
+    pattern: str
+    regex: re.Pattern | None
+    conf: LocConf
+    locations: tuple["Location", ...] = ()   # nested, in file order
+    where: Where | None = None
+    # compiled match tables for the nested locations (routing/locations.py builds them)
+    matcher: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    listens: tuple[Listen, ...]
+    names: ServerNames
+    conf: LocConf                    # server-level LocConf (used when no location matches)
+    locations: tuple[Location, ...]  # top-level locations, file order
+    named_locations: dict            # "@name" -> Location
+    matcher: Any = None              # routing/locations.py table for `locations`
+    client_header_timeout: float = 60.0
+    large_client_header_buffers: tuple[int, int] = (4, 8192)
+    client_header_buffer_size: int = 1024
+    underscores_in_headers: bool = False
+    ignore_invalid_headers: bool = True
+    merge_slashes: bool = True
+    where: Where | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MapBlock:
+    source: Any                      # Template
+    variable: str                    # without "$"
+    default: Any = None              # Template or None
+    exact: dict = field(default_factory=dict)     # lower-cased key -> Template
+    regexes: tuple = ()              # (re.Pattern, Template)
+    hostnames: bool = False
+    wild_front: tuple = ()           # (".example.com", Template), longest first
+    wild_back: tuple = ()
+    volatile: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Main:
+    """Main (top-level) context."""
+    daemon: bool = True
+    master_process: bool = True
+    pid: str = ""                    # absolute path
+    worker_processes: int = 1
+    worker_connections: int = 512
+    worker_shutdown_timeout: float = 0.0   # 0: wait forever
+    error_log: tuple[ErrorLog, ...] = ()
+    user: str | None = None
+    worker_rlimit_nofile: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole compiled configuration."""
+    main: Main
+    servers: tuple[Server, ...]
+    # listen key -> (default server, servers in config order) ; built by compile
+    by_listen: dict
+    upstreams: dict                  # name -> Upstream (named `upstream` blocks)
+    maps: dict                       # variable name -> MapBlock
+    log_formats: dict                # name -> LogFormat (includes "combined")
+    prefix: str                      # -p (default: the directory ngate was told, see cli)
+    conf_file: str                   # absolute path of the main file
+    http_conf: LocConf = LocConf()   # http-level LocConf
+    files: tuple[str, ...] = ()      # every file read (for -T)
+    raw: Any = None                  # crossplane payload (for -T only)

@@ -1,0 +1,78 @@
+"""The per-request context: every phase reads and writes this one object.
+
+Kept flat with __slots__ for speed. Variables (routing/variables.py) are computed from it lazily.
+"""
+from __future__ import annotations
+
+import time
+
+
+class RequestContext:
+    __slots__ = (
+        # connection (downstream): server/connection.py's HttpConnection
+        "conn",
+        # request line + headers, as received
+        "method", "request_uri", "http_version", "http_minor", "keep_alive",
+        "headers",          # list[tuple[bytes, bytes]]: names as sent, values raw
+        "hdr",              # dict[bytes(lower name), bytes(value)]: first occurrence
+        "host",             # str: $host (lower-cased, no port)
+        "request_length",   # bytes of request head (+ body when read)
+        # URI
+        "uri",              # str: normalised, decoded path ($uri), changes with rewrites
+        "args",             # str | None: query string without "?"
+        "captures",         # tuple: regex captures for $1..$9 (last successful regex)
+        # routing
+        "server", "loc", "conf", "internal",
+        "vars",             # dict: `set` values and map caches
+        # response
+        "status", "resp_headers", "body_bytes_sent", "bytes_sent", "content_length_in",
+        "body_chunked",     # client request body is chunked
+        # upstream
+        "proxy_host", "upstream_addr", "upstream_status", "upstream_response_time",
+        "upstream_connect_time", "upstream_header_time", "upstream_headers",
+        "upstream_bytes_received", "upstream_bytes_sent",
+        # timing
+        "start", "start_wall",
+        # logging
+        "logged", "error_pages_done",
+    )
+
+    def __init__(self, conn, method: str, request_uri: str, http_version: str,
+                 headers: list, hdr: dict) -> None:
+        self.conn = conn
+        self.method = method
+        self.request_uri = request_uri
+        self.http_version = http_version
+        self.http_minor = 1 if http_version == "1.1" else 0
+        self.keep_alive = True
+        self.headers = headers
+        self.hdr = hdr
+        self.host = ""
+        self.request_length = 0
+        self.uri = "/"
+        self.args = None
+        self.captures = ()
+        self.server = None
+        self.loc = None
+        self.conf = None
+        self.internal = False
+        self.vars = None
+        self.status = 0
+        self.resp_headers = None
+        self.body_bytes_sent = 0
+        self.bytes_sent = 0
+        self.content_length_in = None
+        self.body_chunked = False
+        self.proxy_host = ""
+        self.upstream_addr = None
+        self.upstream_status = None
+        self.upstream_response_time = None
+        self.upstream_connect_time = None
+        self.upstream_header_time = None
+        self.upstream_headers = None
+        self.upstream_bytes_received = 0
+        self.upstream_bytes_sent = 0
+        self.start = time.monotonic()
+        self.start_wall = time.time()
+        self.logged = False
+        self.error_pages_done = False

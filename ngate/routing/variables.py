@@ -1,0 +1,499 @@
+"""nginx variables: a registry of lazy getters, and templates compiled once at config time.
+
+A getter is `f(ctx) -> str | None` (None: the variable is "not found", which renders as "").
+Templates ("$scheme://$host$request_uri") compile to a tuple of parts; rendering is a join.
+Values are str; bytes from the wire are latin-1 decoded (lossless) and re-encoded the same way.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from typing import Callable
+
+from ngate import NGINX_VERSION
+from ngate.errors import ConfigError
+
+Getter = Callable[[object], "str | None"]
+
+_VAR_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
+
+
+class Template:
+    """A compiled value with variables. `render(ctx)` returns str."""
+    __slots__ = ("text", "parts", "static", "_single")
+
+    def __init__(self, text: str, parts: tuple) -> None:
+        self.text = text
+        self.parts = parts
+        self.static = all(isinstance(p, str) for p in parts)
+        self._single = parts[0] if len(parts) == 1 and not self.static else None
+
+    def render(self, ctx) -> str:
+        if self.static:
+            return self.text
+        if self._single is not None:
+            v = self._single(ctx)
+            return "" if v is None else v
+        out = []
+        for p in self.parts:
+            if p.__class__ is str:
+                out.append(p)
+            else:
+                v = p(ctx)
+                if v:
+                    out.append(v)
+        return "".join(out)
+
+    def __repr__(self) -> str:
+        return f"Template({self.text!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Template) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+# ---------------------------------------------------------------- registry
+
+BUILTINS: dict[str, Getter] = {}
+PREFIXED: dict[str, Callable[[str], Getter]] = {}
+
+
+def builtin(name: str):
+    def deco(f):
+        BUILTINS[name] = f
+        return f
+    return deco
+
+
+def prefixed(prefix: str):
+    def deco(f):
+        PREFIXED[prefix] = f
+        return f
+    return deco
+
+
+def lookup(name: str, user_vars: "set[str] | frozenset[str]" = frozenset(), where=None) -> Getter:
+    """The getter for `$name`. `user_vars` are names made by `set` and `map` (read from ctx.vars)."""
+    if name.isdigit():
+        n = int(name)
+        return lambda ctx: _capture(ctx, n)
+    if name in user_vars:
+        return _user_getter(name)
+    g = BUILTINS.get(name)
+    if g is not None:
+        return g
+    for prefix, make in PREFIXED.items():
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return make(name[len(prefix):])
+    raise ConfigError(f'unknown "{name}" variable', where)
+
+
+def compile_template(text: str, user_vars=frozenset(), where=None) -> Template:
+    parts: list = []
+    pos = 0
+    for m in _VAR_RE.finditer(text):
+        if m.start() > pos:
+            parts.append(text[pos:m.start()])
+        parts.append(lookup(m.group(1) or m.group(2), user_vars, where))
+        pos = m.end()
+    if pos < len(text):
+        parts.append(text[pos:])
+    if "$" in text and not any(callable(p) for p in parts):
+        # a lone "$" with nothing valid after it
+        if re.search(r"\$(?![A-Za-z0-9_{])", text):
+            raise ConfigError(f'invalid variable name in "{text}"', where)
+    if not parts:
+        parts = [""]
+    return Template(text, tuple(parts))
+
+
+def has_variables(text: str) -> bool:
+    return _VAR_RE.search(text) is not None
+
+
+# ---------------------------------------------------------------- user variables (set / map)
+
+# map blocks by variable name; set by the config compiler at load (per Config; one active per worker)
+MAPS: dict = {}
+
+
+def _user_getter(name: str) -> Getter:
+    def get(ctx, name=name):
+        vs = ctx.vars
+        if vs is not None and name in vs:
+            return vs[name]
+        m = MAPS.get(name)
+        if m is not None:
+            from ngate.routing.maps import evaluate_map
+            v = evaluate_map(m, ctx)
+            if not m.volatile:
+                if vs is None:
+                    ctx.vars = vs = {}
+                vs[name] = v
+            return v
+        return None
+    return get
+
+
+def _capture(ctx, n: int):
+    caps = ctx.captures
+    if n == 0:
+        return caps[0] if caps else None
+    if caps and n < len(caps):
+        return caps[n]
+    return None
+
+
+# ---------------------------------------------------------------- request headers & args
+
+def _hdr(name: bytes) -> Getter:
+    def get(ctx):
+        v = ctx.hdr.get(name)
+        return None if v is None else v.decode("latin-1")
+    return get
+
+
+@prefixed("http_")
+def _http(suffix: str) -> Getter:
+    key = suffix.lower().replace("_", "-").encode("latin-1")
+    if key == b"cookie":
+        def get_cookie(ctx):
+            vals = [v for n, v in ctx.headers if n.lower() == b"cookie"]
+            return "; ".join(v.decode("latin-1") for v in vals) if vals else None
+        return get_cookie
+    return _hdr(key)
+
+
+@prefixed("arg_")
+def _arg(suffix: str) -> Getter:
+    want = suffix.lower()
+
+    def get(ctx):
+        a = ctx.args
+        if not a:
+            return None
+        for pair in a.split("&"):
+            k, _, v = pair.partition("=")
+            if k.lower() == want:
+                return v
+        return None
+    return get
+
+
+@prefixed("cookie_")
+def _cookie(suffix: str) -> Getter:
+    want = suffix
+
+    def get(ctx):
+        for n, v in ctx.headers:
+            if n.lower() == b"cookie":
+                for part in v.decode("latin-1").split(";"):
+                    k, _, val = part.strip().partition("=")
+                    if k == want:
+                        return val
+        return None
+    return get
+
+
+@prefixed("sent_http_")
+def _sent_http(suffix: str) -> Getter:
+    key = suffix.lower().replace("_", "-").encode("latin-1")
+
+    def get(ctx):
+        for n, v in ctx.resp_headers or ():
+            if n.lower() == key:
+                return v.decode("latin-1")
+        return None
+    return get
+
+
+@prefixed("upstream_http_")
+def _upstream_http(suffix: str) -> Getter:
+    key = suffix.lower().replace("_", "-").encode("latin-1")
+
+    def get(ctx):
+        for n, v in ctx.upstream_headers or ():
+            if n.lower() == key:
+                return v.decode("latin-1")
+        return None
+    return get
+
+
+# ---------------------------------------------------------------- builtins
+
+@builtin("remote_addr")
+def _remote_addr(ctx):
+    return ctx.conn.remote_addr
+
+
+@builtin("remote_port")
+def _remote_port(ctx):
+    return ctx.conn.remote_port
+
+
+@builtin("server_addr")
+def _server_addr(ctx):
+    return ctx.conn.server_addr
+
+
+@builtin("server_port")
+def _server_port(ctx):
+    return ctx.conn.server_port
+
+
+@builtin("binary_remote_addr")
+def _binary_remote_addr(ctx):
+    try:
+        fam = socket.AF_INET6 if ":" in ctx.conn.remote_addr else socket.AF_INET
+        return socket.inet_pton(fam, ctx.conn.remote_addr).decode("latin-1")
+    except (OSError, ValueError):
+        return None
+
+
+@builtin("connection")
+def _connection(ctx):
+    return str(ctx.conn.number)
+
+
+@builtin("connection_requests")
+def _connection_requests(ctx):
+    return str(ctx.conn.requests)
+
+
+@builtin("scheme")
+def _scheme(ctx):
+    return ctx.conn.scheme
+
+
+@builtin("https")
+def _https(ctx):
+    return "on" if ctx.conn.scheme == "https" else ""
+
+
+@builtin("host")
+def _host(ctx):
+    return ctx.host
+
+
+@builtin("hostname")
+def _hostname(ctx):
+    return HOSTNAME
+
+
+@builtin("request_method")
+def _request_method(ctx):
+    return ctx.method
+
+
+@builtin("request_uri")
+def _request_uri(ctx):
+    return ctx.request_uri
+
+
+@builtin("uri")
+@builtin("document_uri")
+def _uri(ctx):
+    return ctx.uri
+
+
+@builtin("args")
+@builtin("query_string")
+def _args(ctx):
+    return ctx.args
+
+
+@builtin("is_args")
+def _is_args(ctx):
+    return "?" if ctx.args else ""
+
+
+@builtin("request")
+def _request(ctx):
+    return f"{ctx.method} {ctx.request_uri} HTTP/{ctx.http_version}"
+
+
+@builtin("server_protocol")
+def _server_protocol(ctx):
+    return f"HTTP/{ctx.http_version}"
+
+
+@builtin("server_name")
+def _server_name(ctx):
+    return ctx.server.names.first if ctx.server is not None else ""
+
+
+@builtin("content_type")
+def _content_type(ctx):
+    v = ctx.hdr.get(b"content-type")
+    return None if v is None else v.decode("latin-1")
+
+
+@builtin("content_length")
+def _content_length(ctx):
+    v = ctx.hdr.get(b"content-length")
+    return None if v is None else v.decode("latin-1")
+
+
+@builtin("request_length")
+def _request_length(ctx):
+    return str(ctx.request_length)
+
+
+@builtin("status")
+def _status(ctx):
+    return "%03d" % ctx.status if ctx.status else "000"
+
+
+@builtin("body_bytes_sent")
+def _body_bytes_sent(ctx):
+    return str(ctx.body_bytes_sent)
+
+
+@builtin("bytes_sent")
+def _bytes_sent(ctx):
+    return str(ctx.bytes_sent)
+
+
+@builtin("request_time")
+def _request_time(ctx):
+    return "%.3f" % (time.monotonic() - ctx.start)
+
+
+@builtin("msec")
+def _msec(ctx):
+    return "%.3f" % time.time()
+
+
+@builtin("time_local")
+def _time_local(ctx):
+    return time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime())
+
+
+@builtin("time_iso8601")
+def _time_iso8601(ctx):
+    t = time.localtime()
+    z = time.strftime("%z", t)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + z[:3] + ":" + z[3:]
+
+
+@builtin("pid")
+def _pid(ctx):
+    return str(os.getpid())
+
+
+@builtin("nginx_version")
+def _nginx_version(ctx):
+    return NGINX_VERSION
+
+
+@builtin("proxy_host")
+def _proxy_host(ctx):
+    return ctx.proxy_host
+
+
+@builtin("proxy_port")
+def _proxy_port(ctx):
+    h = ctx.proxy_host
+    if ":" in h:
+        return h.rsplit(":", 1)[1]
+    return "443" if ctx.loc and ctx.conf.proxy_pass and ctx.conf.proxy_pass.scheme == "https" else "80"
+
+
+@builtin("proxy_add_x_forwarded_for")
+def _proxy_add_xff(ctx):
+    v = ctx.hdr.get(b"x-forwarded-for")
+    if v is None:
+        return ctx.conn.remote_addr
+    return v.decode("latin-1") + ", " + ctx.conn.remote_addr
+
+
+@builtin("upstream_addr")
+def _upstream_addr(ctx):
+    return ctx.upstream_addr
+
+
+@builtin("upstream_status")
+def _upstream_status(ctx):
+    return ctx.upstream_status
+
+
+@builtin("upstream_response_time")
+def _upstream_response_time(ctx):
+    return ctx.upstream_response_time
+
+
+@builtin("upstream_connect_time")
+def _upstream_connect_time(ctx):
+    return ctx.upstream_connect_time
+
+
+@builtin("upstream_header_time")
+def _upstream_header_time(ctx):
+    return ctx.upstream_header_time
+
+
+@builtin("upstream_bytes_received")
+def _upstream_bytes_received(ctx):
+    return str(ctx.upstream_bytes_received) if ctx.upstream_addr else None
+
+
+@builtin("upstream_bytes_sent")
+def _upstream_bytes_sent(ctx):
+    return str(ctx.upstream_bytes_sent) if ctx.upstream_addr else None
+
+
+@builtin("document_root")
+def _document_root(ctx):
+    root = ctx.conf.root if ctx.conf is not None else None
+    return root.render(ctx) if root is not None else None
+
+
+@builtin("realpath_root")
+def _realpath_root(ctx):
+    r = _document_root(ctx)
+    return os.path.realpath(r) if r else None
+
+
+@builtin("request_filename")
+def _request_filename(ctx):
+    r = _document_root(ctx)
+    return (r or "") + ctx.uri
+
+
+@builtin("request_body")
+def _request_body(ctx):
+    return None
+
+
+@builtin("remote_user")
+def _remote_user(ctx):
+    return None
+
+
+@builtin("http_referer")
+def _referer(ctx):
+    v = ctx.hdr.get(b"referer")
+    return None if v is None else v.decode("latin-1")
+
+
+@builtin("http_user_agent")
+def _ua(ctx):
+    v = ctx.hdr.get(b"user-agent")
+    return None if v is None else v.decode("latin-1")
+
+
+@builtin("fastcgi_script_name")
+def _fastcgi_script_name(ctx):
+    return ctx.uri
+
+
+@builtin("fastcgi_path_info")
+def _fastcgi_path_info(ctx):
+    return ""
+
+
+HOSTNAME = socket.gethostname()
