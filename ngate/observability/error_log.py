@@ -1,0 +1,203 @@
+"""nginx's error log: `YYYY/MM/DD HH:MM:SS [level] pid#tid: *conn message`.
+
+One process-wide log with several targets (files opened for append, or `stderr`), each with its
+own minimum level. Lines are written with a single os.write() on an O_APPEND descriptor, so lines
+from the master and its workers never interleave.
+
+Two phases, as in nginx:
+- startup (`use_startup_log`): before the configuration is loaded, the log is the `-e` file, or
+  `stderr`, or (default) the console only. Messages at warn or worse are also echoed to stderr as
+  `ngate: [emerg] message` unless a target already is stderr (nginx's ngx_use_stderr).
+- running (`configure(config)`): the main-level `error_log` directives; `-e` only matters when
+  the configuration has none.
+
+The request path calls the module functions: `error_log.error(msg, conn_number)`; `enabled(level)`
+is a cheap pre-check before building an expensive message.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
+_RANK = {name: i for i, name in enumerate(LEVELS)}
+_CONSOLE_MAX = _RANK["warn"]
+PROGRAM = "ngate"
+
+
+class _Target:
+    __slots__ = ("path", "fd", "rank")
+
+    def __init__(self, path: str, rank: int) -> None:
+        self.path = path
+        self.rank = rank
+        self.fd = 2 if path == "stderr" else _open(path)
+
+    def close(self) -> None:
+        if self.fd != 2:
+            os.close(self.fd)
+
+
+def _open(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+class ErrorLog:
+    __slots__ = ("targets", "console", "max_rank", "pid", "_sec", "_stamp")
+
+    def __init__(self) -> None:
+        self.targets: list[_Target] = []
+        self.console = True
+        self.max_rank = _RANK["notice"]
+        self.pid = os.getpid()
+        self._sec = -1
+        self._stamp = ""
+
+    def set_targets(self, specs, console: bool) -> None:
+        """Open the new targets first, so a failure leaves the log as it was."""
+        new = []
+        try:
+            for path, level in specs:
+                new.append(_Target(path, _RANK[level]))
+        except OSError:
+            for t in new:
+                t.close()
+            raise
+        old, self.targets = self.targets, new
+        for t in old:
+            t.close()
+        self.console = console and not any(t.fd == 2 for t in new)
+        ranks = [t.rank for t in new]
+        if self.console:
+            ranks.append(_CONSOLE_MAX)
+        self.max_rank = max(ranks, default=-1)
+
+    def reopen(self) -> None:
+        self.set_targets([(t.path, LEVELS[t.rank]) for t in self.targets], self.console)
+
+    def enabled(self, level: str) -> bool:
+        return _RANK[level] <= self.max_rank
+
+    def log(self, level: str, message: str, conn_number: int | None = None) -> None:
+        rank = _RANK[level]
+        if rank > self.max_rank:
+            return
+        if self.console and rank <= _CONSOLE_MAX:
+            os.write(2, f"{PROGRAM}: [{level}] {message}\n".encode("utf-8", "replace"))
+        if not self.targets:
+            return
+        conn = f"*{conn_number} " if conn_number is not None else ""
+        line = f"{self._timestamp()} [{level}] {self.pid}#{self.pid}: {conn}{message}\n"
+        data = line.encode("utf-8", "replace")
+        for t in self.targets:
+            if rank <= t.rank:
+                try:
+                    os.write(t.fd, data)
+                except OSError:
+                    pass
+
+    def _timestamp(self) -> str:
+        now = int(time.time())
+        if now != self._sec:
+            self._sec = now
+            self._stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(now))
+        return self._stamp
+
+    def _after_fork(self) -> None:
+        self.pid = os.getpid()
+
+
+LOG = ErrorLog()
+os.register_at_fork(after_in_child=LOG._after_fork)
+
+
+def startup_path(error_log_option: str | None, prefix: str) -> str | None:
+    """The `-e` value as a path: `stderr`, an absolute path, or one relative to the prefix."""
+    if error_log_option is None or error_log_option == "stderr":
+        return error_log_option
+    return os.path.join(prefix, error_log_option)
+
+
+def use_startup_log(path: str | None) -> None:
+    """Before the config is loaded: the -e target (if any) at notice level, echoing to the console."""
+    LOG.set_targets([(path, "notice")] if path else [], console=True)
+
+
+def configure(config, startup: str | None = None, console: bool = False) -> None:
+    """Switch to the configuration's main-level error_log; `startup` (-e) when it has none.
+
+    Raises OSError when a file cannot be opened; the previous targets then stay in place.
+    """
+    specs = [(e.path, e.level) for e in config.main.error_log]
+    if not specs:
+        specs = [(startup or "stderr", "error")]
+    LOG.set_targets(specs, console)
+
+
+def reopen() -> None:
+    LOG.reopen()
+
+
+def enabled(level: str) -> bool:
+    return LOG.enabled(level)
+
+
+def log(level: str, message: str, conn_number: int | None = None) -> None:
+    LOG.log(level, message, conn_number)
+
+
+def _at(level: str):
+    def write(message: str, conn_number: int | None = None) -> None:
+        LOG.log(level, message, conn_number)
+    write.__name__ = level
+    return write
+
+
+emerg = _at("emerg")
+alert = _at("alert")
+crit = _at("crit")
+error = _at("error")
+warn = _at("warn")
+notice = _at("notice")
+info = _at("info")
+debug = _at("debug")
+
+
+def os_error(err: OSError) -> str:
+    """nginx's `(98: Address already in use)` suffix."""
+    return f"({err.errno}: {os.strerror(err.errno)})" if err.errno else f"({err})"
+
+
+def request_suffix(ctx, upstream_uri: str | None = None) -> str:
+    """nginx's context for request errors (ngx_http_log_error_handler):
+
+    `, client: 1.2.3.4, server: name, request: "GET / HTTP/1.1", upstream: "http://a:1/",
+    host: "x", referrer: "y"`
+    """
+    parts = []
+    conn = ctx.conn
+    if conn is not None:
+        parts.append(f", client: {getattr(conn, 'remote_addr', '')}")
+    if ctx.server is not None:
+        parts.append(f", server: {ctx.server.names.first}")
+    if ctx.method:
+        parts.append(f', request: "{ctx.method} {ctx.request_uri} HTTP/{ctx.http_version}"')
+    if ctx.upstream_addr:
+        scheme = _upstream_scheme(ctx)
+        uri = ctx.request_uri if upstream_uri is None else upstream_uri
+        peer = ctx.upstream_addr.rsplit(", ", 1)[-1]
+        parts.append(f', upstream: "{scheme}{peer}{uri}"')
+    hdr = ctx.hdr or {}
+    for name, label in ((b"host", "host"), (b"referer", "referrer")):
+        value = hdr.get(name)
+        if value is not None:
+            parts.append(f', {label}: "{value.decode("latin-1")}"')
+    return "".join(parts)
+
+
+def _upstream_scheme(ctx) -> str:
+    conf = ctx.conf
+    if conf is not None and conf.proxy_pass is None and conf.fastcgi_pass is not None:
+        return "fastcgi://"
+    pp = conf.proxy_pass if conf is not None else None
+    return f"{pp.scheme}://" if pp is not None else "http://"

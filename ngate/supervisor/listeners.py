@@ -1,0 +1,136 @@
+"""Listening sockets, bound by the master before workers start and kept across reloads.
+
+`Listeners` maps a listen key (Listen.key) to a list of bound sockets: one socket, or, with
+`reuseport`, one SO_REUSEPORT socket per worker (worker i accepts on socket i).
+On reload, `rebind(config)` keeps the sockets whose key is still used, binds the new keys and
+returns the sockets of dropped keys for the caller to close once the old workers are told to stop.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import stat
+
+from ngate.observability.error_log import os_error
+
+
+class BindError(Exception):
+    """`bind() to 127.0.0.1:80 failed (98: Address already in use)`."""
+
+
+def listen_text(listen) -> str:
+    if listen.unix:
+        return f"unix:{listen.unix}"
+    if ":" in listen.host:
+        return f"[{listen.host}]:{listen.port}"
+    return f"{listen.host}:{listen.port}"
+
+
+def config_listens(config) -> dict:
+    """key -> the Listen that defines the socket (the first one seen, as nginx does)."""
+    found = {}
+    for server in config.servers:
+        for listen in server.listens:
+            found.setdefault(listen.key, listen)
+    return found
+
+
+def bind_one(listen) -> socket.socket:
+    if listen.unix:
+        return _bind_unix(listen)
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if listen.reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listen.ipv6only))
+        _bind(sock, (listen.host, listen.port), listen)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _bind_unix(listen) -> socket.socket:
+    try:
+        if stat.S_ISSOCK(os.lstat(listen.unix).st_mode):
+            os.unlink(listen.unix)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        _bind(sock, listen.unix, listen)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _bind(sock: socket.socket, address, listen) -> None:
+    try:
+        sock.bind(address)
+    except OSError as err:
+        raise BindError(f"bind() to {listen_text(listen)} failed {os_error(err)}") from None
+    try:
+        sock.listen(listen.backlog)
+    except OSError as err:
+        raise BindError(f"listen() to {listen_text(listen)}, backlog {listen.backlog} "
+                        f"failed {os_error(err)}") from None
+    sock.setblocking(False)
+
+
+class Listeners:
+    def __init__(self) -> None:
+        self.sockets: dict[tuple, list[socket.socket]] = {}
+        self.reuseport: dict[tuple, bool] = {}
+
+    def rebind(self, config) -> list[socket.socket]:
+        """Make the sockets match `config`; return the dropped sockets (not yet closed).
+
+        On BindError nothing changes: sockets bound so far for this config are closed.
+        """
+        workers = max(1, config.main.worker_processes)
+        wanted = config_listens(config)
+        kept: dict[tuple, list[socket.socket]] = {}
+        fresh: list[socket.socket] = []
+        try:
+            for key, listen in wanted.items():
+                count = workers if listen.reuseport else 1
+                same_kind = self.reuseport.get(key) == listen.reuseport
+                have = self.sockets.get(key, [])[:count] if same_kind else []
+                new = []
+                for _ in range(count - len(have)):
+                    new.append(bind_one(listen))
+                    fresh.append(new[-1])
+                kept[key] = have + new
+        except BaseException:
+            close_sockets(fresh)
+            raise
+        still = {id(s) for socks in kept.values() for s in socks}
+        dropped = [s for socks in self.sockets.values() for s in socks if id(s) not in still]
+        self.sockets = kept
+        self.reuseport = {key: listen.reuseport for key, listen in wanted.items()}
+        return dropped
+
+    def for_worker(self, index: int) -> dict:
+        """key -> the socket worker `index` accepts on."""
+        return {key: socks[index % len(socks)] for key, socks in self.sockets.items()}
+
+    def close(self) -> None:
+        for socks in self.sockets.values():
+            close_sockets(socks)
+        self.sockets = {}
+
+
+def close_sockets(socks) -> None:
+    """Close sockets; a unix socket's file goes with it."""
+    for s in socks:
+        path = s.getsockname() if s.family == socket.AF_UNIX else None
+        s.close()
+        if path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass

@@ -1,0 +1,111 @@
+"""A worker process: one uvloop loop running a WorkerRuntime on the inherited listening sockets.
+
+Signals (as nginx's worker):
+  QUIT       graceful: stop accepting, close idle keep-alive connections, drain in-flight ones
+             (up to worker_shutdown_timeout, then abort them), exit 0
+  TERM, INT  fast: abort every connection, exit 0
+  USR1       reopen logs
+  HUP        ignored (the master reloads)
+The worker also exits when its master disappears (its parent pid changes).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from ngate.observability import error_log
+
+PARENT_CHECK_INTERVAL = 1.0
+_WORKER_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP,
+                   signal.SIGCHLD)
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.new_event_loop()
+
+
+def run_worker(config, sockets: dict, master_pid: int | None) -> int:
+    """Run one worker until it is told to stop; return its exit code.
+
+    `master_pid` None: no master (master_process off); the process itself is the server.
+    """
+    for sig in _WORKER_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(_Worker(config, sockets, loop, master_pid).run())
+    finally:
+        loop.close()
+
+
+class _Worker:
+    def __init__(self, config, sockets, loop, master_pid) -> None:
+        from ngate.server.runtime import WorkerRuntime
+        self.config = config
+        self.loop = loop
+        self.master_pid = master_pid
+        self.runtime = WorkerRuntime(config, sockets, loop)
+        self.done = loop.create_future()
+        self.stopping = False
+
+    async def run(self) -> int:
+        loop = self.loop
+        loop.add_signal_handler(signal.SIGQUIT, self.graceful)
+        loop.add_signal_handler(signal.SIGTERM, self.fast)
+        loop.add_signal_handler(signal.SIGINT, self.fast)
+        loop.add_signal_handler(signal.SIGUSR1, self.reopen)
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        await self.runtime.start()
+        if self.master_pid is not None:
+            loop.call_later(PARENT_CHECK_INTERVAL, self.check_parent)
+        code = await self.done
+        error_log.notice("exit")
+        return code
+
+    def graceful(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        error_log.notice("gracefully shutting down")
+        self.loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        rt = self.runtime
+        rt.stop_accepting()
+        error_log.notice("exiting")
+        rt.close_idle()
+        timeout = self.config.main.worker_shutdown_timeout or None
+        await rt.drain(timeout)
+        self._finish(0)
+
+    def fast(self) -> None:
+        error_log.notice("exiting")
+        self.stopping = True
+        self.runtime.abort()
+        self._finish(0)
+
+    def reopen(self) -> None:
+        error_log.notice("reopening logs")
+        try:
+            error_log.reopen()
+        except OSError as err:
+            error_log.alert(f"reopen() of error log failed {error_log.os_error(err)}")
+        self.runtime.reopen_logs()
+
+    def check_parent(self) -> None:
+        if os.getppid() != self.master_pid:
+            error_log.alert("master process exited, worker exiting")
+            self.fast()
+            return
+        self.loop.call_later(PARENT_CHECK_INTERVAL, self.check_parent)
+
+    def _finish(self, code: int) -> None:
+        if not self.done.done():
+            self.done.set_result(code)
