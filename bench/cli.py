@@ -1,0 +1,208 @@
+"""`python -m bench`: start backends, then each proxy in turn (A, B, A, B), drive loads, report.
+
+Order per figure: for each run, nginx then ngate, each started fresh from the same nginx.conf and
+stopped afterwards (so peak RSS belongs to that load alone); a direct run against the backend is
+added once per figure as the ceiling of the load+backend CPU.
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from . import conf, loads, procs, report
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NGINX = "/usr/sbin/nginx"
+
+
+class Harness:
+    """What a load function needs: durations, CPUs, the process registry, helpers to run loads."""
+
+    def __init__(self, args, registry, plan):
+        self.duration, self.idle_conns = args.duration, args.idle_conns
+        self.lat_rate, self.ws_procs = args.lat_rate, args.ws_procs
+        self.procs, self.root = registry, ROOT
+        self.proxy_cpu, self.load_cpu = plan if plan else (None, None)
+
+    def python_load(self, module, *argv):
+        return self.python_load_parallel(1, module, *argv)[0]
+
+    def python_load_parallel(self, n, module, *argv):
+        ps = [self.procs.start([sys.executable, "-m", module, *argv], cpu=self.load_cpu,
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        try:
+            outs = [p.communicate(timeout=self.duration + 60)[0] for p in ps]
+        finally:
+            for p in ps:
+                self.procs.stop(p)
+        if any(p.returncode for p in ps):
+            raise RuntimeError(f"{module} failed (exit {[p.returncode for p in ps]})")
+        return [json.loads(o.strip().splitlines()[-1]) for o in outs]
+
+
+def proxy_argv(name, prefix, conf_path):
+    common = ["-p", prefix + "/", "-c", conf_path, "-g", "daemon off;"]
+    if name == "nginx":
+        return [NGINX, *common]
+    return [sys.executable, "-m", "ngate", *common]
+
+
+class Proxy:
+    """One proxy process tree, started from the shared nginx.conf, ready once `GET /` is 200."""
+
+    def __init__(self, h, name, prefix, conf_path, port):
+        self.h, self.name, self.port, self.prefix = h, name, port, prefix
+        log = open(os.path.join(prefix, "logs", f"{name}.out"), "ab")
+        self.proc = h.procs.start(proxy_argv(name, prefix, conf_path), cpu=h.proxy_cpu,
+                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        try:
+            self._wait_ready()
+        except Exception:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError as e:
+                last = e
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s ({last}): {self.log_tail()}")
+
+    def log_tail(self):
+        out = []
+        for name in (f"{self.name}.out", "error.log"):
+            try:
+                with open(os.path.join(self.prefix, "logs", name), errors="replace") as f:
+                    out.append(f.read()[-600:])
+            except OSError:
+                pass
+        return " | ".join(s.strip() for s in out if s.strip())
+
+    def stop(self):
+        self.h.procs.stop(self.proc)
+
+
+def start_backends(h):
+    prefix = h.procs.tempdir("bench-backend-")
+    http_port, ws_port = procs.free_port(), procs.free_port()
+    path = conf.write_backend(prefix, http_port)
+    p = h.procs.start([NGINX, "-p", prefix + "/", "-c", path, "-g", "daemon off;"],
+                      cpu=h.load_cpu, stderr=subprocess.DEVNULL)
+    procs.wait_port(http_port, proc=p)
+    p = h.procs.start([sys.executable, "-m", "bench.wsecho", str(ws_port)], cpu=h.load_cpu, cwd=ROOT)
+    procs.wait_port(ws_port, proc=p)
+    return http_port, ws_port
+
+
+def measure(h, fig, port, pid):
+    """One run of one figure; errors become a record, not an abort."""
+    try:
+        if pid is None:
+            return fig.fn(h, port, None)
+        with procs.Monitor(pid) as mon:
+            out = fig.fn(h, port, pid)
+        return {**out, "peak_rss_kb": mon.peak_kb, "cpu_pct": mon.cpu_pct}
+    except Exception as e:  # a failing proxy is a result: record it and go on
+        return {"value": None, "error": f"{type(e).__name__}: {e}"}
+
+
+def run_figure(h, fig, args, ports, proxy_prefix, conf_path):
+    http_port, ws_port, proxy_port = ports
+    runs = {name: [] for name in args.proxies}
+    if fig.direct and not args.no_direct:
+        runs["direct"] = [measure(h, fig, ws_port if fig.name.startswith("ws") else http_port, None)]
+    for i in range(args.runs):
+        for name in args.proxies:
+            try:
+                proxy = Proxy(h, name, proxy_prefix, conf_path, proxy_port)
+            except Exception as e:
+                runs[name].append({"value": None, "error": f"start: {e}"})
+                continue
+            try:
+                runs[name].append(measure(h, fig, proxy_port, proxy.proc.pid))
+            finally:
+                proxy.stop()
+            r = runs[name][-1]
+            print(f"  {fig.name:<20} run {i + 1}/{args.runs} {name:<6} "
+                  + (f"{r['value']:.6g} {fig.unit}" if r["value"] is not None else r["error"][:150]),
+                  file=sys.stderr, flush=True)
+    return runs
+
+
+def parse_args(argv=None):
+    names = [f.name for f in loads.FIGURES]
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", help="comma-separated figures: " + ",".join(names))
+    ap.add_argument("--runs", type=int, default=3, help="runs per proxy, alternated (default 3)")
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per load (default 5)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: --runs 1 --duration 2")
+    ap.add_argument("--idle-conns", type=int, default=5000, help="idle tunnels for ws_idle_rss")
+    ap.add_argument("--lat-rate", type=int, default=1000, help="req/s for http_p99 (default 1000)")
+    ap.add_argument("--ws-procs", type=int, default=1, help="client processes for ws loads")
+    ap.add_argument("--proxies", default="nginx,ngate", help="default nginx,ngate")
+    ap.add_argument("--no-direct", action="store_true", help="skip the no-proxy baseline runs")
+    ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.runs, args.duration = 1, 2.0
+    args.proxies = args.proxies.split(",")
+    wanted = args.only.split(",") if args.only else names
+    unknown = set(wanted) - set(names)
+    if unknown:
+        ap.error(f"unknown figures: {', '.join(sorted(unknown))}")
+    args.figures = [f for f in loads.FIGURES if f.name in wanted]
+    return args
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    fd_limit = procs.raise_fd_limit()
+    if fd_limit < 2 * args.idle_conns + 1000:
+        args.idle_conns = (fd_limit - 1000) // 2
+    plan = procs.pin_plan()
+    if plan:
+        os.sched_setaffinity(0, {plan[1]})
+    registry = procs.Procs()
+    h = Harness(args, registry, plan)
+    meta = report.meta(args, plan, fd_limit, ROOT)
+    print(report.describe(meta), file=sys.stderr, flush=True)
+    results = {}
+    try:
+        http_port, ws_port = start_backends(h)
+        prefix = registry.tempdir("bench-proxy-")
+        proxy_port = procs.free_port()
+        conf_path = conf.write_proxy(prefix, proxy_port, http_port, ws_port)
+        with open(conf_path) as f:
+            meta["nginx_conf"] = f.read()
+        for fig in args.figures:
+            results[fig.name] = run_figure(h, fig, args, (http_port, ws_port, proxy_port),
+                                           prefix, conf_path)
+    except KeyboardInterrupt:
+        print("interrupted: cleaning up, reporting what was measured", file=sys.stderr)
+    finally:
+        registry.close()
+    summary = report.summarize(args.figures, results, args.proxies)
+    print(report.table(summary, meta))
+    paths = report.save(args.out, meta, summary, results, chart=not args.no_chart)
+    for p in paths:
+        print(f"wrote {p}")

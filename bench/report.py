@@ -1,0 +1,151 @@
+"""Summaries (medians and ratios), the stdout table, the JSON file and the PNG chart of ratios."""
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+
+def meta(args, plan, fd_limit, root):
+    def cmd(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, cwd=root, timeout=10)
+            return (r.stdout + r.stderr).strip()
+        except OSError as e:
+            return str(e)
+    return {
+        "timestamp": time.strftime("%Y%m%d-%H%M%S"),
+        "argv": sys.argv[1:], "runs": args.runs, "duration_s": args.duration,
+        "idle_conns": args.idle_conns, "lat_rate": args.lat_rate, "ws_procs": args.ws_procs,
+        "pinning": ({"proxy_cpu": plan[0], "load_and_backends_cpu": plan[1]} if plan else None),
+        "fd_limit": fd_limit, "cpus": os.cpu_count(), "kernel": platform.release(),
+        "python": sys.version.split()[0], "nginx": cmd(["/usr/sbin/nginx", "-v"]),
+        "wrk": cmd(["wrk", "-v"]).splitlines()[0] if cmd(["wrk", "-v"]) else "",
+        "ngate_commit": cmd(["git", "rev-parse", "--short", "HEAD"]),
+    }
+
+
+def describe(m):
+    pin = (f"proxy pinned to CPU {m['pinning']['proxy_cpu']}, loads + backends to CPU "
+           f"{m['pinning']['load_and_backends_cpu']} (taskset)" if m["pinning"]
+           else "NOT pinned (fewer than 2 CPUs)")
+    return (f"bench: {m['runs']} run(s) x {m['duration_s']:g}s per proxy, alternating; {pin}; "
+            f"fd limit {m['fd_limit']}; {m['nginx']}; ngate {m['ngate_commit']}")
+
+
+def median(runs):
+    values = [r["value"] for r in runs if r.get("value") is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(figures, results, proxies):
+    out = []
+    for fig in figures:
+        runs = results.get(fig.name)
+        if runs is None:
+            continue
+        row = {"name": fig.name, "title": fig.title, "unit": fig.unit, "target": fig.target,
+               "higher_is_better": fig.higher_is_better}
+        for name in [*proxies, "direct"]:
+            rs = runs.get(name, [])
+            row[name] = median(rs)
+            row[f"{name}_peak_rss_mib"] = _med([r.get("peak_rss_kb") for r in rs], 1 / 1024)
+            row[f"{name}_cpu_pct"] = _med([r.get("cpu_pct") for r in rs])
+            row[f"{name}_errors"] = [r["error"] for r in rs if r.get("error")]
+        a, b = row.get("nginx"), row.get("ngate")
+        row["ratio"] = b / a if a and b is not None else None
+        row["meets_target"] = _meets(row["ratio"], fig)
+        out.append(row)
+    return out
+
+
+def _med(values, scale=1.0):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) * scale if values else None
+
+
+def _meets(ratio, fig):
+    if ratio is None or fig.target is None:
+        return None
+    return ratio >= fig.target if fig.higher_is_better else ratio <= fig.target
+
+
+def _fmt(v, digits=4):
+    if v is None:
+        return "-"
+    return f"{v:.{digits}g}" if abs(v) < 10 ** digits else f"{v:.0f}"
+
+
+def table(summary, m):
+    head = ["figure", "unit", "nginx", "ngate", "ngate/nginx", "target", "direct",
+            "RSS MiB nginx", "RSS MiB ngate", "CPU% nginx", "CPU% ngate"]
+    rows = [head]
+    for r in summary:
+        target = "-" if r["target"] is None else (">=" if r["higher_is_better"] else "<=") + f"{r['target']}x"
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x" + (
+            "" if r["meets_target"] is None else (" ok" if r["meets_target"] else " MISS"))
+        rows.append([r["name"], r["unit"], _fmt(r.get("nginx")), _fmt(r.get("ngate")), ratio,
+                     target, _fmt(r.get("direct")),
+                     _fmt(r.get("nginx_peak_rss_mib"), 3), _fmt(r.get("ngate_peak_rss_mib"), 3),
+                     _fmt(r.get("nginx_cpu_pct"), 3), _fmt(r.get("ngate_cpu_pct"), 3)])
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
+    lines = [describe(m), ""]
+    for j, row in enumerate(rows):
+        lines.append("  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))))
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    errors = [(r["name"], p, e) for r in summary for p in ("nginx", "ngate")
+              for e in r.get(f"{p}_errors", [])]
+    for name, p, e in errors:
+        lines.append(f"! {name} {p}: {e[:300]}")
+    lines.append("ratio = ngate/nginx of medians; RSS = peak of master+workers during the load; "
+                 "CPU% = proxy CPU time / wall time (100 = one core saturated); "
+                 "direct = load against the backend alone (ceiling of the load CPU).")
+    return "\n".join(lines)
+
+
+def save(out_dir, m, summary, results, chart=True):
+    os.makedirs(out_dir, exist_ok=True)
+    base = os.path.join(out_dir, m["timestamp"])
+    with open(base + ".json", "w") as f:
+        json.dump({"meta": m, "summary": summary, "runs": results}, f, indent=2)
+    paths = [base + ".json"]
+    if chart and summary:
+        png = plot(summary, base + ".png")
+        if png:
+            paths.append(png)
+    return paths
+
+
+def plot(summary, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing (pip install matplotlib): no chart", file=sys.stderr)
+        return None
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(summary)), 4.5))
+    for i, r in enumerate(summary):
+        ratio = r["ratio"]
+        color = ("tab:gray" if r["meets_target"] is None
+                 else "tab:green" if r["meets_target"] else "tab:red")
+        ax.bar(i, ratio or 0, color=color, width=0.6)
+        ax.text(i, (ratio or 0), "n/a" if ratio is None else f"{ratio:.2f}x",
+                ha="center", va="bottom", fontsize=8)
+        if r["target"] is not None:
+            ax.hlines(r["target"], i - 0.4, i + 0.4, colors="black", linestyles="dashed")
+            ax.text(i + 0.42, r["target"], ("≥" if r["higher_is_better"] else "≤") + f"{r['target']}",
+                    fontsize=7, va="center")
+    ax.axhline(1.0, color="gray", linewidth=0.5)
+    ax.set_xticks(range(len(summary)), [r["name"] for r in summary], rotation=30, ha="right",
+                  fontsize=8)
+    ax.set_ylabel("ngate / nginx (median)")
+    ax.set_title("ngate vs nginx (dashed: target; for latency and RSS lower is better)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
