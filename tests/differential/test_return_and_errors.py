@@ -1,0 +1,119 @@
+"""Answers nginx makes itself: return (text, redirects), error_page (URI, named location, =code),
+proxy_intercept_errors, upstream down (502) and upstream timeout (504)."""
+import pytest
+
+from tests.harness.backend import Reply
+
+CONF = """
+http {
+    server {
+        listen 127.0.0.1:{port};
+        server_name example.test;
+
+        location = /text { return 200 "hello $request_method $uri\n"; }
+        location = /url-only { return http://other.test/only-url; }
+        location = /r301 { return 301 /target?x=1; }
+        location = /r302abs { return 302 http://other.test/abs; }
+        location = /r307 { return 307 https://other.test$request_uri; }
+        location = /r404 { return 404; }
+        location = /r403text { return 403 "forbidden text"; }
+        location = /r204 { return 204; }
+        location = /r500 { return 500; }
+
+        location /down/ {
+            proxy_pass http://127.0.0.1:{dead_port};
+        }
+        location /slow/ {
+            proxy_pass http://127.0.0.1:{backend_port};
+            proxy_read_timeout 1s;
+        }
+        location /ep/ {
+            proxy_pass http://127.0.0.1:{dead_port};
+            error_page 502 /errors/502.txt;
+        }
+        location /ep-named/ {
+            proxy_pass http://127.0.0.1:{dead_port};
+            error_page 502 504 = @fallback;
+        }
+        location /ep-code/ {
+            proxy_pass http://127.0.0.1:{dead_port};
+            error_page 502 =200 /errors/502.txt;
+        }
+        location /intercept/ {
+            proxy_pass http://127.0.0.1:{backend_port};
+            proxy_intercept_errors on;
+            error_page 404 /errors/404.txt;
+            error_page 500 = @fallback;
+        }
+        location /no-intercept/ {
+            proxy_pass http://127.0.0.1:{backend_port};
+            error_page 404 /errors/404.txt;
+        }
+        location /errors/ {
+            internal;
+            return 200 "error page for $request_uri\n";
+        }
+        location @fallback {
+            proxy_pass http://127.0.0.1:{backend_port};
+        }
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def diff(differential):
+    d = differential(CONF)
+    d.backend.route("/slow/x", Reply(delay=3, body=b"late"))
+    d.backend.route("/intercept/missing", Reply(status=404, body=b"backend 404"))
+    d.backend.route("/intercept/broken", Reply(status=500, body=b"backend 500"))
+    d.backend.route("/intercept/fine", Reply(status=200, body=b"backend 200"))
+    d.backend.route("/no-intercept/missing", Reply(status=404, body=b"backend 404"))
+    return d
+
+
+@pytest.mark.parametrize("target", ["/text", "/url-only", "/r301", "/r302abs", "/r307?a=b",
+                                    "/r404", "/r403text", "/r204", "/r500"])
+def test_return(diff, target):
+    diff.check_request("GET", target)
+
+
+@pytest.mark.parametrize("target", ["/text", "/r301", "/r404"])
+def test_return_http10_and_head(diff, target):
+    diff.check_request("GET", target, version="HTTP/1.0")
+    diff.check_request("HEAD", target)
+
+
+def test_return_301_location_is_absolute(diff):
+    out = diff.check_request("GET", "/r301")
+    assert out.response.header("location") == f"http://example.test:{out.port}/target?x=1".encode()
+
+
+def test_upstream_down_is_502(diff):
+    out = diff.check_request("GET", "/down/x")
+    assert out.response.status == 502
+
+
+def test_upstream_timeout_is_504(diff):
+    out = diff.check_request("GET", "/slow/x")
+    assert out.response.status == 504
+
+
+@pytest.mark.parametrize("target", ["/ep/x", "/ep-named/x", "/ep-code/x"])
+def test_error_page(diff, target):
+    diff.check_request("GET", target)
+
+
+def test_error_page_named_location_reaches_backend(diff):
+    out = diff.check_request("GET", "/ep-named/y?q=1")
+    assert out.requests()[0].target == b"/ep-named/y?q=1"
+
+
+@pytest.mark.parametrize("target", ["/intercept/missing", "/intercept/broken", "/intercept/fine",
+                                    "/no-intercept/missing"])
+def test_proxy_intercept_errors(diff, target):
+    diff.check_request("GET", target)
+
+
+def test_internal_location_is_404_from_outside(diff):
+    assert diff.check_request("GET", "/errors/502.txt").response.status == 404
