@@ -1,0 +1,242 @@
+"""access_log: log_format compiled once per AccessLog, lines buffered per file.
+
+A line is the format's literal text plus each variable's value, escaped as nginx does:
+- default: `"`, `\\`, bytes < 0x20 and >= 0x7f become `\\xHH`; a variable that is not found is `-`;
+- json: `"` and `\\` get a backslash, controls become `\\n \\r \\t \\b \\f` or `\\u00HH`;
+  a variable that is not found is empty;
+- none: values as they are; not found is empty.
+
+Files are shared by path (one O_APPEND descriptor for every writer of that path). A line goes to
+the file's buffer; the buffer is written out when it passes 64 KB, or one second after the first
+line that went into it (a timer on the running event loop; without a running loop every line is
+written at once). `flush_all()` at shutdown, `reopen_all()` on USR1.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+
+from ngate.config.model import AccessLog, LogFormat
+from ngate.routing.variables import BUILTINS, compile_template
+
+COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+            '"$http_referer" "$http_user_agent"')
+
+_FLUSH_SIZE = 64 * 1024
+_FLUSH_INTERVAL = 1.0
+
+# ---------------------------------------------------------------- escaping
+
+_DEFAULT_UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+_JSON_UNSAFE = re.compile(r'[\x00-\x1f"\\]')
+_JSON_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f",
+               '"': '\\"', "\\": "\\\\"}
+
+
+def _default_one(m: re.Match) -> str:
+    ch = m.group()
+    data = ch.encode("latin-1") if ord(ch) < 256 else ch.encode("utf-8")
+    return "".join("\\x%02X" % b for b in data)
+
+
+def escape_default(v: str) -> str:
+    """nginx's ngx_http_log_escape."""
+    if _DEFAULT_UNSAFE.search(v) is None:
+        return v
+    return _DEFAULT_UNSAFE.sub(_default_one, v)
+
+
+def _json_one(m: re.Match) -> str:
+    ch = m.group()
+    return _JSON_NAMED.get(ch) or "\\u%04X" % ord(ch)
+
+
+def escape_json(v: str) -> str:
+    """nginx's ngx_escape_json."""
+    if _JSON_UNSAFE.search(v) is None:
+        return v
+    return _JSON_UNSAFE.sub(_json_one, v)
+
+
+_ESCAPES = {"default": (escape_default, "-"), "json": (escape_json, ""), "none": (None, "")}
+
+# ---------------------------------------------------------------- time, formatted once a second
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_clock = {"sec": -1, "local": "", "iso": ""}
+
+
+def _tick() -> dict:
+    now = int(time.time())
+    if now != _clock["sec"]:
+        t = time.localtime(now)
+        z = time.strftime("%z", t)
+        _clock["local"] = "%02d/%s/%d:%02d:%02d:%02d %s" % (
+            t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec, z)
+        _clock["iso"] = "%d-%02d-%02dT%02d:%02d:%02d%s:%s" % (
+            t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, z[:3], z[3:])
+        _clock["sec"] = now
+    return _clock
+
+
+def _time_local(ctx) -> str:
+    return _tick()["local"]
+
+
+def _time_iso8601(ctx) -> str:
+    return _tick()["iso"]
+
+
+_CACHED_GETTERS = {BUILTINS["time_local"]: _time_local, BUILTINS["time_iso8601"]: _time_iso8601}
+
+# ---------------------------------------------------------------- shared files
+
+
+class _LogFile:
+    __slots__ = ("path", "fd", "buf", "timer")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = _open(path)
+        self.buf = bytearray()
+        self.timer = None
+
+    def write(self, line: bytes) -> None:
+        self.buf += line
+        if len(self.buf) >= _FLUSH_SIZE:
+            self.flush()
+        elif self.timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self.timer = loop.call_later(_FLUSH_INTERVAL, self.flush)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.buf:
+            return
+        data = memoryview(bytes(self.buf))
+        self.buf.clear()
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+        except OSError:
+            pass    # a full disk or a closed descriptor must never fail the request path
+
+    def reopen(self) -> None:
+        self.flush()
+        fd = _open(self.path)
+        os.close(self.fd)
+        self.fd = fd
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self.fd)
+
+
+def _open(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+_FILES: dict[str, _LogFile] = {}
+
+
+def _shared_file(path: str) -> _LogFile:
+    f = _FILES.get(path)
+    if f is None:
+        f = _FILES[path] = _LogFile(path)
+    return f
+
+
+def flush_all() -> None:
+    for f in _FILES.values():
+        f.flush()
+
+
+def reopen_all() -> None:
+    for f in _FILES.values():
+        f.reopen()
+
+
+def close_all() -> None:
+    """Flush and close every log file (at exit; a later writer opens its file again)."""
+    while _FILES:
+        _FILES.popitem()[1].close()
+
+
+# ---------------------------------------------------------------- writer
+
+
+def combined_format() -> LogFormat:
+    return LogFormat("combined", compile_template(COMBINED), "default")
+
+
+class AccessLogWriter:
+    """One `access_log` directive: `write(ctx)` appends its line. OSError if the file cannot be
+    opened (nginx refuses the configuration then)."""
+    __slots__ = ("file", "ops", "escape", "missing", "condition")
+
+    def __init__(self, access_log: AccessLog) -> None:
+        fmt = access_log.format or combined_format()
+        self.file = None if access_log.path == "off" else _shared_file(access_log.path)
+        self.escape, self.missing = _ESCAPES[fmt.escape]
+        self.ops = _compile_ops(fmt.template.parts)
+        self.condition = access_log.condition
+
+    def write(self, ctx) -> None:
+        if self.file is None:
+            return
+        cond = self.condition
+        if cond is not None:
+            c = cond.render(ctx)
+            if not c or c == "0":
+                return
+        self.file.write(_encode(self.line(ctx)))
+
+    def line(self, ctx) -> str:
+        """The log line for ctx, with its newline."""
+        out = []
+        escape, missing = self.escape, self.missing
+        for op in self.ops:
+            if op.__class__ is str:
+                out.append(op)
+                continue
+            v = op(ctx)
+            if v is None:
+                out.append(missing)
+            elif v:
+                out.append(escape(v) if escape is not None else v)
+        out.append("\n")
+        return "".join(out)
+
+
+def _compile_ops(parts: tuple) -> tuple:
+    """Literals merged and stored as latin-1 of their UTF-8 (so one encode makes the line);
+    time getters swapped for their once-a-second versions."""
+    ops: list = []
+    for p in parts:
+        if isinstance(p, str):
+            if not p:
+                continue
+            lit = p.encode("utf-8").decode("latin-1")
+            if ops and isinstance(ops[-1], str):
+                ops[-1] += lit
+            else:
+                ops.append(lit)
+        else:
+            ops.append(_CACHED_GETTERS.get(p, p))
+    return tuple(ops)
+
+
+def _encode(line: str) -> bytes:
+    try:
+        return line.encode("latin-1")
+    except UnicodeEncodeError:
+        return "".join(c if ord(c) < 256 else c.encode("utf-8").decode("latin-1")
+                       for c in line).encode("latin-1")
