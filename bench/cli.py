@@ -46,7 +46,7 @@ class Harness:
 
 def proxy_argv(name, prefix, conf_path):
     common = ["-p", prefix + "/", "-c", conf_path, "-g", "daemon off;"]
-    if name == "nginx":
+    if name.startswith("nginx"):  # "nginx2" etc.: an A/A run to see the noise
         return [NGINX, *common]
     return [sys.executable, "-m", "ngate", *common]
 
@@ -81,15 +81,16 @@ class Proxy:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready after {timeout}s ({last}): {self.log_tail()}")
 
-    def log_tail(self):
+    def log_tail(self, lines=2):
+        """Last lines of the proxy's stdout/stderr and error.log, for the failure record."""
         out = []
         for name in (f"{self.name}.out", "error.log"):
             try:
                 with open(os.path.join(self.prefix, "logs", name), errors="replace") as f:
-                    out.append(f.read()[-600:])
+                    out += [ln.strip() for ln in f.read().splitlines()[-lines:] if ln.strip()]
             except OSError:
                 pass
-        return " | ".join(s.strip() for s in out if s.strip())
+        return " | ".join(out)
 
     def stop(self):
         self.h.procs.stop(self.proc)
@@ -112,9 +113,10 @@ def measure(h, fig, port, pid):
     try:
         if pid is None:
             return fig.fn(h, port, None)
-        with procs.Monitor(pid) as mon:
+        with procs.Monitor(pid, h.load_cpu) as mon:
             out = fig.fn(h, port, pid)
-        return {**out, "peak_rss_kb": mon.peak_kb, "cpu_pct": mon.cpu_pct}
+        return {**out, "peak_rss_kb": mon.peak_kb, "cpu_pct": mon.cpu_pct,
+                "load_cpu_pct": mon.load_cpu_pct}
     except Exception as e:  # a failing proxy is a result: record it and go on
         return {"value": None, "error": f"{type(e).__name__}: {e}"}
 
@@ -153,7 +155,8 @@ def parse_args(argv=None):
     ap.add_argument("--idle-conns", type=int, default=5000, help="idle tunnels for ws_idle_rss")
     ap.add_argument("--lat-rate", type=int, default=1000, help="req/s for http_p99 (default 1000)")
     ap.add_argument("--ws-procs", type=int, default=1, help="client processes for ws loads")
-    ap.add_argument("--proxies", default="nginx,ngate", help="default nginx,ngate")
+    ap.add_argument("--proxies", default="nginx,ngate",
+                    help="A,B (default nginx,ngate; nginx,nginx2 is an A/A noise check)")
     ap.add_argument("--no-direct", action="store_true", help="skip the no-proxy baseline runs")
     ap.add_argument("--no-chart", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -202,7 +205,7 @@ def main(argv=None):
     finally:
         registry.close()
     summary = report.summarize(args.figures, results, args.proxies)
-    print(report.table(summary, meta))
-    paths = report.save(args.out, meta, summary, results, chart=not args.no_chart)
+    print(report.table(summary, meta, args.proxies))
+    paths = report.save(args.out, meta, summary, results, args.proxies, chart=not args.no_chart)
     for p in paths:
         print(f"wrote {p}")

@@ -174,12 +174,24 @@ def cpu_seconds(pids):
     return total / CLK_TCK
 
 
-class Monitor:
-    """Samples a process tree while a load runs: peak RSS and CPU used (a thread, 20 Hz)."""
+def cpu_times(cpu):
+    """(busy, total) jiffies of one CPU from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                v = [int(x) for x in line.split()[1:]]
+                return sum(v) - v[3] - v[4], sum(v)
+    return 0, 0
 
-    def __init__(self, pid, interval=0.05):
+
+class Monitor:
+    """Samples a process tree while a load runs: peak RSS and CPU used (a thread, 20 Hz),
+    plus how busy the load CPU was (if both are below 100%, the load is latency-bound)."""
+
+    def __init__(self, pid, load_cpu=None, interval=0.05):
         import threading
-        self.pids, self.interval = tree(pid), interval
+        self.pids, self.interval, self.load_cpu = tree(pid), interval, load_cpu
+        self.load_cpu_pct = None
         self.peak_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -191,6 +203,8 @@ class Monitor:
 
     def __enter__(self):
         self._cpu0, self._t0 = cpu_seconds(self.pids), time.monotonic()
+        if self.load_cpu is not None:
+            self._load0 = cpu_times(self.load_cpu)
         self._thread.start()
         return self
 
@@ -200,6 +214,9 @@ class Monitor:
         self.peak_kb = max(self.peak_kb, rss_kb(self.pids))
         wall = time.monotonic() - self._t0
         self.cpu_pct = 100.0 * (cpu_seconds(self.pids) - self._cpu0) / wall if wall else 0.0
+        if self.load_cpu is not None:
+            busy, total = (b - a for a, b in zip(self._load0, cpu_times(self.load_cpu)))
+            self.load_cpu_pct = 100.0 * busy / total if total else None
 
 
 def run(registry, argv, cpu=None, timeout=60, **kw):

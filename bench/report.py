@@ -53,8 +53,9 @@ def summarize(figures, results, proxies):
             row[name] = median(rs)
             row[f"{name}_peak_rss_mib"] = _med([r.get("peak_rss_kb") for r in rs], 1 / 1024)
             row[f"{name}_cpu_pct"] = _med([r.get("cpu_pct") for r in rs])
+            row[f"{name}_load_cpu_pct"] = _med([r.get("load_cpu_pct") for r in rs])
             row[f"{name}_errors"] = [r["error"] for r in rs if r.get("error")]
-        a, b = row.get("nginx"), row.get("ngate")
+        a, b = row.get(proxies[0]), row.get(proxies[-1])
         row["ratio"] = b / a if a and b is not None else None
         row["meets_target"] = _meets(row["ratio"], fig)
         out.append(row)
@@ -78,18 +79,20 @@ def _fmt(v, digits=4):
     return f"{v:.{digits}g}" if abs(v) < 10 ** digits else f"{v:.0f}"
 
 
-def table(summary, m):
-    head = ["figure", "unit", "nginx", "ngate", "ngate/nginx", "target", "direct",
-            "RSS MiB nginx", "RSS MiB ngate", "CPU% nginx", "CPU% ngate"]
+def table(summary, m, proxies):
+    a, b = proxies[0], proxies[-1]
+    head = ["figure", "unit", a, b, f"{b}/{a}", "target", "direct",
+            f"RSS MiB {a}", f"RSS MiB {b}", f"CPU% {a}", f"CPU% {b}", f"load CPU% {a}/{b}"]
     rows = [head]
     for r in summary:
         target = "-" if r["target"] is None else (">=" if r["higher_is_better"] else "<=") + f"{r['target']}x"
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x" + (
             "" if r["meets_target"] is None else (" ok" if r["meets_target"] else " MISS"))
-        rows.append([r["name"], r["unit"], _fmt(r.get("nginx")), _fmt(r.get("ngate")), ratio,
+        rows.append([r["name"], r["unit"], _fmt(r.get(a)), _fmt(r.get(b)), ratio,
                      target, _fmt(r.get("direct")),
-                     _fmt(r.get("nginx_peak_rss_mib"), 3), _fmt(r.get("ngate_peak_rss_mib"), 3),
-                     _fmt(r.get("nginx_cpu_pct"), 3), _fmt(r.get("ngate_cpu_pct"), 3)])
+                     _fmt(r.get(f"{a}_peak_rss_mib"), 3), _fmt(r.get(f"{b}_peak_rss_mib"), 3),
+                     _fmt(r.get(f"{a}_cpu_pct"), 3), _fmt(r.get(f"{b}_cpu_pct"), 3),
+                     f'{_fmt(r.get(f"{a}_load_cpu_pct"), 3)}/{_fmt(r.get(f"{b}_load_cpu_pct"), 3)}'])
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
     lines = [describe(m), ""]
     for j, row in enumerate(rows):
@@ -97,30 +100,31 @@ def table(summary, m):
                                for i, (c, w) in enumerate(zip(row, widths))))
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
-    errors = [(r["name"], p, e) for r in summary for p in ("nginx", "ngate")
+    errors = [(r["name"], p, e) for r in summary for p in dict.fromkeys(proxies)
               for e in r.get(f"{p}_errors", [])]
     for name, p, e in errors:
         lines.append(f"! {name} {p}: {e[:300]}")
-    lines.append("ratio = ngate/nginx of medians; RSS = peak of master+workers during the load; "
+    lines.append(f"ratio = {b}/{a} of medians; RSS = peak of master+workers during the load; "
                  "CPU% = proxy CPU time / wall time (100 = one core saturated); "
+                 "load CPU% = busy share of the load+backend CPU; "
                  "direct = load against the backend alone (ceiling of the load CPU).")
     return "\n".join(lines)
 
 
-def save(out_dir, m, summary, results, chart=True):
+def save(out_dir, m, summary, results, proxies, chart=True):
     os.makedirs(out_dir, exist_ok=True)
     base = os.path.join(out_dir, m["timestamp"])
     with open(base + ".json", "w") as f:
         json.dump({"meta": m, "summary": summary, "runs": results}, f, indent=2)
     paths = [base + ".json"]
     if chart and summary:
-        png = plot(summary, base + ".png")
+        png = plot(summary, base + ".png", proxies)
         if png:
             paths.append(png)
     return paths
 
 
-def plot(summary, path):
+def plot(summary, path, proxies):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -143,8 +147,9 @@ def plot(summary, path):
     ax.axhline(1.0, color="gray", linewidth=0.5)
     ax.set_xticks(range(len(summary)), [r["name"] for r in summary], rotation=30, ha="right",
                   fontsize=8)
-    ax.set_ylabel("ngate / nginx (median)")
-    ax.set_title("ngate vs nginx (dashed: target; for latency and RSS lower is better)", fontsize=9)
+    ax.set_ylabel(f"{proxies[-1]} / {proxies[0]} (median)")
+    ax.set_title(f"{proxies[-1]} vs {proxies[0]} (dashed: target; latency and RSS: lower is better)",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
