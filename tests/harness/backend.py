@@ -40,7 +40,8 @@ class Reply:
     raw: bytes | None = None
     version: bytes = b"HTTP/1.1"
 
-    def encode(self) -> bytes:
+    def encode(self, head: bool = False) -> bytes:
+        """The answer's bytes; `head`: an answer to HEAD (headers as for GET, no body)."""
         if self.raw is not None:
             return self.raw
         reason = self.reason or REASONS.get(self.status, "Unknown")
@@ -55,6 +56,8 @@ class Reply:
                 headers.append((b"Content-Length", b"%d" % len(self.body)))
         out += [n + b": " + v + b"\r\n" for n, v in headers]
         out.append(b"\r\n")
+        if head:
+            return b"".join(out)
         if self.chunks is not None:
             out += [b"%x\r\n%s\r\n" % (len(c), c) for c in self.chunks if c]
             out.append(b"0\r\n\r\n")
@@ -183,7 +186,7 @@ class Backend:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     writer.transport.abort()
                     return
-                writer.write(reply.encode())
+                writer.write(reply.encode(head=req.method == b"HEAD"))
                 await writer.drain()
                 if reply.status == 101:
                     await echo(reader, writer)
