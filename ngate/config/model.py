@@ -313,6 +313,7 @@ class Main:
     error_log: tuple[ErrorLog, ...] = ()
     user: str | None = None
     worker_rlimit_nofile: int = 0
+    extra: Any = None                # accepted, not yet implemented: name -> [args tuple, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,269 @@
+"""Handlers of block directives (events, http, server, location, if, upstream, map, types) and
+of the server-level `listen` / `server_name`. Each opens a Level (compile.py) and walks its block,
+or, for map/types/upstream, builds its model object directly.
+"""
+from __future__ import annotations
+
+from ngate.config.model import IfCondition, MapBlock, Upstream
+from ngate.config.servers import (ServerNamesBuilder, listen_display, parse_listen,
+                                  parse_location_args)
+from ngate.config.upstreams import make_servers
+from ngate.config.values import parse_number, parse_time
+from ngate.errors import ConfigError
+
+FILE_TESTS = ("-f", "!-f", "-d", "!-d", "-e", "!-e", "-x", "!-x")
+COMPARISONS = ("=", "!=")
+MATCHES = ("~", "~*", "!~", "!~*")
+
+
+# ---------------------------------------------------------------- main structure
+
+def events(c, lv, st):
+    if c.events_seen:
+        raise ConfigError('"events" directive is duplicate', st.where)
+    c.events_seen = True
+    ev = c.level("events", lv, st.where)
+    c.walk(st.block, ev)
+    lv.vals.update(ev.vals)
+    lv.extra.update(ev.extra)
+
+
+def http(c, lv, st):
+    if c.http is not None:
+        raise ConfigError('"http" directive is duplicate', st.where)
+    c.http = c.level("http", lv, st.where)
+    # upstream blocks first: a proxy_pass may name an upstream defined further down
+    upstreams = [s for s in st.block if s.directive == "upstream"]
+    c.walk(upstreams, c.http)
+    c.walk([s for s in st.block if s.directive != "upstream"], c.http)
+
+
+def server(c, lv, st):
+    srv = c.level("server", lv, st.where)
+    c.servers.append(srv)
+    c.walk(st.block, srv)
+
+
+def listen(c, lv, st):
+    lst, sockopts = parse_listen(st.args, st.where)
+    shown = listen_display(lst)
+    if any(other.key == lst.key for other in lv.listens):
+        raise ConfigError(f"a duplicate listen {shown}", st.where)
+    seen = c.listen_keys.setdefault(lst.key, {"options": False, "default": False})
+    if sockopts:
+        if seen["options"]:
+            raise ConfigError(f"duplicate listen options for {shown}", st.where)
+        seen["options"] = True
+    if lst.default_server:
+        if seen["default"]:
+            raise ConfigError(f"a duplicate default server for {shown}", st.where)
+        seen["default"] = True
+    lv.listens.append(lst)
+
+
+def server_name(c, lv, st):
+    for name in st.args:
+        lv.names.add(name, st.where)
+
+
+def location(c, lv, st):
+    modifier, pattern = parse_location_args(st.args, st.where)
+    parent = lv if lv.ctx == "location" else None
+    if parent is not None:
+        _check_nesting(parent, modifier, pattern, st.where)
+    loc = c.level("location", lv, st.where)
+    loc.modifier, loc.pattern = modifier, pattern
+    if modifier in ("~", "~*"):
+        loc.regex = c.regex(pattern, st.where, caseless=modifier == "~*")
+    elif modifier != "@":
+        _check_duplicate(lv, modifier, pattern, st.where)
+    lv.locations.append(loc)
+    c.walk(st.block, loc)
+
+
+def _check_nesting(parent, modifier: str, pattern: str, where) -> None:
+    if parent.modifier == "=":
+        raise ConfigError(f'location "{pattern}" cannot be inside the exact location '
+                          f'"{parent.pattern}"', where)
+    if parent.modifier == "@":
+        raise ConfigError(f'location "{pattern}" cannot be inside the named location '
+                          f'"{parent.pattern}"', where)
+    if modifier == "@":
+        raise ConfigError(f'named location "{pattern}" can be on the server level only', where)
+    if modifier not in ("~", "~*") and not pattern.startswith(parent.pattern):
+        raise ConfigError(f'location "{pattern}" is outside location "{parent.pattern}"', where)
+
+
+def _check_duplicate(lv, modifier: str, pattern: str, where) -> None:
+    exact = modifier == "="
+    for other in lv.locations:
+        if other.modifier in ("~", "~*", "@") or other.pattern != pattern:
+            continue
+        if (other.modifier == "=") == exact:
+            raise ConfigError(f'duplicate location "{pattern}"', where)
+
+
+def limit_except(c, lv, st):
+    lim = c.level("limit_except", lv, st.where)
+    lim.methods = tuple(m.upper() for m in st.args)
+    lv.limit_except = lim
+    c.walk(st.block, lim)
+
+
+def if_block(c, lv, st):
+    cond = _condition(c, st)
+    sub = c.level("sif" if lv.ctx in ("server", "sif") else "lif", lv, st.where)
+    sub.condition = cond
+    lv.ops.append(sub)
+    c.walk(st.block, sub)
+
+
+def _condition(c, st) -> IfCondition:
+    args = st.args
+    first = args[0]
+    if first.startswith("$") and len(first) > 1:
+        left = c.template(first, st.where)
+        if len(args) == 1:
+            return IfCondition("var", left)
+        if len(args) != 3:
+            raise ConfigError(f'invalid condition "{first}"', st.where)
+        op, right = args[1], args[2]
+        if op in COMPARISONS:
+            return IfCondition(op, left, c.template(right, st.where))
+        if op in MATCHES:
+            return IfCondition(op, left, c.regex(right, st.where, caseless=op.endswith("*")))
+        raise ConfigError(f'unexpected "{op}" in condition', st.where)
+    if first in FILE_TESTS and len(args) == 2:
+        return IfCondition(first, c.template(args[1], st.where))
+    raise ConfigError(f'invalid condition "{first}"', st.where)
+
+
+# ---------------------------------------------------------------- upstream
+
+def upstream(c, lv, st):
+    name = st.args[0]
+    if name.lower() in c.upstreams:
+        raise ConfigError(f'duplicate upstream "{name}"', st.where)
+    ups = c.level("upstream", lv, st.where)
+    ups.servers, ups.balancer, ups.hash_key = [], "round_robin", None
+    c.walk(st.block, ups)
+    if not ups.servers:
+        raise ConfigError("no servers are inside upstream", st.where)
+    v = ups.vals
+    c.upstreams[name.lower()] = Upstream(
+        name=name, servers=tuple(ups.servers), balancer=ups.balancer, hash_key=ups.hash_key,
+        keepalive=v.get("keepalive", 0), keepalive_timeout=v.get("keepalive_timeout", 60.0),
+        keepalive_requests=v.get("keepalive_requests", 1000), where=st.where)
+
+
+def upstream_server(c, lv, st):
+    params: dict = {}
+    for arg in st.args[1:]:
+        params.update(_server_param(arg, st.where))
+    lv.servers.extend(make_servers(st.args[0], st.where, **params))
+
+
+def _server_param(arg: str, where) -> dict:
+    name, eq, value = arg.partition("=")
+    try:
+        if eq and name == "weight" and parse_number(value) > 0:
+            return {"weight": parse_number(value)}
+        if eq and name == "max_fails":
+            return {"max_fails": parse_number(value)}
+        if eq and name == "fail_timeout":
+            return {"fail_timeout": parse_time(value, allow_ms=False)}
+        if eq and name == "max_conns":
+            parse_number(value)
+            return {}
+    except ValueError:
+        pass
+    if not eq and arg in ("backup", "down"):
+        return {arg: True}
+    raise ConfigError(f'invalid parameter "{arg}"', where)
+
+
+def balancer(c, lv, st):
+    lv.balancer = st.directive
+    if st.directive == "hash":
+        if len(st.args) == 2 and st.args[1] != "consistent":
+            raise ConfigError(f'invalid parameter "{st.args[1]}"', st.where)
+        lv.hash_key = c.template(st.args[0], st.where)
+
+
+# ---------------------------------------------------------------- map and types
+
+def map_block(c, lv, st):
+    src, var = st.args
+    if not var.startswith("$") or len(var) < 2:
+        raise ConfigError(f'invalid variable name "{var[1:] if var.startswith("$") else var}"',
+                          st.where)
+    name = var[1:]
+    if name in c.maps:
+        raise ConfigError(f'the duplicate "{name}" variable', st.where)
+    m = _MapBuilder(c, st)
+    for entry in st.block:
+        m.add(entry)
+    c.maps[name] = m.build(name)
+
+
+class _MapBuilder:
+    def __init__(self, c, st) -> None:
+        self.c, self.st = c, st
+        self.hostnames = self.volatile = False
+        self.default = None
+        self.exact: dict = {}
+        self.regexes: list = []
+        self.front: list = []
+        self.back: list = []
+
+    def add(self, entry) -> None:
+        words = [entry.directive] + entry.args
+        if entry.block is not None:
+            raise ConfigError('unexpected "{"', entry.where)
+        if len(words) == 1 and words[0] in ("hostnames", "volatile"):
+            setattr(self, words[0], True)
+            return
+        if len(words) != 2:
+            raise ConfigError("invalid number of the map parameters", entry.where)
+        key, value = words
+        tpl = self.c.template(value, entry.where)
+        if key == "default":
+            self._once("default", entry)
+            self.default = tpl
+        elif key.startswith("~"):
+            caseless = key.startswith("~*")
+            rx = self.c.regex(key[2:] if caseless else key[1:], entry.where, caseless)
+            self.regexes.append((rx, tpl))
+        else:
+            self._plain(key.removeprefix("\\"), tpl, entry)
+
+    def _plain(self, key: str, tpl, entry) -> None:
+        low = key.lower()
+        if self.hostnames and low.startswith(("*.", ".")) and len(low) > 1:
+            self.front.append((low[1:] if low.startswith("*") else low, tpl))
+        elif self.hostnames and low.endswith(".*"):
+            self.back.append((low[:-1], tpl))
+        else:
+            self._once(low, entry)
+            self.exact[low] = tpl
+
+    def _once(self, key: str, entry) -> None:
+        if key in self.exact or (key == "default" and self.default is not None):
+            raise ConfigError(f'conflicting parameter "{key}"', entry.where)
+
+    def build(self, name: str) -> MapBlock:
+        longest = lambda kv: -len(kv[0])  # noqa: E731
+        return MapBlock(source=self.c.template(self.st.args[0], self.st.where), variable=name,
+                        default=self.default, exact=self.exact, regexes=tuple(self.regexes),
+                        hostnames=self.hostnames, wild_front=tuple(sorted(self.front, key=longest)),
+                        wild_back=tuple(sorted(self.back, key=longest)), volatile=self.volatile)
+
+
+def types(c, lv, st):
+    table = lv.vals.setdefault("types", {})
+    for entry in st.block:
+        if entry.block is not None or not entry.args:
+            raise ConfigError(f'invalid number of arguments in "{entry.directive}" directive',
+                              entry.where)
+        for ext in entry.args:
+            table[ext.lower()] = entry.directive

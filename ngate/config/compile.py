@@ -1,0 +1,227 @@
+"""Raw statement tree -> frozen model (model.py).
+
+Two passes over the statements. Walking (directives.check + handlers) records, on one Level per
+http/server/location/if block, only what that block itself sets; then building merges levels
+top-down the way nginx's merge_loc_conf does: a scalar comes from the innermost level that set
+it, an array (proxy_set_header, add_header, error_page, access_log, ...) from the innermost level
+that has any item of it. rewrite-module ops belong to their own level only. proxy_pass carries
+into `if` and `limit_except` blocks but not into nested locations.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from types import MappingProxyType
+
+from ngate.config import directives
+from ngate.config.model import (Config, IfOp, LocConf, Location, LogFormat, Main, ProxyRedirect,
+                                Server)
+from ngate.config.regex import compile_regex
+from ngate.config.servers import ServerNamesBuilder, default_listen
+from ngate.errors import ConfigError
+from ngate.routing.variables import BUILTINS, compile_template
+
+COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+            '"$http_referer" "$http_user_agent"')
+DEFAULT_TYPES = MappingProxyType({"html": "text/html", "gif": "image/gif", "jpg": "image/jpeg"})
+LOC_FIELDS = frozenset(f.name for f in dataclasses.fields(LocConf))
+SERVER_FIELDS = ("client_header_timeout", "large_client_header_buffers",
+                 "client_header_buffer_size", "underscores_in_headers", "ignore_invalid_headers",
+                 "merge_slashes")
+MAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(Main))
+# arrays: collected as lists per level, frozen here
+FREEZE = {
+    "proxy_set_header": tuple, "add_header": tuple, "error_page": tuple, "access_log": tuple,
+    "error_log": tuple, "index": tuple, "resolver": tuple,
+    "proxy_hide_header": frozenset, "proxy_pass_header": frozenset,
+    "types": MappingProxyType,
+}
+
+
+class Level:
+    """What one block sets itself. Kind-specific attributes are set by its handler."""
+
+    def __init__(self, ctx: str, parent: "Level | None", where) -> None:
+        self.ctx = ctx
+        self.parent = parent
+        self.where = where
+        self.vals: dict = {}
+        self.extra: dict = {}
+        self.ops: list = []            # SetOp, ReturnOp, RewriteOp, BreakOp, Level (an if)
+        self.locations: list = []
+        self.limit_except: Level | None = None
+        self.listens: list = []
+        self.names = ServerNamesBuilder()
+        self.modifier = self.pattern = ""
+        self.regex = self.condition = None
+
+    def location(self) -> "Level | None":
+        lv = self
+        while lv is not None and lv.ctx != "location":
+            lv = lv.parent
+        return lv
+
+
+class Compiler:
+    def __init__(self, prefix: str, user_vars: frozenset) -> None:
+        self.prefix = prefix
+        self.user_vars = user_vars
+        self.events_seen = False
+        self.http: Level | None = None
+        self.servers: list[Level] = []
+        self.upstreams: dict = {}
+        self.implicit: dict = {}
+        self.maps: dict = {}
+        self.log_formats: dict = {"combined": LogFormat("combined", self.template(COMBINED))}
+        self.listen_keys: dict = {}
+
+    # -------------------------------------------------------- used by handlers
+    def level(self, ctx: str, parent: Level, where) -> Level:
+        return Level(ctx, parent, where)
+
+    def walk(self, stmts, lv: Level) -> None:
+        for st in stmts:
+            directives.check(st, lv.ctx).handler(self, lv, st)
+
+    def template(self, text: str, where=None):
+        return compile_template(text, self.user_vars, where)
+
+    def regex(self, pattern: str, where, caseless: bool = False):
+        return compile_regex(pattern, where, caseless)
+
+    def path(self, path: str) -> str:
+        return os.path.normpath(os.path.join(self.prefix, path))
+
+    # -------------------------------------------------------- building the model
+    def build_main(self, lv: Level) -> Main:
+        vals = {k: FREEZE.get(k, lambda v: v)(v) for k, v in lv.vals.items() if k in MAIN_FIELDS}
+        vals.setdefault("pid", self.path("logs/nginx.pid"))
+        return Main(extra=MappingProxyType(lv.extra), **vals)
+
+    def http_base(self) -> dict:
+        return {"root": self.template(self.path("html")), "types": DEFAULT_TYPES}
+
+    def build_servers(self, http_vals: dict) -> tuple[Server, ...]:
+        return tuple(self.build_server(srv, http_vals) for srv in self.servers)
+
+    def build_server(self, srv: Level, http_vals: dict) -> Server:
+        vals = merge(http_vals, srv, handler=False)
+        locations = tuple(self.build_location(loc, vals) for loc in srv.locations)
+        unnamed = tuple(loc for loc in locations if loc.modifier != "@")
+        return Server(
+            listens=tuple(srv.listens) or (default_listen(),), names=srv.names.build(),
+            conf=loc_conf(vals, srv), locations=unnamed,
+            named_locations={loc.pattern: loc for loc in locations if loc.modifier == "@"},
+            matcher=build_matcher(unnamed), where=srv.where,
+            **{k: vals[k] for k in SERVER_FIELDS if k in vals})
+
+    def build_location(self, lv: Level, parent_vals: dict) -> Location:
+        vals = merge(parent_vals, lv, handler=False)
+        children = tuple(self.build_location(ch, vals) for ch in lv.locations)
+        return Location(modifier=lv.modifier, pattern=lv.pattern, regex=lv.regex,
+                        conf=loc_conf(vals, lv), locations=children, where=lv.where,
+                        matcher=build_matcher(children))
+
+
+def merge(parent_vals: dict, lv: Level, handler: bool) -> dict:
+    """nginx's merge: the child's own settings over the parent's (arrays replace wholesale).
+    `handler` False drops the parent's proxy_pass/fastcgi_pass (a nested location does not
+    inherit the content handler; an `if` or `limit_except` block does)."""
+    vals = dict(parent_vals)
+    if not handler:
+        vals.pop("proxy_pass", None)
+        vals.pop("fastcgi_pass", None)
+    vals.update(lv.vals)
+    if lv.extra:
+        vals["extra"] = {**vals.get("extra", {}), **lv.extra}
+    return vals
+
+
+def loc_conf(vals: dict, lv: Level) -> LocConf:
+    """The frozen LocConf of a level; its `if` blocks become IfOp with their own LocConf."""
+    fields = {k: FREEZE.get(k, _same)(v) for k, v in vals.items() if k in LOC_FIELDS}
+    if "proxy_redirect" in fields:
+        fields["proxy_redirect"] = redirect(fields["proxy_redirect"])
+    fields["extra"] = MappingProxyType(dict(vals.get("extra", {})))
+    fields["rewrite_ops"] = tuple(_op(op, vals) for op in lv.ops)
+    if lv.limit_except is not None:
+        lim = lv.limit_except
+        fields["extra"] = MappingProxyType({**fields["extra"], "limit_except": (
+            lim.methods, loc_conf(merge(vals, lim, handler=True), lim))})
+    return LocConf(**fields)
+
+
+def _op(op, vals: dict):
+    if not isinstance(op, Level):
+        return op
+    if_vals = merge(vals, op, handler=True)
+    conf = dataclasses.replace(loc_conf(if_vals, op), rewrite_ops=())
+    return IfOp(condition=op.condition, ops=tuple(_op(o, if_vals) for o in op.ops),
+                conf=conf, where=op.where)
+
+
+def _same(value):
+    return value
+
+
+def redirect(items) -> ProxyRedirect:
+    """proxy_redirect items of one level: "default", "off", or (match, replacement)."""
+    if items == ["off"]:
+        return ProxyRedirect(off=True, default=False)
+    rules = tuple(i for i in items if isinstance(i, tuple))
+    return ProxyRedirect(off=False, default="default" in items, rules=rules)
+
+
+def build_matcher(locations: tuple):
+    """routing/locations.py's match table for these locations (None while it is not written)."""
+    if not locations:
+        return None
+    try:
+        from ngate.routing.locations import build_matcher as build
+    except ImportError:
+        return None
+    return build(locations)
+
+
+def collect_user_vars(stmts) -> frozenset:
+    """First pass: every variable made by `set` or `map`, so templates anywhere can use them."""
+    names: set[str] = set()
+    stack = list(stmts)
+    while stack:
+        st = stack.pop()
+        if st.directive == "set" and st.args and st.args[0].startswith("$"):
+            names.add(st.args[0][1:])
+        elif st.directive == "map" and len(st.args) == 2 and st.args[1].startswith("$"):
+            names.add(st.args[1][1:])
+        if st.block and st.directive not in ("map", "types"):
+            stack.extend(st.block)
+    return frozenset(n for n in names if n and n not in BUILTINS)
+
+
+def compile_config(stmts, prefix: str, conf_file: str) -> Config:
+    c = Compiler(prefix, collect_user_vars(stmts))
+    main = c.level("main", None, None)
+    c.walk(stmts, main)
+    if not c.events_seen:
+        raise ConfigError('no "events" section in configuration')
+    http_lv = c.http or c.level("http", main, None)
+    http_vals = merge(c.http_base(), http_lv, handler=False)
+    servers = c.build_servers(http_vals)
+    return Config(main=c.build_main(main), servers=servers, by_listen=by_listen(servers),
+                  upstreams=dict(c.upstreams), maps=dict(c.maps),
+                  log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
+                  http_conf=loc_conf(http_vals, http_lv))
+
+
+def by_listen(servers) -> dict:
+    """listen key -> (default server, servers on it in config order)."""
+    groups: dict = {}
+    defaults: dict = {}
+    for srv in servers:
+        for lst in srv.listens:
+            group = groups.setdefault(lst.key, [])
+            if not any(s is srv for s in group):
+                group.append(srv)
+            if lst.default_server:
+                defaults.setdefault(lst.key, srv)
+    return {key: (defaults.get(key, group[0]), tuple(group)) for key, group in groups.items()}

@@ -1,0 +1,366 @@
+"""Directive handlers for statements without blocks: `handler(compiler, level, stmt)`.
+
+Value parsers `(compiler, stmt) -> value` are combined with `scalar` (one value per level,
+`"x" directive is duplicate` otherwise) and `array` (items collected per level; compile.py lets
+the innermost level that has any item replace the outer levels' items, as nginx does).
+"""
+from __future__ import annotations
+
+import os
+
+from ngate.config.model import (AccessLog, BreakOp, ErrorLog, ErrorPage, HeaderSet, LogFormat,
+                                ProxyPass, ReturnOp, RewriteOp, SetOp)
+from ngate.config.upstreams import parse_proxy_pass
+from ngate.config.values import parse_flag, parse_number, parse_size, parse_time
+from ngate.errors import ConfigError
+from ngate.routing.variables import BUILTINS, has_variables
+
+NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "http_502",
+                           "http_503", "http_504", "http_403", "http_404", "http_429",
+                           "non_idempotent", "off"})
+LOG_LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+CHANGEABLE_VARIABLES = frozenset({"args", "query_string", "limit_rate"})
+URL_PREFIXES = ("http://", "https://", "$scheme")
+
+
+# ---------------------------------------------------------------- combinators
+
+def scalar(field: str, parse):
+    def handle(c, lv, st):
+        if field in lv.vals:
+            raise ConfigError(f'"{st.directive}" directive is duplicate', st.where)
+        lv.vals[field] = parse(c, st)
+    return handle
+
+
+def array(field: str, item, extend: bool = False):
+    def handle(c, lv, st):
+        items = lv.vals.setdefault(field, [])
+        value = item(c, st)
+        items.extend(value) if extend else items.append(value)
+    return handle
+
+
+def extra(c, lv, st):
+    """Accepted for later issues: kept as lv.extra[name] = [args tuple, ...]."""
+    lv.extra.setdefault(st.directive, []).append(tuple(st.args))
+
+
+def extra_flag(c, lv, st):
+    flag(c, st)
+    extra(c, lv, st)
+
+
+def extra_size(c, lv, st):
+    size(c, st)
+    extra(c, lv, st)
+
+
+def extra_time(c, lv, st):
+    msec(c, st)
+    extra(c, lv, st)
+
+
+def extra_bufs(c, lv, st):
+    bufs(c, st)
+    extra(c, lv, st)
+
+
+# ---------------------------------------------------------------- value parsers
+
+def _invalid(st) -> ConfigError:
+    return ConfigError(f'"{st.directive}" directive invalid value', st.where)
+
+
+def flag(c, st) -> bool:
+    try:
+        return parse_flag(st.args[0])
+    except ValueError:
+        raise ConfigError(f'invalid value "{st.args[0]}" in "{st.directive}" directive, '
+                          'it must be "on" or "off"', st.where) from None
+
+
+def msec(c, st) -> float:
+    try:
+        return parse_time(st.args[0])
+    except ValueError:
+        raise _invalid(st) from None
+
+
+def size(c, st) -> int:
+    try:
+        return parse_size(st.args[0])
+    except ValueError:
+        raise _invalid(st) from None
+
+
+def number(c, st) -> int:
+    try:
+        return parse_number(st.args[0])
+    except ValueError:
+        raise ConfigError(f'"{st.directive}" directive invalid number', st.where) from None
+
+
+def count(c, st) -> int:
+    try:
+        return parse_number(st.args[0])
+    except ValueError:
+        raise ConfigError(f'invalid number "{st.args[0]}"', st.where) from None
+
+
+def bufs(c, st) -> tuple[int, int]:
+    try:
+        return parse_number(st.args[0]), parse_size(st.args[1])
+    except ValueError:
+        raise _invalid(st) from None
+
+
+def worker_processes(c, st) -> int:
+    if st.args[0] == "auto":
+        return os.cpu_count() or 1
+    try:
+        return parse_number(st.args[0])
+    except ValueError:
+        raise _invalid(st) from None
+
+
+def first_arg(c, st) -> str:
+    return st.args[0]
+
+
+def args_tuple(c, st) -> tuple:
+    return tuple(st.args)
+
+
+def each_arg(c, st) -> list[str]:
+    return list(st.args)
+
+
+def path_arg(c, st) -> str:
+    return c.path(st.args[0])
+
+
+def template(c, st):
+    return c.template(st.args[0], st.where)
+
+
+def lower_bytes(c, st) -> bytes:
+    return st.args[0].lower().encode("latin-1")
+
+
+def http_version(c, st) -> str:
+    if st.args[0] not in ("1.0", "1.1"):
+        raise ConfigError(f'invalid value "{st.args[0]}"', st.where)
+    return st.args[0]
+
+
+def server_tokens(c, st) -> bool:
+    if st.args[0] == "build":
+        return True
+    try:
+        return parse_flag(st.args[0])
+    except ValueError:
+        raise ConfigError(f'invalid value "{st.args[0]}"', st.where) from None
+
+
+def next_upstream(c, st) -> frozenset:
+    for arg in st.args:
+        if arg not in NEXT_UPSTREAM:
+            raise ConfigError(f'invalid value "{arg}"', st.where)
+    return frozenset(a for a in st.args if a != "off")
+
+
+# ---------------------------------------------------------------- logs
+
+def error_log(c, lv, st):
+    path = st.args[0]
+    level = st.args[1] if len(st.args) > 1 else "error"
+    if level not in LOG_LEVELS:
+        raise ConfigError(f'invalid log level "{level}"', st.where)
+    path = path if path == "stderr" or path.startswith("syslog:") else c.path(path)
+    lv.vals.setdefault("error_log", []).append(ErrorLog(path=path, level=level))
+
+
+def log_format(c, lv, st):
+    name, rest = st.args[0], st.args[1:]
+    escape = "default"
+    if rest and rest[0].startswith("escape="):
+        escape = rest[0][7:]
+        if escape not in ("default", "json", "none"):
+            raise ConfigError(f'unknown log format escaping "{escape}"', st.where)
+        rest = rest[1:]
+    if name in c.log_formats:
+        raise ConfigError(f'duplicate "log_format" name "{name}"', st.where)
+    if not rest:
+        raise ConfigError('invalid number of arguments in "log_format" directive', st.where)
+    c.log_formats[name] = LogFormat(name, c.template("".join(rest), st.where), escape)
+
+
+def access_log(c, lv, st):
+    if st.args[0] == "off":
+        if len(st.args) > 1:
+            raise ConfigError(f'invalid parameter "{st.args[1]}"', st.where)
+        lv.vals.setdefault("access_log", []).append(AccessLog(path="off"))
+        return
+    fmt = c.log_formats["combined"]
+    params = st.args[1:]
+    if params and "=" not in params[0]:
+        fmt = c.log_formats.get(params[0])
+        if fmt is None:
+            raise ConfigError(f'unknown log format "{params[0]}"', st.where)
+        params = params[1:]
+    condition = None
+    for p in params:
+        if p.startswith("if="):
+            condition = c.template(p[3:], st.where)
+        elif not p.startswith(("buffer=", "flush=", "gzip")):
+            raise ConfigError(f'invalid parameter "{p}"', st.where)
+    path = st.args[0]
+    if not path.startswith("syslog:") and path != "/dev/stderr":
+        path = c.path(path)
+    lv.vals.setdefault("access_log", []).append(AccessLog(path, fmt, condition))
+
+
+# ---------------------------------------------------------------- headers, error pages, paths
+
+def proxy_set_header(c, lv, st):
+    name, value = st.args
+    lv.vals.setdefault("proxy_set_header", []).append(
+        HeaderSet(name, name.lower().encode("latin-1"), c.template(value, st.where)))
+    lv.vals["proxy_set_header_given"] = True
+
+
+def add_header(c, lv, st):
+    always = False
+    if len(st.args) == 3:
+        if st.args[2] != "always":
+            raise ConfigError(f'invalid parameter "{st.args[2]}"', st.where)
+        always = True
+    name = st.args[0]
+    lv.vals.setdefault("add_header", []).append(
+        HeaderSet(name, name.lower().encode("latin-1"), c.template(st.args[1], st.where), always))
+
+
+def error_page(c, lv, st):
+    args = list(st.args)
+    uri = args.pop()
+    override = None
+    if args and args[-1].startswith("="):
+        text = args.pop()[1:]
+        if text and not text.isdigit():
+            raise ConfigError(f'invalid value "={text}"', st.where)
+        override = int(text) if text else -1
+    if not args:
+        raise ConfigError('invalid number of arguments in "error_page" directive', st.where)
+    page = ErrorPage(uri=c.template(uri, st.where), override=override, where=st.where)
+    items = lv.vals.setdefault("error_page", [])
+    for code in args:
+        if not code.isdigit():
+            raise ConfigError(f'invalid value "{code}"', st.where)
+        if not 300 <= int(code) <= 599:
+            raise ConfigError(f'value "{code}" must be between 300 and 599', st.where)
+        items.append((int(code), page))
+
+
+def root(c, lv, st):
+    _root_or_alias(c, lv, st, "root", "alias")
+
+
+def alias(c, lv, st):
+    _root_or_alias(c, lv, st, "alias", "root")
+
+
+def _root_or_alias(c, lv, st, field: str, other: str):
+    if field in lv.vals:
+        raise ConfigError(f'"{field}" directive is duplicate', st.where)
+    if other in lv.vals:
+        raise ConfigError(f'"{field}" directive is duplicate, "{other}" directive was '
+                          'specified earlier', st.where)
+    path = st.args[0]
+    if field == "root" and len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    if not path.startswith("$"):
+        path = c.path(path)
+    lv.vals[field] = c.template(path, st.where)
+
+
+# ---------------------------------------------------------------- proxy_pass and redirect
+
+def proxy_pass(c, lv, st):
+    if "proxy_pass" in lv.vals:
+        raise ConfigError('"proxy_pass" directive is duplicate', st.where)
+    url = st.args[0]
+    loc = lv.location()
+    if has_variables(url):
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        lv.vals["proxy_pass"] = ProxyPass(
+            scheme=scheme, upstream=None, host_header="", uri=None,
+            location_prefix=loc.pattern if loc is not None else "",
+            template=c.template(url, st.where), where=st.where)
+        return
+    pp = parse_proxy_pass(url, st.where, c.upstreams, c.implicit,
+                          loc.pattern if loc is not None else "")
+    if pp.uri is not None and (lv.ctx in ("lif", "limit_except") or loc is None
+                               or loc.modifier in ("~", "~*", "@")):
+        raise ConfigError('"proxy_pass" cannot have URI part in location given by regular '
+                          'expression, or inside named location, or inside "if" statement, '
+                          'or inside "limit_except" block', st.where)
+    lv.vals["proxy_pass"] = pp
+
+
+def proxy_redirect(c, lv, st):
+    items = lv.vals.setdefault("proxy_redirect", [])
+    if len(st.args) == 1:
+        if st.args[0] not in ("default", "off"):
+            raise ConfigError(f'invalid parameter "{st.args[0]}"', st.where)
+        items.append(st.args[0])
+        return
+    src, dst = st.args
+    if src.startswith("~*"):
+        match = c.regex(src[2:], st.where, caseless=True)
+    elif src.startswith("~"):
+        match = c.regex(src[1:], st.where)
+    else:
+        match = c.template(src, st.where) if has_variables(src) else src
+    items.append((match, c.template(dst, st.where)))
+
+
+# ---------------------------------------------------------------- rewrite module
+
+def set_var(c, lv, st):
+    var, value = st.args
+    if not var.startswith("$") or len(var) < 2:
+        raise ConfigError(f'invalid variable name "{var}"', st.where)
+    name = var[1:]
+    if name in BUILTINS and name not in CHANGEABLE_VARIABLES:
+        raise ConfigError(f'the duplicate "{name}" variable', st.where)
+    lv.ops.append(SetOp(name, c.template(value, st.where), st.where))
+
+
+def return_(c, lv, st):
+    first = st.args[0]
+    if len(st.args) == 1 and not first.isdigit():
+        if not first.startswith(URL_PREFIXES):
+            raise ConfigError(f'invalid return code "{first}"', st.where)
+        lv.ops.append(ReturnOp(302, c.template(first, st.where), st.where))
+        return
+    if not first.isdigit() or int(first) > 999:
+        raise ConfigError(f'invalid return code "{first}"', st.where)
+    text = c.template(st.args[1], st.where) if len(st.args) == 2 else None
+    lv.ops.append(ReturnOp(int(first), text, st.where))
+
+
+def rewrite(c, lv, st):
+    flag_ = st.args[2] if len(st.args) == 3 else ""
+    if flag_ not in ("", "last", "break", "redirect", "permanent"):
+        raise ConfigError(f'invalid parameter "{flag_}"', st.where)
+    replacement = st.args[1]
+    if not flag_ and replacement.startswith(URL_PREFIXES):
+        flag_ = "redirect"
+    lv.ops.append(RewriteOp(c.regex(st.args[0], st.where),
+                            c.template(replacement, st.where), flag_, st.where))
+
+
+def break_(c, lv, st):
+    lv.ops.append(BreakOp(st.where))
