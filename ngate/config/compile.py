@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from types import MappingProxyType
 
 from ngate.config import directives
@@ -19,7 +20,7 @@ from ngate.config.model import (Config, IfOp, LocConf, Location, LogFormat, Main
 from ngate.config.regex import compile_regex
 from ngate.config.servers import ServerNamesBuilder, default_listen
 from ngate.errors import ConfigError
-from ngate.routing.variables import BUILTINS, compile_template
+from ngate.routing.variables import BUILTINS, Template, compile_template
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
             '"$http_referer" "$http_user_agent"')
@@ -72,6 +73,7 @@ class Compiler:
         self.upstreams: dict = {}
         self.implicit: dict = {}
         self.maps: dict = {}
+        self.unknown_variables: list[ConfigError] = []
         self.log_formats: dict = {"combined": LogFormat("combined", self.template(COMBINED))}
         self.listen_keys: dict = {}
 
@@ -84,7 +86,15 @@ class Compiler:
             directives.check(st, lv.ctx).handler(self, lv, st)
 
     def template(self, text: str, where=None):
-        return compile_template(text, self.user_vars, where)
+        """A compiled Template. An unknown variable is reported after the whole walk, as nginx
+        checks variables only once every directive has been read (structural errors first)."""
+        try:
+            return compile_template(text, self.user_vars, where)
+        except ConfigError as e:
+            if not e.message.startswith('unknown "'):
+                raise
+            self.unknown_variables.append(e)
+            return Template(text, (text,))
 
     def regex(self, pattern: str, where, caseless: bool = False):
         return compile_regex(pattern, where, caseless)
@@ -183,17 +193,24 @@ def build_matcher(locations: tuple):
     return build(locations)
 
 
+_NAMED_GROUP_RE = re.compile(r"\(\?P?<([A-Za-z_]\w*)>|\(\?'([A-Za-z_]\w*)'")
+
+
 def collect_user_vars(stmts) -> frozenset:
-    """First pass: every variable made by `set` or `map`, so templates anywhere can use them."""
+    """First pass: every variable made by `set`, `map` or a regex's named capture, so templates
+    anywhere can use them (the rewrite/map engines store them in ctx.vars)."""
     names: set[str] = set()
     stack = list(stmts)
     while stack:
         st = stack.pop()
+        for token in (st.directive, *st.args):
+            if "(?" in token:
+                names.update(a or b for a, b in _NAMED_GROUP_RE.findall(token))
         if st.directive == "set" and st.args and st.args[0].startswith("$"):
             names.add(st.args[0][1:])
         elif st.directive == "map" and len(st.args) == 2 and st.args[1].startswith("$"):
             names.add(st.args[1][1:])
-        if st.block and st.directive not in ("map", "types"):
+        if st.block and st.directive != "types":
             stack.extend(st.block)
     return frozenset(n for n in names if n and n not in BUILTINS)
 
@@ -204,6 +221,8 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
     c.walk(stmts, main)
     if not c.events_seen:
         raise ConfigError('no "events" section in configuration')
+    if c.unknown_variables:
+        raise c.unknown_variables[0]
     http_lv = c.http or c.level("http", main, None)
     http_vals = merge(c.http_base(), http_lv, handler=False)
     servers = c.build_servers(http_vals)
