@@ -34,6 +34,12 @@ http {
         location /redir/ {
             proxy_pass http://127.0.0.1:{backend_port}/app/;
         }
+        location /ws/ {
+            proxy_pass http://127.0.0.1:{backend_port};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "Upgrade";
+        }
         location /ka/ {
             proxy_pass http://pool;
             proxy_http_version 1.1;
@@ -71,6 +77,8 @@ def diff(differential):
             "/app/r2": b"http://127.0.0.1:1/app/other-host",
             "/app/r3": b"/app/relative",
             "/app/r4": f"http://127.0.0.1:{b.port}/outside".encode()}[target])]))
+    b.route("/ws/echo", Reply(status=101, body=b"", headers=[
+        (b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"), (b"Sec-WebSocket-Accept", b"x")]))
     b.route("/app/refresh", Reply(headers=[(b"Refresh", f"5; url=http://127.0.0.1:{b.port}/app/z".encode())]))
     return d
 
@@ -205,3 +213,16 @@ def test_upstream_keepalive_reuses_backend_connection(diff):
     out = diff.check(script)
     assert len({r.connection for r in out.requests()}) == 1
     assert out.requests()[0].header(b"connection") is None
+
+
+def test_101_upgrade_becomes_a_tunnel(diff):
+    def script(port):
+        with Connection(port) as conn:
+            conn.send(build_request("GET", "/ws/echo", headers=[
+                (b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"),
+                (b"Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="), (b"Sec-WebSocket-Version", b"13")]))
+            resp = conn.read_response()
+            conn.send(b"raw bytes after upgrade")
+            return [resp, conn.read_exactly(len(b"raw bytes after upgrade"))]
+    out = diff.check(script)
+    assert out.result[0].status == 101 and out.result[1] == b"raw bytes after upgrade"

@@ -3,6 +3,7 @@ proxy_intercept_errors, upstream down (502) and upstream timeout (504)."""
 import pytest
 
 from tests.harness.backend import Reply
+from tests.harness.client import Connection, build_request
 
 CONF = """
 http {
@@ -60,11 +61,16 @@ http {
 }
 """
 
+GARBAGE = b"NOT HTTP AT ALL\r\n\r\n"
+
 
 @pytest.fixture(scope="module")
 def diff(differential):
     d = differential(CONF)
     d.backend.route("/slow/x", Reply(delay=3, body=b"late"))
+    d.backend.route("/slow/reset", Reply(action="reset"))
+    d.backend.route("/slow/close", Reply(action="close"))
+    d.backend.route("/slow/garbage", Reply(raw=GARBAGE))
     d.backend.route("/intercept/missing", Reply(status=404, body=b"backend 404"))
     d.backend.route("/intercept/broken", Reply(status=500, body=b"backend 500"))
     d.backend.route("/intercept/fine", Reply(status=200, body=b"backend 200"))
@@ -97,6 +103,20 @@ def test_upstream_down_is_502(diff):
 def test_upstream_timeout_is_504(diff):
     out = diff.check_request("GET", "/slow/x")
     assert out.response.status == 504
+
+
+@pytest.mark.parametrize("target", ["/slow/reset", "/slow/close"])
+def test_upstream_reset_or_close_is_502(diff, target):
+    assert diff.check_request("GET", target).response.status == 502
+
+
+def test_upstream_garbage_is_passed_as_http09(diff):
+    """nginx logs "upstream sent no valid HTTP/1.0 header" and relays the bytes as HTTP/0.9."""
+    def script(port):
+        with Connection(port) as conn:
+            conn.send(build_request("GET", "/slow/garbage"))
+            return conn.read_exactly(len(GARBAGE))
+    assert diff.check(script).result == GARBAGE
 
 
 @pytest.mark.parametrize("target", ["/ep/x", "/ep-named/x", "/ep-code/x"])

@@ -44,7 +44,7 @@ class ProtocolError(Exception):
 
 
 class Connection:
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0):
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 3.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
         self.eof = False
@@ -85,6 +85,10 @@ class Connection:
             pass
         out, self.buf = self.buf, b""
         return out
+
+    def read_exactly(self, n: int) -> bytes:
+        """Raw bytes (a tunnel's payload, say)."""
+        return self._take(n)
 
     def closed_by_peer(self, timeout: float = 2.0) -> bool:
         """True when the server closes the connection (after any unread bytes) within `timeout`."""
@@ -185,7 +189,7 @@ def build_request(method: str = "GET", target: str = "/", headers: Headers | Non
 
 
 def exchange(port: int, raw: bytes, method: str = "GET", count: int = 1,
-             timeout: float = 5.0) -> list[Response]:
+             timeout: float = 3.0) -> list[Response]:
     """Send `raw` on a fresh connection and read `count` responses."""
     with Connection(port, timeout=timeout) as conn:
         conn.send(raw)
