@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ngate import NGINX_VERSION, __version__
+from ngate.config import DEFAULT_CONF, dump_config, load_config
 from ngate.errors import ConfigError
 from ngate.observability import error_log
 
@@ -134,7 +135,7 @@ def usage() -> str:
         "  -s signal     : send signal to a master process: stop, quit, reopen, reload",
         "  -p prefix     : set prefix path (default: the current directory)",
         "  -e filename   : set error log file (default: stderr)",
-        f"  -c filename   : set configuration file (default: {_default_conf_text()})",
+        f"  -c filename   : set configuration file (default: {DEFAULT_CONF})",
         "  -g directives : set global directives out of configuration file",
         "",
     ]
@@ -144,28 +145,18 @@ def usage() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _default_conf_text() -> str:
-    try:
-        from ngate.config import DEFAULT_CONF
-    except ImportError:
-        return "the bundled default"
-    return str(DEFAULT_CONF)
-
-
 # ---------------------------------------------------------------- paths and config
 
 def resolve_paths(opts: Options) -> tuple[str, str]:
     """(prefix, conf_file) as nginx resolves them: a relative -c is relative to the prefix."""
     prefix = os.path.abspath(opts.prefix) if opts.prefix else os.getcwd()
     if opts.conf_file is None:
-        from ngate.config import DEFAULT_CONF
-        return prefix, str(DEFAULT_CONF)
+        return prefix, DEFAULT_CONF
     return prefix, os.path.normpath(os.path.join(prefix, opts.conf_file))
 
 
 def make_loader(conf_file: str, prefix: str, directives: str):
     def load():
-        from ngate.config import load_config
         return load_config(conf_file, prefix=prefix, global_directives=directives)
     return load
 
@@ -182,7 +173,6 @@ def test_config(opts: Options, conf_file: str, load) -> int:
         say(f"the configuration file {conf_file} syntax is ok")
         say(f"configuration file {conf_file} test is successful")
     if opts.dump:
-        from ngate.config import dump_config
         sys.stdout.write(dump_config(config))
         sys.stdout.flush()
     return 0

@@ -6,8 +6,8 @@ sigtimedwait(), which also tells who sent them (nginx's `received from N`).
   TERM, INT  fast stop: TERM to workers; SIGKILL the ones still alive after KILL_AFTER; exit
   QUIT       graceful stop: close the listeners, QUIT to workers, wait for all of them; exit
   HUP        reload: load the config again; on error log it and keep the old one. On success
-             bind the new listen keys (keeping the still-used sockets), start a new generation
-             of workers, QUIT the old generation, close the dropped sockets.
+             bind the new listen keys (keeping the still-used sockets), close the dropped ones,
+             start a new generation of workers, QUIT the old generation.
   USR1       reopen the logs, forward to the workers
   CHLD       reap; a worker of the current generation that exited is replaced unless the master
              is stopping or the worker exited with the fatal code 2.
@@ -233,6 +233,7 @@ class Master:
             old_path = self.pid_path
             if self.write_pid(new.main.pid) and old_path:
                 _unlink(old_path)
+        close_sockets(dropped)          # the old workers keep their own copies until QUIT
         old_workers = list(self.workers)
         self.config = new
         self.generation += 1
@@ -242,7 +243,6 @@ class Master:
                 os.kill(pid, signal.SIGQUIT)
             except ProcessLookupError:
                 pass
-        close_sockets(dropped)
 
     # ---------------------------------------------------------------- pid file
 
