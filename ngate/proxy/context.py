@@ -35,6 +35,11 @@ class RequestContext:
         "start", "start_wall",
         # logging
         "logged", "error_pages_done",
+        # engine bookkeeping
+        "req",              # server/connection.py Request (body events)
+        "status_override",  # error_page "=code" / original status for an internal redirect
+        "redirects",        # rewrite/internal redirect cycles (nginx allows 10)
+        "head_sent",        # the response head was written to the client
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -76,3 +81,7 @@ class RequestContext:
         self.start_wall = time.time()
         self.logged = False
         self.error_pages_done = False
+        self.req = None
+        self.status_override = None
+        self.redirects = 0
+        self.head_sent = False

@@ -1,0 +1,411 @@
+"""The request phases: route -> rewrite -> content -> log, as nginx runs them.
+
+  start_request   find the server (Host / SNI) and normalise the URI
+  server rewrite  the server level's rewrite module ops (set, return, rewrite, if)
+  find location   nginx's location search (routing/locations.py); slash redirect
+  location rewrite the location's ops; `rewrite ... last` goes back to find location
+  content         proxy_pass (proxy/http_proxy.py), return, static files
+  finalize        errors and statuses become responses through error_page or status pages
+  log             the access log line, exactly once
+
+Every function takes the RequestContext; the connection (server/connection.py) owns the socket.
+"""
+from __future__ import annotations
+
+import re
+
+from ngate.errors import ProxyError
+from ngate.http1 import response as resp
+from ngate.observability import error_log
+from ngate.proxy import rewrite
+from ngate.routing.locations import find_location, needs_slash_redirect
+from ngate.routing.uri import normalize_uri, split_request_uri
+from ngate.routing.servers import normalize_host
+
+MAX_REDIRECTS = 10
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_ADD_HEADER_CODES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
+# nginx drops keep-alive after these (ngx_http_special_response_handler)
+_CLOSE_CODES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
+_ABS_URI = re.compile(r"^(https?)://([^/?#]*)(.*)$", re.I)
+TEXT_HTML = b"text/html"
+
+# content handlers by LocConf field: set by proxy/http_proxy.py and friends at import
+CONTENT_HANDLERS: list = []   # (predicate(conf) -> bool, handler(ctx))
+
+
+# ---------------------------------------------------------------- phases
+
+def start_request(ctx, req) -> None:
+    ctx.req = req
+    conn = ctx.conn
+    listen = conn.listen
+    raw = ctx.request_uri
+    host_line = None
+    if raw[:1] != "/":
+        m = _ABS_URI.match(raw)
+        if m is None:
+            return reject_request(ctx, 400, "client sent invalid request")
+        host_line = m.group(2)
+        raw = m.group(3) or "/"
+        if raw[:1] != "/":
+            raw = "/" + raw
+    path, args = split_request_uri(raw)
+    ctx.args = args
+    host_raw = host_line.encode("latin-1") if host_line is not None else ctx.hdr.get(b"host")
+    host = None
+    if host_raw is not None:
+        host = normalize_host(host_raw)
+        if host is None:
+            return reject_request(ctx, 400, "client sent invalid host header")
+    elif ctx.http_minor == 1:
+        ctx.server = listen.default_server
+        return reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
+    server = listen.selector.select(host) if host else listen.default_server
+    ctx.server = server
+    ctx.host = host or server.names.first
+    try:
+        ctx.uri = normalize_uri(path, server.merge_slashes)
+    except ValueError:
+        return reject_request(ctx, 400, "client sent invalid request")
+    ctx.conf = server.conf
+    try:
+        ops = server.conf.rewrite_ops
+        if ops and rewrite.run(ctx, ops) is rewrite.DONE:
+            return
+        find_location_phase(ctx)
+    except ProxyError as err:
+        fail(ctx, err)
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
+        internal_error(ctx, exc)
+
+
+def find_location_phase(ctx) -> None:
+    """Find the location for ctx.uri, run its rewrite ops, then its content handler."""
+    while True:
+        server = ctx.server
+        loc, captures = find_location(server, ctx.uri)
+        ctx.loc = loc
+        conf = loc.conf if loc is not None else server.conf
+        ctx.conf = conf
+        if captures:
+            ctx.captures = captures
+        if loc is not None and needs_slash_redirect(loc, ctx.uri):
+            target = ctx.uri + "/" + ("?" + ctx.args if ctx.args else "")
+            return send_redirect(ctx, 301, target)
+        ops = conf.rewrite_ops
+        if ops:
+            result = rewrite.run(ctx, ops)
+            if result is rewrite.DONE:
+                return
+            if result is rewrite.RESTART:
+                ctx.redirects += 1
+                if ctx.redirects > MAX_REDIRECTS:
+                    error_log.error("rewrite or internal redirection cycle while processing "
+                                    f'"{ctx.uri}"' + error_log.request_suffix(ctx), ctx.conn.number)
+                    return finalize(ctx, 500)
+                continue
+        return content_phase(ctx)
+
+
+def content_phase(ctx) -> None:
+    conf = ctx.conf
+    limit = conf.client_max_body_size
+    if limit and ctx.content_length_in is not None and ctx.content_length_in > limit:
+        error_log.error(f"client intended to send too large body: {ctx.content_length_in} bytes"
+                        + error_log.request_suffix(ctx), ctx.conn.number)
+        return finalize(ctx, 413)
+    for applies, handler in CONTENT_HANDLERS:
+        if applies(conf):
+            return handler(ctx)
+    return finalize(ctx, 404 if ctx.method in ("GET", "HEAD", "POST") else 405)
+
+
+def internal_redirect(ctx, uri: str) -> None:
+    """nginx's internal redirect: new URI, location search again (error_page, try_files)."""
+    ctx.redirects += 1
+    if ctx.redirects > MAX_REDIRECTS:
+        error_log.error("rewrite or internal redirection cycle while internally redirecting to "
+                        f'"{uri}"' + error_log.request_suffix(ctx), ctx.conn.number)
+        ctx.status_override = None
+        return send_status(ctx, 500)
+    path, args = split_request_uri(uri)
+    if args is not None:
+        ctx.args = args
+    try:
+        ctx.uri = normalize_uri(path)
+    except ValueError:
+        return send_status(ctx, 400)
+    ctx.internal = True
+    ctx.vars = None
+    find_location_phase(ctx)
+
+
+def named_location(ctx, name: str) -> None:
+    loc = ctx.server.named_locations.get(name)
+    if loc is None:
+        error_log.error(f'named location "{name}" not found' + error_log.request_suffix(ctx),
+                        ctx.conn.number)
+        return send_status(ctx, 500)
+    ctx.redirects += 1
+    ctx.loc = loc
+    ctx.conf = loc.conf
+    ctx.internal = True
+    ops = loc.conf.rewrite_ops
+    if ops:
+        result = rewrite.run(ctx, ops)
+        if result is rewrite.DONE:
+            return
+        if result is rewrite.RESTART:
+            return find_location_phase(ctx)
+    content_phase(ctx)
+
+
+# ---------------------------------------------------------------- answers
+
+def finalize(ctx, status: int) -> None:
+    """Answer with `status` as nginx would: error_page if configured, else the status page."""
+    if status >= 300 and not ctx.error_pages_done:
+        page = error_page_for(ctx.conf, status)
+        if page is not None:
+            return run_error_page(ctx, status, page)
+    send_status(ctx, status)
+
+
+def error_page_for(conf, status: int):
+    for code, page in conf.error_page:
+        if code == status:
+            return page
+    return None
+
+
+def run_error_page(ctx, status: int, page) -> None:
+    ctx.error_pages_done = True        # recursive_error_pages off
+    uri = page.uri.render(ctx)
+    if page.override is None:
+        ctx.status_override = status
+    elif page.override == -1:
+        ctx.status_override = None
+    else:
+        ctx.status_override = page.override
+    if uri.startswith("@"):
+        if ctx.method != "HEAD":
+            ctx.method = "GET"
+        return named_location(ctx, uri)
+    if uri.startswith(("http://", "https://")) or not uri.startswith("/"):
+        code = page.override if page.override and page.override in _REDIRECT_CODES else 302
+        ctx.status_override = None
+        return send_redirect(ctx, code, uri)
+    if ctx.method != "HEAD":
+        ctx.method = "GET"
+    internal_redirect(ctx, uri)
+
+
+def send_status(ctx, status: int) -> None:
+    """nginx's built-in status page (or an empty body for codes that have none)."""
+    if status == 444:
+        ctx.status = 444
+        ctx.keep_alive = False
+        ctx.conn.closing = True
+        ctx.conn.transport.close()
+        log_request(ctx)
+        return
+    conf = ctx.conf
+    tokens = conf.server_tokens if conf is not None else True
+    body = resp.status_page(status, tokens)
+    if status in _CLOSE_CODES:
+        ctx.keep_alive = False
+    wire = resp.page_status(status)
+    send_response(ctx, wire, body if body is not None else b"",
+                  TEXT_HTML if body is not None else None)
+
+
+def send_redirect(ctx, status: int, location: str) -> None:
+    loc = absolute_location(ctx, location)
+    body = resp.status_page(status, ctx.conf.server_tokens if ctx.conf else True)
+    send_response(ctx, status, body or b"", TEXT_HTML if body else None,
+                  location=loc.encode("latin-1", "replace"))
+
+
+def absolute_location(ctx, location: str) -> str:
+    """absolute_redirect on, port_in_redirect on, server_name_in_redirect off (nginx defaults)."""
+    if not location.startswith("/"):
+        return location
+    conn = ctx.conn
+    scheme = conn.scheme
+    port = conn.server_port
+    host = ctx.host or conn.server_addr
+    default = "443" if scheme == "https" else "80"
+    hostport = host if (not port or port == default) else f"{host}:{port}"
+    return f"{scheme}://{hostport}{location}"
+
+
+def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
+                  location: bytes | None = None, extra=()) -> None:
+    """A complete response generated by ngate (return, status pages, redirects)."""
+    override = ctx.status_override
+    if override is not None:
+        status = override
+        ctx.status_override = None
+    conn = ctx.conn
+    if conn.closing:
+        ctx.status = status
+        log_request(ctx)
+        return
+    ctx.status = status
+    conf = ctx.conf
+    headers = list(extra)
+    if conf is not None and conf.add_header:
+        headers.extend(add_headers(ctx, conf, status))
+    head_only = ctx.method == "HEAD" or status in resp.NO_BODY_STATUSES
+    check_keepalive(ctx)
+    head = resp.build_head(
+        status, 1, server_tokens=conf.server_tokens if conf is not None else True,
+        content_type=content_type, content_length=None if status in resp.NO_BODY_STATUSES else len(body),
+        location=location,
+        connection=resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE,
+        headers=headers)
+    ctx.head_sent = True
+    if head_only:
+        conn.write(head)
+        ctx.bytes_sent = len(head)
+    else:
+        conn.write(head + body)
+        ctx.body_bytes_sent = len(body)
+        ctx.bytes_sent = len(head) + len(body)
+    conn.finish_request(ctx)
+
+
+def check_keepalive(ctx) -> None:
+    """keepalive_timeout 0, keepalive_requests reached, or a draining worker end keep-alive."""
+    if ctx.keep_alive:
+        conn = ctx.conn
+        conf = ctx.conf
+        if conn.closing or conn.runtime.draining or (conf is not None and (
+                conf.keepalive_timeout == 0 or conn.requests >= conf.keepalive_requests)):
+            ctx.keep_alive = False
+
+
+def add_headers(ctx, conf, status: int):
+    ok = status in _ADD_HEADER_CODES
+    out = []
+    for h in conf.add_header:
+        if ok or h.always:
+            v = h.value.render(ctx)
+            if v:
+                out.append((h.name.encode("latin-1"), v.encode("latin-1", "replace")))
+    return out
+
+
+def return_response(ctx, code: int, text) -> None:
+    """The rewrite module's `return`."""
+    if code == 444:
+        return send_status(ctx, 444)
+    value = text.render(ctx) if text is not None else None
+    if code in _REDIRECT_CODES:
+        if value is None:
+            return finalize(ctx, code)
+        ctx.status = code
+        return send_redirect(ctx, code, value)
+    if value is None:
+        if code >= 300:
+            return finalize(ctx, code)
+        return send_response(ctx, code, b"", None)
+    if code >= 400 and ctx.conf.error_page and error_page_for(ctx.conf, code) is not None \
+            and not ctx.error_pages_done:
+        return finalize(ctx, code)
+    ct = ctx.conf.default_type.encode("latin-1")
+    send_response(ctx, code, value.encode("utf-8", "surrogateescape") if not value.isascii()
+                  else value.encode("ascii"), ct)
+
+
+# ---------------------------------------------------------------- errors
+
+def fail(ctx, err: ProxyError) -> None:
+    """The one place a ProxyError becomes a response (or a closed connection)."""
+    if err.log_message:
+        error_log.log(err.level, err.log_message + error_log.request_suffix(ctx), ctx.conn.number)
+    if err.status == 499:
+        ctx.status = 499
+        log_request(ctx)
+        return
+    if ctx.head_sent:
+        ctx.keep_alive = False
+        ctx.conn.closing = True
+        ctx.conn.transport.close()
+        log_request(ctx)
+        return
+    finalize(ctx, err.status)
+
+
+def reject_request(ctx, status: int, message: str) -> None:
+    error_log.info(message + (", client: " + ctx.conn.remote_addr), ctx.conn.number)
+    ctx.keep_alive = False
+    if ctx.conf is None and ctx.server is not None:
+        ctx.conf = ctx.server.conf
+    if ctx.conf is None:
+        ctx.server = ctx.conn.listen.default_server
+        ctx.conf = ctx.server.conf
+    send_status(ctx, status)
+
+
+def reject_head(conn, status: int, message: str, url: bytes) -> None:
+    """A head refused while parsing (414, 494, 400, 501): status page, then close."""
+    from ngate.proxy.context import RequestContext
+    if message:
+        error_log.info(message + ", client: " + conn.remote_addr, conn.number)
+    ctx = RequestContext(conn, "GET", url.decode("latin-1") if url else "", "1.1", [], {})
+    server = conn.listen.default_server
+    ctx.server = server
+    ctx.conf = server.conf
+    ctx.keep_alive = False
+    current = conn.current
+    conn.current = None
+    conn.queue = None
+    if current is not None and current.ctx.head_sent:
+        conn.abort()        # a response is already on the wire: nothing sane can follow
+        return
+    send_status(ctx, status)
+
+
+def body_error(ctx, message: str) -> None:
+    error_log.info("client sent invalid chunked body" + error_log.request_suffix(ctx), ctx.conn.number)
+    if not ctx.head_sent:
+        ctx.keep_alive = False
+        send_status(ctx, 400)
+
+
+def client_closed(ctx) -> None:
+    """The client went away while its request was in flight (nginx logs 499)."""
+    w = ctx.conn.writer
+    if w is not None:
+        w.client_gone()
+    elif not ctx.logged and not ctx.head_sent:
+        ctx.status = 499
+        log_request(ctx)
+
+
+def internal_error(ctx, exc: Exception) -> None:
+    import traceback
+    error_log.alert("internal error: " + "".join(traceback.format_exception(exc)).replace("\n", " | ")
+                    + error_log.request_suffix(ctx), ctx.conn.number)
+    if not ctx.head_sent and not ctx.conn.closing:
+        ctx.keep_alive = False
+        ctx.status_override = None
+        send_status(ctx, 500)
+    else:
+        ctx.conn.abort()
+
+
+def log_timeout(conn, message: str) -> None:
+    error_log.info(message + ", client: " + conn.remote_addr, conn.number)
+
+
+# ---------------------------------------------------------------- log phase
+
+def log_request(ctx) -> None:
+    if ctx.logged:
+        return
+    ctx.logged = True
+    conn = ctx.conn
+    conn.runtime.access_log(ctx)

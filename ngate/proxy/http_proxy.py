@@ -1,0 +1,915 @@
+"""proxy_pass to HTTP upstreams: one ProxyExchange per request.
+
+Exchange states:
+  connecting   peer chosen (balancer), pooled connection reused or a new one opened
+               (proxy_connect_timeout); connect errors try the next peer (proxy_next_upstream)
+  sending      request head + body streamed from the client (backpressure both ways)
+  reading head proxy_read_timeout re-armed on every read
+  streaming    response body to the client; the upstream socket pauses while the client's
+               write buffer is above its high-water mark
+  tunnel       a 101 to an Upgrade request: proxy/tunnel.py takes both transports
+  done         the upstream connection goes back to the keepalive pool or is closed
+
+A pooled connection that fails before any response byte is retried once on a fresh connection
+when the request can be replayed (no body, or a body still held in memory).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httptools
+
+from ngate.config.model import Upstream, UpstreamServer
+from ngate.errors import UPSTREAM, ProxyError
+from ngate.http1 import response as resp
+from ngate.observability import error_log
+from ngate.proxy import engine
+from ngate.routing.uri import escape_uri
+from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
+
+STATIC, TEMPLATE, BODY_LENGTH, CHUNKED = range(4)
+DEFAULT_PROXY_HEADERS = (
+    ("Host", "$proxy_host"), ("Connection", "close"),
+    ("Content-Length", BODY_LENGTH), ("Transfer-Encoding", CHUNKED),
+    ("TE", ""), ("Keep-Alive", ""), ("Expect", ""), ("Upgrade", ""),
+)
+DEFAULT_HIDE = frozenset({b"date", b"server", b"x-pad", b"x-accel-expires", b"x-accel-redirect",
+                          b"x-accel-limit-rate", b"x-accel-buffering", b"x-accel-charset"})
+# consumed by the proxy: never copied to the client as-is
+_CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
+                       b"content-type", b"last-modified", b"location"})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+_REPLAY_LIMIT = 65536
+_MAX_TRIES = 64
+
+
+# ---------------------------------------------------------------- compiled per LocConf
+
+class Plan:
+    """What a location sends upstream and passes back; built once per LocConf."""
+    __slots__ = ("items", "skip", "hide", "version", "keepalive_capable", "redirects")
+
+    def __init__(self, conf) -> None:
+        from ngate.routing.variables import compile_template
+        items = []
+        names = set()
+        for h in conf.proxy_set_header:
+            names.add(h.lname)
+            if h.value.static:
+                if h.value.text:
+                    items.append((h.name.encode("latin-1"), STATIC, h.value.text.encode("latin-1")))
+            else:
+                items.append((h.name.encode("latin-1"), TEMPLATE, h.value))
+        for name, value in DEFAULT_PROXY_HEADERS:
+            lname = name.lower().encode()
+            if lname in names:
+                continue
+            names.add(lname)
+            if value in (BODY_LENGTH, CHUNKED):
+                items.append((name.encode(), value, None))
+            elif value:
+                t = compile_template(value)
+                items.append((name.encode(), STATIC if t.static else TEMPLATE,
+                              t.text.encode() if t.static else t))
+        self.items = tuple(items)
+        self.skip = frozenset(names)
+        self.hide = (DEFAULT_HIDE | conf.proxy_hide_header) - conf.proxy_pass_header
+        self.version = b"HTTP/1.1" if conf.proxy_http_version == "1.1" else b"HTTP/1.0"
+        self.redirects = _redirect_rules(conf)
+
+
+def _redirect_rules(conf):
+    """proxy_redirect as (match, replacement) pairs; `default` derived from proxy_pass."""
+    pr = conf.proxy_redirect
+    pp = conf.proxy_pass
+    if pr.off or pp is None:
+        return ()
+    rules = list(pr.rules)
+    if pr.default and pp.template is None:
+        base = f"{pp.scheme}://{pp.host_header}"
+        if pp.uri is not None:
+            rules.insert(0, (base + pp.uri, pp.location_prefix))
+        else:
+            rules.insert(0, (base + "/", "/"))
+    return tuple(rules)
+
+
+_PLANS: dict[int, Plan] = {}
+
+
+def plan_for(conf) -> Plan:
+    p = _PLANS.get(id(conf))
+    if p is None:
+        p = _PLANS[id(conf)] = Plan(conf)
+    return p
+
+
+# ---------------------------------------------------------------- request construction
+
+def upstream_uri(ctx, pp) -> str:
+    """The URI sent upstream (nginx-behaviour.md, proxy_pass)."""
+    if pp.uri is None:
+        if not ctx.internal:
+            raw = ctx.request_uri
+            if raw[:1] == "/":
+                return raw
+        uri = escape_uri(ctx.uri)
+    else:
+        prefix = pp.location_prefix
+        u = ctx.uri
+        if ctx.internal and ctx.loc is not None and ctx.loc.modifier in ("", "^~", "=") \
+                and not u.startswith(prefix):
+            uri = escape_uri(u)
+        else:
+            uri = pp.uri + escape_uri(u[len(prefix):] if u.startswith(prefix) else u)
+    return uri + "?" + ctx.args if ctx.args else uri
+
+
+def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunked: bool) -> bytes:
+    conf = ctx.conf
+    method = conf.proxy_method.render(ctx) if conf.proxy_method is not None else ctx.method
+    out = [method.encode("latin-1"), b" ", uri.encode("latin-1", "replace"), b" ", plan.version, b"\r\n"]
+    for name, kind, value in plan.items:
+        if kind is STATIC:
+            v = value
+        elif kind is TEMPLATE:
+            s = value.render(ctx)
+            if not s:
+                continue
+            v = s.encode("latin-1", "replace")
+        elif kind is BODY_LENGTH:
+            if body_length is None:
+                continue
+            v = b"%d" % body_length
+        else:
+            if not chunked:
+                continue
+            v = b"chunked"
+        out.append(name + b": " + v + b"\r\n")
+    if conf.proxy_pass_request_headers:
+        skip = plan.skip
+        for name, value in ctx.headers:
+            if name.lower() not in skip:
+                out.append(name + b": " + value + b"\r\n")
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+# ---------------------------------------------------------------- the upstream connection
+
+class UpstreamConnection(asyncio.Protocol):
+    """A connection to one peer; serves one exchange at a time, then may idle in the pool."""
+    __slots__ = ("transport", "exchange", "closed", "peer", "requests", "pool", "group_id",
+                 "idle_timer", "write_paused")
+
+    def __init__(self, peer: UpstreamServer) -> None:
+        self.transport = None
+        self.exchange = None
+        self.closed = False
+        self.peer = peer
+        self.requests = 0
+        self.pool = None
+        self.group_id = 0
+        self.idle_timer = None
+        self.write_paused = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.upstream_data(data)
+        else:
+            self.close()    # an idle connection must not talk
+
+    def eof_received(self):
+        ex = self.exchange
+        if ex is not None:
+            ex.upstream_eof()
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self._cancel_idle()
+        ex = self.exchange
+        self.exchange = None
+        if ex is not None:
+            ex.upstream_lost(exc)
+        elif self.pool is not None:
+            self.pool.discard(self.group_id, self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        ex = self.exchange
+        if ex is not None:
+            ex.upstream_write_paused()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        ex = self.exchange
+        if ex is not None:
+            ex.upstream_write_resumed()
+
+    def on_idle(self, pool, group_id: int, timeout: float) -> None:
+        self.pool = pool
+        self.group_id = group_id
+        self.exchange = None
+        self._cancel_idle()
+        self.idle_timer = asyncio.get_running_loop().call_later(timeout, self.close)
+
+    def take(self) -> None:
+        self._cancel_idle()
+        self.pool = None
+
+    def _cancel_idle(self) -> None:
+        t = self.idle_timer
+        if t is not None:
+            t.cancel()
+            self.idle_timer = None
+
+    def close(self) -> None:
+        self.closed = True
+        self._cancel_idle()
+        t = self.transport
+        if t is not None:
+            t.close()
+
+
+# ---------------------------------------------------------------- the exchange
+
+class ProxyExchange:
+    __slots__ = (
+        "ctx", "conn", "conf", "plan", "upstream", "peer", "uconn", "tried", "tries", "loop",
+        "parser", "reason", "resp_headers", "status", "chunked_out", "head_only", "until_close",
+        "resp_length", "state", "timer", "deadline", "timeout", "body_chunks",
+        "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
+        "upgrade", "connect_task", "uri", "_last_error", "body_mode",
+    )
+
+    def __init__(self, ctx, upstream: Upstream) -> None:
+        self.ctx = ctx
+        self.conn = ctx.conn
+        self.conf = ctx.conf
+        self.plan = plan_for(ctx.conf)
+        self.upstream = upstream
+        self.peer = None
+        self.uconn = None
+        self.tried: set = set()
+        self.tries = 0
+        self.loop = ctx.conn.runtime.loop
+        self.parser = None
+        self.state = "connecting"
+        self.timer = None
+        self.deadline = 0.0
+        self.timeout = 0.0
+        self.body_chunks = []
+        self.replayable = True
+        self.body_done = False
+        self.started = time.monotonic()
+        self.sent_bytes = 0
+        self.reused = False
+        self.got_bytes = False
+        self.tail = b""
+        self.upgrade = False
+        self.connect_task = None
+        self.uri = ""
+        self._last_error = None
+        self.body_mode = "none"
+        self.reason = b""
+        self.resp_headers = []
+        self.status = 0
+        self.chunked_out = False
+        self.head_only = False
+        self.until_close = False
+        self.resp_length = None
+
+    # ------------------------------------------------------------ start
+
+    def start(self) -> None:
+        ctx = self.ctx
+        conf = self.conf
+        self.uri = upstream_uri(ctx, conf.proxy_pass) if conf.proxy_pass.template is None else self.uri
+        req = ctx.req
+        if conf.proxy_set_body is not None or not conf.proxy_pass_request_body:
+            self.body_mode = "none"
+            self.body_done = True
+        elif ctx.body_chunked:
+            self.body_mode = "chunked" if (not conf.proxy_request_buffering
+                                           and self.plan.version == b"HTTP/1.1") else "buffer"
+        elif ctx.content_length_in:
+            self.body_mode = "length"
+        else:
+            self.body_mode = "none"
+            self.body_done = True
+        self.conn.writer = self
+        if self.body_mode != "none":
+            if ctx.hdr.get(b"expect", b"").lower() == b"100-continue" and ctx.http_minor == 1:
+                self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.conn.attach_body(req, self)
+            if self.body_mode == "buffer" and not self.body_done:
+                return          # connect once the whole body is here (Content-Length upstream)
+        self.connect()
+
+    def connect(self) -> None:
+        if self.tries >= _MAX_TRIES:
+            return self.fail(ProxyError(502, UPSTREAM))
+        peer = balancer_for(self.upstream).select(self.ctx, self.tried)
+        if peer is None:
+            if not self.tried:
+                msg = f'no live upstreams while connecting to upstream'
+                return self.fail(ProxyError(502, UPSTREAM, msg))
+            return self.fail(self._last_error or ProxyError(502, UPSTREAM))
+        self.tries += 1
+        self.peer = peer
+        ctx = self.ctx
+        ctx.upstream_addr = peer.name if ctx.upstream_addr is None else ctx.upstream_addr + ", " + peer.name
+        up = self.upstream
+        if up.keepalive:
+            pooled = self.conn.runtime.pool.get(id(up), (peer.unix or peer.host, peer.port))
+            if pooled is not None:
+                pooled.take()
+                self.reused = True
+                self.attach(pooled)
+                return
+        self.reused = False
+        self.state = "connecting"
+        self.connect_task = self.loop.create_task(self._open(peer))
+
+    async def _open(self, peer: UpstreamServer) -> None:
+        loop = self.loop
+        t0 = time.monotonic()
+        try:
+            if peer.unix:
+                coro = loop.create_unix_connection(lambda: UpstreamConnection(peer), peer.unix)
+            else:
+                coro = loop.create_connection(lambda: UpstreamConnection(peer), peer.host, peer.port)
+            _, proto = await asyncio.wait_for(coro, self.conf.proxy_connect_timeout)
+        except asyncio.TimeoutError:
+            self.connect_task = None
+            return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed out) "
+                                  "while connecting to upstream")
+        except OSError as exc:
+            self.connect_task = None
+            return self.next_peer("error", 502, f"connect() failed ({exc.errno}: {exc.strerror}) "
+                                  "while connecting to upstream")
+        except asyncio.CancelledError:
+            return
+        self.connect_task = None
+        if self.state == "done":
+            proto.close()
+            return
+        self.ctx.upstream_connect_time = "%.3f" % (time.monotonic() - t0)
+        self.attach(proto)
+
+    def attach(self, uconn: UpstreamConnection) -> None:
+        self.uconn = uconn
+        uconn.exchange = self
+        uconn.requests += 1
+        health(self.peer).conns += 1
+        self.parser = httptools.HttpResponseParser(self)
+        self.resp_headers = []
+        self.reason = b""
+        self.status = 0
+        self.got_bytes = False
+        self.state = "sending"
+        self.send_request()
+
+    def send_request(self) -> None:
+        ctx = self.ctx
+        conf = self.conf
+        body_len = None
+        chunked = False
+        mode = self.body_mode
+        if conf.proxy_set_body is not None:
+            body = conf.proxy_set_body.render(ctx).encode("latin-1", "replace")
+            body_len = len(body)
+        else:
+            body = None
+            if mode == "length":
+                body_len = ctx.content_length_in
+            elif mode == "buffer":
+                body_len = sum(len(c) for c in self.body_chunks)
+            elif mode == "chunked":
+                chunked = True
+            elif ctx.content_length_in == 0 and conf.proxy_pass_request_body:
+                body_len = 0
+        head = build_request_head(ctx, self.plan, self.uri, body_len, chunked)
+        t = self.uconn.transport
+        parts = [head]
+        if body is not None:
+            parts.append(body)
+        elif self.body_chunks:
+            if chunked:
+                parts.extend(resp.chunk(c) for c in self.body_chunks)
+            else:
+                parts.extend(self.body_chunks)
+        if chunked and self.body_done:
+            parts.append(resp.LAST_CHUNK)
+        data = b"".join(parts)
+        self.sent_bytes = len(data)
+        t.write(data)
+        if self.body_done:
+            self.request_sent()
+        elif self.uconn.write_paused:
+            self.conn.transport.pause_reading()
+
+    # ------------------------------------------------------------ client body (consumer API)
+
+    def body_data(self, data: bytes) -> None:
+        if self.replayable:
+            self.body_chunks.append(data)
+            if sum(len(c) for c in self.body_chunks) > _REPLAY_LIMIT and self.body_mode != "buffer":
+                self.replayable = False
+                self.body_chunks = []
+        limit = self.conf.client_max_body_size
+        if limit and self.ctx.body_chunked and self.ctx.req.body_size > limit:
+            self.body_done = True
+            error_log.error(f"client intended to send too large chunked body: "
+                            f"{self.ctx.req.body_size} bytes" + error_log.request_suffix(self.ctx),
+                            self.conn.number)
+            return self.abort_with(413)
+        if self.body_mode == "buffer":
+            return
+        u = self.uconn
+        if u is None or self.state != "sending":
+            if not self.replayable and u is None:
+                self.conn.transport.pause_reading()
+            return
+        u.transport.write(resp.chunk(data) if self.body_mode == "chunked" else data)
+        self.sent_bytes += len(data)
+        if u.write_paused:
+            self.conn.transport.pause_reading()
+        self._touch_send()
+
+    def body_end(self) -> None:
+        self.body_done = True
+        if self.body_mode == "buffer":
+            if self.state == "connecting" and self.uconn is None and self.connect_task is None:
+                self.connect()
+            return
+        u = self.uconn
+        if u is not None and self.state == "sending":
+            if self.body_mode == "chunked":
+                u.transport.write(resp.LAST_CHUNK)
+            self.request_sent()
+
+    def request_sent(self) -> None:
+        if self.state == "sending":
+            self.state = "reading"
+        self.ctx.upstream_bytes_sent += self.sent_bytes
+        self.arm(self.conf.proxy_read_timeout)
+
+    # ------------------------------------------------------------ timeouts (lazily re-armed)
+
+    def arm(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadline = self.loop.time() + timeout
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.deadline, self._on_timer)
+
+    def _touch_send(self) -> None:
+        if self.timer is None:
+            self.arm(self.conf.proxy_send_timeout)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        if now < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self._on_timer)
+            return
+        if self.state in ("sending", "reading"):
+            return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed out) "
+                                  "while reading response header from upstream")
+        if self.state == "streaming":
+            self.ctx.keep_alive = False
+            self.fail(ProxyError(504, UPSTREAM, "upstream timed out (110: Connection timed out) "
+                                 "while reading upstream"))
+
+    def _cancel_timer(self) -> None:
+        t = self.timer
+        if t is not None:
+            t.cancel()
+            self.timer = None
+
+    # ------------------------------------------------------------ upstream events
+
+    def upstream_data(self, data: bytes) -> None:
+        self.got_bytes = True
+        self.ctx.upstream_bytes_received += len(data)
+        if self.timer is not None:
+            self.deadline = self.loop.time() + self.timeout
+        if self.state == "tunnel":
+            return
+        if self.state == "reading" or self.state == "sending":
+            self.tail = (self.tail + data)[-4:] if len(data) < 4 else data[-4:]
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._upgraded(data, exc.args[0] if exc.args else None)
+        except httptools.HttpParserError as exc:
+            if self.status == 101 and self.state == "switching":
+                return self._upgraded(data, None)
+            if self.state in ("reading", "sending"):
+                return self.fail_peer(502, f"upstream sent invalid header: {exc} "
+                                      "while reading response header from upstream")
+            self.ctx.keep_alive = False
+            self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response ({exc}) "
+                                 "while reading upstream"))
+
+    def upstream_eof(self) -> None:
+        pass
+
+    def upstream_lost(self, exc) -> None:
+        self.uconn = None
+        st = self.state
+        if st == "done" or st == "tunnel":
+            return
+        if st in ("sending", "reading"):
+            health(self.peer).conns -= 1
+            if self.reused and not self.got_bytes and (self.replayable or self.body_mode == "none"):
+                # a pooled connection the peer had closed: retry on a fresh one
+                self.state = "connecting"
+                return self._reconnect_fresh()
+            reason = "upstream prematurely closed connection" if exc is None else \
+                f"recv() failed ({getattr(exc, 'errno', 104)}: {getattr(exc, 'strerror', 'Connection reset by peer')})"
+            return self.next_peer("error", 502, reason + " while reading response header from upstream")
+        if st == "streaming":
+            if self.until_close:
+                return self.on_message_complete()
+            health(self.peer).conns -= 1
+            self.ctx.keep_alive = False
+            self.fail(ProxyError(502, UPSTREAM, "upstream prematurely closed connection while reading upstream"))
+
+    def _reconnect_fresh(self) -> None:
+        self.reused = False
+        peer = self.peer
+        self.connect_task = self.loop.create_task(self._open(peer))
+
+    def upstream_write_paused(self) -> None:
+        self.conn.transport.pause_reading()
+
+    def upstream_write_resumed(self) -> None:
+        if not self.conn.closing:
+            self.conn.transport.resume_reading()
+
+    # ------------------------------------------------------------ httptools callbacks
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.resp_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        ctx = self.ctx
+        status = self.parser.get_status_code()
+        self.status = status
+        ctx.upstream_status = str(status) if ctx.upstream_status is None else ctx.upstream_status + ", " + str(status)
+        ctx.upstream_header_time = "%.3f" % (time.monotonic() - self.started)
+        ctx.upstream_headers = self.resp_headers
+        if self.state == "sending" and not self.body_done:
+            pass    # early response (e.g. 413 from the backend): stream it, stop sending
+        self.state = "streaming"
+        conf = self.conf
+        if status >= 300 and conf.proxy_intercept_errors and engine.error_page_for(conf, status):
+            self.state = "done"
+            self._cancel_timer()
+            self.release(reuse=False)
+            self.conn.writer = None
+            return engine.finalize(ctx, status)
+        if status == 101:
+            if b"upgrade" in ctx.hdr:
+                self.state = "switching"
+                self.upgrade = True
+            self.send_head(status)
+            return
+        self.send_head(status)
+
+    def on_body(self, body: bytes) -> None:
+        if self.head_only:
+            return
+        ctx = self.ctx
+        ctx.body_bytes_sent += len(body)
+        if self.chunked_out:
+            self.conn.write(b"%x\r\n%b\r\n" % (len(body), body))
+        else:
+            self.conn.write(body)
+
+    def on_message_complete(self) -> None:
+        if self.state == "switching":
+            return
+        if self.state == "done":
+            return
+        self.state = "done"
+        self._cancel_timer()
+        if self.chunked_out and not self.head_only:
+            self.conn.write(resp.LAST_CHUNK)
+        ctx = self.ctx
+        ctx.upstream_response_time = "%.3f" % (time.monotonic() - self.started)
+        report_success(self.peer)
+        self.release(reuse=self._reusable())
+        self.conn.writer = None
+        ctx.bytes_sent += ctx.body_bytes_sent
+        self.conn.finish_request(ctx)
+
+    # ------------------------------------------------------------ response head
+
+    def send_head(self, status: int) -> None:
+        ctx = self.ctx
+        conf = self.conf
+        hide = self.plan.hide
+        ctype = length = lastmod = location = None
+        te_chunked = False
+        close = False
+        out = []
+        for name, value in self.resp_headers:
+            lname = name.lower()
+            if lname in hide:
+                continue
+            if lname in _CONSUMED:
+                if lname == b"content-length":
+                    length = value
+                elif lname == b"content-type":
+                    ctype = value
+                elif lname == b"transfer-encoding":
+                    te_chunked = b"chunked" in value.lower()
+                elif lname == b"connection":
+                    close = b"close" in value.lower()
+                elif lname == b"last-modified":
+                    lastmod = value
+                elif lname == b"location":
+                    location = self.rewrite_location(value)
+                continue
+            out.append((name, value))
+        ctx.resp_headers = out
+        if conf.add_header:
+            out.extend(engine.add_headers(ctx, conf, status))
+        head_only = ctx.method == "HEAD" or status in (204, 304) or status < 200
+        self.head_only = head_only
+        version = self.parser.get_http_version()
+        self.until_close = False
+        clen = None
+        if length is not None and not te_chunked:
+            try:
+                clen = int(length)
+            except ValueError:
+                clen = None
+        chunked_out = False
+        if status == 101:
+            connection = resp.CONN_UPGRADE
+            if not self.upgrade:
+                ctx.keep_alive = False
+        else:
+            if not head_only and clen is None and not te_chunked:
+                self.until_close = True
+            if not head_only and clen is None:
+                if ctx.http_minor == 1:
+                    chunked_out = True
+                else:
+                    ctx.keep_alive = False
+            engine.check_keepalive(ctx)
+            connection = resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE
+        self.chunked_out = chunked_out
+        self.resp_length = clen
+        if close or version == "1.0":
+            self.uconn_reusable_flag(False)
+        ctx.status = status
+        head = resp.build_head(
+            status, 1, server_tokens=conf.server_tokens, content_type=ctype,
+            content_length=clen if (status != 101 and (clen is not None)) else None,
+            last_modified=lastmod, location=location, chunked=chunked_out,
+            connection=connection, headers=out,
+            reason=self.reason if self.reason else None)
+        ctx.head_sent = True
+        ctx.bytes_sent = len(head)
+        self.conn.write(head)
+        if head_only and status != 101:
+            # the parser cannot be told this was a HEAD: the response ends with its head
+            if ctx.method == "HEAD" and status >= 200 and status not in (204, 304):
+                self.uconn_reusable_flag(False)
+                self.state = "streaming"
+                self.parser = None
+                self.on_message_complete_head()
+
+    def uconn_reusable_flag(self, ok: bool) -> None:
+        if not ok and self.uconn is not None:
+            self.uconn.requests = 1 << 30   # never pooled again
+
+    def on_message_complete_head(self) -> None:
+        self.state = "done"
+        self._cancel_timer()
+        ctx = self.ctx
+        ctx.upstream_response_time = "%.3f" % (time.monotonic() - self.started)
+        report_success(self.peer)
+        self.release(reuse=False)
+        self.conn.writer = None
+        self.conn.finish_request(ctx)
+
+    def rewrite_location(self, value: bytes) -> bytes:
+        v = value.decode("latin-1")
+        for match, repl in self.plan.redirects:
+            if isinstance(match, str):
+                if v.startswith(match):
+                    r = repl.render(self.ctx) if hasattr(repl, "render") else repl
+                    v = r + v[len(match):]
+                    break
+            else:
+                m = match.match(v)
+                if m is not None:
+                    self.ctx.captures = (m.group(0),) + m.groups()
+                    v = repl.render(self.ctx) + v[m.end():]
+                    break
+        if v.startswith("/"):
+            v = engine.absolute_location(self.ctx, v)
+        return v.encode("latin-1")
+
+    def _reusable(self) -> bool:
+        u = self.uconn
+        up = self.upstream
+        if u is None or not up.keepalive or u.closed or self.until_close:
+            return False
+        if self.plan.version != b"HTTP/1.1" or u.requests >= up.keepalive_requests:
+            return False
+        if not self.body_done:
+            return False
+        return True
+
+    def release(self, reuse: bool) -> None:
+        u = self.uconn
+        if u is None:
+            return
+        self.uconn = None
+        health(self.peer).conns -= 1
+        u.exchange = None
+        if reuse:
+            up = self.upstream
+            peer = self.peer
+            self.conn.runtime.pool.put(id(up), (peer.unix or peer.host, peer.port), u,
+                                       up.keepalive, up.keepalive_timeout)
+        else:
+            u.close()
+
+    # ------------------------------------------------------------ tunnel
+
+    def _upgraded(self, data: bytes, offset) -> None:
+        """The upstream said 101: the bytes after its head belong to the tunnel."""
+        if offset is None:
+            end = data.find(b"\r\n\r\n")
+            offset = end + 4 if end >= 0 else len(data)
+        rest = data[offset:]
+        self._cancel_timer()
+        if not self.upgrade:
+            self.state = "done"
+            self.release(reuse=False)
+            self.conn.writer = None
+            self.ctx.keep_alive = False
+            self.conn.finish_request(self.ctx)
+            return
+        from ngate.proxy.tunnel import start_tunnel
+        self.state = "tunnel"
+        u = self.uconn
+        self.uconn = None
+        health(self.peer).conns -= 1
+        u.exchange = None
+        self.conn.writer = None
+        start_tunnel(self.ctx, self.conn, u, rest)
+
+    # ------------------------------------------------------------ failures
+
+    def next_peer(self, kind: str, status: int, message: str) -> None:
+        """A peer failed: log, count it, and try the next one when proxy_next_upstream allows."""
+        if self.state == "done":
+            return
+        self._cancel_timer()
+        peer = self.peer
+        u = self.uconn
+        if u is not None:
+            u.exchange = None
+            u.close()
+            health(peer).conns -= 1
+            self.uconn = None
+        ctx = self.ctx
+        if self.status == 0:
+            ctx.upstream_status = "502" if ctx.upstream_status is None else ctx.upstream_status + ", 502"
+            if status == 504:
+                ctx.upstream_status = ctx.upstream_status[:-3] + "504"
+        err = ProxyError(status, UPSTREAM, message + self._peer_suffix())
+        error_log.error(err.log_message + error_log.request_suffix(ctx, self._upstream_url()),
+                        self.conn.number)
+        err.log_message = ""
+        report_failure(peer)
+        self.tried.add(peer)
+        self._last_error = err
+        conf = self.conf
+        nu = conf.proxy_next_upstream
+        can_retry = kind in nu and "off" not in nu and not ctx.head_sent and \
+            (ctx.method in _IDEMPOTENT or "non_idempotent" in nu or self.sent_bytes == 0) and \
+            (self.replayable or self.body_mode == "none") and \
+            (conf.proxy_next_upstream_tries == 0 or self.tries < conf.proxy_next_upstream_tries)
+        if can_retry and len(self.tried) < len(self.upstream.servers):
+            self.state = "connecting"
+            return self.connect()
+        self.fail(err)
+
+    def fail_peer(self, status: int, message: str) -> None:
+        self.next_peer("invalid_header", status, message)
+
+    def _peer_suffix(self) -> str:
+        return ""
+
+    def _upstream_url(self) -> str:
+        pp = self.conf.proxy_pass
+        return f"{pp.scheme}://{self.peer.name if self.peer else pp.host_header}{self.uri}"
+
+    def fail(self, err: ProxyError) -> None:
+        self.state = "done"
+        self._cancel_timer()
+        u = self.uconn
+        if u is not None:
+            self.release(reuse=False)
+        self.conn.writer = None
+        ctx = self.ctx
+        if ctx.upstream_response_time is None and ctx.upstream_addr:
+            ctx.upstream_response_time = "%.3f" % (time.monotonic() - self.started)
+        engine.fail(ctx, err)
+
+    def abort_with(self, status: int) -> None:
+        self.state = "done"
+        self._cancel_timer()
+        t = self.connect_task
+        if t is not None:
+            t.cancel()
+        if self.uconn is not None:
+            self.release(reuse=False)
+        self.conn.writer = None
+        self.ctx.keep_alive = False
+        engine.finalize(self.ctx, status)
+
+    def client_gone(self) -> None:
+        """The client closed: stop everything, log 499 unless the response was complete."""
+        if self.state == "done":
+            return
+        self.state = "done"
+        self._cancel_timer()
+        t = self.connect_task
+        if t is not None:
+            t.cancel()
+        if self.uconn is not None:
+            self.release(reuse=False)
+        ctx = self.ctx
+        if not ctx.head_sent:
+            ctx.status = 499
+            error_log.info("client prematurely closed connection" + error_log.request_suffix(ctx),
+                           self.conn.number)
+        engine.log_request(ctx)
+
+    # ------------------------------------------------------------ downstream backpressure
+
+    def downstream_paused(self) -> None:
+        u = self.uconn
+        if u is not None and u.transport is not None:
+            u.transport.pause_reading()
+
+    def downstream_resumed(self) -> None:
+        u = self.uconn
+        if u is not None and u.transport is not None and not u.closed:
+            u.transport.resume_reading()
+
+
+# ---------------------------------------------------------------- content handler
+
+def proxy_handler(ctx) -> None:
+    pp = ctx.conf.proxy_pass
+    ctx.proxy_host = pp.host_header
+    if pp.template is not None:
+        return _variable_proxy(ctx, pp)
+    ProxyExchange(ctx, pp.upstream).start()
+
+
+def _variable_proxy(ctx, pp) -> None:
+    """proxy_pass with variables: the rendered URL; its host is first looked up among upstreams."""
+    from ngate.proxy.resolve import resolve_proxy_url
+    url = pp.template.render(ctx)
+    try:
+        upstream, host_header, uri = resolve_proxy_url(ctx.conn.runtime.config, url)
+    except ValueError as exc:
+        error_log.error(f"invalid URL prefix in \"{url}\"" + error_log.request_suffix(ctx), ctx.conn.number)
+        return engine.finalize(ctx, 500)
+    except LookupError:
+        error_log.error(f"no resolver defined to resolve {url}" + error_log.request_suffix(ctx),
+                        ctx.conn.number)
+        return engine.finalize(ctx, 502)
+    ctx.proxy_host = host_header
+    ex = ProxyExchange(ctx, upstream)
+    if uri is None:
+        raw = ctx.request_uri
+        ex.uri = raw if (raw[:1] == "/" and not ctx.internal) else \
+            escape_uri(ctx.uri) + ("?" + ctx.args if ctx.args else "")
+    else:
+        ex.uri = uri
+    ex.start()
+
+
+engine.CONTENT_HANDLERS.append((lambda conf: conf.proxy_pass is not None, proxy_handler))

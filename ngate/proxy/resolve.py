@@ -1,0 +1,54 @@
+"""proxy_pass with variables: turn the rendered URL into (upstream group, $proxy_host, URI).
+
+The host is first looked up among `upstream` blocks; an IP literal becomes a one-server group
+(cached). Other names would need `resolver` (nginx's rule): LookupError.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from ngate.config.model import Upstream, UpstreamServer
+
+_IMPLICIT: dict[tuple, Upstream] = {}
+
+
+def resolve_proxy_url(config, url: str):
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in ("http", "https"):
+        raise ValueError(url)
+    slash = rest.find("/")
+    hostport, uri = (rest, None) if slash < 0 else (rest[:slash], rest[slash:])
+    if not hostport:
+        raise ValueError(url)
+    up = config.upstreams.get(hostport)
+    if up is not None:
+        return up, hostport, uri
+    host, port = _split_hostport(hostport, 443 if scheme == "https" else 80)
+    key = (host, port)
+    up = _IMPLICIT.get(key)
+    if up is None:
+        if host == "localhost":
+            addr = "127.0.0.1"
+        else:
+            try:
+                addr = str(ipaddress.ip_address(host.strip("[]")))
+            except ValueError:
+                raise LookupError(host) from None
+        name = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+        up = Upstream(name=hostport, servers=(UpstreamServer(host=addr, port=port, name=name),),
+                      implicit=True)
+        _IMPLICIT[key] = up
+    return up, hostport, uri
+
+
+def _split_hostport(hostport: str, default: int):
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        host = hostport[1:end]
+        rest = hostport[end + 1:]
+        return host, int(rest[1:]) if rest.startswith(":") else default
+    host, sep, port = hostport.rpartition(":")
+    if sep and port.isdigit():
+        return host, int(port)
+    return hostport, default

@@ -1,0 +1,401 @@
+"""The downstream HTTP/1.x connection: an asyncio Protocol around httptools (llhttp).
+
+States of a connection:
+  reading head  -> headers parsed: a RequestContext is made and handed to the engine
+  in request    -> the engine answers (directly or through an upstream); body bytes that arrive
+                   are passed to the request's body consumer or buffered (bounded: reading pauses)
+  keep-alive    -> waiting for the next request (keepalive_timeout), pipelined requests queued
+  upgrading     -> a request carrying Upgrade is in flight: further bytes are held unparsed until
+                   the upstream answers (101: the tunnel takes both transports; else HTTP resumes)
+  closed
+
+Write backpressure: pause_writing/resume_writing from the transport are passed to whoever is
+producing the response (an upstream exchange pauses its upstream socket).
+"""
+from __future__ import annotations
+
+import re
+from collections import deque
+
+import httptools
+
+from ngate.http1 import response as resp
+from ngate.proxy import engine
+from ngate.proxy.context import RequestContext
+
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_VALID_NAME = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+_VALID_NAME_US = _VALID_NAME + b"_"
+_BODY_BUFFER_LIMIT = 65536
+
+
+class HeadError(Exception):
+    """A request head is refused before routing (status and log message)."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Request:
+    """A parsed request waiting for, or in, the engine; body events are routed through it."""
+    __slots__ = ("ctx", "body", "body_size", "complete", "consumer", "upgrade", "discard")
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
+        self.body = None          # list of buffered chunks until a consumer attaches
+        self.body_size = 0
+        self.complete = False     # the whole message (body included) was received
+        self.consumer = None      # object with body_data(bytes) and body_end()
+        self.upgrade = False
+        self.discard = False      # the response is done; drop remaining body bytes
+
+
+class HttpConnection:
+    __slots__ = (
+        "runtime", "listen", "transport", "parser", "number", "requests",
+        "remote_addr", "remote_port", "server_addr", "server_port", "scheme",
+        # parsing state
+        "_url", "_headers", "_hdr", "_head_bytes", "_in_head", "_underscores", "_ignore_invalid",
+        "_limit_line", "_limit_total",
+        # request state
+        "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
+    )
+
+    def __init__(self, runtime, listen) -> None:
+        self.runtime = runtime
+        self.listen = listen            # server/runtime.py ListenState
+        self.transport = None
+        self.parser = None
+        self.number = 0
+        self.requests = 0
+        self.scheme = listen.scheme
+        self.current: Request | None = None
+        self.queue: deque | None = None
+        self.writer = None              # the response producer (for pause/resume_writing)
+        self.closing = False
+        self.write_paused = False
+        self.held: bytearray | None = None   # bytes after an Upgrade request, unparsed
+        self.timer = None
+        self.tls = None
+        srv = listen.default_server
+        self._underscores = srv.underscores_in_headers
+        self._ignore_invalid = srv.ignore_invalid_headers
+        self._limit_line = srv.large_client_header_buffers[1]
+        self._limit_total = srv.large_client_header_buffers[0] * srv.large_client_header_buffers[1]
+        self._in_head = False
+
+    # ------------------------------------------------------------ asyncio Protocol
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.runtime.connection_opened(self)
+        self.number = self.runtime.next_connection_number()
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        if isinstance(peer, tuple):
+            self.remote_addr, self.remote_port = peer[0], str(peer[1])
+            self.server_addr, self.server_port = sock[0], str(sock[1])
+        else:   # unix socket
+            self.remote_addr, self.remote_port = "unix:", ""
+            self.server_addr, self.server_port = "unix:", ""
+        self._new_parser()
+        self._arm(self.listen.default_server.client_header_timeout, self._header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.held is not None:
+            self.held += data
+            if len(self.held) > _BODY_BUFFER_LIMIT:
+                self.transport.pause_reading()
+            return
+        if self._in_head is False and self.current is None:
+            # first bytes of a new request: the header timeout starts now
+            self._arm(self.listen.default_server.client_header_timeout, self._header_timeout)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        if (self._in_head or self.current is None) and b"\r" in data and _BARE_CR.search(data):
+            # nginx refuses a bare CR in the head; llhttp's LF leniency would accept it
+            if self._bare_cr_in_head(data):
+                self._reject(HeadError(400, "client sent invalid request"))
+                return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            rest = data[offset:]
+            self.held = bytearray(rest)
+            if self.current is not None:
+                self.current.upgrade = True
+        except HeadError as exc:
+            self._reject(exc)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, HeadError):
+                self._reject(cause)
+            else:
+                raise
+        except httptools.HttpParserError as exc:
+            self._parse_error(exc)
+
+    def _bare_cr_in_head(self, data: bytes) -> bool:
+        end = data.find(b"\n\r\n")
+        end2 = data.find(b"\n\n")
+        ends = [e for e in (end, end2) if e >= 0]
+        head = data[:min(ends)] if ends else data
+        return _BARE_CR.search(head) is not None
+
+    def eof_received(self):
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self.closing = True
+        self._cancel_timer()
+        self.runtime.connection_closed(self)
+        cur = self.current
+        if cur is not None and not cur.discard:
+            engine.client_closed(cur.ctx)
+        self.current = None
+        self.queue = None
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        w = self.writer
+        if w is not None:
+            w.downstream_paused()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        w = self.writer
+        if w is not None:
+            w.downstream_resumed()
+
+    # ------------------------------------------------------------ httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._hdr = {}
+        self._head_bytes = 0
+        self._in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._limit_line:
+            raise HeadError(414, "client sent too long URI")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        size = len(name) + len(value) + 4
+        self._head_bytes += size
+        if size > self._limit_line or self._head_bytes > self._limit_total:
+            raise HeadError(494, "client sent too long header line")
+        if name.translate(None, _VALID_NAME_US if self._underscores else _VALID_NAME):
+            if self._ignore_invalid or b"_" in name and not name.translate(None, _VALID_NAME_US):
+                return      # nginx ignores invalid header names (and "_" ones by default)
+        lname = name.lower()
+        self._headers.append((name, value))
+        hdr = self._hdr
+        if lname in hdr:
+            if lname == b"host":
+                raise HeadError(400, 'client sent duplicate header line: "Host"')
+            if lname == b"content-length":
+                raise HeadError(400, 'client sent duplicate header line: "Content-Length"')
+            if lname == b"transfer-encoding":
+                raise HeadError(400, 'client sent duplicate header line: "Transfer-Encoding"')
+        else:
+            hdr[lname] = value
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_timer()
+        p = self.parser
+        version = p.get_http_version()
+        method = p.get_method().decode("latin-1")
+        if version not in ("1.1", "1.0"):
+            raise HeadError(505 if version.startswith(("2", "3")) else 400, "client sent invalid request")
+        url = self._url.decode("latin-1")
+        ctx = RequestContext(self, method, url, version, self._headers, self._hdr)
+        ctx.request_length = len(self._url) + self._head_bytes + len(method) + 12
+        self.requests += 1
+        hdr = self._hdr
+        te = hdr.get(b"transfer-encoding")
+        if te is not None:
+            if version == "1.0":
+                raise HeadError(400, 'client sent HTTP/1.0 request with "Transfer-Encoding" header')
+            if te.lower() != b"chunked":
+                raise HeadError(501, 'client sent unknown "Transfer-Encoding": "%s"' % te.decode("latin-1"))
+            if b"content-length" in hdr:
+                raise HeadError(400, 'client sent "Content-Length" and "Transfer-Encoding" headers at the same time')
+            ctx.body_chunked = True
+        cl = hdr.get(b"content-length")
+        if cl is not None:
+            if not cl.isdigit():
+                raise HeadError(400, 'client sent invalid "Content-Length" header')
+            ctx.content_length_in = int(cl)
+        ctx.keep_alive = p.should_keep_alive()
+        req = Request(ctx)
+        if self.current is None:
+            self.current = req
+            engine.start_request(ctx, req)
+        else:
+            if self.queue is None:
+                self.queue = deque()
+            self.queue.append(req)
+            self.transport.pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        req = self.queue[-1] if self.queue else self.current
+        if req is None or req.discard:
+            return
+        req.body_size += len(body)
+        if req.consumer is not None:
+            req.consumer.body_data(body)
+            return
+        if req.body is None:
+            req.body = [body]
+        else:
+            req.body.append(body)
+        if req.body_size > _BODY_BUFFER_LIMIT and req.ctx.body_chunked is False:
+            self.transport.pause_reading()
+
+    def on_message_complete(self) -> None:
+        req = self.queue[-1] if self.queue else self.current
+        if req is None:
+            return
+        req.complete = True
+        if req.discard:
+            if req is self.current:
+                self._next_request()
+            return
+        if req.consumer is not None:
+            req.consumer.body_end()
+
+    # ------------------------------------------------------------ used by the engine
+
+    def attach_body(self, req: Request, consumer) -> None:
+        """Route this request's body to `consumer` (buffered chunks first)."""
+        req.consumer = consumer
+        chunks = req.body
+        req.body = None
+        if chunks:
+            for c in chunks:
+                consumer.body_data(c)
+        if req.complete:
+            consumer.body_end()
+        elif not self.closing:
+            self.transport.resume_reading()
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def finish_request(self, ctx: RequestContext) -> None:
+        """The response to the current request is completely written."""
+        req = self.current
+        self.writer = None
+        engine.log_request(ctx)
+        if self.closing:
+            return
+        if not ctx.keep_alive:
+            self.closing = True
+            self.transport.close()
+            return
+        if req is not None and not req.complete:
+            # the body is still arriving: discard it, then go on
+            req.discard = True
+            req.body = None
+            self.transport.resume_reading()
+            return
+        self._next_request()
+
+    def _next_request(self) -> None:
+        self.current = None
+        if self.closing:
+            return
+        q = self.queue
+        if q:
+            req = q.popleft()
+            self.current = req
+            if not q:
+                self.transport.resume_reading()
+            engine.start_request(req.ctx, req)
+            return
+        held = self.held
+        if held is not None:
+            # an Upgrade request was answered without a tunnel: HTTP resumes on what followed
+            self.held = None
+            self._new_parser()
+            self.transport.resume_reading()
+            if held:
+                self._feed(bytes(held))
+                return
+        self._arm(self.runtime.keepalive_timeout_for(self), self._keepalive_timeout)
+
+    def take_held(self) -> bytes:
+        """Bytes the client sent after its Upgrade request (the tunnel forwards them first)."""
+        held = self.held
+        self.held = None
+        return bytes(held) if held else b""
+
+    def abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_if_idle(self) -> bool:
+        if self.current is None and not self._in_head:
+            self.closing = True
+            self.transport.close()
+            return True
+        return False
+
+    # ------------------------------------------------------------ internals
+
+    def _new_parser(self) -> None:
+        p = httptools.HttpRequestParser(self)
+        p.set_dangerous_leniencies(lenient_optional_cr_before_lf=True,
+                                   lenient_optional_lf_after_cr=True)
+        self.parser = p
+        self._in_head = False
+
+    def _reject(self, err: HeadError) -> None:
+        """Answer a bad head with nginx's status page and close."""
+        self._cancel_timer()
+        engine.reject_head(self, err.status, err.message, self._url if hasattr(self, "_url") else b"")
+
+    def _parse_error(self, exc: Exception) -> None:
+        msg = str(exc)
+        status = 400
+        if "Transfer-Encoding" in msg and "invalid" in msg.lower():
+            status = 501 if self.current is None else 400
+        if self.current is not None and not self._in_head:
+            # an error inside a body (bad chunk size): the request being served is broken
+            engine.body_error(self.current.ctx, msg)
+            self.closing = True
+            self.transport.close()
+            return
+        self._reject(HeadError(status, "client sent invalid request: " + msg))
+
+    def _arm(self, timeout: float, callback) -> None:
+        self._cancel_timer()
+        if timeout > 0:
+            self.timer = self.runtime.loop.call_later(timeout, callback)
+
+    def _cancel_timer(self) -> None:
+        t = self.timer
+        if t is not None:
+            t.cancel()
+            self.timer = None
+
+    def _header_timeout(self) -> None:
+        self.timer = None
+        if self._in_head:
+            engine.log_timeout(self, "client timed out while reading client request headers")
+        self.closing = True
+        self.transport.close()
+
+    def _keepalive_timeout(self) -> None:
+        self.timer = None
+        if self.current is None and not self._in_head:
+            self.closing = True
+            self.transport.close()

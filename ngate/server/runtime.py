@@ -1,0 +1,156 @@
+"""One worker's serving state: listeners, live connections and tunnels, the keepalive pool, logs.
+
+Explicit shared state (uvicorn's ServerState): every connection holds the runtime and asks it
+for what is per-worker. Graceful stop: stop_accepting -> close_idle -> drain(timeout) -> abort.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+from ngate.config.model import AccessLog, Config
+from ngate.observability import access_log as alog
+from ngate.observability import error_log
+from ngate.proxy import http_proxy  # noqa: F401  (registers the proxy_pass content handler)
+from ngate.routing import variables
+from ngate.routing.servers import ServerSelector
+from ngate.server.connection import HttpConnection
+from ngate.upstream.pool import KeepalivePool
+
+
+class ListenState:
+    """What a listening socket needs per connection: its servers and how to pick one."""
+    __slots__ = ("key", "default_server", "selector", "scheme", "ssl_context")
+
+    def __init__(self, key, default_server, servers, scheme: str = "http") -> None:
+        self.key = key
+        self.default_server = default_server
+        self.selector = ServerSelector(default_server, servers)
+        self.scheme = scheme
+        self.ssl_context = None
+
+
+class WorkerRuntime:
+    def __init__(self, config: Config, sockets: dict, loop) -> None:
+        self.config = config
+        self.sockets = sockets
+        self.loop = loop
+        self.listens: dict = {}
+        for key, (default, servers) in config.by_listen.items():
+            ssl = any(l.ssl for s in servers for l in s.listens if l.key == key)
+            self.listens[key] = ListenState(key, default, servers, "https" if ssl else "http")
+        self.connections: set = set()
+        self.tunnels: set = set()
+        self.pool = KeepalivePool()
+        self.draining = False
+        self.servers: list = []
+        self._counter = 0
+        self._writers: dict = {}
+        self._idle_waiter = None
+        variables.MAPS = config.maps
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        loop = self.loop
+        for key, socks in self.sockets.items():
+            ls = self.listens.get(key)
+            if ls is None:
+                continue
+            for sock in socks if isinstance(socks, (list, tuple)) else (socks,):
+                factory = (lambda ls=ls: HttpConnection(self, ls))
+                if sock.family == socket.AF_UNIX:
+                    srv = await loop.create_unix_server(factory, sock=sock, backlog=511)
+                else:
+                    srv = await loop.create_server(factory, sock=sock, backlog=511)
+                self.servers.append(srv)
+
+    def stop_accepting(self) -> None:
+        self.draining = True
+        for srv in self.servers:
+            srv.close()
+        self.servers = []
+
+    def close_idle(self) -> None:
+        for conn in list(self.connections):
+            conn.close_if_idle()
+        self.pool.close_all()
+
+    async def drain(self, timeout: float | None) -> None:
+        loop = self.loop
+        deadline = None if timeout is None else loop.time() + timeout
+        while self.connections or self.tunnels:
+            if deadline is not None and loop.time() >= deadline:
+                self.shutdown_tunnels()
+                self.abort()
+                break
+            self.close_idle()
+            await asyncio.sleep(0.05)
+        alog.flush_all()
+
+    def shutdown_tunnels(self) -> None:
+        for t in list(self.tunnels):
+            t.close("shutdown")
+
+    def abort(self) -> None:
+        self.stop_accepting()
+        for conn in list(self.connections):
+            conn.abort()
+        for t in list(self.tunnels):
+            t.abort()
+        self.pool.close_all()
+        alog.flush_all()
+
+    def reopen_logs(self) -> None:
+        alog.reopen_all()
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def next_connection_number(self) -> int:
+        self._counter += 1
+        return self._counter
+
+    def connection_opened(self, conn) -> None:
+        self.connections.add(conn)
+
+    def connection_closed(self, conn) -> None:
+        self.connections.discard(conn)
+
+    def tunnel_opened(self, tunnel) -> None:
+        self.tunnels.add(tunnel)
+
+    def tunnel_closed(self, tunnel) -> None:
+        self.tunnels.discard(tunnel)
+
+    @property
+    def connection_count(self) -> int:
+        return len(self.connections) + len(self.tunnels)
+
+    def keepalive_timeout_for(self, conn) -> float:
+        return conn.listen.default_server.conf.keepalive_timeout
+
+    # ------------------------------------------------------------ access log
+
+    def access_log(self, ctx) -> None:
+        conf = ctx.conf
+        if conf is None:
+            server = ctx.server or ctx.conn.listen.default_server
+            conf = server.conf
+        writers = self._writers.get(id(conf))
+        if writers is None:
+            writers = self._writers[id(conf)] = self._make_writers(conf)
+        for w in writers:
+            w.write(ctx)
+
+    def _make_writers(self, conf) -> tuple:
+        logs = conf.access_log or (AccessLog(os.path.join(self.config.prefix, "logs/access.log")),)
+        out = []
+        for spec in logs:
+            if spec.path == "off":
+                continue
+            try:
+                out.append(alog.AccessLogWriter(spec))
+            except OSError as err:
+                error_log.alert(f'open() "{spec.path}" failed {error_log.os_error(err)}')
+        return tuple(out)
