@@ -27,7 +27,7 @@ def start(start_proxy, backend):
 
 
 def curl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, timeout=20)
+    return subprocess.run(["curl", "-sS", "--max-time", "5", *args], capture_output=True, timeout=20)
 
 
 def test_curl_through_proxy(start_proxy, backend):
