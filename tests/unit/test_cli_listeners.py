@@ -1,0 +1,97 @@
+"""The master's listening sockets: binding options, bind errors, and what a reload keeps."""
+from __future__ import annotations
+
+import socket
+from types import SimpleNamespace
+
+import pytest
+
+from ngate.config.model import Listen
+from ngate.supervisor.listeners import BindError, Listeners, bind_one, listen_text
+from tests.harness.processes import free_port
+
+
+def config(*listens, workers=1):
+    servers = tuple(SimpleNamespace(listens=(l,)) for l in listens)
+    return SimpleNamespace(servers=servers, main=SimpleNamespace(worker_processes=workers))
+
+
+@pytest.fixture
+def listeners():
+    ls = Listeners()
+    yield ls
+    ls.close()
+
+
+def test_listen_text():
+    assert listen_text(Listen("127.0.0.1", 80, None)) == "127.0.0.1:80"
+    assert listen_text(Listen("::1", 8080, None)) == "[::1]:8080"
+    assert listen_text(Listen("", 0, "/run/x.sock")) == "unix:/run/x.sock"
+
+
+def test_bind_error_in_nginx_wording():
+    port = free_port()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        with pytest.raises(BindError) as info:
+            bind_one(Listen("127.0.0.1", port, None))
+    assert str(info.value) == f"bind() to 127.0.0.1:{port} failed (98: Address already in use)"
+
+
+def test_ipv6_only_and_backlog():
+    sock = bind_one(Listen("::1", free_port(), None, ipv6only=True, backlog=7))
+    with sock:
+        assert sock.family == socket.AF_INET6
+        assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+        assert not sock.getblocking()
+
+
+def test_stale_unix_socket_is_replaced(tmp_path, listeners):
+    path = str(tmp_path / "ngate.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()                       # the file stays behind, as after a crash
+    listeners.rebind(config(Listen("", 0, path)))
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(path)
+    listeners.close()
+    assert not (tmp_path / "ngate.sock").exists()
+
+
+def test_reuseport_gives_each_worker_its_own_socket(listeners):
+    listen = Listen("127.0.0.1", free_port(), None, reuseport=True)
+    listeners.rebind(config(listen, workers=3))
+    socks = [listeners.for_worker(i)[listen.key] for i in range(3)]
+    assert len({s.fileno() for s in socks}) == 3
+    assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for s in socks)
+
+
+def test_rebind_keeps_used_sockets_and_returns_dropped(listeners):
+    a = Listen("127.0.0.1", free_port(), None)
+    b = Listen("127.0.0.1", free_port(), None)
+    c = Listen("127.0.0.1", free_port(), None)
+    assert listeners.rebind(config(a, b)) == []
+    kept, dropped_sock = listeners.sockets[a.key][0], listeners.sockets[b.key][0]
+    dropped = listeners.rebind(config(a, c))
+    assert dropped == [dropped_sock]
+    assert listeners.sockets[a.key] == [kept]
+    assert set(listeners.sockets) == {a.key, c.key}
+    dropped_sock.close()
+
+
+def test_failed_rebind_changes_nothing(listeners):
+    a = Listen("127.0.0.1", free_port(), None)
+    listeners.rebind(config(a))
+    before = dict(listeners.sockets)
+    busy_port = free_port()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", busy_port))
+        busy.listen()
+        fresh = Listen("127.0.0.1", free_port(), None)
+        with pytest.raises(BindError):
+            listeners.rebind(config(a, fresh, Listen("127.0.0.1", busy_port, None)))
+    assert listeners.sockets == before
+    with socket.socket() as probe:      # the socket bound before the failure was released
+        probe.bind(("127.0.0.1", fresh.port))
