@@ -1,8 +1,9 @@
-"""Cross-check of URI normalisation and location matching against Debian's nginx.
+"""Cross-check of URI normalisation, location matching and server selection against nginx.
 
-One nginx runs three servers: the location set of test_routing_locations (each location answers
-"<name>|$1|$2|$3"), and `return 200 $uri` with merge_slashes on and off. Fails (does not skip)
-under CI=true when nginx is missing.
+One Debian nginx runs: the location set of test_routing_locations (each location answers
+"<name>|$1|$2|$3"); `return 200 $uri` with merge_slashes on and off; the server_name set of
+test_routing_servers on one port (each server answers its name). Fails (does not skip) under
+CI=true when nginx is missing.
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from ngate.routing.locations import find_location, needs_slash_redirect, slash_r
 from ngate.routing.uri import normalize_uri, split_request_uri
 from tests.harness.client import build_request, exchange
 from tests.harness.processes import ProxyProcess, free_port, fresh_prefix, require_kind
+from ngate.routing.servers import normalize_host
 from tests.unit.test_routing_locations import L, NAMES, SERVER
+from tests.unit.test_routing_servers import BY_ID, SELECTOR, WRITTEN
 
 URIS = [
     "/", "/index.html", "/wss", "/wssfoo", "/ws", "/WSS", "/xphp", "/a.php", "/a.PHP",
@@ -32,6 +35,15 @@ RAW_PATHS = [
 ]
 
 
+HOSTS = [
+    b"www.example.com", b"WWW.Example.COM.:8080", b"example.org", b"a.example.com",
+    b"a.b.example.com", b"example.com", b"x.api.example.com", b"api.example.com",
+    b"example.net", b"a.example.net", b"www.example.org", b"www.example.co.uk", b"www.example",
+    b"bob.users.test", b"other.test", b"default.test", b"unknown.invalid", b"[::1]:80",
+    b"a..b", b"a/b", b":80", b"x.com:8..0",
+]
+
+
 def _block(name: str, loc, names: dict) -> str:
     head = f"location {loc.modifier} {loc.pattern}" if loc.modifier not in ("", "@") \
         else f"location {loc.pattern}"
@@ -48,20 +60,27 @@ def _config() -> str:
         '  server { listen 127.0.0.1:{port2}; location / { return 200 "$uri"; } }\n'
         '  server { listen 127.0.0.1:{port3}; merge_slashes off;'
         ' location / { return 200 "$uri"; } }\n'
+        + "".join(_server_block(name, w) for name, w in WRITTEN.items()) +
         "}\n")
+
+
+def _server_block(name: str, written: tuple) -> str:
+    default = " default_server" if name == "default" else ""
+    return (f"  server {{ listen 127.0.0.1:{{port4}}{default}; server_name {' '.join(written)};"
+            f' location / {{ return 200 "{name}"; }} }}\n')
 
 
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory):
     require_kind("nginx")
     proc = ProxyProcess("nginx", _config(), fresh_prefix(tmp_path_factory.mktemp("routing"), "nginx"),
-                        port2=free_port(), port3=free_port())
+                        port2=free_port(), port3=free_port(), port4=free_port())
     with proc:
         yield proc
 
 
-def _get(port: int, target: str):
-    return exchange(port, build_request("GET", target, host=b"h.test"))[0]
+def _get(port: int, target: str, host: bytes = b"h.test"):
+    return exchange(port, build_request("GET", target, host=host))[0]
 
 
 @pytest.mark.parametrize("target", URIS)
@@ -90,3 +109,14 @@ def test_normalize_uri_matches_nginx(nginx, target, merge):
         return
     assert resp.status == 200
     assert resp.body == uri.encode("latin-1")
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_server_selection_matches_nginx(nginx, host):
+    resp = _get(nginx.params["port4"], "/", host=host)
+    name = normalize_host(host)
+    if name is None:
+        assert resp.status == 400
+        return
+    assert resp.status == 200
+    assert resp.body.decode() == BY_ID[id(SELECTOR.select(name))]
