@@ -156,8 +156,12 @@ def resolve_paths(opts: Options) -> tuple[str, str]:
 
 
 def make_loader(conf_file: str, prefix: str, directives: str):
+    """() -> Config for start, -t, -s and every reload; an unreadable file is a ConfigError."""
     def load():
-        return load_config(conf_file, prefix=prefix, global_directives=directives)
+        try:
+            return load_config(conf_file, prefix=prefix, global_directives=directives)
+        except OSError as err:
+            raise ConfigError(f'open() "{err.filename}" failed {error_log.os_error(err)}') from None
     return load
 
 

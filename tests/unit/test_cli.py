@@ -160,6 +160,14 @@ def test_t_matches_nginx_wording(tmp_path):
                                             for line in nginx_lines]
 
 
+def test_t_missing_file(tmp_path):
+    conf = tmp_path / "missing.conf"
+    res = run("-t", "-c", str(conf))
+    assert res.returncode == 1
+    assert res.stderr == (f'ngate: [emerg] open() "{conf}" failed (2: No such file or directory)\n'
+                          f"ngate: configuration file {conf} test failed\n")
+
+
 def test_T_dumps_to_stdout(tmp_path):
     conf = write_conf(tmp_path, GOOD)
     res = run("-T", "-q", "-p", str(tmp_path), "-c", str(conf))
