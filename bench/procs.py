@@ -73,7 +73,7 @@ class Procs:
         if cpu is not None:
             argv = ["taskset", "-c", str(cpu), *argv]
         kw.setdefault("stdin", subprocess.DEVNULL)
-        p = subprocess.Popen(argv, start_new_session=True, **kw)
+        p = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent, **kw)
         self.procs.append(p)
         return p
 
@@ -104,6 +104,13 @@ class Procs:
         for d in self.dirs:
             shutil.rmtree(d, ignore_errors=True)
         self.dirs.clear()
+
+
+def _die_with_parent():
+    """Child side: get SIGKILL if the harness dies without cleaning up (e.g. kill -9)."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _killpg(pid, sig):

@@ -142,8 +142,8 @@ def plot(summary, path, proxies):
                 ha="center", va="bottom", fontsize=8)
         if r["target"] is not None:
             ax.hlines(r["target"], i - 0.4, i + 0.4, colors="black", linestyles="dashed")
-            ax.text(i + 0.42, r["target"], ("≥" if r["higher_is_better"] else "≤") + f"{r['target']}",
-                    fontsize=7, va="center")
+            ax.text(i - 0.4, r["target"], "target " + ("≥" if r["higher_is_better"] else "≤")
+                    + f"{r['target']}x", fontsize=6, va="bottom", ha="left")
     ax.axhline(1.0, color="gray", linewidth=0.5)
     ax.set_xticks(range(len(summary)), [r["name"] for r in summary], rotation=30, ha="right",
                   fontsize=8)
