@@ -11,6 +11,7 @@ checks the tests themselves against the reference.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class Outcome:
     port: int
     result: Any
     seen: dict[str, list[RecordedRequest]] = field(default_factory=dict)
+    error_log: str = ""        # what the program logged during the run
 
     @property
     def response(self) -> Response:
@@ -86,17 +88,23 @@ class Differential:
     def run(self, kind: str, script: Callable[[int], Any]) -> Outcome:
         proc = self.procs[kind]
         marks = {name: b.mark() for name, b in self.backends.items()}
+        log_mark = len(proc.error_log())
         result = script(proc.port)
         seen = {name: b.since(marks[name]) for name, b in self.backends.items()}
-        return Outcome(kind, proc.port, result, seen)
+        return Outcome(kind, proc.port, result, seen, proc.error_log()[log_mark:])
 
     def check(self, script: Callable[[int], Any]) -> Outcome:
         """Run `script` on every program; assert equal normalised views; return nginx's outcome."""
         outcomes = [self.run(kind, script) for kind in self.procs]
         views = [self.view(o) for o in outcomes]
+        ref = outcomes[0].kind
         for o, v in zip(outcomes[1:], views[1:]):
-            assert v == views[0], (f"{o.kind} differs from {outcomes[0].kind} "
-                                   f"(left: {o.kind}, right: {outcomes[0].kind})")
+            if v != views[0]:
+                diff = difflib.unified_diff(views[0].splitlines(), v.splitlines(), ref, o.kind,
+                                            lineterm="", n=2)
+                logs = "".join(f"\n--- {x.kind} error log during the run:\n{x.error_log[-3000:]}"
+                               for x in outcomes)
+                raise AssertionError(f"{o.kind} differs from {ref}:\n" + "\n".join(diff) + logs)
         return outcomes[0]
 
     def check_raw(self, raw: bytes, method: str = "GET", count: int = 1) -> Outcome:
