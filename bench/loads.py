@@ -120,9 +120,12 @@ def ws_idle_rss(h, port, pid):
         pids = procs.tree(pid)
         after, pss_after = procs.rss_kb(pids), procs.pss_kb(pids)
         p.stdin.close()
+        final = json.loads(p.stdout.readline() or "{}")
         p.wait(30)
     finally:
         h.procs.stop(p)
+    if final.get("closed_early", 1):
+        raise RuntimeError(f"tunnels closed while idle: {final}")
     n = h.idle_conns
     return {"value": (after - before) / n, "tunnels": n, "rss_before_kb": before,
             "rss_after_kb": after, "pss_per_tunnel_kb": (pss_after - pss_before) / n}
