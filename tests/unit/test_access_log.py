@@ -1,0 +1,201 @@
+"""AccessLogWriter: nginx's log_format escaping, not-found values, if=, shared buffered files."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from datetime import datetime
+
+import pytest
+
+from ngate.config.model import AccessLog, LogFormat
+from ngate.observability import access_log as al
+from ngate.observability.access_log import (AccessLogWriter, close_all, escape_default,
+                                            escape_json, flush_all, reopen_all)
+from ngate.proxy.context import RequestContext
+from ngate.routing.variables import compile_template
+
+
+class Conn:
+    remote_addr = "192.0.2.7"
+    remote_port = "5555"
+    server_addr = "127.0.0.1"
+    server_port = "8080"
+    scheme = "http"
+    number = 3
+    requests = 1
+
+
+def make_ctx(headers=(), uri="/p?q=1", status=200, sent=12) -> RequestContext:
+    hs = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    ctx = RequestContext(Conn(), "GET", uri, "1.1", hs, {n.lower(): v for n, v in hs})
+    ctx.status, ctx.body_bytes_sent = status, sent
+    return ctx
+
+
+@pytest.fixture(autouse=True)
+def _close_files():
+    yield
+    close_all()
+
+
+def writer(path, text: str, escape: str = "default", condition: str | None = None):
+    fmt = LogFormat("f", compile_template(text), escape)
+    cond = compile_template(condition) if condition is not None else None
+    return AccessLogWriter(AccessLog(str(path), fmt, cond))
+
+
+@pytest.mark.parametrize("value, escaped", [
+    ("plain text / ok", "plain text / ok"),
+    ('q"uote', "q\\x22uote"),
+    ("back\\slash", "back\\x5Cslash"),
+    ("tab\tnl\ncr\r", "tab\\x09nl\\x0Acr\\x0D"),
+    ("\x00\x1f\x7f", "\\x00\\x1F\\x7F"),
+    ("caf\xc3\xa9", "caf\\xC3\\xA9"),            # bytes >= 0x80 (latin-1 str of UTF-8)
+    ("~`'{}|", "~`'{}|"),
+])
+def test_escape_default(value, escaped):
+    assert escape_default(value) == escaped
+
+
+@pytest.mark.parametrize("value, escaped", [
+    ("plain", "plain"),
+    ('q"uote', 'q\\"uote'),
+    ("back\\slash", "back\\\\slash"),
+    ("\n\r\t\b\f", "\\n\\r\\t\\b\\f"),
+    ("\x01\x1f", "\\u0001\\u001F"),
+    ("\x7f caf\xc3\xa9", "\x7f caf\xc3\xa9"),    # not escaped by nginx's escape=json
+])
+def test_escape_json(value, escaped):
+    assert escape_json(value) == escaped
+
+
+def test_combined_line(tmp_path):
+    path = tmp_path / "access.log"
+    w = AccessLogWriter(AccessLog(str(path)))        # no format: combined
+    w.write(make_ctx([("User-Agent", 'curl "x"'), ("Referer", "http://r/")]))
+    line = path.read_text()
+    m = re.fullmatch(r'192\.0\.2\.7 - - \[(.+?)\] "GET /p\?q=1 HTTP/1\.1" 200 12 '
+                     r'"http://r/" "curl \\x22x\\x22"\n', line)
+    assert m, line
+    assert datetime.strptime(m.group(1), "%d/%b/%Y:%H:%M:%S %z").tzinfo is not None
+
+
+@pytest.mark.parametrize("escape, expected", [
+    ("default", "[-][][-][x\\x22y]\n"),
+    ("json", "[][][][x\\\"y]\n"),
+    ("none", '[][][][x"y]\n'),
+])
+def test_not_found_values(tmp_path, escape, expected):
+    path = tmp_path / "a.log"
+    w = writer(path, "[$http_referer][$http_empty][$remote_user][$http_x]", escape)
+    w.write(make_ctx([("Empty", ""), ("X", 'x"y')]))
+    assert path.read_text() == expected
+
+
+@pytest.mark.parametrize("condition, written", [
+    ("$http_log", True), ("1", True), ("0", False), ("", False), ("$http_nolog", False),
+])
+def test_if_condition(tmp_path, condition, written):
+    path = tmp_path / "c.log"
+    w = writer(path, "$status", condition=condition)
+    w.write(make_ctx([("Log", "yes")]))
+    assert path.read_text() == ("200\n" if written else "")
+
+
+def test_literal_text_is_written_as_utf8(tmp_path):
+    path = tmp_path / "u.log"
+    writer(path, "é $status ü").write(make_ctx())
+    assert path.read_bytes() == "é 200 ü\n".encode("utf-8")
+
+
+def test_off_writes_nothing(tmp_path):
+    w = AccessLogWriter(AccessLog("off"))
+    w.write(make_ctx())
+    assert al._FILES == {}
+
+
+def test_writers_of_one_path_share_one_file(tmp_path):
+    path = tmp_path / "shared.log"
+    a, b = writer(path, "a $status"), writer(path, "b $status")
+    assert a.file is b.file
+    a.write(make_ctx())
+    b.write(make_ctx())
+    a.write(make_ctx())
+    assert path.read_text() == "a 200\nb 200\na 200\n"
+
+
+def test_appends_to_an_existing_file(tmp_path):
+    path = tmp_path / "old.log"
+    path.write_text("old line\n")
+    writer(path, "$status").write(make_ctx())
+    assert path.read_text() == "old line\n200\n"
+
+
+def test_buffered_in_a_running_loop_until_flush(tmp_path):
+    path = tmp_path / "b.log"
+
+    async def main():
+        w = writer(path, "$status")
+        w.write(make_ctx())
+        w.write(make_ctx())
+        assert path.read_text() == ""
+        flush_all()
+        assert path.read_text() == "200\n200\n"
+    asyncio.run(main())
+
+
+def test_timer_flushes_the_buffer(tmp_path, monkeypatch):
+    monkeypatch.setattr(al, "_FLUSH_INTERVAL", 0.01)
+    path = tmp_path / "t.log"
+
+    async def main():
+        writer(path, "$status").write(make_ctx())
+        assert path.read_text() == ""
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if path.read_text():
+                break
+        assert path.read_text() == "200\n"
+    asyncio.run(main())
+
+
+def test_a_full_buffer_is_written_at_once(tmp_path):
+    path = tmp_path / "big.log"
+
+    async def main():
+        w = writer(path, "$http_x")
+        ctx = make_ctx([("X", "x" * 1000)])
+        for _ in range(70):
+            w.write(ctx)
+        size = path.stat().st_size
+        assert 64 * 1024 <= size < 70 * 1001
+        flush_all()
+        assert path.stat().st_size == 70 * 1001
+    asyncio.run(main())
+
+
+def test_reopen_all_starts_a_new_file(tmp_path):
+    path = tmp_path / "r.log"
+    w = writer(path, "$status")
+    w.write(make_ctx(status=200))
+    os.rename(path, tmp_path / "r.log.1")
+    w.write(make_ctx(status=404))          # still the renamed file, as nginx before USR1
+    reopen_all()
+    w.write(make_ctx(status=500))
+    assert (tmp_path / "r.log.1").read_text() == "200\n404\n"
+    assert path.read_text() == "500\n"
+
+
+def test_unopenable_path_raises(tmp_path):
+    with pytest.raises(OSError):
+        writer(tmp_path / "missing-dir" / "x.log", "$status")
+
+
+def test_time_variables_use_the_cached_clock(tmp_path):
+    path = tmp_path / "time.log"
+    writer(path, "$time_local|$time_iso8601").write(make_ctx())
+    local, iso = path.read_text().rstrip("\n").split("|")
+    assert re.fullmatch(r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}", local)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", iso)
+    assert local[-5:].replace(":", "") == iso[-6:].replace(":", "")
