@@ -28,8 +28,14 @@ REASONS = {
     507: "Insufficient Storage",
 }
 
-# nginx's own status pages use these titles for codes it generates itself
+# nginx's own status pages (ngx_http_error_pages): the codes that have one, and the titles that
+# differ from the status line's reason
+PAGE_CODES = frozenset({301, 302, 303, 307, 308, 400, 401, 402, 403, 404, 405, 406, 408, 409, 410,
+                        411, 412, 413, 414, 415, 416, 421, 429, 494, 495, 496, 497, 500, 501, 502,
+                        503, 504, 505, 507})
 PAGE_TITLES = {
+    302: "302 Found",
+    401: "401 Authorization Required",
     494: "400 Request Header Or Cookie Too Large",
     495: "400 The SSL certificate error",
     496: "400 No required SSL certificate was sent",
@@ -85,7 +91,11 @@ def build_head(status: int, minor: int, *, server_tokens: bool = True,
                last_modified: bytes | None = None, location: bytes | None = None,
                chunked: bool = False, connection: bytes | None = None,
                headers=(), reason: bytes | None = None) -> bytes:
-    """A response head in nginx's order. `headers` is an iterable of (name, value) bytes pairs."""
+    """A response head in nginx's order. `headers` is an iterable of (name, value) bytes pairs.
+
+    `location` is written in its own slot only when ngate made it absolute from a relative one
+    (nginx's header filter does that); an absolute Location stays among `headers`.
+    """
     if reason is None:
         parts = [status_line(status, minor)]
     else:
@@ -121,7 +131,7 @@ NO_BODY_STATUSES = frozenset({100, 101, 204, 304})
 
 def status_page(status: int, server_tokens: bool = True) -> bytes | None:
     """nginx's built-in HTML page for an error/redirect status, or None when it has none."""
-    if status < 300 or status in NO_BODY_STATUSES:
+    if status not in PAGE_CODES:
         return None
     title = PAGE_TITLES.get(status)
     if title is None:

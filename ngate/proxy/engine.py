@@ -221,10 +221,13 @@ def send_status(ctx, status: int) -> None:
 
 
 def send_redirect(ctx, status: int, location: str) -> None:
-    loc = absolute_location(ctx, location)
     body = resp.status_page(status, ctx.conf.server_tokens if ctx.conf else True)
-    send_response(ctx, status, body or b"", TEXT_HTML if body else None,
-                  location=loc.encode("latin-1", "replace"))
+    if location.startswith("/"):
+        send_response(ctx, status, body or b"", TEXT_HTML if body else None,
+                      location=absolute_location(ctx, location).encode("latin-1", "replace"))
+    else:
+        send_response(ctx, status, body or b"", TEXT_HTML if body else None,
+                      extra=((b"Location", location.encode("latin-1", "replace")),))
 
 
 def absolute_location(ctx, location: str) -> str:

@@ -367,7 +367,7 @@ class ProxyExchange:
         self.uconn = uconn
         uconn.exchange = self
         uconn.requests += 1
-        health(self.peer).conns += 1
+        health(self.peer, self.upstream.name).conns += 1
         self.parser = httptools.HttpResponseParser(self)
         self.resp_headers = []
         self.reason = b""
@@ -527,7 +527,7 @@ class ProxyExchange:
         if st == "done" or st == "tunnel":
             return
         if st in ("sending", "reading"):
-            health(self.peer).conns -= 1
+            health(self.peer, self.upstream.name).conns -= 1
             if self.reused and not self.got_bytes and (self.replayable or self.body_mode == "none"):
                 # a pooled connection the peer had closed: retry on a fresh one
                 self.state = "connecting"
@@ -538,7 +538,7 @@ class ProxyExchange:
         if st == "streaming":
             if self.until_close:
                 return self.on_message_complete()
-            health(self.peer).conns -= 1
+            health(self.peer, self.upstream.name).conns -= 1
             self.ctx.keep_alive = False
             self.fail(ProxyError(502, UPSTREAM, "upstream prematurely closed connection while reading upstream"))
 
@@ -608,7 +608,7 @@ class ProxyExchange:
             self.conn.write(resp.LAST_CHUNK)
         ctx = self.ctx
         ctx.upstream_response_time = "%.3f" % (time.monotonic() - self.started)
-        report_success(self.peer)
+        report_success(self.upstream, self.peer)
         self.release(reuse=self._reusable())
         self.conn.writer = None
         ctx.bytes_sent += ctx.body_bytes_sent
@@ -640,7 +640,11 @@ class ProxyExchange:
                 elif lname == b"last-modified":
                     lastmod = value
                 elif lname == b"location":
-                    location = self.rewrite_location(value)
+                    v, relative = self.rewrite_location(value)
+                    if relative:
+                        location = v
+                    else:
+                        out.append((name, v))
                 continue
             out.append((name, value))
         ctx.resp_headers = out
@@ -702,12 +706,13 @@ class ProxyExchange:
         self._cancel_timer()
         ctx = self.ctx
         ctx.upstream_response_time = "%.3f" % (time.monotonic() - self.started)
-        report_success(self.peer)
+        report_success(self.upstream, self.peer)
         self.release(reuse=False)
         self.conn.writer = None
         self.conn.finish_request(ctx)
 
-    def rewrite_location(self, value: bytes) -> bytes:
+    def rewrite_location(self, value: bytes) -> tuple[bytes, bool]:
+        """proxy_redirect applied; (value, True) when it became relative and was made absolute."""
         v = value.decode("latin-1")
         for match, repl in self.plan.redirects:
             if isinstance(match, str):
@@ -722,8 +727,8 @@ class ProxyExchange:
                     v = repl.render(self.ctx) + v[m.end():]
                     break
         if v.startswith("/"):
-            v = engine.absolute_location(self.ctx, v)
-        return v.encode("latin-1")
+            return engine.absolute_location(self.ctx, v).encode("latin-1"), True
+        return v.encode("latin-1"), False
 
     def _reusable(self) -> bool:
         u = self.uconn
@@ -741,7 +746,7 @@ class ProxyExchange:
         if u is None:
             return
         self.uconn = None
-        health(self.peer).conns -= 1
+        health(self.peer, self.upstream.name).conns -= 1
         u.exchange = None
         if reuse:
             up = self.upstream
@@ -771,7 +776,7 @@ class ProxyExchange:
         self.state = "tunnel"
         u = self.uconn
         self.uconn = None
-        health(self.peer).conns -= 1
+        health(self.peer, self.upstream.name).conns -= 1
         u.exchange = None
         self.conn.writer = None
         start_tunnel(self.ctx, self.conn, u, rest)
@@ -788,7 +793,7 @@ class ProxyExchange:
         if u is not None:
             u.exchange = None
             u.close()
-            health(peer).conns -= 1
+            health(peer, self.upstream.name).conns -= 1
             self.uconn = None
         ctx = self.ctx
         if self.status == 0:
@@ -799,7 +804,7 @@ class ProxyExchange:
         error_log.error(err.log_message + error_log.request_suffix(ctx, self._upstream_url()),
                         self.conn.number)
         err.log_message = ""
-        report_failure(peer)
+        report_failure(self.upstream, peer)
         self.tried.add(peer)
         self._last_error = err
         conf = self.conf

@@ -1,8 +1,8 @@
 """Peer selection: one small class per balancer, chosen by name (rules are data).
 
 Passive health follows nginx: a peer that failed `max_fails` times within `fail_timeout` is
-skipped for `fail_timeout`. Health state is keyed by address so it survives a reload's new
-objects within a worker (`PEER_HEALTH`).
+skipped for `fail_timeout`; a group with a single server never marks it down (nginx's
+`peers->single`). Health is keyed by (group name, address).
 """
 from __future__ import annotations
 
@@ -25,27 +25,31 @@ class PeerHealth:
 PEER_HEALTH: dict[tuple, PeerHealth] = {}
 
 
-def health(server: UpstreamServer) -> PeerHealth:
-    key = (server.unix or server.host, server.port)
+def health(server: UpstreamServer, group: str = "") -> PeerHealth:
+    key = (group, server.unix or server.host, server.port)
     h = PEER_HEALTH.get(key)
     if h is None:
         h = PEER_HEALTH[key] = PeerHealth()
     return h
 
 
-def usable(server: UpstreamServer, now: float) -> bool:
+def usable(server: UpstreamServer, now: float, group: str = "") -> bool:
     if server.down:
         return False
     if server.max_fails == 0:
         return True
-    h = health(server)
+    h = PEER_HEALTH.get((group, server.unix or server.host, server.port))
+    if h is None:
+        return True
     if h.fails >= server.max_fails and now - h.checked <= server.fail_timeout:
         return False
     return True
 
 
-def report_failure(server: UpstreamServer) -> None:
-    h = health(server)
+def report_failure(upstream: Upstream, server: UpstreamServer) -> None:
+    if len(upstream.servers) == 1:
+        return
+    h = health(server, upstream.name)
     now = time.monotonic()
     if now - h.checked > server.fail_timeout:
         h.fails = 0
@@ -53,26 +57,26 @@ def report_failure(server: UpstreamServer) -> None:
     h.checked = now
 
 
-def report_success(server: UpstreamServer) -> None:
-    h = PEER_HEALTH.get((server.unix or server.host, server.port))
+def report_success(upstream: Upstream, server: UpstreamServer) -> None:
+    h = PEER_HEALTH.get((upstream.name, server.unix or server.host, server.port))
     if h is not None and h.fails:
         h.fails = 0
 
 
 class RoundRobin:
     """nginx's smooth weighted round robin; backup servers only when every primary is unusable."""
-    __slots__ = ("primary", "backup", "current")
+    __slots__ = ("primary", "backup", "current", "group")
 
     def __init__(self, upstream: Upstream) -> None:
+        self.group = upstream.name
         self.primary = [s for s in upstream.servers if not s.backup]
         self.backup = [s for s in upstream.servers if s.backup]
         self.current = {}
 
     def select(self, ctx, tried: set) -> UpstreamServer | None:
-        if len(self.primary) == 1 and not tried:
+        if len(self.primary) == 1 and not self.backup:
             s = self.primary[0]
-            if usable(s, time.monotonic()):
-                return s
+            return None if (s.down or s in tried) else s
         return self._pick(self.primary, tried) or self._pick(self.backup, tried)
 
     def _pick(self, servers, tried) -> UpstreamServer | None:
@@ -81,7 +85,7 @@ class RoundRobin:
         total = 0
         cur = self.current
         for s in servers:
-            if s in tried or not usable(s, now):
+            if s in tried or not usable(s, now, self.group):
                 continue
             w = cur.get(s, 0) + s.weight
             cur[s] = w
@@ -98,10 +102,10 @@ class LeastConn(RoundRobin):
 
     def _pick(self, servers, tried):
         now = time.monotonic()
-        cands = [s for s in servers if s not in tried and usable(s, now)]
+        cands = [s for s in servers if s not in tried and usable(s, now, self.group)]
         if not cands:
             return None
-        return min(cands, key=lambda s: health(s).conns / s.weight)
+        return min(cands, key=lambda s: health(s, self.group).conns / s.weight)
 
 
 class IpHash(RoundRobin):
@@ -112,7 +116,7 @@ class IpHash(RoundRobin):
         addr = ".".join(ctx.conn.remote_addr.split(".")[:3])
         now = time.monotonic()
         for group in (self.primary, self.backup):
-            cands = [s for s in group if s not in tried and usable(s, now)]
+            cands = [s for s in group if s not in tried and usable(s, now, self.group)]
             if cands:
                 return cands[zlib.crc32(addr.encode()) % len(cands)]
         return None
@@ -127,7 +131,7 @@ class Hash(RoundRobin):
 
     def select(self, ctx, tried):
         now = time.monotonic()
-        cands = [s for s in self.primary if s not in tried and usable(s, now)]
+        cands = [s for s in self.primary if s not in tried and usable(s, now, self.group)]
         if not cands:
             return None
         k = self.key.render(ctx) if self.key is not None else ""
@@ -139,7 +143,7 @@ class Random(RoundRobin):
 
     def _pick(self, servers, tried):
         now = time.monotonic()
-        cands = [s for s in servers if s not in tried and usable(s, now)]
+        cands = [s for s in servers if s not in tried and usable(s, now, self.group)]
         if not cands:
             return None
         return random.choices(cands, weights=[s.weight for s in cands])[0]
