@@ -43,7 +43,7 @@ def _default_one(m: re.Match) -> str:
 
 def escape_default(v: str) -> str:
     """nginx's ngx_http_log_escape."""
-    if _DEFAULT_UNSAFE.search(v) is None:
+    if v.isascii() and v.isprintable() and '"' not in v and "\\" not in v:
         return v
     return _DEFAULT_UNSAFE.sub(_default_one, v)
 
@@ -55,7 +55,7 @@ def _json_one(m: re.Match) -> str:
 
 def escape_json(v: str) -> str:
     """nginx's ngx_escape_json."""
-    if _JSON_UNSAFE.search(v) is None:
+    if v.isprintable() and '"' not in v and "\\" not in v:
         return v
     return _JSON_UNSAFE.sub(_json_one, v)
 
@@ -65,28 +65,38 @@ _ESCAPES = {"default": (escape_default, "-"), "json": (escape_json, ""), "none":
 # ---------------------------------------------------------------- time, formatted once a second
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_clock = {"sec": -1, "local": "", "iso": ""}
 
 
-def _tick() -> dict:
-    now = int(time.time())
-    if now != _clock["sec"]:
-        t = time.localtime(now)
-        z = time.strftime("%z", t)
-        _clock["local"] = "%02d/%s/%d:%02d:%02d:%02d %s" % (
-            t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec, z)
-        _clock["iso"] = "%d-%02d-%02dT%02d:%02d:%02d%s:%s" % (
-            t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, z[:3], z[3:])
-        _clock["sec"] = now
-    return _clock
+class _Clock:
+    """$time_local and $time_iso8601 of the current second."""
+    __slots__ = ("sec", "local", "iso")
+
+    def __init__(self) -> None:
+        self.sec = -1
+        self.local = self.iso = ""
+
+    def tick(self) -> "_Clock":
+        now = int(time.time())
+        if now != self.sec:
+            t = time.localtime(now)
+            z = time.strftime("%z", t)
+            self.local = "%02d/%s/%d:%02d:%02d:%02d %s" % (
+                t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec, z)
+            self.iso = "%d-%02d-%02dT%02d:%02d:%02d%s:%s" % (
+                t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, z[:3], z[3:])
+            self.sec = now
+        return self
+
+
+_CLOCK = _Clock()
 
 
 def _time_local(ctx) -> str:
-    return _tick()["local"]
+    return _CLOCK.tick().local
 
 
 def _time_iso8601(ctx) -> str:
-    return _tick()["iso"]
+    return _CLOCK.tick().iso
 
 
 _CACHED_GETTERS = {BUILTINS["time_local"]: _time_local, BUILTINS["time_iso8601"]: _time_iso8601}

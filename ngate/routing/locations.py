@@ -37,7 +37,7 @@ class LocationMatcher:
             mod = loc.modifier
             if mod == "@":
                 continue
-            entry = (loc, build_matcher(loc.locations) if loc.locations else None)
+            entry = (loc, _nested_matcher(loc))
             if mod == "~" or mod == "~*":
                 regexes.append(entry)
                 continue
@@ -63,6 +63,14 @@ class LocationMatcher:
 def build_matcher(locations: tuple[Location, ...]) -> LocationMatcher:
     """The match tables for `locations` (file order), nested levels included; `@` names skipped."""
     return LocationMatcher(locations)
+
+
+def _nested_matcher(loc: Location) -> "LocationMatcher | None":
+    if not loc.locations:
+        return None
+    if isinstance(loc.matcher, LocationMatcher):
+        return loc.matcher            # built by the config compiler already
+    return build_matcher(loc.locations)
 
 
 def _has_auto_redirect(loc: Location) -> bool:

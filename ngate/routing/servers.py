@@ -76,9 +76,24 @@ class ServerSelector:
         return self.default
 
 
+_HOSTS: dict = {}
+
+
 def normalize_host(raw: bytes) -> str | None:
     """nginx's ngx_http_validate_host: the lower-cased host without port and trailing dot, or
     None for an invalid one (400): empty, "..", "/", NUL, controls, space or DEL."""
+    try:
+        return _HOSTS[raw]
+    except KeyError:
+        pass
+    host = _validate_host(raw)
+    if len(_HOSTS) >= _CACHE_MAX:
+        _HOSTS.clear()
+    _HOSTS[raw] = host
+    return host
+
+
+def _validate_host(raw: bytes) -> str | None:
     m = _PLAIN_HOST.fullmatch(raw)
     if m is not None:
         return m.group(1).lower().decode("ascii")

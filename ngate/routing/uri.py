@@ -24,9 +24,14 @@ def split_request_uri(request_uri: str) -> tuple[str, str | None]:
     As nginx: the path ends at the first "?" or "#"; a "#" before any "?" leaves no args; args end
     at "#". An absolute-form target ("http://host/p?a") gives its path ("/" when empty).
     """
+    if "#" not in request_uri:
+        path, sep, args = request_uri.partition("?")
+        if path[:1] != "/":
+            path = _absolute_form_path(path)
+        return path, (args if sep else None)
     q = request_uri.find("?")
     h = request_uri.find("#")
-    if h >= 0 and (q < 0 or h < q):
+    if q < 0 or h < q:
         path, args = request_uri[:h], None
     elif q >= 0:
         path, args = request_uri[:q], request_uri[q + 1:]
