@@ -9,7 +9,8 @@ from ngate.routing.locations import (build_matcher, find_location, needs_slash_r
                                      slash_redirect_target)
 
 PROXY = LocConf(proxy_pass=ProxyPass(
-    scheme="http", upstream=Upstream("127.0.0.1:9", (UpstreamServer("127.0.0.1", 9),), implicit=True),
+    scheme="http",
+    upstream=Upstream("127.0.0.1:9", (UpstreamServer("127.0.0.1", 9),), implicit=True),
     host_header="127.0.0.1:9", uri=None))
 
 
@@ -75,7 +76,7 @@ NAMES.update({id(v): k for k, v in NESTED.items()})
     ("/docs/a.pdf", "/docs/~pdf", (".pdf",)),                 # nested regex before outer regexes
     ("/docs/a.php", "~php", (".php",)),                     # nested no match: outer regexes next
     ("/docs/api/x", "/docs/api/", ()),
-    ("/docs/api/x.pdf", "/docs/~pdf", (".pdf",)),             # regexes of /docs/ after its nested prefix
+    ("/docs/api/x.pdf", "/docs/~pdf", (".pdf",)),    # /docs/ regexes after its nested prefix
     ("/docs/api/x.php", "~php", (".php",)),
     ("/IMG.jpg", "~*img", (".jpg", "jpg")),            # ~* is case-insensitive
     ("/a.PNG", "~*img", (".PNG", "PNG")),

@@ -73,7 +73,8 @@ def _server_block(name: str, written: tuple) -> str:
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory):
     require_kind("nginx")
-    proc = ProxyProcess("nginx", _config(), fresh_prefix(tmp_path_factory.mktemp("routing"), "nginx"),
+    prefix = fresh_prefix(tmp_path_factory.mktemp("routing"), "nginx")
+    proc = ProxyProcess("nginx", _config(), prefix,
                         port2=free_port(), port3=free_port(), port4=free_port())
     with proc:
         yield proc
