@@ -33,7 +33,7 @@ MAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(Main))
 # arrays: collected as lists per level, frozen here
 FREEZE = {
     "proxy_set_header": tuple, "add_header": tuple, "error_page": tuple, "access_log": tuple,
-    "error_log": tuple, "index": tuple, "resolver": tuple,
+    "error_log": tuple, "index": tuple, "resolver": tuple, "access_rules": tuple,
     "proxy_hide_header": frozenset, "proxy_pass_header": frozenset,
     "types": MappingProxyType,
 }

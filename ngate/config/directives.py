@@ -163,6 +163,9 @@ def _register() -> None:
     for name in ("underscores_in_headers", "ignore_invalid_headers", "merge_slashes"):
         directive(name, HS, 1, h.scalar(name, h.flag))
     directive("fastcgi_pass", {LOC, LIF}, 1, h.scalar("fastcgi_pass", h.first_arg))
+    directive("internal", {LOC}, 0, h.scalar("internal", lambda c, st: True))
+    directive("allow", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
+    directive("deny", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
 
     # ------------------------------------------------------------- accepted, kept in extra
     for name in ("sendfile", "tcp_nopush", "tcp_nodelay", "gzip", "gzip_vary", "gzip_static",
@@ -202,7 +205,7 @@ def _register() -> None:
                  "fastcgi_busy_buffers_size", "fastcgi_hide_header", "fastcgi_pass_header",
                  "fastcgi_next_upstream", "fastcgi_ignore_headers", "fastcgi_temp_path",
                  "fastcgi_cache", "fastcgi_cache_path", "fastcgi_cache_key", "fastcgi_cache_valid",
-                 "fastcgi_max_temp_file_size", "try_files", "allow", "deny", "auth_basic",
+                 "fastcgi_max_temp_file_size", "try_files", "auth_basic",
                  "auth_basic_user_file", "if_modified_since", "open_file_cache",
                  "open_file_cache_valid", "open_file_cache_min_uses", "limit_rate",
                  "limit_rate_after", "limit_req", "limit_req_zone", "limit_req_status",
@@ -211,7 +214,7 @@ def _register() -> None:
                  "scgi_param", "scgi_pass", "http2_max_concurrent_streams",
                  "http2_max_field_size", "http2_max_header_size", "http2_body_preread_size",
                  "http2_idle_timeout", "http2_recv_timeout", "subrequest_output_buffer_size",
-                 "read_ahead", "disable_symlinks", "internal", "stub_status", "ssi",
+                 "read_ahead", "disable_symlinks", "stub_status", "ssi",
                  "sub_filter", "sub_filter_once", "sub_filter_types", "add_trailer"):
         directive(name, HSLI, (0, None), h.extra)
 

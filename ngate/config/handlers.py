@@ -69,6 +69,21 @@ def extra_bufs(c, lv, st):
 
 # ---------------------------------------------------------------- value parsers
 
+def access_rule(c, st):
+    """allow/deny: (allow?, network or None for "all"); unix: is matched as "unix:"."""
+    import ipaddress
+    allow = st.directive == "allow"
+    arg = st.args[0]
+    if arg == "all":
+        return (allow, None)
+    if arg == "unix:":
+        return (allow, "unix:")
+    try:
+        return (allow, ipaddress.ip_network(arg, strict=False))
+    except ValueError:
+        raise ConfigError(f'invalid parameter "{arg}"', st.where) from None
+
+
 def _invalid(st) -> ConfigError:
     return ConfigError(f'"{st.directive}" directive invalid value', st.where)
 

@@ -252,6 +252,8 @@ class LocConf:
     error_log: tuple[ErrorLog, ...] = ()
     log_not_found: bool = True
     resolver: tuple[str, ...] = ()
+    internal: bool = False                                 # `internal`: only internal redirects
+    access_rules: tuple = ()                               # array: allow/deny (allow, network|None)
     # rewrite module: ops of this level (not inherited: nginx runs server-level ops in the server
     # rewrite phase and location ops in the location phase)
     rewrite_ops: tuple = ()

@@ -90,6 +90,8 @@ def find_location_phase(ctx) -> None:
         ctx.conf = conf
         if captures:
             ctx.captures = captures
+        if conf.internal and not ctx.internal:
+            return finalize(ctx, 404)
         if loc is not None and needs_slash_redirect(loc, ctx.uri):
             target = ctx.uri + "/" + ("?" + ctx.args if ctx.args else "")
             return send_redirect(ctx, 301, target)
@@ -110,6 +112,9 @@ def find_location_phase(ctx) -> None:
 
 def content_phase(ctx) -> None:
     conf = ctx.conf
+    if conf.access_rules and not access_allowed(ctx, conf.access_rules):
+        error_log.error("access forbidden by rule" + error_log.request_suffix(ctx), ctx.conn.number)
+        return finalize(ctx, 403)
     limit = conf.client_max_body_size
     if limit and ctx.content_length_in is not None and ctx.content_length_in > limit:
         error_log.error(f"client intended to send too large body: {ctx.content_length_in} bytes"
@@ -119,6 +124,29 @@ def content_phase(ctx) -> None:
         if applies(conf):
             return handler(ctx)
     return finalize(ctx, 404 if ctx.method in ("GET", "HEAD", "POST") else 405)
+
+
+def access_allowed(ctx, rules) -> bool:
+    """The access module: the first allow/deny rule that matches the client decides."""
+    import ipaddress
+    addr = ctx.conn.remote_addr
+    ip = None
+    for allow, net in rules:
+        if net is None:
+            return allow
+        if net == "unix:":
+            if addr == "unix:":
+                return allow
+            continue
+        if ip is None:
+            if addr == "unix:":
+                continue
+            ip = ipaddress.ip_address(addr)
+            if ip.version == 6 and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+        if ip.version == net.version and ip in net:
+            return allow
+    return True
 
 
 def internal_redirect(ctx, uri: str) -> None:
