@@ -129,8 +129,20 @@ def normalise_ports(value: bytes, ports: set[bytes]) -> bytes:
     return value
 
 
+def signature_delta(resp: Response) -> int:
+    """How much a proxy's own page shrinks when its signature (the Server value) becomes SERVER.
+
+    Needed where the page itself is absent: answers to HEAD keep the Content-Length of the page.
+    """
+    is_own_page = (resp.status >= 300 and resp.framing == "none" and resp.status != 304
+                   and (resp.header("content-type") or b"").startswith(b"text/html"))
+    server = resp.header("server")
+    return len(b"SERVER") - len(server) if is_own_page and server else 0
+
+
 def render_response(resp: Response, ports: set[bytes], label: str) -> list[str]:
     body = normalise_ports(SIGNATURE_RE.sub(b"<hr><center>SERVER</center>", resp.body), ports)
+    length_delta = len(body) - len(resp.body) if body != resp.body else signature_delta(resp)
     lines = [f"{label}: {resp.status_line!r}"]
     lines += [f"  interim: {i.status_line!r} {i.headers!r}" for i in resp.interim]
     for name, value in resp.headers:
@@ -139,8 +151,8 @@ def render_response(resp: Response, ports: set[bytes], label: str) -> list[str]:
             value = b"<date>"
         elif lname == b"server":
             value = b"<server>"
-        elif lname == b"content-length" and body != resp.body:
-            value = b"%d" % len(body)
+        elif lname == b"content-length" and length_delta:
+            value = b"%d" % (int(value) + length_delta)
         lines.append(f"  {name!r}: {normalise_ports(value, ports)!r}")
     lines.append(f"  framing: {resp.framing}")
     lines.append(f"  body: {body!r}")
