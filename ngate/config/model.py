@@ -58,6 +58,53 @@ class ServerNames:
     first: str = ""                                # the first name: $server_name
 
 
+# ---------------------------------------------------------------- TLS
+
+@dataclass(frozen=True, slots=True)
+class TlsServerConf:
+    """A server's ssl_* settings (http level inherited), compiled once.
+
+    `context` is the ssl.SSLContext built from them at load time (server/tls.py), so a bad
+    certificate is a config error; forked workers inherit it.
+    """
+    certificates: tuple[tuple[str, str], ...] = ()   # (certificate, key) absolute paths
+    protocols: frozenset[str] = frozenset({"TLSv1.2", "TLSv1.3"})
+    ciphers: str | None = None                       # None: OpenSSL's/Python's modern default
+    prefer_server_ciphers: bool = False
+    session_cache: tuple[str, ...] = ("none",)
+    session_timeout: float = 300.0
+    session_tickets: bool = True
+    password_file: str | None = None
+    dhparam: str | None = None
+    ecdh_curve: str = "auto"
+    verify_client: str = "off"                       # off | on | optional | optional_no_ca
+    client_certificate: str | None = None
+    trusted_certificate: str | None = None
+    verify_depth: int = 1
+    crl: str | None = None
+    reject_handshake: bool = False
+    stapling: bool = False
+    where: Where | None = None                       # the first ssl_certificate
+    context: Any = field(default=None, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyTls:
+    """proxy_ssl_* of a location (used when proxy_pass is https://). Hashable: equal settings
+    share one client SSLContext per worker (upstream/tls.py)."""
+    server_name: bool = False
+    name: Any = field(default=None, compare=False)   # Template; None: the proxy_pass host
+    verify: bool = False
+    trusted_certificate: str | None = None
+    verify_depth: int = 1
+    certificate: str | None = None
+    certificate_key: str | None = None
+    password_file: str | None = None
+    protocols: frozenset[str] = frozenset({"TLSv1.2", "TLSv1.3"})
+    ciphers: str | None = None
+    session_reuse: bool = True
+
+
 # ---------------------------------------------------------------- upstream
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +306,8 @@ class LocConf:
     rewrite_ops: tuple = ()
     # free-form extension slots for later issues (tls, fastcgi, websocket ...)
     extra: Any = None
+    # proxy_ssl_* (TLS to upstreams)
+    proxy_ssl: ProxyTls = ProxyTls()
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +337,7 @@ class Server:
     ignore_invalid_headers: bool = True
     merge_slashes: bool = True
     where: Where | None = None
+    tls: TlsServerConf | None = None   # set for a server on a `listen ... ssl` socket
 
 
 @dataclass(frozen=True, slots=True)

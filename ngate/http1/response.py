@@ -139,8 +139,14 @@ def status_page(status: int, server_tokens: bool = True) -> bytes | None:
         if reason is None:
             return None
         title = f"{status} {reason}"
-    head = (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-            f"<center><h1>{title}</h1></center>\r\n").encode()
+    if 494 <= status <= 497:
+        # "400 <what>" in the title, "400 Bad Request" in h1 and the reason below it
+        head = (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+                f"<center><h1>400 Bad Request</h1></center>\r\n"
+                f"<center>{title[4:]}</center>\r\n").encode()
+    else:
+        head = (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+                f"<center><h1>{title}</h1></center>\r\n").encode()
     return head + (_TAIL_TOKENS if server_tokens else _TAIL_BARE)
 
 

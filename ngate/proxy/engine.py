@@ -18,7 +18,7 @@ from ngate.errors import ProxyError
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import rewrite
-from ngate.routing.locations import find_location, needs_slash_redirect
+from ngate.routing.locations import find_location, needs_slash_redirect, slash_redirect_target
 from ngate.routing.uri import normalize_uri, split_request_uri
 from ngate.routing.servers import normalize_host
 
@@ -63,6 +63,10 @@ def start_request(ctx, req) -> None:
         return reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
     server = listen.selector.select(host) if host else listen.default_server
     ctx.server = server
+    if host and server.names.regexes and host not in server.names.exact:
+        for rx in server.names.regexes:
+            if rx.groupindex and named_captures(ctx, rx, host):
+                break
     ctx.host = host or server.names.first
     try:
         ctx.uri = normalize_uri(path, server.merge_slashes)
@@ -92,9 +96,11 @@ def find_location_phase(ctx) -> None:
             ctx.captures = captures
         if conf.internal and not ctx.internal:
             return finalize(ctx, 404)
-        if loc is not None and needs_slash_redirect(loc, ctx.uri):
-            target = ctx.uri + "/" + ("?" + ctx.args if ctx.args else "")
-            return send_redirect(ctx, 301, target)
+        if loc is not None:
+            if loc.regex is not None and loc.regex.groupindex:
+                named_captures(ctx, loc.regex, ctx.uri)
+            if needs_slash_redirect(loc, ctx.uri):
+                return send_redirect(ctx, 301, slash_redirect_target(loc, ctx.args))
         ops = conf.rewrite_ops
         if ops:
             result = rewrite.run(ctx, ops)
@@ -108,6 +114,32 @@ def find_location_phase(ctx) -> None:
                     return finalize(ctx, 500)
                 continue
         return content_phase(ctx)
+
+
+def named_captures(ctx, regex, subject: str) -> bool:
+    """Named groups of a server_name/location regex become variables, as in nginx."""
+    m = regex.search(subject)
+    if m is None:
+        return False
+    vs = ctx.vars
+    if vs is None:
+        ctx.vars = vs = {}
+    for k, v in m.groupdict().items():
+        vs[k] = v or ""
+    return True
+
+
+def mime_type(ctx) -> bytes:
+    """The Content-Type nginx picks for ctx.uri: `types` by extension, else default_type."""
+    conf = ctx.conf
+    uri = ctx.uri
+    slash = uri.rfind("/")
+    dot = uri.rfind(".")
+    if dot > slash and conf.types:
+        t = conf.types.get(uri[dot + 1:].lower())
+        if t is not None:
+            return t.encode("latin-1")
+    return conf.default_type.encode("latin-1")
 
 
 def content_phase(ctx) -> None:
@@ -193,6 +225,8 @@ def named_location(ctx, name: str) -> None:
 
 def finalize(ctx, status: int) -> None:
     """Answer with `status` as nginx would: error_page if configured, else the status page."""
+    if status in _CLOSE_CODES:
+        ctx.keep_alive = False
     if status >= 300 and not ctx.error_pages_done:
         page = error_page_for(ctx.conf, status)
         if page is not None:
@@ -345,7 +379,7 @@ def return_response(ctx, code: int, text) -> None:
     if code >= 400 and ctx.conf.error_page and error_page_for(ctx.conf, code) is not None \
             and not ctx.error_pages_done:
         return finalize(ctx, code)
-    ct = ctx.conf.default_type.encode("latin-1")
+    ct = mime_type(ctx)
     send_response(ctx, code, value.encode("utf-8", "surrogateescape") if not value.isascii()
                   else value.encode("ascii"), ct)
 

@@ -373,6 +373,7 @@ class ProxyExchange:
         self.reason = b""
         self.status = 0
         self.got_bytes = False
+        self.tail = b""
         self.state = "sending"
         self.send_request()
 
@@ -502,8 +503,12 @@ class ProxyExchange:
             self.deadline = self.loop.time() + self.timeout
         if self.state == "tunnel":
             return
-        if self.state == "reading" or self.state == "sending":
-            self.tail = (self.tail + data)[-4:] if len(data) < 4 else data[-4:]
+        if self.state == "http09":
+            self.ctx.body_bytes_sent += len(data)
+            self.conn.write(data)
+            return
+        if self.tail is not None and self._http09(data):
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -518,6 +523,30 @@ class ProxyExchange:
             self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response ({exc}) "
                                  "while reading upstream"))
 
+    def _http09(self, data: bytes) -> bool:
+        """A response that does not start with "HTTP/" is HTTP/0.9: passed raw, as nginx does.
+
+        `tail` holds the first bytes until five are seen, then becomes None (checked)."""
+        probe = self.tail + data
+        if len(probe) < 5:
+            if b"HTTP/".startswith(probe):
+                self.tail = probe
+                return False
+        elif probe.startswith(b"HTTP/"):
+            self.tail = None
+            return False
+        self.tail = None
+        self.state = "http09"
+        self._cancel_timer()
+        ctx = self.ctx
+        ctx.status = 200
+        ctx.upstream_status = "009"
+        ctx.head_sent = True
+        ctx.keep_alive = False
+        ctx.body_bytes_sent += len(probe)
+        self.conn.write(probe)
+        return True
+
     def upstream_eof(self) -> None:
         pass
 
@@ -526,6 +555,11 @@ class ProxyExchange:
         st = self.state
         if st == "done" or st == "tunnel":
             return
+        if st == "http09":
+            self.state = "done"
+            health(self.peer, self.upstream.name).conns -= 1
+            self.conn.writer = None
+            return self.conn.finish_request(self.ctx)
         if st in ("sending", "reading"):
             health(self.peer, self.upstream.name).conns -= 1
             if self.reused and not self.got_bytes and (self.replayable or self.body_mode == "none"):
@@ -588,7 +622,7 @@ class ProxyExchange:
         self.send_head(status)
 
     def on_body(self, body: bytes) -> None:
-        if self.head_only:
+        if self.head_only or self.state == "done":
             return
         ctx = self.ctx
         ctx.body_bytes_sent += len(body)
@@ -640,12 +674,14 @@ class ProxyExchange:
                 elif lname == b"last-modified":
                     lastmod = value
                 elif lname == b"location":
-                    v, relative = self.rewrite_location(value)
-                    if relative:
+                    v, slot = self.rewrite_location(value)
+                    if slot:
                         location = v
                     else:
                         out.append((name, v))
                 continue
+            if lname == b"refresh" and self.plan.redirects:
+                value = self.rewrite_refresh(value)
             out.append((name, value))
         ctx.resp_headers = out
         if conf.add_header:
@@ -712,23 +748,39 @@ class ProxyExchange:
         self.conn.finish_request(ctx)
 
     def rewrite_location(self, value: bytes) -> tuple[bytes, bool]:
-        """proxy_redirect applied; (value, True) when it became relative and was made absolute."""
-        v = value.decode("latin-1")
+        """proxy_redirect on a Location; (value, True) when it goes to the Location slot.
+
+        nginx's header filter makes a rewritten relative Location absolute in its own slot; any
+        other Location stays where the upstream put it among the headers.
+        """
+        v = self._apply_redirect_rules(value.decode("latin-1"))
+        if v is None:
+            return value, False
+        if v.startswith("/"):
+            return engine.absolute_location(self.ctx, v).encode("latin-1"), True
+        return v.encode("latin-1"), False
+
+    def rewrite_refresh(self, value: bytes) -> bytes:
+        """proxy_redirect on the URL part of a Refresh header (`5; url=...`)."""
+        text = value.decode("latin-1")
+        i = text.lower().find("url=")
+        if i < 0:
+            return value
+        v = self._apply_redirect_rules(text[i + 4:])
+        return value if v is None else (text[:i + 4] + v).encode("latin-1")
+
+    def _apply_redirect_rules(self, v: str):
         for match, repl in self.plan.redirects:
             if isinstance(match, str):
                 if v.startswith(match):
                     r = repl.render(self.ctx) if hasattr(repl, "render") else repl
-                    v = r + v[len(match):]
-                    break
+                    return r + v[len(match):]
             else:
                 m = match.match(v)
                 if m is not None:
-                    self.ctx.captures = (m.group(0),) + m.groups()
-                    v = repl.render(self.ctx) + v[m.end():]
-                    break
-        if v.startswith("/"):
-            return engine.absolute_location(self.ctx, v).encode("latin-1"), True
-        return v.encode("latin-1"), False
+                    self.ctx.captures = (m.group(0),) + tuple(g or "" for g in m.groups())
+                    return repl.render(self.ctx) + v[m.end():]
+        return None
 
     def _reusable(self) -> bool:
         u = self.uconn
@@ -825,8 +877,8 @@ class ProxyExchange:
         return ""
 
     def _upstream_url(self) -> str:
-        pp = self.conf.proxy_pass
-        return f"{pp.scheme}://{self.peer.name if self.peer else pp.host_header}{self.uri}"
+        """The URI part of nginx's `upstream: "..."` log context (scheme and peer come from ctx)."""
+        return self.uri
 
     def fail(self, err: ProxyError) -> None:
         self.state = "done"

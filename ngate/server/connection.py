@@ -365,7 +365,7 @@ class HttpConnection:
 
     def _parse_error(self, exc: Exception) -> None:
         msg = str(exc)
-        status = 400
+        status = 505 if "Invalid HTTP version" in msg else 400
         if "Transfer-Encoding" in msg and "invalid" in msg.lower():
             status = 501 if self.current is None else 400
         if self.current is not None and not self._in_head:

@@ -1,0 +1,1 @@
+"""Sans-IO FastCGI client: records (records.py) and CGI response heads (cgi.py). No asyncio."""

@@ -1,0 +1,133 @@
+"""FastCGI records, sans-IO (FastCGI 1.0 spec, the subset a web server's client uses).
+
+Encoding (request side): `begin_request`, `params`, `stdin`, `stdin_end` return bytes, every
+record padded to 8 bytes as nginx does; one request id (1) per connection, as nginx.
+
+Decoding (response side): `RecordParser.feed(data)` returns events in arrival order:
+  (STDOUT, bytes)   a piece of the CGI response (head, then body)
+  (STDERR, bytes)   text the application wrote to stderr
+  (END_REQUEST, app_status, protocol_status)
+Records for another request id and unknown types are skipped; a bad version is a ValueError.
+After END_REQUEST the parser is `done` and ignores further bytes until `reset()`.
+"""
+from __future__ import annotations
+
+import struct
+
+VERSION = 1
+BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR = 1, 2, 3, 4, 5, 6, 7
+RESPONDER = 1
+KEEP_CONN = 1
+REQUEST_ID = 1
+MAX_CONTENT = 65535
+# protocol_status values of END_REQUEST
+REQUEST_COMPLETE, CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE = 0, 1, 2, 3
+
+_HEADER = struct.Struct(">BBHHBx")
+_END_BODY = struct.Struct(">IB3x")
+_PAD = bytes(8)
+
+
+def record(rtype: int, content: bytes = b"") -> bytes:
+    """One record (content up to 65535 bytes), padded to a multiple of 8."""
+    n = len(content)
+    pad = -n & 7
+    return _HEADER.pack(VERSION, rtype, REQUEST_ID, n, pad) + content + _PAD[:pad]
+
+
+def stream(rtype: int, data: bytes) -> bytes:
+    """`data` split into records of at most 65535 bytes (no terminator)."""
+    if len(data) <= MAX_CONTENT:
+        return record(rtype, data) if data else b""
+    view = memoryview(data)
+    return b"".join(record(rtype, bytes(view[i:i + MAX_CONTENT]))
+                    for i in range(0, len(data), MAX_CONTENT))
+
+
+def begin_request(keep_conn: bool) -> bytes:
+    return record(BEGIN_REQUEST, struct.pack(">HB5x", RESPONDER, KEEP_CONN if keep_conn else 0))
+
+
+def _length(n: int) -> bytes:
+    return bytes((n,)) if n < 128 else struct.pack(">I", n | 0x80000000)
+
+
+def encode_params(pairs) -> bytes:
+    """Name-value pairs (bytes, bytes) as PARAMS records, followed by the empty PARAMS record."""
+    body = b"".join(_length(len(k)) + _length(len(v)) + k + v for k, v in pairs)
+    return stream(PARAMS, body) + record(PARAMS)
+
+
+def stdin(data: bytes) -> bytes:
+    return stream(STDIN, data)
+
+
+def stdin_end() -> bytes:
+    return record(STDIN)
+
+
+def abort_request() -> bytes:
+    return record(ABORT_REQUEST)
+
+
+def decode_params(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The inverse of encode_params' content (for tests and tools)."""
+    out = []
+    i = 0
+    while i < len(data):
+        lens = []
+        for _ in range(2):
+            if data[i] < 128:
+                lens.append(data[i])
+                i += 1
+            else:
+                lens.append(struct.unpack_from(">I", data, i)[0] & 0x7FFFFFFF)
+                i += 4
+        k = data[i:i + lens[0]]
+        i += lens[0]
+        out.append((k, data[i:i + lens[1]]))
+        i += lens[1]
+    return out
+
+
+class RecordParser:
+    """Response records -> events. Holds at most one partial record (<= 64 KiB + 263 bytes)."""
+    __slots__ = ("buf", "done")
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.done = False
+
+    def reset(self) -> None:
+        self.buf = b""
+        self.done = False
+
+    def feed(self, data: bytes) -> list:
+        if self.done:
+            return []
+        buf = self.buf + data if self.buf else data
+        events = []
+        pos = 0
+        end = len(buf)
+        while end - pos >= 8:
+            version, rtype, rid, n, pad = _HEADER.unpack_from(buf, pos)
+            if version != VERSION:
+                raise ValueError(f"upstream sent unsupported FastCGI protocol version: {version}")
+            total = 8 + n + pad
+            if end - pos < total:
+                break
+            start = pos + 8
+            pos += total
+            if rid != REQUEST_ID:
+                continue
+            if rtype == STDOUT or rtype == STDERR:
+                if n:
+                    events.append((rtype, buf[start:start + n]))
+            elif rtype == END_REQUEST:
+                app, proto = _END_BODY.unpack_from(buf, start) if n >= 8 else (0, 0)
+                events.append((END_REQUEST, app, proto))
+                self.done = True
+                pos = end
+                break
+        self.buf = buf[pos:] if pos < end else b""
+        return events

@@ -1,0 +1,71 @@
+"""URI -> file path, as ngx_http_map_uri_to_path does (root, alias, alias in regex locations).
+
+Safety: ctx.uri is normalised before routing (no `.`/`..` segments, %-decoded); a URI changed by
+`rewrite` or `try_files` is not, so a path with a `..` segment or a NUL byte is refused here.
+A file reached through a symlink that leads out of the document root is refused by
+`escapes_root` (checked on the opened descriptor, so it costs one readlink).
+"""
+from __future__ import annotations
+
+import os
+
+_ROOT_REAL: dict = {}
+
+
+def document_root(ctx) -> str:
+    conf = ctx.conf
+    if conf.alias is not None:
+        return conf.alias.render(ctx)
+    return conf.root.render(ctx) if conf.root is not None else ""
+
+
+def alias_strip(ctx) -> int | None:
+    """How many leading URI characters the alias replaces: None for root, -1 when the alias is
+    the whole path (a regex location)."""
+    if ctx.conf.alias is None:
+        return None
+    loc = ctx.loc
+    if loc is None or loc.regex is not None:
+        return -1
+    return len(loc.pattern)
+
+
+def map_uri(ctx, uri: str) -> str | None:
+    """The file path for `uri`; None when the URI is not safe to map."""
+    base = document_root(ctx)
+    strip = alias_strip(ctx)
+    if strip == -1:
+        path = base
+    elif strip is not None:
+        path = base + uri[strip:] if uri.startswith(ctx.loc.pattern) else base
+    else:
+        path = base + uri
+    if not safe(path):
+        return None
+    return path
+
+
+def safe(path: str) -> bool:
+    return "\x00" not in path and "/../" not in path and not path.endswith("/..")
+
+
+def real_root(ctx) -> str:
+    root = document_root(ctx)
+    real = _ROOT_REAL.get(root)
+    if real is None:
+        real = os.path.realpath(root)
+        if len(_ROOT_REAL) < 256:
+            _ROOT_REAL[root] = real
+    return real
+
+
+def escapes_root(ctx, fd: int, path: str) -> bool:
+    """True when the opened file's real path is outside the real document root."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        real = os.path.realpath(path)
+    if alias_strip(ctx) == -1:
+        return False            # a regex location's alias names the file itself
+    root = real_root(ctx)
+    return not (real == root or real.startswith(root.rstrip("/") + "/"))
