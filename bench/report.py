@@ -22,7 +22,7 @@ def meta(args, plan, fd_limit, root):
         "pinning": ({"proxy_cpu": plan[0], "load_and_backends_cpu": plan[1]} if plan else None),
         "fd_limit": fd_limit, "cpus": os.cpu_count(), "kernel": platform.release(),
         "python": sys.version.split()[0], "nginx": cmd(["/usr/sbin/nginx", "-v"]),
-        "wrk": cmd(["wrk", "-v"]).splitlines()[0] if cmd(["wrk", "-v"]) else "",
+        "wrk": (cmd(["wrk", "-v"]).splitlines() or [""])[0],
         "ngate_commit": cmd(["git", "rev-parse", "--short", "HEAD"]),
     }
 
