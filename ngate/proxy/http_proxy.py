@@ -48,7 +48,9 @@ _MAX_TRIES = 64
 
 class Plan:
     """What a location sends upstream and passes back; built once per LocConf."""
-    __slots__ = ("items", "skip", "hide", "version", "keepalive_capable", "redirects")
+    __slots__ = ("items", "skip", "hide", "version", "keepalive_capable", "redirects",
+                 "connect_timeout", "send_timeout", "read_timeout", "next_upstream",
+                 "next_upstream_tries")
 
     def __init__(self, conf) -> None:
         from ngate.routing.variables import compile_template
@@ -77,6 +79,12 @@ class Plan:
         self.hide = (DEFAULT_HIDE | conf.proxy_hide_header) - conf.proxy_pass_header
         self.version = b"HTTP/1.1" if conf.proxy_http_version == "1.1" else b"HTTP/1.0"
         self.redirects = _redirect_rules(conf)
+        # what the shared exchange code reads (the FastCGI plan has the same fields)
+        self.connect_timeout = conf.proxy_connect_timeout
+        self.send_timeout = conf.proxy_send_timeout
+        self.read_timeout = conf.proxy_read_timeout
+        self.next_upstream = conf.proxy_next_upstream
+        self.next_upstream_tries = conf.proxy_next_upstream_tries
 
 
 def _redirect_rules(conf):
@@ -246,13 +254,15 @@ class ProxyExchange:
         "resp_length", "state", "timer", "deadline", "timeout", "body_chunks",
         "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
         "upgrade", "connect_task", "uri", "_last_error", "body_mode",
+        "out",              # response bytes gathered during one upstream read: one write
     )
+    plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
     def __init__(self, ctx, upstream: Upstream) -> None:
         self.ctx = ctx
         self.conn = ctx.conn
         self.conf = ctx.conf
-        self.plan = plan_for(ctx.conf)
+        self.plan = self.plan_for(ctx.conf)
         self.upstream = upstream
         self.peer = None
         self.uconn = None
@@ -284,6 +294,7 @@ class ProxyExchange:
         self.head_only = False
         self.until_close = False
         self.resp_length = None
+        self.out = None
 
     # ------------------------------------------------------------ start
 
@@ -345,7 +356,7 @@ class ProxyExchange:
                 coro = loop.create_unix_connection(lambda: UpstreamConnection(peer), peer.unix)
             else:
                 coro = loop.create_connection(lambda: UpstreamConnection(peer), peer.host, peer.port)
-            _, proto = await asyncio.wait_for(coro, self.conf.proxy_connect_timeout)
+            _, proto = await asyncio.wait_for(coro, self.plan.connect_timeout)
         except asyncio.TimeoutError:
             self.connect_task = None
             return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed out) "
@@ -460,7 +471,7 @@ class ProxyExchange:
         if self.state == "sending":
             self.state = "reading"
         self.ctx.upstream_bytes_sent += self.sent_bytes
-        self.arm(self.conf.proxy_read_timeout)
+        self.arm(self.plan.read_timeout)
 
     # ------------------------------------------------------------ timeouts (lazily re-armed)
 
@@ -472,7 +483,7 @@ class ProxyExchange:
 
     def _touch_send(self) -> None:
         if self.timer is None:
-            self.arm(self.conf.proxy_send_timeout)
+            self.arm(self.plan.send_timeout)
 
     def _on_timer(self) -> None:
         self.timer = None
@@ -509,19 +520,38 @@ class ProxyExchange:
             return
         if self.tail is not None and self._http09(data):
             return
+        self.out = []
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded(data, exc.args[0] if exc.args else None)
         except httptools.HttpParserError as exc:
             if self.status == 101 and self.state == "switching":
-                return self._upgraded(data, None)
-            if self.state in ("reading", "sending"):
-                return self.fail_peer(502, f"upstream sent invalid header: {exc} "
-                                      "while reading response header from upstream")
-            self.ctx.keep_alive = False
-            self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response ({exc}) "
-                                 "while reading upstream"))
+                self._upgraded(data, None)
+            elif self.state in ("reading", "sending"):
+                self._flush()
+                self.fail_peer(502, f"upstream sent invalid header: {exc} "
+                               "while reading response header from upstream")
+            else:
+                self._flush()
+                self.ctx.keep_alive = False
+                self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response "
+                                     f"({exc}) while reading upstream"))
+        self._flush()
+
+    def _emit(self, data: bytes) -> None:
+        out = self.out
+        if out is not None:
+            out.append(data)
+        else:
+            self.conn.write(data)
+
+    def _flush(self) -> None:
+        out = self.out
+        if out is not None:
+            self.out = None
+            if out:
+                self.conn.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _http09(self, data: bytes) -> bool:
         """A response that does not start with "HTTP/" is HTTP/0.9: passed raw, as nginx does.
@@ -627,9 +657,9 @@ class ProxyExchange:
         ctx = self.ctx
         ctx.body_bytes_sent += len(body)
         if self.chunked_out:
-            self.conn.write(b"%x\r\n%b\r\n" % (len(body), body))
+            self._emit(b"%x\r\n%b\r\n" % (len(body), body))
         else:
-            self.conn.write(body)
+            self._emit(body)
 
     def on_message_complete(self) -> None:
         if self.state == "switching":
@@ -639,7 +669,8 @@ class ProxyExchange:
         self.state = "done"
         self._cancel_timer()
         if self.chunked_out and not self.head_only:
-            self.conn.write(resp.LAST_CHUNK)
+            self._emit(resp.LAST_CHUNK)
+        self._flush()
         ctx = self.ctx
         ctx.upstream_response_time = "%.3f" % (time.monotonic() - self.started)
         report_success(self.upstream, self.peer)
@@ -724,7 +755,7 @@ class ProxyExchange:
             reason=self.reason if self.reason else None)
         ctx.head_sent = True
         ctx.bytes_sent = len(head)
-        self.conn.write(head)
+        self._emit(head)
         if head_only and status != 101:
             # the parser cannot be told this was a HEAD: the response ends with its head
             if ctx.method == "HEAD" and status >= 200 and status not in (204, 304):
@@ -738,6 +769,7 @@ class ProxyExchange:
             self.uconn.requests = 1 << 30   # never pooled again
 
     def on_message_complete_head(self) -> None:
+        self._flush()
         self.state = "done"
         self._cancel_timer()
         ctx = self.ctx
@@ -812,6 +844,7 @@ class ProxyExchange:
 
     def _upgraded(self, data: bytes, offset) -> None:
         """The upstream said 101: the bytes after its head belong to the tunnel."""
+        self._flush()
         if offset is None:
             end = data.find(b"\r\n\r\n")
             offset = end + 4 if end >= 0 else len(data)
@@ -860,11 +893,11 @@ class ProxyExchange:
         self.tried.add(peer)
         self._last_error = err
         conf = self.conf
-        nu = conf.proxy_next_upstream
+        nu = self.plan.next_upstream
         can_retry = kind in nu and "off" not in nu and not ctx.head_sent and \
             (ctx.method in _IDEMPOTENT or "non_idempotent" in nu or self.sent_bytes == 0) and \
             (self.replayable or self.body_mode == "none") and \
-            (conf.proxy_next_upstream_tries == 0 or self.tries < conf.proxy_next_upstream_tries)
+            (self.plan.next_upstream_tries == 0 or self.tries < self.plan.next_upstream_tries)
         if can_retry and len(self.tried) < len(self.upstream.servers):
             self.state = "connecting"
             return self.connect()
@@ -881,6 +914,7 @@ class ProxyExchange:
         return self.uri
 
     def fail(self, err: ProxyError) -> None:
+        self._flush()
         self.state = "done"
         self._cancel_timer()
         u = self.uconn

@@ -115,7 +115,7 @@ class HttpConnection:
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
-        if (self._in_head or self.current is None) and b"\r" in data and _BARE_CR.search(data):
+        if (self._in_head or self.current is None) and data.count(b"\r") != data.count(b"\r\n"):
             # nginx refuses a bare CR in the head; llhttp's LF leniency would accept it
             if self._bare_cr_in_head(data):
                 self._reject(HeadError(400, "client sent invalid request"))

@@ -1,52 +1,62 @@
-"""Per-worker keepalive pool of idle upstream connections, keyed by peer address.
+"""Per-worker keepalive pool of idle upstream connections.
 
-At most `upstream.keepalive` idle connections are cached per group (nginx's rule: the pool is the
-group's, LRU eviction). An idle connection that the peer closes removes itself.
+Idle connections are kept per (group, peer address), most recently used first out; a group
+holds at most `upstream.keepalive` of them (nginx's rule: the cache is the group's; the least
+recently used one is closed when it is full). An idle connection the peer closes, or whose
+keepalive_timeout passes, removes itself.
 """
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 
 
 class KeepalivePool:
-    __slots__ = ("idle",)
+    __slots__ = ("idle", "order")
 
     def __init__(self) -> None:
-        # group id -> OrderedDict[conn, (peer key, expires)]
-        self.idle: dict[int, OrderedDict] = {}
+        self.idle: dict[tuple, list] = {}          # (group id, peer key) -> [conn, ...] (LIFO)
+        self.order: dict[int, OrderedDict] = {}    # group id -> conn -> peer key (LRU order)
 
     def get(self, group_id: int, peer_key: tuple):
-        entries = self.idle.get(group_id)
-        if not entries:
-            return None
-        now = time.monotonic()
-        for conn, (key, expires) in reversed(list(entries.items())):
-            if key == peer_key:
-                del entries[conn]
-                if expires < now or conn.closed:
-                    conn.close()
-                    continue
+        stack = self.idle.get((group_id, peer_key))
+        while stack:
+            conn = stack.pop()
+            self.order[group_id].pop(conn, None)
+            if not conn.closed:
                 return conn
         return None
 
     def put(self, group_id: int, peer_key: tuple, conn, limit: int, timeout: float) -> None:
-        entries = self.idle.get(group_id)
-        if entries is None:
-            entries = self.idle[group_id] = OrderedDict()
-        entries[conn] = (peer_key, time.monotonic() + timeout)
+        key = (group_id, peer_key)
+        stack = self.idle.get(key)
+        if stack is None:
+            stack = self.idle[key] = []
+        stack.append(conn)
+        order = self.order.get(group_id)
+        if order is None:
+            order = self.order[group_id] = OrderedDict()
+        order[conn] = peer_key
         conn.on_idle(self, group_id, timeout)
-        while len(entries) > limit:
-            old, _ = entries.popitem(last=False)
+        while len(order) > limit:
+            old, old_key = order.popitem(last=False)
+            self.idle[(group_id, old_key)].remove(old)
             old.close()
 
     def discard(self, group_id: int, conn) -> None:
-        entries = self.idle.get(group_id)
-        if entries is not None:
-            entries.pop(conn, None)
+        order = self.order.get(group_id)
+        if order is None:
+            return
+        peer_key = order.pop(conn, None)
+        if peer_key is not None:
+            stack = self.idle.get((group_id, peer_key))
+            if stack and conn in stack:
+                stack.remove(conn)
 
     def close_all(self) -> None:
-        for entries in self.idle.values():
-            for conn in list(entries):
+        for stack in self.idle.values():
+            for conn in stack:
+                conn.pool = None
                 conn.close()
-            entries.clear()
+            stack.clear()
+        for order in self.order.values():
+            order.clear()
