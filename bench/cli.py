@@ -27,6 +27,7 @@ class Harness:
         self.lat_rate, self.ws_procs = args.lat_rate, args.ws_procs
         self.procs, self.root = registry, ROOT
         self.proxy_cpu, self.load_cpu = plan if plan else (None, None)
+        self.ngate_root = ROOT  # where `python -m ngate` runs; see export_ngate
 
     def python_load(self, module, *argv):
         return self.python_load_parallel(1, module, *argv)[0]
@@ -58,7 +59,7 @@ class Proxy:
         self.h, self.name, self.port, self.prefix = h, name, port, prefix
         log = open(os.path.join(prefix, "logs", f"{name}.out"), "ab")
         self.proc = h.procs.start(proxy_argv(name, prefix, conf_path), cpu=h.proxy_cpu,
-                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                                  cwd=h.ngate_root, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         try:
             self._wait_ready()
@@ -94,6 +95,19 @@ class Proxy:
 
     def stop(self):
         self.h.procs.stop(self.proc)
+
+
+def export_ngate(h, ref):
+    """Copy ngate/ as of git `ref` to a temp dir (read-only on git) and run ngate from there,
+    so a benchmark measures one commit, not a working tree others are editing."""
+    d = h.procs.tempdir("bench-ngate-")
+    archive = subprocess.run(["git", "archive", ref, "ngate"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    h.ngate_root = d
+    return commit
 
 
 def start_backends(h):
@@ -157,6 +171,8 @@ def parse_args(argv=None):
     ap.add_argument("--ws-procs", type=int, default=1, help="client processes for ws loads")
     ap.add_argument("--proxies", default="nginx,ngate",
                     help="A,B (default nginx,ngate; nginx,nginx2 is an A/A noise check)")
+    ap.add_argument("--ngate-ref", help="run ngate as of this git commit/ref (e.g. HEAD) "
+                    "instead of the working tree")
     ap.add_argument("--no-direct", action="store_true", help="skip the no-proxy baseline runs")
     ap.add_argument("--no-chart", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -188,9 +204,13 @@ def main(argv=None):
     registry = procs.Procs()
     h = Harness(args, registry, plan)
     meta = report.meta(args, plan, fd_limit, ROOT)
-    print(report.describe(meta), file=sys.stderr, flush=True)
     results = {}
     try:
+        if args.ngate_ref:
+            meta["ngate_commit"] = export_ngate(h, args.ngate_ref)
+        else:
+            meta["ngate_commit"] += " + working tree"
+        print(report.describe(meta), file=sys.stderr, flush=True)
         http_port, ws_port = start_backends(h)
         prefix = registry.tempdir("bench-proxy-")
         proxy_port = procs.free_port()
