@@ -138,6 +138,11 @@ def _register() -> None:
         directive(name, HSL, 1, h.extra_size)
     directive("proxy_buffers", HSL, 2, h.extra_bufs)
 
+    # ------------------------------------------------------------- ngate: WebSocket, metrics
+    directive("websocket_ping", HSL, 1, h.scalar("websocket_ping", h.msec_or_off))
+    directive("websocket_pong_timeout", HSL, 1, h.scalar("websocket_pong_timeout", h.msec_or_off))
+    directive("metrics", {LOC}, 0, h.scalar("metrics", lambda c, st: True))
+
     # ------------------------------------------------------------- core and headers
     directive("add_header", HSLI, (2, 3), h.add_header)
     directive("error_page", HSLI, (2, None), h.error_page)

@@ -103,6 +103,11 @@ def msec(c, st) -> float:
         raise _invalid(st) from None
 
 
+def msec_or_off(c, st) -> float:
+    """A time, or `off` (0)."""
+    return 0.0 if st.args[0] == "off" else msec(c, st)
+
+
 def size(c, st) -> int:
     try:
         return parse_size(st.args[0])

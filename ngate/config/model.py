@@ -279,6 +279,10 @@ class LocConf:
     proxy_intercept_errors: bool = False
     proxy_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
     proxy_next_upstream_tries: int = 0
+    # WebSocket tunnels and metrics (ngate extensions: proxy/tunnel.py, observability/metrics.py)
+    websocket_ping: float = 0.0                            # 0: off
+    websocket_pong_timeout: float = 0.0                    # 0: the ping interval
+    metrics: bool = False                                  # the `metrics` content handler
     # headers module
     add_header: tuple[HeaderSet, ...] = ()                 # array
     expires: Any = None

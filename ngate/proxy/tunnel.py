@@ -1,40 +1,72 @@
 """The Upgrade tunnel: after a 101, bytes are pumped both ways untouched.
 
 Only the two transports and a small Tunnel object stay alive: the HTTP parser and request state
-are dropped, each transport's protocol is swapped for a one-slot `Side`. Backpressure is
-symmetric: when one transport's write buffer is above its high-water mark, the other side stops
-reading until it drains.
+are dropped, each transport's protocol is swapped for a `Side`. Backpressure is symmetric: when
+one transport's write buffer is above its high-water mark, the other side stops reading until it
+drains.
 
-A close (or EOF) on either side closes the other after its pending bytes are flushed; the access
-log line (status 101, bytes sent to the client in $body_bytes_sent) is written then.
-proxy_read_timeout/proxy_send_timeout apply as in nginx: traffic either way re-arms them.
+States of a tunnel:
+  open      bytes pumped both ways; proxy_read_timeout/proxy_send_timeout apply as in nginx:
+            traffic either way re-arms them, and a whole period without any closes both sides
+            (TCP only, no close frame, like nginx)
+  pinging   (websocket_ping) a side silent for a whole interval got ngate's ping; its pong is
+            consumed. Silent until websocket_pong_timeout: that side is dead, it is cut and the
+            live side gets a close frame 1001
+  closed    a close (or EOF) on either side closes the other after its pending bytes are
+            flushed; the access log line (status 101, bytes sent to the client in
+            $body_bytes_sent) is written then. On shutdown both ends get a close frame 1001.
+
+When the client asked for `Upgrade: websocket`, each Side follows frame boundaries
+(ngate/websocket/frames.py) so that ngate's own frames only ever go between two frames; a frame
+cannot be injected into a direction that is mid-frame (that side then is cut without one).
+Any other Upgrade protocol is pumped opaquely.
 """
 from __future__ import annotations
 
+import time
+
 from ngate.observability import error_log
 from ngate.proxy import engine
+from ngate.websocket.frames import FrameScanner, close_frame, ping_frame
 
 
-class Side:
-    """The protocol on one transport of a tunnel."""
-    __slots__ = ("tunnel", "to_upstream")
+class Side(FrameScanner):
+    """The protocol on one transport of a WebSocket tunnel: reads it, writes to `peer`."""
+    __slots__ = ("tunnel", "to_upstream", "peer", "heard")
 
-    def __init__(self, tunnel: "Tunnel", to_upstream: bool) -> None:
+    def __init__(self, tunnel: "Tunnel", transport_peer, to_upstream: bool) -> None:
+        super().__init__()
         self.tunnel = tunnel
-        self.to_upstream = to_upstream
+        self.peer = transport_peer      # the transport this side's bytes are written to
+        self.to_upstream = to_upstream  # this side reads the client and writes upstream
+        self.heard = False              # bytes arrived since the last ping round
 
     def connection_made(self, transport) -> None:   # pragma: no cover - swapped in, never made
         pass
 
     def data_received(self, data: bytes) -> None:
         t = self.tunnel
+        if t.closed:
+            return
         t.active = True
+        self.heard = True
+        data = self.scan(data)
+        if data:
+            self._forward(t, data)
+
+    def _forward(self, t: "Tunnel", data: bytes) -> None:
+        self.peer.write(data)
         if self.to_upstream:
-            t.upstream.write(data)
             t.sent_up += len(data)
         else:
-            t.client.write(data)
             t.sent_down += len(data)
+
+    def inject(self, frame: bytes) -> bool:
+        """Write ngate's own frame into this side's direction, only between two frames."""
+        if not self.at_boundary:
+            return False
+        self._forward(self.tunnel, frame)
+        return True
 
     def eof_received(self):
         return False
@@ -43,23 +75,41 @@ class Side:
         self.tunnel.close("client" if self.to_upstream else "upstream")
 
     def pause_writing(self) -> None:
-        # this transport's write buffer is full: stop reading from the other one
-        t = self.tunnel
-        (t.upstream if self.to_upstream else t.client).pause_reading()
+        # this side's own transport has a full write buffer: stop reading from the other one
+        self.peer.pause_reading()
 
     def resume_writing(self) -> None:
+        if not self.tunnel.closed:
+            self.peer.resume_reading()
+
+
+class RawSide(Side):
+    """A side of a non-WebSocket Upgrade tunnel: opaque bytes, no frame scanning."""
+    __slots__ = ()
+
+    def data_received(self, data: bytes) -> None:
         t = self.tunnel
-        if not t.closed:
-            (t.upstream if self.to_upstream else t.client).resume_reading()
+        if t.closed:
+            return
+        t.active = True
+        self.heard = True
+        self._forward(t, data)
+
+    def inject(self, frame: bytes) -> bool:
+        return False
 
 
 class Tunnel:
-    __slots__ = ("client", "upstream", "ctx", "runtime", "sent_up", "sent_down", "timer",
-                 "timeout", "closed", "active")
+    __slots__ = ("client", "upstream", "from_client", "from_upstream", "ctx", "runtime",
+                 "sent_up", "sent_down", "timer", "timeout", "closed", "active",
+                 "ping_timer", "pinged", "location", "started")
 
-    def __init__(self, ctx, client, upstream) -> None:
+    def __init__(self, ctx, client, upstream, websocket: bool) -> None:
         self.client = client          # transports
         self.upstream = upstream
+        cls = Side if websocket else RawSide
+        self.from_client = cls(self, upstream, True)
+        self.from_upstream = cls(self, client, False)
         self.ctx = ctx
         self.runtime = ctx.conn.runtime
         self.sent_up = 0
@@ -69,20 +119,30 @@ class Tunnel:
         self.timeout = max(conf.proxy_read_timeout, conf.proxy_send_timeout)
         self.closed = False
         self.active = False
+        self.ping_timer = None
+        self.pinged = ()              # sides waiting for the pong of ngate's ping
+        self.location = ctx.loc.pattern if ctx.loc is not None else ""
+        self.started = time.monotonic()
+
+    def other(self, side: Side) -> Side:
+        return self.from_upstream if side is self.from_client else self.from_client
 
     def start(self, client_bytes: bytes, upstream_bytes: bytes) -> None:
-        self.client.set_protocol(Side(self, True))
-        self.upstream.set_protocol(Side(self, False))
+        self.client.set_protocol(self.from_client)
+        self.upstream.set_protocol(self.from_upstream)
         if upstream_bytes:
-            self.client.write(upstream_bytes)
-            self.sent_down += len(upstream_bytes)
+            self.from_upstream.data_received(upstream_bytes)
         if client_bytes:
-            self.upstream.write(client_bytes)
-            self.sent_up += len(client_bytes)
+            self.from_client.data_received(client_bytes)
+        self.active = False
         self.client.resume_reading()
         self.upstream.resume_reading()
         self.runtime.tunnel_opened(self)
         self._arm()
+        if self.ctx.conf.websocket_ping and type(self.from_client) is Side:
+            self._arm_ping(self.ctx.conf.websocket_ping)
+
+    # ------------------------------------------------------------ proxy_read_timeout
 
     def _arm(self) -> None:
         self.timer = self.runtime.loop.call_later(self.timeout, self._tick)
@@ -100,15 +160,52 @@ class Tunnel:
                         "connection" + error_log.request_suffix(self.ctx), self.ctx.conn.number)
         self.close("timeout")
 
-    def close(self, why: str) -> None:
+    # ------------------------------------------------------------ websocket_ping
+
+    def _arm_ping(self, delay: float) -> None:
+        self.ping_timer = self.runtime.loop.call_later(delay, self._ping_tick)
+
+    def _ping_tick(self) -> None:
+        """Every interval: ping the sides that were silent; after a ping, check the pongs."""
+        self.ping_timer = None
         if self.closed:
             return
+        conf = self.ctx.conf
+        dead = next((s for s in self.pinged if not s.heard), None)
+        self.pinged = ()
+        if dead is not None:
+            who = "client" if dead is self.from_client else "upstream"
+            error_log.info(f"websocket {who} did not answer ping, closing tunnel"
+                           + error_log.request_suffix(self.ctx), self.ctx.conn.number)
+            return self.close("ping", dead)
+        pinged = []
+        for side in (self.from_client, self.from_upstream):
+            if side.heard:
+                side.heard = False
+            # a ping to the client goes into the upstream->client direction, and vice versa
+            elif self.other(side).inject(ping_frame(side is self.from_upstream)):
+                pinged.append(side)
+        self.pinged = tuple(pinged)
+        self._arm_ping(conf.websocket_pong_timeout or conf.websocket_ping if pinged
+                       else conf.websocket_ping)
+
+    # ------------------------------------------------------------ the end
+
+    def close(self, why: str, dead: Side | None = None) -> None:
+        """Close both sides; on "shutdown" and "ping", live sides get a close frame 1001."""
+        if self.closed:
+            return
+        if why in ("shutdown", "ping"):
+            for side in (self.from_client, self.from_upstream):
+                if side is not dead:
+                    self.other(side).inject(close_frame(side is self.from_upstream))
         self.closed = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.client.close()
-        self.upstream.close()
+        for timer in (self.timer, self.ping_timer):
+            if timer is not None:
+                timer.cancel()
+        self.timer = self.ping_timer = None
+        for side, transport in ((self.from_client, self.client), (self.from_upstream, self.upstream)):
+            transport.abort() if side is dead else transport.close()
         self.runtime.tunnel_closed(self)
         ctx = self.ctx
         ctx.body_bytes_sent = self.sent_down
@@ -131,5 +228,6 @@ def start_tunnel(ctx, conn, uconn, upstream_bytes: bytes) -> None:
     conn.current = None
     conn.queue = None
     conn._cancel_timer()
+    websocket = ctx.hdr.get(b"upgrade", b"").strip().lower() == b"websocket"
     ctx.req = None
-    Tunnel(ctx, client_t, upstream_t).start(client_bytes, upstream_bytes)
+    Tunnel(ctx, client_t, upstream_t, websocket).start(client_bytes, upstream_bytes)
