@@ -35,6 +35,7 @@ FREEZE = {
     "proxy_set_header": tuple, "add_header": tuple, "error_page": tuple, "access_log": tuple,
     "error_log": tuple, "index": tuple, "resolver": tuple, "access_rules": tuple,
     "proxy_hide_header": frozenset, "proxy_pass_header": frozenset,
+    "fastcgi_param": tuple, "fastcgi_hide_header": frozenset, "fastcgi_pass_header": frozenset,
     "types": MappingProxyType,
 }
 

@@ -143,6 +143,25 @@ def _register() -> None:
     directive("websocket_pong_timeout", HSL, 1, h.scalar("websocket_pong_timeout", h.msec_or_off))
     directive("metrics", {LOC}, 0, h.scalar("metrics", lambda c, st: True))
 
+    # ------------------------------------------------------------- fastcgi module
+    directive("fastcgi_pass", {LOC, LIF}, 1, h.fastcgi_pass)
+    directive("fastcgi_param", HSL, (2, 3), h.fastcgi_param)
+    directive("fastcgi_index", HSL, 1, h.scalar("fastcgi_index", h.first_arg))
+    directive("fastcgi_split_path_info", {LOC}, 1,
+              h.scalar("fastcgi_split_path_info", h.split_path_info))
+    directive("fastcgi_hide_header", HSL, 1, h.array("fastcgi_hide_header", h.lower_bytes))
+    directive("fastcgi_pass_header", HSL, 1, h.array("fastcgi_pass_header", h.lower_bytes))
+    directive("fastcgi_next_upstream", HSL, (1, None),
+              h.scalar("fastcgi_next_upstream", h.next_upstream))
+    directive("fastcgi_next_upstream_tries", HSL, 1,
+              h.scalar("fastcgi_next_upstream_tries", h.number))
+    directive("fastcgi_buffer_size", HSL, 1, h.scalar("fastcgi_buffer_size", h.size))
+    for name in ("fastcgi_keep_conn", "fastcgi_intercept_errors", "fastcgi_pass_request_headers",
+                 "fastcgi_pass_request_body", "fastcgi_buffering", "fastcgi_request_buffering"):
+        directive(name, HSL, 1, h.scalar(name, h.flag))
+    for name in ("fastcgi_connect_timeout", "fastcgi_read_timeout", "fastcgi_send_timeout"):
+        directive(name, HSL, 1, h.scalar(name, h.msec))
+
     # ------------------------------------------------------------- core and headers
     directive("add_header", HSLI, (2, 3), h.add_header)
     directive("error_page", HSLI, (2, None), h.error_page)
@@ -167,7 +186,6 @@ def _register() -> None:
               h.scalar("large_client_header_buffers", h.bufs))
     for name in ("underscores_in_headers", "ignore_invalid_headers", "merge_slashes"):
         directive(name, HS, 1, h.scalar(name, h.flag))
-    directive("fastcgi_pass", {LOC, LIF}, 1, h.scalar("fastcgi_pass", h.first_arg))
     directive("internal", {LOC}, 0, h.scalar("internal", lambda c, st: True))
     directive("allow", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
     directive("deny", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
@@ -178,8 +196,7 @@ def _register() -> None:
                  "autoindex", "etag", "chunked_transfer_encoding", "reset_timedout_connection",
                  "log_subrequest", "recursive_error_pages", "msie_padding",
                  "proxy_ignore_client_abort", "proxy_socket_keepalive", "proxy_ssl_verify",
-                 "proxy_ssl_server_name", "proxy_ssl_session_reuse", "fastcgi_buffering",
-                 "fastcgi_request_buffering", "fastcgi_intercept_errors", "fastcgi_keep_conn",
+                 "proxy_ssl_server_name", "proxy_ssl_session_reuse",
                  "ssl_prefer_server_ciphers", "ssl_session_tickets", "ssl_stapling",
                  "ssl_stapling_verify", "http2", "real_ip_recursive", "open_file_cache_errors"):
         directive(name, HSLI, 1, h.extra_flag)
@@ -204,11 +221,8 @@ def _register() -> None:
                  "ssl_ecdh_curve", "ssl_trusted_certificate", "ssl_client_certificate",
                  "ssl_verify_client", "ssl_verify_depth", "ssl_password_file", "ssl_buffer_size",
                  "ssl_early_data", "ssl_conf_command", "ssl_session_ticket_key", "ssl_crl",
-                 "ssl_stapling_file", "ssl_stapling_responder", "fastcgi_param", "fastcgi_index",
-                 "fastcgi_split_path_info", "fastcgi_read_timeout", "fastcgi_connect_timeout",
-                 "fastcgi_send_timeout", "fastcgi_buffers", "fastcgi_buffer_size",
-                 "fastcgi_busy_buffers_size", "fastcgi_hide_header", "fastcgi_pass_header",
-                 "fastcgi_next_upstream", "fastcgi_ignore_headers", "fastcgi_temp_path",
+                 "ssl_stapling_file", "ssl_stapling_responder", "fastcgi_buffers",
+                 "fastcgi_busy_buffers_size", "fastcgi_ignore_headers", "fastcgi_temp_path",
                  "fastcgi_cache", "fastcgi_cache_path", "fastcgi_cache_key", "fastcgi_cache_valid",
                  "fastcgi_max_temp_file_size", "try_files", "auth_basic",
                  "auth_basic_user_file", "if_modified_since", "open_file_cache",

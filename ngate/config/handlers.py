@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 
 from ngate.config.model import (AccessLog, BreakOp, ErrorLog, ErrorPage, HeaderSet, LogFormat,
-                                ProxyPass, ReturnOp, RewriteOp, SetOp)
-from ngate.config.upstreams import parse_proxy_pass
+                                ProxyPass, ReturnOp, RewriteOp, SetOp, Upstream)
+from ngate.config.upstreams import (addr_name, make_servers, parse_proxy_pass,
+                                     split_host_port)
 from ngate.config.values import parse_flag, parse_number, parse_size, parse_time
 from ngate.errors import ConfigError
 from ngate.routing.variables import BUILTINS, has_variables
@@ -344,6 +345,51 @@ def proxy_redirect(c, lv, st):
     else:
         match = c.template(src, st.where) if has_variables(src) else src
     items.append((match, c.template(dst, st.where)))
+
+
+# ---------------------------------------------------------------- fastcgi module
+
+def fastcgi_pass(c, lv, st):
+    """`host:port`, `unix:/path` or an upstream block's name -> the Upstream group."""
+    if "fastcgi_pass" in lv.vals:
+        raise ConfigError('"fastcgi_pass" directive is duplicate', st.where)
+    addr = st.args[0]
+    if has_variables(addr):
+        raise ConfigError("fastcgi_pass with variables is not supported by ngate", st.where)
+    if addr[:5].lower() == "unix:":
+        key = ("unix", addr[5:])
+        name = addr
+    else:
+        host, port = split_host_port(addr, "upstream", st.where)
+        if not host:
+            raise ConfigError(f'no host in upstream "{addr}"', st.where)
+        if port is None:
+            group = c.upstreams.get(host.lower())
+            if group is None:
+                raise ConfigError(f'no port in upstream "{addr}"', st.where)
+            lv.vals["fastcgi_pass"] = group
+            return
+        key = (host.lower(), port)
+        name = addr_name(*key) if ":" not in host else f"[{host}]:{port}"
+    group = c.implicit.get(key)
+    if group is None:
+        group = c.implicit[key] = Upstream(name=addr, servers=tuple(make_servers(name, st.where)),
+                                           implicit=True, where=st.where)
+    lv.vals["fastcgi_pass"] = group
+
+
+def fastcgi_param(c, lv, st):
+    if_not_empty = len(st.args) == 3
+    if if_not_empty and st.args[2] != "if_not_empty":
+        raise ConfigError(f'invalid parameter "{st.args[2]}"', st.where)
+    name = st.args[0]
+    lv.vals.setdefault("fastcgi_param", []).append(HeaderSet(
+        name, name.lower().encode("latin-1"), c.template(st.args[1], st.where),
+        if_not_empty=if_not_empty))
+
+
+def split_path_info(c, st):
+    return c.regex(st.args[0], st.where)
 
 
 # ---------------------------------------------------------------- rewrite module

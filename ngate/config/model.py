@@ -259,7 +259,7 @@ class LocConf:
     """
     # handler
     proxy_pass: ProxyPass | None = None
-    fastcgi_pass: Any = None
+    fastcgi_pass: Upstream | None = None                   # fastcgi_pass: a group (implicit or named)
     # proxy module
     proxy_http_version: str = "1.0"
     proxy_set_header: tuple[HeaderSet, ...] = ()          # array; defaults are added by the engine
@@ -283,6 +283,24 @@ class LocConf:
     websocket_ping: float = 0.0                            # 0: off
     websocket_pong_timeout: float = 0.0                    # 0: the ping interval
     metrics: bool = False                                  # the `metrics` content handler
+    # fastcgi module (proxy/fastcgi_proxy.py)
+    fastcgi_param: tuple[HeaderSet, ...] = ()             # array, in order, duplicates kept
+    fastcgi_index: str | None = None
+    fastcgi_split_path_info: re.Pattern | None = None
+    fastcgi_keep_conn: bool = False
+    fastcgi_connect_timeout: float = 60.0
+    fastcgi_read_timeout: float = 60.0
+    fastcgi_send_timeout: float = 60.0
+    fastcgi_intercept_errors: bool = False
+    fastcgi_hide_header: frozenset[bytes] = frozenset()   # array, lower-case
+    fastcgi_pass_header: frozenset[bytes] = frozenset()   # array, lower-case
+    fastcgi_pass_request_headers: bool = True
+    fastcgi_pass_request_body: bool = True
+    fastcgi_buffering: bool = True                         # accepted; ngate streams
+    fastcgi_request_buffering: bool = True                 # chunked bodies are read whole first
+    fastcgi_buffer_size: int = 4096                        # the limit of the CGI response head
+    fastcgi_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
+    fastcgi_next_upstream_tries: int = 0
     # headers module
     add_header: tuple[HeaderSet, ...] = ()                 # array
     expires: Any = None

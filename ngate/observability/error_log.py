@@ -185,6 +185,8 @@ def request_suffix(ctx, upstream_uri: str | None = None) -> str:
     if ctx.upstream_addr:
         scheme = _upstream_scheme(ctx)
         uri = ctx.request_uri if upstream_uri is None else upstream_uri
+        if scheme == "fastcgi://":
+            uri = ""            # nginx names only the FastCGI server
         peer = ctx.upstream_addr.rsplit(", ", 1)[-1]
         parts.append(f', upstream: "{scheme}{peer}{uri}"')
     hdr = ctx.hdr or {}

@@ -335,7 +335,11 @@ def _content_type(ctx):
 @builtin("content_length")
 def _content_length(ctx):
     v = ctx.hdr.get(b"content-length")
-    return None if v is None else v.decode("latin-1")
+    if v is None:
+        # a chunked body read whole (request buffering) has a length, as in nginx
+        n = ctx.content_length_in
+        return None if n is None else str(n)
+    return v.decode("latin-1")
 
 
 @builtin("request_length")
@@ -486,14 +490,32 @@ def _ua(ctx):
     return None if v is None else v.decode("latin-1")
 
 
+def fastcgi_split(ctx) -> tuple[str, str]:
+    """(script name, path info): fastcgi_split_path_info's two captures of $uri when it matches
+    (nginx's ngx_http_fastcgi_split), else ($uri, "")."""
+    uri = ctx.uri
+    rx = ctx.conf.fastcgi_split_path_info if ctx.conf is not None else None
+    if rx is not None:
+        m = rx.search(uri)
+        if m is not None:
+            groups = m.groups()
+            return ((groups[0] or "") if groups else "",
+                    (groups[1] or "") if len(groups) > 1 else "")
+    return uri, ""
+
+
 @builtin("fastcgi_script_name")
 def _fastcgi_script_name(ctx):
-    return ctx.uri
+    name = fastcgi_split(ctx)[0]
+    index = ctx.conf.fastcgi_index if ctx.conf is not None else None
+    if index and name.endswith("/"):
+        return name + index
+    return name
 
 
 @builtin("fastcgi_path_info")
 def _fastcgi_path_info(ctx):
-    return ""
+    return fastcgi_split(ctx)[1]
 
 
 HOSTNAME = socket.gethostname()

@@ -13,6 +13,7 @@ from ngate.config.model import AccessLog, Config
 from ngate.observability import access_log as alog
 from ngate.observability import error_log
 from ngate.proxy import http_proxy  # noqa: F401  (registers the proxy_pass content handler)
+from ngate.proxy import fastcgi_proxy  # noqa: F401  (registers fastcgi_pass)
 from ngate.routing import variables
 from ngate.routing.servers import ServerSelector
 from ngate.server.connection import HttpConnection

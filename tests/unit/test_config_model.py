@@ -357,8 +357,8 @@ def test_include_glob_and_bundled_fallback(tmp_path):
     cfg = load_config(conf, str(tmp_path))
     assert [s.listens[0].port for s in cfg.servers] == [8001, 8002, 8003]
     assert cfg.http_conf.types["css"] == "text/css"
-    params = cfg.servers[2].locations[0].conf.extra["fastcgi_param"]
-    assert ("QUERY_STRING", "$query_string") in params
+    params = cfg.servers[2].locations[0].conf.fastcgi_param
+    assert ("QUERY_STRING", "$query_string") in [(p.name, p.value.text) for p in params]
     dump = dump_config(cfg)
     assert dump.startswith(f"# configuration file {conf}:\nevents {{}}\n")
     assert f"# configuration file {tmp_path}/sites/a.conf:\nserver {{ listen 8001; }}\n\n" in dump

@@ -1,0 +1,352 @@
+"""fastcgi_pass: the FastCGI transport of the proxy engine, one FastCGIExchange per request.
+
+It reuses http_proxy.ProxyExchange for everything that is not the wire protocol: peer selection
+and fastcgi_next_upstream, connect (fastcgi_connect_timeout), the keepalive pool, timers,
+downstream backpressure, failures (502/504 through engine.fail), 499 on client close. What
+differs is the request (FastCGI records: BEGIN_REQUEST, PARAMS, STDIN), the response (records
+decoded by fastcgi/records.py, the CGI head by fastcgi/cgi.py) and the request body.
+
+Exchange states (as ProxyExchange):
+  connecting   waiting for a peer connection (a chunked body is read whole first when
+               fastcgi_request_buffering is on: CONTENT_LENGTH is then known)
+  sending      records written; STDIN follows the client body with backpressure
+  reading      the whole request is sent; fastcgi_read_timeout re-armed on every read
+  streaming    the CGI head was sent to the client; STDOUT is streamed, STDERR is logged
+  done         END_REQUEST: the connection goes back to the pool (fastcgi_keep_conn on and
+               an upstream `keepalive`) or is closed
+"""
+from __future__ import annotations
+
+import time
+
+from ngate.errors import UPSTREAM, ProxyError
+from ngate.fastcgi import records as fcgi
+from ngate.fastcgi.cgi import HeadReader
+from ngate.http1 import response as resp
+from ngate.observability import error_log
+from ngate.proxy import engine
+from ngate.proxy.http_proxy import ProxyExchange
+from ngate.upstream.balancer import health
+
+STATIC, TEMPLATE = 0, 1
+# ngx_http_fastcgi_hide_headers
+DEFAULT_HIDE = frozenset({b"status", b"x-accel-expires", b"x-accel-redirect",
+                          b"x-accel-limit-rate", b"x-accel-buffering", b"x-accel-charset"})
+# consumed here: written in their nginx slot, or regenerated. A relative Location stays as the
+# application wrote it, among the other headers (nginx does not make it absolute here).
+_CONSUMED = frozenset({b"content-length", b"content-type", b"last-modified",
+                       b"connection", b"keep-alive", b"transfer-encoding"})
+_PENDING_LIMIT = 65536       # unsent body bytes held while connecting; the client pauses above
+_REPLAY_LIMIT = 65536        # body bytes kept to retry on another peer
+
+
+class FastCGIPlan:
+    """What a location sends to the FastCGI server; built once per LocConf."""
+    __slots__ = ("params", "skip", "hide", "keep_conn", "head_limit", "connect_timeout",
+                 "send_timeout", "read_timeout", "next_upstream", "next_upstream_tries")
+
+    def __init__(self, conf) -> None:
+        params = []
+        for p in conf.fastcgi_param:
+            name = p.name.encode("latin-1")
+            if p.value.static:
+                params.append((name, STATIC, p.value.text.encode("latin-1"), p.if_not_empty))
+            else:
+                params.append((name, TEMPLATE, p.value, p.if_not_empty))
+        self.params = tuple(params)
+        # client headers already given as HTTP_* params are not sent again (as nginx)
+        self.skip = frozenset(n[5:].lower() for n, *_ in params if n.startswith(b"HTTP_"))
+        self.hide = (DEFAULT_HIDE | conf.fastcgi_hide_header) - conf.fastcgi_pass_header
+        self.keep_conn = conf.fastcgi_keep_conn
+        self.head_limit = conf.fastcgi_buffer_size
+        self.connect_timeout = conf.fastcgi_connect_timeout
+        self.send_timeout = conf.fastcgi_send_timeout
+        self.read_timeout = conf.fastcgi_read_timeout
+        self.next_upstream = conf.fastcgi_next_upstream
+        self.next_upstream_tries = conf.fastcgi_next_upstream_tries
+
+
+_PLANS: dict[int, tuple] = {}
+
+
+def plan_for(conf) -> FastCGIPlan:
+    entry = _PLANS.get(id(conf))
+    if entry is None or entry[0] is not conf:
+        entry = _PLANS[id(conf)] = (conf, FastCGIPlan(conf))
+    return entry[1]
+
+
+def build_params(ctx, plan: FastCGIPlan) -> list[tuple[bytes, bytes]]:
+    """fastcgi_param values in order (if_not_empty ones skipped when empty), then the client's
+    headers as HTTP_* (upper case, `-` -> `_`) when fastcgi_pass_request_headers is on."""
+    pairs = []
+    for name, kind, value, if_not_empty in plan.params:
+        if kind is TEMPLATE:
+            value = value.render(ctx).encode("latin-1", "replace")
+        if value or not if_not_empty:
+            pairs.append((name, value))
+    if ctx.conf.fastcgi_pass_request_headers:
+        skip = plan.skip
+        for name, value in ctx.headers:
+            key = name.lower().replace(b"-", b"_")
+            if key not in skip:
+                pairs.append((b"HTTP_" + key.upper(), value))
+    return pairs
+
+
+class FastCGIExchange(ProxyExchange):
+    __slots__ = ("records", "head_reader", "pending", "pending_size", "replay_size")
+    plan_for = staticmethod(plan_for)
+
+    def __init__(self, ctx, upstream) -> None:
+        super().__init__(ctx, upstream)
+        self.records = None
+        self.head_reader = None
+        self.pending = []           # body bytes not yet written to the current connection
+        self.pending_size = 0
+        self.replay_size = 0        # bytes in body_chunks (the retry copy)
+
+    # ------------------------------------------------------------ start
+
+    def start(self) -> None:
+        ctx = self.ctx
+        conf = self.conf
+        if not conf.fastcgi_pass_request_body:
+            mode = "none"
+        elif ctx.body_chunked:
+            mode = "buffer" if conf.fastcgi_request_buffering else "stream"
+        elif ctx.content_length_in:
+            mode = "stream"
+        else:
+            mode = "none"
+        self.body_mode = mode
+        self.body_done = mode == "none"
+        self.conn.writer = self
+        if mode != "none":
+            if ctx.hdr.get(b"expect", b"").lower() == b"100-continue" and ctx.http_minor == 1:
+                self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.conn.attach_body(ctx.req, self)
+            if mode == "buffer" or self.state == "done":
+                return          # body_end connects once the whole body is here
+        self.connect()
+
+    def attach(self, uconn) -> None:
+        self.uconn = uconn
+        uconn.exchange = self
+        uconn.requests += 1
+        health(self.peer, self.upstream.name).conns += 1
+        self.records = fcgi.RecordParser()
+        self.head_reader = HeadReader(self.plan.head_limit)
+        self.status = 0
+        self.got_bytes = False
+        self.sent_bytes = 0
+        self.state = "sending"
+        if self.replayable and self.body_chunks:
+            self.pending = list(self.body_chunks)     # a retry sends the body again
+        self.send_request()
+
+    def send_request(self) -> None:
+        out = [fcgi.begin_request(self.plan.keep_conn),
+               fcgi.encode_params(build_params(self.ctx, self.plan))]
+        for chunk in self.pending:
+            out.append(fcgi.stdin(chunk))
+        self.pending = []
+        self.pending_size = 0
+        if self.body_done:
+            out.append(fcgi.stdin_end())
+        self.sent_bytes = sum(len(b) for b in out)
+        self.uconn.transport.writelines(out)
+        if self.body_done:
+            self.request_sent()
+        else:
+            if self.uconn.write_paused:
+                self.conn.transport.pause_reading()
+            elif not self.conn.closing:
+                self.conn.transport.resume_reading()
+
+    # ------------------------------------------------------------ client body (consumer API)
+
+    def body_data(self, data: bytes) -> None:
+        ctx = self.ctx
+        limit = self.conf.client_max_body_size
+        if limit and ctx.body_chunked and ctx.req.body_size > limit:
+            self.body_done = True
+            error_log.error(f"client intended to send too large chunked body: "
+                            f"{ctx.req.body_size} bytes" + error_log.request_suffix(ctx),
+                            self.conn.number)
+            return self.abort_with(413)
+        if self.replayable:
+            self.body_chunks.append(data)
+            self.replay_size += len(data)
+            if self.replay_size > _REPLAY_LIMIT and self.body_mode != "buffer":
+                self.replayable = False
+                self.body_chunks = []
+        u = self.uconn
+        if u is not None and self.state == "sending":
+            u.transport.write(fcgi.stdin(data))
+            self.sent_bytes += len(data)
+            if u.write_paused:
+                self.conn.transport.pause_reading()
+            self._touch_send()
+            return
+        self.pending.append(data)
+        self.pending_size += len(data)
+        if self.pending_size > _PENDING_LIMIT and self.body_mode != "buffer":
+            self.conn.transport.pause_reading()
+
+    def body_end(self) -> None:
+        self.body_done = True
+        if self.body_mode == "buffer":
+            self.ctx.content_length_in = self.ctx.req.body_size    # $content_length
+            return self.connect()
+        u = self.uconn
+        if u is not None and self.state == "sending":
+            u.transport.write(fcgi.stdin_end())
+            self.request_sent()
+
+    # ------------------------------------------------------------ upstream events
+
+    def upstream_data(self, data: bytes) -> None:
+        self.got_bytes = True
+        self.ctx.upstream_bytes_received += len(data)
+        if self.timer is not None:
+            self.deadline = self.loop.time() + self.timeout
+        try:
+            events = self.records.feed(data)
+        except ValueError as exc:
+            return self._bad_response(str(exc))
+        self.out = []               # everything this read produces goes out in one write
+        for event in events:
+            kind = event[0]
+            if kind == fcgi.STDOUT:
+                self.stdout(event[1])
+            elif kind == fcgi.STDERR:
+                self.stderr(event[1])
+            else:
+                self.end_request()
+            if self.state == "done" or self.uconn is None:
+                break               # finished, or failed over to another peer
+        self._flush()
+
+    def stdout(self, data: bytes) -> None:
+        if self.state in ("sending", "reading"):
+            try:
+                got = self.head_reader.feed(data)
+            except ValueError as exc:
+                return self.fail_peer(502, f"{exc} while reading response header from upstream")
+            if got is None:
+                return
+            head, data = got
+            self.on_cgi_head(head)
+            if self.state != "streaming" or not data:
+                return
+        if self.head_only:
+            return
+        self.ctx.body_bytes_sent += len(data)
+        self._emit(resp.chunk(data) if self.chunked_out else data)
+
+    def stderr(self, data: bytes) -> None:
+        """nginx: `FastCGI sent in stderr: "..." while reading response header from upstream`."""
+        text = data.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+        phase = "reading upstream" if self.state == "streaming" else \
+            "reading response header from upstream"
+        error_log.error(f'FastCGI sent in stderr: "{text}" while {phase}'
+                        + error_log.request_suffix(self.ctx, ""), self.conn.number)
+
+    def end_request(self) -> None:
+        if self.state in ("sending", "reading"):
+            return self.fail_peer(502, "upstream prematurely closed FastCGI stdout "
+                                  "while reading response header from upstream")
+        self.on_message_complete()
+
+    def _bad_response(self, message: str) -> None:
+        if self.state in ("sending", "reading"):
+            return self.fail_peer(502, message + " while reading response header from upstream")
+        self._flush()
+        self.ctx.keep_alive = False
+        self.fail(ProxyError(502, UPSTREAM, message + " while reading upstream"))
+
+    # ------------------------------------------------------------ response head
+
+    def on_cgi_head(self, head) -> None:
+        ctx = self.ctx
+        status = head.status
+        self.status = status
+        ctx.upstream_status = str(status) if ctx.upstream_status is None \
+            else ctx.upstream_status + ", " + str(status)
+        ctx.upstream_header_time = "%.3f" % (time.monotonic() - self.started)
+        ctx.upstream_headers = head.headers
+        self.state = "streaming"
+        conf = self.conf
+        if status >= 300 and conf.fastcgi_intercept_errors and engine.error_page_for(conf, status):
+            self.state = "done"
+            self._cancel_timer()
+            self.release(reuse=False)
+            self.conn.writer = None
+            return engine.finalize(ctx, status)
+        self.send_cgi_head(status, head.reason, head.headers)
+
+    def send_cgi_head(self, status: int, reason, headers) -> None:
+        ctx = self.ctx
+        conf = self.conf
+        hide = self.plan.hide
+        ctype = length = lastmod = None
+        out = []
+        for name, value in headers:
+            lname = name.lower()
+            if lname in hide:
+                continue
+            if lname in _CONSUMED:
+                if lname == b"content-length":
+                    length = value
+                elif lname == b"content-type":
+                    ctype = value
+                elif lname == b"last-modified":
+                    lastmod = value
+                continue
+            out.append((name, value))
+        ctx.resp_headers = out
+        if conf.add_header:
+            out.extend(engine.add_headers(ctx, conf, status))
+        head_only = ctx.method == "HEAD" or status in (204, 304) or status < 200
+        self.head_only = head_only
+        clen = int(length) if length is not None and length.isdigit() else None
+        chunked_out = False
+        if not head_only and clen is None:
+            if ctx.http_minor == 1:
+                chunked_out = True
+            else:
+                ctx.keep_alive = False
+        engine.check_keepalive(ctx)
+        self.chunked_out = chunked_out
+        self.resp_length = clen
+        ctx.status = status
+        head = resp.build_head(
+            status, 1, server_tokens=conf.server_tokens, content_type=ctype,
+            content_length=clen, last_modified=lastmod, chunked=chunked_out,
+            connection=resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE,
+            headers=out, reason=reason)
+        ctx.head_sent = True
+        ctx.bytes_sent = len(head)
+        self._emit(head)
+
+    # ------------------------------------------------------------ release
+
+    def _reusable(self) -> bool:
+        u = self.uconn
+        up = self.upstream
+        return (u is not None and self.plan.keep_conn and up.keepalive > 0 and not u.closed
+                and self.body_done and self.records is not None and self.records.done
+                and u.requests < up.keepalive_requests)
+
+    def _upstream_url(self) -> str:
+        return ""               # nginx logs `upstream: "fastcgi://127.0.0.1:9000"`
+
+
+# ---------------------------------------------------------------- content handler
+
+def fastcgi_handler(ctx) -> None:
+    FastCGIExchange(ctx, ctx.conf.fastcgi_pass).start()
+
+
+engine.CONTENT_HANDLERS.append((lambda conf: conf.fastcgi_pass is not None, fastcgi_handler))
