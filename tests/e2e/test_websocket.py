@@ -93,6 +93,8 @@ async def _handler(ws) -> None:
                 await ws.send(msg)
     except ConnectionClosed:
         pass
+    finally:
+        CLOSE_CODES.append(ws.close_code)
 
 
 async def _flood(ws, total: int) -> None:
@@ -106,6 +108,7 @@ async def _flood(ws, total: int) -> None:
 
 
 FLOODED = [0]
+CLOSE_CODES: list = []      # the close code of every connection the echo server saw end
 
 
 class EchoServer:
