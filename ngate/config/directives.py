@@ -179,7 +179,15 @@ def _register() -> None:
     directive("keepalive_requests", HSL, 1, h.scalar("keepalive_requests", h.number))
     directive("server_tokens", HSL, 1, h.scalar("server_tokens", h.server_tokens))
     directive("log_not_found", HSL, 1, h.scalar("log_not_found", h.flag))
-    directive("expires", HSLI, (1, 2), h.scalar("expires", h.args_tuple))
+    directive("expires", HSLI, (1, 2), h.scalar("expires", h.expires))
+    # static files and the rewrite log (ngate/static, proxy/rewrite.py)
+    directive("try_files", {SRV, LOC}, (2, None), h.try_files)
+    directive("autoindex", HSL, 1, h.scalar("autoindex", h.flag))
+    directive("etag", HSL, 1, h.scalar("etag", h.flag))
+    directive("if_modified_since", HSL, 1, h.scalar("if_modified_since", h.if_modified_since))
+    directive("rewrite_log", {HTTP, SRV, SIF, LOC, LIF}, 1, h.scalar("rewrite_log", h.flag))
+    directive("uninitialized_variable_warn", {HTTP, SRV, SIF, LOC, LIF}, 1, h.extra_flag)
+    directive("cors", {SRV, LOC}, (1, 2), h.cors)
     directive("client_header_timeout", HS, 1, h.scalar("client_header_timeout", h.msec))
     directive("client_header_buffer_size", HS, 1, h.scalar("client_header_buffer_size", h.size))
     directive("large_client_header_buffers", HS, 2,
@@ -190,15 +198,17 @@ def _register() -> None:
     directive("allow", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
     directive("deny", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
 
+    # ------------------------------------------------------------- ssl_*, proxy_ssl_*
+    from ngate.config import tls
+    tls.register(directive, HS, HSL, h.extra)
+
     # ------------------------------------------------------------- accepted, kept in extra
     for name in ("sendfile", "tcp_nopush", "tcp_nodelay", "gzip", "gzip_vary", "gzip_static",
                  "absolute_redirect", "port_in_redirect", "server_name_in_redirect",
-                 "autoindex", "etag", "chunked_transfer_encoding", "reset_timedout_connection",
+                 "chunked_transfer_encoding", "reset_timedout_connection",
                  "log_subrequest", "recursive_error_pages", "msie_padding",
-                 "proxy_ignore_client_abort", "proxy_socket_keepalive", "proxy_ssl_verify",
-                 "proxy_ssl_server_name", "proxy_ssl_session_reuse",
-                 "ssl_prefer_server_ciphers", "ssl_session_tickets", "ssl_stapling",
-                 "ssl_stapling_verify", "http2", "real_ip_recursive", "open_file_cache_errors"):
+                 "proxy_ignore_client_abort", "proxy_socket_keepalive",
+                 "http2", "real_ip_recursive", "open_file_cache_errors"):
         directive(name, HSLI, 1, h.extra_flag)
     for name in ("gzip_comp_level", "gzip_min_length", "gzip_buffers", "gzip_http_version",
                  "gzip_types", "gzip_proxied", "gzip_disable", "charset", "source_charset",
@@ -213,19 +223,12 @@ def _register() -> None:
                  "proxy_cache", "proxy_cache_path", "proxy_cache_valid", "proxy_cache_key",
                  "proxy_cache_bypass", "proxy_no_cache", "proxy_cache_methods",
                  "proxy_cache_use_stale", "proxy_cache_lock", "proxy_ignore_headers",
-                 "proxy_cookie_domain", "proxy_cookie_path", "proxy_bind", "proxy_ssl_name",
-                 "proxy_ssl_protocols", "proxy_ssl_ciphers", "proxy_ssl_trusted_certificate",
-                 "proxy_ssl_certificate", "proxy_ssl_certificate_key", "proxy_ssl_verify_depth",
-                 "proxy_store", "ssl_certificate", "ssl_certificate_key", "ssl_protocols",
-                 "ssl_ciphers", "ssl_session_cache", "ssl_session_timeout", "ssl_dhparam",
-                 "ssl_ecdh_curve", "ssl_trusted_certificate", "ssl_client_certificate",
-                 "ssl_verify_client", "ssl_verify_depth", "ssl_password_file", "ssl_buffer_size",
-                 "ssl_early_data", "ssl_conf_command", "ssl_session_ticket_key", "ssl_crl",
-                 "ssl_stapling_file", "ssl_stapling_responder", "fastcgi_buffers",
-                 "fastcgi_busy_buffers_size", "fastcgi_ignore_headers", "fastcgi_temp_path",
+                 "proxy_cookie_domain", "proxy_cookie_path", "proxy_bind", "proxy_store",
+                 "fastcgi_buffers", "fastcgi_busy_buffers_size", "fastcgi_ignore_headers",
+                 "fastcgi_temp_path",
                  "fastcgi_cache", "fastcgi_cache_path", "fastcgi_cache_key", "fastcgi_cache_valid",
-                 "fastcgi_max_temp_file_size", "try_files", "auth_basic",
-                 "auth_basic_user_file", "if_modified_since", "open_file_cache",
+                 "fastcgi_max_temp_file_size", "auth_basic",
+                 "auth_basic_user_file", "open_file_cache",
                  "open_file_cache_valid", "open_file_cache_min_uses", "limit_rate",
                  "limit_rate_after", "limit_req", "limit_req_zone", "limit_req_status",
                  "limit_conn", "limit_conn_zone", "limit_conn_status", "real_ip_header",

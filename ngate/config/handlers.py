@@ -302,7 +302,8 @@ def _root_or_alias(c, lv, st, field: str, other: str):
     if field == "root" and len(path) > 1 and path.endswith("/"):
         path = path[:-1]
     if not path.startswith("$"):
-        path = c.path(path)
+        slash = field == "alias" and path.endswith("/")
+        path = c.path(path) + ("/" if slash and path != "/" else "")
     lv.vals[field] = c.template(path, st.where)
 
 
@@ -430,3 +431,63 @@ def rewrite(c, lv, st):
 
 def break_(c, lv, st):
     lv.ops.append(BreakOp(st.where))
+
+
+# ---------------------------------------------------------------- static files (ngate/static)
+
+def expires(c, st):
+    from ngate.static.expires import compile_expires
+    return compile_expires(tuple(st.args), st.where)
+
+
+def if_modified_since(c, st) -> str:
+    if st.args[0] not in ("off", "exact", "before"):
+        raise ConfigError(f'invalid value "{st.args[0]}" in "{st.directive}" directive, '
+                          'it must be "off", "exact" or "before"', st.where)
+    return st.args[0]
+
+
+def try_files(c, lv, st):
+    if "try_files" in lv.vals:
+        raise ConfigError('"try_files" directive is duplicate', st.where)
+    from ngate.config.model import TryFiles
+    last = st.args[-1]
+    code = None
+    if last.startswith("="):
+        if not last[1:].isdigit() or not 0 < int(last[1:]) < 1000:
+            raise ConfigError(f'invalid code "{last}"', st.where)
+        code = int(last[1:])
+    items = tuple(c.template(a, st.where) for a in st.args)
+    lv.vals["try_files"] = TryFiles(block=lv.where, items=items, code=code)
+
+
+# ---------------------------------------------------------------- cors (an ngate extension)
+
+CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+def cors(c, lv, st):
+    """`cors <origin|*|$var> [credentials]`: the usual CORS headers on every response (as
+    `add_header ... always`) and a 204 answer to preflight OPTIONS requests."""
+    from ngate.config.model import IfCondition, IfOp
+    origin = st.args[0]
+    credentials = len(st.args) == 2
+    if credentials and st.args[1] != "credentials":
+        raise ConfigError(f'invalid parameter "{st.args[1]}"', st.where)
+    if credentials and origin == "*":
+        origin = "$http_origin"        # browsers refuse "*" with credentials
+    headers = [("Access-Control-Allow-Origin", origin)]
+    if origin != "*":
+        headers.append(("Vary", "Origin"))
+    if credentials:
+        headers.append(("Access-Control-Allow-Credentials", "true"))
+    headers += [("Access-Control-Allow-Methods", CORS_METHODS),
+                ("Access-Control-Allow-Headers", "$http_access_control_request_headers"),
+                ("Access-Control-Max-Age", "86400")]
+    items = lv.vals.setdefault("add_header", [])
+    for name, value in headers:
+        items.append(HeaderSet(name, name.lower().encode("latin-1"),
+                               c.template(value, st.where), always=True))
+    if lv.ctx in ("server", "location"):
+        preflight = IfCondition("=", c.template("$request_method"), c.template("OPTIONS"))
+        lv.ops.insert(0, IfOp(preflight, (ReturnOp(204, None, st.where),), None, st.where))

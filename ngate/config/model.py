@@ -248,6 +248,14 @@ class ErrorPage:
     where: Where | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TryFiles:
+    """try_files, which nginx does not inherit: it applies to the block at `block` only."""
+    block: Where | None
+    items: tuple          # Templates; the last is the fallback
+    code: int | None = None    # the fallback is "=code"
+
+
 # ---------------------------------------------------------------- location configuration
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +334,12 @@ class LocConf:
     # rewrite module: ops of this level (not inherited: nginx runs server-level ops in the server
     # rewrite phase and location ops in the location phase)
     rewrite_ops: tuple = ()
+    rewrite_log: bool = False
+    # static files (ngate/static)
+    try_files: "TryFiles | None" = None                    # for its own block only
+    autoindex: bool = False
+    etag: bool = True
+    if_modified_since: str = "exact"                       # exact | before | off
     # free-form extension slots for later issues (tls, fastcgi, websocket ...)
     extra: Any = None
     # proxy_ssl_* (TLS to upstreams)

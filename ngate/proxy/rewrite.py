@@ -1,83 +1,142 @@
-"""The rewrite module's ops (set, return, rewrite, if, break), run in order as nginx does.
+"""The rewrite module's ops (set, return, rewrite, if, break), run in order as nginx runs them.
 
 `run(ctx, ops)` returns CONTINUE (go on to the next phase), DONE (a response was produced), or
-RESTART (`rewrite ... last` changed the URI: search the location again).
+RESTART (the URI changed: search the location again).
+
+As in ngx_http_rewrite_module: a `rewrite` without a flag changes the URI and goes on with the
+next op; when the ops end, a changed URI means a new location search (at most 10 cycles).
+`last` stops the ops and searches again; `break` (the flag or the directive) stops the ops and
+keeps the current location, even when an earlier rewrite changed the URI. Arguments: a
+replacement with `?` sets new args and appends the old ones after `&` unless the replacement
+ends in `?`; a replacement ending in `?` without other args drops them.
 """
 from __future__ import annotations
 
 import os
+import stat
 
 from ngate.config.model import BreakOp, IfOp, ReturnOp, RewriteOp, SetOp
+from ngate.observability import error_log
 
 CONTINUE = object()
 DONE = object()
 RESTART = object()
 _BREAK = object()
+_CHANGED = object()        # internal: the URI changed, go on with the next op
+# `set` on these built-in variables changes the request itself
+_SETTERS = {"args": "args", "query_string": "args"}
 
 
 def run(ctx, ops) -> object:
-    result = _run(ctx, ops)
-    return CONTINUE if result is _BREAK else result
+    result = _run(ctx, ops, False)
+    if result is _BREAK:
+        return CONTINUE
+    if result is _CHANGED:
+        return RESTART
+    return result
 
 
-def _run(ctx, ops) -> object:
+def _run(ctx, ops, changed: bool) -> object:
     for op in ops:
         cls = op.__class__
         if cls is SetOp:
-            vs = ctx.vars
-            if vs is None:
-                ctx.vars = vs = {}
-            vs[op.var] = op.value.render(ctx)
+            _set(ctx, op)
         elif cls is ReturnOp:
             from ngate.proxy.engine import return_response
             return_response(ctx, op.code, op.text)
             return DONE
         elif cls is RewriteOp:
             r = _rewrite(ctx, op)
-            if r is not CONTINUE:
+            if r is _CHANGED:
+                changed = True
+            elif r is not CONTINUE:
                 return r
         elif cls is IfOp:
             if evaluate(ctx, op.condition):
                 if op.conf is not None:
                     ctx.conf = op.conf
-                r = _run(ctx, op.ops)
-                if r is not CONTINUE:
+                r = _run(ctx, op.ops, changed)
+                if r is _CHANGED:
+                    changed = True
+                elif r is not CONTINUE:
                     return r
         elif cls is BreakOp:
             return _BREAK
-    return CONTINUE
+    return _CHANGED if changed else CONTINUE
+
+
+def _set(ctx, op: SetOp) -> None:
+    value = op.value.render(ctx)
+    attr = _SETTERS.get(op.var)
+    if attr is not None:
+        setattr(ctx, attr, value)
+        return
+    vs = ctx.vars
+    if vs is None:
+        ctx.vars = vs = {}
+    vs[op.var] = value
 
 
 def _rewrite(ctx, op: RewriteOp) -> object:
-    m = op.regex.search(ctx.uri)
+    uri = ctx.uri
+    m = op.regex.search(uri)
+    log = ctx.conf.rewrite_log
+    if log:
+        verb = "matches" if m is not None else "does not match"
+        _notice(ctx, f'"{op.regex.pattern}" {verb} "{uri}"')
     if m is None:
         return CONTINUE
-    ctx.captures = (m.group(0),) + tuple(g or "" for g in m.groups())
+    store_captures(ctx, m)
+    text = op.replacement.text
     target = op.replacement.render(ctx)
-    from ngate.proxy import engine
-    if target.startswith(("http://", "https://", "$scheme")) or op.flag in ("redirect", "permanent"):
-        code = 301 if op.flag == "permanent" else 302
-        if "?" not in target and ctx.args and not op.replacement.text.endswith("?"):
-            target += "?" + ctx.args
-        target = target.rstrip("?") if op.replacement.text.endswith("?") else target
-        engine.send_redirect(ctx, code, target)
+    add_args = not text.endswith("?")
+    if not add_args:
+        target = target[:-1]
+    old_args = ctx.args
+    if op.flag in ("redirect", "permanent"):
+        if add_args and old_args:
+            target += ("&" if "?" in target else "?") + old_args
+        if log:
+            _notice(ctx, f'rewritten redirect: "{target}"')
+        from ngate.proxy import engine
+        engine.send_redirect(ctx, 301 if op.flag == "permanent" else 302, target)
         return DONE
-    if "?" in target:
-        path, _, args = target.partition("?")
-        if op.replacement.text.endswith("?"):
-            ctx.args = None
-        else:
-            ctx.args = args + ("&" + ctx.args if ctx.args else "")
-            if not ctx.args:
-                ctx.args = None
-        target = path
-    ctx.uri = target
+    path, q, new_args = target.partition("?")
+    if q:
+        ctx.args = new_args + ("&" + old_args if add_args and old_args else "")
+    elif not add_args:
+        ctx.args = None
+    if log:
+        _notice(ctx, f'rewritten data: "{path}", args: "{ctx.args or ""}"')
+    if not path:
+        error_log.error("the rewritten URI has a zero length" + error_log.request_suffix(ctx),
+                        ctx.conn.number)
+        from ngate.proxy import engine
+        engine.finalize(ctx, 500)
+        return DONE
+    ctx.uri = path
     ctx.internal = True
     if op.flag == "last":
         return RESTART
     if op.flag == "break":
         return _BREAK
-    return CONTINUE
+    return _CHANGED
+
+
+def store_captures(ctx, m) -> None:
+    """$0..$9 and named captures ((?<name>...) becomes $name) of a successful match."""
+    ctx.captures = (m.group(0),) + tuple(g or "" for g in m.groups())
+    names = m.re.groupindex
+    if names:
+        vs = ctx.vars
+        if vs is None:
+            ctx.vars = vs = {}
+        for name in names:
+            vs[name] = m.group(name) or ""
+
+
+def _notice(ctx, message: str) -> None:
+    error_log.notice(message + error_log.request_suffix(ctx), ctx.conn.number)
 
 
 def evaluate(ctx, cond) -> bool:
@@ -93,20 +152,25 @@ def evaluate(ctx, cond) -> bool:
         m = cond.right.search(left)
         if m is None:
             return False
-        ctx.captures = (m.group(0),) + tuple(g or "" for g in m.groups())
+        store_captures(ctx, m)
         return True
     if kind in ("!~", "!~*"):
         return cond.right.search(left) is None
     negate = kind.startswith("!")
     test = kind[1:] if negate else kind
+    return _file_test(test, left) != negate
+
+
+def _file_test(test: str, path: str) -> bool:
+    """nginx's -f (regular file), -d (directory), -e (exists), -x (executable by owner)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
     if test == "-f":
-        r = os.path.isfile(left)
-    elif test == "-d":
-        r = os.path.isdir(left)
-    elif test == "-e":
-        r = os.path.exists(left)
-    elif test == "-x":
-        r = os.path.isfile(left) and os.access(left, os.X_OK)
-    else:
-        r = False
-    return not r if negate else r
+        return stat.S_ISREG(mode)
+    if test == "-d":
+        return stat.S_ISDIR(mode)
+    if test == "-x":
+        return bool(mode & stat.S_IXUSR)
+    return True

@@ -1,0 +1,69 @@
+"""The headers module's `expires`: compiled once (`compile_expires`), applied per response.
+
+Kinds as in ngx_http_headers_module: off, epoch, max, access (now + time), modified (file mtime +
+time), daily (`@15h30m`: the next such time of day). A negative time gives `no-cache`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from email.utils import formatdate
+
+from ngate.config.values import parse_time
+from ngate.errors import ConfigError
+
+EXPIRES_CODES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
+_MAX = (b"Thu, 31 Dec 2037 23:55:55 GMT", b"max-age=315360000")
+_EPOCH = (b"Thu, 01 Jan 1970 00:00:01 GMT", b"no-cache")
+
+
+@dataclass(frozen=True, slots=True)
+class Expires:
+    kind: str              # off | epoch | max | access | modified | daily
+    seconds: int = 0
+
+
+def compile_expires(args: tuple, where) -> Expires:
+    modified = len(args) == 2
+    if modified and args[0] != "modified":
+        raise ConfigError(f'invalid value "{args[0]}"', where)
+    value = args[-1]
+    if not modified and value in ("off", "epoch", "max"):
+        return Expires(value)
+    kind = "modified" if modified else "access"
+    if value.startswith("@"):
+        kind, value = "daily", value[1:]
+    negative = value.startswith("-")
+    try:
+        secs = int(parse_time(value[1:] if negative or value.startswith("+") else value,
+                              allow_ms=False))
+    except ValueError:
+        raise ConfigError(f'invalid value "{args[-1]}"', where) from None
+    if kind == "daily" and (negative or secs > 86400):
+        raise ConfigError(f'daily time value "{args[-1]}" must be less than 24 hours', where)
+    return Expires(kind, -secs if negative else secs)
+
+
+def expires_headers(conf, status: int, mtime: float | None = None) -> list:
+    """[(b"Expires", ...), (b"Cache-Control", ...)] for this response, or []."""
+    exp = conf.expires
+    if exp is None or exp.kind == "off" or status not in EXPIRES_CODES:
+        return []
+    if exp.kind == "max":
+        return [(b"Expires", _MAX[0]), (b"Cache-Control", _MAX[1])]
+    if exp.kind == "epoch":
+        return [(b"Expires", _EPOCH[0]), (b"Cache-Control", _EPOCH[1])]
+    now = int(time.time())
+    if exp.kind == "modified":
+        if mtime is None:
+            return []
+        when = int(mtime) + exp.seconds
+    elif exp.kind == "daily":
+        day = now - now % 86400
+        when = day + exp.seconds
+        if when <= now:
+            when += 86400
+    else:
+        when = now + exp.seconds
+    cache = b"no-cache" if when < now else b"max-age=%d" % (when - now)
+    return [(b"Expires", formatdate(when, usegmt=True).encode()), (b"Cache-Control", cache)]

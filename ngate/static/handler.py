@@ -1,0 +1,348 @@
+"""The default content handler: nginx's index, autoindex and static modules, in that order, with
+the not_modified, range and expires filters applied to what the static module sends.
+
+  try_files_phase  (runs before any content handler, as nginx's try_files phase)
+  static_handler   URI ending in "/": index files (internal redirect), else autoindex, else 403;
+                   otherwise the file: 404/403, 301 for a directory, 405 for POST, then
+                   conditional requests (304/412), ranges (206/416) and the body
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from email.utils import formatdate
+
+from ngate.http1 import response as resp
+from ngate.observability import error_log
+from ngate.proxy import engine
+from ngate.static import autoindex, ranges
+from ngate.static.expires import expires_headers
+from ngate.static.paths import alias_strip, document_root, escapes_root, map_uri, safe
+from ngate.static.sender import FileSender
+
+_METHODS = frozenset({"GET", "HEAD", "POST"})
+_NOT_FOUND = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+TEXT_HTML = b"text/html"
+
+
+# ---------------------------------------------------------------- try_files
+
+def try_files_phase(ctx) -> bool:
+    """nginx's try_files phase. False: a file matched (ctx.uri is now that file), go on to the
+    content handler; True: the fallback took over the request."""
+    tf = ctx.conf.try_files
+    if tf is None or tf.block != _block(ctx):
+        return False
+    for tpl in tf.items[:-1]:
+        value = tpl.render(ctx)
+        path = _try_path(ctx, value)
+        if path is not None and _exists(path, value.endswith("/")):
+            ctx.uri = value
+            return False
+    last = tf.items[-1].render(ctx)
+    if tf.code is not None:
+        engine.finalize(ctx, tf.code)
+    elif last.startswith("@"):
+        engine.named_location(ctx, last)
+    else:
+        engine.internal_redirect(ctx, last)
+    return True
+
+
+def _block(ctx):
+    return ctx.loc.where if ctx.loc is not None else ctx.server.where
+
+
+def _try_path(ctx, value: str) -> str | None:
+    strip = alias_strip(ctx)
+    base = document_root(ctx)
+    if strip is not None and strip >= 0 and value.startswith(ctx.loc.pattern):
+        value = value[strip:]
+    path = base + value
+    return path if safe(path) else None
+
+
+def _exists(path: str, want_dir: bool) -> bool:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISDIR(st.st_mode) == want_dir
+
+
+# ---------------------------------------------------------------- the content handler
+
+def static_handler(ctx) -> None:
+    if ctx.method not in _METHODS:
+        return engine.finalize(ctx, 405)
+    if ctx.uri.endswith("/"):
+        return _directory(ctx)
+    path = map_uri(ctx, ctx.uri)
+    if path is None:
+        return engine.finalize(ctx, 404)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        return _open_failed(ctx, path, exc)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            os.close(fd)
+            return _slash_redirect(ctx)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            error_log.error(f'"{path}" is not a regular file' + error_log.request_suffix(ctx),
+                            ctx.conn.number)
+            return engine.finalize(ctx, 404)
+        if escapes_root(ctx, fd, path):
+            os.close(fd)
+            error_log.error(f'symbolic link in "{path}" leads out of the document root'
+                            + error_log.request_suffix(ctx), ctx.conn.number)
+            return engine.finalize(ctx, 403)
+        if ctx.method == "POST":
+            os.close(fd)
+            return engine.finalize(ctx, 405)
+    except BaseException:
+        os.close(fd)
+        raise
+    send_file(ctx, fd, st)
+
+
+def _open_failed(ctx, path: str, exc: OSError) -> None:
+    code = exc.errno
+    text = f'open() "{path}" failed ({code}: {os.strerror(code)})' + error_log.request_suffix(ctx)
+    if code in _NOT_FOUND:
+        if ctx.conf.log_not_found:
+            error_log.error(text, ctx.conn.number)
+        return engine.finalize(ctx, 404)
+    error_log.error(text, ctx.conn.number)
+    return engine.finalize(ctx, 403 if code == errno.EACCES else 500)
+
+
+def _slash_redirect(ctx) -> None:
+    """A directory requested without its slash: 301 to the URI with "/" (and the args)."""
+    target = ctx.uri + "/" + ("?" + ctx.args if ctx.args else "")
+    extra = expires_headers(ctx.conf, 301)
+    body = resp.status_page(301, ctx.conf.server_tokens)
+    engine.send_response(ctx, 301, body, TEXT_HTML,
+                         location=engine.absolute_location(ctx, target).encode("latin-1",
+                                                                                "replace"),
+                         extra=extra)
+
+
+def _directory(ctx) -> None:
+    dir_path = map_uri(ctx, ctx.uri)
+    if dir_path is None:
+        return engine.finalize(ctx, 404)
+    names = ctx.conf.index
+    last = len(names) - 1
+    for i, name in enumerate(names):
+        if name.startswith("/"):
+            if i == last:
+                return engine.internal_redirect(ctx, name)
+            path, target = map_uri(ctx, name), name
+        else:
+            path, target = dir_path + name, ctx.uri + name
+        if path is not None and os.path.exists(path):
+            return engine.internal_redirect(ctx, target)
+    if not os.path.isdir(dir_path):
+        if ctx.conf.log_not_found:
+            error_log.error(f'"{dir_path}" is not found (2: No such file or directory)'
+                            + error_log.request_suffix(ctx), ctx.conn.number)
+        return engine.finalize(ctx, 404)
+    if ctx.conf.autoindex and ctx.method in ("GET", "HEAD"):
+        return _autoindex(ctx, dir_path)
+    error_log.error(f'directory index of "{dir_path}" is forbidden' + error_log.request_suffix(ctx),
+                    ctx.conn.number)
+    engine.finalize(ctx, 403)
+
+
+def _autoindex(ctx, dir_path: str) -> None:
+    try:
+        body = autoindex.listing(ctx.uri, dir_path)
+    except OSError as exc:
+        return _open_failed(ctx, dir_path, exc)
+    conf = ctx.conf
+    headers = expires_headers(conf, 200)
+    if conf.add_header:
+        headers.extend(engine.add_headers(ctx, conf, 200))
+    head_only = ctx.method == "HEAD"
+    chunked = not head_only and ctx.http_minor == 1
+    if not head_only and not chunked:
+        ctx.keep_alive = False
+    engine.check_keepalive(ctx)
+    ctx.status = 200
+    head = resp.build_head(200, 1, server_tokens=conf.server_tokens, content_type=TEXT_HTML,
+                           chunked=chunked, connection=_connection(ctx), headers=headers)
+    _write_whole(ctx, head, b"" if head_only else (
+        resp.chunk(body) + resp.LAST_CHUNK if chunked else body), 0 if head_only else len(body))
+
+
+# ---------------------------------------------------------------- sending a file
+
+def send_file(ctx, fd: int, st) -> None:
+    """200/206/304/412/416 for an opened regular file; the descriptor is closed when done."""
+    conf = ctx.conf
+    size = st.st_size
+    mtime = int(st.st_mtime)
+    last_modified = formatdate(mtime, usegmt=True)
+    etag = '"%x-%x"' % (mtime, size) if conf.etag else None
+    override = ctx.status_override          # an error_page target: no ranges, no validators
+    ctx.status_override = None
+    if override is None:
+        status = _not_modified(ctx, conf, mtime, etag)
+        if status is not None:
+            os.close(fd)
+            return _send_not_modified(ctx, status, last_modified, etag, mtime)
+    ctype = content_type(conf, ctx.uri)
+    headers = [(b"ETag", etag.encode())] if etag else []
+    segments: list = [(0, size)]
+    length = size
+    status = 200 if override is None else override
+    range_header = ctx.hdr.get(b"range") if override is None else None
+    if range_header is not None and ranges.if_range_ok(ctx, etag, last_modified):
+        parsed = ranges.parse(range_header.decode("latin-1"), size)
+        if parsed is ranges.NOT_SATISFIABLE:
+            os.close(fd)
+            return _not_satisfiable(ctx, size)
+        if parsed is not None:
+            status = 206
+            segments, length, ctype = _ranged(parsed, size, ctype, headers)
+    headers[len(headers):len(headers)] = expires_headers(conf, status, mtime)
+    if conf.add_header:
+        headers.extend(engine.add_headers(ctx, conf, status))
+    if status == 206 and len(segments) == 1:
+        s, e = segments[0]
+        headers.append((b"Content-Range", b"bytes %d-%d/%d" % (s, e - 1, size)))
+    elif status == 200:
+        headers.append((b"Accept-Ranges", b"bytes"))
+    engine.check_keepalive(ctx)
+    ctx.status = status
+    head = resp.build_head(status, 1, server_tokens=conf.server_tokens, content_type=ctype,
+                           content_length=length,
+                           last_modified=last_modified.encode() if override is None else None,
+                           connection=_connection(ctx), headers=headers)
+    if ctx.method == "HEAD" or length == 0:
+        os.close(fd)
+        return _write_whole(ctx, head, b"", 0)
+    FileSender(ctx, fd, head, segments, length).start()
+
+
+def _ranged(parsed, size: int, ctype: bytes, headers: list):
+    if len(parsed) == 1:
+        s, e = parsed[0]
+        return [(s, e)], e - s, ctype
+    boundary = ranges.next_boundary()
+    parts, tail = ranges.multipart_parts(parsed, size, ctype.decode("latin-1"), boundary)
+    segments: list = []
+    length = len(tail)
+    for part_head, s, e in parts:
+        segments += [part_head, (s, e)]
+        length += len(part_head) + e - s
+    segments.append(tail)
+    return segments, length, b"multipart/byteranges; boundary=" + boundary.encode()
+
+
+def _not_modified(ctx, conf, mtime: int, etag: str | None) -> int | None:
+    """ngx_http_not_modified_filter: 412 or 304, or None to send the file."""
+    hdr = ctx.hdr
+    ius = hdr.get(b"if-unmodified-since")
+    if ius is not None:
+        t = _http_date(ius)
+        if t is not None and mtime > t:
+            return 412
+    im = hdr.get(b"if-match")
+    if im is not None and not _etag_matches(im, etag, weak=False):
+        return 412
+    ims = hdr.get(b"if-modified-since")
+    inm = hdr.get(b"if-none-match")
+    if ims is None and inm is None:
+        return None
+    if ims is not None and _modified(conf, ims, mtime):
+        return None
+    if inm is not None and not _etag_matches(inm, etag, weak=True):
+        return None
+    return 304
+
+
+def _modified(conf, value: bytes, mtime: int) -> bool:
+    mode = conf.if_modified_since
+    if mode == "off":
+        return True
+    t = _http_date(value)
+    if t is None:
+        return True
+    return mtime != t if mode == "exact" else mtime > t
+
+
+def _etag_matches(value: bytes, etag: str | None, weak: bool) -> bool:
+    v = value.decode("latin-1").strip()
+    if v == "*":
+        return True
+    if etag is None:
+        return False
+    for item in v.split(","):
+        item = item.strip()
+        if weak and item.startswith("W/"):
+            item = item[2:]
+        if item == etag:
+            return True
+    return False
+
+
+def _http_date(value: bytes) -> int | None:
+    from email.utils import parsedate_to_datetime
+    try:
+        return int(parsedate_to_datetime(value.decode("latin-1")).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _send_not_modified(ctx, status: int, last_modified: str, etag: str | None, mtime) -> None:
+    if status == 412:
+        return engine.finalize(ctx, 412)
+    conf = ctx.conf
+    headers = [(b"ETag", etag.encode())] if etag else []
+    headers += expires_headers(conf, 304, mtime)
+    if conf.add_header:
+        headers.extend(engine.add_headers(ctx, conf, 304))
+    engine.check_keepalive(ctx)
+    ctx.status = 304
+    head = resp.build_head(304, 1, server_tokens=conf.server_tokens,
+                           last_modified=last_modified.encode(), connection=_connection(ctx),
+                           headers=headers)
+    _write_whole(ctx, head, b"", 0)
+
+
+def _not_satisfiable(ctx, size: int) -> None:
+    conf = ctx.conf
+    headers = expires_headers(conf, 200) + [(b"Content-Range", b"bytes */%d" % size)]
+    body = resp.status_page(416, conf.server_tokens)
+    engine.send_response(ctx, 416, body, TEXT_HTML, extra=headers)
+
+
+def content_type(conf, uri: str) -> bytes:
+    """The MIME type for the URI's extension (types, case-insensitive), else default_type."""
+    slash = uri.rfind("/")
+    dot = uri.rfind(".")
+    if dot > slash and conf.types:
+        mime = conf.types.get(uri[dot + 1:].lower())
+        if mime is not None:
+            return mime.encode("latin-1")
+    return conf.default_type.encode("latin-1")
+
+
+def _connection(ctx) -> bytes:
+    return resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE
+
+
+def _write_whole(ctx, head: bytes, body: bytes, body_len: int) -> None:
+    ctx.head_sent = True
+    conn = ctx.conn
+    if not conn.closing:
+        conn.write(head + body if body else head)
+    ctx.body_bytes_sent = body_len
+    ctx.bytes_sent = len(head) + len(body)
+    conn.finish_request(ctx)

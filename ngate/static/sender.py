@@ -1,0 +1,128 @@
+"""Streaming a file to the client without reading it whole, with write backpressure.
+
+A FileSender is the connection's `writer` while the body goes out: segments are pre-built bytes
+(multipart heads) or (start, end) file ranges read with os.pread in CHUNK pieces. It writes until
+the transport pauses it (downstream_paused), and resumes on downstream_resumed. uvloop does not
+implement loop.sendfile() on its transports, so the chunks go through transport.write.
+
+States: sending -> paused <-> sending -> done (descriptor closed, request finished or gone).
+"""
+from __future__ import annotations
+
+import os
+
+from ngate.proxy import engine
+
+CHUNK = 256 * 1024
+SMALL = 64 * 1024
+
+
+class FileSender:
+    __slots__ = ("ctx", "conn", "fd", "head", "segments", "index", "pos", "paused", "done",
+                 "sent")
+
+    def __init__(self, ctx, fd: int, head: bytes, segments: list, length: int) -> None:
+        self.ctx = ctx
+        self.conn = ctx.conn
+        self.fd = fd
+        self.head = head
+        self.segments = segments
+        self.index = 0
+        self.pos = segments[0][0] if segments and isinstance(segments[0], tuple) else 0
+        self.paused = False
+        self.done = False
+        self.sent = 0
+
+    def start(self) -> None:
+        ctx = self.ctx
+        ctx.head_sent = True
+        ctx.bytes_sent = len(self.head)
+        seg = self.segments
+        if len(seg) == 1 and seg[0][1] - seg[0][0] <= SMALL:
+            s, e = seg[0]
+            data = os.pread(self.fd, e - s, s)
+            self.sent = len(data)
+            self.conn.write(self.head + data)
+            if len(data) < e - s:
+                return self._truncated()
+            return self._finish()
+        self.conn.writer = self
+        self.conn.write(self.head)
+        self.pump()
+
+    def pump(self) -> None:
+        conn = self.conn
+        segments = self.segments
+        try:
+            while not self.paused and not self.done:
+                if conn.closing:
+                    return self.client_gone()
+                if self.index >= len(segments):
+                    return self._finish()
+                seg = segments[self.index]
+                if seg.__class__ is bytes:
+                    conn.write(seg)
+                    self.sent += len(seg)
+                    self._next_segment()
+                    continue
+                end = seg[1]
+                data = os.pread(self.fd, min(CHUNK, end - self.pos), self.pos)
+                if not data:
+                    return self._truncated()
+                self.pos += len(data)
+                self.sent += len(data)
+                if self.pos >= end:
+                    self._next_segment()
+                conn.write(data)
+        except OSError:
+            self._truncated()
+
+    def _next_segment(self) -> None:
+        self.index += 1
+        if self.index < len(self.segments):
+            nxt = self.segments[self.index]
+            if nxt.__class__ is tuple:
+                self.pos = nxt[0]
+
+    # ------------------------------------------------------------ the connection's writer API
+
+    def downstream_paused(self) -> None:
+        self.paused = True
+
+    def downstream_resumed(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.pump()
+
+    def client_gone(self) -> None:
+        if self.done:
+            return
+        self._close()
+        engine.log_request(self.ctx)
+
+    # ------------------------------------------------------------ endings
+
+    def _close(self) -> None:
+        self.done = True
+        os.close(self.fd)
+        if self.conn.writer is self:
+            self.conn.writer = None
+
+    def _finish(self) -> None:
+        self._close()
+        ctx = self.ctx
+        ctx.body_bytes_sent = self.sent
+        ctx.bytes_sent += self.sent
+        self.conn.finish_request(ctx)
+
+    def _truncated(self) -> None:
+        """The file shrank while it was being sent: the response cannot be completed."""
+        from ngate.observability import error_log
+        ctx = self.ctx
+        error_log.alert("file was truncated while it was being sent"
+                        + error_log.request_suffix(ctx), self.conn.number)
+        self._close()
+        ctx.body_bytes_sent = self.sent
+        ctx.keep_alive = False
+        self.conn.abort()
+        engine.log_request(ctx)

@@ -1,0 +1,191 @@
+"""Static files through nginx and ngate: root, alias, index, autoindex, try_files, types, ETag,
+Last-Modified, conditional requests, ranges (single, multipart, 416), HEAD, expires, the
+directory slash redirect, 403/404/405, and traversal attempts that must stay inside the root."""
+import os
+
+import pytest
+
+from tests.harness.client import build_request
+
+MTIME = 1577934245          # 2020-01-02 03:04:05 UTC
+LAST_MODIFIED = b"Thu, 02 Jan 2020 03:04:05 GMT"
+BIG = bytes(range(256)) * 4096          # 1 MiB
+
+CONF = """
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:{port};
+        server_name example.test;
+        root {docroot};
+
+        location /ai/ { alias {docroot}/list/; autoindex on; add_header X-A 1; }
+        location /ai-off/ { alias {docroot}/list/; }
+        location ~ ^/rx/(.+)$ { alias {docroot}/$1; }
+        location /al/ { alias {docroot}/dir/; }
+        location /tf/ { try_files $uri $uri/ /a.txt; }
+        location /tf404/ { try_files $uri =404; }
+        location /tfnamed/ { try_files $uri @named; }
+        location /tfdir/ { root {docroot}/list; try_files $uri/ =410; }
+        location @named { return 200 "named $uri\\n"; }
+        location /typed/ {
+            types { text/x-foo foo; }
+            default_type text/x-default;
+        }
+        location /exp-epoch/ { alias {docroot}/; expires epoch; }
+        location /exp-max/ { alias {docroot}/; expires max; }
+        location /exp-mod/ { alias {docroot}/; expires modified 1h; }
+        location /noetag/ { alias {docroot}/; etag off; }
+        location /ims-before/ { alias {docroot}/; if_modified_since before; }
+        location /idx/ { alias {docroot}/dir/; index nothere.html index.html; }
+        location /err/ { error_page 404 /a.txt; }
+    }
+}
+"""
+
+
+def _write(path, data, mode=0o644):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.utime(path, (MTIME, MTIME))
+    os.chmod(path, mode)
+
+
+@pytest.fixture(scope="module")
+def docroot(tmp_path_factory):
+    root = tmp_path_factory.mktemp("docroot")
+    _write(root / "index.html", b"<p>home</p>\n")
+    _write(root / "a.txt", b"0123456789abcdefghij")
+    _write(root / "Upper.TXT", b"upper\n")
+    _write(root / "big.bin", BIG)
+    _write(root / "empty.txt", b"")
+    _write(root / "dir" / "index.html", b"dir index\n")
+    _write(root / "noindex" / "f.css", b"body{}\n")
+    _write(root / "list" / "b.txt", b"bb\n")
+    _write(root / "list" / "a&b <c>.txt", b"x\n")
+    _write(root / "list" / ".hidden", b"h\n")
+    _write(root / "list" / ("long" * 20 + ".txt"), b"long\n")
+    _write(root / "list" / "sub" / "s.txt", b"s\n")
+    _write(root / "typed" / "x.foo", b"foo\n")
+    _write(root / "typed" / "x.unknown", b"?\n")
+    _write(root / "typed" / "noext", b"?\n")
+    os.symlink(root / "a.txt", root / "link.txt")
+    for d in (root, root / "dir", root / "noindex", root / "list", root / "list" / "sub",
+              root / "typed"):
+        os.chmod(d, 0o755)
+        os.utime(d, (MTIME, MTIME))
+    p = root
+    while p != p.parent:       # nginx's workers run as nobody: the path must be searchable
+        os.chmod(p, os.stat(p).st_mode | 0o055) if p.is_relative_to("/tmp") else None
+        p = p.parent
+    return root
+
+
+@pytest.fixture(scope="module")
+def diff(differential, docroot):
+    return differential(CONF, backends=(), docroot=docroot)
+
+
+GETS = ["/a.txt", "/index.html", "/", "/dir", "/dir?x=1", "/dir/", "/noindex/", "/nope",
+        "/nope/", "/big.bin", "/empty.txt", "/link.txt", "/Upper.TXT",
+        "/ai/", "/ai/sub/", "/ai/b.txt", "/ai-off/", "/rx/a.txt", "/rx/dir", "/al/", "/al/index.html",
+        "/tf/a.txt", "/tf/missing", "/tf404/missing", "/tfnamed/missing?q=1", "/tfdir/sub",
+        "/typed/x.foo", "/typed/x.unknown", "/typed/noext",
+        "/exp-epoch/a.txt", "/exp-max/a.txt", "/exp-mod/a.txt", "/exp-max/nope", "/exp-max/dir",
+        "/noetag/a.txt", "/idx/", "/err/missing"]
+
+
+@pytest.mark.parametrize("target", GETS)
+def test_get(diff, target):
+    diff.check_request("GET", target)
+
+
+@pytest.mark.parametrize("target", ["/a.txt", "/dir", "/ai/", "/nope", "/big.bin"])
+def test_head(diff, target):
+    diff.check_request("HEAD", target)
+
+
+@pytest.mark.parametrize("target", ["/a.txt", "/ai/", "/dir"])
+def test_http10(diff, target):
+    diff.check_request("GET", target, version="HTTP/1.0")
+
+
+@pytest.mark.parametrize("method,target", [("POST", "/a.txt"), ("POST", "/nope"),
+                                           ("POST", "/dir"), ("PUT", "/a.txt"),
+                                           ("DELETE", "/dir/"), ("POST", "/"),
+                                           ("OPTIONS", "/a.txt")])
+def test_methods(diff, method, target):
+    diff.check_request(method, target, body=b"x=1" if method in ("POST", "PUT") else None)
+
+
+RANGES = ["bytes=0-3", "bytes=-3", "bytes=5-", "bytes=0-3,5-6", "bytes=30-", "bytes=3-1",
+          "bytes=abc", "bytes=0-0,-1", "bytes=0-100", "bytes=-100", "BYTES=1-2", "items=0-1",
+          "bytes=0-10,5-15", "bytes=0-1,3-4,8-9", "bytes= 1 - 2 , 4-5"]
+
+
+@pytest.mark.parametrize("value", RANGES)
+def test_range(diff, value):
+    diff.check_request("GET", "/a.txt", headers=[(b"Range", value.encode())])
+
+
+def test_range_on_big_file_is_exact(diff):
+    out = diff.check_request("GET", "/big.bin", headers=[(b"Range", b"bytes=300000-700000")])
+    assert out.response.status == 206
+    assert out.response.body == BIG[300000:700001]
+
+
+def test_big_file_whole(diff):
+    out = diff.check_request("GET", "/big.bin")
+    assert out.response.body == BIG
+
+
+@pytest.mark.parametrize("if_range", [b'"5e0d5da5-14"', b'"other"', LAST_MODIFIED,
+                                      b"Thu, 02 Jan 2020 03:04:06 GMT"])
+def test_if_range(diff, if_range):
+    diff.check_request("GET", "/a.txt", headers=[(b"Range", b"bytes=0-1"), (b"If-Range", if_range)])
+
+
+CONDITIONS = [
+    [(b"If-Modified-Since", LAST_MODIFIED)],
+    [(b"If-Modified-Since", b"Thu, 02 Jan 2020 03:04:06 GMT")],
+    [(b"If-Modified-Since", b"garbage")],
+    [(b"If-None-Match", b'"5e0d5da5-14"')],
+    [(b"If-None-Match", b'W/"5e0d5da5-14"')],
+    [(b"If-None-Match", b'"x", "5e0d5da5-14"')],
+    [(b"If-None-Match", b"*")],
+    [(b"If-None-Match", b'"other"')],
+    [(b"If-None-Match", b'"other"'), (b"If-Modified-Since", LAST_MODIFIED)],
+    [(b"If-Match", b'"other"')],
+    [(b"If-Match", b'"5e0d5da5-14"')],
+    [(b"If-Unmodified-Since", b"Wed, 01 Jan 2020 00:00:00 GMT")],
+    [(b"If-Unmodified-Since", LAST_MODIFIED)],
+]
+
+
+@pytest.mark.parametrize("headers", CONDITIONS)
+def test_conditional(diff, headers):
+    diff.check_request("GET", "/a.txt", headers=headers)
+
+
+@pytest.mark.parametrize("target", ["/ims-before/a.txt", "/noetag/a.txt"])
+def test_conditional_settings(diff, target):
+    diff.check_request("GET", target, headers=[(b"If-Modified-Since", b"Fri, 03 Jan 2020 00:00:00 GMT")])
+    diff.check_request("GET", target, headers=[(b"If-None-Match", b'"5e0d5da5-14"')])
+
+
+TRAVERSALS = [b"/../a.txt", b"/dir/../../etc/passwd", b"/%2e%2e/%2e%2e/etc/passwd",
+              b"/dir/..%2f..%2f..%2fetc%2fpasswd", b"/al/..%2f..%2fetc/passwd",
+              b"/rx/..%2f..%2fetc%2fpasswd", b"/a.txt%00.html", b"/dir/%2e%2e/a.txt",
+              b"/ai/..%2f", b"/./a.txt", b"//a.txt"]
+
+
+@pytest.mark.parametrize("target", TRAVERSALS)
+def test_traversal_stays_inside(diff, target):
+    out = diff.check_raw(b"GET " + target + b" HTTP/1.1\r\nHost: example.test\r\n\r\n")
+    assert b"root:" not in out.response.body
+
+
+def test_keepalive_across_static_responses(diff):
+    raw = b"".join(build_request("GET", t) for t in ("/a.txt", "/big.bin", "/nope", "/dir", "/ai/"))
+    diff.check_raw(raw, count=5)
