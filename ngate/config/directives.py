@@ -162,6 +162,11 @@ def _register() -> None:
     for name in ("fastcgi_connect_timeout", "fastcgi_read_timeout", "fastcgi_send_timeout"):
         directive(name, HSL, 1, h.scalar(name, h.msec))
 
+    # ------------------------------------------------------------- ngate: WebSocket, metrics
+    directive("websocket_ping", HSL, 1, h.scalar("websocket_ping", h.msec_or_off))
+    directive("websocket_pong_timeout", HSL, 1, h.scalar("websocket_pong_timeout", h.msec_or_off))
+    directive("metrics", {LOC}, 0, h.scalar("metrics", lambda c, st: True))
+
     # ------------------------------------------------------------- core and headers
     directive("add_header", HSLI, (2, 3), h.add_header)
     directive("error_page", HSLI, (2, None), h.error_page)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 
-from ngate.observability import error_log
+from ngate.observability import error_log, metrics
 from ngate.proxy import engine
 from ngate.websocket.frames import FrameScanner, close_frame, ping_frame
 
@@ -138,6 +138,7 @@ class Tunnel:
         self.client.resume_reading()
         self.upstream.resume_reading()
         self.runtime.tunnel_opened(self)
+        metrics.TUNNELS.opened(self)
         self._arm()
         if self.ctx.conf.websocket_ping and type(self.from_client) is Side:
             self._arm_ping(self.ctx.conf.websocket_ping)
@@ -207,6 +208,7 @@ class Tunnel:
         for side, transport in ((self.from_client, self.client), (self.from_upstream, self.upstream)):
             transport.abort() if side is dead else transport.close()
         self.runtime.tunnel_closed(self)
+        metrics.TUNNELS.closed(self)
         ctx = self.ctx
         ctx.body_bytes_sent = self.sent_down
         ctx.bytes_sent += self.sent_down

@@ -452,10 +452,8 @@ def _upstream_bytes_sent(ctx):
 
 @builtin("document_root")
 def _document_root(ctx):
-    if ctx.conf is None:
-        return None
-    from ngate.static.paths import document_root
-    return document_root(ctx)
+    root = ctx.conf.root if ctx.conf is not None else None
+    return root.render(ctx) if root is not None else None
 
 
 @builtin("realpath_root")
@@ -466,10 +464,8 @@ def _realpath_root(ctx):
 
 @builtin("request_filename")
 def _request_filename(ctx):
-    if ctx.conf is None:
-        return None
-    from ngate.static.paths import map_uri
-    return map_uri(ctx, ctx.uri) or ""
+    r = _document_root(ctx)
+    return (r or "") + ctx.uri
 
 
 @builtin("request_body")

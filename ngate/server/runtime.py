@@ -12,6 +12,7 @@ import socket
 from ngate.config.model import AccessLog, Config
 from ngate.observability import access_log as alog
 from ngate.observability import error_log
+from ngate.observability import metrics  # noqa: F401  (registers the `metrics` handler)
 from ngate.proxy import http_proxy  # noqa: F401  (registers the proxy_pass content handler)
 from ngate.proxy import fastcgi_proxy  # noqa: F401  (registers fastcgi_pass)
 from ngate.routing import variables

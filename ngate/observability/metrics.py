@@ -1,0 +1,82 @@
+"""Tunnel metrics per location, in the Prometheus text format (the `metrics;` location handler).
+
+Nothing is counted on the byte path: a tunnel already keeps its byte counts, so the numbers are
+gathered when a tunnel opens or closes (plain dict updates) and, for tunnels still open, when the
+metrics are scraped. The location label is the location's pattern as written in the config.
+Each worker process has its own registry: with several workers a scrape answers for the worker
+that accepted it.
+
+  ngate_websocket_tunnels_open{location}              gauge
+  ngate_websocket_upgrades_total{location}            counter
+  ngate_websocket_bytes_total{location,direction}     counter, direction: to_upstream | to_client
+  ngate_websocket_tunnel_duration_seconds{location}   histogram (closed tunnels)
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from ngate.proxy import engine
+
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class TunnelCollector:
+    """Upgrades and closed tunnels' bytes kept as plain counters; open tunnels read at scrape."""
+
+    def __init__(self) -> None:
+        self.upgrades: Counter = Counter()
+        self.bytes_up: Counter = Counter()
+        self.bytes_down: Counter = Counter()
+        self.open: set = set()
+
+    def opened(self, tunnel) -> None:
+        self.upgrades[tunnel.location] += 1
+        self.open.add(tunnel)
+
+    def closed(self, tunnel) -> None:
+        self.open.discard(tunnel)
+        self.bytes_up[tunnel.location] += tunnel.sent_up
+        self.bytes_down[tunnel.location] += tunnel.sent_down
+        DURATION.labels(tunnel.location).observe(time.monotonic() - tunnel.started)
+
+    def collect(self):
+        open_now, up, down = Counter(), Counter(self.bytes_up), Counter(self.bytes_down)
+        for t in self.open:
+            open_now[t.location] += 1
+            up[t.location] += t.sent_up
+            down[t.location] += t.sent_down
+        gauge = GaugeMetricFamily("ngate_websocket_tunnels_open", "Open Upgrade tunnels",
+                                  labels=["location"])
+        for loc in sorted(set(open_now) | set(self.upgrades)):
+            gauge.add_metric([loc], open_now[loc])
+        yield gauge
+        upgrades = CounterMetricFamily("ngate_websocket_upgrades", "Upgrade tunnels started",
+                                       labels=["location"])
+        for loc, n in sorted(self.upgrades.items()):
+            upgrades.add_metric([loc], n)
+        yield upgrades
+        nbytes = CounterMetricFamily("ngate_websocket_bytes", "Bytes tunnelled",
+                                     labels=["location", "direction"])
+        for loc in sorted(set(up) | set(down)):
+            nbytes.add_metric([loc, "to_upstream"], up[loc])
+            nbytes.add_metric([loc, "to_client"], down[loc])
+        yield nbytes
+
+
+REGISTRY = CollectorRegistry()
+TUNNELS = TunnelCollector()
+REGISTRY.register(TUNNELS)
+DURATION = Histogram("ngate_websocket_tunnel_duration_seconds", "Lifetime of closed tunnels",
+                     ["location"], registry=REGISTRY,
+                     buckets=(1, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600))
+
+
+def metrics_handler(ctx) -> None:
+    engine.send_response(ctx, 200, generate_latest(REGISTRY), CONTENT_TYPE)
+
+
+engine.CONTENT_HANDLERS.append((lambda conf: conf.metrics, metrics_handler))
