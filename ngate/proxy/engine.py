@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from ngate import static
 from ngate.errors import ProxyError
 from ngate.http1 import response as resp
 from ngate.observability import error_log
@@ -152,10 +153,12 @@ def content_phase(ctx) -> None:
         error_log.error(f"client intended to send too large body: {ctx.content_length_in} bytes"
                         + error_log.request_suffix(ctx), ctx.conn.number)
         return finalize(ctx, 413)
+    if conf.try_files is not None and static.try_files_phase(ctx):
+        return
     for applies, handler in CONTENT_HANDLERS:
         if applies(conf):
             return handler(ctx)
-    return finalize(ctx, 404 if ctx.method in ("GET", "HEAD", "POST") else 405)
+    return static.static_handler(ctx)
 
 
 def access_allowed(ctx, rules) -> bool:

@@ -452,8 +452,10 @@ def _upstream_bytes_sent(ctx):
 
 @builtin("document_root")
 def _document_root(ctx):
-    root = ctx.conf.root if ctx.conf is not None else None
-    return root.render(ctx) if root is not None else None
+    if ctx.conf is None:
+        return None
+    from ngate.static.paths import document_root
+    return document_root(ctx)
 
 
 @builtin("realpath_root")
@@ -464,8 +466,10 @@ def _realpath_root(ctx):
 
 @builtin("request_filename")
 def _request_filename(ctx):
-    r = _document_root(ctx)
-    return (r or "") + ctx.uri
+    if ctx.conf is None:
+        return None
+    from ngate.static.paths import map_uri
+    return map_uri(ctx, ctx.uri) or ""
 
 
 @builtin("request_body")
