@@ -16,6 +16,7 @@ when the request can be replayed (no body, or a body still held in memory).
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 
 import httptools
@@ -27,6 +28,7 @@ from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.routing.uri import escape_uri
 from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
+from ngate.upstream.tls import handshake_error, upstream_tls
 
 STATIC, TEMPLATE, BODY_LENGTH, CHUNKED = range(4)
 DEFAULT_PROXY_HEADERS = (
@@ -169,7 +171,7 @@ def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunk
 class UpstreamConnection(asyncio.Protocol):
     """A connection to one peer; serves one exchange at a time, then may idle in the pool."""
     __slots__ = ("transport", "exchange", "closed", "peer", "requests", "pool", "group_id",
-                 "idle_timer", "write_paused")
+                 "idle_timer", "write_paused", "deadline", "parser")
 
     def __init__(self, peer: UpstreamServer) -> None:
         self.transport = None
@@ -181,6 +183,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.group_id = 0
         self.idle_timer = None
         self.write_paused = False
+        self.parser = None      # one llhttp response parser for the connection's life
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -220,22 +223,56 @@ class UpstreamConnection(asyncio.Protocol):
         if ex is not None:
             ex.upstream_write_resumed()
 
+    # httptools callbacks: the parser lives as long as the connection; the exchange changes
+    # (an exchange that gave the connection up mid-response leaves `exchange` None: the rest of
+    # that read is dropped and the connection is closed)
+    def on_status(self, reason: bytes) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.resp_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.on_body(body)
+
+    def on_message_complete(self) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.on_message_complete()
+
     def on_idle(self, pool, group_id: int, timeout: float) -> None:
         self.pool = pool
         self.group_id = group_id
         self.exchange = None
-        self._cancel_idle()
-        self.idle_timer = asyncio.get_running_loop().call_later(timeout, self.close)
+        self.idle_timer = pool.deadlines
+        self.deadline = pool.deadlines.loop.time() + timeout
+        pool.deadlines.watch(self)
+
+    def expired(self) -> None:
+        """keepalive_timeout of an idle pooled connection passed."""
+        self.idle_timer = None
+        self.close()
 
     def take(self) -> None:
         self._cancel_idle()
         self.pool = None
 
     def _cancel_idle(self) -> None:
-        t = self.idle_timer
-        if t is not None:
-            t.cancel()
+        d = self.idle_timer
+        if d is not None:
             self.idle_timer = None
+            d.unwatch(self)
 
     def close(self) -> None:
         self.closed = True
@@ -253,8 +290,9 @@ class ProxyExchange:
         "parser", "reason", "resp_headers", "status", "chunked_out", "head_only", "until_close",
         "resp_length", "state", "timer", "deadline", "timeout", "body_chunks",
         "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
-        "upgrade", "connect_task", "uri", "_last_error", "body_mode",
+        "upgrade", "connect_task", "uri", "_last_error", "body_mode", "tls",
         "out",              # response bytes gathered during one upstream read: one write
+        "deadlines",
     )
     plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
@@ -269,6 +307,7 @@ class ProxyExchange:
         self.tried: set = set()
         self.tries = 0
         self.loop = ctx.conn.runtime.loop
+        self.deadlines = ctx.conn.runtime.deadlines
         self.parser = None
         self.state = "connecting"
         self.timer = None
@@ -294,6 +333,7 @@ class ProxyExchange:
         self.head_only = False
         self.until_close = False
         self.resp_length = None
+        self.tls = None             # (SSLContext, server_hostname) for proxy_pass https://
         self.out = None
 
     # ------------------------------------------------------------ start
@@ -302,6 +342,7 @@ class ProxyExchange:
         ctx = self.ctx
         conf = self.conf
         self.uri = upstream_uri(ctx, conf.proxy_pass) if conf.proxy_pass.template is None else self.uri
+        self.tls = upstream_tls(ctx, conf, conf.proxy_pass.scheme, ctx.proxy_host)
         req = ctx.req
         if conf.proxy_set_body is not None or not conf.proxy_pass_request_body:
             self.body_mode = "none"
@@ -338,7 +379,7 @@ class ProxyExchange:
         ctx.upstream_addr = peer.name if ctx.upstream_addr is None else ctx.upstream_addr + ", " + peer.name
         up = self.upstream
         if up.keepalive:
-            pooled = self.conn.runtime.pool.get(id(up), (peer.unix or peer.host, peer.port))
+            pooled = self.conn.runtime.pool.get(id(up), self._pool_key(peer))
             if pooled is not None:
                 pooled.take()
                 self.reused = True
@@ -348,12 +389,21 @@ class ProxyExchange:
         self.state = "connecting"
         self.connect_task = self.loop.create_task(self._open(peer))
 
+    def _pool_key(self, peer: UpstreamServer) -> tuple:
+        """A pooled connection is reused for the same peer and the same TLS identity."""
+        key = (peer.unix or peer.host, peer.port)
+        return key if self.tls is None else key + self.tls
+
     async def _open(self, peer: UpstreamServer) -> None:
         loop = self.loop
         t0 = time.monotonic()
         try:
             if peer.unix:
                 coro = loop.create_unix_connection(lambda: UpstreamConnection(peer), peer.unix)
+            elif self.tls is not None:
+                coro = loop.create_connection(lambda: UpstreamConnection(peer), peer.host,
+                                              peer.port, ssl=self.tls[0],
+                                              server_hostname=self.tls[1])
             else:
                 coro = loop.create_connection(lambda: UpstreamConnection(peer), peer.host, peer.port)
             _, proto = await asyncio.wait_for(coro, self.plan.connect_timeout)
@@ -361,6 +411,9 @@ class ProxyExchange:
             self.connect_task = None
             return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed out) "
                                   "while connecting to upstream")
+        except ssl.SSLError as exc:
+            self.connect_task = None
+            return self.next_peer("error", 502, handshake_error(exc))
         except OSError as exc:
             self.connect_task = None
             return self.next_peer("error", 502, f"connect() failed ({exc.errno}: {exc.strerror}) "
@@ -379,7 +432,10 @@ class ProxyExchange:
         uconn.exchange = self
         uconn.requests += 1
         health(self.peer, self.upstream.name).conns += 1
-        self.parser = httptools.HttpResponseParser(self)
+        parser = uconn.parser
+        if parser is None:
+            parser = uconn.parser = httptools.HttpResponseParser(uconn)
+        self.parser = parser
         self.resp_headers = []
         self.reason = b""
         self.status = 0
@@ -479,18 +535,16 @@ class ProxyExchange:
         self.timeout = timeout
         self.deadline = self.loop.time() + timeout
         if self.timer is None:
-            self.timer = self.loop.call_at(self.deadline, self._on_timer)
+            self.timer = True
+            self.deadlines.watch(self)
 
     def _touch_send(self) -> None:
         if self.timer is None:
             self.arm(self.plan.send_timeout)
 
-    def _on_timer(self) -> None:
+    def expired(self) -> None:
+        """The deadline passed with no progress (server/clock.py)."""
         self.timer = None
-        now = self.loop.time()
-        if now < self.deadline:
-            self.timer = self.loop.call_at(self.deadline, self._on_timer)
-            return
         if self.state in ("sending", "reading"):
             return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed out) "
                                   "while reading response header from upstream")
@@ -500,10 +554,9 @@ class ProxyExchange:
                                  "while reading upstream"))
 
     def _cancel_timer(self) -> None:
-        t = self.timer
-        if t is not None:
-            t.cancel()
+        if self.timer is not None:
             self.timer = None
+            self.deadlines.unwatch(self)
 
     # ------------------------------------------------------------ upstream events
 
@@ -511,7 +564,7 @@ class ProxyExchange:
         self.got_bytes = True
         self.ctx.upstream_bytes_received += len(data)
         if self.timer is not None:
-            self.deadline = self.loop.time() + self.timeout
+            self.deadline = self.loop.time() + self.timeout   # re-armed by progress
         if self.state == "tunnel":
             return
         if self.state == "http09":
@@ -620,15 +673,15 @@ class ProxyExchange:
 
     # ------------------------------------------------------------ httptools callbacks
 
-    def on_status(self, reason: bytes) -> None:
-        self.reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.resp_headers.append((name, value))
-
     def on_headers_complete(self) -> None:
         ctx = self.ctx
         status = self.parser.get_status_code()
+        if status < 200 and status != 101:
+            # an interim 1xx (100 Continue, 103): not the response; wait for the final one
+            self.status = status
+            self.reason = b""
+            self.resp_headers = []
+            return
         self.status = status
         ctx.upstream_status = str(status) if ctx.upstream_status is None else ctx.upstream_status + ", " + str(status)
         ctx.upstream_header_time = "%.3f" % (time.monotonic() - self.started)
@@ -662,10 +715,10 @@ class ProxyExchange:
             self._emit(body)
 
     def on_message_complete(self) -> None:
-        if self.state == "switching":
+        if self.state == "switching" or self.state == "done":
             return
-        if self.state == "done":
-            return
+        if self.status < 200 and self.status != 101:
+            return          # the end of an interim response
         self.state = "done"
         self._cancel_timer()
         if self.chunked_out and not self.head_only:
@@ -835,7 +888,7 @@ class ProxyExchange:
         if reuse:
             up = self.upstream
             peer = self.peer
-            self.conn.runtime.pool.put(id(up), (peer.unix or peer.host, peer.port), u,
+            self.conn.runtime.pool.put(id(up), self._pool_key(peer), u,
                                        up.keepalive, up.keepalive_timeout)
         else:
             u.close()

@@ -61,6 +61,7 @@ class HttpConnection:
         "_limit_line", "_limit_total",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
+        "deadline",
     )
 
     def __init__(self, runtime, listen) -> None:
@@ -100,6 +101,11 @@ class HttpConnection:
         else:   # unix socket
             self.remote_addr, self.remote_port = "unix:", ""
             self.server_addr, self.server_port = "unix:", ""
+        tls = self.listen.ssl_context
+        if tls is not None:
+            self.tls = transport.get_extra_info("ssl_object")
+            if self.tls is not None:
+                self.listen = tls.view(self.listen, self.tls)
         self._new_parser()
         self._arm(self.listen.default_server.client_header_timeout, self._header_timeout)
 
@@ -237,7 +243,7 @@ class HttpConnection:
         req = Request(ctx)
         if self.current is None:
             self.current = req
-            engine.start_request(ctx, req)
+            self.start_request(ctx, req)
         else:
             if self.queue is None:
                 self.queue = deque()
@@ -270,6 +276,10 @@ class HttpConnection:
             return
         if req.consumer is not None:
             req.consumer.body_end()
+
+    def start_request(self, ctx: RequestContext, req: Request) -> None:
+        """A parsed request goes to the engine (server/tls.py's subclasses check TLS first)."""
+        engine.start_request(ctx, req)
 
     # ------------------------------------------------------------ used by the engine
 
@@ -318,7 +328,7 @@ class HttpConnection:
             self.current = req
             if not q:
                 self.transport.resume_reading()
-            engine.start_request(req.ctx, req)
+            self.start_request(req.ctx, req)
             return
         held = self.held
         if held is not None:
@@ -377,25 +387,32 @@ class HttpConnection:
         self._reject(HeadError(status, "client sent invalid request: " + msg))
 
     def _arm(self, timeout: float, callback) -> None:
-        self._cancel_timer()
+        """One coarse deadline at a time (server/clock.py): header or keep-alive timeout."""
         if timeout > 0:
-            self.timer = self.runtime.loop.call_later(timeout, callback)
+            self.timer = callback
+            self.deadline = self.runtime.loop.time() + timeout
+            self.runtime.deadlines.watch(self)
+        elif self.timer is not None:
+            self._cancel_timer()
 
     def _cancel_timer(self) -> None:
-        t = self.timer
-        if t is not None:
-            t.cancel()
+        if self.timer is not None:
             self.timer = None
+            self.runtime.deadlines.unwatch(self)
+
+    def expired(self) -> None:
+        callback = self.timer
+        self.timer = None
+        if callback is not None:
+            callback()
 
     def _header_timeout(self) -> None:
-        self.timer = None
         if self._in_head:
             engine.log_timeout(self, "client timed out while reading client request headers")
         self.closing = True
         self.transport.close()
 
     def _keepalive_timeout(self) -> None:
-        self.timer = None
         if self.current is None and not self._in_head:
             self.closing = True
             self.transport.close()

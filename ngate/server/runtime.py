@@ -17,20 +17,31 @@ from ngate.proxy import http_proxy  # noqa: F401  (registers the proxy_pass cont
 from ngate.proxy import fastcgi_proxy  # noqa: F401  (registers fastcgi_pass)
 from ngate.routing import variables
 from ngate.routing.servers import ServerSelector
+from ngate.server.clock import Deadlines
 from ngate.server.connection import HttpConnection
+from ngate.server.tls import TlsAcceptor
 from ngate.upstream.pool import KeepalivePool
 
 
 class ListenState:
     """What a listening socket needs per connection: its servers and how to pick one."""
-    __slots__ = ("key", "default_server", "selector", "scheme", "ssl_context")
+    __slots__ = ("key", "default_server", "servers", "selector", "scheme", "ssl_context",
+                 "ssl_views")
 
     def __init__(self, key, default_server, servers, scheme: str = "http") -> None:
         self.key = key
         self.default_server = default_server
+        self.servers = servers
         self.selector = ServerSelector(default_server, servers)
         self.scheme = scheme
-        self.ssl_context = None
+        self.ssl_context = None     # server/tls.py TlsListen on a `listen ... ssl` socket
+        self.ssl_views = None       # id(server) -> ListenState with the SNI server as default
+
+    def with_default(self, server) -> "ListenState":
+        view = ListenState(self.key, server, self.servers, self.scheme)
+        view.ssl_context = self.ssl_context
+        view.ssl_views = self.ssl_views
+        return view
 
 
 class WorkerRuntime:
@@ -41,10 +52,13 @@ class WorkerRuntime:
         self.listens: dict = {}
         for key, (default, servers) in config.by_listen.items():
             ssl = any(l.ssl for s in servers for l in s.listens if l.key == key)
-            self.listens[key] = ListenState(key, default, servers, "https" if ssl else "http")
+            ls = self.listens[key] = ListenState(key, default, servers, "https" if ssl else "http")
+            ls.ssl_context = config.tls_listens.get(key)
+            ls.ssl_views = {}
         self.connections: set = set()
         self.tunnels: set = set()
-        self.pool = KeepalivePool()
+        self.deadlines = Deadlines(loop)
+        self.pool = KeepalivePool(self.deadlines)
         self.draining = False
         self.servers: list = []
         self._counter = 0
@@ -61,7 +75,8 @@ class WorkerRuntime:
             if ls is None:
                 continue
             for sock in socks if isinstance(socks, (list, tuple)) else (socks,):
-                factory = (lambda ls=ls: HttpConnection(self, ls))
+                conn_class = HttpConnection if ls.ssl_context is None else TlsAcceptor
+                factory = (lambda ls=ls, cls=conn_class: cls(self, ls))
                 if sock.family == socket.AF_UNIX:
                     srv = await loop.create_unix_server(factory, sock=sock, backlog=511)
                 else:

@@ -11,9 +11,10 @@ from collections import OrderedDict
 
 
 class KeepalivePool:
-    __slots__ = ("idle", "order")
+    __slots__ = ("idle", "order", "deadlines")
 
-    def __init__(self) -> None:
+    def __init__(self, deadlines=None) -> None:
+        self.deadlines = deadlines                 # server/clock.py Deadlines (idle timeouts)
         self.idle: dict[tuple, list] = {}          # (group id, peer key) -> [conn, ...] (LIFO)
         self.order: dict[int, OrderedDict] = {}    # group id -> conn -> peer key (LRU order)
 
