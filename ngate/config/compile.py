@@ -14,7 +14,7 @@ import os
 import re
 from types import MappingProxyType
 
-from ngate.config import directives
+from ngate.config import directives, tls
 from ngate.config.model import (Config, IfOp, LocConf, Location, LogFormat, Main, ProxyRedirect,
                                 Server)
 from ngate.config.regex import compile_regex
@@ -113,10 +113,14 @@ class Compiler:
         return {"root": self.template(self.path("html")), "types": DEFAULT_TYPES}
 
     def build_servers(self, http_vals: dict) -> tuple[Server, ...]:
-        return tuple(self.build_server(srv, http_vals) for srv in self.servers)
+        ssl_keys = {lst.key for srv in self.servers for lst in srv.listens if lst.ssl}
+        servers = tuple(self.build_server(srv, http_vals, ssl_keys) for srv in self.servers)
+        tls.check_listens(servers)
+        return servers
 
-    def build_server(self, srv: Level, http_vals: dict) -> Server:
+    def build_server(self, srv: Level, http_vals: dict, ssl_keys=frozenset()) -> Server:
         vals = merge(http_vals, srv, handler=False)
+        on_ssl = any(lst.key in ssl_keys for lst in srv.listens)
         locations = tuple(self.build_location(loc, vals) for loc in srv.locations)
         unnamed = tuple(loc for loc in locations if loc.modifier != "@")
         return Server(
@@ -124,6 +128,7 @@ class Compiler:
             conf=loc_conf(vals, srv), locations=unnamed,
             named_locations={loc.pattern: loc for loc in locations if loc.modifier == "@"},
             matcher=build_matcher(unnamed), where=srv.where,
+            tls=tls.server_tls(vals, srv.where) if on_ssl else None,
             **{k: vals[k] for k in SERVER_FIELDS if k in vals})
 
     def build_location(self, lv: Level, parent_vals: dict) -> Location:
@@ -154,6 +159,7 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
     if "proxy_redirect" in fields:
         fields["proxy_redirect"] = redirect(fields["proxy_redirect"])
     fields["extra"] = MappingProxyType(dict(vals.get("extra", {})))
+    fields["proxy_ssl"] = tls.proxy_tls(vals)
     fields["rewrite_ops"] = tuple(_op(op, vals) for op in lv.ops)
     if lv.limit_except is not None:
         lim = lv.limit_except
@@ -218,6 +224,7 @@ def collect_user_vars(stmts) -> frozenset:
 
 def compile_config(stmts, prefix: str, conf_file: str) -> Config:
     c = Compiler(prefix, collect_user_vars(stmts))
+    tls.new_generation()
     main = c.level("main", None, None)
     c.walk(stmts, main)
     if not c.events_seen:
@@ -227,7 +234,9 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
     http_lv = c.http or c.level("http", main, None)
     http_vals = merge(c.http_base(), http_lv, handler=False)
     servers = c.build_servers(http_vals)
-    return Config(main=c.build_main(main), servers=servers, by_listen=by_listen(servers),
+    listens = by_listen(servers)
+    return Config(main=c.build_main(main), servers=servers, by_listen=listens,
+                  tls_listens=tls.build_listens(listens),
                   upstreams=dict(c.upstreams), maps=dict(c.maps),
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
                   http_conf=loc_conf(http_vals, http_lv))

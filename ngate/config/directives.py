@@ -203,15 +203,17 @@ def _register() -> None:
     directive("allow", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
     directive("deny", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
 
+    # ------------------------------------------------------------- ssl_*, proxy_ssl_*
+    from ngate.config import tls
+    tls.register(directive, HS, HSL, h.extra)
+
     # ------------------------------------------------------------- accepted, kept in extra
     for name in ("sendfile", "tcp_nopush", "tcp_nodelay", "gzip", "gzip_vary", "gzip_static",
                  "absolute_redirect", "port_in_redirect", "server_name_in_redirect",
                  "chunked_transfer_encoding", "reset_timedout_connection",
                  "log_subrequest", "recursive_error_pages", "msie_padding",
-                 "proxy_ignore_client_abort", "proxy_socket_keepalive", "proxy_ssl_verify",
-                 "proxy_ssl_server_name", "proxy_ssl_session_reuse",
-                 "ssl_prefer_server_ciphers", "ssl_session_tickets", "ssl_stapling",
-                 "ssl_stapling_verify", "http2", "real_ip_recursive", "open_file_cache_errors"):
+                 "proxy_ignore_client_abort", "proxy_socket_keepalive",
+                 "http2", "real_ip_recursive", "open_file_cache_errors"):
         directive(name, HSLI, 1, h.extra_flag)
     for name in ("gzip_comp_level", "gzip_min_length", "gzip_buffers", "gzip_http_version",
                  "gzip_types", "gzip_proxied", "gzip_disable", "charset", "source_charset",
@@ -226,16 +228,9 @@ def _register() -> None:
                  "proxy_cache", "proxy_cache_path", "proxy_cache_valid", "proxy_cache_key",
                  "proxy_cache_bypass", "proxy_no_cache", "proxy_cache_methods",
                  "proxy_cache_use_stale", "proxy_cache_lock", "proxy_ignore_headers",
-                 "proxy_cookie_domain", "proxy_cookie_path", "proxy_bind", "proxy_ssl_name",
-                 "proxy_ssl_protocols", "proxy_ssl_ciphers", "proxy_ssl_trusted_certificate",
-                 "proxy_ssl_certificate", "proxy_ssl_certificate_key", "proxy_ssl_verify_depth",
-                 "proxy_store", "ssl_certificate", "ssl_certificate_key", "ssl_protocols",
-                 "ssl_ciphers", "ssl_session_cache", "ssl_session_timeout", "ssl_dhparam",
-                 "ssl_ecdh_curve", "ssl_trusted_certificate", "ssl_client_certificate",
-                 "ssl_verify_client", "ssl_verify_depth", "ssl_password_file", "ssl_buffer_size",
-                 "ssl_early_data", "ssl_conf_command", "ssl_session_ticket_key", "ssl_crl",
-                 "ssl_stapling_file", "ssl_stapling_responder", "fastcgi_buffers",
-                 "fastcgi_busy_buffers_size", "fastcgi_ignore_headers", "fastcgi_temp_path",
+                 "proxy_cookie_domain", "proxy_cookie_path", "proxy_bind", "proxy_store",
+                 "fastcgi_buffers", "fastcgi_busy_buffers_size", "fastcgi_ignore_headers",
+                 "fastcgi_temp_path",
                  "fastcgi_cache", "fastcgi_cache_path", "fastcgi_cache_key", "fastcgi_cache_valid",
                  "fastcgi_max_temp_file_size", "auth_basic",
                  "auth_basic_user_file", "open_file_cache",

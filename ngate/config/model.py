@@ -418,4 +418,5 @@ class Config:
     conf_file: str                   # absolute path of the main file
     http_conf: LocConf = LocConf()   # http-level LocConf
     files: tuple[str, ...] = ()      # every file read (for -T)
+    tls_listens: dict = field(default_factory=dict)   # listen key -> server/tls.py TlsListen
     raw: Any = None                  # crossplane payload (for -T only)

@@ -274,6 +274,46 @@ def _https(ctx):
     return "on" if ctx.conn.scheme == "https" else ""
 
 
+# TLS (server/tls.py): read from the connection's SSL object; not found on plain connections
+@builtin("ssl_protocol")
+def _ssl_protocol(ctx):
+    tls = ctx.conn.tls
+    return tls.version() if tls is not None else None
+
+
+@builtin("ssl_cipher")
+def _ssl_cipher(ctx):
+    tls = ctx.conn.tls
+    return tls.cipher()[0] if tls is not None else None
+
+
+@builtin("ssl_server_name")
+def _ssl_server_name(ctx):
+    tls = ctx.conn.tls
+    return getattr(tls, "ngate_name", None) if tls is not None else None
+
+
+@builtin("ssl_session_reused")
+def _ssl_session_reused(ctx):
+    tls = ctx.conn.tls
+    return ("r" if tls.session_reused else ".") if tls is not None else None
+
+
+@builtin("ssl_client_verify")
+def _ssl_client_verify(ctx):
+    tls = ctx.conn.tls
+    return ("SUCCESS" if tls.getpeercert() else "NONE") if tls is not None else None
+
+
+@builtin("ssl_client_s_dn")
+def _ssl_client_s_dn(ctx):
+    tls = ctx.conn.tls
+    if tls is None:
+        return None
+    from ngate.server.tls import client_s_dn
+    return client_s_dn(tls)
+
+
 @builtin("host")
 def _host(ctx):
     return ctx.host

@@ -99,9 +99,10 @@ class BadRequest(Exception):
 class Backend:
     """Usage: `with Backend() as b: b.route("/x", Reply(...)); ... b.requests`."""
 
-    def __init__(self, name: str = "backend", port: int = 0):
+    def __init__(self, name: str = "backend", port: int = 0, ssl=None):
         self.name = name
         self.port = port
+        self.ssl = ssl          # an ssl.SSLContext: serve HTTPS
         self.routes: dict[bytes, Reply] = {}
         self.default = Reply(body=b"ok " + name.encode() + b"\n")
         self.requests: list[RecordedRequest] = []
@@ -138,7 +139,7 @@ class Backend:
             sock.bind(("127.0.0.1", self.port))
             self.port = sock.getsockname()[1]
             self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._serve, sock=sock))
+                asyncio.start_server(self._serve, sock=sock, ssl=self.ssl))
             ready.set()
             self._loop.run_forever()
             tasks = asyncio.all_tasks(self._loop)

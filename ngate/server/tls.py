@@ -1,0 +1,401 @@
+"""TLS termination: server SSLContexts, SNI, and the accept path of a `listen ... ssl` socket.
+
+Accept path of one connection (TlsAcceptor, a Protocol until it hands over):
+  sniffing    waits for the first bytes (client_header_timeout). 0x16 (a TLS record) or 0x80
+              (an SSLv2-style hello): TLS. Anything else is plain HTTP on a TLS port: the
+              connection goes to PlainHttpOnTls, which answers nginx's 497 ("400 The plain HTTP
+              request was sent to HTTPS port") once the request head is read.
+  handshaking uvloop's SSLProtocol is put on the transport and fed the sniffed bytes; its
+              handshake timeout is what is left of client_header_timeout. The SNI callback picks
+              the server (server_name among the servers of this socket, else the default
+              server), switches the SSL object to that server's context, or refuses the
+              handshake (ssl_reject_handshake). A failed or stalled handshake is logged at info
+              and closed; it never reaches HTTP.
+  handed over the HTTP connection (HttpsConnection) gets the TLS transport; it serves the
+              socket's servers with the SNI-chosen one as default (as nginx's hc->conf_ctx), so
+              Host still selects, and a request without a known Host goes to the SNI server.
+
+Config time: `server_context(TlsServerConf)` builds one server's context (errors as nginx -t);
+`TlsListen` is one TLS socket's SNI table with its front context (the one every handshake starts
+on: the default server's settings, the SNI callback, and the session cache/ticket keys, made
+before the workers fork so that all workers share them).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+
+from uvloop.loop import SSLProtocol
+
+from ngate.errors import ConfigError
+from ngate.observability import error_log
+from ngate.proxy import engine
+from ngate.routing.servers import ServerSelector, normalize_host
+from ngate.server.connection import HttpConnection
+
+VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+            "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+_TLS_FIRST_BYTES = (0x16, 0x80)
+_NO_SUCH_FILE = ("BIO_new_file() failed (SSL: error:80000002:system library::No such file or "
+                 "directory:calling fopen({path}, r) error:10000080:BIO routines::no such file)")
+
+
+# ---------------------------------------------------------------- contexts (config time)
+
+def server_context(conf) -> ssl.SSLContext:
+    """An SSLContext for one server's TlsServerConf; ConfigError as nginx words it."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    set_protocols(ctx, conf.protocols)
+    if conf.ciphers is not None:
+        set_ciphers(ctx, conf.ciphers)
+    if conf.prefer_server_ciphers:
+        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    if not conf.session_tickets:
+        ctx.options |= ssl.OP_NO_TICKET
+    passwords = read_passwords(conf.password_file)
+    for cert, key in conf.certificates:
+        load_pair(ctx, cert, key, passwords)
+    if conf.dhparam:
+        _load(ctx.load_dh_params, conf.dhparam)
+    if conf.ecdh_curve != "auto" and ":" not in conf.ecdh_curve:
+        try:
+            ctx.set_ecdh_curve(conf.ecdh_curve)
+        except ValueError:
+            raise ConfigError(f'SSL_CTX_set1_curves_list("{conf.ecdh_curve}") failed (SSL: '
+                              f"error:0A080106:SSL routines::passed invalid argument:group "
+                              f"'{conf.ecdh_curve}' cannot be set)") from None
+    if conf.verify_client != "off":
+        if not conf.client_certificate and not conf.trusted_certificate:
+            raise ConfigError("no ssl_client_certificate for ssl_verify_client")
+        ctx.verify_mode = ssl.CERT_OPTIONAL      # "on" without a certificate: 496 per request
+    for path in (conf.client_certificate, conf.trusted_certificate):
+        if path:
+            load_verify(ctx, path)
+    if conf.crl:
+        load_verify(ctx, conf.crl)
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def set_protocols(ctx: ssl.SSLContext, protocols) -> None:
+    """ssl_protocols: the lowest and highest version named (SSLv2/SSLv3 cannot be enabled)."""
+    versions = sorted(VERSIONS[p] for p in protocols if p in VERSIONS)
+    if versions:
+        ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
+
+
+def set_ciphers(ctx: ssl.SSLContext, ciphers: str) -> None:
+    try:
+        ctx.set_ciphers(ciphers)
+    except ssl.SSLError:
+        raise ConfigError(f'SSL_CTX_set_cipher_list("{ciphers}") failed (SSL: '
+                          "error:0A0000B9:SSL routines::no cipher match)") from None
+
+
+def read_passwords(path: str | None) -> list:
+    """ssl_password_file: one password a line, tried in turn."""
+    if not path:
+        return [None]
+    try:
+        with open(path, "rb") as f:
+            return [line.rstrip(b"\r\n") for line in f if line.strip()] or [b""]
+    except OSError as err:
+        raise ConfigError(f'open() "{path}" failed ({err.errno}: {err.strerror})') from None
+
+
+def load_pair(ctx: ssl.SSLContext, cert: str, key: str, passwords, prefix: str = "") -> None:
+    """One certificate and its key (PEM). Several pairs of different key types may be loaded."""
+    _check_pem(cert, b"CERTIFICATE", f'cannot load {prefix}certificate "{cert}": ',
+               "PEM_read_bio_X509_AUX() failed (SSL: error:0480006C:PEM routines::no start "
+               "line:Expecting: TRUSTED CERTIFICATE)")
+    _check_pem(key, b"PRIVATE KEY", f'cannot load {prefix}certificate key "{key}": ',
+               "PEM_read_bio_PrivateKey() failed (SSL: error:1E08010C:DECODER routines::"
+               "unsupported:No supported data to decode. Input type: PEM)")
+    error = None
+    for password in passwords:
+        try:
+            ctx.load_cert_chain(cert, key, password=password if password is not None else _none)
+            return
+        except (ssl.SSLError, ValueError, TypeError) as exc:
+            error = exc
+    raise ConfigError(f'cannot load {prefix}certificate key "{key}": '
+                      f"PEM_read_bio_PrivateKey() failed (SSL: {_reason(error)})")
+
+
+def _none() -> bytes:
+    """The password callback when no ssl_password_file is given: never prompt on a tty."""
+    return b""
+
+
+def _check_pem(path: str, label: bytes, head: str, bad: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        raise ConfigError(head + _NO_SUCH_FILE.format(path=path)) from None
+    if b"-----BEGIN " not in data or label not in data:
+        raise ConfigError(head + bad)
+
+
+def load_verify(ctx: ssl.SSLContext, path: str) -> None:
+    if not os.path.exists(path):
+        raise ConfigError(f'SSL_CTX_load_verify_locations("{path}") failed (SSL: error:80000002:'
+                          f"system library::No such file or directory:calling fopen({path}, r) "
+                          "error:10000080:BIO routines::no such file error:05880002:x509 "
+                          "certificate routines::system lib)")
+    try:
+        ctx.load_verify_locations(path)
+    except ssl.SSLError as exc:
+        raise ConfigError(f'SSL_CTX_load_verify_locations("{path}") failed (SSL: {_reason(exc)})'
+                          ) from None
+
+
+def _load(method, path: str) -> None:
+    if not os.path.exists(path):
+        raise ConfigError(f'BIO_new_file("{path}") failed (SSL: error:80000002:system library::'
+                          f"No such file or directory:calling fopen({path}, r) "
+                          "error:10000080:BIO routines::no such file)")
+    try:
+        method(path)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f'PEM_read_bio_DHparams("{path}") failed (SSL: {_reason(exc)})') from None
+
+
+def _reason(exc) -> str:
+    return getattr(exc, "reason", None) or str(exc)
+
+
+# ---------------------------------------------------------------- SNI (config time)
+
+class TlsListen:
+    """One `listen ... ssl` socket: its SNI table and the context handshakes start on."""
+
+    def __init__(self, default_server, servers) -> None:
+        self.default = default_server
+        self.selector = ServerSelector(default_server, servers)
+        self.verify_on = any(s.tls.verify_client == "on" for s in servers)
+        front = server_context(default_server.tls)
+        if any(s.tls.verify_client != "off" for s in servers):
+            front.verify_mode = ssl.CERT_OPTIONAL
+        front.sni_callback = self._servername
+        self.context = front
+
+    def _servername(self, ssl_obj, name, _ctx):
+        """nginx's ngx_http_ssl_servername: the server for the SNI name (else the default)."""
+        server = self.default
+        if name:
+            host = normalize_host(name.encode("latin-1", "replace"))
+            if host:
+                server = self.selector.select(host)
+        tls = server.tls
+        if tls.reject_handshake:
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+        ssl_obj.ngate_server = server
+        ssl_obj.ngate_name = name
+        if server is not self.default and tls.certificates:
+            ssl_obj.context = tls.context
+        return None
+
+
+    @staticmethod
+    def view(listen, ssl_object):
+        """The ListenState a TLS connection serves: the SNI-chosen server as the default."""
+        server = getattr(ssl_object, "ngate_server", None)
+        if server is None or server is listen.default_server:
+            return listen
+        views = listen.ssl_views
+        view = views.get(id(server))
+        if view is None:
+            view = views[id(server)] = listen.with_default(server)
+        return view
+
+
+def build_listens(by_listen: dict) -> dict:
+    """listen key -> TlsListen, for every socket whose servers carry TLS settings."""
+    return {key: TlsListen(default, servers)
+            for key, (default, servers) in by_listen.items() if default.tls is not None}
+
+
+# ---------------------------------------------------------------- accept path (per connection)
+
+class TlsAcceptor(asyncio.Protocol):
+    """A new connection on a TLS socket until it is TLS (handed to HttpsConnection through
+    SSLProtocol) or plain HTTP (handed to PlainHttpOnTls)."""
+    __slots__ = ("runtime", "listen", "transport", "timer", "deadline")
+
+    def __init__(self, runtime, listen) -> None:
+        self.runtime = runtime
+        self.listen = listen
+        self.transport = None
+        self.timer = None
+        self.deadline = 0.0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.runtime.connection_opened(self)
+        loop = self.runtime.loop
+        timeout = self.listen.default_server.client_header_timeout
+        self.deadline = loop.time() + timeout
+        self.timer = loop.call_later(timeout, self._timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        self.timer.cancel()
+        if data[0] in _TLS_FIRST_BYTES:
+            self._start_tls(data)
+        else:
+            self._plain(data)
+
+    def connection_lost(self, exc) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.runtime.connection_closed(self)
+
+    def _start_tls(self, data: bytes) -> None:
+        runtime = self.runtime
+        loop = runtime.loop
+        waiter = loop.create_future()
+        waiter.add_done_callback(self._handshake_done)
+        proto = SSLProtocol(loop, HttpsConnection(runtime, self.listen),
+                            self.listen.ssl_context.context, waiter, server_side=True,
+                            ssl_handshake_timeout=max(self.deadline - loop.time(), 0.001))
+        transport = self.transport
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+        while data:
+            buf = proto.get_buffer(len(data))
+            n = min(len(buf), len(data))
+            buf[:n] = data[:n]
+            proto.buffer_updated(n)
+            data = data[n:]
+
+    def _handshake_done(self, waiter) -> None:
+        self.runtime.connection_closed(self)
+        if waiter.cancelled():
+            return
+        exc = waiter.exception()
+        if exc is not None:
+            self._log_failure(exc)
+
+    def _log_failure(self, exc) -> None:
+        where = f" while SSL handshaking, client: {self._peer()}, server: {self._local()}"
+        if isinstance(exc, ssl.SSLError):
+            text = f"SSL_do_handshake() failed (SSL: {_reason(exc)})"
+        elif isinstance(exc, ConnectionAbortedError) and "longer than" in str(exc):
+            text = "client timed out (110: Connection timed out)"
+        elif isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+            text = "peer closed connection in SSL handshake (104: Connection reset by peer)"
+        else:
+            text = f"SSL handshake failed ({exc})"
+        error_log.info(text + where, self.runtime.next_connection_number())
+
+    def _plain(self, data: bytes) -> None:
+        self.runtime.connection_closed(self)
+        conn = PlainHttpOnTls(self.runtime, self.listen)
+        transport = self.transport
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+        conn.data_received(data)
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        error_log.info("client timed out (110: Connection timed out) while SSL handshaking, "
+                       f"client: {self._peer()}, server: {self._local()}",
+                       self.runtime.next_connection_number())
+        self.transport.close()
+
+    def _peer(self) -> str:
+        peer = self.transport.get_extra_info("peername")
+        return peer[0] if isinstance(peer, tuple) else "unix:"
+
+    def _local(self) -> str:
+        key = self.listen.key
+        return f"{key[0]}:{key[1]}" if key[0] != "unix" else "unix:" + str(key[1])
+
+    # the runtime's view of a connection (drain and stop)
+    def close_if_idle(self) -> bool:
+        self.transport.close()
+        return True
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+
+# ---------------------------------------------------------------- HTTP on a TLS socket
+
+class HttpsConnection(HttpConnection):
+    """HTTP over TLS: with `ssl_verify_client on`, a request without a client certificate gets
+    nginx's 496 ("400 No required SSL certificate was sent")."""
+    __slots__ = ()
+
+    def start_request(self, ctx, req) -> None:
+        if self.listen.ssl_context.verify_on and not self.tls.getpeercert(binary_form=True):
+            server = _server_for(ctx, self.listen)
+            if server.tls is not None and server.tls.verify_client == "on":
+                return refuse(ctx, req, server, 496, "client sent no required SSL certificate")
+        engine.start_request(ctx, req)
+
+
+class PlainHttpOnTls(HttpConnection):
+    """A plain HTTP request on a TLS socket: nginx reads the head, then answers 497."""
+    __slots__ = ()
+
+    def __init__(self, runtime, listen) -> None:
+        super().__init__(runtime, listen)
+        self.scheme = "http"
+
+    def start_request(self, ctx, req) -> None:
+        refuse(ctx, req, _server_for(ctx, self.listen), 497,
+               "client sent plain HTTP request to HTTPS port")
+
+
+def _server_for(ctx, listen):
+    raw = ctx.hdr.get(b"host")
+    host = normalize_host(raw) if raw else None
+    ctx.host = host or ""
+    return listen.selector.select(host) if host else listen.default_server
+
+
+def refuse(ctx, req, server, status: int, message: str) -> None:
+    """nginx's check in ngx_http_process_request: logged at info, then the status (with the
+    server's error_page for it, e.g. `error_page 497 https://$host$request_uri;`)."""
+    ctx.req = req
+    ctx.server = server
+    ctx.conf = server.conf
+    ctx.host = ctx.host or server.names.first
+    ctx.uri = ctx.request_uri.split("?", 1)[0] or "/"
+    ctx.keep_alive = False
+    error_log.info(message + " while reading client request headers"
+                   + error_log.request_suffix(ctx), ctx.conn.number)
+    engine.finalize(ctx, status)
+
+
+# ---------------------------------------------------------------- variables
+
+_DN_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+             "countryName": "C", "stateOrProvinceName": "ST", "localityName": "L",
+             "domainComponent": "DC", "emailAddress": "emailAddress", "streetAddress": "street",
+             "serialNumber": "serialNumber", "userId": "UID"}
+
+
+def client_s_dn(ssl_object) -> str | None:
+    """$ssl_client_s_dn: the verified client certificate's subject, RFC 2253 (as nginx 1.11.6+)."""
+    cert = ssl_object.getpeercert()
+    if not cert:
+        return None
+    rdns = []
+    for rdn in reversed(cert.get("subject", ())):
+        rdns.append("+".join(f"{_DN_NAMES.get(k, k)}={_dn_escape(v)}" for k, v in rdn))
+    return ",".join(rdns)
+
+
+def _dn_escape(value: str) -> str:
+    out = "".join("\\" + ch if ch in ',+"\\<>;' else ch for ch in value)
+    if out[:1] in ("#", " "):
+        out = "\\" + out
+    if out.endswith(" "):
+        out = out[:-1] + "\\ "
+    return out
