@@ -138,11 +138,6 @@ def _register() -> None:
         directive(name, HSL, 1, h.extra_size)
     directive("proxy_buffers", HSL, 2, h.extra_bufs)
 
-    # ------------------------------------------------------------- ngate: WebSocket, metrics
-    directive("websocket_ping", HSL, 1, h.scalar("websocket_ping", h.msec_or_off))
-    directive("websocket_pong_timeout", HSL, 1, h.scalar("websocket_pong_timeout", h.msec_or_off))
-    directive("metrics", {LOC}, 0, h.scalar("metrics", lambda c, st: True))
-
     # ------------------------------------------------------------- fastcgi module
     directive("fastcgi_pass", {LOC, LIF}, 1, h.fastcgi_pass)
     directive("fastcgi_param", HSL, (2, 3), h.fastcgi_param)
