@@ -222,7 +222,7 @@ def send_file(ctx, fd: int, st) -> None:
     ctx.status = status
     head = resp.build_head(status, 1, server_tokens=conf.server_tokens, content_type=ctype,
                            content_length=length,
-                           last_modified=last_modified.encode() if override is None else None,
+                           last_modified=last_modified.encode() if status in (200, 206) else None,
                            connection=_connection(ctx), headers=headers)
     if ctx.method == "HEAD" or length == 0:
         os.close(fd)
