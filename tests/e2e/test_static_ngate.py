@@ -1,0 +1,92 @@
+"""ngate-only static and rewrite behaviour: the `cors` directive, symlinks that lead out of the
+root, `expires` with a time, rewrite_log lines, and the bundled mime.types fallback."""
+import os
+
+import pytest
+
+from tests.harness.client import request
+from tests.harness.processes import ProxyProcess, fresh_prefix
+
+CONF = """
+http {
+    include mime.types;
+    server {
+        listen 127.0.0.1:{port};
+        server_name example.test;
+        root {docroot};
+        rewrite_log on;
+        location /api/ { cors *; return 200 "api\\n"; }
+        location /cred/ { cors $http_origin credentials; return 200 "cred\\n"; }
+        location /exp/ { alias {docroot}/; expires 1h; }
+        location /rw/ { rewrite ^/rw/(.*)$ /$1 break; }
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def ngate(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ngate-static")
+    root = base / "root"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"inside\n")
+    (root / "page.html").write_bytes(b"<p>x</p>\n")
+    (base / "secret.txt").write_bytes(b"outside\n")
+    os.symlink(base / "secret.txt", root / "escape.txt")
+    os.symlink(root / "a.txt", root / "inside.txt")
+    proc = ProxyProcess("ngate", CONF, fresh_prefix(base, "ngate"), docroot=root).start()
+    yield proc
+    proc.stop()
+
+
+def test_cors_preflight_is_204_with_headers(ngate):
+    r = request(ngate.port, "OPTIONS", "/api/x",
+                headers=[(b"Origin", b"http://app.test"),
+                         (b"Access-Control-Request-Method", b"PUT"),
+                         (b"Access-Control-Request-Headers", b"content-type")])
+    assert r.status == 204
+    assert r.header("access-control-allow-origin") == b"*"
+    assert b"PUT" in r.header("access-control-allow-methods")
+    assert r.header("access-control-allow-headers") == b"content-type"
+
+
+def test_cors_headers_on_ordinary_responses(ngate):
+    r = request(ngate.port, "GET", "/api/x", headers=[(b"Origin", b"http://app.test")])
+    assert r.status == 200 and r.body == b"api\n"
+    assert r.header("access-control-allow-origin") == b"*"
+    assert r.header("vary") is None
+
+
+def test_cors_credentials_reflects_origin(ngate):
+    r = request(ngate.port, "GET", "/cred/", headers=[(b"Origin", b"http://app.test")])
+    assert r.header("access-control-allow-origin") == b"http://app.test"
+    assert r.header("access-control-allow-credentials") == b"true"
+    assert r.header("vary") == b"Origin"
+
+
+def test_symlink_inside_root_is_served(ngate):
+    r = request(ngate.port, "GET", "/inside.txt")
+    assert r.status == 200 and r.body == b"inside\n"
+
+
+def test_symlink_out_of_root_is_refused(ngate):
+    r = request(ngate.port, "GET", "/escape.txt")
+    assert r.status == 403 and b"outside" not in r.body
+    assert "leads out of the document root" in ngate.error_log()
+
+
+def test_expires_time_sets_cache_control(ngate):
+    r = request(ngate.port, "GET", "/exp/a.txt")
+    assert r.header("cache-control") == b"max-age=3600"
+    assert r.header("expires") is not None
+
+
+def test_bundled_mime_types(ngate):
+    assert request(ngate.port, "GET", "/page.html").header("content-type") == b"text/html"
+
+
+def test_rewrite_log_lines(ngate):
+    assert request(ngate.port, "GET", "/rw/a.txt").body == b"inside\n"
+    log = ngate.error_log()
+    assert '[notice]' in log and '"^/rw/(.*)$" matches "/rw/a.txt"' in log
+    assert 'rewritten data: "/a.txt", args: ""' in log
