@@ -7,12 +7,15 @@ HTTP. The pair is also the TLS identity of a pooled keepalive connection.
 """
 from __future__ import annotations
 
+import re
 import ssl
 
 from ngate.errors import ConfigError
 from ngate.server.tls import load_pair, load_verify, read_passwords, set_ciphers, set_protocols
 
 _CONTEXTS: dict = {}
+_HOSTNAME_MISMATCH = 62     # X509_V_ERR_HOSTNAME_MISMATCH
+_MISMATCH = re.compile(r"not valid for '(.*)'")
 
 
 def clear_cache() -> None:
@@ -72,6 +75,10 @@ def upstream_tls(ctx, conf, scheme: str, host_header: str):
 def handshake_error(exc: ssl.SSLError) -> str:
     """nginx's error log text for a failed handshake to an upstream."""
     if isinstance(exc, ssl.SSLCertVerificationError):
+        name = _MISMATCH.search(exc.verify_message or "")
+        if exc.verify_code == _HOSTNAME_MISMATCH and name:
+            return (f'upstream SSL certificate does not match "{name.group(1)}" '
+                    "while SSL handshaking to upstream")
         return (f"upstream SSL certificate verify error: ({exc.verify_code}:"
                 f"{exc.verify_message}) while SSL handshaking to upstream")
     reason = getattr(exc, "reason", None) or str(exc)
