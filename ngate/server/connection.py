@@ -101,11 +101,10 @@ class HttpConnection:
         else:   # unix socket
             self.remote_addr, self.remote_port = "unix:", ""
             self.server_addr, self.server_port = "unix:", ""
-        tls = self.listen.ssl_context
-        if tls is not None:
+        if self.listen.ssl_context is not None:
+            # Host alone picks the request's server, as nginx 1.22 (the SNI server does not
+            # become the default: checked against nginx)
             self.tls = transport.get_extra_info("ssl_object")
-            if self.tls is not None:
-                self.listen = tls.view(self.listen, self.tls)
         self._new_parser()
         self._arm(self.listen.default_server.client_header_timeout, self._header_timeout)
 

@@ -25,23 +25,14 @@ from ngate.upstream.pool import KeepalivePool
 
 class ListenState:
     """What a listening socket needs per connection: its servers and how to pick one."""
-    __slots__ = ("key", "default_server", "servers", "selector", "scheme", "ssl_context",
-                 "ssl_views")
+    __slots__ = ("key", "default_server", "selector", "scheme", "ssl_context")
 
     def __init__(self, key, default_server, servers, scheme: str = "http") -> None:
         self.key = key
         self.default_server = default_server
-        self.servers = servers
         self.selector = ServerSelector(default_server, servers)
         self.scheme = scheme
         self.ssl_context = None     # server/tls.py TlsListen on a `listen ... ssl` socket
-        self.ssl_views = None       # id(server) -> ListenState with the SNI server as default
-
-    def with_default(self, server) -> "ListenState":
-        view = ListenState(self.key, server, self.servers, self.scheme)
-        view.ssl_context = self.ssl_context
-        view.ssl_views = self.ssl_views
-        return view
 
 
 class WorkerRuntime:
@@ -54,7 +45,6 @@ class WorkerRuntime:
             ssl = any(l.ssl for s in servers for l in s.listens if l.key == key)
             ls = self.listens[key] = ListenState(key, default, servers, "https" if ssl else "http")
             ls.ssl_context = config.tls_listens.get(key)
-            ls.ssl_views = {}
         self.connections: set = set()
         self.tunnels: set = set()
         self.deadlines = Deadlines(loop)

@@ -11,9 +11,10 @@ Accept path of one connection (TlsAcceptor, a Protocol until it hands over):
               server), switches the SSL object to that server's context, or refuses the
               handshake (ssl_reject_handshake). A failed or stalled handshake is logged at info
               and closed; it never reaches HTTP.
-  handed over the HTTP connection (HttpsConnection) gets the TLS transport; it serves the
-              socket's servers with the SNI-chosen one as default (as nginx's hc->conf_ctx), so
-              Host still selects, and a request without a known Host goes to the SNI server.
+  handed over the HTTP connection (HttpsConnection) gets the TLS transport. The request's
+              server is chosen by Host among the socket's servers as on plain HTTP; a request
+              without a known Host goes to the socket's default server, not the SNI one (what
+              nginx 1.22 does).
 
 Config time: `server_context(TlsServerConf)` builds one server's context (errors as nginx -t);
 `TlsListen` is one TLS socket's SNI table with its front context (the one every handshake starts
@@ -194,24 +195,10 @@ class TlsListen:
         tls = server.tls
         if tls.reject_handshake:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-        ssl_obj.ngate_server = server
         ssl_obj.ngate_name = name
         if server is not self.default and tls.certificates:
             ssl_obj.context = tls.context
         return None
-
-
-    @staticmethod
-    def view(listen, ssl_object):
-        """The ListenState a TLS connection serves: the SNI-chosen server as the default."""
-        server = getattr(ssl_object, "ngate_server", None)
-        if server is None or server is listen.default_server:
-            return listen
-        views = listen.ssl_views
-        view = views.get(id(server))
-        if view is None:
-            view = views[id(server)] = listen.with_default(server)
-        return view
 
 
 def build_listens(by_listen: dict) -> dict:
