@@ -148,7 +148,7 @@ class HttpConnection:
         end = data.find(b"\n\r\n")
         end2 = data.find(b"\n\n")
         ends = [e for e in (end, end2) if e >= 0]
-        head = data[:min(ends)] if ends else data
+        head = data[:min(ends) + 1] if ends else data    # up to the LF: "\r\n" is not bare
         return _BARE_CR.search(head) is not None
 
     def eof_received(self):

@@ -4,16 +4,20 @@
         fpm.script("info.php", "<?php echo 1;")
         ... fastcgi_pass 127.0.0.1:{fpm.port} / unix:{fpm.sock}, root {fpm.docroot} ...
 
-Two pools (one per listener), `pm = static` with two children each, output buffering off (so
-PHP's flush() reaches the FastCGI connection), uploads up to 64 MB. The docroot is world-readable
-(nginx's workers run as `nobody`). A missing php-fpm skips the test, or fails it under CI=true.
+Two pools (one per listener), `pm = static` with `children` children each (an idle kept-alive
+FastCGI connection holds a child: fastcgi_keep_conn tests need spares), output buffering off (so
+PHP's flush() reaches the FastCGI connection), uploads up to 64 MB. The docroot and the socket's
+directory are world-readable (nginx's workers run as `nobody`). A missing php-fpm skips the test,
+or fails it under CI=true.
 """
 from __future__ import annotations
 
 import os
 import signal
 import socket
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +31,7 @@ user = {user}
 listen = {listen}
 listen.mode = 0666
 pm = static
-pm.max_children = 2
+pm.max_children = {children}
 catch_workers_output = no
 clear_env = yes
 php_admin_value[output_buffering] = 0
@@ -62,11 +66,15 @@ def _accepts_tcp(port: int) -> bool:
 class PhpFpm:
     """php-fpm listening on 127.0.0.1:`port` and on the unix socket `sock`."""
 
-    def __init__(self, base: Path, start_timeout: float = 10.0) -> None:
+    def __init__(self, base: Path, children: int = 5, start_timeout: float = 10.0) -> None:
         self.dir = Path(base) / "php-fpm"
         self.docroot = self.dir / "html"
         self.port = free_port()
-        self.sock = str(self.dir / "php-fpm.sock")
+        # pytest's temp dirs are private to root: the socket lives where `nobody` can reach it
+        self.sock_dir = Path(tempfile.mkdtemp(prefix="ngate-fpm-"))
+        self.sock_dir.chmod(0o755)
+        self.sock = str(self.sock_dir / "php-fpm.sock")
+        self.children = children
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen | None = None
 
@@ -82,7 +90,8 @@ class PhpFpm:
         user = "root" if os.geteuid() == 0 else "nobody"
         head = (f"[global]\npid = {self.dir}/php-fpm.pid\nerror_log = {self.dir}/php-fpm.log\n"
                 "daemonize = no\n\n")
-        return head + "".join(_POOL.format(name=name, user=user, listen=listen, tmp=tmp)
+        return head + "".join(_POOL.format(name=name, user=user, listen=listen, tmp=tmp,
+                                           children=self.children)
                               for name, listen in (("tcp", f"127.0.0.1:{self.port}"),
                                                    ("unix", self.sock)))
 
@@ -119,6 +128,7 @@ class PhpFpm:
                 self.proc.wait(5)
         self.proc = None
         self._out.close()
+        shutil.rmtree(self.sock_dir, ignore_errors=True)
 
     def log(self) -> str:
         out = []

@@ -321,7 +321,7 @@ def test_core_settings_and_paths(tmp_path):
     pages = {code: (p.uri.text, p.override) for code, p in c.error_page}
     assert pages == {500: ("/50x.html", 200), 502: ("/50x.html", 200), 404: ("@missing", -1)}
     x = loc(srv, "/x").conf
-    assert x.alias.text == "/srv/x/" and x.default_type == "application/json"
+    assert x.alias.text == "/srv/x" and x.default_type == "application/json"
     assert dict(x.types) == {"xy": "text/x-y"} and x.extra["sendfile"] == [("on",)]
     assert cfg.http_conf.root.text == str(tmp_path / "html")
 
