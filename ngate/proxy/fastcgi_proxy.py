@@ -255,7 +255,7 @@ class FastCGIExchange(ProxyExchange):
 
     def end_request(self) -> None:
         if self.state in ("sending", "reading"):
-            return self.fail_peer(502, "upstream prematurely closed FastCGI stdout "
+            return self.fail_peer(502, "upstream sent unexpected FastCGI record: 3 "
                                   "while reading response header from upstream")
         self.on_message_complete()
 

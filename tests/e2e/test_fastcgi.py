@@ -1,0 +1,212 @@
+"""fastcgi_pass end to end, on nginx and on ngate: a scripted FastCGI server that records what it
+receives (connections, BEGIN_REQUEST flags, params, stdin) and answers as told, plus a real
+php-fpm for a flush()ed response.
+"""
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from ngate.fastcgi import records as fcgi
+from tests.harness.client import Connection, build_request, request
+from tests.harness.phpfpm import PhpFpm
+
+HEADER = struct.Struct(">BBHHBx")
+
+
+class FakeFastCGI:
+    """Accepts connections; per request, collects records until the empty STDIN, then runs
+    `self.answer(conn, req)`. Keeps a connection open while the client asked KEEP_CONN."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.requests = []          # dicts: flags, params, stdin
+        self.sent = 0               # STDOUT bytes written (backpressure test)
+        self.answer = self.ok
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read(conn, n):
+        buf = b""
+        while len(buf) < n:
+            part = conn.recv(n - len(buf))
+            if not part:
+                raise EOFError
+            buf += part
+        return buf
+
+    def _serve(self, conn):
+        with conn:
+            try:
+                while True:
+                    req = {"flags": None, "params": b"", "stdin": b""}
+                    while True:
+                        _, rtype, _, n, pad = HEADER.unpack(self._read(conn, 8))
+                        content = self._read(conn, n + pad)[:n]
+                        if rtype == fcgi.BEGIN_REQUEST:
+                            req["flags"] = content[2]
+                        elif rtype == fcgi.PARAMS:
+                            req["params"] += content
+                        elif rtype == fcgi.STDIN:
+                            if not content:
+                                break
+                            req["stdin"] += content
+                    req["params"] = fcgi.decode_params(req["params"])
+                    self.requests.append(req)
+                    self.answer(conn, req)
+                    if not req["flags"] & fcgi.KEEP_CONN:
+                        return
+            except (EOFError, OSError):
+                return
+
+    @staticmethod
+    def end(conn):
+        conn.sendall(fcgi.record(fcgi.END_REQUEST, struct.pack(">IB3x", 0, 0)))
+
+    def ok(self, conn, req):
+        conn.sendall(fcgi.record(fcgi.STDOUT, b"Content-Type: text/plain\r\n\r\nok\n")
+                     + fcgi.record(fcgi.STDOUT))
+        self.end(conn)
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def fake():
+    f = FakeFastCGI()
+    yield f
+    f.close()
+
+
+CONF = """
+http {
+    upstream fcgi_keep { server 127.0.0.1:{fcgi_port}; keepalive 2; }
+    server {
+        listen 127.0.0.1:{port};
+        fastcgi_param HTTP_HOST forced.test;
+        fastcgi_param REQUEST_METHOD $request_method;
+        location /plain/ { fastcgi_pass 127.0.0.1:{fcgi_port}; }
+        location /keep/ { fastcgi_pass fcgi_keep; fastcgi_keep_conn on; }
+        location /stream/ { fastcgi_pass 127.0.0.1:{fcgi_port}; fastcgi_buffering off; }
+    }
+}
+"""
+
+
+def test_keep_conn_reuses_one_connection(start_proxy, fake):
+    proxy = start_proxy(CONF, fcgi_port=fake.port)
+    with Connection(proxy.port) as c:
+        for _ in range(3):
+            c.send(build_request("GET", "/keep/x"))
+            assert c.read_response().body == b"ok\n"
+    assert fake.connections == 1
+    assert [r["flags"] for r in fake.requests] == [fcgi.KEEP_CONN] * 3
+
+
+def test_without_keep_conn_a_connection_per_request(start_proxy, fake):
+    proxy = start_proxy(CONF, fcgi_port=fake.port)
+    for _ in range(2):
+        assert request(proxy.port, "GET", "/plain/x").status == 200
+    assert fake.connections == 2 and [r["flags"] for r in fake.requests] == [0, 0]
+
+
+def test_client_headers_as_http_params(start_proxy, fake):
+    proxy = start_proxy(CONF, fcgi_port=fake.port)
+    request(proxy.port, "POST", "/plain/x", body=b"abc",
+            headers=[(b"X-Foo-Bar", b"1"), (b"Accept", b"*/*")])
+    params = fake.requests[0]["params"]
+    assert params[:2] == [(b"HTTP_HOST", b"forced.test"), (b"REQUEST_METHOD", b"POST")]
+    names = [n for n, _ in params]
+    assert names.count(b"HTTP_HOST") == 1           # the client's Host clashes: not sent
+    assert (b"HTTP_X_FOO_BAR", b"1") in params and (b"HTTP_ACCEPT", b"*/*") in params
+    assert (b"HTTP_CONTENT_LENGTH", b"3") in params and fake.requests[0]["stdin"] == b"abc"
+
+
+def test_stderr_only_then_end_is_502(start_proxy, fake):
+    def answer(conn, req):
+        conn.sendall(fcgi.record(fcgi.STDERR, b"boom\n"))
+        fake.end(conn)
+    fake.answer = answer
+    proxy = start_proxy(CONF, fcgi_port=fake.port)
+    assert request(proxy.port, "GET", "/plain/x").status == 502
+    log = proxy.error_log()
+    assert 'FastCGI sent in stderr: "boom" while reading response header from upstream' in log
+    assert "upstream sent unexpected FastCGI record: 3 while reading response header" in log
+
+
+def test_streamed_response_is_bounded_by_the_client(start_proxy, fake):
+    """A FastCGI server writing 256 MiB to a client that reads 1 MiB: the server is held back
+    (the proxy does not buffer the response) and the client gets exactly what was sent."""
+    total = 256 * 1024 * 1024
+    chunk = b"x" * 65535
+
+    def answer(conn, req):
+        conn.sendall(fcgi.record(fcgi.STDOUT, b"Content-Type: text/plain\r\n\r\n"))
+        try:
+            while fake.sent < total:
+                conn.sendall(fcgi.record(fcgi.STDOUT, chunk))
+                fake.sent += len(chunk)
+        except OSError:
+            return
+        fake.end(conn)
+    fake.answer = answer
+    proxy = start_proxy(CONF, fcgi_port=fake.port)
+    with Connection(proxy.port, timeout=10) as c:
+        c.send(build_request("GET", "/stream/x"))
+        got = c.read_exactly(1024 * 1024)
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:      # let the server run as far as it can
+            time.sleep(0.1)
+        assert fake.sent < 64 * 1024 * 1024
+
+
+def test_php_flush_reaches_the_client_before_the_script_ends(start_proxy, tmp_path):
+    """flush() output arrives while the script still runs: the script waits for a file the
+    test creates only after reading the first part."""
+    with PhpFpm(tmp_path) as fpm:
+        flag = fpm.dir / "tmp" / "go"
+        fpm.script("flush.php", f"""<?php
+echo "first\\n"; flush();
+for ($i = 0; $i < 500 && !file_exists("{flag}"); $i++) usleep(10000);
+echo file_exists("{flag}") ? "second\\n" : "timeout\\n";
+""")
+        proxy = start_proxy("""
+http { server { listen 127.0.0.1:{port};
+    location ~ \\.php$ { root {docroot}; fastcgi_pass 127.0.0.1:{fpm_port};
+        fastcgi_buffering off; fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_param REQUEST_METHOD $request_method; } } }
+""", docroot=fpm.docroot, fpm_port=fpm.port)
+        with Connection(proxy.port, timeout=10) as c:
+            c.send(build_request("GET", "/flush.php"))
+            head = b""
+            while b"first\n" not in head:
+                part = c.sock.recv(65536)
+                assert part, head
+                head += part
+            flag.write_text("go")
+            c.buf = head[head.index(b"\r\n\r\n") + 4:]
+            rest = b""
+            while not rest.endswith(b"0\r\n\r\n"):
+                part = c.sock.recv(65536)
+                assert part, rest
+                rest += part
+        assert b"second\n" in rest and b"timeout" not in rest
