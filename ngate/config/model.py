@@ -305,7 +305,7 @@ class LocConf:
     fastcgi_pass_request_headers: bool = True
     fastcgi_pass_request_body: bool = True
     fastcgi_buffering: bool = True                         # accepted; ngate streams
-    fastcgi_request_buffering: bool = True                 # chunked bodies are read whole first
+    fastcgi_request_buffering: bool = True                 # accepted; ngate streams bodies
     fastcgi_buffer_size: int = 4096                        # the limit of the CGI response head
     fastcgi_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
     fastcgi_next_upstream_tries: int = 0

@@ -7,8 +7,8 @@ differs is the request (FastCGI records: BEGIN_REQUEST, PARAMS, STDIN), the resp
 decoded by fastcgi/records.py, the CGI head by fastcgi/cgi.py) and the request body.
 
 Exchange states (as ProxyExchange):
-  connecting   waiting for a peer connection (a chunked body is read whole first when
-               fastcgi_request_buffering is on: CONTENT_LENGTH is then known)
+  connecting   waiting for a peer connection (a chunked body is read whole first, whatever
+               fastcgi_request_buffering says, as nginx: CONTENT_LENGTH is then known)
   sending      records written; STDIN follows the client body with backpressure
   reading      the whole request is sent; fastcgi_read_timeout re-armed on every read
   streaming    the CGI head was sent to the client; STDOUT is streamed, STDERR is logged
@@ -114,7 +114,7 @@ class FastCGIExchange(ProxyExchange):
         if not conf.fastcgi_pass_request_body:
             mode = "none"
         elif ctx.body_chunked:
-            mode = "buffer" if conf.fastcgi_request_buffering else "stream"
+            mode = "buffer"     # always, as nginx: CONTENT_LENGTH must be known
         elif ctx.content_length_in:
             mode = "stream"
         else:

@@ -26,6 +26,7 @@ http {
     fastcgi_param REQUEST_METHOD $request_method;
     fastcgi_param SCRIPT_FILENAME $realpath_root/env.php;
     upstream php_pool { server 127.0.0.1:{fpm_port}; keepalive 4; }
+    upstream php_retry { server 127.0.0.1:{dead_port}; server 127.0.0.1:{fpm_port}; }
     server {
         listen 127.0.0.1:{port};
         server_name example.test;
@@ -92,6 +93,19 @@ http {
         location /down/ {
             fastcgi_pass 127.0.0.1:{dead_port};
             include fastcgi_params;
+        }
+        location /nobuf/ {
+            root html;
+            fastcgi_pass 127.0.0.1:{fpm_port};
+            fastcgi_request_buffering off;
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root/env.php;
+        }
+        location /retry/ {
+            root html;
+            fastcgi_pass php_retry;
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root/env.php;
         }
         location /slow/ {
             root html;
@@ -381,3 +395,14 @@ def test_fpm_down_502(pair):
 def test_slow_504(pair):
     r = same(pair, get("/slow/"))
     assert r["status"].startswith(b"HTTP/1.1 504")
+
+
+def test_chunked_body_without_request_buffering(pair):
+    raw = build_request("POST", "/nobuf/", headers=[(b"Transfer-Encoding", b"chunked")])
+    same(pair, raw + b"3\r\nabc\r\n0\r\n\r\n")
+
+
+def test_next_upstream_after_a_dead_server(pair):
+    for _ in range(2):
+        saw = php_saw(same(pair, get("/retry/?n=1")))
+        assert saw["get"] == {"n": "1"}
