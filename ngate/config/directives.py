@@ -142,8 +142,7 @@ def _register() -> None:
     directive("fastcgi_pass", {LOC, LIF}, 1, h.fastcgi_pass)
     directive("fastcgi_param", HSL, (2, 3), h.fastcgi_param)
     directive("fastcgi_index", HSL, 1, h.scalar("fastcgi_index", h.first_arg))
-    directive("fastcgi_split_path_info", {LOC}, 1,
-              h.scalar("fastcgi_split_path_info", h.split_path_info))
+    directive("fastcgi_split_path_info", HSL, 1, h.split_path_info)
     directive("fastcgi_hide_header", HSL, 1, h.array("fastcgi_hide_header", h.lower_bytes))
     directive("fastcgi_pass_header", HSL, 1, h.array("fastcgi_pass_header", h.lower_bytes))
     directive("fastcgi_next_upstream", HSL, (1, None),

@@ -389,8 +389,12 @@ def fastcgi_param(c, lv, st):
         if_not_empty=if_not_empty))
 
 
-def split_path_info(c, st):
-    return c.regex(st.args[0], st.where)
+def split_path_info(c, lv, st):
+    """Two captures, as nginx requires; a repeated directive replaces the earlier one."""
+    rx = c.regex(st.args[0], st.where)
+    if rx.groups != 2:
+        raise ConfigError(f'pattern "{st.args[0]}" must have 2 captures', st.where)
+    lv.vals["fastcgi_split_path_info"] = rx
 
 
 # ---------------------------------------------------------------- rewrite module
