@@ -95,7 +95,8 @@ def build_params(ctx, plan: FastCGIPlan) -> list[tuple[bytes, bytes]]:
 
 
 class FastCGIExchange(ProxyExchange):
-    __slots__ = ("records", "head_reader", "pending", "pending_size", "replay_size")
+    __slots__ = ("records", "head_reader", "pending", "pending_size", "replay_size",
+                 "stdin_open")
     plan_for = staticmethod(plan_for)
 
     def __init__(self, ctx, upstream) -> None:
@@ -105,6 +106,7 @@ class FastCGIExchange(ProxyExchange):
         self.pending = []           # body bytes not yet written to the current connection
         self.pending_size = 0
         self.replay_size = 0        # bytes in body_chunks (the retry copy)
+        self.stdin_open = False     # records sent, STDIN not ended: body bytes go straight out
 
     # ------------------------------------------------------------ start
 
@@ -154,6 +156,7 @@ class FastCGIExchange(ProxyExchange):
         self.pending_size = 0
         if self.body_done:
             out.append(fcgi.stdin_end())
+        self.stdin_open = not self.body_done
         self.sent_bytes = sum(len(b) for b in out)
         self.uconn.transport.writelines(out)
         if self.body_done:
@@ -182,7 +185,8 @@ class FastCGIExchange(ProxyExchange):
                 self.replayable = False
                 self.body_chunks = []
         u = self.uconn
-        if u is not None and self.state == "sending":
+        if u is not None and self.stdin_open:
+            # also after an early response head: the script may still read its input
             u.transport.write(fcgi.stdin(data))
             self.sent_bytes += len(data)
             if u.write_paused:
@@ -200,7 +204,8 @@ class FastCGIExchange(ProxyExchange):
             self.ctx.content_length_in = self.ctx.req.body_size    # $content_length
             return self.connect()
         u = self.uconn
-        if u is not None and self.state == "sending":
+        if u is not None and self.stdin_open:
+            self.stdin_open = False
             u.transport.write(fcgi.stdin_end())
             self.request_sent()
 

@@ -165,6 +165,12 @@ echo json_encode(["name" => $f["name"] ?? null, "size" => $f["size"] ?? null,
                   "field" => $_POST["field"] ?? null]), "\\n";
 """,
     "slow.php": """<?php sleep(3); echo "late\\n";""",
+    "early.php": """<?php
+echo "head sent\\n"; flush();
+$in = fopen("php://input", "r"); $n = 0; $h = hash_init("md5");
+while (!feof($in)) { $b = fread($in, 65536); $n += strlen($b); hash_update($h, $b); }
+echo $n, " ", hash_final($h), "\\n";
+""",
     "len.php": """<?php $b = "exact\\n"; header("Content-Length: " . strlen($b)); echo $b;""",
 }
 
@@ -406,3 +412,9 @@ def test_next_upstream_after_a_dead_server(pair):
     for _ in range(2):
         saw = php_saw(same(pair, get("/retry/?n=1")))
         assert saw["get"] == {"n": "1"}
+
+
+def test_response_starts_before_the_script_reads_its_input(pair):
+    data = os.urandom(3 * 1024 * 1024)
+    r = same(pair, build_request("PUT", "/early.php", body=data), timeout=20)
+    assert r["body"] == b"head sent\n%d %s\n" % (len(data), hashlib.md5(data).hexdigest().encode())

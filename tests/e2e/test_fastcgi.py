@@ -2,6 +2,8 @@
 receives (connections, BEGIN_REQUEST flags, params, stdin) and answers as told, plus a real
 php-fpm for a flush()ed response.
 """
+import hashlib
+import os
 import socket
 import struct
 import threading
@@ -12,6 +14,7 @@ import pytest
 from ngate.fastcgi import records as fcgi
 from tests.harness.client import Connection, build_request, request
 from tests.harness.phpfpm import PhpFpm
+from tests.harness.processes import ProxyProcess, fresh_prefix
 
 HEADER = struct.Struct(">BBHHBx")
 
@@ -210,3 +213,29 @@ http { server { listen 127.0.0.1:{port};
                 assert part, rest
                 rest += part
         assert b"second\n" in rest and b"timeout" not in rest
+
+
+def test_body_keeps_flowing_after_an_early_response_head(tmp_path):
+    """ngate only: nginx stops sending the request body once the response head arrives, so a
+    script that flush()es before reading a large input never gets it (nginx times out). ngate
+    keeps feeding STDIN."""
+    with PhpFpm(tmp_path) as fpm:
+        fpm.script("early.php", """<?php
+echo "head sent\\n"; flush();
+$in = fopen("php://input", "r"); $n = 0; $h = hash_init("md5");
+while (!feof($in)) { $b = fread($in, 65536); $n += strlen($b); hash_update($h, $b); }
+echo $n, " ", hash_final($h), "\\n";
+""")
+        conf = """
+http { server { listen 127.0.0.1:{port}; client_max_body_size 64m;
+    location ~ \\.php$ { root {docroot}; fastcgi_pass 127.0.0.1:{fpm_port};
+        include fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; } } }
+"""
+        data = os.urandom(24 * 1024 * 1024)
+        with ProxyProcess("ngate", conf, fresh_prefix(tmp_path, "ngate"),
+                          docroot=fpm.docroot, fpm_port=fpm.port) as proxy:
+            with Connection(proxy.port, timeout=30) as c:
+                c.send(build_request("PUT", "/early.php", body=data))
+                r = c.read_response()
+    assert r.body == b"head sent\n%d %s\n" % (len(data), hashlib.md5(data).hexdigest().encode())
