@@ -9,6 +9,7 @@ bundled copies.
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -326,9 +327,10 @@ def test_redirects(pair, target):
 @pytest.mark.parametrize("target", ["/error.php", "/error.php?fatal=1"])
 def test_php_errors_go_to_the_error_log(pair, target):
     same(pair, get(target))
-    for proc in pair.values():
-        assert 'FastCGI sent in stderr: "PHP message: PHP Warning:  custom warning' \
-            in proc.error_log()
+    needle = f'"GET {target} '
+    assert logged(pair["ngate"], needle) == logged(pair["nginx"], needle)
+    assert 'FastCGI sent in stderr: "PHP message: PHP Warning:  custom warning' \
+        in logged(pair["ngate"], needle)[0]
 
 
 def test_head(pair):
@@ -394,13 +396,27 @@ def test_20mb_upload(pair):
                    "error": 0, "field": "v"}
 
 
+def logged(proc, needle: str) -> list[str]:
+    """The error log's messages about requests containing `needle`, without time, pid,
+    connection number and ports."""
+    out = []
+    for entry in re.split(r"\n(?=\d{4}/\d\d/\d\d )", proc.error_log()):
+        if needle in entry and "[error]" in entry:      # entries may span lines (PHP traces)
+            msg = re.sub(r"^.*?\[error\] \d+#\d+: \*\d+ ", "", entry)
+            out.append(re.sub(r":\d{4,5}\b", ":{port}", msg).rstrip("\n"))
+    return out
+
+
 def test_fpm_down_502(pair):
-    same(pair, get("/down/x.php"))
+    same(pair, get("/down/x"))
+    nginx, ngate = (logged(pair[k], "/down/x") for k in ("nginx", "ngate"))
+    assert ngate == nginx and "connect() failed (111: Connection refused)" in nginx[0]
 
 
 def test_slow_504(pair):
     r = same(pair, get("/slow/"))
     assert r["status"].startswith(b"HTTP/1.1 504")
+    assert logged(pair["ngate"], "/slow/") == logged(pair["nginx"], "/slow/")
 
 
 def test_chunked_body_without_request_buffering(pair):
