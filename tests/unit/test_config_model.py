@@ -207,7 +207,7 @@ def test_proxy_redirect_off(tmp_path):
     ("*:8083 default_server", ("0.0.0.0", 8083), {"default_server": True}),
     ("8084 default reuseport backlog=100", ("0.0.0.0", 8084),
      {"default_server": True, "reuseport": True, "backlog": 100}),
-    ("8085 ssl http2", ("0.0.0.0", 8085), {"ssl": True, "http2": True}),
+    ("8085 ssl http2; ssl_reject_handshake on", ("0.0.0.0", 8085), {"ssl": True, "http2": True}),
     ("unix:/tmp/ngate.sock", ("unix", "/tmp/ngate.sock"), {}),
     ("localhost:8086", ("127.0.0.1", 8086), {}),
 ])
@@ -321,7 +321,7 @@ def test_core_settings_and_paths(tmp_path):
     pages = {code: (p.uri.text, p.override) for code, p in c.error_page}
     assert pages == {500: ("/50x.html", 200), 502: ("/50x.html", 200), 404: ("@missing", -1)}
     x = loc(srv, "/x").conf
-    assert x.alias.text == "/srv/x" and x.default_type == "application/json"
+    assert x.alias.text == "/srv/x/" and x.default_type == "application/json"
     assert dict(x.types) == {"xy": "text/x-y"} and x.extra["sendfile"] == [("on",)]
     assert cfg.http_conf.root.text == str(tmp_path / "html")
 
