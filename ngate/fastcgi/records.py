@@ -52,10 +52,22 @@ def _length(n: int) -> bytes:
     return bytes((n,)) if n < 128 else struct.pack(">I", n | 0x80000000)
 
 
+def pair(name: bytes, value: bytes) -> bytes:
+    """One name-value pair as PARAMS content."""
+    n = len(name)
+    v = len(value)
+    if n < 128 and v < 128:
+        return bytes((n, v)) + name + value
+    return _length(n) + _length(v) + name + value
+
+
+def params(content: bytes) -> bytes:
+    """Encoded pairs as PARAMS records, followed by the empty PARAMS record."""
+    return stream(PARAMS, content) + record(PARAMS)
+
+
 def encode_params(pairs) -> bytes:
-    """Name-value pairs (bytes, bytes) as PARAMS records, followed by the empty PARAMS record."""
-    body = b"".join(_length(len(k)) + _length(len(v)) + k + v for k, v in pairs)
-    return stream(PARAMS, body) + record(PARAMS)
+    return params(b"".join(pair(k, v) for k, v in pairs))
 
 
 def stdin(data: bytes) -> bytes:

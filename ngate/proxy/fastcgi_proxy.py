@@ -46,16 +46,17 @@ class FastCGIPlan:
                  "send_timeout", "read_timeout", "next_upstream", "next_upstream_tries")
 
     def __init__(self, conf) -> None:
-        params = []
+        params = []     # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
         for p in conf.fastcgi_param:
             name = p.name.encode("latin-1")
-            if p.value.static:
-                params.append((name, STATIC, p.value.text.encode("latin-1"), p.if_not_empty))
-            else:
-                params.append((name, TEMPLATE, p.value, p.if_not_empty))
+            if not p.value.static:
+                params.append((TEMPLATE, name, p.value, p.if_not_empty))
+            elif p.value.text or not p.if_not_empty:
+                params.append((STATIC, fcgi.pair(name, p.value.text.encode("latin-1"))))
         self.params = tuple(params)
         # client headers already given as HTTP_* params are not sent again (as nginx)
-        self.skip = frozenset(n[5:].lower() for n, *_ in params if n.startswith(b"HTTP_"))
+        self.skip = frozenset(p.name[5:].lower().encode("latin-1") for p in conf.fastcgi_param
+                              if p.name.startswith("HTTP_"))
         self.hide = (DEFAULT_HIDE | conf.fastcgi_hide_header) - conf.fastcgi_pass_header
         self.keep_conn = conf.fastcgi_keep_conn
         self.head_limit = conf.fastcgi_buffer_size
@@ -76,22 +77,40 @@ def plan_for(conf) -> FastCGIPlan:
     return entry[1]
 
 
-def build_params(ctx, plan: FastCGIPlan) -> list[tuple[bytes, bytes]]:
-    """fastcgi_param values in order (if_not_empty ones skipped when empty), then the client's
-    headers as HTTP_* (upper case, `-` -> `_`) when fastcgi_pass_request_headers is on."""
-    pairs = []
-    for name, kind, value, if_not_empty in plan.params:
-        if kind is TEMPLATE:
-            value = value.render(ctx).encode("latin-1", "replace")
+_HEADER_KEYS: dict[bytes, tuple[bytes, bytes]] = {}
+
+
+def header_key(name: bytes) -> tuple[bytes, bytes]:
+    """(`x_foo`, `HTTP_X_FOO`) for the header `X-Foo`; cached (header names repeat)."""
+    key = _HEADER_KEYS.get(name)
+    if key is None:
+        low = name.lower().replace(b"-", b"_")
+        key = (low, b"HTTP_" + low.upper())
+        if len(_HEADER_KEYS) < 4096:
+            _HEADER_KEYS[name] = key
+    return key
+
+
+def build_params(ctx, plan: FastCGIPlan) -> bytes:
+    """PARAMS content: fastcgi_param values in order (if_not_empty ones skipped when empty),
+    then the client's headers as HTTP_* (upper case, `-` -> `_`) when
+    fastcgi_pass_request_headers is on."""
+    out = []
+    for item in plan.params:
+        if item[0] == STATIC:
+            out.append(item[1])
+            continue
+        _, name, template, if_not_empty = item
+        value = template.render(ctx)
         if value or not if_not_empty:
-            pairs.append((name, value))
+            out.append(fcgi.pair(name, value.encode("latin-1", "replace")))
     if ctx.conf.fastcgi_pass_request_headers:
         skip = plan.skip
         for name, value in ctx.headers:
-            key = name.lower().replace(b"-", b"_")
-            if key not in skip:
-                pairs.append((b"HTTP_" + key.upper(), value))
-    return pairs
+            low, param = header_key(name)
+            if low not in skip:
+                out.append(fcgi.pair(param, value))
+    return b"".join(out)
 
 
 class FastCGIExchange(ProxyExchange):
@@ -149,7 +168,7 @@ class FastCGIExchange(ProxyExchange):
 
     def send_request(self) -> None:
         out = [fcgi.begin_request(self.plan.keep_conn),
-               fcgi.encode_params(build_params(self.ctx, self.plan))]
+               fcgi.params(build_params(self.ctx, self.plan))]
         for chunk in self.pending:
             out.append(fcgi.stdin(chunk))
         self.pending = []
