@@ -2,7 +2,7 @@
 
 `HeadReader.feed(data)` collects STDOUT bytes until the blank line that ends the head (CRLF or
 bare LF lines, as nginx accepts), then returns a `CgiHead` and the body bytes that followed it;
-more than `limit` bytes without the end of the head is a ValueError (nginx: "upstream sent too
+more than `limit` bytes of head is a ValueError (nginx: "upstream sent too
 big header"). Status rules are nginx's (ngx_http_fastcgi_process_header):
   `Status: 404 Not Found`  status 404, reason "Not Found" (a bad code is a ValueError)
   `Location:` and no Status  302
@@ -77,9 +77,9 @@ class HeadReader:
     def feed(self, data: bytes) -> tuple[CgiHead, bytes] | None:
         buf = self.buf + data if self.buf else data
         end, body = _end_of_head(buf)
+        if (body if end >= 0 else len(buf)) > self.limit:
+            raise ValueError("upstream sent too big header")
         if end < 0:
-            if len(buf) > self.limit:
-                raise ValueError("upstream sent too big header")
             self.buf = buf
             return None
         self.buf = b""

@@ -172,6 +172,7 @@ $in = fopen("php://input", "r"); $n = 0; $h = hash_init("md5");
 while (!feof($in)) { $b = fread($in, 65536); $n += strlen($b); hash_update($h, $b); }
 echo $n, " ", hash_final($h), "\\n";
 """,
+    "bighead.php": """<?php header("X-Big: " . str_repeat("b", (int)$_GET["n"])); echo "ok\\n";""",
     "len.php": """<?php $b = "exact\\n"; header("Content-Length: " . strlen($b)); echo $b;""",
 }
 
@@ -434,3 +435,11 @@ def test_response_starts_before_the_script_reads_its_input(pair):
     data = os.urandom(3 * 1024 * 1024)
     r = same(pair, build_request("PUT", "/early.php", body=data), timeout=20)
     assert r["body"] == b"head sent\n%d %s\n" % (len(data), hashlib.md5(data).hexdigest().encode())
+
+
+@pytest.mark.parametrize("n", [1000, 8000])
+def test_response_head_limit_is_fastcgi_buffer_size(pair, n):
+    r = same(pair, get(f"/bighead.php?n={n}"))
+    assert r["status"].startswith(b"HTTP/1.1 502" if n > 4096 else b"HTTP/1.1 200")
+    needle = f"/bighead.php?n={n} "
+    assert logged(pair["ngate"], needle) == logged(pair["nginx"], needle)

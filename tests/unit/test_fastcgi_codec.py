@@ -103,3 +103,5 @@ def test_head_reader_split_input_bare_lf_and_limit():
     assert head.headers == [(b"X", b"1")] and rest == b"body\r\n\r\n"
     with pytest.raises(ValueError):
         HeadReader(limit=10).feed(b"X: " + b"a" * 20)
+    with pytest.raises(ValueError):                  # complete, but too big all the same
+        HeadReader(limit=10).feed(b"X: " + b"a" * 20 + b"\r\n\r\nbody")
