@@ -2,8 +2,8 @@
 
 `HeadReader.feed(data)` collects STDOUT bytes until the blank line that ends the head (CRLF or
 bare LF lines, as nginx accepts), then returns a `CgiHead` and the body bytes that followed it;
-more than `limit` bytes of head is a ValueError (nginx: "upstream sent too
-big header"). Status rules are nginx's (ngx_http_fastcgi_process_header):
+more than `limit` bytes of head is a ValueError (nginx: "upstream sent too big header").
+Status rules are nginx's (ngx_http_fastcgi_process_header):
   `Status: 404 Not Found`  status 404, reason "Not Found" (a bad code is a ValueError)
   `Location:` and no Status  302
   neither                   200
