@@ -79,6 +79,7 @@ http {
             root html;
             fastcgi_pass 127.0.0.1:{fpm_port};
             fastcgi_hide_header X-Secret;
+            add_header X-Added yes;
             include fastcgi_params;
             fastcgi_param SCRIPT_FILENAME $document_root/headers.php;
         }
@@ -309,6 +310,7 @@ def test_headers_and_cookies(pair):
 def test_hide_header(pair):
     r = same(pair, get("/hide/x"))
     assert b"x-secret" not in [n.lower() for n, _ in r["headers"]]
+    assert r["headers"][-1] == (b"X-Added", b"yes")
 
 
 @pytest.mark.parametrize("target", ["/status.php?code=404", "/status.php?code=201",
