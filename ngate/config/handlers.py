@@ -351,12 +351,14 @@ def proxy_redirect(c, lv, st):
 # ---------------------------------------------------------------- fastcgi module
 
 def fastcgi_pass(c, lv, st):
-    """`host:port`, `unix:/path` or an upstream block's name -> the Upstream group."""
+    """`host:port`, `unix:/path` or an upstream block's name -> the Upstream group; with
+    variables, the Template (resolved per request by proxy/fastcgi_proxy.py)."""
     if "fastcgi_pass" in lv.vals:
         raise ConfigError('"fastcgi_pass" directive is duplicate', st.where)
     addr = st.args[0]
     if has_variables(addr):
-        raise ConfigError("fastcgi_pass with variables is not supported by ngate", st.where)
+        lv.vals["fastcgi_pass"] = c.template(addr, st.where)
+        return
     if addr[:5].lower() == "unix:":
         key = ("unix", addr[5:])
         name = addr

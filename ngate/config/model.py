@@ -267,7 +267,7 @@ class LocConf:
     """
     # handler
     proxy_pass: ProxyPass | None = None
-    fastcgi_pass: Upstream | None = None                   # fastcgi_pass: a group (implicit or named)
+    fastcgi_pass: Any = None         # Upstream (implicit or named), or a Template with variables
     # proxy module
     proxy_http_version: str = "1.0"
     proxy_set_header: tuple[HeaderSet, ...] = ()          # array; defaults are added by the engine

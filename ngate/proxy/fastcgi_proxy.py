@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 
+from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
 from ngate.fastcgi import records as fcgi
 from ngate.fastcgi.cgi import HeadReader
@@ -26,6 +27,7 @@ from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.proxy.http_proxy import ProxyExchange
+from ngate.proxy.resolve import resolve_proxy_url
 from ngate.upstream.balancer import health
 
 STATIC, TEMPLATE = 0, 1
@@ -370,7 +372,43 @@ class FastCGIExchange(ProxyExchange):
 # ---------------------------------------------------------------- content handler
 
 def fastcgi_handler(ctx) -> None:
-    FastCGIExchange(ctx, ctx.conf.fastcgi_pass).start()
+    target = ctx.conf.fastcgi_pass
+    if target.__class__ is not Upstream:
+        target = variable_upstream(ctx, target.render(ctx))
+        if target is None:
+            return
+    FastCGIExchange(ctx, target).start()
+
+
+_UNIX: dict[str, Upstream] = {}
+
+
+def variable_upstream(ctx, addr: str) -> Upstream | None:
+    """fastcgi_pass with variables: an `upstream` block's name, an IP literal with its port, or
+    `unix:/path` (names other than upstream blocks would need a resolver, as in nginx)."""
+    if addr[:5].lower() == "unix:":
+        up = _UNIX.get(addr)
+        if up is None and len(addr) > 5 and len(_UNIX) < 1024:
+            up = _UNIX[addr] = Upstream(name=addr, implicit=True, servers=(
+                UpstreamServer(host="", port=0, unix=addr[5:], name=addr),))
+        if up is not None:
+            return up
+    else:
+        try:
+            up, _, uri = resolve_proxy_url(ctx.conn.runtime.config, "http://" + addr)
+            if uri is None:
+                return up
+        except LookupError:
+            error_log.error(f"no resolver defined to resolve {addr.rpartition(':')[0] or addr}"
+                            + error_log.request_suffix(ctx), ctx.conn.number)
+            engine.finalize(ctx, 502)
+            return None
+        except ValueError:
+            pass
+    error_log.error(f'invalid URL prefix in "{addr}"' + error_log.request_suffix(ctx),
+                    ctx.conn.number)
+    engine.finalize(ctx, 500)
+    return None
 
 
 engine.CONTENT_HANDLERS.append((lambda conf: conf.fastcgi_pass is not None, fastcgi_handler))

@@ -109,6 +109,31 @@ http {
             include fastcgi_params;
             fastcgi_param SCRIPT_FILENAME $document_root/env.php;
         }
+        location /var/ {
+            set $php 127.0.0.1:{fpm_port};
+            root html;
+            fastcgi_pass $php;
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root/env.php;
+        }
+        location /var-unix/ {
+            set $php unix:{fpm_sock};
+            root html;
+            fastcgi_pass $php;
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root/env.php;
+        }
+        location /var-group/ {
+            set $php php_pool;
+            root html;
+            fastcgi_pass $php;
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root/env.php;
+        }
+        location /var-name/ {
+            set $php php.example:9000;
+            fastcgi_pass $php;
+        }
         location /slow/ {
             root html;
             fastcgi_pass 127.0.0.1:{fpm_port};
@@ -445,3 +470,14 @@ def test_response_head_limit_is_fastcgi_buffer_size(pair, n):
     assert r["status"].startswith(b"HTTP/1.1 502" if n > 4096 else b"HTTP/1.1 200")
     needle = f"/bighead.php?n={n} "
     assert logged(pair["ngate"], needle) == logged(pair["nginx"], needle)
+
+
+@pytest.mark.parametrize("target", ["/var/?v=1", "/var-unix/?v=1", "/var-group/?v=1"])
+def test_fastcgi_pass_with_variables(pair, target):
+    assert php_saw(same(pair, get(target)))["get"] == {"v": "1"}
+
+
+def test_fastcgi_pass_variable_name_without_resolver(pair):
+    r = same(pair, get("/var-name/"))
+    assert r["status"].startswith(b"HTTP/1.1 502")
+    assert logged(pair["ngate"], "/var-name/") == logged(pair["nginx"], "/var-name/")

@@ -27,8 +27,10 @@ def test_defaults_and_values(tmp_path):
                       fastcgi_pass_request_headers off; fastcgi_pass_request_body off;
                       fastcgi_connect_timeout 2s; fastcgi_buffer_size 16k; }
         location /c { fastcgi_pass unix:/tmp/x.sock; }
+        location /d { fastcgi_pass $host:9000; }
     }""")
-    a, b, c = (_loc(cfg, 0, i) for i in range(3))
+    a, b, c, d = (_loc(cfg, 0, i) for i in range(4))
+    assert d.fastcgi_pass.text == "$host:9000"          # a Template, resolved per request
     assert a.fastcgi_pass.servers[0].name == "127.0.0.1:9000" and a.fastcgi_pass.implicit
     assert a.fastcgi_read_timeout == 5.0 and a.fastcgi_connect_timeout == 60.0
     assert a.fastcgi_hide_header == {b"x-powered-by"} and not a.fastcgi_keep_conn
