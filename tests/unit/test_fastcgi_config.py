@@ -35,7 +35,8 @@ def test_defaults_and_values(tmp_path):
     assert a.fastcgi_read_timeout == 5.0 and a.fastcgi_connect_timeout == 60.0
     assert a.fastcgi_hide_header == {b"x-powered-by"} and not a.fastcgi_keep_conn
     assert b.fastcgi_pass.name == "php" and b.fastcgi_pass.keepalive == 4
-    assert (b.fastcgi_keep_conn, b.fastcgi_index, b.fastcgi_intercept_errors) == (True, "index.php", True)
+    assert (b.fastcgi_keep_conn, b.fastcgi_index, b.fastcgi_intercept_errors) == \
+        (True, "index.php", True)
     assert b.fastcgi_pass_header == {b"status"} and b.fastcgi_buffer_size == 16384
     assert not b.fastcgi_pass_request_headers and not b.fastcgi_pass_request_body
     assert c.fastcgi_pass.servers[0].unix == "/tmp/x.sock"
