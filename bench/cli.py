@@ -1,22 +1,28 @@
 """`python -m bench`: start backends, then each proxy in turn (A, B, A, B), drive loads, report.
 
-Order per figure: for each run, nginx then ngate, each started fresh from the same nginx.conf and
-stopped afterwards (so peak RSS belongs to that load alone); a direct run against the backend is
-added once per figure as the ceiling of the load+backend CPU.
+Figures come in groups, one nginx.conf (a Scenario) each: main (bench/loads.py), workers
+(bench/workers.py), tls, static, fastcgi. `--only` takes figure or group names, `--all` runs
+every group. Order per figure: for each run, nginx then ngate, each started fresh from the
+scenario's nginx.conf and stopped afterwards (so peak RSS belongs to that load alone); a direct
+run against the backend is added once per main figure as the ceiling of the load+backend CPU.
 """
 import argparse
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
 
-from . import conf, loads, procs, report
+from . import conf, fastcgi, loads, procs, report, static_files, tls, workers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NGINX = "/usr/sbin/nginx"
+GROUPS = {"main": loads.FIGURES, "workers": workers.FIGURES, "tls": tls.FIGURES,
+          "static": static_files.FIGURES, "fastcgi": fastcgi.FIGURES}
+ALL_FIGURES = [f for figs in GROUPS.values() for f in figs]
 
 
 class Harness:
@@ -25,9 +31,33 @@ class Harness:
     def __init__(self, args, registry, plan):
         self.duration, self.idle_conns = args.duration, args.idle_conns
         self.lat_rate, self.ws_procs = args.lat_rate, args.ws_procs
-        self.procs, self.root = registry, ROOT
+        self.procs, self.root, self.plan = registry, ROOT, plan
         self.proxy_cpu, self.load_cpu = plan if plan else (None, None)
         self.ngate_root = ROOT  # where `python -m ngate` runs; see export_ngate
+        self._backends, self._confs = {}, {}
+        self.conf_texts = {}  # scenario name -> its nginx.conf, for the JSON record
+
+    def backends(self, key="main", workers=1):
+        """(http port, ws port) of the backend pair `key`, started on first use."""
+        if key not in self._backends:
+            self._backends[key] = start_backends(self, workers)
+        return self._backends[key]
+
+    def use(self, scenario):
+        """Pin as the scenario wants; (prefix, conf path, port), written on first use."""
+        if scenario.pinned or not self.plan:
+            self.proxy_cpu, self.load_cpu = self.plan if self.plan else (None, None)
+        else:  # every CPU for everyone: taskset undoes the harness's own narrowed affinity
+            self.proxy_cpu = self.load_cpu = procs.all_cpus()
+        if scenario.name not in self._confs:
+            prefix = self.procs.tempdir(f"bench-{scenario.name}-")
+            os.makedirs(os.path.join(prefix, "logs"))
+            port = procs.free_port()
+            path = scenario.write(self, prefix, port)
+            with open(path) as f:
+                self.conf_texts[scenario.name] = f.read()
+            self._confs[scenario.name] = (prefix, path, port)
+        return self._confs[scenario.name]
 
     def python_load(self, module, *argv):
         return self.python_load_parallel(1, module, *argv)[0]
@@ -55,8 +85,9 @@ def proxy_argv(name, prefix, conf_path):
 class Proxy:
     """One proxy process tree, started from the shared nginx.conf, ready once `GET /` is 200."""
 
-    def __init__(self, h, name, prefix, conf_path, port):
+    def __init__(self, h, name, prefix, conf_path, port, scenario=loads.MAIN):
         self.h, self.name, self.port, self.prefix = h, name, port, prefix
+        self.scenario = scenario
         log = open(os.path.join(prefix, "logs", f"{name}.out"), "ab")
         self.proc = h.procs.start(proxy_argv(name, prefix, conf_path), cpu=h.proxy_cpu,
                                   cwd=h.ngate_root, stdout=log, stderr=subprocess.STDOUT)
@@ -70,11 +101,14 @@ class Proxy:
     def _wait_ready(self, timeout=20.0):
         deadline = time.monotonic() + timeout
         last = None
+        scheme = "https" if self.scenario.tls else "http"
+        url = f"{scheme}://127.0.0.1:{self.port}{self.scenario.ready_path}"
+        ctx = ssl._create_unverified_context() if self.scenario.tls else None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.log_tail()}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2) as r:
+                with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
                     if r.status == 200:
                         return
             except OSError as e:
@@ -110,10 +144,11 @@ def export_ngate(h, ref):
     return commit
 
 
-def start_backends(h):
+def start_backends(h, workers=1):
+    """Backend nginx (`workers` workers) and the WebSocket echo server, on the load CPU(s)."""
     prefix = h.procs.tempdir("bench-backend-")
     http_port, ws_port = procs.free_port(), procs.free_port()
-    path = conf.write_backend(prefix, http_port)
+    path = conf.write_backend(prefix, http_port, workers)
     p = h.procs.start([NGINX, "-p", prefix + "/", "-c", path, "-g", "daemon off;"],
                       cpu=h.load_cpu, stderr=subprocess.DEVNULL)
     procs.wait_port(http_port, proc=p)
@@ -130,20 +165,27 @@ def measure(h, fig, port, pid):
         with procs.Monitor(pid, h.load_cpu) as mon:
             out = fig.fn(h, port, pid)
         return {**out, "peak_rss_kb": mon.peak_kb, "cpu_pct": mon.cpu_pct,
-                "load_cpu_pct": mon.load_cpu_pct}
+                "process_cpu_pct": mon.process_cpu_pct, "load_cpu_pct": mon.load_cpu_pct}
     except Exception as e:  # a failing proxy is a result: record it and go on
         return {"value": None, "error": f"{type(e).__name__}: {e}"}
 
 
-def run_figure(h, fig, args, ports, proxy_prefix, conf_path):
-    http_port, ws_port, proxy_port = ports
+def run_figure(h, fig, args):
+    scenario = fig.scenario or loads.MAIN
     runs = {name: [] for name in args.proxies}
+    try:
+        proxy_prefix, conf_path, proxy_port = h.use(scenario)
+    except Exception as e:  # e.g. php-fpm missing: this group fails, the others run
+        print(f"  {fig.name}: setup failed: {e}", file=sys.stderr, flush=True)
+        return {name: [{"value": None, "error": f"setup: {type(e).__name__}: {e}"}]
+                for name in args.proxies}
     if fig.direct and not args.no_direct:
+        http_port, ws_port = h.backends()
         runs["direct"] = [measure(h, fig, ws_port if fig.name.startswith("ws") else http_port, None)]
     for i in range(args.runs):
         for name in args.proxies:
             try:
-                proxy = Proxy(h, name, proxy_prefix, conf_path, proxy_port)
+                proxy = Proxy(h, name, proxy_prefix, conf_path, proxy_port, scenario)
             except Exception as e:
                 runs[name].append({"value": None, "error": f"start: {e}"})
                 continue
@@ -158,11 +200,35 @@ def run_figure(h, fig, args, ports, proxy_prefix, conf_path):
     return runs
 
 
+def select(only, everything):
+    """Figures named by `only` (figure or group names, comma-separated), in suite order, plus
+    the figures a derived one needs; `everything`: all groups; neither: the main group."""
+    if everything:
+        return list(ALL_FIGURES)
+    if not only:
+        return list(loads.FIGURES)
+    wanted = set()
+    for name in only.split(","):
+        if name in GROUPS:
+            wanted.update(f.name for f in GROUPS[name])
+        else:
+            wanted.add(name)
+    unknown = wanted - {f.name for f in ALL_FIGURES}
+    if unknown:
+        raise ValueError(f"unknown figures: {', '.join(sorted(unknown))}")
+    for f in ALL_FIGURES:
+        if f.name in wanted and f.derived:
+            wanted.update(f.derived)
+    return [f for f in ALL_FIGURES if f.name in wanted]
+
+
 def parse_args(argv=None):
-    names = [f.name for f in loads.FIGURES]
+    names = [f.name for f in ALL_FIGURES]
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", help="comma-separated figures: " + ",".join(names))
+    ap.add_argument("--only", help="comma-separated groups (" + ",".join(GROUPS)
+                    + ") or figures: " + ",".join(names))
+    ap.add_argument("--all", action="store_true", help="every group (default: main only)")
     ap.add_argument("--runs", type=int, default=3, help="runs per proxy, alternated (default 3)")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per load (default 5)")
     ap.add_argument("--quick", action="store_true", help="smoke run: --runs 1 --duration 2")
@@ -180,11 +246,10 @@ def parse_args(argv=None):
     if args.quick:
         args.runs, args.duration = 1, 2.0
     args.proxies = args.proxies.split(",")
-    wanted = args.only.split(",") if args.only else names
-    unknown = set(wanted) - set(names)
-    if unknown:
-        ap.error(f"unknown figures: {', '.join(sorted(unknown))}")
-    args.figures = [f for f in loads.FIGURES if f.name in wanted]
+    try:
+        args.figures = select(args.only, args.all)
+    except ValueError as e:
+        ap.error(str(e))
     return args
 
 
@@ -211,15 +276,10 @@ def main(argv=None):
         else:
             meta["ngate_commit"] += " + working tree"
         print(report.describe(meta), file=sys.stderr, flush=True)
-        http_port, ws_port = start_backends(h)
-        prefix = registry.tempdir("bench-proxy-")
-        proxy_port = procs.free_port()
-        conf_path = conf.write_proxy(prefix, proxy_port, http_port, ws_port)
-        with open(conf_path) as f:
-            meta["nginx_conf"] = f.read()
+        meta["nginx_conf"] = h.conf_texts
         for fig in args.figures:
-            results[fig.name] = run_figure(h, fig, args, (http_port, ws_port, proxy_port),
-                                           prefix, conf_path)
+            if fig.fn is not None:
+                results[fig.name] = run_figure(h, fig, args)
     except KeyboardInterrupt:
         print("interrupted: cleaning up, reporting what was measured", file=sys.stderr)
     finally:

@@ -6,7 +6,7 @@ STATIC_NAME = "64k.bin"
 STATIC_SIZE = 64 * 1024
 
 BACKEND_CONF = """\
-worker_processes 1;
+worker_processes {workers};
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 4096; }}
@@ -23,7 +23,7 @@ http {{
 
 # The proxy under test. nginx and ngate read this same file: any difference is a bug.
 PROXY_CONF = """\
-worker_processes 1;
+worker_processes {workers};
 worker_rlimit_nofile 20000;
 pid logs/nginx.pid;
 error_log logs/error.log warn;
@@ -67,7 +67,7 @@ http {{
 """
 
 
-def write_backend(prefix, port):
+def write_backend(prefix, port, workers=1):
     """Backend nginx prefix: config plus the 64 KiB static file, readable by `nobody`."""
     www = os.path.join(prefix, "www", "static")
     os.makedirs(www)
@@ -78,13 +78,15 @@ def write_backend(prefix, port):
     os.chmod(os.path.join(www, STATIC_NAME), 0o644)
     path = os.path.join(prefix, "nginx.conf")
     with open(path, "w") as f:
-        f.write(BACKEND_CONF.format(prefix=prefix, port=port, body=SMALL_BODY.replace("\n", "\\n")))
+        f.write(BACKEND_CONF.format(prefix=prefix, port=port, workers=workers,
+                                    body=SMALL_BODY.replace("\n", "\\n")))
     return path
 
 
-def write_proxy(prefix, port, http_port, ws_port):
-    os.makedirs(os.path.join(prefix, "logs"))
+def write_proxy(prefix, port, http_port, ws_port, workers=1):
+    """The proxy's nginx.conf under `prefix` (which must have logs/), from the one template."""
     path = os.path.join(prefix, "nginx.conf")
     with open(path, "w") as f:
-        f.write(PROXY_CONF.format(port=port, http_port=http_port, ws_port=ws_port))
+        f.write(PROXY_CONF.format(port=port, http_port=http_port, ws_port=ws_port,
+                                  workers=workers))
     return path

@@ -10,10 +10,24 @@ import sys
 import time
 from dataclasses import dataclass
 
-from . import procs
+from . import conf, procs
 from .conf import STATIC_NAME
 
 MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One nginx.conf (and the backends it points at), written once, read by every proxy.
+
+    ``write(h, prefix, port)`` writes ``prefix/nginx.conf`` for a proxy listening on `port`,
+    starting any backend it needs through ``h.procs``, and returns the file's path.
+    """
+    name: str
+    write: object
+    ready_path: str = "/"         # answers 200 once the proxy serves
+    tls: bool = False
+    pinned: bool = True           # proxy on one CPU, loads + backends on the other
 
 
 @dataclass(frozen=True)
@@ -22,9 +36,11 @@ class Figure:
     title: str
     unit: str
     higher_is_better: bool
-    fn: object
+    fn: object                    # None for a figure derived from two others
     target: float | None = None   # on the ngate/nginx ratio
     direct: bool = True           # meaningful without a proxy (backend ceiling)
+    scenario: Scenario | None = None   # None: MAIN (below)
+    derived: tuple[str, str, str] | None = None  # (numerator, denominator, key): report.summarize
 
 
 def parse_wrk(out):
@@ -42,18 +58,23 @@ def parse_wrk(out):
     return raw
 
 
-def wrk(h, port, path="/", close=False, conns=50):
-    argv = ["wrk", "-t1", f"-c{conns}", f"-d{h.duration:g}s", "--latency"]
+def wrk(h, port, path="/", close=False, conns=50, threads=1, scheme="http"):
+    argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{h.duration:g}s", "--latency"]
     if close:
         argv += ["-H", "Connection: close"]
-    out = h.procs.run(argv + [f"http://127.0.0.1:{port}{path}"], cpu=h.load_cpu,
+    out = h.procs.run(argv + [f"{scheme}://127.0.0.1:{port}{path}"], cpu=h.load_cpu,
                       timeout=h.duration + 30)
-    raw = parse_wrk(out)
+    raw = check_wrk(parse_wrk(out))
+    return {"value": raw["requests_per_sec"], "wrk_threads": threads, "wrk_conns": conns, **raw}
+
+
+def check_wrk(raw, tolerance=0.01):
+    """`raw` if wrk saw requests and at most `tolerance` of them failed, else RuntimeError."""
     bad = raw["non_2xx"] + raw["socket_errors"]
-    if raw["requests"] == 0 or bad > 0.01 * raw["requests"]:
+    if raw["requests"] == 0 or bad > tolerance * raw["requests"]:
         raise RuntimeError(f"wrk: {raw['requests']} requests, {raw['non_2xx']} non-2xx, "
                            f"{raw['socket_errors']} socket errors")
-    return {"value": raw["requests_per_sec"], **raw}
+    return raw
 
 
 def http_keepalive(h, port, pid):
@@ -130,6 +151,13 @@ def ws_idle_rss(h, port, pid):
     return {"value": (after - before) / n, "tunnels": n, "rss_before_kb": before,
             "rss_after_kb": after, "pss_per_tunnel_kb": (pss_after - pss_before) / n}
 
+
+def write_main(h, prefix, port):
+    http_port, ws_port = h.backends()
+    return conf.write_proxy(prefix, port, http_port, ws_port)
+
+
+MAIN = Scenario("main", write_main)
 
 FIGURES = [
     Figure("http_keepalive", "HTTP keep-alive, small body", "req/s", True, http_keepalive, 0.5),

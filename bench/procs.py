@@ -29,6 +29,12 @@ def pin_plan():
     return avail[0], avail[1]
 
 
+def all_cpus():
+    """A taskset CPU list of every CPU this harness may use ("0,1"): unpinned, but not
+    inheriting the harness's own affinity (which `main` narrows to the load CPU)."""
+    return ",".join(map(str, cpus()))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -170,30 +176,38 @@ def pss_kb(pids):
 
 def cpu_seconds(pids):
     """utime + stime over the tree, in seconds."""
-    total = 0
+    return sum(cpu_seconds_each(pids).values())
+
+
+def cpu_seconds_each(pids):
+    """{pid: utime + stime in seconds} for the pids still alive."""
+    out = {}
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            out[p] = (int(fields[11]) + int(fields[12])) / CLK_TCK
         except OSError:
             pass
-    return total / CLK_TCK
+    return out
 
 
 def cpu_times(cpu):
-    """(busy, total) jiffies of one CPU from /proc/stat."""
+    """(busy, total) jiffies of one CPU (a number) or of several ("0,1") from /proc/stat."""
+    wanted = {f"cpu{c} " for c in str(cpu).split(",")}
+    busy = total = 0
     with open("/proc/stat") as f:
         for line in f:
-            if line.startswith(f"cpu{cpu} "):
+            if line[:line.find(" ") + 1] in wanted:
                 v = [int(x) for x in line.split()[1:]]
-                return sum(v) - v[3] - v[4], sum(v)
-    return 0, 0
+                busy, total = busy + sum(v) - v[3] - v[4], total + sum(v)
+    return busy, total
 
 
 class Monitor:
     """Samples a process tree while a load runs: peak RSS and CPU used (a thread, 20 Hz),
-    plus how busy the load CPU was (if both are below 100%, the load is latency-bound)."""
+    plus how busy the load CPU(s) were (if both are below 100%, the load is latency-bound).
+    `process_cpu_pct` splits the CPU by process (master first, then workers by pid)."""
 
     def __init__(self, pid, load_cpu=None, interval=0.05):
         import threading
@@ -209,7 +223,7 @@ class Monitor:
             self._stop.wait(self.interval)
 
     def __enter__(self):
-        self._cpu0, self._t0 = cpu_seconds(self.pids), time.monotonic()
+        self._cpu0, self._t0 = cpu_seconds_each(self.pids), time.monotonic()
         if self.load_cpu is not None:
             self._load0 = cpu_times(self.load_cpu)
         self._thread.start()
@@ -220,7 +234,10 @@ class Monitor:
         self._thread.join()
         self.peak_kb = max(self.peak_kb, rss_kb(self.pids))
         wall = time.monotonic() - self._t0
-        self.cpu_pct = 100.0 * (cpu_seconds(self.pids) - self._cpu0) / wall if wall else 0.0
+        used = cpu_seconds_each(self.pids)
+        self.process_cpu_pct = [100.0 * (used[p] - self._cpu0[p]) / wall if wall else 0.0
+                                for p in sorted(used) if p in self._cpu0]
+        self.cpu_pct = sum(self.process_cpu_pct)
         if self.load_cpu is not None:
             busy, total = (b - a for a, b in zip(self._load0, cpu_times(self.load_cpu)))
             self.load_cpu_pct = 100.0 * busy / total if total else None

@@ -29,7 +29,8 @@ def meta(args, plan, fd_limit, root):
 
 def describe(m):
     pin = (f"proxy pinned to CPU {m['pinning']['proxy_cpu']}, loads + backends to CPU "
-           f"{m['pinning']['load_and_backends_cpu']} (taskset)" if m["pinning"]
+           f"{m['pinning']['load_and_backends_cpu']} (taskset; workers group: unpinned)"
+           if m["pinning"]
            else "NOT pinned (fewer than 2 CPUs)")
     return (f"bench: {m['runs']} run(s) x {m['duration_s']:g}s per proxy, alternating; {pin}; "
             f"fd limit {m['fd_limit']}; {m['nginx']}; ngate {m['ngate_commit']}")
@@ -41,25 +42,55 @@ def median(runs):
 
 
 def summarize(figures, results, proxies):
-    out = []
+    """One row per figure: medians per proxy (and direct), their ratio, the side figures.
+    A derived figure's value per proxy is numerator / denominator of the rows' `key` field
+    (the median value, or `_per_core`: median value / median proxy CPU in cores)."""
+    out, by_name = [], {}
     for fig in figures:
-        runs = results.get(fig.name)
-        if runs is None:
-            continue
         row = {"name": fig.name, "title": fig.title, "unit": fig.unit, "target": fig.target,
                "higher_is_better": fig.higher_is_better}
-        for name in [*proxies, "direct"]:
-            rs = runs.get(name, [])
-            row[name] = median(rs)
-            row[f"{name}_peak_rss_mib"] = _med([r.get("peak_rss_kb") for r in rs], 1 / 1024)
-            row[f"{name}_cpu_pct"] = _med([r.get("cpu_pct") for r in rs])
-            row[f"{name}_load_cpu_pct"] = _med([r.get("load_cpu_pct") for r in rs])
-            row[f"{name}_errors"] = [r["error"] for r in rs if r.get("error")]
-        a, b = row.get(proxies[0]), row.get(proxies[-1])
-        row["ratio"] = b / a if a and b is not None else None
+        if fig.derived:
+            num, den, key = fig.derived
+            num, den = by_name.get(num), by_name.get(den)
+            if num is None or den is None:
+                continue
+            for name in proxies:
+                row[name] = ratio(num.get(name + key), den.get(name + key))
+        elif fig.name in results:
+            _measured(row, results[fig.name], proxies, fig.higher_is_better)
+        else:
+            continue
+        row["ratio"] = ratio(row.get(proxies[-1]), row.get(proxies[0]))
         row["meets_target"] = _meets(row["ratio"], fig)
+        by_name[fig.name] = row
         out.append(row)
     return out
+
+
+def _measured(row, runs, proxies, throughput):
+    for name in [*proxies, "direct"]:
+        rs = runs.get(name, [])
+        row[name] = median(rs)
+        row[f"{name}_peak_rss_mib"] = _med([r.get("peak_rss_kb") for r in rs], 1 / 1024)
+        row[f"{name}_cpu_pct"] = _med([r.get("cpu_pct") for r in rs])
+        if throughput and row[f"{name}_cpu_pct"]:
+            row[f"{name}_per_core"] = ratio(row[name], row[f"{name}_cpu_pct"] / 100)
+        row[f"{name}_process_cpu_pct"] = median_each([r.get("process_cpu_pct") for r in rs])
+        row[f"{name}_load_cpu_pct"] = _med([r.get("load_cpu_pct") for r in rs])
+        row[f"{name}_errors"] = [r["error"] for r in rs if r.get("error")]
+
+
+def ratio(b, a):
+    """b / a, or None when either is missing or a is zero."""
+    return b / a if a and b is not None else None
+
+
+def median_each(lists):
+    """Position-wise medians of equally long lists (per-process CPU over runs), else None."""
+    lists = [v for v in lists if v]
+    if not lists or len({len(v) for v in lists}) != 1:
+        return None
+    return [statistics.median(col) for col in zip(*lists)]
 
 
 def _med(values, scale=1.0):
@@ -67,10 +98,10 @@ def _med(values, scale=1.0):
     return statistics.median(values) * scale if values else None
 
 
-def _meets(ratio, fig):
-    if ratio is None or fig.target is None:
+def _meets(value, fig):
+    if value is None or fig.target is None:
         return None
-    return ratio >= fig.target if fig.higher_is_better else ratio <= fig.target
+    return value >= fig.target if fig.higher_is_better else value <= fig.target
 
 
 def _fmt(v, digits=4):
@@ -104,10 +135,20 @@ def table(summary, m, proxies):
               for e in r.get(f"{p}_errors", [])]
     for name, p, e in errors:
         lines.append(f"! {name} {p}: {e[:300]}")
+    for r in summary:
+        splits = [(p, r.get(f"{p}_process_cpu_pct")) for p in dict.fromkeys(proxies)]
+        if any(split and len(split) > 2 for _, split in splits):  # master + 2 workers or more
+            lines.append(f"{r['name']} CPU% by process (master, workers): " + "; ".join(
+                f"{p} " + "/".join(f"{v:.0f}" for v in split) for p, split in splits if split))
     lines.append(f"ratio = {b}/{a} of medians; RSS = peak of master+workers during the load; "
                  "CPU% = proxy CPU time / wall time (100 = one core saturated); "
                  "load CPU% = busy share of the load+backend CPU; "
-                 "direct = load against the backend alone (ceiling of the load CPU).")
+                 "direct = load against the backend alone (ceiling of the load CPU). "
+                 "http_keepalive_w1/_w2 run unpinned on all CPUs (wrk -t2 -c100, load CPU% = "
+                 "whole machine); workers_scaling = w2/w1 req/s, workers_per_core = w2/w1 "
+                 "req/s per proxy CPU-second, per proxy: on 2 shared cores they show whether a "
+                 "2nd worker takes a share of the load and what it costs per request, not "
+                 "scaling on dedicated cores (see bench/workers.py).")
     return "\n".join(lines)
 
 
