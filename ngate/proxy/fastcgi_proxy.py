@@ -192,12 +192,15 @@ class FastCGIExchange(ProxyExchange):
     # ------------------------------------------------------------ client body (consumer API)
 
     def body_data(self, data: bytes) -> None:
+        if self.state == "done":
+            return              # answered already (413, client gone): the rest is dropped
         ctx = self.ctx
         limit = self.conf.client_max_body_size
         if limit and ctx.body_chunked and ctx.req.body_size > limit:
             self.body_done = True
+            before = ctx.req.body_size - len(data)      # nginx: received + chunk size
             error_log.error(f"client intended to send too large chunked body: "
-                            f"{ctx.req.body_size} bytes" + error_log.request_suffix(ctx),
+                            f"{before}+{len(data)} bytes" + error_log.request_suffix(ctx),
                             self.conn.number)
             return self.abort_with(413)
         if self.replayable:
@@ -221,6 +224,8 @@ class FastCGIExchange(ProxyExchange):
             self.conn.transport.pause_reading()
 
     def body_end(self) -> None:
+        if self.state == "done":
+            return
         self.body_done = True
         if self.body_mode == "buffer":
             self.ctx.content_length_in = self.ctx.req.body_size    # $content_length
@@ -243,6 +248,7 @@ class FastCGIExchange(ProxyExchange):
         except ValueError as exc:
             return self._bad_response(str(exc))
         self.out = []               # everything this read produces goes out in one write
+        u = self.uconn
         for event in events:
             kind = event[0]
             if kind == fcgi.STDOUT:
@@ -251,7 +257,7 @@ class FastCGIExchange(ProxyExchange):
                 self.stderr(event[1])
             else:
                 self.end_request()
-            if self.state == "done" or self.uconn is None:
+            if self.state == "done" or self.uconn is not u:
                 break               # finished, or failed over to another peer
         self._flush()
 

@@ -134,6 +134,13 @@ http {
             set $php php.example:9000;
             fastcgi_pass $php;
         }
+        location /small/ {
+            client_max_body_size 10;
+            root html;
+            fastcgi_pass 127.0.0.1:{fpm_port};
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root/env.php;
+        }
         location /slow/ {
             root html;
             fastcgi_pass 127.0.0.1:{fpm_port};
@@ -481,3 +488,10 @@ def test_fastcgi_pass_variable_name_without_resolver(pair):
     r = same(pair, get("/var-name/"))
     assert r["status"].startswith(b"HTTP/1.1 502")
     assert logged(pair["ngate"], "/var-name/") == logged(pair["nginx"], "/var-name/")
+
+
+def test_chunked_body_over_client_max_body_size(pair):
+    raw = build_request("POST", "/small/", headers=[(b"Transfer-Encoding", b"chunked")])
+    r = same(pair, raw + b"8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n")
+    assert r["status"].startswith(b"HTTP/1.1 413")
+    assert logged(pair["ngate"], "/small/") == logged(pair["nginx"], "/small/")
