@@ -155,10 +155,21 @@ def content_phase(ctx) -> None:
         return finalize(ctx, 413)
     if conf.try_files is not None and static.try_files_phase(ctx):
         return
+    handler = _HANDLER_FOR.get(id(conf))
+    if handler is None:
+        handler = _HANDLER_FOR[id(conf)] = content_handler_for(conf)
+    return handler(ctx)
+
+
+_HANDLER_FOR: dict = {}     # id(LocConf) -> content handler (confs live as long as the worker)
+
+
+def content_handler_for(conf):
+    """The location's content handler: the first registered one that applies, else static."""
     for applies, handler in CONTENT_HANDLERS:
         if applies(conf):
-            return handler(ctx)
-    return static.static_handler(ctx)
+            return handler
+    return static.static_handler
 
 
 def access_allowed(ctx, rules) -> bool:
@@ -451,6 +462,26 @@ def client_closed(ctx) -> None:
     elif not ctx.logged and not ctx.head_sent:
         ctx.status = 499
         log_request(ctx)
+
+
+def client_timeout(ctx, message: str) -> None:
+    """client_body_timeout (message "") or send_timeout passed; the connection closes after this.
+
+    nginx finalizes a request still reading its body with 408 and sends nothing (no log line);
+    a send timeout keeps the response's status and is logged at info. The upstream is dropped.
+    """
+    conn = ctx.conn
+    ctx.keep_alive = False
+    if not ctx.head_sent:
+        ctx.status = 408
+    w = conn.writer
+    if message:
+        error_log.info(message + error_log.request_suffix(ctx, getattr(w, "uri", None)),
+                       conn.number)
+    if w is not None:
+        conn.writer = None
+        w.client_gone()
+    log_request(ctx)
 
 
 def internal_error(ctx, exc: Exception) -> None:

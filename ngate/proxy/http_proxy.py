@@ -56,27 +56,22 @@ class Plan:
 
     def __init__(self, conf) -> None:
         from ngate.routing.variables import compile_template
+        pp = conf.proxy_pass
         items = []
         names = set()
         for h in conf.proxy_set_header:
             names.add(h.lname)
-            if h.value.static:
-                if h.value.text:
-                    items.append((h.name.encode("latin-1"), STATIC, h.value.text.encode("latin-1")))
-            else:
-                items.append((h.name.encode("latin-1"), TEMPLATE, h.value))
+            items.append((h.name.encode("latin-1"), h.value))
         for name, value in DEFAULT_PROXY_HEADERS:
             lname = name.lower().encode()
             if lname in names:
                 continue
             names.add(lname)
             if value in (BODY_LENGTH, CHUNKED):
-                items.append((name.encode(), value, None))
+                items.append((name.encode(), value))
             elif value:
-                t = compile_template(value)
-                items.append((name.encode(), STATIC if t.static else TEMPLATE,
-                              t.text.encode() if t.static else t))
-        self.items = tuple(items)
+                items.append((name.encode(), compile_template(value)))
+        self.items = tuple(_compile_items(items, pp))
         self.skip = frozenset(names)
         self.hide = (DEFAULT_HIDE | conf.proxy_hide_header) - conf.proxy_pass_header
         self.version = b"HTTP/1.1" if conf.proxy_http_version == "1.1" else b"HTTP/1.0"
@@ -87,6 +82,32 @@ class Plan:
         self.read_timeout = conf.proxy_read_timeout
         self.next_upstream = conf.proxy_next_upstream
         self.next_upstream_tries = conf.proxy_next_upstream_tries
+
+
+def _compile_items(items, pp):
+    """(name, Template | BODY_LENGTH | CHUNKED) -> (kind, name, value) with constant header lines
+    pre-encoded and merged (STATIC carries the whole `Name: value\r\n` bytes)."""
+    out = []
+    for name, value in items:
+        if value is BODY_LENGTH or value is CHUNKED:
+            out.append((value, name, None))
+            continue
+        if not value.static and value.text == "$proxy_host" and pp is not None \
+                and pp.template is None:
+            text = pp.host_header           # $proxy_host is fixed for a static proxy_pass
+        elif value.static:
+            text = value.text
+        else:
+            out.append((TEMPLATE, name, value))
+            continue
+        if not text:
+            continue                        # an empty value is never sent
+        line = name + b": " + text.encode("latin-1") + b"\r\n"
+        if out and out[-1][0] is STATIC:
+            out[-1] = (STATIC, b"", out[-1][2] + line)
+        else:
+            out.append((STATIC, b"", line))
+    return out
 
 
 def _redirect_rules(conf):
@@ -140,23 +161,20 @@ def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunk
     conf = ctx.conf
     method = conf.proxy_method.render(ctx) if conf.proxy_method is not None else ctx.method
     out = [method.encode("latin-1"), b" ", uri.encode("latin-1", "replace"), b" ", plan.version, b"\r\n"]
-    for name, kind, value in plan.items:
+    for kind, name, value in plan.items:
         if kind is STATIC:
-            v = value
-        elif kind is TEMPLATE:
-            s = value.render(ctx)
-            if not s:
+            out.append(value)
+            continue
+        if kind is TEMPLATE:
+            v = value.render(ctx)
+            if not v:
                 continue
-            v = s.encode("latin-1", "replace")
+            out.append(name + b": " + v.encode("latin-1", "replace") + b"\r\n")
         elif kind is BODY_LENGTH:
-            if body_length is None:
-                continue
-            v = b"%d" % body_length
-        else:
-            if not chunked:
-                continue
-            v = b"chunked"
-        out.append(name + b": " + v + b"\r\n")
+            if body_length is not None:
+                out.append(b"Content-Length: %d\r\n" % body_length)
+        elif chunked:
+            out.append(b"Transfer-Encoding: chunked\r\n")
     if conf.proxy_pass_request_headers:
         skip = plan.skip
         for name, value in ctx.headers:
@@ -289,7 +307,7 @@ class ProxyExchange:
         "ctx", "conn", "conf", "plan", "upstream", "peer", "uconn", "tried", "tries", "loop",
         "parser", "reason", "resp_headers", "status", "chunked_out", "head_only", "until_close",
         "resp_length", "state", "timer", "deadline", "timeout", "body_chunks",
-        "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
+        "body_total", "held", "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
         "upgrade", "connect_task", "uri", "_last_error", "body_mode", "tls",
         "out",              # response bytes gathered during one upstream read: one write
         "deadlines",
@@ -313,7 +331,9 @@ class ProxyExchange:
         self.timer = None
         self.deadline = 0.0
         self.timeout = 0.0
-        self.body_chunks = []
+        self.body_chunks = []       # the body so far while replayable; else what is not sent yet
+        self.body_total = 0         # body bytes received from the client
+        self.held = 0               # bytes in body_chunks waiting for the upstream connection
         self.replayable = True
         self.body_done = False
         self.started = time.monotonic()
@@ -360,8 +380,8 @@ class ProxyExchange:
             if ctx.hdr.get(b"expect", b"").lower() == b"100-continue" and ctx.http_minor == 1:
                 self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.conn.attach_body(req, self)
-            if self.body_mode == "buffer" and not self.body_done:
-                return          # connect once the whole body is here (Content-Length upstream)
+            if self.body_mode == "buffer":
+                return          # body_end connects once the whole body is here (Content-Length)
         self.connect()
 
     def connect(self) -> None:
@@ -458,7 +478,7 @@ class ProxyExchange:
             if mode == "length":
                 body_len = ctx.content_length_in
             elif mode == "buffer":
-                body_len = sum(len(c) for c in self.body_chunks)
+                body_len = self.body_total
             elif mode == "chunked":
                 chunked = True
             elif ctx.content_length_in == 0 and conf.proxy_pass_request_body:
@@ -478,6 +498,13 @@ class ProxyExchange:
         data = b"".join(parts)
         self.sent_bytes = len(data)
         t.write(data)
+        if self.held:
+            self.held = 0
+            if self.body_total > _REPLAY_LIMIT and self.body_mode != "buffer":
+                self.replayable = False
+                self.body_chunks = []
+            if not self.uconn.write_paused and not self.conn.closing:
+                self.conn.transport.resume_reading()
         if self.body_done:
             self.request_sent()
         elif self.uconn.write_paused:
@@ -486,27 +513,39 @@ class ProxyExchange:
     # ------------------------------------------------------------ client body (consumer API)
 
     def body_data(self, data: bytes) -> None:
-        if self.replayable:
-            self.body_chunks.append(data)
-            if sum(len(c) for c in self.body_chunks) > _REPLAY_LIMIT and self.body_mode != "buffer":
-                self.replayable = False
-                self.body_chunks = []
+        """A piece of the client's body: sent on, or held until the upstream is connected.
+
+        Held bytes are bounded: reading from the client pauses above _REPLAY_LIMIT and resumes
+        once they are written. While the whole body so far fits in _REPLAY_LIMIT it is kept to
+        replay on another connection (a pooled connection found closed, proxy_next_upstream).
+        """
+        n = len(data)
+        self.body_total += n
         limit = self.conf.client_max_body_size
-        if limit and self.ctx.body_chunked and self.ctx.req.body_size > limit:
+        if limit and self.ctx.body_chunked and self.body_total > limit:
             self.body_done = True
             error_log.error(f"client intended to send too large chunked body: "
-                            f"{self.ctx.req.body_size} bytes" + error_log.request_suffix(self.ctx),
+                            f"{self.body_total - n}+{n} bytes" + error_log.request_suffix(self.ctx),
                             self.conn.number)
             return self.abort_with(413)
         if self.body_mode == "buffer":
+            self.body_chunks.append(data)
             return
         u = self.uconn
         if u is None or self.state != "sending":
-            if not self.replayable and u is None:
+            self.body_chunks.append(data)
+            self.held += n
+            if self.held > _REPLAY_LIMIT:
                 self.conn.transport.pause_reading()
             return
         u.transport.write(resp.chunk(data) if self.body_mode == "chunked" else data)
-        self.sent_bytes += len(data)
+        self.sent_bytes += n
+        if self.replayable:
+            if self.body_total <= _REPLAY_LIMIT:
+                self.body_chunks.append(data)
+            else:
+                self.replayable = False
+                self.body_chunks = []
         if u.write_paused:
             self.conn.transport.pause_reading()
         self._touch_send()
@@ -992,9 +1031,11 @@ class ProxyExchange:
         engine.finalize(self.ctx, status)
 
     def client_gone(self) -> None:
-        """The client closed: stop everything, log 499 unless the response was complete."""
+        """The client closed (or timed out): stop everything, never pool the upstream connection;
+        log 499 when no head was sent, nginx's "so upstream connection is closed too" mid-body."""
         if self.state == "done":
             return
+        streaming = self.state == "streaming"
         self.state = "done"
         self._cancel_timer()
         t = self.connect_task
@@ -1003,23 +1044,38 @@ class ProxyExchange:
         if self.uconn is not None:
             self.release(reuse=False)
         ctx = self.ctx
-        if not ctx.head_sent:
+        conn = self.conn
+        if conn.writer is not self:
+            pass            # engine.client_timeout: status and log line are decided there
+        elif not ctx.head_sent:
             ctx.status = 499
             error_log.info("client prematurely closed connection" + error_log.request_suffix(ctx),
-                           self.conn.number)
+                           conn.number)
+        elif streaming:
+            lost = conn.lost
+            err = f" ({lost.errno}: {lost.strerror})" if isinstance(lost, OSError) and lost.errno else ""
+            error_log.info("epoll_wait() reported that client prematurely closed connection, so "
+                           f"upstream connection is closed too{err} while reading upstream"
+                           + error_log.request_suffix(ctx, self.uri), conn.number)
         engine.log_request(ctx)
 
     # ------------------------------------------------------------ downstream backpressure
 
     def downstream_paused(self) -> None:
+        """The client's write buffer is full: stop reading the upstream. Its read timeout stops
+        too (the connection's send_timeout watches the client meanwhile), as nginx does."""
         u = self.uconn
         if u is not None and u.transport is not None:
             u.transport.pause_reading()
+            if self.state == "streaming":
+                self._cancel_timer()
 
     def downstream_resumed(self) -> None:
         u = self.uconn
         if u is not None and u.transport is not None and not u.closed:
             u.transport.resume_reading()
+            if self.state == "streaming" and self.timer is None:
+                self.arm(self.plan.read_timeout)
 
 
 # ---------------------------------------------------------------- content handler

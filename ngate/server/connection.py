@@ -11,6 +11,13 @@ States of a connection:
 
 Write backpressure: pause_writing/resume_writing from the transport are passed to whoever is
 producing the response (an upstream exchange pauses its upstream socket).
+
+Timeouts share one coarse deadline (server/clock.py), by state: client_header_timeout while a
+head is incomplete, client_body_timeout while a body is incomplete and being read (re-armed by
+every read; not while reading is paused by upstream backpressure), send_timeout while writing is
+paused (re-armed while the write buffer shrinks), keepalive_timeout between requests. A body
+timeout ends the request as nginx does: status 408, nothing sent, connection closed; a send
+timeout is logged ("client timed out ... while sending to client") and the connection aborted.
 """
 from __future__ import annotations
 
@@ -61,7 +68,7 @@ class HttpConnection:
         "_limit_line", "_limit_total",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
-        "deadline",
+        "deadline", "write_mark", "lost",
     )
 
     def __init__(self, runtime, listen) -> None:
@@ -80,6 +87,8 @@ class HttpConnection:
         self.held: bytearray | None = None   # bytes after an Upgrade request, unparsed
         self.timer = None
         self.tls = None
+        self.write_mark = 0             # write buffer size when send_timeout was last armed
+        self.lost = None                # the exception connection_lost reported (None: EOF)
         srv = listen.default_server
         self._underscores = srv.underscores_in_headers
         self._ignore_invalid = srv.ignore_invalid_headers
@@ -118,6 +127,11 @@ class HttpConnection:
             # first bytes of a new request: the header timeout starts now
             self._arm(self.listen.default_server.client_header_timeout, self._header_timeout)
         self._feed(data)
+        cur = self.current
+        if cur is not None and not cur.complete and not self._in_head and not self.write_paused \
+                and not self.closing and self.held is None:
+            self._arm((cur.ctx.conf or self.listen.default_server.conf).client_body_timeout,
+                      self._body_timeout)
 
     def _feed(self, data: bytes) -> None:
         if (self._in_head or self.current is None) and data.count(b"\r") != data.count(b"\r\n"):
@@ -155,6 +169,7 @@ class HttpConnection:
         return False
 
     def connection_lost(self, exc) -> None:
+        self.lost = exc
         self.closing = True
         self._cancel_timer()
         self.runtime.connection_closed(self)
@@ -166,12 +181,18 @@ class HttpConnection:
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.write_mark = self.transport.get_write_buffer_size()
+        self._arm(self._send_timeout_value(), self._send_timeout)
         w = self.writer
         if w is not None:
             w.downstream_paused()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.timer == self._send_timeout:
+            self._cancel_timer()
+            if self.current is None and not self._in_head and not self.closing:
+                self._arm(self.runtime.keepalive_timeout_for(self), self._keepalive_timeout)
         w = self.writer
         if w is not None:
             w.downstream_resumed()
@@ -338,7 +359,8 @@ class HttpConnection:
             if held:
                 self._feed(bytes(held))
                 return
-        self._arm(self.runtime.keepalive_timeout_for(self), self._keepalive_timeout)
+        if not self.write_paused:     # else send_timeout runs until the response is out
+            self._arm(self.runtime.keepalive_timeout_for(self), self._keepalive_timeout)
 
     def take_held(self) -> bytes:
         """Bytes the client sent after its Upgrade request (the tunnel forwards them first)."""
@@ -410,6 +432,47 @@ class HttpConnection:
             engine.log_timeout(self, "client timed out while reading client request headers")
         self.closing = True
         self.transport.close()
+
+    def _body_timeout(self) -> None:
+        """client_body_timeout: no body bytes for that long while reading them."""
+        cur = self.current
+        if cur is None or cur.complete or self.closing:
+            return
+        if not self.transport.is_reading():
+            # paused by upstream backpressure (the proxy's send timeout applies): check later
+            self._arm(self._conf().client_body_timeout, self._body_timeout)
+            return
+        if not cur.discard:
+            engine.client_timeout(cur.ctx, "")
+        self.closing = True
+        self.transport.close()
+
+    def _conf(self):
+        """The current request's location configuration (the default server's between requests)."""
+        cur = self.current
+        if cur is not None and cur.ctx.conf is not None:
+            return cur.ctx.conf
+        return self.listen.default_server.conf
+
+    def _send_timeout_value(self) -> float:
+        return self._conf().send_timeout
+
+    def _send_timeout(self) -> None:
+        """send_timeout: writing stayed paused that long without the buffer shrinking."""
+        if not self.write_paused or self.closing:
+            return
+        size = self.transport.get_write_buffer_size()
+        if size < self.write_mark:      # the client read something: progress
+            self.write_mark = size
+            self._arm(self._send_timeout_value(), self._send_timeout)
+            return
+        message = "client timed out (110: Connection timed out) while sending to client"
+        cur = self.current
+        if cur is not None and not cur.ctx.logged:
+            engine.client_timeout(cur.ctx, message)
+        else:
+            engine.log_timeout(self, message)
+        self.abort()
 
     def _keepalive_timeout(self) -> None:
         if self.current is None and not self._in_head:
