@@ -166,6 +166,7 @@ def save(out_dir, m, summary, results, proxies, chart=True):
 
 
 def plot(summary, path, proxies):
+    """Horizontal bars of the ratios on a log axis (1.0 = parity), targets as dashed ticks."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -173,24 +174,34 @@ def plot(summary, path, proxies):
     except ImportError:
         print("matplotlib missing (pip install matplotlib): no chart", file=sys.stderr)
         return None
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(summary)), 4.5))
-    for i, r in enumerate(summary):
-        ratio = r["ratio"]
+    rows = list(reversed(summary))  # first figure on top
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * len(rows)))
+    ax.set_xscale("log")
+    for i, r in enumerate(rows):
+        value = r["ratio"]
         color = ("tab:gray" if r["meets_target"] is None
                  else "tab:green" if r["meets_target"] else "tab:red")
-        ax.bar(i, ratio or 0, color=color, width=0.6)
-        ax.text(i, (ratio or 0), "n/a" if ratio is None else f"{ratio:.2f}x",
-                ha="center", va="bottom", fontsize=8)
+        if value:  # a bar from parity (1.0) to the ratio
+            ax.barh(i, value - 1.0, left=1.0, color=color, height=0.6)
+        below = value is not None and value < 1.0
+        ax.text(value or 1.0, i, "n/a" if value is None else f" {value:.2f}x ", va="center",
+                ha="right" if below else "left", fontsize=7)
         if r["target"] is not None:
-            ax.hlines(r["target"], i - 0.4, i + 0.4, colors="black", linestyles="dashed")
-            ax.text(i - 0.4, r["target"], "target " + ("≥" if r["higher_is_better"] else "≤")
-                    + f"{r['target']}x", fontsize=6, va="bottom", ha="left")
-    ax.axhline(1.0, color="gray", linewidth=0.5)
-    ax.set_xticks(range(len(summary)), [r["name"] for r in summary], rotation=30, ha="right",
-                  fontsize=8)
-    ax.set_ylabel(f"{proxies[-1]} / {proxies[0]} (median)")
-    ax.set_title(f"{proxies[-1]} vs {proxies[0]} (dashed: target; latency and RSS: lower is better)",
-                 fontsize=9)
+            ax.vlines(r["target"], i - 0.4, i + 0.4, colors="black", linestyles="dashed")
+    ax.axvline(1.0, color="black", linewidth=0.7)
+    values = [v for r in rows for v in (r["ratio"], r["target"]) if v]
+    ax.set_xlim(min([0.25, *values]) / 1.6, max([4.0, *values]) * 1.6)
+    ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16) if ax.get_xlim()[0] < t < ax.get_xlim()[1]]
+    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+    ax.minorticks_off()
+    ax.set_yticks(range(len(rows)), [f"{r['name']} ({'↑' if r['higher_is_better'] else '↓'})"
+                                     for r in rows], fontsize=7)
+    ax.set_xlabel(f"{proxies[-1]} / {proxies[0]} (median, log scale)", fontsize=8)
+    ax.set_title(f"{proxies[-1]} vs {proxies[0]}: ↑ higher is better, ↓ lower is better; "
+                 "dashed: target (green met, red missed)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.grid(axis="x", color="0.9")
+    ax.set_axisbelow(True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
