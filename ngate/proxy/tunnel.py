@@ -1,14 +1,16 @@
 """The Upgrade tunnel: after a 101, bytes are pumped both ways untouched.
 
 Only the two transports and a small Tunnel object stay alive: the HTTP parser and request state
-are dropped, each transport's protocol is swapped for a `Side`. Backpressure is symmetric: when
+are dropped (the RequestContext too unless an access log line will be written at close), each
+transport's protocol is swapped for a `Side`. Backpressure is symmetric: when
 one transport's write buffer is above its high-water mark, the other side stops reading until it
 drains.
 
 States of a tunnel:
-  open      bytes pumped both ways; proxy_read_timeout/proxy_send_timeout apply as in nginx:
-            traffic either way re-arms them, and a whole period without any closes both sides
-            (TCP only, no close frame, like nginx)
+  open      bytes pumped both ways; proxy_read_timeout applies as in nginx: traffic either
+            way re-arms it, and a whole period without any closes both sides (TCP only, no
+            close frame, like nginx). Watched by the runtime's coarse Deadlines (one periodic
+            tick for all), not a timer per tunnel
   pinging   (websocket_ping) a side silent for a whole interval got ngate's ping; its pong is
             consumed. Silent until websocket_pong_timeout: that side is dead, it is cut and the
             live side gets a close frame 1001
@@ -100,9 +102,11 @@ class RawSide(Side):
 
 
 class Tunnel:
-    __slots__ = ("client", "upstream", "from_client", "from_upstream", "ctx", "runtime",
-                 "sent_up", "sent_down", "timer", "timeout", "closed", "active",
-                 "ping_timer", "pinged", "location", "started")
+    """Both sides' shared state. The RequestContext is kept only when an access log will be
+    written at close (`log`); errors name the request by `suffix`, rendered at start."""
+    __slots__ = ("client", "upstream", "from_client", "from_upstream", "log", "runtime", "conf",
+                 "number", "suffix", "sent_up", "sent_down", "deadline", "timeout", "closed",
+                 "active", "ping_timer", "pinged", "location", "started")
 
     def __init__(self, ctx, client, upstream, websocket: bool) -> None:
         self.client = client          # transports
@@ -110,13 +114,15 @@ class Tunnel:
         cls = Side if websocket else RawSide
         self.from_client = cls(self, upstream, True)
         self.from_upstream = cls(self, client, False)
-        self.ctx = ctx
-        self.runtime = ctx.conn.runtime
+        self.runtime = runtime = ctx.conn.runtime
+        self.log = ctx if runtime.access_log_writers(ctx) else None
+        self.conf = conf = ctx.conf
+        self.number = ctx.conn.number
+        self.suffix = error_log.request_suffix(ctx)
         self.sent_up = 0
         self.sent_down = 0
-        self.timer = None
-        conf = ctx.conf
-        self.timeout = max(conf.proxy_read_timeout, conf.proxy_send_timeout)
+        self.timeout = conf.proxy_read_timeout    # nginx: an idle tunnel waits on a read
+        self.deadline = 0.0
         self.closed = False
         self.active = False
         self.ping_timer = None
@@ -140,17 +146,19 @@ class Tunnel:
         self.runtime.tunnel_opened(self)
         metrics.TUNNELS.opened(self)
         self._arm()
-        if self.ctx.conf.websocket_ping and type(self.from_client) is Side:
-            self._arm_ping(self.ctx.conf.websocket_ping)
+        if self.conf.websocket_ping and type(self.from_client) is Side:
+            self._arm_ping(self.conf.websocket_ping)
 
     # ------------------------------------------------------------ proxy_read_timeout
 
     def _arm(self) -> None:
-        self.timer = self.runtime.loop.call_later(self.timeout, self._tick)
+        deadlines = self.runtime.deadlines
+        self.deadline = deadlines.loop.time() + self.timeout
+        deadlines.watch(self)
 
-    def _tick(self) -> None:
-        """Fires every `timeout`: a tunnel with no traffic in a whole period is timed out."""
-        self.timer = None
+    def expired(self) -> None:
+        """Every `timeout` (server/clock.py's coarse deadlines): a tunnel with no traffic in a
+        whole period is timed out."""
         if self.closed:
             return
         if self.active:
@@ -158,7 +166,7 @@ class Tunnel:
             self._arm()
             return
         error_log.error("upstream timed out (110: Connection timed out) while proxying upgraded "
-                        "connection" + error_log.request_suffix(self.ctx), self.ctx.conn.number)
+                        "connection" + self.suffix, self.number)
         self.close("timeout")
 
     # ------------------------------------------------------------ websocket_ping
@@ -171,13 +179,13 @@ class Tunnel:
         self.ping_timer = None
         if self.closed:
             return
-        conf = self.ctx.conf
+        conf = self.conf
         dead = next((s for s in self.pinged if not s.heard), None)
         self.pinged = ()
         if dead is not None:
             who = "client" if dead is self.from_client else "upstream"
-            error_log.info(f"websocket {who} did not answer ping, closing tunnel"
-                           + error_log.request_suffix(self.ctx), self.ctx.conn.number)
+            error_log.info(f"websocket {who} did not answer ping, closing tunnel" + self.suffix,
+                           self.number)
             return self.close("ping", dead)
         pinged = []
         for side in (self.from_client, self.from_upstream):
@@ -201,19 +209,21 @@ class Tunnel:
                 if side is not dead:
                     self.other(side).inject(close_frame(side is self.from_upstream))
         self.closed = True
-        for timer in (self.timer, self.ping_timer):
-            if timer is not None:
-                timer.cancel()
-        self.timer = self.ping_timer = None
+        self.runtime.deadlines.unwatch(self)
+        if self.ping_timer is not None:
+            self.ping_timer.cancel()
+            self.ping_timer = None
         for side, transport in ((self.from_client, self.client), (self.from_upstream, self.upstream)):
             transport.abort() if side is dead else transport.close()
         self.runtime.tunnel_closed(self)
         metrics.TUNNELS.closed(self)
-        ctx = self.ctx
-        ctx.body_bytes_sent = self.sent_down
-        ctx.bytes_sent += self.sent_down
-        ctx.upstream_bytes_sent += self.sent_up
-        engine.log_request(ctx)
+        ctx = self.log
+        if ctx is not None:
+            self.log = None
+            ctx.body_bytes_sent = self.sent_down
+            ctx.bytes_sent += self.sent_down
+            ctx.upstream_bytes_sent += self.sent_up
+            engine.log_request(ctx)
 
     def abort(self) -> None:
         self.client.abort()
@@ -230,6 +240,8 @@ def start_tunnel(ctx, conn, uconn, upstream_bytes: bytes) -> None:
     conn.current = None
     conn.queue = None
     conn._cancel_timer()
+    conn._headers = conn._hdr = None
+    conn._url = b""
     websocket = ctx.hdr.get(b"upgrade", b"").strip().lower() == b"websocket"
     ctx.req = None
     Tunnel(ctx, client_t, upstream_t, websocket).start(client_bytes, upstream_bytes)

@@ -140,6 +140,11 @@ class WorkerRuntime:
     # ------------------------------------------------------------ access log
 
     def access_log(self, ctx) -> None:
+        for w in self.access_log_writers(ctx):
+            w.write(ctx)
+
+    def access_log_writers(self, ctx) -> tuple:
+        """The AccessLogWriters ctx's line goes to (empty with `access_log off`)."""
         conf = ctx.conf
         if conf is None:
             server = ctx.server or ctx.conn.listen.default_server
@@ -147,8 +152,7 @@ class WorkerRuntime:
         writers = self._writers.get(id(conf))
         if writers is None:
             writers = self._writers[id(conf)] = self._make_writers(conf)
-        for w in writers:
-            w.write(ctx)
+        return writers
 
     def _make_writers(self, conf) -> tuple:
         logs = conf.access_log or (AccessLog(os.path.join(self.config.prefix, "logs/access.log")),)

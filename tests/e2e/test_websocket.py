@@ -60,6 +60,14 @@ http {
             proxy_read_timeout 1s;
             proxy_send_timeout 1s;
         }
+        location /quiet {
+            access_log off;
+            proxy_pass http://127.0.0.1:{ws_port};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "Upgrade";
+            proxy_read_timeout 1s;
+        }
     }
 }
 """
@@ -293,6 +301,23 @@ def test_idle_tunnel_closed_by_proxy_read_timeout(proxy):
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(10)
     assert info.value.rcvd is None          # TCP closed, no close frame (1006), as nginx does
+
+
+def test_timeout_without_access_log_names_the_request_in_the_error_log(proxy):
+    """The tunnel keeps no request state when nothing will be logged at close; the timeout
+    error still carries nginx's request context."""
+    with ws_connect(proxy, "/quiet") as ws:
+        with pytest.raises(ConnectionClosed):
+            ws.recv(10)
+    deadline = time.monotonic() + 5
+    while "proxying upgraded" not in proxy.error_log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = next(l for l in proxy.error_log().splitlines() if "proxying upgraded" in l)
+    assert ("upstream timed out (110: Connection timed out) while proxying upgraded connection, "
+            'client: 127.0.0.1, server: example.test, request: "GET /quiet HTTP/1.1", '
+            f'upstream: "http://127.0.0.1:{proxy.params["ws_port"]}/quiet", host: "127.0.0.1:{proxy.port}"'
+            ) in line
+    assert "/quiet" not in proxy.access_log()
 
 
 def test_access_log_written_when_the_tunnel_closes(proxy):
