@@ -26,6 +26,7 @@ from ngate.errors import UPSTREAM, ProxyError
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
+from ngate.proxy.body_spool import BodySpool
 from ngate.routing.uri import escape_uri
 from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
 from ngate.upstream.tls import handshake_error, upstream_tls
@@ -311,6 +312,7 @@ class ProxyExchange:
         "upgrade", "connect_task", "uri", "_last_error", "body_mode", "tls",
         "out",              # response bytes gathered during one upstream read: one write
         "deadlines",
+        "spool",            # proxy/body_spool.py BodySpool: a body read whole ("buffer" mode)
     )
     plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
@@ -334,6 +336,7 @@ class ProxyExchange:
         self.body_chunks = []       # the body so far while replayable; else what is not sent yet
         self.body_total = 0         # body bytes received from the client
         self.held = 0               # bytes in body_chunks waiting for the upstream connection
+        self.spool = None
         self.replayable = True
         self.body_done = False
         self.started = time.monotonic()
@@ -407,6 +410,7 @@ class ProxyExchange:
                 return
         self.reused = False
         self.state = "connecting"
+        self.arm(self.plan.connect_timeout)
         self.connect_task = self.loop.create_task(self._open(peer))
 
     def _pool_key(self, peer: UpstreamServer) -> tuple:
@@ -426,11 +430,7 @@ class ProxyExchange:
                                               server_hostname=self.tls[1])
             else:
                 coro = loop.create_connection(lambda: UpstreamConnection(peer), peer.host, peer.port)
-            _, proto = await asyncio.wait_for(coro, self.plan.connect_timeout)
-        except asyncio.TimeoutError:
-            self.connect_task = None
-            return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed out) "
-                                  "while connecting to upstream")
+            _, proto = await coro       # proxy_connect_timeout: the "connecting" deadline
         except ssl.SSLError as exc:
             self.connect_task = None
             return self.next_peer("error", 502, handshake_error(exc))
@@ -444,6 +444,7 @@ class ProxyExchange:
         if self.state == "done":
             proto.close()
             return
+        self._cancel_timer()
         self.ctx.upstream_connect_time = "%.3f" % (time.monotonic() - t0)
         self.attach(proto)
 
@@ -486,8 +487,11 @@ class ProxyExchange:
         head = build_request_head(ctx, self.plan, self.uri, body_len, chunked)
         t = self.uconn.transport
         parts = [head]
+        sp = self.spool
         if body is not None:
             parts.append(body)
+        elif sp is not None and not sp.in_file:
+            parts.extend(sp.chunks)
         elif self.body_chunks:
             if chunked:
                 parts.extend(resp.chunk(c) for c in self.body_chunks)
@@ -505,10 +509,25 @@ class ProxyExchange:
                 self.body_chunks = []
             if not self.uconn.write_paused and not self.conn.closing:
                 self.conn.transport.resume_reading()
+        if sp is not None and sp.in_file and body is None:
+            sp.rewind()
+            if not self._send_spool():
+                return
         if self.body_done:
             self.request_sent()
         elif self.uconn.write_paused:
             self.conn.transport.pause_reading()
+
+    def _send_spool(self) -> bool:
+        """Stream the spooled body until the upstream pauses; True when it is all written
+        (else upstream_write_resumed goes on, proxy_send_timeout re-armed by each step)."""
+        sp = self.spool
+        start = sp.pos
+        done = sp.send_to(self.uconn)
+        self.sent_bytes += sp.pos - start
+        if not done:
+            self.arm(self.plan.send_timeout)
+        return done
 
     # ------------------------------------------------------------ client body (consumer API)
 
@@ -529,7 +548,13 @@ class ProxyExchange:
                             self.conn.number)
             return self.abort_with(413)
         if self.body_mode == "buffer":
-            self.body_chunks.append(data)
+            sp = self.spool
+            if sp is None:
+                sp = self.spool = BodySpool(self.conf.client_body_buffer_size)
+            name = sp.add(data)
+            if name is not None:
+                error_log.warn(f"a client request body is buffered to a temporary file {name}"
+                               + error_log.request_suffix(self.ctx), self.conn.number)
             return
         u = self.uconn
         if u is None or self.state != "sending":
@@ -584,6 +609,14 @@ class ProxyExchange:
     def expired(self) -> None:
         """The deadline passed with no progress (server/clock.py)."""
         self.timer = None
+        if self.state == "connecting":
+            task = self.connect_task
+            if task is not None:
+                self.connect_task = None
+                task.cancel()
+                return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed "
+                                      "out) while connecting to upstream")
+            return
         if self.state in ("sending", "reading"):
             return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed out) "
                                   "while reading response header from upstream")
@@ -701,12 +734,17 @@ class ProxyExchange:
     def _reconnect_fresh(self) -> None:
         self.reused = False
         peer = self.peer
+        self.arm(self.plan.connect_timeout)
         self.connect_task = self.loop.create_task(self._open(peer))
 
     def upstream_write_paused(self) -> None:
         self.conn.transport.pause_reading()
 
     def upstream_write_resumed(self) -> None:
+        sp = self.spool
+        if sp is not None and sp.in_file and self.state == "sending" and sp.pos < sp.size:
+            if self._send_spool():
+                self.request_sent()
         if not self.conn.closing:
             self.conn.transport.resume_reading()
 
@@ -918,6 +956,9 @@ class ProxyExchange:
         return True
 
     def release(self, reuse: bool) -> None:
+        sp = self.spool
+        if sp is not None:
+            sp.close()
         u = self.uconn
         if u is None:
             return
