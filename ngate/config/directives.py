@@ -173,6 +173,7 @@ def _register() -> None:
     directive("default_type", HSL, 1, h.scalar("default_type", h.first_arg))
     directive("client_max_body_size", HSL, 1, h.scalar("client_max_body_size", h.size))
     directive("client_body_timeout", HSL, 1, h.scalar("client_body_timeout", h.msec))
+    directive("client_body_buffer_size", HSL, 1, h.scalar("client_body_buffer_size", h.size))
     directive("send_timeout", HSL, 1, h.scalar("send_timeout", h.msec))
     directive("keepalive_timeout", HSL, (1, 2), h.scalar("keepalive_timeout", h.msec))
     directive("keepalive_requests", HSL, 1, h.scalar("keepalive_requests", h.number))
@@ -217,7 +218,7 @@ def _register() -> None:
                  "map_hash_max_size", "map_hash_bucket_size", "proxy_headers_hash_max_size",
                  "proxy_headers_hash_bucket_size", "sendfile_max_chunk", "aio", "directio",
                  "output_buffers", "postpone_output", "keepalive_disable", "lingering_close",
-                 "lingering_time", "lingering_timeout", "client_body_buffer_size",
+                 "lingering_time", "lingering_timeout",
                  "client_body_temp_path", "client_body_in_file_only", "proxy_temp_path",
                  "proxy_cache", "proxy_cache_path", "proxy_cache_valid", "proxy_cache_key",
                  "proxy_cache_bypass", "proxy_no_cache", "proxy_cache_methods",

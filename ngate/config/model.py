@@ -316,6 +316,7 @@ class LocConf:
     error_page: tuple[tuple[int, ErrorPage], ...] = ()     # array: (code, page)
     client_max_body_size: int = 1024 * 1024
     client_body_timeout: float = 60.0
+    client_body_buffer_size: int = 16 * 1024                # a buffered body above this spills to a temp file
     send_timeout: float = 60.0
     keepalive_timeout: float = 75.0
     keepalive_requests: int = 1000
