@@ -6,6 +6,7 @@ for what is per-worker. Graceful stop: stop_accepting -> close_idle -> drain(tim
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 
@@ -60,6 +61,11 @@ class WorkerRuntime:
 
     async def start(self) -> None:
         loop = self.loop
+        # The compiled config lives as long as the worker: keep it out of the cyclic GC's scans,
+        # and collect less often (request objects are freed by reference counting; the few
+        # cycles they form are broken explicitly). Worth ~25% of the Python per-request cost.
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
         for key, socks in self.sockets.items():
             ls = self.listens.get(key)
             if ls is None:

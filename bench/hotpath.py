@@ -1,0 +1,125 @@
+"""The Python cost of one proxied request, without sockets: `python -m bench.hotpath`.
+
+A downstream HttpConnection and an upstream connection run on fake transports inside a real
+uvloop loop: the client's request is fed, the upstream's response is fed back, and the time per
+request is what ngate's own code costs (parsing, routing, building heads, pooling, logging).
+Syscalls and the event loop are excluded, so the figure is stable on a noisy machine and shows
+what an optimisation of the request path is worth. Use with a profiler:
+`python -m cProfile -s tottime -m bench.hotpath`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+REQUEST = (b"GET /api/items?id=7 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: bench\r\n"
+           b"Accept: */*\r\n\r\n")
+RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: backend\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\n"
+            b"Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n")
+CONF = """
+events {}
+http {
+    access_log off;
+    upstream backend { server 127.0.0.1:9; keepalive 32; }
+    server {
+        listen 127.0.0.1:8080;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+"""
+
+
+class FakeTransport:
+    """Enough of an asyncio transport for the request path; records what is written."""
+
+    def __init__(self, peer=("127.0.0.1", 40000), sock=("127.0.0.1", 8080)) -> None:
+        self.extra = {"peername": peer, "sockname": sock}
+        self.written = []
+        self.closed = False
+        self.protocol = None
+
+    def get_extra_info(self, name, default=None):
+        return self.extra.get(name, default)
+
+    def write(self, data) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def set_protocol(self, p) -> None:
+        self.protocol = p
+
+
+def run(n: int) -> float:
+    import asyncio
+
+    import uvloop
+
+    from ngate.config import load_config
+    from ngate.proxy.http_proxy import UpstreamConnection
+    from ngate.server.connection import HttpConnection
+    from ngate.server.runtime import WorkerRuntime
+
+    with tempfile.TemporaryDirectory() as prefix:
+        path = os.path.join(prefix, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(CONF)
+        config = load_config(path, prefix)
+        loop = uvloop.new_event_loop()
+        runtime = WorkerRuntime(config, {}, loop)
+        listen = next(iter(runtime.listens.values()))
+        upstream = config.upstreams["backend"]
+        peer = upstream.servers[0]
+        # one pooled upstream connection, reused by every request
+        up_t = FakeTransport(sock=("127.0.0.1", 50000))
+        uconn = UpstreamConnection(peer)
+        uconn.connection_made(up_t)
+        runtime.pool.put(id(upstream), (peer.host, peer.port), uconn, 32, 60.0)
+        conn = HttpConnection(runtime, listen)
+        down_t = FakeTransport()
+
+        async def drive() -> float:
+            conn.connection_made(down_t)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                conn.data_received(REQUEST)
+                uconn.data_received(RESPONSE)
+            elapsed = time.perf_counter() - t0
+            assert down_t.written[-1].endswith(b"ok\n"), down_t.written[-1]
+            return elapsed
+
+        elapsed = loop.run_until_complete(drive())
+        loop.close()
+        return elapsed / n * 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=50_000, help="requests per round")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    figures = sorted(run(args.n) for _ in range(args.rounds))
+    print(f"hotpath: {figures[len(figures) // 2]:.2f} us/request of Python (median of "
+          f"{args.rounds} x {args.n}; min {figures[0]:.2f})")
+
+
+if __name__ == "__main__":
+    main()
