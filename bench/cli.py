@@ -284,6 +284,7 @@ def main(argv=None):
         print("interrupted: cleaning up, reporting what was measured", file=sys.stderr)
     finally:
         registry.close()
+    meta["loadavg_end"] = os.getloadavg()
     summary = report.summarize(args.figures, results, args.proxies)
     print(report.table(summary, meta, args.proxies))
     paths = report.save(args.out, meta, summary, results, args.proxies, chart=not args.no_chart)

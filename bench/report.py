@@ -24,6 +24,7 @@ def meta(args, plan, fd_limit, root):
         "python": sys.version.split()[0], "nginx": cmd(["/usr/sbin/nginx", "-v"]),
         "wrk": (cmd(["wrk", "-v"]).splitlines() or [""])[0],
         "ngate_commit": cmd(["git", "rev-parse", "--short", "HEAD"]),
+        "loadavg_start": os.getloadavg(),
     }
 
 
@@ -32,8 +33,10 @@ def describe(m):
            f"{m['pinning']['load_and_backends_cpu']} (taskset; workers group: unpinned)"
            if m["pinning"]
            else "NOT pinned (fewer than 2 CPUs)")
+    load = " -> ".join(f"{m[k][0]:.2f}" for k in ("loadavg_start", "loadavg_end") if k in m)
     return (f"bench: {m['runs']} run(s) x {m['duration_s']:g}s per proxy, alternating; {pin}; "
-            f"fd limit {m['fd_limit']}; {m['nginx']}; ngate {m['ngate_commit']}")
+            f"fd limit {m['fd_limit']}; {m['nginx']}; ngate {m['ngate_commit']}; "
+            f"loadavg(1 min) {load}")
 
 
 def median(runs):

@@ -75,11 +75,13 @@ def test_table_shows_ratio_verdicts_and_errors():
     results = {"rps": {"nginx": runs(100), "ngate": runs(60, None)}}
     summary = report.summarize([RPS], results, PROXIES)
     meta = {"runs": 2, "duration_s": 1.0, "pinning": None, "fd_limit": 1024,
+            "loadavg_start": (0.5, 0.4, 0.3), "loadavg_end": (1.25, 0.5, 0.3),
             "nginx": "nginx/1.22.1", "ngate_commit": "abc1234"}
     text = report.table(summary, meta, PROXIES)
     row = next(ln for ln in text.splitlines() if ln.startswith("rps "))
     assert "0.60x ok" in row and ">=0.5x" in row
     assert "! rps ngate: boom" in text
+    assert "loadavg(1 min) 0.50 -> 1.25" in text
 
 
 def test_select_groups_and_derived_inputs():
