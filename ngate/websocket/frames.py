@@ -7,33 +7,46 @@ stream and returns the bytes to forward:
   between frames  `remaining == 0`: the next byte starts a header. A header split across reads is
                   held back (a few bytes) until it is complete.
   in a payload    `remaining` payload bytes still belong to the current frame; data entirely
-                  inside a payload is returned as is (the hot path: one comparison).
+                  inside a payload is returned as is (one comparison).
+  one frame       data that is exactly one whole frame with a short header (a small message
+                  arriving in one read, the common case) is returned as is after a few checks.
   capturing       a pong whose payload length is that of ngate's ping is held until complete; if
                   its payload is ngate's, it is dropped (`own_pongs` counts it), else forwarded.
 
 The forwarded stream is between two frames when `at_boundary` is true: only then may ngate write
-a frame of its own in that direction. Frames ngate writes are built with wsproto: masked toward
-the backend (ngate is its client), unmasked toward the client.
+a frame of its own in that direction. ngate's own frames are masked toward the backend (ngate is
+its client) and unmasked toward the client (RFC 6455 5.1, 5.3); they are built here rather than
+with wsproto so that the worker does not import it at its first upgrade.
 """
 from __future__ import annotations
 
-from wsproto.frame_protocol import FrameProtocol
+import os
 
 PING_PAYLOAD = b"ngate-keepalive"
 GOING_AWAY = 1001
+_PING = 0x9
 _PONG = 0xA
+_CLOSE = 0x8
 _PING_LEN = len(PING_PAYLOAD)
 
-_TO_CLIENT = FrameProtocol(client=False, extensions=[])
-_TO_BACKEND = FrameProtocol(client=True, extensions=[])
+
+def _control_frame(opcode: int, payload: bytes, masked: bool) -> bytes:
+    """A final control frame (payload at most 125 bytes, RFC 6455 5.5)."""
+    if len(payload) > 125:
+        raise ValueError("control frame payload over 125 bytes")
+    if not masked:
+        return bytes((0x80 | opcode, len(payload))) + payload
+    key = os.urandom(4)
+    return (bytes((0x80 | opcode, 0x80 | len(payload))) + key
+            + bytes(b ^ key[i & 3] for i, b in enumerate(payload)))
 
 
 def ping_frame(to_backend: bool) -> bytes:
-    return bytes((_TO_BACKEND if to_backend else _TO_CLIENT).ping(PING_PAYLOAD))
+    return _control_frame(_PING, PING_PAYLOAD, to_backend)
 
 
 def close_frame(to_backend: bool, code: int = GOING_AWAY, reason: str = "") -> bytes:
-    return bytes((_TO_BACKEND if to_backend else _TO_CLIENT).close(code, reason))
+    return _control_frame(_CLOSE, code.to_bytes(2, "big") + reason.encode("utf-8"), to_backend)
 
 
 def _header_length(b1: int) -> int:
@@ -66,9 +79,16 @@ class FrameScanner:
 
     def scan(self, data: bytes) -> bytes:
         rem = self.remaining
-        if rem >= len(data) and self.capture is None:
-            self.remaining = rem - len(data)
-            return data
+        if rem:
+            if rem >= len(data) and self.capture is None:
+                self.remaining = rem - len(data)
+                return data
+        elif not self.partial and len(data) > 1:
+            b1 = data[1]
+            n = b1 & 0x7F
+            if (len(data) == n + (6 if b1 & 0x80 else 2) and n < 126
+                    and (n != _PING_LEN or data[0] & 0x0F != _PONG)):
+                return data
         return self._scan(self.partial + data if self.partial else data)
 
     def _scan(self, buf: bytes) -> bytes:

@@ -56,3 +56,29 @@ def test_own_frames_masked_only_toward_the_backend():
     assert ping_frame(True)[1] == 0x80 | len(PING_PAYLOAD)
     assert close_frame(False) == b"\x88\x02\x03\xe9"
     assert close_frame(True)[1] & 0x80
+
+
+def _parsed(frame: bytes, client: bool) -> list:
+    """Frames as wsproto's receiving side sees them (a client receives unmasked frames)."""
+    p = FrameProtocol(client=client, extensions=[])
+    p.receive_bytes(frame)
+    return list(p.received_frames())
+
+
+def test_own_frames_parse_as_rfc6455_control_frames():
+    for to_backend in (False, True):
+        (ping,) = _parsed(ping_frame(to_backend), client=not to_backend)
+        assert ping.opcode.name == "PING" and ping.payload == PING_PAYLOAD
+        (close,) = _parsed(close_frame(to_backend, 1001, "bye"), client=not to_backend)
+        assert close.opcode.name == "CLOSE" and close.payload == (1001, "bye")
+
+
+@pytest.mark.parametrize("client", [True, False])
+def test_one_whole_frame_per_read(client):
+    """The one-frame fast path: small frames pass as they are, ngate's own pong is still
+    dropped, a foreign pong of the same length passes."""
+    sc = FrameScanner()
+    for frame, own in _frames(client):
+        assert sc.scan(frame) == (b"" if own else frame)
+        assert sc.at_boundary
+    assert sc.own_pongs == 1
