@@ -130,19 +130,6 @@ def named_captures(ctx, regex, subject: str) -> bool:
     return True
 
 
-def mime_type(ctx) -> bytes:
-    """The Content-Type nginx picks for ctx.uri: `types` by extension, else default_type."""
-    conf = ctx.conf
-    uri = ctx.uri
-    slash = uri.rfind("/")
-    dot = uri.rfind(".")
-    if dot > slash and conf.types:
-        t = conf.types.get(uri[dot + 1:].lower())
-        if t is not None:
-            return t.encode("latin-1")
-    return conf.default_type.encode("latin-1")
-
-
 def content_phase(ctx) -> None:
     conf = ctx.conf
     if conf.access_rules and not access_allowed(ctx, conf.access_rules):
@@ -393,7 +380,7 @@ def return_response(ctx, code: int, text) -> None:
     if code >= 400 and ctx.conf.error_page and error_page_for(ctx.conf, code) is not None \
             and not ctx.error_pages_done:
         return finalize(ctx, code)
-    ct = mime_type(ctx)
+    ct = static.handler.content_type(ctx.conf, ctx.uri)
     send_response(ctx, code, value.encode("utf-8", "surrogateescape") if not value.isascii()
                   else value.encode("ascii"), ct)
 

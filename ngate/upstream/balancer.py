@@ -97,12 +97,17 @@ class RoundRobin:
         return best
 
 
+    def candidates(self, servers, tried) -> list:
+        """The servers not tried yet for this request and not marked down or failed."""
+        now = time.monotonic()
+        return [s for s in servers if s not in tried and usable(s, now, self.group)]
+
+
 class LeastConn(RoundRobin):
     __slots__ = ()
 
     def _pick(self, servers, tried):
-        now = time.monotonic()
-        cands = [s for s in servers if s not in tried and usable(s, now, self.group)]
+        cands = self.candidates(servers, tried)
         if not cands:
             return None
         return min(cands, key=lambda s: health(s, self.group).conns / s.weight)
@@ -114,9 +119,8 @@ class IpHash(RoundRobin):
 
     def select(self, ctx, tried):
         addr = ".".join(ctx.conn.remote_addr.split(".")[:3])
-        now = time.monotonic()
         for group in (self.primary, self.backup):
-            cands = [s for s in group if s not in tried and usable(s, now, self.group)]
+            cands = self.candidates(group, tried)
             if cands:
                 return cands[zlib.crc32(addr.encode()) % len(cands)]
         return None
@@ -130,8 +134,7 @@ class Hash(RoundRobin):
         self.key = upstream.hash_key
 
     def select(self, ctx, tried):
-        now = time.monotonic()
-        cands = [s for s in self.primary if s not in tried and usable(s, now, self.group)]
+        cands = self.candidates(self.primary, tried)
         if not cands:
             return None
         k = self.key.render(ctx) if self.key is not None else ""
@@ -142,8 +145,7 @@ class Random(RoundRobin):
     __slots__ = ()
 
     def _pick(self, servers, tried):
-        now = time.monotonic()
-        cands = [s for s in servers if s not in tried and usable(s, now, self.group)]
+        cands = self.candidates(servers, tried)
         if not cands:
             return None
         return random.choices(cands, weights=[s.weight for s in cands])[0]
