@@ -22,7 +22,8 @@ CONF = """
 events {}
 http {
     access_log off;
-    upstream backend { server 127.0.0.1:9; keepalive 32; }
+    keepalive_requests 1000000;
+    upstream backend { server 127.0.0.1:9; keepalive 32; keepalive_requests 1000000; }
     server {
         listen 127.0.0.1:8080;
         location / {
@@ -103,7 +104,8 @@ def run(n: int) -> float:
                 conn.data_received(REQUEST)
                 uconn.data_received(RESPONSE)
             elapsed = time.perf_counter() - t0
-            assert down_t.written[-1].endswith(b"ok\n"), down_t.written[-1]
+            assert len(down_t.written) == n and down_t.written[-1].endswith(b"ok\n")
+            assert not down_t.closed and conn.queue is None
             return elapsed
 
         elapsed = loop.run_until_complete(drive())

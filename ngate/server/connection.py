@@ -323,6 +323,7 @@ class HttpConnection:
         """The response to the current request is completely written."""
         req = self.current
         self.writer = None
+        ctx.req = None          # break the ctx <-> Request cycle: reference counting frees both
         engine.log_request(ctx)
         if self.closing:
             return
