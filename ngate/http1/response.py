@@ -47,6 +47,7 @@ SERVER_HEADER_TOKENS = f"Server: {SERVER_FULL}\r\n".encode()
 SERVER_HEADER_BARE = f"Server: {SERVER_NAME}\r\n".encode()
 
 _STATUS_LINES: dict = {}
+_REASON_LINES: dict = {}    # (status, minor, upstream's reason) -> status line
 
 
 def status_line(status: int, minor: int = 1) -> bytes:
@@ -99,7 +100,12 @@ def build_head(status: int, minor: int, *, server_tokens: bool = True,
     if reason is None:
         parts = [status_line(status, minor)]
     else:
-        parts = [b"HTTP/1.%d %d %s\r\n" % (minor, status, reason)]
+        line = _REASON_LINES.get((status, minor, reason))
+        if line is None:
+            line = b"HTTP/1.%d %d %s\r\n" % (minor, status, reason)
+            if len(_REASON_LINES) < 1024:
+                _REASON_LINES[(status, minor, reason)] = line
+        parts = [line]
     parts.append(SERVER_HEADER_TOKENS if server_tokens else SERVER_HEADER_BARE)
     parts.append(DATE.get())
     if content_type is not None:

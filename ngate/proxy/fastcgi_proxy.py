@@ -307,7 +307,7 @@ class FastCGIExchange(ProxyExchange):
         self.status = status
         ctx.upstream_status = str(status) if ctx.upstream_status is None \
             else ctx.upstream_status + ", " + str(status)
-        ctx.upstream_header_time = "%.3f" % (time.monotonic() - self.started)
+        ctx.upstream_header_time = time.monotonic() - self.started
         ctx.upstream_headers = head.headers
         self.state = "streaming"
         conf = self.conf

@@ -445,7 +445,7 @@ class ProxyExchange:
             proto.close()
             return
         self._cancel_timer()
-        self.ctx.upstream_connect_time = "%.3f" % (time.monotonic() - t0)
+        self.ctx.upstream_connect_time = time.monotonic() - t0
         self.attach(proto)
 
     def attach(self, uconn: UpstreamConnection) -> None:
@@ -761,7 +761,7 @@ class ProxyExchange:
             return
         self.status = status
         ctx.upstream_status = str(status) if ctx.upstream_status is None else ctx.upstream_status + ", " + str(status)
-        ctx.upstream_header_time = "%.3f" % (time.monotonic() - self.started)
+        ctx.upstream_header_time = time.monotonic() - self.started
         ctx.upstream_headers = self.resp_headers
         if self.state == "sending" and not self.body_done:
             pass    # early response (e.g. 413 from the backend): stream it, stop sending
@@ -802,7 +802,7 @@ class ProxyExchange:
             self._emit(resp.LAST_CHUNK)
         self._flush()
         ctx = self.ctx
-        ctx.upstream_response_time = "%.3f" % (time.monotonic() - self.started)
+        ctx.upstream_response_time = time.monotonic() - self.started
         report_success(self.upstream, self.peer)
         self.release(reuse=self._reusable())
         self.conn.writer = None
@@ -903,7 +903,7 @@ class ProxyExchange:
         self.state = "done"
         self._cancel_timer()
         ctx = self.ctx
-        ctx.upstream_response_time = "%.3f" % (time.monotonic() - self.started)
+        ctx.upstream_response_time = time.monotonic() - self.started
         report_success(self.upstream, self.peer)
         self.release(reuse=False)
         self.conn.writer = None
@@ -1056,7 +1056,7 @@ class ProxyExchange:
         self.conn.writer = None
         ctx = self.ctx
         if ctx.upstream_response_time is None and ctx.upstream_addr:
-            ctx.upstream_response_time = "%.3f" % (time.monotonic() - self.started)
+            ctx.upstream_response_time = time.monotonic() - self.started
         engine.fail(ctx, err)
 
     def abort_with(self, status: int) -> None:

@@ -465,19 +465,24 @@ def _upstream_status(ctx):
     return ctx.upstream_status
 
 
+def _seconds(v):
+    """Upstream times are kept as float seconds and formatted only when a log asks."""
+    return v if v is None or v.__class__ is str else "%.3f" % v
+
+
 @builtin("upstream_response_time")
 def _upstream_response_time(ctx):
-    return ctx.upstream_response_time
+    return _seconds(ctx.upstream_response_time)
 
 
 @builtin("upstream_connect_time")
 def _upstream_connect_time(ctx):
-    return ctx.upstream_connect_time
+    return _seconds(ctx.upstream_connect_time)
 
 
 @builtin("upstream_header_time")
 def _upstream_header_time(ctx):
-    return ctx.upstream_header_time
+    return _seconds(ctx.upstream_header_time)
 
 
 @builtin("upstream_bytes_received")

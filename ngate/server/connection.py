@@ -36,6 +36,22 @@ _VALID_NAME_US = _VALID_NAME + b"_"
 _BODY_BUFFER_LIMIT = 65536
 
 
+_SINGLE_HEADERS = {b"host": "Host", b"content-length": "Content-Length",
+                   b"transfer-encoding": "Transfer-Encoding"}
+_NAME_CACHE_MAX = 4096
+# header name as sent -> its lower-case key, or b"" when nginx ignores it; one table per
+# (underscores_in_headers, ignore_invalid_headers) setting
+_NAME_TABLES: dict[tuple, dict] = {}
+
+
+def header_key(name: bytes, underscores: bool, ignore_invalid: bool) -> bytes:
+    """The lower-case key for a request header name, or b"" if nginx would ignore the header."""
+    if name.translate(None, _VALID_NAME_US if underscores else _VALID_NAME):
+        if ignore_invalid or b"_" in name and not name.translate(None, _VALID_NAME_US):
+            return b""
+    return name.lower()
+
+
 class HeadError(Exception):
     """A request head is refused before routing (status and log message)."""
 
@@ -65,7 +81,7 @@ class HttpConnection:
         "remote_addr", "remote_port", "server_addr", "server_port", "scheme",
         # parsing state
         "_url", "_headers", "_hdr", "_head_bytes", "_in_head", "_underscores", "_ignore_invalid",
-        "_limit_line", "_limit_total",
+        "_limit_line", "_limit_total", "_names",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
         "deadline", "write_mark", "lost",
@@ -94,6 +110,7 @@ class HttpConnection:
         self._ignore_invalid = srv.ignore_invalid_headers
         self._limit_line = srv.large_client_header_buffers[1]
         self._limit_total = srv.large_client_header_buffers[0] * srv.large_client_header_buffers[1]
+        self._names = _NAME_TABLES.setdefault((self._underscores, self._ignore_invalid), {})
         self._in_head = False
 
     # ------------------------------------------------------------ asyncio Protocol
@@ -216,19 +233,19 @@ class HttpConnection:
         self._head_bytes += size
         if size > self._limit_line or self._head_bytes > self._limit_total:
             raise HeadError(494, "client sent too long header line")
-        if name.translate(None, _VALID_NAME_US if self._underscores else _VALID_NAME):
-            if self._ignore_invalid or b"_" in name and not name.translate(None, _VALID_NAME_US):
-                return      # nginx ignores invalid header names (and "_" ones by default)
-        lname = name.lower()
+        names = self._names
+        lname = names.get(name)
+        if lname is None:
+            lname = header_key(name, self._underscores, self._ignore_invalid)
+            if len(names) < _NAME_CACHE_MAX:
+                names[name] = lname
+        if not lname:
+            return          # nginx ignores invalid header names (and "_" ones by default)
         self._headers.append((name, value))
         hdr = self._hdr
         if lname in hdr:
-            if lname == b"host":
-                raise HeadError(400, 'client sent duplicate header line: "Host"')
-            if lname == b"content-length":
-                raise HeadError(400, 'client sent duplicate header line: "Content-Length"')
-            if lname == b"transfer-encoding":
-                raise HeadError(400, 'client sent duplicate header line: "Transfer-Encoding"')
+            if lname in _SINGLE_HEADERS:
+                raise HeadError(400, 'client sent duplicate header line: "%s"' % _SINGLE_HEADERS[lname])
         else:
             hdr[lname] = value
 
