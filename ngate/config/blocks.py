@@ -241,6 +241,8 @@ class _MapBuilder:
         low = key.lower()
         if self.hostnames and low.startswith(("*.", ".")) and len(low) > 1:
             self.front.append((low[1:] if low.startswith("*") else low, tpl))
+            if low.startswith("."):
+                self.exact.setdefault(low[1:], tpl)     # ".example.com" also matches example.com
         elif self.hostnames and low.endswith(".*"):
             self.back.append((low[:-1], tpl))
         else:

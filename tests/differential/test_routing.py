@@ -14,6 +14,14 @@ http {
         gold          premium;
         ~^silver-(\\d+)$ silver$1;
     }
+    map $http_x_site $site {
+        hostnames;
+        default          none;
+        .example.com     dot-example;
+        *.wild.org       star-wild;
+        www.back.*       back-star;
+        exact.example.com exact;
+    }
     upstream weighted {
         server 127.0.0.1:{backend_port} weight=2;
         server 127.0.0.1:{backend2_port};
@@ -44,6 +52,7 @@ http {
             proxy_set_header Connection $connection_upgrade;
         }
         location /tier { return 200 "tier=$tier\n"; }
+        location /site { return 200 "site=$site\n"; }
         location /rr/ {
             proxy_pass http://weighted;
         }
@@ -107,6 +116,13 @@ def test_connection_upgrade_map(diff, upgrade):
 @pytest.mark.parametrize("tier", [None, b"gold", b"GOLD", b"silver-42", b"bronze"])
 def test_map_values(diff, tier):
     diff.check_request("GET", "/tier", headers=[(b"X-Tier", tier)] if tier else [])
+
+
+@pytest.mark.parametrize("site", [b"example.com", b"a.example.com", b"exact.example.com",
+                                  b"x.wild.org", b"wild.org", b"www.back.net", b"EXAMPLE.COM.",
+                                  b"other.net"])
+def test_map_hostnames(diff, site):
+    diff.check_request("GET", "/site", headers=[(b"X-Site", site)])
 
 
 def test_weighted_round_robin_order(diff):
