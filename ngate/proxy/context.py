@@ -40,6 +40,7 @@ class RequestContext:
         "status_override",  # error_page "=code" / original status for an internal redirect
         "redirects",        # rewrite/internal redirect cycles (nginx allows 10)
         "head_sent",        # the response head was written to the client
+        "pipelined",        # the head arrived while an earlier request was in progress ($pipe)
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -85,3 +86,4 @@ class RequestContext:
         self.status_override = None
         self.redirects = 0
         self.head_sent = False
+        self.pipelined = False

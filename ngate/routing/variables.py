@@ -264,6 +264,11 @@ def _connection_requests(ctx):
     return str(ctx.conn.requests)
 
 
+@builtin("pipe")
+def _pipe(ctx):
+    return "p" if ctx.pipelined else "."
+
+
 @builtin("scheme")
 def _scheme(ctx):
     return ctx.conn.scheme
