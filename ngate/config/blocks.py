@@ -5,8 +5,7 @@ or, for map/types/upstream, builds its model object directly.
 from __future__ import annotations
 
 from ngate.config.model import IfCondition, MapBlock, Upstream
-from ngate.config.servers import (ServerNamesBuilder, listen_display, parse_listen,
-                                  parse_location_args)
+from ngate.config.servers import listen_display, parse_listen, parse_location_args
 from ngate.config.upstreams import make_servers
 from ngate.config.values import parse_number, parse_time
 from ngate.errors import ConfigError

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 
-from ngate import NGINX_VERSION, SERVER_NAME, __version__
+from ngate import SERVER_NAME, __version__
 
 REASONS = {
     100: "Continue", 101: "Switching Protocols",

@@ -320,8 +320,6 @@ class FastCGIExchange(ProxyExchange):
         self.send_cgi_head(status, head.reason, head.headers)
 
     def send_cgi_head(self, status: int, reason, headers) -> None:
-        ctx = self.ctx
-        conf = self.conf
         hide = self.plan.hide
         ctype = length = lastmod = None
         out = []
@@ -338,30 +336,7 @@ class FastCGIExchange(ProxyExchange):
                     lastmod = value
                 continue
             out.append((name, value))
-        ctx.resp_headers = out
-        if conf.add_header:
-            out.extend(engine.add_headers(ctx, conf, status))
-        head_only = ctx.method == "HEAD" or status in (204, 304) or status < 200
-        self.head_only = head_only
-        clen = int(length) if length is not None and length.isdigit() else None
-        chunked_out = False
-        if not head_only and clen is None:
-            if ctx.http_minor == 1:
-                chunked_out = True
-            else:
-                ctx.keep_alive = False
-        engine.check_keepalive(ctx)
-        self.chunked_out = chunked_out
-        self.resp_length = clen
-        ctx.status = status
-        head = resp.build_head(
-            status, 1, server_tokens=conf.server_tokens, content_type=ctype,
-            content_length=clen, last_modified=lastmod, chunked=chunked_out,
-            connection=resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE,
-            headers=out, reason=reason)
-        ctx.head_sent = True
-        ctx.bytes_sent = len(head)
-        self._emit(head)
+        self.write_head(status, reason, out, ctype, length, lastmod)
 
     # ------------------------------------------------------------ release
 

@@ -393,7 +393,7 @@ class ProxyExchange:
         peer = balancer_for(self.upstream).select(self.ctx, self.tried)
         if peer is None:
             if not self.tried:
-                msg = f'no live upstreams while connecting to upstream'
+                msg = 'no live upstreams while connecting to upstream'
                 return self.fail(ProxyError(502, UPSTREAM, msg))
             return self.fail(self._last_error or ProxyError(502, UPSTREAM))
         self.tries += 1
@@ -813,7 +813,6 @@ class ProxyExchange:
 
     def send_head(self, status: int) -> None:
         ctx = self.ctx
-        conf = self.conf
         hide = self.plan.hide
         ctype = length = lastmod = location = None
         te_chunked = False
@@ -844,13 +843,33 @@ class ProxyExchange:
             if lname == b"refresh" and self.plan.redirects:
                 value = self.rewrite_refresh(value)
             out.append((name, value))
+        if close or self.parser.get_http_version() == "1.0":
+            self.uconn_reusable_flag(False)
+        head_only = self.write_head(status, self.reason or None, out, ctype, length, lastmod,
+                                    location, te_chunked)
+        # an HTTP/1.0-style response without length or chunking ends when the upstream closes
+        self.until_close = (not head_only and status != 101 and self.resp_length is None
+                            and not te_chunked)
+        if head_only and status != 101:
+            # the parser cannot be told this was a HEAD: the response ends with its head
+            if ctx.method == "HEAD" and status >= 200 and status not in (204, 304):
+                self.uconn_reusable_flag(False)
+                self.state = "streaming"
+                self.parser = None
+                self.on_message_complete_head()
+
+    def write_head(self, status: int, reason, out: list, ctype, length, lastmod, location=None,
+                   te_chunked: bool = False) -> bool:
+        """The client's response head from an upstream's (HTTP or CGI): add_header, framing
+        (Content-Length, chunked to HTTP/1.1, close-delimited to HTTP/1.0), keep-alive, nginx's
+        header order. Returns whether the response has no body (HEAD, 1xx, 204, 304)."""
+        ctx = self.ctx
+        conf = self.conf
         ctx.resp_headers = out
         if conf.add_header:
             out.extend(engine.add_headers(ctx, conf, status))
         head_only = ctx.method == "HEAD" or status in (204, 304) or status < 200
         self.head_only = head_only
-        version = self.parser.get_http_version()
-        self.until_close = False
         clen = None
         if length is not None and not te_chunked:
             try:
@@ -863,8 +882,6 @@ class ProxyExchange:
             if not self.upgrade:
                 ctx.keep_alive = False
         else:
-            if not head_only and clen is None and not te_chunked:
-                self.until_close = True
             if not head_only and clen is None:
                 if ctx.http_minor == 1:
                     chunked_out = True
@@ -874,25 +891,16 @@ class ProxyExchange:
             connection = resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE
         self.chunked_out = chunked_out
         self.resp_length = clen
-        if close or version == "1.0":
-            self.uconn_reusable_flag(False)
         ctx.status = status
         head = resp.build_head(
             status, 1, server_tokens=conf.server_tokens, content_type=ctype,
-            content_length=clen if (status != 101 and (clen is not None)) else None,
-            last_modified=lastmod, location=location, chunked=chunked_out,
-            connection=connection, headers=out,
-            reason=self.reason if self.reason else None)
+            content_length=clen if status != 101 else None, last_modified=lastmod,
+            location=location, chunked=chunked_out, connection=connection, headers=out,
+            reason=reason)
         ctx.head_sent = True
         ctx.bytes_sent = len(head)
         self._emit(head)
-        if head_only and status != 101:
-            # the parser cannot be told this was a HEAD: the response ends with its head
-            if ctx.method == "HEAD" and status >= 200 and status not in (204, 304):
-                self.uconn_reusable_flag(False)
-                self.state = "streaming"
-                self.parser = None
-                self.on_message_complete_head()
+        return head_only
 
     def uconn_reusable_flag(self, ok: bool) -> None:
         if not ok and self.uconn is not None:
@@ -1025,7 +1033,6 @@ class ProxyExchange:
         report_failure(self.upstream, peer)
         self.tried.add(peer)
         self._last_error = err
-        conf = self.conf
         nu = self.plan.next_upstream
         can_retry = kind in nu and "off" not in nu and not ctx.head_sent and \
             (ctx.method in _IDEMPOTENT or "non_idempotent" in nu or self.sent_bytes == 0) and \
@@ -1135,7 +1142,7 @@ def _variable_proxy(ctx, pp) -> None:
     url = pp.template.render(ctx)
     try:
         upstream, host_header, uri = resolve_proxy_url(ctx.conn.runtime.config, url)
-    except ValueError as exc:
+    except ValueError:
         error_log.error(f"invalid URL prefix in \"{url}\"" + error_log.request_suffix(ctx), ctx.conn.number)
         return engine.finalize(ctx, 500)
     except LookupError:

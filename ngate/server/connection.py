@@ -26,7 +26,6 @@ from collections import deque
 
 import httptools
 
-from ngate.http1 import response as resp
 from ngate.proxy import engine
 from ngate.proxy.context import RequestContext
 
@@ -282,6 +281,7 @@ class HttpConnection:
             self.current = req
             self.start_request(ctx, req)
         else:
+            ctx.pipelined = True
             if self.queue is None:
                 self.queue = deque()
             self.queue.append(req)
