@@ -26,6 +26,7 @@ from collections import deque
 
 import httptools
 
+from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.proxy.context import RequestContext
 
@@ -186,6 +187,8 @@ class HttpConnection:
 
     def connection_lost(self, exc) -> None:
         self.lost = exc
+        if not self.closing and self.current is None and self.requests and not self._in_head:
+            error_log.info("client %s closed keepalive connection" % self.remote_addr, self.number)
         self.closing = True
         self._cancel_timer()
         self.runtime.connection_closed(self)
