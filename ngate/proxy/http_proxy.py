@@ -393,6 +393,10 @@ class ProxyExchange:
         peer = balancer_for(self.upstream).select(self.ctx, self.tried)
         if peer is None:
             if not self.tried:
+                # nginx names the group as the peer: $upstream_addr and the log's upstream: "..."
+                name = self.upstream.name
+                ctx = self.ctx
+                ctx.upstream_addr = name if ctx.upstream_addr is None else ctx.upstream_addr + ", " + name
                 msg = 'no live upstreams while connecting to upstream'
                 return self.fail(ProxyError(502, UPSTREAM, msg))
             return self.fail(self._last_error or ProxyError(502, UPSTREAM))
@@ -1030,7 +1034,10 @@ class ProxyExchange:
         error_log.error(err.log_message + error_log.request_suffix(ctx, self._upstream_url()),
                         self.conn.number)
         err.log_message = ""
-        report_failure(self.upstream, peer)
+        if report_failure(self.upstream, peer):
+            action = message[message.find(" while "):] if " while " in message else ""
+            error_log.warn("upstream server temporarily disabled" + action
+                           + error_log.request_suffix(ctx, self._upstream_url()), self.conn.number)
         self.tried.add(peer)
         self._last_error = err
         nu = self.plan.next_upstream

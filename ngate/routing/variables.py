@@ -261,7 +261,9 @@ def _connection(ctx):
 
 @builtin("connection_requests")
 def _connection_requests(ctx):
-    return str(ctx.conn.requests)
+    """Pipelined heads already parsed (queued) are not counted yet: nginx makes them later."""
+    conn = ctx.conn
+    return str(conn.requests - len(conn.queue or ()))
 
 
 @builtin("pipe")
@@ -348,7 +350,7 @@ def _uri(ctx):
 @builtin("args")
 @builtin("query_string")
 def _args(ctx):
-    return ctx.args
+    return ctx.args or None     # "/x?" has no args in nginx: not found, as without "?"
 
 
 @builtin("is_args")

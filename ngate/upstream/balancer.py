@@ -46,15 +46,18 @@ def usable(server: UpstreamServer, now: float, group: str = "") -> bool:
     return True
 
 
-def report_failure(upstream: Upstream, server: UpstreamServer) -> None:
+def report_failure(upstream: Upstream, server: UpstreamServer) -> bool:
+    """Count a failure; True when the peer is now disabled (nginx then warns "upstream server
+    temporarily disabled")."""
     if len(upstream.servers) == 1:
-        return
+        return False
     h = health(server, upstream.name)
     now = time.monotonic()
     if now - h.checked > server.fail_timeout:
         h.fails = 0
     h.fails += 1
     h.checked = now
+    return server.max_fails != 0 and h.fails >= server.max_fails
 
 
 def report_success(upstream: Upstream, server: UpstreamServer) -> None:
