@@ -101,6 +101,49 @@ def _time_iso8601(ctx) -> str:
 
 _CACHED_GETTERS = {BUILTINS["time_local"]: _time_local, BUILTINS["time_iso8601"]: _time_iso8601}
 
+# ---------------------------------------------------------------- requests that became tunnels
+
+# The variables whose value still changes after a 101: nginx writes the line when the tunnel
+# closes. Every other variable is rendered at the upgrade (AccessLogWriter.freeze); a `map`
+# whose source is one of these is evaluated then too.
+LATE = frozenset([_time_local, _time_iso8601] + [BUILTINS[name] for name in (
+    "time_local", "time_iso8601", "msec", "request_time", "body_bytes_sent", "bytes_sent",
+    "upstream_response_time", "upstream_bytes_sent")])
+
+
+class TunnelEnd:
+    """What the late variables read when a tunnel closes, under RequestContext's field names."""
+    __slots__ = ("lines", "start", "body_bytes_sent", "bytes_sent", "upstream_addr",
+                 "upstream_bytes_sent", "upstream_response_time")
+
+    def __init__(self, lines: tuple, ctx) -> None:
+        self.lines = lines                  # ((writer, ops, condition ops), ...)
+        self.start = ctx.start
+        self.body_bytes_sent = 0
+        self.bytes_sent = ctx.bytes_sent
+        self.upstream_addr = ctx.upstream_addr
+        self.upstream_bytes_sent = ctx.upstream_bytes_sent
+        # nginx: the upstream's response time ends with the tunnel; its start, until then
+        t = ctx.upstream_header_time
+        self.upstream_response_time = (time.monotonic() - t if t.__class__ is float
+                                       else ctx.upstream_response_time)
+
+    @classmethod
+    def freeze(cls, writers: tuple, ctx) -> "TunnelEnd | None":
+        lines = tuple(x for x in (w.freeze(ctx) for w in writers) if x is not None)
+        return cls(lines, ctx) if lines else None
+
+    def write(self, sent_down: int, sent_up: int) -> None:
+        """Write the lines: `sent_down` bytes went to the client, `sent_up` upstream."""
+        self.body_bytes_sent = sent_down
+        self.bytes_sent += sent_down
+        self.upstream_bytes_sent += sent_up
+        t = self.upstream_response_time
+        if t.__class__ is float:
+            self.upstream_response_time = time.monotonic() - t
+        for writer, ops, cond_ops in self.lines:
+            writer.write_frozen(ops, cond_ops, self)
+
 # ---------------------------------------------------------------- shared files
 
 
@@ -203,27 +246,69 @@ class AccessLogWriter:
         if self.file is None:
             return
         cond = self.condition
-        if cond is not None:
-            c = cond.render(ctx)
-            if not c or c == "0":
-                return
+        if cond is not None and not _true(cond.render(ctx)):
+            return
         self.file.write(_encode(self.line(ctx)))
 
     def line(self, ctx) -> str:
         """The log line for ctx, with its newline."""
-        out = []
-        escape, missing = self.escape, self.missing
-        for op in self.ops:
-            if op.__class__ is str:
+        return _render(self.ops, ctx, self.escape, self.missing) + "\n"
+
+    def freeze(self, ctx) -> "tuple | None":
+        """(writer, ops, condition ops) for a request that became a tunnel: every variable
+        that can no longer change rendered now, the late ones (`LATE`) left as getters.
+        None when no line will be written (`access_log off`, or an `if=` already false)."""
+        if self.file is None:
+            return None
+        cond = self.condition
+        cond_ops = None
+        if cond is not None:
+            cond_ops = _freeze_ops(cond.parts, ctx, None, "")
+            if all(op.__class__ is str for op in cond_ops):
+                if not _true("".join(cond_ops)):
+                    return None
+                cond_ops = None
+        return self, _freeze_ops(self.ops, ctx, self.escape, self.missing), cond_ops
+
+    def write_frozen(self, ops: tuple, cond_ops, end) -> None:
+        """The line of a frozen request; `end` has the late variables' fields (TunnelEnd)."""
+        if cond_ops is not None and not _true(_render(cond_ops, end, None, "")):
+            return
+        self.file.write(_encode(_render(ops, end, self.escape, self.missing) + "\n"))
+
+
+def _true(value: str) -> bool:
+    return bool(value) and value != "0"
+
+
+def _render(ops: tuple, ctx, escape, missing: str) -> str:
+    out = []
+    for op in ops:
+        if op.__class__ is str:
+            out.append(op)
+            continue
+        v = op(ctx)
+        if v is None:
+            out.append(missing)
+        elif v:
+            out.append(escape(v) if escape is not None else v)
+    return "".join(out)
+
+
+def _freeze_ops(ops: tuple, ctx, escape, missing: str) -> tuple:
+    """ops with every getter but the late ones rendered and merged into the literals."""
+    out: list = []
+    for op in ops:
+        if op.__class__ is not str:
+            if op in LATE:
                 out.append(op)
                 continue
-            v = op(ctx)
-            if v is None:
-                out.append(missing)
-            elif v:
-                out.append(escape(v) if escape is not None else v)
-        out.append("\n")
-        return "".join(out)
+            op = _render((op,), ctx, escape, missing)
+        if out and out[-1].__class__ is str:
+            out[-1] += op
+        elif op:
+            out.append(op)
+    return tuple(out)
 
 
 def _compile_ops(parts: tuple) -> tuple:

@@ -1,7 +1,8 @@
 """The Upgrade tunnel: after a 101, bytes are pumped both ways untouched.
 
-Only the two transports and a small Tunnel object stay alive: the HTTP parser and request state
-are dropped (the RequestContext too unless an access log line will be written at close), each
+Only the two transports and a small Tunnel object stay alive: the HTTP parser, the request state
+and the RequestContext are dropped (an access log line is kept pre-rendered: everything but the
+variables that change until the close, observability/access_log.py's TunnelEnd), each
 transport's protocol is swapped for a `Side`. Backpressure is symmetric: when
 one transport's write buffer is above its high-water mark, the other side stops reading until it
 drains.
@@ -28,7 +29,7 @@ from __future__ import annotations
 import time
 
 from ngate.observability import error_log, metrics
-from ngate.proxy import engine
+from ngate.observability.access_log import TunnelEnd
 from ngate.websocket.frames import FrameScanner, close_frame, ping_frame
 
 
@@ -102,8 +103,8 @@ class RawSide(Side):
 
 
 class Tunnel:
-    """Both sides' shared state. The RequestContext is kept only when an access log will be
-    written at close (`log`); errors name the request by `suffix`, rendered at start."""
+    """Both sides' shared state. The access log lines to write at close are `log` (a TunnelEnd,
+    None without access log); errors name the request by `suffix`, rendered at start."""
     __slots__ = ("client", "upstream", "from_client", "from_upstream", "log", "runtime", "conf",
                  "number", "suffix", "sent_up", "sent_down", "deadline", "timeout", "closed",
                  "active", "ping_timer", "pinged", "location", "started")
@@ -115,7 +116,7 @@ class Tunnel:
         self.from_client = cls(self, upstream, True)
         self.from_upstream = cls(self, client, False)
         self.runtime = runtime = ctx.conn.runtime
-        self.log = ctx if runtime.access_log_writers(ctx) else None
+        self.log = TunnelEnd.freeze(runtime.access_log_writers(ctx), ctx)
         self.conf = conf = ctx.conf
         self.number = ctx.conn.number
         self.suffix = error_log.request_suffix(ctx)
@@ -217,13 +218,10 @@ class Tunnel:
             transport.abort() if side is dead else transport.close()
         self.runtime.tunnel_closed(self)
         metrics.TUNNELS.closed(self)
-        ctx = self.log
-        if ctx is not None:
+        log = self.log
+        if log is not None:
             self.log = None
-            ctx.body_bytes_sent = self.sent_down
-            ctx.bytes_sent += self.sent_down
-            ctx.upstream_bytes_sent += self.sent_up
-            engine.log_request(ctx)
+            log.write(self.sent_down, self.sent_up)
 
     def abort(self) -> None:
         self.client.abort()

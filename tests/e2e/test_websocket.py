@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -33,7 +34,11 @@ SEED_LOCATION = """
 CONF = """
 http {
     log_format tunnel '$request $status $body_bytes_sent';
+    log_format full '$remote_addr "$request" $status $body_bytes_sent $bytes_sent $request_time '
+                    '$upstream_addr "$http_user_agent" $upstream_status $upstream_response_time '
+                    '$upstream_bytes_sent $connection_requests';
     access_log {prefix}/logs/access.log tunnel;
+    access_log {prefix}/logs/full.log full;
     map $http_upgrade $connection_upgrade {
         default upgrade;
         '' close;
@@ -321,8 +326,10 @@ def test_timeout_without_access_log_names_the_request_in_the_error_log(proxy):
 
 
 def test_access_log_written_when_the_tunnel_closes(proxy):
+    """Both formats' lines as nginx writes them: the request's variables (escaped), the bytes
+    tunnelled and the times measured at the close."""
     with socket.create_connection(("127.0.0.1", proxy.port)) as s:
-        s.sendall(_handshake())
+        s.sendall(_handshake(extra=b'User-Agent: tester "7"\r\n'))
         got = _read_until(s, b"\r\n\r\n")
         head_len = got.index(b"\r\n\r\n") + 4
         s.sendall(_masked_text(b"0123456789"))
@@ -337,6 +344,16 @@ def test_access_log_written_when_the_tunnel_closes(proxy):
         time.sleep(0.05)
     line = next(l for l in proxy.access_log().splitlines() if l.startswith("GET /wss"))
     assert line == f"GET /wss HTTP/1.1 101 {len(got) - head_len}"
+    full = proxy._read("full.log").splitlines()
+    assert len(full) == 1
+    m = re.fullmatch(r'127\.0\.0\.1 "GET /wss HTTP/1\.1" 101 (\d+) (\d+) (\d+\.\d{3}) '
+                     r'127\.0\.0\.1:(\d+) "tester \\x227\\x22" 101 (\d+\.\d{3}) (\d+) 1', full[0])
+    assert m, full[0]
+    body, total, request_time, ws_port, upstream_time, upstream_sent = m.groups()
+    assert (int(body), int(total), int(ws_port)) == (len(got) - head_len, len(got), proxy.params["ws_port"])
+    # both times end with the tunnel, which lived through the 0.3 s sleep
+    assert float(request_time) >= 0.3 and float(upstream_time) >= 0.3
+    assert int(upstream_sent) > 16 + 8             # the request head, the text and close frames
 
 
 def test_client_that_never_reads_pauses_the_backend(proxy):

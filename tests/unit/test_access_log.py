@@ -199,3 +199,73 @@ def test_time_variables_use_the_cached_clock(tmp_path):
     assert re.fullmatch(r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}", local)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", iso)
     assert local[-5:].replace(":", "") == iso[-6:].replace(":", "")
+
+
+# ---------------------------------------------------------------- requests that became tunnels
+
+def _tunnel_ctx(headers=()):
+    ctx = make_ctx(headers, uri="/ws", status=101, sent=0)
+    ctx.bytes_sent = 129                        # the 101 head
+    ctx.upstream_addr = "127.0.0.1:9000"
+    ctx.upstream_bytes_sent = 200
+    ctx.upstream_header_time = 0.004
+    return ctx
+
+
+def test_frozen_line_is_the_line_written_from_the_whole_context(tmp_path):
+    """Rendered in two steps (at the upgrade, at the close) the line is the one `write(ctx)`
+    makes from a context with the final figures."""
+    fmt = ('$remote_addr "$request" $status $body_bytes_sent $bytes_sent $upstream_addr '
+           '$upstream_bytes_sent "$http_user_agent" $http_referer [$time_local] é')
+    frozen_path, whole_path = tmp_path / "frozen.log", tmp_path / "whole.log"
+    headers = [("User-Agent", 'a "b"\t')]
+    ctx = _tunnel_ctx(headers)
+    end = al.TunnelEnd.freeze((writer(frozen_path, fmt),), ctx)
+    ctx.hdr = ctx.headers = ctx.conn = None        # nothing is read from the context any more
+    end.write(1000, 50)
+    whole = _tunnel_ctx(headers)
+    whole.body_bytes_sent, whole.bytes_sent, whole.upstream_bytes_sent = 1000, 1129, 250
+    writer(whole_path, fmt).write(whole)
+    flush_all()
+    assert frozen_path.read_bytes() == whole_path.read_bytes()
+    assert frozen_path.read_text().startswith('192.0.2.7 "GET /ws HTTP/1.1" 101 1000 1129 '
+                                              '127.0.0.1:9000 250 "a \\x22b\\x22\\x09" - [')
+
+
+def test_frozen_line_keeps_only_the_late_variables_as_getters(tmp_path):
+    end = al.TunnelEnd.freeze((writer(tmp_path / "a.log", "$remote_addr $request $status "
+                                      "$body_bytes_sent $request_time $msec"),), _tunnel_ctx())
+    (_, ops, cond_ops), = end.lines
+    assert ops[0] == "192.0.2.7 GET /ws HTTP/1.1 101 " and cond_ops is None
+    assert [op.__class__ is str for op in ops] == [True, False, True, False, True, False]
+
+
+def test_frozen_times_end_with_the_tunnel(tmp_path, monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(al.time, "monotonic", lambda: now[0])      # the time module: every reader
+    ctx = _tunnel_ctx()
+    ctx.start = 99.9
+    end = al.TunnelEnd.freeze((writer(tmp_path / "t.log", "$request_time $upstream_response_time"),),
+                              ctx)
+    now[0] = 160.0
+    end.write(0, 0)
+    flush_all()
+    assert (tmp_path / "t.log").read_text() == "60.100 60.004\n"
+
+
+@pytest.mark.parametrize("condition, written", [
+    ("$http_log", True), ("0", False), ("$http_nolog", False), ("$body_bytes_sent", True),
+])
+def test_frozen_if_condition(tmp_path, condition, written):
+    w = writer(tmp_path / "c.log", "$status", condition=condition)
+    end = al.TunnelEnd.freeze((w,), _tunnel_ctx([("Log", "yes")]))
+    if end is not None:
+        end.write(5, 0)
+    flush_all()
+    assert (tmp_path / "c.log").read_text() == ("101\n" if written else "")
+    assert (end is None) == (condition in ("0", "$http_nolog"))
+
+
+def test_nothing_frozen_without_a_log(tmp_path):
+    assert al.TunnelEnd.freeze((writer("off", "$status"),), _tunnel_ctx()) is None
+    assert al.TunnelEnd.freeze((), _tunnel_ctx()) is None
