@@ -261,7 +261,7 @@ class HttpConnection:
             raise HeadError(505 if version.startswith(("2", "3")) else 400, "client sent invalid request")
         url = self._url.decode("latin-1")
         ctx = RequestContext(self, method, url, version, self._headers, self._hdr)
-        ctx.request_length = len(self._url) + self._head_bytes + len(method) + 12
+        ctx.request_length = len(self._url) + self._head_bytes + len(method) + 14   # + CRLF CRLF
         self.requests += 1
         hdr = self._hdr
         te = hdr.get(b"transfer-encoding")
@@ -295,6 +295,7 @@ class HttpConnection:
         if req is None or req.discard:
             return
         req.body_size += len(body)
+        req.ctx.request_length += len(body)
         if req.consumer is not None:
             req.consumer.body_data(body)
             return
