@@ -182,8 +182,9 @@ def access_allowed(ctx, rules) -> bool:
     return True
 
 
-def internal_redirect(ctx, uri: str) -> None:
-    """nginx's internal redirect: new URI, location search again (error_page, try_files)."""
+def internal_redirect(ctx, uri: str, keep_args: bool = False) -> None:
+    """nginx's internal redirect: new URI, location search again. The URI's own args replace
+    the request's (error_page, try_files: none if it has no "?"); the index module keeps them."""
     ctx.redirects += 1
     if ctx.redirects > MAX_REDIRECTS:
         error_log.error("rewrite or internal redirection cycle while internally redirecting to "
@@ -191,7 +192,7 @@ def internal_redirect(ctx, uri: str) -> None:
         ctx.status_override = None
         return send_status(ctx, 500)
     path, args = split_request_uri(uri)
-    if args is not None:
+    if args is not None or not keep_args:
         ctx.args = args
     try:
         ctx.uri = normalize_uri(path)

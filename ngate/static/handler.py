@@ -141,12 +141,12 @@ def _directory(ctx) -> None:
     for i, name in enumerate(names):
         if name.startswith("/"):
             if i == last:
-                return engine.internal_redirect(ctx, name)
+                return engine.internal_redirect(ctx, name, keep_args=True)
             path, target = map_uri(ctx, name), name
         else:
             path, target = dir_path + name, ctx.uri + name
         if path is not None and os.path.exists(path):
-            return engine.internal_redirect(ctx, target)
+            return engine.internal_redirect(ctx, target, keep_args=True)
     if not os.path.isdir(dir_path):
         if ctx.conf.log_not_found:
             error_log.error(f'"{dir_path}" is not found (2: No such file or directory)'

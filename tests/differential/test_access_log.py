@@ -324,12 +324,7 @@ KNOWN = {   # (log or "*", scenario): how ngate differs; the test asserts that i
     ("custom", "r502_refused"): "$upstream_*_time: one value, not one per try",
     ("custom", "r502_then_retry"): "$upstream_*_time: one value, not one per try",
     ("custom", "r499_client_gone"): "$upstream_* of a try the client abandoned are not kept",
-    ("custom", "error_page_uri"): "error_page URI redirect keeps the original $args; "
-                                  "$upstream_response_time missing",
     ("custom", "error_page_named"): "$upstream_* of several redirects joined with ', ' not ' : '",
-    ("json", "error_page_uri"): "error_page URI redirect keeps the original $args",
-    ("raw", "error_page_uri"): "error_page URI redirect keeps the original $args",
-    ("esc", "error_page_uri"): "error_page URI redirect keeps the original $args",
 }
 
 
