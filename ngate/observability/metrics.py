@@ -32,6 +32,7 @@ class TunnelCollector:
         self.bytes_up: Counter = Counter()
         self.bytes_down: Counter = Counter()
         self.open: set = set()
+        self.durations: dict = {}       # location -> its DURATION child (`.labels()` once)
 
     def opened(self, tunnel) -> None:
         self.upgrades[tunnel.location] += 1
@@ -41,7 +42,11 @@ class TunnelCollector:
         self.open.discard(tunnel)
         self.bytes_up[tunnel.location] += tunnel.sent_up
         self.bytes_down[tunnel.location] += tunnel.sent_down
-        DURATION.labels(tunnel.location).observe(time.monotonic() - tunnel.started)
+        loc = tunnel.location
+        child = self.durations.get(loc)
+        if child is None:
+            child = self.durations[loc] = DURATION.labels(loc)
+        child.observe(time.monotonic() - tunnel.started)
 
     def collect(self):
         open_now, up, down = Counter(), Counter(self.bytes_up), Counter(self.bytes_down)

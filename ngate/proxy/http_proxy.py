@@ -27,6 +27,7 @@ from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.proxy.body_spool import BodySpool
+from ngate.proxy.tunnel import start_tunnel
 from ngate.routing.uri import escape_uri
 from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
 from ngate.upstream.tls import handshake_error, upstream_tls
@@ -1002,7 +1003,6 @@ class ProxyExchange:
             self.ctx.keep_alive = False
             self.conn.finish_request(self.ctx)
             return
-        from ngate.proxy.tunnel import start_tunnel
         self.state = "tunnel"
         u = self.uconn
         self.uconn = None
