@@ -70,12 +70,11 @@ class FakeTransport:
 
 
 def run(n: int) -> float:
-    import asyncio
 
     import uvloop
 
     from ngate.config import load_config
-    from ngate.proxy.http_proxy import UpstreamConnection
+    from ngate.proxy.upstream_conn import UpstreamConnection
     from ngate.server.connection import HttpConnection
     from ngate.server.runtime import WorkerRuntime
 

@@ -1,0 +1,157 @@
+"""What proxy_pass sends upstream, compiled once per location (a Plan), and the request head.
+
+nginx builds the upstream request from the location's proxy_set_header list followed by its
+defaults (Host: $proxy_host, Connection: close, the body's framing; TE, Keep-Alive, Expect and
+Upgrade are never passed), then the client's headers minus those names. Constant header lines
+are pre-encoded here; values with variables are rendered per request.
+"""
+from __future__ import annotations
+
+from ngate.routing.uri import escape_uri
+
+STATIC, TEMPLATE, BODY_LENGTH, CHUNKED = range(4)
+DEFAULT_PROXY_HEADERS = (
+    ("Host", "$proxy_host"), ("Connection", "close"),
+    ("Content-Length", BODY_LENGTH), ("Transfer-Encoding", CHUNKED),
+    ("TE", ""), ("Keep-Alive", ""), ("Expect", ""), ("Upgrade", ""),
+)
+DEFAULT_HIDE = frozenset({b"date", b"server", b"x-pad", b"x-accel-expires", b"x-accel-redirect",
+                          b"x-accel-limit-rate", b"x-accel-buffering", b"x-accel-charset"})
+
+
+# ---------------------------------------------------------------- compiled per LocConf
+
+class Plan:
+    """What a location sends upstream and passes back; built once per LocConf."""
+    __slots__ = ("items", "skip", "hide", "version", "keepalive_capable", "redirects",
+                 "connect_timeout", "send_timeout", "read_timeout", "next_upstream",
+                 "next_upstream_tries")
+
+    def __init__(self, conf) -> None:
+        from ngate.routing.variables import compile_template
+        pp = conf.proxy_pass
+        items = []
+        names = set()
+        for h in conf.proxy_set_header:
+            names.add(h.lname)
+            items.append((h.name.encode("latin-1"), h.value))
+        for name, value in DEFAULT_PROXY_HEADERS:
+            lname = name.lower().encode()
+            if lname in names:
+                continue
+            names.add(lname)
+            if value in (BODY_LENGTH, CHUNKED):
+                items.append((name.encode(), value))
+            elif value:
+                items.append((name.encode(), compile_template(value)))
+        self.items = tuple(_compile_items(items, pp))
+        self.skip = frozenset(names)
+        self.hide = (DEFAULT_HIDE | conf.proxy_hide_header) - conf.proxy_pass_header
+        self.version = b"HTTP/1.1" if conf.proxy_http_version == "1.1" else b"HTTP/1.0"
+        self.redirects = _redirect_rules(conf)
+        # what the shared exchange code reads (the FastCGI plan has the same fields)
+        self.connect_timeout = conf.proxy_connect_timeout
+        self.send_timeout = conf.proxy_send_timeout
+        self.read_timeout = conf.proxy_read_timeout
+        self.next_upstream = conf.proxy_next_upstream
+        self.next_upstream_tries = conf.proxy_next_upstream_tries
+
+
+def _compile_items(items, pp):
+    """(name, Template | BODY_LENGTH | CHUNKED) -> (kind, name, value) with constant header lines
+    pre-encoded and merged (STATIC carries the whole `Name: value\r\n` bytes)."""
+    out = []
+    for name, value in items:
+        if value is BODY_LENGTH or value is CHUNKED:
+            out.append((value, name, None))
+            continue
+        if not value.static and value.text == "$proxy_host" and pp is not None \
+                and pp.template is None:
+            text = pp.host_header           # $proxy_host is fixed for a static proxy_pass
+        elif value.static:
+            text = value.text
+        else:
+            out.append((TEMPLATE, name, value))
+            continue
+        if not text:
+            continue                        # an empty value is never sent
+        line = name + b": " + text.encode("latin-1") + b"\r\n"
+        if out and out[-1][0] is STATIC:
+            out[-1] = (STATIC, b"", out[-1][2] + line)
+        else:
+            out.append((STATIC, b"", line))
+    return out
+
+
+def _redirect_rules(conf):
+    """proxy_redirect as (match, replacement) pairs; `default` derived from proxy_pass."""
+    pr = conf.proxy_redirect
+    pp = conf.proxy_pass
+    if pr.off or pp is None:
+        return ()
+    rules = list(pr.rules)
+    if pr.default and pp.template is None:
+        base = f"{pp.scheme}://{pp.host_header}"
+        if pp.uri is not None:
+            rules.insert(0, (base + pp.uri, pp.location_prefix))
+        else:
+            rules.insert(0, (base + "/", "/"))
+    return tuple(rules)
+
+
+_PLANS: dict[int, Plan] = {}
+
+
+def plan_for(conf) -> Plan:
+    p = _PLANS.get(id(conf))
+    if p is None:
+        p = _PLANS[id(conf)] = Plan(conf)
+    return p
+
+
+# ---------------------------------------------------------------- request construction
+
+def upstream_uri(ctx, pp) -> str:
+    """The URI sent upstream (nginx-behaviour.md, proxy_pass)."""
+    if pp.uri is None:
+        if not ctx.internal:
+            raw = ctx.request_uri
+            if raw[:1] == "/":
+                return raw
+        uri = escape_uri(ctx.uri)
+    else:
+        prefix = pp.location_prefix
+        u = ctx.uri
+        if ctx.internal and ctx.loc is not None and ctx.loc.modifier in ("", "^~", "=") \
+                and not u.startswith(prefix):
+            uri = escape_uri(u)
+        else:
+            uri = pp.uri + escape_uri(u[len(prefix):] if u.startswith(prefix) else u)
+    return uri + "?" + ctx.args if ctx.args else uri
+
+
+def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunked: bool) -> bytes:
+    conf = ctx.conf
+    method = conf.proxy_method.render(ctx) if conf.proxy_method is not None else ctx.method
+    out = [method.encode("latin-1"), b" ", uri.encode("latin-1", "replace"), b" ", plan.version, b"\r\n"]
+    for kind, name, value in plan.items:
+        if kind is STATIC:
+            out.append(value)
+            continue
+        if kind is TEMPLATE:
+            v = value.render(ctx)
+            if not v:
+                continue
+            out.append(name + b": " + v.encode("latin-1", "replace") + b"\r\n")
+        elif kind is BODY_LENGTH:
+            if body_length is not None:
+                out.append(b"Content-Length: %d\r\n" % body_length)
+        elif chunked:
+            out.append(b"Transfer-Encoding: chunked\r\n")
+    if conf.proxy_pass_request_headers:
+        skip = plan.skip
+        for name, value in ctx.headers:
+            if name.lower() not in skip:
+                out.append(name + b": " + value + b"\r\n")
+    out.append(b"\r\n")
+    return b"".join(out)

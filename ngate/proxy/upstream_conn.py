@@ -1,0 +1,121 @@
+"""A connection to one upstream peer: serves one exchange at a time, then may idle in the
+keepalive pool. Its llhttp response parser lives as long as the connection."""
+from __future__ import annotations
+
+import asyncio
+
+from ngate.config.model import UpstreamServer
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """A connection to one peer; serves one exchange at a time, then may idle in the pool."""
+    __slots__ = ("transport", "exchange", "closed", "peer", "requests", "pool", "group_id",
+                 "idle_timer", "write_paused", "deadline", "parser")
+
+    def __init__(self, peer: UpstreamServer) -> None:
+        self.transport = None
+        self.exchange = None
+        self.closed = False
+        self.peer = peer
+        self.requests = 0
+        self.pool = None
+        self.group_id = 0
+        self.idle_timer = None
+        self.write_paused = False
+        self.parser = None      # one llhttp response parser for the connection's life
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.upstream_data(data)
+        else:
+            self.close()    # an idle connection must not talk
+
+    def eof_received(self):
+        ex = self.exchange
+        if ex is not None:
+            ex.upstream_eof()
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self._cancel_idle()
+        ex = self.exchange
+        self.exchange = None
+        if ex is not None:
+            ex.upstream_lost(exc)
+        elif self.pool is not None:
+            self.pool.discard(self.group_id, self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        ex = self.exchange
+        if ex is not None:
+            ex.upstream_write_paused()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        ex = self.exchange
+        if ex is not None:
+            ex.upstream_write_resumed()
+
+    # httptools callbacks: the parser lives as long as the connection; the exchange changes
+    # (an exchange that gave the connection up mid-response leaves `exchange` None: the rest of
+    # that read is dropped and the connection is closed)
+    def on_status(self, reason: bytes) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.resp_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.on_body(body)
+
+    def on_message_complete(self) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.on_message_complete()
+
+    def on_idle(self, pool, group_id: int, timeout: float) -> None:
+        self.pool = pool
+        self.group_id = group_id
+        self.exchange = None
+        self.idle_timer = pool.deadlines
+        self.deadline = pool.deadlines.loop.time() + timeout
+        pool.deadlines.watch(self)
+
+    def expired(self) -> None:
+        """keepalive_timeout of an idle pooled connection passed."""
+        self.idle_timer = None
+        self.close()
+
+    def take(self) -> None:
+        self._cancel_idle()
+        self.pool = None
+
+    def _cancel_idle(self) -> None:
+        d = self.idle_timer
+        if d is not None:
+            self.idle_timer = None
+            d.unwatch(self)
+
+    def close(self) -> None:
+        self.closed = True
+        self._cancel_idle()
+        t = self.transport
+        if t is not None:
+            t.close()
