@@ -117,7 +117,9 @@ class HttpConnection:
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.runtime.connection_opened(self)
+        if not self.runtime.connection_opened(self):
+            self.closing = True
+            return
         self.number = self.runtime.next_connection_number()
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")

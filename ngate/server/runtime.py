@@ -55,6 +55,8 @@ class WorkerRuntime:
         self._counter = 0
         self._writers: dict = {}
         self._idle_waiter = None
+        self.worker_connections = config.main.worker_connections
+        self._connections_warned = False
         variables.MAPS = config.maps
 
     # ------------------------------------------------------------ lifecycle
@@ -124,8 +126,18 @@ class WorkerRuntime:
         self._counter += 1
         return self._counter
 
-    def connection_opened(self, conn) -> None:
+    def connection_opened(self, conn) -> bool:
+        """worker_connections bounds the client connections (a tunnel counts as two, as its
+        upstream side does in nginx); past it a new connection is closed at once."""
+        if len(self.connections) + 2 * len(self.tunnels) >= self.worker_connections:
+            if not self._connections_warned:
+                self._connections_warned = True
+                error_log.alert(f"{self.worker_connections} worker_connections are not enough")
+            conn.transport.abort()
+            return False
+        self._connections_warned = False
         self.connections.add(conn)
+        return True
 
     def connection_closed(self, conn) -> None:
         self.connections.discard(conn)

@@ -223,7 +223,8 @@ class TlsAcceptor(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.runtime.connection_opened(self)
+        if not self.runtime.connection_opened(self):
+            return
         loop = self.runtime.loop
         timeout = self.listen.default_server.client_header_timeout
         self.deadline = loop.time() + timeout

@@ -37,12 +37,30 @@ def run_worker(config, sockets: dict, master_pid: int | None) -> int:
     for sig in _WORKER_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    apply_rlimit_nofile(config.main.worker_rlimit_nofile)
     loop = new_loop()
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(_Worker(config, sockets, loop, master_pid).run())
     finally:
         loop.close()
+
+
+def apply_rlimit_nofile(limit: int) -> None:
+    """worker_rlimit_nofile: the worker's open-files limit (nginx logs an alert if refused)."""
+    if not limit:
+        return
+    import resource
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, max(limit, hard)))
+    except (OSError, ValueError) as err:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
+        except (OSError, ValueError):
+            pass
+        error_log.alert(f"setrlimit(RLIMIT_NOFILE, {limit}) failed "
+                        f"{error_log.os_error(err) if isinstance(err, OSError) else '(' + str(err) + ')'}")
 
 
 class _Worker:

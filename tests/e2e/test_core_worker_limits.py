@@ -1,0 +1,60 @@
+"""worker_connections and worker_rlimit_nofile are applied by ngate's worker (ngate only)."""
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests.harness.client import request
+from tests.harness.processes import ProxyProcess, fresh_prefix
+
+CONF = """
+error_log logs/error.log info;
+pid logs/nginx.pid;
+worker_rlimit_nofile 4321;
+events { worker_connections 8; }
+http {
+    server {
+        listen 127.0.0.1:{port};
+        location / { return 200 "ok\\n"; }
+    }
+}
+"""
+
+
+@pytest.fixture
+def proxy(tmp_path):
+    proc = ProxyProcess("ngate", CONF, fresh_prefix(tmp_path, "ngate")).start()
+    yield proc
+    proc.stop()
+
+
+def worker_pid(proxy) -> int:
+    out = subprocess.run(["pgrep", "-P", str(proxy.proc.pid)], capture_output=True, text=True)
+    return int(out.stdout.split()[0])
+
+
+def test_worker_rlimit_nofile_is_applied(proxy):
+    limits = open(f"/proc/{worker_pid(proxy)}/limits").read()
+    line = next(l for l in limits.splitlines() if l.startswith("Max open files"))
+    assert line.split()[3] == "4321", line
+
+
+def test_connections_past_worker_connections_are_closed(proxy):
+    held = [socket.create_connection(("127.0.0.1", proxy.port)) for _ in range(8)]
+    try:
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", proxy.port), timeout=3)
+        extra.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            got = extra.recv(100)
+        except ConnectionResetError:
+            got = b""
+        assert got == b""               # closed without an answer, as nginx does
+        extra.close()
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.3)
+    assert request(proxy.port, "GET", "/").status == 200       # room again
+    assert "8 worker_connections are not enough" in proxy.error_log()
