@@ -37,7 +37,11 @@ from ngate.upstream.tls import handshake_error, upstream_tls
 # consumed by the proxy: never copied to the client as-is
 _CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
                        b"content-type", b"last-modified", b"location"})
-_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+# nginx's non-idempotent methods: not retried once sent unless proxy_next_upstream non_idempotent
+_NON_IDEMPOTENT = frozenset({"POST", "LOCK", "PATCH"})
+# statuses proxy_next_upstream can retry on (http_403 and http_404 do not count as failures)
+_NEXT_ON_STATUS = {500: "http_500", 502: "http_502", 503: "http_503", 504: "http_504",
+                   403: "http_403", 404: "http_404", 429: "http_429"}
 _REPLAY_LIMIT = 65536
 _MAX_TRIES = 64
 
@@ -391,12 +395,15 @@ class ProxyExchange:
         if self.tail is not None and self._http09(data):
             return
         self.out = []
+        parser = self.parser
         try:
-            self.parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded(data, exc.args[0] if exc.args else None)
         except httptools.HttpParserError as exc:
-            if self.status == 101 and self.state == "switching":
+            if self.parser is not parser:
+                pass        # the response was abandoned for the next peer (next_on_status)
+            elif self.status == 101 and self.state == "switching":
                 self._upgraded(data, None)
             elif self.state in ("reading", "sending"):
                 self._flush()
@@ -508,6 +515,9 @@ class ProxyExchange:
         ctx.upstream_status = str(status) if ctx.upstream_status is None else ctx.upstream_status + ", " + str(status)
         ctx.upstream_header_time = time.monotonic() - self.started
         ctx.upstream_headers = self.resp_headers
+        kind = _NEXT_ON_STATUS.get(status)
+        if kind is not None and self.may_try_next(kind):
+            return self.next_on_status(status, kind)
         if self.state == "sending" and not self.body_done:
             pass    # early response (e.g. 413 from the backend): stream it, stop sending
         self.state = "streaming"
@@ -780,15 +790,50 @@ class ProxyExchange:
                            + error_log.request_suffix(ctx, self._upstream_url()), self.conn.number)
         self.tried.add(peer)
         self._last_error = err
-        nu = self.plan.next_upstream
-        can_retry = kind in nu and "off" not in nu and not ctx.head_sent and \
-            (ctx.method in _IDEMPOTENT or "non_idempotent" in nu or self.sent_bytes == 0) and \
-            (self.replayable or self.body_mode == "none") and \
-            (self.plan.next_upstream_tries == 0 or self.tries < self.plan.next_upstream_tries)
-        if can_retry and len(self.tried) < len(self.upstream.servers):
+        if self.may_try_next(kind):
             self.state = "connecting"
             return self.connect()
         self.fail(err)
+
+    def may_try_next(self, kind: str) -> bool:
+        """nginx's rule for trying another peer after a failure of `kind`: it is listed in
+        proxy_next_upstream, nothing was sent to the client, a POST/LOCK/PATCH already sent needs
+        non_idempotent, the body can be replayed, and tries remain (peers not `down`, capped by
+        proxy_next_upstream_tries). The same count makes the last peer's failing response (http_*)
+        go to the client."""
+        nu = self.plan.next_upstream
+        if kind not in nu or self.ctx.head_sent:
+            return False
+        if self.sent_bytes and self.ctx.method in _NON_IDEMPOTENT and "non_idempotent" not in nu:
+            return False
+        if not (self.replayable or self.body_mode == "none"):
+            return False
+        tries = sum(not s.down for s in self.upstream.servers)
+        limit = self.plan.next_upstream_tries
+        if limit and limit < tries:
+            tries = limit
+        return self.tries < tries
+
+    def next_on_status(self, status: int, kind: str) -> None:
+        """proxy_next_upstream http_XXX: the peer's response is discarded with its connection and
+        the next peer tried; a failure for the peer's health except for 403 and 404."""
+        self._cancel_timer()
+        u = self.uconn
+        self.uconn = None
+        self.parser = None
+        u.exchange = None
+        u.close()
+        peer = self.peer
+        health(peer, self.upstream.name).conns -= 1
+        self.status = 0
+        if status not in (403, 404) and report_failure(self.upstream, peer):
+            error_log.warn("upstream server temporarily disabled while reading response header "
+                           "from upstream" + error_log.request_suffix(self.ctx, self._upstream_url()),
+                           self.conn.number)
+        self.tried.add(peer)
+        self._last_error = ProxyError(502, UPSTREAM)
+        self.state = "connecting"
+        self.connect()
 
     def fail_peer(self, status: int, message: str) -> None:
         self.next_peer("invalid_header", status, message)
