@@ -1,25 +1,46 @@
 """Peer selection: one small class per balancer, chosen by name (rules are data).
 
-Passive health follows nginx: a peer that failed `max_fails` times within `fail_timeout` is
-skipped for `fail_timeout`; a group with a single server never marks it down (nginx's
-`peers->single`). Health is keyed by (group name, address).
+The algorithms are nginx's (ngx_http_upstream_round_robin.c, _least_conn, _ip_hash, _hash), so the
+same configuration sends the same sequence of requests to the same peers:
+
+- round robin is smooth weighted, on each peer's `effective_weight` (lowered by a failure, raised
+  back by one per selection); ties go to the first peer; backups only once every primary failed;
+- least_conn takes the fewest connections per weight, round robin among ties;
+- ip_hash hashes the first three octets of an IPv4 client (all 16 of IPv6) with nginx's
+  `(hash * 113 + octet) % 6271` and rehashes on an unusable peer; after 20 misses, round robin;
+- hash (not `consistent`) is Cache::Memcached's `((crc32([rehash] key) >> 16) & 0x7fff)` summed,
+  modulo the total weight; an empty key or 20 misses fall back to round robin.
+
+Passive health follows nginx, in whole seconds of wall-clock time (ngx_time()): a failure counts
+(`fails`, `accessed = checked = now`); a peer with `fails >= max_fails` is skipped while
+`now - checked <= fail_timeout`; selecting a peer whose `checked` is older than fail_timeout
+moves `checked` to now, and a success after that (`accessed < checked`) forgets the failures.
+A group with a single primary never tracks health (nginx's `peers->single`).
+Peer state is keyed by (group name, address). A request's hash sequence is replayed from its
+start on each try: the peers it already tried are among the misses, so they add to the 20.
 """
 from __future__ import annotations
 
+import ipaddress
 import random
 import time
 import zlib
 
 from ngate.config.model import Upstream, UpstreamServer
 
+_HASH_TRIES = 20
+
 
 class PeerHealth:
-    __slots__ = ("fails", "checked", "conns")
+    __slots__ = ("fails", "accessed", "checked", "conns", "current_weight", "effective_weight")
 
-    def __init__(self) -> None:
+    def __init__(self, weight: int = 1) -> None:
         self.fails = 0
-        self.checked = 0.0
+        self.accessed = 0
+        self.checked = 0
         self.conns = 0
+        self.current_weight = 0
+        self.effective_weight = weight
 
 
 PEER_HEALTH: dict[tuple, PeerHealth] = {}
@@ -29,119 +50,189 @@ def health(server: UpstreamServer, group: str = "") -> PeerHealth:
     key = (group, server.unix or server.host, server.port)
     h = PEER_HEALTH.get(key)
     if h is None:
-        h = PEER_HEALTH[key] = PeerHealth()
+        h = PEER_HEALTH[key] = PeerHealth(server.weight)
     return h
 
 
-def usable(server: UpstreamServer, now: float, group: str = "") -> bool:
+def _now() -> int:
+    return int(time.time())
+
+
+def usable(server: UpstreamServer, now: int, group: str = "") -> bool:
     if server.down:
         return False
     if server.max_fails == 0:
         return True
     h = PEER_HEALTH.get((group, server.unix or server.host, server.port))
-    if h is None:
-        return True
-    if h.fails >= server.max_fails and now - h.checked <= server.fail_timeout:
-        return False
-    return True
+    return h is None or not (h.fails >= server.max_fails and now - h.checked <= server.fail_timeout)
+
+
+def _selected(h: PeerHealth, server: UpstreamServer, now: int) -> None:
+    if now - h.checked > server.fail_timeout:
+        h.checked = now
+
+
+def _single(upstream: Upstream) -> bool:
+    return len(upstream.servers) == 1
 
 
 def report_failure(upstream: Upstream, server: UpstreamServer) -> bool:
     """Count a failure; True when the peer is now disabled (nginx then warns "upstream server
     temporarily disabled")."""
-    if len(upstream.servers) == 1:
+    if _single(upstream):
         return False
     h = health(server, upstream.name)
-    now = time.monotonic()
-    if now - h.checked > server.fail_timeout:
-        h.fails = 0
+    now = _now()
     h.fails += 1
-    h.checked = now
-    return server.max_fails != 0 and h.fails >= server.max_fails
+    h.accessed = h.checked = now
+    if server.max_fails:
+        h.effective_weight = max(0, h.effective_weight - server.weight // server.max_fails)
+        return h.fails >= server.max_fails
+    return False
 
 
 def report_success(upstream: Upstream, server: UpstreamServer) -> None:
     h = PEER_HEALTH.get((upstream.name, server.unix or server.host, server.port))
-    if h is not None and h.fails:
+    if h is not None and h.accessed < h.checked:
         h.fails = 0
 
 
 class RoundRobin:
     """nginx's smooth weighted round robin; backup servers only when every primary is unusable."""
-    __slots__ = ("primary", "backup", "current", "group")
+    __slots__ = ("primary", "backup", "group")
 
     def __init__(self, upstream: Upstream) -> None:
         self.group = upstream.name
         self.primary = [s for s in upstream.servers if not s.backup]
         self.backup = [s for s in upstream.servers if s.backup]
-        self.current = {}
 
     def select(self, ctx, tried: set) -> UpstreamServer | None:
         if len(self.primary) == 1 and not self.backup:
             s = self.primary[0]
             return None if (s.down or s in tried) else s
+        return self.select_rr(tried)
+
+    def select_rr(self, tried: set) -> UpstreamServer | None:
         return self._pick(self.primary, tried) or self._pick(self.backup, tried)
-
-    def _pick(self, servers, tried) -> UpstreamServer | None:
-        now = time.monotonic()
-        best = None
-        total = 0
-        cur = self.current
-        for s in servers:
-            if s in tried or not usable(s, now, self.group):
-                continue
-            w = cur.get(s, 0) + s.weight
-            cur[s] = w
-            total += s.weight
-            if best is None or w > cur[best]:
-                best = s
-        if best is not None:
-            cur[best] -= total
-        return best
-
 
     def candidates(self, servers, tried) -> list:
         """The servers not tried yet for this request and not marked down or failed."""
-        now = time.monotonic()
+        now = _now()
         return [s for s in servers if s not in tried and usable(s, now, self.group)]
+
+    def _pick(self, servers, tried) -> UpstreamServer | None:
+        return self._smooth(self.candidates(servers, tried))
+
+    def _smooth(self, cands) -> UpstreamServer | None:
+        """One step of smooth weighted round robin over `cands` (nginx's get_peer)."""
+        best = best_h = None
+        total = 0
+        for s in cands:
+            h = health(s, self.group)
+            h.current_weight += h.effective_weight
+            total += h.effective_weight
+            if h.effective_weight < s.weight:
+                h.effective_weight += 1
+            if best is None or h.current_weight > best_h.current_weight:
+                best, best_h = s, h
+        if best is not None:
+            best_h.current_weight -= total
+            _selected(best_h, best, _now())
+        return best
 
 
 class LeastConn(RoundRobin):
     __slots__ = ()
 
+    def select(self, ctx, tried):
+        if len(self.primary) == 1 and not self.backup:
+            return super().select(ctx, tried)
+        return self.select_rr(tried)
+
     def _pick(self, servers, tried):
         cands = self.candidates(servers, tried)
         if not cands:
             return None
-        return min(cands, key=lambda s: health(s, self.group).conns / s.weight)
+        group = self.group
+        ratio = {s: health(s, group).conns / s.weight for s in cands}
+        least = min(ratio.values())
+        ties = [s for s in cands if ratio[s] == least]
+        if len(ties) == 1:
+            _selected(health(ties[0], group), ties[0], _now())
+            return ties[0]
+        return self._smooth(ties)
 
 
-class IpHash(RoundRobin):
-    """nginx hashes the first three octets of an IPv4 client address."""
-    __slots__ = ()
+class _HashBalancer(RoundRobin):
+    """Shared loop of ip_hash and hash: rehash until a usable, untried primary; after
+    _HASH_TRIES misses (or without a key), round robin."""
+    __slots__ = ("total_weight",)
+
+    def __init__(self, upstream: Upstream) -> None:
+        super().__init__(upstream)
+        self.total_weight = sum(s.weight for s in self.primary)
 
     def select(self, ctx, tried):
-        addr = ".".join(ctx.conn.remote_addr.split(".")[:3])
-        for group in (self.primary, self.backup):
-            cands = self.candidates(group, tried)
-            if cands:
-                return cands[zlib.crc32(addr.encode()) % len(cands)]
-        return None
+        if len(self.primary) == 1 and not self.backup:
+            return super().select(ctx, tried)
+        key = self.key_of(ctx)
+        if key is None:
+            return self.select_rr(tried)
+        now = _now()
+        state = [None, 0]       # the running hash, the rehash count
+        for _ in range(_HASH_TRIES + 1 + len(tried)):
+            w = self.next_hash(state, key) % self.total_weight
+            for s in self.primary:
+                if w < s.weight:
+                    break
+                w -= s.weight
+            if s not in tried and usable(s, now, self.group):
+                _selected(health(s, self.group), s, now)
+                return s
+        return self.select_rr(tried)
+
+    def key_of(self, ctx):
+        raise NotImplementedError
+
+    def next_hash(self, state: list, key) -> int:
+        raise NotImplementedError
 
 
-class Hash(RoundRobin):
+class IpHash(_HashBalancer):
+    __slots__ = ()
+
+    def key_of(self, ctx) -> bytes:
+        try:
+            ip = ipaddress.ip_address(ctx.conn.remote_addr)
+        except ValueError:
+            return b"\0\0\0"            # not an IP client (unix socket): nginx's pseudo address
+        return ip.packed[:3] if ip.version == 4 else ip.packed
+
+    def next_hash(self, state: list, key: bytes) -> int:
+        h = 89 if state[0] is None else state[0]
+        for octet in key:
+            h = (h * 113 + octet) % 6271
+        state[0] = h
+        return h
+
+
+class Hash(_HashBalancer):
     __slots__ = ("key",)
 
     def __init__(self, upstream: Upstream) -> None:
         super().__init__(upstream)
         self.key = upstream.hash_key
 
-    def select(self, ctx, tried):
-        cands = self.candidates(self.primary, tried)
-        if not cands:
-            return None
+    def key_of(self, ctx) -> bytes | None:
         k = self.key.render(ctx) if self.key is not None else ""
-        return cands[zlib.crc32(k.encode("latin-1", "replace")) % len(cands)]
+        return k.encode("latin-1", "replace") if k else None
+
+    def next_hash(self, state: list, key: bytes) -> int:
+        rehash = state[1]
+        data = (b"%d" % rehash if rehash else b"") + key
+        state[0] = (state[0] or 0) + ((zlib.crc32(data) >> 16) & 0x7fff)
+        state[1] = rehash + 1
+        return state[0]
 
 
 class Random(RoundRobin):
