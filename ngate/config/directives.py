@@ -133,7 +133,8 @@ def _register() -> None:
         directive(name, HSL, 1, h.scalar(name, h.flag))
     for name in ("proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout"):
         directive(name, HSL, 1, h.scalar(name, h.msec))
-    for name in ("proxy_buffer_size", "proxy_busy_buffers_size", "proxy_max_temp_file_size",
+    directive("proxy_buffer_size", HSL, 1, h.scalar("proxy_buffer_size", h.size))
+    for name in ("proxy_busy_buffers_size", "proxy_max_temp_file_size",
                  "proxy_temp_file_write_size"):
         directive(name, HSL, 1, h.extra_size)
     directive("proxy_buffers", HSL, 2, h.extra_bufs)

@@ -307,6 +307,7 @@ class LocConf:
     fastcgi_buffering: bool = True                         # accepted; ngate streams
     fastcgi_request_buffering: bool = True                 # accepted; ngate streams bodies
     fastcgi_buffer_size: int = 4096                        # the limit of the CGI response head
+    proxy_buffer_size: int = 4096                          # the limit of an upstream response head
     fastcgi_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
     fastcgi_next_upstream_tries: int = 0
     # headers module

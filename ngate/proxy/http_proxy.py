@@ -54,6 +54,7 @@ class ProxyExchange:
         "parser", "reason", "resp_headers", "status", "chunked_out", "head_only", "until_close",
         "resp_length", "state", "timer", "deadline", "timeout", "body_chunks",
         "body_total", "held", "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
+        "head_bytes",       # bytes read while the response head is incomplete (proxy_buffer_size)
         "upgrade", "connect_task", "uri", "_last_error", "body_mode", "tls",
         "out",              # response bytes gathered during one upstream read: one write
         "deadlines",
@@ -210,6 +211,7 @@ class ProxyExchange:
         self.reason = b""
         self.status = 0
         self.got_bytes = False
+        self.head_bytes = 0
         self.tail = b""
         self.state = "sending"
         self.send_request()
@@ -414,6 +416,12 @@ class ProxyExchange:
                 self.ctx.keep_alive = False
                 self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response "
                                      f"({exc}) while reading upstream"))
+        if self.state == "reading" or self.state == "sending":
+            self.head_bytes += len(data)
+            if self.head_bytes > self.conf.proxy_buffer_size:
+                self.out = None
+                return self.fail_peer(502, "upstream sent too big header while reading response "
+                                      "header from upstream")
         self._flush()
 
     def _emit(self, data: bytes) -> None:
@@ -511,6 +519,10 @@ class ProxyExchange:
             self.reason = b""
             self.resp_headers = []
             return
+        if 17 + len(self.reason) + sum([len(n) + len(v) + 4 for n, v in self.resp_headers]) \
+                > self.conf.proxy_buffer_size:
+            return self.fail_peer(502, "upstream sent too big header while reading response "
+                                  "header from upstream")
         self.status = status
         ctx.upstream_status = str(status) if ctx.upstream_status is None else ctx.upstream_status + ", " + str(status)
         ctx.upstream_header_time = time.monotonic() - self.started

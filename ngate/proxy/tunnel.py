@@ -58,7 +58,10 @@ class Side(FrameScanner):
             self._forward(t, data)
 
     def _forward(self, t: "Tunnel", data: bytes) -> None:
-        self.peer.write(data)
+        try:
+            self.peer.write(data)
+        except RuntimeError:
+            return      # uvloop: the peer's transport is closed; its connection_lost is on its way
         if self.to_upstream:
             t.sent_up += len(data)
         else:

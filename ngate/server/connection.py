@@ -84,7 +84,7 @@ class HttpConnection:
         "_limit_line", "_limit_total", "_names",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
-        "deadline", "write_mark", "lost",
+        "deadline", "write_mark", "lost", "rejected",
     )
 
     def __init__(self, runtime, listen) -> None:
@@ -105,6 +105,7 @@ class HttpConnection:
         self.tls = None
         self.write_mark = 0             # write buffer size when send_timeout was last armed
         self.lost = None                # the exception connection_lost reported (None: EOF)
+        self.rejected = None            # (HeadError, url) of a bad pipelined head, answered in turn
         srv = listen.default_server
         self._underscores = srv.underscores_in_headers
         self._ignore_invalid = srv.ignore_invalid_headers
@@ -340,7 +341,10 @@ class HttpConnection:
             self.transport.resume_reading()
 
     def write(self, data: bytes) -> None:
-        self.transport.write(data)
+        try:
+            self.transport.write(data)
+        except RuntimeError:
+            pass    # uvloop: the transport is closed; connection_lost is on its way
 
     def finish_request(self, ctx: RequestContext) -> None:
         """The response to the current request is completely written."""
@@ -374,6 +378,10 @@ class HttpConnection:
                 self.transport.resume_reading()
             self.start_request(req.ctx, req)
             return
+        if self.rejected is not None:
+            err, self._url = self.rejected
+            self.rejected = None
+            return self._reject(err)
         held = self.held
         if held is not None:
             # an Upgrade request was answered without a tunnel: HTTP resumes on what followed
@@ -414,7 +422,12 @@ class HttpConnection:
         self._in_head = False
 
     def _reject(self, err: HeadError) -> None:
-        """Answer a bad head with nginx's status page and close."""
+        """Answer a bad head with nginx's status page and close; a pipelined one waits its turn
+        (the requests before it are answered first, as nginx reads it only then)."""
+        if self.current is not None:
+            self.rejected = (err, getattr(self, "_url", b""))
+            self.transport.pause_reading()
+            return
         self._cancel_timer()
         engine.reject_head(self, err.status, err.message, self._url if hasattr(self, "_url") else b"")
 
@@ -423,7 +436,7 @@ class HttpConnection:
         status = 505 if "Invalid HTTP version" in msg else 400
         if "Transfer-Encoding" in msg and "invalid" in msg.lower():
             status = 501 if self.current is None else 400
-        if self.current is not None and not self._in_head:
+        if self.current is not None and not self._in_head and not self.current.complete:
             # an error inside a body (bad chunk size): the request being served is broken
             engine.body_error(self.current.ctx, msg)
             self.closing = True
