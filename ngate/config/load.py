@@ -134,7 +134,8 @@ class _Tokens:
     def __init__(self, text: str, name: str) -> None:
         self.name = name
         self.eof_line = text.count("\n") + 1
-        self._it = _lex_file_object(io.StringIO(text))
+        # crossplane drops a last token with nothing after it ("...}\nhttp"): nginx does not
+        self._it = _lex_file_object(io.StringIO(text + "\n"))
 
     def next(self):
         for token, line, quoted in self._it:

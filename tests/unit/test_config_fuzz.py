@@ -1,0 +1,166 @@
+"""Broken configs through `ngate -t`, with nginx -t as the oracle (seeded, deterministic).
+
+A realistic config is cut at token boundaries and mutated (tokens dropped, duplicated, swapped,
+arguments replaced by bad values, directives moved to the wrong context). For every config nginx
+refuses, ngate must exit 1 with exactly one `ngate: [emerg] ...` line, carrying `in file:line`
+when nginx's does; for every config, ngate must never raise (no traceback: `cli.main` runs in
+process, so any exception fails the test) and never print more than one emerg line.
+"""
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+
+import pytest
+
+from ngate import cli
+from tests.harness.processes import NGINX_BIN, require_kind
+
+BASE = """\
+worker_processes 1;
+error_log {prefix}/logs/error.log info;
+pid {prefix}/logs/nginx.pid;
+events { worker_connections 64; }
+http {
+    include {prefix}/mime.types;
+    default_type application/octet-stream;
+    log_format main '$remote_addr "$request" $status $body_bytes_sent "$http_user_agent"';
+    access_log {prefix}/logs/access.log main;
+    client_max_body_size 10m;
+    keepalive_timeout 30s;
+    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+    upstream app {
+        server 127.0.0.1:8081 weight=2 max_fails=3 fail_timeout=10s;
+        server 127.0.0.1:8082 backup;
+        keepalive 8;
+    }
+    server {
+        listen 127.0.0.1:18080 default_server;
+        server_name example.test *.example.test;
+        root {prefix}/html;
+        index index.html;
+        error_page 404 /404.html;
+        error_page 502 503 = @down;
+        location / { try_files $uri $uri/ =404; }
+        location /api/ {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_read_timeout 5s;
+        }
+        location /ws {
+            proxy_pass http://127.0.0.1:8083;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+        }
+        location ~* \\.(png|jpg)$ { expires 1d; add_header X-Img 1 always; }
+        location = /old { return 301 /new; }
+        location /r/ {
+            if ($arg_x = 1) { return 403; }
+            set $t "r-$uri";
+            rewrite ^/r/(.*)$ /api/$1 last;
+        }
+        location @down { return 503 "down\\n"; }
+    }
+}
+"""
+
+TOKEN = re.compile(r"'[^']*'|\"(?:\\\\.|[^\"\\\\])*\"|[{};]|[^\s{};'\"]+")
+BAD_VALUES = ["-1", "abc", "10q", "''", "on", "99999999999999999999", "http://", "$nosuchvar",
+              "~(", "unix:", "0", "1x", "=", "@", "^~", "127.0.0.1:99999", "'a b'", "${x"]
+DIRECTIVES = ["listen", "server_name", "proxy_pass", "return", "rewrite", "location", "server",
+              "upstream", "map", "set", "if", "error_page", "root", "alias", "try_files",
+              "keepalive", "events", "http", "worker_processes", "include", "add_header",
+              "proxy_set_header", "log_format", "access_log", "client_max_body_size", "bogus"]
+EMERG = re.compile(r"^ngate: \[emerg\] (.+)$", re.M)
+NGINX_EMERG = re.compile(r"\[emerg\] \d+#\d+: (.+)$", re.M)
+LOCATED = re.compile(r" in (\S+):(\d+)$")
+
+
+def tokens(text: str) -> list[re.Match]:
+    return list(TOKEN.finditer(text))
+
+
+def join(parts: list[str]) -> str:
+    out = []
+    for p in parts:
+        out.append(p)
+        out.append("\n" if p in (";", "{", "}") else " ")
+    return "".join(out)
+
+
+def mutate(rng: random.Random, parts: list[str]) -> list[str]:
+    parts = list(parts)
+    i = rng.randrange(len(parts))
+    op = rng.randrange(6)
+    if op == 0:
+        del parts[i]
+    elif op == 1:
+        parts.insert(i, parts[i])
+    elif op == 2:
+        j = rng.randrange(len(parts))
+        parts[i], parts[j] = parts[j], parts[i]
+    elif op == 3 and parts[i] not in ("{", "}", ";"):
+        parts[i] = rng.choice(BAD_VALUES)
+    elif op == 4:
+        parts[i:i] = [rng.choice(DIRECTIVES), rng.choice(BAD_VALUES), ";"]
+    else:
+        parts[i:i] = [rng.choice(DIRECTIVES), "{", "}"]
+    return parts
+
+
+def cases(prefix: str) -> list[tuple[str, str]]:
+    base = BASE.replace("{prefix}", prefix)
+    ms = tokens(base)
+    out = []
+    step = max(1, len(ms) // 100)
+    for k in range(0, len(ms), step):                       # truncations at token ends
+        out.append((f"cut{k}", base[:ms[k].end()]))
+    rng = random.Random(1234)
+    parts = [m.group(0) for m in ms]
+    for k in range(100):
+        mutated = parts
+        for _ in range(rng.randint(1, 2)):
+            mutated = mutate(rng, mutated)
+        out.append((f"mut{k}", join(mutated)))
+    return out
+
+
+def nginx_test(prefix, path) -> tuple[int, str]:
+    r = subprocess.run([NGINX_BIN, "-p", f"{prefix}/", "-c", str(path), "-t"],
+                       capture_output=True, text=True, timeout=10)
+    return r.returncode, r.stderr
+
+
+def test_broken_configs(tmp_path, capfd):
+    require_kind("nginx")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "html").mkdir()
+    (tmp_path / "mime.types").write_text("types { text/html html; image/png png; }\n")
+    path = tmp_path / "nginx.conf"
+    problems = []
+    refused = 0
+    for name, text in cases(str(tmp_path)):
+        path.write_text(text)
+        n_rc, n_err = nginx_test(tmp_path, path)
+        capfd.readouterr()
+        rc = cli.main(["-p", f"{tmp_path}/", "-c", str(path), "-t", "-q"])
+        err = capfd.readouterr().err
+        emergs = EMERG.findall(err)
+        if len(emergs) > 1 or (rc == 0) != (not emergs):
+            problems.append(f"{name}: rc {rc}, {len(emergs)} emerg lines: {err!r}")
+            continue
+        if n_rc == 0:
+            continue
+        refused += 1
+        nginx_msg = NGINX_EMERG.search(n_err)
+        if rc != 1:
+            problems.append(f"{name}: nginx refuses ({nginx_msg and nginx_msg.group(1)}), "
+                            f"ngate accepts\n{text}")
+        elif nginx_msg and LOCATED.search(nginx_msg.group(1)) and not LOCATED.search(emergs[0]):
+            problems.append(f"{name}: no location in {emergs[0]!r} (nginx: {nginx_msg.group(1)})")
+    assert refused > 150
+    assert not problems, "\n".join(problems[:15]) + f"\n({len(problems)} problems)"
