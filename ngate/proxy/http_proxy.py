@@ -55,7 +55,7 @@ class ProxyExchange:
         "resp_length", "state", "timer", "deadline", "timeout", "body_chunks",
         "body_total", "held", "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
         "head_bytes",       # bytes read while the response head is incomplete (proxy_buffer_size)
-        "upgrade", "connect_task", "uri", "_last_error", "body_mode", "tls",
+        "upgrade", "connect_task", "uri", "body_mode", "tls",
         "out",              # response bytes gathered during one upstream read: one write
         "deadlines",
         "spool",            # proxy/body_spool.py BodySpool: a body read whole ("buffer" mode)
@@ -93,7 +93,6 @@ class ProxyExchange:
         self.upgrade = False
         self.connect_task = None
         self.uri = ""
-        self._last_error = None
         self.body_mode = "none"
         self.reason = b""
         self.resp_headers = []
@@ -138,14 +137,15 @@ class ProxyExchange:
             return self.fail(ProxyError(502, UPSTREAM))
         peer = balancer_for(self.upstream).select(self.ctx, self.tried)
         if peer is None:
-            if not self.tried:
-                # nginx names the group as the peer: $upstream_addr and the log's upstream: "..."
-                name = self.upstream.name
-                ctx = self.ctx
-                ctx.upstream_addr = name if ctx.upstream_addr is None else ctx.upstream_addr + ", " + name
-                msg = 'no live upstreams while connecting to upstream'
-                return self.fail(ProxyError(502, UPSTREAM, msg))
-            return self.fail(self._last_error or ProxyError(502, UPSTREAM))
+            # tries remain but every peer is down or failed (also after a failure in this
+            # request): nginx names the group as the peer in $upstream_addr and the log's
+            # upstream: "...", with status 502
+            name = self.upstream.name
+            ctx = self.ctx
+            ctx.upstream_addr = name if ctx.upstream_addr is None else ctx.upstream_addr + ", " + name
+            ctx.upstream_status = "502" if ctx.upstream_status is None else ctx.upstream_status + ", 502"
+            msg = 'no live upstreams while connecting to upstream'
+            return self.fail(ProxyError(502, UPSTREAM, msg))
         self.tries += 1
         self.peer = peer
         ctx = self.ctx
@@ -801,7 +801,6 @@ class ProxyExchange:
             error_log.warn("upstream server temporarily disabled" + action
                            + error_log.request_suffix(ctx, self._upstream_url()), self.conn.number)
         self.tried.add(peer)
-        self._last_error = err
         if self.may_try_next(kind):
             self.state = "connecting"
             return self.connect()
@@ -843,7 +842,6 @@ class ProxyExchange:
                            "from upstream" + error_log.request_suffix(self.ctx, self._upstream_url()),
                            self.conn.number)
         self.tried.add(peer)
-        self._last_error = ProxyError(502, UPSTREAM)
         self.state = "connecting"
         self.connect()
 
@@ -949,8 +947,8 @@ def _variable_proxy(ctx, pp) -> None:
     except ValueError:
         error_log.error(f"invalid URL prefix in \"{url}\"" + error_log.request_suffix(ctx), ctx.conn.number)
         return engine.finalize(ctx, 500)
-    except LookupError:
-        error_log.error(f"no resolver defined to resolve {url}" + error_log.request_suffix(ctx),
+    except LookupError as exc:
+        error_log.error(f"no resolver defined to resolve {exc.args[0]}" + error_log.request_suffix(ctx),
                         ctx.conn.number)
         return engine.finalize(ctx, 502)
     ctx.proxy_host = host_header

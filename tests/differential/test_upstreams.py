@@ -34,6 +34,10 @@ http {{
     upstream nu_post {{ server {A} max_fails=0; server {B} max_fails=0; }}
     upstream nu_post_ni {{ server {A} max_fails=0; server {B} max_fails=0; }}
     upstream nu_tries {{ server {DEAD} max_fails=0; server {DEAD2} max_fails=0; server {A}; }}
+    upstream mf2 {{ server {A} max_fails=2; server {B}; }}
+    upstream nolive {{ server {DEAD}; server {DEAD2}; }}
+    upstream nolive_mid {{ server {DEAD}; server {DEAD2}; server {A}; }}
+    upstream nu_timeout {{ server {A} max_fails=0; server {B} max_fails=0; }}
     upstream iph {{ ip_hash; server {A}; server {B}; server {C}; }}
     upstream hk {{ hash $arg_k; server {A}; server {B}; server {C}; }}
     upstream iph_mixed {{ ip_hash; server {A} weight=2; server {DEAD}; server {B}; server {C} down; }}
@@ -54,6 +58,10 @@ http {{
         location /down/ {{ proxy_pass http://rr_down; }}
         location /backup/ {{ proxy_pass http://rr_backup; }}
         location /mf/ {{ proxy_pass http://mf; }}
+        location /mf2/ {{ proxy_pass http://mf2; }}
+        location /nolive/ {{ proxy_pass http://nolive; }}
+        location /nolive-mid/ {{ proxy_pass http://nolive_mid; }}
+        location /nu/timeout/ {{ proxy_pass http://nu_timeout; proxy_read_timeout 1s; }}
         location /nu/default/ {{ proxy_pass http://nu_default; }}
         location /nu/502/ {{ proxy_pass http://nu_502; proxy_next_upstream error timeout http_502; }}
         location /nu/503/ {{ proxy_pass http://nu_503; proxy_next_upstream error timeout http_503; }}
@@ -92,6 +100,9 @@ def diff(differential):
     b.route("/nu/all/x", Reply(status=502, body=b"b says 502\n"))
     a.route("/nu/post/x", Reply(action="close"))
     a.route("/nu/post-ni/x", Reply(action="close"))
+    a.route("/mf2/fail", Reply(action="close"))
+    a.route("/nolive-mid/fail", Reply(action="close"))
+    a.route("/nu/timeout/x", Reply(delay=1.5, body=b"a late\n"))
     a.route("/lc/x", Reply(delay=1.0, body=b"a slow\n"))
     return d
 
@@ -119,6 +130,25 @@ def test_max_fails_skips_then_retries_after_fail_timeout(diff):
         time.sleep(3.1)        # nginx counts fail_timeout in whole seconds
         return first + [request(port, "GET", "/mf/x") for _ in range(2)]
     diff.check(script)
+
+
+def test_max_fails_counts_failures_across_successes(diff):
+    """nginx forgets a peer's failures on success only once fail_timeout passed since the last."""
+    diff.check(lambda port: [request(port, "GET", f"/mf2/{p}") for p in
+                             ["fail", "ok", "ok", "ok", "fail", "ok", "ok", "ok", "ok"]])
+
+
+def test_no_live_upstreams(diff):
+    diff.check(series("/nolive/x", 2))
+
+
+def test_no_live_upstreams_after_a_failure(diff):
+    diff.check(lambda port: [request(port, "GET", f"/nolive-mid/{p}") for p in
+                             ["ok", "ok", "fail", "ok"]])
+
+
+def test_next_upstream_on_timeout(diff):
+    diff.check(series("/nu/timeout/x", 2))
 
 
 @pytest.mark.parametrize("status", ["default", "502", "503", "500", "404", "unlisted", "all"])
