@@ -187,6 +187,8 @@ def balancer(c, lv, st):
         if len(st.args) == 2 and st.args[1] != "consistent":
             raise ConfigError(f'invalid parameter "{st.args[1]}"', st.where)
         lv.hash_key = c.template(st.args[0], st.where)
+        if len(st.args) == 2:
+            lv.balancer = "hash_consistent"
 
 
 # ---------------------------------------------------------------- map and types

@@ -9,7 +9,8 @@ same configuration sends the same sequence of requests to the same peers:
 - ip_hash hashes the first three octets of an IPv4 client (all 16 of IPv6) with nginx's
   `(hash * 113 + octet) % 6271` and rehashes on an unusable peer; after 20 misses, round robin;
 - hash (not `consistent`) is Cache::Memcached's `((crc32([rehash] key) >> 16) & 0x7fff)` summed,
-  modulo the total weight; an empty key or 20 misses fall back to round robin.
+  modulo the total weight; an empty key or 20 misses fall back to round robin;
+- hash ... consistent is nginx's ketama ring (ConsistentHash).
 
 Passive health follows nginx, in whole seconds of wall-clock time (ngx_time()): a failure counts
 (`fails`, `accessed = checked = now`); a peer with `fails >= max_fails` is skipped while
@@ -21,6 +22,7 @@ start on each try: the peers it already tried are among the misses, so they add 
 """
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import random
 import time
@@ -235,6 +237,45 @@ class Hash(_HashBalancer):
         return state[0]
 
 
+class ConsistentHash(RoundRobin):
+    """`hash KEY consistent`: nginx's ketama ring. Each server (by its address text) gets
+    160 points per weight, `crc32(host "\\0" port, previous point as 4 little-endian bytes)`; a
+    key's crc32 finds the first point at or above it; an unusable server moves to the next point
+    (round robin among the peers sharing the server); 20 misses fall back to round robin."""
+    __slots__ = ("key", "points")
+
+    def __init__(self, upstream: Upstream) -> None:
+        super().__init__(upstream)
+        self.key = upstream.hash_key
+        points = {}
+        for s in self.primary:
+            host, _, port = s.name.rpartition(":") if not s.unix else (s.name[5:], "", "")
+            base = zlib.crc32(host.encode() + b"\0" + port.encode())
+            prev = 0
+            for _ in range(160 * s.weight):
+                prev = zlib.crc32(prev.to_bytes(4, "little"), base)
+                points.setdefault(prev, s.name)
+        self.points = sorted(points.items())
+
+    def select(self, ctx, tried):
+        if len(self.primary) == 1 and not self.backup:
+            return super().select(ctx, tried)
+        k = self.key.render(ctx) if self.key is not None else ""
+        if not k:
+            return self.select_rr(tried)
+        points = self.points
+        h = bisect.bisect_left(points, (zlib.crc32(k.encode("latin-1", "replace")),))
+        now = _now()
+        for _ in range(_HASH_TRIES + 1 + len(tried)):
+            name = points[h % len(points)][1]
+            cands = [s for s in self.primary
+                     if s.name == name and s not in tried and usable(s, now, self.group)]
+            if cands:
+                return self._smooth(cands)
+            h += 1
+        return self.select_rr(tried)
+
+
 class Random(RoundRobin):
     __slots__ = ()
 
@@ -250,6 +291,7 @@ BALANCERS = {
     "least_conn": LeastConn,
     "ip_hash": IpHash,
     "hash": Hash,
+    "hash_consistent": ConsistentHash,
     "random": Random,
 }
 

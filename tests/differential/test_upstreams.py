@@ -28,6 +28,9 @@ http {{
     upstream nu_503 {{ server {A} max_fails=0; server {B} max_fails=0; }}
     upstream nu_500 {{ server {A} max_fails=0; server {B} max_fails=0; }}
     upstream nu_404 {{ server {A} max_fails=0; server {B} max_fails=0; }}
+    upstream nu_403 {{ server {A}; server {B}; }}
+    upstream nu_429 {{ server {A} max_fails=0; server {B} max_fails=0; }}
+    upstream nu_504 {{ server {A} max_fails=0; server {B} max_fails=0; }}
     upstream nu_unlisted {{ server {A} max_fails=0; server {B} max_fails=0; }}
     upstream nu_all {{ server {A} max_fails=0; server {B} max_fails=0; }}
     upstream nu_off {{ server {DEAD} max_fails=0; server {A} max_fails=0; }}
@@ -40,6 +43,8 @@ http {{
     upstream nu_timeout {{ server {A} max_fails=0; server {B} max_fails=0; }}
     upstream iph {{ ip_hash; server {A}; server {B}; server {C}; }}
     upstream hk {{ hash $arg_k; server {A}; server {B}; server {C}; }}
+    upstream hk_consistent {{ hash $arg_k consistent; server {A}; server {B} weight=2; server {C};
+                              server {DEAD3} max_fails=0; }}
     upstream iph_mixed {{ ip_hash; server {A} weight=2; server {DEAD}; server {B}; server {C} down; }}
     upstream hk_mixed {{ hash $arg_k; server {A} weight=2; server {DEAD2}; server {B}; server {C}; }}
     upstream lc {{ least_conn; server {A}; server {B}; }}
@@ -67,6 +72,9 @@ http {{
         location /nu/503/ {{ proxy_pass http://nu_503; proxy_next_upstream error timeout http_503; }}
         location /nu/500/ {{ proxy_pass http://nu_500; proxy_next_upstream error http_500; }}
         location /nu/404/ {{ proxy_pass http://nu_404; proxy_next_upstream http_404; }}
+        location /nu/403/ {{ proxy_pass http://nu_403; proxy_next_upstream http_403; }}
+        location /nu/429/ {{ proxy_pass http://nu_429; proxy_next_upstream http_429; }}
+        location /nu/504/ {{ proxy_pass http://nu_504; proxy_next_upstream http_504; }}
         location /nu/unlisted/ {{ proxy_pass http://nu_unlisted; proxy_next_upstream http_503; }}
         location /nu/all/ {{ proxy_pass http://nu_all; proxy_next_upstream http_502; }}
         location /nu/off/ {{ proxy_pass http://nu_off; proxy_next_upstream off; }}
@@ -76,6 +84,7 @@ http {{
         location /nu/tries/ {{ proxy_pass http://nu_tries; proxy_next_upstream_tries 2; }}
         location /iph/ {{ proxy_pass http://iph; }}
         location /hk/ {{ proxy_pass http://hk; }}
+        location /hk-consistent/ {{ proxy_pass http://hk_consistent; }}
         location /iph-mixed/ {{ proxy_pass http://iph_mixed; }}
         location /hk-mixed/ {{ proxy_pass http://hk_mixed; }}
         location /lc/ {{ proxy_pass http://lc; }}
@@ -92,7 +101,7 @@ http {{
 def diff(differential):
     d = differential(CONF, backends=("a", "b", "c"), dead2_port=free_port(), dead3_port=free_port())
     a, b = d.backends["a"], d.backends["b"]
-    for status in (502, 503, 500, 404):
+    for status in (502, 503, 500, 404, 403, 429, 504):
         a.route(f"/nu/{status}/x", Reply(status=status, body=b"a says %d\n" % status))
     a.route("/nu/default/x", Reply(status=502, body=b"a says 502\n"))
     a.route("/nu/unlisted/x", Reply(status=502, body=b"a says 502\n"))
@@ -151,7 +160,8 @@ def test_next_upstream_on_timeout(diff):
     diff.check(series("/nu/timeout/x", 2))
 
 
-@pytest.mark.parametrize("status", ["default", "502", "503", "500", "404", "unlisted", "all"])
+@pytest.mark.parametrize("status", ["default", "502", "503", "500", "404", "403", "429", "504",
+                                    "unlisted", "all"])
 def test_next_upstream_on_status(diff, status):
     diff.check(series(f"/nu/{status}/x", 4))
 
@@ -205,6 +215,11 @@ def test_hash_mapping_with_weights_and_failed_peer(diff):
     diff.check(lambda port: [request(port, "GET", f"/hk-mixed/x?k={k}") for k in keys * 2])
 
 
+def test_consistent_hash_mapping(diff):
+    keys = [str(k) for k in range(16)] + ["alpha", "beta", "gamma", "delta", ""]
+    diff.check(lambda port: [request(port, "GET", f"/hk-consistent/x?k={k}") for k in keys])
+
+
 def test_least_conn_avoids_the_busy_backend(diff):
     def script(port):
         conns = []
@@ -235,6 +250,8 @@ def test_proxy_pass_variable_upstream_name(diff):
 
 
 def test_proxy_pass_unknown_host_needs_resolver(diff):
-    out = diff.check(series("/var/unknown/x", 1))
-    assert out.response.status == 502
-    assert "no resolver defined to resolve no-such-host.invalid" in out.error_log
+    diff.check(series("/var/unknown/x", 1))
+    for kind in diff.procs:
+        out = diff.run(kind, series("/var/unknown/x", 1))
+        assert out.response.status == 502
+        assert "no resolver defined to resolve no-such-host.invalid, client:" in out.error_log
