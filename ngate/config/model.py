@@ -125,7 +125,7 @@ class Upstream:
     """An `upstream` block, or an implicit one-server group made from a proxy_pass address."""
     name: str
     servers: tuple[UpstreamServer, ...]
-    balancer: str = "round_robin"   # round_robin | least_conn | ip_hash | hash | random
+    balancer: str = "round_robin"   # round_robin | least_conn | ip_hash | hash | hash_consistent | random
     hash_key: Any = None            # Template for `hash`
     keepalive: int = 0              # idle connections cached per worker (0: no pool)
     keepalive_timeout: float = 60.0

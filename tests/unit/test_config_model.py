@@ -170,7 +170,7 @@ def test_upstream_parameters(tmp_path):
     s1, s2, s3, s4 = u.servers
     assert (s1.weight, s1.max_fails, s1.fail_timeout) == (5, 3, 30.0)
     assert s2.backup and s3.down and s4.unix == "/tmp/u.sock"
-    assert cfg.upstreams["h"].balancer == "hash"
+    assert cfg.upstreams["h"].balancer == "hash_consistent"
     assert cfg.upstreams["h"].hash_key.text == "$request_uri"
 
 
