@@ -396,6 +396,8 @@ class ProxyExchange:
             return
         if self.tail is not None and self._http09(data):
             return
+        if self.state == "reading" or self.state == "sending":
+            self.head_bytes += len(data)
         self.out = []
         parser = self.parser
         try:
@@ -416,12 +418,11 @@ class ProxyExchange:
                 self.ctx.keep_alive = False
                 self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response "
                                      f"({exc}) while reading upstream"))
-        if self.state == "reading" or self.state == "sending":
-            self.head_bytes += len(data)
-            if self.head_bytes > self.conf.proxy_buffer_size:
-                self.out = None
-                return self.fail_peer(502, "upstream sent too big header while reading response "
-                                      "header from upstream")
+        if (self.state == "reading" or self.state == "sending") \
+                and self.head_bytes > self.conf.proxy_buffer_size:
+            self.out = None     # the head is still incomplete past proxy_buffer_size
+            return self.fail_peer(502, "upstream sent too big header while reading response "
+                                  "header from upstream")
         self._flush()
 
     def _emit(self, data: bytes) -> None:
@@ -519,8 +520,9 @@ class ProxyExchange:
             self.reason = b""
             self.resp_headers = []
             return
-        if 17 + len(self.reason) + sum([len(n) + len(v) + 4 for n, v in self.resp_headers]) \
-                > self.conf.proxy_buffer_size:
+        limit = self.conf.proxy_buffer_size
+        if self.head_bytes > limit and 17 + len(self.reason) + sum(
+                [len(n) + len(v) + 4 for n, v in self.resp_headers]) > limit:
             return self.fail_peer(502, "upstream sent too big header while reading response "
                                   "header from upstream")
         self.status = status

@@ -406,7 +406,10 @@ class HttpConnection:
             self.transport.abort()
 
     def close_if_idle(self) -> bool:
-        if self.current is None and not self._in_head:
+        """Graceful stop: close a keep-alive connection waiting for its next request. A fresh
+        connection that has not sent its first request yet is served (nginx closes only
+        connections in the keep-alive state): its request may already be on the wire."""
+        if self.current is None and not self._in_head and self.requests and self.held is None:
             self.closing = True
             self.transport.close()
             return True
