@@ -463,9 +463,6 @@ class ProxyExchange:
         self.conn.write(probe)
         return True
 
-    def upstream_eof(self) -> None:
-        pass
-
     def upstream_lost(self, exc) -> None:
         self.uconn = None
         st = self.state
@@ -532,8 +529,7 @@ class ProxyExchange:
         kind = _NEXT_ON_STATUS.get(status)
         if kind is not None and self.may_try_next(kind):
             return self.next_on_status(status, kind)
-        if self.state == "sending" and not self.body_done:
-            pass    # early response (e.g. 413 from the backend): stream it, stop sending
+        # an early response (e.g. a 413 before the whole body was sent) is streamed the same way
         self.state = "streaming"
         conf = self.conf
         if status >= 300 and conf.proxy_intercept_errors and engine.error_page_for(conf, status):

@@ -35,10 +35,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()    # an idle connection must not talk
 
     def eof_received(self):
-        ex = self.exchange
-        if ex is not None:
-            ex.upstream_eof()
-        return False
+        return False            # close; connection_lost tells the exchange
 
     def connection_lost(self, exc) -> None:
         self.closed = True

@@ -143,10 +143,12 @@ class HttpConnection:
             if len(self.held) > _BODY_BUFFER_LIMIT:
                 self.transport.pause_reading()
             return
-        if self._in_head is False and self.current is None:
-            # first bytes of a new request: the header timeout starts now
-            self._arm(self.listen.default_server.client_header_timeout, self._header_timeout)
+        starting = self._in_head is False and self.current is None
         self._feed(data)
+        if starting and self._in_head:
+            # a head that did not arrive whole: client_header_timeout runs from its first bytes
+            # (a head that did needs no timer: the common case costs nothing)
+            self._arm(self.listen.default_server.client_header_timeout, self._header_timeout)
         cur = self.current
         if cur is not None and not cur.complete and not self._in_head and not self.write_paused \
                 and not self.closing and self.held is None:
