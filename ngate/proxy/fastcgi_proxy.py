@@ -28,7 +28,6 @@ from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.proxy.http_proxy import ProxyExchange
 from ngate.proxy.resolve import resolve_proxy_url
-from ngate.upstream.balancer import health
 
 STATIC, TEMPLATE = 0, 1
 # ngx_http_fastcgi_hide_headers
@@ -157,7 +156,7 @@ class FastCGIExchange(ProxyExchange):
         self.uconn = uconn
         uconn.exchange = self
         uconn.requests += 1
-        health(self.peer, self.upstream.name).conns += 1
+        self._count(1)
         self.records = fcgi.RecordParser()
         self.head_reader = HeadReader(self.plan.head_limit)
         self.status = 0

@@ -57,6 +57,7 @@ class ProxyExchange:
         "head_bytes",       # bytes read while the response head is incomplete (proxy_buffer_size)
         "upgrade", "connect_task", "uri", "body_mode", "tls",
         "out",              # response bytes gathered during one upstream read: one write
+        "counts",           # least_conn: connections per peer are counted
         "deadlines",
         "spool",            # proxy/body_spool.py BodySpool: a body read whole ("buffer" mode)
     )
@@ -74,6 +75,7 @@ class ProxyExchange:
         self.tries = 0
         self.loop = ctx.conn.runtime.loop
         self.deadlines = ctx.conn.runtime.deadlines
+        self.counts = upstream is not None and upstream.balancer == "least_conn"
         self.parser = None
         self.state = "connecting"
         self.timer = None
@@ -198,11 +200,16 @@ class ProxyExchange:
         self.ctx.upstream_connect_time = time.monotonic() - t0
         self.attach(proto)
 
+    def _count(self, delta: int, peer=None) -> None:
+        """least_conn's connection count for the peer (no bookkeeping for other balancers)."""
+        if self.counts:
+            health(peer or self.peer, self.upstream.name).conns += delta
+
     def attach(self, uconn: UpstreamConnection) -> None:
         self.uconn = uconn
         uconn.exchange = self
         uconn.requests += 1
-        health(self.peer, self.upstream.name).conns += 1
+        self._count(1)
         parser = uconn.parser
         if parser is None:
             parser = uconn.parser = httptools.HttpResponseParser(uconn)
@@ -470,11 +477,11 @@ class ProxyExchange:
             return
         if st == "http09":
             self.state = "done"
-            health(self.peer, self.upstream.name).conns -= 1
+            self._count(-1)
             self.conn.writer = None
             return self.conn.finish_request(self.ctx)
         if st in ("sending", "reading"):
-            health(self.peer, self.upstream.name).conns -= 1
+            self._count(-1)
             if self.reused and not self.got_bytes and (self.replayable or self.body_mode == "none"):
                 # a pooled connection the peer had closed: retry on a fresh one
                 self.state = "connecting"
@@ -485,7 +492,7 @@ class ProxyExchange:
         if st == "streaming":
             if self.until_close:
                 return self.on_message_complete()
-            health(self.peer, self.upstream.name).conns -= 1
+            self._count(-1)
             self.ctx.keep_alive = False
             self.fail(ProxyError(502, UPSTREAM, "upstream prematurely closed connection while reading upstream"))
 
@@ -736,7 +743,7 @@ class ProxyExchange:
         if u is None:
             return
         self.uconn = None
-        health(self.peer, self.upstream.name).conns -= 1
+        self._count(-1)
         u.exchange = None
         if reuse:
             up = self.upstream
@@ -766,7 +773,7 @@ class ProxyExchange:
         self.state = "tunnel"
         u = self.uconn
         self.uconn = None
-        health(self.peer, self.upstream.name).conns -= 1
+        self._count(-1)
         u.exchange = None
         self.conn.writer = None
         start_tunnel(self.ctx, self.conn, u, rest)
@@ -783,7 +790,7 @@ class ProxyExchange:
         if u is not None:
             u.exchange = None
             u.close()
-            health(peer, self.upstream.name).conns -= 1
+            self._count(-1, peer)
             self.uconn = None
         ctx = self.ctx
         if self.status == 0:
@@ -833,7 +840,7 @@ class ProxyExchange:
         u.exchange = None
         u.close()
         peer = self.peer
-        health(peer, self.upstream.name).conns -= 1
+        self._count(-1, peer)
         self.status = 0
         if status not in (403, 404) and report_failure(self.upstream, peer):
             error_log.warn("upstream server temporarily disabled while reading response header "
