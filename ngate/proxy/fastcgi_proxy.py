@@ -26,7 +26,7 @@ from ngate.fastcgi.cgi import HeadReader
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
-from ngate.proxy.http_proxy import ProxyExchange
+from ngate.proxy.http_proxy import NEXT_ON_STATUS, ProxyExchange
 from ngate.proxy.resolve import resolve_proxy_url
 
 STATIC, TEMPLATE = 0, 1
@@ -308,6 +308,9 @@ class FastCGIExchange(ProxyExchange):
             else ctx.upstream_status + ", " + str(status)
         ctx.upstream_header_time = time.monotonic() - self.started
         ctx.upstream_headers = head.headers
+        kind = NEXT_ON_STATUS.get(status)
+        if kind is not None and self.may_try_next(kind):
+            return self.next_on_status(status, kind)     # fastcgi_next_upstream http_XXX
         self.state = "streaming"
         conf = self.conf
         if status >= 300 and conf.fastcgi_intercept_errors and engine.error_page_for(conf, status):

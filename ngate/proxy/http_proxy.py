@@ -40,7 +40,7 @@ _CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"con
 # nginx's non-idempotent methods: not retried once sent unless proxy_next_upstream non_idempotent
 _NON_IDEMPOTENT = frozenset({"POST", "LOCK", "PATCH"})
 # statuses proxy_next_upstream can retry on (http_403 and http_404 do not count as failures)
-_NEXT_ON_STATUS = {500: "http_500", 502: "http_502", 503: "http_503", 504: "http_504",
+NEXT_ON_STATUS = {500: "http_500", 502: "http_502", 503: "http_503", 504: "http_504",
                    403: "http_403", 404: "http_404", 429: "http_429"}
 _REPLAY_LIMIT = 65536
 _MAX_TRIES = 64
@@ -533,7 +533,7 @@ class ProxyExchange:
         ctx.upstream_status = str(status) if ctx.upstream_status is None else ctx.upstream_status + ", " + str(status)
         ctx.upstream_header_time = time.monotonic() - self.started
         ctx.upstream_headers = self.resp_headers
-        kind = _NEXT_ON_STATUS.get(status)
+        kind = NEXT_ON_STATUS.get(status)
         if kind is not None and self.may_try_next(kind):
             return self.next_on_status(status, kind)
         # an early response (e.g. a 413 before the whole body was sent) is streamed the same way

@@ -239,3 +239,36 @@ http { server { listen 127.0.0.1:{port}; client_max_body_size 64m;
                 c.send(build_request("PUT", "/early.php", body=data))
                 r = c.read_response()
     assert r.body == b"head sent\n%d %s\n" % (len(data), hashlib.md5(data).hexdigest().encode())
+
+
+def test_next_upstream_on_a_500_tries_the_other_server(start_proxy, fake):
+    """fastcgi_next_upstream error http_500: the failing server's answer is dropped, the other
+    server answers (nginx and ngate)."""
+    failing = FakeFastCGI()
+
+    def status_500(conn, req):
+        conn.sendall(fcgi.record(fcgi.STDOUT, b"Status: 500\r\nContent-Type: text/plain\r\n\r\nbad\n")
+                     + fcgi.record(fcgi.STDOUT))
+        failing.end(conn)
+    failing.answer = status_500
+    conf = """
+    http {
+        upstream pair { server 127.0.0.1:{bad_port}; server 127.0.0.1:{good_port}; }
+        upstream pair2 { server 127.0.0.1:{bad_port}; server 127.0.0.1:{good_port}; }
+        server {
+            listen 127.0.0.1:{port};
+            location / { fastcgi_pass pair; fastcgi_next_upstream error timeout http_500; }
+            # its own group: the retried 500s above marked the failing server down in `pair`
+            location /no-retry/ { fastcgi_pass pair2; }
+        }
+    }
+    """
+    try:
+        proxy = start_proxy(conf, bad_port=failing.port, good_port=fake.port)
+        for _ in range(2):      # whichever server round robin picks first, the client gets ok
+            resp = request(proxy.port, "GET", "/x")
+            assert (resp.status, resp.body) == (200, b"ok\n")
+        bodies = {request(proxy.port, "GET", "/no-retry/x").body for _ in range(4)}
+        assert bodies == {b"ok\n", b"bad\n"}    # without http_500 the 500 reaches the client
+    finally:
+        failing.close()
