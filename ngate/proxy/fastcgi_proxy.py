@@ -44,7 +44,8 @@ _REPLAY_LIMIT = 65536        # body bytes kept to retry on another peer
 class FastCGIPlan:
     """What a location sends to the FastCGI server; built once per LocConf."""
     __slots__ = ("params", "skip", "hide", "keep_conn", "head_limit", "connect_timeout",
-                 "send_timeout", "read_timeout", "next_upstream", "next_upstream_tries")
+                 "send_timeout", "read_timeout", "next_upstream", "next_upstream_tries",
+                 "redirects")
 
     def __init__(self, conf) -> None:
         params = []     # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
@@ -66,6 +67,7 @@ class FastCGIPlan:
         self.read_timeout = conf.fastcgi_read_timeout
         self.next_upstream = conf.fastcgi_next_upstream
         self.next_upstream_tries = conf.fastcgi_next_upstream_tries
+        self.redirects = ()     # proxy_redirect is the proxy module's: CGI headers pass as sent
 
 
 _PLANS: dict[int, tuple] = {}
@@ -322,22 +324,7 @@ class FastCGIExchange(ProxyExchange):
         self.send_cgi_head(status, head.reason, head.headers)
 
     def send_cgi_head(self, status: int, reason, headers) -> None:
-        hide = self.plan.hide
-        ctype = length = lastmod = None
-        out = []
-        for name, value in headers:
-            lname = name.lower()
-            if lname in hide:
-                continue
-            if lname in _CONSUMED:
-                if lname == b"content-length":
-                    length = value
-                elif lname == b"content-type":
-                    ctype = value
-                elif lname == b"last-modified":
-                    lastmod = value
-                continue
-            out.append((name, value))
+        out, ctype, length, lastmod, _, _, _ = self.split_headers(headers, _CONSUMED)
         self.write_head(status, reason, out, ctype, length, lastmod)
 
     # ------------------------------------------------------------ release

@@ -585,16 +585,40 @@ class ProxyExchange:
 
     def send_head(self, status: int) -> None:
         ctx = self.ctx
+        out, ctype, length, lastmod, location, te_chunked, close = \
+            self.split_headers(self.resp_headers, _CONSUMED)
+        if close or self.parser.get_http_version() == "1.0":
+            self.uconn_reusable_flag(False)
+        head_only = self.write_head(status, self.reason or None, out, ctype, length, lastmod,
+                                    location, te_chunked)
+        # an HTTP/1.0-style response without length or chunking ends when the upstream closes
+        self.until_close = (not head_only and status != 101 and self.resp_length is None
+                            and not te_chunked)
+        if head_only and status != 101:
+            # the parser cannot be told this was a HEAD: the response ends with its head
+            if ctx.method == "HEAD" and status >= 200 and status not in (204, 304):
+                self.uconn_reusable_flag(False)
+                self.state = "streaming"
+                self.parser = None
+                self.on_message_complete_head()
+
+    def split_headers(self, headers, consumed: frozenset):
+        """An upstream's response headers -> (headers passed on, Content-Type, Content-Length,
+        Last-Modified, Location for its own slot, chunked?, Connection: close?).
+
+        Hidden headers are dropped; `consumed` ones go to nginx's slots or are regenerated; a
+        Location or Refresh is rewritten by proxy_redirect (a relative result goes to the
+        Location slot and is made absolute, nginx's header filter)."""
         hide = self.plan.hide
+        redirects = self.plan.redirects
         ctype = length = lastmod = location = None
-        te_chunked = False
-        close = False
+        te_chunked = close = False
         out = []
-        for name, value in self.resp_headers:
+        for name, value in headers:
             lname = name.lower()
             if lname in hide:
                 continue
-            if lname in _CONSUMED:
+            if lname in consumed:
                 if lname == b"content-length":
                     length = value
                 elif lname == b"content-type":
@@ -612,23 +636,10 @@ class ProxyExchange:
                     else:
                         out.append((name, v))
                 continue
-            if lname == b"refresh" and self.plan.redirects:
+            if lname == b"refresh" and redirects:
                 value = self.rewrite_refresh(value)
             out.append((name, value))
-        if close or self.parser.get_http_version() == "1.0":
-            self.uconn_reusable_flag(False)
-        head_only = self.write_head(status, self.reason or None, out, ctype, length, lastmod,
-                                    location, te_chunked)
-        # an HTTP/1.0-style response without length or chunking ends when the upstream closes
-        self.until_close = (not head_only and status != 101 and self.resp_length is None
-                            and not te_chunked)
-        if head_only and status != 101:
-            # the parser cannot be told this was a HEAD: the response ends with its head
-            if ctx.method == "HEAD" and status >= 200 and status not in (204, 304):
-                self.uconn_reusable_flag(False)
-                self.state = "streaming"
-                self.parser = None
-                self.on_message_complete_head()
+        return out, ctype, length, lastmod, location, te_chunked, close
 
     def write_head(self, status: int, reason, out: list, ctype, length, lastmod, location=None,
                    te_chunked: bool = False) -> bool:
@@ -873,7 +884,8 @@ class ProxyExchange:
             ctx.upstream_response_time = time.monotonic() - self.started
         engine.fail(ctx, err)
 
-    def abort_with(self, status: int) -> None:
+    def _stop(self) -> None:
+        """Done with the upstream side: no timer, no pending connect, the connection closed."""
         self.state = "done"
         self._cancel_timer()
         t = self.connect_task
@@ -881,6 +893,9 @@ class ProxyExchange:
             t.cancel()
         if self.uconn is not None:
             self.release(reuse=False)
+
+    def abort_with(self, status: int) -> None:
+        self._stop()
         self.conn.writer = None
         self.ctx.keep_alive = False
         engine.finalize(self.ctx, status)
@@ -891,13 +906,7 @@ class ProxyExchange:
         if self.state == "done":
             return
         streaming = self.state == "streaming"
-        self.state = "done"
-        self._cancel_timer()
-        t = self.connect_task
-        if t is not None:
-            t.cancel()
-        if self.uconn is not None:
-            self.release(reuse=False)
+        self._stop()
         ctx = self.ctx
         conn = self.conn
         if conn.writer is not self:
