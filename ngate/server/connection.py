@@ -202,6 +202,9 @@ class HttpConnection:
             engine.client_closed(cur.ctx)
         self.current = None
         self.queue = None
+        # the parser holds this connection's bound methods: break that cycle, or the connection
+        # (and over TLS its transport, SSL object and buffers) waits for the rarely-run cyclic GC
+        self.parser = None
 
     def pause_writing(self) -> None:
         self.write_paused = True

@@ -202,9 +202,11 @@ class TlsListen:
 
 
 def build_listens(by_listen: dict) -> dict:
-    """listen key -> TlsListen, for every socket whose servers carry TLS settings."""
+    """listen key -> TlsListen, for every `listen ... ssl` socket (`ssl` on any listen of that
+    address, as nginx ORs it). A plain listen of a server that also has an ssl one stays plain."""
     return {key: TlsListen(default, servers)
-            for key, (default, servers) in by_listen.items() if default.tls is not None}
+            for key, (default, servers) in by_listen.items()
+            if any(lst.ssl for srv in servers for lst in srv.listens if lst.key == key)}
 
 
 # ---------------------------------------------------------------- accept path (per connection)
