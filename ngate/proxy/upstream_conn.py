@@ -46,6 +46,7 @@ class UpstreamConnection(asyncio.Protocol):
             ex.upstream_lost(exc)
         elif self.pool is not None:
             self.pool.discard(self.group_id, self)
+        self.parser = None      # the parser holds our bound methods: break the cycle
 
     def pause_writing(self) -> None:
         self.write_paused = True

@@ -6,7 +6,8 @@ under the tls_handshake benchmark.
 One WorkerRuntime in-process on a TLS and a plain socket; clients in the same loop: HTTPS, plain
 HTTP, plain HTTP on the TLS port (497). Then the cyclic GC runs with DEBUG_SAVEALL and no
 connection object may be among what it found. The plain listen of that server stays plain
-HTTP (a server with `listen 443 ssl; listen 80;` once answered 497 on port 80 too).
+HTTP (a server with `listen 443 ssl; listen 80;` once answered 497 on port 80 too). Proxied
+requests close their upstream connections: neither those nor the exchanges may be left either.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import ssl
 import trustme
 import uvloop
 
+from ngate.proxy.http_proxy import ProxyExchange
+from ngate.proxy.upstream_conn import UpstreamConnection
 from ngate.server.connection import HttpConnection
 from ngate.server.runtime import WorkerRuntime
 from ngate.supervisor.listeners import config_listens
@@ -25,6 +28,7 @@ from tests.unit._config_helpers import load_http
 
 CONNECTIONS = 20
 REQUEST = b"GET / HTTP/1.1\r\nHost: t.test\r\nConnection: close\r\n\r\n"
+PROXIED = b"GET /up HTTP/1.1\r\nHost: t.test\r\nConnection: close\r\n\r\n"
 
 
 def _bound() -> socket.socket:
@@ -33,10 +37,10 @@ def _bound() -> socket.socket:
     return sock
 
 
-async def _request(port: int, tls: ssl.SSLContext | None) -> bytes:
+async def _request(port: int, tls: ssl.SSLContext | None, raw: bytes = REQUEST) -> bytes:
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", port, ssl=tls, server_hostname="t.test" if tls else None)
-    writer.write(REQUEST)
+    writer.write(raw)
     data = await reader.read()
     writer.close()
     return data
@@ -54,6 +58,7 @@ async def _serve(config, sockets, tls_port: int, plain_port: int) -> list:
             answers.append(await _request(tls_port, client))
             answers.append(await _request(plain_port, None))
             answers.append(await _request(tls_port, None))
+            answers.append(await _request(plain_port, None, PROXIED))
         while runtime.connections:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)       # connection_lost callbacks scheduled by the transports
@@ -76,6 +81,7 @@ def test_closed_connections_are_not_left_in_cycles(tmp_path):
             ssl_certificate {tmp_path}/cert.pem;
             ssl_certificate_key {tmp_path}/key.pem;
             location / {{ return 200 "ok\\n"; }}
+            location /up {{ proxy_pass http://127.0.0.1:{plain_port}/; }}
         }}""")
     by_port = {listen.port: key for key, listen in config_listens(config).items()}
     sockets = {by_port[tls_port]: tls_sock, by_port[plain_port]: plain_sock}
@@ -87,7 +93,8 @@ def test_closed_connections_are_not_left_in_cycles(tmp_path):
         answers = loop.run_until_complete(_serve(config, sockets, tls_port, plain_port))
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
-        left = [o for o in gc.garbage if isinstance(o, HttpConnection)]
+        left = [o for o in gc.garbage
+                if isinstance(o, (HttpConnection, UpstreamConnection, ProxyExchange))]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
@@ -97,7 +104,8 @@ def test_closed_connections_are_not_left_in_cycles(tmp_path):
         loop.close()
         tls_sock.close()
         plain_sock.close()
-    assert {a.split(b"\r\n", 1)[0] for a in answers[0::3]} == {b"HTTP/1.1 200 OK"}
-    assert {a.split(b"\r\n", 1)[0] for a in answers[1::3]} == {b"HTTP/1.1 200 OK"}
-    assert {a.split(b"\r\n", 1)[0] for a in answers[2::3]} == {b"HTTP/1.1 400 Bad Request"}
+    assert {a.split(b"\r\n", 1)[0] for a in answers[0::4]} == {b"HTTP/1.1 200 OK"}
+    assert {a.split(b"\r\n", 1)[0] for a in answers[1::4]} == {b"HTTP/1.1 200 OK"}
+    assert {a.split(b"\r\n", 1)[0] for a in answers[2::4]} == {b"HTTP/1.1 400 Bad Request"}
+    assert {a.rsplit(b"\r\n", 1)[-1] for a in answers[3::4]} == {b"ok\n"}   # proxied
     assert left == []
