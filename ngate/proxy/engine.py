@@ -142,13 +142,13 @@ def content_phase(ctx) -> None:
         return finalize(ctx, 413)
     if conf.try_files is not None and static.try_files_phase(ctx):
         return
-    handler = _HANDLER_FOR.get(id(conf))
-    if handler is None:
-        handler = _HANDLER_FOR[id(conf)] = content_handler_for(conf)
-    return handler(ctx)
+    entry = _HANDLER_FOR.get(id(conf))
+    if entry is None or entry[0] is not conf:
+        entry = _HANDLER_FOR[id(conf)] = (conf, content_handler_for(conf))
+    return entry[1](ctx)
 
 
-_HANDLER_FOR: dict = {}     # id(LocConf) -> content handler (confs live as long as the worker)
+_HANDLER_FOR: dict = {}     # id(LocConf) -> (LocConf, its content handler)
 
 
 def content_handler_for(conf):

@@ -99,14 +99,16 @@ def _redirect_rules(conf):
     return tuple(rules)
 
 
-_PLANS: dict[int, Plan] = {}
+# id(LocConf) -> (the LocConf, its Plan): holding the conf keeps its id from being reused by
+# another configuration's object (in-process tests load several)
+_PLANS: dict[int, tuple] = {}
 
 
 def plan_for(conf) -> Plan:
-    p = _PLANS.get(id(conf))
-    if p is None:
-        p = _PLANS[id(conf)] = Plan(conf)
-    return p
+    entry = _PLANS.get(id(conf))
+    if entry is None or entry[0] is not conf:
+        entry = _PLANS[id(conf)] = (conf, Plan(conf))
+    return entry[1]
 
 
 # ---------------------------------------------------------------- request construction

@@ -82,7 +82,9 @@ class Side(FrameScanner):
 
     def pause_writing(self) -> None:
         # this side's own transport has a full write buffer: stop reading from the other one
-        self.peer.pause_reading()
+        peer = self.peer
+        if peer is not None:
+            peer.pause_reading()
 
     def resume_writing(self) -> None:
         if not self.tunnel.closed:
@@ -225,10 +227,18 @@ class Tunnel:
         if log is not None:
             self.log = None
             log.write(self.sent_down, self.sent_up)
+        # tunnel -> sides -> transports -> sides is a cycle the rarely-run cyclic GC would keep
+        # (with both transports' buffers): unlink it so reference counting frees everything
+        for side in (self.from_client, self.from_upstream):
+            side.peer = None
+        self.from_client = self.from_upstream = None
+        self.client = self.upstream = None
+        self.pinged = ()
 
     def abort(self) -> None:
-        self.client.abort()
-        self.upstream.abort()
+        if not self.closed:
+            self.client.abort()
+            self.upstream.abort()
 
 
 def start_tunnel(ctx, conn, uconn, upstream_bytes: bytes) -> None:

@@ -295,12 +295,12 @@ BALANCERS = {
     "random": Random,
 }
 
-_INSTANCES: dict[int, RoundRobin] = {}
+_INSTANCES: dict[int, tuple] = {}      # id(Upstream) -> (the Upstream, its balancer)
 
 
 def balancer_for(upstream: Upstream) -> RoundRobin:
     """The worker's balancer for an upstream group (state kept per group object)."""
-    b = _INSTANCES.get(id(upstream))
-    if b is None:
-        b = _INSTANCES[id(upstream)] = BALANCERS[upstream.balancer](upstream)
-    return b
+    entry = _INSTANCES.get(id(upstream))
+    if entry is None or entry[0] is not upstream:
+        entry = _INSTANCES[id(upstream)] = (upstream, BALANCERS[upstream.balancer](upstream))
+    return entry[1]

@@ -109,3 +109,77 @@ def test_closed_connections_are_not_left_in_cycles(tmp_path):
     assert {a.split(b"\r\n", 1)[0] for a in answers[2::4]} == {b"HTTP/1.1 400 Bad Request"}
     assert {a.rsplit(b"\r\n", 1)[-1] for a in answers[3::4]} == {b"ok\n"}   # proxied
     assert left == []
+
+
+def test_closed_tunnels_are_not_left_in_cycles(tmp_path):
+    """WebSockets proxied and closed (from either side): the tunnel, its sides and the two
+    transports are freed by reference counting."""
+    import websockets
+    from websockets.asyncio.server import serve
+
+    from ngate.proxy.tunnel import Side, Tunnel
+
+    front = _bound()
+    port = front.getsockname()[1]
+
+    async def scenario(config, sockets) -> list:
+        async def echo(ws):
+            async for message in ws:
+                if message == "bye":
+                    await ws.close()
+                    return
+                await ws.send(message)
+
+        async with serve(echo, "127.0.0.1", 0) as server:
+            backend_port = server.sockets[0].getsockname()[1]
+            runtime = WorkerRuntime(load(backend_port), sockets, asyncio.get_running_loop())
+            await runtime.start()
+            got = []
+            try:
+                for i in range(CONNECTIONS):
+                    async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                        await ws.send(f"m{i}")
+                        got.append(await ws.recv())
+                        if i % 2:
+                            await ws.send("bye")        # the backend closes
+                            await ws.wait_closed()
+                while runtime.tunnels or runtime.connections:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)
+            finally:
+                runtime.abort()
+            return got
+
+    def load(backend_port):
+        return load_http(tmp_path, f"""
+            access_log off;
+            server {{
+                listen 127.0.0.1:{port};
+                location /ws {{
+                    proxy_pass http://127.0.0.1:{backend_port};
+                    proxy_http_version 1.1;
+                    proxy_set_header Upgrade $http_upgrade;
+                    proxy_set_header Connection "Upgrade";
+                }}
+            }}""")
+
+    key = next(iter(config_listens(load(1)).keys()))
+    threshold = gc.get_threshold()
+    loop = uvloop.new_event_loop()
+    gc.collect()
+    gc.disable()
+    try:
+        got = loop.run_until_complete(scenario(None, {key: front}))
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, (Tunnel, Side, HttpConnection))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+        gc.enable()
+        loop.close()
+        front.close()
+    assert got == [f"m{i}" for i in range(CONNECTIONS)]
+    assert left == []
