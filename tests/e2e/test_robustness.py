@@ -504,7 +504,9 @@ def test_half_closed_clients(env):
                                           build_request("GET", "/nope"),
                                           build_request("GET", "/bad/garbage")]:
         data = send_and_close_write(env.port, raw)
-        assert not data or STATUS.match(data), data[:200]
+        # the garbage upstream's bytes may win the race with the half-close: passed on raw as
+        # HTTP/0.9, as nginx does
+        assert not data or STATUS.match(data) or data.startswith(b"\x00\xffgarbage"), data[:200]
     # a complete return/static answer is not lost to the half-close
     data = send_and_close_write(env.port, build_request("GET", "/ret"))
     assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"args=\n"), data
