@@ -13,7 +13,6 @@ or fails it under CI=true.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .processes import free_port
+from .processes import free_port, terminate
 
 PHP_FPM_BIN = os.environ.get("PHP_FPM_BIN", "/usr/sbin/php-fpm8.2")
 
@@ -119,13 +118,7 @@ class PhpFpm:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        terminate(self.proc)
         self.proc = None
         self._out.close()
         shutil.rmtree(self.sock_dir, ignore_errors=True)

@@ -124,13 +124,7 @@ class ProxyProcess:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        terminate(self.proc)
         self.proc = None
         self._out.close()
 
@@ -183,3 +177,14 @@ def fresh_prefix(base: Path, kind: str) -> Path:
         shutil.rmtree(prefix)
     prefix.mkdir(parents=True)
     return prefix
+
+
+def terminate(proc: subprocess.Popen) -> None:
+    """TERM, then KILL the process group if it is still there after 5 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
