@@ -28,11 +28,11 @@ from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.proxy.body_spool import BodySpool
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
-from ngate.proxy.upstream_conn import UpstreamConnection
+from ngate.proxy.upstream_conn import TlsUpstreamConnection, UpstreamConnection
 from ngate.proxy.tunnel import start_tunnel
 from ngate.routing.uri import escape_uri
 from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
-from ngate.upstream.tls import handshake_error, upstream_tls
+from ngate.upstream.tls import handshake_error, open_tls, upstream_tls
 
 # consumed by the proxy: never copied to the client as-is
 _CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
@@ -174,15 +174,15 @@ class ProxyExchange:
         loop = self.loop
         t0 = time.monotonic()
         try:
-            if peer.unix:
-                coro = loop.create_unix_connection(lambda: UpstreamConnection(peer), peer.unix)
-            elif self.tls is not None:
-                coro = loop.create_connection(lambda: UpstreamConnection(peer), peer.host,
-                                              peer.port, ssl=self.tls[0],
-                                              server_hostname=self.tls[1])
+            if self.tls is not None:     # proxy_connect_timeout: the "connecting" deadline
+                proto = TlsUpstreamConnection(peer)
+                proto.session_key = await open_tls(loop, peer, self.tls, proto)
+            elif peer.unix:
+                _, proto = await loop.create_unix_connection(lambda: UpstreamConnection(peer),
+                                                             peer.unix)
             else:
-                coro = loop.create_connection(lambda: UpstreamConnection(peer), peer.host, peer.port)
-            _, proto = await coro       # proxy_connect_timeout: the "connecting" deadline
+                _, proto = await loop.create_connection(lambda: UpstreamConnection(peer),
+                                                        peer.host, peer.port)
         except ssl.SSLError as exc:
             self.connect_task = None
             return self.next_peer("error", 502, handshake_error(exc))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ngate.config.model import UpstreamServer
+from ngate.upstream.tls import save_session
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -117,3 +118,20 @@ class UpstreamConnection(asyncio.Protocol):
         t = self.transport
         if t is not None:
             t.close()
+
+
+class TlsUpstreamConnection(UpstreamConnection):
+    """A TLS connection to a peer: after its first response it saves its session for the next
+    connection to that peer (proxy_ssl_session_reuse; None: off)."""
+    __slots__ = ("session_key",)
+
+    def __init__(self, peer: UpstreamServer, session_key=None) -> None:
+        super().__init__(peer)
+        self.session_key = session_key
+
+    def on_message_complete(self) -> None:
+        key = self.session_key
+        if key is not None:
+            self.session_key = None
+            save_session(key, self.transport)
+        super().on_message_complete()

@@ -309,7 +309,13 @@ def _ssl_session_reused(ctx):
 @builtin("ssl_client_verify")
 def _ssl_client_verify(ctx):
     tls = ctx.conn.tls
-    return ("SUCCESS" if tls.getpeercert() else "NONE") if tls is not None else None
+    if tls is None:
+        return None
+    from ngate.server.openssl import verify_error, verify_result
+    code = verify_result(tls)
+    if code:
+        return "FAILED:" + verify_error(code)
+    return "SUCCESS" if tls.getpeercert(binary_form=True) else "NONE"
 
 
 @builtin("ssl_client_s_dn")

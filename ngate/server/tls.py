@@ -24,6 +24,7 @@ before the workers fork so that all workers share them).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import ssl
 
@@ -32,6 +33,7 @@ from uvloop.loop import SSLProtocol
 from ngate.errors import ConfigError
 from ngate.observability import error_log
 from ngate.proxy import engine
+from ngate.server import openssl
 from ngate.routing.servers import ServerSelector, normalize_host
 from ngate.server.connection import HttpConnection
 
@@ -61,25 +63,54 @@ def server_context(conf) -> ssl.SSLContext:
         load_pair(ctx, cert, key, passwords)
     if conf.dhparam:
         _load(ctx.load_dh_params, conf.dhparam)
-    if conf.ecdh_curve != "auto" and ":" not in conf.ecdh_curve:
-        try:
-            ctx.set_ecdh_curve(conf.ecdh_curve)
-        except ValueError:
-            raise ConfigError(f'SSL_CTX_set1_curves_list("{conf.ecdh_curve}") failed (SSL: '
-                              f"error:0A080106:SSL routines::passed invalid argument:group "
-                              f"'{conf.ecdh_curve}' cannot be set)") from None
+    if conf.ecdh_curve != "auto":
+        set_curves(ctx, conf.ecdh_curve)
     if conf.verify_client != "off":
-        if not conf.client_certificate and not conf.trusted_certificate:
+        if not conf.client_certificate and conf.verify_client != "optional_no_ca":
             raise ConfigError("no ssl_client_certificate for ssl_verify_client")
         ctx.verify_mode = ssl.CERT_OPTIONAL      # "on" without a certificate: 496 per request
-    for path in (conf.client_certificate, conf.trusted_certificate):
-        if path:
-            load_verify(ctx, path)
+        openssl.verify_per_request(ctx, conf.verify_depth)
+    if conf.client_certificate:
+        load_verify(ctx, conf.client_certificate)
+        openssl.set_client_ca_list(ctx, conf.client_certificate)
+    if conf.trusted_certificate:
+        load_verify(ctx, conf.trusted_certificate)
     if conf.crl:
         load_verify(ctx, conf.crl)
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+    openssl.set_session_cache(ctx, conf.session_cache, conf.session_timeout)
+    openssl.set_session_id_context(ctx, session_id_context(conf))
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
+
+
+def set_curves(ctx: ssl.SSLContext, curves: str) -> None:
+    """ssl_ecdh_curve: one curve or a list ("X25519:prime256v1")."""
+    if openssl.AVAILABLE:
+        ok = openssl.set_groups(ctx, curves)
+    else:
+        try:
+            ctx.set_ecdh_curve(curves)
+            ok = True
+        except ValueError:
+            ok = False
+    if not ok:
+        bad = next((c for c in curves.split(":") if not openssl.set_groups(ctx, c)), curves)
+        raise ConfigError(f'SSL_CTX_set1_curves_list("{curves}") failed (SSL: error:0A080106:'
+                          f"SSL routines::passed invalid argument:group '{bad}' cannot be set)")
+
+
+def session_id_context(conf) -> bytes:
+    """What a resumed session must have been made for (nginx hashes the same things): the
+    certificates and the client CA settings of the server."""
+    digest = hashlib.sha256()
+    for path in (*(p for pair in conf.certificates for p in pair), conf.client_certificate,
+                 conf.trusted_certificate):
+        if path:
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    digest.update(conf.verify_client.encode())
+    return digest.digest()
 
 
 def set_protocols(ctx: ssl.SSLContext, protocols) -> None:
@@ -178,16 +209,19 @@ class TlsListen:
     def __init__(self, default_server, servers) -> None:
         self.default = default_server
         self.selector = ServerSelector(default_server, servers)
-        self.verify_on = any(s.tls.verify_client == "on" for s in servers)
+        # some server of this socket verifies client certificates: requests are checked
+        self.verifies = any(s.tls.verify_client != "off" for s in servers)
         front = server_context(default_server.tls)
-        if any(s.tls.verify_client != "off" for s in servers):
-            front.verify_mode = ssl.CERT_OPTIONAL
+        if self.verifies and not openssl.AVAILABLE:
+            front.verify_mode = ssl.CERT_OPTIONAL    # no way to switch it per SNI server
         front.sni_callback = self._servername
         self.context = front
 
     def _servername(self, ssl_obj, name, _ctx):
-        """nginx's ngx_http_ssl_servername: the server for the SNI name (else the default)."""
+        """nginx's ngx_http_ssl_servername: the server for the SNI name (else the default), its
+        certificate and its client verification settings."""
         server = self.default
+        host = None
         if name:
             host = normalize_host(name.encode("latin-1", "replace"))
             if host:
@@ -196,8 +230,10 @@ class TlsListen:
         if tls.reject_handshake:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         ssl_obj.ngate_name = name
+        ssl_obj.ngate_host = host
         if server is not self.default and tls.certificates:
             ssl_obj.context = tls.context
+            openssl.adopt_verify(ssl_obj, tls.context)
         return None
 
 
@@ -317,16 +353,39 @@ class TlsAcceptor(asyncio.Protocol):
 # ---------------------------------------------------------------- HTTP on a TLS socket
 
 class HttpsConnection(HttpConnection):
-    """HTTP over TLS: with `ssl_verify_client on`, a request without a client certificate gets
-    nginx's 496 ("400 No required SSL certificate was sent")."""
+    """HTTP over TLS. On a socket where some server verifies client certificates, each request
+    passes nginx's checks first (ngx_http_set_virtual_server, ngx_http_process_request):
+    421 when the Host names another server than SNI did and that server verifies; then, for
+    the request's server, 495 ("400 The SSL certificate error") when the chain failed
+    verification (`optional_no_ca` lets an unknown CA through) and 496 ("400 No required SSL
+    certificate was sent") with `ssl_verify_client on` and no certificate."""
     __slots__ = ()
 
     def start_request(self, ctx, req) -> None:
-        if self.listen.ssl_context.verify_on and not self.tls.getpeercert(binary_form=True):
+        if self.listen.ssl_context.verifies:
             server = _server_for(ctx, self.listen)
-            if server.tls is not None and server.tls.verify_client == "on":
-                return refuse(ctx, req, server, 496, "client sent no required SSL certificate")
+            refusal = client_refusal(self.tls, server, ctx.host, self.listen.ssl_context)
+            if refusal is not None:
+                return refuse(ctx, req, *refusal)
         engine.start_request(ctx, req)
+
+
+def client_refusal(tls, server, host: str, listen) -> tuple | None:
+    """(server, status, message) when nginx refuses the request for its TLS client, else None."""
+    sni = getattr(tls, "ngate_host", None)
+    if sni and sni != host and server.tls is not None and server.tls.verify_client != "off":
+        return (listen.selector.select(sni), 421, "client attempted to request the server name "
+                "different from the one that was negotiated")
+    mode = server.tls.verify_client if server.tls is not None else "off"
+    if mode == "off":
+        return None
+    code = openssl.verify_result(tls)
+    if code and (mode != "optional_no_ca" or code not in openssl.OPTIONAL_NO_CA_ERRORS):
+        return (server, 495,
+                f"client SSL certificate verify error: ({code}:{openssl.verify_error(code)})")
+    if mode == "on" and not tls.getpeercert(binary_form=True):
+        return server, 496, "client sent no required SSL certificate"
+    return None
 
 
 class PlainHttpOnTls(HttpConnection):
@@ -350,8 +409,8 @@ def _server_for(ctx, listen):
 
 
 def refuse(ctx, req, server, status: int, message: str) -> None:
-    """nginx's check in ngx_http_process_request: logged at info, then the status (with the
-    server's error_page for it, e.g. `error_page 497 https://$host$request_uri;`)."""
+    """nginx's checks while reading the head (ngx_http_process_request): logged at info, then
+    the status (with the server's error_page for it, e.g. `error_page 497 https://$host...`)."""
     ctx.req = req
     ctx.server = server
     ctx.conf = server.conf

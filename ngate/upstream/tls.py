@@ -4,22 +4,33 @@ One client context per distinct ProxyTls (equal settings share it), built at loa
 bad file is a config error, and inherited by the workers. `upstream_tls(ctx, conf)` gives an
 exchange what `loop.create_connection` needs: (SSLContext, server_hostname), or None for plain
 HTTP. The pair is also the TLS identity of a pooled keepalive connection.
+
+`open_tls` connects to a peer (TCP or unix socket) and runs the handshake, offering the session
+saved from the last connection to that peer with that identity (proxy_ssl_session_reuse, as
+nginx keeps one session per peer); `save_session` stores it once a response was read (a TLS 1.3
+ticket arrives after the handshake).
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 
+from uvloop.loop import SSLProtocol
+
 from ngate.errors import ConfigError
+from ngate.server import openssl
 from ngate.server.tls import load_pair, load_verify, read_passwords, set_ciphers, set_protocols
 
 _CONTEXTS: dict = {}
+_SESSIONS: dict = {}        # (peer address, port, SSLContext, server_hostname) -> SSLSession
 _HOSTNAME_MISMATCH = 62     # X509_V_ERR_HOSTNAME_MISMATCH
 _MISMATCH = re.compile(r"not valid for '(.*)'")
 
 
 def clear_cache() -> None:
     _CONTEXTS.clear()
+    _SESSIONS.clear()
 
 
 def client_context(conf) -> ssl.SSLContext:
@@ -41,6 +52,7 @@ def _build(conf) -> ssl.SSLContext:
         load_verify(ctx, conf.trusted_certificate)
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.check_hostname = True
+        openssl.set_verify_depth(ctx, conf.verify_depth)
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -59,7 +71,7 @@ def ssl_name(ctx, conf, host_header: str) -> str:
 
 
 def upstream_tls(ctx, conf, scheme: str, host_header: str):
-    """(SSLContext, server_hostname) for an https upstream, else None.
+    """(SSLContext, server_hostname, session_reuse) for an https upstream, else None.
 
     server_hostname is the name sent as SNI (proxy_ssl_server_name on) and verified
     (proxy_ssl_verify on); with both off it is None: no SNI, nothing checked."""
@@ -69,7 +81,50 @@ def upstream_tls(ctx, conf, scheme: str, host_header: str):
     name = None
     if pt.server_name or pt.verify:
         name = ssl_name(ctx, pt, host_header) or None
-    return client_context(pt), name
+    return client_context(pt), name, pt.session_reuse
+
+
+async def open_tls(loop, peer, tls: tuple, app):
+    """Connect to `peer` and hand `app` (a Protocol) a TLS transport once the handshake is done.
+    Cancelled (proxy_connect_timeout) or failed: the socket is closed and the error raised."""
+    context, name, reuse = tls
+    if peer.unix:
+        transport, _ = await loop.create_unix_connection(asyncio.Protocol, peer.unix)
+    else:
+        transport, _ = await loop.create_connection(asyncio.Protocol, peer.host, peer.port)
+    key = (peer.unix or peer.host, peer.port, context, name)
+    session = _SESSIONS.get(key) if reuse else None
+    waiter = loop.create_future()
+    proto = SSLProtocol(loop, app, context if session is None else _Offer(context, session),
+                        waiter, False, name)
+    transport.set_protocol(proto)
+    proto.connection_made(transport)
+    try:
+        await waiter
+    except BaseException:
+        transport.abort()
+        raise
+    return key if reuse else None
+
+
+def save_session(key: tuple, transport) -> None:
+    """Keep the connection's session for the next connection to the same peer."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is not None:
+        _SESSIONS[key] = ssl_object.session
+
+
+class _Offer:
+    """What SSLProtocol sees as its context: it wraps the connection with a saved session."""
+    __slots__ = ("context", "session")
+
+    def __init__(self, context: ssl.SSLContext, session: ssl.SSLSession) -> None:
+        self.context = context
+        self.session = session
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None):
+        return self.context.wrap_bio(incoming, outgoing, server_side, server_hostname,
+                                     session=self.session)
 
 
 def handshake_error(exc: ssl.SSLError) -> str:

@@ -1,0 +1,189 @@
+"""The few OpenSSL calls Python's ssl module does not expose, made on its own SSL_CTX and SSL.
+
+nginx verifies a client certificate with a callback that never fails the handshake and checks
+SSL_get_verify_result per request (400 "The SSL certificate error", or a pass for
+`optional_no_ca`); it sets a verify depth, session cache mode and timeout, a session id context
+per server, and curve lists. Python's ssl has none of these, so this module calls libssl through
+ctypes on the pointers CPython's _ssl objects hold: a PySSLContext starts with its SSL_CTX* right
+after the object header, a PySSLSocket (SSLObject._sslobj) with a weakref then its SSL*.
+
+Those offsets are checked once at import (an SSL made from a known SSL_CTX must point back to
+it); if the check fails (another Python build), AVAILABLE is False and callers keep Python's
+behaviour: a failed client certificate then ends the handshake, as documented in the README.
+"""
+from __future__ import annotations
+
+import ctypes
+import ssl
+import sys
+
+_PTR = ctypes.c_void_p
+_HEAD = sys.getsizeof(object())          # PyObject_HEAD: refcount + type
+SSL_VERIFY_PEER = 0x01
+_CTRL_SET_SESS_CACHE_SIZE = 42
+_CTRL_SET_SESS_CACHE_MODE = 44
+_CTRL_SET_GROUPS_LIST = 92
+SESS_CACHE_OFF = 0x0
+SESS_CACHE_SERVER = 0x2
+SESS_CACHE_NO_AUTO_CLEAR = 0x80
+SESS_CACHE_NO_INTERNAL_STORE = 0x200
+
+# X509_V_ERR_* that `ssl_verify_client optional_no_ca` lets through (ngx_ssl_verify_error_optional)
+OPTIONAL_NO_CA_ERRORS = frozenset({
+    18,     # DEPTH_ZERO_SELF_SIGNED_CERT
+    19,     # SELF_SIGNED_CERT_IN_CHAIN
+    2,      # UNABLE_TO_GET_ISSUER_CERT
+    20,     # UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21,     # UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    27,     # CERT_UNTRUSTED
+})
+
+_VERIFY_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, _PTR)
+
+
+@_VERIFY_CB
+def _accept_chain(_preverify_ok, _store_ctx):
+    """nginx's ngx_http_ssl_verify_callback: never fail the handshake; the result is kept in
+    SSL_get_verify_result and judged per request."""
+    return 1
+
+
+def _bind(lib):
+    table = {
+        "SSL_get_SSL_CTX": (_PTR, [_PTR]),
+        "SSL_CTX_get_verify_mode": (ctypes.c_int, [_PTR]),
+        "SSL_CTX_set_verify": (None, [_PTR, ctypes.c_int, _VERIFY_CB]),
+        "SSL_CTX_set_verify_depth": (None, [_PTR, ctypes.c_int]),
+        "SSL_CTX_get_verify_depth": (ctypes.c_int, [_PTR]),
+        "SSL_CTX_get_verify_callback": (_PTR, [_PTR]),
+        "SSL_set_verify": (None, [_PTR, ctypes.c_int, _PTR]),
+        "SSL_set_verify_depth": (None, [_PTR, ctypes.c_int]),
+        "SSL_get_verify_result": (ctypes.c_long, [_PTR]),
+        "SSL_CTX_ctrl": (ctypes.c_long, [_PTR, ctypes.c_int, ctypes.c_long, _PTR]),
+        "SSL_CTX_set_timeout": (ctypes.c_long, [_PTR, ctypes.c_long]),
+        "SSL_CTX_set_session_id_context": (ctypes.c_int, [_PTR, ctypes.c_char_p, ctypes.c_uint]),
+        "SSL_load_client_CA_file": (_PTR, [ctypes.c_char_p]),
+        "SSL_CTX_set_client_CA_list": (None, [_PTR, _PTR]),
+        "X509_verify_cert_error_string": (ctypes.c_char_p, [ctypes.c_long]),
+    }
+    for name, (restype, argtypes) in table.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, argtypes
+    return lib
+
+
+def _load():
+    """libssl as CPython's _ssl module linked it (the very library its objects live in)."""
+    try:
+        import _ssl
+        lib = _bind(ctypes.CDLL(_ssl.__file__))
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        obj = probe.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_side=True)
+        if lib.SSL_get_SSL_CTX(_ssl_of(obj)) != _ctx_of(probe):
+            return None
+        return lib
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
+
+
+def _ctx_of(context: ssl.SSLContext) -> int:
+    return _PTR.from_address(id(context) + _HEAD).value
+
+
+def _ssl_of(ssl_object) -> int:
+    return _PTR.from_address(id(ssl_object._sslobj) + _HEAD + ctypes.sizeof(_PTR)).value
+
+
+_lib = _load()
+AVAILABLE = _lib is not None
+
+
+# ---------------------------------------------------------------- contexts (config time)
+
+def verify_per_request(context: ssl.SSLContext, depth: int) -> None:
+    """Client certificates as nginx checks them: SSL_VERIFY_PEER with a callback that accepts
+    every chain (the verdict is read per request), and the verify depth."""
+    if _lib is None:
+        return
+    ptr = _ctx_of(context)
+    _lib.SSL_CTX_set_verify(ptr, _lib.SSL_CTX_get_verify_mode(ptr), _accept_chain)
+    _lib.SSL_CTX_set_verify_depth(ptr, depth)
+
+
+def set_client_ca_list(context: ssl.SSLContext, path: str) -> None:
+    """The CA names a server sends in its CertificateRequest (browsers pick a certificate by
+    them), read from ssl_client_certificate as nginx does."""
+    if _lib is None:
+        return
+    names = _lib.SSL_load_client_CA_file(path.encode())
+    if names:
+        _lib.SSL_CTX_set_client_CA_list(_ctx_of(context), names)
+
+
+def set_verify_depth(context: ssl.SSLContext, depth: int) -> None:
+    if _lib is not None:
+        _lib.SSL_CTX_set_verify_depth(_ctx_of(context), depth)
+
+
+def set_session_cache(context: ssl.SSLContext, cache: tuple, timeout: float) -> None:
+    """ssl_session_cache and ssl_session_timeout, as ngx_ssl_session_cache sets them. A
+    `shared:` zone is this worker's built-in cache (session tickets, whose keys all workers
+    share, resume across workers)."""
+    if _lib is None:
+        return
+    ptr = _ctx_of(context)
+    if "off" in cache:
+        _lib.SSL_CTX_ctrl(ptr, _CTRL_SET_SESS_CACHE_MODE, SESS_CACHE_OFF, None)
+        return
+    if "none" in cache:
+        mode = SESS_CACHE_SERVER | SESS_CACHE_NO_AUTO_CLEAR | SESS_CACHE_NO_INTERNAL_STORE
+        _lib.SSL_CTX_ctrl(ptr, _CTRL_SET_SESS_CACHE_MODE, mode, None)
+        _lib.SSL_CTX_ctrl(ptr, _CTRL_SET_SESS_CACHE_SIZE, 1, None)
+    else:
+        _lib.SSL_CTX_ctrl(ptr, _CTRL_SET_SESS_CACHE_MODE, SESS_CACHE_SERVER, None)
+        for item in cache:
+            if item.startswith("builtin:"):
+                _lib.SSL_CTX_ctrl(ptr, _CTRL_SET_SESS_CACHE_SIZE, int(item[8:]), None)
+    _lib.SSL_CTX_set_timeout(ptr, max(int(timeout), 1))
+
+
+def set_session_id_context(context: ssl.SSLContext, sid_ctx: bytes) -> None:
+    """A session resumes only on a server with the same certificates and client CA settings
+    (nginx's ngx_ssl_session_id_context); at most 32 bytes."""
+    if _lib is not None:
+        _lib.SSL_CTX_set_session_id_context(_ctx_of(context), sid_ctx[:32], len(sid_ctx[:32]))
+
+
+def set_groups(context: ssl.SSLContext, groups: str) -> bool:
+    """ssl_ecdh_curve with a list ("X25519:prime256v1"); False if OpenSSL refuses it."""
+    if _lib is None:
+        return False
+    return _lib.SSL_CTX_ctrl(_ctx_of(context), _CTRL_SET_GROUPS_LIST, 0,
+                             ctypes.c_char_p(groups.encode())) == 1
+
+
+# ---------------------------------------------------------------- connections (per handshake)
+
+def adopt_verify(ssl_object, context: ssl.SSLContext) -> None:
+    """After SNI switched the connection to another server's context: that server's verify mode,
+    callback and depth (OpenSSL keeps the ones the handshake started with; nginx copies them)."""
+    if _lib is None:
+        return
+    ctx = _ctx_of(context)
+    ptr = _ssl_of(ssl_object)
+    _lib.SSL_set_verify(ptr, _lib.SSL_CTX_get_verify_mode(ctx), _lib.SSL_CTX_get_verify_callback(ctx))
+    _lib.SSL_set_verify_depth(ptr, _lib.SSL_CTX_get_verify_depth(ctx))
+
+
+def verify_result(ssl_object) -> int:
+    """X509_V_OK (0) or the X509_V_ERR_* of the peer's chain (0 when there was no certificate)."""
+    if _lib is None:
+        return 0
+    return _lib.SSL_get_verify_result(_ssl_of(ssl_object))
+
+
+def verify_error(code: int) -> str:
+    """OpenSSL's text for an X509_V_ERR_* code ("unable to get local issuer certificate")."""
+    if _lib is None:
+        return f"error {code}"
+    return _lib.X509_verify_cert_error_string(code).decode()
