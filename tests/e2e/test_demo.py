@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.harness.processes import REPO_ROOT, _accepts, free_port
+from tests.harness.processes import REPO_ROOT, accepts, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -23,7 +23,7 @@ def demo():
                              "--backend-port", str(backend_port)], cwd=REPO_ROOT,
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 15
-    while not (_accepts(port) and _accepts(backend_port)):
+    while not (accepts(port) and accepts(backend_port)):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
         time.sleep(0.1)
     yield port

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.test_websocket import SEED_LOCATION, _handshake, _masked_text, _read_until, ws_connect
 from tests.harness.backend import Backend, Reply
-from tests.harness.processes import REPO_ROOT, ProxyProcess, _accepts, fresh_prefix, free_port
+from tests.harness.processes import REPO_ROOT, ProxyProcess, accepts, fresh_prefix, free_port
 
 CONF = """
 http {
@@ -50,7 +50,7 @@ def echo_process():
                              "import run_echo; run_echo(int(sys.argv[1]))", str(port)],
                             cwd=REPO_ROOT)
     deadline = time.monotonic() + 10
-    while not _accepts(port):
+    while not accepts(port):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
     proc.port = port

@@ -13,14 +13,13 @@ or fails it under CI=true.
 from __future__ import annotations
 
 import os
-import socket
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from .processes import free_port, terminate
+from .processes import accepts, free_port, terminate
 
 PHP_FPM_BIN = os.environ.get("PHP_FPM_BIN", "/usr/sbin/php-fpm8.2")
 
@@ -52,14 +51,6 @@ def require_php_fpm() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-
-
-def _accepts_tcp(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 class PhpFpm:
@@ -107,7 +98,7 @@ class PhpFpm:
                                      stdout=self._out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + self.start_timeout
-        while not (_accepts_tcp(self.port) and os.path.exists(self.sock)):
+        while not (accepts(self.port) and os.path.exists(self.sock)):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 log = self.log()
                 self.stop()

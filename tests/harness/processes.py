@@ -117,7 +117,7 @@ class ProxyProcess:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.kind} not listening on {pending} after "
                                    f"{self.start_timeout}s\n{self.diagnostics()}")
-            pending = [p for p in pending if not _accepts(p)]
+            pending = [p for p in pending if not accepts(p)]
             if pending:
                 time.sleep(0.02)
 
@@ -153,7 +153,8 @@ class ProxyProcess:
                 f"\n--- stdout/stderr\n{self.output()[-4000:]}")
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:`port`."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return True
