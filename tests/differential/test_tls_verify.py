@@ -186,8 +186,10 @@ def test_self_signed_is_400(verify, pki, port_key):
 
 
 @pytest.mark.parametrize("cert, body", [
-    ("stranger", b"FAILED:unable to verify the first certificate CN=stranger,OU=Tests,O=Example Org"),
-    ("stranger_int", b"FAILED:unable to get local issuer certificate CN=far,OU=Tests,O=Example Org"),
+    ("stranger",
+     b"FAILED:unable to verify the first certificate CN=stranger,OU=Tests,O=Example Org"),
+    ("stranger_int",
+     b"FAILED:unable to get local issuer certificate CN=far,OU=Tests,O=Example Org"),
     ("selfsigned", b"FAILED:self-signed certificate OU=Tests,O=Self Signed"),
 ])
 def test_optional_no_ca_passes_failures_on(verify, pki, cert, body):

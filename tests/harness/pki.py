@@ -1,8 +1,8 @@
-"""Certificate files for TLS tests, made with trustme and written where nginx's workers can read them.
+"""Certificate files for TLS tests, made with trustme, readable by nginx's workers.
 
 `Pki(directory)` holds one root CA (`root.pem`). `leaf(name, *identities, issuer=..., ...)` writes
 `name.crt` (the leaf, then its issuer's intermediates, root excluded: what a server or a client
-sends), `name.key` and `name.pem` (key and chain, the form Python's `load_cert_chain` and curl take).
+sends), `name.key` and `name.pem` (key and chain: what `load_cert_chain` and curl take).
 `chain(n)` makes n intermediates below the root, each issued by the one before; `self_signed(name)`
 writes a certificate that is its own issuer. Every file is world-readable: nginx as root runs its
 workers as `nobody`.
@@ -26,7 +26,7 @@ class Pki:
         return self.dir / name
 
     def chain(self, length: int, issuer: trustme.CA | None = None) -> list[trustme.CA]:
-        """`length` intermediate CAs: the first issued by `issuer` (the root), the last the deepest."""
+        """`length` intermediate CAs below `issuer` (the root), each issued by the one before."""
         cas = []
         parent = issuer or self.root
         for _ in range(length):
