@@ -253,6 +253,9 @@ def start_tunnel(ctx, conn, uconn, upstream_bytes: bytes) -> None:
     conn._cancel_timer()
     conn._headers = conn._hdr = None
     conn._url = b""
+    # the response parser holds the upstream connection's bound methods: a cycle (with the
+    # upstream transport) that only the rarely-run cyclic GC would free; its protocol is now a Side
+    uconn.parser = None
     websocket = ctx.hdr.get(b"upgrade", b"").strip().lower() == b"websocket"
     ctx.req = None
     Tunnel(ctx, client_t, upstream_t, websocket).start(client_bytes, upstream_bytes)

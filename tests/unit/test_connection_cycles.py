@@ -112,8 +112,9 @@ def test_closed_connections_are_not_left_in_cycles(tmp_path):
 
 
 def test_closed_tunnels_are_not_left_in_cycles(tmp_path):
-    """WebSockets proxied and closed (from either side): the tunnel, its sides and the two
-    transports are freed by reference counting."""
+    """WebSockets proxied and closed (from either side): the tunnel, its sides, the two
+    transports and the upstream connection the tunnel took over are freed by reference
+    counting."""
     import websockets
     from websockets.asyncio.server import serve
 
@@ -172,7 +173,8 @@ def test_closed_tunnels_are_not_left_in_cycles(tmp_path):
         got = loop.run_until_complete(scenario(None, {key: front}))
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
-        left = [o for o in gc.garbage if isinstance(o, (Tunnel, Side, HttpConnection))]
+        left = [o for o in gc.garbage
+                if isinstance(o, (Tunnel, Side, HttpConnection, UpstreamConnection))]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
