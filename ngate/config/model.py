@@ -152,6 +152,8 @@ class ProxyPass:
     location_prefix: str = ""        # the location's prefix that uri replaces
     template: Any = None             # Template when proxy_pass has variables
     where: Where | None = None
+    ssl_host: str | None = None      # the default proxy_ssl_name when not $proxy_host: a
+                                     # unix socket's path (nginx's url.host)
 
 
 @dataclass(frozen=True, slots=True)

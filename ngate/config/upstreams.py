@@ -108,4 +108,4 @@ def _unix_proxy_pass(scheme: str, rest: str, where, implicit: dict,
                                          implicit=True, where=where)
     return ProxyPass(scheme=scheme, upstream=group, host_header="localhost",
                      uri=uri if colon and uri else None, location_prefix=location_prefix,
-                     where=where)
+                     where=where, ssl_host=path)

@@ -46,7 +46,7 @@ class ServerSelector:
             return self.default
         srv = self.cache.get(host)
         if srv is None:
-            srv = self._find(host)
+            srv = self._find(host) or self.default
             if len(self.cache) >= _CACHE_MAX:
                 self.cache.clear()
             self.cache[host] = srv
@@ -73,7 +73,11 @@ class ServerSelector:
         for rx, srv in self.regexes:
             if rx.search(host) is not None:
                 return srv
-        return self.default
+        return None
+
+    def named(self, host: str | None):
+        """The server whose server_name matches `host`; None when none does (no default)."""
+        return self._find(host) if host else None
 
 
 _HOSTS: dict = {}

@@ -20,6 +20,8 @@ import sys
 _PTR = ctypes.c_void_p
 _HEAD = sys.getsizeof(object())          # PyObject_HEAD: refcount + type
 SSL_VERIFY_PEER = 0x01
+_SENT_SHUTDOWN = 1
+_RECEIVED_SHUTDOWN = 2
 _CTRL_SET_SESS_CACHE_SIZE = 42
 _CTRL_SET_SESS_CACHE_MODE = 44
 _CTRL_SET_GROUPS_LIST = 92
@@ -59,6 +61,7 @@ def _bind(lib):
         "SSL_set_verify": (None, [_PTR, ctypes.c_int, _PTR]),
         "SSL_set_verify_depth": (None, [_PTR, ctypes.c_int]),
         "SSL_get_verify_result": (ctypes.c_long, [_PTR]),
+        "SSL_set_shutdown": (None, [_PTR, ctypes.c_int]),
         "SSL_CTX_ctrl": (ctypes.c_long, [_PTR, ctypes.c_int, ctypes.c_long, _PTR]),
         "SSL_CTX_set_timeout": (ctypes.c_long, [_PTR, ctypes.c_long]),
         "SSL_CTX_set_session_id_context": (ctypes.c_int, [_PTR, ctypes.c_char_p, ctypes.c_uint]),
@@ -187,3 +190,10 @@ def verify_error(code: int) -> str:
     if _lib is None:
         return f"error {code}"
     return _lib.X509_verify_cert_error_string(code).decode()
+
+
+def keep_session(ssl_object) -> None:
+    """Before a connection the peer closed without close_notify is freed: mark it shut down, or
+    OpenSSL drops its session from the cache (nginx does the same in ngx_ssl_shutdown)."""
+    if _lib is not None:
+        _lib.SSL_set_shutdown(_ssl_of(ssl_object), _SENT_SHUTDOWN | _RECEIVED_SHUTDOWN)

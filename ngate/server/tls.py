@@ -211,6 +211,8 @@ class TlsListen:
         self.selector = ServerSelector(default_server, servers)
         # some server of this socket verifies client certificates: requests are checked
         self.verifies = any(s.tls.verify_client != "off" for s in servers)
+        # sessions are cached (the default server's context holds the cache, as in nginx)
+        self.caches = not {"off", "none"} & set(default_server.tls.session_cache)
         front = server_context(default_server.tls)
         if self.verifies and not openssl.AVAILABLE:
             front.verify_mode = ssl.CERT_OPTIONAL    # no way to switch it per SNI server
@@ -220,17 +222,18 @@ class TlsListen:
     def _servername(self, ssl_obj, name, _ctx):
         """nginx's ngx_http_ssl_servername: the server for the SNI name (else the default), its
         certificate and its client verification settings."""
-        server = self.default
-        host = None
+        server = None
         if name:
             host = normalize_host(name.encode("latin-1", "replace"))
-            if host:
-                server = self.selector.select(host)
+            server = self.selector.named(host)
+        if server is None:
+            server = self.default
+            host = None
         tls = server.tls
         if tls.reject_handshake:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         ssl_obj.ngate_name = name
-        ssl_obj.ngate_host = host
+        ssl_obj.ngate_host = host       # set when SNI named a server: the 421 check
         if server is not self.default and tls.certificates:
             ssl_obj.context = tls.context
             openssl.adopt_verify(ssl_obj, tls.context)
@@ -368,6 +371,11 @@ class HttpsConnection(HttpConnection):
             if refusal is not None:
                 return refuse(ctx, req, *refusal)
         engine.start_request(ctx, req)
+
+    def connection_lost(self, exc) -> None:
+        if self.tls is not None and self.listen.ssl_context.caches:
+            openssl.keep_session(self.tls)
+        super().connection_lost(exc)
 
 
 def client_refusal(tls, server, host: str, listen) -> tuple | None:

@@ -52,7 +52,7 @@ def _build(conf) -> ssl.SSLContext:
         load_verify(ctx, conf.trusted_certificate)
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.check_hostname = True
-        openssl.set_verify_depth(ctx, conf.verify_depth)
+        openssl.verify_per_request(ctx, conf.verify_depth)   # judged after the handshake
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -80,7 +80,7 @@ def upstream_tls(ctx, conf, scheme: str, host_header: str):
     pt = conf.proxy_ssl
     name = None
     if pt.server_name or pt.verify:
-        name = ssl_name(ctx, pt, host_header) or None
+        name = ssl_name(ctx, pt, conf.proxy_pass.ssl_host or host_header) or None
     return client_context(pt), name, pt.session_reuse
 
 
@@ -101,10 +101,24 @@ async def open_tls(loop, peer, tls: tuple, app):
     proto.connection_made(transport)
     try:
         await waiter
+        if context.verify_mode != ssl.CERT_NONE:
+            check_verified(app.transport.get_extra_info("ssl_object"), name)
     except BaseException:
         transport.abort()
         raise
     return key if reuse else None
+
+
+def check_verified(ssl_object, name: str | None) -> None:
+    """proxy_ssl_verify as nginx applies it: the handshake accepted any chain; the verify result
+    (the last error OpenSSL met, e.g. 20 when proxy_ssl_verify_depth cut the chain) decides."""
+    code = openssl.verify_result(ssl_object)
+    if code:
+        exc = ssl.SSLCertVerificationError(1, "certificate verify failed")
+        exc.verify_code = code
+        exc.verify_message = (f"Hostname mismatch, certificate is not valid for '{name}'."
+                              if code == _HOSTNAME_MISMATCH else openssl.verify_error(code))
+        raise exc
 
 
 def save_session(key: tuple, transport) -> None:
