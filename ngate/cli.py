@@ -61,6 +61,7 @@ class Options:
 
 _FLAGS = {"?": ("help", "version"), "h": ("help", "version"), "v": ("version",),
           "V": ("version", "configure"), "t": ("test",), "T": ("test", "dump"), "q": ("quiet",)}
+_LONG = {"--help": ("help", "version"), "--version": ("version",)}
 _VALUED = {"p": ("prefix", "directory name"), "e": ("error_log", "file name"),
            "c": ("conf_file", "file name"), "g": ("directives", "parameter"),
            "s": ("signal", "parameter")}
@@ -72,6 +73,11 @@ def parse_args(argv: list[str]) -> Options:
     i = 0
     while i < len(argv):
         arg = argv[i]
+        if arg in _LONG:            # ngate's additions: what users type first
+            for name in _LONG[arg]:
+                setattr(opts, name, True)
+            i += 1
+            continue
         if not arg.startswith("-"):
             raise UsageError(f'invalid option: "{arg}"')
         pos = 1
@@ -126,7 +132,7 @@ def usage() -> str:
         f"       {PROG} <verb> [args...]",
         "",
         "Options:",
-        "  -?,-h         : this help",
+        "  -?,-h,--help  : this help",
         "  -v            : show version and exit",
         "  -V            : show version and build information then exit",
         "  -t            : test configuration and exit",

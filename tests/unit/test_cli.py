@@ -37,6 +37,8 @@ http {
     (["-V"], Options(version=True, configure=True)),
     (["-?"], Options(help=True, version=True)),
     (["-h"], Options(help=True, version=True)),
+    (["--help"], Options(help=True, version=True)),
+    (["--version"], Options(version=True)),
     (["-c", "a.conf"], Options(conf_file="a.conf")),
     (["-ca.conf"], Options(conf_file="a.conf")),
     (["-tca.conf"], Options(test=True, conf_file="a.conf")),
