@@ -97,6 +97,8 @@ def find_location_phase(ctx) -> None:
             ctx.captures = captures
         if conf.internal and not ctx.internal:
             return finalize(ctx, 404)
+        if too_large(ctx, conf):
+            return finalize(ctx, 413)
         if loc is not None:
             if loc.regex is not None and loc.regex.groupindex:
                 named_captures(ctx, loc.regex, ctx.uri)
@@ -130,16 +132,24 @@ def named_captures(ctx, regex, subject: str) -> bool:
     return True
 
 
+def too_large(ctx, conf) -> bool:
+    """nginx's find-config phase check: a Content-Length above the location's
+    client_max_body_size gets 413 before rewrite/return run (not again once an error page
+    discards the body)."""
+    limit = conf.client_max_body_size
+    if limit and ctx.content_length_in is not None and ctx.content_length_in > limit \
+            and not ctx.error_pages_done:
+        error_log.error(f"client intended to send too large body: {ctx.content_length_in} bytes"
+                        + error_log.request_suffix(ctx), ctx.conn.number)
+        return True
+    return False
+
+
 def content_phase(ctx) -> None:
     conf = ctx.conf
     if conf.access_rules and not access_allowed(ctx, conf.access_rules):
         error_log.error("access forbidden by rule" + error_log.request_suffix(ctx), ctx.conn.number)
         return finalize(ctx, 403)
-    limit = conf.client_max_body_size
-    if limit and ctx.content_length_in is not None and ctx.content_length_in > limit:
-        error_log.error(f"client intended to send too large body: {ctx.content_length_in} bytes"
-                        + error_log.request_suffix(ctx), ctx.conn.number)
-        return finalize(ctx, 413)
     if conf.try_files is not None and static.try_files_phase(ctx):
         return
     entry = _HANDLER_FOR.get(id(conf))

@@ -54,6 +54,12 @@ http {
             internal;
             return 200 "error page for $request_uri\n";
         }
+        location = /small { client_max_body_size 10; return 200 "small ok\n"; }
+        location = /small-ep {
+            client_max_body_size 10;
+            error_page 413 /errors/413.txt;
+            return 200 "small ok\n";
+        }
         location @fallback {
             proxy_pass http://127.0.0.1:{backend_port};
         }
@@ -137,3 +143,11 @@ def test_proxy_intercept_errors(diff, target):
 
 def test_internal_location_is_404_from_outside(diff):
     assert diff.check_request("GET", "/errors/502.txt").response.status == 404
+
+
+@pytest.mark.parametrize("target, body", [
+    ("/small", b"x" * 11), ("/small", b"x" * 10), ("/small-ep", b"y" * 64)])
+def test_body_limit_is_checked_before_return(diff, target, body):
+    """nginx checks client_max_body_size when the location is found, before rewrite/return."""
+    out = diff.check_request("POST", target, body=body)
+    assert out.response.status == (200 if len(body) <= 10 else 413)
