@@ -253,7 +253,7 @@ def send_and_close_write(port: int, raw: bytes, timeout: float = 5.0) -> bytes:
         try:
             sock.sendall(raw)
             sock.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:     # already refused and closed (EPIPE, ECONNRESET, ENOTCONN)
             pass
         return read_until_close(sock, timeout)
 
