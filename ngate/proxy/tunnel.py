@@ -121,7 +121,8 @@ class Tunnel:
         self.from_client = cls(self, upstream, True)
         self.from_upstream = cls(self, client, False)
         self.runtime = runtime = ctx.conn.runtime
-        self.log = TunnelEnd.freeze(runtime.access_log_writers(ctx), ctx)
+        writers = runtime.access_log_writers(ctx)
+        self.log = TunnelEnd.freeze(writers, ctx) if writers else None
         self.conf = conf = ctx.conf
         self.number = ctx.conn.number
         self.suffix = error_log.request_suffix(ctx)

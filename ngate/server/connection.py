@@ -44,6 +44,11 @@ _NAME_CACHE_MAX = 4096
 _NAME_TABLES: dict[tuple, dict] = {}
 
 
+def name_table(underscores: bool, ignore_invalid: bool) -> dict:
+    """The header-name cache shared by every connection with these settings."""
+    return _NAME_TABLES.setdefault((underscores, ignore_invalid), {})
+
+
 def header_key(name: bytes, underscores: bool, ignore_invalid: bool) -> bytes:
     """The lower-case key for a request header name, or b"" if nginx would ignore the header."""
     if name.translate(None, _VALID_NAME_US if underscores else _VALID_NAME):
@@ -106,12 +111,11 @@ class HttpConnection:
         self.write_mark = 0             # write buffer size when send_timeout was last armed
         self.lost = None                # the exception connection_lost reported (None: EOF)
         self.rejected = None            # (HeadError, url) of a bad pipelined head, answered in turn
-        srv = listen.default_server
-        self._underscores = srv.underscores_in_headers
-        self._ignore_invalid = srv.ignore_invalid_headers
-        self._limit_line = srv.large_client_header_buffers[1]
-        self._limit_total = srv.large_client_header_buffers[0] * srv.large_client_header_buffers[1]
-        self._names = _NAME_TABLES.setdefault((self._underscores, self._ignore_invalid), {})
+        self._underscores = listen.underscores
+        self._ignore_invalid = listen.ignore_invalid
+        self._limit_line = listen.limit_line
+        self._limit_total = listen.limit_total
+        self._names = listen.names
         self._in_head = False
 
     # ------------------------------------------------------------ asyncio Protocol
@@ -123,10 +127,13 @@ class HttpConnection:
             return
         self.number = self.runtime.next_connection_number()
         peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("sockname")
         if isinstance(peer, tuple):
             self.remote_addr, self.remote_port = peer[0], str(peer[1])
-            self.server_addr, self.server_port = sock[0], str(sock[1])
+            local = self.listen.local
+            if local is None:       # a wildcard address: which one the client reached
+                sock = transport.get_extra_info("sockname")
+                local = sock[0], str(sock[1])
+            self.server_addr, self.server_port = local
         else:   # unix socket
             self.remote_addr, self.remote_port = "unix:", ""
             self.server_addr, self.server_port = "unix:", ""

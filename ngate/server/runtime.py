@@ -9,6 +9,7 @@ import asyncio
 import gc
 import os
 import socket
+from functools import partial
 
 from ngate.config.model import AccessLog, Config
 from ngate.observability import access_log as alog
@@ -19,14 +20,16 @@ from ngate.proxy import fastcgi_proxy  # noqa: F401  (registers fastcgi_pass)
 from ngate.routing import variables
 from ngate.routing.servers import ServerSelector
 from ngate.server.clock import Deadlines
-from ngate.server.connection import HttpConnection
+from ngate.server.connection import HttpConnection, name_table
 from ngate.server.tls import TlsAcceptor
 from ngate.upstream.pool import KeepalivePool
 
 
 class ListenState:
-    """What a listening socket needs per connection: its servers and how to pick one."""
-    __slots__ = ("key", "default_server", "selector", "scheme", "ssl_context")
+    """What a listening socket needs per connection: its servers and how to pick one, and what
+    every connection on it would otherwise work out again (head limits, the local address)."""
+    __slots__ = ("key", "default_server", "selector", "scheme", "ssl_context", "local",
+                 "underscores", "ignore_invalid", "limit_line", "limit_total", "names")
 
     def __init__(self, key, default_server, servers, scheme: str = "http") -> None:
         self.key = key
@@ -34,6 +37,30 @@ class ListenState:
         self.selector = ServerSelector(default_server, servers)
         self.scheme = scheme
         self.ssl_context = None     # server/tls.py TlsListen on a `listen ... ssl` socket
+        self.local = _local_address(key)
+        srv = default_server
+        self.underscores = srv.underscores_in_headers
+        self.ignore_invalid = srv.ignore_invalid_headers
+        number, size = srv.large_client_header_buffers
+        self.limit_line = size                  # one line (request line or header)
+        self.limit_total = number * size        # the whole head
+        self.names = name_table(self.underscores, self.ignore_invalid)
+
+
+def _local_address(key) -> tuple | None:
+    """($server_addr, $server_port) of every connection on a socket bound to one address; None
+    for a wildcard address or a unix socket (the kernel tells, per connection)."""
+    host, port = key
+    if host == "unix" or not isinstance(port, int):
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        canonical = socket.inet_ntop(family, socket.inet_pton(family, host))
+    except (OSError, ValueError):
+        return None
+    if canonical != host or canonical in ("0.0.0.0", "::"):
+        return None
+    return host, str(port)
 
 
 class WorkerRuntime:
@@ -72,14 +99,21 @@ class WorkerRuntime:
             ls = self.listens.get(key)
             if ls is None:
                 continue
+            # a partial, not a lambda: no Python frame per accepted connection
+            factory = partial(HttpConnection if ls.ssl_context is None else TlsAcceptor, self, ls)
+            # uvloop listens again on the socket: with the listen's backlog, not its default
+            backlog = self._backlog(key)
             for sock in socks if isinstance(socks, (list, tuple)) else (socks,):
-                conn_class = HttpConnection if ls.ssl_context is None else TlsAcceptor
-                factory = (lambda ls=ls, cls=conn_class: cls(self, ls))
                 if sock.family == socket.AF_UNIX:
-                    srv = await loop.create_unix_server(factory, sock=sock, backlog=511)
+                    srv = await loop.create_unix_server(factory, sock=sock, backlog=backlog)
                 else:
-                    srv = await loop.create_server(factory, sock=sock, backlog=511)
+                    srv = await loop.create_server(factory, sock=sock, backlog=backlog)
                 self.servers.append(srv)
+
+    def _backlog(self, key) -> int:
+        """The `backlog=` of the socket's listen directives (nginx's default 511 otherwise)."""
+        _, servers = self.config.by_listen[key]
+        return max((l.backlog for s in servers for l in s.listens if l.key == key), default=511)
 
     def stop_accepting(self) -> None:
         self.draining = True
