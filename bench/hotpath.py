@@ -1,5 +1,8 @@
 """The Python cost of one proxied request, without sockets: `python -m bench.hotpath`.
 
+`--static` measures a 1 KiB static file served by ngate itself instead (the same docroot and
+request as bench/static_files.py; the file's syscalls are included, the socket's are not).
+
 A downstream HttpConnection and an upstream connection run on fake transports inside a real
 uvloop loop: the client's request is fed, the upstream's response is fed back, and the time per
 request is what ngate's own code costs (parsing, routing, building heads, pooling, logging).
@@ -69,6 +72,61 @@ class FakeTransport:
         self.protocol = p
 
 
+STATIC_REQUEST = (b"GET /1k.txt HTTP/1.1\r\nHost: example.test\r\nUser-Agent: bench\r\n"
+                  b"Accept: */*\r\n\r\n")
+STATIC_CONF = """
+events {}
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    include /etc/nginx/mime.types;
+    server {
+        listen 127.0.0.1:8080;
+        root %s;
+    }
+}
+"""
+
+
+def run_static(n: int) -> float:
+
+    import uvloop
+
+    from ngate.config import load_config
+    from ngate.server.connection import HttpConnection
+    from ngate.server.runtime import WorkerRuntime
+
+    with tempfile.TemporaryDirectory() as prefix:
+        root = os.path.join(prefix, "www")
+        os.mkdir(root)
+        with open(os.path.join(root, "1k.txt"), "wb") as f:
+            f.write(b"x" * 1024)
+        path = os.path.join(prefix, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(STATIC_CONF % root)
+        config = load_config(path, prefix)
+        loop = uvloop.new_event_loop()
+        runtime = WorkerRuntime(config, {}, loop)
+        listen = next(iter(runtime.listens.values()))
+        conn = HttpConnection(runtime, listen)
+        down_t = FakeTransport()
+
+        async def drive() -> float:
+            conn.connection_made(down_t)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                conn.data_received(STATIC_REQUEST)
+            elapsed = time.perf_counter() - t0
+            assert len(down_t.written) == n and down_t.written[-1].endswith(b"x" * 1024)
+            assert down_t.written[-1].startswith(b"HTTP/1.1 200 OK\r\n")
+            assert not down_t.closed and conn.queue is None
+            return elapsed
+
+        elapsed = loop.run_until_complete(drive())
+        loop.close()
+        return elapsed / n * 1e6
+
+
 def run(n: int) -> float:
 
     import uvloop
@@ -116,9 +174,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=50_000, help="requests per round")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--static", action="store_true", help="a 1 KiB static file, not a proxy")
     args = ap.parse_args()
-    figures = sorted(run(args.n) for _ in range(args.rounds))
-    print(f"hotpath: {figures[len(figures) // 2]:.2f} us/request of Python (median of "
+    fn = run_static if args.static else run
+    figures = sorted(fn(args.n) for _ in range(args.rounds))
+    print(f"hotpath{' (static)' if args.static else ''}: {figures[len(figures) // 2]:.2f} us/request of Python (median of "
           f"{args.rounds} x {args.n}; min {figures[0]:.2f})")
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from email.utils import formatdate
 
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
-from ngate.static import autoindex, ranges
+from ngate.static import autoindex, filemeta, ranges
 from ngate.static.expires import expires_headers
-from ngate.static.paths import alias_strip, document_root, escapes_root, map_uri, safe
-from ngate.static.sender import FileSender
+from ngate.static.paths import (alias_strip, document_root, escapes_root, map_under, map_uri,
+                                safe)
+from ngate.static.sender import SMALL, FileSender, send_small
 
 _METHODS = frozenset({"GET", "HEAD", "POST"})
 _NOT_FOUND = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
@@ -77,9 +77,11 @@ def _exists(path: str, want_dir: bool) -> bool:
 def static_handler(ctx) -> None:
     if ctx.method not in _METHODS:
         return engine.finalize(ctx, 405)
-    if ctx.uri.endswith("/"):
+    uri = ctx.uri
+    if uri.endswith("/"):
         return _directory(ctx)
-    path = map_uri(ctx, ctx.uri)
+    root = document_root(ctx)
+    path = map_under(ctx, root, uri)
     if path is None:
         return engine.finalize(ctx, 404)
     try:
@@ -88,26 +90,53 @@ def static_handler(ctx) -> None:
         return _open_failed(ctx, path, exc)
     try:
         st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
+        key = filemeta.stat_key(st)
+        meta = filemeta.lookup(path, key, ctx.conf, uri, root)
+        if meta is None:
+            meta = _checked_meta(ctx, fd, st, key, path, root)
+            if meta is None:
+                os.close(fd)
+                return None
+        elif not meta.inside and _escapes(ctx, fd, path, root):
             os.close(fd)
-            return _slash_redirect(ctx)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            error_log.error(f'"{path}" is not a regular file' + error_log.request_suffix(ctx),
-                            ctx.conn.number)
-            return engine.finalize(ctx, 404)
-        if escapes_root(ctx, fd, path):
-            os.close(fd)
-            error_log.error(f'symbolic link in "{path}" leads out of the document root'
-                            + error_log.request_suffix(ctx), ctx.conn.number)
-            return engine.finalize(ctx, 403)
+            return None
         if ctx.method == "POST":
             os.close(fd)
             return engine.finalize(ctx, 405)
     except BaseException:
         os.close(fd)
         raise
-    send_file(ctx, fd, st)
+    send_file(ctx, fd, meta)
+
+
+def _checked_meta(ctx, fd: int, st, key: tuple, path: str, root: str):
+    """A new FileMeta for a regular file inside the root, or None when the response (301, 404,
+    403) has been sent."""
+    if stat.S_ISDIR(st.st_mode):
+        _slash_redirect(ctx)
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        error_log.error(f'"{path}" is not a regular file' + error_log.request_suffix(ctx),
+                        ctx.conn.number)
+        engine.finalize(ctx, 404)
+        return None
+    if _escapes(ctx, fd, path, root):
+        return None
+    conf = ctx.conf
+    meta = filemeta.FileMeta(key, conf, ctx.uri, root, st, content_type(conf, ctx.uri))
+    meta.inside = st.st_nlink == 1
+    filemeta.store(path, meta)
+    return meta
+
+
+def _escapes(ctx, fd: int, path: str, root: str) -> bool:
+    """The symlink check; True when the 403 has been sent."""
+    if not escapes_root(ctx, fd, path, root):
+        return False
+    error_log.error(f'symbolic link in "{path}" leads out of the document root'
+                    + error_log.request_suffix(ctx), ctx.conn.number)
+    engine.finalize(ctx, 403)
+    return True
 
 
 def _open_failed(ctx, path: str, exc: OSError) -> None:
@@ -182,51 +211,87 @@ def _autoindex(ctx, dir_path: str) -> None:
 
 # ---------------------------------------------------------------- sending a file
 
-def send_file(ctx, fd: int, st) -> None:
+def send_file(ctx, fd: int, meta) -> None:
     """200/206/304/412/416 for an opened regular file; the descriptor is closed when done."""
     conf = ctx.conf
-    size = st.st_size
-    mtime = int(st.st_mtime)
-    last_modified = formatdate(mtime, usegmt=True)
-    etag = '"%x-%x"' % (mtime, size) if conf.etag else None
+    size = meta.size
+    mtime = meta.mtime
+    etag = meta.etag
     override = ctx.status_override          # an error_page target: no ranges, no validators
     ctx.status_override = None
+    hdr = ctx.hdr
     if override is None:
-        status = _not_modified(ctx, conf, mtime, etag)
+        status = _not_modified(hdr, conf, mtime, etag)
         if status is not None:
             os.close(fd)
-            return _send_not_modified(ctx, status, last_modified, etag, mtime)
-    ctype = content_type(conf, ctx.uri)
+            return _send_not_modified(ctx, status, meta)
+        range_header = hdr.get(b"range")
+        if range_header is None or not ranges.if_range_ok(ctx, etag, meta.last_modified):
+            return _send_200(ctx, fd, meta)
+        return _send_ranged(ctx, fd, meta, range_header)
+    if override == 200:
+        return _send_200(ctx, fd, meta)
+    status = override
     headers = [(b"ETag", etag.encode())] if etag else []
-    segments: list = [(0, size)]
-    length = size
-    status = 200 if override is None else override
-    range_header = ctx.hdr.get(b"range") if override is None else None
-    if range_header is not None and ranges.if_range_ok(ctx, etag, last_modified):
-        parsed = ranges.parse(range_header.decode("latin-1"), size)
-        if parsed is ranges.NOT_SATISFIABLE:
-            os.close(fd)
-            return _not_satisfiable(ctx, size)
-        if parsed is not None:
-            status = 206
-            segments, length, ctype = _ranged(parsed, size, ctype, headers)
-    headers[len(headers):len(headers)] = expires_headers(conf, status, mtime)
+    headers.extend(expires_headers(conf, status, mtime))
     if conf.add_header:
         headers.extend(engine.add_headers(ctx, conf, status))
-    if status == 206 and len(segments) == 1:
+    _send_head_and_file(ctx, fd, status, meta.content_type, size, [(0, size)],
+                        meta.last_modified.encode() if status in (200, 206) else None, headers)
+
+
+def _send_200(ctx, fd: int, meta) -> None:
+    """The whole file: the common case, with the head's fixed part from the cache."""
+    conf = ctx.conf
+    headers = expires_headers(conf, 200, meta.mtime) if conf.expires is not None else []
+    if conf.add_header:
+        headers.extend(engine.add_headers(ctx, conf, 200))
+    engine.check_keepalive(ctx)
+    ctx.status = 200
+    head = meta.head_200(_connection(ctx), headers)
+    size = meta.size
+    if ctx.method == "HEAD" or size == 0:
+        os.close(fd)
+        return _write_whole(ctx, head, b"", 0)
+    if size <= SMALL:
+        return send_small(ctx, fd, head, 0, size)
+    FileSender(ctx, fd, head, [(0, size)], size).start()
+
+
+def _send_ranged(ctx, fd: int, meta, range_header: bytes) -> None:
+    size = meta.size
+    parsed = ranges.parse(range_header.decode("latin-1"), size)
+    if parsed is ranges.NOT_SATISFIABLE:
+        os.close(fd)
+        return _not_satisfiable(ctx, size)
+    if parsed is None:
+        return _send_200(ctx, fd, meta)
+    conf = ctx.conf
+    headers = [(b"ETag", meta.etag.encode())] if meta.etag else []
+    segments, length, ctype = _ranged(parsed, size, meta.content_type, headers)
+    headers.extend(expires_headers(conf, 206, meta.mtime))
+    if conf.add_header:
+        headers.extend(engine.add_headers(ctx, conf, 206))
+    if len(segments) == 1:
         s, e = segments[0]
         headers.append((b"Content-Range", b"bytes %d-%d/%d" % (s, e - 1, size)))
-    elif status == 200:
-        headers.append((b"Accept-Ranges", b"bytes"))
+    _send_head_and_file(ctx, fd, 206, ctype, length, segments, meta.last_modified.encode(),
+                        headers)
+
+
+def _send_head_and_file(ctx, fd: int, status: int, ctype: bytes, length: int, segments: list,
+                        last_modified: bytes | None, headers: list) -> None:
+    conf = ctx.conf
     engine.check_keepalive(ctx)
     ctx.status = status
     head = resp.build_head(status, 1, server_tokens=conf.server_tokens, content_type=ctype,
-                           content_length=length,
-                           last_modified=last_modified.encode() if status in (200, 206) else None,
+                           content_length=length, last_modified=last_modified,
                            connection=_connection(ctx), headers=headers)
     if ctx.method == "HEAD" or length == 0:
         os.close(fd)
         return _write_whole(ctx, head, b"", 0)
+    if len(segments) == 1 and length <= SMALL:
+        return send_small(ctx, fd, head, segments[0][0], length)
     FileSender(ctx, fd, head, segments, length).start()
 
 
@@ -245,9 +310,8 @@ def _ranged(parsed, size: int, ctype: bytes, headers: list):
     return segments, length, b"multipart/byteranges; boundary=" + boundary.encode()
 
 
-def _not_modified(ctx, conf, mtime: int, etag: str | None) -> int | None:
+def _not_modified(hdr: dict, conf, mtime: int, etag: str | None) -> int | None:
     """ngx_http_not_modified_filter: 412 or 304, or None to send the file."""
-    hdr = ctx.hdr
     ius = hdr.get(b"if-unmodified-since")
     if ius is not None:
         t = _http_date(ius)
@@ -300,18 +364,18 @@ def _http_date(value: bytes) -> int | None:
         return None
 
 
-def _send_not_modified(ctx, status: int, last_modified: str, etag: str | None, mtime) -> None:
+def _send_not_modified(ctx, status: int, meta) -> None:
     if status == 412:
         return engine.finalize(ctx, 412)
     conf = ctx.conf
-    headers = [(b"ETag", etag.encode())] if etag else []
-    headers += expires_headers(conf, 304, mtime)
+    headers = [(b"ETag", meta.etag.encode())] if meta.etag else []
+    headers += expires_headers(conf, 304, meta.mtime)
     if conf.add_header:
         headers.extend(engine.add_headers(ctx, conf, 304))
     engine.check_keepalive(ctx)
     ctx.status = 304
     head = resp.build_head(304, 1, server_tokens=conf.server_tokens,
-                           last_modified=last_modified.encode(), connection=_connection(ctx),
+                           last_modified=meta.last_modified.encode(), connection=_connection(ctx),
                            headers=headers)
     _write_whole(ctx, head, b"", 0)
 

@@ -32,7 +32,11 @@ def alias_strip(ctx) -> int | None:
 
 def map_uri(ctx, uri: str) -> str | None:
     """The file path for `uri`; None when the URI is not safe to map."""
-    base = document_root(ctx)
+    return map_under(ctx, document_root(ctx), uri)
+
+
+def map_under(ctx, base: str, uri: str) -> str | None:
+    """map_uri with the document root already rendered (`base`)."""
     strip = alias_strip(ctx)
     if strip == -1:
         path = base
@@ -49,8 +53,7 @@ def safe(path: str) -> bool:
     return "\x00" not in path and "/../" not in path and not path.endswith("/..")
 
 
-def real_root(ctx) -> str:
-    root = document_root(ctx)
+def real_root(root: str) -> str:
     real = _ROOT_REAL.get(root)
     if real is None:
         real = os.path.realpath(root)
@@ -59,13 +62,14 @@ def real_root(ctx) -> str:
     return real
 
 
-def escapes_root(ctx, fd: int, path: str) -> bool:
-    """True when the opened file's real path is outside the real document root."""
+def escapes_root(ctx, fd: int, path: str, root: str) -> bool:
+    """True when the opened file's real path is outside the real document root (`root`, as
+    rendered for this request)."""
+    if alias_strip(ctx) == -1:
+        return False            # a regex location's alias names the file itself
     try:
         real = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         real = os.path.realpath(path)
-    if alias_strip(ctx) == -1:
-        return False            # a regex location's alias names the file itself
-    root = real_root(ctx)
+    root = real_root(root)
     return not (real == root or real.startswith(root.rstrip("/") + "/"))

@@ -1,6 +1,8 @@
 """Streaming a file to the client without reading it whole, with write backpressure.
 
-A FileSender is the connection's `writer` while the body goes out: segments are pre-built bytes
+A body of at most SMALL bytes in one piece goes out with its head in one write (`send_small`, no
+writer object). Otherwise a FileSender is the connection's `writer` while the body goes out:
+segments are pre-built bytes
 (multipart heads) or (start, end) file ranges read with os.pread in CHUNK pieces. It writes until
 the transport pauses it (downstream_paused), and resumes on downstream_resumed. uvloop does not
 implement loop.sendfile() on its transports, so the chunks go through transport.write.
@@ -15,6 +17,37 @@ from ngate.proxy import engine
 
 CHUNK = 256 * 1024
 SMALL = 64 * 1024
+
+
+def send_small(ctx, fd: int, head: bytes, start: int, length: int) -> None:
+    """Bytes [start, start + length) of the file (length <= SMALL) after `head`, in one write;
+    the descriptor is closed here."""
+    ctx.head_sent = True
+    ctx.bytes_sent = len(head)
+    try:
+        data = os.pread(fd, length, start)
+    finally:
+        os.close(fd)
+    conn = ctx.conn
+    conn.write(head + data)
+    sent = len(data)
+    if sent < length:
+        return truncated(ctx, sent)
+    ctx.body_bytes_sent = sent
+    ctx.bytes_sent += sent
+    conn.finish_request(ctx)
+
+
+def truncated(ctx, sent: int) -> None:
+    """The file shrank while it was being sent: the response cannot be completed."""
+    from ngate.observability import error_log
+    conn = ctx.conn
+    error_log.alert("file was truncated while it was being sent"
+                    + error_log.request_suffix(ctx), conn.number)
+    ctx.body_bytes_sent = sent
+    ctx.keep_alive = False
+    conn.abort()
+    engine.log_request(ctx)
 
 
 class FileSender:
@@ -37,15 +70,6 @@ class FileSender:
         ctx = self.ctx
         ctx.head_sent = True
         ctx.bytes_sent = len(self.head)
-        seg = self.segments
-        if len(seg) == 1 and seg[0][1] - seg[0][0] <= SMALL:
-            s, e = seg[0]
-            data = os.pread(self.fd, e - s, s)
-            self.sent = len(data)
-            self.conn.write(self.head + data)
-            if len(data) < e - s:
-                return self._truncated()
-            return self._finish()
         self.conn.writer = self
         self.conn.write(self.head)
         self.pump()
@@ -116,13 +140,5 @@ class FileSender:
         self.conn.finish_request(ctx)
 
     def _truncated(self) -> None:
-        """The file shrank while it was being sent: the response cannot be completed."""
-        from ngate.observability import error_log
-        ctx = self.ctx
-        error_log.alert("file was truncated while it was being sent"
-                        + error_log.request_suffix(ctx), self.conn.number)
         self._close()
-        ctx.body_bytes_sent = self.sent
-        ctx.keep_alive = False
-        self.conn.abort()
-        engine.log_request(ctx)
+        truncated(self.ctx, self.sent)

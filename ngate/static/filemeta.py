@@ -1,0 +1,76 @@
+"""A per-worker cache of what a file's response head says about it, keyed by its stat result.
+
+Every request still opens and fstats the file (nginx without open_file_cache does the same), so
+a change is seen at once: an entry is used only while the fstat of the opened descriptor gives
+the same (inode, device, size, mtime, ctime) and the request maps the same URI to the same path
+under the same root and location configuration. What the entry saves is per-request work that
+depends only on those: Last-Modified and ETag formatting, the content type lookup, the fixed
+part of a 200 head, and the symlink check (`paths.escapes_root`, one readlink).
+
+The symlink verdict is reused only for a file with one link: rename and link() change the
+file's ctime, so a path that starts to lead to the same inode somewhere else misses the cache;
+only a mount that shows the very same file under a second path (a bind mount) is not noticed,
+and then the bytes served are those of a file inside the root.
+
+Entries are replaced on any mismatch; the table is emptied when it reaches MAX_ENTRIES.
+"""
+from __future__ import annotations
+
+from email.utils import formatdate
+
+from ngate.http1 import response as resp
+
+MAX_ENTRIES = 1024
+ACCEPT_RANGES = b"Accept-Ranges: bytes\r\n"
+
+_FILES: dict = {}       # path -> FileMeta
+
+
+class FileMeta:
+    __slots__ = ("stat_key", "conf", "uri", "root", "inside", "mtime", "size", "last_modified",
+                 "etag", "content_type", "prefix", "fields", "etag_line")
+
+    def __init__(self, stat_key, conf, uri: str, root: str, st, content_type: bytes) -> None:
+        self.stat_key = stat_key
+        self.conf = conf
+        self.uri = uri
+        self.root = root
+        self.inside = False          # the symlink check passed and may be reused
+        self.mtime = mtime = int(st.st_mtime)
+        self.size = size = st.st_size
+        self.last_modified = formatdate(mtime, usegmt=True)
+        self.etag = '"%x-%x"' % (mtime, size) if conf.etag else None
+        self.content_type = content_type
+        # a 200 head: prefix + Date + fields + Connection + etag_line + [more] + Accept-Ranges
+        self.prefix = (resp.status_line(200, 1) + (resp.SERVER_HEADER_TOKENS if conf.server_tokens
+                                                   else resp.SERVER_HEADER_BARE))
+        self.fields = b"Content-Type: %b\r\nContent-Length: %d\r\nLast-Modified: %b\r\n" % (
+            content_type, size, self.last_modified.encode())
+        self.etag_line = b"ETag: %b\r\n" % self.etag.encode() if self.etag else b""
+
+    def head_200(self, connection: bytes, headers) -> bytes:
+        """The 200 head in build_head's order; `headers` go between ETag and Accept-Ranges."""
+        parts = [self.prefix, resp.DATE.get(), self.fields, connection, self.etag_line]
+        for name, value in headers:
+            parts.append(name + b": " + value + b"\r\n")
+        parts.append(ACCEPT_RANGES)
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+
+def stat_key(st) -> tuple:
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def lookup(path: str, key: tuple, conf, uri: str, root: str) -> FileMeta | None:
+    meta = _FILES.get(path)
+    if (meta is None or meta.stat_key != key or meta.conf is not conf or meta.uri != uri
+            or meta.root != root):
+        return None
+    return meta
+
+
+def store(path: str, meta: FileMeta) -> None:
+    if len(_FILES) >= MAX_ENTRIES and path not in _FILES:
+        _FILES.clear()
+    _FILES[path] = meta

@@ -1,0 +1,155 @@
+"""The static module's per-worker head cache (ngate/static/filemeta.py) never hides a change:
+every request stats the opened file, so new content, size, mtime, a retargeted symlink or a file
+moved out of the root and linked back are seen by the very next request.
+
+One HttpConnection on a fake transport (no sockets): each request's response is what the
+transport was given.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import uvloop
+
+from ngate.server.connection import HttpConnection
+from ngate.server.runtime import WorkerRuntime
+from tests.unit._config_helpers import load_http
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written = []
+        self.closed = False
+
+    def get_extra_info(self, name, default=None):
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8080)}.get(name,
+                                                                                        default)
+
+    def write(self, data) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+class Server:
+    def __init__(self, tmp_path, root) -> None:
+        config = load_http(tmp_path, f"""
+            access_log off;
+            error_log {tmp_path}/logs/error.log;
+            server {{ listen 127.0.0.1:8080; root {root}; }}
+        """)
+        self.loop = uvloop.new_event_loop()
+        runtime = WorkerRuntime(config, {}, self.loop)
+        self.conn = HttpConnection(runtime, next(iter(runtime.listens.values())))
+        self.transport = FakeTransport()
+        self.loop.run_until_complete(self._start())
+
+    async def _start(self) -> None:
+        self.conn.connection_made(self.transport)
+
+    def get(self, path: str, method: str = "GET") -> tuple[bytes, dict, bytes]:
+        async def send() -> None:
+            self.conn.data_received(f"{method} {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        n = len(self.transport.written)
+        self.loop.run_until_complete(send())
+        out = b"".join(self.transport.written[n:])
+        head, _, body = out.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        headers = dict(line.split(b": ", 1) for line in lines[1:])
+        return lines[0], headers, body
+
+    def close(self) -> None:
+        self.loop.close()
+
+
+@pytest.fixture
+def site(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"first\n")
+    server = Server(tmp_path, root)
+    yield root, server
+    server.close()
+
+
+def test_new_content_size_and_mtime_are_seen_at_once(site):
+    root, server = site
+    status, h, body = server.get("/a.txt")
+    assert status == b"HTTP/1.1 200 OK" and body == b"first\n" and h[b"Content-Length"] == b"6"
+    (root / "a.txt").write_bytes(b"second!\n")
+    os.utime(root / "a.txt", (1_000_000_000, 1_000_000_000))
+    status, h, body = server.get("/a.txt")
+    assert body == b"second!\n" and h[b"Content-Length"] == b"8"
+    assert h[b"Last-Modified"] == b"Sun, 09 Sep 2001 01:46:40 GMT"
+    assert h[b"ETag"] == b'"3b9aca00-8"'
+    # same size, same mtime: the head may come from the cache, the body never does
+    (root / "a.txt").write_bytes(b"third!!\n")
+    os.utime(root / "a.txt", (1_000_000_000, 1_000_000_000))
+    assert server.get("/a.txt")[2] == b"third!!\n"
+
+
+def test_heads_match_an_uncached_response(site):
+    root, server = site
+    first = server.get("/a.txt")
+    again = server.get("/a.txt")
+    assert first[0] == again[0] and first[2] == again[2]
+    assert list(first[1]) == list(again[1]) == [b"Server", b"Date", b"Content-Type",
+                                                b"Content-Length", b"Last-Modified",
+                                                b"Connection", b"ETag", b"Accept-Ranges"]
+    assert server.get("/a.txt", "HEAD")[1] == first[1]
+    assert server.get("/a.txt", "POST")[0] == b"HTTP/1.1 405 Not Allowed"
+
+
+def test_file_replaced_by_a_directory_redirects(site):
+    root, server = site
+    assert server.get("/a.txt")[0] == b"HTTP/1.1 200 OK"
+    (root / "a.txt").unlink()
+    (root / "a.txt").mkdir()
+    assert server.get("/a.txt")[0] == b"HTTP/1.1 301 Moved Permanently"
+    (root / "a.txt").rmdir()
+    assert server.get("/a.txt")[0] == b"HTTP/1.1 404 Not Found"
+
+
+def test_symlink_retargeted_out_of_the_root_is_refused(site, tmp_path):
+    root, server = site
+    (tmp_path / "secret.txt").write_bytes(b"secret\n")
+    os.symlink(root / "a.txt", root / "link.txt")
+    assert server.get("/link.txt")[2] == b"first\n"
+    os.symlink(tmp_path / "secret.txt", root / "link.new")
+    os.replace(root / "link.new", root / "link.txt")
+    status, _, body = server.get("/link.txt")
+    assert status == b"HTTP/1.1 403 Forbidden" and b"secret" not in body
+
+
+def test_file_moved_out_and_linked_back_is_refused(site, tmp_path):
+    """The same inode reached through a new symlink: rename changed its ctime."""
+    root, server = site
+    assert server.get("/a.txt")[2] == b"first\n"
+    time.sleep(0.05)        # past the file system's timestamp tick: rename sets a new ctime
+    os.rename(root / "a.txt", tmp_path / "moved.txt")
+    os.symlink(tmp_path / "moved.txt", root / "a.txt")
+    status, _, body = server.get("/a.txt")
+    assert status == b"HTTP/1.1 403 Forbidden" and b"first" not in body
+
+
+def test_hard_linked_file_is_checked_every_time(site, tmp_path):
+    root, server = site
+    os.link(root / "a.txt", tmp_path / "other.txt")
+    assert server.get("/a.txt")[2] == b"first\n"
+    (root / "a.txt").unlink()
+    os.symlink(tmp_path / "other.txt", root / "a.txt")
+    assert server.get("/a.txt")[0] == b"HTTP/1.1 403 Forbidden"
