@@ -231,6 +231,7 @@ def serve(startup_log: str | None, load) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     from ngate import demo  # noqa: F401  (registers `ngate demo`)
+    from ngate import explain  # noqa: F401  (registers `ngate explain`)
     if argv and argv[0] in VERBS:
         return VERBS[argv[0]].run(argv[1:])
     try:

@@ -1,0 +1,364 @@
+"""The request phases as proxy/engine.py runs them, walked without a socket:
+
+  connection   listen socket (and TLS: the URL's scheme against the socket's)
+  server       Host -> server (exact, wildcard, regex, default)
+  server rewrite  the server level's set/rewrite/return/if, in order
+  location     nginx's search with every candidate; internal, slash redirect
+  location rewrite, then the content phase: access, try_files, the content handler
+               (handlers.py); an internal redirect (rewrite, try_files, index) searches again
+
+Each phase appends to the Report; the first definite response ends the walk. `if` conditions and
+values that depend on request-time variables are reported as such, never guessed.
+"""
+from __future__ import annotations
+
+from ngate.config.model import BreakOp, IfOp, ReturnOp, RewriteOp, SetOp
+from ngate.config.servers import listen_display
+from ngate.explain import handlers
+from ngate.explain.report import Report, status
+from ngate.explain.request import (FakeConn, Renderer, depends, make_context, url_host_header)
+from ngate.explain.route import (LocationTrace, choose_listen, choose_server, describe_location,
+                                 listens_of, server_names, where)
+from ngate.proxy import rewrite
+from ngate.routing.locations import needs_slash_redirect, slash_redirect_target
+from ngate.routing.servers import normalize_host
+from ngate.routing.uri import normalize_uri, split_request_uri
+
+MAX_REDIRECTS = 10
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+CONTINUE, DONE, RESTART, BREAK, CHANGED = "continue", "done", "restart", "break", "changed"
+_FILE_TESTS = ("-f", "!-f", "-d", "!-d", "-e", "!-e", "-x", "!-x")
+
+
+class Explainer:
+    def __init__(self, config, req) -> None:
+        self.config = config
+        self.req = req
+        self.report = Report()
+        self.ctx = None
+        self.render = None
+        self.redirects = 0
+
+    # ------------------------------------------------------------ connection and server
+
+    def run(self) -> Report:
+        """Raises route.NotRouted when no listen socket takes the connection."""
+        r, req = self.report, self.req
+        key, why = choose_listen(self.config, req)
+        listens = listens_of(self.config, key)
+        ssl = any(lst.ssl for lst in listens)
+        scheme = "https" if ssl else "http"
+        r.add("request", f"{req.method} {req.target}" + (f" to {req.host}:{req.port}"
+                                                          if req.host else ""))
+        r.add("listen", f"{listen_display(listens[0])}{' ssl' if ssl else ''} "
+                        f"({where(listens[0])}): {why}")
+        local = None if key[0] in ("0.0.0.0", "::") else key[0]
+        conn = FakeConn(scheme, local, key[1] if isinstance(key[1], int) else None)
+        headers = list(req.headers)
+        host_raw = req.header("host")
+        origin = "from -H"
+        if host_raw is None:
+            host_raw, origin = self._default_host(key, req)
+            if host_raw:
+                headers.insert(0, ("Host", host_raw))
+        self.ctx = ctx = make_context(req, conn, headers)
+        self.render = Renderer(ctx, self.config, local is not None)
+        if req.host is not None and req.scheme != scheme:
+            return self._scheme_mismatch(key, req, ssl, host_raw)
+        host = normalize_host(host_raw.encode("latin-1")) if host_raw else None
+        if host_raw and host is None:
+            ctx.server = self.config.by_listen[key][0]
+            r.add("host", f"{host_raw!r} ({origin}) is not a valid host name")
+            r.answer(status(400) + " (client sent invalid host header)")
+            return r
+        server, why = choose_server(self.config, key, host)
+        ctx.server = server
+        ctx.host = host or server.names.first
+        r.add("host", f"{host_raw!r} ({origin})" if host_raw else "(none)")
+        r.add("server", f"server_name {server_names(server)} ({where(server)}): {why}")
+        if ssl and req.host is not None:
+            self._sni(key, req, server)
+        self._named_server_captures(server, host)
+        return self._request(server)
+
+    def _default_host(self, key, req) -> tuple[str, str]:
+        """(Host, where it comes from) when -H gives none."""
+        if req.host is not None:
+            return url_host_header(req), "from the URL"
+        name = self.config.by_listen[key][0].names.first
+        if name and not name.startswith("~") and "*" not in name:
+            return name, "no -H Host: the default server's first name"
+        lst = listens_of(self.config, key)[0]
+        if lst.unix:
+            return "", ""
+        host = "localhost" if lst.host in ("0.0.0.0", "::") else lst.host
+        return f"{host}:{lst.port}", "no -H Host and the default server has no name: the socket's"
+
+    def _scheme_mismatch(self, key, req, ssl: bool, host_raw) -> Report:
+        r = self.report
+        if ssl:
+            r.add("server", "(not chosen: the request is refused while its head is read)")
+            r.answer(status(400) + ' "The plain HTTP request was sent to HTTPS port" (nginx logs 497)')
+            r.warn(f"{req.scheme}:// to {listen_display(listens_of(self.config, key)[0])}, a "
+                   "`listen ... ssl` socket: use https://")
+        else:
+            r.add("server", "(not chosen: the TLS handshake fails first)")
+            r.answer("no HTTP response: the client's TLS ClientHello is not HTTP (nginx answers "
+                     "400 to the garbage and closes)")
+            r.warn(f"https:// to {listen_display(listens_of(self.config, key)[0])}, which is "
+                   "not `listen ... ssl`: add ssl to the listen (and a certificate) or use http://")
+        return r
+
+    def _sni(self, key, req, server) -> None:
+        from ngate.explain.request import is_ip
+        from ngate.routing.servers import ServerSelector
+        if is_ip(req.host):
+            self.report.more("TLS: no SNI (the URL's host is an address): the default server's "
+                             "certificate")
+            return
+        default, servers = self.config.by_listen[key]
+        tls_server = ServerSelector(default, servers).named(req.host) or default
+        same = "the same server" if tls_server is server else \
+            f"server {server_names(tls_server)} ({where(tls_server)})"
+        self.report.more(f"TLS: SNI {req.host} picks the certificate of {same}")
+
+    def _named_server_captures(self, server, host) -> None:
+        if host and server.names.regexes and host not in server.names.exact:
+            for rx in server.names.regexes:
+                m = rx.search(host)
+                if m is not None and rx.groupindex:
+                    self.ctx.vars = {k: v or "" for k, v in m.groupdict().items()}
+                    break
+
+    # ------------------------------------------------------------ rewrite and locations
+
+    def _request(self, server) -> Report:
+        r, ctx = self.report, self.ctx
+        path, ctx.args = split_request_uri(self.req.target)
+        try:
+            ctx.uri = normalize_uri(path, server.merge_slashes)
+        except ValueError as err:
+            r.add("uri", f"{path}: {err}")
+            r.answer(status(400) + " (client sent invalid request)")
+            return r
+        shown = ctx.uri if ctx.uri == path else f"{ctx.uri} (normalised from {path})"
+        r.add("uri", shown + (f", args {ctx.args}" if ctx.args else ""))
+        ctx.conf = server.conf
+        ops = server.conf.rewrite_ops
+        if ops and self.ops(ops, "server", None) == DONE:
+            return r
+        while self.location_phase() == RESTART:
+            self.redirects += 1
+            if self.redirects > MAX_REDIRECTS:
+                r.answer(status(500) + " (rewrite or internal redirection cycle)")
+                break
+        return r
+
+    def location_phase(self) -> str:
+        r, ctx = self.report, self.ctx
+        server = ctx.server
+        trace = LocationTrace()
+        loc, caps = trace.find(server, ctx.uri)
+        ctx.loc = loc
+        ctx.conf = conf = loc.conf if loc is not None else server.conf
+        if caps:
+            ctx.captures = caps
+        r.add("location", describe_location(loc) if loc is not None
+              else "none: the server level's settings apply")
+        for note in trace.notes:
+            r.more(note)
+        if loc is not None and loc.regex is not None and loc.regex.groupindex:
+            m = loc.regex.search(ctx.uri)
+            if m is not None:
+                ctx.vars = {**(ctx.vars or {}), **{k: v or "" for k, v in m.groupdict().items()}}
+        if conf.internal and not ctx.internal:
+            r.answer(status(404) + " (the location is `internal`: only internal redirects reach it)")
+            return DONE
+        if needs_slash_redirect(loc, ctx.uri):
+            r.answer(f"{status(301)}, Location: {self.absolute(slash_redirect_target(loc, ctx.args))}")
+            return DONE
+        if conf.rewrite_ops:
+            result = self.ops(conf.rewrite_ops, "location", loc)
+            if result != CONTINUE:
+                return result
+        return handlers.content(self)
+
+    def internal_redirect(self, uri: str, why: str) -> str:
+        path, args = split_request_uri(uri)
+        self.ctx.args = args
+        self.ctx.uri = path
+        self.ctx.internal = True
+        self.report.add("redirect", f"internal redirect to {uri} ({why}): the location search runs "
+                                    "again")
+        return RESTART
+
+    # ------------------------------------------------------------ the rewrite module
+
+    def ops(self, ops, level: str, loc) -> str:
+        """Run a level's ops; CONTINUE, DONE or RESTART."""
+        result = self._ops(ops, level, loc, False)
+        if result == BREAK:
+            return CONTINUE
+        return RESTART if result == CHANGED else result
+
+    def _ops(self, ops, level, loc, changed: bool) -> str:
+        for op in ops:
+            cls = op.__class__
+            if cls is SetOp:
+                self._set(op)
+            elif cls is ReturnOp:
+                self._return(op, level, loc)
+                return DONE
+            elif cls is RewriteOp:
+                result = self._rewrite(op, level)
+                if result == CHANGED:
+                    changed = True
+                elif result != CONTINUE:
+                    return result
+            elif cls is IfOp:
+                result = self._if(op, level, loc, changed)
+                if result == CHANGED:
+                    changed = True
+                elif result != CONTINUE:
+                    return result
+            elif cls is BreakOp:
+                self.report.add(level[:9], f"break ({where(op)}): the rewrite ops stop here")
+                return BREAK
+        return CHANGED if changed else CONTINUE
+
+    def _set(self, op) -> None:
+        value, missing = self.render.render(op.value)
+        if missing:
+            self.render.unset.add(op.var)
+            self.report.add("set", f"${op.var} ({where(op)}): {depends(missing)}")
+            return
+        self.render.unset.discard(op.var)
+        if op.var in ("args", "query_string"):
+            self.ctx.args = value
+        else:
+            self.ctx.vars = {**(self.ctx.vars or {}), op.var: value}
+        self.report.add("set", f"${op.var} = {value!r} ({where(op)})")
+
+    def _return(self, op, level: str, loc) -> None:
+        r = self.report
+        text = f" {op.text.text}" if op.text is not None else ""
+        before = "before any location is searched" if level == "server" else \
+            "before the content handler"
+        r.add("return", f"return {op.code}{text} ({where(op)}): the {level} rewrite phase runs "
+                        f"first, {before}")
+        conf = loc.conf if loc is not None else None
+        if conf is not None and (conf.proxy_pass or conf.fastcgi_pass):
+            handler = "proxy_pass" if conf.proxy_pass else "fastcgi_pass"
+            r.more(f"the location's {handler} is never reached")
+        r.answer(self.describe_return(op.code, op.text))
+
+    def describe_return(self, code: int, text_tpl) -> str:
+        if code == 444:
+            return "no response: the connection is closed (444)"
+        value, missing = self.render.render(text_tpl) if text_tpl is not None else (None, [])
+        note = f" ({depends(missing)})" if missing else ""
+        if code in REDIRECT_CODES and value is not None:
+            return f"{status(code)}, Location: {self.absolute(value)}{note}"
+        if value is None:
+            page = handlers.error_page_note(self.ctx.conf, code)
+            body = "empty body" if code < 300 else page or "nginx's status page"
+            return f"{status(code)}, {body}"
+        body = value if len(value) <= 60 else value[:57] + "..."
+        return f"{status(code)}, body {body!r}{note}"
+
+    def absolute(self, location: str) -> str:
+        """nginx's absolute_redirect for a Location starting with "/"."""
+        if not location.startswith("/"):
+            return location
+        conn = self.ctx.conn
+        default = "443" if conn.scheme == "https" else "80"
+        host = self.ctx.host or conn.server_addr or "$server_addr"
+        port = conn.server_port
+        hostport = host if not port or port == default else f"{host}:{port}"
+        return f"{conn.scheme}://{hostport}{location}"
+
+    def _rewrite(self, op, level: str) -> str:
+        r, ctx = self.report, self.ctx
+        shown = f"rewrite {op.regex.pattern} {op.replacement.text}{' ' + op.flag if op.flag else ''}"
+        m = op.regex.search(ctx.uri)
+        if m is None:
+            r.add("rewrite", f"{shown} ({where(op)}): does not match {ctx.uri}")
+            return CONTINUE
+        rewrite.store_captures(ctx, m)
+        target, missing = self.render.render(op.replacement)
+        add_args = not op.replacement.text.endswith("?")
+        if not add_args:
+            target = target[:-1]
+        if missing:
+            r.add("rewrite", f"{shown} ({where(op)}): matches {ctx.uri}; the new URI "
+                             f"{depends(missing)}")
+            r.answer(f"not derivable statically: the rewritten URI {depends(missing)}")
+            return DONE
+        if op.flag in ("redirect", "permanent"):
+            if add_args and ctx.args:
+                target += ("&" if "?" in target else "?") + ctx.args
+            code = 301 if op.flag == "permanent" else 302
+            r.add("rewrite", f"{shown} ({where(op)}): matches {ctx.uri}, redirects the client")
+            r.answer(f"{status(code)}, Location: {self.absolute(target)}")
+            return DONE
+        path, q, new_args = target.partition("?")
+        if q:
+            ctx.args = new_args + ("&" + ctx.args if add_args and ctx.args else "")
+        elif not add_args:
+            ctx.args = None
+        if not path:
+            r.add("rewrite", f"{shown} ({where(op)}): the rewritten URI is empty")
+            r.answer(status(500) + " (the rewritten URI has a zero length)")
+            return DONE
+        old, ctx.uri, ctx.internal = ctx.uri, path, True
+        args = f"?{ctx.args}" if ctx.args else ""
+        then = {"last": "the location search runs again", "break": "stays in this location",
+                "": "the next ops run, then the location search runs again"}[op.flag]
+        r.add("rewrite", f"{shown} ({where(op)}): {old} -> {path}{args}; {then}")
+        return {"last": RESTART, "break": BREAK}.get(op.flag, CHANGED)
+
+    def _if(self, op, level, loc, changed: bool) -> str:
+        cond = op.condition
+        shown = condition_text(cond)
+        missing = self.render.unknown(cond.left.text)
+        if cond.right is not None and hasattr(cond.right, "text"):
+            missing += [n for n in self.render.unknown(cond.right.text) if n not in missing]
+        if missing:
+            self.report.add("if", f"if ({shown}) ({where(op)}): {depends(missing)}; when true "
+                                  f"it runs: {summary(op.ops)}; explained as false")
+            return CONTINUE
+        true = rewrite.evaluate(self.ctx, cond)
+        checked = " (the file system as it is now)" if cond.kind in _FILE_TESTS else ""
+        self.report.add("if", f"if ({shown}) ({where(op)}): {'true' if true else 'false'}{checked}")
+        if not true:
+            return CONTINUE
+        if op.conf is not None:
+            self.ctx.conf = op.conf
+        return self._ops(op.ops, level, loc, changed)
+
+
+def condition_text(cond) -> str:
+    left = cond.left.text
+    if cond.kind == "var":
+        return left
+    if cond.kind.lstrip("!") in ("-f", "-d", "-e", "-x"):
+        return f"{cond.kind} {left}"
+    right = cond.right.pattern if hasattr(cond.right, "pattern") else cond.right.text
+    return f"{left} {cond.kind} {right}"
+
+
+def summary(ops) -> str:
+    parts = []
+    for op in ops:
+        cls = op.__class__
+        if cls is ReturnOp:
+            parts.append(f"return {op.code}" + (f" {op.text.text}" if op.text is not None else ""))
+        elif cls is RewriteOp:
+            parts.append(f"rewrite {op.regex.pattern} {op.replacement.text} {op.flag}".rstrip())
+        elif cls is SetOp:
+            parts.append(f"set ${op.var}")
+        elif cls is IfOp:
+            parts.append(f"if ({condition_text(op.condition)}) {{...}}")
+        elif cls is BreakOp:
+            parts.append("break")
+    return "; ".join(parts) or "nothing"
