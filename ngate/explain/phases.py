@@ -92,6 +92,7 @@ class Explainer:
         if lst.unix:
             return "", ""
         host = "localhost" if lst.host in ("0.0.0.0", "::") else lst.host
+        host = f"[{host}]" if ":" in host else host
         return f"{host}:{lst.port}", "no -H Host and the default server has no name: the socket's"
 
     def _scheme_mismatch(self, key, req, ssl: bool, host_raw) -> Report:
@@ -241,7 +242,7 @@ class Explainer:
 
     def _return(self, op, level: str, loc) -> None:
         r = self.report
-        text = f" {op.text.text}" if op.text is not None else ""
+        text = f" {short(op.text.text)}" if op.text is not None else ""
         before = "before any location is searched" if level == "server" else \
             "before the content handler"
         r.add("return", f"return {op.code}{text} ({where(op)}): the {level} rewrite phase runs "
@@ -263,8 +264,7 @@ class Explainer:
             page = handlers.error_page_note(self.ctx.conf, code)
             body = "empty body" if code < 300 else page or "nginx's status page"
             return f"{status(code)}, {body}"
-        body = value if len(value) <= 60 else value[:57] + "..."
-        return f"{status(code)}, body {body!r}{note}"
+        return f"{status(code)}, body {short(value)!r}{note}"
 
     def absolute(self, location: str) -> str:
         """nginx's absolute_redirect for a Location starting with "/"."""
@@ -337,6 +337,12 @@ class Explainer:
         return self._ops(op.ops, level, loc, changed)
 
 
+def short(text: str, limit: int = 60) -> str:
+    """A config value on one line: newlines shown as \\n, long values cut."""
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def condition_text(cond) -> str:
     left = cond.left.text
     if cond.kind == "var":
@@ -352,7 +358,7 @@ def summary(ops) -> str:
     for op in ops:
         cls = op.__class__
         if cls is ReturnOp:
-            parts.append(f"return {op.code}" + (f" {op.text.text}" if op.text is not None else ""))
+            parts.append(f"return {op.code}" + (f" {short(op.text.text)}" if op.text else ""))
         elif cls is RewriteOp:
             parts.append(f"rewrite {op.regex.pattern} {op.replacement.text} {op.flag}".rstrip())
         elif cls is SetOp:
