@@ -28,7 +28,7 @@ _FILES: dict = {}       # path -> FileMeta
 
 class FileMeta:
     __slots__ = ("stat_key", "conf", "uri", "root", "inside", "mtime", "size", "last_modified",
-                 "etag", "content_type", "prefix", "fields", "etag_line")
+                 "etag", "content_type", "prefix", "fields", "etag_line", "tail")
 
     def __init__(self, stat_key, conf, uri: str, root: str, st, content_type: bytes) -> None:
         self.stat_key = stat_key
@@ -47,9 +47,12 @@ class FileMeta:
         self.fields = b"Content-Type: %b\r\nContent-Length: %d\r\nLast-Modified: %b\r\n" % (
             content_type, size, self.last_modified.encode())
         self.etag_line = b"ETag: %b\r\n" % self.etag.encode() if self.etag else b""
+        self.tail = self.etag_line + ACCEPT_RANGES + b"\r\n"
 
     def head_200(self, connection: bytes, headers) -> bytes:
         """The 200 head in build_head's order; `headers` go between ETag and Accept-Ranges."""
+        if not headers:
+            return b"".join((self.prefix, resp.DATE.get(), self.fields, connection, self.tail))
         parts = [self.prefix, resp.DATE.get(), self.fields, connection, self.etag_line]
         for name, value in headers:
             parts.append(name + b": " + value + b"\r\n")
