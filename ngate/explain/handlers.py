@@ -176,7 +176,8 @@ def proxy(ex, conf) -> None:
     method, missing = ex.render.render(conf.proxy_method) if conf.proxy_method is not None \
         else (ctx.method, [])
     r.more("request sent upstream:")
-    r.more(f"{method} {uri} {plan.version.decode()}", 1)
+    r.more(f"{method} {uri} {plan.version.decode()}"
+           + (f"   (proxy_method {depends(missing)})" if missing else ""), 1)
     sent = _head_lines(ex, plan, conf)
     for line in sent:
         r.more(line, 1)
@@ -244,7 +245,8 @@ def _head_lines(ex, plan, conf) -> list[str]:
     if conf.proxy_pass_request_headers:
         for name, value in ctx.headers:
             if name.lower() not in plan.skip:
-                out.append(f"{name.decode('latin-1')}: {value.decode('latin-1')}   (from the client)")
+                out.append(f"{name.decode('latin-1')}: {value.decode('latin-1')}"
+                           "   (from the client)")
     return out
 
 
@@ -324,7 +326,7 @@ def _ping_hint(timeout: float) -> str:
 # ---------------------------------------------------------------- fastcgi_pass
 
 def fastcgi(ex, conf) -> None:
-    ctx, r = ex.ctx, ex.report
+    r = ex.report
     target = conf.fastcgi_pass
     if target.__class__ is Upstream:
         r.add("handler", f"fastcgi_pass {describe_upstream(target)}")
@@ -438,7 +440,8 @@ def _directory(ex, conf) -> str:
     elif conf.autoindex and ctx.method in ("GET", "HEAD"):
         r.answer(f"{status(200)}, a directory listing (autoindex on)")
     else:
-        r.answer(_error(conf, 403) + " (directory index is forbidden: no index file, autoindex off)")
+        r.answer(_error(conf, 403) + " (directory index is forbidden: no index file, "
+                                     "autoindex off)")
     return DONE
 
 

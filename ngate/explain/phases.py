@@ -16,12 +16,13 @@ from ngate.config.model import BreakOp, IfOp, ReturnOp, RewriteOp, SetOp
 from ngate.config.servers import listen_display
 from ngate.explain import handlers
 from ngate.explain.report import Report, status
-from ngate.explain.request import (FakeConn, Renderer, depends, make_context, url_host_header)
+from ngate.explain.request import (FakeConn, Renderer, depends, is_ip, make_context,
+                                   url_host_header)
 from ngate.explain.route import (LocationTrace, choose_listen, choose_server, describe_location,
                                  listens_of, server_names, where)
 from ngate.proxy import rewrite
 from ngate.routing.locations import needs_slash_redirect, slash_redirect_target
-from ngate.routing.servers import normalize_host
+from ngate.routing.servers import ServerSelector, normalize_host
 from ngate.routing.uri import normalize_uri, split_request_uri
 
 MAX_REDIRECTS = 10
@@ -48,8 +49,9 @@ class Explainer:
         listens = listens_of(self.config, key)
         ssl = any(lst.ssl for lst in listens)
         scheme = "https" if ssl else "http"
-        r.add("request", f"{req.method} {req.target}" + (f" to {req.host}:{req.port}"
-                                                          if req.host else ""))
+        r.add("request", f"{req.method} {req.target}"
+              + (f" to {req.host}:{req.port}" if req.host else "")
+              + (" (a WebSocket handshake: Upgrade headers added)" if req.websocket else ""))
         r.add("listen", f"{listen_display(listens[0])}{' ssl' if ssl else ''} "
                         f"({where(listens[0])}): {why}")
         local = None if key[0] in ("0.0.0.0", "::") else key[0]
@@ -99,7 +101,8 @@ class Explainer:
         r = self.report
         if ssl:
             r.add("server", "(not chosen: the request is refused while its head is read)")
-            r.answer(status(400) + ' "The plain HTTP request was sent to HTTPS port" (nginx logs 497)')
+            r.answer(status(400) + ' "The plain HTTP request was sent to HTTPS port" '
+                                   "(nginx logs 497)")
             r.warn(f"{req.scheme}:// to {listen_display(listens_of(self.config, key)[0])}, a "
                    "`listen ... ssl` socket: use https://")
         else:
@@ -111,8 +114,6 @@ class Explainer:
         return r
 
     def _sni(self, key, req, server) -> None:
-        from ngate.explain.request import is_ip
-        from ngate.routing.servers import ServerSelector
         if is_ip(req.host):
             self.report.more("TLS: no SNI (the URL's host is an address): the default server's "
                              "certificate")
@@ -173,10 +174,12 @@ class Explainer:
             if m is not None:
                 ctx.vars = {**(ctx.vars or {}), **{k: v or "" for k, v in m.groupdict().items()}}
         if conf.internal and not ctx.internal:
-            r.answer(status(404) + " (the location is `internal`: only internal redirects reach it)")
+            r.answer(status(404) + " (the location is `internal`: only internal redirects "
+                                   "reach it)")
             return DONE
         if needs_slash_redirect(loc, ctx.uri):
-            r.answer(f"{status(301)}, Location: {self.absolute(slash_redirect_target(loc, ctx.args))}")
+            target = self.absolute(slash_redirect_target(loc, ctx.args))
+            r.answer(f"{status(301)}, Location: {target}")
             return DONE
         if conf.rewrite_ops:
             result = self.ops(conf.rewrite_ops, "location", loc)
@@ -279,7 +282,7 @@ class Explainer:
 
     def _rewrite(self, op, level: str) -> str:
         r, ctx = self.report, self.ctx
-        shown = f"rewrite {op.regex.pattern} {op.replacement.text}{' ' + op.flag if op.flag else ''}"
+        shown = f"rewrite {op.regex.pattern} {op.replacement.text} {op.flag}".rstrip()
         m = op.regex.search(ctx.uri)
         if m is None:
             r.add("rewrite", f"{shown} ({where(op)}): does not match {ctx.uri}")

@@ -130,8 +130,7 @@ def make_context(req: ExplainRequest, conn: FakeConn, headers: list) -> RequestC
     hdr: dict = {}
     for name, value in raw:
         hdr.setdefault(name.lower(), value)
-    ctx = RequestContext(conn, req.method, req.target, "1.1", raw, hdr)
-    return ctx
+    return RequestContext(conn, req.method, req.target, "1.1", raw, hdr)
 
 
 # ---------------------------------------------------------------- honest rendering
