@@ -327,8 +327,9 @@ class Explainer:
         if cond.right is not None and hasattr(cond.right, "text"):
             missing += [n for n in self.render.unknown(cond.right.text) if n not in missing]
         if missing:
+            runs = summary(op.ops) if op.ops else "no ops; the block's own settings apply"
             self.report.add("if", f"if ({shown}) ({where(op)}): {depends(missing)}; when true "
-                                  f"it runs: {summary(op.ops)}; explained as false")
+                                  f"it runs: {runs}; explained as false")
             return CONTINUE
         true = rewrite.evaluate(self.ctx, cond)
         checked = " (the file system as it is now)" if cond.kind in _FILE_TESTS else ""
@@ -370,4 +371,4 @@ def summary(ops) -> str:
             parts.append(f"if ({condition_text(op.condition)}) {{...}}")
         elif cls is BreakOp:
             parts.append("break")
-    return "; ".join(parts) or "nothing"
+    return "; ".join(parts)
