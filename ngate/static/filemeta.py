@@ -30,8 +30,8 @@ class FileMeta:
     __slots__ = ("stat_key", "conf", "uri", "root", "inside", "mtime", "size", "last_modified",
                  "etag", "content_type", "prefix", "fields", "etag_line", "tail")
 
-    def __init__(self, stat_key, conf, uri: str, root: str, st, content_type: bytes) -> None:
-        self.stat_key = stat_key
+    def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:
+        self.stat_key = stat_key(st)
         self.conf = conf
         self.uri = uri
         self.root = root
@@ -65,10 +65,12 @@ def stat_key(st) -> tuple:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def lookup(path: str, key: tuple, conf, uri: str, root: str) -> FileMeta | None:
+def lookup(path: str, st, conf, uri: str, root: str) -> FileMeta | None:
+    """The entry for this fstat result of `path` mapped from `uri` under `root`, or None."""
     meta = _FILES.get(path)
-    if (meta is None or meta.stat_key != key or meta.conf is not conf or meta.uri != uri
-            or meta.root != root):
+    if (meta is None or meta.conf is not conf or meta.stat_key != (     # stat_key(st), inline
+            st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            or meta.uri != uri or meta.root != root):
         return None
     return meta
 

@@ -90,10 +90,9 @@ def static_handler(ctx) -> None:
         return _open_failed(ctx, path, exc)
     try:
         st = os.fstat(fd)
-        key = filemeta.stat_key(st)
-        meta = filemeta.lookup(path, key, ctx.conf, uri, root)
+        meta = filemeta.lookup(path, st, ctx.conf, uri, root)
         if meta is None:
-            meta = _checked_meta(ctx, fd, st, key, path, root)
+            meta = _checked_meta(ctx, fd, st, path, root)
             if meta is None:
                 os.close(fd)
                 return None
@@ -109,7 +108,7 @@ def static_handler(ctx) -> None:
     send_file(ctx, fd, meta)
 
 
-def _checked_meta(ctx, fd: int, st, key: tuple, path: str, root: str):
+def _checked_meta(ctx, fd: int, st, path: str, root: str):
     """A new FileMeta for a regular file inside the root, or None when the response (301, 404,
     403) has been sent."""
     if stat.S_ISDIR(st.st_mode):
@@ -123,7 +122,7 @@ def _checked_meta(ctx, fd: int, st, key: tuple, path: str, root: str):
     if _escapes(ctx, fd, path, root):
         return None
     conf = ctx.conf
-    meta = filemeta.FileMeta(key, conf, ctx.uri, root, st, content_type(conf, ctx.uri))
+    meta = filemeta.FileMeta(conf, ctx.uri, root, st, content_type(conf, ctx.uri))
     meta.inside = st.st_nlink == 1
     filemeta.store(path, meta)
     return meta
