@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from functools import partial
 
 import httptools
 
@@ -28,7 +29,7 @@ from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.proxy.body_spool import BodySpool
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
-from ngate.proxy.upstream_conn import TlsUpstreamConnection, UpstreamConnection
+from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamConnection
 from ngate.proxy.tunnel import start_tunnel
 from ngate.routing.uri import escape_uri
 from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
@@ -55,7 +56,7 @@ class ProxyExchange:
         "resp_length", "state", "timer", "deadline", "timeout", "body_chunks",
         "body_total", "held", "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
         "head_bytes",       # bytes read while the response head is incomplete (proxy_buffer_size)
-        "upgrade", "connect_task", "uri", "body_mode", "tls",
+        "upgrade", "connecting", "uri", "body_mode", "tls",
         "out",              # response bytes gathered during one upstream read: one write
         "counts",           # least_conn: connections per peer are counted
         "deadlines",
@@ -93,7 +94,7 @@ class ProxyExchange:
         self.got_bytes = False
         self.tail = b""
         self.upgrade = False
-        self.connect_task = None
+        self.connecting = None
         self.uri = ""
         self.body_mode = "none"
         self.reason = b""
@@ -163,7 +164,7 @@ class ProxyExchange:
         self.reused = False
         self.state = "connecting"
         self.arm(self.plan.connect_timeout)
-        self.connect_task = self.loop.create_task(self._open(peer))
+        self.connecting = Connect(self.loop, self._open(peer))
 
     def _pool_key(self, peer: UpstreamServer) -> tuple:
         """A pooled connection is reused for the same peer and the same TLS identity."""
@@ -178,21 +179,21 @@ class ProxyExchange:
                 proto = TlsUpstreamConnection(peer)
                 proto.session_key = await open_tls(loop, peer, self.tls, proto)
             elif peer.unix:
-                _, proto = await loop.create_unix_connection(lambda: UpstreamConnection(peer),
+                _, proto = await loop.create_unix_connection(partial(UpstreamConnection, peer),
                                                              peer.unix)
             else:
-                _, proto = await loop.create_connection(lambda: UpstreamConnection(peer),
+                _, proto = await loop.create_connection(partial(UpstreamConnection, peer),
                                                         peer.host, peer.port)
         except ssl.SSLError as exc:
-            self.connect_task = None
+            self.connecting = None
             return self.next_peer("error", 502, handshake_error(exc))
         except OSError as exc:
-            self.connect_task = None
+            self.connecting = None
             return self.next_peer("error", 502, f"connect() failed ({exc.errno}: {exc.strerror}) "
                                   "while connecting to upstream")
         except asyncio.CancelledError:
             return
-        self.connect_task = None
+        self.connecting = None
         if self.state == "done":
             proto.close()
             return
@@ -336,7 +337,7 @@ class ProxyExchange:
     def body_end(self) -> None:
         self.body_done = True
         if self.body_mode == "buffer":
-            if self.state == "connecting" and self.uconn is None and self.connect_task is None:
+            if self.state == "connecting" and self.uconn is None and self.connecting is None:
                 self.connect()
             return
         u = self.uconn
@@ -368,10 +369,10 @@ class ProxyExchange:
         """The deadline passed with no progress (server/clock.py)."""
         self.timer = None
         if self.state == "connecting":
-            task = self.connect_task
-            if task is not None:
-                self.connect_task = None
-                task.cancel()
+            connecting = self.connecting
+            if connecting is not None:
+                self.connecting = None
+                connecting.cancel()
                 return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed "
                                       "out) while connecting to upstream")
             return
@@ -500,7 +501,7 @@ class ProxyExchange:
         self.reused = False
         peer = self.peer
         self.arm(self.plan.connect_timeout)
-        self.connect_task = self.loop.create_task(self._open(peer))
+        self.connecting = Connect(self.loop, self._open(peer))
 
     def upstream_write_paused(self) -> None:
         self.conn.transport.pause_reading()
@@ -888,7 +889,7 @@ class ProxyExchange:
         """Done with the upstream side: no timer, no pending connect, the connection closed."""
         self.state = "done"
         self._cancel_timer()
-        t = self.connect_task
+        t = self.connecting
         if t is not None:
             t.cancel()
         if self.uconn is not None:
