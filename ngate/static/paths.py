@@ -3,7 +3,8 @@
 Safety: ctx.uri is normalised before routing (no `.`/`..` segments, %-decoded); a URI changed by
 `rewrite` or `try_files` is not, so a path with a `..` segment or a NUL byte is refused here.
 A file reached through a symlink that leads out of the document root is refused by
-`escapes_root` (checked on the opened descriptor, so it costs one readlink).
+`escapes_root` (checked on the opened descriptor, so it costs one readlink; filemeta.py reuses
+the verdict while the file's fstat result is unchanged).
 """
 from __future__ import annotations
 
