@@ -8,9 +8,10 @@ depends only on those: Last-Modified and ETag formatting, the content type looku
 part of a 200 head, and the symlink check (`paths.escapes_root`, one readlink).
 
 The symlink verdict is reused only for a file with one link: rename and link() change the
-file's ctime, so a path that starts to lead to the same inode somewhere else misses the cache;
-only a mount that shows the very same file under a second path (a bind mount) is not noticed,
-and then the bytes served are those of a file inside the root.
+file's ctime, so a path that starts to lead to the same inode somewhere else misses the cache.
+Not noticed: a mount that shows the very same file under a second path (a bind mount: the bytes
+served are then those of a file inside the root), and a rename within the same file-system
+timestamp tick (a few ms) as the file's previous change, which leaves its ctime as it was.
 
 Entries are replaced on any mismatch; the table is emptied when it reaches MAX_ENTRIES.
 """
