@@ -186,6 +186,9 @@ def _register() -> None:
     directive("autoindex", HSL, 1, h.scalar("autoindex", h.flag))
     directive("etag", HSL, 1, h.scalar("etag", h.flag))
     directive("if_modified_since", HSL, 1, h.scalar("if_modified_since", h.if_modified_since))
+    directive("lingering_close", HSL, 1, h.scalar("lingering_close", h.lingering_close))
+    directive("lingering_time", HSL, 1, h.scalar("lingering_time", h.msec))
+    directive("lingering_timeout", HSL, 1, h.scalar("lingering_timeout", h.msec))
     directive("rewrite_log", {HTTP, SRV, SIF, LOC, LIF}, 1, h.scalar("rewrite_log", h.flag))
     directive("uninitialized_variable_warn", {HTTP, SRV, SIF, LOC, LIF}, 1, h.extra_flag)
     directive("cors", {SRV, LOC}, (1, 2), h.cors)
@@ -218,8 +221,7 @@ def _register() -> None:
                  "variables_hash_max_size", "variables_hash_bucket_size",
                  "map_hash_max_size", "map_hash_bucket_size", "proxy_headers_hash_max_size",
                  "proxy_headers_hash_bucket_size", "sendfile_max_chunk", "aio", "directio",
-                 "output_buffers", "postpone_output", "keepalive_disable", "lingering_close",
-                 "lingering_time", "lingering_timeout",
+                 "output_buffers", "postpone_output", "keepalive_disable",
                  "client_body_temp_path", "client_body_in_file_only", "proxy_temp_path",
                  "proxy_cache", "proxy_cache_path", "proxy_cache_valid", "proxy_cache_key",
                  "proxy_cache_bypass", "proxy_no_cache", "proxy_cache_methods",

@@ -453,6 +453,12 @@ def if_modified_since(c, st) -> str:
     return st.args[0]
 
 
+def lingering_close(c, st) -> str:
+    if st.args[0] not in ("off", "on", "always"):
+        raise ConfigError(f'invalid value "{st.args[0]}"', st.where)
+    return st.args[0]
+
+
 def try_files(c, lv, st):
     if "try_files" in lv.vals:
         raise ConfigError('"try_files" directive is duplicate', st.where)

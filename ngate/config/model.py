@@ -323,6 +323,9 @@ class LocConf:
     send_timeout: float = 60.0
     keepalive_timeout: float = 75.0
     keepalive_requests: int = 1000
+    lingering_close: str = "on"                            # off | on | always
+    lingering_time: float = 30.0
+    lingering_timeout: float = 5.0
     default_type: str = "text/plain"
     types: Any = None                                      # dict ext -> mime
     server_tokens: bool = True

@@ -89,7 +89,7 @@ class HttpConnection:
         "_limit_line", "_limit_total", "_names",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
-        "deadline", "write_mark", "lost", "rejected",
+        "deadline", "write_mark", "lost", "rejected", "linger",
     )
 
     def __init__(self, runtime, listen) -> None:
@@ -111,6 +111,7 @@ class HttpConnection:
         self.write_mark = 0             # write buffer size when send_timeout was last armed
         self.lost = None                # the exception connection_lost reported (None: EOF)
         self.rejected = None            # (HeadError, url) of a bad pipelined head, answered in turn
+        self.linger = None              # lingering close: (end time, lingering_timeout)
         self._underscores = listen.underscores
         self._ignore_invalid = listen.ignore_invalid
         self._limit_line = listen.limit_line
@@ -145,6 +146,10 @@ class HttpConnection:
         self._arm(self.listen.default_server.client_header_timeout, self._header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:
+            if self.linger is not None:
+                self._linger_more()
+            return
         if self.held is not None:
             self.held += data
             if len(self.held) > _BODY_BUFFER_LIMIT:
@@ -367,9 +372,7 @@ class HttpConnection:
         if self.closing:
             return
         if not ctx.keep_alive:
-            self.closing = True
-            self.transport.close()
-            return
+            return self._close_after_response(ctx, req)
         if req is not None and not req.complete:
             # the body is still arriving: discard it, then go on
             req.discard = True
@@ -377,6 +380,44 @@ class HttpConnection:
             self.transport.resume_reading()
             return
         self._next_request()
+
+    def _close_after_response(self, ctx: RequestContext, req) -> None:
+        """The last response is written: close. When the client may still be sending (a body
+        not read to its end, a refused head, pipelined requests), nginx's lingering close: our
+        side is shut after the response (the client sees its end at once), and what still
+        arrives is read and dropped until the client closes, lingering_timeout passes without
+        data or lingering_time in all; closing with unread bytes would make the kernel answer
+        them with a reset that can destroy the response before the client has read it. Over
+        TLS, the close_notify exchange of the TLS transport does this job."""
+        self.closing = True
+        conf = ctx.conf or self.listen.default_server.conf
+        mode = conf.lingering_close
+        t = self.transport
+        unread = req is None or not req.complete or self._in_head or self.queue \
+            or self.rejected is not None or self.held
+        if mode == "off" or mode == "on" and not unread or self.tls is not None \
+                or not t.can_write_eof():
+            t.close()
+            return
+        t.write_eof()
+        self.current = None
+        self.queue = None
+        self.held = None
+        self.linger = (self.runtime.loop.time() + conf.lingering_time, conf.lingering_timeout)
+        self._arm(conf.lingering_timeout, self._linger_timeout)
+        t.resume_reading()
+
+    def _linger_more(self) -> None:
+        """Data while lingering: dropped; lingering_timeout starts again (within lingering_time)."""
+        end, timeout = self.linger
+        left = end - self.runtime.loop.time()
+        if left <= 0:
+            return self._linger_timeout()
+        self._arm(min(timeout, left), self._linger_timeout)
+
+    def _linger_timeout(self) -> None:
+        self.linger = None
+        self.transport.close()
 
     def _next_request(self) -> None:
         self.current = None
@@ -421,7 +462,8 @@ class HttpConnection:
         """Graceful stop: close a keep-alive connection waiting for its next request. A fresh
         connection that has not sent its first request yet is served (nginx closes only
         connections in the keep-alive state): its request may already be on the wire."""
-        if self.current is None and not self._in_head and self.requests and self.held is None:
+        if self.linger is not None or self.current is None and not self._in_head \
+                and self.requests and self.held is None:
             self.closing = True
             self.transport.close()
             return True
