@@ -398,7 +398,7 @@ class HttpConnection:
         if mode == "off" or mode == "on" and not unread or self.tls is not None \
                 or not t.can_write_eof():
             t.close()
-            return
+            return self._watch_flush()
         t.write_eof()
         self.current = None
         self.queue = None
@@ -418,6 +418,15 @@ class HttpConnection:
     def _linger_timeout(self) -> None:
         self.linger = None
         self.transport.close()
+        self._watch_flush()
+
+    def _watch_flush(self) -> None:
+        """A closed transport still flushing the end of a response: send_timeout watches it (a
+        client that stopped reading would otherwise hold the connection for ever)."""
+        size = self.transport.get_write_buffer_size()
+        if size:
+            self.write_mark = size
+            self._arm(self._send_timeout_value(), self._send_timeout)
 
     def _next_request(self) -> None:
         self.current = None
@@ -552,10 +561,11 @@ class HttpConnection:
         return self._conf().send_timeout
 
     def _send_timeout(self) -> None:
-        """send_timeout: writing stayed paused that long without the buffer shrinking."""
-        if not self.write_paused or self.closing:
-            return
+        """send_timeout: writing stayed paused (or, once closed, unflushed) that long without the
+        buffer shrinking."""
         size = self.transport.get_write_buffer_size()
+        if not size or not self.write_paused and not self.closing:
+            return
         if size < self.write_mark:      # the client read something: progress
             self.write_mark = size
             self._arm(self._send_timeout_value(), self._send_timeout)
