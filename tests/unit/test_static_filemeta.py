@@ -13,36 +13,10 @@ import time
 import pytest
 import uvloop
 
+from bench.hotpath import FakeTransport
 from ngate.server.connection import HttpConnection
 from ngate.server.runtime import WorkerRuntime
 from tests.unit._config_helpers import load_http
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written = []
-        self.closed = False
-
-    def get_extra_info(self, name, default=None):
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8080)}.get(name,
-                                                                                        default)
-
-    def write(self, data) -> None:
-        self.written.append(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    abort = close
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return self.closed
 
 
 class Server:
