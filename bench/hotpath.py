@@ -88,26 +88,32 @@ http {
 """
 
 
-def run_static(n: int) -> float:
-
+def _runtime(prefix: str, conf: str):
+    """(config, loop, runtime, listen) for `conf` written under `prefix`: a worker without
+    sockets, as the request path sees it."""
     import uvloop
 
     from ngate.config import load_config
-    from ngate.server.connection import HttpConnection
     from ngate.server.runtime import WorkerRuntime
+
+    path = os.path.join(prefix, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    config = load_config(path, prefix)
+    loop = uvloop.new_event_loop()
+    runtime = WorkerRuntime(config, {}, loop)
+    return config, loop, runtime, next(iter(runtime.listens.values()))
+
+
+def run_static(n: int) -> float:
+    from ngate.server.connection import HttpConnection
 
     with tempfile.TemporaryDirectory() as prefix:
         root = os.path.join(prefix, "www")
         os.mkdir(root)
         with open(os.path.join(root, "1k.txt"), "wb") as f:
             f.write(b"x" * 1024)
-        path = os.path.join(prefix, "nginx.conf")
-        with open(path, "w") as f:
-            f.write(STATIC_CONF % root)
-        config = load_config(path, prefix)
-        loop = uvloop.new_event_loop()
-        runtime = WorkerRuntime(config, {}, loop)
-        listen = next(iter(runtime.listens.values()))
+        _config, loop, runtime, listen = _runtime(prefix, STATIC_CONF % root)
         conn = HttpConnection(runtime, listen)
         down_t = FakeTransport()
 
@@ -128,22 +134,11 @@ def run_static(n: int) -> float:
 
 
 def run(n: int) -> float:
-
-    import uvloop
-
-    from ngate.config import load_config
     from ngate.proxy.upstream_conn import UpstreamConnection
     from ngate.server.connection import HttpConnection
-    from ngate.server.runtime import WorkerRuntime
 
     with tempfile.TemporaryDirectory() as prefix:
-        path = os.path.join(prefix, "nginx.conf")
-        with open(path, "w") as f:
-            f.write(CONF)
-        config = load_config(path, prefix)
-        loop = uvloop.new_event_loop()
-        runtime = WorkerRuntime(config, {}, loop)
-        listen = next(iter(runtime.listens.values()))
+        config, loop, runtime, listen = _runtime(prefix, CONF)
         upstream = config.upstreams["backend"]
         peer = upstream.servers[0]
         # one pooled upstream connection, reused by every request
