@@ -185,6 +185,7 @@ def _register() -> None:
     directive("try_files", {SRV, LOC}, (2, None), h.try_files)
     directive("autoindex", HSL, 1, h.scalar("autoindex", h.flag))
     directive("etag", HSL, 1, h.scalar("etag", h.flag))
+    directive("disable_symlinks", HSL, (1, 2), h.disable_symlinks)
     directive("if_modified_since", HSL, 1, h.scalar("if_modified_since", h.if_modified_since))
     directive("lingering_close", HSL, 1, h.scalar("lingering_close", h.lingering_close))
     directive("lingering_time", HSL, 1, h.scalar("lingering_time", h.msec))
@@ -239,7 +240,7 @@ def _register() -> None:
                  "scgi_param", "scgi_pass", "http2_max_concurrent_streams",
                  "http2_max_field_size", "http2_max_header_size", "http2_body_preread_size",
                  "http2_idle_timeout", "http2_recv_timeout", "subrequest_output_buffer_size",
-                 "read_ahead", "disable_symlinks", "stub_status", "ssi",
+                 "read_ahead", "stub_status", "ssi",
                  "sub_filter", "sub_filter_once", "sub_filter_types", "add_trailer"):
         directive(name, HSLI, (0, None), h.extra)
 

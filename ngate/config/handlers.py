@@ -473,6 +473,25 @@ def try_files(c, lv, st):
     lv.vals["try_files"] = TryFiles(block=lv.where, items=items, code=code)
 
 
+def disable_symlinks(c, lv, st):
+    """ngx_http_disable_symlinks: off | on | if_not_owner, and from=part (with variables)."""
+    from ngate.config.model import DisableSymlinks
+    if "disable_symlinks" in lv.vals:
+        raise ConfigError('"disable_symlinks" directive is duplicate', st.where)
+    mode = part = None
+    for arg in st.args:
+        if arg in ("off", "on", "if_not_owner"):
+            mode = arg
+        elif arg.startswith("from="):
+            part = c.template(arg[5:], st.where)
+        else:
+            raise ConfigError(f'invalid parameter "{arg}"', st.where)
+    if part is not None and mode is None:
+        raise ConfigError('"disable_symlinks" must have "off", "on" or "if_not_owner" parameter',
+                          st.where)
+    lv.vals["disable_symlinks"] = None if mode == "off" else DisableSymlinks(mode, part)
+
+
 # ---------------------------------------------------------------- cors (an ngate extension)
 
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"

@@ -243,6 +243,13 @@ class ErrorLog:
 # ---------------------------------------------------------------- error_page
 
 @dataclass(frozen=True, slots=True)
+class DisableSymlinks:
+    """`disable_symlinks on|if_not_owner [from=part]` (off is None): ngate/static/symlinks.py."""
+    mode: str                      # "on" | "if_not_owner"
+    from_: Any = None              # Template or None
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorPage:
     """error_page 404 500 =200 /x.html | @named | http://..."""
     uri: Any              # Template
@@ -347,6 +354,7 @@ class LocConf:
     autoindex: bool = False
     etag: bool = True
     if_modified_since: str = "exact"                       # exact | before | off
+    disable_symlinks: "DisableSymlinks | None" = None      # None: off (follow symlinks)
     # free-form extension slots for later issues (tls, fastcgi, websocket ...)
     extra: Any = None
     # proxy_ssl_* (TLS to upstreams)

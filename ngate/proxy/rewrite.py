@@ -12,11 +12,13 @@ ends in `?`; a replacement ending in `?` without other args drops them.
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
 from ngate.config.model import BreakOp, IfOp, ReturnOp, RewriteOp, SetOp
 from ngate.observability import error_log
+from ngate.static import symlinks
 
 CONTINUE = object()
 DONE = object()
@@ -158,13 +160,20 @@ def evaluate(ctx, cond) -> bool:
         return cond.right.search(left) is None
     negate = kind.startswith("!")
     test = kind[1:] if negate else kind
-    return _file_test(test, left) != negate
+    return _file_test(ctx, test, left) != negate
 
 
-def _file_test(test: str, path: str) -> bool:
-    """nginx's -f (regular file), -d (directory), -e (exists), -x (executable by owner)."""
+def _file_test(ctx, test: str, path: str) -> bool:
+    """nginx's -f (regular file), -d (directory), -e (exists), -x (executable by owner), under
+    disable_symlinks (a refused symlink is logged at crit and tests false, as in nginx)."""
     try:
-        mode = os.stat(path).st_mode
+        mode = (os.stat(path) if ctx.conf.disable_symlinks is None
+                else symlinks.stat_path(ctx, path)).st_mode
+    except symlinks.SymlinkError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+            error_log.log("crit", f'{exc.failed} "{path}" failed ({exc.errno}: {exc.strerror})'
+                          + error_log.request_suffix(ctx), ctx.conn.number)
+        return False
     except (OSError, ValueError):
         return False
     if test == "-f":

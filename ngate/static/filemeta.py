@@ -5,13 +5,8 @@ a change is seen at once: an entry is used only while the fstat of the opened de
 the same (inode, device, size, mtime, ctime) and the request maps the same URI to the same path
 under the same root and location configuration. What the entry saves is per-request work that
 depends only on those: Last-Modified and ETag formatting, the content type lookup, the fixed
-part of a 200 head, and the symlink check (`paths.escapes_root`, one readlink).
-
-The symlink verdict is reused only for a file with one link: rename and link() change the
-file's ctime, so a path that starts to lead to the same inode somewhere else misses the cache.
-Not noticed: a mount that shows the very same file under a second path (a bind mount: the bytes
-served are then those of a file inside the root), and a rename within the same file-system
-timestamp tick (a few ms) as the file's previous change, which leaves its ctime as it was.
+part of a 200 head. No symlink verdict is kept: `disable_symlinks` is enforced by the open
+itself (symlinks.py walks the path on every request), so nothing here can go stale.
 
 Entries are replaced on any mismatch; the table is emptied when it reaches MAX_ENTRIES.
 """
@@ -28,7 +23,7 @@ _FILES: dict = {}       # path -> FileMeta
 
 
 class FileMeta:
-    __slots__ = ("stat_key", "conf", "uri", "root", "inside", "mtime", "size", "last_modified",
+    __slots__ = ("stat_key", "conf", "uri", "root", "mtime", "size", "last_modified",
                  "etag", "content_type", "prefix", "fields", "etag_line", "tail")
 
     def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:
@@ -36,7 +31,6 @@ class FileMeta:
         self.conf = conf
         self.uri = uri
         self.root = root
-        self.inside = False          # the symlink check passed and may be reused
         self.mtime = mtime = int(st.st_mtime)
         self.size = size = st.st_size
         self.last_modified = formatdate(mtime, usegmt=True)

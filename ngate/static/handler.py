@@ -15,14 +15,14 @@ import stat
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
-from ngate.static import autoindex, filemeta, ranges
+from ngate.static import autoindex, filemeta, ranges, symlinks
 from ngate.static.expires import expires_headers
-from ngate.static.paths import (alias_strip, document_root, escapes_root, map_under, map_uri,
-                                safe)
+from ngate.static.paths import alias_strip, document_root, map_under, map_uri, safe
 from ngate.static.sender import SMALL, FileSender, send_small
 
 _METHODS = frozenset({"GET", "HEAD", "POST"})
 _NOT_FOUND = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
+_FORBIDDEN = frozenset({errno.EACCES, errno.ELOOP, errno.EMLINK})
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 TEXT_HTML = b"text/html"
 
@@ -38,7 +38,7 @@ def try_files_phase(ctx) -> bool:
     for tpl in tf.items[:-1]:
         value = tpl.render(ctx)
         path = _try_path(ctx, value)
-        if path is not None and _exists(path, value.endswith("/")):
+        if path is not None and _exists(ctx, path, value.endswith("/")):
             ctx.uri = value
             return False
     last = tf.items[-1].render(ctx)
@@ -64,9 +64,14 @@ def _try_path(ctx, value: str) -> str | None:
     return path if safe(path) else None
 
 
-def _exists(path: str, want_dir: bool) -> bool:
+def _exists(ctx, path: str, want_dir: bool) -> bool:
     try:
-        st = os.stat(path)
+        st = symlinks.stat_path(ctx, path)
+    except symlinks.SymlinkError as exc:
+        if exc.errno not in _NOT_FOUND:      # ngx_http_try_files_handler logs it at crit
+            error_log.log("crit", f'{exc.failed} "{path}" failed ({exc.errno}: {exc.strerror})'
+                          + error_log.request_suffix(ctx), ctx.conn.number)
+        return False
     except (OSError, ValueError):
         return False
     return stat.S_ISDIR(st.st_mode) == want_dir
@@ -85,20 +90,18 @@ def static_handler(ctx) -> None:
     if path is None:
         return engine.finalize(ctx, 404)
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, _OPEN_FLAGS) if ctx.conf.disable_symlinks is None else \
+            symlinks.open_path(ctx, path, _OPEN_FLAGS)
     except OSError as exc:
         return _open_failed(ctx, path, exc)
     try:
         st = os.fstat(fd)
         meta = filemeta.lookup(path, st, ctx.conf, uri, root)
         if meta is None:
-            meta = _checked_meta(ctx, fd, st, path, root)
+            meta = _new_meta(ctx, st, path, root)
             if meta is None:
                 os.close(fd)
                 return None
-        elif not meta.inside and _escapes(ctx, fd, path, root):
-            os.close(fd)
-            return None
         if ctx.method == "POST":
             os.close(fd)
             return engine.finalize(ctx, 405)
@@ -108,9 +111,8 @@ def static_handler(ctx) -> None:
     send_file(ctx, fd, meta)
 
 
-def _checked_meta(ctx, fd: int, st, path: str, root: str):
-    """A new FileMeta for a regular file inside the root, or None when the response (301, 404,
-    403) has been sent."""
+def _new_meta(ctx, st, path: str, root: str):
+    """A new FileMeta for a regular file, or None when the response (301, 404) has been sent."""
     if stat.S_ISDIR(st.st_mode):
         _slash_redirect(ctx)
         return None
@@ -119,34 +121,27 @@ def _checked_meta(ctx, fd: int, st, path: str, root: str):
                         ctx.conn.number)
         engine.finalize(ctx, 404)
         return None
-    if _escapes(ctx, fd, path, root):
-        return None
     conf = ctx.conf
     meta = filemeta.FileMeta(conf, ctx.uri, root, st, content_type(conf, ctx.uri))
-    meta.inside = st.st_nlink == 1
     filemeta.store(path, meta)
     return meta
 
 
-def _escapes(ctx, fd: int, path: str, root: str) -> bool:
-    """The symlink check; True when the 403 has been sent."""
-    if not escapes_root(ctx, fd, path, root):
-        return False
-    error_log.error(f'symbolic link in "{path}" leads out of the document root'
-                    + error_log.request_suffix(ctx), ctx.conn.number)
-    engine.finalize(ctx, 403)
-    return True
-
-
 def _open_failed(ctx, path: str, exc: OSError) -> None:
+    """ngx_http_static_handler's answer to a failed open: 404, 403 (also for a refused symlink:
+    ELOOP, EMLINK) or 500 logged at crit."""
     code = exc.errno
-    text = f'open() "{path}" failed ({code}: {os.strerror(code)})' + error_log.request_suffix(ctx)
+    failed = getattr(exc, "failed", "open()")
+    text = f'{failed} "{path}" failed ({code}: {os.strerror(code)})' + error_log.request_suffix(ctx)
     if code in _NOT_FOUND:
         if ctx.conf.log_not_found:
             error_log.error(text, ctx.conn.number)
         return engine.finalize(ctx, 404)
-    error_log.error(text, ctx.conn.number)
-    return engine.finalize(ctx, 403 if code == errno.EACCES else 500)
+    if code in _FORBIDDEN:
+        error_log.error(text, ctx.conn.number)
+        return engine.finalize(ctx, 403)
+    error_log.log("crit", text, ctx.conn.number)
+    return engine.finalize(ctx, 500)
 
 
 def _slash_redirect(ctx) -> None:
@@ -173,7 +168,10 @@ def _directory(ctx) -> None:
             path, target = map_uri(ctx, name), name
         else:
             path, target = dir_path + name, ctx.uri + name
-        if path is not None and os.path.exists(path):
+        found = _index_exists(ctx, path)
+        if found is None:
+            return None
+        if found:
             return engine.internal_redirect(ctx, target, keep_args=True)
     if not os.path.isdir(dir_path):
         if ctx.conf.log_not_found:
@@ -185,6 +183,39 @@ def _directory(ctx) -> None:
     error_log.error(f'directory index of "{dir_path}" is forbidden' + error_log.request_suffix(ctx),
                     ctx.conn.number)
     engine.finalize(ctx, 403)
+
+
+def _index_exists(ctx, path: str | None) -> bool | None:
+    """Whether an index file exists; None when the request has been answered. Under
+    disable_symlinks, as ngx_http_index_handler: a refused symlink is a silent 403,
+    ENOTDIR/ENAMETOOLONG 404 and EACCES 403 (ngx_http_index_error), others 500 at crit."""
+    if path is None:
+        return False
+    if ctx.conf.disable_symlinks is None:
+        return os.path.exists(path)
+    try:
+        symlinks.stat_path(ctx, path)
+        return True
+    except OSError as exc:
+        code = exc.errno
+        if code == errno.ENOENT:
+            return False
+        if code in (errno.ELOOP, errno.EMLINK):
+            engine.finalize(ctx, 403)
+            return None
+        reason = f" ({code}: {os.strerror(code)})" + error_log.request_suffix(ctx)
+        if code == errno.EACCES:
+            error_log.error(f'"{path}" is forbidden' + reason, ctx.conn.number)
+            engine.finalize(ctx, 403)
+        elif code in (errno.ENOTDIR, errno.ENAMETOOLONG):
+            if ctx.conf.log_not_found:
+                error_log.error(f'"{path}" is not found' + reason, ctx.conn.number)
+            engine.finalize(ctx, 404)
+        else:
+            error_log.log("crit", f'{getattr(exc, "failed", "open()")} "{path}" failed' + reason,
+                          ctx.conn.number)
+            engine.finalize(ctx, 500)
+        return None
 
 
 def _autoindex(ctx, dir_path: str) -> None:

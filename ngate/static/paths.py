@@ -2,15 +2,11 @@
 
 Safety: ctx.uri is normalised before routing (no `.`/`..` segments, %-decoded); a URI changed by
 `rewrite` or `try_files` is not, so a path with a `..` segment or a NUL byte is refused here.
-A file reached through a symlink that leads out of the document root is refused by
-`escapes_root` (checked on the opened descriptor, so it costs one readlink; filemeta.py reuses
-the verdict while the file's fstat result is unchanged).
+Symlinks are followed unless `disable_symlinks` says otherwise (symlinks.py), as in nginx.
 """
 from __future__ import annotations
 
 import os
-
-_ROOT_REAL: dict = {}
 
 
 def document_root(ctx) -> str:
@@ -52,25 +48,3 @@ def map_under(ctx, base: str, uri: str) -> str | None:
 
 def safe(path: str) -> bool:
     return "\x00" not in path and "/../" not in path and not path.endswith("/..")
-
-
-def real_root(root: str) -> str:
-    real = _ROOT_REAL.get(root)
-    if real is None:
-        real = os.path.realpath(root)
-        if len(_ROOT_REAL) < 256:
-            _ROOT_REAL[root] = real
-    return real
-
-
-def escapes_root(ctx, fd: int, path: str, root: str) -> bool:
-    """True when the opened file's real path is outside the real document root (`root`, as
-    rendered for this request)."""
-    if alias_strip(ctx) == -1:
-        return False            # a regex location's alias names the file itself
-    try:
-        real = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        real = os.path.realpath(path)
-    root = real_root(root)
-    return not (real == root or real.startswith(root.rstrip("/") + "/"))

@@ -1,6 +1,7 @@
 """The static module's per-worker head cache (ngate/static/filemeta.py) never hides a change:
-every request stats the opened file, so new content, size, mtime, a retargeted symlink or a file
-moved out of the root and linked back are seen by the very next request.
+every request stats the opened file, so new content, size, mtime or a retargeted symlink are seen
+by the very next request, and under `disable_symlinks on` a symlink that appears anywhere in the
+path is refused by the very next request.
 
 One HttpConnection on a fake transport (no sockets): each request's response is what the
 transport was given.
@@ -20,11 +21,11 @@ from tests.unit._config_helpers import load_http
 
 
 class Server:
-    def __init__(self, tmp_path, root) -> None:
+    def __init__(self, tmp_path, root, extra: str = "") -> None:
         config = load_http(tmp_path, f"""
             access_log off;
             error_log {tmp_path}/logs/error.log;
-            server {{ listen 127.0.0.1:8080; root {root}; }}
+            server {{ listen 127.0.0.1:8080; root {root}; {extra} }}
         """)
         self.loop = uvloop.new_event_loop()
         runtime = WorkerRuntime(config, {}, self.loop)
@@ -98,32 +99,47 @@ def test_file_replaced_by_a_directory_redirects(site):
     assert server.get("/a.txt")[0] == b"HTTP/1.1 404 Not Found"
 
 
-def test_symlink_retargeted_out_of_the_root_is_refused(site, tmp_path):
+def test_symlink_retargeted_out_of_the_root_serves_the_new_target(site, tmp_path):
+    """disable_symlinks off (nginx's default): links are followed, and a retargeted link is
+    seen at once (the entry is keyed by the opened file's fstat)."""
     root, server = site
-    (tmp_path / "secret.txt").write_bytes(b"secret\n")
+    (tmp_path / "outside.txt").write_bytes(b"outside\n")
     os.symlink(root / "a.txt", root / "link.txt")
     assert server.get("/link.txt")[2] == b"first\n"
-    os.symlink(tmp_path / "secret.txt", root / "link.new")
+    os.symlink(tmp_path / "outside.txt", root / "link.new")
     os.replace(root / "link.new", root / "link.txt")
-    status, _, body = server.get("/link.txt")
-    assert status == b"HTTP/1.1 403 Forbidden" and b"secret" not in body
+    status, h, body = server.get("/link.txt")
+    assert status == b"HTTP/1.1 200 OK" and body == b"outside\n" and h[b"Content-Length"] == b"8"
 
 
-def test_file_moved_out_and_linked_back_is_refused(site, tmp_path):
-    """The same inode reached through a new symlink: rename changed its ctime."""
-    root, server = site
+@pytest.fixture
+def strict_site(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"first\n")
+    server = Server(tmp_path, root, "disable_symlinks on;")
+    yield root, server
+    server.close()
+
+
+def test_disable_symlinks_on_refuses_a_file_turned_into_a_symlink(strict_site, tmp_path):
+    """The same inode reached through a new symlink after it was served (and cached): the open
+    itself is the check, so the next request is refused."""
+    root, server = strict_site
     assert server.get("/a.txt")[2] == b"first\n"
-    time.sleep(0.05)        # past the file system's timestamp tick: rename sets a new ctime
     os.rename(root / "a.txt", tmp_path / "moved.txt")
     os.symlink(tmp_path / "moved.txt", root / "a.txt")
     status, _, body = server.get("/a.txt")
     assert status == b"HTTP/1.1 403 Forbidden" and b"first" not in body
 
 
-def test_hard_linked_file_is_checked_every_time(site, tmp_path):
-    root, server = site
-    os.link(root / "a.txt", tmp_path / "other.txt")
-    assert server.get("/a.txt")[2] == b"first\n"
-    (root / "a.txt").unlink()
-    os.symlink(tmp_path / "other.txt", root / "a.txt")
-    assert server.get("/a.txt")[0] == b"HTTP/1.1 403 Forbidden"
+def test_disable_symlinks_on_refuses_a_directory_turned_into_a_symlink(strict_site, tmp_path):
+    """A directory component that becomes a symlink to the very same directory: the file's stat
+    is unchanged, the walk still refuses it (ENOTDIR on the O_NOFOLLOW directory open: 404)."""
+    root, server = strict_site
+    (root / "d").mkdir()
+    (root / "d" / "f.txt").write_bytes(b"deep\n")
+    assert server.get("/d/f.txt")[2] == b"deep\n"
+    os.rename(root / "d", tmp_path / "d")
+    os.symlink(tmp_path / "d", root / "d")
+    assert server.get("/d/f.txt")[0] == b"HTTP/1.1 404 Not Found"
