@@ -13,6 +13,7 @@ from ngate.explain.request import depends
 from ngate.explain.route import describe_location, where
 from ngate.proxy import proxy_request as pr
 from ngate.proxy.resolve import resolve_proxy_url
+from ngate.static import symlinks
 from ngate.static.handler import content_type
 from ngate.static.paths import alias_strip, map_uri, safe
 
@@ -94,7 +95,7 @@ def _try_files(ex, tf):
             continue
         path = _try_path(ctx, value)
         want_dir = value.endswith("/")
-        found = path is not None and _exists(path, want_dir)
+        found = path is not None and _exists(ex, path, want_dir)
         r.more(f"{tpl.text} -> {path}: {'found' if found else 'not found'}"
                + (" (a directory)" if want_dir else ""))
         if found:
@@ -124,11 +125,31 @@ def _try_path(ctx, value: str) -> str | None:
     return path if safe(path) else None
 
 
-def _exists(path: str, want_dir: bool) -> bool:
+def _exists(ex, path: str, want_dir: bool) -> bool:
     try:
-        return stat.S_ISDIR(os.stat(path).st_mode) == want_dir
+        return stat.S_ISDIR(_stat(ex, path).st_mode) == want_dir
     except (OSError, ValueError):
         return False
+
+
+def _stat(ex, path: str):
+    """os.stat as the static module will see it: under disable_symlinks, nginx's walk
+    (a `from=` that depends on the request is explained as absent: the whole path is checked)."""
+    ds = ex.ctx.conf.disable_symlinks
+    if ds is None:
+        return os.stat(path)
+    part = None
+    if ds.from_ is not None:
+        part, missing = ex.render.render(ds.from_)
+        part = None if missing else part
+    return symlinks.stat_planned(path, *symlinks.plan_with(ds.mode, part, path))
+
+
+def _symlink_note(conf) -> str:
+    ds = conf.disable_symlinks
+    if ds is None:
+        return ""
+    return f" (disable_symlinks {ds.mode}" + (f" from={ds.from_.text})" if ds.from_ else ")")
 
 
 def named_location(ex, name: str, why: str) -> str:
@@ -399,12 +420,19 @@ def static(ex, conf) -> str:
         r.answer(status(404) + " (the path is not safe to map)")
         return DONE
     try:
-        st = os.stat(path)
+        st = _stat(ex, path)
     except OSError as err:
-        r.more(f"{ctx.uri} -> {path}: {err.strerror}")
-        r.answer(_error(conf, 404 if err.errno in (2, 20, 36) else 403))
+        r.more(f"{ctx.uri} -> {path}: {err.strerror}{_symlink_note(conf)}")
+        if err.errno in (2, 20, 36):
+            r.answer(_error(conf, 404))
+        elif err.errno in (13, 31, 40):        # EACCES, EMLINK, ELOOP: forbidden
+            r.answer(_error(conf, 403) + (" (a symlink refused by disable_symlinks)"
+                                          if err.errno != 13 else ""))
+        else:
+            r.answer(_error(conf, 500))
         return DONE
-    r.more(f"{ctx.uri} -> {path}")
+    r.more(f"{ctx.uri} -> {path}" + (f"{_symlink_note(conf)}: no symlink refused"
+                                      if conf.disable_symlinks else ""))
     if stat.S_ISDIR(st.st_mode):
         r.answer(f"{status(301)}, Location: {ex.absolute(ctx.uri + '/')} (a directory)")
     elif ctx.method == "POST":
@@ -431,7 +459,14 @@ def _directory(ex, conf) -> str:
             path, target = map_uri(ctx, name), name
         else:
             path, target = dir_path + name, ctx.uri + name
-        found = path is not None and os.path.exists(path)
+        try:
+            found = path is not None and bool(_stat(ex, path))
+        except OSError as err:
+            found = False
+            if conf.disable_symlinks is not None and err.errno in (31, 40):
+                r.more(f"index {name} -> {path}: {err.strerror}{_symlink_note(conf)}", 1)
+                r.answer(_error(conf, 403) + " (a symlink refused by disable_symlinks)")
+                return DONE
         r.more(f"index {name} -> {path}: {'found' if found else 'not found'}", 1)
         if found:
             return ex.internal_redirect(target, "index")

@@ -39,18 +39,20 @@ def plan(ctx, path: str) -> tuple[str, int]:
     conf = ctx.conf.disable_symlinks
     if conf is None:
         return OFF, 0
-    if conf.from_ is None:
-        return conf.mode, 0
-    part = conf.from_.render(ctx)
+    return plan_with(conf.mode, conf.from_.render(ctx) if conf.from_ is not None else None, path)
+
+
+def plan_with(mode: str, part: str | None, path: str) -> tuple[str, int]:
+    """ngx_http_set_disable_symlinks with `from=` already rendered (`part`, None without it)."""
     if not part or len(part) > len(path) or not path.startswith(part):
-        return conf.mode, 0
+        return mode, 0
     if len(part) == len(path):
         return OFF, 0
     if path[len(part)] == "/":
-        return conf.mode, len(part)
+        return mode, len(part)
     if part.endswith("/"):
-        return conf.mode, len(part) - 1
-    return conf.mode, 0
+        return mode, len(part) - 1
+    return mode, 0
 
 
 def open_path(ctx, path: str, flags: int) -> int:
@@ -63,7 +65,10 @@ def open_path(ctx, path: str, flags: int) -> int:
 
 def stat_path(ctx, path: str) -> os.stat_result:
     """os.stat(path) under disable_symlinks (nginx's ngx_file_info_wrapper: open, fstat)."""
-    mode, start = plan(ctx, path)
+    return stat_planned(path, *plan(ctx, path))
+
+
+def stat_planned(path: str, mode: str, start: int) -> os.stat_result:
     if mode == OFF:
         return os.stat(path)
     fd = walk(path, _TEST, mode, start)

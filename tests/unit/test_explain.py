@@ -5,6 +5,7 @@ the WebSocket recipe at /wss, PHP through fastcgi, a Tomcat proxy on 8080 and st
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -329,3 +330,60 @@ def test_command_line(seed):
                        text=True, timeout=60, cwd=REPO_ROOT)
     assert h.returncode == 0
     assert "[-H 'Name: value']... URL" in h.stdout and "exit status" in h.stdout
+
+
+# ---------------------------------------------------------------- disable_symlinks
+
+SYMLINKS = """
+events {}
+http {
+    server {
+        listen 127.0.0.1:8080;
+        root html;
+        location /strict/ { disable_symlinks on; }
+        location /owner/ { disable_symlinks if_not_owner from=$document_root; }
+    }
+}
+"""
+
+
+@pytest.fixture
+def linked(tmp_path):
+    (tmp_path / "logs").mkdir()
+    share = tmp_path / "share" / "app"
+    share.mkdir(parents=True)
+    (share / "logo.png").write_bytes(b"PNG")
+    html = tmp_path / "html"
+    (html / "strict").mkdir(parents=True)
+    (html / "strict" / "real.txt").write_text("x\n")
+    os.symlink(share, html / "app")
+    os.symlink(share / "logo.png", html / "strict" / "logo.png")
+    os.symlink("real.txt", html / "strict" / "index.html")
+    (html / "owner").mkdir()
+    os.symlink(share / "logo.png", html / "owner" / "logo.png")
+    (tmp_path / "nginx.conf").write_text(SYMLINKS)
+    return tmp_path
+
+
+def test_symlink_out_of_the_root_is_followed_by_default(capsys, linked):
+    rc, out, _ = explain(capsys, linked, "http://127.0.0.1:8080/app/logo.png")
+    assert rc == 0
+    assert line(out, "response") == ("response  200 OK, 3 bytes of text/plain "
+                                      "(as the file is now)")
+
+
+def test_disable_symlinks_on_predicts_403(capsys, linked):
+    rc, out, _ = explain(capsys, linked, "http://127.0.0.1:8080/strict/logo.png")
+    assert "(disable_symlinks on)" in out
+    assert line(out, "response") == ("response  403 Forbidden (a symlink refused by "
+                                      "disable_symlinks)")
+    rc, out, _ = explain(capsys, linked, "http://127.0.0.1:8080/strict/real.txt")
+    assert line(out, "response").startswith("response  200 OK")
+    rc, out, _ = explain(capsys, linked, "http://127.0.0.1:8080/strict/")
+    assert line(out, "response") == ("response  403 Forbidden (a symlink refused by "
+                                      "disable_symlinks)")
+
+
+def test_disable_symlinks_if_not_owner_follows_a_link_of_the_same_owner(capsys, linked):
+    rc, out, _ = explain(capsys, linked, "http://127.0.0.1:8080/owner/logo.png")
+    assert line(out, "response").startswith("response  200 OK")
