@@ -65,8 +65,9 @@ class Level:
 
 
 class Compiler:
-    def __init__(self, prefix: str, user_vars: frozenset) -> None:
+    def __init__(self, prefix: str, user_vars: frozenset, conf_prefix: str | None = None) -> None:
         self.prefix = prefix
+        self.conf_prefix = conf_prefix if conf_prefix is not None else prefix
         self.user_vars = user_vars
         self.events_seen = False
         self.http: Level | None = None
@@ -101,7 +102,13 @@ class Compiler:
         return compile_regex(pattern, where, caseless)
 
     def path(self, path: str) -> str:
+        """A path relative to the prefix (-p): root, pid, logs (ngx_conf_full_name(.., 0))."""
         return os.path.normpath(os.path.join(self.prefix, path))
+
+    def conf_path(self, path: str) -> str:
+        """A path relative to the main config file's directory: certificates, keys, CAs, CRLs,
+        dhparam, password files (ngx_conf_full_name(.., 1), nginx's conf prefix)."""
+        return os.path.normpath(os.path.join(self.conf_prefix, path))
 
     # -------------------------------------------------------- building the model
     def build_main(self, lv: Level) -> Main:
@@ -223,7 +230,7 @@ def collect_user_vars(stmts) -> frozenset:
 
 
 def compile_config(stmts, prefix: str, conf_file: str) -> Config:
-    c = Compiler(prefix, collect_user_vars(stmts))
+    c = Compiler(prefix, collect_user_vars(stmts), os.path.dirname(os.path.abspath(conf_file)))
     tls.new_generation()
     main = c.level("main", None, None)
     c.walk(stmts, main)

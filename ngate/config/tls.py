@@ -7,7 +7,7 @@ a ProxyTls. `check_listens` applies nginx's "no ssl_certificate" rule per `liste
 """
 from __future__ import annotations
 
-from ngate.config.handlers import flag, msec, number, path_arg
+from ngate.config.handlers import flag, msec, number
 from ngate.config.model import ProxyTls, TlsServerConf
 from ngate.errors import ConfigError
 
@@ -77,7 +77,7 @@ def _verify_client(c, st) -> str:
 
 PARSERS = {
     "protocols": _protocols, "session_cache": _session_cache, "verify_client": _verify_client,
-    "flag": flag, "msec": msec, "number": number, "path": path_arg,
+    "flag": flag, "msec": msec, "number": number, "path": lambda c, st: c.conf_path(st.args[0]),
     "text": lambda c, st: st.args[0],
     "template": lambda c, st: c.template(st.args[0], st.where),
 }
@@ -95,7 +95,7 @@ def scalar(c, lv, st) -> None:
 
 def certificate(c, lv, st) -> None:
     """ssl_certificate / ssl_certificate_key: several allowed (RSA + ECDSA), paired in order."""
-    lv.vals.setdefault(st.directive, []).append((c.path(st.args[0]), st.args[0], st.where))
+    lv.vals.setdefault(st.directive, []).append((c.conf_path(st.args[0]), st.args[0], st.where))
 
 
 def register(directive, contexts_hs, contexts_hsl, extra) -> None:

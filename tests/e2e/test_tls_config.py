@@ -73,3 +73,87 @@ def first_error(kind: str, prefix, conf: str) -> str:
 def test_tls_config_error_as_nginx(prefix, conf):
     require_kind("nginx")
     assert first_error("ngate", prefix, conf) == first_error("nginx", prefix, conf)
+
+
+RELATIVE = """events {}
+http {
+    ssl_password_file pass.txt;
+    server {
+        listen 127.0.0.1:8443 ssl;
+        ssl_certificate certs/a.crt;
+        ssl_certificate_key certs/a.key;
+        ssl_dhparam certs/dh.pem;
+        ssl_client_certificate certs/ca.pem;
+        ssl_trusted_certificate certs/ca.pem;
+        ssl_crl certs/crl.pem;
+        ssl_verify_client optional;
+        location / {
+            proxy_pass https://127.0.0.1:9;
+            proxy_ssl_certificate certs/a.crt;
+            proxy_ssl_certificate_key certs/a.key;
+            proxy_ssl_trusted_certificate certs/ca.pem;
+            proxy_ssl_password_file pass.txt;
+            proxy_ssl_verify on;
+        }
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def split_dirs(tmp_path_factory):
+    """A prefix with nothing but logs/, and the config with its certificates elsewhere."""
+    base = tmp_path_factory.mktemp("relative")
+    prefix, conf = base / "prefix", base / "etc" / "site"
+    (prefix / "logs").mkdir(parents=True)
+    (conf / "certs").mkdir(parents=True)
+    ca = trustme.CA()
+    cert = ca.issue_cert("a.test")
+    cert.cert_chain_pems[0].write_to_path(str(conf / "certs" / "a.crt"))
+    cert.private_key_pem.write_to_path(str(conf / "certs" / "a.key"))
+    ca.cert_pem.write_to_path(str(conf / "certs" / "ca.pem"))
+    subprocess.run(["openssl", "dhparam", "-dsaparam", "-out", str(conf / "certs" / "dh.pem"),
+                    "2048"], check=True, capture_output=True, timeout=60)
+    (conf / "pass.txt").write_text("unused\n")
+    key = conf / "certs" / "ca.key"
+    ca.private_key_pem.write_to_path(str(key))
+    (conf / "certs" / "index.txt").write_text("")
+    (conf / "certs" / "ca.cnf").write_text(
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ndefault_crl_days = 30\n"
+        "default_md = sha256\n")
+    subprocess.run(["openssl", "ca", "-gencrl", "-config", "ca.cnf", "-keyfile", "ca.key",
+                    "-cert", "ca.pem", "-out", "crl.pem"], cwd=conf / "certs", check=True,
+                   capture_output=True, timeout=60)
+    (conf / "nginx.conf").write_text(RELATIVE)
+    return prefix, conf
+
+
+@pytest.mark.parametrize("kind", ["nginx", "ngate"])
+def test_relative_tls_files_resolve_against_the_config_directory(split_dirs, kind):
+    """nginx resolves these with ngx_conf_full_name(.., 1): the main config file's directory,
+    not -p (which root, pid and logs use)."""
+    require_kind(kind)
+    prefix, conf = split_dirs
+    exe = [NGINX_BIN] if kind == "nginx" else [sys.executable, "-m", "ngate"]
+    out = subprocess.run([*exe, "-t", "-p", f"{prefix}/", "-c", str(conf / "nginx.conf")],
+                         capture_output=True, text=True, cwd=REPO_ROOT, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "test is successful" in out.stderr
+
+
+def test_missing_relative_certificate_names_the_config_directory(split_dirs):
+    prefix, conf = split_dirs
+    bad = conf / "bad.conf"
+    bad.write_text("events {}\nhttp { server { listen 127.0.0.1:8443 ssl;\n"
+                   "ssl_certificate certs/nope.crt; ssl_certificate_key certs/a.key; } }\n")
+    errors = []
+    for kind in ("nginx", "ngate"):
+        require_kind(kind)
+        exe = [NGINX_BIN] if kind == "nginx" else [sys.executable, "-m", "ngate"]
+        out = subprocess.run([*exe, "-t", "-p", f"{prefix}/", "-c", str(bad)],
+                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=30)
+        assert out.returncode == 1
+        errors.append(re.sub(r"^.*\[emerg\] (\d+#\d+: )?", "",
+                             next(l for l in out.stderr.splitlines() if "[emerg]" in l)))
+    assert errors[0] == errors[1]
+    assert f'"{conf}/certs/nope.crt"' in errors[1]
