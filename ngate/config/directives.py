@@ -192,7 +192,7 @@ def _register() -> None:
     directive("lingering_timeout", HSL, 1, h.scalar("lingering_timeout", h.msec))
     directive("rewrite_log", {HTTP, SRV, SIF, LOC, LIF}, 1, h.scalar("rewrite_log", h.flag))
     directive("uninitialized_variable_warn", {HTTP, SRV, SIF, LOC, LIF}, 1, h.extra_flag)
-    directive("cors", {SRV, LOC}, (1, 2), h.cors)
+    directive("cors", {SRV, LOC}, (1, None), h.cors)
     directive("client_header_timeout", HS, 1, h.scalar("client_header_timeout", h.msec))
     directive("client_header_buffer_size", HS, 1, h.scalar("client_header_buffer_size", h.size))
     directive("large_client_header_buffers", HS, 2,
