@@ -24,4 +24,12 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 8888))
+    PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 8888
+    try:
+        asyncio.run(main(PORT))
+    except OSError as err:
+        sys.stderr.write(f"ngate demo: [emerg] chat backend: bind() to 127.0.0.1:{PORT} failed "
+                         f"({err.errno}: {err.strerror})\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
