@@ -87,6 +87,12 @@ CONN_UPGRADE = b"Connection: upgrade\r\n"
 TE_CHUNKED = b"Transfer-Encoding: chunked\r\n"
 
 
+class StatusText(bytes):
+    """An upstream's status line after the code, kept verbatim as nginx keeps it: b"" for
+    `HTTP/1.1 200`, b" " for `HTTP/1.1 200 ` (Tomcat). build_head writes it as it is."""
+    __slots__ = ()
+
+
 def build_head(status: int, minor: int, *, server_tokens: bool = True,
                content_type: bytes | None = None, content_length: int | None = None,
                last_modified: bytes | None = None, location: bytes | None = None,
@@ -99,6 +105,8 @@ def build_head(status: int, minor: int, *, server_tokens: bool = True,
     """
     if reason is None:
         parts = [status_line(status, minor)]
+    elif reason.__class__ is StatusText:
+        parts = [b"HTTP/1.%d %d%s\r\n" % (minor, status, reason)]
     else:
         line = _REASON_LINES.get((status, minor, reason))
         if line is None:

@@ -276,8 +276,10 @@ class FastCGIExchange(ProxyExchange):
                 return
         if self.head_only:
             return
-        self.ctx.body_bytes_sent += len(data)
-        self._emit(resp.chunk(data) if self.chunked_out else data)
+        if self.chunked_out:
+            data = resp.chunk(data)
+        self.ctx.body_bytes_sent += len(data)      # with the chunk framing, as nginx counts it
+        self._emit(data)
 
     def stderr(self, data: bytes) -> None:
         """nginx: `FastCGI sent in stderr: "..." while reading response header from upstream`."""

@@ -97,7 +97,7 @@ class ProxyExchange:
         self.connecting = None
         self.uri = ""
         self.body_mode = "none"
-        self.reason = b""
+        self.reason = None
         self.resp_headers = []
         self.status = 0
         self.chunked_out = False
@@ -216,7 +216,7 @@ class ProxyExchange:
             parser = uconn.parser = httptools.HttpResponseParser(uconn)
         self.parser = parser
         self.resp_headers = []
-        self.reason = b""
+        self.reason = None
         self.status = 0
         self.got_bytes = False
         self.head_bytes = 0
@@ -522,11 +522,11 @@ class ProxyExchange:
         if status < 200 and status != 101:
             # an interim 1xx (100 Continue, 103): not the response; wait for the final one
             self.status = status
-            self.reason = b""
+            self.reason = None
             self.resp_headers = []
             return
         limit = self.conf.proxy_buffer_size
-        if self.head_bytes > limit and 17 + len(self.reason) + sum(
+        if self.head_bytes > limit and 17 + len(self.reason or b"") + sum(
                 [len(n) + len(v) + 4 for n, v in self.resp_headers]) > limit:
             return self.fail_peer(502, "upstream sent too big header while reading response "
                                   "header from upstream")
@@ -558,11 +558,10 @@ class ProxyExchange:
         if self.head_only or self.state == "done":
             return
         ctx = self.ctx
-        ctx.body_bytes_sent += len(body)
         if self.chunked_out:
-            self._emit(b"%x\r\n%b\r\n" % (len(body), body))
-        else:
-            self._emit(body)
+            body = b"%x\r\n%b\r\n" % (len(body), body)
+        ctx.body_bytes_sent += len(body)       # with the chunk framing, as nginx counts it
+        self._emit(body)
 
     def on_message_complete(self) -> None:
         if self.state == "switching" or self.state == "done":
@@ -573,6 +572,7 @@ class ProxyExchange:
         self._cancel_timer()
         if self.chunked_out and not self.head_only:
             self._emit(resp.LAST_CHUNK)
+            self.ctx.body_bytes_sent += len(resp.LAST_CHUNK)
         self._flush()
         ctx = self.ctx
         ctx.upstream_response_time = time.monotonic() - self.started
@@ -590,8 +590,8 @@ class ProxyExchange:
             self.split_headers(self.resp_headers, _CONSUMED)
         if close or self.parser.get_http_version() == "1.0":
             self.uconn_reusable_flag(False)
-        head_only = self.write_head(status, self.reason or None, out, ctype, length, lastmod,
-                                    location, te_chunked)
+        head_only = self.write_head(status, self.reason or _as_sent(status, self.reason), out,
+                                    ctype, length, lastmod, location, te_chunked)
         # an HTTP/1.0-style response without length or chunking ends when the upstream closes
         self.until_close = (not head_only and status != 101 and self.resp_length is None
                             and not te_chunked)
@@ -944,6 +944,12 @@ class ProxyExchange:
 
 
 # ---------------------------------------------------------------- content handler
+
+def _as_sent(status: int, reason: bytes | None) -> resp.StatusText:
+    """An upstream status line without a reason phrase, passed on as it came (nginx copies the
+    status line from the code to the end of the line): `200` or `200 `."""
+    return resp.StatusText(b"" if reason is None else b" " + reason)
+
 
 def proxy_handler(ctx) -> None:
     pp = ctx.conf.proxy_pass

@@ -67,7 +67,7 @@ class UpstreamConnection(asyncio.Protocol):
     def on_status(self, reason: bytes) -> None:
         ex = self.exchange
         if ex is not None:
-            ex.reason += reason
+            ex.reason = reason if ex.reason is None else ex.reason + reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
         ex = self.exchange

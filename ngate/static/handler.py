@@ -235,8 +235,8 @@ def _autoindex(ctx, dir_path: str) -> None:
     ctx.status = 200
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens, content_type=TEXT_HTML,
                            chunked=chunked, connection=_connection(ctx), headers=headers)
-    _write_whole(ctx, head, b"" if head_only else (
-        resp.chunk(body) + resp.LAST_CHUNK if chunked else body), 0 if head_only else len(body))
+    body = b"" if head_only else resp.chunk(body) + resp.LAST_CHUNK if chunked else body
+    _write_whole(ctx, head, body, len(body))      # chunk framing counts, as in nginx
 
 
 # ---------------------------------------------------------------- sending a file
