@@ -84,6 +84,9 @@ class TlsServerConf:
     crl: str | None = None
     reject_handshake: bool = False
     stapling: bool = False
+    stapling_file: str | None = None                 # a DER OCSP response, stapled as it is
+    stapling_responder: str | None = None
+    stapling_verify: bool = False
     where: Where | None = None                       # the first ssl_certificate
     context: Any = field(default=None, compare=False, hash=False)
 

@@ -32,6 +32,9 @@ SERVER_SCALARS = {
     "ssl_crl": ("crl", "path"),
     "ssl_reject_handshake": ("reject_handshake", "flag"),
     "ssl_stapling": ("stapling", "flag"),
+    "ssl_stapling_file": ("stapling_file", "path"),
+    "ssl_stapling_responder": ("stapling_responder", "text"),
+    "ssl_stapling_verify": ("stapling_verify", "flag"),
 }
 PROXY_SCALARS = {
     "proxy_ssl_server_name": ("server_name", "flag"),
@@ -46,8 +49,7 @@ PROXY_SCALARS = {
 }
 # accepted, no effect (yet): kept in LocConf.extra
 SERVER_ACCEPTED = ("ssl_buffer_size", "ssl_early_data", "ssl_conf_command",
-                   "ssl_session_ticket_key", "ssl_stapling_file", "ssl_stapling_responder",
-                   "ssl_stapling_verify", "ssl_ocsp", "ssl_ocsp_cache", "ssl_ocsp_responder")
+                   "ssl_session_ticket_key", "ssl_ocsp", "ssl_ocsp_cache", "ssl_ocsp_responder")
 PROXY_ACCEPTED = ("proxy_ssl_crl", "proxy_ssl_conf_command")
 
 

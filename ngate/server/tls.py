@@ -46,8 +46,9 @@ _NO_SUCH_FILE = ("BIO_new_file() failed (SSL: error:80000002:system library::No 
 
 # ---------------------------------------------------------------- contexts (config time)
 
-def server_context(conf) -> ssl.SSLContext:
-    """An SSLContext for one server's TlsServerConf; ConfigError as nginx words it."""
+def server_context(conf, quiet: bool = False) -> ssl.SSLContext:
+    """An SSLContext for one server's TlsServerConf; ConfigError as nginx words it. `quiet`: a
+    second context for the same server (a listening socket's), whose warnings were given."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     set_protocols(ctx, conf.protocols)
     if conf.ciphers is not None:
@@ -81,7 +82,41 @@ def server_context(conf) -> ssl.SSLContext:
     openssl.set_session_cache(ctx, conf.session_cache, conf.session_timeout)
     openssl.set_session_id_context(ctx, session_id_context(conf))
     ctx.set_alpn_protocols(["http/1.1"])
+    if conf.stapling:
+        set_stapling(ctx, conf, quiet)
     return ctx
+
+
+def set_stapling(ctx: ssl.SSLContext, conf, quiet: bool = False) -> None:
+    """ssl_stapling as ngx_ssl_stapling sets it up, certificate by certificate: with
+    ssl_stapling_file the response is checked and stapled; without it nginx would fetch responses
+    from the OCSP responder, which ngate does not do: the certificates nginx would ignore get
+    nginx's warning, the others a warning that ngate does not fetch."""
+    if not openssl.STAPLING:
+        if not quiet:
+            error_log.warn('"ssl_stapling" ignored, not supported')
+        return
+    if conf.stapling_file:
+        return openssl.staple_file(ctx, read_ocsp_response(conf.stapling_file))
+    for cert, _key in () if quiet else conf.certificates:
+        problem = openssl.stapling_problem(ctx, cert, conf.stapling_responder) or (
+            "ngate does not fetch OCSP responses (give one with ssl_stapling_file) "
+            "for the certificate")
+        error_log.warn(f'"ssl_stapling" ignored, {problem} "{cert}"')
+
+
+def read_ocsp_response(path: str) -> bytes:
+    """ssl_stapling_file: a DER OCSP response; ConfigError in nginx's words when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            der = f.read()
+    except OSError:
+        raise ConfigError(_NO_SUCH_FILE.format(path=path).replace(
+            "BIO_new_file()", f'BIO_new_file("{path}")').replace(", r)", ", rb)")) from None
+    error = openssl.ocsp_response_error(der)
+    if error is not None:
+        raise ConfigError(f'd2i_OCSP_RESPONSE_bio("{path}") failed (SSL: {error})')
+    return der
 
 
 def set_curves(ctx: ssl.SSLContext, curves: str) -> None:
@@ -213,7 +248,7 @@ class TlsListen:
         self.verifies = any(s.tls.verify_client != "off" for s in servers)
         # sessions are cached (the default server's context holds the cache, as in nginx)
         self.caches = not {"off", "none"} & set(default_server.tls.session_cache)
-        front = server_context(default_server.tls)
+        front = server_context(default_server.tls, quiet=True)
         if self.verifies and not openssl.AVAILABLE:
             front.verify_mode = ssl.CERT_OPTIONAL    # no way to switch it per SNI server
         front.sni_callback = self._servername
