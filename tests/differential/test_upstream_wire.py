@@ -6,6 +6,7 @@
 - `$body_bytes_sent` / `$bytes_sent` count the chunk framing ngate writes to an HTTP/1.1 client
   (nginx logs `302 5` for an empty chunked 302: the last chunk `0\\r\\n\\r\\n`).
 """
+import os
 import time
 
 import pytest
@@ -24,6 +25,7 @@ http {
             proxy_pass http://127.0.0.1:{backend_port};
             proxy_http_version 1.1;
         }
+        location /listing/ { alias {docroot}/; autoindex on; }
     }
 }
 """
@@ -45,16 +47,24 @@ CHUNKED = {
     "/close-delimited": Reply(version=b"HTTP/1.0", headers=[(b"Content-Type", b"text/plain")],
                               body=b"until close\n", action="close_after", raw_headers=True),
     "/length": Reply(body=b"sized\n"),
+    "/listing/": None,          # autoindex: chunked by the server itself
 }
 
 
 @pytest.fixture(scope="module")
-def diff(differential):
-    d = differential(CONF)
+def diff(differential, tmp_path_factory):
+    docroot = tmp_path_factory.mktemp("listing")
+    (docroot / "a.txt").write_bytes(b"a\n")
+    os.utime(docroot / "a.txt", (1577934245, 1577934245))
+    for p in [docroot, *docroot.parents]:     # nginx's workers run as nobody
+        if str(p).startswith("/tmp/"):
+            os.chmod(p, os.stat(p).st_mode | 0o055)
+    d = differential(CONF, docroot=docroot)
     for path, raw in STATUS_LINES.items():
         d.backend.route(path, Reply(raw=raw, action="close_after"))
     for path, reply in CHUNKED.items():
-        d.backend.route(path, reply)
+        if reply is not None:
+            d.backend.route(path, reply)
     return d
 
 
