@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -495,3 +496,24 @@ def test_chunked_body_over_client_max_body_size(pair):
     r = same(pair, raw + b"8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n")
     assert r["status"].startswith(b"HTTP/1.1 413")
     assert logged(pair["ngate"], "/small/") == logged(pair["nginx"], "/small/")
+
+
+@pytest.mark.parametrize("target", ["/headers.php", "/len.php", "/rawstatus.php"])
+def test_body_bytes_sent_counts_the_chunk_framing(pair, target):
+    """$body_bytes_sent in the (combined) access log is what went on the wire after the head,
+    chunk sizes and the last chunk included, as nginx counts it."""
+    target += "?bbs"
+    logged = {}
+    for kind, proc in pair.items():
+        with Connection(proc.port) as conn:
+            conn.send(get(target))
+            raw = conn.read_response().raw
+        body_len = len(raw) - raw.index(b"\r\n\r\n") - 4
+        deadline = time.monotonic() + 10
+        while not (line := [l for l in proc.access_log().splitlines() if f" {target} " in l]):
+            assert time.monotonic() < deadline, proc.access_log()
+            time.sleep(0.02)
+        status, sent = line[-1].split('" ', 1)[1].split()[:2]
+        assert int(sent) == body_len, (kind, raw, line)
+        logged[kind] = (status, sent)
+    assert logged["ngate"] == logged["nginx"]
