@@ -486,9 +486,13 @@ def disable_symlinks(c, lv, st):
             part = c.template(arg[5:], st.where)
         else:
             raise ConfigError(f'invalid parameter "{arg}"', st.where)
-    if part is not None and mode is None:
+    if mode is None:
         raise ConfigError('"disable_symlinks" must have "off", "on" or "if_not_owner" parameter',
                           st.where)
+    if len(st.args) == 2 and part is None:
+        raise ConfigError(f'duplicate parameters "{st.args[0]} {st.args[1]}"', st.where)
+    if mode == "off" and part is not None:
+        raise ConfigError('"from=" cannot be used with "off" parameter', st.where)
     lv.vals["disable_symlinks"] = None if mode == "off" else DisableSymlinks(mode, part)
 
 
