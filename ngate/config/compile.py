@@ -65,9 +65,8 @@ class Level:
 
 
 class Compiler:
-    def __init__(self, prefix: str, user_vars: frozenset, conf_prefix: str | None = None) -> None:
+    def __init__(self, prefix: str, user_vars: frozenset) -> None:
         self.prefix = prefix
-        self.conf_prefix = conf_prefix if conf_prefix is not None else prefix
         self.user_vars = user_vars
         self.events_seen = False
         self.http: Level | None = None
@@ -78,6 +77,7 @@ class Compiler:
         self.unknown_variables: list[ConfigError] = []
         self.log_formats: dict = {"combined": LogFormat("combined", self.template(COMBINED))}
         self.listen_keys: dict = {}
+        self.conf_dir = prefix          # nginx's conf_prefix: the main config file's directory
 
     # -------------------------------------------------------- used by handlers
     def level(self, ctx: str, parent: Level, where) -> Level:
@@ -108,7 +108,7 @@ class Compiler:
     def conf_path(self, path: str) -> str:
         """A path relative to the main config file's directory: certificates, keys, CAs, CRLs,
         dhparam, password files (ngx_conf_full_name(.., 1), nginx's conf prefix)."""
-        return os.path.normpath(os.path.join(self.conf_prefix, path))
+        return os.path.normpath(os.path.join(self.conf_dir, path))
 
     # -------------------------------------------------------- building the model
     def build_main(self, lv: Level) -> Main:
@@ -230,7 +230,8 @@ def collect_user_vars(stmts) -> frozenset:
 
 
 def compile_config(stmts, prefix: str, conf_file: str) -> Config:
-    c = Compiler(prefix, collect_user_vars(stmts), os.path.dirname(os.path.abspath(conf_file)))
+    c = Compiler(prefix, collect_user_vars(stmts))
+    c.conf_dir = os.path.dirname(conf_file)
     tls.new_generation()
     main = c.level("main", None, None)
     c.walk(stmts, main)
