@@ -20,6 +20,8 @@ from ngate.config.model import (Config, IfOp, LocConf, Location, LogFormat, Main
 from ngate.config.regex import compile_regex
 from ngate.config.servers import ServerNamesBuilder, default_listen
 from ngate.errors import ConfigError
+from ngate.limits import config as limits_config
+from ngate.limits.zones import Zones
 from ngate.routing.variables import BUILTINS, Template, compile_template
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
@@ -78,6 +80,7 @@ class Compiler:
         self.log_formats: dict = {"combined": LogFormat("combined", self.template(COMBINED))}
         self.listen_keys: dict = {}
         self.conf_dir = prefix          # nginx's conf_prefix: the main config file's directory
+        self.zones = Zones()            # limit_req_zone / limit_conn_zone (shared memory)
 
     # -------------------------------------------------------- used by handlers
     def level(self, ctx: str, parent: Level, where) -> Level:
@@ -168,6 +171,7 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
     fields["extra"] = MappingProxyType(dict(vals.get("extra", {})))
     fields["proxy_ssl"] = tls.proxy_tls(vals)
     fields["rewrite_ops"] = tuple(_op(op, vals) for op in lv.ops)
+    fields["limits"] = limits_config.build(vals)
     if lv.limit_except is not None:
         lim = lv.limit_except
         fields["extra"] = MappingProxyType({**fields["extra"], "limit_except": (
@@ -239,6 +243,7 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
         raise ConfigError('no "events" section in configuration')
     if c.unknown_variables:
         raise c.unknown_variables[0]
+    zones = c.zones.finish()
     http_lv = c.http or c.level("http", main, None)
     http_vals = merge(c.http_base(), http_lv, handler=False)
     servers = c.build_servers(http_vals)
@@ -247,7 +252,7 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
                   tls_listens=tls.build_listens(listens),
                   upstreams=dict(c.upstreams), maps=dict(c.maps),
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
-                  http_conf=loc_conf(http_vals, http_lv))
+                  http_conf=loc_conf(http_vals, http_lv), zones=zones)
 
 
 def by_listen(servers) -> dict:

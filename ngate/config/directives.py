@@ -203,6 +203,10 @@ def _register() -> None:
     directive("allow", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
     directive("deny", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
 
+    # ------------------------------------------------------------- limit_req, limit_conn
+    from ngate.limits import config as limits
+    limits.register(directive, HSL, h.scalar, h.flag)
+
     # ------------------------------------------------------------- ssl_*, proxy_ssl_*
     from ngate.config import tls
     tls.register(directive, HS, HSL, h.extra)
@@ -234,8 +238,7 @@ def _register() -> None:
                  "fastcgi_max_temp_file_size", "auth_basic",
                  "auth_basic_user_file", "open_file_cache",
                  "open_file_cache_valid", "open_file_cache_min_uses", "limit_rate",
-                 "limit_rate_after", "limit_req", "limit_req_zone", "limit_req_status",
-                 "limit_conn", "limit_conn_zone", "limit_conn_status", "real_ip_header",
+                 "limit_rate_after", "real_ip_header",
                  "set_real_ip_from", "satisfy", "max_ranges", "uwsgi_param", "uwsgi_pass",
                  "scgi_param", "scgi_pass", "http2_max_concurrent_streams",
                  "http2_max_field_size", "http2_max_header_size", "http2_body_preread_size",

@@ -348,6 +348,7 @@ class LocConf:
     resolver: tuple[str, ...] = ()
     internal: bool = False                                 # `internal`: only internal redirects
     access_rules: tuple = ()                               # array: allow/deny (allow, network|None)
+    limits: Any = None                                     # limits/config.py Limits, None: no limit
     # rewrite module: ops of this level (not inherited: nginx runs server-level ops in the server
     # rewrite phase and location ops in the location phase)
     rewrite_ops: tuple = ()
@@ -437,4 +438,5 @@ class Config:
     http_conf: LocConf = LocConf()   # http-level LocConf
     files: tuple[str, ...] = ()      # every file read (for -T)
     tls_listens: dict = field(default_factory=dict)   # listen key -> server/tls.py TlsListen
+    zones: tuple = ()                # limits/zones.py Zone: limit_req/limit_conn shared zones
     raw: Any = None                  # crossplane payload (for -T only)

@@ -41,6 +41,7 @@ class RequestContext:
         "redirects",        # rewrite/internal redirect cycles (nginx allows 10)
         "head_sent",        # the response head was written to the client
         "pipelined",        # the head arrived while an earlier request was in progress ($pipe)
+        "limits",           # limits/phase.py LimitState once limit_req/limit_conn ran
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -87,3 +88,4 @@ class RequestContext:
         self.redirects = 0
         self.head_sent = False
         self.pipelined = False
+        self.limits = None

@@ -17,6 +17,7 @@ import re
 from ngate import static
 from ngate.errors import ProxyError
 from ngate.http1 import response as resp
+from ngate.limits import phase as limits
 from ngate.observability import error_log
 from ngate.proxy import rewrite
 from ngate.routing.locations import find_location, needs_slash_redirect, slash_redirect_target
@@ -147,6 +148,10 @@ def too_large(ctx, conf) -> bool:
 
 def content_phase(ctx) -> None:
     conf = ctx.conf
+    if conf.limits is not None:         # PREACCESS: limit_req, limit_conn
+        rc = limits.preaccess(ctx, conf.limits)
+        if rc:
+            return finalize(ctx, rc) if rc > 0 else None
     if conf.access_rules and not access_allowed(ctx, conf.access_rules):
         error_log.error("access forbidden by rule" + error_log.request_suffix(ctx), ctx.conn.number)
         return finalize(ctx, 403)
@@ -506,3 +511,5 @@ def log_request(ctx) -> None:
     ctx.logged = True
     conn = ctx.conn
     conn.runtime.access_log(ctx)
+    if ctx.limits is not None:
+        ctx.limits.release()

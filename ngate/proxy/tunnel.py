@@ -112,7 +112,7 @@ class Tunnel:
     None without access log); errors name the request by `suffix`, rendered at start."""
     __slots__ = ("client", "upstream", "from_client", "from_upstream", "log", "runtime", "conf",
                  "number", "suffix", "sent_up", "sent_down", "deadline", "timeout", "closed",
-                 "active", "ping_timer", "pinged", "location", "started")
+                 "active", "ping_timer", "pinged", "location", "started", "limits")
 
     def __init__(self, ctx, client, upstream, websocket: bool) -> None:
         self.client = client          # transports
@@ -136,6 +136,7 @@ class Tunnel:
         self.pinged = ()              # sides waiting for the pong of ngate's ping
         self.location = ctx.loc.pattern if ctx.loc is not None else ""
         self.started = time.monotonic()
+        self.limits = ctx.limits      # limit_conn slots are held while the tunnel is open
 
     def other(self, side: Side) -> Side:
         return self.from_upstream if side is self.from_client else self.from_client
@@ -228,6 +229,9 @@ class Tunnel:
         if log is not None:
             self.log = None
             log.write(self.sent_down, self.sent_up)
+        if self.limits is not None:
+            self.limits.release()
+            self.limits = None
         # tunnel -> sides -> transports -> sides is a cycle the rarely-run cyclic GC would keep
         # (with both transports' buffers): unlink it so reference counting frees everything
         for side in (self.from_client, self.from_upstream):

@@ -14,6 +14,7 @@ from typing import Callable
 
 from ngate import NGINX_VERSION
 from ngate.errors import ConfigError
+from ngate.limits.phase import conn_status_variable, req_status_variable
 
 Getter = Callable[[object], "str | None"]
 
@@ -252,6 +253,10 @@ def _binary_remote_addr(ctx):
         return socket.inet_pton(fam, ctx.conn.remote_addr).decode("latin-1")
     except (OSError, ValueError):
         return None
+
+
+builtin("limit_req_status")(req_status_variable)
+builtin("limit_conn_status")(conn_status_variable)
 
 
 @builtin("connection")

@@ -20,6 +20,7 @@ import time
 import traceback
 
 from ngate.errors import ConfigError
+from ngate.limits import zones
 from ngate.observability import error_log
 from ngate.supervisor.listeners import BindError, Listeners, close_sockets
 from ngate.supervisor.worker import run_worker
@@ -63,6 +64,7 @@ class Master:
         self.terminating = False
         self.kill_at = 0.0
         self.pid_path = ""
+        zones.adopt(config.zones)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -236,6 +238,7 @@ class Master:
         close_sockets(dropped)          # the old workers keep their own copies until QUIT
         old_workers = list(self.workers)
         self.config = new
+        zones.adopt(new.zones)
         self.generation += 1
         self.start_workers()
         for pid in old_workers:

@@ -14,6 +14,7 @@ import asyncio
 import os
 import signal
 
+from ngate.limits import phase as limits
 from ngate.observability import error_log
 
 PARENT_CHECK_INTERVAL = 1.0
@@ -84,6 +85,7 @@ class _Worker:
         if self.master_pid is not None:
             loop.call_later(PARENT_CHECK_INTERVAL, self.check_parent)
         code = await self.done
+        limits.release_all()
         error_log.notice("exit")
         return code
 

@@ -1,0 +1,7 @@
+"""nginx's limit_req and limit_conn modules.
+
+  table.py    the shared slot tables (memfd + mmap, fcntl lock), nginx's algorithms on them
+  zones.py    zone declarations and references, reuse across reloads
+  config.py   the directives and the compiled per-location Limits
+  phase.py    the PREACCESS phase (engine.content_phase calls it), $limit_*_status
+"""
