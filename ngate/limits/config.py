@@ -80,7 +80,7 @@ def _declare(c, st, module: str, size: int, name: str, key):
 # ---------------------------------------------------------------- directive handlers
 
 def limit_req_zone(c, lv, st) -> None:
-    key = c.template(st.args[0], st.where)
+    key = c.template(st.args[0])      # nginx names no file:line for an unknown variable
     name, size, rate, scale = "", 0, 1, 1
     for arg in st.args[1:]:
         if arg.startswith("zone="):
@@ -103,7 +103,7 @@ def limit_req_zone(c, lv, st) -> None:
 
 
 def limit_conn_zone(c, lv, st) -> None:
-    key = c.template(st.args[0], st.where)
+    key = c.template(st.args[0])      # nginx names no file:line for an unknown variable
     name, size = "", 0
     for arg in st.args[1:]:
         if arg.startswith("zone="):
