@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ngate.config.values import parse_size
 from ngate.errors import ConfigError
 from ngate.limits.zones import CONN, REQ
 
@@ -55,6 +54,7 @@ def _atoi(text: str) -> int:
 
 def _zone_size(arg: str, where) -> tuple[str, int]:
     """`zone=name:size` of a *_zone directive."""
+    from ngate.config.values import parse_size      # (ngate.config imports this module)
     name, colon, size_text = arg[5:].partition(":")
     if not colon:
         raise ConfigError(f'invalid zone size "{arg}"', where)

@@ -24,10 +24,11 @@ logged and skipped.
 """
 from __future__ import annotations
 
-import time
+from time import monotonic_ns
+from zlib import crc32
 
 from ngate.errors import ProxyError
-from ngate.limits.table import AGAIN, BUSY, ERROR, OK, key_hash
+from ngate.limits.table import AGAIN, BUSY, ERROR, OK
 from ngate.observability import error_log
 
 DELAYED = -1                  # preaccess(): the request waits on a timer
@@ -40,10 +41,6 @@ CONN_PASSED, CONN_REJECTED, CONN_REJECTED_DRY = 1, 2, 3
 
 # every LimitState of this process that holds limit_conn slots (given back at worker exit)
 _HOLDING: set = set()
-
-
-def now_msec() -> int:
-    return time.monotonic_ns() // 1_000_000
 
 
 class LimitState:
@@ -115,13 +112,29 @@ def limit_req(ctx, lim, now: int | None = None) -> int:
     if st is not None and st.req_status:
         return 0
     limits = lim.req
-    count = len(limits)
     if now is None:
-        now = now_msec()
+        now = monotonic_ns() // 1_000_000
+    if len(limits) == 1:                      # the common case, without the bookkeeping
+        limit = limits[0]
+        zone = limit.zone
+        key = zone.key.render(ctx)
+        if not key:
+            return 0
+        kb = key_bytes(key)
+        if len(kb) > 65535:
+            return _too_long(ctx, zone, key)
+        rc, excess, _ = zone.table.lookup(kb, crc32(kb), zone.rate, limit.burst, True, now)
+        if st is None:
+            st = ctx.limits = LimitState()
+        if rc == OK and excess <= limit.delay:
+            st.req_status = REQ_PASSED
+            return 0
+        return _decide(ctx, lim, st, rc, excess, limit, (), now)
     rc = None
     excess = 0
     held = []                   # (limit, slot) of the limits that only held their slot
     n = 0
+    count = len(limits)
     limit = None
     while n < count:
         limit = limits[n]
@@ -130,10 +143,9 @@ def limit_req(ctx, lim, now: int | None = None) -> int:
         if key:
             kb = key_bytes(key)
             if len(kb) > 65535:
-                error_log.error(f'the value of the "{zone.key.text}" key is more than 65535 '
-                                f'bytes: "{key}"' + error_log.request_suffix(ctx), ctx.conn.number)
+                _too_long(ctx, zone, key)
             else:
-                rc, excess, idx = zone.table.lookup(kb, key_hash(kb), zone.rate, limit.burst,
+                rc, excess, idx = zone.table.lookup(kb, crc32(kb), zone.rate, limit.burst,
                                                     n == count - 1, now)
                 if rc != AGAIN:
                     break
@@ -141,7 +153,17 @@ def limit_req(ctx, lim, now: int | None = None) -> int:
         n += 1
     if rc is None:
         return 0
-    st = state_of(ctx)
+    return _decide(ctx, lim, state_of(ctx), rc, excess, limit, held, now)
+
+
+def _too_long(ctx, zone, key: str) -> int:
+    error_log.error(f'the value of the "{zone.key.text}" key is more than 65535 bytes: "{key}"'
+                    + error_log.request_suffix(ctx), ctx.conn.number)
+    return 0
+
+
+def _decide(ctx, lim, st, rc, excess, limit, held, now) -> int:
+    """The rest of ngx_http_limit_req_handler once the lookups are done."""
     dry = lim.req_dry_run
     if rc == BUSY or rc == ERROR:
         if rc == BUSY:
@@ -218,7 +240,7 @@ def limit_conn(ctx, lim) -> int:
             continue
         st = state_of(ctx)
         st.conn_status = CONN_PASSED
-        rc, idx = zone.table.acquire(kb, key_hash(kb), limit.conn)
+        rc, idx = zone.table.acquire(kb, crc32(kb), limit.conn)
         if rc == OK:
             st.hold(zone.table, idx)
             continue

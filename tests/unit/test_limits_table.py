@@ -205,3 +205,45 @@ def test_workers_forked_after_creation_share_the_table():
         assert t.state(b"ip")[1] == 199_000
     finally:
         t.close()
+
+
+def test_lock_of_a_worker_killed_inside_it_is_taken_over(monkeypatch):
+    from ngate.limits import table as table_module
+    monkeypatch.setattr(table_module, "LOCK_WAIT", 0.2)
+    t = ReqTable("wedged", 32 * 1024)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            t.lock()
+            os._exit(0)                  # dies holding the lock
+        os.waitpid(pid, 0)
+        assert req(t, b"a", T0)[0] == OK         # the waiter took the lock over
+        assert req(t, b"a", T0) == (BUSY, 1000, 0)
+    finally:
+        t.close()
+
+
+def test_lock_of_a_live_holder_is_waited_for(monkeypatch):
+    from ngate.limits import table as table_module
+    monkeypatch.setattr(table_module, "LOCK_WAIT", 0.05)
+    t = ReqTable("busy", 32 * 1024)
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            t.lock()
+            os.write(w, b"x")
+            import time
+            time.sleep(0.5)              # several LOCK_WAITs: still alive, so not taken over
+            t._set(40, 7)                # a mark made inside the critical section
+            t.unlock()
+            os._exit(0)
+        os.read(r, 1)
+        t.lock()
+        assert t._get(40) == 7           # we got in only after the holder left
+        t.unlock()
+        os.waitpid(pid, 0)
+    finally:
+        os.close(r)
+        os.close(w)
+        t.close()
