@@ -2,6 +2,8 @@
 
 `--static` measures a 1 KiB static file served by ngate itself instead (the same docroot and
 request as bench/static_files.py; the file's syscalls are included, the socket's are not).
+`--limit-req` adds a `limit_req` (a zone keyed on $binary_remote_addr with a rate the loop never
+reaches) to the proxied location: the difference is what limit_req costs per request.
 
 A downstream HttpConnection and an upstream connection run on fake transports inside a real
 uvloop loop: the client's request is fed, the upstream's response is fed back, and the time per
@@ -133,12 +135,19 @@ def run_static(n: int) -> float:
         return elapsed / n * 1e6
 
 
-def run(n: int) -> float:
+LIMIT_REQ = ("    limit_req_zone $binary_remote_addr zone=hot:10m rate=100000000r/s;\n"
+             "    server {", "location / {\n            limit_req zone=hot burst=100000 nodelay;")
+
+
+def run(n: int, limit_req: bool = False) -> float:
     from ngate.proxy.upstream_conn import UpstreamConnection
     from ngate.server.connection import HttpConnection
 
+    conf = CONF
+    if limit_req:
+        conf = conf.replace("    server {", LIMIT_REQ[0], 1).replace("location / {", LIMIT_REQ[1], 1)
     with tempfile.TemporaryDirectory() as prefix:
-        config, loop, runtime, listen = _runtime(prefix, CONF)
+        config, loop, runtime, listen = _runtime(prefix, conf)
         upstream = config.upstreams["backend"]
         peer = upstream.servers[0]
         # one pooled upstream connection, reused by every request
@@ -170,10 +179,14 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=50_000, help="requests per round")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--static", action="store_true", help="a 1 KiB static file, not a proxy")
+    ap.add_argument("--limit-req", action="store_true", help="the proxied location has limit_req")
     args = ap.parse_args()
-    fn = run_static if args.static else run
-    figures = sorted(fn(args.n) for _ in range(args.rounds))
-    print(f"hotpath{' (static)' if args.static else ''}: {figures[len(figures) // 2]:.2f} us/request of Python (median of "
+    if args.static:
+        figures = sorted(run_static(args.n) for _ in range(args.rounds))
+    else:
+        figures = sorted(run(args.n, args.limit_req) for _ in range(args.rounds))
+    what = " (static)" if args.static else " (limit_req)" if args.limit_req else ""
+    print(f"hotpath{what}: {figures[len(figures) // 2]:.2f} us/request of Python (median of "
           f"{args.rounds} x {args.n}; min {figures[0]:.2f})")
 
 

@@ -120,7 +120,10 @@ def limit_req(ctx, lim, now: int | None = None) -> int:
         key = zone.key.render(ctx)
         if not key:
             return 0
-        kb = key_bytes(key)
+        try:
+            kb = key.encode("latin-1")
+        except UnicodeEncodeError:
+            kb = key.encode("utf-8", "surrogateescape")
         if len(kb) > 65535:
             return _too_long(ctx, zone, key)
         rc, excess, _ = zone.table.lookup(kb, crc32(kb), zone.rate, limit.burst, True, now)

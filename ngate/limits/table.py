@@ -11,15 +11,19 @@ and logs it, where nginx's master force-unlocks a dead worker's mutexes. Where P
 are unavailable (no /dev/shm), an fcntl record lock on the memfd is used (the kernel drops it
 when its holder dies).
 
-Layout (little-endian):
-  header    64 bytes: magic, slots, buckets, free list head, LRU head and tail, top
+Layout: the memory is read as 64-bit words (a memoryview cast: one index per field, much
+cheaper than struct calls), the buckets as 32-bit words.
+  header    16 words: magic, slots, buckets, free list head, LRU head and tail, top (slots
+            ever used), used, lock holder's pid
   buckets   u32 per bucket: the first slot of the hash chain (slot numbers are 1-based, 0 none)
-  slots     fixed size; a key longer than a slot holds is stored as its 16-byte BLAKE2b digest
-            (flagged in the length field, so it never equals a stored key of the same bytes)
+  slots     fixed size; word 0 is the key's crc32 | its length << 32 (one comparison finds a
+            candidate), the key's bytes follow the fields. A key longer than a slot holds is
+            stored as its 16-byte BLAKE2b digest, flagged in the length (never equal to a stored
+            key of the same bytes)
 
-A slot is 128 bytes for limit_req (nginx's 64-bit node for a short key lands in its 128-byte slab
-class) and 64 bytes for limit_conn (nginx's 64-byte class); with the bucket array this holds about
-as many states as nginx's slab allocator in the same zone size (~8,000 and ~15,000 per megabyte).
+A limit_req slot is 128 bytes (nginx's 64-bit node for a short key lands in its 128-byte slab
+class), a limit_conn slot 64 bytes (nginx's 64-byte class); with the bucket array a zone holds
+about as many states as nginx's slab allocator in the same size (~7,900 and ~15,400 per MB).
 
 limit_req keeps the slots on an LRU list (most recent at the head) and expires as nginx's
 ngx_http_limit_req_expire does: before each allocation, one or two entries from the tail that
@@ -37,53 +41,53 @@ import fcntl
 import hashlib
 import mmap
 import os
-import struct
 from zlib import crc32
 
 from ngate.observability import error_log
 
-_MAGIC = b"ngzone01"
-_HEADER = struct.Struct("<8sIIIIIII")        # magic nslots nbuckets free head tail top used
-_HEADER_SIZE = 64
-_U32 = struct.Struct("<I")
-_OFF_FREE, _OFF_HEAD, _OFF_TAIL, _OFF_TOP, _OFF_USED, _OFF_HOLDER = 16, 20, 24, 28, 32, 36
+_MAGIC = int.from_bytes(b"ngzone02", "little")
+_HEADER_WORDS = 16
+_H_MAGIC, _H_SLOTS, _H_BUCKETS, _H_FREE, _H_HEAD, _H_TAIL, _H_TOP, _H_USED, _H_HOLDER = range(9)
+_DIGEST = 16
 LOCK_WAIT = 5.0          # seconds before a waiter checks whether the lock's holder still lives
 
-# this process's pid, written by lock holders (kept right across fork without a getpid() each time)
-_PID = [os.getpid()]
-os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
-_DIGEST = 16
-
-# limit_req slot: hash, chain next, LRU prev, LRU next, last (ms), excess, count, key length
-_REQ = struct.Struct("<IIIIqqIH2x")
+# limit_req slot words: 0 hash|klen<<32, 1 chain next, 2 LRU prev, 3 LRU next, 4 last (ms),
+# 5 excess, 6 count; key bytes from word 7
 _REQ_SLOT = 128
-_REQ_KEY_AT = _REQ.size                      # 40
-_REQ_KEY_CAP = _REQ_SLOT - _REQ.size         # 88
+_REQ_KEY_AT = 7 * 8
+_REQ_KEY_CAP = _REQ_SLOT - _REQ_KEY_AT       # 72
 _REQ_DIGEST_LEN = 0x8000 | _DIGEST
-_REQ_LAST_EXCESS = struct.Struct("<qq")      # at +16
-_REQ_COUNT = _U32                            # at +32
 
-# limit_conn slot: hash, chain next, conn, key length
-_CONN = struct.Struct("<IIHBx")
+# limit_conn slot words: 0 hash|klen<<32, 1 chain next, 2 conn; key bytes from word 3
 _CONN_SLOT = 64
-_CONN_KEY_AT = _CONN.size                    # 12
-_CONN_KEY_CAP = _CONN_SLOT - _CONN.size      # 52
-_CONN_DIGEST_LEN = 0x80 | _DIGEST
-_U16 = struct.Struct("<H")
+_CONN_KEY_AT = 3 * 8
+_CONN_KEY_CAP = _CONN_SLOT - _CONN_KEY_AT    # 40
+_CONN_DIGEST_LEN = 0x100 | _DIGEST
 
 # limit_req lookup results (nginx's NGX_OK, NGX_AGAIN, NGX_BUSY, NGX_ERROR)
 OK, AGAIN, BUSY, ERROR = 0, 1, 2, 3
 EXPIRE_AFTER = 60000
 
+# this process's pid, written by lock holders (kept right across fork without a getpid() each time)
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
 
 def capacity(size: int, slot: int) -> int:
-    """Slots in a zone of `size` bytes (one bucket per slot)."""
-    return max(0, (size - _HEADER_SIZE) // (slot + 4))
+    """Slots in a zone of `size` bytes (one 4-byte bucket per slot)."""
+    return max(0, (size - 8 * _HEADER_WORDS - 8) // (slot + 4))
+
+
+def key_hash(kb: bytes) -> int:
+    return crc32(kb)
 
 
 class Table:
     """A zone's memory and lock. Subclasses own the slot layout."""
-    SLOT = 0
+    SLOT = 8
+    KEY_AT = 0
+    KEY_CAP = 0
+    DIGEST_LEN = 0
 
     def __init__(self, name: str, size: int) -> None:
         self.name = name
@@ -97,14 +101,25 @@ class Table:
             raise
         self.nslots = n = capacity(size, self.SLOT)
         self.nbuckets = max(1, n)
-        self.boff = _HEADER_SIZE
-        self.soff = (_HEADER_SIZE + 4 * self.nbuckets + 7) & ~7
-        _HEADER.pack_into(self.mm, 0, _MAGIC, n, self.nbuckets, 0, 0, 0, 0, 0)
+        boff = 8 * _HEADER_WORDS
+        self.soff = (boff + 4 * self.nbuckets + 7) & ~7
+        self.sw = self.SLOT // 8                   # words per slot
+        self.base = self.soff // 8 - self.sw       # word index of slot 1 is base + sw
+        view = memoryview(self.mm)
+        self.w = view.cast("Q")
+        self.b = view
+        self.buckets = view[boff:boff + 4 * self.nbuckets].cast("I")
+        w = self.w
+        w[_H_MAGIC], w[_H_SLOTS], w[_H_BUCKETS] = _MAGIC, n, self.nbuckets
         self.sem = _semaphore()
         if self.sem is None:
             self.lock, self.unlock = self._flock, self._funlock
+
     def close(self) -> None:
         try:
+            self.buckets.release()
+            self.w.release()
+            self.b.release()
             self.mm.close()
         finally:
             os.close(self.fd)
@@ -112,7 +127,7 @@ class Table:
     def __del__(self) -> None:
         try:
             self.close()
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, BufferError):
             pass
 
     # -------------------------------------------------------- lock
@@ -120,20 +135,20 @@ class Table:
         sem = self.sem
         while not sem.acquire(True, LOCK_WAIT):
             self._take_over()
-        _U32.pack_into(self.mm, _OFF_HOLDER, _PID[0])
+        self.w[_H_HOLDER] = _PID[0]
 
     def unlock(self) -> None:
-        _U32.pack_into(self.mm, _OFF_HOLDER, 0)
+        self.w[_H_HOLDER] = 0
         self.sem.release()
 
     def _take_over(self) -> None:
         """LOCK_WAIT passed: if the holder is gone, free the lock it can no longer release."""
-        holder = _U32.unpack_from(self.mm, _OFF_HOLDER)[0]
+        holder = self.w[_H_HOLDER]
         if holder and _alive(holder):
             return
         error_log.alert(f'zone "{self.name}" lock was held by {holder or "a process"} that is '
                         "gone: unlocking")
-        _U32.pack_into(self.mm, _OFF_HOLDER, 0)
+        self.w[_H_HOLDER] = 0
         try:
             self.sem.release()
         except ValueError:          # another waiter did it first
@@ -145,63 +160,77 @@ class Table:
     def _funlock(self) -> None:
         fcntl.lockf(self.fd, fcntl.LOCK_UN)
 
-    # -------------------------------------------------------- header fields
-    def _get(self, off: int) -> int:
-        return _U32.unpack_from(self.mm, off)[0]
-
-    def _set(self, off: int, value: int) -> None:
-        _U32.pack_into(self.mm, off, value)
-
+    # -------------------------------------------------------- slots
     @property
     def used(self) -> int:
-        return self._get(_OFF_USED)
+        return self.w[_H_USED]
 
-    def _slot(self, idx: int) -> int:
-        return self.soff + (idx - 1) * self.SLOT
+    def stored_key(self, kb: bytes) -> tuple[bytes, int]:
+        if len(kb) <= self.KEY_CAP:
+            return kb, len(kb)
+        return hashlib.blake2b(kb, digest_size=_DIGEST).digest(), self.DIGEST_LEN
+
+    def _find(self, tag: int, sk: bytes) -> int:
+        """The slot whose tag (hash | length << 32) and key match, or 0."""
+        w = self.w
+        idx = self.buckets[(tag & 0xFFFFFFFF) % self.nbuckets]
+        base, sw = self.base, self.sw
+        while idx:
+            at = base + idx * sw
+            if w[at] == tag:
+                off = at * 8 + self.KEY_AT
+                if self.b[off:off + len(sk)] == sk:
+                    return idx
+            idx = w[at + 1]
+        return 0
 
     def _alloc(self) -> int:
         """A free slot number (not yet linked anywhere), or 0 when the zone is full."""
-        idx = self._get(_OFF_FREE)
+        w = self.w
+        idx = w[_H_FREE]
         if idx:
-            self._set(_OFF_FREE, _U32.unpack_from(self.mm, self._slot(idx) + 4)[0])
+            w[_H_FREE] = w[self.base + idx * self.sw + 1]
         else:
-            top = self._get(_OFF_TOP)
+            top = w[_H_TOP]
             if top >= self.nslots:
                 return 0
-            idx = top + 1
-            self._set(_OFF_TOP, idx)
-        self._set(_OFF_USED, self._get(_OFF_USED) + 1)
+            idx = w[_H_TOP] = top + 1
+        w[_H_USED] += 1
         return idx
 
     def _free(self, idx: int) -> None:
-        _U32.pack_into(self.mm, self._slot(idx) + 4, self._get(_OFF_FREE))
-        self._set(_OFF_FREE, idx)
-        self._set(_OFF_USED, self._get(_OFF_USED) - 1)
+        w = self.w
+        w[self.base + idx * self.sw + 1] = w[_H_FREE]
+        w[_H_FREE] = idx
+        w[_H_USED] -= 1
 
-    def _chain_insert(self, idx: int, h: int) -> None:
-        b = self.boff + 4 * (h % self.nbuckets)
-        off = self._slot(idx)
-        mm = self.mm
-        _U32.pack_into(mm, off, h)
-        _U32.pack_into(mm, off + 4, _U32.unpack_from(mm, b)[0])
-        _U32.pack_into(mm, b, idx)
+    def _store(self, idx: int, tag: int, sk: bytes) -> None:
+        """Key and tag into a fresh slot, linked at the head of its bucket's chain."""
+        at = self.base + idx * self.sw
+        off = at * 8 + self.KEY_AT
+        self.b[off:off + len(sk)] = sk
+        b = (tag & 0xFFFFFFFF) % self.nbuckets
+        w = self.w
+        w[at] = tag
+        w[at + 1] = self.buckets[b]
+        self.buckets[b] = idx
 
     def _chain_remove(self, idx: int) -> None:
-        mm = self.mm
-        off = self._slot(idx)
-        h, nxt = struct.unpack_from("<II", mm, off)
-        b = self.boff + 4 * (h % self.nbuckets)
-        cur = _U32.unpack_from(mm, b)[0]
+        w = self.w
+        base, sw = self.base, self.sw
+        at = base + idx * sw
+        nxt = w[at + 1]
+        b = (w[at] & 0xFFFFFFFF) % self.nbuckets
+        cur = self.buckets[b]
         if cur == idx:
-            _U32.pack_into(mm, b, nxt)
+            self.buckets[b] = nxt
             return
         while cur:
-            coff = self._slot(cur)
-            cnext = _U32.unpack_from(mm, coff + 4)[0]
-            if cnext == idx:
-                _U32.pack_into(mm, coff + 4, nxt)
+            cat = base + cur * sw
+            if w[cat + 1] == idx:
+                w[cat + 1] = nxt
                 return
-            cur = cnext
+            cur = w[cat + 1]
 
 
 def _semaphore():
@@ -223,56 +252,40 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def key_hash(kb: bytes) -> int:
-    return crc32(kb)
-
-
 class ReqTable(Table):
     """limit_req states: (last, excess, count) per key, on an LRU list."""
     SLOT = _REQ_SLOT
-
-    @staticmethod
-    def stored_key(kb: bytes) -> tuple[bytes, int]:
-        if len(kb) <= _REQ_KEY_CAP:
-            return kb, len(kb)
-        return hashlib.blake2b(kb, digest_size=_DIGEST).digest(), _REQ_DIGEST_LEN
-
-    def _find(self, h: int, sk: bytes, klen: int):
-        mm = self.mm
-        idx = _U32.unpack_from(mm, self.boff + 4 * (h % self.nbuckets))[0]
-        unpack = _REQ.unpack_from
-        while idx:
-            off = self.soff + (idx - 1) * _REQ_SLOT
-            rec = unpack(mm, off)
-            if rec[0] == h and rec[7] == klen and \
-                    mm[off + _REQ_KEY_AT:off + _REQ_KEY_AT + len(sk)] == sk:
-                return idx, rec
-            idx = rec[1]
-        return 0, None
+    KEY_AT = _REQ_KEY_AT
+    KEY_CAP = _REQ_KEY_CAP
+    DIGEST_LEN = _REQ_DIGEST_LEN
 
     # -------------------------------------------------------- LRU list
-    def _lru_unlink(self, idx: int, prev: int, nxt: int) -> None:
-        mm = self.mm
+    def _lru_unlink(self, idx: int) -> None:
+        w = self.w
+        base, sw = self.base, self.sw
+        at = base + idx * sw
+        prev, nxt = w[at + 2], w[at + 3]
         if prev:
-            _U32.pack_into(mm, self._slot(prev) + 12, nxt)
+            w[base + prev * sw + 3] = nxt
         else:
-            _U32.pack_into(mm, _OFF_HEAD, nxt)
+            w[_H_HEAD] = nxt
         if nxt:
-            _U32.pack_into(mm, self._slot(nxt) + 8, prev)
+            w[base + nxt * sw + 2] = prev
         else:
-            _U32.pack_into(mm, _OFF_TAIL, prev)
+            w[_H_TAIL] = prev
 
     def _lru_push(self, idx: int) -> None:
-        mm = self.mm
-        head = _U32.unpack_from(mm, _OFF_HEAD)[0]
-        off = self._slot(idx)
-        _U32.pack_into(mm, off + 8, 0)
-        _U32.pack_into(mm, off + 12, head)
+        w = self.w
+        base, sw = self.base, self.sw
+        head = w[_H_HEAD]
+        at = base + idx * sw
+        w[at + 2] = 0
+        w[at + 3] = head
         if head:
-            _U32.pack_into(mm, self._slot(head) + 8, idx)
+            w[base + head * sw + 2] = idx
         else:
-            _U32.pack_into(mm, _OFF_TAIL, idx)
-        _U32.pack_into(mm, _OFF_HEAD, idx)
+            w[_H_TAIL] = idx
+        w[_H_HEAD] = idx
 
     # -------------------------------------------------------- nginx's lookup / account / expire
     def lookup(self, kb: bytes, h: int, rate: int, burst: int, account: bool, now: int):
@@ -281,36 +294,50 @@ class ReqTable(Table):
         rc OK: accounted (the last limit); AGAIN: passed and the slot is held (count + 1) until
         account() or unhold(); BUSY: excess above burst; ERROR: no slot could be had."""
         if len(kb) <= _REQ_KEY_CAP:
-            sk, klen = kb, len(kb)
+            sk, tag = kb, h | len(kb) << 32
         else:
             sk, klen = self.stored_key(kb)
-        mm = self.mm
-        self.lock()
+            tag = h | klen << 32
+        w = self.w
+        sem = self.sem
+        if sem is None or not sem.acquire(True, LOCK_WAIT):
+            if sem is not None:
+                self._take_over()
+            self.lock()
+        else:
+            w[_H_HOLDER] = _PID[0]
         try:
-            idx, rec = self._find(h, sk, klen)
+            idx = self._find(tag, sk)
             if idx:
-                off = self.soff + (idx - 1) * _REQ_SLOT
-                if rec[2]:                              # not the LRU head: move it there
-                    self._lru_unlink(idx, rec[2], rec[3])
+                at = self.base + idx * 16
+                if w[at + 2]:                           # not the LRU head: move it there
+                    self._lru_unlink(idx)
                     self._lru_push(idx)
-                ms = now - rec[4]
+                last = w[at + 4]
+                ms = now - last
                 if ms < 0:
                     ms = 1 if ms < -60000 else 0
-                excess = rec[5] - rate * ms // 1000 + 1000
+                excess = w[at + 5] - rate * ms // 1000 + 1000
                 if excess < 0:
                     excess = 0
                 if excess > burst:
                     return BUSY, excess, 0
                 if account:
-                    _REQ_LAST_EXCESS.pack_into(mm, off + 16, now if ms else rec[4], excess)
+                    if ms:
+                        w[at + 4] = now
+                    w[at + 5] = excess
                     return OK, excess, 0
-                _REQ_COUNT.pack_into(mm, off + 32, rec[6] + 1)
+                w[at + 6] += 1
                 return AGAIN, excess, idx
-            return self._insert(h, sk, klen, rate, account, now)
+            return self._insert(tag, sk, rate, account, now)
         finally:
-            self.unlock()
+            if sem is None:
+                self.unlock()
+            else:
+                w[_H_HOLDER] = 0
+                sem.release()
 
-    def _insert(self, h, sk, klen, rate, account, now):
+    def _insert(self, tag, sk, rate, account, now):
         self._expire(1, rate, now)
         idx = self._alloc()
         if not idx:
@@ -318,11 +345,12 @@ class ReqTable(Table):
             idx = self._alloc()
             if not idx:
                 return ERROR, 0, 0
-        mm = self.mm
-        off = self._slot(idx)
-        _REQ.pack_into(mm, off, h, 0, 0, 0, now if account else 0, 0, 0 if account else 1, klen)
-        mm[off + _REQ_KEY_AT:off + _REQ_KEY_AT + len(sk)] = sk
-        self._chain_insert(idx, h)
+        self._store(idx, tag, sk)
+        at = self.base + idx * 16
+        w = self.w
+        w[at + 4] = now if account else 0
+        w[at + 5] = 0
+        w[at + 6] = 0 if account else 1
         self._lru_push(idx)
         return (OK, 0, 0) if account else (AGAIN, 0, idx)
 
@@ -330,19 +358,18 @@ class ReqTable(Table):
         """The held slot of an earlier limit: charge this request, release it; its excess."""
         self.lock()
         try:
-            mm = self.mm
-            off = self._slot(idx)
-            rec = _REQ.unpack_from(mm, off)
-            ms = now - rec[4]
-            if ms < -60000:
-                ms = 1
-            elif ms < 0:
-                ms = 0
-            excess = rec[5] - rate * ms // 1000 + 1000
+            w = self.w
+            at = self.base + idx * 16
+            ms = now - w[at + 4]
+            if ms < 0:
+                ms = 1 if ms < -60000 else 0
+            excess = w[at + 5] - rate * ms // 1000 + 1000
             if excess < 0:
                 excess = 0
-            _REQ_LAST_EXCESS.pack_into(mm, off + 16, now if ms else rec[4], excess)
-            _REQ_COUNT.pack_into(mm, off + 32, rec[6] - 1)
+            if ms:
+                w[at + 4] = now
+            w[at + 5] = excess
+            w[at + 6] -= 1
             return excess
         finally:
             self.unlock()
@@ -351,81 +378,67 @@ class ReqTable(Table):
         """A held slot is not charged after all (a later limit rejected the request)."""
         self.lock()
         try:
-            off = self._slot(idx) + 32
-            _REQ_COUNT.pack_into(self.mm, off, _REQ_COUNT.unpack_from(self.mm, off)[0] - 1)
+            self.w[self.base + idx * 16 + 6] -= 1
         finally:
             self.unlock()
 
     def _expire(self, n: int, rate: int, now: int) -> None:
         """n == 1: delete one or two idle entries; n == 0: the oldest by force, then as n == 1."""
-        mm = self.mm
+        w = self.w
         while n < 3:
-            tail = _U32.unpack_from(mm, _OFF_TAIL)[0]
+            tail = w[_H_TAIL]
             if not tail:
                 return
-            rec = _REQ.unpack_from(mm, self._slot(tail))
-            if rec[6]:
+            at = self.base + tail * 16
+            if w[at + 6]:
                 return              # held by a request: nothing older can be either (nginx)
             if n != 0:
-                ms = abs(now - rec[4])
+                ms = abs(now - w[at + 4])
                 if ms < EXPIRE_AFTER:
                     return
-                if rec[5] - rate * ms // 1000 > 0:
+                if w[at + 5] - rate * ms // 1000 > 0:
                     return
             n += 1
-            self._lru_unlink(tail, rec[2], 0)
+            self._lru_unlink(tail)
             self._chain_remove(tail)
             self._free(tail)
 
     def state(self, kb: bytes):
-        """(last, excess, count) of a key, or None (tests, ngate explain)."""
+        """(last, excess, count) of a key, or None (tests)."""
         sk, klen = self.stored_key(kb)
-        idx, rec = self._find(key_hash(kb), sk, klen)
-        return None if rec is None else (rec[4], rec[5], rec[6])
+        idx = self._find(key_hash(kb) | klen << 32, sk)
+        if not idx:
+            return None
+        at = self.base + idx * 16
+        return self.w[at + 4], self.w[at + 5], self.w[at + 6]
 
 
 class ConnTable(Table):
     """limit_conn states: a connection count per key; a slot lives while its count is > 0."""
     SLOT = _CONN_SLOT
-
-    @staticmethod
-    def stored_key(kb: bytes) -> tuple[bytes, int]:
-        if len(kb) <= _CONN_KEY_CAP:
-            return kb, len(kb)
-        return hashlib.blake2b(kb, digest_size=_DIGEST).digest(), _CONN_DIGEST_LEN
-
-    def _find(self, h: int, sk: bytes, klen: int):
-        mm = self.mm
-        idx = _U32.unpack_from(mm, self.boff + 4 * (h % self.nbuckets))[0]
-        unpack = _CONN.unpack_from
-        while idx:
-            off = self.soff + (idx - 1) * _CONN_SLOT
-            rec = unpack(mm, off)
-            if rec[0] == h and rec[3] == klen and \
-                    mm[off + _CONN_KEY_AT:off + _CONN_KEY_AT + len(sk)] == sk:
-                return idx, rec
-            idx = rec[1]
-        return 0, None
+    KEY_AT = _CONN_KEY_AT
+    KEY_CAP = _CONN_KEY_CAP
+    DIGEST_LEN = _CONN_DIGEST_LEN
 
     def acquire(self, kb: bytes, h: int, limit: int):
         """(OK, slot) with the count raised; (BUSY, 0) at the limit; (ERROR, 0) zone full."""
+        sk, klen = self.stored_key(kb)
+        tag = h | klen << 32
         self.lock()
         try:
-            sk, klen = self.stored_key(kb)
-            idx, rec = self._find(h, sk, klen)
-            mm = self.mm
+            w = self.w
+            idx = self._find(tag, sk)
             if idx:
-                if rec[2] >= limit:
+                at = self.base + idx * 8
+                if w[at + 2] >= limit:
                     return BUSY, 0
-                _U16.pack_into(mm, self.soff + (idx - 1) * _CONN_SLOT + 8, rec[2] + 1)
+                w[at + 2] += 1
                 return OK, idx
             idx = self._alloc()
             if not idx:
                 return ERROR, 0
-            off = self._slot(idx)
-            _CONN.pack_into(mm, off, h, 0, 1, klen)
-            mm[off + _CONN_KEY_AT:off + _CONN_KEY_AT + len(sk)] = sk
-            self._chain_insert(idx, h)
+            self._store(idx, tag, sk)
+            w[self.base + idx * 8 + 2] = 1
             return OK, idx
         finally:
             self.unlock()
@@ -433,13 +446,13 @@ class ConnTable(Table):
     def release(self, idx: int) -> None:
         self.lock()
         try:
-            mm = self.mm
-            off = self._slot(idx) + 8
-            conn = _U16.unpack_from(mm, off)[0] - 1
+            w = self.w
+            at = self.base + idx * 8 + 2
+            conn = w[at] - 1
             if conn > 0:
-                _U16.pack_into(mm, off, conn)
+                w[at] = conn
             else:
-                _U16.pack_into(mm, off, 0)
+                w[at] = 0
                 self._chain_remove(idx)
                 self._free(idx)
         finally:
@@ -447,5 +460,5 @@ class ConnTable(Table):
 
     def count(self, kb: bytes) -> int:
         sk, klen = self.stored_key(kb)
-        idx, rec = self._find(key_hash(kb), sk, klen)
-        return 0 if rec is None else rec[2]
+        idx = self._find(key_hash(kb) | klen << 32, sk)
+        return self.w[self.base + idx * 8 + 2] if idx else 0
