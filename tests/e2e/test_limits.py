@@ -218,10 +218,15 @@ def _reload(proxy, conf: str, generation: str) -> None:
     os.kill(proxy.proc.pid, signal.SIGHUP)
 
 
+def _children(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return f.read().split()
+
+
 def _serving(proxy, generation: str) -> bool:
-    """Five fresh connections in a row answered by the new configuration."""
-    return all(request(proxy.port, "GET", "/pid").body == f"gen{generation}\n".encode()
-               for _ in range(5))
+    """Only the new generation's two workers are left, and they answer."""
+    return len(_children(proxy.proc.pid)) == 2 and \
+        request(proxy.port, "GET", "/pid").body == f"gen{generation}\n".encode()
 
 
 RELOAD = MAIN + """
