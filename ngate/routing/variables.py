@@ -248,9 +248,12 @@ def _server_port(ctx):
 
 @builtin("binary_remote_addr")
 def _binary_remote_addr(ctx):
+    addr = ctx.conn.remote_addr
+    if addr == "unix:":
+        return addr             # nginx: a unix-socket client's address text (one key for all)
     try:
-        fam = socket.AF_INET6 if ":" in ctx.conn.remote_addr else socket.AF_INET
-        return socket.inet_pton(fam, ctx.conn.remote_addr).decode("latin-1")
+        return socket.inet_pton(socket.AF_INET6 if ":" in addr else socket.AF_INET,
+                                addr).decode("latin-1")
     except (OSError, ValueError):
         return None
 

@@ -262,3 +262,39 @@ def test_reload_keeps_a_zone_of_unchanged_name_and_size(start_proxy, backend):
              '"$binary_remote_addr" key' in p.error_log(), "the refused reload")
     assert request(p.port, "GET", "/pid").body == b"gen2\n"   # the old configuration serves
     assert request(p.port, "GET", "/r").status == 503
+
+
+UNIX = MAIN + """
+http {
+    access_log {prefix}/logs/access.log;
+    limit_req_zone $binary_remote_addr zone=one:1m rate=1r/m;
+    server {
+        listen 127.0.0.1:{port};
+        listen unix:{prefix}/sock;
+        location / { limit_req zone=one; proxy_pass http://127.0.0.1:{backend_port}; }
+    }
+}
+"""
+
+
+def test_unix_socket_clients_share_one_key(start_proxy, backend):
+    """nginx's $binary_remote_addr of a unix-socket client is "unix:": one state for all of them
+    (an empty key would not be limited at all)."""
+    p = start_proxy(UNIX, backend_port=backend.port)
+
+    def status() -> int:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(str(p.prefix / "sock"))
+        s.sendall(build_request("GET", "/"))
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        return int(data.split()[1])
+
+    assert [status(), status(), status()] == [200, 503, 503]
+    assert request(p.port, "GET", "/").status == 200      # 127.0.0.1 is another key
