@@ -298,3 +298,45 @@ def test_unix_socket_clients_share_one_key(start_proxy, backend):
 
     assert [status(), status(), status()] == [200, 503, 503]
     assert request(p.port, "GET", "/").status == 200      # 127.0.0.1 is another key
+
+
+TUNNEL = """
+worker_processes 2;
+worker_shutdown_timeout 1s;
+error_log {prefix}/logs/error.log info;
+pid {prefix}/logs/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log {prefix}/logs/access.log;
+    limit_conn_zone $binary_remote_addr zone=addr:1m;
+    server {
+        listen 127.0.0.1:{port};
+        location /pid { return 200 "pid\\n"; }
+        location / {
+            limit_conn addr 1;
+            proxy_pass http://127.0.0.1:{backend_port};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+        }
+    }
+}
+"""
+
+
+def test_tunnel_cut_by_a_reload_gives_its_slot_back(start_proxy, backend):
+    """A reload keeps the zone; the old worker's tunnel, closed at worker_shutdown_timeout,
+    gives its slot back to the zone the new workers use."""
+    backend.route("/ws", Reply(status=101, headers=[(b"Upgrade", b"websocket"),
+                                                    (b"Connection", b"Upgrade")], body=b""))
+    p = start_proxy(TUNNEL, backend_port=backend.port)
+    ws = Connection(p.port, timeout=10)
+    ws.send(build_request("GET", "/ws", headers=[(b"Upgrade", b"websocket"),
+                                                 (b"Connection", b"Upgrade")]))
+    assert ws.read_response().status == 101
+    assert request(p.port, "GET", "/x").status == 503
+    _reload(p, TUNNEL, "1")
+    wait_for(lambda: _serving(p, "1"), "the old worker to end its tunnel and exit")
+    assert ws.closed_by_peer()
+    assert request(p.port, "GET", "/x").status == 200
+    ws.close()
