@@ -102,9 +102,25 @@ def _check_duplicate(lv, modifier: str, pattern: str, where) -> None:
             raise ConfigError(f'duplicate location "{pattern}"', where)
 
 
+# the methods limit_except knows (nginx's ngx_methods_names)
+LIMIT_EXCEPT_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "MKCOL", "COPY", "MOVE",
+                                  "OPTIONS", "PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "PATCH"})
+
+
 def limit_except(c, lv, st):
+    """The methods named are allowed (GET implies HEAD); any other method, unknown ones too,
+    gets the block's configuration."""
+    if lv.limit_except is not None:
+        raise ConfigError('"limit_except" directive is duplicate', st.where)
+    methods = set()
+    for arg in st.args:
+        if arg.upper() not in LIMIT_EXCEPT_METHODS:
+            raise ConfigError(f'invalid method "{arg}"', st.where)
+        methods.add(arg.upper())
+    if "GET" in methods:
+        methods.add("HEAD")
     lim = c.level("limit_except", lv, st.where)
-    lim.methods = tuple(m.upper() for m in st.args)
+    lim.methods = frozenset(methods)
     lv.limit_except = lim
     c.walk(st.block, lim)
 

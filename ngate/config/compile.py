@@ -14,9 +14,10 @@ import os
 import re
 from types import MappingProxyType
 
+from ngate.access import access_plan
 from ngate.config import directives, tls
-from ngate.config.model import (Config, IfOp, LocConf, Location, LogFormat, Main, ProxyRedirect,
-                                Server)
+from ngate.config.model import (Config, IfOp, LimitExcept, LocConf, Location, LogFormat, Main,
+                                ProxyRedirect, Server)
 from ngate.config.regex import compile_regex
 from ngate.config.servers import ServerNamesBuilder, default_listen
 from ngate.errors import ConfigError
@@ -172,10 +173,11 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
     fields["proxy_ssl"] = tls.proxy_tls(vals)
     fields["rewrite_ops"] = tuple(_op(op, vals) for op in lv.ops)
     fields["limits"] = limits_config.build(vals)
+    fields["access"] = access_plan(fields)
     if lv.limit_except is not None:
         lim = lv.limit_except
-        fields["extra"] = MappingProxyType({**fields["extra"], "limit_except": (
-            lim.methods, loc_conf(merge(vals, lim, handler=True), lim))})
+        fields["limit_except"] = LimitExcept(lim.methods,
+                                             loc_conf(merge(vals, lim, handler=True), lim))
     return LocConf(**fields)
 
 

@@ -202,6 +202,11 @@ def _register() -> None:
     directive("internal", {LOC}, 0, h.scalar("internal", lambda c, st: True))
     directive("allow", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
     directive("deny", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
+    directive("satisfy", HSL, 1, h.scalar("satisfy", h.satisfy))
+    directive("auth_delay", HSL, 1, h.scalar("auth_delay", h.msec))
+    directive("auth_basic", HSL | {LMT}, 1, h.scalar("auth_basic", h.template))
+    directive("auth_basic_user_file", HSL | {LMT}, 1,
+              h.scalar("auth_basic_user_file", h.auth_basic_user_file))
 
     # ------------------------------------------------------------- limit_req, limit_conn
     from ngate.limits import config as limits
@@ -235,11 +240,10 @@ def _register() -> None:
                  "fastcgi_buffers", "fastcgi_busy_buffers_size", "fastcgi_ignore_headers",
                  "fastcgi_temp_path",
                  "fastcgi_cache", "fastcgi_cache_path", "fastcgi_cache_key", "fastcgi_cache_valid",
-                 "fastcgi_max_temp_file_size", "auth_basic",
-                 "auth_basic_user_file", "open_file_cache",
+                 "fastcgi_max_temp_file_size", "open_file_cache",
                  "open_file_cache_valid", "open_file_cache_min_uses", "limit_rate",
                  "limit_rate_after", "real_ip_header",
-                 "set_real_ip_from", "satisfy", "max_ranges", "uwsgi_param", "uwsgi_pass",
+                 "set_real_ip_from", "max_ranges", "uwsgi_param", "uwsgi_pass",
                  "scgi_param", "scgi_pass", "http2_max_concurrent_streams",
                  "http2_max_field_size", "http2_max_header_size", "http2_body_preread_size",
                  "http2_idle_timeout", "http2_recv_timeout", "subrequest_output_buffer_size",

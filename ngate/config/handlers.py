@@ -85,6 +85,21 @@ def access_rule(c, st):
         raise ConfigError(f'invalid parameter "{arg}"', st.where) from None
 
 
+def auth_basic_user_file(c, st) -> tuple:
+    """(Template, conf prefix): a relative name is relative to the main config file's
+    directory (nginx's conf_prefix), also when it comes from variables."""
+    name = st.args[0]
+    if not has_variables(name) and not name.startswith("/"):
+        name = os.path.join(c.conf_dir, name)
+    return (c.template(name, st.where), c.conf_dir)
+
+
+def satisfy(c, st) -> str:
+    if st.args[0] not in ("all", "any"):
+        raise ConfigError(f'invalid value "{st.args[0]}"', st.where)
+    return st.args[0]
+
+
 def _invalid(st) -> ConfigError:
     return ConfigError(f'"{st.directive}" directive invalid value', st.where)
 

@@ -349,6 +349,14 @@ class LocConf:
     internal: bool = False                                 # `internal`: only internal redirects
     access_rules: tuple = ()                               # array: allow/deny (allow, network|None)
     limits: Any = None                                     # limits/config.py Limits, None: no limit
+    # access phase (ngate/access): auth_basic, satisfy, auth_delay; `access` is the compiled
+    # AccessPlan, None when the location checks nothing (the request path then costs nothing)
+    auth_basic: Any = None                                 # Template (realm) or None
+    auth_basic_user_file: Any = None                       # (Template, conf prefix) or None
+    satisfy: str = "all"                                   # all | any
+    auth_delay: float = 0.0
+    access: "AccessPlan | None" = None
+    limit_except: "LimitExcept | None" = None
     # rewrite module: ops of this level (not inherited: nginx runs server-level ops in the server
     # rewrite phase and location ops in the location phase)
     rewrite_ops: tuple = ()
@@ -363,6 +371,33 @@ class LocConf:
     extra: Any = None
     # proxy_ssl_* (TLS to upstreams)
     proxy_ssl: ProxyTls = ProxyTls()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthBasic:
+    """auth_basic with auth_basic_user_file: both set, as nginx requires."""
+    realm: Any                       # Template; "off" renders as off
+    user_file: Any                   # Template
+    conf_prefix: str                 # a relative file name is relative to the config's directory
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPlan:
+    """The access phase of one LocConf, in nginx's handler order: access (allow/deny), then
+    auth_basic; `satisfy_any` is `satisfy any`. Built only where some check is configured."""
+    rules: tuple = ()                # LocConf.access_rules
+    auth_basic: AuthBasic | None = None
+    satisfy_any: bool = False
+    auth_delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitExcept:
+    """limit_except: a request whose method is not in `methods` uses `conf` (the block's own
+    LocConf, merged from its location) instead of the location's, as nginx's
+    ngx_http_update_location_config does."""
+    methods: frozenset               # allowed methods; GET implies HEAD
+    conf: "LocConf"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ class RequestContext:
         "head_sent",        # the response head was written to the client
         "pipelined",        # the head arrived while an earlier request was in progress ($pipe)
         "limits",           # limits/phase.py LimitState once limit_req/limit_conn ran
+        "www_authenticate", # str: the access phase's challenge, sent with its 401
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -89,3 +90,4 @@ class RequestContext:
         self.head_sent = False
         self.pipelined = False
         self.limits = None
+        self.www_authenticate = None

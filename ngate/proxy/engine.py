@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from ngate import static
+from ngate import access, static
 from ngate.errors import ProxyError
 from ngate.http1 import response as resp
 from ngate.limits import phase as limits
@@ -98,6 +98,9 @@ def find_location_phase(ctx) -> None:
             ctx.captures = captures
         if conf.internal and not ctx.internal:
             return finalize(ctx, 404)
+        lim = conf.limit_except
+        if lim is not None and ctx.method not in lim.methods:
+            conf = ctx.conf = lim.conf
         if too_large(ctx, conf):
             return finalize(ctx, 413)
         if loc is not None:
@@ -152,9 +155,11 @@ def content_phase(ctx) -> None:
         rc = limits.preaccess(ctx, conf.limits)
         if rc:
             return finalize(ctx, rc) if rc > 0 else None
-    if conf.access_rules and not access_allowed(ctx, conf.access_rules):
-        error_log.error("access forbidden by rule" + error_log.request_suffix(ctx), ctx.conn.number)
-        return finalize(ctx, 403)
+    plan = conf.access
+    if plan is not None:
+        status = access.check(ctx, plan)
+        if status:
+            return access_denied(ctx, status, plan.auth_delay)
     if conf.try_files is not None and static.try_files_phase(ctx):
         return
     entry = _HANDLER_FOR.get(id(conf))
@@ -174,27 +179,20 @@ def content_handler_for(conf):
     return static.static_handler
 
 
-def access_allowed(ctx, rules) -> bool:
-    """The access module: the first allow/deny rule that matches the client decides."""
-    import ipaddress
-    addr = ctx.conn.remote_addr
-    ip = None
-    for allow, net in rules:
-        if net is None:
-            return allow
-        if net == "unix:":
-            if addr == "unix:":
-                return allow
-            continue
-        if ip is None:
-            if addr == "unix:":
-                continue
-            ip = ipaddress.ip_address(addr)
-            if ip.version == 6 and ip.ipv4_mapped is not None:
-                ip = ip.ipv4_mapped
-        if ip.version == net.version and ip in net:
-            return allow
-    return True
+def access_denied(ctx, status: int, delay: float) -> None:
+    """The access phase's refusal; a 401 waits auth_delay first (nginx's
+    ngx_http_core_auth_delay), with the client still watched for closing."""
+    if status != 401 or not delay:
+        return finalize(ctx, status)
+    error_log.info("delaying unauthorized request" + error_log.request_suffix(ctx),
+                   ctx.conn.number)
+    ctx.conn.runtime.loop.call_later(delay, _delayed_401, ctx)
+
+
+def _delayed_401(ctx) -> None:
+    if ctx.logged:
+        return                  # the client left meanwhile (499 logged)
+    finalize(ctx, 401)
 
 
 def internal_redirect(ctx, uri: str, keep_args: bool = False) -> None:
@@ -226,9 +224,12 @@ def named_location(ctx, name: str) -> None:
         return send_status(ctx, 500)
     ctx.redirects += 1
     ctx.loc = loc
-    ctx.conf = loc.conf
+    conf = ctx.conf = loc.conf
+    lim = conf.limit_except
+    if lim is not None and ctx.method not in lim.methods:
+        conf = ctx.conf = lim.conf
     ctx.internal = True
-    ops = loc.conf.rewrite_ops
+    ops = conf.rewrite_ops
     if ops:
         result = rewrite.run(ctx, ops)
         if result is rewrite.DONE:
@@ -337,6 +338,8 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     ctx.status = status
     conf = ctx.conf
     headers = list(extra)
+    if ctx.www_authenticate is not None:
+        headers.append((b"WWW-Authenticate", ctx.www_authenticate.encode("latin-1", "replace")))
     if conf is not None and conf.add_header:
         headers.extend(add_headers(ctx, conf, status))
     head_only = ctx.method == "HEAD" or status in resp.NO_BODY_STATUSES

@@ -545,7 +545,10 @@ def _request_body(ctx):
 
 @builtin("remote_user")
 def _remote_user(ctx):
-    return None
+    """The user of `Authorization: Basic ...`, checked or not (as nginx)."""
+    from ngate.access.basic import credentials
+    creds = credentials(ctx) if ctx.hdr else None
+    return None if creds is None else creds[0].decode("latin-1")
 
 
 @builtin("http_referer")

@@ -263,6 +263,8 @@ def send_file(ctx, fd: int, meta) -> None:
         return _send_200(ctx, fd, meta)
     status = override
     headers = [(b"ETag", etag.encode())] if etag else []
+    if ctx.www_authenticate is not None:     # an error page for the access phase's 401
+        headers.insert(0, (b"WWW-Authenticate", ctx.www_authenticate.encode("latin-1", "replace")))
     headers.extend(expires_headers(conf, status, mtime))
     if conf.add_header:
         headers.extend(engine.add_headers(ctx, conf, status))
