@@ -14,7 +14,7 @@ import os
 import re
 from types import MappingProxyType
 
-from ngate.access import access_plan
+from ngate.access.phase import access_plan
 from ngate.config import directives, tls
 from ngate.config.model import (Config, IfOp, LimitExcept, LocConf, Location, LogFormat, Main,
                                 ProxyRedirect, Server)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 
-from ngate import access, static
+from ngate import static
+from ngate.access import phase as access
 from ngate.errors import ProxyError
 from ngate.http1 import response as resp
 from ngate.limits import phase as limits
