@@ -58,10 +58,12 @@ def parse_wrk(out):
     return raw
 
 
-def wrk(h, port, path="/", close=False, conns=50, threads=1, scheme="http"):
+def wrk(h, port, path="/", close=False, conns=50, threads=1, scheme="http", headers=()):
     argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{h.duration:g}s", "--latency"]
     if close:
         argv += ["-H", "Connection: close"]
+    for header in headers:
+        argv += ["-H", header]
     out = h.procs.run(argv + [f"{scheme}://127.0.0.1:{port}{path}"], cpu=h.load_cpu,
                       timeout=h.duration + 30)
     raw = check_wrk(parse_wrk(out))
