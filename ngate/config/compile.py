@@ -37,6 +37,7 @@ MAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(Main))
 FREEZE = {
     "proxy_set_header": tuple, "add_header": tuple, "error_page": tuple, "access_log": tuple,
     "error_log": tuple, "index": tuple, "resolver": tuple, "access_rules": tuple,
+    "auth_request_set": tuple,
     "proxy_hide_header": frozenset, "proxy_pass_header": frozenset,
     "fastcgi_param": tuple, "fastcgi_hide_header": frozenset, "fastcgi_pass_header": frozenset,
     "types": MappingProxyType,
@@ -226,7 +227,8 @@ def collect_user_vars(stmts) -> frozenset:
         for token in (st.directive, *st.args):
             if "(?" in token:
                 names.update(a or b for a, b in _NAMED_GROUP_RE.findall(token))
-        if st.directive == "set" and st.args and st.args[0].startswith("$"):
+        if st.directive in ("set", "auth_request_set") and st.args \
+                and st.args[0].startswith("$"):
             names.add(st.args[0][1:])
         elif st.directive == "map" and len(st.args) == 2 and st.args[1].startswith("$"):
             names.add(st.args[1][1:])

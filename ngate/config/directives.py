@@ -204,6 +204,8 @@ def _register() -> None:
     directive("deny", HSL | {LMT}, 1, h.array("access_rules", h.access_rule))
     directive("satisfy", HSL, 1, h.scalar("satisfy", h.satisfy))
     directive("auth_delay", HSL, 1, h.scalar("auth_delay", h.msec))
+    directive("auth_request", HSL, 1, h.scalar("auth_request", h.first_arg))
+    directive("auth_request_set", HSL, 2, h.array("auth_request_set", h.auth_request_set))
     directive("auth_basic", HSL | {LMT}, 1, h.scalar("auth_basic", h.template))
     directive("auth_basic_user_file", HSL | {LMT}, 1,
               h.scalar("auth_basic_user_file", h.auth_basic_user_file))

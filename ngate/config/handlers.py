@@ -94,6 +94,16 @@ def auth_basic_user_file(c, st) -> tuple:
     return (c.template(name, st.where), c.conf_dir)
 
 
+def auth_request_set(c, st) -> tuple:
+    var = st.args[0]
+    if not var.startswith("$") or len(var) < 2:
+        raise ConfigError(f'invalid variable name "{var}"', st.where)
+    name = var[1:]
+    if name in BUILTINS and name not in CHANGEABLE_VARIABLES:
+        raise ConfigError(f'the duplicate "{name}" variable', st.where)
+    return (name, c.template(st.args[1], st.where))
+
+
 def satisfy(c, st) -> str:
     if st.args[0] not in ("all", "any"):
         raise ConfigError(f'invalid value "{st.args[0]}"', st.where)

@@ -355,6 +355,8 @@ class LocConf:
     auth_basic_user_file: Any = None                       # (Template, conf prefix) or None
     satisfy: str = "all"                                   # all | any
     auth_delay: float = 0.0
+    auth_request: str | None = None                        # URI, or "off"
+    auth_request_set: tuple = ()                           # array: (variable, Template)
     access: "AccessPlan | None" = None
     limit_except: "LimitExcept | None" = None
     # rewrite module: ops of this level (not inherited: nginx runs server-level ops in the server
@@ -384,11 +386,13 @@ class AuthBasic:
 @dataclass(frozen=True, slots=True)
 class AccessPlan:
     """The access phase of one LocConf, in nginx's handler order: access (allow/deny), then
-    auth_basic; `satisfy_any` is `satisfy any`. Built only where some check is configured."""
+    auth_basic, then auth_request; `satisfy_any` is `satisfy any`. Built only where some check is configured."""
     rules: tuple = ()                # LocConf.access_rules
     auth_basic: AuthBasic | None = None
     satisfy_any: bool = False
     auth_delay: float = 0.0
+    auth_request: str | None = None  # the subrequest's URI
+    auth_request_set: tuple = ()     # (variable, Template evaluated in the subrequest)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ class RequestContext:
         "pipelined",        # the head arrived while an earlier request was in progress ($pipe)
         "limits",           # limits/phase.py LimitState once limit_req/limit_conn ran
         "www_authenticate", # str: the access phase's challenge, sent with its 401
+        "main",             # the main request's context in a subrequest (proxy/subrequest.py)
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -91,3 +92,4 @@ class RequestContext:
         self.pipelined = False
         self.limits = None
         self.www_authenticate = None
+        self.main = None

@@ -157,10 +157,31 @@ def content_phase(ctx) -> None:
         if rc:
             return finalize(ctx, rc) if rc > 0 else None
     plan = conf.access
-    if plan is not None:
-        status = access.check(ctx, plan)
+    if plan is not None and ctx.main is None:      # subrequests skip the access phase
+        status = access.check(ctx, plan, access_done)
         if status:
+            if status is access.PENDING:
+                return          # an auth_request subrequest runs; access_done goes on
             return access_denied(ctx, status, plan.auth_delay)
+    return after_access(ctx, conf)
+
+
+def access_done(ctx, status: int) -> None:
+    """The access phase's verdict after an auth_request subrequest."""
+    try:
+        if ctx.logged or ctx.conn.closing:
+            return              # the client left meanwhile
+        if status:
+            return access_denied(ctx, status, ctx.conf.access.auth_delay)
+        after_access(ctx, ctx.conf)
+    except ProxyError as err:
+        fail(ctx, err)
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
+        internal_error(ctx, exc)
+
+
+def after_access(ctx, conf) -> None:
+    """The precontent (try_files) and content phases."""
     if conf.try_files is not None and static.try_files_phase(ctx):
         return
     entry = _HANDLER_FOR.get(id(conf))
@@ -212,8 +233,7 @@ def internal_redirect(ctx, uri: str, keep_args: bool = False) -> None:
         ctx.uri = normalize_uri(path)
     except ValueError:
         return send_status(ctx, 400)
-    ctx.internal = True
-    ctx.vars = None
+    ctx.internal = True         # `set`, map and auth_request_set values stay, as in nginx
     find_location_phase(ctx)
 
 

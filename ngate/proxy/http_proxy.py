@@ -547,7 +547,7 @@ class ProxyExchange:
             self.conn.writer = None
             return engine.finalize(ctx, status)
         if status == 101:
-            if b"upgrade" in ctx.hdr:
+            if b"upgrade" in ctx.hdr and ctx.main is None:    # never in a subrequest
                 self.state = "switching"
                 self.upgrade = True
             self.send_head(status)

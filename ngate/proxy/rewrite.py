@@ -68,15 +68,19 @@ def _run(ctx, ops, changed: bool) -> object:
 
 
 def _set(ctx, op: SetOp) -> None:
-    value = op.value.render(ctx)
-    attr = _SETTERS.get(op.var)
+    set_variable(ctx, op.var, op.value.render(ctx))
+
+
+def set_variable(ctx, name: str, value: str) -> None:
+    """`set $name value` (also auth_request_set): $args and friends change the request."""
+    attr = _SETTERS.get(name)
     if attr is not None:
         setattr(ctx, attr, value)
         return
     vs = ctx.vars
     if vs is None:
         ctx.vars = vs = {}
-    vs[op.var] = value
+    vs[name] = value
 
 
 def _rewrite(ctx, op: RewriteOp) -> object:

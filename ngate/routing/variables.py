@@ -347,7 +347,8 @@ def _hostname(ctx):
 
 @builtin("request_method")
 def _request_method(ctx):
-    return ctx.method
+    main = ctx.main         # a subrequest (GET) reports its main request's method, as nginx
+    return ctx.method if main is None else main.method
 
 
 @builtin("request_uri")

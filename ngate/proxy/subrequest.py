@@ -1,0 +1,184 @@
+"""Subrequests: a request to a URI of the same server, run through the same phases (location
+search, rewrite, content) for its status and headers only, as nginx's ngx_http_subrequest with
+`header_only` (what auth_request uses).
+
+The subrequest gets its own RequestContext on a SubrequestConn: every content handler writes to
+its connection as usual; this one keeps the response head (status, headers) and drops the body,
+and calls `done(sub_ctx, status, headers)` once the response is complete. The head and headers
+of the main request are shared (nginx copies headers_in), the method is GET, the body is none
+(auth_request gives its subrequest an empty one), `set` variables are shared, the access phase
+is skipped (nginx runs it for the main request only) and nothing is logged (log_subrequest off).
+
+While a subrequest runs, the main request's connection has a SubrequestWatch as its writer: a
+client that leaves or times out cancels the subrequest.
+"""
+from __future__ import annotations
+
+from ngate.proxy.context import RequestContext
+
+_NO_DATA = b""
+
+
+class _NullTransport:
+    """The client side of a subrequest: nothing to pause, nothing buffered."""
+    __slots__ = ()
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+_NULL_TRANSPORT = _NullTransport()
+
+
+class SubrequestConn:
+    """Stands for the client connection in a subrequest; what it does not define (address,
+    listen, scheme, runtime, TLS state ...) comes from the main request's connection."""
+    __slots__ = ("parent", "done", "writer", "current", "queue", "_closing", "lost", "head",
+                 "status", "headers", "finished", "ctx")
+
+    def __init__(self, parent, done) -> None:
+        self.parent = parent
+        self.done = done
+        self.writer = None
+        self.current = None
+        self.queue = None
+        self._closing = False
+        self.lost = None
+        self.head = b""
+        self.status = 0
+        self.headers: list = []
+        self.finished = False
+        self.ctx = None             # the subrequest's RequestContext
+
+    def __getattr__(self, name: str):
+        return getattr(self.parent, name)
+
+    @property
+    def transport(self):
+        return _NULL_TRANSPORT
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @closing.setter
+    def closing(self, value: bool) -> None:
+        """A handler closing the connection (444, a failure after the head) ends the
+        subrequest: what was answered so far stands."""
+        self._closing = value
+        if value:
+            self._finish()
+
+    def write(self, data) -> None:
+        if self.status:
+            return              # the body: header_only
+        head = self.head + bytes(data)
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            self.head = head
+            return
+        self.head = _NO_DATA
+        lines = head[:end].split(b"\r\n")
+        self.status = int(lines[0].split(b" ", 2)[1])
+        self.headers = [tuple(part.strip() for part in line.split(b":", 1))
+                        for line in lines[1:] if b":" in line]
+
+    def finish_request(self, ctx) -> None:
+        self.writer = None
+        self._finish()
+
+    def abort(self) -> None:
+        """A response cut short (an upstream that failed mid-body): its status stands, as the
+        head was complete; without a head it is a 500."""
+        w = self.writer
+        self.writer = None
+        if w is not None:
+            w.client_gone()
+        self._finish()
+
+    def attach_body(self, req, consumer) -> None:
+        raise AssertionError("a subrequest has no body")
+
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        ctx = self.ctx
+        self.done(ctx, self.status or (ctx.status if ctx is not None else 0) or 500, self.headers)
+
+    def cancel(self) -> None:
+        """The main request went away: stop the subrequest, call nobody."""
+        self.finished = True
+        self._closing = True
+        w = self.writer
+        self.writer = None
+        if w is not None:
+            w.client_gone()
+
+
+class SubrequestWatch:
+    """The main connection's writer while its subrequest runs."""
+    __slots__ = ("sub", "main")
+
+    def __init__(self, sub: SubrequestConn, main) -> None:
+        self.sub = sub
+        self.main = main
+
+    def client_gone(self) -> None:
+        """The client closed (the main request is logged 499, as nginx) or timed out
+        (engine.client_timeout took this writer off the connection and logs it)."""
+        from ngate.proxy import engine
+        self.sub.cancel()
+        main = self.main
+        if main.conn.writer is self:
+            main.conn.writer = None
+            if not main.logged and not main.head_sent:
+                main.status = 499
+                engine.log_request(main)
+
+
+def start(ctx, uri: str, done) -> SubrequestConn:
+    """Run a GET subrequest of `ctx` for `uri`; `done(sub_ctx, status, headers)` once its
+    response is complete or cut short (status: the response's, else the one it ended with)."""
+    from ngate.proxy import engine
+    main_conn = ctx.conn
+
+    def finished(sub_ctx, status, headers):
+        if main_conn.writer is watch:
+            main_conn.writer = None
+        done(sub_ctx, status, headers)
+
+    conn = SubrequestConn(main_conn, finished)
+    watch = SubrequestWatch(conn, ctx)
+    main_conn.writer = watch
+    sub = conn.ctx = RequestContext(conn, "GET", ctx.request_uri, ctx.http_version, ctx.headers,
+                                    ctx.hdr)
+    sub.logged = True                   # log_subrequest off
+    sub.internal = True
+    sub.main = ctx
+    sub.server = ctx.server
+    sub.host = ctx.host
+    sub.conf = ctx.server.conf
+    if ctx.vars is None:
+        ctx.vars = {}
+    sub.vars = ctx.vars
+    sub.uri = uri
+    sub.start = ctx.start
+    sub.start_wall = ctx.start_wall
+    try:
+        engine.find_location_phase(sub)
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
+        engine.internal_error(sub, exc)
+    return conn
