@@ -118,8 +118,9 @@ def upstream_uri(ctx, pp) -> str:
     if pp.uri is None:
         if not ctx.internal:
             raw = ctx.request_uri
-            if raw[:1] == "/":
-                return raw
+            q = raw.find("?")
+            if raw[:1] == "/" and (raw[q + 1:] if q >= 0 else None) == ctx.args:
+                return raw      # else `set $args` (or auth_request_set) changed the args
         uri = escape_uri(ctx.uri)
     else:
         prefix = pp.location_prefix
