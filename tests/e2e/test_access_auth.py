@@ -198,3 +198,89 @@ def test_keepalive_connection_after_401(proxy, backend):
         second = conn.read_response("GET")
     assert first.status == 401 and first.header("connection") == b"keep-alive"
     assert second.status == 200
+
+
+SSO_CONF = """
+http {
+    access_log {prefix}/logs/access.log;
+    server {
+        listen 127.0.0.1:{port};
+        server_name example.test;
+
+        location /app/ {
+            auth_request /sso/check;
+            auth_request_set $sso_user $upstream_http_x_auth_user;
+            proxy_set_header X-User $sso_user;
+            proxy_pass http://127.0.0.1:{backend_port};
+        }
+        location /ws {
+            auth_request /sso/check;
+            proxy_pass http://127.0.0.1:{ws_port};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "Upgrade";
+        }
+        location /slow/ {
+            auth_request /sso/slow;
+            proxy_pass http://127.0.0.1:{backend_port};
+        }
+        location /sso/ {
+            internal;
+            proxy_pass http://127.0.0.1:{sso_port}/;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI $request_uri;
+        }
+    }
+}
+"""
+
+
+@pytest.fixture
+def sso():
+    """An SSO service in the shape of oauth2-proxy's /oauth2/auth: 401 with a challenge until
+    a test routes /check to 202 + X-Auth-User; /slow answers after 3 s."""
+    from tests.harness.backend import Backend, Reply
+    with Backend("sso") as b:
+        b.default = Reply(status=401, headers=[(b"WWW-Authenticate", b'Bearer realm="sso"')],
+                          body=b"")
+        b.route("/slow", Reply(delay=3, body=b""))
+        yield b
+
+
+def test_sso_in_front_of_an_app_and_a_websocket(start_proxy, backend, echo, sso):
+    from tests.harness.backend import Reply
+    proxy = start_proxy(SSO_CONF, backend_port=backend.port, ws_port=echo.port, sso_port=sso.port)
+    r = requests.get(url(proxy, "/app/x"), timeout=10)
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == 'Bearer realm="sso"'
+    with pytest.raises(InvalidStatus) as info:
+        connect(url(proxy, "/ws").replace("http", "ws"), open_timeout=5)
+    assert info.value.response.status_code == 401
+    assert backend.requests == []
+
+    sso.route("/check", Reply(status=202, headers=[(b"X-Auth-User", b"jo")], body=b""))
+    r = requests.get(url(proxy, "/app/x?y=1"), cookies={"s": "ok"}, timeout=10)
+    assert r.status_code == 200
+    assert backend.requests[-1].header(b"x-user") == b"jo"
+    checks = [q for q in sso.requests if q.target == b"/check"]
+    assert checks[-1].header(b"x-original-uri") == b"/app/x?y=1"
+    assert checks[-1].header(b"cookie") == b"s=ok"
+    with connect(url(proxy, "/ws").replace("http", "ws"), open_timeout=5, close_timeout=5) as ws:
+        ws.send("after sso")
+        assert ws.recv(5) == "after sso"
+    assert checks[-1].header(b"upgrade") is None        # the check itself is no upgrade
+
+
+def test_client_leaving_during_the_auth_subrequest(start_proxy, backend, echo, sso):
+    proxy = start_proxy(SSO_CONF, backend_port=backend.port, ws_port=echo.port, sso_port=sso.port)
+    with Connection(proxy.port, timeout=5) as conn:
+        conn.send(build_request("GET", "/slow/x"))
+        time.sleep(0.5)
+    time.sleep(3.5)                                  # the subrequest's answer comes after
+    assert backend.requests == []
+    r = requests.get(url(proxy, "/app/y"), timeout=10)   # the worker goes on serving
+    assert r.status_code == 401
+    proxy.stop()
+    log = proxy.access_log()
+    assert '"GET /slow/x HTTP/1.1" 499 ' in log
+    assert "[alert]" not in proxy.error_log()

@@ -111,6 +111,12 @@ ERRORS = [
     ('server { listen 8080; location / { auth_delay 1x; } }', '"auth_delay" directive invalid value'),
     ('server { listen 8080; location / { satisfy any; satisfy all; } }',
      '"satisfy" directive is duplicate'),
+    ('server { listen 8080; location / { auth_request /a; auth_request /b; } }',
+     '"auth_request" directive is duplicate'),
+    ('server { listen 8080; location / { auth_request_set $remote_addr x; } }',
+     'the duplicate "remote_addr" variable'),
+    ('server { listen 8080; location / { limit_except GET { auth_request /a; } } }',
+     '"auth_request" directive is not allowed here'),
 ]
 
 
@@ -120,6 +126,21 @@ def test_config_errors_as_nginx(tmp_path, http, message):
     expected = f"{message} in {conf}:3"
     assert ngate_error(conf, str(tmp_path)) == expected
     assert nginx_error(conf, str(tmp_path)) == expected
+
+
+def test_auth_request_plan(tmp_path):
+    config = load_http(tmp_path, """
+        server { listen 8080;
+            auth_request /auth;
+            auth_request_set $user $upstream_http_x_user;
+            location /a { }
+            location /off { auth_request off; }
+            location /show { return 200 $user; }
+        }""")
+    locs = {loc.pattern: loc.conf for loc in config.servers[0].locations}
+    plan = locs["/a"].access
+    assert plan.auth_request == "/auth" and plan.auth_request_set[0][0] == "user"
+    assert locs["/off"].access is None
 
 
 def test_limit_except_methods_are_case_insensitive_in_the_config(tmp_path):
