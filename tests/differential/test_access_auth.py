@@ -9,6 +9,8 @@ import subprocess
 import pytest
 
 from tests.harness.client import build_request
+from tests.harness.differential import Differential
+from tests.harness.paths import readable_tmpdir
 
 # made with the system's crypt(3) (python's crypt module) once: bcrypt and yescrypt salts
 BCRYPT_2B = "$2b$05$abcdefghijklmnopqrstuufhXdHJtkiUiNQ6n8/s9Kw6bfnPI6Ytq"     # bcrypt-pw
@@ -116,34 +118,33 @@ def htpasswd_text() -> str:
 
 
 @pytest.fixture(scope="module")
-def diff(differential, tmp_path_factory):
-    base = tmp_path_factory.mktemp("auth")
-    os.chmod(base, 0o755)
-    docroot = base / "html"
-    for d in ("", "open", "var", "relative", "missing", "dirfile", "realm-only", "realm-var",
-              "deny", "allow", "deny-other", "any-allowed", "any-denied", "any-missing",
-              "all-allowed", "le", "le-post", "le-auth", "le-return", "ep401"):
-        (docroot / d).mkdir(parents=True, exist_ok=True)
-        (docroot / d / "index.html").write_text(f"page {d or 'root'}\n")
-    (docroot / "denied.html").write_text("denied page\n")
-    (base / "htpasswd").write_text(htpasswd_text())
-    d = differential(CONF, docroot=docroot)
-    for proc in d.procs.values():            # the config's directory is each program's prefix
-        (proc.prefix / "htpasswd-rel").write_text("rel:{PLAIN}rel-pw\n")
-    readable(base)
-    for proc in d.procs.values():
-        readable(proc.prefix)
-    return d
+def diff():
+    with readable_tmpdir("ngate-auth-") as base:
+        docroot = base / "html"
+        for d in ("", "open", "var", "relative", "missing", "dirfile", "realm-only", "realm-var",
+                  "deny", "allow", "deny-other", "any-allowed", "any-denied", "any-missing",
+                  "all-allowed", "le", "le-post", "le-auth", "le-return", "ep401"):
+            (docroot / d).mkdir(parents=True, exist_ok=True)
+            (docroot / d / "index.html").write_text(f"page {d or 'root'}\n")
+        (docroot / "denied.html").write_text("denied page\n")
+        (base / "htpasswd").write_text(htpasswd_text())
+        (base / "diff").mkdir()
+        d = Differential(CONF, base / "diff", docroot=docroot)
+        try:
+            d.start()
+            for proc in d.procs.values():       # the config's directory is each program's prefix
+                (proc.prefix / "htpasswd-rel").write_text("rel:{PLAIN}rel-pw\n")
+            readable(base)
+            yield d
+        finally:
+            d.stop()
 
 
 def readable(top) -> None:
-    """nginx's workers run as nobody: files readable, the path to them searchable."""
+    """nginx's workers run as nobody: files readable, directories searchable."""
     for path in [top, *top.rglob("*")]:
         if path.is_dir() or path.name.startswith("htpasswd") or path.suffix == ".html":
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    for p in top.parents:
-        if str(p).startswith("/tmp/"):
-            os.chmod(p, os.stat(p).st_mode | 0o055)
 
 
 def basic(user: str, password: str) -> tuple[bytes, bytes]:

@@ -3,12 +3,12 @@ the service receives (the subrequest: GET, the client's headers, no body), which
 let the request in (2xx), refuse it (401 with the service's WWW-Authenticate, 403) or fail it
 (500), satisfy any/all with it, variables set from the service's response (also after an
 internal redirect), and `set`/map values kept across internal redirects."""
-import os
-
 import pytest
 
 from tests.harness.backend import Reply
 from tests.harness.client import build_request
+from tests.harness.differential import Differential
+from tests.harness.paths import readable_tmpdir
 
 AUTH = """
             proxy_pass http://127.0.0.1:{auth_port}/;
@@ -85,12 +85,21 @@ http {
 
 
 @pytest.fixture(scope="module")
-def diff(differential, tmp_path_factory):
-    docroot = tmp_path_factory.mktemp("docroot")
-    for p in [docroot, *docroot.parents]:  # nginx's workers run as nobody: searchable path
-        if str(p).startswith("/tmp/"):
-            os.chmod(p, os.stat(p).st_mode | 0o055)
-    d = differential(CONF, backends=("backend", "auth"), docroot=docroot)
+def diff():
+    with readable_tmpdir("ngate-auth-request-") as base:
+        docroot = base / "docroot"
+        docroot.mkdir(mode=0o755)
+        (base / "diff").mkdir()
+        d = Differential(CONF, base / "diff", backends=("backend", "auth"), docroot=docroot)
+        try:
+            d.start()
+            _routes(d)
+            yield d
+        finally:
+            d.stop()
+
+
+def _routes(d) -> None:
     auth = d.backends["auth"]
     auth.route("/ok", Reply(headers=[(b"X-User", b"alice"), (b"Content-Type", b"text/plain")],
                             body=b"auth body never seen\n"))
@@ -101,7 +110,6 @@ def diff(differential, tmp_path_factory):
     auth.route("/fail", Reply(status=500, body=b"boom\n"))
     auth.route("/redirect", Reply(status=302, headers=[(b"Location", b"http://sso/login")],
                                   body=b""))
-    return d
 
 
 def check(diff, target, method="GET", headers=(), body=None):

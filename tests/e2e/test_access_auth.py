@@ -15,6 +15,7 @@ from websockets.sync.client import connect
 
 from tests.e2e.test_websocket import EchoServer
 from tests.harness.client import Connection, build_request
+from tests.harness.paths import readable_tmpdir
 
 CONF = """
 http {
@@ -26,13 +27,13 @@ http {
 
         location /secret {
             auth_basic "private";
-            auth_basic_user_file htpasswd;
+            auth_basic_user_file {users}/htpasswd;
             proxy_pass http://127.0.0.1:{backend_port};
             proxy_set_header X-Remote-User $remote_user;
         }
         location /wss {
             auth_basic "chat";
-            auth_basic_user_file htpasswd;
+            auth_basic_user_file {users}/htpasswd;
             proxy_pass http://127.0.0.1:{ws_port};
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
@@ -44,7 +45,7 @@ http {
         }
         location /local-only { allow 10.1.2.3; deny all; proxy_pass http://127.0.0.1:{backend_port}; }
         location /slow401 {
-            auth_basic "slow"; auth_basic_user_file htpasswd;
+            auth_basic "slow"; auth_basic_user_file {users}/htpasswd;
             auth_delay 1s;
             proxy_pass http://127.0.0.1:{backend_port};
         }
@@ -60,20 +61,26 @@ def echo():
 
 
 @pytest.fixture
-def proxy(start_proxy, backend, echo):
-    return start_proxy(CONF, backend_port=backend.port, ws_port=echo.port)
+def users():
+    """Where the user file lives: a directory nginx's workers (nobody) can read."""
+    with readable_tmpdir("ngate-users-") as path:
+        yield path
+
+
+@pytest.fixture
+def proxy(start_proxy, backend, echo, users):
+    proc = start_proxy(CONF, backend_port=backend.port, ws_port=echo.port, users=users)
+    proc.users = users / "htpasswd"
+    return proc
 
 
 def write_users(proxy, text: str) -> None:
-    """The user file next to nginx.conf (a relative auth_basic_user_file is relative to it)."""
-    path = proxy.prefix / "htpasswd"
+    """Replace the user file (a new inode, as editors and htpasswd do)."""
+    path = proxy.users
     tmp = path.with_suffix(".new")
     tmp.write_text(text)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
-    for p in path.parents:          # nginx's workers run as nobody: the path must be searchable
-        if str(p).startswith("/tmp/"):
-            os.chmod(p, os.stat(p).st_mode | 0o055)
 
 
 def openssl_passwd(flag: str, password: str) -> str:
@@ -119,7 +126,7 @@ def test_user_file_edits_apply_without_reload(proxy):
     write_users(proxy, "bob:{PLAIN}two\n")                       # same size, new inode
     assert requests.get(url(proxy, "/secret/"), auth=("bob", "one"), timeout=10).status_code == 401
     assert requests.get(url(proxy, "/secret/"), auth=("bob", "two"), timeout=10).status_code == 200
-    path = proxy.prefix / "htpasswd"
+    path = proxy.users
     with open(path, "r+") as f:                                   # rewritten in place
         f.write("bob:{PLAIN}six\n")
     assert requests.get(url(proxy, "/secret/"), auth=("bob", "six"), timeout=10).status_code == 200
@@ -136,7 +143,7 @@ def test_error_log_lines(proxy):
     log = proxy.error_log()
     assert "[info]" in log and "no user/password was provided for basic authentication" in log
     assert '[error]' in log and 'user "carol": password mismatch' in log
-    assert f'user "dave" was not found in "{proxy.prefix / "htpasswd"}"' in log
+    assert f'user "dave" was not found in "{proxy.users}"' in log
 
 
 def test_remote_user_in_access_log(proxy):
@@ -178,12 +185,14 @@ def test_auth_delay(proxy, backend):
     r = requests.get(url(proxy, "/slow401/"), auth=("hal", "bad"), timeout=10)
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == 'Basic realm="slow"'
     assert "delaying unauthorized request" in proxy.error_log()
-    assert requests.get(url(proxy, "/slow401/"), auth=("hal", "pw"), timeout=10).status_code == 200
+    r = requests.get(url(proxy, "/slow401/"), auth=("hal", "pw"), timeout=10)
+    assert r.status_code == 200, proxy.error_log()
     # a client that leaves during the delay costs nothing more; the server keeps answering
     with Connection(proxy.port, timeout=5) as conn:
         conn.send(build_request("GET", "/slow401/"))
     time.sleep(1.5)
-    assert requests.get(url(proxy, "/slow401/"), auth=("hal", "pw"), timeout=10).status_code == 200
+    r = requests.get(url(proxy, "/slow401/"), auth=("hal", "pw"), timeout=10)
+    assert r.status_code == 200, proxy.error_log()
     assert "[alert]" not in proxy.error_log()
 
 
