@@ -31,6 +31,8 @@ def content(ex) -> str:
     conf = ctx.conf
     if conf.access_rules and not _access(ex, conf.access_rules):
         return DONE
+    if conf.access is not None:
+        _auth(ex, conf.access)
     length = ctx.hdr.get(b"content-length")
     limit = conf.client_max_body_size
     if limit and length is not None and length.isdigit() and int(length) > limit:
@@ -78,6 +80,20 @@ def _access(ex, rules) -> bool:
     ex.report.add("access", f"allow/deny rules ({len(rules)}): {depends(['remote_addr'])}; "
                             "explained as allowed")
     return True
+
+
+def _auth(ex, plan) -> None:
+    """auth_basic / auth_request: the request's credentials decide; explained as authorised."""
+    any_ = " (satisfy any: one allowing check is enough)" if plan.satisfy_any else ""
+    auth = plan.auth_basic
+    if auth is not None:
+        ex.report.add("access", f'auth_basic "{auth.realm.text}", user file '
+                                f"{auth.user_file.text}: 401 without valid credentials{any_}; "
+                                "explained as authorised")
+    if plan.auth_request is not None:
+        ex.report.add("access", f"auth_request {plan.auth_request}: a subrequest decides (2xx lets "
+                                f"the request in, 401/403 refuse it, else 500){any_}; explained "
+                                "as allowed")
 
 
 # ---------------------------------------------------------------- try_files

@@ -146,3 +146,17 @@ def test_auth_request_plan(tmp_path):
 def test_limit_except_methods_are_case_insensitive_in_the_config(tmp_path):
     config = load_http(tmp_path, "server { listen 8080; location / { limit_except get post { } } }")
     assert config.servers[0].locations[0].conf.limit_except.methods == {"GET", "HEAD", "POST"}
+
+
+def test_explain_names_the_checks(tmp_path, capsys):
+    from ngate import cli
+    (tmp_path / "nginx.conf").write_text("""events {}
+http { server { listen 8080; server_name a.test;
+    location / { auth_basic "staff"; auth_basic_user_file users; auth_request /sso;
+                 proxy_pass http://127.0.0.1:9; }
+    location = /sso { internal; return 204; } } }""")
+    rc = cli.main(["explain", "-p", str(tmp_path), "-c", "nginx.conf", "http://a.test:8080/x"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert f'access    auth_basic "staff", user file {tmp_path}/users: 401 without valid' in out
+    assert "access    auth_request /sso: a subrequest decides" in out
