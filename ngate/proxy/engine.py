@@ -152,17 +152,18 @@ def too_large(ctx, conf) -> bool:
 
 def content_phase(ctx) -> None:
     conf = ctx.conf
-    if conf.limits is not None:         # PREACCESS: limit_req, limit_conn
-        rc = limits.preaccess(ctx, conf.limits)
-        if rc:
-            return finalize(ctx, rc) if rc > 0 else None
-    plan = conf.access
-    if plan is not None and ctx.main is None:      # subrequests skip the access phase
-        status = access.check(ctx, plan, access_done)
-        if status:
-            if status is access.PENDING:
-                return          # an auth_request subrequest runs; access_done goes on
-            return access_denied(ctx, status, plan.auth_delay)
+    if ctx.main is None:    # a subrequest (proxy/subrequest.py) skips PREACCESS and ACCESS
+        if conf.limits is not None:         # PREACCESS: limit_req, limit_conn
+            rc = limits.preaccess(ctx, conf.limits)
+            if rc:
+                return finalize(ctx, rc) if rc > 0 else None
+        plan = conf.access
+        if plan is not None:                # ACCESS: allow/deny, auth_basic, auth_request
+            status = access.check(ctx, plan, access_done)
+            if status:
+                if status is access.PENDING:
+                    return      # an auth_request subrequest runs; access_done goes on
+                return access_denied(ctx, status, plan.auth_delay)
     return after_access(ctx, conf)
 
 

@@ -8,6 +8,9 @@ and calls `done(sub_ctx, status, headers)` once the response is complete. The he
 of the main request are shared (nginx copies headers_in), the method is GET, the body is none
 (auth_request gives its subrequest an empty one), `set` variables are shared, the access phase
 is skipped (nginx runs it for the main request only) and nothing is logged (log_subrequest off).
+limit_req/limit_conn are skipped too (nginx applies them to a subrequest only when its main
+request was not limited; a limit_conn slot is given back at the log phase, which a subrequest
+does not have).
 
 While a subrequest runs, the main request's connection has a SubrequestWatch as its writer: a
 client that leaves or times out cancels the subrequest.
