@@ -223,6 +223,42 @@ def map_block(c, lv, st):
     c.maps[name] = m.build(name)
 
 
+def _var_name(var: str, where) -> str:
+    if not var.startswith("$") or len(var) < 2:
+        raise ConfigError(f'invalid variable name "{var}"', where)
+    return var[1:]
+
+
+def geo_block(c, lv, st):
+    """geo [$source] $name { ... } (routing/geo.py); like map, a variable of c.maps."""
+    from ngate.routing.geo import GeoBuilder
+    source = None
+    if len(st.args) == 2:
+        source = c.template("$" + _var_name(st.args[0], st.where), st.where)
+    name = _var_name(st.args[-1], st.where)
+    g = GeoBuilder(source)
+    for entry in st.block:
+        if entry.block is not None:
+            raise ConfigError('unexpected "{"', entry.where)
+        g.add([entry.directive] + entry.args, entry.where)
+    c.maps[name] = g.build()
+
+
+def split_clients_block(c, lv, st):
+    """split_clients $source $name { N% value; * value; } (routing/split_clients.py)."""
+    from ngate.routing import split_clients
+    source = c.template(st.args[0], st.where)
+    name = _var_name(st.args[1], st.where)
+    entries = []
+    for entry in st.block:
+        if entry.block is not None:
+            raise ConfigError('unexpected "{"', entry.where)
+        if len(entry.args) != 1:
+            raise ConfigError("invalid number of the split_clients parameters", entry.where)
+        entries.append((entry.directive, entry.args[0], entry.where))
+    c.maps[name] = split_clients.build(source, entries)
+
+
 class _MapBuilder:
     def __init__(self, c, st) -> None:
         self.c, self.st = c, st

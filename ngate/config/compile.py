@@ -15,6 +15,7 @@ import re
 from types import MappingProxyType
 
 from ngate.access.phase import access_plan
+from ngate import realip
 from ngate.config import directives, tls
 from ngate.config.model import (Config, IfOp, LimitExcept, LocConf, Location, LogFormat, Main,
                                 ProxyRedirect, Server)
@@ -83,6 +84,7 @@ class Compiler:
         self.listen_keys: dict = {}
         self.conf_dir = prefix          # nginx's conf_prefix: the main config file's directory
         self.zones = Zones()            # limit_req_zone / limit_conn_zone (shared memory)
+        self.uses_stats = False        # stub_status or $connections_*: workers count
 
     # -------------------------------------------------------- used by handlers
     def level(self, ctx: str, parent: Level, where) -> Level:
@@ -95,6 +97,8 @@ class Compiler:
     def template(self, text: str, where=None):
         """A compiled Template. An unknown variable is reported after the whole walk, as nginx
         checks variables only once every directive has been read (structural errors first)."""
+        if "connections_" in text:
+            self.uses_stats = True
         try:
             return compile_template(text, self.user_vars, where)
         except ConfigError as e:
@@ -172,6 +176,7 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
         fields["proxy_redirect"] = redirect(fields["proxy_redirect"])
     fields["extra"] = MappingProxyType(dict(vals.get("extra", {})))
     fields["proxy_ssl"] = tls.proxy_tls(vals)
+    fields["realip"] = realip.compile_conf(vals)
     fields["rewrite_ops"] = tuple(_op(op, vals) for op in lv.ops)
     fields["limits"] = limits_config.build(vals)
     fields["access"] = access_plan(fields)
@@ -230,9 +235,10 @@ def collect_user_vars(stmts) -> frozenset:
         if st.directive in ("set", "auth_request_set") and st.args \
                 and st.args[0].startswith("$"):
             names.add(st.args[0][1:])
-        elif st.directive == "map" and len(st.args) == 2 and st.args[1].startswith("$"):
-            names.add(st.args[1][1:])
-        if st.block and st.directive != "types":
+        elif st.directive in ("map", "split_clients", "geo") and st.args \
+                and st.args[-1].startswith("$"):
+            names.add(st.args[-1][1:])
+        if st.block and st.directive not in ("types", "geo", "split_clients"):
             stack.extend(st.block)
     return frozenset(n for n in names if n and n not in BUILTINS)
 
@@ -256,7 +262,8 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
                   tls_listens=tls.build_listens(listens),
                   upstreams=dict(c.upstreams), maps=dict(c.maps),
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
-                  http_conf=loc_conf(http_vals, http_lv), zones=zones)
+                  http_conf=loc_conf(http_vals, http_lv), zones=zones,
+                  stub_status=c.uses_stats)
 
 
 def by_listen(servers) -> dict:

@@ -209,6 +209,16 @@ def _register() -> None:
     directive("auth_basic", HSL | {LMT}, 1, h.scalar("auth_basic", h.template))
     directive("auth_basic_user_file", HSL | {LMT}, 1,
               h.scalar("auth_basic_user_file", h.auth_basic_user_file))
+    # realip, geo, split_clients, stub_status (ngate/realip, routing/geo.py, routing/split_clients.py,
+    # observability/stub_status.py)
+    from ngate import realip
+    directive("set_real_ip_from", HSL, 1, h.array("set_real_ip_from", realip.parse_from, extend=True))
+    directive("real_ip_header", HSL, 1, h.scalar("real_ip_header", realip.parse_header))
+    directive("real_ip_recursive", HSL, 1, h.scalar("real_ip_recursive", h.flag))
+    directive("geo", {HTTP}, (1, 2), b.geo_block, block=True)
+    directive("split_clients", {HTTP}, 2, b.split_clients_block, block=True)
+    from ngate.observability import stub_status
+    directive("stub_status", {SRV, LOC}, (0, 1), stub_status.directive)
 
     # ------------------------------------------------------------- limit_req, limit_conn
     from ngate.limits import config as limits
@@ -224,7 +234,7 @@ def _register() -> None:
                  "chunked_transfer_encoding", "reset_timedout_connection",
                  "log_subrequest", "recursive_error_pages", "msie_padding",
                  "proxy_ignore_client_abort", "proxy_socket_keepalive",
-                 "http2", "real_ip_recursive", "open_file_cache_errors"):
+                 "http2", "open_file_cache_errors"):
         directive(name, HSLI, 1, h.extra_flag)
     for name in ("gzip_comp_level", "gzip_min_length", "gzip_buffers", "gzip_http_version",
                  "gzip_types", "gzip_proxied", "gzip_disable", "charset", "source_charset",
@@ -244,12 +254,11 @@ def _register() -> None:
                  "fastcgi_cache", "fastcgi_cache_path", "fastcgi_cache_key", "fastcgi_cache_valid",
                  "fastcgi_max_temp_file_size", "open_file_cache",
                  "open_file_cache_valid", "open_file_cache_min_uses", "limit_rate",
-                 "limit_rate_after", "real_ip_header",
-                 "set_real_ip_from", "max_ranges", "uwsgi_param", "uwsgi_pass",
+                 "limit_rate_after", "max_ranges", "uwsgi_param", "uwsgi_pass",
                  "scgi_param", "scgi_pass", "http2_max_concurrent_streams",
                  "http2_max_field_size", "http2_max_header_size", "http2_body_preread_size",
                  "http2_idle_timeout", "http2_recv_timeout", "subrequest_output_buffer_size",
-                 "read_ahead", "stub_status", "ssi",
+                 "read_ahead", "ssi",
                  "sub_filter", "sub_filter_once", "sub_filter_types", "add_trailer"):
         directive(name, HSLI, (0, None), h.extra)
 

@@ -41,6 +41,7 @@ class Listen:
     reuseport: bool = False
     backlog: int = 511
     ipv6only: bool = True
+    proxy_protocol: bool = False   # the PROXY protocol header precedes HTTP (and TLS)
     where: Where | None = None
 
     @property
@@ -359,6 +360,8 @@ class LocConf:
     auth_request_set: tuple = ()                           # array: (variable, Template)
     access: "AccessPlan | None" = None
     limit_except: "LimitExcept | None" = None
+    realip: Any = None                                     # realip.RealIp (None: nothing trusted)
+    stub_status: bool = False                              # the `stub_status` content handler
     # rewrite module: ops of this level (not inherited: nginx runs server-level ops in the server
     # rewrite phase and location ops in the location phase)
     rewrite_ops: tuple = ()
@@ -479,3 +482,4 @@ class Config:
     tls_listens: dict = field(default_factory=dict)   # listen key -> server/tls.py TlsListen
     zones: tuple = ()                # limits/zones.py Zone: limit_req/limit_conn shared zones
     raw: Any = None                  # crossplane payload (for -T only)
+    stub_status: bool = False        # stub_status or $connections_* used: workers count

@@ -13,7 +13,7 @@ from ngate.errors import ConfigError
 # listen parameters that set socket options: two listens of one address may not both set them
 SOCKET_OPTIONS = ("backlog", "rcvbuf", "sndbuf", "ipv6only", "reuseport", "deferred", "bind",
                   "fastopen", "so_keepalive", "accept_filter", "setfib")
-_IGNORED_FLAGS = ("deferred", "bind", "proxy_protocol", "quic")
+_IGNORED_FLAGS = ("deferred", "bind", "quic")
 
 
 def default_listen() -> Listen:
@@ -38,7 +38,7 @@ def parse_listen(args: list[str], where) -> tuple[Listen, bool]:
         name, eq, value = arg.partition("=")
         if arg in ("default_server", "default"):
             opts["default_server"] = True
-        elif arg in ("ssl", "http2", "reuseport"):
+        elif arg in ("ssl", "http2", "reuseport", "proxy_protocol"):
             opts[arg] = True
             sockopts = sockopts or arg == "reuseport"
         elif arg in _IGNORED_FLAGS:

@@ -44,6 +44,9 @@ class RequestContext:
         "limits",           # limits/phase.py LimitState once limit_req/limit_conn ran
         "www_authenticate", # str: the access phase's challenge, sent with its 401
         "main",             # the main request's context in a subrequest (proxy/subrequest.py)
+        "realip",           # (addr, port) of the connection before realip replaced them, or None
+        "request_id",       # $request_id once asked for
+        "stat_writing",     # counted as writing by stub_status (observability/stub_status.py)
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -93,3 +96,6 @@ class RequestContext:
         self.limits = None
         self.www_authenticate = None
         self.main = None
+        self.realip = None
+        self.request_id = None
+        self.stat_writing = False

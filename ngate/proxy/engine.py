@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from ngate import static
+from ngate import realip, static
 from ngate.access import phase as access
 from ngate.errors import ProxyError
 from ngate.http1 import response as resp
@@ -75,9 +75,11 @@ def start_request(ctx, req) -> None:
         ctx.uri = normalize_uri(path, server.merge_slashes)
     except ValueError:
         return reject_request(ctx, 400, "client sent invalid request")
-    ctx.conf = server.conf
+    ctx.conf = conf = server.conf
+    if conf.realip is not None:         # realip's POST_READ run, with the server's settings
+        realip.apply(ctx, conf.realip)
     try:
-        ops = server.conf.rewrite_ops
+        ops = conf.rewrite_ops
         if ops and rewrite.run(ctx, ops) is rewrite.DONE:
             return
         find_location_phase(ctx)
@@ -153,6 +155,8 @@ def too_large(ctx, conf) -> bool:
 def content_phase(ctx) -> None:
     conf = ctx.conf
     if ctx.main is None:    # a subrequest (proxy/subrequest.py) skips PREACCESS and ACCESS
+        if conf.realip is not None:         # PREACCESS: realip's run with the location's settings
+            realip.apply(ctx, conf.realip)
         if conf.limits is not None:         # PREACCESS: limit_req, limit_conn
             rc = limits.preaccess(ctx, conf.limits)
             if rc:
@@ -538,3 +542,7 @@ def log_request(ctx) -> None:
     conn.runtime.access_log(ctx)
     if ctx.limits is not None:
         ctx.limits.release()
+    if ctx.stat_writing:
+        conn.runtime.stats.request_done(ctx)
+    if ctx.realip is not None:
+        realip.restore(ctx)

@@ -129,8 +129,12 @@ def _user_getter(name: str) -> Getter:
             return vs[name]
         m = MAPS.get(name)
         if m is not None:
-            from ngate.routing.maps import evaluate_map
-            v = evaluate_map(m, ctx)
+            evaluate = getattr(m, "evaluate", None)     # geo, split_clients
+            if evaluate is not None:
+                v = evaluate(ctx)
+            else:
+                from ngate.routing.maps import evaluate_map
+                v = evaluate_map(m, ctx)
             if not m.volatile:
                 if vs is None:
                     ctx.vars = vs = {}
@@ -234,6 +238,64 @@ def _remote_addr(ctx):
 @builtin("remote_port")
 def _remote_port(ctx):
     return ctx.conn.remote_port
+
+
+@builtin("realip_remote_addr")
+def _realip_remote_addr(ctx):
+    r = ctx.realip
+    return r[0] if r is not None else ctx.conn.remote_addr
+
+
+@builtin("realip_remote_port")
+def _realip_remote_port(ctx):
+    r = ctx.realip
+    return r[1] if r is not None else ctx.conn.remote_port
+
+
+# `listen ... proxy_protocol` (server/proxy_protocol.py): not found without addresses
+@builtin("proxy_protocol_addr")
+def _proxy_protocol_addr(ctx):
+    pp = ctx.conn.proxy_protocol
+    return pp.src_addr if pp is not None else None
+
+
+@builtin("proxy_protocol_port")
+def _proxy_protocol_port(ctx):
+    pp = ctx.conn.proxy_protocol
+    return str(pp.src_port) if pp is not None else None
+
+
+@builtin("proxy_protocol_server_addr")
+def _proxy_protocol_server_addr(ctx):
+    pp = ctx.conn.proxy_protocol
+    return pp.dst_addr if pp is not None else None
+
+
+@builtin("proxy_protocol_server_port")
+def _proxy_protocol_server_port(ctx):
+    pp = ctx.conn.proxy_protocol
+    return str(pp.dst_port) if pp is not None else None
+
+
+@builtin("request_id")
+def _request_id(ctx):
+    """16 random bytes from the OS's CSPRNG in hex, made once per request when first read."""
+    rid = ctx.request_id
+    if rid is None:
+        rid = ctx.request_id = os.urandom(16).hex()
+    return rid
+
+
+def _connections(index: int) -> Getter:
+    """$connections_*: stub_status's counts over all workers (observability/stub_status.py)."""
+    def get(ctx):
+        from ngate.observability.stub_status import totals
+        return str(totals()[index])
+    return get
+
+
+for _name, _index in (("active", 0), ("reading", 4), ("writing", 5), ("waiting", 6)):
+    BUILTINS["connections_" + _name] = _connections(_index)
 
 
 @builtin("server_addr")

@@ -90,7 +90,9 @@ class HttpConnection:
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
         "deadline", "write_mark", "lost", "rejected", "linger",
+        "proxy_protocol",   # server/proxy_protocol.py ProxyHeader, or None
     )
+    handed_over = False     # a fresh accept (server/tls.py's connections are handed over)
 
     def __init__(self, runtime, listen) -> None:
         self.runtime = runtime
@@ -112,6 +114,7 @@ class HttpConnection:
         self.lost = None                # the exception connection_lost reported (None: EOF)
         self.rejected = None            # (HeadError, url) of a bad pipelined head, answered in turn
         self.linger = None              # lingering close: (end time, lingering_timeout)
+        self.proxy_protocol = None
         self._underscores = listen.underscores
         self._ignore_invalid = listen.ignore_invalid
         self._limit_line = listen.limit_line
@@ -209,6 +212,8 @@ class HttpConnection:
         self.closing = True
         self._cancel_timer()
         self.runtime.connection_closed(self)
+        if self._in_head and self.runtime.stats is not None:
+            self.runtime.stats.head_ended()
         cur = self.current
         if cur is not None and not cur.discard:
             engine.client_closed(cur.ctx)
@@ -244,6 +249,8 @@ class HttpConnection:
         self._hdr = {}
         self._head_bytes = 0
         self._in_head = True
+        if self.runtime.stats is not None:
+            self.runtime.stats.head_started()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -274,6 +281,9 @@ class HttpConnection:
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._cancel_timer()
+        stats = self.runtime.stats
+        if stats is not None:
+            stats.head_ended()
         p = self.parser
         version = p.get_http_version()
         method = p.get_method().decode("latin-1")
@@ -299,6 +309,8 @@ class HttpConnection:
                 raise HeadError(400, 'client sent invalid "Content-Length" header')
             ctx.content_length_in = int(cl)
         ctx.keep_alive = p.should_keep_alive()
+        if stats is not None:
+            stats.request_started(ctx)
         req = Request(ctx)
         if self.current is None:
             self.current = req

@@ -15,21 +15,27 @@ from ngate.config.model import AccessLog, Config
 from ngate.observability import access_log as alog
 from ngate.observability import error_log
 from ngate.observability import metrics  # noqa: F401  (registers the `metrics` handler)
+from ngate.observability import stub_status
 from ngate.proxy import http_proxy  # noqa: F401  (registers the proxy_pass content handler)
+from ngate.proxy import engine
 from ngate.proxy import fastcgi_proxy  # noqa: F401  (registers fastcgi_pass)
 from ngate.routing import variables
 from ngate.routing.servers import ServerSelector
 from ngate.server.clock import Deadlines
 from ngate.server.connection import HttpConnection, name_table
+from ngate.server.proxy_protocol import ProxyProtocolAcceptor
 from ngate.server.tls import TlsAcceptor
 from ngate.upstream.pool import KeepalivePool
+
+engine.CONTENT_HANDLERS.append((lambda conf: conf.stub_status, stub_status.stub_status_handler))
 
 
 class ListenState:
     """What a listening socket needs per connection: its servers and how to pick one, and what
     every connection on it would otherwise work out again (head limits, the local address)."""
     __slots__ = ("key", "default_server", "selector", "scheme", "ssl_context", "local",
-                 "underscores", "ignore_invalid", "limit_line", "limit_total", "names")
+                 "underscores", "ignore_invalid", "limit_line", "limit_total", "names",
+                 "proxy_protocol")
 
     def __init__(self, key, default_server, servers, scheme: str = "http") -> None:
         self.key = key
@@ -37,6 +43,7 @@ class ListenState:
         self.selector = ServerSelector(default_server, servers)
         self.scheme = scheme
         self.ssl_context = None     # server/tls.py TlsListen on a `listen ... ssl` socket
+        self.proxy_protocol = False   # `listen ... proxy_protocol`: the header comes first
         self.local = _local_address(key)
         srv = default_server
         self.underscores = srv.underscores_in_headers
@@ -73,6 +80,8 @@ class WorkerRuntime:
             ssl = any(l.ssl for s in servers for l in s.listens if l.key == key)
             ls = self.listens[key] = ListenState(key, default, servers, "https" if ssl else "http")
             ls.ssl_context = config.tls_listens.get(key)
+            ls.proxy_protocol = any(l.proxy_protocol for s in servers for l in s.listens
+                                    if l.key == key)
         self.connections: set = set()
         self.tunnels: set = set()
         self.deadlines = Deadlines(loop)
@@ -84,6 +93,9 @@ class WorkerRuntime:
         self._idle_waiter = None
         self.worker_connections = config.main.worker_connections
         self._connections_warned = False
+        self._handover = False
+        # stub_status counters: only when the config reads them (config/compile.py decides)
+        self.stats = stub_status.worker_stats() if config.stub_status else None
         variables.MAPS = config.maps
 
     # ------------------------------------------------------------ lifecycle
@@ -100,7 +112,11 @@ class WorkerRuntime:
             if ls is None:
                 continue
             # a partial, not a lambda: no Python frame per accepted connection
-            factory = partial(HttpConnection if ls.ssl_context is None else TlsAcceptor, self, ls)
+            proto = HttpConnection if ls.ssl_context is None else TlsAcceptor
+            if ls.proxy_protocol:
+                factory = partial(ProxyProtocolAcceptor, self, ls, proto)
+            else:
+                factory = partial(proto, self, ls)
             # uvloop listens again on the socket: with the listen's backlog, not its default
             backlog = self._backlog(key)
             for sock in socks if isinstance(socks, (list, tuple)) else (socks,):
@@ -171,16 +187,32 @@ class WorkerRuntime:
             return False
         self._connections_warned = False
         self.connections.add(conn)
+        stats = self.stats
+        if stats is not None:
+            if self._handover or conn.handed_over:
+                stats.active(self.connection_count)
+            else:
+                stats.accepted(self.connection_count)
+        self._handover = False
         return True
 
-    def connection_closed(self, conn) -> None:
+    def connection_closed(self, conn, handover: bool = False) -> None:
+        """`handover`: the same client connection goes on in another protocol object
+        (PROXY header read, TLS sniffed): the next connection_opened is not a new accept."""
         self.connections.discard(conn)
+        self._handover = handover
+        if self.stats is not None:
+            self.stats.active(self.connection_count)
 
     def tunnel_opened(self, tunnel) -> None:
         self.tunnels.add(tunnel)
+        if self.stats is not None:
+            self.stats.active(self.connection_count)
 
     def tunnel_closed(self, tunnel) -> None:
         self.tunnels.discard(tunnel)
+        if self.stats is not None:
+            self.stats.active(self.connection_count)
 
     @property
     def connection_count(self) -> int:

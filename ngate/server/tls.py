@@ -288,11 +288,13 @@ def build_listens(by_listen: dict) -> dict:
 class TlsAcceptor(asyncio.Protocol):
     """A new connection on a TLS socket until it is TLS (handed to HttpsConnection through
     SSLProtocol) or plain HTTP (handed to PlainHttpOnTls)."""
-    __slots__ = ("runtime", "listen", "transport", "timer", "deadline")
+    __slots__ = ("runtime", "listen", "transport", "timer", "deadline", "proxy_protocol")
+    handed_over = False
 
     def __init__(self, runtime, listen) -> None:
         self.runtime = runtime
         self.listen = listen
+        self.proxy_protocol = None      # the PROXY header read before TLS (proxy_protocol.py)
         self.transport = None
         self.timer = None
         self.deadline = 0.0
@@ -323,7 +325,9 @@ class TlsAcceptor(asyncio.Protocol):
         loop = runtime.loop
         waiter = loop.create_future()
         waiter.add_done_callback(self._handshake_done)
-        proto = SSLProtocol(loop, HttpsConnection(runtime, self.listen),
+        conn = HttpsConnection(runtime, self.listen)
+        conn.proxy_protocol = self.proxy_protocol
+        proto = SSLProtocol(loop, conn,
                             self.listen.ssl_context.context, waiter, server_side=True,
                             ssl_handshake_timeout=max(self.deadline - loop.time(), 0.001))
         transport = self.transport
@@ -357,8 +361,9 @@ class TlsAcceptor(asyncio.Protocol):
         error_log.info(text + where, self.runtime.next_connection_number())
 
     def _plain(self, data: bytes) -> None:
-        self.runtime.connection_closed(self)
+        self.runtime.connection_closed(self, handover=True)
         conn = PlainHttpOnTls(self.runtime, self.listen)
+        conn.proxy_protocol = self.proxy_protocol
         transport = self.transport
         transport.set_protocol(conn)
         conn.connection_made(transport)
@@ -398,6 +403,7 @@ class HttpsConnection(HttpConnection):
     verification (`optional_no_ca` lets an unknown CA through) and 496 ("400 No required SSL
     certificate was sent") with `ssl_verify_client on` and no certificate."""
     __slots__ = ()
+    handed_over = True      # accepted (and counted) by the TlsAcceptor
 
     def start_request(self, ctx, req) -> None:
         if self.listen.ssl_context.verifies:

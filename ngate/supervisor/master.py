@@ -21,7 +21,7 @@ import traceback
 
 from ngate.errors import ConfigError
 from ngate.limits import zones
-from ngate.observability import error_log
+from ngate.observability import error_log, stub_status
 from ngate.supervisor.listeners import BindError, Listeners, close_sockets
 from ngate.supervisor.worker import run_worker
 
@@ -44,12 +44,13 @@ def signal_text(signo: int, sender: int) -> str:
 
 
 class _Worker:
-    __slots__ = ("pid", "index", "generation")
+    __slots__ = ("pid", "index", "generation", "slot")
 
-    def __init__(self, pid: int, index: int, generation: int) -> None:
+    def __init__(self, pid: int, index: int, generation: int, slot: int = 0) -> None:
         self.pid = pid
         self.index = index
         self.generation = generation
+        self.slot = slot            # its slot in stub_status's shared counters
 
 
 class Master:
@@ -94,6 +95,7 @@ class Master:
             self.remove_pid()
 
     def supervise(self) -> int:
+        stub_status.shared()        # mapped before the first fork: every worker shares it
         error_log.notice("start worker processes")
         self.start_workers()
         while self.workers or not (self.quitting or self.terminating):
@@ -131,10 +133,13 @@ class Master:
             self.spawn(index)
 
     def spawn(self, index: int) -> None:
+        used = {w.slot for w in self.workers.values()}
+        slot = next((s for s in range(stub_status.MAX_SLOTS) if s not in used), 0)
         pid = os.fork()
         if pid == 0:
+            stub_status.use_slot(slot)
             os._exit(self.worker_main(index))
-        self.workers[pid] = _Worker(pid, index, self.generation)
+        self.workers[pid] = _Worker(pid, index, self.generation, slot)
         error_log.notice(f"start worker process {pid}")
 
     def worker_main(self, index: int) -> int:
@@ -163,6 +168,7 @@ class Master:
                 self.worker_exited(worker, status)
 
     def worker_exited(self, worker: _Worker, status: int) -> None:
+        stub_status.shared().clear_gauges(worker.slot)
         code = None
         if os.WIFSIGNALED(status):
             error_log.alert(f"worker process {worker.pid} exited on signal {os.WTERMSIG(status)}")
