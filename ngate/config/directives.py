@@ -168,7 +168,7 @@ def _register() -> None:
     directive("access_log", HSLI | {LMT}, (1, None), h.access_log)
     directive("root", HSLI, 1, h.root)
     directive("alias", {LOC}, 1, h.alias)
-    directive("index", HSL, (1, None), h.array("index", h.each_arg, extend=True))
+    directive("index", HSL, (1, None), h.array("index", h.index_args, extend=True))
     directive("resolver", HSL, (1, None), h.array("resolver", h.each_arg, extend=True))
     directive("resolver_timeout", HSL, 1, h.extra_time)
     directive("default_type", HSL, 1, h.scalar("default_type", h.first_arg))

@@ -183,6 +183,11 @@ def each_arg(c, st) -> list[str]:
     return list(st.args)
 
 
+def index_args(c, st) -> list:
+    """index: names with variables become Templates (rendered per request, as nginx)."""
+    return [c.template(a, st.where) if "$" in a else a for a in st.args]
+
+
 def path_arg(c, st) -> str:
     return c.path(st.args[0])
 

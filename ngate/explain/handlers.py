@@ -469,6 +469,8 @@ def _directory(ex, conf) -> str:
     r.more(f"{ctx.uri} -> {dir_path} (a directory: the index files are tried)")
     names = conf.index
     for i, name in enumerate(names):
+        if name.__class__ is not str:
+            name = name.render(ctx)
         if name.startswith("/"):
             if i == len(names) - 1:
                 return ex.internal_redirect(name, "index, the last is a URI")

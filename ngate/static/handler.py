@@ -162,6 +162,8 @@ def _directory(ctx) -> None:
     names = ctx.conf.index
     last = len(names) - 1
     for i, name in enumerate(names):
+        if name.__class__ is not str:
+            name = name.render(ctx)
         if name.startswith("/"):
             if i == last:
                 return engine.internal_redirect(ctx, name, keep_args=True)
