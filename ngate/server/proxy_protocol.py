@@ -196,10 +196,15 @@ class ProxyProtocolAcceptor(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc) -> None:
+        """Closed before a whole header: nginx logs what it read as a broken header (on an ssl
+        listen it peeks, and an empty peek is one too), or an empty plain read at info."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-            self._log("info", "client closed connection")
+            if self.buf or self.listen.ssl_context is not None:
+                self._log("error", _broken(self.buf)[3])
+            else:
+                self._log("info", "client closed connection")
         self.runtime.connection_closed(self)
 
     def _timed_out(self) -> None:
