@@ -154,7 +154,7 @@ def test_v1_before_tls_with_curl(server):
     assert out.endswith("scheme=https\n"), out
 
 
-@pytest.mark.parametrize("header,expected", [
+HEADERS = [
     (b"PROXY TCP4 192.0.2.1 192.0.2.2 123 5678\r\n", b"pp=192.0.2.1:123 server=192.0.2.2:5678"),
     (b"PROXY TCP6 2001:DB8::1 2001:db8::2 123 5678\r\n",
      b"pp=2001:DB8::1:123 server=2001:db8::2:5678"),
@@ -164,14 +164,15 @@ def test_v1_before_tls_with_curl(server):
     (V2_TCP6, b"pp=2001:db8::1:123 server=2001:db8::2:5678"),
     (V2_TLV, b"pp=192.0.2.1:123 server=192.0.2.2:5678"),
     (V2_LOCAL, b"pp=: server=:"),
-    (V2_UNIX, b"pp=: server=:"),
-])
-@pytest.mark.parametrize("tls", [False, True])
+]
+# nginx 1.22 peeks 108 bytes before TLS and refuses a longer v2 header ("header is too large");
+# ngate reads it whole (README: differences), so this one is checked on plain HTTP only
+LONG = [(V2_UNIX, b"pp=: server=:")]
+
+
+@pytest.mark.parametrize("header,expected,tls",
+                         [(h, e, False) for h, e in HEADERS + LONG] + [(h, e, True) for h, e in HEADERS])
 def test_header_variables(server, header, expected, tls):
-    if tls and len(header) > 108:
-        # nginx 1.22 peeks 108 bytes before TLS and refuses a longer v2 header ("header is too
-        # large"); ngate reads it whole (README: differences). Checked on plain HTTP only.
-        return
     port = server.params["tls_port"] if tls else server.port
     out = body(exchange(port, header, "/", tls=tls))
     assert out == b"remote=127.0.0.1 " + expected + (b" scheme=https\n" if tls else b" scheme=http\n")
