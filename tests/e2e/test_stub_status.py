@@ -60,7 +60,13 @@ def settled_status(port: int) -> dict:
 
 @pytest.fixture
 def server(start_proxy):
-    return start_proxy(CONF)
+    """Started, with both workers serving (a connection that reached a worker's socket before
+    that worker ran is accepted once it does: the counts are read after that)."""
+    proc = start_proxy(CONF)
+    idle = idle_connections_on_both_workers(proc.port)
+    for c in idle:
+        c.close()
+    return proc
 
 
 def idle_connections_on_both_workers(port: int) -> list[Connection]:
