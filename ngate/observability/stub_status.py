@@ -12,7 +12,8 @@ decided when the config is compiled; otherwise WorkerRuntime.stats is None and n
   accepts, handled   a connection accepted (PROXY/TLS acceptors hand over without counting again)
   active             the worker's open client connections and tunnels
   requests, reading  the first byte of a request head; reading ends when the head is parsed
-  writing            from the parsed head until the request is logged (a tunnel until it ends)
+  writing            from when the request starts (a pipelined one: when its turn comes) until
+                     it is logged or its connection is gone (a tunnel: until it ends)
   waiting            active - reading - writing, as nginx's idle keep-alive connections
 """
 from __future__ import annotations

@@ -217,6 +217,8 @@ class HttpConnection:
         cur = self.current
         if cur is not None and not cur.discard:
             engine.client_closed(cur.ctx)
+        if cur is not None and cur.ctx.stat_writing and self.runtime.stats is not None:
+            self.runtime.stats.request_done(cur.ctx)     # ended without a log line
         self.current = None
         self.queue = None
         # the parser holds this connection's bound methods: break that cycle, or the connection
@@ -309,11 +311,11 @@ class HttpConnection:
                 raise HeadError(400, 'client sent invalid "Content-Length" header')
             ctx.content_length_in = int(cl)
         ctx.keep_alive = p.should_keep_alive()
-        if stats is not None:
-            stats.request_started(ctx)
         req = Request(ctx)
         if self.current is None:
             self.current = req
+            if stats is not None:
+                stats.request_started(ctx)
             self.start_request(ctx, req)
         else:
             ctx.pipelined = True
@@ -450,6 +452,8 @@ class HttpConnection:
             self.current = req
             if not q:
                 self.transport.resume_reading()
+            if self.runtime.stats is not None:
+                self.runtime.stats.request_started(req.ctx)
             self.start_request(req.ctx, req)
             return
         if self.rejected is not None:

@@ -36,13 +36,25 @@ STATUS_RE = re.compile(
 
 def status(port: int) -> dict:
     with Connection(port) as c:
-        c.send(build_request("GET", "/stub"))
+        c.send(build_request("GET", "/stub", headers=[(b"Connection", b"close")]))
         r = c.read_response()
+        assert c.closed_by_peer()
     assert r.status == 200 and r.header("content-type") == b"text/plain", r
     m = STATUS_RE.match(r.body)
     assert m, r.body
     keys = ("active", "accepts", "handled", "requests", "reading", "writing", "waiting")
     return dict(zip(keys, map(int, m.groups())))
+
+
+def status_when(port: int, gauges: tuple) -> dict:
+    """The status once (active, reading, writing, waiting) are `gauges`, or the last one read:
+    the workers see closes and partial heads as they come, not before our next request."""
+    for reads in range(1, 101):
+        s = status(port)
+        if (s["active"], s["reading"], s["writing"], s["waiting"]) == gauges:
+            break
+    s["reads"] = reads
+    return s
 
 
 def settled_status(port: int) -> dict:
@@ -85,23 +97,25 @@ def test_counts_are_summed_over_workers(server):
     before = settled_status(server.port)
     conns = idle_connections_on_both_workers(server.port)
     try:
-        s = status(server.port)
         n = len(conns)
-        assert s["active"] == n + 1
-        assert s["waiting"] == n
-        assert (s["reading"], s["writing"]) == (0, 1)
-        assert s["accepts"] - before["accepts"] == n + 1
+        s = status_when(server.port, (n + 1, 0, 1, n))
+        assert (s["active"], s["reading"], s["writing"], s["waiting"]) == (n + 1, 0, 1, n)
+        assert s["accepts"] - before["accepts"] == n + s["reads"]
         assert s["handled"] == s["accepts"]
-        assert s["requests"] - before["requests"] == n + 1
+        assert s["requests"] - before["requests"] == n + s["reads"]
         # a partial head: reading, on whichever worker holds that connection
         conns[0].send(b"GET / HTTP/1.1\r\n")
         conns[1].send(b"GET / HTTP/1.1\r\n")
-        s = status(server.port)
+        s = status_when(server.port, (n + 1, 2, 1, n - 2))
         assert (s["active"], s["reading"], s["writing"], s["waiting"]) == (n + 1, 2, 1, n - 2)
         # the variables say the same, in the request that reads them
-        with Connection(server.port) as c:
-            c.send(build_request("GET", "/"))
-            counts = c.read_response().header("x-counts")
+        for _ in range(100):
+            with Connection(server.port) as c:
+                c.send(build_request("GET", "/", headers=[(b"Connection", b"close")]))
+                counts = c.read_response().header("x-counts")
+                assert c.closed_by_peer()
+            if counts == b"%d 2 1 %d" % (n + 1, n - 2):
+                break
         assert counts == b"%d 2 1 %d" % (n + 1, n - 2)
     finally:
         for c in conns:
@@ -112,10 +126,7 @@ def test_closed_connections_leave_the_counts(server):
     conns = idle_connections_on_both_workers(server.port)
     for c in conns:
         c.close()
-    for _ in range(200):        # the workers see the closes as they come
-        s = status(server.port)
-        if s["active"] == 1:
-            break
+    s = status_when(server.port, (1, 0, 1, 0))
     assert (s["active"], s["reading"], s["writing"], s["waiting"]) == (1, 0, 1, 0)
 
 
