@@ -533,10 +533,11 @@ def _proxy_port(ctx):
 
 @builtin("proxy_add_x_forwarded_for")
 def _proxy_add_xff(ctx):
-    v = ctx.hdr.get(b"x-forwarded-for")
-    if v is None:
+    """Every X-Forwarded-For line of the request, each followed by ", ", then $remote_addr."""
+    if b"x-forwarded-for" not in ctx.hdr:
         return ctx.conn.remote_addr
-    return v.decode("latin-1") + ", " + ctx.conn.remote_addr
+    lines = [v.decode("latin-1") for n, v in ctx.headers if n.lower() == b"x-forwarded-for"]
+    return ", ".join(lines) + ", " + ctx.conn.remote_addr
 
 
 @builtin("upstream_addr")

@@ -143,6 +143,8 @@ def diff(differential):
     [(b"X-Real-IP", b"")],
     [(b"X-Real-IP", b"192.0.2.1"), (b"X-Real-IP", b"192.0.2.2")],
     [(b"X-Forwarded-For", b"192.0.2.1")],
+    [(b"X-Forwarded-For", b"192.0.2.1"), (b"X-Forwarded-For", b""), (b"X-Forwarded-For", b"b")],
+    [(b"X-Forwarded-For", b"192.0.2.1"), (b"X-Real-IP", b"192.0.2.9")],
 ])
 def test_real_ip_header_default(diff, headers):
     diff.check_request("GET", "/", headers=headers)
