@@ -29,6 +29,9 @@ REQUEST_TIME = frozenset({
     "upstream_connect_time", "upstream_header_time", "upstream_bytes_received",
     "upstream_bytes_sent", "ssl_protocol", "ssl_cipher", "ssl_session_reused",
     "ssl_client_verify", "ssl_client_s_dn", "ssl_server_name",
+    "realip_remote_addr", "realip_remote_port", "proxy_protocol_addr", "proxy_protocol_port",
+    "proxy_protocol_server_addr", "proxy_protocol_server_port", "request_id",
+    "connections_active", "connections_reading", "connections_writing", "connections_waiting",
 })
 REQUEST_TIME_PREFIXES = ("sent_http_", "upstream_http_")
 
@@ -119,6 +122,7 @@ class FakeConn:
         self.remote_addr = "127.0.0.1"
         self.remote_port = "0"
         self.tls = None
+        self.proxy_protocol = None
         self.number = 0
         self.requests = 1
         self.queue = None
