@@ -135,14 +135,15 @@ class Master:
     def spawn(self, index: int) -> None:
         used = {w.slot for w in self.workers.values()}
         slot = next((s for s in range(stub_status.MAX_SLOTS) if s not in used), 0)
+        master_pid = os.getpid()    # not getppid() in the child: the master may be gone by then
         pid = os.fork()
         if pid == 0:
             stub_status.use_slot(slot)
-            os._exit(self.worker_main(index))
+            os._exit(self.worker_main(index, master_pid))
         self.workers[pid] = _Worker(pid, index, self.generation, slot)
         error_log.notice(f"start worker process {pid}")
 
-    def worker_main(self, index: int) -> int:
+    def worker_main(self, index: int, master_pid: int) -> int:
         mine = self.listeners.for_worker(index)
         keep = {id(s) for s in mine.values()}
         for socks in self.listeners.sockets.values():
@@ -150,7 +151,7 @@ class Master:
                 if id(s) not in keep:
                     s.close()
         try:
-            return run_worker(self.config, mine, os.getppid())
+            return run_worker(self.config, mine, master_pid)
         except BaseException:
             error_log.emerg("worker failed: " + traceback.format_exc().rstrip().replace("\n", " | "))
             return FATAL_EXIT
