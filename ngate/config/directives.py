@@ -6,6 +6,19 @@ the statement into values on the current Level; compile.py merges levels into th
 
 Contexts: main, events, http, server, location, sif (if in server), lif (if in location),
 upstream, limit_except. (`map` and `types` blocks hold key/value pairs, not directives.)
+
+Every row records its class (`support`), so that nothing a config asks for is silently ignored:
+  1 IMPLEMENTED  with nginx's semantics;
+  2 NO_EFFECT    accepted and checked, no effect, only where that cannot change what a client
+                 may access or receives beyond performance (sendfile, buffer and hash sizes ...);
+    WARN         the same, where the absence is visible but harmless (gzip, proxy_cache): one
+                 `[warn] "gzip" has no effect in ngate in file:line` per occurrence at -t, start
+                 and reload (not for `default`, nginx's default value, which ngate does);
+  3 REFUSED      `[emerg] "uwsgi_pass" directive is not supported by ngate in file:line`, the
+                 config fails closed as nginx without the module would. A row's `default` (nginx's
+                 default value, e.g. `ssi off`) is accepted: that is what ngate does.
+Directives of nginx modules ngate has nothing of stay `unknown directive`, as nginx built without
+them says; the ones a user is likely to move over (uwsgi, ssi, sub_filter ...) are REFUSED rows.
 """
 from __future__ import annotations
 
@@ -24,6 +37,10 @@ REWRITE = frozenset({SRV, SIF, LOC, LIF})
 ANY = None
 
 
+IMPLEMENTED, NO_EFFECT, WARN, REFUSED = "implemented", "no effect", "warn", "refused"
+CLASS = {IMPLEMENTED: 1, NO_EFFECT: 2, WARN: 2, REFUSED: 3}
+
+
 @dataclass(frozen=True, slots=True)
 class Directive:
     name: str
@@ -31,16 +48,44 @@ class Directive:
     nargs: tuple           # (min, max); max None: unbounded
     handler: Callable      # handler(compiler, level, stmt)
     block: bool = False
+    support: str = IMPLEMENTED     # the class: IMPLEMENTED, NO_EFFECT, WARN or REFUSED
+    default: tuple | None = None   # nginx's default arguments (lower case), see the docstring
 
 
 REGISTRY: dict[str, list[Directive]] = {}
 
 
-def directive(name: str, contexts, nargs, handler, block: bool = False) -> None:
+def directive(name: str, contexts, nargs, handler, block: bool = False,
+              support: str = IMPLEMENTED, default: tuple | None = None) -> None:
     if isinstance(nargs, int):
         nargs = (nargs, nargs)
     REGISTRY.setdefault(name, []).append(
-        Directive(name, frozenset(contexts), nargs, handler, block))
+        Directive(name, frozenset(contexts), nargs, handler, block, support, default))
+
+
+def noop(name: str, contexts, nargs, parse=None, default: tuple | None = None) -> None:
+    """Class 2, silent: checked by `parse` (a value parser of handlers.py), then dropped."""
+    from ngate.config.handlers import no_effect
+    directive(name, contexts, nargs, no_effect(parse), support=NO_EFFECT, default=default)
+
+
+def warned(name: str, contexts, nargs, parse=None, default: tuple | None = None) -> None:
+    """Class 2 with the `has no effect in ngate` warning (not for nginx's default value)."""
+    from ngate.config.handlers import no_effect
+    directive(name, contexts, nargs, no_effect(parse, True, default), support=WARN,
+              default=default)
+
+
+def refuse(name: str, contexts=None, nargs=(1, None), default: tuple | None = None,
+           block: bool = False) -> None:
+    """Class 3. Only `default` (nginx's default value) gets past check(), so contexts and nargs
+    matter for it alone; without a default they may stay the loosest."""
+    from ngate.config.handlers import refused
+    directive(name, contexts or ALL_CONTEXTS, nargs, refused, block=block, support=REFUSED,
+              default=default)
+
+
+ALL_CONTEXTS = frozenset({MAIN, EVENTS, HTTP, SRV, LOC, SIF, LIF, UPS, LMT})
 
 
 def check(stmt, ctx: str) -> Directive:
@@ -49,6 +94,10 @@ def check(stmt, ctx: str) -> Directive:
     rows = REGISTRY.get(name)
     if not rows:
         raise ConfigError(f'unknown directive "{name}"', stmt.where)
+    if rows[0].support == REFUSED:
+        from ngate.config.handlers import is_default
+        if not is_default(stmt.args, rows[0].default):
+            raise ConfigError(f'"{name}" directive is not supported by ngate', stmt.where)
     row = next((r for r in rows if ctx in r.contexts), None)
     if row is None:
         raise ConfigError(f'"{name}" directive is not allowed here', stmt.where)
@@ -66,7 +115,9 @@ def check(stmt, ctx: str) -> Directive:
 def _register() -> None:
     from ngate.config import blocks as b
     from ngate.config import handlers as h
+    flag, size, msec, number = h.flag, h.size, h.msec, h.number
 
+    # ============================================================= class 1: implemented
     # ------------------------------------------------------------- main and events
     directive("daemon", {MAIN}, 1, h.scalar("daemon", h.flag))
     directive("master_process", {MAIN}, 1, h.scalar("master_process", h.flag))
@@ -74,19 +125,10 @@ def _register() -> None:
     directive("worker_processes", {MAIN}, 1, h.scalar("worker_processes", h.worker_processes))
     directive("worker_shutdown_timeout", {MAIN}, 1, h.scalar("worker_shutdown_timeout", h.msec))
     directive("worker_rlimit_nofile", {MAIN}, 1, h.scalar("worker_rlimit_nofile", h.number))
-    directive("user", {MAIN}, (1, 2), h.scalar("user", h.first_arg))
-    for name in ("worker_cpu_affinity", "worker_priority", "env", "load_module", "pcre_jit",
-                 "timer_resolution", "lock_file", "working_directory", "worker_rlimit_core",
-                 "thread_pool", "ssl_engine"):
-        directive(name, {MAIN}, (1, None), h.extra)
+    directive("user", {MAIN}, (1, 2), h.user)
     directive("error_log", {MAIN, HTTP, SRV, LOC}, (1, 2), h.error_log)
     directive("events", {MAIN}, 0, b.events, block=True)
     directive("worker_connections", {EVENTS}, 1, h.scalar("worker_connections", h.count))
-    for name in ("multi_accept", "accept_mutex"):
-        directive(name, {EVENTS}, 1, h.extra_flag)
-    directive("use", {EVENTS}, 1, h.extra)
-    directive("accept_mutex_delay", {EVENTS}, 1, h.extra)
-    directive("worker_aio_requests", {EVENTS}, 1, h.extra)
 
     # ------------------------------------------------------------- http structure
     directive("http", {MAIN}, 0, b.http, block=True)
@@ -128,16 +170,12 @@ def _register() -> None:
               h.scalar("proxy_next_upstream_tries", h.number))
     directive("proxy_method", HSL, 1, h.scalar("proxy_method", h.template))
     directive("proxy_set_body", HSL, 1, h.scalar("proxy_set_body", h.template))
-    for name in ("proxy_pass_request_headers", "proxy_pass_request_body", "proxy_buffering",
+    for name in ("proxy_pass_request_headers", "proxy_pass_request_body",
                  "proxy_request_buffering", "proxy_intercept_errors"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
     for name in ("proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout"):
         directive(name, HSL, 1, h.scalar(name, h.msec))
     directive("proxy_buffer_size", HSL, 1, h.scalar("proxy_buffer_size", h.size))
-    for name in ("proxy_busy_buffers_size", "proxy_max_temp_file_size",
-                 "proxy_temp_file_write_size"):
-        directive(name, HSL, 1, h.extra_size)
-    directive("proxy_buffers", HSL, 2, h.extra_bufs)
 
     # ------------------------------------------------------------- fastcgi module
     directive("fastcgi_pass", {LOC, LIF}, 1, h.fastcgi_pass)
@@ -152,7 +190,7 @@ def _register() -> None:
               h.scalar("fastcgi_next_upstream_tries", h.number))
     directive("fastcgi_buffer_size", HSL, 1, h.scalar("fastcgi_buffer_size", h.size))
     for name in ("fastcgi_keep_conn", "fastcgi_intercept_errors", "fastcgi_pass_request_headers",
-                 "fastcgi_pass_request_body", "fastcgi_buffering", "fastcgi_request_buffering"):
+                 "fastcgi_pass_request_body", "fastcgi_request_buffering"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
     for name in ("fastcgi_connect_timeout", "fastcgi_read_timeout", "fastcgi_send_timeout"):
         directive(name, HSL, 1, h.scalar(name, h.msec))
@@ -161,6 +199,7 @@ def _register() -> None:
     directive("websocket_ping", HSL, 1, h.scalar("websocket_ping", h.msec_or_off))
     directive("websocket_pong_timeout", HSL, 1, h.scalar("websocket_pong_timeout", h.msec_or_off))
     directive("metrics", {LOC}, 0, h.scalar("metrics", lambda c, st: True))
+    directive("cors", {SRV, LOC}, (1, None), h.cors)
 
     # ------------------------------------------------------------- core and headers
     directive("add_header", HSLI, (2, 3), h.add_header)
@@ -170,7 +209,6 @@ def _register() -> None:
     directive("alias", {LOC}, 1, h.alias)
     directive("index", HSL, (1, None), h.array("index", h.index_args, extend=True))
     directive("resolver", HSL, (1, None), h.array("resolver", h.each_arg, extend=True))
-    directive("resolver_timeout", HSL, 1, h.extra_time)
     directive("default_type", HSL, 1, h.scalar("default_type", h.first_arg))
     directive("client_max_body_size", HSL, 1, h.scalar("client_max_body_size", h.size))
     directive("client_body_timeout", HSL, 1, h.scalar("client_body_timeout", h.msec))
@@ -181,6 +219,8 @@ def _register() -> None:
     directive("server_tokens", HSL, 1, h.scalar("server_tokens", h.server_tokens))
     directive("log_not_found", HSL, 1, h.scalar("log_not_found", h.flag))
     directive("expires", HSLI, (1, 2), h.scalar("expires", h.expires))
+    for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect"):
+        directive(name, HSL, 1, h.scalar(name, h.flag))
     # static files and the rewrite log (ngate/static, proxy/rewrite.py)
     directive("try_files", {SRV, LOC}, (2, None), h.try_files)
     directive("autoindex", HSL, 1, h.scalar("autoindex", h.flag))
@@ -191,8 +231,6 @@ def _register() -> None:
     directive("lingering_time", HSL, 1, h.scalar("lingering_time", h.msec))
     directive("lingering_timeout", HSL, 1, h.scalar("lingering_timeout", h.msec))
     directive("rewrite_log", {HTTP, SRV, SIF, LOC, LIF}, 1, h.scalar("rewrite_log", h.flag))
-    directive("uninitialized_variable_warn", {HTTP, SRV, SIF, LOC, LIF}, 1, h.extra_flag)
-    directive("cors", {SRV, LOC}, (1, None), h.cors)
     directive("client_header_timeout", HS, 1, h.scalar("client_header_timeout", h.msec))
     directive("client_header_buffer_size", HS, 1, h.scalar("client_header_buffer_size", h.size))
     directive("large_client_header_buffers", HS, 2,
@@ -224,43 +262,195 @@ def _register() -> None:
     from ngate.limits import config as limits
     limits.register(directive, HSL, h.scalar, h.flag)
 
-    # ------------------------------------------------------------- ssl_*, proxy_ssl_*
+    # ------------------------------------------------------------- ssl_*, proxy_ssl_* (all classes)
     from ngate.config import tls
-    tls.register(directive, HS, HSL, h.extra)
+    tls.register(directive, noop, warned, refuse, HS, HSL)
 
-    # ------------------------------------------------------------- accepted, kept in extra
-    for name in ("sendfile", "tcp_nopush", "tcp_nodelay", "gzip", "gzip_vary", "gzip_static",
-                 "absolute_redirect", "port_in_redirect", "server_name_in_redirect",
-                 "chunked_transfer_encoding", "reset_timedout_connection",
-                 "log_subrequest", "recursive_error_pages", "msie_padding",
-                 "proxy_ignore_client_abort", "proxy_socket_keepalive",
-                 "http2", "open_file_cache_errors"):
-        directive(name, HSLI, 1, h.extra_flag)
+    # ============================================================= class 2: no effect, silent
+    # Performance and resource tuning only: what a client may access and what it receives are
+    # the same with any value. (The value is still checked as nginx checks it.)
+    for name in ("worker_cpu_affinity", "worker_priority", "env", "pcre_jit", "lock_file",
+                 "working_directory", "worker_rlimit_core", "thread_pool", "debug_points"):
+        noop(name, {MAIN}, (1, None))
+    noop("timer_resolution", {MAIN}, 1, msec)
+    noop("multi_accept", {EVENTS}, 1, flag)
+    noop("accept_mutex", {EVENTS}, 1, flag)
+    noop("accept_mutex_delay", {EVENTS}, 1, msec)
+    noop("use", {EVENTS}, 1)
+    noop("worker_aio_requests", {EVENTS}, 1, number)
+    noop("debug_connection", {EVENTS}, 1)
+    # upstream: ngate's upstream state (peers' failures, round-robin position, keep-alive
+    # connections) is per worker; `zone` sizes nginx's shared copy of it (README: differences)
+    noop("zone", {UPS}, (1, 2))
+    noop("keepalive_time", {UPS}, 1, msec)
+    # core
+    for name in ("sendfile", "tcp_nopush", "tcp_nodelay", "aio_write", "reset_timedout_connection",
+                 "msie_padding", "log_subrequest", "open_file_cache_errors",
+                 "open_file_cache_events", "client_body_in_single_buffer"):
+        noop(name, HSLI if name == "sendfile" else HSL, 1, flag)
+    for name in ("sendfile_max_chunk", "directio_alignment", "read_ahead", "send_lowat",
+                 "postpone_output", "subrequest_output_buffer_size"):
+        noop(name, HSL, 1, size)
+    for name in ("aio", "directio", "open_file_cache", "keepalive_disable"):
+        noop(name, HSL, (1, 2))
+    noop("output_buffers", HSL, 2, h.bufs)
+    noop("open_file_cache_valid", HSL, 1, msec)
+    noop("open_file_cache_min_uses", HSL, 1, number)
+    noop("resolver_timeout", HSL, 1, msec)
+    noop("keepalive_time", HSL, 1, msec)
+    noop("client_body_temp_path", HSL, (1, 4))
+    noop("connection_pool_size", HS, 1, size)
+    noop("request_pool_size", HS, 1, size)
+    for name in ("variables_hash_max_size", "variables_hash_bucket_size",
+                 "server_names_hash_max_size", "server_names_hash_bucket_size",
+                 "map_hash_max_size", "map_hash_bucket_size"):
+        noop(name, {HTTP}, 1, size)
+    for name in ("types_hash_max_size", "types_hash_bucket_size",
+                 "proxy_headers_hash_max_size", "proxy_headers_hash_bucket_size"):
+        noop(name, HSL, 1, size)
+    noop("open_log_file_cache", HSL, (1, 4))
+    noop("uninitialized_variable_warn", {HTTP, SRV, SIF, LOC, LIF}, 1, flag)
+    # proxy and fastcgi: buffering, temp files and sockets (ngate streams responses)
+    for mod in ("proxy", "fastcgi"):
+        for name in ("busy_buffers_size", "max_temp_file_size", "temp_file_write_size",
+                     "send_lowat"):
+            noop(f"{mod}_{name}", HSL, 1, size)
+        noop(f"{mod}_buffers", HSL, 2, h.bufs)
+        noop(f"{mod}_temp_path", HSL, (1, 4))
+        noop(f"{mod}_socket_keepalive", HSL, 1, flag)
+        noop(f"{mod}_store_access", HSL, (1, 3))
+        # what they ignore (X-Accel-*, Expires, Cache-Control ... for caching) ngate never acts on
+        noop(f"{mod}_ignore_headers", HSL, (1, None))
+        for name in ("cache_key", "cache_bypass", "no_cache", "cache_valid", "cache_min_uses",
+                     "cache_max_range_offset", "cache_use_stale", "cache_methods", "cache_lock",
+                     "cache_lock_timeout", "cache_lock_age", "cache_revalidate",
+                     "cache_background_update"):
+            noop(f"{mod}_{name}", HSL, (1, None))
+        noop(f"{mod}_cache_path", {HTTP}, (2, None))
+    noop("proxy_cache_convert_head", HSL, 1, flag)
+    directive("proxy_buffering", HSL, 1, h.scalar("proxy_buffering", h.flag), support=NO_EFFECT)
+    directive("fastcgi_buffering", HSL, 1, h.scalar("fastcgi_buffering", h.flag),
+              support=NO_EFFECT)
+    # the harness of nginx's test suite writes these into every config; a temp dir alone does
+    # nothing (uwsgi_pass and scgi_pass are refused)
+    noop("uwsgi_temp_path", HSL, (1, 4))
+    noop("scgi_temp_path", HSL, (1, 4))
+    # gzip tuning (gzip itself warns), HTTP/2 tuning (HTTP/2 itself warns)
+    for name in ("gzip_vary", "gzip_no_buffer"):
+        noop(name, HSL, 1, flag)
     for name in ("gzip_comp_level", "gzip_min_length", "gzip_buffers", "gzip_http_version",
-                 "gzip_types", "gzip_proxied", "gzip_disable", "charset", "source_charset",
-                 "charset_types", "override_charset", "server_names_hash_bucket_size",
-                 "server_names_hash_max_size", "types_hash_max_size", "types_hash_bucket_size",
-                 "variables_hash_max_size", "variables_hash_bucket_size",
-                 "map_hash_max_size", "map_hash_bucket_size", "proxy_headers_hash_max_size",
-                 "proxy_headers_hash_bucket_size", "sendfile_max_chunk", "aio", "directio",
-                 "output_buffers", "postpone_output", "keepalive_disable",
-                 "client_body_temp_path", "client_body_in_file_only", "proxy_temp_path",
-                 "proxy_cache", "proxy_cache_path", "proxy_cache_valid", "proxy_cache_key",
-                 "proxy_cache_bypass", "proxy_no_cache", "proxy_cache_methods",
-                 "proxy_cache_use_stale", "proxy_cache_lock", "proxy_ignore_headers",
-                 "proxy_cookie_domain", "proxy_cookie_path", "proxy_bind", "proxy_store",
-                 "fastcgi_buffers", "fastcgi_busy_buffers_size", "fastcgi_ignore_headers",
-                 "fastcgi_temp_path",
-                 "fastcgi_cache", "fastcgi_cache_path", "fastcgi_cache_key", "fastcgi_cache_valid",
-                 "fastcgi_max_temp_file_size", "open_file_cache",
-                 "open_file_cache_valid", "open_file_cache_min_uses", "limit_rate",
-                 "limit_rate_after", "max_ranges", "uwsgi_param", "uwsgi_pass",
-                 "scgi_param", "scgi_pass", "http2_max_concurrent_streams",
-                 "http2_max_field_size", "http2_max_header_size", "http2_body_preread_size",
-                 "http2_idle_timeout", "http2_recv_timeout", "subrequest_output_buffer_size",
-                 "read_ahead", "ssi",
-                 "sub_filter", "sub_filter_once", "sub_filter_types", "add_trailer"):
-        directive(name, HSLI, (0, None), h.extra)
+                 "gzip_types", "gzip_proxied", "gzip_disable", "gzip_window", "gzip_hash",
+                 "postpone_gzipping"):
+        noop(name, HSL, (1, None))
+    for name in ("http2_max_concurrent_streams", "http2_max_field_size", "http2_max_header_size",
+                 "http2_body_preread_size", "http2_idle_timeout", "http2_recv_timeout",
+                 "http2_recv_buffer_size", "http2_pool_size", "http2_max_concurrent_pushes",
+                 "http2_max_requests", "http2_streams_index_size", "http2_chunk_size"):
+        noop(name, HSL, 1)
+
+    # ============================================================= class 2: no effect, warned
+    # Visible to a careful user but harmless: the same content, only not compressed, cached,
+    # stapled, multiplexed ...; nginx's default value stays quiet.
+    warned("load_module", {MAIN}, 1)
+    warned("ssl_engine", {MAIN}, 1)
+    warned("gzip", HSLI, 1, flag, default=("off",))
+    warned("gzip_static", HSL, 1, default=("off",))
+    warned("http2", HS, 1, flag, default=("off",))
+    warned("http2_push", HSL, 1, default=("off",))
+    warned("http2_push_preload", HSL, 1, flag, default=("off",))
+    warned("proxy_cache", HSL, 1, default=("off",))
+    warned("fastcgi_cache", HSL, 1, default=("off",))
+    warned("proxy_ignore_client_abort", HSL, 1, flag, default=("off",))
+    warned("fastcgi_ignore_client_abort", HSL, 1, flag, default=("off",))
+    warned("client_body_in_file_only", HSL, 1, default=("off",))
+
+    # ============================================================= class 3: refused
+    # One row per directive; `default=` is nginx's default value, accepted because ngate does
+    # just that. Being implemented by other branches (they move their rows to class 1):
+    # core and proxy/fastcgi directives that change what a client may access or receive
+    refuse("limit_rate", HSLI, 1, default=("0",))
+    refuse("limit_rate_after", HSLI, 1, default=("0",))
+    refuse("proxy_limit_rate", HSL, 1, default=("0",))
+    refuse("fastcgi_limit_rate", HSL, 1, default=("0",))
+    refuse("max_ranges", HSL, 1)
+    refuse("msie_refresh", HSL, 1, default=("off",))
+    refuse("post_action", HSL, 1, default=("off",))
+    refuse("recursive_error_pages", HSL, 1, default=("off",))
+    refuse("chunked_transfer_encoding", HSL, 1, default=("on",))
+    refuse("add_trailer", HSLI, (2, 3))
+    refuse("proxy_cookie_domain", HSL, (1, 2), default=("off",))
+    refuse("proxy_cookie_path", HSL, (1, 2), default=("off",))
+    refuse("proxy_cookie_flags", HSL, (1, None), default=("off",))
+    refuse("proxy_store", HSL, 1, default=("off",))
+    refuse("fastcgi_store", HSL, 1, default=("off",))
+    refuse("proxy_bind", HSL, (1, 2), default=("off",))
+    refuse("fastcgi_bind", HSL, (1, 2), default=("off",))
+    refuse("proxy_force_ranges", HSL, 1, default=("off",))
+    refuse("fastcgi_force_ranges", HSL, 1, default=("off",))
+    refuse("proxy_next_upstream_timeout", HSL, 1, default=("0",))
+    refuse("fastcgi_next_upstream_timeout", HSL, 1, default=("0",))
+    refuse("fastcgi_catch_stderr", HSL, 1)
+    refuse("autoindex_exact_size", HSL, 1, default=("on",))
+    refuse("autoindex_format", HSL, 1, default=("html",))
+    refuse("autoindex_localtime", HSL, 1, default=("off",))
+    refuse("gunzip", HSL, 1, default=("off",))
+    refuse("gunzip_buffers", HSL, 2)
+    # modules ngate does not have, whose absence would change responses or access
+    for name in ("charset", "source_charset", "override_charset"):
+        refuse(name, HSLI, 1, default=("off",))
+    refuse("charset_types", HSL, (1, None))
+    refuse("charset_map", {HTTP}, 2, block=True)
+    refuse("ssi", HSLI, 1, default=("off",))
+    for name in ("ssi_silent_errors", "ssi_ignore_recycled_buffers", "ssi_min_file_chunk",
+                 "ssi_value_length", "ssi_types", "ssi_last_modified"):
+        refuse(name)
+    for name in ("sub_filter", "sub_filter_types", "sub_filter_once", "sub_filter_last_modified",
+                 "add_before_body", "add_after_body", "addition_types",
+                 "mirror_request_body", "secure_link", "secure_link_md5", "secure_link_secret",
+                 "empty_gif", "userid_service", "userid_name", "userid_domain", "userid_path",
+                 "userid_expires", "userid_flags", "userid_p3p", "userid_mark", "valid_referers",
+                 "referer_hash_max_size", "referer_hash_bucket_size", "create_full_put_path",
+                 "min_delete_depth", "dav_access"):
+        refuse(name)
+    refuse("mirror", HSL, 1, default=("off",))
+    refuse("userid", HSL, 1, default=("off",))
+    refuse("dav_methods", HSL, (1, None), default=("off",))
+    for mod, names in _OTHER_UPSTREAM_MODULES.items():
+        for name in names.split():
+            if f"{mod}_{name}" not in REGISTRY:
+                refuse(f"{mod}_{name}")
+
+
+# the content handlers ngate does not have: every directive of their modules (nginx 1.22)
+_OTHER_UPSTREAM_MODULES = {
+    "uwsgi": """pass modifier1 modifier2 store store_access buffering request_buffering
+        ignore_client_abort bind socket_keepalive connect_timeout send_timeout buffer_size
+        pass_request_headers pass_request_body intercept_errors read_timeout buffers
+        busy_buffers_size force_ranges limit_rate cache cache_key cache_path cache_bypass
+        no_cache cache_valid cache_min_uses cache_max_range_offset cache_use_stale cache_methods
+        cache_lock cache_lock_timeout cache_lock_age cache_revalidate cache_background_update
+        max_temp_file_size temp_file_write_size next_upstream next_upstream_tries
+        next_upstream_timeout param string pass_header hide_header ignore_headers
+        ssl_session_reuse ssl_protocols ssl_ciphers ssl_name ssl_server_name ssl_verify
+        ssl_verify_depth ssl_trusted_certificate ssl_crl ssl_certificate ssl_certificate_key
+        ssl_password_file ssl_conf_command""",
+    "scgi": """pass store store_access buffering request_buffering ignore_client_abort bind
+        socket_keepalive connect_timeout send_timeout buffer_size pass_request_headers
+        pass_request_body intercept_errors read_timeout buffers busy_buffers_size force_ranges
+        limit_rate cache cache_key cache_path cache_bypass no_cache cache_valid cache_min_uses
+        cache_max_range_offset cache_use_stale cache_methods cache_lock cache_lock_timeout
+        cache_lock_age cache_revalidate cache_background_update max_temp_file_size
+        temp_file_write_size next_upstream next_upstream_tries next_upstream_timeout param
+        pass_header hide_header ignore_headers""",
+    "grpc": """pass bind socket_keepalive connect_timeout send_timeout intercept_errors
+        buffer_size read_timeout next_upstream next_upstream_tries next_upstream_timeout
+        set_header pass_header hide_header ignore_headers ssl_session_reuse ssl_protocols
+        ssl_ciphers ssl_name ssl_server_name ssl_verify ssl_verify_depth
+        ssl_trusted_certificate ssl_crl ssl_certificate ssl_certificate_key ssl_password_file
+        ssl_conf_command""",
+    "memcached": """pass bind socket_keepalive connect_timeout send_timeout buffer_size
+        read_timeout next_upstream next_upstream_tries next_upstream_timeout gzip_flag""",
+}
 
 
 _register()

@@ -48,6 +48,30 @@ def extra(c, lv, st):
     lv.extra.setdefault(st.directive, []).append(tuple(st.args))
 
 
+def no_effect(parse=None, warn: bool = False, default: tuple | None = None):
+    """A class-2 directive (directives.py): its value is checked as nginx checks it, then
+    dropped. `warn`: ngate says once per occurrence that it has no effect (unless the
+    arguments are nginx's default, which is what ngate does anyway)."""
+    def handle(c, lv, st):
+        if parse is not None:
+            parse(c, st)
+        if warn and not is_default(st.args, default):
+            from ngate.observability import error_log
+            error_log.warn(f'"{st.directive}" has no effect in ngate in {st.where}')
+    return handle
+
+
+def is_default(args, default: tuple | None) -> bool:
+    """Whether a statement's arguments are nginx's default value (flags compare as nginx's,
+    case-insensitively)."""
+    return default is not None and tuple(a.lower() for a in args) == default
+
+
+def refused(c, lv, st):
+    """A class-3 directive given nginx's default value: nothing to do (directives.check has
+    refused every other value)."""
+
+
 def extra_flag(c, lv, st):
     flag(c, st)
     extra(c, lv, st)
@@ -220,6 +244,14 @@ def next_upstream(c, st) -> frozenset:
         if arg not in NEXT_UPSTREAM:
             raise ConfigError(f'invalid value "{arg}"', st.where)
     return frozenset(a for a in st.args if a != "off")
+
+
+def user(c, lv, st):
+    """`user name [group]` (main)."""
+    if "user" in lv.vals:
+        raise ConfigError('"user" directive is duplicate', st.where)
+    lv.vals["user"] = st.args[0]
+    lv.vals["group"] = st.args[1] if len(st.args) == 2 else None
 
 
 # ---------------------------------------------------------------- logs

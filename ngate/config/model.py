@@ -340,6 +340,9 @@ class LocConf:
     default_type: str = "text/plain"
     types: Any = None                                      # dict ext -> mime
     server_tokens: bool = True
+    absolute_redirect: bool = True                         # Location made absolute ...
+    port_in_redirect: bool = True                          # ... with the listening port
+    server_name_in_redirect: bool = False                  # ... and the primary server name
     root: Any = None                                       # Template; default "<prefix>/html"
     alias: Any = None
     index: tuple = ("index.html",)
@@ -460,7 +463,8 @@ class Main:
     worker_connections: int = 512
     worker_shutdown_timeout: float = 0.0   # 0: wait forever
     error_log: tuple[ErrorLog, ...] = ()
-    user: str | None = None
+    user: str | None = None          # `user name [group]`: the workers' identity when the
+    group: str | None = None         # master runs as root (supervisor/identity.py)
     worker_rlimit_nofile: int = 0
     extra: Any = None                # accepted, not yet implemented: name -> [args tuple, ...]
 

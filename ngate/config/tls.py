@@ -47,10 +47,12 @@ PROXY_SCALARS = {
     "proxy_ssl_ciphers": ("ciphers", "text"),
     "proxy_ssl_session_reuse": ("session_reuse", "flag"),
 }
-# accepted, no effect (yet): kept in LocConf.extra
-SERVER_ACCEPTED = ("ssl_buffer_size", "ssl_early_data", "ssl_conf_command",
-                   "ssl_session_ticket_key", "ssl_ocsp", "ssl_ocsp_cache", "ssl_ocsp_responder")
-PROXY_ACCEPTED = ("proxy_ssl_crl", "proxy_ssl_conf_command")
+# class 2 (directives.py): no effect on what a client may access or receives
+SERVER_NO_EFFECT = ("ssl_buffer_size", "ssl_session_ticket_key")
+# class 3: a revocation check, an OCSP check or OpenSSL settings ngate would not apply
+SERVER_REFUSED = {"ssl_conf_command": None, "ssl_ocsp": ("off",), "ssl_ocsp_cache": ("off",),
+                  "ssl_ocsp_responder": None, "ssl": ("off",)}
+PROXY_REFUSED = ("proxy_ssl_crl", "proxy_ssl_conf_command")
 
 
 # ---------------------------------------------------------------- value parsers
@@ -100,8 +102,8 @@ def certificate(c, lv, st) -> None:
     lv.vals.setdefault(st.directive, []).append((c.conf_path(st.args[0]), st.args[0], st.where))
 
 
-def register(directive, contexts_hs, contexts_hsl, extra) -> None:
-    """Registry rows (called from directives._register)."""
+def register(directive, noop, warned, refuse, contexts_hs, contexts_hsl) -> None:
+    """Registry rows, with their classes (called from directives._register)."""
     for name in ("ssl_certificate", "ssl_certificate_key"):
         directive(name, contexts_hs, 1, certificate)
     for name in ("proxy_ssl_certificate", "proxy_ssl_certificate_key"):
@@ -109,13 +111,16 @@ def register(directive, contexts_hs, contexts_hsl, extra) -> None:
     for name in SERVER_SCALARS:
         nargs = (1, None) if name in ("ssl_protocols", "ssl_session_cache") else 1
         directive(name, contexts_hs, nargs, scalar)
-    for name in SERVER_ACCEPTED:
-        directive(name, contexts_hs, (1, None), extra)
+    for name in SERVER_NO_EFFECT:
+        noop(name, contexts_hs, 1)
+    warned("ssl_early_data", contexts_hs, 1, flag, default=("off",))
+    for name, default in SERVER_REFUSED.items():
+        refuse(name, contexts_hs, (1, None), default=default)
     for name in PROXY_SCALARS:
         nargs = (1, None) if name == "proxy_ssl_protocols" else 1
         directive(name, contexts_hsl, nargs, scalar)
-    for name in PROXY_ACCEPTED:
-        directive(name, contexts_hsl, (1, None), extra)
+    for name in PROXY_REFUSED:
+        refuse(name, contexts_hsl)
 
 
 # ---------------------------------------------------------------- compiled settings

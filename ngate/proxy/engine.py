@@ -337,13 +337,21 @@ def send_redirect(ctx, status: int, location: str) -> None:
 
 
 def absolute_location(ctx, location: str) -> str:
-    """absolute_redirect on, port_in_redirect on, server_name_in_redirect off (nginx defaults)."""
-    if not location.startswith("/"):
+    """nginx's header filter on a Location that starts with "/": with absolute_redirect on, the
+    scheme, the host (server_name_in_redirect: the server's first name; else the request's
+    host) and the listening port unless it is the scheme's own or port_in_redirect is off."""
+    conf = ctx.conf
+    if not location.startswith("/") or (conf is not None and not conf.absolute_redirect):
         return location
     conn = ctx.conn
     scheme = conn.scheme
     port = conn.server_port
-    host = ctx.host or conn.server_addr
+    if conf is not None and conf.server_name_in_redirect and ctx.server is not None:
+        host = ctx.server.names.first
+    else:
+        host = ctx.host or conn.server_addr
+    if conf is not None and not conf.port_in_redirect:
+        port = ""
     default = "443" if scheme == "https" else "80"
     hostport = host if (not port or port == default) else f"{host}:{port}"
     return f"{scheme}://{hostport}{location}"

@@ -190,7 +190,7 @@ def test_proxy_settings(tmp_path):
     assert c.proxy_intercept_errors and c.proxy_method.text == "POST"
     assert c.proxy_redirect.default and c.proxy_redirect.rules[0][0].pattern == "^http://a(.*)$"
     assert c.proxy_pass_header == {b"x-accel-buffering"}
-    assert c.extra["proxy_buffers"] == [("8", "16k")]
+    assert "proxy_buffers" not in c.extra        # class 2: checked, no effect
 
 
 def test_proxy_redirect_off(tmp_path):
@@ -322,7 +322,7 @@ def test_core_settings_and_paths(tmp_path):
     assert pages == {500: ("/50x.html", 200), 502: ("/50x.html", 200), 404: ("@missing", -1)}
     x = loc(srv, "/x").conf
     assert x.alias.text == "/srv/x/" and x.default_type == "application/json"
-    assert dict(x.types) == {"xy": "text/x-y"} and x.extra["sendfile"] == [("on",)]
+    assert dict(x.types) == {"xy": "text/x-y"} and "sendfile" not in x.extra
     assert cfg.http_conf.root.text == str(tmp_path / "html")
 
 
@@ -337,7 +337,7 @@ def test_main_directives(tmp_path):
     assert m.pid == str(tmp_path / "run/x.pid") and m.worker_shutdown_timeout == 10.0
     assert (m.worker_rlimit_nofile, m.user, m.worker_connections) == (4096, "nobody", 64)
     assert m.error_log[0].path == str(tmp_path / "logs/err.log")
-    assert m.error_log[0].level == "warn" and m.extra["use"] == [("epoll",)]
+    assert m.error_log[0].level == "warn" and m.group is None
 
 
 def test_global_directives_apply(tmp_path):
