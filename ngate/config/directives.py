@@ -374,7 +374,7 @@ def _register() -> None:
     refuse("fastcgi_limit_rate", HSL, 1, default=("0",))
     refuse("max_ranges", HSL, 1)
     refuse("msie_refresh", HSL, 1, default=("off",))
-    refuse("post_action", HSL, 1, default=("off",))
+    refuse("post_action", HSL, 1)
     refuse("recursive_error_pages", HSL, 1, default=("off",))
     refuse("chunked_transfer_encoding", HSL, 1, default=("on",))
     refuse("add_trailer", HSLI, (2, 3))
@@ -396,8 +396,9 @@ def _register() -> None:
     refuse("gunzip", HSL, 1, default=("off",))
     refuse("gunzip_buffers", HSL, 2)
     # modules ngate does not have, whose absence would change responses or access
-    for name in ("charset", "source_charset", "override_charset"):
-        refuse(name, HSLI, 1, default=("off",))
+    refuse("charset", HSLI, 1, default=("off",))
+    refuse("override_charset", HSLI, 1, default=("off",))
+    refuse("source_charset", HSLI, 1)
     refuse("charset_types", HSL, (1, None))
     refuse("charset_map", {HTTP}, 2, block=True)
     refuse("ssi", HSLI, 1, default=("off",))

@@ -13,7 +13,7 @@ from ngate.errors import ConfigError
 # listen parameters that set socket options: two listens of one address may not both set them
 SOCKET_OPTIONS = ("backlog", "rcvbuf", "sndbuf", "ipv6only", "reuseport", "deferred", "bind",
                   "fastopen", "so_keepalive", "accept_filter", "setfib")
-_IGNORED_FLAGS = ("deferred", "bind", "quic")
+_IGNORED_FLAGS = ("deferred", "bind")         # (nginx 1.22 knows no "quic")
 
 
 def default_listen() -> Listen:
@@ -41,6 +41,8 @@ def parse_listen(args: list[str], where) -> tuple[Listen, bool]:
         elif arg in ("ssl", "http2", "reuseport", "proxy_protocol"):
             opts[arg] = True
             sockopts = sockopts or arg == "reuseport"
+        elif arg in _REFUSED_PARAMS:
+            raise ConfigError(f'"{arg}" parameter of "listen" is not supported by ngate', where)
         elif arg in _IGNORED_FLAGS:
             sockopts = sockopts or arg in SOCKET_OPTIONS
         elif eq and name == "backlog":

@@ -14,7 +14,7 @@ _ESCAPE_RE = re.compile(r"%(..)?", re.S)
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 # NGX_ESCAPE_URI: controls and space, "#", "%", "?", DEL and every byte >= 0x80.
-_URI_UNSAFE_RE = re.compile(r"[\x00-\x20#%?\x7f-\xff]")
+_URI_UNSAFE_RE = re.compile(r"[\x00-\x20\"#%<>?\\^`{|}\x7f-\xff]")   # nginx 1.22's NGX_ESCAPE_URI
 _URI_ESCAPES = {chr(b): "%%%02X" % b for b in range(256)}
 
 

@@ -15,6 +15,7 @@ import stat
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
+from ngate.routing.uri import escape_uri
 from ngate.static import autoindex, filemeta, ranges, symlinks
 from ngate.static.expires import expires_headers
 from ngate.static.paths import alias_strip, document_root, map_under, map_uri, safe
@@ -146,7 +147,7 @@ def _open_failed(ctx, path: str, exc: OSError) -> None:
 
 def _slash_redirect(ctx) -> None:
     """A directory requested without its slash: 301 to the URI with "/" (and the args)."""
-    target = ctx.uri + "/" + ("?" + ctx.args if ctx.args else "")
+    target = escape_uri(ctx.uri) + "/" + ("?" + ctx.args if ctx.args else "")
     extra = expires_headers(ctx.conf, 301)
     body = resp.status_page(301, ctx.conf.server_tokens)
     engine.send_response(ctx, 301, body, TEXT_HTML,

@@ -95,7 +95,8 @@ def test_normalize_uri_fast_path_returns_the_same_object():
     ("/%?#", "/%25%3F%23"),
     ("/caf\xc3\xa9", "/caf%C3%A9"),
     ("/\x01\x7f", "/%01%7F"),
-    ('/"quoted"&=+;:@!$\'()*,~', '/"quoted"&=+;:@!$\'()*,~'),
+    ('/"quoted"&=+;:@!$\'()*,~', '/%22quoted%22&=+;:@!$\'()*,~'),
+    ("/<>\\^`{|}", "/%3C%3E%5C%5E%60%7B%7C%7D"),       # nginx 1.22.1: Location: /x%22%3C%5Ey/
 ])
 def test_escape_uri(path, escaped):
     assert escape_uri(path) == escaped

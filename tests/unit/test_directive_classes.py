@@ -1,0 +1,140 @@
+"""Fail closed: every registered directive is in exactly one class (config/directives.py), no
+security- or content-relevant directive is a silent or warned no-op, and the class-3 and warned
+class-2 messages carry file:line, at `ngate -t` as at load."""
+from __future__ import annotations
+
+import fnmatch
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ngate.config import directives as d
+from tests.unit._config_helpers import ngate_error, write_conf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# never class 2: what they do changes who may access what, or what a client receives
+NEVER_NO_EFFECT = (
+    "auth_*", "satisfy", "allow", "deny", "limit_except", "internal", "limit_req*",
+    "limit_conn*", "set_real_ip_from", "real_ip_*", "uwsgi_*", "scgi_*", "grpc_*", "memcached_*",
+    "ssi*", "sub_filter*", "add_after_body", "add_before_body", "addition_types", "stub_status",
+    "*limit_rate*", "proxy_cookie_*", "absolute_redirect", "port_in_redirect",
+    "server_name_in_redirect", "max_ranges", "disable_symlinks", "proxy_store", "fastcgi_store",
+    "charset*", "source_charset", "override_charset", "proxy_bind", "fastcgi_bind",
+    "*_force_ranges", "chunked_transfer_encoding", "ssl_ocsp*", "*ssl_crl", "*ssl_conf_command",
+    "ssl_verify_client", "ssl_client_certificate", "secure_link*", "valid_referers", "mirror*",
+    "userid*", "empty_gif", "dav_*", "geo", "split_clients", "add_header", "add_trailer",
+    "return", "rewrite", "error_page", "recursive_error_pages", "post_action",
+    "*_next_upstream_timeout", "fastcgi_catch_stderr", "msie_refresh", "autoindex*", "user",
+    "*_pass", "*_intercept_errors", "*_hide_header", "*_pass_header", "gunzip",
+)
+# a temp directory does nothing by itself (uwsgi_pass and scgi_pass are refused); the harness of
+# nginx's test suite writes these into every config
+TEMP_PATHS = ("uwsgi_temp_path", "scgi_temp_path")
+
+
+def rows():
+    return [row for name_rows in d.REGISTRY.values() for row in name_rows]
+
+
+def test_every_directive_has_one_class():
+    for row in rows():
+        assert row.support in d.CLASS, row
+    for name, name_rows in d.REGISTRY.items():
+        # a name's rows (one per context, e.g. `server`) share one class
+        assert len({r.support for r in name_rows}) == 1, name
+
+
+def test_security_relevant_directives_are_never_no_ops():
+    for row in rows():
+        if d.CLASS[row.support] != 2 or row.name in TEMP_PATHS:
+            continue
+        bad = [p for p in NEVER_NO_EFFECT if fnmatch.fnmatchcase(row.name, p)]
+        assert not bad, f"{row.name} is class 2 but matches {bad}"
+
+
+def test_the_lists_the_issue_names_are_refused_or_implemented():
+    for name in ("uwsgi_pass", "scgi_pass", "ssi", "sub_filter", "add_after_body",
+                 "add_before_body", "stub_status", "mirror", "secure_link", "empty_gif", "userid",
+                 "valid_referers", "limit_rate", "max_ranges", "proxy_cookie_domain",
+                 "proxy_cookie_path", "charset", "proxy_store", "grpc_pass"):
+        assert d.REGISTRY[name][0].support == d.REFUSED, name
+    for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect", "user"):
+        assert d.REGISTRY[name][0].support == d.IMPLEMENTED, name
+
+
+def test_refused_directive_fails_with_file_and_line(tmp_path):
+    conf = write_conf(tmp_path, "server { listen 8080;\n location / { uwsgi_pass 127.0.0.1:9; } }")
+    assert ngate_error(conf, str(tmp_path)) == \
+        f'"uwsgi_pass" directive is not supported by ngate in {conf}:4'
+
+
+@pytest.mark.parametrize("stmt,ok", [
+    ("ssi off;", True), ("ssi OFF;", True), ("ssi on;", False),
+    ("proxy_cookie_path off;", True), ("proxy_cookie_path /a /b;", False),
+    ("limit_rate 0;", True), ("limit_rate 10k;", False),
+    ("auth_basic off;", True), ("auth_basic private;", False),
+    ("disable_symlinks off;", False),          # ngate refuses symlinks out of the root today
+])
+def test_refused_directive_accepts_nginx_default_only(tmp_path, stmt, ok):
+    conf = write_conf(tmp_path, f"server {{ listen 8080; location / {{ {stmt} }} }}")
+    name = stmt.split()[0]
+    want = "OK" if ok else f'"{name}" directive is not supported by ngate in {conf}:3'
+    assert ngate_error(conf, str(tmp_path)) == want
+
+
+def test_refused_default_value_is_still_checked(tmp_path):
+    conf = write_conf(tmp_path, "server { listen 8080; ssi off; location / { } } ssi off;"
+                      " upstream u { server 127.0.0.1; ssi off; }")
+    assert ngate_error(conf, str(tmp_path)) == \
+        f'"ssi" directive is not allowed here in {conf}:3'
+
+
+def test_refused_listen_parameter(tmp_path):
+    conf = write_conf(tmp_path, "server { listen 8080 proxy_protocol; }")
+    assert ngate_error(conf, str(tmp_path)) == \
+        f'"proxy_protocol" parameter of "listen" is not supported by ngate in {conf}:3'
+
+
+def _ngate_t(tmp_path, http: str) -> subprocess.CompletedProcess:
+    conf = write_conf(tmp_path, http)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "ngate", "-t", "-p", str(tmp_path), "-c", conf],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+
+
+def test_ngate_t_refuses(tmp_path):
+    r = _ngate_t(tmp_path, "server { listen 8080;\n location / { sub_filter a b; } }")
+    conf = tmp_path / "nginx.conf"
+    assert r.returncode == 1
+    assert f'ngate: [emerg] "sub_filter" directive is not supported by ngate in {conf}:4' \
+        in r.stderr
+    assert "test failed" in r.stderr
+
+
+def test_ngate_t_warns_once_per_occurrence(tmp_path):
+    r = _ngate_t(tmp_path, "gzip on; gzip_types text/css; sendfile on;\n"
+                 "server { listen 8080; location / { gzip off; proxy_cache off; }\n"
+                 " location /c { proxy_cache c; } }")
+    conf = tmp_path / "nginx.conf"
+    assert r.returncode == 0, r.stderr
+    warns = [line for line in r.stderr.splitlines() if "[warn]" in line]
+    assert warns == [f'ngate: [warn] "gzip" has no effect in ngate in {conf}:3',
+                     f'ngate: [warn] "proxy_cache" has no effect in ngate in {conf}:5']
+    assert "test is successful" in r.stderr
+
+
+def test_readme_lists_classes_2_and_3():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme[readme.index("### Directive classes"):]
+    section = section[:section.index("\n## ")] if "\n## " in section else section
+    mentioned = {w.strip("`,.;:()") for w in section.split()}
+    stars = [m for m in mentioned if "*" in m]
+    for row in rows():
+        if row.support == d.IMPLEMENTED:
+            continue
+        assert row.name in mentioned or any(fnmatch.fnmatchcase(row.name, s) for s in stars), \
+            f"README does not list {row.name} ({row.support})"
