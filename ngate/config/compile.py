@@ -123,6 +123,10 @@ class Compiler:
     def build_main(self, lv: Level) -> Main:
         vals = {k: FREEZE.get(k, lambda v: v)(v) for k, v in lv.vals.items() if k in MAIN_FIELDS}
         vals.setdefault("pid", self.path("logs/nginx.pid"))
+        if os.geteuid() == 0 and "uid" not in vals:     # nginx's default: nobody
+            from ngate.supervisor.identity import DEFAULT_USER, default_group, resolve
+            vals["user"], vals["group"] = DEFAULT_USER, default_group()
+            vals["uid"], vals["gid"] = resolve(vals["user"], vals["group"])
         return Main(extra=MappingProxyType(lv.extra), **vals)
 
     def http_base(self) -> dict:

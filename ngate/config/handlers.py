@@ -247,11 +247,20 @@ def next_upstream(c, st) -> frozenset:
 
 
 def user(c, lv, st):
-    """`user name [group]` (main)."""
-    if "user" in lv.vals:
+    """`user name [group]` (main): resolved now, as nginx does; ignored with nginx's warning
+    unless ngate runs as root."""
+    from ngate.supervisor.identity import resolve
+    if "user" in lv.vals or "user_ignored" in lv.vals:
         raise ConfigError('"user" directive is duplicate', st.where)
-    lv.vals["user"] = st.args[0]
-    lv.vals["group"] = st.args[1] if len(st.args) == 2 else None
+    if os.geteuid() != 0:
+        from ngate.observability import error_log
+        error_log.warn('the "user" directive makes sense only if the master process runs with '
+                       f'super-user privileges, ignored in {st.where}')
+        lv.vals["user_ignored"] = True
+        return
+    group = st.args[1] if len(st.args) == 2 else None
+    lv.vals["uid"], lv.vals["gid"] = resolve(st.args[0], group, st.where)
+    lv.vals["user"], lv.vals["group"] = st.args[0], group or st.args[0]
 
 
 # ---------------------------------------------------------------- logs

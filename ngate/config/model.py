@@ -464,7 +464,9 @@ class Main:
     worker_shutdown_timeout: float = 0.0   # 0: wait forever
     error_log: tuple[ErrorLog, ...] = ()
     user: str | None = None          # `user name [group]`: the workers' identity when the
-    group: str | None = None         # master runs as root (supervisor/identity.py)
+    group: str | None = None         # master runs as root (supervisor/identity.py); None
+    uid: int | None = None           # when not root (nginx ignores `user` then)
+    gid: int | None = None
     worker_rlimit_nofile: int = 0
     extra: Any = None                # accepted, not yet implemented: name -> [args tuple, ...]
 

@@ -213,8 +213,63 @@ def flush_all() -> None:
 
 
 def reopen_all() -> None:
+    """USR1: every open log file again by its name; one that fails keeps its old descriptor."""
+    from ngate.observability import error_log
     for f in _FILES.values():
-        f.reopen()
+        try:
+            f.reopen()
+        except OSError as err:
+            error_log.emerg(f'open() "{f.path}" failed {error_log.os_error(err)}')
+
+
+def open_files(config) -> None:
+    """Open every access log file the config names now (a worker does it before it gives up
+    root: nginx's master opens them); a writer made later finds its file open."""
+    from ngate.observability import error_log
+    for path in config_paths(config):
+        try:
+            _shared_file(path)
+        except OSError as err:
+            error_log.alert(f'open() "{path}" failed {error_log.os_error(err)}')
+
+
+def config_paths(config) -> list[str]:
+    """The access log files of every level of the config (logs/access.log where a level has no
+    access_log, as the runtime's writers do)."""
+    default = os.path.join(config.prefix, "logs/access.log")
+    paths: dict[str, None] = {}
+    for conf in _confs(config):
+        for spec in conf.access_log or (AccessLog(default),):
+            if spec.path != "off" and not spec.path.startswith("syslog:"):
+                paths[spec.path] = None
+    return list(paths)
+
+
+def _confs(config):
+    if config.http_conf is not None:
+        yield config.http_conf
+    stack = []
+    for srv in config.servers:
+        yield from _with_ifs(srv.conf)
+        stack.extend(srv.locations)
+        stack.extend(srv.named_locations.values())
+    while stack:
+        loc = stack.pop()
+        yield from _with_ifs(loc.conf)
+        stack.extend(loc.locations)
+
+
+def _with_ifs(conf):
+    yield conf
+    extra = conf.extra or {}
+    if "limit_except" in extra:
+        yield from _with_ifs(extra["limit_except"][1])
+    ops = list(conf.rewrite_ops)
+    while ops:
+        op = ops.pop()
+        if getattr(op, "conf", None) is not None:
+            yield op.conf
+        ops.extend(getattr(op, "ops", ()) or ())
 
 
 def close_all() -> None:

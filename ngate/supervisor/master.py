@@ -22,6 +22,7 @@ import traceback
 from ngate.errors import ConfigError
 from ngate.limits import zones
 from ngate.observability import error_log, stub_status
+from ngate.supervisor import identity
 from ngate.supervisor.listeners import BindError, Listeners, close_sockets
 from ngate.supervisor.worker import run_worker
 
@@ -96,6 +97,8 @@ class Master:
 
     def supervise(self) -> int:
         stub_status.shared()        # mapped before the first fork: every worker shares it
+        if self.config.main.uid is not None and os.geteuid() == 0:
+            identity.preload_modules()
         error_log.notice("start worker processes")
         self.start_workers()
         while self.workers or not (self.quitting or self.terminating):
@@ -217,6 +220,7 @@ class Master:
             error_log.reopen()
         except OSError as err:
             error_log.alert(f'reopen() "{err.filename}" failed {error_log.os_error(err)}')
+        identity.hand_over_logs(self.config)
         self.signal_workers(signal.SIGUSR1)
 
     def reload(self) -> None:

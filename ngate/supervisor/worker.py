@@ -39,6 +39,11 @@ def run_worker(config, sockets: dict, master_pid: int | None) -> int:
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     apply_rlimit_nofile(config.main.worker_rlimit_nofile)
+    if master_pid is not None:          # a worker of a master: nginx's user switch
+        from ngate.observability import access_log
+        from ngate.supervisor import identity
+        access_log.open_files(config)
+        identity.switch(config.main)
     loop = new_loop()
     asyncio.set_event_loop(loop)
     try:

@@ -30,8 +30,13 @@ def proxy(tmp_path):
 
 
 def worker_pid(proxy) -> int:
-    out = subprocess.run(["pgrep", "-P", str(proxy.proc.pid)], capture_output=True, text=True)
-    return int(out.stdout.split()[0])
+    """The worker's pid (the master accepts on its socket before the worker exists)."""
+    deadline = time.monotonic() + 10
+    while True:
+        out = subprocess.run(["pgrep", "-P", str(proxy.proc.pid)], capture_output=True, text=True)
+        if out.stdout.split() or time.monotonic() > deadline:
+            return int(out.stdout.split()[0])
+        time.sleep(0.05)
 
 
 def test_worker_rlimit_nofile_is_applied(proxy):

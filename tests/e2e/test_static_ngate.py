@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tests.harness.client import request
-from tests.harness.processes import REPO_ROOT, ProxyProcess, fresh_prefix
+from tests.harness.processes import REPO_ROOT, ProxyProcess, fresh_prefix, searchable
 
 CONF = """
 http {
@@ -41,6 +41,7 @@ def ngate(tmp_path_factory):
     (base / "secret.txt").write_bytes(b"outside\n")
     os.symlink(base / "secret.txt", root / "escape.txt")
     os.symlink(root / "a.txt", root / "inside.txt")
+    searchable(root)            # the workers run as nobody when the tests run as root
     proc = ProxyProcess("ngate", CONF, fresh_prefix(base, "ngate"), docroot=root).start()
     yield proc
     proc.stop()

@@ -153,6 +153,16 @@ class ProxyProcess:
                 f"\n--- stdout/stderr\n{self.output()[-4000:]}")
 
 
+def searchable(path) -> None:
+    """Let the workers' user reach `path` (nginx and ngate run their workers as `nobody` when
+    started as root): it and every directory above it under /tmp get o+rx / o+x."""
+    path = Path(path)
+    os.chmod(path, os.stat(path).st_mode | 0o055)
+    for p in path.parents:
+        if str(p).startswith("/tmp/"):
+            os.chmod(p, os.stat(p).st_mode | 0o011)
+
+
 def accepts(port: int) -> bool:
     """Something accepts TCP connections on 127.0.0.1:`port`."""
     try:

@@ -138,3 +138,13 @@ def test_readme_lists_classes_2_and_3():
             continue
         assert row.name in mentioned or any(fnmatch.fnmatchcase(row.name, s) for s in stars), \
             f"README does not list {row.name} ({row.support})"
+
+
+def test_user_without_root_is_ignored_with_nginx_warning(tmp_path, monkeypatch, capfd):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    conf = write_conf(tmp_path, "", main="user www-data;\nevents {}\n")
+    from ngate.config import load_config
+    main = load_config(conf, str(tmp_path)).main
+    assert (main.user, main.uid) == (None, None)
+    assert ('ngate: [warn] the "user" directive makes sense only if the master process runs with '
+            f'super-user privileges, ignored in {conf}:1') in capfd.readouterr().err
