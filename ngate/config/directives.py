@@ -189,6 +189,8 @@ def _register() -> None:
     directive("fastcgi_next_upstream_tries", HSL, 1,
               h.scalar("fastcgi_next_upstream_tries", h.number))
     directive("fastcgi_buffer_size", HSL, 1, h.scalar("fastcgi_buffer_size", h.size))
+    directive("fastcgi_catch_stderr", HSL, 1,
+              h.array("fastcgi_catch_stderr", lambda c, st: st.args[0].encode("utf-8")))
     for name in ("fastcgi_keep_conn", "fastcgi_intercept_errors", "fastcgi_pass_request_headers",
                  "fastcgi_pass_request_body", "fastcgi_request_buffering"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
@@ -389,7 +391,6 @@ def _register() -> None:
     refuse("fastcgi_force_ranges", HSL, 1, default=("off",))
     refuse("proxy_next_upstream_timeout", HSL, 1, default=("0",))
     refuse("fastcgi_next_upstream_timeout", HSL, 1, default=("0",))
-    refuse("fastcgi_catch_stderr", HSL, 1)
     refuse("autoindex_exact_size", HSL, 1, default=("on",))
     refuse("autoindex_format", HSL, 1, default=("html",))
     refuse("autoindex_localtime", HSL, 1, default=("off",))

@@ -323,6 +323,7 @@ class LocConf:
     proxy_buffer_size: int = 4096                          # the limit of an upstream response head
     fastcgi_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
     fastcgi_next_upstream_tries: int = 0
+    fastcgi_catch_stderr: tuple[bytes, ...] = ()          # array
     # headers module
     add_header: tuple[HeaderSet, ...] = ()                 # array
     expires: Any = None

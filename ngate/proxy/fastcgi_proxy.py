@@ -288,6 +288,10 @@ class FastCGIExchange(ProxyExchange):
             "reading response header from upstream"
         error_log.error(f'FastCGI sent in stderr: "{text}" while {phase}'
                         + error_log.request_suffix(self.ctx, ""), self.conn.number)
+        if self.state in ("sending", "reading"):
+            for pattern in self.conf.fastcgi_catch_stderr:   # an invalid response, as nginx
+                if pattern in data:
+                    return self.next_peer("invalid_header", 502, "")
 
     def end_request(self) -> None:
         if self.state in ("sending", "reading"):

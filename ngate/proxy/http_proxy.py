@@ -810,8 +810,9 @@ class ProxyExchange:
             if status == 504:
                 ctx.upstream_status = ctx.upstream_status[:-3] + "504"
         err = ProxyError(status, UPSTREAM, message + self._peer_suffix())
-        error_log.error(err.log_message + error_log.request_suffix(ctx, self._upstream_url()),
-                        self.conn.number)
+        if message:             # "": the caller logged it (fastcgi_catch_stderr)
+            error_log.error(err.log_message + error_log.request_suffix(ctx, self._upstream_url()),
+                            self.conn.number)
         err.log_message = ""
         if report_failure(self.upstream, peer):
             action = message[message.find(" while "):] if " while " in message else ""

@@ -272,3 +272,30 @@ def test_next_upstream_on_a_500_tries_the_other_server(start_proxy, fake):
         assert bodies == {b"ok\n", b"bad\n"}    # without http_500 the 500 reaches the client
     finally:
         failing.close()
+
+
+def test_catch_stderr_makes_the_response_invalid(start_proxy, fake):
+    """fastcgi_catch_stderr: a match in stderr before the head is an invalid response (502, or
+    the next server with `invalid_header`); without a match, stderr is only logged."""
+    def answer(conn, req):
+        conn.sendall(fcgi.record(fcgi.STDERR, b"PHP Fatal error: x\n")
+                     + fcgi.record(fcgi.STDOUT, b"Content-Type: text/plain\r\n\r\nbody\n")
+                     + fcgi.record(fcgi.STDOUT))
+        fake.end(conn)
+    fake.answer = answer
+    conf = """
+    http {
+        server {
+            listen 127.0.0.1:{port};
+            location / { fastcgi_pass 127.0.0.1:{fcgi_port}; fastcgi_catch_stderr "Fatal"; }
+            location /other/ { fastcgi_pass 127.0.0.1:{fcgi_port}; fastcgi_catch_stderr nomatch; }
+        }
+    }
+    """
+    proxy = start_proxy(conf, fcgi_port=fake.port)
+    assert request(proxy.port, "GET", "/x").status == 502
+    resp = request(proxy.port, "GET", "/other/x")
+    assert (resp.status, resp.body) == (200, b"body\n")
+    log = proxy.error_log()
+    assert log.count('FastCGI sent in stderr: "PHP Fatal error: x"') == 2
+    assert "upstream sent" not in log
