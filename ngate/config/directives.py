@@ -173,7 +173,8 @@ def _register() -> None:
     for name in ("proxy_pass_request_headers", "proxy_pass_request_body",
                  "proxy_request_buffering", "proxy_intercept_errors"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
-    for name in ("proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout"):
+    for name in ("proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout",
+                 "proxy_next_upstream_timeout"):
         directive(name, HSL, 1, h.scalar(name, h.msec))
     directive("proxy_buffer_size", HSL, 1, h.scalar("proxy_buffer_size", h.size))
 
@@ -194,7 +195,8 @@ def _register() -> None:
     for name in ("fastcgi_keep_conn", "fastcgi_intercept_errors", "fastcgi_pass_request_headers",
                  "fastcgi_pass_request_body", "fastcgi_request_buffering"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
-    for name in ("fastcgi_connect_timeout", "fastcgi_read_timeout", "fastcgi_send_timeout"):
+    for name in ("fastcgi_connect_timeout", "fastcgi_read_timeout", "fastcgi_send_timeout",
+                 "fastcgi_next_upstream_timeout"):
         directive(name, HSL, 1, h.scalar(name, h.msec))
 
     # ------------------------------------------------------------- ngate: WebSocket, metrics
@@ -389,8 +391,6 @@ def _register() -> None:
     refuse("fastcgi_bind", HSL, (1, 2), default=("off",))
     refuse("proxy_force_ranges", HSL, 1, default=("off",))
     refuse("fastcgi_force_ranges", HSL, 1, default=("off",))
-    refuse("proxy_next_upstream_timeout", HSL, 1, default=("0",))
-    refuse("fastcgi_next_upstream_timeout", HSL, 1, default=("0",))
     refuse("autoindex_exact_size", HSL, 1, default=("on",))
     refuse("autoindex_format", HSL, 1, default=("html",))
     refuse("autoindex_localtime", HSL, 1, default=("off",))

@@ -300,6 +300,7 @@ class LocConf:
     proxy_intercept_errors: bool = False
     proxy_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
     proxy_next_upstream_tries: int = 0
+    proxy_next_upstream_timeout: float = 0.0               # 0: no limit
     # WebSocket tunnels and metrics (ngate extensions: proxy/tunnel.py, observability/metrics.py)
     websocket_ping: float = 0.0                            # 0: off
     websocket_pong_timeout: float = 0.0                    # 0: the ping interval
@@ -323,6 +324,7 @@ class LocConf:
     proxy_buffer_size: int = 4096                          # the limit of an upstream response head
     fastcgi_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
     fastcgi_next_upstream_tries: int = 0
+    fastcgi_next_upstream_timeout: float = 0.0
     fastcgi_catch_stderr: tuple[bytes, ...] = ()          # array
     # headers module
     add_header: tuple[HeaderSet, ...] = ()                 # array

@@ -828,10 +828,14 @@ class ProxyExchange:
         """nginx's rule for trying another peer after a failure of `kind`: it is listed in
         proxy_next_upstream, nothing was sent to the client, a POST/LOCK/PATCH already sent needs
         non_idempotent, the body can be replayed, and tries remain (peers not `down`, capped by
-        proxy_next_upstream_tries). The same count makes the last peer's failing response (http_*)
-        go to the client."""
-        nu = self.plan.next_upstream
+        proxy_next_upstream_tries) within proxy_next_upstream_timeout of the first try. The same
+        count makes the last peer's failing response (http_*) go to the client."""
+        plan = self.plan
+        nu = plan.next_upstream
         if kind not in nu or self.ctx.head_sent:
+            return False
+        if plan.next_upstream_timeout and \
+                time.monotonic() - self.started >= plan.next_upstream_timeout:
             return False
         if self.sent_bytes and self.ctx.method in _NON_IDEMPOTENT and "non_idempotent" not in nu:
             return False

@@ -25,7 +25,7 @@ class Plan:
     """What a location sends upstream and passes back; built once per LocConf."""
     __slots__ = ("items", "skip", "hide", "version", "keepalive_capable", "redirects",
                  "connect_timeout", "send_timeout", "read_timeout", "next_upstream",
-                 "next_upstream_tries")
+                 "next_upstream_tries", "next_upstream_timeout")
 
     def __init__(self, conf) -> None:
         from ngate.routing.variables import compile_template
@@ -55,6 +55,7 @@ class Plan:
         self.read_timeout = conf.proxy_read_timeout
         self.next_upstream = conf.proxy_next_upstream
         self.next_upstream_tries = conf.proxy_next_upstream_tries
+        self.next_upstream_timeout = conf.proxy_next_upstream_timeout
 
 
 def _compile_items(items, pp):
