@@ -378,6 +378,7 @@ class LocConf:
     etag: bool = True
     if_modified_since: str = "exact"                       # exact | before | off
     disable_symlinks: "DisableSymlinks | None" = None      # None: off (follow symlinks)
+    max_ranges: int | None = None                          # None: any number; 0: no ranges
     # free-form extension slots for later issues (tls, fastcgi, websocket ...)
     extra: Any = None
     # proxy_ssl_* (TLS to upstreams)

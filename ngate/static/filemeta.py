@@ -24,7 +24,7 @@ _FILES: dict = {}       # path -> FileMeta
 
 class FileMeta:
     __slots__ = ("stat_key", "conf", "uri", "root", "mtime", "size", "last_modified",
-                 "etag", "content_type", "prefix", "fields", "etag_line", "tail")
+                 "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail")
 
     def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:
         self.stat_key = stat_key(st)
@@ -42,7 +42,8 @@ class FileMeta:
         self.fields = b"Content-Type: %b\r\nContent-Length: %d\r\nLast-Modified: %b\r\n" % (
             content_type, size, self.last_modified.encode())
         self.etag_line = b"ETag: %b\r\n" % self.etag.encode() if self.etag else b""
-        self.tail = self.etag_line + ACCEPT_RANGES + b"\r\n"
+        self.accept = ACCEPT_RANGES if conf.max_ranges != 0 else b""    # max_ranges 0: none
+        self.tail = self.etag_line + self.accept + b"\r\n"
 
     def head_200(self, connection: bytes, headers) -> bytes:
         """The 200 head in build_head's order; `headers` go between ETag and Accept-Ranges."""
@@ -51,7 +52,7 @@ class FileMeta:
         parts = [self.prefix, resp.DATE.get(), self.fields, connection, self.etag_line]
         for name, value in headers:
             parts.append(name + b": " + value + b"\r\n")
-        parts.append(ACCEPT_RANGES)
+        parts.append(self.accept)
         parts.append(b"\r\n")
         return b"".join(parts)
 

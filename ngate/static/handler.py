@@ -259,7 +259,8 @@ def send_file(ctx, fd: int, meta) -> None:
             os.close(fd)
             return _send_not_modified(ctx, status, meta)
         range_header = hdr.get(b"range")
-        if range_header is None or not ranges.if_range_ok(ctx, etag, meta.last_modified):
+        if range_header is None or conf.max_ranges == 0 \
+                or not ranges.if_range_ok(ctx, etag, meta.last_modified):
             return _send_200(ctx, fd, meta)
         return _send_ranged(ctx, fd, meta, range_header)
     if override == 200:
@@ -295,7 +296,7 @@ def _send_200(ctx, fd: int, meta) -> None:
 
 def _send_ranged(ctx, fd: int, meta, range_header: bytes) -> None:
     size = meta.size
-    parsed = ranges.parse(range_header.decode("latin-1"), size)
+    parsed = ranges.parse(range_header.decode("latin-1"), size, ctx.conf.max_ranges)
     if parsed is ranges.NOT_SATISFIABLE:
         os.close(fd)
         return _not_satisfiable(ctx, size)

@@ -1,7 +1,8 @@
 """Range requests as ngx_http_range_filter_module: parsing, If-Range, 206 and multipart bodies.
 
-`parse(value, size)` returns a list of (start, end) half-open ranges, NOT_SATISFIABLE (416),
-or None (ignore the header: send the whole file).
+`parse(value, size, max_ranges)` returns a list of (start, end) half-open ranges,
+NOT_SATISFIABLE (416), or None (ignore the header: send the whole file; also when there are
+more than `max_ranges`).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ NOT_SATISFIABLE = "416"
 _BOUNDARY = itertools.count(1)     # nginx: ngx_next_temp_number(), one counter per worker
 
 
-def parse(value: str, size: int):
+def parse(value: str, size: int, max_ranges: int | None = None):
     if value[:6].lower() != "bytes=":
         return None
     p = value[6:]
@@ -59,6 +60,8 @@ def parse(value: str, size: int):
         if start < end:
             ranges.append((start, end))
             total += end - start
+            if max_ranges is not None and len(ranges) > max_ranges:
+                return None
         if i >= n:
             break
         i += 1

@@ -40,6 +40,8 @@ http {
         location /ims-before/ { alias {docroot}/; if_modified_since before; }
         location /idx/ { alias {docroot}/dir/; index nothere.html index.html; }
         location /err/ { error_page 404 /a.txt; }
+        location /mr0/ { alias {docroot}/; max_ranges 0; }
+        location /mr2/ { alias {docroot}/; max_ranges 2; }
     }
 }
 """
@@ -126,6 +128,18 @@ RANGES = ["bytes=0-3", "bytes=-3", "bytes=5-", "bytes=0-3,5-6", "bytes=30-", "by
 @pytest.mark.parametrize("value", RANGES)
 def test_range(diff, value):
     diff.check_request("GET", "/a.txt", headers=[(b"Range", value.encode())])
+
+
+@pytest.mark.parametrize("target,value", [
+    ("/mr0/a.txt", None), ("/mr0/a.txt", "bytes=0-3"), ("/mr2/a.txt", "bytes=0-1,3-4"),
+    ("/mr2/a.txt", "bytes=0-1,3-4,8-9"), ("/mr2/a.txt", "bytes=0-1,3-4,9-8,10-11"),
+])
+def test_max_ranges(diff, target, value):
+    """max_ranges 0: no ranges and no Accept-Ranges; N: more ranges than N get the whole file."""
+    out = diff.check_request("GET", target,
+                             headers=[(b"Range", value.encode())] if value else [])
+    assert out.response.status == (206 if target == "/mr2/a.txt" and value.count(",") == 1
+                                   else 200)
 
 
 def test_range_on_big_file_is_exact(diff):

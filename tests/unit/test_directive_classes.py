@@ -58,7 +58,7 @@ def test_security_relevant_directives_are_never_no_ops():
 def test_the_lists_the_issue_names_are_refused_or_implemented():
     for name in ("uwsgi_pass", "scgi_pass", "ssi", "sub_filter", "add_after_body",
                  "add_before_body", "stub_status", "mirror", "secure_link", "empty_gif", "userid",
-                 "valid_referers", "limit_rate", "max_ranges", "proxy_cookie_domain",
+                 "valid_referers", "limit_rate", "proxy_cookie_domain",
                  "proxy_cookie_path", "charset", "proxy_store", "grpc_pass"):
         assert d.REGISTRY[name][0].support == d.REFUSED, name
     for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect", "user"):
