@@ -56,9 +56,13 @@ def no_effect(parse=None, warn: bool = False, default: tuple | None = None):
         if parse is not None:
             parse(c, st)
         if warn and not is_default(st.args, default):
-            from ngate.observability import error_log
-            error_log.warn(f'"{st.directive}" has no effect in ngate in {st.where}')
+            _no_effect_warning(f'"{st.directive}" has no effect in ngate in {st.where}')
     return handle
+
+
+def _no_effect_warning(text: str) -> None:
+    from ngate.observability import error_log
+    error_log.warn(text)
 
 
 def is_default(args, default: tuple | None) -> bool:
@@ -266,6 +270,9 @@ def user(c, lv, st):
 # ---------------------------------------------------------------- logs
 
 def error_log(c, lv, st):
+    if lv.ctx != "main":    # ngate logs every error to the main-level error_log
+        _no_effect_warning(f'"error_log" below the main level has no effect in ngate (errors go '
+                           f'to the main error_log) in {st.where}')
     path = st.args[0]
     level = st.args[1] if len(st.args) > 1 else "error"
     if level not in LOG_LEVELS:
@@ -308,6 +315,9 @@ def access_log(c, lv, st):
             condition = c.template(p[3:], st.where)
         elif not p.startswith(("buffer=", "flush=", "gzip")):
             raise ConfigError(f'invalid parameter "{p}"', st.where)
+        elif p.startswith("gzip"):      # buffer= and flush= only tune how lines are written
+            _no_effect_warning(f'"gzip" parameter of "access_log" has no effect in ngate in '
+                               f'{st.where}')
     path = st.args[0]
     if not path.startswith("syslog:") and path != "/dev/stderr":
         path = c.path(path)

@@ -148,3 +148,15 @@ def test_user_without_root_is_ignored_with_nginx_warning(tmp_path, monkeypatch, 
     assert (main.user, main.uid) == (None, None)
     assert ('ngate: [warn] the "user" directive makes sense only if the master process runs with '
             f'super-user privileges, ignored in {conf}:1') in capfd.readouterr().err
+
+
+def test_partly_supported_directives_warn(tmp_path):
+    r = _ngate_t(tmp_path, "server { listen 8080; error_log logs/s.log;\n"
+                 " access_log logs/a.log combined gzip; listen 8081 http2; }")
+    conf = tmp_path / "nginx.conf"
+    assert r.returncode == 0, r.stderr
+    assert [line for line in r.stderr.splitlines() if "[warn]" in line] == [
+        'ngate: [warn] "error_log" below the main level has no effect in ngate (errors go to the '
+        f'main error_log) in {conf}:3',
+        f'ngate: [warn] "gzip" parameter of "access_log" has no effect in ngate in {conf}:4',
+        f'ngate: [warn] "http2" parameter of "listen" has no effect in ngate in {conf}:4']
