@@ -57,6 +57,7 @@ def no_effect(parse=None, warn: bool = False, default: tuple | None = None):
             parse(c, st)
         if warn and not is_default(st.args, default):
             _no_effect_warning(f'"{st.directive}" has no effect in ngate in {st.where}')
+    handle.not_implemented = True       # for readers of the handler (the row's `support` says it)
     return handle
 
 
@@ -74,6 +75,9 @@ def is_default(args, default: tuple | None) -> bool:
 def refused(c, lv, st):
     """A class-3 directive given nginx's default value: nothing to do (directives.check has
     refused every other value)."""
+
+
+refused.not_implemented = True
 
 
 def extra_flag(c, lv, st):
