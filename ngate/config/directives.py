@@ -231,6 +231,8 @@ def _register() -> None:
     directive("etag", HSL, 1, h.scalar("etag", h.flag))
     directive("disable_symlinks", HSL, (1, 2), h.disable_symlinks)
     directive("max_ranges", HSL, 1, h.scalar("max_ranges", h.number))
+    directive("charset", HSLI, 1, h.scalar("charset", h.charset))
+    directive("charset_types", HSL, (1, None), h.charset_types)
     directive("if_modified_since", HSL, 1, h.scalar("if_modified_since", h.if_modified_since))
     directive("lingering_close", HSL, 1, h.scalar("lingering_close", h.lingering_close))
     directive("lingering_time", HSL, 1, h.scalar("lingering_time", h.msec))
@@ -397,10 +399,8 @@ def _register() -> None:
     refuse("gunzip", HSL, 1, default=("off",))
     refuse("gunzip_buffers", HSL, 2)
     # modules ngate does not have, whose absence would change responses or access
-    refuse("charset", HSLI, 1, default=("off",))
-    refuse("override_charset", HSLI, 1, default=("off",))
+    refuse("override_charset", HSLI, 1, default=("off",))     # charset: recoding refused
     refuse("source_charset", HSLI, 1)
-    refuse("charset_types", HSL, (1, None))
     refuse("charset_map", {HTTP}, 2, block=True)
     refuse("ssi", HSLI, 1, default=("off",))
     for name in ("ssi_silent_errors", "ssi_ignore_recycled_buffers", "ssi_min_file_chunk",

@@ -379,6 +379,11 @@ class LocConf:
     if_modified_since: str = "exact"                       # exact | before | off
     disable_symlinks: "DisableSymlinks | None" = None      # None: off (follow symlinks)
     max_ranges: int | None = None                          # None: any number; 0: no ranges
+    # charset module, header part (http1/charset.py)
+    charset: bytes = b""                                   # b"": off
+    charset_types: Any = frozenset({b"text/html", b"text/xml", b"text/plain",
+                                    b"text/vnd.wap.wml", b"application/javascript",
+                                    b"application/rss+xml"})   # None: `*`
     # free-form extension slots for later issues (tls, fastcgi, websocket ...)
     extra: Any = None
     # proxy_ssl_* (TLS to upstreams)

@@ -17,6 +17,7 @@ import re
 from ngate import realip, static
 from ngate.access import phase as access
 from ngate.errors import ProxyError
+from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.limits import phase as limits
 from ngate.observability import error_log
@@ -378,6 +379,8 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
         headers.extend(add_headers(ctx, conf, status))
     head_only = ctx.method == "HEAD" or status in resp.NO_BODY_STATUSES
     check_keepalive(ctx)
+    if conf is not None and conf.charset:
+        content_type = charset.content_type(conf, status, content_type)
     head = resp.build_head(
         status, 1, server_tokens=conf.server_tokens if conf is not None else True,
         content_type=content_type, content_length=None if status in resp.NO_BODY_STATUSES else len(body),

@@ -24,6 +24,7 @@ import httptools
 
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
+from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
@@ -676,6 +677,8 @@ class ProxyExchange:
         self.chunked_out = chunked_out
         self.resp_length = clen
         ctx.status = status
+        if conf.charset:
+            ctype = charset.content_type(conf, status, ctype)
         head = resp.build_head(
             status, 1, server_tokens=conf.server_tokens, content_type=ctype,
             content_length=clen if status != 101 else None, last_modified=lastmod,

@@ -12,6 +12,7 @@ import errno
 import os
 import stat
 
+from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
@@ -123,7 +124,8 @@ def _new_meta(ctx, st, path: str, root: str):
         engine.finalize(ctx, 404)
         return None
     conf = ctx.conf
-    meta = filemeta.FileMeta(conf, ctx.uri, root, st, content_type(conf, ctx.uri))
+    meta = filemeta.FileMeta(conf, ctx.uri, root, st,
+                             charset.content_type(conf, 200, content_type(conf, ctx.uri)))
     filemeta.store(path, meta)
     return meta
 
@@ -236,7 +238,8 @@ def _autoindex(ctx, dir_path: str) -> None:
         ctx.keep_alive = False
     engine.check_keepalive(ctx)
     ctx.status = 200
-    head = resp.build_head(200, 1, server_tokens=conf.server_tokens, content_type=TEXT_HTML,
+    head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
+                           content_type=charset.content_type(conf, 200, TEXT_HTML),
                            chunked=chunked, connection=_connection(ctx), headers=headers)
     body = b"" if head_only else resp.chunk(body) + resp.LAST_CHUNK if chunked else body
     _write_whole(ctx, head, body, len(body))      # chunk framing counts, as in nginx

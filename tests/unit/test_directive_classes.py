@@ -22,7 +22,7 @@ NEVER_NO_EFFECT = (
     "ssi*", "sub_filter*", "add_after_body", "add_before_body", "addition_types", "stub_status",
     "*limit_rate*", "proxy_cookie_*", "absolute_redirect", "port_in_redirect",
     "server_name_in_redirect", "max_ranges", "disable_symlinks", "proxy_store", "fastcgi_store",
-    "charset*", "source_charset", "override_charset", "proxy_bind", "fastcgi_bind",
+    "source_charset", "override_charset", "charset_map", "proxy_bind", "fastcgi_bind",
     "*_force_ranges", "chunked_transfer_encoding", "ssl_ocsp*", "*ssl_crl", "*ssl_conf_command",
     "ssl_verify_client", "ssl_client_certificate", "secure_link*", "valid_referers", "mirror*",
     "userid*", "empty_gif", "dav_*", "geo", "split_clients", "add_header", "add_trailer",
@@ -59,9 +59,10 @@ def test_the_lists_the_issue_names_are_refused_or_implemented():
     for name in ("uwsgi_pass", "scgi_pass", "ssi", "sub_filter", "add_after_body",
                  "add_before_body", "stub_status", "mirror", "secure_link", "empty_gif", "userid",
                  "valid_referers", "limit_rate", "proxy_cookie_domain",
-                 "proxy_cookie_path", "charset", "proxy_store", "grpc_pass"):
+                 "proxy_cookie_path", "source_charset", "proxy_store", "grpc_pass"):
         assert d.REGISTRY[name][0].support == d.REFUSED, name
-    for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect", "user"):
+    for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect", "user",
+                 "fastcgi_catch_stderr", "proxy_next_upstream_timeout", "max_ranges", "charset"):
         assert d.REGISTRY[name][0].support == d.IMPLEMENTED, name
 
 
