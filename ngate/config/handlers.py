@@ -510,6 +510,8 @@ def set_var(c, lv, st):
     if not var.startswith("$") or len(var) < 2:
         raise ConfigError(f'invalid variable name "{var}"', st.where)
     name = var[1:]
+    if name == "limit_rate":        # nginx's rate limit, as the refused `limit_rate` directive
+        raise ConfigError('"set $limit_rate" is not supported by ngate', st.where)
     if name in BUILTINS and name not in CHANGEABLE_VARIABLES:
         raise ConfigError(f'the duplicate "{name}" variable', st.where)
     lv.ops.append(SetOp(name, c.template(value, st.where), st.where))

@@ -93,6 +93,12 @@ def test_refused_default_value_is_still_checked(tmp_path):
         f'"ssi" directive is not allowed here in {conf}:3'
 
 
+def test_set_limit_rate_is_refused(tmp_path):
+    conf = write_conf(tmp_path, "server { listen 8080; location / { set $limit_rate 1k; } }")
+    assert ngate_error(conf, str(tmp_path)) == \
+        f'"set $limit_rate" is not supported by ngate in {conf}:3'
+
+
 def test_refused_listen_parameter(tmp_path):
     conf = write_conf(tmp_path, "server { listen 8080 proxy_protocol; }")
     assert ngate_error(conf, str(tmp_path)) == \
