@@ -231,6 +231,8 @@ def _register() -> None:
     directive("etag", HSL, 1, h.scalar("etag", h.flag))
     directive("disable_symlinks", HSL, (1, 2), h.disable_symlinks)
     directive("max_ranges", HSL, 1, h.scalar("max_ranges", h.number))
+    directive("chunked_transfer_encoding", HSL, 1,
+              h.scalar("chunked_transfer_encoding", h.flag))
     directive("charset", HSLI, 1, h.scalar("charset", h.charset))
     directive("charset_types", HSL, (1, None), h.charset_types)
     directive("if_modified_since", HSL, 1, h.scalar("if_modified_since", h.if_modified_since))
@@ -382,7 +384,6 @@ def _register() -> None:
     refuse("msie_refresh", HSL, 1, default=("off",))
     refuse("post_action", HSL, 1)
     refuse("recursive_error_pages", HSL, 1, default=("off",))
-    refuse("chunked_transfer_encoding", HSL, 1, default=("on",))
     refuse("add_trailer", HSLI, (2, 3))
     refuse("proxy_cookie_domain", HSL, (1, 2), default=("off",))
     refuse("proxy_cookie_path", HSL, (1, 2), default=("off",))

@@ -668,7 +668,7 @@ class ProxyExchange:
                 ctx.keep_alive = False
         else:
             if not head_only and clen is None:
-                if ctx.http_minor == 1:
+                if ctx.http_minor == 1 and conf.chunked_transfer_encoding:
                     chunked_out = True
                 else:
                     ctx.keep_alive = False

@@ -233,7 +233,7 @@ def _autoindex(ctx, dir_path: str) -> None:
     if conf.add_header:
         headers.extend(engine.add_headers(ctx, conf, 200))
     head_only = ctx.method == "HEAD"
-    chunked = not head_only and ctx.http_minor == 1
+    chunked = not head_only and ctx.http_minor == 1 and conf.chunked_transfer_encoding
     if not head_only and not chunked:
         ctx.keep_alive = False
     engine.check_keepalive(ctx)

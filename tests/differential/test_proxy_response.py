@@ -40,6 +40,10 @@ http {
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection "Upgrade";
         }
+        location /nochunk/ {
+            proxy_pass http://127.0.0.1:{backend_port}/;
+            chunked_transfer_encoding off;
+        }
         location /ka/ {
             proxy_pass http://pool;
             proxy_http_version 1.1;
@@ -99,6 +103,11 @@ def test_chunked_response_stays_chunked_for_http11_client(diff):
 
 def test_chunked_response_is_close_delimited_for_http10_client(diff):
     resp = diff.check_request("GET", "/chunked", version="HTTP/1.0").response
+    assert resp.framing == "close" and resp.body == b"hello chunked world"
+
+
+def test_chunked_transfer_encoding_off_is_close_delimited(diff):
+    resp = diff.check_request("GET", "/nochunk/chunked").response
     assert resp.framing == "close" and resp.body == b"hello chunked world"
 
 

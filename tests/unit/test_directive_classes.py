@@ -62,7 +62,8 @@ def test_the_lists_the_issue_names_are_refused_or_implemented():
                  "proxy_cookie_path", "source_charset", "proxy_store", "grpc_pass"):
         assert d.REGISTRY[name][0].support == d.REFUSED, name
     for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect", "user",
-                 "fastcgi_catch_stderr", "proxy_next_upstream_timeout", "max_ranges", "charset"):
+                 "fastcgi_catch_stderr", "proxy_next_upstream_timeout", "max_ranges", "charset",
+                 "chunked_transfer_encoding"):
         assert d.REGISTRY[name][0].support == d.IMPLEMENTED, name
 
 
