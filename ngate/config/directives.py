@@ -233,6 +233,7 @@ def _register() -> None:
     directive("max_ranges", HSL, 1, h.scalar("max_ranges", h.number))
     directive("chunked_transfer_encoding", HSL, 1,
               h.scalar("chunked_transfer_encoding", h.flag))
+    directive("recursive_error_pages", HSL, 1, h.scalar("recursive_error_pages", h.flag))
     directive("charset", HSLI, 1, h.scalar("charset", h.charset))
     directive("charset_types", HSL, (1, None), h.charset_types)
     directive("if_modified_since", HSL, 1, h.scalar("if_modified_since", h.if_modified_since))
@@ -383,7 +384,6 @@ def _register() -> None:
     refuse("fastcgi_limit_rate", HSL, 1, default=("0",))
     refuse("msie_refresh", HSL, 1, default=("off",))
     refuse("post_action", HSL, 1)
-    refuse("recursive_error_pages", HSL, 1, default=("off",))
     refuse("add_trailer", HSLI, (2, 3))
     refuse("proxy_cookie_domain", HSL, (1, 2), default=("off",))
     refuse("proxy_cookie_path", HSL, (1, 2), default=("off",))

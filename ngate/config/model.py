@@ -380,6 +380,7 @@ class LocConf:
     disable_symlinks: "DisableSymlinks | None" = None      # None: off (follow symlinks)
     max_ranges: int | None = None                          # None: any number; 0: no ranges
     chunked_transfer_encoding: bool = True                 # off: close-delimited instead
+    recursive_error_pages: bool = False
     # charset module, header part (http1/charset.py)
     charset: bytes = b""                                   # b"": off
     charset_types: Any = frozenset({b"text/html", b"text/xml", b"text/plain",

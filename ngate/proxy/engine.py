@@ -287,7 +287,7 @@ def error_page_for(conf, status: int):
 
 
 def run_error_page(ctx, status: int, page) -> None:
-    ctx.error_pages_done = True        # recursive_error_pages off
+    ctx.error_pages_done = not ctx.conf.recursive_error_pages    # on: the target's errors too
     uri = page.uri.render(ctx)
     if page.override is None:
         ctx.status_override = status

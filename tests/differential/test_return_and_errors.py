@@ -63,6 +63,9 @@ http {
         location @fallback {
             proxy_pass http://127.0.0.1:{backend_port};
         }
+        location /rec-on/ { recursive_error_pages on; error_page 404 /rec-missing; }
+        location /rec-off/ { error_page 404 /rec-missing; }
+        location = /rec-missing { error_page 404 /errors/second.txt; return 404; }
     }
 }
 """
@@ -94,6 +97,13 @@ def test_return(diff, target):
 def test_return_http10_and_head(diff, target):
     diff.check_request("GET", target, version="HTTP/1.0")
     diff.check_request("HEAD", target)
+
+
+def test_recursive_error_pages(diff):
+    """on: the error page's own 404 goes to its error_page too; off: nginx's 404 page."""
+    on = diff.check_request("GET", "/rec-on/x").response
+    off = diff.check_request("GET", "/rec-off/x").response
+    assert b"error page for" in on.body and b"error page for" not in off.body
 
 
 def test_return_301_location_is_absolute(diff):
