@@ -63,8 +63,8 @@ http {
         location @fallback {
             proxy_pass http://127.0.0.1:{backend_port};
         }
-        location /rec-on/ { recursive_error_pages on; error_page 404 /rec-missing; }
-        location /rec-off/ { error_page 404 /rec-missing; }
+        location /rec-on/ { recursive_error_pages on; error_page 404 /rec-missing; return 404; }
+        location /rec-off/ { error_page 404 /rec-missing; return 404; }
         location = /rec-missing { error_page 404 /errors/second.txt; return 404; }
     }
 }
