@@ -78,7 +78,8 @@ def test_refused_directive_fails_with_file_and_line(tmp_path):
     ("proxy_cookie_path off;", True), ("proxy_cookie_path /a /b;", False),
     ("limit_rate 0;", True), ("limit_rate 10k;", False),
     ("auth_basic off;", True), ("auth_basic private;", False),
-    ("disable_symlinks off;", False),          # ngate refuses symlinks out of the root today
+    ("msie_refresh off;", True), ("msie_refresh on;", False),
+    ("post_action off;", False),               # a URI for nginx, not a switch
 ])
 def test_refused_directive_accepts_nginx_default_only(tmp_path, stmt, ok):
     conf = write_conf(tmp_path, f"server {{ listen 8080; location / {{ {stmt} }} }}")
