@@ -40,7 +40,8 @@ FREEZE = {
     "error_log": tuple, "index": tuple, "resolver": tuple, "access_rules": tuple,
     "auth_request_set": tuple,
     "proxy_hide_header": frozenset, "proxy_pass_header": frozenset,
-    "fastcgi_param": tuple, "fastcgi_catch_stderr": tuple, "fastcgi_hide_header": frozenset, "fastcgi_pass_header": frozenset,
+    "fastcgi_param": tuple, "fastcgi_catch_stderr": tuple,
+    "proxy_cookie_domain": tuple, "proxy_cookie_path": tuple, "fastcgi_hide_header": frozenset, "fastcgi_pass_header": frozenset,
     "types": MappingProxyType,
 }
 

@@ -164,6 +164,8 @@ def _register() -> None:
     directive("proxy_hide_header", HSL, 1, h.array("proxy_hide_header", h.lower_bytes))
     directive("proxy_pass_header", HSL, 1, h.array("proxy_pass_header", h.lower_bytes))
     directive("proxy_redirect", HSL, (1, 2), h.proxy_redirect)
+    directive("proxy_cookie_domain", HSL, (1, 2), h.proxy_cookie)
+    directive("proxy_cookie_path", HSL, (1, 2), h.proxy_cookie)
     directive("proxy_next_upstream", HSL, (1, None),
               h.scalar("proxy_next_upstream", h.next_upstream))
     directive("proxy_next_upstream_tries", HSL, 1,
@@ -385,8 +387,6 @@ def _register() -> None:
     refuse("msie_refresh", HSL, 1, default=("off",))
     refuse("post_action", HSL, 1)
     refuse("add_trailer", HSLI, (2, 3))
-    refuse("proxy_cookie_domain", HSL, (1, 2), default=("off",))
-    refuse("proxy_cookie_path", HSL, (1, 2), default=("off",))
     refuse("proxy_cookie_flags", HSL, (1, None), default=("off",))
     refuse("proxy_store", HSL, 1, default=("off",))
     refuse("fastcgi_store", HSL, 1, default=("off",))

@@ -452,6 +452,30 @@ def proxy_redirect(c, lv, st):
     items.append((match, c.template(dst, st.where)))
 
 
+def proxy_cookie(c, lv, st):
+    """proxy_cookie_domain / proxy_cookie_path `off` | `pattern replacement` (proxy/cookies.py):
+    "~" (domain: any case) or "~*" / "~" (path) for a regex; a domain's leading dots dropped."""
+    field = st.directive
+    items = lv.vals.setdefault(field, [])
+    if len(st.args) == 1:
+        if st.args[0] != "off":
+            raise ConfigError(f'invalid parameter "{st.args[0]}"', st.where)
+        return                          # an empty list: nothing inherited
+    pattern, repl = st.args
+    domain = field == "proxy_cookie_domain"
+    if pattern.startswith("~"):
+        caseless = domain or pattern.startswith("~*")
+        rx = c.regex(pattern[2:] if pattern.startswith("~*") and not domain else pattern[1:],
+                     st.where, caseless=caseless)
+        items.append(("regex", rx, c.template(repl, st.where)))
+        return
+    if domain:
+        pattern = pattern[1:] if pattern.startswith(".") else pattern
+        repl = repl[1:] if repl.startswith(".") else repl
+    text = c.template(pattern, st.where) if has_variables(pattern) else pattern
+    items.append(("domain" if domain else "path", text, c.template(repl, st.where)))
+
+
 # ---------------------------------------------------------------- fastcgi module
 
 def fastcgi_pass(c, lv, st):

@@ -45,7 +45,7 @@ class FastCGIPlan:
     """What a location sends to the FastCGI server; built once per LocConf."""
     __slots__ = ("params", "skip", "hide", "keep_conn", "head_limit", "connect_timeout",
                  "send_timeout", "read_timeout", "next_upstream", "next_upstream_tries",
-                 "next_upstream_timeout", "redirects")
+                 "next_upstream_timeout", "redirects", "cookies")
 
     def __init__(self, conf) -> None:
         params = []     # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
@@ -69,6 +69,7 @@ class FastCGIPlan:
         self.next_upstream_tries = conf.fastcgi_next_upstream_tries
         self.next_upstream_timeout = conf.fastcgi_next_upstream_timeout
         self.redirects = ()     # proxy_redirect is the proxy module's: CGI headers pass as sent
+        self.cookies = None     # so are proxy_cookie_*
 
 
 _PLANS: dict[int, tuple] = {}

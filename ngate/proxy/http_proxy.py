@@ -29,6 +29,7 @@ from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.proxy.body_spool import BodySpool
+from ngate.proxy.cookies import rewrite as rewrite_cookie
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
 from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamConnection
 from ngate.proxy.tunnel import start_tunnel
@@ -613,6 +614,7 @@ class ProxyExchange:
         Location slot and is made absolute, nginx's header filter)."""
         hide = self.plan.hide
         redirects = self.plan.redirects
+        cookies = self.plan.cookies
         ctype = length = lastmod = location = None
         te_chunked = close = False
         out = []
@@ -640,6 +642,8 @@ class ProxyExchange:
                 continue
             if lname == b"refresh" and redirects:
                 value = self.rewrite_refresh(value)
+            elif lname == b"set-cookie" and cookies is not None:
+                value = rewrite_cookie(value, cookies[0], cookies[1], self.ctx)
             out.append((name, value))
         return out, ctype, length, lastmod, location, te_chunked, close
 

@@ -25,7 +25,7 @@ class Plan:
     """What a location sends upstream and passes back; built once per LocConf."""
     __slots__ = ("items", "skip", "hide", "version", "keepalive_capable", "redirects",
                  "connect_timeout", "send_timeout", "read_timeout", "next_upstream",
-                 "next_upstream_tries", "next_upstream_timeout")
+                 "next_upstream_tries", "next_upstream_timeout", "cookies")
 
     def __init__(self, conf) -> None:
         from ngate.routing.variables import compile_template
@@ -56,6 +56,9 @@ class Plan:
         self.next_upstream = conf.proxy_next_upstream
         self.next_upstream_tries = conf.proxy_next_upstream_tries
         self.next_upstream_timeout = conf.proxy_next_upstream_timeout
+        # proxy_cookie_domain / proxy_cookie_path (proxy/cookies.py), None without any rule
+        self.cookies = (conf.proxy_cookie_domain, conf.proxy_cookie_path) \
+            if conf.proxy_cookie_domain or conf.proxy_cookie_path else None
 
 
 def _compile_items(items, pp):

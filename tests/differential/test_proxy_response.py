@@ -40,6 +40,17 @@ http {
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection "Upgrade";
         }
+        location /cookie/ {
+            proxy_pass http://127.0.0.1:{backend_port}/cookies;
+            proxy_cookie_domain backend.local .$host;
+            proxy_cookie_domain ~^(\w+)\.internal$ $1.example.test;
+            proxy_cookie_path /app/ /;
+            proxy_cookie_path ~*^/ADMIN(.*)$ /a$1;
+        }
+        location /cookie/off/ {
+            proxy_pass http://127.0.0.1:{backend_port}/cookies;
+            proxy_cookie_path off;
+        }
         location /nochunk/ {
             proxy_pass http://127.0.0.1:{backend_port}/;
             chunked_transfer_encoding off;
@@ -66,6 +77,12 @@ def diff(differential):
         (b"X-Multi", b"1"), (b"x-lower-case", b"v"), (b"Connection", b"keep-alive"),
         (b"Keep-Alive", b"timeout=5")], body=b"hidden"))
     b.route("/chunked", Reply(chunks=[b"hello ", b"chunked ", b"world"]))
+    b.route("/cookies", Reply(headers=[
+        (b"Set-Cookie", b"a=1; Domain=.Backend.Local; Path=/app/x; HttpOnly"),
+        (b"Set-Cookie", b"b=2;domain=api.internal;  path = /admin/y ;secure"),
+        (b"Set-Cookie", b"c=3; path=/other; domain=other.test"),
+        (b"Set-Cookie", b"flag; path=/app/"), (b"Set-Cookie", b"d=4; path=/app/;"),
+        (b"Content-Type", b"text/plain")]))
     b.route("/v10/chunked", Reply(chunks=[b"hello ", b"world"]))
     b.route("/close", Reply(action="close_after", body=b"close-delimited body"))
     b.route("/v10/close", Reply(action="close_after", body=b"close-delimited body"))
@@ -104,6 +121,13 @@ def test_chunked_response_stays_chunked_for_http11_client(diff):
 def test_chunked_response_is_close_delimited_for_http10_client(diff):
     resp = diff.check_request("GET", "/chunked", version="HTTP/1.0").response
     assert resp.framing == "close" and resp.body == b"hello chunked world"
+
+
+@pytest.mark.parametrize("target", ["/cookie/", "/cookie/off/"])
+def test_proxy_cookie_domain_and_path(diff, target):
+    resp = diff.check_request("GET", target).response
+    cookies = [v for k, v in resp.headers if k.lower() == b"set-cookie"]
+    assert (b"a=1; Domain=.example.test; Path=/x; HttpOnly" in cookies) == (target == "/cookie/")
 
 
 def test_chunked_transfer_encoding_off_is_close_delimited(diff):
