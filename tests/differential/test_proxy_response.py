@@ -43,7 +43,7 @@ http {
         location /cookie/ {
             proxy_pass http://127.0.0.1:{backend_port}/cookies;
             proxy_cookie_domain backend.local .$host;
-            proxy_cookie_domain ~^(\w+)\.internal$ $1.example.test;
+            proxy_cookie_domain ~^(\\w+)\\.internal$ $1.example.test;
             proxy_cookie_path /app/ /;
             proxy_cookie_path ~*^/ADMIN(.*)$ /a$1;
         }
