@@ -41,7 +41,7 @@ FREEZE = {
     "auth_request_set": tuple,
     "proxy_hide_header": frozenset, "proxy_pass_header": frozenset,
     "fastcgi_param": tuple, "fastcgi_catch_stderr": tuple,
-    "proxy_cookie_domain": tuple, "proxy_cookie_path": tuple, "fastcgi_hide_header": frozenset, "fastcgi_pass_header": frozenset,
+    "proxy_cookie_domain": tuple, "proxy_cookie_path": tuple, "proxy_cookie_flags": tuple, "fastcgi_hide_header": frozenset, "fastcgi_pass_header": frozenset,
     "types": MappingProxyType,
 }
 

@@ -166,6 +166,7 @@ def _register() -> None:
     directive("proxy_redirect", HSL, (1, 2), h.proxy_redirect)
     directive("proxy_cookie_domain", HSL, (1, 2), h.proxy_cookie)
     directive("proxy_cookie_path", HSL, (1, 2), h.proxy_cookie)
+    directive("proxy_cookie_flags", HSL, (1, 4), h.proxy_cookie_flags)
     directive("proxy_next_upstream", HSL, (1, None),
               h.scalar("proxy_next_upstream", h.next_upstream))
     directive("proxy_next_upstream_tries", HSL, 1,
@@ -387,7 +388,6 @@ def _register() -> None:
     refuse("msie_refresh", HSL, 1, default=("off",))
     refuse("post_action", HSL, 1)
     refuse("add_trailer", HSLI, (2, 3))
-    refuse("proxy_cookie_flags", HSL, (1, None), default=("off",))
     refuse("proxy_store", HSL, 1, default=("off",))
     refuse("fastcgi_store", HSL, 1, default=("off",))
     refuse("proxy_bind", HSL, (1, 2), default=("off",))

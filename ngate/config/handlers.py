@@ -476,6 +476,23 @@ def proxy_cookie(c, lv, st):
     items.append(("domain" if domain else "path", text, c.template(repl, st.where)))
 
 
+def proxy_cookie_flags(c, lv, st):
+    """`proxy_cookie_flags off | cookie flag...` (`~cookie`: a regex, any case); flags may hold
+    variables; unknown ones are ignored at run time, as nginx does."""
+    items = lv.vals.setdefault("proxy_cookie_flags", [])
+    if len(st.args) == 1:
+        if st.args[0] != "off":
+            raise ConfigError(f'invalid parameter "{st.args[0]}"', st.where)
+        return
+    cookie = st.args[0]
+    flags = tuple(c.template(a, st.where) if has_variables(a) else a for a in st.args[1:])
+    if cookie.startswith("~"):
+        items.append(("regex", c.regex(cookie[1:], st.where, caseless=True), flags))
+    else:
+        items.append(("name", c.template(cookie, st.where) if has_variables(cookie) else cookie,
+                      flags))
+
+
 # ---------------------------------------------------------------- fastcgi module
 
 def fastcgi_pass(c, lv, st):

@@ -303,6 +303,7 @@ class LocConf:
     proxy_next_upstream_timeout: float = 0.0               # 0: no limit
     proxy_cookie_domain: tuple = ()                        # array: rules of proxy/cookies.py
     proxy_cookie_path: tuple = ()                          # array
+    proxy_cookie_flags: tuple = ()                         # array
     # WebSocket tunnels and metrics (ngate extensions: proxy/tunnel.py, observability/metrics.py)
     websocket_ping: float = 0.0                            # 0: off
     websocket_pong_timeout: float = 0.0                    # 0: the ping interval

@@ -643,7 +643,7 @@ class ProxyExchange:
             if lname == b"refresh" and redirects:
                 value = self.rewrite_refresh(value)
             elif lname == b"set-cookie" and cookies is not None:
-                value = rewrite_cookie(value, cookies[0], cookies[1], self.ctx)
+                value = rewrite_cookie(value, *cookies, self.ctx)
             out.append((name, value))
         return out, ctype, length, lastmod, location, te_chunked, close
 

@@ -57,8 +57,9 @@ class Plan:
         self.next_upstream_tries = conf.proxy_next_upstream_tries
         self.next_upstream_timeout = conf.proxy_next_upstream_timeout
         # proxy_cookie_domain / proxy_cookie_path (proxy/cookies.py), None without any rule
-        self.cookies = (conf.proxy_cookie_domain, conf.proxy_cookie_path) \
-            if conf.proxy_cookie_domain or conf.proxy_cookie_path else None
+        self.cookies = (conf.proxy_cookie_domain, conf.proxy_cookie_path, conf.proxy_cookie_flags) \
+            if conf.proxy_cookie_domain or conf.proxy_cookie_path or conf.proxy_cookie_flags \
+            else None
 
 
 def _compile_items(items, pp):

@@ -47,6 +47,12 @@ http {
             proxy_cookie_path /app/ /;
             proxy_cookie_path ~*^/ADMIN(.*)$ /a$1;
         }
+        location /cookie/flags/ {
+            proxy_pass http://127.0.0.1:{backend_port}/cookies;
+            proxy_cookie_flags a nosecure samesite=lax;
+            proxy_cookie_flags ~^[bc]$ secure httponly nosamesite;
+            proxy_cookie_flags d bogus;
+        }
         location /cookie/off/ {
             proxy_pass http://127.0.0.1:{backend_port}/cookies;
             proxy_cookie_path off;
@@ -82,6 +88,7 @@ def diff(differential):
         (b"Set-Cookie", b"b=2;domain=api.internal;  path = /admin/y ;secure"),
         (b"Set-Cookie", b"c=3; path=/other; domain=other.test"),
         (b"Set-Cookie", b"flag; path=/app/"), (b"Set-Cookie", b"d=4; path=/app/;"),
+        (b"Set-Cookie", b"A=5; Secure; samesite=strict"), (b"Set-Cookie", b"C=6; SameSite=None"),
         (b"Content-Type", b"text/plain")]))
     b.route("/v10/chunked", Reply(chunks=[b"hello ", b"world"]))
     b.route("/close", Reply(action="close_after", body=b"close-delimited body"))
@@ -123,7 +130,7 @@ def test_chunked_response_is_close_delimited_for_http10_client(diff):
     assert resp.framing == "close" and resp.body == b"hello chunked world"
 
 
-@pytest.mark.parametrize("target", ["/cookie/", "/cookie/off/"])
+@pytest.mark.parametrize("target", ["/cookie/", "/cookie/off/", "/cookie/flags/"])
 def test_proxy_cookie_domain_and_path(diff, target):
     resp = diff.check_request("GET", target).response
     cookies = [v for k, v in resp.headers if k.lower() == b"set-cookie"]

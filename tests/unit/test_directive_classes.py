@@ -58,7 +58,7 @@ def test_security_relevant_directives_are_never_no_ops():
 def test_the_lists_the_issue_names_are_refused_or_implemented():
     for name in ("uwsgi_pass", "scgi_pass", "ssi", "sub_filter", "add_after_body",
                  "add_before_body", "stub_status", "mirror", "secure_link", "empty_gif", "userid",
-                 "valid_referers", "limit_rate", "proxy_cookie_flags", "source_charset",
+                 "valid_referers", "limit_rate", "proxy_bind", "source_charset",
                  "proxy_store", "grpc_pass"):
         assert d.REGISTRY[name][0].support == d.REFUSED, name
     for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect", "user",
@@ -75,7 +75,7 @@ def test_refused_directive_fails_with_file_and_line(tmp_path):
 
 @pytest.mark.parametrize("stmt,ok", [
     ("ssi off;", True), ("ssi OFF;", True), ("ssi on;", False),
-    ("proxy_cookie_flags off;", True), ("proxy_cookie_flags one secure;", False),
+    ("proxy_bind off;", True), ("proxy_bind 127.0.0.2;", False),
     ("limit_rate 0;", True), ("limit_rate 10k;", False),
     ("auth_basic off;", True), ("auth_basic private;", False),
     ("msie_refresh off;", True), ("msie_refresh on;", False),
