@@ -21,8 +21,8 @@ CASES = [
     ('server { listen 8080; location ~ x { proxy_pass http://127.0.0.1/a; } }', PC, 3),
     ('server { listen 8080; location @n {\n proxy_pass http://127.0.0.1/a; } }', PC, 4),
     ('server { listen 8080; location /a { if ($uri) { proxy_pass http://127.0.0.1/x; } } }', PC, 3),
-    # (limit_except { proxy_pass URI }: back here once limit_except is class 1, see
-    # tests/unit/test_directive_classes.py)
+    ('server { listen 8080; location /a { limit_except GET { proxy_pass http://127.0.0.1/x; } } }',
+     PC, 3),
     ('server { listen 8080; location / {\nproxy_http_version 1.1;\nproxy_http_version 1.0; } }',
      '"proxy_http_version" directive is duplicate', 5),
     ('server { listen 8080; location / { proxy_read_timeout 1x; } }',

@@ -77,7 +77,7 @@ def test_refused_directive_fails_with_file_and_line(tmp_path):
     ("ssi off;", True), ("ssi OFF;", True), ("ssi on;", False),
     ("proxy_bind off;", True), ("proxy_bind 127.0.0.2;", False),
     ("limit_rate 0;", True), ("limit_rate 10k;", False),
-    ("auth_basic off;", True), ("auth_basic private;", False),
+    ("real_ip_recursive off;", True), ("real_ip_recursive on;", False),
     ("msie_refresh off;", True), ("msie_refresh on;", False),
     ("post_action off;", False),               # a URI for nginx, not a switch
 ])
