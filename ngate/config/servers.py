@@ -41,8 +41,6 @@ def parse_listen(args: list[str], where) -> tuple[Listen, bool]:
         elif arg in ("ssl", "http2", "reuseport", "proxy_protocol"):
             opts[arg] = True
             sockopts = sockopts or arg == "reuseport"
-        elif arg in _REFUSED_PARAMS:
-            raise ConfigError(f'"{arg}" parameter of "listen" is not supported by ngate', where)
         elif arg in _IGNORED_FLAGS:
             sockopts = sockopts or arg in SOCKET_OPTIONS
         elif eq and name == "backlog":
