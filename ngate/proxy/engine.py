@@ -30,7 +30,9 @@ _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _ADD_HEADER_CODES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
 # nginx drops keep-alive after these (ngx_http_special_response_handler)
 _CLOSE_CODES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
-_ABS_URI = re.compile(r"^(https?)://([^/?#]*)(.*)$", re.I)
+_ABS_URI = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/?]*)(.*)$", re.I)   # nginx: any scheme
+# nginx refuses these methods after reading the head (ngx_http_process_request_header)
+_NOT_ALLOWED = frozenset({"TRACE", "CONNECT"})
 TEXT_HTML = b"text/html"
 
 # content handlers by LocConf field: set by proxy/http_proxy.py and friends at import
@@ -66,6 +68,8 @@ def start_request(ctx, req) -> None:
         return reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
     server = listen.selector.select(host) if host else listen.default_server
     ctx.server = server
+    if ctx.method in _NOT_ALLOWED:
+        return reject_request(ctx, 405, "client sent %s method" % ctx.method)
     if host and server.names.regexes and host not in server.names.exact:
         for rx in server.names.regexes:
             if rx.groupindex and named_captures(ctx, rx, host):
