@@ -8,7 +8,7 @@ nginx accepts; these functions follow them, so that ngate accepts and refuses th
 - parse_request_line(line): method, target, version ("1.1", "1.2", "0.9" ...) or HeadError.
   Methods are `[A-Z_-]+` (any length), the target is origin-form or absolute-form with any
   scheme, any byte but controls, space and DEL in the URI (raw UTF-8 included); versions are
-  HTTP/1.0 ... HTTP/1.999 (major > 1: 505); a line without a version is HTTP/0.9 (GET only).
+  HTTP/1.0 ... HTTP/1.999 (major > 1: 505); a line without a version is HTTP/0.9.
 - split_header(line): name and value of one header line: the value loses leading and trailing
   spaces (only spaces: a tab stays part of it, as in nginx 1.22); a name starting with or
   containing a control byte or space is refused (400), NUL anywhere is refused (400). Control
@@ -60,9 +60,7 @@ def parse_request_line(line: bytes) -> tuple[bytes, bytes, str]:
         raise HeadError(400, "client sent invalid request")
     method, target, minor = m.groups()
     if minor is None:
-        if method != b"GET":
-            raise HeadError(400, "client sent invalid method in HTTP/0.9 request")
-        return method, target, "0.9"
+        return method, target, "0.9"    # the caller refuses anything but GET
     if minor == b"1":
         return method, target, "1.1"
     return method, target, "1.%d" % int(minor)
