@@ -33,6 +33,7 @@ timeout is logged ("client timed out ... while sending to client") and the conne
 from __future__ import annotations
 
 import re
+import re
 from collections import deque
 
 from ngate.http1.request import (MAX_OFF_T, BodyError, ChunkedDecoder, HeadError, head_end,
@@ -47,6 +48,8 @@ _BODY_BUFFER_LIMIT = 65536
 _MAX_HEADERS = 1000         # nginx: more header lines get 400 "client sent too many header lines"
 _DISCARD = -1               # _left: nothing more is read as HTTP (after HTTP/0.9 or a refusal)
 _CRLF = b"\r\n"
+# a request line still arriving: a method, then anything but control bytes (a CR may end it)
+_PARTIAL_LINE = re.compile(rb"[A-Z_-]*(?: [^\x00-\x1f\x7f]*)?\r?\Z")
 
 
 _SINGLE_HEADERS = {b"host": "Host", b"content-length": "Content-Length",
@@ -117,7 +120,7 @@ class HttpConnection:
         "runtime", "listen", "transport", "number", "requests",
         "remote_addr", "remote_port", "server_addr", "server_port", "scheme",
         # parsing state
-        "_url", "_buf", "_line_done", "_left", "_chunked", "_body_req", "_in_head",
+        "_url", "_buf", "_line_done", "_more", "_left", "_chunked", "_body_req", "_in_head",
         "_underscores", "_ignore_invalid", "_limit_line", "_limit_total", "_names",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
@@ -134,6 +137,7 @@ class HttpConnection:
         self._left = 0                  # Content-Length body bytes still to read (or _DISCARD)
         self._chunked = None            # http1/request.py ChunkedDecoder of a chunked body
         self._body_req = None           # the Request whose body is being read
+        self._more = False              # bytes after the piece being handled wait in this read
         self.number = 0
         self.requests = 0
         self.scheme = listen.scheme
@@ -208,21 +212,22 @@ class HttpConnection:
         module docstring); each piece goes to the parser that owns it."""
         while data:
             if self.closing:
-                return
+                break
             if self.held is not None:
                 self.held += data
                 if len(self.held) > _BODY_BUFFER_LIMIT:
                     self.transport.pause_reading()
-                return
+                break
             left = self._left
             if left > 0:
                 data = self._feed_length(data, left)
             elif left < 0:
-                return          # _DISCARD: nothing after this point is read as HTTP
+                break           # _DISCARD: nothing after this point is read as HTTP
             elif self._chunked is not None:
                 data = self._feed_chunked(data)
             else:
                 data = self._feed_head(data)
+        self._more = False
 
     def _feed_head(self, data: bytes) -> bytes:
         """Bytes of a request head; returns what follows a completed head."""
@@ -237,8 +242,12 @@ class HttpConnection:
                 head = data[:end]
                 if head.count(b"\r") != head.count(b"\r\n"):
                     return self._bare_cr()
+                if end < len(data):
+                    self._more = True
+                    self._head(head)
+                    return data[end:]
                 self._head(head)
-                return data[end:] if end < len(data) else b""
+                return b""
             buf = self._buf = bytearray()
             self._in_head = True
             self._line_done = False
@@ -255,6 +264,7 @@ class HttpConnection:
             return b""
         self._buf = None
         rest = bytes(buf[end:])
+        self._more = bool(rest)
         self._head(bytes(buf[:end]))
         return rest
 
@@ -263,6 +273,9 @@ class HttpConnection:
         HTTP/0.9 request has nothing more), its size against large_client_header_buffers."""
         nl = buf.find(b"\n")
         if nl < 0:
+            if _PARTIAL_LINE.match(buf) is None:     # nginx refuses at the first bad byte
+                self._url = b""
+                return self._reject(HeadError(400, "client sent invalid request"))
             if len(buf) > self._limit_line:
                 self._url = bytes(buf[:self._limit_line])
                 self._reject(HeadError(414, "client sent too long URI"))
@@ -300,6 +313,7 @@ class HttpConnection:
             self._message_complete()
             return b""
         self._body(data[:left])
+        self._more = True
         self._message_complete()
         return data[left:]
 
@@ -314,6 +328,7 @@ class HttpConnection:
         if end < 0:
             return b""
         self._chunked = None
+        self._more = end < len(data)
         self._message_complete()
         return data[end:]
 
@@ -588,7 +603,7 @@ class HttpConnection:
         mode = conf.lingering_close
         t = self.transport
         unread = req is None or not req.complete or self._in_head or self.queue \
-            or self.rejected is not None or self.held
+            or self.rejected is not None or self.held or self._more
         if mode == "off" or mode == "on" and not unread or self.tls is not None \
                 or not t.can_write_eof():
             t.close()
