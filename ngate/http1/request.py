@@ -44,16 +44,16 @@ _REQUEST_LINE = re.compile(
     rb"([A-Z_-]+) +"
     rb"(/" + _URI + rb"|[A-Za-z][A-Za-z0-9+.-]*://"
     rb"(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]*\]|[A-Za-z0-9.-]*)(?::[0-9]*)?(?:[/?]" + _URI + rb")?)"
-    rb"(?: +HTTP/1\.([0-9]{1,3}))? *\r?\n\Z")
+    rb"(?: +HTTP/1\.([0-9]{1,3}))? *\Z")
 _BAD_VERSION = re.compile(rb" HTTP/(?:[2-9]|1[0-9])")
 _FIRST = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-"
 
 
 def parse_request_line(line: bytes) -> tuple[bytes, bytes, str]:
-    """(method, target, version) of a request line ending in LF or CRLF, or HeadError."""
+    """(method, target, version) of a request line (without its line end), or HeadError."""
     m = _REQUEST_LINE.match(line)
     if m is None:
-        if line[:1] not in (b"", b"\r", b"\n") and line[0] not in _FIRST:
+        if line[:1] and line[0] not in _FIRST:
             raise HeadError(400, "client sent invalid method")
         if _BAD_VERSION.search(line):
             raise HeadError(505, "client sent invalid version")

@@ -239,14 +239,11 @@ class HttpConnection:
                     return b""
             end = head_end(data)
             if end > 0:                     # the usual case: a whole head in one read
-                head = data[:end]
-                if head.count(b"\r") != head.count(b"\r\n"):
-                    return self._bare_cr()
                 if end < len(data):
                     self._more = True
-                    self._head(head)
+                    self._head(data[:end])
                     return data[end:]
-                self._head(head)
+                self._head(data)
                 return b""
             buf = self._buf = bytearray()
             self._in_head = True
@@ -282,16 +279,18 @@ class HttpConnection:
             return
         if not self._line_done:
             self._line_done = True
-            line = bytes(buf[:nl + 1])
+            line = bytes(buf[:nl - 1 if nl and buf[nl - 1] == 13 else nl])
             try:
-                version = parse_request_line(line)[2]
+                method, target, version = parse_request_line(line)
             except HeadError as exc:
                 self._url = line.strip()
                 return self._reject(exc)
             if version == "0.9":        # complete: nginx reads no headers after it
                 self._buf = None
-                self._head(line)
-                return
+                self._in_head = False
+                self._cancel_timer()
+                self._url = target
+                return self._http09(method, target)
         if len(buf) - buf.rfind(b"\n") > self._limit_line or len(buf) > self._limit_total + self._limit_line:
             self._reject(HeadError(494, "client sent too long header line"))
 
@@ -372,9 +371,17 @@ class HttpConnection:
     def _head(self, head: bytes) -> None:
         """A complete request head: parse it as nginx does, make its Request, dispatch it."""
         self._in_head = False
-        self._cancel_timer()
-        nl = head.find(b"\n")
-        line = head[:nl + 1]
+        if self.timer is not None:
+            self._cancel_timer()
+        lines = head.split(b"\r\n")
+        crlf = len(lines) - 1
+        if head.count(b"\r") != crlf:             # a bare CR (nginx: 400)
+            self._url = b""
+            return self._reject(HeadError(400, "client sent invalid request"))
+        if head.count(b"\n") != crlf:            # some lines end in LF alone
+            lines = head.replace(b"\r\n", b"\n").split(b"\n")
+        del lines[-2:]
+        line = lines[0]
         try:
             method, target, version = parse_request_line(line)
         except HeadError as exc:
@@ -386,7 +393,11 @@ class HttpConnection:
         if len(target) > self._limit_line:
             return self._reject(HeadError(414, "client sent too long URI"))
         try:
-            headers, hdr = self._headers_of(head, nl + 1)
+            if b"\0" in head:
+                raise HeadError(400, "client sent invalid header line")
+            if len(head) > self._limit_line:
+                self._header_sizes(lines)
+            headers, hdr = self._headers_of(lines)
         except HeadError as exc:
             return self._reject(exc)
         if version[0] != "1":
@@ -432,22 +443,25 @@ class HttpConnection:
             req.complete = True
         self._dispatch(req)
 
-    def _headers_of(self, head: bytes, start: int) -> tuple[list, dict]:
-        """The header lines of a head (nginx's names and values; limits as nginx)."""
-        block = head[start:]
-        if b"\0" in block:
-            raise HeadError(400, "client sent invalid header line")
-        if block.count(b"\n") == block.count(b"\r\n"):
-            lines = block.split(b"\r\n")
-        else:
-            lines = block.replace(b"\r\n", b"\n").split(b"\n")
-        del lines[-2:]
+    def _header_sizes(self, lines: list) -> None:
+        """large_client_header_buffers: no header line longer than one buffer, all of them
+        within all the buffers (checked only for heads that could exceed them)."""
+        limit_line = self._limit_line
+        total = 0
+        for line in lines[1:]:
+            size = len(line) + 2
+            total += size
+            if size > limit_line or total > self._limit_total:
+                raise HeadError(494, "client sent too long header line")
+
+    def _headers_of(self, lines: list) -> tuple[list, dict]:
+        """The header lines of a head, after its request line (nginx's names and values)."""
+        it = iter(lines)
+        next(it)
         headers = []
         hdr = {}
         names = self._names
-        limit_line = self._limit_line
-        total = 0
-        for line in lines:
+        for line in it:
             name, sep, value = line.partition(b":")
             lname = names.get(name) if sep else None
             if lname is None:
@@ -457,20 +471,16 @@ class HttpConnection:
                     names[name] = lname
             else:
                 value = value.strip(b" ")
-            size = len(line) + 2
-            total += size
-            if size > limit_line or total > self._limit_total:
-                raise HeadError(494, "client sent too long header line")
             if not lname:
                 continue        # nginx ignores invalid header names (and "_" ones by default)
-            if len(headers) == _MAX_HEADERS:
-                raise HeadError(494, "client sent too many header lines")
             headers.append((name, value))
             if lname in hdr:
                 if lname in _SINGLE_HEADERS:
                     raise HeadError(400, 'client sent duplicate header line: "%s"' % _SINGLE_HEADERS[lname])
             else:
                 hdr[lname] = value
+        if len(headers) > _MAX_HEADERS:
+            raise HeadError(494, "client sent too many header lines")
         return headers, hdr
 
     def _http09(self, method: bytes, target: bytes) -> None:

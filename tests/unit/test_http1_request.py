@@ -12,38 +12,38 @@ from ngate.http1.request import (BodyError, ChunkedDecoder, HeadError, head_end,
 
 
 @pytest.mark.parametrize("line, expected", [
-    (b"GET / HTTP/1.1\r\n", (b"GET", b"/", "1.1")),
-    (b"GET / HTTP/1.0\n", (b"GET", b"/", "1.0")),
-    (b"GET / HTTP/1.2\r\n", (b"GET", b"/", "1.2")),
-    (b"GET / HTTP/1.10\r\n", (b"GET", b"/", "1.10")),
-    (b"GET / HTTP/1.01\r\n", (b"GET", b"/", "1.1")),
-    (b"GET   /a   HTTP/1.1  \r\n", (b"GET", b"/a", "1.1")),
-    (b"MY_METHOD /x HTTP/1.1\r\n", (b"MY_METHOD", b"/x", "1.1")),
-    (b"M" * 300 + b" / HTTP/1.1\r\n", (b"M" * 300, b"/", "1.1")),
-    (b"GET /\xc3\xa9t\xc3\xa9?q=\xe2\x82\xac HTTP/1.1\r\n", (b"GET", b"/\xc3\xa9t\xc3\xa9?q=\xe2\x82\xac", "1.1")),
-    (b"GET ftp://x/file HTTP/1.1\r\n", (b"GET", b"ftp://x/file", "1.1")),
-    (b"GET http://[::1]:80/a HTTP/1.1\r\n", (b"GET", b"http://[::1]:80/a", "1.1")),
-    (b"GET /\r\n", (b"GET", b"/", "0.9")),
-    (b"POST /\n", (b"POST", b"/", "0.9")),      # the connection refuses it: GET only
+    (b"GET / HTTP/1.1", (b"GET", b"/", "1.1")),
+    (b"GET / HTTP/1.0", (b"GET", b"/", "1.0")),
+    (b"GET / HTTP/1.2", (b"GET", b"/", "1.2")),
+    (b"GET / HTTP/1.10", (b"GET", b"/", "1.10")),
+    (b"GET / HTTP/1.01", (b"GET", b"/", "1.1")),
+    (b"GET   /a   HTTP/1.1  ", (b"GET", b"/a", "1.1")),
+    (b"MY_METHOD /x HTTP/1.1", (b"MY_METHOD", b"/x", "1.1")),
+    (b"M" * 300 + b" / HTTP/1.1", (b"M" * 300, b"/", "1.1")),
+    (b"GET /\xc3\xa9t\xc3\xa9?q=\xe2\x82\xac HTTP/1.1", (b"GET", b"/\xc3\xa9t\xc3\xa9?q=\xe2\x82\xac", "1.1")),
+    (b"GET ftp://x/file HTTP/1.1", (b"GET", b"ftp://x/file", "1.1")),
+    (b"GET http://[::1]:80/a HTTP/1.1", (b"GET", b"http://[::1]:80/a", "1.1")),
+    (b"GET /", (b"GET", b"/", "0.9")),
+    (b"POST /", (b"POST", b"/", "0.9")),      # the connection refuses it: GET only
 ])
 def test_request_lines_nginx_accepts(line, expected):
     assert parse_request_line(line) == expected
 
 
 @pytest.mark.parametrize("line, status", [
-    (b"GARBAGE\r\n", 400),
-    (b"get / HTTP/1.1\r\n", 400),
-    (b"G(T / HTTP/1.1\r\n", 400),
-    (b"GET / HTTP/2.0\r\n", 505),
-    (b"GET / HTTP/9.9\r\n", 505),
-    (b"GET / HTTP/1.1000\r\n", 400),
-    (b"GET / HTTP/01.1\r\n", 400),
-    (b"GET / HTTP/0.9\r\n", 400),
-    (b"GET / http/1.1\r\n", 400),
-    (b"GET /a\x01b HTTP/1.1\r\n", 400),
-    (b"GET /a\x7fb HTTP/1.1\r\n", 400),
-    (b"GET / HTTP/1.1\rX\r\n", 400),
-    (b"GET x HTTP/1.1\r\n", 400),
+    (b"GARBAGE", 400),
+    (b"get / HTTP/1.1", 400),
+    (b"G(T / HTTP/1.1", 400),
+    (b"GET / HTTP/2.0", 505),
+    (b"GET / HTTP/9.9", 505),
+    (b"GET / HTTP/1.1000", 400),
+    (b"GET / HTTP/01.1", 400),
+    (b"GET / HTTP/0.9", 400),
+    (b"GET / http/1.1", 400),
+    (b"GET /a\x01b HTTP/1.1", 400),
+    (b"GET /a\x7fb HTTP/1.1", 400),
+    (b"GET / HTTP/1.1\rX", 400),
+    (b"GET x HTTP/1.1", 400),
 ])
 def test_request_lines_nginx_refuses(line, status):
     with pytest.raises(HeadError) as exc:
