@@ -55,14 +55,22 @@ _PARTIAL_LINE = re.compile(rb"[A-Z_-]*(?: [^\x00-\x1f\x7f]*)?\r?\Z")
 _SINGLE_HEADERS = {b"host": "Host", b"content-length": "Content-Length",
                    b"transfer-encoding": "Transfer-Encoding"}
 _NAME_CACHE_MAX = 4096
+_LINE_CACHE_LEN = 64        # short header lines recur (Accept, Host ...): their parse is kept
 # header name as sent -> its lower-case key, or b"" when nginx ignores it; one table per
 # (underscores_in_headers, ignore_invalid_headers) setting
 _NAME_TABLES: dict[tuple, dict] = {}
+_LINE_TABLES: dict[tuple, dict] = {}
 
 
 def name_table(underscores: bool, ignore_invalid: bool) -> dict:
     """The header-name cache shared by every connection with these settings."""
     return _NAME_TABLES.setdefault((underscores, ignore_invalid), {})
+
+
+def line_table(underscores: bool, ignore_invalid: bool) -> dict:
+    """Short header lines as sent -> (name, lower-case key or b"", value): the parse of a line
+    depends on these settings alone, and the same lines recur from request to request."""
+    return _LINE_TABLES.setdefault((underscores, ignore_invalid), {})
 
 
 def header_key(name: bytes, underscores: bool, ignore_invalid: bool) -> bytes:
@@ -121,7 +129,7 @@ class HttpConnection:
         "remote_addr", "remote_port", "server_addr", "server_port", "scheme",
         # parsing state
         "_url", "_buf", "_line_done", "_more", "_left", "_chunked", "_body_req", "_in_head",
-        "_underscores", "_ignore_invalid", "_limit_line", "_limit_total", "_names",
+        "_underscores", "_ignore_invalid", "_limit_line", "_limit_total", "_names", "_lines",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
         "deadline", "write_mark", "lost", "rejected", "linger",
@@ -158,6 +166,7 @@ class HttpConnection:
         self._limit_line = listen.limit_line
         self._limit_total = listen.limit_total
         self._names = listen.names
+        self._lines = line_table(self._underscores, self._ignore_invalid)
         self._in_head = False           # a head has begun and is not complete
 
     # ------------------------------------------------------------ asyncio Protocol
@@ -237,7 +246,9 @@ class HttpConnection:
                 data = data.lstrip(b"\r\n")
                 if not data:
                     return b""
-            end = head_end(data)
+            end = data.find(b"\n\r\n")          # head_end(data), inlined for the usual case
+            lf = data.find(b"\n\n", 0, end if end >= 0 else len(data))
+            end = lf + 2 if lf >= 0 else end + 3 if end >= 0 else -1
             if end > 0:                     # the usual case: a whole head in one read
                 if end < len(data):
                     self._more = True
@@ -400,8 +411,6 @@ class HttpConnection:
             headers, hdr = self._headers_of(lines)
         except HeadError as exc:
             return self._reject(exc)
-        if version[0] != "1":
-            return self._reject(HeadError(505, "client sent invalid version"))
         ctx = RequestContext(self, method.decode("latin-1"), target.decode("latin-1"), version,
                              headers, hdr)
         ctx.request_length = len(head)
@@ -441,7 +450,11 @@ class HttpConnection:
             self._left = ctx.content_length_in
         else:
             req.complete = True
-        self._dispatch(req)
+        if self.current is None:
+            self.current = req
+            self.start_request(ctx, req)
+        else:
+            self._dispatch(req)
 
     def _header_sizes(self, lines: list) -> None:
         """large_client_header_buffers: no header line longer than one buffer, all of them
@@ -461,16 +474,23 @@ class HttpConnection:
         headers = []
         hdr = {}
         names = self._names
+        seen = self._lines
         for line in it:
-            name, sep, value = line.partition(b":")
-            lname = names.get(name) if sep else None
-            if lname is None:
-                name, value = split_header(line)
-                lname = header_key(name, self._underscores, self._ignore_invalid)
-                if len(names) < _NAME_CACHE_MAX:
-                    names[name] = lname
+            known = seen.get(line)
+            if known is not None:
+                name, lname, value = known
             else:
-                value = value.strip(b" ")
+                name, sep, value = line.partition(b":")
+                lname = names.get(name) if sep else None
+                if lname is None:
+                    name, value = split_header(line)
+                    lname = header_key(name, self._underscores, self._ignore_invalid)
+                    if len(names) < _NAME_CACHE_MAX:
+                        names[name] = lname
+                else:
+                    value = value.strip(b" ")
+                if len(line) <= _LINE_CACHE_LEN and len(seen) < _NAME_CACHE_MAX:
+                    seen[line] = (name, lname, value)
             if not lname:
                 continue        # nginx ignores invalid header names (and "_" ones by default)
             headers.append((name, value))
