@@ -480,9 +480,17 @@ def reject_head(conn, status: int, message: str, url: bytes) -> None:
 
 
 def body_error(ctx, message: str) -> None:
+    """The client's body cannot be parsed: nginx finalizes the request with 400 (the upstream
+    exchange, if any, is dropped); after a response head nothing can follow: the connection
+    closes (and connection_lost stops the exchange)."""
     error_log.info("client sent invalid chunked body" + error_log.request_suffix(ctx), ctx.conn.number)
-    if not ctx.head_sent:
-        ctx.keep_alive = False
+    if ctx.head_sent:
+        return
+    ctx.keep_alive = False
+    abort = getattr(ctx.conn.writer, "abort_with", None)    # an upstream exchange reading it
+    if abort is not None:
+        abort(400)
+    else:
         send_status(ctx, 400)
 
 
