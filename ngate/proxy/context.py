@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+_OLD = ("1.0", "0.9")    # versions without keep-alive by default, chunked responses, Host
+
 
 class RequestContext:
     __slots__ = (
@@ -55,7 +57,7 @@ class RequestContext:
         self.method = method
         self.request_uri = request_uri
         self.http_version = http_version
-        self.http_minor = 1 if http_version == "1.1" else 0
+        self.http_minor = 1 if http_version == "1.1" or http_version not in _OLD else 0
         self.keep_alive = True
         self.headers = headers
         self.hdr = hdr

@@ -31,7 +31,9 @@ _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _ADD_HEADER_CODES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
 # nginx drops keep-alive after these (ngx_http_special_response_handler)
 _CLOSE_CODES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
-_ABS_URI = re.compile(r"^(https?)://([^/?#]*)(.*)$", re.I)
+_ABS_URI = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/?]*)(.*)$", re.I)   # nginx: any scheme
+# nginx refuses these methods after reading the head (ngx_http_process_request_header)
+_NOT_ALLOWED = frozenset({"TRACE", "CONNECT"})
 TEXT_HTML = b"text/html"
 
 # content handlers by LocConf field: set by proxy/http_proxy.py and friends at import
@@ -67,6 +69,8 @@ def start_request(ctx, req) -> None:
         return reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
     server = listen.selector.select(host) if host else listen.default_server
     ctx.server = server
+    if ctx.method in _NOT_ALLOWED:
+        return reject_request(ctx, 405, "client sent %s method" % ctx.method)
     if host and server.names.regexes and host not in server.names.exact:
         for rx in server.names.regexes:
             if rx.groupindex and named_captures(ctx, rx, host):
@@ -491,9 +495,17 @@ def reject_head(conn, status: int, message: str, url: bytes) -> None:
 
 
 def body_error(ctx, message: str) -> None:
+    """The client's body cannot be parsed: nginx finalizes the request with 400 (the upstream
+    exchange, if any, is dropped); after a response head nothing can follow: the connection
+    closes (and connection_lost stops the exchange)."""
     error_log.info("client sent invalid chunked body" + error_log.request_suffix(ctx), ctx.conn.number)
-    if not ctx.head_sent:
-        ctx.keep_alive = False
+    if ctx.head_sent:
+        return
+    ctx.keep_alive = False
+    abort = getattr(ctx.conn.writer, "abort_with", None)    # an upstream exchange reading it
+    if abort is not None:
+        abort(400)
+    else:
         send_status(ctx, 400)
 
 

@@ -252,11 +252,10 @@ def start_tunnel(ctx, conn, uconn, upstream_bytes: bytes) -> None:
     client_t = conn.transport
     upstream_t = uconn.transport
     conn.runtime.connection_closed(conn)   # it is a tunnel now, counted as such
-    conn.parser = None
     conn.current = None
     conn.queue = None
     conn._cancel_timer()
-    conn._headers = conn._hdr = None
+    conn._body_req = None
     conn._url = b""
     # the response parser holds the upstream connection's bound methods: a cycle (with the
     # upstream transport) that only the rarely-run cyclic GC would free; its protocol is now a Side

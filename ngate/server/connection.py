@@ -1,4 +1,15 @@
-"""The downstream HTTP/1.x connection: an asyncio Protocol around httptools (llhttp).
+"""The downstream HTTP/1.x connection: an asyncio Protocol around nginx's request parser.
+
+Framing (what the next bytes are), one state at a time, in _feed:
+  head     -> bytes up to the first empty line (empty lines before a request line are skipped);
+              a bare CR is refused (400) as nginx does, a CR ending a segment waits for the next
+              one. Parsed by http1/request.py (nginx's request line and header rules).
+  length   -> `_left` bytes of a Content-Length body
+  chunked  -> http1/request.py's ChunkedDecoder (nginx's chunked parser; trailers dropped)
+  discard  -> nothing more is read as HTTP (after an HTTP/0.9 request or a refused head)
+  held     -> after a request carrying Upgrade (below)
+An error in a body ends its request (400) and the connection; a refused pipelined head or body
+is answered in its turn, after the requests before it.
 
 States of a connection:
   reading head  -> headers parsed: a RequestContext is made and handed to the engine
@@ -22,31 +33,44 @@ timeout is logged ("client timed out ... while sending to client") and the conne
 from __future__ import annotations
 
 import re
+import re
 from collections import deque
 
-import httptools
-
+from ngate.http1.request import (MAX_OFF_T, BodyError, ChunkedDecoder, HeadError, head_end,
+                                 parse_request_line, split_header)
 from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.proxy.context import RequestContext
 
-_BARE_CR = re.compile(rb"\r(?!\n)")
 _VALID_NAME = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 _VALID_NAME_US = _VALID_NAME + b"_"
 _BODY_BUFFER_LIMIT = 65536
+_MAX_HEADERS = 1000         # nginx: more header lines get 400 "client sent too many header lines"
+_DISCARD = -1               # _left: nothing more is read as HTTP (after HTTP/0.9 or a refusal)
+_CRLF = b"\r\n"
+# a request line still arriving: a method, then anything but control bytes (a CR may end it)
+_PARTIAL_LINE = re.compile(rb"[A-Z_-]*(?: [^\x00-\x1f\x7f]*)?\r?\Z")
 
 
 _SINGLE_HEADERS = {b"host": "Host", b"content-length": "Content-Length",
                    b"transfer-encoding": "Transfer-Encoding"}
 _NAME_CACHE_MAX = 4096
+_LINE_CACHE_LEN = 64        # short header lines recur (Accept, Host ...): their parse is kept
 # header name as sent -> its lower-case key, or b"" when nginx ignores it; one table per
 # (underscores_in_headers, ignore_invalid_headers) setting
 _NAME_TABLES: dict[tuple, dict] = {}
+_LINE_TABLES: dict[tuple, dict] = {}
 
 
 def name_table(underscores: bool, ignore_invalid: bool) -> dict:
     """The header-name cache shared by every connection with these settings."""
     return _NAME_TABLES.setdefault((underscores, ignore_invalid), {})
+
+
+def line_table(underscores: bool, ignore_invalid: bool) -> dict:
+    """Short header lines as sent -> (name, lower-case key or b"", value): the parse of a line
+    depends on these settings alone, and the same lines recur from request to request."""
+    return _LINE_TABLES.setdefault((underscores, ignore_invalid), {})
 
 
 def header_key(name: bytes, underscores: bool, ignore_invalid: bool) -> bytes:
@@ -57,13 +81,32 @@ def header_key(name: bytes, underscores: bool, ignore_invalid: bool) -> bytes:
     return name.lower()
 
 
-class HeadError(Exception):
-    """A request head is refused before routing (status and log message)."""
+class Http09Transport:
+    """The transport of an HTTP/0.9 request: the response goes out without its head (nginx
+    writes no status line or headers to HTTP/0.9 clients)."""
 
-    def __init__(self, status: int, message: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    def __init__(self, transport) -> None:
+        self._transport = transport
+        self._head = b""        # the head so far; None once it has been dropped
+
+    def write(self, data) -> None:
+        if self._head is not None:
+            data = self._head + bytes(data)
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                self._head = data
+                return
+            self._head = None
+            data = data[end + 4:]
+        if data:
+            self._transport.write(data)
+
+    def writelines(self, chunks) -> None:
+        for c in chunks:
+            self.write(c)
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
 
 
 class Request:
@@ -82,11 +125,11 @@ class Request:
 
 class HttpConnection:
     __slots__ = (
-        "runtime", "listen", "transport", "parser", "number", "requests",
+        "runtime", "listen", "transport", "number", "requests",
         "remote_addr", "remote_port", "server_addr", "server_port", "scheme",
         # parsing state
-        "_url", "_headers", "_hdr", "_head_bytes", "_in_head", "_underscores", "_ignore_invalid",
-        "_limit_line", "_limit_total", "_names",
+        "_url", "_buf", "_line_done", "_more", "_left", "_chunked", "_body_req", "_in_head",
+        "_underscores", "_ignore_invalid", "_limit_line", "_limit_total", "_names", "_lines",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
         "deadline", "write_mark", "lost", "rejected", "linger",
@@ -98,7 +141,13 @@ class HttpConnection:
         self.runtime = runtime
         self.listen = listen            # server/runtime.py ListenState
         self.transport = None
-        self.parser = None
+        self._url = b""
+        self._buf = None                # bytearray: a request head that has not arrived whole
+        self._line_done = False         # its request line was checked
+        self._left = 0                  # Content-Length body bytes still to read (or _DISCARD)
+        self._chunked = None            # http1/request.py ChunkedDecoder of a chunked body
+        self._body_req = None           # the Request whose body is being read
+        self._more = False              # bytes after the piece being handled wait in this read
         self.number = 0
         self.requests = 0
         self.scheme = listen.scheme
@@ -120,7 +169,8 @@ class HttpConnection:
         self._limit_line = listen.limit_line
         self._limit_total = listen.limit_total
         self._names = listen.names
-        self._in_head = False
+        self._lines = line_table(self._underscores, self._ignore_invalid)
+        self._in_head = False           # a head has begun and is not complete
 
     # ------------------------------------------------------------ asyncio Protocol
 
@@ -145,7 +195,6 @@ class HttpConnection:
             # Host alone picks the request's server, as nginx 1.22 (the SNI server does not
             # become the default: checked against nginx)
             self.tls = transport.get_extra_info("ssl_object")
-        self._new_parser()
         self._arm(self.listen.default_server.client_header_timeout, self._header_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -171,36 +220,131 @@ class HttpConnection:
                       self._body_timeout)
 
     def _feed(self, data: bytes) -> None:
-        if (self._in_head or self.current is None) and data.count(b"\r") != data.count(b"\r\n"):
-            # nginx refuses a bare CR in the head; llhttp's LF leniency would accept it
-            if self._bare_cr_in_head(data):
-                self._reject(HeadError(400, "client sent invalid request"))
-                return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            offset = exc.args[0] if exc.args else len(data)
-            rest = data[offset:]
-            self.held = bytearray(rest)
-            if self.current is not None:
-                self.current.upgrade = True
-        except HeadError as exc:
-            self._reject(exc)
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, HeadError):
-                self._reject(cause)
+        """Frame the bytes: request heads, Content-Length bodies, chunked bodies (states in the
+        module docstring); each piece goes to the parser that owns it."""
+        while data:
+            if self.closing:
+                break
+            if self.held is not None:
+                self.held += data
+                if len(self.held) > _BODY_BUFFER_LIMIT:
+                    self.transport.pause_reading()
+                break
+            left = self._left
+            if left > 0:
+                data = self._feed_length(data, left)
+            elif left < 0:
+                break           # _DISCARD: nothing after this point is read as HTTP
+            elif self._chunked is not None:
+                data = self._feed_chunked(data)
             else:
-                raise
-        except httptools.HttpParserError as exc:
-            self._parse_error(exc)
+                data = self._feed_head(data)
+        self._more = False
 
-    def _bare_cr_in_head(self, data: bytes) -> bool:
-        end = data.find(b"\n\r\n")
-        end2 = data.find(b"\n\n")
-        ends = [e for e in (end, end2) if e >= 0]
-        head = data[:min(ends) + 1] if ends else data    # up to the LF: "\r\n" is not bare
-        return _BARE_CR.search(head) is not None
+    def _feed_head(self, data: bytes) -> bytes:
+        """Bytes of a request head; returns what follows a completed head."""
+        buf = self._buf
+        if buf is None:
+            if data[0] in _CRLF:            # nginx skips empty lines before a request line
+                data = data.lstrip(b"\r\n")
+                if not data:
+                    return b""
+            end = data.find(b"\n\r\n")          # head_end(data), inlined for the usual case
+            lf = data.find(b"\n\n", 0, end if end >= 0 else len(data))
+            end = lf + 2 if lf >= 0 else end + 3 if end >= 0 else -1
+            if end > 0:                     # the usual case: a whole head in one read
+                self._begin_head()
+                if end < len(data):
+                    self._more = True
+                    self._head(data[:end])
+                    return data[end:]
+                self._head(data)
+                return b""
+            buf = self._buf = bytearray()
+            self._begin_head()
+            self._line_done = False
+        old = len(buf)
+        buf += data
+        end = head_end(buf, old - 2 if old > 2 else 0)
+        seg = buf[old - 1 if old else 0:end if end > 0 else len(buf)]
+        if end < 0 and seg[-1:] == b"\r":
+            seg = seg[:-1]      # its LF may come in the next segment: not bare yet
+        if seg.count(b"\r") != seg.count(b"\r\n"):
+            return self._bare_cr()
+        if end < 0:
+            self._partial_head(buf)
+            return b""
+        self._buf = None
+        rest = bytes(buf[end:])
+        self._more = bool(rest)
+        self._head(bytes(buf[:end]))
+        return rest
+
+    def _partial_head(self, buf: bytearray) -> None:
+        """A head still arriving: its request line is judged as soon as it is complete (an
+        HTTP/0.9 request has nothing more), its size against large_client_header_buffers."""
+        nl = buf.find(b"\n")
+        if nl < 0:
+            if _PARTIAL_LINE.match(buf) is None:     # nginx refuses at the first bad byte
+                self._url = b""
+                return self._reject(HeadError(400, "client sent invalid request"))
+            if len(buf) > self._limit_line:
+                self._url = bytes(buf[:self._limit_line])
+                self._reject(HeadError(414, "client sent too long URI"))
+            return
+        if not self._line_done:
+            self._line_done = True
+            line = bytes(buf[:nl - 1 if nl and buf[nl - 1] == 13 else nl])
+            try:
+                method, target, version = parse_request_line(line)
+            except HeadError as exc:
+                self._url = line.strip()
+                return self._reject(exc)
+            if version == "0.9":        # complete: nginx reads no headers after it
+                self._buf = None
+                self._end_head()
+                self._cancel_timer()
+                self._url = target
+                return self._http09(method, target)
+        if len(buf) - buf.rfind(b"\n") > self._limit_line or len(buf) > self._limit_total + self._limit_line:
+            self._reject(HeadError(494, "client sent too long header line"))
+
+    def _bare_cr(self) -> bytes:
+        self._buf = None
+        self._reject(HeadError(400, "client sent invalid request"))
+        return b""
+
+    def _feed_length(self, data: bytes, left: int) -> bytes:
+        """Bytes of a body with a Content-Length."""
+        n = len(data)
+        if n < left:
+            self._left = left - n
+            self._body(data)
+            return b""
+        self._left = 0
+        if n == left:
+            self._body(data)
+            self._message_complete()
+            return b""
+        self._body(data[:left])
+        self._more = True
+        self._message_complete()
+        return data[left:]
+
+    def _feed_chunked(self, data: bytes) -> bytes:
+        """Bytes of a chunked body (trailers are consumed by the decoder and dropped)."""
+        try:
+            end = self._chunked.feed(data, self._body)
+        except BodyError as exc:
+            self._chunked = None
+            self._body_error(str(exc))
+            return b""
+        if end < 0:
+            return b""
+        self._chunked = None
+        self._more = end < len(data)
+        self._message_complete()
+        return data[end:]
 
     def eof_received(self):
         return False
@@ -212,8 +356,7 @@ class HttpConnection:
         self.closing = True
         self._cancel_timer()
         self.runtime.connection_closed(self)
-        if self._in_head and self.runtime.stats is not None:
-            self.runtime.stats.head_ended()
+        self._end_head()
         cur = self.current
         if cur is not None and not cur.discard:
             engine.client_closed(cur.ctx)
@@ -221,9 +364,7 @@ class HttpConnection:
             self.runtime.stats.request_done(cur.ctx)     # ended without a log line
         self.current = None
         self.queue = None
-        # the parser holds this connection's bound methods: break that cycle, or the connection
-        # (and over TLS its transport, SSL object and buffers) waits for the rarely-run cyclic GC
-        self.parser = None
+        self._body_req = None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -243,89 +384,164 @@ class HttpConnection:
         if w is not None:
             w.downstream_resumed()
 
-    # ------------------------------------------------------------ httptools callbacks
+    # ------------------------------------------------------------ request heads and bodies
 
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._headers = []
-        self._hdr = {}
-        self._head_bytes = 0
-        self._in_head = True
-        if self.runtime.stats is not None:
-            self.runtime.stats.head_started()
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self._limit_line:
-            raise HeadError(414, "client sent too long URI")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        size = len(name) + len(value) + 4
-        self._head_bytes += size
-        if size > self._limit_line or self._head_bytes > self._limit_total:
-            raise HeadError(494, "client sent too long header line")
-        names = self._names
-        lname = names.get(name)
-        if lname is None:
-            lname = header_key(name, self._underscores, self._ignore_invalid)
-            if len(names) < _NAME_CACHE_MAX:
-                names[name] = lname
-        if not lname:
-            return          # nginx ignores invalid header names (and "_" ones by default)
-        self._headers.append((name, value))
-        hdr = self._hdr
-        if lname in hdr:
-            if lname in _SINGLE_HEADERS:
-                raise HeadError(400, 'client sent duplicate header line: "%s"' % _SINGLE_HEADERS[lname])
-        else:
-            hdr[lname] = value
-
-    def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._cancel_timer()
-        stats = self.runtime.stats
-        if stats is not None:
-            stats.head_ended()
-        p = self.parser
-        version = p.get_http_version()
-        method = p.get_method().decode("latin-1")
-        if version not in ("1.1", "1.0"):
-            raise HeadError(505 if version.startswith(("2", "3")) else 400, "client sent invalid request")
-        url = self._url.decode("latin-1")
-        ctx = RequestContext(self, method, url, version, self._headers, self._hdr)
-        ctx.request_length = len(self._url) + self._head_bytes + len(method) + 14   # + CRLF CRLF
+    def _head(self, head: bytes) -> None:
+        """A complete request head: parse it as nginx does, make its Request, dispatch it."""
+        self._end_head()
+        if self.timer is not None:
+            self._cancel_timer()
+        lines = head.split(b"\r\n")
+        crlf = len(lines) - 1
+        if head.count(b"\r") != crlf:             # a bare CR (nginx: 400)
+            self._url = b""
+            return self._reject(HeadError(400, "client sent invalid request"))
+        if head.count(b"\n") != crlf:            # some lines end in LF alone
+            lines = head.replace(b"\r\n", b"\n").split(b"\n")
+        del lines[-2:]
+        line = lines[0]
+        try:
+            method, target, version = parse_request_line(line)
+        except HeadError as exc:
+            self._url = line.strip()
+            return self._reject(exc)
+        self._url = target
+        if version == "0.9":
+            return self._http09(method, target)
+        if len(target) > self._limit_line:
+            return self._reject(HeadError(414, "client sent too long URI"))
+        try:
+            if b"\0" in head:
+                raise HeadError(400, "client sent invalid header line")
+            if len(head) > self._limit_line:
+                self._header_sizes(lines)
+            headers, hdr = self._headers_of(lines)
+        except HeadError as exc:
+            return self._reject(exc)
+        ctx = RequestContext(self, method.decode("latin-1"), target.decode("latin-1"), version,
+                             headers, hdr)
+        ctx.request_length = len(head)
         self.requests += 1
-        hdr = self._hdr
         te = hdr.get(b"transfer-encoding")
-        if te is not None:
-            if version == "1.0":
-                raise HeadError(400, 'client sent HTTP/1.0 request with "Transfer-Encoding" header')
-            if te.lower() != b"chunked":
-                raise HeadError(501, 'client sent unknown "Transfer-Encoding": "%s"' % te.decode("latin-1"))
-            if b"content-length" in hdr:
-                raise HeadError(400, 'client sent "Content-Length" and "Transfer-Encoding" headers at the same time')
-            ctx.body_chunked = True
         cl = hdr.get(b"content-length")
-        if cl is not None:
-            if not cl.isdigit():
-                raise HeadError(400, 'client sent invalid "Content-Length" header')
-            ctx.content_length_in = int(cl)
-        ctx.keep_alive = p.should_keep_alive()
+        try:
+            if te is not None:
+                if version == "1.0":
+                    raise HeadError(400, 'client sent HTTP/1.0 request with "Transfer-Encoding" header')
+                if te.lower() != b"chunked":
+                    raise HeadError(501, 'client sent unknown "Transfer-Encoding": "%s"' % te.decode("latin-1"))
+                if cl is not None:
+                    raise HeadError(400, 'client sent "Content-Length" and "Transfer-Encoding" headers at the same time')
+                ctx.body_chunked = True
+            elif cl is not None:
+                if not cl.isdigit() or len(cl) > 18 and int(cl) > MAX_OFF_T:
+                    raise HeadError(400, 'client sent invalid "Content-Length" header')
+                ctx.content_length_in = int(cl)
+        except HeadError as exc:
+            return self._reject(exc)
+        conn = hdr.get(b"connection")
+        if conn is None:
+            ctx.keep_alive = version != "1.0"
+        else:       # nginx: "close" anywhere wins, else "keep-alive" anywhere (HTTP/1.0)
+            conn = conn.lower()
+            ctx.keep_alive = b"close" not in conn and (version != "1.0" or b"keep-alive" in conn)
         req = Request(ctx)
+        self._body_req = req
+        if b"upgrade" in hdr and conn is not None and b"upgrade" in conn:
+            # a protocol switch: what follows is held unparsed until the upstream answers
+            req.upgrade = req.complete = True
+            self.held = bytearray()
+        elif ctx.body_chunked:
+            self._chunked = ChunkedDecoder()
+        elif ctx.content_length_in:
+            self._left = ctx.content_length_in
+        else:
+            req.complete = True
         if self.current is None:
             self.current = req
-            if stats is not None:
-                stats.request_started(ctx)
+            if self.runtime.stats is not None:
+                self.runtime.stats.request_started(ctx)
             self.start_request(ctx, req)
         else:
-            ctx.pipelined = True
+            self._dispatch(req)
+
+    def _header_sizes(self, lines: list) -> None:
+        """large_client_header_buffers: no header line longer than one buffer, all of them
+        within all the buffers (checked only for heads that could exceed them)."""
+        limit_line = self._limit_line
+        total = 0
+        for line in lines[1:]:
+            size = len(line) + 2
+            total += size
+            if size > limit_line or total > self._limit_total:
+                raise HeadError(494, "client sent too long header line")
+
+    def _headers_of(self, lines: list) -> tuple[list, dict]:
+        """The header lines of a head, after its request line (nginx's names and values)."""
+        it = iter(lines)
+        next(it)
+        headers = []
+        hdr = {}
+        names = self._names
+        seen = self._lines
+        for line in it:
+            known = seen.get(line)
+            if known is not None:
+                name, lname, value = known
+            else:
+                name, sep, value = line.partition(b":")
+                lname = names.get(name) if sep else None
+                if lname is None:
+                    name, value = split_header(line)
+                    lname = header_key(name, self._underscores, self._ignore_invalid)
+                    if len(names) < _NAME_CACHE_MAX:
+                        names[name] = lname
+                else:
+                    value = value.strip(b" ")
+                if len(line) <= _LINE_CACHE_LEN and len(seen) < _NAME_CACHE_MAX:
+                    seen[line] = (name, lname, value)
+            if not lname:
+                continue        # nginx ignores invalid header names (and "_" ones by default)
+            headers.append((name, value))
+            if lname in hdr:
+                if lname in _SINGLE_HEADERS:
+                    raise HeadError(400, 'client sent duplicate header line: "%s"' % _SINGLE_HEADERS[lname])
+            else:
+                hdr[lname] = value
+        if len(headers) > _MAX_HEADERS:
+            raise HeadError(494, "client sent too many header lines")
+        return headers, hdr
+
+    def _http09(self, method: bytes, target: bytes) -> None:
+        """An HTTP/0.9 request (a request line without a version): GET only, no headers; the
+        response is its body alone (nginx writes no status line or headers), then close."""
+        self._left = _DISCARD
+        self.transport = Http09Transport(self.transport)
+        if method != b"GET":
+            return self._reject(HeadError(400, "client sent invalid method in HTTP/0.9 request"))
+        ctx = RequestContext(self, "GET", target.decode("latin-1"), "0.9", [], {})
+        ctx.keep_alive = False
+        ctx.request_length = len(target) + 6
+        self.requests += 1
+        req = Request(ctx)
+        req.complete = True
+        self._dispatch(req)
+
+    def _dispatch(self, req: Request) -> None:
+        if self.current is None:
+            self.current = req
+            if self.runtime.stats is not None:
+                self.runtime.stats.request_started(req.ctx)
+            self.start_request(req.ctx, req)
+        else:
+            req.ctx.pipelined = True
             if self.queue is None:
                 self.queue = deque()
             self.queue.append(req)
             self.transport.pause_reading()
 
-    def on_body(self, body: bytes) -> None:
-        req = self.queue[-1] if self.queue else self.current
+    def _body(self, body: bytes) -> None:
+        req = self._body_req
         if req is None or req.discard:
             return
         req.body_size += len(body)
@@ -340,8 +556,9 @@ class HttpConnection:
         if req.body_size > _BODY_BUFFER_LIMIT and req.ctx.body_chunked is False:
             self.transport.pause_reading()
 
-    def on_message_complete(self) -> None:
-        req = self.queue[-1] if self.queue else self.current
+    def _message_complete(self) -> None:
+        req = self._body_req
+        self._body_req = None
         if req is None:
             return
         req.complete = True
@@ -351,6 +568,25 @@ class HttpConnection:
             return
         if req.consumer is not None:
             req.consumer.body_end()
+
+    def _body_error(self, message: str) -> None:
+        """A body nginx refuses: its request ends with 400 and the connection closes (a queued
+        request gets its 400 in turn); nothing more is read."""
+        req = self._body_req
+        self._body_req = None
+        self._left = _DISCARD
+        if req is None or req.discard:
+            self.closing = True
+            self.transport.close()
+            return
+        if req is not self.current:         # pipelined: never started; answered in its turn
+            self.queue.remove(req)
+            self.rejected = (HeadError(400, "client sent invalid chunked body"),
+                             req.ctx.request_uri.encode("latin-1"))
+            return
+        engine.body_error(req.ctx, message)
+        self.closing = True
+        self.transport.close()
 
     def start_request(self, ctx: RequestContext, req: Request) -> None:
         """A parsed request goes to the engine (server/tls.py's subclasses check TLS first)."""
@@ -408,7 +644,7 @@ class HttpConnection:
         mode = conf.lingering_close
         t = self.transport
         unread = req is None or not req.complete or self._in_head or self.queue \
-            or self.rejected is not None or self.held
+            or self.rejected is not None or self.held or self._more
         if mode == "off" or mode == "on" and not unread or self.tls is not None \
                 or not t.can_write_eof():
             t.close()
@@ -464,7 +700,7 @@ class HttpConnection:
         if held is not None:
             # an Upgrade request was answered without a tunnel: HTTP resumes on what followed
             self.held = None
-            self._new_parser()
+            self._reset_framing()
             self.transport.resume_reading()
             if held:
                 self._feed(bytes(held))
@@ -496,35 +732,40 @@ class HttpConnection:
 
     # ------------------------------------------------------------ internals
 
-    def _new_parser(self) -> None:
-        p = httptools.HttpRequestParser(self)
-        p.set_dangerous_leniencies(lenient_optional_cr_before_lf=True,
-                                   lenient_optional_lf_after_cr=True)
-        self.parser = p
-        self._in_head = False
+    def _begin_head(self) -> None:
+        self._in_head = True
+        if self.runtime.stats is not None:
+            self.runtime.stats.head_started()
+
+    def _end_head(self) -> None:
+        """A head is no longer being read (complete, refused or abandoned): stub_status's
+        Reading count follows."""
+        if self._in_head:
+            self._in_head = False
+            if self.runtime.stats is not None:
+                self.runtime.stats.head_ended()
+
+    def _reset_framing(self) -> None:
+        self._buf = None
+        self._left = 0
+        self._chunked = None
+        self._body_req = None
+        self._end_head()
 
     def _reject(self, err: HeadError) -> None:
         """Answer a bad head with nginx's status page and close; a pipelined one waits its turn
-        (the requests before it are answered first, as nginx reads it only then)."""
+        (the requests before it are answered first, as nginx reads it only then). Nothing
+        after a refused head is read as HTTP."""
+        self._buf = None
+        self._end_head()
+        self._left = _DISCARD
+        self._chunked = None
         if self.current is not None:
-            self.rejected = (err, getattr(self, "_url", b""))
+            self.rejected = (err, self._url)
             self.transport.pause_reading()
             return
         self._cancel_timer()
-        engine.reject_head(self, err.status, err.message, self._url if hasattr(self, "_url") else b"")
-
-    def _parse_error(self, exc: Exception) -> None:
-        msg = str(exc)
-        status = 505 if "Invalid HTTP version" in msg else 400
-        if "Transfer-Encoding" in msg and "invalid" in msg.lower():
-            status = 501 if self.current is None else 400
-        if self.current is not None and not self._in_head and not self.current.complete:
-            # an error inside a body (bad chunk size): the request being served is broken
-            engine.body_error(self.current.ctx, msg)
-            self.closing = True
-            self.transport.close()
-            return
-        self._reject(HeadError(status, "client sent invalid request: " + msg))
+        engine.reject_head(self, err.status, err.message, self._url)
 
     def _arm(self, timeout: float, callback) -> None:
         """One coarse deadline at a time (server/clock.py): header or keep-alive timeout."""

@@ -241,6 +241,7 @@ def read_until_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
 
 
 STATUS = re.compile(rb"HTTP/1\.[01] ([1-5][0-9][0-9]) ")
+HTTP09 = re.compile(rb"[\r\n]*[A-Z_-]+ +[^ \r\n]+ *\r?\n")
 
 
 def statuses(data: bytes) -> list[int]:
@@ -394,8 +395,8 @@ def test_mutated_requests(env):
     for n in range(2000):
         raw = mutate(rng, rng.choice(base))
         data = send_and_close_write(env.port, raw)
-        if data:
-            assert STATUS.match(data), (n, raw[:300], data[:300])
+        if data:     # an HTTP/0.9 request (no version) gets its body alone, as from nginx
+            assert STATUS.match(data) or HTTP09.match(raw), (n, raw[:300], data[:300])
         if n % 20 == 0:
             healthy(env)
     healthy(env)
