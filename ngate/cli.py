@@ -121,8 +121,10 @@ def build_info() -> str:
     import httptools
     import uvloop
     py = sys.version.split()[0]
-    return (f"built with Python {py} ({sys.implementation.name}), uvloop {uvloop.__version__}, "
-            f"httptools {httptools.__version__}")
+    from ngate.config.modules import build_lines
+    return "\n".join([f"built with Python {py} ({sys.implementation.name}), "
+                      f"uvloop {uvloop.__version__}, httptools {httptools.__version__}",
+                      *build_lines()])
 
 
 def usage() -> str:

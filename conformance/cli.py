@@ -1,0 +1,146 @@
+"""scripts/conformance: run nginx's test files against this checkout's ngate and compare."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from conformance import ratchet, reference, run, table
+from conformance.result import FileResult
+
+DEFAULT_TESTS = run.REPO.parent / "shared" / "nginx-tests"
+DEFAULT_RATCHET = run.REPO / "tests" / "conformance" / "ratchet.txt"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="scripts/conformance",
+        description="Run nginx's test suite (nginx-tests) against the ngate of this checkout.")
+    p.add_argument("files", nargs="*",
+                   help="test files (default: every file of the suite's REFERENCE file)")
+    p.add_argument("--tests", type=Path, default=None,
+                   help="the suite's folder (default: $NGINX_TESTS_DIR, else ../shared/nginx-tests)")
+    p.add_argument("-j", "--jobs", type=int, default=4, help="files run at once (default 4)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds a file may take before its process group is killed (default 120)")
+    p.add_argument("--ratchet", type=Path, default=DEFAULT_RATCHET,
+                   help="the ratchet file (default tests/conformance/ratchet.txt)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="exit 1 when an assertion of the ratchet no longer passes")
+    mode.add_argument("--update", action="store_true",
+                      help="add today's passes to the ratchet (refuses to drop entries)")
+    p.add_argument("--allow-drop", action="store_true",
+                   help="with --update: also remove entries that no longer pass")
+    p.add_argument("--json", type=Path, help="also write every file's result here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    return p.parse_args(argv)
+
+
+def tests_dir(opt: Path | None, env: dict = os.environ) -> Path:
+    if opt is not None:
+        return opt
+    if env.get("NGINX_TESTS_DIR"):
+        return Path(env["NGINX_TESTS_DIR"])
+    return DEFAULT_TESTS
+
+
+def choose_files(args_files: list[str], scores: dict, directory: Path) -> list[str]:
+    names = [f if f.endswith(".t") else f + ".t" for f in args_files] or list(scores)
+    missing = [n for n in names if not (directory / n).is_file()]
+    if missing:
+        raise SystemExit(f"conformance: no such test file in {directory}: {', '.join(missing)}")
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    directory = tests_dir(args.tests).resolve()
+    if not (directory / "lib" / "Test" / "Nginx.pm").is_file():
+        print(f"conformance: {directory} is not nginx-tests (no lib/Test/Nginx.pm); "
+              "give --tests DIR or NGINX_TESTS_DIR", file=sys.stderr)
+        return 2
+    scores = reference.load(directory)
+    names = choose_files(args.files, scores, directory)
+    started = time.monotonic()
+    results = execute(names, directory, scores, args)
+    wall = time.monotonic() - started
+    print(table.render(results, scores))
+    print(f"wall time {wall:.0f}s, -j{args.jobs}")
+    if args.json:
+        write_json(args.json, results, wall)
+    if args.check:
+        return check(results, names, directory, scores, args)
+    if args.update:
+        return update(results, names, args)
+    return 0
+
+
+def execute(names: list[str], directory: Path, scores: dict, args) -> list[FileResult]:
+    total = len(names)
+    done = [0]
+
+    def progress(r: FileResult) -> None:
+        done[0] += 1
+        if not args.quiet:
+            print(f"[{done[0]}/{total}] {r.file}: {r.passed}/{r.plan} {r.status} "
+                  f"({r.seconds:.1f}s)", file=sys.stderr, flush=True)
+
+    plans = {name: score.plan for name, score in scores.items()}
+    with tempfile.TemporaryDirectory(prefix="conformance-bin-") as bindir:
+        binary = run.write_wrapper(Path(bindir))
+        return run.run_files(names, directory, binary, args.timeout, args.jobs, plans, progress)
+
+
+def check(results, names, directory, scores, args) -> int:
+    listed = ratchet.load(args.ratchet)
+    if not listed:
+        print(f"conformance: no ratchet at {args.ratchet}", file=sys.stderr)
+        return 1
+    lost = ratchet.check(listed, ratchet.passing(results), names)
+    if lost:
+        # A loaded machine can fail a timing-sensitive assertion once: run those files again
+        # and count an assertion as lost only when it fails both times.
+        again = sorted({e.file for e in lost})
+        print(f"conformance: {len(lost)} ratchet assertion(s) failed; running "
+              f"{', '.join(again)} again", file=sys.stderr)
+        retry = execute(again, directory, scores, args)
+        flaky = [e for e in lost if e in ratchet.passing(retry)]
+        lost = [e for e in lost if e not in flaky]
+        for e in flaky:
+            print(f"conformance: passed on the second run (flaky?): {e.line()}", file=sys.stderr)
+    if lost:
+        print(f"conformance: {len(lost)} assertion(s) of the ratchet no longer pass:")
+        for e in lost:
+            print(f"  {e.line()}")
+        return 1
+    print(f"conformance: ratchet ok ({sum(e.file in set(names) for e in listed)} assertions)")
+    return 0
+
+
+def update(results, names, args) -> int:
+    listed = ratchet.load(args.ratchet)
+    outcome = ratchet.update(listed, ratchet.passing(results), names, args.allow_drop)
+    for e in outcome.dropped:
+        print(f"  {'dropped' if not outcome.refused else 'no longer passes'}: {e.line()}")
+    if outcome.refused:
+        print(f"conformance: {len(outcome.dropped)} ratchet assertion(s) no longer pass; "
+              "not updating (fix them, or --allow-drop)")
+        return 1
+    ratchet.save(args.ratchet, outcome.entries)
+    print(f"conformance: ratchet {args.ratchet}: {len(outcome.entries)} assertions "
+          f"(+{len(outcome.added)}, -{len(outcome.dropped)})")
+    return 0
+
+
+def write_json(path: Path, results: list[FileResult], wall: float) -> None:
+    data = {"wall_seconds": round(wall, 1), "files": [{
+        "file": r.file, "plan": r.plan, "pass": r.passed, "fail": r.failed, "todo": r.todo,
+        "skip": r.skip, "status": r.status, "cause": r.cause, "seconds": round(r.seconds, 1),
+        "assertions": [[a.number, a.ok, a.name, a.todo, a.skip] for a in r.tap.assertions],
+    } for r in results]}
+    path.write_text(json.dumps(data, indent=1))
