@@ -37,6 +37,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--allow-drop", action="store_true",
                    help="with --update: also remove entries that no longer pass")
     p.add_argument("--json", type=Path, help="also write every file's result here")
+    p.add_argument("--needs", type=int, metavar="N", default=0,
+                   help="also rank the N needs (missing modules, unknown directives and "
+                        "variables, directives without effect) by the assertions they block")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p.parse_args(argv)
 
@@ -73,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wall time {wall:.0f}s, -j{args.jobs}")
     if args.json:
         write_json(args.json, results, wall)
+    if args.needs:
+        print(render_needs(results, directory, scores, args.needs))
     if args.check:
         return check(results, names, directory, scores, args)
     if args.update:
@@ -135,6 +140,29 @@ def update(results, names, args) -> int:
     print(f"conformance: ratchet {args.ratchet}: {len(outcome.entries)} assertions "
           f"(+{len(outcome.added)}, -{len(outcome.dropped)})")
     return 0
+
+
+def render_needs(results: list[FileResult], directory: Path, scores: dict, top: int) -> str:
+    from conformance import needs
+    from ngate import cli as ngate_cli
+    dash_v = ngate_cli.version_line() + "\n" + ngate_cli.build_info()
+    regexes = needs.harness_regexes(directory)
+    blockers = {r.file: needs.file_needs(directory / r.file, dash_v, regexes).blockers(
+        r.file, r.skipped_all, startup_error(r)) for r in results}
+    deficit = {r.file: scores[r.file].passed - r.passed for r in results if r.file in scores}
+    ranked = needs.rank(blockers, deficit)[:top]
+    lines = ["what the files below nginx need: the assertions nginx passes and ngate does not, "
+             "by cause (a file with several counts for each)", f"{'blocked':>7} {'files':>5}  cause"]
+    for cause, blocked, files in ranked:
+        shown = " ".join(files[:6]) + (" ..." if len(files) > 6 else "")
+        lines.append(f"{blocked:>7} {len(files):>5}  {cause:<42} {shown}")
+    return "\n".join(lines)
+
+
+def startup_error(r: FileResult) -> str:
+    """The [emerg] that kept a file's server from starting (it then passes at most the two
+    log checks), or ""."""
+    return r.cause if r.cause.startswith("[emerg]") and r.passed <= 2 else ""
 
 
 def write_json(path: Path, results: list[FileResult], wall: float) -> None:

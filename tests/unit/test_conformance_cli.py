@@ -1,0 +1,64 @@
+"""scripts/conformance end to end on a small fake suite (perl files printing TAP): the table,
+--update, --check and its exit status (conformance/cli.py)."""
+import subprocess
+import sys
+from pathlib import Path
+
+from conformance import cli, ratchet
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = """\
+file    plan  pass  fail  todo  skip  status
+a.t        3     3     0     0     0  ok
+b.t        2     2     0     0     0  ok
+"""
+
+
+def fake_suite(tmp_path: Path, a_second: str = "ok") -> Path:
+    d = tmp_path / "suite"
+    (d / "lib" / "Test").mkdir(parents=True)
+    (d / "lib" / "Test" / "Nginx.pm").write_text("1;\n")
+    (d / "REFERENCE-nginx-1.22.1.txt").write_text(REFERENCE)
+    (d / "a.t").write_text(
+        f'print "1..3\\nok 1 - first on 127.0.0.1:8081\\n{a_second} 2 - second\\nok 3 - third\\n";\n')
+    (d / "b.t").write_text('print "1..0 # SKIP no geo available\\n";\n')
+    return d
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "conformance"), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_update_then_check_then_a_lost_assertion_fails(tmp_path):
+    suite, rfile = fake_suite(tmp_path), tmp_path / "ratchet.txt"
+    out = run(["--tests", str(suite), "--ratchet", str(rfile), "--update", "-q"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ngate passes 3 assertions where nginx 1.22.1 passes 5" in out.stdout
+    assert "SKIP_ALL: no geo available (-2)" in out.stdout
+    assert ratchet.load(rfile) == {ratchet.Entry("a.t", 1, "first on N.N.N.N:N"),
+                                   ratchet.Entry("a.t", 2, "second"),
+                                   ratchet.Entry("a.t", 3, "third")}
+    assert run(["--tests", str(suite), "--ratchet", str(rfile), "--check"]).returncode == 0
+
+    fake_suite(tmp_path / "broken", a_second="not ok")
+    broken = tmp_path / "broken" / "suite"
+    out = run(["--tests", str(broken), "--ratchet", str(rfile), "--check", "-q"])
+    assert out.returncode == 1
+    assert "a.t\t2\tsecond" in out.stdout and "no longer pass" in out.stdout
+    # --update refuses to drop it, --allow-drop drops it
+    out = run(["--tests", str(broken), "--ratchet", str(rfile), "--update", "-q"])
+    assert out.returncode == 1 and len(ratchet.load(rfile)) == 3
+    out = run(["--tests", str(broken), "--ratchet", str(rfile), "--update", "--allow-drop", "-q"])
+    assert out.returncode == 0 and len(ratchet.load(rfile)) == 2
+
+
+def test_suite_location(tmp_path, monkeypatch):
+    monkeypatch.delenv("NGINX_TESTS_DIR", raising=False)
+    assert cli.tests_dir(None) == REPO.parent / "shared" / "nginx-tests"
+    assert cli.tests_dir(None, {"NGINX_TESTS_DIR": "/x"}) == Path("/x")
+    assert cli.tests_dir(Path("/y"), {"NGINX_TESTS_DIR": "/x"}) == Path("/y")
+    out = run(["--tests", str(tmp_path)])
+    assert out.returncode == 2 and "is not nginx-tests" in out.stderr
+    out = run(["--tests", str(fake_suite(tmp_path)), "nope"])
+    assert out.returncode != 0 and "no such test file" in out.stderr
