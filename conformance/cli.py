@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     scores = reference.load(directory)
     names = choose_files(args.files, scores, directory)
+    if args.check and not args.files:       # files held by the ratchet outside the reference too
+        names += sorted({e.file for e in ratchet.load(args.ratchet)} - set(names))
     started = time.monotonic()
     results = execute(names, directory, scores, args)
     wall = time.monotonic() - started

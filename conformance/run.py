@@ -93,25 +93,21 @@ def kill_leftovers(marker: str) -> None:
             pass
 
 
-_CAUSE = re.compile(r"\[(emerg|alert|crit)\] \d+#\d+: (.*)$|\[(emerg|alert|crit)\] (.*)$")
-
-
+_CAUSE = re.compile(r"\[(emerg|alert|crit)\] (?:\d+#\d+: )?(.*)$")
 _TESTDIR = re.compile(r"/\S*/nginx-test-\w+/")
 
 
 def first_cause(tmp: Path) -> str:
     """The first [emerg] (else [alert]/[crit]) line of the servers' error logs under tmp."""
     best: dict[str, str] = {}
-    for log in sorted(tmp.glob("*/error.log")) + sorted(tmp.glob("*/*.log")):
+    for log in sorted(tmp.glob("*/*.log")):
         try:
             text = log.read_text(errors="replace")
         except OSError:
             continue
         for line in text.splitlines():
             if m := _CAUSE.search(line):
-                level = m.group(1) or m.group(3)
-                message = _TESTDIR.sub("", (m.group(2) or m.group(4)).strip())
-                best.setdefault(level, message)
+                best.setdefault(m.group(1), _TESTDIR.sub("", m.group(2).strip()))
     for level in ("emerg", "crit", "alert"):
         if level in best:
             return f"[{level}] {best[level]}"
