@@ -114,8 +114,8 @@ class ServerNamesBuilder:
         self.regexes: list = []
 
     def add(self, name: str, where) -> None:
-        if self.first is None:
-            self.first = name
+        if self.first is None:      # $server_name: lower-cased, ".example.com" without its dot
+            self.first = name if name.startswith("~") else name.lower().removeprefix(".")
         if name.startswith("~"):
             self.regexes.append(compile_regex(name[1:], where, caseless=True))
             return

@@ -67,7 +67,7 @@ def start_request(ctx, req) -> None:
     elif ctx.http_minor == 1:
         ctx.server = listen.default_server
         return reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
-    server = listen.selector.select(host) if host else listen.default_server
+    server = listen.selector.select(host)
     ctx.server = server
     if ctx.method in _NOT_ALLOWED:
         return reject_request(ctx, 405, "client sent %s method" % ctx.method)

@@ -41,9 +41,10 @@ class ServerSelector:
         self.cache: dict = {}
 
     def select(self, host: str | None):
-        """The server for `host` (normalize_host's result; None or "" gives the default)."""
+        """The server for `host` (normalize_host's result). No host (HTTP/1.0 without Host) looks
+        up the name "" as nginx does: `server_name ""`, or a server without server_name."""
         if not host:
-            return self.default
+            return self.exact.get("", self.default)
         srv = self.cache.get(host)
         if srv is None:
             srv = self._find(host) or self.default

@@ -238,7 +238,7 @@ def test_server_name_kinds(tmp_path):
     cfg = load_http(tmp_path, 'server { listen 80; server_name Example.com *.wild.com .dot.com'
                     ' www.back.* ~^(?<sub>\\w+)\\.re\\.com$ _ ""; }')
     names = cfg.servers[0].names
-    assert names.first == "Example.com"
+    assert names.first == "example.com"      # nginx lower-cases $server_name
     assert names.exact == {"example.com", "dot.com", "_", ""}
     assert names.wildcard_front == (".wild.com", ".dot.com")
     assert names.wildcard_back == ("www.back.",)

@@ -45,4 +45,4 @@ def test_flags(text, value):
     ("^/(?<id>\\d+)$", "^/(?P<id>\\d+)$"), ("(?'n'a)\\k<n>", "(?P<n>a)(?P=n)"),
     ("a\\z", "a\\Z"), ("(?<=a)b", "(?<=a)b"), ("\\(?<x>", "\\(?<x>")])
 def test_regex_translation(pcre, python):
-    assert translate(pcre) == python
+    assert translate(pcre) == (python, False)
