@@ -40,6 +40,7 @@ class RequestContext:
         # engine bookkeeping
         "req",              # server/connection.py Request (body events)
         "status_override",  # error_page "=code" / original status for an internal redirect
+        "location_out",     # a `return 3xx text` Location kept across its error_page redirect
         "redirects",        # rewrite/internal redirect cycles (nginx allows 10)
         "head_sent",        # the response head was written to the client
         "pipelined",        # the head arrived while an earlier request was in progress ($pipe)
@@ -92,6 +93,7 @@ class RequestContext:
         self.error_pages_done = False
         self.req = None
         self.status_override = None
+        self.location_out = None
         self.redirects = 0
         self.head_sent = False
         self.pipelined = False

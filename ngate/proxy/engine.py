@@ -273,7 +273,11 @@ def named_location(ctx, name: str) -> None:
 # ---------------------------------------------------------------- answers
 
 def finalize(ctx, status: int) -> None:
-    """Answer with `status` as nginx would: error_page if configured, else the status page."""
+    """Answer with `status` as nginx would: error_page if configured, else the status page.
+
+    This is ngx_http_special_response_handler: the status replaces any earlier error_page status
+    (r->err_status = error), so `return 405` or a redirect in an error_page target shows as such."""
+    ctx.status_override = None
     if status in _CLOSE_CODES:
         ctx.keep_alive = False
     if status >= 300 and not ctx.error_pages_done:
@@ -332,6 +336,8 @@ def send_status(ctx, status: int) -> None:
 
 
 def send_redirect(ctx, status: int, location: str) -> None:
+    ctx.status_override = None          # nginx sends a redirect as a special response (err_status)
+    ctx.location_out = None             # and clears an earlier Location (ngx_http_clear_location)
     body = resp.status_page(status, ctx.conf.server_tokens if ctx.conf else True)
     if location.startswith("/"):
         send_response(ctx, status, body or b"", TEXT_HTML if body else None,
@@ -379,6 +385,12 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     headers = list(extra)
     if ctx.www_authenticate is not None:
         headers.append((b"WWW-Authenticate", ctx.www_authenticate.encode("latin-1", "replace")))
+    if ctx.location_out is not None and location is None:
+        loc_out = ctx.location_out
+        if loc_out.startswith("/"):
+            location = absolute_location(ctx, loc_out).encode("latin-1", "replace")
+        else:
+            headers.append((b"Location", loc_out.encode("latin-1", "replace")))
     if conf is not None and conf.add_header:
         headers.extend(add_headers(ctx, conf, status))
     head_only = ctx.method == "HEAD" or status in resp.NO_BODY_STATUSES
@@ -432,14 +444,18 @@ def return_response(ctx, code: int, text) -> None:
         if value is None:
             return finalize(ctx, code)
         ctx.status = code
+        if ctx.conf.error_page and not ctx.error_pages_done \
+                and error_page_for(ctx.conf, code) is not None:
+            ctx.location_out = value    # nginx keeps the Location header across the error_page
+            return finalize(ctx, code)
         return send_redirect(ctx, code, value)
     if value is None:
-        if code >= 300:
+        if code >= 400:
             return finalize(ctx, code)
-        return send_response(ctx, code, b"", None)
-    if code >= 400 and ctx.conf.error_page and error_page_for(ctx.conf, code) is not None \
-            and not ctx.error_pages_done:
-        return finalize(ctx, code)
+        if ctx.status_override is None and code == 204:
+            return send_response(ctx, code, b"", None)      # nginx drops a 204's Content-Type
+        return send_response(ctx, code, b"", static.handler.content_type(ctx.conf, ctx.uri))
+    # a text is sent as it is (ngx_http_send_response): no error_page, the error_page status wins
     ct = static.handler.content_type(ctx.conf, ctx.uri)
     send_response(ctx, code, value.encode("utf-8", "surrogateescape") if not value.isascii()
                   else value.encode("ascii"), ct)

@@ -152,6 +152,8 @@ def _slash_redirect(ctx) -> None:
     target = escape_uri(ctx.uri) + "/" + ("?" + ctx.args if ctx.args else "")
     extra = expires_headers(ctx.conf, 301)
     body = resp.status_page(301, ctx.conf.server_tokens)
+    ctx.status_override = None          # a redirect is nginx's special response: its own status
+    ctx.location_out = None
     engine.send_response(ctx, 301, body, TEXT_HTML,
                          location=engine.absolute_location(ctx, target).encode("latin-1",
                                                                                 "replace"),
