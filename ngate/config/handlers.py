@@ -239,7 +239,7 @@ def http_version(c, st) -> str:
 
 
 def server_tokens(c, st) -> bool:
-    if st.args[0] == "build":
+    if st.args[0].lower() == "build":     # nginx compares the enum case-insensitively
         return True
     try:
         return parse_flag(st.args[0])
