@@ -393,8 +393,34 @@ def _ssl_client_s_dn(ctx):
     tls = ctx.conn.tls
     if tls is None:
         return None
+    from ngate.server import ssl_vars
+    if ssl_vars.AVAILABLE:
+        return ssl_vars.subject_dn(tls)
     from ngate.server.tls import client_s_dn
     return client_s_dn(tls)
+
+
+def _tls_var(name: str, getter_name: str) -> None:
+    """A $ssl_* variable read by ngate/server/ssl_vars.py; not found on plain connections."""
+    def get(ctx):
+        tls = ctx.conn.tls
+        if tls is None:
+            return None
+        from ngate.server import ssl_vars
+        return getattr(ssl_vars, getter_name)(tls)
+    builtin(name)(get)
+
+
+for _name, _getter in (
+        ("ssl_ciphers", "ciphers"), ("ssl_curve", "curve"), ("ssl_curves", "curves"),
+        ("ssl_session_id", "session_id"), ("ssl_early_data", "early_data"),
+        ("ssl_alpn_protocol", "alpn_protocol"), ("ssl_client_raw_cert", "raw_cert"),
+        ("ssl_client_cert", "cert_tabbed"), ("ssl_client_escaped_cert", "escaped_cert"),
+        ("ssl_client_i_dn", "issuer_dn"), ("ssl_client_s_dn_legacy", "subject_dn_legacy"),
+        ("ssl_client_i_dn_legacy", "issuer_dn_legacy"), ("ssl_client_serial", "serial"),
+        ("ssl_client_fingerprint", "fingerprint"), ("ssl_client_v_start", "v_start"),
+        ("ssl_client_v_end", "v_end"), ("ssl_client_v_remain", "v_remain")):
+    _tls_var(_name, _getter)
 
 
 @builtin("host")
