@@ -43,6 +43,7 @@ FREEZE = {
     "fastcgi_param": tuple, "fastcgi_catch_stderr": tuple,
     "proxy_cookie_domain": tuple, "proxy_cookie_path": tuple, "proxy_cookie_flags": tuple, "fastcgi_hide_header": frozenset, "fastcgi_pass_header": frozenset,
     "types": MappingProxyType,
+    "valid_referers": lambda builder: builder.build(),
 }
 
 

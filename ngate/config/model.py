@@ -349,6 +349,7 @@ class LocConf:
     absolute_redirect: bool = True                         # Location made absolute ...
     port_in_redirect: bool = True                          # ... with the listening port
     server_name_in_redirect: bool = False                  # ... and the primary server name
+    valid_referers: Any = None                             # routing/referer.py ValidReferers
     root: Any = None                                       # Template; default "<prefix>/html"
     alias: Any = None
     index: tuple = ("index.html",)

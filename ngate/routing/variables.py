@@ -628,6 +628,12 @@ def _request_filename(ctx):
     return map_uri(ctx, ctx.uri) or ""
 
 
+@builtin("invalid_referer")
+def _invalid_referer(ctx):
+    from ngate.routing.referer import invalid
+    return invalid(ctx)
+
+
 @builtin("request_body")
 def _request_body(ctx):
     return None
