@@ -238,6 +238,12 @@ def http_version(c, st) -> str:
     return st.args[0]
 
 
+def autoindex_format(c, st) -> str:
+    if st.args[0] not in ("html", "xml", "json", "jsonp"):
+        raise ConfigError(f'invalid value "{st.args[0]}"', st.where)
+    return st.args[0]
+
+
 def server_tokens(c, st) -> bool:
     if st.args[0].lower() == "build":     # nginx compares the enum case-insensitively
         return True

@@ -379,6 +379,7 @@ class LocConf:
     # static files (ngate/static)
     try_files: "TryFiles | None" = None                    # for its own block only
     autoindex: bool = False
+    autoindex_format: str = "html"                         # html | xml | json | jsonp
     etag: bool = True
     if_modified_since: str = "exact"                       # exact | before | off
     disable_symlinks: "DisableSymlinks | None" = None      # None: off (follow symlinks)

@@ -226,11 +226,26 @@ def _index_exists(ctx, path: str | None) -> bool | None:
 
 
 def _autoindex(ctx, dir_path: str) -> None:
+    conf = ctx.conf
+    fmt = conf.autoindex_format
+    callback = None
+    if fmt == "jsonp":
+        callback = autoindex.jsonp_callback(ctx.args)
+        if callback is None:
+            error_log.info("client sent invalid callback name" + error_log.request_suffix(ctx),
+                           ctx.conn.number)
+            return engine.finalize(ctx, 400)
+        if not callback:
+            fmt = "json"
     try:
-        body = autoindex.listing(ctx.uri, dir_path)
+        if fmt == "html":
+            body = autoindex.listing(ctx.uri, dir_path)
+        elif fmt == "xml":
+            body = autoindex.listing_xml(dir_path)
+        else:
+            body = autoindex.listing_json(dir_path, callback)
     except OSError as exc:
         return _open_failed(ctx, dir_path, exc)
-    conf = ctx.conf
     headers = expires_headers(conf, 200)
     if conf.add_header:
         headers.extend(engine.add_headers(ctx, conf, 200))
@@ -241,7 +256,8 @@ def _autoindex(ctx, dir_path: str) -> None:
     engine.check_keepalive(ctx)
     ctx.status = 200
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
-                           content_type=charset.content_type(conf, 200, TEXT_HTML),
+                           content_type=charset.content_type(conf, 200,
+                                                             autoindex.CONTENT_TYPES[fmt]),
                            chunked=chunked, connection=_connection(ctx), headers=headers)
     body = b"" if head_only else resp.chunk(body) + resp.LAST_CHUNK if chunked else body
     _write_whole(ctx, head, body, len(body))      # chunk framing counts, as in nginx
