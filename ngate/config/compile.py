@@ -169,6 +169,7 @@ def merge(parent_vals: dict, lv: Level, handler: bool) -> dict:
     if not handler:
         vals.pop("proxy_pass", None)
         vals.pop("fastcgi_pass", None)
+        vals.pop("empty_gif", None)
     vals.update(lv.vals)
     if lv.extra:
         vals["extra"] = {**vals.get("extra", {}), **lv.extra}

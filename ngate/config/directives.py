@@ -237,6 +237,8 @@ def _register() -> None:
     directive("try_files", {SRV, LOC}, (2, None), h.try_files)
     directive("autoindex", HSL, 1, h.scalar("autoindex", h.flag))
     directive("autoindex_format", HSL, 1, h.scalar("autoindex_format", h.autoindex_format))
+    directive("empty_gif", {LOC}, 0, h.empty_gif)
+    directive("random_index", {LOC}, 1, h.scalar("random_index", h.flag))
     directive("etag", HSL, 1, h.scalar("etag", h.flag))
     directive("disable_symlinks", HSL, (1, 2), h.disable_symlinks)
     directive("max_ranges", HSL, 1, h.scalar("max_ranges", h.number))

@@ -238,6 +238,10 @@ def http_version(c, st) -> str:
     return st.args[0]
 
 
+def empty_gif(c, lv, st) -> None:
+    lv.vals["empty_gif"] = True
+
+
 def autoindex_format(c, st) -> str:
     if st.args[0] not in ("html", "xml", "json", "jsonp"):
         raise ConfigError(f'invalid value "{st.args[0]}"', st.where)

@@ -380,6 +380,8 @@ class LocConf:
     try_files: "TryFiles | None" = None                    # for its own block only
     autoindex: bool = False
     autoindex_format: str = "html"                         # html | xml | json | jsonp
+    empty_gif: bool = False                                # the empty_gif content handler
+    random_index: bool = False
     etag: bool = True
     if_modified_since: str = "exact"                       # exact | before | off
     disable_symlinks: "DisableSymlinks | None" = None      # None: off (follow symlinks)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import stat
 
 from ngate.http1 import charset
@@ -164,6 +165,9 @@ def _directory(ctx) -> None:
     dir_path = map_uri(ctx, ctx.uri)
     if dir_path is None:
         return engine.finalize(ctx, 404)
+    if ctx.conf.random_index and ctx.method in ("GET", "HEAD", "POST"):
+        if _random_index(ctx, dir_path):
+            return None
     names = ctx.conf.index
     last = len(names) - 1
     for i, name in enumerate(names):
@@ -190,6 +194,29 @@ def _directory(ctx) -> None:
     error_log.error(f'directory index of "{dir_path}" is forbidden' + error_log.request_suffix(ctx),
                     ctx.conn.number)
     engine.finalize(ctx, 403)
+
+
+def _random_index(ctx, dir_path: str) -> bool:
+    """ngx_http_random_index_module (before the index module): an internal redirect to a random
+    regular file of the directory (links followed, dot files skipped); False when it has none."""
+    try:
+        with os.scandir(dir_path) as it:
+            names = [e.name for e in it if not e.name.startswith(".") and _is_file(e.path)]
+    except OSError as exc:
+        _open_failed(ctx, dir_path.rstrip("/") or "/", exc)
+        return True
+    if not names:
+        return False
+    name = random.choice(names).encode("utf-8", "surrogateescape").decode("latin-1")
+    engine.internal_redirect(ctx, ctx.uri + name, keep_args=True)
+    return True
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _index_exists(ctx, path: str | None) -> bool | None:
