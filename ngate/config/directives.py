@@ -116,7 +116,7 @@ def _register() -> None:
     from ngate.config import blocks as b
     from ngate.config import handlers as h
     flag, size, msec, number = h.flag, h.size, h.msec, h.number
-    from ngate.routing import referer
+    from ngate.routing import referer, secure_link
 
     # ============================================================= class 1: implemented
     # ------------------------------------------------------------- main and events
@@ -239,6 +239,9 @@ def _register() -> None:
     directive("autoindex_format", HSL, 1, h.scalar("autoindex_format", h.autoindex_format))
     directive("empty_gif", {LOC}, 0, h.empty_gif)
     directive("random_index", {LOC}, 1, h.scalar("random_index", h.flag))
+    directive("secure_link", HSL, 1, secure_link.secure_link)
+    directive("secure_link_md5", HSL, 1, secure_link.secure_link_md5)
+    directive("secure_link_secret", {LOC}, 1, secure_link.secure_link_secret)
     directive("etag", HSL, 1, h.scalar("etag", h.flag))
     directive("disable_symlinks", HSL, (1, 2), h.disable_symlinks)
     directive("max_ranges", HSL, 1, h.scalar("max_ranges", h.number))

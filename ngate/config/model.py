@@ -382,6 +382,9 @@ class LocConf:
     autoindex_format: str = "html"                         # html | xml | json | jsonp
     empty_gif: bool = False                                # the empty_gif content handler
     random_index: bool = False
+    secure_link_var: Any = None                            # Template (routing/secure_link.py)
+    secure_link_md5: Any = None                            # Template
+    secure_link_secret: str | None = None
     etag: bool = True
     if_modified_since: str = "exact"                       # exact | before | off
     disable_symlinks: "DisableSymlinks | None" = None      # None: off (follow symlinks)

@@ -634,6 +634,18 @@ def _invalid_referer(ctx):
     return invalid(ctx)
 
 
+@builtin("secure_link")
+def _secure_link(ctx):
+    from ngate.routing.secure_link import secure_link_value
+    return secure_link_value(ctx)
+
+
+@builtin("secure_link_expires")
+def _secure_link_expires(ctx):
+    from ngate.routing.secure_link import secure_link_expires
+    return secure_link_expires(ctx)
+
+
 @builtin("request_body")
 def _request_body(ctx):
     return None
