@@ -543,6 +543,11 @@ class ProxyExchange:
         self.state = "streaming"
         conf = self.conf
         if status >= 300 and conf.proxy_intercept_errors and engine.error_page_for(conf, status):
+            if status == 401:       # nginx keeps the upstream's (first) WWW-Authenticate
+                auth = next(((n, v) for n, v in self.resp_headers
+                             if n.lower() == b"www-authenticate"), None)
+                if auth is not None:
+                    ctx.www_authenticate = auth[1].decode("latin-1")
             self.state = "done"
             self._cancel_timer()
             self.release(reuse=False)

@@ -45,6 +45,7 @@ http {
             proxy_intercept_errors on;
             error_page 404 /errors/404.txt;
             error_page 500 = @fallback;
+            error_page 401 /errors/401.txt;
         }
         location /no-intercept/ {
             proxy_pass http://127.0.0.1:{backend_port};
@@ -83,6 +84,9 @@ def diff(differential):
     d.backend.route("/intercept/missing", Reply(status=404, body=b"backend 404"))
     d.backend.route("/intercept/broken", Reply(status=500, body=b"backend 500"))
     d.backend.route("/intercept/fine", Reply(status=200, body=b"backend 200"))
+    d.backend.route("/intercept/auth", Reply(status=401, body=b"no",
+                                             headers=[(b"WWW-Authenticate", b"Basic realm=x"),
+                                                      (b"WWW-Authenticate", b"Bearer")]))
     d.backend.route("/no-intercept/missing", Reply(status=404, body=b"backend 404"))
     return d
 
@@ -146,6 +150,7 @@ def test_error_page_named_location_reaches_backend(diff):
 
 
 @pytest.mark.parametrize("target", ["/intercept/missing", "/intercept/broken", "/intercept/fine",
+                                    "/intercept/auth",
                                     "/no-intercept/missing"])
 def test_proxy_intercept_errors(diff, target):
     diff.check_request("GET", target)
