@@ -27,7 +27,7 @@ from ngate.errors import UPSTREAM, ProxyError
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
-from ngate.proxy import engine
+from ngate.proxy import engine, rewrite
 from ngate.proxy.body_spool import BodySpool
 from ngate.proxy.cookies import rewrite as rewrite_cookie
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
@@ -736,16 +736,19 @@ class ProxyExchange:
         return value if v is None else (text[:i + 4] + v).encode("latin-1")
 
     def _apply_redirect_rules(self, v: str):
+        """nginx's ngx_http_proxy_rewrite_complex/regex_handler: a prefix (text, or rendered
+        with variables) is replaced; a regex is searched and replaces the whole value."""
         for match, repl in self.plan.redirects:
-            if isinstance(match, str):
-                if v.startswith(match):
+            if isinstance(match, str) or hasattr(match, "render"):
+                prefix = match if isinstance(match, str) else match.render(self.ctx)
+                if v.startswith(prefix):
                     r = repl.render(self.ctx) if hasattr(repl, "render") else repl
-                    return r + v[len(match):]
+                    return r + v[len(prefix):]
             else:
-                m = match.match(v)
+                m = match.search(v)
                 if m is not None:
-                    self.ctx.captures = (m.group(0),) + tuple(g or "" for g in m.groups())
-                    return repl.render(self.ctx) + v[m.end():]
+                    rewrite.store_captures(self.ctx, m)
+                    return repl.render(self.ctx)
         return None
 
     def _reusable(self) -> bool:
