@@ -216,6 +216,9 @@ class ProxyExchange:
         parser = uconn.parser
         if parser is None:
             parser = uconn.parser = httptools.HttpResponseParser(uconn)
+            if hasattr(parser, "set_dangerous_leniencies"):
+                # nginx's ngx_http_parse_status_line/header_line take a bare LF as a line end
+                parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         self.parser = parser
         self.resp_headers = []
         self.reason = None

@@ -1,5 +1,6 @@
 """proxy_redirect with a variable in the first argument and with regexes (searched, replacing the
-whole value, captures in the replacement), on Location and Refresh, nginx vs ngate."""
+whole value, captures in the replacement), on Location and Refresh; an upstream head with bare LF
+line ends (nginx accepts them); nginx vs ngate."""
 import pytest
 
 from tests.harness.backend import Reply
@@ -30,6 +31,9 @@ def diff(differential):
         loc = loc.replace("{backend_port}", str(d.backend.port))
         d.backend.route(f"/l{i}", Reply(status=302, headers=[(b"Location", loc.encode())]))
         d.backend.route(f"/r{i}", Reply(status=200, headers=[(b"Refresh", b"7; url=" + loc.encode())]))
+    d.backend.route("/bare-lf", Reply(raw=b"HTTP/1.1 200 OK\nConnection: close\nX-A: 1\n\nbody"))
+    d.backend.route("/bare-lf-302", Reply(raw=b"HTTP/1.1 302 Found\nLocation: /regex_w_z\n"
+                                              b"Content-Length: 0\n\n"))
     return d
 
 
@@ -37,3 +41,8 @@ def diff(differential):
 def test_proxy_redirect_rules(diff, i):
     diff.check_request("GET", f"/l{i}")
     diff.check_request("GET", f"/r{i}")
+
+
+@pytest.mark.parametrize("target", ["/bare-lf", "/bare-lf-302"])
+def test_upstream_bare_lf(diff, target):
+    assert diff.check_request("GET", target).response.status in (200, 302)
