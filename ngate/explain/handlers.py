@@ -471,6 +471,8 @@ def _directory(ex, conf) -> str:
     for i, name in enumerate(names):
         if name.__class__ is not str:
             name = name.render(ctx)
+            if name.startswith("/"):
+                return ex.internal_redirect(name, "index with variables, absolute")
         if name.startswith("/"):
             if i == len(names) - 1:
                 return ex.internal_redirect(name, "index, the last is a URI")

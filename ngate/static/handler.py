@@ -171,8 +171,10 @@ def _directory(ctx) -> None:
     names = ctx.conf.index
     last = len(names) - 1
     for i, name in enumerate(names):
-        if name.__class__ is not str:
-            name = name.render(ctx)
+        if name.__class__ is not str:        # a name with variables: nginx redirects at once
+            name = name.render(ctx)          # when it comes out absolute
+            if name.startswith("/"):
+                return engine.internal_redirect(ctx, name, keep_args=True)
         if name.startswith("/"):
             if i == last:
                 return engine.internal_redirect(ctx, name, keep_args=True)
