@@ -419,6 +419,9 @@ def _root_or_alias(c, lv, st, field: str, other: str):
         slash = field == "alias" and path.endswith("/")
         path = c.path(path) + ("/" if slash and path != "/" else "")
     lv.vals[field] = c.template(path, st.where)
+    if field == "alias":    # nginx's clcf->alias: the prefix length it replaces, or the whole URI
+        lv.vals["alias_len"] = -1 if lv.regex is not None or lv.modifier == "@" \
+            else len(lv.pattern)
 
 
 # ---------------------------------------------------------------- proxy_pass and redirect

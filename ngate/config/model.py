@@ -382,6 +382,7 @@ class LocConf:
     autoindex_format: str = "html"                         # html | xml | json | jsonp
     empty_gif: bool = False                                # the empty_gif content handler
     random_index: bool = False
+    alias_len: int | None = None       # alias: the location prefix length it replaces; -1: whole
     secure_link_var: Any = None                            # Template (routing/secure_link.py)
     secure_link_md5: Any = None                            # Template
     secure_link_secret: str | None = None

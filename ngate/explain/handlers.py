@@ -135,7 +135,7 @@ def _try_files(ex, tf):
 def _try_path(ctx, value: str) -> str | None:
     from ngate.static.paths import document_root
     strip = alias_strip(ctx)
-    if strip is not None and strip >= 0 and value.startswith(ctx.loc.pattern):
+    if strip is not None and strip >= 0 and value.startswith(ctx.uri[:strip]):
         value = value[strip:]
     path = document_root(ctx) + value
     return path if safe(path) else None

@@ -41,6 +41,7 @@ class RequestContext:
         "req",              # server/connection.py Request (body events)
         "status_override",  # error_page "=code" / original status for an internal redirect
         "location_out",     # a `return 3xx text` Location kept across its error_page redirect
+        "add_uri_to_alias", # try_files matched under a regex location's alias: alias + $uri
         "redirects",        # rewrite/internal redirect cycles (nginx allows 10)
         "head_sent",        # the response head was written to the client
         "pipelined",        # the head arrived while an earlier request was in progress ($pipe)
@@ -94,6 +95,7 @@ class RequestContext:
         self.req = None
         self.status_override = None
         self.location_out = None
+        self.add_uri_to_alias = False
         self.redirects = 0
         self.head_sent = False
         self.pipelined = False

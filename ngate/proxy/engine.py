@@ -247,6 +247,7 @@ def internal_redirect(ctx, uri: str, keep_args: bool = False) -> None:
     except ValueError:
         return send_status(ctx, 400)
     ctx.internal = True         # `set`, map and auth_request_set values stay, as in nginx
+    ctx.add_uri_to_alias = False
     find_location_phase(ctx)
 
 

@@ -40,9 +40,12 @@ def try_files_phase(ctx) -> bool:
         return False
     for tpl in tf.items[:-1]:
         value = tpl.render(ctx)
+        test_dir = len(tpl.text) > 1 and tpl.text.endswith("/")
+        if test_dir:                    # nginx drops the slash, tests for a directory
+            value = value[:-1]
         path = _try_path(ctx, value)
-        if path is not None and _exists(ctx, path, value.endswith("/")):
-            ctx.uri = value
+        if path is not None and _exists(ctx, path, test_dir):
+            _set_try_uri(ctx, value, test_dir)
             return False
     last = tf.items[-1].render(ctx)
     if tf.code is not None:
@@ -61,10 +64,24 @@ def _block(ctx):
 def _try_path(ctx, value: str) -> str | None:
     strip = alias_strip(ctx)
     base = document_root(ctx)
-    if strip is not None and strip >= 0 and value.startswith(ctx.loc.pattern):
+    if strip is not None and strip >= 0 and value.startswith(ctx.uri[:strip]):
         value = value[strip:]
     path = base + value
     return path if safe(path) else None
+
+
+def _set_try_uri(ctx, value: str, test_dir: bool) -> None:
+    """The URI after a try_files match, as ngx_http_try_files_handler sets r->uri."""
+    strip = alias_strip(ctx)
+    if strip is None:
+        ctx.uri = value
+    elif strip == -1:
+        if not test_dir:
+            ctx.uri = value
+            ctx.add_uri_to_alias = True
+    else:
+        rest = value[strip:] if value.startswith(ctx.uri[:strip]) else value
+        ctx.uri = ctx.uri[:strip] + rest
 
 
 def _exists(ctx, path: str, want_dir: bool) -> bool:

@@ -18,13 +18,12 @@ def document_root(ctx) -> str:
 
 def alias_strip(ctx) -> int | None:
     """How many leading URI characters the alias replaces: None for root, -1 when the alias is
-    the whole path (a regex location)."""
-    if ctx.conf.alias is None:
+    the whole path (a regex location's). A nested location inherits its parent's alias with the
+    parent's prefix length, as nginx's clcf->alias."""
+    conf = ctx.conf
+    if conf.alias is None:
         return None
-    loc = ctx.loc
-    if loc is None or loc.regex is not None:
-        return -1
-    return len(loc.pattern)
+    return conf.alias_len if conf.alias_len is not None else -1
 
 
 def map_uri(ctx, uri: str) -> str | None:
@@ -36,9 +35,9 @@ def map_under(ctx, base: str, uri: str) -> str | None:
     """map_uri with the document root already rendered (`base`)."""
     strip = alias_strip(ctx)
     if strip == -1:
-        path = base
+        path = base + uri if ctx.add_uri_to_alias else base
     elif strip is not None:
-        path = base + uri[strip:] if uri.startswith(ctx.loc.pattern) else base
+        path = base + uri[strip:] if len(uri) >= strip else base
     else:
         path = base + uri
     if not safe(path):

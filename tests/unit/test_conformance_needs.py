@@ -29,7 +29,7 @@ http {
 
         location ~ ^/(?<tail>.*)$ {
             set $mine 1;
-            add_header X-Vars "$mine $mapped $geo $tail $1 $ssl_session_id $connection_time";
+            add_header X-Vars "$mine $mapped $geo $tail $1 $request_body_file $connection_time";
             proxy_pass http://127.0.0.1:8081;
         }
     }
@@ -69,7 +69,7 @@ def test_config_needs():
     n = scan()
     assert n.unknown_directives == {"geo", "keepalive_time"}
     assert "absolute_redirect" in n.accepted_only
-    assert {"ssl_session_id", "connection_time"} <= n.unknown_variables
+    assert {"request_body_file", "connection_time"} <= n.unknown_variables
     # user variables (set, map, geo), named and numbered captures are known
     assert not {"mine", "mapped", "geo", "tail", "1", "uri"} & n.unknown_variables
 
