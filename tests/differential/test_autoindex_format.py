@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+from tests.harness.paths import readable_tmpdir
+
 CONF = """
 http {
     server {
@@ -19,22 +21,22 @@ MTIME = 1_600_000_000
 
 
 @pytest.fixture(scope="module")
-def docroot(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ai")
-    (root / "sub").mkdir()
-    for name, data in (("file.txt", b"x" * 42), ('q-"-<&>-\'', b""), ("ctl-\x01-\t", b"1"),
-                       ("utf8-\u0444\u0444", b"22"), (".hidden", b"h")):
-        (root / name).write_bytes(data)
-        os.utime(root / name, (MTIME, MTIME))
-    os.symlink(root / "file.txt", root / "link")
-    os.symlink(root / "missing", root / "dangling")
-    os.utime(root / "sub", (MTIME, MTIME))
-    for d in (root, root / "sub", *(p for p in root.parents if str(p).startswith("/tmp/"))):
-        os.chmod(d, os.stat(d).st_mode | 0o055)
-    for f in root.iterdir():
-        if f.is_file():
-            os.chmod(f, 0o644)
-    return root
+def docroot():
+    with readable_tmpdir("ai-") as root:
+        (root / "sub").mkdir()
+        for name, data in (("file.txt", b"x" * 42), ('q-"-<&>-\'', b""), ("ctl-\x01-\t", b"1"),
+                           ("utf8-\u0444\u0444", b"22"), (".hidden", b"h")):
+            (root / name).write_bytes(data)
+            os.utime(root / name, (MTIME, MTIME))
+        os.symlink(root / "file.txt", root / "link")
+        os.symlink(root / "missing", root / "dangling")
+        os.utime(root / "sub", (MTIME, MTIME))
+        for d in (root, root / "sub"):
+            os.chmod(d, os.stat(d).st_mode | 0o055)
+        for f in root.iterdir():
+            if f.is_file():
+                os.chmod(f, 0o644)
+        yield root
 
 
 @pytest.fixture(scope="module")

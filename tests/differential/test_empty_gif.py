@@ -2,6 +2,8 @@
 location that does not inherit the handler."""
 import pytest
 
+from tests.harness.paths import readable_tmpdir
+
 CONF = """
 http {
     server {
@@ -37,20 +39,19 @@ http {
 
 
 @pytest.fixture(scope="module")
-def random_diff(differential, tmp_path_factory):
+def random_diff(differential):
     import os
-    root = tmp_path_factory.mktemp("ri")
-    (root / "one").mkdir()
-    (root / "one" / "only.txt").write_text("RIGHT")
-    (root / "one" / ".hidden").write_text("WRONG")
-    (root / "one" / "sub").mkdir()
-    (root / "empty").mkdir()
-    (root / "empty" / "index.html").mkdir()          # no regular file: the index module's turn
-    for d in (root, root / "one", root / "one" / "sub", root / "empty",
-              *(p for p in root.parents if str(p).startswith("/tmp/"))):
-        os.chmod(d, os.stat(d).st_mode | 0o055)
-    os.chmod(root / "one" / "only.txt", 0o644)
-    return differential(RANDOM_CONF, backends=(), docroot=str(root))
+    with readable_tmpdir("ri-") as root:
+        (root / "one").mkdir()
+        (root / "one" / "only.txt").write_text("RIGHT")
+        (root / "one" / ".hidden").write_text("WRONG")
+        (root / "one" / "sub").mkdir()
+        (root / "empty").mkdir()
+        (root / "empty" / "index.html").mkdir()          # no regular file: the index module's turn
+        for d in (root, root / "one", root / "one" / "sub", root / "empty"):
+            os.chmod(d, os.stat(d).st_mode | 0o055)
+        os.chmod(root / "one" / "only.txt", 0o644)
+        yield differential(RANDOM_CONF, backends=(), docroot=str(root))
 
 
 @pytest.mark.parametrize("target", ["/one/", "/one/?a=b", "/empty/", "/missing/"])

@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from tests.harness.paths import readable_tmpdir
+
 CONF = """
 http {
     server {
@@ -52,13 +54,13 @@ http {
 
 
 @pytest.fixture(scope="module")
-def diff(differential, tmp_path_factory):
-    root = tmp_path_factory.mktemp("root")
-    (root / "dir").mkdir()
-    (root / "index.html").write_text("")
-    for d in (root, root / "dir", *(p for p in root.parents if str(p).startswith("/tmp/"))):
-        os.chmod(d, os.stat(d).st_mode | 0o055)   # nginx's workers run as nobody
-    return differential(CONF, root=str(root))
+def diff(differential):
+    with readable_tmpdir("root-") as root:
+        (root / "dir").mkdir()
+        (root / "index.html").write_text("")
+        for d in (root, root / "dir"):
+            os.chmod(d, os.stat(d).st_mode | 0o055)   # nginx's workers run as nobody
+        yield differential(CONF, root=str(root))
 
 
 @pytest.mark.parametrize("target", [

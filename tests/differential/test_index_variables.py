@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from tests.harness.paths import readable_tmpdir
+
 CONF = """
 http {
     map $uri $picked { /m/ /m/target; default none; }
@@ -22,18 +24,18 @@ http {
 
 
 @pytest.fixture(scope="module")
-def diff(differential, tmp_path_factory):
-    root = tmp_path_factory.mktemp("idx")
-    for d in ("var", "m", "miss"):
-        (root / d).mkdir()
-    (root / "var" / "localhost.html").write_text("var body")
-    (root / "miss" / "a.html").write_text("a body")
-    (root / "localhost.html").write_text("top body")
-    for p in (root, *root.iterdir(), *(p for p in root.parents if str(p).startswith("/tmp/"))):
-        os.chmod(p, os.stat(p).st_mode | 0o055)
-    for f in (root / "var" / "localhost.html", root / "miss" / "a.html", root / "localhost.html"):
-        os.chmod(f, 0o644)
-    return differential(CONF, backends=(), docroot=str(root))
+def diff(differential):
+    with readable_tmpdir("idx-") as root:
+        for d in ("var", "m", "miss"):
+            (root / d).mkdir()
+        (root / "var" / "localhost.html").write_text("var body")
+        (root / "miss" / "a.html").write_text("a body")
+        (root / "localhost.html").write_text("top body")
+        for p in (root, *root.iterdir()):
+            os.chmod(p, os.stat(p).st_mode | 0o055)
+        for f in (root / "var" / "localhost.html", root / "miss" / "a.html", root / "localhost.html"):
+            os.chmod(f, 0o644)
+        yield differential(CONF, backends=(), docroot=str(root))
 
 
 @pytest.mark.parametrize("target", ["/var/", "/abs/", "/m/", "/miss/?x=a", "/miss/?x=b"])

@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+from tests.harness.paths import readable_tmpdir
+
 CONF = """
 http {
     server {
@@ -25,16 +27,16 @@ http {
 
 
 @pytest.fixture(scope="module")
-def diff(differential, tmp_path_factory):
-    root = tmp_path_factory.mktemp("tf")
-    (root / "directory").mkdir()
-    (root / "directory" / "alias-re.html").write_text("SEE THIS")
-    (root / "found.html").write_text("FOUND")
-    for p in (root, root / "directory", *(p for p in root.parents if str(p).startswith("/tmp/"))):
-        os.chmod(p, os.stat(p).st_mode | 0o055)
-    for f in (root / "directory" / "alias-re.html", root / "found.html"):
-        os.chmod(f, 0o644)
-    return differential(CONF, backends=(), docroot=str(root))
+def diff(differential):
+    with readable_tmpdir("tf-") as root:
+        (root / "directory").mkdir()
+        (root / "directory" / "alias-re.html").write_text("SEE THIS")
+        (root / "found.html").write_text("FOUND")
+        for p in (root, root / "directory"):
+            os.chmod(p, os.stat(p).st_mode | 0o055)
+        for f in (root / "directory" / "alias-re.html", root / "found.html"):
+            os.chmod(f, 0o644)
+        yield differential(CONF, backends=(), docroot=str(root))
 
 
 @pytest.mark.parametrize("target", ["/file-dir/", "/dir-dir/", "/dir-file/", "/alias-re.html",
