@@ -591,8 +591,12 @@ def rewrite(c, lv, st):
     replacement = st.args[1]
     if not flag_ and replacement.startswith(URL_PREFIXES):
         flag_ = "redirect"
+    text = replacement[:-1] if replacement.endswith("?") else replacement
+    q = text.find("?")
+    parts = (c.template(text[:q], st.where), c.template(text[q + 1:], st.where)) if q >= 0 \
+        else None
     lv.ops.append(RewriteOp(c.regex(st.args[0], st.where),
-                            c.template(replacement, st.where), flag_, st.where))
+                            c.template(replacement, st.where), flag_, st.where, parts))
 
 
 def break_(c, lv, st):

@@ -200,6 +200,7 @@ class RewriteOp:
     replacement: Any     # Template (may reference $1..$9)
     flag: str = ""       # "" | last | break | redirect | permanent
     where: Where | None = None
+    parts: Any = None    # (path Template, args Template) when the replacement has "?args"
 
 
 @dataclass(frozen=True, slots=True)

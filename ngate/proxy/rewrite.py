@@ -12,8 +12,10 @@ ends in `?`; a replacement ending in `?` without other args drops them.
 """
 from __future__ import annotations
 
+
 import errno
 import os
+import re
 import stat
 
 from ngate.config.model import BreakOp, IfOp, ReturnOp, RewriteOp, SetOp
@@ -94,12 +96,13 @@ def _rewrite(ctx, op: RewriteOp) -> object:
         return CONTINUE
     store_captures(ctx, m)
     text = op.replacement.text
-    target = op.replacement.render(ctx)
+    target = _render(ctx, op)
     add_args = not text.endswith("?")
     if not add_args:
         target = target[:-1]
     old_args = ctx.args
     if op.flag in ("redirect", "permanent"):
+        target = unescape_redirect(target)
         if add_args and old_args:
             target += ("&" if "?" in target else "?") + old_args
         if log:
@@ -127,6 +130,75 @@ def _rewrite(ctx, op: RewriteOp) -> object:
     if op.flag == "break":
         return _BREAK
     return _CHANGED
+
+
+_ARGS_UNSAFE = re.compile(r'[\x00-\x20"#%&+;<>?\\^`{|}\x7f-\xff]')
+
+
+def _escape_args(text: str) -> str:
+    """ngx_escape_uri(NGX_ESCAPE_ARGS): what a capture copied into arguments is escaped for."""
+    return _ARGS_UNSAFE.sub(lambda m: "%%%02X" % ord(m.group(0)), text)
+
+
+_HEX = "0123456789abcdef"
+
+
+def unescape_redirect(text: str) -> str:
+    """ngx_unescape_uri(NGX_UNESCAPE_REDIRECT), which nginx applies to a rewrite redirect: %XX
+    becomes its character when printable above "%", stays escaped otherwise; the first "?"
+    (literal or %3F) ends the work, the rest is kept as it is."""
+    out = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "?":
+            return "".join(out) + text[i:]
+        if ch != "%":
+            out.append(ch)
+            i += 1
+            continue
+        if i + 1 >= n:
+            break
+        first = text[i + 1].lower()
+        if first not in _HEX:
+            out.append(text[i + 1])          # nginx drops the "%" of an invalid escape
+            i += 2
+            continue
+        if i + 2 >= n:
+            break
+        second = text[i + 2]
+        if second.lower() not in _HEX:
+            i += 3                           # ... and the whole of a half-valid one
+            continue
+        value = int(first + second, 16)
+        if value == 0x3F and not second.isdigit():
+            return "".join(out) + "?" + text[i + 3:]
+        out.append(chr(value) if 0x25 < value < 0x7F else text[i:i + 3])
+        i += 3
+    return "".join(out)
+
+
+def _render(ctx, op) -> str:
+    """The replacement; when the request URI had escapes ("%" or "+", nginx's quoted_uri and
+    plus_in_uri), captures in its arguments, or anywhere in a redirect, are escaped again."""
+    raw_path = ctx.request_uri.partition("?")[0]
+    if ("%" not in raw_path and "+" not in raw_path) or not ctx.captures:
+        return op.replacement.render(ctx)
+    redirect = op.flag in ("redirect", "permanent")
+    if not redirect and op.parts is None:
+        return op.replacement.render(ctx)
+    saved = ctx.captures
+    escaped = tuple(_escape_args(c) for c in saved)
+    try:
+        if redirect:
+            ctx.captures = escaped
+            return op.replacement.render(ctx)
+        path = op.parts[0].render(ctx)
+        ctx.captures = escaped
+        tail = "?" if op.replacement.text.endswith("?") else ""
+        return path + "?" + op.parts[1].render(ctx) + tail
+    finally:
+        ctx.captures = saved
 
 
 def store_captures(ctx, m) -> None:
