@@ -226,9 +226,8 @@ def _register() -> None:
     directive("keepalive_requests", HSL, 1, h.scalar("keepalive_requests", h.number))
     directive("server_tokens", HSL, 1, h.scalar("server_tokens", h.server_tokens))
     directive("valid_referers", {SRV, LOC}, (1, None), referer.valid_referers)
-    directive("referer_hash_max_size", {SRV, LOC}, 1, h.scalar("referer_hash_max_size", h.number))
-    directive("referer_hash_bucket_size", {SRV, LOC}, 1,
-              h.scalar("referer_hash_bucket_size", h.number))
+    noop("referer_hash_max_size", {SRV, LOC}, 1, h.number)        # sizes of nginx's hash
+    noop("referer_hash_bucket_size", {SRV, LOC}, 1, h.number)
     directive("log_not_found", HSL, 1, h.scalar("log_not_found", h.flag))
     directive("expires", HSLI, (1, 2), h.scalar("expires", h.expires))
     for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect"):
@@ -419,8 +418,8 @@ def _register() -> None:
         refuse(name)
     for name in ("sub_filter", "sub_filter_types", "sub_filter_once", "sub_filter_last_modified",
                  "add_before_body", "add_after_body", "addition_types",
-                 "mirror_request_body", "secure_link", "secure_link_md5", "secure_link_secret",
-                 "empty_gif", "userid_service", "userid_name", "userid_domain", "userid_path",
+                 "mirror_request_body", "userid_service", "userid_name", "userid_domain",
+                 "userid_path",
                  "userid_expires", "userid_flags", "userid_p3p", "userid_mark",
                  "create_full_put_path",
                  "min_delete_depth", "dav_access"):

@@ -63,5 +63,5 @@ def test_dash_V_prints_them_as_the_harness_reads_them(capsys):
     assert re.search(r"with openssl [0-9.]+", err, re.I)     # has('openssl:1.0.2')
     assert "TLS SNI support enabled" in err
     # Test::Nginx has_module(): a raw module name matches anywhere in -V's output
-    for feature in ("addition", "gunzip", "dav", "mp4", "slice", "stub_status", "http_v2"):
+    for feature in ("addition", "gunzip", "dav", "mp4", "slice", "http_v2"):
         assert feature not in err

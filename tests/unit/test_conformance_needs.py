@@ -24,8 +24,8 @@ http {
 
     server {
         listen       127.0.0.1:%%PORT_8080%%;
-        keepalive_time 1h;                        # unknown to ngate
-        absolute_redirect off;                    # accepted without effect
+        image_filter_buffer 1m;                   # unknown to ngate
+        sendfile on;                              # accepted without effect
 
         location ~ ^/(?<tail>.*)$ {
             set $mine 1;
@@ -57,7 +57,7 @@ def scan() -> needs.Needs:
 
 def test_configs_are_the_conf_heredocs():
     texts = needs.configs(SOURCE)
-    assert len(texts) == 1 and "keepalive_time" in texts[0] and "$unknown" not in texts[0]
+    assert len(texts) == 1 and "image_filter_buffer" in texts[0] and "$unknown" not in texts[0]
 
 
 def test_missing_features_use_the_harness_regexes():
@@ -67,8 +67,8 @@ def test_missing_features_use_the_harness_regexes():
 
 def test_config_needs():
     n = scan()
-    assert n.unknown_directives == {"geo", "keepalive_time"}
-    assert "absolute_redirect" in n.accepted_only
+    assert n.unknown_directives == {"image_filter_buffer"}     # geo's block is not read
+    assert "sendfile" in n.accepted_only
     assert {"request_body_file", "connection_time"} <= n.unknown_variables
     # user variables (set, map, geo), named and numbered captures are known
     assert not {"mine", "mapped", "geo", "tail", "1", "uri"} & n.unknown_variables
@@ -77,14 +77,14 @@ def test_config_needs():
 def test_blockers_follow_what_the_file_meets_first():
     n = scan()
     assert n.blockers("f.t", skipped_all=True) == ["module geo"]
-    startup = '[emerg] unknown directive "keepalive_time" in /x/nginx.conf:3'
+    startup = '[emerg] unknown directive "image_filter_buffer" in /x/nginx.conf:3'
     blockers = n.blockers("f.t", skipped_all=False, startup_error=startup)
-    assert "directive keepalive_time" in blockers and "variable $connection_time" in blockers
+    assert "directive image_filter_buffer" in blockers and "variable $connection_time" in blockers
     assert not any(b.startswith(("no effect", "[emerg]")) for b in blockers)
     other = needs.Needs().blockers("f.t", False, '[emerg] invalid regex "x" in /x/nginx.conf:9')
     assert other == ['[emerg] invalid regex "x"']
     started = n.blockers("f.t", skipped_all=False)
-    assert "no effect: absolute_redirect" in started
+    assert "no effect: sendfile" in started
     assert needs.Needs().blockers("f.t", False) == ["failures of f.t (it starts)"]
 
 

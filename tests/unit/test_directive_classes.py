@@ -57,14 +57,15 @@ def test_security_relevant_directives_are_never_no_ops():
 
 def test_the_lists_the_issue_names_are_refused_or_implemented():
     for name in ("uwsgi_pass", "scgi_pass", "ssi", "sub_filter", "add_after_body",
-                 "add_before_body", "mirror", "secure_link", "empty_gif", "userid",
-                 "valid_referers", "limit_rate", "proxy_bind", "source_charset",
+                 "add_before_body", "mirror", "userid", "limit_rate", "proxy_bind",
+                 "source_charset",
                  "proxy_store", "grpc_pass"):
         assert d.REGISTRY[name][0].support == d.REFUSED, name
     for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect", "user",
                  "fastcgi_catch_stderr", "proxy_next_upstream_timeout", "max_ranges", "charset",
                  "chunked_transfer_encoding", "proxy_cookie_domain", "proxy_cookie_flags",
-                 "stub_status", "auth_basic", "limit_req", "set_real_ip_from", "disable_symlinks"):
+                 "stub_status", "auth_basic", "limit_req", "set_real_ip_from", "disable_symlinks",
+                 "secure_link", "empty_gif", "valid_referers", "autoindex_format", "random_index"):
         assert d.REGISTRY[name][0].support == d.IMPLEMENTED, name
 
 
