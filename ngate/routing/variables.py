@@ -15,6 +15,9 @@ from typing import Callable
 from ngate import NGINX_VERSION
 from ngate.errors import ConfigError
 from ngate.limits.phase import conn_status_variable, req_status_variable
+from ngate.routing import referer, secure_link
+from ngate.server import ssl_vars     # imported here: a worker running as `user` may not read
+                                      # the standard library's files any more
 
 Getter = Callable[[object], "str | None"]
 
@@ -393,7 +396,6 @@ def _ssl_client_s_dn(ctx):
     tls = ctx.conn.tls
     if tls is None:
         return None
-    from ngate.server import ssl_vars
     if ssl_vars.AVAILABLE:
         return ssl_vars.subject_dn(tls)
     from ngate.server.tls import client_s_dn
@@ -406,7 +408,6 @@ def _tls_var(name: str, getter_name: str) -> None:
         tls = ctx.conn.tls
         if tls is None:
             return None
-        from ngate.server import ssl_vars
         return getattr(ssl_vars, getter_name)(tls)
     builtin(name)(get)
 
@@ -630,20 +631,17 @@ def _request_filename(ctx):
 
 @builtin("invalid_referer")
 def _invalid_referer(ctx):
-    from ngate.routing.referer import invalid
-    return invalid(ctx)
+    return referer.invalid(ctx)
 
 
 @builtin("secure_link")
 def _secure_link(ctx):
-    from ngate.routing.secure_link import secure_link_value
-    return secure_link_value(ctx)
+    return secure_link.secure_link_value(ctx)
 
 
 @builtin("secure_link_expires")
 def _secure_link_expires(ctx):
-    from ngate.routing.secure_link import secure_link_expires
-    return secure_link_expires(ctx)
+    return secure_link.secure_link_expires(ctx)
 
 
 @builtin("request_body")

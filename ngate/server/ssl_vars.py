@@ -8,8 +8,9 @@ as on a plain connection). Nothing here runs unless a config uses one of these v
 """
 from __future__ import annotations
 
+import calendar
 import ctypes
-import ssl
+import hashlib
 import time
 from urllib.parse import quote
 
@@ -229,7 +230,6 @@ def fingerprint(tls) -> str | None:
     der = tls.getpeercert(binary_form=True)
     if not der:
         return ""
-    import hashlib
     return hashlib.sha1(der).hexdigest()
 
 
@@ -243,14 +243,28 @@ def v_end(tls) -> str | None:
         bio, _lib.X509_get0_notAfter(cert)))
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _asn1_time(text: str) -> int | None:
+    """ASN1_TIME_print's "Feb  3 00:55:52 2015 GMT" as a Unix time (nginx's ngx_ssl_parse_time);
+    parsed by hand: a worker may not import _strptime after start."""
+    parts = text.split()
+    try:
+        month = _MONTHS.index(parts[0]) + 1
+        hh, mm, ss = (int(x) for x in parts[2].split(":"))
+        return calendar.timegm((int(parts[3]), month, int(parts[1]), hh, mm, ss, 0, 0, 0))
+    except (ValueError, IndexError):
+        return None
+
+
 def v_remain(tls) -> str | None:
     """$ssl_client_v_remain: whole days left ("0" under one day)."""
     end = v_end(tls)
     if not end:
         return end
-    try:
-        end_ts = ssl.cert_time_to_seconds(end)
-    except ValueError:
+    end_ts = _asn1_time(end)
+    if end_ts is None:
         return ""
     now = time.time()
     return "0" if end_ts < now + 86400 else str(int((end_ts - now) // 86400))

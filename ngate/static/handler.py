@@ -18,7 +18,7 @@ from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.routing.uri import escape_uri
-from ngate.static import autoindex, filemeta, ranges, symlinks
+from ngate.static import autoindex, empty_gif, filemeta, ranges, symlinks  # noqa: F401 (empty_gif: loaded before workers start)
 from ngate.static.expires import expires_headers
 from ngate.static.paths import alias_strip, document_root, map_under, map_uri, safe
 from ngate.static.sender import SMALL, FileSender, send_small
