@@ -93,7 +93,13 @@ class Compiler:
 
     def walk(self, stmts, lv: Level) -> None:
         for st in stmts:
-            directives.check(st, lv.ctx).handler(self, lv, st)
+            row = directives.check(st, lv.ctx)
+            try:
+                row.handler(self, lv, st)
+            except ConfigError:
+                raise
+            except Exception as err:        # noqa: BLE001 - see unexpected()
+                raise unexpected(st, err) from None
 
     def template(self, text: str, where=None):
         """A compiled Template. An unknown variable is reported after the whole walk, as nginx
@@ -158,6 +164,15 @@ class Compiler:
         return Location(modifier=lv.modifier, pattern=lv.pattern, regex=lv.regex,
                         conf=loc_conf(vals, lv), locations=children, where=lv.where,
                         matcher=build_matcher(children))
+
+
+def unexpected(st, err: Exception) -> ConfigError:
+    """A handler failed in a way it did not word itself (a value no check foresaw): still an
+    `[emerg]` at the directive's file:line, never a traceback, at -t, at start or on reload."""
+    if isinstance(err, RecursionError):
+        return ConfigError(f'"{st.directive}" directive is nested too deeply', st.where)
+    return ConfigError(f'"{st.directive}" directive invalid value ({type(err).__name__}: '
+                       f'{err})', st.where)
 
 
 def merge(parent_vals: dict, lv: Level, handler: bool) -> dict:

@@ -12,7 +12,7 @@ from ngate.config.model import (AccessLog, BreakOp, ErrorLog, ErrorPage, HeaderS
                                 ProxyPass, ReturnOp, RewriteOp, SetOp, Upstream)
 from ngate.config.upstreams import (addr_name, make_servers, parse_proxy_pass,
                                      split_host_port)
-from ngate.config.values import parse_flag, parse_number, parse_size, parse_time
+from ngate.config.values import parse_flag, parse_number, parse_offset, parse_size, parse_time
 from ngate.errors import ConfigError
 from ngate.routing.variables import BUILTINS, has_variables
 
@@ -23,6 +23,9 @@ LOG_LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emer
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 CHANGEABLE_VARIABLES = frozenset({"args", "query_string", "limit_rate"})
 URL_PREFIXES = ("http://", "https://", "$scheme")
+# off_t values (ngx_conf_set_off_slot: `g` allowed); every other size is a size_t
+OFFSET_DIRECTIVES = frozenset({"client_max_body_size", "proxy_max_temp_file_size",
+                               "fastcgi_max_temp_file_size"})
 
 
 # ---------------------------------------------------------------- combinators
@@ -167,8 +170,9 @@ def msec_or_off(c, st) -> float:
 
 
 def size(c, st) -> int:
+    parse = parse_offset if st.directive in OFFSET_DIRECTIVES else parse_size
     try:
-        return parse_size(st.args[0])
+        return parse(st.args[0])
     except ValueError:
         raise _invalid(st) from None
 
@@ -229,7 +233,7 @@ def template(c, st):
 
 
 def lower_bytes(c, st) -> bytes:
-    return st.args[0].lower().encode("latin-1")
+    return st.args[0].encode("utf-8", "surrogateescape").lower()
 
 
 def http_version(c, st) -> str:
@@ -349,10 +353,22 @@ def access_log(c, lv, st):
 
 # ---------------------------------------------------------------- headers, error pages, paths
 
+def wire(text: str) -> str:
+    """A header name or value as the config file's bytes, seen as latin-1 (the request path's
+    convention for header bytes): nginx sends a name or value written in UTF-8, `X-ȿ` included,
+    byte for byte."""
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def header_set(c, st, name: str, value: str, **flags) -> HeaderSet:
+    name = wire(name)
+    return HeaderSet(name, name.encode("latin-1").lower(), c.template(wire(value), st.where),
+                     **flags)
+
+
 def proxy_set_header(c, lv, st):
     name, value = st.args
-    lv.vals.setdefault("proxy_set_header", []).append(
-        HeaderSet(name, name.lower().encode("latin-1"), c.template(value, st.where)))
+    lv.vals.setdefault("proxy_set_header", []).append(header_set(c, st, name, value))
     lv.vals["proxy_set_header_given"] = True
 
 
@@ -362,9 +378,8 @@ def add_header(c, lv, st):
         if st.args[2] != "always":
             raise ConfigError(f'invalid parameter "{st.args[2]}"', st.where)
         always = True
-    name = st.args[0]
     lv.vals.setdefault("add_header", []).append(
-        HeaderSet(name, name.lower().encode("latin-1"), c.template(st.args[1], st.where), always))
+        header_set(c, st, st.args[0], st.args[1], always=always))
 
 
 def error_page(c, lv, st):
@@ -530,10 +545,8 @@ def fastcgi_param(c, lv, st):
     if_not_empty = len(st.args) == 3
     if if_not_empty and st.args[2] != "if_not_empty":
         raise ConfigError(f'invalid parameter "{st.args[2]}"', st.where)
-    name = st.args[0]
-    lv.vals.setdefault("fastcgi_param", []).append(HeaderSet(
-        name, name.lower().encode("latin-1"), c.template(st.args[1], st.where),
-        if_not_empty=if_not_empty))
+    lv.vals.setdefault("fastcgi_param", []).append(
+        header_set(c, st, st.args[0], st.args[1], if_not_empty=if_not_empty))
 
 
 def split_path_info(c, lv, st):

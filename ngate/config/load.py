@@ -6,6 +6,11 @@ ngx_conf_parse does it, so that every structural error carries nginx's wording a
 An `include` is replaced by the statements of the files it names (sorted glob matches, or one
 file that must exist). A missing standard file (mime.types, fastcgi_params ...) falls back to
 ngate's bundled copy in config/defaults/.
+
+A file is read the way ngx_conf_parse reads it: opened without blocking, then as many bytes as
+fstat says it holds. `/dev/zero`, `/dev/stdin` and `/proc/...` files are therefore empty (nginx
+sees them so), never an endless or blocking read. Every failure is a ConfigError with nginx's
+`open() "path" failed (errno: text)` wording and, for an include, its file:line.
 """
 from __future__ import annotations
 
@@ -54,9 +59,8 @@ class Reader:
         self.conf_dir = conf_dir
         self.texts: dict[str, str] = {}
 
-    def read_file(self, path: str, depth: int = 0) -> list[Stmt]:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+    def read_file(self, path: str, depth: int = 0, where: Where | None = None) -> list[Stmt]:
+        text = read_conf_file(path, where).decode("utf-8", errors="replace")
         self.texts.setdefault(path, text)
         return self.parse_text(text, path, depth)
 
@@ -111,7 +115,7 @@ class Reader:
             raise ConfigError(f'include nesting is too deep at "{stmt.args[0]}"', stmt.where)
         out: list[Stmt] = []
         for path in self._include_paths(stmt):
-            out.extend(self.read_file(path, depth + 1))
+            out.extend(self.read_file(path, depth + 1, stmt.where))
         return out
 
     def _include_paths(self, stmt: Stmt) -> list[str]:
@@ -126,6 +130,30 @@ class Reader:
         if os.path.basename(pattern) != "nginx.conf" and os.path.isfile(bundled):
             return [bundled]
         raise ConfigError(f'open() "{pattern}" failed (2: No such file or directory)', stmt.where)
+
+
+def read_conf_file(path: str, where: Where | None = None) -> bytes:
+    """The file's bytes, `st_size` of them (ngx_conf_parse: ngx_fd_info, then ngx_read_file)."""
+    from ngate.observability.error_log import os_error
+    call = "open()"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            call = "fstat()"
+            size = os.fstat(fd).st_size
+            call = "pread()"
+            chunks, got = [], 0
+            while got < size:
+                chunk = os.pread(fd, min(size - got, 1 << 20), got)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise ConfigError(f'{call} "{path}" failed {os_error(err)}', where) from None
+    return b"".join(chunks)
 
 
 class _Tokens:
