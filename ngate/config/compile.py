@@ -86,6 +86,7 @@ class Compiler:
         self.conf_dir = prefix          # nginx's conf_prefix: the main config file's directory
         self.zones = Zones()            # limit_req_zone / limit_conn_zone (shared memory)
         self.uses_stats = False        # stub_status or $connections_*: workers count
+        self.open_files: dict = {}          # log paths to open at load, in config order
 
     # -------------------------------------------------------- used by handlers
     def level(self, ctx: str, parent: Level, where) -> Level:
@@ -283,7 +284,7 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
                   upstreams=dict(c.upstreams), maps=dict(c.maps),
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
                   http_conf=loc_conf(http_vals, http_lv), zones=zones,
-                  stub_status=c.uses_stats)
+                  stub_status=c.uses_stats, open_files=tuple(c.open_files))
 
 
 def by_listen(servers) -> dict:

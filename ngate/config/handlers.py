@@ -145,6 +145,14 @@ def satisfy(c, st) -> str:
     return st.args[0]
 
 
+def as_number(text: str) -> int | None:
+    """ngx_atoi's value, or None where it returns NGX_ERROR."""
+    try:
+        return parse_number(text)
+    except ValueError:
+        return None
+
+
 def _invalid(st) -> ConfigError:
     return ConfigError(f'"{st.directive}" directive invalid value', st.where)
 
@@ -192,10 +200,14 @@ def count(c, st) -> int:
 
 
 def bufs(c, st) -> tuple[int, int]:
+    """ngx_conf_set_bufs_slot: a number and a size, neither 0."""
     try:
-        return parse_number(st.args[0]), parse_size(st.args[1])
+        number, size_ = parse_number(st.args[0]), parse_size(st.args[1])
     except ValueError:
         raise _invalid(st) from None
+    if not number or not size_:
+        raise _invalid(st)
+    return number, size_
 
 
 def worker_processes(c, st) -> int:
@@ -304,7 +316,9 @@ def error_log(c, lv, st):
     level = st.args[1] if len(st.args) > 1 else "error"
     if level not in LOG_LEVELS:
         raise ConfigError(f'invalid log level "{level}"', st.where)
-    path = path if path == "stderr" or path.startswith("syslog:") else c.path(path)
+    if path != "stderr" and not path.startswith("syslog:"):
+        path = c.path(path)
+        c.open_files[path] = st.where
     lv.vals.setdefault("error_log", []).append(ErrorLog(path=path, level=level))
 
 
@@ -348,6 +362,8 @@ def access_log(c, lv, st):
     path = st.args[0]
     if not path.startswith("syslog:") and path != "/dev/stderr":
         path = c.path(path)
+        if not has_variables(path):
+            c.open_files[path] = st.where
     lv.vals.setdefault("access_log", []).append(AccessLog(path, fmt, condition))
 
 
@@ -388,19 +404,21 @@ def error_page(c, lv, st):
     override = None
     if args and args[-1].startswith("="):
         text = args.pop()[1:]
-        if text and not text.isdigit():
-            raise ConfigError(f'invalid value "={text}"', st.where)
-        override = int(text) if text else -1
+        try:
+            override = parse_number(text) if text else -1
+        except ValueError:
+            raise ConfigError(f'invalid value "={text}"', st.where) from None
     if not args:
         raise ConfigError('invalid number of arguments in "error_page" directive', st.where)
     page = ErrorPage(uri=c.template(uri, st.where), override=override, where=st.where)
     items = lv.vals.setdefault("error_page", [])
     for code in args:
-        if not code.isdigit():
+        number = as_number(code)
+        if number is None:
             raise ConfigError(f'invalid value "{code}"', st.where)
-        if not 300 <= int(code) <= 599:
+        if not 300 <= number <= 599:
             raise ConfigError(f'value "{code}" must be between 300 and 599', st.where)
-        items.append((int(code), page))
+        items.append((number, page))
 
 
 def root(c, lv, st):
@@ -573,15 +591,16 @@ def set_var(c, lv, st):
 
 def return_(c, lv, st):
     first = st.args[0]
-    if len(st.args) == 1 and not first.isdigit():
+    code = as_number(first)
+    if len(st.args) == 1 and code is None:
         if not first.startswith(URL_PREFIXES):
             raise ConfigError(f'invalid return code "{first}"', st.where)
         lv.ops.append(ReturnOp(302, c.template(first, st.where), st.where))
         return
-    if not first.isdigit() or int(first) > 999:
+    if code is None or code > 999:
         raise ConfigError(f'invalid return code "{first}"', st.where)
     text = c.template(st.args[1], st.where) if len(st.args) == 2 else None
-    lv.ops.append(ReturnOp(int(first), text, st.where))
+    lv.ops.append(ReturnOp(code, text, st.where))
 
 
 def rewrite(c, lv, st):
@@ -626,9 +645,9 @@ def try_files(c, lv, st):
     last = st.args[-1]
     code = None
     if last.startswith("="):
-        if not last[1:].isdigit() or not 0 < int(last[1:]) < 1000:
+        code = as_number(last[1:])
+        if code is None or not 0 < code < 1000:
             raise ConfigError(f'invalid code "{last}"', st.where)
-        code = int(last[1:])
     items = tuple(c.template(a, st.where) for a in st.args)
     lv.vals["try_files"] = TryFiles(block=lv.where, items=items, code=code)
 

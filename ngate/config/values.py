@@ -19,9 +19,14 @@ _UNITS = {"y": (_YEAR, 365 * 86400), "M": (_MONTH, 30 * 86400), "w": (_WEEK, 7 *
           "d": (_DAY, 86400), "h": (_HOUR, 3600), "m": (_MIN, 60), "s": (_SEC, 1)}
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits only (str.isdigit() also takes `²` and `٣`, which nginx refuses)."""
+    return bool(text) and _DIGITS.issuperset(text)
+
+
 def parse_number(text: str) -> int:
     """ngx_atoi: ASCII digits only, at most 2^63 - 1."""
-    if not text or not _DIGITS.issuperset(text):
+    if not is_number(text):
         raise ValueError(text)
     value = int(text)
     if value > NGX_MAX_INT_T_VALUE:
