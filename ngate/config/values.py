@@ -53,14 +53,15 @@ def parse_offset(text: str) -> int:
     return _scaled(text, _OFFSET_UNITS)
 
 
-def parse_time(text: str, allow_ms: bool = True) -> float:
+def parse_time(text: str, allow_ms: bool = True) -> float | int:
     """ngx_parse_time: `30s`, `1h 30m`, `500ms`, `75` (seconds) -> seconds.
 
-    `allow_ms` True is nginx's msec values (timeouts: no `y` or `M`, at most 2^63 - 1 ms);
-    False its second values (expires, fail_timeout: `y` and `M` allowed, no `ms`).
+    `allow_ms` True is nginx's msec values (timeouts: no `y` or `M`, at most 2^63 - 1 ms; a
+    float of seconds); False its second values (expires, fail_timeout: `y` and `M` allowed,
+    no `ms`; an exact int of seconds).
     """
-    ms = _parse_time(text, is_sec=not allow_ms)
-    return ms / 1000 if allow_ms else float(ms)
+    value = _parse_time(text, is_sec=not allow_ms)
+    return value / 1000 if allow_ms else value
 
 
 def _parse_time(text: str, is_sec: bool) -> int:

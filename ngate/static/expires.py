@@ -65,5 +65,17 @@ def expires_headers(conf, status: int, mtime: float | None = None) -> list:
             when += 86400
     else:
         when = now + exp.seconds
-    cache = b"no-cache" if when < now else b"max-age=%d" % (when - now)
-    return [(b"Expires", formatdate(when, usegmt=True).encode()), (b"Cache-Control", cache)]
+    max_age = exp.seconds if exp.kind == "access" else when - now
+    cache = b"no-cache" if max_age < 0 else b"max-age=%d" % max_age
+    return [(b"Expires", http_time(when)), (b"Cache-Control", cache)]
+
+
+_MAX_DAYS = 2932896         # ngx_gmtime: 4 year digits at most (December 31, 9999)
+
+
+def http_time(when: int) -> bytes:
+    """ngx_http_time of a time_t: the sum wraps as nginx's 64-bit one does, a negative time is
+    the epoch, and a time past 9999 is December 31, 9999, 23:59:59 (never an OverflowError)."""
+    when = (when + 2 ** 63) % 2 ** 64 - 2 ** 63
+    when = min(max(when, 0), _MAX_DAYS * 86400 + 86399)
+    return formatdate(when, usegmt=True).encode()
