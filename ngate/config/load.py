@@ -65,31 +65,38 @@ class Reader:
         return self.parse_text(text, path, depth)
 
     def parse_text(self, text: str, name: str, depth: int = 0) -> list[Stmt]:
+        """The statements of one file. Blocks are tracked on an explicit stack, not by
+        recursion: however deep a file nests, it is read (or refused) without a RecursionError."""
         tokens = _Tokens(text, name)
-        return self._block(tokens, depth, in_block=False)
-
-    def _block(self, tokens: "_Tokens", depth: int, in_block: bool) -> list[Stmt]:
-        out: list[Stmt] = []
+        top: list[Stmt] = []
+        out = top
+        open_blocks: list[list[Stmt]] = []      # the enclosing blocks' statement lists
         while True:
             tok = tokens.next()
             if tok is None:
-                if in_block:
+                if open_blocks:
                     raise tokens.error('unexpected end of file, expecting "}"', eof=True)
-                return out
+                return top
             token, line, quoted = tok
             if not quoted and token == "}":
-                if not in_block:
+                if not open_blocks:
                     raise tokens.error('unexpected "}"', line)
-                return out
+                out = open_blocks.pop()
+                continue
             if not quoted and token in ("{", ";"):
                 raise tokens.error(f'unexpected "{token}"', line)
-            stmt = self._statement(tokens, token, line, depth)
-            if stmt.directive == "include" and stmt.block is None:
+            stmt = self._statement(tokens, token, line)
+            if stmt.block is not None:
+                out.append(stmt)
+                open_blocks.append(out)
+                out = stmt.block
+            elif stmt.directive == "include":
                 out.extend(self._include(stmt, depth))
             else:
                 out.append(stmt)
 
-    def _statement(self, tokens: "_Tokens", name: str, line: int, depth: int) -> Stmt:
+    def _statement(self, tokens: "_Tokens", name: str, line: int) -> Stmt:
+        """`name args ;` (block None) or `name args {` (block [], filled by parse_text)."""
         args: list[str] = []
         while True:
             tok = tokens.next()
@@ -99,10 +106,9 @@ class Reader:
             if not quoted and token == ";":
                 return Stmt(_unescape(name), args, tokens.where(line), None)
             if not quoted and token == "{":
-                stmt = Stmt(_unescape(name), args, tokens.where(line), None)
+                stmt = Stmt(_unescape(name), args, tokens.where(line), [])
                 if stmt.directive == "if":
                     _strip_if_parens(args)
-                stmt.block = self._block(tokens, depth, in_block=True)
                 return stmt
             if not quoted and token == "}":
                 raise tokens.error('unexpected "}"', tline)
