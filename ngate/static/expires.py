@@ -24,23 +24,29 @@ class Expires:
 
 
 def compile_expires(args: tuple, where) -> Expires:
+    """ngx_http_headers_expires + ngx_http_parse_expires, with nginx's messages."""
+    def invalid(what: str = "invalid value") -> ConfigError:
+        return ConfigError(f'"expires" directive {what}', where)
     modified = len(args) == 2
     if modified and args[0] != "modified":
-        raise ConfigError(f'invalid value "{args[0]}"', where)
+        raise invalid()
     value = args[-1]
     if not modified and value in ("off", "epoch", "max"):
         return Expires(value)
     kind = "modified" if modified else "access"
+    negative = False
     if value.startswith("@"):
+        if modified:
+            raise invalid('daily time cannot be used with "modified" parameter')
         kind, value = "daily", value[1:]
-    negative = value.startswith("-")
+    elif value.startswith(("+", "-")):
+        negative, value = value[0] == "-", value[1:]
     try:
-        secs = int(parse_time(value[1:] if negative or value.startswith("+") else value,
-                              allow_ms=False))
+        secs = int(parse_time(value, allow_ms=False))
     except ValueError:
-        raise ConfigError(f'invalid value "{args[-1]}"', where) from None
-    if kind == "daily" and (negative or secs > 86400):
-        raise ConfigError(f'daily time value "{args[-1]}" must be less than 24 hours', where)
+        raise invalid() from None
+    if kind == "daily" and secs > 86400:
+        raise invalid("daily time value must be less than 24 hours")
     return Expires(kind, -secs if negative else secs)
 
 
