@@ -236,6 +236,16 @@ def test_a_reload_survives_any_loader_failure(tmp_path, capfd):
     assert "[emerg]" in capfd.readouterr().err
 
 
+def test_expires_dates_past_time_t_are_nginx_s():
+    """ngx_http_time: the 64-bit sum wraps (to the epoch), past 9999 it is Dec 31, 9999 (the
+    dates nginx sends for `expires 9223372036854775807s` and `expires 315360000000s`)."""
+    from ngate.static.expires import http_time
+    now = 1_800_000_000
+    assert http_time(now + MAX) == b"Thu, 01 Jan 1970 00:00:00 GMT"
+    assert http_time(now + 315360000000) == b"Fri, 31 Dec 9999 23:59:59 GMT"
+    assert http_time(now) == b"Fri, 15 Jan 2027 08:00:00 GMT"
+
+
 def _need_nginx():
     if not nginx_available():
         if os.environ.get("CI") == "true":
