@@ -246,6 +246,17 @@ def test_expires_dates_past_time_t_are_nginx_s():
     assert http_time(now) == b"Fri, 15 Jan 2027 08:00:00 GMT"
 
 
+def test_no_more_than_1024_workers(tmp_path, capfd):
+    """nginx's ngx_spawn_process: `no more than 1024 processes can be spawned` (NGX_MAX_PROCESSES);
+    a worker_processes above it is accepted by -t as nginx does, and never forks without end."""
+    from ngate.supervisor.master import MAX_PROCESSES, Master
+    conf = write_conf(tmp_path, "server { listen 127.0.0.1:8080; }")
+    master = Master(load_config(conf, str(tmp_path)), None, None)
+    master.workers = {pid: object() for pid in range(1, MAX_PROCESSES + 1)}
+    assert master.spawn(0) is False
+    assert "[alert]" in capfd.readouterr().err and MAX_PROCESSES == 1024
+
+
 def _need_nginx():
     if not nginx_available():
         if os.environ.get("CI") == "true":
