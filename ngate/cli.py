@@ -180,6 +180,8 @@ def open_log_files(paths) -> None:
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
         except OSError as err:
             raise ConfigError(f'open() "{path}" failed {error_log.os_error(err)}') from None
+        except ValueError as err:       # a NUL byte in the path
+            raise ConfigError(f'open() "{path}" failed ({err})') from None
 
 
 def test_config(opts: Options, conf_file: str, load) -> int:

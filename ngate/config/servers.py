@@ -105,11 +105,11 @@ def _listen_host(host: str, text: str, where) -> str:
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
         return host
-    except OSError:
+    except (OSError, ValueError):       # ValueError: a NUL byte in the name
         pass
     try:
         return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
-    except (OSError, UnicodeError):
+    except (OSError, ValueError):       # UnicodeError is a ValueError
         raise ConfigError(f'host not found in "{text}" of the "listen" directive', where) from None
 
 

@@ -41,7 +41,7 @@ def resolve(host: str, port: int, where) -> list[tuple[str, int]]:
     """All addresses of host, in resolver order, without duplicates."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
+    except (OSError, ValueError):       # ValueError: a NUL byte; UnicodeError is one too
         raise ConfigError(f'host not found in upstream "{host}"', where) from None
     out: list[tuple[str, int]] = []
     for info in infos:

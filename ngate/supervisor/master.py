@@ -84,6 +84,9 @@ class Master:
         except OSError as err:
             error_log.emerg(f'open() "{err.filename}" failed {error_log.os_error(err)}')
             return 1
+        except Exception as err:        # noqa: BLE001 - e.g. a NUL byte in a unix: path
+            error_log.emerg(f"start failed ({type(err).__name__}: {err})")
+            return 1
         if self.config.main.daemon:
             daemonize()
         error_log.configure(self.config, self.startup_log)
