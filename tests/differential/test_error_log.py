@@ -98,6 +98,7 @@ SCENARIOS = {
     # issue 10, item 8: the upstream's framing errors, logged with nginx's words
     "upstream_more_than_content_length": send_get_bytes("/slow/extra"),
     "upstream_304_with_body": send_get_bytes("/slow/304body"),
+    "upstream_data_after_final_chunk": send_get_bytes("/slow/afterchunk"),
     "upstream_no_valid_header": send_get_bytes("/slow/garbage"),
     "upstream_http09": send_get_bytes("/slow/http09"),
     "upstream_100_then_200": send_get_bytes("/slow/continue"),
@@ -116,6 +117,8 @@ def logs(differential):
                                                 b"okEXTRA BYTES"))
     diff.backend.route("/slow/304body", Reply(raw=b"HTTP/1.1 304 Not Modified\r\n"
                                                   b"ETag: \"e\"\r\nContent-Length: 5\r\n\r\nhello"))
+    diff.backend.route("/slow/afterchunk", Reply(raw=b"HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                                                     b"chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nEXTRA"))
     diff.backend.route("/slow/garbage", Reply(raw=b"garbage\r\nmore garbage\r\n\r\n"))
     diff.backend.route("/slow/http09", Reply(raw=b"<html>an HTTP/0.9 answer</html>\n"))
     diff.backend.route("/slow/continue", Reply(raw=b"HTTP/1.1 100 Continue\r\n\r\n"
