@@ -46,6 +46,7 @@ _NON_IDEMPOTENT = frozenset({"POST", "LOCK", "PATCH"})
 NEXT_ON_STATUS = {500: "http_500", 502: "http_502", 503: "http_503", 504: "http_504",
                    403: "http_403", 404: "http_404", 429: "http_429"}
 _REPLAY_LIMIT = 65536
+_MAX_TRIES = 64
 
 
 class _PassedRaw(Exception):
@@ -58,7 +59,6 @@ def _head_end(buf: bytes) -> int:
     if crlf >= 0 and (lf < 0 or crlf < lf):
         return crlf + 3
     return lf + 2 if lf >= 0 else len(buf)
-_MAX_TRIES = 64
 
 
 # ---------------------------------------------------------------- the exchange
@@ -71,6 +71,8 @@ class ProxyExchange:
         "body_total", "held", "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
         "head_bytes",       # bytes read while the response head is incomplete (proxy_buffer_size)
         "head_buf",         # those bytes (usually one read, not copied): a 1xx passes the rest raw
+        "feeding",          # inside parser.feed_data: a finished connection is pooled after it
+        "pool_pending",     # that connection, pooled once the read is parsed to its end
         "upgrade", "connecting", "uri", "body_mode", "tls",
         "out",              # response bytes gathered during one upstream read: one write
         "counts",           # least_conn: connections per peer are counted
@@ -121,6 +123,8 @@ class ProxyExchange:
         self.resp_length = None
         self.tls = None             # (SSLContext, server_hostname) for proxy_pass https://
         self.out = None
+        self.feeding = False
+        self.pool_pending = None
 
     # ------------------------------------------------------------ start
 
@@ -426,6 +430,7 @@ class ProxyExchange:
         self.out = []
         parser = self.parser
         u = self.uconn
+        self.feeding = True
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -445,6 +450,11 @@ class ProxyExchange:
                 self.ctx.keep_alive = False
                 self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response "
                                      f"({exc}) while reading upstream"))
+        self.feeding = False
+        pending = self.pool_pending
+        if pending is not None:
+            self.pool_pending = None
+            self._pool(pending)
         if (self.state == "reading" or self.state == "sending") \
                 and self.head_bytes > self.conf.proxy_buffer_size:
             self.out = None     # the head is still incomplete past proxy_buffer_size
@@ -814,13 +824,22 @@ class ProxyExchange:
         self.uconn = None
         self._count(-1)
         u.exchange = None
-        if reuse:
-            up = self.upstream
-            peer = self.peer
-            self.conn.runtime.pool.put(id(up), self._pool_key(peer), u,
-                                       up.keepalive, up.keepalive_timeout)
-        else:
+        if not reuse:
             u.close()
+        elif self.feeding:
+            # llhttp may still hold bytes of this read after the response's end: pooled only once
+            # they are parsed (they close the connection), never handed to the next request
+            self.pool_pending = u
+        else:
+            self._pool(u)
+
+    def _pool(self, u) -> None:
+        if u.leftover or u.closed:
+            u.close()
+            return
+        up = self.upstream
+        self.conn.runtime.pool.put(id(up), self._pool_key(self.peer), u,
+                                   up.keepalive, up.keepalive_timeout)
 
     # ------------------------------------------------------------ tunnel
 
