@@ -129,7 +129,7 @@ class Reader:
         if not os.path.isabs(pattern):
             pattern = os.path.join(self.conf_dir, pattern)
         if glob.has_magic(pattern):
-            return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+            return sorted(glob.glob(pattern))      # directories too: nginx fails on them
         if os.path.exists(pattern):
             return [pattern]
         bundled = os.path.join(DEFAULTS_DIR, os.path.basename(pattern))

@@ -139,6 +139,11 @@ def test_include_of_a_directory(tmp_path):
     conf = write_conf(tmp_path, f"include {tmp_path}/sub;")
     assert ngate_error(conf, str(tmp_path)) == \
         f'pread() "{tmp_path}/sub" failed (21: Is a directory) in {conf}:3'
+    (tmp_path / "sub" / "a.conf").write_text("\n")
+    (tmp_path / "sub" / "dir").mkdir()          # a glob matches directories too, in nginx
+    conf = write_conf(tmp_path, f"include {tmp_path}/sub/*;")
+    assert ngate_error(conf, str(tmp_path)) == \
+        f'pread() "{tmp_path}/sub/dir" failed (21: Is a directory) in {conf}:3'
 
 
 # ---------------------------------------------------------------- special files, via `-t`
