@@ -89,7 +89,7 @@ def lookup(name: str, user_vars: "set[str] | frozenset[str]" = frozenset(), wher
     if g is not None:
         return g
     for prefix, make in PREFIXED.items():
-        if name.startswith(prefix) and len(name) > len(prefix):
+        if name.startswith(prefix):          # `$http_` too (an empty name, as nginx)
             return make(name[len(prefix):])
     raise ConfigError(f'unknown "{name}" variable', where)
 
