@@ -26,6 +26,7 @@ from ngate.errors import ConfigError
 
 DEFAULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "defaults")
 MAX_INCLUDE_DEPTH = 32
+CONF_BUFFER = 4096          # NGX_CONF_BUFFER: the longest token nginx reads, with its delimiter
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
 _ESCAPE_RE = re.compile(r"\\(.)", re.S)
 
@@ -173,9 +174,21 @@ class _Tokens:
 
     def next(self):
         for token, line, quoted in self._it:
+            if len(token) >= 1023:
+                self._check_length(token, line, quoted)
             if quoted or not token.startswith("#"):
                 return token, line, quoted
         return None
+
+    def _check_length(self, token: str, line: int, quoted: bool) -> None:
+        """nginx reads a file through a 4096-byte buffer (NGX_CONF_BUFFER): a token (or
+        comment) that does not fit in it with its closing quote or delimiter is refused."""
+        size = len(token.encode("utf-8", "surrogateescape"))
+        if quoted and size >= CONF_BUFFER:
+            raise self.error('too long parameter, probably missing terminating "\"" character',
+                             line)
+        if size >= CONF_BUFFER - quoted:
+            raise self.error(f'too long parameter "{token[:10]}..." started', line)
 
     def where(self, line: int) -> Where:
         if self.name == "command line":

@@ -118,7 +118,7 @@ def test_main_values(tmp_path, main, message):
         assert nginx_error(str(conf), str(tmp_path)) == expected
 
 
-@pytest.mark.parametrize("text", ["${1}", "$0", "${10}", "$" + "0" * 5000])
+@pytest.mark.parametrize("text", ["${1}", "$0", "${10}", "$" + "0" * 4000])
 def test_captures_are_one_digit(tmp_path, text):
     """nginx knows `$1`..`$9` only; other digit names are unknown variables (reported by nginx
     without file:line, as every unknown variable: see test_config_errors.DIFFERENT)."""
@@ -127,6 +127,27 @@ def test_captures_are_one_digit(tmp_path, text):
     assert ngate_error(conf, str(tmp_path)) == f'unknown "{name}" variable in {conf}:3'
     if len(text) < 10 and (nginx_available() or os.environ.get("CI") == "true"):
         assert nginx_error(conf, str(tmp_path)) == f'unknown "{name}" variable'
+
+
+@pytest.mark.parametrize("token,message", [
+    ("b" * 4095, "OK"),
+    ("b" * 4096, 'too long parameter "bbbbbbbbbb..." started'),
+    ('"' + "b" * 4094 + '"', "OK"),
+    ("'" + "b" * 4095 + "'", 'too long parameter "bbbbbbbbbb..." started'),
+    ('"' + "b" * 5000 + '"', 'too long parameter, probably missing terminating """ character'),
+    ('"' + "\u023f" * 2047 + '"', "OK"),                       # bytes count, not characters
+    ('"' + "\u023f" * 2048 + '"',
+     'too long parameter, probably missing terminating """ character'),
+    ("x;\n# " + "c" * 4094, 'too long parameter "# cccccccc..." started'),    # comments too
+], ids=["4095", "4096", "q4094", "sq4095", "q5000", "utf8-4094", "utf8-4096", "comment"])
+def test_tokens_longer_than_nginx_s_buffer(tmp_path, token, message):
+    """nginx reads a config through a 4096-byte buffer: a longer token is refused."""
+    conf = write_conf(tmp_path, f"server {{ listen 127.0.0.1:8080;\nreturn 200 {token}; }}")
+    line = 4 + token.count("\n")
+    expected = "OK" if message == "OK" else f"{message} in {conf}:{line}"
+    assert ngate_error(conf, str(tmp_path)) == expected
+    if nginx_available() or os.environ.get("CI") == "true":
+        assert nginx_error(conf, str(tmp_path)) == expected
 
 
 def test_deep_nesting_is_read_without_recursion(tmp_path):
