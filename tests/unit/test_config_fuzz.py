@@ -170,7 +170,8 @@ def test_broken_configs(tmp_path, capfd):
 # Issue 10: values past nginx's limits, names outside Latin-1, special files, deep nesting and
 # bytes that are not UTF-8, spliced into the same config. Each mutant goes through a real
 # `python -m ngate -t` (stdin a pipe nobody writes to, so `include /dev/stdin` would hang):
-# exit 0 with nothing said, or exit 1 with exactly one `[emerg]` line; never a traceback or a
+# exit 0 with nothing but warnings said, or exit 1 with exactly one `[emerg]` line (and
+# warnings); never a traceback or a
 # hang. Seeded and bounded: HOSTILE_CASES processes of about 0.3 s each.
 
 HOSTILE_CASES = 40
@@ -258,8 +259,8 @@ def test_hostile_configs_in_a_real_process(tmp_path):
                 problems.append(f"{name}: hangs")
                 continue
             err = res.stderr.decode("utf-8", "replace")
-            lines = err.splitlines()
-            ok = (res.returncode == 0 and not err) or (
+            lines = [ln for ln in err.splitlines() if not ln.startswith("ngate: [warn] ")]
+            ok = (res.returncode == 0 and not lines) or (
                 res.returncode == 1 and len(lines) == 2 and lines[0].startswith("ngate: [emerg] ")
                 and lines[1].endswith(" test failed"))
             if not ok or "Traceback" in err or res.stdout:

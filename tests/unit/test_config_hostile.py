@@ -218,8 +218,11 @@ def test_main_file_from_dev_zero(tmp_path):
 
 @pytest.mark.parametrize("directive", ["access_log", "error_log"])
 def test_a_log_that_cannot_be_opened_fails_the_test(tmp_path, directive):
-    conf = write_conf(tmp_path, f"{directive} {tmp_path}/missing/x.log;\n"
-                      "server { listen 127.0.0.1:8080; }")
+    line = f"{directive} {tmp_path}/missing/x.log;\n"
+    if directive == "error_log":        # at the main level (ngate warns below it)
+        conf = write_conf(tmp_path, "server { listen 127.0.0.1:8080; }", main=line + "events {}\n")
+    else:
+        conf = write_conf(tmp_path, line + "server { listen 127.0.0.1:8080; }")
     res = ngate_t(conf, tmp_path)
     message = f'open() "{tmp_path}/missing/x.log" failed (2: No such file or directory)'
     assert res.returncode == 1
@@ -230,8 +233,9 @@ def test_a_log_that_cannot_be_opened_fails_the_test(tmp_path, directive):
 
 
 def test_the_test_creates_the_logs_as_nginx(tmp_path, capfd):
-    conf = write_conf(tmp_path, f"access_log {tmp_path}/a.log;\nerror_log {tmp_path}/e.log;\n"
-                      f"server {{ listen 127.0.0.1:8080; access_log {tmp_path}/$host.log; }}")
+    conf = write_conf(tmp_path, f"access_log {tmp_path}/a.log;\n"
+                      f"server {{ listen 127.0.0.1:8080; access_log {tmp_path}/$host.log; }}",
+                      main=f"error_log {tmp_path}/e.log;\nevents {{}}\n")
     assert cli.main(["-p", str(tmp_path), "-c", conf, "-t", "-q"]) == 0
     assert (tmp_path / "a.log").exists() and (tmp_path / "e.log").exists()
     assert not (tmp_path / "$host.log").exists()      # with variables: opened per request
