@@ -164,13 +164,26 @@ def resolve_paths(opts: Options) -> tuple[str, str]:
 
 
 def make_loader(conf_file: str, prefix: str, directives: str):
-    """() -> Config for start, -t, -s and every reload; an unreadable file is a ConfigError."""
+    """() -> Config for start, -t, -s and every reload; any failure is a ConfigError.
+
+    As nginx's ngx_init_cycle, the log files are opened (created) here, so -t and a reload
+    refuse a log that cannot be written."""
     def load():
-        try:
-            return load_config(conf_file, prefix=prefix, global_directives=directives)
-        except OSError as err:
-            raise ConfigError(f'open() "{err.filename}" failed {error_log.os_error(err)}') from None
+        config = load_config(conf_file, prefix=prefix, global_directives=directives)
+        open_log_files(config.open_files)
+        return config
     return load
+
+
+def open_log_files(paths) -> None:
+    """Open each log file for appending, creating it, as nginx does at load."""
+    for path in paths:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        except OSError as err:
+            raise ConfigError(f'open() "{path}" failed {error_log.os_error(err)}') from None
+        except ValueError as err:       # a NUL byte in the path
+            raise ConfigError(f'open() "{path}" failed ({err})') from None
 
 
 def test_config(opts: Options, conf_file: str, load) -> int:

@@ -87,6 +87,7 @@ class Compiler:
         self.conf_dir = prefix          # nginx's conf_prefix: the main config file's directory
         self.zones = Zones()            # limit_req_zone / limit_conn_zone (shared memory)
         self.uses_stats = False        # stub_status or $connections_*: workers count
+        self.open_files: dict = {}          # log paths to open at load, in config order
 
     # -------------------------------------------------------- used by handlers
     def level(self, ctx: str, parent: Level, where) -> Level:
@@ -94,7 +95,13 @@ class Compiler:
 
     def walk(self, stmts, lv: Level) -> None:
         for st in stmts:
-            directives.check(st, lv.ctx).handler(self, lv, st)
+            row = directives.check(st, lv.ctx)
+            try:
+                row.handler(self, lv, st)
+            except ConfigError:
+                raise
+            except Exception as err:        # noqa: BLE001 - see unexpected()
+                raise unexpected(st, err) from None
 
     def template(self, text: str, where=None):
         """A compiled Template. An unknown variable is reported after the whole walk, as nginx
@@ -159,6 +166,15 @@ class Compiler:
         return Location(modifier=lv.modifier, pattern=lv.pattern, regex=lv.regex,
                         conf=loc_conf(vals, lv), locations=children, where=lv.where,
                         matcher=build_matcher(children))
+
+
+def unexpected(st, err: Exception) -> ConfigError:
+    """A handler failed in a way it did not word itself (a value no check foresaw): still an
+    `[emerg]` at the directive's file:line, never a traceback, at -t, at start or on reload."""
+    if isinstance(err, RecursionError):
+        return ConfigError(f'"{st.directive}" directive is nested too deeply', st.where)
+    return ConfigError(f'"{st.directive}" directive invalid value ({type(err).__name__}: '
+                       f'{err})', st.where)
 
 
 def merge(parent_vals: dict, lv: Level, handler: bool) -> dict:
@@ -270,7 +286,7 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
                   upstreams=dict(c.upstreams), maps=dict(c.maps),
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
                   http_conf=loc_conf(http_vals, http_lv), zones=zones,
-                  stub_status=c.uses_stats)
+                  stub_status=c.uses_stats, open_files=tuple(c.open_files))
 
 
 def by_listen(servers) -> dict:

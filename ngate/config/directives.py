@@ -156,7 +156,7 @@ def _register() -> None:
     directive("return", REWRITE, (1, 2), h.return_)
     directive("rewrite", REWRITE, (2, 3), h.rewrite)
     directive("break", REWRITE, 0, h.break_)
-    directive("if", REWRITE, (1, None), b.if_block, block=True)
+    directive("if", {SRV, LOC}, (1, None), b.if_block, block=True)   # never inside an if
 
     # ------------------------------------------------------------- proxy module
     directive("proxy_pass", {LOC, LIF, LMT}, 1, h.proxy_pass)

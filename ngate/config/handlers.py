@@ -12,7 +12,7 @@ from ngate.config.model import (AccessLog, BreakOp, ErrorLog, ErrorPage, HeaderS
                                 ProxyPass, ReturnOp, RewriteOp, SetOp, Upstream)
 from ngate.config.upstreams import (addr_name, make_servers, parse_proxy_pass,
                                      split_host_port)
-from ngate.config.values import parse_flag, parse_number, parse_size, parse_time
+from ngate.config.values import parse_flag, parse_number, parse_offset, parse_size, parse_time
 from ngate.errors import ConfigError
 from ngate.routing.variables import BUILTINS, has_variables
 
@@ -23,6 +23,9 @@ LOG_LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emer
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 CHANGEABLE_VARIABLES = frozenset({"args", "query_string", "limit_rate"})
 URL_PREFIXES = ("http://", "https://", "$scheme")
+# off_t values (ngx_conf_set_off_slot: `g` allowed); every other size is a size_t
+OFFSET_DIRECTIVES = frozenset({"client_max_body_size", "proxy_max_temp_file_size",
+                               "fastcgi_max_temp_file_size"})
 
 
 # ---------------------------------------------------------------- combinators
@@ -142,6 +145,14 @@ def satisfy(c, st) -> str:
     return st.args[0]
 
 
+def as_number(text: str) -> int | None:
+    """ngx_atoi's value, or None where it returns NGX_ERROR."""
+    try:
+        return parse_number(text)
+    except ValueError:
+        return None
+
+
 def _invalid(st) -> ConfigError:
     return ConfigError(f'"{st.directive}" directive invalid value', st.where)
 
@@ -167,8 +178,9 @@ def msec_or_off(c, st) -> float:
 
 
 def size(c, st) -> int:
+    parse = parse_offset if st.directive in OFFSET_DIRECTIVES else parse_size
     try:
-        return parse_size(st.args[0])
+        return parse(st.args[0])
     except ValueError:
         raise _invalid(st) from None
 
@@ -188,10 +200,14 @@ def count(c, st) -> int:
 
 
 def bufs(c, st) -> tuple[int, int]:
+    """ngx_conf_set_bufs_slot: a number and a size, neither 0."""
     try:
-        return parse_number(st.args[0]), parse_size(st.args[1])
+        number, size_ = parse_number(st.args[0]), parse_size(st.args[1])
     except ValueError:
         raise _invalid(st) from None
+    if not number or not size_:
+        raise _invalid(st)
+    return number, size_
 
 
 def worker_processes(c, st) -> int:
@@ -229,7 +245,7 @@ def template(c, st):
 
 
 def lower_bytes(c, st) -> bytes:
-    return st.args[0].lower().encode("latin-1")
+    return st.args[0].encode("utf-8", "surrogateescape").lower()
 
 
 def http_version(c, st) -> str:
@@ -310,7 +326,9 @@ def error_log(c, lv, st):
     level = st.args[1] if len(st.args) > 1 else "error"
     if level not in LOG_LEVELS:
         raise ConfigError(f'invalid log level "{level}"', st.where)
-    path = path if path == "stderr" or path.startswith("syslog:") else c.path(path)
+    if path != "stderr" and not path.startswith("syslog:"):
+        path = c.path(path)
+        c.open_files[path] = st.where
     lv.vals.setdefault("error_log", []).append(ErrorLog(path=path, level=level))
 
 
@@ -354,15 +372,29 @@ def access_log(c, lv, st):
     path = st.args[0]
     if not path.startswith("syslog:") and path != "/dev/stderr":
         path = c.path(path)
+        if not has_variables(path):
+            c.open_files[path] = st.where
     lv.vals.setdefault("access_log", []).append(AccessLog(path, fmt, condition))
 
 
 # ---------------------------------------------------------------- headers, error pages, paths
 
+def wire(text: str) -> str:
+    """A header name or value as the config file's bytes, seen as latin-1 (the request path's
+    convention for header bytes): nginx sends a name or value written in UTF-8, `X-ȿ` included,
+    byte for byte."""
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def header_set(c, st, name: str, value: str, **flags) -> HeaderSet:
+    name = wire(name)
+    return HeaderSet(name, name.encode("latin-1").lower(), c.template(wire(value), st.where),
+                     **flags)
+
+
 def proxy_set_header(c, lv, st):
     name, value = st.args
-    lv.vals.setdefault("proxy_set_header", []).append(
-        HeaderSet(name, name.lower().encode("latin-1"), c.template(value, st.where)))
+    lv.vals.setdefault("proxy_set_header", []).append(header_set(c, st, name, value))
     lv.vals["proxy_set_header_given"] = True
 
 
@@ -372,9 +404,8 @@ def add_header(c, lv, st):
         if st.args[2] != "always":
             raise ConfigError(f'invalid parameter "{st.args[2]}"', st.where)
         always = True
-    name = st.args[0]
     lv.vals.setdefault("add_header", []).append(
-        HeaderSet(name, name.lower().encode("latin-1"), c.template(st.args[1], st.where), always))
+        header_set(c, st, st.args[0], st.args[1], always=always))
 
 
 def error_page(c, lv, st):
@@ -383,19 +414,21 @@ def error_page(c, lv, st):
     override = None
     if args and args[-1].startswith("="):
         text = args.pop()[1:]
-        if text and not text.isdigit():
-            raise ConfigError(f'invalid value "={text}"', st.where)
-        override = int(text) if text else -1
+        try:
+            override = parse_number(text) if text else -1
+        except ValueError:
+            raise ConfigError(f'invalid value "={text}"', st.where) from None
     if not args:
         raise ConfigError('invalid number of arguments in "error_page" directive', st.where)
     page = ErrorPage(uri=c.template(uri, st.where), override=override, where=st.where)
     items = lv.vals.setdefault("error_page", [])
     for code in args:
-        if not code.isdigit():
+        number = as_number(code)
+        if number is None:
             raise ConfigError(f'invalid value "{code}"', st.where)
-        if not 300 <= int(code) <= 599:
+        if not 300 <= number <= 599:
             raise ConfigError(f'value "{code}" must be between 300 and 599', st.where)
-        items.append((int(code), page))
+        items.append((number, page))
 
 
 def root(c, lv, st):
@@ -543,10 +576,8 @@ def fastcgi_param(c, lv, st):
     if_not_empty = len(st.args) == 3
     if if_not_empty and st.args[2] != "if_not_empty":
         raise ConfigError(f'invalid parameter "{st.args[2]}"', st.where)
-    name = st.args[0]
-    lv.vals.setdefault("fastcgi_param", []).append(HeaderSet(
-        name, name.lower().encode("latin-1"), c.template(st.args[1], st.where),
-        if_not_empty=if_not_empty))
+    lv.vals.setdefault("fastcgi_param", []).append(
+        header_set(c, st, st.args[0], st.args[1], if_not_empty=if_not_empty))
 
 
 def split_path_info(c, lv, st):
@@ -573,15 +604,16 @@ def set_var(c, lv, st):
 
 def return_(c, lv, st):
     first = st.args[0]
-    if len(st.args) == 1 and not first.isdigit():
+    code = as_number(first)
+    if len(st.args) == 1 and code is None:
         if not first.startswith(URL_PREFIXES):
             raise ConfigError(f'invalid return code "{first}"', st.where)
         lv.ops.append(ReturnOp(302, c.template(first, st.where), st.where))
         return
-    if not first.isdigit() or int(first) > 999:
+    if code is None or code > 999:
         raise ConfigError(f'invalid return code "{first}"', st.where)
     text = c.template(st.args[1], st.where) if len(st.args) == 2 else None
-    lv.ops.append(ReturnOp(int(first), text, st.where))
+    lv.ops.append(ReturnOp(code, text, st.where))
 
 
 def rewrite(c, lv, st):
@@ -630,9 +662,9 @@ def try_files(c, lv, st):
     last = st.args[-1]
     code = None
     if last.startswith("="):
-        if not last[1:].isdigit() or not 0 < int(last[1:]) < 1000:
+        code = as_number(last[1:])
+        if code is None or not 0 < code < 1000:
             raise ConfigError(f'invalid code "{last}"', st.where)
-        code = int(last[1:])
     items = tuple(c.template(a, st.where) for a in st.args)
     lv.vals["try_files"] = TryFiles(block=lv.where, items=items, code=code)
 

@@ -6,6 +6,11 @@ ngx_conf_parse does it, so that every structural error carries nginx's wording a
 An `include` is replaced by the statements of the files it names (sorted glob matches, or one
 file that must exist). A missing standard file (mime.types, fastcgi_params ...) falls back to
 ngate's bundled copy in config/defaults/.
+
+A file is read the way ngx_conf_parse reads it: opened without blocking, then as many bytes as
+fstat says it holds. `/dev/zero`, `/dev/stdin` and `/proc/...` files are therefore empty (nginx
+sees them so), never an endless or blocking read. Every failure is a ConfigError with nginx's
+`open() "path" failed (errno: text)` wording and, for an include, its file:line.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from ngate.errors import ConfigError
 
 DEFAULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "defaults")
 MAX_INCLUDE_DEPTH = 32
+CONF_BUFFER = 4096          # NGX_CONF_BUFFER: the longest token nginx reads, with its delimiter
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
 _ESCAPE_RE = re.compile(r"\\(.)", re.S)
 
@@ -54,38 +60,44 @@ class Reader:
         self.conf_dir = conf_dir
         self.texts: dict[str, str] = {}
 
-    def read_file(self, path: str, depth: int = 0) -> list[Stmt]:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+    def read_file(self, path: str, depth: int = 0, where: Where | None = None) -> list[Stmt]:
+        text = read_conf_file(path, where).decode("utf-8", errors="replace")
         self.texts.setdefault(path, text)
         return self.parse_text(text, path, depth)
 
     def parse_text(self, text: str, name: str, depth: int = 0) -> list[Stmt]:
+        """The statements of one file. Blocks are tracked on an explicit stack, not by
+        recursion: however deep a file nests, it is read (or refused) without a RecursionError."""
         tokens = _Tokens(text, name)
-        return self._block(tokens, depth, in_block=False)
-
-    def _block(self, tokens: "_Tokens", depth: int, in_block: bool) -> list[Stmt]:
-        out: list[Stmt] = []
+        top: list[Stmt] = []
+        out = top
+        open_blocks: list[list[Stmt]] = []      # the enclosing blocks' statement lists
         while True:
             tok = tokens.next()
             if tok is None:
-                if in_block:
+                if open_blocks:
                     raise tokens.error('unexpected end of file, expecting "}"', eof=True)
-                return out
+                return top
             token, line, quoted = tok
             if not quoted and token == "}":
-                if not in_block:
+                if not open_blocks:
                     raise tokens.error('unexpected "}"', line)
-                return out
+                out = open_blocks.pop()
+                continue
             if not quoted and token in ("{", ";"):
                 raise tokens.error(f'unexpected "{token}"', line)
-            stmt = self._statement(tokens, token, line, depth)
-            if stmt.directive == "include" and stmt.block is None:
+            stmt = self._statement(tokens, token, line)
+            if stmt.block is not None:
+                out.append(stmt)
+                open_blocks.append(out)
+                out = stmt.block
+            elif stmt.directive == "include":
                 out.extend(self._include(stmt, depth))
             else:
                 out.append(stmt)
 
-    def _statement(self, tokens: "_Tokens", name: str, line: int, depth: int) -> Stmt:
+    def _statement(self, tokens: "_Tokens", name: str, line: int) -> Stmt:
+        """`name args ;` (block None) or `name args {` (block [], filled by parse_text)."""
         args: list[str] = []
         while True:
             tok = tokens.next()
@@ -95,10 +107,9 @@ class Reader:
             if not quoted and token == ";":
                 return Stmt(_unescape(name), args, tokens.where(line), None)
             if not quoted and token == "{":
-                stmt = Stmt(_unescape(name), args, tokens.where(line), None)
+                stmt = Stmt(_unescape(name), args, tokens.where(line), [])
                 if stmt.directive == "if":
                     _strip_if_parens(args)
-                stmt.block = self._block(tokens, depth, in_block=True)
                 return stmt
             if not quoted and token == "}":
                 raise tokens.error('unexpected "}"', tline)
@@ -111,7 +122,7 @@ class Reader:
             raise ConfigError(f'include nesting is too deep at "{stmt.args[0]}"', stmt.where)
         out: list[Stmt] = []
         for path in self._include_paths(stmt):
-            out.extend(self.read_file(path, depth + 1))
+            out.extend(self.read_file(path, depth + 1, stmt.where))
         return out
 
     def _include_paths(self, stmt: Stmt) -> list[str]:
@@ -119,13 +130,37 @@ class Reader:
         if not os.path.isabs(pattern):
             pattern = os.path.join(self.conf_dir, pattern)
         if glob.has_magic(pattern):
-            return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+            return sorted(glob.glob(pattern))      # directories too: nginx fails on them
         if os.path.exists(pattern):
             return [pattern]
         bundled = os.path.join(DEFAULTS_DIR, os.path.basename(pattern))
         if os.path.basename(pattern) != "nginx.conf" and os.path.isfile(bundled):
             return [bundled]
         raise ConfigError(f'open() "{pattern}" failed (2: No such file or directory)', stmt.where)
+
+
+def read_conf_file(path: str, where: Where | None = None) -> bytes:
+    """The file's bytes, `st_size` of them (ngx_conf_parse: ngx_fd_info, then ngx_read_file)."""
+    from ngate.observability.error_log import os_error
+    call = "open()"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            call = "fstat()"
+            size = os.fstat(fd).st_size
+            call = "pread()"
+            chunks, got = [], 0
+            while got < size:
+                chunk = os.pread(fd, min(size - got, 1 << 20), got)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise ConfigError(f'{call} "{path}" failed {os_error(err)}', where) from None
+    return b"".join(chunks)
 
 
 class _Tokens:
@@ -139,9 +174,21 @@ class _Tokens:
 
     def next(self):
         for token, line, quoted in self._it:
+            if len(token) >= 1023:
+                self._check_length(token, line, quoted)
             if quoted or not token.startswith("#"):
                 return token, line, quoted
         return None
+
+    def _check_length(self, token: str, line: int, quoted: bool) -> None:
+        """nginx reads a file through a 4096-byte buffer (NGX_CONF_BUFFER): a token (or
+        comment) that does not fit in it with its closing quote or delimiter is refused."""
+        size = len(token.encode("utf-8", "surrogateescape"))
+        if quoted and size >= CONF_BUFFER:
+            raise self.error('too long parameter, probably missing terminating "\"" character',
+                             line)
+        if size >= CONF_BUFFER - quoted:
+            raise self.error(f'too long parameter "{token[:10]}..." started', line)
 
     def where(self, line: int) -> Where:
         if self.name == "command line":

@@ -512,3 +512,4 @@ class Config:
     zones: tuple = ()                # limits/zones.py Zone: limit_req/limit_conn shared zones
     raw: Any = None                  # crossplane payload (for -T only)
     stub_status: bool = False        # stub_status or $connections_* used: workers count
+    open_files: tuple[str, ...] = ()  # log files nginx opens at load (cycle->open_files)

@@ -7,7 +7,7 @@ import socket
 from ngate.config.model import Listen, ServerNames
 from ngate.config.regex import compile_regex
 from ngate.config.upstreams import split_host_port
-from ngate.config.values import parse_flag, parse_number
+from ngate.config.values import is_number, parse_flag, parse_number, parse_size
 from ngate.errors import ConfigError
 
 # listen parameters that set socket options: two listens of one address may not both set them
@@ -44,7 +44,7 @@ def parse_listen(args: list[str], where) -> tuple[Listen, bool]:
         elif arg in _IGNORED_FLAGS:
             sockopts = sockopts or arg in SOCKET_OPTIONS
         elif eq and name == "backlog":
-            if not value.lstrip("-").isdigit() or int(value) == 0:
+            if not is_number(value) or len(value) > 10 or not 0 < int(value) < 2 ** 31:
                 raise ConfigError(f'invalid backlog "{arg}"', where)
             opts["backlog"] = int(value)
             sockopts = True
@@ -54,6 +54,8 @@ def parse_listen(args: list[str], where) -> tuple[Listen, bool]:
             except ValueError:
                 raise ConfigError(f'invalid ipv6only flags "{value}"', where) from None
             sockopts = True
+        elif eq and name in ("rcvbuf", "sndbuf") and not _size_ok(value):
+            raise ConfigError(f'invalid {name} "{arg}"', where)
         elif eq and name in ("rcvbuf", "sndbuf", "fastopen", "so_keepalive", "setfib",
                              "accept_filter"):
             sockopts = True
@@ -62,18 +64,26 @@ def parse_listen(args: list[str], where) -> tuple[Listen, bool]:
     return Listen(host=host, port=port, unix=unix, where=where, **opts), sockopts
 
 
+def _size_ok(text: str) -> bool:
+    try:
+        return parse_size(text) >= 0
+    except ValueError:
+        return False
+
+
 def _listen_address(text: str, where) -> tuple[str, int, str | None]:
     if text.startswith("unix:"):
         if not text[5:]:
             raise ConfigError(
                 f'no path in the unix domain socket in "{text}" of the "listen" directive', where)
         return "", 0, text[5:]
-    if text.isdigit():
+    if is_number(text):
         return "0.0.0.0", _listen_port(text, text, where), None
     try:
         host, port = split_host_port(text, "listen", where)
-    except ConfigError:
-        raise ConfigError(f'invalid host in "{text}" of the "listen" directive', where) from None
+    except ConfigError as err:
+        what = "port" if err.message.startswith("invalid port") else "host"
+        raise ConfigError(f'invalid {what} in "{text}" of the "listen" directive', where) from None
     port = 80 if port is None else port
     if host in ("*", ""):
         return "0.0.0.0", port, None
@@ -95,11 +105,11 @@ def _listen_host(host: str, text: str, where) -> str:
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
         return host
-    except OSError:
+    except (OSError, ValueError):       # ValueError: a NUL byte in the name
         pass
     try:
         return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
-    except (OSError, UnicodeError):
+    except (OSError, ValueError):       # UnicodeError is a ValueError
         raise ConfigError(f'host not found in "{text}" of the "listen" directive', where) from None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 
 from ngate.config.model import ProxyPass, Upstream, UpstreamServer
+from ngate.config.values import is_number
 from ngate.errors import ConfigError
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -31,7 +32,7 @@ def split_host_port(hostport: str, kind: str, where) -> tuple[str, int | None]:
         host, port_text = hostport, None
     if port_text is None:
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not is_number(port_text) or not 0 < int(port_text.lstrip("0")[:6] or "0") < 65536:
         raise ConfigError(f'invalid port in {kind} "{hostport}"', where)
     return host, int(port_text)
 
@@ -40,7 +41,7 @@ def resolve(host: str, port: int, where) -> list[tuple[str, int]]:
     """All addresses of host, in resolver order, without duplicates."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
+    except (OSError, ValueError):       # ValueError: a NUL byte; UnicodeError is one too
         raise ConfigError(f'host not found in upstream "{host}"', where) from None
     out: list[tuple[str, int]] = []
     for info in infos:

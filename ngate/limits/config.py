@@ -48,8 +48,12 @@ class Limits:
 
 
 def _atoi(text: str) -> int:
-    """ngx_atoi: digits only, else -1."""
-    return int(text) if text.isdigit() and text.isascii() else -1
+    """ngx_atoi: ASCII digits only, at most 2^63 - 1, else -1."""
+    from ngate.config.values import parse_number    # (ngate.config imports this module)
+    try:
+        return parse_number(text)
+    except ValueError:
+        return -1
 
 
 def _zone_size(arg: str, where) -> tuple[str, int]:

@@ -49,6 +49,18 @@ _REPLAY_LIMIT = 65536
 _MAX_TRIES = 64
 
 
+class _PassedRaw(Exception):
+    """Raised from a parser callback to stop llhttp: the rest of the read was passed on raw."""
+
+
+def _head_end(buf: bytes) -> int:
+    """Where the first response head in buf ends (after its empty line; CRLF or bare LF)."""
+    crlf, lf = buf.find(b"\n\r\n"), buf.find(b"\n\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf + 3
+    return lf + 2 if lf >= 0 else len(buf)
+
+
 # ---------------------------------------------------------------- the exchange
 
 class ProxyExchange:
@@ -58,6 +70,9 @@ class ProxyExchange:
         "resp_length", "state", "timer", "deadline", "timeout", "body_chunks",
         "body_total", "held", "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
         "head_bytes",       # bytes read while the response head is incomplete (proxy_buffer_size)
+        "head_buf",         # those bytes (usually one read, not copied): a 1xx passes the rest raw
+        "feeding",          # inside parser.feed_data: a finished connection is pooled after it
+        "pool_pending",     # that connection, pooled once the read is parsed to its end
         "upgrade", "connecting", "uri", "body_mode", "tls",
         "out",              # response bytes gathered during one upstream read: one write
         "counts",           # least_conn: connections per peer are counted
@@ -108,6 +123,8 @@ class ProxyExchange:
         self.resp_length = None
         self.tls = None             # (SSLContext, server_hostname) for proxy_pass https://
         self.out = None
+        self.feeding = False
+        self.pool_pending = None
 
     # ------------------------------------------------------------ start
 
@@ -225,6 +242,7 @@ class ProxyExchange:
         self.status = 0
         self.got_bytes = False
         self.head_bytes = 0
+        self.head_buf = b""
         self.tail = b""
         self.state = "sending"
         self.send_request()
@@ -384,7 +402,7 @@ class ProxyExchange:
         if self.state in ("sending", "reading"):
             return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed out) "
                                   "while reading response header from upstream")
-        if self.state == "streaming":
+        if self.state == "streaming" or self.state == "http09":
             self.ctx.keep_alive = False
             self.fail(ProxyError(504, UPSTREAM, "upstream timed out (110: Connection timed out) "
                                  "while reading upstream"))
@@ -411,15 +429,19 @@ class ProxyExchange:
             return
         if self.state == "reading" or self.state == "sending":
             self.head_bytes += len(data)
+            self.head_buf = self.head_buf + data if self.head_buf else data
         self.out = []
         parser = self.parser
+        u = self.uconn
+        self.feeding = True
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded(data, exc.args[0] if exc.args else None)
         except httptools.HttpParserError as exc:
-            if self.parser is not parser:
-                pass        # the response was abandoned for the next peer (next_on_status)
+            if self.parser is not parser or self.state == "done":
+                pass        # abandoned for the next peer (next_on_status), passed on raw (a
+                #             1xx), or bytes after the end of the response (leftover below)
             elif self.status == 101 and self.state == "switching":
                 self._upgraded(data, None)
             elif self.state in ("reading", "sending"):
@@ -431,12 +453,29 @@ class ProxyExchange:
                 self.ctx.keep_alive = False
                 self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response "
                                      f"({exc}) while reading upstream"))
+        self.feeding = False
+        pending = self.pool_pending
+        if pending is not None:
+            self.pool_pending = None
+            self._pool(pending)
         if (self.state == "reading" or self.state == "sending") \
                 and self.head_bytes > self.conf.proxy_buffer_size:
             self.out = None     # the head is still incomplete past proxy_buffer_size
             return self.fail_peer(502, "upstream sent too big header while reading response "
                                   "header from upstream")
         self._flush()
+        if u is not None and u.leftover and self.state == "done":
+            self._log_leftover()
+
+    def _log_leftover(self) -> None:
+        """nginx's warning for bytes after the end of a response (ngx_http_proxy_copy_filter,
+        ngx_http_proxy_chunked_filter); the bytes are dropped with the connection."""
+        chunked = self.resp_length is None and not self.head_only and not self.until_close
+        what = ("upstream sent data after final chunk" if chunked else
+                'upstream sent more data than specified in "Content-Length" header')
+        error_log.warn(what + " while reading upstream"
+                       + error_log.request_suffix(self.ctx, self._upstream_url()),
+                       self.conn.number)
 
     def _emit(self, data: bytes) -> None:
         out = self.out
@@ -453,7 +492,8 @@ class ProxyExchange:
                 self.conn.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _http09(self, data: bytes) -> bool:
-        """A response that does not start with "HTTP/" is HTTP/0.9: passed raw, as nginx does.
+        """A response that does not start with "HTTP/" is HTTP/0.9: logged and passed raw until
+        the upstream closes, as nginx does (proxy_read_timeout still applies).
 
         `tail` holds the first bytes until five are seen, then becomes None (checked)."""
         probe = self.tail + data
@@ -466,8 +506,10 @@ class ProxyExchange:
             return False
         self.tail = None
         self.state = "http09"
-        self._cancel_timer()
         ctx = self.ctx
+        error_log.error("upstream sent no valid HTTP/1.0 header while reading response header "
+                        "from upstream" + error_log.request_suffix(ctx, self._upstream_url()),
+                        self.conn.number)
         ctx.status = 200
         ctx.upstream_status = "009"
         ctx.head_sent = True
@@ -525,11 +567,7 @@ class ProxyExchange:
         ctx = self.ctx
         status = self.parser.get_status_code()
         if status < 200 and status != 101:
-            # an interim 1xx (100 Continue, 103): not the response; wait for the final one
-            self.status = status
-            self.reason = None
-            self.resp_headers = []
-            return
+            return self.interim_as_final(status)
         limit = self.conf.proxy_buffer_size
         if self.head_bytes > limit and 17 + len(self.reason or b"") + sum(
                 [len(n) + len(v) + 4 for n, v in self.resp_headers]) > limit:
@@ -563,6 +601,28 @@ class ProxyExchange:
             self.send_head(status)
             return
         self.send_head(status)
+
+    def interim_as_final(self, status: int) -> None:
+        """nginx 1.22 takes an upstream's 1xx (100 Continue, 103) for the response: its head goes
+        to the client (no body framing, keep-alive as usual) and every byte after it (the real
+        response included) is passed on raw until the upstream closes."""
+        ctx = self.ctx
+        self.status = status
+        ctx.upstream_status = str(status) if ctx.upstream_status is None else ctx.upstream_status + ", " + str(status)
+        ctx.upstream_header_time = time.monotonic() - self.started
+        ctx.upstream_headers = self.resp_headers
+        self.uconn_reusable_flag(False)
+        self.state = "streaming"
+        self.send_head(status)
+        self.parser = None          # llhttp would parse the rest as a response of its own
+        if self.state != "done":    # (a HEAD request is done with the head)
+            self.state = "http09"
+            rest = self.head_buf[_head_end(self.head_buf):]
+            if rest:
+                ctx.body_bytes_sent += len(rest)
+                self._emit(rest)
+        self.head_buf = b""
+        raise _PassedRaw            # stops llhttp in this read (upstream_data catches it)
 
     def on_body(self, body: bytes) -> None:
         if self.head_only or self.state == "done":
@@ -775,13 +835,22 @@ class ProxyExchange:
         self.uconn = None
         self._count(-1)
         u.exchange = None
-        if reuse:
-            up = self.upstream
-            peer = self.peer
-            self.conn.runtime.pool.put(id(up), self._pool_key(peer), u,
-                                       up.keepalive, up.keepalive_timeout)
-        else:
+        if not reuse:
             u.close()
+        elif self.feeding:
+            # llhttp may still hold bytes of this read after the response's end: pooled only once
+            # they are parsed (they close the connection), never handed to the next request
+            self.pool_pending = u
+        else:
+            self._pool(u)
+
+    def _pool(self, u) -> None:
+        if u.leftover or u.closed:
+            u.close()
+            return
+        up = self.upstream
+        self.conn.runtime.pool.put(id(up), self._pool_key(self.peer), u,
+                                   up.keepalive, up.keepalive_timeout)
 
     # ------------------------------------------------------------ tunnel
 

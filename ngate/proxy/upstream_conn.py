@@ -11,7 +11,7 @@ from ngate.upstream.tls import save_session
 class UpstreamConnection(asyncio.Protocol):
     """A connection to one peer; serves one exchange at a time, then may idle in the pool."""
     __slots__ = ("transport", "exchange", "closed", "peer", "requests", "pool", "group_id",
-                 "idle_timer", "write_paused", "deadline", "parser")
+                 "idle_timer", "write_paused", "deadline", "parser", "leftover")
 
     def __init__(self, peer: UpstreamServer) -> None:
         self.transport = None
@@ -24,6 +24,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_timer = None
         self.write_paused = False
         self.parser = None      # one llhttp response parser for the connection's life
+        self.leftover = False   # bytes came after the end of a response: never reused
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -64,6 +65,14 @@ class UpstreamConnection(asyncio.Protocol):
     # httptools callbacks: the parser lives as long as the connection; the exchange changes
     # (an exchange that gave the connection up mid-response leaves `exchange` None: the rest of
     # that read is dropped and the connection is closed)
+    def on_message_begin(self) -> None:
+        if self.exchange is None:
+            # bytes after the response its exchange finished with, in the same read (an
+            # upstream that sent more than its Content-Length, a 304 with a body): the
+            # exchange logs nginx's warning; the connection is never reused
+            self.leftover = True
+            self.close()
+
     def on_status(self, reason: bytes) -> None:
         ex = self.exchange
         if ex is not None:

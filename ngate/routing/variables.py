@@ -21,7 +21,8 @@ from ngate.server import ssl_vars     # imported here: a worker running as `user
 
 Getter = Callable[[object], "str | None"]
 
-_VAR_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
+# `$1`..`$9` is one digit (nginx: `$12` is capture 1 and "2"); `${1}` and `$0` are names
+_VAR_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([1-9])|([A-Za-z0-9_]+))")
 
 
 class Template:
@@ -82,7 +83,7 @@ def prefixed(prefix: str):
 
 def lookup(name: str, user_vars: "set[str] | frozenset[str]" = frozenset(), where=None) -> Getter:
     """The getter for `$name`. `user_vars` are names made by `set` and `map` (read from ctx.vars)."""
-    if name.isdigit():
+    if len(name) == 1 and name in "123456789":
         n = int(name)
         return lambda ctx: _capture(ctx, n)
     if name in user_vars:
@@ -91,7 +92,7 @@ def lookup(name: str, user_vars: "set[str] | frozenset[str]" = frozenset(), wher
     if g is not None:
         return g
     for prefix, make in PREFIXED.items():
-        if name.startswith(prefix) and len(name) > len(prefix):
+        if name.startswith(prefix):          # `$http_` too (an empty name, as nginx)
             return make(name[len(prefix):])
     raise ConfigError(f'unknown "{name}" variable', where)
 
@@ -102,7 +103,10 @@ def compile_template(text: str, user_vars=frozenset(), where=None) -> Template:
     for m in _VAR_RE.finditer(text):
         if m.start() > pos:
             parts.append(text[pos:m.start()])
-        parts.append(lookup(m.group(1) or m.group(2), user_vars, where))
+        braced = m.group(1)
+        if braced is not None and braced.isdigit():
+            raise ConfigError(f'unknown "{braced}" variable', where)   # nginx: not a capture
+        parts.append(lookup(braced or m.group(2) or m.group(3), user_vars, where))
         pos = m.end()
     if pos < len(text):
         parts.append(text[pos:])

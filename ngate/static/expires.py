@@ -24,23 +24,29 @@ class Expires:
 
 
 def compile_expires(args: tuple, where) -> Expires:
+    """ngx_http_headers_expires + ngx_http_parse_expires, with nginx's messages."""
+    def invalid(what: str = "invalid value") -> ConfigError:
+        return ConfigError(f'"expires" directive {what}', where)
     modified = len(args) == 2
     if modified and args[0] != "modified":
-        raise ConfigError(f'invalid value "{args[0]}"', where)
+        raise invalid()
     value = args[-1]
     if not modified and value in ("off", "epoch", "max"):
         return Expires(value)
     kind = "modified" if modified else "access"
+    negative = False
     if value.startswith("@"):
+        if modified:
+            raise invalid('daily time cannot be used with "modified" parameter')
         kind, value = "daily", value[1:]
-    negative = value.startswith("-")
+    elif value.startswith(("+", "-")):
+        negative, value = value[0] == "-", value[1:]
     try:
-        secs = int(parse_time(value[1:] if negative or value.startswith("+") else value,
-                              allow_ms=False))
+        secs = int(parse_time(value, allow_ms=False))
     except ValueError:
-        raise ConfigError(f'invalid value "{args[-1]}"', where) from None
-    if kind == "daily" and (negative or secs > 86400):
-        raise ConfigError(f'daily time value "{args[-1]}" must be less than 24 hours', where)
+        raise invalid() from None
+    if kind == "daily" and secs > 86400:
+        raise invalid("daily time value must be less than 24 hours")
     return Expires(kind, -secs if negative else secs)
 
 
@@ -65,5 +71,17 @@ def expires_headers(conf, status: int, mtime: float | None = None) -> list:
             when += 86400
     else:
         when = now + exp.seconds
-    cache = b"no-cache" if when < now else b"max-age=%d" % (when - now)
-    return [(b"Expires", formatdate(when, usegmt=True).encode()), (b"Cache-Control", cache)]
+    max_age = exp.seconds if exp.kind == "access" else when - now
+    cache = b"no-cache" if max_age < 0 else b"max-age=%d" % max_age
+    return [(b"Expires", http_time(when)), (b"Cache-Control", cache)]
+
+
+_MAX_DAYS = 2932896         # ngx_gmtime: 4 year digits at most (December 31, 9999)
+
+
+def http_time(when: int) -> bytes:
+    """ngx_http_time of a time_t: the sum wraps as nginx's 64-bit one does, a negative time is
+    the epoch, and a time past 9999 is December 31, 9999, 23:59:59 (never an OverflowError)."""
+    when = (when + 2 ** 63) % 2 ** 64 - 2 ** 63
+    when = min(max(when, 0), _MAX_DAYS * 86400 + 86399)
+    return formatdate(when, usegmt=True).encode()

@@ -5,9 +5,10 @@ sigtimedwait(), which also tells who sent them (nginx's `received from N`).
 
   TERM, INT  fast stop: TERM to workers; SIGKILL the ones still alive after KILL_AFTER; exit
   QUIT       graceful stop: close the listeners, QUIT to workers, wait for all of them; exit
-  HUP        reload: load the config again; on error log it and keep the old one. On success
-             bind the new listen keys (keeping the still-used sockets), close the dropped ones,
-             start a new generation of workers, QUIT the old generation.
+  HUP        reload: load the config again; on any error log an [emerg] and keep the old one
+             (nothing a new config holds may stop the master). On success bind the new listen
+             keys (keeping the still-used sockets), close the dropped ones, start a new
+             generation of workers, QUIT the old generation.
   USR1       reopen the logs, forward to the workers
   CHLD       reap; a worker of the current generation that exited is replaced unless the master
              is stopping or the worker exited with the fatal code 2.
@@ -28,6 +29,7 @@ from ngate.supervisor.worker import run_worker
 
 KILL_AFTER = 1.0          # seconds between TERM and SIGKILL on fast stop
 FATAL_EXIT = 2            # a worker exiting with this code is not respawned (nginx's rule)
+MAX_PROCESSES = 1024      # NGX_MAX_PROCESSES: nginx spawns no more than this
 MASTER_SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
                   signal.SIGCHLD)
 _ACTIONS = {
@@ -82,6 +84,9 @@ class Master:
         except OSError as err:
             error_log.emerg(f'open() "{err.filename}" failed {error_log.os_error(err)}')
             return 1
+        except Exception as err:        # noqa: BLE001 - e.g. a NUL byte in a unix: path
+            error_log.emerg(f"start failed ({type(err).__name__}: {err})")
+            return 1
         if self.config.main.daemon:
             daemonize()
         error_log.configure(self.config, self.startup_log)
@@ -133,18 +138,29 @@ class Master:
 
     def start_workers(self) -> None:
         for index in range(max(1, self.config.main.worker_processes)):
-            self.spawn(index)
+            if not self.spawn(index):
+                return
 
-    def spawn(self, index: int) -> None:
+    def spawn(self, index: int) -> bool:
+        """Fork one worker; False (logged as nginx does) when no more can be started."""
+        if len(self.workers) >= MAX_PROCESSES:
+            error_log.alert(f"no more than {MAX_PROCESSES} processes can be spawned")
+            return False
         used = {w.slot for w in self.workers.values()}
         slot = next((s for s in range(stub_status.MAX_SLOTS) if s not in used), 0)
         master_pid = os.getpid()    # not getppid() in the child: the master may be gone by then
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as err:
+            error_log.alert(f"fork() failed while spawning \"worker process\" "
+                            f"{error_log.os_error(err)}")
+            return False
         if pid == 0:
             stub_status.use_slot(slot)
             os._exit(self.worker_main(index, master_pid))
         self.workers[pid] = _Worker(pid, index, self.generation, slot)
         error_log.notice(f"start worker process {pid}")
+        return True
 
     def worker_main(self, index: int, master_pid: int) -> int:
         mine = self.listeners.for_worker(index)
@@ -236,10 +252,14 @@ class Master:
         except OSError as err:
             error_log.emerg(f'open() "{err.filename}" failed {error_log.os_error(err)}')
             return
+        except Exception as err:        # noqa: BLE001 - a reload never stops the master
+            error_log.emerg(f"reload failed ({type(err).__name__}: {err})")
+            return
         try:
             dropped = self.listeners.rebind(new)
-        except BindError as err:
-            error_log.emerg(str(err))
+        except Exception as err:        # noqa: BLE001 - BindError, or anything unforeseen
+            error_log.emerg(str(err) if isinstance(err, BindError)
+                            else f"reload failed ({type(err).__name__}: {err})")
             error_log.configure(old, self.startup_log)
             return
         if new.main.pid != self.pid_path:

@@ -44,6 +44,11 @@ http {
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header Host $host;
         }
+        location /utf8/ {
+            proxy_pass http://127.0.0.1:{backend_port};
+            proxy_set_header X-ȿ "ȿ $arg_a";
+            add_header X-ȿ ȿ;
+        }
         location /replace/ {
             proxy_pass http://127.0.0.1:{backend_port};
             proxy_set_header Host backend.test;
@@ -175,3 +180,12 @@ def test_client_headers_order_duplicates_and_case_preserved(diff):
 def test_unknown_response_from_backend_passes(diff):
     diff.backend.route("/status418", Reply(status=418, reason="I'm a teapot", body=b"tea"))
     diff.check_request("GET", "/status418")
+
+
+def test_header_names_and_values_outside_latin1_are_the_config_bytes(diff):
+    """Issue 10: `proxy_set_header X-ȿ ...` (a UnicodeEncodeError that killed a reload):
+    nginx sends the name and value as the config file's UTF-8 bytes, both ways."""
+    out = diff.check_request("GET", "/utf8/?a=%C3%A9")
+    utf8 = "ȿ".encode()
+    assert b"\r\nX-" + utf8 + b": " + utf8 + b" %C3%A9\r\n" in out.requests()[0].head
+    assert out.response.header(b"X-" + utf8) == utf8

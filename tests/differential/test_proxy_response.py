@@ -255,6 +255,20 @@ def test_upstream_keepalive_reuses_backend_connection(diff):
     assert out.requests()[0].header(b"connection") is None
 
 
+def test_upstream_bytes_past_the_body_never_answer_the_next_request(diff):
+    """Issue 10: a keepalive upstream that sends more than its Content-Length in one write (here
+    a whole second response). nginx drops the extra bytes with the connection ([warn] upstream
+    sent more data ...); the next request, pipelined behind, goes on a new connection. ngate
+    once pooled the connection at once and the extra bytes answered the pipelined request."""
+    diff.backend.route("/ka/extra", Reply(raw=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                                              b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"))
+    raw = build_request("GET", "/ka/extra") + build_request("GET", "/ka/next")
+    out = diff.check(lambda port: exchange(port, raw, count=2))
+    first, second = out.result
+    assert first.body == b"ok" and second.body != b"EVIL"
+    assert len({r.connection for r in out.requests()}) == 2
+
+
 def test_101_upgrade_becomes_a_tunnel(diff):
     def script(port):
         with Connection(port) as conn:

@@ -261,6 +261,91 @@ def test_reload_moves_to_a_new_port(ngate):
     wait_for(old_port_closed, "the dropped listener to close")
 
 
+# Issue 10: a HUP with a config that fails in any way leaves the old one serving. Each entry:
+# (main-level text, server-level text, the [emerg] the master logs); {prefix} is the prefix.
+HOSTILE_RELOADS = [
+    (f"worker_shutdown_timeout {'9' * 300}s;", "",
+     '"worker_shutdown_timeout" directive invalid value in'),
+    ("", "location /t { proxy_read_timeout 1y; }", '"proxy_read_timeout" directive invalid value'),
+    ("", "client_max_body_size 99999999999999999999g;",
+     '"client_max_body_size" directive invalid value'),
+    ("", f"keepalive_requests {2 ** 63};", '"keepalive_requests" directive invalid number'),
+    ("", "listen 127.0.0.1:99999999999999999999;", 'invalid port in "127.0.0.1:99999999999999999999"'),
+    ("", "return \u0663\u0660\u0660;", 'invalid return code "\u0663\u0660\u0660"'),
+    ("", "access_log {prefix}/nodir/a.log;",
+     'open() "{prefix}/nodir/a.log" failed (2: No such file or directory)'),
+    ("error_log {prefix}/nodir/e.log;", "",
+     'open() "{prefix}/nodir/e.log" failed (2: No such file or directory)'),
+    ("", "include {prefix}/logs;", 'pread() "{prefix}/logs" failed (21: Is a directory)'),
+    ("", "location /i { if ($uri) { if ($args) { return 204; } } }",
+     '"if" directive is not allowed here'),
+    ("", "location /d {" * 3000 + "}" * 3000, '"location" directive is nested too deeply'),
+]
+
+# what used to kill the master or its workers and is valid for nginx: a reload must take it
+HOSTILE_BUT_VALID = """\
+daemon off;
+worker_processes 1;
+worker_shutdown_timeout 9223372036854775s;
+error_log logs/error.log notice;
+pid logs/nginx.pid;
+include /dev/zero;
+include /dev/stdin;
+include /proc/self/mem;
+events {{ worker_connections 9223372036854775807; }}
+http {{
+    access_log off;
+    keepalive_timeout 9223372036854775s;
+    client_header_timeout 9223372036854775807ms;
+    client_max_body_size 8589934591g;
+    proxy_read_timeout 9223372036854775s;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            expires 9223372036854775807s;
+            add_header X-\u023f \u023f always;
+            proxy_set_header X-\u023f \u023f;
+            fastcgi_param X-\u023f \u023f;
+            return 200 "two";
+        }}
+    }}
+}}
+"""
+
+
+def test_reload_with_hostile_configs_keeps_serving(ngate):
+    n = ngate().start()
+    pid = n.master_pid()
+    wait_for(lambda: serving(n, "one"), "the first response")
+    workers = children(pid)
+    good = CONF.format(**n.params)
+    prefix = str(n.prefix)
+    for main, server, emerg in HOSTILE_RELOADS:
+        text = good.replace("pid logs/nginx.pid;", "pid logs/nginx.pid;\n" + main)
+        text = text.replace("    server {\n", "    server {\n" + server + "\n")
+        n.write_conf(raw=text.replace("{prefix}", prefix))
+        expected = emerg.replace("{prefix}", prefix)
+        before = n.error_log().count(expected)
+        os.kill(pid, signal.SIGHUP)
+        wait_for(lambda: n.error_log().count(expected) > before, f"[emerg] {expected}")
+        assert f"[emerg] {pid}#{pid}: {expected}" in n.error_log()
+        assert n.get() == (200, "one"), expected
+        assert alive(pid) and children(pid) == workers, expected     # no new generation
+    assert "Traceback" not in n.error_log()
+    n.write_conf(raw=HOSTILE_BUT_VALID.format(**n.params))
+    os.kill(pid, signal.SIGHUP)
+    wait_for(lambda: serving(n, "two"), "the hostile but valid configuration")
+    with socket.create_connection(("127.0.0.1", n.port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        reply = b""
+        while chunk := s.recv(4096):
+            reply += chunk
+    assert "X-\u023f: \u023f\r\n".encode() in reply        # the config's bytes, as nginx
+    wait_for(lambda: not any(alive(w) for w in workers), "the old workers to exit")
+    assert alive(pid) and len(children(pid)) == 1
+    assert "[emerg]" not in n.error_log().split("reconfiguring")[-1]
+
+
 # ---------------------------------------------------------------- workers
 
 def test_two_workers(ngate):
