@@ -4,8 +4,9 @@ Tools (nginx's own test harness among them) read `nginx -V` to learn what a buil
 nginx builds by default is missing when `--without-<module>` is listed, an optional one is
 present when `--with-<module>` is. ngate derives that list from one table: a module counts as
 implemented when every directive that stands for it is in the directive registry with a real
-handler, not one that only accepts it (handlers.extra and its typed variants, or any handler
-marked `not_implemented = True`). When a directive gains a real handler, -V follows by itself.
+handler, not one that only accepts it: not handlers.extra or its typed variants, no handler
+marked `not_implemented = True`, no row whose `support` class says otherwise. When a directive
+gains a real handler, -V follows by itself.
 """
 from __future__ import annotations
 
@@ -73,14 +74,17 @@ MODULES: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
 
 DIRECTIVES = {module: names for module, _default, names in MODULES}
 
-ACCEPT_ONLY = frozenset({handlers.extra, handlers.extra_flag, handlers.extra_size,
-                         handlers.extra_time, handlers.extra_bufs})
+ACCEPT_ONLY = frozenset(handler for handler in (
+    getattr(handlers, name, None)
+    for name in ("extra", "extra_flag", "extra_size", "extra_time", "extra_bufs")) if handler)
 
 
 def implemented(name: str, registry: dict | None = None) -> bool:
-    """Is directive `name` registered with a handler that does more than accept it?"""
+    """Is directive `name` registered with a handler that does more than accept it (and, where
+    the row records its class of support, classed as implemented)?"""
     rows = (directives.REGISTRY if registry is None else registry).get(name, ())
-    return any(row.handler not in ACCEPT_ONLY
+    return any(getattr(row, "support", "implemented") == "implemented"
+               and row.handler not in ACCEPT_ONLY
                and not getattr(row.handler, "not_implemented", False) for row in rows)
 
 
