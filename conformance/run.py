@@ -37,10 +37,18 @@ def write_wrapper(directory: Path, repo: Path = REPO, python: str = sys.executab
     return path
 
 
-def harness_env(binary: Path, tmpdir: Path, base: dict | None = None) -> dict:
+def harness_env(binary: Path, tmpdir: Path, base: dict | None = None,
+                root: bool | None = None) -> dict:
+    """The harness's environment. As root, `user root;` joins TEST_NGINX_GLOBALS: a root master
+    (nginx's or ngate's) otherwise runs its workers as nobody, who cannot read the harness's
+    0700 temp dirs."""
     env = dict(os.environ if base is None else base)
     env.update(TEST_NGINX_BINARY=str(binary), TMPDIR=str(tmpdir), TEST_NGINX_LEAVE="1")
     env.pop("TEST_NGINX_CATLOG", None)
+    if (os.geteuid() == 0 if root is None else root):
+        globals_ = env.get("TEST_NGINX_GLOBALS", "")
+        if not re.search(r"(^|[;\s])user\s", globals_):
+            env["TEST_NGINX_GLOBALS"] = (globals_ + " user root;").strip()
     return env
 
 

@@ -83,3 +83,13 @@ def test_wrapper_runs_the_checkouts_ngate(tmp_path):
                          timeout=60)
     assert out.returncode == 0
     assert "configure arguments:" in out.stderr
+
+
+def test_as_root_the_workers_stay_root(tmp_path):
+    env = run.harness_env(Path("/b"), tmp_path, base={"PATH": "/bin"}, root=True)
+    assert env["TEST_NGINX_GLOBALS"] == "user root;"
+    assert env["TEST_NGINX_BINARY"] == "/b" and env["TMPDIR"] == str(tmp_path)
+    kept = run.harness_env(Path("/b"), tmp_path, base={"TEST_NGINX_GLOBALS": "user www;"},
+                           root=True)
+    assert kept["TEST_NGINX_GLOBALS"] == "user www;"
+    assert "TEST_NGINX_GLOBALS" not in run.harness_env(Path("/b"), tmp_path, base={}, root=False)
