@@ -36,9 +36,9 @@ def test_update_then_check_then_a_lost_assertion_fails(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ngate passes 3 assertions where nginx 1.22.1 passes 5" in out.stdout
     assert "SKIP_ALL: no geo available (-2)" in out.stdout
-    assert ratchet.load(rfile) == {ratchet.Entry("a.t", 1, "first on N.N.N.N:N"),
-                                   ratchet.Entry("a.t", 2, "second"),
-                                   ratchet.Entry("a.t", 3, "third")}
+    assert ratchet.load(rfile) == {ratchet.Entry("a.t", "first on N.N.N.N:N", 1),
+                                   ratchet.Entry("a.t", "second", 2),
+                                   ratchet.Entry("a.t", "third", 3)}
     assert run(["--tests", str(suite), "--ratchet", str(rfile), "--check"]).returncode == 0
 
     fake_suite(tmp_path / "broken", a_second="not ok")
