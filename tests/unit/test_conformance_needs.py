@@ -24,12 +24,12 @@ http {
 
     server {
         listen       127.0.0.1:%%PORT_8080%%;
-        image_filter_buffer 1m;                   # unknown to ngate
-        sendfile on;                              # accepted without effect
+        keepalive_time 1h;                        # unknown to ngate
+        absolute_redirect off;                    # accepted without effect
 
         location ~ ^/(?<tail>.*)$ {
             set $mine 1;
-            add_header X-Vars "$mine $mapped $geo $tail $1 $request_body_file $connection_time";
+            add_header X-Vars "$mine $mapped $geo $tail $1 $ssl_session_id $connection_time";
             proxy_pass http://127.0.0.1:8081;
         }
     }
@@ -66,7 +66,7 @@ def scan() -> needs.Needs:
 
 def test_configs_are_the_conf_heredocs():
     texts = needs.configs(SOURCE)
-    assert len(texts) == 1 and "image_filter_buffer" in texts[0] and "$unknown" not in texts[0]
+    assert len(texts) == 1 and "keepalive_time" in texts[0] and "$unknown" not in texts[0]
 
 
 def test_missing_features_use_the_harness_regexes():
@@ -99,14 +99,14 @@ def test_config_needs_with_ngates_registry():
 def test_blockers_follow_what_the_file_meets_first():
     n = scan()
     assert n.blockers("f.t", skipped_all=True) == ["module geo"]
-    startup = '[emerg] unknown directive "image_filter_buffer" in /x/nginx.conf:3'
+    startup = '[emerg] unknown directive "keepalive_time" in /x/nginx.conf:3'
     blockers = n.blockers("f.t", skipped_all=False, startup_error=startup)
-    assert "directive image_filter_buffer" in blockers and "variable $connection_time" in blockers
+    assert "directive keepalive_time" in blockers and "variable $connection_time" in blockers
     assert not any(b.startswith(("no effect", "[emerg]")) for b in blockers)
     other = needs.Needs().blockers("f.t", False, '[emerg] invalid regex "x" in /x/nginx.conf:9')
     assert other == ['[emerg] invalid regex "x"']
     started = n.blockers("f.t", skipped_all=False)
-    assert "no effect: sendfile" in started
+    assert "no effect: absolute_redirect" in started
     assert needs.Needs().blockers("f.t", False) == ["failures of f.t (it starts)"]
 
 
