@@ -22,6 +22,7 @@ from ngate.config.model import (Config, IfOp, LimitExcept, LocConf, Location, Lo
 from ngate.config.regex import compile_regex
 from ngate.config.servers import ServerNamesBuilder, default_listen
 from ngate.errors import ConfigError
+from ngate.filters import config as filters_config
 from ngate.limits import config as limits_config
 from ngate.limits.zones import Zones
 from ngate.routing.variables import BUILTINS, Template, compile_template
@@ -202,6 +203,7 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
     fields["realip"] = realip.compile_conf(vals)
     fields["rewrite_ops"] = tuple(_op(op, vals) for op in lv.ops)
     fields["limits"] = limits_config.build(vals)
+    fields["filters"], fields["gzip_static"] = filters_config.build(vals)
     fields["access"] = access_plan(fields)
     if lv.limit_except is not None:
         lim = lv.limit_except

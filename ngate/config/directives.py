@@ -285,6 +285,10 @@ def _register() -> None:
     from ngate.limits import config as limits
     limits.register(directive, HSL, h.scalar, h.flag)
 
+    # ------------------------------------------------------------- response filters (filters/)
+    from ngate.filters import config as filters
+    filters.register(directive, HSL, HSLI, h.scalar, h.size, h.bufs)
+
     # ------------------------------------------------------------- ssl_*, proxy_ssl_* (all classes)
     from ngate.config import tls
     tls.register(directive, noop, warned, refuse, HS, HSL)
@@ -358,12 +362,10 @@ def _register() -> None:
     # nothing (uwsgi_pass and scgi_pass are refused)
     noop("uwsgi_temp_path", HSL, (1, 4))
     noop("scgi_temp_path", HSL, (1, 4))
-    # gzip tuning (gzip itself warns), HTTP/2 tuning (HTTP/2 itself warns)
-    for name in ("gzip_vary", "gzip_no_buffer"):
-        noop(name, HSL, 1, flag)
-    for name in ("gzip_comp_level", "gzip_min_length", "gzip_buffers", "gzip_http_version",
-                 "gzip_types", "gzip_proxied", "gzip_disable", "gzip_window", "gzip_hash",
-                 "postpone_gzipping"):
+    # gzip's undocumented tuning (gzip itself is implemented: filters/config.py), HTTP/2 tuning
+    # (HTTP/2 itself warns)
+    noop("gzip_no_buffer", HSL, 1, flag)
+    for name in ("gzip_window", "gzip_hash", "postpone_gzipping"):
         noop(name, HSL, (1, None))
     for name in ("http2_max_concurrent_streams", "http2_max_field_size", "http2_max_header_size",
                  "http2_body_preread_size", "http2_idle_timeout", "http2_recv_timeout",
@@ -376,8 +378,6 @@ def _register() -> None:
     # stapled, multiplexed ...; nginx's default value stays quiet.
     warned("load_module", {MAIN}, 1)
     warned("ssl_engine", {MAIN}, 1)
-    warned("gzip", HSLI, 1, flag, default=("off",))
-    warned("gzip_static", HSL, 1, default=("off",))
     warned("http2", HS, 1, flag, default=("off",))
     warned("http2_push", HSL, 1, default=("off",))
     warned("http2_push_preload", HSL, 1, flag, default=("off",))
@@ -406,8 +406,6 @@ def _register() -> None:
     refuse("fastcgi_force_ranges", HSL, 1, default=("off",))
     refuse("autoindex_exact_size", HSL, 1, default=("on",))
     refuse("autoindex_localtime", HSL, 1, default=("off",))
-    refuse("gunzip", HSL, 1, default=("off",))
-    refuse("gunzip_buffers", HSL, 2)
     # modules ngate does not have, whose absence would change responses or access
     refuse("override_charset", HSLI, 1, default=("off",))     # charset: recoding refused
     refuse("source_charset", HSLI, 1)

@@ -361,6 +361,8 @@ class LocConf:
     internal: bool = False                                 # `internal`: only internal redirects
     access_rules: tuple = ()                               # array: allow/deny (allow, network|None)
     limits: Any = None                                     # limits/config.py Limits, None: no limit
+    filters: Any = None                                    # filters/: header filters, None: none
+    gzip_static: Any = None                                # None, or ("on"|"always", GzipCore)
     # access phase (ngate/access): auth_basic, satisfy, auth_delay; `access` is the compiled
     # AccessPlan, None when the location checks nothing (the request path then costs nothing)
     auth_basic: Any = None                                 # Template (realm) or None

@@ -51,6 +51,7 @@ class RequestContext:
         "realip",           # (addr, port) of the connection before realip replaced them, or None
         "request_id",       # $request_id once asked for
         "stat_writing",     # counted as writing by stub_status (observability/stub_status.py)
+        "gzip",             # filters/gzip.py Deflate of this response ($gzip_ratio)
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -105,3 +106,4 @@ class RequestContext:
         self.realip = None
         self.request_id = None
         self.stat_writing = False
+        self.gzip = None

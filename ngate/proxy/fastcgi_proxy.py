@@ -35,7 +35,7 @@ DEFAULT_HIDE = frozenset({b"status", b"x-accel-expires", b"x-accel-redirect",
                           b"x-accel-limit-rate", b"x-accel-buffering", b"x-accel-charset"})
 # consumed here: written in their nginx slot, or regenerated. A relative Location stays as the
 # application wrote it, among the other headers (nginx does not make it absolute here).
-_CONSUMED = frozenset({b"content-length", b"content-type", b"last-modified",
+_CONSUMED = frozenset({b"content-length", b"content-type",
                        b"connection", b"keep-alive", b"transfer-encoding"})
 _PENDING_LIMIT = 65536       # unsent body bytes held while connecting; the client pauses above
 _REPLAY_LIMIT = 65536        # body bytes kept to retry on another peer
@@ -262,6 +262,8 @@ class FastCGIExchange(ProxyExchange):
                 self.end_request()
             if self.state == "done" or self.uconn is not u:
                 break               # finished, or failed over to another peer
+        if self.filter_flush:
+            self.filter_read_done()
         self._flush()
 
     def stdout(self, data: bytes) -> None:
@@ -278,6 +280,10 @@ class FastCGIExchange(ProxyExchange):
                 return
         if self.head_only:
             return
+        if self.filter is not None:
+            data = self.filter.data(data)
+            if not data:
+                return
         if self.chunked_out:
             data = resp.chunk(data)
         self.ctx.body_bytes_sent += len(data)      # with the chunk framing, as nginx counts it
@@ -336,6 +342,9 @@ class FastCGIExchange(ProxyExchange):
         self.write_head(status, reason, out, ctype, length, lastmod)
 
     # ------------------------------------------------------------ release
+
+    def buffering(self) -> bool:
+        return self.conf.fastcgi_buffering
 
     def _reusable(self) -> bool:
         u = self.uconn

@@ -24,6 +24,7 @@ import httptools
 
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
+from ngate.filters import HeadersOut, header_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
@@ -37,9 +38,10 @@ from ngate.routing.uri import escape_uri
 from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
 from ngate.upstream.tls import handshake_error, open_tls, upstream_tls
 
-# consumed by the proxy: never copied to the client as-is
+# consumed by the proxy: never copied to the client as-is (Last-Modified is not: nginx's
+# ngx_http_upstream_copy_last_modified keeps it among the headers, in the upstream's order)
 _CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
-                       b"content-type", b"last-modified", b"location"})
+                       b"content-type", b"location"})
 # nginx's non-idempotent methods: not retried once sent unless proxy_next_upstream non_idempotent
 _NON_IDEMPOTENT = frozenset({"POST", "LOCK", "PATCH"})
 # statuses proxy_next_upstream can retry on (http_403 and http_404 do not count as failures)
@@ -78,6 +80,8 @@ class ProxyExchange:
         "counts",           # least_conn: connections per peer are counted
         "deadlines",
         "spool",            # proxy/body_spool.py BodySpool: a body read whole ("buffer" mode)
+        "filter",           # filters/: the body filter of this response, or None
+        "filter_flush",     # flush the body filter per upstream read (response not buffered)
     )
     plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
@@ -125,6 +129,8 @@ class ProxyExchange:
         self.out = None
         self.feeding = False
         self.pool_pending = None
+        self.filter = None
+        self.filter_flush = False
 
     # ------------------------------------------------------------ start
 
@@ -463,6 +469,8 @@ class ProxyExchange:
             self.out = None     # the head is still incomplete past proxy_buffer_size
             return self.fail_peer(502, "upstream sent too big header while reading response "
                                   "header from upstream")
+        if self.filter_flush:
+            self.filter_read_done()
         self._flush()
         if u is not None and u.leftover and self.state == "done":
             self._log_leftover()
@@ -476,6 +484,20 @@ class ProxyExchange:
         error_log.warn(what + " while reading upstream"
                        + error_log.request_suffix(self.ctx, self._upstream_url()),
                        self.conn.number)
+
+    def _filter_out(self, data: bytes) -> None:
+        """Bytes the body filter produced outside on_body (flush, finish)."""
+        if data:
+            if self.chunked_out:
+                data = resp.chunk(data)
+            self.ctx.body_bytes_sent += len(data)
+            self._emit(data)
+
+    def filter_read_done(self) -> None:
+        """The end of one upstream read: flush the body filter when the response is not
+        buffered (nginx passes each read on with its flush flag then)."""
+        if self.filter_flush and self.state == "streaming" and not self.head_only:
+            self._filter_out(self.filter.flush())
 
     def _emit(self, data: bytes) -> None:
         out = self.out
@@ -624,10 +646,17 @@ class ProxyExchange:
         self.head_buf = b""
         raise _PassedRaw            # stops llhttp in this read (upstream_data catches it)
 
+    def buffering(self) -> bool:
+        return self.conf.proxy_buffering
+
     def on_body(self, body: bytes) -> None:
         if self.head_only or self.state == "done":
             return
         ctx = self.ctx
+        if self.filter is not None:
+            body = self.filter.data(body)
+            if not body:
+                return
         if self.chunked_out:
             body = b"%x\r\n%b\r\n" % (len(body), body)
         ctx.body_bytes_sent += len(body)       # with the chunk framing, as nginx counts it
@@ -640,6 +669,8 @@ class ProxyExchange:
             return          # the end of an interim response
         self.state = "done"
         self._cancel_timer()
+        if self.filter is not None and not self.head_only:
+            self._filter_out(self.filter.finish())
         if self.chunked_out and not self.head_only:
             self._emit(resp.LAST_CHUNK)
             self.ctx.body_bytes_sent += len(resp.LAST_CHUNK)
@@ -733,6 +764,18 @@ class ProxyExchange:
                 clen = int(length)
             except ValueError:
                 clen = None
+        filters = conf.filters
+        if filters is not None and status >= 200 and status != 101:
+            ho = HeadersOut(status, ctype, clen, lastmod, out)
+            self.filter = header_filter(ctx, filters, ho)
+            if self.filter is not None:
+                self.filter_flush = not self.buffering() or any(
+                    n.lower() == b"x-accel-buffering" and v.lower() == b"no"
+                    for n, v in self.resp_headers)
+            self.resp_length = clen         # the upstream's framing, not the client's
+            clen = ho.content_length
+        else:
+            self.resp_length = clen
         chunked_out = False
         if status == 101:
             connection = resp.CONN_UPGRADE
@@ -747,7 +790,6 @@ class ProxyExchange:
             engine.check_keepalive(ctx)
             connection = resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE
         self.chunked_out = chunked_out
-        self.resp_length = clen
         ctx.status = status
         if conf.charset:
             ctype = charset.content_type(conf, status, ctype)

@@ -576,6 +576,12 @@ def _upstream_addr(ctx):
     return ctx.upstream_addr
 
 
+@builtin("gzip_ratio")
+def _gzip_ratio(ctx):
+    g = ctx.gzip
+    return None if g is None else g.ratio()
+
+
 @builtin("upstream_status")
 def _upstream_status(ctx):
     return ctx.upstream_status

@@ -45,11 +45,13 @@ class FileMeta:
         self.accept = ACCEPT_RANGES if conf.max_ranges != 0 else b""    # max_ranges 0: none
         self.tail = self.etag_line + self.accept + b"\r\n"
 
-    def head_200(self, connection: bytes, headers) -> bytes:
-        """The 200 head in build_head's order; `headers` go between ETag and Accept-Ranges."""
-        if not headers:
+    def head_200(self, connection: bytes, headers, vary: bool = False) -> bytes:
+        """The 200 head in build_head's order; `headers` go between ETag and Accept-Ranges;
+        `vary`: gzip_vary's `Vary: Accept-Encoding` after Connection (nginx's place)."""
+        if not headers and not vary:
             return b"".join((self.prefix, resp.DATE.get(), self.fields, connection, self.tail))
-        parts = [self.prefix, resp.DATE.get(), self.fields, connection, self.etag_line]
+        parts = [self.prefix, resp.DATE.get(), self.fields, connection,
+                 b"Vary: Accept-Encoding\r\n" if vary else b"", self.etag_line]
         for name, value in headers:
             parts.append(name + b": " + value + b"\r\n")
         parts.append(self.accept)

@@ -13,12 +13,13 @@ import os
 import random
 import stat
 
+from ngate.filters import VARY, HeadersOut, header_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.routing.uri import escape_uri
-from ngate.static import autoindex, empty_gif, filemeta, ranges, symlinks  # noqa: F401 (empty_gif: loaded before workers start)
+from ngate.static import autoindex, empty_gif, filemeta, gzip_static, ranges, symlinks  # noqa: F401 (empty_gif: loaded before workers start)
 from ngate.static.expires import expires_headers
 from ngate.static.paths import alias_strip, document_root, map_under, map_uri, safe
 from ngate.static.sender import SMALL, FileSender, send_small
@@ -109,6 +110,12 @@ def static_handler(ctx) -> None:
     path = map_under(ctx, root, uri)
     if path is None:
         return engine.finalize(ctx, 404)
+    vary = False
+    gs = ctx.conf.gzip_static
+    if gs is not None and ctx.method != "POST":
+        vary = gzip_static.serve(ctx, path, gs)
+        if vary is True:
+            return None
     try:
         fd = os.open(path, _OPEN_FLAGS) if ctx.conf.disable_symlinks is None else \
             symlinks.open_path(ctx, path, _OPEN_FLAGS)
@@ -128,7 +135,7 @@ def static_handler(ctx) -> None:
     except BaseException:
         os.close(fd)
         raise
-    send_file(ctx, fd, meta)
+    send_file(ctx, fd, meta, vary == "vary")
 
 
 def _new_meta(ctx, st, path: str, root: str):
@@ -311,7 +318,7 @@ def _autoindex(ctx, dir_path: str) -> None:
 
 # ---------------------------------------------------------------- sending a file
 
-def send_file(ctx, fd: int, meta) -> None:
+def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
     """200/206/304/412/416 for an opened regular file; the descriptor is closed when done."""
     conf = ctx.conf
     size = meta.size
@@ -324,14 +331,21 @@ def send_file(ctx, fd: int, meta) -> None:
         status = _not_modified(hdr, conf, mtime, etag)
         if status is not None:
             os.close(fd)
-            return _send_not_modified(ctx, status, meta)
+            return _send_not_modified(ctx, status, meta, vary)
+        if conf.filters is not None:
+            vary = _send_filtered(ctx, fd, meta, vary)
+            if vary is None:
+                return None
         range_header = hdr.get(b"range")
         if range_header is None or conf.max_ranges == 0 \
                 or not ranges.if_range_ok(ctx, etag, meta.last_modified):
-            return _send_200(ctx, fd, meta)
-        return _send_ranged(ctx, fd, meta, range_header)
+            return _send_200(ctx, fd, meta, vary)
+        return _send_ranged(ctx, fd, meta, range_header, vary)
     if override == 200:
-        return _send_200(ctx, fd, meta)
+        if conf.filters is not None:
+            vary = _send_filtered(ctx, fd, meta, vary)
+            return None if vary is None else _send_200(ctx, fd, meta, vary)
+        return _send_200(ctx, fd, meta, vary)
     status = override
     headers = [(b"ETag", etag.encode())] if etag else []
     if ctx.www_authenticate is not None:     # an error page for the access phase's 401
@@ -343,7 +357,43 @@ def send_file(ctx, fd: int, meta) -> None:
                         meta.last_modified.encode() if status in (200, 206) else None, headers)
 
 
-def _send_200(ctx, fd: int, meta) -> None:
+def _send_filtered(ctx, fd: int, meta, vary: bool):
+    """The response filters (gzip) over a 200 for the whole file. None when they took the
+    response and sent it; else whether `Vary: Accept-Encoding` goes into the head."""
+    conf = ctx.conf
+    headers = [(b"ETag", meta.etag.encode())] if meta.etag else []
+    headers.extend(expires_headers(conf, 200, meta.mtime))
+    if conf.add_header:
+        headers.extend(engine.add_headers(ctx, conf, 200))
+    lastmod = meta.last_modified.encode()
+    out = HeadersOut(200, meta.content_type, meta.size, lastmod, headers)
+    out.vary = vary
+    body = header_filter(ctx, conf.filters, out)
+    if body is None:
+        return out.vary
+    engine.check_keepalive(ctx)
+    ctx.status = 200
+    head_only = ctx.method == "HEAD"
+    chunked = not head_only and out.content_length is None and ctx.http_minor == 1
+    if not head_only and not chunked and out.content_length is None:
+        ctx.keep_alive = False
+    head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
+                           content_type=out.content_type, content_length=out.content_length,
+                           last_modified=lastmod, chunked=chunked, connection=_connection(ctx),
+                           headers=out.headers)
+    if head_only:
+        os.close(fd)
+        _write_whole(ctx, head, b"", 0)
+        return None
+    size = meta.size
+    sender = FileSender(ctx, fd, head, [(0, size)] if size else [], size)
+    sender.filter = body
+    sender.chunked = chunked
+    sender.start()
+    return None
+
+
+def _send_200(ctx, fd: int, meta, vary: bool = False) -> None:
     """The whole file: the common case, with the head's fixed part from the cache."""
     conf = ctx.conf
     headers = expires_headers(conf, 200, meta.mtime) if conf.expires is not None else []
@@ -351,7 +401,7 @@ def _send_200(ctx, fd: int, meta) -> None:
         headers.extend(engine.add_headers(ctx, conf, 200))
     engine.check_keepalive(ctx)
     ctx.status = 200
-    head = meta.head_200(_connection(ctx), headers)
+    head = meta.head_200(_connection(ctx), headers, vary)
     size = meta.size
     if ctx.method == "HEAD" or size == 0:
         os.close(fd)
@@ -361,16 +411,18 @@ def _send_200(ctx, fd: int, meta) -> None:
     FileSender(ctx, fd, head, [(0, size)], size).start()
 
 
-def _send_ranged(ctx, fd: int, meta, range_header: bytes) -> None:
+def _send_ranged(ctx, fd: int, meta, range_header: bytes, vary: bool = False) -> None:
     size = meta.size
     parsed = ranges.parse(range_header.decode("latin-1"), size, ctx.conf.max_ranges)
     if parsed is ranges.NOT_SATISFIABLE:
         os.close(fd)
         return _not_satisfiable(ctx, size)
     if parsed is None:
-        return _send_200(ctx, fd, meta)
+        return _send_200(ctx, fd, meta, vary)
     conf = ctx.conf
     headers = [(b"ETag", meta.etag.encode())] if meta.etag else []
+    if vary:
+        headers.insert(0, VARY)
     segments, length, ctype = _ranged(parsed, size, meta.content_type, headers)
     headers.extend(expires_headers(conf, 206, meta.mtime))
     if conf.add_header:
@@ -467,11 +519,13 @@ def _http_date(value: bytes) -> int | None:
         return None
 
 
-def _send_not_modified(ctx, status: int, meta) -> None:
+def _send_not_modified(ctx, status: int, meta, vary: bool = False) -> None:
     if status == 412:
         return engine.finalize(ctx, 412)
     conf = ctx.conf
     headers = [(b"ETag", meta.etag.encode())] if meta.etag else []
+    if vary:
+        headers.insert(0, VARY)
     headers += expires_headers(conf, 304, meta.mtime)
     if conf.add_header:
         headers.extend(engine.add_headers(ctx, conf, 304))

@@ -57,7 +57,10 @@ def truncated(ctx, sent: int) -> None:
 
 class FileSender:
     __slots__ = ("ctx", "conn", "fd", "head", "segments", "index", "pos", "paused", "done",
-                 "sent")
+                 "sent",
+                 "filter",      # filters/: a body filter (gzip), or None
+                 "chunked",     # the filtered body goes out chunked
+                 "wrote")       # filtered bytes written, with their chunk framing
 
     def __init__(self, ctx, fd: int, head: bytes, segments: list, length: int) -> None:
         self.ctx = ctx
@@ -70,6 +73,9 @@ class FileSender:
         self.paused = False
         self.done = False
         self.sent = 0
+        self.filter = None
+        self.chunked = False
+        self.wrote = 0
 
     def start(self) -> None:
         ctx = self.ctx
@@ -105,11 +111,22 @@ class FileSender:
                 self.sent += n
                 if self.pos >= end:
                     self._next_segment()
+                if self.filter is not None:
+                    self._write_filtered(self.filter.data(view[:n]))
+                    _SPARE.append(buf)
+                    continue
                 conn.write(view[:n] if n < CHUNK else view)
                 if conn.transport.get_write_buffer_size() == 0:
                     _SPARE.append(buf)      # the transport kept no reference: reuse it
         except OSError:
             self._truncated()
+
+    def _write_filtered(self, data: bytes) -> None:
+        if data:
+            if self.chunked:
+                data = b"%x\r\n%b\r\n" % (len(data), data)
+            self.wrote += len(data)
+            self.conn.write(data)
 
     def _next_segment(self) -> None:
         self.index += 1
@@ -143,6 +160,13 @@ class FileSender:
             self.conn.writer = None
 
     def _finish(self) -> None:
+        f = self.filter
+        if f is not None:
+            self._write_filtered(f.finish())
+            if self.chunked:
+                self.conn.write(b"0\r\n\r\n")
+                self.wrote += 5
+            self.sent = self.wrote
         self._close()
         ctx = self.ctx
         ctx.body_bytes_sent = self.sent

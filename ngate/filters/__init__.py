@@ -1,0 +1,110 @@
+"""Response filters: nginx's header and body filter chains, after the content handler and before
+the connection writes.
+
+A location's filters are chosen when the config is compiled (filters/config.py): LocConf.filters
+is a tuple of filter objects in nginx's order, or None. A location without filters pays one
+attribute test per response and nothing per body chunk.
+
+Order (nginx's ngx_modules order, the first listed sees the response first):
+
+    gunzip     inflate a gzip body for a client that does not accept gzip (gunzip on)
+    gzip       deflate for a client that accepts it (gzip, gzip_types, gzip_proxied ...)
+
+(nginx also runs addition, sub_filter and charset between gunzip and gzip.)
+
+The content handlers (proxy/http_proxy.py for HTTP and FastCGI, static/handler.py) call
+`header_filter` with the response's head, before building it; it returns the body filter to run
+on every body chunk (or None). A body filter has:
+
+    data(bytes) -> bytes     transformed bytes (may be b"": held in the compressor)
+    flush() -> bytes         everything held so far (the upstream flushed: proxy_buffering off)
+    finish() -> bytes        the end of the body
+
+Filters change `HeadersOut` in place: Content-Encoding, ETag made weak, Content-Length dropped
+(content_length None), Accept-Ranges dropped, and `vary` for gzip_vary (written where nginx's
+header filter writes it: after Connection, before every other header).
+"""
+from __future__ import annotations
+
+VARY = (b"Vary", b"Accept-Encoding")
+
+
+class HeadersOut:
+    """A response head on its way through the header filters (nginx's r->headers_out)."""
+    __slots__ = ("status", "content_type", "content_length", "last_modified", "headers", "vary",
+                 "flush")
+
+    def __init__(self, status: int, content_type, content_length, last_modified,
+                 headers: list) -> None:
+        self.status = status
+        self.content_type = content_type        # bytes or None
+        self.content_length = content_length    # int or None
+        self.last_modified = last_modified      # bytes or None
+        self.headers = headers                  # [(name, value)], changed in place
+        self.vary = False
+        self.flush = False                      # flush the body filters per upstream read
+
+    def find(self, lname: bytes):
+        """The index of the first header named lname (lower-case), or -1."""
+        for i, (n, _) in enumerate(self.headers):
+            if n.lower() == lname:
+                return i
+        return -1
+
+    def get(self, lname: bytes):
+        i = self.find(lname)
+        return None if i < 0 else self.headers[i][1]
+
+    def remove(self, lname: bytes) -> None:
+        self.headers[:] = [h for h in self.headers if h[0].lower() != lname]
+
+    def weak_etag(self) -> None:
+        """ngx_http_weak_etag: `"x"` becomes `W/"x"`; an ETag not in quotes is dropped."""
+        i = self.find(b"etag")
+        if i < 0:
+            return
+        name, value = self.headers[i]
+        if len(value) > 2 and value[:2] == b"W/":
+            return
+        if value[:1] != b'"':
+            del self.headers[i]
+            return
+        self.headers[i] = (name, b"W/" + value)
+
+
+class Chain:
+    """Several body filters, applied in order."""
+    __slots__ = ("filters",)
+
+    def __init__(self, filters: list) -> None:
+        self.filters = filters
+
+    def data(self, data: bytes) -> bytes:
+        for f in self.filters:
+            data = f.data(data)
+        return data
+
+    def flush(self) -> bytes:
+        data = b""
+        for f in self.filters:
+            data = f.data(data) + f.flush() if data else f.flush()
+        return data
+
+    def finish(self) -> bytes:
+        data = b""
+        for f in self.filters:
+            data = f.data(data) + f.finish() if data else f.finish()
+        return data
+
+
+def header_filter(ctx, filters: tuple, out: HeadersOut):
+    """Run the header filters; the body filter for this response, or None."""
+    body = None
+    for f in filters:
+        b = f.header(ctx, out)
+        if b is not None:
+            body = b if body is None else Chain(body.filters + [b] if isinstance(body, Chain)
+                                                else [body, b])
+    if out.vary:
+        out.headers.insert(0, VARY)
+    return body

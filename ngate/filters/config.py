@@ -1,0 +1,113 @@
+"""The response filters' directives, parsed as nginx parses them, and the per-location chain
+(LocConf.filters: a tuple in filters/__init__.py's order, None when the location has none;
+LocConf.gzip_static: None, or ("on" | "always", GzipCore)).
+
+Inheritance as nginx's merge functions: every value from the innermost level that set it;
+gzip_types and gzip_disable's regexes come whole from the innermost level that has any;
+gzip_proxied's flags from the innermost level that has the directive (several on one level add
+up); gzip_disable msie6 is its own inherited value.
+"""
+from __future__ import annotations
+
+from ngate.errors import ConfigError
+
+DEFAULT_TYPES = frozenset({b"text/html"})
+
+
+def _flag(c, st) -> bool:
+    v = st.args[0].lower()
+    if v not in ("on", "off"):
+        raise ConfigError(f'invalid value "{st.args[0]}" in "{st.directive}" directive, '
+                          'it must be "on" or "off"', st.where)
+    return v == "on"
+
+
+def _invalid_value(st, arg: str) -> ConfigError:
+    return ConfigError(f'invalid value "{arg}"', st.where)
+
+
+def register(directive, HSL, HSLI, scalar, size, bufs) -> None:
+    def gzip_proxied(c, lv, st):
+        flags = lv.vals.setdefault("gzip_proxied", set())
+        for arg in st.args:
+            if arg not in ("off", "expired", "no-cache", "no-store", "private",
+                           "no_last_modified", "no_etag", "auth", "any"):
+                raise _invalid_value(st, arg)
+            flags.add(arg)
+
+    def gzip_types(c, lv, st):
+        types = lv.vals.setdefault("gzip_types", set())
+        for arg in st.args:
+            types.add(arg.lower().encode("latin-1"))
+
+    def gzip_disable(c, lv, st):
+        for arg in st.args:
+            if arg == "msie6":
+                lv.vals["gzip_disable_msie6"] = True
+            elif arg == "degradation":
+                pass
+            else:
+                lv.vals.setdefault("gzip_disable", []).append(c.regex(arg, st.where, True))
+
+    def comp_level(c, st) -> int:
+        v = st.args[0]
+        if not v.isdigit():
+            raise ConfigError(f'"{st.directive}" directive invalid number', st.where)
+        if not 1 <= int(v) <= 9:
+            raise ConfigError("value must be between 1 and 9", st.where)
+        return int(v)
+
+    def http_version(c, st) -> int:
+        if st.args[0] not in ("1.0", "1.1"):
+            raise _invalid_value(st, st.args[0])
+        return 0 if st.args[0] == "1.0" else 1
+
+    def gzip_static(c, st) -> str:
+        v = st.args[0]
+        if v not in ("on", "off", "always"):
+            raise _invalid_value(st, v)
+        return v
+
+    def positive_bufs(c, st):
+        n, sz = bufs(c, st)
+        if n == 0 or sz == 0:
+            raise ConfigError(f'"{st.directive}" directive invalid value', st.where)
+        return (n, sz)
+
+    directive("gzip", HSLI, 1, scalar("gzip", _flag))
+    directive("gzip_vary", HSL, 1, scalar("gzip_vary", _flag))
+    directive("gzip_comp_level", HSL, 1, scalar("gzip_comp_level", comp_level))
+    directive("gzip_min_length", HSL, 1, scalar("gzip_min_length", size))
+    directive("gzip_buffers", HSL, 2, scalar("gzip_buffers", positive_bufs))
+    directive("gzip_http_version", HSL, 1, scalar("gzip_http_version", http_version))
+    directive("gzip_types", HSL, (1, None), gzip_types)
+    directive("gzip_proxied", HSL, (1, None), gzip_proxied)
+    directive("gzip_disable", HSL, (1, None), gzip_disable)
+    directive("gzip_static", HSL, 1, scalar("gzip_static", gzip_static))
+    directive("gunzip", HSL, 1, scalar("gunzip", _flag))
+    directive("gunzip_buffers", HSL, 2, scalar("gunzip_buffers", positive_bufs))
+
+
+def build(vals: dict):
+    """(filters tuple or None, gzip_static or None) for a location's merged values."""
+    gzip_on = vals.get("gzip", False)
+    gunzip_on = vals.get("gunzip", False)
+    static = vals.get("gzip_static", "off")
+    if not (gzip_on or gunzip_on or static != "off"):
+        return None, None
+    from ngate.filters.gzip import GunzipFilter, GzipCore, GzipFilter
+    proxied = vals.get("gzip_proxied")
+    core = GzipCore(vary=vals.get("gzip_vary", False),
+                    proxied=frozenset(proxied) if proxied else frozenset({"off"}),
+                    disable=tuple(vals.get("gzip_disable", ())),
+                    msie6=vals.get("gzip_disable_msie6", False),
+                    http_version=vals.get("gzip_http_version", 1))
+    chain = []
+    if gunzip_on:
+        chain.append(GunzipFilter(core))
+    if gzip_on:
+        types = vals.get("gzip_types")
+        types = DEFAULT_TYPES | frozenset(types) if types else DEFAULT_TYPES
+        chain.append(GzipFilter(core, types, vals.get("gzip_min_length", 20),
+                                vals.get("gzip_comp_level", 1)))
+    return (tuple(chain) or None), (None if static == "off" else (static, core))
