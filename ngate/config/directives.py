@@ -18,7 +18,7 @@ Every row records its class (`support`), so that nothing a config asks for is si
                  config fails closed as nginx without the module would. A row's `default` (nginx's
                  default value, e.g. `ssi off`) is accepted: that is what ngate does.
 Directives of nginx modules ngate has nothing of stay `unknown directive`, as nginx built without
-them says; the ones a user is likely to move over (uwsgi, ssi, sub_filter ...) are REFUSED rows.
+them says; the ones a user is likely to move over (uwsgi, ssi, addition ...) are REFUSED rows.
 """
 from __future__ import annotations
 
@@ -414,8 +414,7 @@ def _register() -> None:
     for name in ("ssi_silent_errors", "ssi_ignore_recycled_buffers", "ssi_min_file_chunk",
                  "ssi_value_length", "ssi_types", "ssi_last_modified"):
         refuse(name)
-    for name in ("sub_filter", "sub_filter_types", "sub_filter_once", "sub_filter_last_modified",
-                 "add_before_body", "add_after_body", "addition_types",
+    for name in ("add_before_body", "add_after_body", "addition_types",
                  "mirror_request_body", "userid_service", "userid_name", "userid_domain",
                  "userid_path",
                  "userid_expires", "userid_flags", "userid_p3p", "userid_mark",

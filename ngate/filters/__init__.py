@@ -7,10 +7,11 @@ attribute test per response and nothing per body chunk.
 
 Order (nginx's ngx_modules order, the first listed sees the response first):
 
-    gunzip     inflate a gzip body for a client that does not accept gzip (gunzip on)
-    gzip       deflate for a client that accepts it (gzip, gzip_types, gzip_proxied ...)
+    gunzip      inflate a gzip body for a client that does not accept gzip (gunzip on)
+    sub_filter  replace strings in the body (filters/sub.py)
+    gzip        deflate for a client that accepts it (gzip, gzip_types, gzip_proxied ...)
 
-(nginx also runs addition, sub_filter and charset between gunzip and gzip.)
+(nginx also runs addition before sub_filter and charset after it; ngate has neither yet.)
 
 The content handlers (proxy/http_proxy.py for HTTP and FastCGI, static/handler.py) call
 `header_filter` with the response's head, before building it; it returns the body filter to run

@@ -84,8 +84,30 @@ def register(directive, HSL, HSLI, scalar, size, bufs) -> None:
     directive("gzip_proxied", HSL, (1, None), gzip_proxied)
     directive("gzip_disable", HSL, (1, None), gzip_disable)
     directive("gzip_static", HSL, 1, scalar("gzip_static", gzip_static))
+    def sub_filter(c, lv, st):
+        match, value = st.args
+        match_v = c.template(match, st.where) if _has_vars(match) else \
+            match.lower().encode("latin-1", "replace")
+        if match_v == b"":
+            raise ConfigError("empty search pattern", st.where)
+        lv.vals.setdefault("sub_filter", []).append((match_v, c.template(value, st.where)))
+
+    def sub_filter_types(c, lv, st):
+        types = lv.vals.setdefault("sub_filter_types", set())
+        for arg in st.args:
+            types.add(arg.lower().encode("latin-1"))
+
+    directive("sub_filter", HSL, 2, sub_filter)
+    directive("sub_filter_once", HSL, 1, scalar("sub_filter_once", _flag))
+    directive("sub_filter_last_modified", HSL, 1, scalar("sub_filter_last_modified", _flag))
+    directive("sub_filter_types", HSL, (1, None), sub_filter_types)
     directive("gunzip", HSL, 1, scalar("gunzip", _flag))
     directive("gunzip_buffers", HSL, 2, scalar("gunzip_buffers", positive_bufs))
+
+
+def _has_vars(text: str) -> bool:
+    from ngate.routing.variables import has_variables
+    return has_variables(text)
 
 
 def build(vals: dict):
@@ -93,7 +115,8 @@ def build(vals: dict):
     gzip_on = vals.get("gzip", False)
     gunzip_on = vals.get("gunzip", False)
     static = vals.get("gzip_static", "off")
-    if not (gzip_on or gunzip_on or static != "off"):
+    subs = vals.get("sub_filter")
+    if not (gzip_on or gunzip_on or subs or static != "off"):
         return None, None
     from ngate.filters.gzip import GunzipFilter, GzipCore, GzipFilter
     proxied = vals.get("gzip_proxied")
@@ -105,6 +128,12 @@ def build(vals: dict):
     chain = []
     if gunzip_on:
         chain.append(GunzipFilter(core))
+    if subs:
+        from ngate.filters.sub import SubFilter
+        st = vals.get("sub_filter_types")
+        chain.append(SubFilter(tuple(subs), DEFAULT_TYPES | frozenset(st) if st else DEFAULT_TYPES,
+                               vals.get("sub_filter_once", True),
+                               vals.get("sub_filter_last_modified", False)))
     if gzip_on:
         types = vals.get("gzip_types")
         types = DEFAULT_TYPES | frozenset(types) if types else DEFAULT_TYPES

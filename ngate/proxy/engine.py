@@ -399,13 +399,18 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     if conf is not None and conf.add_header:
         headers.extend(add_headers(ctx, conf, status))
     head_only = ctx.method == "HEAD" or status in resp.NO_BODY_STATUSES
+    length = None if status in resp.NO_BODY_STATUSES else len(body)
+    chunked = False
+    if conf is not None and conf.filters is not None and length is not None:
+        body, length, content_type, last_modified, chunked = _filtered(
+            ctx, conf, status, body, content_type, last_modified, headers, head_only)
     check_keepalive(ctx)
     if conf is not None and conf.charset:
         content_type = charset.content_type(conf, status, content_type)
     head = resp.build_head(
         status, 1, server_tokens=conf.server_tokens if conf is not None else True,
-        content_type=content_type, content_length=None if status in resp.NO_BODY_STATUSES else len(body),
-        last_modified=last_modified, location=location,
+        content_type=content_type, content_length=length,
+        last_modified=last_modified, location=location, chunked=chunked,
         connection=resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE,
         headers=headers)
     ctx.head_sent = True
@@ -417,6 +422,26 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
         ctx.body_bytes_sent = len(body)
         ctx.bytes_sent = len(head) + len(body)
     conn.finish_request(ctx)
+
+
+def _filtered(ctx, conf, status: int, body: bytes, content_type, last_modified, headers: list,
+              head_only: bool):
+    """The response filters over a body ngate made: (body, length, type, Last-Modified,
+    chunked)."""
+    from ngate.filters import HeadersOut, header_filter
+    out = HeadersOut(status, content_type, len(body), last_modified, headers)
+    f = header_filter(ctx, conf.filters, out)
+    length = out.content_length
+    chunked = False
+    if f is not None and not head_only:
+        body = f.data(body) + f.finish()
+    if length is None and not head_only:
+        if ctx.http_minor == 1:
+            chunked = True
+            body = (resp.chunk(body) if body else b"") + resp.LAST_CHUNK
+        else:
+            ctx.keep_alive = False
+    return body, length, out.content_type, out.last_modified, chunked
 
 
 def check_keepalive(ctx) -> None:

@@ -774,6 +774,7 @@ class ProxyExchange:
                     for n, v in self.resp_headers)
             self.resp_length = clen         # the upstream's framing, not the client's
             clen = ho.content_length
+            lastmod = ho.last_modified
         else:
             self.resp_length = clen
         chunked_out = False

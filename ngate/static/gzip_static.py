@@ -108,8 +108,8 @@ def _send(ctx, fd: int, st, vary: bool) -> None:
         ctx.keep_alive = False
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
                            content_type=out.content_type, content_length=clen,
-                           last_modified=lastmod, chunked=chunked, connection=_connection(ctx),
-                           headers=out.headers)
+                           last_modified=out.last_modified, chunked=chunked,
+                           connection=_connection(ctx), headers=out.headers)
     if head_only or (size == 0 and body is None):
         os.close(fd)
         return _write_whole(ctx, head, b"", 0)

@@ -379,7 +379,8 @@ def _send_filtered(ctx, fd: int, meta, vary: bool):
         ctx.keep_alive = False
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
                            content_type=out.content_type, content_length=out.content_length,
-                           last_modified=lastmod, chunked=chunked, connection=_connection(ctx),
+                           last_modified=out.last_modified, chunked=chunked,
+                           connection=_connection(ctx),
                            headers=out.headers)
     if head_only:
         os.close(fd)
