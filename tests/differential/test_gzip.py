@@ -55,6 +55,7 @@ http {
         location /gs/ { alias {docroot}/; gzip_static on; }
         location /gsa/ { alias {docroot}/; gzip_static always; gunzip on; }
         location /gsnv/ { alias {docroot}/; gzip_static on; gzip_vary off; }
+        location /ret/ { gzip_min_length 1; return 200 "a text/html body from return\\n"; }
     }
 }
 """
@@ -206,6 +207,8 @@ STATIC = [
     ("/gs/pre.css", GZ + [(b"Range", b"bytes=0-99")]),
     ("/gsa/pre.css", []), ("/gsa/pre.css", GZ), ("/gsa/app.css", []),
     ("/gsnv/pre.css", []), ("/gsnv/pre.css", GZ),
+    ("/s/nope.css", GZ), ("/s/nope.css", GZ + [(b"User-Agent", b"x")]), ("/ret/", GZ),
+    ("/ret/", GZ + [(b"Via", b"x")]),
 ]
 
 
