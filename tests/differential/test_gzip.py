@@ -12,6 +12,7 @@ import zlib
 import pytest
 
 from tests.harness.backend import Reply
+from tests.harness.paths import readable_tmpdir
 from tests.harness.client import build_request, exchange
 
 MTIME = 1577934245
@@ -116,8 +117,12 @@ def _write(path, data):
 
 
 @pytest.fixture(scope="module")
-def docroot(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gzroot")
+def docroot():
+    with readable_tmpdir("ngate-gzroot-") as root:
+        yield _fill(root)
+
+
+def _fill(root):
     _write(root / "app.css", CSS)
     _write(root / "app.js", JS)
     _write(root / "pre.css", CSS)
@@ -125,10 +130,6 @@ def docroot(tmp_path_factory):
     _write(root / "tiny.css", b"a{}\n")
     _write(root / "empty.css", b"")
     _write(root / "photo.png", CSS)
-    os.chmod(root, 0o755)
-    for p in root.parents:      # nginx's workers run as nobody
-        if str(p).startswith("/tmp/"):
-            os.chmod(p, os.stat(p).st_mode | 0o055)
     return root
 
 
