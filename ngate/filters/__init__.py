@@ -11,7 +11,8 @@ Order (nginx's ngx_modules order, the first listed sees the response first):
     sub_filter  replace strings in the body (filters/sub.py)
     gzip        deflate for a client that accepts it (gzip, gzip_types, gzip_proxied ...)
 
-(nginx also runs addition before sub_filter and charset after it; ngate has neither yet.)
+(nginx also runs addition before sub_filter, which ngate lacks, and charset after it, which only
+changes Content-Type: ngate applies it with the head, http1/charset.py.)
 
 The content handlers (proxy/http_proxy.py for HTTP and FastCGI, static/handler.py) call
 `header_filter` with the response's head, before building it; it returns the body filter to run

@@ -775,6 +775,7 @@ class ProxyExchange:
             self.resp_length = clen         # the upstream's framing, not the client's
             clen = ho.content_length
             lastmod = ho.last_modified
+            ctype = ho.content_type
         else:
             self.resp_length = clen
         chunked_out = False

@@ -15,6 +15,7 @@ import stat
 
 from ngate.filters import VARY, HeadersOut, header_filter
 from ngate.filters.gzip import gzip_ok
+from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
@@ -66,7 +67,8 @@ def serve(ctx, path: str, gs) -> bool | str:
 def _send(ctx, fd: int, st, vary: bool) -> None:
     from ngate.static.handler import _connection, _not_modified, _write_whole, content_type
     conf = ctx.conf
-    meta = filemeta.FileMeta(conf, ctx.uri, "", st, content_type(conf, ctx.uri))
+    meta = filemeta.FileMeta(conf, ctx.uri, "", st,
+                             charset.content_type(conf, 200, content_type(conf, ctx.uri)))
     headers = []
     if meta.etag:
         headers.append((b"ETag", meta.etag.encode()))
