@@ -16,6 +16,7 @@ import zlib
 import pytest
 
 from tests.harness.backend import Backend, Reply
+from tests.harness.paths import readable_tmpdir
 from tests.harness.processes import REPO_ROOT, ProxyProcess, fresh_prefix
 
 CHROMIUM = "/usr/bin/chromium"
@@ -85,8 +86,12 @@ class SseBackend:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    base = tmp_path_factory.mktemp("gzip-e2e")
+def site():
+    with readable_tmpdir("ngate-gzip-e2e-") as base:     # workers run as nobody (user)
+        yield from _site(base)
+
+
+def _site(base):
     docroot = base / "root"
     docroot.mkdir()
     (docroot / "app.js").write_bytes(JS)
@@ -123,7 +128,8 @@ def _curl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["curl", "-sS", *args], capture_output=True, timeout=30)
 
 
-@pytest.mark.parametrize("path,body", [("/p/app.css", CSS), ("/s/app.js", JS)])
+@pytest.mark.parametrize("path,body", [("/p/app.css", CSS), ("/s/app.js", JS)],
+                         ids=["proxied-css", "static-js"])
 def test_curl_compressed(site, tmp_path, path, body):
     proc, _ = site
     out = tmp_path / "out"
