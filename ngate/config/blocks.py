@@ -4,6 +4,8 @@ or, for map/types/upstream, builds its model object directly.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from ngate.config.model import IfCondition, MapBlock, Upstream
 from ngate.config.servers import listen_display, parse_listen, parse_location_args
 from ngate.config.upstreams import make_servers
@@ -168,10 +170,14 @@ def upstream(c, lv, st):
     if not ups.servers:
         raise ConfigError("no servers are inside upstream", st.where)
     v = ups.vals
+    servers = tuple(dataclasses.replace(s, slot=i) for i, s in enumerate(ups.servers))
     c.upstreams[name.lower()] = Upstream(
-        name=name, servers=tuple(ups.servers), balancer=ups.balancer, hash_key=ups.hash_key,
+        name=name, servers=servers, balancer=ups.balancer, hash_key=ups.hash_key,
         keepalive=v.get("keepalive", 0), keepalive_timeout=v.get("keepalive_timeout", 60.0),
-        keepalive_requests=v.get("keepalive_requests", 1000), where=st.where)
+        keepalive_requests=v.get("keepalive_requests", 1000), where=st.where,
+        keepalive_time=v.get("keepalive_time", 3600.0),
+        zone=v.get("zone"), counts_conns=ups.balancer in ("least_conn", "random_two") or any(
+            s.max_conns for s in servers))
 
 
 def upstream_server(c, lv, st):
@@ -191,8 +197,7 @@ def _server_param(arg: str, where) -> dict:
         if eq and name == "fail_timeout":
             return {"fail_timeout": parse_time(value, allow_ms=False)}
         if eq and name == "max_conns":
-            parse_number(value)
-            return {}
+            return {"max_conns": parse_number(value)}
     except ValueError:
         pass
     if not eq and arg in ("backup", "down"):
@@ -208,6 +213,13 @@ def balancer(c, lv, st):
         lv.hash_key = c.template(st.args[0], st.where)
         if len(st.args) == 2:
             lv.balancer = "hash_consistent"
+    elif st.directive == "random" and st.args:
+        # random [two [least_conn]]
+        if st.args[0] != "two":
+            raise ConfigError(f'invalid parameter "{st.args[0]}"', st.where)
+        if len(st.args) == 2 and st.args[1] != "least_conn":
+            raise ConfigError(f'invalid parameter "{st.args[1]}"', st.where)
+        lv.balancer = "random_two"
 
 
 # ---------------------------------------------------------------- map and types

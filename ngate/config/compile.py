@@ -89,6 +89,7 @@ class Compiler:
         self.zones = Zones()            # limit_req_zone / limit_conn_zone (shared memory)
         self.uses_stats = False        # stub_status or $connections_*: workers count
         self.open_files: dict = {}          # log paths to open at load, in config order
+        self.limit_rate_used = False    # a limit_rate other than 0 (Config.limit_rate_used)
 
     # -------------------------------------------------------- used by handlers
     def level(self, ctx: str, parent: Level, where) -> Level:
@@ -288,7 +289,8 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
                   upstreams=dict(c.upstreams), maps=dict(c.maps),
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
                   http_conf=loc_conf(http_vals, http_lv), zones=zones,
-                  stub_status=c.uses_stats, open_files=tuple(c.open_files))
+                  stub_status=c.uses_stats, open_files=tuple(c.open_files),
+                  limit_rate_used=c.limit_rate_used)
 
 
 def by_listen(servers) -> dict:

@@ -143,10 +143,12 @@ def _register() -> None:
     directive("keepalive", {UPS}, 1, h.scalar("keepalive", h.count))
     directive("keepalive_timeout", {UPS}, 1, h.scalar("keepalive_timeout", h.msec))
     directive("keepalive_requests", {UPS}, 1, h.scalar("keepalive_requests", h.count))
+    directive("keepalive_time", {UPS}, 1, h.scalar("keepalive_time", h.msec))
     directive("least_conn", {UPS}, 0, b.balancer)
     directive("ip_hash", {UPS}, 0, b.balancer)
     directive("hash", {UPS}, (1, 2), b.balancer)
     directive("random", {UPS}, (0, 2), b.balancer)
+    directive("zone", {UPS}, (1, 2), h.scalar("zone", h.upstream_zone))
     directive("map", {HTTP}, 2, b.map_block, block=True)
     directive("types", HSL, 0, b.types, block=True)
     directive("log_format", {HTTP}, (2, None), h.log_format)
@@ -181,6 +183,9 @@ def _register() -> None:
                  "proxy_next_upstream_timeout"):
         directive(name, HSL, 1, h.scalar(name, h.msec))
     directive("proxy_buffer_size", HSL, 1, h.scalar("proxy_buffer_size", h.size))
+    directive("proxy_limit_rate", HSL, 1, h.scalar("proxy_limit_rate", h.size))
+    directive("proxy_ignore_headers", HSL, (1, None),
+              h.scalar("proxy_ignore_headers", h.ignore_headers))
 
     # ------------------------------------------------------------- fastcgi module
     directive("fastcgi_pass", {LOC, LIF}, 1, h.fastcgi_pass)
@@ -196,6 +201,9 @@ def _register() -> None:
     directive("fastcgi_buffer_size", HSL, 1, h.scalar("fastcgi_buffer_size", h.size))
     directive("fastcgi_catch_stderr", HSL, 1,
               h.array("fastcgi_catch_stderr", lambda c, st: st.args[0].encode("utf-8")))
+    directive("fastcgi_limit_rate", HSL, 1, h.scalar("fastcgi_limit_rate", h.size))
+    directive("fastcgi_ignore_headers", HSL, (1, None),
+              h.scalar("fastcgi_ignore_headers", h.ignore_headers))
     for name in ("fastcgi_keep_conn", "fastcgi_intercept_errors", "fastcgi_pass_request_headers",
                  "fastcgi_pass_request_body", "fastcgi_request_buffering"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
@@ -222,8 +230,12 @@ def _register() -> None:
     directive("client_body_timeout", HSL, 1, h.scalar("client_body_timeout", h.msec))
     directive("client_body_buffer_size", HSL, 1, h.scalar("client_body_buffer_size", h.size))
     directive("send_timeout", HSL, 1, h.scalar("send_timeout", h.msec))
-    directive("keepalive_timeout", HSL, (1, 2), h.scalar("keepalive_timeout", h.msec))
+    directive("keepalive_timeout", HSL, (1, 2), h.keepalive_timeout)
     directive("keepalive_requests", HSL, 1, h.scalar("keepalive_requests", h.number))
+    directive("keepalive_time", HSL, 1, h.scalar("keepalive_time", h.msec))
+    directive("limit_rate", HSLI, 1, h.scalar("limit_rate", h.rate_size))
+    directive("limit_rate_after", HSLI, 1, h.scalar("limit_rate_after", h.rate_size))
+    directive("keepalive_disable", HSL, (1, 2), h.scalar("keepalive_disable", h.keepalive_disable))
     directive("server_tokens", HSL, 1, h.scalar("server_tokens", h.server_tokens))
     directive("valid_referers", {SRV, LOC}, (1, None), referer.valid_referers)
     noop("referer_hash_max_size", {SRV, LOC}, 1, h.number)        # sizes of nginx's hash
@@ -306,10 +318,6 @@ def _register() -> None:
     noop("use", {EVENTS}, 1)
     noop("worker_aio_requests", {EVENTS}, 1, number)
     noop("debug_connection", {EVENTS}, 1)
-    # upstream: ngate's upstream state (peers' failures, round-robin position, keep-alive
-    # connections) is per worker; `zone` sizes nginx's shared copy of it (README: differences)
-    noop("zone", {UPS}, (1, 2))
-    noop("keepalive_time", {UPS}, 1, msec)
     # core
     for name in ("sendfile", "tcp_nopush", "tcp_nodelay", "aio_write", "reset_timedout_connection",
                  "msie_padding", "log_subrequest", "open_file_cache_errors",
@@ -318,13 +326,12 @@ def _register() -> None:
     for name in ("sendfile_max_chunk", "directio_alignment", "read_ahead", "send_lowat",
                  "postpone_output", "subrequest_output_buffer_size"):
         noop(name, HSL, 1, size)
-    for name in ("aio", "directio", "open_file_cache", "keepalive_disable"):
+    for name in ("aio", "directio", "open_file_cache"):
         noop(name, HSL, (1, 2))
     noop("output_buffers", HSL, 2, h.bufs)
     noop("open_file_cache_valid", HSL, 1, msec)
     noop("open_file_cache_min_uses", HSL, 1, number)
     noop("resolver_timeout", HSL, 1, msec)
-    noop("keepalive_time", HSL, 1, msec)
     noop("client_body_temp_path", HSL, (1, 4))
     noop("connection_pool_size", HS, 1, size)
     noop("request_pool_size", HS, 1, size)
@@ -346,8 +353,6 @@ def _register() -> None:
         noop(f"{mod}_temp_path", HSL, (1, 4))
         noop(f"{mod}_socket_keepalive", HSL, 1, flag)
         noop(f"{mod}_store_access", HSL, (1, 3))
-        # what they ignore (X-Accel-*, Expires, Cache-Control ... for caching) ngate never acts on
-        noop(f"{mod}_ignore_headers", HSL, (1, None))
         for name in ("cache_key", "cache_bypass", "no_cache", "cache_valid", "cache_min_uses",
                      "cache_max_range_offset", "cache_use_stale", "cache_methods", "cache_lock",
                      "cache_lock_timeout", "cache_lock_age", "cache_revalidate",
@@ -391,10 +396,6 @@ def _register() -> None:
     # One row per directive; `default=` is nginx's default value, accepted because ngate does
     # just that. Being implemented by other branches (they move their rows to class 1):
     # core and proxy/fastcgi directives that change what a client may access or receive
-    refuse("limit_rate", HSLI, 1, default=("0",))
-    refuse("limit_rate_after", HSLI, 1, default=("0",))
-    refuse("proxy_limit_rate", HSL, 1, default=("0",))
-    refuse("fastcgi_limit_rate", HSL, 1, default=("0",))
     refuse("msie_refresh", HSL, 1, default=("off",))
     refuse("post_action", HSL, 1)
     refuse("add_trailer", HSLI, (2, 3))

@@ -165,6 +165,82 @@ def flag(c, st) -> bool:
                           'it must be "on" or "off"', st.where) from None
 
 
+IGNORE_HEADERS = ("X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate",
+                  "X-Accel-Buffering", "X-Accel-Charset", "Expires", "Cache-Control",
+                  "Set-Cookie", "Vary")
+
+
+def ignore_headers(c, st) -> frozenset:
+    """proxy_ignore_headers / fastcgi_ignore_headers: the names nginx knows (any case)."""
+    known = {n.lower(): n for n in IGNORE_HEADERS}
+    out = set()
+    for arg in st.args:
+        if arg.lower() not in known:
+            raise ConfigError(f'invalid value "{arg}"', st.where)
+        out.add(arg.lower().encode())
+    return frozenset(out)
+
+
+def rate_size(c, st):
+    """limit_rate / limit_rate_after: a size, or a value with variables (nginx 1.17.0)."""
+    arg = st.args[0]
+    if has_variables(arg):
+        if st.directive == "limit_rate":
+            c.limit_rate_used = True
+        return c.template(arg, st.where)
+    try:
+        value = parse_size(arg)
+    except ValueError:
+        raise _invalid(st) from None
+    if value and st.directive == "limit_rate":
+        c.limit_rate_used = True
+    return value
+
+
+def upstream_zone(c, st) -> str:
+    """`zone name [size]` in an upstream block: accepted; ngate keeps an upstream's peer state
+    (failures, max_conns counts, round robin position) per worker, as nginx does without zone."""
+    if not st.args[0]:
+        raise ConfigError(f'invalid zone name "{st.args[0]}"', st.where)
+    if len(st.args) == 2:
+        try:
+            size_ = parse_size(st.args[1])
+        except ValueError:
+            size_ = -1
+        if size_ < 0:
+            raise ConfigError(f'invalid zone size "{st.args[1]}"', st.where)
+        if size_ < 8 * 4096:
+            raise ConfigError(f'zone "{st.args[0]}" is too small', st.where)
+    return st.args[0]
+
+
+def keepalive_timeout(c, lv, st):
+    """keepalive_timeout timeout [header_timeout]: the second sets `Keep-Alive: timeout=N`
+    after `Connection: keep-alive` (LocConf.keepalive_line)."""
+    if "keepalive_timeout" in lv.vals:
+        raise ConfigError('"keepalive_timeout" directive is duplicate', st.where)
+    lv.vals["keepalive_timeout"] = msec(c, st)
+    line = b"Connection: keep-alive\r\n"
+    if len(st.args) == 2:
+        try:
+            header = int(parse_time(st.args[1], allow_ms=False))
+        except ValueError:
+            raise ConfigError('"keepalive_timeout" directive invalid value', st.where) from None
+        line += b"Keep-Alive: timeout=%d\r\n" % header
+    lv.vals["keepalive_line"] = line
+
+
+def keepalive_disable(c, st) -> frozenset:
+    """keepalive_disable none | browser ...: msie6, safari."""
+    out = set()
+    for arg in st.args:
+        if arg not in ("none", "msie6", "safari"):
+            raise ConfigError(f'invalid value "{arg}"', st.where)
+        if arg != "none":
+            out.add(arg)
+    return frozenset(out)
+
+
 def msec(c, st) -> float:
     try:
         return parse_time(st.args[0])
@@ -595,8 +671,6 @@ def set_var(c, lv, st):
     if not var.startswith("$") or len(var) < 2:
         raise ConfigError(f'invalid variable name "{var}"', st.where)
     name = var[1:]
-    if name == "limit_rate":        # nginx's rate limit, as the refused `limit_rate` directive
-        raise ConfigError('"set $limit_rate" is not supported by ngate', st.where)
     if name in BUILTINS and name not in CHANGEABLE_VARIABLES:
         raise ConfigError(f'the duplicate "{name}" variable', st.where)
     lv.ops.append(SetOp(name, c.template(value, st.where), st.where))

@@ -122,6 +122,8 @@ class UpstreamServer:
     backup: bool = False
     down: bool = False
     name: str = ""     # as written in the config: "127.0.0.1:8080" ($upstream_addr)
+    max_conns: int = 0  # active connections at once (0: no limit); per worker, as nginx without zone
+    slot: int = 0      # position in the group: equal addresses are distinct peers, as in nginx
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +136,11 @@ class Upstream:
     keepalive: int = 0              # idle connections cached per worker (0: no pool)
     keepalive_timeout: float = 60.0
     keepalive_requests: int = 1000
+    keepalive_time: float = 3600.0  # a kept connection older than this is closed, not pooled
     implicit: bool = False
     where: Where | None = None
+    zone: str | None = None         # `zone name [size]`: accepted, state stays per worker
+    counts_conns: bool = False      # least_conn or a server with max_conns: count per peer
 
 
 # ---------------------------------------------------------------- proxy_pass
@@ -302,6 +307,8 @@ class LocConf:
     proxy_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
     proxy_next_upstream_tries: int = 0
     proxy_next_upstream_timeout: float = 0.0               # 0: no limit
+    proxy_ignore_headers: frozenset = frozenset()          # lower-case names (bytes)
+    proxy_limit_rate: int = 0                              # bytes/s read from the upstream
     proxy_cookie_domain: tuple = ()                        # array: rules of proxy/cookies.py
     proxy_cookie_path: tuple = ()                          # array
     proxy_cookie_flags: tuple = ()                         # array
@@ -329,6 +336,8 @@ class LocConf:
     fastcgi_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
     fastcgi_next_upstream_tries: int = 0
     fastcgi_next_upstream_timeout: float = 0.0
+    fastcgi_ignore_headers: frozenset = frozenset()
+    fastcgi_limit_rate: int = 0
     fastcgi_catch_stderr: tuple[bytes, ...] = ()          # array
     # headers module
     add_header: tuple[HeaderSet, ...] = ()                 # array
@@ -341,6 +350,11 @@ class LocConf:
     send_timeout: float = 60.0
     keepalive_timeout: float = 75.0
     keepalive_requests: int = 1000
+    limit_rate: Any = 0                                    # bytes/s: int, or a Template
+    limit_rate_after: Any = 0
+    keepalive_line: bytes = b"Connection: keep-alive\r\n"  # + "Keep-Alive: timeout=N" (2nd arg)
+    keepalive_time: float = 3600.0                         # a connection's lifetime for keep-alive
+    keepalive_disable: frozenset = frozenset({"msie6"})    # msie6 | safari ("none": empty)
     lingering_close: str = "on"                            # off | on | always
     lingering_time: float = 30.0
     lingering_timeout: float = 5.0
@@ -512,6 +526,7 @@ class Config:
     files: tuple[str, ...] = ()      # every file read (for -T)
     tls_listens: dict = field(default_factory=dict)   # listen key -> server/tls.py TlsListen
     zones: tuple = ()                # limits/zones.py Zone: limit_req/limit_conn shared zones
+    limit_rate_used: bool = False    # some limit_rate is not 0: connections check their writes
     raw: Any = None                  # crossplane payload (for -T only)
     stub_status: bool = False        # stub_status or $connections_* used: workers count
     open_files: tuple[str, ...] = ()  # log files nginx opens at load (cycle->open_files)

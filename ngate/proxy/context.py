@@ -32,7 +32,7 @@ class RequestContext:
         # upstream
         "proxy_host", "upstream_addr", "upstream_status", "upstream_response_time",
         "upstream_connect_time", "upstream_header_time", "upstream_headers",
-        "upstream_bytes_received", "upstream_bytes_sent",
+        "upstream_bytes_received", "upstream_bytes_sent", "upstream_response_length",
         # timing
         "start", "start_wall",
         # logging
@@ -52,6 +52,7 @@ class RequestContext:
         "request_id",       # $request_id once asked for
         "stat_writing",     # counted as writing by stub_status (observability/stub_status.py)
         "gzip",             # filters/gzip.py Deflate of this response ($gzip_ratio)
+        "limit_rate",       # None: from limit_rate at the first write; else $limit_rate's value
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -89,6 +90,7 @@ class RequestContext:
         self.upstream_headers = None
         self.upstream_bytes_received = 0
         self.upstream_bytes_sent = 0
+        self.upstream_response_length = 0
         self.start = time.monotonic()
         self.start_wall = time.time()
         self.logged = False
@@ -107,3 +109,4 @@ class RequestContext:
         self.request_id = None
         self.stat_writing = False
         self.gzip = None
+        self.limit_rate = None

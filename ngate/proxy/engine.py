@@ -13,6 +13,7 @@ Every function takes the RequestContext; the connection (server/connection.py) o
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_to_bytes
 
 from ngate import realip, static
 from ngate.access import phase as access
@@ -251,6 +252,48 @@ def internal_redirect(ctx, uri: str, keep_args: bool = False) -> None:
     find_location_phase(ctx)
 
 
+def accel_redirect(ctx, target: str) -> None:
+    """An upstream's X-Accel-Redirect (ngx_http_upstream_process_headers): a named location,
+    or a URI checked as ngx_http_parse_unsafe_uri does (unsafe: 404) and then unescaped; the
+    method becomes GET (HEAD stays)."""
+    if target.startswith("@"):
+        return named_location(ctx, target)
+    parsed = unsafe_uri(target)
+    if parsed is None:
+        error_log.error(f'unsafe URI "{target}" was detected' + error_log.request_suffix(ctx),
+                        ctx.conn.number)
+        return send_status(ctx, 404)
+    if ctx.method != "HEAD":
+        ctx.method = "GET"
+    ctx.redirects += 1
+    if ctx.redirects > MAX_REDIRECTS:
+        error_log.error("rewrite or internal redirection cycle while internally redirecting to "
+                        f'"{parsed[0]}"' + error_log.request_suffix(ctx), ctx.conn.number)
+        return send_status(ctx, 500)
+    ctx.uri, ctx.args = parsed
+    ctx.internal = True
+    ctx.vars = None
+    find_location_phase(ctx)
+
+
+def _dotdot(path: str) -> bool:
+    return path == ".." or path.startswith("../") or "/../" in path or path.endswith("/..")
+
+
+def unsafe_uri(uri: str):
+    """(path, args or None), or None for an unsafe URI (empty, "?...", a ".." segment, NUL)."""
+    if not uri or uri[0] == "?":
+        return None
+    path, q, args = uri.partition("?")
+    if "\0" in path or _dotdot(path):
+        return None
+    if "%" in path:
+        path = unquote_to_bytes(path).decode("latin-1")
+        if "\0" in path or _dotdot(path):
+            return None
+    return path, (args if q else None)
+
+
 def named_location(ctx, name: str) -> None:
     loc = ctx.server.named_locations.get(name)
     if loc is None:
@@ -411,7 +454,8 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
         status, 1, server_tokens=conf.server_tokens if conf is not None else True,
         content_type=content_type, content_length=length,
         last_modified=last_modified, location=location, chunked=chunked,
-        connection=resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE,
+        connection=(conf.keepalive_line if conf is not None else resp.CONN_KEEPALIVE)
+        if ctx.keep_alive else resp.CONN_CLOSE,
         headers=headers)
     ctx.head_sent = True
     if head_only:
@@ -445,13 +489,38 @@ def _filtered(ctx, conf, status: int, body: bytes, content_type, last_modified, 
 
 
 def check_keepalive(ctx) -> None:
-    """keepalive_timeout 0, keepalive_requests reached, or a draining worker end keep-alive."""
+    """keepalive_timeout 0, keepalive_requests or keepalive_time reached, keepalive_disable,
+    or a draining worker end keep-alive (ngx_http_update_location_config's order)."""
     if ctx.keep_alive:
         conn = ctx.conn
         conf = ctx.conf
         if conn.closing or conn.runtime.draining or (conf is not None and (
-                conf.keepalive_timeout == 0 or conn.requests >= conf.keepalive_requests)):
+                conf.keepalive_timeout == 0 or conn.requests >= conf.keepalive_requests
+                or ctx.start - conn.started > conf.keepalive_time
+                or (ctx.method == "POST" or "safari" in conf.keepalive_disable)
+                and _disabled_for(ctx, conf.keepalive_disable))):
             ctx.keep_alive = False
+
+
+def _disabled_for(ctx, browsers) -> bool:
+    """keepalive_disable: msie6 (MSIE 4-6 without SV1, POST only) or safari, as nginx detects
+    them from User-Agent (ngx_http_process_user_agent)."""
+    if "safari" not in browsers and ctx.method != "POST":
+        return False
+    ua = ctx.hdr.get(b"user-agent")
+    if not ua:
+        return False
+    msie = ua.find(b"MSIE ")
+    opera = b"Opera" in ua
+    if "msie6" in browsers and ctx.method == "POST" and not opera and 0 <= msie \
+            and msie + 7 < len(ua) and ua[msie + 6:msie + 7] == b".":
+        major = ua[msie + 5:msie + 6]
+        if major in (b"4", b"5") or (major == b"6" and b"SV1" not in ua[msie + 8:]):
+            return True
+    if "safari" in browsers and msie < 0 and not opera and b"Gecko/" not in ua \
+            and b"Chrome/" not in ua and b"Safari/" in ua and b"Mac OS X" in ua:
+        return True
+    return False
 
 
 def add_headers(ctx, conf, status: int):

@@ -45,7 +45,8 @@ class FastCGIPlan:
     """What a location sends to the FastCGI server; built once per LocConf."""
     __slots__ = ("params", "skip", "hide", "keep_conn", "head_limit", "connect_timeout",
                  "send_timeout", "read_timeout", "next_upstream", "next_upstream_tries",
-                 "next_upstream_timeout", "redirects", "cookies")
+                 "next_upstream_timeout", "redirects", "cookies", "ignore_headers",
+                 "limit_rate")
 
     def __init__(self, conf) -> None:
         params = []     # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
@@ -68,6 +69,8 @@ class FastCGIPlan:
         self.next_upstream = conf.fastcgi_next_upstream
         self.next_upstream_tries = conf.fastcgi_next_upstream_tries
         self.next_upstream_timeout = conf.fastcgi_next_upstream_timeout
+        self.ignore_headers = conf.fastcgi_ignore_headers
+        self.limit_rate = conf.fastcgi_limit_rate if conf.fastcgi_buffering else 0
         self.redirects = ()     # proxy_redirect is the proxy module's: CGI headers pass as sent
         self.cookies = None     # so are proxy_cookie_*
 
@@ -160,7 +163,6 @@ class FastCGIExchange(ProxyExchange):
         self.uconn = uconn
         uconn.exchange = self
         uconn.requests += 1
-        self._count(1)
         self.records = fcgi.RecordParser()
         self.head_reader = HeadReader(self.plan.head_limit)
         self.status = 0
@@ -242,6 +244,10 @@ class FastCGIExchange(ProxyExchange):
     # ------------------------------------------------------------ upstream events
 
     def upstream_data(self, data: bytes) -> None:
+        if self.throttle is not None:
+            data = self.throttle.admit(data)
+            if not data:
+                return
         self.got_bytes = True
         self.ctx.upstream_bytes_received += len(data)
         if self.timer is not None:
@@ -280,6 +286,7 @@ class FastCGIExchange(ProxyExchange):
                 return
         if self.head_only:
             return
+        self.ctx.upstream_response_length += len(data)
         if self.filter is not None:
             data = self.filter.data(data)
             if not data:
@@ -339,6 +346,8 @@ class FastCGIExchange(ProxyExchange):
 
     def send_cgi_head(self, status: int, reason, headers) -> None:
         out, ctype, length, lastmod, _, _, _ = self.split_headers(headers, _CONSUMED)
+        if self.accel is not None and self.accel_headers():
+            return
         self.write_head(status, reason, out, ctype, length, lastmod)
 
     # ------------------------------------------------------------ release
@@ -351,7 +360,8 @@ class FastCGIExchange(ProxyExchange):
         up = self.upstream
         return (u is not None and self.plan.keep_conn and up.keepalive > 0 and not u.closed
                 and self.body_done and self.records is not None and self.records.done
-                and u.requests < up.keepalive_requests)
+                and u.requests < up.keepalive_requests
+                and self.started - u.born <= up.keepalive_time)
 
     def _upstream_url(self) -> str:
         return ""               # nginx logs `upstream: "fastcgi://127.0.0.1:9000"`

@@ -32,6 +32,7 @@ from ngate.proxy import engine, rewrite
 from ngate.proxy.body_spool import BodySpool
 from ngate.proxy.cookies import rewrite as rewrite_cookie
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
+from ngate.proxy.throttle import ReadThrottle
 from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamConnection
 from ngate.proxy.tunnel import start_tunnel
 from ngate.routing.uri import escape_uri
@@ -77,11 +78,14 @@ class ProxyExchange:
         "pool_pending",     # that connection, pooled once the read is parsed to its end
         "upgrade", "connecting", "uri", "body_mode", "tls",
         "out",              # response bytes gathered during one upstream read: one write
-        "counts",           # least_conn: connections per peer are counted
+        "counts",           # least_conn or max_conns: connections per peer are counted
+        "counted",          # the peer this exchange counts a connection for
         "deadlines",
         "spool",            # proxy/body_spool.py BodySpool: a body read whole ("buffer" mode)
         "filter",           # filters/: the body filter of this response, or None
         "filter_flush",     # flush the body filter per upstream read (response not buffered)
+        "accel",            # the response's X-Accel-* headers (hidden ones), or None
+        "throttle",         # proxy/throttle.py ReadThrottle (proxy_limit_rate), or None
     )
     plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
@@ -97,7 +101,8 @@ class ProxyExchange:
         self.tries = 0
         self.loop = ctx.conn.runtime.loop
         self.deadlines = ctx.conn.runtime.deadlines
-        self.counts = upstream is not None and upstream.balancer == "least_conn"
+        self.counts = upstream is not None and upstream.counts_conns
+        self.counted = None
         self.parser = None
         self.state = "connecting"
         self.timer = None
@@ -131,6 +136,9 @@ class ProxyExchange:
         self.pool_pending = None
         self.filter = None
         self.filter_flush = False
+        self.accel = None
+        rate = self.plan.limit_rate
+        self.throttle = ReadThrottle(self, rate) if rate else None
 
     # ------------------------------------------------------------ start
 
@@ -163,6 +171,8 @@ class ProxyExchange:
     def connect(self) -> None:
         if self.tries >= _MAX_TRIES:
             return self.fail(ProxyError(502, UPSTREAM))
+        if self.counted is not None:
+            self._count(-1)
         peer = balancer_for(self.upstream).select(self.ctx, self.tried)
         if peer is None:
             # tries remain but every peer is down or failed (also after a failure in this
@@ -176,6 +186,8 @@ class ProxyExchange:
             return self.fail(ProxyError(502, UPSTREAM, msg))
         self.tries += 1
         self.peer = peer
+        if self.counts:
+            self._count(1)
         ctx = self.ctx
         ctx.upstream_addr = peer.name if ctx.upstream_addr is None else ctx.upstream_addr + ", " + peer.name
         up = self.upstream
@@ -227,15 +239,22 @@ class ProxyExchange:
         self.attach(proto)
 
     def _count(self, delta: int, peer=None) -> None:
-        """least_conn's connection count for the peer (no bookkeeping for other balancers)."""
-        if self.counts:
-            health(peer or self.peer, self.upstream.name).conns += delta
+        """The peer's count of active connections (least_conn, max_conns; no bookkeeping for
+        other groups): taken when the peer is selected, as nginx does, given back once (a
+        pooled keep-alive connection is not active)."""
+        if not self.counts:
+            return
+        if delta > 0:
+            self.counted = self.peer
+            health(self.peer, self.upstream.name).conns += 1
+        elif self.counted is not None:
+            health(self.counted, self.upstream.name).conns -= 1
+            self.counted = None
 
     def attach(self, uconn: UpstreamConnection) -> None:
         self.uconn = uconn
         uconn.exchange = self
         uconn.requests += 1
-        self._count(1)
         parser = uconn.parser
         if parser is None:
             parser = uconn.parser = httptools.HttpResponseParser(uconn)
@@ -421,6 +440,10 @@ class ProxyExchange:
     # ------------------------------------------------------------ upstream events
 
     def upstream_data(self, data: bytes) -> None:
+        if self.throttle is not None:
+            data = self.throttle.admit(data)
+            if not data:
+                return
         self.got_bytes = True
         self.ctx.upstream_bytes_received += len(data)
         if self.timer is not None:
@@ -541,6 +564,10 @@ class ProxyExchange:
         return True
 
     def upstream_lost(self, exc) -> None:
+        th = self.throttle
+        if th is not None and (th.held or th.resting) and self.state != "done":
+            th.lost = (exc,)        # told once the held bytes went through
+            return
         self.uconn = None
         st = self.state
         if st == "done" or st == "tunnel":
@@ -569,6 +596,7 @@ class ProxyExchange:
     def _reconnect_fresh(self) -> None:
         self.reused = False
         peer = self.peer
+        self._count(1)
         self.arm(self.plan.connect_timeout)
         self.connecting = Connect(self.loop, self._open(peer))
 
@@ -653,6 +681,7 @@ class ProxyExchange:
         if self.head_only or self.state == "done":
             return
         ctx = self.ctx
+        ctx.upstream_response_length += len(body)
         if self.filter is not None:
             body = self.filter.data(body)
             if not body:
@@ -689,6 +718,8 @@ class ProxyExchange:
         ctx = self.ctx
         out, ctype, length, lastmod, location, te_chunked, close = \
             self.split_headers(self.resp_headers, _CONSUMED)
+        if self.accel is not None and self.accel_headers():
+            return
         if close or self.parser.get_http_version() == "1.0":
             self.uconn_reusable_flag(False)
         head_only = self.write_head(status, self.reason or _as_sent(status, self.reason), out,
@@ -720,6 +751,10 @@ class ProxyExchange:
         for name, value in headers:
             lname = name.lower()
             if lname in hide:
+                if lname[:8] == b"x-accel-":
+                    if self.accel is None:
+                        self.accel = []
+                    self.accel.append((lname, value))
                 continue
             if lname in consumed:
                 if lname == b"content-length":
@@ -790,7 +825,7 @@ class ProxyExchange:
                 else:
                     ctx.keep_alive = False
             engine.check_keepalive(ctx)
-            connection = resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE
+            connection = conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
         self.chunked_out = chunked_out
         ctx.status = status
         if conf.charset:
@@ -804,6 +839,29 @@ class ProxyExchange:
         ctx.bytes_sent = len(head)
         self._emit(head)
         return head_only
+
+    def accel_headers(self) -> bool:
+        """X-Accel-Limit-Rate sets the response's rate; X-Accel-Redirect ends the exchange and
+        redirects internally (True), unless proxy_ignore_headers names them. The others
+        (X-Accel-Expires, -Buffering, -Charset) have no effect: ngate has no cache, streams
+        responses and has no charset module."""
+        accel = dict(reversed(self.accel))      # the first of each name, as nginx keeps it
+        ignore = self.plan.ignore_headers
+        ctx = self.ctx
+        rate = accel.get(b"x-accel-limit-rate")
+        if rate is not None and b"x-accel-limit-rate" not in ignore and rate.isdigit():
+            ctx.limit_rate = int(rate)
+            self.conn.rate_check = True
+        target = accel.get(b"x-accel-redirect")
+        if target is None or b"x-accel-redirect" in ignore:
+            return False
+        self.state = "done"
+        self._cancel_timer()
+        ctx.upstream_response_time = time.monotonic() - self.started
+        self.release(reuse=False)
+        self.conn.writer = None
+        engine.accel_redirect(ctx, target.decode("latin-1"))
+        return True
 
     def uconn_reusable_flag(self, ok: bool) -> None:
         if not ok and self.uconn is not None:
@@ -863,7 +921,8 @@ class ProxyExchange:
         up = self.upstream
         if u is None or not up.keepalive or u.closed or self.until_close:
             return False
-        if self.plan.version != b"HTTP/1.1" or u.requests >= up.keepalive_requests:
+        if self.plan.version != b"HTTP/1.1" or u.requests >= up.keepalive_requests \
+                or self.started - u.born > up.keepalive_time:
             return False
         if not self.body_done:
             return False
@@ -873,11 +932,11 @@ class ProxyExchange:
         sp = self.spool
         if sp is not None:
             sp.close()
+        self._count(-1)
         u = self.uconn
         if u is None:
             return
         self.uconn = None
-        self._count(-1)
         u.exchange = None
         if not reuse:
             u.close()
@@ -892,6 +951,8 @@ class ProxyExchange:
         if u.leftover or u.closed:
             u.close()
             return
+        if self.throttle is not None and u.transport is not None:
+            u.transport.resume_reading()        # proxy_limit_rate may have paused it
         up = self.upstream
         self.conn.runtime.pool.put(id(up), self._pool_key(self.peer), u,
                                    up.keepalive, up.keepalive_timeout)
@@ -1015,6 +1076,7 @@ class ProxyExchange:
         u = self.uconn
         if u is not None:
             self.release(reuse=False)
+        self._count(-1)
         self.conn.writer = None
         ctx = self.ctx
         if ctx.upstream_response_time is None and ctx.upstream_addr:
@@ -1025,11 +1087,14 @@ class ProxyExchange:
         """Done with the upstream side: no timer, no pending connect, the connection closed."""
         self.state = "done"
         self._cancel_timer()
+        if self.throttle is not None:
+            self.throttle.cancel()
         t = self.connecting
         if t is not None:
             t.cancel()
         if self.uconn is not None:
             self.release(reuse=False)
+        self._count(-1)
 
     def abort_with(self, status: int) -> None:
         self._stop()

@@ -25,7 +25,8 @@ class Plan:
     """What a location sends upstream and passes back; built once per LocConf."""
     __slots__ = ("items", "skip", "hide", "version", "keepalive_capable", "redirects",
                  "connect_timeout", "send_timeout", "read_timeout", "next_upstream",
-                 "next_upstream_tries", "next_upstream_timeout", "cookies")
+                 "next_upstream_tries", "next_upstream_timeout", "cookies", "ignore_headers",
+                 "limit_rate")
 
     def __init__(self, conf) -> None:
         from ngate.routing.variables import compile_template
@@ -56,6 +57,8 @@ class Plan:
         self.next_upstream = conf.proxy_next_upstream
         self.next_upstream_tries = conf.proxy_next_upstream_tries
         self.next_upstream_timeout = conf.proxy_next_upstream_timeout
+        self.ignore_headers = conf.proxy_ignore_headers
+        self.limit_rate = conf.proxy_limit_rate if conf.proxy_buffering else 0
         # proxy_cookie_domain / proxy_cookie_path (proxy/cookies.py), None without any rule
         self.cookies = (conf.proxy_cookie_domain, conf.proxy_cookie_path, conf.proxy_cookie_flags) \
             if conf.proxy_cookie_domain or conf.proxy_cookie_path or conf.proxy_cookie_flags \

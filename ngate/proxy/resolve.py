@@ -17,6 +17,8 @@ def resolve_proxy_url(config, url: str):
     scheme = scheme.lower()
     if not sep or scheme not in ("http", "https"):
         raise ValueError(url)
+    if rest[:5].lower() == "unix:":
+        return _unix(rest)
     slash = rest.find("/")
     hostport, uri = (rest, None) if slash < 0 else (rest[:slash], rest[slash:])
     if not hostport:
@@ -40,6 +42,19 @@ def resolve_proxy_url(config, url: str):
                       implicit=True)
         _IMPLICIT[key] = up
     return up, hostport, uri
+
+
+def _unix(rest: str):
+    """`unix:/path/to.sock[:/uri]`, as a static proxy_pass takes it ($proxy_host "localhost")."""
+    path, colon, uri = rest[5:].partition(":")
+    if not path:
+        raise ValueError(rest)
+    key = ("unix", path)
+    up = _IMPLICIT.get(key)
+    if up is None:
+        server = UpstreamServer(host="", port=0, unix=path, name="unix:" + path)
+        up = _IMPLICIT[key] = Upstream(name="unix:" + path, servers=(server,), implicit=True)
+    return up, "localhost", (uri if colon and uri else None)
 
 
 def _split_hostport(hostport: str, default: int):

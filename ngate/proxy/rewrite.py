@@ -19,6 +19,7 @@ import re
 import stat
 
 from ngate.config.model import BreakOp, IfOp, ReturnOp, RewriteOp, SetOp
+from ngate.config.values import parse_size
 from ngate.observability import error_log
 from ngate.static import symlinks
 
@@ -75,6 +76,8 @@ def _set(ctx, op: SetOp) -> None:
 
 def set_variable(ctx, name: str, value: str) -> None:
     """`set $name value` (also auth_request_set): $args and friends change the request."""
+    if name == "limit_rate":
+        return set_limit_rate(ctx, value)
     attr = _SETTERS.get(name)
     if attr is not None:
         setattr(ctx, attr, value)
@@ -83,6 +86,19 @@ def set_variable(ctx, name: str, value: str) -> None:
     if vs is None:
         ctx.vars = vs = {}
     vs[name] = value
+
+
+def set_limit_rate(ctx, value: str) -> None:
+    """`set $limit_rate` (ngx_http_variable_request_set_size): a size fixes this response's
+    rate; anything else is logged and ignored."""
+    try:
+        rate = parse_size(value)
+    except ValueError:
+        error_log.error(f'invalid size "{value}"' + error_log.request_suffix(ctx),
+                        ctx.conn.number)
+        return
+    ctx.limit_rate = rate
+    ctx.conn.rate_check = True
 
 
 def _rewrite(ctx, op: RewriteOp) -> object:

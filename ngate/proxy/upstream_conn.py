@@ -3,6 +3,7 @@ keepalive pool. Its llhttp response parser lives as long as the connection."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from ngate.config.model import UpstreamServer
 from ngate.upstream.tls import save_session
@@ -10,7 +11,7 @@ from ngate.upstream.tls import save_session
 
 class UpstreamConnection(asyncio.Protocol):
     """A connection to one peer; serves one exchange at a time, then may idle in the pool."""
-    __slots__ = ("transport", "exchange", "closed", "peer", "requests", "pool", "group_id",
+    __slots__ = ("transport", "exchange", "closed", "peer", "requests", "born", "pool", "group_id",
                  "idle_timer", "write_paused", "deadline", "parser", "leftover")
 
     def __init__(self, peer: UpstreamServer) -> None:
@@ -19,6 +20,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.peer = peer
         self.requests = 0
+        self.born = time.monotonic()    # upstream keepalive_time
         self.pool = None
         self.group_id = 0
         self.idle_timer = None

@@ -235,6 +235,26 @@ def _upstream_http(suffix: str) -> Getter:
     return get
 
 
+@prefixed("upstream_cookie_")
+def _upstream_cookie(suffix: str) -> Getter:
+    """The named cookie of the upstream's Set-Cookie headers (ngx_http_parse_set_cookie_lines:
+    the first header whose value starts with the name, any case, then optional spaces and "=";
+    the value runs to the next ";", leading spaces skipped)."""
+    name = suffix.encode("latin-1").lower()
+    n = len(name)
+
+    def get(ctx):
+        for h, v in ctx.upstream_headers or ():
+            if len(v) <= n or h.lower() != b"set-cookie" or v[:n].lower() != name:
+                continue
+            rest = v[n:].lstrip(b" ")
+            if rest[:1] != b"=":
+                continue
+            return rest[1:].lstrip(b" ").split(b";", 1)[0].decode("latin-1")
+        return None
+    return get
+
+
 # ---------------------------------------------------------------- builtins
 
 @builtin("remote_addr")
@@ -341,6 +361,20 @@ def _connection_requests(ctx):
     """Pipelined heads already parsed (queued) are not counted yet: nginx makes them later."""
     conn = ctx.conn
     return str(conn.requests - len(conn.queue or ()))
+
+
+@builtin("connection_time")
+def _connection_time(ctx):
+    """Seconds since the connection was accepted, with milliseconds (nginx 1.19.10)."""
+    ms = max(int((time.monotonic() - ctx.conn.started) * 1000), 0)
+    return f"{ms // 1000}.{ms % 1000:03d}"
+
+
+@builtin("limit_rate")
+def _limit_rate(ctx):
+    """The response's rate: set by `set $limit_rate` or X-Accel-Limit-Rate, else decided at the
+    first write (0 before it, as nginx)."""
+    return str(ctx.limit_rate or 0)
 
 
 @builtin("pipe")
@@ -615,6 +649,12 @@ def _upstream_bytes_received(ctx):
 @builtin("upstream_bytes_sent")
 def _upstream_bytes_sent(ctx):
     return str(ctx.upstream_bytes_sent) if ctx.upstream_addr else None
+
+
+@builtin("upstream_response_length")
+def _upstream_response_length(ctx):
+    """The response body's length as the upstream sent it (decoded from chunks)."""
+    return str(ctx.upstream_response_length) if ctx.upstream_addr else None
 
 
 @builtin("document_root")

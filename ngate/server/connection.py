@@ -33,12 +33,13 @@ timeout is logged ("client timed out ... while sending to client") and the conne
 from __future__ import annotations
 
 import re
-import re
+import time
 from collections import deque
 
 from ngate.http1.request import (MAX_OFF_T, BodyError, ChunkedDecoder, HeadError, head_end,
                                  parse_request_line, split_header)
 from ngate.observability import error_log
+from ngate.server import ratelimit
 from ngate.proxy import engine
 from ngate.proxy.context import RequestContext
 
@@ -134,6 +135,9 @@ class HttpConnection:
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
         "deadline", "write_mark", "lost", "rejected", "linger",
         "proxy_protocol",   # server/proxy_protocol.py ProxyHeader, or None
+        "started", "ka_timeout",
+        "rate_check",       # limit_rate in the config or set by a request: writes go through
+        "limiter",          # server/ratelimit.py RateLimiter of the current response (or False)
     )
     handed_over = False     # a fresh accept (server/tls.py's connections are handed over)
 
@@ -171,11 +175,15 @@ class HttpConnection:
         self._names = listen.names
         self._lines = line_table(self._underscores, self._ignore_invalid)
         self._in_head = False           # a head has begun and is not complete
+        self.ka_timeout = runtime.keepalive_timeout_for(self)   # the last request's location's
+        self.rate_check = runtime.config.limit_rate_used
+        self.limiter = None
 
     # ------------------------------------------------------------ asyncio Protocol
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.started = time.monotonic()     # keepalive_time, $connection_time
         if not self.runtime.connection_opened(self):
             self.closing = True
             return
@@ -355,6 +363,9 @@ class HttpConnection:
             error_log.info("client %s closed keepalive connection" % self.remote_addr, self.number)
         self.closing = True
         self._cancel_timer()
+        if self.limiter:
+            self.limiter.cancel()
+            self.limiter = None
         self.runtime.connection_closed(self)
         self._end_head()
         cur = self.current
@@ -379,7 +390,7 @@ class HttpConnection:
         if self.timer == self._send_timeout:
             self._cancel_timer()
             if self.current is None and not self._in_head and not self.closing:
-                self._arm(self.runtime.keepalive_timeout_for(self), self._keepalive_timeout)
+                self._arm(self.ka_timeout, self._keepalive_timeout)
         w = self.writer
         if w is not None:
             w.downstream_resumed()
@@ -608,13 +619,45 @@ class HttpConnection:
             self.transport.resume_reading()
 
     def write(self, data: bytes) -> None:
+        if self.rate_check:
+            return self._rate_write(data)
         try:
             self.transport.write(data)
         except RuntimeError:
             pass    # uvloop: the transport is closed; connection_lost is on its way
 
+    def transport_write(self, data) -> None:
+        try:
+            self.transport.write(data)
+        except RuntimeError:
+            pass
+
+    def _rate_write(self, data) -> None:
+        """limit_rate: the response's first write decides its rate (server/ratelimit.py)."""
+        lim = self.limiter
+        if lim is None:
+            cur = self.current
+            ctx = cur.ctx if cur is not None else None
+            rate = 0
+            if ctx is not None:
+                rate = ctx.limit_rate
+                if rate is None:
+                    rate = ratelimit.rate_value(ctx.conf.limit_rate, ctx) \
+                        if ctx.conf is not None else 0
+                    ctx.limit_rate = rate
+            lim = self.limiter = ratelimit.RateLimiter(self, ctx, rate) if rate else False
+        if lim is False:
+            return self.transport_write(data)
+        lim.write(data)
+
     def finish_request(self, ctx: RequestContext) -> None:
         """The response to the current request is completely written."""
+        if self.rate_check:
+            lim = self.limiter
+            if lim and lim.held:
+                lim.finish = ctx        # finished once the held bytes went out
+                return
+            self.limiter = None
         req = self.current
         self.writer = None
         ctx.req = None          # break the ctx <-> Request cycle: reference counting frees both
@@ -623,6 +666,8 @@ class HttpConnection:
             return
         if not ctx.keep_alive:
             return self._close_after_response(ctx, req)
+        if ctx.conf is not None:    # the finished request's location's keepalive_timeout
+            self.ka_timeout = ctx.conf.keepalive_timeout
         if req is not None and not req.complete:
             # the body is still arriving: discard it, then go on
             req.discard = True
@@ -706,7 +751,7 @@ class HttpConnection:
                 self._feed(bytes(held))
                 return
         if not self.write_paused:     # else send_timeout runs until the response is out
-            self._arm(self.runtime.keepalive_timeout_for(self), self._keepalive_timeout)
+            self._arm(self.ka_timeout, self._keepalive_timeout)
 
     def take_held(self) -> bytes:
         """Bytes the client sent after its Upgrade request (the tunnel forwards them first)."""

@@ -557,7 +557,7 @@ def content_type(conf, uri: str) -> bytes:
 
 
 def _connection(ctx) -> bytes:
-    return resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE
+    return ctx.conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
 
 
 def _write_whole(ctx, head: bytes, body: bytes, body_len: int) -> None:

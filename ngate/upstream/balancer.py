@@ -48,8 +48,12 @@ class PeerHealth:
 PEER_HEALTH: dict[tuple, PeerHealth] = {}
 
 
+def _key(server: UpstreamServer, group: str) -> tuple:
+    return (group, server.unix or server.host, server.port, server.slot)
+
+
 def health(server: UpstreamServer, group: str = "") -> PeerHealth:
-    key = (group, server.unix or server.host, server.port)
+    key = _key(server, group)
     h = PEER_HEALTH.get(key)
     if h is None:
         h = PEER_HEALTH[key] = PeerHealth(server.weight)
@@ -63,10 +67,13 @@ def _now() -> int:
 def usable(server: UpstreamServer, now: int, group: str = "") -> bool:
     if server.down:
         return False
-    if server.max_fails == 0:
+    h = PEER_HEALTH.get(_key(server, group))
+    if h is None:
         return True
-    h = PEER_HEALTH.get((group, server.unix or server.host, server.port))
-    return h is None or not (h.fails >= server.max_fails and now - h.checked <= server.fail_timeout)
+    if server.max_conns and h.conns >= server.max_conns:
+        return False
+    return server.max_fails == 0 or not (
+        h.fails >= server.max_fails and now - h.checked <= server.fail_timeout)
 
 
 def _selected(h: PeerHealth, server: UpstreamServer, now: int) -> None:
@@ -94,7 +101,7 @@ def report_failure(upstream: Upstream, server: UpstreamServer) -> bool:
 
 
 def report_success(upstream: Upstream, server: UpstreamServer) -> None:
-    h = PEER_HEALTH.get((upstream.name, server.unix or server.host, server.port))
+    h = PEER_HEALTH.get(_key(server, upstream.name))
     if h is not None and h.accessed < h.checked:
         h.fails = 0
 
@@ -111,7 +118,9 @@ class RoundRobin:
     def select(self, ctx, tried: set) -> UpstreamServer | None:
         if len(self.primary) == 1 and not self.backup:
             s = self.primary[0]
-            return None if (s.down or s in tried) else s
+            if s.down or s in tried or s.max_conns and health(s, self.group).conns >= s.max_conns:
+                return None
+            return s
         return self.select_rr(tried)
 
     def select_rr(self, tried: set) -> UpstreamServer | None:
@@ -286,6 +295,23 @@ class Random(RoundRobin):
         return random.choices(cands, weights=[s.weight for s in cands])[0]
 
 
+class RandomTwo(RoundRobin):
+    """`random two [least_conn]`: two distinct random peers (by weight), the one with fewer
+    connections per weight (ngx_http_upstream_get_random2_peer)."""
+    __slots__ = ()
+
+    def _pick(self, servers, tried):
+        cands = self.candidates(servers, tried)
+        if len(cands) < 2:
+            return cands[0] if cands else None
+        first = random.choices(cands, weights=[s.weight for s in cands])[0]
+        rest = [s for s in cands if s is not first]
+        second = random.choices(rest, weights=[s.weight for s in rest])[0]
+        c1 = health(first, self.group).conns
+        c2 = health(second, self.group).conns
+        return first if c2 * first.weight > c1 * second.weight else second
+
+
 BALANCERS = {
     "round_robin": RoundRobin,
     "least_conn": LeastConn,
@@ -293,6 +319,7 @@ BALANCERS = {
     "hash": Hash,
     "hash_consistent": ConsistentHash,
     "random": Random,
+    "random_two": RandomTwo,
 }
 
 _INSTANCES: dict[int, tuple] = {}      # id(Upstream) -> (the Upstream, its balancer)

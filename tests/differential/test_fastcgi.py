@@ -69,6 +69,21 @@ http {
         location /inherit/ {
             fastcgi_pass 127.0.0.1:{fpm_port};
         }
+        location /catch/ {
+            root html;
+            fastcgi_pass 127.0.0.1:{fpm_port};
+            fastcgi_catch_stderr "no such text";
+            fastcgi_catch_stderr "custom warning";
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root/warn-first.php;
+        }
+        location /catch-other/ {
+            root html;
+            fastcgi_pass 127.0.0.1:{fpm_port};
+            fastcgi_catch_stderr "no such text";
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root/warn-first.php;
+        }
         location /noheaders/ {
             root html;
             fastcgi_pass 127.0.0.1:{fpm_port};
@@ -184,6 +199,9 @@ $to = $_GET["to"] ?? "/target";
 if (isset($_GET["code"])) header("Location: $to", true, (int)$_GET["code"]); else header("Location: $to");
 """,
     "rawstatus.php": """<?php header("Status: 418 I'm a teapot"); echo "tea\\n";""",
+    "warn-first.php": """<?php
+trigger_error("custom warning", E_USER_WARNING); echo "after\\n";
+""",
     "error.php": """<?php
 echo "before\\n"; trigger_error("custom warning", E_USER_WARNING);
 if (isset($_GET["fatal"])) { undefined_function(); }
@@ -367,6 +385,16 @@ def test_php_errors_go_to_the_error_log(pair, target):
     assert logged(pair["ngate"], needle) == logged(pair["nginx"], needle)
     assert 'FastCGI sent in stderr: "PHP message: PHP Warning:  custom warning' \
         in logged(pair["ngate"], needle)[0]
+
+
+@pytest.mark.parametrize("target, status", [("/catch/x", 502), ("/catch-other/x", 200)])
+def test_fastcgi_catch_stderr(pair, target, status):
+    """Text in the CGI's stderr before its head makes the response invalid: 502 (or the next
+    peer, when fastcgi_next_upstream has invalid_header)."""
+    r = same(pair, get(target))
+    assert r["status"].split()[1] == str(status).encode()
+    needle = f'"GET {target} '
+    assert logged(pair["ngate"], needle) == logged(pair["nginx"], needle)
 
 
 def test_head(pair):

@@ -1,0 +1,76 @@
+"""proxy_limit_rate / fastcgi_limit_rate: how fast a response is read from the upstream.
+
+nginx limits the reading of a buffered response (ngx_event_pipe_read_upstream): what may have
+been read by now is `rate * (now - start + 1)` bytes (whole seconds, as ngx_time()). ngate
+passes the allowed part of a read on and holds the rest with the upstream's reading paused;
+the coarse clock (server/clock.py) ends the wait. An upstream that closes while bytes are held
+is told to the exchange once they went through. As in nginx 1.22, it applies only with
+proxy_buffering (fastcgi_buffering) on.
+
+States: reading | resting (deadline watched, bytes held, upstream paused) -> reading.
+"""
+from __future__ import annotations
+
+import time
+
+
+class ReadThrottle:
+    __slots__ = ("exchange", "rate", "start", "read", "held", "deadline", "resting", "lost")
+
+    def __init__(self, exchange, rate: int) -> None:
+        self.exchange = exchange
+        self.rate = rate
+        self.start = int(time.time())
+        self.read = 0
+        self.held = b""
+        self.deadline = 0.0
+        self.resting = False
+        self.lost = None            # (exc,) of an upstream that closed while bytes were held
+
+    def admit(self, data: bytes) -> bytes:
+        """The part of `data` the exchange may process now; the rest is held."""
+        if self.resting:
+            self.held += data
+            return b""
+        limit = self.rate * (int(time.time()) - self.start + 1) - self.read
+        if limit <= 0:
+            self.held += data
+            self._rest(-limit / self.rate + 0.001)
+            return b""
+        if len(data) > limit:
+            self.held = data[limit:]
+            data = data[:limit]
+            self._rest(1.0 - (time.time() % 1.0) + 0.001)     # the next whole second
+        self.read += len(data)
+        return data
+
+    def _rest(self, seconds: float) -> None:
+        ex = self.exchange
+        self.resting = True
+        u = ex.uconn
+        if u is not None and u.transport is not None:
+            u.transport.pause_reading()
+        self.deadline = ex.loop.time() + seconds
+        ex.deadlines.watch(self)
+
+    def expired(self) -> None:
+        self.resting = False
+        ex = self.exchange
+        if ex.state == "done":
+            self.held = b""
+            return
+        held, self.held = self.held, b""
+        if held:
+            ex.upstream_data(held)      # through admit() again
+        if self.resting or ex.state == "done":
+            return
+        if self.lost is not None:
+            exc, self.lost = self.lost[0], None
+            return ex.upstream_lost(exc)
+        u = ex.uconn
+        if u is not None and u.transport is not None and not ex.conn.write_paused:
+            u.transport.resume_reading()
+
+    def cancel(self) -> None:
+        self.held = b""
+        self.exchange.deadlines.unwatch(self)
