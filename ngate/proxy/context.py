@@ -53,6 +53,7 @@ class RequestContext:
         "stat_writing",     # counted as writing by stub_status (observability/stub_status.py)
         "gzip",             # filters/gzip.py Deflate of this response ($gzip_ratio)
         "limit_rate",       # None: from limit_rate at the first write; else $limit_rate's value
+        "accel_headers",    # headers an X-Accel-Redirect carries to the new response, or None
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -110,3 +111,4 @@ class RequestContext:
         self.stat_writing = False
         self.gzip = None
         self.limit_rate = None
+        self.accel_headers = None

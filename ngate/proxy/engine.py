@@ -415,6 +415,23 @@ def absolute_location(ctx, location: str) -> str:
     return f"{scheme}://{hostport}{location}"
 
 
+_PAGE_DROPS = frozenset({b"accept-ranges"})
+
+
+def carry_accel_headers(ctx, headers: list, content_type, skip=frozenset()):
+    """The headers of an upstream's X-Accel-Redirect response that nginx keeps for the new
+    response: its Content-Type replaces the new one's; the others come first."""
+    carried = []
+    for name, value in ctx.accel_headers:
+        low = name.lower()
+        if low == b"content-type":
+            content_type = value
+        elif low not in skip:
+            carried.append((name, value))
+    headers[:0] = carried
+    return content_type
+
+
 def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
                   location: bytes | None = None, extra=(), last_modified: bytes | None = None
                   ) -> None:
@@ -431,6 +448,11 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     ctx.status = status
     conf = ctx.conf
     headers = list(extra)
+    if ctx.accel_headers is not None:
+        if status < 300:
+            content_type = carry_accel_headers(ctx, headers, content_type)
+        else:   # a status page keeps text/html and loses Accept-Ranges (nginx's special response)
+            carry_accel_headers(ctx, headers, content_type, skip=_PAGE_DROPS)
     if ctx.www_authenticate is not None:
         headers.append((b"WWW-Authenticate", ctx.www_authenticate.encode("latin-1", "replace")))
     if ctx.location_out is not None and location is None:

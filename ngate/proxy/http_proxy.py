@@ -39,6 +39,10 @@ from ngate.routing.uri import escape_uri
 from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
 from ngate.upstream.tls import handshake_error, open_tls, upstream_tls
 
+# what an X-Accel-Redirect carries to the redirected response (nginx's `redirect` headers)
+_ACCEL_CARRIED = frozenset({b"content-type", b"set-cookie", b"content-disposition",
+                            b"cache-control", b"expires", b"accept-ranges"})
+
 # consumed by the proxy: never copied to the client as-is (Last-Modified is not: nginx's
 # ngx_http_upstream_copy_last_modified keeps it among the headers, in the upstream's order)
 _CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
@@ -860,6 +864,9 @@ class ProxyExchange:
         ctx.upstream_response_time = time.monotonic() - self.started
         self.release(reuse=False)
         self.conn.writer = None
+        carried = [(n, v) for n, v in self.resp_headers if n.lower() in _ACCEL_CARRIED]
+        if carried:
+            ctx.accel_headers = carried
         engine.accel_redirect(ctx, target.decode("latin-1"))
         return True
 

@@ -435,11 +435,16 @@ def _send_ranged(ctx, fd: int, meta, range_header: bytes, vary: bool = False) ->
                         headers)
 
 
+_OWN_ACCEPT_RANGES = frozenset({b"accept-ranges"})     # a file says "bytes" itself
+
+
 def _send_head_and_file(ctx, fd: int, status: int, ctype: bytes, length: int, segments: list,
                         last_modified: bytes | None, headers: list) -> None:
     conf = ctx.conf
     engine.check_keepalive(ctx)
     ctx.status = status
+    if ctx.accel_headers is not None:     # after an upstream's X-Accel-Redirect
+        ctype = engine.carry_accel_headers(ctx, headers, ctype, skip=_OWN_ACCEPT_RANGES)
     head = resp.build_head(status, 1, server_tokens=conf.server_tokens, content_type=ctype,
                            content_length=length, last_modified=last_modified,
                            connection=_connection(ctx), headers=headers)

@@ -74,8 +74,11 @@ def diff(differential, docroot):
     b = d.backend
     for path, target in [("/xar/uri", b"/internal/to%20x?a=1"), ("/xar/named", b"@named"),
                          ("/xar/dotdot", b"/internal/../secret"), ("/ignored/uri", b"/internal/x")]:
-        b.route(path, Reply(headers=[(b"X-Accel-Redirect", target), (b"X-Other", b"dropped")],
-                            body=b"from the backend"))
+        b.route(path, Reply(headers=[
+            (b"X-Accel-Redirect", target), (b"X-Other", b"dropped"), (b"Content-Type", b"text/x"),
+            (b"Set-Cookie", b"a=1"), (b"Set-Cookie", b"b=2"), (b"Cache-Control", b"no-cache"),
+            (b"Content-Disposition", b"attachment"), (b"Expires", b"fake"),
+            (b"Accept-Ranges", b"parrots")], body=b"from the backend"))
     for prefix in ("/xar", "/ignored"):
         b.route(f"{prefix}/rate", Reply(headers=[(b"X-Accel-Limit-Rate", b"12000")], body=BODY))
     b.route("/read-limited/data", Reply(body=BODY + BODY))    # 60000 at 12k/s: beyond 3s
@@ -93,7 +96,10 @@ def test_x_accel_redirect_outcomes(diff):
     get = diff.check_request
     assert get("POST", "/xar/uri", body=b"x").response.body == \
         b"internal /internal/to x a=1 GET /internal/to%20x?a=1\n"
-    assert get("GET", "/xar/named").response.body == b"named /xar/named\n"
+    named = get("GET", "/xar/named").response
+    assert named.body == b"named /xar/named\n"
+    assert named.header("content-type") == b"text/x" and named.header("x-other") is None
+    assert named.header_all("set-cookie") == [b"a=1", b"b=2"]
     assert get("GET", "/xar/dotdot").response.status == 404
     assert get("GET", "/ignored/uri").response.body == b"from the backend"
 
