@@ -437,20 +437,39 @@ def access_log(c, lv, st):
             raise ConfigError(f'unknown log format "{params[0]}"', st.where)
         params = params[1:]
     condition = None
+    buffer, flush = 0, None
     for p in params:
         if p.startswith("if="):
             condition = c.template(p[3:], st.where)
-        elif not p.startswith(("buffer=", "flush=", "gzip")):
-            raise ConfigError(f'invalid parameter "{p}"', st.where)
-        elif p.startswith("gzip"):      # buffer= and flush= only tune how lines are written
+        elif p.startswith("buffer="):
+            buffer = _log_param(parse_size, st, p, 7)
+        elif p.startswith("flush="):
+            flush = _log_param(parse_time, st, p, 6)
+        elif p.startswith("gzip"):
+            buffer = buffer or 64 * 1024            # nginx: gzip implies a 64k buffer
             _no_effect_warning(f'"gzip" parameter of "access_log" has no effect in ngate in '
                                f'{st.where}')
+        else:
+            raise ConfigError(f'invalid parameter "{p}"', st.where)
+    if flush is not None and not buffer:
+        buffer = 64 * 1024                          # nginx: flush= implies a 64k buffer
     path = st.args[0]
     if not path.startswith("syslog:") and path != "/dev/stderr":
         path = c.path(path)
         if not has_variables(path):
             c.open_files[path] = st.where
-    lv.vals.setdefault("access_log", []).append(AccessLog(path, fmt, condition))
+    lv.vals.setdefault("access_log", []).append(AccessLog(path, fmt, condition, buffer, flush))
+
+
+def _log_param(parse, st, p: str, skip: int):
+    """buffer=size / flush=time of access_log, with nginx's message for a bad value."""
+    try:
+        value = parse(p[skip:])
+    except ValueError:
+        value = None
+    if not value:
+        raise ConfigError(f'invalid {p[:skip - 1]} value "{p}"', st.where)
+    return value
 
 
 # ---------------------------------------------------------------- headers, error pages, paths

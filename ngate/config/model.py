@@ -242,6 +242,8 @@ class AccessLog:
     path: str                     # absolute path, or "off"
     format: LogFormat | None = None
     condition: Any = None         # Template for if=
+    buffer: int = 0               # buffer=size: lines kept until it fills or flush= passes
+    flush: float | None = None    # flush=time (seconds)
 
 
 @dataclass(frozen=True, slots=True)

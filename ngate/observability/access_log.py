@@ -6,10 +6,11 @@ A line is the format's literal text plus each variable's value, escaped as nginx
   a variable that is not found is empty;
 - none: values as they are; not found is empty.
 
-Files are shared by path (one O_APPEND descriptor for every writer of that path). A line goes to
-the file's buffer; the buffer is written out when it passes 64 KB, or one second after the first
-line that went into it (a timer on the running event loop; without a running loop every line is
-written at once). `flush_all()` at shutdown, `reopen_all()` on USR1.
+Files are shared by path (one O_APPEND descriptor for every writer of that path). As in nginx,
+a line is written as soon as its request is logged: lines logged in one turn of the event loop
+go out in one write() at the end of that turn (without a running loop, at once). With
+`buffer=size` (or `flush=`, `gzip`) they wait until the buffer is full or `flush=` (default one
+second here) has passed since the first. `flush_all()` at shutdown, `reopen_all()` on USR1.
 """
 from __future__ import annotations
 
@@ -148,17 +149,24 @@ class TunnelEnd:
 
 
 class _LogFile:
-    __slots__ = ("path", "fd", "buf", "timer")
+    __slots__ = ("path", "fd", "buf", "timer", "size", "interval")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd = _open(path)
         self.buf = bytearray()
         self.timer = None
+        self.size = _FLUSH_SIZE
+        self.interval = 0.0     # 0: written at the end of the loop's turn (nginx: unbuffered)
+
+    def buffered(self, size: int, interval: float | None) -> None:
+        """An access_log with buffer=/flush= writes to this file: lines may wait."""
+        self.size = size
+        self.interval = max(self.interval, interval or _FLUSH_INTERVAL)
 
     def write(self, line: bytes) -> None:
         self.buf += line
-        if len(self.buf) >= _FLUSH_SIZE:
+        if len(self.buf) >= self.size:
             self.flush()
         elif self.timer is None:
             try:
@@ -166,7 +174,10 @@ class _LogFile:
             except RuntimeError:
                 self.flush()
                 return
-            self.timer = loop.call_later(_FLUSH_INTERVAL, self.flush)
+            if self.interval:
+                self.timer = loop.call_later(self.interval, self.flush)
+            else:
+                self.timer = loop.call_soon(self.flush)
 
     def flush(self) -> None:
         if self.timer is not None:
@@ -293,6 +304,8 @@ class AccessLogWriter:
     def __init__(self, access_log: AccessLog) -> None:
         fmt = access_log.format or combined_format()
         self.file = None if access_log.path == "off" else _shared_file(access_log.path)
+        if self.file is not None and access_log.buffer:
+            self.file.buffered(access_log.buffer, access_log.flush)
         self.escape, self.missing = _ESCAPES[fmt.escape]
         self.ops = _compile_ops(fmt.template.parts)
         self.condition = access_log.condition

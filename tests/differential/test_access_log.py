@@ -2,7 +2,7 @@
 
 Every scenario runs against each program, followed by a marker request (`/__mark/<scenario>`), so
 each log file splits into the lines of each scenario. The programs are stopped before the logs are
-read (ngate buffers access-log lines for up to a second; stopping flushes them).
+read (lines of the last request may still be on their way; stopping writes them).
 
 Normalisations (only what differs by design or by chance):
 - `server_tokens off` in both: `Server: nginx` and `Server: ngate` (and the error-page signatures)
