@@ -411,12 +411,7 @@ def _register() -> None:
     refuse("override_charset", HSLI, 1, default=("off",))     # charset: recoding refused
     refuse("source_charset", HSLI, 1)
     refuse("charset_map", {HTTP}, 2, block=True)
-    refuse("ssi", HSLI, 1, default=("off",))
-    for name in ("ssi_silent_errors", "ssi_ignore_recycled_buffers", "ssi_min_file_chunk",
-                 "ssi_value_length", "ssi_types", "ssi_last_modified"):
-        refuse(name)
-    for name in ("add_before_body", "add_after_body", "addition_types",
-                 "mirror_request_body", "userid_service", "userid_name", "userid_domain",
+    for name in ("mirror_request_body", "userid_service", "userid_name", "userid_domain",
                  "userid_path",
                  "userid_expires", "userid_flags", "userid_p3p", "userid_mark",
                  "create_full_put_path",

@@ -8,11 +8,14 @@ attribute test per response and nothing per body chunk.
 Order (nginx's ngx_modules order, the first listed sees the response first):
 
     gunzip      inflate a gzip body for a client that does not accept gzip (gunzip on)
+    addition    add_before_body / add_after_body (filters/addition.py)
     sub_filter  replace strings in the body (filters/sub.py)
+    ssi         SSI commands (filters/ssi.py)
+    [postpone]  subrequest bodies in order (filters/postpone.py)
     gzip        deflate for a client that accepts it (gzip, gzip_types, gzip_proxied ...)
 
-(nginx also runs addition before sub_filter, which ngate lacks, and charset after it, which only
-changes Content-Type: ngate applies it with the head, http1/charset.py.)
+(nginx's order: gunzip, addition, sub, charset, ssi, postpone, gzip; charset only changes
+Content-Type here: ngate applies it with the head, http1/charset.py.)
 
 The content handlers (proxy/http_proxy.py for HTTP and FastCGI, static/handler.py) call
 `header_filter` with the response's head, before building it; it returns the body filter to run
@@ -100,13 +103,22 @@ class Chain:
 
 
 def header_filter(ctx, filters: tuple, out: HeadersOut):
-    """Run the header filters; the body filter for this response, or None."""
-    body = None
+    """Run the header filters; the body filter for this response, or None.
+
+    When a filter postpones output (ssi, addition: subrequests), the body filter is a
+    filters/postpone.py PostponeChain: the content handler must `attach` its output path."""
+    bodies = []
+    postpone = False
     for f in filters:
         b = f.header(ctx, out)
         if b is not None:
-            body = b if body is None else Chain(body.filters + [b] if isinstance(body, Chain)
-                                                else [body, b])
+            bodies.append(b)
+            postpone = postpone or getattr(b, "postpones", False)
     if out.vary:
         out.headers.insert(0, VARY)
-    return body
+    if not bodies:
+        return None
+    if postpone:
+        from ngate.filters.postpone import PostponeChain
+        return PostponeChain(ctx, bodies)
+    return bodies[0] if len(bodies) == 1 else Chain(bodies)

@@ -101,6 +101,30 @@ def register(directive, HSL, HSLI, scalar, size, bufs) -> None:
     directive("sub_filter_once", HSL, 1, scalar("sub_filter_once", _flag))
     directive("sub_filter_last_modified", HSL, 1, scalar("sub_filter_last_modified", _flag))
     directive("sub_filter_types", HSL, (1, None), sub_filter_types)
+    def ssi_types(c, lv, st):
+        types = lv.vals.setdefault("ssi_types", set())
+        for arg in st.args:
+            types.add(arg.lower().encode("latin-1"))
+
+    def addition_types(c, lv, st):
+        types = lv.vals.setdefault("addition_types", set())
+        for arg in st.args:
+            types.add(arg.lower().encode("latin-1"))
+
+    def body_uri(c, st):
+        return st.args[0] or None
+
+    directive("ssi", HSLI, 1, scalar("ssi", _flag))
+    directive("ssi_silent_errors", HSL, 1, scalar("ssi_silent_errors", _flag))
+    directive("ssi_ignore_recycled_buffers", HSL, 1,
+              scalar("ssi_ignore_recycled_buffers", _flag))
+    directive("ssi_last_modified", HSL, 1, scalar("ssi_last_modified", _flag))
+    directive("ssi_min_file_chunk", HSL, 1, scalar("ssi_min_file_chunk", size))
+    directive("ssi_value_length", HSL, 1, scalar("ssi_value_length", size))
+    directive("ssi_types", HSL, (1, None), ssi_types)
+    directive("add_before_body", HSL, 1, scalar("add_before_body", body_uri))
+    directive("add_after_body", HSL, 1, scalar("add_after_body", body_uri))
+    directive("addition_types", HSL, (1, None), addition_types)
     directive("gunzip", HSL, 1, scalar("gunzip", _flag))
     directive("gunzip_buffers", HSL, 2, scalar("gunzip_buffers", positive_bufs))
 
@@ -116,7 +140,10 @@ def build(vals: dict):
     gunzip_on = vals.get("gunzip", False)
     static = vals.get("gzip_static", "off")
     subs = vals.get("sub_filter")
-    if not (gzip_on or gunzip_on or subs or static != "off"):
+    ssi_on = vals.get("ssi", False)
+    before = vals.get("add_before_body")
+    after = vals.get("add_after_body")
+    if not (gzip_on or gunzip_on or subs or static != "off" or ssi_on or before or after):
         return None, None
     from ngate.filters.gzip import GunzipFilter, GzipCore, GzipFilter
     proxied = vals.get("gzip_proxied")
@@ -128,12 +155,24 @@ def build(vals: dict):
     chain = []
     if gunzip_on:
         chain.append(GunzipFilter(core))
+    if before or after:
+        from ngate.filters.addition import AdditionFilter
+        at = vals.get("addition_types")
+        chain.append(AdditionFilter(before, after,
+                                    DEFAULT_TYPES | frozenset(at) if at else DEFAULT_TYPES))
     if subs:
         from ngate.filters.sub import SubFilter
         st = vals.get("sub_filter_types")
         chain.append(SubFilter(tuple(subs), DEFAULT_TYPES | frozenset(st) if st else DEFAULT_TYPES,
                                vals.get("sub_filter_once", True),
                                vals.get("sub_filter_last_modified", False)))
+    if ssi_on:
+        from ngate.filters.ssi import SsiFilter
+        st = vals.get("ssi_types")
+        chain.append(SsiFilter(DEFAULT_TYPES | frozenset(st) if st else DEFAULT_TYPES,
+                               vals.get("ssi_silent_errors", False),
+                               vals.get("ssi_value_length", 256),
+                               vals.get("ssi_last_modified", False)))
     if gzip_on:
         types = vals.get("gzip_types")
         types = DEFAULT_TYPES | frozenset(types) if types else DEFAULT_TYPES

@@ -54,6 +54,7 @@ class RequestContext:
         "gzip",             # filters/gzip.py Deflate of this response ($gzip_ratio)
         "limit_rate",       # None: from limit_rate at the first write; else $limit_rate's value
         "accel_headers",    # headers an X-Accel-Redirect carries to the new response, or None
+        "ssi",              # filters/ssi.py SsiBody of this response (or the main's Shared)
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -112,3 +113,4 @@ class RequestContext:
         self.gzip = None
         self.limit_rate = None
         self.accel_headers = None
+        self.ssi = None

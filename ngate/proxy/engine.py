@@ -18,6 +18,7 @@ from urllib.parse import unquote_to_bytes
 from ngate import realip, static
 from ngate.access import phase as access
 from ngate.errors import ProxyError
+from ngate.filters import postpone
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.limits import phase as limits
@@ -469,6 +470,9 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     if conf is not None and conf.filters is not None and length is not None:
         body, length, content_type, last_modified, chunked = _filtered(
             ctx, conf, status, body, content_type, last_modified, headers, head_only)
+        if body.__class__ is list:          # subrequests still run (filters/postpone.py)
+            return _send_postponed(ctx, conf, status, body, content_type, last_modified,
+                                   location, headers)
     check_keepalive(ctx)
     if conf is not None and conf.charset:
         content_type = charset.content_type(conf, status, content_type)
@@ -490,6 +494,45 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     conn.finish_request(ctx)
 
 
+def _send_postponed(ctx, conf, status: int, pending: list, content_type, last_modified,
+                    location, headers: list) -> None:
+    """A response ngate made whose SSI/addition subrequests still run: the head and what is
+    ready now, the rest as it comes (chunked to HTTP/1.1, else until the connection closes)."""
+    f = pending[0]
+    conn = ctx.conn
+    chunked = ctx.http_minor == 1
+    if not chunked:
+        ctx.keep_alive = False
+    check_keepalive(ctx)
+    if conf.charset:
+        content_type = charset.content_type(conf, status, content_type)
+    head = resp.build_head(
+        status, 1, server_tokens=conf.server_tokens, content_type=content_type,
+        last_modified=last_modified, location=location, chunked=chunked,
+        connection=resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE, headers=headers)
+    ctx.head_sent = True
+    ctx.bytes_sent = len(head)
+
+    def emit(data: bytes) -> None:
+        if data:
+            if chunked:
+                data = resp.chunk(data)
+            ctx.body_bytes_sent += len(data)
+            conn.write(data)
+
+    def end() -> None:
+        if chunked:
+            conn.write(resp.LAST_CHUNK)
+            ctx.body_bytes_sent += len(resp.LAST_CHUNK)
+        ctx.bytes_sent += ctx.body_bytes_sent
+        conn.finish_request(ctx)
+
+    conn.write(head)
+    emit(b"".join(pending[1:]))
+    f.root.emit = emit
+    postpone.defer_end(f, ctx, end)
+
+
 def _filtered(ctx, conf, status: int, body: bytes, content_type, last_modified, headers: list,
               head_only: bool):
     """The response filters over a body ngate made: (body, length, type, Last-Modified,
@@ -500,7 +543,16 @@ def _filtered(ctx, conf, status: int, body: bytes, content_type, last_modified, 
     length = out.content_length
     chunked = False
     if f is not None and not head_only:
-        body = f.data(body) + f.finish()
+        if f.__class__ is postpone.PostponeChain:
+            got: list = []
+            f.attach(got.append)
+            f.data(body)
+            f.finish()
+            if f.pending:
+                return [f] + got, None, out.content_type, out.last_modified, True
+            body = b"".join(got)
+        else:
+            body = f.data(body) + f.finish()
     if length is None and not head_only:
         if ctx.http_minor == 1:
             chunked = True

@@ -24,7 +24,7 @@ import httptools
 
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
-from ngate.filters import HeadersOut, header_filter
+from ngate.filters import HeadersOut, header_filter, postpone
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
@@ -702,9 +702,11 @@ class ProxyExchange:
             return          # the end of an interim response
         self.state = "done"
         self._cancel_timer()
+        deferred = False
         if self.filter is not None and not self.head_only:
             self._filter_out(self.filter.finish())
-        if self.chunked_out and not self.head_only:
+            deferred = postpone.defer_end(self.filter, self.ctx, self._end_response)
+        if not deferred and self.chunked_out and not self.head_only:
             self._emit(resp.LAST_CHUNK)
             self.ctx.body_bytes_sent += len(resp.LAST_CHUNK)
         self._flush()
@@ -712,7 +714,18 @@ class ProxyExchange:
         ctx.upstream_response_time = time.monotonic() - self.started
         report_success(self.upstream, self.peer)
         self.release(reuse=self._reusable())
+        if deferred:
+            return          # subrequests still run: filters/postpone.py ends the response
         self.conn.writer = None
+        ctx.bytes_sent += ctx.body_bytes_sent
+        self.conn.finish_request(ctx)
+
+    def _end_response(self) -> None:
+        """The end of a response whose subrequests outlived the upstream response."""
+        ctx = self.ctx
+        if self.chunked_out:
+            self.conn.write(resp.LAST_CHUNK)
+            ctx.body_bytes_sent += len(resp.LAST_CHUNK)
         ctx.bytes_sent += ctx.body_bytes_sent
         self.conn.finish_request(ctx)
 
@@ -808,6 +821,7 @@ class ProxyExchange:
             ho = HeadersOut(status, ctype, clen, lastmod, out)
             self.filter = header_filter(ctx, filters, ho)
             if self.filter is not None:
+                postpone.attach(self.filter, self._filter_out)
                 self.filter_flush = not self.buffering() or any(
                     n.lower() == b"x-accel-buffering" and v.lower() == b"no"
                     for n, v in self.resp_headers)

@@ -14,6 +14,15 @@ does not have).
 
 While a subrequest runs, the main request's connection has a SubrequestWatch as its writer: a
 client that leaves or times out cancels the subrequest.
+
+Body mode (SSI include, add_before_body/add_after_body): `start(..., node=n)` writes the
+subrequest's body into n, a filters/postpone.py Node, in order with the main response; the head
+is parsed and dropped (a subrequest's headers are never sent). `in_memory=limit` keeps the body
+in `conn.memory` instead (nginx's NGX_HTTP_SUBREQUEST_IN_MEMORY, for SSI's include set=): more
+than `limit` bytes (subrequest_output_buffer_size) is nginx's "too big subrequest response" and
+leaves `memory` None. A body-mode subrequest runs with http_minor 0 so that no handler frames
+its body in chunks. Such subrequests do not take the main connection's writer (the main
+response is streaming at the same time); filters/postpone.py cancels them if the client leaves.
 """
 from __future__ import annotations
 
@@ -49,7 +58,8 @@ class SubrequestConn:
     """Stands for the client connection in a subrequest; what it does not define (address,
     listen, scheme, runtime, TLS state ...) comes from the main request's connection."""
     __slots__ = ("parent", "done", "writer", "current", "queue", "_closing", "lost", "head",
-                 "status", "headers", "finished", "ctx")
+                 "status", "headers", "finished", "ctx", "node", "memory", "mem_limit",
+                 "output")
 
     def __init__(self, parent, done) -> None:
         self.parent = parent
@@ -64,6 +74,10 @@ class SubrequestConn:
         self.headers: list = []
         self.finished = False
         self.ctx = None             # the subrequest's RequestContext
+        self.node = None            # body mode: filters/postpone.py Node
+        self.memory = None          # in memory: the body so far
+        self.mem_limit = 0
+        self.output = False         # body bytes were produced (nginx's r->request_output)
 
     def __getattr__(self, name: str):
         return getattr(self.parent, name)
@@ -86,7 +100,7 @@ class SubrequestConn:
 
     def write(self, data) -> None:
         if self.status:
-            return              # the body: header_only
+            return self._body(data)
         head = self.head + bytes(data)
         end = head.find(b"\r\n\r\n")
         if end < 0:
@@ -97,6 +111,28 @@ class SubrequestConn:
         self.status = int(lines[0].split(b" ", 2)[1])
         self.headers = [tuple(part.strip() for part in line.split(b":", 1))
                         for line in lines[1:] if b":" in line]
+        if end + 4 < len(head):
+            self._body(head[end + 4:])
+
+    def _body(self, data) -> None:
+        if not data or self.finished:
+            return
+        self.output = True
+        node = self.node
+        if node is not None:
+            node.write(data)
+            if node.root is not None:
+                node.root.kick()
+            return
+        mem = self.memory
+        if mem is not None:
+            if len(mem) + len(data) > self.mem_limit:
+                self.memory = None
+                from ngate.observability import error_log
+                error_log.error("too big subrequest response while sending to client"
+                                + error_log.request_suffix(self.ctx), self.number)
+            else:
+                mem += data
 
     def finish_request(self, ctx) -> None:
         self.writer = None
@@ -120,11 +156,14 @@ class SubrequestConn:
         self.finished = True
         ctx = self.ctx
         self.done(ctx, self.status or (ctx.status if ctx is not None else 0) or 500, self.headers)
+        if self.node is not None:
+            self.node.release()
 
     def cancel(self) -> None:
         """The main request went away: stop the subrequest, call nobody."""
         self.finished = True
         self._closing = True
+        self.node = None
         w = self.writer
         self.writer = None
         if w is not None:
@@ -152,25 +191,41 @@ class SubrequestWatch:
                 engine.log_request(main)
 
 
-def start(ctx, uri: str, done) -> SubrequestConn:
+def start(ctx, uri: str, done, args=None, node=None, in_memory: int = 0) -> SubrequestConn:
     """Run a GET subrequest of `ctx` for `uri`; `done(sub_ctx, status, headers)` once its
-    response is complete or cut short (status: the response's, else the one it ended with)."""
+    response is complete or cut short (status: the response's, else the one it ended with).
+    With `node` or `in_memory` its body is kept (see the module docstring)."""
     from ngate.proxy import engine
     main_conn = ctx.conn
+    body_mode = node is not None or in_memory
 
-    def finished(sub_ctx, status, headers):
-        if main_conn.writer is watch:
-            main_conn.writer = None
-        done(sub_ctx, status, headers)
+    if body_mode:
+        finished = done
+    else:
+        def finished(sub_ctx, status, headers):
+            if main_conn.writer is watch:
+                main_conn.writer = None
+            done(sub_ctx, status, headers)
 
     conn = SubrequestConn(main_conn, finished)
-    watch = SubrequestWatch(conn, ctx)
-    main_conn.writer = watch
+    if body_mode:
+        conn.node = node
+        if node is not None:
+            node.sub = conn
+        else:
+            conn.memory = bytearray()
+            conn.mem_limit = in_memory
+    else:
+        watch = SubrequestWatch(conn, ctx)
+        main_conn.writer = watch
     sub = conn.ctx = RequestContext(conn, "GET", ctx.request_uri, ctx.http_version, ctx.headers,
                                     ctx.hdr)
+    if body_mode:
+        sub.http_minor = 0              # no chunk framing: the body goes into the main one
+        sub.args = args
     sub.logged = True                   # log_subrequest off
     sub.internal = True
-    sub.main = ctx
+    sub.main = ctx.main or ctx
     sub.server = ctx.server
     sub.host = ctx.host
     sub.conf = ctx.server.conf

@@ -566,6 +566,18 @@ def _time_local(ctx):
     return time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime())
 
 
+@builtin("date_local")
+def _date_local(ctx):
+    from ngate.filters.ssi import date_variable     # the SSI module's (config timefmt)
+    return date_variable(ctx, False)
+
+
+@builtin("date_gmt")
+def _date_gmt(ctx):
+    from ngate.filters.ssi import date_variable
+    return date_variable(ctx, True)
+
+
 @builtin("time_iso8601")
 def _time_iso8601(ctx):
     t = time.localtime()

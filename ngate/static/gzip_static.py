@@ -13,7 +13,7 @@ import errno
 import os
 import stat
 
-from ngate.filters import VARY, HeadersOut, header_filter
+from ngate.filters import VARY, HeadersOut, header_filter, postpone
 from ngate.filters.gzip import gzip_ok
 from ngate.http1 import charset
 from ngate.http1 import response as resp
@@ -119,5 +119,6 @@ def _send(ctx, fd: int, st, vary: bool) -> None:
         return send_small(ctx, fd, head, 0, size)
     sender = FileSender(ctx, fd, head, [(0, size)] if size else [], size)
     sender.filter = body
+    postpone.attach(body, sender._write_filtered)
     sender.chunked = chunked
     sender.start()

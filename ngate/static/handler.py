@@ -13,7 +13,7 @@ import os
 import random
 import stat
 
-from ngate.filters import VARY, HeadersOut, header_filter
+from ngate.filters import VARY, HeadersOut, header_filter, postpone
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
@@ -389,6 +389,7 @@ def _send_filtered(ctx, fd: int, meta, vary: bool):
     size = meta.size
     sender = FileSender(ctx, fd, head, [(0, size)] if size else [], size)
     sender.filter = body
+    postpone.attach(body, sender._write_filtered)
     sender.chunked = chunked
     sender.start()
     return None

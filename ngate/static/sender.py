@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+from ngate.filters import postpone
 from ngate.proxy import engine
 
 CHUNK = 256 * 1024
@@ -163,6 +164,10 @@ class FileSender:
         f = self.filter
         if f is not None:
             self._write_filtered(f.finish())
+            if postpone.defer_end(f, self.ctx, self._end_filtered):
+                os.close(self.fd)
+                self.done = True
+                return
             if self.chunked:
                 self.conn.write(b"0\r\n\r\n")
                 self.wrote += 5
@@ -171,6 +176,16 @@ class FileSender:
         ctx = self.ctx
         ctx.body_bytes_sent = self.sent
         ctx.bytes_sent += self.sent
+        self.conn.finish_request(ctx)
+
+    def _end_filtered(self) -> None:
+        """The end of a file response whose subrequests outlived the file."""
+        if self.chunked:
+            self.conn.write(b"0\r\n\r\n")
+            self.wrote += 5
+        ctx = self.ctx
+        ctx.body_bytes_sent = self.wrote
+        ctx.bytes_sent += self.wrote
         self.conn.finish_request(ctx)
 
     def _truncated(self) -> None:
