@@ -556,8 +556,9 @@ def _include(ssi: SsiBody, name: str, p: dict) -> None:
         def done(sub_ctx, status, headers):
             c = sub_ctx.conn
             if not c.output or (status >= 300 and sub_ctx.upstream_addr is None):
-                child.items = [bytearray(b"".join(stub_bufs))]
+                child.items = []
                 c.node = None
+                _stub_output(sub_ctx, child, b"".join(stub_bufs))
             else:
                 child.items.append(private)
             child.release()
@@ -575,6 +576,20 @@ def _include(ssi: SsiBody, name: str, p: dict) -> None:
     if waited and not conn.finished:
         ssi.waiting = conn
     _track(ssi, conn)
+
+
+def _stub_output(sub_ctx, node, text: bytes) -> None:
+    """ngx_http_ssi_stub_output: the block goes out as the subrequest's own output, through
+    its location's SSI filter when it has one."""
+    conf = sub_ctx.conf
+    for f in (conf.filters or ()) if conf is not None else ():
+        if f.__class__ is SsiFilter:
+            body = SsiBody(sub_ctx, f)
+            body.attach(node)
+            body.data(text)
+            body.finish()
+            return
+    node.write(text)
 
 
 def _track(ssi: SsiBody, conn) -> None:

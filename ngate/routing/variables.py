@@ -214,6 +214,8 @@ def _cookie(suffix: str) -> Getter:
 @prefixed("sent_http_")
 def _sent_http(suffix: str) -> Getter:
     key = suffix.lower().replace("_", "-").encode("latin-1")
+    if key == b"connection":
+        return _sent_connection
 
     def get(ctx):
         for n, v in ctx.resp_headers or ():
@@ -221,6 +223,13 @@ def _sent_http(suffix: str) -> Getter:
                 return v.decode("latin-1")
         return None
     return get
+
+
+def _sent_connection(ctx):
+    """ngx_http_variable_sent_connection: the Connection header nginx writes."""
+    if ctx.status == 101:
+        return "upgrade"
+    return "keep-alive" if ctx.keep_alive else "close"
 
 
 @prefixed("upstream_http_")
@@ -306,7 +315,9 @@ def _proxy_protocol_server_port(ctx):
 
 @builtin("request_id")
 def _request_id(ctx):
-    """16 random bytes from the OS's CSPRNG in hex, made once per request when first read."""
+    """16 random bytes from the OS's CSPRNG in hex, made once per request when first read; a
+    subrequest shares its main request's (nginx shares r->variables)."""
+    ctx = ctx.main or ctx
     rid = ctx.request_id
     if rid is None:
         rid = ctx.request_id = os.urandom(16).hex()
