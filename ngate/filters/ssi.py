@@ -519,9 +519,10 @@ def _include(ssi: SsiBody, name: str, p: dict) -> None:
         uri = file
         waited = True
     uri = ssi.evaluate(uri, add_prefix=True)
-    uri, _, args = uri.partition("?")
-    if not uri.startswith("/") or _unsafe(uri):
+    parsed = parse_unsafe_uri(uri)
+    if parsed is None:
         raise SsiError(f'unsafe URI "{uri}" was detected')
+    uri, args = parsed
     ctx = ssi.ctx
     node = ssi.node
     if node.depth + 1 > MAX_DEPTH:
@@ -531,7 +532,6 @@ def _include(ssi: SsiBody, name: str, p: dict) -> None:
         stub_bufs = ssi.shared.blocks.get(stub)
         if stub_bufs is None:
             raise SsiError(f'"stub"="{stub}" for "include" not found')
-    args = args if _ else None
     if set_ is not None:
         var = set_.lower()
         vars_ = ssi.shared.vars
@@ -598,8 +598,25 @@ def _track(ssi: SsiBody, conn) -> None:
         root.subs.append(conn)
 
 
-def _unsafe(uri: str) -> bool:
-    return "/../" in uri or uri.endswith("/..") or "\0" in uri
+def parse_unsafe_uri(uri: str):
+    """ngx_http_parse_unsafe_uri: (path, args or None), the path percent-decoded (a decoded "?"
+    stays in the path); None for an unsafe URI ("..", "/../", "/.." at the end, NUL)."""
+    if not uri or uri[0] == "?":
+        return None
+    path, sep, args = uri.partition("?")
+    if _unsafe(path):
+        return None
+    if "%" in path:
+        from urllib.parse import unquote_to_bytes
+        path = unquote_to_bytes(path).decode("latin-1")
+        if _unsafe(path):
+            return None
+    return path, (args if sep else None)
+
+
+def _unsafe(path: str) -> bool:
+    return (path == ".." or path.startswith("../") or "/../" in path or path.endswith("/..")
+            or "\0" in path)
 
 
 COMMANDS = {

@@ -236,6 +236,11 @@ def start(ctx, uri: str, done, args=None, node=None, in_memory: int = 0) -> Subr
     sub.start = ctx.start
     sub.start_wall = ctx.start_wall
     try:
+        if body_mode:       # nginx starts a subrequest at the server rewrite phase
+            from ngate.proxy import rewrite
+            ops = sub.conf.rewrite_ops
+            if ops and rewrite.run(sub, ops) is rewrite.DONE:
+                return conn
         engine.find_location_phase(sub)
     except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
         engine.internal_error(sub, exc)
