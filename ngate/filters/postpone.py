@@ -74,6 +74,13 @@ def _drain(node: Node, out: list) -> bool:
     return done and node.open <= 0
 
 
+def drain(node: Node) -> list:
+    """What `node` holds now, as a list of bytes (an in-memory subrequest's output)."""
+    out: list = []
+    _drain(node, out)
+    return out
+
+
 class Root:
     """The main request's output tree and where it goes."""
     __slots__ = ("node", "post", "emit", "on_end", "kicking", "again", "ended", "subs", "ctx")
@@ -161,8 +168,10 @@ class PostponeChain:
                              else Chain(post))
             node = self.root.node
         else:
-            if node is None:            # a subrequest whose body is dropped (auth_request)
+            if node is None:            # in memory (include set=), or dropped (auth_request)
                 node = Node(None, 0)
+                if getattr(conn, "memory", None) is not None:
+                    conn.mem_node = node
             self.root = node.root
         self.node = node
         node.open += 1                  # this filter is one writer until finish()

@@ -59,7 +59,7 @@ class SubrequestConn:
     listen, scheme, runtime, TLS state ...) comes from the main request's connection."""
     __slots__ = ("parent", "done", "writer", "current", "queue", "_closing", "lost", "head",
                  "status", "headers", "finished", "ctx", "node", "memory", "mem_limit",
-                 "output")
+                 "output", "mem_node")
 
     def __init__(self, parent, done) -> None:
         self.parent = parent
@@ -78,6 +78,7 @@ class SubrequestConn:
         self.memory = None          # in memory: the body so far
         self.mem_limit = 0
         self.output = False         # body bytes were produced (nginx's r->request_output)
+        self.mem_node = None        # in memory: the node the subrequest's own SSI wrote into
 
     def __getattr__(self, name: str):
         return getattr(self.parent, name)
@@ -153,6 +154,9 @@ class SubrequestConn:
     def _finish(self) -> None:
         if self.finished:
             return
+        if self.mem_node is not None:
+            from ngate.filters.postpone import drain
+            self._body(b"".join(drain(self.mem_node)))
         self.finished = True
         ctx = self.ctx
         self.done(ctx, self.status or (ctx.status if ctx is not None else 0) or 500, self.headers)

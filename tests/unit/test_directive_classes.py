@@ -56,8 +56,7 @@ def test_security_relevant_directives_are_never_no_ops():
 
 
 def test_the_lists_the_issue_names_are_refused_or_implemented():
-    for name in ("uwsgi_pass", "scgi_pass", "ssi", "add_after_body",
-                 "add_before_body", "mirror", "userid", "proxy_bind",
+    for name in ("uwsgi_pass", "scgi_pass", "mirror", "userid", "proxy_bind",
                  "source_charset",
                  "proxy_store", "grpc_pass"):
         assert d.REGISTRY[name][0].support == d.REFUSED, name
@@ -68,7 +67,9 @@ def test_the_lists_the_issue_names_are_refused_or_implemented():
                  "secure_link", "empty_gif", "valid_referers", "autoindex_format", "random_index",
                  "gzip", "gzip_static", "gunzip", "sub_filter",
                  "limit_rate", "limit_rate_after", "proxy_limit_rate", "keepalive_time", "zone",
-                 "proxy_ignore_headers", "fastcgi_ignore_headers", "keepalive_disable"):
+                 "proxy_ignore_headers", "fastcgi_ignore_headers", "keepalive_disable",
+                 "ssi", "ssi_types", "ssi_silent_errors", "ssi_value_length", "ssi_last_modified",
+                 "ssi_min_file_chunk", "add_before_body", "add_after_body", "addition_types"):
         assert d.REGISTRY[name][0].support == d.IMPLEMENTED, name
 
 
@@ -79,9 +80,9 @@ def test_refused_directive_fails_with_file_and_line(tmp_path):
 
 
 @pytest.mark.parametrize("stmt,ok", [
-    ("ssi off;", True), ("ssi OFF;", True), ("ssi on;", False),
+    ("mirror off;", True), ("mirror OFF;", True), ("mirror /m;", False),
     ("proxy_bind off;", True), ("proxy_bind 127.0.0.2;", False),
-    ("add_after_body off;", False),
+    ("userid off;", True), ("userid on;", False),
     ("msie_refresh off;", True), ("msie_refresh on;", False),
     ("post_action off;", False),               # a URI for nginx, not a switch
 ])
@@ -93,10 +94,10 @@ def test_refused_directive_accepts_nginx_default_only(tmp_path, stmt, ok):
 
 
 def test_refused_default_value_is_still_checked(tmp_path):
-    conf = write_conf(tmp_path, "server { listen 8080; ssi off; location / { } } ssi off;"
-                      " upstream u { server 127.0.0.1; ssi off; }")
+    conf = write_conf(tmp_path, "server { listen 8080; userid off; location / { } } userid off;"
+                      " upstream u { server 127.0.0.1; userid off; }")
     assert ngate_error(conf, str(tmp_path)) == \
-        f'"ssi" directive is not allowed here in {conf}:3'
+        f'"userid" directive is not allowed here in {conf}:3'
 
 
 def test_set_limit_rate_is_accepted(tmp_path):
