@@ -67,6 +67,11 @@ FILES = {
                   b'<!--#include virtual="/inc.html" stub="one" -->\n',
     "plain.txt": b'T<!--#echo var="uri" -->T\n',
     "page.html": b"<p>page</p>\n",
+    # the sample of tests/unit/test_ssi_parser.py, with an include that exists
+    "sample.html": b'head <b>x</b> <!-- plain --> <<!--#echo var="uri" -->mid<!--#  include '
+                   b"virtual='/ret/a?b' \t set=\"v\" -->"
+                   b'<!--#set var="x" value="a\\"b\\\\c" --><!--#echo var="x" -->'
+                   b'<!--#bad-name-here x="1"--><!--#endif--><!-x <!--#echo var= -->tail<!',
 }
 
 CHUNKS = [b"a<!-", b"-#echo va", b'r="uri" -', b"->b<!--#inc", b'lude virtual="/inc.html"',
@@ -94,7 +99,7 @@ def diff(differential, docroot):
     return d
 
 
-TARGETS = ["/echo.html", "/echo.html?x=a%20b<c>&d", "/include.html", "/set.html",
+TARGETS = ["/sample.html", "/echo.html", "/echo.html?x=a%20b<c>&d", "/include.html", "/set.html",
            "/if.html?a=1", "/if.html?b=x", "/if.html?c=ccdd", "/if.html", "/errors.html",
            "/block.html", "/plain.txt", "/types/plain.txt", "/nossi/echo.html",
            "/silent/errors.html", "/lm/page.html", "/p/split.html?q=Q", "/p/page.txt",
