@@ -113,10 +113,10 @@ def _ngate_t(tmp_path, http: str) -> subprocess.CompletedProcess:
 
 
 def test_ngate_t_refuses(tmp_path):
-    r = _ngate_t(tmp_path, "server { listen 8080;\n location / { add_after_body /a; } }")
+    r = _ngate_t(tmp_path, "server { listen 8080;\n location / { mirror /m; } }")
     conf = tmp_path / "nginx.conf"
     assert r.returncode == 1
-    assert f'ngate: [emerg] "add_after_body" directive is not supported by ngate in {conf}:4' \
+    assert f'ngate: [emerg] "mirror" directive is not supported by ngate in {conf}:4' \
         in r.stderr
     assert "test failed" in r.stderr
 
