@@ -453,15 +453,19 @@ def _if(ssi: SsiBody, name: str, p: dict) -> None:
 
 @functools.lru_cache(maxsize=128)
 def _compile(pattern: str):
-    from ngate.config.regex import translate
-    return re.compile(translate(pattern))
+    """nginx compiles the pattern per command (PCRE, not UTF); ngate keeps the last 128."""
+    from ngate.config.regex import compile_regex
+    from ngate.errors import ConfigError
+    try:
+        return compile_regex(pattern, None)
+    except ConfigError as e:
+        return e.message
 
 
 def _regex_match(ssi: SsiBody, pattern: str, text: str) -> bool:
-    try:
-        rx = _compile(pattern)
-    except re.error as e:
-        raise SsiError(f'pcre2_compile() failed: {e} in "{pattern}"') from None
+    rx = _compile(pattern)
+    if rx.__class__ is str:
+        raise SsiError(rx)
     m = rx.search(text)
     if m is None:
         return False
