@@ -23,7 +23,7 @@ its response head is never sent (nginx sends the main request's head only).
 """
 from __future__ import annotations
 
-MAX_DEPTH = 50      # nginx's NGX_HTTP_MAX_SUBREQUESTS nesting: "subrequests cycle"
+MAX_DEPTH = 50      # NGX_HTTP_MAX_SUBREQUESTS: the 51st nested subrequest may start no other
 
 
 class Node:

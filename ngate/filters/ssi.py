@@ -30,6 +30,7 @@ from ngate.filters.ssi_parser import ERROR, SsiParser
 DEFAULT_TIMEFMT = "%A, %d-%b-%Y %H:%M:%S %Z"
 DEFAULT_ERRMSG = b"[an error occurred while processing the directive]"
 MAX_PARAMS = 16
+MAX_SUBREQUESTS = 65535         # nginx's limit of a main request's subrequests in all
 SUBREQUEST_BUFFER = 4096        # subrequest_output_buffer_size: nginx's default is a page
 
 
@@ -86,9 +87,10 @@ class SsiFilter:
 class Shared:
     """The main request's SSI state, shared with its subrequests (nginx keeps it in r->main's
     ctx): variables, blocks, the last regex's captures."""
-    __slots__ = ("vars", "blocks", "captures", "timefmt")
+    __slots__ = ("vars", "blocks", "captures", "timefmt", "count")
 
     def __init__(self) -> None:
+        self.count = 0              # includes started for this main request
         self.vars: dict = {}
         self.blocks: dict = {}
         self.captures = None
@@ -529,8 +531,16 @@ def _include(ssi: SsiBody, name: str, p: dict) -> None:
     uri, args = parsed
     ctx = ssi.ctx
     node = ssi.node
-    if node.depth + 1 > MAX_DEPTH:
-        raise SsiError(f'subrequests cycle while processing "{uri}"')
+    conn = ctx.conn
+    if conn.__class__ is subrequest.SubrequestConn:
+        if conn.depth > MAX_DEPTH:
+            raise SsiError(f'subrequests cycle while processing "{uri}"')
+        if conn.mem_limit:
+            raise SsiError(f'nested in-memory subrequest "{uri}"')
+    sh = ssi.shared
+    sh.count += 1
+    if sh.count > MAX_SUBREQUESTS:
+        raise SsiError(f'request reference counter overflow while processing "{uri}"')
     stub_bufs = None
     if stub is not None:
         stub_bufs = ssi.shared.blocks.get(stub)

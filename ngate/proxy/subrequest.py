@@ -59,7 +59,7 @@ class SubrequestConn:
     listen, scheme, runtime, TLS state ...) comes from the main request's connection."""
     __slots__ = ("parent", "done", "writer", "current", "queue", "_closing", "lost", "head",
                  "status", "headers", "finished", "ctx", "node", "memory", "mem_limit",
-                 "output", "mem_node")
+                 "output", "mem_node", "depth")
 
     def __init__(self, parent, done) -> None:
         self.parent = parent
@@ -79,6 +79,7 @@ class SubrequestConn:
         self.mem_limit = 0
         self.output = False         # body bytes were produced (nginx's r->request_output)
         self.mem_node = None        # in memory: the node the subrequest's own SSI wrote into
+        self.depth = parent.depth + 1 if parent.__class__ is SubrequestConn else 1
 
     def __getattr__(self, name: str):
         return getattr(self.parent, name)

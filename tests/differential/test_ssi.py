@@ -65,6 +65,8 @@ FILES = {
     "regex.html": b'<!--#if expr="$arg_v = /(x/" -->Y<!--#else -->N<!--#endif -->|'
                   b'<!--#if expr="$arg_v = /^\\w+$/" -->W<!--#endif -->|'
                   b'<!--#if expr="$arg_v = /(?i)^AB/" -->I<!--#endif -->\n',
+    "cycle.html": b'a<!--#include virtual="/cycle.html" -->b',
+    "memory.html": b'a<!--#include virtual="/memory.html" set="x" -->[<!--#echo var="x" -->]',
     "block.html": b'<!--#block name="one" -->STUB(<!--#echo var="uri" -->)<!--#endblock -->'
                   b'<!--#include virtual="/nosuch.html" stub="one" -->|'
                   b'<!--#include virtual="/inc.html" stub="one" -->\n',
@@ -104,6 +106,7 @@ def diff(differential, docroot):
 
 TARGETS = ["/sample.html", "/echo.html", "/echo.html?x=a%20b<c>&d", "/include.html", "/set.html",
            "/if.html?a=1", "/if.html?b=x", "/if.html?c=ccdd", "/if.html", "/errors.html", "/regex.html?v=ab", "/regex.html?v=a-b",
+           "/cycle.html", "/memory.html",
            "/block.html", "/plain.txt", "/types/plain.txt", "/nossi/echo.html",
            "/silent/errors.html", "/lm/page.html", "/p/split.html?q=Q", "/p/page.txt",
            "/add/page.html", "/add/plain.txt", "/add-types/plain.txt", "/add/nosuch.html"]
