@@ -292,6 +292,8 @@ def _register() -> None:
     directive("split_clients", {HTTP}, 2, b.split_clients_block, block=True)
     from ngate.observability import stub_status
     directive("stub_status", {SRV, LOC}, (0, 1), stub_status.directive)
+    from ngate.routing import userid
+    userid.register(directive, HSL)
 
     # ------------------------------------------------------------- limit_req, limit_conn
     from ngate.limits import config as limits
@@ -416,14 +418,11 @@ def _register() -> None:
                  "ssi_value_length", "ssi_types", "ssi_last_modified"):
         refuse(name)
     for name in ("add_before_body", "add_after_body", "addition_types",
-                 "mirror_request_body", "userid_service", "userid_name", "userid_domain",
-                 "userid_path",
-                 "userid_expires", "userid_flags", "userid_p3p", "userid_mark",
+                 "mirror_request_body",
                  "create_full_put_path",
                  "min_delete_depth", "dav_access"):
         refuse(name)
     refuse("mirror", HSL, 1, default=("off",))
-    refuse("userid", HSL, 1, default=("off",))
     refuse("dav_methods", HSL, (1, None), default=("off",))
     for mod, names in _OTHER_UPSTREAM_MODULES.items():
         for name in names.split():

@@ -391,6 +391,7 @@ class LocConf:
     limit_except: "LimitExcept | None" = None
     realip: Any = None                                     # realip.RealIp (None: nothing trusted)
     stub_status: bool = False                              # the `stub_status` content handler
+    userid: Any = None                                     # routing/userid.py UserId; None: off
     # rewrite module: ops of this level (not inherited: nginx runs server-level ops in the server
     # rewrite phase and location ops in the location phase)
     rewrite_ops: tuple = ()
