@@ -294,6 +294,9 @@ def _register() -> None:
     directive("stub_status", {SRV, LOC}, (0, 1), stub_status.directive)
     from ngate.routing import userid
     userid.register(directive, HSL)
+    from ngate.proxy import mirror
+    directive("mirror", HSL, 1, mirror.mirror)
+    directive("mirror_request_body", HSL, 1, h.scalar("mirror_request_body", h.flag))
 
     # ------------------------------------------------------------- limit_req, limit_conn
     from ngate.limits import config as limits
@@ -418,11 +421,9 @@ def _register() -> None:
                  "ssi_value_length", "ssi_types", "ssi_last_modified"):
         refuse(name)
     for name in ("add_before_body", "add_after_body", "addition_types",
-                 "mirror_request_body",
                  "create_full_put_path",
                  "min_delete_depth", "dav_access"):
         refuse(name)
-    refuse("mirror", HSL, 1, default=("off",))
     refuse("dav_methods", HSL, (1, None), default=("off",))
     for mod, names in _OTHER_UPSTREAM_MODULES.items():
         for name in names.split():

@@ -22,7 +22,7 @@ from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.limits import phase as limits
 from ngate.observability import error_log
-from ngate.proxy import rewrite
+from ngate.proxy import mirror, rewrite
 from ngate.routing import userid
 from ngate.routing.locations import find_location, needs_slash_redirect, slash_redirect_target
 from ngate.routing.uri import normalize_uri, split_request_uri
@@ -196,6 +196,14 @@ def after_access(ctx, conf) -> None:
     """The precontent (try_files) and content phases."""
     if conf.try_files is not None and static.try_files_phase(ctx):
         return
+    if conf.mirror and ctx.main is None and mirror.phase(ctx, conf, content):
+        return
+    return content(ctx)
+
+
+def content(ctx) -> None:
+    """The content phase: the location's handler."""
+    conf = ctx.conf
     entry = _HANDLER_FOR.get(id(conf))
     if entry is None or entry[0] is not conf:
         entry = _HANDLER_FOR[id(conf)] = (conf, content_handler_for(conf))

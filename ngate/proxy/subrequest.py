@@ -49,7 +49,7 @@ class SubrequestConn:
     """Stands for the client connection in a subrequest; what it does not define (address,
     listen, scheme, runtime, TLS state ...) comes from the main request's connection."""
     __slots__ = ("parent", "done", "writer", "current", "queue", "_closing", "lost", "head",
-                 "status", "headers", "finished", "ctx")
+                 "status", "headers", "finished", "ctx", "body")
 
     def __init__(self, parent, done) -> None:
         self.parent = parent
@@ -64,6 +64,7 @@ class SubrequestConn:
         self.headers: list = []
         self.finished = False
         self.ctx = None             # the subrequest's RequestContext
+        self.body = None            # bytes: the main request's body, read whole (mirror)
 
     def __getattr__(self, name: str):
         return getattr(self.parent, name)
@@ -112,7 +113,12 @@ class SubrequestConn:
         self._finish()
 
     def attach_body(self, req, consumer) -> None:
-        raise AssertionError("a subrequest has no body")
+        """The main request's body, read whole before the subrequest started (mirror)."""
+        if self.body is None:
+            raise AssertionError("a subrequest has no body")
+        if self.body:
+            consumer.body_data(self.body)
+        consumer.body_end()
 
     def _finish(self) -> None:
         if self.finished:
@@ -152,22 +158,32 @@ class SubrequestWatch:
                 engine.log_request(main)
 
 
-def start(ctx, uri: str, done) -> SubrequestConn:
-    """Run a GET subrequest of `ctx` for `uri`; `done(sub_ctx, status, headers)` once its
-    response is complete or cut short (status: the response's, else the one it ended with)."""
+def start(ctx, uri: str, done, method: str = "GET", args: str | None = None,
+          body: bytes | None = None, background: bool = False) -> SubrequestConn:
+    """Run a subrequest of `ctx` for `uri` (GET, no arguments, no body unless given);
+    `done(sub_ctx, status, headers)` once its response is complete or cut short (status: the
+    response's, else the one it ended with). A `background` one (mirror) does not hold the
+    main request: the main connection's writer stays as it is."""
     from ngate.proxy import engine
     main_conn = ctx.conn
 
     def finished(sub_ctx, status, headers):
-        if main_conn.writer is watch:
+        if watch is not None and main_conn.writer is watch:
             main_conn.writer = None
         done(sub_ctx, status, headers)
 
     conn = SubrequestConn(main_conn, finished)
-    watch = SubrequestWatch(conn, ctx)
-    main_conn.writer = watch
-    sub = conn.ctx = RequestContext(conn, "GET", ctx.request_uri, ctx.http_version, ctx.headers,
+    watch = None
+    if not background:
+        watch = SubrequestWatch(conn, ctx)
+        main_conn.writer = watch
+    sub = conn.ctx = RequestContext(conn, method, ctx.request_uri, ctx.http_version, ctx.headers,
                                     ctx.hdr)
+    sub.args = args
+    if body is not None:
+        conn.body = body
+        sub.content_length_in = len(body)
+        sub.req = main_conn     # only passed back to attach_body
     sub.logged = True                   # log_subrequest off
     sub.internal = True
     sub.main = ctx
