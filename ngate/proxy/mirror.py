@@ -107,10 +107,16 @@ class _BodyReader:
             engine.internal_error(ctx, exc)
 
     def client_gone(self) -> None:
-        """The client left or timed out while its body was read: nothing is mirrored."""
+        """The client left (400) or timed out (engine.client_timeout took this writer off the
+        connection and decides the status) while its body was read: nothing is mirrored."""
         from ngate.proxy import engine
-        if self.ctx.req is not None:
-            self.ctx.req.consumer = None
-        if not self.ctx.logged and not self.ctx.head_sent:
-            self.ctx.status = 499
-            engine.log_request(self.ctx)
+        ctx = self.ctx
+        if ctx.req is not None and ctx.req.consumer is self:
+            ctx.req.consumer = None
+        if ctx.conn.writer is self:         # nginx: reading the body fails with 400
+            ctx.conn.writer = None
+            ctx.status = 400
+            from ngate.observability import error_log
+            error_log.info("client prematurely closed connection" + error_log.request_suffix(ctx),
+                           ctx.conn.number)
+        engine.log_request(ctx)
