@@ -57,7 +57,7 @@ def test_security_relevant_directives_are_never_no_ops():
 
 def test_the_lists_the_issue_names_are_refused_or_implemented():
     for name in ("uwsgi_pass", "scgi_pass", "ssi", "add_after_body",
-                 "add_before_body", "mirror", "proxy_bind",
+                 "add_before_body", "proxy_bind",
                  "source_charset",
                  "proxy_store", "grpc_pass"):
         assert d.REGISTRY[name][0].support == d.REFUSED, name
@@ -69,7 +69,7 @@ def test_the_lists_the_issue_names_are_refused_or_implemented():
                  "gzip", "gzip_static", "gunzip", "sub_filter",
                  "limit_rate", "limit_rate_after", "proxy_limit_rate", "keepalive_time", "zone",
                  "proxy_ignore_headers", "fastcgi_ignore_headers", "keepalive_disable",
-                 "userid", "userid_mark", "userid_flags"):
+                 "userid", "userid_mark", "userid_flags", "mirror", "mirror_request_body"):
         assert d.REGISTRY[name][0].support == d.IMPLEMENTED, name
 
 
