@@ -25,6 +25,7 @@ from ngate.errors import ConfigError
 from ngate.filters import config as filters_config
 from ngate.limits import config as limits_config
 from ngate.limits.zones import Zones
+from ngate.routing import userid
 from ngate.routing.variables import BUILTINS, Template, compile_template
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
@@ -205,6 +206,7 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
     fields["rewrite_ops"] = tuple(_op(op, vals) for op in lv.ops)
     fields["limits"] = limits_config.build(vals)
     fields["filters"], fields["gzip_static"] = filters_config.build(vals)
+    fields["userid"] = userid.build(vals)
     fields["access"] = access_plan(fields)
     if lv.limit_except is not None:
         lim = lv.limit_except

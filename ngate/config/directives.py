@@ -292,6 +292,11 @@ def _register() -> None:
     directive("split_clients", {HTTP}, 2, b.split_clients_block, block=True)
     from ngate.observability import stub_status
     directive("stub_status", {SRV, LOC}, (0, 1), stub_status.directive)
+    from ngate.routing import userid
+    userid.register(directive, HSL)
+    from ngate.proxy import mirror
+    directive("mirror", HSL, 1, mirror.mirror)
+    directive("mirror_request_body", HSL, 1, h.scalar("mirror_request_body", h.flag))
 
     # ------------------------------------------------------------- limit_req, limit_conn
     from ngate.limits import config as limits
@@ -411,14 +416,10 @@ def _register() -> None:
     refuse("override_charset", HSLI, 1, default=("off",))     # charset: recoding refused
     refuse("source_charset", HSLI, 1)
     refuse("charset_map", {HTTP}, 2, block=True)
-    for name in ("mirror_request_body", "userid_service", "userid_name", "userid_domain",
-                 "userid_path",
-                 "userid_expires", "userid_flags", "userid_p3p", "userid_mark",
+    for name in ("create_full_put_path",
                  "create_full_put_path",
                  "min_delete_depth", "dav_access"):
         refuse(name)
-    refuse("mirror", HSL, 1, default=("off",))
-    refuse("userid", HSL, 1, default=("off",))
     refuse("dav_methods", HSL, (1, None), default=("off",))
     for mod, names in _OTHER_UPSTREAM_MODULES.items():
         for name in names.split():

@@ -21,7 +21,7 @@ NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "ht
                            "non_idempotent", "off"})
 LOG_LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
 REDIRECT_CODES = (301, 302, 303, 307, 308)
-CHANGEABLE_VARIABLES = frozenset({"args", "query_string", "limit_rate"})
+CHANGEABLE_VARIABLES = frozenset({"args", "query_string", "limit_rate", "uid_reset"})
 URL_PREFIXES = ("http://", "https://", "$scheme")
 # off_t values (ngx_conf_set_off_slot: `g` allowed); every other size is a size_t
 OFFSET_DIRECTIVES = frozenset({"client_max_body_size", "proxy_max_temp_file_size",

@@ -23,7 +23,8 @@ from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.limits import phase as limits
 from ngate.observability import error_log
-from ngate.proxy import rewrite
+from ngate.proxy import mirror, rewrite
+from ngate.routing import userid
 from ngate.routing.locations import find_location, needs_slash_redirect, slash_redirect_target
 from ngate.routing.uri import normalize_uri, split_request_uri
 from ngate.routing.servers import normalize_host
@@ -196,6 +197,14 @@ def after_access(ctx, conf) -> None:
     """The precontent (try_files) and content phases."""
     if conf.try_files is not None and static.try_files_phase(ctx):
         return
+    if conf.mirror and ctx.main is None and mirror.phase(ctx, conf, content):
+        return
+    return content(ctx)
+
+
+def content(ctx) -> None:
+    """The content phase: the location's handler."""
+    conf = ctx.conf
     entry = _HANDLER_FOR.get(id(conf))
     if entry is None or entry[0] is not conf:
         entry = _HANDLER_FOR[id(conf)] = (conf, content_handler_for(conf))
@@ -462,7 +471,7 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
             location = absolute_location(ctx, loc_out).encode("latin-1", "replace")
         else:
             headers.append((b"Location", loc_out.encode("latin-1", "replace")))
-    if conf is not None and conf.add_header:
+    if conf is not None and (conf.add_header or conf.userid is not None):
         headers.extend(add_headers(ctx, conf, status))
     head_only = ctx.method == "HEAD" or status in resp.NO_BODY_STATUSES
     length = None if status in resp.NO_BODY_STATUSES else len(body)
@@ -605,6 +614,8 @@ def add_headers(ctx, conf, status: int):
             v = h.value.render(ctx)
             if v:
                 out.append((h.name.encode("latin-1"), v.encode("latin-1", "replace")))
+    if conf.userid is not None:         # the userid filter runs after the headers filter
+        out.extend(userid.headers(ctx, conf.userid))
     return out
 
 

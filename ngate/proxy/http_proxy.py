@@ -806,7 +806,7 @@ class ProxyExchange:
         ctx = self.ctx
         conf = self.conf
         ctx.resp_headers = out
-        if conf.add_header:
+        if conf.add_header or conf.userid is not None:
             out.extend(engine.add_headers(ctx, conf, status))
         head_only = ctx.method == "HEAD" or status in (204, 304) or status < 200
         self.head_only = head_only

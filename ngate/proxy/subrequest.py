@@ -59,7 +59,7 @@ class SubrequestConn:
     listen, scheme, runtime, TLS state ...) comes from the main request's connection."""
     __slots__ = ("parent", "done", "writer", "current", "queue", "_closing", "lost", "head",
                  "status", "headers", "finished", "ctx", "node", "memory", "mem_limit",
-                 "output", "mem_node", "depth")
+                 "output", "mem_node", "depth", "body")
 
     def __init__(self, parent, done) -> None:
         self.parent = parent
@@ -80,6 +80,7 @@ class SubrequestConn:
         self.output = False         # body bytes were produced (nginx's r->request_output)
         self.mem_node = None        # in memory: the node the subrequest's own SSI wrote into
         self.depth = parent.depth + 1 if parent.__class__ is SubrequestConn else 1
+        self.body = None            # bytes: the main request's body, read whole (mirror)
 
     def __getattr__(self, name: str):
         return getattr(self.parent, name)
@@ -150,7 +151,12 @@ class SubrequestConn:
         self._finish()
 
     def attach_body(self, req, consumer) -> None:
-        raise AssertionError("a subrequest has no body")
+        """The main request's body, read whole before the subrequest started (mirror)."""
+        if self.body is None:
+            raise AssertionError("a subrequest has no body")
+        if self.body:
+            consumer.body_data(self.body)
+        consumer.body_end()
 
     def _finish(self) -> None:
         if self.finished:
@@ -196,15 +202,20 @@ class SubrequestWatch:
                 engine.log_request(main)
 
 
-def start(ctx, uri: str, done, args=None, node=None, in_memory: int = 0) -> SubrequestConn:
-    """Run a GET subrequest of `ctx` for `uri`; `done(sub_ctx, status, headers)` once its
-    response is complete or cut short (status: the response's, else the one it ended with).
-    With `node` or `in_memory` its body is kept (see the module docstring)."""
+def start(ctx, uri: str, done, method: str = "GET", args: str | None = None,
+          body: bytes | None = None, background: bool = False, node=None,
+          in_memory: int = 0) -> SubrequestConn:
+    """Run a subrequest of `ctx` for `uri` (GET, no arguments, no body unless given);
+    `done(sub_ctx, status, headers)` once its response is complete or cut short (status: the
+    response's, else the one it ended with). With `node` or `in_memory` its body is kept (see
+    the module docstring). A `background` one (mirror) does not hold the main request: the
+    main connection's writer stays as it is."""
     from ngate.proxy import engine
     main_conn = ctx.conn
     body_mode = node is not None or in_memory
 
-    if body_mode:
+    watch = None
+    if body_mode or background:
         finished = done
     else:
         def finished(sub_ctx, status, headers):
@@ -220,14 +231,18 @@ def start(ctx, uri: str, done, args=None, node=None, in_memory: int = 0) -> Subr
         else:
             conn.memory = bytearray()
             conn.mem_limit = in_memory
-    else:
+    elif not background:
         watch = SubrequestWatch(conn, ctx)
         main_conn.writer = watch
-    sub = conn.ctx = RequestContext(conn, "GET", ctx.request_uri, ctx.http_version, ctx.headers,
+    sub = conn.ctx = RequestContext(conn, method, ctx.request_uri, ctx.http_version, ctx.headers,
                                     ctx.hdr)
     if body_mode:
         sub.http_minor = 0              # no chunk framing: the body goes into the main one
-        sub.args = args
+    sub.args = args
+    if body is not None:
+        conn.body = body
+        sub.content_length_in = len(body)
+        sub.req = main_conn     # only passed back to attach_body
     sub.logged = True                   # log_subrequest off
     sub.internal = True
     sub.main = ctx.main or ctx

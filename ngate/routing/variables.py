@@ -15,7 +15,7 @@ from typing import Callable
 from ngate import NGINX_VERSION
 from ngate.errors import ConfigError
 from ngate.limits.phase import conn_status_variable, req_status_variable
-from ngate.routing import referer, secure_link
+from ngate.routing import referer, secure_link, userid
 from ngate.server import ssl_vars     # imported here: a worker running as `user` may not read
                                       # the standard library's files any more
 
@@ -149,6 +149,9 @@ def _user_getter(name: str) -> Getter:
             return v
         return None
     return get
+
+
+_UID_RESET = _user_getter("uid_reset")
 
 
 def _capture(ctx, n: int):
@@ -715,6 +718,17 @@ def _secure_link(ctx):
 @builtin("secure_link_expires")
 def _secure_link_expires(ctx):
     return secure_link.secure_link_expires(ctx)
+
+
+builtin("uid_got")(userid.uid_got)
+builtin("uid_set")(userid.uid_set)
+
+
+@builtin("uid_reset")
+def _uid_reset(ctx):
+    """Changeable: the value `map` or `set` give it, else nginx's own empty one."""
+    v = _UID_RESET(ctx)
+    return "" if v is None else v
 
 
 @builtin("request_body")

@@ -300,7 +300,7 @@ def _autoindex(ctx, dir_path: str) -> None:
     except OSError as exc:
         return _open_failed(ctx, dir_path, exc)
     headers = expires_headers(conf, 200)
-    if conf.add_header:
+    if conf.add_header or conf.userid is not None:
         headers.extend(engine.add_headers(ctx, conf, 200))
     head_only = ctx.method == "HEAD"
     chunked = not head_only and ctx.http_minor == 1 and conf.chunked_transfer_encoding
@@ -351,7 +351,7 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
     if ctx.www_authenticate is not None:     # an error page for the access phase's 401
         headers.insert(0, (b"WWW-Authenticate", ctx.www_authenticate.encode("latin-1", "replace")))
     headers.extend(expires_headers(conf, status, mtime))
-    if conf.add_header:
+    if conf.add_header or conf.userid is not None:
         headers.extend(engine.add_headers(ctx, conf, status))
     _send_head_and_file(ctx, fd, status, meta.content_type, size, [(0, size)],
                         meta.last_modified.encode() if status in (200, 206) else None, headers)
@@ -399,7 +399,7 @@ def _send_200(ctx, fd: int, meta, vary: bool = False) -> None:
     """The whole file: the common case, with the head's fixed part from the cache."""
     conf = ctx.conf
     headers = expires_headers(conf, 200, meta.mtime) if conf.expires is not None else []
-    if conf.add_header:
+    if conf.add_header or conf.userid is not None:
         headers.extend(engine.add_headers(ctx, conf, 200))
     engine.check_keepalive(ctx)
     ctx.status = 200
@@ -427,7 +427,7 @@ def _send_ranged(ctx, fd: int, meta, range_header: bytes, vary: bool = False) ->
         headers.insert(0, VARY)
     segments, length, ctype = _ranged(parsed, size, meta.content_type, headers)
     headers.extend(expires_headers(conf, 206, meta.mtime))
-    if conf.add_header:
+    if conf.add_header or conf.userid is not None:
         headers.extend(engine.add_headers(ctx, conf, 206))
     if len(segments) == 1:
         s, e = segments[0]
@@ -534,7 +534,7 @@ def _send_not_modified(ctx, status: int, meta, vary: bool = False) -> None:
     if vary:
         headers.insert(0, VARY)
     headers += expires_headers(conf, 304, meta.mtime)
-    if conf.add_header:
+    if conf.add_header or conf.userid is not None:
         headers.extend(engine.add_headers(ctx, conf, 304))
     engine.check_keepalive(ctx)
     ctx.status = 304

@@ -48,9 +48,9 @@ def test_refused_at_start_exits_1(tmp_path):
     prefix = fresh_prefix(tmp_path, "ngate")
     (prefix / "logs").mkdir()
     conf = prefix / "nginx.conf"
-    conf.write_text("events {}\nhttp { server { listen 127.0.0.1:1; mirror /m; } }\n")
+    conf.write_text("events {}\nhttp { server { listen 127.0.0.1:1; dav_methods PUT; } }\n")
     r = subprocess.run([sys.executable, "-m", "ngate", "-p", str(prefix), "-c", str(conf),
                         "-g", "daemon off;"], capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
     assert r.returncode == 1
-    assert f'[emerg] "mirror" directive is not supported by ngate in {conf}:2' in r.stderr
+    assert f'[emerg] "dav_methods" directive is not supported by ngate in {conf}:2' in r.stderr

@@ -56,7 +56,7 @@ def test_security_relevant_directives_are_never_no_ops():
 
 
 def test_the_lists_the_issue_names_are_refused_or_implemented():
-    for name in ("uwsgi_pass", "scgi_pass", "mirror", "userid", "proxy_bind",
+    for name in ("uwsgi_pass", "scgi_pass", "proxy_bind",
                  "source_charset",
                  "proxy_store", "grpc_pass"):
         assert d.REGISTRY[name][0].support == d.REFUSED, name
@@ -69,7 +69,8 @@ def test_the_lists_the_issue_names_are_refused_or_implemented():
                  "limit_rate", "limit_rate_after", "proxy_limit_rate", "keepalive_time", "zone",
                  "proxy_ignore_headers", "fastcgi_ignore_headers", "keepalive_disable",
                  "ssi", "ssi_types", "ssi_silent_errors", "ssi_value_length", "ssi_last_modified",
-                 "ssi_min_file_chunk", "add_before_body", "add_after_body", "addition_types"):
+                 "ssi_min_file_chunk", "add_before_body", "add_after_body", "addition_types",
+                 "userid", "userid_mark", "userid_flags", "mirror", "mirror_request_body"):
         assert d.REGISTRY[name][0].support == d.IMPLEMENTED, name
 
 
@@ -80,9 +81,9 @@ def test_refused_directive_fails_with_file_and_line(tmp_path):
 
 
 @pytest.mark.parametrize("stmt,ok", [
-    ("mirror off;", True), ("mirror OFF;", True), ("mirror /m;", False),
+    ("dav_methods off;", True), ("dav_methods OFF;", True), ("dav_methods PUT;", False),
     ("proxy_bind off;", True), ("proxy_bind 127.0.0.2;", False),
-    ("userid off;", True), ("userid on;", False),
+    ("autoindex_localtime off;", True), ("autoindex_localtime on;", False),
     ("msie_refresh off;", True), ("msie_refresh on;", False),
     ("post_action off;", False),               # a URI for nginx, not a switch
 ])
@@ -94,10 +95,10 @@ def test_refused_directive_accepts_nginx_default_only(tmp_path, stmt, ok):
 
 
 def test_refused_default_value_is_still_checked(tmp_path):
-    conf = write_conf(tmp_path, "server { listen 8080; userid off; location / { } } userid off;"
-                      " upstream u { server 127.0.0.1; userid off; }")
+    conf = write_conf(tmp_path, "server { listen 8080; dav_methods off; location / { } } "
+                      "dav_methods off; upstream u { server 127.0.0.1; dav_methods off; }")
     assert ngate_error(conf, str(tmp_path)) == \
-        f'"userid" directive is not allowed here in {conf}:3'
+        f'"dav_methods" directive is not allowed here in {conf}:3'
 
 
 def test_set_limit_rate_is_accepted(tmp_path):
@@ -113,10 +114,10 @@ def _ngate_t(tmp_path, http: str) -> subprocess.CompletedProcess:
 
 
 def test_ngate_t_refuses(tmp_path):
-    r = _ngate_t(tmp_path, "server { listen 8080;\n location / { mirror /m; } }")
+    r = _ngate_t(tmp_path, "server { listen 8080;\n location / { dav_methods PUT; } }")
     conf = tmp_path / "nginx.conf"
     assert r.returncode == 1
-    assert f'ngate: [emerg] "mirror" directive is not supported by ngate in {conf}:4' \
+    assert f'ngate: [emerg] "dav_methods" directive is not supported by ngate in {conf}:4' \
         in r.stderr
     assert "test failed" in r.stderr
 
