@@ -23,6 +23,7 @@ from ngate.config.regex import compile_regex
 from ngate.config.servers import ServerNamesBuilder, default_listen
 from ngate.errors import ConfigError
 from ngate.filters import config as filters_config
+from ngate.cache import config as cache_config
 from ngate.limits import config as limits_config
 from ngate.limits.zones import Zones
 from ngate.routing import userid
@@ -207,6 +208,7 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
     fields["limits"] = limits_config.build(vals)
     fields["filters"], fields["gzip_static"] = filters_config.build(vals)
     fields["userid"] = userid.build(vals)
+    fields["proxy_cache"] = cache_config.build(vals, "proxy")
     fields["access"] = access_plan(fields)
     if lv.limit_except is not None:
         lim = lv.limit_except
@@ -281,12 +283,15 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
         raise ConfigError('no "events" section in configuration')
     if c.unknown_variables:
         raise c.unknown_variables[0]
+    cache_config.finish(c)
     zones = c.zones.finish()
     http_lv = c.http or c.level("http", main, None)
     http_vals = merge(c.http_base(), http_lv, handler=False)
     servers = c.build_servers(http_vals)
     listens = by_listen(servers)
-    return Config(main=c.build_main(main), servers=servers, by_listen=listens,
+    main_conf = c.build_main(main)
+    cache_config.create_paths(c, main_conf)
+    return Config(main=main_conf, servers=servers, by_listen=listens,
                   tls_listens=tls.build_listens(listens),
                   upstreams=dict(c.upstreams), maps=dict(c.maps),
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,

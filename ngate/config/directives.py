@@ -185,7 +185,7 @@ def _register() -> None:
     directive("proxy_buffer_size", HSL, 1, h.scalar("proxy_buffer_size", h.size))
     directive("proxy_limit_rate", HSL, 1, h.scalar("proxy_limit_rate", h.size))
     directive("proxy_ignore_headers", HSL, (1, None),
-              h.scalar("proxy_ignore_headers", h.ignore_headers))
+              h.bitmask("proxy_ignore_headers", h.ignore_headers))
 
     # ------------------------------------------------------------- fastcgi module
     directive("fastcgi_pass", {LOC, LIF}, 1, h.fastcgi_pass)
@@ -203,7 +203,7 @@ def _register() -> None:
               h.array("fastcgi_catch_stderr", lambda c, st: st.args[0].encode("utf-8")))
     directive("fastcgi_limit_rate", HSL, 1, h.scalar("fastcgi_limit_rate", h.size))
     directive("fastcgi_ignore_headers", HSL, (1, None),
-              h.scalar("fastcgi_ignore_headers", h.ignore_headers))
+              h.bitmask("fastcgi_ignore_headers", h.ignore_headers))
     for name in ("fastcgi_keep_conn", "fastcgi_intercept_errors", "fastcgi_pass_request_headers",
                  "fastcgi_pass_request_body", "fastcgi_request_buffering"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
@@ -298,6 +298,10 @@ def _register() -> None:
     directive("mirror", HSL, 1, mirror.mirror)
     directive("mirror_request_body", HSL, 1, h.scalar("mirror_request_body", h.flag))
 
+    # ------------------------------------------------------------- proxy_cache (ngate/cache)
+    from ngate.cache import config as cache
+    cache.register(directive, HSL, h.scalar, flag, number, msec, size)
+
     # ------------------------------------------------------------- limit_req, limit_conn
     from ngate.limits import config as limits
     limits.register(directive, HSL, h.scalar, h.flag)
@@ -358,13 +362,13 @@ def _register() -> None:
         noop(f"{mod}_temp_path", HSL, (1, 4))
         noop(f"{mod}_socket_keepalive", HSL, 1, flag)
         noop(f"{mod}_store_access", HSL, (1, 3))
-        for name in ("cache_key", "cache_bypass", "no_cache", "cache_valid", "cache_min_uses",
-                     "cache_max_range_offset", "cache_use_stale", "cache_methods", "cache_lock",
-                     "cache_lock_timeout", "cache_lock_age", "cache_revalidate",
-                     "cache_background_update"):
-            noop(f"{mod}_{name}", HSL, (1, None))
-        noop(f"{mod}_cache_path", {HTTP}, (2, None))
-    noop("proxy_cache_convert_head", HSL, 1, flag)
+    # fastcgi_cache is not implemented: its tuning is accepted (fastcgi_cache itself warns)
+    for name in ("cache_key", "cache_bypass", "no_cache", "cache_valid", "cache_min_uses",
+                 "cache_max_range_offset", "cache_use_stale", "cache_methods", "cache_lock",
+                 "cache_lock_timeout", "cache_lock_age", "cache_revalidate",
+                 "cache_background_update"):
+        noop(f"fastcgi_{name}", HSL, (1, None))
+    noop("fastcgi_cache_path", {HTTP}, (2, None))
     directive("proxy_buffering", HSL, 1, h.scalar("proxy_buffering", h.flag), support=NO_EFFECT)
     directive("fastcgi_buffering", HSL, 1, h.scalar("fastcgi_buffering", h.flag),
               support=NO_EFFECT)
@@ -391,7 +395,6 @@ def _register() -> None:
     warned("http2", HS, 1, flag, default=("off",))
     warned("http2_push", HSL, 1, default=("off",))
     warned("http2_push_preload", HSL, 1, flag, default=("off",))
-    warned("proxy_cache", HSL, 1, default=("off",))
     warned("fastcgi_cache", HSL, 1, default=("off",))
     warned("proxy_ignore_client_abort", HSL, 1, flag, default=("off",))
     warned("fastcgi_ignore_client_abort", HSL, 1, flag, default=("off",))

@@ -170,6 +170,13 @@ IGNORE_HEADERS = ("X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate",
                   "Set-Cookie", "Vary")
 
 
+def bitmask(field: str, parse):
+    """nginx's ngx_conf_set_bitmask_slot: repeated occurrences in one block add up."""
+    def handle(c, lv, st):
+        lv.vals[field] = lv.vals.get(field, frozenset()) | parse(c, st)
+    return handle
+
+
 def ignore_headers(c, st) -> frozenset:
     """proxy_ignore_headers / fastcgi_ignore_headers: the names nginx knows (any case)."""
     known = {n.lower(): n for n in IGNORE_HEADERS}

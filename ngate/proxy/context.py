@@ -55,6 +55,7 @@ class RequestContext:
         "limit_rate",       # None: from limit_rate at the first write; else $limit_rate's value
         "accel_headers",    # headers an X-Accel-Redirect carries to the new response, or None
         "ssi",              # filters/ssi.py SsiBody of this response (or the main's Shared)
+        "cache",            # cache/exchange.py CacheState under proxy_cache, else None
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -114,3 +115,4 @@ class RequestContext:
         self.limit_rate = None
         self.accel_headers = None
         self.ssi = None
+        self.cache = None

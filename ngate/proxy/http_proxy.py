@@ -808,6 +808,8 @@ class ProxyExchange:
         ctx.resp_headers = out
         if conf.add_header or conf.userid is not None:
             out.extend(engine.add_headers(ctx, conf, status))
+        if ctx.cache is not None and ctx.cache.accept_ranges and status == 200:
+            out.append((b"Accept-Ranges", b"bytes"))    # nginx's range filter, after add_header
         head_only = ctx.method == "HEAD" or status in (204, 304) or status < 200
         self.head_only = head_only
         clen = None
@@ -1183,19 +1185,34 @@ def proxy_handler(ctx) -> None:
 
 def _variable_proxy(ctx, pp) -> None:
     """proxy_pass with variables: the rendered URL; its host is first looked up among upstreams."""
+    target = resolve_variable(ctx, pp)
+    if target is not None:
+        start_exchange(ctx, ProxyExchange, *target)
+
+
+def resolve_variable(ctx, pp):
+    """(upstream, uri) for a proxy_pass with variables, ctx.proxy_host set; None when the
+    request was answered (an invalid URL, a name to resolve)."""
     from ngate.proxy.resolve import resolve_proxy_url
     url = pp.template.render(ctx)
     try:
         upstream, host_header, uri = resolve_proxy_url(ctx.conn.runtime.config, url)
     except ValueError:
         error_log.error(f"invalid URL prefix in \"{url}\"" + error_log.request_suffix(ctx), ctx.conn.number)
-        return engine.finalize(ctx, 500)
+        engine.finalize(ctx, 500)
+        return None
     except LookupError as exc:
         error_log.error(f"no resolver defined to resolve {exc.args[0]}" + error_log.request_suffix(ctx),
                         ctx.conn.number)
-        return engine.finalize(ctx, 502)
+        engine.finalize(ctx, 502)
+        return None
     ctx.proxy_host = host_header
-    ex = ProxyExchange(ctx, upstream)
+    return upstream, uri
+
+
+def start_exchange(ctx, cls, upstream, uri) -> None:
+    """Start a `cls` exchange to upstream; `uri`: a variable proxy_pass's (None: the request's)."""
+    ex = cls(ctx, upstream)
     if uri is None:
         raw = ctx.request_uri
         ex.uri = raw if (raw[:1] == "/" and not ctx.internal) else \

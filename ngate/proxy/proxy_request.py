@@ -15,6 +15,12 @@ DEFAULT_PROXY_HEADERS = (
     ("Content-Length", BODY_LENGTH), ("Transfer-Encoding", CHUNKED),
     ("TE", ""), ("Keep-Alive", ""), ("Expect", ""), ("Upgrade", ""),
 )
+# with proxy_cache, nginx's ngx_http_proxy_cache_headers: the client's validators and Range are
+# not passed (the cache answers them); a revalidation sends the entry's
+CACHE_PROXY_HEADERS = DEFAULT_PROXY_HEADERS + (
+    ("If-Modified-Since", "$upstream_cache_last_modified"), ("If-Unmodified-Since", ""),
+    ("If-None-Match", "$upstream_cache_etag"), ("If-Match", ""), ("Range", ""), ("If-Range", ""),
+)
 DEFAULT_HIDE = frozenset({b"date", b"server", b"x-pad", b"x-accel-expires", b"x-accel-redirect",
                           b"x-accel-limit-rate", b"x-accel-buffering", b"x-accel-charset"})
 
@@ -28,7 +34,7 @@ class Plan:
                  "next_upstream_tries", "next_upstream_timeout", "cookies", "ignore_headers",
                  "limit_rate")
 
-    def __init__(self, conf) -> None:
+    def __init__(self, conf, cacheable: bool = True) -> None:
         from ngate.routing.variables import compile_template
         pp = conf.proxy_pass
         items = []
@@ -36,7 +42,8 @@ class Plan:
         for h in conf.proxy_set_header:
             names.add(h.lname)
             items.append((h.name.encode("latin-1"), h.value))
-        for name, value in DEFAULT_PROXY_HEADERS:
+        for name, value in (CACHE_PROXY_HEADERS if conf.proxy_cache is not None and cacheable
+                            else DEFAULT_PROXY_HEADERS):
             lname = name.lower().encode()
             if lname in names:
                 continue
@@ -119,6 +126,18 @@ def plan_for(conf) -> Plan:
     return entry[1]
 
 
+_UNCACHED_PLANS: dict[int, tuple] = {}
+
+
+def uncached_plan_for(conf) -> Plan:
+    """Under proxy_cache, the plan of a request that will not be cached (nginx's
+    `u->cacheable ? headers_cache : headers`): the client's validators and Range go upstream."""
+    entry = _UNCACHED_PLANS.get(id(conf))
+    if entry is None or entry[0] is not conf:
+        entry = _UNCACHED_PLANS[id(conf)] = (conf, Plan(conf, cacheable=False))
+    return entry[1]
+
+
 # ---------------------------------------------------------------- request construction
 
 def upstream_uri(ctx, pp) -> str:
@@ -144,6 +163,8 @@ def upstream_uri(ctx, pp) -> str:
 def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunked: bool) -> bytes:
     conf = ctx.conf
     method = conf.proxy_method.render(ctx) if conf.proxy_method is not None else ctx.method
+    if method == "HEAD" and ctx.cache is not None and ctx.cache.converted:
+        method = "GET"                      # proxy_cache_convert_head
     out = [method.encode("latin-1"), b" ", uri.encode("latin-1", "replace"), b" ", plan.version, b"\r\n"]
     for kind, name, value in plan.items:
         if kind is STATIC:

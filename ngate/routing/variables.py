@@ -647,6 +647,21 @@ def _upstream_status(ctx):
     return ctx.upstream_status
 
 
+@builtin("upstream_cache_status")
+def _upstream_cache_status(ctx):
+    return ctx.cache.status if ctx.cache is not None else None
+
+
+@builtin("upstream_cache_last_modified")
+def _upstream_cache_last_modified(ctx):
+    return ctx.cache.last_modified() if ctx.cache is not None else None
+
+
+@builtin("upstream_cache_etag")
+def _upstream_cache_etag(ctx):
+    return ctx.cache.etag() if ctx.cache is not None else None
+
+
 def _seconds(v):
     """Upstream times are kept as float seconds and formatted only when a log asks."""
     return v if v is None or v.__class__ is str else "%.3f" % v

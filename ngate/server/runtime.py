@@ -17,6 +17,7 @@ from ngate.observability import error_log
 from ngate.observability import metrics  # noqa: F401  (registers the `metrics` handler)
 from ngate.observability import stub_status
 from ngate.proxy import http_proxy  # noqa: F401  (registers the proxy_pass content handler)
+from ngate.cache import exchange as _cache  # noqa: F401  (proxy_cache, ahead of proxy_pass)
 from ngate.proxy import engine
 from ngate.proxy import fastcgi_proxy  # noqa: F401  (registers fastcgi_pass)
 from ngate.routing import variables

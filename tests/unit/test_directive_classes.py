@@ -124,13 +124,13 @@ def test_ngate_t_refuses(tmp_path):
 
 def test_ngate_t_warns_once_per_occurrence(tmp_path):
     r = _ngate_t(tmp_path, "gzip on; gzip_types text/css; sendfile on;\n"
-                 "server { listen 8080; location / { gzip off; proxy_cache off; }\n"
-                 " location /c { proxy_cache c; } }")
+                 "server { listen 8080; location / { gzip off; fastcgi_cache off; }\n"
+                 " location /c { fastcgi_cache c; } }")
     conf = tmp_path / "nginx.conf"
     assert r.returncode == 0, r.stderr
     warns = [line for line in r.stderr.splitlines() if "[warn]" in line]
     # gzip is implemented (filters/): no warning for it
-    assert warns == [f'ngate: [warn] "proxy_cache" has no effect in ngate in {conf}:5']
+    assert warns == [f'ngate: [warn] "fastcgi_cache" has no effect in ngate in {conf}:5']
     assert "test is successful" in r.stderr
 
 

@@ -1,0 +1,13 @@
+"""nginx's proxy cache (ngx_http_file_cache.c and the cache parts of ngx_http_upstream.c).
+
+  config.py    proxy_cache_path and the proxy_cache* directives -> a frozen CacheConf per location
+  store.py     entries on disk: one file per key (md5 of the key, nginx's `levels` layout), written
+               to a temp file and renamed; the key is stored in the entry and compared on every
+               read, so a hit never answers for another key. The manager evicts by `inactive` and
+               `max_size` (least recently used first).
+  policy.py    whether and how long a response may be cached (Cache-Control, Expires,
+               X-Accel-Expires, Set-Cookie, Vary, proxy_cache_valid, proxy_ignore_headers)
+  serve.py     a response from an entry: conditional requests (304/412), Range (206/416), HEAD
+  exchange.py  the content handler: lookup, MISS/BYPASS/EXPIRED/STALE/UPDATING/REVALIDATED/HIT,
+               and the proxy exchange that stores what it streams
+"""

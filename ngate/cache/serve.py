@@ -1,0 +1,161 @@
+"""A response from a cache entry, through nginx's header filters as a cached response goes:
+proxy_hide_header / proxy_redirect / proxy_cookie_* on the stored upstream headers, then
+not_modified (If-Modified-Since / If-None-Match: 304; If-Unmodified-Since / If-Match: 412),
+range (a 200 entry: 206, multipart/byteranges, 416; If-Range), add_header, charset, HEAD.
+"""
+from __future__ import annotations
+
+from ngate.cache import policy
+from ngate.http1 import charset
+from ngate.http1 import response as resp
+from ngate.proxy import engine
+from ngate.static import ranges
+from ngate.static.handler import _etag_matches, _http_date, _ranged
+from ngate.static.sender import FileSender, send_small
+
+SMALL = 65536
+_CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
+                       b"content-type", b"last-modified", b"location"})
+_CONSUMED_LISTED = _CONSUMED - {b"last-modified"}
+
+
+def _not_modified(ctx, lastmod: bytes | None, etag: str | None) -> int | None:
+    """ngx_http_not_modified_filter on a cached 200: 412, 304 or None."""
+    hdr = ctx.hdr
+    mtime = _http_date(lastmod) if lastmod is not None else None
+    ius = hdr.get(b"if-unmodified-since")
+    if ius is not None:
+        t = _http_date(ius)
+        if mtime is None or t is None or mtime > t:
+            return 412
+    im = hdr.get(b"if-match")
+    if im is not None and not _etag_matches(im, etag, weak=False):
+        return 412
+    ims = hdr.get(b"if-modified-since")
+    inm = hdr.get(b"if-none-match")
+    if ims is None and inm is None:
+        return None
+    if ims is not None:
+        mode = ctx.conf.if_modified_since
+        t = _http_date(ims)
+        if mode == "off" or mtime is None or t is None:
+            return None
+        if (mtime != t) if mode == "exact" else (mtime > t):
+            return None
+    if inm is not None and not _etag_matches(inm, etag, weak=True):
+        return None
+    return 304
+
+
+def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
+    """Send `entry` to the client; ex is the location's ProxyExchange (its plan and header
+    rewriting). The entry's descriptor is owned (closed) from here on. `fresh`: the response
+    just stored for this request (a MISS): one range at most, as nginx's single_range for a
+    response it is caching, and a failed precondition (412) leaves nothing stored."""
+    conf = ctx.conf
+    status = entry.status
+    headers, allow_ranges, listed_lm = policy.split_cacheable(ctx.cache.conf, entry.headers, 0)
+    out, ctype, length, lastmod, location, _chunked, _close = \
+        ex.split_headers(headers, _CONSUMED_LISTED if listed_lm else _CONSUMED)
+    etag = None
+    for name, value in out:
+        lname = name.lower()
+        if lname == b"etag":
+            etag = value.decode("latin-1")
+    if listed_lm:
+        lastmod_value = next((v for n, v in out if n.lower() == b"last-modified"), None)
+    else:
+        lastmod_value = lastmod
+    size = entry.size
+    segments = [(entry.offset, entry.offset + size)]
+    body_len = size
+    late = []                       # the range filter's headers, after add_header
+    if status == 200:
+        code = _not_modified(ctx, lastmod_value, etag)
+        if code == 412:
+            entry.close()
+            if fresh:
+                ctx.cache.zone.remove(ctx.cache.h)
+            return engine.finalize(ctx, 412)
+        if code == 304:
+            status, body_len, ctype = 304, None, None
+        elif allow_ranges and length is not None:
+            rng = ctx.hdr.get(b"range")
+            parsed = None
+            if rng is not None and conf.max_ranges != 0 and ranges.if_range_ok(
+                    ctx, etag, lastmod_value.decode("latin-1") if lastmod_value else ""):
+                parsed = ranges.parse(rng.decode("latin-1"), size, conf.max_ranges)
+                if fresh and parsed is not ranges.NOT_SATISFIABLE and parsed is not None \
+                        and len(parsed) > 1:
+                    parsed = None
+                if parsed is ranges.NOT_SATISFIABLE:
+                    entry.close()
+                    body = resp.status_page(416, conf.server_tokens)
+                    extra = engine.add_headers(ctx, conf, 200) if conf.add_header else []
+                    return engine.send_response(
+                        ctx, 416, body, b"text/html",
+                        extra=extra + [(b"Content-Range", b"bytes */%d" % size)])
+            if parsed is not None:
+                segs, body_len, ctype = _ranged(parsed, size, ctype or b"", [])
+                status = 206
+                if len(segs) == 1:
+                    s, e = segs[0]
+                    late.append((b"Content-Range", b"bytes %d-%d/%d" % (s, e - 1, size)))
+                segments = _unpairs(segs, entry.offset)
+            else:
+                late.append((b"Accept-Ranges", b"bytes"))
+    if conf.add_header:
+        out.extend(engine.add_headers(ctx, conf, status))
+    out.extend(late)
+    if conf.charset and ctype is not None:
+        ctype = charset.content_type(conf, status, ctype)
+    chunked = False
+    if length is None and status != 304:
+        # stored without Content-Length (a chunked upstream response): sent chunked as nginx
+        if ctx.method == "HEAD":
+            pass
+        elif ctx.http_minor == 1 and conf.chunked_transfer_encoding:
+            chunked = True
+        else:
+            ctx.keep_alive = False
+        body_len = None
+    elif ctx.method == "HEAD" and status == entry.status:
+        try:
+            body_len = int(length)      # the stored header (a HEAD stored without its body)
+        except ValueError:
+            pass
+    engine.check_keepalive(ctx)
+    ctx.status = status
+    ctx.resp_headers = out
+    reason = entry.meta.get("reason")
+    head = resp.build_head(
+        status, 1, server_tokens=conf.server_tokens, content_type=ctype,
+        content_length=body_len if status != 304 else None,
+        last_modified=lastmod, location=location, chunked=chunked,
+        connection=resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE, headers=out,
+        reason=reason.encode("latin-1") if reason and status == entry.status else None)
+    if ctx.method == "HEAD" or status == 304 or not size:
+        entry.close()
+        tail = resp.LAST_CHUNK if chunked and ctx.method != "HEAD" and status != 304 else b""
+        ctx.head_sent = True
+        ctx.bytes_sent = len(head) + len(tail)
+        ctx.body_bytes_sent = len(tail)
+        ctx.conn.write(head + tail)
+        return ctx.conn.finish_request(ctx)
+    fd = entry.fd
+    entry.fd = -1
+    if chunked:
+        segments = [b"%x\r\n" % size] + segments + [b"\r\n" + resp.LAST_CHUNK]
+        body_len = size + len(segments[0]) + len(segments[-1])
+        return FileSender(ctx, fd, head, segments, body_len).start()
+    if body_len is None:
+        body_len = size
+    if len(segments) == 1 and body_len <= SMALL:
+        return send_small(ctx, fd, head, segments[0][0], body_len)
+    FileSender(ctx, fd, head, segments, body_len).start()
+
+
+def _unpairs(segs, offset: int) -> list:
+    """_ranged's segments (byte strings between (start, end) pairs) moved past the entry head."""
+    return [seg if isinstance(seg, bytes) else (seg[0] + offset, seg[1] + offset)
+            for seg in segs]
