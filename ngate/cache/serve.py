@@ -6,6 +6,7 @@ range (a 200 entry: 206, multipart/byteranges, 416; If-Range), add_header, chars
 from __future__ import annotations
 
 from ngate.cache import policy
+from ngate.filters import HeadersOut, header_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.proxy import engine
@@ -70,6 +71,8 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
     segments = [(entry.offset, entry.offset + size)]
     body_len = size
     late = []                       # the range filter's headers, after add_header
+    added = False
+    body_filter = None
     if status == 200:
         code = _not_modified(ctx, lastmod_value, etag)
         if code == 412:
@@ -79,7 +82,20 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
             return engine.finalize(ctx, 412)
         if code == 304:
             status, body_len, ctype = 304, None, None
-        elif allow_ranges and length is not None:
+        else:
+            # nginx's header filters in order: add_header, gzip (and the other body filters),
+            # then range, which a filter that drops Content-Length switches off
+            if conf.add_header:
+                out.extend(engine.add_headers(ctx, conf, 200))
+                added = True
+            if conf.filters is not None:
+                ho = HeadersOut(200, ctype, size if length is not None else None, lastmod, out)
+                body_filter = header_filter(ctx, conf.filters, ho)
+                ctype, lastmod = ho.content_type, ho.last_modified
+                if body_filter is not None and ho.content_length is None:
+                    allow_ranges = False
+                    length = None
+        if code is None and allow_ranges and length is not None:
             rng = ctx.hdr.get(b"range")
             parsed = None
             if rng is not None and conf.max_ranges != 0 and ranges.if_range_ok(
@@ -104,7 +120,7 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
                 segments = _unpairs(segs, entry.offset)
             else:
                 late.append((b"Accept-Ranges", b"bytes"))
-    if conf.add_header:
+    if conf.add_header and not added:
         out.extend(engine.add_headers(ctx, conf, status))
     out.extend(late)
     if conf.charset and ctype is not None:
@@ -134,7 +150,7 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
         last_modified=lastmod, location=location, chunked=chunked,
         connection=resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE, headers=out,
         reason=reason.encode("latin-1") if reason and status == entry.status else None)
-    if ctx.method == "HEAD" or status == 304 or not size:
+    if ctx.method == "HEAD" or status == 304 or (not size and body_filter is None):
         entry.close()
         tail = resp.LAST_CHUNK if chunked and ctx.method != "HEAD" and status != 304 else b""
         ctx.head_sent = True
@@ -144,6 +160,11 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
         return ctx.conn.finish_request(ctx)
     fd = entry.fd
     entry.fd = -1
+    if body_filter is not None:
+        sender = FileSender(ctx, fd, head, segments if size else [], size)
+        sender.filter = body_filter
+        sender.chunked = chunked
+        return sender.start()
     if chunked:
         segments = [b"%x\r\n" % size] + segments + [b"\r\n" + resp.LAST_CHUNK]
         body_len = size + len(segments[0]) + len(segments[-1])
