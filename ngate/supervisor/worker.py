@@ -35,9 +35,12 @@ def run_worker(config, sockets: dict, master_pid: int | None) -> int:
 
     `master_pid` None: no master (master_process off); the process itself is the server.
     """
+    # The worker's signals stay blocked (as the master forked it) until its loop has its
+    # handlers: a QUIT sent to a just-forked worker waits instead of killing it (nginx unblocks
+    # in ngx_worker_process_init, after ngx_init_signals).
+    signal.pthread_sigmask(signal.SIG_SETMASK, _WORKER_SIGNALS)
     for sig in _WORKER_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     apply_rlimit_nofile(config.main.worker_rlimit_nofile)
     if master_pid is not None:          # a worker of a master: nginx's user switch
         from ngate.observability import access_log
@@ -49,6 +52,9 @@ def run_worker(config, sockets: dict, master_pid: int | None) -> int:
     try:
         return loop.run_until_complete(_Worker(config, sockets, loop, master_pid).run())
     finally:
+        # Closing the loop puts back SIG_DFL: a second QUIT (the master's stop after a reload's)
+        # arriving now must not kill the exiting worker with the default action.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
         loop.close()
 
 
@@ -86,6 +92,7 @@ class _Worker:
         loop.add_signal_handler(signal.SIGINT, self.fast)
         loop.add_signal_handler(signal.SIGUSR1, self.reopen)
         loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
         await self.runtime.start()
         if self.master_pid is not None:
             loop.call_later(PARENT_CHECK_INTERVAL, self.check_parent)

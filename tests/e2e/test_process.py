@@ -346,6 +346,24 @@ def test_reload_with_hostile_configs_keeps_serving(ngate):
     assert "[emerg]" not in n.error_log().split("reconfiguring")[-1]
 
 
+def test_quit_right_after_start_or_reload_never_kills_a_worker(ngate):
+    """A worker that gets QUIT before its handlers are set (just forked), or again while it
+    exits (QUIT by the reload, then by the master's stop), must not die of the signal's
+    default action: nginx's tests fail on the master's `exited on signal 3` alert."""
+    for round_ in range(6):
+        n = ngate(workers=4).start()
+        pid = n.master_pid()
+        if round_ % 2:
+            wait_for(lambda: len(children(pid)) == 4, "four workers")
+        for _ in range(3):
+            os.kill(pid, signal.SIGHUP)        # a new generation, QUIT to the old one
+        os.kill(pid, signal.SIGQUIT)           # QUIT to every worker, some just forked
+        assert n.wait_exit() == 0
+        log = n.error_log()
+        assert "exited on signal" not in log, log
+        assert "[alert]" not in log, log
+
+
 # ---------------------------------------------------------------- workers
 
 def test_two_workers(ngate):
