@@ -40,6 +40,9 @@ def worker_pid(proxy) -> int:
 
 
 def test_worker_rlimit_nofile_is_applied(proxy):
+    # the worker sets its limit before it serves: once it has answered, the limit is in place
+    # (just forked, it still has the master's)
+    assert request(proxy.port, "GET", "/").status == 200
     limits = open(f"/proc/{worker_pid(proxy)}/limits").read()
     line = next(l for l in limits.splitlines() if l.startswith("Max open files"))
     assert line.split()[3] == "4321", line
