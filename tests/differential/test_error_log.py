@@ -18,6 +18,7 @@ import pytest
 from tests.harness.backend import Reply
 from tests.harness.client import Connection, ProtocolError, exchange
 from tests.harness.differential import normalise_ports
+from tests.harness.paths import readable_tmpdir
 from tests.harness.processes import free_port
 
 CONF = """
@@ -31,7 +32,7 @@ http {
     server {
         listen 127.0.0.1:{port};
         server_name example.test;
-        root {prefix}/html;
+        root {docroot};
 
         location / { proxy_pass http://127.0.0.1:{backend_port}; }
         location /down/ { proxy_pass http://127.0.0.1:{dead_port}; }
@@ -108,7 +109,15 @@ SCENARIOS = {
 
 @pytest.fixture(scope="module")
 def logs(differential):
-    diff = differential(CONF, dead2=free_port())
+    # the document root: not under pytest's tmp root, which another pytest session sets back to
+    # 0700 (nginx's workers run as nobody: "Permission denied" instead of "No such file")
+    with readable_tmpdir("errlog-") as docroot:
+        (docroot / "static").mkdir(mode=0o755)
+        return _logs(differential, docroot)
+
+
+def _logs(differential, docroot):
+    diff = differential(CONF, dead2=free_port(), docroot=docroot)
     diff.backend.route("/slow/timeout", Reply(delay=3, body=b"late"))
     diff.backend.route("/slow/close", Reply(action="close"))
     diff.backend.route("/slow/reset", Reply(action="reset"))
@@ -123,14 +132,6 @@ def logs(differential):
     diff.backend.route("/slow/http09", Reply(raw=b"<html>an HTTP/0.9 answer</html>\n"))
     diff.backend.route("/slow/continue", Reply(raw=b"HTTP/1.1 100 Continue\r\n\r\n"
                                                    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"))
-    for proc in diff.procs.values():
-        (proc.prefix / "html" / "static").mkdir(parents=True)
-        for d in (proc.prefix / "html", proc.prefix / "html" / "static"):
-            d.chmod(0o755)
-        for d in proc.prefix.parents:   # nginx's workers run as nobody: the path must be searchable
-            if str(d).startswith("/tmp/"):
-                d.chmod(d.stat().st_mode | 0o055)
-        (proc.prefix / "html" / "static").chmod(0o755)
     out: dict[str, dict[str, tuple]] = {}
     for kind, proc in diff.procs.items():
         ports = {str(proc.port).encode()}

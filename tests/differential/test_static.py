@@ -6,6 +6,7 @@ import os
 import pytest
 
 from tests.harness.client import build_request
+from tests.harness.paths import readable_tmpdir
 
 MTIME = 1577934245          # 2020-01-02 03:04:05 UTC
 LAST_MODIFIED = b"Thu, 02 Jan 2020 03:04:05 GMT"
@@ -55,32 +56,31 @@ def _write(path, data, mode=0o644):
 
 
 @pytest.fixture(scope="module")
-def docroot(tmp_path_factory):
-    root = tmp_path_factory.mktemp("docroot")
-    _write(root / "index.html", b"<p>home</p>\n")
-    _write(root / "a.txt", b"0123456789abcdefghij")
-    _write(root / "Upper.TXT", b"upper\n")
-    _write(root / "big.bin", BIG)
-    _write(root / "empty.txt", b"")
-    _write(root / "dir" / "index.html", b"dir index\n")
-    _write(root / "noindex" / "f.css", b"body{}\n")
-    _write(root / "list" / "b.txt", b"bb\n")
-    _write(root / "list" / "a&b <c>.txt", b"x\n")
-    _write(root / "list" / ".hidden", b"h\n")
-    _write(root / "list" / ("long" * 20 + ".txt"), b"long\n")
-    _write(root / "list" / "sub" / "s.txt", b"s\n")
-    _write(root / "typed" / "x.foo", b"foo\n")
-    _write(root / "typed" / "x.unknown", b"?\n")
-    _write(root / "typed" / "noext", b"?\n")
-    os.symlink(root / "a.txt", root / "link.txt")
-    for d in (root, root / "dir", root / "noindex", root / "list", root / "list" / "sub",
-              root / "typed"):
-        os.chmod(d, 0o755)
-        os.utime(d, (MTIME, MTIME))
-    for p in root.parents:      # nginx's workers run as nobody: the path must be searchable
-        if str(p).startswith("/tmp/"):
-            os.chmod(p, os.stat(p).st_mode | 0o055)
-    return root
+def docroot():
+    # nginx's workers run as nobody: not under pytest's tmp root, which another pytest session
+    # sets back to 0700 (tests/harness/paths.py)
+    with readable_tmpdir("static-") as root:
+        _write(root / "index.html", b"<p>home</p>\n")
+        _write(root / "a.txt", b"0123456789abcdefghij")
+        _write(root / "Upper.TXT", b"upper\n")
+        _write(root / "big.bin", BIG)
+        _write(root / "empty.txt", b"")
+        _write(root / "dir" / "index.html", b"dir index\n")
+        _write(root / "noindex" / "f.css", b"body{}\n")
+        _write(root / "list" / "b.txt", b"bb\n")
+        _write(root / "list" / "a&b <c>.txt", b"x\n")
+        _write(root / "list" / ".hidden", b"h\n")
+        _write(root / "list" / ("long" * 20 + ".txt"), b"long\n")
+        _write(root / "list" / "sub" / "s.txt", b"s\n")
+        _write(root / "typed" / "x.foo", b"foo\n")
+        _write(root / "typed" / "x.unknown", b"?\n")
+        _write(root / "typed" / "noext", b"?\n")
+        os.symlink(root / "a.txt", root / "link.txt")
+        for d in (root, root / "dir", root / "noindex", root / "list", root / "list" / "sub",
+                  root / "typed"):
+            os.chmod(d, 0o755)
+            os.utime(d, (MTIME, MTIME))
+        yield root
 
 
 @pytest.fixture(scope="module")

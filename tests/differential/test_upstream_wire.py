@@ -13,6 +13,7 @@ import pytest
 
 from tests.harness.backend import Reply
 from tests.harness.client import build_request, exchange
+from tests.harness.paths import readable_tmpdir
 
 CONF = """
 http {
@@ -52,20 +53,19 @@ CHUNKED = {
 
 
 @pytest.fixture(scope="module")
-def diff(differential, tmp_path_factory):
-    docroot = tmp_path_factory.mktemp("listing")
-    (docroot / "a.txt").write_bytes(b"a\n")
-    os.utime(docroot / "a.txt", (1577934245, 1577934245))
-    for p in [docroot, *docroot.parents]:     # nginx's workers run as nobody
-        if str(p).startswith("/tmp/"):
-            os.chmod(p, os.stat(p).st_mode | 0o055)
-    d = differential(CONF, docroot=docroot)
-    for path, raw in STATUS_LINES.items():
-        d.backend.route(path, Reply(raw=raw, action="close_after"))
-    for path, reply in CHUNKED.items():
-        if reply is not None:
-            d.backend.route(path, reply)
-    return d
+def diff(differential):
+    # nginx's workers run as nobody: not under pytest's tmp root, which another pytest session
+    # sets back to 0700 (tests/harness/paths.py)
+    with readable_tmpdir("listing-") as docroot:
+        (docroot / "a.txt").write_bytes(b"a\n")
+        os.utime(docroot / "a.txt", (1577934245, 1577934245))
+        d = differential(CONF, docroot=docroot)
+        for path, raw in STATUS_LINES.items():
+            d.backend.route(path, Reply(raw=raw, action="close_after"))
+        for path, reply in CHUNKED.items():
+            if reply is not None:
+                d.backend.route(path, reply)
+        yield d
 
 
 @pytest.mark.parametrize("path", list(STATUS_LINES))
