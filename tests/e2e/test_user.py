@@ -69,6 +69,16 @@ def workers(master: int) -> set[int]:
     return found
 
 
+def settled_workers(master: int, count: int, old: frozenset = frozenset()) -> set[int]:
+    """`count` workers (none of `old`), each past its user switch: a worker just forked still
+    has the master's ids for a moment (nginx's too); one that never switches times out here."""
+    def ready():
+        found = workers(master)
+        return (len(found) == count and not found & old
+                and all(ids(w) != (0, 0) for w in found) and found)
+    return wait_for(ready, f"{count} workers past their user switch")
+
+
 @pytest.fixture
 def open_dir():
     """A prefix the workers' user may reach (pytest's own temp dirs are 0700 root)."""
@@ -105,7 +115,7 @@ def test_workers_run_as_the_user_and_keep_logging(open_dir):
         master = int(wait_for(lambda: (prefix / "logs/nginx.pid").read_text().strip()
                               if (prefix / "logs/nginx.pid").exists() else "", "the pid"))
         assert ids(master) == (0, 0)
-        first = wait_for(lambda: len(workers(master)) == 2 and workers(master), "two workers")
+        first = settled_workers(master, 2)
         assert {ids(w) for w in first} == {(nobody, nogroup)}
         assert get(proxy.port) == "one"
         access = prefix / "logs/access.log"
@@ -126,8 +136,7 @@ def test_workers_run_as_the_user_and_keep_logging(open_dir):
         (prefix / "nginx.conf").write_text(proxy.conf_text.replace('"one"', '"two"'))
         os.kill(master, signal.SIGHUP)
         wait_for(lambda: get(proxy.port) == "two", "the new config")
-        second = wait_for(lambda: (w := workers(master)) and not w & first and len(w) == 2 and w,
-                          "the old workers to leave")
+        second = settled_workers(master, 2, frozenset(first))
         assert {ids(w) for w in second} == {(nobody, nogroup)}
         before = access.read_text().count("GET / ")
         get(proxy.port)
@@ -142,8 +151,7 @@ def test_default_user_is_nobody(open_dir):
     with ProxyProcess("ngate", CONF, open_dir / "ngate", user="", text="x") as proxy:
         assert get(proxy.port) == "x"
         master = int((proxy.prefix / "logs/nginx.pid").read_text())
-        assert {ids(w) for w in wait_for(lambda: workers(master), "workers")} == \
-            {(nobody, nogroup)}
+        assert {ids(w) for w in settled_workers(master, 2)} == {(nobody, nogroup)}
 
 
 @pytest.mark.parametrize("line,message", [
