@@ -30,6 +30,7 @@ import time
 
 from ngate.observability import error_log, metrics
 from ngate.observability.access_log import TunnelEnd
+from ngate.server.clock import TICK
 from ngate.websocket.frames import FrameScanner, close_frame, ping_frame
 
 
@@ -112,7 +113,7 @@ class Tunnel:
     None without access log); errors name the request by `suffix`, rendered at start."""
     __slots__ = ("client", "upstream", "from_client", "from_upstream", "log", "runtime", "conf",
                  "number", "suffix", "sent_up", "sent_down", "deadline", "timeout", "closed",
-                 "active", "ping_timer", "pinged", "location", "started", "limits")
+                 "active", "ping_timer", "ping_due", "pinged", "location", "started", "limits")
 
     def __init__(self, ctx, client, upstream, websocket: bool) -> None:
         self.client = client          # transports
@@ -133,6 +134,7 @@ class Tunnel:
         self.closed = False
         self.active = False
         self.ping_timer = None
+        self.ping_due = 0.0
         self.pinged = ()              # sides waiting for the pong of ngate's ping
         self.location = ctx.loc.pattern if ctx.loc is not None else ""
         self.started = time.monotonic()
@@ -180,12 +182,20 @@ class Tunnel:
     # ------------------------------------------------------------ websocket_ping
 
     def _arm_ping(self, delay: float) -> None:
-        self.ping_timer = self.runtime.loop.call_later(delay, self._ping_tick)
+        loop = self.runtime.loop
+        self.ping_due = loop.time() + delay
+        self.ping_timer = loop.call_later(delay, self._ping_tick)
 
     def _ping_tick(self) -> None:
         """Every interval: ping the sides that were silent; after a ping, check the pongs."""
         self.ping_timer = None
         if self.closed:
+            return
+        if self.runtime.loop.time() - self.ping_due > TICK:
+            # the loop stalled: timers run before socket reads, and a pong may be waiting
+            # unread; judge after the next read
+            self.ping_timer = self.runtime.loop.call_later(TICK, self._ping_tick)
+            self.ping_due = self.runtime.loop.time() + TICK
             return
         conf = self.conf
         dead = next((s for s in self.pinged if not s.heard), None)

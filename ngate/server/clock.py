@@ -3,8 +3,13 @@
 Creating and cancelling an event-loop timer for every request (read timeouts, keep-alive and
 header timeouts, idle pooled connections) costs more than the rest of a small request's
 bookkeeping. Instead an object sets `deadline` (loop time) and is watched; one periodic tick
-calls `expired()` on those past their deadline. Re-arming is an attribute store. Timeouts fire
-up to TICK late, which nginx's second-granularity settings do not notice.
+calls `expired()` on those past their deadline. Re-arming is an attribute store.
+
+A deadline expires only once it had passed at the previous tick: the event loop runs timers
+before it reads the sockets, so after a stall (a loaded machine, a long callback) the data that
+would re-arm a deadline is already waiting when the tick runs; nginx handles events before
+timers. One more tick lets that data in first. Timeouts therefore fire up to 2 x TICK late,
+which nginx's second-granularity settings do not notice.
 """
 from __future__ import annotations
 
@@ -12,12 +17,13 @@ TICK = 0.25
 
 
 class Deadlines:
-    __slots__ = ("loop", "watched", "handle")
+    __slots__ = ("loop", "watched", "handle", "prev")
 
     def __init__(self, loop) -> None:
         self.loop = loop
         self.watched: set = set()
         self.handle = None
+        self.prev = 0.0         # loop time of the previous tick
 
     def watch(self, obj) -> None:
         """Watch `obj` (it has `.deadline` and `.expired()`); cheap to call again."""
@@ -34,7 +40,8 @@ class Deadlines:
         if not watched:
             return
         now = self.loop.time()
-        due = [o for o in watched if o.deadline <= now]
+        cutoff, self.prev = self.prev, now
+        due = [o for o in watched if o.deadline <= cutoff]
         for o in due:
             watched.discard(o)
         for o in due:
