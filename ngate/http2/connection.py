@@ -35,6 +35,7 @@ from h2.events import (ConnectionTerminated, DataReceived, PingReceived, Priorit
                        WindowUpdated)
 from h2.exceptions import DenialOfServiceError, FlowControlError, ProtocolError, StreamClosedError
 from h2.settings import Settings, SettingCodes
+from hyperframe.frame import GoAwayFrame
 
 from ngate.http2 import request as h2request
 from ngate.http2.stream import Http2Stream
@@ -136,6 +137,9 @@ class Http2Connection:
         except FlowControlError as exc:
             return self._fail(ErrorCodes.FLOW_CONTROL_ERROR, f"client violated flow control ({exc})")
         except ProtocolError as exc:
+            if "continuation" in str(exc).lower():      # CVE-2024-27316
+                return self._fail(ErrorCodes.ENHANCE_YOUR_CALM,
+                                  "client sent too many CONTINUATION frames")
             return self._fail(ErrorCodes.PROTOCOL_ERROR, f"client sent invalid HTTP/2 ({exc})")
         for ev in events:
             cls = ev.__class__
@@ -206,10 +210,16 @@ class Http2Connection:
         self.new_streams += 1
         self.flood = max(0, self.flood - 100)
         limit = srv.http2_max_concurrent_streams
-        if len(self.streams) >= limit or self.new_streams > 2 * limit:
-            if self.new_streams > 2 * limit:
+        if self.new_streams > 2 * limit:
+            # nginx 1.25.3 (CVE-2023-44487): refused, and counted as a reset for the GOAWAY rule
+            if self.new_streams == 2 * limit + 1:
                 error_log.info("client sent too many streams at once, client: " + self.remote_addr,
                                self.number)
+            self.resets += 1
+            self.opened += 1
+            self._refuse(sid)
+            return self._rapid_reset()
+        if len(self.streams) >= limit:
             return self._refuse(sid)
         stream = Http2Stream(self, sid)
         self.streams[sid] = stream
@@ -251,11 +261,18 @@ class Http2Connection:
         if s.ctx is not None and not s.ctx.logged:
             self.resets += 1
         s.client_closed()
-        limit = 2 * self.conf.http2_max_concurrent_streams
-        if self.resets > limit and self.resets * 2 > self.opened:
-            return self._fail(ErrorCodes.ENHANCE_YOUR_CALM,
-                              "client sent too many RST_STREAM frames (rapid reset)")
-        self._after_stream()
+        if not self._rapid_reset():
+            self._after_stream()
+
+    def _rapid_reset(self) -> bool:
+        """More resets (and streams refused at once) than twice the stream limit, and more than
+        half of the streams opened: GOAWAY ENHANCE_YOUR_CALM."""
+        if self.resets > 2 * self.conf.http2_max_concurrent_streams \
+                and self.resets * 2 > self.opened:
+            self._fail(ErrorCodes.ENHANCE_YOUR_CALM,
+                       "client sent too many RST_STREAM frames (rapid reset)")
+            return True
+        return False
 
     def start_stream(self, ctx, req) -> None:
         """A stream's request goes to the phases (TLS client checks first, as HTTP/1.1)."""
@@ -410,12 +427,15 @@ class Http2Connection:
         if self.going_away or self.closing:
             return
         self.going_away = True
-        try:
-            self.h2.close_connection(error_code=ErrorCodes.NO_ERROR,
-                                     last_stream_id=self.h2.highest_inbound_stream_id)
-        except ProtocolError:
-            pass
         self.flush()
+        # written by hand: h2's own GOAWAY closes its state machine, and the streams in flight
+        # must still send their responses
+        frame = GoAwayFrame(0, last_stream_id=self.h2.highest_inbound_stream_id or 0,
+                            error_code=ErrorCodes.NO_ERROR)
+        try:
+            self.transport.write(frame.serialize())
+        except RuntimeError:
+            pass
 
     # the runtime's view of a connection (graceful stop, abort)
     def close_if_idle(self) -> bool:
