@@ -298,7 +298,8 @@ class Http2Connection:
                 s.hdrs = None
                 if s.ending and not s.out_size:
                     h2.send_headers(sid, hdrs, end_stream=True)
-                    return self._ended(s)
+                    self._ended(s)
+                    return self.flush()
                 h2.send_headers(sid, hdrs)
             elif s.head is not None:
                 return          # no head yet (a call_soon of a stream since reset)

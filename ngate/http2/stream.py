@@ -28,6 +28,7 @@ from ngate.proxy import engine
 
 _HIGH = 65536       # queued response bytes above which the producer is paused
 _LOW = 16384
+_BODY_WINDOW = 65536    # the receive window of a stream whose body a handler reads
 
 
 class StreamTransport:
@@ -75,7 +76,8 @@ class StreamTransport:
 class Http2Stream:
     __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
-                 "reading", "unacked", "chunked", "timer", "requests", "hdrs", "__weakref__")
+                 "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
+                 "remote_port", "window", "__weakref__")
     handed_over = True
 
     def __init__(self, h2c, sid: int) -> None:
@@ -100,6 +102,9 @@ class Http2Stream:
         self.timer = None           # send_timeout while the windows stay shut
         self.requests = 1
         self.hdrs = None            # the response's HEADERS not sent yet
+        self.remote_addr = h2c.remote_addr      # per stream: realip may replace them
+        self.window = h2c.conf.http2_body_preread_size    # our receive window as the client sees it
+        self.remote_port = h2c.remote_port
 
     def __getattr__(self, name: str):
         # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
@@ -171,6 +176,9 @@ class Http2Stream:
                 self.unacked += len(c)
         if req.complete:
             consumer.body_end()
+        else:
+            # the body is being read now: open the window past the preread size (which may be 0)
+            self.unacked += max(0, _BODY_WINDOW - self.window - self.unacked)
         self.ack_body()
 
     def abort(self) -> None:
@@ -184,6 +192,7 @@ class Http2Stream:
     def body_data(self, data: bytes, flow: int) -> None:
         """A DATA frame of the request body (`flow`: its flow-controlled length)."""
         req = self.current
+        self.window -= flow
         if req is None or self.closing:
             return self.h2c.ack(self, flow)
         self.unacked += flow - len(data)        # padding is acknowledged with the data
@@ -222,6 +231,7 @@ class Http2Stream:
         if self.reading and self.unacked and not self.closing:
             n = self.unacked
             self.unacked = 0
+            self.window += n
             self.h2c.ack(self, n)
 
     def window_opened(self) -> None:
