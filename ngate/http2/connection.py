@@ -392,8 +392,22 @@ class Http2Connection:
         self._arm(self.conf.http2_idle_timeout)
 
     def _idle_or_recv(self) -> None:
-        if not self.streams:
+        """http2_recv_timeout while a frame is incomplete, else http2_idle_timeout while no
+        stream is active (streams have their own timeouts)."""
+        buf = self.h2.incoming_buffer       # h2's FrameBuffer: a frame or header block begun
+        if buf._data or buf._headers_buffer:
+            self._arm(self.conf.http2_recv_timeout, self._recv_timeout)
+        elif not self.streams:
             self._arm(self.conf.http2_idle_timeout)
+        elif self.timer is not None:
+            self._cancel_timer()
+
+    def _recv_timeout(self) -> None:
+        if self.closing:
+            return
+        error_log.info("client timed out (110: Connection timed out) while processing HTTP/2 "
+                       "connection, client: " + self.remote_addr, self.number)
+        self._close()
 
     def _fail(self, code, message: str) -> None:
         """A connection error: logged as nginx words it, GOAWAY, close."""
@@ -453,9 +467,9 @@ class Http2Connection:
 
     # ------------------------------------------------------------ timers (server/clock.py)
 
-    def _arm(self, timeout: float) -> None:
+    def _arm(self, timeout: float, callback=None) -> None:
         if timeout > 0:
-            self.timer = self._idle_timeout
+            self.timer = callback or self._idle_timeout
             self.deadline = self.runtime.loop.time() + timeout
             self.runtime.deadlines.watch(self)
 

@@ -160,3 +160,15 @@ def test_graceful_stop_sends_goaway_and_finishes_streams(ngate):
         assert goaway_code(idle) == ErrorCodes.NO_ERROR
         out, _ = busy.communicate(timeout=15)
     assert out == b"late\n"
+
+
+def test_incomplete_frame_gets_recv_timeout(tmp_path, backend):
+    conf = CONF.replace("http2_max_concurrent_streams 8;",
+                        "http2_max_concurrent_streams 8; http2_recv_timeout 1s;")
+    with ProxyProcess("ngate", conf, tmp_path, backend=backend.port) as p:
+        with H2Client(p.port) as c:
+            c.pump(lambda: False, timeout=0.2)
+            c.send_raw(PingFrame(0, opaque_data=b"12345678").serialize()[:12])   # a frame without its end
+            c.pump(lambda: c.closed, timeout=8)
+            assert c.closed
+        assert logged(p, "client timed out (110: Connection timed out) while processing HTTP/2")
