@@ -27,6 +27,8 @@ Defences (each with a test in tests/e2e/test_http2_attacks.py):
 """
 from __future__ import annotations
 
+import time
+
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
@@ -62,7 +64,7 @@ class Http2Connection:
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
-                 "requests")
+                 "requests", "started")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -103,6 +105,7 @@ class Http2Connection:
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.started = time.monotonic()     # $connection_time
         if not self.runtime.connection_opened(self):
             self.closing = True
             return
