@@ -488,8 +488,8 @@ class Server:
     http2_max_concurrent_streams: int = 128
     http2_max_field_size: int = 4096
     http2_max_header_size: int = 16384
-    http2_idle_timeout: float = 180.0
-    http2_recv_timeout: float = 30.0
+    http2_idle_timeout: float = 0.0     # 0: keepalive_timeout (nginx 1.19.7+)
+    http2_recv_timeout: float = 0.0     # 0: client_header_timeout
     http2_body_preread_size: int = 65536
     http2_chunk_size: int = 8192
 

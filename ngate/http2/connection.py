@@ -127,7 +127,7 @@ class Http2Connection:
         h2.initiate_connection()
         h2.increment_flow_control_window(_MAX_WINDOW - 65535)
         self.flush()
-        self._arm(self.conf.http2_idle_timeout)
+        self._arm(self._idle_value())
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -228,7 +228,12 @@ class Http2Connection:
         self.streams[sid] = stream
         self.opened += 1
         self.requests += 1
+        stream.requests = self.requests
         self._cancel_timer()
+        conf = srv.conf
+        if self.requests >= conf.keepalive_requests or conf.keepalive_timeout == 0 \
+                or time.monotonic() - self.started > conf.keepalive_time:
+            self.goaway()       # nginx: the last stream of this connection (keep-alive rules)
         h2request.start(self, stream, ev)
 
     def _data(self, ev) -> None:
@@ -391,19 +396,24 @@ class Http2Connection:
         if self.streams or self.closing:
             return
         if self.going_away:
-            return self._close()
-        self._arm(self.conf.http2_idle_timeout)
+            return self._close(linger=True)
+        self._arm(self._idle_value())
 
     def _idle_or_recv(self) -> None:
         """http2_recv_timeout while a frame is incomplete, else http2_idle_timeout while no
         stream is active (streams have their own timeouts)."""
         buf = self.h2.incoming_buffer       # h2's FrameBuffer: a frame or header block begun
         if buf._data or buf._headers_buffer:
-            self._arm(self.conf.http2_recv_timeout, self._recv_timeout)
+            self._arm(self.conf.http2_recv_timeout or self.conf.client_header_timeout,
+                      self._recv_timeout)
         elif not self.streams:
-            self._arm(self.conf.http2_idle_timeout)
+            self._arm(self._idle_value())
         elif self.timer is not None:
             self._cancel_timer()
+
+    def _idle_value(self) -> float:
+        """nginx 1.19.7+: keepalive_timeout between streams (http2_idle_timeout if set)."""
+        return self.conf.http2_idle_timeout or self.conf.conf.keepalive_timeout
 
     def _recv_timeout(self) -> None:
         if self.closing:
@@ -429,7 +439,11 @@ class Http2Connection:
             return "client sent too many CONTINUATION frames"
         return f"client sent too much ({exc})"
 
-    def _close(self) -> None:
+    def _close(self, linger: bool = False) -> None:
+        """Close; `linger`: after GOAWAY with all answered, nginx's lingering close (our side
+        shut, what still arrives dropped for lingering_timeout): a frame the client sends
+        meanwhile (a PING) must not make the kernel reset the connection before the client
+        has read the end of its responses."""
         if self.closing:
             return
         self.closing = True
@@ -438,6 +452,16 @@ class Http2Connection:
         self.streams = {}
         for s in streams:
             s.client_closed()
+        t = self.transport
+        if linger and self.tls is None and t.can_write_eof():
+            t.write_eof()
+            self.timer = self._linger_end
+            self.deadline = self.runtime.loop.time() + self.conf.conf.lingering_timeout
+            self.runtime.deadlines.watch(self)
+            return
+        t.close()
+
+    def _linger_end(self) -> None:
         self.transport.close()
 
     def goaway(self) -> None:
@@ -459,7 +483,7 @@ class Http2Connection:
     def close_if_idle(self) -> bool:
         self.goaway()
         if not self.streams:
-            self._close()
+            self._close(linger=True)
             return True
         return False
 
@@ -492,7 +516,7 @@ class Http2Connection:
         if self.streams or self.closing:
             return
         self.goaway()
-        self._close()
+        self._close(linger=True)
 
     @classmethod
     def take_over(cls, old, transport, proto: str, data: bytes = b"") -> "Http2Connection":
