@@ -31,6 +31,8 @@ http {
         location / { return 200 "plain $http2 $server_protocol\\n"; }
         location /p/ { proxy_pass http://127.0.0.1:{backend}; }
         location /big { proxy_pass http://127.0.0.1:{backend}; }
+        location /sf/ { proxy_pass http://127.0.0.1:{backend}; sub_filter "backend" "BACK";
+                        sub_filter_types text/plain; }
         location /upload { client_max_body_size 1m; proxy_pass http://127.0.0.1:{backend}; }
     }
     server {
@@ -216,3 +218,10 @@ def test_h2load(ngate):
     r = subprocess.run(["h2load", "-n", "200", "-c", "2", "-m", "10",
                         f"http://127.0.0.1:{ngate.port}/load"], capture_output=True, timeout=60)
     assert b"200 succeeded, 0 failed" in r.stdout and b"status codes: 200 2xx" in r.stdout, r.stdout
+
+
+def test_response_filters_over_http2(ngate):
+    """The filter stage (sub_filter here) rewrites a proxied body on a stream as on HTTP/1.1."""
+    with H2Client(ngate.port) as c:
+        status, head, body = c.response(c.request("/sf/x"))
+    assert (status, body) == (200, b"ok BACK\n")
