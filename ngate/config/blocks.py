@@ -48,9 +48,6 @@ def server(c, lv, st):
 def listen(c, lv, st):
     lst, sockopts = parse_listen(st.args, st.where)
     shown = listen_display(lst)
-    if lst.http2:        # class 2, warned: HTTP/1.1 is offered instead (ALPN)
-        from ngate.observability import error_log
-        error_log.warn(f'"http2" parameter of "listen" has no effect in ngate in {st.where}')
     if any(other.key == lst.key for other in lv.listens):
         raise ConfigError(f"a duplicate listen {shown}", st.where)
     seen = c.listen_keys.setdefault(lst.key, {"options": False, "default": False})

@@ -381,10 +381,17 @@ def _register() -> None:
     noop("gzip_no_buffer", HSL, 1, flag)
     for name in ("gzip_window", "gzip_hash", "postpone_gzipping"):
         noop(name, HSL, (1, None))
-    for name in ("http2_max_concurrent_streams", "http2_max_field_size", "http2_max_header_size",
-                 "http2_body_preread_size", "http2_idle_timeout", "http2_recv_timeout",
-                 "http2_recv_buffer_size", "http2_pool_size", "http2_max_concurrent_pushes",
-                 "http2_max_requests", "http2_streams_index_size", "http2_chunk_size"):
+    # HTTP/2 (ngate/http2/): the server's settings; buffer and pool sizes have no counterpart
+    directive("http2", HS, 1, h.scalar("http2", h.flag))
+    directive("http2_max_concurrent_streams", HS, 1, h.scalar("http2_max_concurrent_streams",
+                                                              h.number))
+    for name in ("http2_max_field_size", "http2_max_header_size", "http2_body_preread_size"):
+        directive(name, HS, 1, h.scalar(name, h.size))
+    directive("http2_chunk_size", HSL, 1, h.scalar("http2_chunk_size", h.size))
+    for name in ("http2_idle_timeout", "http2_recv_timeout"):
+        directive(name, HS, 1, h.scalar(name, h.msec))
+    for name in ("http2_recv_buffer_size", "http2_pool_size", "http2_max_concurrent_pushes",
+                 "http2_max_requests", "http2_streams_index_size"):
         noop(name, HSL, 1)
 
     # ============================================================= class 2: no effect, warned
@@ -392,7 +399,6 @@ def _register() -> None:
     # stapled, multiplexed ...; nginx's default value stays quiet.
     warned("load_module", {MAIN}, 1)
     warned("ssl_engine", {MAIN}, 1)
-    warned("http2", HS, 1, flag, default=("off",))
     warned("http2_push", HSL, 1, default=("off",))
     warned("http2_push_preload", HSL, 1, flag, default=("off",))
     warned("fastcgi_cache", HSL, 1, default=("off",))

@@ -483,6 +483,15 @@ class Server:
     merge_slashes: bool = True
     where: Where | None = None
     tls: TlsServerConf | None = None   # set for a server on a `listen ... ssl` socket
+    # HTTP/2 (ngate/http2/): `http2 on` and the http2_* settings of the server
+    http2: bool = False
+    http2_max_concurrent_streams: int = 128
+    http2_max_field_size: int = 4096
+    http2_max_header_size: int = 16384
+    http2_idle_timeout: float = 0.0     # 0: keepalive_timeout (nginx 1.19.7+)
+    http2_recv_timeout: float = 0.0     # 0: client_header_timeout
+    http2_body_preread_size: int = 65536
+    http2_chunk_size: int = 8192
 
 
 @dataclass(frozen=True, slots=True)

@@ -524,6 +524,12 @@ def _server_protocol(ctx):
     return f"HTTP/{ctx.http_version}"
 
 
+@builtin("http2")
+def _http2(ctx):
+    """"h2" (TLS) or "h2c" (clear text) for an HTTP/2 request (ngate/http2/), else empty."""
+    return getattr(ctx.conn, "proto", "")
+
+
 @builtin("server_name")
 def _server_name(ctx):
     return ctx.server.names.first if ctx.server is not None else ""

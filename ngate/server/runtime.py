@@ -25,7 +25,8 @@ from ngate.routing.servers import ServerSelector
 from ngate.server.clock import Deadlines
 from ngate.server.connection import HttpConnection, name_table
 from ngate.server.proxy_protocol import ProxyProtocolAcceptor
-from ngate.server.tls import TlsAcceptor
+from ngate.server.tls import TlsAcceptor, speaks_http2
+from ngate.http2.accept import CleartextHttp2
 from ngate.upstream.pool import KeepalivePool
 
 engine.CONTENT_HANDLERS.append((lambda conf: conf.stub_status, stub_status.stub_status_handler))
@@ -36,7 +37,7 @@ class ListenState:
     every connection on it would otherwise work out again (head limits, the local address)."""
     __slots__ = ("key", "default_server", "selector", "scheme", "ssl_context", "local",
                  "underscores", "ignore_invalid", "limit_line", "limit_total", "names",
-                 "proxy_protocol")
+                 "proxy_protocol", "http2")
 
     def __init__(self, key, default_server, servers, scheme: str = "http") -> None:
         self.key = key
@@ -45,6 +46,7 @@ class ListenState:
         self.scheme = scheme
         self.ssl_context = None     # server/tls.py TlsListen on a `listen ... ssl` socket
         self.proxy_protocol = False   # `listen ... proxy_protocol`: the header comes first
+        self.http2 = False            # HTTP/2 too: ALPN h2 (TLS) or the h2c preface (plain)
         self.local = _local_address(key)
         srv = default_server
         self.underscores = srv.underscores_in_headers
@@ -81,6 +83,7 @@ class WorkerRuntime:
             ssl = any(l.ssl for s in servers for l in s.listens if l.key == key)
             ls = self.listens[key] = ListenState(key, default, servers, "https" if ssl else "http")
             ls.ssl_context = config.tls_listens.get(key)
+            ls.http2 = speaks_http2(key, servers)
             ls.proxy_protocol = any(l.proxy_protocol for s in servers for l in s.listens
                                     if l.key == key)
         self.connections: set = set()
@@ -114,6 +117,8 @@ class WorkerRuntime:
                 continue
             # a partial, not a lambda: no Python frame per accepted connection
             proto = HttpConnection if ls.ssl_context is None else TlsAcceptor
+            if ls.http2 and ls.ssl_context is None:
+                proto = CleartextHttp2    # the HTTP/2 preface, else HTTP/1.x
             if ls.proxy_protocol:
                 factory = partial(ProxyProtocolAcceptor, self, ls, proto)
             else:

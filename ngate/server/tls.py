@@ -278,9 +278,22 @@ class TlsListen:
 def build_listens(by_listen: dict) -> dict:
     """listen key -> TlsListen, for every `listen ... ssl` socket (`ssl` on any listen of that
     address, as nginx ORs it). A plain listen of a server that also has an ssl one stays plain."""
-    return {key: TlsListen(default, servers)
-            for key, (default, servers) in by_listen.items()
-            if any(lst.ssl for srv in servers for lst in srv.listens if lst.key == key)}
+    out = {key: TlsListen(default, servers)
+           for key, (default, servers) in by_listen.items()
+           if any(lst.ssl for srv in servers for lst in srv.listens if lst.key == key)}
+    for key, tls_listen in out.items():
+        servers = by_listen[key][1]
+        if speaks_http2(key, servers):      # ALPN offers h2 first (ngate/http2/)
+            for c in {id(c): c for c in [tls_listen.context] + [
+                    s.tls.context for s in servers if s.tls is not None and s.tls.context]}.values():
+                c.set_alpn_protocols(["h2", "http/1.1"])
+    return out
+
+
+def speaks_http2(key, servers) -> bool:
+    """`listen ... http2` on the socket (nginx 1.22) or `http2 on` in a server of it (1.25)."""
+    return any(lst.http2 for srv in servers for lst in srv.listens if lst.key == key) \
+        or any(srv.http2 for srv in servers)
 
 
 # ---------------------------------------------------------------- accept path (per connection)
@@ -404,6 +417,14 @@ class HttpsConnection(HttpConnection):
     certificate was sent") with `ssl_verify_client on` and no certificate."""
     __slots__ = ()
     handed_over = True      # accepted (and counted) by the TlsAcceptor
+
+    def connection_made(self, transport) -> None:
+        if self.listen.http2:
+            tls = transport.get_extra_info("ssl_object")
+            if tls is not None and tls.selected_alpn_protocol() == "h2":
+                from ngate.http2.connection import Http2Connection
+                return Http2Connection.take_over(self, transport, "h2")
+        super().connection_made(transport)
 
     def start_request(self, ctx, req) -> None:
         if self.listen.ssl_context.verifies:

@@ -67,3 +67,4 @@ def test_dash_V_prints_them_as_the_harness_reads_them(capsys):
     for feature in ("addition", "gunzip", "dav", "mp4", "slice", "stub_status", "http_v2"):
         module = f"http_{feature}_module".replace("http_http_", "http_")
         assert (feature in err) == modules.module_implemented(modules.DIRECTIVES[module]), feature
+    assert "--with-http_v2_module" in line.split()        # ngate/http2/

@@ -1,0 +1,534 @@
+"""The HTTP/2 connection to a client (nginx's ngx_http_v2 connection): an asyncio Protocol
+around the sans-IO `h2` library. Bytes in -> h2 events -> streams (stream.py) that run the
+request phases; what streams write -> h2 frames -> the transport.
+
+States: open (streams come and go; http2_idle_timeout while none is active, http2_recv_timeout
+while a frame is incomplete) -> going away (GOAWAY sent on graceful stop or reload: streams in
+flight finish, new ones are refused; the connection closes when the last one ends) -> closed.
+
+Settings sent: SETTINGS_MAX_CONCURRENT_STREAMS (http2_max_concurrent_streams),
+SETTINGS_INITIAL_WINDOW_SIZE (http2_body_preread_size), SETTINGS_MAX_FRAME_SIZE 16384, and a
+connection WINDOW_UPDATE to 2^31-1 as nginx (per-stream windows do the flow control of bodies).
+
+Defences (each with a test in tests/e2e/test_http2_attacks.py):
+- too many streams: past http2_max_concurrent_streams active ones, RST_STREAM REFUSED_STREAM;
+  more than twice that many new streams in one read are refused too (nginx 1.25.3's
+  CVE-2023-44487 fix), and a client whose resets pass twice the limit and half of its streams
+  gets GOAWAY ENHANCE_YOUR_CALM (rapid reset);
+- header lists: the HPACK decoder stops at http2_max_header_size of decoded headers (an HPACK
+  bomb never inflates further), a field above http2_max_field_size, and h2's CONTINUATION
+  backlog limit: GOAWAY (nginx: ENHANCE_YOUR_CALM, "client exceeded ... limit");
+- floods: frames that make no progress (PING, SETTINGS, empty DATA, PRIORITY, WINDOW_UPDATE,
+  RST_STREAM) count up, progress (a new request, body bytes, response bytes sent) counts
+  down; past _FLOOD nginx's "http2 flood detected" and the connection closes. Unread output
+  past _OUT_LIMIT (acks a client does not read) closes it too;
+- zero windows: queued response bytes per stream are bounded (the producer pauses) and a
+  stream that cannot send for send_timeout is reset.
+"""
+from __future__ import annotations
+
+import time
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import (ConnectionTerminated, DataReceived, PingReceived, PriorityUpdated,
+                       RemoteSettingsChanged, RequestReceived, StreamEnded, StreamReset,
+                       WindowUpdated)
+from h2.exceptions import DenialOfServiceError, FlowControlError, ProtocolError, StreamClosedError
+from h2.settings import Settings, SettingCodes
+from hyperframe.frame import GoAwayFrame
+
+from ngate.http2 import request as h2request
+from ngate.http2.stream import Http2Stream
+from ngate.observability import error_log
+from ngate.proxy import engine
+
+_MAX_WINDOW = 2 ** 31 - 1
+_FLOOD = 10000
+_OUT_LIMIT = 1 << 20
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+class _LocalSettings(Settings):
+    """Our settings as sent; h2 itself refuses no stream for their number (its refusal kills
+    the connection): Http2Connection refuses streams one by one as nginx does."""
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        return _MAX_WINDOW
+
+
+class Http2Connection:
+    __slots__ = ("runtime", "listen", "transport", "number", "remote_addr", "remote_port",
+                 "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
+                 "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
+                 "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
+                 "requests", "started")
+    handed_over = True
+
+    def __init__(self, runtime, listen, proto: str = "h2c") -> None:
+        self.runtime = runtime
+        self.listen = listen
+        self.transport = None
+        self.scheme = listen.scheme
+        self.tls = None
+        self.proxy_protocol = None
+        self.proto = proto          # $http2: "h2" over TLS, "h2c" in clear text
+        self.streams: dict = {}
+        self.write_paused = False
+        self.closing = False
+        self.going_away = False
+        self.flood = 0
+        self.new_streams = 0
+        self.resets = 0
+        self.opened = 0
+        self.conn_unacked = 0
+        self.timer = None
+        self.deadline = 0.0
+        self.lost = None
+        self.requests = 0
+        srv = listen.default_server
+        self.conf = srv
+        cfg = H2Configuration(client_side=False, header_encoding=None,
+                              validate_inbound_headers=True, normalize_inbound_headers=False)
+        h2 = self.h2 = H2Connection(config=cfg)
+        h2.local_settings = _LocalSettings(client=False, initial_values={
+            SettingCodes.MAX_CONCURRENT_STREAMS: srv.http2_max_concurrent_streams,
+            SettingCodes.INITIAL_WINDOW_SIZE: min(srv.http2_body_preread_size, _MAX_WINDOW),
+            SettingCodes.MAX_FRAME_SIZE: 16384,
+            SettingCodes.ENABLE_PUSH: 0,
+        })
+        h2.decoder.max_header_list_size = srv.http2_max_header_size
+
+    # ------------------------------------------------------------ asyncio Protocol
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.started = time.monotonic()     # $connection_time
+        if not self.runtime.connection_opened(self):
+            self.closing = True
+            return
+        self.number = self.runtime.next_connection_number()
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.remote_addr, self.remote_port = peer[0], str(peer[1])
+            local = self.listen.local
+            if local is None:
+                sock = transport.get_extra_info("sockname")
+                local = sock[0], str(sock[1])
+            self.server_addr, self.server_port = local
+        else:
+            self.remote_addr, self.remote_port = "unix:", ""
+            self.server_addr, self.server_port = "unix:", ""
+        if self.listen.ssl_context is not None:
+            self.tls = transport.get_extra_info("ssl_object")
+        h2 = self.h2
+        h2.initiate_connection()
+        h2.increment_flow_control_window(_MAX_WINDOW - 65535)
+        self.flush()
+        self._arm(self._idle_value())
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.new_streams = 0
+        try:
+            events = self.h2.receive_data(data)
+        except DenialOfServiceError as exc:
+            return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, self._limit_message(exc))
+        except FlowControlError as exc:
+            return self._fail(ErrorCodes.FLOW_CONTROL_ERROR, f"client violated flow control ({exc})")
+        except ProtocolError as exc:
+            if "continuation" in str(exc).lower():      # CVE-2024-27316
+                return self._fail(ErrorCodes.ENHANCE_YOUR_CALM,
+                                  "client sent too many CONTINUATION frames")
+            return self._fail(ErrorCodes.PROTOCOL_ERROR, f"client sent invalid HTTP/2 ({exc})")
+        for ev in events:
+            cls = ev.__class__
+            if cls is DataReceived:
+                self._data(ev)
+            elif cls is RequestReceived:
+                self._request(ev)
+            elif cls is StreamEnded:
+                s = self.streams.get(ev.stream_id)
+                if s is not None:
+                    s.body_end()
+            elif cls is WindowUpdated:
+                self.flood += 1
+                self._window(ev.stream_id)
+            elif cls is StreamReset:
+                self._reset(ev)
+            elif cls is ConnectionTerminated:
+                self.going_away = True
+                if not self.streams:
+                    return self._close()
+            elif cls in (PingReceived, RemoteSettingsChanged, PriorityUpdated):
+                self.flood += 1
+                if cls is RemoteSettingsChanged:
+                    self._window(0)
+            if self.closing:
+                return
+        if self.flood > _FLOOD:
+            return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
+        self.flush()
+        if not self.closing:
+            if self.transport.get_write_buffer_size() > _OUT_LIMIT and self.write_paused:
+                return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
+            self._idle_or_recv()
+
+    def eof_received(self):
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self.lost = exc
+        self.closing = True
+        self._cancel_timer()
+        self.runtime.connection_closed(self)
+        streams = list(self.streams.values())
+        self.streams = {}
+        for s in streams:
+            s.client_closed(exc)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        for s in list(self.streams.values()):
+            if not s.write_paused:
+                s.write_paused = True
+                if s.writer is not None:
+                    s.writer.downstream_paused()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for s in list(self.streams.values()):
+            s.window_opened()
+
+    # ------------------------------------------------------------ frames in
+
+    def _request(self, ev) -> None:
+        sid = ev.stream_id
+        srv = self.conf
+        if self.going_away:
+            return self._refuse(sid)
+        self.new_streams += 1
+        self.flood = max(0, self.flood - 100)
+        limit = srv.http2_max_concurrent_streams
+        if self.new_streams > 2 * limit:
+            # nginx 1.25.3 (CVE-2023-44487): refused, and counted as a reset for the GOAWAY rule
+            if self.new_streams == 2 * limit + 1:
+                error_log.info("client sent too many streams at once, client: " + self.remote_addr,
+                               self.number)
+            self.resets += 1
+            self.opened += 1
+            self._refuse(sid)
+            return self._rapid_reset()
+        if len(self.streams) >= limit:
+            return self._refuse(sid)
+        stream = Http2Stream(self, sid)
+        self.streams[sid] = stream
+        self.opened += 1
+        self.requests += 1
+        stream.requests = self.requests
+        self._cancel_timer()
+        conf = srv.conf
+        if self.requests >= conf.keepalive_requests or conf.keepalive_timeout == 0 \
+                or time.monotonic() - self.started > conf.keepalive_time:
+            self.goaway()       # nginx: the last stream of this connection (keep-alive rules)
+        h2request.start(self, stream, ev)
+
+    def _data(self, ev) -> None:
+        s = self.streams.get(ev.stream_id)
+        n = ev.flow_controlled_length
+        if ev.data:
+            self.flood = max(0, self.flood - 10)
+        else:
+            self.flood += 1
+        self.conn_unacked += n
+        if self.conn_unacked > 1 << 24:
+            self.h2.increment_flow_control_window(self.conn_unacked)
+            self.conn_unacked = 0
+        if s is None:
+            return
+        s.body_data(ev.data, n)
+
+    def _window(self, sid: int) -> None:
+        if sid:
+            s = self.streams.get(sid)
+            if s is not None and s.out_size:
+                s.window_opened()
+            return
+        for s in list(self.streams.values()):
+            if s.out_size or s.write_paused:
+                s.window_opened()
+
+    def _reset(self, ev) -> None:
+        self.flood += 1
+        s = self.streams.pop(ev.stream_id, None)
+        if s is None:
+            return
+        if s.ctx is not None and not s.ctx.logged:
+            self.resets += 1
+        s.client_closed()
+        if not self._rapid_reset():
+            self._after_stream()
+
+    def _rapid_reset(self) -> bool:
+        """More resets (and streams refused at once) than twice the stream limit, and more than
+        half of the streams opened: GOAWAY ENHANCE_YOUR_CALM."""
+        if self.resets > 2 * self.conf.http2_max_concurrent_streams \
+                and self.resets * 2 > self.opened:
+            self._fail(ErrorCodes.ENHANCE_YOUR_CALM,
+                       "client sent too many RST_STREAM frames (rapid reset)")
+            return True
+        return False
+
+    def start_stream(self, ctx, req) -> None:
+        """A stream's request goes to the phases (TLS client checks first, as HTTP/1.1)."""
+        if self.tls is not None and self.listen.ssl_context.verifies:
+            from ngate.server.tls import _server_for, client_refusal, refuse
+            server = _server_for(ctx, self.listen)
+            refusal = client_refusal(self.tls, server, ctx.host, self.listen.ssl_context)
+            if refusal is not None:
+                return refuse(ctx, req, *refusal)
+        engine.start_request(ctx, req)
+
+    # ------------------------------------------------------------ frames out
+
+    def send_stream(self, s) -> None:
+        """Send what the stream has queued as far as the windows allow; END_STREAM at its end."""
+        if s.closing or s.ended or self.closing:
+            return
+        h2 = self.h2
+        sid = s.sid
+        try:
+            if s.hdrs is not None:
+                hdrs = s.hdrs
+                s.hdrs = None
+                if s.ending and not s.out_size:
+                    h2.send_headers(sid, hdrs, end_stream=True)
+                    self._ended(s)
+                    return self.flush()
+                h2.send_headers(sid, hdrs)
+            elif s.head is not None:
+                return          # no head yet (a call_soon of a stream since reset)
+            out = s.out
+            if out:
+                chunk = self.conf.http2_chunk_size
+                sent = 0
+                while s.out_size:
+                    window = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size,
+                                 chunk)
+                    if window <= 0:
+                        break
+                    piece = bytes(out[sent:sent + window])
+                    sent += len(piece)
+                    s.out_size -= len(piece)
+                    h2.send_data(sid, piece)
+                if sent:
+                    del out[:sent]
+                    s.progressed()
+                    self.flood = 0
+                if s.out_size:
+                    s.stalled()
+            if s.ending and not s.out_size:
+                h2.end_stream(sid)
+                self._ended(s)
+        except (StreamClosedError, ProtocolError):
+            s.client_closed()
+            self.streams.pop(sid, None)
+        self.flush()
+
+    def _ended(self, s) -> None:
+        s.ended = True
+        s._cancel_timer()
+        req = s.current
+        s.current = None
+        s.ctx = None
+        if req is not None and not req.complete:
+            # the response is complete before the request body: nginx stops reading it
+            try:
+                self.h2.reset_stream(s.sid, ErrorCodes.NO_ERROR)
+            except (StreamClosedError, ProtocolError):
+                pass
+        self.streams.pop(s.sid, None)
+        self._after_stream()
+
+    def ack(self, s, n: int) -> None:
+        """Reopen the stream's receive window by n consumed body bytes."""
+        if self.closing or s.ended:
+            return
+        try:
+            self.h2.increment_flow_control_window(n, stream_id=s.sid)
+        except (StreamClosedError, ProtocolError, KeyError):
+            return
+        self.flush()
+
+    def reset_stream(self, s, code) -> None:
+        self.streams.pop(s.sid, None)
+        if not self.closing:
+            try:
+                self.h2.reset_stream(s.sid, code)
+            except (StreamClosedError, ProtocolError):
+                pass
+            self.flush()
+        self._after_stream()
+
+    def _refuse(self, sid: int) -> None:
+        try:
+            self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+        except (StreamClosedError, ProtocolError):
+            pass
+
+    def flush(self) -> None:
+        data = self.h2.data_to_send()
+        if data and not self.closing:
+            try:
+                self.transport.write(data)
+            except RuntimeError:
+                pass
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _active(self) -> int:
+        return len(self.streams)
+
+    def _after_stream(self) -> None:
+        if self.streams or self.closing:
+            return
+        if self.going_away:
+            return self._close(linger=True)
+        self._arm(self._idle_value())
+
+    def _idle_or_recv(self) -> None:
+        """http2_recv_timeout while a frame is incomplete, else http2_idle_timeout while no
+        stream is active (streams have their own timeouts)."""
+        buf = self.h2.incoming_buffer       # h2's FrameBuffer: a frame or header block begun
+        if buf._data or buf._headers_buffer:
+            self._arm(self.conf.http2_recv_timeout or self.conf.client_header_timeout,
+                      self._recv_timeout)
+        elif not self.streams:
+            self._arm(self._idle_value())
+        elif self.timer is not None:
+            self._cancel_timer()
+
+    def _idle_value(self) -> float:
+        """nginx 1.19.7+: keepalive_timeout between streams (http2_idle_timeout if set)."""
+        return self.conf.http2_idle_timeout or self.conf.conf.keepalive_timeout
+
+    def _recv_timeout(self) -> None:
+        if self.closing:
+            return
+        error_log.info("client timed out (110: Connection timed out) while processing HTTP/2 "
+                       "connection, client: " + self.remote_addr, self.number)
+        self._close()
+
+    def _fail(self, code, message: str) -> None:
+        """A connection error: logged as nginx words it, GOAWAY, close."""
+        error_log.info(message + ", client: " + self.remote_addr, self.number)
+        try:
+            self.h2.close_connection(error_code=code)
+        except ProtocolError:
+            pass
+        self.flush()
+        self._close()
+
+    def _limit_message(self, exc) -> str:
+        if "header list" in str(exc):
+            return "client exceeded http2_max_header_size limit"
+        if "CONTINUATION" in str(exc) or "continuation" in str(exc):
+            return "client sent too many CONTINUATION frames"
+        return f"client sent too much ({exc})"
+
+    def _close(self, linger: bool = False) -> None:
+        """Close; `linger`: after GOAWAY with all answered, nginx's lingering close (our side
+        shut, what still arrives dropped for lingering_timeout): a frame the client sends
+        meanwhile (a PING) must not make the kernel reset the connection before the client
+        has read the end of its responses."""
+        if self.closing:
+            return
+        self.closing = True
+        self._cancel_timer()
+        streams = list(self.streams.values())
+        self.streams = {}
+        for s in streams:
+            s.client_closed()
+        t = self.transport
+        if linger and self.tls is None and t.can_write_eof():
+            t.write_eof()
+            self.timer = self._linger_end
+            self.deadline = self.runtime.loop.time() + self.conf.conf.lingering_timeout
+            self.runtime.deadlines.watch(self)
+            return
+        t.close()
+
+    def _linger_end(self) -> None:
+        self.transport.close()
+
+    def goaway(self) -> None:
+        """Graceful stop or reload: GOAWAY with the last stream taken; streams in flight end."""
+        if self.going_away or self.closing:
+            return
+        self.going_away = True
+        self.flush()
+        # written by hand: h2's own GOAWAY closes its state machine, and the streams in flight
+        # must still send their responses
+        frame = GoAwayFrame(0, last_stream_id=self.h2.highest_inbound_stream_id or 0,
+                            error_code=ErrorCodes.NO_ERROR)
+        try:
+            self.transport.write(frame.serialize())
+        except RuntimeError:
+            pass
+
+    # the runtime's view of a connection (graceful stop, abort)
+    def close_if_idle(self) -> bool:
+        self.goaway()
+        if not self.streams:
+            self._close(linger=True)
+            return True
+        return False
+
+    def abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ------------------------------------------------------------ timers (server/clock.py)
+
+    def _arm(self, timeout: float, callback=None) -> None:
+        if timeout > 0:
+            self.timer = callback or self._idle_timeout
+            self.deadline = self.runtime.loop.time() + timeout
+            self.runtime.deadlines.watch(self)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer = None
+            self.runtime.deadlines.unwatch(self)
+
+    def expired(self) -> None:
+        callback = self.timer
+        self.timer = None
+        if callback is not None:
+            callback()
+
+    def _idle_timeout(self) -> None:
+        """http2_idle_timeout with no stream active: GOAWAY and close, as nginx."""
+        if self.streams or self.closing:
+            return
+        self.goaway()
+        self._close(linger=True)
+
+    @classmethod
+    def take_over(cls, old, transport, proto: str, data: bytes = b"") -> "Http2Connection":
+        """The client chose HTTP/2 (ALPN h2, or the h2c preface): this connection takes the
+        transport from the HTTP/1.x one that accepted it."""
+        if old in old.runtime.connections:
+            old.runtime.connection_closed(old, handover=True)
+        old.closing = True
+        conn = cls(old.runtime, old.listen, proto)
+        conn.proxy_protocol = old.proxy_protocol
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+        if data:
+            conn.data_received(data)
+        return conn

@@ -1,0 +1,78 @@
+"""An HTTP/2 request (a HEADERS frame's header list) -> a RequestContext for the phases.
+
+As nginx's ngx_http_v2_state_header_complete / ngx_http_v2_construct_request_line: the request
+line is ":method :path HTTP/2.0"; ":authority" stands for Host when no host header came;
+several cookie headers are joined with "; "; header names nginx ignores (underscores,
+invalid characters) are dropped by the same rules as HTTP/1.x; a field longer than
+http2_max_field_size ends the connection (ENHANCE_YOUR_CALM)."""
+from __future__ import annotations
+
+from h2.errors import ErrorCodes
+
+from ngate.proxy import engine
+from ngate.proxy.context import RequestContext
+from ngate.server.connection import Request, header_key
+
+_SINGLE = frozenset({b"host", b"content-length"})
+
+
+def start(conn, stream, ev) -> None:
+    method = path = authority = None
+    headers = []
+    hdr = {}
+    cookies = []
+    limit = conn.conf.http2_max_field_size
+    listen = conn.listen
+    size = 0
+    for name, value in ev.headers:
+        if len(name) > limit or len(value) > limit:
+            return conn._fail(ErrorCodes.ENHANCE_YOUR_CALM,
+                              "client exceeded http2_max_field_size limit")
+        size += len(name) + len(value) + 4
+        if name[:1] == b":":
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+            continue
+        if name == b"cookie":
+            cookies.append(value)
+            continue
+        key = header_key(name, listen.underscores, listen.ignore_invalid)
+        if not key:
+            continue
+        headers.append((name, value))
+        if key not in hdr:
+            hdr[key] = value
+    if cookies:
+        joined = b"; ".join(cookies)
+        headers.append((b"cookie", joined))
+        hdr[b"cookie"] = joined
+    if authority is not None and b"host" not in hdr:
+        headers.insert(0, (b"host", authority))
+        hdr[b"host"] = authority
+    ctx = RequestContext(stream, (method or b"GET").decode("latin-1"),
+                         (path or b"").decode("latin-1"), "2.0", headers, hdr)
+    ctx.http_minor = 2          # no chunked framing, no HTTP/1.1 Host rule
+    ctx.keep_alive = False
+    ctx.request_length = size
+    stream.ctx = ctx
+    req = Request(ctx)
+    stream.current = req
+    cl = hdr.get(b"content-length")
+    if cl is not None:
+        if not cl.isdigit():
+            req.complete = True
+            ctx.server = listen.default_server
+            return engine.reject_request(ctx, 400, 'client sent invalid "Content-Length" header')
+        ctx.content_length_in = int(cl)
+    if ev.stream_ended is not None:
+        req.complete = True
+    elif cl is None:
+        ctx.body_chunked = True     # length unknown: the proxy buffers it (Content-Length)
+    stats = conn.runtime.stats
+    if stats is not None:
+        stats.request_started(ctx)
+    conn.start_stream(ctx, req)

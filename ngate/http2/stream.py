@@ -1,0 +1,310 @@
+"""One HTTP/2 stream as the request phases see it: a downstream connection of its own.
+
+The engine (proxy/engine.py) and its content handlers talk to `ctx.conn`: they write an
+HTTP/1.1 response head then body bytes, end with finish_request(), pause or resume through
+`conn.writer` (downstream_paused/downstream_resumed), read the body through attach_body(), and
+close or abort. Http2Stream carries that out on its stream:
+
+  head     the HTTP/1.1 head is collected until its empty line and held; it leaves as a
+           HEADERS frame (head.py) with the first body bytes, or with END_STREAM at the end
+  body     queued, sent as DATA frames of at most http2_chunk_size as the stream and connection
+           windows allow; above _HIGH queued bytes the writer (an upstream exchange, the static
+           sender) is paused, below _LOW resumed: a slow client pauses its own upstream only.
+           A stream that cannot send for send_timeout is reset and logged as nginx does.
+  request  DATA frames go to the body consumer (or wait for one); the stream's receive window
+  body     is reopened as the consumer takes them and not while it is paused (pause_reading);
+           nothing is acknowledged beyond http2_body_preread_size before a consumer attaches
+  end      finish_request logs the request and ends the stream; a client RST_STREAM or a lost
+           connection is the client closing: 499 and the upstream aborted (engine.client_closed)
+"""
+from __future__ import annotations
+
+from h2.errors import ErrorCodes
+
+from ngate.http1.request import BodyError, ChunkedDecoder
+from ngate.http2.head import h1_to_h2
+from ngate.observability import error_log
+from ngate.proxy import engine
+
+_HIGH = 65536       # queued response bytes above which the producer is paused
+_LOW = 16384
+_BODY_WINDOW = 65536    # the receive window of a stream whose body a handler reads
+
+
+class StreamTransport:
+    """What handlers reach through `conn.transport`: reading pauses the stream's receive
+    window, closing resets the stream."""
+    __slots__ = ("stream",)
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def pause_reading(self) -> None:
+        self.stream.reading = False
+
+    def resume_reading(self) -> None:
+        s = self.stream
+        if not s.reading:
+            s.reading = True
+            s.ack_body()
+
+    def is_reading(self) -> bool:
+        return self.stream.reading
+
+    def get_write_buffer_size(self) -> int:
+        return 0            # queued bytes are copied: a handler may reuse its buffer at once
+
+    def write(self, data) -> None:
+        self.stream.write(data)
+
+    def close(self) -> None:
+        self.stream.reset(ErrorCodes.INTERNAL_ERROR)
+
+    def abort(self) -> None:
+        self.stream.reset(ErrorCodes.INTERNAL_ERROR)
+
+    def is_closing(self) -> bool:
+        return self.stream.closing
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def get_extra_info(self, name, default=None):
+        return self.stream.h2c.transport.get_extra_info(name, default)
+
+
+class Http2Stream:
+    __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
+                 "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
+                 "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
+                 "remote_port", "window", "__weakref__")
+    handed_over = True
+
+    def __init__(self, h2c, sid: int) -> None:
+        self.h2c = h2c
+        self.sid = sid
+        self.transport = StreamTransport(self)
+        self.writer = None
+        self.current = None         # server/connection.py Request
+        self.queue = None
+        self.closing = False
+        self.write_paused = False
+        self.lost = None
+        self.ctx = None
+        self.head = b""             # the response head while it arrives; None once sent
+        self.out = bytearray()      # response bytes not yet sent (flow control)
+        self.out_size = 0
+        self.ending = False         # finish_request came: END_STREAM once `out` is sent
+        self.ended = False
+        self.reading = True         # request body: acknowledge (reopen the window) as read
+        self.unacked = 0            # body bytes consumed and not yet acknowledged
+        self.chunked = None         # a ChunkedDecoder if a handler framed the body in chunks
+        self.timer = None           # send_timeout while the windows stay shut
+        self.requests = 1
+        self.hdrs = None            # the response's HEADERS not sent yet
+        self.remote_addr = h2c.remote_addr      # per stream: realip may replace them
+        self.window = h2c.conf.http2_body_preread_size    # our receive window as the client sees it
+        self.remote_port = h2c.remote_port
+
+    def __getattr__(self, name: str):
+        # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
+        return getattr(self.h2c, name)
+
+    # ------------------------------------------------------------ used by the engine
+
+    def write(self, data) -> None:
+        if self.closing or self.ended:
+            return
+        head = self.head
+        if head is not None:
+            head += bytes(data)
+            end = head.find(b"\r\n\r\n")
+            if end < 0:
+                self.head = head
+                return
+            self.head = None
+            status, headers, chunked = h1_to_h2(head[:end])
+            if chunked:
+                self.chunked = ChunkedDecoder()
+            self.hdrs = headers
+            data = head[end + 4:]
+            if not data:
+                # HEADERS now unless the response ends at once (then with END_STREAM)
+                self.h2c.runtime.loop.call_soon(self.h2c.send_stream, self)
+                return
+        if self.chunked is not None:
+            parts = []
+            try:
+                self.chunked.feed(bytes(data), parts.append)
+            except BodyError:
+                return self.reset(ErrorCodes.INTERNAL_ERROR)
+            data = b"".join(parts)
+            if not data:
+                return
+        self.out += data
+        self.out_size += len(data)
+        self.h2c.send_stream(self)
+        if self.out_size > _HIGH and not self.write_paused:
+            self.write_paused = True
+            w = self.writer
+            if w is not None:
+                w.downstream_paused()
+
+    def finish_request(self, ctx) -> None:
+        """The response is complete: log it, end the stream once its bytes are out."""
+        req = self.current
+        self.writer = None
+        ctx.req = None
+        engine.log_request(ctx)
+        if self.closing:
+            return
+        self.ending = True
+        if self.head is not None:       # a head that never completed: nothing sane to send
+            return self.reset(ErrorCodes.INTERNAL_ERROR)
+        self.h2c.send_stream(self)
+        if req is not None and not req.complete:
+            req.discard = True
+            req.body = None
+
+    def attach_body(self, req, consumer) -> None:
+        req.consumer = consumer
+        chunks = req.body
+        req.body = None
+        if chunks:
+            for c in chunks:
+                consumer.body_data(c)
+                self.unacked += len(c)
+        if req.complete:
+            consumer.body_end()
+        else:
+            # the body is being read now: open the window past the preread size (which may be 0)
+            self.unacked += max(0, _BODY_WINDOW - self.window - self.unacked)
+        self.ack_body()
+
+    def abort(self) -> None:
+        self.reset(ErrorCodes.INTERNAL_ERROR)
+
+    def take_held(self) -> bytes:
+        return b""
+
+    # ------------------------------------------------------------ from the connection
+
+    def body_data(self, data: bytes, flow: int) -> None:
+        """A DATA frame of the request body (`flow`: its flow-controlled length)."""
+        req = self.current
+        self.window -= flow
+        if req is None or self.closing:
+            return self.h2c.ack(self, flow)
+        self.unacked += flow - len(data)        # padding is acknowledged with the data
+        if req.discard:
+            self.unacked += len(data)
+            return self.ack_body()
+        ctx = self.ctx
+        req.body_size += len(data)
+        ctx.request_length += len(data)
+        limit = ctx.conf.client_max_body_size if ctx.conf is not None else 0
+        if limit and ctx.content_length_in is None and req.body_size > limit \
+                and req.consumer is None and not ctx.head_sent:
+            error_log.error(f"client intended to send too large body: {req.body_size} bytes"
+                            + error_log.request_suffix(ctx), self.number)
+            req.discard = True
+            req.body = None
+            return engine.finalize(ctx, 413)
+        if req.consumer is not None:
+            self.unacked += len(data)
+            req.consumer.body_data(data)
+            self.ack_body()
+        elif req.body is None:
+            req.body = [data]
+        else:
+            req.body.append(data)
+
+    def body_end(self) -> None:
+        req = self.current
+        if req is None or req.complete:
+            return
+        req.complete = True
+        if req.consumer is not None and not req.discard and not self.closing:
+            req.consumer.body_end()
+
+    def ack_body(self) -> None:
+        if self.reading and self.unacked and not self.closing:
+            n = self.unacked
+            self.unacked = 0
+            self.window += n
+            self.h2c.ack(self, n)
+
+    def window_opened(self) -> None:
+        """The client opened a window (or the connection could write again): send what waits,
+        and let the producer go on once little is queued."""
+        self.h2c.send_stream(self)
+        if self.write_paused and self.out_size <= _LOW and not self.h2c.write_paused:
+            self.write_paused = False
+            w = self.writer
+            if w is not None:
+                w.downstream_resumed()
+
+    def client_closed(self, exc=None) -> None:
+        """RST_STREAM from the client, or the connection is gone: nginx's 499 and the upstream
+        aborted (a response already complete was logged)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.lost = exc
+        self._cancel_timer()
+        self.out = bytearray()
+        self.out_size = 0
+        ctx = self.ctx
+        if ctx is not None and not ctx.logged:
+            engine.client_closed(ctx)
+        self.writer = None
+        self.current = None
+
+    def reset(self, code) -> None:
+        """Our side gives up on the stream (a handler closed or aborted, a send timeout)."""
+        if self.closing:
+            return
+        self.closing = True
+        self._cancel_timer()
+        self.out = bytearray()
+        self.out_size = 0
+        w = self.writer
+        self.writer = None
+        ctx = self.ctx
+        if w is not None and ctx is not None and not ctx.logged:
+            w.client_gone()
+        self.h2c.reset_stream(self, code)
+
+    # ------------------------------------------------------------ send_timeout
+
+    def stalled(self) -> None:
+        """Bytes wait and no window is open: send_timeout starts (not re-armed while stalled)."""
+        if self.timer is None and self.ctx is not None:
+            conf = self.ctx.conf or self.h2c.listen.default_server.conf
+            self.timer = self.h2c.runtime.loop.call_later(conf.send_timeout, self._send_timeout)
+
+    def progressed(self) -> None:
+        self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _send_timeout(self) -> None:
+        self.timer = None
+        if self.closing or not self.out_size:
+            return
+        ctx = self.ctx
+        message = "client timed out (110: Connection timed out) while sending to client"
+        if ctx is not None and not ctx.logged:
+            w = self.writer
+            self.writer = None
+            ctx.keep_alive = False
+            if w is not None:
+                w.client_gone()
+            error_log.info(message + error_log.request_suffix(ctx), self.number)
+            engine.log_request(ctx)
+        else:
+            engine.log_timeout(self, message)
+        self.reset(ErrorCodes.INTERNAL_ERROR)

@@ -1,0 +1,227 @@
+"""HTTP/2 to clients (ngate/http2/): real clients (curl --http2 over TLS with ALPN,
+--http2-prior-knowledge in clear text, nghttp, h2load) and a frame-level h2 client for flow
+control, cancellation and limits. Every stream runs the normal phases and talks HTTP/1.x to the
+backend."""
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+import trustme
+
+from tests.harness.backend import Backend, Reply
+from tests.harness.h2client import H2Client
+from tests.harness.processes import ProxyProcess, free_port
+
+BIG = bytes(range(256)) * 4096          # 1 MiB
+
+CONF = """
+error_log {prefix}/logs/error.log info;
+events {}
+http {
+    log_format h2 '$request|$status|$server_protocol|$http2|$body_bytes_sent|$ssl_alpn_protocol';
+    access_log {prefix}/logs/access.log h2;
+    client_max_body_size 1k;
+    send_timeout 2s;
+    server {
+        listen 127.0.0.1:{port} http2;
+        location / { return 200 "plain $http2 $server_protocol\\n"; }
+        location /p/ { proxy_pass http://127.0.0.1:{backend}; }
+        location /big { proxy_pass http://127.0.0.1:{backend}; }
+        location /sf/ { proxy_pass http://127.0.0.1:{backend}; sub_filter "backend" "BACK";
+                        sub_filter_types text/plain; }
+        location /upload { client_max_body_size 1m; proxy_pass http://127.0.0.1:{backend}; }
+    }
+    server {
+        listen 127.0.0.1:{tls_port} ssl http2;
+        server_name a.test;
+        ssl_certificate {pki}/a.crt;
+        ssl_certificate_key {pki}/a.key;
+        location / { return 200 "tls $http2 $server_protocol $ssl_alpn_protocol\\n"; }
+    }
+    server {
+        listen 127.0.0.1:{tls_port2} ssl;
+        server_name a.test;
+        http2 on;
+        ssl_certificate {pki}/a.crt;
+        ssl_certificate_key {pki}/a.key;
+        location / { return 200 "on $http2\\n"; }
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    d.chmod(0o755)
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(d / "ca.pem"))
+    cert = ca.issue_cert("a.test")
+    cert.cert_chain_pems[0].write_to_path(str(d / "a.crt"))
+    cert.private_key_pem.write_to_path(str(d / "a.key"))
+    return d
+
+
+@pytest.fixture(scope="module")
+def backend():
+    with Backend() as b:
+        b.route("/big", Reply(body=BIG))
+        b.route("/p/slow", Reply(body=b"late\n", delay=3))
+        b.route("/p/hdr", Reply(headers=[(b"Content-Type", b"text/x"), (b"X-Up", b"1"),
+                                         (b"Connection", b"keep-alive")], body=b"hdr\n"))
+        b.route("/p/chunked", Reply(chunks=[b"ab", b"cd"]))
+        yield b
+
+
+@pytest.fixture(scope="module")
+def ngate(tmp_path_factory, pki, backend):
+    prefix = tmp_path_factory.mktemp("ngate-h2")
+    with ProxyProcess("ngate", CONF, prefix, backend=backend.port, pki=str(pki),
+                      tls_port=free_port(), tls_port2=free_port()) as p:
+        yield p
+
+
+def curl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True,
+                          timeout=30)
+
+
+def wait_log(p, pattern: str, timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = p.access_log() + p.error_log()
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{pattern!r} not logged:\n{p.access_log()[-2000:]}\n{p.error_log()[-2000:]}")
+
+
+def test_curl_prior_knowledge(ngate):
+    r = curl("--http2-prior-knowledge", "-i", f"http://127.0.0.1:{ngate.port}/x")
+    assert r.stdout.startswith(b"HTTP/2 200"), r
+    assert r.stdout.endswith(b"plain h2c HTTP/2.0\n")
+    wait_log(ngate, r"GET /x HTTP/2.0\|200\|HTTP/2.0\|h2c\|19\|")
+
+
+def test_http1_on_the_same_plain_socket(ngate):
+    r = curl("-i", f"http://127.0.0.1:{ngate.port}/y")
+    assert r.stdout.startswith(b"HTTP/1.1 200"), r
+    assert r.stdout.endswith(b"plain  HTTP/1.1\n")
+
+
+def test_curl_alpn_h2_and_http11_fallback(ngate, pki):
+    port = ngate.params["tls_port"]
+    base = ["--cacert", str(pki / "ca.pem"), "--resolve", f"a.test:{port}:127.0.0.1"]
+    r = curl(*base, "--http2", "-i", f"https://a.test:{port}/")
+    assert r.stdout.startswith(b"HTTP/2 200"), r
+    assert r.stdout.endswith(b"tls h2 HTTP/2.0 h2\n")
+    r = curl(*base, "--http1.1", "-i", f"https://a.test:{port}/")
+    assert r.stdout.startswith(b"HTTP/1.1 200"), r
+    assert r.stdout.endswith(b"tls  HTTP/1.1 http/1.1\n")
+
+
+def test_http2_on_directive(ngate, pki):
+    port = ngate.params["tls_port2"]
+    r = curl("--cacert", str(pki / "ca.pem"), "--resolve", f"a.test:{port}:127.0.0.1", "--http2",
+             "-i", f"https://a.test:{port}/")
+    assert r.stdout.startswith(b"HTTP/2 200") and r.stdout.endswith(b"on h2\n"), r
+
+
+def test_proxy_over_http2(ngate, backend):
+    mark = backend.mark()
+    with H2Client(ngate.port) as c:
+        sid = c.request("/p/hdr", headers=[(b"x-client", b"yes"), (b"cookie", b"a=1"),
+                                           (b"cookie", b"b=2")])
+        status, head, body = c.response(sid)
+    assert (status, body) == (200, b"hdr\n")
+    assert head[b"x-up"] == b"1" and head[b"content-type"] == b"text/x"
+    assert b"connection" not in head
+    seen = backend.since(mark)[0]
+    assert seen.version == b"HTTP/1.0" and seen.target == b"/p/hdr"
+    assert seen.header(b"host") == b"127.0.0.1:%d" % backend.port
+    assert seen.header(b"x-client") == b"yes"
+    assert seen.header(b"cookie") == b"a=1; b=2"
+
+
+def test_chunked_upstream_response(ngate):
+    with H2Client(ngate.port) as c:
+        status, head, body = c.response(c.request("/p/chunked"))
+    assert (status, body) == (200, b"abcd")
+    assert b"transfer-encoding" not in head
+
+
+def test_request_body_reaches_backend_with_length(ngate, backend):
+    mark = backend.mark()
+    with H2Client(ngate.port) as c:
+        status, _, _ = c.response(c.request("/upload", method="POST", body=b"z" * 5000))
+    assert status == 200
+    seen = backend.since(mark)[0]
+    assert seen.body == b"z" * 5000 and seen.header(b"content-length") == b"5000"
+
+
+def test_client_max_body_size(ngate):
+    with H2Client(ngate.port) as c:
+        declared = c.response(c.request("/p/x", method="POST", body=b"z" * 2000,
+                                        headers=[(b"content-length", b"2000")]))[0]
+        undeclared = c.response(c.request("/p/x", method="POST", body=b"z" * 2000))[0]
+    assert declared == 413 and undeclared == 413
+
+
+def test_slow_stream_does_not_hold_its_neighbour(ngate):
+    """Stream A's window stays shut after 64 KiB; stream B on the same connection gets all of
+    its 1 MiB: flow control is per stream, and A's upstream is paused, not the connection."""
+    with H2Client(ngate.port) as c:
+        a = c.request("/big")
+        b = c.request("/big")
+        c.auto_ack = {b}
+        assert c.response(b, timeout=10)[2] == BIG
+        assert a not in c.ended and len(c.bodies.get(a, b"")) <= 65535
+        c.auto_ack = None
+        c.conn.increment_flow_control_window(1 << 20, stream_id=a)
+        c.flush()
+        assert c.response(a, timeout=10)[2] == BIG
+
+
+def test_zero_window_stall_times_out(ngate):
+    with H2Client(ngate.port) as c:
+        c.auto_ack = set()
+        sid = c.request("/big")
+        c.pump(lambda: sid in c.resets, timeout=8)
+        assert sid in c.resets
+    wait_log(ngate, r"client timed out \(110: Connection timed out\) while sending to client")
+
+
+def test_client_reset_is_499_and_aborts_upstream(ngate):
+    with H2Client(ngate.port) as c:
+        sid = c.request("/p/slow")
+        time.sleep(0.5)
+        c.conn.reset_stream(sid)
+        c.flush()
+        wait_log(ngate, r"GET /p/slow HTTP/2.0\|499\|")
+        # the connection goes on
+        assert c.response(c.request("/after"))[0] == 200
+    assert "client prematurely closed connection" in ngate.error_log()
+
+
+def test_nghttp_many_streams(ngate):
+    paths = [f"http://127.0.0.1:{ngate.port}/n{i}" for i in range(20)]
+    r = subprocess.run(["nghttp", "-n", "-s", *paths], capture_output=True, timeout=30)
+    assert r.returncode == 0, r
+    assert r.stdout.count(b" 200 ") == 20 or len(re.findall(rb"\s200\s", r.stdout)) == 20, r.stdout
+
+
+def test_h2load(ngate):
+    r = subprocess.run(["h2load", "-n", "200", "-c", "2", "-m", "10",
+                        f"http://127.0.0.1:{ngate.port}/load"], capture_output=True, timeout=60)
+    assert b"200 succeeded, 0 failed" in r.stdout and b"status codes: 200 2xx" in r.stdout, r.stdout
+
+
+def test_response_filters_over_http2(ngate):
+    """The filter stage (sub_filter here) rewrites a proxied body on a stream as on HTTP/1.1."""
+    with H2Client(ngate.port) as c:
+        status, head, body = c.response(c.request("/sf/x"))
+    assert (status, body) == (200, b"ok BACK\n")
