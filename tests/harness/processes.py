@@ -204,7 +204,8 @@ def body_temp_outside(conf: str) -> str:
         _body_temp_root.append(root)
     path = tempfile.mkdtemp(dir=_body_temp_root[0])
     os.chmod(path, 0o755)
-    return _HTTP_BLOCK.sub(lambda m: f"{m.group(0)}\n    client_body_temp_path {path}/body;\n",
+    # on the `http {` line: the config's line numbers (in [emerg] messages) stay as written
+    return _HTTP_BLOCK.sub(lambda m: f"{m.group(0)} client_body_temp_path {path}/body;",
                            conf, count=1)
 
 
