@@ -93,6 +93,7 @@ class Compiler:
         self.zones = Zones()            # limit_req_zone / limit_conn_zone (shared memory)
         self.uses_stats = False        # stub_status or $connections_*: workers count
         self.open_files: dict = {}          # log paths to open at load, in config order
+        self.temp_paths: dict = {}          # client_body_temp_path (path, levels), config order
         self.limit_rate_used = False    # a limit_rate other than 0 (Config.limit_rate_used)
 
     # -------------------------------------------------------- used by handlers
@@ -145,7 +146,10 @@ class Compiler:
         return Main(extra=MappingProxyType(lv.extra), **vals)
 
     def http_base(self) -> dict:
-        return {"root": self.template(self.path("html")), "types": DEFAULT_TYPES}
+        temp = (self.path("client_body_temp"), ())      # nginx's NGX_HTTP_CLIENT_TEMP_PATH
+        self.temp_paths.setdefault(temp[0], temp)
+        return {"root": self.template(self.path("html")), "types": DEFAULT_TYPES,
+                "client_body_temp_path": temp}
 
     def build_servers(self, http_vals: dict) -> tuple[Server, ...]:
         ssl_keys = {lst.key for srv in self.servers for lst in srv.listens if lst.ssl}
@@ -299,7 +303,7 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
                   http_conf=loc_conf(http_vals, http_lv), zones=zones,
                   stub_status=c.uses_stats, open_files=tuple(c.open_files),
-                  limit_rate_used=c.limit_rate_used)
+                  limit_rate_used=c.limit_rate_used, temp_paths=tuple(c.temp_paths.values()))
 
 
 def by_listen(servers) -> dict:

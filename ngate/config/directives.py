@@ -229,6 +229,10 @@ def _register() -> None:
     directive("client_max_body_size", HSL, 1, h.scalar("client_max_body_size", h.size))
     directive("client_body_timeout", HSL, 1, h.scalar("client_body_timeout", h.msec))
     directive("client_body_buffer_size", HSL, 1, h.scalar("client_body_buffer_size", h.size))
+    directive("client_body_temp_path", HSL, (1, 4), h.scalar("client_body_temp_path", h.temp_path))
+    directive("client_body_in_file_only", HSL, 1, h.scalar("client_body_in_file_only", h.in_file_only))
+    directive("client_body_in_single_buffer", HSL, 1,
+              h.scalar("client_body_in_single_buffer", h.flag))
     directive("send_timeout", HSL, 1, h.scalar("send_timeout", h.msec))
     directive("keepalive_timeout", HSL, (1, 2), h.keepalive_timeout)
     directive("keepalive_requests", HSL, 1, h.scalar("keepalive_requests", h.number))
@@ -330,7 +334,7 @@ def _register() -> None:
     # core
     for name in ("sendfile", "tcp_nopush", "tcp_nodelay", "aio_write", "reset_timedout_connection",
                  "msie_padding", "log_subrequest", "open_file_cache_errors",
-                 "open_file_cache_events", "client_body_in_single_buffer"):
+                 "open_file_cache_events"):
         noop(name, HSLI if name == "sendfile" else HSL, 1, flag)
     for name in ("sendfile_max_chunk", "directio_alignment", "read_ahead", "send_lowat",
                  "postpone_output", "subrequest_output_buffer_size"):
@@ -341,7 +345,6 @@ def _register() -> None:
     noop("open_file_cache_valid", HSL, 1, msec)
     noop("open_file_cache_min_uses", HSL, 1, number)
     noop("resolver_timeout", HSL, 1, msec)
-    noop("client_body_temp_path", HSL, (1, 4))
     noop("connection_pool_size", HS, 1, size)
     noop("request_pool_size", HS, 1, size)
     for name in ("variables_hash_max_size", "variables_hash_bucket_size",
@@ -404,7 +407,6 @@ def _register() -> None:
     warned("fastcgi_cache", HSL, 1, default=("off",))
     warned("proxy_ignore_client_abort", HSL, 1, flag, default=("off",))
     warned("fastcgi_ignore_client_abort", HSL, 1, flag, default=("off",))
-    warned("client_body_in_file_only", HSL, 1, default=("off",))
 
     # ============================================================= class 3: refused
     # One row per directive; `default=` is nginx's default value, accepted because ngate does

@@ -255,6 +255,32 @@ def msec(c, st) -> float:
         raise _invalid(st) from None
 
 
+def temp_path(c, st) -> tuple:
+    """`client_body_temp_path path [level1 [level2 [level3]]]` (ngx_conf_set_path_slot); the
+    master creates the directory (ngx_create_paths)."""
+    levels = []
+    for arg in st.args[1:]:
+        n = as_number(arg)
+        if not n:
+            raise ConfigError(f'"{st.directive}" directive invalid value', st.where)
+        levels.append(n)
+    if sum(levels) > 10:           # nginx: the name's 10 digits hold the levels
+        raise ConfigError(f'"{st.directive}" directive invalid value', st.where)
+    path = c.path(st.args[0])
+    value = (path, tuple(levels))
+    if c.temp_paths.get(path, value) != value:
+        raise ConfigError(f'the same path name "{path}" has the different levels', st.where)
+    c.temp_paths.setdefault(path, value)
+    return value
+
+
+def in_file_only(c, st) -> str:
+    value = st.args[0].lower()
+    if value not in ("on", "off", "clean"):
+        raise ConfigError(f'invalid value "{st.args[0]}"', st.where)
+    return value
+
+
 def msec_or_off(c, st) -> float:
     """A time, or `off` (0)."""
     return 0.0 if st.args[0] == "off" else msec(c, st)

@@ -332,7 +332,7 @@ class LocConf:
     fastcgi_pass_request_headers: bool = True
     fastcgi_pass_request_body: bool = True
     fastcgi_buffering: bool = True                         # accepted; ngate streams
-    fastcgi_request_buffering: bool = True                 # accepted; ngate streams bodies
+    fastcgi_request_buffering: bool = True                 # off: the body is streamed
     fastcgi_buffer_size: int = 4096                        # the limit of the CGI response head
     proxy_buffer_size: int = 4096                          # the limit of an upstream response head
     fastcgi_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
@@ -349,6 +349,9 @@ class LocConf:
     client_max_body_size: int = 1024 * 1024
     client_body_timeout: float = 60.0
     client_body_buffer_size: int = 16 * 1024                # a buffered body above this spills to a temp file
+    client_body_temp_path: tuple = ("client_body_temp", ())  # (absolute path, levels): compile sets the path
+    client_body_in_file_only: str = "off"                   # "off", "on" (file kept) or "clean"
+    client_body_in_single_buffer: bool = False              # ngate's in-memory body is one buffer anyway
     send_timeout: float = 60.0
     keepalive_timeout: float = 75.0
     keepalive_requests: int = 1000
@@ -545,3 +548,4 @@ class Config:
     raw: Any = None                  # crossplane payload (for -T only)
     stub_status: bool = False        # stub_status or $connections_* used: workers count
     open_files: tuple[str, ...] = ()  # log files nginx opens at load (cycle->open_files)
+    temp_paths: tuple = ()           # client_body_temp_path values: the master creates them (ngx_create_paths)

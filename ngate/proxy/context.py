@@ -56,6 +56,7 @@ class RequestContext:
         "accel_headers",    # headers an X-Accel-Redirect carries to the new response, or None
         "ssi",              # filters/ssi.py SsiBody of this response (or the main's Shared)
         "cache",            # cache/exchange.py CacheState under proxy_cache, else None
+        "body_spool",       # proxy/body_spool.py BodySpool of a body read whole, or None
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -116,3 +117,4 @@ class RequestContext:
         self.accel_headers = None
         self.ssi = None
         self.cache = None
+        self.body_spool = None

@@ -7,8 +7,9 @@ differs is the request (FastCGI records: BEGIN_REQUEST, PARAMS, STDIN), the resp
 decoded by fastcgi/records.py, the CGI head by fastcgi/cgi.py) and the request body.
 
 Exchange states (as ProxyExchange):
-  connecting   waiting for a peer connection (a chunked body is read whole first, whatever
-               fastcgi_request_buffering says, as nginx: CONTENT_LENGTH is then known)
+  connecting   waiting for a peer connection (with fastcgi_request_buffering on, the default,
+               the body is read whole first into a proxy/body_spool.py BodySpool: memory up to
+               client_body_buffer_size, then a temp file; CONTENT_LENGTH is then known)
   sending      records written; STDIN follows the client body with backpressure
   reading      the whole request is sent; fastcgi_read_timeout re-armed on every read
   streaming    the CGI head was sent to the client; STDOUT is streamed, STDERR is logged
@@ -26,7 +27,8 @@ from ngate.fastcgi.cgi import HeadReader
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine
-from ngate.proxy.http_proxy import NEXT_ON_STATUS, ProxyExchange
+from ngate.proxy.body_spool import BodySpool, SpoolError
+from ngate.proxy.http_proxy import NEXT_ON_STATUS, ProxyExchange, log_spooled
 from ngate.proxy.resolve import resolve_proxy_url
 
 STATIC, TEMPLATE = 0, 1
@@ -140,20 +142,20 @@ class FastCGIExchange(ProxyExchange):
     def start(self) -> None:
         ctx = self.ctx
         conf = self.conf
-        if not conf.fastcgi_pass_request_body:
+        if not conf.fastcgi_pass_request_body or not (ctx.body_chunked or ctx.content_length_in):
             mode = "none"
-        elif ctx.body_chunked:
-            mode = "buffer"     # always, as nginx: CONTENT_LENGTH must be known
-        elif ctx.content_length_in:
-            mode = "stream"
+        elif conf.fastcgi_request_buffering or conf.client_body_in_file_only != "off":
+            mode = "buffer"
         else:
-            mode = "none"
+            mode = "stream"     # a chunked body too (nginx 1.22): no CONTENT_LENGTH then
         self.body_mode = mode
         self.body_done = mode == "none"
         self.conn.writer = self
         if mode != "none":
             if ctx.hdr.get(b"expect", b"").lower() == b"100-continue" and ctx.http_minor == 1:
                 self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if mode == "stream":
+                ctx.body_spool = self       # $request_body while it fits: memory() below
             self.conn.attach_body(ctx.req, self)
             if mode == "buffer" or self.state == "done":
                 return          # body_end connects once the whole body is here
@@ -173,19 +175,37 @@ class FastCGIExchange(ProxyExchange):
             self.pending = list(self.body_chunks)     # a retry sends the body again
         self.send_request()
 
+    def memory(self) -> bytes | None:
+        """$request_body of a streamed body (fastcgi_request_buffering off) while it fits."""
+        if not self.replayable or not self.body_done \
+                or self.replay_size > self.conf.client_body_buffer_size:
+            return None
+        return b"".join(self.body_chunks)
+
     def send_request(self) -> None:
+        ctx = self.ctx
+        if self.body_done and ctx.body_chunked and self.body_mode == "stream":
+            ctx.content_length_in = ctx.req.body_size   # read whole by now: nginx knows its length
         out = [fcgi.begin_request(self.plan.keep_conn),
                fcgi.params(build_params(self.ctx, self.plan))]
+        sp = self.spool
+        if sp is not None and not sp.in_file:
+            out.extend(fcgi.stdin(chunk) for chunk in sp.chunks)
         for chunk in self.pending:
             out.append(fcgi.stdin(chunk))
         self.pending = []
         self.pending_size = 0
-        if self.body_done:
+        from_file = sp is not None and sp.in_file
+        if self.body_done and not from_file:
             out.append(fcgi.stdin_end())
         self.stdin_open = not self.body_done
         data = b"".join(out)       # one send: writelines() costs a syscall per piece
         self.sent_bytes = len(data)
         self.uconn.transport.write(data)
+        if from_file:
+            sp.rewind()
+            if not self._send_spool():
+                return          # upstream_write_resumed goes on
         if self.body_done:
             self.request_sent()
         else:
@@ -195,6 +215,17 @@ class FastCGIExchange(ProxyExchange):
                 self.conn.transport.resume_reading()
 
     # ------------------------------------------------------------ client body (consumer API)
+
+    def _send_spool(self) -> bool:
+        sp = self.spool
+        start = sp.pos
+        done = sp.send_to(self.uconn, fcgi.stdin)
+        self.sent_bytes += sp.pos - start
+        if done:
+            self.uconn.transport.write(fcgi.stdin_end())
+        else:
+            self.arm(self.plan.send_timeout)
+        return done
 
     def body_data(self, data: bytes) -> None:
         if self.state == "done":
@@ -208,6 +239,17 @@ class FastCGIExchange(ProxyExchange):
                             f"{before}+{len(data)} bytes" + error_log.request_suffix(ctx),
                             self.conn.number)
             return self.abort_with(413)
+        if self.body_mode == "buffer":
+            sp = self.spool
+            if sp is None:
+                sp = self.spool = ctx.body_spool = BodySpool(self.conf)
+            try:
+                name = sp.add(data)
+            except SpoolError as err:
+                return self.spool_failed(err)
+            if name is not None:
+                log_spooled(ctx, name)
+            return
         if self.replayable:
             self.body_chunks.append(data)
             self.replay_size += len(data)

@@ -29,7 +29,7 @@ from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine, rewrite
-from ngate.proxy.body_spool import BodySpool
+from ngate.proxy.body_spool import BodySpool, SpoolError
 from ngate.proxy.cookies import rewrite as rewrite_cookie
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
 from ngate.proxy.throttle import ReadThrottle
@@ -66,6 +66,16 @@ def _head_end(buf: bytes) -> int:
     if crlf >= 0 and (lf < 0 or crlf < lf):
         return crlf + 3
     return lf + 2 if lf >= 0 else len(buf)
+
+
+def log_spooled(ctx, name: str) -> None:
+    """nginx: [warn] (client_body_in_file_only: [notice]) when a body goes to a temp file."""
+    text = f"a client request body is buffered to a temporary file {name}" + \
+        error_log.request_suffix(ctx)
+    if ctx.conf.client_body_in_file_only == "off":
+        error_log.warn(text, ctx.conn.number)
+    else:
+        error_log.notice(text, ctx.conn.number)
 
 
 # ---------------------------------------------------------------- the exchange
@@ -157,9 +167,11 @@ class ProxyExchange:
             self.body_done = True
         elif ctx.body_chunked:
             self.body_mode = "chunked" if (not conf.proxy_request_buffering
+                                           and conf.client_body_in_file_only == "off"
                                            and self.plan.version == b"HTTP/1.1") else "buffer"
         elif ctx.content_length_in:
-            self.body_mode = "length"
+            self.body_mode = "buffer" if (conf.proxy_request_buffering
+                                          or conf.client_body_in_file_only != "off") else "length"
         else:
             self.body_mode = "none"
             self.body_done = True
@@ -167,10 +179,22 @@ class ProxyExchange:
         if self.body_mode != "none":
             if ctx.hdr.get(b"expect", b"").lower() == b"100-continue" and ctx.http_minor == 1:
                 self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if self.body_mode != "buffer":
+                ctx.body_spool = self       # $request_body of a streamed body: memory() below
             self.conn.attach_body(req, self)
             if self.body_mode == "buffer":
                 return          # body_end connects once the whole body is here (Content-Length)
         self.connect()
+
+    name = None         # $request_body_file: a streamed body has no file
+
+    def memory(self) -> bytes | None:
+        """$request_body of a streamed body (proxy_request_buffering off): nginx still has it
+        in its buffers when it fits client_body_buffer_size; ngate's replay copy holds it."""
+        if not self.replayable or not self.body_done \
+                or self.body_total > self.conf.client_body_buffer_size:
+            return None
+        return b"".join(self.body_chunks)
 
     def connect(self) -> None:
         if self.tries >= _MAX_TRIES:
@@ -292,7 +316,10 @@ class ProxyExchange:
             elif mode == "buffer":
                 body_len = self.body_total
             elif mode == "chunked":
-                chunked = True
+                if self.body_done:      # read whole by now: nginx then sends Content-Length
+                    body_len = self.body_total
+                else:
+                    chunked = True
             elif ctx.content_length_in == 0 and conf.proxy_pass_request_body:
                 body_len = 0
         head = build_request_head(ctx, self.plan, self.uri, body_len, chunked)
@@ -361,11 +388,13 @@ class ProxyExchange:
         if self.body_mode == "buffer":
             sp = self.spool
             if sp is None:
-                sp = self.spool = BodySpool(self.conf.client_body_buffer_size)
-            name = sp.add(data)
+                sp = self.spool = self.ctx.body_spool = BodySpool(self.conf)
+            try:
+                name = sp.add(data)
+            except SpoolError as err:
+                return self.spool_failed(err)
             if name is not None:
-                error_log.warn(f"a client request body is buffered to a temporary file {name}"
-                               + error_log.request_suffix(self.ctx), self.conn.number)
+                log_spooled(self.ctx, name)
             return
         u = self.uconn
         if u is None or self.state != "sending":
@@ -1118,6 +1147,11 @@ class ProxyExchange:
         if self.uconn is not None:
             self.release(reuse=False)
         self._count(-1)
+
+    def spool_failed(self, err) -> None:
+        self.body_done = True
+        error_log.crit(str(err) + error_log.request_suffix(self.ctx), self.conn.number)
+        self.abort_with(500)
 
     def abort_with(self, status: int) -> None:
         self._stop()

@@ -571,14 +571,20 @@ def _bytes_sent(ctx):
     return str(ctx.bytes_sent)
 
 
+def _ms(seconds: float) -> str:
+    """nginx's "%T.%03M": whole milliseconds, truncated, never negative."""
+    ms = max(int(seconds * 1000 + 1e-6), 0)     # 60.1 s is 60100 ms, not 60099
+    return "%d.%03d" % (ms // 1000, ms % 1000)
+
+
 @builtin("request_time")
 def _request_time(ctx):
-    return "%.3f" % (time.monotonic() - ctx.start)
+    return _ms(time.monotonic() - ctx.start)
 
 
 @builtin("msec")
 def _msec(ctx):
-    return "%.3f" % time.time()
+    return _ms(time.time())
 
 
 @builtin("time_local")
@@ -754,7 +760,16 @@ def _uid_reset(ctx):
 
 @builtin("request_body")
 def _request_body(ctx):
-    return None
+    """The body read whole (proxy_request_buffering, FastCGI) while in memory, as nginx."""
+    sp = ctx.body_spool
+    body = None if sp is None else sp.memory()
+    return None if body is None else body.decode("latin-1")
+
+
+@builtin("request_body_file")
+def _request_body_file(ctx):
+    sp = ctx.body_spool
+    return None if sp is None else sp.name
 
 
 @builtin("remote_user")

@@ -135,6 +135,32 @@ def hand_over_logs(config) -> None:
             os.close(fd)
 
 
+def create_paths(config) -> bool:
+    """ngx_create_paths: each client_body_temp_path directory is made (0700) when missing and,
+    as root, given to the worker user; False after an [emerg] (nginx does not start)."""
+    main = config.main
+    for path, _levels in config.temp_paths:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as err:
+            error_log.emerg(f'mkdir() "{path}" failed {error_log.os_error(err)}')
+            return False
+        if main.uid is None or os.geteuid() != 0:
+            continue
+        try:
+            st = os.stat(path)
+            if st.st_uid != main.uid:
+                os.chown(path, main.uid, -1)
+            if st.st_mode & 0o700 != 0o700:
+                os.chmod(path, st.st_mode | 0o700)
+        except OSError as err:
+            error_log.emerg(f'chown("{path}", {main.uid}) failed {error_log.os_error(err)}')
+            return False
+    return True
+
+
 def _try(func, *args, what: str) -> None:
     try:
         func(*args)

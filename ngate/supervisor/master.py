@@ -92,6 +92,9 @@ class Master:
         error_log.configure(self.config, self.startup_log)
         if not self.write_pid(self.config.main.pid):
             return 1
+        if not identity.create_paths(self.config):
+            self.remove_pid()
+            return 1
         try:
             if not self.config.main.master_process:
                 return run_worker(self.config, self.listeners.for_worker(0), None)
@@ -266,6 +269,7 @@ class Master:
             old_path = self.pid_path
             if self.write_pid(new.main.pid) and old_path:
                 _unlink(old_path)
+        identity.create_paths(new)     # a failure is logged; the workers then fail to spool
         close_sockets(dropped)          # the old workers keep their own copies until QUIT
         old_workers = list(self.workers)
         self.config = new

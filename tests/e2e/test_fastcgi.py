@@ -218,7 +218,7 @@ http { server { listen 127.0.0.1:{port};
 def test_body_keeps_flowing_after_an_early_response_head(tmp_path):
     """ngate only: nginx stops sending the request body once the response head arrives, so a
     script that flush()es before reading a large input never gets it (nginx times out). ngate
-    keeps feeding STDIN."""
+    keeps feeding STDIN (a streamed body: fastcgi_request_buffering off)."""
     with PhpFpm(tmp_path) as fpm:
         fpm.script("early.php", """<?php
 echo "head sent\\n"; flush();
@@ -229,7 +229,7 @@ echo $n, " ", hash_final($h), "\\n";
         conf = """
 http { server { listen 127.0.0.1:{port}; client_max_body_size 64m;
     location ~ \\.php$ { root {docroot}; fastcgi_pass 127.0.0.1:{fpm_port};
-        include fastcgi_params;
+        include fastcgi_params; fastcgi_request_buffering off;
         fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; } } }
 """
         data = os.urandom(24 * 1024 * 1024)

@@ -6,6 +6,7 @@ standard main context (`MAIN`) prepended, so both programs log and write their p
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -94,6 +96,8 @@ class ProxyProcess:
     def start(self) -> "ProxyProcess":
         (self.prefix / "logs").mkdir(parents=True, exist_ok=True)
         os.chmod(self.prefix, 0o755)
+        if self.kind == "ngate":
+            self.conf_text = body_temp_outside(self.conf_text)
         (self.prefix / "nginx.conf").write_text(self.conf_text)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
@@ -180,6 +184,29 @@ def require_kind(kind: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+_HTTP_BLOCK = re.compile(r"(^|[;{}]\s*)http\s*\{", re.M)
+_body_temp_root: list[str] = []
+
+
+def body_temp_outside(conf: str) -> str:
+    """Debian's nginx buffers request bodies in /var/lib/nginx/body; ngate's default is under the
+    prefix, which pytest's 0700 temp root hides from a `nobody` worker. Without a
+    client_body_temp_path of its own, an ngate config gets one in a world-searchable
+    directory (as Debian's is) that lives until the session ends."""
+    if "client_body_temp_path" in conf:
+        return conf
+    if not _body_temp_root:
+        root = tempfile.mkdtemp(prefix="ngate-test-body-")
+        os.chmod(root, 0o755)
+        atexit.register(shutil.rmtree, root, True)
+        _body_temp_root.append(root)
+    path = tempfile.mkdtemp(dir=_body_temp_root[0])
+    os.chmod(path, 0o755)
+    # on the `http {` line: the config's line numbers (in [emerg] messages) stay as written
+    return _HTTP_BLOCK.sub(lambda m: f"{m.group(0)} client_body_temp_path {path}/body;",
+                           conf, count=1)
 
 
 def fresh_prefix(base: Path, kind: str) -> Path:
