@@ -126,7 +126,7 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
         out.extend(engine.add_headers(ctx, conf, status))
     out.extend(late)
     if conf.charset and ctype is not None:
-        ctype = charset.content_type(conf, status, ctype)
+        ctype = charset.content_type(conf, status, ctype, ctx)
     chunked = False
     if length is None and status != 304:
         # stored without Content-Length (a chunked upstream response): sent chunked as nginx

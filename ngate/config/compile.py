@@ -23,6 +23,7 @@ from ngate.config.regex import compile_regex
 from ngate.config.servers import ServerNamesBuilder, default_listen
 from ngate.errors import ConfigError
 from ngate.filters import config as filters_config
+from ngate.config import charset_map
 from ngate.cache import config as cache_config
 from ngate.limits import config as limits_config
 from ngate.limits.zones import Zones
@@ -212,7 +213,8 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
     fields["realip"] = realip.compile_conf(vals)
     fields["rewrite_ops"] = tuple(_op(op, vals) for op in lv.ops)
     fields["limits"] = limits_config.build(vals)
-    fields["filters"], fields["gzip_static"] = filters_config.build(vals)
+    fields["charset_recode"] = rc = charset_map.build(vals)
+    fields["filters"], fields["gzip_static"] = filters_config.build(vals, rc)
     fields["userid"] = userid.build(vals)
     fields["proxy_cache"] = cache_config.build(vals, "proxy")
     fields["access"] = access_plan(fields)

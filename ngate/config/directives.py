@@ -114,6 +114,7 @@ def check(stmt, ctx: str) -> Directive:
 
 def _register() -> None:
     from ngate.config import blocks as b
+    from ngate.config import charset_map
     from ngate.config import handlers as h
     flag, size, msec, number = h.flag, h.size, h.msec, h.number
     from ngate.routing import referer, secure_link
@@ -263,7 +264,10 @@ def _register() -> None:
     directive("chunked_transfer_encoding", HSL, 1,
               h.scalar("chunked_transfer_encoding", h.flag))
     directive("recursive_error_pages", HSL, 1, h.scalar("recursive_error_pages", h.flag))
-    directive("charset", HSLI, 1, h.scalar("charset", h.charset))
+    directive("charset", HSLI, 1, h.scalar("charset", charset_map.charset_name))
+    directive("source_charset", HSLI, 1, h.scalar("source_charset", charset_map.charset_name))
+    directive("override_charset", HSLI, 1, h.scalar("override_charset", h.flag))
+    directive("charset_map", {HTTP}, 2, charset_map.charset_map, block=True)
     directive("charset_types", HSL, (1, None), h.charset_types)
     directive("if_modified_since", HSL, 1, h.scalar("if_modified_since", h.if_modified_since))
     directive("lingering_close", HSL, 1, h.scalar("lingering_close", h.lingering_close))
@@ -424,9 +428,6 @@ def _register() -> None:
     refuse("autoindex_exact_size", HSL, 1, default=("on",))
     refuse("autoindex_localtime", HSL, 1, default=("off",))
     # modules ngate does not have, whose absence would change responses or access
-    refuse("override_charset", HSLI, 1, default=("off",))     # charset: recoding refused
-    refuse("source_charset", HSLI, 1)
-    refuse("charset_map", {HTTP}, 2, block=True)
     for name in ("create_full_put_path",
                  "create_full_put_path",
                  "min_delete_depth", "dav_access"):

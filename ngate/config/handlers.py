@@ -406,16 +406,6 @@ def user(c, lv, st):
     lv.vals["user"], lv.vals["group"] = st.args[0], group or st.args[0]
 
 
-def charset(c, st) -> bytes:
-    """`charset name|off`: announced only (ngate does not recode)."""
-    name = st.args[0]
-    if name.lower() == "off":
-        return b""
-    if "$" in name:
-        raise ConfigError('"charset" with variables is not supported by ngate', st.where)
-    return name.encode("latin-1")
-
-
 def charset_types(c, lv, st):
     """`charset_types mime ...` (`*`: any) in addition to text/html, as nginx; a level that sets
     it replaces the inherited list."""

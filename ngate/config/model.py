@@ -423,6 +423,7 @@ class LocConf:
     charset_types: Any = frozenset({b"text/html", b"text/xml", b"text/plain",
                                     b"text/vnd.wap.wml", b"application/javascript",
                                     b"application/rss+xml"})   # None: `*`
+    charset_recode: Any = None      # http1/charset.py RecodeConf: source_charset, override ...
     # free-form extension slots for later issues (tls, fastcgi, websocket ...)
     extra: Any = None
     # proxy_ssl_* (TLS to upstreams)

@@ -134,7 +134,7 @@ def _has_vars(text: str) -> bool:
     return has_variables(text)
 
 
-def build(vals: dict):
+def build(vals: dict, recode=None):
     """(filters tuple or None, gzip_static or None) for a location's merged values."""
     gzip_on = vals.get("gzip", False)
     gunzip_on = vals.get("gunzip", False)
@@ -143,7 +143,8 @@ def build(vals: dict):
     ssi_on = vals.get("ssi", False)
     before = vals.get("add_before_body")
     after = vals.get("add_after_body")
-    if not (gzip_on or gunzip_on or subs or static != "off" or ssi_on or before or after):
+    if not (gzip_on or gunzip_on or subs or static != "off" or ssi_on or before or after
+            or recode is not None):
         return None, None
     from ngate.filters.gzip import GunzipFilter, GzipCore, GzipFilter
     proxied = vals.get("gzip_proxied")
@@ -166,6 +167,9 @@ def build(vals: dict):
         chain.append(SubFilter(tuple(subs), DEFAULT_TYPES | frozenset(st) if st else DEFAULT_TYPES,
                                vals.get("sub_filter_once", True),
                                vals.get("sub_filter_last_modified", False)))
+    if recode is not None:
+        from ngate.filters.charset import CharsetFilter
+        chain.append(CharsetFilter(recode))
     if ssi_on:
         from ngate.filters.ssi import SsiFilter
         st = vals.get("ssi_types")

@@ -484,7 +484,7 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
                                    location, headers)
     check_keepalive(ctx)
     if conf is not None and conf.charset:
-        content_type = charset.content_type(conf, status, content_type)
+        content_type = charset.content_type(conf, status, content_type, ctx)
     head = resp.build_head(
         status, 1, server_tokens=conf.server_tokens if conf is not None else True,
         content_type=content_type, content_length=length,
@@ -514,7 +514,7 @@ def _send_postponed(ctx, conf, status: int, pending: list, content_type, last_mo
         ctx.keep_alive = False
     check_keepalive(ctx)
     if conf.charset:
-        content_type = charset.content_type(conf, status, content_type)
+        content_type = charset.content_type(conf, status, content_type, ctx)
     head = resp.build_head(
         status, 1, server_tokens=conf.server_tokens, content_type=content_type,
         last_modified=last_modified, location=location, chunked=chunked,

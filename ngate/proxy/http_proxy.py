@@ -878,7 +878,7 @@ class ProxyExchange:
         self.chunked_out = chunked_out
         ctx.status = status
         if conf.charset:
-            ctype = charset.content_type(conf, status, ctype)
+            ctype = charset.content_type(conf, status, ctype, ctx)
         head = resp.build_head(
             status, 1, server_tokens=conf.server_tokens, content_type=ctype,
             content_length=clen if status != 101 else None, last_modified=lastmod,

@@ -150,8 +150,9 @@ def _new_meta(ctx, st, path: str, root: str):
         return None
     conf = ctx.conf
     meta = filemeta.FileMeta(conf, ctx.uri, root, st,
-                             charset.content_type(conf, 200, content_type(conf, ctx.uri)))
-    filemeta.store(path, meta)
+                             charset.content_type(conf, 200, content_type(conf, ctx.uri), ctx))
+    if conf.charset_recode is None or not conf.charset_recode.variable:
+        filemeta.store(path, meta)
     return meta
 
 
@@ -310,7 +311,7 @@ def _autoindex(ctx, dir_path: str) -> None:
     ctx.status = 200
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
                            content_type=charset.content_type(conf, 200,
-                                                             autoindex.CONTENT_TYPES[fmt]),
+                                                             autoindex.CONTENT_TYPES[fmt], ctx),
                            chunked=chunked, connection=_connection(ctx), headers=headers)
     body = b"" if head_only else resp.chunk(body) + resp.LAST_CHUNK if chunked else body
     _write_whole(ctx, head, body, len(body))      # chunk framing counts, as in nginx

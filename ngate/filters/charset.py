@@ -1,0 +1,157 @@
+"""The charset filter's body part (ngx_http_charset_filter_module): recode a response through a
+charset_map table (config/charset_map.py); the header decision is http1/charset.py's.
+
+    byte      bytes.translate; Content-Length stays
+    to_utf8   each byte to its UTF-8 sequence; Content-Length dropped
+    from_utf8 UTF-8 decoded as ngx_utf8_decode does: a mapped code point to its byte, an
+              unmapped one (or one above U+FFFF) to `&#N;`, an invalid sequence to `?` (the
+              byte that shows it invalid is consumed with it); a sequence cut by the end of a
+              read is held until the next one, and dropped at the end of the body, as nginx
+
+Only main requests are recoded (nginx recodes a subrequest into its main request's charset;
+ngate leaves subrequests as they are).
+"""
+from __future__ import annotations
+
+import re
+
+from ngate.filters import HeadersOut
+from ngate.http1 import charset
+
+_NON_ASCII = re.compile(rb"[\x80-\xff]+")
+_INVALID = -1
+_INCOMPLETE = -2
+
+
+class CharsetFilter:
+    __slots__ = ("rc",)
+
+    def __init__(self, rc) -> None:
+        self.rc = rc
+
+    def header(self, ctx, out: HeadersOut):
+        ctype = out.content_type
+        if not ctype or ctx.main is not None:
+            return None
+        encoded = bool(out.get(b"content-encoding"))
+        if ctype.__class__ is charset.Decided:     # static files: decided with the FileMeta
+            if ctype.table is None:
+                return None
+            if encoded:
+                out.content_type = charset.decided(ctype.raw, ctype.raw, None)
+                return None
+            table = ctype.table
+        else:
+            new, table = charset.decide(self.rc, out.status, ctype, ctx, encoded)
+            out.content_type = charset.decided(new, ctype, table)
+            if table is None:
+                return None
+        if table.kind == "byte":
+            return ByteRecoder(table.table)
+        out.content_length = None
+        if table.kind == "to_utf8":
+            return ToUtf8(table.table, table.ascii_same)
+        return FromUtf8(table.table)
+
+
+class ByteRecoder:
+    __slots__ = ("table",)
+
+    def __init__(self, table: bytes) -> None:
+        self.table = table
+
+    def data(self, data) -> bytes:
+        return bytes(data).translate(self.table)
+
+    def flush(self) -> bytes:
+        return b""
+
+    def finish(self) -> bytes:
+        return b""
+
+
+class ToUtf8(ByteRecoder):
+    __slots__ = ("ascii_same",)
+
+    def __init__(self, table: tuple, ascii_same: bool) -> None:
+        self.table = table
+        self.ascii_same = ascii_same
+
+    def data(self, data) -> bytes:
+        data = bytes(data)
+        if self.ascii_same and data.isascii():
+            return data
+        t = self.table
+        return b"".join([t[b] for b in data])
+
+
+def _decode(buf: bytes, i: int):
+    """ngx_utf8_decode at buf[i] (not ASCII): (code point | _INVALID | _INCOMPLETE, next i)."""
+    u = buf[i]
+    if u >= 0xf0:
+        u, valid, n = u & 7, 0xffff, 3
+    elif u >= 0xe0:
+        u, valid, n = u & 0xf, 0x7ff, 2
+    elif u >= 0xc2:
+        u, valid, n = u & 0x1f, 0x7f, 1
+    else:
+        return _INVALID, i + 1
+    if len(buf) - i - 1 < n:
+        return _INCOMPLETE, i
+    i += 1
+    while n:
+        b = buf[i]
+        i += 1
+        if b < 0x80:
+            return _INVALID, i
+        u = (u << 6) | (b & 0x3f)
+        n -= 1
+    return (u if u > valid else _INVALID), i
+
+
+class FromUtf8:
+    __slots__ = ("table", "held")
+
+    def __init__(self, table: dict) -> None:
+        self.table = table
+        self.held = b""
+
+    def data(self, data: bytes) -> bytes:
+        buf = self.held + data if self.held else bytes(data)
+        self.held = b""
+        if buf.isascii():
+            return buf
+        out = []
+        pos = 0
+        table = self.table
+        for m in _NON_ASCII.finditer(buf):
+            start = m.start()
+            if start < pos:          # consumed by the sequence before (an invalid one)
+                start = pos
+                if start >= m.end():
+                    continue
+            out.append(buf[pos:start])
+            i = start
+            end = m.end()
+            while i < end:
+                n, j = _decode(buf, i)
+                if n == _INCOMPLETE:
+                    self.held = buf[i:]
+                    return b"".join(out)
+                if n == _INVALID or n > 0x10ffff:
+                    out.append(b"?")
+                elif n < 0x10000 and table.get(n):
+                    out.append(bytes((table[n],)))
+                else:
+                    out.append(b"&#%d;" % n)
+                i = j
+            pos = i
+        out.append(buf[pos:])
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        return b""
+
+    def finish(self) -> bytes:
+        self.held = b""
+        return b""
