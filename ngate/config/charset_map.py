@@ -78,6 +78,9 @@ def charset_map(c, lv, st):
     ls, ld = src.lower().encode("latin-1"), dst.lower().encode("latin-1")
     if (ls, ld) in maps or (ld, ls) in maps:
         raise ConfigError(f'duplicate "charset_map" between "{src}" and "{dst}"', st.where)
+    names = lv.vals.setdefault("charset_names", {})       # nginx announces the first spelling
+    names.setdefault(ls, src.encode("latin-1"))
+    names.setdefault(ld, dst.encode("latin-1"))
     utf8 = ld == b"utf-8"
     if utf8:
         fwd = [bytes((i,)) for i in range(128)] + [b"?"] * 128
@@ -134,5 +137,7 @@ def build(vals: dict):
             and src.lower() != dst.lower() and (src.lower(), dst.lower()) not in maps:
         raise ConfigError(f'no "charset_map" between the charsets "{src.decode("latin-1")}" '
                           f'and "{dst.decode("latin-1")}"')
+    if dst.__class__ is not VarName:
+        dst = vals.get("charset_names", {}).get(dst.lower(), dst)
     return RecodeConf(_value(dst), _value(src) if src else None, override, maps,
                       frozenset(known), vals.get("charset_types", DEFAULT_TYPES))

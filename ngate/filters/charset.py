@@ -116,15 +116,35 @@ class FromUtf8:
         self.table = table
         self.held = b""
 
-    def data(self, data: bytes) -> bytes:
-        buf = self.held + data if self.held else bytes(data)
-        self.held = b""
+    def data(self, data) -> bytes:
+        if not data:
+            return b""
+        held = self.held
+        if held:
+            buf = held + bytes(data)
+            self.held = b""
+            n, pos = _decode(buf, 0)
+            if n == _INCOMPLETE:
+                self.held = buf
+                return b""
+            if n == _INVALID or n > 0x10ffff:
+                first = b"?"
+                pos = max(pos, len(held))       # nginx skips every held byte with it
+            else:
+                first = self._char(n)
+            return first + self._recode(buf, pos)
+        buf = bytes(data)
         if buf.isascii():
             return buf
+        return self._recode(buf, 0)
+
+    def _char(self, n: int) -> bytes:
+        c = self.table.get(n) if n < 0x10000 else None
+        return bytes((c,)) if c else b"&#%d;" % n
+
+    def _recode(self, buf: bytes, pos: int) -> bytes:
         out = []
-        pos = 0
-        table = self.table
-        for m in _NON_ASCII.finditer(buf):
+        for m in _NON_ASCII.finditer(buf, pos):
             start = m.start()
             if start < pos:          # consumed by the sequence before (an invalid one)
                 start = pos
@@ -140,10 +160,8 @@ class FromUtf8:
                     return b"".join(out)
                 if n == _INVALID or n > 0x10ffff:
                     out.append(b"?")
-                elif n < 0x10000 and table.get(n):
-                    out.append(bytes((table[n],)))
                 else:
-                    out.append(b"&#%d;" % n)
+                    out.append(self._char(n))
                 i = j
             pos = i
         out.append(buf[pos:])
