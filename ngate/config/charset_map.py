@@ -71,9 +71,6 @@ def charset_map(c, lv, st):
     if src.lower() == dst.lower():
         raise ConfigError(f'"charset_map" between the same charsets "{src}" and "{dst}"',
                           st.where)
-    if src.lower() == "utf-8":
-        raise ConfigError('"charset_map" with "utf-8" charset should be given in the second '
-                          'column', st.where)
     maps = lv.vals.setdefault("charset_maps", {})
     ls, ld = src.lower().encode("latin-1"), dst.lower().encode("latin-1")
     if (ls, ld) in maps or (ld, ls) in maps:
@@ -94,7 +91,7 @@ def charset_map(c, lv, st):
         s = _hex(entry.directive, st, entry)
         value = entry.args[0]
         if utf8:
-            if len(value) // 2 > 3 or len(value) % 2:
+            if len(value) % 2 or not value:     # nginx 1.22 has no length limit
                 raise ConfigError(f'invalid value "{value}"', entry.where)
             seq = bytes(_hex(value[i:i + 2], st, entry) for i in range(0, len(value), 2))
             n = _utf8_decode(seq)

@@ -99,3 +99,38 @@ def test_recode(diff, target):
 def test_recode_head_and_http10(diff):
     diff.check_request("HEAD", "/k2u/k.html")
     diff.check_request("GET", "/u2k/u.html", version="HTTP/1.0")
+
+
+@pytest.mark.parametrize("http", [
+    "charset_map koi8-r utf-8 { C0 D18E; } charset_map KOI8-R UTF-8 { }",
+    "charset_map utf-8 koi8-r { }",     # nginx 1.22 accepts it
+    "charset_map koi8-r KOI8-R { }",
+    "charset_map koi8-r windows-1251 { 100 41; }",
+    "charset_map koi8-r windows-1251 { C0 G1; }",
+    "charset_map koi8-r windows-1251 { C0 C1 C2; }",
+    "charset_map koi8-r utf-8 { C0 D18E8080; }",
+    "charset_map koi8-r utf-8 { C0 C0; }",
+    "charset_map koi8-r utf-8 { C0 F09F9880; }",
+    "server { location / { source_charset koi8-r; charset windows-1251; } }",
+    "charset_map koi8-r windows-1251 { } server { location / { source_charset windows-1251;"
+    " charset koi8-r; } }",
+    "server { charset utf-8; location / { source_charset utf-8; } }",
+    "server { override_charset maybe; }",
+])
+def test_config_errors_as_nginx(tmp_path, http):
+    """nginx's [emerg] for charset_map, source_charset and override_charset, word for word."""
+    import re
+    import subprocess
+    import sys
+    from tests.harness.processes import NGINX_BIN, REPO_ROOT, require_kind
+    require_kind("nginx")
+    (tmp_path / "logs").mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"events {{}}\nhttp {{\n{http}\n}}\n")
+    said = {}
+    for kind, exe in (("nginx", [NGINX_BIN]), ("ngate", [sys.executable, "-m", "ngate"])):
+        out = subprocess.run([*exe, "-t", "-p", f"{tmp_path}/", "-c", str(conf)],
+                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=30)
+        said[kind] = (out.returncode, [re.sub(r"^.*\[emerg\] (\d+#\d+: )?", "", line)
+                                       for line in out.stderr.splitlines() if "[emerg]" in line])
+    assert said["ngate"] == said["nginx"]
