@@ -10,12 +10,13 @@ Order (nginx's ngx_modules order, the first listed sees the response first):
     gunzip      inflate a gzip body for a client that does not accept gzip (gunzip on)
     addition    add_before_body / add_after_body (filters/addition.py)
     sub_filter  replace strings in the body (filters/sub.py)
+    charset     recode with source_charset / override_charset (filters/charset.py); without
+                them `charset` only changes Content-Type, applied with the head
     ssi         SSI commands (filters/ssi.py)
     [postpone]  subrequest bodies in order (filters/postpone.py)
     gzip        deflate for a client that accepts it (gzip, gzip_types, gzip_proxied ...)
 
-(nginx's order: gunzip, addition, sub, charset, ssi, postpone, gzip; charset only changes
-Content-Type here: ngate applies it with the head, http1/charset.py.)
+(nginx's order: gunzip, addition, sub, charset, ssi, postpone, gzip.)
 
 The content handlers (proxy/http_proxy.py for HTTP and FastCGI, static/handler.py) call
 `header_filter` with the response's head, before building it; it returns the body filter to run

@@ -57,11 +57,11 @@ def test_security_relevant_directives_are_never_no_ops():
 
 def test_the_lists_the_issue_names_are_refused_or_implemented():
     for name in ("uwsgi_pass", "scgi_pass", "proxy_bind",
-                 "source_charset",
                  "proxy_store", "grpc_pass"):
         assert d.REGISTRY[name][0].support == d.REFUSED, name
     for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect", "user",
                  "fastcgi_catch_stderr", "proxy_next_upstream_timeout", "max_ranges", "charset",
+                 "source_charset", "override_charset", "charset_map",
                  "chunked_transfer_encoding", "proxy_cookie_domain", "proxy_cookie_flags",
                  "stub_status", "auth_basic", "limit_req", "set_real_ip_from", "disable_symlinks",
                  "secure_link", "empty_gif", "valid_referers", "autoindex_format", "random_index",
