@@ -21,18 +21,25 @@ def escape_html(text: str) -> str:
 def entries(path: str) -> list:
     """(name, is_dir, size, mtime) for each visible entry: directories first, then by name.
     Names are their bytes as latin-1 characters (nginx pads and cuts the html listing by bytes
-    when no charset is set)."""
+    unless the response's charset is utf-8)."""
     return [(name.encode("utf-8", "surrogateescape").decode("latin-1"), kind == "directory",
              size, mtime) for name, kind, size, mtime in typed_entries(path)]
 
 
-def _line(name: str, is_dir: bool, size: int, mtime: float) -> str:
+def _line(name: str, is_dir: bool, size: int, mtime: float, utf8: bool = False) -> str:
     href = quote(name.encode("latin-1"), safe="") + ("/" if is_dir else "")
     shown = name + ("/" if is_dir else "")
+    if utf8:        # the response's charset is utf-8: nginx pads and cuts by characters
+        try:
+            shown = shown.encode("latin-1").decode("utf-8")
+        except UnicodeDecodeError:
+            utf8 = False
     if len(shown) > NAME_LEN:
         cell = escape_html(shown[:NAME_LEN - 3]) + "..&gt;</a>"
     else:
         cell = escape_html(shown) + "</a>" + " " * (NAME_LEN - len(shown))
+    if utf8:
+        cell = cell.encode("utf-8").decode("latin-1")
     t = time.gmtime(mtime)
     date = "%02d-%s-%d %02d:%02d" % (t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour,
                                     t.tm_min)
@@ -40,11 +47,11 @@ def _line(name: str, is_dir: bool, size: int, mtime: float) -> str:
     return f'<a href="{href}">{cell} {date} {size_text}\r\n'
 
 
-def listing(uri: str, path: str) -> bytes:
+def listing(uri: str, path: str, utf8: bool = False) -> bytes:
     title = escape_html(uri)
     parts = [f"<html>\r\n<head><title>Index of {title}</title></head>\r\n<body>\r\n"
              f'<h1>Index of {title}</h1><hr><pre><a href="../">../</a>\r\n']
-    parts += [_line(*e) for e in entries(path)]
+    parts += [_line(*e, utf8) for e in entries(path)]
     parts.append("</pre><hr></body>\r\n</html>\r\n")
     return "".join(parts).encode("latin-1")
 

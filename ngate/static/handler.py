@@ -293,7 +293,9 @@ def _autoindex(ctx, dir_path: str) -> None:
             fmt = "json"
     try:
         if fmt == "html":
-            body = autoindex.listing(ctx.uri, dir_path)
+            utf8 = bool(conf.charset) and (charset.split_type(charset.content_type(
+                conf, 200, b"text/html", ctx) or b"")[1] or b"").lower() == b"utf-8"
+            body = autoindex.listing(ctx.uri, dir_path, utf8)
         elif fmt == "xml":
             body = autoindex.listing_xml(dir_path)
         else:
