@@ -43,6 +43,7 @@ from ngate.http2 import request as h2request
 from ngate.http2.stream import Http2Stream
 from ngate.observability import error_log
 from ngate.proxy import engine
+from ngate.server.clock import OneTimer
 
 _MAX_WINDOW = 2 ** 31 - 1
 _FLOOD = 10000
@@ -59,7 +60,7 @@ class _LocalSettings(Settings):
         return _MAX_WINDOW
 
 
-class Http2Connection:
+class Http2Connection(OneTimer):
     __slots__ = ("runtime", "listen", "transport", "number", "remote_addr", "remote_port",
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
@@ -499,17 +500,6 @@ class Http2Connection:
             self.timer = callback or self._idle_timeout
             self.deadline = self.runtime.loop.time() + timeout
             self.runtime.deadlines.watch(self)
-
-    def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer = None
-            self.runtime.deadlines.unwatch(self)
-
-    def expired(self) -> None:
-        callback = self.timer
-        self.timer = None
-        if callback is not None:
-            callback()
 
     def _idle_timeout(self) -> None:
         """http2_idle_timeout with no stream active: GOAWAY and close, as nginx."""

@@ -54,3 +54,21 @@ class Deadlines:
             self.handle.cancel()
             self.handle = None
         self.watched.clear()
+
+
+class OneTimer:
+    """A connection with one coarse deadline at a time: `timer` is the callback the next
+    expiry runs (None: not watched), `deadline` its loop time, `runtime.deadlines` the watcher.
+    Subclasses arm it their own way and list `timer`, `deadline` in their slots."""
+    __slots__ = ()
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer = None
+            self.runtime.deadlines.unwatch(self)
+
+    def expired(self) -> None:
+        callback = self.timer
+        self.timer = None
+        if callback is not None:
+            callback()

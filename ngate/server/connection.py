@@ -41,6 +41,7 @@ from ngate.http1.request import (MAX_OFF_T, BodyError, ChunkedDecoder, HeadError
 from ngate.observability import error_log
 from ngate.server import ratelimit
 from ngate.proxy import engine
+from ngate.server.clock import OneTimer
 from ngate.proxy.context import RequestContext
 
 _VALID_NAME = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
@@ -124,7 +125,7 @@ class Request:
         self.discard = False      # the response is done; drop remaining body bytes
 
 
-class HttpConnection:
+class HttpConnection(OneTimer):
     __slots__ = (
         "runtime", "listen", "transport", "number", "requests",
         "remote_addr", "remote_port", "server_addr", "server_port", "scheme",
@@ -820,17 +821,6 @@ class HttpConnection:
             self.runtime.deadlines.watch(self)
         elif self.timer is not None:
             self._cancel_timer()
-
-    def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer = None
-            self.runtime.deadlines.unwatch(self)
-
-    def expired(self) -> None:
-        callback = self.timer
-        self.timer = None
-        if callback is not None:
-            callback()
 
     def _header_timeout(self) -> None:
         if self._in_head:
