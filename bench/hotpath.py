@@ -95,7 +95,7 @@ def _runtime(prefix: str, conf: str):
     sockets, as the request path sees it."""
     import uvloop
 
-    from ngate.config import load_config
+    from ngate.config.loader import load_config
     from ngate.server.runtime import WorkerRuntime
 
     path = os.path.join(prefix, "nginx.conf")

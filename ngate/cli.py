@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ngate import NGINX_VERSION, __version__
-from ngate.config import DEFAULT_CONF, dump_config, load_config
+from ngate.config.loader import DEFAULT_CONF, dump_config, load_config
 from ngate.errors import ConfigError
 from ngate.observability import error_log
 

@@ -24,7 +24,9 @@ from __future__ import annotations
 from ngate.access import basic
 from ngate.access.rules import match_rules
 from ngate.config.model import AccessPlan, AuthBasic
+from ngate.http.rewrite import set_variable
 from ngate.observability import error_log
+from ngate.proxy import subrequest
 
 ALLOWED = 0
 PENDING = -1
@@ -99,7 +101,6 @@ def _post_access(ctx, code: int) -> int:
 
 def _auth_request(ctx, plan: AccessPlan, code: int, resume) -> int:
     """Start the subrequest; its verdict is combined with `code` (satisfy any) and resumed."""
-    from ngate.proxy import subrequest
 
     def done(sub, status: int, headers) -> None:
         if ctx.logged:
@@ -120,7 +121,6 @@ def _auth_request(ctx, plan: AccessPlan, code: int, resume) -> int:
 def _auth_request_result(ctx, plan: AccessPlan, sub, status: int) -> int:
     """nginx's ngx_http_auth_request_handler once the subrequest is done."""
     if sub is not None:
-        from ngate.proxy.rewrite import set_variable
         for name, value in plan.auth_request_set:
             set_variable(ctx, name, value.render(sub))
     if status == 403:

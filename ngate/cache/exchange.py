@@ -25,8 +25,8 @@ from ngate.cache import policy, serve
 from ngate.cache.store import Zone
 from ngate.errors import UPSTREAM, ProxyError
 from ngate.observability import error_log
-from ngate.proxy import engine
-from ngate.proxy.context import RequestContext
+from ngate.http import phases
+from ngate.http.context import RequestContext
 from ngate.proxy.proxy_request import uncached_plan_for
 from ngate.proxy.http_proxy import (NEXT_ON_STATUS, ProxyExchange, _as_sent,
                                     resolve_variable, start_exchange)
@@ -88,7 +88,7 @@ def _revalidates(cc, entry) -> bool:
 
 
 def cc_intercepts(conf, status: int) -> bool:
-    return bool(conf.proxy_intercept_errors and engine.error_page_for(conf, status))
+    return bool(conf.proxy_intercept_errors and phases.error_page_for(conf, status))
 
 
 def _true(templates, ctx) -> bool:
@@ -120,7 +120,7 @@ def cache_handler(ctx) -> None:
         if cp is None:
             error_log.error(f'cache "{name}" not found' + error_log.request_suffix(ctx),
                             ctx.conn.number)
-            return engine.finalize(ctx, 500)
+            return phases.finalize(ctx, 500)
     zone = zone_for(cp)
     key = cc.key.render(ctx)
     st = CacheState(cc, zone, key, zone.hash(key))
@@ -157,7 +157,7 @@ def lookup(ctx, st: CacheState, started: float) -> None:
             error = entry.meta.get("error")
             if error:
                 entry.close()
-                return engine.finalize(ctx, error)
+                return phases.finalize(ctx, error)
             return serve.send_entry(ctx, ProxyExchange(ctx, ctx.conf.proxy_pass.upstream), entry)
         # Cache-Control stale-while-revalidate / stale-if-error (nginx's c->stale_updating,
         # c->stale_error)
@@ -255,7 +255,7 @@ def _background_update(ctx, st: CacheState, done) -> None:
     try:
         _upstream(sub, bg)
     except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
-        engine.internal_error(sub, exc)
+        phases.internal_error(sub, exc)
 
 
 class _Waiter:
@@ -559,7 +559,7 @@ class CachingExchange(ProxyExchange):
         self.conn.writer = None
         entry = st.zone.open(st.key, st.h) if stored else None
         if entry is None:
-            return engine.finalize(ctx, 500)
+            return phases.finalize(ctx, 500)
         serve.send_entry(ctx, self, entry, fresh=True)
 
     # ------------------------------------------------------------ failures
@@ -592,7 +592,3 @@ class CachingExchange(ProxyExchange):
 
 def _too_big():
     return ProxyError(502, UPSTREAM, "cached response is too large")
-
-
-engine.CONTENT_HANDLERS.insert(
-    0, (lambda conf: conf.proxy_pass is not None and conf.proxy_cache is not None, cache_handler))

@@ -11,7 +11,7 @@ from ngate.cache import policy
 from ngate.filters import HeadersOut, header_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
-from ngate.proxy import engine
+from ngate.http import phases, respond
 from ngate.static import ranges
 from ngate.static.handler import _etag_matches, _http_date, _ranged
 from ngate.static.sender import FileSender, send_small
@@ -81,14 +81,14 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
             entry.close()
             if fresh:
                 ctx.cache.zone.remove(ctx.cache.h)
-            return engine.finalize(ctx, 412)
+            return phases.finalize(ctx, 412)
         if code == 304:
             status, body_len, ctype = 304, None, None
         else:
             # nginx's header filters in order: add_header, gzip (and the other body filters),
             # then range, which a filter that drops Content-Length switches off
             if conf.add_header:
-                out.extend(engine.add_headers(ctx, conf, 200))
+                out.extend(respond.add_headers(ctx, conf, 200))
                 added = True
             if conf.filters is not None:
                 ho = HeadersOut(200, ctype, size if length is not None else None, lastmod, out)
@@ -109,8 +109,8 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
                 if parsed is ranges.NOT_SATISFIABLE:
                     entry.close()
                     body = resp.status_page(416, conf.server_tokens)
-                    extra = engine.add_headers(ctx, conf, 200) if conf.add_header else []
-                    return engine.send_response(
+                    extra = respond.add_headers(ctx, conf, 200) if conf.add_header else []
+                    return respond.send_response(
                         ctx, 416, body, b"text/html",
                         extra=extra + [(b"Content-Range", b"bytes */%d" % size)])
             if parsed is not None:
@@ -123,7 +123,7 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
             else:
                 late.append((b"Accept-Ranges", b"bytes"))
     if conf.add_header and not added:
-        out.extend(engine.add_headers(ctx, conf, status))
+        out.extend(respond.add_headers(ctx, conf, status))
     out.extend(late)
     if conf.charset and ctype is not None:
         ctype = charset.content_type(conf, status, ctype, ctx)
@@ -142,7 +142,7 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
             body_len = int(length)      # the stored header (a HEAD stored without its body)
         except ValueError:
             pass
-    engine.check_keepalive(ctx)
+    respond.check_keepalive(ctx)
     ctx.status = status
     ctx.resp_headers = out
     reason = entry.meta.get("reason")

@@ -23,6 +23,7 @@ from ngate.config.regex import compile_regex
 from ngate.config.servers import ServerNamesBuilder, default_listen
 from ngate.errors import ConfigError
 from ngate.filters import config as filters_config
+from ngate.http import modules as http_modules
 from ngate.config import charset_map
 from ngate.cache import config as cache_config
 from ngate.limits import config as limits_config
@@ -222,7 +223,7 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
         lim = lv.limit_except
         fields["limit_except"] = LimitExcept(lim.methods,
                                              loc_conf(merge(vals, lim, handler=True), lim))
-    return LocConf(**fields)
+    return http_modules.bind(LocConf(**fields))     # its phase handlers and plans
 
 
 def _op(op, vals: dict):

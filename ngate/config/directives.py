@@ -249,7 +249,7 @@ def _register() -> None:
     directive("expires", HSLI, (1, 2), h.scalar("expires", h.expires))
     for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
-    # static files and the rewrite log (ngate/static, proxy/rewrite.py)
+    # static files and the rewrite log (ngate/static, http/rewrite.py)
     directive("try_files", {SRV, LOC}, (2, None), h.try_files)
     directive("autoindex", HSL, 1, h.scalar("autoindex", h.flag))
     directive("autoindex_format", HSL, 1, h.scalar("autoindex_format", h.autoindex_format))

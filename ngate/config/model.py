@@ -426,6 +426,12 @@ class LocConf:
     charset_recode: Any = None      # http1/charset.py RecodeConf: source_charset, override ...
     # free-form extension slots for later issues (tls, fastcgi, websocket ...)
     extra: Any = None
+    # chosen when the config is compiled (ngate/http/modules.py), read by ngate/http/phases.py
+    content: Any = None                  # the content handler: handler(ctx)
+    access_steps: tuple = ()             # PREACCESS + ACCESS: step(ctx, conf) -> 0 | status | -1
+    precontent_steps: tuple = ()         # try_files, mirror: step(ctx, conf) -> took it over
+    upstream_plan: Any = None            # proxy_pass / fastcgi_pass: what goes upstream (a Plan)
+    uncached_plan: Any = None            # proxy_cache: the Plan of a request not cached
     # proxy_ssl_* (TLS to upstreams)
     proxy_ssl: ProxyTls = ProxyTls()
 

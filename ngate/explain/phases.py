@@ -1,4 +1,4 @@
-"""The request phases as proxy/engine.py runs them, walked without a socket:
+"""The request phases as http/phases.py runs them, walked without a socket:
 
   connection   listen socket (and TLS: the URL's scheme against the socket's)
   server       Host -> server (exact, wildcard, regex, default)
@@ -20,7 +20,7 @@ from ngate.explain.request import (FakeConn, Renderer, depends, is_ip, make_cont
                                    url_host_header)
 from ngate.explain.route import (LocationTrace, choose_listen, choose_server, describe_location,
                                  listens_of, server_names, where)
-from ngate.proxy import rewrite
+from ngate.http import rewrite
 from ngate.routing.locations import needs_slash_redirect, slash_redirect_target
 from ngate.routing.servers import ServerSelector, normalize_host
 from ngate.routing.uri import normalize_uri, split_request_uri

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ngate.errors import ConfigError
-from ngate.proxy.context import RequestContext
+from ngate.http.context import RequestContext
 from ngate.routing.variables import BUILTINS, PREFIXED, Template, lookup
 
 _VAR_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
@@ -127,6 +127,7 @@ class FakeConn:
         self.requests = 1
         self.queue = None
         self.runtime = None
+        self.trace = None
 
 
 def make_context(req: ExplainRequest, conn: FakeConn, headers: list) -> RequestContext:

@@ -23,6 +23,8 @@ its response head is never sent (nginx sends the main request's head only).
 """
 from __future__ import annotations
 
+from ngate.http import log
+
 MAX_DEPTH = 50      # NGX_HTTP_MAX_SUBREQUESTS: the 51st nested subrequest may start no other
 
 
@@ -243,13 +245,12 @@ class PostponeWriter:
         pass
 
     def client_gone(self) -> None:
-        from ngate.proxy import engine
         self.root.cancel()
         conn = self.ctx.conn
         if conn.writer is self:
             conn.writer = None
         if not self.ctx.logged:
-            engine.log_request(self.ctx)
+            log.log_request(self.ctx)
 
 
 def attach(body, emit) -> None:

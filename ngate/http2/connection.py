@@ -42,7 +42,7 @@ from hyperframe.frame import GoAwayFrame
 from ngate.http2 import request as h2request
 from ngate.http2.stream import Http2Stream
 from ngate.observability import error_log
-from ngate.proxy import engine
+from ngate.http import phases
 from ngate.server.clock import OneTimer
 
 _MAX_WINDOW = 2 ** 31 - 1
@@ -291,7 +291,7 @@ class Http2Connection(OneTimer):
             refusal = client_refusal(self.tls, server, ctx.host, self.listen.ssl_context)
             if refusal is not None:
                 return refuse(ctx, req, *refusal)
-        engine.start_request(ctx, req)
+        phases.start_request(ctx, req)
 
     # ------------------------------------------------------------ frames out
 

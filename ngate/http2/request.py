@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from h2.errors import ErrorCodes
 
-from ngate.proxy import engine
-from ngate.proxy.context import RequestContext
+from ngate.http import phases
+from ngate.http.context import RequestContext
 from ngate.server.connection import Request, header_key
 
 _SINGLE = frozenset({b"host", b"content-length"})
@@ -66,7 +66,7 @@ def start(conn, stream, ev) -> None:
         if not cl.isdigit():
             req.complete = True
             ctx.server = listen.default_server
-            return engine.reject_request(ctx, 400, 'client sent invalid "Content-Length" header')
+            return phases.reject_request(ctx, 400, 'client sent invalid "Content-Length" header')
         ctx.content_length_in = int(cl)
     if ev.stream_ended is not None:
         req.complete = True

@@ -1,6 +1,6 @@
 """One HTTP/2 stream as the request phases see it: a downstream connection of its own.
 
-The engine (proxy/engine.py) and its content handlers talk to `ctx.conn`: they write an
+The engine (http/phases.py) and its content handlers talk to `ctx.conn`: they write an
 HTTP/1.1 response head then body bytes, end with finish_request(), pause or resume through
 `conn.writer` (downstream_paused/downstream_resumed), read the body through attach_body(), and
 close or abort. Http2Stream carries that out on its stream:
@@ -15,7 +15,7 @@ close or abort. Http2Stream carries that out on its stream:
   body     is reopened as the consumer takes them and not while it is paused (pause_reading);
            nothing is acknowledged beyond http2_body_preread_size before a consumer attaches
   end      finish_request logs the request and ends the stream; a client RST_STREAM or a lost
-           connection is the client closing: 499 and the upstream aborted (engine.client_closed)
+           connection is the client closing: 499 and the upstream aborted (downstream.client_closed)
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from h2.errors import ErrorCodes
 from ngate.http1.request import BodyError, ChunkedDecoder
 from ngate.http2.head import h1_to_h2
 from ngate.observability import error_log
-from ngate.proxy import engine
+from ngate.http import downstream, log, phases
 
 _HIGH = 65536       # queued response bytes above which the producer is paused
 _LOW = 16384
@@ -79,6 +79,7 @@ class Http2Stream:
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
                  "remote_port", "window", "__weakref__")
     handed_over = True
+    trace = None
 
     def __init__(self, h2c, sid: int) -> None:
         self.h2c = h2c
@@ -155,7 +156,7 @@ class Http2Stream:
         req = self.current
         self.writer = None
         ctx.req = None
-        engine.log_request(ctx)
+        log.log_request(ctx)
         if self.closing:
             return
         self.ending = True
@@ -209,7 +210,7 @@ class Http2Stream:
                             + error_log.request_suffix(ctx), self.number)
             req.discard = True
             req.body = None
-            return engine.finalize(ctx, 413)
+            return phases.finalize(ctx, 413)
         if req.consumer is not None:
             self.unacked += len(data)
             req.consumer.body_data(data)
@@ -256,7 +257,7 @@ class Http2Stream:
         self.out_size = 0
         ctx = self.ctx
         if ctx is not None and not ctx.logged:
-            engine.client_closed(ctx)
+            downstream.client_closed(ctx)
         self.writer = None
         self.current = None
 
@@ -304,7 +305,7 @@ class Http2Stream:
             if w is not None:
                 w.client_gone()
             error_log.info(message + error_log.request_suffix(ctx), self.number)
-            engine.log_request(ctx)
+            log.log_request(ctx)
         else:
-            engine.log_timeout(self, message)
+            log.log_timeout(self, message)
         self.reset(ErrorCodes.INTERNAL_ERROR)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from time import monotonic_ns
 from zlib import crc32
 
-from ngate.errors import ProxyError
+from ngate.http import phases
 from ngate.limits.table import AGAIN, BUSY, ERROR, OK
 from ngate.observability import error_log
 
@@ -218,13 +218,7 @@ def _resume(ctx) -> None:
     """A delayed request goes on (unless its client left meanwhile: already logged as 499)."""
     if ctx.logged or ctx.conn.closing:
         return
-    from ngate.proxy import engine
-    try:
-        engine.content_phase(ctx)
-    except ProxyError as err:
-        engine.fail(ctx, err)
-    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
-        engine.internal_error(ctx, exc)
+    phases.guarded(phases.access_phase, ctx)
 
 
 def limit_conn(ctx, lim) -> int:

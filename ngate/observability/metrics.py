@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-from ngate.proxy import engine
+from ngate.http import respond
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (1, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600)    # seconds, then +Inf
@@ -97,7 +97,4 @@ REGISTRY.register(TUNNELS)
 
 
 def metrics_handler(ctx) -> None:
-    engine.send_response(ctx, 200, generate_latest(REGISTRY), CONTENT_TYPE)
-
-
-engine.CONTENT_HANDLERS.append((lambda conf: conf.metrics, metrics_handler))
+    respond.send_response(ctx, 200, generate_latest(REGISTRY), CONTENT_TYPE)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import mmap
 
+from ngate.http import phases, respond
+
 MAX_SLOTS = 256
 FIELDS = 8
 ACCEPTS, HANDLED, REQUESTS, ACTIVE, READING, WRITING = range(6)
@@ -124,13 +126,12 @@ def directive(c, lv, st) -> None:
 
 
 def stub_status_handler(ctx) -> None:
-    from ngate.proxy import engine
     if ctx.method not in ("GET", "HEAD"):
-        return engine.finalize(ctx, 405)
+        return phases.finalize(ctx, 405)
     active, accepts, handled, requests, reading, writing, waiting = totals()
     body = (f"Active connections: {active} \n"
             "server accepts handled requests\n"
             f" {accepts} {handled} {requests} \n"
             f"Reading: {reading} Writing: {writing} Waiting: {waiting} \n").encode("ascii")
-    engine.send_response(ctx, 200, body, TEXT_PLAIN)
+    respond.send_response(ctx, 200, body, TEXT_PLAIN)
 

@@ -2,7 +2,7 @@
 
 It reuses http_proxy.ProxyExchange for everything that is not the wire protocol: peer selection
 and fastcgi_next_upstream, connect (fastcgi_connect_timeout), the keepalive pool, timers,
-downstream backpressure, failures (502/504 through engine.fail), 499 on client close. What
+downstream backpressure, failures (502/504 through phases.fail), 499 on client close. What
 differs is the request (FastCGI records: BEGIN_REQUEST, PARAMS, STDIN), the response (records
 decoded by fastcgi/records.py, the CGI head by fastcgi/cgi.py) and the request body.
 
@@ -26,7 +26,7 @@ from ngate.fastcgi import records as fcgi
 from ngate.fastcgi.cgi import HeadReader
 from ngate.http1 import response as resp
 from ngate.observability import error_log
-from ngate.proxy import engine
+from ngate.http import phases
 from ngate.proxy.body_spool import BodySpool, SpoolError
 from ngate.proxy.http_proxy import NEXT_ON_STATUS, ProxyExchange, log_spooled
 from ngate.proxy.resolve import resolve_proxy_url
@@ -77,14 +77,9 @@ class FastCGIPlan:
         self.cookies = None     # so are proxy_cookie_*
 
 
-_PLANS: dict[int, tuple] = {}
-
-
 def plan_for(conf) -> FastCGIPlan:
-    entry = _PLANS.get(id(conf))
-    if entry is None or entry[0] is not conf:
-        entry = _PLANS[id(conf)] = (conf, FastCGIPlan(conf))
-    return entry[1]
+    """The location's plan, built when the config was compiled (http/modules.py)."""
+    return conf.upstream_plan
 
 
 _HEADER_KEYS: dict[bytes, tuple[bytes, bytes]] = {}
@@ -378,12 +373,12 @@ class FastCGIExchange(ProxyExchange):
             return self.next_on_status(status, kind)     # fastcgi_next_upstream http_XXX
         self.state = "streaming"
         conf = self.conf
-        if status >= 300 and conf.fastcgi_intercept_errors and engine.error_page_for(conf, status):
+        if status >= 300 and conf.fastcgi_intercept_errors and phases.error_page_for(conf, status):
             self.state = "done"
             self._cancel_timer()
             self.release(reuse=False)
             self.conn.writer = None
-            return engine.finalize(ctx, status)
+            return phases.finalize(ctx, status)
         self.send_cgi_head(status, head.reason, head.headers)
 
     def send_cgi_head(self, status: int, reason, headers) -> None:
@@ -441,14 +436,11 @@ def variable_upstream(ctx, addr: str) -> Upstream | None:
         except LookupError:
             error_log.error(f"no resolver defined to resolve {addr.rpartition(':')[0] or addr}"
                             + error_log.request_suffix(ctx), ctx.conn.number)
-            engine.finalize(ctx, 502)
+            phases.finalize(ctx, 502)
             return None
         except ValueError:
             pass
     error_log.error(f'invalid URL prefix in "{addr}"' + error_log.request_suffix(ctx),
                     ctx.conn.number)
-    engine.finalize(ctx, 500)
+    phases.finalize(ctx, 500)
     return None
-
-
-engine.CONTENT_HANDLERS.append((lambda conf: conf.fastcgi_pass is not None, fastcgi_handler))

@@ -28,7 +28,8 @@ from ngate.filters import HeadersOut, header_filter, postpone
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
-from ngate.proxy import engine, rewrite
+from ngate.http import downstream, log, phases, respond
+from ngate.http import rewrite
 from ngate.proxy.body_spool import BodySpool, SpoolError
 from ngate.proxy.cookies import rewrite as rewrite_cookie
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
@@ -666,7 +667,7 @@ class ProxyExchange:
         # an early response (e.g. a 413 before the whole body was sent) is streamed the same way
         self.state = "streaming"
         conf = self.conf
-        if status >= 300 and conf.proxy_intercept_errors and engine.error_page_for(conf, status):
+        if status >= 300 and conf.proxy_intercept_errors and phases.error_page_for(conf, status):
             if status == 401:       # nginx keeps the upstream's (first) WWW-Authenticate
                 auth = next(((n, v) for n, v in self.resp_headers
                              if n.lower() == b"www-authenticate"), None)
@@ -676,7 +677,7 @@ class ProxyExchange:
             self._cancel_timer()
             self.release(reuse=False)
             self.conn.writer = None
-            return engine.finalize(ctx, status)
+            return phases.finalize(ctx, status)
         if status == 101:
             if b"upgrade" in ctx.hdr and ctx.main is None:    # never in a subrequest
                 self.state = "switching"
@@ -836,7 +837,7 @@ class ProxyExchange:
         conf = self.conf
         ctx.resp_headers = out
         if conf.add_header or conf.userid is not None:
-            out.extend(engine.add_headers(ctx, conf, status))
+            out.extend(respond.add_headers(ctx, conf, status))
         if ctx.cache is not None and ctx.cache.accept_ranges and status == 200:
             out.append((b"Accept-Ranges", b"bytes"))    # nginx's range filter, after add_header
         head_only = ctx.method == "HEAD" or status in (204, 304) or status < 200
@@ -873,7 +874,7 @@ class ProxyExchange:
                     chunked_out = True
                 else:
                     ctx.keep_alive = False
-            engine.check_keepalive(ctx)
+            respond.check_keepalive(ctx)
             connection = conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
         self.chunked_out = chunked_out
         ctx.status = status
@@ -912,7 +913,7 @@ class ProxyExchange:
         carried = [(n, v) for n, v in self.resp_headers if n.lower() in _ACCEL_CARRIED]
         if carried:
             ctx.accel_headers = carried
-        engine.accel_redirect(ctx, target.decode("latin-1"))
+        phases.accel_redirect(ctx, target.decode("latin-1"))
         return True
 
     def uconn_reusable_flag(self, ok: bool) -> None:
@@ -940,7 +941,7 @@ class ProxyExchange:
         if v is None:
             return value, False
         if v.startswith("/"):
-            return engine.absolute_location(self.ctx, v).encode("latin-1"), True
+            return respond.absolute_location(self.ctx, v).encode("latin-1"), True
         return v.encode("latin-1"), False
 
     def rewrite_refresh(self, value: bytes) -> bytes:
@@ -1133,7 +1134,7 @@ class ProxyExchange:
         ctx = self.ctx
         if ctx.upstream_response_time is None and ctx.upstream_addr:
             ctx.upstream_response_time = time.monotonic() - self.started
-        engine.fail(ctx, err)
+        phases.fail(ctx, err)
 
     def _stop(self) -> None:
         """Done with the upstream side: no timer, no pending connect, the connection closed."""
@@ -1157,7 +1158,7 @@ class ProxyExchange:
         self._stop()
         self.conn.writer = None
         self.ctx.keep_alive = False
-        engine.finalize(self.ctx, status)
+        phases.finalize(self.ctx, status)
 
     def client_gone(self) -> None:
         """The client closed (or timed out): stop everything, never pool the upstream connection;
@@ -1169,7 +1170,7 @@ class ProxyExchange:
         ctx = self.ctx
         conn = self.conn
         if conn.writer is not self:
-            pass            # engine.client_timeout: status and log line are decided there
+            pass            # downstream.client_timeout: status and log line are decided there
         elif not ctx.head_sent:
             ctx.status = 499
             error_log.info("client prematurely closed connection" + error_log.request_suffix(ctx),
@@ -1180,7 +1181,7 @@ class ProxyExchange:
             error_log.info("epoll_wait() reported that client prematurely closed connection, so "
                            f"upstream connection is closed too{err} while reading upstream"
                            + error_log.request_suffix(ctx, self.uri), conn.number)
-        engine.log_request(ctx)
+        log.log_request(ctx)
 
     # ------------------------------------------------------------ downstream backpressure
 
@@ -1233,12 +1234,12 @@ def resolve_variable(ctx, pp):
         upstream, host_header, uri = resolve_proxy_url(ctx.conn.runtime.config, url)
     except ValueError:
         error_log.error(f"invalid URL prefix in \"{url}\"" + error_log.request_suffix(ctx), ctx.conn.number)
-        engine.finalize(ctx, 500)
+        phases.finalize(ctx, 500)
         return None
     except LookupError as exc:
         error_log.error(f"no resolver defined to resolve {exc.args[0]}" + error_log.request_suffix(ctx),
                         ctx.conn.number)
-        engine.finalize(ctx, 502)
+        phases.finalize(ctx, 502)
         return None
     ctx.proxy_host = host_header
     return upstream, uri
@@ -1254,6 +1255,3 @@ def start_exchange(ctx, cls, upstream, uri) -> None:
     else:
         ex.uri = uri
     ex.start()
-
-
-engine.CONTENT_HANDLERS.append((lambda conf: conf.proxy_pass is not None, proxy_handler))

@@ -13,6 +13,9 @@ the mirrors are done; ngate logs and goes on at once (the mirrors keep their own
 from __future__ import annotations
 
 from ngate.errors import ConfigError
+from ngate.http import downstream, log, phases
+from ngate.observability import error_log
+from ngate.proxy import subrequest
 
 
 # ---------------------------------------------------------------- directives
@@ -32,9 +35,11 @@ def mirror(c, lv, st) -> None:
 
 # ---------------------------------------------------------------- the precontent phase
 
-def phase(ctx, conf, then) -> bool:
-    """Start the mirrors of `conf` for main request `ctx`; False when the content handler may
-    run now, True when `then(ctx)` runs it once the body is read."""
+def phase(ctx, conf, then=phases.content) -> bool:
+    """Start the mirrors of `conf` for main request `ctx` (a subrequest mirrors nothing); False
+    when the content handler may run now, True when `then(ctx)` runs it once the body is read."""
+    if ctx.main is not None:
+        return False
     if conf.mirror_request_body and (ctx.content_length_in or ctx.body_chunked) \
             and ctx.req is not None:
         _BodyReader(ctx, conf, then).start()
@@ -44,7 +49,6 @@ def phase(ctx, conf, then) -> bool:
 
 
 def _start_all(ctx, uris, body) -> None:
-    from ngate.proxy import subrequest
     for uri in uris:
         subrequest.start(ctx, uri, _done, method=ctx.method, args=ctx.args, body=body,
                          background=True)
@@ -78,10 +82,9 @@ class _BodyReader:
         self.size += len(data)
         limit = self.conf.client_max_body_size
         if limit and self.ctx.body_chunked and self.size > limit:
-            from ngate.proxy import engine
             self.ctx.req.consumer = None
             self.ctx.conn.writer = None
-            return engine.finalize(self.ctx, 413)
+            return phases.finalize(self.ctx, 413)
         self.chunks.append(data)
 
     def body_end(self) -> None:
@@ -99,24 +102,21 @@ class _BodyReader:
         if ctx.body_chunked:        # nginx's read body has a length from now on
             ctx.body_chunked = False
             ctx.content_length_in = len(body)
-        from ngate.proxy import engine
         try:
             _start_all(ctx, self.conf.mirror, body)
             self.then(ctx)
         except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
-            engine.internal_error(ctx, exc)
+            phases.internal_error(ctx, exc)
 
     def client_gone(self) -> None:
-        """The client left (400) or timed out (engine.client_timeout took this writer off the
+        """The client left (400) or timed out (downstream.client_timeout took this writer off the
         connection and decides the status) while its body was read: nothing is mirrored."""
-        from ngate.proxy import engine
         ctx = self.ctx
         if ctx.req is not None and ctx.req.consumer is self:
             ctx.req.consumer = None
         if ctx.conn.writer is self:         # nginx: reading the body fails with 400
             ctx.conn.writer = None
             ctx.status = 400
-            from ngate.observability import error_log
             error_log.info("client prematurely closed connection" + error_log.request_suffix(ctx),
                            ctx.conn.number)
-        engine.log_request(ctx)
+        log.log_request(ctx)

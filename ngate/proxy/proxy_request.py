@@ -114,28 +114,15 @@ def _redirect_rules(conf):
     return tuple(rules)
 
 
-# id(LocConf) -> (the LocConf, its Plan): holding the conf keeps its id from being reused by
-# another configuration's object (in-process tests load several)
-_PLANS: dict[int, tuple] = {}
-
-
 def plan_for(conf) -> Plan:
-    entry = _PLANS.get(id(conf))
-    if entry is None or entry[0] is not conf:
-        entry = _PLANS[id(conf)] = (conf, Plan(conf))
-    return entry[1]
-
-
-_UNCACHED_PLANS: dict[int, tuple] = {}
+    """The location's Plan, built when the config was compiled (http/modules.py)."""
+    return conf.upstream_plan
 
 
 def uncached_plan_for(conf) -> Plan:
     """Under proxy_cache, the plan of a request that will not be cached (nginx's
     `u->cacheable ? headers_cache : headers`): the client's validators and Range go upstream."""
-    entry = _UNCACHED_PLANS.get(id(conf))
-    if entry is None or entry[0] is not conf:
-        entry = _UNCACHED_PLANS[id(conf)] = (conf, Plan(conf, cacheable=False))
-    return entry[1]
+    return conf.uncached_plan
 
 
 # ---------------------------------------------------------------- request construction

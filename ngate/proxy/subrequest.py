@@ -26,7 +26,10 @@ response is streaming at the same time); filters/postpone.py cancels them if the
 """
 from __future__ import annotations
 
-from ngate.proxy.context import RequestContext
+from ngate.filters.postpone import drain
+from ngate.http import downstream, log, phases
+from ngate.http.context import RequestContext
+from ngate.observability import error_log
 
 _NO_DATA = b""
 
@@ -82,6 +85,8 @@ class SubrequestConn:
         self.depth = parent.depth + 1 if parent.__class__ is SubrequestConn else 1
         self.body = None            # bytes: the main request's body, read whole (mirror)
 
+    trace = None
+
     def __getattr__(self, name: str):
         return getattr(self.parent, name)
 
@@ -131,7 +136,6 @@ class SubrequestConn:
         if mem is not None:
             if len(mem) + len(data) > self.mem_limit:
                 self.memory = None
-                from ngate.observability import error_log
                 error_log.error("too big subrequest response while sending to client"
                                 + error_log.request_suffix(self.ctx), self.number)
             else:
@@ -162,7 +166,6 @@ class SubrequestConn:
         if self.finished:
             return
         if self.mem_node is not None:
-            from ngate.filters.postpone import drain
             self._body(b"".join(drain(self.mem_node)))
         self.finished = True
         ctx = self.ctx
@@ -191,15 +194,14 @@ class SubrequestWatch:
 
     def client_gone(self) -> None:
         """The client closed (the main request is logged 499, as nginx) or timed out
-        (engine.client_timeout took this writer off the connection and logs it)."""
-        from ngate.proxy import engine
+        (downstream.client_timeout took this writer off the connection and logs it)."""
         self.sub.cancel()
         main = self.main
         if main.conn.writer is self:
             main.conn.writer = None
             if not main.logged and not main.head_sent:
                 main.status = 499
-                engine.log_request(main)
+                log.log_request(main)
 
 
 def start(ctx, uri: str, done, method: str = "GET", args: str | None = None,
@@ -210,7 +212,6 @@ def start(ctx, uri: str, done, method: str = "GET", args: str | None = None,
     response's, else the one it ended with). With `node` or `in_memory` its body is kept (see
     the module docstring). A `background` one (mirror) does not hold the main request: the
     main connection's writer stays as it is."""
-    from ngate.proxy import engine
     main_conn = ctx.conn
     body_mode = node is not None or in_memory
 
@@ -255,13 +256,5 @@ def start(ctx, uri: str, done, method: str = "GET", args: str | None = None,
     sub.uri = uri
     sub.start = ctx.start
     sub.start_wall = ctx.start_wall
-    try:
-        if body_mode:       # nginx starts a subrequest at the server rewrite phase
-            from ngate.proxy import rewrite
-            ops = sub.conf.rewrite_ops
-            if ops and rewrite.run(sub, ops) is rewrite.DONE:
-                return conn
-        engine.find_location_phase(sub)
-    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
-        engine.internal_error(sub, exc)
+    phases.run_subrequest(sub, body_mode)   # nginx starts SSI's at the server rewrite phase
     return conn

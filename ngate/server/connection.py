@@ -40,9 +40,9 @@ from ngate.http1.request import (MAX_OFF_T, BodyError, ChunkedDecoder, HeadError
                                  parse_request_line, split_header)
 from ngate.observability import error_log
 from ngate.server import ratelimit
-from ngate.proxy import engine
+from ngate.http import downstream, log, phases
 from ngate.server.clock import OneTimer
-from ngate.proxy.context import RequestContext
+from ngate.http.context import RequestContext
 
 _VALID_NAME = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 _VALID_NAME_US = _VALID_NAME + b"_"
@@ -141,6 +141,7 @@ class HttpConnection(OneTimer):
         "limiter",          # server/ratelimit.py RateLimiter of the current response (or False)
     )
     handed_over = False     # a fresh accept (server/tls.py's connections are handed over)
+    trace = None            # the HTTP core's recorder: only ngate explain's stand-in has one
 
     def __init__(self, runtime, listen) -> None:
         self.runtime = runtime
@@ -371,7 +372,7 @@ class HttpConnection(OneTimer):
         self._end_head()
         cur = self.current
         if cur is not None and not cur.discard:
-            engine.client_closed(cur.ctx)
+            downstream.client_closed(cur.ctx)
         if cur is not None and cur.ctx.stat_writing and self.runtime.stats is not None:
             self.runtime.stats.request_done(cur.ctx)     # ended without a log line
         self.current = None
@@ -596,13 +597,13 @@ class HttpConnection(OneTimer):
             self.rejected = (HeadError(400, "client sent invalid chunked body"),
                              req.ctx.request_uri.encode("latin-1"))
             return
-        engine.body_error(req.ctx, message)
+        downstream.body_error(req.ctx, message)
         self.closing = True
         self.transport.close()
 
     def start_request(self, ctx: RequestContext, req: Request) -> None:
         """A parsed request goes to the engine (server/tls.py's subclasses check TLS first)."""
-        engine.start_request(ctx, req)
+        phases.start_request(ctx, req)
 
     # ------------------------------------------------------------ used by the engine
 
@@ -662,7 +663,7 @@ class HttpConnection(OneTimer):
         req = self.current
         self.writer = None
         ctx.req = None          # break the ctx <-> Request cycle: reference counting frees both
-        engine.log_request(ctx)
+        log.log_request(ctx)
         if self.closing:
             return
         if not ctx.keep_alive:
@@ -811,7 +812,7 @@ class HttpConnection(OneTimer):
             self.transport.pause_reading()
             return
         self._cancel_timer()
-        engine.reject_head(self, err.status, err.message, self._url)
+        downstream.reject_head(self, err.status, err.message, self._url)
 
     def _arm(self, timeout: float, callback) -> None:
         """One coarse deadline at a time (server/clock.py): header or keep-alive timeout."""
@@ -824,7 +825,7 @@ class HttpConnection(OneTimer):
 
     def _header_timeout(self) -> None:
         if self._in_head:
-            engine.log_timeout(self, "client timed out while reading client request headers")
+            log.log_timeout(self, "client timed out while reading client request headers")
         self.closing = True
         self.transport.close()
 
@@ -838,7 +839,7 @@ class HttpConnection(OneTimer):
             self._arm(self._conf().client_body_timeout, self._body_timeout)
             return
         if not cur.discard:
-            engine.client_timeout(cur.ctx, "")
+            downstream.client_timeout(cur.ctx, "")
         self.closing = True
         self.transport.close()
 
@@ -865,9 +866,9 @@ class HttpConnection(OneTimer):
         message = "client timed out (110: Connection timed out) while sending to client"
         cur = self.current
         if cur is not None and not cur.ctx.logged:
-            engine.client_timeout(cur.ctx, message)
+            downstream.client_timeout(cur.ctx, message)
         else:
-            engine.log_timeout(self, message)
+            log.log_timeout(self, message)
         self.abort()
 
     def _keepalive_timeout(self) -> None:

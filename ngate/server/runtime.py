@@ -14,12 +14,7 @@ from functools import partial
 from ngate.config.model import AccessLog, Config
 from ngate.observability import access_log as alog
 from ngate.observability import error_log
-from ngate.observability import metrics  # noqa: F401  (registers the `metrics` handler)
 from ngate.observability import stub_status
-from ngate.proxy import http_proxy  # noqa: F401  (registers the proxy_pass content handler)
-from ngate.cache import exchange as _cache  # noqa: F401  (proxy_cache, ahead of proxy_pass)
-from ngate.proxy import engine
-from ngate.proxy import fastcgi_proxy  # noqa: F401  (registers fastcgi_pass)
 from ngate.routing import variables
 from ngate.routing.servers import ServerSelector
 from ngate.server.clock import Deadlines
@@ -29,7 +24,6 @@ from ngate.server.tls import TlsAcceptor, speaks_http2
 from ngate.http2.accept import CleartextHttp2
 from ngate.upstream.pool import KeepalivePool
 
-engine.CONTENT_HANDLERS.append((lambda conf: conf.stub_status, stub_status.stub_status_handler))
 
 
 class ListenState:

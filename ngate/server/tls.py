@@ -32,7 +32,7 @@ from uvloop.loop import SSLProtocol
 
 from ngate.errors import ConfigError
 from ngate.observability import error_log
-from ngate.proxy import engine
+from ngate.http import phases
 from ngate.server import openssl
 from ngate.routing.servers import ServerSelector, normalize_host
 from ngate.server.connection import HttpConnection
@@ -432,7 +432,7 @@ class HttpsConnection(HttpConnection):
             refusal = client_refusal(self.tls, server, ctx.host, self.listen.ssl_context)
             if refusal is not None:
                 return refuse(ctx, req, *refusal)
-        engine.start_request(ctx, req)
+        phases.start_request(ctx, req)
 
     def connection_lost(self, exc) -> None:
         if self.tls is not None and self.listen.ssl_context.caches:
@@ -489,7 +489,7 @@ def refuse(ctx, req, server, status: int, message: str) -> None:
     ctx.keep_alive = False
     error_log.info(message + " while reading client request headers"
                    + error_log.request_suffix(ctx), ctx.conn.number)
-    engine.finalize(ctx, status)
+    phases.finalize(ctx, status)
 
 
 # ---------------------------------------------------------------- variables

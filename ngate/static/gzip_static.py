@@ -18,7 +18,7 @@ from ngate.filters.gzip import gzip_ok
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
-from ngate.proxy import engine
+from ngate.http import phases, respond
 from ngate.static import filemeta, symlinks
 from ngate.static.expires import expires_headers
 from ngate.static.sender import SMALL, FileSender, send_small
@@ -58,7 +58,7 @@ def serve(ctx, path: str, gs) -> bool | str:
         os.close(fd)
         error_log.log("crit", f'"{gz}" is not a regular file' + error_log.request_suffix(ctx),
                       ctx.conn.number)
-        engine.finalize(ctx, 404)
+        phases.finalize(ctx, 404)
         return True
     _send(ctx, fd, st, vary)
     return True
@@ -77,20 +77,20 @@ def _send(ctx, fd: int, st, vary: bool) -> None:
     if status is not None:
         os.close(fd)
         if status == 412:
-            return engine.finalize(ctx, 412)
+            return phases.finalize(ctx, 412)
         headers.extend(expires_headers(conf, 304, meta.mtime))
         if conf.add_header:
-            headers.extend(engine.add_headers(ctx, conf, 304))
+            headers.extend(respond.add_headers(ctx, conf, 304))
         if vary:
             headers.insert(0, VARY)
-        engine.check_keepalive(ctx)
+        respond.check_keepalive(ctx)
         ctx.status = 304
         head = resp.build_head(304, 1, server_tokens=conf.server_tokens, last_modified=lastmod,
                                connection=_connection(ctx), headers=headers)
         return _write_whole(ctx, head, b"", 0)
     headers.extend(expires_headers(conf, 200, meta.mtime))
     if conf.add_header:
-        headers.extend(engine.add_headers(ctx, conf, 200))
+        headers.extend(respond.add_headers(ctx, conf, 200))
     headers.append((b"Content-Encoding", b"gzip"))
     size = meta.size
     out = HeadersOut(200, meta.content_type, size, lastmod, headers)
@@ -101,7 +101,7 @@ def _send(ctx, fd: int, st, vary: bool) -> None:
         body = None
         if vary:
             headers.insert(0, VARY)
-    engine.check_keepalive(ctx)
+    respond.check_keepalive(ctx)
     ctx.status = 200
     head_only = ctx.method == "HEAD"
     clen = out.content_length

@@ -17,7 +17,7 @@ from ngate.filters import VARY, HeadersOut, header_filter, postpone
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
-from ngate.proxy import engine
+from ngate.http import phases, respond
 from ngate.routing.uri import escape_uri
 from ngate.static import autoindex, empty_gif, filemeta, gzip_static, ranges, symlinks  # noqa: F401 (empty_gif: loaded before workers start)
 from ngate.static.expires import expires_headers
@@ -33,7 +33,7 @@ TEXT_HTML = b"text/html"
 
 # ---------------------------------------------------------------- try_files
 
-def try_files_phase(ctx) -> bool:
+def try_files_phase(ctx, conf=None) -> bool:
     """nginx's try_files phase. False: a file matched (ctx.uri is now that file), go on to the
     content handler; True: the fallback took over the request."""
     tf = ctx.conf.try_files
@@ -50,11 +50,11 @@ def try_files_phase(ctx) -> bool:
             return False
     last = tf.items[-1].render(ctx)
     if tf.code is not None:
-        engine.finalize(ctx, tf.code)
+        phases.finalize(ctx, tf.code)
     elif last.startswith("@"):
-        engine.named_location(ctx, last)
+        phases.named_location(ctx, last)
     else:
-        engine.internal_redirect(ctx, last)
+        phases.internal_redirect(ctx, last)
     return True
 
 
@@ -102,14 +102,14 @@ def _exists(ctx, path: str, want_dir: bool) -> bool:
 
 def static_handler(ctx) -> None:
     if ctx.method not in _METHODS:
-        return engine.finalize(ctx, 405)
+        return phases.finalize(ctx, 405)
     uri = ctx.uri
     if uri.endswith("/"):
         return _directory(ctx)
     root = document_root(ctx)
     path = map_under(ctx, root, uri)
     if path is None:
-        return engine.finalize(ctx, 404)
+        return phases.finalize(ctx, 404)
     vary = False
     gs = ctx.conf.gzip_static
     if gs is not None and ctx.method != "POST":
@@ -131,7 +131,7 @@ def static_handler(ctx) -> None:
                 return None
         if ctx.method == "POST":
             os.close(fd)
-            return engine.finalize(ctx, 405)
+            return phases.finalize(ctx, 405)
     except BaseException:
         os.close(fd)
         raise
@@ -146,7 +146,7 @@ def _new_meta(ctx, st, path: str, root: str):
     if not stat.S_ISREG(st.st_mode):
         error_log.error(f'"{path}" is not a regular file' + error_log.request_suffix(ctx),
                         ctx.conn.number)
-        engine.finalize(ctx, 404)
+        phases.finalize(ctx, 404)
         return None
     conf = ctx.conf
     meta = filemeta.FileMeta(conf, ctx.uri, root, st,
@@ -165,12 +165,12 @@ def _open_failed(ctx, path: str, exc: OSError) -> None:
     if code in _NOT_FOUND:
         if ctx.conf.log_not_found:
             error_log.error(text, ctx.conn.number)
-        return engine.finalize(ctx, 404)
+        return phases.finalize(ctx, 404)
     if code in _FORBIDDEN:
         error_log.error(text, ctx.conn.number)
-        return engine.finalize(ctx, 403)
+        return phases.finalize(ctx, 403)
     error_log.log("crit", text, ctx.conn.number)
-    return engine.finalize(ctx, 500)
+    return phases.finalize(ctx, 500)
 
 
 def _slash_redirect(ctx) -> None:
@@ -180,8 +180,8 @@ def _slash_redirect(ctx) -> None:
     body = resp.status_page(301, ctx.conf.server_tokens)
     ctx.status_override = None          # a redirect is nginx's special response: its own status
     ctx.location_out = None
-    engine.send_response(ctx, 301, body, TEXT_HTML,
-                         location=engine.absolute_location(ctx, target).encode("latin-1",
+    respond.send_response(ctx, 301, body, TEXT_HTML,
+                         location=respond.absolute_location(ctx, target).encode("latin-1",
                                                                                 "replace"),
                          extra=extra)
 
@@ -189,7 +189,7 @@ def _slash_redirect(ctx) -> None:
 def _directory(ctx) -> None:
     dir_path = map_uri(ctx, ctx.uri)
     if dir_path is None:
-        return engine.finalize(ctx, 404)
+        return phases.finalize(ctx, 404)
     if ctx.conf.random_index and ctx.method in ("GET", "HEAD", "POST"):
         if _random_index(ctx, dir_path):
             return None
@@ -199,10 +199,10 @@ def _directory(ctx) -> None:
         if name.__class__ is not str:        # a name with variables: nginx redirects at once
             name = name.render(ctx)          # when it comes out absolute
             if name.startswith("/"):
-                return engine.internal_redirect(ctx, name, keep_args=True)
+                return phases.internal_redirect(ctx, name, keep_args=True)
         if name.startswith("/"):
             if i == last:
-                return engine.internal_redirect(ctx, name, keep_args=True)
+                return phases.internal_redirect(ctx, name, keep_args=True)
             path, target = map_uri(ctx, name), name
         else:
             path, target = dir_path + name, ctx.uri + name
@@ -210,17 +210,17 @@ def _directory(ctx) -> None:
         if found is None:
             return None
         if found:
-            return engine.internal_redirect(ctx, target, keep_args=True)
+            return phases.internal_redirect(ctx, target, keep_args=True)
     if not os.path.isdir(dir_path):
         if ctx.conf.log_not_found:
             error_log.error(f'"{dir_path}" is not found (2: No such file or directory)'
                             + error_log.request_suffix(ctx), ctx.conn.number)
-        return engine.finalize(ctx, 404)
+        return phases.finalize(ctx, 404)
     if ctx.conf.autoindex and ctx.method in ("GET", "HEAD"):
         return _autoindex(ctx, dir_path)
     error_log.error(f'directory index of "{dir_path}" is forbidden' + error_log.request_suffix(ctx),
                     ctx.conn.number)
-    engine.finalize(ctx, 403)
+    phases.finalize(ctx, 403)
 
 
 def _random_index(ctx, dir_path: str) -> bool:
@@ -235,7 +235,7 @@ def _random_index(ctx, dir_path: str) -> bool:
     if not names:
         return False
     name = random.choice(names).encode("utf-8", "surrogateescape").decode("latin-1")
-    engine.internal_redirect(ctx, ctx.uri + name, keep_args=True)
+    phases.internal_redirect(ctx, ctx.uri + name, keep_args=True)
     return True
 
 
@@ -262,20 +262,20 @@ def _index_exists(ctx, path: str | None) -> bool | None:
         if code == errno.ENOENT:
             return False
         if code in (errno.ELOOP, errno.EMLINK):
-            engine.finalize(ctx, 403)
+            phases.finalize(ctx, 403)
             return None
         reason = f" ({code}: {os.strerror(code)})" + error_log.request_suffix(ctx)
         if code == errno.EACCES:
             error_log.error(f'"{path}" is forbidden' + reason, ctx.conn.number)
-            engine.finalize(ctx, 403)
+            phases.finalize(ctx, 403)
         elif code in (errno.ENOTDIR, errno.ENAMETOOLONG):
             if ctx.conf.log_not_found:
                 error_log.error(f'"{path}" is not found' + reason, ctx.conn.number)
-            engine.finalize(ctx, 404)
+            phases.finalize(ctx, 404)
         else:
             error_log.log("crit", f'{getattr(exc, "failed", "open()")} "{path}" failed' + reason,
                           ctx.conn.number)
-            engine.finalize(ctx, 500)
+            phases.finalize(ctx, 500)
         return None
 
 
@@ -288,7 +288,7 @@ def _autoindex(ctx, dir_path: str) -> None:
         if callback is None:
             error_log.info("client sent invalid callback name" + error_log.request_suffix(ctx),
                            ctx.conn.number)
-            return engine.finalize(ctx, 400)
+            return phases.finalize(ctx, 400)
         if not callback:
             fmt = "json"
     try:
@@ -304,12 +304,12 @@ def _autoindex(ctx, dir_path: str) -> None:
         return _open_failed(ctx, dir_path, exc)
     headers = expires_headers(conf, 200)
     if conf.add_header or conf.userid is not None:
-        headers.extend(engine.add_headers(ctx, conf, 200))
+        headers.extend(respond.add_headers(ctx, conf, 200))
     head_only = ctx.method == "HEAD"
     chunked = not head_only and ctx.http_minor == 1 and conf.chunked_transfer_encoding
     if not head_only and not chunked:
         ctx.keep_alive = False
-    engine.check_keepalive(ctx)
+    respond.check_keepalive(ctx)
     ctx.status = 200
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
                            content_type=charset.content_type(conf, 200,
@@ -355,7 +355,7 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
         headers.insert(0, (b"WWW-Authenticate", ctx.www_authenticate.encode("latin-1", "replace")))
     headers.extend(expires_headers(conf, status, mtime))
     if conf.add_header or conf.userid is not None:
-        headers.extend(engine.add_headers(ctx, conf, status))
+        headers.extend(respond.add_headers(ctx, conf, status))
     _send_head_and_file(ctx, fd, status, meta.content_type, size, [(0, size)],
                         meta.last_modified.encode() if status in (200, 206) else None, headers)
 
@@ -367,14 +367,14 @@ def _send_filtered(ctx, fd: int, meta, vary: bool):
     headers = [(b"ETag", meta.etag.encode())] if meta.etag else []
     headers.extend(expires_headers(conf, 200, meta.mtime))
     if conf.add_header:
-        headers.extend(engine.add_headers(ctx, conf, 200))
+        headers.extend(respond.add_headers(ctx, conf, 200))
     lastmod = meta.last_modified.encode()
     out = HeadersOut(200, meta.content_type, meta.size, lastmod, headers)
     out.vary = vary
     body = header_filter(ctx, conf.filters, out)
     if body is None:
         return out.vary
-    engine.check_keepalive(ctx)
+    respond.check_keepalive(ctx)
     ctx.status = 200
     head_only = ctx.method == "HEAD"
     chunked = not head_only and out.content_length is None and ctx.http_minor == 1
@@ -405,8 +405,8 @@ def _send_200(ctx, fd: int, meta, vary: bool = False) -> None:
     conf = ctx.conf
     headers = expires_headers(conf, 200, meta.mtime) if conf.expires is not None else []
     if conf.add_header or conf.userid is not None:
-        headers.extend(engine.add_headers(ctx, conf, 200))
-    engine.check_keepalive(ctx)
+        headers.extend(respond.add_headers(ctx, conf, 200))
+    respond.check_keepalive(ctx)
     ctx.status = 200
     head = meta.head_200(_connection(ctx), headers, vary)
     size = meta.size
@@ -433,7 +433,7 @@ def _send_ranged(ctx, fd: int, meta, range_header: bytes, vary: bool = False) ->
     segments, length, ctype = _ranged(parsed, size, meta.content_type, headers)
     headers.extend(expires_headers(conf, 206, meta.mtime))
     if conf.add_header or conf.userid is not None:
-        headers.extend(engine.add_headers(ctx, conf, 206))
+        headers.extend(respond.add_headers(ctx, conf, 206))
     if len(segments) == 1:
         s, e = segments[0]
         headers.append((b"Content-Range", b"bytes %d-%d/%d" % (s, e - 1, size)))
@@ -447,10 +447,10 @@ _OWN_ACCEPT_RANGES = frozenset({b"accept-ranges"})     # a file says "bytes" its
 def _send_head_and_file(ctx, fd: int, status: int, ctype: bytes, length: int, segments: list,
                         last_modified: bytes | None, headers: list) -> None:
     conf = ctx.conf
-    engine.check_keepalive(ctx)
+    respond.check_keepalive(ctx)
     ctx.status = status
     if ctx.accel_headers is not None:     # after an upstream's X-Accel-Redirect
-        ctype = engine.carry_accel_headers(ctx, headers, ctype, skip=_OWN_ACCEPT_RANGES)
+        ctype = respond.carry_accel_headers(ctx, headers, ctype, skip=_OWN_ACCEPT_RANGES)
     head = resp.build_head(status, 1, server_tokens=conf.server_tokens, content_type=ctype,
                            content_length=length, last_modified=last_modified,
                            connection=_connection(ctx), headers=headers)
@@ -533,15 +533,15 @@ def _http_date(value: bytes) -> int | None:
 
 def _send_not_modified(ctx, status: int, meta, vary: bool = False) -> None:
     if status == 412:
-        return engine.finalize(ctx, 412)
+        return phases.finalize(ctx, 412)
     conf = ctx.conf
     headers = [(b"ETag", meta.etag.encode())] if meta.etag else []
     if vary:
         headers.insert(0, VARY)
     headers += expires_headers(conf, 304, meta.mtime)
     if conf.add_header or conf.userid is not None:
-        headers.extend(engine.add_headers(ctx, conf, 304))
-    engine.check_keepalive(ctx)
+        headers.extend(respond.add_headers(ctx, conf, 304))
+    respond.check_keepalive(ctx)
     ctx.status = 304
     head = resp.build_head(304, 1, server_tokens=conf.server_tokens,
                            last_modified=meta.last_modified.encode(), connection=_connection(ctx),
@@ -553,7 +553,7 @@ def _not_satisfiable(ctx, size: int) -> None:
     conf = ctx.conf
     headers = expires_headers(conf, 200) + [(b"Content-Range", b"bytes */%d" % size)]
     body = resp.status_page(416, conf.server_tokens)
-    engine.send_response(ctx, 416, body, TEXT_HTML, extra=headers)
+    respond.send_response(ctx, 416, body, TEXT_HTML, extra=headers)
 
 
 def content_type(conf, uri: str) -> bytes:

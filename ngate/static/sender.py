@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from ngate.filters import postpone
-from ngate.proxy import engine
+from ngate.http import log
 
 CHUNK = 256 * 1024
 SMALL = 64 * 1024
@@ -53,7 +53,7 @@ def truncated(ctx, sent: int) -> None:
     ctx.body_bytes_sent = sent
     ctx.keep_alive = False
     conn.abort()
-    engine.log_request(ctx)
+    log.log_request(ctx)
 
 
 class FileSender:
@@ -150,7 +150,7 @@ class FileSender:
         if self.done:
             return
         self._close()
-        engine.log_request(self.ctx)
+        log.log_request(self.ctx)
 
     # ------------------------------------------------------------ endings
 

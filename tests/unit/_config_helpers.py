@@ -6,7 +6,7 @@ import re
 import shutil
 import subprocess
 
-from ngate.config import load_config
+from ngate.config.loader import load_config
 from ngate.errors import ConfigError
 
 NGINX = "/usr/sbin/nginx"

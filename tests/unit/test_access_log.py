@@ -12,7 +12,7 @@ from ngate.config.model import AccessLog, LogFormat
 from ngate.observability import access_log as al
 from ngate.observability.access_log import (AccessLogWriter, close_all, escape_default,
                                             escape_json, flush_all, reopen_all)
-from ngate.proxy.context import RequestContext
+from ngate.http.context import RequestContext
 from ngate.routing.variables import compile_template
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from ngate.config.model import ErrorLog as ErrorLogConf
 from ngate.observability import error_log
-from ngate.proxy.context import RequestContext
+from ngate.http.context import RequestContext
 
 LINE = re.compile(r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] (\d+)#(\d+): (.*)")
 

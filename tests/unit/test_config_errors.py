@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ngate.config import load_config
+from ngate.config.loader import load_config
 from ngate.errors import ConfigError
 from tests.unit._config_helpers import nginx_available, nginx_error, ngate_error, write_conf
 

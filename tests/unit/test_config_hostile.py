@@ -16,7 +16,7 @@ import pytest
 from ngate import cli
 from ngate.config import compile as compile_mod
 from ngate.config import handlers
-from ngate.config import load_config
+from ngate.config.loader import load_config
 from ngate.errors import ConfigError
 from tests.harness.processes import REPO_ROOT
 from tests.unit._config_helpers import nginx_available, nginx_error, ngate_error, write_conf

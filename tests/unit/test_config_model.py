@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ngate.config import DEFAULT_CONF, dump_config, load_config
+from ngate.config.loader import DEFAULT_CONF, dump_config, load_config
 from ngate.config.model import IfOp, ReturnOp, RewriteOp, SetOp
 from tests.unit._config_helpers import load_http, write_conf
 

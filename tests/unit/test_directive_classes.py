@@ -151,7 +151,7 @@ def test_readme_lists_classes_2_and_3():
 def test_user_without_root_is_ignored_with_nginx_warning(tmp_path, monkeypatch, capfd):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     conf = write_conf(tmp_path, "", main="user www-data;\nevents {}\n")
-    from ngate.config import load_config
+    from ngate.config.loader import load_config
     main = load_config(conf, str(tmp_path)).main
     assert (main.user, main.uid) == (None, None)
     assert ('ngate: [warn] the "user" directive makes sense only if the master process runs with '

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from ngate.config.model import LocConf
-from ngate.proxy.context import RequestContext
+from ngate.http.context import RequestContext
 from ngate.routing.variables import compile_template
 from tests.unit._config_helpers import (load_http, nginx_available, nginx_error, ngate_error,
                                         write_conf)

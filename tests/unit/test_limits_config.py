@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ngate.config import load_config
+from ngate.config.loader import load_config
 from ngate.errors import ConfigError
 from ngate.limits import zones
 from tests.unit._config_helpers import load_http, nginx_error, ngate_error, write_conf

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from ngate.config.model import MapBlock
-from ngate.proxy.context import RequestContext
+from ngate.http.context import RequestContext
 from ngate.routing.maps import evaluate_map
 from ngate.routing.variables import compile_template
 

@@ -1,7 +1,9 @@
 """The rewrite module's ops (set, return, rewrite, if, break), run in order as nginx runs them.
 
-`run(ctx, ops)` returns CONTINUE (go on to the next phase), DONE (a response was produced), or
-RESTART (the URI changed: search the location again).
+`run(ctx, ops)` decides and answers nothing itself: it returns CONTINUE (go on to the next
+phase), RESTART (the URI changed: search the location again), or what the request gets instead
+(the ReturnOp of a `return`, a Redirect of `rewrite ... redirect|permanent`, or ZERO_LENGTH), which
+the phase loop (http/phases.py) carries out.
 
 As in ngx_http_rewrite_module: a `rewrite` without a flag changes the URI and goes on with the
 next op; when the ops end, a changed URI means a new location search (at most 10 cycles).
@@ -24,12 +26,21 @@ from ngate.observability import error_log
 from ngate.static import symlinks
 
 CONTINUE = object()
-DONE = object()
 RESTART = object()
+ZERO_LENGTH = object()     # the rewritten URI is empty: 500
 _BREAK = object()
 _CHANGED = object()        # internal: the URI changed, go on with the next op
 # `set` on these built-in variables changes the request itself
 _SETTERS = {"args": "args", "query_string": "args"}
+
+
+class Redirect:
+    """`rewrite ... redirect|permanent`: the client is sent to `location` with `code`."""
+    __slots__ = ("code", "location")
+
+    def __init__(self, code: int, location: str) -> None:
+        self.code = code
+        self.location = location
 
 
 def run(ctx, ops) -> object:
@@ -47,9 +58,7 @@ def _run(ctx, ops, changed: bool) -> object:
         if cls is SetOp:
             _set(ctx, op)
         elif cls is ReturnOp:
-            from ngate.proxy.engine import return_response
-            return_response(ctx, op.code, op.text)
-            return DONE
+            return op
         elif cls is RewriteOp:
             r = _rewrite(ctx, op)
             if r is _CHANGED:
@@ -123,9 +132,7 @@ def _rewrite(ctx, op: RewriteOp) -> object:
             target += ("&" if "?" in target else "?") + old_args
         if log:
             _notice(ctx, f'rewritten redirect: "{target}"')
-        from ngate.proxy import engine
-        engine.send_redirect(ctx, 301 if op.flag == "permanent" else 302, target)
-        return DONE
+        return Redirect(301 if op.flag == "permanent" else 302, target)
     path, q, new_args = target.partition("?")
     if q:
         ctx.args = new_args + ("&" + old_args if add_args and old_args else "")
@@ -136,9 +143,7 @@ def _rewrite(ctx, op: RewriteOp) -> object:
     if not path:
         error_log.error("the rewritten URI has a zero length" + error_log.request_suffix(ctx),
                         ctx.conn.number)
-        from ngate.proxy import engine
-        engine.finalize(ctx, 500)
-        return DONE
+        return ZERO_LENGTH
     ctx.uri = path
     ctx.internal = True
     if op.flag == "last":

@@ -1,0 +1,98 @@
+"""Which module runs in which phase of a location, decided once when the config is compiled
+(nginx's postconfiguration, where each module puts its handler into a phase).
+
+`bind(conf)` returns the LocConf with its phase handlers and plans filled in:
+
+  access_steps      PREACCESS then ACCESS, in nginx's module order: realip, limit_req and
+                    limit_conn, then allow/deny + auth_basic + auth_request (access/phase.py)
+  precontent_steps  try_files (static/handler.py), then mirror (proxy/mirror.py)
+  content           the content handler: empty_gif, proxy_pass under proxy_cache, metrics,
+                    proxy_pass, fastcgi_pass, stub_status, else the static modules
+  upstream_plan     what proxy_pass / fastcgi_pass send upstream (proxy/proxy_request.py Plan,
+                    proxy/fastcgi_proxy.py FastCGIPlan); uncached_plan: the same without the
+                    cache's headers
+
+The request path reads these fields; nothing registers itself by being imported and nothing is
+looked up per request.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ngate import realip
+from ngate.access import phase as access
+from ngate.cache import exchange as cache
+from ngate.http import phases
+from ngate.limits import phase as limits
+from ngate.observability import metrics, stub_status
+from ngate.proxy import fastcgi_proxy, http_proxy, mirror, proxy_request
+from ngate.static import empty_gif, handler as static
+
+
+# ---------------------------------------------------------------- access steps
+
+def realip_step(ctx, conf) -> int:
+    """PREACCESS: realip's run with the location's settings."""
+    realip.apply(ctx, conf.realip)
+    return 0
+
+
+def limits_step(ctx, conf) -> int:
+    """PREACCESS: limit_req, limit_conn (a delayed request resumes by itself)."""
+    return limits.preaccess(ctx, conf.limits)
+
+
+def access_step(ctx, conf) -> int:
+    """ACCESS: allow/deny, auth_basic, auth_request (which resumes through access_done)."""
+    return access.check(ctx, conf.access, phases.access_done)
+
+
+def access_steps(conf) -> tuple:
+    steps = []
+    if conf.realip is not None:
+        steps.append(realip_step)
+    if conf.limits is not None:
+        steps.append(limits_step)
+    if conf.access is not None:
+        steps.append(access_step)
+    return tuple(steps)
+
+
+def precontent_steps(conf) -> tuple:
+    steps = []
+    if conf.try_files is not None:
+        steps.append(static.try_files_phase)
+    if conf.mirror:
+        steps.append(mirror.phase)
+    return tuple(steps)
+
+
+def content_handler(conf):
+    """The location's content handler (one per location, as nginx's clcf->handler)."""
+    if conf.empty_gif:
+        return empty_gif.empty_gif_handler
+    if conf.proxy_pass is not None and conf.proxy_cache is not None:
+        return cache.cache_handler
+    if conf.metrics:
+        return metrics.metrics_handler
+    if conf.proxy_pass is not None:
+        return http_proxy.proxy_handler
+    if conf.fastcgi_pass is not None:
+        return fastcgi_proxy.fastcgi_handler
+    if conf.stub_status:
+        return stub_status.stub_status_handler
+    return static.static_handler
+
+
+def bind(conf):
+    """`conf` with its phase handlers and upstream plans (a new frozen LocConf)."""
+    plan = uncached = None
+    if conf.proxy_pass is not None:
+        plan = proxy_request.Plan(conf)
+        if conf.proxy_cache is not None:
+            uncached = proxy_request.Plan(conf, cacheable=False)
+    elif conf.fastcgi_pass is not None:
+        plan = fastcgi_proxy.FastCGIPlan(conf)
+    return dataclasses.replace(
+        conf, content=content_handler(conf), access_steps=access_steps(conf),
+        precontent_steps=precontent_steps(conf), upstream_plan=plan, uncached_plan=uncached)

@@ -1,0 +1,461 @@
+"""The request phases, as nginx runs them, over one RequestContext:
+
+  start_request     find the server (Host / SNI), normalise the URI, realip's POST_READ
+  server rewrite    the server level's rewrite ops (set, return, rewrite, if)
+  find location     nginx's location search (routing/locations.py); internal, 413, slash redirect
+  location rewrite  the location's ops; a changed URI searches again (at most 10 cycles)
+  access            the location's compiled access steps (realip, limit_req/conn, allow/deny,
+                    auth_basic, auth_request): each answers go on, a status, or SUSPENDED
+  precontent        the location's compiled precontent steps (try_files, mirror)
+  content           the location's compiled content handler (conf.content)
+  finalize          a status becomes a response: error_page (an internal redirect or a named
+                    location, which run the phases again) or the status page (http/respond.py)
+
+Internal redirects (error_page, try_files, index, X-Accel-Redirect, a subrequest's URI) all
+enter through `redirect()`: one redirect count, one URI normalisation. A subrequest runs the
+same phases from `run_subrequest`. Nothing here knows a socket: answers go out through
+http/respond.py to the front end in `ctx.conn` (server/connection.py for HTTP/1.1,
+http2/stream.py for an HTTP/2 stream, proxy/subrequest.py for a subrequest).
+
+`trace`, when set (ngate explain), is told each decision; it is None on the request path.
+"""
+from __future__ import annotations
+
+import re
+import traceback
+from urllib.parse import unquote_to_bytes
+
+from ngate import realip
+from ngate.config.model import ReturnOp
+from ngate.errors import ProxyError
+from ngate.http import rewrite
+from ngate.http.log import log_request
+from ngate.http.respond import (CLOSE_CODES, REDIRECT_CODES, content_type, send_redirect,
+                                send_response, send_status)
+from ngate.observability import error_log
+from ngate.routing.locations import find_location, needs_slash_redirect, slash_redirect_target
+from ngate.routing.uri import normalize_uri, split_request_uri
+from ngate.routing.servers import normalize_host
+
+MAX_REDIRECTS = 10
+SUSPENDED = -1          # an access step goes on later by itself (auth_request, limit_req delay)
+_ABS_URI = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/?]*)(.*)$", re.I)   # nginx: any scheme
+# nginx refuses these methods after reading the head (ngx_http_process_request_header)
+_NOT_ALLOWED = frozenset({"TRACE", "CONNECT"})
+
+
+# ---------------------------------------------------------------- server and location
+
+def start_request(ctx, req) -> None:
+    ctx.req = req
+    conn = ctx.conn
+    listen = conn.listen
+    raw = ctx.request_uri
+    host_line = None
+    if raw[:1] != "/":
+        m = _ABS_URI.match(raw)
+        if m is None:
+            return reject_request(ctx, 400, "client sent invalid request")
+        host_line = m.group(2)
+        raw = m.group(3) or "/"
+        if raw[:1] != "/":
+            raw = "/" + raw
+    path, args = split_request_uri(raw)
+    ctx.args = args
+    host_raw = host_line.encode("latin-1") if host_line is not None else ctx.hdr.get(b"host")
+    host = None
+    if host_raw is not None:
+        host = normalize_host(host_raw)
+        if host is None:
+            return reject_request(ctx, 400, "client sent invalid host header")
+    elif ctx.http_minor == 1:
+        ctx.server = listen.default_server
+        return reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
+    server = listen.selector.select(host)
+    ctx.server = server
+    if ctx.method in _NOT_ALLOWED:
+        return reject_request(ctx, 405, "client sent %s method" % ctx.method)
+    if host and server.names.regexes and host not in server.names.exact:
+        for rx in server.names.regexes:
+            if rx.groupindex and named_captures(ctx, rx, host):
+                break
+    ctx.host = host or server.names.first
+    try:
+        ctx.uri = normalize_uri(path, server.merge_slashes)
+    except ValueError:
+        return reject_request(ctx, 400, "client sent invalid request")
+    ctx.conf = conf = server.conf
+    if conf.realip is not None:         # realip's POST_READ run, with the server's settings
+        realip.apply(ctx, conf.realip)
+    guarded(server_rewrite, ctx)
+
+
+def server_rewrite(ctx) -> None:
+    """The server level's rewrite ops, then the location phases."""
+    ops = ctx.conf.rewrite_ops
+    if ops:
+        result = rewrite.run(ctx, ops)
+        if result is not rewrite.CONTINUE and result is not rewrite.RESTART:
+            return answer(ctx, result)
+    find_location_phase(ctx)
+
+
+def guarded(step, ctx, *args) -> None:
+    """Run a phase step: a ProxyError becomes its response, a bug costs one request (500)."""
+    try:
+        step(ctx, *args)
+    except ProxyError as err:
+        fail(ctx, err)
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
+        internal_error(ctx, exc)
+
+
+def find_location_phase(ctx) -> None:
+    """Find the location for ctx.uri, run its rewrite ops, then its access and content."""
+    trace = ctx.conn.trace
+    while True:
+        server = ctx.server
+        loc, captures = find_location(server, ctx.uri)
+        ctx.loc = loc
+        conf = loc.conf if loc is not None else server.conf
+        ctx.conf = conf
+        if captures:
+            ctx.captures = captures
+        if trace is not None:
+            trace.location(ctx, loc)
+        if conf.internal and not ctx.internal:
+            return finalize(ctx, 404)
+        lim = conf.limit_except
+        if lim is not None and ctx.method not in lim.methods:
+            conf = ctx.conf = lim.conf
+        if too_large(ctx, conf):
+            return finalize(ctx, 413)
+        if loc is not None:
+            if loc.regex is not None and loc.regex.groupindex:
+                named_captures(ctx, loc.regex, ctx.uri)
+            if needs_slash_redirect(loc, ctx.uri):
+                return send_redirect(ctx, 301, slash_redirect_target(loc, ctx.args))
+        ops = conf.rewrite_ops
+        if ops:
+            result = rewrite.run(ctx, ops)
+            if result is rewrite.RESTART:
+                if not count_redirect(ctx, "rewrite or internal redirection cycle while "
+                                           f'processing "{ctx.uri}"'):
+                    return finalize(ctx, 500)
+                continue
+            if result is not rewrite.CONTINUE:
+                return answer(ctx, result)
+        return access_phase(ctx)
+
+
+def named_captures(ctx, regex, subject: str) -> bool:
+    """Named groups of a server_name/location regex become variables, as in nginx."""
+    m = regex.search(subject)
+    if m is None:
+        return False
+    vs = ctx.vars
+    if vs is None:
+        ctx.vars = vs = {}
+    for k, v in m.groupdict().items():
+        vs[k] = v or ""
+    return True
+
+
+def too_large(ctx, conf) -> bool:
+    """nginx's find-config phase check: a Content-Length above the location's
+    client_max_body_size gets 413 before rewrite/return run (not again once an error page
+    discards the body)."""
+    limit = conf.client_max_body_size
+    if limit and ctx.content_length_in is not None and ctx.content_length_in > limit \
+            and not ctx.error_pages_done:
+        error_log.error(f"client intended to send too large body: {ctx.content_length_in} bytes"
+                        + error_log.request_suffix(ctx), ctx.conn.number)
+        return True
+    return False
+
+
+def answer(ctx, result) -> None:
+    """Carry out what the rewrite ops decided instead of going on."""
+    if result.__class__ is ReturnOp:
+        return return_response(ctx, result.code, result.text)
+    if result.__class__ is rewrite.Redirect:
+        return send_redirect(ctx, result.code, result.location)
+    finalize(ctx, 500)                  # rewrite.ZERO_LENGTH
+
+
+# ---------------------------------------------------------------- access and content
+
+def access_phase(ctx) -> None:
+    """PREACCESS and ACCESS (a subrequest skips both), then precontent and content."""
+    conf = ctx.conf
+    if ctx.main is None:
+        for step in conf.access_steps:
+            status = step(ctx, conf)
+            if status:
+                if status == SUSPENDED:
+                    return          # the step goes on by itself (access_done, limit_req delay)
+                return access_denied(ctx, status)
+    after_access(ctx, conf)
+
+
+def access_done(ctx, status: int) -> None:
+    """An access step's verdict after it was SUSPENDED (an auth_request subrequest)."""
+    if ctx.logged or ctx.conn.closing:
+        return              # the client left meanwhile
+    if status:
+        return guarded(access_denied, ctx, status)
+    guarded(after_access, ctx, ctx.conf)
+
+
+def after_access(ctx, conf) -> None:
+    """The precontent steps (try_files, mirror: True when one took the request over), then the
+    content handler."""
+    for step in conf.precontent_steps:
+        if step(ctx, conf):
+            return
+    conf.content(ctx)
+
+
+def content(ctx) -> None:
+    """The content phase alone (after a precontent step that read the body)."""
+    ctx.conf.content(ctx)
+
+
+def access_denied(ctx, status: int) -> None:
+    """The access phase's refusal; a 401 waits auth_delay first (nginx's
+    ngx_http_core_auth_delay), with the client still watched for closing."""
+    plan = ctx.conf.access
+    if status != 401 or plan is None or not plan.auth_delay:
+        return finalize(ctx, status)
+    error_log.info("delaying unauthorized request" + error_log.request_suffix(ctx),
+                   ctx.conn.number)
+    ctx.conn.runtime.loop.call_later(plan.auth_delay, _delayed_401, ctx)
+
+
+def _delayed_401(ctx) -> None:
+    if ctx.logged:
+        return                  # the client left meanwhile (499 logged)
+    finalize(ctx, 401)
+
+
+# ---------------------------------------------------------------- internal redirects
+
+def count_redirect(ctx, message: str) -> bool:
+    """One more rewrite cycle or internal redirect; False (and logged) past nginx's 10."""
+    ctx.redirects += 1
+    if ctx.redirects > MAX_REDIRECTS:
+        error_log.error(message + error_log.request_suffix(ctx), ctx.conn.number)
+        return False
+    return True
+
+
+def redirect(ctx, path: str, args, keep_args: bool = False, normalize: bool = True) -> None:
+    """nginx's ngx_http_internal_redirect: count it (500 past 10), set the new URI (normalised,
+    as nginx parses it again) and args, search the location again."""
+    trace = ctx.conn.trace
+    if trace is not None:
+        trace.redirect(ctx, path, args)
+    if not count_redirect(ctx, "rewrite or internal redirection cycle while internally "
+                               f'redirecting to "{path}"'):
+        ctx.status_override = None
+        return send_status(ctx, 500)
+    if args is not None or not keep_args:
+        ctx.args = args
+    if normalize:
+        try:
+            path = normalize_uri(path)
+        except ValueError:
+            return send_status(ctx, 400)
+    ctx.uri = path
+    ctx.internal = True         # `set`, map and auth_request_set values stay, as in nginx
+    ctx.add_uri_to_alias = False
+    find_location_phase(ctx)
+
+
+def internal_redirect(ctx, uri: str, keep_args: bool = False) -> None:
+    """error_page, try_files, index: the URI's own args replace the request's (none if it has
+    no "?"); the index module keeps them (keep_args)."""
+    path, args = split_request_uri(uri)
+    redirect(ctx, path, args, keep_args)
+
+
+def accel_redirect(ctx, target: str) -> None:
+    """An upstream's X-Accel-Redirect (ngx_http_upstream_process_headers): a named location,
+    or a URI checked as ngx_http_parse_unsafe_uri does (unsafe: 404) and then unescaped; the
+    method becomes GET (HEAD stays)."""
+    if target.startswith("@"):
+        return named_location(ctx, target)
+    parsed = unsafe_uri(target)
+    if parsed is None:
+        error_log.error(f'unsafe URI "{target}" was detected' + error_log.request_suffix(ctx),
+                        ctx.conn.number)
+        return send_status(ctx, 404)
+    if ctx.method != "HEAD":
+        ctx.method = "GET"
+    ctx.vars = None
+    redirect(ctx, parsed[0], parsed[1], normalize=False)
+
+
+def _dotdot(path: str) -> bool:
+    return path == ".." or path.startswith("../") or "/../" in path or path.endswith("/..")
+
+
+def unsafe_uri(uri: str):
+    """(path, args or None), or None for an unsafe URI (empty, "?...", a ".." segment, NUL)."""
+    if not uri or uri[0] == "?":
+        return None
+    path, q, args = uri.partition("?")
+    if "\0" in path or _dotdot(path):
+        return None
+    if "%" in path:
+        path = unquote_to_bytes(path).decode("latin-1")
+        if "\0" in path or _dotdot(path):
+            return None
+    return path, (args if q else None)
+
+
+def named_location(ctx, name: str) -> None:
+    loc = ctx.server.named_locations.get(name)
+    if loc is None:
+        error_log.error(f'named location "{name}" not found' + error_log.request_suffix(ctx),
+                        ctx.conn.number)
+        return send_status(ctx, 500)
+    ctx.redirects += 1
+    ctx.loc = loc
+    conf = ctx.conf = loc.conf
+    lim = conf.limit_except
+    if lim is not None and ctx.method not in lim.methods:
+        conf = ctx.conf = lim.conf
+    ctx.internal = True
+    ops = conf.rewrite_ops
+    if ops:
+        result = rewrite.run(ctx, ops)
+        if result is rewrite.RESTART:
+            return find_location_phase(ctx)
+        if result is not rewrite.CONTINUE:
+            return answer(ctx, result)
+    access_phase(ctx)
+
+
+def run_subrequest(sub, server_rewrite_first: bool) -> None:
+    """A subrequest (proxy/subrequest.py made its context and front end): the phases from the
+    server rewrite phase (SSI, addition) or from the location search (auth_request, mirror)."""
+    try:
+        if server_rewrite_first:
+            return server_rewrite(sub)
+        find_location_phase(sub)
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
+        internal_error(sub, exc)
+
+
+# ---------------------------------------------------------------- finalize and error_page
+
+def finalize(ctx, status: int) -> None:
+    """Answer with `status` as nginx would: error_page if configured, else the status page.
+
+    This is ngx_http_special_response_handler: the status replaces any earlier error_page status
+    (r->err_status = error), so `return 405` or a redirect in an error_page target shows as such."""
+    ctx.status_override = None
+    if status in CLOSE_CODES:
+        ctx.keep_alive = False
+    if status >= 300 and not ctx.error_pages_done:
+        page = error_page_for(ctx.conf, status)
+        if page is not None:
+            return run_error_page(ctx, status, page)
+    send_status(ctx, status)
+
+
+def error_page_for(conf, status: int):
+    for code, page in conf.error_page:
+        if code == status:
+            return page
+    return None
+
+
+def run_error_page(ctx, status: int, page) -> None:
+    ctx.error_pages_done = not ctx.conf.recursive_error_pages    # on: the target's errors too
+    uri = page.uri.render(ctx)
+    if page.override is None:
+        ctx.status_override = status
+    elif page.override == -1:
+        ctx.status_override = None
+    else:
+        ctx.status_override = page.override
+    if uri.startswith("@"):
+        if ctx.method != "HEAD":
+            ctx.method = "GET"
+        return named_location(ctx, uri)
+    if uri.startswith(("http://", "https://")) or not uri.startswith("/"):
+        code = page.override if page.override and page.override in REDIRECT_CODES else 302
+        ctx.status_override = None
+        return send_redirect(ctx, code, uri)
+    if ctx.method != "HEAD":
+        ctx.method = "GET"
+    internal_redirect(ctx, uri)
+
+
+def return_response(ctx, code: int, text) -> None:
+    """The rewrite module's `return`."""
+    if code == 444:
+        return send_status(ctx, 444)
+    value = text.render(ctx) if text is not None else None
+    if code in REDIRECT_CODES:
+        if value is None:
+            return finalize(ctx, code)
+        ctx.status = code
+        if ctx.conf.error_page and not ctx.error_pages_done \
+                and error_page_for(ctx.conf, code) is not None:
+            ctx.location_out = value    # nginx keeps the Location header across the error_page
+            return finalize(ctx, code)
+        return send_redirect(ctx, code, value)
+    if value is None:
+        if code >= 400:
+            return finalize(ctx, code)
+        if ctx.status_override is None and code == 204:
+            return send_response(ctx, code, b"", None)      # nginx drops a 204's Content-Type
+        return send_response(ctx, code, b"", content_type(ctx.conf, ctx.uri))
+    # a text is sent as it is (ngx_http_send_response): no error_page, the error_page status wins
+    ct = content_type(ctx.conf, ctx.uri)
+    send_response(ctx, code, value.encode("utf-8", "surrogateescape") if not value.isascii()
+                  else value.encode("ascii"), ct)
+
+
+# ---------------------------------------------------------------- failures
+
+def fail(ctx, err: ProxyError) -> None:
+    """The one place a ProxyError becomes a response (or a closed connection)."""
+    if err.log_message:
+        error_log.log(err.level, err.log_message + error_log.request_suffix(ctx), ctx.conn.number)
+    if err.status == 499:
+        ctx.status = 499
+        log_request(ctx)
+        return
+    if ctx.head_sent:
+        ctx.keep_alive = False
+        ctx.conn.closing = True
+        ctx.conn.transport.close()
+        log_request(ctx)
+        return
+    finalize(ctx, err.status)
+
+
+def reject_request(ctx, status: int, message: str) -> None:
+    error_log.info(message + (", client: " + ctx.conn.remote_addr), ctx.conn.number)
+    ctx.keep_alive = False
+    if ctx.conf is None and ctx.server is not None:
+        ctx.conf = ctx.server.conf
+    if ctx.conf is None:
+        ctx.server = ctx.conn.listen.default_server
+        ctx.conf = ctx.server.conf
+    send_status(ctx, status)
+
+
+def internal_error(ctx, exc: Exception) -> None:
+    error_log.alert("internal error: " + "".join(traceback.format_exception(exc)).replace("\n", " | ")
+                    + error_log.request_suffix(ctx), ctx.conn.number)
+    if not ctx.head_sent and not ctx.conn.closing:
+        ctx.keep_alive = False
+        ctx.status_override = None
+        send_status(ctx, 500)
+    else:
+        ctx.conn.abort()
