@@ -14,7 +14,7 @@ from ngate.explain.route import describe_location, where
 from ngate.proxy import proxy_request as pr
 from ngate.proxy.resolve import resolve_proxy_url
 from ngate.static import symlinks
-from ngate.static.handler import content_type
+from ngate.http.respond import content_type
 from ngate.static.paths import alias_strip, map_uri, safe
 
 STATIC_METHODS = frozenset({"GET", "HEAD", "POST"})
@@ -209,7 +209,7 @@ def proxy(ex, conf) -> None:
                    f"{pp.uri!r} (proxy_pass has a URI part)")
             _uri_warnings(ex, pp, uri)
     r.more(f"upstream: {describe_upstream(up)}")
-    plan = pr.Plan(conf)
+    plan = conf.upstream_plan
     method, missing = ex.render.render(conf.proxy_method) if conf.proxy_method is not None \
         else (ctx.method, [])
     r.more("request sent upstream:")

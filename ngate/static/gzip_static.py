@@ -65,10 +65,10 @@ def serve(ctx, path: str, gs) -> bool | str:
 
 
 def _send(ctx, fd: int, st, vary: bool) -> None:
-    from ngate.static.handler import _connection, _not_modified, _write_whole, content_type
+    from ngate.static.handler import _connection, _not_modified, _write_whole
     conf = ctx.conf
     meta = filemeta.FileMeta(conf, ctx.uri, "", st,
-                             charset.content_type(conf, 200, content_type(conf, ctx.uri), ctx))
+                             charset.content_type(conf, 200, respond.content_type(conf, ctx.uri), ctx))
     headers = []
     if meta.etag:
         headers.append((b"ETag", meta.etag.encode()))

@@ -18,8 +18,9 @@ from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.http import phases, respond
+from ngate.http.respond import content_type
 from ngate.routing.uri import escape_uri
-from ngate.static import autoindex, empty_gif, filemeta, gzip_static, ranges, symlinks  # noqa: F401 (empty_gif: loaded before workers start)
+from ngate.static import autoindex, filemeta, gzip_static, ranges, symlinks
 from ngate.static.expires import expires_headers
 from ngate.static.paths import alias_strip, document_root, map_under, map_uri, safe
 from ngate.static.sender import SMALL, FileSender, send_small
@@ -554,17 +555,6 @@ def _not_satisfiable(ctx, size: int) -> None:
     headers = expires_headers(conf, 200) + [(b"Content-Range", b"bytes */%d" % size)]
     body = resp.status_page(416, conf.server_tokens)
     respond.send_response(ctx, 416, body, TEXT_HTML, extra=headers)
-
-
-def content_type(conf, uri: str) -> bytes:
-    """The MIME type for the URI's extension (types, case-insensitive), else default_type."""
-    slash = uri.rfind("/")
-    dot = uri.rfind(".")
-    if dot > slash and conf.types:
-        mime = conf.types.get(uri[dot + 1:].lower())
-        if mime is not None:
-            return mime.encode("latin-1")
-    return conf.default_type.encode("latin-1")
 
 
 def _connection(ctx) -> bytes:
