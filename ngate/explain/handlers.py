@@ -176,6 +176,7 @@ def named_location(ex, name: str, why: str) -> str:
         r.answer(f'{status(500)} (named location "{name}" not found)')
         return DONE
     r.add("location", f"{describe_location(loc)} ({why})")
+    ctx.redirects += 1                  # counted, never limited (as http/phases.py)
     ctx.loc, ctx.conf, ctx.internal = loc, loc.conf, True
     if loc.conf.rewrite_ops:
         result = ex.ops(loc.conf.rewrite_ops, "location", loc)
@@ -472,10 +473,12 @@ def _directory(ex, conf) -> str:
         if name.__class__ is not str:
             name = name.render(ctx)
             if name.startswith("/"):
-                return ex.internal_redirect(name, "index with variables, absolute")
+                return ex.internal_redirect(name, "index with variables, absolute",
+                                            keep_args=True)
         if name.startswith("/"):
             if i == len(names) - 1:
-                return ex.internal_redirect(name, "index, the last is a URI")
+                return ex.internal_redirect(name, "index, the last is a URI",
+                                            keep_args=True)
             path, target = map_uri(ctx, name), name
         else:
             path, target = dir_path + name, ctx.uri + name
@@ -489,7 +492,7 @@ def _directory(ex, conf) -> str:
                 return DONE
         r.more(f"index {name} -> {path}: {'found' if found else 'not found'}", 1)
         if found:
-            return ex.internal_redirect(target, "index")
+            return ex.internal_redirect(target, "index", keep_args=True)
     if not os.path.isdir(dir_path):
         r.answer(_error(conf, 404) + f" ({dir_path} does not exist)")
     elif conf.autoindex and ctx.method in ("GET", "HEAD"):

@@ -20,14 +20,14 @@ from ngate.explain.request import (FakeConn, Renderer, depends, is_ip, make_cont
                                    url_host_header)
 from ngate.explain.route import (LocationTrace, choose_listen, choose_server, describe_location,
                                  listens_of, server_names, where)
-from ngate.http import rewrite
+from ngate.http import phases, rewrite
 from ngate.routing.locations import needs_slash_redirect, slash_redirect_target
 from ngate.routing.servers import ServerSelector, normalize_host
 from ngate.routing.uri import normalize_uri, split_request_uri
 
-MAX_REDIRECTS = 10
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 CONTINUE, DONE, RESTART, BREAK, CHANGED = "continue", "done", "restart", "break", "changed"
+REDIRECTED = "redirected"       # an internal redirect, already counted
 _FILE_TESTS = ("-f", "!-f", "-d", "!-d", "-e", "!-e", "-x", "!-x")
 
 
@@ -38,7 +38,6 @@ class Explainer:
         self.report = Report()
         self.ctx = None
         self.render = None
-        self.redirects = 0
 
     # ------------------------------------------------------------ connection and server
 
@@ -149,9 +148,13 @@ class Explainer:
         ops = server.conf.rewrite_ops
         if ops and self.ops(ops, "server", None) == DONE:
             return r
-        while self.location_phase() == RESTART:
-            self.redirects += 1
-            if self.redirects > MAX_REDIRECTS:
+        while True:
+            result = self.location_phase()
+            if result == REDIRECTED:        # counted by internal_redirect
+                continue
+            if result != RESTART:
+                break
+            if not phases.count_redirect(ctx):
                 r.answer(status(500) + " (rewrite or internal redirection cycle)")
                 break
         return r
@@ -187,14 +190,23 @@ class Explainer:
                 return result
         return handlers.content(self)
 
-    def internal_redirect(self, uri: str, why: str) -> str:
+    def internal_redirect(self, uri: str, why: str, keep_args: bool = False) -> str:
+        """As http/phases.py redirect(): counted (500 past 10), the URI normalised; the index
+        module keeps the request's args (keep_args)."""
+        r, ctx = self.report, self.ctx
+        if not phases.count_redirect(ctx):
+            r.add("redirect", f"internal redirect to {uri} ({why})")
+            r.answer(status(500) + " (rewrite or internal redirection cycle)")
+            return DONE
         path, args = split_request_uri(uri)
-        self.ctx.args = args
-        self.ctx.uri = path
-        self.ctx.internal = True
-        self.report.add("redirect", f"internal redirect to {uri} ({why}): the location search runs "
-                                    "again")
-        return RESTART
+        if not phases.set_uri(ctx, path, args, keep_args):
+            r.add("redirect", f"internal redirect to {uri} ({why}): the URI does not normalise")
+            r.answer(status(400))
+            return DONE
+        shown = uri if ctx.uri == path else f"{uri} (normalised to {ctx.uri})"
+        r.add("redirect", f"internal redirect to {shown} ({why}): the location search runs "
+                          "again")
+        return REDIRECTED
 
     # ------------------------------------------------------------ the rewrite module
 

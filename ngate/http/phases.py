@@ -17,7 +17,9 @@ same phases from `run_subrequest`. Nothing here knows a socket: answers go out t
 http/respond.py to the front end in `ctx.conn` (server/connection.py for HTTP/1.1,
 http2/stream.py for an HTTP/2 stream, proxy/subrequest.py for a subrequest).
 
-`trace`, when set (ngate explain), is told each decision; it is None on the request path.
+`ctx.conn.trace`, when set (ngate explain's recorder), is told each location chosen; it is
+None on the request path. ngate explain (explain/phases.py) walks a request with these same
+functions: count_redirect, set_uri, find_location (routing/locations.py), rewrite.run.
 """
 from __future__ import annotations
 
@@ -240,35 +242,41 @@ def _delayed_401(ctx) -> None:
 
 # ---------------------------------------------------------------- internal redirects
 
-def count_redirect(ctx, message: str) -> bool:
+def count_redirect(ctx, message: str | None = None) -> bool:
     """One more rewrite cycle or internal redirect; False (and logged) past nginx's 10."""
     ctx.redirects += 1
     if ctx.redirects > MAX_REDIRECTS:
-        error_log.error(message + error_log.request_suffix(ctx), ctx.conn.number)
+        if message is not None:
+            error_log.error(message + error_log.request_suffix(ctx), ctx.conn.number)
         return False
     return True
 
 
-def redirect(ctx, path: str, args, keep_args: bool = False, normalize: bool = True) -> None:
-    """nginx's ngx_http_internal_redirect: count it (500 past 10), set the new URI (normalised,
-    as nginx parses it again) and args, search the location again."""
-    trace = ctx.conn.trace
-    if trace is not None:
-        trace.redirect(ctx, path, args)
-    if not count_redirect(ctx, "rewrite or internal redirection cycle while internally "
-                               f'redirecting to "{path}"'):
-        ctx.status_override = None
-        return send_status(ctx, 500)
+def set_uri(ctx, path: str, args, keep_args: bool = False, normalize: bool = True) -> bool:
+    """An internal redirect's new URI and args (the URI normalised, as nginx parses it again);
+    False when it does not normalise (400)."""
     if args is not None or not keep_args:
         ctx.args = args
     if normalize:
         try:
             path = normalize_uri(path)
         except ValueError:
-            return send_status(ctx, 400)
+            return False
     ctx.uri = path
     ctx.internal = True         # `set`, map and auth_request_set values stay, as in nginx
     ctx.add_uri_to_alias = False
+    return True
+
+
+def redirect(ctx, path: str, args, keep_args: bool = False, normalize: bool = True) -> None:
+    """nginx's ngx_http_internal_redirect: count it (500 past 10), set the new URI, search the
+    location again."""
+    if not count_redirect(ctx, "rewrite or internal redirection cycle while internally "
+                               f'redirecting to "{path}"'):
+        ctx.status_override = None
+        return send_status(ctx, 500)
+    if not set_uri(ctx, path, args, keep_args, normalize):
+        return send_status(ctx, 400)
     find_location_phase(ctx)
 
 
