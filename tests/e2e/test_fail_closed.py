@@ -4,10 +4,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from tests.harness.client import request
-from tests.harness.processes import REPO_ROOT, ProxyProcess, fresh_prefix
+from tests.harness.processes import REPO_ROOT, ProxyProcess, fresh_prefix, wait_for
 
 CONF = """
 http {
@@ -18,13 +17,6 @@ http {
 }
 """
 
-
-def wait_for(predicate, what: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_refused_at_reload_keeps_the_old_config(tmp_path):

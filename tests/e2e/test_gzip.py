@@ -8,7 +8,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -17,7 +16,7 @@ import pytest
 
 from tests.harness.backend import Backend, Reply
 from tests.harness.paths import readable_tmpdir
-from tests.harness.processes import REPO_ROOT, ProxyProcess, fresh_prefix
+from tests.harness.processes import ProxyProcess, config_test, fresh_prefix
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -244,7 +243,6 @@ def test_chromium_loads_gzipped_css_and_js(site):
 def test_config_errors_as_nginx(tmp_path, directive, message):
     conf = tmp_path / "nginx.conf"
     conf.write_text("events {}\nhttp {\n" + directive + "\n}\n")
-    r = subprocess.run([sys.executable, "-m", "ngate", "-t", "-c", str(conf)], cwd=REPO_ROOT,
-                       capture_output=True, text=True, timeout=30)
+    r = config_test(conf)
     assert r.returncode == 1
     assert f"[emerg] {message} in {conf}:3" in r.stderr

@@ -18,12 +18,12 @@ import os
 import re
 import signal
 import socket
-import time
 
 import pytest
 
 from tests.harness.backend import Reply
 from tests.harness.client import Connection, build_request, request
+from tests.harness.processes import wait_for
 
 MAIN = """
 worker_processes 2;
@@ -66,16 +66,6 @@ http {
 }
 """
 
-
-def wait_for(predicate, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

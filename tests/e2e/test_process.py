@@ -11,12 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.harness.processes import REPO_ROOT, free_port
+from tests.harness.processes import REPO_ROOT, free_port, wait_for
 
 CONF = """\
 daemon {daemon};
@@ -34,16 +33,6 @@ http {{
 }}
 """
 
-
-def wait_for(predicate, what: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def children(pid: int) -> set[int]:

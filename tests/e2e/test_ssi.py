@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import threading
 
 import pytest
 
 from tests.harness.paths import readable_tmpdir
-from tests.harness.processes import REPO_ROOT, ProxyProcess, fresh_prefix
+from tests.harness.processes import ProxyProcess, config_test, fresh_prefix
 
 CONF = """
 http {
@@ -192,7 +191,6 @@ def test_client_leaving_while_an_include_runs(site):
 def test_config_errors_as_nginx(tmp_path, directive, message):
     conf = tmp_path / "nginx.conf"
     conf.write_text("events {}\nhttp {\n" + directive + "\n}\n")
-    r = subprocess.run([sys.executable, "-m", "ngate", "-t", "-c", str(conf)], cwd=REPO_ROOT,
-                       capture_output=True, text=True, timeout=30)
+    r = config_test(conf)
     assert r.returncode == 1
     assert f"[emerg] {message} in {conf}:3" in r.stderr

@@ -12,13 +12,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.harness.client import request
-from tests.harness.processes import REPO_ROOT, ProxyProcess, nginx_available
+from tests.harness.processes import REPO_ROOT, ProxyProcess, nginx_available, wait_for
 
 CONF = """\
 {user}
@@ -35,16 +34,6 @@ http {
 }
 """
 
-
-def wait_for(predicate, what: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def ids(pid: int) -> tuple[int, int]:

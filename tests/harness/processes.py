@@ -226,3 +226,23 @@ def terminate(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+def wait_for(predicate, what: str, timeout: float = 15.0):
+    """Poll `predicate` until it returns something true, and return that value.
+
+    Raises AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def config_test(conf: Path) -> subprocess.CompletedProcess:
+    """Run `ngate -t -c conf` and return the finished process (text output)."""
+    return subprocess.run([sys.executable, "-m", "ngate", "-t", "-c", str(conf)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=30)
