@@ -97,6 +97,7 @@ class Compiler:
         self.open_files: dict = {}          # log paths to open at load, in config order
         self.temp_paths: dict = {}          # client_body_temp_path (path, levels), config order
         self.limit_rate_used = False    # a limit_rate other than 0 (Config.limit_rate_used)
+        self.log_slots: dict = {(): 0}  # access_log lists -> LocConf.log_slot (Config.access_logs)
 
     # -------------------------------------------------------- used by handlers
     def level(self, ctx: str, parent: Level, where) -> Level:
@@ -166,7 +167,7 @@ class Compiler:
         unnamed = tuple(loc for loc in locations if loc.modifier != "@")
         return Server(
             listens=tuple(srv.listens) or (default_listen(),), names=srv.names.build(),
-            conf=loc_conf(vals, srv), locations=unnamed,
+            conf=loc_conf(self, vals, srv), locations=unnamed,
             named_locations={loc.pattern: loc for loc in locations if loc.modifier == "@"},
             matcher=build_matcher(unnamed), where=srv.where,
             tls=tls.server_tls(vals, srv.where) if on_ssl else None,
@@ -176,7 +177,7 @@ class Compiler:
         vals = merge(parent_vals, lv, handler=False)
         children = tuple(self.build_location(ch, vals) for ch in lv.locations)
         return Location(modifier=lv.modifier, pattern=lv.pattern, regex=lv.regex,
-                        conf=loc_conf(vals, lv), locations=children, where=lv.where,
+                        conf=loc_conf(self, vals, lv), locations=children, where=lv.where,
                         matcher=build_matcher(children))
 
 
@@ -204,7 +205,7 @@ def merge(parent_vals: dict, lv: Level, handler: bool) -> dict:
     return vals
 
 
-def loc_conf(vals: dict, lv: Level) -> LocConf:
+def loc_conf(c: Compiler, vals: dict, lv: Level) -> LocConf:
     """The frozen LocConf of a level; its `if` blocks become IfOp with their own LocConf."""
     fields = {k: FREEZE.get(k, _same)(v) for k, v in vals.items() if k in LOC_FIELDS}
     if "proxy_redirect" in fields:
@@ -212,7 +213,8 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
     fields["extra"] = MappingProxyType(dict(vals.get("extra", {})))
     fields["proxy_ssl"] = tls.proxy_tls(vals)
     fields["realip"] = realip.compile_conf(vals)
-    fields["rewrite_ops"] = tuple(_op(op, vals) for op in lv.ops)
+    fields["rewrite_ops"] = tuple(_op(c, op, vals) for op in lv.ops)
+    fields["log_slot"] = c.log_slots.setdefault(fields.get("access_log", ()), len(c.log_slots))
     fields["limits"] = limits_config.build(vals)
     fields["charset_recode"] = rc = charset_map.build(vals)
     fields["filters"], fields["gzip_static"] = filters_config.build(vals, rc)
@@ -222,16 +224,16 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
     if lv.limit_except is not None:
         lim = lv.limit_except
         fields["limit_except"] = LimitExcept(lim.methods,
-                                             loc_conf(merge(vals, lim, handler=True), lim))
+                                             loc_conf(c, merge(vals, lim, handler=True), lim))
     return http_modules.bind(LocConf(**fields))     # its phase handlers and plans
 
 
-def _op(op, vals: dict):
+def _op(c: Compiler, op, vals: dict):
     if not isinstance(op, Level):
         return op
     if_vals = merge(vals, op, handler=True)
-    conf = dataclasses.replace(loc_conf(if_vals, op), rewrite_ops=())
-    return IfOp(condition=op.condition, ops=tuple(_op(o, if_vals) for o in op.ops),
+    conf = dataclasses.replace(loc_conf(c, if_vals, op), rewrite_ops=())
+    return IfOp(condition=op.condition, ops=tuple(_op(c, o, if_vals) for o in op.ops),
                 conf=conf, where=op.where)
 
 
@@ -300,11 +302,12 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
     listens = by_listen(servers)
     main_conf = c.build_main(main)
     cache_config.create_paths(c, main_conf)
+    http_conf = loc_conf(c, http_vals, http_lv)
     return Config(main=main_conf, servers=servers, by_listen=listens,
                   tls_listens=tls.build_listens(listens),
                   upstreams=dict(c.upstreams), maps=dict(c.maps),
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
-                  http_conf=loc_conf(http_vals, http_lv), zones=zones,
+                  http_conf=http_conf, zones=zones, access_logs=tuple(c.log_slots),
                   stub_status=c.uses_stats, open_files=tuple(c.open_files),
                   limit_rate_used=c.limit_rate_used, temp_paths=tuple(c.temp_paths.values()))
 

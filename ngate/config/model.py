@@ -126,6 +126,15 @@ class UpstreamServer:
     slot: int = 0      # position in the group: equal addresses are distinct peers, as in nginx
 
 
+class WorkerState:
+    """The one mutable slot of a frozen config object: what each worker keeps for it while it
+    runs (an upstream group's balancer, upstream/balancer.py), filled on first use."""
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = None
+
+
 @dataclass(frozen=True, slots=True)
 class Upstream:
     """An `upstream` block, or an implicit one-server group made from a proxy_pass address."""
@@ -141,6 +150,7 @@ class Upstream:
     where: Where | None = None
     zone: str | None = None         # `zone name [size]`: accepted, state stays per worker
     counts_conns: bool = False      # least_conn or a server with max_conns: count per peer
+    state: WorkerState = field(default_factory=WorkerState, compare=False, repr=False)
 
 
 # ---------------------------------------------------------------- proxy_pass
@@ -432,6 +442,7 @@ class LocConf:
     precontent_steps: tuple = ()         # try_files, mirror: step(ctx, conf) -> took it over
     upstream_plan: Any = None            # proxy_pass / fastcgi_pass: what goes upstream (a Plan)
     uncached_plan: Any = None            # proxy_cache: the Plan of a request not cached
+    log_slot: int = 0                    # its access_log list in Config.access_logs (0: default)
     # proxy_ssl_* (TLS to upstreams)
     proxy_ssl: ProxyTls = ProxyTls()
 
@@ -548,6 +559,7 @@ class Config:
     prefix: str                      # -p (default: the directory ngate was told, see cli)
     conf_file: str                   # absolute path of the main file
     http_conf: LocConf = LocConf()   # http-level LocConf
+    access_logs: tuple = ((),)       # the distinct access_log lists, by LocConf.log_slot
     files: tuple[str, ...] = ()      # every file read (for -T)
     tls_listens: dict = field(default_factory=dict)   # listen key -> server/tls.py TlsListen
     zones: tuple = ()                # limits/zones.py Zone: limit_req/limit_conn shared zones

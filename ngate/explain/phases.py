@@ -26,7 +26,7 @@ from ngate.routing.servers import ServerSelector, normalize_host
 from ngate.routing.uri import normalize_uri, split_request_uri
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-CONTINUE, DONE, RESTART, BREAK, CHANGED = "continue", "done", "restart", "break", "changed"
+CONTINUE, DONE, RESTART = "continue", "done", "restart"
 REDIRECTED = "redirected"       # an internal redirect, already counted
 _FILE_TESTS = ("-f", "!-f", "-d", "!-d", "-e", "!-e", "-x", "!-x")
 
@@ -38,6 +38,8 @@ class Explainer:
         self.report = Report()
         self.ctx = None
         self.render = None
+        self.level, self.loc = "server", None   # the rewrite ops being run
+        self.before = ""                        # the URI before the current `rewrite`
 
     # ------------------------------------------------------------ connection and server
 
@@ -55,6 +57,7 @@ class Explainer:
                         f"({where(listens[0])}): {why}")
         local = None if key[0] in ("0.0.0.0", "::") else key[0]
         conn = FakeConn(scheme, local, key[1] if isinstance(key[1], int) else None)
+        conn.trace = self               # http/rewrite.py reports each op to rewrite_op/_done
         headers = list(req.headers)
         host_raw = req.header("host")
         origin = "from -H"
@@ -211,49 +214,89 @@ class Explainer:
     # ------------------------------------------------------------ the rewrite module
 
     def ops(self, ops, level: str, loc) -> str:
-        """Run a level's ops; CONTINUE, DONE or RESTART."""
-        result = self._ops(ops, level, loc, False)
-        if result == BREAK:
+        """Run a level's ops with the request path's interpreter (http/rewrite.py), this
+        Explainer recording (it is ctx.conn.trace); CONTINUE, DONE or RESTART."""
+        self.level, self.loc = level, loc
+        result = rewrite.run(self.ctx, ops)
+        if result is rewrite.CONTINUE:
             return CONTINUE
-        return RESTART if result == CHANGED else result
+        if result is rewrite.RESTART:
+            return RESTART
+        if result.__class__ is ReturnOp:
+            self._return(result, level, loc)
+        elif result.__class__ is rewrite.Redirect:
+            self.report.answer(f"{status(result.code)}, Location: "
+                               f"{self.absolute(result.location)}")
+        elif result is rewrite.ZERO_LENGTH:
+            self.report.answer(status(500) + " (the rewritten URI has a zero length)")
+        return DONE                     # or the walk stopped (rewrite_op answered)
 
-    def _ops(self, ops, level, loc, changed: bool) -> str:
-        for op in ops:
-            cls = op.__class__
-            if cls is SetOp:
-                self._set(op)
-            elif cls is ReturnOp:
-                self._return(op, level, loc)
+    def rewrite_op(self, ctx, op):
+        """Before an op runs: True (run it), False (its value is known only at request time:
+        reported, not run) or DONE (the walk cannot go on statically)."""
+        cls = op.__class__
+        if cls is SetOp:
+            missing = self.render.unknown(op.value.text)
+            if missing:
+                self.render.unset.add(op.var)
+                self.report.add("set", f"${op.var} ({where(op)}): {depends(missing)}")
+                return False
+            self.render.unset.discard(op.var)
+        elif cls is IfOp:
+            cond = op.condition
+            missing = self.render.unknown(cond.left.text)
+            if cond.right is not None and hasattr(cond.right, "text"):
+                missing += [n for n in self.render.unknown(cond.right.text) if n not in missing]
+            if missing:
+                runs = summary(op.ops) if op.ops else "no ops; the block's own settings apply"
+                self.report.add("if", f"if ({condition_text(cond)}) ({where(op)}): "
+                                      f"{depends(missing)}; when true it runs: {runs}; "
+                                      "explained as false")
+                return False
+        elif cls is RewriteOp:
+            self.before = ctx.uri
+            m = op.regex.search(ctx.uri)
+            missing = self.render.unknown(op.replacement.text) if m is not None else ()
+            if missing:
+                rewrite.store_captures(ctx, m)
+                self.report.add("rewrite", f"{rewrite_text(op)} ({where(op)}): matches "
+                                           f"{ctx.uri}; the new URI {depends(missing)}")
+                self.report.answer(f"not derivable statically: the rewritten URI "
+                                   f"{depends(missing)}")
                 return DONE
-            elif cls is RewriteOp:
-                result = self._rewrite(op, level)
-                if result == CHANGED:
-                    changed = True
-                elif result != CONTINUE:
-                    return result
-            elif cls is IfOp:
-                result = self._if(op, level, loc, changed)
-                if result == CHANGED:
-                    changed = True
-                elif result != CONTINUE:
-                    return result
-            elif cls is BreakOp:
-                self.report.add(level[:9], f"break ({where(op)}): the rewrite ops stop here")
-                return BREAK
-        return CHANGED if changed else CONTINUE
+        return True
 
-    def _set(self, op) -> None:
-        value, missing = self.render.render(op.value)
-        if missing:
-            self.render.unset.add(op.var)
-            self.report.add("set", f"${op.var} ({where(op)}): {depends(missing)}")
-            return
-        self.render.unset.discard(op.var)
-        if op.var in ("args", "query_string"):
-            self.ctx.args = value
+    def rewrite_done(self, ctx, op, outcome) -> None:
+        """What an op did (outcome: its result in http/rewrite.py; an `if`'s truth)."""
+        r, cls = self.report, op.__class__
+        if cls is SetOp:
+            value = ctx.args if op.var in ("args", "query_string") else (ctx.vars or {}).get(
+                op.var, "")
+            r.add("set", f"${op.var} = {value!r} ({where(op)})")
+        elif cls is IfOp:
+            checked = " (the file system as it is now)" if op.condition.kind in _FILE_TESTS \
+                else ""
+            r.add("if", f"if ({condition_text(op.condition)}) ({where(op)}): "
+                        f"{'true' if outcome else 'false'}{checked}")
+        elif cls is BreakOp:
+            r.add(self.level[:9], f"break ({where(op)}): the rewrite ops stop here")
+        elif cls is RewriteOp:
+            self._rewritten(ctx, op, outcome)
+
+    def _rewritten(self, ctx, op, outcome) -> None:
+        r, shown = self.report, rewrite_text(op)
+        if outcome is rewrite.CONTINUE:
+            r.add("rewrite", f"{shown} ({where(op)}): does not match {self.before}")
+        elif outcome.__class__ is rewrite.Redirect:
+            r.add("rewrite", f"{shown} ({where(op)}): matches {self.before}, redirects the "
+                             "client")
+        elif outcome is rewrite.ZERO_LENGTH:
+            r.add("rewrite", f"{shown} ({where(op)}): the rewritten URI is empty")
         else:
-            self.ctx.vars = {**(self.ctx.vars or {}), op.var: value}
-        self.report.add("set", f"${op.var} = {value!r} ({where(op)})")
+            args = f"?{ctx.args}" if ctx.args else ""
+            then = {"last": "the location search runs again", "break": "stays in this location",
+                    "": "the next ops run, then the location search runs again"}[op.flag]
+            r.add("rewrite", f"{shown} ({where(op)}): {self.before} -> {ctx.uri}{args}; {then}")
 
     def _return(self, op, level: str, loc) -> None:
         r = self.report
@@ -292,65 +335,9 @@ class Explainer:
         hostport = host if not port or port == default else f"{host}:{port}"
         return f"{conn.scheme}://{hostport}{location}"
 
-    def _rewrite(self, op, level: str) -> str:
-        r, ctx = self.report, self.ctx
-        shown = f"rewrite {op.regex.pattern} {op.replacement.text} {op.flag}".rstrip()
-        m = op.regex.search(ctx.uri)
-        if m is None:
-            r.add("rewrite", f"{shown} ({where(op)}): does not match {ctx.uri}")
-            return CONTINUE
-        rewrite.store_captures(ctx, m)
-        target, missing = self.render.render(op.replacement)
-        add_args = not op.replacement.text.endswith("?")
-        if not add_args:
-            target = target[:-1]
-        if missing:
-            r.add("rewrite", f"{shown} ({where(op)}): matches {ctx.uri}; the new URI "
-                             f"{depends(missing)}")
-            r.answer(f"not derivable statically: the rewritten URI {depends(missing)}")
-            return DONE
-        if op.flag in ("redirect", "permanent"):
-            if add_args and ctx.args:
-                target += ("&" if "?" in target else "?") + ctx.args
-            code = 301 if op.flag == "permanent" else 302
-            r.add("rewrite", f"{shown} ({where(op)}): matches {ctx.uri}, redirects the client")
-            r.answer(f"{status(code)}, Location: {self.absolute(target)}")
-            return DONE
-        path, q, new_args = target.partition("?")
-        if q:
-            ctx.args = new_args + ("&" + ctx.args if add_args and ctx.args else "")
-        elif not add_args:
-            ctx.args = None
-        if not path:
-            r.add("rewrite", f"{shown} ({where(op)}): the rewritten URI is empty")
-            r.answer(status(500) + " (the rewritten URI has a zero length)")
-            return DONE
-        old, ctx.uri, ctx.internal = ctx.uri, path, True
-        args = f"?{ctx.args}" if ctx.args else ""
-        then = {"last": "the location search runs again", "break": "stays in this location",
-                "": "the next ops run, then the location search runs again"}[op.flag]
-        r.add("rewrite", f"{shown} ({where(op)}): {old} -> {path}{args}; {then}")
-        return {"last": RESTART, "break": BREAK}.get(op.flag, CHANGED)
 
-    def _if(self, op, level, loc, changed: bool) -> str:
-        cond = op.condition
-        shown = condition_text(cond)
-        missing = self.render.unknown(cond.left.text)
-        if cond.right is not None and hasattr(cond.right, "text"):
-            missing += [n for n in self.render.unknown(cond.right.text) if n not in missing]
-        if missing:
-            runs = summary(op.ops) if op.ops else "no ops; the block's own settings apply"
-            self.report.add("if", f"if ({shown}) ({where(op)}): {depends(missing)}; when true "
-                                  f"it runs: {runs}; explained as false")
-            return CONTINUE
-        true = rewrite.evaluate(self.ctx, cond)
-        checked = " (the file system as it is now)" if cond.kind in _FILE_TESTS else ""
-        self.report.add("if", f"if ({shown}) ({where(op)}): {'true' if true else 'false'}{checked}")
-        if not true:
-            return CONTINUE
-        if op.conf is not None:
-            self.ctx.conf = op.conf
-        return self._ops(op.ops, level, loc, changed)
+def rewrite_text(op) -> str:
+    return f"rewrite {op.regex.pattern} {op.replacement.text} {op.flag}".rstrip()
 
 
 def short(text: str, limit: int = 60) -> str:

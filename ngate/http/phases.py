@@ -29,7 +29,6 @@ from urllib.parse import unquote_to_bytes
 
 from ngate import realip
 from ngate.config.model import ReturnOp
-from ngate.errors import ProxyError
 from ngate.http import rewrite
 from ngate.http.log import log_request
 from ngate.http.respond import (CLOSE_CODES, REDIRECT_CODES, content_type, send_redirect,
@@ -103,11 +102,9 @@ def server_rewrite(ctx) -> None:
 
 
 def guarded(step, ctx, *args) -> None:
-    """Run a phase step: a ProxyError becomes its response, a bug costs one request (500)."""
+    """Run a phase step; a bug costs one request (500), not the worker."""
     try:
         step(ctx, *args)
-    except ProxyError as err:
-        fail(ctx, err)
     except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
         internal_error(ctx, exc)
 
@@ -430,8 +427,9 @@ def return_response(ctx, code: int, text) -> None:
 
 # ---------------------------------------------------------------- failures
 
-def fail(ctx, err: ProxyError) -> None:
-    """The one place a ProxyError becomes a response (or a closed connection)."""
+def fail(ctx, err) -> None:
+    """The one place an upstream failure (its status, log_message, level) becomes a response
+    (or a closed connection)."""
     if err.log_message:
         error_log.log(err.level, err.log_message + error_log.request_suffix(ctx), ctx.conn.number)
     if err.status == 499:

@@ -20,7 +20,7 @@ import os
 import re
 import stat
 
-from ngate.config.model import BreakOp, IfOp, ReturnOp, RewriteOp, SetOp
+from ngate.config.model import IfOp, ReturnOp, RewriteOp, SetOp
 from ngate.config.values import parse_size
 from ngate.observability import error_log
 from ngate.static import symlinks
@@ -28,8 +28,8 @@ from ngate.static import symlinks
 CONTINUE = object()
 RESTART = object()
 ZERO_LENGTH = object()     # the rewritten URI is empty: 500
-_BREAK = object()
-_CHANGED = object()        # internal: the URI changed, go on with the next op
+BREAK = _BREAK = object()  # `break` (the op, or the flag): no more ops, keep the location
+CHANGED = _CHANGED = object()   # the URI changed, go on with the next op
 # `set` on these built-in variables changes the request itself
 _SETTERS = {"args": "args", "query_string": "args"}
 
@@ -44,7 +44,11 @@ class Redirect:
 
 
 def run(ctx, ops) -> object:
-    result = _run(ctx, ops, False)
+    """Run a level's ops. With a recorder in `ctx.conn.trace` (ngate explain, never on the
+    request path), `trace.rewrite_op(ctx, op)` says first whether an op runs (True), is
+    skipped (False: a value known only at request time) or ends the walk (anything else, which
+    run() returns); `trace.rewrite_done(ctx, op, outcome)` is told what it did."""
+    result = _run(ctx, ops, False, ctx.conn.trace)
     if result is _BREAK:
         return CONTINUE
     if result is _CHANGED:
@@ -52,30 +56,44 @@ def run(ctx, ops) -> object:
     return result
 
 
-def _run(ctx, ops, changed: bool) -> object:
+def _run(ctx, ops, changed: bool, trace) -> object:
     for op in ops:
+        if trace is not None:
+            gate = trace.rewrite_op(ctx, op)
+            if gate is not True:
+                if gate is False:
+                    continue
+                return gate
         cls = op.__class__
         if cls is SetOp:
             _set(ctx, op)
+            r = CONTINUE
         elif cls is ReturnOp:
-            return op
+            r = op
         elif cls is RewriteOp:
             r = _rewrite(ctx, op)
+        elif cls is IfOp:
+            true = evaluate(ctx, op.condition)
+            if trace is not None:
+                trace.rewrite_done(ctx, op, true)
+            if not true:
+                continue
+            if op.conf is not None:
+                ctx.conf = op.conf
+            r = _run(ctx, op.ops, changed, trace)
             if r is _CHANGED:
                 changed = True
             elif r is not CONTINUE:
                 return r
-        elif cls is IfOp:
-            if evaluate(ctx, op.condition):
-                if op.conf is not None:
-                    ctx.conf = op.conf
-                r = _run(ctx, op.ops, changed)
-                if r is _CHANGED:
-                    changed = True
-                elif r is not CONTINUE:
-                    return r
-        elif cls is BreakOp:
-            return _BREAK
+            continue
+        else:                   # BreakOp
+            r = _BREAK
+        if trace is not None:
+            trace.rewrite_done(ctx, op, r)
+        if r is _CHANGED:
+            changed = True
+        elif r is not CONTINUE:
+            return r
     return _CHANGED if changed else CONTINUE
 
 

@@ -87,7 +87,7 @@ class WorkerRuntime:
         self.draining = False
         self.servers: list = []
         self._counter = 0
-        self._writers: dict = {}
+        self._writers: list = [None] * len(config.access_logs)   # by LocConf.log_slot
         self._idle_waiter = None
         self.worker_connections = config.main.worker_connections
         self._connections_warned = False
@@ -233,13 +233,15 @@ class WorkerRuntime:
         if conf is None:
             server = ctx.server or ctx.conn.listen.default_server
             conf = server.conf
-        writers = self._writers.get(id(conf))
+        writers = self._writers[conf.log_slot]
         if writers is None:
-            writers = self._writers[id(conf)] = self._make_writers(conf)
+            writers = self._writers[conf.log_slot] = self._make_writers(
+                self.config.access_logs[conf.log_slot])
         return writers
 
-    def _make_writers(self, conf) -> tuple:
-        logs = conf.access_log or (AccessLog(os.path.join(self.config.prefix, "logs/access.log")),)
+    def _make_writers(self, logs: tuple) -> tuple:
+        """The writers of one access_log list, opened on first use (() is nginx's default)."""
+        logs = logs or (AccessLog(os.path.join(self.config.prefix, "logs/access.log")),)
         out = []
         for spec in logs:
             if spec.path == "off":

@@ -322,12 +322,10 @@ BALANCERS = {
     "random_two": RandomTwo,
 }
 
-_INSTANCES: dict[int, tuple] = {}      # id(Upstream) -> (the Upstream, its balancer)
-
-
 def balancer_for(upstream: Upstream) -> RoundRobin:
-    """The worker's balancer for an upstream group (state kept per group object)."""
-    entry = _INSTANCES.get(id(upstream))
-    if entry is None or entry[0] is not upstream:
-        entry = _INSTANCES[id(upstream)] = (upstream, BALANCERS[upstream.balancer](upstream))
-    return entry[1]
+    """The worker's balancer for an upstream group, kept on the group (Upstream.state)."""
+    state = upstream.state
+    b = state.value
+    if b is None:
+        b = state.value = BALANCERS[upstream.balancer](upstream)
+    return b
