@@ -29,7 +29,7 @@ from ngate.cache import config as cache_config
 from ngate.limits import config as limits_config
 from ngate.limits.zones import Zones
 from ngate.routing import userid
-from ngate.routing.variables import BUILTINS, Template, compile_template
+from ngate.routing.variables import BUILTINS, Template, UserVars, compile_template, lookup
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
             '"$http_referer" "$http_user_agent"')
@@ -81,13 +81,13 @@ class Level:
 class Compiler:
     def __init__(self, prefix: str, user_vars: frozenset) -> None:
         self.prefix = prefix
-        self.user_vars = user_vars
+        self.maps: dict = {}            # map, geo, split_clients blocks by variable name
+        self.user_vars = UserVars(user_vars, self.maps)     # templates bind this config's maps
         self.events_seen = False
         self.http: Level | None = None
         self.servers: list[Level] = []
         self.upstreams: dict = {}
         self.implicit: dict = {}
-        self.maps: dict = {}
         self.unknown_variables: list[ConfigError] = []
         self.log_formats: dict = {"combined": LogFormat("combined", self.template(COMBINED))}
         self.listen_keys: dict = {}
@@ -218,7 +218,7 @@ def loc_conf(c: Compiler, vals: dict, lv: Level) -> LocConf:
     fields["limits"] = limits_config.build(vals)
     fields["charset_recode"] = rc = charset_map.build(vals)
     fields["filters"], fields["gzip_static"] = filters_config.build(vals, rc)
-    fields["userid"] = userid.build(vals)
+    fields["userid"] = userid.build(vals, lookup("uid_reset", c.user_vars))
     fields["proxy_cache"] = cache_config.build(vals, "proxy")
     fields["access"] = access_plan(fields)
     if lv.limit_except is not None:
@@ -305,7 +305,7 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
     http_conf = loc_conf(c, http_vals, http_lv)
     return Config(main=main_conf, servers=servers, by_listen=listens,
                   tls_listens=tls.build_listens(listens),
-                  upstreams=dict(c.upstreams), maps=dict(c.maps),
+                  upstreams=dict(c.upstreams), maps=c.maps, user_vars=c.user_vars,
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
                   http_conf=http_conf, zones=zones, access_logs=tuple(c.log_slots),
                   stub_status=c.uses_stats, open_files=tuple(c.open_files),

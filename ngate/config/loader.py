@@ -14,7 +14,6 @@ from ngate.config.load import DEFAULTS_DIR, Reader, parse_global
 from ngate.config.model import Config
 from ngate.errors import ConfigError
 from ngate.observability.error_log import os_error
-from ngate.routing import variables
 
 DEFAULT_CONF = os.path.join(DEFAULTS_DIR, "nginx.conf")
 
@@ -27,7 +26,7 @@ def load_config(conf_file: str, prefix: str | None = None,
 
     `prefix` is nginx's -p (default: the directory of conf_file); relative paths of pid, logs
     and root resolve against it, `include` against the main file's directory. The returned
-    config's maps are made the active ones for `$variables` made by `map`.
+    config's templates use its own maps (routing/variables.py UserVars).
 
     This is the one place where a failure of any kind while loading becomes a ConfigError
     (an `[emerg]`): -t, start, `-s` and every reload go through it, so a config that ngate
@@ -43,8 +42,6 @@ def load_config(conf_file: str, prefix: str | None = None,
         raise ConfigError("configuration is nested too deeply") from None
     except Exception as err:        # noqa: BLE001 - the one place any load failure is worded
         raise ConfigError(f"configuration failed to load ({type(err).__name__}: {err})") from None
-    variables.MAPS.clear()
-    variables.MAPS.update(config.maps)
     return config
 
 

@@ -560,6 +560,7 @@ class Config:
     conf_file: str                   # absolute path of the main file
     http_conf: LocConf = LocConf()   # http-level LocConf
     access_logs: tuple = ((),)       # the distinct access_log lists, by LocConf.log_slot
+    user_vars: Any = None            # routing/variables.py UserVars: set/map names, map blocks
     files: tuple[str, ...] = ()      # every file read (for -T)
     tls_listens: dict = field(default_factory=dict)   # listen key -> server/tls.py TlsListen
     zones: tuple = ()                # limits/zones.py Zone: limit_req/limit_conn shared zones

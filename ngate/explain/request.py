@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ngate.errors import ConfigError
 from ngate.http.context import RequestContext
-from ngate.routing.variables import BUILTINS, PREFIXED, Template, lookup
+from ngate.routing.variables import BUILTINS, PREFIXED, Template, UserVars, lookup
 
 _VAR_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -207,8 +207,7 @@ class Renderer:
         return "".join(out), missing
 
     def _value(self, name: str) -> str:
-        users = frozenset({name}) if name in self.config.maps or name in (self.ctx.vars or {}) \
-            else frozenset()
+        users = UserVars({name} if name in (self.ctx.vars or {}) else (), self.config.maps)
         try:
             getter = lookup(name, users)
         except ConfigError:

@@ -335,18 +335,8 @@ def nginx_variable(ctx, name: str):
     vs = ctx.vars
     if vs is not None and name in vs:
         return vs[name]
-    g = _getter(name)
+    g = ctx.conn.runtime.config.user_vars.getter(name)     # this config's variables
     return None if g is None else g(ctx)
-
-
-@functools.lru_cache(maxsize=256)
-def _getter(name: str):
-    from ngate.errors import ConfigError
-    from ngate.routing import variables
-    try:
-        return variables.lookup(name, frozenset(variables.MAPS))
-    except ConfigError:
-        return None
 
 
 # ---------------------------------------------------------------- commands

@@ -27,6 +27,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ngate.errors import ConfigError
 
@@ -53,6 +54,7 @@ class UserId:
     expires: int                    # seconds; 0: a session cookie
     mark: str                       # "" : off
     flags: bytes                    # b"; secure; httponly ..." in nginx's order
+    reset: Any = None               # the getter of $uid_reset in this config (set or map)
 
 
 # ---------------------------------------------------------------- directives
@@ -144,15 +146,16 @@ def register(directive, contexts) -> None:
         directive(name, contexts, (1, 3) if name == "userid_flags" else 1, handler)
 
 
-def build(vals: dict) -> UserId | None:
-    """The merged settings (nginx's merge_conf defaults), None for `userid off` (the default)."""
+def build(vals: dict, reset=None) -> UserId | None:
+    """The merged settings (nginx's merge_conf defaults), None for `userid off` (the default);
+    `reset`: the config's $uid_reset getter (routing/variables.py lookup)."""
     enable = vals.get("userid", OFF)
     if enable == OFF:
         return None
     return UserId(enable, vals.get("userid_service"), vals.get("userid_name", "uid"),
                   vals.get("userid_domain", b""), vals.get("userid_path", b"; path=/"),
                   vals.get("userid_p3p", b""), vals.get("userid_expires", 0),
-                  vals.get("userid_mark", ""), vals.get("userid_flags", b""))
+                  vals.get("userid_mark", ""), vals.get("userid_flags", b""), reset)
 
 
 def _bytes(text: str) -> bytes:
@@ -306,7 +309,7 @@ def _create(ctx, uc: UserId, st: _State) -> None:
     if st.set:
         return
     if st.got:
-        reset = _reset_getter()(ctx)
+        reset = (uc.reset or _reset_getter())(ctx)
         if not reset or reset == "0":
             if not uc.mark or (len(st.cookie) > 23 and st.cookie[22:24] == uc.mark.encode() + b"="):
                 return

@@ -81,13 +81,17 @@ def prefixed(prefix: str):
     return deco
 
 
-def lookup(name: str, user_vars: "set[str] | frozenset[str]" = frozenset(), where=None) -> Getter:
-    """The getter for `$name`. `user_vars` are names made by `set` and `map` (read from ctx.vars)."""
+def lookup(name: str, user_vars: "UserVars | set[str] | frozenset[str]" = frozenset(),
+           where=None) -> Getter:
+    """The getter for `$name`. `user_vars` are the names made by `set`, `map`, ... (read from
+    ctx.vars); a UserVars also carries the config's map-like blocks, which the getter binds."""
     if len(name) == 1 and name in "123456789":
         n = int(name)
         return lambda ctx: _capture(ctx, n)
     if name in user_vars:
-        return _user_getter(name)
+        return _user_getter(name, getattr(user_vars, "maps", _NO_MAPS))
+    if name == "uid_reset":             # changeable: `set` or `map` may give it a value
+        return _uid_reset_getter(getattr(user_vars, "maps", _NO_MAPS))
     g = BUILTINS.get(name)
     if g is not None:
         return g
@@ -125,16 +129,47 @@ def has_variables(text: str) -> bool:
 
 # ---------------------------------------------------------------- user variables (set / map)
 
-# map blocks by variable name; set by the config compiler at load (per Config; one active per worker)
-MAPS: dict = {}
+_NO_MAPS: dict = {}
 
 
-def _user_getter(name: str) -> Getter:
+class UserVars:
+    """The variables one configuration makes (`set`, `map`, `geo`, `split_clients`, named
+    captures): their names, found before anything compiles, and the map-like blocks by
+    variable name, which the compiler fills as it reads them (a map may come after its use).
+    A template compiled with it binds this config's blocks: two configs loaded in one process
+    never see each other's maps. `getter(name)` is the runtime lookup by name (SSI's echo)."""
+    __slots__ = ("names", "maps", "_getters")
+
+    def __init__(self, names=frozenset(), maps: dict | None = None) -> None:
+        self.names = frozenset(names)
+        self.maps = {} if maps is None else maps
+        self._getters: dict = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names or name in self.maps
+
+    def __iter__(self):
+        return iter(self.names | self.maps.keys())
+
+    def getter(self, name: str):
+        """The getter for `$name` in this config, or None for an unknown variable."""
+        g = self._getters.get(name)
+        if g is None:
+            try:
+                g = lookup(name, self)
+            except ConfigError:
+                return None
+            if len(self._getters) < 4096:
+                self._getters[name] = g
+        return g
+
+
+def _user_getter(name: str, maps: dict) -> Getter:
     def get(ctx, name=name):
         vs = ctx.vars
         if vs is not None and name in vs:
             return vs[name]
-        m = MAPS.get(name)
+        m = maps.get(name)
         if m is not None:
             evaluate = getattr(m, "evaluate", None)     # geo, split_clients
             if evaluate is not None:
@@ -151,7 +186,14 @@ def _user_getter(name: str) -> Getter:
     return get
 
 
-_UID_RESET = _user_getter("uid_reset")
+def _uid_reset_getter(maps: dict) -> Getter:
+    user = _user_getter("uid_reset", maps)
+
+    def get(ctx):
+        """Changeable: the value `map` or `set` give it, else nginx's own empty one."""
+        v = user(ctx)
+        return "" if v is None else v
+    return get
 
 
 def _capture(ctx, n: int):
@@ -751,11 +793,7 @@ builtin("uid_got")(userid.uid_got)
 builtin("uid_set")(userid.uid_set)
 
 
-@builtin("uid_reset")
-def _uid_reset(ctx):
-    """Changeable: the value `map` or `set` give it, else nginx's own empty one."""
-    v = _UID_RESET(ctx)
-    return "" if v is None else v
+builtin("uid_reset")(_uid_reset_getter(_NO_MAPS))     # a config's own: lookup() with its UserVars
 
 
 @builtin("request_body")

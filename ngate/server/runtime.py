@@ -15,7 +15,6 @@ from ngate.config.model import AccessLog, Config
 from ngate.observability import access_log as alog
 from ngate.observability import error_log
 from ngate.observability import stub_status
-from ngate.routing import variables
 from ngate.routing.servers import ServerSelector
 from ngate.server.clock import Deadlines
 from ngate.server.connection import HttpConnection, name_table
@@ -94,7 +93,6 @@ class WorkerRuntime:
         self._handover = False
         # stub_status counters: only when the config reads them (config/compile.py decides)
         self.stats = stub_status.worker_stats() if config.stub_status else None
-        variables.MAPS = config.maps
 
     # ------------------------------------------------------------ lifecycle
 

@@ -290,8 +290,7 @@ def test_map_block(tmp_path):
     s = cfg.maps["site"]
     assert s.hostnames and s.volatile and s.wild_front[0][0] == ".a.com"
     assert s.wild_back[0][0] == "www.b." and "c.com" in s.exact
-    from ngate.routing import variables
-    assert variables.MAPS["site"] is s
+    assert cfg.user_vars.maps["site"] is s      # the config's own (no module-global MAPS)
 
 
 def test_log_formats_and_access_log(tmp_path):
