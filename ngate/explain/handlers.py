@@ -11,6 +11,7 @@ from ngate.config.model import Upstream
 from ngate.explain.report import seconds, status
 from ngate.explain.request import depends
 from ngate.explain.route import describe_location, where
+from ngate.http import phases
 from ngate.proxy import proxy_request as pr
 from ngate.proxy.resolve import resolve_proxy_url
 from ngate.static import symlinks
@@ -20,13 +21,14 @@ from ngate.static.paths import alias_strip, map_uri, safe
 STATIC_METHODS = frozenset({"GET", "HEAD", "POST"})
 # "~ .php$": an unescaped dot before a file extension, at the end of a regex
 _LOOSE_EXTENSION = re.compile(r"(?:^|[^\\])\.([A-Za-z0-9]+)\$$")
+DONE = "done"       # the walk went as far as it goes
 FASTCGI_SHOWN = ("SCRIPT_FILENAME", "SCRIPT_NAME", "PATH_INFO", "DOCUMENT_ROOT", "REQUEST_URI",
                  "QUERY_STRING")
 
 
 def content(ex) -> str:
-    """The content phase for ex.ctx; returns phases.DONE or phases.RESTART."""
-    from ngate.explain.phases import DONE
+    """The access and content phases of ex.ctx, described; DONE (an internal redirect went on
+    through http/phases.py)."""
     ctx, r = ex.ctx, ex.report
     conf = ctx.conf
     if conf.access_rules and not _access(ex, conf.access_rules):
@@ -48,7 +50,6 @@ def content(ex) -> str:
 
 
 def handler(ex, conf) -> str:
-    from ngate.explain.phases import DONE
     if conf.metrics:
         ex.report.add("handler", "metrics: ngate's Prometheus metrics page")
         ex.report.answer(f"{status(200)}, the metrics in Prometheus' text format")
@@ -99,8 +100,7 @@ def _auth(ex, plan) -> None:
 # ---------------------------------------------------------------- try_files
 
 def _try_files(ex, tf):
-    """None: a file matched (ctx.uri changed), go on to the handler; else DONE/RESTART."""
-    from ngate.explain.phases import DONE
+    """None: a file matched (ctx.uri changed), go on to the handler; else DONE."""
     ctx, r = ex.ctx, ex.report
     shown = " ".join(t.text for t in tf.items)
     r.add("try_files", f"{shown} (the block at {tf.block}), before the content handler:")
@@ -169,20 +169,13 @@ def _symlink_note(conf) -> str:
 
 
 def named_location(ex, name: str, why: str) -> str:
-    from ngate.explain.phases import DONE, RESTART
-    ctx, r = ex.ctx, ex.report
-    loc = ctx.server.named_locations.get(name)
-    if loc is None:
-        r.answer(f'{status(500)} (named location "{name}" not found)')
-        return DONE
-    r.add("location", f"{describe_location(loc)} ({why})")
-    ctx.redirects += 1                  # counted, never limited (as http/phases.py)
-    ctx.loc, ctx.conf, ctx.internal = loc, loc.conf, True
-    if loc.conf.rewrite_ops:
-        result = ex.ops(loc.conf.rewrite_ops, "location", loc)
-        if result == RESTART or result == DONE:
-            return result
-    return content(ex)
+    """A named location: http/phases.py runs it (its rewrite ops, then the content phase)."""
+    loc = ex.ctx.server.named_locations.get(name)
+    if loc is not None:
+        ex.report.add("location", f"{describe_location(loc)} ({why})")
+        ex.level, ex.loc = "location", loc
+    phases.named_location(ex.ctx, name)
+    return DONE
 
 
 # ---------------------------------------------------------------- proxy_pass
@@ -417,7 +410,6 @@ def _loose_regex(ex) -> None:
 # ---------------------------------------------------------------- static files
 
 def static(ex, conf) -> str:
-    from ngate.explain.phases import DONE
     ctx, r = ex.ctx, ex.report
     base = conf.alias if conf.alias is not None else conf.root
     kind = "alias" if conf.alias is not None else "root"
@@ -461,7 +453,6 @@ def static(ex, conf) -> str:
 
 
 def _directory(ex, conf) -> str:
-    from ngate.explain.phases import DONE
     ctx, r = ex.ctx, ex.report
     dir_path = map_uri(ctx, ctx.uri)
     if dir_path is None:

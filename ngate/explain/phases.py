@@ -15,20 +15,22 @@ from __future__ import annotations
 from ngate.config.model import BreakOp, IfOp, ReturnOp, RewriteOp, SetOp
 from ngate.config.servers import listen_display
 from ngate.explain import handlers
+from ngate.explain.handlers import DONE
 from ngate.explain.report import Report, status
 from ngate.explain.request import (FakeConn, Renderer, depends, is_ip, make_context,
                                    url_host_header)
 from ngate.explain.route import (LocationTrace, choose_listen, choose_server, describe_location,
                                  listens_of, server_names, where)
 from ngate.http import phases, rewrite
-from ngate.routing.locations import needs_slash_redirect, slash_redirect_target
 from ngate.routing.servers import ServerSelector, normalize_host
 from ngate.routing.uri import normalize_uri, split_request_uri
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-CONTINUE, DONE, RESTART = "continue", "done", "restart"
-REDIRECTED = "redirected"       # an internal redirect, already counted
 _FILE_TESTS = ("-f", "!-f", "-d", "!-d", "-e", "!-e", "-x", "!-x")
+
+
+class Stop(Exception):
+    """The walk ends: the report has its answer (or the rest depends on the request)."""
 
 
 class Explainer:
@@ -148,92 +150,70 @@ class Explainer:
         shown = ctx.uri if ctx.uri == path else f"{ctx.uri} (normalised from {path})"
         r.add("uri", shown + (f", args {ctx.args}" if ctx.args else ""))
         ctx.conf = server.conf
-        ops = server.conf.rewrite_ops
-        if ops and self.ops(ops, "server", None) == DONE:
-            return r
-        while True:
-            result = self.location_phase()
-            if result == REDIRECTED:        # counted by internal_redirect
-                continue
-            if result != RESTART:
-                break
-            if not phases.count_redirect(ctx):
-                r.answer(status(500) + " (rewrite or internal redirection cycle)")
-                break
+        try:
+            phases.server_rewrite(ctx)      # the request path's phases, this Explainer recording
+        except Stop:
+            pass
+        if r.outcome is None:
+            r.answer(self.captured())
         return r
 
-    def location_phase(self) -> str:
-        r, ctx = self.report, self.ctx
-        server = ctx.server
-        trace = LocationTrace()
-        loc, caps = trace.find(server, ctx.uri)
-        ctx.loc = loc
-        ctx.conf = conf = loc.conf if loc is not None else server.conf
-        if caps:
-            ctx.captures = caps
+    def captured(self) -> str:
+        """The answer the HTTP core wrote to the stand-in connection."""
+        ctx = self.ctx
+        head = bytes(ctx.conn.out).partition(b"\r\n\r\n")[0].decode("latin-1")
+        if not head:
+            return "no response: the connection is closed" + \
+                (" (444)" if ctx.status == 444 else "")
+        lines = head.split("\r\n")
+        text = status(int(lines[0].split()[1]))
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.lower() == "location":
+                text += f", Location: {value.strip()}"
+        if ctx.redirects > phases.MAX_REDIRECTS:
+            text += " (rewrite or internal redirection cycle)"
+        return text
+
+    # ------------------------------------------------------------ told by http/phases.py
+
+    def location(self, ctx, loc) -> None:
+        """The location search chose `loc` for ctx.uri: report it and the candidates that lost."""
+        r = self.report
+        search = LocationTrace()
+        search.find(ctx.server, ctx.uri)
         r.add("location", describe_location(loc) if loc is not None
               else "none: the server level's settings apply")
-        for note in trace.notes:
+        for note in search.notes:
             r.more(note)
-        if loc is not None and loc.regex is not None and loc.regex.groupindex:
-            m = loc.regex.search(ctx.uri)
-            if m is not None:
-                ctx.vars = {**(ctx.vars or {}), **{k: v or "" for k, v in m.groupdict().items()}}
+        conf = loc.conf if loc is not None else ctx.server.conf
         if conf.internal and not ctx.internal:
-            r.answer(status(404) + " (the location is `internal`: only internal redirects "
-                                   "reach it)")
-            return DONE
-        if needs_slash_redirect(loc, ctx.uri):
-            target = self.absolute(slash_redirect_target(loc, ctx.args))
-            r.answer(f"{status(301)}, Location: {target}")
-            return DONE
-        if conf.rewrite_ops:
-            result = self.ops(conf.rewrite_ops, "location", loc)
-            if result != CONTINUE:
-                return result
-        return handlers.content(self)
+            r.more("the location is `internal`: only internal redirects reach it")
+        self.level, self.loc = "location", loc
+
+    def content(self, ctx) -> None:
+        """The access and content phases, described (handlers.py) rather than run."""
+        handlers.content(self)
 
     def internal_redirect(self, uri: str, why: str, keep_args: bool = False) -> str:
-        """As http/phases.py redirect(): counted (500 past 10), the URI normalised; the index
-        module keeps the request's args (keep_args)."""
-        r, ctx = self.report, self.ctx
-        if not phases.count_redirect(ctx):
-            r.add("redirect", f"internal redirect to {uri} ({why})")
-            r.answer(status(500) + " (rewrite or internal redirection cycle)")
-            return DONE
-        path, args = split_request_uri(uri)
-        if not phases.set_uri(ctx, path, args, keep_args):
-            r.add("redirect", f"internal redirect to {uri} ({why}): the URI does not normalise")
-            r.answer(status(400))
-            return DONE
-        shown = uri if ctx.uri == path else f"{uri} (normalised to {ctx.uri})"
-        r.add("redirect", f"internal redirect to {shown} ({why}): the location search runs "
-                          "again")
-        return REDIRECTED
+        """An internal redirect the content phase would make: http/phases.py counts it (500
+        past 10), normalises the URI and searches the location again."""
+        path = split_request_uri(uri)[0]
+        try:
+            shown = normalize_uri(path)
+        except ValueError:
+            shown = path
+        shown = uri if shown == path else f"{uri} (normalised to {shown})"
+        self.report.add("redirect", f"internal redirect to {shown} ({why}): the location search "
+                                    "runs again")
+        phases.internal_redirect(self.ctx, uri, keep_args)
+        return DONE
 
     # ------------------------------------------------------------ the rewrite module
 
-    def ops(self, ops, level: str, loc) -> str:
-        """Run a level's ops with the request path's interpreter (http/rewrite.py), this
-        Explainer recording (it is ctx.conn.trace); CONTINUE, DONE or RESTART."""
-        self.level, self.loc = level, loc
-        result = rewrite.run(self.ctx, ops)
-        if result is rewrite.CONTINUE:
-            return CONTINUE
-        if result is rewrite.RESTART:
-            return RESTART
-        if result.__class__ is ReturnOp:
-            self._return(result, level, loc)
-        elif result.__class__ is rewrite.Redirect:
-            self.report.answer(f"{status(result.code)}, Location: "
-                               f"{self.absolute(result.location)}")
-        elif result is rewrite.ZERO_LENGTH:
-            self.report.answer(status(500) + " (the rewritten URI has a zero length)")
-        return DONE                     # or the walk stopped (rewrite_op answered)
-
-    def rewrite_op(self, ctx, op):
+    def rewrite_op(self, ctx, op) -> bool:
         """Before an op runs: True (run it), False (its value is known only at request time:
-        reported, not run) or DONE (the walk cannot go on statically)."""
+        reported, not run); Stop when the walk cannot go on statically."""
         cls = op.__class__
         if cls is SetOp:
             missing = self.render.unknown(op.value.text)
@@ -263,7 +243,7 @@ class Explainer:
                                            f"{ctx.uri}; the new URI {depends(missing)}")
                 self.report.answer(f"not derivable statically: the rewritten URI "
                                    f"{depends(missing)}")
-                return DONE
+                raise Stop
         return True
 
     def rewrite_done(self, ctx, op, outcome) -> None:
@@ -282,6 +262,9 @@ class Explainer:
             r.add(self.level[:9], f"break ({where(op)}): the rewrite ops stop here")
         elif cls is RewriteOp:
             self._rewritten(ctx, op, outcome)
+        elif cls is ReturnOp:
+            self._return(op, self.level, self.loc)
+            raise Stop                  # described (values known only at request time too)
 
     def _rewritten(self, ctx, op, outcome) -> None:
         r, shown = self.report, rewrite_text(op)
@@ -292,6 +275,8 @@ class Explainer:
                              "client")
         elif outcome is rewrite.ZERO_LENGTH:
             r.add("rewrite", f"{shown} ({where(op)}): the rewritten URI is empty")
+            r.answer(status(500) + " (the rewritten URI has a zero length)")
+            raise Stop
         else:
             args = f"?{ctx.args}" if ctx.args else ""
             then = {"last": "the location search runs again", "break": "stays in this location",

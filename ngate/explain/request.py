@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -111,11 +112,28 @@ def is_ip(text: str) -> bool:
 
 # ---------------------------------------------------------------- the stand-in connection
 
+class _NoRuntime:
+    """The worker as the HTTP core sees it while explaining: nothing is logged or counted."""
+    draining = False
+    stats = None
+    loop = None
+
+    def access_log(self, ctx) -> None:
+        pass
+
+
 class FakeConn:
-    """What variables and path mapping read from a connection; request-time fields are never
-    rendered (Renderer refuses them), so their values here are placeholders."""
+    """The front end of an explained request (http/__init__.py's interface): what the HTTP core
+    answers is kept in `out`, nothing is sent. What variables and path mapping read from a
+    connection is here too; request-time fields are never rendered (Renderer refuses them), so
+    their values here are placeholders."""
 
     def __init__(self, scheme: str, server_addr: str | None, server_port: int | None) -> None:
+        self.out = bytearray()          # the response the HTTP core wrote
+        self.closing = False
+        self.writer = None
+        self.started = time.monotonic()
+        self.transport = self
         self.scheme = scheme
         self.server_addr = server_addr or ""
         self.server_port = str(server_port) if server_port else ""
@@ -126,8 +144,20 @@ class FakeConn:
         self.number = 0
         self.requests = 1
         self.queue = None
-        self.runtime = None
-        self.trace = None
+        self.runtime = _NoRuntime()
+        self.trace = None               # the Explainer (explain/phases.py)
+
+    def write(self, data) -> None:
+        self.out += data
+
+    def finish_request(self, ctx) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.closing = True
 
 
 def make_context(req: ExplainRequest, conn: FakeConn, headers: list) -> RequestContext:

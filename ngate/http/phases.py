@@ -17,9 +17,10 @@ same phases from `run_subrequest`. Nothing here knows a socket: answers go out t
 http/respond.py to the front end in `ctx.conn` (server/connection.py for HTTP/1.1,
 http2/stream.py for an HTTP/2 stream, proxy/subrequest.py for a subrequest).
 
-`ctx.conn.trace`, when set (ngate explain's recorder), is told each location chosen; it is
-None on the request path. ngate explain (explain/phases.py) walks a request with these same
-functions: count_redirect, set_uri, find_location (routing/locations.py), rewrite.run.
+`ctx.conn.trace`, when set, is ngate explain's recorder (explain/phases.py), which walks a
+request through these same functions without a socket: it is told each location chosen
+(trace.location), each rewrite op (http/rewrite.py), and describes the access and content
+phases instead of running them (trace.content). It is None on the request path.
 """
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ def find_location_phase(ctx) -> None:
                 continue
             if result is not rewrite.CONTINUE:
                 return answer(ctx, result)
-        return access_phase(ctx)
+        return access_phase(ctx) if trace is None else trace.content(ctx)
 
 
 def named_captures(ctx, regex, subject: str) -> bool:
@@ -339,6 +340,9 @@ def named_location(ctx, name: str) -> None:
             return find_location_phase(ctx)
         if result is not rewrite.CONTINUE:
             return answer(ctx, result)
+    trace = ctx.conn.trace
+    if trace is not None:
+        return trace.content(ctx)
     access_phase(ctx)
 
 
