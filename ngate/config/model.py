@@ -440,8 +440,9 @@ class LocConf:
     content: Any = None                  # the content handler: handler(ctx)
     access_steps: tuple = ()             # PREACCESS + ACCESS: step(ctx, conf) -> 0 | status | -1
     precontent_steps: tuple = ()         # try_files, mirror: step(ctx, conf) -> took it over
-    upstream_plan: Any = None            # proxy_pass / fastcgi_pass: what goes upstream (a Plan)
-    uncached_plan: Any = None            # proxy_cache: the Plan of a request not cached
+    # proxy_pass / fastcgi_pass: what goes upstream (a Plan); uncached: proxy_cache's other Plan
+    upstream_plan: Any = field(default=None, compare=False, repr=False)
+    uncached_plan: Any = field(default=None, compare=False, repr=False)
     log_slot: int = 0                    # its access_log list in Config.access_logs (0: default)
     # proxy_ssl_* (TLS to upstreams)
     proxy_ssl: ProxyTls = ProxyTls()

@@ -26,7 +26,7 @@ import re
 import socket
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ngate.errors import ConfigError
@@ -54,7 +54,7 @@ class UserId:
     expires: int                    # seconds; 0: a session cookie
     mark: str                       # "" : off
     flags: bytes                    # b"; secure; httponly ..." in nginx's order
-    reset: Any = None               # the getter of $uid_reset in this config (set or map)
+    reset: Any = field(default=None, compare=False, repr=False)    # this config's $uid_reset
 
 
 # ---------------------------------------------------------------- directives
