@@ -258,15 +258,8 @@ class Tunnel:
 
 def start_tunnel(ctx, conn, uconn, upstream_bytes: bytes) -> None:
     """Hand both transports to a Tunnel; drop the HTTP connection state."""
-    client_bytes = conn.take_held()
-    client_t = conn.transport
+    client_bytes, client_t = conn.become_tunnel()
     upstream_t = uconn.transport
-    conn.runtime.connection_closed(conn)   # it is a tunnel now, counted as such
-    conn.current = None
-    conn.queue = None
-    conn._cancel_timer()
-    conn._body_req = None
-    conn._url = b""
     # the response parser holds the upstream connection's bound methods: a cycle (with the
     # upstream transport) that only the rarely-run cyclic GC would free; its protocol is now a Side
     uconn.parser = None

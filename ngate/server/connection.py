@@ -761,6 +761,19 @@ class HttpConnection(OneTimer):
         self.held = None
         return bytes(held) if held else b""
 
+    def become_tunnel(self) -> tuple[bytes, object]:
+        """The connection becomes a tunnel (proxy/tunnel.py): (the bytes the client sent after
+        its Upgrade request, the transport). Its HTTP state is dropped here: an idle tunnel
+        keeps the two transports only; the runtime counts it as a tunnel from now on."""
+        held = self.take_held()
+        self.runtime.connection_closed(self)
+        self.current = None
+        self.queue = None
+        self._cancel_timer()
+        self._body_req = None
+        self._url = b""
+        return held, self.transport
+
     def abort(self) -> None:
         self.closing = True
         if self.transport is not None:
