@@ -26,6 +26,7 @@ import time
 
 from ngate.filters import HeadersOut
 from ngate.filters.ssi_parser import ERROR, SsiParser
+from ngate.routing.uri import parse_unsafe_uri
 
 DEFAULT_TIMEFMT = "%A, %d-%b-%Y %H:%M:%S %Z"
 DEFAULT_ERRMSG = b"[an error occurred while processing the directive]"
@@ -601,27 +602,6 @@ def _track(ssi: SsiBody, conn) -> None:
     root = ssi.node.root
     if root is not None and not conn.finished:
         root.subs.append(conn)
-
-
-def parse_unsafe_uri(uri: str):
-    """ngx_http_parse_unsafe_uri: (path, args or None), the path percent-decoded (a decoded "?"
-    stays in the path); None for an unsafe URI ("..", "/../", "/.." at the end, NUL)."""
-    if not uri or uri[0] == "?":
-        return None
-    path, sep, args = uri.partition("?")
-    if _unsafe(path):
-        return None
-    if "%" in path:
-        from urllib.parse import unquote_to_bytes
-        path = unquote_to_bytes(path).decode("latin-1")
-        if _unsafe(path):
-            return None
-    return path, (args if sep else None)
-
-
-def _unsafe(path: str) -> bool:
-    return (path == ".." or path.startswith("../") or "/../" in path or path.endswith("/..")
-            or "\0" in path)
 
 
 COMMANDS = {

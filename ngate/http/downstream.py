@@ -1,5 +1,5 @@
-"""What the front end tells the HTTP core about its client while a request is in flight: a
-head refused while it was parsed, a body that does not parse, the client gone, a timeout.
+"""What the front end tells the HTTP core about its client: a request refused (a head that does
+not parse, a bad Host, TRACE), a body that does not parse, the client gone, a timeout.
 
 The front ends (server/connection.py, http2/stream.py) call these; each settles the request
 (a status page, the upstream exchange told, the log line) without touching a socket itself.
@@ -10,6 +10,17 @@ from ngate.http.context import RequestContext
 from ngate.http.log import log_request
 from ngate.http.respond import send_status
 from ngate.observability import error_log
+
+
+def reject_request(ctx, status: int, message: str) -> None:
+    error_log.info(message + (", client: " + ctx.conn.remote_addr), ctx.conn.number)
+    ctx.keep_alive = False
+    if ctx.conf is None and ctx.server is not None:
+        ctx.conf = ctx.server.conf
+    if ctx.conf is None:
+        ctx.server = ctx.conn.listen.default_server
+        ctx.conf = ctx.server.conf
+    send_status(ctx, status)
 
 
 def reject_head(conn, status: int, message: str, url: bytes) -> None:

@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import re
 import traceback
-from urllib.parse import unquote_to_bytes
 
 from ngate import realip
 from ngate.config.model import ReturnOp
-from ngate.http import rewrite
+from ngate.http import downstream, rewrite
 from ngate.http.log import log_request
 from ngate.http.respond import (CLOSE_CODES, REDIRECT_CODES, content_type, send_redirect,
                                 send_response, send_status)
 from ngate.observability import error_log
 from ngate.routing.locations import find_location, needs_slash_redirect, slash_redirect_target
-from ngate.routing.uri import normalize_uri, split_request_uri
+from ngate.routing.uri import normalize_uri, parse_unsafe_uri, split_request_uri
 from ngate.routing.servers import normalize_host
 
 MAX_REDIRECTS = 10
@@ -57,7 +56,7 @@ def start_request(ctx, req) -> None:
     if raw[:1] != "/":
         m = _ABS_URI.match(raw)
         if m is None:
-            return reject_request(ctx, 400, "client sent invalid request")
+            return downstream.reject_request(ctx, 400, "client sent invalid request")
         host_line = m.group(2)
         raw = m.group(3) or "/"
         if raw[:1] != "/":
@@ -69,14 +68,14 @@ def start_request(ctx, req) -> None:
     if host_raw is not None:
         host = normalize_host(host_raw)
         if host is None:
-            return reject_request(ctx, 400, "client sent invalid host header")
+            return downstream.reject_request(ctx, 400, "client sent invalid host header")
     elif ctx.http_minor == 1:
         ctx.server = listen.default_server
-        return reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
+        return downstream.reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
     server = listen.selector.select(host)
     ctx.server = server
     if ctx.method in _NOT_ALLOWED:
-        return reject_request(ctx, 405, "client sent %s method" % ctx.method)
+        return downstream.reject_request(ctx, 405, "client sent %s method" % ctx.method)
     if host and server.names.regexes and host not in server.names.exact:
         for rx in server.names.regexes:
             if rx.groupindex and named_captures(ctx, rx, host):
@@ -85,7 +84,7 @@ def start_request(ctx, req) -> None:
     try:
         ctx.uri = normalize_uri(path, server.merge_slashes)
     except ValueError:
-        return reject_request(ctx, 400, "client sent invalid request")
+        return downstream.reject_request(ctx, 400, "client sent invalid request")
     ctx.conf = conf = server.conf
     if conf.realip is not None:         # realip's POST_READ run, with the server's settings
         realip.apply(ctx, conf.realip)
@@ -291,7 +290,7 @@ def accel_redirect(ctx, target: str) -> None:
     method becomes GET (HEAD stays)."""
     if target.startswith("@"):
         return named_location(ctx, target)
-    parsed = unsafe_uri(target)
+    parsed = parse_unsafe_uri(target)
     if parsed is None:
         error_log.error(f'unsafe URI "{target}" was detected' + error_log.request_suffix(ctx),
                         ctx.conn.number)
@@ -300,24 +299,6 @@ def accel_redirect(ctx, target: str) -> None:
         ctx.method = "GET"
     ctx.vars = None
     redirect(ctx, parsed[0], parsed[1], normalize=False)
-
-
-def _dotdot(path: str) -> bool:
-    return path == ".." or path.startswith("../") or "/../" in path or path.endswith("/..")
-
-
-def unsafe_uri(uri: str):
-    """(path, args or None), or None for an unsafe URI (empty, "?...", a ".." segment, NUL)."""
-    if not uri or uri[0] == "?":
-        return None
-    path, q, args = uri.partition("?")
-    if "\0" in path or _dotdot(path):
-        return None
-    if "%" in path:
-        path = unquote_to_bytes(path).decode("latin-1")
-        if "\0" in path or _dotdot(path):
-            return None
-    return path, (args if q else None)
 
 
 def named_location(ctx, name: str) -> None:
@@ -447,17 +428,6 @@ def fail(ctx, err) -> None:
         log_request(ctx)
         return
     finalize(ctx, err.status)
-
-
-def reject_request(ctx, status: int, message: str) -> None:
-    error_log.info(message + (", client: " + ctx.conn.remote_addr), ctx.conn.number)
-    ctx.keep_alive = False
-    if ctx.conf is None and ctx.server is not None:
-        ctx.conf = ctx.server.conf
-    if ctx.conf is None:
-        ctx.server = ctx.conn.listen.default_server
-        ctx.conf = ctx.server.conf
-    send_status(ctx, status)
 
 
 def internal_error(ctx, exc: Exception) -> None:

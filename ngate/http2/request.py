@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from h2.errors import ErrorCodes
 
-from ngate.http import phases
+from ngate.http import downstream
 from ngate.http.context import RequestContext
 from ngate.server.connection import Request, header_key
 
@@ -66,7 +66,7 @@ def start(conn, stream, ev) -> None:
         if not cl.isdigit():
             req.complete = True
             ctx.server = listen.default_server
-            return phases.reject_request(ctx, 400, 'client sent invalid "Content-Length" header')
+            return downstream.reject_request(ctx, 400, 'client sent invalid "Content-Length" header')
         ctx.content_length_in = int(cl)
     if ev.stream_ended is not None:
         req.complete = True

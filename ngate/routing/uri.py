@@ -9,6 +9,7 @@ segment before it (climbing above the root is an error) and runs of `/` are merg
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_to_bytes
 
 _ESCAPE_RE = re.compile(r"%(..)?", re.S)
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -102,3 +103,23 @@ def escape_uri(path: str) -> str:
     if _URI_UNSAFE_RE.search(path) is None:
         return path
     return _URI_UNSAFE_RE.sub(lambda m: _URI_ESCAPES[m.group()], path)
+
+
+def parse_unsafe_uri(uri: str):
+    """ngx_http_parse_unsafe_uri: (path, args or None), the path percent-decoded (a decoded "?"
+    stays in the path); None for an unsafe URI ("..", "/../", "/.." at the end, NUL)."""
+    if not uri or uri[0] == "?":
+        return None
+    path, sep, args = uri.partition("?")
+    if _unsafe(path):
+        return None
+    if "%" in path:
+        path = unquote_to_bytes(path).decode("latin-1")
+        if _unsafe(path):
+            return None
+    return path, (args if sep else None)
+
+
+def _unsafe(path: str) -> bool:
+    return (path == ".." or path.startswith("../") or "/../" in path or path.endswith("/..")
+            or "\0" in path)
