@@ -37,7 +37,7 @@ class RequestContext:
         "start", "start_wall",
         # logging
         "logged", "error_pages_done",
-        # engine bookkeeping
+        # phases bookkeeping (http/phases.py)
         "req",              # server/connection.py Request (body events)
         "status_override",  # error_page "=code" / original status for an internal redirect
         "location_out",     # a `return 3xx text` Location kept across its error_page redirect

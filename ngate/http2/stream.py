@@ -1,6 +1,6 @@
 """One HTTP/2 stream as the request phases see it: a downstream connection of its own.
 
-The engine (http/phases.py) and its content handlers talk to `ctx.conn`: they write an
+The HTTP core (ngate/http/) and its content handlers talk to `ctx.conn`: they write an
 HTTP/1.1 response head then body bytes, end with finish_request(), pause or resume through
 `conn.writer` (downstream_paused/downstream_resumed), read the body through attach_body(), and
 close or abort. Http2Stream carries that out on its stream:
@@ -111,7 +111,7 @@ class Http2Stream:
         # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
         return getattr(self.h2c, name)
 
-    # ------------------------------------------------------------ used by the engine
+    # ------------------------------------------------------------ used by the HTTP core
 
     def write(self, data) -> None:
         if self.closing or self.ended:

@@ -12,8 +12,8 @@ An error in a body ends its request (400) and the connection; a refused pipeline
 is answered in its turn, after the requests before it.
 
 States of a connection:
-  reading head  -> headers parsed: a RequestContext is made and handed to the engine
-  in request    -> the engine answers (directly or through an upstream); body bytes that arrive
+  reading head  -> headers parsed: a RequestContext is made and handed to the HTTP core (http/phases.py)
+  in request    -> the HTTP core answers (directly or through an upstream); body bytes that arrive
                    are passed to the request's body consumer or buffered (bounded: reading pauses)
   keep-alive    -> waiting for the next request (keepalive_timeout), pipelined requests queued
   upgrading     -> a request carrying Upgrade is in flight: further bytes are held unparsed until
@@ -112,7 +112,7 @@ class Http09Transport:
 
 
 class Request:
-    """A parsed request waiting for, or in, the engine; body events are routed through it."""
+    """A parsed request waiting for, or in, the HTTP core; body events are routed through it."""
     __slots__ = ("ctx", "body", "body_size", "complete", "consumer", "upgrade", "discard")
 
     def __init__(self, ctx: RequestContext) -> None:
@@ -602,10 +602,10 @@ class HttpConnection(OneTimer):
         self.transport.close()
 
     def start_request(self, ctx: RequestContext, req: Request) -> None:
-        """A parsed request goes to the engine (server/tls.py's subclasses check TLS first)."""
+        """A parsed request goes to the HTTP core (server/tls.py's subclasses check TLS first)."""
         phases.start_request(ctx, req)
 
-    # ------------------------------------------------------------ used by the engine
+    # ------------------------------------------------------------ used by the HTTP core (ngate/http/__init__.py)
 
     def attach_body(self, req: Request, consumer) -> None:
         """Route this request's body to `consumer` (buffered chunks first)."""
