@@ -3,5 +3,5 @@
   table.py    the shared slot tables (memfd + mmap, fcntl lock), nginx's algorithms on them
   zones.py    zone declarations and references, reuse across reloads
   config.py   the directives and the compiled per-location Limits
-  phase.py    the PREACCESS phase (http/modules.py puts it in a location's access_steps), $limit_*_status
+  phase.py    the PREACCESS phase (a location's access_steps), $limit_*_status
 """

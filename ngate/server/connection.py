@@ -12,7 +12,7 @@ An error in a body ends its request (400) and the connection; a refused pipeline
 is answered in its turn, after the requests before it.
 
 States of a connection:
-  reading head  -> headers parsed: a RequestContext is made and handed to the HTTP core (http/phases.py)
+  reading head  -> headers parsed: a RequestContext is made and handed to http/phases.py
   in request    -> the HTTP core answers (directly or through an upstream); body bytes that arrive
                    are passed to the request's body consumer or buffered (bounded: reading pauses)
   keep-alive    -> waiting for the next request (keepalive_timeout), pipelined requests queued
