@@ -45,7 +45,8 @@ def body_error(ctx, message: str) -> None:
     """The client's body cannot be parsed: nginx finalizes the request with 400 (the upstream
     exchange, if any, is dropped); after a response head nothing can follow: the connection
     closes (and connection_lost stops the exchange)."""
-    error_log.info("client sent invalid chunked body" + error_log.request_suffix(ctx), ctx.conn.number)
+    error_log.info("client sent invalid chunked body" + error_log.request_suffix(ctx),
+                   ctx.conn.number)
     if ctx.head_sent:
         return
     ctx.keep_alive = False

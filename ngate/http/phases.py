@@ -71,7 +71,8 @@ def start_request(ctx, req) -> None:
             return downstream.reject_request(ctx, 400, "client sent invalid host header")
     elif ctx.http_minor == 1:
         ctx.server = listen.default_server
-        return downstream.reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
+        return downstream.reject_request(ctx, 400,
+                                         'client sent HTTP/1.1 request without "Host" header')
     server = listen.selector.select(host)
     ctx.server = server
     if ctx.method in _NOT_ALLOWED:
@@ -431,8 +432,8 @@ def fail(ctx, err) -> None:
 
 
 def internal_error(ctx, exc: Exception) -> None:
-    error_log.alert("internal error: " + "".join(traceback.format_exception(exc)).replace("\n", " | ")
-                    + error_log.request_suffix(ctx), ctx.conn.number)
+    trace = "".join(traceback.format_exception(exc)).replace("\n", " | ")
+    error_log.alert("internal error: " + trace + error_log.request_suffix(ctx), ctx.conn.number)
     if not ctx.head_sent and not ctx.conn.closing:
         ctx.keep_alive = False
         ctx.status_override = None

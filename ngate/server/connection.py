@@ -605,7 +605,7 @@ class HttpConnection(OneTimer):
         """A parsed request goes to the HTTP core (server/tls.py's subclasses check TLS first)."""
         phases.start_request(ctx, req)
 
-    # ------------------------------------------------------------ used by the HTTP core (ngate/http/__init__.py)
+    # ------------------------------------------------------------ used by the HTTP core (ngate/http/)
 
     def attach_body(self, req: Request, consumer) -> None:
         """Route this request's body to `consumer` (buffered chunks first)."""
