@@ -89,7 +89,10 @@ def start_request(ctx, req) -> None:
     ctx.conf = conf = server.conf
     if conf.realip is not None:         # realip's POST_READ run, with the server's settings
         realip.apply(ctx, conf.realip)
-    guarded(server_rewrite, ctx)
+    try:
+        server_rewrite(ctx)
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
+        internal_error(ctx, exc)
 
 
 def server_rewrite(ctx) -> None:
@@ -186,7 +189,8 @@ def answer(ctx, result) -> None:
 # ---------------------------------------------------------------- access and content
 
 def access_phase(ctx) -> None:
-    """PREACCESS and ACCESS (a subrequest skips both), then precontent and content."""
+    """PREACCESS and ACCESS (a subrequest skips both), then precontent and content (as
+    after_access, written out: this is every request's path)."""
     conf = ctx.conf
     if ctx.main is None:
         for step in conf.access_steps:
@@ -195,7 +199,10 @@ def access_phase(ctx) -> None:
                 if status == SUSPENDED:
                     return          # the step goes on by itself (access_done, limit_req delay)
                 return access_denied(ctx, status)
-    after_access(ctx, conf)
+    for step in conf.precontent_steps:
+        if step(ctx, conf):
+            return
+    conf.content(ctx)
 
 
 def access_done(ctx, status: int) -> None:

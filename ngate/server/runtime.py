@@ -222,7 +222,11 @@ class WorkerRuntime:
     # ------------------------------------------------------------ access log
 
     def access_log(self, ctx) -> None:
-        for w in self.access_log_writers(ctx):
+        conf = ctx.conf
+        writers = self._writers[conf.log_slot] if conf is not None else None
+        if writers is None:
+            writers = self.access_log_writers(ctx)
+        for w in writers:
             w.write(ctx)
 
     def access_log_writers(self, ctx) -> tuple:
