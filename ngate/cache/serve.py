@@ -13,7 +13,8 @@ from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.http import phases, respond
 from ngate.static import ranges
-from ngate.static.handler import _etag_matches, _http_date, _ranged
+from ngate.static.handler import _ranged
+from ngate.static.not_modified import etag_matches, http_date
 from ngate.static.sender import FileSender, send_small
 
 SMALL = 65536
@@ -25,14 +26,14 @@ _CONSUMED_LISTED = _CONSUMED - {b"last-modified"}
 def _not_modified(ctx, lastmod: bytes | None, etag: str | None) -> int | None:
     """ngx_http_not_modified_filter on a cached 200: 412, 304 or None."""
     hdr = ctx.hdr
-    mtime = _http_date(lastmod) if lastmod is not None else None
+    mtime = http_date(lastmod) if lastmod is not None else None
     ius = hdr.get(b"if-unmodified-since")
     if ius is not None:
-        t = _http_date(ius)
+        t = http_date(ius)
         if mtime is None or t is None or mtime > t:
             return 412
     im = hdr.get(b"if-match")
-    if im is not None and not _etag_matches(im, etag, weak=False):
+    if im is not None and not etag_matches(im, etag, weak=False):
         return 412
     ims = hdr.get(b"if-modified-since")
     inm = hdr.get(b"if-none-match")
@@ -40,12 +41,12 @@ def _not_modified(ctx, lastmod: bytes | None, etag: str | None) -> int | None:
         return None
     if ims is not None:
         mode = ctx.conf.if_modified_since
-        t = _http_date(ims)
+        t = http_date(ims)
         if mode == "off" or mtime is None or t is None:
             return None
         if (mtime != t) if mode == "exact" else (mtime > t):
             return None
-    if inm is not None and not _etag_matches(inm, etag, weak=True):
+    if inm is not None and not etag_matches(inm, etag, weak=True):
         return None
     return 304
 

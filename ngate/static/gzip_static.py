@@ -20,6 +20,8 @@ from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.http import phases, respond
 from ngate.static import filemeta, symlinks
+from ngate.static.not_modified import not_modified
+from ngate.static.sender import connection_line, write_whole
 from ngate.static.expires import expires_headers
 from ngate.static.sender import SMALL, FileSender, send_small
 
@@ -65,15 +67,14 @@ def serve(ctx, path: str, gs) -> bool | str:
 
 
 def _send(ctx, fd: int, st, vary: bool) -> None:
-    from ngate.static.handler import _connection, _not_modified, _write_whole
     conf = ctx.conf
-    meta = filemeta.FileMeta(conf, ctx.uri, "", st,
-                             charset.content_type(conf, 200, respond.content_type(conf, ctx.uri), ctx))
+    ctype = charset.content_type(conf, 200, respond.content_type(conf, ctx.uri), ctx)
+    meta = filemeta.FileMeta(conf, ctx.uri, "", st, ctype)
     headers = []
     if meta.etag:
         headers.append((b"ETag", meta.etag.encode()))
     lastmod = meta.last_modified.encode()
-    status = _not_modified(ctx.hdr, conf, meta.mtime, meta.etag)
+    status = not_modified(ctx.hdr, conf, meta.mtime, meta.etag)
     if status is not None:
         os.close(fd)
         if status == 412:
@@ -86,8 +87,8 @@ def _send(ctx, fd: int, st, vary: bool) -> None:
         respond.check_keepalive(ctx)
         ctx.status = 304
         head = resp.build_head(304, 1, server_tokens=conf.server_tokens, last_modified=lastmod,
-                               connection=_connection(ctx), headers=headers)
-        return _write_whole(ctx, head, b"", 0)
+                               connection=connection_line(ctx), headers=headers)
+        return write_whole(ctx, head, b"", 0)
     headers.extend(expires_headers(conf, 200, meta.mtime))
     if conf.add_header:
         headers.extend(respond.add_headers(ctx, conf, 200))
@@ -111,10 +112,10 @@ def _send(ctx, fd: int, st, vary: bool) -> None:
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
                            content_type=out.content_type, content_length=clen,
                            last_modified=out.last_modified, chunked=chunked,
-                           connection=_connection(ctx), headers=out.headers)
+                           connection=connection_line(ctx), headers=out.headers)
     if head_only or (size == 0 and body is None):
         os.close(fd)
-        return _write_whole(ctx, head, b"", 0)
+        return write_whole(ctx, head, b"", 0)
     if body is None and size <= SMALL:
         return send_small(ctx, fd, head, 0, size)
     sender = FileSender(ctx, fd, head, [(0, size)] if size else [], size)

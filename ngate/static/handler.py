@@ -23,7 +23,8 @@ from ngate.routing.uri import escape_uri
 from ngate.static import autoindex, filemeta, gzip_static, ranges, symlinks
 from ngate.static.expires import expires_headers
 from ngate.static.paths import alias_strip, document_root, map_under, map_uri, safe
-from ngate.static.sender import SMALL, FileSender, send_small
+from ngate.static.not_modified import not_modified
+from ngate.static.sender import SMALL, FileSender, connection_line, send_small, write_whole
 
 _METHODS = frozenset({"GET", "HEAD", "POST"})
 _NOT_FOUND = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
@@ -315,9 +316,9 @@ def _autoindex(ctx, dir_path: str) -> None:
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
                            content_type=charset.content_type(conf, 200,
                                                              autoindex.CONTENT_TYPES[fmt], ctx),
-                           chunked=chunked, connection=_connection(ctx), headers=headers)
+                           chunked=chunked, connection=connection_line(ctx), headers=headers)
     body = b"" if head_only else resp.chunk(body) + resp.LAST_CHUNK if chunked else body
-    _write_whole(ctx, head, body, len(body))      # chunk framing counts, as in nginx
+    write_whole(ctx, head, body, len(body))      # chunk framing counts, as in nginx
 
 
 # ---------------------------------------------------------------- sending a file
@@ -332,7 +333,7 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
     ctx.status_override = None
     hdr = ctx.hdr
     if override is None:
-        status = _not_modified(hdr, conf, mtime, etag)
+        status = not_modified(hdr, conf, mtime, etag)
         if status is not None:
             os.close(fd)
             return _send_not_modified(ctx, status, meta, vary)
@@ -386,11 +387,11 @@ def _send_filtered(ctx, fd: int, meta, vary: bool):
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
                            content_type=out.content_type, content_length=out.content_length,
                            last_modified=out.last_modified, chunked=chunked,
-                           connection=_connection(ctx),
+                           connection=connection_line(ctx),
                            headers=out.headers)
     if head_only:
         os.close(fd)
-        _write_whole(ctx, head, b"", 0)
+        write_whole(ctx, head, b"", 0)
         return None
     size = meta.size
     sender = FileSender(ctx, fd, head, [(0, size)] if size else [], size)
@@ -409,11 +410,11 @@ def _send_200(ctx, fd: int, meta, vary: bool = False) -> None:
         headers.extend(respond.add_headers(ctx, conf, 200))
     respond.check_keepalive(ctx)
     ctx.status = 200
-    head = meta.head_200(_connection(ctx), headers, vary)
+    head = meta.head_200(connection_line(ctx), headers, vary)
     size = meta.size
     if ctx.method == "HEAD" or size == 0:
         os.close(fd)
-        return _write_whole(ctx, head, b"", 0)
+        return write_whole(ctx, head, b"", 0)
     if size <= SMALL:
         return send_small(ctx, fd, head, 0, size)
     FileSender(ctx, fd, head, [(0, size)], size).start()
@@ -454,10 +455,10 @@ def _send_head_and_file(ctx, fd: int, status: int, ctype: bytes, length: int, se
         ctype = respond.carry_accel_headers(ctx, headers, ctype, skip=_OWN_ACCEPT_RANGES)
     head = resp.build_head(status, 1, server_tokens=conf.server_tokens, content_type=ctype,
                            content_length=length, last_modified=last_modified,
-                           connection=_connection(ctx), headers=headers)
+                           connection=connection_line(ctx), headers=headers)
     if ctx.method == "HEAD" or length == 0:
         os.close(fd)
-        return _write_whole(ctx, head, b"", 0)
+        return write_whole(ctx, head, b"", 0)
     if len(segments) == 1 and length <= SMALL:
         return send_small(ctx, fd, head, segments[0][0], length)
     FileSender(ctx, fd, head, segments, length).start()
@@ -478,60 +479,6 @@ def _ranged(parsed, size: int, ctype: bytes, headers: list):
     return segments, length, b"multipart/byteranges; boundary=" + boundary.encode()
 
 
-def _not_modified(hdr: dict, conf, mtime: int, etag: str | None) -> int | None:
-    """ngx_http_not_modified_filter: 412 or 304, or None to send the file."""
-    ius = hdr.get(b"if-unmodified-since")
-    if ius is not None:
-        t = _http_date(ius)
-        if t is not None and mtime > t:
-            return 412
-    im = hdr.get(b"if-match")
-    if im is not None and not _etag_matches(im, etag, weak=False):
-        return 412
-    ims = hdr.get(b"if-modified-since")
-    inm = hdr.get(b"if-none-match")
-    if ims is None and inm is None:
-        return None
-    if ims is not None and _modified(conf, ims, mtime):
-        return None
-    if inm is not None and not _etag_matches(inm, etag, weak=True):
-        return None
-    return 304
-
-
-def _modified(conf, value: bytes, mtime: int) -> bool:
-    mode = conf.if_modified_since
-    if mode == "off":
-        return True
-    t = _http_date(value)
-    if t is None:
-        return True
-    return mtime != t if mode == "exact" else mtime > t
-
-
-def _etag_matches(value: bytes, etag: str | None, weak: bool) -> bool:
-    v = value.decode("latin-1").strip()
-    if v == "*":
-        return True
-    if etag is None:
-        return False
-    for item in v.split(","):
-        item = item.strip()
-        if weak and item.startswith("W/"):
-            item = item[2:]
-        if item == etag:
-            return True
-    return False
-
-
-def _http_date(value: bytes) -> int | None:
-    from email.utils import parsedate_to_datetime
-    try:
-        return int(parsedate_to_datetime(value.decode("latin-1")).timestamp())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
 def _send_not_modified(ctx, status: int, meta, vary: bool = False) -> None:
     if status == 412:
         return phases.finalize(ctx, 412)
@@ -545,9 +492,9 @@ def _send_not_modified(ctx, status: int, meta, vary: bool = False) -> None:
     respond.check_keepalive(ctx)
     ctx.status = 304
     head = resp.build_head(304, 1, server_tokens=conf.server_tokens,
-                           last_modified=meta.last_modified.encode(), connection=_connection(ctx),
-                           headers=headers)
-    _write_whole(ctx, head, b"", 0)
+                           last_modified=meta.last_modified.encode(),
+                           connection=connection_line(ctx), headers=headers)
+    write_whole(ctx, head, b"", 0)
 
 
 def _not_satisfiable(ctx, size: int) -> None:
@@ -555,17 +502,3 @@ def _not_satisfiable(ctx, size: int) -> None:
     headers = expires_headers(conf, 200) + [(b"Content-Range", b"bytes */%d" % size)]
     body = resp.status_page(416, conf.server_tokens)
     respond.send_response(ctx, 416, body, TEXT_HTML, extra=headers)
-
-
-def _connection(ctx) -> bytes:
-    return ctx.conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
-
-
-def _write_whole(ctx, head: bytes, body: bytes, body_len: int) -> None:
-    ctx.head_sent = True
-    conn = ctx.conn
-    if not conn.closing:
-        conn.write(head + body if body else head)
-    ctx.body_bytes_sent = body_len
-    ctx.bytes_sent = len(head) + len(body)
-    conn.finish_request(ctx)

@@ -19,6 +19,7 @@ import os
 
 from ngate.filters import postpone
 from ngate.http import log
+from ngate.http1 import response as resp
 
 CHUNK = 256 * 1024
 SMALL = 64 * 1024
@@ -191,3 +192,19 @@ class FileSender:
     def _truncated(self) -> None:
         self._close()
         truncated(self.ctx, self.sent)
+
+
+def connection_line(ctx) -> bytes:
+    """The Connection header line of a response the static modules make."""
+    return ctx.conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
+
+
+def write_whole(ctx, head: bytes, body: bytes, body_len: int) -> None:
+    """A whole response (head, and the body of a small one) written at once; the request ends."""
+    ctx.head_sent = True
+    conn = ctx.conn
+    if not conn.closing:
+        conn.write(head + body if body else head)
+    ctx.body_bytes_sent = body_len
+    ctx.bytes_sent = len(head) + len(body)
+    conn.finish_request(ctx)
