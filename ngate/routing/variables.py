@@ -89,16 +89,31 @@ def lookup(name: str, user_vars: "UserVars | set[str] | frozenset[str]" = frozen
         n = int(name)
         return lambda ctx: _capture(ctx, n)
     if name in user_vars:
-        return _user_getter(name, getattr(user_vars, "maps", _NO_MAPS))
+        user = _user_getter(name, getattr(user_vars, "maps", _NO_MAPS))
+        prefixed = _prefixed(name)
+        return user if prefixed is None else _set_or(user, prefixed)
     if name == "uid_reset":             # changeable: `set` or `map` may give it a value
         return _uid_reset_getter(getattr(user_vars, "maps", _NO_MAPS))
-    g = BUILTINS.get(name)
+    g = BUILTINS.get(name) or _prefixed(name)
     if g is not None:
         return g
+    raise ConfigError(f'unknown "{name}" variable', where)
+
+
+def _prefixed(name: str) -> Getter | None:
     for prefix, make in PREFIXED.items():
         if name.startswith(prefix):          # `$http_` too (an empty name, as nginx)
             return make(name[len(prefix):])
-    raise ConfigError(f'unknown "{name}" variable', where)
+    return None
+
+
+def _set_or(user: Getter, prefixed: Getter) -> Getter:
+    """`set $http_x ...` somewhere: the value set in this request, else the header (nginx's
+    ngx_http_add_prefix_variable gives such a variable the prefix's getter)."""
+    def get(ctx):
+        v = user(ctx)
+        return prefixed(ctx) if v is None else v
+    return get
 
 
 def compile_template(text: str, user_vars=frozenset(), where=None) -> Template:

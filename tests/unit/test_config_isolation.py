@@ -42,3 +42,22 @@ def test_handlers_and_plans_are_chosen_when_the_config_compiles(tmp_path):
     assert proxied.content is http_proxy.proxy_handler
     assert proxied.upstream_plan is not None and server.conf.upstream_plan is None
     assert proxied.access_steps == () and proxied.precontent_steps == ()
+
+
+def test_a_header_variable_set_elsewhere_still_reads_the_header(tmp_path):
+    """nginx (ngx_http_add_prefix_variable; nginx-tests rewrite_set.t): `set $http_bar` in one
+    location does not hide the Bar header from $http_bar where it is not set."""
+    cfg = load_http(tmp_path, """
+server {
+    listen 127.0.0.1:8080;
+    location /other { set $http_bar "set"; }
+    location / { add_header X-Bar "[$http_bar]"; }
+}
+""")
+    header = cfg.servers[0].locations[1].conf.add_header[0].value
+    hdr = {b"bar": b"from-client"}
+    assert header.render(RequestContext(None, "GET", "/", "1.1", list(hdr.items()), hdr)) \
+        == "[from-client]"
+    set_ctx = RequestContext(None, "GET", "/", "1.1", list(hdr.items()), hdr)
+    set_ctx.vars = {"http_bar": "set"}
+    assert header.render(set_ctx) == "[set]"
