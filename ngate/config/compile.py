@@ -168,7 +168,7 @@ class Compiler:
             conf=loc_conf(vals, srv), locations=unnamed,
             named_locations={loc.pattern: loc for loc in locations if loc.modifier == "@"},
             matcher=build_matcher(unnamed), where=srv.where,
-            tls=tls.server_tls(vals, srv.where) if on_ssl else None,
+            tls=tls.server_tls(vals, srv.where, self.conf_dir) if on_ssl else None,
             **{k: vals[k] for k in SERVER_FIELDS if k in vals})
 
     def build_location(self, lv: Level, parent_vals: dict) -> Location:

@@ -68,7 +68,12 @@ class TlsServerConf:
     `context` is the ssl.SSLContext built from them at load time (server/tls.py), so a bad
     certificate is a config error; forked workers inherit it.
     """
-    certificates: tuple[tuple[str, str], ...] = ()   # (certificate, key) absolute paths
+    # (certificate, key): absolute paths, "data:" PEM values, or Templates (any variable makes
+    # every pair dynamic: loaded per handshake, server/tls_certs.py)
+    certificates: tuple[tuple[Any, Any], ...] = ()
+    dynamic: bool = False
+    passwords: tuple = (None,)                       # ssl_password_file's, for dynamic keys
+    conf_dir: str = ""                               # where relative dynamic paths resolve
     protocols: frozenset[str] = frozenset({"TLSv1.2", "TLSv1.3"})
     ciphers: str | None = None                       # None: OpenSSL's/Python's modern default
     prefer_server_ciphers: bool = False
