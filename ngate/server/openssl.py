@@ -60,13 +60,28 @@ _NPN_NEGOTIATED = 1
 _TLSEXT_ERR_ALERT_FATAL = 2
 
 
+_ALERT_NO_APPLICATION_PROTOCOL = 120
+_NO_ALPN = ("SSL_do_handshake() failed (SSL: error:0A0000EB:SSL routines::no application "
+            "protocol)")
+
+
 @_ALPN_CB
-def _alpn_select(_ssl_ptr, out, outlen, client, client_len, arg):
+def _alpn_select(ssl_ptr, out, outlen, client, client_len, arg):
     buf = _ALPN_BUFFERS[arg]
     if _lib.SSL_select_next_proto(out, outlen, ctypes.addressof(buf), len(buf), client,
-                                  client_len) != _NPN_NEGOTIATED:
-        return _TLSEXT_ERR_ALERT_FATAL
-    return 0
+                                  client_len) == _NPN_NEGOTIATED:
+        return 0
+    # the alert goes out through the handshake's TlsAcceptor (tls.py), as the SNI refusals do
+    acceptor = getattr(_owner(ssl_ptr), "ngate_acceptor", None)
+    if acceptor is not None:
+        acceptor.refuse(_ALERT_NO_APPLICATION_PROTOCOL, _NO_ALPN)
+    return _TLSEXT_ERR_ALERT_FATAL
+
+
+def _owner(ssl_ptr):
+    """The ssl.SSLObject of an SSL*: CPython keeps its _SSLSocket as the SSL's app data."""
+    sock = _lib.SSL_get_ex_data(ssl_ptr, 0)
+    return ctypes.cast(sock, ctypes.py_object).value.owner if sock else None
 
 
 def _bind(lib):
@@ -88,6 +103,7 @@ def _bind(lib):
         "SSL_CTX_set_client_CA_list": (None, [_PTR, _PTR]),
         "X509_verify_cert_error_string": (ctypes.c_char_p, [ctypes.c_long]),
         "SSL_CTX_set_alpn_select_cb": (None, [_PTR, _ALPN_CB, _PTR]),
+        "SSL_get_ex_data": (_PTR, [_PTR, ctypes.c_int]),
         "SSL_select_next_proto": (ctypes.c_int, [_PTR, _PTR, _PTR, ctypes.c_uint, _PTR,
                                                  ctypes.c_uint]),
     }
