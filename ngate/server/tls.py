@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import ssl
@@ -209,6 +210,14 @@ def load_pair(ctx: ssl.SSLContext, cert: str, key: str, passwords, prefix: str =
                       f"PEM_read_bio_PrivateKey() failed (SSL: {_reason(error)})")
 
 
+def _bio_new_file_failed(path: str, err: OSError) -> str:
+    """OpenSSL's words for a file fopen() could not open (ENOENT, EACCES ...)."""
+    if err.errno == errno.ENOENT or not err.errno:
+        return _NO_SUCH_FILE.format(path=path)
+    return (f"BIO_new_file() failed (SSL: error:{0x80000000 | err.errno:08X}:system library::"
+            f"{err.strerror}:calling fopen({path}, r) error:10080002:BIO routines::system lib)")
+
+
 @contextlib.contextmanager
 def _pem_path(value: str, pem: bytes):
     """A path OpenSSL can read `value` from: the file itself, or for a "data:" value an
@@ -236,8 +245,8 @@ def _check_pem(path: str, label: bytes, head: str, bad: str) -> bytes:
         try:
             with open(path, "rb") as f:
                 data = f.read()
-        except OSError:
-            raise ConfigError(head + _NO_SUCH_FILE.format(path=path)) from None
+        except OSError as err:
+            raise ConfigError(head + _bio_new_file_failed(path, err)) from None
     if b"-----BEGIN " not in data or label not in data:
         raise ConfigError(head + bad)
     return data
@@ -394,7 +403,7 @@ class TlsAcceptor(asyncio.Protocol):
         self.deadline = 0.0
         self.sslobj = None              # the handshake's SSLObject (AcceptedSSLObject)
         self._number = 0                # the connection number of its log lines
-        self.failure = None             # the log text of a handshake the SNI callback refused
+        self.failure = None             # the log text of a handshake a callback refused
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -467,16 +476,18 @@ class TlsAcceptor(asyncio.Protocol):
         return f" while SSL handshaking, client: {self._peer()}, server: {self._local()}"
 
     def refuse(self, alert: int, text: str) -> None:
-        """A fatal alert in a TLS record of the version the records use so far (what OpenSSL
-        would send before its ServerHello), then `text` is logged at info when it fails."""
+        """End the handshake as nginx does: `text` logged at info, and a fatal alert in a TLS
+        record of the version the records use so far (what OpenSSL sends before its
+        ServerHello), both before the connection closes."""
         self.failure = text
+        error_log.info(text + self.where(), self.number())
         self.transport.write(bytes((0x15, 3, 3, 0, 2, 2, alert)))
 
     def _log_failure(self, exc) -> None:
         where = self.where()
         if self.failure is not None:
-            text = self.failure
-        elif isinstance(exc, ssl.SSLError):
+            return                      # logged when it was refused
+        if isinstance(exc, ssl.SSLError):
             text = f"SSL_do_handshake() failed (SSL: {_reason(exc)})"
         elif isinstance(exc, ConnectionAbortedError) and "longer than" in str(exc):
             text = "client timed out (110: Connection timed out)"
