@@ -20,7 +20,7 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     geo $site { default a.test; }
     server {
-        listen 127.0.0.1:{port} ssl;
+        listen 127.0.0.1:{port} ssl http2;
         server_name sni.test;
         ssl_certificate $ssl_server_name.crt;
         ssl_certificate_key $ssl_server_name.key;
@@ -144,6 +144,15 @@ def test_certificate_named_by_sni(server, ca):
     for name in ("a.test", "b.test", "sni.test"):
         got = verified(ca, server.port, name)
         assert got == {"names": [name], "body": f"sni {name}\n"}
+
+
+def test_certificate_by_variables_with_alpn_h2(server, ca):
+    ctx = client_context(ca)
+    ctx.set_alpn_protocols(["http/1.1", "h2"])      # the server's order decides: h2
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="b.test") as s:
+            assert s.selected_alpn_protocol() == "h2"
+            assert [v for k, v in s.getpeercert()["subjectAltName"]] == ["b.test"]
 
 
 def test_certificate_that_cannot_be_loaded_fails_the_handshake(server, ca):
