@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+import subprocess
 import ssl
 
 import pytest
@@ -209,3 +210,19 @@ def test_h2c_preface_on_tls_socket_is_a_bad_request(server):
     with socket.create_connection(("127.0.0.1", server.params["port3"]), timeout=5) as s:
         s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+def test_with_curl_and_openssl_clients(server, ca, tmp_path):
+    """What users check with: curl verifying the certificate for the name it resolved, and
+    openssl s_client naming the alert of a refused handshake."""
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    for name in ("a.test", "sni.test"):
+        out = subprocess.run(["curl", "-sS", "--max-time", "5", "--cacert", str(ca_file),
+                              "--resolve", f"{name}:{server.port}:127.0.0.1",
+                              f"https://{name}:{server.port}/"], capture_output=True, timeout=20)
+        assert (out.returncode, out.stdout) == (0, f"sni {name}\n".encode()), out.stderr
+    out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{server.params['port4']}",
+                          "-servername", "unknown.test"], input=b"", capture_output=True,
+                         timeout=20)
+    assert b"tlsv1 unrecognized name" in out.stderr and b"SSL alert number 112" in out.stderr
