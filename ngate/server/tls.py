@@ -8,9 +8,13 @@ Accept path of one connection (TlsAcceptor, a Protocol until it hands over):
   handshaking uvloop's SSLProtocol is put on the transport and fed the sniffed bytes; its
               handshake timeout is what is left of client_header_timeout. The SNI callback picks
               the server (server_name among the servers of this socket, else the default
-              server), switches the SSL object to that server's context, or refuses the
-              handshake (ssl_reject_handshake). A failed or stalled handshake is logged at info
-              and closed; it never reaches HTTP.
+              server), switches the SSL object to that server's context (for certificates
+              with variables, to one loaded for this handshake: tls_certs.py), or refuses the
+              handshake (ssl_reject_handshake, a certificate that cannot be loaded, an ALPN
+              list without a protocol of ours). A refusal writes its alert record on the socket
+              itself (AcceptedSSLObject links the SSL object to this acceptor): uvloop closes a
+              failed handshake without sending what OpenSSL queued. A failed or stalled
+              handshake is logged at info and closed; it never reaches HTTP.
   handed over the HTTP connection (HttpsConnection) gets the TLS transport. The request's
               server is chosen by Host among the socket's servers as on plain HTTP; a request
               without a known Host goes to the socket's default server, not the SNI one (what
