@@ -606,11 +606,13 @@ def _disabled_for(ctx, browsers) -> bool:
     return False
 
 
-def add_headers(ctx, conf, status: int):
+def add_headers(ctx, conf, status: int, skip=frozenset()):
+    """add_header's lines for this status; names in `skip` are applied by the caller
+    (filters/validators.py)."""
     ok = status in _ADD_HEADER_CODES
     out = []
     for h in conf.add_header:
-        if ok or h.always:
+        if (ok or h.always) and h.lname not in skip:
             v = h.value.render(ctx)
             if v:
                 out.append((h.name.encode("latin-1"), v.encode("latin-1", "replace")))

@@ -397,6 +397,9 @@ class FastCGIExchange(ProxyExchange):
     def buffering(self) -> bool:
         return self.conf.fastcgi_buffering
 
+    def force_ranges(self) -> bool:
+        return self.conf.fastcgi_force_ranges
+
     def _reusable(self) -> bool:
         u = self.uconn
         up = self.upstream

@@ -24,7 +24,8 @@ import httptools
 
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
-from ngate.filters import HeadersOut, header_filter, postpone
+from ngate.filters import Chain, HeadersOut, header_filter, postpone
+from ngate.filters import range as range_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
@@ -770,6 +771,8 @@ class ProxyExchange:
             self.uconn_reusable_flag(False)
         head_only = self.write_head(status, self.reason or _as_sent(status, self.reason), out,
                                     ctype, length, lastmod, location, te_chunked)
+        if self.state == "done":
+            return              # the range filter sent a 416 instead (filters/range.py)
         # an HTTP/1.0-style response without length or chunking ends when the upstream closes
         self.until_close = (not head_only and status != 101 and self.resp_length is None
                             and not te_chunked)
@@ -837,7 +840,10 @@ class ProxyExchange:
         ctx.resp_headers = out
         if conf.add_header or conf.userid is not None:
             out.extend(engine.add_headers(ctx, conf, status))
-        if ctx.cache is not None and ctx.cache.accept_ranges and status == 200:
+        force = status == 200 and self.force_ranges()   # filters/range.py
+        if force:
+            out[:] = [h for h in out if h[0].lower() != b"accept-ranges"]
+        elif ctx.cache is not None and ctx.cache.accept_ranges and status == 200:
             out.append((b"Accept-Ranges", b"bytes"))    # nginx's range filter, after add_header
         head_only = ctx.method == "HEAD" or status in (204, 304) or status < 200
         self.head_only = head_only
@@ -848,9 +854,13 @@ class ProxyExchange:
             except ValueError:
                 clen = None
         filters = conf.filters
-        if filters is not None and status >= 200 and status != 101:
+        if (filters is not None or force) and status >= 200 and status != 101:
             ho = HeadersOut(status, ctype, clen, lastmod, out)
-            self.filter = header_filter(ctx, filters, ho)
+            self.filter = header_filter(ctx, filters, ho) if filters is not None else None
+            if force and self.range_filter(ho):
+                return True                 # a 416 went out instead
+            if ho.status != status:
+                status, reason = ho.status, None        # 206
             if self.filter is not None:
                 postpone.attach(self.filter, self._filter_out)
                 self.filter_flush = not self.buffering() or any(
@@ -888,6 +898,29 @@ class ProxyExchange:
         ctx.bytes_sent = len(head)
         self._emit(head)
         return head_only
+
+    def force_ranges(self) -> bool:
+        return self.conf.proxy_force_ranges
+
+    def range_filter(self, ho) -> bool:
+        """proxy_force_ranges: nginx's range filter on this 200 (filters/range.py); True when
+        the range cannot be satisfied and a 416 was sent instead (the upstream is dropped)."""
+        if ho.content_length is None:
+            return False
+        body = range_filter.header(self.ctx, self.conf, ho, single=True)
+        if body is range_filter.NOT_SATISFIABLE:
+            self.state = "done"
+            self._cancel_timer()
+            self.release(reuse=False)
+            self.conn.writer = None
+            ctx = self.ctx
+            engine.send_response(ctx, 416, resp.status_page(416, self.conf.server_tokens),
+                                 b"text/html", extra=range_filter.not_satisfiable_headers(
+                                     ho, ho.content_length))
+            return True
+        if body is not None:
+            self.filter = body if self.filter is None else Chain([body, self.filter])
+        return False
 
     def accel_headers(self) -> bool:
         """X-Accel-Limit-Rate sets the response's rate; X-Accel-Redirect ends the exchange and
