@@ -25,7 +25,7 @@ import httptools
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
 from ngate.filters import Chain, HeadersOut, header_filter, postpone
-from ngate.filters import range as range_filter
+from ngate.filters import range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
@@ -839,7 +839,10 @@ class ProxyExchange:
         conf = self.conf
         ctx.resp_headers = out
         if conf.add_header or conf.userid is not None:
-            out.extend(engine.add_headers(ctx, conf, status))
+            out.extend(engine.add_headers(ctx, conf, status, skip=validators.NAMES))
+            found = validators.overrides(ctx, conf, status) if conf.add_header else None
+            if found is not None:
+                validators.apply(out, found)     # they replace the upstream's own
         force = status == 200 and self.force_ranges()   # filters/range.py
         if force:
             out[:] = [h for h in out if h[0].lower() != b"accept-ranges"]
