@@ -843,9 +843,10 @@ class ProxyExchange:
             found = validators.overrides(ctx, conf, status) if conf.add_header else None
             if found is not None:
                 validators.apply(out, found)     # they replace the upstream's own
-        force = status == 200 and self.force_ranges()   # filters/range.py
+        force = self.force_ranges()     # filters/range.py; the upstream's Accept-Ranges goes
         if force:
             out[:] = [h for h in out if h[0].lower() != b"accept-ranges"]
+            force = status == 200
         elif ctx.cache is not None and ctx.cache.accept_ranges and status == 200:
             out.append((b"Accept-Ranges", b"bytes"))    # nginx's range filter, after add_header
         head_only = ctx.method == "HEAD" or status in (204, 304) or status < 200
