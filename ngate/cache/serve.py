@@ -9,6 +9,7 @@ import os
 
 from ngate.cache import policy
 from ngate.filters import HeadersOut, header_filter
+from ngate.filters import range as range_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.proxy import engine
@@ -112,10 +113,9 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
                 if parsed is ranges.NOT_SATISFIABLE:
                     entry.close()
                     body = resp.status_page(416, conf.server_tokens)
-                    extra = engine.add_headers(ctx, conf, 200) if conf.add_header else []
-                    return engine.send_response(
+                    return engine.send_response(    # add_header ran with 200 (in out)
                         ctx, 416, body, b"text/html",
-                        extra=extra + [(b"Content-Range", b"bytes */%d" % size)])
+                        extra=range_filter.not_satisfiable_headers(out, size))
             if parsed is not None:
                 segs, body_len, ctype = _ranged(parsed, size, ctype or b"", [])
                 status = 206

@@ -72,10 +72,10 @@ def header(ctx, conf, out, single: bool):
     return SingleRange(start, end)
 
 
-def not_satisfiable_headers(out, size: int) -> list:
+def not_satisfiable_headers(headers: list, size: int) -> list:
     """The headers nginx keeps on the 416 it sends instead (ngx_http_range_not_satisfiable, then
     the special response: no validators, no Accept-Ranges), with Content-Range last."""
-    kept = [(n, v) for n, v in out.headers if n.lower() not in _DROPPED_ON_416]
+    kept = [(n, v) for n, v in headers if n.lower() not in _DROPPED_ON_416]
     kept.append((b"Content-Range", b"bytes */%d" % size))
     return kept
 

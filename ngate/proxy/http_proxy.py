@@ -920,7 +920,7 @@ class ProxyExchange:
             ctx = self.ctx
             engine.send_response(ctx, 416, resp.status_page(416, self.conf.server_tokens),
                                  b"text/html", extra=range_filter.not_satisfiable_headers(
-                                     ho, ho.content_length))
+                                     ho.headers, ho.content_length))
             return True
         if body is not None:
             self.filter = body if self.filter is None else Chain([body, self.filter])

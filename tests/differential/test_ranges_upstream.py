@@ -10,10 +10,14 @@ add_header Last-Modified / ETag replace the upstream's (and If-Range sees the re
 import pytest
 
 from tests.harness.backend import Reply
+from tests.harness.client import build_request, exchange
+from tests.harness.differential import Differential
+from tests.harness.paths import readable_tmpdir
 from tests.harness.phpfpm import PhpFpm, require_php_fpm
 
 CONF = """
 http {
+    proxy_cache_path {prefix}/cache keys_zone=one:1m use_temp_path=off;
     server {
         listen 127.0.0.1:{port};
         server_name example.test;
@@ -47,6 +51,19 @@ http {
             proxy_force_ranges on;
             add_header ETag '"replaced"';
             add_header Last-Modified "";
+        }
+        location /cache-force/ {
+            proxy_pass http://127.0.0.1:{backend_port}/c/force/;
+            proxy_cache one;
+            proxy_cache_valid 200 1h;
+            proxy_force_ranges on;
+            add_header X-Cache $upstream_cache_status;
+        }
+        location /cache/ {
+            proxy_pass http://127.0.0.1:{backend_port}/c/;
+            proxy_cache one;
+            proxy_cache_valid 200 1h;
+            add_header X-Cache $upstream_cache_status;
         }
         location /php/ {
             root {docroot};
@@ -85,15 +102,27 @@ def fpm(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def diff(differential, fpm):
-    d = differential(CONF, fpm_port=fpm.port, docroot=str(fpm.docroot))
-    b = d.backend
+def diff(fpm):
+    # the workers run as nobody under a root test run and write the cache: a base directory
+    # outside pytest's 0700 tree (as test_proxy_cache.py)
+    with readable_tmpdir("ngate-ranges-diff-") as base:
+        d = Differential(CONF, base, fpm_port=fpm.port, docroot=str(fpm.docroot)).start()
+        try:
+            _routes(d.backend)
+            yield d
+        finally:
+            d.stop()
+
+
+def _routes(b):
     headers = [(b"Content-Type", b"text/plain"), (b"ETag", b'"e1"'), (b"Last-Modified", LM),
                (b"Accept-Ranges", b"bytes"), (b"X-Up", b"1")]
     b.route("/r/file", Reply(headers=headers, body=BODY))
     b.route("/r/chunked", Reply(headers=headers, chunks=[BODY[:10], BODY[10:]]))
+    for prefix in ("/c/", "/c/force/"):     # nginx's cache key has the upstream's URI
+        b.route(prefix + "noranges", Reply(headers=headers[:3] + headers[4:], body=BODY))
+        b.route(prefix + "ranges", Reply(headers=headers, body=BODY))
     b.route("/r/missing", Reply(status=404, headers=headers, body=BODY))
-    return d
 
 
 REQUESTS = {
@@ -140,9 +169,35 @@ def test_head_with_range(diff, target, name):
 
 def test_range_then_keepalive(diff):
     """A 206 cut from a longer upstream body and a 416 leave the connection usable."""
-    from tests.harness.client import build_request, exchange
     raw = (build_request("GET", "/force/file", headers=[(b"Range", b"bytes=0-0")])
            + build_request("GET", "/force/file", headers=[(b"Range", b"bytes=99-")])
            + build_request("GET", "/force/file", headers=[(b"Connection", b"close")]))
     out = diff.check(lambda port: exchange(port, raw, count=3))
     assert [r.status for r in out.result] == [206, 416, 200]
+
+
+@pytest.mark.parametrize("loc", ["/cache-force/", "/cache/"])
+@pytest.mark.parametrize("target", ["noranges", "ranges"])
+def test_cached_ranges(diff, loc, target):
+    """The response being cached gets one range (nginx's single_range); from the entry several
+    ranges make a multipart answer; force_ranges serves ranges of an upstream without
+    Accept-Ranges, which the plain location refuses."""
+    seq = [[(b"Range", b"bytes=4-")], [(b"Range", b"bytes=4-")], [(b"Range", b"bytes=0-2,4-5")],
+           [(b"Range", b"bytes=30-")], [(b"If-None-Match", b'"e1"')], []]
+    for i, extra in enumerate(seq):
+        raw = build_request("GET", f"{loc}{target}", headers=extra + [(b"Connection", b"close")])
+        out = diff.check(lambda port: _numbered_boundary(exchange(port, raw)[0]))
+    assert out.response.status == 200
+
+
+def _numbered_boundary(r):
+    """(status, headers, body) with the multipart boundary's number (nginx's temp number, which
+    its cache's temp files advance too) made BOUNDARY."""
+    ctype = r.header("content-type") or b""
+    i = ctype.find(b"boundary=")
+    if i < 0:
+        return r
+    number = ctype[i + 9:]
+    headers = [(n, v.replace(number, b"BOUNDARY")) for n, v in r.headers
+               if n.lower() not in (b"date", b"server")]
+    return r.status, headers, r.body.replace(number, b"BOUNDARY")
