@@ -159,7 +159,8 @@ def build(vals: dict, recode=None):
                     http_version=vals.get("gzip_http_version", 1))
     chain = []
     if gunzip_on:
-        chain.append(GunzipFilter(core))
+        number, size = vals.get("gunzip_buffers", (32, 4096))
+        chain.append(GunzipFilter(core, number * size))
     if before or after:
         from ngate.filters.addition import AdditionFilter
         at = vals.get("addition_types")

@@ -23,9 +23,7 @@ keeps no bytes: it passes the part of each read that falls in the range and drop
 """
 from __future__ import annotations
 
-from ngate.static import ranges
-from ngate.static.ranges import NOT_SATISFIABLE
-
+NOT_SATISFIABLE = "416"     # header()'s answer for a 416 (static/ranges.py's parse says the same)
 __all__ = ("NOT_SATISFIABLE", "SingleRange", "header", "if_range_ok", "not_satisfiable_headers")
 
 _DROPPED_ON_416 = frozenset({b"etag", b"last-modified", b"accept-ranges", b"content-encoding"})
@@ -48,6 +46,7 @@ def header(ctx, conf, out, single: bool):
     size = out.content_length
     if size is None or out.status != 200 or ctx.main is not None or conf.max_ranges == 0:
         return None
+    from ngate.static import ranges     # not at import: ngate.static imports the proxy engine
     hdr = ctx.hdr
     value = hdr.get(b"range")
     parsed = None
@@ -60,7 +59,7 @@ def header(ctx, conf, out, single: bool):
     if parsed is None:
         out.headers.append((b"Accept-Ranges", b"bytes"))
         return None
-    if parsed is NOT_SATISFIABLE:
+    if parsed is ranges.NOT_SATISFIABLE:
         return NOT_SATISFIABLE
     if len(parsed) != 1:            # only with single False: not for a streamed response
         out.headers.append((b"Accept-Ranges", b"bytes"))

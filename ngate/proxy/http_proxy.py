@@ -25,7 +25,7 @@ import httptools
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
 from ngate.filters import Chain, HeadersOut, header_filter, postpone
-from ngate.filters import range as range_filter, validators
+from ngate.filters import drain, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
@@ -101,6 +101,7 @@ class ProxyExchange:
         "filter_flush",     # flush the body filter per upstream read (response not buffered)
         "accel",            # the response's X-Accel-* headers (hidden ones), or None
         "throttle",         # proxy/throttle.py ReadThrottle (proxy_limit_rate), or None
+        "drain",            # filters/drain.py: None, "draining" or "complete" (gunzip's output)
     )
     plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
@@ -120,6 +121,7 @@ class ProxyExchange:
         self.counted = None
         self.parser = None
         self.state = "connecting"
+        self.drain = None
         self.timer = None
         self.deadline = 0.0
         self.timeout = 0.0
@@ -529,6 +531,8 @@ class ProxyExchange:
         if self.filter_flush:
             self.filter_read_done()
         self._flush()
+        if self.filter is not None and getattr(self.filter, "pending", False):
+            drain.step(self)
         if u is not None and u.leftover and self.state == "done":
             self._log_leftover()
 
@@ -730,6 +734,10 @@ class ProxyExchange:
             return
         if self.status < 200 and self.status != 101:
             return          # the end of an interim response
+        if self.filter is not None and getattr(self.filter, "pending", False) \
+                and not self.head_only and not self.conn.closing:
+            self.drain = "complete"     # filters/drain.py ends the response once drained
+            return
         self.state = "done"
         self._cancel_timer()
         deferred = False
@@ -1231,6 +1239,8 @@ class ProxyExchange:
                 self._cancel_timer()
 
     def downstream_resumed(self) -> None:
+        if self.drain is not None and drain.step(self):
+            return                  # gunzip's output still waits for the client
         u = self.uconn
         if u is not None and u.transport is not None and not u.closed:
             u.transport.resume_reading()
