@@ -9,12 +9,12 @@ import os
 
 from ngate.cache import policy
 from ngate.filters import HeadersOut, header_filter
-from ngate.filters import range as range_filter
+from ngate.filters import not_modified, range as range_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.proxy import engine
 from ngate.static import ranges
-from ngate.static.handler import _etag_matches, _http_date, _ranged
+from ngate.static.handler import _ranged
 from ngate.static.sender import FileSender, send_small
 
 SMALL = 65536
@@ -25,30 +25,9 @@ _CONSUMED_LISTED = _CONSUMED - {b"last-modified"}
 
 def _not_modified(ctx, lastmod: bytes | None, etag: str | None) -> int | None:
     """ngx_http_not_modified_filter on a cached 200: 412, 304 or None."""
-    hdr = ctx.hdr
-    mtime = _http_date(lastmod) if lastmod is not None else None
-    ius = hdr.get(b"if-unmodified-since")
-    if ius is not None:
-        t = _http_date(ius)
-        if mtime is None or t is None or mtime > t:
-            return 412
-    im = hdr.get(b"if-match")
-    if im is not None and not _etag_matches(im, etag, weak=False):
-        return 412
-    ims = hdr.get(b"if-modified-since")
-    inm = hdr.get(b"if-none-match")
-    if ims is None and inm is None:
-        return None
-    if ims is not None:
-        mode = ctx.conf.if_modified_since
-        t = _http_date(ims)
-        if mode == "off" or mtime is None or t is None:
-            return None
-        if (mtime != t) if mode == "exact" else (mtime > t):
-            return None
-    if inm is not None and not _etag_matches(inm, etag, weak=True):
-        return None
-    return 304
+    return not_modified.check(ctx.hdr, ctx.conf.if_modified_since,
+                              not_modified.http_time(lastmod) if lastmod is not None else None,
+                              etag)
 
 
 def send_entry(ctx, ex, entry, fresh: bool = False) -> None:

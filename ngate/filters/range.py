@@ -36,7 +36,7 @@ def if_range_ok(value: bytes, etag: bytes | None, last_modified: bytes | None) -
         return etag is not None and value == etag
     if last_modified is None:
         return False
-    from ngate.cache.policy import http_time
+    from ngate.filters.not_modified import http_time
     lm = http_time(last_modified)
     return lm is not None and http_time(value) == lm
 

@@ -106,3 +106,50 @@ def test_chain_delegates_pending_to_gunzip():
 
 def test_zlib_sanity():
     assert zlib.decompressobj().decompress(b"") == b""
+
+
+# ---------------------------------------------------------------- not_modified (nginx's tests)
+
+from ngate.filters.not_modified import check, match  # noqa: E402
+
+
+@pytest.mark.parametrize("value,etag,weak,ok", [
+    (b"*", None, False, True),
+    (b'"a"', None, True, False),
+    (b'"a"', '"a"', False, True),
+    (b'"b", "a"', '"a"', False, True),
+    (b'"b",\t"a" ', '"a"', False, True),
+    (b'"ab"', '"a"', False, False),
+    (b'W/"a"', '"a"', False, False),
+    (b'W/"a"', '"a"', True, True),
+    (b'"a"', 'W/"a"', True, True),
+    (b'"a"', 'W/"a"', False, False),
+    (b'"x", W/"a"', 'W/"a"', True, True),
+])
+def test_etag_match(value, etag, weak, ok):
+    assert match(value, etag, weak) is ok
+
+
+T = 1000000000
+D = b"Sun, 09 Sep 2001 01:46:40 GMT"        # T
+
+
+@pytest.mark.parametrize("headers,mode,lm,etag,want", [
+    ({}, "exact", T, '"e"', None),
+    ({b"if-modified-since": D}, "exact", T, None, 304),
+    ({b"if-modified-since": D}, "exact", T + 1, None, None),
+    ({b"if-modified-since": D}, "before", T - 1, None, 304),
+    ({b"if-modified-since": D}, "off", T, None, None),
+    ({b"if-modified-since": b"junk"}, "before", T, None, None),
+    ({b"if-modified-since": D}, "exact", None, None, None),
+    ({b"if-none-match": b'"e"'}, "exact", T, '"e"', 304),
+    ({b"if-none-match": b'"e"', b"if-modified-since": D}, "exact", T + 1, '"e"', None),
+    ({b"if-unmodified-since": D}, "exact", T + 1, None, 412),
+    ({b"if-unmodified-since": D}, "exact", T, None, None),
+    ({b"if-unmodified-since": b"junk"}, "exact", T, None, 412),
+    ({b"if-unmodified-since": D}, "exact", None, None, 412),
+    ({b"if-match": b'"x"'}, "exact", T, '"e"', 412),
+    ({b"if-match": b"*"}, "exact", T, None, None),
+])
+def test_not_modified(headers, mode, lm, etag, want):
+    assert check(headers, mode, lm, etag) == want
