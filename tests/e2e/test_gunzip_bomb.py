@@ -1,4 +1,4 @@
-"""gunzip on an upstream's gzip bomb: the worker's memory stays bounded (ngate's worker RSS from
+"""gunzip on an upstream's gzip bomb (HTTP and FastCGI: php-fpm): the worker's memory stays bounded (ngate's worker RSS from
 /proc while the transfer runs), whether the client reads at once or only after a pause, and the
 client gets every inflated byte.
 
@@ -17,6 +17,7 @@ import time
 import pytest
 
 from tests.e2e.test_core_memory import RssWatch, worker_pid
+from tests.harness.phpfpm import PhpFpm, require_php_fpm
 from tests.harness.processes import ProxyProcess, fresh_prefix
 
 BOMB = int(os.environ.get("NGATE_BOMB_MIB", "512")) << 20
@@ -28,6 +29,12 @@ http {
         listen 127.0.0.1:{port};
         location / {
             proxy_pass http://127.0.0.1:{backend_port};
+            gunzip on;
+        }
+        location /php/ {
+            fastcgi_pass 127.0.0.1:{fpm_port};
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME {docroot}/bomb.php;
             gunzip on;
         }
         location /small-buffers/ {
@@ -78,15 +85,31 @@ class BombBackend:
         self.sock.close()
 
 
+PHP = """<?php
+header('Content-Type: application/octet-stream');
+header('Content-Encoding: gzip');
+header('Content-Length: ' . filesize(__DIR__ . '/bomb.gz'));
+readfile(__DIR__ . '/bomb.gz');
+"""
+
+
 @pytest.fixture(scope="module")
 def ngate(tmp_path_factory):
+    require_php_fpm()
     z = gzip.compress(b"\0" * BOMB, compresslevel=9, mtime=0)
     backend = BombBackend(z)
-    proc = ProxyProcess("ngate", CONF, fresh_prefix(tmp_path_factory.mktemp("bomb"), "ngate"),
-                        backend_port=backend.port).start()
-    yield proc, len(z)
-    proc.stop()
-    backend.close()
+    with PhpFpm(tmp_path_factory.mktemp("fpm"), children=2) as fpm:
+        fpm.script("bomb.php", PHP)
+        (fpm.docroot / "bomb.gz").write_bytes(z)
+        os.chmod(fpm.docroot / "bomb.gz", 0o644)
+        proc = ProxyProcess("ngate", CONF, fresh_prefix(tmp_path_factory.mktemp("bomb"), "ngate"),
+                            backend_port=backend.port, fpm_port=fpm.port,
+                            docroot=str(fpm.docroot)).start()
+        try:
+            yield proc, len(z)
+        finally:
+            proc.stop()
+            backend.close()
 
 
 def _download(port: int, path: str, pause: float) -> tuple[int, bool]:
@@ -114,7 +137,8 @@ def _download(port: int, path: str, pause: float) -> tuple[int, bool]:
 
 
 @pytest.mark.parametrize("path,pause", [("/bomb", 0.0), ("/bomb", 1.0),
-                                        ("/small-buffers/bomb", 0.0)])
+                                        ("/small-buffers/bomb", 0.0), ("/php/bomb", 0.0),
+                                        ("/php/bomb", 1.0)])
 def test_gunzip_bomb_in_bounded_memory(ngate, path, pause):
     proxy, compressed = ngate
     watch = RssWatch(worker_pid(proxy.proc.pid))
