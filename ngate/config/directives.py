@@ -178,7 +178,7 @@ def _register() -> None:
     directive("proxy_method", HSL, 1, h.scalar("proxy_method", h.template))
     directive("proxy_set_body", HSL, 1, h.scalar("proxy_set_body", h.template))
     for name in ("proxy_pass_request_headers", "proxy_pass_request_body",
-                 "proxy_request_buffering", "proxy_intercept_errors"):
+                 "proxy_request_buffering", "proxy_intercept_errors", "proxy_force_ranges"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
     for name in ("proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout",
                  "proxy_next_upstream_timeout"):
@@ -206,7 +206,7 @@ def _register() -> None:
     directive("fastcgi_ignore_headers", HSL, (1, None),
               h.bitmask("fastcgi_ignore_headers", h.ignore_headers))
     for name in ("fastcgi_keep_conn", "fastcgi_intercept_errors", "fastcgi_pass_request_headers",
-                 "fastcgi_pass_request_body", "fastcgi_request_buffering"):
+                 "fastcgi_pass_request_body", "fastcgi_request_buffering", "fastcgi_force_ranges"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
     for name in ("fastcgi_connect_timeout", "fastcgi_read_timeout", "fastcgi_send_timeout",
                  "fastcgi_next_upstream_timeout"):
@@ -423,8 +423,6 @@ def _register() -> None:
     refuse("fastcgi_store", HSL, 1, default=("off",))
     refuse("proxy_bind", HSL, (1, 2), default=("off",))
     refuse("fastcgi_bind", HSL, (1, 2), default=("off",))
-    refuse("proxy_force_ranges", HSL, 1, default=("off",))
-    refuse("fastcgi_force_ranges", HSL, 1, default=("off",))
     refuse("autoindex_exact_size", HSL, 1, default=("on",))
     refuse("autoindex_localtime", HSL, 1, default=("off",))
     # modules ngate does not have, whose absence would change responses or access

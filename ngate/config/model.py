@@ -311,6 +311,7 @@ class LocConf:
     proxy_method: Any = None                               # Template
     proxy_set_body: Any = None                             # Template
     proxy_intercept_errors: bool = False
+    proxy_force_ranges: bool = False                       # filters/range.py
     proxy_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
     proxy_next_upstream_tries: int = 0
     proxy_next_upstream_timeout: float = 0.0               # 0: no limit
@@ -332,6 +333,7 @@ class LocConf:
     fastcgi_read_timeout: float = 60.0
     fastcgi_send_timeout: float = 60.0
     fastcgi_intercept_errors: bool = False
+    fastcgi_force_ranges: bool = False                     # filters/range.py
     fastcgi_hide_header: frozenset[bytes] = frozenset()   # array, lower-case
     fastcgi_pass_header: frozenset[bytes] = frozenset()   # array, lower-case
     fastcgi_pass_request_headers: bool = True

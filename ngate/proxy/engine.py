@@ -606,11 +606,13 @@ def _disabled_for(ctx, browsers) -> bool:
     return False
 
 
-def add_headers(ctx, conf, status: int):
+def add_headers(ctx, conf, status: int, skip=frozenset()):
+    """add_header's lines for this status; names in `skip` are applied by the caller
+    (filters/validators.py)."""
     ok = status in _ADD_HEADER_CODES
     out = []
     for h in conf.add_header:
-        if ok or h.always:
+        if (ok or h.always) and h.lname not in skip:
             v = h.value.render(ctx)
             if v:
                 out.append((h.name.encode("latin-1"), v.encode("latin-1", "replace")))
@@ -641,8 +643,16 @@ def return_response(ctx, code: int, text) -> None:
         return send_response(ctx, code, b"", static.handler.content_type(ctx.conf, ctx.uri))
     # a text is sent as it is (ngx_http_send_response): no error_page, the error_page status wins
     ct = static.handler.content_type(ctx.conf, ctx.uri)
-    send_response(ctx, code, value.encode("utf-8", "surrogateescape") if not value.isascii()
-                  else value.encode("ascii"), ct)
+    send_response(ctx, code, _return_bytes(value), ct)
+
+
+def _return_bytes(value: str) -> bytes:
+    """return's text: the file's and the request's bytes (latin-1 view); a `set` value typed
+    in UTF-8 in the file makes the whole text UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape")
 
 
 # ---------------------------------------------------------------- errors

@@ -26,6 +26,7 @@ from ngate.fastcgi import records as fcgi
 from ngate.fastcgi.cgi import HeadReader
 from ngate.http1 import response as resp
 from ngate.observability import error_log
+from ngate.filters import drain
 from ngate.proxy import engine
 from ngate.proxy.body_spool import BodySpool, SpoolError
 from ngate.proxy.http_proxy import NEXT_ON_STATUS, ProxyExchange, log_spooled
@@ -313,6 +314,8 @@ class FastCGIExchange(ProxyExchange):
         if self.filter_flush:
             self.filter_read_done()
         self._flush()
+        if self.filter is not None and getattr(self.filter, "pending", False):
+            drain.step(self)
 
     def stdout(self, data: bytes) -> None:
         if self.state in ("sending", "reading"):
@@ -396,6 +399,9 @@ class FastCGIExchange(ProxyExchange):
 
     def buffering(self) -> bool:
         return self.conf.fastcgi_buffering
+
+    def force_ranges(self) -> bool:
+        return self.conf.fastcgi_force_ranges
 
     def _reusable(self) -> bool:
         u = self.uconn
