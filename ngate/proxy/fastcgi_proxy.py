@@ -23,6 +23,7 @@ import time
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
 from ngate.fastcgi import records as fcgi
+from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
 from ngate.http1 import response as resp
 from ngate.observability import error_log
@@ -125,7 +126,7 @@ def build_params(ctx, plan: FastCGIPlan) -> bytes:
 
 class FastCGIExchange(ProxyExchange):
     __slots__ = ("records", "head_reader", "pending", "pending_size", "replay_size",
-                 "stdin_open")
+                 "stdin_open", "rest")
     plan_for = staticmethod(plan_for)
 
     def __init__(self, ctx, upstream) -> None:
@@ -136,6 +137,7 @@ class FastCGIExchange(ProxyExchange):
         self.pending_size = 0
         self.replay_size = 0        # bytes in body_chunks (the retry copy)
         self.stdin_open = False     # records sent, STDIN not ended: body bytes go straight out
+        self.rest = body_rest.UNBOUNDED     # body bytes still expected (fastcgi/rest.py)
 
     # ------------------------------------------------------------ start
 
@@ -328,6 +330,10 @@ class FastCGIExchange(ProxyExchange):
                 return
         if self.head_only:
             return
+        if self.rest != body_rest.UNBOUNDED:
+            data, self.rest, over = body_rest.cut(self.rest, data, self.resp_length)
+            if over:
+                return self.more_data(data)
         self.ctx.upstream_response_length += len(data)
         if self.filter is not None:
             data = self.filter.data(data)
@@ -354,6 +360,19 @@ class FastCGIExchange(ProxyExchange):
         if self.state in ("sending", "reading"):
             return self.fail_peer(502, "upstream sent unexpected FastCGI record: 3 "
                                   "while reading response header from upstream")
+        error = body_rest.premature(self.rest, self.buffering())
+        if error is not None and not self.head_only:
+            return self._bad_response(error)
+        self.on_message_complete()
+
+    def more_data(self, data: bytes) -> None:
+        """Body bytes past the Content-Length: the part within it goes out, the response ends
+        there and the connection is not kept (nginx's upstream_done without keepalive)."""
+        error_log.warn(body_rest.MORE_DATA + " while reading upstream"
+                       + error_log.request_suffix(self.ctx, ""), self.conn.number)
+        self.rest = body_rest.UNBOUNDED
+        if data:
+            self.stdout(data)
         self.on_message_complete()
 
     def _bad_response(self, message: str) -> None:
@@ -390,7 +409,15 @@ class FastCGIExchange(ProxyExchange):
         out, ctype, length, lastmod, _, _, _ = self.split_headers(headers, _CONSUMED)
         if self.accel is not None and self.accel_headers():
             return
-        self.write_head(status, reason, out, ctype, length, lastmod)
+        head_only = self.write_head(status, reason, out, ctype, length, lastmod)
+        self.rest = body_rest.initial(status, self.ctx.method, self.resp_length)
+        if head_only and self.ctx.method == "HEAD" and self.rest != 0 \
+                and not self.reads_head_body():
+            self.on_message_complete_head()     # nginx does not read the body: no keepalive
+
+    def reads_head_body(self) -> bool:
+        """Whether the body of a response to HEAD is read (for the cache)."""
+        return False
 
     # ------------------------------------------------------------ release
 
