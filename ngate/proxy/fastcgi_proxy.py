@@ -124,9 +124,16 @@ def build_params(ctx, plan: FastCGIPlan) -> bytes:
     return b"".join(out)
 
 
+def _open_empty(ctx, conf) -> bool:
+    """An HTTP/2 request with `content-length: 0` whose stream is still open: with
+    fastcgi_request_buffering off nginx sends the end of STDIN only with END_STREAM."""
+    return ctx.content_length_in == 0 and not conf.fastcgi_request_buffering \
+        and ctx.req is not None and not ctx.req.complete
+
+
 class FastCGIExchange(ProxyExchange):
     __slots__ = ("records", "head_reader", "pending", "pending_size", "replay_size",
-                 "stdin_open", "rest")
+                 "stdin_open", "rest", "stdin_hold")
     plan_for = staticmethod(plan_for)
 
     def __init__(self, ctx, upstream) -> None:
@@ -138,13 +145,15 @@ class FastCGIExchange(ProxyExchange):
         self.replay_size = 0        # bytes in body_chunks (the retry copy)
         self.stdin_open = False     # records sent, STDIN not ended: body bytes go straight out
         self.rest = body_rest.UNBOUNDED     # body bytes still expected (fastcgi/rest.py)
+        self.stdin_hold = None      # STDIN records of this event-loop turn, written at its end
 
     # ------------------------------------------------------------ start
 
     def start(self) -> None:
         ctx = self.ctx
         conf = self.conf
-        if not conf.fastcgi_pass_request_body or not (ctx.body_chunked or ctx.content_length_in):
+        if not conf.fastcgi_pass_request_body or not (
+                ctx.body_chunked or ctx.content_length_in or _open_empty(ctx, conf)):
             mode = "none"
         elif conf.fastcgi_request_buffering or conf.client_body_in_file_only != "off":
             mode = "buffer"
@@ -261,10 +270,8 @@ class FastCGIExchange(ProxyExchange):
         u = self.uconn
         if u is not None and self.stdin_open:
             # also after an early response head: the script may still read its input
-            u.transport.write(fcgi.stdin(data))
+            self.hold_stdin(fcgi.stdin(data))
             self.sent_bytes += len(data)
-            if u.write_paused:
-                self.conn.transport.pause_reading()
             self._touch_send()
             return
         self.pending.append(data)
@@ -282,8 +289,31 @@ class FastCGIExchange(ProxyExchange):
         u = self.uconn
         if u is not None and self.stdin_open:
             self.stdin_open = False
-            u.transport.write(fcgi.stdin_end())
+            self.hold_stdin(fcgi.stdin_end())
+            self.flush_stdin()
             self.request_sent()
+
+    def hold_stdin(self, record: bytes) -> None:
+        """STDIN records of one client read go out in one write, the end of STDIN with the
+        last data as nginx's writev sends them (a responder may read them as one)."""
+        hold = self.stdin_hold
+        if hold is None or hold[0] is not self.uconn:
+            self.stdin_hold = (self.uconn, [record])
+            self.loop.call_soon(self.flush_stdin)
+        else:
+            hold[1].append(record)
+
+    def flush_stdin(self) -> None:
+        hold = self.stdin_hold
+        if hold is None:
+            return
+        self.stdin_hold = None
+        u, records = hold
+        if u is not self.uconn or u.closed or self.state == "done":
+            return
+        u.transport.write(records[0] if len(records) == 1 else b"".join(records))
+        if u.write_paused:
+            self.conn.transport.pause_reading()
 
     # ------------------------------------------------------------ upstream events
 
