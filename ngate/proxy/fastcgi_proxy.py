@@ -59,10 +59,16 @@ class FastCGIPlan:
                 params.append((TEMPLATE, name, p.value, p.if_not_empty))
             elif p.value.text or not p.if_not_empty:
                 params.append((STATIC, fcgi.pair(name, p.value.text.encode("latin-1"))))
+        names = [p.name for p in conf.fastcgi_param]
+        if conf.fastcgi_cache is not None:
+            from ngate.cache.fastcgi import cache_params
+            extra, added = cache_params(names)
+            params.extend(extra)
+            names.extend(added)
         self.params = tuple(params)
         # client headers already given as HTTP_* params are not sent again (as nginx)
-        self.skip = frozenset(p.name[5:].lower().encode("latin-1") for p in conf.fastcgi_param
-                              if p.name.startswith("HTTP_"))
+        self.skip = frozenset(n[5:].lower().encode("latin-1") for n in names
+                              if n.startswith("HTTP_"))
         self.hide = (DEFAULT_HIDE | conf.fastcgi_hide_header) - conf.fastcgi_pass_header
         self.keep_conn = conf.fastcgi_keep_conn
         self.head_limit = conf.fastcgi_buffer_size
@@ -133,7 +139,7 @@ def _open_empty(ctx, conf) -> bool:
 
 class FastCGIExchange(ProxyExchange):
     __slots__ = ("records", "head_reader", "pending", "pending_size", "replay_size",
-                 "stdin_open", "rest", "stdin_hold")
+                 "stdin_open", "rest", "stdin_hold", "keeping")
     plan_for = staticmethod(plan_for)
 
     def __init__(self, ctx, upstream) -> None:
@@ -146,6 +152,7 @@ class FastCGIExchange(ProxyExchange):
         self.stdin_open = False     # records sent, STDIN not ended: body bytes go straight out
         self.rest = body_rest.UNBOUNDED     # body bytes still expected (fastcgi/rest.py)
         self.stdin_hold = None      # STDIN records of this event-loop turn, written at its end
+        self.keeping = False        # the body is also stored (cache/fastcgi.py: keep_body)
 
     # ------------------------------------------------------------ start
 
@@ -358,12 +365,14 @@ class FastCGIExchange(ProxyExchange):
             self.on_cgi_head(head)
             if self.state != "streaming" or not data:
                 return
-        if self.head_only:
-            return
         if self.rest != body_rest.UNBOUNDED:
             data, self.rest, over = body_rest.cut(self.rest, data, self.resp_length)
             if over:
                 return self.more_data(data)
+        if self.keeping:
+            self.keep_body(data)
+        if self.head_only:
+            return
         self.ctx.upstream_response_length += len(data)
         if self.filter is not None:
             data = self.filter.data(data)
@@ -444,6 +453,9 @@ class FastCGIExchange(ProxyExchange):
         if head_only and self.ctx.method == "HEAD" and self.rest != 0 \
                 and not self.reads_head_body():
             self.on_message_complete_head()     # nginx does not read the body: no keepalive
+
+    def keep_body(self, data: bytes) -> None:
+        """Body bytes within the Content-Length, for the cache (cache/fastcgi.py)."""
 
     def reads_head_body(self) -> bool:
         """Whether the body of a response to HEAD is read (for the cache)."""
