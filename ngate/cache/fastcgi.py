@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 
-from ngate.cache import exchange, serve
+from ngate.cache import exchange, policy, serve
 from ngate.cache.exchange import CachingExchange, Kind, entry_meta
 from ngate.config.model import Upstream
 from ngate.errors import UPSTREAM, ProxyError
@@ -153,6 +153,13 @@ class CachingFastCGI(FastCGIExchange):
         self.resp_length = length
         self.rest = body_rest.initial(status, ctx.method, length)
         return True
+
+    def send_cgi_head(self, status: int, reason, headers) -> None:
+        """While the response is cacheable nginx does not copy an Accept-Ranges: its range
+        filter adds one after add_header (policy.split_cacheable)."""
+        st = self.ctx.cache
+        headers, st.accept_ranges, _ = policy.split_cacheable(st.conf, headers, time.time())
+        super().send_cgi_head(status, reason, headers)
 
     def reads_head_body(self) -> bool:
         return self.writer is not None

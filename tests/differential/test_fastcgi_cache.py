@@ -147,20 +147,24 @@ def test_head_is_sent_as_head_and_its_response_stored(pair):
 
 
 def test_client_validators_are_not_passed_and_apply_to_the_entry(pair):
+    # a miss answered 304 or 206 ends before the entry is stored (nginx goes on reading the
+    # upstream): such a key is not asked for again in the sequence
     ims = [(b"If-Modified-Since", b"Mon, 01 Jan 2024 00:00:00 GMT")]
-    got = sequence(pair, [("GET", "/c/v", ims), ("GET", "/c/v", None),
+    got = sequence(pair, [("GET", "/c/v", None), ("GET", "/c/v", ims),
                           ("GET", "/c/v", [(b"If-None-Match", b'"v1"')]),
+                          ("GET", "/c/r?len=1", None),
                           ("GET", "/c/r?len=1", [(b"Range", b"bytes=0-4")]),
-                          ("GET", "/c/r?len=1", [(b"Range", b"bytes=0-4")]),
-                          ("GET", "/c/ar?len=1&ar=1", [(b"Range", b"bytes=0-4")]),
-                          ("GET", "/c/ar?len=1&ar=1", [(b"Range", b"bytes=4-8")])])
+                          ("GET", "/c/ar?len=1&ar=1", None),
+                          ("GET", "/c/ar?len=1&ar=1", [(b"Range", b"bytes=4-8")]),
+                          ("GET", "/c/w", ims),
+                          ("GET", "/c/ar2?len=1&ar=1", [(b"Range", b"bytes=0-4")])])
     # ranges only for a response that allowed them (Accept-Ranges), as nginx's range filter
-    assert [r["status"].split(b" ")[1] for r in got] == [b"304", b"200", b"304", b"200", b"200",
-                                                          b"206", b"206"]
+    assert [r["status"].split(b" ")[1] for r in got] == [b"200", b"304", b"304", b"200", b"200",
+                                                          b"200", b"206", b"304", b"206"]
     assert [cache_status(r) for r in got] == [b"MISS", b"HIT", b"HIT", b"MISS", b"HIT", b"MISS",
-                                               b"HIT"]
-    assert b"saw []" in got[1]["body"] and b"saw []" in got[4]["body"]
-    assert got[5]["body"] == b"run 1" and got[6]["body"] == b"1 met"
+                                               b"HIT", b"MISS", b"MISS"]
+    assert b"saw []" in got[0]["body"] and b"saw []" in got[3]["body"]
+    assert got[6]["body"] == b"1 met" and got[8]["body"] == b"run 1"
 
 
 def test_min_uses_and_methods(pair):
