@@ -45,10 +45,12 @@ class Kind:
       plain(ctx)                 an exchange of the location, for its header rewriting (a hit)
       start(ctx, cls, target)    run an exchange of class cls (target: a resolved variable
                                  proxy_pass/fastcgi_pass, or None)
-      caching, uncached          the exchange classes that store, and that do not"""
-    __slots__ = ("plain", "start", "caching", "uncached")
+      caching, uncached          the exchange classes that store, and that do not
+      module                     "proxy" or "fastcgi": the zones it may use (its *_cache_path)"""
+    __slots__ = ("plain", "start", "caching", "uncached", "module")
 
-    def __init__(self, plain, start, caching, uncached) -> None:
+    def __init__(self, plain, start, caching, uncached, module: str) -> None:
+        self.module = module
         self.plain = plain
         self.start = start
         self.caching = caching
@@ -140,7 +142,7 @@ def begin(ctx, cc, kind: Kind, target) -> None:
         if not name:
             return kind.start(ctx, kind.uncached, target)
         cp = cc.zones.get(name)
-        if cp is None:
+        if cp is None or cp.module != kind.module:     # nginx looks among its module's zones
             error_log.error(f'cache "{name}" not found' + error_log.request_suffix(ctx),
                             ctx.conn.number)
             return engine.finalize(ctx, 500)
@@ -624,7 +626,7 @@ class CachingExchange(ProxyExchange):
 
 
 PROXY = Kind(lambda ctx: ProxyExchange(ctx, ctx.conf.proxy_pass.upstream), _start,
-             CachingExchange, UncachedExchange)
+             CachingExchange, UncachedExchange, "proxy")
 
 
 def _too_big():

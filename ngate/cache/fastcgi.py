@@ -253,7 +253,7 @@ class CachingFastCGI(FastCGIExchange):
 
 
 FASTCGI = Kind(lambda ctx: FastCGIExchange(ctx, ctx.cache.target), _start, CachingFastCGI,
-               UncachedFastCGI)
+               UncachedFastCGI, "fastcgi")
 
 engine.CONTENT_HANDLERS.insert(
     0, (lambda conf: conf.fastcgi_pass is not None and conf.fastcgi_cache is not None,

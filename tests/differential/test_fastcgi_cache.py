@@ -13,6 +13,7 @@ CONF = """
 http {
     fastcgi_cache_path {prefix}/cache levels=1:2 keys_zone=fcgi:1m;
     fastcgi_cache_path {prefix}/cache2 keys_zone=nokey:1m;
+    proxy_cache_path {prefix}/pcache keys_zone=pz:1m;
     server {
         listen 127.0.0.1:{port};
         server_name example.test;
@@ -45,6 +46,12 @@ http {
             fastcgi_cache_key $request_method$request_uri;
             fastcgi_cache_valid 1h;
             fastcgi_cache_methods POST;
+        }
+        location /var/ {
+            fastcgi_pass 127.0.0.1:{fpm_port};
+            fastcgi_cache $arg_zone;
+            fastcgi_cache_key $uri;
+            fastcgi_cache_valid 1h;
         }
         location /nokey/ {
             fastcgi_pass 127.0.0.1:{fpm_port};
@@ -178,3 +185,12 @@ def test_without_fastcgi_cache_key_every_request_has_the_empty_key(pair):
     got = sequence(pair, [("GET", "/nokey/one", None), ("GET", "/nokey/two", None)])
     assert [cache_status(r) for r in got] == [b"MISS", b"HIT"]
     assert got[0]["body"] == got[1]["body"]
+
+
+def test_zone_named_by_a_variable(pair):
+    # a proxy_cache_path zone is not the fastcgi module's: nginx's "cache not found", 500
+    got = sequence(pair, [("GET", "/var/a?zone=fcgi", None), ("GET", "/var/a?zone=fcgi", None),
+                          ("GET", "/var/b", None), ("GET", "/var/c?zone=pz", None),
+                          ("GET", "/var/d?zone=none", None)])
+    assert [r["status"].split(b" ")[1] for r in got] == [b"200", b"200", b"200", b"500", b"500"]
+    assert [cache_status(r) for r in got[:3]] == [b"MISS", b"HIT", b""]
