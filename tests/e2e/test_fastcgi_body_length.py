@@ -113,3 +113,34 @@ def test_fastcgi_cache_stores_the_response_to_head(start_proxy, fake):
         assert c.closed_by_peer()
     r = request(proxy.port, "HEAD", "/cache/short")
     assert r.header("X-Cache") == b"MISS" and len(fake.requests) == 3
+
+
+H2_CONF = """
+http {
+    server {
+        listen 127.0.0.1:{port} http2;
+        location / {
+            fastcgi_pass 127.0.0.1:{fcgi_port};
+            fastcgi_request_buffering off;
+            fastcgi_param REQUEST_URI $request_uri;
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("sent", [b"0123456789many", b"01234"])
+def test_h2_body_unlike_its_content_length_is_400(start_proxy, fake, sent):
+    """More or less than content-length: nginx answers the stream 400 (the connection lives on
+    and the FastCGI request is dropped)."""
+    from tests.harness.h2client import H2Client
+    proxy = start_proxy(H2_CONF, fcgi_port=fake.port)
+    with H2Client(proxy.port) as c:
+        sid = c.request("/plain", method="POST", headers=[(b"content-length", b"10")],
+                        body=sent)
+        assert c.response(sid)[0] == 400
+        sid = c.request("/plain")       # the connection still takes requests
+        assert c.response(sid)[0::2] == (200, b"SEE-THIS")
+    assert len(fake.requests) == 1      # the first never reached the application whole
+    message = "larger than declared" if len(sent) > 10 else "prematurely closed stream"
+    assert message in proxy.error_log()
