@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from ngate.cache import policy
-from ngate.filters import HeadersOut, header_filter
+from ngate.filters import HeadersOut, header_filter, postpone
 from ngate.filters import not_modified, range as range_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
@@ -144,7 +144,8 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
         return ctx.conn.finish_request(ctx)
     fd = entry.fd
     entry.fd = -1
-    if body_filter is not None and size <= SMALL:
+    postponing = body_filter.__class__ is postpone.PostponeChain
+    if body_filter is not None and size <= SMALL and not postponing:
         # a small entry passes the filters as one buffer with last_buf, as nginx sends a
         # cached file: one chunk out
         try:
@@ -165,6 +166,8 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
         sender = FileSender(ctx, fd, head, segments if size else [], size)
         sender.filter = body_filter
         sender.chunked = chunked
+        if postponing:      # add_after_body, ssi: their output goes out through the sender
+            postpone.attach(body_filter, sender._write_filtered)
         return sender.start()
     if chunked:
         segments = [b"%x\r\n" % size] + segments + [b"\r\n" + resp.LAST_CHUNK]

@@ -217,6 +217,7 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
     fields["filters"], fields["gzip_static"] = filters_config.build(vals, rc)
     fields["userid"] = userid.build(vals)
     fields["proxy_cache"] = cache_config.build(vals, "proxy")
+    fields["fastcgi_cache"] = cache_config.build(vals, "fastcgi")
     fields["access"] = access_plan(fields)
     if lv.limit_except is not None:
         lim = lv.limit_except

@@ -369,13 +369,6 @@ def _register() -> None:
         noop(f"{mod}_temp_path", HSL, (1, 4))
         noop(f"{mod}_socket_keepalive", HSL, 1, flag)
         noop(f"{mod}_store_access", HSL, (1, 3))
-    # fastcgi_cache is not implemented: its tuning is accepted (fastcgi_cache itself warns)
-    for name in ("cache_key", "cache_bypass", "no_cache", "cache_valid", "cache_min_uses",
-                 "cache_max_range_offset", "cache_use_stale", "cache_methods", "cache_lock",
-                 "cache_lock_timeout", "cache_lock_age", "cache_revalidate",
-                 "cache_background_update"):
-        noop(f"fastcgi_{name}", HSL, (1, None))
-    noop("fastcgi_cache_path", {HTTP}, (2, None))
     directive("proxy_buffering", HSL, 1, h.scalar("proxy_buffering", h.flag), support=NO_EFFECT)
     directive("fastcgi_buffering", HSL, 1, h.scalar("fastcgi_buffering", h.flag),
               support=NO_EFFECT)
@@ -408,7 +401,6 @@ def _register() -> None:
     warned("ssl_engine", {MAIN}, 1)
     warned("http2_push", HSL, 1, default=("off",))
     warned("http2_push_preload", HSL, 1, flag, default=("off",))
-    warned("fastcgi_cache", HSL, 1, default=("off",))
     warned("proxy_ignore_client_abort", HSL, 1, flag, default=("off",))
     warned("fastcgi_ignore_client_abort", HSL, 1, flag, default=("off",))
 

@@ -390,6 +390,7 @@ class LocConf:
     filters: Any = None                                    # filters/: header filters, None: none
     gzip_static: Any = None                                # None, or ("on"|"always", GzipCore)
     proxy_cache: Any = None                                # cache/config.py CacheConf, None: no cache
+    fastcgi_cache: Any = None                              # the same for fastcgi_pass
     # access phase (ngate/access): auth_basic, satisfy, auth_delay; `access` is the compiled
     # AccessPlan, None when the location checks nothing (the request path then costs nothing)
     auth_basic: Any = None                                 # Template (realm) or None

@@ -20,6 +20,7 @@ from ngate.proxy import http_proxy  # noqa: F401  (registers the proxy_pass cont
 from ngate.cache import exchange as _cache  # noqa: F401  (proxy_cache, ahead of proxy_pass)
 from ngate.proxy import engine
 from ngate.proxy import fastcgi_proxy  # noqa: F401  (registers fastcgi_pass)
+from ngate.cache import fastcgi as _fastcgi_cache  # noqa: F401  (fastcgi_cache)
 from ngate.routing import variables
 from ngate.routing.servers import ServerSelector
 from ngate.server.clock import Deadlines
