@@ -41,9 +41,11 @@ def harness_env(binary: Path, tmpdir: Path, base: dict | None = None,
                 root: bool | None = None) -> dict:
     """The harness's environment. As root, `user root;` joins TEST_NGINX_GLOBALS: a root master
     (nginx's or ngate's) otherwise runs its workers as nobody, who cannot read the harness's
-    0700 temp dirs."""
+    0700 temp dirs. TEST_NGINX_UNSAFE=1 runs the "long" and "unsafe" tests too: nginx's
+    reference scores count them (sub_filter_multi.t 44 of 44, proxy_cache_manager.t, h2.t)."""
     env = dict(os.environ if base is None else base)
     env.update(TEST_NGINX_BINARY=str(binary), TMPDIR=str(tmpdir), TEST_NGINX_LEAVE="1")
+    env.setdefault("TEST_NGINX_UNSAFE", "1")
     env.pop("TEST_NGINX_CATLOG", None)
     if (os.geteuid() == 0 if root is None else root):
         globals_ = env.get("TEST_NGINX_GLOBALS", "")

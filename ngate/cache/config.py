@@ -1,9 +1,12 @@
 """proxy_cache_path and the proxy_cache* / fastcgi_cache* directives (nginx 1.22), and the
 frozen CacheConf of a location (LocConf.proxy_cache / LocConf.fastcgi_cache; None: no cache).
 
-A zone is one `proxy_cache_path ... keys_zone=name:size` (any module may use it, as in nginx);
-`proxy_cache name` may come before the path that declares it, and an undeclared name fails the
-configuration once it is all read (`finish`). Inheritance is nginx's merge: every value is
+A zone is one `proxy_cache_path ... keys_zone=name:size` or `fastcgi_cache_path ...`; as in
+nginx each belongs to its module (a proxy_cache of a fastcgi_cache_path zone: "the shared memory
+zone ... is already declared for a different use"). `proxy_cache name` may come before the path
+that declares it, and an undeclared name fails the configuration once it is all read (`finish`).
+fastcgi_cache has no default key: without fastcgi_cache_key nginx warns and every request has
+the empty key. Inheritance is nginx's merge: every value is
 inherited unless the level sets it; the list directives (proxy_cache_valid, _bypass, no_cache)
 come whole from the innermost level that has any.
 """
@@ -13,19 +16,20 @@ import os
 from dataclasses import dataclass
 
 from ngate.errors import ConfigError
+from ngate.observability import error_log
 
 PAGE = 4096
 STALE_WORDS = frozenset({"error", "timeout", "invalid_header", "updating", "http_500",
                          "http_502", "http_503", "http_504", "http_403", "http_404", "http_429",
                          "off"})
-DEFAULT_KEY = {"proxy": "$scheme$proxy_host$request_uri", "fastcgi": None}
+DEFAULT_KEY = {"proxy": "$scheme$proxy_host$request_uri", "fastcgi": ""}
 
 
 class CachePath:
     """One keys zone and its directory. Filled by proxy_cache_path; mutable only while the
     configuration is compiled (the store keeps its runtime state in store.Zone)."""
     __slots__ = ("name", "size", "path", "levels", "inactive", "max_size", "min_free",
-                 "where", "store", "used_at")
+                 "where", "store", "used_at", "module", "warned")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -38,6 +42,8 @@ class CachePath:
         self.where = None
         self.store = None
         self.used_at = None         # the first proxy_cache naming it (for "is unknown")
+        self.module = None          # "proxy" or "fastcgi": the first directive naming it
+        self.warned = set()         # where `no "fastcgi_cache_key"` was said
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +75,16 @@ def _paths(c) -> dict:
     return paths
 
 
-def zone_ref(c, name: str) -> CachePath:
+def zone_ref(c, name: str, module: str = "proxy", where=None) -> CachePath:
     paths = _paths(c)
     zone = paths.get(name)
     if zone is None:
         zone = paths[name] = CachePath(name)
+    if zone.module is None:
+        zone.module = module
+    elif zone.module != module:
+        raise ConfigError(f'the shared memory zone "{name}" is already declared for a '
+                          f'different use', where)
     return zone
 
 
@@ -123,7 +134,7 @@ def cache_path(c, lv, st) -> None:
             raise ConfigError(f'invalid {what} "{arg}"', st.where) from None
     if not name:
         raise ConfigError(f'"{st.directive}" must have "keys_zone" parameter', st.where)
-    zone = zone_ref(c, name)
+    zone = zone_ref(c, name, st.directive.partition("_")[0], st.where)
     if zone.size:
         raise ConfigError(f'duplicate zone "{name}"', st.where)
     zone.size, zone.path, zone.levels = size, path, levels
@@ -148,9 +159,10 @@ def cache(mod: str):
         if arg == "off":
             lv.vals[field] = None
             return
-        zone = lv.vals[field] = zone_ref(c, arg)
+        zone = lv.vals[field] = zone_ref(c, arg, mod, st.where)
+        lv.vals[_key(mod, "cache_at")] = st.where
         if zone.used_at is None:
-            zone.used_at = st.where
+            zone.used_at = (st.directive, st.where)
     return handle
 
 
@@ -211,7 +223,7 @@ def words(mod: str, name: str, allowed: frozenset | None, lower: bool = False):
 
 def register(directive, hsl, scalar, flag, number, msec, size) -> None:
     """Rows for config/directives.py: the proxy and fastcgi cache directives."""
-    for mod in ("proxy",):
+    for mod in ("proxy", "fastcgi"):
         directive(f"{mod}_cache_path", {"http"}, (2, None), cache_path)
         directive(f"{mod}_cache", hsl, 1, cache(mod))
         directive(f"{mod}_cache_key", hsl, 1, cache_key(mod))
@@ -237,7 +249,9 @@ def register(directive, hsl, scalar, flag, number, msec, size) -> None:
 # ---------------------------------------------------------------- compiled per location
 
 def build(vals: dict, mod: str):
-    """The CacheConf of a level's merged values, or None without `proxy_cache`."""
+    """The CacheConf of a level's merged values, or None without `proxy_cache` (or
+    `fastcgi_cache`). fastcgi_cache never sends a HEAD as GET (nginx has no
+    fastcgi_cache_convert_head: the application gets REQUEST_METHOD HEAD)."""
     zone = vals.get(_key(mod, "cache"))
     if zone is None:
         return None
@@ -249,7 +263,11 @@ def build(vals: dict, mod: str):
     key = g(_key(mod, "cache_key"))
     if key is None:
         from ngate.routing.variables import compile_template
-        key = compile_template(DEFAULT_KEY[mod] or "$request_uri")
+        key = compile_template(DEFAULT_KEY[mod])
+        where = g(_key(mod, "cache_at"))
+        if mod == "fastcgi" and zone is not None and where not in zone.warned:
+            zone.warned.add(where)
+            error_log.warn(f'no "fastcgi_cache_key" for "fastcgi_cache" in {where}')
     methods = g(_key(mod, "cache_methods"), frozenset()) | {"GET", "HEAD"}
     return CacheConf(
         zone=zone, zone_name=zone_name, zones=zones, key=key, valid=tuple(g(_key(mod, "cache_valid"), ())),
@@ -262,7 +280,7 @@ def build(vals: dict, mod: str):
         lock_timeout=g(_key(mod, "cache_lock_timeout"), 5.0),
         lock_age=g(_key(mod, "cache_lock_age"), 5.0),
         revalidate=g(_key(mod, "cache_revalidate"), False),
-        convert_head=g("proxy_cache_convert_head", True) if mod == "proxy" else True,
+        convert_head=g("proxy_cache_convert_head", True) if mod == "proxy" else False,
         ignore=frozenset(n.decode() for n in g(_key(mod, "ignore_headers"), frozenset())),
         max_range_offset=g(_key(mod, "cache_max_range_offset")))
 
@@ -271,7 +289,8 @@ def finish(c) -> None:
     """After the whole configuration: every zone used has a proxy_cache_path."""
     for zone in _paths(c).values():
         if not zone.size:
-            raise ConfigError(f'"proxy_cache" zone "{zone.name}" is unknown', zone.used_at)
+            directive, where = zone.used_at
+            raise ConfigError(f'"{directive}" zone "{zone.name}" is unknown', where)
 
 
 def create_paths(c, main) -> None:

@@ -39,12 +39,31 @@ _CLIENT_VALIDATORS = (b"range", b"if-modified-since", b"if-none-match", b"if-mat
                       b"if-unmodified-since")
 
 
+class Kind:
+    """What the cache needs of the module whose responses it keeps (proxy, fastcgi), as
+    nginx's ngx_http_file_cache serves both through ngx_http_upstream:
+      plain(ctx)                 an exchange of the location, for its header rewriting (a hit)
+      start(ctx, cls, target)    run an exchange of class cls (target: a resolved variable
+                                 proxy_pass/fastcgi_pass, or None)
+      caching, uncached          the exchange classes that store, and that do not
+      module                     "proxy" or "fastcgi": the zones it may use (its *_cache_path)"""
+    __slots__ = ("plain", "start", "caching", "uncached", "module")
+
+    def __init__(self, plain, start, caching, uncached, module: str) -> None:
+        self.module = module
+        self.plain = plain
+        self.start = start
+        self.caching = caching
+        self.uncached = uncached
+
+
 class CacheState:
     """ctx.cache: this request's cache lookup."""
     __slots__ = ("conf", "zone", "key", "h", "status", "entry", "store", "revalidate",
-                 "converted", "owner", "accept_ranges", "stale_error", "target")
+                 "converted", "owner", "accept_ranges", "stale_error", "target", "kind")
 
-    def __init__(self, conf, zone, key: str, h: str) -> None:
+    def __init__(self, conf, zone, key: str, h: str, kind: Kind | None = None) -> None:
+        self.kind = PROXY if kind is None else kind
         self.conf = conf
         self.zone = zone
         self.key = key
@@ -111,19 +130,25 @@ def cache_handler(ctx) -> None:
             return
     else:
         ctx.proxy_host = pp.host_header
+    begin(ctx, cc, PROXY, target)
+
+
+def begin(ctx, cc, kind: Kind, target) -> None:
+    """The cache's part of a request its method lets in: the zone (named by a variable:
+    empty means no cache, unknown a 500), the key, proxy_cache_bypass, then the lookup."""
     cp = cc.zone
     if cp is None:
         name = cc.zone_name.render(ctx)
         if not name:
-            return _start(ctx, UncachedExchange, target)
+            return kind.start(ctx, kind.uncached, target)
         cp = cc.zones.get(name)
-        if cp is None:
+        if cp is None or cp.module != kind.module:     # nginx looks among its module's zones
             error_log.error(f'cache "{name}" not found' + error_log.request_suffix(ctx),
                             ctx.conn.number)
             return phases.finalize(ctx, 500)
     zone = zone_for(cp)
     key = cc.key.render(ctx)
-    st = CacheState(cc, zone, key, zone.hash(key))
+    st = CacheState(cc, zone, key, zone.hash(key), kind)
     st.target = target
     ctx.cache = st
     if _true(cc.bypass, ctx):
@@ -158,7 +183,7 @@ def lookup(ctx, st: CacheState, started: float) -> None:
             if error:
                 entry.close()
                 return phases.finalize(ctx, error)
-            return serve.send_entry(ctx, ProxyExchange(ctx, ctx.conf.proxy_pass.upstream), entry)
+            return serve.send_entry(ctx, st.kind.plain(ctx), entry)
         # Cache-Control stale-while-revalidate / stale-if-error (nginx's c->stale_updating,
         # c->stale_error)
         stale_updating = "updating" in cc.use_stale or \
@@ -168,7 +193,7 @@ def lookup(ctx, st: CacheState, started: float) -> None:
         if busy is not None and stale_updating and ctx.main is None \
                 and time.monotonic() - busy < cc.lock_age + 60:
             st.status = "UPDATING"
-            return serve.send_entry(ctx, ProxyExchange(ctx, ctx.conf.proxy_pass.upstream), entry)
+            return serve.send_entry(ctx, st.kind.plain(ctx), entry)
         if cc.background_update and stale_updating and ctx.main is None \
                 and busy is None:
             # proxy_cache_background_update: the stale entry now, the update in a subrequest
@@ -176,7 +201,7 @@ def lookup(ctx, st: CacheState, started: float) -> None:
             hold = _FinishAfter(ctx)
             _background_update(ctx, st, hold.background_done)
             ctx.conn = hold
-            return serve.send_entry(ctx, ProxyExchange(ctx, ctx.conf.proxy_pass.upstream), entry)
+            return serve.send_entry(ctx, st.kind.plain(ctx), entry)
         st.status = "EXPIRED"
         st.entry = entry
         st.revalidate = _revalidates(cc, entry)
@@ -195,6 +220,34 @@ def lookup(ctx, st: CacheState, started: float) -> None:
                 return _wait(ctx, st, started)
             st.store = False        # nginx: after proxy_cache_lock_timeout, not cached
     _upstream(ctx, st)
+
+
+def entry_meta(ctx, st: CacheState, status: int, reason, headers) -> dict | None:
+    """The stored description of a response (cache/store.py), or None when it is not to be
+    cached (policy.valid_until, proxy_no_cache / fastcgi_no_cache)."""
+    cc = st.conf
+    valid = policy.valid_until(cc, status, headers, time.time())
+    if not valid or _true(cc.no_cache, ctx):
+        return None
+    meta = {"key": st.key, "valid": valid, "date": int(time.time()), "status": status,
+            "reason": (reason or b"").decode("latin-1"),
+            "headers": [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]}
+    swr, sie = policy.extensions(cc, headers)
+    if swr:
+        meta["swr"] = swr
+    if sie:
+        meta["sie"] = sie
+    vary = policy.vary_names(headers, cc)
+    if vary:
+        meta["vary"] = [n.decode("latin-1") for n in vary]
+        meta["vary_values"] = policy.vary_values(ctx.hdr, vary)
+    for n, v in headers:
+        ln = n.lower()
+        if ln == b"last-modified":
+            meta["lm"] = v.decode("latin-1")
+        elif ln == b"etag":
+            meta["etag"] = v.decode("latin-1")
+    return meta
 
 
 class _FinishAfter:
@@ -244,7 +297,7 @@ def _background_update(ctx, st: CacheState, done) -> None:
         setattr(sub, name, getattr(ctx, name))
     sub.content_length_in = None
     sub.vars = ctx.vars
-    bg = CacheState(st.conf, st.zone, st.key, st.h)
+    bg = CacheState(st.conf, st.zone, st.key, st.h, st.kind)
     bg.target = st.target
     bg.status = "EXPIRED"
     entry = st.zone.open(st.key, st.h)         # its own descriptor: the main request sends its
@@ -328,17 +381,18 @@ def _range_too_far(ctx, limit) -> bool:
 def _upstream(ctx, st: CacheState) -> None:
     if st.store and _range_too_far(ctx, st.conf.max_range_offset):
         st.store = False
+    kind = st.kind
     if not st.store:
         if st.entry is not None:
             st.entry.close()
             st.entry = None
-        return _start(ctx, UncachedExchange, st.target)
+        return kind.start(ctx, kind.uncached, st.target)
     if st.zone.keys.busy_since(st.h) is None:
         st.zone.keys.set_busy(st.h, True)
         st.owner = True
     if ctx.method == "HEAD" and st.conf.convert_head:
         st.converted = True
-    _start(ctx, CachingExchange, st.target)
+    kind.start(ctx, kind.caching, st.target)
 
 
 def _start(ctx, cls, target) -> None:
@@ -380,28 +434,9 @@ class CachingExchange(ProxyExchange):
                 return self._answer_from(entry, "STALE", status)
         if not st.store:
             return False
-        valid = policy.valid_until(cc, status, self.resp_headers, time.time())
-        if not valid or _true(cc.no_cache, ctx):
+        meta = entry_meta(ctx, st, status, self.reason, self.resp_headers)
+        if meta is None:
             return False
-        meta = {"key": st.key, "valid": valid, "date": int(time.time()), "status": status,
-                "reason": (self.reason or b"").decode("latin-1"),
-                "headers": [(n.decode("latin-1"), v.decode("latin-1"))
-                            for n, v in self.resp_headers]}
-        swr, sie = policy.extensions(cc, self.resp_headers)
-        if swr:
-            meta["swr"] = swr
-        if sie:
-            meta["sie"] = sie
-        vary = policy.vary_names(self.resp_headers, cc)
-        if vary:
-            meta["vary"] = [n.decode("latin-1") for n in vary]
-            meta["vary_values"] = policy.vary_values(ctx.hdr, vary)
-        for n, v in self.resp_headers:
-            ln = n.lower()
-            if ln == b"last-modified":
-                meta["lm"] = v.decode("latin-1")
-            elif ln == b"etag":
-                meta["etag"] = v.decode("latin-1")
         if status >= 300 and cc_intercepts(ctx.conf, status):
             # proxy_intercept_errors: nginx stores the status alone (r->cache->error); a hit
             # then goes to the error_page as this response does now
@@ -588,6 +623,10 @@ class CachingExchange(ProxyExchange):
             st.entry = None
         st.release()
         super().client_gone()
+
+
+PROXY = Kind(lambda ctx: ProxyExchange(ctx, ctx.conf.proxy_pass.upstream), _start,
+             CachingExchange, UncachedExchange, "proxy")
 
 
 def _too_big():

@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 
 from ngate.cache import policy
-from ngate.filters import HeadersOut, header_filter
+from ngate.filters import HeadersOut, header_filter, postpone
+from ngate.filters import not_modified, range as range_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.http import phases, respond
 from ngate.static import ranges
 from ngate.static.handler import _ranged
-from ngate.static.not_modified import etag_matches, http_date
 from ngate.static.sender import FileSender, send_small
 
 SMALL = 65536
@@ -25,30 +25,9 @@ _CONSUMED_LISTED = _CONSUMED - {b"last-modified"}
 
 def _not_modified(ctx, lastmod: bytes | None, etag: str | None) -> int | None:
     """ngx_http_not_modified_filter on a cached 200: 412, 304 or None."""
-    hdr = ctx.hdr
-    mtime = http_date(lastmod) if lastmod is not None else None
-    ius = hdr.get(b"if-unmodified-since")
-    if ius is not None:
-        t = http_date(ius)
-        if mtime is None or t is None or mtime > t:
-            return 412
-    im = hdr.get(b"if-match")
-    if im is not None and not etag_matches(im, etag, weak=False):
-        return 412
-    ims = hdr.get(b"if-modified-since")
-    inm = hdr.get(b"if-none-match")
-    if ims is None and inm is None:
-        return None
-    if ims is not None:
-        mode = ctx.conf.if_modified_since
-        t = http_date(ims)
-        if mode == "off" or mtime is None or t is None:
-            return None
-        if (mtime != t) if mode == "exact" else (mtime > t):
-            return None
-    if inm is not None and not etag_matches(inm, etag, weak=True):
-        return None
-    return 304
+    return not_modified.check(ctx.hdr, ctx.conf.if_modified_since,
+                              not_modified.http_time(lastmod) if lastmod is not None else None,
+                              etag)
 
 
 def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
@@ -59,6 +38,9 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
     conf = ctx.conf
     status = entry.status
     headers, allow_ranges, listed_lm = policy.split_cacheable(ctx.cache.conf, entry.headers, 0)
+    if conf.proxy_force_ranges:     # the entry's own Accept-Ranges is not copied (nginx)
+        allow_ranges = True
+        headers = [h for h in headers if h[0].lower() != b"accept-ranges"]
     out, ctype, length, lastmod, location, _chunked, _close = \
         ex.split_headers(headers, _CONSUMED_LISTED if listed_lm else _CONSUMED)
     etag = None
@@ -110,10 +92,9 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
                 if parsed is ranges.NOT_SATISFIABLE:
                     entry.close()
                     body = resp.status_page(416, conf.server_tokens)
-                    extra = respond.add_headers(ctx, conf, 200) if conf.add_header else []
-                    return respond.send_response(
+                    return respond.send_response(    # add_header ran with 200 (in out)
                         ctx, 416, body, b"text/html",
-                        extra=extra + [(b"Content-Range", b"bytes */%d" % size)])
+                        extra=range_filter.not_satisfiable_headers(out, size))
             if parsed is not None:
                 segs, body_len, ctype = _ranged(parsed, size, ctype or b"", [])
                 status = 206
@@ -163,7 +144,8 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
         return ctx.conn.finish_request(ctx)
     fd = entry.fd
     entry.fd = -1
-    if body_filter is not None and size <= SMALL:
+    postponing = body_filter.__class__ is postpone.PostponeChain
+    if body_filter is not None and size <= SMALL and not postponing:
         # a small entry passes the filters as one buffer with last_buf, as nginx sends a
         # cached file: one chunk out
         try:
@@ -184,6 +166,8 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
         sender = FileSender(ctx, fd, head, segments if size else [], size)
         sender.filter = body_filter
         sender.chunked = chunked
+        if postponing:      # add_after_body, ssi: their output goes out through the sender
+            postpone.attach(body_filter, sender._write_filtered)
         return sender.start()
     if chunked:
         segments = [b"%x\r\n" % size] + segments + [b"\r\n" + resp.LAST_CHUNK]

@@ -170,7 +170,7 @@ class Compiler:
             conf=loc_conf(self, vals, srv), locations=unnamed,
             named_locations={loc.pattern: loc for loc in locations if loc.modifier == "@"},
             matcher=build_matcher(unnamed), where=srv.where,
-            tls=tls.server_tls(vals, srv.where) if on_ssl else None,
+            tls=tls.server_tls(vals, srv.where, self.conf_dir) if on_ssl else None,
             **{k: vals[k] for k in SERVER_FIELDS if k in vals})
 
     def build_location(self, lv: Level, parent_vals: dict) -> Location:
@@ -220,6 +220,7 @@ def loc_conf(c: Compiler, vals: dict, lv: Level) -> LocConf:
     fields["filters"], fields["gzip_static"] = filters_config.build(vals, rc)
     fields["userid"] = userid.build(vals, lookup("uid_reset", c.user_vars))
     fields["proxy_cache"] = cache_config.build(vals, "proxy")
+    fields["fastcgi_cache"] = cache_config.build(vals, "fastcgi")
     fields["access"] = access_plan(fields)
     if lv.limit_except is not None:
         lim = lv.limit_except

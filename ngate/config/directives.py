@@ -178,7 +178,7 @@ def _register() -> None:
     directive("proxy_method", HSL, 1, h.scalar("proxy_method", h.template))
     directive("proxy_set_body", HSL, 1, h.scalar("proxy_set_body", h.template))
     for name in ("proxy_pass_request_headers", "proxy_pass_request_body",
-                 "proxy_request_buffering", "proxy_intercept_errors"):
+                 "proxy_request_buffering", "proxy_intercept_errors", "proxy_force_ranges"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
     for name in ("proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout",
                  "proxy_next_upstream_timeout"):
@@ -206,7 +206,7 @@ def _register() -> None:
     directive("fastcgi_ignore_headers", HSL, (1, None),
               h.bitmask("fastcgi_ignore_headers", h.ignore_headers))
     for name in ("fastcgi_keep_conn", "fastcgi_intercept_errors", "fastcgi_pass_request_headers",
-                 "fastcgi_pass_request_body", "fastcgi_request_buffering"):
+                 "fastcgi_pass_request_body", "fastcgi_request_buffering", "fastcgi_force_ranges"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
     for name in ("fastcgi_connect_timeout", "fastcgi_read_timeout", "fastcgi_send_timeout",
                  "fastcgi_next_upstream_timeout"):
@@ -369,13 +369,6 @@ def _register() -> None:
         noop(f"{mod}_temp_path", HSL, (1, 4))
         noop(f"{mod}_socket_keepalive", HSL, 1, flag)
         noop(f"{mod}_store_access", HSL, (1, 3))
-    # fastcgi_cache is not implemented: its tuning is accepted (fastcgi_cache itself warns)
-    for name in ("cache_key", "cache_bypass", "no_cache", "cache_valid", "cache_min_uses",
-                 "cache_max_range_offset", "cache_use_stale", "cache_methods", "cache_lock",
-                 "cache_lock_timeout", "cache_lock_age", "cache_revalidate",
-                 "cache_background_update"):
-        noop(f"fastcgi_{name}", HSL, (1, None))
-    noop("fastcgi_cache_path", {HTTP}, (2, None))
     directive("proxy_buffering", HSL, 1, h.scalar("proxy_buffering", h.flag), support=NO_EFFECT)
     directive("fastcgi_buffering", HSL, 1, h.scalar("fastcgi_buffering", h.flag),
               support=NO_EFFECT)
@@ -408,7 +401,6 @@ def _register() -> None:
     warned("ssl_engine", {MAIN}, 1)
     warned("http2_push", HSL, 1, default=("off",))
     warned("http2_push_preload", HSL, 1, flag, default=("off",))
-    warned("fastcgi_cache", HSL, 1, default=("off",))
     warned("proxy_ignore_client_abort", HSL, 1, flag, default=("off",))
     warned("fastcgi_ignore_client_abort", HSL, 1, flag, default=("off",))
 
@@ -423,8 +415,6 @@ def _register() -> None:
     refuse("fastcgi_store", HSL, 1, default=("off",))
     refuse("proxy_bind", HSL, (1, 2), default=("off",))
     refuse("fastcgi_bind", HSL, (1, 2), default=("off",))
-    refuse("proxy_force_ranges", HSL, 1, default=("off",))
-    refuse("fastcgi_force_ranges", HSL, 1, default=("off",))
     refuse("autoindex_exact_size", HSL, 1, default=("on",))
     refuse("autoindex_localtime", HSL, 1, default=("off",))
     # modules ngate does not have, whose absence would change responses or access

@@ -728,7 +728,8 @@ def return_(c, lv, st):
         return
     if code is None or code > 999:
         raise ConfigError(f'invalid return code "{first}"', st.where)
-    text = c.template(st.args[1], st.where) if len(st.args) == 2 else None
+    # the text as the file's bytes (latin-1 view, as variables from the request render)
+    text = c.template(wire(st.args[1]), st.where) if len(st.args) == 2 else None
     lv.ops.append(ReturnOp(code, text, st.where))
 
 

@@ -68,7 +68,12 @@ class TlsServerConf:
     `context` is the ssl.SSLContext built from them at load time (server/tls.py), so a bad
     certificate is a config error; forked workers inherit it.
     """
-    certificates: tuple[tuple[str, str], ...] = ()   # (certificate, key) absolute paths
+    # (certificate, key): absolute paths, "data:" PEM values, or Templates (any variable makes
+    # every pair dynamic: loaded per handshake, server/tls_certs.py)
+    certificates: tuple[tuple[Any, Any], ...] = ()
+    dynamic: bool = False
+    passwords: tuple = (None,)                       # ssl_password_file's, for dynamic keys
+    conf_dir: str = ""                               # where relative dynamic paths resolve
     protocols: frozenset[str] = frozenset({"TLSv1.2", "TLSv1.3"})
     ciphers: str | None = None                       # None: OpenSSL's/Python's modern default
     prefer_server_ciphers: bool = False
@@ -316,6 +321,7 @@ class LocConf:
     proxy_method: Any = None                               # Template
     proxy_set_body: Any = None                             # Template
     proxy_intercept_errors: bool = False
+    proxy_force_ranges: bool = False                       # filters/range.py
     proxy_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
     proxy_next_upstream_tries: int = 0
     proxy_next_upstream_timeout: float = 0.0               # 0: no limit
@@ -337,6 +343,7 @@ class LocConf:
     fastcgi_read_timeout: float = 60.0
     fastcgi_send_timeout: float = 60.0
     fastcgi_intercept_errors: bool = False
+    fastcgi_force_ranges: bool = False                     # filters/range.py
     fastcgi_hide_header: frozenset[bytes] = frozenset()   # array, lower-case
     fastcgi_pass_header: frozenset[bytes] = frozenset()   # array, lower-case
     fastcgi_pass_request_headers: bool = True
@@ -393,6 +400,7 @@ class LocConf:
     filters: Any = None                                    # filters/: header filters, None: none
     gzip_static: Any = None                                # None, or ("on"|"always", GzipCore)
     proxy_cache: Any = None                                # cache/config.py CacheConf, None: no cache
+    fastcgi_cache: Any = None                              # the same for fastcgi_pass
     # access phase (ngate/access): auth_basic, satisfy, auth_delay; `access` is the compiled
     # AccessPlan, None when the location checks nothing (the request path then costs nothing)
     auth_basic: Any = None                                 # Template (realm) or None

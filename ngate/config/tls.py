@@ -10,6 +10,7 @@ from __future__ import annotations
 from ngate.config.handlers import flag, msec, number
 from ngate.config.model import ProxyTls, TlsServerConf
 from ngate.errors import ConfigError
+from ngate.routing.variables import Template, has_variables
 
 PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 VERIFY_CLIENT = ("on", "off", "optional", "optional_no_ca")
@@ -98,8 +99,19 @@ def scalar(c, lv, st) -> None:
 
 
 def certificate(c, lv, st) -> None:
-    """ssl_certificate / ssl_certificate_key: several allowed (RSA + ECDSA), paired in order."""
-    lv.vals.setdefault(st.directive, []).append((c.conf_path(st.args[0]), st.args[0], st.where))
+    """ssl_certificate / ssl_certificate_key: several allowed (RSA + ECDSA), paired in order.
+    A server's value may be a "data:" PEM (kept as it is) or have variables (a Template, loaded
+    per handshake as nginx's ngx_http_ssl_certificate does)."""
+    arg = st.args[0]
+    if st.directive.startswith("proxy_"):
+        value = c.conf_path(arg)
+    elif has_variables(arg):
+        value = c.template(arg, st.where)
+    elif arg.startswith("data:"):
+        value = arg
+    else:
+        value = c.conf_path(arg)
+    lv.vals.setdefault(st.directive, []).append((value, arg, st.where))
 
 
 def register(directive, noop, warned, refuse, contexts_hs, contexts_hsl) -> None:
@@ -140,13 +152,19 @@ def _fields(vals: dict, table: dict) -> dict:
     return {field: vals[name] for name, (field, _kind) in table.items() if name in vals}
 
 
-def server_tls(vals: dict, where) -> TlsServerConf:
-    """A server's TlsServerConf with its SSLContext (server/tls.py builds it)."""
-    from ngate.server.tls import server_context
+def server_tls(vals: dict, where, conf_dir: str = "") -> TlsServerConf:
+    """A server's TlsServerConf with its SSLContext (server/tls.py builds it). With a variable
+    in any ssl_certificate(_key), every pair is loaded per handshake (nginx's rule)."""
+    from ngate.server.tls import read_passwords, server_context
     fields = _fields(vals, SERVER_SCALARS)
     certs = vals.get("ssl_certificate", [])
-    conf = TlsServerConf(certificates=_pairs(vals, "ssl_"),
-                         where=certs[0][2] if certs else where, **fields)
+    pairs = _pairs(vals, "ssl_")
+    dynamic = any(isinstance(v, Template) for pair in pairs for v in pair)
+    conf = TlsServerConf(certificates=pairs, where=certs[0][2] if certs else where,
+                         dynamic=dynamic, conf_dir=conf_dir, **fields)
+    if dynamic:     # nginx keeps the passwords for the handshakes (ngx_ssl_preserve_passwords)
+        conf = TlsServerConf(**{**_asdict(conf),
+                                "passwords": tuple(read_passwords(conf.password_file))})
     return TlsServerConf(**{**_asdict(conf), "context": server_context(conf)})
 
 

@@ -26,6 +26,12 @@ on every body chunk (or None). A body filter has:
     flush() -> bytes         everything held so far (the upstream flushed: proxy_buffering off)
     finish() -> bytes        the end of the body
 
+and may have (gunzip, whose output per call is bounded):
+
+    pending: bool            more output is ready without new input: call more()
+    more() -> bytes          the next bounded step (the content handler calls it as the client
+                             takes the output, and reads the upstream only once it is False)
+
 Filters change `HeadersOut` in place: Content-Encoding, ETag made weak, Content-Length dropped
 (content_length None), Accept-Ranges dropped, and `vary` for gzip_vary (written where nginx's
 header filter writes it: after Connection, before every other header).
@@ -100,6 +106,17 @@ class Chain:
         data = b""
         for f in self.filters:
             data = f.data(data) + f.finish() if data else f.finish()
+        return data
+
+    @property
+    def pending(self) -> bool:
+        """The first filter (gunzip, the only one that bounds its output) has more to give."""
+        return getattr(self.filters[0], "pending", False)
+
+    def more(self) -> bytes:
+        data = self.filters[0].more()
+        for f in self.filters[1:]:
+            data = f.data(data)
         return data
 
 

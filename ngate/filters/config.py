@@ -84,10 +84,14 @@ def register(directive, HSL, HSLI, scalar, size, bufs) -> None:
     directive("gzip_proxied", HSL, (1, None), gzip_proxied)
     directive("gzip_disable", HSL, (1, None), gzip_disable)
     directive("gzip_static", HSL, 1, scalar("gzip_static", gzip_static))
+    def _wire(text: str) -> str:
+        return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
     def sub_filter(c, lv, st):
         match, value = st.args
+        match, value = _wire(match), _wire(value)   # nginx matches the file's bytes (UTF-8)
         match_v = c.template(match, st.where) if _has_vars(match) else \
-            match.lower().encode("latin-1", "replace")
+            match.encode("latin-1").lower()
         if match_v == b"":
             raise ConfigError("empty search pattern", st.where)
         lv.vals.setdefault("sub_filter", []).append((match_v, c.template(value, st.where)))
@@ -155,7 +159,8 @@ def build(vals: dict, recode=None):
                     http_version=vals.get("gzip_http_version", 1))
     chain = []
     if gunzip_on:
-        chain.append(GunzipFilter(core))
+        number, size = vals.get("gunzip_buffers", (32, 4096))
+        chain.append(GunzipFilter(core, number * size))
     if before or after:
         from ngate.filters.addition import AdditionFilter
         at = vals.get("addition_types")

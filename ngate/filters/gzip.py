@@ -305,46 +305,80 @@ class GzipFilter:
 # ---------------------------------------------------------------- gunzip
 
 class Inflate:
-    """The gunzip body filter. A broken stream ends the output (nginx: inflate() failed)."""
-    __slots__ = ("z", "failed")
+    """The gunzip body filter. A broken stream ends the output (nginx: inflate() failed).
 
-    def __init__(self) -> None:
+    Output is bounded: one call inflates at most `limit` bytes (gunzip_buffers: number * size,
+    nginx's output buffers); compressed bytes not inflated yet wait in `tail`, and `pending`
+    tells the content handler to call `more()` as the client takes the output (an upstream's
+    gzip bomb costs `limit` bytes at a time, not its ratio times a read)."""
+    __slots__ = ("z", "failed", "limit", "tail", "full")
+
+    def __init__(self, limit: int = 32 * 4096) -> None:
         self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self.failed = False
+        self.limit = limit
+        self.tail = b""             # compressed input not inflated yet
+        self.full = False           # the last step filled its room: zlib may hold more
+
+    @property
+    def pending(self) -> bool:
+        return not self.failed and (bool(self.tail) or self.full)
 
     def data(self, data: bytes) -> bytes:
         if self.failed or not data:
             return b""
+        self.tail = self.tail + data if self.tail else data
+        return self._inflate()
+
+    def more(self) -> bytes:
+        return b"" if self.failed else self._inflate()
+
+    def _inflate(self) -> bytes:
+        out = []
+        room = self.limit
+        buf = self.tail
         z = self.z
         try:
-            out = z.decompress(data)
-            while z.eof and z.unused_data:          # another gzip member follows
-                rest = z.unused_data
-                z = self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                out += z.decompress(rest)
+            while room > 0 and (buf or self.full):
+                chunk = z.decompress(buf, room)
+                self.full = len(chunk) == room
+                room -= len(chunk)
+                out.append(chunk)
+                if z.eof:
+                    buf = z.unused_data         # another gzip member follows
+                    self.full = False
+                    if buf:
+                        z = self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    continue
+                progress = chunk or len(z.unconsumed_tail) != len(buf)
+                buf = z.unconsumed_tail
+                if not progress:
+                    break
         except zlib.error:
             self.failed = True
-            return b""
-        return out
+            self.tail = b""
+            return b"".join(out)
+        self.tail = buf
+        return b"".join(out)
 
     def flush(self) -> bytes:
-        if self.failed:
-            return b""
-        try:
-            return self.z.flush(zlib.Z_SYNC_FLUSH)
-        except zlib.error:
-            self.failed = True
-            return b""
+        return b""          # nothing is held but `tail`, which more() inflates step by step
 
     def finish(self) -> bytes:
-        return self.flush()
+        """The rest: a content handler that drains `pending` first gets b"" here; one that does
+        not (a static file, a cache entry) gets everything, as before."""
+        out = []
+        while self.pending:
+            out.append(self._inflate())
+        return b"".join(out)
 
 
 class GunzipFilter:
-    __slots__ = ("core",)
+    __slots__ = ("core", "limit")
 
-    def __init__(self, core: GzipCore) -> None:
+    def __init__(self, core: GzipCore, limit: int = 32 * 4096) -> None:
         self.core = core
+        self.limit = limit          # gunzip_buffers: number * size
 
     def header(self, ctx, out: HeadersOut):
         ce = out.get(b"content-encoding")
@@ -358,4 +392,4 @@ class GunzipFilter:
         out.content_length = None
         out.remove(b"accept-ranges")
         out.weak_etag()
-        return Inflate()
+        return Inflate(self.limit)

@@ -6,8 +6,9 @@
   access_steps      PREACCESS then ACCESS, in nginx's module order: realip, limit_req and
                     limit_conn, then allow/deny + auth_basic + auth_request (access/phase.py)
   precontent_steps  try_files (static/handler.py), then mirror (proxy/mirror.py)
-  content           the content handler: empty_gif, proxy_pass under proxy_cache, metrics,
-                    proxy_pass, fastcgi_pass, stub_status, else the static modules
+  content           the content handler: empty_gif, fastcgi_pass under fastcgi_cache,
+                    proxy_pass under proxy_cache, metrics, proxy_pass, fastcgi_pass, stub_status,
+                    else the static modules
   upstream_plan     what proxy_pass / fastcgi_pass send upstream (proxy/proxy_request.py Plan,
                     proxy/fastcgi_proxy.py FastCGIPlan); uncached_plan: the same without the
                     cache's headers
@@ -22,6 +23,7 @@ import dataclasses
 from ngate import realip
 from ngate.access import phase as access
 from ngate.cache import exchange as cache
+from ngate.cache import fastcgi as fastcgi_cache
 from ngate.http import phases
 from ngate.limits import phase as limits
 from ngate.observability import metrics, stub_status
@@ -71,6 +73,8 @@ def content_handler(conf):
     """The location's content handler (one per location, as nginx's clcf->handler)."""
     if conf.empty_gif:
         return empty_gif.empty_gif_handler
+    if conf.fastcgi_pass is not None and conf.fastcgi_cache is not None:
+        return fastcgi_cache.fastcgi_cache_handler
     if conf.proxy_pass is not None and conf.proxy_cache is not None:
         return cache.cache_handler
     if conf.metrics:

@@ -413,9 +413,16 @@ def return_response(ctx, code: int, text) -> None:
             return send_response(ctx, code, b"", None)      # nginx drops a 204's Content-Type
         return send_response(ctx, code, b"", content_type(ctx.conf, ctx.uri))
     # a text is sent as it is (ngx_http_send_response): no error_page, the error_page status wins
-    ct = content_type(ctx.conf, ctx.uri)
-    send_response(ctx, code, value.encode("utf-8", "surrogateescape") if not value.isascii()
-                  else value.encode("ascii"), ct)
+    send_response(ctx, code, _return_bytes(value), content_type(ctx.conf, ctx.uri))
+
+
+def _return_bytes(value: str) -> bytes:
+    """return's text: the file's and the request's bytes (latin-1 view); a `set` value typed
+    in UTF-8 in the file makes the whole text UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape")
 
 
 # ---------------------------------------------------------------- failures

@@ -8,13 +8,13 @@ the head, writes head and body through `ctx.conn.write` and ends with `ctx.conn.
 from __future__ import annotations
 
 from ngate.filters import HeadersOut, header_filter, postpone
+from ngate.filters.validators import ADD_HEADER_CODES
 from ngate.http.log import log_request
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.routing import userid
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-_ADD_HEADER_CODES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
 # nginx drops keep-alive after these (ngx_http_special_response_handler)
 CLOSE_CODES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
 TEXT_HTML = b"text/html"
@@ -263,11 +263,13 @@ def _disabled_for(ctx, browsers) -> bool:
     return False
 
 
-def add_headers(ctx, conf, status: int):
-    ok = status in _ADD_HEADER_CODES
+def add_headers(ctx, conf, status: int, skip=frozenset()):
+    """add_header's lines for this status; names in `skip` are applied by the caller
+    (filters/validators.py)."""
+    ok = status in ADD_HEADER_CODES
     out = []
     for h in conf.add_header:
-        if ok or h.always:
+        if (ok or h.always) and h.lname not in skip:
             v = h.value.render(ctx)
             if v:
                 out.append((h.name.encode("latin-1"), v.encode("latin-1", "replace")))

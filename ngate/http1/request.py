@@ -40,12 +40,11 @@ class BodyError(Exception):
 # ---------------------------------------------------------------- request line
 
 _URI = rb"[^\x00-\x20\x7f]*"
-_REQUEST_LINE = re.compile(
-    rb"([A-Z_-]+) +"
-    rb"(/" + _URI + rb"|[A-Za-z][A-Za-z0-9+.-]*://"
-    rb"(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]*\]|[A-Za-z0-9.-]*)(?::[0-9]*)?(?:[/?]" + _URI + rb")?)"
-    rb"(?: +HTTP/1\.([0-9]{1,3}))? *\Z")
-_BAD_VERSION = re.compile(rb" HTTP/(?:[2-9]|1[0-9])")
+_TARGET = (rb"/" + _URI + rb"|[A-Za-z][A-Za-z0-9+.-]*://"
+           rb"(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]*\]|[A-Za-z0-9.-]*)(?::[0-9]*)?(?:[/?]" + _URI + rb")?")
+_REQUEST_LINE = re.compile(rb"([A-Z_-]+) +(" + _TARGET + rb")(?: +HTTP/1\.([0-9]{1,3}))? *\Z")
+# 505 only for a line nginx reads up to the version: "PRI * HTTP/2.0" is an invalid request
+_BAD_VERSION = re.compile(rb"[A-Z_-]+ +(?:" + _TARGET + rb") +HTTP/(?:[2-9]|1[0-9])")
 _FIRST = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-"
 
 
@@ -55,7 +54,7 @@ def parse_request_line(line: bytes) -> tuple[bytes, bytes, str]:
     if m is None:
         if line[:1] and line[0] not in _FIRST:
             raise HeadError(400, "client sent invalid method")
-        if _BAD_VERSION.search(line):
+        if _BAD_VERSION.match(line):
             raise HeadError(505, "client sent invalid version")
         raise HeadError(400, "client sent invalid request")
     method, target, minor = m.groups()

@@ -35,7 +35,8 @@ from h2.errors import ErrorCodes
 from h2.events import (ConnectionTerminated, DataReceived, PingReceived, PriorityUpdated,
                        RemoteSettingsChanged, RequestReceived, StreamEnded, StreamReset,
                        WindowUpdated)
-from h2.exceptions import DenialOfServiceError, FlowControlError, ProtocolError, StreamClosedError
+from h2.exceptions import (DenialOfServiceError, FlowControlError, InvalidBodyLengthError,
+                           ProtocolError, StreamClosedError)
 from h2.settings import Settings, SettingCodes
 from hyperframe.frame import GoAwayFrame
 
@@ -58,6 +59,27 @@ class _LocalSettings(Settings):
     @property
     def max_concurrent_streams(self) -> int:
         return _MAX_WINDOW
+
+
+class _BodyLength:
+    """A DATA frame took a request body past its content-length, or ended it short."""
+    __slots__ = ("stream_id", "expected", "actual")
+
+    def __init__(self, stream_id: int, expected: int, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class _H2Connection(H2Connection):
+    """h2's connection, except that a body not matching its content-length is that stream's
+    error (nginx answers it 400), not the whole connection's."""
+
+    def _receive_data_frame(self, frame):
+        try:
+            return super()._receive_data_frame(frame)
+        except InvalidBodyLengthError as exc:
+            return [], [_BodyLength(frame.stream_id, exc.expected_length, exc.actual_length)]
 
 
 class Http2Connection(OneTimer):
@@ -93,7 +115,7 @@ class Http2Connection(OneTimer):
         self.conf = srv
         cfg = H2Configuration(client_side=False, header_encoding=None,
                               validate_inbound_headers=True, normalize_inbound_headers=False)
-        h2 = self.h2 = H2Connection(config=cfg)
+        h2 = self.h2 = _H2Connection(config=cfg)
         h2.local_settings = _LocalSettings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: srv.http2_max_concurrent_streams,
             SettingCodes.INITIAL_WINDOW_SIZE: min(srv.http2_body_preread_size, _MAX_WINDOW),
@@ -158,6 +180,10 @@ class Http2Connection(OneTimer):
             elif cls is WindowUpdated:
                 self.flood += 1
                 self._window(ev.stream_id)
+            elif cls is _BodyLength:
+                s = self.streams.get(ev.stream_id)
+                if s is not None:
+                    s.body_length_error(ev.expected, ev.actual)
             elif cls is StreamReset:
                 self._reset(ev)
             elif cls is ConnectionTerminated:

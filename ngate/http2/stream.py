@@ -220,6 +220,29 @@ class Http2Stream:
         else:
             req.body.append(data)
 
+    def body_length_error(self, expected: int, actual: int) -> None:
+        """The body went past its content-length or ended short of it: nginx's 400 for the
+        request (an upstream exchange reading the body is dropped)."""
+        req = self.current
+        if req is None or req.complete or self.closing:
+            return
+        req.complete = req.discard = True
+        req.body = None
+        ctx = self.ctx
+        if actual > expected:
+            message = "client intended to send body data larger than declared"
+        else:
+            message = (f"client prematurely closed stream: only {actual} out of {expected} "
+                       f"bytes of request body received")
+        error_log.info(message + error_log.request_suffix(ctx), self.number)
+        if ctx.head_sent:
+            return self.reset(ErrorCodes.PROTOCOL_ERROR)
+        abort = getattr(self.writer, "abort_with", None)    # an upstream exchange reading it
+        if abort is not None:
+            abort(400)
+        else:
+            phases.finalize(ctx, 400)
+
     def body_end(self) -> None:
         req = self.current
         if req is None or req.complete:

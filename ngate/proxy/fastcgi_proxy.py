@@ -23,9 +23,11 @@ import time
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
 from ngate.fastcgi import records as fcgi
+from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
 from ngate.http1 import response as resp
 from ngate.observability import error_log
+from ngate.filters import drain
 from ngate.http import phases
 from ngate.proxy.body_spool import BodySpool, SpoolError
 from ngate.proxy.http_proxy import NEXT_ON_STATUS, ProxyExchange, log_spooled
@@ -58,10 +60,16 @@ class FastCGIPlan:
                 params.append((TEMPLATE, name, p.value, p.if_not_empty))
             elif p.value.text or not p.if_not_empty:
                 params.append((STATIC, fcgi.pair(name, p.value.text.encode("latin-1"))))
+        names = [p.name for p in conf.fastcgi_param]
+        if conf.fastcgi_cache is not None:
+            from ngate.cache.fastcgi import cache_params
+            extra, added = cache_params(names)
+            params.extend(extra)
+            names.extend(added)
         self.params = tuple(params)
         # client headers already given as HTTP_* params are not sent again (as nginx)
-        self.skip = frozenset(p.name[5:].lower().encode("latin-1") for p in conf.fastcgi_param
-                              if p.name.startswith("HTTP_"))
+        self.skip = frozenset(n[5:].lower().encode("latin-1") for n in names
+                              if n.startswith("HTTP_"))
         self.hide = (DEFAULT_HIDE | conf.fastcgi_hide_header) - conf.fastcgi_pass_header
         self.keep_conn = conf.fastcgi_keep_conn
         self.head_limit = conf.fastcgi_buffer_size
@@ -118,9 +126,16 @@ def build_params(ctx, plan: FastCGIPlan) -> bytes:
     return b"".join(out)
 
 
+def _open_empty(ctx, conf) -> bool:
+    """An HTTP/2 request with `content-length: 0` whose stream is still open: with
+    fastcgi_request_buffering off nginx sends the end of STDIN only with END_STREAM."""
+    return ctx.content_length_in == 0 and not conf.fastcgi_request_buffering \
+        and ctx.req is not None and not ctx.req.complete
+
+
 class FastCGIExchange(ProxyExchange):
     __slots__ = ("records", "head_reader", "pending", "pending_size", "replay_size",
-                 "stdin_open")
+                 "stdin_open", "rest", "stdin_hold", "keeping")
     plan_for = staticmethod(plan_for)
 
     def __init__(self, ctx, upstream) -> None:
@@ -131,13 +146,17 @@ class FastCGIExchange(ProxyExchange):
         self.pending_size = 0
         self.replay_size = 0        # bytes in body_chunks (the retry copy)
         self.stdin_open = False     # records sent, STDIN not ended: body bytes go straight out
+        self.rest = body_rest.UNBOUNDED     # body bytes still expected (fastcgi/rest.py)
+        self.stdin_hold = None      # STDIN records of this event-loop turn, written at its end
+        self.keeping = False        # the body is also stored (cache/fastcgi.py: keep_body)
 
     # ------------------------------------------------------------ start
 
     def start(self) -> None:
         ctx = self.ctx
         conf = self.conf
-        if not conf.fastcgi_pass_request_body or not (ctx.body_chunked or ctx.content_length_in):
+        if not conf.fastcgi_pass_request_body or not (
+                ctx.body_chunked or ctx.content_length_in or _open_empty(ctx, conf)):
             mode = "none"
         elif conf.fastcgi_request_buffering or conf.client_body_in_file_only != "off":
             mode = "buffer"
@@ -254,10 +273,8 @@ class FastCGIExchange(ProxyExchange):
         u = self.uconn
         if u is not None and self.stdin_open:
             # also after an early response head: the script may still read its input
-            u.transport.write(fcgi.stdin(data))
+            self.hold_stdin(fcgi.stdin(data))
             self.sent_bytes += len(data)
-            if u.write_paused:
-                self.conn.transport.pause_reading()
             self._touch_send()
             return
         self.pending.append(data)
@@ -275,8 +292,31 @@ class FastCGIExchange(ProxyExchange):
         u = self.uconn
         if u is not None and self.stdin_open:
             self.stdin_open = False
-            u.transport.write(fcgi.stdin_end())
+            self.hold_stdin(fcgi.stdin_end())
+            self.flush_stdin()
             self.request_sent()
+
+    def hold_stdin(self, record: bytes) -> None:
+        """STDIN records of one client read go out in one write, the end of STDIN with the
+        last data as nginx's writev sends them (a responder may read them as one)."""
+        hold = self.stdin_hold
+        if hold is None or hold[0] is not self.uconn:
+            self.stdin_hold = (self.uconn, [record])
+            self.loop.call_soon(self.flush_stdin)
+        else:
+            hold[1].append(record)
+
+    def flush_stdin(self) -> None:
+        hold = self.stdin_hold
+        if hold is None:
+            return
+        self.stdin_hold = None
+        u, records = hold
+        if u is not self.uconn or u.closed or self.state == "done":
+            return
+        u.transport.write(records[0] if len(records) == 1 else b"".join(records))
+        if u.write_paused:
+            self.conn.transport.pause_reading()
 
     # ------------------------------------------------------------ upstream events
 
@@ -308,6 +348,8 @@ class FastCGIExchange(ProxyExchange):
         if self.filter_flush:
             self.filter_read_done()
         self._flush()
+        if self.filter is not None and getattr(self.filter, "pending", False):
+            drain.step(self)
 
     def stdout(self, data: bytes) -> None:
         if self.state in ("sending", "reading"):
@@ -321,6 +363,12 @@ class FastCGIExchange(ProxyExchange):
             self.on_cgi_head(head)
             if self.state != "streaming" or not data:
                 return
+        if self.rest != body_rest.UNBOUNDED:
+            data, self.rest, over = body_rest.cut(self.rest, data, self.resp_length)
+            if over:
+                return self.more_data(data)
+        if self.keeping:
+            self.keep_body(data)
         if self.head_only:
             return
         self.ctx.upstream_response_length += len(data)
@@ -349,6 +397,19 @@ class FastCGIExchange(ProxyExchange):
         if self.state in ("sending", "reading"):
             return self.fail_peer(502, "upstream sent unexpected FastCGI record: 3 "
                                   "while reading response header from upstream")
+        error = body_rest.premature(self.rest, self.buffering())
+        if error is not None and not self.head_only:
+            return self._bad_response(error)
+        self.on_message_complete()
+
+    def more_data(self, data: bytes) -> None:
+        """Body bytes past the Content-Length: the part within it goes out, the response ends
+        there and the connection is not kept (nginx's upstream_done without keepalive)."""
+        error_log.warn(body_rest.MORE_DATA + " while reading upstream"
+                       + error_log.request_suffix(self.ctx, ""), self.conn.number)
+        self.rest = body_rest.UNBOUNDED
+        if data:
+            self.stdout(data)
         self.on_message_complete()
 
     def _bad_response(self, message: str) -> None:
@@ -385,12 +446,26 @@ class FastCGIExchange(ProxyExchange):
         out, ctype, length, lastmod, _, _, _ = self.split_headers(headers, _CONSUMED)
         if self.accel is not None and self.accel_headers():
             return
-        self.write_head(status, reason, out, ctype, length, lastmod)
+        head_only = self.write_head(status, reason, out, ctype, length, lastmod)
+        self.rest = body_rest.initial(status, self.ctx.method, self.resp_length)
+        if head_only and self.ctx.method == "HEAD" and self.rest != 0 \
+                and not self.reads_head_body():
+            self.on_message_complete_head()     # nginx does not read the body: no keepalive
+
+    def keep_body(self, data: bytes) -> None:
+        """Body bytes within the Content-Length, for the cache (cache/fastcgi.py)."""
+
+    def reads_head_body(self) -> bool:
+        """Whether the body of a response to HEAD is read (for the cache)."""
+        return False
 
     # ------------------------------------------------------------ release
 
     def buffering(self) -> bool:
         return self.conf.fastcgi_buffering
+
+    def force_ranges(self) -> bool:
+        return self.conf.fastcgi_force_ranges
 
     def _reusable(self) -> bool:
         u = self.uconn

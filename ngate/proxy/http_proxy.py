@@ -24,7 +24,8 @@ import httptools
 
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
-from ngate.filters import HeadersOut, header_filter, postpone
+from ngate.filters import Chain, HeadersOut, header_filter, postpone
+from ngate.filters import drain, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
@@ -101,6 +102,7 @@ class ProxyExchange:
         "filter_flush",     # flush the body filter per upstream read (response not buffered)
         "accel",            # the response's X-Accel-* headers (hidden ones), or None
         "throttle",         # proxy/throttle.py ReadThrottle (proxy_limit_rate), or None
+        "drain",            # filters/drain.py: None, "draining" or "complete" (gunzip's output)
     )
     plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
@@ -120,6 +122,7 @@ class ProxyExchange:
         self.counted = None
         self.parser = None
         self.state = "connecting"
+        self.drain = None
         self.timer = None
         self.deadline = 0.0
         self.timeout = 0.0
@@ -529,6 +532,8 @@ class ProxyExchange:
         if self.filter_flush:
             self.filter_read_done()
         self._flush()
+        if self.filter is not None and getattr(self.filter, "pending", False):
+            drain.step(self)
         if u is not None and u.leftover and self.state == "done":
             self._log_leftover()
 
@@ -730,6 +735,10 @@ class ProxyExchange:
             return
         if self.status < 200 and self.status != 101:
             return          # the end of an interim response
+        if self.filter is not None and getattr(self.filter, "pending", False) \
+                and not self.head_only and not self.conn.closing:
+            self.drain = "complete"     # filters/drain.py ends the response once drained
+            return
         self.state = "done"
         self._cancel_timer()
         deferred = False
@@ -771,6 +780,8 @@ class ProxyExchange:
             self.uconn_reusable_flag(False)
         head_only = self.write_head(status, self.reason or _as_sent(status, self.reason), out,
                                     ctype, length, lastmod, location, te_chunked)
+        if self.state == "done":
+            return              # the range filter sent a 416 instead (filters/range.py)
         # an HTTP/1.0-style response without length or chunking ends when the upstream closes
         self.until_close = (not head_only and status != 101 and self.resp_length is None
                             and not te_chunked)
@@ -837,8 +848,15 @@ class ProxyExchange:
         conf = self.conf
         ctx.resp_headers = out
         if conf.add_header or conf.userid is not None:
-            out.extend(respond.add_headers(ctx, conf, status))
-        if ctx.cache is not None and ctx.cache.accept_ranges and status == 200:
+            out.extend(respond.add_headers(ctx, conf, status, skip=validators.NAMES))
+            found = validators.overrides(ctx, conf, status) if conf.add_header else None
+            if found is not None:
+                validators.apply(out, found)     # they replace the upstream's own
+        force = self.force_ranges()     # filters/range.py; the upstream's Accept-Ranges goes
+        if force:
+            out[:] = [h for h in out if h[0].lower() != b"accept-ranges"]
+            force = status == 200
+        elif ctx.cache is not None and ctx.cache.accept_ranges and status == 200:
             out.append((b"Accept-Ranges", b"bytes"))    # nginx's range filter, after add_header
         head_only = ctx.method == "HEAD" or status in (204, 304) or status < 200
         self.head_only = head_only
@@ -849,9 +867,13 @@ class ProxyExchange:
             except ValueError:
                 clen = None
         filters = conf.filters
-        if filters is not None and status >= 200 and status != 101:
+        if (filters is not None or force) and status >= 200 and status != 101:
             ho = HeadersOut(status, ctype, clen, lastmod, out)
-            self.filter = header_filter(ctx, filters, ho)
+            self.filter = header_filter(ctx, filters, ho) if filters is not None else None
+            if force and self.range_filter(ho):
+                return True                 # a 416 went out instead
+            if ho.status != status:
+                status, reason = ho.status, None        # 206
             if self.filter is not None:
                 postpone.attach(self.filter, self._filter_out)
                 self.filter_flush = not self.buffering() or any(
@@ -889,6 +911,29 @@ class ProxyExchange:
         ctx.bytes_sent = len(head)
         self._emit(head)
         return head_only
+
+    def force_ranges(self) -> bool:
+        return self.conf.proxy_force_ranges
+
+    def range_filter(self, ho) -> bool:
+        """proxy_force_ranges: nginx's range filter on this 200 (filters/range.py); True when
+        the range cannot be satisfied and a 416 was sent instead (the upstream is dropped)."""
+        if ho.content_length is None:
+            return False
+        body = range_filter.header(self.ctx, self.conf, ho, single=True)
+        if body is range_filter.NOT_SATISFIABLE:
+            self.state = "done"
+            self._cancel_timer()
+            self.release(reuse=False)
+            self.conn.writer = None
+            ctx = self.ctx
+            respond.send_response(ctx, 416, resp.status_page(416, self.conf.server_tokens),
+                                 b"text/html", extra=range_filter.not_satisfiable_headers(
+                                     ho.headers, ho.content_length))
+            return True
+        if body is not None:
+            self.filter = body if self.filter is None else Chain([body, self.filter])
+        return False
 
     def accel_headers(self) -> bool:
         """X-Accel-Limit-Rate sets the response's rate; X-Accel-Redirect ends the exchange and
@@ -1195,6 +1240,8 @@ class ProxyExchange:
                 self._cancel_timer()
 
     def downstream_resumed(self) -> None:
+        if self.drain is not None and drain.step(self):
+            return                  # gunzip's output still waits for the client
         u = self.uconn
         if u is not None and u.transport is not None and not u.closed:
             u.transport.resume_reading()

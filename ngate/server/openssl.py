@@ -50,6 +50,40 @@ def _accept_chain(_preverify_ok, _store_ctx):
     return 1
 
 
+# ALPN: nginx's ngx_http_ssl_alpn_select, the server's order (h2 first where the socket speaks
+# it), and a fatal no_application_protocol alert when the client offers none of them
+_ALPN_CB = ctypes.CFUNCTYPE(ctypes.c_int, _PTR, _PTR, _PTR, _PTR, ctypes.c_uint, _PTR)
+_ALPN_PROTOS = {1: b"\x08http/1.1\x08http/1.0\x08http/0.9",
+                2: b"\x02h2\x08http/1.1\x08http/1.0\x08http/0.9"}
+_ALPN_BUFFERS = {k: ctypes.create_string_buffer(v, len(v)) for k, v in _ALPN_PROTOS.items()}
+_NPN_NEGOTIATED = 1
+_TLSEXT_ERR_ALERT_FATAL = 2
+
+
+_ALERT_NO_APPLICATION_PROTOCOL = 120
+_NO_ALPN = ("SSL_do_handshake() failed (SSL: error:0A0000EB:SSL routines::no application "
+            "protocol)")
+
+
+@_ALPN_CB
+def _alpn_select(ssl_ptr, out, outlen, client, client_len, arg):
+    buf = _ALPN_BUFFERS[arg]
+    if _lib.SSL_select_next_proto(out, outlen, ctypes.addressof(buf), len(buf), client,
+                                  client_len) == _NPN_NEGOTIATED:
+        return 0
+    # the alert goes out through the handshake's TlsAcceptor (tls.py), as the SNI refusals do
+    acceptor = getattr(_owner(ssl_ptr), "ngate_acceptor", None)
+    if acceptor is not None:
+        acceptor.refuse(_ALERT_NO_APPLICATION_PROTOCOL, _NO_ALPN)
+    return _TLSEXT_ERR_ALERT_FATAL
+
+
+def _owner(ssl_ptr):
+    """The ssl.SSLObject of an SSL*: CPython keeps its _SSLSocket as the SSL's app data."""
+    sock = _lib.SSL_get_ex_data(ssl_ptr, 0)
+    return ctypes.cast(sock, ctypes.py_object).value.owner if sock else None
+
+
 def _bind(lib):
     table = {
         "SSL_get_SSL_CTX": (_PTR, [_PTR]),
@@ -68,6 +102,10 @@ def _bind(lib):
         "SSL_load_client_CA_file": (_PTR, [ctypes.c_char_p]),
         "SSL_CTX_set_client_CA_list": (None, [_PTR, _PTR]),
         "X509_verify_cert_error_string": (ctypes.c_char_p, [ctypes.c_long]),
+        "SSL_CTX_set_alpn_select_cb": (None, [_PTR, _ALPN_CB, _PTR]),
+        "SSL_get_ex_data": (_PTR, [_PTR, ctypes.c_int]),
+        "SSL_select_next_proto": (ctypes.c_int, [_PTR, _PTR, _PTR, ctypes.c_uint, _PTR,
+                                                 ctypes.c_uint]),
     }
     for name, (restype, argtypes) in table.items():
         fn = getattr(lib, name)
@@ -121,6 +159,15 @@ def set_client_ca_list(context: ssl.SSLContext, path: str) -> None:
     names = _lib.SSL_load_client_CA_file(path.encode())
     if names:
         _lib.SSL_CTX_set_client_CA_list(_ctx_of(context), names)
+
+
+def set_alpn(context: ssl.SSLContext, h2: bool) -> None:
+    """The protocols a server context selects by ALPN (h2 only on a socket that speaks it);
+    a client offering none of them is refused as nginx refuses it."""
+    if _lib is None:
+        context.set_alpn_protocols(["h2", "http/1.1"] if h2 else ["http/1.1"])
+        return
+    _lib.SSL_CTX_set_alpn_select_cb(_ctx_of(context), _alpn_select, 2 if h2 else 1)
 
 
 def set_verify_depth(context: ssl.SSLContext, depth: int) -> None:

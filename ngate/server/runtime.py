@@ -24,7 +24,6 @@ from ngate.http2.accept import CleartextHttp2
 from ngate.upstream.pool import KeepalivePool
 
 
-
 class ListenState:
     """What a listening socket needs per connection: its servers and how to pick one, and what
     every connection on it would otherwise work out again (head limits, the local address)."""

@@ -8,9 +8,13 @@ Accept path of one connection (TlsAcceptor, a Protocol until it hands over):
   handshaking uvloop's SSLProtocol is put on the transport and fed the sniffed bytes; its
               handshake timeout is what is left of client_header_timeout. The SNI callback picks
               the server (server_name among the servers of this socket, else the default
-              server), switches the SSL object to that server's context, or refuses the
-              handshake (ssl_reject_handshake). A failed or stalled handshake is logged at info
-              and closed; it never reaches HTTP.
+              server), switches the SSL object to that server's context (for certificates
+              with variables, to one loaded for this handshake: tls_certs.py), or refuses the
+              handshake (ssl_reject_handshake, a certificate that cannot be loaded, an ALPN
+              list without a protocol of ours). A refusal writes its alert record on the socket
+              itself (AcceptedSSLObject links the SSL object to this acceptor): uvloop closes a
+              failed handshake without sending what OpenSSL queued. A failed or stalled
+              handshake is logged at info and closed; it never reaches HTTP.
   handed over the HTTP connection (HttpsConnection) gets the TLS transport. The request's
               server is chosen by Host among the socket's servers as on plain HTTP; a request
               without a known Host goes to the socket's default server, not the SNI one (what
@@ -24,6 +28,8 @@ before the workers fork so that all workers share them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import hashlib
 import os
 import ssl
@@ -33,7 +39,7 @@ from uvloop.loop import SSLProtocol
 from ngate.errors import ConfigError
 from ngate.observability import error_log
 from ngate.http import phases
-from ngate.server import openssl
+from ngate.server import openssl, tls_certs
 from ngate.routing.servers import ServerSelector, normalize_host
 from ngate.server.connection import HttpConnection
 
@@ -46,9 +52,11 @@ _NO_SUCH_FILE = ("BIO_new_file() failed (SSL: error:80000002:system library::No 
 
 # ---------------------------------------------------------------- contexts (config time)
 
-def server_context(conf, quiet: bool = False) -> ssl.SSLContext:
+def server_context(conf, quiet: bool = False, pairs=None) -> ssl.SSLContext:
     """An SSLContext for one server's TlsServerConf; ConfigError as nginx words it. `quiet`: a
-    second context for the same server (a listening socket's), whose warnings were given."""
+    second context for the same server (a listening socket's), whose warnings were given.
+    `pairs`: the (certificate, key) values of one handshake, for a server whose certificates
+    have variables (tls_certs.py); such a server's own context has no certificate."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     set_protocols(ctx, conf.protocols)
     if conf.ciphers is not None:
@@ -59,8 +67,12 @@ def server_context(conf, quiet: bool = False) -> ssl.SSLContext:
         ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     if not conf.session_tickets:
         ctx.options |= ssl.OP_NO_TICKET
-    passwords = read_passwords(conf.password_file)
-    for cert, key in conf.certificates:
+    if pairs is None:
+        passwords = read_passwords(conf.password_file)
+        pairs = () if conf.dynamic else conf.certificates
+    else:
+        passwords = conf.passwords
+    for cert, key in pairs:
         load_pair(ctx, cert, key, passwords)
     if conf.dhparam:
         _load(ctx.load_dh_params, conf.dhparam)
@@ -81,7 +93,7 @@ def server_context(conf, quiet: bool = False) -> ssl.SSLContext:
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
     openssl.set_session_cache(ctx, conf.session_cache, conf.session_timeout)
     openssl.set_session_id_context(ctx, session_id_context(conf))
-    ctx.set_alpn_protocols(["http/1.1"])
+    openssl.set_alpn(ctx, h2=False)
     if conf.stapling:
         set_stapling(ctx, conf, quiet)
     return ctx
@@ -98,7 +110,7 @@ def set_stapling(ctx: ssl.SSLContext, conf, quiet: bool = False) -> None:
         return
     if conf.stapling_file:
         return openssl.staple_file(ctx, read_ocsp_response(conf.stapling_file))
-    for cert, _key in () if quiet else conf.certificates:
+    for cert, _key in () if quiet or conf.dynamic else conf.certificates:
         problem = openssl.stapling_problem(ctx, cert, conf.stapling_responder) or (
             "ngate does not fetch OCSP responses (give one with ssl_stapling_file) "
             "for the certificate")
@@ -141,7 +153,13 @@ def session_id_context(conf) -> bytes:
     digest = hashlib.sha256()
     for path in (*(p for pair in conf.certificates for p in pair), conf.client_certificate,
                  conf.trusted_certificate):
-        if path:
+        if not path:
+            continue
+        if not isinstance(path, str):       # a Template: loaded per handshake
+            digest.update(path.text.encode())
+        elif path.startswith("data:"):
+            digest.update(path.encode())
+        else:
             with open(path, "rb") as f:
                 digest.update(f.read())
     digest.update(conf.verify_client.encode())
@@ -175,22 +193,48 @@ def read_passwords(path: str | None) -> list:
 
 
 def load_pair(ctx: ssl.SSLContext, cert: str, key: str, passwords, prefix: str = "") -> None:
-    """One certificate and its key (PEM). Several pairs of different key types may be loaded."""
-    _check_pem(cert, b"CERTIFICATE", f'cannot load {prefix}certificate "{cert}": ',
-               "PEM_read_bio_X509_AUX() failed (SSL: error:0480006C:PEM routines::no start "
-               "line:Expecting: TRUSTED CERTIFICATE)")
-    _check_pem(key, b"PRIVATE KEY", f'cannot load {prefix}certificate key "{key}": ',
-               "PEM_read_bio_PrivateKey() failed (SSL: error:1E08010C:DECODER routines::"
-               "unsupported:No supported data to decode. Input type: PEM)")
+    """One certificate and its key (PEM files, or "data:" values). Several pairs of different
+    key types may be loaded."""
+    cert_pem = _check_pem(cert, b"CERTIFICATE", f'cannot load {prefix}certificate "{cert}": ',
+                          "PEM_read_bio_X509_AUX() failed (SSL: error:0480006C:PEM routines::"
+                          "no start line:Expecting: TRUSTED CERTIFICATE)")
+    key_pem = _check_pem(key, b"PRIVATE KEY", f'cannot load {prefix}certificate key "{key}": ',
+                         "PEM_read_bio_PrivateKey() failed (SSL: error:1E08010C:DECODER "
+                         "routines::unsupported:No supported data to decode. Input type: PEM)")
     error = None
-    for password in passwords:
-        try:
-            ctx.load_cert_chain(cert, key, password=password if password is not None else _none)
-            return
-        except (ssl.SSLError, ValueError, TypeError) as exc:
-            error = exc
+    with _pem_path(cert, cert_pem) as cert_path, _pem_path(key, key_pem) as key_path:
+        for password in passwords:
+            try:
+                ctx.load_cert_chain(cert_path, key_path,
+                                    password=password if password is not None else _none)
+                return
+            except (ssl.SSLError, ValueError, TypeError) as exc:
+                error = exc
     raise ConfigError(f'cannot load {prefix}certificate key "{key}": '
                       f"PEM_read_bio_PrivateKey() failed (SSL: {_reason(error)})")
+
+
+def _bio_new_file_failed(path: str, err: OSError) -> str:
+    """OpenSSL's words for a file fopen() could not open (ENOENT, EACCES ...)."""
+    if err.errno == errno.ENOENT or not err.errno:
+        return _NO_SUCH_FILE.format(path=path)
+    return (f"BIO_new_file() failed (SSL: error:{0x80000000 | err.errno:08X}:system library::"
+            f"{err.strerror}:calling fopen({path}, r) error:10080002:BIO routines::system lib)")
+
+
+@contextlib.contextmanager
+def _pem_path(value: str, pem: bytes):
+    """A path OpenSSL can read `value` from: the file itself, or for a "data:" value an
+    anonymous memory file holding it (Python's ssl loads certificates from paths only)."""
+    if not value.startswith("data:"):
+        yield value
+        return
+    fd = os.memfd_create("ngate-pem", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, pem)
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
 
 
 def _none() -> bytes:
@@ -198,14 +242,18 @@ def _none() -> bytes:
     return b""
 
 
-def _check_pem(path: str, label: bytes, head: str, bad: str) -> None:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        raise ConfigError(head + _NO_SUCH_FILE.format(path=path)) from None
+def _check_pem(path: str, label: bytes, head: str, bad: str) -> bytes:
+    if path.startswith("data:"):
+        data = path[5:].encode("utf-8", "surrogateescape")
+    else:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as err:
+            raise ConfigError(head + _bio_new_file_failed(path, err)) from None
     if b"-----BEGIN " not in data or label not in data:
         raise ConfigError(head + bad)
+    return data
 
 
 def load_verify(ctx: ssl.SSLContext, path: str) -> None:
@@ -252,11 +300,15 @@ class TlsListen:
         if self.verifies and not openssl.AVAILABLE:
             front.verify_mode = ssl.CERT_OPTIONAL    # no way to switch it per SNI server
         front.sni_callback = self._servername
+        front.sslobject_class = AcceptedSSLObject
         self.context = front
+        self.dynamic = tls_certs.ContextCache()     # contexts of certificates with variables
 
     def _servername(self, ssl_obj, name, _ctx):
         """nginx's ngx_http_ssl_servername: the server for the SNI name (else the default), its
-        certificate and its client verification settings."""
+        certificate and its client verification settings; then, for certificates with
+        variables, what ngx_http_ssl_certificate loads. A refusal sends its alert itself
+        (uvloop's SSL transport drops what OpenSSL queues when a handshake fails)."""
         server = None
         if name:
             host = normalize_host(name.encode("latin-1", "replace"))
@@ -265,14 +317,54 @@ class TlsListen:
             server = self.default
             host = None
         tls = server.tls
+        acceptor = getattr(ssl_obj, "ngate_acceptor", None)
         if tls.reject_handshake:
-            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+            return _refuse(acceptor, ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME, "handshake rejected")
         ssl_obj.ngate_name = name
         ssl_obj.ngate_host = host       # set when SNI named a server: the 421 check
+        owner = server if tls.certificates else self.default
+        if owner.tls.dynamic:
+            return self._load_dynamic(ssl_obj, acceptor, server, owner.tls)
         if server is not self.default and tls.certificates:
             ssl_obj.context = tls.context
             openssl.adopt_verify(ssl_obj, tls.context)
         return None
+
+    def _load_dynamic(self, ssl_obj, acceptor, server, conf):
+        """The certificates of `conf` with this handshake's variables; an alert on failure."""
+        if acceptor is None:
+            return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
+        request = tls_certs.HandshakeRequest(acceptor.handshake_conn(ssl_obj), server)
+        try:
+            context = self.dynamic.context(conf, tls_certs.render_pairs(conf, request))
+        except ConfigError as exc:
+            error_log.error(exc.message + acceptor.where(), acceptor.number())
+            return _refuse(acceptor, ssl.ALERT_DESCRIPTION_INTERNAL_ERROR,
+                           "SSL_do_handshake() failed (SSL: error:0A000179:SSL routines::cert "
+                           "cb error)")
+        ssl_obj.context = context
+        openssl.adopt_verify(ssl_obj, server.tls.context if server.tls.certificates else context)
+        return None
+
+
+def _refuse(acceptor, alert: int, text: str) -> int:
+    """End the handshake with `alert`: sent on the socket now, logged once it is closed."""
+    if acceptor is not None:
+        acceptor.refuse(alert, text)
+    return alert
+
+
+class AcceptedSSLObject(ssl.SSLObject):
+    """The SSLObject of a handshake on a TLS socket: the TlsAcceptor that started it picks it up
+    (`made`) right after uvloop's SSLProtocol creates it, so the SNI callback reaches the
+    connection (its addresses for the variables, its socket for alerts)."""
+    made = None
+
+    @classmethod
+    def _create(cls, *args, **kwargs):
+        obj = super()._create(*args, **kwargs)
+        AcceptedSSLObject.made = obj
+        return obj
 
 
 def build_listens(by_listen: dict) -> dict:
@@ -284,9 +376,10 @@ def build_listens(by_listen: dict) -> dict:
     for key, tls_listen in out.items():
         servers = by_listen[key][1]
         if speaks_http2(key, servers):      # ALPN offers h2 first (ngate/http2/)
+            tls_listen.dynamic.h2 = True
             for c in {id(c): c for c in [tls_listen.context] + [
                     s.tls.context for s in servers if s.tls is not None and s.tls.context]}.values():
-                c.set_alpn_protocols(["h2", "http/1.1"])
+                openssl.set_alpn(c, h2=True)
     return out
 
 
@@ -301,7 +394,8 @@ def speaks_http2(key, servers) -> bool:
 class TlsAcceptor(asyncio.Protocol):
     """A new connection on a TLS socket until it is TLS (handed to HttpsConnection through
     SSLProtocol) or plain HTTP (handed to PlainHttpOnTls)."""
-    __slots__ = ("runtime", "listen", "transport", "timer", "deadline", "proxy_protocol")
+    __slots__ = ("runtime", "listen", "transport", "timer", "deadline", "proxy_protocol",
+                 "sslobj", "_number", "failure")
     handed_over = False
 
     def __init__(self, runtime, listen) -> None:
@@ -311,6 +405,9 @@ class TlsAcceptor(asyncio.Protocol):
         self.transport = None
         self.timer = None
         self.deadline = 0.0
+        self.sslobj = None              # the handshake's SSLObject (AcceptedSSLObject)
+        self._number = 0                # the connection number of its log lines
+        self.failure = None             # the log text of a handshake a callback refused
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -345,7 +442,12 @@ class TlsAcceptor(asyncio.Protocol):
                             ssl_handshake_timeout=max(self.deadline - loop.time(), 0.001))
         transport = self.transport
         transport.set_protocol(proto)
+        AcceptedSSLObject.made = None
         proto.connection_made(transport)
+        self.sslobj = AcceptedSSLObject.made
+        AcceptedSSLObject.made = None
+        if self.sslobj is not None:
+            self.sslobj.ngate_acceptor = self
         while data:
             buf = proto.get_buffer(len(data))
             n = min(len(buf), len(data))
@@ -355,14 +457,40 @@ class TlsAcceptor(asyncio.Protocol):
 
     def _handshake_done(self, waiter) -> None:
         self.runtime.connection_closed(self)
+        if self.sslobj is not None:
+            self.sslobj.ngate_acceptor = None
+            self.sslobj = None
         if waiter.cancelled():
             return
         exc = waiter.exception()
         if exc is not None:
             self._log_failure(exc)
 
+    # what the SNI callback (TlsListen) needs of the connection
+    def handshake_conn(self, sslobj) -> tls_certs.HandshakeConn:
+        return tls_certs.HandshakeConn(self.transport, self.listen.local, sslobj,
+                                       self.proxy_protocol, self.number())
+
+    def number(self) -> int:
+        if not self._number:
+            self._number = self.runtime.next_connection_number()
+        return self._number
+
+    def where(self) -> str:
+        return f" while SSL handshaking, client: {self._peer()}, server: {self._local()}"
+
+    def refuse(self, alert: int, text: str) -> None:
+        """End the handshake as nginx does: `text` logged at info, and a fatal alert in a TLS
+        record of the version the records use so far (what OpenSSL sends before its
+        ServerHello), both before the connection closes."""
+        self.failure = text
+        error_log.info(text + self.where(), self.number())
+        self.transport.write(bytes((0x15, 3, 3, 0, 2, 2, alert)))
+
     def _log_failure(self, exc) -> None:
-        where = f" while SSL handshaking, client: {self._peer()}, server: {self._local()}"
+        where = self.where()
+        if self.failure is not None:
+            return                      # logged when it was refused
         if isinstance(exc, ssl.SSLError):
             text = f"SSL_do_handshake() failed (SSL: {_reason(exc)})"
         elif isinstance(exc, ConnectionAbortedError) and "longer than" in str(exc):
@@ -371,7 +499,7 @@ class TlsAcceptor(asyncio.Protocol):
             text = "peer closed connection in SSL handshake (104: Connection reset by peer)"
         else:
             text = f"SSL handshake failed ({exc})"
-        error_log.info(text + where, self.runtime.next_connection_number())
+        error_log.info(text + where, self.number())
 
     def _plain(self, data: bytes) -> None:
         self.runtime.connection_closed(self, handover=True)

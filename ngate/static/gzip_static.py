@@ -13,14 +13,13 @@ import errno
 import os
 import stat
 
-from ngate.filters import VARY, HeadersOut, header_filter, postpone
+from ngate.filters import VARY, HeadersOut, header_filter, not_modified, postpone
 from ngate.filters.gzip import gzip_ok
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.http import phases, respond
 from ngate.static import filemeta, symlinks
-from ngate.static.not_modified import not_modified
 from ngate.static.sender import connection_line, write_whole
 from ngate.static.expires import expires_headers
 from ngate.static.sender import SMALL, FileSender, send_small
@@ -74,7 +73,7 @@ def _send(ctx, fd: int, st, vary: bool) -> None:
     if meta.etag:
         headers.append((b"ETag", meta.etag.encode()))
     lastmod = meta.last_modified.encode()
-    status = not_modified(ctx.hdr, conf, meta.mtime, meta.etag)
+    status = not_modified.check(ctx.hdr, conf.if_modified_since, meta.mtime, meta.etag)
     if status is not None:
         os.close(fd)
         if status == 412:

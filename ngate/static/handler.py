@@ -14,6 +14,7 @@ import random
 import stat
 
 from ngate.filters import VARY, HeadersOut, header_filter, postpone
+from ngate.filters import not_modified, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
@@ -23,7 +24,6 @@ from ngate.routing.uri import escape_uri
 from ngate.static import autoindex, filemeta, gzip_static, ranges, symlinks
 from ngate.static.expires import expires_headers
 from ngate.static.paths import alias_strip, document_root, map_under, map_uri, safe
-from ngate.static.not_modified import not_modified
 from ngate.static.sender import SMALL, FileSender, connection_line, send_small, write_whole
 
 _METHODS = frozenset({"GET", "HEAD", "POST"})
@@ -333,7 +333,7 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
     ctx.status_override = None
     hdr = ctx.hdr
     if override is None:
-        status = not_modified(hdr, conf, mtime, etag)
+        status = _not_modified(hdr, conf, mtime, etag)
         if status is not None:
             os.close(fd)
             return _send_not_modified(ctx, status, meta, vary)
@@ -341,6 +341,10 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
             vary = _send_filtered(ctx, fd, meta, vary)
             if vary is None:
                 return None
+        if conf.add_header:
+            found = validators.overrides(ctx, conf, 200)
+            if found is not None:
+                return _send_replaced(ctx, fd, meta, vary, found)
         range_header = hdr.get(b"range")
         if range_header is None or conf.max_ranges == 0 \
                 or not ranges.if_range_ok(ctx, etag, meta.last_modified):
@@ -443,6 +447,41 @@ def _send_ranged(ctx, fd: int, meta, range_header: bytes, vary: bool = False) ->
                         headers)
 
 
+def _send_replaced(ctx, fd: int, meta, vary: bool, found) -> None:
+    """200 or 206 when add_header replaces Last-Modified or ETag (filters/validators.py): the
+    range filter's If-Range sees the replaced validators."""
+    conf = ctx.conf
+    size = meta.size
+    lastmod = validators.value(found, b"last-modified", meta.last_modified.encode())
+    etag = validators.value(found, b"etag", meta.etag.encode() if meta.etag else None)
+    parsed = None
+    range_header = ctx.hdr.get(b"range")
+    if range_header is not None and conf.max_ranges != 0:
+        if_range = ctx.hdr.get(b"if-range")
+        if if_range is None or range_filter.if_range_ok(if_range.strip(), etag, lastmod):
+            parsed = ranges.parse(range_header.decode("latin-1"), size, conf.max_ranges)
+    if parsed is ranges.NOT_SATISFIABLE:
+        os.close(fd)
+        return _not_satisfiable(ctx, size)
+    headers = [(b"ETag", meta.etag.encode())] if meta.etag else []
+    validators.apply(headers, [f for f in found if f[0] == b"etag"])
+    if vary:
+        headers.insert(0, VARY)
+    if parsed is None:
+        status, segments, length, ctype = 200, [(0, size)], size, meta.content_type
+    else:
+        status = 206
+        segments, length, ctype = _ranged(parsed, size, meta.content_type, headers)
+    headers.extend(expires_headers(conf, status, meta.mtime))
+    headers.extend(respond.add_headers(ctx, conf, status, skip=validators.NAMES))
+    if status == 206 and len(segments) == 1:
+        s, e = segments[0]
+        headers.append((b"Content-Range", b"bytes %d-%d/%d" % (s, e - 1, size)))
+    elif status == 200 and conf.max_ranges != 0:
+        headers.append((b"Accept-Ranges", b"bytes"))
+    _send_head_and_file(ctx, fd, status, ctype, length, segments, lastmod, headers)
+
+
 _OWN_ACCEPT_RANGES = frozenset({b"accept-ranges"})     # a file says "bytes" itself
 
 
@@ -477,6 +516,11 @@ def _ranged(parsed, size: int, ctype: bytes, headers: list):
         length += len(part_head) + e - s
     segments.append(tail)
     return segments, length, b"multipart/byteranges; boundary=" + boundary.encode()
+
+
+def _not_modified(hdr: dict, conf, mtime: int, etag: str | None) -> int | None:
+    """ngx_http_not_modified_filter on the file: 412 or 304, or None to send it."""
+    return not_modified.check(hdr, conf.if_modified_since, mtime, etag)
 
 
 def _send_not_modified(ctx, status: int, meta, vary: bool = False) -> None:

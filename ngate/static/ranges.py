@@ -73,14 +73,14 @@ def parse(value: str, size: int, max_ranges: int | None = None):
 
 
 def if_range_ok(ctx, etag: str | None, last_modified: str) -> bool:
-    """If-Range: the ranges apply only when it names the current ETag or Last-Modified."""
+    """If-Range: the ranges apply only when it names the current ETag or Last-Modified
+    (filters/range.py's test, nginx's: an ETag byte for byte, a date as a time)."""
     v = ctx.hdr.get(b"if-range")
     if v is None:
         return True
-    v = v.decode("latin-1").strip()
-    if v.startswith('"') or v.startswith('W/"'):
-        return etag is not None and v == etag
-    return v == last_modified
+    from ngate.filters.range import if_range_ok as test
+    return test(v.strip(), etag.encode("latin-1") if etag else None,
+                last_modified.encode("latin-1") if last_modified else None)
 
 
 def next_boundary() -> str:

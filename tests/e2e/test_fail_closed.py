@@ -20,12 +20,12 @@ http {
 
 
 def test_refused_at_reload_keeps_the_old_config(tmp_path):
-    with ProxyProcess("ngate", CONF, fresh_prefix(tmp_path, "ngate"), extra="fastcgi_cache one;",
+    with ProxyProcess("ngate", CONF, fresh_prefix(tmp_path, "ngate"), extra="http2_push /a.css;",
                       text="old") as proxy:
         conf = proxy.prefix / "nginx.conf"
-        assert f'[warn] "fastcgi_cache" has no effect in ngate in {conf}:' in proxy.output()
+        assert f'[warn] "http2_push" has no effect in ngate in {conf}:' in proxy.output()
         assert request(proxy.port, "GET", "/").body == b"old"
-        conf.write_text(proxy.conf_text.replace("fastcgi_cache one;", "uwsgi_pass 127.0.0.1:9;")
+        conf.write_text(proxy.conf_text.replace("http2_push /a.css;", "uwsgi_pass 127.0.0.1:9;")
                         .replace('"old"', '"new"'))
         master = int((proxy.prefix / "logs/nginx.pid").read_text())
         os.kill(master, signal.SIGHUP)

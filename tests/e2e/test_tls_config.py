@@ -36,6 +36,9 @@ CASES = [
     "server { listen 8443 ssl; ssl_certificate a.crt; ssl_certificate_key a.key;\n"
     " ssl_ecdh_curve foo; }",
     "server { listen 8443; location / {\n ssl_certificate a.crt; } }",
+    "server { listen 8443 ssl; ssl_certificate data:garbage; ssl_certificate_key a.key; }",
+    "server { listen 8443 ssl; ssl_certificate a.crt; ssl_certificate_key data:garbage; }",
+    "server { listen 8443 ssl; ssl_certificate $ssl_server_name.crt; }",
     "server {\n listen 8443 ssl default_server; ssl_reject_handshake on; }\n"
     "server {\n listen 8443 ssl; server_name b; }",
     "server { listen 8443; location / { proxy_ssl_certificate a.crt;\n"

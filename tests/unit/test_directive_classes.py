@@ -70,7 +70,13 @@ def test_the_lists_the_issue_names_are_refused_or_implemented():
                  "proxy_ignore_headers", "fastcgi_ignore_headers", "keepalive_disable",
                  "ssi", "ssi_types", "ssi_silent_errors", "ssi_value_length", "ssi_last_modified",
                  "ssi_min_file_chunk", "add_before_body", "add_after_body", "addition_types",
-                 "userid", "userid_mark", "userid_flags", "mirror", "mirror_request_body"):
+                 "userid", "userid_mark", "userid_flags", "mirror", "mirror_request_body",
+                 "fastcgi_cache", "fastcgi_cache_path", "fastcgi_cache_key", "fastcgi_cache_valid",
+                 "fastcgi_cache_bypass", "fastcgi_no_cache", "fastcgi_cache_methods",
+                 "fastcgi_cache_min_uses", "fastcgi_cache_use_stale", "fastcgi_cache_lock",
+                 "fastcgi_cache_lock_timeout", "fastcgi_cache_lock_age",
+                 "fastcgi_cache_revalidate", "fastcgi_cache_background_update",
+                 "fastcgi_cache_max_range_offset"):
         assert d.REGISTRY[name][0].support == d.IMPLEMENTED, name
 
 
@@ -124,13 +130,13 @@ def test_ngate_t_refuses(tmp_path):
 
 def test_ngate_t_warns_once_per_occurrence(tmp_path):
     r = _ngate_t(tmp_path, "gzip on; gzip_types text/css; sendfile on;\n"
-                 "server { listen 8080; location / { gzip off; fastcgi_cache off; }\n"
-                 " location /c { fastcgi_cache c; } }")
+                 "server { listen 8080; location / { gzip off; http2_push off; }\n"
+                 " location /c { http2_push /c.css; } }")
     conf = tmp_path / "nginx.conf"
     assert r.returncode == 0, r.stderr
     warns = [line for line in r.stderr.splitlines() if "[warn]" in line]
     # gzip is implemented (filters/): no warning for it
-    assert warns == [f'ngate: [warn] "fastcgi_cache" has no effect in ngate in {conf}:5']
+    assert warns == [f'ngate: [warn] "http2_push" has no effect in ngate in {conf}:5']
     assert "test is successful" in r.stderr
 
 

@@ -1,0 +1,256 @@
+"""fastcgi_cache: nginx's cache for FastCGI responses (ngx_http_file_cache through
+ngx_http_upstream, as for proxy_cache; nginx 1.22).
+
+The lookup (HIT, MISS, BYPASS, EXPIRED, STALE, UPDATING, REVALIDATED, the lock, min_uses,
+background update) is cache/exchange.py's, with the FASTCGI kind; what differs is the response,
+which comes as a CGI head on STDOUT (proxy/fastcgi_proxy.py):
+  - the key has no default: without fastcgi_cache_key nginx warns and every request has the
+    empty key (cache/config.py);
+  - a HEAD stays a HEAD (no fastcgi_cache_convert_head): the application's response to it is
+    read whole and stored, bounded by its Content-Length (fastcgi/rest.py);
+  - under fastcgi_cache the client's If-Modified-Since, If-Unmodified-Since, If-None-Match,
+    If-Match, Range and If-Range are not passed as HTTP_* params: nginx's
+    ngx_http_fastcgi_cache_headers replace them (HTTP_IF_MODIFIED_SINCE and
+    HTTP_IF_NONE_MATCH from the stale entry under fastcgi_cache_revalidate, the others empty,
+    so not sent), unless a fastcgi_param of the same name sets them;
+  - a response cut short (END_REQUEST before its Content-Length) is not stored.
+"""
+from __future__ import annotations
+
+import time
+
+from ngate.cache import exchange, policy, serve
+from ngate.cache.exchange import CachingExchange, Kind, entry_meta
+from ngate.config.model import Upstream
+from ngate.errors import UPSTREAM, ProxyError
+from ngate.fastcgi import rest as body_rest
+from ngate.observability import error_log
+from ngate.http import phases
+from ngate.proxy.fastcgi_proxy import TEMPLATE, FastCGIExchange, variable_upstream
+from ngate.proxy.http_proxy import NEXT_ON_STATUS
+from ngate.upstream.balancer import report_success
+
+# ngx_http_fastcgi_cache_headers
+CACHE_PARAMS = (("HTTP_IF_MODIFIED_SINCE", "$upstream_cache_last_modified"),
+                ("HTTP_IF_UNMODIFIED_SINCE", ""), ("HTTP_IF_NONE_MATCH", "$upstream_cache_etag"),
+                ("HTTP_IF_MATCH", ""), ("HTTP_RANGE", ""), ("HTTP_IF_RANGE", ""))
+_CLIENT_VALIDATORS = (b"range", b"if-modified-since", b"if-none-match", b"if-match",
+                      b"if-unmodified-since")
+_MEMORY_LIMIT = 64 << 20         # a body larger than this is passed on, not stored
+
+
+def cache_params(names: list) -> tuple[list, list]:
+    """(params, names) nginx adds to a location under fastcgi_cache, in FastCGIPlan's form:
+    the cache headers a fastcgi_param does not set already, sent only when not empty. Every
+    name is returned (for the client-header skip list), the empty ones send nothing."""
+    from ngate.routing.variables import compile_template
+    taken = {n.upper() for n in names}
+    params, added = [], []
+    for name, value in CACHE_PARAMS:
+        if name in taken:
+            continue
+        added.append(name)
+        if value:
+            params.append((TEMPLATE, name.encode("latin-1"), compile_template(value), True))
+    return params, added
+
+
+def fastcgi_cache_handler(ctx) -> None:
+    conf = ctx.conf
+    target = conf.fastcgi_pass
+    if target.__class__ is not Upstream:
+        target = variable_upstream(ctx, target.render(ctx))
+        if target is None:
+            return
+    if ctx.method not in conf.fastcgi_cache.methods:
+        return FastCGIExchange(ctx, target).start()     # $upstream_cache_status empty
+    exchange.begin(ctx, conf.fastcgi_cache, FASTCGI, target)
+
+
+def _start(ctx, cls, target) -> None:
+    cls(ctx, target).start()
+
+
+class UncachedFastCGI(FastCGIExchange):
+    """A request under fastcgi_cache that will not be stored (below fastcgi_cache_min_uses,
+    after fastcgi_cache_lock_timeout, a zone named by an empty variable)."""
+    __slots__ = ()
+
+
+class CachingFastCGI(FastCGIExchange):
+    """A FastCGI exchange whose response is stored when cacheable (cache/policy.py)."""
+    __slots__ = ("writer", "deferred")
+
+    def __init__(self, ctx, upstream) -> None:
+        super().__init__(ctx, upstream)
+        self.writer = None
+        self.deferred = False
+
+    # what CachingExchange does the same way for both modules
+    _answer_from = CachingExchange._answer_from
+    _drop_upstream = CachingExchange._drop_upstream
+    _refresh = CachingExchange._refresh
+
+    # ------------------------------------------------------------ response head
+
+    def on_cgi_head(self, head) -> None:
+        status = head.status
+        if status >= 200 and self._cache_head(status, head):
+            return
+        super().on_cgi_head(head)
+
+    def _cache_head(self, status: int, head) -> bool:
+        """As CachingExchange._cache_head: True when the cache took the response over."""
+        ctx = self.ctx
+        st = ctx.cache
+        cc = st.conf
+        self.resp_headers = head.headers
+        entry = st.entry
+        if entry is not None:
+            if status == 304 and st.revalidate:
+                self._refresh(entry)
+                return self._answer_from(entry, "REVALIDATED", status)
+            kind = NEXT_ON_STATUS.get(status)
+            if kind is not None and kind in cc.use_stale and not self.may_try_next(kind):
+                return self._answer_from(entry, "STALE", status)
+        if not st.store:
+            return False
+        meta = entry_meta(ctx, st, status, head.reason, head.headers)
+        if meta is None:
+            return False
+        conf = ctx.conf
+        if status >= 300 and conf.fastcgi_intercept_errors and phases.error_page_for(conf, status):
+            meta["error"] = status          # nginx's r->cache->error: the status alone
+            st.zone.writer(st.h, meta).commit()
+            st.release()
+            return False
+        self.writer = st.zone.writer(st.h, meta)
+        self.keeping = True
+        if status == 200 and ctx.method != "HEAD" and any(
+                h in ctx.hdr for h in _CLIENT_VALIDATORS):
+            return self._defer(status, head)
+        return False
+
+    def _defer(self, status: int, head) -> bool:
+        """Keep the response from the client until it is stored, then send it from the entry
+        (Range, If-* applied) as nginx's range and not_modified filters do on a cached one."""
+        ctx = self.ctx
+        self.status = status
+        ctx.upstream_status = str(status) if ctx.upstream_status is None else \
+            ctx.upstream_status + ", " + str(status)
+        ctx.upstream_header_time = time.monotonic() - self.started
+        ctx.upstream_headers = head.headers
+        self.state = "streaming"
+        self.deferred = True
+        self.head_only = True       # nothing goes to the client from the stream
+        length = None
+        for n, v in head.headers:
+            if n.lower() == b"content-length":
+                try:
+                    length = int(v)
+                except ValueError:
+                    pass
+        self.resp_length = length
+        self.rest = body_rest.initial(status, ctx.method, length)
+        return True
+
+    def send_cgi_head(self, status: int, reason, headers) -> None:
+        """While the response is cacheable nginx does not copy an Accept-Ranges: its range
+        filter adds one after add_header (policy.split_cacheable)."""
+        st = self.ctx.cache
+        headers, st.accept_ranges, _ = policy.split_cacheable(st.conf, headers, time.time())
+        super().send_cgi_head(status, reason, headers)
+
+    def reads_head_body(self) -> bool:
+        return self.writer is not None
+
+    # ------------------------------------------------------------ body and end
+
+    def keep_body(self, data: bytes) -> None:
+        w = self.writer
+        if w is None or self.state == "done":
+            return
+        w.write(data)
+        if w.size > _MEMORY_LIMIT:
+            self.writer = None
+            self.keeping = False
+            if self.deferred:
+                self.ctx.keep_alive = False
+                self.fail(ProxyError(502, UPSTREAM, "cached response is too large"))
+
+    def end_request(self) -> None:
+        if self.state == "streaming" and self.writer is not None \
+                and body_rest.premature(self.rest, True) is not None:
+            self.writer = None      # cut short: not stored
+            if self.deferred:
+                return self._bad_response(body_rest.premature(self.rest, self.buffering()))
+        super().end_request()
+
+    def _store(self) -> bool:
+        st = self.ctx.cache
+        w = self.writer
+        self.writer = None
+        if st.entry is not None:
+            st.entry.close()
+            st.entry = None
+        stored = w is not None and w.commit()
+        if w is not None and not stored:
+            error_log.log("crit", f"cache entry not stored: {w.error}"
+                          + error_log.request_suffix(self.ctx), self.conn.number)
+        st.release()
+        return stored
+
+    def on_message_complete_head(self) -> None:
+        self._store()
+        super().on_message_complete_head()
+
+    def on_message_complete(self) -> None:
+        if self.state == "done":
+            return
+        ctx = self.ctx
+        st = ctx.cache
+        stored = self._store()
+        if not self.deferred:
+            return super().on_message_complete()
+        self.state = "done"
+        self._cancel_timer()
+        ctx.upstream_response_time = time.monotonic() - self.started
+        report_success(self.upstream, self.peer)
+        self.release(reuse=self._reusable())
+        self.conn.writer = None
+        entry = st.zone.open(st.key, st.h) if stored else None
+        if entry is None:
+            return phases.finalize(ctx, 500)
+        serve.send_entry(ctx, self, entry, fresh=True)
+
+    # ------------------------------------------------------------ failures
+
+    def fail(self, err) -> None:
+        ctx = self.ctx
+        st = ctx.cache
+        self.writer = None
+        entry = st.entry
+        if entry is not None and not ctx.head_sent and self.state != "done":
+            kind = "timeout" if err.status == 504 else "error"
+            use_stale = st.conf.use_stale
+            if kind in use_stale or st.stale_error or (
+                    "invalid_header" in use_stale and "invalid" in (err.log_message or "")):
+                return self._answer_from(entry, "STALE")
+        if entry is not None:
+            entry.close()
+            st.entry = None
+        st.release()
+        super().fail(err)
+
+    def client_gone(self) -> None:
+        st = self.ctx.cache
+        self.writer = None
+        if st.entry is not None:
+            st.entry.close()
+            st.entry = None
+        st.release()
+        super().client_gone()
+
+
+FASTCGI = Kind(lambda ctx: FastCGIExchange(ctx, ctx.cache.target), _start, CachingFastCGI,
+               UncachedFastCGI, "fastcgi")

@@ -1,0 +1,38 @@
+"""A bounded body filter's held output (gunzip: filters/gzip.py Inflate) through an upstream
+exchange (proxy/http_proxy.py, proxy/fastcgi_proxy.py).
+
+One upstream read may inflate to its size times the compression ratio; the filter gives at most
+gunzip_buffers' worth per call and says `pending` while it holds more. The exchange calls
+`step` after each read and when the client's connection drains (downstream_resumed).
+
+States (ex.drain):
+
+    None          nothing held
+    "draining"    output held: the upstream is not read until the client took it
+    "complete"    the upstream response also ended: the exchange's end waits for the output
+
+`step(ex)` writes steps while the client's connection takes them without pausing; it returns
+True while output is still held (or the response was just completed), False once everything
+went out and the upstream may be read again.
+"""
+from __future__ import annotations
+
+
+def step(ex) -> bool:
+    f = ex.filter
+    conn = ex.conn
+    while f.pending and ex.state == "streaming" and not conn.write_paused and not conn.closing:
+        ex._filter_out(f.more())
+    if f.pending and ex.state == "streaming" and not conn.closing:
+        if ex.drain is None:
+            ex.drain = "draining"
+        u = ex.uconn
+        if u is not None and u.transport is not None:
+            u.transport.pause_reading()
+        return True
+    complete = ex.drain == "complete"
+    ex.drain = None
+    if complete:
+        ex.on_message_complete()
+        return True
+    return False
