@@ -29,8 +29,7 @@ from ngate.filters import drain, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
-from ngate.http import downstream, log, phases, respond
-from ngate.http import rewrite
+from ngate.http import downstream, log, phases, respond, rewrite
 from ngate.proxy.body_spool import BodySpool, SpoolError
 from ngate.proxy.cookies import rewrite as rewrite_cookie
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri

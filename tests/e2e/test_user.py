@@ -60,11 +60,12 @@ def workers(master: int) -> set[int]:
 
 def settled_workers(master: int, count: int, old: frozenset = frozenset()) -> set[int]:
     """`count` workers (none of `old`), each past its user switch: a worker just forked still
-    has the master's ids for a moment (nginx's too); one that never switches times out here."""
+    has the master's ids for a moment (nginx's too), and between its setgid and setuid has
+    (0, gid); one that never switches times out here."""
     def ready():
         found = workers(master)
         return (len(found) == count and not found & old
-                and all(ids(w) != (0, 0) for w in found) and found)
+                and all(ids(w)[0] != 0 for w in found) and found)
     return wait_for(ready, f"{count} workers past their user switch")
 
 
