@@ -81,7 +81,8 @@ def start_request(ctx, req) -> None:
     ctx.host = host or server.names.first
     try:
         ctx.uri = normalize_uri(path, server.merge_slashes)
-    except ValueError:
+    except ValueError:      # nginx refuses it with the request line: before Host, default server
+        ctx.host, ctx.server = "", listen.default_server
         return reject_request(ctx, 400, "client sent invalid request")
     ctx.conf = conf = server.conf
     if conf.realip is not None:         # realip's POST_READ run, with the server's settings
@@ -682,7 +683,7 @@ def reject_request(ctx, status: int, message: str) -> None:
     if ctx.conf is None:
         ctx.server = ctx.conn.listen.default_server
         ctx.conf = ctx.server.conf
-    send_status(ctx, status)
+    finalize(ctx, status)       # nginx: ngx_http_finalize_request, so the server's error_page
 
 
 def reject_head(conn, status: int, message: str, url: bytes) -> None:
