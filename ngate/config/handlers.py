@@ -418,9 +418,6 @@ def charset_types(c, lv, st):
 # ---------------------------------------------------------------- logs
 
 def error_log(c, lv, st):
-    if lv.ctx != "main":    # ngate logs every error to the main-level error_log
-        _no_effect_warning(f'"error_log" below the main level has no effect in ngate (errors go '
-                           f'to the main error_log) in {st.where}')
     path = st.args[0]
     level = st.args[1] if len(st.args) > 1 else "error"
     if level not in LOG_LEVELS:

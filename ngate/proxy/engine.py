@@ -106,6 +106,8 @@ def find_location_phase(ctx) -> None:
         ctx.loc = loc
         conf = loc.conf if loc is not None else server.conf
         ctx.conf = conf
+        if conf.error_log or error_log.LOG.bound:       # nginx: ngx_set_connection_log
+            error_log.use(ctx.conn.number, conf.error_log)
         if captures:
             ctx.captures = captures
         if conf.internal and not ctx.internal:

@@ -208,6 +208,8 @@ class WorkerRuntime:
         (PROXY header read, TLS sniffed): the next connection_opened is not a new accept."""
         self.connections.discard(conn)
         self._handover = handover
+        if not handover:
+            error_log.forget(conn.number)       # its location's error_log, if one was bound
         if self.stats is not None:
             self.stats.active(self.connection_count)
 
@@ -218,6 +220,7 @@ class WorkerRuntime:
 
     def tunnel_closed(self, tunnel) -> None:
         self.tunnels.discard(tunnel)
+        error_log.forget(getattr(tunnel, "number", 0))
         if self.stats is not None:
             self.stats.active(self.connection_count)
 

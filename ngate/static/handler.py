@@ -196,6 +196,7 @@ def _directory(ctx) -> None:
             return None
     names = ctx.conf.index
     last = len(names) - 1
+    first = None                # the first index file tried: nginx names it when the dir is missing
     for i, name in enumerate(names):
         if name.__class__ is not str:        # a name with variables: nginx redirects at once
             name = name.render(ctx)          # when it comes out absolute
@@ -207,6 +208,7 @@ def _directory(ctx) -> None:
             path, target = map_uri(ctx, name), name
         else:
             path, target = dir_path + name, ctx.uri + name
+        first = first or path
         found = _index_exists(ctx, path)
         if found is None:
             return None
@@ -214,7 +216,7 @@ def _directory(ctx) -> None:
             return engine.internal_redirect(ctx, target, keep_args=True)
     if not os.path.isdir(dir_path):
         if ctx.conf.log_not_found:
-            error_log.error(f'"{dir_path}" is not found (2: No such file or directory)'
+            error_log.error(f'"{first or dir_path}" is not found (2: No such file or directory)'
                             + error_log.request_suffix(ctx), ctx.conn.number)
         return engine.finalize(ctx, 404)
     if ctx.conf.autoindex and ctx.method in ("GET", "HEAD"):
