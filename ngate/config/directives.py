@@ -305,6 +305,7 @@ def _register() -> None:
     from ngate.proxy import mirror
     directive("mirror", HSL, 1, mirror.mirror)
     directive("mirror_request_body", HSL, 1, h.scalar("mirror_request_body", h.flag))
+    directive("log_subrequest", HSL, 1, h.scalar("log_subrequest", h.flag))
 
     # ------------------------------------------------------------- proxy_cache (ngate/cache)
     from ngate.cache import config as cache
@@ -337,7 +338,7 @@ def _register() -> None:
     noop("debug_connection", {EVENTS}, 1)
     # core
     for name in ("sendfile", "tcp_nopush", "tcp_nodelay", "aio_write", "reset_timedout_connection",
-                 "msie_padding", "log_subrequest", "open_file_cache_errors",
+                 "msie_padding", "open_file_cache_errors",
                  "open_file_cache_events"):
         noop(name, HSLI if name == "sendfile" else HSL, 1, flag)
     for name in ("sendfile_max_chunk", "directio_alignment", "read_ahead", "send_lowat",

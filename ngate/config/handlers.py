@@ -472,13 +472,19 @@ def access_log(c, lv, st):
         else:
             raise ConfigError(f'invalid parameter "{p}"', st.where)
     if flush is not None and not buffer:
-        buffer = 64 * 1024                          # nginx: flush= implies a 64k buffer
+        raise ConfigError(f'no buffer is defined for access_log "{st.args[0]}"', st.where)
     path = st.args[0]
+    path_template = None
     if not path.startswith("syslog:") and path != "/dev/stderr":
         path = c.path(path)
         if not has_variables(path):
             c.open_files[path] = st.where
-    lv.vals.setdefault("access_log", []).append(AccessLog(path, fmt, condition, buffer, flush))
+        elif buffer:
+            raise ConfigError("buffered logs cannot have variables in name", st.where)
+        else:
+            path_template = c.template(path, st.where)
+    lv.vals.setdefault("access_log", []).append(
+        AccessLog(path, fmt, condition, buffer, flush, path_template))
 
 
 def _log_param(parse, st, p: str, skip: int):

@@ -249,6 +249,7 @@ class AccessLog:
     condition: Any = None         # Template for if=
     buffer: int = 0               # buffer=size: lines kept until it fills or flush= passes
     flush: float | None = None    # flush=time (seconds)
+    path_template: Any = None     # Template when the path has variables (opened per line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +407,7 @@ class LocConf:
     userid: Any = None                                     # routing/userid.py UserId; None: off
     mirror: Any = None                                     # tuple of URIs (proxy/mirror.py); None: off
     mirror_request_body: bool = True
+    log_subrequest: bool = False
     # rewrite module: ops of this level (not inherited: nginx runs server-level ops in the server
     # rewrite phase and location ops in the location phase)
     rewrite_ops: tuple = ()

@@ -255,7 +255,7 @@ class WorkerRuntime:
             if spec.path == "off":
                 continue
             try:
-                out.append(alog.AccessLogWriter(spec))
+                out.append(alog.writer_for(spec))
             except OSError as err:
                 error_log.alert(f'open() "{spec.path}" failed {error_log.os_error(err)}')
         return tuple(out)
