@@ -306,7 +306,8 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
                   http_conf=loc_conf(http_vals, http_lv), zones=zones,
                   stub_status=c.uses_stats, open_files=tuple(c.open_files),
-                  limit_rate_used=c.limit_rate_used, temp_paths=tuple(c.temp_paths.values()))
+                  limit_rate_used=c.limit_rate_used, temp_paths=tuple(c.temp_paths.values()),
+                  cache_paths=cache_config.cache_paths(c))
 
 
 def by_listen(servers) -> dict:

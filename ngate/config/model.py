@@ -555,6 +555,7 @@ class Config:
     files: tuple[str, ...] = ()      # every file read (for -T)
     tls_listens: dict = field(default_factory=dict)   # listen key -> server/tls.py TlsListen
     zones: tuple = ()                # limits/zones.py Zone: limit_req/limit_conn shared zones
+    cache_paths: tuple = ()          # cache/config.py CachePath: proxy/fastcgi_cache_path zones
     limit_rate_used: bool = False    # some limit_rate is not 0: connections check their writes
     raw: Any = None                  # crossplane payload (for -T only)
     stub_status: bool = False        # stub_status or $connections_* used: workers count
