@@ -208,8 +208,8 @@ class WorkerRuntime:
         (PROXY header read, TLS sniffed): the next connection_opened is not a new accept."""
         self.connections.discard(conn)
         self._handover = handover
-        if not handover:
-            error_log.forget(conn.number)       # its location's error_log, if one was bound
+        if not handover:                        # its location's error_log, if one was bound
+            error_log.forget(getattr(conn, "number", 0))   # (a TLS handshake has no number)
         if self.stats is not None:
             self.stats.active(self.connection_count)
 
