@@ -18,7 +18,7 @@ from urllib.parse import unquote_to_bytes
 from ngate import realip, static
 from ngate.access import phase as access
 from ngate.errors import ProxyError
-from ngate.filters import postpone
+from ngate.filters import postpone, trailers
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.limits import phase as limits
@@ -531,8 +531,9 @@ def _send_postponed(ctx, conf, status: int, pending: list, content_type, last_mo
 
     def end() -> None:
         if chunked:
-            conn.write(resp.LAST_CHUNK)
-            ctx.body_bytes_sent += len(resp.LAST_CHUNK)
+            last = trailers.last_chunk(ctx)
+            conn.write(last)
+            ctx.body_bytes_sent += len(last)
         ctx.bytes_sent += ctx.body_bytes_sent
         conn.finish_request(ctx)
 
@@ -565,7 +566,7 @@ def _filtered(ctx, conf, status: int, body: bytes, content_type, last_modified, 
     if length is None and not head_only:
         if ctx.http_minor == 1:
             chunked = True
-            body = (resp.chunk(body) if body else b"") + resp.LAST_CHUNK
+            body = (resp.chunk(body) if body else b"") + trailers.last_chunk(ctx)
         else:
             ctx.keep_alive = False
     return body, length, out.content_type, out.last_modified, chunked

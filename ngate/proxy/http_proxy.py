@@ -24,7 +24,7 @@ import httptools
 
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
-from ngate.filters import Chain, HeadersOut, header_filter, postpone
+from ngate.filters import Chain, HeadersOut, header_filter, postpone, trailers
 from ngate.filters import drain, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
@@ -744,12 +744,13 @@ class ProxyExchange:
         if self.filter is not None and not self.head_only:
             self._filter_out(self.filter.finish())
             deferred = postpone.defer_end(self.filter, self.ctx, self._end_response)
-        if not deferred and self.chunked_out and not self.head_only:
-            self._emit(resp.LAST_CHUNK)
-            self.ctx.body_bytes_sent += len(resp.LAST_CHUNK)
-        self._flush()
         ctx = self.ctx
-        ctx.upstream_response_time = time.monotonic() - self.started
+        ctx.upstream_response_time = time.monotonic() - self.started    # for add_trailer too
+        if not deferred and self.chunked_out and not self.head_only:
+            last = trailers.last_chunk(ctx)
+            self._emit(last)
+            ctx.body_bytes_sent += len(last)
+        self._flush()
         report_success(self.upstream, self.peer)
         self.release(reuse=self._reusable())
         if deferred:
@@ -762,8 +763,9 @@ class ProxyExchange:
         """The end of a response whose subrequests outlived the upstream response."""
         ctx = self.ctx
         if self.chunked_out:
-            self.conn.write(resp.LAST_CHUNK)
-            ctx.body_bytes_sent += len(resp.LAST_CHUNK)
+            last = trailers.last_chunk(ctx)
+            self.conn.write(last)
+            ctx.body_bytes_sent += len(last)
         ctx.bytes_sent += ctx.body_bytes_sent
         self.conn.finish_request(ctx)
 

@@ -385,7 +385,8 @@ def _send_filtered(ctx, fd: int, meta, vary: bool):
     chunked = not head_only and out.content_length is None and ctx.http_minor == 1
     if not head_only and not chunked and out.content_length is None:
         ctx.keep_alive = False
-    if out.content_length is not None and conf.max_ranges != 0:    # charset's byte recoding
+    if (out.content_length is not None or out.trailers) and conf.max_ranges != 0:
+        # charset's byte recoding; add_trailer's chunking comes after nginx's range filter
         out.headers.append((b"Accept-Ranges", b"bytes"))
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
                            content_type=out.content_type, content_length=out.content_length,
