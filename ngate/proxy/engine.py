@@ -21,6 +21,7 @@ from ngate.errors import ProxyError
 from ngate.filters import postpone, trailers
 from ngate.http1 import charset
 from ngate.http1 import response as resp
+from ngate.http1.discard import discard
 from ngate.limits import phase as limits
 from ngate.observability import error_log
 from ngate.proxy import mirror, rewrite
@@ -335,6 +336,7 @@ def finalize(ctx, status: int) -> None:
     This is ngx_http_special_response_handler: the status replaces any earlier error_page status
     (r->err_status = error), so `return 405` or a redirect in an error_page target shows as such."""
     ctx.status_override = None
+    ctx.expect_tested = True        # no 100 Continue before (or after) an error response
     if status in _CLOSE_CODES:
         ctx.keep_alive = False
     if status >= 300 and not ctx.error_pages_done:
@@ -626,6 +628,8 @@ def return_response(ctx, code: int, text) -> None:
     """The rewrite module's `return`."""
     if code == 444:
         return send_status(ctx, 444)
+    if (code < 400 or text is not None) and not discard(ctx):
+        return          # ngx_http_send_response discards the body first: it was invalid
     value = text.render(ctx) if text is not None else None
     if code in _REDIRECT_CODES:
         if value is None:

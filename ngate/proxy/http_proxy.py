@@ -28,6 +28,7 @@ from ngate.filters import Chain, HeadersOut, header_filter, postpone, trailers
 from ngate.filters import drain, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
+from ngate.http1.discard import test_expect
 from ngate.observability import error_log
 from ngate.proxy import engine, rewrite
 from ngate.proxy.body_spool import BodySpool, SpoolError
@@ -179,9 +180,8 @@ class ProxyExchange:
             self.body_mode = "none"
             self.body_done = True
         self.conn.writer = self
+        test_expect(ctx)        # nginx reads the body (if any) first: 100 Continue even without
         if self.body_mode != "none":
-            if ctx.hdr.get(b"expect", b"").lower() == b"100-continue" and ctx.http_minor == 1:
-                self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             if self.body_mode != "buffer":
                 ctx.body_spool = self       # $request_body of a streamed body: memory() below
             self.conn.attach_body(req, self)

@@ -17,6 +17,7 @@ from ngate.filters import VARY, HeadersOut, header_filter, postpone
 from ngate.filters import not_modified, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
+from ngate.http1.discard import discard
 from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.routing.uri import escape_uri
@@ -324,6 +325,9 @@ def _autoindex(ctx, dir_path: str) -> None:
 
 def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
     """200/206/304/412/416 for an opened regular file; the descriptor is closed when done."""
+    if not discard(ctx):        # the static module discards the body (Expect: 100-continue)
+        os.close(fd)
+        return None
     conf = ctx.conf
     size = meta.size
     mtime = meta.mtime
