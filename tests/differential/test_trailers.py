@@ -14,6 +14,7 @@ import pytest
 
 from tests.harness.backend import Reply
 from tests.harness.client import Response
+from tests.harness.differential import Differential
 from tests.harness.h2client import H2Client
 from tests.harness.paths import readable_tmpdir
 from tests.harness.phpfpm import PhpFpm
@@ -53,6 +54,21 @@ http {
             fastcgi_param SCRIPT_FILENAME {fpm_docroot}/t.php;
             fastcgi_param REQUEST_METHOD $request_method;
             add_trailer X-Fcgi "$status $upstream_status";
+        }
+    }
+}
+"""
+
+CACHE_CONF = """
+http {
+    proxy_cache_path {prefix}/cache keys_zone=tc:1m use_temp_path=off;
+    server {
+        listen 127.0.0.1:{port};
+        location / {
+            proxy_pass http://127.0.0.1:{backend_port}/b/;
+            proxy_cache tc;
+            proxy_cache_valid 200 1m;
+            add_trailer X-Cache $upstream_cache_status;
         }
     }
 }
@@ -130,6 +146,26 @@ def test_http10_and_head_get_none(diff, target):
     assert out.response.trailers == []
     out = diff.check_request("HEAD", target)
     assert out.response.trailers == []
+
+
+@pytest.fixture(scope="module")
+def diff_cache():
+    # the workers run as nobody under a root test run and write the cache: a base directory
+    # of its own, outside pytest's 0700 tree
+    with readable_tmpdir("trailers-cache-") as base:
+        d = Differential(CACHE_CONF, base).start()
+        try:
+            _routes(d)
+            yield d
+        finally:
+            d.stop()
+
+
+def test_cached_response(diff_cache):
+    first = diff_cache.check_request("GET", "/len").response
+    again = diff_cache.check_request("GET", "/len").response
+    assert (first.trailers, again.trailers) == ([(b"X-Cache", b"MISS")], [(b"X-Cache", b"HIT")])
+    assert again.body == b"from backend\n" and again.framing == "chunked"
 
 
 def test_error_status_only_always(diff):
