@@ -220,6 +220,7 @@ def _register() -> None:
 
     # ------------------------------------------------------------- core and headers
     directive("add_header", HSLI, (2, 3), h.add_header)
+    directive("add_trailer", HSLI, (2, 3), h.add_header)     # filters/trailers.py
     directive("error_page", HSLI, (2, None), h.error_page)
     directive("access_log", HSLI | {LMT}, (1, None), h.access_log)
     directive("root", HSLI, 1, h.root)
@@ -411,7 +412,6 @@ def _register() -> None:
     # core and proxy/fastcgi directives that change what a client may access or receive
     refuse("msie_refresh", HSL, 1, default=("off",))
     refuse("post_action", HSL, 1)
-    refuse("add_trailer", HSLI, (2, 3))
     refuse("proxy_store", HSL, 1, default=("off",))
     refuse("fastcgi_store", HSL, 1, default=("off",))
     refuse("proxy_bind", HSL, (1, 2), default=("off",))

@@ -520,12 +520,13 @@ def proxy_set_header(c, lv, st):
 
 
 def add_header(c, lv, st):
+    """add_header and add_trailer (ngx_http_headers_add): name, value, optional `always`."""
     always = False
     if len(st.args) == 3:
         if st.args[2] != "always":
             raise ConfigError(f'invalid parameter "{st.args[2]}"', st.where)
         always = True
-    lv.vals.setdefault("add_header", []).append(
+    lv.vals.setdefault(st.directive, []).append(
         header_set(c, st, st.args[0], st.args[1], always=always))
 
 

@@ -351,6 +351,7 @@ class LocConf:
     fastcgi_catch_stderr: tuple[bytes, ...] = ()          # array
     # headers module
     add_header: tuple[HeaderSet, ...] = ()                 # array
+    add_trailer: tuple[HeaderSet, ...] = ()                # array (filters/trailers.py)
     expires: Any = None
     # core
     error_page: tuple[tuple[int, ErrorPage], ...] = ()     # array: (code, page)

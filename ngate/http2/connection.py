@@ -331,7 +331,7 @@ class Http2Connection(OneTimer):
             if s.hdrs is not None:
                 hdrs = s.hdrs
                 s.hdrs = None
-                if s.ending and not s.out_size:
+                if s.ending and not s.out_size and s.trailers is None:
                     h2.send_headers(sid, hdrs, end_stream=True)
                     self._ended(s)
                     return self.flush()
@@ -358,7 +358,10 @@ class Http2Connection(OneTimer):
                 if s.out_size:
                     s.stalled()
             if s.ending and not s.out_size:
-                h2.end_stream(sid)
+                if s.trailers is not None:      # add_trailer: the trailing HEADERS frame
+                    h2.send_headers(sid, s.trailers, end_stream=True)
+                else:
+                    h2.end_stream(sid)
                 self._ended(s)
         except (StreamClosedError, ProtocolError):
             s.client_closed()

@@ -18,9 +18,10 @@ from urllib.parse import unquote_to_bytes
 from ngate import realip, static
 from ngate.access import phase as access
 from ngate.errors import ProxyError
-from ngate.filters import postpone
+from ngate.filters import postpone, trailers
 from ngate.http1 import charset
 from ngate.http1 import response as resp
+from ngate.http1.discard import discard
 from ngate.limits import phase as limits
 from ngate.observability import error_log
 from ngate.proxy import mirror, rewrite
@@ -338,6 +339,7 @@ def finalize(ctx, status: int) -> None:
     This is ngx_http_special_response_handler: the status replaces any earlier error_page status
     (r->err_status = error), so `return 405` or a redirect in an error_page target shows as such."""
     ctx.status_override = None
+    ctx.expect_tested = True        # no 100 Continue before (or after) an error response
     if status in _CLOSE_CODES:
         ctx.keep_alive = False
     if status >= 300 and not ctx.error_pages_done:
@@ -534,8 +536,9 @@ def _send_postponed(ctx, conf, status: int, pending: list, content_type, last_mo
 
     def end() -> None:
         if chunked:
-            conn.write(resp.LAST_CHUNK)
-            ctx.body_bytes_sent += len(resp.LAST_CHUNK)
+            last = trailers.last_chunk(ctx)
+            conn.write(last)
+            ctx.body_bytes_sent += len(last)
         ctx.bytes_sent += ctx.body_bytes_sent
         conn.finish_request(ctx)
 
@@ -568,7 +571,7 @@ def _filtered(ctx, conf, status: int, body: bytes, content_type, last_modified, 
     if length is None and not head_only:
         if ctx.http_minor == 1:
             chunked = True
-            body = (resp.chunk(body) if body else b"") + resp.LAST_CHUNK
+            body = (resp.chunk(body) if body else b"") + trailers.last_chunk(ctx)
         else:
             ctx.keep_alive = False
     return body, length, out.content_type, out.last_modified, chunked
@@ -628,6 +631,8 @@ def return_response(ctx, code: int, text) -> None:
     """The rewrite module's `return`."""
     if code == 444:
         return send_status(ctx, 444)
+    if (code < 400 or text is not None) and not discard(ctx):
+        return          # ngx_http_send_response discards the body first: it was invalid
     value = text.render(ctx) if text is not None else None
     if code in _REDIRECT_CODES:
         if value is None:

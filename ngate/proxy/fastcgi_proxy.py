@@ -26,6 +26,7 @@ from ngate.fastcgi import records as fcgi
 from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
 from ngate.http1 import response as resp
+from ngate.http1.discard import test_expect
 from ngate.observability import error_log
 from ngate.filters import drain
 from ngate.proxy import engine
@@ -170,9 +171,8 @@ class FastCGIExchange(ProxyExchange):
         self.body_mode = mode
         self.body_done = mode == "none"
         self.conn.writer = self
+        test_expect(ctx)        # nginx reads the body (if any) first: 100 Continue even without
         if mode != "none":
-            if ctx.hdr.get(b"expect", b"").lower() == b"100-continue" and ctx.http_minor == 1:
-                self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             if mode == "stream":
                 ctx.body_spool = self       # $request_body while it fits: memory() below
             self.conn.attach_body(ctx.req, self)

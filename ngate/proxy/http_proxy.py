@@ -24,10 +24,11 @@ import httptools
 
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
-from ngate.filters import Chain, HeadersOut, header_filter, postpone
+from ngate.filters import Chain, HeadersOut, header_filter, postpone, trailers
 from ngate.filters import drain, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
+from ngate.http1.discard import test_expect
 from ngate.observability import error_log
 from ngate.proxy import engine, rewrite
 from ngate.proxy.body_spool import BodySpool, SpoolError
@@ -179,9 +180,8 @@ class ProxyExchange:
             self.body_mode = "none"
             self.body_done = True
         self.conn.writer = self
+        test_expect(ctx)        # nginx reads the body (if any) first: 100 Continue even without
         if self.body_mode != "none":
-            if ctx.hdr.get(b"expect", b"").lower() == b"100-continue" and ctx.http_minor == 1:
-                self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             if self.body_mode != "buffer":
                 ctx.body_spool = self       # $request_body of a streamed body: memory() below
             self.conn.attach_body(req, self)
@@ -744,12 +744,13 @@ class ProxyExchange:
         if self.filter is not None and not self.head_only:
             self._filter_out(self.filter.finish())
             deferred = postpone.defer_end(self.filter, self.ctx, self._end_response)
-        if not deferred and self.chunked_out and not self.head_only:
-            self._emit(resp.LAST_CHUNK)
-            self.ctx.body_bytes_sent += len(resp.LAST_CHUNK)
-        self._flush()
         ctx = self.ctx
-        ctx.upstream_response_time = time.monotonic() - self.started
+        ctx.upstream_response_time = time.monotonic() - self.started    # for add_trailer too
+        if not deferred and self.chunked_out and not self.head_only:
+            last = trailers.last_chunk(ctx)
+            self._emit(last)
+            ctx.body_bytes_sent += len(last)
+        self._flush()
         report_success(self.upstream, self.peer)
         self.release(reuse=self._reusable())
         if deferred:
@@ -762,8 +763,9 @@ class ProxyExchange:
         """The end of a response whose subrequests outlived the upstream response."""
         ctx = self.ctx
         if self.chunked_out:
-            self.conn.write(resp.LAST_CHUNK)
-            ctx.body_bytes_sent += len(resp.LAST_CHUNK)
+            last = trailers.last_chunk(ctx)
+            self.conn.write(last)
+            ctx.body_bytes_sent += len(last)
         ctx.bytes_sent += ctx.body_bytes_sent
         self.conn.finish_request(ctx)
 

@@ -14,6 +14,7 @@ from typing import Callable
 
 from ngate import NGINX_VERSION
 from ngate.errors import ConfigError
+from ngate.filters.trailers import sent_trailer
 from ngate.limits.phase import conn_status_variable, req_status_variable
 from ngate.routing import referer, secure_link, userid
 from ngate.server import ssl_vars     # imported here: a worker running as `user` may not read
@@ -226,6 +227,12 @@ def _sent_http(suffix: str) -> Getter:
                 return v.decode("latin-1")
         return None
     return get
+
+
+@prefixed("sent_trailer_")
+def _sent_trailer(suffix: str) -> Getter:
+    key = suffix.lower().replace("_", "-").encode("latin-1")
+    return lambda ctx: sent_trailer(ctx, key)
 
 
 def _sent_connection(ctx):

@@ -17,6 +17,7 @@ from ngate.filters import VARY, HeadersOut, header_filter, postpone
 from ngate.filters import not_modified, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
+from ngate.http1.discard import discard
 from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.routing.uri import escape_uri
@@ -326,6 +327,9 @@ def _autoindex(ctx, dir_path: str) -> None:
 
 def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
     """200/206/304/412/416 for an opened regular file; the descriptor is closed when done."""
+    if not discard(ctx):        # the static module discards the body (Expect: 100-continue)
+        os.close(fd)
+        return None
     conf = ctx.conf
     size = meta.size
     mtime = meta.mtime
@@ -387,7 +391,8 @@ def _send_filtered(ctx, fd: int, meta, vary: bool):
     chunked = not head_only and out.content_length is None and ctx.http_minor == 1
     if not head_only and not chunked and out.content_length is None:
         ctx.keep_alive = False
-    if out.content_length is not None and conf.max_ranges != 0:    # charset's byte recoding
+    if (out.content_length is not None or out.trailers) and conf.max_ranges != 0:
+        # charset's byte recoding; add_trailer's chunking comes after nginx's range filter
         out.headers.append((b"Accept-Ranges", b"bytes"))
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
                            content_type=out.content_type, content_length=out.content_length,

@@ -76,7 +76,7 @@ def test_the_lists_the_issue_names_are_refused_or_implemented():
                  "fastcgi_cache_min_uses", "fastcgi_cache_use_stale", "fastcgi_cache_lock",
                  "fastcgi_cache_lock_timeout", "fastcgi_cache_lock_age",
                  "fastcgi_cache_revalidate", "fastcgi_cache_background_update",
-                 "fastcgi_cache_max_range_offset"):
+                 "fastcgi_cache_max_range_offset", "add_trailer"):
         assert d.REGISTRY[name][0].support == d.IMPLEMENTED, name
 
 
