@@ -34,6 +34,7 @@ from ngate.proxy.body_spool import BodySpool, SpoolError
 from ngate.proxy.cookies import rewrite as rewrite_cookie
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
 from ngate.proxy.throttle import ReadThrottle
+from ngate.proxy.upstream_chunked import ChunkedResponseBody
 from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamConnection
 from ngate.proxy.tunnel import start_tunnel
 from ngate.routing.uri import escape_uri
@@ -689,6 +690,27 @@ class ProxyExchange:
             self.send_head(status)
             return
         self.send_head(status)
+        if self.state == "streaming" and self.resp_length is None and not self.until_close \
+                and not self.head_only:
+            self._read_chunked()
+
+    def _read_chunked(self) -> None:
+        """A chunked body is parsed as nginx parses it (proxy/upstream_chunked.py), not by
+        llhttp: the rest of this read goes to it, later reads through `self.parser`."""
+        u = self.uconn
+        self.parser = body = ChunkedResponseBody(self, u)
+        u.parser = None             # llhttp is mid-response: a reused connection gets a new one
+        rest = self.head_buf[_head_end(self.head_buf):]
+        self.head_buf = b""
+        if rest:
+            try:
+                body.feed_data(rest)
+            except httptools.HttpParserError as exc:
+                self._flush()
+                self.ctx.keep_alive = False
+                self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response "
+                                     f"({exc}) while reading upstream"))
+        raise _PassedRaw            # stops llhttp in this read (upstream_data catches it)
 
     def interim_as_final(self, status: int) -> None:
         """nginx 1.22 takes an upstream's 1xx (100 Continue, 103) for the response: its head goes
