@@ -317,6 +317,7 @@ class LocConf:
     proxy_next_upstream_timeout: float = 0.0               # 0: no limit
     proxy_ignore_headers: frozenset = frozenset()          # lower-case names (bytes)
     proxy_limit_rate: int = 0                              # bytes/s read from the upstream
+    proxy_bind: Any = None                                 # proxy/bind.py: None (off), address, Template
     proxy_cookie_domain: tuple = ()                        # array: rules of proxy/cookies.py
     proxy_cookie_path: tuple = ()                          # array
     proxy_cookie_flags: tuple = ()                         # array
@@ -347,6 +348,7 @@ class LocConf:
     fastcgi_next_upstream_timeout: float = 0.0
     fastcgi_ignore_headers: frozenset = frozenset()
     fastcgi_limit_rate: int = 0
+    fastcgi_bind: Any = None                               # proxy/bind.py, as proxy_bind
     fastcgi_catch_stderr: tuple[bytes, ...] = ()          # array
     # headers module
     add_header: tuple[HeaderSet, ...] = ()                 # array

@@ -30,6 +30,7 @@ from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import engine, rewrite
+from ngate.proxy.bind import BindError, connect_bound, local_address
 from ngate.proxy.body_spool import BodySpool, SpoolError
 from ngate.proxy.cookies import rewrite as rewrite_cookie
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
@@ -244,15 +245,23 @@ class ProxyExchange:
         loop = self.loop
         t0 = time.monotonic()
         try:
+            local = self.plan.bind and local_address(self.ctx, self.plan.bind)
+            sock = local and await connect_bound(loop, peer, local)
             if self.tls is not None:     # proxy_connect_timeout: the "connecting" deadline
                 proto = TlsUpstreamConnection(peer)
-                proto.session_key = await open_tls(loop, peer, self.tls, proto)
+                proto.session_key = await open_tls(loop, peer, self.tls, proto, sock)
+            elif sock:
+                _, proto = await loop.create_connection(partial(UpstreamConnection, peer),
+                                                        sock=sock)
             elif peer.unix:
                 _, proto = await loop.create_unix_connection(partial(UpstreamConnection, peer),
                                                              peer.unix)
             else:
                 _, proto = await loop.create_connection(partial(UpstreamConnection, peer),
                                                         peer.host, peer.port)
+        except BindError as exc:
+            self.connecting = None
+            return self.bind_failed(exc)
         except ssl.SSLError as exc:
             self.connecting = None
             return self.next_peer("error", 502, handshake_error(exc))
@@ -1219,6 +1228,14 @@ class ProxyExchange:
         self.body_done = True
         error_log.crit(str(err) + error_log.request_suffix(self.ctx), self.conn.number)
         self.abort_with(500)
+
+    def bind_failed(self, exc) -> None:
+        """proxy_bind could not bind: nginx logs [crit] and answers 500 (no next upstream)."""
+        error_log.crit(exc.strerror + " while connecting to upstream"
+                       + error_log.request_suffix(self.ctx, self._upstream_url()), self.conn.number)
+        self._stop()
+        self.conn.writer = None
+        engine.finalize(self.ctx, 500)
 
     def abort_with(self, status: int) -> None:
         self._stop()

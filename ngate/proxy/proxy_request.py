@@ -32,7 +32,7 @@ class Plan:
     __slots__ = ("items", "skip", "hide", "version", "keepalive_capable", "redirects",
                  "connect_timeout", "send_timeout", "read_timeout", "next_upstream",
                  "next_upstream_tries", "next_upstream_timeout", "cookies", "ignore_headers",
-                 "limit_rate")
+                 "limit_rate", "bind")
 
     def __init__(self, conf, cacheable: bool = True) -> None:
         from ngate.routing.variables import compile_template
@@ -66,6 +66,7 @@ class Plan:
         self.next_upstream_timeout = conf.proxy_next_upstream_timeout
         self.ignore_headers = conf.proxy_ignore_headers
         self.limit_rate = conf.proxy_limit_rate if conf.proxy_buffering else 0
+        self.bind = conf.proxy_bind         # proxy/bind.py
         # proxy_cookie_domain / proxy_cookie_path (proxy/cookies.py), None without any rule
         self.cookies = (conf.proxy_cookie_domain, conf.proxy_cookie_path, conf.proxy_cookie_flags) \
             if conf.proxy_cookie_domain or conf.proxy_cookie_path or conf.proxy_cookie_flags \
