@@ -526,8 +526,8 @@ class ProxyExchange:
             else:
                 self._flush()
                 self.ctx.keep_alive = False
-                self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response "
-                                     f"({exc}) while reading upstream"))
+                self.fail(ProxyError(502, UPSTREAM, "upstream sent invalid chunked response "
+                                     "while reading upstream"))
         self.feeding = False
         pending = self.pool_pending
         if pending is not None:
@@ -714,11 +714,11 @@ class ProxyExchange:
         if rest:
             try:
                 body.feed_data(rest)
-            except httptools.HttpParserError as exc:
+            except httptools.HttpParserError:
                 self._flush()
                 self.ctx.keep_alive = False
-                self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response "
-                                     f"({exc}) while reading upstream"))
+                self.fail(ProxyError(502, UPSTREAM, "upstream sent invalid chunked response "
+                                     "while reading upstream"))
         raise _PassedRaw            # stops llhttp in this read (upstream_data catches it)
 
     def interim_as_final(self, status: int) -> None:

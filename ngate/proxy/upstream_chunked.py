@@ -7,8 +7,8 @@ chunked response is parsed, ChunkedResponseBody takes llhttp's place as the exch
 (same `feed_data` interface): the decoded data goes to the exchange's `on_body`, the end of the
 body to its `on_message_complete`, and bytes nginx refuses raise httptools.HttpParserError (the
 exchange turns it into "upstream sent invalid chunked response"). Trailers are dropped, as nginx
-1.22 drops them. Bytes after the last chunk mark the connection `leftover` (never reused; the
-exchange logs "upstream sent data after final chunk").
+1.22 drops them. Bytes after the last chunk are logged ("upstream sent data after final chunk")
+and close the connection.
 """
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class ChunkedResponseBody:
         except BodyError as exc:
             raise httptools.HttpParserError(str(exc)) from None
         if end >= 0:
-            if end < len(data) and self.uconn is not None:
-                self.uconn.leftover = True
+            if end < len(data):
+                ex._log_leftover()          # logged before the response ends, as nginx does
+                if self.uconn is not None:
+                    self.uconn.close()      # never reused
             ex.on_message_complete()
