@@ -104,6 +104,7 @@ class ProxyExchange:
         "accel",            # the response's X-Accel-* headers (hidden ones), or None
         "throttle",         # proxy/throttle.py ReadThrottle (proxy_limit_rate), or None
         "drain",            # filters/drain.py: None, "draining" or "complete" (gunzip's output)
+        "corked",           # chunked body data of this client read, not yet written: one chunk
     )
     plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
@@ -131,6 +132,7 @@ class ProxyExchange:
         self.body_total = 0         # body bytes received from the client
         self.held = 0               # bytes in body_chunks waiting for the upstream connection
         self.spool = None
+        self.corked = None
         self.replayable = True
         self.body_done = False
         self.started = time.monotonic()
@@ -416,7 +418,10 @@ class ProxyExchange:
             if self.held > _REPLAY_LIMIT:
                 self.conn.transport.pause_reading()
             return
-        u.transport.write(resp.chunk(data) if self.body_mode == "chunked" else data)
+        if self.body_mode == "chunked":
+            self._cork(data)
+        else:
+            u.transport.write(data)
         self.sent_bytes += n
         if self.replayable:
             if self.body_total <= _REPLAY_LIMIT:
@@ -437,8 +442,30 @@ class ProxyExchange:
         u = self.uconn
         if u is not None and self.state == "sending":
             if self.body_mode == "chunked":
-                u.transport.write(resp.LAST_CHUNK)
+                self._uncork(last=True)
             self.request_sent()
+
+    def _cork(self, data: bytes) -> None:
+        """nginx sends the chunks it read at once as one chunk, with the last chunk when the body
+        ends there: the data of this client read is written once it is parsed (or at its end)."""
+        corked = self.corked
+        if corked is None:
+            self.corked = [data]
+            self.loop.call_soon(self._uncork, False, self.uconn)
+        else:
+            corked.append(data)
+
+    def _uncork(self, last: bool = False, uconn=None) -> None:
+        corked = self.corked
+        self.corked = None
+        u = self.uconn
+        if u is None or (uconn is not None and u is not uconn) or u.closed:
+            return
+        out = resp.chunk(b"".join(corked)) if corked else b""
+        if last:
+            out += resp.LAST_CHUNK
+        if out:
+            u.transport.write(out)
 
     def request_sent(self) -> None:
         if self.state == "sending":
