@@ -963,7 +963,7 @@ class ProxyExchange:
             status, 1, server_tokens=conf.server_tokens, content_type=ctype,
             content_length=clen if status != 101 else None, last_modified=lastmod,
             location=location, chunked=chunked_out, connection=connection, headers=out,
-            reason=reason)
+            reason=reason, server=self.plan.own_server, date=self.plan.own_date)
         ctx.head_sent = True
         ctx.bytes_sent = len(head)
         self._emit(head)
