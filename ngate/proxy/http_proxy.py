@@ -1278,6 +1278,8 @@ class ProxyExchange:
         streaming = self.state == "streaming"
         self._stop()
         ctx = self.ctx
+        if ctx.upstream_response_time is None and ctx.upstream_addr:
+            ctx.upstream_response_time = time.monotonic() - self.started    # as nginx finalizes
         conn = self.conn
         if conn.writer is not self:
             pass            # engine.client_timeout: status and log line are decided there
