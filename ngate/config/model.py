@@ -417,6 +417,7 @@ class LocConf:
     autoindex: bool = False
     autoindex_format: str = "html"                         # html | xml | json | jsonp
     empty_gif: bool = False                                # the empty_gif content handler
+    no_upstream: bool = False                              # proxy/rewrite.py kept_handler
     random_index: bool = False
     alias_len: int | None = None       # alias: the location prefix length it replaces; -1: whole
     secure_link_var: Any = None                            # Template (routing/secure_link.py)
