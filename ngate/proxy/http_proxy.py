@@ -105,6 +105,7 @@ class ProxyExchange:
         "throttle",         # proxy/throttle.py ReadThrottle (proxy_limit_rate), or None
         "drain",            # filters/drain.py: None, "draining" or "complete" (gunzip's output)
         "corked",           # chunked body data of this client read, not yet written: one chunk
+        "in_read",          # a chunked body piece came in this client read (nginx: one buffer)
     )
     plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
@@ -133,6 +134,7 @@ class ProxyExchange:
         self.held = 0               # bytes in body_chunks waiting for the upstream connection
         self.spool = None
         self.corked = None
+        self.in_read = False
         self.replayable = True
         self.body_done = False
         self.started = time.monotonic()
@@ -413,7 +415,10 @@ class ProxyExchange:
             return
         u = self.uconn
         if u is None or self.state != "sending":
-            self.body_chunks.append(data)
+            if self.body_mode == "chunked" and self._same_read() and self.body_chunks:
+                self.body_chunks[-1] += data    # nginx sends the chunks of one read as one
+            else:
+                self.body_chunks.append(data)
             self.held += n
             if self.held > _REPLAY_LIMIT:
                 self.conn.transport.pause_reading()
@@ -445,13 +450,27 @@ class ProxyExchange:
                 self._uncork(last=True)
             self.request_sent()
 
+    def _same_read(self) -> bool:
+        """Whether a chunked body piece came in the same client read as the previous one (each
+        chunk is passed on alone, for client_max_body_size's per-chunk check)."""
+        if self.in_read:
+            return True
+        self.in_read = True
+        self.loop.call_soon(self._read_over, self.uconn)
+        return False
+
+    def _read_over(self, uconn) -> None:
+        self.in_read = False
+        if self.corked is not None:
+            self._uncork(False, uconn)
+
     def _cork(self, data: bytes) -> None:
         """nginx sends the chunks it read at once as one chunk, with the last chunk when the body
         ends there: the data of this client read is written once it is parsed (or at its end)."""
+        self._same_read()
         corked = self.corked
         if corked is None:
             self.corked = [data]
-            self.loop.call_soon(self._uncork, False, self.uconn)
         else:
             corked.append(data)
 

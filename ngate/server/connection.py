@@ -341,19 +341,13 @@ class HttpConnection(OneTimer):
         return data[left:]
 
     def _feed_chunked(self, data: bytes) -> bytes:
-        """Bytes of a chunked body (trailers are consumed by the decoder and dropped). The chunks
-        of one read go on as one piece, as nginx's request body filter passes one buffer."""
-        parts: list = []
+        """Bytes of a chunked body (trailers are consumed by the decoder and dropped)."""
         try:
-            end = self._chunked.feed(data, parts.append)
+            end = self._chunked.feed(data, self._body)
         except BodyError as exc:
             self._chunked = None
-            if parts:
-                self._body(b"".join(parts))
             self._body_error(str(exc))
             return b""
-        if parts:
-            self._body(parts[0] if len(parts) == 1 else b"".join(parts))
         if end < 0:
             return b""
         self._chunked = None
