@@ -117,6 +117,7 @@ def _register() -> None:
     from ngate.config import charset_map
     from ngate.config import handlers as h
     flag, size, msec, number = h.flag, h.size, h.msec, h.number
+    from ngate.proxy import bind as proxy_bind
     from ngate.routing import referer, secure_link
 
     # ============================================================= class 1: implemented
@@ -185,11 +186,13 @@ def _register() -> None:
         directive(name, HSL, 1, h.scalar(name, h.msec))
     directive("proxy_buffer_size", HSL, 1, h.scalar("proxy_buffer_size", h.size))
     directive("proxy_limit_rate", HSL, 1, h.scalar("proxy_limit_rate", h.size))
+    directive("proxy_bind", HSL, (1, 2), h.scalar("proxy_bind", proxy_bind.parse))
     directive("proxy_ignore_headers", HSL, (1, None),
               h.bitmask("proxy_ignore_headers", h.ignore_headers))
 
     # ------------------------------------------------------------- fastcgi module
     directive("fastcgi_pass", {LOC, LIF}, 1, h.fastcgi_pass)
+    directive("fastcgi_bind", HSL, (1, 2), h.scalar("fastcgi_bind", proxy_bind.parse))
     directive("fastcgi_param", HSL, (2, 3), h.fastcgi_param)
     directive("fastcgi_index", HSL, 1, h.scalar("fastcgi_index", h.first_arg))
     directive("fastcgi_split_path_info", HSL, 1, h.split_path_info)
@@ -414,8 +417,6 @@ def _register() -> None:
     refuse("post_action", HSL, 1)
     refuse("proxy_store", HSL, 1, default=("off",))
     refuse("fastcgi_store", HSL, 1, default=("off",))
-    refuse("proxy_bind", HSL, (1, 2), default=("off",))
-    refuse("fastcgi_bind", HSL, (1, 2), default=("off",))
     refuse("autoindex_exact_size", HSL, 1, default=("on",))
     refuse("autoindex_localtime", HSL, 1, default=("off",))
     # modules ngate does not have, whose absence would change responses or access

@@ -318,6 +318,7 @@ class LocConf:
     proxy_next_upstream_timeout: float = 0.0               # 0: no limit
     proxy_ignore_headers: frozenset = frozenset()          # lower-case names (bytes)
     proxy_limit_rate: int = 0                              # bytes/s read from the upstream
+    proxy_bind: Any = None                                 # proxy/bind.py: None (off), address, Template
     proxy_cookie_domain: tuple = ()                        # array: rules of proxy/cookies.py
     proxy_cookie_path: tuple = ()                          # array
     proxy_cookie_flags: tuple = ()                         # array
@@ -348,6 +349,7 @@ class LocConf:
     fastcgi_next_upstream_timeout: float = 0.0
     fastcgi_ignore_headers: frozenset = frozenset()
     fastcgi_limit_rate: int = 0
+    fastcgi_bind: Any = None                               # proxy/bind.py, as proxy_bind
     fastcgi_catch_stderr: tuple[bytes, ...] = ()          # array
     # headers module
     add_header: tuple[HeaderSet, ...] = ()                 # array
@@ -418,6 +420,7 @@ class LocConf:
     autoindex: bool = False
     autoindex_format: str = "html"                         # html | xml | json | jsonp
     empty_gif: bool = False                                # the empty_gif content handler
+    no_upstream: bool = False                              # proxy/rewrite.py kept_handler
     random_index: bool = False
     alias_len: int | None = None       # alias: the location prefix length it replaces; -1: whole
     secure_link_var: Any = None                            # Template (routing/secure_link.py)

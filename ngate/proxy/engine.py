@@ -223,6 +223,8 @@ def content_handler_for(conf):
     if conf.empty_gif:
         from ngate.static.empty_gif import empty_gif_handler
         return empty_gif_handler
+    if conf.no_upstream:
+        return rewrite.no_upstream_handler
     for applies, handler in CONTENT_HANDLERS:
         if applies(conf):
             return handler

@@ -51,7 +51,7 @@ class FastCGIPlan:
     __slots__ = ("params", "skip", "hide", "keep_conn", "head_limit", "connect_timeout",
                  "send_timeout", "read_timeout", "next_upstream", "next_upstream_tries",
                  "next_upstream_timeout", "redirects", "cookies", "ignore_headers",
-                 "limit_rate")
+                 "limit_rate", "bind", "own_server", "own_date")
 
     def __init__(self, conf) -> None:
         params = []     # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
@@ -82,6 +82,8 @@ class FastCGIPlan:
         self.next_upstream_timeout = conf.fastcgi_next_upstream_timeout
         self.ignore_headers = conf.fastcgi_ignore_headers
         self.limit_rate = conf.fastcgi_limit_rate if conf.fastcgi_buffering else 0
+        self.bind = conf.fastcgi_bind       # proxy/bind.py
+        self.own_server = self.own_date = True
         self.redirects = ()     # proxy_redirect is the proxy module's: CGI headers pass as sent
         self.cookies = None     # so are proxy_cookie_*
 

@@ -13,6 +13,7 @@ ends in `?`; a replacement ending in `?` without other args drops them.
 from __future__ import annotations
 
 
+import dataclasses
 import errno
 import os
 import re
@@ -59,7 +60,11 @@ def _run(ctx, ops, changed: bool) -> object:
         elif cls is IfOp:
             if evaluate(ctx, op.condition):
                 if op.conf is not None:
+                    prev = ctx.conf
                     ctx.conf = op.conf
+                    if (prev.proxy_pass is not None or prev.fastcgi_pass is not None) \
+                            and op.conf.proxy_pass is None and op.conf.fastcgi_pass is None:
+                        ctx.conf = kept_handler(op.conf)
                 r = _run(ctx, op.ops, changed)
                 if r is _CHANGED:
                     changed = True
@@ -68,6 +73,25 @@ def _run(ctx, ops, changed: bool) -> object:
         elif cls is BreakOp:
             return _BREAK
     return _CHANGED if changed else CONTINUE
+
+
+_KEPT: dict = {}    # id(if's LocConf) -> (it, its no_upstream copy)
+
+
+def kept_handler(conf):
+    """An `if` without a handler after one with proxy_pass/fastcgi_pass: nginx keeps the earlier
+    content handler and runs it with this `if`'s configuration, which has no upstream ([alert]
+    "no upstream configuration", 500). The copy is made once per `if`."""
+    entry = _KEPT.get(id(conf))
+    if entry is None or entry[0] is not conf:
+        entry = _KEPT[id(conf)] = (conf, dataclasses.replace(conf, no_upstream=True))
+    return entry[1]
+
+
+def no_upstream_handler(ctx) -> None:
+    from ngate.proxy.engine import finalize
+    error_log.alert("no upstream configuration" + error_log.request_suffix(ctx), ctx.conn.number)
+    finalize(ctx, 500)
 
 
 def _set(ctx, op: SetOp) -> None:
