@@ -38,7 +38,8 @@ SERVER_FIELDS = ("client_header_timeout", "large_client_header_buffers",
                  "client_header_buffer_size", "underscores_in_headers", "ignore_invalid_headers",
                  "merge_slashes", "http2", "http2_max_concurrent_streams", "http2_max_field_size",
                  "http2_max_header_size", "http2_idle_timeout", "http2_recv_timeout",
-                 "http2_body_preread_size", "http2_chunk_size")
+                 "http2_body_preread_size", "http2_chunk_size",
+                 "http2_websocket")
 MAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(Main))
 # arrays: collected as lists per level, frozen here
 FREEZE = {

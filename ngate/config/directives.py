@@ -393,6 +393,8 @@ def _register() -> None:
     for name in ("http2_max_field_size", "http2_max_header_size", "http2_body_preread_size"):
         directive(name, HS, 1, h.scalar(name, h.size))
     directive("http2_chunk_size", HSL, 1, h.scalar("http2_chunk_size", h.size))
+    # ngate's extension: WebSocket over HTTP/2 (RFC 8441, ngate/http2/websocket.py)
+    directive("http2_websocket", HS, 1, h.scalar("http2_websocket", h.flag))
     for name in ("http2_idle_timeout", "http2_recv_timeout"):
         directive(name, HS, 1, h.scalar(name, h.msec))
     for name in ("http2_recv_buffer_size", "http2_pool_size", "http2_max_concurrent_pushes",

@@ -510,6 +510,7 @@ class Server:
     http2_recv_timeout: float = 0.0     # 0: client_header_timeout
     http2_body_preread_size: int = 65536
     http2_chunk_size: int = 8192
+    http2_websocket: bool = True        # ngate: SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ while a frame is incomplete) -> going away (GOAWAY sent on graceful stop or relo
 flight finish, new ones are refused; the connection closes when the last one ends) -> closed.
 
 Settings sent: SETTINGS_MAX_CONCURRENT_STREAMS (http2_max_concurrent_streams),
-SETTINGS_INITIAL_WINDOW_SIZE (http2_body_preread_size), SETTINGS_MAX_FRAME_SIZE 16384, and a
+SETTINGS_INITIAL_WINDOW_SIZE (http2_body_preread_size), SETTINGS_MAX_FRAME_SIZE 16384,
+SETTINGS_ENABLE_CONNECT_PROTOCOL under http2_websocket (WebSocket over HTTP/2, websocket.py), and a
 connection WINDOW_UPDATE to 2^31-1 as nginx (per-stream windows do the flow control of bodies).
 
 Defences (each with a test in tests/e2e/test_http2_attacks.py):
@@ -121,6 +122,8 @@ class Http2Connection(OneTimer):
             SettingCodes.INITIAL_WINDOW_SIZE: min(srv.http2_body_preread_size, _MAX_WINDOW),
             SettingCodes.MAX_FRAME_SIZE: 16384,
             SettingCodes.ENABLE_PUSH: 0,
+            # RFC 8441 (http2_websocket, ngate/http2/websocket.py)
+            SettingCodes.ENABLE_CONNECT_PROTOCOL: 1 if srv.http2_websocket else 0,
         })
         h2.decoder.max_header_list_size = srv.http2_max_header_size
 
@@ -518,6 +521,8 @@ class Http2Connection(OneTimer):
         return False
 
     def abort(self) -> None:
+        if self.closing and self.transport is not None and self.transport.is_closing():
+            return      # closing already (after a tunnel's 1001 close frames): let them out
         self.closing = True
         if self.transport is not None:
             self.transport.abort()

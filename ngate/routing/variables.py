@@ -523,7 +523,9 @@ def _is_args(ctx):
 
 @builtin("request")
 def _request(ctx):
-    return f"{ctx.method} {ctx.request_uri} HTTP/{ctx.http_version}"
+    # an HTTP/2 WebSocket's extended CONNECT runs as a GET (ngate/http2/websocket.py)
+    method = getattr(ctx.conn, "line_method", None) or ctx.method
+    return f"{method} {ctx.request_uri} HTTP/{ctx.http_version}"
 
 
 @builtin("server_protocol")
