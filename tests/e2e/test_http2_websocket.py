@@ -175,3 +175,205 @@ def test_handshake_echo_and_what_the_backend_saw(ngate):
     finally:
         ws.c.close()
     wait_log(ngate, r"CONNECT /wss HTTP/2.0\|200\|GET\|websocket\|HTTP/2.0\|h2c\|\d+")
+
+
+# ---------------------------------------------------------------- answers without a tunnel
+
+@pytest.mark.parametrize("path,status,body", [
+    ("/denied", 403, b"403 Forbidden"),             # access phase
+    ("/up/missing", 404, b"no such socket\n"),      # the backend's refusal, as it sent it
+    ("/hello", 501, b"501 Not Implemented"),        # a 200 would open the tunnel: 501
+    ("/up/ok", 501, b"501 Not Implemented"),        # the backend answered 200 to the upgrade
+])
+def test_refused_upgrade_is_a_normal_response(ngate, path, status, body):
+    ws = open_ws(ngate, path)
+    try:
+        c = ws.c
+        c.pump(lambda: ws.ended or ws.reset_code is not None)
+        assert ws.status == status
+        assert body in bytes(c.bodies.get(ws.sid, b""))
+        # the client did not end its side: ngate stops reading it (RST_STREAM NO_ERROR)
+        assert ws.reset_code in (None, ErrorCodes.NO_ERROR)
+    finally:
+        ws.c.close()
+    wait_log(ngate, rf"CONNECT {path} HTTP/2.0\|{status}\|GET\|websocket\|")
+    if status == 501:
+        wait_log(ngate, r"response cannot answer an extended CONNECT")
+
+
+def test_invalid_accept_from_the_backend_is_502(ngate):
+    ws = open_ws(ngate, "/raw/bad")
+    try:
+        ws.c.pump(lambda: ws.ended or ws.reset_code is not None)
+        assert ws.status == 502
+    finally:
+        ws.c.close()
+    wait_log(ngate, r'upstream sent invalid "Sec-WebSocket-Accept" header')
+    wait_log(ngate, r"CONNECT /raw/bad HTTP/2.0\|502\|")
+
+
+def test_off_advertises_nothing_and_refuses_protocol(ngate):
+    c = H2Client(ngate.params["off_port"])
+    try:
+        c.pump(lambda: c.conn.remote_settings.get(0x4) is not None, 2)   # their SETTINGS
+        assert c.conn.remote_settings.get(ENABLE_CONNECT_PROTOCOL, 0) == 0
+        sid = c.request("/wss", "CONNECT", headers=[(b":protocol", b"websocket")], end=False)
+        status, _, _ = c.response(sid)
+        assert status == 400
+    finally:
+        c.close()
+    wait_log(ngate, r'client sent unknown pseudo-header ":protocol"')
+
+
+def test_other_protocol_is_refused(ngate):
+    c = H2Client(ngate.port)
+    try:
+        sid = c.request("/wss", "CONNECT", headers=[(b":protocol", b"connect-udp")], end=False)
+        assert c.response(sid)[0] == 400
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- close, end, reset
+
+def test_backend_initiated_close(ngate):
+    ws = open_ws(ngate)
+    try:
+        ws.send("close 4000 bye")
+        assert ws.wait(lambda: ws.close_code is not None)
+        assert ws.close_code == 4000
+        ws.close(4000)
+        assert ws.wait(lambda: ws.ended)        # the backend closed TCP: END_STREAM
+        assert ws.reset_code in (None, ErrorCodes.NO_ERROR)
+    finally:
+        ws.c.close()
+
+
+def test_end_stream_is_a_fin_to_the_backend(ngate):
+    ws = open_ws(ngate)
+    try:
+        ws.send("x")
+        assert ws.recv() == "x"
+        del CLOSE_CODES[:]
+        ws.end()                                # END_STREAM: the backend reads EOF
+        assert ws.wait(lambda: ws.ended)        # and closes: END_STREAM back
+        deadline = time.monotonic() + 5
+        while not CLOSE_CODES and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert CLOSE_CODES == [1006]            # TCP closed without a close frame
+    finally:
+        ws.c.close()
+
+
+def test_rst_stream_resets_the_backend(ngate):
+    ws = open_ws(ngate)
+    try:
+        ws.send("x")
+        assert ws.recv() == "x"
+        del CLOSE_CODES[:]
+        ws.reset()
+        deadline = time.monotonic() + 5
+        while not CLOSE_CODES and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert CLOSE_CODES == [1006]
+        # the connection itself goes on
+        other = H2WebSocket(ws.c, "/wss")
+        other.send("still")
+        assert other.recv() == "still"
+    finally:
+        ws.c.close()
+
+
+def test_backend_reset_is_rst_stream_connect_error(ngate):
+    ws = open_ws(ngate, "/raw/reset")
+    try:
+        assert ws.status == 200
+        assert ws.wait(lambda: ws.reset_code is not None)
+        assert ws.reset_code == ErrorCodes.CONNECT_ERROR
+    finally:
+        ws.c.close()
+
+
+# ---------------------------------------------------------------- flow control
+
+def test_big_messages_both_ways(ngate):
+    ws = open_ws(ngate)
+    try:
+        big = bytes(range(256)) * 8192          # 2 MiB: many windows each way
+        ws.send(big)
+        assert ws.recv(20) == big
+    finally:
+        ws.c.close()
+
+
+def test_slow_client_pauses_the_backend(ngate):
+    c = H2Client(ngate.port)
+    c.auto_ack = set()          # DATA of no stream is acknowledged: the stream window stays shut
+    ws = H2WebSocket(c, "/wss")
+    try:
+        total = 48 << 20
+        FLOODED[0] = 0
+        ws.send(f"flood {total}")
+        last, deadline = -1, time.monotonic() + 20
+        while time.monotonic() < deadline:      # until the backend stops making progress
+            c.pump(lambda: False, 1)
+            if FLOODED[0] == last:
+                break
+            last = FLOODED[0]
+        assert 0 < FLOODED[0] < total // 2     # blocked: ngate stopped reading it
+        got = len(c.bodies.get(ws.sid, b""))
+        assert got <= 65535                     # what the window allowed
+        c.auto_ack = None                       # now read everything
+        c.conn.acknowledge_received_data(got, ws.sid)
+        c.flush()
+        assert ws.wait(lambda: FLOODED[0] >= total and
+                       sum(len(m) for m in ws.messages) >= total, 60)
+    finally:
+        c.close()
+
+
+def test_slow_backend_shuts_the_client_window(ngate):
+    ws = open_ws(ngate, "/raw/stall")       # the backend accepts, then never reads
+    try:
+        assert ws.status == 200
+        chunk = ws.frames.send_data(b"y" * 65536, fin=True)
+        sent = 0
+        with pytest.raises(TimeoutError):
+            while sent < (256 << 20):
+                ws.send_raw(chunk)
+                sent += len(chunk)
+        assert sent < (64 << 20)            # bounded by socket buffers and the stream window
+        assert ws.c.conn.local_flow_control_window(ws.sid) < 65536
+    finally:
+        ws.c.close()
+
+
+# ---------------------------------------------------------------- websocket_ping, metrics
+
+def test_websocket_ping_reaches_a_silent_client(ngate):
+    ws = open_ws(ngate, "/pinged")
+    try:
+        assert ws.wait(lambda: ws.pings, 5)
+        assert ws.pings[0] == b"ngate-keepalive"
+        ws.ping_reply(ws.pings[0])
+        ws.send("alive")
+        assert ws.recv() == "alive"
+    finally:
+        ws.c.close()
+
+
+def test_metrics_label_the_protocol(ngate):
+    ws = open_ws(ngate)
+    try:
+        ws.send("m" * 1000)
+        assert ws.recv() == "m" * 1000
+        url = f"http://127.0.0.1:{ngate.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        assert re.search(r'ngate_websocket_tunnels_open\{location="/wss",protocol="h2"\} [1-9]',
+                         text), text
+        m = re.search(r'ngate_websocket_bytes_total\{direction="to_upstream",'
+                      r'location="/wss",protocol="h2"\} (\S+)', text)
+        assert m and float(m.group(1)) >= 1000, text
+    finally:
+        ws.c.close()
