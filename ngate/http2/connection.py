@@ -479,6 +479,7 @@ class Http2Connection(OneTimer):
         has read the end of its responses."""
         if self.closing:
             return
+        self.flush()        # what the last stream queued (its END_STREAM) goes first
         self.closing = True
         self._cancel_timer()
         streams = list(self.streams.values())
@@ -521,8 +522,9 @@ class Http2Connection(OneTimer):
         return False
 
     def abort(self) -> None:
-        if self.closing and self.transport is not None and self.transport.is_closing():
-            return      # closing already (after a tunnel's 1001 close frames): let them out
+        if self.closing:
+            return      # closed, or closing gracefully (a tunnel's 1001 close frame may be
+            #             on its way out: an abort would reset it away)
         self.closing = True
         if self.transport is not None:
             self.transport.abort()

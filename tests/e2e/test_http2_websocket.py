@@ -20,7 +20,7 @@ from h2.errors import ErrorCodes
 from tests.e2e.test_websocket import CLOSE_CODES, FLOODED, SEED_LOCATION, EchoServer
 from tests.harness.backend import Backend, Reply
 from tests.harness.h2client import H2Client
-from tests.harness.h2ws import ENABLE_CONNECT_PROTOCOL, H2WebSocket
+from tests.harness.h2ws import ENABLE_CONNECT_PROTOCOL, H2WebSocket, graceful_goaway
 from tests.harness.processes import ProxyProcess, free_port
 
 CONF = """
@@ -377,3 +377,46 @@ def test_metrics_label_the_protocol(ngate):
         assert m and float(m.group(1)) >= 1000, text
     finally:
         ws.c.close()
+
+
+# ---------------------------------------------------------------- graceful stop and reload
+
+SHUTDOWN_CONF = """
+worker_processes 1;
+worker_shutdown_timeout 1s;
+error_log {prefix}/logs/error.log info;
+pid {prefix}/logs/nginx.pid;
+events { worker_connections 1024; }
+http {
+    server {
+        listen 127.0.0.1:{port} http2;
+""" + SEED_LOCATION + """
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("how", ["reload", "quit"])
+def test_shutdown_timeout_sends_close_frames_1001(tmp_path, servers, how):
+    import signal
+    echo = servers[0]
+    proxy = ProxyProcess("ngate", SHUTDOWN_CONF, tmp_path / "ngate", ws_port=echo.port).start()
+    try:
+        ws = open_ws(proxy)
+        graceful_goaway(ws.c)
+        ws.send("hello")
+        assert ws.recv() == "hello"
+        del CLOSE_CODES[:]
+        proxy.proc.send_signal(signal.SIGHUP if how == "reload" else signal.SIGQUIT)
+        assert ws.wait(lambda: ws.close_code is not None, 10)
+        assert ws.close_code == 1001
+        assert ws.wait(lambda: ws.ended or ws.reset_code is not None, 5)
+        deadline = time.monotonic() + 5
+        while not CLOSE_CODES and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert CLOSE_CODES == [1001]
+        ws.c.close()
+        if how == "quit":
+            proxy.proc.wait(10)
+    finally:
+        proxy.stop()

@@ -10,6 +10,16 @@ from tests.harness.h2client import H2Client
 ENABLE_CONNECT_PROTOCOL = 0x8
 
 
+def graceful_goaway(client: H2Client) -> None:
+    """Let the h2 library go on reading after a GOAWAY (it takes any GOAWAY as the end of the
+    connection; a graceful one lets the streams in flight finish, as browsers read it)."""
+    from h2.connection import ConnectionInputs, ConnectionState
+    sm = client.conn.state_machine
+    sm._transitions = dict(sm._transitions)
+    sm._transitions[ConnectionState.CLIENT_OPEN, ConnectionInputs.RECV_GOAWAY] = (
+        None, ConnectionState.CLIENT_OPEN)
+
+
 class H2WebSocket:
     def __init__(self, client: H2Client, path: str = "/wss", headers=(), scheme: str = "http",
                  authority: str = "localhost") -> None:
