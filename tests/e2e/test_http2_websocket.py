@@ -29,6 +29,7 @@ events {}
 http {
     log_format ws '$request|$status|$request_method|$http_upgrade|$server_protocol|$http2|$body_bytes_sent';
     access_log {prefix}/logs/access.log ws;
+    limit_conn_zone $server_name zone=per_server:1m;
     server {
         listen 127.0.0.1:{port} http2;
         server_name example.test;
@@ -58,6 +59,28 @@ http {
             proxy_set_header Connection "Upgrade";
         }
         location = /metrics { metrics; }
+        location /authed/ {
+            auth_request /auth;
+            proxy_pass http://127.0.0.1:{ws_port}/wss;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "Upgrade";
+        }
+        location = /auth {
+            internal;
+            proxy_pass http://127.0.0.1:{backend}/auth/$http_x_token;
+            proxy_pass_request_body off;
+        }
+        location /old/ {
+            rewrite ^/old/(.*)$ /wss/$1 last;
+        }
+        location /one {
+            limit_conn per_server 1;
+            proxy_pass http://127.0.0.1:{ws_port};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "Upgrade";
+        }
     }
     server {
         listen 127.0.0.1:{off_port} http2;
@@ -119,6 +142,8 @@ def servers():
     with EchoServer() as echo, Backend() as backend:
         backend.route("/up/missing", Reply(status=404, body=b"no such socket\n"))
         backend.route("/up/ok", Reply(status=200, body=b"not a websocket\n"))
+        backend.route("/auth/yes", Reply(status=200, body=b""))
+        backend.route("/auth/no", Reply(status=401, body=b""))
         raw = RawBackend()
         yield echo, backend, raw
         raw.close()
@@ -232,6 +257,51 @@ def test_other_protocol_is_refused(ngate):
         assert c.response(sid)[0] == 400
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------- phases
+
+@pytest.mark.parametrize("token,status", [("yes", 200), ("no", 401)])
+def test_auth_request_decides(ngate, token, status):
+    ws = open_ws(ngate, "/authed/x", headers=[(b"x-token", token.encode())])
+    try:
+        assert ws.status == status
+        if status == 200:
+            ws.send("authed")
+            assert ws.recv() == "authed"
+    finally:
+        ws.c.close()
+
+
+def test_rewrite_then_tunnel(ngate):
+    ws = open_ws(ngate, "/old/chat")
+    try:
+        assert ws.status == 200
+        ws.send("rewritten")
+        assert ws.recv() == "rewritten"
+    finally:
+        ws.c.close()
+
+
+def test_limit_conn_holds_the_slot_while_the_tunnel_is_open(ngate):
+    first = open_ws(ngate, "/one")
+    try:
+        assert first.status == 200
+        second = H2WebSocket(first.c, "/one")       # same connection, another stream
+        assert second.status == 503
+        first.send("first")
+        assert first.recv() == "first"
+        first.close()
+        assert first.wait(lambda: first.ended)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:           # the slot is released at the close
+            third = H2WebSocket(first.c, "/one")
+            if third.status == 200:
+                break
+            time.sleep(0.1)
+        assert third.status == 200
+    finally:
+        first.c.close()
 
 
 # ---------------------------------------------------------------- close, end, reset
