@@ -88,7 +88,7 @@ class Http2Connection(OneTimer):
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
-                 "requests", "started")
+                 "requests", "started", "batch")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -112,6 +112,7 @@ class Http2Connection(OneTimer):
         self.deadline = 0.0
         self.lost = None
         self.requests = 0
+        self.batch = False      # in data_received: frames out wait for its one flush
         srv = listen.default_server
         self.conf = srv
         cfg = H2Configuration(client_side=False, header_encoding=None,
@@ -170,6 +171,22 @@ class Http2Connection(OneTimer):
                 return self._fail(ErrorCodes.ENHANCE_YOUR_CALM,
                                   "client sent too many CONTINUATION frames")
             return self._fail(ErrorCodes.PROTOCOL_ERROR, f"client sent invalid HTTP/2 ({exc})")
+        self.batch = True
+        try:
+            self._events(events)
+        finally:
+            self.batch = False
+        if self.closing:
+            return
+        if self.flood > _FLOOD:
+            return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
+        self.flush()        # one write for every stream answered in this read
+        if not self.closing:
+            if self.transport.get_write_buffer_size() > _OUT_LIMIT and self.write_paused:
+                return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
+            self._idle_or_recv()
+
+    def _events(self, events) -> None:
         for ev in events:
             cls = ev.__class__
             if cls is DataReceived:
@@ -199,13 +216,6 @@ class Http2Connection(OneTimer):
                     self._window(0)
             if self.closing:
                 return
-        if self.flood > _FLOOD:
-            return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
-        self.flush()
-        if not self.closing:
-            if self.transport.get_write_buffer_size() > _OUT_LIMIT and self.write_paused:
-                return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
-            self._idle_or_recv()
 
     def eof_received(self):
         return False
@@ -337,7 +347,9 @@ class Http2Connection(OneTimer):
                 if s.ending and not s.out_size and s.trailers is None:
                     h2.send_headers(sid, hdrs, end_stream=True)
                     self._ended(s)
-                    return self.flush()
+                    if not self.batch:
+                        self.flush()
+                    return
                 h2.send_headers(sid, hdrs)
             elif s.head is not None:
                 return          # no head yet (a call_soon of a stream since reset)
@@ -369,7 +381,8 @@ class Http2Connection(OneTimer):
         except (StreamClosedError, ProtocolError):
             s.client_closed()
             self.streams.pop(sid, None)
-        self.flush()
+        if not self.batch:
+            self.flush()
 
     def _ended(self, s) -> None:
         s.ended = True
@@ -394,7 +407,8 @@ class Http2Connection(OneTimer):
             self.h2.increment_flow_control_window(n, stream_id=s.sid)
         except (StreamClosedError, ProtocolError, KeyError):
             return
-        self.flush()
+        if not self.batch:
+            self.flush()
 
     def reset_stream(self, s, code) -> None:
         self.streams.pop(s.sid, None)
