@@ -142,6 +142,7 @@ def servers():
     with EchoServer() as echo, Backend() as backend:
         backend.route("/up/missing", Reply(status=404, body=b"no such socket\n"))
         backend.route("/up/ok", Reply(status=200, body=b"not a websocket\n"))
+        backend.route("/slow", Reply(body=b"late\n", delay=0.7))
         backend.route("/auth/yes", Reply(status=200, body=b""))
         backend.route("/auth/no", Reply(status=401, body=b""))
         raw = RawBackend()
@@ -461,16 +462,41 @@ http {
     server {
         listen 127.0.0.1:{port} http2;
 """ + SEED_LOCATION + """
+        location /slow { proxy_pass http://127.0.0.1:{backend}; }
     }
 }
 """
+
+
+def test_stream_in_flight_ends_after_goaway(tmp_path, servers):
+    """Graceful stop: a stream answered after GOAWAY gets its END_STREAM (the connection's last
+    frames were dropped by its close)."""
+    import signal
+    echo, backend, _ = servers
+    proxy = ProxyProcess("ngate", SHUTDOWN_CONF, tmp_path / "ngate", ws_port=echo.port,
+                         backend=backend.port).start()
+    try:
+        c = H2Client(proxy.port)
+        graceful_goaway(c)
+        sid = c.request("/slow")
+        time.sleep(0.3)
+        proxy.proc.send_signal(signal.SIGQUIT)
+        status, _, body = c.response(sid, timeout=10)
+        assert c.goaway is not None
+        assert (status, body) == (200, b"late\n")
+        assert sid in c.ended
+        c.close()
+        proxy.proc.wait(10)
+    finally:
+        proxy.stop()
 
 
 @pytest.mark.parametrize("how", ["reload", "quit"])
 def test_shutdown_timeout_sends_close_frames_1001(tmp_path, servers, how):
     import signal
     echo = servers[0]
-    proxy = ProxyProcess("ngate", SHUTDOWN_CONF, tmp_path / "ngate", ws_port=echo.port).start()
+    proxy = ProxyProcess("ngate", SHUTDOWN_CONF, tmp_path / "ngate", ws_port=echo.port,
+                         backend=servers[1].port).start()
     try:
         ws = open_ws(proxy)
         graceful_goaway(ws.c)
