@@ -80,6 +80,7 @@ class Http2Stream:
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
                  "remote_port", "window", "trailers", "__weakref__")
     handed_over = True
+    line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
     def __init__(self, h2c, sid: int) -> None:
         self.h2c = h2c
