@@ -70,6 +70,8 @@ def extended_connect(conn, stream, protocol: bytes, headers: list, hdr: dict):
     conn.streams[stream.sid] = ws
     key = base64.b64encode(os.urandom(16))
     ws.key = key
+    if b"sec-websocket-key" in hdr:     # not an HTTP/2 header (RFC 8441 5): ngate's replaces it
+        headers[:] = [(n, v) for n, v in headers if n.lower() != b"sec-websocket-key"]
     for name, value in ((b"upgrade", b"websocket"), (b"connection", b"upgrade"),
                         (b"sec-websocket-key", key), (b"sec-websocket-version", b"13")):
         if name == b"sec-websocket-version" and name in hdr:

@@ -177,6 +177,7 @@ def open_ws(ngate, path="/wss", **kw) -> H2WebSocket:
 
 def test_handshake_echo_and_what_the_backend_saw(ngate):
     ws = open_ws(ngate, headers=[(b"sec-websocket-protocol", b"chat"),
+                                 (b"sec-websocket-key", b"Y2xpZW50J3Mgb3duIGtleQ=="),
                                  (b"user-agent", b"h2ws-test")])
     try:
         assert ws.c.conn.remote_settings[ENABLE_CONNECT_PROTOCOL] == 1
@@ -193,7 +194,8 @@ def test_handshake_echo_and_what_the_backend_saw(ngate):
         assert seen["connection"] == "Upgrade"
         assert seen["sec-websocket-version"] == "13"
         assert seen["sec-websocket-protocol"] == "chat"
-        assert len(seen["sec-websocket-key"]) == 24       # ngate's own
+        assert len(seen["sec-websocket-key"]) == 24       # ngate's own, once
+        assert seen["sec-websocket-key"] != "Y2xpZW50J3Mgb3duIGtleQ=="
         assert seen["x-real-ip"] == "127.0.0.1"
         ws.close(1000, "bye")
         assert ws.wait(lambda: ws.ended)
