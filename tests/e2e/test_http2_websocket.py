@@ -435,6 +435,22 @@ def test_websocket_ping_reaches_a_silent_client(ngate):
         ws.c.close()
 
 
+def test_a_client_that_never_answers_pings_is_cut(ngate):
+    ws = open_ws(ngate, "/pinged")
+    try:
+        del CLOSE_CODES[:]
+        assert ws.wait(lambda: ws.pings, 5)             # and no pong
+        assert ws.wait(lambda: ws.reset_code is not None, 10)
+        assert ws.reset_code == ErrorCodes.CANCEL
+        deadline = time.monotonic() + 5
+        while not CLOSE_CODES and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert CLOSE_CODES == [1001]                    # the live side got a close frame
+    finally:
+        ws.c.close()
+    wait_log(ngate, r"websocket client did not answer ping, closing tunnel")
+
+
 def test_metrics_label_the_protocol(ngate):
     ws = open_ws(ngate)
     try:
