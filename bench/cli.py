@@ -16,13 +16,14 @@ import sys
 import time
 import urllib.request
 
-from . import auth, conf, fastcgi, gzip, limits, loads, procs, report, static_files, tls, workers
+from . import (auth, conf, fastcgi, gzip, http2, limits, loads, procs, report, static_files, tls,
+               workers)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NGINX = "/usr/sbin/nginx"
 GROUPS = {"main": loads.FIGURES, "workers": workers.FIGURES, "tls": tls.FIGURES,
           "static": static_files.FIGURES, "fastcgi": fastcgi.FIGURES, "limits": limits.FIGURES,
-          "auth": auth.FIGURES, "gzip": gzip.FIGURES}
+          "auth": auth.FIGURES, "gzip": gzip.FIGURES, "http2": http2.FIGURES}
 ALL_FIGURES = [f for figs in GROUPS.values() for f in figs]
 
 

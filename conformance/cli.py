@@ -9,11 +9,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from conformance import ratchet, reference, run, table
+from conformance import expected, ratchet, reference, run, table
 from conformance.result import FileResult
 
 DEFAULT_TESTS = run.REPO.parent / "shared" / "nginx-tests"
 DEFAULT_RATCHET = run.REPO / "tests" / "conformance" / "ratchet.txt"
+DEFAULT_EXPECTED = run.REPO / "tests" / "conformance" / "expected-differences.txt"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -29,6 +30,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="seconds a file may take before its process group is killed (default 120)")
     p.add_argument("--ratchet", type=Path, default=DEFAULT_RATCHET,
                    help="the ratchet file (default tests/conformance/ratchet.txt)")
+    p.add_argument("--expected", type=Path, default=DEFAULT_EXPECTED,
+                   help="the expected differences: failures ngate keeps on purpose, with the "
+                        "reason (default tests/conformance/expected-differences.txt)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true",
                       help="exit 1 when an assertion of the ratchet no longer passes")
@@ -68,16 +72,21 @@ def main(argv: list[str] | None = None) -> int:
               "give --tests DIR or NGINX_TESTS_DIR", file=sys.stderr)
         return 2
     scores = reference.load(directory)
+    try:
+        differences = expected.load(args.expected)
+    except expected.FormatError as err:
+        print(f"conformance: {err}", file=sys.stderr)
+        return 2
     names = choose_files(args.files, scores, directory)
     if args.check and not args.files:       # files held by the ratchet outside the reference too
         names += sorted({e.file for e in ratchet.load(args.ratchet)} - set(names))
     started = time.monotonic()
     results = execute(names, directory, scores, args)
     wall = time.monotonic() - started
-    print(table.render(results, scores))
+    print(table.render(results, scores, differences))
     print(f"wall time {wall:.0f}s, -j{args.jobs}")
     if args.json:
-        write_json(args.json, results, wall)
+        write_json(args.json, results, wall, differences)
     if args.needs:
         print(render_needs(results, directory, scores, args.needs))
     if args.check:
@@ -167,9 +176,11 @@ def startup_error(r: FileResult) -> str:
     return r.cause if r.cause.startswith("[emerg]") and r.passed <= 2 else ""
 
 
-def write_json(path: Path, results: list[FileResult], wall: float) -> None:
+def write_json(path: Path, results: list[FileResult], wall: float, differences=()) -> None:
     data = {"wall_seconds": round(wall, 1), "files": [{
-        "file": r.file, "plan": r.plan, "pass": r.passed, "fail": r.failed, "todo": r.todo,
+        "file": r.file, "plan": r.plan, "pass": r.passed, "fail": r.failed,
+        "expected": [[a.number, a.name, d.reason] for a, d in expected.classify(r, differences)],
+        "todo": r.todo,
         "skip": r.skip, "status": r.status, "cause": r.cause, "seconds": round(r.seconds, 1),
         "assertions": [[a.number, a.ok, a.name, a.todo, a.skip] for a in r.tap.assertions],
     } for r in results]}

@@ -29,6 +29,7 @@ class CachePath:
     """One keys zone and its directory. Filled by proxy_cache_path; mutable only while the
     configuration is compiled (the store keeps its runtime state in store.Zone)."""
     __slots__ = ("name", "size", "path", "levels", "inactive", "max_size", "min_free",
+                 "manager_files", "manager_sleep", "manager_threshold",
                  "where", "store", "used_at", "module", "warned")
 
     def __init__(self, name: str) -> None:
@@ -37,8 +38,11 @@ class CachePath:
         self.path = ""
         self.levels = ()
         self.inactive = 600
-        self.max_size = 0
+        self.max_size = None        # None: no limit (nginx's NGX_MAX_OFF_T_VALUE); 0 is a size
         self.min_free = 0
+        self.manager_files = 100    # nginx's defaults: files per pass, then sleep (seconds),
+        self.manager_sleep = 0.05   # and the time a pass may take (seconds)
+        self.manager_threshold = 0.2
         self.where = None
         self.store = None
         self.used_at = None         # the first proxy_cache naming it (for "is unknown")
@@ -98,7 +102,8 @@ def cache_path(c, lv, st) -> None:
     if not os.path.isabs(path):
         path = os.path.join(c.prefix, path)
     name, size, levels = "", 0, ()
-    inactive, max_size, min_free = 600, 0, 0
+    inactive, max_size, min_free = 600, None, 0
+    manager = {"manager_files": 100, "manager_sleep": 0.05, "manager_threshold": 0.2}
     for arg in st.args[1:]:
         key, eq, value = arg.partition("=")
         try:
@@ -123,10 +128,16 @@ def cache_path(c, lv, st) -> None:
                     parse_size(value[:-1]) * 1024 * 1024 * 1024
             elif key == "min_free" and eq:
                 min_free = parse_size(value)
-            elif key in ("manager_files", "manager_sleep", "manager_threshold", "loader_files",
+            elif key == "manager_files" and eq:
+                if not value.isdigit() or int(value) == 0:
+                    raise ValueError
+                manager[key] = int(value)
+            elif key in ("manager_sleep", "manager_threshold") and eq:
+                manager[key] = parse_time(value)
+            elif key in ("loader_files",
                          "loader_sleep", "loader_threshold", "purger", "purger_files",
                          "purger_sleep", "purger_threshold") and eq:
-                pass        # tuning of nginx's manager/loader processes
+                pass        # tuning of nginx's loader process (ngate has no loader)
             else:
                 raise ConfigError(f'invalid parameter "{arg}"', st.where)
         except ValueError:
@@ -139,6 +150,14 @@ def cache_path(c, lv, st) -> None:
         raise ConfigError(f'duplicate zone "{name}"', st.where)
     zone.size, zone.path, zone.levels = size, path, levels
     zone.inactive, zone.max_size, zone.min_free, zone.where = inactive, max_size, min_free, st.where
+    zone.manager_files = manager["manager_files"]
+    zone.manager_sleep = manager["manager_sleep"]
+    zone.manager_threshold = manager["manager_threshold"]
+
+
+def cache_paths(c) -> tuple:
+    """Every proxy_cache_path / fastcgi_cache_path of the configuration (for the manager)."""
+    return tuple(_paths(c).values())
 
 
 def _key(mod: str, field: str) -> str:

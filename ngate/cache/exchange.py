@@ -190,17 +190,20 @@ def lookup(ctx, st: CacheState, started: float) -> None:
             entry.valid + entry.meta.get("swr", 0) >= int(now)
         st.stale_error = entry.valid + entry.meta.get("sie", 0) >= int(now)
         busy = zone.keys.busy_since(st.h)
-        if busy is not None and stale_updating and ctx.main is None \
+        if busy is not None and stale_updating \
                 and time.monotonic() - busy < cc.lock_age + 60:
             st.status = "UPDATING"
             return serve.send_entry(ctx, st.kind.plain(ctx), entry)
-        if cc.background_update and stale_updating and ctx.main is None \
-                and busy is None:
+        if cc.background_update and stale_updating and busy is None:
             # proxy_cache_background_update: the stale entry now, the update in a subrequest
+            # (nginx: for a subrequest too, an SSI include, whose part is not held for it)
             st.status = "STALE"
-            hold = _FinishAfter(ctx)
-            _background_update(ctx, st, hold.background_done)
-            ctx.conn = hold
+            if ctx.main is None:
+                hold = _FinishAfter(ctx)
+                _background_update(ctx, st, hold.background_done)
+                ctx.conn = hold
+            else:
+                _background_update(ctx, st, _no_wait)
             return serve.send_entry(ctx, st.kind.plain(ctx), entry)
         st.status = "EXPIRED"
         st.entry = entry
@@ -283,6 +286,10 @@ class _FinishAfter:
                 self._conn.finish_request(ctx)
 
 
+def _no_wait(sub_ctx, status, headers) -> None:
+    """The background update of a subrequest's stale entry: nothing waits for it."""
+
+
 def _background_update(ctx, st: CacheState, done) -> None:
     """nginx's background subrequest (NGX_HTTP_SUBREQUEST_BACKGROUND | CLONE): the same request
     sent upstream on its own, its response stored and dropped."""
@@ -291,7 +298,7 @@ def _background_update(ctx, st: CacheState, done) -> None:
                                     ctx.headers, ctx.hdr)
     sub.logged = True
     sub.internal = True
-    sub.main = ctx
+    sub.main = ctx.main or ctx
     for name in ("server", "loc", "conf", "host", "uri", "args", "captures", "proxy_host",
                  "content_length_in", "start", "start_wall"):
         setattr(sub, name, getattr(ctx, name))

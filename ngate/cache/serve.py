@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from ngate.cache import policy
-from ngate.filters import HeadersOut, header_filter, postpone
+from ngate.filters import HeadersOut, header_filter, postpone, trailers
 from ngate.filters import not_modified, range as range_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
@@ -156,7 +156,7 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
         if chunked and data:
             data = b"%x\r\n%b\r\n" % (len(data), data)
         if chunked:
-            data += resp.LAST_CHUNK
+            data += trailers.last_chunk(ctx)
         ctx.head_sent = True
         ctx.body_bytes_sent = len(data)
         ctx.bytes_sent = len(head) + len(data)

@@ -9,7 +9,8 @@ The JSON header holds the key (compared on every read: an md5 collision or a cor
 miss, never another key's response), the expiry, the status, the response headers and the Vary
 names with the request's values. Files are written under <path>/.tmp and renamed into place, so
 a reader sees a whole entry or none. A hit refreshes the file's mtime: that is the entry's last
-use for `inactive` and for the `max_size` manager, which removes the least recently used first.
+use for `inactive` and for the cache manager (cache/manager.py), which removes the least recently
+used first.
 
 The keys zone (SharedKeys): per key, the uses count for proxy_cache_min_uses and when a request
 started fetching it (the proxy_cache_lock / `updating` mark), in a shared anonymous mapping made
@@ -26,7 +27,6 @@ import os
 import time
 
 MAGIC = b"NGATE-CACHE 1\n"
-_MANAGER_EVERY = 1.0            # seconds between two manager passes of one worker
 
 
 class Entry:
@@ -116,15 +116,13 @@ def _now_ms() -> int:
 
 class Zone:
     """The runtime side of one keys zone: its directory, its shared keys, the manager's clock."""
-    __slots__ = ("path", "levels", "inactive", "max_size", "keys", "next_manager")
+    __slots__ = ("path", "levels", "inactive", "keys")
 
     def __init__(self, cp) -> None:
         self.path = cp.path
         self.levels = cp.levels
         self.inactive = cp.inactive
-        self.max_size = cp.max_size
         self.keys = SharedKeys(cp.size)
-        self.next_manager = 0.0
 
     def hash(self, key: str) -> str:
         return hashlib.md5(key.encode("utf-8", "surrogateescape")).hexdigest()
@@ -189,38 +187,6 @@ class Zone:
     def writer(self, h: str, meta: dict):
         return EntryWriter(self, h, meta)
 
-    def manage(self) -> None:
-        """Remove entries unused for `inactive`, then the least recently used ones while the
-        cache is above max_size (nginx's cache manager, run by the worker that just stored)."""
-        now = time.monotonic()
-        if now < self.next_manager:
-            return
-        self.next_manager = now + _MANAGER_EVERY
-        files = []
-        total = 0
-        limit = time.time() - self.inactive
-        for root, dirs, names in os.walk(self.path):
-            if root == self.path and ".tmp" in dirs:
-                dirs.remove(".tmp")
-            for name in names:
-                p = os.path.join(root, name)
-                try:
-                    st = os.stat(p)
-                except OSError:
-                    continue
-                if st.st_mtime < limit:
-                    _unlink(p)
-                    continue
-                files.append((st.st_mtime, st.st_size, p))
-                total += st.st_size
-        if self.max_size and total > self.max_size:
-            files.sort()
-            for _mtime, size, p in files:
-                if total <= self.max_size:
-                    break
-                _unlink(p)
-                total -= size
-
 
 def _unlink(p: str) -> None:
     try:
@@ -271,5 +237,4 @@ class EntryWriter:
             return False
         finally:
             self.chunks = []
-        zone.manage()
         return True

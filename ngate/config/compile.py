@@ -39,11 +39,12 @@ SERVER_FIELDS = ("client_header_timeout", "large_client_header_buffers",
                  "client_header_buffer_size", "underscores_in_headers", "ignore_invalid_headers",
                  "merge_slashes", "http2", "http2_max_concurrent_streams", "http2_max_field_size",
                  "http2_max_header_size", "http2_idle_timeout", "http2_recv_timeout",
-                 "http2_body_preread_size", "http2_chunk_size")
+                 "http2_body_preread_size", "http2_chunk_size",
+                 "http2_websocket")
 MAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(Main))
 # arrays: collected as lists per level, frozen here
 FREEZE = {
-    "proxy_set_header": tuple, "add_header": tuple, "error_page": tuple, "access_log": tuple,
+    "proxy_set_header": tuple, "add_header": tuple, "add_trailer": tuple, "error_page": tuple, "access_log": tuple,
     "error_log": tuple, "index": tuple, "resolver": tuple, "access_rules": tuple,
     "auth_request_set": tuple,
     "proxy_hide_header": frozenset, "proxy_pass_header": frozenset,
@@ -234,8 +235,11 @@ def _op(c: Compiler, op, vals: dict):
         return op
     if_vals = merge(vals, op, handler=True)
     conf = dataclasses.replace(loc_conf(c, if_vals, op), rewrite_ops=())
+    kept = None
+    if conf.proxy_pass is None and conf.fastcgi_pass is None:
+        kept = http_modules.bind(dataclasses.replace(conf, no_upstream=True))
     return IfOp(condition=op.condition, ops=tuple(_op(c, o, if_vals) for o in op.ops),
-                conf=conf, where=op.where)
+                conf=conf, where=op.where, kept=kept)
 
 
 def _same(value):
@@ -310,7 +314,8 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
                   http_conf=http_conf, zones=zones, access_logs=tuple(c.log_slots),
                   stub_status=c.uses_stats, open_files=tuple(c.open_files),
-                  limit_rate_used=c.limit_rate_used, temp_paths=tuple(c.temp_paths.values()))
+                  limit_rate_used=c.limit_rate_used, temp_paths=tuple(c.temp_paths.values()),
+                  cache_paths=cache_config.cache_paths(c))
 
 
 def by_listen(servers) -> dict:

@@ -117,6 +117,7 @@ def _register() -> None:
     from ngate.config import charset_map
     from ngate.config import handlers as h
     flag, size, msec, number = h.flag, h.size, h.msec, h.number
+    from ngate.proxy import bind as proxy_bind
     from ngate.routing import referer, secure_link
 
     # ============================================================= class 1: implemented
@@ -185,11 +186,13 @@ def _register() -> None:
         directive(name, HSL, 1, h.scalar(name, h.msec))
     directive("proxy_buffer_size", HSL, 1, h.scalar("proxy_buffer_size", h.size))
     directive("proxy_limit_rate", HSL, 1, h.scalar("proxy_limit_rate", h.size))
+    directive("proxy_bind", HSL, (1, 2), h.scalar("proxy_bind", proxy_bind.parse))
     directive("proxy_ignore_headers", HSL, (1, None),
               h.bitmask("proxy_ignore_headers", h.ignore_headers))
 
     # ------------------------------------------------------------- fastcgi module
     directive("fastcgi_pass", {LOC, LIF}, 1, h.fastcgi_pass)
+    directive("fastcgi_bind", HSL, (1, 2), h.scalar("fastcgi_bind", proxy_bind.parse))
     directive("fastcgi_param", HSL, (2, 3), h.fastcgi_param)
     directive("fastcgi_index", HSL, 1, h.scalar("fastcgi_index", h.first_arg))
     directive("fastcgi_split_path_info", HSL, 1, h.split_path_info)
@@ -220,6 +223,7 @@ def _register() -> None:
 
     # ------------------------------------------------------------- core and headers
     directive("add_header", HSLI, (2, 3), h.add_header)
+    directive("add_trailer", HSLI, (2, 3), h.add_header)     # filters/trailers.py
     directive("error_page", HSLI, (2, None), h.error_page)
     directive("access_log", HSLI | {LMT}, (1, None), h.access_log)
     directive("root", HSLI, 1, h.root)
@@ -305,6 +309,7 @@ def _register() -> None:
     from ngate.proxy import mirror
     directive("mirror", HSL, 1, mirror.mirror)
     directive("mirror_request_body", HSL, 1, h.scalar("mirror_request_body", h.flag))
+    directive("log_subrequest", HSL, 1, h.scalar("log_subrequest", h.flag))
 
     # ------------------------------------------------------------- proxy_cache (ngate/cache)
     from ngate.cache import config as cache
@@ -337,7 +342,7 @@ def _register() -> None:
     noop("debug_connection", {EVENTS}, 1)
     # core
     for name in ("sendfile", "tcp_nopush", "tcp_nodelay", "aio_write", "reset_timedout_connection",
-                 "msie_padding", "log_subrequest", "open_file_cache_errors",
+                 "msie_padding", "open_file_cache_errors",
                  "open_file_cache_events"):
         noop(name, HSLI if name == "sendfile" else HSL, 1, flag)
     for name in ("sendfile_max_chunk", "directio_alignment", "read_ahead", "send_lowat",
@@ -388,6 +393,8 @@ def _register() -> None:
     for name in ("http2_max_field_size", "http2_max_header_size", "http2_body_preread_size"):
         directive(name, HS, 1, h.scalar(name, h.size))
     directive("http2_chunk_size", HSL, 1, h.scalar("http2_chunk_size", h.size))
+    # ngate's extension: WebSocket over HTTP/2 (RFC 8441, ngate/http2/websocket.py)
+    directive("http2_websocket", HS, 1, h.scalar("http2_websocket", h.flag))
     for name in ("http2_idle_timeout", "http2_recv_timeout"):
         directive(name, HS, 1, h.scalar(name, h.msec))
     for name in ("http2_recv_buffer_size", "http2_pool_size", "http2_max_concurrent_pushes",
@@ -410,11 +417,8 @@ def _register() -> None:
     # core and proxy/fastcgi directives that change what a client may access or receive
     refuse("msie_refresh", HSL, 1, default=("off",))
     refuse("post_action", HSL, 1)
-    refuse("add_trailer", HSLI, (2, 3))
     refuse("proxy_store", HSL, 1, default=("off",))
     refuse("fastcgi_store", HSL, 1, default=("off",))
-    refuse("proxy_bind", HSL, (1, 2), default=("off",))
-    refuse("fastcgi_bind", HSL, (1, 2), default=("off",))
     refuse("autoindex_exact_size", HSL, 1, default=("on",))
     refuse("autoindex_localtime", HSL, 1, default=("off",))
     # modules ngate does not have, whose absence would change responses or access

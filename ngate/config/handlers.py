@@ -418,9 +418,6 @@ def charset_types(c, lv, st):
 # ---------------------------------------------------------------- logs
 
 def error_log(c, lv, st):
-    if lv.ctx != "main":    # ngate logs every error to the main-level error_log
-        _no_effect_warning(f'"error_log" below the main level has no effect in ngate (errors go '
-                           f'to the main error_log) in {st.where}')
     path = st.args[0]
     level = st.args[1] if len(st.args) > 1 else "error"
     if level not in LOG_LEVELS:
@@ -475,13 +472,19 @@ def access_log(c, lv, st):
         else:
             raise ConfigError(f'invalid parameter "{p}"', st.where)
     if flush is not None and not buffer:
-        buffer = 64 * 1024                          # nginx: flush= implies a 64k buffer
+        raise ConfigError(f'no buffer is defined for access_log "{st.args[0]}"', st.where)
     path = st.args[0]
+    path_template = None
     if not path.startswith("syslog:") and path != "/dev/stderr":
         path = c.path(path)
         if not has_variables(path):
             c.open_files[path] = st.where
-    lv.vals.setdefault("access_log", []).append(AccessLog(path, fmt, condition, buffer, flush))
+        elif buffer:
+            raise ConfigError("buffered logs cannot have variables in name", st.where)
+        else:
+            path_template = c.template(path, st.where)
+    lv.vals.setdefault("access_log", []).append(
+        AccessLog(path, fmt, condition, buffer, flush, path_template))
 
 
 def _log_param(parse, st, p: str, skip: int):
@@ -517,12 +520,13 @@ def proxy_set_header(c, lv, st):
 
 
 def add_header(c, lv, st):
+    """add_header and add_trailer (ngx_http_headers_add): name, value, optional `always`."""
     always = False
     if len(st.args) == 3:
         if st.args[2] != "always":
             raise ConfigError(f'invalid parameter "{st.args[2]}"', st.where)
         always = True
-    lv.vals.setdefault("add_header", []).append(
+    lv.vals.setdefault(st.directive, []).append(
         header_set(c, st, st.args[0], st.args[1], always=always))
 
 

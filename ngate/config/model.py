@@ -241,6 +241,10 @@ class IfOp:
     ops: tuple           # ops inside the if block
     conf: "LocConf | None" = None   # the if block's own merged LocConf (proxy_pass inside if ...)
     where: Where | None = None
+    # an if without a handler run after one with proxy_pass/fastcgi_pass: nginx keeps the earlier
+    # content handler with this if's configuration, which has no upstream ([alert] "no upstream
+    # configuration", 500): `conf` with no_upstream set, made when the config compiles
+    kept: "LocConf | None" = None
 
 
 # ---------------------------------------------------------------- logs
@@ -259,6 +263,7 @@ class AccessLog:
     condition: Any = None         # Template for if=
     buffer: int = 0               # buffer=size: lines kept until it fills or flush= passes
     flush: float | None = None    # flush=time (seconds)
+    path_template: Any = None     # Template when the path has variables (opened per line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +332,7 @@ class LocConf:
     proxy_next_upstream_timeout: float = 0.0               # 0: no limit
     proxy_ignore_headers: frozenset = frozenset()          # lower-case names (bytes)
     proxy_limit_rate: int = 0                              # bytes/s read from the upstream
+    proxy_bind: Any = None                                 # proxy/bind.py: None (off), address, Template
     proxy_cookie_domain: tuple = ()                        # array: rules of proxy/cookies.py
     proxy_cookie_path: tuple = ()                          # array
     proxy_cookie_flags: tuple = ()                         # array
@@ -357,9 +363,11 @@ class LocConf:
     fastcgi_next_upstream_timeout: float = 0.0
     fastcgi_ignore_headers: frozenset = frozenset()
     fastcgi_limit_rate: int = 0
+    fastcgi_bind: Any = None                               # proxy/bind.py, as proxy_bind
     fastcgi_catch_stderr: tuple[bytes, ...] = ()          # array
     # headers module
     add_header: tuple[HeaderSet, ...] = ()                 # array
+    add_trailer: tuple[HeaderSet, ...] = ()                # array (filters/trailers.py)
     expires: Any = None
     # core
     error_page: tuple[tuple[int, ErrorPage], ...] = ()     # array: (code, page)
@@ -416,6 +424,7 @@ class LocConf:
     userid: Any = None                                     # routing/userid.py UserId; None: off
     mirror: Any = None                                     # tuple of URIs (proxy/mirror.py); None: off
     mirror_request_body: bool = True
+    log_subrequest: bool = False
     # rewrite module: ops of this level (not inherited: nginx runs server-level ops in the server
     # rewrite phase and location ops in the location phase)
     rewrite_ops: tuple = ()
@@ -425,6 +434,7 @@ class LocConf:
     autoindex: bool = False
     autoindex_format: str = "html"                         # html | xml | json | jsonp
     empty_gif: bool = False                                # the empty_gif content handler
+    no_upstream: bool = False                              # IfOp.kept: [alert], 500
     random_index: bool = False
     alias_len: int | None = None       # alias: the location prefix length it replaces; -1: whole
     secure_link_var: Any = None                            # Template (routing/secure_link.py)
@@ -522,6 +532,7 @@ class Server:
     http2_recv_timeout: float = 0.0     # 0: client_header_timeout
     http2_body_preread_size: int = 65536
     http2_chunk_size: int = 8192
+    http2_websocket: bool = True        # ngate: SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441)
 
 
 @dataclass(frozen=True, slots=True)
@@ -573,6 +584,7 @@ class Config:
     files: tuple[str, ...] = ()      # every file read (for -T)
     tls_listens: dict = field(default_factory=dict)   # listen key -> server/tls.py TlsListen
     zones: tuple = ()                # limits/zones.py Zone: limit_req/limit_conn shared zones
+    cache_paths: tuple = ()          # cache/config.py CachePath: proxy/fastcgi_cache_path zones
     limit_rate_used: bool = False    # some limit_rate is not 0: connections check their writes
     raw: Any = None                  # crossplane payload (for -T only)
     stub_status: bool = False        # stub_status or $connections_* used: workers count

@@ -15,6 +15,7 @@ Order (nginx's ngx_modules order, the first listed sees the response first):
     ssi         SSI commands (filters/ssi.py)
     [postpone]  subrequest bodies in order (filters/postpone.py)
     gzip        deflate for a client that accepts it (gzip, gzip_types, gzip_proxied ...)
+    trailers    add_trailer: a response expecting trailers goes chunked (filters/trailers.py)
 
 (nginx's order: gunzip, addition, sub, charset, ssi, postpone, gzip.)
 
@@ -44,7 +45,7 @@ VARY = (b"Vary", b"Accept-Encoding")
 class HeadersOut:
     """A response head on its way through the header filters (nginx's r->headers_out)."""
     __slots__ = ("status", "content_type", "content_length", "last_modified", "headers", "vary",
-                 "flush")
+                 "flush", "trailers")
 
     def __init__(self, status: int, content_type, content_length, last_modified,
                  headers: list) -> None:
@@ -55,6 +56,7 @@ class HeadersOut:
         self.headers = headers                  # [(name, value)], changed in place
         self.vary = False
         self.flush = False                      # flush the body filters per upstream read
+        self.trailers = False                   # add_trailer dropped a known Content-Length
 
     def find(self, lname: bytes):
         """The index of the first header named lname (lower-case), or -1."""

@@ -147,8 +147,9 @@ def build(vals: dict, recode=None):
     ssi_on = vals.get("ssi", False)
     before = vals.get("add_before_body")
     after = vals.get("add_after_body")
+    trailers = vals.get("add_trailer")
     if not (gzip_on or gunzip_on or subs or static != "off" or ssi_on or before or after
-            or recode is not None):
+            or recode is not None or trailers):
         return None, None
     from ngate.filters.gzip import GunzipFilter, GzipCore, GzipFilter
     proxied = vals.get("gzip_proxied")
@@ -187,4 +188,7 @@ def build(vals: dict, recode=None):
         types = DEFAULT_TYPES | frozenset(types) if types else DEFAULT_TYPES
         chain.append(GzipFilter(core, types, vals.get("gzip_min_length", 20),
                                 vals.get("gzip_comp_level", 1)))
+    if trailers:
+        from ngate.filters.trailers import TrailersFilter
+        chain.append(TrailersFilter(tuple(trailers)))
     return (tuple(chain) or None), (None if static == "off" else (static, core))

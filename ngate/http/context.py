@@ -57,6 +57,8 @@ class RequestContext:
         "ssi",              # filters/ssi.py SsiBody of this response (or the main's Shared)
         "cache",            # cache/exchange.py CacheState under proxy_cache, else None
         "body_spool",       # proxy/body_spool.py BodySpool of a body read whole, or None
+        "trailers",         # filters/trailers.py Trailers when the response expects add_trailer
+        "expect_tested",    # Expect: 100-continue answered or not due (http1/discard.py)
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -118,3 +120,5 @@ class RequestContext:
         self.ssi = None
         self.cache = None
         self.body_spool = None
+        self.trailers = None
+        self.expect_tested = False

@@ -12,17 +12,6 @@ from ngate.http.respond import send_status
 from ngate.observability import error_log
 
 
-def reject_request(ctx, status: int, message: str) -> None:
-    error_log.info(message + (", client: " + ctx.conn.remote_addr), ctx.conn.number)
-    ctx.keep_alive = False
-    if ctx.conf is None and ctx.server is not None:
-        ctx.conf = ctx.server.conf
-    if ctx.conf is None:
-        ctx.server = ctx.conn.listen.default_server
-        ctx.conf = ctx.server.conf
-    send_status(ctx, status)
-
-
 def reject_head(conn, status: int, message: str, url: bytes) -> None:
     """A head refused while parsing (414, 494, 400, 501): status page, then close."""
     if message:

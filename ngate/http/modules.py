@@ -73,6 +73,8 @@ def content_handler(conf):
     """The location's content handler (one per location, as nginx's clcf->handler)."""
     if conf.empty_gif:
         return empty_gif.empty_gif_handler
+    if conf.no_upstream:
+        return phases.no_upstream_handler
     if conf.fastcgi_pass is not None and conf.fastcgi_cache is not None:
         return fastcgi_cache.fastcgi_cache_handler
     if conf.proxy_pass is not None and conf.proxy_cache is not None:

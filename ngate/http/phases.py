@@ -29,8 +29,9 @@ import traceback
 
 from ngate import realip
 from ngate.config.model import ReturnOp
-from ngate.http import downstream, rewrite
+from ngate.http import rewrite
 from ngate.http.log import log_request
+from ngate.http1.discard import discard
 from ngate.http.respond import (CLOSE_CODES, REDIRECT_CODES, content_type, send_redirect,
                                 send_response, send_status)
 from ngate.observability import error_log
@@ -56,7 +57,7 @@ def start_request(ctx, req) -> None:
     if raw[:1] != "/":
         m = _ABS_URI.match(raw)
         if m is None:
-            return downstream.reject_request(ctx, 400, "client sent invalid request")
+            return reject_request(ctx, 400, "client sent invalid request")
         host_line = m.group(2)
         raw = m.group(3) or "/"
         if raw[:1] != "/":
@@ -68,15 +69,14 @@ def start_request(ctx, req) -> None:
     if host_raw is not None:
         host = normalize_host(host_raw)
         if host is None:
-            return downstream.reject_request(ctx, 400, "client sent invalid host header")
+            return reject_request(ctx, 400, "client sent invalid host header")
     elif ctx.http_minor == 1:
         ctx.server = listen.default_server
-        return downstream.reject_request(ctx, 400,
-                                         'client sent HTTP/1.1 request without "Host" header')
+        return reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
     server = listen.selector.select(host)
     ctx.server = server
     if ctx.method in _NOT_ALLOWED:
-        return downstream.reject_request(ctx, 405, "client sent %s method" % ctx.method)
+        return reject_request(ctx, 405, "client sent %s method" % ctx.method)
     if host and server.names.regexes and host not in server.names.exact:
         for rx in server.names.regexes:
             if rx.groupindex and named_captures(ctx, rx, host):
@@ -84,8 +84,9 @@ def start_request(ctx, req) -> None:
     ctx.host = host or server.names.first
     try:
         ctx.uri = normalize_uri(path, server.merge_slashes)
-    except ValueError:
-        return downstream.reject_request(ctx, 400, "client sent invalid request")
+    except ValueError:      # nginx refuses it with the request line: before Host, default server
+        ctx.host, ctx.server = "", listen.default_server
+        return reject_request(ctx, 400, "client sent invalid request")
     ctx.conf = conf = server.conf
     if conf.realip is not None:         # realip's POST_READ run, with the server's settings
         realip.apply(ctx, conf.realip)
@@ -122,6 +123,8 @@ def find_location_phase(ctx) -> None:
         ctx.loc = loc
         conf = loc.conf if loc is not None else server.conf
         ctx.conf = conf
+        if conf.error_log or error_log.LOG.bound:       # nginx: ngx_set_connection_log
+            error_log.use(ctx.conn.number, conf.error_log)
         if captures:
             ctx.captures = captures
         if trace is not None:
@@ -354,6 +357,7 @@ def finalize(ctx, status: int) -> None:
     This is ngx_http_special_response_handler: the status replaces any earlier error_page status
     (r->err_status = error), so `return 405` or a redirect in an error_page target shows as such."""
     ctx.status_override = None
+    ctx.expect_tested = True        # no 100 Continue before (or after) an error response
     if status in CLOSE_CODES:
         ctx.keep_alive = False
     if status >= 300 and not ctx.error_pages_done:
@@ -396,6 +400,8 @@ def return_response(ctx, code: int, text) -> None:
     """The rewrite module's `return`."""
     if code == 444:
         return send_status(ctx, 444)
+    if (code < 400 or text is not None) and not discard(ctx):
+        return          # ngx_http_send_response discards the body first: it was invalid
     value = text.render(ctx) if text is not None else None
     if code in REDIRECT_CODES:
         if value is None:
@@ -443,6 +449,25 @@ def fail(ctx, err) -> None:
         log_request(ctx)
         return
     finalize(ctx, err.status)
+
+
+def reject_request(ctx, status: int, message: str) -> None:
+    """A request refused before its location (bad Host, no Host in HTTP/1.1, a bad URI, TRACE):
+    finalized as nginx does, so the server's error_page applies."""
+    error_log.info(message + (", client: " + ctx.conn.remote_addr), ctx.conn.number)
+    ctx.keep_alive = False
+    if ctx.conf is None and ctx.server is not None:
+        ctx.conf = ctx.server.conf
+    if ctx.conf is None:
+        ctx.server = ctx.conn.listen.default_server
+        ctx.conf = ctx.server.conf
+    finalize(ctx, status)       # nginx: ngx_http_finalize_request, so the server's error_page
+
+
+def no_upstream_handler(ctx) -> None:
+    """The content handler of IfOp.kept (an if without proxy_pass after one with it)."""
+    error_log.alert("no upstream configuration" + error_log.request_suffix(ctx), ctx.conn.number)
+    finalize(ctx, 500)
 
 
 def internal_error(ctx, exc: Exception) -> None:

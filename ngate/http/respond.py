@@ -7,7 +7,7 @@ the head, writes head and body through `ctx.conn.write` and ends with `ctx.conn.
 """
 from __future__ import annotations
 
-from ngate.filters import HeadersOut, header_filter, postpone
+from ngate.filters import HeadersOut, header_filter, postpone, trailers
 from ngate.filters.validators import ADD_HEADER_CODES
 from ngate.http.log import log_request
 from ngate.http1 import charset
@@ -189,8 +189,9 @@ def _send_postponed(ctx, conf, status: int, pending: list, content_type, last_mo
 
     def end() -> None:
         if chunked:
-            conn.write(resp.LAST_CHUNK)
-            ctx.body_bytes_sent += len(resp.LAST_CHUNK)
+            last = trailers.last_chunk(ctx)
+            conn.write(last)
+            ctx.body_bytes_sent += len(last)
         ctx.bytes_sent += ctx.body_bytes_sent
         conn.finish_request(ctx)
 
@@ -222,7 +223,7 @@ def _filtered(ctx, conf, status: int, body: bytes, content_type, last_modified, 
     if length is None and not head_only:
         if ctx.http_minor == 1:
             chunked = True
-            body = (resp.chunk(body) if body else b"") + resp.LAST_CHUNK
+            body = (resp.chunk(body) if body else b"") + trailers.last_chunk(ctx)
         else:
             ctx.keep_alive = False
     return body, length, out.content_type, out.last_modified, chunked

@@ -79,7 +79,11 @@ def _run(ctx, ops, changed: bool, trace) -> object:
             if not true:
                 continue
             if op.conf is not None:
+                prev = ctx.conf
                 ctx.conf = op.conf
+                if op.kept is not None and (prev.proxy_pass is not None
+                                            or prev.fastcgi_pass is not None):
+                    ctx.conf = op.kept      # an earlier if's handler, without its upstream
             r = _run(ctx, op.ops, changed, trace)
             if r is _CHANGED:
                 changed = True

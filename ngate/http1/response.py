@@ -97,8 +97,11 @@ def build_head(status: int, minor: int, *, server_tokens: bool = True,
                content_type: bytes | None = None, content_length: int | None = None,
                last_modified: bytes | None = None, location: bytes | None = None,
                chunked: bool = False, connection: bytes | None = None,
-               headers=(), reason: bytes | None = None) -> bytes:
+               headers=(), reason: bytes | None = None, server: bool = True,
+               date: bool = True) -> bytes:
     """A response head in nginx's order. `headers` is an iterable of (name, value) bytes pairs.
+    `server`, `date`: False when the response has its own (proxy_pass_header Server, Date: the
+    upstream's, among `headers`, or none at all when the upstream sent none, as nginx).
 
     `location` is written in its own slot only when ngate made it absolute from a relative one
     (nginx's header filter does that); an absolute Location stays among `headers`.
@@ -114,8 +117,10 @@ def build_head(status: int, minor: int, *, server_tokens: bool = True,
             if len(_REASON_LINES) < 1024:
                 _REASON_LINES[(status, minor, reason)] = line
         parts = [line]
-    parts.append(SERVER_HEADER_TOKENS if server_tokens else SERVER_HEADER_BARE)
-    parts.append(DATE.get())
+    if server:
+        parts.append(SERVER_HEADER_TOKENS if server_tokens else SERVER_HEADER_BARE)
+    if date:
+        parts.append(DATE.get())
     if content_type is not None:
         parts.append(b"Content-Type: " + content_type + b"\r\n")
     if content_length is not None:

@@ -7,7 +7,8 @@ while a frame is incomplete) -> going away (GOAWAY sent on graceful stop or relo
 flight finish, new ones are refused; the connection closes when the last one ends) -> closed.
 
 Settings sent: SETTINGS_MAX_CONCURRENT_STREAMS (http2_max_concurrent_streams),
-SETTINGS_INITIAL_WINDOW_SIZE (http2_body_preread_size), SETTINGS_MAX_FRAME_SIZE 16384, and a
+SETTINGS_INITIAL_WINDOW_SIZE (http2_body_preread_size), SETTINGS_MAX_FRAME_SIZE 16384,
+SETTINGS_ENABLE_CONNECT_PROTOCOL under http2_websocket (WebSocket over HTTP/2, websocket.py), and a
 connection WINDOW_UPDATE to 2^31-1 as nginx (per-stream windows do the flow control of bodies).
 
 Defences (each with a test in tests/e2e/test_http2_attacks.py):
@@ -87,7 +88,7 @@ class Http2Connection(OneTimer):
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
-                 "requests", "started")
+                 "requests", "started", "batch")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -111,6 +112,7 @@ class Http2Connection(OneTimer):
         self.deadline = 0.0
         self.lost = None
         self.requests = 0
+        self.batch = False      # in data_received: frames out wait for its one flush
         srv = listen.default_server
         self.conf = srv
         cfg = H2Configuration(client_side=False, header_encoding=None,
@@ -121,6 +123,8 @@ class Http2Connection(OneTimer):
             SettingCodes.INITIAL_WINDOW_SIZE: min(srv.http2_body_preread_size, _MAX_WINDOW),
             SettingCodes.MAX_FRAME_SIZE: 16384,
             SettingCodes.ENABLE_PUSH: 0,
+            # RFC 8441 (http2_websocket, ngate/http2/websocket.py)
+            SettingCodes.ENABLE_CONNECT_PROTOCOL: 1 if srv.http2_websocket else 0,
         })
         h2.decoder.max_header_list_size = srv.http2_max_header_size
 
@@ -167,6 +171,22 @@ class Http2Connection(OneTimer):
                 return self._fail(ErrorCodes.ENHANCE_YOUR_CALM,
                                   "client sent too many CONTINUATION frames")
             return self._fail(ErrorCodes.PROTOCOL_ERROR, f"client sent invalid HTTP/2 ({exc})")
+        self.batch = True
+        try:
+            self._events(events)
+        finally:
+            self.batch = False
+        if self.closing:
+            return
+        if self.flood > _FLOOD:
+            return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
+        self.flush()        # one write for every stream answered in this read
+        if not self.closing:
+            if self.transport.get_write_buffer_size() > _OUT_LIMIT and self.write_paused:
+                return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
+            self._idle_or_recv()
+
+    def _events(self, events) -> None:
         for ev in events:
             cls = ev.__class__
             if cls is DataReceived:
@@ -196,13 +216,6 @@ class Http2Connection(OneTimer):
                     self._window(0)
             if self.closing:
                 return
-        if self.flood > _FLOOD:
-            return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
-        self.flush()
-        if not self.closing:
-            if self.transport.get_write_buffer_size() > _OUT_LIMIT and self.write_paused:
-                return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
-            self._idle_or_recv()
 
     def eof_received(self):
         return False
@@ -331,10 +344,12 @@ class Http2Connection(OneTimer):
             if s.hdrs is not None:
                 hdrs = s.hdrs
                 s.hdrs = None
-                if s.ending and not s.out_size:
+                if s.ending and not s.out_size and s.trailers is None:
                     h2.send_headers(sid, hdrs, end_stream=True)
                     self._ended(s)
-                    return self.flush()
+                    if not self.batch:
+                        self.flush()
+                    return
                 h2.send_headers(sid, hdrs)
             elif s.head is not None:
                 return          # no head yet (a call_soon of a stream since reset)
@@ -358,12 +373,16 @@ class Http2Connection(OneTimer):
                 if s.out_size:
                     s.stalled()
             if s.ending and not s.out_size:
-                h2.end_stream(sid)
+                if s.trailers is not None:      # add_trailer: the trailing HEADERS frame
+                    h2.send_headers(sid, s.trailers, end_stream=True)
+                else:
+                    h2.end_stream(sid)
                 self._ended(s)
         except (StreamClosedError, ProtocolError):
             s.client_closed()
             self.streams.pop(sid, None)
-        self.flush()
+        if not self.batch:
+            self.flush()
 
     def _ended(self, s) -> None:
         s.ended = True
@@ -388,7 +407,8 @@ class Http2Connection(OneTimer):
             self.h2.increment_flow_control_window(n, stream_id=s.sid)
         except (StreamClosedError, ProtocolError, KeyError):
             return
-        self.flush()
+        if not self.batch:
+            self.flush()
 
     def reset_stream(self, s, code) -> None:
         self.streams.pop(s.sid, None)
@@ -473,6 +493,7 @@ class Http2Connection(OneTimer):
         has read the end of its responses."""
         if self.closing:
             return
+        self.flush()        # what the last stream queued (its END_STREAM) goes first
         self.closing = True
         self._cancel_timer()
         streams = list(self.streams.values())
@@ -515,6 +536,9 @@ class Http2Connection(OneTimer):
         return False
 
     def abort(self) -> None:
+        if self.closing:
+            return      # closed, or closing gracefully (a tunnel's 1001 close frame may be
+            #             on its way out: an abort would reset it away)
         self.closing = True
         if self.transport is not None:
             self.transport.abort()

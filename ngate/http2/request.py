@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from h2.errors import ErrorCodes
 
-from ngate.http import downstream
+from ngate.http2 import websocket
+from ngate.http import phases
 from ngate.http.context import RequestContext
 from ngate.server.connection import Request, header_key
 
@@ -17,7 +18,7 @@ _SINGLE = frozenset({b"host", b"content-length"})
 
 
 def start(conn, stream, ev) -> None:
-    method = path = authority = None
+    method = path = authority = protocol = None
     headers = []
     hdr = {}
     cookies = []
@@ -36,6 +37,8 @@ def start(conn, stream, ev) -> None:
                 path = value
             elif name == b":authority":
                 authority = value
+            elif name == b":protocol":
+                protocol = value        # an extended CONNECT (RFC 8441): h2 checked the method
             continue
         if name == b"cookie":
             cookies.append(value)
@@ -53,6 +56,9 @@ def start(conn, stream, ev) -> None:
     if authority is not None and b"host" not in hdr:
         headers.insert(0, (b"host", authority))
         hdr[b"host"] = authority
+    refusal = None
+    if protocol is not None:
+        stream, method, refusal = websocket.extended_connect(conn, stream, protocol, headers, hdr)
     ctx = RequestContext(stream, (method or b"GET").decode("latin-1"),
                          (path or b"").decode("latin-1"), "2.0", headers, hdr)
     ctx.http_minor = 2          # no chunked framing, no HTTP/1.1 Host rule
@@ -61,12 +67,22 @@ def start(conn, stream, ev) -> None:
     stream.ctx = ctx
     req = Request(ctx)
     stream.current = req
+    if protocol is not None:
+        req.complete = refusal is None      # refused: reset after the answer (not read)
+        if refusal is not None:
+            ctx.server = listen.default_server
+            return phases.reject_request(ctx, 400, refusal)
+        req.upgrade = True      # DATA frames are the tunnel's (websocket.py), not a body
+        stats = conn.runtime.stats
+        if stats is not None:
+            stats.request_started(ctx)
+        return conn.start_stream(ctx, req)
     cl = hdr.get(b"content-length")
     if cl is not None:
         if not cl.isdigit():
             req.complete = True
             ctx.server = listen.default_server
-            return downstream.reject_request(ctx, 400, 'client sent invalid "Content-Length" header')
+            return phases.reject_request(ctx, 400, 'client sent invalid "Content-Length" header')
         ctx.content_length_in = int(cl)
     if ev.stream_ended is not None:
         req.complete = True

@@ -22,6 +22,7 @@ from __future__ import annotations
 from h2.errors import ErrorCodes
 
 from ngate.http1.request import BodyError, ChunkedDecoder
+from ngate.filters import trailers
 from ngate.http2.head import h1_to_h2
 from ngate.observability import error_log
 from ngate.http import downstream, log, phases
@@ -77,9 +78,10 @@ class Http2Stream:
     __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
-                 "remote_port", "window", "__weakref__")
+                 "remote_port", "window", "trailers", "__weakref__")
     handed_over = True
     trace = None
+    line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
     def __init__(self, h2c, sid: int) -> None:
         self.h2c = h2c
@@ -106,12 +108,13 @@ class Http2Stream:
         self.remote_addr = h2c.remote_addr      # per stream: realip may replace them
         self.window = h2c.conf.http2_body_preread_size    # our receive window as the client sees it
         self.remote_port = h2c.remote_port
+        self.trailers = None        # add_trailer's fields: a HEADERS frame with END_STREAM
 
     def __getattr__(self, name: str):
         # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
         return getattr(self.h2c, name)
 
-    # ------------------------------------------------------------ used by the HTTP core
+    # ------------------------------------------------------------ used by the engine
 
     def write(self, data) -> None:
         if self.closing or self.ended:
@@ -156,6 +159,8 @@ class Http2Stream:
         req = self.current
         self.writer = None
         ctx.req = None
+        if ctx.trailers is not None:        # evaluated at the end, before the log phase
+            self.trailers = trailers.h2_fields(ctx)
         log.log_request(ctx)
         if self.closing:
             return

@@ -251,7 +251,8 @@ def config_paths(config) -> list[str]:
     paths: dict[str, None] = {}
     for conf in _confs(config):
         for spec in conf.access_log or (AccessLog(default),):
-            if spec.path != "off" and not spec.path.startswith("syslog:"):
+            if (spec.path != "off" and not spec.path.startswith("syslog:")
+                    and spec.path_template is None):
                 paths[spec.path] = None
     return list(paths)
 
@@ -343,6 +344,66 @@ class AccessLogWriter:
         if cond_ops is not None and not _true(_render(cond_ops, end, None, "")):
             return
         self.file.write(_encode(_render(ops, end, self.escape, self.missing) + "\n"))
+
+
+class VariablePathWriter(AccessLogWriter):
+    """An access_log whose path has variables: the path is rendered for each line and the file
+    opened, appended to and closed (nginx without open_log_file_cache)."""
+    __slots__ = ("path",)
+
+    def __init__(self, access_log: AccessLog) -> None:
+        super().__init__(AccessLog("off", access_log.format, access_log.condition))
+        self.path = access_log.path_template
+
+    def write(self, ctx) -> None:
+        cond = self.condition
+        if cond is not None and not _true(cond.render(ctx)):
+            return
+        _append(self.path.render(ctx), _encode(self.line(ctx)))
+
+    def freeze(self, ctx) -> "tuple | None":
+        self.file = True                    # let the base class freeze the line
+        try:
+            frozen = super().freeze(ctx)
+        finally:
+            self.file = None
+        if frozen is None:
+            return None
+        return _FrozenPath(self, self.path.render(ctx)), frozen[1], frozen[2]
+
+
+class _FrozenPath:
+    __slots__ = ("writer", "path")
+
+    def __init__(self, writer: VariablePathWriter, path: str) -> None:
+        self.writer, self.path = writer, path
+
+    def write_frozen(self, ops: tuple, cond_ops, end) -> None:
+        if cond_ops is not None and not _true(_render(cond_ops, end, None, "")):
+            return
+        w = self.writer
+        _append(self.path, _encode(_render(ops, end, w.escape, w.missing) + "\n"))
+
+
+def _append(path: str, data: bytes) -> None:
+    from ngate.observability import error_log
+    try:
+        fd = _open(path)
+    except OSError as err:
+        error_log.crit(f'open() "{path}" failed {error_log.os_error(err)}')
+        return
+    try:
+        os.write(fd, data)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def writer_for(access_log: AccessLog) -> AccessLogWriter:
+    if access_log.path_template is not None:
+        return VariablePathWriter(access_log)
+    return AccessLogWriter(access_log)
 
 
 def _true(value: str) -> bool:

@@ -13,6 +13,11 @@ Two phases, as in nginx:
 
 The request path calls the module functions: `error_log.error(msg, conn_number)`; `enabled(level)`
 is a cheap pre-check before building an expensive message.
+
+`error_log` at the http, server and location levels (nginx's ngx_set_connection_log): when a
+request's location is chosen, `use(conn_number, specs)` points that connection's messages at the
+location's logs (specs: the LocConf's error_log tuple; () goes back to the main log) until the next
+choice or the connection's end (`forget`). Each distinct tuple opens its files once per process.
 """
 from __future__ import annotations
 
@@ -42,16 +47,52 @@ def _open(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
+class _Sink:
+    """The targets of one http/server/location-level error_log tuple."""
+    __slots__ = ("specs", "targets", "rank")
+
+    def __init__(self, specs) -> None:
+        self.specs = specs
+        self.targets: list[_Target] = []
+        self.open()
+
+    def open(self) -> None:
+        """(Re)open each file; one that cannot be opened keeps its old descriptor, if any."""
+        old = {t.path: t for t in self.targets}
+        new = []
+        for spec in self.specs:
+            if spec.path.startswith("syslog:"):
+                continue
+            try:
+                new.append(_Target(spec.path, _RANK[spec.level]))
+            except OSError:
+                if spec.path in old:
+                    new.append(old.pop(spec.path))
+        for t in old.values():
+            if all(t is not n for n in new):
+                t.close()
+        self.targets = new
+        self.rank = max((t.rank for t in new), default=-1)
+
+    def close(self) -> None:
+        for t in self.targets:
+            t.close()
+        self.targets = []
+
+
 class ErrorLog:
-    __slots__ = ("targets", "console", "max_rank", "pid", "_sec", "_stamp")
+    __slots__ = ("targets", "console", "max_rank", "main_rank", "pid", "_sec", "_stamp",
+                 "sinks", "bound")
 
     def __init__(self) -> None:
         self.targets: list[_Target] = []
         self.console = True
-        self.max_rank = _RANK["notice"]
+        self.max_rank = self.main_rank = _RANK["notice"]
         self.pid = os.getpid()
         self._sec = -1
         self._stamp = ""
+        self.sinks: dict[tuple, _Sink] = {}         # error_log tuple -> its open targets
+        self.bound: dict[int, _Sink] = {}           # connection number -> its location's sink
 
     def set_targets(self, specs, console: bool) -> None:
         """Open the new targets first, so a failure leaves the log as it was."""
@@ -70,10 +111,39 @@ class ErrorLog:
         ranks = [t.rank for t in new]
         if self.console:
             ranks.append(_CONSOLE_MAX)
-        self.max_rank = max(ranks, default=-1)
+        self.main_rank = max(ranks, default=-1)
+        self._set_max_rank()
+
+    def _set_max_rank(self) -> None:
+        self.max_rank = max([self.main_rank] + [s.rank for s in self.sinks.values()])
 
     def reopen(self) -> None:
         self.set_targets([(t.path, LEVELS[t.rank]) for t in self.targets], self.console)
+        for sink in self.sinks.values():
+            sink.open()
+
+    def drop_sinks(self) -> None:
+        """A new configuration: the location-level logs of the old one are closed."""
+        for sink in self.sinks.values():
+            sink.close()
+        self.sinks.clear()
+        self.bound.clear()
+        self._set_max_rank()
+
+    def use(self, conn_number: int, specs) -> None:
+        if not specs:
+            if self.bound:
+                self.bound.pop(conn_number, None)
+            return
+        sink = self.sinks.get(specs)
+        if sink is None:
+            sink = self.sinks[specs] = _Sink(specs)
+            self._set_max_rank()
+        self.bound[conn_number] = sink
+
+    def forget(self, conn_number: int) -> None:
+        if self.bound:
+            self.bound.pop(conn_number, None)
 
     def enabled(self, level: str) -> bool:
         return _RANK[level] <= self.max_rank
@@ -82,14 +152,23 @@ class ErrorLog:
         rank = _RANK[level]
         if rank > self.max_rank:
             return
+        sink = self.bound.get(conn_number) if self.bound else None
+        if sink is None:
+            if rank > self.main_rank:
+                return
+            targets = self.targets
+        else:
+            if rank > sink.rank:
+                return
+            targets = sink.targets
         if self.console and rank <= _CONSOLE_MAX:
             os.write(2, f"{PROGRAM}: [{level}] {message}\n".encode("utf-8", "replace"))
-        if not self.targets:
+        if not targets:
             return
         conn = f"*{conn_number} " if conn_number is not None else ""
         line = f"{self._timestamp()} [{level}] {self.pid}#{self.pid}: {conn}{message}\n"
         data = line.encode("utf-8", "replace")
-        for t in self.targets:
+        for t in targets:
             if rank <= t.rank:
                 try:
                     os.write(t.fd, data)
@@ -132,10 +211,31 @@ def configure(config, startup: str | None = None, console: bool = False) -> None
     if not specs:
         specs = [(startup or "stderr", "error")]
     LOG.set_targets(specs, console)
+    LOG.drop_sinks()
+    open_sinks(config)
+
+
+def open_sinks(config) -> None:
+    """Open the http/server/location-level error_log files now, in the master (as nginx does at
+    load): the workers inherit them, before they give up root."""
+    from ngate.observability.access_log import _confs
+    for conf in _confs(config):
+        if conf.error_log and conf.error_log not in LOG.sinks:
+            LOG.sinks[conf.error_log] = _Sink(conf.error_log)
+    LOG._set_max_rank()
 
 
 def reopen() -> None:
     LOG.reopen()
+
+
+def use(conn_number: int, specs) -> None:
+    """The connection's messages go to `specs` (a LocConf's error_log; () is the main log)."""
+    LOG.use(conn_number, specs)
+
+
+def forget(conn_number: int) -> None:
+    LOG.forget(conn_number)
 
 
 def enabled(level: str) -> bool:

@@ -26,6 +26,7 @@ from ngate.fastcgi import records as fcgi
 from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
 from ngate.http1 import response as resp
+from ngate.http1.discard import test_expect
 from ngate.observability import error_log
 from ngate.filters import drain
 from ngate.http import phases
@@ -50,7 +51,7 @@ class FastCGIPlan:
     __slots__ = ("params", "skip", "hide", "keep_conn", "head_limit", "connect_timeout",
                  "send_timeout", "read_timeout", "next_upstream", "next_upstream_tries",
                  "next_upstream_timeout", "redirects", "cookies", "ignore_headers",
-                 "limit_rate")
+                 "limit_rate", "bind", "own_server", "own_date")
 
     def __init__(self, conf) -> None:
         params = []     # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
@@ -81,6 +82,8 @@ class FastCGIPlan:
         self.next_upstream_timeout = conf.fastcgi_next_upstream_timeout
         self.ignore_headers = conf.fastcgi_ignore_headers
         self.limit_rate = conf.fastcgi_limit_rate if conf.fastcgi_buffering else 0
+        self.bind = conf.fastcgi_bind       # proxy/bind.py
+        self.own_server = self.own_date = True
         self.redirects = ()     # proxy_redirect is the proxy module's: CGI headers pass as sent
         self.cookies = None     # so are proxy_cookie_*
 
@@ -165,9 +168,8 @@ class FastCGIExchange(ProxyExchange):
         self.body_mode = mode
         self.body_done = mode == "none"
         self.conn.writer = self
+        test_expect(ctx)        # nginx reads the body (if any) first: 100 Continue even without
         if mode != "none":
-            if ctx.hdr.get(b"expect", b"").lower() == b"100-continue" and ctx.http_minor == 1:
-                self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             if mode == "stream":
                 ctx.body_spool = self       # $request_body while it fits: memory() below
             self.conn.attach_body(ctx.req, self)

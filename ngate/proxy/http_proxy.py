@@ -24,16 +24,19 @@ import httptools
 
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
-from ngate.filters import Chain, HeadersOut, header_filter, postpone
+from ngate.filters import Chain, HeadersOut, header_filter, postpone, trailers
 from ngate.filters import drain, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
+from ngate.http1.discard import test_expect
 from ngate.observability import error_log
 from ngate.http import downstream, log, phases, respond, rewrite
+from ngate.proxy.bind import BindError, connect_bound, local_address
 from ngate.proxy.body_spool import BodySpool, SpoolError
 from ngate.proxy.cookies import rewrite as rewrite_cookie
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
 from ngate.proxy.throttle import ReadThrottle
+from ngate.proxy.upstream_chunked import ChunkedResponseBody
 from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamConnection
 from ngate.proxy.tunnel import start_tunnel
 from ngate.routing.uri import escape_uri
@@ -102,6 +105,8 @@ class ProxyExchange:
         "accel",            # the response's X-Accel-* headers (hidden ones), or None
         "throttle",         # proxy/throttle.py ReadThrottle (proxy_limit_rate), or None
         "drain",            # filters/drain.py: None, "draining" or "complete" (gunzip's output)
+        "corked",           # chunked body data of this client read, not yet written: one chunk
+        "in_read",          # a chunked body piece came in this client read (nginx: one buffer)
     )
     plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
@@ -129,6 +134,8 @@ class ProxyExchange:
         self.body_total = 0         # body bytes received from the client
         self.held = 0               # bytes in body_chunks waiting for the upstream connection
         self.spool = None
+        self.corked = None
+        self.in_read = False
         self.replayable = True
         self.body_done = False
         self.started = time.monotonic()
@@ -179,9 +186,8 @@ class ProxyExchange:
             self.body_mode = "none"
             self.body_done = True
         self.conn.writer = self
+        test_expect(ctx)        # nginx reads the body (if any) first: 100 Continue even without
         if self.body_mode != "none":
-            if ctx.hdr.get(b"expect", b"").lower() == b"100-continue" and ctx.http_minor == 1:
-                self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             if self.body_mode != "buffer":
                 ctx.body_spool = self       # $request_body of a streamed body: memory() below
             self.conn.attach_body(req, self)
@@ -243,15 +249,23 @@ class ProxyExchange:
         loop = self.loop
         t0 = time.monotonic()
         try:
+            local = self.plan.bind and local_address(self.ctx, self.plan.bind)
+            sock = local and await connect_bound(loop, peer, local)
             if self.tls is not None:     # proxy_connect_timeout: the "connecting" deadline
                 proto = TlsUpstreamConnection(peer)
-                proto.session_key = await open_tls(loop, peer, self.tls, proto)
+                proto.session_key = await open_tls(loop, peer, self.tls, proto, sock)
+            elif sock:
+                _, proto = await loop.create_connection(partial(UpstreamConnection, peer),
+                                                        sock=sock)
             elif peer.unix:
                 _, proto = await loop.create_unix_connection(partial(UpstreamConnection, peer),
                                                              peer.unix)
             else:
                 _, proto = await loop.create_connection(partial(UpstreamConnection, peer),
                                                         peer.host, peer.port)
+        except BindError as exc:
+            self.connecting = None
+            return self.bind_failed(exc)
         except ssl.SSLError as exc:
             self.connecting = None
             return self.next_peer("error", 502, handshake_error(exc))
@@ -401,12 +415,18 @@ class ProxyExchange:
             return
         u = self.uconn
         if u is None or self.state != "sending":
-            self.body_chunks.append(data)
+            if self.body_mode == "chunked" and self._same_read() and self.body_chunks:
+                self.body_chunks[-1] += data    # nginx sends the chunks of one read as one
+            else:
+                self.body_chunks.append(data)
             self.held += n
             if self.held > _REPLAY_LIMIT:
                 self.conn.transport.pause_reading()
             return
-        u.transport.write(resp.chunk(data) if self.body_mode == "chunked" else data)
+        if self.body_mode == "chunked":
+            self._cork(data)
+        else:
+            u.transport.write(data)
         self.sent_bytes += n
         if self.replayable:
             if self.body_total <= _REPLAY_LIMIT:
@@ -427,8 +447,44 @@ class ProxyExchange:
         u = self.uconn
         if u is not None and self.state == "sending":
             if self.body_mode == "chunked":
-                u.transport.write(resp.LAST_CHUNK)
+                self._uncork(last=True)
             self.request_sent()
+
+    def _same_read(self) -> bool:
+        """Whether a chunked body piece came in the same client read as the previous one (each
+        chunk is passed on alone, for client_max_body_size's per-chunk check)."""
+        if self.in_read:
+            return True
+        self.in_read = True
+        self.loop.call_soon(self._read_over, self.uconn)
+        return False
+
+    def _read_over(self, uconn) -> None:
+        self.in_read = False
+        if self.corked is not None:
+            self._uncork(False, uconn)
+
+    def _cork(self, data: bytes) -> None:
+        """nginx sends the chunks it read at once as one chunk, with the last chunk when the body
+        ends there: the data of this client read is written once it is parsed (or at its end)."""
+        self._same_read()
+        corked = self.corked
+        if corked is None:
+            self.corked = [data]
+        else:
+            corked.append(data)
+
+    def _uncork(self, last: bool = False, uconn=None) -> None:
+        corked = self.corked
+        self.corked = None
+        u = self.uconn
+        if u is None or (uconn is not None and u is not uconn) or u.closed:
+            return
+        out = resp.chunk(b"".join(corked)) if corked else b""
+        if last:
+            out += resp.LAST_CHUNK
+        if out:
+            u.transport.write(out)
 
     def request_sent(self) -> None:
         if self.state == "sending":
@@ -516,8 +572,8 @@ class ProxyExchange:
             else:
                 self._flush()
                 self.ctx.keep_alive = False
-                self.fail(ProxyError(502, UPSTREAM, f"upstream sent invalid chunked response "
-                                     f"({exc}) while reading upstream"))
+                self.fail(ProxyError(502, UPSTREAM, "upstream sent invalid chunked response "
+                                     "while reading upstream"))
         self.feeding = False
         pending = self.pool_pending
         if pending is not None:
@@ -689,6 +745,27 @@ class ProxyExchange:
             self.send_head(status)
             return
         self.send_head(status)
+        if self.state == "streaming" and self.resp_length is None and not self.until_close \
+                and not self.head_only:
+            self._read_chunked()
+
+    def _read_chunked(self) -> None:
+        """A chunked body is parsed as nginx parses it (proxy/upstream_chunked.py), not by
+        llhttp: the rest of this read goes to it, later reads through `self.parser`."""
+        u = self.uconn
+        self.parser = body = ChunkedResponseBody(self, u)
+        u.parser = None             # llhttp is mid-response: a reused connection gets a new one
+        rest = self.head_buf[_head_end(self.head_buf):]
+        self.head_buf = b""
+        if rest:
+            try:
+                body.feed_data(rest)
+            except httptools.HttpParserError:
+                self._flush()
+                self.ctx.keep_alive = False
+                self.fail(ProxyError(502, UPSTREAM, "upstream sent invalid chunked response "
+                                     "while reading upstream"))
+        raise _PassedRaw            # stops llhttp in this read (upstream_data catches it)
 
     def interim_as_final(self, status: int) -> None:
         """nginx 1.22 takes an upstream's 1xx (100 Continue, 103) for the response: its head goes
@@ -744,12 +821,13 @@ class ProxyExchange:
         if self.filter is not None and not self.head_only:
             self._filter_out(self.filter.finish())
             deferred = postpone.defer_end(self.filter, self.ctx, self._end_response)
-        if not deferred and self.chunked_out and not self.head_only:
-            self._emit(resp.LAST_CHUNK)
-            self.ctx.body_bytes_sent += len(resp.LAST_CHUNK)
-        self._flush()
         ctx = self.ctx
-        ctx.upstream_response_time = time.monotonic() - self.started
+        ctx.upstream_response_time = time.monotonic() - self.started    # for add_trailer too
+        if not deferred and self.chunked_out and not self.head_only:
+            last = trailers.last_chunk(ctx)
+            self._emit(last)
+            ctx.body_bytes_sent += len(last)
+        self._flush()
         report_success(self.upstream, self.peer)
         self.release(reuse=self._reusable())
         if deferred:
@@ -762,8 +840,9 @@ class ProxyExchange:
         """The end of a response whose subrequests outlived the upstream response."""
         ctx = self.ctx
         if self.chunked_out:
-            self.conn.write(resp.LAST_CHUNK)
-            ctx.body_bytes_sent += len(resp.LAST_CHUNK)
+            last = trailers.last_chunk(ctx)
+            self.conn.write(last)
+            ctx.body_bytes_sent += len(last)
         ctx.bytes_sent += ctx.body_bytes_sent
         self.conn.finish_request(ctx)
 
@@ -905,7 +984,7 @@ class ProxyExchange:
             status, 1, server_tokens=conf.server_tokens, content_type=ctype,
             content_length=clen if status != 101 else None, last_modified=lastmod,
             location=location, chunked=chunked_out, connection=connection, headers=out,
-            reason=reason)
+            reason=reason, server=self.plan.own_server, date=self.plan.own_date)
         ctx.head_sent = True
         ctx.bytes_sent = len(head)
         self._emit(head)
@@ -1198,6 +1277,14 @@ class ProxyExchange:
         error_log.crit(str(err) + error_log.request_suffix(self.ctx), self.conn.number)
         self.abort_with(500)
 
+    def bind_failed(self, exc) -> None:
+        """proxy_bind could not bind: nginx logs [crit] and answers 500 (no next upstream)."""
+        error_log.crit(exc.strerror + " while connecting to upstream"
+                       + error_log.request_suffix(self.ctx, self._upstream_url()), self.conn.number)
+        self._stop()
+        self.conn.writer = None
+        phases.finalize(self.ctx, 500)
+
     def abort_with(self, status: int) -> None:
         self._stop()
         self.conn.writer = None
@@ -1212,6 +1299,8 @@ class ProxyExchange:
         streaming = self.state == "streaming"
         self._stop()
         ctx = self.ctx
+        if ctx.upstream_response_time is None and ctx.upstream_addr:
+            ctx.upstream_response_time = time.monotonic() - self.started    # as nginx finalizes
         conn = self.conn
         if conn.writer is not self:
             pass            # downstream.client_timeout: status and log line are decided there

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ngate.errors import ConfigError
 from ngate.http import downstream, log, phases
+from ngate.http1.discard import test_expect
 from ngate.observability import error_log
 from ngate.proxy import subrequest
 
@@ -73,9 +74,7 @@ class _BodyReader:
     def start(self) -> None:
         ctx = self.ctx
         ctx.conn.writer = self
-        if ctx.hdr.get(b"expect", b"").lower() == b"100-continue" and ctx.http_minor == 1:
-            ctx.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            ctx.hdr = {k: v for k, v in ctx.hdr.items() if k != b"expect"}
+        test_expect(ctx)
         ctx.conn.attach_body(ctx.req, self)
 
     def body_data(self, data: bytes) -> None:

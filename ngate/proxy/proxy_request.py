@@ -32,7 +32,7 @@ class Plan:
     __slots__ = ("items", "skip", "hide", "version", "keepalive_capable", "redirects",
                  "connect_timeout", "send_timeout", "read_timeout", "next_upstream",
                  "next_upstream_tries", "next_upstream_timeout", "cookies", "ignore_headers",
-                 "limit_rate")
+                 "limit_rate", "bind", "own_server", "own_date")
 
     def __init__(self, conf, cacheable: bool = True) -> None:
         from ngate.routing.variables import compile_template
@@ -55,6 +55,10 @@ class Plan:
         self.items = tuple(_compile_items(items, pp))
         self.skip = frozenset(names)
         self.hide = (DEFAULT_HIDE | conf.proxy_hide_header) - conf.proxy_pass_header
+        # nginx's own Server and Date unless passed (then the upstream's or none: nginx puts an
+        # empty placeholder in the slot when the upstream sent none)
+        self.own_server = b"server" in self.hide
+        self.own_date = b"date" in self.hide
         self.version = b"HTTP/1.1" if conf.proxy_http_version == "1.1" else b"HTTP/1.0"
         self.redirects = _redirect_rules(conf)
         # what the shared exchange code reads (the FastCGI plan has the same fields)
@@ -66,6 +70,7 @@ class Plan:
         self.next_upstream_timeout = conf.proxy_next_upstream_timeout
         self.ignore_headers = conf.proxy_ignore_headers
         self.limit_rate = conf.proxy_limit_rate if conf.proxy_buffering else 0
+        self.bind = conf.proxy_bind         # proxy/bind.py
         # proxy_cookie_domain / proxy_cookie_path (proxy/cookies.py), None without any rule
         self.cookies = (conf.proxy_cookie_domain, conf.proxy_cookie_path, conf.proxy_cookie_flags) \
             if conf.proxy_cookie_domain or conf.proxy_cookie_path or conf.proxy_cookie_flags \

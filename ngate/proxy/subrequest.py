@@ -7,7 +7,8 @@ its connection as usual; this one keeps the response head (status, headers) and 
 and calls `done(sub_ctx, status, headers)` once the response is complete. The head and headers
 of the main request are shared (nginx copies headers_in), the method is GET, the body is none
 (auth_request gives its subrequest an empty one), `set` variables are shared, the access phase
-is skipped (nginx runs it for the main request only) and nothing is logged (log_subrequest off).
+is skipped (nginx runs it for the main request only) and it is logged (by its location's
+access_log) only with `log_subrequest on`, when it is complete.
 limit_req/limit_conn are skipped too (nginx applies them to a subrequest only when its main
 request was not limited; a limit_conn slot is given back at the log phase, which a subrequest
 does not have).
@@ -169,7 +170,12 @@ class SubrequestConn:
             self._body(b"".join(drain(self.mem_node)))
         self.finished = True
         ctx = self.ctx
-        self.done(ctx, self.status or (ctx.status if ctx is not None else 0) or 500, self.headers)
+        status = self.status or (ctx.status if ctx is not None else 0) or 500
+        if ctx is not None and ctx.conf is not None and ctx.conf.log_subrequest:
+            if not ctx.status:          # nginx: logged when finalized, by its location's logs
+                ctx.status = status
+            self.runtime.access_log(ctx)
+        self.done(ctx, status, self.headers)
         if self.node is not None:
             self.node.release()
 
@@ -244,7 +250,7 @@ def start(ctx, uri: str, done, method: str = "GET", args: str | None = None,
         conn.body = body
         sub.content_length_in = len(body)
         sub.req = main_conn     # only passed back to attach_body
-    sub.logged = True                   # log_subrequest off
+    sub.logged = True                   # not by log_request: log_subrequest on logs it at _finish
     sub.internal = True
     sub.main = ctx.main or ctx
     sub.server = ctx.server

@@ -114,6 +114,7 @@ class Tunnel:
     __slots__ = ("client", "upstream", "from_client", "from_upstream", "log", "runtime", "conf",
                  "number", "suffix", "sent_up", "sent_down", "deadline", "timeout", "closed",
                  "active", "ping_timer", "ping_due", "pinged", "location", "started", "limits")
+    protocol = "http/1.1"       # the client side's (metrics label); "h2": ngate/http2/websocket.py
 
     def __init__(self, ctx, client, upstream, websocket: bool) -> None:
         self.client = client          # transports
@@ -257,7 +258,11 @@ class Tunnel:
 
 
 def start_tunnel(ctx, conn, uconn, upstream_bytes: bytes) -> None:
-    """Hand both transports to a Tunnel; drop the HTTP connection state."""
+    """Hand both transports to a Tunnel; drop the HTTP connection state (an HTTP/2 stream's
+    extended CONNECT has its own: ngate/http2/websocket.py)."""
+    h2_start = getattr(conn, "start_tunnel", None)
+    if h2_start is not None:
+        return h2_start(ctx, uconn, upstream_bytes)
     client_bytes, client_t = conn.become_tunnel()
     upstream_t = uconn.transport
     # the response parser holds the upstream connection's bound methods: a cycle (with the

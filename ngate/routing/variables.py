@@ -14,6 +14,7 @@ from typing import Callable
 
 from ngate import NGINX_VERSION
 from ngate.errors import ConfigError
+from ngate.filters.trailers import sent_trailer
 from ngate.limits.phase import conn_status_variable, req_status_variable
 from ngate.routing import referer, secure_link, userid
 from ngate.server import ssl_vars     # imported here: a worker running as `user` may not read
@@ -283,6 +284,12 @@ def _sent_http(suffix: str) -> Getter:
                 return v.decode("latin-1")
         return None
     return get
+
+
+@prefixed("sent_trailer_")
+def _sent_trailer(suffix: str) -> Getter:
+    key = suffix.lower().replace("_", "-").encode("latin-1")
+    return lambda ctx: sent_trailer(ctx, key)
 
 
 def _sent_connection(ctx):
@@ -573,7 +580,9 @@ def _is_args(ctx):
 
 @builtin("request")
 def _request(ctx):
-    return f"{ctx.method} {ctx.request_uri} HTTP/{ctx.http_version}"
+    # an HTTP/2 WebSocket's extended CONNECT runs as a GET (ngate/http2/websocket.py)
+    method = getattr(ctx.conn, "line_method", None) or ctx.method
+    return f"{method} {ctx.request_uri} HTTP/{ctx.http_version}"
 
 
 @builtin("server_protocol")

@@ -130,7 +130,8 @@ class HttpConnection(OneTimer):
         "runtime", "listen", "transport", "number", "requests",
         "remote_addr", "remote_port", "server_addr", "server_port", "scheme",
         # parsing state
-        "_url", "_buf", "_line_done", "_more", "_left", "_chunked", "_body_req", "_in_head",
+        "_url", "_buf", "_line_done", "_more", "_rest", "_left", "_chunked", "_body_req",
+        "_in_head",
         "_underscores", "_ignore_invalid", "_limit_line", "_limit_total", "_names", "_lines",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
@@ -154,6 +155,7 @@ class HttpConnection(OneTimer):
         self._chunked = None            # http1/request.py ChunkedDecoder of a chunked body
         self._body_req = None           # the Request whose body is being read
         self._more = False              # bytes after the piece being handled wait in this read
+        self._rest = None               # those bytes while a head is dispatched (discard_buffered)
         self.number = 0
         self.requests = 0
         self.scheme = listen.scheme
@@ -266,8 +268,10 @@ class HttpConnection(OneTimer):
                 self._begin_head()
                 if end < len(data):
                     self._more = True
+                    self._rest = data[end:]
                     self._head(data[:end])
-                    return data[end:]
+                    rest, self._rest = self._rest, None
+                    return rest
                 self._head(data)
                 return b""
             buf = self._buf = bytearray()
@@ -285,9 +289,10 @@ class HttpConnection(OneTimer):
             self._partial_head(buf)
             return b""
         self._buf = None
-        rest = bytes(buf[end:])
+        self._rest = rest = bytes(buf[end:])
         self._more = bool(rest)
         self._head(bytes(buf[:end]))
+        rest, self._rest = self._rest, None
         return rest
 
     def _partial_head(self, buf: bytearray) -> None:
@@ -355,6 +360,14 @@ class HttpConnection(OneTimer):
         self._more = end < len(data)
         self._message_complete()
         return data[end:]
+
+    def discard_buffered(self) -> None:
+        """ngx_http_discard_request_body reads what came with the head at once: a chunked
+        body's bytes of this read are framed now (invalid: _body_error's 400), not after the
+        response (http1/discard.py)."""
+        rest = self._rest
+        if rest and self._chunked is not None:
+            self._rest = self._feed_chunked(rest)
 
     def eof_received(self):
         return False

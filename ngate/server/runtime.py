@@ -198,6 +198,8 @@ class WorkerRuntime:
         (PROXY header read, TLS sniffed): the next connection_opened is not a new accept."""
         self.connections.discard(conn)
         self._handover = handover
+        if not handover:                        # its location's error_log, if one was bound
+            error_log.forget(getattr(conn, "number", 0))   # (a TLS handshake has no number)
         if self.stats is not None:
             self.stats.active(self.connection_count)
 
@@ -208,6 +210,7 @@ class WorkerRuntime:
 
     def tunnel_closed(self, tunnel) -> None:
         self.tunnels.discard(tunnel)
+        error_log.forget(getattr(tunnel, "number", 0))
         if self.stats is not None:
             self.stats.active(self.connection_count)
 
@@ -248,7 +251,7 @@ class WorkerRuntime:
             if spec.path == "off":
                 continue
             try:
-                out.append(alog.AccessLogWriter(spec))
+                out.append(alog.writer_for(spec))
             except OSError as err:
                 error_log.alert(f'open() "{spec.path}" failed {error_log.os_error(err)}')
         return tuple(out)

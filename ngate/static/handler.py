@@ -17,6 +17,7 @@ from ngate.filters import VARY, HeadersOut, header_filter, postpone
 from ngate.filters import not_modified, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
+from ngate.http1.discard import discard
 from ngate.observability import error_log
 from ngate.http import phases, respond
 from ngate.http.respond import content_type
@@ -197,6 +198,7 @@ def _directory(ctx) -> None:
             return None
     names = ctx.conf.index
     last = len(names) - 1
+    first = None                # the first index file tried: nginx names it when the dir is missing
     for i, name in enumerate(names):
         if name.__class__ is not str:        # a name with variables: nginx redirects at once
             name = name.render(ctx)          # when it comes out absolute
@@ -208,6 +210,7 @@ def _directory(ctx) -> None:
             path, target = map_uri(ctx, name), name
         else:
             path, target = dir_path + name, ctx.uri + name
+        first = first or path
         found = _index_exists(ctx, path)
         if found is None:
             return None
@@ -215,7 +218,7 @@ def _directory(ctx) -> None:
             return phases.internal_redirect(ctx, target, keep_args=True)
     if not os.path.isdir(dir_path):
         if ctx.conf.log_not_found:
-            error_log.error(f'"{dir_path}" is not found (2: No such file or directory)'
+            error_log.error(f'"{first or dir_path}" is not found (2: No such file or directory)'
                             + error_log.request_suffix(ctx), ctx.conn.number)
         return phases.finalize(ctx, 404)
     if ctx.conf.autoindex and ctx.method in ("GET", "HEAD"):
@@ -325,6 +328,9 @@ def _autoindex(ctx, dir_path: str) -> None:
 
 def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
     """200/206/304/412/416 for an opened regular file; the descriptor is closed when done."""
+    if not discard(ctx):        # the static module discards the body (Expect: 100-continue)
+        os.close(fd)
+        return None
     conf = ctx.conf
     size = meta.size
     mtime = meta.mtime
@@ -386,7 +392,8 @@ def _send_filtered(ctx, fd: int, meta, vary: bool):
     chunked = not head_only and out.content_length is None and ctx.http_minor == 1
     if not head_only and not chunked and out.content_length is None:
         ctx.keep_alive = False
-    if out.content_length is not None and conf.max_ranges != 0:    # charset's byte recoding
+    if (out.content_length is not None or out.trailers) and conf.max_ranges != 0:
+        # charset's byte recoding; add_trailer's chunking comes after nginx's range filter
         out.headers.append((b"Accept-Ranges", b"bytes"))
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
                            content_type=out.content_type, content_length=out.content_length,

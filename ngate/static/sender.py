@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from ngate.filters import postpone
+from ngate.filters import postpone, trailers
 from ngate.http import log
 from ngate.http1 import response as resp
 
@@ -170,8 +170,9 @@ class FileSender:
                 self.done = True
                 return
             if self.chunked:
-                self.conn.write(b"0\r\n\r\n")
-                self.wrote += 5
+                last = trailers.last_chunk(self.ctx)
+                self.conn.write(last)
+                self.wrote += len(last)
             self.sent = self.wrote
         self._close()
         ctx = self.ctx
@@ -182,8 +183,9 @@ class FileSender:
     def _end_filtered(self) -> None:
         """The end of a file response whose subrequests outlived the file."""
         if self.chunked:
-            self.conn.write(b"0\r\n\r\n")
-            self.wrote += 5
+            last = trailers.last_chunk(self.ctx)
+            self.conn.write(last)
+            self.wrote += len(last)
         ctx = self.ctx
         ctx.body_bytes_sent = self.wrote
         ctx.bytes_sent += self.wrote

@@ -14,6 +14,7 @@ import asyncio
 import os
 import signal
 
+from ngate.cache import manager as cache_manager
 from ngate.limits import phase as limits
 from ngate.observability import error_log
 
@@ -84,6 +85,7 @@ class _Worker:
         self.runtime = WorkerRuntime(config, sockets, loop)
         self.done = loop.create_future()
         self.stopping = False
+        self.cache_manager = None
 
     async def run(self) -> int:
         loop = self.loop
@@ -94,6 +96,7 @@ class _Worker:
         loop.add_signal_handler(signal.SIGHUP, lambda: None)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
         await self.runtime.start()
+        self.cache_manager = cache_manager.start(self.config, loop)
         if self.master_pid is not None:
             loop.call_later(PARENT_CHECK_INTERVAL, self.check_parent)
         code = await self.done
@@ -105,6 +108,8 @@ class _Worker:
         if self.stopping:
             return
         self.stopping = True
+        if self.cache_manager is not None:
+            self.cache_manager.stop()
         error_log.notice("gracefully shutting down")
         self.loop.create_task(self._drain())
 
@@ -123,6 +128,8 @@ class _Worker:
     def fast(self) -> None:
         error_log.notice("exiting")
         self.stopping = True
+        if self.cache_manager is not None:
+            self.cache_manager.stop()
         self.runtime.abort()
         self._finish(0)
 

@@ -84,11 +84,14 @@ def upstream_tls(ctx, conf, scheme: str, host_header: str):
     return client_context(pt), name, pt.session_reuse
 
 
-async def open_tls(loop, peer, tls: tuple, app):
-    """Connect to `peer` and hand `app` (a Protocol) a TLS transport once the handshake is done.
+async def open_tls(loop, peer, tls: tuple, app, sock=None):
+    """Connect to `peer` (or use `sock`, connected to it: proxy_bind) and hand `app` (a
+    Protocol) a TLS transport once the handshake is done.
     Cancelled (proxy_connect_timeout) or failed: the socket is closed and the error raised."""
     context, name, reuse = tls
-    if peer.unix:
+    if sock is not None:
+        transport, _ = await loop.create_connection(asyncio.Protocol, sock=sock)
+    elif peer.unix:
         transport, _ = await loop.create_unix_connection(asyncio.Protocol, peer.unix)
     else:
         transport, _ = await loop.create_connection(asyncio.Protocol, peer.host, peer.port)

@@ -322,7 +322,6 @@ KNOWN = {   # (log or "*", scenario): how ngate differs; the test asserts that i
     ("custom", "r494_header_too_large"): "$uri empty for a head refused while parsing",
     ("custom", "r502_refused"): "$upstream_*_time: one value, not one per try",
     ("custom", "r502_then_retry"): "$upstream_*_time: one value, not one per try",
-    ("custom", "r499_client_gone"): "$upstream_* of a try the client abandoned are not kept",
     ("custom", "error_page_named"): "$upstream_* of several redirects joined with ', ' not ' : '",
 }
 

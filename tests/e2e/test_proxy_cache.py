@@ -130,12 +130,29 @@ def test_max_size_evicts_least_recently_used(setup):
     for i in range(5):
         backend.route(f"/small/{i}", Reply(body=b"x" * 10000))
         assert get(proc, f"/small/{i}").header("X-Cache") == b"MISS"
-        time.sleep(1.05)                # the manager runs at most once a second per worker
-    files = [os.path.join(d, f) for d, _, names in os.walk(proc.prefix / "small")
-             for f in names if ".tmp" not in d]
-    assert sum(os.path.getsize(f) for f in files) <= 25 * 1024
+        os.utime(entry_file(proc, i), (time.time() - 10 + i,) * 2)    # used in this order
+
+    def cached() -> int:
+        files = [os.path.join(d, f) for d, _, names in os.walk(proc.prefix / "small")
+                 for f in names if ".tmp" not in d]
+        return sum(os.path.getsize(f) for f in files)
+    # the manager's first pass found the cache empty: nginx's next is 10 s later
+    deadline = time.monotonic() + 30
+    while cached() > 25 * 1024 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cached() <= 25 * 1024
     assert get(proc, "/small/4").header("X-Cache") == b"HIT"     # the newest stays
     assert get(proc, "/small/0").header("X-Cache") == b"MISS"    # the oldest went
+
+
+def entry_file(proc, i: int) -> str:
+    """The cache file of /small/<i> (the key is proxy_cache_key's default, md5 with no levels)."""
+    for d, _, names in os.walk(proc.prefix / "small"):
+        for f in names:
+            p = os.path.join(d, f)
+            if ".tmp" not in d and f"/small/{i}".encode() in open(p, "rb").read(4096):
+                return p
+    raise AssertionError(f"no cache file for /small/{i}")
 
 
 def _ngate_t(tmp_path, http: str) -> subprocess.CompletedProcess:

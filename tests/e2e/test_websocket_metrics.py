@@ -37,14 +37,14 @@ def test_tunnel_metrics_per_location(tmp_path, echo):
             ws.send("x" * 1000)
             assert ws.recv(5) == "x" * 1000
             live = scrape(proxy)
-            assert live['ngate_websocket_tunnels_open{location="/wss"}'] == 1
-            assert live['ngate_websocket_upgrades_total{location="/wss"}'] == 1
-            assert live['ngate_websocket_bytes_total{direction="to_upstream",location="/wss"}'] > 1000
+            assert live['ngate_websocket_tunnels_open{location="/wss",protocol="http/1.1"}'] == 1
+            assert live['ngate_websocket_upgrades_total{location="/wss",protocol="http/1.1"}'] == 1
+            assert live['ngate_websocket_bytes_total{direction="to_upstream",location="/wss",protocol="http/1.1"}'] > 1000
         time.sleep(0.5)
         done = scrape(proxy)
-        assert done['ngate_websocket_tunnels_open{location="/wss"}'] == 0
-        assert done['ngate_websocket_tunnel_duration_seconds_count{location="/wss"}'] == 1
-        down = done['ngate_websocket_bytes_total{direction="to_client",location="/wss"}']
-        assert down >= live['ngate_websocket_bytes_total{direction="to_client",location="/wss"}'] > 1000
+        assert done['ngate_websocket_tunnels_open{location="/wss",protocol="http/1.1"}'] == 0
+        assert done['ngate_websocket_tunnel_duration_seconds_count{location="/wss",protocol="http/1.1"}'] == 1
+        down = done['ngate_websocket_bytes_total{direction="to_client",location="/wss",protocol="http/1.1"}']
+        assert down >= live['ngate_websocket_bytes_total{direction="to_client",location="/wss",protocol="http/1.1"}'] > 1000
     finally:
         proxy.stop()

@@ -22,7 +22,7 @@ def log():
 
 
 def config_with(*logs):
-    return SimpleNamespace(main=SimpleNamespace(error_log=tuple(logs)))
+    return SimpleNamespace(main=SimpleNamespace(error_log=tuple(logs)), http_conf=None, servers=())
 
 
 def test_line_format(tmp_path, log):
@@ -119,3 +119,31 @@ def test_request_suffix():
 def test_request_suffix_without_upstream_or_host():
     ctx = RequestContext(SimpleNamespace(remote_addr="::1"), "POST", "/x", "1.0", [], {})
     assert error_log.request_suffix(ctx) == ', client: ::1, request: "POST /x HTTP/1.0"'
+
+
+def test_location_error_log_bound_to_a_connection(tmp_path, log):
+    main, loc = tmp_path / "main.log", tmp_path / "loc.log"
+    log.set_targets([(str(main), "error")], console=False)
+    specs = (ErrorLogConf(str(loc), "info"),)
+    assert not log.enabled("info")
+    log.use(7, specs)
+    assert log.enabled("info")           # a location logs at info: the pre-check lets it through
+    log.log("info", "to the location", 7)
+    log.log("info", "dropped: main is at error", 8)
+    log.log("error", "to main", 8)
+    log.use(7, ())                       # a location without error_log: back to the main log
+    log.log("error", "main again", 7)
+    log.use(7, specs)
+    log.forget(7)                        # the connection ended
+    log.log("error", "after forget", 7)
+    assert [l.split(": ", 1)[1] for l in loc.read_text().splitlines()] == ["*7 to the location"]
+    assert [l.split(": ", 1)[1] for l in main.read_text().splitlines()] == [
+        "*8 to main", "*7 main again", "*7 after forget"]
+    assert log.sinks[specs] is not None and not log.bound
+    loc.unlink()
+    log.reopen()                         # USR1: the location's file is opened again
+    log.use(9, specs)
+    log.log("warn", "reopened", 9)
+    assert "*9 reopened" in loc.read_text()
+    log.drop_sinks()
+    assert not log.sinks and not log.enabled("info")

@@ -62,3 +62,19 @@ def test_suite_location(tmp_path, monkeypatch):
     assert out.returncode == 2 and "is not nginx-tests" in out.stderr
     out = run(["--tests", str(fake_suite(tmp_path)), "nope"])
     assert out.returncode != 0 and "no such test file" in out.stderr
+
+
+def test_expected_differences_are_shown_apart_with_their_reason(tmp_path):
+    suite = fake_suite(tmp_path, a_second="not ok")
+    listed = tmp_path / "expected.txt"
+    listed.write_text("a.t\tsec*\tngate says so on purpose\n")
+    out = run(["--tests", str(suite), "--ratchet", str(tmp_path / "r.txt"),
+               "--expected", str(listed), "-q", "a.t"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("a.t"))
+    assert row.split()[:8] == ["a.t", "3", "2", "0", "1", "0", "0", "3"]
+    assert "expected [1] (-1)" in row
+    assert "[1] a.t: ngate says so on purpose" in out.stdout
+    listed.write_text("a.t sec* no tabs\n")
+    out = run(["--tests", str(suite), "--expected", str(listed), "-q", "a.t"])
+    assert out.returncode == 2 and "expected file<TAB>name pattern<TAB>reason" in out.stderr
