@@ -9,12 +9,14 @@ in the compiler (which imports each module's config section and phase handlers).
 """
 from __future__ import annotations
 
-__all__ = ["DEFAULT_CONF", "dump_config", "load_config"]
+from ngate.errors import ConfigError
+
+__all__ = ["ConfigError", "DEFAULT_CONF", "dump_config", "load_config"]
 
 
 def __getattr__(name: str):
     """`from ngate.config import load_config` still works (PEP 562), loaded on first use."""
-    if name in __all__:
+    if name in ("DEFAULT_CONF", "dump_config", "load_config"):
         from ngate.config import loader
         return getattr(loader, name)
     raise AttributeError(f"module 'ngate.config' has no attribute {name!r}")
