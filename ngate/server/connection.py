@@ -57,6 +57,7 @@ _PARTIAL_LINE = re.compile(rb"[A-Z_-]*(?: [^\x00-\x1f\x7f]*)?\r?\Z")
 _SINGLE_HEADERS = {b"host": "Host", b"content-length": "Content-Length",
                    b"transfer-encoding": "Transfer-Encoding"}
 _NAME_CACHE_MAX = 4096
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 _LINE_CACHE_LEN = 64        # short header lines recur (Accept, Host ...): their parse is kept
 # header name as sent -> its lower-case key, or b"" when nginx ignores it; one table per
 # (underscores_in_headers, ignore_invalid_headers) setting
@@ -264,7 +265,8 @@ class HttpConnection(OneTimer):
             lf = data.find(b"\n\n", 0, end if end >= 0 else len(data))
             end = lf + 2 if lf >= 0 else end + 3 if end >= 0 else -1
             if end > 0:                     # the usual case: a whole head in one read
-                self._begin_head()
+                if self.runtime.stats is not None:
+                    self._begin_head()          # Reading for stub_status until _head ends it
                 if end < len(data):
                     self._more = True
                     self._rest = data[end:]
@@ -413,7 +415,8 @@ class HttpConnection(OneTimer):
 
     def _head(self, head: bytes) -> None:
         """A complete request head: parse it as nginx does, make its Request, dispatch it."""
-        self._end_head()
+        if self._in_head:
+            self._end_head()
         if self.timer is not None:
             self._cancel_timer()
         lines = head.split(b"\r\n")
@@ -443,8 +446,8 @@ class HttpConnection(OneTimer):
             headers, hdr = self._headers_of(lines)
         except HeadError as exc:
             return self._reject(exc)
-        ctx = RequestContext(self, method.decode("latin-1"), target.decode("latin-1"), version,
-                             headers, hdr)
+        ctx = RequestContext(self, _METHODS.get(method) or method.decode("latin-1"),
+                             target.decode("latin-1"), version, headers, hdr)
         ctx.request_length = len(head)
         self.requests += 1
         te = hdr.get(b"transfer-encoding")
