@@ -1,6 +1,8 @@
 """Profile one ngate worker under load with py-spy: `python -m bench.profile WHAT`.
 
-WHAT is one of: proxy (HTTP keep-alive proxying, wrk -c50 on `/` through `proxy_pass` to a
+WHAT is one of: hotpath, hotpath-static, hotpath-log (bench/hotpath.py under py-spy: the
+request path's own Python, no sockets: proxying, a 1 KiB static file, proxying with an access
+log), proxy (HTTP keep-alive proxying, wrk -c50 on `/` through `proxy_pass` to a
 backend nginx), static (a 1 KiB static file, wrk -c50), https (HTTPS keep-alive, `return 200`),
 ws (WebSocket handshakes: connect, upgrade, read the 101, close, 50 loops, through a proxied
 location to bench/wsecho.py), tls (full TLS 1.3 handshakes, one request each).
@@ -66,13 +68,19 @@ def _worker_pid(master: int) -> int:
     raise SystemExit("no worker under master %d" % master)
 
 
-def summarise(path: str, top: int = 25) -> str:
-    """Top functions by self and cumulative share of the folded stacks in `path`."""
+def summarise(path: str, top: int = 25, under: str | None = None) -> str:
+    """Top functions by self and cumulative share of the folded stacks in `path` (only the
+    stacks through a frame whose name contains `under`, counted from that frame, if given)."""
     selfc, cum, total = collections.Counter(), collections.Counter(), 0
     for line in open(path):
         stack, _, cnt = line.rstrip().rpartition(" ")
         if not stack:
             continue
+        if under is not None:
+            at = stack.find(under)
+            if at < 0:
+                continue
+            stack = stack[stack.rfind(";", 0, at) + 1:]
         n = int(cnt)
         frames = []
         for f in stack.split(";"):
@@ -96,7 +104,8 @@ def summarise(path: str, top: int = 25) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["proxy", "static", "https", "ws", "tls"])
+    ap.add_argument("what", choices=["proxy", "static", "https", "ws", "tls", "hotpath",
+                                     "hotpath-static", "hotpath-log"])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=25)
@@ -108,6 +117,8 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("py-spy") is None:
         raise SystemExit("py-spy not found: pip install py-spy")
+    if args.what.startswith("hotpath"):
+        return _hotpath(args)
     tmp = tempfile.mkdtemp(prefix="ngate-profile-")
     os.chmod(tmp, 0o755)        # workers run as nobody: the docroot must be reachable
     procs = []
@@ -175,6 +186,17 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _hotpath(args) -> None:
+    """bench/hotpath.py under py-spy: the request path's Python alone (no sockets, no loop)."""
+    extra = {"hotpath": [], "hotpath-static": ["--static"], "hotpath-log": ["--access-log"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = args.raw or os.path.join(tmp, "stacks.txt")
+        subprocess.run(["py-spy", "record", "-r", "1000", "-f", "raw", "-o", raw, "--",
+                        sys.executable, "-m", "bench.hotpath", "--rounds", "3"]
+                       + extra[args.what], check=True, stderr=subprocess.DEVNULL)
+        print(summarise(raw, args.top, under="drive (bench/hotpath.py"))
 
 
 if __name__ == "__main__":
