@@ -71,8 +71,9 @@ def name_table(underscores: bool, ignore_invalid: bool) -> dict:
 
 
 def line_table(underscores: bool, ignore_invalid: bool) -> dict:
-    """Short header lines as sent -> (name, lower-case key or b"", value): the parse of a line
-    depends on these settings alone, and the same lines recur from request to request."""
+    """Short header lines as sent -> ((name, value), lower-case key or b""): the parse of a
+    line depends on these settings alone, and the same lines recur from request to request
+    (the (name, value) pair goes into the request's header list as it is)."""
     return _LINE_TABLES.setdefault((underscores, ignore_invalid), {})
 
 
@@ -515,7 +516,7 @@ class HttpConnection(OneTimer):
         for line in it:
             known = seen.get(line)
             if known is not None:
-                name, lname, value = known
+                pair, lname = known
             else:
                 name, sep, value = line.partition(b":")
                 lname = names.get(name) if sep else None
@@ -526,16 +527,17 @@ class HttpConnection(OneTimer):
                         names[name] = lname
                 else:
                     value = value.strip(b" ")
+                pair = (name, value)
                 if len(line) <= _LINE_CACHE_LEN and len(seen) < _NAME_CACHE_MAX:
-                    seen[line] = (name, lname, value)
+                    seen[line] = (pair, lname)
             if not lname:
                 continue        # nginx ignores invalid header names (and "_" ones by default)
-            headers.append((name, value))
+            headers.append(pair)
             if lname in hdr:
                 if lname in _SINGLE_HEADERS:
                     raise HeadError(400, 'client sent duplicate header line: "%s"' % _SINGLE_HEADERS[lname])
             else:
-                hdr[lname] = value
+                hdr[lname] = pair[1]
         if len(headers) > _MAX_HEADERS:
             raise HeadError(494, "client sent too many header lines")
         return headers, hdr
