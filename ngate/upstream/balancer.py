@@ -118,7 +118,9 @@ class RoundRobin:
     def select(self, ctx, tried: set) -> UpstreamServer | None:
         if len(self.primary) == 1 and not self.backup:
             s = self.primary[0]
-            if s.down or s in tried or s.max_conns and health(s, self.group).conns >= s.max_conns:
+            # `tried` is empty on a first attempt: no hash of the server (a dataclass) then
+            if s.down or (tried and s in tried) or (
+                    s.max_conns and health(s, self.group).conns >= s.max_conns):
                 return None
             return s
         return self.select_rr(tried)
