@@ -995,10 +995,16 @@ class ProxyExchange:
 
     def range_filter(self, ho) -> bool:
         """proxy_force_ranges: nginx's range filter on this 200 (filters/range.py); True when
-        the range cannot be satisfied and a 416 was sent instead (the upstream is dropped)."""
+        the range cannot be satisfied and a 416 was sent instead (the upstream is dropped).
+        add_trailer's chunking comes after nginx's range filter: it sees the dropped length."""
+        chunk = ho.content_length is None and ho.trailers
+        if chunk:
+            ho.content_length = ho.trailers_length
         if ho.content_length is None:
             return False
         body = range_filter.header(self.ctx, self.conf, ho, single=True)
+        if chunk and body is not range_filter.NOT_SATISFIABLE:
+            ho.content_length = None
         if body is range_filter.NOT_SATISFIABLE:
             self.state = "done"
             self._cancel_timer()

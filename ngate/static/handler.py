@@ -14,7 +14,7 @@ import random
 import stat
 
 from ngate.filters import VARY, HeadersOut, header_filter, postpone
-from ngate.filters import not_modified, range as range_filter, validators
+from ngate.filters import not_modified, range as range_filter, trailers, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.http1.discard import discard
@@ -357,7 +357,7 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
         return _send_ranged(ctx, fd, meta, range_header, vary)
     if override == 200:
         if conf.filters is not None:
-            vary = _send_filtered(ctx, fd, meta, vary)
+            vary = _send_filtered(ctx, fd, meta, vary, ranged=False)
             return None if vary is None else _send_200(ctx, fd, meta, vary)
         return _send_200(ctx, fd, meta, vary)
     status = override
@@ -371,7 +371,35 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
                         meta.last_modified.encode() if status in (200, 206) else None, headers)
 
 
-def _send_filtered(ctx, fd: int, meta, vary: bool):
+def _trailers_ranges(ctx, meta, out, whole: list):
+    """nginx's range header filter on a file whose length only add_trailer dropped (its chunked
+    filter runs after the range filter): the segments to send (out becomes the 206's head), or
+    None when a 416 went out instead."""
+    conf = ctx.conf
+    value = ctx.hdr.get(b"range")
+    if value is None or conf.max_ranges == 0:
+        return whole
+    if_range = ctx.hdr.get(b"if-range")
+    if if_range is not None and not range_filter.if_range_ok(
+            if_range.strip(), out.get(b"etag"), out.last_modified):
+        return whole
+    size = meta.size
+    parsed = ranges.parse(value.decode("latin-1"), size, conf.max_ranges)
+    if parsed is ranges.NOT_SATISFIABLE:
+        _not_satisfiable(ctx, size)
+        return None
+    if parsed is None:
+        return whole
+    segments, _, ctype = _ranged(parsed, size, out.content_type, out.headers)
+    if len(segments) == 1:
+        s, e = segments[0]
+        out.headers.append((b"Content-Range", b"bytes %d-%d/%d" % (s, e - 1, size)))
+    out.status = 206
+    out.content_type = ctype
+    return segments
+
+
+def _send_filtered(ctx, fd: int, meta, vary: bool, ranged: bool = True):
     """The response filters (gzip) over a 200 for the whole file. None when they took the
     response and sent it; else whether `Vary: Accept-Encoding` goes into the head."""
     conf = ctx.conf
@@ -385,16 +413,25 @@ def _send_filtered(ctx, fd: int, meta, vary: bool):
     body = header_filter(ctx, conf.filters, out)
     if body is None:
         return out.vary
+    segments = [(0, meta.size)] if meta.size else []
+    status = 200
+    if body is trailers.PASS and ranged:     # add_trailer's chunking comes after the range filter
+        segments = _trailers_ranges(ctx, meta, out, segments)
+        if segments is None:
+            os.close(fd)
+            return None
+        status = out.status
     engine.check_keepalive(ctx)
-    ctx.status = 200
+    ctx.status = status
     head_only = ctx.method == "HEAD"
     chunked = not head_only and out.content_length is None and ctx.http_minor == 1
     if not head_only and not chunked and out.content_length is None:
         ctx.keep_alive = False
-    if (out.content_length is not None or out.trailers) and conf.max_ranges != 0:
+    if status == 200 and (out.content_length is not None or out.trailers) \
+            and conf.max_ranges != 0:
         # charset's byte recoding; add_trailer's chunking comes after nginx's range filter
         out.headers.append((b"Accept-Ranges", b"bytes"))
-    head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
+    head = resp.build_head(status, 1, server_tokens=conf.server_tokens,
                            content_type=out.content_type, content_length=out.content_length,
                            last_modified=out.last_modified, chunked=chunked,
                            connection=_connection(ctx),
@@ -403,8 +440,7 @@ def _send_filtered(ctx, fd: int, meta, vary: bool):
         os.close(fd)
         _write_whole(ctx, head, b"", 0)
         return None
-    size = meta.size
-    sender = FileSender(ctx, fd, head, [(0, size)] if size else [], size)
+    sender = FileSender(ctx, fd, head, segments, meta.size)
     sender.filter = body
     postpone.attach(body, sender._write_filtered)
     sender.chunked = chunked
