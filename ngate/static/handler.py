@@ -309,17 +309,43 @@ def _autoindex(ctx, dir_path: str) -> None:
     headers = expires_headers(conf, 200)
     if conf.add_header or conf.userid is not None:
         headers.extend(engine.add_headers(ctx, conf, 200))
+    _send_listing(ctx, body, autoindex.CONTENT_TYPES[fmt], headers)
+
+
+def _send_listing(ctx, body: bytes, ctype: bytes, headers: list) -> None:
+    """An autoindex listing (no length, no Last-Modified: ngx_http_autoindex_handler), through
+    the location's response filters as nginx's output filter sends it: gzip, sub_filter,
+    addition, charset recoding, SSI, add_trailer."""
+    conf = ctx.conf
     head_only = ctx.method == "HEAD"
+    if conf.filters is not None:
+        out = HeadersOut(200, ctype, None, None, headers)
+        f = header_filter(ctx, conf.filters, out)
+        ctype = out.content_type
+        if f is not None and not head_only:
+            if f.__class__ is postpone.PostponeChain:      # SSI/addition subrequests
+                got: list = []
+                f.attach(got.append)
+                f.data(body)
+                f.finish()
+                if f.pending:
+                    return engine._send_postponed(ctx, conf, 200, [f] + got, ctype, None,
+                                                  None, headers)
+                body = b"".join(got)
+            else:
+                body = f.data(body) + f.finish()
     chunked = not head_only and ctx.http_minor == 1 and conf.chunked_transfer_encoding
     if not head_only and not chunked:
         ctx.keep_alive = False
     engine.check_keepalive(ctx)
     ctx.status = 200
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
-                           content_type=charset.content_type(conf, 200,
-                                                             autoindex.CONTENT_TYPES[fmt], ctx),
+                           content_type=charset.content_type(conf, 200, ctype, ctx),
                            chunked=chunked, connection=_connection(ctx), headers=headers)
-    body = b"" if head_only else resp.chunk(body) + resp.LAST_CHUNK if chunked else body
+    if head_only:
+        body = b""
+    elif chunked:
+        body = (resp.chunk(body) if body else b"") + trailers.last_chunk(ctx)
     _write_whole(ctx, head, body, len(body))      # chunk framing counts, as in nginx
 
 
