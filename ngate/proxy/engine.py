@@ -565,7 +565,7 @@ def _filtered(ctx, conf, status: int, body: bytes, content_type, last_modified, 
             f.attach(got.append)
             f.data(body)
             f.finish()
-            if f.pending:
+            if f.deferred:
                 return [f] + got, None, out.content_type, out.last_modified, True
             body = b"".join(got)
         else:

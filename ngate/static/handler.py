@@ -328,7 +328,7 @@ def _send_listing(ctx, body: bytes, ctype: bytes, headers: list) -> None:
                 f.attach(got.append)
                 f.data(body)
                 f.finish()
-                if f.pending:
+                if f.deferred:
                     return engine._send_postponed(ctx, conf, 200, [f] + got, ctype, None,
                                                   None, headers)
                 body = b"".join(got)
