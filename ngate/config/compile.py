@@ -215,6 +215,7 @@ def loc_conf(vals: dict, lv: Level) -> LocConf:
     fields["rewrite_ops"] = tuple(_op(op, vals) for op in lv.ops)
     fields["limits"] = limits_config.build(vals)
     fields["charset_recode"] = rc = charset_map.build(vals)
+    fields["charset_accel"] = charset_map.build_accel(vals)
     fields["filters"], fields["gzip_static"] = filters_config.build(vals, rc)
     fields["userid"] = userid.build(vals)
     fields["proxy_cache"] = cache_config.build(vals, "proxy")

@@ -438,6 +438,7 @@ class LocConf:
                                     b"text/vnd.wap.wml", b"application/javascript",
                                     b"application/rss+xml"})   # None: `*`
     charset_recode: Any = None      # http1/charset.py RecodeConf: source_charset, override ...
+    charset_accel: Any = None       # RecodeConf for an upstream's X-Accel-Charset (cache/serve.py)
     # free-form extension slots for later issues (tls, fastcgi, websocket ...)
     extra: Any = None
     # proxy_ssl_* (TLS to upstreams)

@@ -25,7 +25,7 @@ import httptools
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
 from ngate.filters import Chain, HeadersOut, header_filter, postpone, trailers
-from ngate.filters import drain, range as range_filter, validators
+from ngate.filters import charset as charset_filter, drain, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.http1.discard import test_expect
@@ -945,9 +945,15 @@ class ProxyExchange:
             except ValueError:
                 clen = None
         filters = conf.filters
-        if (filters is not None or force) and status >= 200 and status != 101:
+        accel = charset_filter.accel_name(self) if self.accel else None     # X-Accel-Charset
+        if (filters is not None or force or accel is not None) and status >= 200 \
+                and status != 101:
             ho = HeadersOut(status, ctype, clen, lastmod, out)
+            recode = None if accel is None else \
+                charset_filter.accel(ctx, conf.charset_accel, ho, accel)
             self.filter = header_filter(ctx, filters, ho) if filters is not None else None
+            if recode is not None:
+                self.filter = charset_filter.prepend(recode, self.filter)
             if force and self.range_filter(ho):
                 return True                 # a 416 went out instead
             if ho.status != status:
@@ -1022,8 +1028,8 @@ class ProxyExchange:
     def accel_headers(self) -> bool:
         """X-Accel-Limit-Rate sets the response's rate; X-Accel-Redirect ends the exchange and
         redirects internally (True), unless proxy_ignore_headers names them. The others
-        (X-Accel-Expires, -Buffering, -Charset) have no effect: ngate has no cache, streams
-        responses and has no charset module."""
+        (X-Accel-Expires, -Buffering, -Charset) are read elsewhere: cache/policy.py,
+        filter_flush, filters/charset.py accel_name."""
         accel = dict(reversed(self.accel))      # the first of each name, as nginx keeps it
         ignore = self.plan.ignore_headers
         ctx = self.ctx
