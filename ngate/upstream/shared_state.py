@@ -1,0 +1,137 @@
+"""Peer state of `upstream { zone name [size]; }` groups in shared memory (ngx_http_upstream_zone).
+
+Without `zone`, each worker keeps its own peer state (balancer.PeerHealth), as nginx does. With
+it, the state nginx keeps in the zone lives in one memfd mapped by every worker: per peer the
+active connections (max_conns, least_conn, random two), `fails`, `accessed` and `checked`
+(max_fails / fail_timeout), and `current_weight` / `effective_weight` (the smooth round robin
+position). The memory is the limits package's table (ngate/limits/table.py: a memfd mapped
+MAP_SHARED and a process-shared lock, both made by the master before it forks the workers);
+here it is read as a plain array of peers, SLOT bytes each, in the order of the zone's upstream
+blocks and their servers. Several upstream blocks may name one zone; its size is given once.
+
+Locking is nginx's: one lock per zone, taken once around a whole selection (the pick and the
+connection it takes, so max_conns holds across workers), once to give a connection back and once
+to count a failure or a success.
+
+Across a reload a zone starts afresh: nginx marks upstream zones `noreuse`
+(ngx_http_upstream_zone), so the new configuration's workers get new memory whatever its name
+and size; the old workers keep theirs until they exit.
+"""
+from __future__ import annotations
+
+from ngate.errors import ConfigError
+from ngate.limits.table import Table
+
+# words of a peer's slot
+_FAILS, _ACCESSED, _CHECKED, _CONNS, _CURRENT, _EFFECTIVE = range(6)
+_SLOT = 64
+
+
+class PeerTable(Table):
+    """A zone's memory as an array of peer slots (slot numbers from 1)."""
+    SLOT = _SLOT
+
+    def __init__(self, name: str, size: int) -> None:
+        super().__init__(name, size)
+        self.q = self.b.cast("q")          # signed: current_weight goes below zero
+
+    def close(self) -> None:
+        try:
+            self.q.release()
+        finally:
+            super().close()
+
+    def word(self, idx: int) -> int:
+        """The word index of slot `idx`'s first field."""
+        return self.base + idx * self.sw
+
+
+def _field(i: int) -> property:
+    def get(self):
+        return self.q[self.at + i]
+
+    def put(self, value):
+        self.q[self.at + i] = value
+    return property(get, put)
+
+
+class SharedHealth:
+    """balancer.PeerHealth's fields, read and written in a zone's slot (under its lock)."""
+    __slots__ = ("q", "at")
+
+    def __init__(self, table: PeerTable, idx: int) -> None:
+        self.q = table.q
+        self.at = table.word(idx)
+
+    fails = _field(_FAILS)
+    accessed = _field(_ACCESSED)
+    checked = _field(_CHECKED)
+    conns = _field(_CONNS)
+    current_weight = _field(_CURRENT)
+    effective_weight = _field(_EFFECTIVE)
+
+
+class UpstreamZone:
+    """One `zone` of one configuration: its name, size, the upstream blocks in it and, once
+    the configuration is read, its table and the first slot of each of its upstreams."""
+    __slots__ = ("name", "size", "where", "upstreams", "table", "first")
+
+    def __init__(self, name: str, where) -> None:
+        self.name = name
+        self.size = 0
+        self.where = where
+        self.upstreams: list = []
+        self.table: PeerTable | None = None
+        self.first: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"UpstreamZone({self.name!r} {self.size})"
+
+    def healths(self, upstream) -> list:
+        """(server, SharedHealth) of each server of `upstream`, in its order."""
+        first = self.first[upstream.name]
+        return [(s, SharedHealth(self.table, first + i)) for i, s in enumerate(upstream.servers)]
+
+
+class UpstreamZones:
+    """The upstream zones of the configuration being compiled (ngx_shared_memory_add's rules
+    for their names and sizes)."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, UpstreamZone] = {}
+
+    def add(self, name: str, size: int, where) -> UpstreamZone:
+        zone = self.by_name.get(name)
+        if zone is None:
+            zone = self.by_name[name] = UpstreamZone(name, where)
+        if size:
+            if zone.size and size != zone.size:
+                raise ConfigError(f'the size {size} of shared memory zone "{name}" conflicts '
+                                  f'with already declared size {zone.size}', where)
+            zone.size = size
+        return zone
+
+    def finish(self, upstreams) -> tuple:
+        """After the whole configuration is read: sizes checked, memory made (in the master,
+        before the workers fork), each peer given its slot."""
+        for ups in upstreams:
+            if ups.zone is not None:
+                ups.zone.upstreams.append(ups)
+        for zone in self.by_name.values():
+            if zone.size == 0:
+                raise ConfigError(f'zero size shared memory zone "{zone.name}"')
+        for zone in self.by_name.values():
+            table = PeerTable(zone.name, zone.size)
+            idx = 1
+            for ups in zone.upstreams:
+                zone.first[ups.name] = idx
+                idx += len(ups.servers)
+            if idx - 1 > table.nslots:
+                table.close()
+                raise ConfigError(f'upstream zone "{zone.name}" is too small for its '
+                                  f'{idx - 1} servers', zone.where)
+            for ups in zone.upstreams:
+                for server, h in zone.healths(ups):
+                    h.effective_weight = server.weight
+            zone.table = table
+        return tuple(self.by_name.values())
