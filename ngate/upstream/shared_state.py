@@ -130,8 +130,8 @@ class UpstreamZones:
                 table.close()
                 raise ConfigError(f'upstream zone "{zone.name}" is too small for its '
                                   f'{idx - 1} servers', zone.where)
+            zone.table = table
             for ups in zone.upstreams:
                 for server, h in zone.healths(ups):
                     h.effective_weight = server.weight
-            zone.table = table
         return tuple(self.by_name.values())
