@@ -119,17 +119,18 @@ def report_success(upstream: Upstream, server: UpstreamServer) -> None:
     h = PEER_HEALTH.get(_key(server, upstream.name))
     if h is None:
         return
-    zone = upstream.zone
-    if zone is None:
-        if h.accessed < h.checked:
+    if h.accessed < h.checked:
+        zone = upstream.zone
+        if zone is None:
             h.fails = 0
-        return
-    zone.table.lock()
-    try:
-        if h.accessed < h.checked:
-            h.fails = 0
-    finally:
-        zone.table.unlock()
+            return
+        # read without the lock first: most successes have nothing to forget
+        zone.table.lock()
+        try:
+            if h.accessed < h.checked:
+                h.fails = 0
+        finally:
+            zone.table.unlock()
 
 
 def release(upstream: Upstream, server: UpstreamServer) -> None:

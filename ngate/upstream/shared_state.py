@@ -19,56 +19,28 @@ and size; the old workers keep theirs until they exit.
 """
 from __future__ import annotations
 
+import ctypes
+
 from ngate.errors import ConfigError
 from ngate.limits.table import Table
 
-# words of a peer's slot
-_FAILS, _ACCESSED, _CHECKED, _CONNS, _CURRENT, _EFFECTIVE = range(6)
-_SLOT = 64
+_SLOT = 64           # bytes per peer (six 64-bit fields used)
 
 
 class PeerTable(Table):
     """A zone's memory as an array of peer slots (slot numbers from 1)."""
     SLOT = _SLOT
 
-    def __init__(self, name: str, size: int) -> None:
-        super().__init__(name, size)
-        self.q = self.b.cast("q")          # signed: current_weight goes below zero
-
-    def close(self) -> None:
-        try:
-            self.q.release()
-        finally:
-            super().close()
-
-    def word(self, idx: int) -> int:
-        """The word index of slot `idx`'s first field."""
-        return self.base + idx * self.sw
+    def offset(self, idx: int) -> int:
+        """The byte offset of slot `idx`."""
+        return (self.base + idx * self.sw) * 8
 
 
-def _field(i: int) -> property:
-    def get(self):
-        return self.q[self.at + i]
-
-    def put(self, value):
-        self.q[self.at + i] = value
-    return property(get, put)
-
-
-class SharedHealth:
-    """balancer.PeerHealth's fields, read and written in a zone's slot (under its lock)."""
-    __slots__ = ("q", "at")
-
-    def __init__(self, table: PeerTable, idx: int) -> None:
-        self.q = table.q
-        self.at = table.word(idx)
-
-    fails = _field(_FAILS)
-    accessed = _field(_ACCESSED)
-    checked = _field(_CHECKED)
-    conns = _field(_CONNS)
-    current_weight = _field(_CURRENT)
-    effective_weight = _field(_EFFECTIVE)
+class SharedHealth(ctypes.Structure):
+    """balancer.PeerHealth's fields in a zone's slot, read and written under the zone's lock
+    (a ctypes view: attribute access without a Python call, ~3x cheaper than a property)."""
+    _fields_ = [(name, ctypes.c_int64) for name in (
+        "fails", "accessed", "checked", "conns", "current_weight", "effective_weight")]
 
 
 class UpstreamZone:
@@ -90,7 +62,9 @@ class UpstreamZone:
     def healths(self, upstream) -> list:
         """(server, SharedHealth) of each server of `upstream`, in its order."""
         first = self.first[upstream.name]
-        return [(s, SharedHealth(self.table, first + i)) for i, s in enumerate(upstream.servers)]
+        mm, table = self.table.mm, self.table
+        return [(s, SharedHealth.from_buffer(mm, table.offset(first + i)))
+                for i, s in enumerate(upstream.servers)]
 
 
 class UpstreamZones:
