@@ -94,7 +94,7 @@ class Compiler:
         self.listen_keys: dict = {}
         self.conf_dir = prefix          # nginx's conf_prefix: the main config file's directory
         self.zones = Zones()            # limit_req_zone / limit_conn_zone (shared memory)
-        self.upstream_zones = UpstreamZones()   # upstream `zone` (shared peer state)
+        self.upstream_zones = UpstreamZones(self.zones.by_name)   # upstream `zone` (shared peer state)
         self.uses_stats = False        # stub_status or $connections_*: workers count
         self.open_files: dict = {}          # log paths to open at load, in config order
         self.temp_paths: dict = {}          # client_body_temp_path (path, levels), config order

@@ -397,6 +397,10 @@ def _make(upstream: Upstream):
     b = BALANCERS[upstream.balancer](upstream)
     zone = upstream.zone
     if zone is None:
+        for server in upstream.servers:     # a zone of an earlier configuration (same process)
+            key = _key(server, upstream.name)
+            if type(PEER_HEALTH.get(key, None)) not in (PeerHealth, type(None)):
+                del PEER_HEALTH[key]
         return b
     for server, h in zone.healths(upstream):
         PEER_HEALTH[_key(server, upstream.name)] = h

@@ -71,10 +71,13 @@ class UpstreamZones:
     """The upstream zones of the configuration being compiled (ngx_shared_memory_add's rules
     for their names and sizes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, others: dict) -> None:
         self.by_name: dict[str, UpstreamZone] = {}
+        self.others = others        # name -> the limit zones of the same configuration
 
     def add(self, name: str, size: int, where) -> UpstreamZone:
+        if name in self.others:
+            raise _different_use(name, where)
         zone = self.by_name.get(name)
         if zone is None:
             zone = self.by_name[name] = UpstreamZone(name, where)
@@ -92,6 +95,9 @@ class UpstreamZones:
             if ups.zone is not None:
                 ups.zone.upstreams.append(ups)
         for zone in self.by_name.values():
+            other = self.others.get(zone.name)
+            if other is not None:       # the limit zone came second (limits are compiled later)
+                raise _different_use(zone.name, _later(other.where, zone.where))
             if zone.size == 0:
                 raise ConfigError(f'zero size shared memory zone "{zone.name}"')
         for zone in self.by_name.values():
@@ -109,3 +115,15 @@ class UpstreamZones:
                 for server, h in zone.healths(ups):
                     h.effective_weight = server.weight
         return tuple(self.by_name.values())
+
+
+def _different_use(name: str, where) -> ConfigError:
+    return ConfigError(f'the shared memory zone "{name}" is already declared for a different use',
+                       where)
+
+
+def _later(a, b):
+    """The later of two places of one file (nginx reports the second declaration)."""
+    if a is None or b is None or a.file != b.file:
+        return a or b
+    return a if a.line > b.line else b
