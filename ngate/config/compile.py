@@ -27,6 +27,7 @@ from ngate.config import charset_map
 from ngate.cache import config as cache_config
 from ngate.limits import config as limits_config
 from ngate.limits.zones import Zones
+from ngate.upstream.shared_state import UpstreamZones
 from ngate.routing import userid
 from ngate.routing.variables import BUILTINS, Template, compile_template
 
@@ -93,6 +94,7 @@ class Compiler:
         self.listen_keys: dict = {}
         self.conf_dir = prefix          # nginx's conf_prefix: the main config file's directory
         self.zones = Zones()            # limit_req_zone / limit_conn_zone (shared memory)
+        self.upstream_zones = UpstreamZones(self.zones.by_name)   # upstream `zone` (shared peer state)
         self.uses_stats = False        # stub_status or $connections_*: workers count
         self.open_files: dict = {}          # log paths to open at load, in config order
         self.temp_paths: dict = {}          # client_body_temp_path (path, levels), config order
@@ -296,6 +298,7 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
         raise c.unknown_variables[0]
     cache_config.finish(c)
     zones = c.zones.finish()
+    c.upstream_zones.finish(c.upstreams.values())
     http_lv = c.http or c.level("http", main, None)
     http_vals = merge(c.http_base(), http_lv, handler=False)
     servers = c.build_servers(http_vals)

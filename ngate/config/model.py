@@ -127,7 +127,7 @@ class UpstreamServer:
     backup: bool = False
     down: bool = False
     name: str = ""     # as written in the config: "127.0.0.1:8080" ($upstream_addr)
-    max_conns: int = 0  # active connections at once (0: no limit); per worker, as nginx without zone
+    max_conns: int = 0  # active connections at once (0: no limit); per worker unless the group has a zone
     slot: int = 0      # position in the group: equal addresses are distinct peers, as in nginx
 
 
@@ -144,7 +144,7 @@ class Upstream:
     keepalive_time: float = 3600.0  # a kept connection older than this is closed, not pooled
     implicit: bool = False
     where: Where | None = None
-    zone: str | None = None         # `zone name [size]`: accepted, state stays per worker
+    zone: Any = None                # upstream/shared_state.py UpstreamZone: peer state shared
     counts_conns: bool = False      # least_conn or a server with max_conns: count per peer
 
 

@@ -40,7 +40,7 @@ from ngate.proxy.upstream_chunked import ChunkedResponseBody
 from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamConnection
 from ngate.proxy.tunnel import start_tunnel
 from ngate.routing.uri import escape_uri
-from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
+from ngate.upstream.balancer import balancer_for, release, report_failure, report_success
 from ngate.upstream.tls import handshake_error, open_tls, upstream_tls
 
 # what an X-Accel-Redirect carries to the redirected response (nginx's `redirect` headers)
@@ -210,7 +210,7 @@ class ProxyExchange:
             return self.fail(ProxyError(502, UPSTREAM))
         if self.counted is not None:
             self._count(-1)
-        peer = balancer_for(self.upstream).select(self.ctx, self.tried)
+        peer = balancer_for(self.upstream).take(self.ctx, self.tried)
         if peer is None:
             # tries remain but every peer is down or failed (also after a failure in this
             # request): nginx names the group as the peer in $upstream_addr and the log's
@@ -290,10 +290,9 @@ class ProxyExchange:
         if not self.counts:
             return
         if delta > 0:
-            self.counted = self.peer
-            health(self.peer, self.upstream.name).conns += 1
+            self.counted = self.peer        # counted by the balancer's take()
         elif self.counted is not None:
-            health(self.counted, self.upstream.name).conns -= 1
+            release(self.upstream, self.counted)
             self.counted = None
 
     def attach(self, uconn: UpstreamConnection) -> None:
