@@ -42,6 +42,7 @@ from h2.settings import Settings, SettingCodes
 from hyperframe.frame import GoAwayFrame
 
 from ngate.http2 import request as h2request
+from ngate.http2.compression import HpackFault, NginxDecoder, NginxEncoder
 from ngate.http2.stream import Http2Stream
 from ngate.observability import error_log
 from ngate.proxy import engine
@@ -62,25 +63,17 @@ class _LocalSettings(Settings):
         return _MAX_WINDOW
 
 
-class _BodyLength:
-    """A DATA frame took a request body past its content-length, or ended it short."""
-    __slots__ = ("stream_id", "expected", "actual")
+class _H2(H2Connection):
+    """h2's connection with two narrow hooks: the stream id of the HEADERS frame being decoded
+    (nginx's last_sid in the GOAWAY of a decoding error) and client PUSH_PROMISE refused as a
+    PROTOCOL_ERROR as nginx does (h2 would call it a protocol error too, but only after the
+    HPACK block)."""
+    headers_sid = 0
 
-    def __init__(self, stream_id: int, expected: int, actual: int) -> None:
-        self.stream_id = stream_id
-        self.expected = expected
-        self.actual = actual
-
-
-class _H2Connection(H2Connection):
-    """h2's connection, except that a body not matching its content-length is that stream's
-    error (nginx answers it 400), not the whole connection's."""
-
-    def _receive_data_frame(self, frame):
-        try:
-            return super()._receive_data_frame(frame)
-        except InvalidBodyLengthError as exc:
-            return [], [_BodyLength(frame.stream_id, exc.expected_length, exc.actual_length)]
+    def _receive_headers_frame(self, frame):
+        if frame.stream_id > self.headers_sid:
+            self.headers_sid = frame.stream_id
+        return super()._receive_headers_frame(frame)
 
 
 class Http2Connection(OneTimer):
@@ -115,9 +108,11 @@ class Http2Connection(OneTimer):
         self.batch = False      # in data_received: frames out wait for its one flush
         srv = listen.default_server
         self.conf = srv
+        # request headers are validated as nginx does (request.py): h2's own checks would end
+        # the connection where nginx answers 400 or resets the one stream
         cfg = H2Configuration(client_side=False, header_encoding=None,
-                              validate_inbound_headers=True, normalize_inbound_headers=False)
-        h2 = self.h2 = _H2Connection(config=cfg)
+                              validate_inbound_headers=False, normalize_inbound_headers=False)
+        h2 = self.h2 = _H2(config=cfg)
         h2.local_settings = _LocalSettings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: srv.http2_max_concurrent_streams,
             SettingCodes.INITIAL_WINDOW_SIZE: min(srv.http2_body_preread_size, _MAX_WINDOW),
@@ -126,7 +121,9 @@ class Http2Connection(OneTimer):
             # RFC 8441 (http2_websocket, ngate/http2/websocket.py)
             SettingCodes.ENABLE_CONNECT_PROTOCOL: 1 if srv.http2_websocket else 0,
         })
-        h2.decoder.max_header_list_size = srv.http2_max_header_size
+        number, size = srv.large_client_header_buffers
+        h2.decoder = NginxDecoder(size, number * size)
+        h2.encoder = NginxEncoder()
 
     # ------------------------------------------------------------ asyncio Protocol
 
@@ -162,6 +159,8 @@ class Http2Connection(OneTimer):
         self.new_streams = 0
         try:
             events = self.h2.receive_data(data)
+        except HpackFault as exc:
+            return self._fail(exc.code, exc.message, self.h2.headers_sid)
         except DenialOfServiceError as exc:
             return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, self._limit_message(exc))
         except FlowControlError as exc:
@@ -469,11 +468,14 @@ class Http2Connection(OneTimer):
                        "connection, client: " + self.remote_addr, self.number)
         self._close()
 
-    def _fail(self, code, message: str) -> None:
-        """A connection error: logged as nginx words it, GOAWAY, close."""
+    def _fail(self, code, message: str, last_sid: int = 0) -> None:
+        """A connection error: logged as nginx words it, GOAWAY (naming the last stream begun,
+        as nginx's last_sid), close."""
         error_log.info(message + ", client: " + self.remote_addr, self.number)
+        h2 = self.h2
+        last = max(last_sid, h2.highest_inbound_stream_id or 0)
         try:
-            self.h2.close_connection(error_code=code)
+            h2.close_connection(error_code=code, last_stream_id=last)
         except ProtocolError:
             pass
         self.flush()
