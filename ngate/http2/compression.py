@@ -50,10 +50,18 @@ def _length() -> HpackFault:
     return HpackFault(ErrorCodes.FRAME_SIZE_ERROR, "client sent header block with incorrect length")
 
 
-def _int(data: bytes, pos: int, prefix: int, what: str) -> tuple[int, int]:
-    """ngx_http_v2_parse_int: (value, next position)."""
+class _Incomplete(Exception):
+    """The block so far ends inside an integer (check_partial)."""
+
+
+def _int(data: bytes, pos: int, prefix: int, what: str, total: int = 0) -> tuple[int, int]:
+    """ngx_http_v2_parse_int: (value, next position); `total`: the block's declared length
+    when `data` is only its start."""
     end = len(data)
+    total = total or end
     if pos >= end:
+        if pos < total:
+            raise _Incomplete
         raise _length()
     value = data[pos] & prefix
     pos += 1
@@ -69,9 +77,11 @@ def _int(data: bytes, pos: int, prefix: int, what: str) -> tuple[int, int]:
         if octet < 128:
             return value, pos
         shift += 7
-    if stop >= end:
+    if stop >= total:
         raise _length()
-    raise _comp(f"client sent header block with too long {what} value")
+    if stop == start + _INT_OCTETS:
+        raise _comp(f"client sent header block with too long {what} value")
+    raise _Incomplete
 
 
 def huffman(raw: bytes) -> bytes:
@@ -214,3 +224,34 @@ class NginxEncoder(Encoder):
         prefix = encode_integer(index, 6 if indexbit == INDEX_INCREMENTAL else 4)
         prefix[0] |= ord(indexbit)
         return bytes(prefix) + self._string(value)
+
+
+def check_partial(frame: bytes) -> None:
+    """The start of a HEADERS frame still arriving: nginx decodes a header block as it comes,
+    so an integer longer than 4 octets is its COMPRESSION_ERROR before the frame is complete."""
+    if len(frame) < 10 or frame[3] != 0x1:
+        return
+    flags = frame[4]
+    pos = 9 + (1 if flags & 0x8 else 0) + (5 if flags & 0x20 else 0)
+    total = 9 + int.from_bytes(frame[:3], "big") - (frame[9] if flags & 0x8 else 0)
+    data = frame[:total]
+    try:
+        while pos < len(data):
+            ch = data[pos]
+            if ch & 0x80:
+                _, pos = _int(data, pos, 0x7f, "header index", total)
+                continue
+            if ch & 0x20 and not ch & 0x40:
+                _, pos = _int(data, pos, 0x1f, "size update", total)
+                continue
+            index, pos = _int(data, pos, 0x3f if ch & 0x40 else 0x0f, "header index", total)
+            for _ in range(1 if index else 2):
+                n, pos = _int(data, pos, 0x7f, "length", total)
+                pos += n
+    except _Incomplete:
+        return
+    except HpackFault as exc:
+        if exc.code == ErrorCodes.COMPRESSION_ERROR:
+            exc.message = "client sent header field with too long length value" \
+                if "length" in exc.message else exc.message
+            raise

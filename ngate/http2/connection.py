@@ -42,7 +42,7 @@ from h2.settings import Settings, SettingCodes
 from hyperframe.frame import GoAwayFrame
 
 from ngate.http2 import request as h2request
-from ngate.http2.compression import HpackFault, NginxDecoder, NginxEncoder
+from ngate.http2.compression import HpackFault, NginxDecoder, NginxEncoder, check_partial
 from ngate.http2.stream import Http2Stream
 from ngate.observability import error_log
 from ngate.proxy import engine
@@ -64,11 +64,21 @@ class _LocalSettings(Settings):
 
 
 class _H2(H2Connection):
-    """h2's connection with two narrow hooks: the stream id of the HEADERS frame being decoded
-    (nginx's last_sid in the GOAWAY of a decoding error) and client PUSH_PROMISE refused as a
-    PROTOCOL_ERROR as nginx does (h2 would call it a protocol error too, but only after the
-    HPACK block)."""
+    """h2's connection with narrow hooks: the stream id of the HEADERS frame being decoded
+    (nginx's last_sid in the GOAWAY of a decoding error), and the largest frame taken in:
+    nginx reads a header block as it comes and takes a HEADERS frame longer than the
+    SETTINGS_MAX_FRAME_SIZE it announced (its limits are the header sizes), so frames up to
+    `frame_limit` are read (h2 would end the connection with FRAME_SIZE_ERROR)."""
     headers_sid = 0
+    frame_limit = 16384
+
+    @property
+    def max_inbound_frame_size(self) -> int:
+        return self.frame_limit
+
+    @max_inbound_frame_size.setter
+    def max_inbound_frame_size(self, value: int) -> None:
+        pass
 
     def _receive_headers_frame(self, frame):
         if frame.stream_id > self.headers_sid:
@@ -123,6 +133,7 @@ class Http2Connection(OneTimer):
         })
         number, size = srv.large_client_header_buffers
         h2.decoder = NginxDecoder(size, number * size)
+        h2.frame_limit = max(16384, number * size + 16384)
         h2.encoder = NginxEncoder()
 
     # ------------------------------------------------------------ asyncio Protocol
@@ -170,22 +181,13 @@ class Http2Connection(OneTimer):
                 return self._fail(ErrorCodes.ENHANCE_YOUR_CALM,
                                   "client sent too many CONTINUATION frames")
             return self._fail(ErrorCodes.PROTOCOL_ERROR, f"client sent invalid HTTP/2 ({exc})")
-        self.batch = True
-        try:
-            self._events(events)
-        finally:
-            self.batch = False
-        if self.closing:
-            return
-        if self.flood > _FLOOD:
-            return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
-        self.flush()        # one write for every stream answered in this read
-        if not self.closing:
-            if self.transport.get_write_buffer_size() > _OUT_LIMIT and self.write_paused:
-                return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
-            self._idle_or_recv()
-
-    def _events(self, events) -> None:
+        pending = self.h2.incoming_buffer._data
+        if len(pending) > 9 and pending[3] == 0x1:
+            try:
+                check_partial(bytes(pending))
+            except HpackFault as exc:
+                sid = int.from_bytes(pending[5:9], "big") & 0x7fffffff
+                return self._fail(exc.code, exc.message, sid)
         for ev in events:
             cls = ev.__class__
             if cls is DataReceived:
