@@ -36,8 +36,8 @@ from h2.errors import ErrorCodes
 from h2.events import (ConnectionTerminated, DataReceived, PingReceived, PriorityUpdated,
                        RemoteSettingsChanged, RequestReceived, StreamEnded, StreamReset,
                        WindowUpdated)
-from h2.exceptions import (DenialOfServiceError, FlowControlError, InvalidBodyLengthError,
-                           ProtocolError, StreamClosedError)
+from h2.exceptions import DenialOfServiceError, FlowControlError, ProtocolError, StreamClosedError
+from h2.frame_buffer import FrameBuffer
 from h2.settings import Settings, SettingCodes
 from hyperframe.frame import GoAwayFrame
 
@@ -63,6 +63,26 @@ class _LocalSettings(Settings):
         return _MAX_WINDOW
 
 
+class _FrameBuffer(FrameBuffer):
+    """h2's frame buffer, reading frames as nginx 1.22 does where h2 differs: a frame type
+    nginx does not know (ALTSVC 0xa and above, which h2 would parse and fail on) is skipped, and
+    a PUSH_PROMISE from the client is a PROTOCOL_ERROR as soon as its frame header is in."""
+
+    def __next__(self):
+        data = self._data
+        while len(data) >= 9 and not self._headers_buffer:
+            kind = data[3]
+            if kind == 0x5:
+                raise ProtocolError("client sent PUSH_PROMISE frame")
+            if kind <= 0x9:
+                break
+            length = int.from_bytes(data[:3], "big")
+            if len(data) < 9 + length:
+                raise StopIteration
+            del data[:9 + length]
+        return super().__next__()
+
+
 class _H2(H2Connection):
     """h2's connection with narrow hooks: the stream id of the HEADERS frame being decoded
     (nginx's last_sid in the GOAWAY of a decoding error), and the largest frame taken in:
@@ -81,8 +101,15 @@ class _H2(H2Connection):
         pass
 
     def _receive_headers_frame(self, frame):
-        if frame.stream_id > self.headers_sid:
-            self.headers_sid = frame.stream_id
+        sid = frame.stream_id
+        if sid > self.headers_sid:
+            self.headers_sid = sid
+        elif sid <= self.highest_inbound_stream_id:
+            stream = self.streams.get(sid)
+            if stream is None or stream.closed:
+                # nginx: a HEADERS frame of a stream already used is a connection error
+                raise ProtocolError("client sent HEADERS frame with incorrect identifier "
+                                    f"{sid}, the last was {self.highest_inbound_stream_id}")
         return super()._receive_headers_frame(frame)
 
 
@@ -123,6 +150,7 @@ class Http2Connection(OneTimer):
         cfg = H2Configuration(client_side=False, header_encoding=None,
                               validate_inbound_headers=False, normalize_inbound_headers=False)
         h2 = self.h2 = _H2(config=cfg)
+        h2.incoming_buffer = _FrameBuffer(server=True)
         h2.local_settings = _LocalSettings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: srv.http2_max_concurrent_streams,
             SettingCodes.INITIAL_WINDOW_SIZE: min(srv.http2_body_preread_size, _MAX_WINDOW),
@@ -356,7 +384,9 @@ class Http2Connection(OneTimer):
                 return          # no head yet (a call_soon of a stream since reset)
             out = s.out
             if out:
-                chunk = self.conf.http2_chunk_size
+                ctx = s.ctx
+                chunk = (ctx.conf or self.conf).http2_chunk_size if ctx is not None \
+                    else self.conf.http2_chunk_size
                 sent = 0
                 while s.out_size:
                     window = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size,
@@ -366,7 +396,12 @@ class Http2Connection(OneTimer):
                     piece = bytes(out[sent:sent + window])
                     sent += len(piece)
                     s.out_size -= len(piece)
-                    h2.send_data(sid, piece)
+                    # the last piece carries END_STREAM, as nginx's last_buf
+                    h2.send_data(sid, piece, end_stream=s.ending and not s.out_size)
+                    if s.ending and not s.out_size:
+                        del out[:]
+                        self._ended(s)
+                        return self.flush()
                 if sent:
                     del out[:sent]
                     s.progressed()

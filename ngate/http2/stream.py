@@ -78,7 +78,7 @@ class Http2Stream:
     __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
-                 "remote_port", "window", "trailers", "__weakref__")
+                 "remote_port", "window", "pending", "__weakref__")
     handed_over = True
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
@@ -107,7 +107,7 @@ class Http2Stream:
         self.remote_addr = h2c.remote_addr      # per stream: realip may replace them
         self.window = h2c.conf.http2_body_preread_size    # our receive window as the client sees it
         self.remote_port = h2c.remote_port
-        self.trailers = None        # add_trailer's fields: a HEADERS frame with END_STREAM
+        self.pending = False        # a send is scheduled (write)
 
     def __getattr__(self, name: str):
         # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
@@ -146,12 +146,20 @@ class Http2Stream:
                 return
         self.out += data
         self.out_size += len(data)
-        self.h2c.send_stream(self)
+        if not self.pending:
+            # sent at the end of this turn of the loop: what the handler writes next (its
+            # end, finish_request) goes in the same frames, END_STREAM on the last DATA
+            self.pending = True
+            self.h2c.runtime.loop.call_soon(self._send_pending)
         if self.out_size > _HIGH and not self.write_paused:
             self.write_paused = True
             w = self.writer
             if w is not None:
                 w.downstream_paused()
+
+    def _send_pending(self) -> None:
+        self.pending = False
+        self.h2c.send_stream(self)
 
     def finish_request(self, ctx) -> None:
         """The response is complete: log it, end the stream once its bytes are out."""
