@@ -39,7 +39,7 @@ from h2.events import (ConnectionTerminated, DataReceived, PingReceived, Priorit
 from h2.exceptions import DenialOfServiceError, FlowControlError, ProtocolError, StreamClosedError
 from h2.frame_buffer import FrameBuffer
 from h2.settings import Settings, SettingCodes
-from hyperframe.frame import GoAwayFrame
+from hyperframe.frame import GoAwayFrame, RstStreamFrame
 
 from ngate.http2 import request as h2request
 from ngate.http2.compression import HpackFault, NginxDecoder, NginxEncoder, check_partial
@@ -118,7 +118,7 @@ class Http2Connection(OneTimer):
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
-                 "requests", "started", "batch")
+                 "requests", "started", "partial", "dropped")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -142,7 +142,8 @@ class Http2Connection(OneTimer):
         self.deadline = 0.0
         self.lost = None
         self.requests = 0
-        self.batch = False      # in data_received: frames out wait for its one flush
+        self.partial = 0            # the new stream whose HEADERS frame is still arriving
+        self.dropped = None         # streams reset for client_header_timeout before their headers
         srv = listen.default_server
         self.conf = srv
         # request headers are validated as nginx does (request.py): h2's own checks would end
@@ -277,6 +278,13 @@ class Http2Connection(OneTimer):
     def _request(self, ev) -> None:
         sid = ev.stream_id
         srv = self.conf
+        if sid == self.partial:
+            self.partial = 0
+        if self.dropped and sid in self.dropped:
+            # reset already (client_header_timeout): closed in h2 without a second RST_STREAM
+            self.dropped.discard(sid)
+            self.h2._get_stream_by_id(sid).reset_stream(ErrorCodes.PROTOCOL_ERROR)
+            return
         if self.going_away:
             return self._refuse(sid)
         self.new_streams += 1
@@ -420,9 +428,17 @@ class Http2Connection(OneTimer):
         if not self.batch:
             self.flush()
 
+    def sendable(self, s) -> int:
+        """Bytes of DATA the windows let the stream send now."""
+        try:
+            return self.h2.local_flow_control_window(s.sid)
+        except (StreamClosedError, ProtocolError, KeyError):
+            return 0
+
     def _ended(self, s) -> None:
         s.ended = True
         s._cancel_timer()
+        s._cancel_body()
         req = s.current
         s.current = None
         s.ctx = None
@@ -487,12 +503,47 @@ class Http2Connection(OneTimer):
         stream is active (streams have their own timeouts)."""
         buf = self.h2.incoming_buffer       # h2's FrameBuffer: a frame or header block begun
         if buf._data or buf._headers_buffer:
+            sid = self._new_stream_arriving(buf)
+            if sid:
+                # nginx: the stream exists once its HEADERS frame begins; client_header_timeout
+                # is that stream's, which is reset (the connection lives on)
+                if sid != self.partial:
+                    self.partial = sid
+                    self._arm(self.conf.client_header_timeout, self._header_timeout)
+                return
             self._arm(self.conf.http2_recv_timeout or self.conf.client_header_timeout,
                       self._recv_timeout)
         elif not self.streams:
             self._arm(self._idle_value())
         elif self.timer is not None:
             self._cancel_timer()
+
+    def _new_stream_arriving(self, buf) -> int:
+        """The id of a new stream whose header block has begun and not ended, else 0."""
+        if buf._headers_buffer:
+            sid = buf._headers_buffer[0].stream_id
+        elif len(buf._data) >= 9 and buf._data[3] == 0x1:
+            sid = int.from_bytes(buf._data[5:9], "big") & 0x7fffffff
+        else:
+            return 0
+        return sid if sid > (self.h2.highest_inbound_stream_id or 0) and sid & 1 else 0
+
+    def _header_timeout(self) -> None:
+        sid, self.partial = self.partial, 0
+        if self.closing or not sid:
+            return
+        error_log.info("client timed out (110: Connection timed out) while reading client "
+                       "request headers, client: " + self.remote_addr, self.number)
+        if self.dropped is None:
+            self.dropped = set()
+        self.dropped.add(sid)
+        try:
+            self.transport.write(RstStreamFrame(sid, error_code=ErrorCodes.PROTOCOL_ERROR)
+                                 .serialize())
+        except RuntimeError:
+            pass
+        if not self.streams:
+            self._arm(self._idle_value())
 
     def _idle_value(self) -> float:
         """nginx 1.19.7+: keepalive_timeout between streams (http2_idle_timeout if set)."""

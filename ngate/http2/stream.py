@@ -78,7 +78,7 @@ class Http2Stream:
     __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
-                 "remote_port", "window", "pending", "__weakref__")
+                 "remote_port", "window", "pending", "body_timer", "body_seen", "__weakref__")
     handed_over = True
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
@@ -108,6 +108,8 @@ class Http2Stream:
         self.window = h2c.conf.http2_body_preread_size    # our receive window as the client sees it
         self.remote_port = h2c.remote_port
         self.pending = False        # a send is scheduled (write)
+        self.body_timer = None      # client_body_timeout while a handler reads the body
+        self.body_seen = 0.0        # when body bytes last came (the timer re-arms from it)
 
     def __getattr__(self, name: str):
         # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
@@ -159,7 +161,7 @@ class Http2Stream:
 
     def _send_pending(self) -> None:
         self.pending = False
-        self.h2c.send_stream(self)
+        self.window_opened()        # sends, and lets a paused producer go on if it drained
 
     def finish_request(self, ctx) -> None:
         """The response is complete: log it, end the stream once its bytes are out."""
@@ -181,6 +183,9 @@ class Http2Stream:
 
     def attach_body(self, req, consumer) -> None:
         req.consumer = consumer
+        if not req.complete and self.ctx is not None:
+            self.body_seen = self.h2c.runtime.loop.time()
+            self._arm_body(self.ctx.conf.client_body_timeout)
         chunks = req.body
         req.body = None
         if chunks:
@@ -224,6 +229,7 @@ class Http2Stream:
             req.body = None
             return engine.finalize(ctx, 413)
         if req.consumer is not None:
+            self.body_seen = self.h2c.runtime.loop.time()
             self.unacked += len(data)
             req.consumer.body_data(data)
             self.ack_body()
@@ -260,8 +266,34 @@ class Http2Stream:
         if req is None or req.complete:
             return
         req.complete = True
+        self._cancel_body()
         if req.consumer is not None and not req.discard and not self.closing:
             req.consumer.body_end()
+
+    # ------------------------------------------------------------ client_body_timeout
+
+    def _arm_body(self, timeout: float) -> None:
+        if timeout > 0:
+            self.body_timer = self.h2c.runtime.loop.call_later(timeout, self._body_timeout)
+
+    def _cancel_body(self) -> None:
+        if self.body_timer is not None:
+            self.body_timer.cancel()
+            self.body_timer = None
+
+    def _body_timeout(self) -> None:
+        """No body bytes for client_body_timeout while a handler reads them: nginx finalizes
+        the request with 408 and resets the stream with PROTOCOL_ERROR (fc->timedout)."""
+        self.body_timer = None
+        req, ctx = self.current, self.ctx
+        if req is None or req.complete or self.closing or ctx is None or ctx.logged:
+            return
+        timeout = ctx.conf.client_body_timeout
+        rest = self.body_seen + timeout - self.h2c.runtime.loop.time()
+        if rest > 0 or not self.reading:    # bytes came meanwhile, or paused by the upstream
+            return self._arm_body(rest if rest > 0 else timeout)
+        engine.client_timeout(ctx, "")
+        self.reset(ErrorCodes.PROTOCOL_ERROR)
 
     def ack_body(self) -> None:
         if self.reading and self.unacked and not self.closing:
@@ -272,9 +304,16 @@ class Http2Stream:
 
     def window_opened(self) -> None:
         """The client opened a window (or the connection could write again): send what waits,
-        and let the producer go on once little is queued."""
-        self.h2c.send_stream(self)
-        if self.write_paused and self.out_size <= _LOW and not self.h2c.write_paused:
+        and let the producer go on once little is queued. A paused producer whose queue now
+        fits the window goes on first: its end (finish_request) then rides the last DATA
+        frame, as nginx's last_buf."""
+        h2c = self.h2c
+        if self.write_paused and not h2c.write_paused and self.writer is not None \
+                and 0 < self.out_size <= h2c.sendable(self):
+            self.write_paused = False
+            self.writer.downstream_resumed()
+        h2c.send_stream(self)
+        if self.write_paused and self.out_size <= _LOW and not h2c.write_paused:
             self.write_paused = False
             w = self.writer
             if w is not None:
@@ -288,6 +327,7 @@ class Http2Stream:
         self.closing = True
         self.lost = exc
         self._cancel_timer()
+        self._cancel_body()
         self.out = bytearray()
         self.out_size = 0
         ctx = self.ctx
@@ -302,6 +342,7 @@ class Http2Stream:
             return
         self.closing = True
         self._cancel_timer()
+        self._cancel_body()
         self.out = bytearray()
         self.out_size = 0
         w = self.writer
