@@ -43,6 +43,7 @@ from hyperframe.frame import GoAwayFrame, RstStreamFrame
 
 from ngate.http2 import request as h2request
 from ngate.http2.compression import HpackFault, NginxDecoder, NginxEncoder, check_partial
+from ngate.http2.priority import PriorityTree
 from ngate.http2.stream import Http2Stream
 from ngate.observability import error_log
 from ngate.proxy import engine
@@ -110,6 +111,10 @@ class _H2(H2Connection):
                 # nginx: a HEADERS frame of a stream already used is a connection error
                 raise ProtocolError("client sent HEADERS frame with incorrect identifier "
                                     f"{sid}, the last was {self.highest_inbound_stream_id}")
+        if "PRIORITY" in frame.flags and frame.depends_on == sid:
+            # nginx checks before the stream exists: GOAWAY names the stream before it
+            raise ProtocolError(f"client sent HEADERS frame for stream {sid} "
+                                "with incorrect dependency")
         return super()._receive_headers_frame(frame)
 
 
@@ -118,7 +123,7 @@ class Http2Connection(OneTimer):
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
-                 "requests", "started", "partial", "dropped")
+                 "requests", "started", "partial", "dropped", "prio")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -144,6 +149,7 @@ class Http2Connection(OneTimer):
         self.requests = 0
         self.partial = 0            # the new stream whose HEADERS frame is still arriving
         self.dropped = None         # streams reset for client_header_timeout before their headers
+        self.prio = None            # PriorityTree once the client sends a priority
         srv = listen.default_server
         self.conf = srv
         # request headers are validated as nginx does (request.py): h2's own checks would end
@@ -217,6 +223,7 @@ class Http2Connection(OneTimer):
             except HpackFault as exc:
                 sid = int.from_bytes(pending[5:9], "big") & 0x7fffffff
                 return self._fail(exc.code, exc.message, sid)
+        windows = None
         for ev in events:
             cls = ev.__class__
             if cls is DataReceived:
@@ -228,12 +235,12 @@ class Http2Connection(OneTimer):
                 if s is not None:
                     s.body_end()
             elif cls is WindowUpdated:
+                # h2 applied every frame of this read before these events: the streams whose
+                # windows opened send after the loop, in priority order
                 self.flood += 1
-                self._window(ev.stream_id)
-            elif cls is _BodyLength:
-                s = self.streams.get(ev.stream_id)
-                if s is not None:
-                    s.body_length_error(ev.expected, ev.actual)
+                if windows is None:
+                    windows = set()
+                windows.add(ev.stream_id)
             elif cls is StreamReset:
                 self._reset(ev)
             elif cls is ConnectionTerminated:
@@ -242,8 +249,18 @@ class Http2Connection(OneTimer):
                     return self._close()
             elif cls in (PingReceived, RemoteSettingsChanged, PriorityUpdated):
                 self.flood += 1
+                if cls is PriorityUpdated:
+                    if self.prio is None:
+                        self.prio = PriorityTree()
+                    self.prio.set(ev.stream_id, ev.depends_on, ev.weight, ev.exclusive)
                 if cls is RemoteSettingsChanged:
-                    self._window(0)
+                    if windows is None:
+                        windows = set()
+                    windows.add(0)
+            if self.closing:
+                return
+        if windows is not None:
+            self._windows(windows)
             if self.closing:
                 return
 
@@ -270,7 +287,7 @@ class Http2Connection(OneTimer):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        for s in list(self.streams.values()):
+        for s in self._by_priority(list(self.streams.values())):
             s.window_opened()
 
     # ------------------------------------------------------------ frames in
@@ -303,6 +320,8 @@ class Http2Connection(OneTimer):
             return self._refuse(sid)
         stream = Http2Stream(self, sid)
         self.streams[sid] = stream
+        if self.prio is not None:
+            self.prio.opened(sid)
         self.opened += 1
         self.requests += 1
         stream.requests = self.requests
@@ -328,18 +347,30 @@ class Http2Connection(OneTimer):
             return
         s.body_data(ev.data, n)
 
-    def _window(self, sid: int) -> None:
-        if sid:
-            s = self.streams.get(sid)
-            if s is not None and s.out_size:
-                s.window_opened()
-            return
-        for s in list(self.streams.values()):
-            if s.out_size or s.write_paused:
-                s.window_opened()
+    def _windows(self, sids: set) -> None:
+        """Windows opened (0: the connection's, or new settings): the streams that can send
+        now do, in priority order."""
+        if 0 in sids:
+            ready = [s for s in self.streams.values() if s.out_size or s.write_paused]
+        else:
+            ready = [s for s in map(self.streams.get, sorted(sids)) if s is not None and s.out_size]
+        for s in self._by_priority(ready):
+            s.window_opened()
+
+    def _by_priority(self, streams: list) -> list:
+        """Streams that can send at once, in the order nginx's frame queue would send them."""
+        prio = self.prio
+        if prio is not None and len(streams) > 1:
+            streams.sort(key=lambda s: prio.key(s.sid))     # stable: ties keep their order
+        return streams
+
+    def _stream_closed(self, sid: int) -> None:
+        if self.prio is not None:
+            self.prio.closed_stream(sid)
 
     def _reset(self, ev) -> None:
         self.flood += 1
+        self._stream_closed(ev.stream_id)
         s = self.streams.pop(ev.stream_id, None)
         if s is None:
             return
@@ -449,6 +480,7 @@ class Http2Connection(OneTimer):
             except (StreamClosedError, ProtocolError):
                 pass
         self.streams.pop(s.sid, None)
+        self._stream_closed(s.sid)
         self._after_stream()
 
     def ack(self, s, n: int) -> None:
@@ -464,6 +496,7 @@ class Http2Connection(OneTimer):
 
     def reset_stream(self, s, code) -> None:
         self.streams.pop(s.sid, None)
+        self._stream_closed(s.sid)
         if not self.closing:
             try:
                 self.h2.reset_stream(s.sid, code)
