@@ -84,6 +84,10 @@ class _FrameBuffer(FrameBuffer):
         return super().__next__()
 
 
+def _no_content_length(headers) -> None:
+    pass
+
+
 class _H2(H2Connection):
     """h2's connection with narrow hooks: the stream id of the HEADERS frame being decoded
     (nginx's last_sid in the GOAWAY of a decoding error), and the largest frame taken in:
@@ -92,6 +96,13 @@ class _H2(H2Connection):
     `frame_limit` are read (h2 would end the connection with FRAME_SIZE_ERROR)."""
     headers_sid = 0
     frame_limit = 16384
+
+    def _begin_new_stream(self, stream_id, allowed_ids):
+        # Content-Length against the DATA received is ngate's (stream.py, nginx's 400 when a
+        # handler reads the body); h2 would reset the stream or end the connection
+        stream = super()._begin_new_stream(stream_id, allowed_ids)
+        stream._initialize_content_length = _no_content_length
+        return stream
 
     @property
     def max_inbound_frame_size(self) -> int:

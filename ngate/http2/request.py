@@ -108,5 +108,7 @@ def _refuse(conn, stream, how: str, message: str) -> None:
     req = Request(ctx)
     req.complete = True
     stream.current = req
-    ctx.server = conn.listen.default_server
-    return engine.reject_request(ctx, 400, message)
+    server = ctx.server = conn.listen.default_server
+    ctx.conf = server.conf
+    error_log.info(message + ", client: " + conn.remote_addr, conn.number)
+    return engine.finalize(ctx, 400)        # the server's error_page 400 applies, as nginx

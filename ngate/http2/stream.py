@@ -188,6 +188,8 @@ class Http2Stream:
             self._arm_body(self.ctx.conf.client_body_timeout)
         chunks = req.body
         req.body = None
+        if self._length_fault(req, req.complete):
+            return
         if chunks:
             for c in chunks:
                 consumer.body_data(c)
@@ -229,6 +231,8 @@ class Http2Stream:
             req.body = None
             return engine.finalize(ctx, 413)
         if req.consumer is not None:
+            if self._length_fault(req, False):
+                return
             self.body_seen = self.h2c.runtime.loop.time()
             self.unacked += len(data)
             req.consumer.body_data(data)
@@ -268,7 +272,38 @@ class Http2Stream:
         req.complete = True
         self._cancel_body()
         if req.consumer is not None and not req.discard and not self.closing:
+            if self._length_fault(req, True):
+                return
             req.consumer.body_end()
+
+    def _length_fault(self, req, ended: bool) -> bool:
+        """A body read against its Content-Length (ngx_http_v2_process_request_body): more
+        bytes, or END_STREAM before all of them, is a 400 (the upstream exchange dropped)."""
+        ctx = self.ctx
+        declared = ctx.content_length_in if ctx is not None else None
+        if declared is None or self.closing:
+            return False
+        if req.body_size > declared:
+            message = "client intended to send body data larger than declared"
+        elif ended and req.body_size < declared:
+            message = (f"client prematurely closed stream: only {req.body_size} out of "
+                       f"{declared} bytes of request body received")
+        else:
+            return False
+        error_log.info(message + error_log.request_suffix(ctx), self.number)
+        req.discard = True
+        req.body = None
+        self._cancel_body()
+        if ctx.head_sent or ctx.logged:
+            self.reset(ErrorCodes.PROTOCOL_ERROR)
+            return True
+        ctx.keep_alive = False
+        abort = getattr(self.writer, "abort_with", None)    # an upstream exchange reading it
+        if abort is not None:
+            abort(400)
+        else:
+            engine.finalize(ctx, 400)
+        return True
 
     # ------------------------------------------------------------ client_body_timeout
 
