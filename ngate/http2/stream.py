@@ -30,6 +30,7 @@ from ngate.proxy import engine
 _HIGH = 65536       # queued response bytes above which the producer is paused
 _LOW = 16384
 _BODY_WINDOW = 65536    # the receive window of a stream whose body a handler reads
+_MAX_WINDOW = 2 ** 31 - 1
 
 
 class StreamTransport:
@@ -78,7 +79,7 @@ class Http2Stream:
     __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
-                 "remote_port", "window", "pending", "body_timer", "body_seen", "__weakref__")
+                 "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "__weakref__")
     handed_over = True
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
@@ -110,6 +111,7 @@ class Http2Stream:
         self.pending = False        # a send is scheduled (write)
         self.body_timer = None      # client_body_timeout while a handler reads the body
         self.body_seen = 0.0        # when body bytes last came (the timer re-arms from it)
+        self.whole = False          # the body is read whole: no flow control (attach_body)
 
     def __getattr__(self, name: str):
         # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
@@ -196,6 +198,11 @@ class Http2Stream:
                 self.unacked += len(c)
         if req.complete:
             consumer.body_end()
+        elif getattr(consumer, "body_mode", None) == "buffer":
+            # nginx: a body read whole has no flow control (no_flow_control): its window opens
+            # to 2^31-1 and is topped up when below a quarter of that
+            self.whole = True
+            self.unacked = _MAX_WINDOW - self.window
         else:
             # the body is being read now: open the window past the preread size (which may be 0)
             self.unacked += max(0, _BODY_WINDOW - self.window - self.unacked)
@@ -331,6 +338,8 @@ class Http2Stream:
         self.reset(ErrorCodes.PROTOCOL_ERROR)
 
     def ack_body(self) -> None:
+        if self.whole and self.window >= _MAX_WINDOW // 4:
+            return
         if self.reading and self.unacked and not self.closing:
             n = self.unacked
             self.unacked = 0
