@@ -31,11 +31,11 @@ from __future__ import annotations
 import time
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import ConnectionInputs, H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (ConnectionTerminated, DataReceived, PingReceived, PriorityUpdated,
-                       RemoteSettingsChanged, RequestReceived, StreamEnded, StreamReset,
-                       WindowUpdated)
+                       RemoteSettingsChanged, RequestReceived, SettingsAcknowledged,
+                       StreamEnded, StreamReset, WindowUpdated)
 from h2.exceptions import DenialOfServiceError, FlowControlError, ProtocolError, StreamClosedError
 from h2.frame_buffer import FrameBuffer
 from h2.settings import Settings, SettingCodes
@@ -104,6 +104,20 @@ class _H2(H2Connection):
         stream._initialize_content_length = _no_content_length
         return stream
 
+    def _receive_data_frame(self, frame):
+        stream = self.streams.get(frame.stream_id)
+        n = frame.flow_controlled_length
+        if stream is not None and not stream.closed and n > stream.inbound_flow_control_window:
+            # nginx: "client violated flow control for stream": that stream is reset with
+            # FLOW_CONTROL_ERROR and the connection lives on (h2 would end the connection)
+            events = self.state_machine.process_input(ConnectionInputs.RECV_DATA)
+            self._inbound_flow_control_window_manager.window_consumed(n)
+            frames = stream.reset_stream(ErrorCodes.FLOW_CONTROL_ERROR)
+            reset = StreamReset(stream_id=frame.stream_id, error_code=ErrorCodes.FLOW_CONTROL_ERROR,
+                                remote_reset=False)
+            return frames, events + [reset]
+        return super()._receive_data_frame(frame)
+
     @property
     def max_inbound_frame_size(self) -> int:
         return self.frame_limit
@@ -134,7 +148,7 @@ class Http2Connection(OneTimer):
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
-                 "requests", "started", "partial", "dropped", "prio")
+                 "requests", "started", "partial", "dropped", "prio", "acked")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -161,6 +175,7 @@ class Http2Connection(OneTimer):
         self.partial = 0            # the new stream whose HEADERS frame is still arriving
         self.dropped = None         # streams reset for client_header_timeout before their headers
         self.prio = None            # PriorityTree once the client sends a priority
+        self.acked = False          # the client acknowledged our SETTINGS
         srv = listen.default_server
         self.conf = srv
         # request headers are validated as nginx does (request.py): h2's own checks would end
@@ -254,6 +269,8 @@ class Http2Connection(OneTimer):
                 windows.add(ev.stream_id)
             elif cls is StreamReset:
                 self._reset(ev)
+            elif cls is SettingsAcknowledged:
+                self.acked = True
             elif cls is ConnectionTerminated:
                 self.going_away = True
                 if not self.streams:
@@ -329,6 +346,11 @@ class Http2Connection(OneTimer):
             return self._rapid_reset()
         if len(self.streams) >= limit:
             return self._refuse(sid)
+        if not self.acked and ev.stream_ended is None and srv.http2_body_preread_size < 65535:
+            # nginx: its smaller window is not in force before the client acknowledged it
+            error_log.info("client sent stream with data before settings were acknowledged, "
+                           "client: " + self.remote_addr, self.number)
+            return self._refuse(sid)
         stream = Http2Stream(self, sid)
         self.streams[sid] = stream
         if self.prio is not None:
@@ -383,9 +405,12 @@ class Http2Connection(OneTimer):
         self.flood += 1
         self._stream_closed(ev.stream_id)
         s = self.streams.pop(ev.stream_id, None)
+        if not ev.remote_reset:         # ours (_H2._receive_data_frame)
+            error_log.info(f"client violated flow control for stream {ev.stream_id}, client: "
+                           + self.remote_addr, self.number)
         if s is None:
             return
-        if s.ctx is not None and not s.ctx.logged:
+        if s.ctx is not None and not s.ctx.logged and ev.remote_reset:
             self.resets += 1
         s.client_closed()
         if not self._rapid_reset():
