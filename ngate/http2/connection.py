@@ -148,7 +148,7 @@ class Http2Connection(OneTimer):
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
-                 "requests", "started", "partial", "dropped", "prio", "acked")
+                 "requests", "started", "partial", "dropped", "prio", "acked", "fed")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -176,6 +176,7 @@ class Http2Connection(OneTimer):
         self.dropped = None         # streams reset for client_header_timeout before their headers
         self.prio = None            # PriorityTree once the client sends a priority
         self.acked = False          # the client acknowledged our SETTINGS
+        self.fed: list = []         # streams with body bytes of this read (flush_body)
         srv = listen.default_server
         self.conf = srv
         # request headers are validated as nginx does (request.py): h2's own checks would end
@@ -287,6 +288,12 @@ class Http2Connection(OneTimer):
                     windows.add(0)
             if self.closing:
                 return
+        if self.fed:
+            fed, self.fed = self.fed, []
+            for s in fed:
+                s.flush_body()
+            if self.closing:
+                return
         if windows is not None:
             self._windows(windows)
             if self.closing:
@@ -378,7 +385,7 @@ class Http2Connection(OneTimer):
             self.conn_unacked = 0
         if s is None:
             return
-        s.body_data(ev.data, n)
+        s.body_data(ev.data, n, ev.stream_ended is not None)
 
     def _windows(self, sids: set) -> None:
         """Windows opened (0: the connection's, or new settings): the streams that can send

@@ -79,7 +79,7 @@ class Http2Stream:
     __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
-                 "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "__weakref__")
+                 "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox", "__weakref__")
     handed_over = True
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
@@ -112,6 +112,7 @@ class Http2Stream:
         self.body_timer = None      # client_body_timeout while a handler reads the body
         self.body_seen = 0.0        # when body bytes last came (the timer re-arms from it)
         self.whole = False          # the body is read whole: no flow control (attach_body)
+        self.inbox = None           # body bytes of this read for the reader (flush_body)
 
     def __getattr__(self, name: str):
         # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
@@ -185,23 +186,27 @@ class Http2Stream:
 
     def attach_body(self, req, consumer) -> None:
         req.consumer = consumer
+        if req.discard and req.body_size < 0:
+            # the body was refused (_body_fault): a reader after the 400's error_page gets none
+            return consumer.body_end()
+        self.whole = getattr(consumer, "body_mode", None) == "buffer"
         if not req.complete and self.ctx is not None:
             self.body_seen = self.h2c.runtime.loop.time()
             self._arm_body(self.ctx.conf.client_body_timeout)
         chunks = req.body
         req.body = None
-        if self._length_fault(req, req.complete):
+        if self._length_fault(req, req.complete, later=True):
             return
         if chunks:
-            for c in chunks:
-                consumer.body_data(c)
-                self.unacked += len(c)
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self.unacked += len(data)
+            if data or self.whole:
+                consumer.body_data(data)
         if req.complete:
             consumer.body_end()
-        elif getattr(consumer, "body_mode", None) == "buffer":
+        elif self.whole:
             # nginx: a body read whole has no flow control (no_flow_control): its window opens
             # to 2^31-1 and is topped up when below a quarter of that
-            self.whole = True
             self.unacked = _MAX_WINDOW - self.window
         else:
             # the body is being read now: open the window past the preread size (which may be 0)
@@ -216,8 +221,10 @@ class Http2Stream:
 
     # ------------------------------------------------------------ from the connection
 
-    def body_data(self, data: bytes, flow: int) -> None:
-        """A DATA frame of the request body (`flow`: its flow-controlled length)."""
+    def body_data(self, data: bytes, flow: int, ended: bool = False) -> None:
+        """A DATA frame of the request body (`flow`: its flow-controlled length; `ended`: it
+        carries END_STREAM). A reader gets the frames of one read of the connection at once
+        (flush_body), as nginx passes on what one read brought."""
         req = self.current
         self.window -= flow
         if req is None or self.closing:
@@ -238,44 +245,37 @@ class Http2Stream:
             req.body = None
             return engine.finalize(ctx, 413)
         if req.consumer is not None:
-            if self._length_fault(req, False):
+            if self._length_fault(req, ended):
                 return
             self.body_seen = self.h2c.runtime.loop.time()
             self.unacked += len(data)
-            req.consumer.body_data(data)
-            self.ack_body()
+            if not data and not self.whole:     # nothing for a reader passing it on
+                return self.ack_body()
+            if self.inbox is None:
+                self.inbox = [data]
+                self.h2c.fed.append(self)
+            else:
+                self.inbox.append(data)
         elif req.body is None:
             req.body = [data]
         else:
             req.body.append(data)
 
-    def body_length_error(self, expected: int, actual: int) -> None:
-        """The body went past its content-length or ended short of it: nginx's 400 for the
-        request (an upstream exchange reading the body is dropped)."""
+    def flush_body(self) -> None:
+        """What this read brought goes to the reader as one piece."""
+        inbox, self.inbox = self.inbox, None
         req = self.current
-        if req is None or req.complete or self.closing:
+        if not inbox or req is None or req.consumer is None or req.discard or self.closing:
             return
-        req.complete = req.discard = True
-        req.body = None
-        ctx = self.ctx
-        if actual > expected:
-            message = "client intended to send body data larger than declared"
-        else:
-            message = (f"client prematurely closed stream: only {actual} out of {expected} "
-                       f"bytes of request body received")
-        error_log.info(message + error_log.request_suffix(ctx), self.number)
-        if ctx.head_sent:
-            return self.reset(ErrorCodes.PROTOCOL_ERROR)
-        abort = getattr(self.writer, "abort_with", None)    # an upstream exchange reading it
-        if abort is not None:
-            abort(400)
-        else:
-            engine.finalize(ctx, 400)
+        req.consumer.body_data(inbox[0] if len(inbox) == 1 else b"".join(inbox))
+        self.ack_body()
 
     def body_end(self) -> None:
         req = self.current
         if req is None or req.complete:
             return
+        if self.inbox is not None:
+            self.flush_body()
         req.complete = True
         self._cancel_body()
         if req.consumer is not None and not req.discard and not self.closing:
@@ -283,9 +283,10 @@ class Http2Stream:
                 return
             req.consumer.body_end()
 
-    def _length_fault(self, req, ended: bool) -> bool:
+    def _length_fault(self, req, ended: bool, later: bool = False) -> bool:
         """A body read against its Content-Length (ngx_http_v2_process_request_body): more
-        bytes, or END_STREAM before all of them, is a 400 (the upstream exchange dropped)."""
+        bytes, or END_STREAM before all of them, is a 400 (the upstream exchange dropped;
+        `later`: found as the reader attaches, answered once it has started)."""
         ctx = self.ctx
         declared = ctx.content_length_in if ctx is not None else None
         if declared is None or self.closing:
@@ -297,20 +298,33 @@ class Http2Stream:
                        f"{declared} bytes of request body received")
         else:
             return False
-        error_log.info(message + error_log.request_suffix(ctx), self.number)
         req.discard = True
         req.body = None
         self._cancel_body()
+        if later:
+            self.h2c.runtime.loop.call_soon(self._body_fault, message)
+        else:
+            self._body_fault(message)
+        return True
+
+    def _body_fault(self, message: str) -> None:
+        ctx = self.ctx
+        if ctx is None or self.closing:
+            return
+        error_log.info(message + error_log.request_suffix(ctx), self.number)
+        req = self.current
+        if req is not None:
+            req.body_size = -1          # no body for whatever runs next (attach_body)
+        ctx.content_length_in = 0
+        ctx.body_chunked = False
         if ctx.head_sent or ctx.logged:
-            self.reset(ErrorCodes.PROTOCOL_ERROR)
-            return True
+            return self.reset(ErrorCodes.PROTOCOL_ERROR)
         ctx.keep_alive = False
         abort = getattr(self.writer, "abort_with", None)    # an upstream exchange reading it
         if abort is not None:
             abort(400)
         else:
             engine.finalize(ctx, 400)
-        return True
 
     # ------------------------------------------------------------ client_body_timeout
 
