@@ -96,6 +96,7 @@ class _H2(H2Connection):
     `frame_limit` are read (h2 would end the connection with FRAME_SIZE_ERROR)."""
     headers_sid = 0
     frame_limit = 16384
+    block_sizes: dict = {}          # per connection once set (Http2Connection.__init__)
 
     def _begin_new_stream(self, stream_id, allowed_ids):
         # Content-Length against the DATA received is ngate's (stream.py, nginx's 400 when a
@@ -136,6 +137,7 @@ class _H2(H2Connection):
                 # nginx: a HEADERS frame of a stream already used is a connection error
                 raise ProtocolError("client sent HEADERS frame with incorrect identifier "
                                     f"{sid}, the last was {self.highest_inbound_stream_id}")
+        self.block_sizes[sid] = len(frame.data)        # $request_length (request.py)
         if "PRIORITY" in frame.flags and frame.depends_on == sid:
             # nginx checks before the stream exists: GOAWAY names the stream before it
             raise ProtocolError(f"client sent HEADERS frame for stream {sid} "
@@ -185,6 +187,7 @@ class Http2Connection(OneTimer):
                               validate_inbound_headers=False, normalize_inbound_headers=False)
         h2 = self.h2 = _H2(config=cfg)
         h2.incoming_buffer = _FrameBuffer(server=True)
+        h2.block_sizes = {}
         h2.local_settings = _LocalSettings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: srv.http2_max_concurrent_streams,
             SettingCodes.INITIAL_WINDOW_SIZE: min(srv.http2_body_preread_size, _MAX_WINDOW),
@@ -513,6 +516,9 @@ class Http2Connection(OneTimer):
         s.ended = True
         s._cancel_timer()
         s._cancel_body()
+        if s.unlogged is not None:
+            ctx, s.unlogged = s.unlogged, None
+            engine.log_request(ctx)
         req = s.current
         s.current = None
         s.ctx = None

@@ -65,7 +65,7 @@ def start(conn, stream, ev) -> None:
                          (path or b"").decode("latin-1"), "2.0", headers, hdr)
     ctx.http_minor = 2          # no chunked framing, no HTTP/1.1 Host rule
     ctx.keep_alive = False
-    ctx.request_length = size
+    ctx.request_length = conn.h2.block_sizes.pop(stream.sid, size)   # nginx: the header block
     stream.ctx = ctx
     req = Request(ctx)
     stream.current = req

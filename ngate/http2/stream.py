@@ -79,7 +79,7 @@ class Http2Stream:
     __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
-                 "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox", "__weakref__")
+                 "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox", "unlogged", "__weakref__")
     handed_over = True
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
@@ -113,6 +113,7 @@ class Http2Stream:
         self.body_seen = 0.0        # when body bytes last came (the timer re-arms from it)
         self.whole = False          # the body is read whole: no flow control (attach_body)
         self.inbox = None           # body bytes of this read for the reader (flush_body)
+        self.unlogged = None        # a finished request logged once its bytes are out
 
     def __getattr__(self, name: str):
         # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
@@ -171,9 +172,12 @@ class Http2Stream:
         req = self.current
         self.writer = None
         ctx.req = None
-        if ctx.trailers is not None:        # evaluated at the end, before the log phase
-            self.trailers = trailers.h2_fields(ctx)
-        engine.log_request(ctx)
+        if self.out_size and not self.closing:
+            # nginx finalizes the request once its output is sent: logged (and its limit_conn
+            # slot freed) when the last byte leaves (Http2Connection._ended)
+            self.unlogged = ctx
+        else:
+            engine.log_request(ctx)
         if self.closing:
             return
         self.ending = True
@@ -389,7 +393,10 @@ class Http2Stream:
         self.out = bytearray()
         self.out_size = 0
         ctx = self.ctx
-        if ctx is not None and not ctx.logged:
+        if self.unlogged is not None:
+            ctx, self.unlogged = self.unlogged, None
+            engine.log_request(ctx)
+        elif ctx is not None and not ctx.logged:
             engine.client_closed(ctx)
         self.writer = None
         self.current = None
@@ -408,6 +415,9 @@ class Http2Stream:
         ctx = self.ctx
         if w is not None and ctx is not None and not ctx.logged:
             w.client_gone()
+        if self.unlogged is not None:
+            ctx, self.unlogged = self.unlogged, None
+            engine.log_request(ctx)
         self.h2c.reset_stream(self, code)
 
     # ------------------------------------------------------------ send_timeout
