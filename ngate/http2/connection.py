@@ -481,9 +481,11 @@ class Http2Connection(OneTimer):
                     piece = bytes(out[sent:sent + window])
                     sent += len(piece)
                     s.out_size -= len(piece)
-                    # the last piece carries END_STREAM, as nginx's last_buf
-                    h2.send_data(sid, piece, end_stream=s.ending and not s.out_size)
-                    if s.ending and not s.out_size:
+                    # the last piece carries END_STREAM, as nginx's last_buf (unless
+                    # add_trailer's HEADERS frame follows)
+                    last = s.ending and not s.out_size and s.trailers is None
+                    h2.send_data(sid, piece, end_stream=last)
+                    if last:
                         del out[:]
                         self._ended(s)
                         return self.flush()

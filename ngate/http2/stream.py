@@ -79,7 +79,7 @@ class Http2Stream:
     __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
-                 "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox", "unlogged", "__weakref__")
+                 "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox", "unlogged", "trailers", "__weakref__")
     handed_over = True
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
@@ -114,6 +114,7 @@ class Http2Stream:
         self.whole = False          # the body is read whole: no flow control (attach_body)
         self.inbox = None           # body bytes of this read for the reader (flush_body)
         self.unlogged = None        # a finished request logged once its bytes are out
+        self.trailers = None        # add_trailer's fields: a HEADERS frame with END_STREAM
 
     def __getattr__(self, name: str):
         # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
@@ -172,6 +173,8 @@ class Http2Stream:
         req = self.current
         self.writer = None
         ctx.req = None
+        if ctx.trailers is not None:        # evaluated at the end, before the log phase
+            self.trailers = trailers.h2_fields(ctx)
         if self.out_size and not self.closing:
             # nginx finalizes the request once its output is sent: logged (and its limit_conn
             # slot freed) when the last byte leaves (Http2Connection._ended)
