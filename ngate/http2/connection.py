@@ -150,7 +150,7 @@ class Http2Connection(OneTimer):
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
-                 "requests", "started", "partial", "dropped", "prio", "acked", "fed")
+                 "requests", "started", "partial", "dropped", "prio", "acked", "fed", "batch")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -179,6 +179,7 @@ class Http2Connection(OneTimer):
         self.prio = None            # PriorityTree once the client sends a priority
         self.acked = False          # the client acknowledged our SETTINGS
         self.fed: list = []         # streams with body bytes of this read (flush_body)
+        self.batch = False      # in data_received: frames out wait for its one flush
         srv = listen.default_server
         self.conf = srv
         # request headers are validated as nginx does (request.py): h2's own checks would end
@@ -253,6 +254,22 @@ class Http2Connection(OneTimer):
             except HpackFault as exc:
                 sid = int.from_bytes(pending[5:9], "big") & 0x7fffffff
                 return self._fail(exc.code, exc.message, sid)
+        self.batch = True
+        try:
+            self._events(events)
+        finally:
+            self.batch = False
+        if self.closing:
+            return
+        if self.flood > _FLOOD:
+            return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
+        self.flush()        # one write for every stream answered in this read
+        if not self.closing:
+            if self.transport.get_write_buffer_size() > _OUT_LIMIT and self.write_paused:
+                return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
+            self._idle_or_recv()
+
+    def _events(self, events) -> None:
         windows = None
         for ev in events:
             cls = ev.__class__
@@ -299,8 +316,6 @@ class Http2Connection(OneTimer):
                 return
         if windows is not None:
             self._windows(windows)
-            if self.closing:
-                return
 
     def eof_received(self):
         return False
@@ -488,7 +503,9 @@ class Http2Connection(OneTimer):
                     if last:
                         del out[:]
                         self._ended(s)
-                        return self.flush()
+                        if not self.batch:
+                            self.flush()
+                        return
                 if sent:
                     del out[:sent]
                     s.progressed()

@@ -40,6 +40,8 @@ def check(headers) -> tuple[str, str] | None:
     for name in (b":method", b":scheme", b":path"):
         if name not in seen:
             return BAD_REQUEST, "client sent no %s header" % name.decode()
+    if b":protocol" in seen and seen[b":method"] != b"CONNECT":
+        return RESET, "client sent :protocol without CONNECT"     # RFC 8441 4: malformed
     return None
 
 

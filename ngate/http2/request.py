@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from h2.errors import ErrorCodes
 
-from ngate.http2 import fields
+from ngate.http2 import fields, websocket
 from ngate.observability import error_log
 from ngate.proxy import engine
 from ngate.proxy.context import RequestContext
@@ -22,7 +22,7 @@ def start(conn, stream, ev) -> None:
     fault = fields.check(ev.headers)
     if fault is not None:
         return _refuse(conn, stream, *fault)
-    method = path = authority = None
+    method = path = authority = protocol = None
     headers = []
     hdr = {}
     cookies = []
@@ -38,7 +38,7 @@ def start(conn, stream, ev) -> None:
             elif name == b":authority":
                 authority = value
             elif name == b":protocol":
-                protocol = value        # an extended CONNECT (RFC 8441): h2 checked the method
+                protocol = value        # an extended CONNECT (RFC 8441): fields.py checked the method
             continue
         if name == b"cookie":
             cookies.append(value)

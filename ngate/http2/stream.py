@@ -79,7 +79,8 @@ class Http2Stream:
     __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
-                 "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox", "unlogged", "trailers", "__weakref__")
+                 "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox",
+                 "unlogged", "trailers", "__weakref__")
     handed_over = True
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
