@@ -364,6 +364,7 @@ class LocConf:
     client_body_in_file_only: str = "off"                   # "off", "on" (file kept) or "clean"
     client_body_in_single_buffer: bool = False              # ngate's in-memory body is one buffer anyway
     send_timeout: float = 60.0
+    http2_chunk_size: int = 8192     # also a Server field (the connection's default)
     keepalive_timeout: float = 75.0
     keepalive_requests: int = 1000
     limit_rate: Any = 0                                    # bytes/s: int, or a Template

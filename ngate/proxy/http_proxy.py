@@ -849,6 +849,9 @@ class ProxyExchange:
 
     def send_head(self, status: int) -> None:
         ctx = self.ctx
+        if ctx.status_override is not None and status != 101:
+            # an error_page target keeps the error's status (ngx_http_send_header: err_status)
+            status, self.reason, ctx.status_override = ctx.status_override, None, None
         out, ctype, length, lastmod, location, te_chunked, close = \
             self.split_headers(self.resp_headers, _CONSUMED)
         if self.accel is not None and self.accel_headers():
