@@ -9,6 +9,7 @@ import os
 
 from ngate.cache import policy
 from ngate.filters import HeadersOut, header_filter, postpone, trailers
+from ngate.filters import charset as charset_filter
 from ngate.filters import not_modified, range as range_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
@@ -73,9 +74,16 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
             if conf.add_header:
                 out.extend(respond.add_headers(ctx, conf, 200))
                 added = True
-            if conf.filters is not None:
+            accel = charset_filter.accel_name(ex)           # X-Accel-Charset
+            if conf.filters is not None or accel is not None:
                 ho = HeadersOut(200, ctype, size if length is not None else None, lastmod, out)
-                body_filter = header_filter(ctx, conf.filters, ho)
+                # decided first: the location's own charset filter then leaves the type
+                recode = None if accel is None else \
+                    charset_filter.accel(ctx, conf.charset_accel, ho, accel)
+                body_filter = header_filter(ctx, conf.filters, ho) \
+                    if conf.filters is not None else None
+                if recode is not None:
+                    body_filter = charset_filter.prepend(recode, body_filter)
                 ctype, lastmod = ho.content_type, ho.last_modified
                 if body_filter is not None and ho.content_length is None:
                     allow_ranges = False
@@ -145,7 +153,7 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
     fd = entry.fd
     entry.fd = -1
     postponing = body_filter.__class__ is postpone.PostponeChain
-    if body_filter is not None and size <= SMALL and not postponing:
+    if body_filter is not None and size <= SMALL and not postponing and status != 206:
         # a small entry passes the filters as one buffer with last_buf, as nginx sends a
         # cached file: one chunk out
         try:

@@ -168,12 +168,15 @@ def upstream(c, lv, st):
         raise ConfigError("no servers are inside upstream", st.where)
     v = ups.vals
     servers = tuple(dataclasses.replace(s, slot=i) for i, s in enumerate(ups.servers))
+    zone = v.get("zone")
+    if zone is not None:
+        zone = c.upstream_zones.add(*zone)
     c.upstreams[name.lower()] = Upstream(
         name=name, servers=servers, balancer=ups.balancer, hash_key=ups.hash_key,
         keepalive=v.get("keepalive", 0), keepalive_timeout=v.get("keepalive_timeout", 60.0),
         keepalive_requests=v.get("keepalive_requests", 1000), where=st.where,
         keepalive_time=v.get("keepalive_time", 3600.0),
-        zone=v.get("zone"), counts_conns=ups.balancer in ("least_conn", "random_two") or any(
+        zone=zone, counts_conns=ups.balancer in ("least_conn", "random_two") or any(
             s.max_conns for s in servers))
 
 

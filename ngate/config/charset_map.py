@@ -13,7 +13,7 @@ them (either direction), else `[emerg] no "charset_map" between the charsets`.
 from __future__ import annotations
 
 from ngate.errors import ConfigError
-from ngate.http1.charset import DEFAULT_TYPES, RecodeConf, Table
+from ngate.http1.charset import ANY, DEFAULT_TYPES, RecodeConf, Table
 
 
 class VarName(bytes):
@@ -138,3 +138,19 @@ def build(vals: dict):
         dst = vals.get("charset_names", {}).get(dst.lower(), dst)
     return RecodeConf(_value(dst), _value(src) if src else None, override, maps,
                       frozenset(known), vals.get("charset_types", DEFAULT_TYPES))
+
+
+def build_accel(vals: dict):
+    """LocConf.charset_accel: the charsets and tables an upstream's X-Accel-Charset recodes with
+    (nginx's charset filter with r->headers_out.override_charset, in any location), or None
+    when the config names no charset at all."""
+    maps = vals.get("charset_maps", {})
+    known = {k[0] for k in maps}
+    for key in ("charset", "source_charset"):
+        v = vals.get(key, b"")
+        if v and v.__class__ is not VarName:
+            known.add(v.lower())
+    if not known:
+        return None
+    src = vals.get("source_charset", b"")
+    return RecodeConf(b"", _value(src) if src else None, True, maps, frozenset(known), ANY)

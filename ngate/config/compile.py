@@ -28,6 +28,7 @@ from ngate.config import charset_map
 from ngate.cache import config as cache_config
 from ngate.limits import config as limits_config
 from ngate.limits.zones import Zones
+from ngate.upstream.shared_state import UpstreamZones
 from ngate.routing import userid
 from ngate.routing.variables import BUILTINS, Template, UserVars, compile_template, lookup
 
@@ -94,6 +95,7 @@ class Compiler:
         self.listen_keys: dict = {}
         self.conf_dir = prefix          # nginx's conf_prefix: the main config file's directory
         self.zones = Zones()            # limit_req_zone / limit_conn_zone (shared memory)
+        self.upstream_zones = UpstreamZones(self.zones.by_name)   # upstream `zone` (shared peer state)
         self.uses_stats = False        # stub_status or $connections_*: workers count
         self.open_files: dict = {}          # log paths to open at load, in config order
         self.temp_paths: dict = {}          # client_body_temp_path (path, levels), config order
@@ -218,6 +220,7 @@ def loc_conf(c: Compiler, vals: dict, lv: Level) -> LocConf:
     fields["log_slot"] = c.log_slots.setdefault(fields.get("access_log", ()), len(c.log_slots))
     fields["limits"] = limits_config.build(vals)
     fields["charset_recode"] = rc = charset_map.build(vals)
+    fields["charset_accel"] = charset_map.build_accel(vals)
     fields["filters"], fields["gzip_static"] = filters_config.build(vals, rc)
     fields["userid"] = userid.build(vals, lookup("uid_reset", c.user_vars))
     fields["proxy_cache"] = cache_config.build(vals, "proxy")
@@ -301,6 +304,7 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
         raise c.unknown_variables[0]
     cache_config.finish(c)
     zones = c.zones.finish()
+    c.upstream_zones.finish(c.upstreams.values())
     http_lv = c.http or c.level("http", main, None)
     http_vals = merge(c.http_base(), http_lv, handler=False)
     servers = c.build_servers(http_vals)

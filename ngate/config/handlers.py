@@ -204,9 +204,10 @@ def rate_size(c, st):
     return value
 
 
-def upstream_zone(c, st) -> str:
-    """`zone name [size]` in an upstream block: accepted; ngate keeps an upstream's peer state
-    (failures, max_conns counts, round robin position) per worker, as nginx does without zone."""
+def upstream_zone(c, st) -> tuple:
+    """`zone name [size]` in an upstream block: (name, size; 0 when declared elsewhere). The
+    peers' state is then shared by the workers (upstream/shared_state.py)."""
+    size_ = 0
     if not st.args[0]:
         raise ConfigError(f'invalid zone name "{st.args[0]}"', st.where)
     if len(st.args) == 2:
@@ -218,7 +219,7 @@ def upstream_zone(c, st) -> str:
             raise ConfigError(f'invalid zone size "{st.args[1]}"', st.where)
         if size_ < 8 * 4096:
             raise ConfigError(f'zone "{st.args[0]}" is too small', st.where)
-    return st.args[0]
+    return st.args[0], size_, st.where
 
 
 def keepalive_timeout(c, lv, st):

@@ -127,7 +127,7 @@ class UpstreamServer:
     backup: bool = False
     down: bool = False
     name: str = ""     # as written in the config: "127.0.0.1:8080" ($upstream_addr)
-    max_conns: int = 0  # active connections at once (0: no limit); per worker, as nginx without zone
+    max_conns: int = 0  # active connections at once (0: no limit); per worker unless the group has a zone
     slot: int = 0      # position in the group: equal addresses are distinct peers, as in nginx
 
 
@@ -153,7 +153,7 @@ class Upstream:
     keepalive_time: float = 3600.0  # a kept connection older than this is closed, not pooled
     implicit: bool = False
     where: Where | None = None
-    zone: str | None = None         # `zone name [size]`: accepted, state stays per worker
+    zone: Any = None                # upstream/shared_state.py UpstreamZone: peer state shared
     counts_conns: bool = False      # least_conn or a server with max_conns: count per peer
     state: WorkerState = field(default_factory=WorkerState, compare=False, repr=False)
 
@@ -378,6 +378,7 @@ class LocConf:
     client_body_in_file_only: str = "off"                   # "off", "on" (file kept) or "clean"
     client_body_in_single_buffer: bool = False              # ngate's in-memory body is one buffer anyway
     send_timeout: float = 60.0
+    http2_chunk_size: int = 8192     # also a Server field (the connection's default)
     keepalive_timeout: float = 75.0
     keepalive_requests: int = 1000
     limit_rate: Any = 0                                    # bytes/s: int, or a Template
@@ -452,6 +453,7 @@ class LocConf:
                                     b"text/vnd.wap.wml", b"application/javascript",
                                     b"application/rss+xml"})   # None: `*`
     charset_recode: Any = None      # http1/charset.py RecodeConf: source_charset, override ...
+    charset_accel: Any = None       # RecodeConf for an upstream's X-Accel-Charset (cache/serve.py)
     # free-form extension slots for later issues (tls, fastcgi, websocket ...)
     extra: Any = None
     # chosen when the config is compiled (ngate/http/modules.py), read by ngate/http/phases.py

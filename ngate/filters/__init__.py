@@ -45,7 +45,7 @@ VARY = (b"Vary", b"Accept-Encoding")
 class HeadersOut:
     """A response head on its way through the header filters (nginx's r->headers_out)."""
     __slots__ = ("status", "content_type", "content_length", "last_modified", "headers", "vary",
-                 "flush", "trailers")
+                 "flush", "trailers", "trailers_length")
 
     def __init__(self, status: int, content_type, content_length, last_modified,
                  headers: list) -> None:
@@ -57,6 +57,7 @@ class HeadersOut:
         self.vary = False
         self.flush = False                      # flush the body filters per upstream read
         self.trailers = False                   # add_trailer dropped a known Content-Length
+        self.trailers_length = None             # ... this one: the range filter still sees it
 
     def find(self, lname: bytes):
         """The index of the first header named lname (lower-case), or -1."""

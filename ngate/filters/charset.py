@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from ngate.filters import HeadersOut
+from ngate.filters import Chain, HeadersOut
 from ngate.http1 import charset
 
 _NON_ASCII = re.compile(rb"[\x80-\xff]+")
@@ -46,12 +46,56 @@ class CharsetFilter:
             out.content_type = charset.decided(new, ctype, table)
             if table is None:
                 return None
-        if table.kind == "byte":
-            return ByteRecoder(table.table)
-        out.content_length = None
-        if table.kind == "to_utf8":
-            return ToUtf8(table.table, table.ascii_same)
-        return FromUtf8(table.table)
+        return _recoder(table, out)
+
+
+def _recoder(table, out: HeadersOut):
+    if table.kind == "byte":
+        return ByteRecoder(table.table)
+    out.content_length = None
+    if table.kind == "to_utf8":
+        return ToUtf8(table.table, table.ascii_same)
+    return FromUtf8(table.table)
+
+
+def accel_name(ex):
+    """An upstream response's X-Accel-Charset (its exchange's hidden X-Accel-* lines), unless
+    *_ignore_headers names it: the first one, as nginx keeps it."""
+    if not ex.accel or b"x-accel-charset" in ex.plan.ignore_headers:
+        return None
+    return next((v for n, v in ex.accel if n == b"x-accel-charset"), None)
+
+
+def prepend(recode, body):
+    """X-Accel-Charset's recoding in front of the location's body filter `body` (or None):
+    nginx's charset filter comes before ssi, postpone and gzip."""
+    if body is None:
+        return recode
+    from ngate.filters.postpone import PostponeChain
+    if body.__class__ is PostponeChain:
+        body.pre.insert(0, recode)
+        return body
+    return Chain([recode, body])
+
+
+def accel(ctx, rc, out: HeadersOut, name: bytes):
+    """An upstream's X-Accel-Charset (nginx's override_charset) on a main request's response:
+    the destination charset whatever the location's `charset` says, the source the response's
+    own charset or source_charset (off: announce only). Settles out.content_type (the
+    location's charset filter then leaves it) and returns the body filter, or None."""
+    ctype = out.content_type
+    if not ctype or ctx.main is not None or not name:
+        return None
+    if rc is None or name.lower() not in rc.known:
+        from ngate.observability import error_log
+        error_log.error('unknown charset "%s" to override' % name.decode("latin-1")
+                        + error_log.request_suffix(ctx), ctx.conn.number)
+        return None
+    import dataclasses
+    rc = dataclasses.replace(rc, charset=name)
+    new, table = charset.decide(rc, out.status, ctype, ctx, bool(out.get(b"content-encoding")))
+    out.content_type = charset.decided(new, ctype, None)
+    return None if table is None else _recoder(table, out)
 
 
 class ByteRecoder:

@@ -14,14 +14,30 @@ States (ex.drain):
 `step(ex)` writes steps while the client's connection takes them without pausing; it returns
 True while output is still held (or the response was just completed), False once everything
 went out and the upstream may be read again.
+
+With SSI or addition (filters/postpone.py PostponeChain) the output may wait behind a running
+subrequest instead of the client: step stops then (the upstream stays paused) and the chain's
+root wakes it once that queue went out.
 """
 from __future__ import annotations
+
+from ngate.filters.postpone import PostponeChain
+
+
+def _wake(ex) -> None:
+    """A postponed response's queue went out while gunzip waited: drain on, as when the
+    client's connection drains (the exchange's downstream_resumed)."""
+    if ex.drain is not None and ex.filter is not None:
+        ex.downstream_resumed()
 
 
 def step(ex) -> bool:
     f = ex.filter
     conn = ex.conn
     while f.pending and ex.state == "streaming" and not conn.write_paused and not conn.closing:
+        if f.__class__ is PostponeChain and f.blocked:
+            f.root.wake = lambda: _wake(ex)     # the queue went out: go on (postpone.py)
+            break
         ex._filter_out(f.more())
     if f.pending and ex.state == "streaming" and not conn.closing:
         if ex.drain is None:

@@ -15,8 +15,14 @@ body filter:
     (gzip) -> emit(bytes): the content handler's own output path (chunk framing, counting, write)
 
 Its data()/flush()/finish() return b"": everything goes out through `emit`, which the content
-handler sets (`attach`). When finish() leaves subrequests running, `pending` is True and the
+handler sets (`attach`). When finish() leaves subrequests running, `deferred` is True and the
 handler's end (last chunk, finish_request) runs later through the `on_end` it passed to attach.
+
+gunzip in front (an upstream's gzip body for a client without gzip) keeps its output bounded here
+too: the chain says `pending` while gunzip holds more and `more()` inflates the next step into the
+node, as filters/drain.py drives a plain chain. While the node's output waits behind a running
+subrequest (`blocked`), inflating more would only queue it in memory: drain.py stops, and the
+root calls the `wake` it left once the queue went out.
 
 A subrequest's body (proxy/subrequest.py SubrequestConn in body mode) is written into its node;
 its response head is never sent (nginx sends the main request's head only).
@@ -85,7 +91,8 @@ def drain(node: Node) -> list:
 
 class Root:
     """The main request's output tree and where it goes."""
-    __slots__ = ("node", "post", "emit", "on_end", "kicking", "again", "ended", "subs", "ctx")
+    __slots__ = ("node", "post", "emit", "on_end", "kicking", "again", "ended", "subs", "ctx",
+                 "wake")
 
     def __init__(self, ctx, post) -> None:
         self.ctx = ctx
@@ -97,6 +104,7 @@ class Root:
         self.again = False
         self.ended = False
         self.subs: list = []            # SubrequestConns started for this response
+        self.wake = None                # filters/drain.py: resume gunzip once the queue went out
 
     def kick(self) -> None:
         if self.kicking:
@@ -129,6 +137,11 @@ class Root:
                 data += post.finish()
         if data:
             self.emit(data)
+        wake = self.wake
+        if wake is not None and not self.node.items:
+            self.wake = None
+            import asyncio
+            asyncio.get_running_loop().call_soon(wake)      # not from inside a more() step
         if complete:
             self.ended = True
             end = self.on_end
@@ -152,7 +165,8 @@ class Root:
 
 class PostponeChain:
     """The body filter of a response with subrequests (see the module docstring)."""
-    __slots__ = ("ctx", "pre", "node", "root", "before", "after", "started", "pending")
+    __slots__ = ("ctx", "pre", "node", "root", "before", "after", "started", "deferred",
+                 "gunzip")
 
     def __init__(self, ctx, bodies: list) -> None:
         self.ctx = ctx
@@ -182,7 +196,28 @@ class PostponeChain:
                 b.attach(node)
         self.pre = pre
         self.started = False
-        self.pending = False
+        self.deferred = False
+        self.gunzip = pre[0] if pre and hasattr(pre[0], "more") else None    # bounded output
+
+    @property
+    def pending(self) -> bool:
+        """gunzip holds more output (filters/drain.py calls more() as the client takes it)."""
+        g = self.gunzip
+        return g is not None and g.pending
+
+    @property
+    def blocked(self) -> bool:
+        """This request's output waits behind a running subrequest: more would only queue."""
+        return self.root is not None and bool(self.node.items)
+
+    def more(self) -> bytes:
+        data = self.gunzip.more()
+        for f in self.pre[1:]:
+            data = f.data(data)
+        self.node.write(data)
+        if self.root is not None:
+            self.root.kick()
+        return b""
 
     def attach(self, emit, on_end=None) -> None:
         """The content handler's output path (main request only)."""
@@ -226,7 +261,7 @@ class PostponeChain:
         root = self.root
         if root is not None:
             root.kick()
-            self.pending = self.ctx.main is None and not root.ended
+            self.deferred = self.ctx.main is None and not root.ended
         return b""
 
 
@@ -262,7 +297,7 @@ def attach(body, emit) -> None:
 def defer_end(body, ctx, end) -> bool:
     """After body.finish(): when subrequests still run, `end` (the last chunk, finish_request)
     runs once they are done and True is returned; else False (end now)."""
-    if body.__class__ is not PostponeChain or not body.pending:
+    if body.__class__ is not PostponeChain or not body.deferred:
         return False
     root = body.root
     root.on_end = end

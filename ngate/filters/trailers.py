@@ -57,7 +57,7 @@ class _Pass:
         return b""
 
 
-_PASS = _Pass()
+_PASS = PASS = _Pass()     # PASS: the body filter when add_trailer alone took the response
 
 
 class TrailersFilter:
@@ -74,8 +74,8 @@ class TrailersFilter:
             items = self.items
         else:
             items = tuple(h for h in self.items if h.always)
-            if not items:
-                return None
+            if not items and ctx.trailers is None:
+                return None     # else a 416 for a 200 that expected them: r->expect_trailers
         if ctx.http_version != "2.0" and (
                 ctx.http_minor != 1 or not ctx.conf.chunked_transfer_encoding):
             return None
@@ -85,7 +85,8 @@ class TrailersFilter:
         if ctx.http_version == "2.0":
             return None                         # Content-Length stays; a HEADERS frame ends it
         if out.content_length is not None:
-            out.content_length = None
+            out.trailers_length = out.content_length    # nginx's range header filter runs
+            out.content_length = None                   # before its chunked filter drops it
             out.trailers = True                 # the length was known: ranges still allowed
         return _PASS
 

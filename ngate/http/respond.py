@@ -138,7 +138,7 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
         body, length, content_type, last_modified, chunked = _filtered(
             ctx, conf, status, body, content_type, last_modified, headers, head_only)
         if body.__class__ is list:          # subrequests still run (filters/postpone.py)
-            return _send_postponed(ctx, conf, status, body, content_type, last_modified,
+            return send_postponed(ctx, conf, status, body, content_type, last_modified,
                                    location, headers)
     check_keepalive(ctx)
     if conf is not None and conf.charset:
@@ -161,7 +161,7 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     conn.finish_request(ctx)
 
 
-def _send_postponed(ctx, conf, status: int, pending: list, content_type, last_modified,
+def send_postponed(ctx, conf, status: int, pending: list, content_type, last_modified,
                     location, headers: list) -> None:
     """A response ngate made whose SSI/addition subrequests still run: the head and what is
     ready now, the rest as it comes (chunked to HTTP/1.1, else until the connection closes)."""
@@ -215,7 +215,7 @@ def _filtered(ctx, conf, status: int, body: bytes, content_type, last_modified, 
             f.attach(got.append)
             f.data(body)
             f.finish()
-            if f.pending:
+            if f.deferred:
                 return [f] + got, None, out.content_type, out.last_modified, True
             body = b"".join(got)
         else:

@@ -31,20 +31,22 @@ from __future__ import annotations
 import time
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import ConnectionInputs, H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (ConnectionTerminated, DataReceived, PingReceived, PriorityUpdated,
-                       RemoteSettingsChanged, RequestReceived, StreamEnded, StreamReset,
-                       WindowUpdated)
-from h2.exceptions import (DenialOfServiceError, FlowControlError, InvalidBodyLengthError,
-                           ProtocolError, StreamClosedError)
+                       RemoteSettingsChanged, RequestReceived, SettingsAcknowledged,
+                       StreamEnded, StreamReset, WindowUpdated)
+from h2.exceptions import DenialOfServiceError, FlowControlError, ProtocolError, StreamClosedError
+from h2.frame_buffer import FrameBuffer
 from h2.settings import Settings, SettingCodes
-from hyperframe.frame import GoAwayFrame
+from hyperframe.frame import GoAwayFrame, RstStreamFrame
 
 from ngate.http2 import request as h2request
+from ngate.http2.compression import HpackFault, NginxDecoder, NginxEncoder, check_partial
+from ngate.http2.priority import PriorityTree
 from ngate.http2.stream import Http2Stream
 from ngate.observability import error_log
-from ngate.http import phases
+from ngate.http import log, phases
 from ngate.server.clock import OneTimer
 
 _MAX_WINDOW = 2 ** 31 - 1
@@ -62,25 +64,85 @@ class _LocalSettings(Settings):
         return _MAX_WINDOW
 
 
-class _BodyLength:
-    """A DATA frame took a request body past its content-length, or ended it short."""
-    __slots__ = ("stream_id", "expected", "actual")
+class _FrameBuffer(FrameBuffer):
+    """h2's frame buffer, reading frames as nginx 1.22 does where h2 differs: a frame type
+    nginx does not know (ALTSVC 0xa and above, which h2 would parse and fail on) is skipped, and
+    a PUSH_PROMISE from the client is a PROTOCOL_ERROR as soon as its frame header is in."""
 
-    def __init__(self, stream_id: int, expected: int, actual: int) -> None:
-        self.stream_id = stream_id
-        self.expected = expected
-        self.actual = actual
+    def __next__(self):
+        data = self._data
+        while len(data) >= 9 and not self._headers_buffer:
+            kind = data[3]
+            if kind == 0x5:
+                raise ProtocolError("client sent PUSH_PROMISE frame")
+            if kind <= 0x9:
+                break
+            length = int.from_bytes(data[:3], "big")
+            if len(data) < 9 + length:
+                raise StopIteration
+            del data[:9 + length]
+        return super().__next__()
 
 
-class _H2Connection(H2Connection):
-    """h2's connection, except that a body not matching its content-length is that stream's
-    error (nginx answers it 400), not the whole connection's."""
+def _no_content_length(headers) -> None:
+    pass
+
+
+class _H2(H2Connection):
+    """h2's connection with narrow hooks: the stream id of the HEADERS frame being decoded
+    (nginx's last_sid in the GOAWAY of a decoding error), and the largest frame taken in:
+    nginx reads a header block as it comes and takes a HEADERS frame longer than the
+    SETTINGS_MAX_FRAME_SIZE it announced (its limits are the header sizes), so frames up to
+    `frame_limit` are read (h2 would end the connection with FRAME_SIZE_ERROR)."""
+    headers_sid = 0
+    frame_limit = 16384
+    block_sizes: dict = {}          # per connection once set (Http2Connection.__init__)
+
+    def _begin_new_stream(self, stream_id, allowed_ids):
+        # Content-Length against the DATA received is ngate's (stream.py, nginx's 400 when a
+        # handler reads the body); h2 would reset the stream or end the connection
+        stream = super()._begin_new_stream(stream_id, allowed_ids)
+        stream._initialize_content_length = _no_content_length
+        return stream
 
     def _receive_data_frame(self, frame):
-        try:
-            return super()._receive_data_frame(frame)
-        except InvalidBodyLengthError as exc:
-            return [], [_BodyLength(frame.stream_id, exc.expected_length, exc.actual_length)]
+        stream = self.streams.get(frame.stream_id)
+        n = frame.flow_controlled_length
+        if stream is not None and not stream.closed and n > stream.inbound_flow_control_window:
+            # nginx: "client violated flow control for stream": that stream is reset with
+            # FLOW_CONTROL_ERROR and the connection lives on (h2 would end the connection)
+            events = self.state_machine.process_input(ConnectionInputs.RECV_DATA)
+            self._inbound_flow_control_window_manager.window_consumed(n)
+            frames = stream.reset_stream(ErrorCodes.FLOW_CONTROL_ERROR)
+            reset = StreamReset(stream_id=frame.stream_id, error_code=ErrorCodes.FLOW_CONTROL_ERROR,
+                                remote_reset=False)
+            return frames, events + [reset]
+        return super()._receive_data_frame(frame)
+
+    @property
+    def max_inbound_frame_size(self) -> int:
+        return self.frame_limit
+
+    @max_inbound_frame_size.setter
+    def max_inbound_frame_size(self, value: int) -> None:
+        pass
+
+    def _receive_headers_frame(self, frame):
+        sid = frame.stream_id
+        if sid > self.headers_sid:
+            self.headers_sid = sid
+        elif sid <= self.highest_inbound_stream_id:
+            stream = self.streams.get(sid)
+            if stream is None or stream.closed:
+                # nginx: a HEADERS frame of a stream already used is a connection error
+                raise ProtocolError("client sent HEADERS frame with incorrect identifier "
+                                    f"{sid}, the last was {self.highest_inbound_stream_id}")
+        self.block_sizes[sid] = len(frame.data)        # $request_length (request.py)
+        if "PRIORITY" in frame.flags and frame.depends_on == sid:
+            # nginx checks before the stream exists: GOAWAY names the stream before it
+            raise ProtocolError(f"client sent HEADERS frame for stream {sid} "
+                                "with incorrect dependency")
+        return super()._receive_headers_frame(frame)
 
 
 class Http2Connection(OneTimer):
@@ -88,7 +150,7 @@ class Http2Connection(OneTimer):
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
-                 "requests", "started", "batch")
+                 "requests", "started", "partial", "dropped", "prio", "acked", "fed", "batch")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -112,12 +174,21 @@ class Http2Connection(OneTimer):
         self.deadline = 0.0
         self.lost = None
         self.requests = 0
+        self.partial = 0            # the new stream whose HEADERS frame is still arriving
+        self.dropped = None         # streams reset for client_header_timeout before their headers
+        self.prio = None            # PriorityTree once the client sends a priority
+        self.acked = False          # the client acknowledged our SETTINGS
+        self.fed: list = []         # streams with body bytes of this read (flush_body)
         self.batch = False      # in data_received: frames out wait for its one flush
         srv = listen.default_server
         self.conf = srv
+        # request headers are validated as nginx does (request.py): h2's own checks would end
+        # the connection where nginx answers 400 or resets the one stream
         cfg = H2Configuration(client_side=False, header_encoding=None,
-                              validate_inbound_headers=True, normalize_inbound_headers=False)
-        h2 = self.h2 = _H2Connection(config=cfg)
+                              validate_inbound_headers=False, normalize_inbound_headers=False)
+        h2 = self.h2 = _H2(config=cfg)
+        h2.incoming_buffer = _FrameBuffer(server=True)
+        h2.block_sizes = {}
         h2.local_settings = _LocalSettings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: srv.http2_max_concurrent_streams,
             SettingCodes.INITIAL_WINDOW_SIZE: min(srv.http2_body_preread_size, _MAX_WINDOW),
@@ -126,7 +197,10 @@ class Http2Connection(OneTimer):
             # RFC 8441 (http2_websocket, ngate/http2/websocket.py)
             SettingCodes.ENABLE_CONNECT_PROTOCOL: 1 if srv.http2_websocket else 0,
         })
-        h2.decoder.max_header_list_size = srv.http2_max_header_size
+        number, size = srv.large_client_header_buffers
+        h2.decoder = NginxDecoder(size, number * size)
+        h2.frame_limit = max(16384, number * size + 16384)
+        h2.encoder = NginxEncoder()
 
     # ------------------------------------------------------------ asyncio Protocol
 
@@ -162,6 +236,8 @@ class Http2Connection(OneTimer):
         self.new_streams = 0
         try:
             events = self.h2.receive_data(data)
+        except HpackFault as exc:
+            return self._fail(exc.code, exc.message, self.h2.headers_sid)
         except DenialOfServiceError as exc:
             return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, self._limit_message(exc))
         except FlowControlError as exc:
@@ -171,6 +247,13 @@ class Http2Connection(OneTimer):
                 return self._fail(ErrorCodes.ENHANCE_YOUR_CALM,
                                   "client sent too many CONTINUATION frames")
             return self._fail(ErrorCodes.PROTOCOL_ERROR, f"client sent invalid HTTP/2 ({exc})")
+        pending = self.h2.incoming_buffer._data
+        if len(pending) > 9 and pending[3] == 0x1:
+            try:
+                check_partial(bytes(pending))
+            except HpackFault as exc:
+                sid = int.from_bytes(pending[5:9], "big") & 0x7fffffff
+                return self._fail(exc.code, exc.message, sid)
         self.batch = True
         try:
             self._events(events)
@@ -187,6 +270,7 @@ class Http2Connection(OneTimer):
             self._idle_or_recv()
 
     def _events(self, events) -> None:
+        windows = None
         for ev in events:
             cls = ev.__class__
             if cls is DataReceived:
@@ -198,24 +282,40 @@ class Http2Connection(OneTimer):
                 if s is not None:
                     s.body_end()
             elif cls is WindowUpdated:
+                # h2 applied every frame of this read before these events: the streams whose
+                # windows opened send after the loop, in priority order
                 self.flood += 1
-                self._window(ev.stream_id)
-            elif cls is _BodyLength:
-                s = self.streams.get(ev.stream_id)
-                if s is not None:
-                    s.body_length_error(ev.expected, ev.actual)
+                if windows is None:
+                    windows = set()
+                windows.add(ev.stream_id)
             elif cls is StreamReset:
                 self._reset(ev)
+            elif cls is SettingsAcknowledged:
+                self.acked = True
             elif cls is ConnectionTerminated:
                 self.going_away = True
                 if not self.streams:
                     return self._close()
             elif cls in (PingReceived, RemoteSettingsChanged, PriorityUpdated):
                 self.flood += 1
+                if cls is PriorityUpdated:
+                    if self.prio is None:
+                        self.prio = PriorityTree()
+                    self.prio.set(ev.stream_id, ev.depends_on, ev.weight, ev.exclusive)
                 if cls is RemoteSettingsChanged:
-                    self._window(0)
+                    if windows is None:
+                        windows = set()
+                    windows.add(0)
             if self.closing:
                 return
+        if self.fed:
+            fed, self.fed = self.fed, []
+            for s in fed:
+                s.flush_body()
+            if self.closing:
+                return
+        if windows is not None:
+            self._windows(windows)
 
     def eof_received(self):
         return False
@@ -240,7 +340,7 @@ class Http2Connection(OneTimer):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        for s in list(self.streams.values()):
+        for s in self._by_priority(list(self.streams.values())):
             s.window_opened()
 
     # ------------------------------------------------------------ frames in
@@ -248,6 +348,13 @@ class Http2Connection(OneTimer):
     def _request(self, ev) -> None:
         sid = ev.stream_id
         srv = self.conf
+        if sid == self.partial:
+            self.partial = 0
+        if self.dropped and sid in self.dropped:
+            # reset already (client_header_timeout): closed in h2 without a second RST_STREAM
+            self.dropped.discard(sid)
+            self.h2._get_stream_by_id(sid).reset_stream(ErrorCodes.PROTOCOL_ERROR)
+            return
         if self.going_away:
             return self._refuse(sid)
         self.new_streams += 1
@@ -264,8 +371,15 @@ class Http2Connection(OneTimer):
             return self._rapid_reset()
         if len(self.streams) >= limit:
             return self._refuse(sid)
+        if not self.acked and ev.stream_ended is None and srv.http2_body_preread_size < 65535:
+            # nginx: its smaller window is not in force before the client acknowledged it
+            error_log.info("client sent stream with data before settings were acknowledged, "
+                           "client: " + self.remote_addr, self.number)
+            return self._refuse(sid)
         stream = Http2Stream(self, sid)
         self.streams[sid] = stream
+        if self.prio is not None:
+            self.prio.opened(sid)
         self.opened += 1
         self.requests += 1
         stream.requests = self.requests
@@ -289,24 +403,39 @@ class Http2Connection(OneTimer):
             self.conn_unacked = 0
         if s is None:
             return
-        s.body_data(ev.data, n)
+        s.body_data(ev.data, n, ev.stream_ended is not None)
 
-    def _window(self, sid: int) -> None:
-        if sid:
-            s = self.streams.get(sid)
-            if s is not None and s.out_size:
-                s.window_opened()
-            return
-        for s in list(self.streams.values()):
-            if s.out_size or s.write_paused:
-                s.window_opened()
+    def _windows(self, sids: set) -> None:
+        """Windows opened (0: the connection's, or new settings): the streams that can send
+        now do, in priority order."""
+        if 0 in sids:
+            ready = [s for s in self.streams.values() if s.out_size or s.write_paused]
+        else:
+            ready = [s for s in map(self.streams.get, sorted(sids)) if s is not None and s.out_size]
+        for s in self._by_priority(ready):
+            s.window_opened()
+
+    def _by_priority(self, streams: list) -> list:
+        """Streams that can send at once, in the order nginx's frame queue would send them."""
+        prio = self.prio
+        if prio is not None and len(streams) > 1:
+            streams.sort(key=lambda s: prio.key(s.sid))     # stable: ties keep their order
+        return streams
+
+    def _stream_closed(self, sid: int) -> None:
+        if self.prio is not None:
+            self.prio.closed_stream(sid)
 
     def _reset(self, ev) -> None:
         self.flood += 1
+        self._stream_closed(ev.stream_id)
         s = self.streams.pop(ev.stream_id, None)
+        if not ev.remote_reset:         # ours (_H2._receive_data_frame)
+            error_log.info(f"client violated flow control for stream {ev.stream_id}, client: "
+                           + self.remote_addr, self.number)
         if s is None:
             return
-        if s.ctx is not None and not s.ctx.logged:
+        if s.ctx is not None and not s.ctx.logged and ev.remote_reset:
             self.resets += 1
         s.client_closed()
         if not self._rapid_reset():
@@ -355,7 +484,9 @@ class Http2Connection(OneTimer):
                 return          # no head yet (a call_soon of a stream since reset)
             out = s.out
             if out:
-                chunk = self.conf.http2_chunk_size
+                ctx = s.ctx
+                chunk = (ctx.conf or self.conf).http2_chunk_size if ctx is not None \
+                    else self.conf.http2_chunk_size
                 sent = 0
                 while s.out_size:
                     window = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size,
@@ -365,7 +496,16 @@ class Http2Connection(OneTimer):
                     piece = bytes(out[sent:sent + window])
                     sent += len(piece)
                     s.out_size -= len(piece)
-                    h2.send_data(sid, piece)
+                    # the last piece carries END_STREAM, as nginx's last_buf (unless
+                    # add_trailer's HEADERS frame follows)
+                    last = s.ending and not s.out_size and s.trailers is None
+                    h2.send_data(sid, piece, end_stream=last)
+                    if last:
+                        del out[:]
+                        self._ended(s)
+                        if not self.batch:
+                            self.flush()
+                        return
                 if sent:
                     del out[:sent]
                     s.progressed()
@@ -384,9 +524,20 @@ class Http2Connection(OneTimer):
         if not self.batch:
             self.flush()
 
+    def sendable(self, s) -> int:
+        """Bytes of DATA the windows let the stream send now."""
+        try:
+            return self.h2.local_flow_control_window(s.sid)
+        except (StreamClosedError, ProtocolError, KeyError):
+            return 0
+
     def _ended(self, s) -> None:
         s.ended = True
         s._cancel_timer()
+        s._cancel_body()
+        if s.unlogged is not None:
+            ctx, s.unlogged = s.unlogged, None
+            log.log_request(ctx)
         req = s.current
         s.current = None
         s.ctx = None
@@ -397,6 +548,7 @@ class Http2Connection(OneTimer):
             except (StreamClosedError, ProtocolError):
                 pass
         self.streams.pop(s.sid, None)
+        self._stream_closed(s.sid)
         self._after_stream()
 
     def ack(self, s, n: int) -> None:
@@ -412,6 +564,7 @@ class Http2Connection(OneTimer):
 
     def reset_stream(self, s, code) -> None:
         self.streams.pop(s.sid, None)
+        self._stream_closed(s.sid)
         if not self.closing:
             try:
                 self.h2.reset_stream(s.sid, code)
@@ -451,12 +604,47 @@ class Http2Connection(OneTimer):
         stream is active (streams have their own timeouts)."""
         buf = self.h2.incoming_buffer       # h2's FrameBuffer: a frame or header block begun
         if buf._data or buf._headers_buffer:
+            sid = self._new_stream_arriving(buf)
+            if sid:
+                # nginx: the stream exists once its HEADERS frame begins; client_header_timeout
+                # is that stream's, which is reset (the connection lives on)
+                if sid != self.partial:
+                    self.partial = sid
+                    self._arm(self.conf.client_header_timeout, self._header_timeout)
+                return
             self._arm(self.conf.http2_recv_timeout or self.conf.client_header_timeout,
                       self._recv_timeout)
         elif not self.streams:
             self._arm(self._idle_value())
         elif self.timer is not None:
             self._cancel_timer()
+
+    def _new_stream_arriving(self, buf) -> int:
+        """The id of a new stream whose header block has begun and not ended, else 0."""
+        if buf._headers_buffer:
+            sid = buf._headers_buffer[0].stream_id
+        elif len(buf._data) >= 9 and buf._data[3] == 0x1:
+            sid = int.from_bytes(buf._data[5:9], "big") & 0x7fffffff
+        else:
+            return 0
+        return sid if sid > (self.h2.highest_inbound_stream_id or 0) and sid & 1 else 0
+
+    def _header_timeout(self) -> None:
+        sid, self.partial = self.partial, 0
+        if self.closing or not sid:
+            return
+        error_log.info("client timed out (110: Connection timed out) while reading client "
+                       "request headers, client: " + self.remote_addr, self.number)
+        if self.dropped is None:
+            self.dropped = set()
+        self.dropped.add(sid)
+        try:
+            self.transport.write(RstStreamFrame(sid, error_code=ErrorCodes.PROTOCOL_ERROR)
+                                 .serialize())
+        except RuntimeError:
+            pass
+        if not self.streams:
+            self._arm(self._idle_value())
 
     def _idle_value(self) -> float:
         """nginx 1.19.7+: keepalive_timeout between streams (http2_idle_timeout if set)."""
@@ -469,11 +657,14 @@ class Http2Connection(OneTimer):
                        "connection, client: " + self.remote_addr, self.number)
         self._close()
 
-    def _fail(self, code, message: str) -> None:
-        """A connection error: logged as nginx words it, GOAWAY, close."""
+    def _fail(self, code, message: str, last_sid: int = 0) -> None:
+        """A connection error: logged as nginx words it, GOAWAY (naming the last stream begun,
+        as nginx's last_sid), close."""
         error_log.info(message + ", client: " + self.remote_addr, self.number)
+        h2 = self.h2
+        last = max(last_sid, h2.highest_inbound_stream_id or 0)
         try:
-            self.h2.close_connection(error_code=code)
+            h2.close_connection(error_code=code, last_stream_id=last)
         except ProtocolError:
             pass
         self.flush()

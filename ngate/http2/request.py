@@ -3,13 +3,14 @@
 As nginx's ngx_http_v2_state_header_complete / ngx_http_v2_construct_request_line: the request
 line is ":method :path HTTP/2.0"; ":authority" stands for Host when no host header came;
 several cookie headers are joined with "; "; header names nginx ignores (underscores,
-invalid characters) are dropped by the same rules as HTTP/1.x; a field longer than
-http2_max_field_size ends the connection (ENHANCE_YOUR_CALM)."""
+invalid characters) are dropped by the same rules as HTTP/1.x. Sizes are the HPACK decoder's
+(compression.py), faults nginx resets or answers 400 are fields.py's."""
 from __future__ import annotations
 
 from h2.errors import ErrorCodes
 
-from ngate.http2 import websocket
+from ngate.http2 import fields, websocket
+from ngate.observability import error_log
 from ngate.http import phases
 from ngate.http.context import RequestContext
 from ngate.server.connection import Request, header_key
@@ -18,17 +19,16 @@ _SINGLE = frozenset({b"host", b"content-length"})
 
 
 def start(conn, stream, ev) -> None:
+    fault = fields.check(ev.headers)
+    if fault is not None:
+        return _refuse(conn, stream, *fault)
     method = path = authority = protocol = None
     headers = []
     hdr = {}
     cookies = []
-    limit = conn.conf.http2_max_field_size
     listen = conn.listen
     size = 0
     for name, value in ev.headers:
-        if len(name) > limit or len(value) > limit:
-            return conn._fail(ErrorCodes.ENHANCE_YOUR_CALM,
-                              "client exceeded http2_max_field_size limit")
         size += len(name) + len(value) + 4
         if name[:1] == b":":
             if name == b":method":
@@ -38,12 +38,14 @@ def start(conn, stream, ev) -> None:
             elif name == b":authority":
                 authority = value
             elif name == b":protocol":
-                protocol = value        # an extended CONNECT (RFC 8441): h2 checked the method
+                protocol = value        # an extended CONNECT (RFC 8441): fields.py checked the method
             continue
         if name == b"cookie":
             cookies.append(value)
             continue
-        key = header_key(name, listen.underscores, listen.ignore_invalid)
+        # nginx's HTTP/2 keeps a name it finds invalid unless ignore_invalid_headers is on
+        key = header_key(name, listen.underscores or not listen.ignore_invalid,
+                         listen.ignore_invalid)
         if not key:
             continue
         headers.append((name, value))
@@ -63,7 +65,7 @@ def start(conn, stream, ev) -> None:
                          (path or b"").decode("latin-1"), "2.0", headers, hdr)
     ctx.http_minor = 2          # no chunked framing, no HTTP/1.1 Host rule
     ctx.keep_alive = False
-    ctx.request_length = size
+    ctx.request_length = conn.h2.block_sizes.pop(stream.sid, size)   # nginx: the header block
     stream.ctx = ctx
     req = Request(ctx)
     stream.current = req
@@ -92,3 +94,21 @@ def start(conn, stream, ev) -> None:
     if stats is not None:
         stats.request_started(ctx)
     conn.start_stream(ctx, req)
+
+
+def _refuse(conn, stream, how: str, message: str) -> None:
+    """A header list nginx does not take (fields.py): the stream reset, or a 400."""
+    if how == fields.RESET:
+        error_log.info(message + ", client: " + conn.remote_addr, conn.number)
+        return stream.reset(ErrorCodes.PROTOCOL_ERROR)
+    ctx = RequestContext(stream, "GET", "/", "2.0", [], {})
+    ctx.http_minor = 2
+    ctx.keep_alive = False
+    stream.ctx = ctx
+    req = Request(ctx)
+    req.complete = True
+    stream.current = req
+    server = ctx.server = conn.listen.default_server
+    ctx.conf = server.conf
+    error_log.info(message + ", client: " + conn.remote_addr, conn.number)
+    return phases.finalize(ctx, 400)        # the server's error_page 400 applies, as nginx

@@ -30,6 +30,7 @@ from ngate.http import downstream, log, phases
 _HIGH = 65536       # queued response bytes above which the producer is paused
 _LOW = 16384
 _BODY_WINDOW = 65536    # the receive window of a stream whose body a handler reads
+_MAX_WINDOW = 2 ** 31 - 1
 
 
 class StreamTransport:
@@ -78,7 +79,8 @@ class Http2Stream:
     __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
-                 "remote_port", "window", "trailers", "__weakref__")
+                 "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox",
+                 "unlogged", "trailers", "__weakref__")
     handed_over = True
     trace = None
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
@@ -108,6 +110,12 @@ class Http2Stream:
         self.remote_addr = h2c.remote_addr      # per stream: realip may replace them
         self.window = h2c.conf.http2_body_preread_size    # our receive window as the client sees it
         self.remote_port = h2c.remote_port
+        self.pending = False        # a send is scheduled (write)
+        self.body_timer = None      # client_body_timeout while a handler reads the body
+        self.body_seen = 0.0        # when body bytes last came (the timer re-arms from it)
+        self.whole = False          # the body is read whole: no flow control (attach_body)
+        self.inbox = None           # body bytes of this read for the reader (flush_body)
+        self.unlogged = None        # a finished request logged once its bytes are out
         self.trailers = None        # add_trailer's fields: a HEADERS frame with END_STREAM
 
     def __getattr__(self, name: str):
@@ -147,12 +155,20 @@ class Http2Stream:
                 return
         self.out += data
         self.out_size += len(data)
-        self.h2c.send_stream(self)
+        if not self.pending:
+            # sent at the end of this turn of the loop: what the handler writes next (its
+            # end, finish_request) goes in the same frames, END_STREAM on the last DATA
+            self.pending = True
+            self.h2c.runtime.loop.call_soon(self._send_pending)
         if self.out_size > _HIGH and not self.write_paused:
             self.write_paused = True
             w = self.writer
             if w is not None:
                 w.downstream_paused()
+
+    def _send_pending(self) -> None:
+        self.pending = False
+        self.window_opened()        # sends, and lets a paused producer go on if it drained
 
     def finish_request(self, ctx) -> None:
         """The response is complete: log it, end the stream once its bytes are out."""
@@ -161,7 +177,12 @@ class Http2Stream:
         ctx.req = None
         if ctx.trailers is not None:        # evaluated at the end, before the log phase
             self.trailers = trailers.h2_fields(ctx)
-        log.log_request(ctx)
+        if self.out_size and not self.closing:
+            # nginx finalizes the request once its output is sent: logged (and its limit_conn
+            # slot freed) when the last byte leaves (Http2Connection._ended)
+            self.unlogged = ctx
+        else:
+            log.log_request(ctx)
         if self.closing:
             return
         self.ending = True
@@ -174,14 +195,28 @@ class Http2Stream:
 
     def attach_body(self, req, consumer) -> None:
         req.consumer = consumer
+        if req.discard and req.body_size < 0:
+            # the body was refused (_body_fault): a reader after the 400's error_page gets none
+            return consumer.body_end()
+        self.whole = getattr(consumer, "body_mode", None) == "buffer"
+        if not req.complete and self.ctx is not None:
+            self.body_seen = self.h2c.runtime.loop.time()
+            self._arm_body(self.ctx.conf.client_body_timeout)
         chunks = req.body
         req.body = None
+        if self._length_fault(req, req.complete, later=True):
+            return
         if chunks:
-            for c in chunks:
-                consumer.body_data(c)
-                self.unacked += len(c)
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self.unacked += len(data)
+            if data or self.whole:
+                consumer.body_data(data)
         if req.complete:
             consumer.body_end()
+        elif self.whole:
+            # nginx: a body read whole has no flow control (no_flow_control): its window opens
+            # to 2^31-1 and is topped up when below a quarter of that
+            self.unacked = _MAX_WINDOW - self.window
         else:
             # the body is being read now: open the window past the preread size (which may be 0)
             self.unacked += max(0, _BODY_WINDOW - self.window - self.unacked)
@@ -195,8 +230,10 @@ class Http2Stream:
 
     # ------------------------------------------------------------ from the connection
 
-    def body_data(self, data: bytes, flow: int) -> None:
-        """A DATA frame of the request body (`flow`: its flow-controlled length)."""
+    def body_data(self, data: bytes, flow: int, ended: bool = False) -> None:
+        """A DATA frame of the request body (`flow`: its flow-controlled length; `ended`: it
+        carries END_STREAM). A reader gets the frames of one read of the connection at once
+        (flush_body), as nginx passes on what one read brought."""
         req = self.current
         self.window -= flow
         if req is None or self.closing:
@@ -217,46 +254,115 @@ class Http2Stream:
             req.body = None
             return phases.finalize(ctx, 413)
         if req.consumer is not None:
+            if self._length_fault(req, ended):
+                return
+            self.body_seen = self.h2c.runtime.loop.time()
             self.unacked += len(data)
-            req.consumer.body_data(data)
-            self.ack_body()
+            if not data and not self.whole:     # nothing for a reader passing it on
+                return self.ack_body()
+            if self.inbox is None:
+                self.inbox = [data]
+                self.h2c.fed.append(self)
+            else:
+                self.inbox.append(data)
         elif req.body is None:
             req.body = [data]
         else:
             req.body.append(data)
 
-    def body_length_error(self, expected: int, actual: int) -> None:
-        """The body went past its content-length or ended short of it: nginx's 400 for the
-        request (an upstream exchange reading the body is dropped)."""
+    def flush_body(self) -> None:
+        """What this read brought goes to the reader as one piece."""
+        inbox, self.inbox = self.inbox, None
         req = self.current
-        if req is None or req.complete or self.closing:
+        if not inbox or req is None or req.consumer is None or req.discard or self.closing:
             return
-        req.complete = req.discard = True
-        req.body = None
+        req.consumer.body_data(inbox[0] if len(inbox) == 1 else b"".join(inbox))
+        self.ack_body()
+
+    def body_end(self) -> None:
+        req = self.current
+        if req is None or req.complete:
+            return
+        if self.inbox is not None:
+            self.flush_body()
+        req.complete = True
+        self._cancel_body()
+        if req.consumer is not None and not req.discard and not self.closing:
+            if self._length_fault(req, True):
+                return
+            req.consumer.body_end()
+
+    def _length_fault(self, req, ended: bool, later: bool = False) -> bool:
+        """A body read against its Content-Length (ngx_http_v2_process_request_body): more
+        bytes, or END_STREAM before all of them, is a 400 (the upstream exchange dropped;
+        `later`: found as the reader attaches, answered once it has started)."""
         ctx = self.ctx
-        if actual > expected:
+        declared = ctx.content_length_in if ctx is not None else None
+        if declared is None or self.closing:
+            return False
+        if req.body_size > declared:
             message = "client intended to send body data larger than declared"
+        elif ended and req.body_size < declared:
+            message = (f"client prematurely closed stream: only {req.body_size} out of "
+                       f"{declared} bytes of request body received")
         else:
-            message = (f"client prematurely closed stream: only {actual} out of {expected} "
-                       f"bytes of request body received")
+            return False
+        req.discard = True
+        req.body = None
+        self._cancel_body()
+        if later:
+            self.h2c.runtime.loop.call_soon(self._body_fault, message)
+        else:
+            self._body_fault(message)
+        return True
+
+    def _body_fault(self, message: str) -> None:
+        ctx = self.ctx
+        if ctx is None or self.closing:
+            return
         error_log.info(message + error_log.request_suffix(ctx), self.number)
-        if ctx.head_sent:
+        req = self.current
+        if req is not None:
+            req.body_size = -1          # no body for whatever runs next (attach_body)
+        ctx.content_length_in = 0
+        ctx.body_chunked = False
+        if ctx.head_sent or ctx.logged:
             return self.reset(ErrorCodes.PROTOCOL_ERROR)
+        ctx.keep_alive = False
         abort = getattr(self.writer, "abort_with", None)    # an upstream exchange reading it
         if abort is not None:
             abort(400)
         else:
             phases.finalize(ctx, 400)
 
-    def body_end(self) -> None:
-        req = self.current
-        if req is None or req.complete:
+    # ------------------------------------------------------------ client_body_timeout
+
+    def _arm_body(self, timeout: float) -> None:
+        if timeout > 0:
+            self.body_timer = self.h2c.runtime.loop.call_later(timeout, self._body_timeout)
+
+    def _cancel_body(self) -> None:
+        if self.body_timer is not None:
+            self.body_timer.cancel()
+            self.body_timer = None
+
+    def _body_timeout(self) -> None:
+        """No body bytes for client_body_timeout while a handler reads them: nginx finalizes
+        the request with 408 and resets the stream with PROTOCOL_ERROR (fc->timedout)."""
+        self.body_timer = None
+        req, ctx = self.current, self.ctx
+        if req is None or req.complete or self.closing or ctx is None or ctx.logged:
             return
-        req.complete = True
-        if req.consumer is not None and not req.discard and not self.closing:
-            req.consumer.body_end()
+        timeout = ctx.conf.client_body_timeout
+        rest = self.body_seen + timeout - self.h2c.runtime.loop.time()
+        if rest > 0 or not self.reading:    # bytes came meanwhile, or paused by the upstream
+            return self._arm_body(rest if rest > 0 else timeout)
+        downstream.client_timeout(ctx, "")
+        self.reset(ErrorCodes.PROTOCOL_ERROR)
 
     def ack_body(self) -> None:
+        if self.whole and self.window >= _MAX_WINDOW // 4:
+            return
         if self.reading and self.unacked and not self.closing:
             n = self.unacked
             self.unacked = 0
@@ -265,9 +371,16 @@ class Http2Stream:
 
     def window_opened(self) -> None:
         """The client opened a window (or the connection could write again): send what waits,
-        and let the producer go on once little is queued."""
-        self.h2c.send_stream(self)
-        if self.write_paused and self.out_size <= _LOW and not self.h2c.write_paused:
+        and let the producer go on once little is queued. A paused producer whose queue now
+        fits the window goes on first: its end (finish_request) then rides the last DATA
+        frame, as nginx's last_buf."""
+        h2c = self.h2c
+        if self.write_paused and not h2c.write_paused and self.writer is not None \
+                and 0 < self.out_size <= h2c.sendable(self):
+            self.write_paused = False
+            self.writer.downstream_resumed()
+        h2c.send_stream(self)
+        if self.write_paused and self.out_size <= _LOW and not h2c.write_paused:
             self.write_paused = False
             w = self.writer
             if w is not None:
@@ -281,10 +394,14 @@ class Http2Stream:
         self.closing = True
         self.lost = exc
         self._cancel_timer()
+        self._cancel_body()
         self.out = bytearray()
         self.out_size = 0
         ctx = self.ctx
-        if ctx is not None and not ctx.logged:
+        if self.unlogged is not None:
+            ctx, self.unlogged = self.unlogged, None
+            log.log_request(ctx)
+        elif ctx is not None and not ctx.logged:
             downstream.client_closed(ctx)
         self.writer = None
         self.current = None
@@ -295,6 +412,7 @@ class Http2Stream:
             return
         self.closing = True
         self._cancel_timer()
+        self._cancel_body()
         self.out = bytearray()
         self.out_size = 0
         w = self.writer
@@ -302,6 +420,9 @@ class Http2Stream:
         ctx = self.ctx
         if w is not None and ctx is not None and not ctx.logged:
             w.client_gone()
+        if self.unlogged is not None:
+            ctx, self.unlogged = self.unlogged, None
+            log.log_request(ctx)
         self.h2c.reset_stream(self, code)
 
     # ------------------------------------------------------------ send_timeout

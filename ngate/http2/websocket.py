@@ -144,7 +144,7 @@ class WebSocketStream(Http2Stream):
 
     # ------------------------------------------------------------ client DATA
 
-    def body_data(self, data: bytes, flow: int) -> None:
+    def body_data(self, data: bytes, flow: int, ended: bool = False) -> None:
         self.window -= flow
         pipe = self.pipe
         if pipe is None:

@@ -100,7 +100,25 @@ def _time_iso8601(ctx) -> str:
     return _CLOCK.tick().iso
 
 
-_CACHED_GETTERS = {BUILTINS["time_local"]: _time_local, BUILTINS["time_iso8601"]: _time_iso8601}
+_REMOTE_USER = BUILTINS["remote_user"]
+
+
+def _remote_user(ctx) -> str | None:
+    """$remote_user, with no look at the credentials of a request that sends none."""
+    hdr = ctx.hdr
+    if not hdr or b"authorization" not in hdr:
+        return None
+    return _REMOTE_USER(ctx)
+
+
+_CACHED_GETTERS = {BUILTINS["time_local"]: _time_local, BUILTINS["time_iso8601"]: _time_iso8601,
+                   _REMOTE_USER: _remote_user}
+
+# Variables whose values never have a byte that an escape changes (digits, addresses, times):
+# a line writes them without the escape's checks.
+_PLAIN = frozenset([_time_local, _time_iso8601] + [BUILTINS[name] for name in (
+    "status", "body_bytes_sent", "bytes_sent", "request_length", "request_time", "msec",
+    "remote_addr", "remote_port", "server_port", "connection", "connection_requests", "pid")])
 
 # ---------------------------------------------------------------- requests that became tunnels
 
@@ -299,8 +317,13 @@ def combined_format() -> LogFormat:
 
 class AccessLogWriter:
     """One `access_log` directive: `write(ctx)` appends its line. OSError if the file cannot be
-    opened (nginx refuses the configuration then)."""
-    __slots__ = ("file", "ops", "escape", "missing", "condition")
+    opened (nginx refuses the configuration then).
+
+    A line is `fmt % values`: `fmt` holds the literals and a `%s` for each variable, `getters`
+    the variables with the escape each needs (compiled once: a line is one loop over the
+    variables and one formatting, not a join of every piece). `ops` is the same format as
+    literals and getters, for a request that becomes a tunnel (`freeze`)."""
+    __slots__ = ("file", "ops", "escape", "missing", "condition", "fmt", "getters")
 
     def __init__(self, access_log: AccessLog) -> None:
         fmt = access_log.format or combined_format()
@@ -309,6 +332,7 @@ class AccessLogWriter:
             self.file.buffered(access_log.buffer, access_log.flush)
         self.escape, self.missing = _ESCAPES[fmt.escape]
         self.ops = _compile_ops(fmt.template.parts)
+        self.fmt, self.getters = _compile_line(self.ops, self.escape)
         self.condition = access_log.condition
 
     def write(self, ctx) -> None:
@@ -321,7 +345,16 @@ class AccessLogWriter:
 
     def line(self, ctx) -> str:
         """The log line for ctx, with its newline."""
-        return _render(self.ops, ctx, self.escape, self.missing) + "\n"
+        missing = self.missing
+        values = []
+        for get, escape in self.getters:
+            v = get(ctx)
+            if v is None:
+                v = missing
+            elif escape is not None and v:
+                v = escape(v)
+            values.append(v)
+        return self.fmt % tuple(values)
 
     def freeze(self, ctx) -> "tuple | None":
         """(writer, ops, condition ops) for a request that became a tunnel: every variable
@@ -438,6 +471,21 @@ def _freeze_ops(ops: tuple, ctx, escape, missing: str) -> tuple:
         elif op:
             out.append(op)
     return tuple(out)
+
+
+def _compile_line(ops: tuple, escape) -> tuple[str, tuple]:
+    """(fmt, getters) of AccessLogWriter.line: the literals of `ops` with `%` doubled and a `%s`
+    for each getter, then the newline; each getter with `escape`, or None where its values
+    never need it (`_PLAIN`)."""
+    fmt = []
+    getters = []
+    for op in ops:
+        if op.__class__ is str:
+            fmt.append(op.replace("%", "%%"))
+        else:
+            fmt.append("%s")
+            getters.append((op, None if op in _PLAIN else escape))
+    return "".join(fmt) + "\n", tuple(getters)
 
 
 def _compile_ops(parts: tuple) -> tuple:

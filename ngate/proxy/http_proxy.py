@@ -25,7 +25,7 @@ import httptools
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.errors import UPSTREAM, ProxyError
 from ngate.filters import Chain, HeadersOut, header_filter, postpone, trailers
-from ngate.filters import drain, range as range_filter, validators
+from ngate.filters import charset as charset_filter, drain, range as range_filter, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.http1.discard import test_expect
@@ -40,7 +40,7 @@ from ngate.proxy.upstream_chunked import ChunkedResponseBody
 from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamConnection
 from ngate.proxy.tunnel import start_tunnel
 from ngate.routing.uri import escape_uri
-from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
+from ngate.upstream.balancer import balancer_for, release, report_failure, report_success
 from ngate.upstream.tls import handshake_error, open_tls, upstream_tls
 
 # what an X-Accel-Redirect carries to the redirected response (nginx's `redirect` headers)
@@ -210,7 +210,7 @@ class ProxyExchange:
             return self.fail(ProxyError(502, UPSTREAM))
         if self.counted is not None:
             self._count(-1)
-        peer = balancer_for(self.upstream).select(self.ctx, self.tried)
+        peer = balancer_for(self.upstream).take(self.ctx, self.tried)
         if peer is None:
             # tries remain but every peer is down or failed (also after a failure in this
             # request): nginx names the group as the peer in $upstream_addr and the log's
@@ -290,10 +290,9 @@ class ProxyExchange:
         if not self.counts:
             return
         if delta > 0:
-            self.counted = self.peer
-            health(self.peer, self.upstream.name).conns += 1
+            self.counted = self.peer        # counted by the balancer's take()
         elif self.counted is not None:
-            health(self.counted, self.upstream.name).conns -= 1
+            release(self.upstream, self.counted)
             self.counted = None
 
     def attach(self, uconn: UpstreamConnection) -> None:
@@ -850,6 +849,9 @@ class ProxyExchange:
 
     def send_head(self, status: int) -> None:
         ctx = self.ctx
+        if ctx.status_override is not None and status != 101:
+            # an error_page target keeps the error's status (ngx_http_send_header: err_status)
+            status, self.reason, ctx.status_override = ctx.status_override, None, None
         out, ctype, length, lastmod, location, te_chunked, close = \
             self.split_headers(self.resp_headers, _CONSUMED)
         if self.accel is not None and self.accel_headers():
@@ -945,9 +947,15 @@ class ProxyExchange:
             except ValueError:
                 clen = None
         filters = conf.filters
-        if (filters is not None or force) and status >= 200 and status != 101:
+        accel = charset_filter.accel_name(self) if self.accel else None     # X-Accel-Charset
+        if (filters is not None or force or accel is not None) and status >= 200 \
+                and status != 101:
             ho = HeadersOut(status, ctype, clen, lastmod, out)
+            recode = None if accel is None else \
+                charset_filter.accel(ctx, conf.charset_accel, ho, accel)
             self.filter = header_filter(ctx, filters, ho) if filters is not None else None
+            if recode is not None:
+                self.filter = charset_filter.prepend(recode, self.filter)
             if force and self.range_filter(ho):
                 return True                 # a 416 went out instead
             if ho.status != status:
@@ -995,10 +1003,16 @@ class ProxyExchange:
 
     def range_filter(self, ho) -> bool:
         """proxy_force_ranges: nginx's range filter on this 200 (filters/range.py); True when
-        the range cannot be satisfied and a 416 was sent instead (the upstream is dropped)."""
+        the range cannot be satisfied and a 416 was sent instead (the upstream is dropped).
+        add_trailer's chunking comes after nginx's range filter: it sees the dropped length."""
+        chunk = ho.content_length is None and ho.trailers
+        if chunk:
+            ho.content_length = ho.trailers_length
         if ho.content_length is None:
             return False
         body = range_filter.header(self.ctx, self.conf, ho, single=True)
+        if chunk and body is not range_filter.NOT_SATISFIABLE:
+            ho.content_length = None
         if body is range_filter.NOT_SATISFIABLE:
             self.state = "done"
             self._cancel_timer()
@@ -1016,8 +1030,8 @@ class ProxyExchange:
     def accel_headers(self) -> bool:
         """X-Accel-Limit-Rate sets the response's rate; X-Accel-Redirect ends the exchange and
         redirects internally (True), unless proxy_ignore_headers names them. The others
-        (X-Accel-Expires, -Buffering, -Charset) have no effect: ngate has no cache, streams
-        responses and has no charset module."""
+        (X-Accel-Expires, -Buffering, -Charset) are read elsewhere: cache/policy.py,
+        filter_flush, filters/charset.py accel_name."""
         accel = dict(reversed(self.accel))      # the first of each name, as nginx keeps it
         ignore = self.plan.ignore_headers
         ctx = self.ctx

@@ -238,7 +238,16 @@ def _http(suffix: str) -> Getter:
             vals = [v for n, v in ctx.headers if n.lower() == b"cookie"]
             return "; ".join(v.decode("latin-1") for v in vals) if vals else None
         return get_cookie
-    return _hdr(key)
+    plain = _hdr(key)
+
+    def get(ctx):
+        v = plain(ctx)
+        if v is None:       # nginx compares names with '-' as '_': a "x_foo" header too
+            for k, val in ctx.hdr.items():
+                if b"_" in k and k.replace(b"_", b"-") == key:
+                    return val.decode("latin-1")
+        return v
+    return get
 
 
 @prefixed("arg_")

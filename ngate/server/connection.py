@@ -57,6 +57,7 @@ _PARTIAL_LINE = re.compile(rb"[A-Z_-]*(?: [^\x00-\x1f\x7f]*)?\r?\Z")
 _SINGLE_HEADERS = {b"host": "Host", b"content-length": "Content-Length",
                    b"transfer-encoding": "Transfer-Encoding"}
 _NAME_CACHE_MAX = 4096
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 _LINE_CACHE_LEN = 64        # short header lines recur (Accept, Host ...): their parse is kept
 # header name as sent -> its lower-case key, or b"" when nginx ignores it; one table per
 # (underscores_in_headers, ignore_invalid_headers) setting
@@ -70,8 +71,9 @@ def name_table(underscores: bool, ignore_invalid: bool) -> dict:
 
 
 def line_table(underscores: bool, ignore_invalid: bool) -> dict:
-    """Short header lines as sent -> (name, lower-case key or b"", value): the parse of a line
-    depends on these settings alone, and the same lines recur from request to request."""
+    """Short header lines as sent -> ((name, value), lower-case key or b""): the parse of a
+    line depends on these settings alone, and the same lines recur from request to request
+    (the (name, value) pair goes into the request's header list as it is)."""
     return _LINE_TABLES.setdefault((underscores, ignore_invalid), {})
 
 
@@ -265,7 +267,8 @@ class HttpConnection(OneTimer):
             lf = data.find(b"\n\n", 0, end if end >= 0 else len(data))
             end = lf + 2 if lf >= 0 else end + 3 if end >= 0 else -1
             if end > 0:                     # the usual case: a whole head in one read
-                self._begin_head()
+                if self.runtime.stats is not None:
+                    self._begin_head()          # Reading for stub_status until _head ends it
                 if end < len(data):
                     self._more = True
                     self._rest = data[end:]
@@ -414,7 +417,8 @@ class HttpConnection(OneTimer):
 
     def _head(self, head: bytes) -> None:
         """A complete request head: parse it as nginx does, make its Request, dispatch it."""
-        self._end_head()
+        if self._in_head:
+            self._end_head()
         if self.timer is not None:
             self._cancel_timer()
         lines = head.split(b"\r\n")
@@ -444,8 +448,8 @@ class HttpConnection(OneTimer):
             headers, hdr = self._headers_of(lines)
         except HeadError as exc:
             return self._reject(exc)
-        ctx = RequestContext(self, method.decode("latin-1"), target.decode("latin-1"), version,
-                             headers, hdr)
+        ctx = RequestContext(self, _METHODS.get(method) or method.decode("latin-1"),
+                             target.decode("latin-1"), version, headers, hdr)
         ctx.request_length = len(head)
         self.requests += 1
         te = hdr.get(b"transfer-encoding")
@@ -513,7 +517,7 @@ class HttpConnection(OneTimer):
         for line in it:
             known = seen.get(line)
             if known is not None:
-                name, lname, value = known
+                pair, lname = known
             else:
                 name, sep, value = line.partition(b":")
                 lname = names.get(name) if sep else None
@@ -524,16 +528,17 @@ class HttpConnection(OneTimer):
                         names[name] = lname
                 else:
                     value = value.strip(b" ")
+                pair = (name, value)
                 if len(line) <= _LINE_CACHE_LEN and len(seen) < _NAME_CACHE_MAX:
-                    seen[line] = (name, lname, value)
+                    seen[line] = (pair, lname)
             if not lname:
                 continue        # nginx ignores invalid header names (and "_" ones by default)
-            headers.append((name, value))
+            headers.append(pair)
             if lname in hdr:
                 if lname in _SINGLE_HEADERS:
                     raise HeadError(400, 'client sent duplicate header line: "%s"' % _SINGLE_HEADERS[lname])
             else:
-                hdr[lname] = value
+                hdr[lname] = pair[1]
         if len(headers) > _MAX_HEADERS:
             raise HeadError(494, "client sent too many header lines")
         return headers, hdr

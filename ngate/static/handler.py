@@ -14,7 +14,7 @@ import random
 import stat
 
 from ngate.filters import VARY, HeadersOut, header_filter, postpone
-from ngate.filters import not_modified, range as range_filter, validators
+from ngate.filters import not_modified, range as range_filter, trailers, validators
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.http1.discard import discard
@@ -310,17 +310,43 @@ def _autoindex(ctx, dir_path: str) -> None:
     headers = expires_headers(conf, 200)
     if conf.add_header or conf.userid is not None:
         headers.extend(respond.add_headers(ctx, conf, 200))
+    _send_listing(ctx, body, autoindex.CONTENT_TYPES[fmt], headers)
+
+
+def _send_listing(ctx, body: bytes, ctype: bytes, headers: list) -> None:
+    """An autoindex listing (no length, no Last-Modified: ngx_http_autoindex_handler), through
+    the location's response filters as nginx's output filter sends it: gzip, sub_filter,
+    addition, charset recoding, SSI, add_trailer."""
+    conf = ctx.conf
     head_only = ctx.method == "HEAD"
+    if conf.filters is not None:
+        out = HeadersOut(200, ctype, None, None, headers)
+        f = header_filter(ctx, conf.filters, out)
+        ctype = out.content_type
+        if f is not None and not head_only:
+            if f.__class__ is postpone.PostponeChain:      # SSI/addition subrequests
+                got: list = []
+                f.attach(got.append)
+                f.data(body)
+                f.finish()
+                if f.deferred:
+                    return respond.send_postponed(ctx, conf, 200, [f] + got, ctype, None,
+                                                  None, headers)
+                body = b"".join(got)
+            else:
+                body = f.data(body) + f.finish()
     chunked = not head_only and ctx.http_minor == 1 and conf.chunked_transfer_encoding
     if not head_only and not chunked:
         ctx.keep_alive = False
     respond.check_keepalive(ctx)
     ctx.status = 200
     head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
-                           content_type=charset.content_type(conf, 200,
-                                                             autoindex.CONTENT_TYPES[fmt], ctx),
+                           content_type=charset.content_type(conf, 200, ctype, ctx),
                            chunked=chunked, connection=connection_line(ctx), headers=headers)
-    body = b"" if head_only else resp.chunk(body) + resp.LAST_CHUNK if chunked else body
+    if head_only:
+        body = b""
+    elif chunked:
+        body = (resp.chunk(body) if body else b"") + trailers.last_chunk(ctx)
     write_whole(ctx, head, body, len(body))      # chunk framing counts, as in nginx
 
 
@@ -358,7 +384,7 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
         return _send_ranged(ctx, fd, meta, range_header, vary)
     if override == 200:
         if conf.filters is not None:
-            vary = _send_filtered(ctx, fd, meta, vary)
+            vary = _send_filtered(ctx, fd, meta, vary, ranged=False)
             return None if vary is None else _send_200(ctx, fd, meta, vary)
         return _send_200(ctx, fd, meta, vary)
     status = override
@@ -372,7 +398,35 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
                         meta.last_modified.encode() if status in (200, 206) else None, headers)
 
 
-def _send_filtered(ctx, fd: int, meta, vary: bool):
+def _trailers_ranges(ctx, meta, out, whole: list):
+    """nginx's range header filter on a file whose length only add_trailer dropped (its chunked
+    filter runs after the range filter): the segments to send (out becomes the 206's head), or
+    None when a 416 went out instead."""
+    conf = ctx.conf
+    value = ctx.hdr.get(b"range")
+    if value is None or conf.max_ranges == 0:
+        return whole
+    if_range = ctx.hdr.get(b"if-range")
+    if if_range is not None and not range_filter.if_range_ok(
+            if_range.strip(), out.get(b"etag"), out.last_modified):
+        return whole
+    size = meta.size
+    parsed = ranges.parse(value.decode("latin-1"), size, conf.max_ranges)
+    if parsed is ranges.NOT_SATISFIABLE:
+        _not_satisfiable(ctx, size)
+        return None
+    if parsed is None:
+        return whole
+    segments, _, ctype = _ranged(parsed, size, out.content_type, out.headers)
+    if len(segments) == 1:
+        s, e = segments[0]
+        out.headers.append((b"Content-Range", b"bytes %d-%d/%d" % (s, e - 1, size)))
+    out.status = 206
+    out.content_type = ctype
+    return segments
+
+
+def _send_filtered(ctx, fd: int, meta, vary: bool, ranged: bool = True):
     """The response filters (gzip) over a 200 for the whole file. None when they took the
     response and sent it; else whether `Vary: Accept-Encoding` goes into the head."""
     conf = ctx.conf
@@ -386,16 +440,25 @@ def _send_filtered(ctx, fd: int, meta, vary: bool):
     body = header_filter(ctx, conf.filters, out)
     if body is None:
         return out.vary
+    segments = [(0, meta.size)] if meta.size else []
+    status = 200
+    if body is trailers.PASS and ranged:     # add_trailer's chunking comes after the range filter
+        segments = _trailers_ranges(ctx, meta, out, segments)
+        if segments is None:
+            os.close(fd)
+            return None
+        status = out.status
     respond.check_keepalive(ctx)
-    ctx.status = 200
+    ctx.status = status
     head_only = ctx.method == "HEAD"
     chunked = not head_only and out.content_length is None and ctx.http_minor == 1
     if not head_only and not chunked and out.content_length is None:
         ctx.keep_alive = False
-    if (out.content_length is not None or out.trailers) and conf.max_ranges != 0:
+    if status == 200 and (out.content_length is not None or out.trailers) \
+            and conf.max_ranges != 0:
         # charset's byte recoding; add_trailer's chunking comes after nginx's range filter
         out.headers.append((b"Accept-Ranges", b"bytes"))
-    head = resp.build_head(200, 1, server_tokens=conf.server_tokens,
+    head = resp.build_head(status, 1, server_tokens=conf.server_tokens,
                            content_type=out.content_type, content_length=out.content_length,
                            last_modified=out.last_modified, chunked=chunked,
                            connection=connection_line(ctx),
@@ -404,8 +467,7 @@ def _send_filtered(ctx, fd: int, meta, vary: bool):
         os.close(fd)
         write_whole(ctx, head, b"", 0)
         return None
-    size = meta.size
-    sender = FileSender(ctx, fd, head, [(0, size)] if size else [], size)
+    sender = FileSender(ctx, fd, head, segments, meta.size)
     sender.filter = body
     postpone.attach(body, sender._write_filtered)
     sender.chunked = chunked
@@ -543,8 +605,8 @@ def _send_not_modified(ctx, status: int, meta, vary: bool = False) -> None:
     respond.check_keepalive(ctx)
     ctx.status = 304
     head = resp.build_head(304, 1, server_tokens=conf.server_tokens,
-                           last_modified=meta.last_modified.encode(),
-                           connection=connection_line(ctx), headers=headers)
+                           last_modified=meta.last_modified.encode(), connection=connection_line(ctx),
+                           headers=headers)
     write_whole(ctx, head, b"", 0)
 
 

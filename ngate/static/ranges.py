@@ -62,6 +62,8 @@ def parse(value: str, size: int, max_ranges: int | None = None):
             total += end - start
             if max_ranges is not None and len(ranges) > max_ranges:
                 return None
+        elif start == 0:        # an empty range from 0 (an empty body): the whole response
+            return None
         if i >= n:
             break
         i += 1

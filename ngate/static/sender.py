@@ -97,8 +97,11 @@ class FileSender:
                 if self.index >= len(segments):
                     return self._finish()
                 seg = segments[self.index]
-                if seg.__class__ is bytes:
-                    conn.write(seg)
+                if seg.__class__ is bytes:     # a multipart part's head (chunked: add_trailer)
+                    if self.filter is not None:
+                        self._write_filtered(seg)
+                    else:
+                        conn.write(seg)
                     self.sent += len(seg)
                     self._next_segment()
                     continue

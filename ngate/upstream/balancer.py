@@ -19,6 +19,10 @@ moves `checked` to now, and a success after that (`accessed < checked`) forgets 
 A group with a single primary never tracks health (nginx's `peers->single`).
 Peer state is keyed by (group name, address). A request's hash sequence is replayed from its
 start on each try: the peers it already tried are among the misses, so they add to the 20.
+
+A group with `zone` keeps that state in shared memory (shared_state.py): its PEER_HEALTH entries
+are views of the zone's slots, and each pick (`take`: the selection and the connection it counts),
+`release`, `report_failure` and `report_success` hold the zone's lock once.
 """
 from __future__ import annotations
 
@@ -90,6 +94,17 @@ def report_failure(upstream: Upstream, server: UpstreamServer) -> bool:
     temporarily disabled")."""
     if _single(upstream):
         return False
+    zone = upstream.zone
+    if zone is None:
+        return _failed(upstream, server)
+    zone.table.lock()
+    try:
+        return _failed(upstream, server)
+    finally:
+        zone.table.unlock()
+
+
+def _failed(upstream: Upstream, server: UpstreamServer) -> bool:
     h = health(server, upstream.name)
     now = _now()
     h.fails += 1
@@ -102,23 +117,59 @@ def report_failure(upstream: Upstream, server: UpstreamServer) -> bool:
 
 def report_success(upstream: Upstream, server: UpstreamServer) -> None:
     h = PEER_HEALTH.get(_key(server, upstream.name))
-    if h is not None and h.accessed < h.checked:
-        h.fails = 0
+    if h is None:
+        return
+    if h.accessed < h.checked:
+        zone = upstream.zone
+        if zone is None:
+            h.fails = 0
+            return
+        # read without the lock first: most successes have nothing to forget
+        zone.table.lock()
+        try:
+            if h.accessed < h.checked:
+                h.fails = 0
+        finally:
+            zone.table.unlock()
+
+
+def release(upstream: Upstream, server: UpstreamServer) -> None:
+    """Give back the connection `take` counted (least_conn, random two, max_conns)."""
+    h = health(server, upstream.name)
+    zone = upstream.zone
+    if zone is None:
+        h.conns -= 1
+        return
+    zone.table.lock()
+    try:
+        h.conns -= 1
+    finally:
+        zone.table.unlock()
 
 
 class RoundRobin:
     """nginx's smooth weighted round robin; backup servers only when every primary is unusable."""
-    __slots__ = ("primary", "backup", "group")
+    __slots__ = ("primary", "backup", "group", "counts")
 
     def __init__(self, upstream: Upstream) -> None:
         self.group = upstream.name
         self.primary = [s for s in upstream.servers if not s.backup]
         self.backup = [s for s in upstream.servers if s.backup]
+        self.counts = upstream.counts_conns
+
+    def take(self, ctx, tried: set) -> UpstreamServer | None:
+        """select, and count the connection to the peer when the group counts them."""
+        peer = self.select(ctx, tried)
+        if peer is not None and self.counts:
+            health(peer, self.group).conns += 1
+        return peer
 
     def select(self, ctx, tried: set) -> UpstreamServer | None:
         if len(self.primary) == 1 and not self.backup:
             s = self.primary[0]
-            if s.down or s in tried or s.max_conns and health(s, self.group).conns >= s.max_conns:
+            # `tried` is empty on a first attempt: no hash of the server (a dataclass) then
+            if s.down or (tried and s in tried) or (
+                    s.max_conns and health(s, self.group).conns >= s.max_conns):
                 return None
             return s
         return self.select_rr(tried)
@@ -322,10 +373,41 @@ BALANCERS = {
     "random_two": RandomTwo,
 }
 
-def balancer_for(upstream: Upstream) -> RoundRobin:
+class Zoned:
+    """A balancer of a group with `zone`: each pick under the zone's lock."""
+    __slots__ = ("inner", "table")
+
+    def __init__(self, inner: RoundRobin, zone) -> None:
+        self.inner = inner
+        self.table = zone.table
+
+    def take(self, ctx, tried: set) -> UpstreamServer | None:
+        table = self.table
+        table.lock()
+        try:
+            return self.inner.take(ctx, tried)
+        finally:
+            table.unlock()
+
+
+def _make(upstream: Upstream):
+    b = BALANCERS[upstream.balancer](upstream)
+    zone = upstream.zone
+    if zone is None:
+        for server in upstream.servers:     # a zone of an earlier configuration (same process)
+            key = _key(server, upstream.name)
+            if type(PEER_HEALTH.get(key, None)) not in (PeerHealth, type(None)):
+                del PEER_HEALTH[key]
+        return b
+    for server, h in zone.healths(upstream):
+        PEER_HEALTH[_key(server, upstream.name)] = h
+    return Zoned(b, zone)
+
+
+def balancer_for(upstream: Upstream):
     """The worker's balancer for an upstream group, kept on the group (Upstream.state)."""
     state = upstream.state
     b = state.value
     if b is None:
-        b = state.value = BALANCERS[upstream.balancer](upstream)
+        b = state.value = _make(upstream)
     return b

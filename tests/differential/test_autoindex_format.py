@@ -1,4 +1,6 @@
-"""autoindex_format xml | json | jsonp, nginx vs ngate on the same directory."""
+"""autoindex_format xml | json | jsonp, nginx vs ngate on the same directory; and a listing through
+the response filters, as nginx's output filter sends it (gzip, sub_filter, add_trailer, charset
+recoding, addition, SSI)."""
 import os
 
 import pytest
@@ -7,6 +9,7 @@ from tests.harness.paths import readable_tmpdir
 
 CONF = """
 http {
+    include /etc/nginx/win-utf;
     server {
         listen 127.0.0.1:{port};
         autoindex on;
@@ -14,6 +17,27 @@ http {
         location /xml/ { autoindex_format xml; alias {docroot}/; }
         location /json/ { autoindex_format json; alias {docroot}/; }
         location /jsonp/ { autoindex_format jsonp; alias {docroot}/; }
+        location /gz/ {
+            alias {docroot}/;
+            gzip on; gzip_min_length 1; gzip_types application/json; gzip_vary on;
+            location /gz/json/ { alias {docroot}/; autoindex_format json; }
+        }
+        location /sub/ {
+            alias {docroot}/;
+            sub_filter "file.txt" "FILE"; sub_filter_once off;
+            add_trailer X-T "$status $uri";
+        }
+        location /cs/ {
+            alias {docroot}/;
+            charset windows-1251; source_charset utf-8;
+        }
+        location /add/ {
+            alias {docroot}/;
+            add_before_body /before.html; add_after_body /after.html;
+        }
+        location /ssi/ { alias {docroot}/; ssi on; }
+        location = /before.html { return 200 "BEFORE"; }
+        location = /after.html { return 200 "AFTER"; }
     }
 }
 """
@@ -54,3 +78,25 @@ def test_autoindex_format(diff, target):
 
 def test_head(diff):
     diff.check_request("HEAD", "/json/")
+
+
+FILTERED = ["/gz/", "/gz/json/", "/sub/", "/cs/", "/add/", "/ssi/"]
+
+
+@pytest.mark.parametrize("target", FILTERED)
+@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/1.0"])
+def test_filtered_listing(diff, target, version):
+    out = diff.check_request("GET", target, version=version,
+                             headers=[(b"Accept-Encoding", b"gzip")])
+    r = out.response
+    if target == "/gz/" and version == "HTTP/1.1":
+        assert r.header("content-encoding") == b"gzip"
+    if target == "/sub/":
+        assert b"FILE" in r.body and b"file.txt" not in r.body
+    if target == "/add/":
+        assert r.body.startswith(b"BEFORE") and r.body.endswith(b"AFTER")
+
+
+@pytest.mark.parametrize("target", ["/gz/", "/sub/", "/add/"])
+def test_filtered_listing_head(diff, target):
+    diff.check_request("HEAD", target, headers=[(b"Accept-Encoding", b"gzip")])

@@ -19,6 +19,8 @@ MTIME = 1577934245
 CSS = b"".join(b".c%d { color: #%03d; margin: %dpx; }\n" % (i, i % 999, i % 7) for i in range(3000))
 JS = b"".join(b"function f%d(a) { return a * %d + %d; }\n" % (i, i, i % 13) for i in range(2000))
 
+SSI_CSS = b"".join(b"/* %d <!--# echo var=\"uri\" --> */ .x%d{}\n" % (i, i) for i in range(3000))
+
 CONF = """
 http {
     include /etc/nginx/mime.types;
@@ -52,6 +54,14 @@ http {
         location /anytype/ { proxy_pass http://127.0.0.1:{backend_port}/; gzip_types *; }
         location /off/ { proxy_pass http://127.0.0.1:{backend_port}/; gzip off; }
         location /gun/ { proxy_pass http://127.0.0.1:{backend_port}/; gunzip on; }
+        location /gunssi/ {
+            # gunzip's bounded steps (1 KiB) in front of SSI and addition (postponed output)
+            proxy_pass http://127.0.0.1:{backend_port}/;
+            gunzip on; gunzip_buffers 1 1k;
+            ssi on; ssi_types text/css;
+            addition_types text/css; add_before_body /before.txt; add_after_body /before.txt;
+        }
+        location = /before.txt { return 200 "[before/after]"; }
         location /s/ { alias {docroot}/; }
         location /gs/ { alias {docroot}/; gzip_static on; }
         location /gsa/ { alias {docroot}/; gzip_static always; gunzip on; }
@@ -100,6 +110,8 @@ ROUTES = {
                                   (b"Accept-Ranges", b"bytes")], body=CSS),
     "/gz.css": Reply(headers=[(b"Content-Type", b"text/css"), (b"Content-Encoding", b"gzip"),
                               (b"ETag", b'"g"')], body=gzip.compress(CSS, mtime=0)),
+    "/gz-ssi.css": Reply(headers=[(b"Content-Type", b"text/css"), (b"Content-Encoding", b"gzip")],
+                         body=gzip.compress(SSI_CSS, mtime=0)),
     "/gz-chunked.css": Reply(headers=[(b"Content-Type", b"text/css"),
                                       (b"Content-Encoding", b"gzip")],
                              chunks=[gzip.compress(CSS, mtime=0)[:500],
@@ -179,12 +191,20 @@ PROXIED = [
     ("/dis/app.css", GZ + [(b"User-Agent", b"CURL/8.1")]),
     # gunzip
     ("/gun/gz.css", []), ("/gun/gz.css", GZ), ("/gun/gz-chunked.css", []), ("/p/gz.css", []),
+    ("/gunssi/gz-ssi.css", []),
 ]
 
 
 @pytest.mark.parametrize("target,headers", PROXIED)
 def test_proxied(diff, target, headers):
     diff.check(_inflated("GET", target, headers=headers))
+
+
+def test_gzipped_body_to_ssi_and_addition(diff):
+    """A client that takes gzip: no gunzip, SSI leaves an encoded body alone, addition does not
+    (nginx wraps the gzip stream in the plain texts), compared byte for byte."""
+    out = diff.check_request("GET", "/gunssi/gz-ssi.css", headers=GZ)
+    assert out.response.body.startswith(b"[before/after]\x1f\x8b")
 
 
 @pytest.mark.parametrize("target", ["/p/app.css", "/gun/gz.css", "/s/app.css", "/gs/pre.css"])

@@ -35,6 +35,12 @@ http {
             proxy_force_ranges on;
             add_header X-Added yes;
         }
+        location /force-trailer/ {
+            proxy_pass http://127.0.0.1:{backend_port}/r/;
+            proxy_force_ranges on;
+            add_trailer X-Trailer "$status";
+            add_trailer X-Empty "";
+        }
         location /force-max0/ {
             proxy_pass http://127.0.0.1:{backend_port}/r/;
             proxy_force_ranges on;
@@ -149,6 +155,7 @@ REQUESTS = {
 }
 
 PROXIED = ["/plain/file", "/force/file", "/force-http11/file", "/force-http11/chunked",
+           "/force-trailer/file", "/force-trailer/chunked",
            "/force/missing", "/force-max0/file", "/force-sub/file", "/force-validators/file"]
 FASTCGI = ["/php/x", "/php-force/x", "/php-force/x?nolength=1"]
 
@@ -157,11 +164,12 @@ FASTCGI = ["/php/x", "/php-force/x", "/php-force/x?nolength=1"]
 @pytest.mark.parametrize("name", sorted(REQUESTS))
 def test_range_and_conditionals(diff, target, name):
     out = diff.check_request("GET", target, headers=REQUESTS[name] + [(b"Connection", b"close")])
-    if target == "/force/file" and name == "middle":
+    if target in ("/force/file", "/force-trailer/file") and name == "middle":
         assert out.response.status == 206 and out.response.body == b"cdef"
 
 
-@pytest.mark.parametrize("target", ["/force/file", "/php-force/x", "/plain/file"])
+@pytest.mark.parametrize("target", ["/force/file", "/php-force/x", "/plain/file",
+                                    "/force-trailer/file"])
 @pytest.mark.parametrize("name", ["middle", "past-end", "two-ranges"])
 def test_head_with_range(diff, target, name):
     diff.check_request("HEAD", target, headers=REQUESTS[name] + [(b"Connection", b"close")])

@@ -130,6 +130,14 @@ def test_range(diff, value):
     diff.check_request("GET", "/a.txt", headers=[(b"Range", value.encode())])
 
 
+@pytest.mark.parametrize("value", ["bytes=-3", "bytes=0-", "bytes=0-1,4-5", "bytes=4-"])
+def test_range_empty_file(diff, value):
+    """An empty range from 0 (ngx_http_range_parse: start == 0) declines: the whole (empty)
+    file with 200, where a range past the end of it is a 416."""
+    out = diff.check_request("GET", "/empty.txt", headers=[(b"Range", value.encode())])
+    assert out.response.status == (416 if value == "bytes=4-" else 200)
+
+
 @pytest.mark.parametrize("target,value", [
     ("/mr0/a.txt", None), ("/mr0/a.txt", "bytes=0-3"), ("/mr2/a.txt", "bytes=0-1,3-4"),
     ("/mr2/a.txt", "bytes=0-1,3-4,8-9"), ("/mr2/a.txt", "bytes=0-1,3-4,9-8,10-11"),

@@ -197,3 +197,13 @@ def test_http2(diff_h2, target):
 
 def test_http2_head_gets_none(diff_h2):
     assert diff_h2.check(_h2("/file.txt", "HEAD")).response.trailers == []
+
+
+@pytest.mark.parametrize("target", ["/file.txt", "/empty.txt", "/own"])
+@pytest.mark.parametrize("rng", ["bytes=4-", "bytes=-2", "bytes=0-1,4-5", "bytes=99-", "bytes=x"])
+def test_range_then_chunked(diff, target, rng):
+    """nginx's range header filter runs before its chunked filter drops the length: a static
+    file's range (and a 416) go chunked, with the trailers of their status."""
+    out = diff.check_request("GET", target, headers=[(b"Range", rng.encode())])
+    if target == "/file.txt" and rng == "bytes=-2":
+        assert out.response.status == 206 and out.response.body == b"IS"

@@ -1,6 +1,8 @@
 """gunzip on an upstream's gzip bomb (HTTP and FastCGI: php-fpm): the worker's memory stays bounded (ngate's worker RSS from
 /proc while the transfer runs), whether the client reads at once or only after a pause, and the
-client gets every inflated byte.
+client gets every inflated byte. Also with SSI and add_before_body/add_after_body (postponed
+output, filters/postpone.py), where the main response's output may wait behind a slow
+subrequest (a PHP script that sleeps) instead of the client.
 
 The backend sends BOMB_MIB MiB of zeros gzip-compressed at level 9 (about 1000:1), the whole
 response in one write: before output was bounded, each 64 KiB upstream read became about 64 MiB in
@@ -36,6 +38,24 @@ http {
             include fastcgi_params;
             fastcgi_param SCRIPT_FILENAME {docroot}/bomb.php;
             gunzip on;
+        }
+        location /ssi/ {
+            proxy_pass http://127.0.0.1:{backend_port};
+            gunzip on;
+            ssi on;
+            ssi_types *;
+        }
+        location /add/ {
+            proxy_pass http://127.0.0.1:{backend_port};
+            gunzip on;
+            addition_types *;
+            add_before_body /slow/;
+            add_after_body /slow/;
+        }
+        location /slow/ {
+            fastcgi_pass 127.0.0.1:{fpm_port};
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME {docroot}/slow.php;
         }
         location /small-buffers/ {
             proxy_pass http://127.0.0.1:{backend_port};
@@ -100,6 +120,7 @@ def ngate(tmp_path_factory):
     backend = BombBackend(z)
     with PhpFpm(tmp_path_factory.mktemp("fpm"), children=2) as fpm:
         fpm.script("bomb.php", PHP)
+        fpm.script("slow.php", "<?php usleep(1500000); echo 'slow';")
         (fpm.docroot / "bomb.gz").write_bytes(z)
         os.chmod(fpm.docroot / "bomb.gz", 0o644)
         proc = ProxyProcess("ngate", CONF, fresh_prefix(tmp_path_factory.mktemp("bomb"), "ngate"),
@@ -112,9 +133,10 @@ def ngate(tmp_path_factory):
             backend.close()
 
 
-def _download(port: int, path: str, pause: float) -> tuple[int, bool]:
-    """(bytes of body, all zeros?) of an HTTP/1.0 GET (close-delimited: the body as it is);
-    `pause`: seconds the client waits before reading (the proxy must hold off meanwhile)."""
+def _download(port: int, path: str, pause: float) -> tuple[int, bytes]:
+    """(bytes of body, the body's bytes that are not zeros) of an HTTP/1.0 GET (close-delimited:
+    the body as it is); `pause`: seconds the client waits before reading (the proxy must hold
+    off meanwhile)."""
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
         s.sendall(b"GET %s HTTP/1.0\r\nHost: x\r\n\r\n" % path.encode())
@@ -129,22 +151,23 @@ def _download(port: int, path: str, pause: float) -> tuple[int, bool]:
         assert head.startswith(b"HTTP/1.1 200"), head
         assert b"content-encoding" not in head.lower(), head
         got = len(first)
-        zeros = not first.strip(b"\0")
+        other = [first.replace(b"\0", b"")]
         while n := s.recv_into(buf):
             got += n
-            zeros = zeros and not bytes(buf[:n]).strip(b"\0")
-        return got, zeros
+            other.append(bytes(buf[:n]).replace(b"\0", b""))
+        return got, b"".join(other)
 
 
-@pytest.mark.parametrize("path,pause", [("/bomb", 0.0), ("/bomb", 1.0),
-                                        ("/small-buffers/bomb", 0.0), ("/php/bomb", 0.0),
-                                        ("/php/bomb", 1.0)])
-def test_gunzip_bomb_in_bounded_memory(ngate, path, pause):
+@pytest.mark.parametrize("path,pause,extra", [
+    ("/bomb", 0.0, b""), ("/bomb", 1.0, b""), ("/small-buffers/bomb", 0.0, b""),
+    ("/php/bomb", 0.0, b""), ("/php/bomb", 1.0, b""),
+    ("/ssi/bomb", 0.0, b""), ("/ssi/bomb", 1.0, b""), ("/add/bomb", 0.0, b"slowslow")])
+def test_gunzip_bomb_in_bounded_memory(ngate, path, pause, extra):
     proxy, compressed = ngate
     watch = RssWatch(worker_pid(proxy.proc.pid))
-    got, zeros = _download(proxy.port, path, pause)
+    got, other = _download(proxy.port, path, pause)
     growth = watch.stop()
     print(f"{compressed} gzip bytes -> {got} bytes through gunzip ({path}, client paused "
           f"{pause}s): worker RSS grew {growth >> 20} MiB")
-    assert got == BOMB and zeros
+    assert got == BOMB + len(extra) and other == extra
     assert growth < LIMIT, growth

@@ -48,6 +48,9 @@ http {
             proxy_buffering off;
         }
         location /gun/ { proxy_pass http://127.0.0.1:{backend_port}/; gunzip on; }
+        location /ai/ {
+            alias {docroot}/; index none.html; autoindex on; add_trailer X-Listed $uri;
+        }
     }
 }
 """
@@ -141,6 +144,19 @@ def test_curl_compressed(site, tmp_path, path, body):
     assert out.read_bytes() == body                 # curl inflated it
     wire = int(head.rsplit("\n", 1)[-1])
     assert wire < len(body) // 4
+
+
+def test_curl_compressed_autoindex(site):
+    """An autoindex listing goes through the filters as nginx's does: gzipped (text/html),
+    chunked with add_trailer's trailer."""
+    proc, _ = site
+    r = _curl("--compressed", "-D", "-", f"http://127.0.0.1:{proc.port}/ai/")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.decode()
+    assert re.search(r"(?im)^content-encoding: gzip\r$", text)
+    assert re.search(r"(?im)^transfer-encoding: chunked\r$", text)
+    assert '<a href="app.js">app.js</a>' in text
+    assert re.search(r"(?im)^x-listed: /ai/\r$", text)       # curl -D prints the trailer
 
 
 def test_gzip_ratio_in_access_log(site):

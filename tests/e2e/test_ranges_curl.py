@@ -21,6 +21,11 @@ http {
     server {
         listen 127.0.0.1:{port};
         location /f/ { proxy_pass http://127.0.0.1:{port2}/; proxy_force_ranges on; }
+        location /ft/ {
+            proxy_pass http://127.0.0.1:{port2}/;
+            proxy_force_ranges on;
+            add_trailer X-Sent $body_bytes_sent;
+        }
         location /plain/ { proxy_pass http://127.0.0.1:{port2}/; }
         location /noranges/ { proxy_pass http://127.0.0.1:{port2}/; }
         location /php/ {
@@ -69,7 +74,7 @@ def curl(*args: str) -> subprocess.CompletedProcess:
                           check=False)
 
 
-URLS = ["/f/data.bin", "/php/data"]
+URLS = ["/f/data.bin", "/php/data", "/ft/data.bin"]
 
 
 @pytest.mark.parametrize("path", URLS)
@@ -123,3 +128,15 @@ def test_unsatisfiable_range(site, path):
     r = curl("-r", "999999-", "-D", "-", "-o", "/dev/null", f"http://127.0.0.1:{site.port}{path}")
     assert r.stdout.startswith(b"HTTP/1.1 416")
     assert b"Content-Range: bytes */%d\r\n" % len(DATA) in r.stdout
+
+
+def test_range_with_trailers(site, tmp_path):
+    """add_trailer chunks the response after the range filter cut it (nginx's filter order):
+    a chunked 206 of the range, with the trailer at its end."""
+    r = curl("-r", "1000-1999", "-D", "-", "-o", str(tmp_path / "b"),
+             f"http://127.0.0.1:{site.port}/ft/data.bin")
+    assert (tmp_path / "b").read_bytes() == DATA[1000:2000]
+    head = r.stdout.lower()
+    assert head.startswith(b"http/1.1 206") and b"transfer-encoding: chunked" in head
+    assert b"content-range: bytes 1000-1999/%d" % len(DATA) in head
+    assert b"\r\nx-sent: 10" in head              # curl -D prints the trailer too

@@ -109,6 +109,23 @@ def test_literal_text_is_written_as_utf8(tmp_path):
     assert path.read_bytes() == "é 200 ü\n".encode("utf-8")
 
 
+def test_percent_signs_in_the_format_and_the_values_are_written_as_they_are(tmp_path):
+    path = tmp_path / "p.log"
+    writer(path, "100%s %% $status $request_uri %d").write(make_ctx(uri="/a%25s%d"))
+    assert path.read_text() == "100%s %% 200 /a%25s%d %d\n"
+
+
+@pytest.mark.parametrize("authorization, user", [
+    (None, "-"), ("Basic dXNlcjpwdw==", "user"), ("Basic bm9jb2xvbg==", "-"),
+    ("Bearer dXNlcjpwdw==", "-"), ("basic  dSJxOnB3", "u\\x22q"),
+])
+def test_remote_user(tmp_path, authorization, user):
+    path = tmp_path / "r.log"
+    headers = [] if authorization is None else [("Authorization", authorization)]
+    writer(path, "$remote_user").write(make_ctx(headers))
+    assert path.read_text() == user + "\n"
+
+
 def test_off_writes_nothing(tmp_path):
     w = AccessLogWriter(AccessLog("off"))
     w.write(make_ctx())

@@ -1,0 +1,203 @@
+"""Profile one ngate worker under load with py-spy: `python -m bench.profile WHAT`.
+
+WHAT is one of: hotpath, hotpath-static, hotpath-log (bench/hotpath.py under py-spy: the
+request path's own Python, no sockets: proxying, a 1 KiB static file, proxying with an access
+log), proxy (HTTP keep-alive proxying, wrk -c50 on `/` through `proxy_pass` to a
+backend nginx), static (a 1 KiB static file, wrk -c50), https (HTTPS keep-alive, `return 200`),
+ws (WebSocket handshakes: connect, upgrade, read the 101, close, 50 loops, through a proxied
+location to bench/wsecho.py), tls (full TLS 1.3 handshakes, one request each).
+
+ngate runs as in bench (`worker_processes 1`, the same nginx.conf as nginx would read); py-spy
+samples its worker for --seconds while the load runs, and the folded stacks are summarised as the
+top functions by self and by cumulative share of the samples (bench/PROFILE.md shows the output).
+Needs py-spy (`pip install py-spy`) and, for proxy/ws, /usr/sbin/nginx. `--raw FILE` keeps the
+folded stacks (for flamegraph.pl or speedscope).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import conf as bconf
+from . import static_files, tls
+
+WS_CLIENT = "bench.wsload"
+# as in bench: the proxy on the first CPU, load and backends on the second (py-spy counts a
+# runnable thread that the load preempted as busy: unpinned, syscalls that wake the load look
+# far more expensive than they are)
+PROXY_CPU = ["taskset", "-c", "0"]
+LOAD_CPU = ["taskset", "-c", "1"]
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, timeout: float = 10.0) -> None:
+    import socket
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("port %d never opened" % port)
+
+
+def _worker_pid(master: int) -> int:
+    """The worker process under the master (the first child running ngate's worker)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True)
+        pids = [int(p) for p in out.stdout.split()]
+        if pids:
+            return pids[0]
+        time.sleep(0.1)
+    raise SystemExit("no worker under master %d" % master)
+
+
+def summarise(path: str, top: int = 25, under: str | None = None) -> str:
+    """Top functions by self and cumulative share of the folded stacks in `path` (only the
+    stacks through a frame whose name contains `under`, counted from that frame, if given)."""
+    selfc, cum, total = collections.Counter(), collections.Counter(), 0
+    for line in open(path):
+        stack, _, cnt = line.rstrip().rpartition(" ")
+        if not stack:
+            continue
+        if under is not None:
+            at = stack.find(under)
+            if at < 0:
+                continue
+            stack = stack[stack.rfind(";", 0, at) + 1:]
+        n = int(cnt)
+        frames = []
+        for f in stack.split(";"):
+            m = re.match(r"(.*) \((.*?)(?::\d+)?\)$", f)
+            if m:
+                fn, file = m.groups()
+                file = re.sub(r".*/(ngate|bench|uvloop|asyncio|ssl)/", r"\1/", file)
+                file = re.sub(r".*/python3\.\d+/", "", file)
+                f = "%s (%s)" % (fn, file)
+            frames.append(f)
+        total += n
+        selfc[frames[-1]] += n
+        for f in set(frames):
+            cum[f] += n
+    out = ["samples: %d" % total, "", "self %  function", "------  --------"]
+    out += ["%5.1f%%  %s" % (c * 100 / total, f) for f, c in selfc.most_common(top)]
+    out += ["", "cum %   function", "------  --------"]
+    out += ["%5.1f%%  %s" % (c * 100 / total, f) for f, c in cum.most_common(top)]
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["proxy", "static", "https", "ws", "tls", "hotpath",
+                                     "hotpath-static", "hotpath-log"])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
+    ap.add_argument("--raw", help="keep the folded stacks in this file")
+    ap.add_argument("--perf", action="store_true",
+                    help="also `perf record` the worker: CPU by shared object (kernel, python, "
+                         "uvloop, libssl) and the top native symbols")
+    args = ap.parse_args()
+    if shutil.which("py-spy") is None:
+        raise SystemExit("py-spy not found: pip install py-spy")
+    if args.what.startswith("hotpath"):
+        return _hotpath(args)
+    tmp = tempfile.mkdtemp(prefix="ngate-profile-")
+    os.chmod(tmp, 0o755)        # workers run as nobody: the docroot must be reachable
+    procs = []
+    try:
+        port = _free_port()
+        prefix = os.path.join(tmp, "proxy")
+        os.makedirs(os.path.join(prefix, "logs"))
+        if args.what in ("proxy", "ws"):
+            bprefix = os.path.join(tmp, "backend")
+            os.makedirs(os.path.join(bprefix, "logs"))
+            http_port, ws_port = _free_port(), _free_port()
+            bpath = bconf.write_backend(bprefix, http_port)
+            procs.append(subprocess.Popen(LOAD_CPU + ["/usr/sbin/nginx", "-p", bprefix, "-c", bpath,
+                                           "-g", "daemon off;"], start_new_session=True))
+            procs.append(subprocess.Popen(LOAD_CPU + [sys.executable, "-m", "bench.wsecho", str(ws_port)],
+                                          start_new_session=True))
+            path = bconf.write_proxy(prefix, port, http_port, ws_port)
+            _wait_port(http_port)
+        elif args.what == "static":
+            path = static_files.write_conf(None, prefix, port)
+        else:
+            path = tls.write_conf(None, prefix, port)
+        master = subprocess.Popen(PROXY_CPU + [sys.executable, "-m", "ngate", "-p", prefix, "-c", path,
+                                   "-g", "daemon off;"], start_new_session=True)
+        procs.append(master)
+        _wait_port(port)
+        worker = _worker_pid(master.pid)
+        d = str(int(args.seconds) + 2)
+        if args.what == "proxy":
+            load = ["wrk", "-t1", "-c50", "-d" + d, "http://127.0.0.1:%d/" % port]
+        elif args.what == "static":
+            load = ["wrk", "-t1", "-c50", "-d" + d, "http://127.0.0.1:%d/1k.txt" % port]
+        elif args.what == "https":
+            load = ["wrk", "-t1", "-c50", "-d" + d, "https://127.0.0.1:%d/" % port]
+        elif args.what == "ws":
+            load = [sys.executable, "-m", WS_CLIENT, "handshake", "--port", str(port),
+                    "--duration", d]
+        else:
+            load = [sys.executable, "-c", "import sys; from bench import tls; "
+                    "tls.handshake_load(int(sys.argv[1]), float(sys.argv[2]))", str(port), d]
+        lp = subprocess.Popen(LOAD_CPU + load, stdout=subprocess.DEVNULL, start_new_session=True)
+        procs.append(lp)
+        time.sleep(1.0)
+        raw = args.raw or os.path.join(tmp, "stacks.txt")
+        cmd = ["py-spy", "record", "-r", str(args.rate), "-d", str(int(args.seconds)), "-f",
+               "raw", "-o", raw, "-p", str(worker)] + (["--native"] if args.native else [])
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if args.perf:
+            data = os.path.join(tmp, "perf.data")
+            subprocess.run(["perf", "record", "-q", "-o", data, "-p", str(worker), "--",
+                            "sleep", "3"], check=True, stderr=subprocess.DEVNULL)
+        lp.wait(timeout=30)
+        print(summarise(raw, args.top))
+        if args.perf:
+            for sort in ("dso", "dso,sym"):
+                rep = subprocess.run(["perf", "report", "-q", "-i", data, "--sort", sort,
+                                      "--percent-limit", "1.5"], capture_output=True, text=True)
+                print("\nperf, by %s:\n%s" % (sort, rep.stdout.rstrip()))
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _hotpath(args) -> None:
+    """bench/hotpath.py under py-spy: the request path's Python alone (no sockets, no loop)."""
+    extra = {"hotpath": [], "hotpath-static": ["--static"], "hotpath-log": ["--access-log"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = args.raw or os.path.join(tmp, "stacks.txt")
+        subprocess.run(["py-spy", "record", "-r", "1000", "-f", "raw", "-o", raw, "--",
+                        sys.executable, "-m", "bench.hotpath", "--rounds", "3"]
+                       + extra[args.what], check=True, stderr=subprocess.DEVNULL)
+        print(summarise(raw, args.top, under="drive (bench/hotpath.py"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""HPACK for a client connection with nginx's rules. The decoder follows (ngx_http_v2_state_header_block,
+_field_len, _process_header and ngx_http_v2_table.c) instead of the `hpack` library's.
+
+Http2Connection puts one in place of h2's decoder (`H2Connection.decoder` is a plain
+attribute h2 calls as `decoder.decode(block, raw=True)`). The differences from `hpack`:
+
+- errors carry nginx's error code and log line (HpackFault, not an HPACKError, so h2 neither
+  wraps it nor sends its own GOAWAY): a bad index, table size update or Huffman string is a
+  COMPRESSION_ERROR; an integer running past the block is a FRAME_SIZE_ERROR (nginx's "incorrect
+  length"); an empty header name a PROTOCOL_ERROR;
+- sizes are those of large_client_header_buffers: one encoded field longer than a buffer, or a
+  decoded list (name + value of each field) longer than all of them, is ENHANCE_YOUR_CALM; the
+  decoder stops there, so an HPACK bomb never inflates past that limit;
+- a Huffman string may end in more than 7 bits of padding (nginx accepts any EOS prefix);
+- a table size update is accepted anywhere in a block, up to 4096 (nginx's table size).
+
+The encoder (`hpack.Encoder` with two methods overridden) Huffman-codes a string only when that
+makes it shorter, as nginx's ngx_http_v2_string_encode: rare characters go out raw.
+"""
+from __future__ import annotations
+
+from hpack import Encoder
+from hpack.exceptions import HPACKDecodingError
+from hpack.hpack import INDEX_INCREMENTAL, encode_integer
+from hpack.huffman_table import decode_huffman
+from hpack.table import HeaderTable
+
+from h2.errors import ErrorCodes
+
+_STATIC = HeaderTable.STATIC_TABLE
+_NSTATIC = len(_STATIC)
+TABLE_SIZE = 4096           # NGX_HTTP_V2_TABLE_SIZE
+_INT_OCTETS = 4             # NGX_HTTP_V2_INT_OCTETS
+
+
+class HpackFault(Exception):
+    """A connection error found while decoding a header block: GOAWAY `code`."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _comp(message: str) -> HpackFault:
+    return HpackFault(ErrorCodes.COMPRESSION_ERROR, message)
+
+
+def _length() -> HpackFault:
+    return HpackFault(ErrorCodes.FRAME_SIZE_ERROR, "client sent header block with incorrect length")
+
+
+class _Incomplete(Exception):
+    """The block so far ends inside an integer (check_partial)."""
+
+
+def _int(data: bytes, pos: int, prefix: int, what: str, total: int = 0) -> tuple[int, int]:
+    """ngx_http_v2_parse_int: (value, next position); `total`: the block's declared length
+    when `data` is only its start."""
+    end = len(data)
+    total = total or end
+    if pos >= end:
+        if pos < total:
+            raise _Incomplete
+        raise _length()
+    value = data[pos] & prefix
+    pos += 1
+    if value != prefix:
+        return value, pos
+    start = pos - 1
+    stop = min(end, start + _INT_OCTETS)
+    shift = 0
+    while pos < stop:
+        octet = data[pos]
+        pos += 1
+        value += (octet & 0x7f) << shift
+        if octet < 128:
+            return value, pos
+        shift += 7
+    if stop >= total:
+        raise _length()
+    if stop == start + _INT_OCTETS:
+        raise _comp(f"client sent header block with too long {what} value")
+    raise _Incomplete
+
+
+def huffman(raw: bytes) -> bytes:
+    """Huffman-decode; padding longer than 7 bits (whole bytes of ones) is tolerated."""
+    try:
+        return decode_huffman(raw)
+    except HPACKDecodingError:
+        trimmed = raw
+        for _ in range(3):
+            if not trimmed.endswith(b"\xff"):
+                break
+            trimmed = trimmed[:-1]
+            try:
+                return decode_huffman(trimmed)
+            except HPACKDecodingError:
+                continue
+        raise _comp("client sent invalid encoded header field") from None
+
+
+class NginxDecoder:
+    """A drop-in for hpack.Decoder as h2 uses it, with nginx's limits (see the module doc)."""
+    __slots__ = ("entries", "size", "max_size", "field_limit", "header_limit",
+                 "max_header_list_size", "max_allowed_table_size")
+
+    def __init__(self, field_limit: int, header_limit: int) -> None:
+        self.entries: list = []         # newest first: (name, value)
+        self.size = 0
+        self.max_size = TABLE_SIZE
+        self.field_limit = field_limit
+        self.header_limit = header_limit
+        self.max_header_list_size = header_limit        # set by h2; not used
+        self.max_allowed_table_size = TABLE_SIZE
+
+    @property
+    def header_table_size(self) -> int:
+        return self.max_size
+
+    @header_table_size.setter
+    def header_table_size(self, value: int) -> None:
+        pass                # h2 sets it from our own SETTINGS_HEADER_TABLE_SIZE (4096)
+
+    def _get(self, index: int) -> tuple[bytes, bytes]:
+        if index == 0:
+            raise _comp("client sent invalid hpack table index 0")
+        if index <= _NSTATIC:
+            return _STATIC[index - 1]
+        i = index - _NSTATIC - 1
+        if i < len(self.entries):
+            return self.entries[i]
+        raise _comp(f"client sent out of bound hpack table index: {i}")
+
+    def _add(self, name: bytes, value: bytes) -> None:
+        size = len(name) + len(value) + 32
+        entries = self.entries
+        while entries and self.size + size > self.max_size:
+            n, v = entries.pop()
+            self.size -= len(n) + len(v) + 32
+        if size <= self.max_size:
+            entries.insert(0, (name, value))
+            self.size += size
+
+    def _resize(self, size: int) -> None:
+        if size > TABLE_SIZE:
+            raise _comp(f"client sent invalid table size update: {size}")
+        self.max_size = size
+        entries = self.entries
+        while entries and self.size > size:
+            n, v = entries.pop()
+            self.size -= len(n) + len(v) + 32
+
+    def _field(self, data: bytes, pos: int) -> tuple[bytes, int]:
+        """ngx_http_v2_state_field_len and _field_huff/_raw."""
+        if pos >= len(data):
+            raise _length()
+        huff = data[pos] & 0x80
+        n, pos = _int(data, pos, 0x7f, "length")
+        if n > self.field_limit:
+            raise HpackFault(ErrorCodes.ENHANCE_YOUR_CALM, "client sent too large header field")
+        end = pos + n
+        if end > len(data):
+            raise HpackFault(ErrorCodes.FRAME_SIZE_ERROR,
+                             "client sent header field with incorrect length")
+        raw = data[pos:end]
+        return (huffman(raw) if huff else raw), end
+
+    def decode(self, data, raw: bool = True) -> list:
+        data = bytes(data)
+        headers = []
+        limit = self.header_limit
+        pos = 0
+        end = len(data)
+        while pos < end:
+            ch = data[pos]
+            if ch & 0x80:
+                index, pos = _int(data, pos, 0x7f, "header index")
+                name, value = self._get(index)
+                index_it = False
+            elif ch & 0x20 and not ch & 0x40:
+                size, pos = _int(data, pos, 0x1f, "size update")
+                self._resize(size)
+                continue
+            else:
+                index_it = bool(ch & 0x40)
+                index, pos = _int(data, pos, 0x3f if index_it else 0x0f, "header index")
+                if index:
+                    name = self._get(index)[0]
+                else:
+                    name, pos = self._field(data, pos)
+                    if not name:
+                        raise HpackFault(ErrorCodes.PROTOCOL_ERROR,
+                                         "client sent zero header name length")
+                value, pos = self._field(data, pos)
+            size = len(name) + len(value)
+            if size > limit:
+                raise HpackFault(ErrorCodes.ENHANCE_YOUR_CALM, "client sent too large header")
+            limit -= size
+            if index_it:
+                self._add(name, value)
+            headers.append((name, value))
+        return headers
+
+
+class NginxEncoder(Encoder):
+    """hpack's encoder, Huffman only where it is shorter (per string, as nginx)."""
+
+    def _string(self, value: bytes) -> bytes:
+        coded = self.huffman_coder.encode(value)
+        if len(coded) < len(value):
+            n = encode_integer(len(coded), 7)
+            n[0] |= 0x80
+            return bytes(n) + coded
+        return bytes(encode_integer(len(value), 7)) + value
+
+    def _encode_literal(self, name: bytes, value: bytes, indexbit: bytes,
+                        huffman: bool = False) -> bytes:
+        return b"".join([indexbit, self._string(name), self._string(value)])
+
+    def _encode_indexed_literal(self, index: int, value: bytes, indexbit: bytes,
+                                huffman: bool = False) -> bytes:
+        prefix = encode_integer(index, 6 if indexbit == INDEX_INCREMENTAL else 4)
+        prefix[0] |= ord(indexbit)
+        return bytes(prefix) + self._string(value)
+
+
+def check_partial(frame: bytes) -> None:
+    """The start of a HEADERS frame still arriving: nginx decodes a header block as it comes,
+    so an integer longer than 4 octets is its COMPRESSION_ERROR before the frame is complete."""
+    if len(frame) < 10 or frame[3] != 0x1:
+        return
+    flags = frame[4]
+    pos = 9 + (1 if flags & 0x8 else 0) + (5 if flags & 0x20 else 0)
+    total = 9 + int.from_bytes(frame[:3], "big") - (frame[9] if flags & 0x8 else 0)
+    data = frame[:total]
+    try:
+        while pos < len(data):
+            ch = data[pos]
+            if ch & 0x80:
+                _, pos = _int(data, pos, 0x7f, "header index", total)
+                continue
+            if ch & 0x20 and not ch & 0x40:
+                _, pos = _int(data, pos, 0x1f, "size update", total)
+                continue
+            index, pos = _int(data, pos, 0x3f if ch & 0x40 else 0x0f, "header index", total)
+            for _ in range(1 if index else 2):
+                n, pos = _int(data, pos, 0x7f, "length", total)
+                pos += n
+    except _Incomplete:
+        return
+    except HpackFault as exc:
+        if exc.code == ErrorCodes.COMPRESSION_ERROR:
+            exc.message = "client sent header field with too long length value" \
+                if "length" in exc.message else exc.message
+            raise

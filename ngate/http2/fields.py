@@ -1,0 +1,69 @@
+"""A request's header list checked as nginx 1.22 does (ngx_http_v2_validate_header,
+ngx_http_v2_pseudo_header, ngx_http_v2_construct_request_line), before request.py builds the
+request (h2's own validation is off: it would end the whole connection).
+
+- a name with a character nginx never accepts (control, space, DEL, ':' past the first, upper
+  case) or a value with NUL, CR or LF: the stream is reset (RST_STREAM PROTOCOL_ERROR);
+- an unknown, duplicate or empty pseudo-header, an invalid :method, :scheme or :path, or one of
+  :method, :scheme, :path missing: 400.
+Names nginx only ignores (ignore_invalid_headers, underscores_in_headers) are request.py's.
+"""
+from __future__ import annotations
+
+RESET = "reset"
+BAD_REQUEST = "bad"
+
+_NAME_OK = frozenset(b"abcdefghijklmnopqrstuvwxyz-0123456789")
+_NAME_BAD = frozenset(range(0x21)) | {0x7f, ord(":")} | frozenset(range(ord("A"), ord("Z") + 1))
+_METHOD_OK = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
+_SCHEME_FIRST = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_SCHEME_NEXT = _SCHEME_FIRST | frozenset(b"0123456789+-.")
+_PSEUDO = (b":method", b":scheme", b":path", b":authority", b":protocol")
+
+
+def check(headers) -> tuple[str, str] | None:
+    """None, or (RESET | BAD_REQUEST, nginx's log line) for the first fault found."""
+    seen = {}
+    for name, value in headers:
+        pseudo = name[:1] == b":"
+        for ch in (name[1:] if pseudo else name):
+            if ch not in _NAME_OK and ch in _NAME_BAD:
+                return RESET, 'client sent invalid header name: "%s"' % name.decode("latin-1")
+        if b"\0" in value or b"\n" in value or b"\r" in value:
+            return RESET, 'client sent header "%s" with invalid value: "%s"' % (
+                name.decode("latin-1"), value.decode("latin-1"))
+        if not pseudo:
+            continue
+        fault = _pseudo(name, value, seen)
+        if fault is not None:
+            return BAD_REQUEST, fault
+    for name in (b":method", b":scheme", b":path"):
+        if name not in seen:
+            return BAD_REQUEST, "client sent no %s header" % name.decode()
+    if b":protocol" in seen and seen[b":method"] != b"CONNECT":
+        return RESET, "client sent :protocol without CONNECT"     # RFC 8441 4: malformed
+    return None
+
+
+def _pseudo(name: bytes, value: bytes, seen: dict) -> str | None:
+    if name not in _PSEUDO:
+        return 'client sent unknown pseudo-header "%s"' % name.decode("latin-1")
+    text = name.decode()
+    if name == b":authority":
+        seen[name] = value
+        return None
+    if name in seen:
+        return "client sent duplicate %s header" % text
+    if not value:
+        return "client sent empty %s header" % text
+    seen[name] = value
+    if name == b":method":
+        if not all(c in _METHOD_OK for c in value):
+            return 'client sent invalid method: "%s"' % value.decode("latin-1")
+    elif name == b":scheme":
+        if value[0] not in _SCHEME_FIRST or not all(c in _SCHEME_NEXT for c in value[1:]):
+            return 'client sent invalid :scheme header: "%s"' % value.decode("latin-1")
+    elif name == b":path":
+        if value[0] != 0x2f and value != b"*" or any(c < 0x21 or c == 0x7f for c in value):
+            return 'client sent invalid :path header: "%s"' % value.decode("latin-1")
+    return None
