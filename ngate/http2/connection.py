@@ -29,6 +29,7 @@ Defences (each with a test in tests/e2e/test_http2_attacks.py):
 from __future__ import annotations
 
 import time
+import traceback
 
 from h2.config import H2Configuration
 from h2.connection import ConnectionInputs, H2Connection
@@ -231,6 +232,14 @@ class Http2Connection(OneTimer):
         self._arm(self._idle_value())
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._receive(data)
+        except Exception as exc:        # a defect of ngate's: logged, never a traceback to asyncio
+            error_log.alert("internal error: " + "".join(traceback.format_exception(exc))
+                            .replace("\n", " | ") + ", client: " + self.remote_addr, self.number)
+            self._fail(ErrorCodes.INTERNAL_ERROR, "closing the HTTP/2 connection after an internal error")
+
+    def _receive(self, data: bytes) -> None:
         if self.closing:
             return
         self.new_streams = 0
