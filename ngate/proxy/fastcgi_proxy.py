@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 
 from ngate.config.model import Upstream, UpstreamServer
-from ngate.errors import UPSTREAM, ProxyError
 from ngate.fastcgi import records as fcgi
 from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
@@ -33,6 +32,7 @@ from ngate.proxy import engine
 from ngate.proxy.body_spool import BodySpool, SpoolError
 from ngate.proxy.http_proxy import NEXT_ON_STATUS, ProxyExchange, log_spooled
 from ngate.proxy.resolve import resolve_proxy_url
+from ngate.upstream.failure import Failure, Phase, UpstreamError, invalid_header
 
 STATIC, TEMPLATE = 0, 1
 # ngx_http_fastcgi_hide_headers
@@ -333,7 +333,7 @@ class FastCGIExchange(ProxyExchange):
             if not data:
                 return
         self.got_bytes = True
-        self.ctx.upstream_bytes_received += len(data)
+        self.attempt.bytes_received += len(data)
         if self.timer is not None:
             self.deadline = self.loop.time() + self.timeout
         try:
@@ -363,7 +363,7 @@ class FastCGIExchange(ProxyExchange):
             try:
                 got = self.head_reader.feed(data)
             except ValueError as exc:
-                return self.fail_peer(502, f"{exc} while reading response header from upstream")
+                return self.next_peer(invalid_header(str(exc)))
             if got is None:
                 return
             head, data = got
@@ -378,7 +378,7 @@ class FastCGIExchange(ProxyExchange):
             self.keep_body(data)
         if self.head_only:
             return
-        self.ctx.upstream_response_length += len(data)
+        self.attempt.response_length += len(data)
         if self.filter is not None:
             data = self.filter.data(data)
             if not data:
@@ -398,12 +398,11 @@ class FastCGIExchange(ProxyExchange):
         if self.state in ("sending", "reading"):
             for pattern in self.conf.fastcgi_catch_stderr:   # an invalid response, as nginx
                 if pattern in data:
-                    return self.next_peer("invalid_header", 502, "")
+                    return self.next_peer(invalid_header("caught", logged=True))
 
     def end_request(self) -> None:
         if self.state in ("sending", "reading"):
-            return self.fail_peer(502, "upstream sent unexpected FastCGI record: 3 "
-                                  "while reading response header from upstream")
+            return self.next_peer(invalid_header("upstream sent unexpected FastCGI record: 3"))
         error = body_rest.premature(self.rest, self.buffering())
         if error is not None and not self.head_only:
             return self._bad_response(error)
@@ -421,21 +420,17 @@ class FastCGIExchange(ProxyExchange):
 
     def _bad_response(self, message: str) -> None:
         if self.state in ("sending", "reading"):
-            return self.fail_peer(502, message + " while reading response header from upstream")
+            return self.next_peer(invalid_header(message))
         self._flush()
         self.ctx.keep_alive = False
-        self.fail(ProxyError(502, UPSTREAM, message + " while reading upstream"))
+        self.fail(self._logged(UpstreamError(Failure.INVALID_BODY, Phase.BODY, message)))
 
     # ------------------------------------------------------------ response head
 
     def on_cgi_head(self, head) -> None:
         ctx = self.ctx
         status = head.status
-        self.status = status
-        ctx.upstream_status = str(status) if ctx.upstream_status is None \
-            else ctx.upstream_status + ", " + str(status)
-        ctx.upstream_header_time = time.monotonic() - self.started
-        ctx.upstream_headers = head.headers
+        self.got_head(status, head.headers)
         kind = NEXT_ON_STATUS.get(status)
         if kind is not None and self.may_try_next(kind):
             return self.next_on_status(status, kind)     # fastcgi_next_upstream http_XXX
@@ -444,6 +439,7 @@ class FastCGIExchange(ProxyExchange):
         if status >= 300 and conf.fastcgi_intercept_errors and engine.error_page_for(conf, status):
             self.state = "done"
             self._cancel_timer()
+            self.attempt.end(time.monotonic())
             self.release(reuse=False)
             self.conn.writer = None
             return engine.finalize(ctx, status)

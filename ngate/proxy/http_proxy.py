@@ -23,7 +23,6 @@ from functools import partial
 import httptools
 
 from ngate.config.model import Upstream, UpstreamServer
-from ngate.errors import UPSTREAM, ProxyError
 from ngate.filters import Chain, HeadersOut, header_filter, postpone, trailers
 from ngate.filters import drain, range as range_filter, validators
 from ngate.http1 import charset
@@ -40,7 +39,10 @@ from ngate.proxy.upstream_chunked import ChunkedResponseBody
 from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamConnection
 from ngate.proxy.tunnel import start_tunnel
 from ngate.routing.uri import escape_uri
+from ngate.upstream import attempts, retry
 from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
+from ngate.upstream.failure import (Failure, Phase, UpstreamError, closed, connect_failed,
+                                    invalid_header, timed_out)
 from ngate.upstream.tls import handshake_error, open_tls, upstream_tls
 
 # what an X-Accel-Redirect carries to the redirected response (nginx's `redirect` headers)
@@ -51,8 +53,6 @@ _ACCEL_CARRIED = frozenset({b"content-type", b"set-cookie", b"content-dispositio
 # ngx_http_upstream_copy_last_modified keeps it among the headers, in the upstream's order)
 _CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
                        b"content-type", b"location"})
-# nginx's non-idempotent methods: not retried once sent unless proxy_next_upstream non_idempotent
-_NON_IDEMPOTENT = frozenset({"POST", "LOCK", "PATCH"})
 # statuses proxy_next_upstream can retry on (http_403 and http_404 do not count as failures)
 NEXT_ON_STATUS = {500: "http_500", 502: "http_502", 503: "http_503", 504: "http_504",
                    403: "http_403", 404: "http_404", 429: "http_429"}
@@ -107,6 +107,7 @@ class ProxyExchange:
         "drain",            # filters/drain.py: None, "draining" or "complete" (gunzip's output)
         "corked",           # chunked body data of this client read, not yet written: one chunk
         "in_read",          # a chunked body piece came in this client read (nginx: one buffer)
+        "attempt",          # upstream/attempts.py Attempt: the current try ($upstream_*)
     )
     plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
@@ -163,6 +164,7 @@ class ProxyExchange:
         self.accel = None
         rate = self.plan.limit_rate
         self.throttle = ReadThrottle(self, rate) if rate else None
+        self.attempt = None
 
     # ------------------------------------------------------------ start
 
@@ -207,7 +209,7 @@ class ProxyExchange:
 
     def connect(self) -> None:
         if self.tries >= _MAX_TRIES:
-            return self.fail(ProxyError(502, UPSTREAM))
+            return self.fail(UpstreamError(Failure.TOO_MANY_TRIES, Phase.CONNECT))
         if self.counted is not None:
             self._count(-1)
         peer = balancer_for(self.upstream).select(self.ctx, self.tried)
@@ -215,18 +217,16 @@ class ProxyExchange:
             # tries remain but every peer is down or failed (also after a failure in this
             # request): nginx names the group as the peer in $upstream_addr and the log's
             # upstream: "...", with status 502
-            name = self.upstream.name
-            ctx = self.ctx
-            ctx.upstream_addr = name if ctx.upstream_addr is None else ctx.upstream_addr + ", " + name
-            ctx.upstream_status = "502" if ctx.upstream_status is None else ctx.upstream_status + ", 502"
-            msg = 'no live upstreams while connecting to upstream'
-            return self.fail(ProxyError(502, UPSTREAM, msg))
+            a = self.attempt = attempts.add(self.ctx, self.upstream.name, time.monotonic(),
+                                            self.attempt is None)
+            a.status = 502
+            return self.fail(self._logged(UpstreamError(Failure.NO_LIVE, Phase.CONNECT,
+                                                        "no live upstreams")))
         self.tries += 1
         self.peer = peer
         if self.counts:
             self._count(1)
-        ctx = self.ctx
-        ctx.upstream_addr = peer.name if ctx.upstream_addr is None else ctx.upstream_addr + ", " + peer.name
+        self.attempt = attempts.add(self.ctx, peer.name, time.monotonic(), self.attempt is None)
         up = self.upstream
         if up.keepalive:
             pooled = self.conn.runtime.pool.get(id(up), self._pool_key(peer))
@@ -247,7 +247,6 @@ class ProxyExchange:
 
     async def _open(self, peer: UpstreamServer) -> None:
         loop = self.loop
-        t0 = time.monotonic()
         try:
             local = self.plan.bind and local_address(self.ctx, self.plan.bind)
             sock = local and await connect_bound(loop, peer, local)
@@ -268,11 +267,11 @@ class ProxyExchange:
             return self.bind_failed(exc)
         except ssl.SSLError as exc:
             self.connecting = None
-            return self.next_peer("error", 502, handshake_error(exc))
+            return self.next_peer(UpstreamError(Failure.TLS_FAILED, Phase.CONNECT,
+                                                handshake_error(exc)))
         except OSError as exc:
             self.connecting = None
-            return self.next_peer("error", 502, f"connect() failed ({exc.errno}: {exc.strerror}) "
-                                  "while connecting to upstream")
+            return self.next_peer(connect_failed(exc))
         except asyncio.CancelledError:
             return
         self.connecting = None
@@ -280,7 +279,6 @@ class ProxyExchange:
             proto.close()
             return
         self._cancel_timer()
-        self.ctx.upstream_connect_time = time.monotonic() - t0
         self.attach(proto)
 
     def _count(self, delta: int, peer=None) -> None:
@@ -297,6 +295,9 @@ class ProxyExchange:
             self.counted = None
 
     def attach(self, uconn: UpstreamConnection) -> None:
+        a = self.attempt
+        if a.connect_time is None:      # nginx: when the request is first sent (0 when pooled)
+            a.connect_time = time.monotonic() - a.start
         self.uconn = uconn
         uconn.exchange = self
         uconn.requests += 1
@@ -489,7 +490,7 @@ class ProxyExchange:
     def request_sent(self) -> None:
         if self.state == "sending":
             self.state = "reading"
-        self.ctx.upstream_bytes_sent += self.sent_bytes
+        self.attempt.bytes_sent += self.sent_bytes
         self.arm(self.plan.read_timeout)
 
     # ------------------------------------------------------------ timeouts (lazily re-armed)
@@ -513,16 +514,13 @@ class ProxyExchange:
             if connecting is not None:
                 self.connecting = None
                 connecting.cancel()
-                return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed "
-                                      "out) while connecting to upstream")
+                return self.next_peer(timed_out(Phase.CONNECT))
             return
         if self.state in ("sending", "reading"):
-            return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed out) "
-                                  "while reading response header from upstream")
+            return self.next_peer(timed_out(Phase.HEADER))
         if self.state == "streaming" or self.state == "http09":
             self.ctx.keep_alive = False
-            self.fail(ProxyError(504, UPSTREAM, "upstream timed out (110: Connection timed out) "
-                                 "while reading upstream"))
+            self.fail(self._logged(timed_out(Phase.BODY)))
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
@@ -537,7 +535,7 @@ class ProxyExchange:
             if not data:
                 return
         self.got_bytes = True
-        self.ctx.upstream_bytes_received += len(data)
+        self.attempt.bytes_received += len(data)
         if self.timer is not None:
             self.deadline = self.loop.time() + self.timeout   # re-armed by progress
         if self.state == "tunnel":
@@ -567,13 +565,12 @@ class ProxyExchange:
                 self._upgraded(data, None)
             elif self.state in ("reading", "sending"):
                 self._flush()
-                self.fail_peer(502, f"upstream sent invalid header: {exc} "
-                               "while reading response header from upstream")
+                self.next_peer(invalid_header(f"upstream sent invalid header: {exc}"))
             else:
                 self._flush()
                 self.ctx.keep_alive = False
-                self.fail(ProxyError(502, UPSTREAM, "upstream sent invalid chunked response "
-                                     "while reading upstream"))
+                self.fail(self._logged(UpstreamError(
+                    Failure.INVALID_BODY, Phase.BODY, "upstream sent invalid chunked response")))
         self.feeding = False
         pending = self.pool_pending
         if pending is not None:
@@ -582,8 +579,7 @@ class ProxyExchange:
         if (self.state == "reading" or self.state == "sending") \
                 and self.head_bytes > self.conf.proxy_buffer_size:
             self.out = None     # the head is still incomplete past proxy_buffer_size
-            return self.fail_peer(502, "upstream sent too big header while reading response "
-                                  "header from upstream")
+            return self.next_peer(invalid_header("upstream sent too big header"))
         if self.filter_flush:
             self.filter_read_done()
         self._flush()
@@ -650,7 +646,7 @@ class ProxyExchange:
                         "from upstream" + error_log.request_suffix(ctx, self._upstream_url()),
                         self.conn.number)
         ctx.status = 200
-        ctx.upstream_status = "009"
+        self.attempt.status = 200       # nginx: u->state->status = NGX_HTTP_OK
         ctx.head_sent = True
         ctx.keep_alive = False
         ctx.body_bytes_sent += len(probe)
@@ -669,6 +665,7 @@ class ProxyExchange:
         if st == "http09":
             self.state = "done"
             self._count(-1)
+            self.attempt.end(time.monotonic())
             self.conn.writer = None
             return self.conn.finish_request(self.ctx)
         if st in ("sending", "reading"):
@@ -677,15 +674,13 @@ class ProxyExchange:
                 # a pooled connection the peer had closed: retry on a fresh one
                 self.state = "connecting"
                 return self._reconnect_fresh()
-            reason = "upstream prematurely closed connection" if exc is None else \
-                f"recv() failed ({getattr(exc, 'errno', 104)}: {getattr(exc, 'strerror', 'Connection reset by peer')})"
-            return self.next_peer("error", 502, reason + " while reading response header from upstream")
+            return self.next_peer(closed(Phase.HEADER, exc))
         if st == "streaming":
             if self.until_close:
                 return self.on_message_complete()
             self._count(-1)
             self.ctx.keep_alive = False
-            self.fail(ProxyError(502, UPSTREAM, "upstream prematurely closed connection while reading upstream"))
+            self.fail(self._logged(closed(Phase.BODY)))
 
     def _reconnect_fresh(self) -> None:
         self.reused = False
@@ -715,12 +710,8 @@ class ProxyExchange:
         limit = self.conf.proxy_buffer_size
         if self.head_bytes > limit and 17 + len(self.reason or b"") + sum(
                 [len(n) + len(v) + 4 for n, v in self.resp_headers]) > limit:
-            return self.fail_peer(502, "upstream sent too big header while reading response "
-                                  "header from upstream")
-        self.status = status
-        ctx.upstream_status = str(status) if ctx.upstream_status is None else ctx.upstream_status + ", " + str(status)
-        ctx.upstream_header_time = time.monotonic() - self.started
-        ctx.upstream_headers = self.resp_headers
+            return self.next_peer(invalid_header("upstream sent too big header"))
+        self.got_head(status, self.resp_headers)
         kind = NEXT_ON_STATUS.get(status)
         if kind is not None and self.may_try_next(kind):
             return self.next_on_status(status, kind)
@@ -735,6 +726,7 @@ class ProxyExchange:
                     ctx.www_authenticate = auth[1].decode("latin-1")
             self.state = "done"
             self._cancel_timer()
+            self.attempt.end(time.monotonic())
             self.release(reuse=False)
             self.conn.writer = None
             return engine.finalize(ctx, status)
@@ -763,8 +755,8 @@ class ProxyExchange:
             except httptools.HttpParserError:
                 self._flush()
                 self.ctx.keep_alive = False
-                self.fail(ProxyError(502, UPSTREAM, "upstream sent invalid chunked response "
-                                     "while reading upstream"))
+                self.fail(self._logged(UpstreamError(
+                    Failure.INVALID_BODY, Phase.BODY, "upstream sent invalid chunked response")))
         raise _PassedRaw            # stops llhttp in this read (upstream_data catches it)
 
     def interim_as_final(self, status: int) -> None:
@@ -772,10 +764,7 @@ class ProxyExchange:
         to the client (no body framing, keep-alive as usual) and every byte after it (the real
         response included) is passed on raw until the upstream closes."""
         ctx = self.ctx
-        self.status = status
-        ctx.upstream_status = str(status) if ctx.upstream_status is None else ctx.upstream_status + ", " + str(status)
-        ctx.upstream_header_time = time.monotonic() - self.started
-        ctx.upstream_headers = self.resp_headers
+        self.got_head(status, self.resp_headers)
         self.uconn_reusable_flag(False)
         self.state = "streaming"
         self.send_head(status)
@@ -789,6 +778,14 @@ class ProxyExchange:
         self.head_buf = b""
         raise _PassedRaw            # stops llhttp in this read (upstream_data catches it)
 
+    def got_head(self, status: int, headers) -> None:
+        """The try's response head is parsed: its status and header time ($upstream_*)."""
+        self.status = status
+        a = self.attempt
+        a.status = status
+        a.header_time = time.monotonic() - a.start
+        self.ctx.upstream_headers = headers
+
     def buffering(self) -> bool:
         return self.conf.proxy_buffering
 
@@ -796,7 +793,7 @@ class ProxyExchange:
         if self.head_only or self.state == "done":
             return
         ctx = self.ctx
-        ctx.upstream_response_length += len(body)
+        self.attempt.response_length += len(body)
         if self.filter is not None:
             body = self.filter.data(body)
             if not body:
@@ -822,7 +819,7 @@ class ProxyExchange:
             self._filter_out(self.filter.finish())
             deferred = postpone.defer_end(self.filter, self.ctx, self._end_response)
         ctx = self.ctx
-        ctx.upstream_response_time = time.monotonic() - self.started    # for add_trailer too
+        self.attempt.end(time.monotonic())      # for add_trailer too
         if not deferred and self.chunked_out and not self.head_only:
             last = trailers.last_chunk(ctx)
             self._emit(last)
@@ -1030,7 +1027,7 @@ class ProxyExchange:
             return False
         self.state = "done"
         self._cancel_timer()
-        ctx.upstream_response_time = time.monotonic() - self.started
+        self.attempt.end(time.monotonic())
         self.release(reuse=False)
         self.conn.writer = None
         carried = [(n, v) for n, v in self.resp_headers if n.lower() in _ACCEL_CARRIED]
@@ -1048,7 +1045,7 @@ class ProxyExchange:
         self.state = "done"
         self._cancel_timer()
         ctx = self.ctx
-        ctx.upstream_response_time = time.monotonic() - self.started
+        self.attempt.end(time.monotonic())
         report_success(self.upstream, self.peer)
         self.release(reuse=False)
         self.conn.writer = None
@@ -1145,6 +1142,7 @@ class ProxyExchange:
         self._cancel_timer()
         if not self.upgrade:
             self.state = "done"
+            self.attempt.end(time.monotonic())
             self.release(reuse=False)
             self.conn.writer = None
             self.ctx.keep_alive = False
@@ -1160,8 +1158,9 @@ class ProxyExchange:
 
     # ------------------------------------------------------------ failures
 
-    def next_peer(self, kind: str, status: int, message: str) -> None:
-        """A peer failed: log, count it, and try the next one when proxy_next_upstream allows."""
+    def next_peer(self, err: UpstreamError) -> None:
+        """A try failed: log, count it against the peer, and try the next one when
+        proxy_next_upstream allows (upstream/retry.py), else answer with err's status."""
         if self.state == "done":
             return
         self._cancel_timer()
@@ -1172,48 +1171,43 @@ class ProxyExchange:
             u.close()
             self._count(-1, peer)
             self.uconn = None
-        ctx = self.ctx
-        if self.status == 0:
-            ctx.upstream_status = "502" if ctx.upstream_status is None else ctx.upstream_status + ", 502"
-            if status == 504:
-                ctx.upstream_status = ctx.upstream_status[:-3] + "504"
-        err = ProxyError(status, UPSTREAM, message + self._peer_suffix())
-        if message:             # "": the caller logged it (fastcgi_catch_stderr)
-            error_log.error(err.log_message + error_log.request_suffix(ctx, self._upstream_url()),
-                            self.conn.number)
-        err.log_message = ""
+        a = self.attempt
+        if not a.status:
+            a.status = err.status
+        self._logged(err)
         if report_failure(self.upstream, peer):
-            action = message[message.find(" while "):] if " while " in message else ""
-            error_log.warn("upstream server temporarily disabled" + action
-                           + error_log.request_suffix(ctx, self._upstream_url()), self.conn.number)
+            self._disabled(err.phase)
         self.tried.add(peer)
-        if self.may_try_next(kind):
+        if self.may_try_next(err.kind.condition if err.retry_safe else None):
             self.state = "connecting"
             return self.connect()
         self.fail(err)
 
-    def may_try_next(self, kind: str) -> bool:
-        """nginx's rule for trying another peer after a failure of `kind`: it is listed in
-        proxy_next_upstream, nothing was sent to the client, a POST/LOCK/PATCH already sent needs
-        non_idempotent, the body can be replayed, and tries remain (peers not `down`, capped by
-        proxy_next_upstream_tries) within proxy_next_upstream_timeout of the first try. The same
-        count makes the last peer's failing response (http_*) go to the client."""
+    def _logged(self, err: UpstreamError) -> UpstreamError:
+        """Log err (once) with nginx's context: `..., upstream: "http://peer/uri", ...`."""
+        if not err.logged:
+            err.logged = True
+            if err.detail:
+                error_log.error(err.message + error_log.request_suffix(self.ctx,
+                                                                       self._upstream_url()),
+                                self.conn.number)
+        return err
+
+    def _disabled(self, phase: Phase) -> None:
+        error_log.warn(f"upstream server temporarily disabled while {phase.value}"
+                       + error_log.request_suffix(self.ctx, self._upstream_url()),
+                       self.conn.number)
+
+    def may_try_next(self, condition: str | None) -> bool:
+        """upstream/retry.py's rule for this exchange's request and tries."""
         plan = self.plan
-        nu = plan.next_upstream
-        if kind not in nu or self.ctx.head_sent:
-            return False
-        if plan.next_upstream_timeout and \
-                time.monotonic() - self.started >= plan.next_upstream_timeout:
-            return False
-        if self.sent_bytes and self.ctx.method in _NON_IDEMPOTENT and "non_idempotent" not in nu:
-            return False
-        if not (self.replayable or self.body_mode == "none"):
-            return False
-        tries = sum(not s.down for s in self.upstream.servers)
-        limit = self.plan.next_upstream_tries
-        if limit and limit < tries:
-            tries = limit
-        return self.tries < tries
+        return retry.may_retry(
+            condition, plan.next_upstream, tries=self.tries,
+            servers=sum(not s.down for s in self.upstream.servers),
+            tries_limit=plan.next_upstream_tries, timeout=plan.next_upstream_timeout,
+            elapsed=time.monotonic() - self.started if plan.next_upstream_timeout else 0.0,
+            head_sent=self.ctx.head_sent, method=self.ctx.method, sent=bool(self.sent_bytes),
+            replayable=self.replayable or self.body_mode == "none")
 
     def next_on_status(self, status: int, kind: str) -> None:
         """proxy_next_upstream http_XXX: the peer's response is discarded with its connection and
@@ -1228,24 +1222,16 @@ class ProxyExchange:
         self._count(-1, peer)
         self.status = 0
         if status not in (403, 404) and report_failure(self.upstream, peer):
-            error_log.warn("upstream server temporarily disabled while reading response header "
-                           "from upstream" + error_log.request_suffix(self.ctx, self._upstream_url()),
-                           self.conn.number)
+            self._disabled(Phase.HEADER)
         self.tried.add(peer)
         self.state = "connecting"
         self.connect()
-
-    def fail_peer(self, status: int, message: str) -> None:
-        self.next_peer("invalid_header", status, message)
-
-    def _peer_suffix(self) -> str:
-        return ""
 
     def _upstream_url(self) -> str:
         """The URI part of nginx's `upstream: "..."` log context (scheme and peer come from ctx)."""
         return self.uri
 
-    def fail(self, err: ProxyError) -> None:
+    def fail(self, err: UpstreamError) -> None:
         self._flush()
         self.state = "done"
         self._cancel_timer()
@@ -1254,10 +1240,10 @@ class ProxyExchange:
             self.release(reuse=False)
         self._count(-1)
         self.conn.writer = None
-        ctx = self.ctx
-        if ctx.upstream_response_time is None and ctx.upstream_addr:
-            ctx.upstream_response_time = time.monotonic() - self.started
-        engine.fail(ctx, err)
+        a = self.attempt
+        if a is not None:
+            a.end(time.monotonic())
+        engine.fail(self.ctx, self._logged(err))
 
     def _stop(self) -> None:
         """Done with the upstream side: no timer, no pending connect, the connection closed."""
@@ -1298,9 +1284,9 @@ class ProxyExchange:
             return
         streaming = self.state == "streaming"
         self._stop()
+        if self.attempt is not None:
+            self.attempt.end(time.monotonic())
         ctx = self.ctx
-        if ctx.upstream_response_time is None and ctx.upstream_addr:
-            ctx.upstream_response_time = time.monotonic() - self.started    # as nginx finalizes
         conn = self.conn
         if conn.writer is not self:
             pass            # engine.client_timeout: status and log line are decided there
