@@ -30,8 +30,9 @@ from ngate.http1 import response as resp
 from ngate.http1.discard import test_expect
 from ngate.observability import error_log
 from ngate.proxy import engine, rewrite
+from ngate.proxy import request_body as rb
 from ngate.proxy.bind import BindError, connect_bound, local_address
-from ngate.proxy.body_spool import BodySpool, SpoolError
+from ngate.proxy.body_spool import SpoolError
 from ngate.proxy.cookies import rewrite as rewrite_cookie
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
 from ngate.proxy.throttle import ReadThrottle
@@ -56,7 +57,6 @@ _CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"con
 # statuses proxy_next_upstream can retry on (http_403 and http_404 do not count as failures)
 NEXT_ON_STATUS = {500: "http_500", 502: "http_502", 503: "http_503", 504: "http_504",
                    403: "http_403", 404: "http_404", 429: "http_429"}
-_REPLAY_LIMIT = 65536
 _MAX_TRIES = 64
 
 
@@ -88,18 +88,18 @@ class ProxyExchange:
     __slots__ = (
         "ctx", "conn", "conf", "plan", "upstream", "peer", "uconn", "tried", "tries", "loop",
         "parser", "reason", "resp_headers", "status", "chunked_out", "head_only", "until_close",
-        "resp_length", "state", "timer", "deadline", "timeout", "body_chunks",
-        "body_total", "held", "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
+        "resp_length", "state", "timer", "deadline", "timeout",
+        "body",             # proxy/request_body.py RequestBody: replay, spooling, pending bytes
+        "started", "sent_bytes", "reused", "got_bytes", "tail",
         "head_bytes",       # bytes read while the response head is incomplete (proxy_buffer_size)
         "head_buf",         # those bytes (usually one read, not copied): a 1xx passes the rest raw
         "feeding",          # inside parser.feed_data: a finished connection is pooled after it
         "pool_pending",     # that connection, pooled once the read is parsed to its end
-        "upgrade", "connecting", "uri", "body_mode", "tls",
+        "upgrade", "connecting", "uri", "tls",
         "out",              # response bytes gathered during one upstream read: one write
         "counts",           # least_conn or max_conns: connections per peer are counted
         "counted",          # the peer this exchange counts a connection for
         "deadlines",
-        "spool",            # proxy/body_spool.py BodySpool: a body read whole ("buffer" mode)
         "filter",           # filters/: the body filter of this response, or None
         "filter_flush",     # flush the body filter per upstream read (response not buffered)
         "accel",            # the response's X-Accel-* headers (hidden ones), or None
@@ -131,14 +131,9 @@ class ProxyExchange:
         self.timer = None
         self.deadline = 0.0
         self.timeout = 0.0
-        self.body_chunks = []       # the body so far while replayable; else what is not sent yet
-        self.body_total = 0         # body bytes received from the client
-        self.held = 0               # bytes in body_chunks waiting for the upstream connection
-        self.spool = None
+        self.body = None            # set by start()
         self.corked = None
         self.in_read = False
-        self.replayable = True
-        self.body_done = False
         self.started = time.monotonic()
         self.sent_bytes = 0
         self.reused = False
@@ -147,7 +142,6 @@ class ProxyExchange:
         self.upgrade = False
         self.connecting = None
         self.uri = ""
-        self.body_mode = "none"
         self.reason = None
         self.resp_headers = []
         self.status = 0
@@ -173,39 +167,34 @@ class ProxyExchange:
         conf = self.conf
         self.uri = upstream_uri(ctx, conf.proxy_pass) if conf.proxy_pass.template is None else self.uri
         self.tls = upstream_tls(ctx, conf, conf.proxy_pass.scheme, ctx.proxy_host)
-        req = ctx.req
+        self.start_body(self.body_mode(ctx, conf))
+
+    def body_mode(self, ctx, conf) -> str:
+        """How the client's body goes upstream (proxy/request_body.py's modes)."""
         if conf.proxy_set_body is not None or not conf.proxy_pass_request_body:
-            self.body_mode = "none"
-            self.body_done = True
-        elif ctx.body_chunked:
-            self.body_mode = "chunked" if (not conf.proxy_request_buffering
-                                           and conf.client_body_in_file_only == "off"
-                                           and self.plan.version == b"HTTP/1.1") else "buffer"
-        elif ctx.content_length_in:
-            self.body_mode = "buffer" if (conf.proxy_request_buffering
-                                          or conf.client_body_in_file_only != "off") else "length"
-        else:
-            self.body_mode = "none"
-            self.body_done = True
+            return rb.NONE
+        if ctx.body_chunked:
+            return rb.CHUNKED if (not conf.proxy_request_buffering
+                                  and conf.client_body_in_file_only == "off"
+                                  and self.plan.version == b"HTTP/1.1") else rb.BUFFER
+        if ctx.content_length_in:
+            return rb.BUFFER if (conf.proxy_request_buffering
+                                 or conf.client_body_in_file_only != "off") else rb.LENGTH
+        return rb.NONE
+
+    def start_body(self, mode: str) -> None:
+        """Read the client's body (100 Continue first when asked), then connect: at once for a
+        streamed body, at its end for a buffered one (body_end)."""
+        ctx = self.ctx
+        body = self.body = rb.RequestBody(self.conf, mode)
         self.conn.writer = self
         test_expect(ctx)        # nginx reads the body (if any) first: 100 Continue even without
-        if self.body_mode != "none":
-            if self.body_mode != "buffer":
-                ctx.body_spool = self       # $request_body of a streamed body: memory() below
-            self.conn.attach_body(req, self)
-            if self.body_mode == "buffer":
-                return          # body_end connects once the whole body is here (Content-Length)
+        if mode is not rb.NONE:
+            ctx.body_spool = body           # $request_body, $request_body_file
+            self.conn.attach_body(ctx.req, self)
+            if mode is rb.BUFFER or self.state == "done":
+                return          # body_end connects once the whole body is here
         self.connect()
-
-    name = None         # $request_body_file: a streamed body has no file
-
-    def memory(self) -> bytes | None:
-        """$request_body of a streamed body (proxy_request_buffering off): nginx still has it
-        in its buffers when it fits client_body_buffer_size; ngate's replay copy holds it."""
-        if not self.replayable or not self.body_done \
-                or self.body_total > self.conf.client_body_buffer_size:
-            return None
-        return b"".join(self.body_chunks)
 
     def connect(self) -> None:
         if self.tries >= _MAX_TRIES:
@@ -323,19 +312,20 @@ class ProxyExchange:
         conf = self.conf
         body_len = None
         chunked = False
-        mode = self.body_mode
+        rbody = self.body
+        mode = rbody.mode
         if conf.proxy_set_body is not None:
             body = conf.proxy_set_body.render(ctx).encode("latin-1", "replace")
             body_len = len(body)
         else:
             body = None
-            if mode == "length":
+            if mode is rb.LENGTH:
                 body_len = ctx.content_length_in
-            elif mode == "buffer":
-                body_len = self.body_total
-            elif mode == "chunked":
-                if self.body_done:      # read whole by now: nginx then sends Content-Length
-                    body_len = self.body_total
+            elif mode is rb.BUFFER:
+                body_len = rbody.total
+            elif mode is rb.CHUNKED:
+                if rbody.done:      # read whole by now: nginx then sends Content-Length
+                    body_len = rbody.total
                 else:
                     chunked = True
             elif ctx.content_length_in == 0 and conf.proxy_pass_request_body:
@@ -343,33 +333,30 @@ class ProxyExchange:
         head = build_request_head(ctx, self.plan, self.uri, body_len, chunked)
         t = self.uconn.transport
         parts = [head]
-        sp = self.spool
+        sp = rbody.spool
+        held = rbody.pending_size
         if body is not None:
             parts.append(body)
         elif sp is not None and not sp.in_file:
             parts.extend(sp.chunks)
-        elif self.body_chunks:
+        elif rbody.streamed:
+            chunks = rbody.take()
             if chunked:
-                parts.extend(resp.chunk(c) for c in self.body_chunks)
+                parts.extend(resp.chunk(c) for c in chunks)
             else:
-                parts.extend(self.body_chunks)
-        if chunked and self.body_done:
+                parts.extend(chunks)
+        if chunked and rbody.done:
             parts.append(resp.LAST_CHUNK)
         data = b"".join(parts)
         self.sent_bytes = len(data)
         t.write(data)
-        if self.held:
-            self.held = 0
-            if self.body_total > _REPLAY_LIMIT and self.body_mode != "buffer":
-                self.replayable = False
-                self.body_chunks = []
-            if not self.uconn.write_paused and not self.conn.closing:
-                self.conn.transport.resume_reading()
+        if held and not self.uconn.write_paused and not self.conn.closing:
+            self.conn.transport.resume_reading()
         if sp is not None and sp.in_file and body is None:
             sp.rewind()
             if not self._send_spool():
                 return
-        if self.body_done:
+        if rbody.done:
             self.request_sent()
         elif self.uconn.write_paused:
             self.conn.transport.pause_reading()
@@ -377,7 +364,7 @@ class ProxyExchange:
     def _send_spool(self) -> bool:
         """Stream the spooled body until the upstream pauses; True when it is all written
         (else upstream_write_resumed goes on, proxy_send_timeout re-armed by each step)."""
-        sp = self.spool
+        sp = self.body.spool
         start = sp.pos
         done = sp.send_to(self.uconn)
         self.sent_bytes += sp.pos - start
@@ -388,27 +375,20 @@ class ProxyExchange:
     # ------------------------------------------------------------ client body (consumer API)
 
     def body_data(self, data: bytes) -> None:
-        """A piece of the client's body: sent on, or held until the upstream is connected.
-
-        Held bytes are bounded: reading from the client pauses above _REPLAY_LIMIT and resumes
-        once they are written. While the whole body so far fits in _REPLAY_LIMIT it is kept to
-        replay on another connection (a pooled connection found closed, proxy_next_upstream).
-        """
+        """A piece of the client's body: spooled (BUFFER), sent on, or held until the upstream
+        connection takes it (the client pauses while too much is held: RequestBody.hold)."""
+        body = self.body
         n = len(data)
-        self.body_total += n
         limit = self.conf.client_max_body_size
-        if limit and self.ctx.body_chunked and self.body_total > limit:
-            self.body_done = True
+        if limit and self.ctx.body_chunked and body.total + n > limit:
+            body.done = True
             error_log.error(f"client intended to send too large chunked body: "
-                            f"{self.body_total - n}+{n} bytes" + error_log.request_suffix(self.ctx),
+                            f"{body.total}+{n} bytes" + error_log.request_suffix(self.ctx),
                             self.conn.number)
             return self.abort_with(413)
-        if self.body_mode == "buffer":
-            sp = self.spool
-            if sp is None:
-                sp = self.spool = self.ctx.body_spool = BodySpool(self.conf)
+        if body.mode is rb.BUFFER:
             try:
-                name = sp.add(data)
+                name = body.spool_add(data)
             except SpoolError as err:
                 return self.spool_failed(err)
             if name is not None:
@@ -416,38 +396,32 @@ class ProxyExchange:
             return
         u = self.uconn
         if u is None or self.state != "sending":
-            if self.body_mode == "chunked" and self._same_read() and self.body_chunks:
-                self.body_chunks[-1] += data    # nginx sends the chunks of one read as one
-            else:
-                self.body_chunks.append(data)
-            self.held += n
-            if self.held > _REPLAY_LIMIT:
+            # nginx sends the chunks of one client read as one chunk
+            merge = body.mode is rb.CHUNKED and self._same_read()
+            body.received(data, merge)
+            if body.hold(data, merge):
                 self.conn.transport.pause_reading()
             return
-        if self.body_mode == "chunked":
+        body.received(data)
+        if body.mode is rb.CHUNKED:
             self._cork(data)
         else:
             u.transport.write(data)
         self.sent_bytes += n
-        if self.replayable:
-            if self.body_total <= _REPLAY_LIMIT:
-                self.body_chunks.append(data)
-            else:
-                self.replayable = False
-                self.body_chunks = []
         if u.write_paused:
             self.conn.transport.pause_reading()
         self._touch_send()
 
     def body_end(self) -> None:
-        self.body_done = True
-        if self.body_mode == "buffer":
+        body = self.body
+        body.done = True
+        if body.mode is rb.BUFFER:
             if self.state == "connecting" and self.uconn is None and self.connecting is None:
                 self.connect()
             return
         u = self.uconn
         if u is not None and self.state == "sending":
-            if self.body_mode == "chunked":
+            if body.mode is rb.CHUNKED:
                 self._uncork(last=True)
             self.request_sent()
 
@@ -670,7 +644,7 @@ class ProxyExchange:
             return self.conn.finish_request(self.ctx)
         if st in ("sending", "reading"):
             self._count(-1)
-            if self.reused and not self.got_bytes and (self.replayable or self.body_mode == "none"):
+            if self.reused and not self.got_bytes and self.body.replayable:
                 # a pooled connection the peer had closed: retry on a fresh one
                 self.state = "connecting"
                 return self._reconnect_fresh()
@@ -693,7 +667,7 @@ class ProxyExchange:
         self.conn.transport.pause_reading()
 
     def upstream_write_resumed(self) -> None:
-        sp = self.spool
+        sp = self.body.spool
         if sp is not None and sp.in_file and self.state == "sending" and sp.pos < sp.size:
             if self._send_spool():
                 self.request_sent()
@@ -1097,14 +1071,12 @@ class ProxyExchange:
         if self.plan.version != b"HTTP/1.1" or u.requests >= up.keepalive_requests \
                 or self.started - u.born > up.keepalive_time:
             return False
-        if not self.body_done:
-            return False
-        return True
+        return self.body.done
 
     def release(self, reuse: bool) -> None:
-        sp = self.spool
-        if sp is not None:
-            sp.close()
+        body = self.body
+        if body is not None:
+            body.close()
         self._count(-1)
         u = self.uconn
         if u is None:
@@ -1207,7 +1179,7 @@ class ProxyExchange:
             tries_limit=plan.next_upstream_tries, timeout=plan.next_upstream_timeout,
             elapsed=time.monotonic() - self.started if plan.next_upstream_timeout else 0.0,
             head_sent=self.ctx.head_sent, method=self.ctx.method, sent=bool(self.sent_bytes),
-            replayable=self.replayable or self.body_mode == "none")
+            replayable=self.body.replayable)
 
     def next_on_status(self, status: int, kind: str) -> None:
         """proxy_next_upstream http_XXX: the peer's response is discarded with its connection and
@@ -1259,7 +1231,7 @@ class ProxyExchange:
         self._count(-1)
 
     def spool_failed(self, err) -> None:
-        self.body_done = True
+        self.body.done = True
         error_log.crit(str(err) + error_log.request_suffix(self.ctx), self.conn.number)
         self.abort_with(500)
 
