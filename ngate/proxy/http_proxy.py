@@ -41,7 +41,8 @@ from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamCo
 from ngate.proxy.tunnel import start_tunnel
 from ngate.routing.uri import escape_uri
 from ngate.upstream import attempts, retry
-from ngate.upstream.balancer import balancer_for, health, report_failure, report_success
+from ngate.upstream.balancer import (PEER_HEALTH, balancer_for, health, report_failure,
+                                     report_success)
 from ngate.upstream.failure import (Failure, Phase, UpstreamError, closed, connect_failed,
                                     invalid_header, timed_out)
 from ngate.upstream.tls import handshake_error, open_tls, upstream_tls
@@ -166,7 +167,8 @@ class ProxyExchange:
         ctx = self.ctx
         conf = self.conf
         self.uri = upstream_uri(ctx, conf.proxy_pass) if conf.proxy_pass.template is None else self.uri
-        self.tls = upstream_tls(ctx, conf, conf.proxy_pass.scheme, ctx.proxy_host)
+        if conf.proxy_pass.scheme == "https":
+            self.tls = upstream_tls(ctx, conf, conf.proxy_pass.scheme, ctx.proxy_host)
         self.start_body(self.body_mode(ctx, conf))
 
     def body_mode(self, ctx, conf) -> str:
@@ -186,7 +188,7 @@ class ProxyExchange:
         """Read the client's body (100 Continue first when asked), then connect: at once for a
         streamed body, at its end for a buffered one (body_end)."""
         ctx = self.ctx
-        body = self.body = rb.RequestBody(self.conf, mode)
+        body = self.body = rb.NO_BODY if mode is rb.NONE else rb.RequestBody(self.conf, mode)
         self.conn.writer = self
         test_expect(ctx)        # nginx reads the body (if any) first: 100 Continue even without
         if mode is not rb.NONE:
@@ -215,7 +217,12 @@ class ProxyExchange:
         self.peer = peer
         if self.counts:
             self._count(1)
-        self.attempt = attempts.add(self.ctx, peer.name, time.monotonic(), self.attempt is None)
+        ctx = self.ctx
+        if ctx.upstream_tries is None:      # the usual first try, written out (hot path)
+            a = self.attempt = attempts.Attempt(peer.name, time.monotonic())
+            ctx.upstream_tries = [a]
+        else:
+            self.attempt = attempts.add(ctx, peer.name, time.monotonic(), self.attempt is None)
         up = self.upstream
         if up.keepalive:
             pooled = self.conn.runtime.pool.get(id(up), self._pool_key(peer))
@@ -286,7 +293,7 @@ class ProxyExchange:
     def attach(self, uconn: UpstreamConnection) -> None:
         a = self.attempt
         if a.connect_time is None:      # nginx: when the request is first sent (0 when pooled)
-            a.connect_time = time.monotonic() - a.start
+            a.connect_time = 0.0 if self.reused else time.monotonic() - a.start
         self.uconn = uconn
         uconn.exchange = self
         uconn.requests += 1
@@ -799,7 +806,8 @@ class ProxyExchange:
             self._emit(last)
             ctx.body_bytes_sent += len(last)
         self._flush()
-        report_success(self.upstream, self.peer)
+        if PEER_HEALTH:     # else no failure was ever counted in this worker
+            report_success(self.upstream, self.peer)
         self.release(reuse=self._reusable())
         if deferred:
             return          # subrequests still run: filters/postpone.py ends the response
@@ -1075,7 +1083,7 @@ class ProxyExchange:
 
     def release(self, reuse: bool) -> None:
         body = self.body
-        if body is not None:
+        if body is not None and body.spool is not None:
             body.close()
         self._count(-1)
         u = self.uconn

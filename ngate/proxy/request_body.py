@@ -108,3 +108,6 @@ class RequestBody:
         sp = self.spool
         if sp is not None:
             sp.close()
+
+
+NO_BODY = RequestBody(None, NONE)   # shared by every exchange that sends no body (never changed)
