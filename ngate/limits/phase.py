@@ -27,7 +27,6 @@ from __future__ import annotations
 from time import monotonic_ns
 from zlib import crc32
 
-from ngate.errors import ProxyError
 from ngate.limits.table import AGAIN, BUSY, ERROR, OK
 from ngate.observability import error_log
 
@@ -221,8 +220,6 @@ def _resume(ctx) -> None:
     from ngate.proxy import engine
     try:
         engine.content_phase(ctx)
-    except ProxyError as err:
-        engine.fail(ctx, err)
     except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
         engine.internal_error(ctx, exc)
 

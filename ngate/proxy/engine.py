@@ -17,7 +17,6 @@ from urllib.parse import unquote_to_bytes
 
 from ngate import realip, static
 from ngate.access import phase as access
-from ngate.errors import ProxyError
 from ngate.filters import postpone, trailers
 from ngate.http1 import charset
 from ngate.http1 import response as resp
@@ -93,8 +92,6 @@ def start_request(ctx, req) -> None:
         if ops and rewrite.run(ctx, ops) is rewrite.DONE:
             return
         find_location_phase(ctx)
-    except ProxyError as err:
-        fail(ctx, err)
     except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
         internal_error(ctx, exc)
 
@@ -191,8 +188,6 @@ def access_done(ctx, status: int) -> None:
         if status:
             return access_denied(ctx, status, ctx.conf.access.auth_delay)
         after_access(ctx, ctx.conf)
-    except ProxyError as err:
-        fail(ctx, err)
     except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
         internal_error(ctx, exc)
 
@@ -667,8 +662,9 @@ def _return_bytes(value: str) -> bytes:
 
 # ---------------------------------------------------------------- errors
 
-def fail(ctx, err: ProxyError) -> None:
-    """The one place a ProxyError becomes a response (or a closed connection)."""
+def fail(ctx, err) -> None:
+    """The one place an upstream failure (upstream/failure.py UpstreamError) becomes a
+    response (or a closed connection)."""
     if err.log_message:
         error_log.log(err.level, err.log_message + error_log.request_suffix(ctx), ctx.conn.number)
     if err.status == 499:
