@@ -161,7 +161,8 @@ class Http2Connection(OneTimer):
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
-                 "requests", "started", "partial", "dropped", "prio", "acked", "fed", "batch")
+                 "requests", "started", "partial", "dropped", "prio", "acked", "fed", "batch",
+                 "flush_soon")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -191,6 +192,7 @@ class Http2Connection(OneTimer):
         self.acked = False          # the client acknowledged our SETTINGS
         self.fed: list = []         # streams with body bytes of this read (flush_body)
         self.batch = False      # in data_received: frames out wait for its one flush
+        self.flush_soon = False     # out of it: one flush per loop turn (flush_later)
         srv = listen.default_server
         self.conf = srv
         h2 = self.h2 = _H2(config=_CONFIG)
@@ -491,9 +493,7 @@ class Http2Connection(OneTimer):
                 if s.ending and not s.out_size and s.trailers is None:
                     h2.send_headers(sid, hdrs, end_stream=True)
                     self._ended(s)
-                    if not self.batch:
-                        self.flush()
-                    return
+                    return self.flush_later()
                 h2.send_headers(sid, hdrs)
             elif s.head is not None:
                 return          # no head yet (a call_soon of a stream since reset)
@@ -518,9 +518,7 @@ class Http2Connection(OneTimer):
                     if last:
                         del out[:]
                         self._ended(s)
-                        if not self.batch:
-                            self.flush()
-                        return
+                        return self.flush_later()
                 if sent:
                     del out[:sent]
                     s.progressed()
@@ -536,8 +534,7 @@ class Http2Connection(OneTimer):
         except (StreamClosedError, ProtocolError):
             s.client_closed()
             self.streams.pop(sid, None)
-        if not self.batch:
-            self.flush()
+        self.flush_later()
 
     def sendable(self, s) -> int:
         """Bytes of DATA the windows let the stream send now."""
@@ -574,8 +571,7 @@ class Http2Connection(OneTimer):
             self.h2.increment_flow_control_window(n, stream_id=s.sid)
         except (StreamClosedError, ProtocolError, KeyError):
             return
-        if not self.batch:
-            self.flush()
+        self.flush_later()
 
     def reset_stream(self, s, code) -> None:
         self.streams.pop(s.sid, None)
@@ -593,6 +589,18 @@ class Http2Connection(OneTimer):
             self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
         except (StreamClosedError, ProtocolError):
             pass
+
+    def flush_later(self) -> None:
+        """Frames queued by a stream out of a client read (an upstream's response, a window
+        reopened): written once this loop turn's callbacks are done, so the responses of
+        several upstream reads leave in one write (one TLS record) instead of one each."""
+        if not self.batch and not self.flush_soon:
+            self.flush_soon = True
+            self.runtime.loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self.flush_soon = False
+        self.flush()
 
     def flush(self) -> None:
         data = self.h2.data_to_send()
