@@ -41,6 +41,7 @@ from h2.events import (ConnectionTerminated, DataReceived, PingReceived, Priorit
 from h2.exceptions import DenialOfServiceError, FlowControlError, ProtocolError, StreamClosedError
 from h2.frame_buffer import FrameBuffer
 from h2.settings import Settings, SettingCodes
+from h2.stream import StreamInputs
 from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
 from ngate.http2 import request as h2request
@@ -177,6 +178,36 @@ class _H2(H2Connection):
                     out += data
                     continue
             out += f.serialize()
+
+    def send_headers(self, stream_id, headers, end_stream=False, **priority) -> None:
+        """A response's HEADERS (not 1xx, not trailers, no priority) straight into the output:
+        the connection's and the stream's state machines take the same inputs as in h2's
+        send_headers, the block is our encoder's, the frames are packed here (h2 would build
+        events, validation flags and frame objects, and re-encode the fields as UTF-8)."""
+        stream = self.streams.get(stream_id)
+        if stream is None or priority or stream.state_machine.headers_sent \
+                or headers[0][1][:1] == b"1":
+            return super().send_headers(stream_id, headers, end_stream, **priority)
+        self.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
+        sm = stream.state_machine
+        sm.process_input(StreamInputs.SEND_HEADERS)
+        if end_stream:
+            sm.process_input(StreamInputs.SEND_END_STREAM)
+        block = self.encoder.encode(headers)
+        n = len(block)
+        size = self.max_outbound_frame_size
+        out = self._data_to_send
+        if n <= size:
+            out += _FRAME_HEAD(n >> 8, n & 0xFF, 0x1, 0x5 if end_stream else 0x4, stream_id)
+            out += block
+            return
+        out += _FRAME_HEAD(size >> 8, size & 0xFF, 0x1, 0x1 if end_stream else 0, stream_id)
+        out += block[:size]
+        for i in range(size, n, size):      # CONTINUATION frames, END_HEADERS on the last
+            piece = block[i:i + size]
+            m = len(piece)
+            out += _FRAME_HEAD(m >> 8, m & 0xFF, 0x9, 0x4 if i + size >= n else 0, stream_id)
+            out += piece
 
 
 class Http2Connection(OneTimer):
