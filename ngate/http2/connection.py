@@ -209,6 +209,34 @@ class _H2(H2Connection):
             out += _FRAME_HEAD(m >> 8, m & 0xFF, 0x9, 0x4 if i + size >= n else 0, stream_id)
             out += piece
 
+    def send_data(self, stream_id, data, end_stream=False, pad_length=None) -> None:
+        """DATA within the windows, unpadded: h2's state inputs and window accounting, the frame
+        packed here (h2 would build a DataFrame with its Flags and Padding per call)."""
+        stream = self.streams.get(stream_id)
+        n = len(data)
+        if stream is None or pad_length is not None or n > self.max_outbound_frame_size \
+                or n > self.outbound_flow_control_window \
+                or n > stream.outbound_flow_control_window:
+            return super().send_data(stream_id, data, end_stream, pad_length)   # or its error
+        self.state_machine.process_input(ConnectionInputs.SEND_DATA)
+        sm = stream.state_machine
+        sm.process_input(StreamInputs.SEND_DATA)
+        if end_stream:
+            sm.process_input(StreamInputs.SEND_END_STREAM)
+        stream.outbound_flow_control_window -= n
+        self.outbound_flow_control_window -= n
+        out = self._data_to_send
+        out += _FRAME_HEAD(n >> 8, n & 0xFF, 0x0, 0x1 if end_stream else 0, stream_id)
+        out += data
+
+    def end_stream(self, stream_id) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return super().end_stream(stream_id)
+        self.state_machine.process_input(ConnectionInputs.SEND_DATA)
+        stream.state_machine.process_input(StreamInputs.SEND_END_STREAM)
+        self._data_to_send += _FRAME_HEAD(0, 0, 0x0, 0x1, stream_id)
+
 
 class Http2Connection(OneTimer):
     __slots__ = ("runtime", "listen", "transport", "number", "remote_addr", "remote_port",
