@@ -1,4 +1,6 @@
-"""The HPACK encoder of responses: stateless, as nginx's ngx_http_v2_header_filter.
+"""The HPACK encoder of responses: stateless. nginx's ngx_http_v2_header_filter never refers
+to the dynamic table either (it sends a few fields "with incremental indexing" and never uses
+the entries); here every literal is "without indexing", so the client's table stays empty.
 
 Every field is a static-table index when the static table holds it whole (`:status 200`),
 else a literal *without indexing* (RFC 7541 6.2.2) with the static table's index of its name
