@@ -23,7 +23,6 @@ import time
 
 from ngate.cache import policy, serve
 from ngate.cache.store import Zone
-from ngate.errors import UPSTREAM, ProxyError
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.http.context import RequestContext
@@ -32,6 +31,7 @@ from ngate.proxy.http_proxy import (NEXT_ON_STATUS, ProxyExchange, _as_sent,
                                     resolve_variable, start_exchange)
 from ngate.proxy.subrequest import SubrequestConn
 from ngate.upstream.balancer import report_success
+from ngate.upstream.failure import Failure, Phase, UpstreamError
 
 _MEMORY_LIMIT = 64 << 20         # a body larger than this is passed on, not stored
 _LOCK_POLL = 0.05
@@ -460,12 +460,7 @@ class CachingExchange(ProxyExchange):
     def _defer(self, status: int) -> bool:
         """Keep the response from the client until it is stored; it is then sent from the
         entry (Range, If-* applied), as nginx sends a response it caches."""
-        ctx = self.ctx
-        self.status = status
-        ctx.upstream_status = str(status) if ctx.upstream_status is None else \
-            ctx.upstream_status + ", " + str(status)
-        ctx.upstream_header_time = time.monotonic() - self.started
-        ctx.upstream_headers = self.resp_headers
+        self.got_head(status, self.resp_headers)
         self.state = "streaming"
         self.deferred = True
         framed = False
@@ -480,8 +475,7 @@ class CachingExchange(ProxyExchange):
         ctx = self.ctx
         st = ctx.cache
         if code:
-            ctx.upstream_status = str(code) if ctx.upstream_status is None else \
-                ctx.upstream_status + ", " + str(code)
+            self.attempt.status = code
         self._drop_upstream()
         st.status = status
         st.entry = None
@@ -595,7 +589,7 @@ class CachingExchange(ProxyExchange):
             return super().on_message_complete()
         self.state = "done"
         self._cancel_timer()
-        ctx.upstream_response_time = time.monotonic() - self.started
+        self.attempt.end(time.monotonic())
         report_success(self.upstream, self.peer)
         self.release(reuse=self._reusable())
         self.conn.writer = None
@@ -612,9 +606,7 @@ class CachingExchange(ProxyExchange):
         self.writer = None
         entry = st.entry
         if entry is not None and not ctx.head_sent and self.state != "done":
-            kind = "timeout" if err.status == 504 else "error"
-            if kind in st.conf.use_stale or st.stale_error or ("invalid_header" in st.conf.use_stale
-                                              and "invalid header" in (err.log_message or "")):
+            if (err.kind.condition or "error") in st.conf.use_stale or st.stale_error:
                 return self._answer_from(entry, "STALE")
         if entry is not None:
             entry.close()
@@ -637,4 +629,4 @@ PROXY = Kind(lambda ctx: ProxyExchange(ctx, ctx.conf.proxy_pass.upstream), _star
 
 
 def _too_big():
-    return ProxyError(502, UPSTREAM, "cached response is too large")
+    return UpstreamError(Failure.TOO_LARGE, Phase.BODY, "cached response is too large")

@@ -22,13 +22,13 @@ import time
 from ngate.cache import exchange, policy, serve
 from ngate.cache.exchange import CachingExchange, Kind, entry_meta
 from ngate.config.model import Upstream
-from ngate.errors import UPSTREAM, ProxyError
 from ngate.fastcgi import rest as body_rest
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.proxy.fastcgi_proxy import TEMPLATE, FastCGIExchange, variable_upstream
 from ngate.proxy.http_proxy import NEXT_ON_STATUS
 from ngate.upstream.balancer import report_success
+from ngate.upstream.failure import Failure, Phase, UpstreamError
 
 # ngx_http_fastcgi_cache_headers
 CACHE_PARAMS = (("HTTP_IF_MODIFIED_SINCE", "$upstream_cache_last_modified"),
@@ -135,11 +135,7 @@ class CachingFastCGI(FastCGIExchange):
         """Keep the response from the client until it is stored, then send it from the entry
         (Range, If-* applied) as nginx's range and not_modified filters do on a cached one."""
         ctx = self.ctx
-        self.status = status
-        ctx.upstream_status = str(status) if ctx.upstream_status is None else \
-            ctx.upstream_status + ", " + str(status)
-        ctx.upstream_header_time = time.monotonic() - self.started
-        ctx.upstream_headers = head.headers
+        self.got_head(status, head.headers)
         self.state = "streaming"
         self.deferred = True
         self.head_only = True       # nothing goes to the client from the stream
@@ -176,7 +172,8 @@ class CachingFastCGI(FastCGIExchange):
             self.keeping = False
             if self.deferred:
                 self.ctx.keep_alive = False
-                self.fail(ProxyError(502, UPSTREAM, "cached response is too large"))
+                self.fail(UpstreamError(Failure.TOO_LARGE, Phase.BODY,
+                                        "cached response is too large"))
 
     def end_request(self) -> None:
         if self.state == "streaming" and self.writer is not None \
@@ -214,7 +211,7 @@ class CachingFastCGI(FastCGIExchange):
             return super().on_message_complete()
         self.state = "done"
         self._cancel_timer()
-        ctx.upstream_response_time = time.monotonic() - self.started
+        self.attempt.end(time.monotonic())
         report_success(self.upstream, self.peer)
         self.release(reuse=self._reusable())
         self.conn.writer = None
@@ -231,10 +228,7 @@ class CachingFastCGI(FastCGIExchange):
         self.writer = None
         entry = st.entry
         if entry is not None and not ctx.head_sent and self.state != "done":
-            kind = "timeout" if err.status == 504 else "error"
-            use_stale = st.conf.use_stale
-            if kind in use_stale or st.stale_error or (
-                    "invalid_header" in use_stale and "invalid" in (err.log_message or "")):
+            if (err.kind.condition or "error") in st.conf.use_stale or st.stale_error:
                 return self._answer_from(entry, "STALE")
         if entry is not None:
             entry.close()

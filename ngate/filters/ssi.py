@@ -561,7 +561,7 @@ def _include(ssi: SsiBody, name: str, p: dict) -> None:
         def done(sub_ctx, status, headers):
             c = sub_ctx.conn
             if not (c.output or private.items) or (status >= 300
-                                                   and sub_ctx.upstream_addr is None):
+                                                   and not sub_ctx.upstream_tries):
                 child.items = []
                 c.node = None
                 _stub_output(sub_ctx, child, b"".join(stub_bufs))

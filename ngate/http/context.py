@@ -30,9 +30,9 @@ class RequestContext:
         "status", "resp_headers", "body_bytes_sent", "bytes_sent", "content_length_in",
         "body_chunked",     # client request body is chunked
         # upstream
-        "proxy_host", "upstream_addr", "upstream_status", "upstream_response_time",
-        "upstream_connect_time", "upstream_header_time", "upstream_headers",
-        "upstream_bytes_received", "upstream_bytes_sent", "upstream_response_length",
+        "proxy_host",
+        "upstream_tries",   # upstream/attempts.py: [Attempt, ...] ($upstream_*), or None
+        "upstream_headers",
         # timing
         "start", "start_wall",
         # logging
@@ -88,15 +88,8 @@ class RequestContext:
         self.content_length_in = None
         self.body_chunked = False
         self.proxy_host = ""
-        self.upstream_addr = None
-        self.upstream_status = None
-        self.upstream_response_time = None
-        self.upstream_connect_time = None
-        self.upstream_header_time = None
+        self.upstream_tries = None
         self.upstream_headers = None
-        self.upstream_bytes_received = 0
-        self.upstream_bytes_sent = 0
-        self.upstream_response_length = 0
         self.start = time.monotonic()
         self.start_wall = time.time()
         self.logged = False

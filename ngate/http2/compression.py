@@ -14,14 +14,11 @@ attribute h2 calls as `decoder.decode(block, raw=True)`). The differences from `
 - a Huffman string may end in more than 7 bits of padding (nginx accepts any EOS prefix);
 - a table size update is accepted anywhere in a block, up to 4096 (nginx's table size).
 
-The encoder (`hpack.Encoder` with two methods overridden) Huffman-codes a string only when that
-makes it shorter, as nginx's ngx_http_v2_string_encode: rare characters go out raw.
+Responses are encoded by hpack_out.py.
 """
 from __future__ import annotations
 
-from hpack import Encoder
 from hpack.exceptions import HPACKDecodingError
-from hpack.hpack import INDEX_INCREMENTAL, encode_integer
 from hpack.huffman_table import decode_huffman
 from hpack.table import HeaderTable
 
@@ -202,28 +199,6 @@ class NginxDecoder:
                 self._add(name, value)
             headers.append((name, value))
         return headers
-
-
-class NginxEncoder(Encoder):
-    """hpack's encoder, Huffman only where it is shorter (per string, as nginx)."""
-
-    def _string(self, value: bytes) -> bytes:
-        coded = self.huffman_coder.encode(value)
-        if len(coded) < len(value):
-            n = encode_integer(len(coded), 7)
-            n[0] |= 0x80
-            return bytes(n) + coded
-        return bytes(encode_integer(len(value), 7)) + value
-
-    def _encode_literal(self, name: bytes, value: bytes, indexbit: bytes,
-                        huffman: bool = False) -> bytes:
-        return b"".join([indexbit, self._string(name), self._string(value)])
-
-    def _encode_indexed_literal(self, index: int, value: bytes, indexbit: bytes,
-                                huffman: bool = False) -> bytes:
-        prefix = encode_integer(index, 6 if indexbit == INDEX_INCREMENTAL else 4)
-        prefix[0] |= ord(indexbit)
-        return bytes(prefix) + self._string(value)
 
 
 def check_partial(frame: bytes) -> None:

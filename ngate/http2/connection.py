@@ -28,7 +28,9 @@ Defences (each with a test in tests/e2e/test_http2_attacks.py):
 """
 from __future__ import annotations
 
+import struct
 import time
+import traceback
 
 from h2.config import H2Configuration
 from h2.connection import ConnectionInputs, H2Connection
@@ -39,10 +41,12 @@ from h2.events import (ConnectionTerminated, DataReceived, PingReceived, Priorit
 from h2.exceptions import DenialOfServiceError, FlowControlError, ProtocolError, StreamClosedError
 from h2.frame_buffer import FrameBuffer
 from h2.settings import Settings, SettingCodes
-from hyperframe.frame import GoAwayFrame, RstStreamFrame
+from h2.stream import StreamInputs
+from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
 from ngate.http2 import request as h2request
-from ngate.http2.compression import HpackFault, NginxDecoder, NginxEncoder, check_partial
+from ngate.http2.compression import HpackFault, NginxDecoder, check_partial
+from ngate.http2.hpack_out import StatelessEncoder
 from ngate.http2.priority import PriorityTree
 from ngate.http2.stream import Http2Stream
 from ngate.observability import error_log
@@ -53,6 +57,15 @@ _MAX_WINDOW = 2 ** 31 - 1
 _FLOOD = 10000
 _OUT_LIMIT = 1 << 20
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+# request headers are validated as nginx does (request.py): h2's own checks would end the
+# connection where nginx answers 400 or resets the one stream. What we send is built by head.py
+# (lower-case names, no hop-by-hop fields, stripped values) or by ngate itself: h2 neither
+# normalises nor validates it again (profiled: a fifth of the CPU of a request)
+_CONFIG = H2Configuration(client_side=False, header_encoding=None,
+                          validate_inbound_headers=False, normalize_inbound_headers=False,
+                          validate_outbound_headers=False, normalize_outbound_headers=False)
 
 
 class _LocalSettings(Settings):
@@ -88,12 +101,17 @@ def _no_content_length(headers) -> None:
     pass
 
 
+_FRAME_HEAD = struct.Struct(">HBBBL").pack
+
+
 class _H2(H2Connection):
     """h2's connection with narrow hooks: the stream id of the HEADERS frame being decoded
     (nginx's last_sid in the GOAWAY of a decoding error), and the largest frame taken in:
     nginx reads a header block as it comes and takes a HEADERS frame longer than the
     SETTINGS_MAX_FRAME_SIZE it announced (its limits are the header sizes), so frames up to
-    `frame_limit` are read (h2 would end the connection with FRAME_SIZE_ERROR)."""
+    `frame_limit` are read (h2 would end the connection with FRAME_SIZE_ERROR). On the way
+    out, the frames of responses are packed here (see the send_* methods; profiled: h2's frame
+    objects, events and generic serialization were a third of a request's CPU)."""
     headers_sid = 0
     frame_limit = 16384
     block_sizes: dict = {}          # per connection once set (Http2Connection.__init__)
@@ -144,13 +162,89 @@ class _H2(H2Connection):
                                 "with incorrect dependency")
         return super()._receive_headers_frame(frame)
 
+    def _prepare_for_sending(self, frames) -> None:
+        out = self._data_to_send
+        for f in frames:
+            cls = f.__class__
+            if cls is DataFrame or cls is HeadersFrame:
+                flags = f.flags._flags
+                if not f.pad_length and "PRIORITY" not in flags:
+                    data = f.data
+                    n = f.body_len = len(data)
+                    bits = 1 if "END_STREAM" in flags else 0
+                    if "END_HEADERS" in flags:
+                        bits |= 4
+                    out += _FRAME_HEAD((n >> 8) & 0xFFFF, n & 0xFF, f.type, bits, f.stream_id)
+                    out += data
+                    continue
+            out += f.serialize()
+
+    def send_headers(self, stream_id, headers, end_stream=False, **priority) -> None:
+        """A response's HEADERS (not 1xx, not trailers, no priority) straight into the output:
+        the connection's and the stream's state machines take the same inputs as in h2's
+        send_headers, the block is our encoder's, the frames are packed here (h2 would build
+        events, validation flags and frame objects, and re-encode the fields as UTF-8)."""
+        stream = self.streams.get(stream_id)
+        if stream is None or priority or stream.state_machine.headers_sent \
+                or headers[0][1][:1] == b"1":
+            return super().send_headers(stream_id, headers, end_stream, **priority)
+        self.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
+        sm = stream.state_machine
+        sm.process_input(StreamInputs.SEND_HEADERS)
+        if end_stream:
+            sm.process_input(StreamInputs.SEND_END_STREAM)
+        block = self.encoder.encode(headers)
+        n = len(block)
+        size = self.max_outbound_frame_size
+        out = self._data_to_send
+        if n <= size:
+            out += _FRAME_HEAD(n >> 8, n & 0xFF, 0x1, 0x5 if end_stream else 0x4, stream_id)
+            out += block
+            return
+        out += _FRAME_HEAD(size >> 8, size & 0xFF, 0x1, 0x1 if end_stream else 0, stream_id)
+        out += block[:size]
+        for i in range(size, n, size):      # CONTINUATION frames, END_HEADERS on the last
+            piece = block[i:i + size]
+            m = len(piece)
+            out += _FRAME_HEAD(m >> 8, m & 0xFF, 0x9, 0x4 if i + size >= n else 0, stream_id)
+            out += piece
+
+    def send_data(self, stream_id, data, end_stream=False, pad_length=None) -> None:
+        """DATA within the windows, unpadded: h2's state inputs and window accounting, the frame
+        packed here (h2 would build a DataFrame with its Flags and Padding per call)."""
+        stream = self.streams.get(stream_id)
+        n = len(data)
+        if stream is None or pad_length is not None or n > self.max_outbound_frame_size \
+                or n > self.outbound_flow_control_window \
+                or n > stream.outbound_flow_control_window:
+            return super().send_data(stream_id, data, end_stream, pad_length)   # or its error
+        self.state_machine.process_input(ConnectionInputs.SEND_DATA)
+        sm = stream.state_machine
+        sm.process_input(StreamInputs.SEND_DATA)
+        if end_stream:
+            sm.process_input(StreamInputs.SEND_END_STREAM)
+        stream.outbound_flow_control_window -= n
+        self.outbound_flow_control_window -= n
+        out = self._data_to_send
+        out += _FRAME_HEAD(n >> 8, n & 0xFF, 0x0, 0x1 if end_stream else 0, stream_id)
+        out += data
+
+    def end_stream(self, stream_id) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return super().end_stream(stream_id)
+        self.state_machine.process_input(ConnectionInputs.SEND_DATA)
+        stream.state_machine.process_input(StreamInputs.SEND_END_STREAM)
+        self._data_to_send += _FRAME_HEAD(0, 0, 0x0, 0x1, stream_id)
+
 
 class Http2Connection(OneTimer):
     __slots__ = ("runtime", "listen", "transport", "number", "remote_addr", "remote_port",
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "h2",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto", "conn_unacked",
-                 "requests", "started", "partial", "dropped", "prio", "acked", "fed", "batch")
+                 "requests", "started", "partial", "dropped", "prio", "acked", "fed", "batch",
+                 "flush_soon")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -180,13 +274,10 @@ class Http2Connection(OneTimer):
         self.acked = False          # the client acknowledged our SETTINGS
         self.fed: list = []         # streams with body bytes of this read (flush_body)
         self.batch = False      # in data_received: frames out wait for its one flush
+        self.flush_soon = False     # out of it: one flush per loop turn (flush_later)
         srv = listen.default_server
         self.conf = srv
-        # request headers are validated as nginx does (request.py): h2's own checks would end
-        # the connection where nginx answers 400 or resets the one stream
-        cfg = H2Configuration(client_side=False, header_encoding=None,
-                              validate_inbound_headers=False, normalize_inbound_headers=False)
-        h2 = self.h2 = _H2(config=cfg)
+        h2 = self.h2 = _H2(config=_CONFIG)
         h2.incoming_buffer = _FrameBuffer(server=True)
         h2.block_sizes = {}
         h2.local_settings = _LocalSettings(client=False, initial_values={
@@ -200,7 +291,7 @@ class Http2Connection(OneTimer):
         number, size = srv.large_client_header_buffers
         h2.decoder = NginxDecoder(size, number * size)
         h2.frame_limit = max(16384, number * size + 16384)
-        h2.encoder = NginxEncoder()
+        h2.encoder = StatelessEncoder()
 
     # ------------------------------------------------------------ asyncio Protocol
 
@@ -231,6 +322,14 @@ class Http2Connection(OneTimer):
         self._arm(self._idle_value())
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._receive(data)
+        except Exception as exc:        # a defect of ngate's: logged, never a traceback to asyncio
+            error_log.alert("internal error: " + "".join(traceback.format_exception(exc))
+                            .replace("\n", " | ") + ", client: " + self.remote_addr, self.number)
+            self._fail(ErrorCodes.INTERNAL_ERROR, "closing the HTTP/2 connection after an internal error")
+
+    def _receive(self, data: bytes) -> None:
         if self.closing:
             return
         self.new_streams = 0
@@ -476,9 +575,7 @@ class Http2Connection(OneTimer):
                 if s.ending and not s.out_size and s.trailers is None:
                     h2.send_headers(sid, hdrs, end_stream=True)
                     self._ended(s)
-                    if not self.batch:
-                        self.flush()
-                    return
+                    return self.flush_later()
                 h2.send_headers(sid, hdrs)
             elif s.head is not None:
                 return          # no head yet (a call_soon of a stream since reset)
@@ -503,9 +600,7 @@ class Http2Connection(OneTimer):
                     if last:
                         del out[:]
                         self._ended(s)
-                        if not self.batch:
-                            self.flush()
-                        return
+                        return self.flush_later()
                 if sent:
                     del out[:sent]
                     s.progressed()
@@ -521,8 +616,7 @@ class Http2Connection(OneTimer):
         except (StreamClosedError, ProtocolError):
             s.client_closed()
             self.streams.pop(sid, None)
-        if not self.batch:
-            self.flush()
+        self.flush_later()
 
     def sendable(self, s) -> int:
         """Bytes of DATA the windows let the stream send now."""
@@ -559,8 +653,7 @@ class Http2Connection(OneTimer):
             self.h2.increment_flow_control_window(n, stream_id=s.sid)
         except (StreamClosedError, ProtocolError, KeyError):
             return
-        if not self.batch:
-            self.flush()
+        self.flush_later()
 
     def reset_stream(self, s, code) -> None:
         self.streams.pop(s.sid, None)
@@ -578,6 +671,18 @@ class Http2Connection(OneTimer):
             self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
         except (StreamClosedError, ProtocolError):
             pass
+
+    def flush_later(self) -> None:
+        """Frames queued by a stream out of a client read (an upstream's response, a window
+        reopened): written once this loop turn's callbacks are done, so the responses of
+        several upstream reads leave in one write (one TLS record) instead of one each."""
+        if not self.batch and not self.flush_soon:
+            self.flush_soon = True
+            self.runtime.loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self.flush_soon = False
+        self.flush()
 
     def flush(self) -> None:
         data = self.h2.data_to_send()

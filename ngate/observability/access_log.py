@@ -132,20 +132,14 @@ LATE = frozenset([_time_local, _time_iso8601] + [BUILTINS[name] for name in (
 
 class TunnelEnd:
     """What the late variables read when a tunnel closes, under RequestContext's field names."""
-    __slots__ = ("lines", "start", "body_bytes_sent", "bytes_sent", "upstream_addr",
-                 "upstream_bytes_sent", "upstream_response_time")
+    __slots__ = ("lines", "start", "body_bytes_sent", "bytes_sent", "upstream_tries")
 
     def __init__(self, lines: tuple, ctx) -> None:
         self.lines = lines                  # ((writer, ops, condition ops), ...)
         self.start = ctx.start
         self.body_bytes_sent = 0
         self.bytes_sent = ctx.bytes_sent
-        self.upstream_addr = ctx.upstream_addr
-        self.upstream_bytes_sent = ctx.upstream_bytes_sent
-        # nginx: the upstream's response time ends with the tunnel; its start, until then
-        t = ctx.upstream_header_time
-        self.upstream_response_time = (time.monotonic() - t if t.__class__ is float
-                                       else ctx.upstream_response_time)
+        self.upstream_tries = ctx.upstream_tries    # the tunnel is the last try's
 
     @classmethod
     def freeze(cls, writers: tuple, ctx) -> "TunnelEnd | None":
@@ -156,10 +150,11 @@ class TunnelEnd:
         """Write the lines: `sent_down` bytes went to the client, `sent_up` upstream."""
         self.body_bytes_sent = sent_down
         self.bytes_sent += sent_down
-        self.upstream_bytes_sent += sent_up
-        t = self.upstream_response_time
-        if t.__class__ is float:
-            self.upstream_response_time = time.monotonic() - t
+        tries = self.upstream_tries
+        if tries:       # nginx: the upstream's response time ends with the tunnel
+            last = tries[-1]
+            last.bytes_sent += sent_up
+            last.end(time.monotonic())
         for writer, ops, cond_ops in self.lines:
             writer.write_frozen(ops, cond_ops, self)
 

@@ -282,12 +282,13 @@ def request_suffix(ctx, upstream_uri: str | None = None) -> str:
         parts.append(f", server: {ctx.server.names.first}")
     if ctx.method:
         parts.append(f', request: "{ctx.method} {ctx.request_uri} HTTP/{ctx.http_version}"')
-    if ctx.upstream_addr:
+    tries = ctx.upstream_tries
+    if tries:
         scheme = _upstream_scheme(ctx)
         uri = ctx.request_uri if upstream_uri is None else upstream_uri
         if scheme == "fastcgi://":
             uri = ""            # nginx names only the FastCGI server
-        peer = ctx.upstream_addr.rsplit(", ", 1)[-1]
+        peer = tries[-1].addr   # upstream/attempts.py: the current try
         parts.append(f', upstream: "{scheme}{peer}{uri}"')
     hdr = ctx.hdr or {}
     for name, label in ((b"host", "host"), (b"referer", "referrer")):

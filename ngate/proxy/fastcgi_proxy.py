@@ -21,18 +21,18 @@ from __future__ import annotations
 import time
 
 from ngate.config.model import Upstream, UpstreamServer
-from ngate.errors import UPSTREAM, ProxyError
 from ngate.fastcgi import records as fcgi
 from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
 from ngate.http1 import response as resp
-from ngate.http1.discard import test_expect
 from ngate.observability import error_log
 from ngate.filters import drain
 from ngate.http import phases
-from ngate.proxy.body_spool import BodySpool, SpoolError
+from ngate.proxy import request_body as rb
+from ngate.proxy.body_spool import SpoolError
 from ngate.proxy.http_proxy import NEXT_ON_STATUS, ProxyExchange, log_spooled
 from ngate.proxy.resolve import resolve_proxy_url
+from ngate.upstream.failure import Failure, Phase, UpstreamError, invalid_header
 
 STATIC, TEMPLATE = 0, 1
 # ngx_http_fastcgi_hide_headers
@@ -42,8 +42,6 @@ DEFAULT_HIDE = frozenset({b"status", b"x-accel-expires", b"x-accel-redirect",
 # application wrote it, among the other headers (nginx does not make it absolute here).
 _CONSUMED = frozenset({b"content-length", b"content-type",
                        b"connection", b"keep-alive", b"transfer-encoding"})
-_PENDING_LIMIT = 65536       # unsent body bytes held while connecting; the client pauses above
-_REPLAY_LIMIT = 65536        # body bytes kept to retry on another peer
 
 
 class FastCGIPlan:
@@ -137,17 +135,13 @@ def _open_empty(ctx, conf) -> bool:
 
 
 class FastCGIExchange(ProxyExchange):
-    __slots__ = ("records", "head_reader", "pending", "pending_size", "replay_size",
-                 "stdin_open", "rest", "stdin_hold", "keeping")
+    __slots__ = ("records", "head_reader", "stdin_open", "rest", "stdin_hold", "keeping")
     plan_for = staticmethod(plan_for)
 
     def __init__(self, ctx, upstream) -> None:
         super().__init__(ctx, upstream)
         self.records = None
         self.head_reader = None
-        self.pending = []           # body bytes not yet written to the current connection
-        self.pending_size = 0
-        self.replay_size = 0        # bytes in body_chunks (the retry copy)
         self.stdin_open = False     # records sent, STDIN not ended: body bytes go straight out
         self.rest = body_rest.UNBOUNDED     # body bytes still expected (fastcgi/rest.py)
         self.stdin_hold = None      # STDIN records of this event-loop turn, written at its end
@@ -156,26 +150,15 @@ class FastCGIExchange(ProxyExchange):
     # ------------------------------------------------------------ start
 
     def start(self) -> None:
-        ctx = self.ctx
-        conf = self.conf
+        self.start_body(self.body_mode(self.ctx, self.conf))
+
+    def body_mode(self, ctx, conf) -> str:
         if not conf.fastcgi_pass_request_body or not (
                 ctx.body_chunked or ctx.content_length_in or _open_empty(ctx, conf)):
-            mode = "none"
-        elif conf.fastcgi_request_buffering or conf.client_body_in_file_only != "off":
-            mode = "buffer"
-        else:
-            mode = "stream"     # a chunked body too (nginx 1.22): no CONTENT_LENGTH then
-        self.body_mode = mode
-        self.body_done = mode == "none"
-        self.conn.writer = self
-        test_expect(ctx)        # nginx reads the body (if any) first: 100 Continue even without
-        if mode != "none":
-            if mode == "stream":
-                ctx.body_spool = self       # $request_body while it fits: memory() below
-            self.conn.attach_body(ctx.req, self)
-            if mode == "buffer" or self.state == "done":
-                return          # body_end connects once the whole body is here
-        self.connect()
+            return rb.NONE
+        if conf.fastcgi_request_buffering or conf.client_body_in_file_only != "off":
+            return rb.BUFFER
+        return rb.STREAM     # a chunked body too (nginx 1.22): no CONTENT_LENGTH then
 
     def attach(self, uconn) -> None:
         self.uconn = uconn
@@ -187,34 +170,24 @@ class FastCGIExchange(ProxyExchange):
         self.got_bytes = False
         self.sent_bytes = 0
         self.state = "sending"
-        if self.replayable and self.body_chunks:
-            self.pending = list(self.body_chunks)     # a retry sends the body again
         self.send_request()
-
-    def memory(self) -> bytes | None:
-        """$request_body of a streamed body (fastcgi_request_buffering off) while it fits."""
-        if not self.replayable or not self.body_done \
-                or self.replay_size > self.conf.client_body_buffer_size:
-            return None
-        return b"".join(self.body_chunks)
 
     def send_request(self) -> None:
         ctx = self.ctx
-        if self.body_done and ctx.body_chunked and self.body_mode == "stream":
+        body = self.body
+        if body.done and ctx.body_chunked and body.mode is rb.STREAM:
             ctx.content_length_in = ctx.req.body_size   # read whole by now: nginx knows its length
         out = [fcgi.begin_request(self.plan.keep_conn),
                fcgi.params(build_params(self.ctx, self.plan))]
-        sp = self.spool
+        sp = body.spool
         if sp is not None and not sp.in_file:
             out.extend(fcgi.stdin(chunk) for chunk in sp.chunks)
-        for chunk in self.pending:
+        for chunk in body.take():
             out.append(fcgi.stdin(chunk))
-        self.pending = []
-        self.pending_size = 0
         from_file = sp is not None and sp.in_file
-        if self.body_done and not from_file:
+        if body.done and not from_file:
             out.append(fcgi.stdin_end())
-        self.stdin_open = not self.body_done
+        self.stdin_open = not body.done
         data = b"".join(out)       # one send: writelines() costs a syscall per piece
         self.sent_bytes = len(data)
         self.uconn.transport.write(data)
@@ -222,7 +195,7 @@ class FastCGIExchange(ProxyExchange):
             sp.rewind()
             if not self._send_spool():
                 return          # upstream_write_resumed goes on
-        if self.body_done:
+        if body.done:
             self.request_sent()
         else:
             if self.uconn.write_paused:
@@ -233,7 +206,7 @@ class FastCGIExchange(ProxyExchange):
     # ------------------------------------------------------------ client body (consumer API)
 
     def _send_spool(self) -> bool:
-        sp = self.spool
+        sp = self.body.spool
         start = sp.pos
         done = sp.send_to(self.uconn, fcgi.stdin)
         self.sent_bytes += sp.pos - start
@@ -247,31 +220,24 @@ class FastCGIExchange(ProxyExchange):
         if self.state == "done":
             return              # answered already (413, client gone): the rest is dropped
         ctx = self.ctx
+        body = self.body
         limit = self.conf.client_max_body_size
         if limit and ctx.body_chunked and ctx.req.body_size > limit:
-            self.body_done = True
+            body.done = True
             before = ctx.req.body_size - len(data)      # nginx: received + chunk size
             error_log.error(f"client intended to send too large chunked body: "
                             f"{before}+{len(data)} bytes" + error_log.request_suffix(ctx),
                             self.conn.number)
             return self.abort_with(413)
-        if self.body_mode == "buffer":
-            sp = self.spool
-            if sp is None:
-                sp = self.spool = ctx.body_spool = BodySpool(self.conf)
+        if body.mode is rb.BUFFER:
             try:
-                name = sp.add(data)
+                name = body.spool_add(data)
             except SpoolError as err:
                 return self.spool_failed(err)
             if name is not None:
                 log_spooled(ctx, name)
             return
-        if self.replayable:
-            self.body_chunks.append(data)
-            self.replay_size += len(data)
-            if self.replay_size > _REPLAY_LIMIT and self.body_mode != "buffer":
-                self.replayable = False
-                self.body_chunks = []
+        body.received(data)
         u = self.uconn
         if u is not None and self.stdin_open:
             # also after an early response head: the script may still read its input
@@ -279,16 +245,14 @@ class FastCGIExchange(ProxyExchange):
             self.sent_bytes += len(data)
             self._touch_send()
             return
-        self.pending.append(data)
-        self.pending_size += len(data)
-        if self.pending_size > _PENDING_LIMIT and self.body_mode != "buffer":
+        if body.hold(data):
             self.conn.transport.pause_reading()
 
     def body_end(self) -> None:
         if self.state == "done":
             return
-        self.body_done = True
-        if self.body_mode == "buffer":
+        self.body.done = True
+        if self.body.mode is rb.BUFFER:
             self.ctx.content_length_in = self.ctx.req.body_size    # $content_length
             return self.connect()
         u = self.uconn
@@ -328,7 +292,7 @@ class FastCGIExchange(ProxyExchange):
             if not data:
                 return
         self.got_bytes = True
-        self.ctx.upstream_bytes_received += len(data)
+        self.attempt.bytes_received += len(data)
         if self.timer is not None:
             self.deadline = self.loop.time() + self.timeout
         try:
@@ -358,7 +322,7 @@ class FastCGIExchange(ProxyExchange):
             try:
                 got = self.head_reader.feed(data)
             except ValueError as exc:
-                return self.fail_peer(502, f"{exc} while reading response header from upstream")
+                return self.next_peer(invalid_header(str(exc)))
             if got is None:
                 return
             head, data = got
@@ -373,7 +337,7 @@ class FastCGIExchange(ProxyExchange):
             self.keep_body(data)
         if self.head_only:
             return
-        self.ctx.upstream_response_length += len(data)
+        self.attempt.response_length += len(data)
         if self.filter is not None:
             data = self.filter.data(data)
             if not data:
@@ -393,12 +357,11 @@ class FastCGIExchange(ProxyExchange):
         if self.state in ("sending", "reading"):
             for pattern in self.conf.fastcgi_catch_stderr:   # an invalid response, as nginx
                 if pattern in data:
-                    return self.next_peer("invalid_header", 502, "")
+                    return self.next_peer(invalid_header("caught", logged=True))
 
     def end_request(self) -> None:
         if self.state in ("sending", "reading"):
-            return self.fail_peer(502, "upstream sent unexpected FastCGI record: 3 "
-                                  "while reading response header from upstream")
+            return self.next_peer(invalid_header("upstream sent unexpected FastCGI record: 3"))
         error = body_rest.premature(self.rest, self.buffering())
         if error is not None and not self.head_only:
             return self._bad_response(error)
@@ -416,21 +379,17 @@ class FastCGIExchange(ProxyExchange):
 
     def _bad_response(self, message: str) -> None:
         if self.state in ("sending", "reading"):
-            return self.fail_peer(502, message + " while reading response header from upstream")
+            return self.next_peer(invalid_header(message))
         self._flush()
         self.ctx.keep_alive = False
-        self.fail(ProxyError(502, UPSTREAM, message + " while reading upstream"))
+        self.fail(self._logged(UpstreamError(Failure.INVALID_BODY, Phase.BODY, message)))
 
     # ------------------------------------------------------------ response head
 
     def on_cgi_head(self, head) -> None:
         ctx = self.ctx
         status = head.status
-        self.status = status
-        ctx.upstream_status = str(status) if ctx.upstream_status is None \
-            else ctx.upstream_status + ", " + str(status)
-        ctx.upstream_header_time = time.monotonic() - self.started
-        ctx.upstream_headers = head.headers
+        self.got_head(status, head.headers)
         kind = NEXT_ON_STATUS.get(status)
         if kind is not None and self.may_try_next(kind):
             return self.next_on_status(status, kind)     # fastcgi_next_upstream http_XXX
@@ -439,6 +398,7 @@ class FastCGIExchange(ProxyExchange):
         if status >= 300 and conf.fastcgi_intercept_errors and phases.error_page_for(conf, status):
             self.state = "done"
             self._cancel_timer()
+            self.attempt.end(time.monotonic())
             self.release(reuse=False)
             self.conn.writer = None
             return phases.finalize(ctx, status)
@@ -473,7 +433,7 @@ class FastCGIExchange(ProxyExchange):
         u = self.uconn
         up = self.upstream
         return (u is not None and self.plan.keep_conn and up.keepalive > 0 and not u.closed
-                and self.body_done and self.records is not None and self.records.done
+                and self.body.done and self.records is not None and self.records.done
                 and u.requests < up.keepalive_requests
                 and self.started - u.born <= up.keepalive_time)
 

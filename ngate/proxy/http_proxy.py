@@ -23,7 +23,6 @@ from functools import partial
 import httptools
 
 from ngate.config.model import Upstream, UpstreamServer
-from ngate.errors import UPSTREAM, ProxyError
 from ngate.filters import Chain, HeadersOut, header_filter, postpone, trailers
 from ngate.filters import charset as charset_filter, drain, range as range_filter, validators
 from ngate.http1 import charset
@@ -31,8 +30,9 @@ from ngate.http1 import response as resp
 from ngate.http1.discard import test_expect
 from ngate.observability import error_log
 from ngate.http import downstream, log, phases, respond, rewrite
+from ngate.proxy import request_body as rb
 from ngate.proxy.bind import BindError, connect_bound, local_address
-from ngate.proxy.body_spool import BodySpool, SpoolError
+from ngate.proxy.body_spool import SpoolError
 from ngate.proxy.cookies import rewrite as rewrite_cookie
 from ngate.proxy.proxy_request import build_request_head, plan_for, upstream_uri
 from ngate.proxy.throttle import ReadThrottle
@@ -40,7 +40,11 @@ from ngate.proxy.upstream_chunked import ChunkedResponseBody
 from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamConnection
 from ngate.proxy.tunnel import start_tunnel
 from ngate.routing.uri import escape_uri
-from ngate.upstream.balancer import balancer_for, release, report_failure, report_success
+from ngate.upstream import attempts, retry
+from ngate.upstream.balancer import (PEER_HEALTH, balancer_for, release,
+                                     report_failure, report_success)
+from ngate.upstream.failure import (Failure, Phase, UpstreamError, closed, connect_failed,
+                                    invalid_header, timed_out)
 from ngate.upstream.tls import handshake_error, open_tls, upstream_tls
 
 # what an X-Accel-Redirect carries to the redirected response (nginx's `redirect` headers)
@@ -51,12 +55,9 @@ _ACCEL_CARRIED = frozenset({b"content-type", b"set-cookie", b"content-dispositio
 # ngx_http_upstream_copy_last_modified keeps it among the headers, in the upstream's order)
 _CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
                        b"content-type", b"location"})
-# nginx's non-idempotent methods: not retried once sent unless proxy_next_upstream non_idempotent
-_NON_IDEMPOTENT = frozenset({"POST", "LOCK", "PATCH"})
 # statuses proxy_next_upstream can retry on (http_403 and http_404 do not count as failures)
 NEXT_ON_STATUS = {500: "http_500", 502: "http_502", 503: "http_503", 504: "http_504",
                    403: "http_403", 404: "http_404", 429: "http_429"}
-_REPLAY_LIMIT = 65536
 _MAX_TRIES = 64
 
 
@@ -88,18 +89,18 @@ class ProxyExchange:
     __slots__ = (
         "ctx", "conn", "conf", "plan", "upstream", "peer", "uconn", "tried", "tries", "loop",
         "parser", "reason", "resp_headers", "status", "chunked_out", "head_only", "until_close",
-        "resp_length", "state", "timer", "deadline", "timeout", "body_chunks",
-        "body_total", "held", "replayable", "body_done", "started", "sent_bytes", "reused", "got_bytes", "tail",
+        "resp_length", "state", "timer", "deadline", "timeout",
+        "body",             # proxy/request_body.py RequestBody: replay, spooling, pending bytes
+        "started", "sent_bytes", "reused", "got_bytes", "tail",
         "head_bytes",       # bytes read while the response head is incomplete (proxy_buffer_size)
         "head_buf",         # those bytes (usually one read, not copied): a 1xx passes the rest raw
         "feeding",          # inside parser.feed_data: a finished connection is pooled after it
         "pool_pending",     # that connection, pooled once the read is parsed to its end
-        "upgrade", "connecting", "uri", "body_mode", "tls",
+        "upgrade", "connecting", "uri", "tls",
         "out",              # response bytes gathered during one upstream read: one write
         "counts",           # least_conn or max_conns: connections per peer are counted
         "counted",          # the peer this exchange counts a connection for
         "deadlines",
-        "spool",            # proxy/body_spool.py BodySpool: a body read whole ("buffer" mode)
         "filter",           # filters/: the body filter of this response, or None
         "filter_flush",     # flush the body filter per upstream read (response not buffered)
         "accel",            # the response's X-Accel-* headers (hidden ones), or None
@@ -107,6 +108,7 @@ class ProxyExchange:
         "drain",            # filters/drain.py: None, "draining" or "complete" (gunzip's output)
         "corked",           # chunked body data of this client read, not yet written: one chunk
         "in_read",          # a chunked body piece came in this client read (nginx: one buffer)
+        "attempt",          # upstream/attempts.py Attempt: the current try ($upstream_*)
     )
     plan_for = staticmethod(plan_for)   # the compiled per-location plan (overridden by FastCGI)
 
@@ -130,14 +132,9 @@ class ProxyExchange:
         self.timer = None
         self.deadline = 0.0
         self.timeout = 0.0
-        self.body_chunks = []       # the body so far while replayable; else what is not sent yet
-        self.body_total = 0         # body bytes received from the client
-        self.held = 0               # bytes in body_chunks waiting for the upstream connection
-        self.spool = None
+        self.body = None            # set by start()
         self.corked = None
         self.in_read = False
-        self.replayable = True
-        self.body_done = False
         self.started = time.monotonic()
         self.sent_bytes = 0
         self.reused = False
@@ -146,7 +143,6 @@ class ProxyExchange:
         self.upgrade = False
         self.connecting = None
         self.uri = ""
-        self.body_mode = "none"
         self.reason = None
         self.resp_headers = []
         self.status = 0
@@ -163,6 +159,7 @@ class ProxyExchange:
         self.accel = None
         rate = self.plan.limit_rate
         self.throttle = ReadThrottle(self, rate) if rate else None
+        self.attempt = None
 
     # ------------------------------------------------------------ start
 
@@ -170,44 +167,40 @@ class ProxyExchange:
         ctx = self.ctx
         conf = self.conf
         self.uri = upstream_uri(ctx, conf.proxy_pass) if conf.proxy_pass.template is None else self.uri
-        self.tls = upstream_tls(ctx, conf, conf.proxy_pass.scheme, ctx.proxy_host)
-        req = ctx.req
+        if conf.proxy_pass.scheme == "https":
+            self.tls = upstream_tls(ctx, conf, conf.proxy_pass.scheme, ctx.proxy_host)
+        self.start_body(self.body_mode(ctx, conf))
+
+    def body_mode(self, ctx, conf) -> str:
+        """How the client's body goes upstream (proxy/request_body.py's modes)."""
         if conf.proxy_set_body is not None or not conf.proxy_pass_request_body:
-            self.body_mode = "none"
-            self.body_done = True
-        elif ctx.body_chunked:
-            self.body_mode = "chunked" if (not conf.proxy_request_buffering
-                                           and conf.client_body_in_file_only == "off"
-                                           and self.plan.version == b"HTTP/1.1") else "buffer"
-        elif ctx.content_length_in:
-            self.body_mode = "buffer" if (conf.proxy_request_buffering
-                                          or conf.client_body_in_file_only != "off") else "length"
-        else:
-            self.body_mode = "none"
-            self.body_done = True
+            return rb.NONE
+        if ctx.body_chunked:
+            return rb.CHUNKED if (not conf.proxy_request_buffering
+                                  and conf.client_body_in_file_only == "off"
+                                  and self.plan.version == b"HTTP/1.1") else rb.BUFFER
+        if ctx.content_length_in:
+            return rb.BUFFER if (conf.proxy_request_buffering
+                                 or conf.client_body_in_file_only != "off") else rb.LENGTH
+        return rb.NONE
+
+    def start_body(self, mode: str) -> None:
+        """Read the client's body (100 Continue first when asked), then connect: at once for a
+        streamed body, at its end for a buffered one (body_end)."""
+        ctx = self.ctx
+        body = self.body = rb.NO_BODY if mode is rb.NONE else rb.RequestBody(self.conf, mode)
         self.conn.writer = self
         test_expect(ctx)        # nginx reads the body (if any) first: 100 Continue even without
-        if self.body_mode != "none":
-            if self.body_mode != "buffer":
-                ctx.body_spool = self       # $request_body of a streamed body: memory() below
-            self.conn.attach_body(req, self)
-            if self.body_mode == "buffer":
-                return          # body_end connects once the whole body is here (Content-Length)
+        if mode is not rb.NONE:
+            ctx.body_spool = body           # $request_body, $request_body_file
+            self.conn.attach_body(ctx.req, self)
+            if mode is rb.BUFFER or self.state == "done":
+                return          # body_end connects once the whole body is here
         self.connect()
-
-    name = None         # $request_body_file: a streamed body has no file
-
-    def memory(self) -> bytes | None:
-        """$request_body of a streamed body (proxy_request_buffering off): nginx still has it
-        in its buffers when it fits client_body_buffer_size; ngate's replay copy holds it."""
-        if not self.replayable or not self.body_done \
-                or self.body_total > self.conf.client_body_buffer_size:
-            return None
-        return b"".join(self.body_chunks)
 
     def connect(self) -> None:
         if self.tries >= _MAX_TRIES:
-            return self.fail(ProxyError(502, UPSTREAM))
+            return self.fail(UpstreamError(Failure.TOO_MANY_TRIES, Phase.CONNECT))
         if self.counted is not None:
             self._count(-1)
         peer = balancer_for(self.upstream).take(self.ctx, self.tried)
@@ -215,18 +208,21 @@ class ProxyExchange:
             # tries remain but every peer is down or failed (also after a failure in this
             # request): nginx names the group as the peer in $upstream_addr and the log's
             # upstream: "...", with status 502
-            name = self.upstream.name
-            ctx = self.ctx
-            ctx.upstream_addr = name if ctx.upstream_addr is None else ctx.upstream_addr + ", " + name
-            ctx.upstream_status = "502" if ctx.upstream_status is None else ctx.upstream_status + ", 502"
-            msg = 'no live upstreams while connecting to upstream'
-            return self.fail(ProxyError(502, UPSTREAM, msg))
+            a = self.attempt = attempts.add(self.ctx, self.upstream.name, time.monotonic(),
+                                            self.attempt is None)
+            a.status = 502
+            return self.fail(self._logged(UpstreamError(Failure.NO_LIVE, Phase.CONNECT,
+                                                        "no live upstreams")))
         self.tries += 1
         self.peer = peer
         if self.counts:
             self._count(1)
         ctx = self.ctx
-        ctx.upstream_addr = peer.name if ctx.upstream_addr is None else ctx.upstream_addr + ", " + peer.name
+        if ctx.upstream_tries is None:      # the usual first try, written out (hot path)
+            a = self.attempt = attempts.Attempt(peer.name, time.monotonic())
+            ctx.upstream_tries = [a]
+        else:
+            self.attempt = attempts.add(ctx, peer.name, time.monotonic(), self.attempt is None)
         up = self.upstream
         if up.keepalive:
             pooled = self.conn.runtime.pool.get(id(up), self._pool_key(peer))
@@ -247,7 +243,6 @@ class ProxyExchange:
 
     async def _open(self, peer: UpstreamServer) -> None:
         loop = self.loop
-        t0 = time.monotonic()
         try:
             local = self.plan.bind and local_address(self.ctx, self.plan.bind)
             sock = local and await connect_bound(loop, peer, local)
@@ -268,11 +263,11 @@ class ProxyExchange:
             return self.bind_failed(exc)
         except ssl.SSLError as exc:
             self.connecting = None
-            return self.next_peer("error", 502, handshake_error(exc))
+            return self.next_peer(UpstreamError(Failure.TLS_FAILED, Phase.CONNECT,
+                                                handshake_error(exc)))
         except OSError as exc:
             self.connecting = None
-            return self.next_peer("error", 502, f"connect() failed ({exc.errno}: {exc.strerror}) "
-                                  "while connecting to upstream")
+            return self.next_peer(connect_failed(exc))
         except asyncio.CancelledError:
             return
         self.connecting = None
@@ -280,7 +275,6 @@ class ProxyExchange:
             proto.close()
             return
         self._cancel_timer()
-        self.ctx.upstream_connect_time = time.monotonic() - t0
         self.attach(proto)
 
     def _count(self, delta: int, peer=None) -> None:
@@ -296,6 +290,9 @@ class ProxyExchange:
             self.counted = None
 
     def attach(self, uconn: UpstreamConnection) -> None:
+        a = self.attempt
+        if a.connect_time is None:      # nginx: when the request is first sent (0 when pooled)
+            a.connect_time = 0.0 if self.reused else time.monotonic() - a.start
         self.uconn = uconn
         uconn.exchange = self
         uconn.requests += 1
@@ -321,19 +318,20 @@ class ProxyExchange:
         conf = self.conf
         body_len = None
         chunked = False
-        mode = self.body_mode
+        rbody = self.body
+        mode = rbody.mode
         if conf.proxy_set_body is not None:
             body = conf.proxy_set_body.render(ctx).encode("latin-1", "replace")
             body_len = len(body)
         else:
             body = None
-            if mode == "length":
+            if mode is rb.LENGTH:
                 body_len = ctx.content_length_in
-            elif mode == "buffer":
-                body_len = self.body_total
-            elif mode == "chunked":
-                if self.body_done:      # read whole by now: nginx then sends Content-Length
-                    body_len = self.body_total
+            elif mode is rb.BUFFER:
+                body_len = rbody.total
+            elif mode is rb.CHUNKED:
+                if rbody.done:      # read whole by now: nginx then sends Content-Length
+                    body_len = rbody.total
                 else:
                     chunked = True
             elif ctx.content_length_in == 0 and conf.proxy_pass_request_body:
@@ -341,33 +339,30 @@ class ProxyExchange:
         head = build_request_head(ctx, self.plan, self.uri, body_len, chunked)
         t = self.uconn.transport
         parts = [head]
-        sp = self.spool
+        sp = rbody.spool
+        held = rbody.pending_size
         if body is not None:
             parts.append(body)
         elif sp is not None and not sp.in_file:
             parts.extend(sp.chunks)
-        elif self.body_chunks:
+        elif rbody.streamed:
+            chunks = rbody.take()
             if chunked:
-                parts.extend(resp.chunk(c) for c in self.body_chunks)
+                parts.extend(resp.chunk(c) for c in chunks)
             else:
-                parts.extend(self.body_chunks)
-        if chunked and self.body_done:
+                parts.extend(chunks)
+        if chunked and rbody.done:
             parts.append(resp.LAST_CHUNK)
         data = b"".join(parts)
         self.sent_bytes = len(data)
         t.write(data)
-        if self.held:
-            self.held = 0
-            if self.body_total > _REPLAY_LIMIT and self.body_mode != "buffer":
-                self.replayable = False
-                self.body_chunks = []
-            if not self.uconn.write_paused and not self.conn.closing:
-                self.conn.transport.resume_reading()
+        if held and not self.uconn.write_paused and not self.conn.closing:
+            self.conn.transport.resume_reading()
         if sp is not None and sp.in_file and body is None:
             sp.rewind()
             if not self._send_spool():
                 return
-        if self.body_done:
+        if rbody.done:
             self.request_sent()
         elif self.uconn.write_paused:
             self.conn.transport.pause_reading()
@@ -375,7 +370,7 @@ class ProxyExchange:
     def _send_spool(self) -> bool:
         """Stream the spooled body until the upstream pauses; True when it is all written
         (else upstream_write_resumed goes on, proxy_send_timeout re-armed by each step)."""
-        sp = self.spool
+        sp = self.body.spool
         start = sp.pos
         done = sp.send_to(self.uconn)
         self.sent_bytes += sp.pos - start
@@ -386,27 +381,20 @@ class ProxyExchange:
     # ------------------------------------------------------------ client body (consumer API)
 
     def body_data(self, data: bytes) -> None:
-        """A piece of the client's body: sent on, or held until the upstream is connected.
-
-        Held bytes are bounded: reading from the client pauses above _REPLAY_LIMIT and resumes
-        once they are written. While the whole body so far fits in _REPLAY_LIMIT it is kept to
-        replay on another connection (a pooled connection found closed, proxy_next_upstream).
-        """
+        """A piece of the client's body: spooled (BUFFER), sent on, or held until the upstream
+        connection takes it (the client pauses while too much is held: RequestBody.hold)."""
+        body = self.body
         n = len(data)
-        self.body_total += n
         limit = self.conf.client_max_body_size
-        if limit and self.ctx.body_chunked and self.body_total > limit:
-            self.body_done = True
+        if limit and self.ctx.body_chunked and body.total + n > limit:
+            body.done = True
             error_log.error(f"client intended to send too large chunked body: "
-                            f"{self.body_total - n}+{n} bytes" + error_log.request_suffix(self.ctx),
+                            f"{body.total}+{n} bytes" + error_log.request_suffix(self.ctx),
                             self.conn.number)
             return self.abort_with(413)
-        if self.body_mode == "buffer":
-            sp = self.spool
-            if sp is None:
-                sp = self.spool = self.ctx.body_spool = BodySpool(self.conf)
+        if body.mode is rb.BUFFER:
             try:
-                name = sp.add(data)
+                name = body.spool_add(data)
             except SpoolError as err:
                 return self.spool_failed(err)
             if name is not None:
@@ -414,38 +402,32 @@ class ProxyExchange:
             return
         u = self.uconn
         if u is None or self.state != "sending":
-            if self.body_mode == "chunked" and self._same_read() and self.body_chunks:
-                self.body_chunks[-1] += data    # nginx sends the chunks of one read as one
-            else:
-                self.body_chunks.append(data)
-            self.held += n
-            if self.held > _REPLAY_LIMIT:
+            # nginx sends the chunks of one client read as one chunk
+            merge = body.mode is rb.CHUNKED and self._same_read()
+            body.received(data, merge)
+            if body.hold(data, merge):
                 self.conn.transport.pause_reading()
             return
-        if self.body_mode == "chunked":
+        body.received(data)
+        if body.mode is rb.CHUNKED:
             self._cork(data)
         else:
             u.transport.write(data)
         self.sent_bytes += n
-        if self.replayable:
-            if self.body_total <= _REPLAY_LIMIT:
-                self.body_chunks.append(data)
-            else:
-                self.replayable = False
-                self.body_chunks = []
         if u.write_paused:
             self.conn.transport.pause_reading()
         self._touch_send()
 
     def body_end(self) -> None:
-        self.body_done = True
-        if self.body_mode == "buffer":
+        body = self.body
+        body.done = True
+        if body.mode is rb.BUFFER:
             if self.state == "connecting" and self.uconn is None and self.connecting is None:
                 self.connect()
             return
         u = self.uconn
         if u is not None and self.state == "sending":
-            if self.body_mode == "chunked":
+            if body.mode is rb.CHUNKED:
                 self._uncork(last=True)
             self.request_sent()
 
@@ -488,7 +470,7 @@ class ProxyExchange:
     def request_sent(self) -> None:
         if self.state == "sending":
             self.state = "reading"
-        self.ctx.upstream_bytes_sent += self.sent_bytes
+        self.attempt.bytes_sent += self.sent_bytes
         self.arm(self.plan.read_timeout)
 
     # ------------------------------------------------------------ timeouts (lazily re-armed)
@@ -512,16 +494,13 @@ class ProxyExchange:
             if connecting is not None:
                 self.connecting = None
                 connecting.cancel()
-                return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed "
-                                      "out) while connecting to upstream")
+                return self.next_peer(timed_out(Phase.CONNECT))
             return
         if self.state in ("sending", "reading"):
-            return self.next_peer("timeout", 504, "upstream timed out (110: Connection timed out) "
-                                  "while reading response header from upstream")
+            return self.next_peer(timed_out(Phase.HEADER))
         if self.state == "streaming" or self.state == "http09":
             self.ctx.keep_alive = False
-            self.fail(ProxyError(504, UPSTREAM, "upstream timed out (110: Connection timed out) "
-                                 "while reading upstream"))
+            self.fail(self._logged(timed_out(Phase.BODY)))
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
@@ -536,7 +515,7 @@ class ProxyExchange:
             if not data:
                 return
         self.got_bytes = True
-        self.ctx.upstream_bytes_received += len(data)
+        self.attempt.bytes_received += len(data)
         if self.timer is not None:
             self.deadline = self.loop.time() + self.timeout   # re-armed by progress
         if self.state == "tunnel":
@@ -566,13 +545,12 @@ class ProxyExchange:
                 self._upgraded(data, None)
             elif self.state in ("reading", "sending"):
                 self._flush()
-                self.fail_peer(502, f"upstream sent invalid header: {exc} "
-                               "while reading response header from upstream")
+                self.next_peer(invalid_header(f"upstream sent invalid header: {exc}"))
             else:
                 self._flush()
                 self.ctx.keep_alive = False
-                self.fail(ProxyError(502, UPSTREAM, "upstream sent invalid chunked response "
-                                     "while reading upstream"))
+                self.fail(self._logged(UpstreamError(
+                    Failure.INVALID_BODY, Phase.BODY, "upstream sent invalid chunked response")))
         self.feeding = False
         pending = self.pool_pending
         if pending is not None:
@@ -581,8 +559,7 @@ class ProxyExchange:
         if (self.state == "reading" or self.state == "sending") \
                 and self.head_bytes > self.conf.proxy_buffer_size:
             self.out = None     # the head is still incomplete past proxy_buffer_size
-            return self.fail_peer(502, "upstream sent too big header while reading response "
-                                  "header from upstream")
+            return self.next_peer(invalid_header("upstream sent too big header"))
         if self.filter_flush:
             self.filter_read_done()
         self._flush()
@@ -649,7 +626,7 @@ class ProxyExchange:
                         "from upstream" + error_log.request_suffix(ctx, self._upstream_url()),
                         self.conn.number)
         ctx.status = 200
-        ctx.upstream_status = "009"
+        self.attempt.status = 200       # nginx: u->state->status = NGX_HTTP_OK
         ctx.head_sent = True
         ctx.keep_alive = False
         ctx.body_bytes_sent += len(probe)
@@ -668,23 +645,22 @@ class ProxyExchange:
         if st == "http09":
             self.state = "done"
             self._count(-1)
+            self.attempt.end(time.monotonic())
             self.conn.writer = None
             return self.conn.finish_request(self.ctx)
         if st in ("sending", "reading"):
             self._count(-1)
-            if self.reused and not self.got_bytes and (self.replayable or self.body_mode == "none"):
+            if self.reused and not self.got_bytes and self.body.replayable:
                 # a pooled connection the peer had closed: retry on a fresh one
                 self.state = "connecting"
                 return self._reconnect_fresh()
-            reason = "upstream prematurely closed connection" if exc is None else \
-                f"recv() failed ({getattr(exc, 'errno', 104)}: {getattr(exc, 'strerror', 'Connection reset by peer')})"
-            return self.next_peer("error", 502, reason + " while reading response header from upstream")
+            return self.next_peer(closed(Phase.HEADER, exc))
         if st == "streaming":
             if self.until_close:
                 return self.on_message_complete()
             self._count(-1)
             self.ctx.keep_alive = False
-            self.fail(ProxyError(502, UPSTREAM, "upstream prematurely closed connection while reading upstream"))
+            self.fail(self._logged(closed(Phase.BODY)))
 
     def _reconnect_fresh(self) -> None:
         self.reused = False
@@ -697,7 +673,7 @@ class ProxyExchange:
         self.conn.transport.pause_reading()
 
     def upstream_write_resumed(self) -> None:
-        sp = self.spool
+        sp = self.body.spool
         if sp is not None and sp.in_file and self.state == "sending" and sp.pos < sp.size:
             if self._send_spool():
                 self.request_sent()
@@ -714,12 +690,8 @@ class ProxyExchange:
         limit = self.conf.proxy_buffer_size
         if self.head_bytes > limit and 17 + len(self.reason or b"") + sum(
                 [len(n) + len(v) + 4 for n, v in self.resp_headers]) > limit:
-            return self.fail_peer(502, "upstream sent too big header while reading response "
-                                  "header from upstream")
-        self.status = status
-        ctx.upstream_status = str(status) if ctx.upstream_status is None else ctx.upstream_status + ", " + str(status)
-        ctx.upstream_header_time = time.monotonic() - self.started
-        ctx.upstream_headers = self.resp_headers
+            return self.next_peer(invalid_header("upstream sent too big header"))
+        self.got_head(status, self.resp_headers)
         kind = NEXT_ON_STATUS.get(status)
         if kind is not None and self.may_try_next(kind):
             return self.next_on_status(status, kind)
@@ -734,6 +706,7 @@ class ProxyExchange:
                     ctx.www_authenticate = auth[1].decode("latin-1")
             self.state = "done"
             self._cancel_timer()
+            self.attempt.end(time.monotonic())
             self.release(reuse=False)
             self.conn.writer = None
             return phases.finalize(ctx, status)
@@ -762,8 +735,8 @@ class ProxyExchange:
             except httptools.HttpParserError:
                 self._flush()
                 self.ctx.keep_alive = False
-                self.fail(ProxyError(502, UPSTREAM, "upstream sent invalid chunked response "
-                                     "while reading upstream"))
+                self.fail(self._logged(UpstreamError(
+                    Failure.INVALID_BODY, Phase.BODY, "upstream sent invalid chunked response")))
         raise _PassedRaw            # stops llhttp in this read (upstream_data catches it)
 
     def interim_as_final(self, status: int) -> None:
@@ -771,10 +744,7 @@ class ProxyExchange:
         to the client (no body framing, keep-alive as usual) and every byte after it (the real
         response included) is passed on raw until the upstream closes."""
         ctx = self.ctx
-        self.status = status
-        ctx.upstream_status = str(status) if ctx.upstream_status is None else ctx.upstream_status + ", " + str(status)
-        ctx.upstream_header_time = time.monotonic() - self.started
-        ctx.upstream_headers = self.resp_headers
+        self.got_head(status, self.resp_headers)
         self.uconn_reusable_flag(False)
         self.state = "streaming"
         self.send_head(status)
@@ -788,6 +758,14 @@ class ProxyExchange:
         self.head_buf = b""
         raise _PassedRaw            # stops llhttp in this read (upstream_data catches it)
 
+    def got_head(self, status: int, headers) -> None:
+        """The try's response head is parsed: its status and header time ($upstream_*)."""
+        self.status = status
+        a = self.attempt
+        a.status = status
+        a.header_time = time.monotonic() - a.start
+        self.ctx.upstream_headers = headers
+
     def buffering(self) -> bool:
         return self.conf.proxy_buffering
 
@@ -795,7 +773,7 @@ class ProxyExchange:
         if self.head_only or self.state == "done":
             return
         ctx = self.ctx
-        ctx.upstream_response_length += len(body)
+        self.attempt.response_length += len(body)
         if self.filter is not None:
             body = self.filter.data(body)
             if not body:
@@ -821,13 +799,14 @@ class ProxyExchange:
             self._filter_out(self.filter.finish())
             deferred = postpone.defer_end(self.filter, self.ctx, self._end_response)
         ctx = self.ctx
-        ctx.upstream_response_time = time.monotonic() - self.started    # for add_trailer too
+        self.attempt.end(time.monotonic())      # for add_trailer too
         if not deferred and self.chunked_out and not self.head_only:
             last = trailers.last_chunk(ctx)
             self._emit(last)
             ctx.body_bytes_sent += len(last)
         self._flush()
-        report_success(self.upstream, self.peer)
+        if PEER_HEALTH:     # else no failure was ever counted in this worker
+            report_success(self.upstream, self.peer)
         self.release(reuse=self._reusable())
         if deferred:
             return          # subrequests still run: filters/postpone.py ends the response
@@ -1044,7 +1023,7 @@ class ProxyExchange:
             return False
         self.state = "done"
         self._cancel_timer()
-        ctx.upstream_response_time = time.monotonic() - self.started
+        self.attempt.end(time.monotonic())
         self.release(reuse=False)
         self.conn.writer = None
         carried = [(n, v) for n, v in self.resp_headers if n.lower() in _ACCEL_CARRIED]
@@ -1062,7 +1041,7 @@ class ProxyExchange:
         self.state = "done"
         self._cancel_timer()
         ctx = self.ctx
-        ctx.upstream_response_time = time.monotonic() - self.started
+        self.attempt.end(time.monotonic())
         report_success(self.upstream, self.peer)
         self.release(reuse=False)
         self.conn.writer = None
@@ -1114,14 +1093,12 @@ class ProxyExchange:
         if self.plan.version != b"HTTP/1.1" or u.requests >= up.keepalive_requests \
                 or self.started - u.born > up.keepalive_time:
             return False
-        if not self.body_done:
-            return False
-        return True
+        return self.body.done
 
     def release(self, reuse: bool) -> None:
-        sp = self.spool
-        if sp is not None:
-            sp.close()
+        body = self.body
+        if body is not None and body.spool is not None:
+            body.close()
         self._count(-1)
         u = self.uconn
         if u is None:
@@ -1159,6 +1136,7 @@ class ProxyExchange:
         self._cancel_timer()
         if not self.upgrade:
             self.state = "done"
+            self.attempt.end(time.monotonic())
             self.release(reuse=False)
             self.conn.writer = None
             self.ctx.keep_alive = False
@@ -1174,8 +1152,9 @@ class ProxyExchange:
 
     # ------------------------------------------------------------ failures
 
-    def next_peer(self, kind: str, status: int, message: str) -> None:
-        """A peer failed: log, count it, and try the next one when proxy_next_upstream allows."""
+    def next_peer(self, err: UpstreamError) -> None:
+        """A try failed: log, count it against the peer, and try the next one when
+        proxy_next_upstream allows (upstream/retry.py), else answer with err's status."""
         if self.state == "done":
             return
         self._cancel_timer()
@@ -1186,48 +1165,43 @@ class ProxyExchange:
             u.close()
             self._count(-1, peer)
             self.uconn = None
-        ctx = self.ctx
-        if self.status == 0:
-            ctx.upstream_status = "502" if ctx.upstream_status is None else ctx.upstream_status + ", 502"
-            if status == 504:
-                ctx.upstream_status = ctx.upstream_status[:-3] + "504"
-        err = ProxyError(status, UPSTREAM, message + self._peer_suffix())
-        if message:             # "": the caller logged it (fastcgi_catch_stderr)
-            error_log.error(err.log_message + error_log.request_suffix(ctx, self._upstream_url()),
-                            self.conn.number)
-        err.log_message = ""
+        a = self.attempt
+        if not a.status:
+            a.status = err.status
+        self._logged(err)
         if report_failure(self.upstream, peer):
-            action = message[message.find(" while "):] if " while " in message else ""
-            error_log.warn("upstream server temporarily disabled" + action
-                           + error_log.request_suffix(ctx, self._upstream_url()), self.conn.number)
+            self._disabled(err.phase)
         self.tried.add(peer)
-        if self.may_try_next(kind):
+        if self.may_try_next(err.kind.condition if err.retry_safe else None):
             self.state = "connecting"
             return self.connect()
         self.fail(err)
 
-    def may_try_next(self, kind: str) -> bool:
-        """nginx's rule for trying another peer after a failure of `kind`: it is listed in
-        proxy_next_upstream, nothing was sent to the client, a POST/LOCK/PATCH already sent needs
-        non_idempotent, the body can be replayed, and tries remain (peers not `down`, capped by
-        proxy_next_upstream_tries) within proxy_next_upstream_timeout of the first try. The same
-        count makes the last peer's failing response (http_*) go to the client."""
+    def _logged(self, err: UpstreamError) -> UpstreamError:
+        """Log err (once) with nginx's context: `..., upstream: "http://peer/uri", ...`."""
+        if not err.logged:
+            err.logged = True
+            if err.detail:
+                error_log.error(err.message + error_log.request_suffix(self.ctx,
+                                                                       self._upstream_url()),
+                                self.conn.number)
+        return err
+
+    def _disabled(self, phase: Phase) -> None:
+        error_log.warn(f"upstream server temporarily disabled while {phase.value}"
+                       + error_log.request_suffix(self.ctx, self._upstream_url()),
+                       self.conn.number)
+
+    def may_try_next(self, condition: str | None) -> bool:
+        """upstream/retry.py's rule for this exchange's request and tries."""
         plan = self.plan
-        nu = plan.next_upstream
-        if kind not in nu or self.ctx.head_sent:
-            return False
-        if plan.next_upstream_timeout and \
-                time.monotonic() - self.started >= plan.next_upstream_timeout:
-            return False
-        if self.sent_bytes and self.ctx.method in _NON_IDEMPOTENT and "non_idempotent" not in nu:
-            return False
-        if not (self.replayable or self.body_mode == "none"):
-            return False
-        tries = sum(not s.down for s in self.upstream.servers)
-        limit = self.plan.next_upstream_tries
-        if limit and limit < tries:
-            tries = limit
-        return self.tries < tries
+        return retry.may_retry(
+            condition, plan.next_upstream, tries=self.tries,
+            servers=sum(not s.down for s in self.upstream.servers),
+            tries_limit=plan.next_upstream_tries, timeout=plan.next_upstream_timeout,
+            elapsed=time.monotonic() - self.started if plan.next_upstream_timeout else 0.0,
+            head_sent=self.ctx.head_sent, method=self.ctx.method, sent=bool(self.sent_bytes),
+            replayable=self.body.replayable)
 
     def next_on_status(self, status: int, kind: str) -> None:
         """proxy_next_upstream http_XXX: the peer's response is discarded with its connection and
@@ -1242,24 +1216,16 @@ class ProxyExchange:
         self._count(-1, peer)
         self.status = 0
         if status not in (403, 404) and report_failure(self.upstream, peer):
-            error_log.warn("upstream server temporarily disabled while reading response header "
-                           "from upstream" + error_log.request_suffix(self.ctx, self._upstream_url()),
-                           self.conn.number)
+            self._disabled(Phase.HEADER)
         self.tried.add(peer)
         self.state = "connecting"
         self.connect()
-
-    def fail_peer(self, status: int, message: str) -> None:
-        self.next_peer("invalid_header", status, message)
-
-    def _peer_suffix(self) -> str:
-        return ""
 
     def _upstream_url(self) -> str:
         """The URI part of nginx's `upstream: "..."` log context (scheme and peer come from ctx)."""
         return self.uri
 
-    def fail(self, err: ProxyError) -> None:
+    def fail(self, err: UpstreamError) -> None:
         self._flush()
         self.state = "done"
         self._cancel_timer()
@@ -1268,10 +1234,10 @@ class ProxyExchange:
             self.release(reuse=False)
         self._count(-1)
         self.conn.writer = None
-        ctx = self.ctx
-        if ctx.upstream_response_time is None and ctx.upstream_addr:
-            ctx.upstream_response_time = time.monotonic() - self.started
-        phases.fail(ctx, err)
+        a = self.attempt
+        if a is not None:
+            a.end(time.monotonic())
+        phases.fail(self.ctx, self._logged(err))
 
     def _stop(self) -> None:
         """Done with the upstream side: no timer, no pending connect, the connection closed."""
@@ -1287,7 +1253,7 @@ class ProxyExchange:
         self._count(-1)
 
     def spool_failed(self, err) -> None:
-        self.body_done = True
+        self.body.done = True
         error_log.crit(str(err) + error_log.request_suffix(self.ctx), self.conn.number)
         self.abort_with(500)
 
@@ -1312,9 +1278,9 @@ class ProxyExchange:
             return
         streaming = self.state == "streaming"
         self._stop()
+        if self.attempt is not None:
+            self.attempt.end(time.monotonic())
         ctx = self.ctx
-        if ctx.upstream_response_time is None and ctx.upstream_addr:
-            ctx.upstream_response_time = time.monotonic() - self.started    # as nginx finalizes
         conn = self.conn
         if conn.writer is not self:
             pass            # downstream.client_timeout: status and log line are decided there

@@ -17,6 +17,7 @@ from ngate.errors import ConfigError
 from ngate.filters.trailers import sent_trailer
 from ngate.limits.phase import conn_status_variable, req_status_variable
 from ngate.routing import referer, secure_link, userid
+from ngate.upstream import attempts
 from ngate.server import ssl_vars     # imported here: a worker running as `user` may not read
                                       # the standard library's files any more
 
@@ -720,7 +721,8 @@ def _proxy_add_xff(ctx):
 
 @builtin("upstream_addr")
 def _upstream_addr(ctx):
-    return ctx.upstream_addr
+    t = ctx.upstream_tries
+    return attempts.addrs(t) if t else None
 
 
 @builtin("gzip_ratio")
@@ -731,7 +733,8 @@ def _gzip_ratio(ctx):
 
 @builtin("upstream_status")
 def _upstream_status(ctx):
-    return ctx.upstream_status
+    t = ctx.upstream_tries
+    return attempts.statuses(t) if t else None
 
 
 @builtin("upstream_cache_status")
@@ -749,40 +752,43 @@ def _upstream_cache_etag(ctx):
     return ctx.cache.etag() if ctx.cache is not None else None
 
 
-def _seconds(v):
-    """Upstream times are kept as float seconds and formatted only when a log asks."""
-    return v if v is None or v.__class__ is str else "%.3f" % v
-
+# the per-try figures of upstream/attempts.py, formatted only when a log asks
 
 @builtin("upstream_response_time")
 def _upstream_response_time(ctx):
-    return _seconds(ctx.upstream_response_time)
+    t = ctx.upstream_tries
+    return attempts.seconds(t, "response_time") if t else None
 
 
 @builtin("upstream_connect_time")
 def _upstream_connect_time(ctx):
-    return _seconds(ctx.upstream_connect_time)
+    t = ctx.upstream_tries
+    return attempts.seconds(t, "connect_time") if t else None
 
 
 @builtin("upstream_header_time")
 def _upstream_header_time(ctx):
-    return _seconds(ctx.upstream_header_time)
+    t = ctx.upstream_tries
+    return attempts.seconds(t, "header_time") if t else None
 
 
 @builtin("upstream_bytes_received")
 def _upstream_bytes_received(ctx):
-    return str(ctx.upstream_bytes_received) if ctx.upstream_addr else None
+    t = ctx.upstream_tries
+    return attempts.counts(t, "bytes_received") if t else None
 
 
 @builtin("upstream_bytes_sent")
 def _upstream_bytes_sent(ctx):
-    return str(ctx.upstream_bytes_sent) if ctx.upstream_addr else None
+    t = ctx.upstream_tries
+    return attempts.counts(t, "bytes_sent") if t else None
 
 
 @builtin("upstream_response_length")
 def _upstream_response_length(ctx):
     """The response body's length as the upstream sent it (decoded from chunks)."""
-    return str(ctx.upstream_response_length) if ctx.upstream_addr else None
+    t = ctx.upstream_tries
+    return attempts.counts(t, "response_length") if t else None
 
 
 @builtin("document_root")

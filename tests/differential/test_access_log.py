@@ -320,9 +320,6 @@ KNOWN = {   # (log or "*", scenario): how ngate differs; the test asserts that i
     (ALL_LOGS, "r414_uri_too_long"): "$request ends with the protocol; nginx logs the line as read",
     ("custom", "r400_no_host"): "$host/$uri empty for a head refused after parsing",
     ("custom", "r494_header_too_large"): "$uri empty for a head refused while parsing",
-    ("custom", "r502_refused"): "$upstream_*_time: one value, not one per try",
-    ("custom", "r502_then_retry"): "$upstream_*_time: one value, not one per try",
-    ("custom", "error_page_named"): "$upstream_* of several redirects joined with ', ' not ' : '",
 }
 
 

@@ -14,6 +14,7 @@ from ngate.observability.access_log import (AccessLogWriter, close_all, escape_d
                                             escape_json, flush_all, reopen_all)
 from ngate.http.context import RequestContext
 from ngate.routing.variables import compile_template
+from ngate.upstream.attempts import Attempt
 
 
 class Conn:
@@ -223,9 +224,9 @@ def test_time_variables_use_the_cached_clock(tmp_path):
 def _tunnel_ctx(headers=()):
     ctx = make_ctx(headers, uri="/ws", status=101, sent=0)
     ctx.bytes_sent = 129                        # the 101 head
-    ctx.upstream_addr = "127.0.0.1:9000"
-    ctx.upstream_bytes_sent = 200
-    ctx.upstream_header_time = 0.004
+    try_ = Attempt("127.0.0.1:9000", 0.0)     # the try that became the tunnel
+    try_.status, try_.bytes_sent, try_.header_time = 101, 200, 0.004
+    ctx.upstream_tries = [try_]
     return ctx
 
 
@@ -241,7 +242,8 @@ def test_frozen_line_is_the_line_written_from_the_whole_context(tmp_path):
     ctx.hdr = ctx.headers = ctx.conn = None        # nothing is read from the context any more
     end.write(1000, 50)
     whole = _tunnel_ctx(headers)
-    whole.body_bytes_sent, whole.bytes_sent, whole.upstream_bytes_sent = 1000, 1129, 250
+    whole.body_bytes_sent, whole.bytes_sent = 1000, 1129
+    whole.upstream_tries[0].bytes_sent = 250
     writer(whole_path, fmt).write(whole)
     flush_all()
     assert frozen_path.read_bytes() == whole_path.read_bytes()
@@ -262,6 +264,7 @@ def test_frozen_times_end_with_the_tunnel(tmp_path, monkeypatch):
     monkeypatch.setattr(al.time, "monotonic", lambda: now[0])      # the time module: every reader
     ctx = _tunnel_ctx()
     ctx.start = 99.9
+    ctx.upstream_tries[0].start = 99.996     # the upstream's response time: from the try's start
     end = al.TunnelEnd.freeze((writer(tmp_path / "t.log", "$request_time $upstream_response_time"),),
                               ctx)
     now[0] = 160.0

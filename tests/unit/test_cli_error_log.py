@@ -10,6 +10,7 @@ import pytest
 from ngate.config.model import ErrorLog as ErrorLogConf
 from ngate.observability import error_log
 from ngate.http.context import RequestContext
+from ngate.upstream.attempts import Attempt
 
 LINE = re.compile(r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] (\d+)#(\d+): (.*)")
 
@@ -110,7 +111,7 @@ def test_request_suffix():
     ctx = RequestContext(conn, "GET", "/a?b=1", "1.1", [],
                          {b"host": b"example.com", b"referer": b"http://r/"})
     ctx.server = SimpleNamespace(names=SimpleNamespace(first="example.com"))
-    ctx.upstream_addr = "127.0.0.1:8888"
+    ctx.upstream_tries = [Attempt("127.0.0.1:8888", 0.0)]
     assert error_log.request_suffix(ctx, upstream_uri="/a?b=1") == (
         ', client: 10.0.0.5, server: example.com, request: "GET /a?b=1 HTTP/1.1", '
         'upstream: "http://127.0.0.1:8888/a?b=1", host: "example.com", referrer: "http://r/"')
