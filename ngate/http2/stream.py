@@ -198,7 +198,9 @@ class Http2Stream:
         if req.discard and req.body_size < 0:
             # the body was refused (_body_fault): a reader after the 400's error_page gets none
             return consumer.body_end()
-        self.whole = getattr(consumer, "body_mode", None) == "buffer"
+        # an exchange reading the body whole (proxy/request_body.py BUFFER) takes empty DATA too
+        # and needs no flow control
+        self.whole = getattr(getattr(consumer, "body", None), "mode", None) == "buffer"
         if not req.complete and self.ctx is not None:
             self.body_seen = self.h2c.runtime.loop.time()
             self._arm_body(self.ctx.conf.client_body_timeout)
