@@ -409,7 +409,54 @@ def _start(ctx, cls, target) -> None:
         start_exchange(ctx, cls, *target)
 
 
-class CachingExchange(ProxyExchange):
+class CacheEnding:
+    """How a caching exchange (proxy's CachingExchange, cache/fastcgi.py's CachingFastCGI) ends:
+    the response stored, then sent from its entry when the client was held back (`deferred`);
+    a failure answered from a stale entry when *_cache_use_stale allows it."""
+    __slots__ = ()
+
+    def complete_stored(self) -> None:
+        ctx = self.ctx
+        st = ctx.cache
+        stored = self._store()
+        if not self.deferred:
+            return super().on_message_complete()
+        self.state = "done"
+        self._cancel_timer()
+        self.attempt.end(time.monotonic())
+        report_success(self.upstream, self.peer)
+        self.release(reuse=self._reusable())
+        self.conn.writer = None
+        entry = st.zone.open(st.key, st.h) if stored else None
+        if entry is None:
+            return phases.finalize(ctx, 500)
+        serve.send_entry(ctx, self, entry, fresh=True)
+
+    def fail(self, err) -> None:
+        ctx = self.ctx
+        st = ctx.cache
+        self.writer = None
+        entry = st.entry
+        if entry is not None and not ctx.head_sent and self.state != "done":
+            if (err.kind.condition or "error") in st.conf.use_stale or st.stale_error:
+                return self._answer_from(entry, "STALE")
+        if entry is not None:
+            entry.close()
+            st.entry = None
+        st.release()
+        super().fail(err)
+
+    def client_gone(self) -> None:
+        st = self.ctx.cache
+        self.writer = None
+        if st.entry is not None:
+            st.entry.close()
+            st.entry = None
+        st.release()
+        super().client_gone()
+
+
+class CachingExchange(CacheEnding, ProxyExchange):
     __slots__ = ("writer", "deferred")
 
     def __init__(self, ctx, upstream) -> None:
@@ -582,46 +629,7 @@ class CachingExchange(ProxyExchange):
             return
         if self.status < 200 and self.status != 101:
             return
-        ctx = self.ctx
-        st = ctx.cache
-        stored = self._store()
-        if not self.deferred:
-            return super().on_message_complete()
-        self.state = "done"
-        self._cancel_timer()
-        self.attempt.end(time.monotonic())
-        report_success(self.upstream, self.peer)
-        self.release(reuse=self._reusable())
-        self.conn.writer = None
-        entry = st.zone.open(st.key, st.h) if stored else None
-        if entry is None:
-            return phases.finalize(ctx, 500)
-        serve.send_entry(ctx, self, entry, fresh=True)
-
-    # ------------------------------------------------------------ failures
-
-    def fail(self, err) -> None:
-        ctx = self.ctx
-        st = ctx.cache
-        self.writer = None
-        entry = st.entry
-        if entry is not None and not ctx.head_sent and self.state != "done":
-            if (err.kind.condition or "error") in st.conf.use_stale or st.stale_error:
-                return self._answer_from(entry, "STALE")
-        if entry is not None:
-            entry.close()
-            st.entry = None
-        st.release()
-        super().fail(err)
-
-    def client_gone(self) -> None:
-        st = self.ctx.cache
-        self.writer = None
-        if st.entry is not None:
-            st.entry.close()
-            st.entry = None
-        st.release()
-        super().client_gone()
+        self.complete_stored()
 
 
 PROXY = Kind(lambda ctx: ProxyExchange(ctx, ctx.conf.proxy_pass.upstream), _start,

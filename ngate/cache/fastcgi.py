@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import time
 
-from ngate.cache import exchange, policy, serve
-from ngate.cache.exchange import CachingExchange, Kind, entry_meta
+from ngate.cache import exchange, policy
+from ngate.cache.exchange import CacheEnding, CachingExchange, Kind, entry_meta
 from ngate.config.model import Upstream
 from ngate.fastcgi import rest as body_rest
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.proxy.fastcgi_proxy import TEMPLATE, FastCGIExchange, variable_upstream
 from ngate.proxy.http_proxy import NEXT_ON_STATUS
-from ngate.upstream.balancer import report_success
 from ngate.upstream.failure import Failure, Phase, UpstreamError
 
 # ngx_http_fastcgi_cache_headers
@@ -77,7 +76,7 @@ class UncachedFastCGI(FastCGIExchange):
     __slots__ = ()
 
 
-class CachingFastCGI(FastCGIExchange):
+class CachingFastCGI(CacheEnding, FastCGIExchange):
     """A FastCGI exchange whose response is stored when cacheable (cache/policy.py)."""
     __slots__ = ("writer", "deferred")
 
@@ -204,46 +203,7 @@ class CachingFastCGI(FastCGIExchange):
     def on_message_complete(self) -> None:
         if self.state == "done":
             return
-        ctx = self.ctx
-        st = ctx.cache
-        stored = self._store()
-        if not self.deferred:
-            return super().on_message_complete()
-        self.state = "done"
-        self._cancel_timer()
-        self.attempt.end(time.monotonic())
-        report_success(self.upstream, self.peer)
-        self.release(reuse=self._reusable())
-        self.conn.writer = None
-        entry = st.zone.open(st.key, st.h) if stored else None
-        if entry is None:
-            return phases.finalize(ctx, 500)
-        serve.send_entry(ctx, self, entry, fresh=True)
-
-    # ------------------------------------------------------------ failures
-
-    def fail(self, err) -> None:
-        ctx = self.ctx
-        st = ctx.cache
-        self.writer = None
-        entry = st.entry
-        if entry is not None and not ctx.head_sent and self.state != "done":
-            if (err.kind.condition or "error") in st.conf.use_stale or st.stale_error:
-                return self._answer_from(entry, "STALE")
-        if entry is not None:
-            entry.close()
-            st.entry = None
-        st.release()
-        super().fail(err)
-
-    def client_gone(self) -> None:
-        st = self.ctx.cache
-        self.writer = None
-        if st.entry is not None:
-            st.entry.close()
-            st.entry = None
-        st.release()
-        super().client_gone()
+        self.complete_stored()
 
 
 FASTCGI = Kind(lambda ctx: FastCGIExchange(ctx, ctx.cache.target), _start, CachingFastCGI,
