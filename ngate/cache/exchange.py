@@ -432,6 +432,20 @@ class CacheEnding:
             return phases.finalize(ctx, 500)
         serve.send_entry(ctx, self, entry, fresh=True)
 
+    def answer_from_entry(self, status: int) -> bool | None:
+        """The upstream's answer to a request made with a cache entry at hand: 304 to a
+        revalidation, or a status *_cache_use_stale names, is answered from the entry (what
+        _answer_from returns); None when neither applies."""
+        st = self.ctx.cache
+        entry = st.entry
+        if status == 304 and st.revalidate:
+            self._refresh(entry)
+            return self._answer_from(entry, "REVALIDATED", status)
+        kind = NEXT_ON_STATUS.get(status)
+        if kind is not None and kind in st.conf.use_stale and not self.may_try_next(kind):
+            return self._answer_from(entry, "STALE", status)
+        return None
+
     def fail(self, err) -> None:
         ctx = self.ctx
         st = ctx.cache
@@ -477,15 +491,10 @@ class CachingExchange(CacheEnding, ProxyExchange):
         (served from the entry, or deferred until it is stored)."""
         ctx = self.ctx
         st = ctx.cache
-        cc = st.conf
-        entry = st.entry
-        if entry is not None:
-            if status == 304 and st.revalidate:
-                self._refresh(entry)
-                return self._answer_from(entry, "REVALIDATED", status)
-            kind = NEXT_ON_STATUS.get(status)
-            if kind is not None and kind in cc.use_stale and not self.may_try_next(kind):
-                return self._answer_from(entry, "STALE", status)
+        if st.entry is not None:
+            answered = self.answer_from_entry(status)
+            if answered is not None:
+                return answered
         if not st.store:
             return False
         meta = entry_meta(ctx, st, status, self.reason, self.resp_headers)

@@ -26,7 +26,6 @@ from ngate.fastcgi import rest as body_rest
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.proxy.fastcgi_proxy import TEMPLATE, FastCGIExchange, variable_upstream
-from ngate.proxy.http_proxy import NEXT_ON_STATUS
 from ngate.upstream.failure import Failure, Phase, UpstreamError
 
 # ngx_http_fastcgi_cache_headers
@@ -102,16 +101,11 @@ class CachingFastCGI(CacheEnding, FastCGIExchange):
         """As CachingExchange._cache_head: True when the cache took the response over."""
         ctx = self.ctx
         st = ctx.cache
-        cc = st.conf
         self.resp_headers = head.headers
-        entry = st.entry
-        if entry is not None:
-            if status == 304 and st.revalidate:
-                self._refresh(entry)
-                return self._answer_from(entry, "REVALIDATED", status)
-            kind = NEXT_ON_STATUS.get(status)
-            if kind is not None and kind in cc.use_stale and not self.may_try_next(kind):
-                return self._answer_from(entry, "STALE", status)
+        if st.entry is not None:
+            answered = self.answer_from_entry(status)
+            if answered is not None:
+                return answered
         if not st.store:
             return False
         meta = entry_meta(ctx, st, status, head.reason, head.headers)
