@@ -3,11 +3,12 @@
 nginx limits the reading of a buffered response (ngx_event_pipe_read_upstream): what may have
 been read by now is `rate * (now - start + 1)` bytes (whole seconds, as ngx_time()). ngate
 passes the allowed part of a read on and holds the rest with the upstream's reading paused;
-the coarse clock (server/clock.py) ends the wait. An upstream that closes while bytes are held
+an event-loop timer ends the wait, as nginx's read timer (the coarse clock of server/clock.py
+would make every wait up to half a second longer). An upstream that closes while bytes are held
 is told to the exchange once they went through. As in nginx 1.22, it applies only with
 proxy_buffering (fastcgi_buffering) on.
 
-States: reading | resting (deadline watched, bytes held, upstream paused) -> reading.
+States: reading | resting (timer set, bytes held, upstream paused) -> reading.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import time
 
 
 class ReadThrottle:
-    __slots__ = ("exchange", "rate", "start", "read", "held", "deadline", "resting", "lost")
+    __slots__ = ("exchange", "rate", "start", "read", "held", "timer", "resting", "lost")
 
     def __init__(self, exchange, rate: int) -> None:
         self.exchange = exchange
@@ -23,7 +24,7 @@ class ReadThrottle:
         self.start = int(time.time())
         self.read = 0
         self.held = b""
-        self.deadline = 0.0
+        self.timer = None
         self.resting = False
         self.lost = None            # (exc,) of an upstream that closed while bytes were held
 
@@ -50,11 +51,11 @@ class ReadThrottle:
         u = ex.uconn
         if u is not None and u.transport is not None:
             u.transport.pause_reading()
-        self.deadline = ex.loop.time() + seconds
-        ex.deadlines.watch(self)
+        self.timer = ex.loop.call_later(seconds, self.expired)
 
     def expired(self) -> None:
         self.resting = False
+        self.timer = None
         ex = self.exchange
         if ex.state == "done":
             self.held = b""
@@ -73,4 +74,6 @@ class ReadThrottle:
 
     def cancel(self) -> None:
         self.held = b""
-        self.exchange.deadlines.unwatch(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None

@@ -5,16 +5,17 @@ The rate is decided at the response's first write (the location after any intern
 unless `set $limit_rate` or an upstream's X-Accel-Limit-Rate fixed it before. With a rate, what
 may be sent by now is `rate * (now - start + 1) - (sent - limit_rate_after)` (whole seconds, as
 ngx_time()); more than that is held, and after each write the connection rests for what went
-out beyond limit_rate_after (`bytes / rate` seconds). The rest is not a timer per chunk: the
-limiter sets a deadline on the connection's coarse clock (server/clock.py) and writes again when
-it expires. While bytes are held, the response's producer is paused as for a full socket buffer
+out beyond limit_rate_after (`bytes / rate` seconds). The rest is an event-loop timer, as
+nginx's write timer: the coarse clock of server/clock.py would add up to half a second to every
+rest, and a rate-limited response rests once per write, so its length would drift well past
+nginx's (4 bytes/s for 30 bytes: 8.0 s instead of 7.0). While bytes are held, the response's producer is paused as for a full socket buffer
 (`downstream_paused`), so at most one of its chunks waits here; the request finishes (and is
 logged) when the last byte went out.
 
 A connection only looks at this when the configuration has a limit_rate somewhere or a request
 set one ($limit_rate, X-Accel-Limit-Rate): `HttpConnection.rate_check`.
 
-States: off (rate 0: writes go straight through) | sending | resting (deadline watched; bytes
+States: off (rate 0: writes go straight through) | sending | resting (timer set; bytes
 may be held) -> done (request finished; the connection drops the limiter).
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ def rate_value(value, ctx) -> int:
 
 
 class RateLimiter:
-    __slots__ = ("conn", "ctx", "rate", "after", "start", "sent", "held", "deadline",
+    __slots__ = ("conn", "ctx", "rate", "after", "start", "sent", "held", "timer",
                  "resting", "finish", "paused")
 
     def __init__(self, conn, ctx, rate: int) -> None:
@@ -48,7 +49,7 @@ class RateLimiter:
         self.start = int(ctx.start_wall)
         self.sent = 0
         self.held: list = []        # bytes not written yet
-        self.deadline = 0.0
+        self.timer = None
         self.resting = False
         self.finish = None          # the ctx whose finish_request waits for the held bytes
         self.paused = False         # the producer was paused by us
@@ -66,7 +67,7 @@ class RateLimiter:
         limit = rate * (int(time.time()) - self.start + 1) - (self.sent - self.after)
         if limit <= 0:
             self.held.insert(0, bytes(data))
-            self._rest(-limit / rate + 0.001)
+            self._rest(-limit / rate + 0.001)     # nginx: -limit * 1000 / rate + 1 ms
             return
         n = len(data)
         if n > limit:
@@ -84,14 +85,13 @@ class RateLimiter:
             self._pause_producer()
 
     def _rest(self, seconds: float) -> None:
-        conn = self.conn
         self.resting = True
-        self.deadline = conn.runtime.loop.time() + seconds
-        conn.runtime.deadlines.watch(self)
+        self.timer = self.conn.runtime.loop.call_later(seconds, self.expired)
 
     def expired(self) -> None:
         """The rest is over: write what is held, then let the producer go on."""
         self.resting = False
+        self.timer = None
         conn = self.conn
         if conn.transport is None or conn.transport.is_closing():
             self.held = []
@@ -120,4 +120,6 @@ class RateLimiter:
     def cancel(self) -> None:
         self.held = []
         self.finish = None
-        self.conn.runtime.deadlines.unwatch(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
