@@ -13,7 +13,7 @@ import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.e2e.test_websocket import EchoServer
+from tests.harness.ws_echo import EchoServer
 from tests.harness.client import Connection, build_request
 from tests.harness.paths import readable_tmpdir
 

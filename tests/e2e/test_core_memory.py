@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_core_limits import StreamBackend
+from tests.harness.stream_backend import StreamBackend
 from tests.harness.processes import ProxyProcess, fresh_prefix
 
 SIZE = int(os.environ.get("NGATE_MEM_MIB", "1024")) << 20

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 from h2.errors import ErrorCodes
 
-from tests.e2e.test_websocket import CLOSE_CODES, FLOODED, SEED_LOCATION, EchoServer
+from tests.harness.ws_echo import CLOSE_CODES, FLOODED, SEED_LOCATION, EchoServer
 from tests.harness.backend import Backend, Reply
 from tests.harness.h2client import H2Client
 from tests.harness.h2ws import ENABLE_CONNECT_PROTOCOL, H2WebSocket, graceful_goaway

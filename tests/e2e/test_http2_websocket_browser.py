@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 import trustme
 
-from tests.e2e.test_websocket import SEED_LOCATION, EchoServer
+from tests.harness.ws_echo import SEED_LOCATION, EchoServer
 from tests.harness.processes import ProxyProcess, free_port
 
 CHROMIUM = "/usr/bin/chromium"

@@ -14,7 +14,7 @@ import pytest
 import trustme
 from websockets.sync.client import connect
 
-from tests.e2e.test_websocket import EchoServer
+from tests.harness.ws_echo import EchoServer
 from tests.harness.backend import Backend, Reply
 
 

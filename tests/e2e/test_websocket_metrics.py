@@ -5,7 +5,8 @@ import re
 import time
 import urllib.request
 
-from tests.e2e.test_websocket import SEED_LOCATION, echo, ws_connect  # noqa: F401
+from tests.e2e.test_websocket import echo, ws_connect  # noqa: F401
+from tests.harness.ws_echo import SEED_LOCATION
 from tests.harness.processes import ProxyProcess, fresh_prefix
 
 CONF = """

@@ -11,7 +11,8 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.test_websocket import SEED_LOCATION, _handshake, _masked_text, _read_until, ws_connect
+from tests.e2e.test_websocket import ws_connect
+from tests.harness.ws_echo import SEED_LOCATION, handshake as _handshake, masked_text as _masked_text, read_until as _read_until
 from tests.harness.backend import Backend, Reply
 from tests.harness.processes import REPO_ROOT, ProxyProcess, accepts, fresh_prefix, free_port
 
@@ -44,9 +45,9 @@ def ngate(tmp_path):
 
 @pytest.fixture
 def echo_process():
-    """The echo server of test_websocket.py as its own process (so that it can be stopped)."""
+    """The echo server of tests/harness/ws_echo.py as its own process (so that it can be stopped)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from tests.e2e.test_websocket "
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from tests.harness.ws_echo "
                              "import run_echo; run_echo(int(sys.argv[1]))", str(port)],
                             cwd=REPO_ROOT)
     deadline = time.monotonic() + 10

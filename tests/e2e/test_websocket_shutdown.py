@@ -8,7 +8,8 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.test_websocket import CLOSE_CODES, SEED_LOCATION, echo, ws_connect  # noqa: F401
+from tests.e2e.test_websocket import echo, ws_connect  # noqa: F401
+from tests.harness.ws_echo import CLOSE_CODES, SEED_LOCATION
 
 CONF = """
 worker_processes 1;
