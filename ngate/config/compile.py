@@ -46,7 +46,7 @@ MAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(Main))
 # arrays: collected as lists per level, frozen here
 FREEZE = {
     "proxy_set_header": tuple, "add_header": tuple, "add_trailer": tuple, "error_page": tuple, "access_log": tuple,
-    "error_log": tuple, "index": tuple, "resolver": tuple, "access_rules": tuple,
+    "error_log": tuple, "index": tuple, "access_rules": tuple,
     "auth_request_set": tuple,
     "proxy_hide_header": frozenset, "proxy_pass_header": frozenset,
     "fastcgi_param": tuple, "fastcgi_catch_stderr": tuple,

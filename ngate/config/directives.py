@@ -118,6 +118,7 @@ def _register() -> None:
     from ngate.config import handlers as h
     flag, size, msec, number = h.flag, h.size, h.msec, h.number
     from ngate.proxy import bind as proxy_bind
+    from ngate.resolver.config import parse_resolver
     from ngate.routing import referer, secure_link
 
     # ============================================================= class 1: implemented
@@ -229,7 +230,8 @@ def _register() -> None:
     directive("root", HSLI, 1, h.root)
     directive("alias", {LOC}, 1, h.alias)
     directive("index", HSL, (1, None), h.array("index", h.index_args, extend=True))
-    directive("resolver", HSL, (1, None), h.array("resolver", h.each_arg, extend=True))
+    directive("resolver", HSL, (1, None), h.scalar("resolver", parse_resolver))
+    directive("resolver_timeout", HSL, 1, h.scalar("resolver_timeout", h.msec))
     directive("default_type", HSL, 1, h.scalar("default_type", h.first_arg))
     directive("client_max_body_size", HSL, 1, h.scalar("client_max_body_size", h.size))
     directive("client_body_timeout", HSL, 1, h.scalar("client_body_timeout", h.msec))
@@ -353,7 +355,6 @@ def _register() -> None:
     noop("output_buffers", HSL, 2, h.bufs)
     noop("open_file_cache_valid", HSL, 1, msec)
     noop("open_file_cache_min_uses", HSL, 1, number)
-    noop("resolver_timeout", HSL, 1, msec)
     noop("connection_pool_size", HS, 1, size)
     noop("request_pool_size", HS, 1, size)
     for name in ("variables_hash_max_size", "variables_hash_bucket_size",

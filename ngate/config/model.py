@@ -402,7 +402,8 @@ class LocConf:
     access_log: tuple[AccessLog, ...] = ()                 # array; () means nginx's default (logs/access.log combined)
     error_log: tuple[ErrorLog, ...] = ()
     log_not_found: bool = True
-    resolver: tuple[str, ...] = ()
+    resolver: Any = None                                   # resolver/config.py ResolverConf
+    resolver_timeout: float = 30.0
     internal: bool = False                                 # `internal`: only internal redirects
     access_rules: tuple = ()                               # array: allow/deny (allow, network|None)
     limits: Any = None                                     # limits/config.py Limits, None: no limit

@@ -59,6 +59,7 @@ class RequestContext:
         "body_spool",       # proxy/body_spool.py BodySpool of a body read whole, or None
         "trailers",         # filters/trailers.py Trailers when the response expects add_trailer
         "expect_tested",    # Expect: 100-continue answered or not due (http1/discard.py)
+        "resolved",         # resolver/hook.py: (host, port, group) a resolution left, or None
     )
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
@@ -115,3 +116,4 @@ class RequestContext:
         self.body_spool = None
         self.trailers = None
         self.expect_tested = False
+        self.resolved = None

@@ -32,6 +32,7 @@ from ngate.proxy import request_body as rb
 from ngate.proxy.body_spool import SpoolError
 from ngate.proxy.http_proxy import NEXT_ON_STATUS, ProxyExchange, log_spooled
 from ngate.proxy.resolve import resolve_proxy_url
+from ngate.resolver.hook import lookup as resolver_lookup
 from ngate.upstream.failure import Failure, Phase, UpstreamError, invalid_header
 
 STATIC, TEMPLATE = 0, 1
@@ -467,13 +468,11 @@ def variable_upstream(ctx, addr: str) -> Upstream | None:
             return up
     else:
         try:
-            up, _, uri = resolve_proxy_url(ctx.conn.runtime.config, "http://" + addr)
+            up, _, uri = resolve_proxy_url(ctx.conn.runtime.config, "http://" + addr, ctx)
             if uri is None:
                 return up
-        except LookupError:
-            error_log.error(f"no resolver defined to resolve {addr.rpartition(':')[0] or addr}"
-                            + error_log.request_suffix(ctx), ctx.conn.number)
-            phases.finalize(ctx, 502)
+        except LookupError as exc:
+            resolver_lookup(ctx, *exc.args)     # 502, or the content handler again once resolved
             return None
         except ValueError:
             pass

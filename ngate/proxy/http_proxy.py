@@ -1344,17 +1344,16 @@ def resolve_variable(ctx, pp):
     """(upstream, uri) for a proxy_pass with variables, ctx.proxy_host set; None when the
     request was answered (an invalid URL, a name to resolve)."""
     from ngate.proxy.resolve import resolve_proxy_url
+    from ngate.resolver.hook import lookup as resolver_lookup
     url = pp.template.render(ctx)
     try:
-        upstream, host_header, uri = resolve_proxy_url(ctx.conn.runtime.config, url)
+        upstream, host_header, uri = resolve_proxy_url(ctx.conn.runtime.config, url, ctx)
     except ValueError:
         error_log.error(f"invalid URL prefix in \"{url}\"" + error_log.request_suffix(ctx), ctx.conn.number)
         phases.finalize(ctx, 500)
         return None
     except LookupError as exc:
-        error_log.error(f"no resolver defined to resolve {exc.args[0]}" + error_log.request_suffix(ctx),
-                        ctx.conn.number)
-        phases.finalize(ctx, 502)
+        resolver_lookup(ctx, *exc.args)     # 502, or the content handler again once resolved
         return None
     ctx.proxy_host = host_header
     return upstream, uri

@@ -1,18 +1,20 @@
 """proxy_pass with variables: turn the rendered URL into (upstream group, $proxy_host, URI).
 
 The host is first looked up among `upstream` blocks; an IP literal becomes a one-server group
-(cached). Other names would need `resolver` (nginx's rule): LookupError.
+(cached). Other names go to the location's resolver: LookupError(host, port), and once
+resolver/hook.py resolved the name, the group it left on the request.
 """
 from __future__ import annotations
 
 import ipaddress
 
 from ngate.config.model import Upstream, UpstreamServer
+from ngate.resolver.hook import resolved
 
 _IMPLICIT: dict[tuple, Upstream] = {}
 
 
-def resolve_proxy_url(config, url: str):
+def resolve_proxy_url(config, url: str, ctx=None):
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in ("http", "https"):
@@ -36,7 +38,10 @@ def resolve_proxy_url(config, url: str):
             try:
                 addr = str(ipaddress.ip_address(host.strip("[]")))
             except ValueError:
-                raise LookupError(host) from None
+                up = resolved(ctx, host, port) if ctx is not None else None
+                if up is None:
+                    raise LookupError(host, port) from None
+                return up, hostport, uri
         name = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
         up = Upstream(name=hostport, servers=(UpstreamServer(host=addr, port=port, name=name),),
                       implicit=True)
