@@ -19,7 +19,6 @@ from __future__ import annotations
 import random
 import time
 
-from ngate.observability import error_log
 from ngate.resolver import wire
 from ngate.resolver.transport import Channel
 
