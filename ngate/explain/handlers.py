@@ -231,6 +231,10 @@ def _variable_target(ex, pp):
         r.answer(f'{status(500)} (invalid URL prefix in "{url}")')
         return None
     except LookupError as exc:
+        if ctx.conf.resolver is not None:
+            r.answer(f"whatever the upstream answers, once the resolver found {exc.args[0]} "
+                     f"(else {status(502)})")
+            return None
         r.answer(f"{status(502)} (no resolver defined to resolve {exc.args[0]}: a name that is "
                  "not an upstream block)")
         return None

@@ -387,3 +387,20 @@ def test_disable_symlinks_on_predicts_403(capsys, linked):
 def test_disable_symlinks_if_not_owner_follows_a_link_of_the_same_owner(capsys, linked):
     rc, out, _ = explain(capsys, linked, "http://127.0.0.1:8080/owner/logo.png")
     assert line(out, "response").startswith("response  200 OK")
+
+
+def test_variable_proxy_pass_to_a_name_with_and_without_resolver(capsys, tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "nginx.conf").write_text("""events {}
+http {
+    server {
+        listen 127.0.0.1:8080;
+        location /r/ { resolver 127.0.0.1; proxy_pass http://$arg_h:8080; }
+        location /n/ { proxy_pass http://$arg_h:8080; }
+    }
+}
+""")
+    rc, out, _ = explain(capsys, tmp_path, "http://localhost:8080/r/?h=app.test")
+    assert rc == 0 and "once the resolver found app.test" in out
+    rc, out, _ = explain(capsys, tmp_path, "http://localhost:8080/n/?h=app.test")
+    assert "no resolver defined to resolve app.test" in out
