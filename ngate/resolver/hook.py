@@ -88,7 +88,7 @@ class _Wait:
             ctx.conn.writer = None
             if not ctx.head_sent:
                 ctx.status = 499
-                error_log.info("client prematurely closed connection"
+                error_log.info("epoll_wait() reported that client prematurely closed connection"
                                + error_log.request_suffix(ctx), ctx.conn.number)
         if not ctx.logged:
             log.log_request(ctx)

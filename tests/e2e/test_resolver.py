@@ -2,14 +2,16 @@
 request through the configured DNS servers (a scripted DNS server on 127.0.0.1), on nginx and
 ngate alike: answers, errors and their 502s, the cache, CNAMEs, several addresses, resend to the
 next server, TCP after a truncated answer, one query for concurrent requests."""
+import socket
 import threading
 import time
 
 import pytest
 
-from tests.harness.client import build_request, exchange, request
+from tests.harness.client import Connection, build_request, exchange, request
 from tests.harness.dns_server import A, AAAA, Answer, DnsServer
 from tests.harness.fastcgi_server import FakeFastCGI
+from tests.harness.processes import wait_for
 
 CONF = """
 http {
@@ -190,3 +192,18 @@ def test_fastcgi_pass_with_a_resolved_name(proxy, dns, fcgi):
     assert resp.status == 200 and resp.body == b"ok\n"
     assert request(proxy.port, "GET", "/fcgi?h=nx.test").status == 502
     assert "nx.test could not be resolved (3: Host not found)" in proxy.error_log()
+
+
+def test_client_leaving_while_resolving_is_499_and_the_query_goes_on(proxy, dns):
+    dns[0].zone["slow.test"] = Answer(a=["127.0.0.1"], delay=0.5)
+    gone = socket.create_connection(("127.0.0.1", proxy.port))
+    gone.sendall(build_request("GET", "/v4?h=slow.test&gone"))
+    with Connection(proxy.port) as conn:
+        conn.send(build_request("GET", "/v4?h=slow.test"))
+        time.sleep(0.1)
+        gone.close()
+        assert conn.read_response().status == 200
+    assert dns[0].asked("slow.test") == 1
+    wait_for(lambda: '"GET /v4?h=slow.test&gone HTTP/1.1" 499' in proxy.access_log(), "499 logged")
+    assert ("client prematurely closed connection, client: 127.0.0.1, server: , "
+            'request: "GET /v4?h=slow.test&gone HTTP/1.1"') in proxy.error_log()
