@@ -314,7 +314,7 @@ def compile_config(stmts, prefix: str, conf_file: str) -> Config:
     http_conf = loc_conf(c, http_vals, http_lv)
     return Config(main=main_conf, servers=servers, by_listen=listens,
                   tls_listens=tls.build_listens(listens),
-                  upstreams=dict(c.upstreams), maps=c.maps, user_vars=c.user_vars,
+                  upstreams=dict(c.upstreams), implicit=dict(c.implicit), maps=c.maps, user_vars=c.user_vars,
                   log_formats=dict(c.log_formats), prefix=prefix, conf_file=conf_file,
                   http_conf=http_conf, zones=zones, access_logs=tuple(c.log_slots),
                   stub_status=c.uses_stats, open_files=tuple(c.open_files),

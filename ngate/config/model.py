@@ -593,3 +593,4 @@ class Config:
     stub_status: bool = False        # stub_status or $connections_* used: workers count
     open_files: tuple[str, ...] = ()  # log files nginx opens at load (cycle->open_files)
     temp_paths: tuple = ()           # client_body_temp_path values: the master creates them (ngx_create_paths)
+    implicit: dict = field(default_factory=dict)  # (host, port) -> the group of a proxy_pass/fastcgi_pass address

@@ -1,8 +1,10 @@
 """proxy_pass with variables: turn the rendered URL into (upstream group, $proxy_host, URI).
 
-The host is first looked up among `upstream` blocks; an IP literal becomes a one-server group
-(cached). Other names go to the location's resolver: LookupError(host, port), and once
-resolver/hook.py resolved the name, the group it left on the request.
+The host is first looked up among `upstream` blocks and the groups of proxy_pass/fastcgi_pass
+addresses (nginx's implicit upstreams, by host and port); an IP literal becomes a one-server group
+(cached); `localhost` is 127.0.0.1 where no resolver is configured. Other names go to the
+location's resolver: LookupError(host, port), and once resolver/hook.py resolved the name, the
+group it left on the request.
 """
 from __future__ import annotations
 
@@ -29,6 +31,14 @@ def resolve_proxy_url(config, url: str, ctx=None):
     if up is not None:
         return up, hostport, uri
     host, port = _split_hostport(hostport, 443 if scheme == "https" else 80)
+    up = config.implicit.get((host.lower(), port))     # a proxy_pass/fastcgi_pass address's group
+    if up is not None:
+        return up, hostport, uri
+    if host == "localhost" and ctx is not None and ctx.conf.resolver is not None:
+        up = resolved(ctx, host, port)                  # nginx asks the resolver for it too
+        if up is None:
+            raise LookupError(host, port)
+        return up, hostport, uri
     key = (host, port)
     up = _IMPLICIT.get(key)
     if up is None:

@@ -40,6 +40,9 @@ http {
         location /none {
             proxy_pass http://$arg_h:{backend_port}/b;
         }
+        location /static {
+            proxy_pass http://localhost:{backend_port};
+        }
         location /fcgi {
             resolver 127.0.0.1:{dns_port} ipv6=off;
             fastcgi_pass $arg_h:{fcgi_port};
@@ -207,3 +210,13 @@ def test_client_leaving_while_resolving_is_499_and_the_query_goes_on(proxy, dns)
     wait_for(lambda: '"GET /v4?h=slow.test&gone HTTP/1.1" 499' in proxy.access_log(), "499 logged")
     assert ("client prematurely closed connection, client: 127.0.0.1, server: , "
             'request: "GET /v4?h=slow.test&gone HTTP/1.1"') in proxy.error_log()
+
+
+def test_implicit_upstream_first_then_the_resolver_even_for_localhost(proxy, dns, fcgi):
+    # `proxy_pass http://localhost:PORT` made a group that LocalHost:PORT in a variable finds;
+    # localhost with another port is a name for the resolver, as in nginx
+    dns[0].zone["localhost"] = Answer(a=["127.0.0.1"])
+    assert request(proxy.port, "GET", "/v4?h=LocalHost").status == 200
+    assert dns[0].asked("localhost") == 0
+    assert request(proxy.port, "GET", "/fcgi?h=localhost").status == 200
+    assert dns[0].asked("localhost") == 1
