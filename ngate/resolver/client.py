@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import time
 
+from ngate.observability import error_log
 from ngate.resolver import wire
 from ngate.resolver.transport import Channel
 
@@ -26,6 +27,11 @@ RESEND = 5.0            # r->resend_timeout
 EXPIRE = 30.0           # r->expire
 MAX_RECURSION = 50      # NGX_RESOLVER_MAX_RECURSION
 OK = 0
+
+
+def _log(message: str) -> None:
+    """A dropped response: nginx logs it on the cycle's log, at error level, with no context."""
+    error_log.error(message)
 
 
 class Waiter:
@@ -225,32 +231,32 @@ class Resolver:
         try:
             r = wire.check_response(buf, tcp)
         except wire.DnsProblem as p:
-            return channel.error(str(p))
+            return _log(str(p))
         except wire.DnsError as e:
-            return self._dns_error(channel, *e.args)
+            return self._dns_error(*e.args)
         node = self.names.get(r.qname)
         aaaa = r.qtype == wire.AAAA
         if node is None or (node.query6 is None or node.addrs6 is not None if aaaa
                             else node.query is None or node.addrs is not None):
-            return channel.error(f"unexpected DNS response for {r.qname}")
+            return _log(f"unexpected DNS response for {r.qname}")
         if r.trunc and (node.tcp6 if aaaa else node.tcp):
             return
         qident = node.ident6 if aaaa else node.ident
         if r.ident != qident:
-            return channel.error(f"wrong ident {r.ident} in DNS response for {r.qname}, "
+            return _log(f"wrong ident {r.ident} in DNS response for {r.qname}, "
                                  f"expect {qident}")
         if r.trunc:
             return self._truncated(node, aaaa)
-        self._answer(node, r, buf, aaaa, channel)
+        self._answer(node, r, buf, aaaa)
 
-    def _dns_error(self, channel: Channel, code: int, ident: int) -> None:
+    def _dns_error(self, code: int, ident: int) -> None:
         text = f"DNS error ({code}: {wire.strerror(code)}), query id:{ident}"
         if code == wire.FORMERR:
             for node in self.names.values():
                 if node.query is not None and ident in (node.ident, node.ident6):
                     text += f', name:"{node.name}"'
                     break
-        channel.error(text)
+        _log(text)
 
     def _truncated(self, node: Node, aaaa: bool) -> None:
         if not node.waiting:
@@ -279,7 +285,7 @@ class Resolver:
         else:
             node.addrs = addrs
 
-    def _answer(self, node: Node, r, buf: bytes, aaaa: bool, channel: Channel) -> None:
+    def _answer(self, node: Node, r, buf: bytes, aaaa: bool) -> None:
         other = node.addrs if aaaa else node.addrs6
         code = r.code or node.code
         if code == 0 and r.nan == 0:
@@ -303,9 +309,9 @@ class Resolver:
         try:
             addrs, cname_at, ttl, others = wire.read_answers(buf, r)
         except wire.DnsProblem as p:
-            return channel.error(str(p))
+            return _log(str(p))
         for rtype in others:
-            channel.error(f"unexpected RR type {rtype} in DNS response")
+            _log(f"unexpected RR type {rtype} in DNS response")
         if ttl is not None:
             node.ttl = ttl if node.ttl is None else min(node.ttl, ttl)
         self._set(node, aaaa, addrs)
@@ -314,13 +320,13 @@ class Resolver:
         if node.addrs is not None and node.addrs6 is not None and (node.addrs or node.addrs6):
             return self._resolved(node)
         if cname_at is None:
-            return channel.error("no A or CNAME types in DNS response")
+            return _log("no A or CNAME types in DNS response")
         if other is None:
             return
         try:
             cname = wire.copy_name(buf, cname_at)
         except wire.DnsProblem as p:
-            return channel.error(str(p))
+            return _log(str(p))
         self._cache(node)
         node.cname = cname
         waiters, node.waiting = node.waiting, []
