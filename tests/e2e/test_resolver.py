@@ -2,7 +2,10 @@
 request through the configured DNS servers (a scripted DNS server on 127.0.0.1), on nginx and
 ngate alike: answers, errors and their 502s, the cache, CNAMEs, several addresses, resend to the
 next server, TCP after a truncated answer, one query for concurrent requests."""
+import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 
@@ -15,6 +18,7 @@ from tests.harness.processes import wait_for
 
 CONF = """
 http {
+    proxy_cache_path {cache_dir} keys_zone=rc:1m;
     server {
         listen 127.0.0.1:{port};
         resolver_timeout 1s;
@@ -39,6 +43,13 @@ http {
         }
         location /none {
             proxy_pass http://$arg_h:{backend_port}/b;
+        }
+        location /cached {
+            resolver 127.0.0.1:{dns_port} ipv6=off;
+            proxy_cache rc;
+            proxy_cache_valid 200 1m;
+            proxy_pass http://$arg_h:{backend_port}/b;
+            add_header X-Cache $upstream_cache_status;
         }
         location /static {
             proxy_pass http://localhost:{backend_port};
@@ -67,8 +78,11 @@ def fcgi():
 
 @pytest.fixture
 def proxy(start_proxy, backend, dns, fcgi):
-    return start_proxy(CONF, backend_port=backend.port, dns_port=dns[0].port,
-                       dns2_port=dns[1].port, fcgi_port=fcgi.port)
+    cache_dir = tempfile.mkdtemp(prefix="ngate-resolver-cache-")
+    os.chmod(cache_dir, 0o777)          # nginx's workers (nobody) write there too
+    yield start_proxy(CONF, backend_port=backend.port, dns_port=dns[0].port,
+                      dns2_port=dns[1].port, fcgi_port=fcgi.port, cache_dir=cache_dir)
+    shutil.rmtree(cache_dir, ignore_errors=True)
 
 
 def test_a_record_is_used_then_cached(proxy, dns, backend):
@@ -220,3 +234,12 @@ def test_implicit_upstream_first_then_the_resolver_even_for_localhost(proxy, dns
     assert dns[0].asked("localhost") == 0
     assert request(proxy.port, "GET", "/fcgi?h=localhost").status == 200
     assert dns[0].asked("localhost") == 1
+
+
+def test_under_proxy_cache(proxy, dns, backend):
+    dns[0].zone["cached.test"] = Answer(a=["127.0.0.1"])
+    first = request(proxy.port, "GET", "/cached?h=cached.test")
+    second = request(proxy.port, "GET", "/cached?h=cached.test")
+    assert (first.status, first.header(b"x-cache")) == (200, b"MISS")
+    assert (second.status, second.header(b"x-cache")) == (200, b"HIT")
+    assert len(backend.requests) == 1
