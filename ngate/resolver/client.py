@@ -102,9 +102,9 @@ class Resolver:
         if name.endswith("."):
             name = name[:-1]
         waiter.name = name = name.lower()
-        if timeout:
-            waiter.timer = self.loop.call_later(timeout, self._timed_out, waiter)
         self._resolve([waiter], name)
+        if timeout and waiter.node is not None:     # not answered from the cache: it waits
+            waiter.timer = self.loop.call_later(timeout, self._timed_out, waiter)
 
     def done(self) -> None:
         """After a request's resolution: drop up to two nodes unused for 30 s (ngx_resolver_expire)."""
