@@ -193,3 +193,12 @@ def _read_all(fd: int) -> bytes:
 
 
 _USER_FILES = UserFiles()
+
+
+def remote_user(ctx):
+    """$remote_user: the user of `Authorization: Basic ...`, checked or not (as nginx)."""
+    creds = credentials(ctx) if ctx.hdr else None
+    return None if creds is None else creds[0].decode("latin-1")
+
+
+VARIABLES = {"remote_user": remote_user}

@@ -30,7 +30,7 @@ from ngate.limits import config as limits_config
 from ngate.limits.zones import Zones
 from ngate.upstream.shared_state import UpstreamZones
 from ngate.routing import userid
-from ngate.routing.variables import BUILTINS, Template, UserVars, compile_template, lookup
+from ngate.routing.variables import Template, UserVars, compile_template, lookup, registry
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
             '"$http_referer" "$http_user_agent"')
@@ -289,7 +289,8 @@ def collect_user_vars(stmts) -> frozenset:
             names.add(st.args[-1][1:])
         if st.block and st.directive not in ("types", "geo", "split_clients"):
             stack.extend(st.block)
-    return frozenset(n for n in names if n and n not in BUILTINS)
+    known = registry()
+    return frozenset(n for n in names if n and n not in known)
 
 
 def compile_config(stmts, prefix: str, conf_file: str) -> Config:

@@ -14,7 +14,7 @@ from ngate.config.upstreams import (addr_name, make_servers, parse_proxy_pass,
                                      split_host_port)
 from ngate.config.values import parse_flag, parse_number, parse_offset, parse_size, parse_time
 from ngate.errors import ConfigError
-from ngate.routing.variables import BUILTINS, has_variables
+from ngate.routing.variables import has_variables, registry
 
 NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "http_502",
                            "http_503", "http_504", "http_403", "http_404", "http_429",
@@ -134,7 +134,7 @@ def auth_request_set(c, st) -> tuple:
     if not var.startswith("$") or len(var) < 2:
         raise ConfigError(f'invalid variable name "{var}"', st.where)
     name = var[1:]
-    if name in BUILTINS and name not in CHANGEABLE_VARIABLES:
+    if name in registry() and name not in CHANGEABLE_VARIABLES:
         raise ConfigError(f'the duplicate "{name}" variable', st.where)
     return (name, c.template(st.args[1], st.where))
 
@@ -718,7 +718,7 @@ def set_var(c, lv, st):
     if not var.startswith("$") or len(var) < 2:
         raise ConfigError(f'invalid variable name "{var}"', st.where)
     name = var[1:]
-    if name in BUILTINS and name not in CHANGEABLE_VARIABLES:
+    if name in registry() and name not in CHANGEABLE_VARIABLES:
         raise ConfigError(f'the duplicate "{name}" variable', st.where)
     lv.ops.append(SetOp(name, c.template(value, st.where), st.where))
 

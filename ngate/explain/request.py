@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from ngate.errors import ConfigError
 from ngate.http.context import RequestContext
-from ngate.routing.variables import BUILTINS, PREFIXED, Template, UserVars, lookup
+from ngate.routing.variables import Template, UserVars, lookup, registry
 
 _VAR_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -203,8 +203,7 @@ class Renderer:
             return False
         if name == "server_addr":
             return self.server_addr_known
-        return name in BUILTINS or any(name.startswith(p) and len(name) > len(p)
-                                       for p in PREFIXED)
+        return registry().known(name)
 
     def _map_known(self, block, seen: frozenset) -> bool:
         values = [block.source, block.default, *block.exact.values(),

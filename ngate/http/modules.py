@@ -15,20 +15,51 @@
 
 The request path reads these fields; nothing registers itself by being imported and nothing is
 looked up per request.
+
+VARIABLE_MODULES lists the modules that define variables (their VARIABLES and PREFIXES tables);
+routing/variables.py assembles its registry from it once, and templates bind the getters when
+they are compiled.
 """
 from __future__ import annotations
 
 import dataclasses
 
 from ngate import realip
-from ngate.access import phase as access
+from ngate.access import basic as auth_basic, phase as access
 from ngate.cache import exchange as cache
 from ngate.cache import fastcgi as fastcgi_cache
-from ngate.http import phases
+from ngate.fastcgi import variables as fastcgi_variables
+from ngate.filters import variables as filter_variables
+from ngate.http import conn_variables, phases, variables as core_variables
 from ngate.limits import phase as limits
 from ngate.observability import metrics, stub_status
 from ngate.proxy import fastcgi_proxy, http_proxy, mirror, proxy_request
-from ngate.static import empty_gif, handler as static
+from ngate.proxy import variables as proxy_variables
+from ngate.routing import referer, secure_link, userid
+from ngate.server import tls_variables
+from ngate.static import empty_gif, handler as static, paths as static_paths
+from ngate.upstream import variables as upstream_variables
+
+
+# ---------------------------------------------------------------- variables
+
+VARIABLE_MODULES = (
+    core_variables,         # $uri, $args, $host, $request_*, $status, $http_*, $arg_*, times
+    conn_variables,         # $remote_*, $server_addr/port, $connection*, $scheme, $proxy_protocol_*
+    tls_variables,          # $ssl_*
+    realip,                 # $realip_remote_addr/port
+    limits,                 # $limit_req_status, $limit_conn_status
+    auth_basic,             # $remote_user
+    static_paths,           # $document_root, $realpath_root, $request_filename
+    proxy_variables,        # $proxy_host, $proxy_port, $proxy_add_x_forwarded_for
+    fastcgi_variables,      # $fastcgi_script_name, $fastcgi_path_info
+    upstream_variables,     # $upstream_*, $upstream_http_*, $upstream_cookie_*
+    filter_variables,       # $gzip_ratio, $sent_trailer_*, $date_local, $date_gmt
+    referer,                # $invalid_referer
+    secure_link,            # $secure_link, $secure_link_expires
+    userid,                 # $uid_got, $uid_set, $uid_reset
+    stub_status,            # $connections_*
+)
 
 
 # ---------------------------------------------------------------- access steps

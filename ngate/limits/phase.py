@@ -264,3 +264,6 @@ def req_status_variable(ctx):
 def conn_status_variable(ctx):
     st = ctx.limits
     return None if st is None else CONN_STATUS[st.conn_status]
+
+
+VARIABLES = {"limit_req_status": req_status_variable, "limit_conn_status": conn_status_variable}

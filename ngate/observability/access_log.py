@@ -20,7 +20,10 @@ import re
 import time
 
 from ngate.config.model import AccessLog, LogFormat
-from ngate.routing.variables import BUILTINS, compile_template
+from ngate.access.basic import remote_user
+from ngate.http import conn_variables as conn_vars, variables as core_vars
+from ngate.routing.variables import compile_template
+from ngate.upstream import variables as upstream_vars
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
             '"$http_referer" "$http_user_agent"')
@@ -100,7 +103,9 @@ def _time_iso8601(ctx) -> str:
     return _CLOCK.tick().iso
 
 
-_REMOTE_USER = BUILTINS["remote_user"]
+# the getters of the modules' tables that a log line treats its own way
+_VARS = {**core_vars.VARIABLES, **conn_vars.VARIABLES, **upstream_vars.VARIABLES}
+_REMOTE_USER = remote_user
 
 
 def _remote_user(ctx) -> str | None:
@@ -111,12 +116,12 @@ def _remote_user(ctx) -> str | None:
     return _REMOTE_USER(ctx)
 
 
-_CACHED_GETTERS = {BUILTINS["time_local"]: _time_local, BUILTINS["time_iso8601"]: _time_iso8601,
+_CACHED_GETTERS = {_VARS["time_local"]: _time_local, _VARS["time_iso8601"]: _time_iso8601,
                    _REMOTE_USER: _remote_user}
 
 # Variables whose values never have a byte that an escape changes (digits, addresses, times):
 # a line writes them without the escape's checks.
-_PLAIN = frozenset([_time_local, _time_iso8601] + [BUILTINS[name] for name in (
+_PLAIN = frozenset([_time_local, _time_iso8601] + [_VARS[name] for name in (
     "status", "body_bytes_sent", "bytes_sent", "request_length", "request_time", "msec",
     "remote_addr", "remote_port", "server_port", "connection", "connection_requests", "pid")])
 
@@ -125,7 +130,7 @@ _PLAIN = frozenset([_time_local, _time_iso8601] + [BUILTINS[name] for name in (
 # The variables whose value still changes after a 101: nginx writes the line when the tunnel
 # closes. Every other variable is rendered at the upgrade (AccessLogWriter.freeze); a `map`
 # whose source is one of these is evaluated then too.
-LATE = frozenset([_time_local, _time_iso8601] + [BUILTINS[name] for name in (
+LATE = frozenset([_time_local, _time_iso8601] + [_VARS[name] for name in (
     "time_local", "time_iso8601", "msec", "request_time", "body_bytes_sent", "bytes_sent",
     "upstream_response_time", "upstream_bytes_sent")])
 

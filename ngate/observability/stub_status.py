@@ -117,6 +117,17 @@ def totals() -> tuple:
             max(0, active - reading - writing))
 
 
+def _connections(index: int):
+    """$connections_*: the counts over all workers."""
+    def get(ctx):
+        return str(totals()[index])
+    return get
+
+
+VARIABLES = {"connections_" + name: _connections(index)
+             for name, index in (("active", 0), ("reading", 4), ("writing", 5), ("waiting", 6))}
+
+
 # ---------------------------------------------------------------- config and content
 
 def directive(c, lv, st) -> None:

@@ -125,3 +125,6 @@ def remote_addr(ctx):
 def remote_port(ctx):
     r = ctx.realip
     return r[1] if r is not None else ctx.conn.remote_port
+
+
+VARIABLES = {"realip_remote_addr": remote_addr, "realip_remote_port": remote_port}

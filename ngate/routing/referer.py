@@ -159,3 +159,6 @@ def valid_referers(c, lv, st) -> None:
     if builder is None:
         builder = lv.vals["valid_referers"] = RefererBuilder(st.where)
     builder.add(c, st.args, st.where)
+
+
+VARIABLES = {"invalid_referer": invalid}

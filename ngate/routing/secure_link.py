@@ -109,3 +109,6 @@ def _old_style(ctx, secret: str) -> str | None:
         return None
     digest = hashlib.md5((rest + secret).encode("latin-1", "replace")).hexdigest()
     return rest if md5_hex.lower() == digest else None
+
+
+VARIABLES = {"secure_link": secure_link_value, "secure_link_expires": secure_link_expires}

@@ -210,17 +210,6 @@ def _local_addr_bytes(addr: str) -> bytes:
 
 # ---------------------------------------------------------------- per-request state
 
-_RESET = []
-
-
-def _reset_getter():
-    """$uid_reset as `map` or `set` define it (unset: empty, as nginx's own value)."""
-    if not _RESET:
-        from ngate.routing.variables import BUILTINS
-        _RESET.append(BUILTINS["uid_reset"])
-    return _RESET[0]
-
-
 class _State:
     __slots__ = ("got", "cookie", "set", "reset")
 
@@ -309,7 +298,7 @@ def _create(ctx, uc: UserId, st: _State) -> None:
     if st.set:
         return
     if st.got:
-        reset = (uc.reset or _reset_getter())(ctx)
+        reset = (uc.reset or uid_reset)(ctx)
         if not reset or reset == "0":
             if not uc.mark or (len(st.cookie) > 23 and st.cookie[22:24] == uc.mark.encode() + b"="):
                 return
@@ -346,6 +335,17 @@ def uid_set(ctx):
     st = _state(main, uc)
     _create(main, uc, st)
     return f"{uc.name}={hex_words(st.set)}" if st.set else None
+
+
+def uid_reset(ctx):
+    """$uid_reset as `set` gives it (unset: empty, nginx's own value); a config's `map` of it is
+    bound by the variables' lookup (routing/variables.py)."""
+    vs = ctx.vars
+    v = None if vs is None else vs.get("uid_reset")
+    return "" if v is None else v
+
+
+VARIABLES = {"uid_got": uid_got, "uid_set": uid_set, "uid_reset": uid_reset}
 
 
 # ---------------------------------------------------------------- header filter

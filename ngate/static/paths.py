@@ -47,3 +47,24 @@ def map_under(ctx, base: str, uri: str) -> str | None:
 
 def safe(path: str) -> bool:
     return "\x00" not in path and "/../" not in path and not path.endswith("/..")
+
+
+# ---------------------------------------------------------------- variables
+
+def _document_root(ctx):
+    return None if ctx.conf is None else document_root(ctx)
+
+
+def _realpath_root(ctx):
+    r = _document_root(ctx)
+    return os.path.realpath(r) if r else None
+
+
+def _request_filename(ctx):
+    if ctx.conf is None:
+        return None
+    return map_uri(ctx, ctx.uri) or ""
+
+
+VARIABLES = {"document_root": _document_root, "realpath_root": _realpath_root,
+             "request_filename": _request_filename}

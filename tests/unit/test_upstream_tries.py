@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ngate.routing.variables import BUILTINS
+from ngate.routing.variables import registry
 from ngate.upstream import attempts
 from ngate.upstream.failure import (Failure, Phase, UpstreamError, closed, connect_failed,
                                     invalid_header, timed_out)
@@ -58,7 +58,7 @@ def _ctx():
 
 
 def _var(name, ctx):
-    return BUILTINS[name](ctx)
+    return registry().names[name](ctx)
 
 
 def test_no_try_renders_no_variable():
