@@ -1,6 +1,7 @@
 """The per-request context: every phase reads and writes this one object.
 
-Kept flat with __slots__ for speed. Variables (routing/variables.py) are computed from it lazily.
+Kept flat with __slots__ for speed. Variables (each module's getters, routing/variables.py) read
+it lazily.
 """
 from __future__ import annotations
 

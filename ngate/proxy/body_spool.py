@@ -9,7 +9,7 @@ client_body_in_file_only keeps it (`on`: left behind; `clean`: removed when the 
 and `send_to` streams the body from it in blocks while the upstream transport accepts them,
 resuming from where it stopped when called again (the upstream's resume_writing). A retry on
 another peer starts again with `rewind`. $request_body is the body while it is in memory,
-$request_body_file the file's name (variables.py).
+$request_body_file the file's name (http/variables.py).
 """
 from __future__ import annotations
 

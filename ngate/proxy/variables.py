@@ -14,7 +14,8 @@ def _proxy_port(ctx):
     h = ctx.proxy_host
     if ":" in h:
         return h.rsplit(":", 1)[1]
-    return "443" if ctx.loc and ctx.conf.proxy_pass and ctx.conf.proxy_pass.scheme == "https" else "80"
+    pp = ctx.conf.proxy_pass if ctx.loc else None
+    return "443" if pp and pp.scheme == "https" else "80"
 
 
 def _proxy_add_xff(ctx):
