@@ -98,6 +98,11 @@ class Registry:
 
 _REGISTRY: list = []
 
+# changeable variables of a module that a `map` may define after their first use (names of
+# variables the modules define are not user variables, so the map's block is bound here): the
+# map's value when it has one, else the module's (userid.py: "")
+_MAPPED_LATER = frozenset({"uid_reset"})
+
 
 def registry() -> Registry:
     """The variables of every module, assembled on first use (the first config compiled, in
@@ -120,9 +125,9 @@ def lookup(name: str, user_vars: "UserVars | set[str] | frozenset[str]" = frozen
         user = _user_getter(name, getattr(user_vars, "maps", _NO_MAPS))
         prefixed = registry().prefixed(name)
         return user if prefixed is None else _set_or(user, prefixed)
-    if name == "uid_reset":             # changeable: `set` or `map` may give it a value
-        return _uid_reset_getter(getattr(user_vars, "maps", _NO_MAPS))
     reg = registry()
+    if name in _MAPPED_LATER:
+        return _set_or(_user_getter(name, getattr(user_vars, "maps", _NO_MAPS)), reg.names[name])
     g = reg.names.get(name) or reg.prefixed(name)
     if g is not None:
         return g
@@ -220,16 +225,6 @@ def _user_getter(name: str, maps: dict) -> Getter:
                 vs[name] = v
             return v
         return None
-    return get
-
-
-def _uid_reset_getter(maps: dict) -> Getter:
-    user = _user_getter("uid_reset", maps)
-
-    def get(ctx):
-        """Changeable: the value `map` or `set` give it, else nginx's own empty one."""
-        v = user(ctx)
-        return "" if v is None else v
     return get
 
 
