@@ -11,7 +11,8 @@ cache part, nginx 1.22).
   no entry                               MISS (proxy_cache_lock: wait for the request already
                                          fetching it, up to proxy_cache_lock_timeout)
 
-The CachingExchange streams the response as ProxyExchange does and keeps its body; at its end,
+The CachingExchange streams the response as any UpstreamExchange does and keeps its body; at
+its end,
 when the response is cacheable (cache/policy.py) and proxy_cache_min_uses is reached, the entry
 is written (cache/store.py). A request with Range or If-* headers waits for a cacheable 200 to be
 stored, then gets it from the entry like a hit (upstream never sees the client's Range or
@@ -26,9 +27,12 @@ from ngate.cache.store import Zone
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.http.context import RequestContext
-from ngate.proxy.proxy_request import uncached_plan_for
-from ngate.proxy.http_proxy import (NEXT_ON_STATUS, ProxyExchange, _as_sent,
-                                    resolve_variable, start_exchange)
+from ngate.proxy.exchange import NEXT_ON_STATUS, UpstreamExchange
+from ngate.proxy.exchange_state import DONE, STREAMING, SWITCHING
+from ngate.proxy.http_proxy import proxy_exchange, resolve_variable, start_exchange
+from ngate.proxy.proxy_request import plan_for, uncached_plan_for
+from ngate.proxy.response_head import as_sent
+from ngate.proxy.wire_http1 import Http1Wire
 from ngate.proxy.subrequest import SubrequestConn
 from ngate.upstream.balancer import report_success
 from ngate.upstream.failure import Failure, Phase, UpstreamError
@@ -43,9 +47,9 @@ class Kind:
     """What the cache needs of the module whose responses it keeps (proxy, fastcgi), as
     nginx's ngx_http_file_cache serves both through ngx_http_upstream:
       plain(ctx)                 an exchange of the location, for its header rewriting (a hit)
-      start(ctx, cls, target)    run an exchange of class cls (target: a resolved variable
+      start(ctx, make, target)   run the exchange `make` makes (target: a resolved variable
                                  proxy_pass/fastcgi_pass, or None)
-      caching, uncached          the exchange classes that store, and that do not
+      caching, uncached          make (ctx, upstream) the exchanges that store, and that do not
       module                     "proxy" or "fastcgi": the zones it may use (its *_cache_path)"""
     __slots__ = ("plain", "start", "caching", "uncached", "module")
 
@@ -347,11 +351,10 @@ def _wait(ctx, st: CacheState, started: float) -> None:
     ctx.conn.runtime.loop.call_later(_LOCK_POLL, again)
 
 
-class UncachedExchange(ProxyExchange):
+def uncached_exchange(ctx, upstream) -> UpstreamExchange:
     """A request under proxy_cache that will not be stored (below proxy_cache_min_uses, after
     proxy_cache_lock_timeout): proxied as without a cache, its $upstream_cache_status kept."""
-    __slots__ = ()
-    plan_for = staticmethod(uncached_plan_for)
+    return proxy_exchange(ctx, upstream, uncached_plan_for(ctx.conf))
 
 
 def _start_uncached(ctx, pp) -> None:
@@ -359,10 +362,10 @@ def _start_uncached(ctx, pp) -> None:
     without proxy_cache, $upstream_cache_status empty."""
     if pp.template is None:
         ctx.proxy_host = pp.host_header
-        return UncachedExchange(ctx, pp.upstream).start()
+        return uncached_exchange(ctx, pp.upstream).start()
     target = resolve_variable(ctx, pp)
     if target is not None:
-        start_exchange(ctx, UncachedExchange, *target)
+        start_exchange(ctx, uncached_exchange, *target)
 
 
 def _range_too_far(ctx, limit) -> bool:
@@ -402,11 +405,11 @@ def _upstream(ctx, st: CacheState) -> None:
     kind.start(ctx, kind.caching, st.target)
 
 
-def _start(ctx, cls, target) -> None:
+def _start(ctx, make, target) -> None:
     if target is None:
-        cls(ctx, ctx.conf.proxy_pass.upstream).start()
+        make(ctx, ctx.conf.proxy_pass.upstream).start()
     else:
-        start_exchange(ctx, cls, *target)
+        start_exchange(ctx, make, *target)
 
 
 class CacheEnding:
@@ -420,13 +423,9 @@ class CacheEnding:
         st = ctx.cache
         stored = self._store()
         if not self.deferred:
-            return super().on_message_complete()
-        self.state = "done"
-        self._cancel_timer()
-        self.attempt.end(time.monotonic())
+            return super().response_end()
         report_success(self.upstream, self.peer)
-        self.release(reuse=self._reusable())
-        self.conn.writer = None
+        self.finish(self.wire.reusable(self))
         entry = st.zone.open(st.key, st.h) if stored else None
         if entry is None:
             return phases.finalize(ctx, 500)
@@ -451,7 +450,7 @@ class CacheEnding:
         st = ctx.cache
         self.writer = None
         entry = st.entry
-        if entry is not None and not ctx.head_sent and self.state != "done":
+        if entry is not None and not ctx.head_sent and self.state is not DONE:
             if (err.kind.condition or "error") in st.conf.use_stale or st.stale_error:
                 return self._answer_from(entry, "STALE")
         if entry is not None:
@@ -470,21 +469,59 @@ class CacheEnding:
         super().client_gone()
 
 
-class CachingExchange(CacheEnding, ProxyExchange):
+class CacheWire(Http1Wire):
+    """HTTP/1.x for a response that may be stored: Http1Wire.send_head with nginx's handling
+    of a cacheable response's Last-Modified and Accept-Ranges (policy.split_cacheable); a HEAD
+    sent upstream as GET gets its body read for the cache while the client gets the head."""
+    __slots__ = ()
+
+    def send_head(self, ex, status: int) -> None:
+        ctx = ex.ctx
+        st = ctx.cache
+        headers, st.accept_ranges, listed_lm = policy.split_cacheable(
+            st.conf, ex.resp_headers, time.time())
+        out, ctype, length, lastmod, location, te_chunked, close = \
+            ex.split_headers(headers, serve._CONSUMED_LISTED if listed_lm else serve._CONSUMED)
+        if close or ex.uconn.parser.get_http_version() == "1.0":
+            ex.uconn_reusable_flag(False)
+        head_only = ex.write_head(status, ex.reason or as_sent(status, ex.reason), out,
+                                  ctype, length, lastmod, location, te_chunked)
+        if ex.state is DONE:
+            return              # the range filter sent a 416 instead (filters/range.py)
+        if st.converted:
+            ex.until_close = ex.resp_length is None and not te_chunked and \
+                status not in (204, 304)
+        else:
+            ex.until_close = (not head_only and status != 101 and ex.resp_length is None
+                              and not te_chunked)
+            if head_only and status != 101 and ctx.method == "HEAD" and status >= 200 \
+                    and status not in (204, 304):
+                ex.uconn_reusable_flag(False)
+                return ex.response_end_head()
+        if ex.state is STREAMING and ex.resp_length is None and not ex.until_close \
+                and not ex.head_only:
+            self.read_chunked(ex)
+
+
+CACHE_HTTP1 = CacheWire()
+
+
+class CachingExchange(CacheEnding, UpstreamExchange):
+    """An HTTP/1.x exchange whose response may be stored (its response events are the
+    exchange's, with the cache's decisions first)."""
     __slots__ = ("writer", "deferred")
 
     def __init__(self, ctx, upstream) -> None:
-        super().__init__(ctx, upstream)
+        super().__init__(ctx, upstream, CACHE_HTTP1, plan_for(ctx.conf))
         self.writer = None
         self.deferred = False
 
     # ------------------------------------------------------------ response head
 
-    def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
+    def response_head(self, status: int) -> None:
         if status >= 200 and status != 101 and self._cache_head(status):
             return
-        super().on_headers_complete()
+        super().response_head(status)
 
     def _cache_head(self, status: int) -> bool:
         """Decide what the cache does with this response; True when it took the response over
@@ -517,7 +554,8 @@ class CachingExchange(CacheEnding, ProxyExchange):
         """Keep the response from the client until it is stored; it is then sent from the
         entry (Range, If-* applied), as nginx sends a response it caches."""
         self.got_head(status, self.resp_headers)
-        self.state = "streaming"
+        self.body_open = False
+        self._to(STREAMING)
         self.deferred = True
         framed = False
         for n, v in self.resp_headers:
@@ -540,12 +578,8 @@ class CachingExchange(CacheEnding, ProxyExchange):
         return True
 
     def _drop_upstream(self) -> None:
-        self.state = "done"
-        self._cancel_timer()
         self.writer = None
-        if self.uconn is not None:
-            self.release(reuse=False)
-        self.conn.writer = None
+        self.finish()
 
     def _refresh(self, entry) -> None:
         """A 304 to a revalidation: the entry is valid again (its headers updated from the
@@ -572,38 +606,11 @@ class CachingExchange(CacheEnding, ProxyExchange):
         w.commit()
         entry.valid = valid
 
-    def send_head(self, status: int) -> None:
-        """ProxyExchange.send_head, with nginx's handling of a cacheable response's
-        Last-Modified and Accept-Ranges (policy.split_cacheable); a HEAD sent upstream as GET
-        gets its body read for the cache while the client gets the head only."""
-        ctx = self.ctx
-        st = ctx.cache
-        headers, st.accept_ranges, listed_lm = policy.split_cacheable(
-            st.conf, self.resp_headers, time.time())
-        out, ctype, length, lastmod, location, te_chunked, close = \
-            self.split_headers(headers, serve._CONSUMED_LISTED if listed_lm else serve._CONSUMED)
-        if close or self.parser.get_http_version() == "1.0":
-            self.uconn_reusable_flag(False)
-        head_only = self.write_head(status, self.reason or _as_sent(status, self.reason), out,
-                                    ctype, length, lastmod, location, te_chunked)
-        if st.converted:
-            self.until_close = self.resp_length is None and not te_chunked and \
-                status not in (204, 304)
-            return
-        self.until_close = (not head_only and status != 101 and self.resp_length is None
-                            and not te_chunked)
-        if head_only and status != 101 and ctx.method == "HEAD" and status >= 200 \
-                and status not in (204, 304):
-            self.uconn_reusable_flag(False)
-            self.state = "streaming"
-            self.parser = None
-            self.on_message_complete_head()
-
     # ------------------------------------------------------------ body and end
 
-    def on_body(self, body: bytes) -> None:
+    def response_body(self, body: bytes) -> None:
         w = self.writer
-        if w is not None and self.state != "done":
+        if w is not None and self.state is not DONE:
             w.write(body)
             if w.size > _MEMORY_LIMIT:
                 self.writer = None
@@ -611,7 +618,7 @@ class CachingExchange(CacheEnding, ProxyExchange):
                     self.ctx.keep_alive = False
                     return self.fail(_too_big())
         if not self.deferred:
-            super().on_body(body)
+            super().response_body(body)
 
     def _store(self) -> bool:
         """The response is complete: write its entry (if it is to be stored)."""
@@ -629,20 +636,19 @@ class CachingExchange(CacheEnding, ProxyExchange):
         st.release()
         return stored
 
-    def on_message_complete_head(self) -> None:
+    def response_end_head(self) -> None:
         self._store()
-        super().on_message_complete_head()
+        super().response_end_head()
 
-    def on_message_complete(self) -> None:
-        if self.state == "switching" or self.state == "done":
-            return
-        if self.status < 200 and self.status != 101:
+    def response_end(self) -> None:
+        state = self.state
+        if state is SWITCHING or state is DONE or (self.status < 200 and self.status != 101):
             return
         self.complete_stored()
 
 
-PROXY = Kind(lambda ctx: ProxyExchange(ctx, ctx.conf.proxy_pass.upstream), _start,
-             CachingExchange, UncachedExchange, "proxy")
+PROXY = Kind(lambda ctx: proxy_exchange(ctx, ctx.conf.proxy_pass.upstream), _start,
+             CachingExchange, uncached_exchange, "proxy")
 
 
 def _too_big():

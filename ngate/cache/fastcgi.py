@@ -23,9 +23,10 @@ from ngate.cache import exchange, policy
 from ngate.cache.exchange import CacheEnding, CachingExchange, Kind, entry_meta
 from ngate.config.model import Upstream
 from ngate.fastcgi import rest as body_rest
-from ngate.observability import error_log
 from ngate.http import phases
-from ngate.proxy.fastcgi_proxy import TEMPLATE, FastCGIExchange, variable_upstream
+from ngate.proxy.exchange import UpstreamExchange
+from ngate.proxy.exchange_state import DONE, STREAMING
+from ngate.proxy.fastcgi_proxy import TEMPLATE, FastCGIWire, plan_for, variable_upstream
 from ngate.upstream.failure import Failure, Phase, UpstreamError
 
 # ngx_http_fastcgi_cache_headers
@@ -53,6 +54,13 @@ def cache_params(names: list) -> tuple[list, list]:
     return params, added
 
 
+def fastcgi_exchange(ctx, upstream) -> UpstreamExchange:
+    """A FastCGI exchange that does not store (a method fastcgi_cache_methods leaves out,
+    below fastcgi_cache_min_uses, after fastcgi_cache_lock_timeout, a zone named by an empty
+    variable), or only serves an entry's head rewriting (a hit)."""
+    return UpstreamExchange(ctx, upstream, FastCGIWire(), plan_for(ctx.conf))
+
+
 def fastcgi_cache_handler(ctx) -> None:
     conf = ctx.conf
     target = conf.fastcgi_pass
@@ -61,26 +69,46 @@ def fastcgi_cache_handler(ctx) -> None:
         if target is None:
             return
     if ctx.method not in conf.fastcgi_cache.methods:
-        return FastCGIExchange(ctx, target).start()     # $upstream_cache_status empty
+        return fastcgi_exchange(ctx, target).start()    # $upstream_cache_status empty
     exchange.begin(ctx, conf.fastcgi_cache, FASTCGI, target)
 
 
-def _start(ctx, cls, target) -> None:
-    cls(ctx, target).start()
+def _start(ctx, make, target) -> None:
+    make(ctx, target).start()
 
 
-class UncachedFastCGI(FastCGIExchange):
-    """A request under fastcgi_cache that will not be stored (below fastcgi_cache_min_uses,
-    after fastcgi_cache_lock_timeout, a zone named by an empty variable)."""
+class CacheFastCGIWire(FastCGIWire):
+    """FastCGI for a response that may be stored: no Accept-Ranges copied while it is
+    cacheable (nginx's range filter adds one after add_header: policy.split_cacheable), the
+    body of a HEAD read for the entry, a response cut short not stored."""
     __slots__ = ()
 
+    def send_head(self, ex, status: int, headers=None) -> None:
+        st = ex.ctx.cache
+        headers, st.accept_ranges, _ = policy.split_cacheable(st.conf, ex.resp_headers,
+                                                              time.time())
+        super().send_head(ex, status, headers)
 
-class CachingFastCGI(CacheEnding, FastCGIExchange):
+    @staticmethod
+    def reads_head_body(ex) -> bool:
+        return ex.writer is not None
+
+    def _end_request(self, ex) -> None:
+        if ex.state is STREAMING and ex.writer is not None \
+                and body_rest.premature(self.rest, True) is not None:
+            ex.writer = None        # cut short: not stored
+            if ex.deferred:
+                return self._bad_response(ex, body_rest.premature(self.rest,
+                                                                  self.buffering(ex.conf)))
+        super()._end_request(ex)
+
+
+class CachingFastCGI(CacheEnding, UpstreamExchange):
     """A FastCGI exchange whose response is stored when cacheable (cache/policy.py)."""
     __slots__ = ("writer", "deferred")
 
     def __init__(self, ctx, upstream) -> None:
-        super().__init__(ctx, upstream)
+        super().__init__(ctx, upstream, CacheFastCGIWire(), plan_for(ctx.conf))
         self.writer = None
         self.deferred = False
 
@@ -88,27 +116,26 @@ class CachingFastCGI(CacheEnding, FastCGIExchange):
     _answer_from = CachingExchange._answer_from
     _drop_upstream = CachingExchange._drop_upstream
     _refresh = CachingExchange._refresh
+    _store = CachingExchange._store
 
     # ------------------------------------------------------------ response head
 
-    def on_cgi_head(self, head) -> None:
-        status = head.status
-        if status >= 200 and self._cache_head(status, head):
+    def response_head(self, status: int) -> None:
+        if status >= 200 and self._cache_head(status):
             return
-        super().on_cgi_head(head)
+        super().response_head(status)
 
-    def _cache_head(self, status: int, head) -> bool:
+    def _cache_head(self, status: int) -> bool:
         """As CachingExchange._cache_head: True when the cache took the response over."""
         ctx = self.ctx
         st = ctx.cache
-        self.resp_headers = head.headers
         if st.entry is not None:
             answered = self.answer_from_entry(status)
             if answered is not None:
                 return answered
         if not st.store:
             return False
-        meta = entry_meta(ctx, st, status, head.reason, head.headers)
+        meta = entry_meta(ctx, st, status, self.reason, self.resp_headers)
         if meta is None:
             return False
         conf = ctx.conf
@@ -118,87 +145,56 @@ class CachingFastCGI(CacheEnding, FastCGIExchange):
             st.release()
             return False
         self.writer = st.zone.writer(st.h, meta)
-        self.keeping = True
+        self.wire.keeping = True
         if status == 200 and ctx.method != "HEAD" and any(
                 h in ctx.hdr for h in _CLIENT_VALIDATORS):
-            return self._defer(status, head)
+            return self._defer(status)
         return False
 
-    def _defer(self, status: int, head) -> bool:
+    def _defer(self, status: int) -> bool:
         """Keep the response from the client until it is stored, then send it from the entry
         (Range, If-* applied) as nginx's range and not_modified filters do on a cached one."""
         ctx = self.ctx
-        self.got_head(status, head.headers)
-        self.state = "streaming"
+        self.got_head(status, self.resp_headers)
+        self._to(STREAMING)
         self.deferred = True
         self.head_only = True       # nothing goes to the client from the stream
         length = None
-        for n, v in head.headers:
+        for n, v in self.resp_headers:
             if n.lower() == b"content-length":
                 try:
                     length = int(v)
                 except ValueError:
                     pass
         self.resp_length = length
-        self.rest = body_rest.initial(status, ctx.method, length)
+        self.wire.rest = body_rest.initial(status, ctx.method, length)
         return True
-
-    def send_cgi_head(self, status: int, reason, headers) -> None:
-        """While the response is cacheable nginx does not copy an Accept-Ranges: its range
-        filter adds one after add_header (policy.split_cacheable)."""
-        st = self.ctx.cache
-        headers, st.accept_ranges, _ = policy.split_cacheable(st.conf, headers, time.time())
-        super().send_cgi_head(status, reason, headers)
-
-    def reads_head_body(self) -> bool:
-        return self.writer is not None
 
     # ------------------------------------------------------------ body and end
 
     def keep_body(self, data: bytes) -> None:
+        """Body bytes within the Content-Length (CacheFastCGIWire's `keeping`)."""
         w = self.writer
-        if w is None or self.state == "done":
+        if w is None or self.state is DONE:
             return
         w.write(data)
         if w.size > _MEMORY_LIMIT:
             self.writer = None
-            self.keeping = False
+            self.wire.keeping = False
             if self.deferred:
                 self.ctx.keep_alive = False
                 self.fail(UpstreamError(Failure.TOO_LARGE, Phase.BODY,
                                         "cached response is too large"))
 
-    def end_request(self) -> None:
-        if self.state == "streaming" and self.writer is not None \
-                and body_rest.premature(self.rest, True) is not None:
-            self.writer = None      # cut short: not stored
-            if self.deferred:
-                return self._bad_response(body_rest.premature(self.rest, self.buffering()))
-        super().end_request()
-
-    def _store(self) -> bool:
-        st = self.ctx.cache
-        w = self.writer
-        self.writer = None
-        if st.entry is not None:
-            st.entry.close()
-            st.entry = None
-        stored = w is not None and w.commit()
-        if w is not None and not stored:
-            error_log.log("crit", f"cache entry not stored: {w.error}"
-                          + error_log.request_suffix(self.ctx), self.conn.number)
-        st.release()
-        return stored
-
-    def on_message_complete_head(self) -> None:
+    def response_end_head(self) -> None:
         self._store()
-        super().on_message_complete_head()
+        super().response_end_head()
 
-    def on_message_complete(self) -> None:
-        if self.state == "done":
+    def response_end(self) -> None:
+        if self.state is DONE:
             return
         self.complete_stored()
 
 
-FASTCGI = Kind(lambda ctx: FastCGIExchange(ctx, ctx.cache.target), _start, CachingFastCGI,
-               UncachedFastCGI, "fastcgi")
+FASTCGI = Kind(lambda ctx: fastcgi_exchange(ctx, ctx.cache.target), _start, CachingFastCGI,
+               fastcgi_exchange, "fastcgi")

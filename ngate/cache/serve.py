@@ -32,7 +32,7 @@ def _not_modified(ctx, lastmod: bytes | None, etag: str | None) -> int | None:
 
 
 def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
-    """Send `entry` to the client; ex is the location's ProxyExchange (its plan and header
+    """Send `entry` to the client; ex is the location's UpstreamExchange (its plan and header
     rewriting). The entry's descriptor is owned (closed) from here on. `fresh`: the response
     just stored for this request (a MISS): one range at most, as nginx's single_range for a
     response it is caching, and a failed precondition (412) leaves nothing stored."""

@@ -1,5 +1,5 @@
 """A bounded body filter's held output (gunzip: filters/gzip.py Inflate) through an upstream
-exchange (proxy/http_proxy.py, proxy/fastcgi_proxy.py).
+exchange (proxy/exchange.py).
 
 One upstream read may inflate to its size times the compression ratio; the filter gives at most
 gunzip_buffers' worth per call and says `pending` while it holds more. The exchange calls
@@ -22,6 +22,7 @@ root wakes it once that queue went out.
 from __future__ import annotations
 
 from ngate.filters.postpone import PostponeChain
+from ngate.proxy.exchange_state import STREAMING
 
 
 def _wake(ex) -> None:
@@ -34,12 +35,12 @@ def _wake(ex) -> None:
 def step(ex) -> bool:
     f = ex.filter
     conn = ex.conn
-    while f.pending and ex.state == "streaming" and not conn.write_paused and not conn.closing:
+    while f.pending and ex.state is STREAMING and not conn.write_paused and not conn.closing:
         if f.__class__ is PostponeChain and f.blocked:
             f.root.wake = lambda: _wake(ex)     # the queue went out: go on (postpone.py)
             break
         ex._filter_out(f.more())
-    if f.pending and ex.state == "streaming" and not conn.closing:
+    if f.pending and ex.state is STREAMING and not conn.closing:
         if ex.drain is None:
             ex.drain = "draining"
         u = ex.uconn
@@ -49,6 +50,6 @@ def step(ex) -> bool:
     complete = ex.drain == "complete"
     ex.drain = None
     if complete:
-        ex.on_message_complete()
+        ex.response_end()
         return True
     return False

@@ -1,36 +1,26 @@
-"""fastcgi_pass: the FastCGI transport of the proxy engine, one FastCGIExchange per request.
+"""fastcgi_pass: the FastCGI wire protocol of the upstream exchange, and its content handler.
 
-It reuses http_proxy.ProxyExchange for everything that is not the wire protocol: peer selection
-and fastcgi_next_upstream, connect (fastcgi_connect_timeout), the keepalive pool, timers,
-downstream backpressure, failures (502/504 through phases.fail), 499 on client close. What
-differs is the request (FastCGI records: BEGIN_REQUEST, PARAMS, STDIN), the response (records
-decoded by fastcgi/records.py, the CGI head by fastcgi/cgi.py) and the request body.
-
-Exchange states (as ProxyExchange):
-  connecting   waiting for a peer connection (with fastcgi_request_buffering on, the default,
-               the body is read whole first into a proxy/body_spool.py BodySpool: memory up to
-               client_body_buffer_size, then a temp file; CONTENT_LENGTH is then known)
-  sending      records written; STDIN follows the client body with backpressure
-  reading      the whole request is sent; fastcgi_read_timeout re-armed on every read
-  streaming    the CGI head was sent to the client; STDOUT is streamed, STDERR is logged
-  done         END_REQUEST: the connection goes back to the pool (fastcgi_keep_conn on and
-               an upstream `keepalive`) or is closed
+One proxy/exchange.py UpstreamExchange per request with a FastCGIWire: the exchange does peer
+selection and fastcgi_next_upstream, connect (fastcgi_connect_timeout), the keepalive pool,
+timers, the request body (fastcgi_request_buffering on, the default: read whole first into a
+BodySpool, memory up to client_body_buffer_size, then a temp file; CONTENT_LENGTH is then
+known), backpressure, failures and 499 on client close. The wire writes the request as
+FastCGI records (BEGIN_REQUEST, PARAMS, STDIN following the client's body) and reads the
+response's records (fastcgi/records.py): the CGI head (fastcgi/cgi.py) becomes the exchange's
+response head, STDOUT its body, STDERR is logged, END_REQUEST ends it (the connection goes
+back to the pool with fastcgi_keep_conn on and an upstream `keepalive`).
 """
 from __future__ import annotations
-
-import time
 
 from ngate.config.model import Upstream, UpstreamServer
 from ngate.fastcgi import records as fcgi
 from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
-from ngate.http1 import response as resp
 from ngate.observability import error_log
-from ngate.filters import drain
 from ngate.http import phases
 from ngate.proxy import request_body as rb
-from ngate.proxy.body_spool import SpoolError
-from ngate.proxy.http_proxy import NEXT_ON_STATUS, ProxyExchange, log_spooled
+from ngate.proxy.exchange import UpstreamExchange
+from ngate.proxy.exchange_state import BEFORE_HEAD, DONE, STREAMING
 from ngate.proxy.resolve import resolve_proxy_url
 from ngate.resolver.hook import lookup as resolver_lookup
 from ngate.upstream.failure import Failure, Phase, UpstreamError, invalid_header
@@ -41,7 +31,7 @@ DEFAULT_HIDE = frozenset({b"status", b"x-accel-expires", b"x-accel-redirect",
                           b"x-accel-limit-rate", b"x-accel-buffering", b"x-accel-charset"})
 # consumed here: written in their nginx slot, or regenerated. A relative Location stays as the
 # application wrote it, among the other headers (nginx does not make it absolute here).
-_CONSUMED = frozenset({b"content-length", b"content-type",
+CONSUMED = frozenset({b"content-length", b"content-type",
                        b"connection", b"keep-alive", b"transfer-encoding"})
 
 
@@ -135,25 +125,43 @@ def _open_empty(ctx, conf) -> bool:
         and ctx.req is not None and not ctx.req.complete
 
 
-class FastCGIExchange(ProxyExchange):
-    __slots__ = ("records", "head_reader", "stdin_open", "rest", "stdin_hold", "keeping")
-    plan_for = staticmethod(plan_for)
+class FastCGIWire:
+    """The FastCGI wire protocol strategy of proxy/exchange.py's UpstreamExchange."""
+    __slots__ = ("records", "head_reader", "rest", "stdin_hold", "keeping")
+    upgrades = False            # a CGI 101 is no tunnel
+    body_after_head = True      # the script may read its input after its head: STDIN goes on
+    frame_file = staticmethod(fcgi.stdin)   # spooled file blocks as STDIN records
 
-    def __init__(self, ctx, upstream) -> None:
-        super().__init__(ctx, upstream)
-        self.records = None
-        self.head_reader = None
-        self.stdin_open = False     # records sent, STDIN not ended: body bytes go straight out
-        self.rest = body_rest.UNBOUNDED     # body bytes still expected (fastcgi/rest.py)
-        self.stdin_hold = None      # STDIN records of this event-loop turn, written at its end
-        self.keeping = False        # the body is also stored (cache/fastcgi.py: keep_body)
+    # records: fastcgi/records.py RecordParser of the try's response; head_reader: the CGI
+    # head (fastcgi/cgi.py); rest: body bytes still expected (fastcgi/rest.py); stdin_hold:
+    # STDIN records of this event-loop turn, written at its end; keeping: the body is also
+    # stored (cache/fastcgi.py: the exchange's keep_body). Set by send_request.
 
-    # ------------------------------------------------------------ start
+    # ------------------------------------------------------------ configuration
 
-    def start(self) -> None:
-        self.start_body(self.body_mode(self.ctx, self.conf))
+    @staticmethod
+    def buffering(conf) -> bool:
+        return conf.fastcgi_buffering
 
-    def body_mode(self, ctx, conf) -> str:
+    @staticmethod
+    def intercepts(conf) -> bool:
+        return conf.fastcgi_intercept_errors
+
+    @staticmethod
+    def force_ranges(conf) -> bool:
+        return conf.fastcgi_force_ranges
+
+    @staticmethod
+    def upstream_url(ex) -> str:
+        return ""               # nginx logs `upstream: "fastcgi://127.0.0.1:9000"`
+
+    # ------------------------------------------------------------ request
+
+    @staticmethod
+    def prepare(ex) -> str:
+        """How the client's body goes upstream (proxy/request_body.py's modes)."""
+        ctx = ex.ctx
+        conf = ex.conf
         if not conf.fastcgi_pass_request_body or not (
                 ctx.body_chunked or ctx.content_length_in or _open_empty(ctx, conf)):
             return rb.NONE
@@ -161,285 +169,179 @@ class FastCGIExchange(ProxyExchange):
             return rb.BUFFER
         return rb.STREAM     # a chunked body too (nginx 1.22): no CONTENT_LENGTH then
 
-    def attach(self, uconn) -> None:
-        self.uconn = uconn
-        uconn.exchange = self
-        uconn.requests += 1
-        self.records = fcgi.RecordParser()
-        self.head_reader = HeadReader(self.plan.head_limit)
-        self.status = 0
-        self.got_bytes = False
-        self.sent_bytes = 0
-        self.state = "sending"
-        self.send_request()
+    @staticmethod
+    def body_read(ex) -> None:
+        """A buffered body is read whole: its length is $content_length (CONTENT_LENGTH)."""
+        ex.ctx.content_length_in = ex.ctx.req.body_size
 
-    def send_request(self) -> None:
-        ctx = self.ctx
-        body = self.body
+    def send_request(self, ex, uconn) -> int:
+        """Start the request on `uconn` (a new try): write its records and the body at hand;
+        the bytes held from the client (or 1 while the body goes on: the client may read)."""
+        self.records = fcgi.RecordParser()
+        self.head_reader = HeadReader(ex.plan.head_limit)
+        self.rest = body_rest.UNBOUNDED
+        self.stdin_hold = None
+        self.keeping = False
+        ctx = ex.ctx
+        body = ex.body
         if body.done and ctx.body_chunked and body.mode is rb.STREAM:
             ctx.content_length_in = ctx.req.body_size   # read whole by now: nginx knows its length
-        out = [fcgi.begin_request(self.plan.keep_conn),
-               fcgi.params(build_params(self.ctx, self.plan))]
+        out = [fcgi.begin_request(ex.plan.keep_conn), fcgi.params(build_params(ctx, ex.plan))]
         sp = body.spool
         if sp is not None and not sp.in_file:
             out.extend(fcgi.stdin(chunk) for chunk in sp.chunks)
+        held = body.pending_size
         for chunk in body.take():
             out.append(fcgi.stdin(chunk))
-        from_file = sp is not None and sp.in_file
-        if body.done and not from_file:
+        if body.done and not (sp is not None and sp.in_file):
             out.append(fcgi.stdin_end())
-        self.stdin_open = not body.done
         data = b"".join(out)       # one send: writelines() costs a syscall per piece
-        self.sent_bytes = len(data)
-        self.uconn.transport.write(data)
-        if from_file:
-            sp.rewind()
-            if not self._send_spool():
-                return          # upstream_write_resumed goes on
-        if body.done:
-            self.request_sent()
-        else:
-            if self.uconn.write_paused:
-                self.conn.transport.pause_reading()
-            elif not self.conn.closing:
-                self.conn.transport.resume_reading()
+        ex.sent_bytes = len(data)
+        ex.uconn.transport.write(data)
+        return held or not body.done
 
-    # ------------------------------------------------------------ client body (consumer API)
+    def write_body(self, ex, u, data: bytes) -> None:
+        """A piece of the client's body (also after an early response head: the script may
+        still read its input)."""
+        self._hold_stdin(ex, fcgi.stdin(data))
 
-    def _send_spool(self) -> bool:
-        sp = self.body.spool
-        start = sp.pos
-        done = sp.send_to(self.uconn, fcgi.stdin)
-        self.sent_bytes += sp.pos - start
-        if done:
-            self.uconn.transport.write(fcgi.stdin_end())
-        else:
-            self.arm(self.plan.send_timeout)
-        return done
+    def end_body(self, ex, u) -> None:
+        self._hold_stdin(ex, fcgi.stdin_end())
+        self.flush_stdin(ex)
 
-    def body_data(self, data: bytes) -> None:
-        if self.state == "done":
-            return              # answered already (413, client gone): the rest is dropped
-        ctx = self.ctx
-        body = self.body
-        limit = self.conf.client_max_body_size
-        if limit and ctx.body_chunked and ctx.req.body_size > limit:
-            body.done = True
-            before = ctx.req.body_size - len(data)      # nginx: received + chunk size
-            error_log.error(f"client intended to send too large chunked body: "
-                            f"{before}+{len(data)} bytes" + error_log.request_suffix(ctx),
-                            self.conn.number)
-            return self.abort_with(413)
-        if body.mode is rb.BUFFER:
-            try:
-                name = body.spool_add(data)
-            except SpoolError as err:
-                return self.spool_failed(err)
-            if name is not None:
-                log_spooled(ctx, name)
-            return
-        body.received(data)
-        u = self.uconn
-        if u is not None and self.stdin_open:
-            # also after an early response head: the script may still read its input
-            self.hold_stdin(fcgi.stdin(data))
-            self.sent_bytes += len(data)
-            self._touch_send()
-            return
-        if body.hold(data):
-            self.conn.transport.pause_reading()
+    @staticmethod
+    def end_of_body(ex) -> bytes:
+        """After a spooled body's file."""
+        return fcgi.stdin_end()
 
-    def body_end(self) -> None:
-        if self.state == "done":
-            return
-        self.body.done = True
-        if self.body.mode is rb.BUFFER:
-            self.ctx.content_length_in = self.ctx.req.body_size    # $content_length
-            return self.connect()
-        u = self.uconn
-        if u is not None and self.stdin_open:
-            self.stdin_open = False
-            self.hold_stdin(fcgi.stdin_end())
-            self.flush_stdin()
-            self.request_sent()
-
-    def hold_stdin(self, record: bytes) -> None:
+    def _hold_stdin(self, ex, record: bytes) -> None:
         """STDIN records of one client read go out in one write, the end of STDIN with the
         last data as nginx's writev sends them (a responder may read them as one)."""
         hold = self.stdin_hold
-        if hold is None or hold[0] is not self.uconn:
-            self.stdin_hold = (self.uconn, [record])
-            self.loop.call_soon(self.flush_stdin)
+        if hold is None or hold[0] is not ex.uconn:
+            self.stdin_hold = (ex.uconn, [record])
+            ex.loop.call_soon(self.flush_stdin, ex)
         else:
             hold[1].append(record)
 
-    def flush_stdin(self) -> None:
+    def flush_stdin(self, ex) -> None:
         hold = self.stdin_hold
         if hold is None:
             return
         self.stdin_hold = None
         u, records = hold
-        if u is not self.uconn or u.closed or self.state == "done":
+        if u is not ex.uconn or u.closed or ex.state is DONE:
             return
         u.transport.write(records[0] if len(records) == 1 else b"".join(records))
         if u.write_paused:
-            self.conn.transport.pause_reading()
+            ex.conn.transport.pause_reading()
 
-    # ------------------------------------------------------------ upstream events
+    def reusable(self, ex) -> bool:
+        u = ex.uconn
+        up = ex.upstream
+        return (u is not None and ex.plan.keep_conn and up.keepalive > 0 and not u.closed
+                and ex.body.done and self.records is not None and self.records.done
+                and u.requests < up.keepalive_requests
+                and ex.started - u.born <= up.keepalive_time)
 
-    def upstream_data(self, data: bytes) -> None:
-        if self.throttle is not None:
-            data = self.throttle.admit(data)
-            if not data:
-                return
-        self.got_bytes = True
-        self.attempt.bytes_received += len(data)
-        if self.timer is not None:
-            self.deadline = self.loop.time() + self.timeout
+    # ------------------------------------------------------------ response
+
+    def data(self, ex, data: bytes) -> None:
         try:
             events = self.records.feed(data)
         except ValueError as exc:
-            return self._bad_response(str(exc))
-        self.out = []               # everything this read produces goes out in one write
-        u = self.uconn
+            return self._bad_response(ex, str(exc))
+        ex.out = []                 # everything this read produces goes out in one write
+        u = ex.uconn
         for event in events:
             kind = event[0]
             if kind == fcgi.STDOUT:
-                self.stdout(event[1])
+                self._stdout(ex, event[1])
             elif kind == fcgi.STDERR:
-                self.stderr(event[1])
+                self._stderr(ex, event[1])
             else:
-                self.end_request()
-            if self.state == "done" or self.uconn is not u:
+                self._end_request(ex)
+            if ex.state is DONE or ex.uconn is not u:
                 break               # finished, or failed over to another peer
-        if self.filter_flush:
-            self.filter_read_done()
-        self._flush()
-        if self.filter is not None and getattr(self.filter, "pending", False):
-            drain.step(self)
+        ex.read_done()
 
-    def stdout(self, data: bytes) -> None:
-        if self.state in ("sending", "reading"):
+    def _stdout(self, ex, data: bytes) -> None:
+        if ex.state in BEFORE_HEAD:
             try:
                 got = self.head_reader.feed(data)
             except ValueError as exc:
-                return self.next_peer(invalid_header(str(exc)))
+                return ex.next_peer(invalid_header(str(exc)))
             if got is None:
                 return
             head, data = got
-            self.on_cgi_head(head)
-            if self.state != "streaming" or not data:
+            ex.reason = head.reason
+            ex.resp_headers = head.headers
+            ex.response_head(head.status)
+            if ex.state is not STREAMING or not data:
                 return
         if self.rest != body_rest.UNBOUNDED:
-            data, self.rest, over = body_rest.cut(self.rest, data, self.resp_length)
+            data, self.rest, over = body_rest.cut(self.rest, data, ex.resp_length)
             if over:
-                return self.more_data(data)
+                return self._more_data(ex, data)
         if self.keeping:
-            self.keep_body(data)
-        if self.head_only:
-            return
-        self.attempt.response_length += len(data)
-        if self.filter is not None:
-            data = self.filter.data(data)
-            if not data:
-                return
-        if self.chunked_out:
-            data = resp.chunk(data)
-        self.ctx.body_bytes_sent += len(data)      # with the chunk framing, as nginx counts it
-        self._emit(data)
+            ex.keep_body(data)
+        ex.response_body(data)
 
-    def stderr(self, data: bytes) -> None:
-        """nginx: `FastCGI sent in stderr: "..." while reading response header from upstream`."""
-        text = data.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
-        phase = "reading upstream" if self.state == "streaming" else \
-            "reading response header from upstream"
-        error_log.error(f'FastCGI sent in stderr: "{text}" while {phase}'
-                        + error_log.request_suffix(self.ctx, ""), self.conn.number)
-        if self.state in ("sending", "reading"):
-            for pattern in self.conf.fastcgi_catch_stderr:   # an invalid response, as nginx
-                if pattern in data:
-                    return self.next_peer(invalid_header("caught", logged=True))
-
-    def end_request(self) -> None:
-        if self.state in ("sending", "reading"):
-            return self.next_peer(invalid_header("upstream sent unexpected FastCGI record: 3"))
-        error = body_rest.premature(self.rest, self.buffering())
-        if error is not None and not self.head_only:
-            return self._bad_response(error)
-        self.on_message_complete()
-
-    def more_data(self, data: bytes) -> None:
+    def _more_data(self, ex, data: bytes) -> None:
         """Body bytes past the Content-Length: the part within it goes out, the response ends
         there and the connection is not kept (nginx's upstream_done without keepalive)."""
         error_log.warn(body_rest.MORE_DATA + " while reading upstream"
-                       + error_log.request_suffix(self.ctx, ""), self.conn.number)
+                       + error_log.request_suffix(ex.ctx, ""), ex.conn.number)
         self.rest = body_rest.UNBOUNDED
         if data:
-            self.stdout(data)
-        self.on_message_complete()
+            self._stdout(ex, data)
+        ex.response_end()
 
-    def _bad_response(self, message: str) -> None:
-        if self.state in ("sending", "reading"):
-            return self.next_peer(invalid_header(message))
-        self._flush()
-        self.ctx.keep_alive = False
-        self.fail(self._logged(UpstreamError(Failure.INVALID_BODY, Phase.BODY, message)))
+    @staticmethod
+    def _stderr(ex, data: bytes) -> None:
+        """nginx: `FastCGI sent in stderr: "..." while reading response header from upstream`."""
+        text = data.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+        phase = Phase.BODY if ex.state is STREAMING else Phase.HEADER
+        error_log.error(f'FastCGI sent in stderr: "{text}" while {phase.value}'
+                        + error_log.request_suffix(ex.ctx, ""), ex.conn.number)
+        if ex.state in BEFORE_HEAD:
+            for pattern in ex.conf.fastcgi_catch_stderr:     # an invalid response, as nginx
+                if pattern in data:
+                    return ex.next_peer(invalid_header("caught", logged=True))
 
-    # ------------------------------------------------------------ response head
+    def _end_request(self, ex) -> None:
+        if ex.state in BEFORE_HEAD:
+            return ex.next_peer(invalid_header("upstream sent unexpected FastCGI record: 3"))
+        error = body_rest.premature(self.rest, self.buffering(ex.conf))
+        if error is not None and not ex.head_only:
+            return self._bad_response(ex, error)
+        ex.response_end()
 
-    def on_cgi_head(self, head) -> None:
-        ctx = self.ctx
-        status = head.status
-        self.got_head(status, head.headers)
-        kind = NEXT_ON_STATUS.get(status)
-        if kind is not None and self.may_try_next(kind):
-            return self.next_on_status(status, kind)     # fastcgi_next_upstream http_XXX
-        self.state = "streaming"
-        conf = self.conf
-        if status >= 300 and conf.fastcgi_intercept_errors and phases.error_page_for(conf, status):
-            self.state = "done"
-            self._cancel_timer()
-            self.attempt.end(time.monotonic())
-            self.release(reuse=False)
-            self.conn.writer = None
-            return phases.finalize(ctx, status)
-        self.send_cgi_head(status, head.reason, head.headers)
+    @staticmethod
+    def _bad_response(ex, message: str) -> None:
+        if ex.state in BEFORE_HEAD:
+            return ex.next_peer(invalid_header(message))
+        ex._flush()
+        ex.ctx.keep_alive = False
+        ex.fail(ex._logged(UpstreamError(Failure.INVALID_BODY, Phase.BODY, message)))
 
-    def send_cgi_head(self, status: int, reason, headers) -> None:
-        out, ctype, length, lastmod, _, _, _ = self.split_headers(headers, _CONSUMED)
-        if self.accel is not None and self.accel_headers():
+    def send_head(self, ex, status: int, headers=None) -> None:
+        out, ctype, length, lastmod, _, _, _ = ex.split_headers(
+            ex.resp_headers if headers is None else headers, CONSUMED)
+        if ex.accel is not None and ex.accel_headers():
             return
-        head_only = self.write_head(status, reason, out, ctype, length, lastmod)
-        self.rest = body_rest.initial(status, self.ctx.method, self.resp_length)
-        if head_only and self.ctx.method == "HEAD" and self.rest != 0 \
-                and not self.reads_head_body():
-            self.on_message_complete_head()     # nginx does not read the body: no keepalive
+        head_only = ex.write_head(status, ex.reason, out, ctype, length, lastmod)
+        if ex.state is DONE:
+            return              # the range filter sent a 416 instead (filters/range.py)
+        self.rest = body_rest.initial(status, ex.ctx.method, ex.resp_length)
+        if head_only and ex.ctx.method == "HEAD" and self.rest != 0 \
+                and not self.reads_head_body(ex):
+            ex.response_end_head()      # nginx does not read the body: no keepalive
 
-    def keep_body(self, data: bytes) -> None:
-        """Body bytes within the Content-Length, for the cache (cache/fastcgi.py)."""
-
-    def reads_head_body(self) -> bool:
+    @staticmethod
+    def reads_head_body(ex) -> bool:
         """Whether the body of a response to HEAD is read (for the cache)."""
         return False
-
-    # ------------------------------------------------------------ release
-
-    def buffering(self) -> bool:
-        return self.conf.fastcgi_buffering
-
-    def force_ranges(self) -> bool:
-        return self.conf.fastcgi_force_ranges
-
-    def _reusable(self) -> bool:
-        u = self.uconn
-        up = self.upstream
-        return (u is not None and self.plan.keep_conn and up.keepalive > 0 and not u.closed
-                and self.body.done and self.records is not None and self.records.done
-                and u.requests < up.keepalive_requests
-                and self.started - u.born <= up.keepalive_time)
-
-    def _upstream_url(self) -> str:
-        return ""               # nginx logs `upstream: "fastcgi://127.0.0.1:9000"`
 
 
 # ---------------------------------------------------------------- content handler
@@ -450,7 +352,7 @@ def fastcgi_handler(ctx) -> None:
         target = variable_upstream(ctx, target.render(ctx))
         if target is None:
             return
-    FastCGIExchange(ctx, target).start()
+    UpstreamExchange(ctx, target, FastCGIWire(), plan_for(ctx.conf)).start()
 
 
 _UNIX: dict[str, Upstream] = {}

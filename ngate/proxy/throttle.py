@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 
+from ngate.proxy.exchange_state import DONE
+
 
 class ReadThrottle:
     __slots__ = ("exchange", "rate", "start", "read", "held", "timer", "resting", "lost")
@@ -57,13 +59,13 @@ class ReadThrottle:
         self.resting = False
         self.timer = None
         ex = self.exchange
-        if ex.state == "done":
+        if ex.state is DONE:
             self.held = b""
             return
         held, self.held = self.held, b""
         if held:
             ex.upstream_data(held)      # through admit() again
-        if self.resting or ex.state == "done":
+        if self.resting or ex.state is DONE:
             return
         if self.lost is not None:
             exc, self.lost = self.lost[0], None

@@ -4,8 +4,8 @@ llhttp refuses chunk-size lines and chunk ends with a bare LF ("Expected LF afte
 which nginx accepts: ngx_http_proxy_chunked_filter and ngx_http_proxy_non_buffered_chunked_filter
 parse upstream bodies with the same ngx_http_parse_chunked as request bodies. Once the head of a
 chunked response is parsed, ChunkedResponseBody takes llhttp's place as the exchange's parser
-(same `feed_data` interface): the decoded data goes to the exchange's `on_body`, the end of the
-body to its `on_message_complete`, and bytes nginx refuses raise httptools.HttpParserError (the
+(same `feed_data` interface): the decoded data goes to the exchange's `response_body`, the end of the
+body to its `response_end`, and bytes nginx refuses raise httptools.HttpParserError (the
 exchange turns it into "upstream sent invalid chunked response"). Trailers are dropped, as nginx
 1.22 drops them. Bytes after the last chunk are logged ("upstream sent data after final chunk")
 and close the connection.
@@ -29,12 +29,14 @@ class ChunkedResponseBody:
     def feed_data(self, data: bytes) -> None:
         ex = self.exchange
         try:
-            end = self.decoder.feed(data, ex.on_body)
+            end = self.decoder.feed(data, ex.response_body)
         except BodyError as exc:
             raise httptools.HttpParserError(str(exc)) from None
         if end >= 0:
+            u = self.uconn
+            if u.parser is self:
+                u.parser = None             # the connection's next response: llhttp again
             if end < len(data):
-                ex._log_leftover()          # logged before the response ends, as nginx does
-                if self.uconn is not None:
-                    self.uconn.close()      # never reused
-            ex.on_message_complete()
+                ex.wire.log_leftover(ex)    # logged before the response ends, as nginx does
+                u.close()                   # never reused
+            ex.response_end()

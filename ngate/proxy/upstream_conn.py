@@ -12,7 +12,8 @@ from ngate.upstream.tls import save_session
 class UpstreamConnection(asyncio.Protocol):
     """A connection to one peer; serves one exchange at a time, then may idle in the pool."""
     __slots__ = ("transport", "exchange", "closed", "peer", "requests", "born", "pool", "group_id",
-                 "idle_timer", "write_paused", "deadline", "parser", "leftover")
+                 "idle_timer", "write_paused", "deadline", "parser", "leftover",
+                 "head_bytes", "head_buf", "tail")
 
     def __init__(self, peer: UpstreamServer) -> None:
         self.transport = None
@@ -27,6 +28,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.write_paused = False
         self.parser = None      # one llhttp response parser for the connection's life
         self.leftover = False   # bytes came after the end of a response: never reused
+        # the current response's head as proxy/wire_http1.py reads it: bytes so far (against
+        # proxy_buffer_size), those bytes (a 1xx passes the rest raw), the first bytes until
+        # "HTTP/" is seen (None: checked; else HTTP/0.9)
+        self.head_bytes = 0
+        self.head_buf = b""
+        self.tail = b""
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -88,17 +95,17 @@ class UpstreamConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         ex = self.exchange
         if ex is not None:
-            ex.on_headers_complete()
+            ex.wire.headers_complete(ex)    # proxy/wire_http1.py: 1xx, proxy_buffer_size
 
     def on_body(self, body: bytes) -> None:
         ex = self.exchange
         if ex is not None:
-            ex.on_body(body)
+            ex.response_body(body)
 
     def on_message_complete(self) -> None:
         ex = self.exchange
         if ex is not None:
-            ex.on_message_complete()
+            ex.response_end()
 
     def on_idle(self, pool, group_id: int, timeout: float) -> None:
         self.pool = pool
@@ -132,7 +139,7 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 class Connect:
-    """Runs one connect coroutine (ProxyExchange._open) without a Task: each future it awaits
+    """Runs one connect coroutine (UpstreamExchange._open) without a Task: each future it awaits
     resumes it from that future's done callback.
 
     A Task per upstream connection (created, named, registered among all tasks, entered and left

@@ -19,7 +19,7 @@ import ssl
 import trustme
 import uvloop
 
-from ngate.proxy.http_proxy import ProxyExchange
+from ngate.proxy.exchange import UpstreamExchange
 from ngate.proxy.upstream_conn import UpstreamConnection
 from ngate.server.connection import HttpConnection
 from ngate.server.runtime import WorkerRuntime
@@ -94,7 +94,7 @@ def test_closed_connections_are_not_left_in_cycles(tmp_path):
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
         left = [o for o in gc.garbage
-                if isinstance(o, (HttpConnection, UpstreamConnection, ProxyExchange))]
+                if isinstance(o, (HttpConnection, UpstreamConnection, UpstreamExchange))]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()

@@ -1,0 +1,248 @@
+"""The fields of an upstream exchange and what does not depend on the request's course: the
+state transition, the one way it ends (finish), timers, output batching to the client, failure
+logging and downstream backpressure. proxy/exchange_peer.py adds the peer side (choosing a
+peer, connecting, retrying, the keepalive pool), proxy/exchange.py the request's course.
+"""
+from __future__ import annotations
+
+import time
+
+from ngate.filters import drain
+from ngate.http1 import response as resp
+from ngate.observability import error_log
+from ngate.proxy.exchange_state import CONNECTING, DONE, STREAMING, TRANSITIONS, TUNNEL, \
+    ExchangeStateError
+from ngate.proxy.response_head import HeadTranslation
+from ngate.proxy.throttle import ReadThrottle
+from ngate.upstream.failure import Phase, UpstreamError
+
+# statuses proxy_next_upstream can retry on (http_403 and http_404 do not count as failures)
+NEXT_ON_STATUS = {500: "http_500", 502: "http_502", 503: "http_503", 504: "http_504",
+                  403: "http_403", 404: "http_404", 429: "http_429"}
+
+
+class ExchangeBase(HeadTranslation):
+    __slots__ = (
+        "ctx", "conn", "conf", "upstream", "loop", "deadlines",
+        "plan",             # the location's compiled plan for this wire (timeouts, headers, ...)
+        "wire",             # the wire protocol strategy (Http1Wire, FastCGIWire)
+        "state",            # proxy/exchange_state.py State
+        # peers and tries
+        "peer", "tried", "tries", "attempt", "started", "reused",
+        "counts",           # least_conn or max_conns: connections per peer are counted
+        "counted",          # the peer this exchange counts a connection for
+        "connecting",       # upstream_conn.Connect of the connection being opened
+        "pool_key",         # (host, port[, TLS identity]): the keepalive pool's key of the peer
+        "uconn",            # the UpstreamConnection of the current try
+        "tls",              # (SSLContext, server_hostname) for proxy_pass https://
+        "uri",              # the URI sent upstream (also in the error log's upstream: "...")
+        "feeding",          # inside the parser: a finished connection is pooled after it
+        "pool_pending",     # that connection, pooled once the read is parsed to its end
+        # timers (server/clock.py's coarse deadlines, lazily re-armed)
+        "timer", "deadline", "timeout",
+        # request
+        "body",             # proxy/request_body.py RequestBody
+        "body_open",        # the request's body is still being written to the connection
+        "sent_bytes",       # request bytes written to the current connection
+        "corked",           # chunked body data of this client read, not yet written: one chunk
+        "in_read",          # a chunked body piece came in this client read (nginx: one buffer)
+        # response
+        "got_bytes", "status", "reason", "resp_headers", "head_only", "chunked_out",
+        "until_close",      # no length nor chunking: the response ends when the upstream closes
+        "resp_length", "upgrade",
+        "out",              # response bytes gathered during one upstream read: one write
+        "filter",           # filters/: the body filter of this response, or None
+        "filter_flush",     # flush the body filter per upstream read (response not buffered)
+        "accel",            # the response's X-Accel-* headers (hidden ones), or None
+        "throttle",         # proxy/throttle.py ReadThrottle (*_limit_rate), or None
+        "drain",            # filters/drain.py: None, "draining" or "complete" (gunzip's output)
+    )
+
+    def __init__(self, ctx, upstream, wire, plan) -> None:
+        self.ctx = ctx
+        self.conn = conn = ctx.conn
+        self.conf = ctx.conf
+        self.upstream = upstream
+        runtime = conn.runtime
+        self.loop = runtime.loop
+        self.deadlines = runtime.deadlines
+        self.plan = plan
+        self.wire = wire
+        self.state = CONNECTING
+        self.peer = None
+        self.tried: set = set()
+        self.tries = 0
+        self.attempt = None
+        self.started = 0.0          # the first try's start (next_upstream_timeout, keepalive_time)
+        self.reused = False
+        self.counts = upstream is not None and upstream.counts_conns
+        self.counted = None
+        self.connecting = None
+        self.pool_key = None
+        self.uconn = None
+        self.tls = None
+        self.uri = ""
+        self.feeding = False
+        self.pool_pending = None
+        self.timer = None
+        self.deadline = 0.0
+        self.timeout = 0.0
+        self.body = None            # set by start()
+        self.body_open = False
+        self.sent_bytes = 0
+        self.corked = None
+        self.in_read = False
+        self.got_bytes = False
+        self.status = 0
+        self.reason = None
+        self.resp_headers = []
+        self.head_only = False
+        self.chunked_out = False
+        self.until_close = False
+        self.resp_length = None
+        self.upgrade = False
+        self.out = None
+        self.filter = None
+        self.filter_flush = False
+        self.accel = None
+        self.drain = None
+        rate = plan.limit_rate
+        self.throttle = ReadThrottle(self, rate) if rate else None
+
+    # ------------------------------------------------------------ state
+
+    def _to(self, new) -> None:
+        """The state changes along proxy/exchange_state.py's table only. The four transitions
+        of every request (-> SENDING, READING, STREAMING, DONE) write the same check inline:
+        `if new not in TRANSITIONS[self.state]: self._refused(new)` (a call costs ~4x it)."""
+        old = self.state
+        if new not in TRANSITIONS[old]:
+            raise ExchangeStateError(old, new)
+        self.state = new
+
+    def _refused(self, new) -> None:
+        raise ExchangeStateError(self.state, new)
+
+    def finish(self, reuse: bool = False, detach: bool = True) -> bool:
+        """The one way an exchange ends (DONE): its timer, pending connect and throttle
+        stopped, the try's response time taken, the body's temp file closed, the connection
+        pooled (`reuse`) or closed, and (`detach`) the client's connection no longer reporting
+        to it. False when it had ended already (or became a tunnel)."""
+        st = self.state
+        if st is DONE or st is TUNNEL:
+            return False
+        if DONE not in TRANSITIONS[st]:     # _to(DONE), inlined (hot path)
+            self._refused(DONE)
+        self.state = DONE
+        if self.timer is not None:
+            self.timer = None
+            self.deadlines.unwatch(self)
+        th = self.throttle
+        if th is not None:
+            th.cancel()
+        t = self.connecting
+        if t is not None:
+            self.connecting = None
+            t.cancel()
+        a = self.attempt
+        if a is not None and a.response_time is None:   # the try ends (Attempt.end, inlined)
+            a.response_time = time.monotonic() - a.start
+        self.release(reuse)
+        if detach:
+            self.conn.writer = None
+        return True
+
+    # ------------------------------------------------------------ timers
+
+    def arm(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadline = self.loop.time() + timeout
+        if self.timer is None:
+            self.timer = True
+            self.deadlines.watch(self)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer = None
+            self.deadlines.unwatch(self)
+
+    # ------------------------------------------------------------ output to the client
+
+    def _emit(self, data: bytes) -> None:
+        out = self.out
+        if out is not None:
+            out.append(data)
+        else:
+            self.conn.write(data)
+
+    def _flush(self) -> None:
+        out = self.out
+        if out is not None:
+            self.out = None
+            if out:
+                self.conn.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _filter_out(self, data: bytes) -> None:
+        """Bytes the body filter produced outside response_body (flush, finish)."""
+        if data:
+            if self.chunked_out:
+                data = resp.chunk(data)
+            self.ctx.body_bytes_sent += len(data)
+            self._emit(data)
+
+    def read_done(self) -> None:
+        """The end of one upstream read (the wires call it): the body filter flushed when the
+        response is not buffered, the read's output written at once, a bounded filter's held
+        output drained as the client takes it (filters/drain.py)."""
+        if self.filter_flush:
+            self.filter_read_done()
+        out = self.out                  # _flush, written out (hot path)
+        if out is not None:
+            self.out = None
+            if out:
+                self.conn.write(out[0] if len(out) == 1 else b"".join(out))
+        f = self.filter
+        if f is not None and getattr(f, "pending", False):
+            drain.step(self)
+
+    def filter_read_done(self) -> None:
+        """The end of one upstream read: flush the body filter when the response is not
+        buffered (nginx passes each read on with its flush flag then)."""
+        if self.filter_flush and self.state is STREAMING and not self.head_only:
+            self._filter_out(self.filter.flush())
+
+    # ------------------------------------------------------------ failures
+
+    def _logged(self, err: UpstreamError) -> UpstreamError:
+        """Log err (once) with nginx's context: `..., upstream: "http://peer/uri", ...`."""
+        if not err.logged:
+            err.logged = True
+            if err.detail:
+                error_log.error(err.message + error_log.request_suffix(
+                    self.ctx, self.wire.upstream_url(self)), self.conn.number)
+        return err
+
+    def _disabled(self, phase: Phase) -> None:
+        error_log.warn(f"upstream server temporarily disabled while {phase.value}"
+                       + error_log.request_suffix(self.ctx, self.wire.upstream_url(self)),
+                       self.conn.number)
+
+    # ------------------------------------------------------------ downstream backpressure
+
+    def downstream_paused(self) -> None:
+        """The client's write buffer is full: stop reading the upstream. Its read timeout stops
+        too (the connection's send_timeout watches the client meanwhile), as nginx does."""
+        u = self.uconn
+        if u is not None and u.transport is not None:
+            u.transport.pause_reading()
+            if self.state is STREAMING:
+                self._cancel_timer()
+
+    def downstream_resumed(self) -> None:
+        if self.drain is not None and drain.step(self):
+            return                  # gunzip's output still waits for the client
+        u = self.uconn
+        if u is not None and u.transport is not None and not u.closed:
+            u.transport.resume_reading()
+            if self.state is STREAMING and self.timer is None:
+                self.arm(self.plan.read_timeout)
