@@ -223,3 +223,34 @@ def test_a_failed_try_goes_back_to_connecting_and_the_next_peer_answers(worker, 
     assert f"X-Tries: {tried[0]}, {tried[1]} 502, 200 -, 0.".encode() in down.data()
     assert "upstream prematurely closed connection while reading response header" in \
         capfd.readouterr().err
+
+
+def test_a_chunked_body_is_read_by_nginx_s_decoder_then_llhttp_again(worker):
+    """After a chunked head the body goes through proxy/upstream_chunked.py (bare-LF chunk
+    lines, which llhttp refuses); the pooled connection's next response is llhttp's again."""
+    from ngate.proxy.upstream_chunked import ChunkedResponseBody
+    uconn, up = worker.pooled("backend")
+    conn, down = worker.client()
+    conn.data_received(GET)
+    ex = uconn.exchange
+    uconn.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\n")
+    assert ex.state is STREAMING and uconn.parser.__class__ is ChunkedResponseBody
+    uconn.data_received(b"2\r\nde\r\n0\n\n")
+    assert ex.state is DONE and uconn.parser is None and not up.closed     # pooled
+    assert down.data().endswith(b"\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    conn.data_received(GET)
+    ex2 = uconn.exchange
+    assert ex2 is not ex and uconn.parser is not None
+    uconn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert ex2.state is DONE and down.data().endswith(b"\r\n\r\nok")
+
+
+def test_an_invalid_chunk_fails_the_response_and_closes_both(worker, capfd):
+    uconn, up = worker.pooled("backend")
+    conn, down = worker.client()
+    conn.data_received(GET)
+    ex = uconn.exchange
+    uconn.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    assert ex.state is DONE and up.closed and down.closed
+    assert "upstream sent invalid chunked response while reading upstream" in \
+        capfd.readouterr().err
