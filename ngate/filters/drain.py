@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from ngate.filters.postpone import PostponeChain
 from ngate.proxy.exchange_state import STREAMING
+from ngate.server import flow
 
 
 def _wake(ex) -> None:
@@ -43,9 +44,7 @@ def step(ex) -> bool:
     if f.pending and ex.state is STREAMING and not conn.closing:
         if ex.drain is None:
             ex.drain = "draining"
-        u = ex.uconn
-        if u is not None and u.transport is not None:
-            u.transport.pause_reading()
+        flow.pause(ex.uconn)
         return True
     complete = ex.drain == "complete"
     ex.drain = None

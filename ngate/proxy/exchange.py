@@ -35,6 +35,7 @@ from ngate.proxy.exchange_state import (BEFORE_HEAD, CONNECTING, DONE, PASSTHROU
                                         STREAMING, SWITCHING, TRANSITIONS, TUNNEL)
 from ngate.proxy.tunnel import start_tunnel
 from ngate.proxy.upstream_conn import Connect
+from ngate.server import flow
 from ngate.upstream.balancer import PEER_HEALTH, report_success
 from ngate.upstream.failure import Phase, UpstreamError, closed, timed_out
 
@@ -114,15 +115,14 @@ class UpstreamExchange(RequestSide):
             self.fail(self._logged(closed(Phase.BODY)))
 
     def upstream_write_paused(self) -> None:
-        self.conn.transport.pause_reading()
+        flow.pause(self.conn)
 
     def upstream_write_resumed(self) -> None:
         sp = self.body.spool
         if sp is not None and sp.in_file and self.state is SENDING and sp.pos < sp.size:
             if self._send_spool():
                 self.request_sent()
-        if not self.conn.closing:
-            self.conn.transport.resume_reading()
+        flow.resume(self.conn)
 
     # ------------------------------------------------------------ response events (from the wire)
 

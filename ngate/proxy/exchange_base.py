@@ -14,6 +14,7 @@ from ngate.proxy.exchange_state import CONNECTING, DONE, STREAMING, TRANSITIONS,
     ExchangeStateError
 from ngate.proxy.response_head import HeadTranslation
 from ngate.proxy.throttle import ReadThrottle
+from ngate.server import flow
 from ngate.upstream.failure import Phase, UpstreamError
 
 # statuses proxy_next_upstream can retry on (http_403 and http_404 do not count as failures)
@@ -232,17 +233,11 @@ class ExchangeBase(HeadTranslation):
     def downstream_paused(self) -> None:
         """The client's write buffer is full: stop reading the upstream. Its read timeout stops
         too (the connection's send_timeout watches the client meanwhile), as nginx does."""
-        u = self.uconn
-        if u is not None and u.transport is not None:
-            u.transport.pause_reading()
-            if self.state is STREAMING:
-                self._cancel_timer()
+        if flow.pause(self.uconn) and self.state is STREAMING:
+            self._cancel_timer()
 
     def downstream_resumed(self) -> None:
         if self.drain is not None and drain.step(self):
             return                  # gunzip's output still waits for the client
-        u = self.uconn
-        if u is not None and u.transport is not None and not u.closed:
-            u.transport.resume_reading()
-            if self.state is STREAMING and self.timer is None:
-                self.arm(self.plan.read_timeout)
+        if flow.resume(self.uconn) and self.state is STREAMING and self.timer is None:
+            self.arm(self.plan.read_timeout)

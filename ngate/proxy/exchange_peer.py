@@ -17,6 +17,7 @@ from ngate.proxy.bind import BindError, connect_bound, local_address
 from ngate.proxy.exchange_base import ExchangeBase
 from ngate.proxy.exchange_state import CONNECTING, DONE
 from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamConnection
+from ngate.server import flow
 from ngate.upstream import attempts, retry
 from ngate.upstream.attempts import Attempt
 from ngate.upstream.balancer import balancer_for, release, report_failure
@@ -193,8 +194,8 @@ class PeerSide(ExchangeBase):
         if u.leftover or u.closed:
             u.close()
             return
-        if self.throttle is not None and u.transport is not None:
-            u.transport.resume_reading()        # *_limit_rate may have paused it
+        if self.throttle is not None:
+            flow.resume(u)                      # *_limit_rate may have paused it
         up = self.upstream
         self.conn.runtime.pool.put(id(up), self.pool_key, u,
                                    up.keepalive, up.keepalive_timeout)

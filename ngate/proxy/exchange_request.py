@@ -14,6 +14,7 @@ from ngate.proxy.body_spool import SpoolError
 from ngate.proxy.exchange_peer import PeerSide
 from ngate.proxy.exchange_state import CONNECTING, DONE, READING, SENDING, TRANSITIONS
 from ngate.proxy.upstream_conn import UpstreamConnection
+from ngate.server import flow
 
 
 def log_spooled(ctx, name: str) -> None:
@@ -67,8 +68,8 @@ class RequestSide(PeerSide):
         self.state = SENDING
         held = self.wire.send_request(self, uconn)  # bytes held from the client went out
         body = self.body
-        if held and not uconn.write_paused and not self.conn.closing:
-            self.conn.transport.resume_reading()
+        if held and not uconn.write_paused:
+            flow.resume(self.conn)
         sp = body.spool
         if sp is not None and sp.in_file:
             sp.rewind()
@@ -83,7 +84,7 @@ class RequestSide(PeerSide):
         else:
             self.body_open = True
             if self.uconn.write_paused:
-                self.conn.transport.pause_reading()
+                flow.pause(self.conn)
 
     def _send_spool(self) -> bool:
         """Stream the spooled body until the upstream pauses; True when it is all written
@@ -136,7 +137,7 @@ class RequestSide(PeerSide):
             merge = body.mode is rb.CHUNKED and self._same_read()
             body.received(data, merge)
             if body.hold(data, merge):
-                self.conn.transport.pause_reading()
+                flow.pause(self.conn)
             return
         body.received(data)
         self.wire.write_body(self, u, data)

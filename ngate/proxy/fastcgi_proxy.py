@@ -23,6 +23,7 @@ from ngate.proxy.exchange import UpstreamExchange
 from ngate.proxy.exchange_state import BEFORE_HEAD, DONE, STREAMING
 from ngate.proxy.resolve import resolve_proxy_url
 from ngate.resolver.hook import lookup as resolver_lookup
+from ngate.server import flow
 from ngate.upstream.failure import Failure, Phase, UpstreamError, invalid_header
 
 STATIC, TEMPLATE = 0, 1
@@ -234,7 +235,7 @@ class FastCGIWire:
             return
         u.transport.write(records[0] if len(records) == 1 else b"".join(records))
         if u.write_paused:
-            ex.conn.transport.pause_reading()
+            flow.pause(ex.conn)
 
     def reusable(self, ex) -> bool:
         u = ex.uconn

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 from ngate.proxy.exchange_state import DONE
+from ngate.server import flow
 
 
 class ReadThrottle:
@@ -50,9 +51,7 @@ class ReadThrottle:
     def _rest(self, seconds: float) -> None:
         ex = self.exchange
         self.resting = True
-        u = ex.uconn
-        if u is not None and u.transport is not None:
-            u.transport.pause_reading()
+        flow.pause(ex.uconn)
         self.timer = ex.loop.call_later(seconds, self.expired)
 
     def expired(self) -> None:
@@ -70,9 +69,8 @@ class ReadThrottle:
         if self.lost is not None:
             exc, self.lost = self.lost[0], None
             return ex.upstream_lost(exc)
-        u = ex.uconn
-        if u is not None and u.transport is not None and not ex.conn.write_paused:
-            u.transport.resume_reading()
+        if not ex.conn.write_paused:
+            flow.resume(ex.uconn)
 
     def cancel(self) -> None:
         self.held = b""

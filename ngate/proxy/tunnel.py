@@ -30,6 +30,7 @@ import time
 
 from ngate.observability import error_log, metrics
 from ngate.observability.access_log import TunnelEnd
+from ngate.server import flow
 from ngate.server.clock import TICK
 from ngate.websocket.frames import FrameScanner, close_frame, ping_frame
 
@@ -83,13 +84,10 @@ class Side(FrameScanner):
 
     def pause_writing(self) -> None:
         # this side's own transport has a full write buffer: stop reading from the other one
-        peer = self.peer
-        if peer is not None:
-            peer.pause_reading()
+        flow.pause_transport(self.peer)
 
     def resume_writing(self) -> None:
-        if not self.tunnel.closed:
-            self.peer.resume_reading()
+        flow.resume_transport(self.peer, self.tunnel.closed)
 
 
 class RawSide(Side):
@@ -152,8 +150,8 @@ class Tunnel:
         if client_bytes:
             self.from_client.data_received(client_bytes)
         self.active = False
-        self.client.resume_reading()
-        self.upstream.resume_reading()
+        flow.resume_transport(self.client)
+        flow.resume_transport(self.upstream)
         self.runtime.tunnel_opened(self)
         metrics.TUNNELS.opened(self)
         self._arm()

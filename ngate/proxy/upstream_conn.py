@@ -35,6 +35,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_buf = b""
         self.tail = b""
 
+    @property
+    def closing(self) -> bool:
+        """server/flow.py's name for a connection not to be read again."""
+        return self.closed
+
     def connection_made(self, transport) -> None:
         self.transport = transport
 

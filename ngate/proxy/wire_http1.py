@@ -19,6 +19,7 @@ from ngate.proxy.exchange_state import BEFORE_HEAD, DONE, PASSTHROUGH, STREAMING
 from ngate.proxy.proxy_request import build_request_head, upstream_uri
 from ngate.proxy.response_head import as_sent
 from ngate.proxy.upstream_chunked import ChunkedResponseBody
+from ngate.server import flow
 from ngate.upstream.failure import Failure, Phase, UpstreamError, invalid_header
 from ngate.upstream.tls import upstream_tls
 
@@ -155,7 +156,7 @@ class Http1Wire:
         else:
             u.transport.write(data)
         if u.write_paused:
-            ex.conn.transport.pause_reading()
+            flow.pause(ex.conn)
 
     @staticmethod
     def end_body(ex, u) -> None:
