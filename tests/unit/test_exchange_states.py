@@ -254,3 +254,52 @@ def test_an_invalid_chunk_fails_the_response_and_closes_both(worker, capfd):
     assert ex.state is DONE and up.closed and down.closed
     assert "upstream sent invalid chunked response while reading upstream" in \
         capfd.readouterr().err
+
+
+def test_backpressure_both_ways_through_server_flow(worker):
+    """The client's reading stops while the upstream cannot take the body and restarts when
+    it drains; the upstream's stops while the client cannot take the response (and its read
+    timeout with it), both through server/flow.py."""
+    uconn, up = worker.pooled("backend")
+    conn, down = worker.client()
+    put = b"PUT /a HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nabcdef"
+    conn.data_received(put)
+    ex = uconn.exchange
+    assert ex.state is READING
+    uconn.pause_writing()                   # the upstream's write buffer is full
+    assert down.paused
+    uconn.resume_writing()
+    assert not down.paused
+    uconn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+    assert ex.state is STREAMING and ex.timer is not None
+    conn.pause_writing()                    # the client's write buffer is full
+    assert up.paused and ex.timer is None
+    conn.resume_writing()
+    assert not up.paused and ex.timer is not None
+    uconn.data_received(b"cd")
+    assert ex.state is DONE
+
+
+def test_a_closing_connection_is_not_read_again():
+    from ngate.server import flow
+    from tests.harness.fake_transport import FakeTransport
+
+    class Side:
+        def __init__(self):
+            self.transport = FakeTransport()
+            self.closing = False
+
+    s = Side()
+    assert flow.pause(s) and s.transport.paused
+    s.closing = True
+    assert not flow.resume(s) and s.transport.paused
+    s.closing = False
+    assert flow.resume(s) and not s.transport.paused
+    s.transport = None
+    assert not flow.pause(s) and not flow.resume(s) and not flow.pause(None)
+    t = FakeTransport()
+    flow.pause_transport(t)
+    flow.resume_transport(t, closed=True)
+    assert t.paused
+    flow.resume_transport(t)
+    assert not t.paused
