@@ -37,7 +37,7 @@ import os
 import socket
 import struct
 
-from h2.errors import ErrorCodes
+from ngate.http2.frames import ErrorCodes
 
 from ngate.http1 import response as resp
 from ngate.http2.head import h1_to_h2
