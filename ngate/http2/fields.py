@@ -33,7 +33,7 @@ def check(headers) -> tuple[str, str] | None:
         pseudo = name[:1] == b":"
         if (name[1:] if pseudo else name).translate(None, _NAME_ALLOWED):
             return RESET, 'client sent invalid header name: "%s"' % name.decode("latin-1")
-        if b"\0" in value or b"\n" in value or b"\r" in value:
+        if 0 in value or 10 in value or 13 in value:        # NUL, LF, CR
             return RESET, 'client sent header "%s" with invalid value: "%s"' % (
                 name.decode("latin-1"), value.decode("latin-1"))
         if not pseudo:
@@ -50,24 +50,23 @@ def check(headers) -> tuple[str, str] | None:
 
 
 def _pseudo(name: bytes, value: bytes, seen: dict) -> str | None:
-    if name not in _PSEUDO:
-        return 'client sent unknown pseudo-header "%s"' % name.decode("latin-1")
-    text = name.decode()
     if name == b":authority":
         seen[name] = value
         return None
+    if name not in _PSEUDO:
+        return 'client sent unknown pseudo-header "%s"' % name.decode("latin-1")
     if name in seen:
-        return "client sent duplicate %s header" % text
+        return "client sent duplicate %s header" % name.decode()
     if not value:
-        return "client sent empty %s header" % text
+        return "client sent empty %s header" % name.decode()
     seen[name] = value
-    if name == b":method":
+    if name == b":path":
+        if value[0] != 0x2f and value != b"*" or value.translate(None, _PATH_ALLOWED):
+            return 'client sent invalid :path header: "%s"' % value.decode("latin-1")
+    elif name == b":method":
         if value.translate(None, _METHOD_ALLOWED):
             return 'client sent invalid method: "%s"' % value.decode("latin-1")
     elif name == b":scheme":
         if value[0] not in _SCHEME_FIRST or value.translate(None, _SCHEME_ALLOWED):
             return 'client sent invalid :scheme header: "%s"' % value.decode("latin-1")
-    elif name == b":path":
-        if value[0] != 0x2f and value != b"*" or value.translate(None, _PATH_ALLOWED):
-            return 'client sent invalid :path header: "%s"' % value.decode("latin-1")
     return None
