@@ -59,7 +59,7 @@ class Http2Connection(Output, Lifecycle):
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto",
                  "requests", "started", "partial", "dropped", "prio", "acked", "fed", "batch",
-                 "flush_soon", "windows")
+                 "flush_soon", "windows", "write_timer", "write_left")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -89,6 +89,8 @@ class Http2Connection(Output, Lifecycle):
         self.fed: list = []         # streams with body bytes of this read (flush_body)
         self.windows = None         # streams whose send windows opened in this read (0: all)
         self.batch = False      # in data_received: frames out wait for its one flush
+        self.write_timer = None     # send_timeout while the transport's buffer is full
+        self.write_left = 0         # its size when the timer was armed
         self.flush_soon = False     # out of it: one flush per loop turn (flush_later)
         srv = listen.default_server
         self.conf = srv
@@ -189,6 +191,9 @@ class Http2Connection(Output, Lifecycle):
         self.lost = exc
         self.closing = True
         self._cancel_timer()
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+            self.write_timer = None
         self.runtime.connection_closed(self)
         streams = list(self.streams.values())
         self.streams = {}
@@ -197,6 +202,7 @@ class Http2Connection(Output, Lifecycle):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self._arm_write()
         for s in list(self.streams.values()):
             if not s.write_paused:
                 s.write_paused = True
@@ -205,6 +211,9 @@ class Http2Connection(Output, Lifecycle):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+            self.write_timer = None
         for s in self._by_priority(list(self.streams.values())):
             s.window_opened()
 

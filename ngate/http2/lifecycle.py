@@ -53,6 +53,24 @@ class Lifecycle(OneTimer):
         if not self.streams:
             self._arm(self._idle_value())
 
+    def _arm_write(self) -> None:
+        """send_timeout while the client reads nothing of what is queued (nginx's write timer
+        on the connection: a stream's window is open, the socket is not)."""
+        timeout = self.conf.conf.send_timeout
+        if timeout > 0 and not self.closing:
+            self.write_left = self.transport.get_write_buffer_size()
+            self.write_timer = self.runtime.loop.call_later(timeout, self._write_timeout)
+
+    def _write_timeout(self) -> None:
+        self.write_timer = None
+        if self.closing or not self.write_paused:
+            return
+        if self.transport.get_write_buffer_size() < self.write_left:
+            return self._arm_write()        # the client reads, slowly
+        error_log.info("client timed out (110: Connection timed out) while sending to client, "
+                       "client: " + self.remote_addr, self.number)
+        self.abort()            # the streams end in connection_lost (499)
+
     def _idle_value(self) -> float:
         """nginx 1.19.7+: keepalive_timeout between streams (http2_idle_timeout if set)."""
         return self.conf.http2_idle_timeout or self.conf.conf.keepalive_timeout
