@@ -203,3 +203,25 @@ def test_ping_is_answered_and_trailers_end_the_stream():
     assert [c[0] for c in sink.calls] == ["ping", "headers", "data", "trailers"]
     assert out_frames(fr) == [(6, 1, 0, b"12345678")]
     assert fr.streams[1].in_closed
+
+
+_frames = st.lists(st.tuples(st.integers(0, 12), st.integers(0, 255), st.integers(0, 9),
+                             st.binary(max_size=40)), max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_frames, st.integers(1, 64))
+def test_any_frames_end_in_a_fault_or_calls_never_an_exception(frames, cut):
+    """Bad input is a ConnectionFault or HpackFault (GOAWAY), never another exception, however
+    the bytes are split across reads; what is sent back parses as frames."""
+    fr, sink = layer()
+    data = b"".join(frame(k, f, sid, p) for k, f, sid, p in frames)
+    try:
+        for i in range(0, len(data), cut):
+            fr.receive(data[i:i + cut])
+    except (ConnectionFault, HpackFault) as exc:
+        assert exc.code in set(ErrorCodes) and exc.message
+    for kind, _flags, _sid, _payload in out_frames(fr):
+        assert kind in (3, 4, 6, 8)
+    for sid in fr.streams:
+        assert sid & 1 and sid <= fr.last_sid
