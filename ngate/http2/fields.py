@@ -1,6 +1,6 @@
 """A request's header list checked as nginx 1.22 does (ngx_http_v2_validate_header,
 ngx_http_v2_pseudo_header, ngx_http_v2_construct_request_line), before request.py builds the
-request (h2's own validation is off: it would end the whole connection).
+request (a fault here resets the stream or answers 400; the connection lives on).
 
 - a name with a character nginx never accepts (control, space, DEL, ':' past the first, upper
   case) or a value with NUL, CR or LF: the stream is reset (RST_STREAM PROTOCOL_ERROR);
