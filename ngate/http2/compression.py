@@ -1,11 +1,9 @@
 """HPACK for a client connection with nginx's rules. The decoder follows (ngx_http_v2_state_header_block,
 _field_len, _process_header and ngx_http_v2_table.c) instead of the `hpack` library's.
 
-Http2Connection puts one in place of h2's decoder (`H2Connection.decoder` is a plain
-attribute h2 calls as `decoder.decode(block, raw=True)`). The differences from `hpack`:
+The connection's framing (framing.py) calls `decode(block)` on a complete header block. As nginx:
 
-- errors carry nginx's error code and log line (HpackFault, not an HPACKError, so h2 neither
-  wraps it nor sends its own GOAWAY): a bad index, table size update or Huffman string is a
+- errors carry nginx's error code and log line (HpackFault): a bad index, table size update or Huffman string is a
   COMPRESSION_ERROR; an integer running past the block is a FRAME_SIZE_ERROR (nginx's "incorrect
   length"); an empty header name a PROTOCOL_ERROR;
 - sizes are those of large_client_header_buffers: one encoded field longer than a buffer, or a
@@ -18,13 +16,10 @@ Responses are encoded by hpack_out.py.
 """
 from __future__ import annotations
 
-from hpack.exceptions import HPACKDecodingError
-from hpack.huffman_table import decode_huffman
-from hpack.table import HeaderTable
+from ngate.http2.frames import ErrorCodes
+from ngate.http2.huffman import STATIC_TABLE as _STATIC
+from ngate.http2.huffman import HuffmanError, decode as decode_huffman
 
-from h2.errors import ErrorCodes
-
-_STATIC = HeaderTable.STATIC_TABLE
 _NSTATIC = len(_STATIC)
 TABLE_SIZE = 4096           # NGX_HTTP_V2_TABLE_SIZE
 _INT_OCTETS = 4             # NGX_HTTP_V2_INT_OCTETS
@@ -81,44 +76,36 @@ def _int(data: bytes, pos: int, prefix: int, what: str, total: int = 0) -> tuple
     raise _Incomplete
 
 
+_HUFF_CACHE: dict = {}      # encoded -> decoded: request heads repeat (user-agent, paths)
+_HUFF_CACHE_MAX = 2048
+
+
 def huffman(raw: bytes) -> bytes:
-    """Huffman-decode; padding longer than 7 bits (whole bytes of ones) is tolerated."""
+    """Huffman-decode; padding longer than 7 bits (any prefix of EOS) is tolerated as nginx."""
+    s = _HUFF_CACHE.get(raw)
+    if s is not None:
+        return s
     try:
-        return decode_huffman(raw)
-    except HPACKDecodingError:
-        trimmed = raw
-        for _ in range(3):
-            if not trimmed.endswith(b"\xff"):
-                break
-            trimmed = trimmed[:-1]
-            try:
-                return decode_huffman(trimmed)
-            except HPACKDecodingError:
-                continue
+        s = decode_huffman(raw)
+    except HuffmanError:
         raise _comp("client sent invalid encoded header field") from None
+    if len(raw) <= 256:
+        if len(_HUFF_CACHE) >= _HUFF_CACHE_MAX:
+            _HUFF_CACHE.clear()
+        _HUFF_CACHE[raw] = s
+    return s
 
 
 class NginxDecoder:
-    """A drop-in for hpack.Decoder as h2 uses it, with nginx's limits (see the module doc)."""
-    __slots__ = ("entries", "size", "max_size", "field_limit", "header_limit",
-                 "max_header_list_size", "max_allowed_table_size")
+    """The HPACK decoder of a connection, with nginx's limits (see the module doc)."""
+    __slots__ = ("entries", "size", "max_size", "field_limit", "header_limit")
 
     def __init__(self, field_limit: int, header_limit: int) -> None:
-        self.entries: list = []         # newest first: (name, value)
+        self.entries = None             # newest first: (name, value); a list once used
         self.size = 0
         self.max_size = TABLE_SIZE
         self.field_limit = field_limit
         self.header_limit = header_limit
-        self.max_header_list_size = header_limit        # set by h2; not used
-        self.max_allowed_table_size = TABLE_SIZE
-
-    @property
-    def header_table_size(self) -> int:
-        return self.max_size
-
-    @header_table_size.setter
-    def header_table_size(self, value: int) -> None:
-        pass                # h2 sets it from our own SETTINGS_HEADER_TABLE_SIZE (4096)
 
     def _get(self, index: int) -> tuple[bytes, bytes]:
         if index == 0:
@@ -126,13 +113,15 @@ class NginxDecoder:
         if index <= _NSTATIC:
             return _STATIC[index - 1]
         i = index - _NSTATIC - 1
-        if i < len(self.entries):
+        if self.entries is not None and i < len(self.entries):
             return self.entries[i]
         raise _comp(f"client sent out of bound hpack table index: {i}")
 
     def _add(self, name: bytes, value: bytes) -> None:
         size = len(name) + len(value) + 32
         entries = self.entries
+        if entries is None:
+            entries = self.entries = []
         while entries and self.size + size > self.max_size:
             n, v = entries.pop()
             self.size -= len(n) + len(v) + 32
@@ -164,8 +153,7 @@ class NginxDecoder:
         raw = data[pos:end]
         return (huffman(raw) if huff else raw), end
 
-    def decode(self, data, raw: bool = True) -> list:
-        data = bytes(data)
+    def decode(self, data) -> list:
         headers = []
         limit = self.header_limit
         pos = 0

@@ -1,6 +1,6 @@
 """The HTTP core writes HTTP/1.1 response heads; an HTTP/2 stream sends them as a HEADERS frame.
 
-`h1_to_h2(head)` turns "HTTP/1.1 200 OK\\r\\nName: value\\r\\n...\\r\\n\\r\\n" into h2's header
+`h1_to_h2(head)` turns "HTTP/1.1 200 OK\\r\\nName: value\\r\\n...\\r\\n\\r\\n" into a HEADERS
 list: `:status` first, lower-case names, and without the hop-by-hop headers HTTP/2 forbids
 (Connection, Keep-Alive, Transfer-Encoding, Upgrade, Proxy-Connection), as nginx's
 ngx_http_v2_header_filter builds it from the same response."""

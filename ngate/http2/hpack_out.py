@@ -7,19 +7,16 @@ else a literal *without indexing* (RFC 7541 6.2.2) with the static table's index
 when there is one; strings Huffman-coded when that is shorter. The dynamic table is never
 used, so a field always encodes to the same bytes: they are cached per (name, value) (the
 response heads of a server repeat: server, date within a second, content-type, status), in a
-bounded dict emptied when full. Stands in for hpack's Encoder on h2's connection (`encode`,
-`header_table_size`): h2 then does no HPACK work of its own for what we send.
+bounded dict emptied when full. The connection's framing (framing.py) calls `encode`.
 """
 from __future__ import annotations
 
-from hpack.huffman import HuffmanEncoder
-from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
-from hpack.table import HeaderTable
+from ngate.http2.huffman import STATIC_TABLE
+from ngate.http2.huffman import encode as _huffman
 
-_huffman = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH).encode
 _FULL: dict = {}        # (name, value) -> static index
 _NAME: dict = {}        # name -> lowest static index
-for _i, (_n, _v) in enumerate(HeaderTable.STATIC_TABLE, 1):
+for _i, (_n, _v) in enumerate(STATIC_TABLE, 1):
     _FULL.setdefault((_n, _v), _i)
     _NAME.setdefault(_n, _i)
 _CACHE_MAX = 4096
@@ -57,15 +54,12 @@ def encode_field(name: bytes, value: bytes) -> bytes:
 
 
 class StatelessEncoder:
-    """hpack.Encoder's interface as h2 uses it. `header_table_size` (the client's
-    SETTINGS_HEADER_TABLE_SIZE) does not matter: nothing is ever inserted."""
-    __slots__ = ("header_table_size",)
+    """The client's SETTINGS_HEADER_TABLE_SIZE does not matter: nothing is ever inserted, so
+    one encoder (and its cache) serves every connection."""
+    __slots__ = ()
     _cache: dict = {}
 
-    def __init__(self) -> None:
-        self.header_table_size = 4096
-
-    def encode(self, headers, huffman: bool = True) -> bytes:
+    def encode(self, headers) -> bytes:
         cache = self._cache
         out = []
         for field in headers:

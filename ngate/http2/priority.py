@@ -1,6 +1,6 @@
 """The client's stream priorities (RFC 7540 5.3) as nginx 1.22 keeps and uses them
-(ngx_http_v2_set_dependency, ngx_http_v2_queue_frame): h2 reports PRIORITY frames and the
-priority of HEADERS, and ignores them; this tree orders the streams that wait to send DATA.
+(ngx_http_v2_set_dependency, ngx_http_v2_queue_frame): framing.py reports PRIORITY frames and
+the priority of HEADERS (on_priority); this tree orders the streams that wait to send DATA.
 
 A node has a parent (None: the root), a weight (1-256) and children. Its rank is its depth
 (1 under the root) and its relative weight is weight/256 times its parent's (1 for the root):

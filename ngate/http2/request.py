@@ -7,7 +7,7 @@ invalid characters) are dropped by the same rules as HTTP/1.x. Sizes are the HPA
 (compression.py), faults nginx resets or answers 400 are fields.py's."""
 from __future__ import annotations
 
-from h2.errors import ErrorCodes
+from ngate.http2.frames import ErrorCodes
 
 from ngate.http2 import fields, websocket
 from ngate.observability import error_log
@@ -18,8 +18,8 @@ from ngate.server.connection import Request, header_key
 _SINGLE = frozenset({b"host", b"content-length"})
 
 
-def start(conn, stream, ev) -> None:
-    fault = fields.check(ev.headers)
+def start(conn, stream, header_list: list, ended: bool, block_size: int) -> None:
+    fault = fields.check(header_list)
     if fault is not None:
         return _refuse(conn, stream, *fault)
     method = path = authority = protocol = None
@@ -28,7 +28,7 @@ def start(conn, stream, ev) -> None:
     cookies = []
     listen = conn.listen
     size = 0
-    for name, value in ev.headers:
+    for name, value in header_list:
         size += len(name) + len(value) + 4
         if name[:1] == b":":
             if name == b":method":
@@ -65,7 +65,7 @@ def start(conn, stream, ev) -> None:
                          (path or b"").decode("latin-1"), "2.0", headers, hdr)
     ctx.http_minor = 2          # no chunked framing, no HTTP/1.1 Host rule
     ctx.keep_alive = False
-    ctx.request_length = conn.h2.block_sizes.pop(stream.sid, size)   # nginx: the header block
+    ctx.request_length = block_size or size        # nginx: the header block
     stream.ctx = ctx
     req = Request(ctx)
     stream.current = req
@@ -86,7 +86,7 @@ def start(conn, stream, ev) -> None:
             ctx.server = listen.default_server
             return phases.reject_request(ctx, 400, 'client sent invalid "Content-Length" header')
         ctx.content_length_in = int(cl)
-    if ev.stream_ended is not None:
+    if ended:
         req.complete = True
     elif cl is None:
         ctx.body_chunked = True     # length unknown: the proxy buffers it (Content-Length)

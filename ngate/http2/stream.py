@@ -19,7 +19,7 @@ close or abort. Http2Stream carries that out on its stream:
 """
 from __future__ import annotations
 
-from h2.errors import ErrorCodes
+from ngate.http2.frames import ErrorCodes
 
 from ngate.http1.request import BodyError, ChunkedDecoder
 from ngate.filters import trailers

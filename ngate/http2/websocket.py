@@ -37,7 +37,7 @@ import os
 import socket
 import struct
 
-from h2.errors import ErrorCodes
+from ngate.http2.frames import ErrorCodes
 
 from ngate.http1 import response as resp
 from ngate.http2.head import h1_to_h2
@@ -49,6 +49,7 @@ from ngate.proxy.tunnel import Side, Tunnel
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 UNKNOWN = 'client sent unknown pseudo-header ":protocol"'
 _NOT_ON_200 = frozenset({b"sec-websocket-accept", b"content-length"})
+_ACK_BATCH = 16384
 
 
 def accept_for(key: bytes) -> bytes:
@@ -156,7 +157,10 @@ class WebSocketStream(Http2Stream):
         self.unacked += flow
         if data:
             pipe.protocol.data_received(data)
-        self.ack_body()
+        if self.unacked >= _ACK_BATCH or self.window < _ACK_BATCH:
+            # a WINDOW_UPDATE per quarter window, not per message: one frame (and, between
+            # small messages, one write) less per message
+            self.ack_body()
 
     def body_end(self) -> None:
         self.client_ended = True

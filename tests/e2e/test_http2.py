@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
+import struct
 import subprocess
 import time
+
+import hpack
 
 import pytest
 import trustme
@@ -17,6 +21,7 @@ from tests.harness.h2client import H2Client
 from tests.harness.processes import ProxyProcess, free_port
 
 BIG = bytes(range(256)) * 4096          # 1 MiB
+HUGE = BIG * 32                         # past what the kernel's socket buffers hold
 
 CONF = """
 error_log {prefix}/logs/error.log info;
@@ -31,6 +36,7 @@ http {
         location / { return 200 "plain $http2 $server_protocol\\n"; }
         location /p/ { proxy_pass http://127.0.0.1:{backend}; }
         location /big { proxy_pass http://127.0.0.1:{backend}; }
+        location /huge { proxy_pass http://127.0.0.1:{backend}; }
         location /sf/ { proxy_pass http://127.0.0.1:{backend}; sub_filter "backend" "BACK";
                         sub_filter_types text/plain; }
         location /upload { client_max_body_size 1m; proxy_pass http://127.0.0.1:{backend}; }
@@ -70,6 +76,7 @@ def pki(tmp_path_factory):
 def backend():
     with Backend() as b:
         b.route("/big", Reply(body=BIG))
+        b.route("/huge", Reply(body=HUGE))
         b.route("/p/slow", Reply(body=b"late\n", delay=3))
         b.route("/p/hdr", Reply(headers=[(b"Content-Type", b"text/x"), (b"X-Up", b"1"),
                                          (b"Connection", b"keep-alive")], body=b"hdr\n"))
@@ -193,6 +200,38 @@ def test_zero_window_stall_times_out(ngate):
         c.pump(lambda: sid in c.resets, timeout=8)
         assert sid in c.resets
     wait_log(ngate, r"client timed out \(110: Connection timed out\) while sending to client")
+
+
+def test_client_reading_nothing_times_out(ngate):
+    """Windows wide open and a client that reads nothing: once the socket's buffers are full,
+    send_timeout (2s) closes the connection, as nginx's connection write timer (h2.t "large
+    response - send timeout"): a PING sent afterwards gets no answer."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    window = struct.pack(">HI", 4, 2 ** 31 - 1)
+    sock = socket.create_connection(("127.0.0.1", ngate.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.sendall(preface + raw_frame(4, 0, 0, window)
+                 + raw_frame(8, 0, 0, struct.pack(">I", 2 ** 31 - 1 - 65535))
+                 + raw_frame(1, 0x5, 1, hpack.Encoder().encode(
+                     [(b":method", b"GET"), (b":path", b"/huge"), (b":scheme", b"http"),
+                      (b":authority", b"x")])))
+    wait_log(ngate, r"GET /huge HTTP/2\.0\|", timeout=10)     # logged as the connection ends
+    sock.sendall(raw_frame(6, 0, 0, b"SEE-THIS"))
+    data = b""
+    sock.settimeout(5)
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    except OSError:
+        pass
+    sock.close()
+    assert b"SEE-THIS" not in data
+    assert len(data) < len(HUGE)
+
+
+def raw_frame(kind: int, flags: int, sid: int, payload: bytes = b"") -> bytes:
+    return struct.pack(">I", len(payload))[1:] + bytes((kind, flags)) + struct.pack(">I", sid) \
+        + payload
 
 
 def test_client_reset_is_499_and_aborts_upstream(ngate):

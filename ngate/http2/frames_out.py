@@ -1,0 +1,102 @@
+"""The sending side of ngate's HTTP/2 layer (framing.py's Framing): response HEADERS (with
+CONTINUATION past the client's SETTINGS_MAX_FRAME_SIZE), DATA within the client's windows,
+END_STREAM, RST_STREAM and WINDOW_UPDATE, packed into the connection's output buffer."""
+from __future__ import annotations
+
+from ngate.http2.frames import CONTINUATION, DATA, END_STREAM, HEADERS, head, rst_stream, \
+    window_update
+
+
+class StreamClosed(Exception):
+    """Sending on a stream that is no longer open (reset, or our side ended)."""
+
+
+class StreamState:
+    """An open stream as the layer sees it: the windows both ways and which sides ended."""
+    __slots__ = ("send_window", "recv_window", "in_closed", "out_closed")
+
+    def __init__(self, send_window: int, recv_window: int, in_closed: bool) -> None:
+        self.send_window = send_window
+        self.recv_window = recv_window
+        self.in_closed = in_closed
+        self.out_closed = False
+
+
+class FramesOut:
+    """Needs `streams`, `send_window`, `frame_size`, `encoder` and `out` (Framing's)."""
+    __slots__ = ()
+
+    def window(self, sid: int) -> int:
+        """Bytes of DATA the client's windows take now on the stream."""
+        st = self.streams.get(sid)
+        if st is None or st.out_closed:
+            return 0
+        w = st.send_window
+        return w if w < self.send_window else self.send_window
+
+    def _sending(self, sid: int, end_stream: bool) -> StreamState:
+        st = self.streams.get(sid)
+        if st is None or st.out_closed:
+            raise StreamClosed(sid)
+        if end_stream:
+            st.out_closed = True
+            if st.in_closed:
+                del self.streams[sid]
+        return st
+
+    def send_headers(self, sid: int, fields, end_stream: bool = False) -> None:
+        """A header list as HEADERS (and CONTINUATION frames past the client's frame size)."""
+        self._sending(sid, end_stream)
+        block = self.encoder.encode(fields)
+        n = len(block)
+        size = self.frame_size
+        out = self.out
+        if n <= size:
+            out += head(n >> 8, n & 0xFF, HEADERS, 0x5 if end_stream else 0x4, sid)
+            out += block
+            return
+        out += head(size >> 8, size & 0xFF, HEADERS, 0x1 if end_stream else 0, sid)
+        out += block[:size]
+        for i in range(size, n, size):      # END_HEADERS on the last
+            piece = block[i:i + size]
+            m = len(piece)
+            out += head(m >> 8, m & 0xFF, CONTINUATION, 0x4 if i + size >= n else 0, sid)
+            out += piece
+
+    def send_data(self, sid: int, data, end_stream: bool = False) -> None:
+        """DATA within the windows and the frame size (window() and frame_size checked)."""
+        st = self._sending(sid, end_stream)
+        n = len(data)
+        st.send_window -= n
+        self.send_window -= n
+        out = self.out
+        out += head(n >> 8, n & 0xFF, DATA, END_STREAM if end_stream else 0, sid)
+        out += data
+
+    def end_stream(self, sid: int) -> None:
+        self._sending(sid, True)
+        self.out += head(0, 0, DATA, END_STREAM, sid)
+
+    def reset(self, sid: int, code: int) -> None:
+        self.streams.pop(sid, None)
+        self.out += rst_stream(sid, code)
+
+    def forget(self, sid: int) -> None:
+        """A stream reset earlier (no second RST_STREAM)."""
+        self.streams.pop(sid, None)
+
+    def ack(self, sid: int, n: int) -> None:
+        """The stream's receive window reopened by n bytes the request body consumed."""
+        st = self.streams.get(sid)
+        if st is None or st.in_closed or n <= 0:
+            return
+        st.recv_window += n
+        self.out += window_update(sid, n)
+
+    def data_to_send(self):
+        out = self.out
+        if not out:
+            return b""
+        self.out = bytearray()
+        return out
+
