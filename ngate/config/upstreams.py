@@ -3,13 +3,15 @@
 Names are resolved once, at load, with getaddrinfo (nginx does the same for names written in
 the config). A proxy_pass to a host that is not an `upstream` block makes an implicit group of
 all the host's addresses, shared by every proxy_pass naming the same host:port.
+It also parses what the upstream module shares between proxy and FastCGI: *_next_upstream,
+*_ignore_headers, and `zone` in an upstream block.
 """
 from __future__ import annotations
 
 import socket
 
 from ngate.config.model import ProxyPass, Upstream, UpstreamServer
-from ngate.config.values import is_number
+from ngate.config.values import is_number, parse_size
 from ngate.errors import ConfigError
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -110,3 +112,51 @@ def _unix_proxy_pass(scheme: str, rest: str, where, implicit: dict,
     return ProxyPass(scheme=scheme, upstream=group, host_header="localhost",
                      uri=uri if colon and uri else None, location_prefix=location_prefix,
                      where=where, ssl_host=path)
+
+
+# ---------------------------------------------------------------- upstream directives
+# proxy_next_upstream / fastcgi_next_upstream, *_ignore_headers, `zone` in an upstream block
+NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "http_502",
+                           "http_503", "http_504", "http_403", "http_404", "http_429",
+                           "non_idempotent", "off"})
+
+
+IGNORE_HEADERS = ("X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate",
+                  "X-Accel-Buffering", "X-Accel-Charset", "Expires", "Cache-Control",
+                  "Set-Cookie", "Vary")
+
+
+def ignore_headers(c, st) -> frozenset:
+    """proxy_ignore_headers / fastcgi_ignore_headers: the names nginx knows (any case)."""
+    known = {n.lower(): n for n in IGNORE_HEADERS}
+    out = set()
+    for arg in st.args:
+        if arg.lower() not in known:
+            raise ConfigError(f'invalid value "{arg}"', st.where)
+        out.add(arg.lower().encode())
+    return frozenset(out)
+
+
+def upstream_zone(c, st) -> tuple:
+    """`zone name [size]` in an upstream block: (name, size; 0 when declared elsewhere). The
+    peers' state is then shared by the workers (upstream/shared_state.py)."""
+    size_ = 0
+    if not st.args[0]:
+        raise ConfigError(f'invalid zone name "{st.args[0]}"', st.where)
+    if len(st.args) == 2:
+        try:
+            size_ = parse_size(st.args[1])
+        except ValueError:
+            size_ = -1
+        if size_ < 0:
+            raise ConfigError(f'invalid zone size "{st.args[1]}"', st.where)
+        if size_ < 8 * 4096:
+            raise ConfigError(f'zone "{st.args[0]}" is too small', st.where)
+    return st.args[0], size_, st.where
+
+
+def next_upstream(c, st) -> frozenset:
+    for arg in st.args:
+        if arg not in NEXT_UPSTREAM:
+            raise ConfigError(f'invalid value "{arg}"', st.where)
+    return frozenset(a for a in st.args if a != "off")

@@ -15,7 +15,7 @@ import pytest
 
 from ngate import cli
 from ngate.config import compile as compile_mod
-from ngate.config import handlers
+from ngate.config import rewrite as rewrite_handlers
 from ngate.config.loader import load_config
 from ngate.errors import ConfigError
 from tests.harness.processes import REPO_ROOT
@@ -246,7 +246,7 @@ def test_the_test_creates_the_logs_as_nginx(tmp_path, capfd):
 def test_an_unforeseen_handler_failure_is_an_emerg_at_its_line(tmp_path, monkeypatch, capfd):
     def boom(*args):
         raise ZeroDivisionError("boom")
-    monkeypatch.setattr(handlers, "ReturnOp", boom)
+    monkeypatch.setattr(rewrite_handlers, "ReturnOp", boom)
     conf = write_conf(tmp_path, "server { listen 127.0.0.1:8080;\nreturn 200 x; }")
     with pytest.raises(ConfigError) as e:
         load_config(conf, str(tmp_path))
