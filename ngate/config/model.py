@@ -6,12 +6,25 @@ request path never walks parents or the raw crossplane tree.
 
 Values that contain nginx variables are `Template` objects (routing/variables.py), compiled once;
 `Template.render(ctx) -> str`. Strings are str; header bytes on the wire are latin-1 of them.
+
+Here: the server and location side (Listen, Server, LocConf, Location, Main, Config). The parts
+owned by one module live beside it and are re-exported here: model_upstream.py (upstream
+groups, proxy_pass), model_tls.py (ssl_*, proxy_ssl_*), model_rewrite.py (the rewrite ops),
+model_logs.py, model_access.py (AccessPlan, limit_except).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from ngate.config.model_access import AccessPlan, AuthBasic, LimitExcept  # noqa: F401
+from ngate.config.model_logs import AccessLog, ErrorLog, LogFormat  # noqa: F401
+from ngate.config.model_rewrite import (BreakOp, IfCondition, IfOp, ReturnOp, RewriteOp,  # noqa: F401
+                                        SetOp)
+from ngate.config.model_tls import ProxyTls, TlsServerConf  # noqa: F401
+from ngate.config.model_upstream import (ProxyPass, ProxyRedirect, Upstream,  # noqa: F401
+                                         UpstreamServer, WorkerState)
 
 # Sentinel time/size values
 UNLIMITED = 0
@@ -59,124 +72,8 @@ class ServerNames:
     first: str = ""                                # the first name: $server_name
 
 
-# ---------------------------------------------------------------- TLS
+# ---------------------------------------------------------------- headers
 
-@dataclass(frozen=True, slots=True)
-class TlsServerConf:
-    """A server's ssl_* settings (http level inherited), compiled once.
-
-    `context` is the ssl.SSLContext built from them at load time (server/tls.py), so a bad
-    certificate is a config error; forked workers inherit it.
-    """
-    # (certificate, key): absolute paths, "data:" PEM values, or Templates (any variable makes
-    # every pair dynamic: loaded per handshake, server/tls_certs.py)
-    certificates: tuple[tuple[Any, Any], ...] = ()
-    dynamic: bool = False
-    passwords: tuple = (None,)                       # ssl_password_file's, for dynamic keys
-    conf_dir: str = ""                               # where relative dynamic paths resolve
-    protocols: frozenset[str] = frozenset({"TLSv1.2", "TLSv1.3"})
-    ciphers: str | None = None                       # None: OpenSSL's/Python's modern default
-    prefer_server_ciphers: bool = False
-    session_cache: tuple[str, ...] = ("none",)
-    session_timeout: float = 300.0
-    session_tickets: bool = True
-    password_file: str | None = None
-    dhparam: str | None = None
-    ecdh_curve: str = "auto"
-    verify_client: str = "off"                       # off | on | optional | optional_no_ca
-    client_certificate: str | None = None
-    trusted_certificate: str | None = None
-    verify_depth: int = 1
-    crl: str | None = None
-    reject_handshake: bool = False
-    stapling: bool = False
-    stapling_file: str | None = None                 # a DER OCSP response, stapled as it is
-    stapling_responder: str | None = None
-    stapling_verify: bool = False
-    where: Where | None = None                       # the first ssl_certificate
-    context: Any = field(default=None, compare=False, hash=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyTls:
-    """proxy_ssl_* of a location (used when proxy_pass is https://). Hashable: equal settings
-    share one client SSLContext per worker (upstream/tls.py)."""
-    server_name: bool = False
-    name: Any = field(default=None, compare=False)   # Template; None: the proxy_pass host
-    verify: bool = False
-    trusted_certificate: str | None = None
-    verify_depth: int = 1
-    certificate: str | None = None
-    certificate_key: str | None = None
-    password_file: str | None = None
-    protocols: frozenset[str] = frozenset({"TLSv1.2", "TLSv1.3"})
-    ciphers: str | None = None
-    session_reuse: bool = True
-
-
-# ---------------------------------------------------------------- upstream
-
-@dataclass(frozen=True, slots=True)
-class UpstreamServer:
-    host: str          # resolved literal address (ngate resolves names at load time)
-    port: int
-    unix: str | None = None
-    weight: int = 1
-    max_fails: int = 1
-    fail_timeout: float = 10.0
-    backup: bool = False
-    down: bool = False
-    name: str = ""     # as written in the config: "127.0.0.1:8080" ($upstream_addr)
-    max_conns: int = 0  # active connections at once (0: no limit); per worker unless the group has a zone
-    slot: int = 0      # position in the group: equal addresses are distinct peers, as in nginx
-
-
-class WorkerState:
-    """The one mutable slot of a frozen config object: what each worker keeps for it while it
-    runs (an upstream group's balancer, upstream/balancer.py), filled on first use."""
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = None
-
-
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    """An `upstream` block, or an implicit one-server group made from a proxy_pass address."""
-    name: str
-    servers: tuple[UpstreamServer, ...]
-    balancer: str = "round_robin"   # round_robin | least_conn | ip_hash | hash | hash_consistent | random
-    hash_key: Any = None            # Template for `hash`
-    keepalive: int = 0              # idle connections cached per worker (0: no pool)
-    keepalive_timeout: float = 60.0
-    keepalive_requests: int = 1000
-    keepalive_time: float = 3600.0  # a kept connection older than this is closed, not pooled
-    implicit: bool = False
-    where: Where | None = None
-    zone: Any = None                # upstream/shared_state.py UpstreamZone: peer state shared
-    counts_conns: bool = False      # least_conn or a server with max_conns: count per peer
-    state: WorkerState = field(default_factory=WorkerState, compare=False, repr=False)
-
-
-# ---------------------------------------------------------------- proxy_pass
-
-@dataclass(frozen=True, slots=True)
-class ProxyPass:
-    """proxy_pass, compiled.
-
-    Static form: `scheme`, `upstream` (a group, implicit or named), `host_header` ($proxy_host),
-    `uri` (None when proxy_pass has no URI part: the client's URI is passed unchanged).
-    Variable form: `template` is set; the rendered URL is parsed per request and its host is first
-    looked up among `upstream` blocks (`upstreams_by_name` on Config).
-    """
-    scheme: str                      # "http" | "https"
-    upstream: Upstream | None
-    host_header: str                 # $proxy_host: "127.0.0.1:8888" or the upstream name
-    uri: str | None                  # "/app/" or None
-    location_prefix: str = ""        # the location's prefix that uri replaces
-    template: Any = None             # Template when proxy_pass has variables
-    where: Where | None = None
-    ssl_host: str | None = None      # the default proxy_ssl_name when not $proxy_host: a
                                      # unix socket's path (nginx's url.host)
 
 
@@ -190,89 +87,7 @@ class HeaderSet:
     if_not_empty: bool = False   # fastcgi_param ... if_not_empty
 
 
-@dataclass(frozen=True, slots=True)
-class ProxyRedirect:
-    """proxy_redirect: `default`, `off`, or explicit (replace, replacement) pairs."""
-    off: bool = False
-    default: bool = True
-    rules: tuple[tuple[Any, Any], ...] = ()   # (match: str|re.Pattern, replacement: Template)
-
-
-# ---------------------------------------------------------------- rewrite module ops
-
-@dataclass(frozen=True, slots=True)
-class SetOp:
-    var: str             # without "$"
-    value: Any           # Template
-    where: Where | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReturnOp:
-    code: int            # 444 closes the connection
-    text: Any = None     # Template: body text, or URL for 301/302/303/307/308
-    where: Where | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RewriteOp:
-    regex: re.Pattern
-    replacement: Any     # Template (may reference $1..$9)
-    flag: str = ""       # "" | last | break | redirect | permanent
-    where: Where | None = None
-    parts: Any = None    # (path Template, args Template) when the replacement has "?args"
-
-
-@dataclass(frozen=True, slots=True)
-class BreakOp:
-    where: Where | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class IfCondition:
-    kind: str            # "var" | "=" | "!=" | "~" | "~*" | "!~" | "!~*" | "-f" | "!-f" | "-d" | "-e" | "-x" ...
-    left: Any            # Template
-    right: Any = None    # Template (for = !=) or re.Pattern (for regex)
-
-
-@dataclass(frozen=True, slots=True)
-class IfOp:
-    condition: IfCondition
-    ops: tuple           # ops inside the if block
-    conf: "LocConf | None" = None   # the if block's own merged LocConf (proxy_pass inside if ...)
-    where: Where | None = None
-    # an if without a handler run after one with proxy_pass/fastcgi_pass: nginx keeps the earlier
-    # content handler with this if's configuration, which has no upstream ([alert] "no upstream
-    # configuration", 500): `conf` with no_upstream set, made when the config compiles
-    kept: "LocConf | None" = None
-
-
-# ---------------------------------------------------------------- logs
-
-@dataclass(frozen=True, slots=True)
-class LogFormat:
-    name: str
-    template: Any                 # Template (escape applied by the access log writer)
-    escape: str = "default"       # default | json | none
-
-
-@dataclass(frozen=True, slots=True)
-class AccessLog:
-    path: str                     # absolute path, or "off"
-    format: LogFormat | None = None
-    condition: Any = None         # Template for if=
-    buffer: int = 0               # buffer=size: lines kept until it fills or flush= passes
-    flush: float | None = None    # flush=time (seconds)
-    path_template: Any = None     # Template when the path has variables (opened per line)
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorLog:
-    path: str                     # absolute path, "stderr"
-    level: str = "error"
-
-
-# ---------------------------------------------------------------- error_page
+# ---------------------------------------------------------------- error_page, try_files, disable_symlinks
 
 @dataclass(frozen=True, slots=True)
 class DisableSymlinks:
@@ -467,35 +282,6 @@ class LocConf:
     log_slot: int = 0                    # its access_log list in Config.access_logs (0: default)
     # proxy_ssl_* (TLS to upstreams)
     proxy_ssl: ProxyTls = ProxyTls()
-
-
-@dataclass(frozen=True, slots=True)
-class AuthBasic:
-    """auth_basic with auth_basic_user_file: both set, as nginx requires."""
-    realm: Any                       # Template; "off" renders as off
-    user_file: Any                   # Template
-    conf_prefix: str                 # a relative file name is relative to the config's directory
-
-
-@dataclass(frozen=True, slots=True)
-class AccessPlan:
-    """The access phase of one LocConf, in nginx's handler order: access (allow/deny), then
-    auth_basic, then auth_request; `satisfy_any` is `satisfy any`. Built only where some check is configured."""
-    rules: tuple = ()                # LocConf.access_rules
-    auth_basic: AuthBasic | None = None
-    satisfy_any: bool = False
-    auth_delay: float = 0.0
-    auth_request: str | None = None  # the subrequest's URI
-    auth_request_set: tuple = ()     # (variable, Template evaluated in the subrequest)
-
-
-@dataclass(frozen=True, slots=True)
-class LimitExcept:
-    """limit_except: a request whose method is not in `methods` uses `conf` (the block's own
-    LocConf, merged from its location) instead of the location's, as nginx's
-    ngx_http_update_location_config does."""
-    methods: frozenset               # allowed methods; GET implies HEAD
-    conf: "LocConf"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,79 @@
+"""The upstream side of the frozen model (model.py re-exports it): `upstream` groups and their
+servers, a compiled proxy_pass and proxy_redirect rules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ngate.config.model import Where
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamServer:
+    host: str          # resolved literal address (ngate resolves names at load time)
+    port: int
+    unix: str | None = None
+    weight: int = 1
+    max_fails: int = 1
+    fail_timeout: float = 10.0
+    backup: bool = False
+    down: bool = False
+    name: str = ""     # as written in the config: "127.0.0.1:8080" ($upstream_addr)
+    max_conns: int = 0  # active connections at once (0: no limit); per worker unless the group has a zone
+    slot: int = 0      # position in the group: equal addresses are distinct peers, as in nginx
+
+
+class WorkerState:
+    """The one mutable slot of a frozen config object: what each worker keeps for it while it
+    runs (an upstream group's balancer, upstream/balancer.py), filled on first use."""
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = None
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """An `upstream` block, or an implicit one-server group made from a proxy_pass address."""
+    name: str
+    servers: tuple[UpstreamServer, ...]
+    balancer: str = "round_robin"   # round_robin | least_conn | ip_hash | hash | hash_consistent | random
+    hash_key: Any = None            # Template for `hash`
+    keepalive: int = 0              # idle connections cached per worker (0: no pool)
+    keepalive_timeout: float = 60.0
+    keepalive_requests: int = 1000
+    keepalive_time: float = 3600.0  # a kept connection older than this is closed, not pooled
+    implicit: bool = False
+    where: Where | None = None
+    zone: Any = None                # upstream/shared_state.py UpstreamZone: peer state shared
+    counts_conns: bool = False      # least_conn or a server with max_conns: count per peer
+    state: WorkerState = field(default_factory=WorkerState, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyPass:
+    """proxy_pass, compiled.
+
+    Static form: `scheme`, `upstream` (a group, implicit or named), `host_header` ($proxy_host),
+    `uri` (None when proxy_pass has no URI part: the client's URI is passed unchanged).
+    Variable form: `template` is set; the rendered URL is parsed per request and its host is first
+    looked up among `upstream` blocks (`upstreams_by_name` on Config).
+    """
+    scheme: str                      # "http" | "https"
+    upstream: Upstream | None
+    host_header: str                 # $proxy_host: "127.0.0.1:8888" or the upstream name
+    uri: str | None                  # "/app/" or None
+    location_prefix: str = ""        # the location's prefix that uri replaces
+    template: Any = None             # Template when proxy_pass has variables
+    where: Where | None = None
+    ssl_host: str | None = None      # the default proxy_ssl_name when not $proxy_host: a
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyRedirect:
+    """proxy_redirect: `default`, `off`, or explicit (replace, replacement) pairs."""
+    off: bool = False
+    default: bool = True
+    rules: tuple[tuple[Any, Any], ...] = ()   # (match: str|re.Pattern, replacement: Template)
