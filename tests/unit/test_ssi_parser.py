@@ -2,7 +2,7 @@
 byte by byte, with the same events; nginx's rules for quotes, escapes, errors and limits."""
 import pytest
 
-from ngate.filters.ssi import parse_unsafe_uri
+from ngate.routing.uri import parse_unsafe_uri
 from ngate.filters.ssi_parser import ERROR, Command, SsiParser
 
 SAMPLE = (b'head <b>x</b> <!-- plain --> <<!--#echo var="uri" -->mid<!--#  include '
