@@ -1,6 +1,7 @@
 """The $ssl_* variables Python's ssl module cannot give, read from the connection's SSL* as nginx's
 ngx_event_openssl.c does (ngx_ssl_get_ciphers, _curve, _curves, _session_id, _raw_certificate,
-_issuer_dn, _subject_dn_legacy, _serial_number, _fingerprint, _client_v_start/_end/_remain).
+_issuer_dn, _subject_dn_legacy, _serial_number, _fingerprint, _client_v_start/_end/_remain), and
+$ssl_client_s_dn in RFC 2253 from the certificate Python's ssl module parses (client_s_dn).
 
 Calls go through server/openssl.py's ctypes handle on the libssl/libcrypto that CPython's _ssl
 module uses; without it (another Python build) each getter returns None (the variable is empty,
@@ -268,3 +269,31 @@ def v_remain(tls) -> str | None:
         return ""
     now = time.time()
     return "0" if end_ts < now + 86400 else str(int((end_ts - now) // 86400))
+
+
+# ---------------------------------------------------------------- $ssl_client_s_dn (RFC 2253)
+
+_DN_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+             "countryName": "C", "stateOrProvinceName": "ST", "localityName": "L",
+             "domainComponent": "DC", "emailAddress": "emailAddress", "streetAddress": "street",
+             "serialNumber": "serialNumber", "userId": "UID"}
+
+
+def client_s_dn(ssl_object) -> str | None:
+    """$ssl_client_s_dn: the verified client certificate's subject, RFC 2253 (as nginx 1.11.6+)."""
+    cert = ssl_object.getpeercert()
+    if not cert:
+        return None
+    rdns = []
+    for rdn in reversed(cert.get("subject", ())):
+        rdns.append("+".join(f"{_DN_NAMES.get(k, k)}={_dn_escape(v)}" for k, v in rdn))
+    return ",".join(rdns)
+
+
+def _dn_escape(value: str) -> str:
+    out = "".join("\\" + ch if ch in ',+"\\<>;' else ch for ch in value)
+    if out[:1] in ("#", " "):
+        out = "\\" + out
+    if out.endswith(" "):
+        out = out[:-1] + "\\ "
+    return out
