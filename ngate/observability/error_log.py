@@ -218,8 +218,8 @@ def configure(config, startup: str | None = None, console: bool = False) -> None
 def open_sinks(config) -> None:
     """Open the http/server/location-level error_log files now, in the master (as nginx does at
     load): the workers inherit them, before they give up root."""
-    from ngate.observability.access_log import _confs
-    for conf in _confs(config):
+    from ngate.observability.log_files import all_confs
+    for conf in all_confs(config):
         if conf.error_log and conf.error_log not in LOG.sinks:
             LOG.sinks[conf.error_log] = _Sink(conf.error_log)
     LOG._set_max_rank()

@@ -10,6 +10,7 @@ import pytest
 
 from ngate.config.model import AccessLog, LogFormat
 from ngate.observability import access_log as al
+from ngate.observability import log_files
 from ngate.observability.access_log import (AccessLogWriter, close_all, escape_default,
                                             escape_json, flush_all, reopen_all)
 from ngate.http.context import RequestContext
@@ -164,7 +165,7 @@ def test_buffered_in_a_running_loop_until_flush(tmp_path):
 
 
 def test_timer_flushes_the_buffer(tmp_path, monkeypatch):
-    monkeypatch.setattr(al, "_FLUSH_INTERVAL", 0.01)
+    monkeypatch.setattr(log_files, "FLUSH_INTERVAL", 0.01)
     path = tmp_path / "t.log"
 
     async def main():
