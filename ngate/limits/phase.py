@@ -28,7 +28,7 @@ from time import monotonic_ns
 from zlib import crc32
 
 from ngate.http import phases
-from ngate.limits.table import AGAIN, BUSY, ERROR, OK
+from ngate.limits.req_table import AGAIN, BUSY, ERROR, OK
 from ngate.observability import error_log
 
 DELAYED = -1                  # preaccess(): the request waits on a timer

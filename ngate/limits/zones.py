@@ -14,7 +14,8 @@ there first. New tables are created before the workers fork, so every worker map
 from __future__ import annotations
 
 from ngate.errors import ConfigError
-from ngate.limits.table import ConnTable, ReqTable
+from ngate.limits.conn_table import ConnTable
+from ngate.limits.req_table import ReqTable
 
 REQ, CONN = "limit_req", "limit_conn"
 _TABLES = {REQ: ReqTable, CONN: ConnTable}

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from ngate.limits.table import (AGAIN, BUSY, ERROR, OK, ConnTable, ReqTable, capacity,
-                                key_hash)
+from ngate.limits.conn_table import ConnTable
+from ngate.limits.req_table import AGAIN, BUSY, ERROR, OK, ReqTable
+from ngate.limits.table import capacity, key_hash
 
 T0 = 10_000_000          # a monotonic "now" in ms, well past boot
 RATE_1RS = 1000          # rate=1r/s
@@ -208,8 +209,9 @@ def test_workers_forked_after_creation_share_the_table():
 
 
 def test_lock_of_a_worker_killed_inside_it_is_taken_over(monkeypatch):
-    from ngate.limits import table as table_module
+    from ngate.limits import req_table, table as table_module
     monkeypatch.setattr(table_module, "LOCK_WAIT", 0.2)
+    monkeypatch.setattr(req_table, "LOCK_WAIT", 0.2)      # lookup() takes the lock inline
     t = ReqTable("wedged", 32 * 1024)
     try:
         pid = os.fork()
@@ -224,8 +226,9 @@ def test_lock_of_a_worker_killed_inside_it_is_taken_over(monkeypatch):
 
 
 def test_lock_of_a_live_holder_is_waited_for(monkeypatch):
-    from ngate.limits import table as table_module
+    from ngate.limits import req_table, table as table_module
     monkeypatch.setattr(table_module, "LOCK_WAIT", 0.05)
+    monkeypatch.setattr(req_table, "LOCK_WAIT", 0.05)      # lookup() takes the lock inline
     t = ReqTable("busy", 32 * 1024)
     r, w = os.pipe()
     try:
