@@ -12,13 +12,8 @@ same configuration sends the same sequence of requests to the same peers:
   modulo the total weight; an empty key or 20 misses fall back to round robin;
 - hash ... consistent is nginx's ketama ring (ConsistentHash).
 
-Passive health follows nginx, in whole seconds of wall-clock time (ngx_time()): a failure counts
-(`fails`, `accessed = checked = now`); a peer with `fails >= max_fails` is skipped while
-`now - checked <= fail_timeout`; selecting a peer whose `checked` is older than fail_timeout
-moves `checked` to now, and a success after that (`accessed < checked`) forgets the failures.
-A group with a single primary never tracks health (nginx's `peers->single`).
-Peer state is keyed by (group name, address). A request's hash sequence is replayed from its
-start on each try: the peers it already tried are among the misses, so they add to the 20.
+Passive health (health.py) decides which peers are usable; a request's hash sequence is replayed
+from its start on each try: the peers it already tried are among the misses, so they add to the 20.
 
 A group with `zone` keeps that state in shared memory (shared_state.py): its PEER_HEALTH entries
 are views of the zone's slots, and each pick (`take`: the selection and the connection it counts),
@@ -29,122 +24,15 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import random
-import time
 import zlib
 
 from ngate.config.model import Upstream, UpstreamServer
+from ngate.upstream.health import (PEER_HEALTH, PeerHealth, health, now_seconds, peer_key,
+                                   selected, usable)
+# where other modules import them from (proxy/http_proxy.py, cache/exchange.py, tests)
+from ngate.upstream.health import release, report_failure, report_success  # noqa: F401
 
 _HASH_TRIES = 20
-
-
-class PeerHealth:
-    __slots__ = ("fails", "accessed", "checked", "conns", "current_weight", "effective_weight")
-
-    def __init__(self, weight: int = 1) -> None:
-        self.fails = 0
-        self.accessed = 0
-        self.checked = 0
-        self.conns = 0
-        self.current_weight = 0
-        self.effective_weight = weight
-
-
-PEER_HEALTH: dict[tuple, PeerHealth] = {}
-
-
-def _key(server: UpstreamServer, group: str) -> tuple:
-    return (group, server.unix or server.host, server.port, server.slot)
-
-
-def health(server: UpstreamServer, group: str = "") -> PeerHealth:
-    key = _key(server, group)
-    h = PEER_HEALTH.get(key)
-    if h is None:
-        h = PEER_HEALTH[key] = PeerHealth(server.weight)
-    return h
-
-
-def _now() -> int:
-    return int(time.time())
-
-
-def usable(server: UpstreamServer, now: int, group: str = "") -> bool:
-    if server.down:
-        return False
-    h = PEER_HEALTH.get(_key(server, group))
-    if h is None:
-        return True
-    if server.max_conns and h.conns >= server.max_conns:
-        return False
-    return server.max_fails == 0 or not (
-        h.fails >= server.max_fails and now - h.checked <= server.fail_timeout)
-
-
-def _selected(h: PeerHealth, server: UpstreamServer, now: int) -> None:
-    if now - h.checked > server.fail_timeout:
-        h.checked = now
-
-
-def _single(upstream: Upstream) -> bool:
-    return len(upstream.servers) == 1
-
-
-def report_failure(upstream: Upstream, server: UpstreamServer) -> bool:
-    """Count a failure; True when the peer is now disabled (nginx then warns "upstream server
-    temporarily disabled")."""
-    if _single(upstream):
-        return False
-    zone = upstream.zone
-    if zone is None:
-        return _failed(upstream, server)
-    zone.table.lock()
-    try:
-        return _failed(upstream, server)
-    finally:
-        zone.table.unlock()
-
-
-def _failed(upstream: Upstream, server: UpstreamServer) -> bool:
-    h = health(server, upstream.name)
-    now = _now()
-    h.fails += 1
-    h.accessed = h.checked = now
-    if server.max_fails:
-        h.effective_weight = max(0, h.effective_weight - server.weight // server.max_fails)
-        return h.fails >= server.max_fails
-    return False
-
-
-def report_success(upstream: Upstream, server: UpstreamServer) -> None:
-    h = PEER_HEALTH.get(_key(server, upstream.name))
-    if h is None:
-        return
-    if h.accessed < h.checked:
-        zone = upstream.zone
-        if zone is None:
-            h.fails = 0
-            return
-        # read without the lock first: most successes have nothing to forget
-        zone.table.lock()
-        try:
-            if h.accessed < h.checked:
-                h.fails = 0
-        finally:
-            zone.table.unlock()
-
-
-def release(upstream: Upstream, server: UpstreamServer) -> None:
-    """Give back the connection `take` counted (least_conn, random two, max_conns)."""
-    h = health(server, upstream.name)
-    zone = upstream.zone
-    if zone is None:
-        h.conns -= 1
-        return
-    zone.table.lock()
-    try:
-        h.conns -= 1
-    finally:
-        zone.table.unlock()
 
 
 class RoundRobin:
@@ -179,7 +67,7 @@ class RoundRobin:
 
     def candidates(self, servers, tried) -> list:
         """The servers not tried yet for this request and not marked down or failed."""
-        now = _now()
+        now = now_seconds()
         return [s for s in servers if s not in tried and usable(s, now, self.group)]
 
     def _pick(self, servers, tried) -> UpstreamServer | None:
@@ -199,7 +87,7 @@ class RoundRobin:
                 best, best_h = s, h
         if best is not None:
             best_h.current_weight -= total
-            _selected(best_h, best, _now())
+            selected(best_h, best, now_seconds())
         return best
 
 
@@ -220,7 +108,7 @@ class LeastConn(RoundRobin):
         least = min(ratio.values())
         ties = [s for s in cands if ratio[s] == least]
         if len(ties) == 1:
-            _selected(health(ties[0], group), ties[0], _now())
+            selected(health(ties[0], group), ties[0], now_seconds())
             return ties[0]
         return self._smooth(ties)
 
@@ -240,7 +128,7 @@ class _HashBalancer(RoundRobin):
         key = self.key_of(ctx)
         if key is None:
             return self.select_rr(tried)
-        now = _now()
+        now = now_seconds()
         state = [None, 0]       # the running hash, the rehash count
         for _ in range(_HASH_TRIES + 1 + len(tried)):
             w = self.next_hash(state, key) % self.total_weight
@@ -249,7 +137,7 @@ class _HashBalancer(RoundRobin):
                     break
                 w -= s.weight
             if s not in tried and usable(s, now, self.group):
-                _selected(health(s, self.group), s, now)
+                selected(health(s, self.group), s, now)
                 return s
         return self.select_rr(tried)
 
@@ -325,7 +213,7 @@ class ConsistentHash(RoundRobin):
             return self.select_rr(tried)
         points = self.points
         h = bisect.bisect_left(points, (zlib.crc32(k.encode("latin-1", "replace")),))
-        now = _now()
+        now = now_seconds()
         for _ in range(_HASH_TRIES + 1 + len(tried)):
             name = points[h % len(points)][1]
             cands = [s for s in self.primary
@@ -395,12 +283,12 @@ def _make(upstream: Upstream):
     zone = upstream.zone
     if zone is None:
         for server in upstream.servers:     # a zone of an earlier configuration (same process)
-            key = _key(server, upstream.name)
+            key = peer_key(server, upstream.name)
             if type(PEER_HEALTH.get(key, None)) not in (PeerHealth, type(None)):
                 del PEER_HEALTH[key]
         return b
     for server, h in zone.healths(upstream):
-        PEER_HEALTH[_key(server, upstream.name)] = h
+        PEER_HEALTH[peer_key(server, upstream.name)] = h
     return Zoned(b, zone)
 
 
