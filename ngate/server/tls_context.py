@@ -13,7 +13,7 @@ import ssl
 
 from ngate.errors import ConfigError
 from ngate.observability import error_log
-from ngate.server import openssl
+from ngate.server import ocsp_stapling, openssl
 
 
 VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -76,14 +76,14 @@ def set_stapling(ctx: ssl.SSLContext, conf, quiet: bool = False) -> None:
     ssl_stapling_file the response is checked and stapled; without it nginx would fetch responses
     from the OCSP responder, which ngate does not do: the certificates nginx would ignore get
     nginx's warning, the others a warning that ngate does not fetch."""
-    if not openssl.STAPLING:
+    if not ocsp_stapling.STAPLING:
         if not quiet:
             error_log.warn('"ssl_stapling" ignored, not supported')
         return
     if conf.stapling_file:
-        return openssl.staple_file(ctx, read_ocsp_response(conf.stapling_file))
+        return ocsp_stapling.staple_file(ctx, read_ocsp_response(conf.stapling_file))
     for cert, _key in () if quiet or conf.dynamic else conf.certificates:
-        problem = openssl.stapling_problem(ctx, cert, conf.stapling_responder) or (
+        problem = ocsp_stapling.stapling_problem(ctx, cert, conf.stapling_responder) or (
             "ngate does not fetch OCSP responses (give one with ssl_stapling_file) "
             "for the certificate")
         error_log.warn(f'"ssl_stapling" ignored, {problem} "{cert}"')
@@ -97,7 +97,7 @@ def read_ocsp_response(path: str) -> bytes:
     except OSError:
         raise ConfigError(_NO_SUCH_FILE.format(path=path).replace(
             "BIO_new_file()", f'BIO_new_file("{path}")').replace(", r)", ", rb)")) from None
-    error = openssl.ocsp_response_error(der)
+    error = ocsp_stapling.ocsp_response_error(der)
     if error is not None:
         raise ConfigError(f'd2i_OCSP_RESPONSE_bio("{path}") failed (SSL: {error})')
     return der
