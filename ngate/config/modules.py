@@ -4,7 +4,7 @@ Tools (nginx's own test harness among them) read `nginx -V` to learn what a buil
 nginx builds by default is missing when `--without-<module>` is listed, an optional one is
 present when `--with-<module>` is. ngate derives that list from one table: a module counts as
 implemented when every directive that stands for it is in the directive registry with a real
-handler, not one that only accepts it: not handlers.extra or its typed variants, no handler
+handler, not one that only accepts it: not handlers.extra, no handler
 marked `not_implemented = True`, no row whose `support` class says otherwise. When a directive
 gains a real handler, -V follows by itself.
 """
@@ -74,9 +74,7 @@ MODULES: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
 
 DIRECTIVES = {module: names for module, _default, names in MODULES}
 
-ACCEPT_ONLY = frozenset(handler for handler in (
-    getattr(handlers, name, None)
-    for name in ("extra", "extra_flag", "extra_size", "extra_time", "extra_bufs")) if handler)
+ACCEPT_ONLY = frozenset({handlers.extra})
 
 
 def implemented(name: str, registry: dict | None = None) -> bool:

@@ -5,7 +5,7 @@
 
   access_steps      PREACCESS then ACCESS, in nginx's module order: realip, limit_req and
                     limit_conn, then allow/deny + auth_basic + auth_request (access/phase.py)
-  precontent_steps  try_files (static/handler.py), then mirror (proxy/mirror.py)
+  precontent_steps  try_files (static/try_files.py), then mirror (proxy/mirror.py)
   content           the content handler: empty_gif, fastcgi_pass under fastcgi_cache,
                     proxy_pass under proxy_cache, metrics, proxy_pass, fastcgi_pass, stub_status,
                     else the static modules
