@@ -1,7 +1,7 @@
 """ngate's command line: nginx's options, parsed the way nginx parses them, plus ngate's verbs.
 
     ngate [-?hvVtTq] [-s signal] [-p prefix] [-e filename] [-c filename] [-g directives]
-    ngate <verb> [args...]        (VERBS: e.g. `ngate demo`, registered by other modules)
+    ngate <verb> [args...]        (VERBS: `ngate demo`, `ngate explain`)
 
 Flags may be grouped (`-tq`); an option's value may be attached (`-cfile`) or follow (`-c file`).
 Messages go to stderr as nginx writes them, with "ngate:" as the program name; only -T writes
@@ -9,6 +9,7 @@ to stdout (the configuration dump). The running server never writes to stdout.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -32,12 +33,26 @@ class Verb:
     help: str
 
 
-VERBS: dict[str, Verb] = {}
+class Lazy:
+    """`module.function(argv)`, the module imported only when its verb is used (plain `ngate`
+    does not load the demo or explain code)."""
+    __slots__ = ("module", "function")
+
+    def __init__(self, module: str, function: str) -> None:
+        self.module = module
+        self.function = function
+
+    def __call__(self, argv: list[str]) -> int:
+        return getattr(importlib.import_module(self.module), self.function)(argv)
 
 
-def register_verb(name: str, run: Callable[[list[str]], int], help: str) -> None:
-    """Add `ngate <name> ...`; `run(argv)` returns the exit code."""
-    VERBS[name] = Verb(run, help)
+# `ngate <verb> ...`: the verbs, name -> the module and function that run them
+VERBS: dict[str, Verb] = {
+    "demo": Verb(Lazy("ngate.demo", "run"),
+                 "run the WebSocket chat demo (ngate on :8080, chat backend on :8888)"),
+    "explain": Verb(Lazy("ngate.explain", "run"),
+                    "how the config routes a request, and why (ngate explain -h)"),
+}
 
 
 class UsageError(Exception):
@@ -245,8 +260,6 @@ def serve(startup_log: str | None, load) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from ngate import demo  # noqa: F401  (registers `ngate demo`)
-    from ngate import explain  # noqa: F401  (registers `ngate explain`)
     if argv and argv[0] in VERBS:
         return VERBS[argv[0]].run(argv[1:])
     try:

@@ -9,6 +9,10 @@
   policy.py    whether and how long a response may be cached (Cache-Control, Expires,
                X-Accel-Expires, Set-Cookie, Vary, proxy_cache_valid, proxy_ignore_headers)
   serve.py     a response from an entry: conditional requests (304/412), Range (206/416), HEAD
-  exchange.py  the content handler: lookup, MISS/BYPASS/EXPIRED/STALE/UPDATING/REVALIDATED/HIT,
-               and the proxy exchange that stores what it streams
+  lookup.py    a request's lookup: MISS/BYPASS/EXPIRED/STALE/UPDATING/HIT, the lock, min_uses,
+               the background update (CacheState, Kind)
+  ending.py    how a caching exchange ends: the entry written, REVALIDATED/STALE answers from it
+  wire_http1.py  proxy_cache's HTTP/1.x wire (the cacheable response's head)
+  exchange.py  the proxy_cache content handler and the proxy exchange that stores what it streams
+  fastcgi.py   fastcgi_cache: the FastCGI exchange that stores, its wire
 """

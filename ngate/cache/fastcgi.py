@@ -2,8 +2,9 @@
 ngx_http_upstream, as for proxy_cache; nginx 1.22).
 
 The lookup (HIT, MISS, BYPASS, EXPIRED, STALE, UPDATING, REVALIDATED, the lock, min_uses,
-background update) is cache/exchange.py's, with the FASTCGI kind; what differs is the response,
-which comes as a CGI head on STDOUT (proxy/fastcgi_proxy.py):
+background update) is cache/lookup.py's, with the FASTCGI kind; the stored response and the
+answers from an entry are cache/ending.py's. What differs is the response, which comes as a CGI
+head on STDOUT (proxy/fastcgi_proxy.py):
   - the key has no default: without fastcgi_cache_key nginx warns and every request has the
     empty key (cache/config.py);
   - a HEAD stays a HEAD (no fastcgi_cache_convert_head): the application's response to it is
@@ -19,23 +20,20 @@ from __future__ import annotations
 
 import time
 
-from ngate.cache import exchange, policy
-from ngate.cache.exchange import CacheEnding, CachingExchange, Kind, entry_meta
+from ngate.cache import policy
+from ngate.cache.ending import CLIENT_VALIDATORS, MEMORY_LIMIT, CacheEnding, entry_meta, too_big
+from ngate.cache.lookup import Kind, begin
 from ngate.config.model import Upstream
 from ngate.fastcgi import rest as body_rest
 from ngate.http import phases
 from ngate.proxy.exchange import UpstreamExchange
 from ngate.proxy.exchange_state import DONE, STREAMING
 from ngate.proxy.fastcgi_proxy import TEMPLATE, FastCGIWire, plan_for, variable_upstream
-from ngate.upstream.failure import Failure, Phase, UpstreamError
 
 # ngx_http_fastcgi_cache_headers
 CACHE_PARAMS = (("HTTP_IF_MODIFIED_SINCE", "$upstream_cache_last_modified"),
                 ("HTTP_IF_UNMODIFIED_SINCE", ""), ("HTTP_IF_NONE_MATCH", "$upstream_cache_etag"),
                 ("HTTP_IF_MATCH", ""), ("HTTP_RANGE", ""), ("HTTP_IF_RANGE", ""))
-_CLIENT_VALIDATORS = (b"range", b"if-modified-since", b"if-none-match", b"if-match",
-                      b"if-unmodified-since")
-_MEMORY_LIMIT = 64 << 20         # a body larger than this is passed on, not stored
 
 
 def cache_params(names: list) -> tuple[list, list]:
@@ -70,7 +68,7 @@ def fastcgi_cache_handler(ctx) -> None:
             return
     if ctx.method not in conf.fastcgi_cache.methods:
         return fastcgi_exchange(ctx, target).start()    # $upstream_cache_status empty
-    exchange.begin(ctx, conf.fastcgi_cache, FASTCGI, target)
+    begin(ctx, conf.fastcgi_cache, FASTCGI, target)
 
 
 def _start(ctx, make, target) -> None:
@@ -112,12 +110,6 @@ class CachingFastCGI(CacheEnding, UpstreamExchange):
         self.writer = None
         self.deferred = False
 
-    # what CachingExchange does the same way for both modules
-    _answer_from = CachingExchange._answer_from
-    _drop_upstream = CachingExchange._drop_upstream
-    _refresh = CachingExchange._refresh
-    _store = CachingExchange._store
-
     # ------------------------------------------------------------ response head
 
     def response_head(self, status: int) -> None:
@@ -147,7 +139,7 @@ class CachingFastCGI(CacheEnding, UpstreamExchange):
         self.writer = st.zone.writer(st.h, meta)
         self.wire.keeping = True
         if status == 200 and ctx.method != "HEAD" and any(
-                h in ctx.hdr for h in _CLIENT_VALIDATORS):
+                h in ctx.hdr for h in CLIENT_VALIDATORS):
             return self._defer(status)
         return False
 
@@ -178,13 +170,12 @@ class CachingFastCGI(CacheEnding, UpstreamExchange):
         if w is None or self.state is DONE:
             return
         w.write(data)
-        if w.size > _MEMORY_LIMIT:
+        if w.size > MEMORY_LIMIT:
             self.writer = None
             self.wire.keeping = False
             if self.deferred:
                 self.ctx.keep_alive = False
-                self.fail(UpstreamError(Failure.TOO_LARGE, Phase.BODY,
-                                        "cached response is too large"))
+                self.fail(too_big())
 
     def response_end_head(self) -> None:
         self._store()

@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from ngate.cli import register_verb
 
 HERE = Path(__file__).resolve().parent
 
@@ -138,5 +137,3 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.kill()
         proc.wait()
 
-
-register_verb("demo", run, "run the WebSocket chat demo (ngate on :8080, chat backend on :8888)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ngate.cli import Options, make_loader, register_verb, resolve_paths
+from ngate.cli import Options, make_loader, resolve_paths
 from ngate.errors import ConfigError
 from ngate.explain.phases import Explainer
 from ngate.explain.request import UsageError, parse_request
@@ -83,5 +83,3 @@ def run(argv: list[str]) -> int:
     sys.stdout.write(report.text())
     return EXIT_ROUTED
 
-
-register_verb("explain", run, "how the config routes a request, and why (ngate explain -h)")

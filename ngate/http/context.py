@@ -56,7 +56,7 @@ class RequestContext:
         "limit_rate",       # None: from limit_rate at the first write; else $limit_rate's value
         "accel_headers",    # headers an X-Accel-Redirect carries to the new response, or None
         "ssi",              # filters/ssi.py SsiBody of this response (or the main's Shared)
-        "cache",            # cache/exchange.py CacheState under proxy_cache, else None
+        "cache",            # cache/lookup.py CacheState under proxy_cache, else None
         "body_spool",       # proxy/body_spool.py BodySpool of a body read whole, or None
         "trailers",         # filters/trailers.py Trailers when the response expects add_trailer
         "expect_tested",    # Expect: 100-continue answered or not due (http1/discard.py)

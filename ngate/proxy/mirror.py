@@ -13,7 +13,7 @@ the mirrors are done; ngate logs and goes on at once (the mirrors keep their own
 from __future__ import annotations
 
 from ngate.errors import ConfigError
-from ngate.http import downstream, log, phases
+from ngate.http import log, phases
 from ngate.http1.discard import test_expect
 from ngate.observability import error_log
 from ngate.proxy import subrequest

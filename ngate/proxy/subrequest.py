@@ -28,7 +28,7 @@ response is streaming at the same time); filters/postpone.py cancels them if the
 from __future__ import annotations
 
 from ngate.filters.postpone import drain
-from ngate.http import downstream, log, phases
+from ngate.http import log, phases
 from ngate.http.context import RequestContext
 from ngate.observability import error_log
 

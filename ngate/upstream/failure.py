@@ -41,7 +41,7 @@ class Failure(Enum):
     INVALID_BODY = ("error", 502)           # invalid chunked body / FastCGI records mid-body
     NO_LIVE = (None, 502)                   # no live upstreams
     TOO_MANY_TRIES = (None, 502)            # the exchange's own cap on tries
-    TOO_LARGE = (None, 502)                 # a response too large to cache (cache/exchange.py)
+    TOO_LARGE = (None, 502)                 # a response too large to cache (cache/ending.py)
 
 
 TIMED_OUT = "upstream timed out (110: Connection timed out)"

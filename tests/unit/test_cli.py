@@ -103,6 +103,30 @@ def test_verbs_are_dispatched(monkeypatch):
     assert seen == [["-c", "x"]]
 
 
+def test_verb_table_names_real_functions():
+    """Each verb of the table resolves to its module's function (a typo fails here)."""
+    assert sorted(cli.VERBS) == ["demo", "explain"]
+    for name, verb in cli.VERBS.items():
+        module = __import__(verb.run.module, fromlist=[verb.run.function])
+        assert module.__name__ == f"ngate.{name}"
+        assert callable(getattr(module, verb.run.function))
+
+
+def test_verbs_load_only_when_used():
+    """Plain `ngate -v` imports neither verb's module; `ngate explain` imports explain alone."""
+    code = ("import sys\nfrom ngate import cli\ntry:\n    cli.main(sys.argv[1:])\n"
+            "finally:\n    print(sorted(m for m in ('ngate.demo', 'ngate.explain')"
+            " if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    out = subprocess.run([sys.executable, "-c", code, "-v"], capture_output=True, text=True,
+                         env=env, cwd=REPO_ROOT, check=True).stdout
+    assert out == "[]\n"
+    out = subprocess.run([sys.executable, "-c", code, "explain", "-h"], capture_output=True,
+                         text=True, env=env, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "['ngate.explain']"
+
+
 def test_relative_conf_is_relative_to_prefix(tmp_path):
     opts = parse_args(["-p", f"{tmp_path}/", "-c", "conf/nginx.conf"])
     assert cli.resolve_paths(opts) == (str(tmp_path), str(tmp_path / "conf" / "nginx.conf"))
