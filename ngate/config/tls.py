@@ -23,7 +23,7 @@ SERVER_SCALARS = {
     "ssl_session_cache": ("session_cache", "session_cache"),
     "ssl_session_timeout": ("session_timeout", "msec"),
     "ssl_session_tickets": ("session_tickets", "flag"),
-    "ssl_password_file": ("password_file", "path"),
+    "ssl_password_file": ("password_file", "password_file"),
     "ssl_dhparam": ("dhparam", "path"),
     "ssl_ecdh_curve": ("ecdh_curve", "text"),
     "ssl_verify_client": ("verify_client", "verify_client"),
@@ -43,7 +43,7 @@ PROXY_SCALARS = {
     "proxy_ssl_verify": ("verify", "flag"),
     "proxy_ssl_trusted_certificate": ("trusted_certificate", "path"),
     "proxy_ssl_verify_depth": ("verify_depth", "number"),
-    "proxy_ssl_password_file": ("password_file", "path"),
+    "proxy_ssl_password_file": ("password_file", "password_file"),
     "proxy_ssl_protocols": ("protocols", "protocols"),
     "proxy_ssl_ciphers": ("ciphers", "text"),
     "proxy_ssl_session_reuse": ("session_reuse", "flag"),
@@ -80,7 +80,20 @@ def _verify_client(c, st) -> str:
     return st.args[0]
 
 
+def _password_file(c, st) -> str:
+    """The file is read when the directive is, as nginx's ngx_ssl_read_password_file: an error
+    names the directive's file:line."""
+    from ngate.server.tls_context import read_passwords
+    path = c.conf_path(st.args[0])
+    try:
+        read_passwords(path)
+    except ConfigError as err:
+        raise ConfigError(err.message, st.where) from None
+    return path
+
+
 PARSERS = {
+    "password_file": _password_file,
     "protocols": _protocols, "session_cache": _session_cache, "verify_client": _verify_client,
     "flag": flag, "msec": msec, "number": number, "path": lambda c, st: c.conf_path(st.args[0]),
     "text": lambda c, st: st.args[0],

@@ -48,6 +48,11 @@ CASES = [
     " proxy_ssl_verify on; proxy_pass https://127.0.0.1; } }",
     "server { listen 8443; location / { proxy_ssl_certificate nope.pem;\n"
     " proxy_ssl_certificate_key a.key; proxy_pass https://127.0.0.1; } }",
+    # the password file is read with its directive: the error names its line
+    "server { listen 8443 ssl; ssl_certificate a.crt; ssl_certificate_key a.key;\n"
+    " ssl_password_file nope.txt; }",
+    "server { listen 8443; location / {\n proxy_ssl_password_file nope.txt;\n"
+    " proxy_pass https://127.0.0.1; } }",
 ]
 
 
