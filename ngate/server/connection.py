@@ -133,7 +133,7 @@ class HttpConnection(OneTimer):
         "remote_addr", "remote_port", "server_addr", "server_port", "scheme",
         # parsing state
         "_url", "_buf", "_line_done", "_more", "_rest", "_left", "_chunked", "_body_req",
-        "_in_head",
+        "_in_head", "_last",
         "_underscores", "_ignore_invalid", "_limit_line", "_limit_total", "_names", "_lines",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
@@ -171,6 +171,7 @@ class HttpConnection(OneTimer):
         self.tls = None
         self.write_mark = 0             # write buffer size when send_timeout was last armed
         self.lost = None                # the exception connection_lost reported (None: EOF)
+        self._last = None               # the last head accepted and its parse (_head)
         self.rejected = None            # (HeadError, url) of a bad pipelined head, answered in turn
         self.linger = None              # lingering close: (end time, lingering_timeout)
         self.proxy_protocol = None
@@ -416,11 +417,66 @@ class HttpConnection(OneTimer):
     # ------------------------------------------------------------ request heads and bodies
 
     def _head(self, head: bytes) -> None:
-        """A complete request head: parse it as nginx does, make its Request, dispatch it."""
+        """A complete request head: parse it as nginx does, make its Request, dispatch it.
+
+        A client on a keep-alive connection usually sends the same head again (the same
+        request line and headers): the last head accepted on this connection is kept with
+        its parse, and an identical one reuses it (the parse depends on the bytes and the
+        listen's settings alone); its header list and dict are copied for the new request."""
         if self._in_head:
             self._end_head()
         if self.timer is not None:
-            self._cancel_timer()
+            self.timer = None       # stays watched until the next tick drops it (re-armed
+            self.deadline = 0.0     # after the response, usually before that tick)
+        last = self._last
+        if last is not None and last[0] == head:
+            (_, method, uri, version, headers, hdr, target, length, chunked, keep_alive,
+             upgrade) = last
+            headers = list(headers)
+            hdr = dict(hdr)
+            self._url = target
+        else:
+            last = self._parse_head(head)
+            if last is None:
+                return
+            (_, method, uri, version, headers, hdr, target, length, chunked, keep_alive,
+             upgrade) = last
+            self._last = last
+            headers = list(headers)
+            hdr = dict(hdr)
+        ctx = RequestContext(self, method, uri, version, headers, hdr)
+        ctx.request_length = len(head)
+        ctx.keep_alive = keep_alive
+        self.requests += 1
+        req = Request(ctx)
+        self._body_req = req
+        if upgrade:
+            # a protocol switch: what follows is held unparsed until the upstream answers
+            req.upgrade = req.complete = True
+            self.held = bytearray()
+        elif chunked:
+            ctx.body_chunked = True
+            self._chunked = ChunkedDecoder()
+        elif length is not None:
+            ctx.content_length_in = length
+            if length:
+                self._left = length
+            else:
+                req.complete = True
+        else:
+            req.complete = True
+        if self.current is None:
+            self.current = req
+            if self.runtime.stats is not None:
+                self.runtime.stats.request_started(ctx)
+            self.start_request(ctx, req)
+        else:
+            self._dispatch(req)
+
+    def _parse_head(self, head: bytes):
+        """The parse of a head: (head, method, target, version, headers, hdr, request URI,
+        Content-Length, chunked, keep-alive, upgrade), or None when it was refused (or was an
+        HTTP/0.9 request, dispatched here)."""
         lines = head.split(b"\r\n")
         crlf = len(lines) - 1
         if head.count(b"\r") != crlf:             # a bare CR (nginx: 400)
@@ -448,12 +504,9 @@ class HttpConnection(OneTimer):
             headers, hdr = self._headers_of(lines)
         except HeadError as exc:
             return self._reject(exc)
-        ctx = RequestContext(self, _METHODS.get(method) or method.decode("latin-1"),
-                             target.decode("latin-1"), version, headers, hdr)
-        ctx.request_length = len(head)
-        self.requests += 1
         te = hdr.get(b"transfer-encoding")
         cl = hdr.get(b"content-length")
+        length = None
         try:
             if te is not None:
                 if version == "1.0":
@@ -462,38 +515,23 @@ class HttpConnection(OneTimer):
                     raise HeadError(501, 'client sent unknown "Transfer-Encoding": "%s"' % te.decode("latin-1"))
                 if cl is not None:
                     raise HeadError(400, 'client sent "Content-Length" and "Transfer-Encoding" headers at the same time')
-                ctx.body_chunked = True
             elif cl is not None:
                 if not cl.isdigit() or len(cl) > 18 and int(cl) > MAX_OFF_T:
                     raise HeadError(400, 'client sent invalid "Content-Length" header')
-                ctx.content_length_in = int(cl)
+                length = int(cl)
         except HeadError as exc:
+            # counted as a request, as before the parse was split out (nginx: $connection_requests)
+            self.requests += 1
             return self._reject(exc)
         conn = hdr.get(b"connection")
         if conn is None:
-            ctx.keep_alive = version != "1.0"
+            keep_alive = version != "1.0"
         else:       # nginx: "close" anywhere wins, else "keep-alive" anywhere (HTTP/1.0)
             conn = conn.lower()
-            ctx.keep_alive = b"close" not in conn and (version != "1.0" or b"keep-alive" in conn)
-        req = Request(ctx)
-        self._body_req = req
-        if b"upgrade" in hdr and conn is not None and b"upgrade" in conn:
-            # a protocol switch: what follows is held unparsed until the upstream answers
-            req.upgrade = req.complete = True
-            self.held = bytearray()
-        elif ctx.body_chunked:
-            self._chunked = ChunkedDecoder()
-        elif ctx.content_length_in:
-            self._left = ctx.content_length_in
-        else:
-            req.complete = True
-        if self.current is None:
-            self.current = req
-            if self.runtime.stats is not None:
-                self.runtime.stats.request_started(ctx)
-            self.start_request(ctx, req)
-        else:
-            self._dispatch(req)
+            keep_alive = b"close" not in conn and (version != "1.0" or b"keep-alive" in conn)
+        upgrade = b"upgrade" in hdr and conn is not None and b"upgrade" in conn
+        return (head, _METHODS.get(method) or method.decode("latin-1"), target.decode("latin-1"),
+                version, headers, hdr, target, length, te is not None, keep_alive, upgrade)
 
     def _header_sizes(self, lines: list) -> None:
         """large_client_header_buffers: no header line longer than one buffer, all of them
