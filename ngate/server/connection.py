@@ -381,7 +381,8 @@ class HttpConnection(OneTimer):
         if not self.closing and self.current is None and self.requests and not self._in_head:
             error_log.info("client %s closed keepalive connection" % self.remote_addr, self.number)
         self.closing = True
-        self._cancel_timer()
+        self.timer = None
+        self.runtime.deadlines.unwatch(self)    # also when _head left it watched without a timer
         if self.limiter:
             self.limiter.cancel()
             self.limiter = None
@@ -825,7 +826,8 @@ class HttpConnection(OneTimer):
         self.runtime.connection_closed(self)
         self.current = None
         self.queue = None
-        self._cancel_timer()
+        self.timer = None
+        self.runtime.deadlines.unwatch(self)
         self._body_req = None
         self._url = b""
         return held, self.transport
