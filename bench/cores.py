@@ -9,6 +9,9 @@ after the load, so each run gives:
 
 - req/s (what wrk saw) and the CPU of each worker (% of one core) with the share of requests
   it served (its share of the workers' CPU time, assuming equal cost per request);
+- with `--reuseport` each worker has its own listening socket and the kernel spreads the
+  connections; without it they share one socket and whoever accepts first takes them (nginx's
+  default `accept_mutex off` lets one worker take all 50 connections of this load);
 - us/req: the workers' CPU time per request, all workers together. If it is the same with two
   workers as with one, a second worker adds no cost per request (no lock, no shared state on
   the request path), and on dedicated cores the throughput grows with the workers as long as
@@ -41,7 +44,7 @@ http {{
     access_log off;
     keepalive_requests 1000000;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port} backlog=4096{reuseport};
         location / {{ return 200 "ok\\n"; }}
     }}
 }}
@@ -66,14 +69,15 @@ def _workers(master: int, n: int) -> list:
     raise RuntimeError(f"{n} workers not found under {master}")
 
 
-def one_run(proxy: str, workers: int, duration: float, conns: int) -> dict:
+def one_run(proxy: str, workers: int, duration: float, conns: int, reuseport: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-cores-") as prefix:
         os.chmod(prefix, 0o755)
         os.makedirs(os.path.join(prefix, "logs"))
         port = free_port()
         path = os.path.join(prefix, "nginx.conf")
         with open(path, "w") as f:
-            f.write(CONF.format(workers=workers, prefix=prefix, port=port))
+            f.write(CONF.format(workers=workers, prefix=prefix, port=port,
+                                reuseport=" reuseport" if reuseport else ""))
         argv = (["/usr/sbin/nginx"] if proxy == "nginx" else [sys.executable, "-m", "ngate"]) + [
             "-p", prefix + "/", "-c", path, "-g", "daemon off;"]
         pin = ["taskset", "-c", "0"] if workers == 1 else ["taskset", "-c", "0,1"]
@@ -111,13 +115,16 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--proxies", default="nginx,ngate")
+    ap.add_argument("--reuseport", action="store_true",
+                    help="`listen ... reuseport`: the kernel spreads the connections over the "
+                         "workers (without it nginx's first awake worker often takes them all)")
     args = ap.parse_args(argv)
     proxies = args.proxies.split(",")
     runs = {(p, w): [] for p in proxies for w in (1, 2)}
     for i in range(args.runs):
         for w in (1, 2):
             for p in proxies:
-                r = one_run(p, w, args.duration, args.conns)
+                r = one_run(p, w, args.duration, args.conns, args.reuseport)
                 runs[p, w].append(r)
                 print(f"  run {i + 1}/{args.runs} {p:<6} workers={w}: {r['rps']:8.0f} req/s, "
                       f"{r['us_per_req']:.2f} us/req, worker CPU% "
