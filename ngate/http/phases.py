@@ -47,8 +47,7 @@ _NOT_ALLOWED = frozenset({"TRACE", "CONNECT"})
 
 # ---------------------------------------------------------------- server and location
 
-_ROUTES: dict = {}      # (request target, Host, selector) -> (args, host, server, $uri)
-_ROUTES_MAX = 4096
+_ROUTES_MAX = 4096      # routes kept per listen (ServerSelector.routes)
 
 
 def start_request(ctx, req) -> None:
@@ -57,15 +56,16 @@ def start_request(ctx, req) -> None:
     listen = conn.listen
     raw = ctx.request_uri
     host_raw = ctx.hdr.get(b"host")
-    key = (raw, host_raw, listen.selector)
-    route = _ROUTES.get(key)
+    routes = listen.selector.routes
+    key = (raw, host_raw)
+    route = routes.get(key)
     if route is None:
         route = _route(ctx, listen, raw, host_raw)
         if route is None:
             return              # refused (400, 405)
-        if len(_ROUTES) >= _ROUTES_MAX:
-            _ROUTES.clear()
-        _ROUTES[key] = route
+        if len(routes) >= _ROUTES_MAX:
+            routes.clear()
+        routes[key] = route
         ctx.args, host, server, uri = route
         ctx.server = server
     else:
@@ -90,7 +90,8 @@ def start_request(ctx, req) -> None:
 
 def _route(ctx, listen, raw: str, host_raw):
     """(args, host, server, $uri) of a request target and Host on this listen: a function of
-    them alone (start_request keeps it); None when the request was refused with a 400."""
+    them alone (start_request keeps it in the listen's selector); None when the request was
+    refused (400, or 405 for TRACE/CONNECT, checked before the URI as nginx does)."""
     host_line = None
     if raw[:1] != "/":
         m = _ABS_URI.match(raw)

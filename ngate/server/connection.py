@@ -475,9 +475,9 @@ class HttpConnection(OneTimer):
             self._dispatch(req)
 
     def _parse_head(self, head: bytes):
-        """The parse of a head: (head, method, target, version, headers, hdr, request URI,
-        Content-Length, chunked, keep-alive, upgrade), or None when it was refused (or was an
-        HTTP/0.9 request, dispatched here)."""
+        """The parse of a head: (head, method, request URI (str), version, headers, hdr, target
+        (bytes), Content-Length, chunked, keep-alive, upgrade), or None when it was refused (or
+        was an HTTP/0.9 request, dispatched here)."""
         lines = head.split(b"\r\n")
         crlf = len(lines) - 1
         if head.count(b"\r") != crlf:             # a bare CR (nginx: 400)
