@@ -63,6 +63,9 @@ _LINE_CACHE_LEN = 64        # short header lines recur (Accept, Host ...): their
 # (underscores_in_headers, ignore_invalid_headers) setting
 _NAME_TABLES: dict[tuple, dict] = {}
 _LINE_TABLES: dict[tuple, dict] = {}
+_HEAD_TABLES: dict[tuple, dict] = {}
+_HEAD_CACHE_LEN = 1024      # longer heads are parsed every time (cookies vary, memory)
+_HEAD_CACHE_MAX = 1024      # heads kept per table (emptied when full)
 
 
 def name_table(underscores: bool, ignore_invalid: bool) -> dict:
@@ -75,6 +78,13 @@ def line_table(underscores: bool, ignore_invalid: bool) -> dict:
     line depends on these settings alone, and the same lines recur from request to request
     (the (name, value) pair goes into the request's header list as it is)."""
     return _LINE_TABLES.setdefault((underscores, ignore_invalid), {})
+
+
+def head_table(listen) -> dict:
+    """Whole request heads as sent -> their parse (HttpConnection._head), shared by the
+    connections whose parse settings are the same (the header rules and the size limits)."""
+    return _HEAD_TABLES.setdefault((listen.underscores, listen.ignore_invalid, listen.limit_line,
+                                    listen.limit_total), {})
 
 
 def header_key(name: bytes, underscores: bool, ignore_invalid: bool) -> bytes:
@@ -133,7 +143,7 @@ class HttpConnection(OneTimer):
         "remote_addr", "remote_port", "server_addr", "server_port", "scheme",
         # parsing state
         "_url", "_buf", "_line_done", "_more", "_rest", "_left", "_chunked", "_body_req",
-        "_in_head", "_last",
+        "_in_head", "_heads",
         "_underscores", "_ignore_invalid", "_limit_line", "_limit_total", "_names", "_lines",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
@@ -171,7 +181,6 @@ class HttpConnection(OneTimer):
         self.tls = None
         self.write_mark = 0             # write buffer size when send_timeout was last armed
         self.lost = None                # the exception connection_lost reported (None: EOF)
-        self._last = None               # the last head accepted and its parse (_head)
         self.rejected = None            # (HeadError, url) of a bad pipelined head, answered in turn
         self.linger = None              # lingering close: (end time, lingering_timeout)
         self.proxy_protocol = None
@@ -181,6 +190,7 @@ class HttpConnection(OneTimer):
         self._limit_total = listen.limit_total
         self._names = listen.names
         self._lines = line_table(self._underscores, self._ignore_invalid)
+        self._heads = head_table(listen)
         self._in_head = False           # a head has begun and is not complete
         self.ka_timeout = runtime.keepalive_timeout_for(self)   # the last request's location's
         self.rate_check = runtime.config.limit_rate_used
@@ -420,31 +430,34 @@ class HttpConnection(OneTimer):
     def _head(self, head: bytes) -> None:
         """A complete request head: parse it as nginx does, make its Request, dispatch it.
 
-        A client on a keep-alive connection usually sends the same head again (the same
-        request line and headers): the last head accepted on this connection is kept with
-        its parse, and an identical one reuses it (the parse depends on the bytes and the
-        listen's settings alone); its header list and dict are copied for the new request."""
+        Clients send the same heads again and again (the same request line and headers, on
+        one connection and on many): heads accepted are kept with their parse in a bounded
+        table shared by the connections with the same parse settings (head_table), and an
+        identical head reuses it (the parse depends on the bytes and those settings alone);
+        its header list and dict are copied for the new request."""
         if self._in_head:
             self._end_head()
         if self.timer is not None:
             self.timer = None       # stays watched until the next tick drops it (re-armed
             self.deadline = 0.0     # after the response, usually before that tick)
-        last = self._last
-        if last is not None and last[0] == head:
-            (_, method, uri, version, headers, hdr, target, length, chunked, keep_alive,
-             upgrade) = last
-            headers = list(headers)
-            hdr = dict(hdr)
+        heads = self._heads
+        parsed = heads.get(head)
+        if parsed is not None:
+            (method, uri, version, headers, hdr, target, length, chunked, keep_alive,
+             upgrade) = parsed
             self._url = target
         else:
-            last = self._parse_head(head)
-            if last is None:
+            parsed = self._parse_head(head)
+            if parsed is None:
                 return
-            (_, method, uri, version, headers, hdr, target, length, chunked, keep_alive,
-             upgrade) = last
-            self._last = last
-            headers = list(headers)
-            hdr = dict(hdr)
+            (method, uri, version, headers, hdr, target, length, chunked, keep_alive,
+             upgrade) = parsed
+            if len(head) <= _HEAD_CACHE_LEN:
+                if len(heads) >= _HEAD_CACHE_MAX:
+                    heads.clear()
+                heads[head] = parsed
+        headers = list(headers)
+        hdr = dict(hdr)
         ctx = RequestContext(self, method, uri, version, headers, hdr)
         ctx.request_length = len(head)
         ctx.keep_alive = keep_alive
@@ -475,7 +488,7 @@ class HttpConnection(OneTimer):
             self._dispatch(req)
 
     def _parse_head(self, head: bytes):
-        """The parse of a head: (head, method, request URI (str), version, headers, hdr, target
+        """The parse of a head: (method, request URI (str), version, headers, hdr, target
         (bytes), Content-Length, chunked, keep-alive, upgrade), or None when it was refused (or
         was an HTTP/0.9 request, dispatched here)."""
         lines = head.split(b"\r\n")
@@ -531,7 +544,7 @@ class HttpConnection(OneTimer):
             conn = conn.lower()
             keep_alive = b"close" not in conn and (version != "1.0" or b"keep-alive" in conn)
         upgrade = b"upgrade" in hdr and conn is not None and b"upgrade" in conn
-        return (head, _METHODS.get(method) or method.decode("latin-1"), target.decode("latin-1"),
+        return (_METHODS.get(method) or method.decode("latin-1"), target.decode("latin-1"),
                 version, headers, hdr, target, length, te is not None, keep_alive, upgrade)
 
     def _header_sizes(self, lines: list) -> None:
