@@ -36,6 +36,7 @@ class Harness:
         self.procs, self.root, self.plan = registry, ROOT, plan
         self.proxy_cpu, self.load_cpu = plan if plan else (None, None)
         self.ngate_root = ROOT  # where `python -m ngate` runs; see export_ngate
+        self.base_root = None   # --base-ref: where the "base" proxy runs
         self._backends, self._confs = {}, {}
         self.conf_texts = {}  # scenario name -> its nginx.conf, for the JSON record
 
@@ -91,8 +92,9 @@ class Proxy:
         self.h, self.name, self.port, self.prefix = h, name, port, prefix
         self.scenario = scenario
         log = open(os.path.join(prefix, "logs", f"{name}.out"), "ab")
+        root = h.base_root if name == "base" else h.ngate_root
         self.proc = h.procs.start(proxy_argv(name, prefix, conf_path), cpu=h.proxy_cpu,
-                                  cwd=h.ngate_root, stdout=log, stderr=subprocess.STDOUT)
+                                  cwd=root, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         try:
             self._wait_ready()
@@ -143,6 +145,14 @@ def export_ngate(h, ref):
     commit = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout.strip()
     h.ngate_root = d
+    return commit
+
+
+def export_base(h, ref):
+    """`--base-ref`: ngate/ as of `ref` for the "base" proxy (export_ngate's copy)."""
+    keep = h.ngate_root
+    commit = export_ngate(h, ref)
+    h.base_root, h.ngate_root = h.ngate_root, keep
     return commit
 
 
@@ -241,6 +251,8 @@ def parse_args(argv=None):
                     help="A,B (default nginx,ngate; nginx,nginx2 is an A/A noise check)")
     ap.add_argument("--ngate-ref", help="run ngate as of this git commit/ref (e.g. HEAD) "
                     "instead of the working tree")
+    ap.add_argument("--base-ref", help="also run ngate as of this git ref, as proxy `base`, "
+                    "alternated with the others (before/after in one run)")
     ap.add_argument("--no-direct", action="store_true", help="skip the no-proxy baseline runs")
     ap.add_argument("--no-chart", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -248,6 +260,8 @@ def parse_args(argv=None):
     if args.quick:
         args.runs, args.duration = 1, 2.0
     args.proxies = args.proxies.split(",")
+    if args.base_ref and "base" not in args.proxies:
+        args.proxies.insert(len(args.proxies) - 1, "base")
     try:
         args.figures = select(args.only, args.all)
     except ValueError as e:
@@ -277,6 +291,8 @@ def main(argv=None):
             meta["ngate_commit"] = export_ngate(h, args.ngate_ref)
         else:
             meta["ngate_commit"] += " + working tree"
+        if args.base_ref:
+            meta["base_commit"] = export_base(h, args.base_ref)
         print(report.describe(meta), file=sys.stderr, flush=True)
         meta["nginx_conf"] = h.conf_texts
         for fig in args.figures:
@@ -289,6 +305,8 @@ def main(argv=None):
     meta["loadavg_end"] = os.getloadavg()
     summary = report.summarize(args.figures, results, args.proxies)
     print(report.table(summary, meta, args.proxies))
+    if len(args.proxies) > 2:
+        print(report.per_proxy(summary, args.proxies))
     paths = report.save(args.out, meta, summary, results, args.proxies, chart=not args.no_chart)
     for p in paths:
         print(f"wrote {p}")

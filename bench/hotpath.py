@@ -2,6 +2,9 @@
 
 `--static` measures a 1 KiB static file served by ngate itself instead (the same docroot and
 request as bench/static_files.py; the file's syscalls are included, the socket's are not).
+`--return` measures `return 200 "ok\n"` (the downstream path alone: head parsing, phases, the
+response head, finish and log; no upstream). `--close` does the same with a new connection per
+request (connection_made, the request with `Connection: close`, connection_lost).
 `--limit-req` adds a `limit_req` (a zone keyed on $binary_remote_addr with a rate the loop never
 reaches) to the proxied location: the difference is what limit_req costs per request.
 
@@ -70,6 +73,12 @@ class FakeTransport:
     def is_closing(self) -> bool:
         return self.closed
 
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def can_write_eof(self) -> bool:
+        return True
+
     def set_protocol(self, p) -> None:
         self.protocol = p
 
@@ -135,6 +144,56 @@ def run_static(n: int) -> float:
         return elapsed / n * 1e6
 
 
+RETURN_CONF = """
+events {}
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:8080;
+        location / { return 200 "ok\\n"; }
+    }
+}
+"""
+CLOSE_REQUEST = REQUEST.replace(b"Accept: */*\r\n", b"Accept: */*\r\nConnection: close\r\n")
+
+
+def run_return(n: int, close: bool = False) -> float:
+    """`return 200` per request on one keep-alive connection, or (close) one connection each."""
+    from ngate.server.connection import HttpConnection
+
+    with tempfile.TemporaryDirectory() as prefix:
+        _config, loop, runtime, listen = _runtime(prefix, RETURN_CONF)
+
+        async def drive() -> float:
+            if close:
+                t0 = time.process_time()
+                for _ in range(n):
+                    conn = HttpConnection(runtime, listen)
+                    t = FakeTransport()
+                    conn.connection_made(t)
+                    conn.data_received(CLOSE_REQUEST)
+                    conn.connection_lost(None)
+                elapsed = time.process_time() - t0
+                assert t.closed and t.written[-1].endswith(b"ok\n")
+                assert not runtime.connections
+                return elapsed
+            conn = HttpConnection(runtime, listen)
+            t = FakeTransport()
+            conn.connection_made(t)
+            t0 = time.process_time()
+            for _ in range(n):
+                conn.data_received(REQUEST)
+            elapsed = time.process_time() - t0
+            assert len(t.written) == n and t.written[-1].endswith(b"ok\n")
+            assert not t.closed and conn.queue is None
+            return elapsed
+
+        elapsed = loop.run_until_complete(drive())
+        loop.close()
+        return elapsed / n * 1e6
+
+
 LIMIT_REQ = ("    limit_req_zone $binary_remote_addr zone=hot:10m rate=100000000r/s;\n"
              "    server {", "location / {\n            limit_req zone=hot burst=100000 nodelay;")
 
@@ -181,16 +240,23 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=50_000, help="requests per round")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--static", action="store_true", help="a 1 KiB static file, not a proxy")
+    ap.add_argument("--return", dest="ret", action="store_true",
+                    help='`return 200 "ok\\n"`: the downstream path alone')
+    ap.add_argument("--close", action="store_true",
+                    help="--return with a new connection per request (Connection: close)")
     ap.add_argument("--limit-req", action="store_true", help="the proxied location has limit_req")
     ap.add_argument("--access-log", action="store_true",
                     help="access_log to a file (nginx's combined format) instead of off")
     args = ap.parse_args()
-    if args.static:
+    if args.ret or args.close:
+        figures = sorted(run_return(args.n, args.close) for _ in range(args.rounds))
+    elif args.static:
         figures = sorted(run_static(args.n) for _ in range(args.rounds))
     else:
         figures = sorted(run(args.n, args.limit_req, args.access_log)
                          for _ in range(args.rounds))
-    what = (" (static)" if args.static else " (limit_req)" if args.limit_req else
+    what = (" (return, close)" if args.close else " (return)" if args.ret else
+            " (static)" if args.static else " (limit_req)" if args.limit_req else
             " (access_log)" if args.access_log else "")
     print(f"hotpath{what}: {figures[len(figures) // 2]:.2f} us/request of Python (median of "
           f"{args.rounds} x {args.n}; min {figures[0]:.2f})")

@@ -2,7 +2,8 @@
 
 WHAT is one of: hotpath, hotpath-static, hotpath-log (bench/hotpath.py under py-spy: the
 request path's own Python, no sockets: proxying, a 1 KiB static file, proxying with an access
-log), proxy (HTTP keep-alive proxying, wrk -c50 on `/` through `proxy_pass` to a
+log), return (HTTP keep-alive, `return 200 "ok\\n"`: the downstream path alone, wrk -c50),
+proxy (HTTP keep-alive proxying, wrk -c50 on `/` through `proxy_pass` to a
 backend nginx), static (a 1 KiB static file, wrk -c50), https (HTTPS keep-alive, `return 200`),
 ws (WebSocket handshakes: connect, upgrade, read the 101, close, 50 loops, through a proxied
 location to bench/wsecho.py), tls (full TLS 1.3 handshakes, one request each).
@@ -30,6 +31,19 @@ from . import conf as bconf
 from . import static_files, tls
 
 WS_CLIENT = "bench.wsload"
+RETURN_CONF = """worker_processes 1;
+error_log {prefix}/error.log error;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
 # as in bench: the proxy on the first CPU, load and backends on the second (py-spy counts a
 # runnable thread that the load preempted as busy: unpinned, syscalls that wake the load look
 # far more expensive than they are)
@@ -104,8 +118,9 @@ def summarise(path: str, top: int = 25, under: str | None = None) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["proxy", "static", "https", "ws", "tls", "hotpath",
-                                     "hotpath-static", "hotpath-log"])
+    ap.add_argument("what", choices=["proxy", "return", "static", "https", "ws", "tls",
+                                     "hotpath", "hotpath-static", "hotpath-log",
+                                     "hotpath-return"])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=25)
@@ -139,6 +154,10 @@ def main() -> None:
             _wait_port(http_port)
         elif args.what == "static":
             path = static_files.write_conf(None, prefix, port)
+        elif args.what == "return":
+            path = os.path.join(prefix, "nginx.conf")
+            with open(path, "w") as f:
+                f.write(RETURN_CONF.format(prefix=prefix, port=port))
         else:
             path = tls.write_conf(None, prefix, port)
         master = subprocess.Popen(PROXY_CPU + [sys.executable, "-m", "ngate", "-p", prefix, "-c", path,
@@ -147,7 +166,7 @@ def main() -> None:
         _wait_port(port)
         worker = _worker_pid(master.pid)
         d = str(int(args.seconds) + 2)
-        if args.what == "proxy":
+        if args.what in ("proxy", "return"):
             load = ["wrk", "-t1", "-c50", "-d" + d, "http://127.0.0.1:%d/" % port]
         elif args.what == "static":
             load = ["wrk", "-t1", "-c50", "-d" + d, "http://127.0.0.1:%d/1k.txt" % port]
@@ -190,7 +209,8 @@ def main() -> None:
 
 def _hotpath(args) -> None:
     """bench/hotpath.py under py-spy: the request path's Python alone (no sockets, no loop)."""
-    extra = {"hotpath": [], "hotpath-static": ["--static"], "hotpath-log": ["--access-log"]}
+    extra = {"hotpath": [], "hotpath-static": ["--static"], "hotpath-log": ["--access-log"],
+             "hotpath-return": ["--return"]}
     with tempfile.TemporaryDirectory() as tmp:
         raw = args.raw or os.path.join(tmp, "stacks.txt")
         subprocess.run(["py-spy", "record", "-r", "1000", "-f", "raw", "-o", raw, "--",

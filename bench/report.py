@@ -113,6 +113,26 @@ def _fmt(v, digits=4):
     return f"{v:.{digits}g}" if abs(v) < 10 ** digits else f"{v:.0f}"
 
 
+def per_proxy(summary, proxies):
+    """Every proxy's ratio to the first and its CPU per request (us: CPU% x 10^4 / req/s, the
+    figure a busy machine disturbs least), one line per figure (--base-ref, A/A runs)."""
+    a = proxies[0]
+    lines = ["figure             " + "  ".join(f"{p + '/' + a:>14} {'us/req ' + p:>14}"
+                                                for p in proxies[1:])]
+    for r in summary:
+        cells = []
+        for p in proxies[1:]:
+            rt = ratio(r.get(p), r.get(a))
+            cpu, v = r.get(f"{p}_cpu_pct"), r.get(p)
+            per = cpu * 1e4 / v if r["higher_is_better"] and cpu and v else None
+            cells.append(f"{'-' if rt is None else f'{rt:.2f}x':>14} {_fmt(per, 3):>14}")
+        lines.append(f"{r['name']:<18} " + "  ".join(cells))
+    cpu_a = "  (us/req " + a + ": " + ", ".join(
+        f"{r['name']} {_fmt(r[f'{a}_cpu_pct'] * 1e4 / r[a], 3)}" for r in summary
+        if r["higher_is_better"] and r.get(f"{a}_cpu_pct") and r.get(a)) + ")"
+    return "\n".join(lines) + "\n" + cpu_a
+
+
 def table(summary, m, proxies):
     a, b = proxies[0], proxies[-1]
     head = ["figure", "unit", a, b, f"{b}/{a}", "target", "direct",

@@ -47,11 +47,51 @@ _NOT_ALLOWED = frozenset({"TRACE", "CONNECT"})
 
 # ---------------------------------------------------------------- server and location
 
+_ROUTES_MAX = 4096      # routes kept per listen (ServerSelector.routes)
+
+
 def start_request(ctx, req) -> None:
     ctx.req = req
     conn = ctx.conn
     listen = conn.listen
     raw = ctx.request_uri
+    host_raw = ctx.hdr.get(b"host")
+    routes = listen.selector.routes
+    key = (raw, host_raw)
+    route = routes.get(key)
+    if route is None:
+        route = _route(ctx, listen, raw, host_raw)
+        if route is None:
+            return              # refused (400, 405)
+        if len(routes) >= _ROUTES_MAX:
+            routes.clear()
+        routes[key] = route
+        ctx.args, host, server, uri = route
+        ctx.server = server
+    else:
+        ctx.args, host, server, uri = route
+        ctx.server = server
+        if ctx.method in _NOT_ALLOWED:
+            return reject_request(ctx, 405, "client sent %s method" % ctx.method)
+    if host and server.names.regexes and host not in server.names.exact:
+        for rx in server.names.regexes:
+            if rx.groupindex and named_captures(ctx, rx, host):
+                break
+    ctx.host = host or server.names.first
+    ctx.uri = uri
+    ctx.conf = conf = server.conf
+    if conf.realip is not None:         # realip's POST_READ run, with the server's settings
+        realip.apply(ctx, conf.realip)
+    try:
+        server_rewrite(ctx)
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
+        internal_error(ctx, exc)
+
+
+def _route(ctx, listen, raw: str, host_raw):
+    """(args, host, server, $uri) of a request target and Host on this listen: a function of
+    them alone (start_request keeps it in the listen's selector); None when the request was
+    refused (400, or 405 for TRACE/CONNECT, checked before the URI as nginx does)."""
     host_line = None
     if raw[:1] != "/":
         m = _ABS_URI.match(raw)
@@ -63,7 +103,8 @@ def start_request(ctx, req) -> None:
             raw = "/" + raw
     path, args = split_request_uri(raw)
     ctx.args = args
-    host_raw = host_line.encode("latin-1") if host_line is not None else ctx.hdr.get(b"host")
+    if host_line is not None:
+        host_raw = host_line.encode("latin-1")
     host = None
     if host_raw is not None:
         host = normalize_host(host_raw)
@@ -73,26 +114,15 @@ def start_request(ctx, req) -> None:
         ctx.server = listen.default_server
         return reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
     server = listen.selector.select(host)
-    ctx.server = server
     if ctx.method in _NOT_ALLOWED:
+        ctx.server = server
         return reject_request(ctx, 405, "client sent %s method" % ctx.method)
-    if host and server.names.regexes and host not in server.names.exact:
-        for rx in server.names.regexes:
-            if rx.groupindex and named_captures(ctx, rx, host):
-                break
-    ctx.host = host or server.names.first
     try:
-        ctx.uri = normalize_uri(path, server.merge_slashes)
+        uri = normalize_uri(path, server.merge_slashes)
     except ValueError:      # nginx refuses it with the request line: before Host, default server
         ctx.host, ctx.server = "", listen.default_server
         return reject_request(ctx, 400, "client sent invalid request")
-    ctx.conf = conf = server.conf
-    if conf.realip is not None:         # realip's POST_READ run, with the server's settings
-        realip.apply(ctx, conf.realip)
-    try:
-        server_rewrite(ctx)
-    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
-        internal_error(ctx, exc)
+    return args, host, server, uri
 
 
 def server_rewrite(ctx) -> None:

@@ -115,6 +115,11 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
         return
     ctx.status = status
     conf = ctx.conf
+    if not extra and location is None and conf is not None and conf.filters is None \
+            and not conf.add_header and conf.userid is None and not conf.charset \
+            and ctx.accel_headers is None and ctx.www_authenticate is None \
+            and ctx.location_out is None:
+        return _send_plain(ctx, conn, conf, status, body, content_type, last_modified)
     headers = list(extra)
     if ctx.accel_headers is not None:
         if status < 300:
@@ -152,6 +157,34 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
         headers=headers)
     ctx.head_sent = True
     if head_only:
+        conn.write(head)
+        ctx.bytes_sent = len(head)
+    else:
+        conn.write(head + body)
+        ctx.body_bytes_sent = len(body)
+        ctx.bytes_sent = len(head) + len(body)
+    conn.finish_request(ctx)
+
+
+def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_modified) -> None:
+    """send_response without extra headers, filters or charset (a `return`, a status page):
+    the head in build_head's order, written out here."""
+    check_keepalive(ctx)
+    parts = [resp.STATUS_LINES_11.get(status) or resp.status_line(status, 1),
+             resp.SERVER_HEADER_TOKENS if conf.server_tokens else resp.SERVER_HEADER_BARE,
+             resp.DATE.get()]
+    if content_type is not None:
+        parts.append(b"Content-Type: " + content_type + b"\r\n")
+    no_body = status in resp.NO_BODY_STATUSES
+    if not no_body:
+        parts.append(b"Content-Length: %d\r\n" % len(body))
+    if last_modified is not None:
+        parts.append(b"Last-Modified: " + last_modified + b"\r\n")
+    parts.append(conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE)
+    parts.append(b"\r\n")
+    head = b"".join(parts)
+    ctx.head_sent = True
+    if no_body or ctx.method == "HEAD":
         conn.write(head)
         ctx.bytes_sent = len(head)
     else:

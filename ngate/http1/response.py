@@ -63,6 +63,10 @@ def status_line(status: int, minor: int = 1) -> bytes:
     return line
 
 
+# HTTP/1.1 status lines of the codes with a reason (the common case of status_line)
+STATUS_LINES_11 = {code: f"HTTP/1.1 {code} {reason}\r\n".encode() for code, reason in REASONS.items()}
+
+
 class _DateCache:
     """`Date: ...\\r\\n` refreshed at most once a second."""
     __slots__ = ("second", "header")

@@ -20,7 +20,7 @@ _PLAIN_HOST = re.compile(rb"([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::[0-9]*)?")
 
 
 class ServerSelector:
-    __slots__ = ("default", "exact", "front", "back", "regexes", "cache")
+    __slots__ = ("default", "exact", "front", "back", "regexes", "cache", "routes")
 
     def __init__(self, default_server, servers) -> None:
         self.default = default_server
@@ -39,6 +39,7 @@ class ServerSelector:
             regexes.extend((rx, srv) for rx in names.regexes)
         self.regexes = tuple(regexes)
         self.cache: dict = {}
+        self.routes: dict = {}      # http/phases.py: (target, Host) -> (args, host, server, $uri)
 
     def select(self, host: str | None):
         """The server for `host` (normalize_host's result). No host (HTTP/1.0 without Host) looks

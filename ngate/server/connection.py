@@ -63,6 +63,9 @@ _LINE_CACHE_LEN = 64        # short header lines recur (Accept, Host ...): their
 # (underscores_in_headers, ignore_invalid_headers) setting
 _NAME_TABLES: dict[tuple, dict] = {}
 _LINE_TABLES: dict[tuple, dict] = {}
+_HEAD_TABLES: dict[tuple, dict] = {}
+_HEAD_CACHE_LEN = 1024      # longer heads are parsed every time (cookies vary, memory)
+_HEAD_CACHE_MAX = 1024      # heads kept per table (emptied when full)
 
 
 def name_table(underscores: bool, ignore_invalid: bool) -> dict:
@@ -75,6 +78,13 @@ def line_table(underscores: bool, ignore_invalid: bool) -> dict:
     line depends on these settings alone, and the same lines recur from request to request
     (the (name, value) pair goes into the request's header list as it is)."""
     return _LINE_TABLES.setdefault((underscores, ignore_invalid), {})
+
+
+def head_table(listen) -> dict:
+    """Whole request heads as sent -> their parse (HttpConnection._head), shared by the
+    connections whose parse settings are the same (the header rules and the size limits)."""
+    return _HEAD_TABLES.setdefault((listen.underscores, listen.ignore_invalid, listen.limit_line,
+                                    listen.limit_total), {})
 
 
 def header_key(name: bytes, underscores: bool, ignore_invalid: bool) -> bytes:
@@ -133,7 +143,7 @@ class HttpConnection(OneTimer):
         "remote_addr", "remote_port", "server_addr", "server_port", "scheme",
         # parsing state
         "_url", "_buf", "_line_done", "_more", "_rest", "_left", "_chunked", "_body_req",
-        "_in_head",
+        "_in_head", "_heads",
         "_underscores", "_ignore_invalid", "_limit_line", "_limit_total", "_names", "_lines",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
@@ -180,6 +190,7 @@ class HttpConnection(OneTimer):
         self._limit_total = listen.limit_total
         self._names = listen.names
         self._lines = line_table(self._underscores, self._ignore_invalid)
+        self._heads = head_table(listen)
         self._in_head = False           # a head has begun and is not complete
         self.ka_timeout = runtime.keepalive_timeout_for(self)   # the last request's location's
         self.rate_check = runtime.config.limit_rate_used
@@ -380,7 +391,8 @@ class HttpConnection(OneTimer):
         if not self.closing and self.current is None and self.requests and not self._in_head:
             error_log.info("client %s closed keepalive connection" % self.remote_addr, self.number)
         self.closing = True
-        self._cancel_timer()
+        self.timer = None
+        self.runtime.deadlines.unwatch(self)    # also when _head left it watched without a timer
         if self.limiter:
             self.limiter.cancel()
             self.limiter = None
@@ -416,11 +428,69 @@ class HttpConnection(OneTimer):
     # ------------------------------------------------------------ request heads and bodies
 
     def _head(self, head: bytes) -> None:
-        """A complete request head: parse it as nginx does, make its Request, dispatch it."""
+        """A complete request head: parse it as nginx does, make its Request, dispatch it.
+
+        Clients send the same heads again and again (the same request line and headers, on
+        one connection and on many): heads accepted are kept with their parse in a bounded
+        table shared by the connections with the same parse settings (head_table), and an
+        identical head reuses it (the parse depends on the bytes and those settings alone);
+        its header list and dict are copied for the new request."""
         if self._in_head:
             self._end_head()
         if self.timer is not None:
-            self._cancel_timer()
+            self.timer = None       # stays watched until the next tick drops it (re-armed
+            self.deadline = 0.0     # after the response, usually before that tick)
+        heads = self._heads
+        parsed = heads.get(head)
+        if parsed is not None:
+            (method, uri, version, headers, hdr, target, length, chunked, keep_alive,
+             upgrade) = parsed
+            self._url = target
+        else:
+            parsed = self._parse_head(head)
+            if parsed is None:
+                return
+            (method, uri, version, headers, hdr, target, length, chunked, keep_alive,
+             upgrade) = parsed
+            if len(head) <= _HEAD_CACHE_LEN:
+                if len(heads) >= _HEAD_CACHE_MAX:
+                    heads.clear()
+                heads[head] = parsed
+        headers = list(headers)
+        hdr = dict(hdr)
+        ctx = RequestContext(self, method, uri, version, headers, hdr)
+        ctx.request_length = len(head)
+        ctx.keep_alive = keep_alive
+        self.requests += 1
+        req = Request(ctx)
+        self._body_req = req
+        if upgrade:
+            # a protocol switch: what follows is held unparsed until the upstream answers
+            req.upgrade = req.complete = True
+            self.held = bytearray()
+        elif chunked:
+            ctx.body_chunked = True
+            self._chunked = ChunkedDecoder()
+        elif length is not None:
+            ctx.content_length_in = length
+            if length:
+                self._left = length
+            else:
+                req.complete = True
+        else:
+            req.complete = True
+        if self.current is None:
+            self.current = req
+            if self.runtime.stats is not None:
+                self.runtime.stats.request_started(ctx)
+            self.start_request(ctx, req)
+        else:
+            self._dispatch(req)
+
+    def _parse_head(self, head: bytes):
+        """The parse of a head: (method, request URI (str), version, headers, hdr, target
+        (bytes), Content-Length, chunked, keep-alive, upgrade), or None when it was refused (or
+        was an HTTP/0.9 request, dispatched here)."""
         lines = head.split(b"\r\n")
         crlf = len(lines) - 1
         if head.count(b"\r") != crlf:             # a bare CR (nginx: 400)
@@ -448,12 +518,9 @@ class HttpConnection(OneTimer):
             headers, hdr = self._headers_of(lines)
         except HeadError as exc:
             return self._reject(exc)
-        ctx = RequestContext(self, _METHODS.get(method) or method.decode("latin-1"),
-                             target.decode("latin-1"), version, headers, hdr)
-        ctx.request_length = len(head)
-        self.requests += 1
         te = hdr.get(b"transfer-encoding")
         cl = hdr.get(b"content-length")
+        length = None
         try:
             if te is not None:
                 if version == "1.0":
@@ -462,38 +529,23 @@ class HttpConnection(OneTimer):
                     raise HeadError(501, 'client sent unknown "Transfer-Encoding": "%s"' % te.decode("latin-1"))
                 if cl is not None:
                     raise HeadError(400, 'client sent "Content-Length" and "Transfer-Encoding" headers at the same time')
-                ctx.body_chunked = True
             elif cl is not None:
                 if not cl.isdigit() or len(cl) > 18 and int(cl) > MAX_OFF_T:
                     raise HeadError(400, 'client sent invalid "Content-Length" header')
-                ctx.content_length_in = int(cl)
+                length = int(cl)
         except HeadError as exc:
+            # counted as a request, as before the parse was split out (nginx: $connection_requests)
+            self.requests += 1
             return self._reject(exc)
         conn = hdr.get(b"connection")
         if conn is None:
-            ctx.keep_alive = version != "1.0"
+            keep_alive = version != "1.0"
         else:       # nginx: "close" anywhere wins, else "keep-alive" anywhere (HTTP/1.0)
             conn = conn.lower()
-            ctx.keep_alive = b"close" not in conn and (version != "1.0" or b"keep-alive" in conn)
-        req = Request(ctx)
-        self._body_req = req
-        if b"upgrade" in hdr and conn is not None and b"upgrade" in conn:
-            # a protocol switch: what follows is held unparsed until the upstream answers
-            req.upgrade = req.complete = True
-            self.held = bytearray()
-        elif ctx.body_chunked:
-            self._chunked = ChunkedDecoder()
-        elif ctx.content_length_in:
-            self._left = ctx.content_length_in
-        else:
-            req.complete = True
-        if self.current is None:
-            self.current = req
-            if self.runtime.stats is not None:
-                self.runtime.stats.request_started(ctx)
-            self.start_request(ctx, req)
-        else:
-            self._dispatch(req)
+            keep_alive = b"close" not in conn and (version != "1.0" or b"keep-alive" in conn)
+        upgrade = b"upgrade" in hdr and conn is not None and b"upgrade" in conn
+        return (_METHODS.get(method) or method.decode("latin-1"), target.decode("latin-1"),
+                version, headers, hdr, target, length, te is not None, keep_alive, upgrade)
 
     def _header_sizes(self, lines: list) -> None:
         """large_client_header_buffers: no header line longer than one buffer, all of them
@@ -787,7 +839,8 @@ class HttpConnection(OneTimer):
         self.runtime.connection_closed(self)
         self.current = None
         self.queue = None
-        self._cancel_timer()
+        self.timer = None
+        self.runtime.deadlines.unwatch(self)
         self._body_req = None
         self._url = b""
         return held, self.transport

@@ -93,6 +93,13 @@ class AcceptedSSLObject(ssl.SSLObject):
     @classmethod
     def _create(cls, *args, **kwargs):
         obj = super()._create(*args, **kwargs)
+        # uvloop's SSLProtocol binds read, write and pending once per connection and calls
+        # them per record: the C methods themselves, not ssl.py's one-line wrappers (a Python
+        # frame per call)
+        sslobj = obj._sslobj
+        obj.read = sslobj.read
+        obj.write = sslobj.write
+        obj.pending = sslobj.pending
         AcceptedSSLObject.made = obj
         return obj
 
