@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uvloop
 
-from bench.hotpath import FakeTransport
+from tests.harness.fake_transport import FakeTransport
 from ngate.server.connection import HttpConnection
 from ngate.server.runtime import WorkerRuntime
 from tests.unit._config_helpers import load_http

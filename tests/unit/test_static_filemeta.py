@@ -14,7 +14,7 @@ import time
 import pytest
 import uvloop
 
-from bench.hotpath import FakeTransport
+from tests.harness.fake_transport import FakeTransport
 from ngate.server.connection import HttpConnection
 from ngate.server.runtime import WorkerRuntime
 from tests.unit._config_helpers import load_http
