@@ -12,6 +12,7 @@ from ngate.filters.validators import ADD_HEADER_CODES
 from ngate.http.log import log_request
 from ngate.http1 import charset
 from ngate.http1 import response as resp
+from ngate.http2.head import response_fields
 from ngate.routing import userid
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -118,7 +119,7 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     if not extra and location is None and conf is not None and conf.filters is None \
             and not conf.add_header and conf.userid is None and not conf.charset \
             and ctx.accel_headers is None and ctx.www_authenticate is None \
-            and ctx.location_out is None:
+            and ctx.location_out is None and ctx.http_minor != 2:
         return _send_plain(ctx, conn, conf, status, body, content_type, last_modified)
     headers = list(extra)
     if ctx.accel_headers is not None:
@@ -148,6 +149,9 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     check_keepalive(ctx)
     if conf is not None and conf.charset:
         content_type = charset.content_type(conf, status, content_type, ctx)
+    if ctx.http_minor == 2:     # an HTTP/2 stream takes the head as fields (http2/head.py)
+        return _send_h2(ctx, conn, status, body, head_only, conf, content_type, length,
+                        last_modified, location, chunked, headers)
     head = resp.build_head(
         status, 1, server_tokens=conf.server_tokens if conf is not None else True,
         content_type=content_type, content_length=length,
@@ -191,6 +195,31 @@ def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_mo
         conn.write(head + body)
         ctx.body_bytes_sent = len(body)
         ctx.bytes_sent = len(head) + len(body)
+    conn.finish_request(ctx)
+
+
+def _send_h2(ctx, conn, status, body, head_only, conf, content_type, length, last_modified,
+             location, chunked, headers) -> None:
+    """send_response's end on an HTTP/2 stream: the same head as fields, not bytes."""
+    hdrs, size = response_fields(
+        status, server_tokens=conf.server_tokens if conf is not None else True,
+        content_type=content_type, content_length=length, last_modified=last_modified,
+        location=location, connection=(conf.keepalive_line if conf is not None else
+                                       resp.CONN_KEEPALIVE) if ctx.keep_alive else resp.CONN_CLOSE,
+        headers=headers)
+    if chunked:
+        size += len(resp.TE_CHUNKED)
+    ctx.head_sent = True
+    if head_only or not body:
+        conn.write_fields(hdrs, chunked)
+        if not head_only:
+            ctx.body_bytes_sent = 0
+        ctx.bytes_sent = size
+    else:
+        conn.write_fields(hdrs, chunked, True)
+        conn.write(body)
+        ctx.body_bytes_sent = len(body)
+        ctx.bytes_sent = size + len(body)
     conn.finish_request(ctx)
 
 

@@ -6,6 +6,9 @@ list: `:status` first, lower-case names, and without the hop-by-hop headers HTTP
 ngx_http_v2_header_filter builds it from the same response."""
 from __future__ import annotations
 
+from ngate import SERVER_NAME
+from ngate.http1 import response as resp
+
 _HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade",
                   b"proxy-connection"})
 
@@ -27,3 +30,51 @@ def h1_to_h2(head: bytes) -> tuple[int, list, bool]:
             continue
         out.append((name, value.strip()))
     return status, out, chunked
+
+
+_SERVER_TOKENS = (b"server", resp.SERVER_FULL.encode())
+_SERVER_BARE = (b"server", SERVER_NAME.encode())
+_DATE = [b"", (b"date", b"")]       # Date's HTTP/1.1 line and the field made of it
+_CONN_LEN = {None: 0}
+
+
+def response_fields(status: int, *, server_tokens: bool = True,
+                    content_type: bytes | None = None, content_length: int | None = None,
+                    last_modified: bytes | None = None, location: bytes | None = None,
+                    connection: bytes | None = None, headers=(), server: bool = True,
+                    date: bool = True) -> tuple[list, int]:
+    """h1_to_h2(resp.build_head(status, 1, ...)) without the HTTP/1.1 bytes in between (the
+    same arguments, no chunked framing, the reason unused): (the HEADERS list, the length of
+    the HTTP/1.1 head it stands for, which $bytes_sent counts)."""
+    out = [(b":status", b"%d" % status)]
+    size = len(resp.status_line(status, 1)) + 2 + (len(connection) if connection else 0)
+    if server:
+        field = _SERVER_TOKENS if server_tokens else _SERVER_BARE
+        out.append(field)
+        size += len(field[1]) + 10
+    if date:
+        line = resp.DATE.get()
+        if line is not _DATE[0]:
+            _DATE[0] = line
+            _DATE[1] = (b"date", line[6:-2])
+        out.append(_DATE[1])
+        size += len(line)
+    if content_type is not None:
+        out.append((b"content-type", content_type.strip()))
+        size += len(content_type) + 16
+    if content_length is not None:
+        value = b"%d" % content_length
+        out.append((b"content-length", value))
+        size += len(value) + 18
+    if last_modified is not None:
+        out.append((b"last-modified", last_modified.strip()))
+        size += len(last_modified) + 17
+    if location is not None:
+        out.append((b"location", location.strip()))
+        size += len(location) + 12
+    for name, value in headers:
+        size += len(name) + len(value) + 4
+        name = name.strip().lower()
+        if name not in _HOP:
+            out.append((name, value.strip()))
+    return out, size

@@ -166,6 +166,19 @@ class Http2Stream:
             if w is not None:
                 w.downstream_paused()
 
+    def write_fields(self, hdrs: list, chunked: bool = False, body: bool = False) -> None:
+        """The response head as HEADERS fields (head.response_fields), instead of an HTTP/1.1
+        head through write(): the same frames, without building and parsing the head's bytes.
+        `body`: the caller writes body bytes now (their send carries the HEADERS)."""
+        if self.closing or self.ended:
+            return
+        self.head = None
+        if chunked:
+            self.chunked = ChunkedDecoder()
+        self.hdrs = hdrs
+        if not body:
+            self.h2c.runtime.loop.call_soon(self.h2c.send_stream, self)
+
     def _send_pending(self) -> None:
         self.pending = False
         self.window_opened()        # sends, and lets a paused producer go on if it drained

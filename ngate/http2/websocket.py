@@ -118,6 +118,13 @@ class WebSocketStream(Http2Stream):
         self.head = b""
         Http2Stream.write(self, head)
 
+    def write_fields(self, hdrs: list, chunked: bool = False, body: bool = False) -> None:
+        if self.head is not None and not self.closing and not self.ended:
+            status = int(hdrs[0][1])
+            if 200 <= status < 300:
+                return self._refuse_2xx(status)
+        Http2Stream.write_fields(self, hdrs, chunked, body)
+
     def _refuse_2xx(self, status: int) -> None:
         ctx = self.ctx
         error_log.error(f"a {status} response cannot answer an extended CONNECT (RFC 8441: "
