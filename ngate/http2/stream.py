@@ -169,15 +169,18 @@ class Http2Stream:
     def write_fields(self, hdrs: list, chunked: bool = False, body: bool = False) -> None:
         """The response head as HEADERS fields (head.response_fields), instead of an HTTP/1.1
         head through write(): the same frames, without building and parsing the head's bytes.
-        `body`: the caller writes body bytes now (their send carries the HEADERS)."""
+        `body`: the caller writes body bytes now (their send carries the HEADERS); else they
+        leave at the end of this loop turn, with what the handler writes meanwhile."""
         if self.closing or self.ended:
             return
         self.head = None
         if chunked:
             self.chunked = ChunkedDecoder()
         self.hdrs = hdrs
-        if not body:
-            self.h2c.runtime.loop.call_soon(self.h2c.send_stream, self)
+        if not body and not self.pending:
+            # HEADERS at the end of this loop turn, with the body bytes written meanwhile
+            self.pending = True
+            self.h2c.runtime.loop.call_soon(self._send_pending)
 
     def _send_pending(self) -> None:
         self.pending = False

@@ -13,6 +13,7 @@ from ngate.filters import charset as charset_filter, range as range_filter, vali
 from ngate.http import phases, respond, rewrite
 from ngate.http1 import charset
 from ngate.http1 import response as resp
+from ngate.http2.head import response_fields
 from ngate.proxy.cookies import rewrite as rewrite_cookie
 
 # what an X-Accel-Redirect carries to the redirected response (nginx's `redirect` headers)
@@ -145,6 +146,17 @@ class HeadTranslation:
         ctx.status = status
         if conf.charset:
             ctype = charset.content_type(conf, status, ctype, ctx)
+        if ctx.http_minor == 2 and status != 101 and not self.out:
+            # an HTTP/2 stream takes the head as fields (http2/head.py), not bytes to re-parse
+            hdrs, size = response_fields(
+                status, server_tokens=conf.server_tokens, content_type=ctype,
+                content_length=clen, last_modified=lastmod, location=location,
+                connection=connection, headers=out, server=self.plan.own_server,
+                date=self.plan.own_date)
+            ctx.head_sent = True
+            ctx.bytes_sent = size
+            self.conn.write_fields(hdrs)
+            return head_only
         head = resp.build_head(
             status, 1, server_tokens=conf.server_tokens, content_type=ctype,
             content_length=clen if status != 101 else None, last_modified=lastmod,
