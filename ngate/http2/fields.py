@@ -26,6 +26,17 @@ _SCHEME_ALLOWED = bytes(_SCHEME_NEXT)
 _PATH_ALLOWED = bytes(c for c in range(0x21, 256) if c != 0x7f)
 
 
+def name_ok(name: bytes) -> bool:
+    """A regular header name check() takes."""
+    return not name.translate(None, _NAME_ALLOWED)
+
+
+def values_fault(values: list) -> bool:
+    """Whether some value has a byte check() refuses (all values at once)."""
+    joined = b" ".join(values)
+    return b"\0" in joined or b"\n" in joined or b"\r" in joined
+
+
 def check(headers) -> tuple[str, str] | None:
     """None, or (RESET | BAD_REQUEST, nginx's log line) for the first fault found."""
     seen = {}

@@ -15,43 +15,61 @@ from ngate.http import phases
 from ngate.http.context import RequestContext
 from ngate.server.connection import Request, header_key
 
-_SINGLE = frozenset({b"host", b"content-length"})
+_KEYS: dict = {}    # (underscores, ignore_invalid) -> {name: its key, b"" if ignored}, for
+_KEYS_MAX = 1024    # names fields.py takes: the same names recur from stream to stream
 
 
 def start(conn, stream, header_list: list, ended: bool, block_size: int) -> None:
-    fault = fields.check(header_list)
-    if fault is not None:
-        return _refuse(conn, stream, *fault)
+    listen = conn.listen
+    flags = (listen.underscores or not listen.ignore_invalid, listen.ignore_invalid)
+    keys = _KEYS.get(flags)
+    if keys is None:
+        keys = _KEYS[flags] = {}
     method = path = authority = protocol = None
     headers = []
     hdr = {}
-    cookies = []
-    listen = conn.listen
-    size = 0
-    for name, value in header_list:
-        size += len(name) + len(value) + 4
-        if name[:1] == b":":
-            if name == b":method":
-                method = value
-            elif name == b":path":
-                path = value
-            elif name == b":authority":
-                authority = value
-            elif name == b":protocol":
-                protocol = value        # an extended CONNECT (RFC 8441): fields.py checked the method
-            continue
-        if name == b"cookie":
-            cookies.append(value)
-            continue
-        # nginx's HTTP/2 keeps a name it finds invalid unless ignore_invalid_headers is on
-        key = header_key(name, listen.underscores or not listen.ignore_invalid,
-                         listen.ignore_invalid)
+    cookies = None
+    pseudo = []
+    values = []
+    for field in header_list:
+        name, value = field
+        values.append(value)
+        key = keys.get(name)
+        if key is None:
+            if name[:1] == b":":
+                pseudo.append(field)
+                if name == b":method":
+                    method = value
+                elif name == b":path":
+                    path = value
+                elif name == b":authority":
+                    authority = value
+                elif name == b":protocol":
+                    protocol = value    # an extended CONNECT (RFC 8441): fields.py checked the method
+                continue
+            if not fields.name_ok(name):
+                return _refuse(conn, stream, *fields.check(header_list))
+            # nginx's HTTP/2 keeps a name it finds invalid unless ignore_invalid_headers is on
+            key = header_key(name, flags[0], flags[1])
+            if len(keys) < _KEYS_MAX and len(name) <= 64:
+                keys[name] = key
         if not key:
             continue
-        headers.append((name, value))
+        if key == b"cookie":
+            if cookies is None:
+                cookies = [value]
+            else:
+                cookies.append(value)
+            continue
+        headers.append(field)
         if key not in hdr:
             hdr[key] = value
-    if cookies:
+    # fields.py's checks: names above, values all at once; a fault, and check() names the
+    # first one; else the pseudo-headers' own rules
+    fault = fields.check(header_list if fields.values_fault(values) else pseudo)
+    if fault is not None:
+        return _refuse(conn, stream, *fault)
+    if cookies is not None:
         joined = b"; ".join(cookies)
         headers.append((b"cookie", joined))
         hdr[b"cookie"] = joined
@@ -65,7 +83,8 @@ def start(conn, stream, header_list: list, ended: bool, block_size: int) -> None
                          (path or b"").decode("latin-1"), "2.0", headers, hdr)
     ctx.http_minor = 2          # no chunked framing, no HTTP/1.1 Host rule
     ctx.keep_alive = False
-    ctx.request_length = block_size or size        # nginx: the header block
+    # nginx: the header block
+    ctx.request_length = block_size or sum(len(n) + len(v) + 4 for n, v in header_list)
     stream.ctx = ctx
     req = Request(ctx)
     stream.current = req
