@@ -31,6 +31,11 @@ def name_ok(name: bytes) -> bool:
     return not name.translate(None, _NAME_ALLOWED)
 
 
+def path_ok(value: bytes) -> bool:
+    """A :path _pseudo() takes."""
+    return (value[:1] == b"/" or value == b"*") and not value.translate(None, _PATH_ALLOWED)
+
+
 def values_fault(values: list) -> bool:
     """Whether some value has a byte check() refuses (all values at once)."""
     joined = b" ".join(values)

@@ -17,6 +17,8 @@ from ngate.server.connection import Request, header_key
 
 _KEYS: dict = {}    # (underscores, ignore_invalid) -> {name: its key, b"" if ignored}, for
 _KEYS_MAX = 1024    # names fields.py takes: the same names recur from stream to stream
+_METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"})
+_SCHEMES = frozenset({b"http", b"https"})       # values fields.py takes (others: it decides)
 
 
 def start(conn, stream, header_list: list, ended: bool, block_size: int) -> None:
@@ -29,7 +31,8 @@ def start(conn, stream, header_list: list, ended: bool, block_size: int) -> None
     headers = []
     hdr = {}
     cookies = None
-    pseudo = []
+    scheme = None
+    odd = False         # a pseudo-header the quick rules below do not clear: fields.check's
     values = []
     for field in header_list:
         name, value = field
@@ -37,15 +40,21 @@ def start(conn, stream, header_list: list, ended: bool, block_size: int) -> None
         key = keys.get(name)
         if key is None:
             if name[:1] == b":":
-                pseudo.append(field)
                 if name == b":method":
+                    odd = odd or method is not None or value not in _METHODS
                     method = value
                 elif name == b":path":
+                    odd = odd or path is not None or not fields.path_ok(value)
                     path = value
+                elif name == b":scheme":
+                    odd = odd or scheme is not None or value not in _SCHEMES
+                    scheme = value
                 elif name == b":authority":
                     authority = value
-                elif name == b":protocol":
-                    protocol = value    # an extended CONNECT (RFC 8441): fields.py checked the method
+                else:
+                    odd = True
+                    if name == b":protocol":
+                        protocol = value    # an extended CONNECT (RFC 8441): fields.py checks it
                 continue
             if not fields.name_ok(name):
                 return _refuse(conn, stream, *fields.check(header_list))
@@ -64,11 +73,12 @@ def start(conn, stream, header_list: list, ended: bool, block_size: int) -> None
         headers.append(field)
         if key not in hdr:
             hdr[key] = value
-    # fields.py's checks: names above, values all at once; a fault, and check() names the
-    # first one; else the pseudo-headers' own rules
-    fault = fields.check(header_list if fields.values_fault(values) else pseudo)
-    if fault is not None:
-        return _refuse(conn, stream, *fault)
+    # fields.py's checks: names above, values all at once, the usual pseudo-headers inline;
+    # anything else, and fields.check() finds the first fault as it would alone
+    if odd or scheme is None or method is None or path is None or fields.values_fault(values):
+        fault = fields.check(header_list)
+        if fault is not None:
+            return _refuse(conn, stream, *fault)
     if cookies is not None:
         joined = b"; ".join(cookies)
         headers.append((b"cookie", joined))
