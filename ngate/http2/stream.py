@@ -118,6 +118,10 @@ class Http2Stream:
         self.unlogged = None        # a finished request logged once its bytes are out
         self.trailers = None        # add_trailer's fields: a HEADERS frame with END_STREAM
 
+    # the two the phases read per request, cheaper than __getattr__
+    listen = property(lambda self: self.h2c.listen)
+    runtime = property(lambda self: self.h2c.runtime)
+
     def __getattr__(self, name: str):
         # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
         return getattr(self.h2c, name)
