@@ -1,0 +1,197 @@
+"""The lifecycle of the HTTP/1.x downstream connection (server/connection.py) between requests:
+a finished response, then keep-alive (the next request, pipelined ones first), the close (with
+nginx's lingering close), the hand-over to a tunnel (proxy/tunnel.py), a graceful stop.
+
+Timeouts share one coarse deadline (server/clock.py), by state: client_header_timeout while a
+head is incomplete, client_body_timeout while a body is incomplete and being read (re-armed by
+every read; not while reading is paused by upstream backpressure), keepalive_timeout between
+requests, lingering_timeout while lingering (send_timeout: server/sending.py). A body timeout ends
+the request as nginx does: status 408, nothing sent, connection closed.
+
+Lifecycle is a mixin of HttpConnection (no state of its own: the slots are HttpConnection's).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ngate.http import downstream, log
+
+if TYPE_CHECKING:
+    from ngate.http.context import RequestContext
+
+
+class Lifecycle:
+    """finish_request, keep-alive, lingering close, tunnels, timeouts."""
+    __slots__ = ()
+
+    def finish_request(self, ctx: RequestContext) -> None:
+        """The response to the current request is completely written."""
+        if self.rate_check:
+            lim = self.limiter
+            if lim and lim.held:
+                lim.finish = ctx        # finished once the held bytes went out
+                return
+            self.limiter = None
+        req = self.current
+        self.writer = None
+        ctx.req = None          # break the ctx <-> Request cycle: reference counting frees both
+        log.log_request(ctx)
+        if self.closing:
+            return
+        if not ctx.keep_alive:
+            return self._close_after_response(ctx, req)
+        if ctx.conf is not None:    # the finished request's location's keepalive_timeout
+            self.ka_timeout = ctx.conf.keepalive_timeout
+        if req is not None and not req.complete:
+            # the body is still arriving: discard it, then go on
+            req.discard = True
+            req.body = None
+            self.transport.resume_reading()
+            return
+        self._next_request()
+
+    def _close_after_response(self, ctx: RequestContext, req) -> None:
+        """The last response is written: close. When the client may still be sending (a body
+        not read to its end, a refused head, pipelined requests), nginx's lingering close: our
+        side is shut after the response (the client sees its end at once), and what still
+        arrives is read and dropped until the client closes, lingering_timeout passes without
+        data or lingering_time in all; closing with unread bytes would make the kernel answer
+        them with a reset that can destroy the response before the client has read it. Over
+        TLS, the close_notify exchange of the TLS transport does this job."""
+        self.closing = True
+        conf = ctx.conf or self.listen.default_server.conf
+        mode = conf.lingering_close
+        t = self.transport
+        unread = req is None or not req.complete or self._in_head or self.queue \
+            or self.rejected is not None or self.held or self._more
+        if mode == "off" or mode == "on" and not unread or self.tls is not None \
+                or not t.can_write_eof():
+            t.close()
+            return self._watch_flush()
+        t.write_eof()
+        self.current = None
+        self.queue = None
+        self.held = None
+        self.linger = (self.runtime.loop.time() + conf.lingering_time, conf.lingering_timeout)
+        self._arm(conf.lingering_timeout, self._linger_timeout)
+        t.resume_reading()
+
+    def _linger_more(self) -> None:
+        """Data while lingering: dropped; lingering_timeout starts again (within lingering_time)."""
+        end, timeout = self.linger
+        left = end - self.runtime.loop.time()
+        if left <= 0:
+            return self._linger_timeout()
+        self._arm(min(timeout, left), self._linger_timeout)
+
+    def _linger_timeout(self) -> None:
+        self.linger = None
+        self.transport.close()
+        self._watch_flush()
+
+    def _next_request(self) -> None:
+        self.current = None
+        if self.closing:
+            return
+        q = self.queue
+        if q:
+            req = q.popleft()
+            self.current = req
+            if not q:
+                self.transport.resume_reading()
+            if self.runtime.stats is not None:
+                self.runtime.stats.request_started(req.ctx)
+            self.start_request(req.ctx, req)
+            return
+        if self.rejected is not None:
+            err, self._url = self.rejected
+            self.rejected = None
+            return self._reject(err)
+        held = self.held
+        if held is not None:
+            # an Upgrade request was answered without a tunnel: HTTP resumes on what followed
+            self.held = None
+            self._reset_framing()
+            self.transport.resume_reading()
+            if held:
+                self._feed(bytes(held))
+                return
+        if not self.write_paused:     # else send_timeout runs until the response is out
+            self._arm(self.ka_timeout, self._keepalive_timeout)
+
+    def take_held(self) -> bytes:
+        """Bytes the client sent after its Upgrade request (the tunnel forwards them first)."""
+        held = self.held
+        self.held = None
+        return bytes(held) if held else b""
+
+    def become_tunnel(self) -> tuple[bytes, object]:
+        """The connection becomes a tunnel (proxy/tunnel.py): (the bytes the client sent after
+        its Upgrade request, the transport). Its HTTP state is dropped here: an idle tunnel
+        keeps the two transports only; the runtime counts it as a tunnel from now on."""
+        held = self.take_held()
+        self.runtime.connection_closed(self)
+        self.current = None
+        self.queue = None
+        self.timer = None
+        self.runtime.deadlines.unwatch(self)
+        self._body_req = None
+        self._url = b""
+        return held, self.transport
+
+    def abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_if_idle(self) -> bool:
+        """Graceful stop: close a keep-alive connection waiting for its next request. A fresh
+        connection that has not sent its first request yet is served (nginx closes only
+        connections in the keep-alive state): its request may already be on the wire."""
+        if self.linger is not None or self.current is None and not self._in_head \
+                and self.requests and self.held is None:
+            self.closing = True
+            self.transport.close()
+            return True
+        return False
+
+    def _arm(self, timeout: float, callback) -> None:
+        """One coarse deadline at a time (server/clock.py): header or keep-alive timeout."""
+        if timeout > 0:
+            self.timer = callback
+            self.deadline = self.runtime.loop.time() + timeout
+            self.runtime.deadlines.watch(self)
+        elif self.timer is not None:
+            self._cancel_timer()
+
+    def _header_timeout(self) -> None:
+        if self._in_head:
+            log.log_timeout(self, "client timed out while reading client request headers")
+        self.closing = True
+        self.transport.close()
+
+    def _body_timeout(self) -> None:
+        """client_body_timeout: no body bytes for that long while reading them."""
+        cur = self.current
+        if cur is None or cur.complete or self.closing:
+            return
+        if not self.transport.is_reading():
+            # paused by upstream backpressure (the proxy's send timeout applies): check later
+            self._arm(self._conf().client_body_timeout, self._body_timeout)
+            return
+        if not cur.discard:
+            downstream.client_timeout(cur.ctx, "")
+        self.closing = True
+        self.transport.close()
+
+    def _conf(self):
+        """The current request's location configuration (the default server's between requests)."""
+        cur = self.current
+        if cur is not None and cur.ctx.conf is not None:
+            return cur.ctx.conf
+        return self.listen.default_server.conf
+
+    def _keepalive_timeout(self) -> None:
+        if self.current is None and not self._in_head:
+            self.closing = True
+            self.transport.close()
