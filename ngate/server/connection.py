@@ -28,6 +28,7 @@ from collections import deque
 from ngate.http import downstream, phases
 from ngate.http.context import RequestContext
 from ngate.observability import error_log
+from ngate.server import flow
 from ngate.server.clock import OneTimer
 from ngate.server.framing import _BODY_BUFFER_LIMIT, Framing
 from ngate.server.lifecycle import Lifecycle
@@ -134,7 +135,7 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         if self.held is not None:
             self.held += data
             if len(self.held) > _BODY_BUFFER_LIMIT:
-                self.transport.pause_reading()
+                flow.pause(self)
             return
         starting = self._in_head is False and self.current is None
         self._feed(data)
@@ -188,5 +189,5 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
                 consumer.body_data(c)
         if req.complete:
             consumer.body_end()
-        elif not self.closing:
-            self.transport.resume_reading()
+        else:
+            flow.resume(self)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ngate.http import downstream
 from ngate.http1.request import BodyError, HeadError, head_end, parse_request_line
+from ngate.server import flow
 from ngate.server.request_head import _DISCARD
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class Framing:
             if self.held is not None:
                 self.held += data
                 if len(self.held) > _BODY_BUFFER_LIMIT:
-                    self.transport.pause_reading()
+                    flow.pause(self)
                 break
             left = self._left
             if left > 0:
@@ -187,7 +188,7 @@ class Framing:
             if self.queue is None:
                 self.queue = deque()
             self.queue.append(req)
-            self.transport.pause_reading()
+            self.transport.pause_reading()     # raw: once per pipelined request
 
     def _body(self, body: bytes) -> None:
         req = self._body_req
@@ -203,7 +204,7 @@ class Framing:
         else:
             req.body.append(body)
         if req.body_size > _BODY_BUFFER_LIMIT and req.ctx.body_chunked is False:
-            self.transport.pause_reading()
+            flow.pause(self)
 
     def _message_complete(self) -> None:
         req = self._body_req
@@ -267,7 +268,7 @@ class Framing:
         self._chunked = None
         if self.current is not None:
             self.rejected = (err, self._url)
-            self.transport.pause_reading()
+            flow.pause(self)
             return
         self._cancel_timer()
         downstream.reject_head(self, err.status, err.message, self._url)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ngate.http import downstream, log
+from ngate.server import flow
 
 if TYPE_CHECKING:
     from ngate.http.context import RequestContext
@@ -46,7 +47,7 @@ class Lifecycle:
             # the body is still arriving: discard it, then go on
             req.discard = True
             req.body = None
-            self.transport.resume_reading()
+            flow.resume(self)
             return
         self._next_request()
 
@@ -74,7 +75,7 @@ class Lifecycle:
         self.held = None
         self.linger = (self.runtime.loop.time() + conf.lingering_time, conf.lingering_timeout)
         self._arm(conf.lingering_timeout, self._linger_timeout)
-        t.resume_reading()
+        flow.resume_transport(t)     # closing: flow.resume(self) would not
 
     def _linger_more(self) -> None:
         """Data while lingering: dropped; lingering_timeout starts again (within lingering_time)."""
@@ -98,7 +99,7 @@ class Lifecycle:
             req = q.popleft()
             self.current = req
             if not q:
-                self.transport.resume_reading()
+                flow.resume(self)
             if self.runtime.stats is not None:
                 self.runtime.stats.request_started(req.ctx)
             self.start_request(req.ctx, req)
@@ -112,7 +113,7 @@ class Lifecycle:
             # an Upgrade request was answered without a tunnel: HTTP resumes on what followed
             self.held = None
             self._reset_framing()
-            self.transport.resume_reading()
+            flow.resume(self)
             if held:
                 self._feed(bytes(held))
                 return

@@ -20,8 +20,6 @@ _VALID_NAME = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 _VALID_NAME_US = _VALID_NAME + b"_"
 _MAX_HEADERS = 1000         # nginx: more header lines get 400 "client sent too many header lines"
 _DISCARD = -1               # _left: nothing more is read as HTTP (after HTTP/0.9 or a refusal)
-
-
 _SINGLE_HEADERS = {b"host": "Host", b"content-length": "Content-Length",
                    b"transfer-encoding": "Transfer-Encoding"}
 _NAME_CACHE_MAX = 4096
