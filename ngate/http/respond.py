@@ -37,8 +37,8 @@ def send_status(ctx, status: int) -> None:
     if status == 444:
         ctx.status = 444
         ctx.keep_alive = False
+        ctx.conn.transport.close()      # first: an HTTP/2 stream resets itself unless closing
         ctx.conn.closing = True
-        ctx.conn.transport.close()
         log_request(ctx)
         return
     conf = ctx.conf

@@ -40,6 +40,8 @@ http {
         location /sf/ { proxy_pass http://127.0.0.1:{backend}; sub_filter "backend" "BACK";
                         sub_filter_types text/plain; }
         location /upload { client_max_body_size 1m; proxy_pass http://127.0.0.1:{backend}; }
+        location /drop { return 444; }
+        location /drop-after-error { error_page 404 = /drop; return 404; }
     }
     server {
         listen 127.0.0.1:{tls_port} ssl http2;
@@ -191,6 +193,18 @@ def test_slow_stream_does_not_hold_its_neighbour(ngate):
         c.conn.increment_flow_control_window(1 << 20, stream_id=a)
         c.flush()
         assert c.response(a, timeout=10)[2] == BIG
+
+
+@pytest.mark.parametrize("path", ["/drop", "/drop-after-error"])
+def test_return_444_resets_the_stream_and_the_connection_goes_on(ngate, path):
+    """nginx closes the stream with RST_STREAM (the connection stays): a 444 must never leave the
+    stream open, holding the client and a graceful stop (nginx's ticket #274)."""
+    with H2Client(ngate.port) as c:
+        sid = c.request(path)
+        c.pump(lambda: sid in c.resets, timeout=5)
+        assert sid in c.resets
+        assert c.response(c.request("/"))[0] == 200
+    wait_log(ngate, rf"GET {path} HTTP/2\.0\|444\|")
 
 
 def test_zero_window_stall_times_out(ngate):
