@@ -159,6 +159,11 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
         connection=(conf.keepalive_line if conf is not None else resp.CONN_KEEPALIVE)
         if ctx.keep_alive else resp.CONN_CLOSE,
         headers=headers)
+    _emit(ctx, conn, head, body, head_only)
+
+
+def _emit(ctx, conn, head: bytes, body: bytes, head_only: bool) -> None:
+    """Write a whole generated response (head, and body unless head_only) and end the request."""
     ctx.head_sent = True
     if head_only:
         conn.write(head)
@@ -186,16 +191,7 @@ def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_mo
         parts.append(b"Last-Modified: " + last_modified + b"\r\n")
     parts.append(conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE)
     parts.append(b"\r\n")
-    head = b"".join(parts)
-    ctx.head_sent = True
-    if no_body or ctx.method == "HEAD":
-        conn.write(head)
-        ctx.bytes_sent = len(head)
-    else:
-        conn.write(head + body)
-        ctx.body_bytes_sent = len(body)
-        ctx.bytes_sent = len(head) + len(body)
-    conn.finish_request(ctx)
+    _emit(ctx, conn, b"".join(parts), body, no_body or ctx.method == "HEAD")
 
 
 def _send_h2(ctx, conn, status, body, head_only, conf, content_type, length, last_modified,
