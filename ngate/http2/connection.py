@@ -59,7 +59,7 @@ class Http2Connection(Output, Lifecycle):
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "lost", "proto",
                  "requests", "started", "partial", "dropped", "prio", "acked", "fed", "batch",
-                 "flush_soon", "windows", "write_timer", "write_left")
+                 "flush_soon", "windows", "write_timer", "write_left", "sending")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -92,6 +92,7 @@ class Http2Connection(Output, Lifecycle):
         self.write_timer = None     # send_timeout while the transport's buffer is full
         self.write_left = 0         # its size when the timer was armed
         self.flush_soon = False     # out of it: one flush per loop turn (flush_later)
+        self.sending: list = []     # streams that wrote, to send before that flush (send_later)
         srv = listen.default_server
         self.conf = srv
         number, size = srv.large_client_header_buffers
@@ -148,37 +149,45 @@ class Http2Connection(Output, Lifecycle):
             return
         self.new_streams = 0
         fr = self.framing
-        self.batch = True
+        self.batch = True       # until the flush: frames out wait for it (flush_later)
         try:
             fr.receive(data)
         except (ConnectionFault, HpackFault) as exc:
             self.batch = False
             return self._fail(exc.code, exc.message)
+        try:
+            if self.closing:
+                return
+            pending = fr.buf
+            if len(pending) > 9 and pending[3] == HEADERS:
+                try:
+                    check_partial(bytes(pending))
+                except HpackFault as exc:
+                    sid = int.from_bytes(pending[5:9], "big") & 0x7fffffff
+                    self.batch = False
+                    return self._fail(exc.code, exc.message, sid)
+            if self.fed:
+                fed, self.fed = self.fed, []
+                for s in fed:
+                    s.flush_body()
+                if self.closing:
+                    return
+            if self.windows is not None:
+                windows, self.windows = self.windows, None
+                self._windows(windows)
+                if self.closing:
+                    return
+            if self.sending:
+                self.send_queued()
+                if self.closing:
+                    return
         finally:
             self.batch = False
-        if self.closing:
-            return
-        pending = fr.buf
-        if len(pending) > 9 and pending[3] == HEADERS:
-            try:
-                check_partial(bytes(pending))
-            except HpackFault as exc:
-                sid = int.from_bytes(pending[5:9], "big") & 0x7fffffff
-                return self._fail(exc.code, exc.message, sid)
-        if self.fed:
-            fed, self.fed = self.fed, []
-            for s in fed:
-                s.flush_body()
-            if self.closing:
-                return
-        if self.windows is not None:
-            windows, self.windows = self.windows, None
-            self._windows(windows)
-            if self.closing:
-                return
         if self.flood > _FLOOD:
             return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
         self.flush()        # one write for every stream answered in this read
+        if self.sending:    # written while sending (a producer resumed): the next turn
+            self.flush_later()
         if not self.closing:
             if self.transport.get_write_buffer_size() > _OUT_LIMIT and self.write_paused:
                 return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")

@@ -73,6 +73,24 @@ class FramesOut:
         out += head(n >> 8, n & 0xFF, DATA, END_STREAM if end_stream else 0, sid)
         out += data
 
+    def send_response(self, sid: int, fields, data) -> None:
+        """A whole response: HEADERS and one DATA frame with END_STREAM (the data within the
+        windows and the frame size: window() and frame_size checked)."""
+        block = self.encoder.encode(fields)
+        n = len(block)
+        if n > self.frame_size:         # CONTINUATION frames: send_headers's
+            self.send_headers(sid, fields)
+            return self.send_data(sid, data, True)
+        st = self._sending(sid, True)
+        m = len(data)
+        st.send_window -= m
+        self.send_window -= m
+        out = self.out
+        out += head(n >> 8, n & 0xFF, HEADERS, 0x4, sid)
+        out += block
+        out += head(m >> 8, m & 0xFF, DATA, END_STREAM, sid)
+        out += data
+
     def end_stream(self, sid: int) -> None:
         self._sending(sid, True)
         self.out += head(0, 0, DATA, END_STREAM, sid)

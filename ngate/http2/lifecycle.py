@@ -18,7 +18,8 @@ class Lifecycle(OneTimer):
             return
         if self.going_away:
             return self._close(linger=True)
-        self._arm(self._idle_value())
+        if not self.batch:      # in a client read: armed at its end (_idle_or_recv)
+            self._arm(self._idle_value())
 
     def _idle_or_recv(self) -> None:
         """http2_recv_timeout while a frame is incomplete, else http2_idle_timeout while no

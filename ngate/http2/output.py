@@ -22,21 +22,24 @@ class Output:
             if s.hdrs is not None:
                 hdrs = s.hdrs
                 s.hdrs = None
-                if s.ending and not s.out_size and s.trailers is None:
-                    fr.send_headers(sid, hdrs, True)
-                    self._ended(s)
-                    return self.flush_later()
+                if s.ending and s.trailers is None:
+                    n = s.out_size
+                    if not n:
+                        fr.send_headers(sid, hdrs, True)
+                        self._ended(s)
+                        return self.flush_later()
+                    if n <= fr.window(sid) and n <= self._chunk(s, fr):
+                        # a whole small response: HEADERS + one DATA with END_STREAM
+                        fr.send_response(sid, hdrs, s.out)
+                        s.out_size = 0
+                        self._ended(s)
+                        return self.flush_later()
                 fr.send_headers(sid, hdrs)
             elif s.head is not None:
-                return          # no head yet (a call_soon of a stream since reset)
+                return          # no head yet (a send queued by a stream since reset)
             out = s.out
             if out:
-                ctx = s.ctx
-                chunk = (ctx.conf or self.conf).http2_chunk_size if ctx is not None \
-                    else self.conf.http2_chunk_size
-                frame_size = fr.frame_size
-                if chunk > frame_size:
-                    chunk = frame_size
+                chunk = self._chunk(s, fr)
                 sent = 0
                 while s.out_size:
                     window = fr.window(sid)
@@ -72,14 +75,23 @@ class Output:
             self.streams.pop(sid, None)
         self.flush_later()
 
+    def _chunk(self, s, fr) -> int:
+        """The largest DATA frame of the stream: http2_chunk_size, within the frame size."""
+        ctx = s.ctx
+        chunk = (ctx.conf or self.conf).http2_chunk_size if ctx is not None \
+            else self.conf.http2_chunk_size
+        return chunk if chunk < fr.frame_size else fr.frame_size
+
     def sendable(self, s) -> int:
         """Bytes of DATA the windows let the stream send now."""
         return self.framing.window(s.sid)
 
     def _ended(self, s) -> None:
         s.ended = True
-        s._cancel_timer()
-        s._cancel_body()
+        if s.timer is not None:
+            s._cancel_timer()
+        if s.body_timer is not None:
+            s._cancel_body()
         if s.unlogged is not None:
             ctx, s.unlogged = s.unlogged, None
             log.log_request(ctx)
@@ -111,6 +123,21 @@ class Output:
     def _refuse(self, sid: int) -> None:
         self.framing.reset(sid, ErrorCodes.REFUSED_STREAM)
 
+    def send_later(self, s) -> None:
+        """A stream wrote: its frames go at the end of this client read (before its one
+        flush), or of this loop turn (_flush_soon), with what the handler wrote meanwhile."""
+        self.sending.append(s)
+        if not self.batch and not self.flush_soon:
+            self.flush_soon = True
+            self.runtime.loop.call_soon(self._flush_soon)
+
+    def send_queued(self) -> None:
+        """The streams that wrote since the last turn send (each once)."""
+        sending = self.sending
+        self.sending = []
+        for s in sending:
+            s.send_pending()
+
     def flush_later(self) -> None:
         """Frames queued by a stream out of a client read (an upstream's response, a window
         reopened): written once this loop turn's callbacks are done, so the responses of
@@ -120,8 +147,12 @@ class Output:
             self.runtime.loop.call_soon(self._flush_soon)
 
     def _flush_soon(self) -> None:
+        if self.sending:
+            self.send_queued()      # their flush_later calls fold into this one
         self.flush_soon = False
         self.flush()
+        if self.sending:        # written while sending (a producer resumed): the next turn
+            self.flush_later()
 
     def flush(self) -> None:
         data = self.framing.data_to_send()

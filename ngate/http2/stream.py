@@ -1,21 +1,26 @@
 """One HTTP/2 stream as the request phases see it: a downstream connection of its own.
 
 The HTTP core (ngate/http/) and its content handlers talk to `ctx.conn`: they write an
-HTTP/1.1 response head then body bytes, end with finish_request(), pause or resume through
-`conn.writer` (downstream_paused/downstream_resumed), read the body through attach_body(), and
-close or abort. Http2Stream carries that out on its stream:
+HTTP/1.1 response head (or its fields, write_fields) then body bytes, end with finish_request(),
+pause or resume through `conn.writer` (downstream_paused/downstream_resumed), read the body
+through attach_body(), and close or abort. Http2Stream carries that out on its stream:
 
   head     the HTTP/1.1 head is collected until its empty line and held; it leaves as a
            HEADERS frame (head.py) with the first body bytes, or with END_STREAM at the end
   body     queued, sent as DATA frames of at most http2_chunk_size as the stream and connection
-           windows allow; above _HIGH queued bytes the writer (an upstream exchange, the static
-           sender) is paused, below _LOW resumed: a slow client pauses its own upstream only.
-           A stream that cannot send for send_timeout is reset and logged as nginx does.
-  request  DATA frames go to the body consumer (or wait for one); the stream's receive window
-  body     is reopened as the consumer takes them and not while it is paused (pause_reading);
-           nothing is acknowledged beyond http2_body_preread_size before a consumer attaches
+           windows allow (output.py); what a handler writes waits for the end of the client
+           read, or of the loop turn (the connection's `sending`), so its end rides the same
+           frames: a whole small response is HEADERS + one DATA with END_STREAM in one step.
+           Above _HIGH queued bytes the writer (an upstream exchange, the static sender) is
+           paused, below _LOW resumed: a slow client pauses its own upstream only. A stream
+           that cannot send for send_timeout is reset and logged as nginx does.
+  request  stream_body.py: DATA frames to the body consumer, flow control of the stream's
+  body     receive window, Content-Length checks, client_body_timeout
   end      finish_request logs the request and ends the stream; a client RST_STREAM or a lost
            connection is the client closing: 499 and the upstream aborted (downstream.client_closed)
+
+Per stream only what every request uses is set; the rest (the transport, the body's flow
+control state) comes from __getattr__'s defaults until first stored.
 """
 from __future__ import annotations
 
@@ -24,58 +29,20 @@ from ngate.http2.frames import ErrorCodes
 from ngate.http1.request import BodyError, ChunkedDecoder
 from ngate.filters import trailers
 from ngate.http2.head import h1_to_h2
+from ngate.http2.stream_body import StreamBody
+from ngate.http2.stream_transport import StreamTransport
 from ngate.observability import error_log
-from ngate.http import downstream, log, phases
+from ngate.http import downstream, log
 
 _HIGH = 65536       # queued response bytes above which the producer is paused
 _LOW = 16384
-_BODY_WINDOW = 65536    # the receive window of a stream whose body a handler reads
-_MAX_WINDOW = 2 ** 31 - 1
+_UNSET = object()
+# slots left unset by __init__ until first stored, and what they read as meanwhile
+_DEFAULTS = {"queue": None, "lost": None, "reading": True, "unacked": 0, "body_seen": 0.0,
+             "whole": False, "inbox": None, "requests": 1}
 
 
-class StreamTransport:
-    """What handlers reach through `conn.transport`: reading pauses the stream's receive
-    window, closing resets the stream."""
-    __slots__ = ("stream",)
-
-    def __init__(self, stream) -> None:
-        self.stream = stream
-
-    def pause_reading(self) -> None:
-        self.stream.reading = False
-
-    def resume_reading(self) -> None:
-        s = self.stream
-        if not s.reading:
-            s.reading = True
-            s.ack_body()
-
-    def is_reading(self) -> bool:
-        return self.stream.reading
-
-    def get_write_buffer_size(self) -> int:
-        return 0            # queued bytes are copied: a handler may reuse its buffer at once
-
-    def write(self, data) -> None:
-        self.stream.write(data)
-
-    def close(self) -> None:
-        self.stream.reset(ErrorCodes.INTERNAL_ERROR)
-
-    def abort(self) -> None:
-        self.stream.reset(ErrorCodes.INTERNAL_ERROR)
-
-    def is_closing(self) -> bool:
-        return self.stream.closing
-
-    def can_write_eof(self) -> bool:
-        return False
-
-    def get_extra_info(self, name, default=None):
-        return self.stream.h2c.transport.get_extra_info(name, default)
-
-
-class Http2Stream:
+class Http2Stream(StreamBody):
     __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
@@ -88,41 +55,43 @@ class Http2Stream:
     def __init__(self, h2c, sid: int) -> None:
         self.h2c = h2c
         self.sid = sid
-        self.transport = StreamTransport(self)
         self.writer = None
         self.current = None         # server/connection.py Request
-        self.queue = None
         self.closing = False
         self.write_paused = False
-        self.lost = None
         self.ctx = None
         self.head = b""             # the response head while it arrives; None once sent
         self.out = bytearray()      # response bytes not yet sent (flow control)
         self.out_size = 0
         self.ending = False         # finish_request came: END_STREAM once `out` is sent
         self.ended = False
-        self.reading = True         # request body: acknowledge (reopen the window) as read
-        self.unacked = 0            # body bytes consumed and not yet acknowledged
         self.chunked = None         # a ChunkedDecoder if a handler framed the body in chunks
         self.timer = None           # send_timeout while the windows stay shut
-        self.requests = 1
         self.hdrs = None            # the response's HEADERS not sent yet
-        self.remote_addr = h2c.remote_addr      # per stream: realip may replace them
-        self.window = h2c.conf.http2_body_preread_size    # our receive window as the client sees it
-        self.remote_port = h2c.remote_port
-        self.pending = False        # a send is scheduled (write)
+        self.pending = False        # in the connection's `sending` (write)
         self.body_timer = None      # client_body_timeout while a handler reads the body
-        self.body_seen = 0.0        # when body bytes last came (the timer re-arms from it)
-        self.whole = False          # the body is read whole: no flow control (attach_body)
-        self.inbox = None           # body bytes of this read for the reader (flush_body)
         self.unlogged = None        # a finished request logged once its bytes are out
         self.trailers = None        # add_trailer's fields: a HEADERS frame with END_STREAM
+        # unset until used (_DEFAULTS): transport (StreamTransport), window (our receive
+        # window as the client sees it: http2_body_preread_size), reading (acknowledge body
+        # bytes as read), unacked (body bytes consumed, not yet acknowledged), whole (the body
+        # is read whole: no flow control), inbox (body bytes of this read for the reader),
+        # body_seen (when body bytes last came), remote_addr/remote_port (the connection's
+        # until realip replaces them), queue, lost, requests
 
     # the two the phases read per request, cheaper than __getattr__
     listen = property(lambda self: self.h2c.listen)
     runtime = property(lambda self: self.h2c.runtime)
 
     def __getattr__(self, name: str):
+        value = _DEFAULTS.get(name, _UNSET)
+        if value is not _UNSET:
+            return value
+        if name == "transport":
+            t = self.transport = StreamTransport(self)
+            return t
+        if name == "window":
+            return self.h2c.conf.http2_body_preread_size
         # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
         return getattr(self.h2c, name)
 
@@ -145,8 +114,11 @@ class Http2Stream:
             self.hdrs = headers
             data = head[end + 4:]
             if not data:
-                # HEADERS now unless the response ends at once (then with END_STREAM)
-                self.h2c.runtime.loop.call_soon(self.h2c.send_stream, self)
+                # HEADERS at the end of this read or loop turn, unless the response ends
+                # before (then with END_STREAM)
+                if not self.pending:
+                    self.pending = True
+                    self.h2c.send_later(self)
                 return
         if self.chunked is not None:
             parts = []
@@ -160,10 +132,10 @@ class Http2Stream:
         self.out += data
         self.out_size += len(data)
         if not self.pending:
-            # sent at the end of this turn of the loop: what the handler writes next (its
-            # end, finish_request) goes in the same frames, END_STREAM on the last DATA
+            # sent at the end of this client read or loop turn: what the handler writes next
+            # (its end, finish_request) goes in the same frames, END_STREAM on the last DATA
             self.pending = True
-            self.h2c.runtime.loop.call_soon(self._send_pending)
+            self.h2c.send_later(self)
         if self.out_size > _HIGH and not self.write_paused:
             self.write_paused = True
             w = self.writer
@@ -174,7 +146,7 @@ class Http2Stream:
         """The response head as HEADERS fields (head.response_fields), instead of an HTTP/1.1
         head through write(): the same frames, without building and parsing the head's bytes.
         `body`: the caller writes body bytes now (their send carries the HEADERS); else they
-        leave at the end of this loop turn, with what the handler writes meanwhile."""
+        leave at the end of this read or loop turn, with what the handler writes meanwhile."""
         if self.closing or self.ended:
             return
         self.head = None
@@ -182,13 +154,15 @@ class Http2Stream:
             self.chunked = ChunkedDecoder()
         self.hdrs = hdrs
         if not body and not self.pending:
-            # HEADERS at the end of this loop turn, with the body bytes written meanwhile
+            # HEADERS at the end of this read or loop turn, with the body written meanwhile
             self.pending = True
-            self.h2c.runtime.loop.call_soon(self._send_pending)
+            self.h2c.send_later(self)
 
-    def _send_pending(self) -> None:
+    def send_pending(self) -> None:
+        """The connection's `sending` turn (Output.send_queued): what was written goes out."""
         self.pending = False
-        self.window_opened()        # sends, and lets a paused producer go on if it drained
+        if not self.ended:
+            self.window_opened()    # sends, and lets a paused producer go on if it drained
 
     def finish_request(self, ctx) -> None:
         """The response is complete: log it, end the stream once its bytes are out."""
@@ -213,183 +187,11 @@ class Http2Stream:
             req.discard = True
             req.body = None
 
-    def attach_body(self, req, consumer) -> None:
-        req.consumer = consumer
-        if req.discard and req.body_size < 0:
-            # the body was refused (_body_fault): a reader after the 400's error_page gets none
-            return consumer.body_end()
-        # an exchange reading the body whole (proxy/request_body.py BUFFER) takes empty DATA too
-        # and needs no flow control
-        self.whole = getattr(getattr(consumer, "body", None), "mode", None) == "buffer"
-        if not req.complete and self.ctx is not None:
-            self.body_seen = self.h2c.runtime.loop.time()
-            self._arm_body(self.ctx.conf.client_body_timeout)
-        chunks = req.body
-        req.body = None
-        if self._length_fault(req, req.complete, later=True):
-            return
-        if chunks:
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            self.unacked += len(data)
-            if data or self.whole:
-                consumer.body_data(data)
-        if req.complete:
-            consumer.body_end()
-        elif self.whole:
-            # nginx: a body read whole has no flow control (no_flow_control): its window opens
-            # to 2^31-1 and is topped up when below a quarter of that
-            self.unacked = _MAX_WINDOW - self.window
-        else:
-            # the body is being read now: open the window past the preread size (which may be 0)
-            self.unacked += max(0, _BODY_WINDOW - self.window - self.unacked)
-        self.ack_body()
-
     def abort(self) -> None:
         self.reset(ErrorCodes.INTERNAL_ERROR)
 
     def take_held(self) -> bytes:
         return b""
-
-    # ------------------------------------------------------------ from the connection
-
-    def body_data(self, data: bytes, flow: int, ended: bool = False) -> None:
-        """A DATA frame of the request body (`flow`: its flow-controlled length; `ended`: it
-        carries END_STREAM). A reader gets the frames of one read of the connection at once
-        (flush_body), as nginx passes on what one read brought."""
-        req = self.current
-        self.window -= flow
-        if req is None or self.closing:
-            return self.h2c.ack(self, flow)
-        self.unacked += flow - len(data)        # padding is acknowledged with the data
-        if req.discard:
-            self.unacked += len(data)
-            return self.ack_body()
-        ctx = self.ctx
-        req.body_size += len(data)
-        ctx.request_length += len(data)
-        limit = ctx.conf.client_max_body_size if ctx.conf is not None else 0
-        if limit and ctx.content_length_in is None and req.body_size > limit \
-                and req.consumer is None and not ctx.head_sent:
-            error_log.error(f"client intended to send too large body: {req.body_size} bytes"
-                            + error_log.request_suffix(ctx), self.number)
-            req.discard = True
-            req.body = None
-            return phases.finalize(ctx, 413)
-        if req.consumer is not None:
-            if self._length_fault(req, ended):
-                return
-            self.body_seen = self.h2c.runtime.loop.time()
-            self.unacked += len(data)
-            if not data and not self.whole:     # nothing for a reader passing it on
-                return self.ack_body()
-            if self.inbox is None:
-                self.inbox = [data]
-                self.h2c.fed.append(self)
-            else:
-                self.inbox.append(data)
-        elif req.body is None:
-            req.body = [data]
-        else:
-            req.body.append(data)
-
-    def flush_body(self) -> None:
-        """What this read brought goes to the reader as one piece."""
-        inbox, self.inbox = self.inbox, None
-        req = self.current
-        if not inbox or req is None or req.consumer is None or req.discard or self.closing:
-            return
-        req.consumer.body_data(inbox[0] if len(inbox) == 1 else b"".join(inbox))
-        self.ack_body()
-
-    def body_end(self) -> None:
-        req = self.current
-        if req is None or req.complete:
-            return
-        if self.inbox is not None:
-            self.flush_body()
-        req.complete = True
-        self._cancel_body()
-        if req.consumer is not None and not req.discard and not self.closing:
-            if self._length_fault(req, True):
-                return
-            req.consumer.body_end()
-
-    def _length_fault(self, req, ended: bool, later: bool = False) -> bool:
-        """A body read against its Content-Length (ngx_http_v2_process_request_body): more
-        bytes, or END_STREAM before all of them, is a 400 (the upstream exchange dropped;
-        `later`: found as the reader attaches, answered once it has started)."""
-        ctx = self.ctx
-        declared = ctx.content_length_in if ctx is not None else None
-        if declared is None or self.closing:
-            return False
-        if req.body_size > declared:
-            message = "client intended to send body data larger than declared"
-        elif ended and req.body_size < declared:
-            message = (f"client prematurely closed stream: only {req.body_size} out of "
-                       f"{declared} bytes of request body received")
-        else:
-            return False
-        req.discard = True
-        req.body = None
-        self._cancel_body()
-        if later:
-            self.h2c.runtime.loop.call_soon(self._body_fault, message)
-        else:
-            self._body_fault(message)
-        return True
-
-    def _body_fault(self, message: str) -> None:
-        ctx = self.ctx
-        if ctx is None or self.closing:
-            return
-        error_log.info(message + error_log.request_suffix(ctx), self.number)
-        req = self.current
-        if req is not None:
-            req.body_size = -1          # no body for whatever runs next (attach_body)
-        ctx.content_length_in = 0
-        ctx.body_chunked = False
-        if ctx.head_sent or ctx.logged:
-            return self.reset(ErrorCodes.PROTOCOL_ERROR)
-        ctx.keep_alive = False
-        abort = getattr(self.writer, "abort_with", None)    # an upstream exchange reading it
-        if abort is not None:
-            abort(400)
-        else:
-            phases.finalize(ctx, 400)
-
-    # ------------------------------------------------------------ client_body_timeout
-
-    def _arm_body(self, timeout: float) -> None:
-        if timeout > 0:
-            self.body_timer = self.h2c.runtime.loop.call_later(timeout, self._body_timeout)
-
-    def _cancel_body(self) -> None:
-        if self.body_timer is not None:
-            self.body_timer.cancel()
-            self.body_timer = None
-
-    def _body_timeout(self) -> None:
-        """No body bytes for client_body_timeout while a handler reads them: nginx finalizes
-        the request with 408 and resets the stream with PROTOCOL_ERROR (fc->timedout)."""
-        self.body_timer = None
-        req, ctx = self.current, self.ctx
-        if req is None or req.complete or self.closing or ctx is None or ctx.logged:
-            return
-        timeout = ctx.conf.client_body_timeout
-        rest = self.body_seen + timeout - self.h2c.runtime.loop.time()
-        if rest > 0 or not self.reading:    # bytes came meanwhile, or paused by the upstream
-            return self._arm_body(rest if rest > 0 else timeout)
-        downstream.client_timeout(ctx, "")
-        self.reset(ErrorCodes.PROTOCOL_ERROR)
-
-    def ack_body(self) -> None:
-        if self.whole and self.window >= _MAX_WINDOW // 4:
-            return
-        if self.reading and self.unacked and not self.closing:
-            n = self.unacked
-            self.unacked = 0
-            self.window += n
-            self.h2c.ack(self, n)
 
     def window_opened(self) -> None:
         """The client opened a window (or the connection could write again): send what waits,

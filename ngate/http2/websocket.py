@@ -41,7 +41,8 @@ from ngate.http2.frames import ErrorCodes
 
 from ngate.http1 import response as resp
 from ngate.http2.head import h1_to_h2
-from ngate.http2.stream import Http2Stream, StreamTransport
+from ngate.http2.stream import Http2Stream
+from ngate.http2.stream_transport import StreamTransport
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.proxy.tunnel import Side, Tunnel
