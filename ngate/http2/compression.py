@@ -161,8 +161,16 @@ class NginxDecoder:
         while pos < end:
             ch = data[pos]
             if ch & 0x80:
-                index, pos = _int(data, pos, 0x7f, "header index")
-                name, value = self._get(index)
+                if ch != 0xff:          # an index in the first octet (_int's first step)
+                    pos += 1
+                    index = ch & 0x7f
+                    if 0 < index <= _NSTATIC:
+                        name, value = _STATIC[index - 1]
+                    else:
+                        name, value = self._get(index)
+                else:
+                    index, pos = _int(data, pos, 0x7f, "header index")
+                    name, value = self._get(index)
                 index_it = False
             elif ch & 0x20 and not ch & 0x40:
                 size, pos = _int(data, pos, 0x1f, "size update")

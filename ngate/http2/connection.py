@@ -239,7 +239,8 @@ class Http2Connection(Output, Lifecycle):
         if self.going_away:
             return self._refuse(sid)
         self.new_streams += 1
-        self.flood = max(0, self.flood - 100)
+        flood = self.flood - 100
+        self.flood = flood if flood > 0 else 0
         limit = srv.http2_max_concurrent_streams
         if self.new_streams > 2 * limit:
             # nginx 1.25.3 (CVE-2023-44487): refused, and counted as a reset for the GOAWAY rule

@@ -35,7 +35,21 @@ def h1_to_h2(head: bytes) -> tuple[int, list, bool]:
 _SERVER_TOKENS = (b"server", resp.SERVER_FULL.encode())
 _SERVER_BARE = (b"server", SERVER_NAME.encode())
 _DATE = [b"", (b"date", b"")]       # Date's HTTP/1.1 line and the field made of it
-_CONN_LEN = {None: 0}
+_PREFIX: dict = {}      # (status, server_tokens, server) -> ([:status, server], HTTP/1.1 size)
+
+
+def _prefix(status: int, server_tokens: bool, server: bool) -> tuple[list, int]:
+    """The fields every response of this status begins with, and the size of their HTTP/1.1
+    lines (status line, Server, the head's last CRLF): fixed per status and setting."""
+    out = [(b":status", b"%d" % status)]
+    size = len(resp.status_line(status, 1)) + 2
+    if server:
+        field = _SERVER_TOKENS if server_tokens else _SERVER_BARE
+        out.append(field)
+        size += len(field[1]) + 10
+    if len(_PREFIX) < 4096:
+        _PREFIX[(status, server_tokens, server)] = (out, size)
+    return out, size
 
 
 def response_fields(status: int, *, server_tokens: bool = True,
@@ -46,12 +60,11 @@ def response_fields(status: int, *, server_tokens: bool = True,
     """h1_to_h2(resp.build_head(status, 1, ...)) without the HTTP/1.1 bytes in between (the
     same arguments, no chunked framing, the reason unused): (the HEADERS list, the length of
     the HTTP/1.1 head it stands for, which $bytes_sent counts)."""
-    out = [(b":status", b"%d" % status)]
-    size = len(resp.status_line(status, 1)) + 2 + (len(connection) if connection else 0)
-    if server:
-        field = _SERVER_TOKENS if server_tokens else _SERVER_BARE
-        out.append(field)
-        size += len(field[1]) + 10
+    prefix = _PREFIX.get((status, server_tokens, server))
+    if prefix is None:
+        prefix = _prefix(status, server_tokens, server)
+    out = prefix[0].copy()
+    size = prefix[1] + (len(connection) if connection else 0)
     if date:
         line = resp.DATE.get()
         if line is not _DATE[0]:
