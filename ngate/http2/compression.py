@@ -21,6 +21,8 @@ from ngate.http2.huffman import STATIC_TABLE as _STATIC
 from ngate.http2.huffman import HuffmanError, decode as decode_huffman
 
 _NSTATIC = len(_STATIC)
+_MEMO_BLOCK = 128           # blocks kept by NginxDecoder.decode, at most _MEMO_MAX of them
+_MEMO_MAX = 8
 TABLE_SIZE = 4096           # NGX_HTTP_V2_TABLE_SIZE
 _INT_OCTETS = 4             # NGX_HTTP_V2_INT_OCTETS
 
@@ -98,10 +100,11 @@ def huffman(raw: bytes) -> bytes:
 
 class NginxDecoder:
     """The HPACK decoder of a connection, with nginx's limits (see the module doc)."""
-    __slots__ = ("entries", "size", "max_size", "field_limit", "header_limit")
+    __slots__ = ("entries", "size", "max_size", "field_limit", "header_limit", "memo")
 
     def __init__(self, field_limit: int, header_limit: int) -> None:
         self.entries = None             # newest first: (name, value); a list once used
+        self.memo = None                # {block: its header list} while the table is unchanged
         self.size = 0
         self.max_size = TABLE_SIZE
         self.field_limit = field_limit
@@ -118,6 +121,7 @@ class NginxDecoder:
         raise _comp(f"client sent out of bound hpack table index: {i}")
 
     def _add(self, name: bytes, value: bytes) -> None:
+        self.memo = None
         size = len(name) + len(value) + 32
         entries = self.entries
         if entries is None:
@@ -130,6 +134,7 @@ class NginxDecoder:
             self.size += size
 
     def _resize(self, size: int) -> None:
+        self.memo = None
         if size > TABLE_SIZE:
             raise _comp(f"client sent invalid table size update: {size}")
         self.max_size = size
@@ -153,7 +158,30 @@ class NginxDecoder:
         raw = data[pos:end]
         return (huffman(raw) if huff else raw), end
 
-    def decode(self, data) -> list:
+    def decode(self, data):
+        """The header list of a complete block (a tuple when it is one decoded before).
+
+        A block that neither adds to the table nor resizes it decodes to the same list as long
+        as the table stays as it is: a client repeating a request sends the same block (every
+        field an index), so such blocks are kept (`memo`, emptied by any change to the table,
+        bounded) and not decoded again."""
+        if len(data) > _MEMO_BLOCK or data.__class__ is not bytes:
+            return self._decode(data)
+        memo = self.memo
+        if memo is None:
+            memo = self.memo = {}
+        else:
+            headers = memo.get(data)
+            if headers is not None:
+                return headers
+        headers = self._decode(data)
+        if self.memo is memo:       # the table did not change (_add and _resize drop the memo)
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            headers = memo[data] = tuple(headers)
+        return headers
+
+    def _decode(self, data) -> list:
         headers = []
         limit = self.header_limit
         pos = 0

@@ -36,12 +36,6 @@ def path_ok(value: bytes) -> bool:
     return (value[:1] == b"/" or value == b"*") and not value.translate(None, _PATH_ALLOWED)
 
 
-def values_fault(values: list) -> bool:
-    """Whether some value has a byte check() refuses (all values at once)."""
-    joined = b" ".join(values)
-    return b"\0" in joined or b"\n" in joined or b"\r" in joined
-
-
 def check(headers) -> tuple[str, str] | None:
     """None, or (RESET | BAD_REQUEST, nginx's log line) for the first fault found."""
     seen = {}

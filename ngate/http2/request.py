@@ -19,11 +19,75 @@ _KEYS: dict = {}    # (underscores, ignore_invalid) -> {name: its key, b"" if ig
 _KEYS_MAX = 1024    # names fields.py takes: the same names recur from stream to stream
 _METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"})
 _SCHEMES = frozenset({b"http", b"https"})       # values fields.py takes (others: it decides)
+# (underscores, ignore_invalid) -> {header list: _parse's result}: the same lists recur (on a
+# connection and across them, as HTTP/1.x heads do: server/request_head.py's head_table); each
+# request gets its own copies of the header list and dict. Lists of up to 32 fields and
+# _PARSED_SIZE bytes of values, at most _PARSED_MAX of them (emptied when full).
+_PARSED: dict = {}
+_PARSED_MAX = 1024
+_PARSED_SIZE = 1024
 
 
-def start(conn, stream, header_list: list, ended: bool, block_size: int) -> None:
+def start(conn, stream, header_list, ended: bool, block_size: int) -> None:
     listen = conn.listen
     flags = (listen.underscores or not listen.ignore_invalid, listen.ignore_invalid)
+    key = header_list if header_list.__class__ is tuple else tuple(header_list)
+    table = _PARSED.get(flags)
+    if table is None:
+        table = _PARSED[flags] = {}
+    parsed = table.get(key)
+    if parsed is None:
+        parsed = _parse(conn, stream, header_list, flags)
+        if parsed is None:
+            return          # refused (_refuse)
+        if parsed[5] and len(table) < _PARSED_MAX:
+            table[key] = parsed
+    method, path, headers, hdr, protocol, _ = parsed
+    headers = list(headers)
+    hdr = hdr.copy()
+    refusal = None
+    if protocol is not None:
+        stream, method, refusal = websocket.extended_connect(conn, stream, protocol, headers, hdr)
+        method = method.decode("latin-1")
+    ctx = RequestContext(stream, method, path, "2.0", headers, hdr)
+    ctx.http_minor = 2          # no chunked framing, no HTTP/1.1 Host rule
+    ctx.keep_alive = False
+    # nginx: the header block
+    ctx.request_length = block_size or sum(len(n) + len(v) + 4 for n, v in header_list)
+    stream.ctx = ctx
+    req = Request(ctx)
+    stream.current = req
+    if protocol is not None:
+        req.complete = refusal is None      # refused: reset after the answer (not read)
+        if refusal is not None:
+            ctx.server = listen.default_server
+            return phases.reject_request(ctx, 400, refusal)
+        req.upgrade = True      # DATA frames are the tunnel's (websocket.py), not a body
+        stats = conn.runtime.stats
+        if stats is not None:
+            stats.request_started(ctx)
+        return conn.start_stream(ctx, req)
+    cl = hdr.get(b"content-length")
+    if cl is not None:
+        if not cl.isdigit():
+            req.complete = True
+            ctx.server = listen.default_server
+            return phases.reject_request(ctx, 400, 'client sent invalid "Content-Length" header')
+        ctx.content_length_in = int(cl)
+    if ended:
+        req.complete = True
+    elif cl is None:
+        ctx.body_chunked = True     # length unknown: the proxy buffers it (Content-Length)
+    stats = conn.runtime.stats
+    if stats is not None:
+        stats.request_started(ctx)
+    conn.start_stream(ctx, req)
+
+
+def _parse(conn, stream, header_list, flags: tuple):
+    """(method, path, headers, hdr, :protocol, keep?) of a header list nginx takes, as a
+    function of the list and the header settings alone (start keeps it in _PARSED when
+    `keep`: a small list, no extended CONNECT); None when it was refused (_refuse)."""
     keys = _KEYS.get(flags)
     if keys is None:
         keys = _KEYS[flags] = {}
@@ -57,7 +121,8 @@ def start(conn, stream, header_list: list, ended: bool, block_size: int) -> None
                         protocol = value    # an extended CONNECT (RFC 8441): fields.py checks it
                 continue
             if not fields.name_ok(name):
-                return _refuse(conn, stream, *fields.check(header_list))
+                _refuse(conn, stream, *fields.check(header_list))
+                return None
             # nginx's HTTP/2 keeps a name it finds invalid unless ignore_invalid_headers is on
             key = header_key(name, flags[0], flags[1])
             if len(keys) < _KEYS_MAX and len(name) <= 64:
@@ -75,54 +140,23 @@ def start(conn, stream, header_list: list, ended: bool, block_size: int) -> None
             hdr[key] = value
     # fields.py's checks: names above, values all at once, the usual pseudo-headers inline;
     # anything else, and fields.check() finds the first fault as it would alone
-    if odd or scheme is None or method is None or path is None or fields.values_fault(values):
+    joined = b" ".join(values)
+    if odd or scheme is None or method is None or path is None or b"\0" in joined \
+            or b"\n" in joined or b"\r" in joined:
         fault = fields.check(header_list)
         if fault is not None:
-            return _refuse(conn, stream, *fault)
+            _refuse(conn, stream, *fault)
+            return None
     if cookies is not None:
-        joined = b"; ".join(cookies)
-        headers.append((b"cookie", joined))
-        hdr[b"cookie"] = joined
+        cookie = b"; ".join(cookies)
+        headers.append((b"cookie", cookie))
+        hdr[b"cookie"] = cookie
     if authority is not None and b"host" not in hdr:
         headers.insert(0, (b"host", authority))
         hdr[b"host"] = authority
-    refusal = None
-    if protocol is not None:
-        stream, method, refusal = websocket.extended_connect(conn, stream, protocol, headers, hdr)
-    ctx = RequestContext(stream, (method or b"GET").decode("latin-1"),
-                         (path or b"").decode("latin-1"), "2.0", headers, hdr)
-    ctx.http_minor = 2          # no chunked framing, no HTTP/1.1 Host rule
-    ctx.keep_alive = False
-    # nginx: the header block
-    ctx.request_length = block_size or sum(len(n) + len(v) + 4 for n, v in header_list)
-    stream.ctx = ctx
-    req = Request(ctx)
-    stream.current = req
-    if protocol is not None:
-        req.complete = refusal is None      # refused: reset after the answer (not read)
-        if refusal is not None:
-            ctx.server = listen.default_server
-            return phases.reject_request(ctx, 400, refusal)
-        req.upgrade = True      # DATA frames are the tunnel's (websocket.py), not a body
-        stats = conn.runtime.stats
-        if stats is not None:
-            stats.request_started(ctx)
-        return conn.start_stream(ctx, req)
-    cl = hdr.get(b"content-length")
-    if cl is not None:
-        if not cl.isdigit():
-            req.complete = True
-            ctx.server = listen.default_server
-            return phases.reject_request(ctx, 400, 'client sent invalid "Content-Length" header')
-        ctx.content_length_in = int(cl)
-    if ended:
-        req.complete = True
-    elif cl is None:
-        ctx.body_chunked = True     # length unknown: the proxy buffers it (Content-Length)
-    stats = conn.runtime.stats
-    if stats is not None:
-        stats.request_started(ctx)
-    conn.start_stream(ctx, req)
+    keep = protocol is None and len(joined) <= _PARSED_SIZE and len(header_list) <= 32
+    return ((method or b"GET").decode("latin-1"), (path or b"").decode("latin-1"),
+            tuple(headers), hdr, protocol, keep)
 
 
 def _refuse(conn, stream, how: str, message: str) -> None:
