@@ -156,6 +156,22 @@ def test_proxy_over_http2(ngate, backend):
     assert seen.header(b"cookie") == b"a=1; b=2"
 
 
+def test_repeated_header_lists_reach_the_backend_as_sent(ngate, backend):
+    """The same header list again (the client's HPACK block then all indexes: decoded once
+    while its table is unchanged, parsed once: request.py's _PARSED) and lists that differ by
+    one value: each request gets its own headers, cookies joined each time."""
+    mark = backend.mark()
+    values = [b"one", b"one", b"one", b"two", b"one", b"three"]
+    with H2Client(ngate.port) as c:
+        for v in values:
+            sid = c.request("/p/hdr", headers=[(b"x-client", v), (b"cookie", b"a=1"),
+                                               (b"cookie", b"b=2")])
+            assert c.response(sid)[0] == 200
+    seen = backend.since(mark)
+    assert [r.header(b"x-client") for r in seen] == values
+    assert {r.header(b"cookie") for r in seen} == {b"a=1; b=2"}
+
+
 def test_chunked_upstream_response(ngate):
     with H2Client(ngate.port) as c:
         status, head, body = c.response(c.request("/p/chunked"))

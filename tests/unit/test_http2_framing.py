@@ -85,6 +85,24 @@ def test_stateless_encoder_decodes_with_hpack(fields):
     assert dec.decode(StatelessEncoder().encode(fields), raw=True) == fields
 
 
+def test_repeated_block_is_decoded_again_once_the_table_changes():
+    """A block of indexes decodes to the same list while the dynamic table stays as it is
+    (compression.py keeps it); an insert (or a size update) changes what index 62 means."""
+    dec = NginxDecoder(8192, 32768)
+    first = dec.decode(b"\x40\x01a\x011")         # a: 1, with incremental indexing
+    assert list(first) == [(b"a", b"1")]
+    block = b"\x82\xbe"                           # :method GET, then index 62
+    assert list(dec.decode(block)) == [(b":method", b"GET"), (b"a", b"1")]
+    assert dec.decode(block) == dec.decode(block)
+    dec.decode(b"\x40\x01b\x012")                 # b: 2 is index 62 now
+    assert list(dec.decode(block)) == [(b":method", b"GET"), (b"b", b"2")]
+    dec.decode(b"\x3f\xe1\x1f")                   # size update to 4096: nothing evicted
+    assert list(dec.decode(block)) == [(b":method", b"GET"), (b"b", b"2")]
+    dec.decode(b"\x20")                           # size update to 0: the table empties
+    with pytest.raises(HpackFault):
+        dec.decode(block)
+
+
 def test_request_split_at_every_byte():
     block = hpack.Encoder().encode(REQ)
     data = frame(4, 0, 0) + frame(1, 0x5, 1, block)
