@@ -266,7 +266,8 @@ class Http2Connection(Output, Lifecycle):
         self.opened += 1
         self.requests += 1
         stream.requests = self.requests
-        self._cancel_timer()
+        if self.timer is not None:
+            self._cancel_timer()
         conf = srv.conf
         if self.requests >= conf.keepalive_requests or conf.keepalive_timeout == 0 \
                 or time.monotonic() - self.started > conf.keepalive_time:

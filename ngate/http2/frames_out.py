@@ -73,16 +73,25 @@ class FramesOut:
         out += head(n >> 8, n & 0xFF, DATA, END_STREAM if end_stream else 0, sid)
         out += data
 
-    def send_response(self, sid: int, fields, data) -> None:
-        """A whole response: HEADERS and one DATA frame with END_STREAM (the data within the
-        windows and the frame size: window() and frame_size checked)."""
+    def send_response(self, sid: int, fields, data, chunk: int) -> bool:
+        """A whole response as HEADERS and one DATA frame with END_STREAM, when the data fits
+        the windows and `chunk` (http2_chunk_size within the frame size); else False, nothing
+        sent."""
+        st = self.streams.get(sid)
+        if st is None or st.out_closed:
+            raise StreamClosed(sid)
+        m = len(data)
+        if m > chunk or m > st.send_window or m > self.send_window:
+            return False
         block = self.encoder.encode(fields)
         n = len(block)
         if n > self.frame_size:         # CONTINUATION frames: send_headers's
             self.send_headers(sid, fields)
-            return self.send_data(sid, data, True)
-        st = self._sending(sid, True)
-        m = len(data)
+            self.send_data(sid, data, True)
+            return True
+        st.out_closed = True
+        if st.in_closed:
+            del self.streams[sid]
         st.send_window -= m
         self.send_window -= m
         out = self.out
@@ -90,6 +99,7 @@ class FramesOut:
         out += block
         out += head(m >> 8, m & 0xFF, DATA, END_STREAM, sid)
         out += data
+        return True
 
     def end_stream(self, sid: int) -> None:
         self._sending(sid, True)

@@ -6,6 +6,8 @@ list: `:status` first, lower-case names, and without the hop-by-hop headers HTTP
 ngx_http_v2_header_filter builds it from the same response."""
 from __future__ import annotations
 
+from time import time as _time
+
 from ngate import SERVER_NAME
 from ngate.http1 import response as resp
 
@@ -34,7 +36,8 @@ def h1_to_h2(head: bytes) -> tuple[int, list, bool]:
 
 _SERVER_TOKENS = (b"server", resp.SERVER_FULL.encode())
 _SERVER_BARE = (b"server", SERVER_NAME.encode())
-_DATE = [b"", (b"date", b"")]       # Date's HTTP/1.1 line and the field made of it
+_DATE = [-1, (b"date", b""), 0]    # the second, its Date field, the HTTP/1.1 line's length
+_TYPES: dict = {}       # Content-Type value -> its field (a few per server: bounded)
 _PREFIX: dict = {}      # (status, server_tokens, server) -> ([:status, server], HTTP/1.1 size)
 
 
@@ -66,14 +69,20 @@ def response_fields(status: int, *, server_tokens: bool = True,
     out = prefix[0].copy()
     size = prefix[1] + (len(connection) if connection else 0)
     if date:
-        line = resp.DATE.get()
-        if line is not _DATE[0]:
-            _DATE[0] = line
-            _DATE[1] = (b"date", line[6:-2])
-        out.append(_DATE[1])
-        size += len(line)
+        cached = _DATE
+        now = int(_time())
+        if now != cached[0]:        # once a second: resp.DATE's line as a field
+            line = resp.DATE.get()
+            _DATE[:] = cached = [now, (b"date", line[6:-2]), len(line)]
+        out.append(cached[1])
+        size += cached[2]
     if content_type is not None:
-        out.append((b"content-type", content_type.strip()))
+        field = _TYPES.get(content_type)
+        if field is None:
+            field = (b"content-type", content_type.strip())
+            if len(_TYPES) < 256:
+                _TYPES[content_type] = field
+        out.append(field)
         size += len(content_type) + 16
     if content_length is not None:
         value = b"%d" % content_length

@@ -28,9 +28,8 @@ class Output:
                         fr.send_headers(sid, hdrs, True)
                         self._ended(s)
                         return self.flush_later()
-                    if n <= fr.window(sid) and n <= self._chunk(s, fr):
+                    if fr.send_response(sid, hdrs, s.out, self._chunk(s, fr)):
                         # a whole small response: HEADERS + one DATA with END_STREAM
-                        fr.send_response(sid, hdrs, s.out)
                         s.out_size = 0
                         self._ended(s)
                         return self.flush_later()
@@ -101,9 +100,12 @@ class Output:
         if req is not None and not req.complete:
             # the response is complete before the request body: nginx stops reading it
             self.framing.reset(s.sid, ErrorCodes.NO_ERROR)
-        self.streams.pop(s.sid, None)
-        self._stream_closed(s.sid)
-        self._after_stream()
+        streams = self.streams
+        streams.pop(s.sid, None)
+        if self.prio is not None:
+            self.prio.closed_stream(s.sid)
+        if not streams:
+            self._after_stream()
 
     def ack(self, s, n: int) -> None:
         """Reopen the stream's receive window by n consumed body bytes."""
