@@ -38,6 +38,7 @@ _SERVER_TOKENS = (b"server", resp.SERVER_FULL.encode())
 _SERVER_BARE = (b"server", SERVER_NAME.encode())
 _DATE = [-1, (b"date", b""), 0]    # the second, its Date field, the HTTP/1.1 line's length
 _TYPES: dict = {}       # Content-Type value -> its field (a few per server: bounded)
+_NAMES: dict = {}       # a header name as written -> its HTTP/2 name, b"" if hop-by-hop (bounded)
 _PREFIX: dict = {}      # (status, server_tokens, server) -> ([:status, server], HTTP/1.1 size)
 
 
@@ -94,9 +95,16 @@ def response_fields(status: int, *, server_tokens: bool = True,
     if location is not None:
         out.append((b"location", location.strip()))
         size += len(location) + 12
+    names = _NAMES
     for name, value in headers:
         size += len(name) + len(value) + 4
-        name = name.strip().lower()
-        if name not in _HOP:
-            out.append((name, value.strip()))
+        key = names.get(name)
+        if key is None:
+            key = name.strip().lower()
+            if key in _HOP:
+                key = b""
+            if len(names) < 1024:
+                names[name] = key
+        if key:
+            out.append((key, value.strip()))
     return out, size

@@ -47,7 +47,7 @@ class Http2Stream(StreamBody):
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
                  "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox",
-                 "unlogged", "trailers", "__weakref__")
+                 "unlogged", "trailers", "listen", "runtime", "__weakref__")
     handed_over = True
     trace = None
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
@@ -55,6 +55,8 @@ class Http2Stream(StreamBody):
     def __init__(self, h2c, sid: int) -> None:
         self.h2c = h2c
         self.sid = sid
+        self.listen = h2c.listen        # the phases read both (a property each: a call each)
+        self.runtime = h2c.runtime
         self.writer = None
         self.current = None         # server/connection.py Request
         self.closing = False
@@ -79,10 +81,6 @@ class Http2Stream(StreamBody):
         # body_seen (when body bytes last came), remote_addr/remote_port (the connection's
         # until realip replaces them), queue, lost, requests
 
-    # the two the phases read per request, cheaper than __getattr__
-    listen = property(lambda self: self.h2c.listen)
-    runtime = property(lambda self: self.h2c.runtime)
-
     def __getattr__(self, name: str):
         value = _DEFAULTS.get(name, _UNSET)
         if value is not _UNSET:
@@ -92,7 +90,7 @@ class Http2Stream(StreamBody):
             return t
         if name == "window":
             return self.h2c.conf.http2_body_preread_size
-        # runtime, listen, number, addresses, scheme, tls, proxy_protocol: the connection's
+        # number, addresses, scheme, tls, proxy_protocol: the connection's
         return getattr(self.h2c, name)
 
     # ------------------------------------------------------------ used by the engine
