@@ -92,7 +92,7 @@ class Http2Connection(Output, Lifecycle):
         self.write_timer = None     # send_timeout while the transport's buffer is full
         self.write_left = 0         # its size when the timer was armed
         self.flush_soon = False     # out of it: one flush per loop turn (flush_later)
-        self.sending: list = []     # streams that wrote, to send before that flush (send_later)
+        self.sending = None         # streams that wrote, to send before that flush (send_later)
         srv = listen.default_server
         self.conf = srv
         number, size = srv.large_client_header_buffers

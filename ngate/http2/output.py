@@ -128,7 +128,10 @@ class Output:
     def send_later(self, s) -> None:
         """A stream wrote: its frames go at the end of this client read (before its one
         flush), or of this loop turn (_flush_soon), with what the handler wrote meanwhile."""
-        self.sending.append(s)
+        if self.sending is None:
+            self.sending = [s]
+        else:
+            self.sending.append(s)
         if not self.batch and not self.flush_soon:
             self.flush_soon = True
             self.runtime.loop.call_soon(self._flush_soon)
@@ -136,7 +139,7 @@ class Output:
     def send_queued(self) -> None:
         """The streams that wrote since the last turn send (each once)."""
         sending = self.sending
-        self.sending = []
+        self.sending = None
         for s in sending:
             s.send_pending()
 
