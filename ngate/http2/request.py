@@ -4,7 +4,8 @@ As nginx's ngx_http_v2_state_header_complete / ngx_http_v2_construct_request_lin
 line is ":method :path HTTP/2.0"; ":authority" stands for Host when no host header came;
 several cookie headers are joined with "; "; header names nginx ignores (underscores,
 invalid characters) are dropped by the same rules as HTTP/1.x. Sizes are the HPACK decoder's
-(compression.py), faults nginx resets or answers 400 are fields.py's."""
+(compression.py), faults nginx resets or answers 400 are fields.py's. The parse of a header
+list depends on the list and the header settings alone: small ones are kept (_PARSED)."""
 from __future__ import annotations
 
 from ngate.http2.frames import ErrorCodes
@@ -21,26 +22,31 @@ _METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b
 _SCHEMES = frozenset({b"http", b"https"})       # values fields.py takes (others: it decides)
 # (underscores, ignore_invalid) -> {header list: _parse's result}: the same lists recur (on a
 # connection and across them, as HTTP/1.x heads do: server/request_head.py's head_table); each
-# request gets its own copies of the header list and dict. Lists of up to 32 fields and
+# request gets its own copies of the header list and dict. Lists of up to _PARSED_FIELDS fields,
 # _PARSED_SIZE bytes of values, at most _PARSED_MAX of them (emptied when full).
 _PARSED: dict = {}
 _PARSED_MAX = 1024
 _PARSED_SIZE = 1024
+_PARSED_FIELDS = 32
 
 
 def start(conn, stream, header_list, ended: bool, block_size: int) -> None:
     listen = conn.listen
     flags = (listen.underscores or not listen.ignore_invalid, listen.ignore_invalid)
-    key = header_list if header_list.__class__ is tuple else tuple(header_list)
     table = _PARSED.get(flags)
     if table is None:
         table = _PARSED[flags] = {}
-    parsed = table.get(key)
+    parsed = key = None
+    if len(header_list) <= _PARSED_FIELDS:
+        key = header_list if header_list.__class__ is tuple else tuple(header_list)
+        parsed = table.get(key)
     if parsed is None:
         parsed = _parse(conn, stream, header_list, flags)
         if parsed is None:
             return          # refused (_refuse)
-        if parsed[5] and len(table) < _PARSED_MAX:
+        if parsed[5] and key is not None:
+            if len(table) >= _PARSED_MAX:
+                table.clear()
             table[key] = parsed
     method, path, headers, hdr, protocol, _ = parsed
     headers = list(headers)
@@ -154,7 +160,7 @@ def _parse(conn, stream, header_list, flags: tuple):
     if authority is not None and b"host" not in hdr:
         headers.insert(0, (b"host", authority))
         hdr[b"host"] = authority
-    keep = protocol is None and len(joined) <= _PARSED_SIZE and len(header_list) <= 32
+    keep = protocol is None and len(joined) <= _PARSED_SIZE
     return ((method or b"GET").decode("latin-1"), (path or b"").decode("latin-1"),
             tuple(headers), hdr, protocol, keep)
 
