@@ -49,6 +49,7 @@ class Upstream:
     where: Where | None = None
     zone: Any = None                # upstream/shared_state.py UpstreamZone: peer state shared
     counts_conns: bool = False      # least_conn or a server with max_conns: count per peer
+    per_request: bool = False       # proxy_pass with variables: nginx makes the peers per request
     state: WorkerState = field(default_factory=WorkerState, compare=False, repr=False)
 
 

@@ -2,7 +2,8 @@
 
 The host is first looked up among `upstream` blocks and the groups of proxy_pass/fastcgi_pass
 addresses (nginx's implicit upstreams, by host and port); an IP literal becomes a one-server group
-(cached); `localhost` is 127.0.0.1 where no resolver is configured. Other names go to the
+(cached, bounded; its peer state lives with the request, as hook.py's); `localhost` is 127.0.0.1
+where no resolver is configured. Other names go to the
 location's resolver: LookupError(host, port), and once resolver/hook.py resolved the name, the
 group it left on the request.
 """
@@ -53,9 +54,8 @@ def resolve_proxy_url(config, url: str, ctx=None):
                     raise LookupError(host, port) from None
                 return up, hostport, uri
         name = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
-        up = Upstream(name=hostport, servers=(UpstreamServer(host=addr, port=port, name=name),),
-                      implicit=True)
-        _IMPLICIT[key] = up
+        up = _remember(key, Upstream(name=hostport, implicit=True, per_request=True,
+                                     servers=(UpstreamServer(host=addr, port=port, name=name),)))
     return up, hostport, uri
 
 
@@ -68,8 +68,18 @@ def _unix(rest: str):
     up = _IMPLICIT.get(key)
     if up is None:
         server = UpstreamServer(host="", port=0, unix=path, name="unix:" + path)
-        up = _IMPLICIT[key] = Upstream(name="unix:" + path, servers=(server,), implicit=True)
+        up = _remember(key, Upstream(name="unix:" + path, servers=(server,), implicit=True,
+                                     per_request=True))
     return up, "localhost", (uri if colon and uri else None)
+
+
+def _remember(key: tuple, up: Upstream) -> Upstream:
+    """Cache a group made from a variable's address: one an address ever named, so bounded
+    (as resolver/hook.py's groups); nothing else is kept for it (Upstream.per_request)."""
+    if len(_IMPLICIT) >= 1024:
+        _IMPLICIT.clear()
+    _IMPLICIT[key] = up
+    return up
 
 
 def _split_hostport(hostport: str, default: int):

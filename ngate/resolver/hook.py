@@ -43,16 +43,17 @@ def resolved(ctx, host: str, port: int):
 
 def group(host: str, port: int, addrs: tuple) -> Upstream:
     """The implicit group of a name's addresses (ngx_http_upstream_create_round_robin_peer:
-    weight 1; a failed address is not remembered beyond the request)."""
+    weight 1, made in the request's pool: no peer state outlives the request)."""
     key = (host, port, addrs)
     up = _GROUPS.get(key)
     if up is None:
-        servers = tuple(UpstreamServer(host=a, port=port, max_fails=0, slot=i,
+        servers = tuple(UpstreamServer(host=a, port=port, slot=i,
                                        name=f"[{a}]:{port}" if ":" in a else f"{a}:{port}")
                         for i, a in enumerate(addrs))
         if len(_GROUPS) >= 1024:
             _GROUPS.clear()
-        up = _GROUPS[key] = Upstream(name=f"{host}:{port}", servers=servers, implicit=True)
+        up = _GROUPS[key] = Upstream(name=f"{host}:{port}", servers=servers, implicit=True,
+                                       per_request=True)
     return up
 
 

@@ -261,6 +261,23 @@ BALANCERS = {
     "random_two": RandomTwo,
 }
 
+class PerRequest:
+    """A group nginx makes per request (proxy_pass with variables: a resolved name's addresses
+    or an address; ngx_http_upstream_create_round_robin_peer, in the request's pool). Fresh
+    peers of weight 1 make nginx's smooth round robin pick the first untried address, so the
+    order is the resolver's (which rotates a cached answer); no state outlives the request."""
+    __slots__ = ("servers",)
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.servers = upstream.servers
+
+    def take(self, ctx, tried: set) -> UpstreamServer | None:
+        for s in self.servers:
+            if not tried or s not in tried:
+                return s
+        return None
+
+
 class Zoned:
     """A balancer of a group with `zone`: each pick under the zone's lock."""
     __slots__ = ("inner", "table")
@@ -279,6 +296,8 @@ class Zoned:
 
 
 def _make(upstream: Upstream):
+    if upstream.per_request:
+        return PerRequest(upstream)
     b = BALANCERS[upstream.balancer](upstream)
     zone = upstream.zone
     if zone is None:

@@ -5,7 +5,9 @@ Passive health follows nginx, in whole seconds of wall-clock time (ngx_time()): 
 (`fails`, `accessed = checked = now`); a peer with `fails >= max_fails` is skipped while
 `now - checked <= fail_timeout`; selecting a peer whose `checked` is older than fail_timeout
 moves `checked` to now, and a success after that (`accessed < checked`) forgets the failures.
-A group with a single primary never tracks health (nginx's `peers->single`).
+A group with a single primary never tracks health (nginx's `peers->single`), nor does a group
+nginx makes per request (proxy_pass with variables, Upstream.per_request): PEER_HEALTH holds the
+peers of the configuration's groups only, so it does not grow with the addresses a resolver returns.
 Peer state is keyed by (group name, address).
 
 `take` counts a connection (least_conn, random two, max_conns) and `release` gives it back; with
@@ -72,9 +74,12 @@ def _single(upstream: Upstream) -> bool:
 
 def report_failure(upstream: Upstream, server: UpstreamServer) -> bool:
     """Count a failure; True when the peer is now disabled (nginx then warns "upstream server
-    temporarily disabled")."""
+    temporarily disabled"). A per-request group's peer (max_fails 1) is disabled for its
+    request only: the request's `tried` keeps it, nothing here does."""
     if _single(upstream):
         return False
+    if upstream.per_request:
+        return True
     zone = upstream.zone
     if zone is None:
         return _failed(upstream, server)

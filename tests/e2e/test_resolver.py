@@ -32,6 +32,10 @@ http {
             resolver 127.0.0.1:{dns_port} ipv6=off;
             proxy_pass http://$arg_h:{backend_port}/b;
         }
+        location /v4b {
+            resolver 127.0.0.1:{dns_port} ipv6=off;
+            proxy_pass http://$arg_h:{backend_port}/b;
+        }
         location /valid {
             resolver 127.0.0.1:{dns_port} valid=60s ipv6=off;
             proxy_pass http://$arg_h:{backend_port}/b;
@@ -148,6 +152,23 @@ def test_addresses_are_an_upstream_group_with_next_upstream(proxy, dns, backend)
     resp = request(proxy.port, "GET", "/v4?h=many.test")
     assert resp.status == 200
     assert resp.header(b"x-up") == f"127.0.0.2:{backend.port}, 127.0.0.1:{backend.port}".encode()
+
+
+def test_a_resolved_group_lives_with_its_request(proxy, dns, backend):
+    # nginx makes a name's peers per request (ngx_http_upstream_create_round_robin_peer in the
+    # request's pool): /v4 and /v4b have a resolver each, so both resolve afresh, the answer in
+    # its order, and both requests go to the first address; no round robin state is kept between
+    # them, and a failed address is disabled for its request only, with a [warn]
+    dns[0].zone["fresh.test"] = Answer(a=["127.0.0.1", "127.0.0.2"])
+    for path in ("/v4", "/v4b"):
+        resp = request(proxy.port, "GET", path + "?h=fresh.test")
+        assert resp.status == 200
+        assert resp.header(b"x-up") == f"127.0.0.1:{backend.port}".encode(), path
+    dns[0].zone["down.test"] = Answer(a=["127.0.0.2", "127.0.0.1"])
+    for path in ("/v4", "/v4b"):
+        resp = request(proxy.port, "GET", path + "?h=down.test")
+        assert resp.header(b"x-up") == f"127.0.0.2:{backend.port}, 127.0.0.1:{backend.port}".encode()
+    assert proxy.error_log().count("upstream server temporarily disabled while connecting") == 2
 
 
 def test_ipv4_and_ipv6_answers_together(proxy, dns, backend):
