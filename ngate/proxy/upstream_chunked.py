@@ -8,7 +8,7 @@ chunked response is parsed, ChunkedResponseBody takes llhttp's place as the exch
 body to its `response_end`, and bytes nginx refuses raise httptools.HttpParserError (the
 exchange turns it into "upstream sent invalid chunked response"). Trailers are dropped, as nginx
 1.22 drops them. Bytes after the last chunk are logged ("upstream sent data after final chunk")
-and close the connection.
+and close the connection. $upstream_response_length counts the body as read (framing included).
 """
 from __future__ import annotations
 
@@ -28,10 +28,16 @@ class ChunkedResponseBody:
 
     def feed_data(self, data: bytes) -> None:
         ex = self.exchange
+        a = ex.attempt
+        length = a.response_length
         try:
             end = self.decoder.feed(data, ex.response_body)
         except BodyError as exc:
             raise httptools.HttpParserError(str(exc)) from None
+        finally:
+            # $upstream_response_length: the bytes read, chunk framing included, as nginx adds
+            # them (the event pipe's read_length, or each recv() with proxy_buffering off)
+            a.response_length = length + len(data)
         if end >= 0:
             u = self.uconn
             if u.parser is self:

@@ -28,7 +28,7 @@ class Attempt:
         self.response_time = None
         self.bytes_sent = 0
         self.bytes_received = 0
-        self.response_length = 0            # body bytes as the upstream sent them (unchunked)
+        self.response_length = 0            # body bytes as read (a chunked body with its framing)
         self.redirected = redirected        # the first try of a later exchange: " : " before it
 
     def end(self, now: float) -> None:

@@ -1,13 +1,17 @@
 """Chunked upstream response bodies read as nginx reads them (ngx_http_parse_chunked): chunk lines
 ending in a bare LF (which llhttp refuses), extensions, trailers, bytes after the last chunk, bad
-chunks, buffered or not, and a kept-alive upstream connection reused after such a body."""
+chunks, buffered or not, a kept-alive upstream connection reused after such a body, and
+$upstream_response_length of a chunked body."""
 import pytest
 
 from tests.harness.backend import Reply
 from tests.harness.client import Connection, build_request, exchange
+from tests.harness.processes import wait_for
 
 CONF = """
 http {
+    log_format lengths "$request_uri $upstream_response_length $body_bytes_sent";
+    access_log {prefix}/logs/access.log lengths;
     upstream pool {
         server 127.0.0.1:{backend_port};
         keepalive 2;
@@ -107,3 +111,18 @@ def test_keepalive_connection_reused_after_bare_lf_body(diff):
     assert [r.body for r in out.result] == [b"first", b"second\n"]
     first, second = out.requests()
     assert first.connection == second.connection
+
+
+@pytest.mark.parametrize("prefix", ["/", "/nobuffering/"])
+@pytest.mark.parametrize("name", ["lf", "mixed"])
+def test_upstream_response_length_counts_the_chunked_body_as_read(diff, prefix, name):
+    # nginx adds every byte read after the head, chunk framing included: the pipe's read_length
+    # with proxy_buffering on, each recv() in the non-buffered filter with it off
+    raw = {"lf": LF_ONLY, "mixed": MIXED}[name]
+    as_read = len(raw.partition(b"\r\n\r\n" if b"\r\n\r\n" in raw else b"\n\n")[2])
+    for kind, proc in diff.procs.items():
+        target = f"{prefix}{name}?{kind}"
+        assert exchange(proc.port, build_request("GET", target))[0].status == 200
+        line = wait_for(lambda: next((ln for ln in proc.access_log().splitlines()
+                                      if ln.startswith(target + " ")), None), "the log line")
+        assert line.split()[1] == str(as_read), (kind, line)
