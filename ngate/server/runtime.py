@@ -80,6 +80,7 @@ class WorkerRuntime:
                                     if l.key == key)
         self.connections: set = set()
         self.tunnels: set = set()
+        self.stream_tunnels = 0         # those of self.tunnels inside an HTTP/2 connection (h2)
         self.deadlines = Deadlines(loop)
         self.pool = KeepalivePool(self.deadlines)
         self.draining = False
@@ -175,8 +176,10 @@ class WorkerRuntime:
 
     def connection_opened(self, conn) -> bool:
         """worker_connections bounds the client connections (a tunnel counts as two, as its
-        upstream side does in nginx); past it a new connection is closed at once."""
-        if len(self.connections) + 2 * len(self.tunnels) >= self.worker_connections:
+        upstream side does in nginx; one inside an HTTP/2 connection counts its upstream side
+        only); past it a new connection is closed at once."""
+        if len(self.connections) + 2 * len(self.tunnels) - self.stream_tunnels \
+                >= self.worker_connections:
             if not self._connections_warned:
                 self._connections_warned = True
                 error_log.alert(f"{self.worker_connections} worker_connections are not enough")
@@ -205,18 +208,25 @@ class WorkerRuntime:
 
     def tunnel_opened(self, tunnel) -> None:
         self.tunnels.add(tunnel)
+        if tunnel.protocol == "h2":         # its client connection stays in self.connections
+            self.stream_tunnels += 1
         if self.stats is not None:
             self.stats.active(self.connection_count)
 
     def tunnel_closed(self, tunnel) -> None:
-        self.tunnels.discard(tunnel)
+        if tunnel in self.tunnels:
+            self.tunnels.remove(tunnel)
+            if tunnel.protocol == "h2":
+                self.stream_tunnels -= 1
         error_log.forget(getattr(tunnel, "number", 0))
         if self.stats is not None:
             self.stats.active(self.connection_count)
 
     @property
     def connection_count(self) -> int:
-        return len(self.connections) + len(self.tunnels)
+        """Client connections: an HTTP/1.1 tunnel is its client's connection, an HTTP/2 one a
+        stream of a connection counted already."""
+        return len(self.connections) + len(self.tunnels) - self.stream_tunnels
 
     def keepalive_timeout_for(self, conn) -> float:
         return conn.listen.default_server.conf.keepalive_timeout
