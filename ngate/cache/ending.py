@@ -2,7 +2,8 @@
 CachingFastCGI), nginx's ngx_http_upstream_send_response and ngx_http_file_cache_update parts:
 
   entry_meta        the stored description of a response, or None when it is not cached
-  CacheEnding       the response stored (_store), then sent from its entry when the client was
+  CacheEnding       the cache's decision on a response head (cache_head), the response
+                    stored (_store), then sent from its entry when the client was
                     held back (`deferred`: Range or If-* on a cacheable 200); a 304 to a
                     revalidation (_refresh) or a status *_cache_use_stale names answered from the
                     entry (answer_from_entry); a failure answered from a stale entry; the key
@@ -24,10 +25,6 @@ from ngate.upstream.failure import Failure, Phase, UpstreamError
 MEMORY_LIMIT = 64 << 20          # a body larger than this is passed on, not stored
 CLIENT_VALIDATORS = (b"range", b"if-modified-since", b"if-none-match", b"if-match",
                      b"if-unmodified-since")
-
-
-def cc_intercepts(conf, status: int) -> bool:
-    return bool(conf.proxy_intercept_errors and phases.error_page_for(conf, status))
 
 
 def entry_meta(ctx, st: CacheState, status: int, reason, headers) -> dict | None:
@@ -63,6 +60,38 @@ class CacheEnding:
     the response stored, then sent from its entry when the client was held back (`deferred`);
     a failure answered from a stale entry when *_cache_use_stale allows it."""
     __slots__ = ()
+
+    def cache_head(self, status: int) -> bool:
+        """Decide what the cache does with this response head; True when it took the response
+        over (answered from the entry, or deferred until it is stored)."""
+        ctx = self.ctx
+        st = ctx.cache
+        if st.entry is not None:
+            answered = self.answer_from_entry(status)
+            if answered is not None:
+                return answered
+        if not st.store:
+            return False
+        meta = entry_meta(ctx, st, status, self.reason, self.resp_headers)
+        if meta is None:
+            return False
+        conf = ctx.conf
+        if status >= 300 and self.wire.intercepts(conf) and phases.error_page_for(conf, status):
+            # *_intercept_errors: nginx stores the status alone (r->cache->error); a hit then
+            # goes to the error_page as this response does now
+            meta["error"] = status
+            st.zone.writer(st.h, meta).commit()
+            st.release()
+            return False
+        self.writer = st.zone.writer(st.h, meta)
+        self.storing()
+        if status == 200 and ctx.method != "HEAD" and any(
+                h in ctx.hdr for h in CLIENT_VALIDATORS):
+            return self._defer(status)
+        return False
+
+    def storing(self) -> None:
+        """The body is being stored from now on (cache/fastcgi.py has its wire keep it)."""
 
     def complete_stored(self) -> None:
         ctx = self.ctx

@@ -23,8 +23,7 @@ handler and CachingExchange, proxy's exchange that stores); cache/fastcgi.py is 
 """
 from __future__ import annotations
 
-from ngate.cache.ending import (CLIENT_VALIDATORS, MEMORY_LIMIT, CacheEnding, cc_intercepts,
-                                entry_meta, too_big)
+from ngate.cache.ending import MEMORY_LIMIT, CacheEnding, entry_meta, too_big
 from ngate.cache.lookup import CacheState, Kind, begin, lookup, zone_for
 from ngate.cache.wire_http1 import CACHE_HTTP1, CacheWire
 from ngate.proxy.exchange import UpstreamExchange
@@ -33,7 +32,7 @@ from ngate.proxy.http_proxy import proxy_exchange, resolve_variable, start_excha
 from ngate.proxy.proxy_request import plan_for, uncached_plan_for
 
 __all__ = ["CACHE_HTTP1", "PROXY", "CacheEnding", "CacheState", "CacheWire", "CachingExchange",
-           "Kind", "begin", "cache_handler", "cc_intercepts", "entry_meta", "lookup",
+           "Kind", "begin", "cache_handler", "entry_meta", "lookup",
            "uncached_exchange", "zone_for"]
 
 
@@ -89,36 +88,9 @@ class CachingExchange(CacheEnding, UpstreamExchange):
     # ------------------------------------------------------------ response head
 
     def response_head(self, status: int) -> None:
-        if status >= 200 and status != 101 and self._cache_head(status):
+        if status >= 200 and status != 101 and self.cache_head(status):
             return
         super().response_head(status)
-
-    def _cache_head(self, status: int) -> bool:
-        """Decide what the cache does with this response; True when it took the response over
-        (served from the entry, or deferred until it is stored)."""
-        ctx = self.ctx
-        st = ctx.cache
-        if st.entry is not None:
-            answered = self.answer_from_entry(status)
-            if answered is not None:
-                return answered
-        if not st.store:
-            return False
-        meta = entry_meta(ctx, st, status, self.reason, self.resp_headers)
-        if meta is None:
-            return False
-        if status >= 300 and cc_intercepts(ctx.conf, status):
-            # proxy_intercept_errors: nginx stores the status alone (r->cache->error); a hit
-            # then goes to the error_page as this response does now
-            meta["error"] = status
-            st.zone.writer(st.h, meta).commit()
-            st.release()
-            return False
-        self.writer = st.zone.writer(st.h, meta)
-        if status == 200 and ctx.method != "HEAD" and any(
-                h in ctx.hdr for h in CLIENT_VALIDATORS):
-            return self._defer(status)
-        return False
 
     def _defer(self, status: int) -> bool:
         """Keep the response from the client until it is stored; it is then sent from the

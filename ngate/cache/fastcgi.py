@@ -21,11 +21,10 @@ from __future__ import annotations
 import time
 
 from ngate.cache import policy
-from ngate.cache.ending import CLIENT_VALIDATORS, MEMORY_LIMIT, CacheEnding, entry_meta, too_big
+from ngate.cache.ending import MEMORY_LIMIT, CacheEnding, too_big
 from ngate.cache.lookup import Kind, begin
 from ngate.config.model import Upstream
 from ngate.fastcgi import rest as body_rest
-from ngate.http import phases
 from ngate.proxy.exchange import UpstreamExchange
 from ngate.proxy.exchange_state import DONE, STREAMING
 from ngate.proxy.fastcgi_proxy import TEMPLATE, FastCGIWire, plan_for, variable_upstream
@@ -113,35 +112,12 @@ class CachingFastCGI(CacheEnding, UpstreamExchange):
     # ------------------------------------------------------------ response head
 
     def response_head(self, status: int) -> None:
-        if status >= 200 and self._cache_head(status):
+        if status >= 200 and self.cache_head(status):
             return
         super().response_head(status)
 
-    def _cache_head(self, status: int) -> bool:
-        """As CachingExchange._cache_head: True when the cache took the response over."""
-        ctx = self.ctx
-        st = ctx.cache
-        if st.entry is not None:
-            answered = self.answer_from_entry(status)
-            if answered is not None:
-                return answered
-        if not st.store:
-            return False
-        meta = entry_meta(ctx, st, status, self.reason, self.resp_headers)
-        if meta is None:
-            return False
-        conf = ctx.conf
-        if status >= 300 and conf.fastcgi_intercept_errors and phases.error_page_for(conf, status):
-            meta["error"] = status          # nginx's r->cache->error: the status alone
-            st.zone.writer(st.h, meta).commit()
-            st.release()
-            return False
-        self.writer = st.zone.writer(st.h, meta)
+    def storing(self) -> None:
         self.wire.keeping = True
-        if status == 200 and ctx.method != "HEAD" and any(
-                h in ctx.hdr for h in CLIENT_VALIDATORS):
-            return self._defer(status)
-        return False
 
     def _defer(self, status: int) -> bool:
         """Keep the response from the client until it is stored, then send it from the entry
