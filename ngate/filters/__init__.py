@@ -42,6 +42,21 @@ from __future__ import annotations
 VARY = (b"Vary", b"Accept-Encoding")
 
 
+def filter_types(types) -> frozenset | None:
+    """A *_types list (ssi_types, sub_filter_types, gzip_types, addition_types) as
+    content_type_in() takes it: None for `*`."""
+    return None if b"*" in types else frozenset(types)
+
+
+def content_type_in(types: frozenset | None, content_type) -> bool:
+    """nginx's ngx_http_test_content_type with a *_types hash: `*` (None) takes any response,
+    one without Content-Type too; otherwise the media type (before `;`, lower case) must be
+    one of `types`."""
+    if types is None:
+        return True
+    return bool(content_type) and content_type.split(b";", 1)[0].strip().lower() in types
+
+
 class HeadersOut:
     """A response head on its way through the header filters (nginx's r->headers_out)."""
     __slots__ = ("status", "content_type", "content_length", "last_modified", "headers", "vary",

@@ -8,24 +8,21 @@ with the first body data and the "after" one at the end of the body.
 """
 from __future__ import annotations
 
-from ngate.filters import HeadersOut
+from ngate.filters import HeadersOut, content_type_in, filter_types
 
 
 class AdditionFilter:
-    __slots__ = ("before", "after", "types", "any_type")
+    __slots__ = ("before", "after", "types")
 
     def __init__(self, before, after, types: frozenset) -> None:
         self.before = before
         self.after = after
-        self.types = types
-        self.any_type = b"*" in types
+        self.types = filter_types(types)
 
     def header(self, ctx, out: HeadersOut):
         if out.status != 200 or ctx.main is not None:
             return None
-        ct = out.content_type
-        if not self.any_type and (not ct or ct.split(b";", 1)[0].strip().lower()
-                                  not in self.types):
+        if not content_type_in(self.types, out.content_type):
             return None
         out.content_length = None
         out.remove(b"accept-ranges")

@@ -24,7 +24,7 @@ import time
 import zlib
 from email.utils import mktime_tz, parsedate_tz
 
-from ngate.filters import HeadersOut
+from ngate.filters import HeadersOut, content_type_in, filter_types
 
 GZIP_STATUSES = frozenset({200, 403, 404})
 # gzip_proxied flags, nginx's names
@@ -256,13 +256,12 @@ class Deflate:
 
 class GzipFilter:
     """The gzip header filter; its body filter is a Deflate."""
-    __slots__ = ("core", "types", "any_type", "min_length", "level", "wbits", "memlevel")
+    __slots__ = ("core", "types", "min_length", "level", "wbits", "memlevel")
 
     def __init__(self, core: GzipCore, types: frozenset, min_length: int, level: int,
                  wbits: int = 15, memlevel: int = 8) -> None:
         self.core = core
-        self.types = types
-        self.any_type = b"*" in types
+        self.types = filter_types(types)
         self.min_length = min_length
         self.level = level
         self.wbits = wbits
@@ -276,10 +275,7 @@ class GzipFilter:
         clen = out.content_length
         if clen is not None and clen < self.min_length:
             return None
-        ct = out.content_type
-        if not ct:
-            return None
-        if not self.any_type and ct.split(b";", 1)[0].strip().lower() not in self.types:
+        if not content_type_in(self.types, out.content_type):
             return None
         core = self.core
         if core.vary:

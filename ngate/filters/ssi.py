@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 
-from ngate.filters import HeadersOut
+from ngate.filters import HeadersOut, content_type_in, filter_types
 from ngate.filters.ssi_commands import COMMANDS, SsiError
 from ngate.filters.ssi_parser import ERROR, SsiParser
 
@@ -34,12 +34,11 @@ MAX_PARAMS = 16
 
 class SsiFilter:
     """The header filter (one per location with `ssi on`)."""
-    __slots__ = ("types", "any_type", "silent_errors", "value_len", "last_modified")
+    __slots__ = ("types", "silent_errors", "value_len", "last_modified")
 
     def __init__(self, types: frozenset, silent_errors: bool, value_len: int,
                  last_modified: bool) -> None:
-        self.types = types
-        self.any_type = b"*" in types
+        self.types = filter_types(types)
         self.silent_errors = silent_errors
         self.value_len = value_len
         self.last_modified = last_modified
@@ -47,9 +46,7 @@ class SsiFilter:
     def header(self, ctx, out: HeadersOut):
         if out.content_length == 0:
             return None
-        ct = out.content_type
-        if not self.any_type and (not ct or ct.split(b";", 1)[0].strip().lower()
-                                  not in self.types):
+        if not content_type_in(self.types, out.content_type):
             return None
         if ctx.main is None:
             out.content_length = None

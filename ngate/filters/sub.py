@@ -18,27 +18,23 @@ from __future__ import annotations
 
 import re
 
-from ngate.filters import HeadersOut
+from ngate.filters import HeadersOut, content_type_in, filter_types
 
 
 class SubFilter:
     """The header filter; `pairs` are (match Template or bytes, replacement Template)."""
-    __slots__ = ("pairs", "types", "any_type", "once", "last_modified")
+    __slots__ = ("pairs", "types", "once", "last_modified")
 
     def __init__(self, pairs: tuple, types: frozenset, once: bool, last_modified: bool) -> None:
         self.pairs = pairs
-        self.types = types
-        self.any_type = b"*" in types
+        self.types = filter_types(types)
         self.once = once
         self.last_modified = last_modified
 
     def header(self, ctx, out: HeadersOut):
         if out.content_length == 0:
             return None
-        ct = out.content_type
-        if not ct:
-            return None
-        if not self.any_type and ct.split(b";", 1)[0].strip().lower() not in self.types:
+        if not content_type_in(self.types, out.content_type):
             return None
         matches = []
         for match, value in self.pairs:

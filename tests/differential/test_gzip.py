@@ -78,6 +78,7 @@ ROUTES = {
                      body=JS),
     "/page.html": Reply(headers=[(b"Content-Type", b"text/html")], body=CSS),
     "/data.json": Reply(headers=[(b"Content-Type", b"application/json")], body=CSS),
+    "/notype": Reply(headers=[], body=CSS),     # gzip_types * takes it (ngx_http_test_content_type)
     "/short.css": Reply(headers=[(b"Content-Type", b"text/css")], body=b"a{}\n" * 20),
     "/chunked.css": Reply(headers=[(b"Content-Type", b"text/css")],
                           chunks=[CSS[:3000], CSS[3000:9000], b"x{}\n"]),
@@ -175,6 +176,7 @@ PROXIED = [
     ("/p/404.css", GZ), ("/p/403.css", GZ), ("/p/500.css", GZ), ("/p/201.css", GZ),
     ("/p/206.css", GZ), ("/p/204.css", GZ), ("/p/etag.css", GZ), ("/p/badetag.css", GZ),
     ("/p/weak.css", GZ), ("/p/ranges.css", GZ), ("/p9/app.css", GZ), ("/anytype/data.json", GZ),
+    ("/anytype/notype", GZ), ("/p/notype", GZ),
     ("/off/app.css", GZ), ("/novary/app.css", GZ), ("/novary/app.css", []),
     # gzip_proxied, for requests with Via
     ("/p/app.css", GZ + VIA), ("/any/app.css", GZ + VIA), ("/expired/past.css", GZ + VIA),

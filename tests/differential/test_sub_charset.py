@@ -38,6 +38,11 @@ http {
             sub_filter hello bye;
             sub_filter_types text/plain;
         }
+        location /anytype/ {
+            proxy_pass http://127.0.0.1:{backend_port}/;
+            sub_filter hello bye;
+            sub_filter_types *;
+        }
         location /split/ {
             proxy_pass http://127.0.0.1:{backend_port}/;
             sub_filter "across the boundary" "(joined)";
@@ -67,6 +72,7 @@ ROUTES = {
     "/utf.html": Reply(headers=[(b"Content-Type", b"text/html; charset=UTF-8")], body=b"x"),
     "/data.json": Reply(headers=[(b"Content-Type", b"application/json")], body=b"{}"),
     "/empty.html": Reply(headers=[(b"Content-Type", b"text/html")], body=b""),
+    "/notype": Reply(headers=[], body=HTML),    # `*` takes it (ngx_http_test_content_type)
 }
 
 
@@ -92,6 +98,7 @@ def diff(differential, docroot):
 
 
 TARGETS = ["/p/page.html", "/p/page.txt", "/all/page.html", "/lm/page.html", "/types/page.txt",
+           "/anytype/notype", "/p/notype", "/anytype/data.json",
            "/split/split.html", "/p/empty.html", "/s/page.html", "/s/page.txt", "/s/big.html",
            "/r/?a=xab", "/cs/page.html", "/cs/page.txt", "/cs/data.json", "/cs/koi.html",
            "/cs-types/data.json", "/cs-types/page.html", "/cs-static/page.html",
