@@ -18,7 +18,7 @@ import trustme
 
 from tests.harness.backend import Backend, Reply
 from tests.harness.h2client import H2Client
-from tests.harness.processes import ProxyProcess, free_port
+from tests.harness.processes import ProxyProcess, free_port, wait_log
 
 BIG = bytes(range(256)) * 4096          # 1 MiB
 HUGE = BIG * 32                         # past what the kernel's socket buffers hold
@@ -97,16 +97,6 @@ def ngate(tmp_path_factory, pki, backend):
 def curl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True,
                           timeout=30)
-
-
-def wait_log(p, pattern: str, timeout: float = 5.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = p.access_log() + p.error_log()
-        if re.search(pattern, text):
-            return text
-        time.sleep(0.05)
-    raise AssertionError(f"{pattern!r} not logged:\n{p.access_log()[-2000:]}\n{p.error_log()[-2000:]}")
 
 
 def test_curl_prior_knowledge(ngate):

@@ -21,7 +21,7 @@ from tests.harness.ws_echo import CLOSE_CODES, FLOODED, SEED_LOCATION, EchoServe
 from tests.harness.backend import Backend, Reply
 from tests.harness.h2client import H2Client
 from tests.harness.h2ws import ENABLE_CONNECT_PROTOCOL, H2WebSocket, graceful_goaway
-from tests.harness.processes import ProxyProcess, free_port
+from tests.harness.processes import ProxyProcess, free_port, wait_log
 
 CONF = """
 error_log {prefix}/logs/error.log info;
@@ -157,16 +157,6 @@ def ngate(tmp_path_factory, servers):
     with ProxyProcess("ngate", CONF, prefix, ws_port=echo.port, backend=backend.port,
                       raw_port=raw.port, off_port=free_port()) as p:
         yield p
-
-
-def wait_log(p, pattern: str, timeout: float = 5.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = p.access_log() + p.error_log()
-        if re.search(pattern, text):
-            return text
-        time.sleep(0.05)
-    raise AssertionError(f"{pattern!r} not logged:\n{p.access_log()[-2000:]}\n{p.error_log()[-2000:]}")
 
 
 def open_ws(ngate, path="/wss", **kw) -> H2WebSocket:

@@ -242,6 +242,19 @@ def wait_for(predicate, what: str, timeout: float = 15.0):
         time.sleep(0.05)
 
 
+def wait_log(proc: "ProxyProcess", pattern: str, timeout: float = 5.0) -> str:
+    """Poll the access and error logs of `proc` until the regex `pattern` is found in them;
+    return both logs' text. Raises AssertionError, with the logs' tails, after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = proc.access_log() + proc.error_log()
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{pattern!r} not logged:\n{proc.access_log()[-2000:]}\n"
+                         f"{proc.error_log()[-2000:]}")
+
+
 def config_test(conf: Path) -> subprocess.CompletedProcess:
     """Run `ngate -t -c conf` and return the finished process (text output)."""
     return subprocess.run([sys.executable, "-m", "ngate", "-t", "-c", str(conf)], cwd=REPO_ROOT,
