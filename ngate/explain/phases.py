@@ -197,14 +197,8 @@ class Explainer:
 
     def internal_redirect(self, uri: str, why: str, keep_args: bool = False) -> str:
         """An internal redirect the content phase would make: http/phases.py counts it (500
-        past 10), normalises the URI and searches the location again."""
-        path = split_request_uri(uri)[0]
-        try:
-            shown = normalize_uri(path)
-        except ValueError:
-            shown = path
-        shown = uri if shown == path else f"{uri} (normalised to {shown})"
-        self.report.add("redirect", f"internal redirect to {shown} ({why}): the location search "
+        past 10), takes the URI as written and searches the location again."""
+        self.report.add("redirect", f"internal redirect to {uri} ({why}): the location search "
                                     "runs again")
         phases.internal_redirect(self.ctx, uri, keep_args)
         return DONE

@@ -290,15 +290,11 @@ def count_redirect(ctx, message: str | None = None) -> bool:
 
 
 def set_uri(ctx, path: str, args, keep_args: bool = False, normalize: bool = True) -> bool:
-    """An internal redirect's new URI and args (the URI normalised, as nginx parses it again);
-    False when it does not normalise (400)."""
+    """An internal redirect's new URI and args. The URI is taken as it is, never parsed again
+    (ngx_http_internal_redirect: error_page, try_files, index keep dots, `//` and %XX;
+    X-Accel-Redirect's was checked and unescaped before). Always True (`normalize` is unused)."""
     if args is not None or not keep_args:
         ctx.args = args
-    if normalize:
-        try:
-            path = normalize_uri(path)
-        except ValueError:
-            return False
     ctx.uri = path
     ctx.internal = True         # `set`, map and auth_request_set values stay, as in nginx
     ctx.add_uri_to_alias = False
