@@ -12,7 +12,7 @@
                     location, which run the phases again) or the status page (http/finalize.py)
 
 Internal redirects (error_page, try_files, index, X-Accel-Redirect, a subrequest's URI) all
-enter through `redirect()`: one redirect count, one URI normalisation. A subrequest runs the
+enter through `redirect()`: one redirect count, the URI as written (nginx). A subrequest runs the
 same phases from `run_subrequest`. Nothing here knows a socket: answers go out through
 http/respond.py to the front end in `ctx.conn` (server/connection.py for HTTP/1.1,
 http2/stream.py for an HTTP/2 stream, proxy/subrequest.py for a subrequest).
