@@ -185,13 +185,14 @@ def lookup(ctx, st: CacheState, started: float) -> None:
             if zone.keys.add_use(st.h) < cc.min_uses:
                 st.store = False
     if cc.lock and st.store:
-        busy = zone.keys.busy_since(st.h)
-        if busy is not None and time.monotonic() - busy < cc.lock_age:
-            if time.monotonic() - started < cc.lock_timeout:
-                if entry is not None:
-                    entry.close()
-                    st.entry = None
-                return _wait(ctx, st, started)
+        if zone.keys.claim(st.h, cc.lock_age):      # this request fetches it
+            st.owner = True
+        elif time.monotonic() - started < cc.lock_timeout:
+            if entry is not None:
+                entry.close()
+                st.entry = None
+            return _wait(ctx, st, started)
+        else:
             st.store = False        # nginx: after proxy_cache_lock_timeout, not cached
     _upstream(ctx, st)
 
@@ -319,8 +320,7 @@ def _upstream(ctx, st: CacheState) -> None:
             st.entry.close()
             st.entry = None
         return kind.start(ctx, kind.uncached, st.target)
-    if st.zone.keys.busy_since(st.h) is None:
-        st.zone.keys.set_busy(st.h, True)
+    if not st.owner and st.zone.keys.claim(st.h):
         st.owner = True
     if ctx.method == "HEAD" and st.conf.convert_head:
         st.converted = True

@@ -15,8 +15,11 @@ used first.
 The keys zone (SharedKeys): per key, the uses count for proxy_cache_min_uses and when a request
 started fetching it (the proxy_cache_lock / `updating` mark), in a shared anonymous mapping made
 by the master before it forks, so all workers see them. It is a fixed table of keys_zone's size
-(32 bytes a key, open addressing over 8 slots, the oldest overwritten when they are all taken)
-without a lock: a race costs at most one extra upstream request, never a wrong response.
+(32 bytes a key, open addressing over 8 slots, the oldest overwritten when they are all taken).
+The busy mark is taken (claim) under a process-shared lock, as nginx sets fcn->updating under
+the zone's mutex: of requests for one key in several workers, one fetches and the others wait
+(proxy_cache_lock) or answer stale (`updating`). The uses count is kept without it: a race there
+costs at most one use, never a wrong response.
 """
 from __future__ import annotations
 
@@ -60,12 +63,13 @@ _PROBES = 8
 
 class SharedKeys:
     """uses and busy marks per key hash, shared by every worker (see the module docstring)."""
-    __slots__ = ("mem", "words", "slots")
+    __slots__ = ("mem", "words", "slots", "lock")
 
     def __init__(self, size: int) -> None:
         self.slots = max(64, size // (_SLOT_WORDS * 8))
         self.mem = mmap.mmap(-1, self.slots * _SLOT_WORDS * 8)     # MAP_SHARED | MAP_ANONYMOUS
         self.words = memoryview(self.mem).cast("Q")
+        self.lock = _process_lock()     # made before the fork, as the mapping: shared
 
     def _slot(self, h: str, create: bool) -> int:
         key = int(h[:16], 16) or 1
@@ -104,6 +108,30 @@ class SharedKeys:
             return None
         return self.words[at + 2] / 1000.0
 
+    def claim(self, h: str, age: float | None = None) -> bool:
+        """Mark the key busy unless another request holds the mark (one younger than `age`
+        seconds, when given: *_cache_lock_age); True when this caller now holds it. The test and
+        the mark are one step for all workers (nginx: ngx_http_file_cache_lock under the zone's
+        mutex)."""
+        lock = self.lock
+        if lock is not None and not lock.acquire(True, _LOCK_WAIT):
+            pass    # its holder died inside these few lines: take the lock over (released below)
+        try:
+            at = self._slot(h, True)
+            w = self.words
+            now = _now_ms()
+            busy = w[at + 2]
+            if busy and (age is None or now - busy < age * 1000):
+                return False
+            w[at + 2] = now
+            return True
+        finally:
+            if lock is not None:
+                try:
+                    lock.release()
+                except ValueError:      # released already by a waiter that took it over
+                    pass
+
     def set_busy(self, h: str, busy: bool) -> None:
         at = self._slot(h, busy)
         if at >= 0:
@@ -112,6 +140,19 @@ class SharedKeys:
 
 def _now_ms() -> int:
     return int(time.monotonic() * 1000)
+
+
+_LOCK_WAIT = 1.0        # seconds: a holder of SharedKeys.lock this long has died holding it
+
+
+def _process_lock():
+    """A lock shared by the processes forked after it is made, or None where POSIX semaphores
+    cannot be made (the busy mark is then taken without it)."""
+    try:
+        import multiprocessing
+        return multiprocessing.get_context("fork").Lock()
+    except (OSError, ImportError):
+        return None
 
 
 class Zone:
