@@ -5,6 +5,9 @@ request as bench/static_files.py; the file's syscalls are included, the socket's
 `--return` measures `return 200 "ok\n"` (the downstream path alone: head parsing, phases, the
 response head, finish and log; no upstream). `--close` does the same with a new connection per
 request (connection_made, the request with `Connection: close`, connection_lost).
+`--ws` measures a proxied WebSocket handshake (the bench's `location /ws`): a connection, the
+Upgrade request, a new upstream connection (a fake one: the loop's create_connection is replaced),
+the 101, the tunnel set up, then the client's close tearing both sides down.
 `--limit-req` adds a `limit_req` (a zone keyed on $binary_remote_addr with a rate the loop never
 reaches) to the proxied location: the difference is what limit_req costs per request.
 
@@ -194,6 +197,77 @@ def run_return(n: int, close: bool = False) -> float:
         return elapsed / n * 1e6
 
 
+WS_REQUEST = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n")
+WS_RESPONSE = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+               b"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+WS_CONF = """
+events {}
+http {
+    access_log off;
+    upstream ws_backend { server 127.0.0.1:9; }
+    server {
+        listen 127.0.0.1:8080;
+        location /ws {
+            proxy_pass http://ws_backend;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 1h;
+            proxy_send_timeout 1h;
+        }
+    }
+}
+"""
+
+
+def run_ws(n: int) -> float:
+    """A WebSocket handshake per round: the upstream connect returns a fake transport at once."""
+    import asyncio
+
+    import uvloop
+
+    from ngate.server.connection import HttpConnection
+
+    class Loop(uvloop.Loop):
+        made = None
+
+        async def create_connection(self, factory, host=None, port=None, **kw):
+            proto = factory()
+            t = Loop.made = FakeTransport(sock=("127.0.0.1", 50000))
+            t.protocol = proto
+            proto.connection_made(t)
+            return t, proto
+
+    with tempfile.TemporaryDirectory() as prefix:
+        _config, _loop, runtime, listen = _runtime(prefix, WS_CONF)
+        _loop.close()
+        loop = runtime.loop = runtime.deadlines.loop = Loop()
+
+        async def drive() -> float:
+            t0 = time.process_time()
+            for _ in range(n):
+                conn = HttpConnection(runtime, listen)
+                t = FakeTransport()
+                conn.connection_made(t)
+                t.protocol = conn
+                conn.data_received(WS_REQUEST)
+                await asyncio.sleep(0)          # Connect.step: the connect coroutine
+                up, Loop.made = Loop.made, None
+                up.protocol.data_received(WS_RESPONSE)
+                t.protocol.connection_lost(None)      # the client closes: both sides end
+                up.protocol.connection_lost(None)
+            elapsed = time.process_time() - t0
+            assert t.written[-1].startswith(b"HTTP/1.1 101") and t.closed and up.closed
+            assert not runtime.connections and not runtime.tunnels
+            return elapsed
+
+        elapsed = loop.run_until_complete(drive())
+        loop.close()
+        return elapsed / n * 1e6
+
+
 LIMIT_REQ = ("    limit_req_zone $binary_remote_addr zone=hot:10m rate=100000000r/s;\n"
              "    server {", "location / {\n            limit_req zone=hot burst=100000 nodelay;")
 
@@ -244,18 +318,22 @@ def main() -> None:
                     help='`return 200 "ok\\n"`: the downstream path alone')
     ap.add_argument("--close", action="store_true",
                     help="--return with a new connection per request (Connection: close)")
+    ap.add_argument("--ws", action="store_true",
+                    help="a proxied WebSocket handshake per round (a new connection each side)")
     ap.add_argument("--limit-req", action="store_true", help="the proxied location has limit_req")
     ap.add_argument("--access-log", action="store_true",
                     help="access_log to a file (nginx's combined format) instead of off")
     args = ap.parse_args()
-    if args.ret or args.close:
+    if args.ws:
+        figures = sorted(run_ws(args.n) for _ in range(args.rounds))
+    elif args.ret or args.close:
         figures = sorted(run_return(args.n, args.close) for _ in range(args.rounds))
     elif args.static:
         figures = sorted(run_static(args.n) for _ in range(args.rounds))
     else:
         figures = sorted(run(args.n, args.limit_req, args.access_log)
                          for _ in range(args.rounds))
-    what = (" (return, close)" if args.close else " (return)" if args.ret else
+    what = (" (websocket handshake)" if args.ws else " (return, close)" if args.close else " (return)" if args.ret else
             " (static)" if args.static else " (limit_req)" if args.limit_req else
             " (access_log)" if args.access_log else "")
     print(f"hotpath{what}: {figures[len(figures) // 2]:.2f} us/request of Python (median of "

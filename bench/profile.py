@@ -4,7 +4,7 @@ WHAT is one of: hotpath, hotpath-static, hotpath-log (bench/hotpath.py under py-
 request path's own Python, no sockets: proxying, a 1 KiB static file, proxying with an access
 log), return (HTTP keep-alive, `return 200 "ok\\n"`: the downstream path alone, wrk -c50),
 proxy (HTTP keep-alive proxying, wrk -c50 on `/` through `proxy_pass` to a
-backend nginx), static (a 1 KiB static file, wrk -c50), https (HTTPS keep-alive, `return 200`),
+backend nginx), close (the same with `Connection: close`: a connection per request), static (a 1 KiB static file, wrk -c50), https (HTTPS keep-alive, `return 200`),
 ws (WebSocket handshakes: connect, upgrade, read the 101, close, 50 loops, through a proxied
 location to bench/wsecho.py), tls (full TLS 1.3 handshakes, one request each).
 
@@ -118,7 +118,7 @@ def summarise(path: str, top: int = 25, under: str | None = None) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["proxy", "return", "static", "https", "ws", "tls",
+    ap.add_argument("what", choices=["proxy", "close", "return", "static", "https", "ws", "tls",
                                      "hotpath", "hotpath-static", "hotpath-log",
                                      "hotpath-return"])
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -141,7 +141,7 @@ def main() -> None:
         port = _free_port()
         prefix = os.path.join(tmp, "proxy")
         os.makedirs(os.path.join(prefix, "logs"))
-        if args.what in ("proxy", "ws"):
+        if args.what in ("proxy", "close", "ws"):
             bprefix = os.path.join(tmp, "backend")
             os.makedirs(os.path.join(bprefix, "logs"))
             http_port, ws_port = _free_port(), _free_port()
@@ -168,6 +168,9 @@ def main() -> None:
         d = str(int(args.seconds) + 2)
         if args.what in ("proxy", "return"):
             load = ["wrk", "-t1", "-c50", "-d" + d, "http://127.0.0.1:%d/" % port]
+        elif args.what == "close":
+            load = ["wrk", "-t1", "-c50", "-d" + d, "-H", "Connection: close",
+                    "http://127.0.0.1:%d/" % port]
         elif args.what == "static":
             load = ["wrk", "-t1", "-c50", "-d" + d, "http://127.0.0.1:%d/1k.txt" % port]
         elif args.what == "https":
