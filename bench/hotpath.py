@@ -224,14 +224,20 @@ http {
 
 def run_ws(n: int) -> float:
     """A WebSocket handshake per round: the upstream connect returns a fake transport at once."""
-    import asyncio
-
     import uvloop
 
+    from ngate.proxy.upstream_conn import Connect
     from ngate.server.connection import HttpConnection
 
     class Loop(uvloop.Loop):
+        """create_connection is instant; call_soon queues for the loop below (no epoll turn)."""
         made = None
+        soon: list = []
+
+        def call_soon(self, callback, *args, context=None):
+            if type(getattr(callback, "__self__", None)) is not Connect:
+                return super().call_soon(callback, *args, context=context)
+            Loop.soon.append((callback, args))
 
         async def create_connection(self, factory, host=None, port=None, **kw):
             proto = factory()
@@ -253,7 +259,10 @@ def run_ws(n: int) -> float:
                 conn.connection_made(t)
                 t.protocol = conn
                 conn.data_received(WS_REQUEST)
-                await asyncio.sleep(0)          # Connect.step: the connect coroutine
+                soon = Loop.soon
+                while soon:                     # Connect.step: the connect coroutine
+                    callback, args = soon.pop(0)
+                    callback(*args)
                 up, Loop.made = Loop.made, None
                 up.protocol.data_received(WS_RESPONSE)
                 t.protocol.connection_lost(None)      # the client closes: both sides end

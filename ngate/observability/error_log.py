@@ -274,32 +274,45 @@ def request_suffix(ctx, upstream_uri: str | None = None) -> str:
     `, client: 1.2.3.4, server: name, request: "GET / HTTP/1.1", upstream: "http://a:1/",
     host: "x", referrer: "y"`
     """
-    parts = []
+    return suffix_of(request_facts(ctx, upstream_uri))
+
+
+def request_facts(ctx, upstream_uri: str | None = None) -> tuple:
+    """What request_suffix says of ctx, taken now and rendered by suffix_of only when an error
+    is logged (a tunnel keeps these references, not ctx, and most tunnels log nothing)."""
     conn = ctx.conn
-    if conn is not None:
-        parts.append(f", client: {getattr(conn, 'remote_addr', '')}")
-    if ctx.server is not None:
-        parts.append(f", server: {ctx.server.names.first}")
-    if ctx.method:
-        parts.append(f', request: "{ctx.method} {ctx.request_uri} HTTP/{ctx.http_version}"')
     tries = ctx.upstream_tries
-    if tries:
-        scheme = _upstream_scheme(ctx)
-        uri = ctx.request_uri if upstream_uri is None else upstream_uri
+    hdr = ctx.hdr
+    return (None if conn is None else getattr(conn, "remote_addr", ""), ctx.server,
+            ctx.method, ctx.request_uri, ctx.http_version,
+            ctx.conf if tries else None, tries[-1].addr if tries else None, upstream_uri,
+            hdr.get(b"host") if hdr else None, hdr.get(b"referer") if hdr else None)
+
+
+def suffix_of(facts: tuple) -> str:
+    """request_suffix's text from request_facts."""
+    client, server, method, request_uri, version, conf, peer, upstream_uri, host, referer = facts
+    parts = []
+    if client is not None:
+        parts.append(f", client: {client}")
+    if server is not None:
+        parts.append(f", server: {server.names.first}")
+    if method:
+        parts.append(f', request: "{method} {request_uri} HTTP/{version}"')
+    if peer is not None:
+        scheme = _upstream_scheme(conf)
+        uri = request_uri if upstream_uri is None else upstream_uri
         if scheme == "fastcgi://":
             uri = ""            # nginx names only the FastCGI server
-        peer = tries[-1].addr   # upstream/attempts.py: the current try
-        parts.append(f', upstream: "{scheme}{peer}{uri}"')
-    hdr = ctx.hdr or {}
-    for name, label in ((b"host", "host"), (b"referer", "referrer")):
-        value = hdr.get(name)
-        if value is not None:
-            parts.append(f', {label}: "{value.decode("latin-1")}"')
+        parts.append(f', upstream: "{scheme}{peer}{uri}"')   # upstream/attempts.py: the current try
+    if host is not None:
+        parts.append(f', host: "{host.decode("latin-1")}"')
+    if referer is not None:
+        parts.append(f', referrer: "{referer.decode("latin-1")}"')
     return "".join(parts)
 
 
-def _upstream_scheme(ctx) -> str:
-    conf = ctx.conf
+def _upstream_scheme(conf) -> str:
     if conf is not None and conf.proxy_pass is None and conf.fastcgi_pass is not None:
         return "fastcgi://"
     pp = conf.proxy_pass if conf is not None else None

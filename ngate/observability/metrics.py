@@ -29,36 +29,51 @@ LABELS = ["location", "protocol"]
 BUCKETS = (1, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600)    # seconds, then +Inf
 
 
+class LocationStats:
+    """The counters of one (location, protocol): found once when a tunnel opens (the tunnel
+    keeps it as `metric`), updated without a lookup when it closes."""
+    __slots__ = ("upgrades", "bytes_up", "bytes_down", "counts")
+
+    def __init__(self) -> None:
+        self.upgrades = 0
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.counts = [0] * (len(BUCKETS) + 1) + [0.0]  # per bucket ..., +Inf, then the sum
+
+
 class TunnelCollector:
     """Upgrades, closed tunnels' bytes and durations kept as plain counters (a lock-free list of
     bucket counts per location, not a prometheus_client Histogram: its lock and label lookup
     cost showed in the handshake profile); open tunnels are read at scrape."""
 
     def __init__(self) -> None:
-        self.upgrades: Counter = Counter()
-        self.bytes_up: Counter = Counter()
-        self.bytes_down: Counter = Counter()
+        self.locations: dict = {}       # (location, protocol) -> LocationStats
         self.open: set = set()
-        self.durations: dict = {}       # location -> [count per bucket ..., +Inf count, sum]
 
     def opened(self, tunnel) -> None:
-        self.upgrades[tunnel.location, tunnel.protocol] += 1
+        key = tunnel.location, tunnel.protocol
+        stats = self.locations.get(key)
+        if stats is None:
+            stats = self.locations[key] = LocationStats()
+        stats.upgrades += 1
+        tunnel.metric = stats
         self.open.add(tunnel)
 
     def closed(self, tunnel) -> None:
         self.open.discard(tunnel)
-        loc = tunnel.location, tunnel.protocol
-        self.bytes_up[loc] += tunnel.sent_up
-        self.bytes_down[loc] += tunnel.sent_down
+        stats = tunnel.metric
+        stats.bytes_up += tunnel.sent_up
+        stats.bytes_down += tunnel.sent_down
         seconds = time.monotonic() - tunnel.started
-        counts = self.durations.get(loc)
-        if counts is None:
-            counts = self.durations[loc] = [0] * (len(BUCKETS) + 1) + [0.0]
+        counts = stats.counts
         counts[bisect_left(BUCKETS, seconds)] += 1
         counts[-1] += seconds
 
     def collect(self):
-        open_now, up, down = Counter(), Counter(self.bytes_up), Counter(self.bytes_down)
+        locations = self.locations
+        open_now = Counter()
+        up = Counter({k: s.bytes_up for k, s in locations.items()})
+        down = Counter({k: s.bytes_down for k, s in locations.items()})
         for t in self.open:
             key = t.location, t.protocol
             open_now[key] += 1
@@ -66,17 +81,17 @@ class TunnelCollector:
             down[key] += t.sent_down
         gauge = GaugeMetricFamily("ngate_websocket_tunnels_open", "Open Upgrade tunnels",
                                   labels=LABELS)
-        for key in sorted(set(open_now) | set(self.upgrades)):
+        for key in sorted(locations):
             gauge.add_metric(key, open_now[key])
         yield gauge
         upgrades = CounterMetricFamily("ngate_websocket_upgrades", "Upgrade tunnels started",
                                        labels=LABELS)
-        for key, n in sorted(self.upgrades.items()):
-            upgrades.add_metric(key, n)
+        for key in sorted(locations):
+            upgrades.add_metric(key, locations[key].upgrades)
         yield upgrades
         nbytes = CounterMetricFamily("ngate_websocket_bytes", "Bytes tunnelled",
                                      labels=[*LABELS, "direction"])
-        for key in sorted(set(up) | set(down)):
+        for key in sorted(locations):
             nbytes.add_metric([*key, "to_upstream"], up[key])
             nbytes.add_metric([*key, "to_client"], down[key])
         yield nbytes
@@ -85,7 +100,10 @@ class TunnelCollector:
     def _durations(self) -> HistogramMetricFamily:
         family = HistogramMetricFamily("ngate_websocket_tunnel_duration_seconds",
                                        "Lifetime of closed tunnels", labels=LABELS)
-        for key, counts in sorted(self.durations.items()):
+        for key, stats in sorted(self.locations.items(), key=lambda item: item[0]):
+            counts = stats.counts
+            if not any(counts[:-1]):
+                continue            # no tunnel of this location has closed yet
             buckets, total = [], 0
             for bound, n in zip((*BUCKETS, float("inf")), counts):
                 total += n

@@ -108,10 +108,12 @@ class RawSide(Side):
 
 class Tunnel:
     """Both sides' shared state. The access log lines to write at close are `log` (a TunnelEnd,
-    None without access log); errors name the request by `suffix`, rendered at start."""
+    None without access log); errors name the request by `facts` (error_log.request_facts,
+    rendered only when an error is logged: `suffix`)."""
     __slots__ = ("client", "upstream", "from_client", "from_upstream", "log", "runtime", "conf",
-                 "number", "suffix", "sent_up", "sent_down", "deadline", "timeout", "closed",
-                 "active", "ping_timer", "ping_due", "pinged", "location", "started", "limits")
+                 "number", "facts", "sent_up", "sent_down", "deadline", "timeout", "closed",
+                 "active", "ping_timer", "ping_due", "pinged", "location", "started", "limits",
+                 "metric")
     protocol = "http/1.1"       # the client side's (metrics label); "h2": ngate/http2/websocket.py
 
     def __init__(self, ctx, client, upstream, websocket: bool) -> None:
@@ -120,12 +122,13 @@ class Tunnel:
         cls = Side if websocket else RawSide
         self.from_client = cls(self, upstream, True)
         self.from_upstream = cls(self, client, False)
-        self.runtime = runtime = ctx.conn.runtime
+        conn = ctx.conn
+        self.runtime = runtime = conn.runtime
         writers = runtime.access_log_writers(ctx)
         self.log = TunnelEnd.freeze(writers, ctx) if writers else None
         self.conf = conf = ctx.conf
-        self.number = ctx.conn.number
-        self.suffix = error_log.request_suffix(ctx)
+        self.number = conn.number
+        self.facts = error_log.request_facts(ctx)
         self.sent_up = 0
         self.sent_down = 0
         self.timeout = conf.proxy_read_timeout    # nginx: an idle tunnel waits on a read
@@ -138,6 +141,12 @@ class Tunnel:
         self.location = ctx.loc.pattern if ctx.loc is not None else ""
         self.started = time.monotonic()
         self.limits = ctx.limits      # limit_conn slots are held while the tunnel is open
+        self.metric = None            # observability/metrics.py's LocationStats (opened())
+
+    @property
+    def suffix(self) -> str:
+        """nginx's `, client: ..., request: ...` context of the tunnel's error lines."""
+        return error_log.suffix_of(self.facts)
 
     def other(self, side: Side) -> Side:
         return self.from_upstream if side is self.from_client else self.from_client
@@ -150,13 +159,18 @@ class Tunnel:
         if client_bytes:
             self.from_client.data_received(client_bytes)
         self.active = False
-        flow.resume_transport(self.client)
-        flow.resume_transport(self.upstream)
-        self.runtime.tunnel_opened(self)
+        # reading may have been paused (bytes held past the Upgrade request, backpressure)
+        self.client.resume_reading()
+        self.upstream.resume_reading()
+        runtime = self.runtime
+        runtime.tunnel_opened(self)
         metrics.TUNNELS.opened(self)
-        self._arm()
-        if self.conf.websocket_ping and type(self.from_client) is Side:
-            self._arm_ping(self.conf.websocket_ping)
+        deadlines = runtime.deadlines
+        self.deadline = deadlines.loop.time() + self.timeout
+        deadlines.watch(self)
+        ping = self.conf.websocket_ping
+        if ping and type(self.from_client) is Side:
+            self._arm_ping(ping)
 
     # ------------------------------------------------------------ proxy_read_timeout
 
@@ -221,18 +235,24 @@ class Tunnel:
         """Close both sides; on "shutdown" and "ping", live sides get a close frame 1001."""
         if self.closed:
             return
-        if why in ("shutdown", "ping"):
-            for side in (self.from_client, self.from_upstream):
+        from_client, from_upstream = self.from_client, self.from_upstream
+        if why == "shutdown" or why == "ping":
+            for side in (from_client, from_upstream):
                 if side is not dead:
-                    self.other(side).inject(close_frame(side is self.from_upstream))
+                    self.other(side).inject(close_frame(side is from_upstream))
         self.closed = True
-        self.runtime.deadlines.unwatch(self)
+        runtime = self.runtime
+        runtime.deadlines.unwatch(self)
         if self.ping_timer is not None:
             self.ping_timer.cancel()
             self.ping_timer = None
-        for side, transport in ((self.from_client, self.client), (self.from_upstream, self.upstream)):
-            transport.abort() if side is dead else transport.close()
-        self.runtime.tunnel_closed(self)
+        if dead is None:
+            self.client.close()
+            self.upstream.close()
+        else:
+            self.client.abort() if dead is from_client else self.client.close()
+            self.upstream.abort() if dead is from_upstream else self.upstream.close()
+        runtime.tunnel_closed(self)
         metrics.TUNNELS.closed(self)
         log = self.log
         if log is not None:
@@ -243,8 +263,7 @@ class Tunnel:
             self.limits = None
         # tunnel -> sides -> transports -> sides is a cycle the rarely-run cyclic GC would keep
         # (with both transports' buffers): unlink it so reference counting frees everything
-        for side in (self.from_client, self.from_upstream):
-            side.peer = None
+        from_client.peer = from_upstream.peer = None
         self.from_client = self.from_upstream = None
         self.client = self.upstream = None
         self.pinged = ()
@@ -258,7 +277,7 @@ class Tunnel:
 def start_tunnel(ctx, conn, uconn, upstream_bytes: bytes) -> None:
     """Hand both transports to a Tunnel; drop the HTTP connection state (an HTTP/2 stream's
     extended CONNECT has its own: ngate/http2/websocket.py)."""
-    h2_start = getattr(conn, "start_tunnel", None)
+    h2_start = getattr(conn, "start_tunnel", None)     # (None on HttpConnection's class)
     if h2_start is not None:
         return h2_start(ctx, uconn, upstream_bytes)
     client_bytes, client_t = conn.become_tunnel()

@@ -60,6 +60,7 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
     )
     handed_over = False     # a fresh accept (server/tls.py's connections are handed over)
     trace = None            # the HTTP core's recorder: only ngate explain's stand-in has one
+    start_tunnel = None     # an HTTP/2 stream's own (proxy/tunnel.py): ours is become_tunnel
 
     def __init__(self, runtime, listen) -> None:
         self.runtime = runtime

@@ -130,7 +130,9 @@ class Lifecycle:
         """The connection becomes a tunnel (proxy/tunnel.py): (the bytes the client sent after
         its Upgrade request, the transport). Its HTTP state is dropped here: an idle tunnel
         keeps the two transports only; the runtime counts it as a tunnel from now on."""
-        held = self.take_held()
+        held = self.held
+        held = bytes(held) if held else b""
+        self.held = None
         self.runtime.connection_closed(self)
         self.current = None
         self.queue = None
