@@ -129,6 +129,9 @@ def main() -> None:
     ap.add_argument("--perf", action="store_true",
                     help="also `perf record` the worker: CPU by shared object (kernel, python, "
                          "uvloop, libssl) and the top native symbols")
+    ap.add_argument("--strace", action="store_true",
+                    help="also count the worker's syscalls for 3 s (strace -c; per accepted "
+                         "connection when it accepts)")
     args = ap.parse_args()
     if shutil.which("py-spy") is None:
         raise SystemExit("py-spy not found: pip install py-spy")
@@ -192,8 +195,13 @@ def main() -> None:
             data = os.path.join(tmp, "perf.data")
             subprocess.run(["perf", "record", "-q", "-o", data, "-p", str(worker), "--",
                             "sleep", "3"], check=True, stderr=subprocess.DEVNULL)
+        if args.strace:
+            st = subprocess.run(["timeout", "-s", "INT", "3", "strace", "-c", "-f", "-p",
+                                 str(worker)], capture_output=True, text=True)
         lp.wait(timeout=30)
         print(summarise(raw, args.top))
+        if args.strace:
+            print("\nstrace -c (3 s):\n" + _per_accept(st.stderr))
         if args.perf:
             for sort in ("dso", "dso,sym"):
                 rep = subprocess.run(["perf", "report", "-q", "-i", data, "--sort", sort,
@@ -208,6 +216,19 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _per_accept(table: str) -> str:
+    """strace -c's table with a calls-per-accepted-connection column (when accept4 was seen)."""
+    rows = [line.split() for line in table.splitlines()]
+    accepts = next((int(r[3]) for r in rows if r and r[-1] == "accept4" and len(r) >= 5), 0)
+    if not accepts:
+        return table
+    out = ["calls  per accept  syscall"]
+    for r in rows:
+        if len(r) >= 5 and r[3].isdigit() and r[-1] != "total":
+            out.append("%7s  %8.2f  %s" % (r[3], int(r[3]) / accepts, r[-1]))
+    return "\n".join(out)
 
 
 def _hotpath(args) -> None:
