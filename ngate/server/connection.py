@@ -48,8 +48,7 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         "remote_addr", "remote_port", "server_addr", "server_port", "scheme",
         # parsing state
         "_url", "_buf", "_line_done", "_more", "_rest", "_left", "_chunked", "_body_req",
-        "_in_head", "_heads",
-        "_underscores", "_ignore_invalid", "_limit_line", "_limit_total", "_names", "_lines",
+        "_in_head",
         # request state
         "current", "queue", "writer", "closing", "write_paused", "held", "timer", "tls",
         "deadline", "write_mark", "lost", "rejected", "linger",
@@ -90,15 +89,8 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         self.rejected = None            # (HeadError, url) of a bad pipelined head, answered in turn
         self.linger = None              # lingering close: (end time, lingering_timeout)
         self.proxy_protocol = None
-        self._underscores = listen.underscores
-        self._ignore_invalid = listen.ignore_invalid
-        self._limit_line = listen.limit_line
-        self._limit_total = listen.limit_total
-        self._names = listen.names
-        self._lines = line_table(self._underscores, self._ignore_invalid)
-        self._heads = head_table(listen)
         self._in_head = False           # a head has begun and is not complete
-        self.ka_timeout = runtime.keepalive_timeout_for(self)   # the last request's location's
+        self.ka_timeout = listen.keepalive_timeout      # the last request's location's
         self.rate_check = runtime.config.limit_rate_used
         self.limiter = None
 

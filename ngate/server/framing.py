@@ -111,8 +111,9 @@ class Framing:
             if _PARTIAL_LINE.match(buf) is None:     # nginx refuses at the first bad byte
                 self._url = b""
                 return self._reject(HeadError(400, "client sent invalid request"))
-            if len(buf) > self._limit_line:
-                self._url = bytes(buf[:self._limit_line])
+            limit_line = self.listen.limit_line
+            if len(buf) > limit_line:
+                self._url = bytes(buf[:limit_line])
                 self._reject(HeadError(414, "client sent too long URI"))
             return
         if not self._line_done:
@@ -129,7 +130,9 @@ class Framing:
                 self._cancel_timer()
                 self._url = target
                 return self._http09(method, target)
-        if len(buf) - buf.rfind(b"\n") > self._limit_line or len(buf) > self._limit_total + self._limit_line:
+        listen = self.listen
+        if len(buf) - buf.rfind(b"\n") > listen.limit_line \
+                or len(buf) > listen.limit_total + listen.limit_line:
             self._reject(HeadError(494, "client sent too long header line"))
 
     def _bare_cr(self) -> bytes:

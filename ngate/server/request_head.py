@@ -120,7 +120,7 @@ class HeadParsing:
         if self.timer is not None:
             self.timer = None       # stays watched until the next tick drops it (re-armed
             self.deadline = 0.0     # after the response, usually before that tick)
-        heads = self._heads
+        heads = self.listen.heads
         parsed = heads.get(head)
         if parsed is not None:
             (method, uri, version, headers, hdr, target, length, chunked, keep_alive,
@@ -188,12 +188,13 @@ class HeadParsing:
         self._url = target
         if version == "0.9":
             return self._http09(method, target)
-        if len(target) > self._limit_line:
+        limit_line = self.listen.limit_line
+        if len(target) > limit_line:
             return self._reject(HeadError(414, "client sent too long URI"))
         try:
             if b"\0" in head:
                 raise HeadError(400, "client sent invalid header line")
-            if len(head) > self._limit_line:
+            if len(head) > limit_line:
                 self._header_sizes(lines)
             headers, hdr = self._headers_of(lines)
         except HeadError as exc:
@@ -230,12 +231,13 @@ class HeadParsing:
     def _header_sizes(self, lines: list) -> None:
         """large_client_header_buffers: no header line longer than one buffer, all of them
         within all the buffers (checked only for heads that could exceed them)."""
-        limit_line = self._limit_line
+        limit_line = self.listen.limit_line
+        limit_total = self.listen.limit_total
         total = 0
         for line in lines[1:]:
             size = len(line) + 2
             total += size
-            if size > limit_line or total > self._limit_total:
+            if size > limit_line or total > limit_total:
                 raise HeadError(494, "client sent too long header line")
 
     def _headers_of(self, lines: list) -> tuple[list, dict]:
@@ -244,8 +246,9 @@ class HeadParsing:
         next(it)
         headers = []
         hdr = {}
-        names = self._names
-        seen = self._lines
+        listen = self.listen
+        names = listen.names
+        seen = listen.lines
         for line in it:
             known = seen.get(line)
             if known is not None:
@@ -255,7 +258,7 @@ class HeadParsing:
                 lname = names.get(name) if sep else None
                 if lname is None:
                     name, value = split_header(line)
-                    lname = header_key(name, self._underscores, self._ignore_invalid)
+                    lname = header_key(name, listen.underscores, listen.ignore_invalid)
                     if len(names) < _NAME_CACHE_MAX:
                         names[name] = lname
                 else:

@@ -17,7 +17,7 @@ from ngate.observability import error_log
 from ngate.observability import stub_status
 from ngate.routing.servers import ServerSelector
 from ngate.server.clock import Deadlines
-from ngate.server.connection import HttpConnection, name_table
+from ngate.server.connection import HttpConnection, head_table, line_table, name_table
 from ngate.server.proxy_protocol import ProxyProtocolAcceptor
 from ngate.server.tls import TlsAcceptor, speaks_http2
 from ngate.http2.accept import CleartextHttp2
@@ -29,7 +29,7 @@ class ListenState:
     every connection on it would otherwise work out again (head limits, the local address)."""
     __slots__ = ("key", "default_server", "selector", "scheme", "ssl_context", "local",
                  "underscores", "ignore_invalid", "limit_line", "limit_total", "names",
-                 "proxy_protocol", "http2")
+                 "lines", "heads", "keepalive_timeout", "proxy_protocol", "http2")
 
     def __init__(self, key, default_server, servers, scheme: str = "http") -> None:
         self.key = key
@@ -46,7 +46,10 @@ class ListenState:
         number, size = srv.large_client_header_buffers
         self.limit_line = size                  # one line (request line or header)
         self.limit_total = number * size        # the whole head
-        self.names = name_table(self.underscores, self.ignore_invalid)
+        self.names = name_table(self.underscores, self.ignore_invalid)     # request_head.py's
+        self.lines = line_table(self.underscores, self.ignore_invalid)     # shared parse tables
+        self.heads = head_table(self)
+        self.keepalive_timeout = srv.conf.keepalive_timeout     # until a request's location's
 
 
 def _local_address(key) -> tuple | None:
@@ -227,9 +230,6 @@ class WorkerRuntime:
         """Client connections: an HTTP/1.1 tunnel is its client's connection, an HTTP/2 one a
         stream of a connection counted already."""
         return len(self.connections) + len(self.tunnels) - self.stream_tunnels
-
-    def keepalive_timeout_for(self, conn) -> float:
-        return conn.listen.default_server.conf.keepalive_timeout
 
     # ------------------------------------------------------------ access log
 
