@@ -269,6 +269,7 @@ def run_ws(n: int) -> float:
                 up.protocol.connection_lost(None)
             elapsed = time.process_time() - t0
             assert t.written[-1].startswith(b"HTTP/1.1 101") and t.closed and up.closed
+            assert type(t.protocol).__name__ == "Side"      # the tunnel took the transports
             assert not runtime.connections and not runtime.tunnels
             return elapsed
 
