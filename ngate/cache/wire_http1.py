@@ -17,6 +17,7 @@ class CacheWire(Http1Wire):
     of a cacheable response's Last-Modified and Accept-Ranges (policy.split_cacheable); a HEAD
     sent upstream as GET gets its body read for the cache while the client gets the head."""
     __slots__ = ()
+    fast_heads = False          # send_head reads the version from llhttp
 
     def send_head(self, ex, status: int) -> None:
         ctx = ex.ctx

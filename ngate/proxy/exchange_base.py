@@ -57,6 +57,8 @@ class ExchangeBase(HeadTranslation):
         "accel",            # the response's X-Accel-* headers (hidden ones), or None
         "throttle",         # proxy/throttle.py ReadThrottle (*_limit_rate), or None
         "drain",            # filters/drain.py: None, "draining" or "complete" (gunzip's output)
+        "known",            # the response head's entry of Plan.heads (wire_http1.known_response)
+        "learn",            # a response head's bytes whose parse Plan.heads may keep (_learn)
     )
 
     def __init__(self, ctx, upstream, wire, plan) -> None:
@@ -107,6 +109,7 @@ class ExchangeBase(HeadTranslation):
         self.filter_flush = False
         self.accel = None
         self.drain = None
+        self.known = self.learn = None
         rate = plan.limit_rate
         self.throttle = ReadThrottle(self, rate) if rate else None
 

@@ -32,7 +32,8 @@ class Plan:
     __slots__ = ("items", "skip", "hide", "version", "keepalive_capable", "redirects",
                  "connect_timeout", "send_timeout", "read_timeout", "next_upstream",
                  "next_upstream_tries", "next_upstream_timeout", "cookies", "ignore_headers",
-                 "limit_rate", "bind", "own_server", "own_date")
+                 "limit_rate", "bind", "own_server", "own_date",
+                 "heads")       # response heads llhttp parsed (proxy/wire_http1.py _learn)
 
     def __init__(self, conf, cacheable: bool = True) -> None:
         from ngate.routing.variables import compile_template
@@ -59,6 +60,7 @@ class Plan:
         # empty placeholder in the slot when the upstream sent none)
         self.own_server = b"server" in self.hide
         self.own_date = b"date" in self.hide
+        self.heads = {}
         self.version = b"HTTP/1.1" if conf.proxy_http_version == "1.1" else b"HTTP/1.0"
         self.redirects = _redirect_rules(conf)
         # what the shared exchange code reads (the FastCGI plan has the same fields)

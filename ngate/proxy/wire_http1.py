@@ -41,6 +41,51 @@ def _head_end(buf: bytes) -> int:
     return lf + 2 if lf >= 0 else len(buf)
 
 
+_KNOWN_MAX = 256        # response heads kept per Plan (emptied when full: Date changes)
+
+
+def _learn(ex, split: tuple, http10: bool) -> None:
+    """Keep the parse of a response head that llhttp accepted whole in the response's first read
+    (ex.learn: its bytes, CRLF line ends only), with its split (headers passed on, slots) when
+    nothing in it depends on the request: Plan.heads[head] = (status, reason, headers, length,
+    HTTP/1.0?, size as headers_complete counts it, split). Only plain final responses with one
+    Content-Length: no Transfer-Encoding, Upgrade, Location, X-Accel-*, nor Refresh or
+    Set-Cookie when proxy_redirect or proxy_cookie_* could rewrite them."""
+    head = ex.learn
+    ex.learn = None
+    status = ex.status
+    if status < 200 or status == 204 or status == 304 or ex.accel is not None:
+        return
+    if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\n") \
+            or _head_end(head) != len(head):
+        return
+    plan = ex.plan
+    length = None
+    size = 17 + len(ex.reason or b"")
+    for name, value in ex.resp_headers:
+        size += len(name) + len(value) + 4
+        lname = name.lower()
+        if lname == b"content-length":
+            if length is not None or not value.isdigit() or len(value) > 18:
+                return
+            length = int(value)
+        elif lname in _NOT_KNOWN or lname[:8] == b"x-accel-" or (
+                lname == b"refresh" and plan.redirects) or (
+                lname == b"set-cookie" and plan.cookies is not None):
+            return
+    if length is None:
+        return
+    heads = plan.heads
+    if len(heads) >= _KNOWN_MAX:
+        heads.clear()
+    out, ctype, clen, lastmod, location, te_chunked, close = split
+    heads[head] = (status, ex.reason, tuple(ex.resp_headers), length, http10, size,
+                   (tuple(out), ctype, clen, lastmod, location, te_chunked, close))
+
+
+_NOT_KNOWN = frozenset({b"transfer-encoding", b"upgrade", b"location"})
+
+
 class Http1Wire:
     """Stateless (HTTP1 is the one instance): the response's parse state is the connection's
     (upstream_conn.py: the llhttp parser, head_bytes, head_buf, tail)."""
@@ -48,6 +93,7 @@ class Http1Wire:
     upgrades = True             # a 101 may become a tunnel
     body_after_head = False     # an early response head ends sending the request's body
     frame_file = None           # spooled file blocks go as they are
+    fast_heads = True           # known response heads skip llhttp (known_response)
 
 
     # ------------------------------------------------------------ configuration
@@ -183,10 +229,23 @@ class Http1Wire:
 
     def data(self, ex, data: bytes) -> None:
         """Bytes of the response (the exchange did the accounting): parsed by llhttp, whose
-        callbacks produce the exchange's response events."""
+        callbacks produce the exchange's response events; a whole response in one read whose
+        head llhttp accepted before goes the known way (known_response)."""
         u = ex.uconn
-        if u.tail is not None and self._http09(ex, u, data):
-            return
+        if u.tail is not None:
+            if u.tail == b"" and self.fast_heads:       # a response's first bytes
+                end = data.find(b"\r\n\r\n") + 4
+                if end > 4:
+                    head = data[:end]
+                    known = ex.plan.heads.get(head)
+                    if known is None:
+                        ex.learn = head         # send_head may keep its parse (_learn)
+                    elif len(data) - end == known[3] and ex.ctx.method != "HEAD" and (
+                            len(data) <= ex.conf.proxy_buffer_size
+                            or known[5] <= ex.conf.proxy_buffer_size):
+                        return self.known_response(ex, u, data, end, known)
+            if self._http09(ex, u, data):
+                return
         if ex.state in BEFORE_HEAD:
             u.head_bytes += len(data)
             u.head_buf = u.head_buf + data if u.head_buf else data
@@ -213,7 +272,12 @@ class Http1Wire:
                 ex.ctx.keep_alive = False
                 ex.fail(ex._logged(UpstreamError(
                     Failure.INVALID_BODY, Phase.BODY, "upstream sent invalid chunked response")))
+        self._read_end(ex, u)
+
+    def _read_end(self, ex, u) -> None:
+        """After a read was parsed: the connection pooled, proxy_buffer_size, the output."""
         ex.feeding = False
+        ex.learn = None
         pending = ex.pool_pending
         if pending is not None:
             ex.pool_pending = None
@@ -224,6 +288,26 @@ class Http1Wire:
         ex.read_done()
         if u.leftover and ex.state is DONE:
             self.log_leftover(ex)
+
+    def known_response(self, ex, u, data: bytes, end: int, known: tuple) -> None:
+        """A whole response in one read (its Content-Length's bytes exactly) whose head llhttp
+        parsed and accepted before (Plan.heads, kept by _learn): the events llhttp's callbacks
+        would produce, in their order, without the parser (left between two messages, as it
+        would be after this one). data() goes on as after llhttp (_read_end)."""
+        u.tail = None
+        ex.out = []
+        ex.feeding = True
+        ex.reason = known[1]
+        ex.resp_headers = list(known[2])
+        ex.known = known
+        ex.response_head(known[0])      # on_headers_complete (headers_complete's checks passed)
+        ex.known = None
+        if u.exchange is not None:      # on_body, on_message_complete
+            if known[3]:
+                ex.response_body(data[end:])
+            if u.exchange is not None:
+                ex.response_end()
+        self._read_end(ex, u)
 
     def headers_complete(self, ex) -> None:
         """llhttp has the response head (upstream_conn.py's on_headers_complete)."""
@@ -294,11 +378,20 @@ class Http1Wire:
         if ctx.status_override is not None and status != 101:
             # an error_page target keeps the error's status (ngx_http_send_header: err_status)
             status, ex.reason, ctx.status_override = ctx.status_override, None, None
-        out, ctype, length, lastmod, location, te_chunked, close = \
-            ex.split_headers(ex.resp_headers, CONSUMED)
+        known = ex.known
+        if known is not None:
+            out, ctype, length, lastmod, location, te_chunked, close = known[6]
+            out = list(out)
+            http10 = known[4]
+        else:
+            split = ex.split_headers(ex.resp_headers, CONSUMED)
+            out, ctype, length, lastmod, location, te_chunked, close = split
+            http10 = ex.uconn.parser.get_http_version() == "1.0"
+            if ex.learn is not None:
+                _learn(ex, split, http10)
         if ex.accel is not None and ex.accel_headers():
             return
-        if close or ex.uconn.parser.get_http_version() == "1.0":
+        if close or http10:
             ex.uconn_reusable_flag(False)
         head_only = ex.write_head(status, ex.reason or as_sent(status, ex.reason), out,
                                   ctype, length, lastmod, location, te_chunked)
