@@ -33,7 +33,10 @@ class Plan:
                  "connect_timeout", "send_timeout", "read_timeout", "next_upstream",
                  "next_upstream_tries", "next_upstream_timeout", "cookies", "ignore_headers",
                  "limit_rate", "bind", "own_server", "own_date",
-                 "heads")       # response heads llhttp parsed (proxy/wire_http1.py _learn)
+                 "heads",       # response heads llhttp parsed (proxy/wire_http1.py _learn)
+                 "fixed",       # the constant header lines when nothing else varies (below)
+                 "length_line", "chunked_line", "version_line",
+                 "passed")      # client header lists -> the lines passed on (bounded)
 
     def __init__(self, conf, cacheable: bool = True) -> None:
         from ngate.routing.variables import compile_template
@@ -77,6 +80,19 @@ class Plan:
         self.cookies = (conf.proxy_cookie_domain, conf.proxy_cookie_path, conf.proxy_cookie_flags) \
             if conf.proxy_cookie_domain or conf.proxy_cookie_path or conf.proxy_cookie_flags \
             else None
+        self.passed = {}
+        self.version_line = b" " + self.version + b"\r\n"
+        self.fixed = self.length_line = self.chunked_line = None
+        kinds = [kind for kind, _name, _value in self.items]
+        lead = kinds[:1] == [STATIC]        # (consecutive constant lines are merged into one)
+        if conf.proxy_method is None and conf.proxy_cache is None \
+                and conf.proxy_pass_request_headers and TEMPLATE not in kinds \
+                and STATIC not in kinds[1 if lead else 0:]:
+            # the request head is its method and URI line, these bytes, the body's framing
+            # and the client's headers (build_request_head's first branch)
+            self.fixed = self.items[0][2] if lead else b""
+            self.length_line = BODY_LENGTH in kinds
+            self.chunked_line = CHUNKED in kinds
 
 
 def _compile_items(items, pp):
@@ -154,7 +170,31 @@ def upstream_uri(ctx, pp) -> str:
     return uri + "?" + ctx.args if ctx.args else uri
 
 
+_PASSED_MAX = 256       # client header lists kept per Plan (emptied when full)
+_METHODS = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+
+
 def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunked: bool) -> bytes:
+    fixed = plan.fixed
+    if fixed is not None:
+        # no variables, no proxy_method, no cache: the constant lines, pre-built; the client's
+        # header lines passed on are kept per header list (the same lists recur)
+        if body_length is not None and plan.length_line:
+            fixed += b"Content-Length: %d\r\n" % body_length
+        elif chunked and plan.chunked_line:
+            fixed += b"Transfer-Encoding: chunked\r\n"
+        headers = tuple(ctx.headers)
+        passed = plan.passed.get(headers)
+        if passed is None:
+            skip = plan.skip
+            passed = b"".join([name + b": " + value + b"\r\n" for name, value in headers
+                               if name.lower() not in skip]) + b"\r\n"
+            if len(plan.passed) >= _PASSED_MAX:
+                plan.passed.clear()
+            plan.passed[headers] = passed
+        method = ctx.method
+        return b"".join((_METHODS.get(method) or method.encode("latin-1"), b" ",
+                         uri.encode("latin-1", "replace"), plan.version_line, fixed, passed))
     conf = ctx.conf
     method = conf.proxy_method.render(ctx) if conf.proxy_method is not None else ctx.method
     if method == "HEAD" and ctx.cache is not None and ctx.cache.converted:
