@@ -243,6 +243,7 @@ class UpstreamExchange(RequestSide):
         self.uconn = None
         self._count(-1)
         u.exchange = None
+        u.handed_off()          # the tunnel takes its transport: no idle deadline again
         self.conn.writer = None
         start_tunnel(self.ctx, self.conn, u, rest)
 

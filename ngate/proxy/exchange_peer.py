@@ -67,7 +67,6 @@ class PeerSide(ExchangeBase):
             self.pool_key = key
             pooled = self.conn.runtime.pool.get(id(up), key)
             if pooled is not None:
-                pooled.take()
                 self.reused = True
                 return self.attach(pooled)
         self.reused = False

@@ -36,7 +36,8 @@ class Plan:
                  "heads",       # response heads llhttp parsed (proxy/wire_http1.py _learn)
                  "fixed",       # the constant header lines when nothing else varies (below)
                  "length_line", "chunked_line", "version_line",
-                 "passed")      # client header lists -> the lines passed on (bounded)
+                 "passed",      # client header lists -> the lines passed on (bounded)
+                 "plain")       # the client's head is the upstream's translated, nothing added
 
     def __init__(self, conf, cacheable: bool = True) -> None:
         from ngate.routing.variables import compile_template
@@ -81,6 +82,10 @@ class Plan:
             if conf.proxy_cookie_domain or conf.proxy_cookie_path or conf.proxy_cookie_flags \
             else None
         self.passed = {}
+        # no add_header, userid, body filters, charset, proxy_force_ranges nor cache: a known
+        # response head translates to the same bytes but Date and Connection (wire_http1.py)
+        self.plain = not conf.add_header and conf.userid is None and conf.filters is None \
+            and not conf.charset and not conf.proxy_force_ranges and conf.proxy_cache is None
         self.version_line = b" " + self.version + b"\r\n"
         self.fixed = self.length_line = self.chunked_line = None
         kinds = [kind for kind, _name, _value in self.items]

@@ -112,22 +112,16 @@ class UpstreamConnection(asyncio.Protocol):
         if ex is not None:
             ex.response_end()
 
-    def on_idle(self, pool, group_id: int, timeout: float) -> None:
-        self.pool = pool
-        self.group_id = group_id
-        self.exchange = None
-        self.idle_timer = pool.deadlines
-        self.deadline = pool.deadlines.loop.time() + timeout
-        pool.deadlines.watch(self)
-
     def expired(self) -> None:
-        """keepalive_timeout of an idle pooled connection passed."""
+        """keepalive_timeout of an idle pooled connection passed (upstream/pool.py keeps a
+        connection watched from its first time in the pool: in use, its deadline is never)."""
         self.idle_timer = None
-        self.close()
+        if self.pool is not None:
+            self.close()
 
-    def take(self) -> None:
+    def handed_off(self) -> None:
+        """Never idle again (its transport goes to the tunnel): no longer watched."""
         self._cancel_idle()
-        self.pool = None
 
     def _cancel_idle(self) -> None:
         d = self.idle_timer

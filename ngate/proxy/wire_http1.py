@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import httptools
 
+from ngate.http import respond
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.proxy import request_body as rb
@@ -79,8 +80,24 @@ def _learn(ex, split: tuple, http10: bool) -> None:
     if len(heads) >= _KNOWN_MAX:
         heads.clear()
     out, ctype, clen, lastmod, location, te_chunked, close = split
+    pieces = None
+    if plan.plain:
+        # the client's head but Date and Connection: pieces around them (_known_head)
+        reason = ex.reason or as_sent(status, ex.reason)
+        tokens = ex.conf.server_tokens
+        pre = resp.build_head(status, 1, server_tokens=tokens, reason=reason,
+                              server=plan.own_server, date=False)[:-2]
+        full = resp.build_head(status, 1, server_tokens=tokens, content_type=ctype,
+                               content_length=length, last_modified=lastmod,
+                               connection=_MARK, headers=out, reason=reason,
+                               server=plan.own_server, date=False)
+        mid, post = full[len(pre):].split(_MARK)
+        pieces = (pre, mid, post)
     heads[head] = (status, ex.reason, tuple(ex.resp_headers), length, http10, size,
-                   (tuple(out), ctype, clen, lastmod, location, te_chunked, close))
+                   (tuple(out), ctype, clen, lastmod, location, te_chunked, close), pieces)
+
+
+_MARK = b"\0connection\0"     # where build_head puts the Connection line (_learn)
 
 
 _NOT_KNOWN = frozenset({b"transfer-encoding", b"upgrade", b"location"})
@@ -380,6 +397,9 @@ class Http1Wire:
             status, ex.reason, ctx.status_override = ctx.status_override, None, None
         known = ex.known
         if known is not None:
+            if known[7] is not None and ctx.http_minor == 1 and ctx.status_override is None \
+                    and ctx.cache is None:
+                return self._known_head(ex, ctx, known)
             out, ctype, length, lastmod, location, te_chunked, close = known[6]
             out = list(out)
             http10 = known[4]
@@ -407,6 +427,29 @@ class Http1Wire:
                 ex.response_end_head()
         elif ex.state is STREAMING and ex.resp_length is None and not ex.until_close:
             self.read_chunked(ex)
+
+    @staticmethod
+    def _known_head(ex, ctx, known: tuple) -> None:
+        """write_head for a known response head (known_response) of a Plan.plain location to an
+        HTTP/1.1 client: the pieces _learn rendered around the Date and Connection lines."""
+        split = known[6]
+        if split[6] or known[4]:           # Connection: close, or HTTP/1.0
+            ex.uconn_reusable_flag(False)
+        ctx.resp_headers = list(split[0])
+        ex.head_only = False
+        ex.resp_length = known[3]
+        ex.until_close = False
+        respond.check_keepalive(ctx)
+        pre, mid, post = known[7]
+        conn = ex.conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
+        ctx.status = known[0]
+        if ex.plan.own_date:
+            head = b"".join((pre, resp.DATE.get(), mid, conn, post))
+        else:
+            head = b"".join((pre, mid, conn, post))
+        ctx.head_sent = True
+        ctx.bytes_sent = len(head)
+        ex._emit(head)
 
     @staticmethod
     def read_chunked(ex) -> None:

@@ -1,0 +1,191 @@
+"""A response head llhttp accepted before is not parsed again (proxy/wire_http1.py
+known_response, Plan.heads): the client gets the same bytes as through llhttp (but Date), and
+anything but a whole plain response in one read still goes through llhttp. Driven with bytes
+through a real HttpConnection and pooled UpstreamConnections (tests/harness/fake_transport.py)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ngate.proxy.wire_http1 import Http1Wire
+from tests.harness.fake_transport import Worker
+
+CONF = """
+events {}
+http {
+    access_log off;
+    upstream backend { server 127.0.0.1:9; keepalive 4; }
+    upstream two { server 127.0.0.1:9 max_fails=0; server 127.0.0.1:10 max_fails=0; keepalive 4; }
+    server {
+        listen 127.0.0.1:8080;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location /added {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            add_header X-Tries "$upstream_addr $upstream_status";
+        }
+        location /passed {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_header Server;
+            proxy_pass_header Date;
+            proxy_hide_header X-Secret;
+        }
+        location /two {
+            proxy_pass http://two;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_next_upstream error http_500;
+        }
+    }
+}
+"""
+DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
+
+
+@pytest.fixture
+def worker(tmp_path, monkeypatch):
+    """A Worker counting the responses that went the known way."""
+    w = Worker(str(tmp_path), CONF)
+    w.known = 0
+    real = Http1Wire.known_response
+
+    def counted(self, *args):
+        w.known += 1
+        return real(self, *args)
+    monkeypatch.setattr(Http1Wire, "known_response", counted)
+    yield w
+    w.close()
+
+
+def _exchange(worker, uconn, up, request: bytes, response: bytes) -> bytes:
+    """One request on a new client connection answered with `response` (one read)."""
+    conn, down = worker.client()
+    conn.data_received(request)
+    assert uconn.exchange is not None
+    worker.plan = uconn.exchange.plan
+    uconn.data_received(response)
+    return down.data()
+
+
+HEADS = [
+    b"HTTP/1.1 200 OK\r\nServer: up\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n",
+    b"HTTP/1.1 200\r\nContent-Length: 0\r\nX-Secret: s\r\nSet-Cookie: a=b\r\n"
+    b"Last-Modified: Tue, 01 Jan 2030 00:00:00 GMT\r\nETag: \"x\"\r\n\r\n",
+    b"HTTP/1.1 404 Nope\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\nX-A: 1\r\nX-A: 2\r\n\r\nno",
+]
+
+
+@pytest.mark.parametrize("path", [b"/", b"/added", b"/passed"])
+@pytest.mark.parametrize("response", HEADS)
+def test_a_known_head_gives_the_client_the_same_bytes(worker, path, response):
+    """The same response twice: llhttp's parse the first time, the known one the second; the
+    client's bytes are the same (but Date), and so is the fate of the upstream connection."""
+    request = b"GET " + path + b" HTTP/1.1\r\nHost: t\r\nUser-Agent: u\r\n\r\n"
+    uconn, up = worker.pooled("backend")
+    first = _exchange(worker, uconn, up, request, response)
+    reused = not up.closed
+    assert worker.known == 0
+    if not reused:
+        uconn, up = worker.pooled("backend")
+    second = _exchange(worker, uconn, up, request, response)
+    assert worker.known == 1
+    assert DATE.sub(b"\r\nDate: -\r\n", first) == DATE.sub(b"\r\nDate: -\r\n", second)
+    assert up.closed is not reused
+    assert up.written[0] == up.written[-1] if reused else len(up.written) == 1
+
+
+def test_a_client_closing_or_on_http10_gets_the_same_bytes(worker):
+    uconn, up = worker.pooled("backend")
+    for request in (b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                    b"GET / HTTP/1.0\r\nHost: t\r\n\r\n",
+                    b"GET / HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n"):
+        if worker.known:
+            worker.plan.heads.clear()           # llhttp's way again
+        known = worker.known
+        first = _exchange(worker, uconn, up, request, HEADS[0])
+        second = _exchange(worker, uconn, up, request, HEADS[0])
+        assert worker.known == known + 1 and not up.closed
+        assert DATE.sub(b"", first) == DATE.sub(b"", second)
+        assert (b"Connection: close\r\n" in second) is (b"keep-alive" not in request)
+
+
+@pytest.mark.parametrize("response", [
+    HEADS[0] + b"extra",                        # more than Content-Length: logged, closed
+    HEADS[0][:-1],                              # the body comes in another read
+])
+def test_anything_but_the_exact_length_goes_through_llhttp(worker, capfd, response):
+    uconn, up = worker.pooled("backend")
+    request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    _exchange(worker, uconn, up, request, HEADS[0])
+    conn, down = worker.client()
+    conn.data_received(request)
+    ex = uconn.exchange
+    uconn.data_received(response)
+    assert worker.known == 0
+    if response.endswith(b"extra"):
+        assert up.closed and down.data().endswith(b"ok\n")
+        assert 'upstream sent more data than specified in "Content-Length" header' in \
+            capfd.readouterr().err
+    else:
+        assert not ex.ctx.head_sent or ex.state.name == "STREAMING"
+        uconn.data_received(b"\n")
+        assert ex.state.name == "DONE" and down.data().endswith(b"ok\n") and not up.closed
+
+
+def test_a_head_request_goes_through_llhttp(worker):
+    uconn, up = worker.pooled("backend")
+    _exchange(worker, uconn, up, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", HEADS[0])
+    conn, down = worker.client()
+    conn.data_received(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
+    uconn.data_received(HEADS[0][:-3])
+    assert worker.known == 0 and down.data().endswith(b"\r\n\r\n")
+    assert b"Content-Length: 3\r\n" in down.data()
+
+
+def test_heads_with_framing_or_rewrites_are_not_kept(worker):
+    uconn, up = worker.pooled("backend")
+    request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    for response in (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                     b"HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n",
+                     b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+                     b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+                     b"HTTP/1.1 200 OK\r\nX-Accel-Buffering: no\r\nContent-Length: 0\r\n\r\n"):
+        for _ in range(2):
+            _exchange(worker, uconn, up, request, response)
+            assert not up.closed
+    assert worker.known == 0 and not worker.plan.heads
+
+
+def test_a_known_500_goes_to_the_next_peer_as_through_llhttp(worker):
+    """proxy_next_upstream http_500: a known head is a failed try the same way; the body of a
+    known 500 is dropped with its connection."""
+    bad = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\nno"
+    request = b"GET /two HTTP/1.1\r\nHost: t\r\n\r\n"
+    for known in (0, 1):
+        first, up1 = worker.pooled("two", 0)
+        second, up2 = worker.pooled("two", 1)
+        conn, down = worker.client()
+        conn.data_received(request)
+        u, other = (first, second) if first.exchange else (second, first)
+        ex = u.exchange
+        u.data_received(bad)
+        assert other.exchange is ex
+        other.data_received(bad)
+        assert ex.state.name == "DONE" and down.data().startswith(b"HTTP/1.1 500 ")
+        assert down.data().endswith(b"\r\n\r\nno")
+        assert [a.status for a in ex.ctx.upstream_tries] == [500, 500]
+        assert worker.known == (0 if not known else 2)
+        for x in (first, second):
+            if not x.closed:
+                x.close()
