@@ -41,7 +41,10 @@ class PeerSide(ExchangeBase):
         if self.state is not CONNECTING:
             self._to(CONNECTING)        # a failed try: the next peer
         ctx = self.ctx
-        peer = balancer_for(self.upstream).take(ctx, self.tried)     # counted when it counts
+        b = self.upstream.state.value or balancer_for(self.upstream)
+        peer = b.single
+        if peer is None or self.tried:
+            peer = b.take(ctx, self.tried)          # counted when it counts
         if peer is None:
             # every peer is down or failed: nginx names the group in $upstream_addr and in
             # the log's upstream: "...", with status 502

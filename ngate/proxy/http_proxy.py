@@ -24,7 +24,7 @@ def proxy_handler(ctx) -> None:
     ctx.proxy_host = pp.host_header
     if pp.template is not None:
         return _variable_proxy(ctx, pp)
-    UpstreamExchange(ctx, pp.upstream, HTTP1, plan_for(ctx.conf)).start()
+    UpstreamExchange(ctx, pp.upstream, HTTP1, ctx.conf.upstream_plan).start()     # plan_for
 
 
 def _variable_proxy(ctx, pp) -> None:

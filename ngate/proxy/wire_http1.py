@@ -173,6 +173,13 @@ class Http1Wire:
         uconn.tail = b""
         ctx = ex.ctx
         conf = ex.conf
+        rbody = ex.body
+        if rbody is rb.NO_BODY and conf.proxy_set_body is None and ctx.content_length_in is None:
+            # no body: the head alone (the usual GET)
+            data = build_request_head(ctx, ex.plan, ex.uri, None, False)
+            ex.sent_bytes = len(data)
+            uconn.transport.write(data)
+            return 0
         body_len = None
         chunked = False
         rbody = ex.body

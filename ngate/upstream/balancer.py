@@ -37,13 +37,19 @@ _HASH_TRIES = 20
 
 class RoundRobin:
     """nginx's smooth weighted round robin; backup servers only when every primary is unusable."""
-    __slots__ = ("primary", "backup", "group", "counts")
+    __slots__ = ("primary", "backup", "group", "counts", "single")
 
     def __init__(self, upstream: Upstream) -> None:
         self.group = upstream.name
         self.primary = [s for s in upstream.servers if not s.backup]
         self.backup = [s for s in upstream.servers if s.backup]
         self.counts = upstream.counts_conns
+        # a group of one server, not down, without max_conns nor counted connections: every
+        # balancer's first pick is that server, without state (nginx's peers->single); the
+        # exchange takes it without calling take() (proxy/exchange_peer.py)
+        s = self.primary[0] if len(self.primary) == 1 and not self.backup else None
+        self.single = s if s is not None and not s.down and not s.max_conns \
+            and not self.counts else None
 
     def take(self, ctx, tried: set) -> UpstreamServer | None:
         """select, and count the connection to the peer when the group counts them."""
@@ -280,11 +286,12 @@ class PerRequest:
 
 class Zoned:
     """A balancer of a group with `zone`: each pick under the zone's lock."""
-    __slots__ = ("inner", "table")
+    __slots__ = ("inner", "table", "single")
 
     def __init__(self, inner: RoundRobin, zone) -> None:
         self.inner = inner
         self.table = zone.table
+        self.single = None
 
     def take(self, ctx, tried: set) -> UpstreamServer | None:
         table = self.table
