@@ -16,7 +16,7 @@ events {}
 http {
     access_log off;
     upstream backend { server 127.0.0.1:9; keepalive 4; }
-    upstream two { server 127.0.0.1:9 max_fails=0; server 127.0.0.1:10 max_fails=0; keepalive 4; }
+    upstream known_two { server 127.0.0.1:9 max_fails=0; server 127.0.0.1:10 max_fails=0; keepalive 4; }
     server {
         listen 127.0.0.1:8080;
         location / {
@@ -39,7 +39,7 @@ http {
             proxy_hide_header X-Secret;
         }
         location /two {
-            proxy_pass http://two;
+            proxy_pass http://known_two;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_next_upstream error http_500;
@@ -169,12 +169,13 @@ def test_heads_with_framing_or_rewrites_are_not_kept(worker):
 
 def test_a_known_500_goes_to_the_next_peer_as_through_llhttp(worker):
     """proxy_next_upstream http_500: a known head is a failed try the same way; the body of a
-    known 500 is dropped with its connection."""
+    known 500 is dropped with its connection. (The group's name is this file's own: peers'
+    health is kept per worker process, by group name and address.)"""
     bad = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\nno"
     request = b"GET /two HTTP/1.1\r\nHost: t\r\n\r\n"
     for known in (0, 1):
-        first, up1 = worker.pooled("two", 0)
-        second, up2 = worker.pooled("two", 1)
+        first, up1 = worker.pooled("known_two", 0)
+        second, up2 = worker.pooled("known_two", 1)
         conn, down = worker.client()
         conn.data_received(request)
         u, other = (first, second) if first.exchange else (second, first)
