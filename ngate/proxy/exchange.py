@@ -206,7 +206,11 @@ class UpstreamExchange(RequestSide):
             last = trailers.last_chunk(ctx)     # add_trailer's, after the try's end
             self._emit(last)
             ctx.body_bytes_sent += len(last)
-        self._flush()
+        out = self.out                  # _flush, written out (hot path)
+        if out is not None:
+            self.out = None
+            if out:
+                self.conn.write(out[0] if len(out) == 1 else b"".join(out))
         if deferred:
             return          # subrequests still run: filters/postpone.py ends the response
         self.conn.writer = None

@@ -309,7 +309,8 @@ class Http1Wire:
         if ex.state in BEFORE_HEAD and ex.uconn.head_bytes > ex.conf.proxy_buffer_size:
             ex.out = None       # the head is still incomplete past proxy_buffer_size
             return ex.next_peer(invalid_header("upstream sent too big header"))
-        ex.read_done()
+        if ex.out is not None or ex.filter is not None:
+            ex.read_done()
         if u.leftover and ex.state is DONE:
             self.log_leftover(ex)
 
@@ -327,8 +328,15 @@ class Http1Wire:
         ex.response_head(known[0])      # on_headers_complete (headers_complete's checks passed)
         ex.known = None
         if u.exchange is not None:      # on_body, on_message_complete
-            if known[3]:
-                ex.response_body(data[end:])
+            n = known[3]
+            if n:
+                if ex.filter is None and not ex.chunked_out and ex.state is STREAMING \
+                        and not ex.head_only:
+                    ex.attempt.response_length += n     # response_body, written out
+                    ex.ctx.body_bytes_sent += n
+                    ex.out.append(data[end:])
+                else:
+                    ex.response_body(data[end:])
             if u.exchange is not None:
                 ex.response_end()
         self._read_end(ex, u)
@@ -456,7 +464,7 @@ class Http1Wire:
             head = b"".join((pre, mid, conn, post))
         ctx.head_sent = True
         ctx.bytes_sent = len(head)
-        ex._emit(head)
+        ex.out.append(head)             # (known_response gathers the read's output)
 
     @staticmethod
     def read_chunked(ex) -> None:
