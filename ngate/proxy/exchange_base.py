@@ -140,7 +140,7 @@ class ExchangeBase(HeadTranslation):
         self.state = DONE
         if self.timer is not None:
             self.timer = None
-            self.deadlines.unwatch(self)
+            self.deadlines.watched.discard(self)        # Deadlines.unwatch
         th = self.throttle
         if th is not None:
             th.cancel()

@@ -80,7 +80,11 @@ class RequestSide(PeerSide):
                 self._refused(READING)
             self.state = READING
             a.bytes_sent += self.sent_bytes
-            self.arm(self.plan.read_timeout)
+            t = self.timeout = self.plan.read_timeout       # arm, written out (hot path)
+            self.deadline = self.loop.time() + t
+            if self.timer is None:
+                self.timer = True
+                self.deadlines.watch(self)
         else:
             self.body_open = True
             if self.uconn.write_paused:
