@@ -175,7 +175,8 @@ def upstream_uri(ctx, pp) -> str:
     return uri + "?" + ctx.args if ctx.args else uri
 
 
-_PASSED_MAX = 256       # client header lists kept per Plan (emptied when full)
+_PASSED_MAX = 64        # client header lists kept per Plan (emptied when full), of heads
+_PASSED_LEN = 1024      # up to this size (as server/request_head.py keeps heads)
 _METHODS = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
@@ -194,9 +195,10 @@ def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunk
             skip = plan.skip
             passed = b"".join([name + b": " + value + b"\r\n" for name, value in headers
                                if name.lower() not in skip]) + b"\r\n"
-            if len(plan.passed) >= _PASSED_MAX:
-                plan.passed.clear()
-            plan.passed[headers] = passed
+            if ctx.request_length <= _PASSED_LEN:
+                if len(plan.passed) >= _PASSED_MAX:
+                    plan.passed.clear()
+                plan.passed[headers] = passed
         method = ctx.method
         return b"".join((_METHODS.get(method) or method.encode("latin-1"), b" ",
                          uri.encode("latin-1", "replace"), plan.version_line, fixed, passed))

@@ -42,7 +42,8 @@ def _head_end(buf: bytes) -> int:
     return lf + 2 if lf >= 0 else len(buf)
 
 
-_KNOWN_MAX = 256        # response heads kept per Plan (emptied when full: Date changes)
+_KNOWN_MAX = 64         # response heads kept per Plan (emptied when full: Date changes)
+_KNOWN_LEN = 1024       # longer heads are parsed by llhttp every time (memory per location)
 
 
 def _learn(ex, split: tuple, http10: bool) -> None:
@@ -55,7 +56,8 @@ def _learn(ex, split: tuple, http10: bool) -> None:
     head = ex.learn
     ex.learn = None
     status = ex.status
-    if status < 200 or status == 204 or status == 304 or ex.accel is not None:
+    if status < 200 or status == 204 or status == 304 or ex.accel is not None \
+            or len(head) > _KNOWN_LEN:
         return
     if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\n") \
             or _head_end(head) != len(head):
