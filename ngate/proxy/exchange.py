@@ -19,8 +19,9 @@ events, failures, the client gone), response_head.py (head translation).
 
 One proxied request: http_proxy.proxy_handler -> UpstreamExchange.start (wire.prepare, the
 body) -> connect (balancer take, pool or _open) -> attach (wire.send_request) -> upstream_data
--> wire.data (llhttp) -> response_head -> wire.send_head (split_headers, write_head) ->
-response_body -> response_end -> finish (pool) -> conn.finish_request.
+-> wire.data (llhttp, or a known head: wire_http1.known_response) -> response_head ->
+wire.send_head (split_headers, write_head) -> response_body -> response_end -> finish (pool)
+-> conn.finish_request.
 """
 from __future__ import annotations
 

@@ -5,6 +5,11 @@ Request: proxy/proxy_request.py builds the head; the body follows as the client 
 memory or from the spool's temp file, or proxy_set_body's.
 Response: the connection's llhttp parser (httptools) calls upstream_conn.py, which hands the
 head to headers_complete here (1xx, proxy_buffer_size) and the body and end to the exchange.
+Upstreams send the same heads again and again: a plain final head that llhttp accepted whole
+in a response's first read is kept with its parse and split per location (Plan.heads, _learn);
+the same bytes again, with exactly Content-Length bytes of body in the read, go the known way
+(known_response: the events llhttp's callbacks would produce, without the parser; for a
+Plan.plain location the client's head is pre-rendered around its Date and Connection lines).
 HTTP/0.9, and every byte after an interim 1xx head (nginx 1.22), pass raw until the upstream
 closes (PASSTHROUGH). A 101 hands both connections to the tunnel.
 """
