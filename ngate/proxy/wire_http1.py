@@ -414,14 +414,19 @@ class Http1Wire:
 
     def send_head(self, ex, status: int) -> None:
         ctx = ex.ctx
+        known = ex.known
         if ctx.status_override is not None and status != 101:
             # an error_page target keeps the error's status (ngx_http_send_header: err_status)
+            # with nginx's own status line for it (status_line.len = 0)
             status, ex.reason, ctx.status_override = ctx.status_override, None, None
-        known = ex.known
+            reason = None
+            ex.learn = None         # (the head is not sent as it came)
+        elif known is not None and known[7] is not None and ctx.http_minor == 1 \
+                and ctx.cache is None:
+            return self._known_head(ex, ctx, known)
+        else:
+            reason = ex.reason or as_sent(status, ex.reason)
         if known is not None:
-            if known[7] is not None and ctx.http_minor == 1 and ctx.status_override is None \
-                    and ctx.cache is None:
-                return self._known_head(ex, ctx, known)
             out, ctype, length, lastmod, location, te_chunked, close = known[6]
             out = list(out)
             http10 = known[4]
@@ -435,8 +440,8 @@ class Http1Wire:
             return
         if close or http10:
             ex.uconn_reusable_flag(False)
-        head_only = ex.write_head(status, ex.reason or as_sent(status, ex.reason), out,
-                                  ctype, length, lastmod, location, te_chunked)
+        head_only = ex.write_head(status, reason, out, ctype, length, lastmod, location,
+                                  te_chunked)
         if ex.state is DONE:
             return              # the range filter sent a 416 instead (filters/range.py)
         # an HTTP/1.0-style response without length or chunking ends when the upstream closes

@@ -66,6 +66,7 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
+        location = /ep/missing { error_page 404 /ka/ep-target; return 404; }
     }
 }
 """
@@ -280,3 +281,16 @@ def test_101_upgrade_becomes_a_tunnel(diff):
             return [resp, conn.read_exactly(len(b"raw bytes after upgrade"))]
     out = diff.check(script)
     assert out.result[0].status == 101 and out.result[1] == b"raw bytes after upgrade"
+
+
+def test_an_error_page_target_sends_the_error_s_own_status_line(diff):
+    """error_page 404 to a proxied location: the upstream's 200 OK goes out as nginx's
+    `404 Not Found` (the error's status with its standard reason, not the upstream's line); the
+    same response twice (the second head known to ngate: proxy/wire_http1.py), and the target
+    asked directly keeps the upstream's line."""
+    diff.backend.route("/ka/ep-target", Reply(body=b"target"))
+    for _ in range(2):
+        out = diff.check_request("GET", "/ep/missing")
+        assert out.response.status_line.startswith(b"HTTP/1.1 404 Not Found")
+    for _ in range(2):
+        assert diff.check_request("GET", "/ka/ep-target").response.status == 200

@@ -38,6 +38,8 @@ http {
             proxy_pass_header Date;
             proxy_hide_header X-Secret;
         }
+        location = /missing { return 404; }
+        error_page 404 /passed;
         location /two {
             proxy_pass http://known_two;
             proxy_http_version 1.1;
@@ -190,3 +192,21 @@ def test_a_known_500_goes_to_the_next_peer_as_through_llhttp(worker):
         for x in (first, second):
             if not x.closed:
                 x.close()
+
+
+def test_an_error_page_target_keeps_the_error_s_status_either_way(worker):
+    """error_page 404 /passed: the upstream's 200 head goes out as a 404 (nginx's err_status),
+    never kept with that status, and the known head gives the 404 too."""
+    uconn, up = worker.pooled("backend")
+    direct = b"GET /passed HTTP/1.1\r\nHost: t\r\n\r\n"
+    missing = b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n"
+    through = _exchange(worker, uconn, up, missing, HEADS[0])
+    assert through.startswith(b"HTTP/1.1 404 Not Found\r\n") and worker.known == 0
+    assert not worker.plan.heads
+    first = _exchange(worker, uconn, up, direct, HEADS[0])
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n") and worker.known == 0
+    known = _exchange(worker, uconn, up, missing, HEADS[0])
+    assert worker.known == 1
+    assert DATE.sub(b"", known) == DATE.sub(b"", through)
+    second = _exchange(worker, uconn, up, direct, HEADS[0])
+    assert worker.known == 2 and DATE.sub(b"", second) == DATE.sub(b"", first)
