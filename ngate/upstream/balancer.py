@@ -272,10 +272,11 @@ class PerRequest:
     or an address; ngx_http_upstream_create_round_robin_peer, in the request's pool). Fresh
     peers of weight 1 make nginx's smooth round robin pick the first untried address, so the
     order is the resolver's (which rotates a cached answer); no state outlives the request."""
-    __slots__ = ("servers",)
+    __slots__ = ("servers", "single")
 
     def __init__(self, upstream: Upstream) -> None:
         self.servers = upstream.servers
+        self.single = None          # (take() is the pick: RoundRobin.single)
 
     def take(self, ctx, tried: set) -> UpstreamServer | None:
         for s in self.servers:
