@@ -10,7 +10,7 @@ from ngate.explain.report import status
 from ngate.explain.request import depends
 from ngate.explain.route import describe_location, where
 from ngate.explain.upstream import fastcgi, proxy
-from ngate.http import phases
+from ngate.http.decisions import NamedLocation
 from ngate.static import symlinks
 from ngate.http.respond import content_type
 from ngate.static.paths import alias_strip, map_uri, safe
@@ -167,8 +167,7 @@ def named_location(ex, name: str, why: str) -> str:
     if loc is not None:
         ex.report.add("location", f"{describe_location(loc)} ({why})")
         ex.level, ex.loc = "location", loc
-    phases.named_location(ex.ctx, name)
-    return DONE
+    return ex.walk(NamedLocation(name))
 
 
 # ---------------------------------------------------------------- static files

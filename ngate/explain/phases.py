@@ -7,6 +7,9 @@
   location rewrite, then the content phase: access, try_files, the content handler
                (handlers.py); an internal redirect (rewrite, try_files, index) searches again
 
+The phases are http/phases.py's own: the walk follows the decisions they return (Explainer.walk,
+with http/driver.py's `follow`) and describes the ACCESS decision instead of carrying it out.
+
 Each phase appends to the Report; the first definite response ends the walk. `if` conditions and
 values that depend on request-time variables are reported as such, never guessed.
 """
@@ -21,7 +24,8 @@ from ngate.explain.request import (FakeConn, Renderer, depends, is_ip, make_cont
                                    url_host_header)
 from ngate.explain.route import (LocationTrace, choose_listen, choose_server, describe_location,
                                  listens_of, server_names, where)
-from ngate.http import phases, rewrite
+from ngate.http import driver, phases, rewrite
+from ngate.http.decisions import ACCESS
 from ngate.routing.servers import ServerSelector, normalize_host
 from ngate.routing.uri import normalize_uri, split_request_uri
 
@@ -151,7 +155,7 @@ class Explainer:
         r.add("uri", shown + (f", args {ctx.args}" if ctx.args else ""))
         ctx.conf = server.conf
         try:
-            phases.server_rewrite(ctx)      # the request path's phases, this Explainer recording
+            self.walk(phases.server_rewrite(ctx))   # the request path's phases and decisions
         except Stop:
             pass
         if r.outcome is None:
@@ -191,17 +195,22 @@ class Explainer:
             r.more("the location is `internal`: only internal redirects reach it")
         self.level, self.loc = "location", loc
 
-    def content(self, ctx) -> None:
-        """The access and content phases, described (handlers.py) rather than run."""
-        handlers.content(self)
+    def walk(self, decision) -> str:
+        """Follow the phases' decisions as http/driver.py does: ACCESS (the access and content
+        phases) is described (handlers.py) rather than run; an answer (a status page, a
+        redirect) is written to the stand-in connection. DONE."""
+        decision = driver.follow(self.ctx, decision)
+        if decision is ACCESS:
+            return handlers.content(self)
+        driver.carry_out(self.ctx, decision)
+        return DONE
 
     def internal_redirect(self, uri: str, why: str, keep_args: bool = False) -> str:
         """An internal redirect the content phase would make: http/phases.py counts it (500
         past 10), takes the URI as written and searches the location again."""
         self.report.add("redirect", f"internal redirect to {uri} ({why}): the location search "
                                     "runs again")
-        phases.internal_redirect(self.ctx, uri, keep_args)
-        return DONE
+        return self.walk(phases.to_uri(uri, keep_args))
 
     # ------------------------------------------------------------ the rewrite module
 

@@ -2,13 +2,15 @@
 not parse, a bad Host, TRACE), a body that does not parse, the client gone, a timeout.
 
 The front ends (server/connection.py, http2/stream.py) call these; each settles the request
-(a status page, the upstream exchange told, the log line) without touching a socket itself.
+(a status page carried out by http/driver.py, the upstream exchange told, the log line)
+without touching a socket itself.
 """
 from __future__ import annotations
 
 from ngate.http.context import RequestContext
 from ngate.http.log import log_request
-from ngate.http.respond import send_status
+from ngate.http.decisions import PAGE
+from ngate.http.driver import carry_out
 from ngate.observability import error_log
 
 
@@ -27,7 +29,7 @@ def reject_head(conn, status: int, message: str, url: bytes) -> None:
     if current is not None and current.ctx.head_sent:
         conn.abort()        # a response is already on the wire: nothing sane can follow
         return
-    send_status(ctx, status)
+    carry_out(ctx, PAGE[status])
 
 
 def body_error(ctx, message: str) -> None:
@@ -43,7 +45,7 @@ def body_error(ctx, message: str) -> None:
     if abort is not None:
         abort(400)
     else:
-        send_status(ctx, 400)
+        carry_out(ctx, PAGE[400])
 
 
 def client_closed(ctx) -> None:

@@ -1,48 +1,51 @@
-"""The request phases, as nginx runs them, over one RequestContext:
+"""The request phases, as nginx runs them, over one RequestContext, as functions that return
+what to do next (a decision of http/decisions.py) and write nothing:
 
-  start_request     find the server (Host / SNI), normalise the URI, realip's POST_READ
-  server rewrite    the server level's rewrite ops (set, return, rewrite, if)
-  find location     nginx's location search (routing/locations.py); internal, 413, slash redirect
-  location rewrite  the location's ops; a changed URI searches again (at most 10 cycles)
+  begin             find the server (Host / SNI), normalise the URI, realip's POST_READ
+  server_rewrite    the server level's rewrite ops (set, return, rewrite, if)
+  find_location_phase  nginx's location search (routing/locations.py); internal, 413, slash
+                    redirect; the location's rewrite ops; a changed URI searches again (at most
+                    10 cycles); then ACCESS
   access            the location's compiled access steps (realip, limit_req/conn, allow/deny,
-                    auth_basic, auth_request): each answers go on, a status, or SUSPENDED
-  precontent        the location's compiled precontent steps (try_files, mirror)
-  content           the location's compiled content handler (conf.content)
-  finalize          a status becomes a response: error_page (an internal redirect or a named
-                    location, which run the phases again) or the status page (http/finalize.py)
+                    auth_basic, auth_request): each answers go on, a status, or SUSPENDED; then
+                    the content handler (or PRECONTENT: try_files, mirror first)
+  redirect          an internal redirect (error_page, try_files, index, X-Accel-Redirect): one
+                    redirect count, the URI as written (nginx), then the location search again
+  named             a named location: its rewrite ops, then ACCESS
+  accel             an upstream's X-Accel-Redirect target
 
-Internal redirects (error_page, try_files, index, X-Accel-Redirect, a subrequest's URI) all
-enter through `redirect()`: one redirect count, the URI as written (nginx). A subrequest runs the
-same phases from `run_subrequest`. Nothing here knows a socket: answers go out through
-http/respond.py to the front end in `ctx.conn` (server/connection.py for HTTP/1.1,
-http2/stream.py for an HTTP/2 stream, proxy/subrequest.py for a subrequest).
+A status becomes error_page or a status page in http/finalize.py (`special_response`), also a
+decision. http/driver.py `carry_out` follows and carries out the decisions: the only code of
+the core that writes through the front end in `ctx.conn` (server/connection.py for HTTP/1.1,
+http2/stream.py for an HTTP/2 stream, proxy/subrequest.py for a subrequest) or touches the
+loop. What front ends and modules call (phases.start_request, phases.finalize,
+phases.internal_redirect, phases.named_location ...) are the driver's entry points, imported
+at the end of this module.
 
-`ctx.conn.trace`, when set, is ngate explain's recorder (explain/phases.py), which walks a
-request through these same functions without a socket: it is told each location chosen
-(trace.location), each rewrite op (http/rewrite.py), and describes the access and content
-phases instead of running them (trace.content). It is None on the request path.
+`ctx.conn.trace`, when set, is ngate explain's recorder (explain/phases.py), which follows these
+same decisions without a socket: it is told each location chosen (trace.location) and each
+rewrite op (http/rewrite.py), and describes the ACCESS decision instead of carrying it out. It
+is None on the request path.
 """
 from __future__ import annotations
 
 import re
 
 from ngate import realip
-from ngate.config.model import ReturnOp
 from ngate.http import rewrite
-from ngate.http.finalize import finalize, internal_error, reject_request, return_response
-# the other ends of a request, where front ends and modules call them (phases.finalize ...)
-from ngate.http.finalize import error_page_for, fail, no_upstream_handler  # noqa: F401
-from ngate.http.respond import send_redirect, send_status
+from ngate.http.decisions import (ACCESS, FINALIZE, PAGE, PRECONTENT, SUSPENDED, Delay,
+                                  InternalRedirect, NamedLocation, Redirect)
+from ngate.http.finalize import rejected
 from ngate.observability import error_log
 from ngate.routing.locations import find_location, needs_slash_redirect, slash_redirect_target
 from ngate.routing.uri import normalize_uri, parse_unsafe_uri, split_request_uri
 from ngate.routing.servers import normalize_host
 
 MAX_REDIRECTS = 10
-SUSPENDED = -1          # an access step goes on later by itself (auth_request, limit_req delay)
 _ABS_URI = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/?]*)(.*)$", re.I)   # nginx: any scheme
 # nginx refuses these methods after reading the head (ngx_http_process_request_header)
 _NOT_ALLOWED = frozenset({"TRACE", "CONNECT"})
+_ROUTE = tuple          # a route; a refusal is a decision
 
 
 # ---------------------------------------------------------------- server and location
@@ -50,7 +53,8 @@ _NOT_ALLOWED = frozenset({"TRACE", "CONNECT"})
 _ROUTES_MAX = 4096      # routes kept per listen (ServerSelector.routes)
 
 
-def start_request(ctx, req) -> None:
+def begin(ctx, req):
+    """A new request: its server, URI and realip, then the server rewrite phase."""
     ctx.req = req
     conn = ctx.conn
     listen = conn.listen
@@ -61,8 +65,8 @@ def start_request(ctx, req) -> None:
     route = routes.get(key)
     if route is None:
         route = _route(ctx, listen, raw, host_raw)
-        if route is None:
-            return              # refused (400, 405)
+        if route.__class__ is not _ROUTE:
+            return route            # refused (400, 405)
         if len(routes) >= _ROUTES_MAX:
             routes.clear()
         routes[key] = route
@@ -72,7 +76,7 @@ def start_request(ctx, req) -> None:
         ctx.args, host, server, uri = route
         ctx.server = server
         if ctx.method in _NOT_ALLOWED:
-            return reject_request(ctx, 405, "client sent %s method" % ctx.method)
+            return rejected(ctx, 405, "client sent %s method" % ctx.method)
     if host and server.names.regexes and host not in server.names.exact:
         for rx in server.names.regexes:
             if rx.groupindex and named_captures(ctx, rx, host):
@@ -82,21 +86,18 @@ def start_request(ctx, req) -> None:
     ctx.conf = conf = server.conf
     if conf.realip is not None:         # realip's POST_READ run, with the server's settings
         realip.apply(ctx, conf.realip)
-    try:
-        server_rewrite(ctx)
-    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
-        internal_error(ctx, exc)
+    return server_rewrite(ctx)
 
 
 def _route(ctx, listen, raw: str, host_raw):
     """(args, host, server, $uri) of a request target and Host on this listen: a function of
-    them alone (start_request keeps it in the listen's selector); None when the request was
+    them alone (begin keeps it in the listen's selector); a Finalize when the request is
     refused (400, or 405 for TRACE/CONNECT, checked before the URI as nginx does)."""
     host_line = None
     if raw[:1] != "/":
         m = _ABS_URI.match(raw)
         if m is None:
-            return reject_request(ctx, 400, "client sent invalid request")
+            return rejected(ctx, 400, "client sent invalid request")
         host_line = m.group(2)
         raw = m.group(3) or "/"
         if raw[:1] != "/":
@@ -109,42 +110,34 @@ def _route(ctx, listen, raw: str, host_raw):
     if host_raw is not None:
         host = normalize_host(host_raw)
         if host is None:
-            return reject_request(ctx, 400, "client sent invalid host header")
+            return rejected(ctx, 400, "client sent invalid host header")
     elif ctx.http_minor == 1:
         ctx.server = listen.default_server
-        return reject_request(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
+        return rejected(ctx, 400, 'client sent HTTP/1.1 request without "Host" header')
     server = listen.selector.select(host)
     if ctx.method in _NOT_ALLOWED:
         ctx.server = server
-        return reject_request(ctx, 405, "client sent %s method" % ctx.method)
+        return rejected(ctx, 405, "client sent %s method" % ctx.method)
     try:
         uri = normalize_uri(path, server.merge_slashes)
     except ValueError:      # nginx refuses it with the request line: before Host, default server
         ctx.host, ctx.server = "", listen.default_server
-        return reject_request(ctx, 400, "client sent invalid request")
+        return rejected(ctx, 400, "client sent invalid request")
     return args, host, server, uri
 
 
-def server_rewrite(ctx) -> None:
+def server_rewrite(ctx):
     """The server level's rewrite ops, then the location phases."""
     ops = ctx.conf.rewrite_ops
     if ops:
         result = rewrite.run(ctx, ops)
         if result is not rewrite.CONTINUE and result is not rewrite.RESTART:
-            return answer(ctx, result)
-    find_location_phase(ctx)
+            return result       # ReturnOp, Redirect, ZERO_LENGTH (Finalize(500))
+    return find_location_phase(ctx)
 
 
-def guarded(step, ctx, *args) -> None:
-    """Run a phase step; a bug costs one request (500), not the worker."""
-    try:
-        step(ctx, *args)
-    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
-        internal_error(ctx, exc)
-
-
-def find_location_phase(ctx) -> None:
-    """Find the location for ctx.uri, run its rewrite ops, then its access and content."""
+def find_location_phase(ctx):
+    """Find the location for ctx.uri and run its rewrite ops: ACCESS, or what they decided."""
     trace = ctx.conn.trace
     while True:
         server = ctx.server
@@ -159,28 +152,28 @@ def find_location_phase(ctx) -> None:
         if trace is not None:
             trace.location(ctx, loc)
         if conf.internal and not ctx.internal:
-            return finalize(ctx, 404)
+            return FINALIZE[404]
         lim = conf.limit_except
         if lim is not None and ctx.method not in lim.methods:
             conf = ctx.conf = lim.conf
         if too_large(ctx, conf):
-            return finalize(ctx, 413)
+            return FINALIZE[413]
         if loc is not None:
             if loc.regex is not None and loc.regex.groupindex:
                 named_captures(ctx, loc.regex, ctx.uri)
             if needs_slash_redirect(loc, ctx.uri):
-                return send_redirect(ctx, 301, slash_redirect_target(loc, ctx.args))
+                return Redirect(301, slash_redirect_target(loc, ctx.args))
         ops = conf.rewrite_ops
         if ops:
             result = rewrite.run(ctx, ops)
             if result is rewrite.RESTART:
                 if not count_redirect(ctx, "rewrite or internal redirection cycle while "
                                            f'processing "{ctx.uri}"'):
-                    return finalize(ctx, 500)
+                    return FINALIZE[500]
                 continue
             if result is not rewrite.CONTINUE:
-                return answer(ctx, result)
-        return access_phase(ctx) if trace is None else trace.content(ctx)
+                return result
+        return ACCESS
 
 
 def named_captures(ctx, regex, subject: str) -> bool:
@@ -209,72 +202,31 @@ def too_large(ctx, conf) -> bool:
     return False
 
 
-def answer(ctx, result) -> None:
-    """Carry out what the rewrite ops decided instead of going on."""
-    if result.__class__ is ReturnOp:
-        return return_response(ctx, result.code, result.text)
-    if result.__class__ is rewrite.Redirect:
-        return send_redirect(ctx, result.code, result.location)
-    finalize(ctx, 500)                  # rewrite.ZERO_LENGTH
-
-
 # ---------------------------------------------------------------- access and content
 
-def access_phase(ctx) -> None:
-    """PREACCESS and ACCESS (a subrequest skips both), then precontent and content (as
-    after_access, written out: this is every request's path)."""
+def access(ctx):
+    """PREACCESS and ACCESS (a subrequest skips both): SUSPENDED, a refusal, or the content
+    handler (PRECONTENT when try_files or mirror come first)."""
     conf = ctx.conf
     if ctx.main is None:
         for step in conf.access_steps:
             status = step(ctx, conf)
             if status:
                 if status == SUSPENDED:
-                    return          # the step goes on by itself (access_done, limit_req delay)
-                return access_denied(ctx, status)
-    for step in conf.precontent_steps:
-        if step(ctx, conf):
-            return
-    conf.content(ctx)
+                    return SUSPENDED    # the step goes on by itself (access_done, limit_req)
+                return denied(ctx, status)
+    if conf.precontent_steps:
+        return PRECONTENT
+    return conf.content
 
 
-def access_done(ctx, status: int) -> None:
-    """An access step's verdict after it was SUSPENDED (an auth_request subrequest)."""
-    if ctx.logged or ctx.conn.closing:
-        return              # the client left meanwhile
-    if status:
-        return guarded(access_denied, ctx, status)
-    guarded(after_access, ctx, ctx.conf)
-
-
-def after_access(ctx, conf) -> None:
-    """The precontent steps (try_files, mirror: True when one took the request over), then the
-    content handler."""
-    for step in conf.precontent_steps:
-        if step(ctx, conf):
-            return
-    conf.content(ctx)
-
-
-def content(ctx) -> None:
-    """The content phase alone (after a precontent step that read the body)."""
-    ctx.conf.content(ctx)
-
-
-def access_denied(ctx, status: int) -> None:
+def denied(ctx, status: int):
     """The access phase's refusal; a 401 waits auth_delay first (nginx's
-    ngx_http_core_auth_delay), with the client still watched for closing."""
+    ngx_http_core_auth_delay)."""
     plan = ctx.conf.access
     if status != 401 or plan is None or not plan.auth_delay:
-        return finalize(ctx, status)
-    error_log.info("delaying unauthorized request" + error_log.request_suffix(ctx),
-                   ctx.conn.number)
-    ctx.conn.runtime.loop.call_later(plan.auth_delay, _delayed_401, ctx)
-
-
-def _delayed_401(ctx) -> None:
-    if ctx.logged:
-        return                  # the client left meanwhile (499 logged)
-    finalize(ctx, 401)
+        return FINALIZE[status]
+    return Delay(plan.auth_delay, FINALIZE[401])
 
 
 # ---------------------------------------------------------------- internal redirects
@@ -289,60 +241,59 @@ def count_redirect(ctx, message: str | None = None) -> bool:
     return True
 
 
-def set_uri(ctx, path: str, args, keep_args: bool = False, normalize: bool = True) -> bool:
+def set_uri(ctx, path: str, args, keep_args: bool = False) -> None:
     """An internal redirect's new URI and args. The URI is taken as it is, never parsed again
     (ngx_http_internal_redirect: error_page, try_files, index keep dots, `//` and %XX;
-    X-Accel-Redirect's was checked and unescaped before). Always True (`normalize` is unused)."""
+    X-Accel-Redirect's was checked and unescaped before)."""
     if args is not None or not keep_args:
         ctx.args = args
     ctx.uri = path
     ctx.internal = True         # `set`, map and auth_request_set values stay, as in nginx
     ctx.add_uri_to_alias = False
-    return True
 
 
-def redirect(ctx, path: str, args, keep_args: bool = False, normalize: bool = True) -> None:
+def redirect(ctx, to: InternalRedirect):
     """nginx's ngx_http_internal_redirect: count it (500 past 10), set the new URI, search the
     location again."""
     if not count_redirect(ctx, "rewrite or internal redirection cycle while internally "
-                               f'redirecting to "{path}"'):
+                               f'redirecting to "{to.path}"'):
         ctx.status_override = None
-        return send_status(ctx, 500)
-    if not set_uri(ctx, path, args, keep_args, normalize):
-        return send_status(ctx, 400)
-    find_location_phase(ctx)
+        return PAGE[500]
+    set_uri(ctx, to.path, to.args, to.keep_args)
+    return find_location_phase(ctx)
 
 
-def internal_redirect(ctx, uri: str, keep_args: bool = False) -> None:
+def to_uri(uri: str, keep_args: bool = False) -> InternalRedirect:
     """error_page, try_files, index: the URI's own args replace the request's (none if it has
     no "?"); the index module keeps them (keep_args)."""
     path, args = split_request_uri(uri)
-    redirect(ctx, path, args, keep_args)
+    return InternalRedirect(path, args, keep_args)
 
 
-def accel_redirect(ctx, target: str) -> None:
+def accel(ctx, target: str):
     """An upstream's X-Accel-Redirect (ngx_http_upstream_process_headers): a named location,
     or a URI checked as ngx_http_parse_unsafe_uri does (unsafe: 404) and then unescaped; the
     method becomes GET (HEAD stays)."""
     if target.startswith("@"):
-        return named_location(ctx, target)
+        return NamedLocation(target)
     parsed = parse_unsafe_uri(target)
     if parsed is None:
         error_log.error(f'unsafe URI "{target}" was detected' + error_log.request_suffix(ctx),
                         ctx.conn.number)
-        return send_status(ctx, 404)
+        return PAGE[404]
     if ctx.method != "HEAD":
         ctx.method = "GET"
     ctx.vars = None
-    redirect(ctx, parsed[0], parsed[1], normalize=False)
+    return InternalRedirect(parsed[0], parsed[1])
 
 
-def named_location(ctx, name: str) -> None:
+def named(ctx, name: str):
+    """nginx's ngx_http_named_location: the location's rewrite ops, then ACCESS."""
     loc = ctx.server.named_locations.get(name)
     if loc is None:
         error_log.error(f'named location "{name}" not found' + error_log.request_suffix(ctx),
                         ctx.conn.number)
-        return send_status(ctx, 500)
+        return PAGE[500]
     ctx.redirects += 1
     ctx.loc = loc
     conf = ctx.conf = loc.conf
@@ -356,19 +307,13 @@ def named_location(ctx, name: str) -> None:
         if result is rewrite.RESTART:
             return find_location_phase(ctx)
         if result is not rewrite.CONTINUE:
-            return answer(ctx, result)
-    trace = ctx.conn.trace
-    if trace is not None:
-        return trace.content(ctx)
-    access_phase(ctx)
+            return result
+    return ACCESS
 
 
-def run_subrequest(sub, server_rewrite_first: bool) -> None:
-    """A subrequest (proxy/subrequest.py made its context and front end): the phases from the
-    server rewrite phase (SSI, addition) or from the location search (auth_request, mirror)."""
-    try:
-        if server_rewrite_first:
-            return server_rewrite(sub)
-        find_location_phase(sub)
-    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
-        internal_error(sub, exc)
+# the driver's entry points (front ends and modules call phases.start_request, phases.finalize
+# ...): imported last, so that either module may be imported first
+from ngate.http.driver import (  # noqa: E402,F401
+    access_done, access_phase, accel_redirect, carry_out, content, error_page_for, fail, finalize,
+    guarded, internal_error, internal_redirect, named_location, no_upstream_handler,
+    reject_request, run_subrequest, start_request)

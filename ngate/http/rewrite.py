@@ -2,8 +2,8 @@
 
 `run(ctx, ops)` decides and answers nothing itself: it returns CONTINUE (go on to the next
 phase), RESTART (the URI changed: search the location again), or what the request gets instead
-(the ReturnOp of a `return`, a Redirect of `rewrite ... redirect|permanent`, or ZERO_LENGTH), which
-the phase loop (http/phases.py) carries out.
+(the ReturnOp of a `return`, a Redirect of `rewrite ... redirect|permanent`, or ZERO_LENGTH, a
+Finalize(500)): decisions of http/decisions.py, which http/driver.py carries out.
 
 As in ngx_http_rewrite_module: a `rewrite` without a flag changes the URI and goes on with the
 next op; when the ops end, a changed URI means a new location search (at most 10 cycles).
@@ -22,25 +22,17 @@ import stat
 
 from ngate.config.model import IfOp, ReturnOp, RewriteOp, SetOp
 from ngate.config.values import parse_size
+from ngate.http.decisions import FINALIZE, Redirect
 from ngate.observability import error_log
 from ngate.static import symlinks
 
 CONTINUE = object()
 RESTART = object()
-ZERO_LENGTH = object()     # the rewritten URI is empty: 500
+ZERO_LENGTH = FINALIZE[500]     # the rewritten URI is empty
 BREAK = _BREAK = object()  # `break` (the op, or the flag): no more ops, keep the location
 CHANGED = _CHANGED = object()   # the URI changed, go on with the next op
 # `set` on these built-in variables changes the request itself
 _SETTERS = {"args": "args", "query_string": "args"}
-
-
-class Redirect:
-    """`rewrite ... redirect|permanent`: the client is sent to `location` with `code`."""
-    __slots__ = ("code", "location")
-
-    def __init__(self, code: int, location: str) -> None:
-        self.code = code
-        self.location = location
 
 
 def run(ctx, ops) -> object:

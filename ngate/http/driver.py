@@ -1,0 +1,245 @@
+"""Carrying out what the phases decide (http/decisions.py): the one place where the HTTP core
+writes through the front end in `ctx.conn` (by http/respond.py) or touches the loop.
+
+`carry_out(ctx, decision)` loops: a decision that moves the request inside the core (ACCESS,
+Finalize, InternalRedirect, NamedLocation, a ReturnOp that error_page takes) gives the next
+one, computed by http/phases.py and http/finalize.py; an answer (Page, Redirect, a ReturnOp's
+response) is written by http/respond.py; the content handler (or PRECONTENT) is called and
+writes its own response; SUSPENDED and DONE end it; Delay waits on a loop timer. `follow` is
+the part that moves the request without answering: ngate explain (explain/phases.py) uses it
+to walk the same decisions and describes ACCESS instead of carrying it out.
+
+The rest are the entry points of front ends and modules, re-exported by http/phases.py
+(phases.start_request, phases.finalize, phases.internal_redirect ...): each makes a decision
+and carries it out here. Internal redirects (error_page, try_files, index, X-Accel-Redirect,
+named locations) and subrequests all go through `carry_out`.
+"""
+from __future__ import annotations
+
+import traceback
+from types import FunctionType
+
+from ngate.config.model import ReturnOp
+from ngate.http import finalize as special
+from ngate.http.decisions import (ACCESS, FINALIZE, PAGE, PRECONTENT, SUSPENDED, Delay,
+                                  Finalize, InternalRedirect, NamedLocation, Page, Redirect)
+from ngate.http.finalize import error_page_for  # noqa: F401 - for phases' callers
+from ngate.http.log import log_request
+from ngate.http.respond import (REDIRECT_CODES, content_type, send_redirect, send_response,
+                                send_status)
+from ngate.http1.discard import discard
+from ngate.observability import error_log
+
+_MOVES = (Finalize, InternalRedirect, NamedLocation)
+
+
+def carry_out(ctx, d) -> None:
+    """Follow the decisions from `d` and carry out the one that answers (module docstring)."""
+    while d is not None:
+        if d is ACCESS:
+            d = phases.access(ctx)
+            continue
+        cls = d.__class__
+        if cls is FunctionType:         # the location's content handler
+            d(ctx)
+            return
+        if cls is ReturnOp:
+            d = _return(ctx, d.code, d.text)
+        elif cls is Page:
+            return send_status(ctx, d.status)
+        elif cls is Redirect:
+            return send_redirect(ctx, d.code, d.location)
+        elif cls in _MOVES:
+            d = follow(ctx, d)
+        elif d is PRECONTENT:
+            return _precontent(ctx, ctx.conf)
+        elif d is SUSPENDED:
+            return                      # the step goes on by itself (access_done, limit_req)
+        elif cls is Delay:
+            return _delay(ctx, d)
+        else:
+            raise TypeError(f"not a decision: {d!r}")
+
+
+def follow(ctx, d):
+    """The decisions that move the request inside the core (a status to error_page, an
+    internal redirect, a named location), followed to the first that does something else."""
+    while True:
+        cls = d.__class__
+        if cls is Finalize:
+            d = special.special_response(ctx, d.status)
+        elif cls is InternalRedirect:
+            d = phases.redirect(ctx, d)
+        elif cls is NamedLocation:
+            d = phases.named(ctx, d.name)
+        else:
+            return d
+
+
+def _precontent(ctx, conf) -> None:
+    """The precontent steps (try_files, mirror: True when one took the request over), then the
+    content handler."""
+    for step in conf.precontent_steps:
+        if step(ctx, conf):
+            return
+    conf.content(ctx)
+
+
+def _delay(ctx, d: Delay) -> None:
+    """auth_delay (nginx's ngx_http_core_auth_delay): the refusal waits, with the client still
+    watched for closing."""
+    error_log.info("delaying unauthorized request" + error_log.request_suffix(ctx),
+                   ctx.conn.number)
+    ctx.conn.runtime.loop.call_later(d.seconds, _delayed, ctx, d.then)
+
+
+def _delayed(ctx, then) -> None:
+    if ctx.logged:
+        return                  # the client left meanwhile (499 logged)
+    carry_out(ctx, then)
+
+
+def _return(ctx, code: int, text):
+    """The rewrite module's `return`: its response, written; or the status for error_page."""
+    if code == 444:
+        return PAGE[444]
+    if (code < 400 or text is not None) and not discard(ctx):
+        return None     # ngx_http_send_response discards the body first: it was invalid
+    value = text.render(ctx) if text is not None else None
+    if code in REDIRECT_CODES:
+        if value is None:
+            return FINALIZE[code]
+        ctx.status = code
+        if ctx.conf.error_page and not ctx.error_pages_done \
+                and error_page_for(ctx.conf, code) is not None:
+            ctx.location_out = value    # nginx keeps the Location header across the error_page
+            return FINALIZE[code]
+        return send_redirect(ctx, code, value)
+    if value is None:
+        if code >= 400:
+            return FINALIZE[code]
+        if ctx.status_override is None and code == 204:
+            return send_response(ctx, code, b"", None)      # nginx drops a 204's Content-Type
+        return send_response(ctx, code, b"", content_type(ctx.conf, ctx.uri))
+    # a text is sent as it is (ngx_http_send_response): no error_page, the error_page status wins
+    return send_response(ctx, code, _return_bytes(value), content_type(ctx.conf, ctx.uri))
+
+
+def _return_bytes(value: str) -> bytes:
+    """return's text: the file's and the request's bytes (latin-1 view); a `set` value typed
+    in UTF-8 in the file makes the whole text UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape")
+
+
+# ---------------------------------------------------------------- entry points
+
+def start_request(ctx, req) -> None:
+    """A front end's new request (server/connection.py, http2/connection.py)."""
+    try:
+        carry_out(ctx, phases.begin(ctx, req))
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
+        internal_error(ctx, exc)
+
+
+def run_subrequest(sub, server_rewrite_first: bool) -> None:
+    """A subrequest (proxy/subrequest.py made its context and front end): the phases from the
+    server rewrite phase (SSI, addition) or from the location search (auth_request, mirror)."""
+    try:
+        carry_out(sub, phases.server_rewrite(sub) if server_rewrite_first
+                  else phases.find_location_phase(sub))
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
+        internal_error(sub, exc)
+
+
+def finalize(ctx, status: int) -> None:
+    """A status from a module (a content handler's 404, an upstream's intercepted error ...):
+    error_page or its status page."""
+    carry_out(ctx, FINALIZE[status])
+
+
+def internal_redirect(ctx, uri: str, keep_args: bool = False) -> None:
+    """try_files' and index's internal redirect."""
+    carry_out(ctx, phases.to_uri(uri, keep_args))
+
+
+def named_location(ctx, name: str) -> None:
+    """try_files' fallback to a named location."""
+    carry_out(ctx, NamedLocation(name))
+
+
+def accel_redirect(ctx, target: str) -> None:
+    """An upstream's X-Accel-Redirect (proxy/response_head.py)."""
+    carry_out(ctx, phases.accel(ctx, target))
+
+
+def access_phase(ctx) -> None:
+    """The access phase again (a limit_req delay ended)."""
+    carry_out(ctx, ACCESS)
+
+
+def access_done(ctx, status: int) -> None:
+    """An access step's verdict after it was SUSPENDED (an auth_request subrequest)."""
+    if ctx.logged or ctx.conn.closing:
+        return              # the client left meanwhile
+    guarded(carry_out, ctx, phases.denied(ctx, status) if status else PRECONTENT)
+
+
+def content(ctx) -> None:
+    """The content phase alone (after a precontent step that read the body)."""
+    ctx.conf.content(ctx)
+
+
+def guarded(step, ctx, *args) -> None:
+    """Run a phase step; a bug costs one request (500), not the worker."""
+    try:
+        step(ctx, *args)
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
+        internal_error(ctx, exc)
+
+
+def reject_request(ctx, status: int, message: str) -> None:
+    """A request refused before its location (http2/request.py)."""
+    carry_out(ctx, special.rejected(ctx, status, message))
+
+
+def no_upstream_handler(ctx) -> None:
+    """The content handler of IfOp.kept (an if without proxy_pass after one with it)."""
+    error_log.alert("no upstream configuration" + error_log.request_suffix(ctx), ctx.conn.number)
+    carry_out(ctx, FINALIZE[500])
+
+
+def fail(ctx, err) -> None:
+    """The one place an upstream failure (its status, log_message, level) becomes a response
+    (or a closed connection)."""
+    if err.log_message:
+        error_log.log(err.level, err.log_message + error_log.request_suffix(ctx), ctx.conn.number)
+    if err.status == 499:
+        ctx.status = 499
+        log_request(ctx)
+        return
+    if ctx.head_sent:
+        ctx.keep_alive = False
+        ctx.conn.closing = True
+        ctx.conn.transport.close()
+        log_request(ctx)
+        return
+    carry_out(ctx, FINALIZE[err.status])
+
+
+def internal_error(ctx, exc: Exception) -> None:
+    trace = "".join(traceback.format_exception(exc)).replace("\n", " | ")
+    error_log.alert("internal error: " + trace + error_log.request_suffix(ctx), ctx.conn.number)
+    if not ctx.head_sent and not ctx.conn.closing:
+        ctx.keep_alive = False
+        ctx.status_override = None
+        send_status(ctx, 500)
+    else:
+        ctx.conn.abort()
+
+
+# the phases run the decisions' next steps, and re-export the entry points above: imported
+# last, so that either module may be imported first
+from ngate.http import phases  # noqa: E402
