@@ -1,13 +1,14 @@
 """Carrying out what the phases decide (http/decisions.py): the one place where the HTTP core
 writes through the front end in `ctx.conn` (by http/respond.py) or touches the loop.
 
-`carry_out(ctx, decision)` loops: a decision that moves the request inside the core (ACCESS,
-Finalize, InternalRedirect, NamedLocation, a ReturnOp that error_page takes) gives the next
-one, computed by http/phases.py and http/finalize.py; an answer (Page, Redirect, a ReturnOp's
-response) is written by http/respond.py; the content handler (or PRECONTENT) is called and
-writes its own response; SUSPENDED and DONE end it; Delay waits on a loop timer. `follow` is
-the part that moves the request without answering: ngate explain (explain/phases.py) uses it
-to walk the same decisions and describes ACCESS instead of carrying it out.
+`carry_out(ctx, decision)` loops over two functions: `step` moves the request inside the core
+(ACCESS, Finalize, InternalRedirect, NamedLocation give the next decision, computed by
+http/phases.py and http/finalize.py); `answer` carries out the rest: Page, Redirect and a
+ReturnOp's response are written by http/respond.py (a `return` whose status goes to
+error_page gives a Finalize instead), the content handler (or PRECONTENT) is called and writes
+its own response, SUSPENDED ends it, Delay waits on a loop timer. ngate explain
+(explain/phases.py) walks the same decisions with `follow` and describes ACCESS instead of
+carrying it out; tests/harness/fake_frontend.py records each one.
 
 The rest are the entry points of front ends and modules, re-exported by http/phases.py
 (phases.start_request, phases.finalize, phases.internal_redirect ...): each makes a decision
@@ -34,46 +35,64 @@ _MOVES = (Finalize, InternalRedirect, NamedLocation)
 
 
 def carry_out(ctx, d) -> None:
-    """Follow the decisions from `d` and carry out the one that answers (module docstring)."""
+    """Carry out `d` and the decisions that follow it: `step` while the request moves inside
+    the core, `answer` once it answers (written out first for the two common paths, the
+    location's content handler and a `return`)."""
     while d is not None:
         if d is ACCESS:
             d = phases.access(ctx)
-            continue
         cls = d.__class__
         if cls is FunctionType:         # the location's content handler
             d(ctx)
             return
         if cls is ReturnOp:
             d = _return(ctx, d.code, d.text)
-        elif cls is Page:
-            return send_status(ctx, d.status)
-        elif cls is Redirect:
-            return send_redirect(ctx, d.code, d.location)
-        elif cls in _MOVES:
-            d = follow(ctx, d)
-        elif d is PRECONTENT:
-            return _precontent(ctx, ctx.conf)
-        elif d is SUSPENDED:
-            return                      # the step goes on by itself (access_done, limit_req)
-        elif cls is Delay:
-            return _delay(ctx, d)
-        else:
-            raise TypeError(f"not a decision: {d!r}")
+            continue
+        nxt = step(ctx, d)
+        d = answer(ctx, d) if nxt is d else nxt
+
+
+def step(ctx, d):
+    """One move inside the core: the next decision, or `d` itself when `d` answers."""
+    if d is ACCESS:
+        return phases.access(ctx)
+    cls = d.__class__
+    if cls is Finalize:
+        return special.special_response(ctx, d.status)
+    if cls is InternalRedirect:
+        return phases.redirect(ctx, d)
+    if cls is NamedLocation:
+        return phases.named(ctx, d.name)
+    return d
 
 
 def follow(ctx, d):
-    """The decisions that move the request inside the core (a status to error_page, an
-    internal redirect, a named location), followed to the first that does something else."""
-    while True:
-        cls = d.__class__
-        if cls is Finalize:
-            d = special.special_response(ctx, d.status)
-        elif cls is InternalRedirect:
-            d = phases.redirect(ctx, d)
-        elif cls is NamedLocation:
-            d = phases.named(ctx, d.name)
-        else:
-            return d
+    """The moves from `d` (a status to error_page, an internal redirect, a named location) up
+    to the first decision that is not one: where ngate explain looks (ACCESS or an answer)."""
+    while d.__class__ in _MOVES:
+        d = step(ctx, d)
+    return d
+
+
+def answer(ctx, d):
+    """Carry out a decision that answers or goes on by itself; None, or the decision that
+    follows (a `return` whose status goes to error_page)."""
+    cls = d.__class__
+    if cls is FunctionType:             # the location's content handler
+        return d(ctx)
+    if cls is ReturnOp:
+        return _return(ctx, d.code, d.text)
+    if cls is Page:
+        return send_status(ctx, d.status)
+    if cls is Redirect:
+        return send_redirect(ctx, d.code, d.location)
+    if d is PRECONTENT:
+        return _precontent(ctx, ctx.conf)
+    if d is SUSPENDED:
+        return None                     # the step goes on by itself (access_done, limit_req)
+    if cls is Delay:
+        return _delay(ctx, d)
+    raise TypeError(f"not a decision: {d!r}")
 
 
 def _precontent(ctx, conf) -> None:
