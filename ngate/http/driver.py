@@ -158,7 +158,12 @@ def _return_bytes(value: str) -> bytes:
 def start_request(ctx, req) -> None:
     """A front end's new request (server/connection.py, http2/connection.py)."""
     try:
-        carry_out(ctx, phases.begin(ctx, req))
+        d = phases.begin(ctx, req)
+        if d is ACCESS:                 # carry_out's first steps, written out for the
+            d = phases.access(ctx)      # common path (no frame between phases and handler)
+            if d.__class__ is FunctionType:
+                return d(ctx)
+        carry_out(ctx, d)
     except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
         internal_error(ctx, exc)
 

@@ -86,7 +86,12 @@ def begin(ctx, req):
     ctx.conf = conf = server.conf
     if conf.realip is not None:         # realip's POST_READ run, with the server's settings
         realip.apply(ctx, conf.realip)
-    return server_rewrite(ctx)
+    ops = conf.rewrite_ops              # server_rewrite, written out: every request's path
+    if ops:
+        result = rewrite.run(ctx, ops)
+        if result is not rewrite.CONTINUE and result is not rewrite.RESTART:
+            return result
+    return find_location_phase(ctx)
 
 
 def _route(ctx, listen, raw: str, host_raw):
