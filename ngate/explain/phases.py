@@ -197,11 +197,14 @@ class Explainer:
 
     def walk(self, decision) -> str:
         """Follow the phases' decisions as http/driver.py does: ACCESS (the access and content
-        phases) is described (handlers.py) rather than run; an answer (a status page, a
-        redirect) is written to the stand-in connection. DONE."""
+        phases) and a `return` are described (handlers.py, _return) rather than run; another
+        answer (a status page, a redirect) is written to the stand-in connection. DONE."""
         decision = driver.follow(self.ctx, decision)
         if decision is ACCESS:
             return handlers.content(self)
+        if decision.__class__ is ReturnOp:  # described (values known only at request time too)
+            self._return(decision, self.level, self.loc)
+            return DONE
         driver.carry_out(self.ctx, decision)
         return DONE
 
@@ -265,9 +268,6 @@ class Explainer:
             r.add(self.level[:9], f"break ({where(op)}): the rewrite ops stop here")
         elif cls is RewriteOp:
             self._rewritten(ctx, op, outcome)
-        elif cls is ReturnOp:
-            self._return(op, self.level, self.loc)
-            raise Stop                  # described (values known only at request time too)
 
     def _rewritten(self, ctx, op, outcome) -> None:
         r, shown = self.report, rewrite_text(op)
