@@ -53,6 +53,22 @@ _OUT_LIMIT = 1 << 20
 _ENCODER = StatelessEncoder()
 
 
+_LIMITS: dict = {}
+
+
+def _limits(srv) -> tuple:
+    """(initial stream window, largest frame read) of a server, one pair of ints for all
+    its connections: nginx reads a header block as it comes, so it takes a HEADERS frame
+    longer than the SETTINGS_MAX_FRAME_SIZE it announced (its limits are the header sizes)."""
+    number, size = srv.large_client_header_buffers
+    key = (srv.http2_body_preread_size, number, size)
+    limits = _LIMITS.get(key)
+    if limits is None:
+        limits = _LIMITS[key] = (min(srv.http2_body_preread_size, MAX_WINDOW),
+                                 max(16384, number * size + 16384))
+    return limits
+
+
 class Http2Connection(Output, Lifecycle):
     __slots__ = ("runtime", "listen", "transport", "number", "remote_addr", "remote_port",
                  "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "framing",
@@ -86,7 +102,7 @@ class Http2Connection(Output, Lifecycle):
         self.dropped = None         # streams reset for client_header_timeout before their headers
         self.prio = None            # PriorityTree once the client sends a priority
         self.acked = False          # the client acknowledged our SETTINGS
-        self.fed: list = []         # streams with body bytes of this read (flush_body)
+        self.fed = None             # streams with body bytes of this read (flush_body)
         self.windows = None         # streams whose send windows opened in this read (0: all)
         self.batch = False      # in data_received: frames out wait for its one flush
         self.write_timer = None     # send_timeout while the transport's buffer is full
@@ -95,12 +111,13 @@ class Http2Connection(Output, Lifecycle):
         self.sending = None         # streams that wrote, to send before that flush (send_later)
         srv = listen.default_server
         self.conf = srv
-        number, size = srv.large_client_header_buffers
-        # nginx reads a header block as it comes, so it takes a HEADERS frame longer than the
-        # SETTINGS_MAX_FRAME_SIZE it announced (its limits are the header sizes)
-        self.framing = Framing(self, NginxDecoder(size, number * size), _ENCODER,
-                               min(srv.http2_body_preread_size, MAX_WINDOW),
-                               max(16384, number * size + 16384))
+        preread, frame_limit = _limits(srv)
+        # the HPACK decoder is made with the first header block (new_decoder)
+        self.framing = Framing(self, None, _ENCODER, preread, frame_limit)
+
+    def new_decoder(self) -> NginxDecoder:
+        number, size = self.conf.large_client_header_buffers
+        return NginxDecoder(size, number * size)
 
     # ------------------------------------------------------------ asyncio Protocol
 
@@ -167,7 +184,7 @@ class Http2Connection(Output, Lifecycle):
                     self.batch = False
                     return self._fail(exc.code, exc.message, sid)
             if self.fed:
-                fed, self.fed = self.fed, []
+                fed, self.fed = self.fed, None
                 for s in fed:
                     s.flush_body()
                 if self.closing:

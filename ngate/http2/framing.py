@@ -54,7 +54,7 @@ class Framing(FramesOut):
 
     def __init__(self, sink, decoder, encoder, preread: int, frame_limit: int) -> None:
         self.sink = sink
-        self.buf = bytearray()      # an incomplete frame (or preface)
+        self.buf = b""              # an incomplete frame (or preface): a bytearray then
         self.need = len(PREFACE)    # bytes buf must hold before anything can be parsed
         self.preface = True
         self.streams: dict = {}     # id -> StreamState
@@ -65,7 +65,7 @@ class Framing(FramesOut):
         self.frame_size = DEFAULT_FRAME_SIZE    # the client's SETTINGS_MAX_FRAME_SIZE
         self.preread = preread                  # our initial stream window
         self.frame_limit = frame_limit          # the largest frame read
-        self.decoder = decoder
+        self.decoder = decoder      # None: made by the sink with the first header block
         self.encoder = encoder
         self.out = bytearray()
         self.block = None           # the fragments of a header block awaiting CONTINUATION
@@ -89,9 +89,9 @@ class Framing(FramesOut):
             if len(buf) < self.need:
                 return
             data = bytes(buf)
-            buf.clear()
+            self.buf = b""          # no buffer held between reads (idle connections)
         elif len(data) < self.need:
-            buf += data
+            self.buf = bytearray(data)
             return
         pos = 0
         end = len(data)
@@ -112,7 +112,7 @@ class Framing(FramesOut):
             start = pos + 9
             if end - start < n:
                 self.need = 9 + n
-                buf += data[pos:] if pos else data
+                self.buf = bytearray(data[pos:] if pos else data)
                 return
             pos = start + n
             if self.block is not None and kind != CONTINUATION:
@@ -128,7 +128,7 @@ class Framing(FramesOut):
                 return
         self.need = 9
         if pos < end:
-            buf += data[pos:]
+            self.buf = bytearray(data[pos:])
 
     def _headers(self, flags: int, sid: int, p: bytes) -> None:
         n = len(p)
@@ -193,7 +193,10 @@ class Framing(FramesOut):
                              self.block_prio, self.block_new)
 
     def _block_done(self, sid, flags, block, size, prio, new) -> None:
-        fields = self.decoder.decode(block)
+        decoder = self.decoder
+        if decoder is None:
+            decoder = self.decoder = self.sink.new_decoder()
+        fields = decoder.decode(block)
         end = flags & END_STREAM != 0
         if new:
             self.streams[sid] = StreamState(self.init_window, self.preread, end)

@@ -19,7 +19,17 @@ class Lifecycle(OneTimer):
         if self.going_away:
             return self._close(linger=True)
         if not self.batch:      # in a client read: armed at its end (_idle_or_recv)
-            self._arm(self._idle_value())
+            self._idle()
+
+    def _idle(self) -> None:
+        """No stream active: http2_idle_timeout, and the stream tables give back what they
+        grew (a dict keeps its table when emptied; clear() frees it), as nginx frees an idle
+        connection's HTTP/2 pool."""
+        self.streams.clear()
+        streams = self.framing.streams
+        if not streams:
+            streams.clear()
+        self._arm(self._idle_value())
 
     def _idle_or_recv(self) -> None:
         """http2_recv_timeout while a frame is incomplete, else http2_idle_timeout while no
@@ -32,12 +42,12 @@ class Lifecycle(OneTimer):
                 # is that stream's, which is reset (the connection lives on)
                 if sid != self.partial:
                     self.partial = sid
-                    self._arm(self.conf.client_header_timeout, self._header_timeout)
+                    self._arm(self.conf.client_header_timeout, Lifecycle._header_timeout)
                 return
             self._arm(self.conf.http2_recv_timeout or self.conf.client_header_timeout,
-                      self._recv_timeout)
+                      Lifecycle._recv_timeout)
         elif not self.streams:
-            self._arm(self._idle_value())
+            self._idle()
         elif self.timer is not None:
             self._cancel_timer()
 
@@ -100,7 +110,7 @@ class Lifecycle(OneTimer):
         t = self.transport
         if linger and self.tls is None and t.can_write_eof():
             t.write_eof()
-            self.timer = self._linger_end
+            self.timer = Lifecycle._linger_end
             self.deadline = self.runtime.loop.time() + self.conf.conf.lingering_timeout
             self.runtime.deadlines.watch(self)
             return
@@ -128,10 +138,17 @@ class Lifecycle(OneTimer):
     # ------------------------------------------------------------ timers (server/clock.py)
 
     def _arm(self, timeout: float, callback=None) -> None:
+        """`callback`: a function of the connection (no bound method held while idle)."""
         if timeout > 0:
-            self.timer = callback or self._idle_timeout
+            self.timer = callback or Lifecycle._idle_timeout
             self.deadline = self.runtime.loop.time() + timeout
             self.runtime.deadlines.watch(self)
+
+    def expired(self) -> None:
+        callback = self.timer
+        self.timer = None
+        if callback is not None:
+            callback(self)
 
     def _idle_timeout(self) -> None:
         """http2_idle_timeout with no stream active: GOAWAY and close, as nginx."""

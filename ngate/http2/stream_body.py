@@ -86,7 +86,11 @@ class StreamBody:
                 return self.ack_body()
             if self.inbox is None:
                 self.inbox = [data]
-                self.h2c.fed.append(self)
+                h2c = self.h2c
+                if h2c.fed is None:
+                    h2c.fed = [self]
+                else:
+                    h2c.fed.append(self)
             else:
                 self.inbox.append(data)
         elif req.body is None:
