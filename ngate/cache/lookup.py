@@ -62,15 +62,15 @@ class CacheState:
         self.store = True           # the response may be stored
         self.revalidate = False     # If-Modified-Since / If-None-Match go upstream
         self.converted = False      # a HEAD sent upstream as GET (proxy_cache_convert_head)
-        self.owner = False          # this request marked the key busy (lock, updating)
+        self.owner = 0              # the busy mark this request holds (lock, updating)
         self.accept_ranges = False  # nginx's range filter adds Accept-Ranges (write_head)
         self.stale_error = False    # Cache-Control stale-if-error still covers the entry
         self.target = None          # (upstream, uri) of a proxy_pass with variables
 
     def release(self) -> None:
         if self.owner:
-            self.owner = False
-            self.zone.keys.set_busy(self.h, False)
+            mark, self.owner = self.owner, 0
+            self.zone.keys.release(self.h, mark)
 
     def last_modified(self) -> str:
         e = self.entry
@@ -185,8 +185,9 @@ def lookup(ctx, st: CacheState, started: float) -> None:
             if zone.keys.add_use(st.h) < cc.min_uses:
                 st.store = False
     if cc.lock and st.store:
-        if zone.keys.claim(st.h, cc.lock_age):      # this request fetches it
-            st.owner = True
+        mark = zone.keys.claim(st.h, cc.lock_age)
+        if mark:                                    # this request fetches it
+            st.owner = mark
         elif time.monotonic() - started < cc.lock_timeout:
             if entry is not None:
                 entry.close()
@@ -320,8 +321,8 @@ def _upstream(ctx, st: CacheState) -> None:
             st.entry.close()
             st.entry = None
         return kind.start(ctx, kind.uncached, st.target)
-    if not st.owner and st.zone.keys.claim(st.h):
-        st.owner = True
+    if not st.owner:
+        st.owner = st.zone.keys.claim(st.h)
     if ctx.method == "HEAD" and st.conf.convert_head:
         st.converted = True
     kind.start(ctx, kind.caching, st.target)

@@ -108,29 +108,49 @@ class SharedKeys:
             return None
         return self.words[at + 2] / 1000.0
 
-    def claim(self, h: str, age: float | None = None) -> bool:
+    def claim(self, h: str, age: float | None = None) -> int:
         """Mark the key busy unless another request holds the mark (one younger than `age`
-        seconds, when given: *_cache_lock_age); True when this caller now holds it. The test and
-        the mark are one step for all workers (nginx: ngx_http_file_cache_lock under the zone's
-        mutex)."""
-        lock = self.lock
-        if lock is not None and not lock.acquire(True, _LOCK_WAIT):
-            pass    # its holder died inside these few lines: take the lock over (released below)
+        seconds, when given: *_cache_lock_age); the mark (its time in ms, nginx's lock_time)
+        when this caller now holds it, else 0. The test and the mark are one step for all
+        workers (nginx: ngx_http_file_cache_lock under the zone's mutex)."""
+        self._lock()
         try:
             at = self._slot(h, True)
             w = self.words
             now = _now_ms()
             busy = w[at + 2]
             if busy and (age is None or now - busy < age * 1000):
-                return False
+                return 0
+            if now <= busy:         # taken over within the same ms: still a mark of its own
+                now = busy + 1
             w[at + 2] = now
-            return True
+            return now
         finally:
-            if lock is not None:
-                try:
-                    lock.release()
-                except ValueError:      # released already by a waiter that took it over
-                    pass
+            self._unlock()
+
+    def release(self, h: str, mark: int) -> None:
+        """Clear the busy mark if it is still `mark` (nginx's ngx_http_file_cache_free:
+        `updating` cleared only when the node's lock_time is the request's own): a mark taken
+        over after *_cache_lock_age stays with its new owner."""
+        self._lock()
+        try:
+            at = self._slot(h, False)
+            if at >= 0 and self.words[at + 2] == mark:
+                self.words[at + 2] = 0
+        finally:
+            self._unlock()
+
+    def _lock(self) -> None:
+        lock = self.lock
+        if lock is not None and not lock.acquire(True, _LOCK_WAIT):
+            pass    # its holder died inside these few lines: take the lock over (released below)
+
+    def _unlock(self) -> None:
+        if self.lock is not None:
+            try:
+                self.lock.release()
+            except ValueError:      # released already by a waiter that took it over
+                pass
 
     def set_busy(self, h: str, busy: bool) -> None:
         at = self._slot(h, busy)
