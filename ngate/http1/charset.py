@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ngate.filters import content_type_in
+
 # nginx's default charset_types
 DEFAULT_TYPES = frozenset({b"text/html", b"text/xml", b"text/plain", b"text/vnd.wap.wml",
                            b"application/javascript", b"application/rss+xml"})
@@ -48,13 +50,10 @@ def content_type(conf, status: int, ctype: bytes | None, ctx=None) -> bytes | No
     name = conf.charset
     if not name or not ctype or status in (301, 302):
         return ctype
-    low = ctype.lower()
-    semi = low.find(b";")
-    base = (low if semi < 0 else low[:semi]).strip()
-    if semi >= 0 and b"charset=" in low[semi:]:
+    semi = ctype.find(b";")
+    if semi >= 0 and b"charset=" in ctype[semi:].lower():
         return ctype                    # the response names its charset (override_charset off)
-    types = conf.charset_types
-    if types is not ANY and base not in types:
+    if not content_type_in(conf.charset_types, ctype):
         return ctype
     return ctype + b"; charset=" + name
 
@@ -121,10 +120,8 @@ def decide(rc: RecodeConf, status: int, ctype: bytes, ctx, encoded: bool):
     if own:
         if not rc.override:
             return ctype, None
-    else:
-        types = rc.types
-        if types is not ANY and base.split(b";", 1)[0].strip().lower() not in types:
-            return ctype, None
+    elif not content_type_in(rc.types, base):
+        return ctype, None
     dst = _name(rc.charset, ctx)
     if not dst:
         return ctype, None
