@@ -103,21 +103,27 @@ def decode_params(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 class RecordParser:
-    """Response records -> events. Holds at most one partial record (<= 64 KiB + 263 bytes)."""
-    __slots__ = ("buf", "done")
+    """Response records -> events. Holds at most one partial record (<= 64 KiB + 263 bytes).
+    `read`: the bytes fed so far; a STDOUT/STDERR event carries the offset (in those bytes) of
+    its content's end, for $upstream_response_length (what nginx read after the CGI head)."""
+    __slots__ = ("buf", "done", "read")
 
     def __init__(self) -> None:
         self.buf = b""
         self.done = False
+        self.read = 0
 
     def reset(self) -> None:
         self.buf = b""
         self.done = False
+        self.read = 0
 
     def feed(self, data: bytes) -> list:
         if self.done:
             return []
         buf = self.buf + data if self.buf else data
+        base = self.read - len(self.buf)        # the offset of buf[0]
+        self.read += len(data)
         events = []
         pos = 0
         end = len(buf)
@@ -134,7 +140,7 @@ class RecordParser:
                 continue
             if rtype == STDOUT or rtype == STDERR:
                 if n:
-                    events.append((rtype, buf[start:start + n]))
+                    events.append((rtype, buf[start:start + n], base + start + n))
             elif rtype == END_REQUEST:
                 app, proto = _END_BODY.unpack_from(buf, start) if n >= 8 else (0, 0)
                 events.append((END_REQUEST, app, proto))

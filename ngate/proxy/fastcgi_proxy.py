@@ -128,7 +128,7 @@ def _open_empty(ctx, conf) -> bool:
 
 class FastCGIWire:
     """The FastCGI wire protocol strategy of proxy/exchange.py's UpstreamExchange."""
-    __slots__ = ("records", "head_reader", "rest", "stdin_hold", "keeping")
+    __slots__ = ("records", "head_reader", "rest", "stdin_hold", "keeping", "head_end")
     upgrades = False            # a CGI 101 is no tunnel
     body_after_head = True      # the script may read its input after its head: STDIN goes on
     frame_file = staticmethod(fcgi.stdin)   # spooled file blocks as STDIN records
@@ -136,7 +136,8 @@ class FastCGIWire:
     # records: fastcgi/records.py RecordParser of the try's response; head_reader: the CGI
     # head (fastcgi/cgi.py); rest: body bytes still expected (fastcgi/rest.py); stdin_hold:
     # STDIN records of this event-loop turn, written at its end; keeping: the body is also
-    # stored (cache/fastcgi.py: the exchange's keep_body). Set by send_request.
+    # stored (cache/fastcgi.py: the exchange's keep_body); head_end: the offset of the CGI
+    # head's end in the bytes read ($upstream_response_length). Set by send_request.
 
     # ------------------------------------------------------------ configuration
 
@@ -179,6 +180,7 @@ class FastCGIWire:
         """Start the request on `uconn` (a new try): write its records and the body at hand;
         the bytes held from the client (or 1 while the body goes on: the client may read)."""
         self.records = fcgi.RecordParser()
+        self.head_end = -1
         self.head_reader = HeadReader(ex.plan.head_limit)
         self.rest = body_rest.UNBOUNDED
         self.stdin_hold = None
@@ -257,16 +259,25 @@ class FastCGIWire:
         for event in events:
             kind = event[0]
             if kind == fcgi.STDOUT:
-                self._stdout(ex, event[1])
+                self._stdout(ex, event[1], event[2])
             elif kind == fcgi.STDERR:
                 self._stderr(ex, event[1])
             else:
                 self._end_request(ex)
             if ex.state is DONE or ex.uconn is not u:
                 break               # finished, or failed over to another peer
+        if ex.uconn is u:
+            self._count(ex)
         ex.read_done()
 
-    def _stdout(self, ex, data: bytes) -> None:
+    def _count(self, ex) -> None:
+        """$upstream_response_length: every byte read after the CGI head, record headers,
+        padding and END_REQUEST included (nginx: the event pipe's read_length with
+        fastcgi_buffering on, each recv() with it off), not the decoded body."""
+        if self.head_end >= 0:
+            ex.attempt.response_length = self.records.read - self.head_end
+
+    def _stdout(self, ex, data: bytes, end: int = -1) -> None:
         if ex.state in BEFORE_HEAD:
             try:
                 got = self.head_reader.feed(data)
@@ -275,6 +286,7 @@ class FastCGIWire:
             if got is None:
                 return
             head, data = got
+            self.head_end = end - len(data)
             ex.reason = head.reason
             ex.resp_headers = head.headers
             ex.response_head(head.status)
@@ -296,6 +308,7 @@ class FastCGIWire:
         self.rest = body_rest.UNBOUNDED
         if data:
             self._stdout(ex, data)
+        self._count(ex)
         ex.response_end()
 
     @staticmethod
@@ -316,6 +329,7 @@ class FastCGIWire:
         error = body_rest.premature(self.rest, self.buffering(ex.conf))
         if error is not None and not ex.head_only:
             return self._bad_response(ex, error)
+        self._count(ex)             # the log phase runs in response_end
         ex.response_end()
 
     @staticmethod

@@ -24,6 +24,8 @@ from tests.harness.processes import ProxyProcess, free_port, fresh_prefix, requi
 
 CONF = """
 http {
+    access_log logs/access.log;
+    log_format ulen "$request_uri $upstream_response_length";
     fastcgi_param SERVER_LEVEL yes;
     fastcgi_param REQUEST_METHOD $request_method;
     fastcgi_param SCRIPT_FILENAME $realpath_root/env.php;
@@ -156,6 +158,21 @@ http {
             fastcgi_pass 127.0.0.1:{fpm_port};
             include fastcgi_params;
             fastcgi_param SCRIPT_FILENAME $document_root/env.php;
+        }
+        location /ulen/buffering/ {
+            access_log logs/ulen.log ulen;
+            root html;
+            fastcgi_pass 127.0.0.1:{fpm_port};
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root/$arg_s;
+        }
+        location /ulen/nobuffering/ {
+            access_log logs/ulen.log ulen;
+            root html;
+            fastcgi_pass 127.0.0.1:{fpm_port};
+            fastcgi_buffering off;
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root/$arg_s;
         }
         location /slow/ {
             root html;
@@ -544,4 +561,30 @@ def test_body_bytes_sent_counts_the_chunk_framing(pair, target):
         status, sent = line[-1].split('" ', 1)[1].split()[:2]
         assert int(sent) == body_len, (kind, raw, line)
         logged[kind] = (status, sent)
+    assert logged["ngate"] == logged["nginx"]
+
+
+@pytest.mark.parametrize("buffering", ["buffering", "nobuffering"])
+@pytest.mark.parametrize("script", ["headers.php", "len.php", "big.php"])
+def test_upstream_response_length_counts_the_records_as_read(pair, buffering, script):
+    """$upstream_response_length of fastcgi_pass is what nginx read after the CGI head, FastCGI
+    record headers, padding and END_REQUEST included: the event pipe's read_length with
+    fastcgi_buffering on, each recv() in the non-buffered filter with it off (ngx_http_upstream.c
+    u->state->response_length), not the decoded body."""
+    target = f"/ulen/{buffering}/x?s={script}"
+    logged = {}
+    for kind, proc in pair.items():
+        with Connection(proc.port, timeout=10) as conn:
+            conn.send(get(target))
+            resp = conn.read_response()
+            assert resp.status == 200
+        log = proc.prefix / "logs" / "ulen.log"
+        deadline = time.monotonic() + 10
+        while not (line := [ln for ln in (log.read_text() if log.exists() else "").splitlines()
+                            if ln.startswith(target + " ")]):
+            assert time.monotonic() < deadline, kind
+            time.sleep(0.02)
+        logged[kind] = int(line[-1].split()[1])
+        # the framing is counted (the 16 bytes of END_REQUEST at least)
+        assert logged[kind] >= len(resp.body) + 16, (kind, logged[kind])
     assert logged["ngate"] == logged["nginx"]

@@ -57,15 +57,18 @@ def test_parser_events_byte_by_byte():
     events = []
     for i in range(len(wire)):
         events += p.feed(wire[i:i + 1])
-    assert events == [(fcgi.STDERR, b"warn\n"), (fcgi.STDOUT, b"Status: 200\r\n\r\nhi"),
+    # each STDOUT/STDERR event with the offset of its content's end in the bytes fed
+    # ($upstream_response_length counts from the CGI head's end: padding and records after)
+    assert events == [(fcgi.STDERR, b"warn\n", 13), (fcgi.STDOUT, b"Status: 200\r\n\r\nhi", 41),
                       (fcgi.END_REQUEST, 3, 0)]
+    assert p.read == len(wire)
     assert p.done and p.feed(b"junk") == []
 
 
 def test_parser_skips_other_ids_and_rejects_bad_version():
     other = struct.pack(">BBHHBx", 1, fcgi.STDOUT, 2, 1, 7) + b"x" + bytes(7)
     p = fcgi.RecordParser()
-    assert p.feed(other + fcgi.record(fcgi.STDOUT, b"ok")) == [(fcgi.STDOUT, b"ok")]
+    assert p.feed(other + fcgi.record(fcgi.STDOUT, b"ok")) == [(fcgi.STDOUT, b"ok", 26)]
     with pytest.raises(ValueError):
         fcgi.RecordParser().feed(b"\x02" + bytes(7))
 
