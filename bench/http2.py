@@ -10,12 +10,19 @@ the backend on the second:
   `return 200 "ok\\n"`: the HTTP/2 layer alone; requests per second.
 - h2_proxy: the same on a location that proxies to the backend nginx over keep-alive
   HTTP/1.1 connections (`upstream { keepalive 32; }`); requests per second.
+- h2_idle_rss: memory per idle HTTP/2 connection over TLS, on the fresh proxy of its run (as
+  bench/h2idle.py, PROFILE-http2.md "Session 6, idle memory"): 10 connections warm it up and
+  close, then 1000 connections each make one request (`GET /`, :authority and user-agent
+  indexed into HPACK as clients do) and stay open; (RSS of master + worker with them - before)
+  / 1000, KiB. Measured on a process that has not held many connections before: one that had
+  would reuse what it freed and show far less.
 """
 from __future__ import annotations
 
 import os
 import re
 import sys
+import time
 
 from .loads import Figure, Scenario
 
@@ -93,12 +100,34 @@ def h2_proxy(h, port, pid):
     return h2load(h, port, "/p")
 
 
+IDLE_CONNS = 1000
+
+
+def h2_idle_rss(h, port, pid):
+    from . import h2idle, procs
+    tls = h2idle.client_tls()
+    h2idle.warm_up(port, tls)
+    pids = procs.tree(pid)
+    before = procs.rss_kb(pids)
+    socks = h2idle.open_many(port, tls, True, IDLE_CONNS)
+    try:
+        time.sleep(0.5)
+        after = procs.rss_kb(procs.tree(pid))
+    finally:
+        for s in socks:
+            s.close()
+    return {"value": (after - before) / IDLE_CONNS, "connections": IDLE_CONNS,
+            "rss_before_kb": before, "rss_after_kb": after}
+
+
 SCENARIO = Scenario("http2", write_conf, tls=True)
 FIGURES = [
     Figure("h2_return", "HTTP/2 over TLS, return 200 (h2load -c10 -m10)", "req/s", True,
            h2_return, direct=False, scenario=SCENARIO),
     Figure("h2_proxy", "HTTP/2 over TLS, proxied to keep-alive HTTP/1.1 (h2load -c10 -m10)",
            "req/s", True, h2_proxy, direct=False, scenario=SCENARIO),
+    Figure("h2_idle_rss", "RSS per idle HTTP/2 connection over TLS (after one request)", "KiB",
+           False, h2_idle_rss, 1.0, direct=False, scenario=SCENARIO),
 ]
 
 
