@@ -6,7 +6,9 @@ per run: h2load warm-up (2000 requests), then `h2load -n N -c10 -m10 -t1`, and t
 utime+stime from /proc/PID/stat over the measured run divided by the requests. Cases:
 h2c and h2 over TLS on `return 200 "ok\\n"` and proxied to a keep-alive HTTP/1.1 backend
 (Debian's nginx, `return 200`). `--idle N`: N cleartext HTTP/2 connections that sent the
-preface, SETTINGS and the SETTINGS ACK, then (worker RSS after - before) / N.
+preface, SETTINGS and the SETTINGS ACK, then (worker RSS after - before) / N, on a fresh
+worker (one that ran the CPU cases first reuses what they freed and shows far less: nginx 1.0
+instead of 1.6 KB); bench/h2idle.py has the full idle method (TLS, after a request).
 `--nginx` adds /usr/sbin/nginx as a tree named "nginx". The machine is shared: read ratios.
 """
 from __future__ import annotations
@@ -185,6 +187,8 @@ def main(argv=None) -> None:
                             print(f"run {run} {tree:>24} {case:<10} {us:7.1f} us/request",
                                   flush=True)
                         if args.idle:
+                            server.stop()
+                            server = Server(tree, prefix, bport)
                             kb = idle_kb(server, args.idle)
                             results.setdefault((tree, "idle KB/conn"), []).append(kb)
                             print(f"run {run} {tree:>24} idle {kb:6.2f} KB/connection", flush=True)
