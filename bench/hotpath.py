@@ -8,6 +8,9 @@ request (connection_made, the request with `Connection: close`, connection_lost)
 `--ws` measures a proxied WebSocket handshake (the bench's `location /ws`): a connection, the
 Upgrade request, a new upstream connection (a fake one: the loop's create_connection is replaced),
 the 101, the tunnel set up, then the client's close tearing both sides down.
+`--fastcgi` proxies to FastCGI (bench/fastcgi.py's keep-alive location: Debian's fastcgi_params,
+`fastcgi_keep_conn on` to an upstream with `keepalive`; the application's answer is fed back as
+STDOUT and END_REQUEST records).
 `--limit-req` adds a `limit_req` (a zone keyed on $binary_remote_addr with a rate the loop never
 reaches) to the proxied location: the difference is what limit_req costs per request.
 
@@ -319,6 +322,72 @@ def run(n: int, limit_req: bool = False, access_log: bool = False) -> float:
         return elapsed / n * 1e6
 
 
+FASTCGI_REQUEST = (b"GET /ka/ok.php?id=7 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: bench\r\n"
+                   b"Accept: */*\r\n\r\n")
+FASTCGI_CONF = """
+events {}
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    upstream php { server 127.0.0.1:9; keepalive 16; keepalive_requests 1000000; }
+    server {
+        listen 127.0.0.1:8080;
+        location ~ ^/ka/(.+\\.php)$ {
+            root %s;
+            fastcgi_pass php;
+            fastcgi_keep_conn on;
+            fastcgi_param SCRIPT_FILENAME $document_root/$1;
+            include %s;
+        }
+    }
+}
+"""
+
+
+def fastcgi_response() -> bytes:
+    """php-fpm's answer to ok.php: the CGI head and body in one STDOUT record, then
+    END_REQUEST."""
+    from ngate.fastcgi import records as fcgi
+    out = (b"Content-type: text/html; charset=UTF-8\r\n\r\nok\n")
+    return (fcgi.record(fcgi.STDOUT, out) + fcgi.record(fcgi.STDOUT)
+            + fcgi.record(fcgi.END_REQUEST, bytes(8)))
+
+
+def run_fastcgi(n: int) -> float:
+    from ngate.proxy.upstream_conn import UpstreamConnection
+    from ngate.server.connection import HttpConnection
+
+    params = "/etc/nginx/fastcgi_params"
+    response = fastcgi_response()
+    with tempfile.TemporaryDirectory() as prefix:
+        config, loop, runtime, listen = _runtime(prefix, FASTCGI_CONF % (prefix, params))
+        upstream = config.upstreams["php"]
+        peer = upstream.servers[0]
+        up_t = FakeTransport(sock=("127.0.0.1", 50000))
+        uconn = UpstreamConnection(peer)
+        uconn.connection_made(up_t)
+        runtime.pool.put(id(upstream), (peer.host, peer.port), uconn, 16, 60.0)
+        conn = HttpConnection(runtime, listen)
+        down_t = FakeTransport()
+
+        async def drive() -> float:
+            conn.connection_made(down_t)
+            t0 = time.process_time()
+            for _ in range(n):
+                conn.data_received(FASTCGI_REQUEST)
+                uconn.data_received(response)
+            elapsed = time.process_time() - t0
+            assert len(down_t.written) == n, len(down_t.written)
+            assert down_t.written[-1].endswith(b"\r\n\r\n3\r\nok\n\r\n0\r\n\r\n")
+            assert down_t.written[-1].startswith(b"HTTP/1.1 200 OK\r\n")
+            assert not down_t.closed and conn.queue is None and len(up_t.written) == n
+            return elapsed
+
+        elapsed = loop.run_until_complete(drive())
+        loop.close()
+        return elapsed / n * 1e6
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=50_000, help="requests per round")
@@ -330,6 +399,8 @@ def main() -> None:
                     help="--return with a new connection per request (Connection: close)")
     ap.add_argument("--ws", action="store_true",
                     help="a proxied WebSocket handshake per round (a new connection each side)")
+    ap.add_argument("--fastcgi", action="store_true",
+                    help="fastcgi_pass with fastcgi_keep_conn to a kept connection")
     ap.add_argument("--limit-req", action="store_true", help="the proxied location has limit_req")
     ap.add_argument("--access-log", action="store_true",
                     help="access_log to a file (nginx's combined format) instead of off")
@@ -340,11 +411,14 @@ def main() -> None:
         figures = sorted(run_return(args.n, args.close) for _ in range(args.rounds))
     elif args.static:
         figures = sorted(run_static(args.n) for _ in range(args.rounds))
+    elif args.fastcgi:
+        figures = sorted(run_fastcgi(args.n) for _ in range(args.rounds))
     else:
         figures = sorted(run(args.n, args.limit_req, args.access_log)
                          for _ in range(args.rounds))
-    what = (" (websocket handshake)" if args.ws else " (return, close)" if args.close else " (return)" if args.ret else
-            " (static)" if args.static else " (limit_req)" if args.limit_req else
+    what = (" (websocket handshake)" if args.ws else " (return, close)" if args.close else
+            " (return)" if args.ret else " (static)" if args.static else
+            " (fastcgi)" if args.fastcgi else " (limit_req)" if args.limit_req else
             " (access_log)" if args.access_log else "")
     print(f"hotpath{what}: {figures[len(figures) // 2]:.2f} us/request of Python (median of "
           f"{args.rounds} x {args.n}; min {figures[0]:.2f})")

@@ -16,6 +16,7 @@ from ngate.config.model import Upstream, UpstreamServer
 from ngate.fastcgi import records as fcgi
 from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
+from ngate.fastcgi.params import STATIC, TEMPLATE, ParamsPlan
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.proxy import request_body as rb
@@ -26,7 +27,6 @@ from ngate.resolver.hook import lookup as resolver_lookup
 from ngate.server import flow
 from ngate.upstream.failure import Failure, Phase, UpstreamError, invalid_header
 
-STATIC, TEMPLATE = 0, 1
 # ngx_http_fastcgi_hide_headers
 DEFAULT_HIDE = frozenset({b"status", b"x-accel-expires", b"x-accel-redirect",
                           b"x-accel-limit-rate", b"x-accel-buffering", b"x-accel-charset"})
@@ -38,29 +38,29 @@ CONSUMED = frozenset({b"content-length", b"content-type",
 
 class FastCGIPlan:
     """What a location sends to the FastCGI server; built once per LocConf."""
-    __slots__ = ("params", "skip", "hide", "keep_conn", "head_limit", "connect_timeout",
+    __slots__ = ("params", "begin", "hide", "keep_conn", "head_limit", "connect_timeout",
                  "send_timeout", "read_timeout", "next_upstream", "next_upstream_tries",
                  "next_upstream_timeout", "redirects", "cookies", "ignore_headers",
                  "limit_rate", "bind", "own_server", "own_date")
 
     def __init__(self, conf) -> None:
-        params = []     # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
+        items = []      # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
         for p in conf.fastcgi_param:
             name = p.name.encode("latin-1")
             if not p.value.static:
-                params.append((TEMPLATE, name, p.value, p.if_not_empty))
+                items.append((TEMPLATE, name, p.value, p.if_not_empty))
             elif p.value.text or not p.if_not_empty:
-                params.append((STATIC, fcgi.pair(name, p.value.text.encode("latin-1"))))
+                items.append((STATIC, fcgi.pair(name, p.value.text.encode("latin-1"))))
         names = [p.name for p in conf.fastcgi_param]
         if conf.fastcgi_cache is not None:
             from ngate.cache.fastcgi import cache_params
             extra, added = cache_params(names)
-            params.extend(extra)
+            items.extend(extra)
             names.extend(added)
-        self.params = tuple(params)
         # client headers already given as HTTP_* params are not sent again (as nginx)
-        self.skip = frozenset(n[5:].lower().encode("latin-1") for n in names
-                              if n.startswith("HTTP_"))
+        skip = frozenset(n[5:].lower().encode("latin-1") for n in names if n.startswith("HTTP_"))
+        self.params = ParamsPlan(items, skip, conf.fastcgi_pass_request_headers)
+        self.begin = fcgi.begin_request(conf.fastcgi_keep_conn)
         self.hide = (DEFAULT_HIDE | conf.fastcgi_hide_header) - conf.fastcgi_pass_header
         self.keep_conn = conf.fastcgi_keep_conn
         self.head_limit = conf.fastcgi_buffer_size
@@ -83,40 +83,10 @@ def plan_for(conf) -> FastCGIPlan:
     return conf.upstream_plan
 
 
-_HEADER_KEYS: dict[bytes, tuple[bytes, bytes]] = {}
-
-
-def header_key(name: bytes) -> tuple[bytes, bytes]:
-    """(`x_foo`, `HTTP_X_FOO`) for the header `X-Foo`; cached (header names repeat)."""
-    key = _HEADER_KEYS.get(name)
-    if key is None:
-        low = name.lower().replace(b"-", b"_")
-        key = (low, b"HTTP_" + low.upper())
-        if len(_HEADER_KEYS) < 4096:
-            _HEADER_KEYS[name] = key
-    return key
-
-
 def build_params(ctx, plan: FastCGIPlan) -> bytes:
     """PARAMS content: fastcgi_param values in order (if_not_empty ones skipped when empty),
-    then the client's headers as HTTP_* (upper case, `-` -> `_`) when
-    fastcgi_pass_request_headers is on."""
-    out = []
-    for item in plan.params:
-        if item[0] == STATIC:
-            out.append(item[1])
-            continue
-        _, name, template, if_not_empty = item
-        value = template.render(ctx)
-        if value or not if_not_empty:
-            out.append(fcgi.pair(name, value.encode("latin-1", "replace")))
-    if ctx.conf.fastcgi_pass_request_headers:
-        skip = plan.skip
-        for name, value in ctx.headers:
-            low, param = header_key(name)
-            if low not in skip:
-                out.append(fcgi.pair(param, value))
-    return b"".join(out)
+    then the client's headers as HTTP_* (fastcgi/params.py)."""
+    return plan.params.build(ctx)
 
 
 def _open_empty(ctx, conf) -> bool:
@@ -189,7 +159,8 @@ class FastCGIWire:
         body = ex.body
         if body.done and ctx.body_chunked and body.mode is rb.STREAM:
             ctx.content_length_in = ctx.req.body_size   # read whole by now: nginx knows its length
-        out = [fcgi.begin_request(ex.plan.keep_conn), fcgi.params(build_params(ctx, ex.plan))]
+        plan = ex.plan
+        out = [plan.begin, fcgi.params(plan.params.build(ctx))]
         sp = body.spool
         if sp is not None and not sp.in_file:
             out.extend(fcgi.stdin(chunk) for chunk in sp.chunks)

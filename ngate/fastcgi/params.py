@@ -1,0 +1,105 @@
+"""A location's PARAMS content, compiled once (nginx's fastcgi params lengths/values scripts).
+
+`ParamsPlan(items, skip, pass_headers)` is built when the config is compiled; `build(ctx)`
+returns the PARAMS content of one request: the fastcgi_param pairs in order, then the client's
+headers as HTTP_* pairs (upper case, `-` -> `_`) unless a fastcgi_param already set that name
+(`skip`) or fastcgi_pass_request_headers is off.
+
+`items` are FastCGIPlan's: (STATIC, encoded pair) or (TEMPLATE, name, Template, if_not_empty).
+A pair is nameLength valueLength name value, a length below 128 in one byte, else in four with
+the high bit set. What does not depend on the request is encoded here once: runs of pairs
+without variables become one piece, and a pair with variables keeps its name's length and
+name. Pieces are str while a request's block is built (latin-1: one character per byte, so a
+length counted in characters is the length in bytes), encoded once at the end with "replace"
+(a character latin-1 cannot hold becomes one "?", as before); the headers, bytes from the wire,
+are appended as bytes.
+"""
+from __future__ import annotations
+
+import struct
+
+STATIC, TEMPLATE = 0, 1
+
+_LEN_STR = tuple(chr(n) for n in range(128))
+_LEN_BYTES = tuple(bytes((n,)) for n in range(128))
+_LONG = struct.Struct(">I")
+
+
+def length_str(n: int) -> str:
+    return _LEN_STR[n] if n < 128 else _LONG.pack(n | 0x80000000).decode("latin-1")
+
+
+def length_bytes(n: int) -> bytes:
+    return _LEN_BYTES[n] if n < 128 else _LONG.pack(n | 0x80000000)
+
+
+class ParamsPlan:
+    """`pieces`: (text, None, None, False) for encoded pairs without variables, or (length of
+    the name, getter, name, if_not_empty) for a pair with variables; the getter is the
+    variable's (str or None: "not found") or a Template's render."""
+    __slots__ = ("pieces", "skip", "pass_headers")
+
+    def __init__(self, items, skip: frozenset, pass_headers: bool) -> None:
+        pieces: list = []
+        for item in items:
+            if item[0] == STATIC:
+                text = item[1].decode("latin-1")
+                if pieces and pieces[-1][1] is None:
+                    text = pieces.pop()[0] + text
+                pieces.append((text, None, None, False))
+            else:
+                _, name, template, if_not_empty = item
+                parts = template.parts
+                get = parts[0] if len(parts) == 1 and parts[0].__class__ is not str \
+                    else template.render
+                text = name.decode("latin-1")
+                pieces.append((length_str(len(text)), get, text, if_not_empty))
+        self.pieces = tuple(pieces)
+        self.skip = skip
+        self.pass_headers = pass_headers
+
+    def build(self, ctx) -> bytes:
+        out: list = []
+        append = out.append
+        extend = out.extend
+        for head, get, name, if_not_empty in self.pieces:
+            if get is None:
+                append(head)
+                continue
+            value = get(ctx)
+            if value:
+                n = len(value)
+                extend((head, _LEN_STR[n] if n < 128 else length_str(n), name, value))
+            elif not if_not_empty:
+                extend((head, "\x00", name))
+        data = "".join(out).encode("latin-1", "replace")
+        if not self.pass_headers:
+            return data
+        more = [data]
+        extend = more.extend
+        skip = self.skip
+        keys = _HEADER_KEYS
+        for name, value in ctx.headers:
+            key = keys.get(name)
+            if key is None:
+                key = header_key(name)
+            if key[0] not in skip:
+                n = len(value)
+                extend((key[1], _LEN_BYTES[n] if n < 128 else length_bytes(n), key[2], value))
+        return b"".join(more)
+
+
+_HEADER_KEYS: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+
+
+def header_key(name: bytes) -> tuple[bytes, bytes, bytes]:
+    """(`x_foo`, the length of `HTTP_X_FOO`, `HTTP_X_FOO`) for the header `X-Foo`; cached per
+    worker (header names repeat; at most 4096 names)."""
+    key = _HEADER_KEYS.get(name)
+    if key is None:
+        low = name.lower().replace(b"-", b"_")
+        param = b"HTTP_" + low.upper()
+        key = (low, length_bytes(len(param)), param)
+        if len(_HEADER_KEYS) < 4096:
+            _HEADER_KEYS[name] = key
+    return key

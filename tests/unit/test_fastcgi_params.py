@@ -1,0 +1,73 @@
+"""fastcgi/params.py: a location's PARAMS content compiled once, against the pair encoding of
+records.py applied to every fastcgi_param and header one by one."""
+import pytest
+
+from ngate.fastcgi import records as fcgi
+from ngate.fastcgi.params import STATIC, TEMPLATE, ParamsPlan
+from ngate.routing.variables import compile_template
+
+
+class Ctx:
+    """What the templates below read: $arg_* and $http_* come from these fields."""
+
+    def __init__(self, args: str, headers: list) -> None:
+        self.args = args
+        self.headers = headers
+        self.hdr = {k.lower(): v for k, v in headers}
+        self.arg_cache = None
+        self.vars = None
+        self.conf = None
+
+
+def _plan(pairs, skip=frozenset(), headers=True):
+    items = []
+    for name, text, if_not_empty in pairs:
+        template = compile_template(text)
+        if template.static:
+            if text or not if_not_empty:
+                items.append((STATIC, fcgi.pair(name, text.encode("latin-1"))))
+        else:
+            items.append((TEMPLATE, name, template, if_not_empty))
+    return ParamsPlan(items, skip, headers)
+
+
+def _expected(pairs, ctx, skip=frozenset(), headers=True):
+    out = []
+    for name, text, if_not_empty in pairs:
+        value = compile_template(text).render(ctx)
+        if value or not if_not_empty:
+            out.append((name, value.encode("latin-1", "replace")))
+    if headers:
+        for name, value in ctx.headers:
+            low = name.lower().replace(b"-", b"_")
+            if low not in skip:
+                out.append((b"HTTP_" + low.upper(), value))
+    return out
+
+
+PAIRS = [(b"GATEWAY_INTERFACE", "CGI/1.1", False), (b"REDIRECT_STATUS", "200", False),
+         (b"QUERY_STRING", "$args", False), (b"EMPTY", "", False), (b"SKIPPED", "", True),
+         (b"A_" + b"N" * 130, "$arg_a", False),            # a name of 4 length bytes
+         (b"TWO", "<$arg_a|$arg_b>", False), (b"OPT", "$arg_b", True),
+         (b"PCT", "100%", False), (b"X", "x", False)]
+
+
+@pytest.mark.parametrize("args", ["a=1&b=2", "a=" + "v" * 200, "b=", "", "a=%C3%A9&b=\u0100"])
+@pytest.mark.parametrize("headers", [True, False])
+def test_build_is_the_pairs_one_by_one(args, headers):
+    ctx = Ctx(args, [(b"Host", b"h"), (b"X-Long-Header", b"w" * 300), (b"User-Agent", b"ua"),
+                     (b"X-" + b"L" * 140, b"1")])
+    skip = frozenset({b"host"})
+    got = fcgi.decode_params(_plan(PAIRS, skip, headers).build(ctx))
+    assert got == _expected(PAIRS, ctx, skip, headers)
+    if args.startswith("a=v"):
+        assert (b"A_" + b"N" * 130, b"v" * 200) in got      # 4 length bytes each
+    if args == "a=%C3%A9&b=\u0100":                       # not latin-1: "?", as before
+        assert (b"OPT", b"?") in got
+
+
+def test_static_pairs_merge_into_one_piece():
+    plan = _plan([(b"A", "1", False), (b"B", "2", False), (b"C", "$args", False),
+                  (b"D", "3", False)])
+    assert [p[1] is None for p in plan.pieces] == [True, False, True]
+    assert plan.pieces[0][0] == "\x01\x01A1\x01\x01B2"
