@@ -1,12 +1,15 @@
 """Profile one ngate worker under load with py-spy: `python -m bench.profile WHAT`.
 
-WHAT is one of: hotpath, hotpath-static, hotpath-log (bench/hotpath.py under py-spy: the
-request path's own Python, no sockets: proxying, a 1 KiB static file, proxying with an access
-log), return (HTTP keep-alive, `return 200 "ok\\n"`: the downstream path alone, wrk -c50),
-proxy (HTTP keep-alive proxying, wrk -c50 on `/` through `proxy_pass` to a
-backend nginx), close (the same with `Connection: close`: a connection per request), static (a 1 KiB static file, wrk -c50), https (HTTPS keep-alive, `return 200`),
+WHAT is one of: hotpath, hotpath-static, hotpath-log, hotpath-fastcgi (bench/hotpath.py under
+py-spy: the request path's own Python, no sockets: proxying, a 1 KiB static file, proxying with
+an access log, FastCGI with fastcgi_keep_conn), return (HTTP keep-alive, `return 200 "ok\\n"`:
+the downstream path alone, wrk -c50),
+proxy (HTTP keep-alive proxying, wrk -c50 on `/` through `proxy_pass` to a backend nginx),
+close (the same with `Connection: close`: a connection per request), static (a 1 KiB static
+file, wrk -c50), https (HTTPS keep-alive, `return 200`),
 ws (WebSocket handshakes: connect, upgrade, read the 101, close, 50 loops, through a proxied
-location to bench/wsecho.py), tls (full TLS 1.3 handshakes, one request each).
+location to bench/wsecho.py), tls (full TLS 1.3 handshakes, one request each), fastcgi and
+fastcgi-ka (bench/fastcgi.py's php-fpm: a FastCGI connection per request, fastcgi_keep_conn).
 
 ngate runs as in bench (`worker_processes 1`, the same nginx.conf as nginx would read); py-spy
 samples its worker for --seconds while the load runs, and the folded stacks are summarised as the
@@ -28,7 +31,7 @@ import tempfile
 import time
 
 from . import conf as bconf
-from . import static_files, tls
+from . import fastcgi, static_files, tls
 
 WS_CLIENT = "bench.wsload"
 RETURN_CONF = """worker_processes 1;
@@ -82,6 +85,28 @@ def _worker_pid(master: int) -> int:
     raise SystemExit("no worker under master %d" % master)
 
 
+def _fastcgi_conf(tmp: str, prefix: str, port: int, procs: list) -> str:
+    """bench/fastcgi.py's php-fpm (on the load CPU) and nginx.conf."""
+    docroot = os.path.join(tmp, "html")
+    os.makedirs(docroot)
+    with open(os.path.join(docroot, "ok.php"), "w") as f:
+        f.write('<?php echo "ok\\n";\n')
+    fpm_port = _free_port()
+    fpm_conf = os.path.join(tmp, "php-fpm.conf")
+    with open(fpm_conf, "w") as f:
+        f.write(fastcgi.FPM_CONF.format(dir=tmp, port=fpm_port, children=fastcgi.CHILDREN,
+                                        user="root" if os.geteuid() == 0 else "nobody"))
+    procs.append(subprocess.Popen(LOAD_CPU + [fastcgi.FPM_BIN, "-F", "-R", "-y", fpm_conf],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True))
+    _wait_port(fpm_port)
+    shutil.copy("/etc/nginx/fastcgi_params", prefix)
+    path = os.path.join(prefix, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(fastcgi.CONF.format(prefix=prefix, port=port, fpm_port=fpm_port, docroot=docroot))
+    return path
+
+
 def summarise(path: str, top: int = 25, under: str | None = None) -> str:
     """Top functions by self and cumulative share of the folded stacks in `path` (only the
     stacks through a frame whose name contains `under`, counted from that frame, if given)."""
@@ -119,7 +144,9 @@ def summarise(path: str, top: int = 25, under: str | None = None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["proxy", "close", "return", "static", "https", "ws", "tls",
+                                     "fastcgi", "fastcgi-ka",
                                      "hotpath", "hotpath-static", "hotpath-log",
+                                     "hotpath-fastcgi",
                                      "hotpath-return"])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -157,6 +184,8 @@ def main() -> None:
             _wait_port(http_port)
         elif args.what == "static":
             path = static_files.write_conf(None, prefix, port)
+        elif args.what.startswith("fastcgi"):
+            path = _fastcgi_conf(tmp, prefix, port, procs)
         elif args.what == "return":
             path = os.path.join(prefix, "nginx.conf")
             with open(path, "w") as f:
@@ -176,6 +205,9 @@ def main() -> None:
                     "http://127.0.0.1:%d/" % port]
         elif args.what == "static":
             load = ["wrk", "-t1", "-c50", "-d" + d, "http://127.0.0.1:%d/1k.txt" % port]
+        elif args.what.startswith("fastcgi"):
+            load = ["wrk", "-t1", "-c%d" % fastcgi.CONNS, "-d" + d, "http://127.0.0.1:%d/%s"
+                    % (port, "ka/ok.php" if args.what == "fastcgi-ka" else "ok.php")]
         elif args.what == "https":
             load = ["wrk", "-t1", "-c50", "-d" + d, "https://127.0.0.1:%d/" % port]
         elif args.what == "ws":
@@ -234,7 +266,7 @@ def _per_accept(table: str) -> str:
 def _hotpath(args) -> None:
     """bench/hotpath.py under py-spy: the request path's Python alone (no sockets, no loop)."""
     extra = {"hotpath": [], "hotpath-static": ["--static"], "hotpath-log": ["--access-log"],
-             "hotpath-return": ["--return"]}
+             "hotpath-return": ["--return"], "hotpath-fastcgi": ["--fastcgi"]}
     with tempfile.TemporaryDirectory() as tmp:
         raw = args.raw or os.path.join(tmp, "stacks.txt")
         subprocess.run(["py-spy", "record", "-r", "1000", "-f", "raw", "-o", raw, "--",
