@@ -118,7 +118,7 @@ def content_handler(conf):
         return fastcgi_proxy.fastcgi_handler
     if conf.stub_status:
         return stub_status.stub_status_handler
-    return static.static_handler
+    return static.content_handler(conf)       # static_handler, or its plain_file case
 
 
 def bind(conf):

@@ -6,6 +6,10 @@ the not_modified, range and expires filters applied to what the static module se
                    redirect, else autoindex, else 403); otherwise the file: 404/403
                    (open_errors.py), 301 for a directory, 405 for POST, then response.py:
                    conditional requests (304/412), ranges (206/416) and the body
+  plain_file       the same for a location without the settings that change a file's 200
+                   (chosen by `content_handler` when the config is compiled): a GET or HEAD
+                   without conditional, Range or Expect headers goes straight to the file and
+                   its cached head (filemeta.py); any other request goes to static_handler
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from ngate.static.open_errors import open_failed
 from ngate.static.paths import document_root, map_under
 from ngate.static.response import range_segments as _ranged  # noqa: F401  (cache/serve.py)
 from ngate.static.response import send_file
+from ngate.static.sender import SMALL, FileSender, connection_line, send_small, write_whole
 from ngate.static.try_files import try_files_phase  # noqa: F401  (http/modules.py)
 
 _METHODS = frozenset({"GET", "HEAD", "POST"})
@@ -32,6 +37,64 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
 # ---------------------------------------------------------------- the content handler
+
+def content_handler(conf):
+    """The static modules' handler of a location: plain_file when nothing in the location
+    changes a file's 200 beyond its cached head, else static_handler."""
+    if (conf.alias is None and (conf.root is None or conf.root.static)
+            and conf.gzip_static is None and conf.disable_symlinks is None
+            and conf.filters is None and not conf.add_header and conf.userid is None
+            and conf.expires is None):
+        return plain_file
+    return static_handler
+
+
+# request headers that take the file's response off plain_file's path (not_modified, range,
+# Expect: 100-continue)
+_GENERAL = frozenset({b"if-unmodified-since", b"if-match", b"if-modified-since",
+                      b"if-none-match", b"range", b"expect"})
+
+
+def plain_file(ctx) -> None:
+    """static_handler's 200 for a GET or HEAD of a regular file, with what static_handler and
+    response.py would do for it written out (content_handler says when the location allows)."""
+    method = ctx.method
+    uri = ctx.uri
+    if (method != "GET" and method != "HEAD" or uri.endswith("/") or ctx.body_chunked
+            or ctx.status_override is not None or not _GENERAL.isdisjoint(ctx.hdr)):
+        return static_handler(ctx)
+    conf = ctx.conf
+    root = conf.root.text if conf.root is not None else ""
+    path = root + uri
+    if "\x00" in path or "/../" in path or path.endswith("/.."):      # paths.safe
+        return phases.finalize(ctx, 404)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        return open_failed(ctx, path, exc)
+    try:
+        st = os.fstat(fd)
+        meta = filemeta.lookup(path, st, conf, uri, root)
+        if meta is None:
+            meta = _new_meta(ctx, st, path, root)
+            if meta is None:
+                os.close(fd)
+                return None
+    except BaseException:
+        os.close(fd)
+        raise
+    ctx.expect_tested = True        # discard(): no Expect header, no chunked body
+    respond.check_keepalive(ctx)
+    ctx.status = 200
+    head = meta.head_200(connection_line(ctx), None)
+    size = meta.size
+    if method == "HEAD" or size == 0:
+        os.close(fd)
+        return write_whole(ctx, head, b"", 0)
+    if size <= SMALL:
+        return send_small(ctx, fd, head, 0, size)
+    FileSender(ctx, fd, head, [(0, size)], size).start()
+
 
 def static_handler(ctx) -> None:
     if ctx.method not in _METHODS:

@@ -207,6 +207,22 @@ def test_traversal_stays_inside(diff, target):
     assert b"root:" not in out.response.body
 
 
+@pytest.mark.parametrize("raw", [
+    b"GET /a.txt HTTP/1.1\r\nHost: example.test\r\nExpect: 100-continue\r\n"
+    b"Content-Length: 3\r\n\r\n",
+    b"GET /a.txt HTTP/1.1\r\nHost: example.test\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET /a.txt HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3\r\nabc\r\n0\r\n\r\n",
+    b"GET /a.txt HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"HEAD /empty.txt HTTP/1.1\r\nHost: example.test\r\n\r\n",
+])
+def test_file_with_body_or_expect(diff, raw):
+    """A file's 200 for requests with a body, Expect: 100-continue, an invalid chunked body
+    (the static module discards the body: nginx's 400 there) on the server level's root (the
+    plain_file handler's location)."""
+    diff.check_raw(raw)
+
+
 def test_keepalive_across_static_responses(diff):
     raw = b"".join(build_request("GET", t) for t in ("/a.txt", "/big.bin", "/nope", "/dir", "/ai/"))
     diff.check_raw(raw, count=5)

@@ -143,3 +143,60 @@ def test_disable_symlinks_on_refuses_a_directory_turned_into_a_symlink(strict_si
     os.rename(root / "d", tmp_path / "d")
     os.symlink(tmp_path / "d", root / "d")
     assert server.get("/d/f.txt")[0] == b"HTTP/1.1 404 Not Found"
+
+
+# ---------------------------------------------------------------- plain_file
+
+def test_content_handler_is_plain_file_only_without_settings_that_change_the_200(tmp_path):
+    from ngate.static import handler
+    config = load_http(tmp_path, f"""
+        server {{ listen 127.0.0.1:8080; root {tmp_path};
+            location /a/ {{ }}
+            location /b/ {{ alias {tmp_path}/; }}
+            location /c/ {{ root {tmp_path}/$host; }}
+            location /d/ {{ add_header X 1; }}
+            location /e/ {{ expires 1h; }}
+            location /f/ {{ gzip_static on; }}
+            location /g/ {{ disable_symlinks on; }}
+            location /h/ {{ sub_filter a b; }}
+            location /i/ {{ userid on; }}
+        }}""")
+    server = config.servers[0]
+    content = {loc.pattern: loc.conf.content for loc in server.locations}
+    assert server.conf.content is handler.plain_file
+    assert content["/a/"] is handler.plain_file
+    assert all(content[n] is handler.static_handler for n in
+               ("/b/", "/c/", "/d/", "/e/", "/f/", "/g/", "/h/", "/i/"))
+
+
+REQUESTS = [("GET", "/a.txt"), ("HEAD", "/a.txt"), ("GET", "/empty.txt"), ("HEAD", "/empty.txt"),
+            ("GET", "/big.bin"), ("GET", "/d"), ("GET", "/d/"), ("GET", "/nope"),
+            ("POST", "/a.txt"), ("PUT", "/a.txt"), ("GET", "/a.txt?x=1"), ("GET", "/d/f.txt"),
+            ("GET", "/u.html")]
+
+
+def test_plain_file_answers_as_static_handler(tmp_path, monkeypatch):
+    """The same requests through plain_file and through static_handler (the content handler
+    every location would have without it): the same bytes but for Date."""
+    from ngate.static import handler
+    root = tmp_path / "www"
+    (root / "d").mkdir(parents=True)
+    (root / "a.txt").write_bytes(b"first\n")
+    (root / "empty.txt").write_bytes(b"")
+    (root / "big.bin").write_bytes(bytes(range(256)) * 1024)
+    (root / "d" / "f.txt").write_bytes(b"f\n")
+    (root / "u.html").write_bytes(b"<p>\n")
+    (root / "d" / "index.html").write_bytes(b"index\n")
+    plain = Server(tmp_path, root, "include /etc/nginx/mime.types; charset utf-8;")
+    assert plain.conn.runtime.config.servers[0].conf.content is handler.plain_file
+    monkeypatch.setattr(handler, "content_handler", lambda conf: handler.static_handler)
+    general = Server(tmp_path, root, "include /etc/nginx/mime.types; charset utf-8;")
+    assert general.conn.runtime.config.servers[0].conf.content is handler.static_handler
+    try:
+        for method, path in REQUESTS:
+            a, b = plain.get(path, method), general.get(path, method)
+            a[1].pop(b"Date"), b[1].pop(b"Date")
+            assert a == b, (method, path)
+    finally:
+        plain.close()
+        general.close()
