@@ -35,6 +35,10 @@ def record(rtype: int, content: bytes = b"") -> bytes:
     return _HEADER.pack(VERSION, rtype, REQUEST_ID, n, pad) + content + _PAD[:pad]
 
 
+PARAMS_END = record(PARAMS)
+STDIN_END = record(STDIN)
+
+
 def stream(rtype: int, data: bytes) -> bytes:
     """`data` split into records of at most 65535 bytes (no terminator)."""
     if len(data) <= MAX_CONTENT:
@@ -63,7 +67,12 @@ def pair(name: bytes, value: bytes) -> bytes:
 
 def params(content: bytes) -> bytes:
     """Encoded pairs as PARAMS records, followed by the empty PARAMS record."""
-    return stream(PARAMS, content) + record(PARAMS)
+    n = len(content)
+    if 0 < n <= MAX_CONTENT:        # one record (the common case), in one join
+        pad = -n & 7
+        return b"".join((_HEADER.pack(VERSION, PARAMS, REQUEST_ID, n, pad), content, _PAD[:pad],
+                         PARAMS_END))
+    return stream(PARAMS, content) + PARAMS_END
 
 
 def encode_params(pairs) -> bytes:
@@ -75,7 +84,7 @@ def stdin(data: bytes) -> bytes:
 
 
 def stdin_end() -> bytes:
-    return record(STDIN)
+    return STDIN_END
 
 
 def abort_request() -> bytes:

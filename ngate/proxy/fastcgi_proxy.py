@@ -17,6 +17,7 @@ from ngate.fastcgi import records as fcgi
 from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
 from ngate.fastcgi.params import STATIC, TEMPLATE, ParamsPlan
+from ngate.fastcgi.records import STDERR, STDOUT
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.proxy import request_body as rb
@@ -157,9 +158,14 @@ class FastCGIWire:
         self.keeping = False
         ctx = ex.ctx
         body = ex.body
+        plan = ex.plan
+        if body.mode is rb.NONE:        # no body: PARAMS and the end of STDIN, one write
+            data = plan.begin + fcgi.params(plan.params.build(ctx)) + fcgi.STDIN_END
+            ex.sent_bytes = len(data)
+            ex.uconn.transport.write(data)
+            return False
         if body.done and ctx.body_chunked and body.mode is rb.STREAM:
             ctx.content_length_in = ctx.req.body_size   # read whole by now: nginx knows its length
-        plan = ex.plan
         out = [plan.begin, fcgi.params(plan.params.build(ctx))]
         sp = body.spool
         if sp is not None and not sp.in_file:
@@ -168,7 +174,7 @@ class FastCGIWire:
         for chunk in body.take():
             out.append(fcgi.stdin(chunk))
         if body.done and not (sp is not None and sp.in_file):
-            out.append(fcgi.stdin_end())
+            out.append(fcgi.STDIN_END)
         data = b"".join(out)       # one send: writelines() costs a syscall per piece
         ex.sent_bytes = len(data)
         ex.uconn.transport.write(data)
@@ -229,9 +235,9 @@ class FastCGIWire:
         u = ex.uconn
         for event in events:
             kind = event[0]
-            if kind == fcgi.STDOUT:
+            if kind == STDOUT:
                 self._stdout(ex, event[1], event[2])
-            elif kind == fcgi.STDERR:
+            elif kind == STDERR:
                 self._stderr(ex, event[1])
             else:
                 self._end_request(ex)
