@@ -7,9 +7,9 @@ headers as HTTP_* pairs (upper case, `-` -> `_`) unless a fastcgi_param already 
 
 `items` are FastCGIPlan's: (STATIC, encoded pair) or (TEMPLATE, name, Template, if_not_empty).
 A pair is nameLength valueLength name value, a length below 128 in one byte, else in four with
-the high bit set. What does not depend on the request is encoded here once: runs of pairs
-without variables become one piece, and a pair with variables keeps its name's length and
-name. Pieces are str while a request's block is built (latin-1: one character per byte, so a
+the high bit set. What does not depend on the request is encoded here once: the pairs
+without variables are joined to the encoded name length of the pair with variables after them
+(or kept as the tail), and a pair with variables keeps its name. Pieces are str while a request's block is built (latin-1: one character per byte, so a
 length counted in characters is the length in bytes), encoded once at the end with "replace"
 (a character latin-1 cannot hold becomes one "?", as before); the headers, bytes from the wire,
 are appended as bytes.
@@ -34,27 +34,28 @@ def length_bytes(n: int) -> bytes:
 
 
 class ParamsPlan:
-    """`pieces`: (text, None, None, False) for encoded pairs without variables, or (length of
-    the name, getter, name, if_not_empty) for a pair with variables; the getter is the
-    variable's (str or None: "not found") or a Template's render."""
-    __slots__ = ("pieces", "skip", "pass_headers")
+    """`pieces`: per fastcgi_param with variables, (the encoded pairs without variables before
+    it + its name's length, those pairs alone, getter, name, if_not_empty); `tail`: the pairs
+    without variables after the last one. The getter is the variable's (str, or None: "not
+    found") or a Template's render."""
+    __slots__ = ("pieces", "tail", "skip", "pass_headers")
 
     def __init__(self, items, skip: frozenset, pass_headers: bool) -> None:
-        pieces: list = []
+        pieces = []
+        before = ""
         for item in items:
             if item[0] == STATIC:
-                text = item[1].decode("latin-1")
-                if pieces and pieces[-1][1] is None:
-                    text = pieces.pop()[0] + text
-                pieces.append((text, None, None, False))
-            else:
-                _, name, template, if_not_empty = item
-                parts = template.parts
-                get = parts[0] if len(parts) == 1 and parts[0].__class__ is not str \
-                    else template.render
-                text = name.decode("latin-1")
-                pieces.append((length_str(len(text)), get, text, if_not_empty))
+                before += item[1].decode("latin-1")
+                continue
+            _, name, template, if_not_empty = item
+            parts = template.parts
+            get = parts[0] if len(parts) == 1 and parts[0].__class__ is not str \
+                else template.render
+            text = name.decode("latin-1")
+            pieces.append((before + length_str(len(text)), before, get, text, if_not_empty))
+            before = ""
         self.pieces = tuple(pieces)
+        self.tail = before
         self.skip = skip
         self.pass_headers = pass_headers
 
@@ -62,16 +63,16 @@ class ParamsPlan:
         out: list = []
         append = out.append
         extend = out.extend
-        for head, get, name, if_not_empty in self.pieces:
-            if get is None:
-                append(head)
-                continue
+        for head, before, get, name, if_not_empty in self.pieces:
             value = get(ctx)
             if value:
                 n = len(value)
                 extend((head, _LEN_STR[n] if n < 128 else length_str(n), name, value))
             elif not if_not_empty:
                 extend((head, "\x00", name))
+            elif before:
+                append(before)
+        append(self.tail)
         data = "".join(out).encode("latin-1", "replace")
         if not self.pass_headers:
             return data

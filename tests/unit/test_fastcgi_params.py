@@ -48,7 +48,7 @@ def _expected(pairs, ctx, skip=frozenset(), headers=True):
 PAIRS = [(b"GATEWAY_INTERFACE", "CGI/1.1", False), (b"REDIRECT_STATUS", "200", False),
          (b"QUERY_STRING", "$args", False), (b"EMPTY", "", False), (b"SKIPPED", "", True),
          (b"A_" + b"N" * 130, "$arg_a", False),            # a name of 4 length bytes
-         (b"TWO", "<$arg_a|$arg_b>", False), (b"OPT", "$arg_b", True),
+         (b"TWO", "<$arg_a|$arg_b>", False), (b"S", "s", False), (b"OPT", "$arg_b", True),
          (b"PCT", "100%", False), (b"X", "x", False)]
 
 
@@ -66,8 +66,9 @@ def test_build_is_the_pairs_one_by_one(args, headers):
         assert (b"OPT", b"?") in got
 
 
-def test_static_pairs_merge_into_one_piece():
+def test_static_pairs_are_encoded_once():
     plan = _plan([(b"A", "1", False), (b"B", "2", False), (b"C", "$args", False),
                   (b"D", "3", False)])
-    assert [p[1] is None for p in plan.pieces] == [True, False, True]
-    assert plan.pieces[0][0] == "\x01\x01A1\x01\x01B2"
+    assert [p[:2] for p in plan.pieces] == [("\x01\x01A1\x01\x01B2\x01",
+                                             "\x01\x01A1\x01\x01B2")]
+    assert plan.tail == "\x01\x01D3"
