@@ -303,9 +303,9 @@ class FastCGIWire:
     def _end_request(self, ex) -> None:
         if ex.state in BEFORE_HEAD:
             return ex.next_peer(invalid_header("upstream sent unexpected FastCGI record: 3"))
-        error = body_rest.premature(self.rest, self.buffering(ex.conf))
-        if error is not None and not ex.head_only:
-            return self._bad_response(ex, error)
+        if self.rest > 0 and not ex.head_only:      # the body ended short of its length
+            return self._bad_response(ex, body_rest.premature(self.rest,
+                                                              self.buffering(ex.conf)))
         self._count(ex)             # the log phase runs in response_end
         ex.response_end()
 
