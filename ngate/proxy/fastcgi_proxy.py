@@ -84,12 +84,6 @@ def plan_for(conf) -> FastCGIPlan:
     return conf.upstream_plan
 
 
-def build_params(ctx, plan: FastCGIPlan) -> bytes:
-    """PARAMS content: fastcgi_param values in order (if_not_empty ones skipped when empty),
-    then the client's headers as HTTP_* (fastcgi/params.py)."""
-    return plan.params.build(ctx)
-
-
 def _open_empty(ctx, conf) -> bool:
     """An HTTP/2 request with `content-length: 0` whose stream is still open: with
     fastcgi_request_buffering off nginx sends the end of STDIN only with END_STREAM."""
@@ -160,13 +154,13 @@ class FastCGIWire:
         body = ex.body
         plan = ex.plan
         if body.mode is rb.NONE:        # no body: PARAMS and the end of STDIN, one write
-            data = plan.begin + fcgi.params(plan.params.build(ctx)) + fcgi.STDIN_END
+            data = fcgi.params_around(plan.params.build(ctx), plan.begin, fcgi.STDIN_END)
             ex.sent_bytes = len(data)
             ex.uconn.transport.write(data)
             return False
         if body.done and ctx.body_chunked and body.mode is rb.STREAM:
             ctx.content_length_in = ctx.req.body_size   # read whole by now: nginx knows its length
-        out = [plan.begin, fcgi.params(plan.params.build(ctx))]
+        out = [fcgi.params_around(plan.params.build(ctx), plan.begin)]
         sp = body.spool
         if sp is not None and not sp.in_file:
             out.extend(fcgi.stdin(chunk) for chunk in sp.chunks)
