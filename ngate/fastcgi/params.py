@@ -1,7 +1,7 @@
 """A location's PARAMS content, compiled once (nginx's fastcgi params lengths/values scripts).
 
 `ParamsPlan(items, skip, pass_headers)` is built when the config is compiled; `build(ctx)`
-returns the PARAMS content of one request (a list of bytes to join): the fastcgi_param pairs in order, then the client's
+returns the PARAMS content of one request: the fastcgi_param pairs in order, then the client's
 headers as HTTP_* pairs (upper case, `-` -> `_`) unless a fastcgi_param already set that name
 (`skip`) or fastcgi_pass_request_headers is off.
 
@@ -59,8 +59,8 @@ class ParamsPlan:
         self.skip = skip
         self.pass_headers = pass_headers
 
-    def build(self, ctx) -> list:
-        """The request's PARAMS content, in pieces (records.params_around joins them once)."""
+    def build(self, ctx) -> bytes:
+        """The request's PARAMS content."""
         out: list = []
         append = out.append
         extend = out.extend
@@ -76,7 +76,7 @@ class ParamsPlan:
         append(self.tail)
         data = "".join(out).encode("latin-1", "replace")
         if not self.pass_headers:
-            return [data]
+            return data
         pieces = [data]
         extend = pieces.extend
         skip = self.skip
@@ -88,7 +88,7 @@ class ParamsPlan:
             if key[0] not in skip:
                 n = len(value)
                 extend((key[1], _LEN_BYTES[n] if n < 128 else length_bytes(n), key[2], value))
-        return pieces
+        return b"".join(pieces)
 
 
 _HEADER_KEYS: dict[bytes, tuple[bytes, bytes, bytes]] = {}

@@ -65,20 +65,15 @@ def pair(name: bytes, value: bytes) -> bytes:
     return _length(n) + _length(v) + name + value
 
 
-def params(content: bytes) -> bytes:
-    """Encoded pairs as PARAMS records, followed by the empty PARAMS record."""
-    return params_around([content])
-
-
-def params_around(pieces: list, before: bytes = b"", after: bytes = b"") -> bytes:
-    """`before`, the PARAMS records of the content `pieces` make and the empty PARAMS record,
-    then `after`: one join (a request's head is written whole)."""
-    n = sum(map(len, pieces))
+def params(content: bytes, before: bytes = b"", after: bytes = b"") -> bytes:
+    """Encoded pairs as PARAMS records, followed by the empty PARAMS record; `before` and
+    `after` are joined to them in the same copy (a request's head is written whole)."""
+    n = len(content)
     if 0 < n <= MAX_CONTENT:        # one record (the common case)
         pad = -n & 7
-        return b"".join((before, _HEADER.pack(VERSION, PARAMS, REQUEST_ID, n, pad), *pieces,
+        return b"".join((before, _HEADER.pack(VERSION, PARAMS, REQUEST_ID, n, pad), content,
                          _PAD[:pad], PARAMS_END, after))
-    return b"".join((before, stream(PARAMS, b"".join(pieces)), PARAMS_END, after))
+    return b"".join((before, stream(PARAMS, content), PARAMS_END, after))
 
 
 def encode_params(pairs) -> bytes:

@@ -154,13 +154,13 @@ class FastCGIWire:
         body = ex.body
         plan = ex.plan
         if body.mode is rb.NONE:        # no body: PARAMS and the end of STDIN, one write
-            data = fcgi.params_around(plan.params.build(ctx), plan.begin, fcgi.STDIN_END)
+            data = fcgi.params(plan.params.build(ctx), plan.begin, fcgi.STDIN_END)
             ex.sent_bytes = len(data)
             ex.uconn.transport.write(data)
             return False
         if body.done and ctx.body_chunked and body.mode is rb.STREAM:
             ctx.content_length_in = ctx.req.body_size   # read whole by now: nginx knows its length
-        out = [fcgi.params_around(plan.params.build(ctx), plan.begin)]
+        out = [fcgi.params(plan.params.build(ctx), plan.begin)]
         sp = body.spool
         if sp is not None and not sp.in_file:
             out.extend(fcgi.stdin(chunk) for chunk in sp.chunks)
