@@ -7,12 +7,12 @@ headers as HTTP_* pairs (upper case, `-` -> `_`) unless a fastcgi_param already 
 
 `items` are FastCGIPlan's: (STATIC, encoded pair) or (TEMPLATE, name, Template, if_not_empty).
 A pair is nameLength valueLength name value, a length below 128 in one byte, else in four with
-the high bit set. What does not depend on the request is encoded here once: the pairs
-without variables are joined to the encoded name length of the pair with variables after them
-(or kept as the tail), and a pair with variables keeps its name. Pieces are str while a request's block is built (latin-1: one character per byte, so a
-length counted in characters is the length in bytes), encoded once at the end with "replace"
-(a character latin-1 cannot hold becomes one "?", as before); the headers, bytes from the wire,
-are appended as bytes.
+the high bit set. What does not depend on the request is encoded here once: the pairs without
+variables are joined to the encoded name length of the pair with variables after them (or kept
+as the tail), and a pair with variables keeps its name. Pieces are str while a request's block
+is built (latin-1: one character per byte, so a length counted in characters is the length in
+bytes), encoded once at the end with "replace" (a character latin-1 cannot hold becomes one
+"?", as before); the headers, bytes from the wire, are appended as bytes.
 """
 from __future__ import annotations
 
