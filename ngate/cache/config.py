@@ -1,5 +1,5 @@
 """proxy_cache_path and the proxy_cache* / fastcgi_cache* directives (nginx 1.22), and the
-frozen CacheConf of a location (LocConf.proxy_cache / LocConf.fastcgi_cache; None: no cache).
+frozen CacheConf of a location (LocConf.proxy.cache / LocConf.fastcgi.cache; None: no cache).
 
 A zone is one `proxy_cache_path ... keys_zone=name:size` or `fastcgi_cache_path ...`; as in
 nginx each belongs to its module (a proxy_cache of a fastcgi_cache_path zone: "the shared memory
@@ -300,7 +300,7 @@ def build(vals: dict, mod: str):
         lock_age=g(_key(mod, "cache_lock_age"), 5.0),
         revalidate=g(_key(mod, "cache_revalidate"), False),
         convert_head=g("proxy_cache_convert_head", True) if mod == "proxy" else False,
-        ignore=frozenset(n.decode() for n in g(_key(mod, "ignore_headers"), frozenset())),
+        ignore=frozenset(n.decode() for n in g(f"{mod}.ignore_headers", frozenset())),
         max_range_offset=g(_key(mod, "cache_max_range_offset")))
 
 

@@ -37,8 +37,8 @@ __all__ = ["CACHE_HTTP1", "PROXY", "CacheEnding", "CacheState", "CacheWire", "Ca
 
 
 def cache_handler(ctx) -> None:
-    pp = ctx.conf.proxy_pass
-    cc = ctx.conf.proxy_cache
+    pp = ctx.conf.proxy.pass_
+    cc = ctx.conf.proxy.cache
     if ctx.method not in cc.methods:
         return _start_uncached(ctx, pp)
     target = None
@@ -70,7 +70,7 @@ def _start_uncached(ctx, pp) -> None:
 
 def _start(ctx, make, target) -> None:
     if target is None:
-        make(ctx, ctx.conf.proxy_pass.upstream).start()
+        make(ctx, ctx.conf.proxy.pass_.upstream).start()
     else:
         start_exchange(ctx, make, *target)
 
@@ -132,5 +132,5 @@ class CachingExchange(CacheEnding, UpstreamExchange):
         self.complete_stored()
 
 
-PROXY = Kind(lambda ctx: proxy_exchange(ctx, ctx.conf.proxy_pass.upstream), _start,
+PROXY = Kind(lambda ctx: proxy_exchange(ctx, ctx.conf.proxy.pass_.upstream), _start,
              CachingExchange, uncached_exchange, "proxy")

@@ -60,14 +60,14 @@ def fastcgi_exchange(ctx, upstream) -> UpstreamExchange:
 
 def fastcgi_cache_handler(ctx) -> None:
     conf = ctx.conf
-    target = conf.fastcgi_pass
+    target = conf.fastcgi.pass_
     if target.__class__ is not Upstream:
         target = variable_upstream(ctx, target.render(ctx))
         if target is None:
             return
-    if ctx.method not in conf.fastcgi_cache.methods:
+    if ctx.method not in conf.fastcgi.cache.methods:
         return fastcgi_exchange(ctx, target).start()    # $upstream_cache_status empty
-    begin(ctx, conf.fastcgi_cache, FASTCGI, target)
+    begin(ctx, conf.fastcgi.cache, FASTCGI, target)
 
 
 def _start(ctx, make, target) -> None:

@@ -39,7 +39,7 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
     conf = ctx.conf
     status = entry.status
     headers, allow_ranges, listed_lm = policy.split_cacheable(ctx.cache.conf, entry.headers, 0)
-    if conf.proxy_force_ranges:     # the entry's own Accept-Ranges is not copied (nginx)
+    if conf.proxy.force_ranges:     # the entry's own Accept-Ranges is not copied (nginx)
         allow_ranges = True
         headers = [h for h in headers if h[0].lower() != b"accept-ranges"]
     out, ctype, length, lastmod, location, _chunked, _close = \

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from ngate.access.phase import access_plan
 from ngate import realip
-from ngate.config import directives, tls
+from ngate.config import directives, sections, tls
 from ngate.config.model import (Config, IfOp, LimitExcept, LocConf, Location, LogFormat, Main,
                                 ProxyRedirect, Server)
 from ngate.config.regex import compile_regex
@@ -45,12 +45,14 @@ SERVER_FIELDS = ("client_header_timeout", "large_client_header_buffers",
 MAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(Main))
 # arrays: collected as lists per level, frozen here
 FREEZE = {
-    "proxy_set_header": tuple, "add_header": tuple, "add_trailer": tuple, "error_page": tuple, "access_log": tuple,
+    "proxy.set_header": tuple, "add_header": tuple, "add_trailer": tuple, "error_page": tuple, "access_log": tuple,
     "error_log": tuple, "index": tuple, "access_rules": tuple,
     "auth_request_set": tuple,
-    "proxy_hide_header": frozenset, "proxy_pass_header": frozenset,
-    "fastcgi_param": tuple, "fastcgi_catch_stderr": tuple,
-    "proxy_cookie_domain": tuple, "proxy_cookie_path": tuple, "proxy_cookie_flags": tuple, "fastcgi_hide_header": frozenset, "fastcgi_pass_header": frozenset,
+    "proxy.hide_header": frozenset, "proxy.pass_header": frozenset,
+    "fastcgi.param": tuple, "fastcgi.catch_stderr": tuple,
+    "proxy.cookie_domain": tuple, "proxy.cookie_path": tuple, "proxy.cookie_flags": tuple,
+    "fastcgi.hide_header": frozenset, "fastcgi.pass_header": frozenset,
+    "proxy.redirect": lambda items: redirect(items),
     "types": MappingProxyType,
     "valid_referers": lambda builder: builder.build(),
 }
@@ -199,22 +201,17 @@ def merge(parent_vals: dict, lv: Level, handler: bool) -> dict:
     inherit the content handler; an `if` or `limit_except` block does)."""
     vals = dict(parent_vals)
     if not handler:
-        vals.pop("proxy_pass", None)
-        vals.pop("fastcgi_pass", None)
+        vals.pop("proxy.pass_", None)
+        vals.pop("fastcgi.pass_", None)
         vals.pop("empty_gif", None)
     vals.update(lv.vals)
-    if lv.extra:
-        vals["extra"] = {**vals.get("extra", {}), **lv.extra}
     return vals
 
 
 def loc_conf(c: Compiler, vals: dict, lv: Level) -> LocConf:
     """The frozen LocConf of a level; its `if` blocks become IfOp with their own LocConf."""
-    fields = {k: FREEZE.get(k, _same)(v) for k, v in vals.items() if k in LOC_FIELDS}
-    if "proxy_redirect" in fields:
-        fields["proxy_redirect"] = redirect(fields["proxy_redirect"])
-    fields["extra"] = MappingProxyType(dict(vals.get("extra", {})))
-    fields["proxy_ssl"] = tls.proxy_tls(vals)
+    fields, parts = sections.split(vals, FREEZE, LOC_FIELDS)
+    parts["proxy"]["ssl"] = tls.proxy_tls(vals)
     fields["realip"] = realip.compile_conf(vals)
     fields["rewrite_ops"] = tuple(_op(c, op, vals) for op in lv.ops)
     fields["log_slot"] = c.log_slots.setdefault(fields.get("access_log", ()), len(c.log_slots))
@@ -223,8 +220,10 @@ def loc_conf(c: Compiler, vals: dict, lv: Level) -> LocConf:
     fields["charset_accel"] = charset_map.build_accel(vals)
     fields["filters"], fields["gzip_static"] = filters_config.build(vals, rc)
     fields["userid"] = userid.build(vals, lookup("uid_reset", c.user_vars))
-    fields["proxy_cache"] = cache_config.build(vals, "proxy")
-    fields["fastcgi_cache"] = cache_config.build(vals, "fastcgi")
+    parts["proxy"]["cache"] = cache_config.build(vals, "proxy")
+    parts["fastcgi"]["cache"] = cache_config.build(vals, "fastcgi")
+    for section in sections.PLAIN:
+        fields[section.name] = section.cls(**parts[section.name])
     fields["access"] = access_plan(fields)
     if lv.limit_except is not None:
         lim = lv.limit_except
@@ -239,7 +238,7 @@ def _op(c: Compiler, op, vals: dict):
     if_vals = merge(vals, op, handler=True)
     conf = dataclasses.replace(loc_conf(c, if_vals, op), rewrite_ops=())
     kept = None
-    if conf.proxy_pass is None and conf.fastcgi_pass is None:
+    if conf.proxy.pass_ is None and conf.fastcgi.pass_ is None:
         kept = http_modules.bind(dataclasses.replace(conf, no_upstream=True))
     return IfOp(condition=op.condition, ops=tuple(_op(c, o, if_vals) for o in op.ops),
                 conf=conf, where=op.where, kept=kept)

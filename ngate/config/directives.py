@@ -165,56 +165,56 @@ def _register() -> None:
 
     # ------------------------------------------------------------- proxy module
     directive("proxy_pass", {LOC, LIF, LMT}, 1, h.proxy_pass)
-    directive("proxy_http_version", HSL, 1, h.scalar("proxy_http_version", h.http_version))
+    directive("proxy_http_version", HSL, 1, h.scalar("proxy.http_version", h.http_version))
     directive("proxy_set_header", HSL, 2, h.proxy_set_header)
-    directive("proxy_hide_header", HSL, 1, h.array("proxy_hide_header", h.lower_bytes))
-    directive("proxy_pass_header", HSL, 1, h.array("proxy_pass_header", h.lower_bytes))
+    directive("proxy_hide_header", HSL, 1, h.array("proxy.hide_header", h.lower_bytes))
+    directive("proxy_pass_header", HSL, 1, h.array("proxy.pass_header", h.lower_bytes))
     directive("proxy_redirect", HSL, (1, 2), h.proxy_redirect)
     directive("proxy_cookie_domain", HSL, (1, 2), h.proxy_cookie)
     directive("proxy_cookie_path", HSL, (1, 2), h.proxy_cookie)
     directive("proxy_cookie_flags", HSL, (1, 4), h.proxy_cookie_flags)
     directive("proxy_next_upstream", HSL, (1, None),
-              h.scalar("proxy_next_upstream", h.next_upstream))
+              h.scalar("proxy.next_upstream", h.next_upstream))
     directive("proxy_next_upstream_tries", HSL, 1,
-              h.scalar("proxy_next_upstream_tries", h.number))
-    directive("proxy_method", HSL, 1, h.scalar("proxy_method", h.template))
-    directive("proxy_set_body", HSL, 1, h.scalar("proxy_set_body", h.template))
+              h.scalar("proxy.next_upstream_tries", h.number))
+    directive("proxy_method", HSL, 1, h.scalar("proxy.method", h.template))
+    directive("proxy_set_body", HSL, 1, h.scalar("proxy.set_body", h.template))
     for name in ("proxy_pass_request_headers", "proxy_pass_request_body",
                  "proxy_request_buffering", "proxy_intercept_errors", "proxy_force_ranges"):
-        directive(name, HSL, 1, h.scalar(name, h.flag))
+        directive(name, HSL, 1, h.scalar(h.section_key(name), h.flag))
     for name in ("proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout",
                  "proxy_next_upstream_timeout"):
-        directive(name, HSL, 1, h.scalar(name, h.msec))
-    directive("proxy_buffer_size", HSL, 1, h.scalar("proxy_buffer_size", h.size))
-    directive("proxy_limit_rate", HSL, 1, h.scalar("proxy_limit_rate", h.size))
-    directive("proxy_bind", HSL, (1, 2), h.scalar("proxy_bind", proxy_bind.parse))
+        directive(name, HSL, 1, h.scalar(h.section_key(name), h.msec))
+    directive("proxy_buffer_size", HSL, 1, h.scalar("proxy.buffer_size", h.size))
+    directive("proxy_limit_rate", HSL, 1, h.scalar("proxy.limit_rate", h.size))
+    directive("proxy_bind", HSL, (1, 2), h.scalar("proxy.bind", proxy_bind.parse))
     directive("proxy_ignore_headers", HSL, (1, None),
-              h.bitmask("proxy_ignore_headers", h.ignore_headers))
+              h.bitmask("proxy.ignore_headers", h.ignore_headers))
 
     # ------------------------------------------------------------- fastcgi module
     directive("fastcgi_pass", {LOC, LIF}, 1, h.fastcgi_pass)
-    directive("fastcgi_bind", HSL, (1, 2), h.scalar("fastcgi_bind", proxy_bind.parse))
+    directive("fastcgi_bind", HSL, (1, 2), h.scalar("fastcgi.bind", proxy_bind.parse))
     directive("fastcgi_param", HSL, (2, 3), h.fastcgi_param)
-    directive("fastcgi_index", HSL, 1, h.scalar("fastcgi_index", h.first_arg))
+    directive("fastcgi_index", HSL, 1, h.scalar("fastcgi.index", h.first_arg))
     directive("fastcgi_split_path_info", HSL, 1, h.split_path_info)
-    directive("fastcgi_hide_header", HSL, 1, h.array("fastcgi_hide_header", h.lower_bytes))
-    directive("fastcgi_pass_header", HSL, 1, h.array("fastcgi_pass_header", h.lower_bytes))
+    directive("fastcgi_hide_header", HSL, 1, h.array("fastcgi.hide_header", h.lower_bytes))
+    directive("fastcgi_pass_header", HSL, 1, h.array("fastcgi.pass_header", h.lower_bytes))
     directive("fastcgi_next_upstream", HSL, (1, None),
-              h.scalar("fastcgi_next_upstream", h.next_upstream))
+              h.scalar("fastcgi.next_upstream", h.next_upstream))
     directive("fastcgi_next_upstream_tries", HSL, 1,
-              h.scalar("fastcgi_next_upstream_tries", h.number))
-    directive("fastcgi_buffer_size", HSL, 1, h.scalar("fastcgi_buffer_size", h.size))
+              h.scalar("fastcgi.next_upstream_tries", h.number))
+    directive("fastcgi_buffer_size", HSL, 1, h.scalar("fastcgi.buffer_size", h.size))
     directive("fastcgi_catch_stderr", HSL, 1,
-              h.array("fastcgi_catch_stderr", lambda c, st: st.args[0].encode("utf-8")))
-    directive("fastcgi_limit_rate", HSL, 1, h.scalar("fastcgi_limit_rate", h.size))
+              h.array("fastcgi.catch_stderr", lambda c, st: st.args[0].encode("utf-8")))
+    directive("fastcgi_limit_rate", HSL, 1, h.scalar("fastcgi.limit_rate", h.size))
     directive("fastcgi_ignore_headers", HSL, (1, None),
-              h.bitmask("fastcgi_ignore_headers", h.ignore_headers))
+              h.bitmask("fastcgi.ignore_headers", h.ignore_headers))
     for name in ("fastcgi_keep_conn", "fastcgi_intercept_errors", "fastcgi_pass_request_headers",
                  "fastcgi_pass_request_body", "fastcgi_request_buffering", "fastcgi_force_ranges"):
-        directive(name, HSL, 1, h.scalar(name, h.flag))
+        directive(name, HSL, 1, h.scalar(h.section_key(name), h.flag))
     for name in ("fastcgi_connect_timeout", "fastcgi_read_timeout", "fastcgi_send_timeout",
                  "fastcgi_next_upstream_timeout"):
-        directive(name, HSL, 1, h.scalar(name, h.msec))
+        directive(name, HSL, 1, h.scalar(h.section_key(name), h.msec))
 
     # ------------------------------------------------------------- ngate: WebSocket, metrics
     directive("websocket_ping", HSL, 1, h.scalar("websocket_ping", h.msec_or_off))

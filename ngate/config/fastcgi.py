@@ -14,11 +14,11 @@ from ngate.routing.variables import has_variables
 def fastcgi_pass(c, lv, st):
     """`host:port`, `unix:/path` or an upstream block's name -> the Upstream group; with
     variables, the Template (resolved per request by proxy/fastcgi_proxy.py)."""
-    if "fastcgi_pass" in lv.vals:
+    if "fastcgi.pass_" in lv.vals:
         raise ConfigError('"fastcgi_pass" directive is duplicate', st.where)
     addr = st.args[0]
     if has_variables(addr):
-        lv.vals["fastcgi_pass"] = c.template(addr, st.where)
+        lv.vals["fastcgi.pass_"] = c.template(addr, st.where)
         return
     if addr[:5].lower() == "unix:":
         key = ("unix", addr[5:])
@@ -31,7 +31,7 @@ def fastcgi_pass(c, lv, st):
             group = c.upstreams.get(host.lower())
             if group is None:
                 raise ConfigError(f'no port in upstream "{addr}"', st.where)
-            lv.vals["fastcgi_pass"] = group
+            lv.vals["fastcgi.pass_"] = group
             return
         key = (host.lower(), port)
         name = addr_name(*key) if ":" not in host else f"[{host}]:{port}"
@@ -39,14 +39,14 @@ def fastcgi_pass(c, lv, st):
     if group is None:
         group = c.implicit[key] = Upstream(name=addr, servers=tuple(make_servers(name, st.where)),
                                            implicit=True, where=st.where)
-    lv.vals["fastcgi_pass"] = group
+    lv.vals["fastcgi.pass_"] = group
 
 
 def fastcgi_param(c, lv, st):
     if_not_empty = len(st.args) == 3
     if if_not_empty and st.args[2] != "if_not_empty":
         raise ConfigError(f'invalid parameter "{st.args[2]}"', st.where)
-    lv.vals.setdefault("fastcgi_param", []).append(
+    lv.vals.setdefault("fastcgi.param", []).append(
         header_set(c, st, st.args[0], st.args[1], if_not_empty=if_not_empty))
 
 
@@ -55,4 +55,4 @@ def split_path_info(c, lv, st):
     rx = c.regex(st.args[0], st.where)
     if rx.groups != 2:
         raise ConfigError(f'pattern "{st.args[0]}" must have 2 captures', st.where)
-    lv.vals["fastcgi_split_path_info"] = rx
+    lv.vals["fastcgi.split_path_info"] = rx

@@ -19,7 +19,7 @@ from ngate.config.slots import (OFFSET_DIRECTIVES, args_tuple, array, as_number,
                                 count, each_arg, extra, first_arg, flag, header_set,
                                 invalid_value, is_default, lower_bytes, msec, msec_or_off,
                                 no_effect, no_effect_warning, number, path_arg, refused,
-                                scalar, size, template, wire)  # noqa: F401
+                                scalar, section_key, size, template, wire)  # noqa: F401
 from ngate.config.core import (add_header, alias, autoindex_format, charset_types,
                                disable_symlinks, empty_gif, error_page, expires,
                                if_modified_since, in_file_only, index_args, keepalive_disable,

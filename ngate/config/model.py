@@ -18,13 +18,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ngate.config.model_fastcgi import FastCGIConf  # noqa: F401
+from ngate.config.model_proxy import ProxyConf  # noqa: F401
 from ngate.config.model_access import AccessPlan, AuthBasic, LimitExcept  # noqa: F401
 from ngate.config.model_logs import AccessLog, ErrorLog, LogFormat  # noqa: F401
 from ngate.config.model_rewrite import (BreakOp, IfCondition, IfOp, ReturnOp, RewriteOp,  # noqa: F401
                                         SetOp)
 from ngate.config.model_tls import ProxyTls, TlsServerConf  # noqa: F401
 from ngate.config.model_upstream import (ProxyPass, ProxyRedirect, Upstream,  # noqa: F401
-                                         UpstreamServer, WorkerState)
+                                         UpstreamSection, UpstreamServer, WorkerState)
 
 # Sentinel time/size values
 UNLIMITED = 0
@@ -121,65 +123,13 @@ class LocConf:
     Defaults are nginx's. A field documented as "array" was replaced wholesale by the innermost
     level that set any item (nginx's rule for proxy_set_header, add_header, fastcgi_param, ...).
     """
-    # handler
-    proxy_pass: ProxyPass | None = None
-    fastcgi_pass: Any = None         # Upstream (implicit or named), or a Template with variables
-    # proxy module
-    proxy_http_version: str = "1.0"
-    proxy_set_header: tuple[HeaderSet, ...] = ()          # array; defaults are added by the engine
-    proxy_set_header_given: bool = False                  # any proxy_set_header at some level
-    proxy_pass_request_headers: bool = True
-    proxy_pass_request_body: bool = True
-    proxy_hide_header: frozenset[bytes] = frozenset()     # array, lower-case
-    proxy_pass_header: frozenset[bytes] = frozenset()     # array, lower-case
-    proxy_redirect: ProxyRedirect = ProxyRedirect()
-    proxy_connect_timeout: float = 60.0
-    proxy_read_timeout: float = 60.0
-    proxy_send_timeout: float = 60.0
-    proxy_buffering: bool = True                           # accepted; ngate streams
-    proxy_request_buffering: bool = True
-    proxy_method: Any = None                               # Template
-    proxy_set_body: Any = None                             # Template
-    proxy_intercept_errors: bool = False
-    proxy_force_ranges: bool = False                       # filters/range.py
-    proxy_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
-    proxy_next_upstream_tries: int = 0
-    proxy_next_upstream_timeout: float = 0.0               # 0: no limit
-    proxy_ignore_headers: frozenset = frozenset()          # lower-case names (bytes)
-    proxy_limit_rate: int = 0                              # bytes/s read from the upstream
-    proxy_bind: Any = None                                 # proxy/bind.py: None (off), address, Template
-    proxy_cookie_domain: tuple = ()                        # array: rules of proxy/cookies.py
-    proxy_cookie_path: tuple = ()                          # array
-    proxy_cookie_flags: tuple = ()                         # array
+    # sections owned by the upstream modules (model_proxy.py, model_fastcgi.py)
+    proxy: ProxyConf = ProxyConf()
+    fastcgi: FastCGIConf = FastCGIConf()
     # WebSocket tunnels and metrics (ngate extensions: proxy/tunnel.py, observability/metrics.py)
     websocket_ping: float = 0.0                            # 0: off
     websocket_pong_timeout: float = 0.0                    # 0: the ping interval
     metrics: bool = False                                  # the `metrics` content handler
-    # fastcgi module (proxy/fastcgi_proxy.py)
-    fastcgi_param: tuple[HeaderSet, ...] = ()             # array, in order, duplicates kept
-    fastcgi_index: str | None = None
-    fastcgi_split_path_info: re.Pattern | None = None
-    fastcgi_keep_conn: bool = False
-    fastcgi_connect_timeout: float = 60.0
-    fastcgi_read_timeout: float = 60.0
-    fastcgi_send_timeout: float = 60.0
-    fastcgi_intercept_errors: bool = False
-    fastcgi_force_ranges: bool = False                     # filters/range.py
-    fastcgi_hide_header: frozenset[bytes] = frozenset()   # array, lower-case
-    fastcgi_pass_header: frozenset[bytes] = frozenset()   # array, lower-case
-    fastcgi_pass_request_headers: bool = True
-    fastcgi_pass_request_body: bool = True
-    fastcgi_buffering: bool = True                         # accepted; ngate streams
-    fastcgi_request_buffering: bool = True                 # off: the body is streamed
-    fastcgi_buffer_size: int = 4096                        # the limit of the CGI response head
-    proxy_buffer_size: int = 4096                          # the limit of an upstream response head
-    fastcgi_next_upstream: frozenset[str] = frozenset({"error", "timeout"})
-    fastcgi_next_upstream_tries: int = 0
-    fastcgi_next_upstream_timeout: float = 0.0
-    fastcgi_ignore_headers: frozenset = frozenset()
-    fastcgi_limit_rate: int = 0
-    fastcgi_bind: Any = None                               # proxy/bind.py, as proxy_bind
-    fastcgi_catch_stderr: tuple[bytes, ...] = ()          # array
     # headers module
     add_header: tuple[HeaderSet, ...] = ()                 # array
     add_trailer: tuple[HeaderSet, ...] = ()                # array (filters/trailers.py)
@@ -224,8 +174,6 @@ class LocConf:
     limits: Any = None                                     # limits/config.py Limits, None: no limit
     filters: Any = None                                    # filters/: header filters, None: none
     gzip_static: Any = None                                # None, or ("on"|"always", GzipCore)
-    proxy_cache: Any = None                                # cache/config.py CacheConf, None: no cache
-    fastcgi_cache: Any = None                              # the same for fastcgi_pass
     # access phase (ngate/access): auth_basic, satisfy, auth_delay; `access` is the compiled
     # AccessPlan, None when the location checks nothing (the request path then costs nothing)
     auth_basic: Any = None                                 # Template (realm) or None
@@ -270,8 +218,6 @@ class LocConf:
                                     b"application/rss+xml"})   # None: `*`
     charset_recode: Any = None      # http1/charset.py RecodeConf: source_charset, override ...
     charset_accel: Any = None       # RecodeConf for an upstream's X-Accel-Charset (cache/serve.py)
-    # free-form extension slots for later issues (tls, fastcgi, websocket ...)
-    extra: Any = None
     # chosen when the config is compiled (ngate/http/modules.py), read by ngate/http/phases.py
     content: Any = None                  # the content handler: handler(ctx)
     access_steps: tuple = ()             # PREACCESS + ACCESS: step(ctx, conf) -> 0 | status | -1
@@ -280,8 +226,6 @@ class LocConf:
     upstream_plan: Any = field(default=None, compare=False, repr=False)
     uncached_plan: Any = field(default=None, compare=False, repr=False)
     log_slot: int = 0                    # its access_log list in Config.access_logs (0: default)
-    # proxy_ssl_* (TLS to upstreams)
-    proxy_ssl: ProxyTls = ProxyTls()
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,3 +78,31 @@ class ProxyRedirect:
     off: bool = False
     default: bool = True
     rules: tuple[tuple[Any, Any], ...] = ()   # (match: str|re.Pattern, replacement: Template)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSection:
+    """What proxy_* and fastcgi_* have in common: nginx's ngx_http_upstream_conf_t, which both
+    modules embed in their loc confs. The exchange (proxy/exchange*.py, wire_http1.py,
+    fastcgi_proxy.py) reads `section.read_timeout` whichever module's section it is.
+    Arrays (hide_header, pass_header) are replaced wholesale by the innermost level."""
+    pass_: Any = None                 # ProxyPass, or (fastcgi) an Upstream group or a Template
+    connect_timeout: float = 60.0
+    read_timeout: float = 60.0
+    send_timeout: float = 60.0
+    next_upstream: frozenset = frozenset({"error", "timeout"})
+    next_upstream_tries: int = 0
+    next_upstream_timeout: float = 0.0           # 0: no limit
+    intercept_errors: bool = False
+    force_ranges: bool = False                   # filters/range.py
+    hide_header: frozenset = frozenset()         # array, lower-case bytes
+    pass_header: frozenset = frozenset()         # array, lower-case bytes
+    ignore_headers: frozenset = frozenset()      # lower-case names (bytes)
+    limit_rate: int = 0                          # bytes/s read from the upstream
+    bind: Any = None                             # proxy/bind.py: None (off), address, Template
+    buffer_size: int = 4096                      # the limit of the upstream's response head
+    pass_request_headers: bool = True
+    pass_request_body: bool = True
+    buffering: bool = True                       # accepted; ngate streams
+    request_buffering: bool = True               # off: the body is streamed
+    cache: Any = None                            # cache/config.py CacheConf, None: no cache

@@ -6,7 +6,7 @@ directives.py built from slots.py.
 from __future__ import annotations
 
 from ngate.config.model import ProxyPass
-from ngate.config.slots import header_set
+from ngate.config.slots import header_set, section_key
 from ngate.config.upstreams import parse_proxy_pass
 from ngate.errors import ConfigError
 from ngate.routing.variables import has_variables
@@ -20,18 +20,18 @@ def http_version(c, st) -> str:
 
 def proxy_set_header(c, lv, st):
     name, value = st.args
-    lv.vals.setdefault("proxy_set_header", []).append(header_set(c, st, name, value))
-    lv.vals["proxy_set_header_given"] = True
+    lv.vals.setdefault("proxy.set_header", []).append(header_set(c, st, name, value))
+    lv.vals["proxy.set_header_given"] = True
 
 
 def proxy_pass(c, lv, st):
-    if "proxy_pass" in lv.vals:
+    if "proxy.pass_" in lv.vals:
         raise ConfigError('"proxy_pass" directive is duplicate', st.where)
     url = st.args[0]
     loc = lv.location()
     if has_variables(url):
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        lv.vals["proxy_pass"] = ProxyPass(
+        lv.vals["proxy.pass_"] = ProxyPass(
             scheme=scheme, upstream=None, host_header="", uri=None,
             location_prefix=loc.pattern if loc is not None else "",
             template=c.template(url, st.where), where=st.where)
@@ -43,11 +43,11 @@ def proxy_pass(c, lv, st):
         raise ConfigError('"proxy_pass" cannot have URI part in location given by regular '
                           'expression, or inside named location, or inside "if" statement, '
                           'or inside "limit_except" block', st.where)
-    lv.vals["proxy_pass"] = pp
+    lv.vals["proxy.pass_"] = pp
 
 
 def proxy_redirect(c, lv, st):
-    items = lv.vals.setdefault("proxy_redirect", [])
+    items = lv.vals.setdefault("proxy.redirect", [])
     if len(st.args) == 1:
         if st.args[0] not in ("default", "off"):
             raise ConfigError(f'invalid parameter "{st.args[0]}"', st.where)
@@ -67,7 +67,7 @@ def proxy_cookie(c, lv, st):
     """proxy_cookie_domain / proxy_cookie_path `off` | `pattern replacement` (proxy/cookies.py):
     "~" (domain: any case) or "~*" / "~" (path) for a regex; a domain's leading dots dropped."""
     field = st.directive
-    items = lv.vals.setdefault(field, [])
+    items = lv.vals.setdefault(section_key(field), [])
     if len(st.args) == 1:
         if st.args[0] != "off":
             raise ConfigError(f'invalid parameter "{st.args[0]}"', st.where)
@@ -90,7 +90,7 @@ def proxy_cookie(c, lv, st):
 def proxy_cookie_flags(c, lv, st):
     """`proxy_cookie_flags off | cookie flag...` (`~cookie`: a regex, any case); flags may hold
     variables; unknown ones are ignored at run time, as nginx does."""
-    items = lv.vals.setdefault("proxy_cookie_flags", [])
+    items = lv.vals.setdefault("proxy.cookie_flags", [])
     if len(st.args) == 1:
         if st.args[0] != "off":
             raise ConfigError(f'invalid parameter "{st.args[0]}"', st.where)

@@ -19,6 +19,13 @@ OFFSET_DIRECTIVES = frozenset({"client_max_body_size", "proxy_max_temp_file_size
                                "fastcgi_max_temp_file_size"})
 
 
+def section_key(name: str) -> str:
+    """The Level key of a directive that fills a field of its module's section: "proxy_x" ->
+    "proxy.x" (compile.py builds LocConf.proxy from the "proxy." keys)."""
+    module, _, field = name.partition("_")
+    return f"{module}.{field}"
+
+
 def scalar(field: str, parse):
     def handle(c, lv, st):
         if field in lv.vals:

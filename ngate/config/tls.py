@@ -193,7 +193,7 @@ def proxy_tls(vals: dict) -> ProxyTls:
     if pairs:
         fields["certificate"], fields["certificate_key"] = pairs[-1]
     conf = ProxyTls(**fields)
-    pp = vals.get("proxy_pass")
+    pp = vals.get("proxy.pass_")
     if pp is not None and pp.scheme == "https":
         from ngate.upstream.tls import client_context
         client_context(conf)

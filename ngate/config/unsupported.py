@@ -61,8 +61,8 @@ def register() -> None:
         noop(f"{mod}_temp_path", HSL, (1, 4))
         noop(f"{mod}_socket_keepalive", HSL, 1, flag)
         noop(f"{mod}_store_access", HSL, (1, 3))
-    directive("proxy_buffering", HSL, 1, scalar("proxy_buffering", flag), support=NO_EFFECT)
-    directive("fastcgi_buffering", HSL, 1, scalar("fastcgi_buffering", flag),
+    directive("proxy_buffering", HSL, 1, scalar("proxy.buffering", flag), support=NO_EFFECT)
+    directive("fastcgi_buffering", HSL, 1, scalar("fastcgi.buffering", flag),
               support=NO_EFFECT)
     # the harness of nginx's test suite writes these into every config; a temp dir alone does
     # nothing (uwsgi_pass and scgi_pass are refused)

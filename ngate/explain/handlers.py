@@ -47,10 +47,10 @@ def handler(ex, conf) -> str:
         ex.report.add("handler", "metrics: ngate's Prometheus metrics page")
         ex.report.answer(f"{status(200)}, the metrics in Prometheus' text format")
         return DONE
-    if conf.proxy_pass is not None:
+    if conf.proxy.pass_ is not None:
         proxy(ex, conf)
         return DONE
-    if conf.fastcgi_pass is not None:
+    if conf.fastcgi.pass_ is not None:
         fastcgi(ex, conf)
         return DONE
     return static(ex, conf)

@@ -294,8 +294,8 @@ class Explainer:
         r.add("return", f"return {op.code}{text} ({where(op)}): the {level} rewrite phase runs "
                         f"first, {before}")
         conf = loc.conf if loc is not None else None
-        if conf is not None and (conf.proxy_pass or conf.fastcgi_pass):
-            handler = "proxy_pass" if conf.proxy_pass else "fastcgi_pass"
+        if conf is not None and (conf.proxy.pass_ or conf.fastcgi.pass_):
+            handler = "proxy_pass" if conf.proxy.pass_ else "fastcgi_pass"
             r.more(f"the location's {handler} is never reached")
         r.answer(self.describe_return(op.code, op.text))
 

@@ -26,7 +26,7 @@ FASTCGI_SHOWN = ("SCRIPT_FILENAME", "SCRIPT_NAME", "PATH_INFO", "DOCUMENT_ROOT",
 
 def proxy(ex, conf) -> None:
     ctx, r = ex.ctx, ex.report
-    pp = conf.proxy_pass
+    pp = conf.proxy.pass_
     shown = pp.template.text if pp.template is not None else \
         f"{pp.scheme}://{pp.host_header}{pp.uri or ''}"
     r.add("handler", f"proxy_pass {shown} ({where(pp)})")
@@ -48,7 +48,7 @@ def proxy(ex, conf) -> None:
             _uri_warnings(ex, pp, uri)
     r.more(f"upstream: {describe_upstream(up)}")
     plan = conf.upstream_plan
-    method, missing = ex.render.render(conf.proxy_method) if conf.proxy_method is not None \
+    method, missing = ex.render.render(conf.proxy.method) if conf.proxy.method is not None \
         else (ctx.method, [])
     r.more("request sent upstream:")
     r.more(f"{method} {uri} {plan.version.decode()}"
@@ -56,8 +56,8 @@ def proxy(ex, conf) -> None:
     sent = _head_lines(ex, plan, conf)
     for line in sent:
         r.more(line, 1)
-    r.more(f"timeouts: connect {seconds(conf.proxy_connect_timeout)}, read "
-           f"{seconds(conf.proxy_read_timeout)}, send {seconds(conf.proxy_send_timeout)}")
+    r.more(f"timeouts: connect {seconds(conf.proxy.connect_timeout)}, read "
+           f"{seconds(conf.proxy.read_timeout)}, send {seconds(conf.proxy.send_timeout)}")
     r.answer("whatever the upstream answers (502 if it cannot be reached, 504 on a timeout)")
     _websocket_warnings(ex, conf, sent, plan)
 
@@ -121,7 +121,7 @@ def _head_lines(ex, plan, conf) -> list[str]:
                 out.append(f"Content-Length: {length.decode('latin-1')}")
         elif b"chunked" in ctx.hdr.get(b"transfer-encoding", b"").lower():
             out.append("Transfer-Encoding: chunked")
-    if conf.proxy_pass_request_headers:
+    if conf.proxy.pass_request_headers:
         for name, value in ctx.headers:
             if name.lower() not in plan.skip:
                 out.append(f"{name.decode('latin-1')}: {value.decode('latin-1')}"
@@ -145,11 +145,11 @@ def _uri_warnings(ex, pp, uri: str) -> None:
 def _websocket_warnings(ex, conf, sent, plan=None) -> None:
     """The seed's recipe, checked: HTTP/1.1, Upgrade and Connection passed, idle timeout."""
     r, ctx = ex.report, ex.ctx
-    names = {h.lname: h for h in conf.proxy_set_header}
+    names = {h.lname: h for h in conf.proxy.set_header}
     sets_upgrade, sets_connection = b"upgrade" in names, b"connection" in names
     asks = b"upgrade" in ctx.hdr
     at = f"location {ctx.loc.pattern} ({where(ctx.loc)})" if ctx.loc is not None else "the server"
-    if (sets_upgrade or sets_connection) and conf.proxy_http_version != "1.1":
+    if (sets_upgrade or sets_connection) and conf.proxy.http_version != "1.1":
         r.warn(f"{at} sets proxy_set_header {'Upgrade' if sets_upgrade else 'Connection'} but "
                "not `proxy_http_version 1.1;`: the upstream request is HTTP/1.0, which cannot "
                "be upgraded, so WebSocket handshakes fail")
@@ -166,11 +166,11 @@ def _websocket_warnings(ex, conf, sent, plan=None) -> None:
 def _upgrade_request(ex, conf, sent, at, sets_upgrade, sets_connection) -> None:
     r = ex.report
     heads = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip() for line in sent}
-    if conf.proxy_http_version == "1.1" and not sets_upgrade and not sets_connection:
+    if conf.proxy.http_version == "1.1" and not sets_upgrade and not sets_connection:
         r.warn(f"this request asks for an Upgrade but {at} has proxy_http_version 1.1 without "
                "proxy_set_header Upgrade $http_upgrade and Connection \"upgrade\": Upgrade is "
                "hop-by-hop and is not passed, so the backend sees a plain GET")
-    elif conf.proxy_http_version != "1.1" and not sets_upgrade:
+    elif conf.proxy.http_version != "1.1" and not sets_upgrade:
         r.warn(f"this request asks for an Upgrade but {at} proxies with HTTP/1.0 and does not "
                "pass Upgrade: add proxy_http_version 1.1; proxy_set_header Upgrade "
                "$http_upgrade; proxy_set_header Connection \"upgrade\";")
@@ -185,7 +185,7 @@ def _upgrade_request(ex, conf, sent, at, sets_upgrade, sets_connection) -> None:
 
 
 def _idle_warning(ex, conf, at) -> None:
-    timeout = conf.proxy_read_timeout
+    timeout = conf.proxy.read_timeout
     ping = conf.websocket_ping
     if not ping:
         ex.report.warn(f"WebSocket tunnels through {at} are closed after proxy_read_timeout "
@@ -204,7 +204,7 @@ def _ping_hint(timeout: float) -> str:
 
 def fastcgi(ex, conf) -> None:
     r = ex.report
-    target = conf.fastcgi_pass
+    target = conf.fastcgi.pass_
     if target.__class__ is Upstream:
         r.add("handler", f"fastcgi_pass {describe_upstream(target)}")
     else:
@@ -212,18 +212,18 @@ def fastcgi(ex, conf) -> None:
         r.add("handler", f"fastcgi_pass {addr}" + (f" ({depends(missing)})" if missing else ""))
     _loose_regex(ex)
     params = {}
-    for p in conf.fastcgi_param:
+    for p in conf.fastcgi.param:
         params[p.name] = ex.render.render(p.value)
-    r.more(f"FastCGI params ({len(conf.fastcgi_param)} fastcgi_param; the client's headers "
+    r.more(f"FastCGI params ({len(conf.fastcgi.param)} fastcgi_param; the client's headers "
            "follow as HTTP_*):")
     for name in FASTCGI_SHOWN:
         if name in params:
             value, missing = params[name]
             r.more(f"{name} = {value}" + (f"   ({depends(missing)})" if missing else ""), 1)
-    r.more(f"timeouts: connect {seconds(conf.fastcgi_connect_timeout)}, read "
-           f"{seconds(conf.fastcgi_read_timeout)}, send {seconds(conf.fastcgi_send_timeout)}")
+    r.more(f"timeouts: connect {seconds(conf.fastcgi.connect_timeout)}, read "
+           f"{seconds(conf.fastcgi.read_timeout)}, send {seconds(conf.fastcgi.send_timeout)}")
     script = params.get("SCRIPT_FILENAME")
-    text = next((p.value.text for p in conf.fastcgi_param if p.name == "SCRIPT_FILENAME"), "")
+    text = next((p.value.text for p in conf.fastcgi.param if p.name == "SCRIPT_FILENAME"), "")
     if script is None:
         r.warn("no fastcgi_param SCRIPT_FILENAME: php-fpm cannot find the script and answers "
                "404 \"File not found.\" (add `fastcgi_param SCRIPT_FILENAME "

@@ -10,7 +10,7 @@ def fastcgi_split(ctx) -> tuple[str, str]:
     """(script name, path info): fastcgi_split_path_info's two captures of $uri when it matches
     (nginx's ngx_http_fastcgi_split), else ($uri, "")."""
     uri = ctx.uri
-    rx = ctx.conf.fastcgi_split_path_info if ctx.conf is not None else None
+    rx = ctx.conf.fastcgi.split_path_info if ctx.conf is not None else None
     if rx is not None:
         m = rx.search(uri)
         if m is not None:
@@ -22,7 +22,7 @@ def fastcgi_split(ctx) -> tuple[str, str]:
 
 def _fastcgi_script_name(ctx):
     name = fastcgi_split(ctx)[0]
-    index = ctx.conf.fastcgi_index if ctx.conf is not None else None
+    index = ctx.conf.fastcgi.index if ctx.conf is not None else None
     if index and name.endswith("/"):
         return name + index
     return name

@@ -106,15 +106,15 @@ def content_handler(conf):
         return empty_gif.empty_gif_handler
     if conf.no_upstream:
         return phases.no_upstream_handler
-    if conf.fastcgi_pass is not None and conf.fastcgi_cache is not None:
+    if conf.fastcgi.pass_ is not None and conf.fastcgi.cache is not None:
         return fastcgi_cache.fastcgi_cache_handler
-    if conf.proxy_pass is not None and conf.proxy_cache is not None:
+    if conf.proxy.pass_ is not None and conf.proxy.cache is not None:
         return cache.cache_handler
     if conf.metrics:
         return metrics.metrics_handler
-    if conf.proxy_pass is not None:
+    if conf.proxy.pass_ is not None:
         return http_proxy.proxy_handler
-    if conf.fastcgi_pass is not None:
+    if conf.fastcgi.pass_ is not None:
         return fastcgi_proxy.fastcgi_handler
     if conf.stub_status:
         return stub_status.stub_status_handler
@@ -124,11 +124,11 @@ def content_handler(conf):
 def bind(conf):
     """`conf` with its phase handlers and upstream plans (a new frozen LocConf)."""
     plan = uncached = None
-    if conf.proxy_pass is not None:
+    if conf.proxy.pass_ is not None:
         plan = proxy_request.Plan(conf)
-        if conf.proxy_cache is not None:
+        if conf.proxy.cache is not None:
             uncached = proxy_request.Plan(conf, cacheable=False)
-    elif conf.fastcgi_pass is not None:
+    elif conf.fastcgi.pass_ is not None:
         plan = fastcgi_proxy.FastCGIPlan(conf)
     return dataclasses.replace(
         conf, content=content_handler(conf), access_steps=access_steps(conf),

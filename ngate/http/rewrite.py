@@ -73,8 +73,8 @@ def _run(ctx, ops, changed: bool, trace) -> object:
             if op.conf is not None:
                 prev = ctx.conf
                 ctx.conf = op.conf
-                if op.kept is not None and (prev.proxy_pass is not None
-                                            or prev.fastcgi_pass is not None):
+                if op.kept is not None and (prev.proxy.pass_ is not None
+                                            or prev.fastcgi.pass_ is not None):
                     ctx.conf = op.kept      # an earlier if's handler, without its upstream
             r = _run(ctx, op.ops, changed, trace)
             if r is _CHANGED:

@@ -313,7 +313,7 @@ def suffix_of(facts: tuple) -> str:
 
 
 def _upstream_scheme(conf) -> str:
-    if conf is not None and conf.proxy_pass is None and conf.fastcgi_pass is not None:
+    if conf is not None and conf.proxy.pass_ is None and conf.fastcgi.pass_ is not None:
         return "fastcgi://"
-    pp = conf.proxy_pass if conf is not None else None
+    pp = conf.proxy.pass_ if conf is not None else None
     return f"{pp.scheme}://" if pp is not None else "http://"

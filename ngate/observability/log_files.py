@@ -143,9 +143,8 @@ def all_confs(config):
 
 def _with_ifs(conf):
     yield conf
-    extra = conf.extra or {}
-    if "limit_except" in extra:
-        yield from _with_ifs(extra["limit_except"][1])
+    if conf.limit_except is not None:
+        yield from _with_ifs(conf.limit_except.conf)
     ops = list(conf.rewrite_ops)
     while ops:
         op = ops.pop()

@@ -46,34 +46,34 @@ class FastCGIPlan:
 
     def __init__(self, conf) -> None:
         items = []      # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
-        for p in conf.fastcgi_param:
+        for p in conf.fastcgi.param:
             name = p.name.encode("latin-1")
             if not p.value.static:
                 items.append((TEMPLATE, name, p.value, p.if_not_empty))
             elif p.value.text or not p.if_not_empty:
                 items.append((STATIC, fcgi.pair(name, p.value.text.encode("latin-1"))))
-        names = [p.name for p in conf.fastcgi_param]
-        if conf.fastcgi_cache is not None:
+        names = [p.name for p in conf.fastcgi.param]
+        if conf.fastcgi.cache is not None:
             from ngate.cache.fastcgi import cache_params
             extra, added = cache_params(names)
             items.extend(extra)
             names.extend(added)
         # client headers already given as HTTP_* params are not sent again (as nginx)
         skip = frozenset(n[5:].lower().encode("latin-1") for n in names if n.startswith("HTTP_"))
-        self.params = ParamsPlan(items, skip, conf.fastcgi_pass_request_headers)
-        self.begin = fcgi.begin_request(conf.fastcgi_keep_conn)
-        self.hide = (DEFAULT_HIDE | conf.fastcgi_hide_header) - conf.fastcgi_pass_header
-        self.keep_conn = conf.fastcgi_keep_conn
-        self.head_limit = conf.fastcgi_buffer_size
-        self.connect_timeout = conf.fastcgi_connect_timeout
-        self.send_timeout = conf.fastcgi_send_timeout
-        self.read_timeout = conf.fastcgi_read_timeout
-        self.next_upstream = conf.fastcgi_next_upstream
-        self.next_upstream_tries = conf.fastcgi_next_upstream_tries
-        self.next_upstream_timeout = conf.fastcgi_next_upstream_timeout
-        self.ignore_headers = conf.fastcgi_ignore_headers
-        self.limit_rate = conf.fastcgi_limit_rate if conf.fastcgi_buffering else 0
-        self.bind = conf.fastcgi_bind       # proxy/bind.py
+        self.params = ParamsPlan(items, skip, conf.fastcgi.pass_request_headers)
+        self.begin = fcgi.begin_request(conf.fastcgi.keep_conn)
+        self.hide = (DEFAULT_HIDE | conf.fastcgi.hide_header) - conf.fastcgi.pass_header
+        self.keep_conn = conf.fastcgi.keep_conn
+        self.head_limit = conf.fastcgi.buffer_size
+        self.connect_timeout = conf.fastcgi.connect_timeout
+        self.send_timeout = conf.fastcgi.send_timeout
+        self.read_timeout = conf.fastcgi.read_timeout
+        self.next_upstream = conf.fastcgi.next_upstream
+        self.next_upstream_tries = conf.fastcgi.next_upstream_tries
+        self.next_upstream_timeout = conf.fastcgi.next_upstream_timeout
+        self.ignore_headers = conf.fastcgi.ignore_headers
+        self.limit_rate = conf.fastcgi.limit_rate if conf.fastcgi.buffering else 0
+        self.bind = conf.fastcgi.bind       # proxy/bind.py
         self.own_server = self.own_date = True
         self.redirects = ()     # proxy_redirect is the proxy module's: CGI headers pass as sent
         self.cookies = None     # so are proxy_cookie_*
@@ -87,7 +87,7 @@ def plan_for(conf) -> FastCGIPlan:
 def _open_empty(ctx, conf) -> bool:
     """An HTTP/2 request with `content-length: 0` whose stream is still open: with
     fastcgi_request_buffering off nginx sends the end of STDIN only with END_STREAM."""
-    return ctx.content_length_in == 0 and not conf.fastcgi_request_buffering \
+    return ctx.content_length_in == 0 and not conf.fastcgi.request_buffering \
         and ctx.req is not None and not ctx.req.complete
 
 
@@ -108,15 +108,15 @@ class FastCGIWire:
 
     @staticmethod
     def buffering(conf) -> bool:
-        return conf.fastcgi_buffering
+        return conf.fastcgi.buffering
 
     @staticmethod
     def intercepts(conf) -> bool:
-        return conf.fastcgi_intercept_errors
+        return conf.fastcgi.intercept_errors
 
     @staticmethod
     def force_ranges(conf) -> bool:
-        return conf.fastcgi_force_ranges
+        return conf.fastcgi.force_ranges
 
     @staticmethod
     def upstream_url(ex) -> str:
@@ -129,10 +129,10 @@ class FastCGIWire:
         """How the client's body goes upstream (proxy/request_body.py's modes)."""
         ctx = ex.ctx
         conf = ex.conf
-        if not conf.fastcgi_pass_request_body or not (
+        if not conf.fastcgi.pass_request_body or not (
                 ctx.body_chunked or ctx.content_length_in or _open_empty(ctx, conf)):
             return rb.NONE
-        if conf.fastcgi_request_buffering or conf.client_body_in_file_only != "off":
+        if conf.fastcgi.request_buffering or conf.client_body_in_file_only != "off":
             return rb.BUFFER
         return rb.STREAM     # a chunked body too (nginx 1.22): no CONTENT_LENGTH then
 
@@ -290,7 +290,7 @@ class FastCGIWire:
         error_log.error(f'FastCGI sent in stderr: "{text}" while {phase.value}'
                         + error_log.request_suffix(ex.ctx, ""), ex.conn.number)
         if ex.state in BEFORE_HEAD:
-            for pattern in ex.conf.fastcgi_catch_stderr:     # an invalid response, as nginx
+            for pattern in ex.conf.fastcgi.catch_stderr:     # an invalid response, as nginx
                 if pattern in data:
                     return ex.next_peer(invalid_header("caught", logged=True))
 
@@ -333,7 +333,7 @@ class FastCGIWire:
 # ---------------------------------------------------------------- content handler
 
 def fastcgi_handler(ctx) -> None:
-    target = ctx.conf.fastcgi_pass
+    target = ctx.conf.fastcgi.pass_
     if target.__class__ is not Upstream:
         target = variable_upstream(ctx, target.render(ctx))
         if target is None:

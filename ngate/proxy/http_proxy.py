@@ -20,7 +20,7 @@ def proxy_exchange(ctx, upstream, plan=None) -> UpstreamExchange:
 
 
 def proxy_handler(ctx) -> None:
-    pp = ctx.conf.proxy_pass
+    pp = ctx.conf.proxy.pass_
     ctx.proxy_host = pp.host_header
     if pp.template is not None:
         return _variable_proxy(ctx, pp)

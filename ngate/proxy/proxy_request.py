@@ -41,13 +41,13 @@ class Plan:
 
     def __init__(self, conf, cacheable: bool = True) -> None:
         from ngate.routing.variables import compile_template
-        pp = conf.proxy_pass
+        pp = conf.proxy.pass_
         items = []
         names = set()
-        for h in conf.proxy_set_header:
+        for h in conf.proxy.set_header:
             names.add(h.lname)
             items.append((h.name.encode("latin-1"), h.value))
-        for name, value in (CACHE_PROXY_HEADERS if conf.proxy_cache is not None and cacheable
+        for name, value in (CACHE_PROXY_HEADERS if conf.proxy.cache is not None and cacheable
                             else DEFAULT_PROXY_HEADERS):
             lname = name.lower().encode()
             if lname in names:
@@ -59,39 +59,39 @@ class Plan:
                 items.append((name.encode(), compile_template(value)))
         self.items = tuple(_compile_items(items, pp))
         self.skip = frozenset(names)
-        self.hide = (DEFAULT_HIDE | conf.proxy_hide_header) - conf.proxy_pass_header
+        self.hide = (DEFAULT_HIDE | conf.proxy.hide_header) - conf.proxy.pass_header
         # nginx's own Server and Date unless passed (then the upstream's or none: nginx puts an
         # empty placeholder in the slot when the upstream sent none)
         self.own_server = b"server" in self.hide
         self.own_date = b"date" in self.hide
         self.heads = {}
-        self.version = b"HTTP/1.1" if conf.proxy_http_version == "1.1" else b"HTTP/1.0"
+        self.version = b"HTTP/1.1" if conf.proxy.http_version == "1.1" else b"HTTP/1.0"
         self.redirects = _redirect_rules(conf)
         # what the shared exchange code reads (the FastCGI plan has the same fields)
-        self.connect_timeout = conf.proxy_connect_timeout
-        self.send_timeout = conf.proxy_send_timeout
-        self.read_timeout = conf.proxy_read_timeout
-        self.next_upstream = conf.proxy_next_upstream
-        self.next_upstream_tries = conf.proxy_next_upstream_tries
-        self.next_upstream_timeout = conf.proxy_next_upstream_timeout
-        self.ignore_headers = conf.proxy_ignore_headers
-        self.limit_rate = conf.proxy_limit_rate if conf.proxy_buffering else 0
-        self.bind = conf.proxy_bind         # proxy/bind.py
+        self.connect_timeout = conf.proxy.connect_timeout
+        self.send_timeout = conf.proxy.send_timeout
+        self.read_timeout = conf.proxy.read_timeout
+        self.next_upstream = conf.proxy.next_upstream
+        self.next_upstream_tries = conf.proxy.next_upstream_tries
+        self.next_upstream_timeout = conf.proxy.next_upstream_timeout
+        self.ignore_headers = conf.proxy.ignore_headers
+        self.limit_rate = conf.proxy.limit_rate if conf.proxy.buffering else 0
+        self.bind = conf.proxy.bind         # proxy/bind.py
         # proxy_cookie_domain / proxy_cookie_path (proxy/cookies.py), None without any rule
-        self.cookies = (conf.proxy_cookie_domain, conf.proxy_cookie_path, conf.proxy_cookie_flags) \
-            if conf.proxy_cookie_domain or conf.proxy_cookie_path or conf.proxy_cookie_flags \
+        self.cookies = (conf.proxy.cookie_domain, conf.proxy.cookie_path, conf.proxy.cookie_flags) \
+            if conf.proxy.cookie_domain or conf.proxy.cookie_path or conf.proxy.cookie_flags \
             else None
         self.passed = {}
         # no add_header, userid, body filters, charset, proxy_force_ranges nor cache: a known
         # response head translates to the same bytes but Date and Connection (wire_http1.py)
-        self.plain = not conf.add_header and conf.userid is None and conf.filters is None \
-            and not conf.charset and not conf.proxy_force_ranges and conf.proxy_cache is None
+        self.plain = not conf.headers.add_header and conf.userid is None and conf.filters is None \
+            and not conf.charset.charset.charset.charset and not conf.proxy.force_ranges and conf.proxy.cache is None
         self.version_line = b" " + self.version + b"\r\n"
         self.fixed = self.length_line = self.chunked_line = None
         kinds = [kind for kind, _name, _value in self.items]
         lead = kinds[:1] == [STATIC]        # (consecutive constant lines are merged into one)
-        if conf.proxy_method is None and conf.proxy_cache is None \
-                and conf.proxy_pass_request_headers and TEMPLATE not in kinds \
+        if conf.proxy.method is None and conf.proxy.cache is None \
+                and conf.proxy.pass_request_headers and TEMPLATE not in kinds \
                 and STATIC not in kinds[1 if lead else 0:]:
             # the request head is its method and URI line, these bytes, the body's framing
             # and the client's headers (build_request_head's first branch)
@@ -128,8 +128,8 @@ def _compile_items(items, pp):
 
 def _redirect_rules(conf):
     """proxy_redirect as (match, replacement) pairs; `default` derived from proxy_pass."""
-    pr = conf.proxy_redirect
-    pp = conf.proxy_pass
+    pr = conf.proxy.redirect
+    pp = conf.proxy.pass_
     if pr.off or pp is None:
         return ()
     rules = list(pr.rules)
@@ -203,7 +203,7 @@ def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunk
         return b"".join((_METHODS.get(method) or method.encode("latin-1"), b" ",
                          uri.encode("latin-1", "replace"), plan.version_line, fixed, passed))
     conf = ctx.conf
-    method = conf.proxy_method.render(ctx) if conf.proxy_method is not None else ctx.method
+    method = conf.proxy.method.render(ctx) if conf.proxy.method is not None else ctx.method
     if method == "HEAD" and ctx.cache is not None and ctx.cache.converted:
         method = "GET"                      # proxy_cache_convert_head
     out = [method.encode("latin-1"), b" ", uri.encode("latin-1", "replace"), b" ", plan.version, b"\r\n"]
@@ -221,7 +221,7 @@ def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunk
                 out.append(b"Content-Length: %d\r\n" % body_length)
         elif chunked:
             out.append(b"Transfer-Encoding: chunked\r\n")
-    if conf.proxy_pass_request_headers:
+    if conf.proxy.pass_request_headers:
         skip = plan.skip
         for name, value in ctx.headers:
             if name.lower() not in skip:

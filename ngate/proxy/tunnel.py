@@ -131,7 +131,7 @@ class Tunnel:
         self.facts = error_log.request_facts(ctx)
         self.sent_up = 0
         self.sent_down = 0
-        self.timeout = conf.proxy_read_timeout    # nginx: an idle tunnel waits on a read
+        self.timeout = conf.proxy.read_timeout    # nginx: an idle tunnel waits on a read
         self.deadline = 0.0
         self.closed = False
         self.active = False

@@ -14,7 +14,7 @@ def _proxy_port(ctx):
     h = ctx.proxy_host
     if ":" in h:
         return h.rsplit(":", 1)[1]
-    pp = ctx.conf.proxy_pass if ctx.loc else None
+    pp = ctx.conf.proxy.pass_ if ctx.loc else None
     return "443" if pp and pp.scheme == "https" else "80"
 
 

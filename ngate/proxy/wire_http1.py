@@ -124,15 +124,15 @@ class Http1Wire:
 
     @staticmethod
     def buffering(conf) -> bool:
-        return conf.proxy_buffering
+        return conf.proxy.buffering
 
     @staticmethod
     def intercepts(conf) -> bool:
-        return conf.proxy_intercept_errors
+        return conf.proxy.intercept_errors
 
     @staticmethod
     def force_ranges(conf) -> bool:
-        return conf.proxy_force_ranges
+        return conf.proxy.force_ranges
 
     @staticmethod
     def upstream_url(ex) -> str:
@@ -147,19 +147,19 @@ class Http1Wire:
         (proxy/request_body.py's modes)."""
         ctx = ex.ctx
         conf = ex.conf
-        pp = conf.proxy_pass
+        pp = conf.proxy.pass_
         if pp.template is None:
             ex.uri = upstream_uri(ctx, pp)
         if pp.scheme == "https":
             ex.tls = upstream_tls(ctx, conf, pp.scheme, ctx.proxy_host)
-        if conf.proxy_set_body is not None or not conf.proxy_pass_request_body:
+        if conf.proxy.set_body is not None or not conf.proxy.pass_request_body:
             return rb.NONE
         if ctx.body_chunked:
-            return rb.CHUNKED if (not conf.proxy_request_buffering
+            return rb.CHUNKED if (not conf.proxy.request_buffering
                                   and conf.client_body_in_file_only == "off"
                                   and ex.plan.version == b"HTTP/1.1") else rb.BUFFER
         if ctx.content_length_in:
-            return rb.BUFFER if (conf.proxy_request_buffering
+            return rb.BUFFER if (conf.proxy.request_buffering
                                  or conf.client_body_in_file_only != "off") else rb.LENGTH
         return rb.NONE
 
@@ -191,8 +191,8 @@ class Http1Wire:
         chunked = False
         rbody = ex.body
         mode = rbody.mode
-        if conf.proxy_set_body is not None:
-            body = conf.proxy_set_body.render(ctx).encode("latin-1", "replace")
+        if conf.proxy.set_body is not None:
+            body = conf.proxy.set_body.render(ctx).encode("latin-1", "replace")
             body_len = len(body)
         else:
             body = None
@@ -205,7 +205,7 @@ class Http1Wire:
                     body_len = rbody.total
                 else:
                     chunked = True
-            elif ctx.content_length_in == 0 and conf.proxy_pass_request_body:
+            elif ctx.content_length_in == 0 and conf.proxy.pass_request_body:
                 body_len = 0
         parts = [build_request_head(ctx, ex.plan, ex.uri, body_len, chunked)]
         sp = rbody.spool
@@ -313,7 +313,7 @@ class Http1Wire:
         if pending is not None:
             ex.pool_pending = None
             ex._pool(pending)
-        if ex.state in BEFORE_HEAD and ex.uconn.head_bytes > ex.conf.proxy_buffer_size:
+        if ex.state in BEFORE_HEAD and ex.uconn.head_bytes > ex.conf.proxy.buffer_size:
             ex.out = None       # the head is still incomplete past proxy_buffer_size
             return ex.next_peer(invalid_header("upstream sent too big header"))
         if ex.out is not None or ex.filter is not None:
@@ -354,7 +354,7 @@ class Http1Wire:
         status = u.parser.get_status_code()
         if status < 200 and status != 101:
             return self._interim(ex, u, status)
-        limit = ex.conf.proxy_buffer_size
+        limit = ex.conf.proxy.buffer_size
         if u.head_bytes > limit and 17 + len(ex.reason or b"") + sum(
                 [len(n) + len(v) + 4 for n, v in ex.resp_headers]) > limit:
             return ex.next_peer(invalid_header("upstream sent too big header"))

@@ -76,7 +76,7 @@ def _nested_matcher(loc: Location) -> "LocationMatcher | None":
 def _has_auto_redirect(loc: Location) -> bool:
     conf = loc.conf
     return (loc.pattern.endswith("/") and len(loc.pattern) > 1
-            and (conf.proxy_pass is not None or conf.fastcgi_pass is not None))
+            and (conf.proxy.pass_ is not None or conf.fastcgi.pass_ is not None))
 
 
 def find_location(server, uri: str) -> tuple[Location | None, tuple]:

@@ -77,10 +77,10 @@ def upstream_tls(ctx, conf, scheme: str, host_header: str):
     (proxy_ssl_verify on); with both off it is None: no SNI, nothing checked."""
     if scheme != "https":
         return None
-    pt = conf.proxy_ssl
+    pt = conf.proxy.ssl
     name = None
     if pt.server_name or pt.verify:
-        name = ssl_name(ctx, pt, conf.proxy_pass.ssl_host or host_header) or None
+        name = ssl_name(ctx, pt, conf.proxy.pass_.ssl_host or host_header) or None
     return client_context(pt), name, pt.session_reuse
 
 

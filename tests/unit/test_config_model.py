@@ -2,6 +2,7 @@
 server names, listen forms, rewrite ops, paths, includes and the bundled defaults."""
 from __future__ import annotations
 
+import operator
 import os
 
 import pytest
@@ -21,7 +22,7 @@ def loc(srv, pattern: str):
 
 
 def headers(conf) -> list[tuple[str, str]]:
-    return [(h.name, h.value.text) for h in conf.proxy_set_header]
+    return [(h.name, h.value.text) for h in conf.proxy.set_header]
 
 
 # ---------------------------------------------------------------- inheritance
@@ -30,10 +31,10 @@ def test_scalar_innermost_wins(tmp_path):
     _, srv = server(tmp_path, "proxy_read_timeout 30s;"
                     " location /a { proxy_read_timeout 5s; location /a/b { } }"
                     " location /c { }", http="proxy_read_timeout 1m;")
-    assert srv.conf.proxy_read_timeout == 30.0
-    assert loc(srv, "/a").conf.proxy_read_timeout == 5.0
-    assert loc(srv, "/a").locations[0].conf.proxy_read_timeout == 5.0
-    assert loc(srv, "/c").conf.proxy_read_timeout == 30.0
+    assert srv.conf.proxy.read_timeout == 30.0
+    assert loc(srv, "/a").conf.proxy.read_timeout == 5.0
+    assert loc(srv, "/a").locations[0].conf.proxy.read_timeout == 5.0
+    assert loc(srv, "/c").conf.proxy.read_timeout == 30.0
 
 
 def test_array_replaced_not_merged(tmp_path):
@@ -43,29 +44,30 @@ def test_array_replaced_not_merged(tmp_path):
     assert headers(srv.conf) == [("X-B", "b")]
     assert headers(loc(srv, "/a").conf) == [("X-C", "c"), ("X-D", "d")]
     assert headers(loc(srv, "/e").conf) == [("X-B", "b")]
-    assert loc(srv, "/e").conf.proxy_set_header_given
+    assert loc(srv, "/e").conf.proxy.set_header_given
 
 
 @pytest.mark.parametrize("outer,inner,field", [
     ("add_header A 1;", "add_header B 2 always;", "add_header"),
     ("error_page 404 /a.html;", "error_page 500 /b.html;", "error_page"),
-    ("proxy_hide_header X-A;", "proxy_hide_header X-B;", "proxy_hide_header"),
+    ("proxy_hide_header X-A;", "proxy_hide_header X-B;", "proxy.hide_header"),
     ("access_log /tmp/a.log;", "access_log off;", "access_log"),
 ])
 def test_other_arrays_replace(tmp_path, outer, inner, field):
     _, srv = server(tmp_path, outer + " location /a { " + inner + " } location /b { }")
-    a, b = getattr(loc(srv, "/a").conf, field), getattr(loc(srv, "/b").conf, field)
+    get = operator.attrgetter(field)
+    a, b = get(loc(srv, "/a").conf), get(loc(srv, "/b").conf)
     assert len(a) == 1 and len(b) == 1 and a != b
-    assert b == getattr(srv.conf, field)
+    assert b == get(srv.conf)
 
 
 def test_proxy_pass_not_inherited_by_nested_location_but_by_if(tmp_path):
     _, srv = server(tmp_path, "location /a { proxy_pass http://127.0.0.1:9000;"
                     " if ($uri) { add_header X 1; } location /a/b { } }")
     a = loc(srv, "/a")
-    assert a.locations[0].conf.proxy_pass is None
+    assert a.locations[0].conf.proxy.pass_ is None
     (op,) = a.conf.rewrite_ops
-    assert isinstance(op, IfOp) and op.conf.proxy_pass is a.conf.proxy_pass
+    assert isinstance(op, IfOp) and op.conf.proxy.pass_ is a.conf.proxy.pass_
     assert [h.name for h in op.conf.add_header] == ["X"] and a.conf.add_header == ()
 
 
@@ -126,24 +128,24 @@ def test_proxy_pass_forms(tmp_path):
         location /var { proxy_pass http://$host:9001$request_uri; }
         location /tls { proxy_pass https://127.0.0.1; }
     """, http="upstream backend { server 127.0.0.1:9002; server 127.0.0.1:9003 backup; }")
-    plain = loc(srv, "/plain").conf.proxy_pass
+    plain = loc(srv, "/plain").conf.proxy.pass_
     assert (plain.scheme, plain.host_header, plain.uri) == ("http", "127.0.0.1:9001", None)
     assert [(s.host, s.port, s.name) for s in plain.upstream.servers] == \
         [("127.0.0.1", 9001, "127.0.0.1:9001")]
     assert plain.upstream.implicit
-    app = loc(srv, "/app/").conf.proxy_pass
+    app = loc(srv, "/app/").conf.proxy.pass_
     assert (app.uri, app.location_prefix) == ("/v1/", "/app/")
     assert app.upstream is plain.upstream      # one implicit group per host:port
-    named = loc(srv, "/named").conf.proxy_pass
+    named = loc(srv, "/named").conf.proxy.pass_
     assert named.upstream is cfg.upstreams["backend"] and named.host_header == "backend"
-    host = loc(srv, "/host").conf.proxy_pass
+    host = loc(srv, "/host").conf.proxy.pass_
     assert host.host_header == "localhost" and all(s.port == 80 for s in host.upstream.servers)
     assert {s.host for s in host.upstream.servers} <= {"127.0.0.1", "::1"}
-    sock = loc(srv, "/sock").conf.proxy_pass
+    sock = loc(srv, "/sock").conf.proxy.pass_
     assert (sock.upstream.servers[0].unix, sock.uri) == ("/tmp/app.sock", "/x/")
-    var = loc(srv, "/var").conf.proxy_pass
+    var = loc(srv, "/var").conf.proxy.pass_
     assert var.template.text == "http://$host:9001$request_uri" and var.upstream is None
-    tls = loc(srv, "/tls").conf.proxy_pass
+    tls = loc(srv, "/tls").conf.proxy.pass_
     assert tls.scheme == "https" and tls.upstream.servers[0].port == 443
     assert tls.host_header == "127.0.0.1"
 
@@ -151,7 +153,7 @@ def test_proxy_pass_forms(tmp_path):
 def test_upstream_defined_after_use(tmp_path):
     cfg = load_http(tmp_path, "server { listen 8080; location / { proxy_pass http://late; } }\n"
                     "upstream late { server 127.0.0.1:9005; }")
-    assert cfg.servers[0].locations[0].conf.proxy_pass.upstream is cfg.upstreams["late"]
+    assert cfg.servers[0].locations[0].conf.proxy.pass_.upstream is cfg.upstreams["late"]
 
 
 def test_upstream_parameters(tmp_path):
@@ -183,19 +185,19 @@ def test_proxy_settings(tmp_path):
         proxy_redirect default; proxy_redirect ~^http://a(.*)$ /b$1;
         proxy_pass_header X-Accel-Buffering; proxy_buffers 8 16k; }""")
     c = srv.locations[0].conf
-    assert c.proxy_http_version == "1.1" and c.proxy_connect_timeout == 0.5
-    assert c.proxy_send_timeout == 120.0 and not c.proxy_buffering
-    assert c.proxy_next_upstream == {"error", "timeout", "http_502"}
-    assert c.proxy_next_upstream_tries == 3 and not c.proxy_pass_request_body
-    assert c.proxy_intercept_errors and c.proxy_method.text == "POST"
-    assert c.proxy_redirect.default and c.proxy_redirect.rules[0][0].pattern == "^http://a(.*)$"
-    assert c.proxy_pass_header == {b"x-accel-buffering"}
-    assert "proxy_buffers" not in c.extra        # class 2: checked, no effect
+    assert c.proxy.http_version == "1.1" and c.proxy.connect_timeout == 0.5
+    assert c.proxy.send_timeout == 120.0 and not c.proxy.buffering
+    assert c.proxy.next_upstream == {"error", "timeout", "http_502"}
+    assert c.proxy.next_upstream_tries == 3 and not c.proxy.pass_request_body
+    assert c.proxy.intercept_errors and c.proxy.method.text == "POST"
+    assert c.proxy.redirect.default and c.proxy.redirect.rules[0][0].pattern == "^http://a(.*)$"
+    assert c.proxy.pass_header == {b"x-accel-buffering"}
+    assert not hasattr(c, "extra")           # class 2 (proxy_buffers): checked, no effect
 
 
 def test_proxy_redirect_off(tmp_path):
     _, srv = server(tmp_path, "proxy_redirect off;")
-    assert srv.conf.proxy_redirect.off and not srv.conf.proxy_redirect.default
+    assert srv.conf.proxy.redirect.off and not srv.conf.proxy.redirect.default
 
 
 # ---------------------------------------------------------------- listen and server_name
@@ -321,7 +323,7 @@ def test_core_settings_and_paths(tmp_path):
     assert pages == {500: ("/50x.html", 200), 502: ("/50x.html", 200), 404: ("@missing", -1)}
     x = loc(srv, "/x").conf
     assert x.alias.text == "/srv/x/" and x.default_type == "application/json"
-    assert dict(x.types) == {"xy": "text/x-y"} and "sendfile" not in x.extra
+    assert dict(x.types) == {"xy": "text/x-y"}
     assert cfg.http_conf.root.text == str(tmp_path / "html")
 
 
@@ -357,7 +359,7 @@ def test_include_glob_and_bundled_fallback(tmp_path):
     cfg = load_config(conf, str(tmp_path))
     assert [s.listens[0].port for s in cfg.servers] == [8001, 8002, 8003]
     assert cfg.http_conf.types["css"] == "text/css"
-    params = cfg.servers[2].locations[0].conf.fastcgi_param
+    params = cfg.servers[2].locations[0].conf.fastcgi.param
     assert ("QUERY_STRING", "$query_string") in [(p.name, p.value.text) for p in params]
     dump = dump_config(cfg)
     assert dump.startswith(f"# configuration file {conf}:\nevents {{}}\n")

@@ -25,12 +25,12 @@ def test_fastcgi_cache_conf(tmp_path):
                       fastcgi_cache_use_stale error timeout; fastcgi_cache_lock on; }
         location /b { fastcgi_pass 127.0.0.1:9000; }
     }""")
-    cc = _loc(cfg).fastcgi_cache
+    cc = _loc(cfg).fastcgi.cache
     assert cc.zone.name == "one" and cc.zone.levels == (1, 2) and cc.zone.inactive == 3600
     assert cc.methods == {"GET", "HEAD", "POST"} and cc.min_uses == 3 and cc.lock
     assert cc.use_stale == {"error", "timeout"} and cc.valid == ((frozenset({200}), 600),)
     assert not cc.convert_head                  # nginx has no fastcgi_cache_convert_head
-    assert _loc(cfg).proxy_cache is None and _loc(cfg, 1).fastcgi_cache is None
+    assert _loc(cfg).proxy.cache is None and _loc(cfg, 1).fastcgi.cache is None
     # nginx's cache params replace the client's validators; the empty ones send nothing
     plan = FastCGIPlan(_loc(cfg))
     assert {b"if_modified_since", b"if_none_match", b"range", b"if_range", b"if_match",
@@ -84,7 +84,7 @@ def test_no_key_warns_and_uses_the_empty_key(tmp_path, capfd):
                     "server { listen 8001; location / { fastcgi_pass 127.0.0.1:9;\n"
                     " fastcgi_cache one; } }")
     assert 'no "fastcgi_cache_key" for "fastcgi_cache"' in capfd.readouterr().err
-    assert _loc(cfg).fastcgi_cache.key.render(None) == ""
+    assert _loc(cfg).fastcgi.cache.key.render(None) == ""
 
 
 @pytest.mark.parametrize("status,method,length,expected", [

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ngate.config.model import LocConf
+from ngate.config.model import FastCGIConf, LocConf
 from ngate.http.context import RequestContext
 from ngate.routing.variables import compile_template
 from tests.unit._config_helpers import (load_http, nginx_available, nginx_error, ngate_error,
@@ -30,16 +30,16 @@ def test_defaults_and_values(tmp_path):
         location /d { fastcgi_pass $host:9000; }
     }""")
     a, b, c, d = (_loc(cfg, 0, i) for i in range(4))
-    assert d.fastcgi_pass.text == "$host:9000"          # a Template, resolved per request
-    assert a.fastcgi_pass.servers[0].name == "127.0.0.1:9000" and a.fastcgi_pass.implicit
-    assert a.fastcgi_read_timeout == 5.0 and a.fastcgi_connect_timeout == 60.0
-    assert a.fastcgi_hide_header == {b"x-powered-by"} and not a.fastcgi_keep_conn
-    assert b.fastcgi_pass.name == "php" and b.fastcgi_pass.keepalive == 4
-    assert (b.fastcgi_keep_conn, b.fastcgi_index, b.fastcgi_intercept_errors) == \
+    assert d.fastcgi.pass_.text == "$host:9000"          # a Template, resolved per request
+    assert a.fastcgi.pass_.servers[0].name == "127.0.0.1:9000" and a.fastcgi.pass_.implicit
+    assert a.fastcgi.read_timeout == 5.0 and a.fastcgi.connect_timeout == 60.0
+    assert a.fastcgi.hide_header == {b"x-powered-by"} and not a.fastcgi.keep_conn
+    assert b.fastcgi.pass_.name == "php" and b.fastcgi.pass_.keepalive == 4
+    assert (b.fastcgi.keep_conn, b.fastcgi.index, b.fastcgi.intercept_errors) == \
         (True, "index.php", True)
-    assert b.fastcgi_pass_header == {b"status"} and b.fastcgi_buffer_size == 16384
-    assert not b.fastcgi_pass_request_headers and not b.fastcgi_pass_request_body
-    assert c.fastcgi_pass.servers[0].unix == "/tmp/x.sock"
+    assert b.fastcgi.pass_header == {b"status"} and b.fastcgi.buffer_size == 16384
+    assert not b.fastcgi.pass_request_headers and not b.fastcgi.pass_request_body
+    assert c.fastcgi.pass_.servers[0].unix == "/tmp/x.sock"
 
 
 def test_params_replace_not_merge_and_if_not_empty(tmp_path):
@@ -51,14 +51,14 @@ def test_params_replace_not_merge_and_if_not_empty(tmp_path):
         location /inherits { fastcgi_pass 127.0.0.1:9000; }
     }""")
     own, inherits = _loc(cfg, 0, 0), _loc(cfg, 0, 1)
-    assert [(p.name, p.value.text) for p in own.fastcgi_param] == [("D", "loc"), ("D", "again")]
-    assert [(p.name, p.if_not_empty) for p in inherits.fastcgi_param] == [("B", False), ("C", True)]
+    assert [(p.name, p.value.text) for p in own.fastcgi.param] == [("D", "loc"), ("D", "again")]
+    assert [(p.name, p.if_not_empty) for p in inherits.fastcgi.param] == [("B", False), ("C", True)]
 
 
 def test_bundled_fastcgi_files_without_local_copies(tmp_path):
     cfg = load_http(tmp_path, "server { listen 8001; location / { fastcgi_pass 127.0.0.1:9000;"
                               " include fastcgi.conf; } }")
-    names = [p.name for p in _loc(cfg).fastcgi_param]
+    names = [p.name for p in _loc(cfg).fastcgi.param]
     assert names[0] == "SCRIPT_FILENAME" and "REDIRECT_STATUS" in names
     assert not os.path.exists(tmp_path / "fastcgi.conf")
 
@@ -97,8 +97,8 @@ def test_split_path_info_at_server_level_and_repeated(tmp_path):
     cfg = load_http(tmp_path, "server { listen 8001; fastcgi_split_path_info ^(x)(y)$;"
                               " location / { fastcgi_split_path_info ^(a)(b)$;"
                               " fastcgi_split_path_info ^(.+\\.php)(/.*)$; } }")
-    assert cfg.servers[0].conf.fastcgi_split_path_info.pattern == "^(x)(y)$"
-    assert _loc(cfg).fastcgi_split_path_info.pattern == "^(.+\\.php)(/.*)$"
+    assert cfg.servers[0].conf.fastcgi.split_path_info.pattern == "^(x)(y)$"
+    assert _loc(cfg).fastcgi.split_path_info.pattern == "^(.+\\.php)(/.*)$"
 
 
 @pytest.mark.parametrize("uri,split,index,script,info", [
@@ -113,7 +113,7 @@ def test_script_name_and_path_info(uri, split, index, script, info):
     import re
     ctx = RequestContext(None, "GET", uri, "1.1", [], {})
     ctx.uri = uri
-    ctx.conf = LocConf(fastcgi_index=index,
-                       fastcgi_split_path_info=re.compile(split) if split else None)
+    ctx.conf = LocConf(fastcgi=FastCGIConf(
+        index=index, split_path_info=re.compile(split) if split else None))
     assert compile_template("$fastcgi_script_name").render(ctx) == script
     assert compile_template("$fastcgi_path_info").render(ctx) == info

@@ -3,15 +3,15 @@ import re
 
 import pytest
 
-from ngate.config.model import (LocConf, Location, ProxyPass, Server, ServerNames, Upstream,
+from ngate.config.model import (LocConf, Location, ProxyConf, ProxyPass, Server, ServerNames, Upstream,
                                 UpstreamServer)
 from ngate.routing.locations import (build_matcher, find_location, needs_slash_redirect,
                                      slash_redirect_target)
 
-PROXY = LocConf(proxy_pass=ProxyPass(
+PROXY = LocConf(proxy=ProxyConf(pass_=ProxyPass(
     scheme="http",
     upstream=Upstream("127.0.0.1:9", (UpstreamServer("127.0.0.1", 9),), implicit=True),
-    host_header="127.0.0.1:9", uri=None))
+    host_header="127.0.0.1:9", uri=None)))
 
 
 def loc(modifier: str, pattern: str, *nested: Location, conf: LocConf = LocConf()) -> Location:

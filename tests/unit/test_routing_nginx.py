@@ -48,7 +48,7 @@ def _block(name: str, loc, names: dict) -> str:
     head = f"location {loc.modifier} {loc.pattern}" if loc.modifier not in ("", "@") \
         else f"location {loc.pattern}"
     inner = "".join(_block(names[id(n)], n, names) for n in loc.locations)
-    proxy = "proxy_pass http://127.0.0.1:9; " if loc.conf.proxy_pass else ""
+    proxy = "proxy_pass http://127.0.0.1:9; " if loc.conf.proxy.pass_ else ""
     return f'{head} {{ {proxy}return 200 "{name}|$1|$2|$3"; {inner}}}\n'
 
 
