@@ -96,7 +96,7 @@ class CacheFastCGIWire(FastCGIWire):
             ex.writer = None        # cut short: not stored
             if ex.deferred:
                 return self._bad_response(ex, body_rest.premature(self.rest,
-                                                                  self.buffering(ex.conf)))
+                                                                  ex.plan.section.buffering))
         super()._end_request(ex)
 
 

@@ -142,7 +142,7 @@ class UpstreamExchange(RequestSide):
         if not self.wire.body_after_head:
             self.body_open = False  # an early response: the rest of the body is not sent
         conf = self.conf
-        if status >= 300 and self.wire.intercepts(conf) and phases.error_page_for(conf, status):
+        if status >= 300 and self.plan.section.intercept_errors and phases.error_page_for(conf, status):
             if status == 401:       # nginx keeps the upstream's (first) WWW-Authenticate
                 auth = next(((n, v) for n, v in self.resp_headers
                              if n.lower() == b"www-authenticate"), None)

@@ -22,6 +22,7 @@ from ngate.observability import error_log
 from ngate.http import phases
 from ngate.proxy import request_body as rb
 from ngate.proxy.exchange import UpstreamExchange
+from ngate.proxy import upstream_plan
 from ngate.proxy.exchange_state import BEFORE_HEAD, DONE, STREAMING
 from ngate.proxy.resolve import resolve_proxy_url
 from ngate.resolver.hook import lookup as resolver_lookup
@@ -39,10 +40,8 @@ CONSUMED = frozenset({b"content-length", b"content-type",
 
 class FastCGIPlan:
     """What a location sends to the FastCGI server; built once per LocConf."""
-    __slots__ = ("params", "begin", "hide", "keep_conn", "head_limit", "connect_timeout",
-                 "send_timeout", "read_timeout", "next_upstream", "next_upstream_tries",
-                 "next_upstream_timeout", "redirects", "cookies", "ignore_headers",
-                 "limit_rate", "bind", "own_server", "own_date")
+    __slots__ = ("params", "begin", "keep_conn", "head_limit", "redirects", "cookies",
+                 "own_server", "own_date", *upstream_plan.SLOTS)
 
     def __init__(self, conf) -> None:
         items = []      # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
@@ -62,18 +61,9 @@ class FastCGIPlan:
         skip = frozenset(n[5:].lower().encode("latin-1") for n in names if n.startswith("HTTP_"))
         self.params = ParamsPlan(items, skip, conf.fastcgi.pass_request_headers)
         self.begin = fcgi.begin_request(conf.fastcgi.keep_conn)
-        self.hide = (DEFAULT_HIDE | conf.fastcgi.hide_header) - conf.fastcgi.pass_header
+        upstream_plan.take(self, conf.fastcgi, DEFAULT_HIDE)
         self.keep_conn = conf.fastcgi.keep_conn
         self.head_limit = conf.fastcgi.buffer_size
-        self.connect_timeout = conf.fastcgi.connect_timeout
-        self.send_timeout = conf.fastcgi.send_timeout
-        self.read_timeout = conf.fastcgi.read_timeout
-        self.next_upstream = conf.fastcgi.next_upstream
-        self.next_upstream_tries = conf.fastcgi.next_upstream_tries
-        self.next_upstream_timeout = conf.fastcgi.next_upstream_timeout
-        self.ignore_headers = conf.fastcgi.ignore_headers
-        self.limit_rate = conf.fastcgi.limit_rate if conf.fastcgi.buffering else 0
-        self.bind = conf.fastcgi.bind       # proxy/bind.py
         self.own_server = self.own_date = True
         self.redirects = ()     # proxy_redirect is the proxy module's: CGI headers pass as sent
         self.cookies = None     # so are proxy_cookie_*
@@ -105,18 +95,6 @@ class FastCGIWire:
     # head's end in the bytes read ($upstream_response_length). Set by send_request.
 
     # ------------------------------------------------------------ configuration
-
-    @staticmethod
-    def buffering(conf) -> bool:
-        return conf.fastcgi.buffering
-
-    @staticmethod
-    def intercepts(conf) -> bool:
-        return conf.fastcgi.intercept_errors
-
-    @staticmethod
-    def force_ranges(conf) -> bool:
-        return conf.fastcgi.force_ranges
 
     @staticmethod
     def upstream_url(ex) -> str:
@@ -299,7 +277,7 @@ class FastCGIWire:
             return ex.next_peer(invalid_header("upstream sent unexpected FastCGI record: 3"))
         if self.rest > 0 and not ex.head_only:      # the body ended short of its length
             return self._bad_response(ex, body_rest.premature(self.rest,
-                                                              self.buffering(ex.conf)))
+                                                              ex.plan.section.buffering))
         self._count(ex)             # the log phase runs in response_end
         ex.response_end()
 

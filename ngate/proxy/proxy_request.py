@@ -7,6 +7,7 @@ are pre-encoded here; values with variables are rendered per request.
 """
 from __future__ import annotations
 
+from ngate.proxy import upstream_plan
 from ngate.routing.uri import escape_uri
 
 STATIC, TEMPLATE, BODY_LENGTH, CHUNKED = range(4)
@@ -29,15 +30,14 @@ DEFAULT_HIDE = frozenset({b"date", b"server", b"x-pad", b"x-accel-expires", b"x-
 
 class Plan:
     """What a location sends upstream and passes back; built once per LocConf."""
-    __slots__ = ("items", "skip", "hide", "version", "keepalive_capable", "redirects",
-                 "connect_timeout", "send_timeout", "read_timeout", "next_upstream",
-                 "next_upstream_tries", "next_upstream_timeout", "cookies", "ignore_headers",
-                 "limit_rate", "bind", "own_server", "own_date",
+    __slots__ = ("items", "skip", "version", "keepalive_capable", "redirects", "cookies",
+                 "own_server", "own_date",
                  "heads",       # response heads llhttp parsed (proxy/wire_http1.py _learn)
                  "fixed",       # the constant header lines when nothing else varies (below)
                  "length_line", "chunked_line", "version_line",
                  "passed",      # client header lists -> the lines passed on (bounded)
-                 "plain")       # the client's head is the upstream's translated, nothing added
+                 "plain",       # the client's head is the upstream's translated, nothing added
+                 *upstream_plan.SLOTS)
 
     def __init__(self, conf, cacheable: bool = True) -> None:
         from ngate.routing.variables import compile_template
@@ -59,7 +59,7 @@ class Plan:
                 items.append((name.encode(), compile_template(value)))
         self.items = tuple(_compile_items(items, pp))
         self.skip = frozenset(names)
-        self.hide = (DEFAULT_HIDE | conf.proxy.hide_header) - conf.proxy.pass_header
+        upstream_plan.take(self, conf.proxy, DEFAULT_HIDE)
         # nginx's own Server and Date unless passed (then the upstream's or none: nginx puts an
         # empty placeholder in the slot when the upstream sent none)
         self.own_server = b"server" in self.hide
@@ -67,16 +67,6 @@ class Plan:
         self.heads = {}
         self.version = b"HTTP/1.1" if conf.proxy.http_version == "1.1" else b"HTTP/1.0"
         self.redirects = _redirect_rules(conf)
-        # what the shared exchange code reads (the FastCGI plan has the same fields)
-        self.connect_timeout = conf.proxy.connect_timeout
-        self.send_timeout = conf.proxy.send_timeout
-        self.read_timeout = conf.proxy.read_timeout
-        self.next_upstream = conf.proxy.next_upstream
-        self.next_upstream_tries = conf.proxy.next_upstream_tries
-        self.next_upstream_timeout = conf.proxy.next_upstream_timeout
-        self.ignore_headers = conf.proxy.ignore_headers
-        self.limit_rate = conf.proxy.limit_rate if conf.proxy.buffering else 0
-        self.bind = conf.proxy.bind         # proxy/bind.py
         # proxy_cookie_domain / proxy_cookie_path (proxy/cookies.py), None without any rule
         self.cookies = (conf.proxy.cookie_domain, conf.proxy.cookie_path, conf.proxy.cookie_flags) \
             if conf.proxy.cookie_domain or conf.proxy.cookie_path or conf.proxy.cookie_flags \

@@ -90,7 +90,7 @@ class HeadTranslation:
             found = validators.overrides(ctx, conf, status) if conf.add_header else None
             if found is not None:
                 validators.apply(out, found)     # they replace the upstream's own
-        force = self.wire.force_ranges(conf)   # filters/range.py; the upstream's Accept-Ranges goes
+        force = self.plan.section.force_ranges   # filters/range.py; the upstream's Accept-Ranges goes
         if force:
             out[:] = [h for h in out if h[0].lower() != b"accept-ranges"]
             force = status == 200
@@ -120,7 +120,7 @@ class HeadTranslation:
                 status, reason = ho.status, None        # 206
             if self.filter is not None:
                 postpone.attach(self.filter, self._filter_out)
-                self.filter_flush = not self.wire.buffering(conf) or any(
+                self.filter_flush = not self.plan.section.buffering or any(
                     n.lower() == b"x-accel-buffering" and v.lower() == b"no"
                     for n, v in self.resp_headers)
             self.resp_length = clen         # the upstream's framing, not the client's

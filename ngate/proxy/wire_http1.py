@@ -123,18 +123,6 @@ class Http1Wire:
     # ------------------------------------------------------------ configuration
 
     @staticmethod
-    def buffering(conf) -> bool:
-        return conf.proxy.buffering
-
-    @staticmethod
-    def intercepts(conf) -> bool:
-        return conf.proxy.intercept_errors
-
-    @staticmethod
-    def force_ranges(conf) -> bool:
-        return conf.proxy.force_ranges
-
-    @staticmethod
     def upstream_url(ex) -> str:
         """The URI part of nginx's `upstream: "..."` log context (scheme and peer from ctx)."""
         return ex.uri
