@@ -33,7 +33,9 @@ PENDING = -1
 
 
 def access_plan(fields: dict) -> AccessPlan | None:
-    """The AccessPlan of a LocConf's fields, or None when the location checks nothing."""
+    """LocConf.access: the AccessPlan of a merged level's values (the keys of allow/deny,
+    auth_basic*, auth_request*, satisfy, auth_delay), or None when the location checks
+    nothing."""
     rules = fields.get("access_rules") or ()
     auth = None
     realm, user_file = fields.get("auth_basic"), fields.get("auth_basic_user_file")

@@ -71,7 +71,7 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
         else:
             # nginx's header filters in order: add_header, gzip (and the other body filters),
             # then range, which a filter that drops Content-Length switches off
-            if conf.add_header:
+            if conf.headers.add_header:
                 out.extend(respond.add_headers(ctx, conf, 200))
                 added = True
             accel = charset_filter.accel_name(ex)           # X-Accel-Charset
@@ -79,7 +79,7 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
                 ho = HeadersOut(200, ctype, size if length is not None else None, lastmod, out)
                 # decided first: the location's own charset filter then leaves the type
                 recode = None if accel is None else \
-                    charset_filter.accel(ctx, conf.charset_accel, ho, accel)
+                    charset_filter.accel(ctx, conf.charset.accel, ho, accel)
                 body_filter = header_filter(ctx, conf.filters, ho) \
                     if conf.filters is not None else None
                 if recode is not None:
@@ -112,10 +112,10 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
                 segments = _unpairs(segs, entry.offset)
             else:
                 late.append((b"Accept-Ranges", b"bytes"))
-    if conf.add_header and not added:
+    if conf.headers.add_header and not added:
         out.extend(respond.add_headers(ctx, conf, status))
     out.extend(late)
-    if conf.charset and ctype is not None:
+    if conf.charset.charset and ctype is not None:
         ctype = charset.content_type(conf, status, ctype, ctx)
     chunked = False
     if length is None and status != 304:

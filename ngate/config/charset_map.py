@@ -12,6 +12,7 @@ them (either direction), else `[emerg] no "charset_map" between the charsets`.
 """
 from __future__ import annotations
 
+from ngate.config.model_modules import CHARSET_TYPES, CharsetConf
 from ngate.errors import ConfigError
 from ngate.http1.charset import ANY, DEFAULT_TYPES, RecodeConf, Table
 
@@ -116,8 +117,15 @@ def _value(v):
     return v.tpl if v.__class__ is VarName else v
 
 
+def section(vals: dict) -> CharsetConf:
+    """LocConf.charset from the charset directives' values."""
+    return CharsetConf(charset=vals.get("charset", b""),
+                       types=vals.get("charset_types", CHARSET_TYPES),
+                       recode=build(vals), accel=build_accel(vals))
+
+
 def build(vals: dict):
-    """LocConf.charset_recode: a RecodeConf when the location may recode, else None."""
+    """LocConf.charset.recode: a RecodeConf when the location may recode, else None."""
     dst = vals.get("charset", b"")
     if not dst:
         return None
@@ -141,7 +149,7 @@ def build(vals: dict):
 
 
 def build_accel(vals: dict):
-    """LocConf.charset_accel: the charsets and tables an upstream's X-Accel-Charset recodes with
+    """LocConf.charset.accel: the charsets and tables an upstream's X-Accel-Charset recodes with
     (nginx's charset filter with r->headers_out.override_charset, in any location), or None
     when the config names no charset at all."""
     maps = vals.get("charset_maps", {})

@@ -35,7 +35,7 @@ from ngate.routing.variables import Template, UserVars, compile_template, lookup
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
             '"$http_referer" "$http_user_agent"')
 DEFAULT_TYPES = MappingProxyType({"html": "text/html", "gif": "image/gif", "jpg": "image/jpeg"})
-LOC_FIELDS = frozenset(f.name for f in dataclasses.fields(LocConf))
+LOC_FIELDS = sections.core_fields(f.name for f in dataclasses.fields(LocConf))
 SERVER_FIELDS = ("client_header_timeout", "large_client_header_buffers",
                  "client_header_buffer_size", "underscores_in_headers", "ignore_invalid_headers",
                  "merge_slashes", "http2", "http2_max_concurrent_streams", "http2_max_field_size",
@@ -45,16 +45,14 @@ SERVER_FIELDS = ("client_header_timeout", "large_client_header_buffers",
 MAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(Main))
 # arrays: collected as lists per level, frozen here
 FREEZE = {
-    "proxy.set_header": tuple, "add_header": tuple, "add_trailer": tuple, "error_page": tuple, "access_log": tuple,
-    "error_log": tuple, "index": tuple, "access_rules": tuple,
-    "auth_request_set": tuple,
+    "proxy.set_header": tuple, "headers.add_header": tuple, "error_page": tuple,
+    "log.access_log": tuple, "error_log": tuple, "static.index": tuple,
     "proxy.hide_header": frozenset, "proxy.pass_header": frozenset,
     "fastcgi.param": tuple, "fastcgi.catch_stderr": tuple,
     "proxy.cookie_domain": tuple, "proxy.cookie_path": tuple, "proxy.cookie_flags": tuple,
     "fastcgi.hide_header": frozenset, "fastcgi.pass_header": frozenset,
     "proxy.redirect": lambda items: redirect(items),
     "types": MappingProxyType,
-    "valid_referers": lambda builder: builder.build(),
 }
 
 
@@ -102,7 +100,7 @@ class Compiler:
         self.open_files: dict = {}          # log paths to open at load, in config order
         self.temp_paths: dict = {}          # client_body_temp_path (path, levels), config order
         self.limit_rate_used = False    # a limit_rate other than 0 (Config.limit_rate_used)
-        self.log_slots: dict = {(): 0}  # access_log lists -> LocConf.log_slot (Config.access_logs)
+        self.log_slots: dict = {(): 0}  # access_log lists -> LocConf.log.slot (Config.access_logs)
 
     # -------------------------------------------------------- used by handlers
     def level(self, ctx: str, parent: Level, where) -> Level:
@@ -213,18 +211,20 @@ def loc_conf(c: Compiler, vals: dict, lv: Level) -> LocConf:
     fields, parts = sections.split(vals, FREEZE, LOC_FIELDS)
     parts["proxy"]["ssl"] = tls.proxy_tls(vals)
     fields["realip"] = realip.compile_conf(vals)
-    fields["rewrite_ops"] = tuple(_op(c, op, vals) for op in lv.ops)
-    fields["log_slot"] = c.log_slots.setdefault(fields.get("access_log", ()), len(c.log_slots))
+    parts["rewrite"]["ops"] = tuple(_op(c, op, vals) for op in lv.ops)
+    log = parts["log"]
+    log["slot"] = c.log_slots.setdefault(log.get("access_log", ()), len(c.log_slots))
     fields["limits"] = limits_config.build(vals)
-    fields["charset_recode"] = rc = charset_map.build(vals)
-    fields["charset_accel"] = charset_map.build_accel(vals)
-    fields["filters"], fields["gzip_static"] = filters_config.build(vals, rc)
+    fields["charset"] = charset = charset_map.section(vals)
+    fields["filters"], parts["static"]["gzip_static"] = filters_config.build(vals, charset.recode)
     fields["userid"] = userid.build(vals, lookup("uid_reset", c.user_vars))
     parts["proxy"]["cache"] = cache_config.build(vals, "proxy")
     parts["fastcgi"]["cache"] = cache_config.build(vals, "fastcgi")
     for section in sections.PLAIN:
         fields[section.name] = section.cls(**parts[section.name])
-    fields["access"] = access_plan(fields)
+    fields["access"] = access_plan(vals)
+    referers = vals.get("valid_referers")        # routing/referer.py's builder
+    fields["valid_referers"] = referers.build() if referers is not None else None
     if lv.limit_except is not None:
         lim = lv.limit_except
         fields["limit_except"] = LimitExcept(lim.methods,
@@ -236,7 +236,8 @@ def _op(c: Compiler, op, vals: dict):
     if not isinstance(op, Level):
         return op
     if_vals = merge(vals, op, handler=True)
-    conf = dataclasses.replace(loc_conf(c, if_vals, op), rewrite_ops=())
+    conf = loc_conf(c, if_vals, op)
+    conf = dataclasses.replace(conf, rewrite=dataclasses.replace(conf.rewrite, ops=()))
     kept = None
     if conf.proxy.pass_ is None and conf.fastcgi.pass_ is None:
         kept = http_modules.bind(dataclasses.replace(conf, no_upstream=True))

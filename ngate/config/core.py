@@ -98,7 +98,7 @@ def index_args(c, st) -> list:
     return [c.template(a, st.where) if "$" in a else a for a in st.args]
 
 
-def empty_gif(c, lv, st) -> None:
+def empty_gif(c, lv, st) -> None:   # the content handler (nginx's clcf->handler)
     lv.vals["empty_gif"] = True
 
 
@@ -150,8 +150,8 @@ def add_header(c, lv, st):
         if st.args[2] != "always":
             raise ConfigError(f'invalid parameter "{st.args[2]}"', st.where)
         always = True
-    lv.vals.setdefault(st.directive, []).append(
-        header_set(c, st, st.args[0], st.args[1], always=always))
+    key = "headers.add_header" if st.directive == "add_header" else "add_trailer"  # filters'
+    lv.vals.setdefault(key, []).append(header_set(c, st, st.args[0], st.args[1], always=always))
 
 
 def error_page(c, lv, st):

@@ -49,7 +49,7 @@ def cors(c, lv, st):
                 ("Access-Control-Allow-Headers",
                  c.template("$http_access_control_request_headers")),
                 ("Access-Control-Max-Age", c.template("86400"))]
-    items = lv.vals.setdefault("add_header", [])
+    items = lv.vals.setdefault("headers.add_header", [])
     for name, value in headers:
         items.append(HeaderSet(name, name.lower().encode("latin-1"), value, always=True))
     if lv.ctx in ("server", "location"):

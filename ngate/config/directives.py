@@ -217,8 +217,8 @@ def _register() -> None:
         directive(name, HSL, 1, h.scalar(h.section_key(name), h.msec))
 
     # ------------------------------------------------------------- ngate: WebSocket, metrics
-    directive("websocket_ping", HSL, 1, h.scalar("websocket_ping", h.msec_or_off))
-    directive("websocket_pong_timeout", HSL, 1, h.scalar("websocket_pong_timeout", h.msec_or_off))
+    directive("websocket_ping", HSL, 1, h.scalar("websocket.ping", h.msec_or_off))
+    directive("websocket_pong_timeout", HSL, 1, h.scalar("websocket.pong_timeout", h.msec_or_off))
     directive("metrics", {LOC}, 0, h.scalar("metrics", lambda c, st: True))
     directive("cors", {SRV, LOC}, (1, None), h.cors)
 
@@ -229,7 +229,7 @@ def _register() -> None:
     directive("access_log", HSLI | {LMT}, (1, None), h.access_log)
     directive("root", HSLI, 1, h.root)
     directive("alias", {LOC}, 1, h.alias)
-    directive("index", HSL, (1, None), h.array("index", h.index_args, extend=True))
+    directive("index", HSL, (1, None), h.array("static.index", h.index_args, extend=True))
     directive("resolver", HSL, (1, None), h.scalar("resolver", parse_resolver))
     directive("resolver_timeout", HSL, 1, h.scalar("resolver_timeout", h.msec))
     directive("default_type", HSL, 1, h.scalar("default_type", h.first_arg))
@@ -252,15 +252,15 @@ def _register() -> None:
     noop("referer_hash_max_size", {SRV, LOC}, 1, h.number)        # sizes of nginx's hash
     noop("referer_hash_bucket_size", {SRV, LOC}, 1, h.number)
     directive("log_not_found", HSL, 1, h.scalar("log_not_found", h.flag))
-    directive("expires", HSLI, (1, 2), h.scalar("expires", h.expires))
+    directive("expires", HSLI, (1, 2), h.scalar("headers.expires", h.expires))
     for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
     # static files and the rewrite log (ngate/static, http/rewrite.py)
     directive("try_files", {SRV, LOC}, (2, None), h.try_files)
-    directive("autoindex", HSL, 1, h.scalar("autoindex", h.flag))
-    directive("autoindex_format", HSL, 1, h.scalar("autoindex_format", h.autoindex_format))
+    directive("autoindex", HSL, 1, h.scalar("static.autoindex", h.flag))
+    directive("autoindex_format", HSL, 1, h.scalar("static.autoindex_format", h.autoindex_format))
     directive("empty_gif", {LOC}, 0, h.empty_gif)
-    directive("random_index", {LOC}, 1, h.scalar("random_index", h.flag))
+    directive("random_index", {LOC}, 1, h.scalar("static.random_index", h.flag))
     directive("secure_link", HSL, 1, secure_link.secure_link)
     directive("secure_link_md5", HSL, 1, secure_link.secure_link_md5)
     directive("secure_link_secret", {LOC}, 1, secure_link.secure_link_secret)
@@ -279,7 +279,7 @@ def _register() -> None:
     directive("lingering_close", HSL, 1, h.scalar("lingering_close", h.lingering_close))
     directive("lingering_time", HSL, 1, h.scalar("lingering_time", h.msec))
     directive("lingering_timeout", HSL, 1, h.scalar("lingering_timeout", h.msec))
-    directive("rewrite_log", {HTTP, SRV, SIF, LOC, LIF}, 1, h.scalar("rewrite_log", h.flag))
+    directive("rewrite_log", {HTTP, SRV, SIF, LOC, LIF}, 1, h.scalar("rewrite.log", h.flag))
     directive("client_header_timeout", HS, 1, h.scalar("client_header_timeout", h.msec))
     directive("client_header_buffer_size", HS, 1, h.scalar("client_header_buffer_size", h.size))
     directive("large_client_header_buffers", HS, 2,
@@ -310,7 +310,7 @@ def _register() -> None:
     userid.register(directive, HSL)
     from ngate.proxy import mirror
     directive("mirror", HSL, 1, mirror.mirror)
-    directive("mirror_request_body", HSL, 1, h.scalar("mirror_request_body", h.flag))
+    directive("mirror_request_body", HSL, 1, h.scalar("mirror.request_body", h.flag))
     directive("log_subrequest", HSL, 1, h.scalar("log_subrequest", h.flag))
 
     # ------------------------------------------------------------- proxy_cache (ngate/cache)

@@ -43,7 +43,7 @@ def access_log(c, lv, st):
     if st.args[0] == "off":
         if len(st.args) > 1:
             raise ConfigError(f'invalid parameter "{st.args[1]}"', st.where)
-        lv.vals.setdefault("access_log", []).append(AccessLog(path="off"))
+        lv.vals.setdefault("log.access_log", []).append(AccessLog(path="off"))
         return
     fmt = c.log_formats["combined"]
     params = st.args[1:]
@@ -79,7 +79,7 @@ def access_log(c, lv, st):
             raise ConfigError("buffered logs cannot have variables in name", st.where)
         else:
             path_template = c.template(path, st.where)
-    lv.vals.setdefault("access_log", []).append(
+    lv.vals.setdefault("log.access_log", []).append(
         AccessLog(path, fmt, condition, buffer, flush, path_template))
 
 

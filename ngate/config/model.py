@@ -21,9 +21,13 @@ from typing import Any
 from ngate.config.model_fastcgi import FastCGIConf  # noqa: F401
 from ngate.config.model_proxy import ProxyConf  # noqa: F401
 from ngate.config.model_access import AccessPlan, AuthBasic, LimitExcept  # noqa: F401
-from ngate.config.model_logs import AccessLog, ErrorLog, LogFormat  # noqa: F401
-from ngate.config.model_rewrite import (BreakOp, IfCondition, IfOp, ReturnOp, RewriteOp,  # noqa: F401
-                                        SetOp)
+from ngate.config.model_headers import HeadersConf  # noqa: F401
+from ngate.config.model_logs import AccessLog, ErrorLog, LogConf, LogFormat  # noqa: F401
+from ngate.config.model_modules import (CharsetConf, MirrorConf, SecureLinkConf,  # noqa: F401
+                                        WebSocketConf)
+from ngate.config.model_static import StaticConf  # noqa: F401
+from ngate.config.model_rewrite import (BreakOp, IfCondition, IfOp, ReturnOp, RewriteConf,  # noqa: F401
+                                        RewriteOp, SetOp)
 from ngate.config.model_tls import ProxyTls, TlsServerConf  # noqa: F401
 from ngate.config.model_upstream import (ProxyPass, ProxyRedirect, Upstream,  # noqa: F401
                                          UpstreamSection, UpstreamServer, WorkerState)
@@ -120,21 +124,33 @@ class TryFiles:
 class LocConf:
     """All http/server/location-level settings with inheritance already applied.
 
-    Defaults are nginx's. A field documented as "array" was replaced wholesale by the innermost
-    level that set any item (nginx's rule for proxy_set_header, add_header, fastcgi_param, ...).
+    As nginx keeps one loc conf per module, the HTTP core's settings (ngx_http_core_module's
+    directives) are fields of LocConf itself and every other module's are one section field,
+    a frozen object the module owns (config/sections.py lists them): `conf.proxy.read_timeout`,
+    `conf.static.index`. Defaults are nginx's. A field documented as "array" was replaced
+    wholesale by the innermost level that set any item (nginx's rule for proxy_set_header,
+    add_header, fastcgi_param, error_page, ...).
     """
-    # sections owned by the upstream modules (model_proxy.py, model_fastcgi.py)
-    proxy: ProxyConf = ProxyConf()
-    fastcgi: FastCGIConf = FastCGIConf()
-    # WebSocket tunnels and metrics (ngate extensions: proxy/tunnel.py, observability/metrics.py)
-    websocket_ping: float = 0.0                            # 0: off
-    websocket_pong_timeout: float = 0.0                    # 0: the ping interval
-    metrics: bool = False                                  # the `metrics` content handler
-    # headers module
-    add_header: tuple[HeaderSet, ...] = ()                 # array
-    add_trailer: tuple[HeaderSet, ...] = ()                # array (filters/trailers.py)
-    expires: Any = None
-    # core
+    # ------------------------------------------------ sections: one per module (sections.py)
+    proxy: ProxyConf = ProxyConf()                         # proxy_* (model_proxy.py)
+    fastcgi: FastCGIConf = FastCGIConf()                   # fastcgi_* (model_fastcgi.py)
+    headers: HeadersConf = HeadersConf()                   # add_header, expires
+    static: StaticConf = StaticConf()                      # index, autoindex, random_index, gzip_static
+    log: LogConf = LogConf()                               # access_log
+    rewrite: RewriteConf = RewriteConf()                   # this level's rewrite ops, rewrite_log
+    charset: CharsetConf = CharsetConf()                   # charset, charset_types, recoding
+    secure_link: SecureLinkConf = SecureLinkConf()
+    mirror: MirrorConf = MirrorConf()
+    websocket: WebSocketConf = WebSocketConf()             # ngate: WebSocket pings
+    # the access phase (ngate/access): allow/deny, auth_basic, auth_request, satisfy, auth_delay
+    # compiled into one AccessPlan; None when the location checks nothing (then it costs nothing)
+    access: "AccessPlan | None" = None
+    limits: Any = None                                     # limits/config.py Limits, None: no limit
+    filters: Any = None                                    # filters/: header filters, None: none
+    realip: Any = None                                     # realip.RealIp (None: nothing trusted)
+    userid: Any = None                                     # routing/userid.py UserId; None: off
+    valid_referers: Any = None                             # routing/referer.py ValidReferers
+    # ------------------------------------------------ the HTTP core (ngx_http_core_module)
     error_page: tuple[tuple[int, ErrorPage], ...] = ()     # array: (code, page)
     client_max_body_size: int = 1024 * 1024
     client_body_timeout: float = 60.0
@@ -143,7 +159,7 @@ class LocConf:
     client_body_in_file_only: str = "off"                   # "off", "on" (file kept) or "clean"
     client_body_in_single_buffer: bool = False              # ngate's in-memory body is one buffer anyway
     send_timeout: float = 60.0
-    http2_chunk_size: int = 8192     # also a Server field (the connection's default)
+    http2_chunk_size: int = 8192     # ngx_http_v2_module's; also a Server field (the connection's)
     keepalive_timeout: float = 75.0
     keepalive_requests: int = 1000
     limit_rate: Any = 0                                    # bytes/s: int, or a Template
@@ -160,64 +176,29 @@ class LocConf:
     absolute_redirect: bool = True                         # Location made absolute ...
     port_in_redirect: bool = True                          # ... with the listening port
     server_name_in_redirect: bool = False                  # ... and the primary server name
-    valid_referers: Any = None                             # routing/referer.py ValidReferers
     root: Any = None                                       # Template; default "<prefix>/html"
     alias: Any = None
-    index: tuple = ("index.html",)
-    access_log: tuple[AccessLog, ...] = ()                 # array; () means nginx's default (logs/access.log combined)
+    alias_len: int | None = None       # alias: the location prefix length it replaces; -1: whole
     error_log: tuple[ErrorLog, ...] = ()
     log_not_found: bool = True
+    log_subrequest: bool = False
     resolver: Any = None                                   # resolver/config.py ResolverConf
     resolver_timeout: float = 30.0
     internal: bool = False                                 # `internal`: only internal redirects
-    access_rules: tuple = ()                               # array: allow/deny (allow, network|None)
-    limits: Any = None                                     # limits/config.py Limits, None: no limit
-    filters: Any = None                                    # filters/: header filters, None: none
-    gzip_static: Any = None                                # None, or ("on"|"always", GzipCore)
-    # access phase (ngate/access): auth_basic, satisfy, auth_delay; `access` is the compiled
-    # AccessPlan, None when the location checks nothing (the request path then costs nothing)
-    auth_basic: Any = None                                 # Template (realm) or None
-    auth_basic_user_file: Any = None                       # (Template, conf prefix) or None
-    satisfy: str = "all"                                   # all | any
-    auth_delay: float = 0.0
-    auth_request: str | None = None                        # URI, or "off"
-    auth_request_set: tuple = ()                           # array: (variable, Template)
-    access: "AccessPlan | None" = None
     limit_except: "LimitExcept | None" = None
-    realip: Any = None                                     # realip.RealIp (None: nothing trusted)
-    stub_status: bool = False                              # the `stub_status` content handler
-    userid: Any = None                                     # routing/userid.py UserId; None: off
-    mirror: Any = None                                     # tuple of URIs (proxy/mirror.py); None: off
-    mirror_request_body: bool = True
-    log_subrequest: bool = False
-    # rewrite module: ops of this level (not inherited: nginx runs server-level ops in the server
-    # rewrite phase and location ops in the location phase)
-    rewrite_ops: tuple = ()
-    rewrite_log: bool = False
-    # static files (ngate/static)
     try_files: "TryFiles | None" = None                    # for its own block only
-    autoindex: bool = False
-    autoindex_format: str = "html"                         # html | xml | json | jsonp
-    empty_gif: bool = False                                # the empty_gif content handler
-    no_upstream: bool = False                              # IfOp.kept: [alert], 500
-    random_index: bool = False
-    alias_len: int | None = None       # alias: the location prefix length it replaces; -1: whole
-    secure_link_var: Any = None                            # Template (routing/secure_link.py)
-    secure_link_md5: Any = None                            # Template
-    secure_link_secret: str | None = None
     etag: bool = True
     if_modified_since: str = "exact"                       # exact | before | off
     disable_symlinks: "DisableSymlinks | None" = None      # None: off (follow symlinks)
     max_ranges: int | None = None                          # None: any number; 0: no ranges
     chunked_transfer_encoding: bool = True                 # off: close-delimited instead
     recursive_error_pages: bool = False
-    # charset module, header part (http1/charset.py)
-    charset: bytes = b""                                   # b"": off
-    charset_types: Any = frozenset({b"text/html", b"text/xml", b"text/plain",
-                                    b"text/vnd.wap.wml", b"application/javascript",
-                                    b"application/rss+xml"})   # None: `*`
-    charset_recode: Any = None      # http1/charset.py RecodeConf: source_charset, override ...
-    charset_accel: Any = None       # RecodeConf for an upstream's X-Accel-Charset (cache/serve.py)
+    # the content handler a module's directive chose (nginx sets clcf->handler): proxy_pass and
+    # fastcgi_pass are their sections' `pass_`; these modules have no other setting
+    stub_status: bool = False                              # the `stub_status` content handler
+    metrics: bool = False                                  # ngate's `metrics` content handler
+    empty_gif: bool = False                                # the empty_gif content handler
+    no_upstream: bool = False                              # IfOp.kept: [alert], 500
     # chosen when the config is compiled (ngate/http/modules.py), read by ngate/http/phases.py
     content: Any = None                  # the content handler: handler(ctx)
     access_steps: tuple = ()             # PREACCESS + ACCESS: step(ctx, conf) -> 0 | status | -1
@@ -225,7 +206,6 @@ class LocConf:
     # proxy_pass / fastcgi_pass: what goes upstream (a Plan); uncached: proxy_cache's other Plan
     upstream_plan: Any = field(default=None, compare=False, repr=False)
     uncached_plan: Any = field(default=None, compare=False, repr=False)
-    log_slot: int = 0                    # its access_log list in Config.access_logs (0: default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,3 +28,10 @@ class AccessLog:
 class ErrorLog:
     path: str                     # absolute path, "stderr"
     level: str = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class LogConf:
+    """The log module's section of a LocConf (`conf.log`, ngx_http_log_loc_conf_t)."""
+    access_log: tuple = ()           # array of AccessLog; (): nginx's default (logs/access.log)
+    slot: int = 0                    # its access_log list in Config.access_logs (0: default)

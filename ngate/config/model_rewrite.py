@@ -56,3 +56,12 @@ class IfOp:
     # content handler with this if's configuration, which has no upstream ([alert] "no upstream
     # configuration", 500): `conf` with no_upstream set, made when the config compiles
     kept: "LocConf | None" = None
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteConf:
+    """The rewrite module's section of a LocConf (`conf.rewrite`). `ops` are this level's own
+    (not inherited: nginx runs server-level ops in the server rewrite phase and location ops in
+    the location phase)."""
+    ops: tuple = ()
+    log: bool = False                # rewrite_log

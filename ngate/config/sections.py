@@ -18,7 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ngate.config.model_fastcgi import FastCGIConf
+from ngate.config.model_headers import HeadersConf
+from ngate.config.model_logs import LogConf
+from ngate.config.model_modules import MirrorConf, SecureLinkConf, WebSocketConf
 from ngate.config.model_proxy import ProxyConf
+from ngate.config.model_rewrite import RewriteConf
+from ngate.config.model_static import StaticConf
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +37,35 @@ class Section:
 SECTIONS: dict[str, Section] = {s.name: s for s in (
     Section("proxy", ProxyConf, "ngate.proxy", ("proxy_ssl_", "proxy_cache", "proxy_no_cache")),
     Section("fastcgi", FastCGIConf, "ngate.fastcgi", ("fastcgi_cache", "fastcgi_no_cache")),
+    Section("headers", HeadersConf, "ngate.http.respond"),
+    Section("static", StaticConf, "ngate.static", ("gzip_static",)),
+    Section("log", LogConf, "ngate.observability.access_log"),
+    Section("rewrite", RewriteConf, "ngate.http.rewrite"),
+    Section("secure_link", SecureLinkConf, "ngate.routing.secure_link"),
+    Section("mirror", MirrorConf, "ngate.proxy.mirror"),
+    Section("websocket", WebSocketConf, "ngate.proxy.tunnel"),
+    # built in one piece by the module from its directives' values
+    Section("charset", None, "ngate.config.charset_map",
+            ("charset", "source_charset", "override_charset", "charset_types", "charset_map")),
+    Section("access", None, "ngate.access",
+            ("allow", "deny", "access_rules", "auth_basic", "satisfy", "auth_delay",
+             "auth_request")),
+    Section("limits", None, "ngate.limits", ("limit_req", "limit_conn")),
+    Section("filters", None, "ngate.filters",
+            ("gzip", "gunzip", "sub_filter", "ssi", "add_before_body", "add_after_body",
+             "addition_types", "add_trailer")),
+    Section("realip", None, "ngate.realip", ("set_real_ip_from", "real_ip_")),
+    Section("userid", None, "ngate.routing.userid", ("userid",)),
+    Section("valid_referers", None, "ngate.routing.referer", ("valid_referers",)),
 )}
 
 # the sections whose class compile.py builds from their keys
 PLAIN = tuple(s for s in SECTIONS.values() if s.cls is not None)
+
+
+def core_fields(loc_fields) -> frozenset:
+    """LocConf's flat part: its fields that are not sections."""
+    return frozenset(loc_fields) - SECTIONS.keys()
 
 
 def split(vals: dict, freeze: dict, core_fields: frozenset) -> tuple[dict, dict]:

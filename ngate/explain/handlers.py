@@ -24,10 +24,11 @@ def content(ex) -> str:
     through http/phases.py)."""
     ctx, r = ex.ctx, ex.report
     conf = ctx.conf
-    if conf.access_rules and not _access(ex, conf.access_rules):
+    plan = conf.access
+    if plan is not None and plan.rules and not _access(ex, plan.rules):
         return DONE
-    if conf.access is not None:
-        _auth(ex, conf.access)
+    if plan is not None:
+        _auth(ex, plan)
     length = ctx.hdr.get(b"content-length")
     limit = conf.client_max_body_size
     if limit and length is not None and length.isdigit() and int(length) > limit:
@@ -222,7 +223,7 @@ def _directory(ex, conf) -> str:
         r.answer(status(404))
         return DONE
     r.more(f"{ctx.uri} -> {dir_path} (a directory: the index files are tried)")
-    names = conf.index
+    names = conf.static.index
     for i, name in enumerate(names):
         if name.__class__ is not str:
             name = name.render(ctx)
@@ -249,7 +250,7 @@ def _directory(ex, conf) -> str:
             return ex.internal_redirect(target, "index", keep_args=True)
     if not os.path.isdir(dir_path):
         r.answer(_error(conf, 404) + f" ({dir_path} does not exist)")
-    elif conf.autoindex and ctx.method in ("GET", "HEAD"):
+    elif conf.static.autoindex and ctx.method in ("GET", "HEAD"):
         r.answer(f"{status(200)}, a directory listing (autoindex on)")
     else:
         r.answer(_error(conf, 403) + " (directory index is forbidden: no index file, "

@@ -186,7 +186,7 @@ def _upgrade_request(ex, conf, sent, at, sets_upgrade, sets_connection) -> None:
 
 def _idle_warning(ex, conf, at) -> None:
     timeout = conf.proxy.read_timeout
-    ping = conf.websocket_ping
+    ping = conf.websocket.ping
     if not ping:
         ex.report.warn(f"WebSocket tunnels through {at} are closed after proxy_read_timeout "
                        f"{seconds(timeout)} without traffic in either direction (clients see "

@@ -1,6 +1,6 @@
 """The response filters' directives, parsed as nginx parses them, and the per-location chain
 (LocConf.filters: a tuple in filters/__init__.py's order, None when the location has none;
-LocConf.gzip_static: None, or ("on" | "always", GzipCore)).
+LocConf.static.gzip_static: None, or ("on" | "always", GzipCore)).
 
 Inheritance as nginx's merge functions: every value from the innermost level that set it;
 gzip_types and gzip_disable's regexes come whole from the innermost level that has any;

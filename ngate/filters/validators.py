@@ -18,7 +18,7 @@ def overrides(ctx, conf, status: int):
     apply to this status)."""
     ok = status in ADD_HEADER_CODES
     found = None
-    for h in conf.add_header:
+    for h in conf.headers.add_header:
         if h.lname in NAMES and (ok or h.always):
             if found is None:
                 found = []

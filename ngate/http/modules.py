@@ -95,7 +95,7 @@ def precontent_steps(conf) -> tuple:
     steps = []
     if conf.try_files is not None:
         steps.append(static.try_files_phase)
-    if conf.mirror:
+    if conf.mirror.uris:
         steps.append(mirror.phase)
     return tuple(steps)
 

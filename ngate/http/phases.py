@@ -86,7 +86,7 @@ def begin(ctx, req):
     ctx.conf = conf = server.conf
     if conf.realip is not None:         # realip's POST_READ run, with the server's settings
         realip.apply(ctx, conf.realip)
-    ops = conf.rewrite_ops              # server_rewrite, written out: every request's path
+    ops = conf.rewrite.ops              # server_rewrite, written out: every request's path
     if ops:
         result = rewrite.run(ctx, ops)
         if result is not rewrite.CONTINUE and result is not rewrite.RESTART:
@@ -133,7 +133,7 @@ def _route(ctx, listen, raw: str, host_raw):
 
 def server_rewrite(ctx):
     """The server level's rewrite ops, then the location phases."""
-    ops = ctx.conf.rewrite_ops
+    ops = ctx.conf.rewrite.ops
     if ops:
         result = rewrite.run(ctx, ops)
         if result is not rewrite.CONTINUE and result is not rewrite.RESTART:
@@ -168,7 +168,7 @@ def find_location_phase(ctx):
                 named_captures(ctx, loc.regex, ctx.uri)
             if needs_slash_redirect(loc, ctx.uri):
                 return Redirect(301, slash_redirect_target(loc, ctx.args))
-        ops = conf.rewrite_ops
+        ops = conf.rewrite.ops
         if ops:
             result = rewrite.run(ctx, ops)
             if result is rewrite.RESTART:
@@ -306,7 +306,7 @@ def named(ctx, name: str):
     if lim is not None and ctx.method not in lim.methods:
         conf = ctx.conf = lim.conf
     ctx.internal = True
-    ops = conf.rewrite_ops
+    ops = conf.rewrite.ops
     if ops:
         result = rewrite.run(ctx, ops)
         if result is rewrite.RESTART:

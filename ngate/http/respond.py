@@ -117,7 +117,7 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     ctx.status = status
     conf = ctx.conf
     if not extra and location is None and conf is not None and conf.filters is None \
-            and not conf.add_header and conf.userid is None and not conf.charset \
+            and not conf.headers.add_header and conf.userid is None and not conf.charset.charset \
             and ctx.accel_headers is None and ctx.www_authenticate is None \
             and ctx.location_out is None and ctx.http_minor != 2:
         return _send_plain(ctx, conn, conf, status, body, content_type, last_modified)
@@ -135,7 +135,7 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
             location = absolute_location(ctx, loc_out).encode("latin-1", "replace")
         else:
             headers.append((b"Location", loc_out.encode("latin-1", "replace")))
-    if conf is not None and (conf.add_header or conf.userid is not None):
+    if conf is not None and (conf.headers.add_header or conf.userid is not None):
         headers.extend(add_headers(ctx, conf, status))
     head_only = ctx.method == "HEAD" or status in resp.NO_BODY_STATUSES
     length = None if status in resp.NO_BODY_STATUSES else len(body)
@@ -147,7 +147,7 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
             return send_postponed(ctx, conf, status, body, content_type, last_modified,
                                    location, headers)
     check_keepalive(ctx)
-    if conf is not None and conf.charset:
+    if conf is not None and conf.charset.charset:
         content_type = charset.content_type(conf, status, content_type, ctx)
     if ctx.http_minor == 2:     # an HTTP/2 stream takes the head as fields (http2/head.py)
         return _send_h2(ctx, conn, status, body, head_only, conf, content_type, length,
@@ -229,7 +229,7 @@ def send_postponed(ctx, conf, status: int, pending: list, content_type, last_mod
     if not chunked:
         ctx.keep_alive = False
     check_keepalive(ctx)
-    if conf.charset:
+    if conf.charset.charset:
         content_type = charset.content_type(conf, status, content_type, ctx)
     head = resp.build_head(
         status, 1, server_tokens=conf.server_tokens, content_type=content_type,
@@ -327,7 +327,7 @@ def add_headers(ctx, conf, status: int, skip=frozenset()):
     (filters/validators.py)."""
     ok = status in ADD_HEADER_CODES
     out = []
-    for h in conf.add_header:
+    for h in conf.headers.add_header:
         if (ok or h.always) and h.lname not in skip:
             v = h.value.render(ctx)
             if v:

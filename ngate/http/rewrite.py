@@ -127,7 +127,7 @@ def set_limit_rate(ctx, value: str) -> None:
 def _rewrite(ctx, op: RewriteOp) -> object:
     uri = ctx.uri
     m = op.regex.search(uri)
-    log = ctx.conf.rewrite_log
+    log = ctx.conf.rewrite.log
     if log:
         verb = "matches" if m is not None else "does not match"
         _notice(ctx, f'"{op.regex.pattern}" {verb} "{uri}"')

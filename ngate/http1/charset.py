@@ -41,19 +41,19 @@ def decided(value: bytes, raw: bytes, table) -> Decided:
 
 def content_type(conf, status: int, ctype: bytes | None, ctx=None) -> bytes | None:
     """The Content-Type to send (ctype itself unless `charset` applies)."""
-    rc = conf.charset_recode
+    rc = conf.charset.recode
     if rc is not None:
         if ctype is None or ctype.__class__ is Decided:
             return ctype
         new, table = decide(rc, status, ctype, ctx, False)
         return decided(new, ctype, table)
-    name = conf.charset
+    name = conf.charset.charset
     if not name or not ctype or status in (301, 302):
         return ctype
     semi = ctype.find(b";")
     if semi >= 0 and b"charset=" in ctype[semi:].lower():
         return ctype                    # the response names its charset (override_charset off)
-    if not content_type_in(conf.charset_types, ctype):
+    if not content_type_in(conf.charset.types, ctype):
         return ctype
     return ctype + b"; charset=" + name
 
@@ -71,7 +71,7 @@ class Table:
 
 @dataclass(frozen=True, slots=True)
 class RecodeConf:
-    """A location's charset module when it may recode (LocConf.charset_recode)."""
+    """A location's charset module when it may recode (LocConf.charset.recode)."""
     charset: object              # bytes, or a Template (`charset $var`)
     source: object               # bytes, a Template, or None (source_charset off)
     override: bool

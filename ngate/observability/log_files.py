@@ -119,7 +119,7 @@ def config_paths(config) -> list[str]:
     default = os.path.join(config.prefix, "logs/access.log")
     paths: dict[str, None] = {}
     for conf in all_confs(config):
-        for spec in conf.access_log or (AccessLog(default),):
+        for spec in conf.log.access_log or (AccessLog(default),):
             if (spec.path != "off" and not spec.path.startswith("syslog:")
                     and spec.path_template is None):
                 paths[spec.path] = None
@@ -145,7 +145,7 @@ def _with_ifs(conf):
     yield conf
     if conf.limit_except is not None:
         yield from _with_ifs(conf.limit_except.conf)
-    ops = list(conf.rewrite_ops)
+    ops = list(conf.rewrite.ops)
     while ops:
         op = ops.pop()
         if getattr(op, "conf", None) is not None:

@@ -23,15 +23,15 @@ from ngate.proxy import subrequest
 
 def mirror(c, lv, st) -> None:
     """`mirror off` once, or any number of URIs (nginx: "is duplicate" when mixed)."""
-    have = lv.vals.get("mirror", ())
+    have = lv.vals.get("mirror.uris", ())
     if st.args[0] == "off":
-        if "mirror" in lv.vals:
+        if "mirror.uris" in lv.vals:
             raise ConfigError('"mirror" directive is duplicate', st.where)
-        lv.vals["mirror"] = None
+        lv.vals["mirror.uris"] = None
         return
-    if "mirror" in lv.vals and have is None:
+    if "mirror.uris" in lv.vals and have is None:
         raise ConfigError('"mirror" directive is duplicate', st.where)
-    lv.vals["mirror"] = (*have, st.args[0])
+    lv.vals["mirror.uris"] = (*have, st.args[0])
 
 
 # ---------------------------------------------------------------- the precontent phase
@@ -41,11 +41,11 @@ def phase(ctx, conf, then=phases.content) -> bool:
     when the content handler may run now, True when `then(ctx)` runs it once the body is read."""
     if ctx.main is not None:
         return False
-    if conf.mirror_request_body and (ctx.content_length_in or ctx.body_chunked) \
+    if conf.mirror.request_body and (ctx.content_length_in or ctx.body_chunked) \
             and ctx.req is not None:
         _BodyReader(ctx, conf, then).start()
         return True
-    _start_all(ctx, conf.mirror, None)
+    _start_all(ctx, conf.mirror.uris, None)
     return False
 
 
@@ -102,7 +102,7 @@ class _BodyReader:
             ctx.body_chunked = False
             ctx.content_length_in = len(body)
         try:
-            _start_all(ctx, self.conf.mirror, body)
+            _start_all(ctx, self.conf.mirror.uris, body)
             self.then(ctx)
         except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
             phases.internal_error(ctx, exc)

@@ -85,9 +85,9 @@ class HeadTranslation:
         ctx = self.ctx
         conf = self.conf
         ctx.resp_headers = out
-        if conf.add_header or conf.userid is not None:
+        if conf.headers.add_header or conf.userid is not None:
             out.extend(respond.add_headers(ctx, conf, status, skip=validators.NAMES))
-            found = validators.overrides(ctx, conf, status) if conf.add_header else None
+            found = validators.overrides(ctx, conf, status) if conf.headers.add_header else None
             if found is not None:
                 validators.apply(out, found)     # they replace the upstream's own
         force = self.plan.section.force_ranges   # filters/range.py; the upstream's Accept-Ranges goes
@@ -110,7 +110,7 @@ class HeadTranslation:
                 and status != 101:
             ho = HeadersOut(status, ctype, clen, lastmod, out)
             recode = None if accel is None else \
-                charset_filter.accel(ctx, conf.charset_accel, ho, accel)
+                charset_filter.accel(ctx, conf.charset.accel, ho, accel)
             self.filter = header_filter(ctx, filters, ho) if filters is not None else None
             if recode is not None:
                 self.filter = charset_filter.prepend(recode, self.filter)
@@ -144,7 +144,7 @@ class HeadTranslation:
             connection = conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
         self.chunked_out = chunked_out
         ctx.status = status
-        if conf.charset:
+        if conf.charset.charset:
             ctype = charset.content_type(conf, status, ctype, ctx)
         if ctx.http_minor == 2 and status != 101 and not self.out:
             # an HTTP/2 stream takes the head as fields (http2/head.py), not bytes to re-parse

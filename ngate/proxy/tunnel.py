@@ -168,7 +168,7 @@ class Tunnel:
         deadlines = runtime.deadlines
         self.deadline = deadlines.loop.time() + self.timeout
         deadlines.watch(self)
-        ping = self.conf.websocket_ping
+        ping = self.conf.websocket.ping
         if ping and type(self.from_client) is Side:
             self._arm_ping(ping)
 
@@ -226,8 +226,8 @@ class Tunnel:
             elif self.other(side).inject(ping_frame(side is self.from_upstream)):
                 pinged.append(side)
         self.pinged = tuple(pinged)
-        self._arm_ping(conf.websocket_pong_timeout or conf.websocket_ping if pinged
-                       else conf.websocket_ping)
+        self._arm_ping(conf.websocket.pong_timeout or conf.websocket.ping if pinged
+                       else conf.websocket.ping)
 
     # ------------------------------------------------------------ the end
 

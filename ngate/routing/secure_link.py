@@ -18,34 +18,35 @@ import time
 from ngate.errors import ConfigError
 
 _B64URL = re.compile(rb"[A-Za-z0-9_-]*")
+# the Level keys of LocConf.secure_link (config/model_modules.py SecureLinkConf)
+VAR, MD5, SECRET = "secure_link.variable", "secure_link.md5", "secure_link.secret"
 
 
 def _set(c, lv, st, key: str) -> None:
     if key in lv.vals and lv.vals[key] is not None:
         raise ConfigError(f'"{st.directive}" directive is duplicate', st.where)
-    mixing = ("secure_link_var", "secure_link_md5") if key == "secure_link_secret" \
-        else ("secure_link_secret",)
+    mixing = (VAR, MD5) if key == SECRET else (SECRET,)
     if any(lv.vals.get(k) is not None for k in mixing):
         raise ConfigError('"secure_link_secret" cannot be mixed with "secure_link" and '
                           '"secure_link_md5"', st.where)
-    if key == "secure_link_secret":
-        lv.vals["secure_link_secret"] = st.args[0]
-        lv.vals["secure_link_var"] = lv.vals["secure_link_md5"] = None
+    if key == SECRET:
+        lv.vals[SECRET] = st.args[0]
+        lv.vals[VAR] = lv.vals[MD5] = None
     else:
         lv.vals[key] = c.template(st.args[0], st.where)
-        lv.vals.setdefault("secure_link_secret", None)
+        lv.vals.setdefault(SECRET, None)
 
 
 def secure_link(c, lv, st) -> None:
-    _set(c, lv, st, "secure_link_var")
+    _set(c, lv, st, VAR)
 
 
 def secure_link_md5(c, lv, st) -> None:
-    _set(c, lv, st, "secure_link_md5")
+    _set(c, lv, st, MD5)
 
 
 def secure_link_secret(c, lv, st) -> None:
-    _set(c, lv, st, "secure_link_secret")
+    _set(c, lv, st, SECRET)
 
 
 def _decode_base64url(text: bytes) -> bytes | None:
@@ -63,11 +64,11 @@ def secure_link_value(ctx) -> str | None:
     conf = ctx.conf
     if conf is None:
         return None
-    if conf.secure_link_secret is not None:
-        return _old_style(ctx, conf.secure_link_secret)
-    if conf.secure_link_var is None or conf.secure_link_md5 is None:
+    if conf.secure_link.secret is not None:
+        return _old_style(ctx, conf.secure_link.secret)
+    if conf.secure_link.variable is None or conf.secure_link.md5 is None:
         return None
-    value = conf.secure_link_var.render(ctx)
+    value = conf.secure_link.variable.render(ctx)
     hash_text, comma, exp_text = value.partition(",")
     expires = 0
     if comma:
@@ -79,7 +80,7 @@ def secure_link_value(ctx) -> str | None:
     digest = _decode_base64url(hash_text.encode("latin-1"))
     if digest is None or len(digest) != 16:
         return None
-    expected = hashlib.md5(conf.secure_link_md5.render(ctx).encode("latin-1", "replace")).digest()
+    expected = hashlib.md5(conf.secure_link.md5.render(ctx).encode("latin-1", "replace")).digest()
     if digest != expected:
         return None
     return "0" if expires and expires < time.time() else "1"
@@ -87,10 +88,10 @@ def secure_link_value(ctx) -> str | None:
 
 def secure_link_expires(ctx) -> str | None:
     conf = ctx.conf
-    if conf is None or conf.secure_link_secret is not None or conf.secure_link_var is None \
-            or conf.secure_link_md5 is None:
+    if conf is None or conf.secure_link.secret is not None or conf.secure_link.variable is None \
+            or conf.secure_link.md5 is None:
         return None
-    _, comma, exp_text = conf.secure_link_var.render(ctx).partition(",")
+    _, comma, exp_text = conf.secure_link.variable.render(ctx).partition(",")
     if not comma or not (exp_text.isdigit() and int(exp_text) > 0):
         return None
     return exp_text

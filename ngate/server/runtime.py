@@ -89,7 +89,7 @@ class WorkerRuntime:
         self.draining = False
         self.servers: list = []
         self._counter = 0
-        self._writers: list = [None] * len(config.access_logs)   # by LocConf.log_slot
+        self._writers: list = [None] * len(config.access_logs)   # by LocConf.log.slot
         self._idle_waiter = None
         self.worker_connections = config.main.worker_connections
         self._connections_warned = False
@@ -235,7 +235,7 @@ class WorkerRuntime:
 
     def access_log(self, ctx) -> None:
         conf = ctx.conf
-        writers = self._writers[conf.log_slot] if conf is not None else None
+        writers = self._writers[conf.log.slot] if conf is not None else None
         if writers is None:
             writers = self.access_log_writers(ctx)
         for w in writers:
@@ -247,10 +247,10 @@ class WorkerRuntime:
         if conf is None:
             server = ctx.server or ctx.conn.listen.default_server
             conf = server.conf
-        writers = self._writers[conf.log_slot]
+        writers = self._writers[conf.log.slot]
         if writers is None:
-            writers = self._writers[conf.log_slot] = self._make_writers(
-                self.config.access_logs[conf.log_slot])
+            writers = self._writers[conf.log.slot] = self._make_writers(
+                self.config.access_logs[conf.log.slot])
         return writers
 
     def _make_writers(self, logs: tuple) -> tuple:

@@ -52,7 +52,7 @@ def compile_expires(args: tuple, where) -> Expires:
 
 def expires_headers(conf, status: int, mtime: float | None = None) -> list:
     """[(b"Expires", ...), (b"Cache-Control", ...)] for this response, or []."""
-    exp = conf.expires
+    exp = conf.headers.expires
     if exp is None or exp.kind == "off" or status not in EXPIRES_CODES:
         return []
     if exp.kind == "max":

@@ -79,7 +79,7 @@ def _send(ctx, fd: int, st, vary: bool) -> None:
         if status == 412:
             return phases.finalize(ctx, 412)
         headers.extend(expires_headers(conf, 304, meta.mtime))
-        if conf.add_header:
+        if conf.headers.add_header:
             headers.extend(respond.add_headers(ctx, conf, 304))
         if vary:
             headers.insert(0, VARY)
@@ -89,7 +89,7 @@ def _send(ctx, fd: int, st, vary: bool) -> None:
                                connection=connection_line(ctx), headers=headers)
         return write_whole(ctx, head, b"", 0)
     headers.extend(expires_headers(conf, 200, meta.mtime))
-    if conf.add_header:
+    if conf.headers.add_header:
         headers.extend(respond.add_headers(ctx, conf, 200))
     headers.append((b"Content-Encoding", b"gzip"))
     size = meta.size

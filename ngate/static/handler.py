@@ -107,7 +107,7 @@ def static_handler(ctx) -> None:
     if path is None:
         return phases.finalize(ctx, 404)
     vary = False
-    gs = ctx.conf.gzip_static
+    gs = ctx.conf.static.gzip_static
     if gs is not None and ctx.method != "POST":
         vary = gzip_static.serve(ctx, path, gs)
         if vary is True:
@@ -147,7 +147,7 @@ def _new_meta(ctx, st, path: str, root: str):
     conf = ctx.conf
     meta = filemeta.FileMeta(conf, ctx.uri, root, st,
                              charset.content_type(conf, 200, content_type(conf, ctx.uri), ctx))
-    if conf.charset_recode is None or not conf.charset_recode.variable:
+    if conf.charset.recode is None or not conf.charset.recode.variable:
         filemeta.store(path, meta)
     return meta
 

@@ -25,10 +25,10 @@ def directory(ctx) -> None:
     dir_path = map_uri(ctx, ctx.uri)
     if dir_path is None:
         return phases.finalize(ctx, 404)
-    if ctx.conf.random_index and ctx.method in ("GET", "HEAD", "POST"):
+    if ctx.conf.static.random_index and ctx.method in ("GET", "HEAD", "POST"):
         if _random_index(ctx, dir_path):
             return None
-    names = ctx.conf.index
+    names = ctx.conf.static.index
     last = len(names) - 1
     first = None                # the first index file tried: nginx names it when the dir is missing
     for i, name in enumerate(names):
@@ -53,7 +53,7 @@ def directory(ctx) -> None:
             error_log.error(f'"{first or dir_path}" is not found (2: No such file or directory)'
                             + error_log.request_suffix(ctx), ctx.conn.number)
         return phases.finalize(ctx, 404)
-    if ctx.conf.autoindex and ctx.method in ("GET", "HEAD"):
+    if ctx.conf.static.autoindex and ctx.method in ("GET", "HEAD"):
         return _autoindex(ctx, dir_path)
     error_log.error(f'directory index of "{dir_path}" is forbidden' + error_log.request_suffix(ctx),
                     ctx.conn.number)
@@ -118,7 +118,7 @@ def _index_exists(ctx, path: str | None) -> bool | None:
 
 def _autoindex(ctx, dir_path: str) -> None:
     conf = ctx.conf
-    fmt = conf.autoindex_format
+    fmt = conf.static.autoindex_format
     callback = None
     if fmt == "jsonp":
         callback = autoindex.jsonp_callback(ctx.args)
@@ -130,7 +130,7 @@ def _autoindex(ctx, dir_path: str) -> None:
             fmt = "json"
     try:
         if fmt == "html":
-            utf8 = bool(conf.charset) and (charset.split_type(charset.content_type(
+            utf8 = bool(conf.charset.charset) and (charset.split_type(charset.content_type(
                 conf, 200, b"text/html", ctx) or b"")[1] or b"").lower() == b"utf-8"
             body = autoindex.listing(ctx.uri, dir_path, utf8)
         elif fmt == "xml":
@@ -140,7 +140,7 @@ def _autoindex(ctx, dir_path: str) -> None:
     except OSError as exc:
         return open_failed(ctx, dir_path, exc)
     headers = expires_headers(conf, 200)
-    if conf.add_header or conf.userid is not None:
+    if conf.headers.add_header or conf.userid is not None:
         headers.extend(respond.add_headers(ctx, conf, 200))
     _send_listing(ctx, body, autoindex.CONTENT_TYPES[fmt], headers)
 

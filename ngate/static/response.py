@@ -39,7 +39,7 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
             vary = _send_filtered(ctx, fd, meta, vary)
             if vary is None:
                 return None
-        if conf.add_header:
+        if conf.headers.add_header:
             found = validators.overrides(ctx, conf, 200)
             if found is not None:
                 return _send_replaced(ctx, fd, meta, vary, found)
@@ -58,7 +58,7 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
     if ctx.www_authenticate is not None:     # an error page for the access phase's 401
         headers.insert(0, (b"WWW-Authenticate", ctx.www_authenticate.encode("latin-1", "replace")))
     headers.extend(expires_headers(conf, status, mtime))
-    if conf.add_header or conf.userid is not None:
+    if conf.headers.add_header or conf.userid is not None:
         headers.extend(respond.add_headers(ctx, conf, status))
     _send_head_and_file(ctx, fd, status, meta.content_type, size, [(0, size)],
                         meta.last_modified.encode() if status in (200, 206) else None, headers)
@@ -98,7 +98,7 @@ def _send_filtered(ctx, fd: int, meta, vary: bool, ranged: bool = True):
     conf = ctx.conf
     headers = [(b"ETag", meta.etag.encode())] if meta.etag else []
     headers.extend(expires_headers(conf, 200, meta.mtime))
-    if conf.add_header:
+    if conf.headers.add_header:
         headers.extend(respond.add_headers(ctx, conf, 200))
     lastmod = meta.last_modified.encode()
     out = HeadersOut(200, meta.content_type, meta.size, lastmod, headers)
@@ -144,8 +144,8 @@ def _send_filtered(ctx, fd: int, meta, vary: bool, ranged: bool = True):
 def _send_200(ctx, fd: int, meta, vary: bool = False) -> None:
     """The whole file: the common case, with the head's fixed part from the cache."""
     conf = ctx.conf
-    headers = expires_headers(conf, 200, meta.mtime) if conf.expires is not None else []
-    if conf.add_header or conf.userid is not None:
+    headers = expires_headers(conf, 200, meta.mtime) if conf.headers.expires is not None else []
+    if conf.headers.add_header or conf.userid is not None:
         headers.extend(respond.add_headers(ctx, conf, 200))
     respond.check_keepalive(ctx)
     ctx.status = 200
@@ -173,7 +173,7 @@ def _send_ranged(ctx, fd: int, meta, range_header: bytes, vary: bool = False) ->
         headers.insert(0, VARY)
     segments, length, ctype = range_segments(parsed, size, meta.content_type, headers)
     headers.extend(expires_headers(conf, 206, meta.mtime))
-    if conf.add_header or conf.userid is not None:
+    if conf.headers.add_header or conf.userid is not None:
         headers.extend(respond.add_headers(ctx, conf, 206))
     if len(segments) == 1:
         s, e = segments[0]
@@ -266,7 +266,7 @@ def _send_not_modified(ctx, status: int, meta, vary: bool = False) -> None:
     if vary:
         headers.insert(0, VARY)
     headers += expires_headers(conf, 304, meta.mtime)
-    if conf.add_header or conf.userid is not None:
+    if conf.headers.add_header or conf.userid is not None:
         headers.extend(respond.add_headers(ctx, conf, 304))
     respond.check_keepalive(ctx)
     ctx.status = 304

@@ -31,7 +31,7 @@ def test_each_config_renders_its_own_map(tmp_path):
     first = load(tmp_path, "first")
     second = load(tmp_path, "second")       # loading it used to replace the first one's maps
     for cfg, name in ((first, "first"), (second, "second")):
-        assert cfg.servers[0].conf.add_header[0].value.render(ctx()) == name
+        assert cfg.servers[0].conf.headers.add_header[0].value.render(ctx()) == name
 
 
 def test_handlers_and_plans_are_chosen_when_the_config_compiles(tmp_path):
@@ -54,7 +54,7 @@ server {
     location / { add_header X-Bar "[$http_bar]"; }
 }
 """)
-    header = cfg.servers[0].locations[1].conf.add_header[0].value
+    header = cfg.servers[0].locations[1].conf.headers.add_header[0].value
     hdr = {b"bar": b"from-client"}
     assert header.render(RequestContext(None, "GET", "/", "1.1", list(hdr.items()), hdr)) \
         == "[from-client]"

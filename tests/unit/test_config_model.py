@@ -48,10 +48,10 @@ def test_array_replaced_not_merged(tmp_path):
 
 
 @pytest.mark.parametrize("outer,inner,field", [
-    ("add_header A 1;", "add_header B 2 always;", "add_header"),
+    ("add_header A 1;", "add_header B 2 always;", "headers.add_header"),
     ("error_page 404 /a.html;", "error_page 500 /b.html;", "error_page"),
     ("proxy_hide_header X-A;", "proxy_hide_header X-B;", "proxy.hide_header"),
-    ("access_log /tmp/a.log;", "access_log off;", "access_log"),
+    ("access_log /tmp/a.log;", "access_log off;", "log.access_log"),
 ])
 def test_other_arrays_replace(tmp_path, outer, inner, field):
     _, srv = server(tmp_path, outer + " location /a { " + inner + " } location /b { }")
@@ -66,23 +66,23 @@ def test_proxy_pass_not_inherited_by_nested_location_but_by_if(tmp_path):
                     " if ($uri) { add_header X 1; } location /a/b { } }")
     a = loc(srv, "/a")
     assert a.locations[0].conf.proxy.pass_ is None
-    (op,) = a.conf.rewrite_ops
+    (op,) = a.conf.rewrite.ops
     assert isinstance(op, IfOp) and op.conf.proxy.pass_ is a.conf.proxy.pass_
-    assert [h.name for h in op.conf.add_header] == ["X"] and a.conf.add_header == ()
+    assert [h.name for h in op.conf.headers.add_header] == ["X"] and a.conf.headers.add_header == ()
 
 
 def test_rewrite_ops_stay_on_their_level(tmp_path):
     _, srv = server(tmp_path, "set $x 1; rewrite ^/old /new last;"
                     " location /a { return 301 https://$host$request_uri; }"
                     " location /b { if ($x = 1) { set $y 2; break; } }")
-    assert [type(o) for o in srv.conf.rewrite_ops] == [SetOp, RewriteOp]
-    assert srv.conf.rewrite_ops[1].flag == "last"
-    (ret,) = loc(srv, "/a").conf.rewrite_ops
+    assert [type(o) for o in srv.conf.rewrite.ops] == [SetOp, RewriteOp]
+    assert srv.conf.rewrite.ops[1].flag == "last"
+    (ret,) = loc(srv, "/a").conf.rewrite.ops
     assert (ret.code, ret.text.text) == (301, "https://$host$request_uri")
-    (iff,) = loc(srv, "/b").conf.rewrite_ops
+    (iff,) = loc(srv, "/b").conf.rewrite.ops
     assert iff.condition.kind == "=" and iff.condition.right.text == "1"
     assert [type(o).__name__ for o in iff.ops] == ["SetOp", "BreakOp"]
-    assert iff.conf.rewrite_ops == ()
+    assert iff.conf.rewrite.ops == ()
 
 
 @pytest.mark.parametrize("text,code,body", [
@@ -93,14 +93,14 @@ def test_rewrite_ops_stay_on_their_level(tmp_path):
 ])
 def test_return_forms(tmp_path, text, code, body):
     _, srv = server(tmp_path, text)
-    (op,) = srv.conf.rewrite_ops
+    (op,) = srv.conf.rewrite.ops
     assert isinstance(op, ReturnOp) and op.code == code
     assert (op.text.text if op.text else None) == body
 
 
 def test_rewrite_to_url_is_a_redirect(tmp_path):
     _, srv = server(tmp_path, "rewrite ^/(.*)$ https://example.com/$1;")
-    assert srv.conf.rewrite_ops[0].flag == "redirect"
+    assert srv.conf.rewrite.ops[0].flag == "redirect"
 
 
 @pytest.mark.parametrize("cond,kind", [
@@ -110,7 +110,7 @@ def test_rewrite_to_url_is_a_redirect(tmp_path):
 ])
 def test_if_conditions(tmp_path, cond, kind):
     _, srv = server(tmp_path, f"if ({cond}) {{ return 403; }}")
-    (op,) = srv.conf.rewrite_ops
+    (op,) = srv.conf.rewrite.ops
     assert op.condition.kind == kind
     if kind.endswith("~*"):
         assert op.condition.right.match("/A")
@@ -266,7 +266,7 @@ def test_location_kinds_and_nesting(tmp_path):
     php = loc(srv, "\\.php$").regex
     assert php.search("/x.php") and not php.search("/xphp")
     assert loc(srv, "/api/").locations[0].pattern == "/api/v1/"
-    assert srv.named_locations["@fallback"].conf.rewrite_ops[0].code == 502
+    assert srv.named_locations["@fallback"].conf.rewrite.ops[0].code == 502
 
 
 def test_matchers_are_built(tmp_path):
@@ -303,7 +303,7 @@ def test_log_formats_and_access_log(tmp_path):
     assert "combined" in cfg.log_formats
     main = cfg.log_formats["main"]
     assert main.escape == "json" and main.template.text == '{"u":"$uri","s":$status}'
-    a, b = srv.conf.access_log
+    a, b = srv.conf.log.access_log
     assert a.path == str(tmp_path / "logs/a.log") and a.format is main
     assert a.condition.text == "$loggable" and b.format.name == "combined"
 
@@ -318,7 +318,7 @@ def test_core_settings_and_paths(tmp_path):
     assert c.client_max_body_size == 10 * 1024 * 1024 and c.keepalive_timeout == 65.0
     assert srv.large_client_header_buffers == (8, 16384) and srv.underscores_in_headers
     assert srv.client_header_timeout == 10.0 and not c.server_tokens
-    assert c.root.text == str(tmp_path / "html/site") and c.index == ("a.html", "b.html")
+    assert c.root.text == str(tmp_path / "html/site") and c.static.index == ("a.html", "b.html")
     pages = {code: (p.uri.text, p.override) for code, p in c.error_page}
     assert pages == {500: ("/50x.html", 200), 502: ("/50x.html", 200), 404: ("@missing", -1)}
     x = loc(srv, "/x").conf
@@ -370,7 +370,7 @@ def test_include_glob_and_bundled_fallback(tmp_path):
 def test_quoting_and_escapes(tmp_path):
     _, srv = server(tmp_path, "add_header X-A \"a\\\"b\"; add_header X-B 'c d';"
                     " add_header X-C \"line\\n\";")
-    assert [h.value.text for h in srv.conf.add_header] == ['a"b', "c d", "line\n"]
+    assert [h.value.text for h in srv.conf.headers.add_header] == ['a"b', "c d", "line\n"]
 
 
 def test_bundled_default_config():
@@ -379,7 +379,7 @@ def test_bundled_default_config():
     assert cfg.main.error_log[0].path == "stderr" and os.path.isabs(cfg.main.pid)
     (srv,) = cfg.servers
     assert srv.listens[0].key == ("127.0.0.1", 8080) and srv.listens[0].default_server
-    op = srv.locations[0].conf.rewrite_ops[0]
+    op = srv.locations[0].conf.rewrite.ops[0]
     assert op.code == 200 and "Welcome to ngate" in op.text.text
     assert srv.locations[0].conf.default_type == "text/html"
 

@@ -34,11 +34,11 @@ def test_merge(tmp_path):
     server = config.servers[0]
     a, ab, c = (find_location(server, uri)[0].conf for uri in ("/a", "/a/b", "/c"))
     root = server.conf
-    assert a.userid.enable == userid.V1 and a.userid.mark == "x" and a.mirror == ("/m",)
-    assert a.userid.path == b"; path=/a" and a.userid.name == "uid" and a.mirror_request_body
-    assert ab.mirror is None and ab.userid == a.userid
+    assert a.userid.enable == userid.V1 and a.userid.mark == "x" and a.mirror.uris == ("/m",)
+    assert a.userid.path == b"; path=/a" and a.userid.name == "uid" and a.mirror.request_body
+    assert ab.mirror.uris is None and ab.userid == a.userid
     assert c.userid is None
-    assert root.userid.path == b"; path=/" and root.mirror is None
+    assert root.userid.path == b"; path=/" and root.mirror.uris is None
 
 
 @pytest.mark.parametrize("line,found", [
