@@ -31,6 +31,7 @@ def scalar(field: str, parse):
         if field in lv.vals:
             raise ConfigError(f'"{st.directive}" directive is duplicate', st.where)
         lv.vals[field] = parse(c, st)
+    handle.fills = (field,)             # the Level key (tests/unit/test_config_sections.py)
     return handle
 
 
@@ -39,6 +40,7 @@ def array(field: str, item, extend: bool = False):
         items = lv.vals.setdefault(field, [])
         value = item(c, st)
         items.extend(value) if extend else items.append(value)
+    handle.fills = (field,)
     return handle
 
 
@@ -103,6 +105,7 @@ def bitmask(field: str, parse):
     """nginx's ngx_conf_set_bitmask_slot: repeated occurrences in one block add up."""
     def handle(c, lv, st):
         lv.vals[field] = lv.vals.get(field, frozenset()) | parse(c, st)
+    handle.fills = (field,)
     return handle
 
 
