@@ -5,7 +5,8 @@ http/server/location/if block, only what that block itself sets; then building m
 top-down the way nginx's merge_loc_conf does: a scalar comes from the innermost level that set
 it, an array (proxy_set_header, add_header, error_page, access_log, ...) from the innermost level
 that has any item of it. rewrite-module ops belong to their own level only. proxy_pass carries
-into `if` and `limit_except` blocks but not into nested locations.
+into `if` and `limit_except` blocks but not into nested locations. Level keys "section.field"
+become the fields of LocConf's module sections (config/sections.py).
 """
 from __future__ import annotations
 

@@ -9,8 +9,11 @@ Values that contain nginx variables are `Template` objects (routing/variables.py
 
 Here: the server and location side (Listen, Server, LocConf, Location, Main, Config). The parts
 owned by one module live beside it and are re-exported here: model_upstream.py (upstream
-groups, proxy_pass), model_tls.py (ssl_*, proxy_ssl_*), model_rewrite.py (the rewrite ops),
-model_logs.py, model_access.py (AccessPlan, limit_except).
+groups, proxy_pass, UpstreamSection), model_proxy.py (ProxyConf), model_fastcgi.py
+(FastCGIConf), model_tls.py (ssl_*, proxy_ssl_*), model_rewrite.py (the rewrite ops),
+model_logs.py, model_access.py (AccessPlan, limit_except), model_headers.py, model_static.py,
+model_modules.py (charset, secure_link, mirror, websocket). LocConf holds the HTTP core's
+fields and one section per other module (config/sections.py).
 """
 from __future__ import annotations
 
@@ -292,7 +295,7 @@ class Config:
     prefix: str                      # -p (default: the directory ngate was told, see cli)
     conf_file: str                   # absolute path of the main file
     http_conf: LocConf = LocConf()   # http-level LocConf
-    access_logs: tuple = ((),)       # the distinct access_log lists, by LocConf.log_slot
+    access_logs: tuple = ((),)       # the distinct access_log lists, by LocConf.log.slot
     user_vars: Any = None            # routing/variables.py UserVars: set/map names, map blocks
     files: tuple[str, ...] = ()      # every file read (for -T)
     tls_listens: dict = field(default_factory=dict)   # listen key -> server/tls.py TlsListen

@@ -20,9 +20,10 @@ class AuthBasic:
 
 @dataclass(frozen=True, slots=True)
 class AccessPlan:
-    """The access phase of one LocConf, in nginx's handler order: access (allow/deny), then
-    auth_basic, then auth_request; `satisfy_any` is `satisfy any`. Built only where some check is configured."""
-    rules: tuple = ()                # LocConf.access_rules
+    """The access phase of one LocConf (its `access` section, ngate/access), in nginx's handler
+    order: access (allow/deny), then auth_basic, then auth_request; `satisfy_any` is `satisfy
+    any`. Built only where some check is configured."""
+    rules: tuple = ()                # allow/deny: (allow, network|None)
     auth_basic: AuthBasic | None = None
     satisfy_any: bool = False
     auth_delay: float = 0.0
