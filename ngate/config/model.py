@@ -206,6 +206,8 @@ class LocConf:
     content: Any = None                  # the content handler: handler(ctx)
     access_steps: tuple = ()             # PREACCESS + ACCESS: step(ctx, conf) -> 0 | status | -1
     precontent_steps: tuple = ()         # try_files, mirror: step(ctx, conf) -> took it over
+    plain_head: bool = False             # no module adds to ngate's own response heads: no
+                                         # filters, add_header, userid, charset (http/respond.py)
     # proxy_pass / fastcgi_pass: what goes upstream (a Plan); uncached: proxy_cache's other Plan
     upstream_plan: Any = field(default=None, compare=False, repr=False)
     uncached_plan: Any = field(default=None, compare=False, repr=False)

@@ -130,6 +130,9 @@ def bind(conf):
             uncached = proxy_request.Plan(conf, cacheable=False)
     elif conf.fastcgi.pass_ is not None:
         plan = fastcgi_proxy.FastCGIPlan(conf)
+    plain = conf.filters is None and not conf.headers.add_header and conf.userid is None \
+        and not conf.charset.charset
     return dataclasses.replace(
         conf, content=content_handler(conf), access_steps=access_steps(conf),
-        precontent_steps=precontent_steps(conf), upstream_plan=plan, uncached_plan=uncached)
+        precontent_steps=precontent_steps(conf), upstream_plan=plan, uncached_plan=uncached,
+        plain_head=plain)

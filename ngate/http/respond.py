@@ -116,8 +116,7 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
         return
     ctx.status = status
     conf = ctx.conf
-    if not extra and location is None and conf is not None and conf.filters is None \
-            and not conf.headers.add_header and conf.userid is None and not conf.charset.charset \
+    if not extra and location is None and conf is not None and conf.plain_head \
             and ctx.accel_headers is None and ctx.www_authenticate is None \
             and ctx.location_out is None and ctx.http_minor != 2:
         return _send_plain(ctx, conn, conf, status, body, content_type, last_modified)
