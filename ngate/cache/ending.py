@@ -76,7 +76,8 @@ class CacheEnding:
         if meta is None:
             return False
         conf = ctx.conf
-        if status >= 300 and self.wire.intercepts(conf) and phases.error_page_for(conf, status):
+        if status >= 300 and self.plan.section.intercept_errors \
+                and phases.error_page_for(conf, status):
             # *_intercept_errors: nginx stores the status alone (r->cache->error); a hit then
             # goes to the error_page as this response does now
             meta["error"] = status
