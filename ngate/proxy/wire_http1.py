@@ -169,7 +169,7 @@ class Http1Wire:
         ctx = ex.ctx
         conf = ex.conf
         rbody = ex.body
-        if rbody is rb.NO_BODY and conf.proxy_set_body is None and ctx.content_length_in is None:
+        if rbody is rb.NO_BODY and conf.proxy.set_body is None and ctx.content_length_in is None:
             # no body: the head alone (the usual GET)
             data = build_request_head(ctx, ex.plan, ex.uri, None, False)
             ex.sent_bytes = len(data)
@@ -260,8 +260,8 @@ class Http1Wire:
                     if known is None:
                         ex.learn = head         # send_head may keep its parse (_learn)
                     elif len(data) - end == known[3] and ex.ctx.method != "HEAD" and (
-                            len(data) <= ex.conf.proxy_buffer_size
-                            or known[5] <= ex.conf.proxy_buffer_size):
+                            len(data) <= ex.conf.proxy.buffer_size
+                            or known[5] <= ex.conf.proxy.buffer_size):
                         return self.known_response(ex, u, data, end, known)
             if self._http09(ex, u, data):
                 return
