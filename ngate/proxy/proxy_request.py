@@ -75,7 +75,7 @@ class Plan:
         # no add_header, userid, body filters, charset, proxy_force_ranges nor cache: a known
         # response head translates to the same bytes but Date and Connection (wire_http1.py)
         self.plain = not conf.headers.add_header and conf.userid is None and conf.filters is None \
-            and not conf.charset.charset.charset.charset and not conf.proxy.force_ranges and conf.proxy.cache is None
+            and not conf.charset.charset and not conf.proxy.force_ranges and conf.proxy.cache is None
         self.version_line = b" " + self.version + b"\r\n"
         self.fixed = self.length_line = self.chunked_line = None
         kinds = [kind for kind, _name, _value in self.items]
