@@ -42,9 +42,9 @@ def content_handler(conf):
     """The static modules' handler of a location: plain_file when nothing in the location
     changes a file's 200 beyond its cached head, else static_handler."""
     if (conf.alias is None and (conf.root is None or conf.root.static)
-            and conf.gzip_static is None and conf.disable_symlinks is None
-            and conf.filters is None and not conf.add_header and conf.userid is None
-            and conf.expires is None):
+            and conf.static.gzip_static is None and conf.disable_symlinks is None
+            and conf.filters is None and not conf.headers.add_header and conf.userid is None
+            and conf.headers.expires is None):
         return plain_file
     return static_handler
 

@@ -48,7 +48,7 @@ def test_return_is_the_config_op_itself(tmp_path):
     """The common path allocates no decision: a `return` is its ReturnOp."""
     fe = front_end(tmp_path, 'location / { return 204; }')
     ctx = fe.request("GET", "/")
-    assert fe.decisions[0] is ctx.conf.rewrite_ops[0]
+    assert fe.decisions[0] is ctx.conf.rewrite.ops[0]
     fe.request("GET", "/")
     assert fe.decisions[1] is fe.decisions[0]
 
