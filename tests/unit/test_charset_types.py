@@ -7,13 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from ngate.config.model import CharsetConf
 from ngate.http1.charset import DEFAULT_TYPES, RecodeConf, content_type, decide
 
 TYPES = DEFAULT_TYPES | {b"text/css"}
 
 
 def announce(ctype, types):
-    conf = SimpleNamespace(charset_recode=None, charset=b"utf-8", charset_types=types)
+    conf = SimpleNamespace(charset=CharsetConf(charset=b"utf-8", types=types))
     return content_type(conf, 200, ctype)
 
 
