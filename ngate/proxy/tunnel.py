@@ -160,8 +160,8 @@ class Tunnel:
             self.from_client.data_received(client_bytes)
         self.active = False
         # reading may have been paused (bytes held past the Upgrade request, backpressure)
-        self.client.resume_reading()
-        self.upstream.resume_reading()
+        flow.resume_transport(self.client)
+        flow.resume_transport(self.upstream)
         runtime = self.runtime
         runtime.tunnel_opened(self)
         metrics.TUNNELS.opened(self)

@@ -5,11 +5,7 @@ Request: proxy/proxy_request.py builds the head; the body follows as the client 
 memory or from the spool's temp file, or proxy_set_body's.
 Response: the connection's llhttp parser (httptools) calls upstream_conn.py, which hands the
 head to headers_complete here (1xx, proxy_buffer_size) and the body and end to the exchange.
-Upstreams send the same heads again and again: a plain final head that llhttp accepted whole
-in a response's first read is kept with its parse and split per location (Plan.heads, _learn);
-the same bytes again, with exactly Content-Length bytes of body in the read, go the known way
-(known_response: the events llhttp's callbacks would produce, without the parser; for a
-Plan.plain location the client's head is pre-rendered around its Date and Connection lines).
+A repeated plain response head goes without llhttp: proxy/known_head.py (known_response).
 HTTP/0.9, and every byte after an interim 1xx head (nginx 1.22), pass raw until the upstream
 closes (PASSTHROUGH). A 101 hands both connections to the tunnel.
 """
@@ -17,9 +13,9 @@ from __future__ import annotations
 
 import httptools
 
-from ngate.http import respond
 from ngate.http1 import response as resp
 from ngate.observability import error_log
+from ngate.proxy import known_head
 from ngate.proxy import request_body as rb
 from ngate.proxy.exchange_state import BEFORE_HEAD, DONE, PASSTHROUGH, STREAMING, SWITCHING
 from ngate.proxy.proxy_request import build_request_head, upstream_uri
@@ -38,76 +34,6 @@ CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"cont
 class _PassedRaw(Exception):
     """Raised from a parser callback to stop llhttp: the rest of the read was passed on raw."""
 
-
-def _head_end(buf: bytes) -> int:
-    """Where the first response head in buf ends (after its empty line; CRLF or bare LF)."""
-    crlf, lf = buf.find(b"\n\r\n"), buf.find(b"\n\n")
-    if crlf >= 0 and (lf < 0 or crlf < lf):
-        return crlf + 3
-    return lf + 2 if lf >= 0 else len(buf)
-
-
-_KNOWN_MAX = 64         # response heads kept per Plan (emptied when full: Date changes)
-_KNOWN_LEN = 1024       # longer heads are parsed by llhttp every time (memory per location)
-
-
-def _learn(ex, split: tuple, http10: bool) -> None:
-    """Keep the parse of a response head that llhttp accepted whole in the response's first read
-    (ex.learn: its bytes, CRLF line ends only), with its split (headers passed on, slots) when
-    nothing in it depends on the request: Plan.heads[head] = (status, reason, headers, length,
-    HTTP/1.0?, size as headers_complete counts it, split). Only plain final responses with one
-    Content-Length: no Transfer-Encoding, Upgrade, Location, X-Accel-*, nor Refresh or
-    Set-Cookie when proxy_redirect or proxy_cookie_* could rewrite them."""
-    head = ex.learn
-    ex.learn = None
-    status = ex.status
-    if status < 200 or status == 204 or status == 304 or ex.accel is not None \
-            or len(head) > _KNOWN_LEN:
-        return
-    if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\n") \
-            or _head_end(head) != len(head):
-        return
-    plan = ex.plan
-    length = None
-    size = 17 + len(ex.reason or b"")
-    for name, value in ex.resp_headers:
-        size += len(name) + len(value) + 4
-        lname = name.lower()
-        if lname == b"content-length":
-            if length is not None or not value.isdigit() or len(value) > 18:
-                return
-            length = int(value)
-        elif lname in _NOT_KNOWN or lname[:8] == b"x-accel-" or (
-                lname == b"refresh" and plan.redirects) or (
-                lname == b"set-cookie" and plan.cookies is not None):
-            return
-    if length is None:
-        return
-    heads = plan.heads
-    if len(heads) >= _KNOWN_MAX:
-        heads.clear()
-    out, ctype, clen, lastmod, location, te_chunked, close = split
-    pieces = None
-    if plan.plain:
-        # the client's head but Date and Connection: pieces around them (_known_head)
-        reason = ex.reason or as_sent(status, ex.reason)
-        tokens = ex.conf.server_tokens
-        pre = resp.build_head(status, 1, server_tokens=tokens, reason=reason,
-                              server=plan.own_server, date=False)[:-2]
-        full = resp.build_head(status, 1, server_tokens=tokens, content_type=ctype,
-                               content_length=length, last_modified=lastmod,
-                               connection=_MARK, headers=out, reason=reason,
-                               server=plan.own_server, date=False)
-        mid, post = full[len(pre):].split(_MARK)
-        pieces = (pre, mid, post)
-    heads[head] = (status, ex.reason, tuple(ex.resp_headers), length, http10, size,
-                   (tuple(out), ctype, clen, lastmod, location, te_chunked, close), pieces)
-
-
-_MARK = b"\0connection\0"     # where build_head puts the Connection line (_learn)
-
-
-_NOT_KNOWN = frozenset({b"transfer-encoding", b"upgrade", b"location"})
 
 
 class Http1Wire:
@@ -258,7 +184,7 @@ class Http1Wire:
                     head = data[:end]
                     known = ex.plan.heads.get(head)
                     if known is None:
-                        ex.learn = head         # send_head may keep its parse (_learn)
+                        ex.learn = head         # send_head may keep its parse (known_head.learn)
                     elif len(data) - end == known[3] and ex.ctx.method != "HEAD" and (
                             len(data) <= ex.conf.proxy.buffer_size
                             or known[5] <= ex.conf.proxy.buffer_size):
@@ -309,32 +235,8 @@ class Http1Wire:
         if u.leftover and ex.state is DONE:
             self.log_leftover(ex)
 
-    def known_response(self, ex, u, data: bytes, end: int, known: tuple) -> None:
-        """A whole response in one read (its Content-Length's bytes exactly) whose head llhttp
-        parsed and accepted before (Plan.heads, kept by _learn): the events llhttp's callbacks
-        would produce, in their order, without the parser (left between two messages, as it
-        would be after this one). data() goes on as after llhttp (_read_end)."""
-        u.tail = None
-        ex.out = []
-        ex.feeding = True
-        ex.reason = known[1]
-        ex.resp_headers = list(known[2])
-        ex.known = known
-        ex.response_head(known[0])      # on_headers_complete (headers_complete's checks passed)
-        ex.known = None
-        if u.exchange is not None:      # on_body, on_message_complete
-            n = known[3]
-            if n:
-                if ex.filter is None and not ex.chunked_out and ex.state is STREAMING \
-                        and not ex.head_only:
-                    ex.attempt.response_length += n     # response_body, written out
-                    ex.ctx.body_bytes_sent += n
-                    ex.out.append(data[end:])
-                else:
-                    ex.response_body(data[end:])
-            if u.exchange is not None:
-                ex.response_end()
-        self._read_end(ex, u)
+    known_response = known_head.known_response
+    _known_head = staticmethod(known_head.known_head)
 
     def headers_complete(self, ex) -> None:
         """llhttp has the response head (upstream_conn.py's on_headers_complete)."""
@@ -359,7 +261,7 @@ class Http1Wire:
         self.send_head(ex, status)
         if ex.state is not DONE:    # (a HEAD request is done with the head)
             ex._to(PASSTHROUGH)     # llhttp would parse the rest as a response of its own
-            rest = u.head_buf[_head_end(u.head_buf):]
+            rest = u.head_buf[known_head.head_end(u.head_buf):]
             if rest:
                 ex.ctx.body_bytes_sent += len(rest)
                 ex._emit(rest)
@@ -423,7 +325,7 @@ class Http1Wire:
             out, ctype, length, lastmod, location, te_chunked, close = split
             http10 = ex.uconn.parser.get_http_version() == "1.0"
             if ex.learn is not None:
-                _learn(ex, split, http10)
+                known_head.learn(ex, split, http10)
         if ex.accel is not None and ex.accel_headers():
             return
         if close or http10:
@@ -444,36 +346,13 @@ class Http1Wire:
             self.read_chunked(ex)
 
     @staticmethod
-    def _known_head(ex, ctx, known: tuple) -> None:
-        """write_head for a known response head (known_response) of a Plan.plain location to an
-        HTTP/1.1 client: the pieces _learn rendered around the Date and Connection lines."""
-        split = known[6]
-        if split[6] or known[4]:           # Connection: close, or HTTP/1.0
-            ex.uconn_reusable_flag(False)
-        ctx.resp_headers = list(split[0])
-        ex.head_only = False
-        ex.resp_length = known[3]
-        ex.until_close = False
-        respond.check_keepalive(ctx)
-        pre, mid, post = known[7]
-        conn = ex.conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
-        ctx.status = known[0]
-        if ex.plan.own_date:
-            head = b"".join((pre, resp.DATE.get(), mid, conn, post))
-        else:
-            head = b"".join((pre, mid, conn, post))
-        ctx.head_sent = True
-        ctx.bytes_sent = len(head)
-        ex.out.append(head)             # (known_response gathers the read's output)
-
-    @staticmethod
     def read_chunked(ex) -> None:
         """A chunked body is parsed as nginx parses it (proxy/upstream_chunked.py), not by
         llhttp: the rest of this read goes to it, later reads through the connection's parser
         (llhttp again for the connection's next response)."""
         u = ex.uconn
         u.parser = body = ChunkedResponseBody(ex, u)
-        rest = u.head_buf[_head_end(u.head_buf):]
+        rest = u.head_buf[known_head.head_end(u.head_buf):]
         u.head_buf = b""
         if rest:
             try:

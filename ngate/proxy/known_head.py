@@ -1,0 +1,137 @@
+"""Known response heads: an upstream's repeated response head without llhttp (proxy_pass).
+
+Upstreams send the same heads again and again. A plain final head that llhttp accepted whole in
+a response's first read is kept with its parse and split per location (Plan.heads, `learn`,
+called by Http1Wire.send_head); the same bytes again, with exactly Content-Length bytes of body
+in the read, go the known way (`known_response`, a method of Http1Wire: the events llhttp's
+callbacks would produce, in their order, without the parser). For a Plan.plain location the
+client's head is pre-rendered around its Date and Connection lines (`known_head`).
+"""
+from __future__ import annotations
+
+from ngate.http import respond
+from ngate.http1 import response as resp
+from ngate.proxy.exchange_state import STREAMING
+from ngate.proxy.response_head import as_sent
+
+
+def head_end(buf: bytes) -> int:
+    """Where the first response head in buf ends (after its empty line; CRLF or bare LF)."""
+    crlf, lf = buf.find(b"\n\r\n"), buf.find(b"\n\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf + 3
+    return lf + 2 if lf >= 0 else len(buf)
+
+
+_KNOWN_MAX = 64         # response heads kept per Plan (emptied when full: Date changes)
+_KNOWN_LEN = 1024       # longer heads are parsed by llhttp every time (memory per location)
+
+
+def learn(ex, split: tuple, http10: bool) -> None:
+    """Keep the parse of a response head that llhttp accepted whole in the response's first read
+    (ex.learn: its bytes, CRLF line ends only), with its split (headers passed on, slots) when
+    nothing in it depends on the request: Plan.heads[head] = (status, reason, headers, length,
+    HTTP/1.0?, size as headers_complete counts it, split). Only plain final responses with one
+    Content-Length: no Transfer-Encoding, Upgrade, Location, X-Accel-*, nor Refresh or
+    Set-Cookie when proxy_redirect or proxy_cookie_* could rewrite them."""
+    head = ex.learn
+    ex.learn = None
+    status = ex.status
+    if status < 200 or status == 204 or status == 304 or ex.accel is not None \
+            or len(head) > _KNOWN_LEN:
+        return
+    if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\n") \
+            or head_end(head) != len(head):
+        return
+    plan = ex.plan
+    length = None
+    size = 17 + len(ex.reason or b"")
+    for name, value in ex.resp_headers:
+        size += len(name) + len(value) + 4
+        lname = name.lower()
+        if lname == b"content-length":
+            if length is not None or not value.isdigit() or len(value) > 18:
+                return
+            length = int(value)
+        elif lname in _NOT_KNOWN or lname[:8] == b"x-accel-" or (
+                lname == b"refresh" and plan.redirects) or (
+                lname == b"set-cookie" and plan.cookies is not None):
+            return
+    if length is None:
+        return
+    heads = plan.heads
+    if len(heads) >= _KNOWN_MAX:
+        heads.clear()
+    out, ctype, clen, lastmod, location, te_chunked, close = split
+    pieces = None
+    if plan.plain:
+        # the client's head but Date and Connection: pieces around them (_known_head)
+        reason = ex.reason or as_sent(status, ex.reason)
+        tokens = ex.conf.server_tokens
+        pre = resp.build_head(status, 1, server_tokens=tokens, reason=reason,
+                              server=plan.own_server, date=False)[:-2]
+        full = resp.build_head(status, 1, server_tokens=tokens, content_type=ctype,
+                               content_length=length, last_modified=lastmod,
+                               connection=_MARK, headers=out, reason=reason,
+                               server=plan.own_server, date=False)
+        mid, post = full[len(pre):].split(_MARK)
+        pieces = (pre, mid, post)
+    heads[head] = (status, ex.reason, tuple(ex.resp_headers), length, http10, size,
+                   (tuple(out), ctype, clen, lastmod, location, te_chunked, close), pieces)
+
+
+_MARK = b"\0connection\0"     # where build_head puts the Connection line (_learn)
+
+
+_NOT_KNOWN = frozenset({b"transfer-encoding", b"upgrade", b"location"})
+
+
+def known_response(self, ex, u, data: bytes, end: int, known: tuple) -> None:
+    """A whole response in one read (its Content-Length's bytes exactly) whose head llhttp
+    parsed and accepted before (Plan.heads, kept by _learn): the events llhttp's callbacks
+    would produce, in their order, without the parser (left between two messages, as it
+    would be after this one). data() goes on as after llhttp (_read_end)."""
+    u.tail = None
+    ex.out = []
+    ex.feeding = True
+    ex.reason = known[1]
+    ex.resp_headers = list(known[2])
+    ex.known = known
+    ex.response_head(known[0])      # on_headers_complete (headers_complete's checks passed)
+    ex.known = None
+    if u.exchange is not None:      # on_body, on_message_complete
+        n = known[3]
+        if n:
+            if ex.filter is None and not ex.chunked_out and ex.state is STREAMING \
+                    and not ex.head_only:
+                ex.attempt.response_length += n     # response_body, written out
+                ex.ctx.body_bytes_sent += n
+                ex.out.append(data[end:])
+            else:
+                ex.response_body(data[end:])
+        if u.exchange is not None:
+            ex.response_end()
+    self._read_end(ex, u)
+
+
+def known_head(ex, ctx, known: tuple) -> None:
+    """write_head for a known response head (known_response) of a Plan.plain location to an
+    HTTP/1.1 client: the pieces _learn rendered around the Date and Connection lines."""
+    split = known[6]
+    if split[6] or known[4]:           # Connection: close, or HTTP/1.0
+        ex.uconn_reusable_flag(False)
+    ctx.resp_headers = list(split[0])
+    ex.head_only = False
+    ex.resp_length = known[3]
+    ex.until_close = False
+    respond.check_keepalive(ctx)
+    pre, mid, post = known[7]
+    conn = ex.conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
+    ctx.status = known[0]
+    if ex.plan.own_date:
+        head = b"".join((pre, resp.DATE.get(), mid, conn, post))
+    else:
+        head = b"".join((pre, mid, conn, post))
+    ctx.head_sent = True
+    ctx.bytes_sent = len(head)
+    ex.out.append(head)             # (known_response gathers the read's output)
