@@ -55,5 +55,27 @@ def send(port: int, *writes: bytes) -> int:
 def test_chunks_of_one_read_are_one_chunk(diff, writes, framing):
     diff.check(lambda port: send(port, *writes))       # the same statuses and decoded bodies
     for kind in diff.procs:                             # and the same framing upstream
-        out = diff.run(kind, lambda port: send(port, *writes))
+        for _ in range(5):
+            out = diff.run(kind, lambda port: send(port, *writes))
+            if not preread_whole(out):
+                break
         assert (out.result, body_framing(out)) == (200, framing), kind
+
+
+def preread_whole(out) -> bool:
+    """Whether the proxy read the whole body with the head after all (a loaded machine can hold
+    the client's first read past the second write): then both nginx and ngate send it with a
+    Content-Length instead of chunked, which is not this test's case; the caller tries again."""
+    raw = out.requests()[0].raw
+    return b"\r\nContent-Length: " in raw[:raw.index(b"\r\n\r\n") + 2]
+
+
+def test_a_chunked_body_read_with_the_head_goes_with_its_length(diff):
+    """nginx: a body read whole with the head is not streamed (request_body_no_buffering
+    cleared), so it goes upstream with a Content-Length."""
+    writes = (HEAD + b"5\r\n01234\r\n4\r\nmany\r\n0\r\n\r\n",)
+    for kind in diff.procs:
+        out = diff.run(kind, lambda port: send(port, *writes))
+        raw = out.requests()[0].raw
+        assert out.result == 200, kind
+        assert b"\r\nContent-Length: 9\r\n" in raw and raw.endswith(b"\r\n\r\n01234many"), kind
