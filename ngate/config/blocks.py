@@ -26,7 +26,6 @@ def events(c, lv, st):
     ev = c.level("events", lv, st.where)
     c.walk(st.block, ev)
     lv.vals.update(ev.vals)
-    lv.extra.update(ev.extra)
 
 
 def http(c, lv, st):

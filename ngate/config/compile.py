@@ -65,7 +65,6 @@ class Level:
         self.parent = parent
         self.where = where
         self.vals: dict = {}
-        self.extra: dict = {}
         self.ops: list = []            # SetOp, ReturnOp, RewriteOp, BreakOp, Level (an if)
         self.locations: list = []
         self.limit_except: Level | None = None
@@ -150,7 +149,7 @@ class Compiler:
             from ngate.supervisor.identity import DEFAULT_USER, default_group, resolve
             vals["user"], vals["group"] = DEFAULT_USER, default_group()
             vals["uid"], vals["gid"] = resolve(vals["user"], vals["group"])
-        return Main(extra=MappingProxyType(lv.extra), **vals)
+        return Main(**vals)
 
     def http_base(self) -> dict:
         temp = (self.path("client_body_temp"), ())      # nginx's NGX_HTTP_CLIENT_TEMP_PATH

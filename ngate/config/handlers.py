@@ -16,7 +16,7 @@ name for the registry (`h.scalar("daemon", h.flag)`):
 from __future__ import annotations
 
 from ngate.config.slots import (OFFSET_DIRECTIVES, args_tuple, array, as_number, bitmask, bufs,
-                                count, each_arg, extra, first_arg, flag, header_set,
+                                count, each_arg, first_arg, flag, header_set,
                                 invalid_value, is_default, lower_bytes, msec, msec_or_off,
                                 no_effect, no_effect_warning, number, path_arg, refused,
                                 scalar, section_key, size, template, wire)  # noqa: F401

@@ -281,7 +281,6 @@ class Main:
     uid: int | None = None           # when not root (nginx ignores `user` then)
     gid: int | None = None
     worker_rlimit_nofile: int = 0
-    extra: Any = None                # accepted, not yet implemented: name -> [args tuple, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,15 +4,14 @@ Tools (nginx's own test harness among them) read `nginx -V` to learn what a buil
 nginx builds by default is missing when `--without-<module>` is listed, an optional one is
 present when `--with-<module>` is. ngate derives that list from one table: a module counts as
 implemented when every directive that stands for it is in the directive registry with a real
-handler, not one that only accepts it: not handlers.extra, no handler
-marked `not_implemented = True`, no row whose `support` class says otherwise. When a directive
-gains a real handler, -V follows by itself.
+handler, not one that only accepts it: no handler marked `not_implemented = True`, no row whose
+`support` class says otherwise. When a directive gains a real handler, -V follows by itself.
 """
 from __future__ import annotations
 
 import ssl
 
-from ngate.config import directives, handlers
+from ngate.config import directives
 
 # (configure name, built by nginx by default, directives that must be implemented)
 MODULES: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
@@ -74,15 +73,11 @@ MODULES: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
 
 DIRECTIVES = {module: names for module, _default, names in MODULES}
 
-ACCEPT_ONLY = frozenset({handlers.extra})
-
-
 def implemented(name: str, registry: dict | None = None) -> bool:
     """Is directive `name` registered with a handler that does more than accept it (and, where
     the row records its class of support, classed as implemented)?"""
     rows = (directives.REGISTRY if registry is None else registry).get(name, ())
     return any(getattr(row, "support", "implemented") == "implemented"
-               and row.handler not in ACCEPT_ONLY
                and not getattr(row.handler, "not_implemented", False) for row in rows)
 
 

@@ -44,11 +44,6 @@ def array(field: str, item, extend: bool = False):
     return handle
 
 
-def extra(c, lv, st):
-    """Accepted for later issues: kept as lv.extra[name] = [args tuple, ...]."""
-    lv.extra.setdefault(st.directive, []).append(tuple(st.args))
-
-
 def no_effect(parse=None, warn: bool = False, default: tuple | None = None):
     """A class-2 directive (directives.py): its value is checked as nginx checks it, then
     dropped. `warn`: ngate says once per occurrence that it has no effect (unless the

@@ -11,7 +11,7 @@ def fake_registry(**implemented: bool) -> dict:
     names = {n for _m, _d, ns in modules.MODULES for n in ns}
     real = lambda c, lv, st: None  # noqa: E731
     return {n: [Directive(n, frozenset({"http"}), (0, None),
-                          real if implemented.get(n) else handlers.extra)] for n in names}
+                          real if implemented.get(n) else handlers.no_effect())] for n in names}
 
 
 def test_nothing_implemented_lists_every_default_module_as_without():
