@@ -2,6 +2,8 @@
 more is cut off, less ends the response with the connection, a HEAD's body is not read (the
 FastCGI connection is closed) unless fastcgi_cache stores it."""
 import struct
+import time
+from pathlib import Path
 
 import pytest
 
@@ -104,6 +106,7 @@ def test_fastcgi_cache_stores_the_response_to_head(start_proxy, fake):
     proxy = start_proxy(CONF, fcgi_port=fake.port)
     r = request(proxy.port, "HEAD", "/cache/extra")
     assert (r.status, r.header("X-Cache"), r.body) == (200, b"MISS", b"")
+    stored(proxy.prefix / "cache")      # the body is read on after the HEAD's answer is sent
     r = request(proxy.port, "GET", "/cache/extra")
     assert (r.status, r.header("X-Cache"), r.body) == (200, b"HIT", b"SEE-THIS")
     assert [dict(q["params"])[b"REQUEST_METHOD"] for q in fake.requests] == [b"HEAD"]
@@ -113,6 +116,16 @@ def test_fastcgi_cache_stores_the_response_to_head(start_proxy, fake):
         assert c.closed_by_peer()
     r = request(proxy.port, "HEAD", "/cache/short")
     assert r.header("X-Cache") == b"MISS" and len(fake.requests) == 3
+
+
+def stored(cache: Path, timeout: float = 10.0) -> None:
+    """Wait until the cache holds an entry (a file, not ngate's .tmp/ one being written): both proxies go on reading the upstream's
+    body after answering a HEAD, so a GET right after can still find the entry being written
+    (nginx then answers MISS; seen under load)."""
+    deadline = time.monotonic() + timeout
+    while not any(p.is_file() and ".tmp" not in p.parts for p in cache.rglob("*")):
+        assert time.monotonic() < deadline, "nothing stored in the cache"
+        time.sleep(0.02)
 
 
 H2_CONF = """
