@@ -206,15 +206,22 @@ def _send_h2(ctx, conn, status, body, head_only, conf, content_type, length, las
         size += len(resp.TE_CHUNKED)
     ctx.head_sent = True
     if head_only or not body:
-        conn.write_fields(hdrs, chunked)
+        body = b""
         if not head_only:
             ctx.body_bytes_sent = 0
         ctx.bytes_sent = size
     else:
-        conn.write_fields(hdrs, chunked, True)
-        conn.write(body)
         ctx.body_bytes_sent = len(body)
         ctx.bytes_sent = size + len(body)
+    whole = getattr(conn.__class__, "respond_whole", None)
+    if whole is not None and not chunked:
+        # Http2Stream: HEADERS (+ DATA) with END_STREAM in one step. Looked up on the class:
+        # a wrapper (cache's _FinishAfter, a subrequest's conn) passes other names on to the
+        # stream; it, and the extended CONNECT stream, take the three calls
+        return whole(conn, ctx, hdrs, body)
+    conn.write_fields(hdrs, chunked, bool(body))
+    if body:
+        conn.write(body)
     conn.finish_request(ctx)
 
 

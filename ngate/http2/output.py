@@ -74,6 +74,27 @@ class Output:
             self.streams.pop(sid, None)
         self.flush_later()
 
+    def send_whole(self, s, hdrs: list, body: bytes) -> bool:
+        """A whole response (Http2Stream.respond) in one step: HEADERS with END_STREAM, or
+        HEADERS + one DATA with END_STREAM when the body fits the windows and the chunk size;
+        False (nothing sent) when it does not."""
+        if self.closing:
+            return False
+        fr = self.framing
+        try:
+            if not body:
+                fr.send_headers(s.sid, hdrs, True)
+            elif not fr.send_response(s.sid, hdrs, body, self._chunk(s, fr)):
+                return False
+        except StreamClosed:
+            s.client_closed()
+            self.streams.pop(s.sid, None)
+            self.flush_later()
+            return True
+        self._ended(s)
+        self.flush_later()
+        return True
+
     def _chunk(self, s, fr) -> int:
         """The largest DATA frame of the stream: http2_chunk_size, within the frame size."""
         ctx = s.ctx

@@ -1,7 +1,8 @@
 """One HTTP/2 stream as the request phases see it: a downstream connection of its own.
 
 The HTTP core (ngate/http/) and its content handlers talk to `ctx.conn`: they write an
-HTTP/1.1 response head (or its fields, write_fields) then body bytes, end with finish_request(),
+HTTP/1.1 response head (or its fields, write_fields) then body bytes, end with finish_request()
+(a whole response ngate made: respond_whole, all three in one step),
 pause or resume through `conn.writer` (downstream_paused/downstream_resumed), read the body
 through attach_body(), and close or abort. Http2Stream carries that out on its stream:
 
@@ -155,6 +156,35 @@ class Http2Stream(StreamBody):
             # HEADERS at the end of this read or loop turn, with the body written meanwhile
             self.pending = True
             self.h2c.send_later(self)
+
+    def respond_whole(self, ctx, hdrs: list, body: bytes) -> None:
+        """A whole response the HTTP core made (respond.py's send_response): its HEADERS fields
+        and complete body sent and the stream ended in one step, as write_fields + write +
+        finish_request would: HEADERS + one DATA with END_STREAM (HEADERS with END_STREAM if
+        no body) when the body fits the windows and http2_chunk_size, else queued."""
+        if self.closing or self.ended or self.head != b"" or ctx.trailers is not None:
+            self.write_fields(hdrs, False, bool(body))
+            if body:
+                self.write(body)
+            return self.finish_request(ctx)
+        req = self.current
+        self.writer = None
+        ctx.req = None
+        self.head = None
+        self.ending = True
+        if body:
+            self.unlogged = ctx         # logged once its bytes are out (Output._ended)
+        else:
+            log.log_request(ctx)
+        if not self.h2c.send_whole(self, hdrs, body):
+            self.hdrs = hdrs            # the windows are short: sent as they open
+            if body:
+                self.out += body
+                self.out_size += len(body)
+            self.h2c.send_stream(self)
+        if req is not None and not req.complete:
+            req.discard = True
+            req.body = None
 
     def send_pending(self) -> None:
         """The connection's `sending` turn (Output.send_queued): what was written goes out."""

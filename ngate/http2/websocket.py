@@ -86,6 +86,7 @@ def extended_connect(conn, stream, protocol: bytes, headers: list, hdr: dict):
 class WebSocketStream(Http2Stream):
     __slots__ = ("key", "upgrade_head", "pipe", "refused", "held", "held_flow", "client_ended")
     line_method = "CONNECT"     # $request shows the request line the client sent
+    respond_whole = None        # send_response goes through write_fields' 2xx check
 
     def __init__(self, h2c, sid: int) -> None:
         super().__init__(h2c, sid)
