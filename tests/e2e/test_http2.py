@@ -11,6 +11,7 @@ import struct
 import subprocess
 import time
 
+import h2.events
 import hpack
 
 import pytest
@@ -211,6 +212,32 @@ def test_return_444_resets_the_stream_and_the_connection_goes_on(ngate, path):
         assert sid in c.resets
         assert c.response(c.request("/"))[0] == 200
     wait_log(ngate, rf"GET {path} HTTP/2\.0\|444\|")
+
+
+def test_return_in_one_step_or_as_the_window_opens(ngate):
+    """A `return` leaves as HEADERS + one DATA with END_STREAM (a HEAD as HEADERS with
+    END_STREAM) and is logged; with a 4-byte stream window the same body is queued and sent
+    as the client opens the window, 4 bytes a frame, and logged once it is out."""
+    body = b"plain h2c HTTP/2.0\n"
+    with H2Client(ngate.port) as c:
+        sid = c.request("/one")
+        assert c.response(sid) == (200, c.response(sid)[1], body)
+        frames = [e for e in c.events if getattr(e, "stream_id", None) == sid
+                  and isinstance(e, h2.events.DataReceived)]
+        assert len(frames) == 1 and frames[0].stream_ended is not None
+        head = c.request("/one-head", method="HEAD")
+        status, hdrs, got = c.response(head)
+        assert (status, got, hdrs[b"content-length"]) == (200, b"", b"%d" % len(body))
+        assert head in c.ended
+    wait_log(ngate, r"GET /one HTTP/2\.0\|200\|HTTP/2\.0\|h2c\|19\|")
+    wait_log(ngate, r"HEAD /one-head HTTP/2\.0\|200\|HTTP/2\.0\|h2c\|0\|")
+    with H2Client(ngate.port, window=4) as c:
+        sid = c.request("/small-window")
+        assert c.response(sid)[::2] == (200, body)
+        frames = [e for e in c.events if getattr(e, "stream_id", None) == sid
+                  and isinstance(e, h2.events.DataReceived)]
+        assert len(frames) == 5 and max(len(e.data) for e in frames) == 4
+    wait_log(ngate, r"GET /small-window HTTP/2\.0\|200\|HTTP/2\.0\|h2c\|19\|")
 
 
 def test_zero_window_stall_times_out(ngate):
