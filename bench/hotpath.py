@@ -286,7 +286,6 @@ LIMIT_REQ = ("    limit_req_zone $binary_remote_addr zone=hot:10m rate=100000000
 
 
 def run(n: int, limit_req: bool = False, access_log: bool = False) -> float:
-    from ngate.proxy.upstream_conn import UpstreamConnection
     from ngate.server.connection import HttpConnection
 
     conf = CONF
@@ -296,23 +295,12 @@ def run(n: int, limit_req: bool = False, access_log: bool = False) -> float:
         if access_log:
             conf = conf.replace("access_log off;", "access_log %s/access.log;" % prefix, 1)
         config, loop, runtime, listen = _runtime(prefix, conf)
-        upstream = config.upstreams["backend"]
-        peer = upstream.servers[0]
-        # one pooled upstream connection, reused by every request
-        up_t = FakeTransport(sock=("127.0.0.1", 50000))
-        uconn = UpstreamConnection(peer)
-        uconn.connection_made(up_t)
-        runtime.pool.put(id(upstream), (peer.host, peer.port), uconn, 32, 60.0)
+        uconn, up_t = _pooled(config, runtime, "backend", 32)
         conn = HttpConnection(runtime, listen)
         down_t = FakeTransport()
 
         async def drive() -> float:
-            conn.connection_made(down_t)
-            t0 = time.process_time()
-            for _ in range(n):
-                conn.data_received(REQUEST)
-                uconn.data_received(RESPONSE)
-            elapsed = time.process_time() - t0
+            elapsed = _exchanges(conn, down_t, uconn, REQUEST, RESPONSE, n)
             assert len(down_t.written) == n and down_t.written[-1].endswith(b"ok\n")
             assert not down_t.closed and conn.queue is None
             return elapsed
@@ -320,6 +308,30 @@ def run(n: int, limit_req: bool = False, access_log: bool = False) -> float:
         elapsed = loop.run_until_complete(drive())
         loop.close()
         return elapsed / n * 1e6
+
+
+def _pooled(config, runtime, name: str, keepalive: int):
+    """One upstream connection of group `name` on a fake transport, in the pool: every request
+    reuses it. (connection, its transport)"""
+    from ngate.proxy.upstream_conn import UpstreamConnection
+    upstream = config.upstreams[name]
+    peer = upstream.servers[0]
+    up_t = FakeTransport(sock=("127.0.0.1", 50000))
+    uconn = UpstreamConnection(peer)
+    uconn.connection_made(up_t)
+    runtime.pool.put(id(upstream), (peer.host, peer.port), uconn, keepalive, 60.0)
+    return uconn, up_t
+
+
+def _exchanges(conn, down_t, uconn, request: bytes, response: bytes, n: int) -> float:
+    """n requests on one client connection, each answered at once by the pooled upstream: the
+    process CPU seconds they took."""
+    conn.connection_made(down_t)
+    t0 = time.process_time()
+    for _ in range(n):
+        conn.data_received(request)
+        uconn.data_received(response)
+    return time.process_time() - t0
 
 
 FASTCGI_REQUEST = (b"GET /ka/ok.php?id=7 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: bench\r\n"
@@ -353,29 +365,18 @@ def fastcgi_response() -> bytes:
 
 
 def run_fastcgi(n: int) -> float:
-    from ngate.proxy.upstream_conn import UpstreamConnection
     from ngate.server.connection import HttpConnection
 
     params = "/etc/nginx/fastcgi_params"
     response = fastcgi_response()
     with tempfile.TemporaryDirectory() as prefix:
         config, loop, runtime, listen = _runtime(prefix, FASTCGI_CONF % (prefix, params))
-        upstream = config.upstreams["php"]
-        peer = upstream.servers[0]
-        up_t = FakeTransport(sock=("127.0.0.1", 50000))
-        uconn = UpstreamConnection(peer)
-        uconn.connection_made(up_t)
-        runtime.pool.put(id(upstream), (peer.host, peer.port), uconn, 16, 60.0)
+        uconn, up_t = _pooled(config, runtime, "php", 16)
         conn = HttpConnection(runtime, listen)
         down_t = FakeTransport()
 
         async def drive() -> float:
-            conn.connection_made(down_t)
-            t0 = time.process_time()
-            for _ in range(n):
-                conn.data_received(FASTCGI_REQUEST)
-                uconn.data_received(response)
-            elapsed = time.process_time() - t0
+            elapsed = _exchanges(conn, down_t, uconn, FASTCGI_REQUEST, response, n)
             assert len(down_t.written) == n, len(down_t.written)
             assert down_t.written[-1].endswith(b"\r\n\r\n3\r\nok\n\r\n0\r\n\r\n")
             assert down_t.written[-1].startswith(b"HTTP/1.1 200 OK\r\n")
