@@ -13,6 +13,7 @@ back to the pool with fastcgi_keep_conn on and an upstream `keepalive`).
 from __future__ import annotations
 
 from ngate.config.model import Upstream, UpstreamServer
+from ngate.fastcgi import known as known_heads
 from ngate.fastcgi import records as fcgi
 from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
@@ -41,7 +42,7 @@ CONSUMED = frozenset({b"content-length", b"content-type",
 class FastCGIPlan:
     """What a location sends to the FastCGI server; built once per LocConf."""
     __slots__ = ("params", "begin", "keep_conn", "head_limit", "redirects", "cookies",
-                 "own_server", "own_date", *upstream_plan.SLOTS)
+                 "own_server", "own_date", "heads", "plain", *upstream_plan.SLOTS)
 
     def __init__(self, conf) -> None:
         items = []      # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
@@ -67,6 +68,13 @@ class FastCGIPlan:
         self.own_server = self.own_date = True
         self.redirects = ()     # proxy_redirect is the proxy module's: CGI headers pass as sent
         self.cookies = None     # so are proxy_cookie_*
+        # CGI heads seen and learned (fastcgi/known.py); none under fastcgi_cache
+        self.heads = {} if conf.fastcgi.cache is None else None
+        # no add_header, userid, body filters, charset nor fastcgi_force_ranges: a known head
+        # translates to the same bytes but Date and Connection
+        self.plain = not conf.headers.add_header and conf.userid is None \
+            and conf.filters is None and not conf.charset.charset \
+            and not conf.fastcgi.force_ranges
 
 
 def plan_for(conf) -> FastCGIPlan:
@@ -83,7 +91,7 @@ def _open_empty(ctx, conf) -> bool:
 
 class FastCGIWire:
     """The FastCGI wire protocol strategy of proxy/exchange.py's UpstreamExchange."""
-    __slots__ = ("records", "head_reader", "rest", "stdin_hold", "keeping", "head_end")
+    __slots__ = ("records", "head_reader", "rest", "stdin_hold", "keeping", "head_end", "known")
     upgrades = False            # a CGI 101 is no tunnel
     body_after_head = True      # the script may read its input after its head: STDIN goes on
     frame_file = staticmethod(fcgi.stdin)   # spooled file blocks as STDIN records
@@ -92,7 +100,8 @@ class FastCGIWire:
     # head (fastcgi/cgi.py); rest: body bytes still expected (fastcgi/rest.py); stdin_hold:
     # STDIN records of this event-loop turn, written at its end; keeping: the body is also
     # stored (cache/fastcgi.py: the exchange's keep_body); head_end: the offset of the CGI
-    # head's end in the bytes read ($upstream_response_length). Set by send_request.
+    # head's end in the bytes read ($upstream_response_length); known: the head's entry of
+    # FastCGIPlan.heads while response_head runs (fastcgi/known.py). Set by send_request.
 
     # ------------------------------------------------------------ configuration
 
@@ -128,6 +137,7 @@ class FastCGIWire:
         self.rest = body_rest.UNBOUNDED
         self.stdin_hold = None
         self.keeping = False
+        self.known = None
         ctx = ex.ctx
         body = ex.body
         plan = ex.plan
@@ -228,17 +238,33 @@ class FastCGIWire:
 
     def _stdout(self, ex, data: bytes, end: int = -1) -> None:
         if ex.state in BEFORE_HEAD:
-            try:
-                got = self.head_reader.feed(data)
-            except ValueError as exc:
-                return ex.next_peer(invalid_header(str(exc)))
-            if got is None:
-                return
-            head, data = got
+            heads = ex.plan.heads
+            known = None
+            if heads is not None and not self.head_reader.buf:
+                known, cut = known_heads.lookup(heads, data)
+            if known is None or known is True:
+                if known is True:       # seen before: send_head may learn it
+                    ex.learn = data[:cut]
+                    known = None
+                try:
+                    got = self.head_reader.feed(data)
+                except ValueError as exc:
+                    return ex.next_peer(invalid_header(str(exc)))
+                if got is None:
+                    return
+                head, data = got
+                status = head.status
+                ex.reason = head.reason
+                ex.resp_headers = head.headers
+            else:
+                data = data[cut:]
+                status = known[0]
+                ex.reason = known[1]
+                ex.resp_headers = list(known[2])
+                self.known = known
             self.head_end = end - len(data)
-            ex.reason = head.reason
-            ex.resp_headers = head.headers
-            ex.response_head(head.status)
+            ex.response_head(status)
+            self.known = ex.learn = None
             if ex.state is not STREAMING or not data:
                 return
         if self.rest != body_rest.UNBOUNDED:
@@ -290,8 +316,21 @@ class FastCGIWire:
         ex.fail(ex._logged(UpstreamError(Failure.INVALID_BODY, Phase.BODY, message)))
 
     def send_head(self, ex, status: int, headers=None) -> None:
-        out, ctype, length, lastmod, _, _, _ = ex.split_headers(
-            ex.resp_headers if headers is None else headers, CONSUMED)
+        known = self.known
+        if known is not None and headers is None:
+            ctx = ex.ctx
+            if known[5] is not None and ctx.http_minor == 1 and ctx.method != "HEAD" \
+                    and ctx.cache is None:
+                known_heads.send_known(ex, ctx, known)
+                self.rest = body_rest.initial(status, ctx.method, ex.resp_length)
+                return
+            out, ctype, length, lastmod = known[3][:4]
+            out = list(out)
+        else:
+            split = ex.split_headers(ex.resp_headers if headers is None else headers, CONSUMED)
+            out, ctype, length, lastmod = split[:4]
+            if ex.learn is not None and headers is None:
+                known_heads.learn(ex, ex.learn, split)
         if ex.accel is not None and ex.accel_headers():
             return
         head_only = ex.write_head(status, ex.reason, out, ctype, length, lastmod)
