@@ -5,6 +5,8 @@ bare LF lines, as nginx accepts), then returns a `CgiHead` and the body bytes th
 more than `limit` bytes of head is a ValueError (nginx: "upstream sent too big header").
 Status rules are nginx's (ngx_http_fastcgi_process_header):
   `Status: 404 Not Found`  status 404, reason "Not Found" (a bad code is a ValueError)
+  `Status: 404`            status 404, the status line as sent: `HTTP/1.1 404` (nginx copies
+                           the Status value into the status line), reason StatusText(b"")
   `Location:` and no Status  302
   neither                   200
 """
@@ -12,11 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ngate.http1.response import StatusText
+
+_AS_SENT = StatusText(b"")      # build_head: the code alone, as the Status value gave it
+
 
 @dataclass(slots=True)
 class CgiHead:
     status: int
-    reason: bytes | None          # from `Status:`; None: the standard reason
+    reason: bytes | None          # from `Status:`; None: the standard reason (no Status)
     headers: list                 # [(name, value)] in order, `Status` removed, repeats kept
 
 
@@ -57,7 +63,7 @@ def parse_head(block: bytes) -> CgiHead:
                 raise ValueError(f'upstream sent invalid status "{value.decode("latin-1")}"')
             status = int(code)
             rest = value[3:].strip()
-            reason = rest or None
+            reason = rest or _AS_SENT
             continue
         if lname == b"location" and value:
             has_location = True
