@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import struct
 
+from ngate.routing.variables import Template, registry
+
 STATIC, TEMPLATE = 0, 1
 
 _LEN_STR = tuple(chr(n) for n in range(128))
@@ -31,6 +33,31 @@ def length_str(n: int) -> str:
 
 def length_bytes(n: int) -> bytes:
     return _LEN_BYTES[n] if n < 128 else _LONG.pack(n | 0x80000000)
+
+
+def fold(template: Template, conf) -> Template:
+    """`template` with the variables whose value is the location's own replaced by their text:
+    $nginx_version, and $document_root when root (or alias) has no variables (a pair whose
+    value becomes static is then encoded once)."""
+    names = registry().names
+    version, docroot = names.get("nginx_version"), names.get("document_root")
+    if template.static or not any(p is version or p is docroot for p in template.parts):
+        return template
+    own = conf.alias if conf.alias is not None else conf.root
+    parts: list = []
+    for p in template.parts:
+        if p is version:
+            p = p(None)
+        elif p is docroot and (own is None or own.static):
+            p = "" if own is None else own.text
+        if p.__class__ is str and parts and parts[-1].__class__ is str:
+            parts[-1] += p
+        elif p != "":
+            parts.append(p)
+    if all(p.__class__ is str for p in parts):
+        text = "".join(parts)
+        return Template(text, (text,))
+    return Template(template.text, tuple(parts))
 
 
 class ParamsPlan:

@@ -17,7 +17,7 @@ from ngate.fastcgi import known as known_heads
 from ngate.fastcgi import records as fcgi
 from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
-from ngate.fastcgi.params import STATIC, TEMPLATE, ParamsPlan
+from ngate.fastcgi.params import STATIC, TEMPLATE, ParamsPlan, fold
 from ngate.fastcgi.records import STDERR, STDOUT
 from ngate.observability import error_log
 from ngate.http import phases
@@ -48,10 +48,11 @@ class FastCGIPlan:
         items = []      # (STATIC, encoded pair) | (TEMPLATE, name, Template, if_not_empty)
         for p in conf.fastcgi.param:
             name = p.name.encode("latin-1")
-            if not p.value.static:
-                items.append((TEMPLATE, name, p.value, p.if_not_empty))
-            elif p.value.text or not p.if_not_empty:
-                items.append((STATIC, fcgi.pair(name, p.value.text.encode("latin-1"))))
+            value = fold(p.value, conf)
+            if not value.static:
+                items.append((TEMPLATE, name, value, p.if_not_empty))
+            elif value.text or not p.if_not_empty:
+                items.append((STATIC, fcgi.pair(name, value.text.encode("latin-1"))))
         names = [p.name for p in conf.fastcgi.param]
         if conf.fastcgi.cache is not None:
             from ngate.cache.fastcgi import cache_params

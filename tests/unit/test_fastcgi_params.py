@@ -72,3 +72,47 @@ def test_static_pairs_are_encoded_once():
     assert [p[:2] for p in plan.pieces] == [("\x01\x01A1\x01\x01B2\x01",
                                              "\x01\x01A1\x01\x01B2")]
     assert plan.tail == "\x01\x01D3"
+
+
+FOLD_CONF = """
+server { listen 8001;
+    location /static/ { root /srv/www; fastcgi_pass 127.0.0.1:9000;
+        fastcgi_param SOFTWARE nginx/$nginx_version; fastcgi_param ROOT $document_root;
+        fastcgi_param FILE $document_root$uri; fastcgi_param BOTH $document_root:$nginx_version; }
+    location /alias/ { alias /srv/alias/; fastcgi_pass 127.0.0.1:9000;
+        fastcgi_param ROOT $document_root; fastcgi_param FILE $document_root$uri; }
+    location /var/ { root /srv/$host; fastcgi_pass 127.0.0.1:9000;
+        fastcgi_param ROOT $document_root; fastcgi_param FILE $document_root$uri; }
+}"""
+
+
+class LocCtx:
+    """A request in a location: what $document_root, $uri and $host read."""
+
+    def __init__(self, conf, uri: str) -> None:
+        self.conf = conf
+        self.uri = uri
+        self.host = "h.test"
+        self.headers = []
+        self.hdr = {}
+
+
+@pytest.mark.parametrize("where", ["/static/", "/alias/", "/var/"])
+def test_the_location_own_values_are_folded(tmp_path, where):
+    """$nginx_version, and $document_root of a root or alias without variables, are encoded
+    with the pairs once; the block is the one the templates render, request by request."""
+    from tests.unit._config_helpers import load_http
+    cfg = load_http(tmp_path, FOLD_CONF)
+    loc = {"/static/": 0, "/alias/": 1, "/var/": 2}[where]
+    conf = cfg.servers[0].locations[loc].conf
+    from ngate.proxy.fastcgi_proxy import FastCGIPlan
+    plan = FastCGIPlan(conf)
+    ctx = LocCtx(conf, where + "x.php")
+    expected = [(p.name.encode(), p.value.render(ctx).encode()) for p in conf.fastcgi.param]
+    assert fcgi.decode_params(plan.params.build(ctx)) == expected
+    templated = [p[3] for p in plan.params.pieces]
+    if where == "/var/":        # $document_root with variables is read per request
+        assert templated == ["ROOT", "FILE"]
+    else:
+        assert "ROOT" not in templated and "SOFTWARE" not in templated \
+            and "BOTH" not in templated and "FILE" in templated
