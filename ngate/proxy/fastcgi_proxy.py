@@ -98,7 +98,7 @@ class FastCGIWire:
     frame_file = staticmethod(fcgi.stdin)   # spooled file blocks as STDIN records
 
     # records: fastcgi/records.py RecordParser of the try's response; head_reader: the CGI
-    # head (fastcgi/cgi.py); rest: body bytes still expected (fastcgi/rest.py); stdin_hold:
+    # head (fastcgi/cgi.py), made when a head is parsed (not for a known one); rest: body bytes still expected (fastcgi/rest.py); stdin_hold:
     # STDIN records of this event-loop turn, written at its end; keeping: the body is also
     # stored (cache/fastcgi.py: the exchange's keep_body); head_end: the offset of the CGI
     # head's end in the bytes read ($upstream_response_length); known: the head's entry of
@@ -134,7 +134,7 @@ class FastCGIWire:
         the bytes held from the client (or 1 while the body goes on: the client may read)."""
         self.records = fcgi.RecordParser()
         self.head_end = -1
-        self.head_reader = HeadReader(ex.plan.head_limit)
+        self.head_reader = None
         self.rest = body_rest.UNBOUNDED
         self.stdin_hold = None
         self.keeping = False
@@ -240,15 +240,18 @@ class FastCGIWire:
     def _stdout(self, ex, data: bytes, end: int = -1) -> None:
         if ex.state in BEFORE_HEAD:
             heads = ex.plan.heads
+            reader = self.head_reader
             known = None
-            if heads is not None and not self.head_reader.buf:
+            if heads is not None and reader is None:    # a response's first STDOUT bytes
                 known, cut = known_heads.lookup(heads, data)
             if known is None or known is True:
                 if known is True:       # seen before: send_head may learn it
                     ex.learn = data[:cut]
                     known = None
+                if reader is None:
+                    reader = self.head_reader = HeadReader(ex.plan.head_limit)
                 try:
-                    got = self.head_reader.feed(data)
+                    got = reader.feed(data)
                 except ValueError as exc:
                     return ex.next_peer(invalid_header(str(exc)))
                 if got is None:
