@@ -65,7 +65,7 @@ class ParamsPlan:
     it + its name's length, those pairs alone, getter, name, if_not_empty); `tail`: the pairs
     without variables after the last one. The getter is the variable's (str, or None: "not
     found") or a Template's render."""
-    __slots__ = ("pieces", "tail", "skip", "pass_headers")
+    __slots__ = ("pieces", "tail", "skip", "pass_headers", "passed")
 
     def __init__(self, items, skip: frozenset, pass_headers: bool) -> None:
         pieces = []
@@ -85,6 +85,7 @@ class ParamsPlan:
         self.tail = before
         self.skip = skip
         self.pass_headers = pass_headers
+        self.passed = {}        # client header lists -> their HTTP_* pairs (bounded)
 
     def build(self, ctx) -> bytes:
         """The request's PARAMS content."""
@@ -104,18 +105,36 @@ class ParamsPlan:
         data = "".join(out).encode("latin-1", "replace")
         if not self.pass_headers:
             return data
-        pieces = [data]
+        headers = tuple(ctx.headers)
+        passed = self.passed.get(headers)
+        if passed is None:
+            passed = self._http_pairs(headers)
+        return data + passed
+
+    def _http_pairs(self, headers: tuple) -> bytes:
+        """The client's headers as HTTP_* pairs, kept for the next request with the same ones
+        (up to _PASSED_MAX lists of up to _PASSED_LEN bytes: the same lists recur)."""
+        pieces = []
         extend = pieces.extend
         skip = self.skip
         keys = _HEADER_KEYS
-        for name, value in ctx.headers:
+        for name, value in headers:
             key = keys.get(name)
             if key is None:
                 key = header_key(name)
             if key[0] not in skip:
                 n = len(value)
                 extend((key[1], _LEN_BYTES[n] if n < 128 else length_bytes(n), key[2], value))
-        return b"".join(pieces)
+        passed = b"".join(pieces)
+        if len(passed) <= _PASSED_LEN:
+            if len(self.passed) >= _PASSED_MAX:
+                self.passed.clear()
+            self.passed[headers] = passed
+        return passed
+
+
+_PASSED_MAX = 64
+_PASSED_LEN = 1024
 
 
 _HEADER_KEYS: dict[bytes, tuple[bytes, bytes, bytes]] = {}

@@ -116,3 +116,20 @@ def test_the_location_own_values_are_folded(tmp_path, where):
     else:
         assert "ROOT" not in templated and "SOFTWARE" not in templated \
             and "BOTH" not in templated and "FILE" in templated
+
+
+def test_header_pairs_are_kept_per_header_list():
+    """The same header list again gives the pairs kept for it; another list its own; the kept
+    lists stay bounded."""
+    plan = _plan(PAIRS, frozenset({b"host"}))
+    lists = [[(b"Host", b"h"), (b"Accept", b"*/*")], [(b"Host", b"h"), (b"Accept", b"a/b")],
+             [(b"X-Big", b"v" * 2000)]]
+    for _ in range(2):
+        for headers in lists:
+            ctx = Ctx("a=1", headers)
+            got = fcgi.decode_params(plan.build(ctx))
+            assert got == _expected(PAIRS, ctx, frozenset({b"host"}))
+    assert len(plan.passed) == 2            # the 2000-byte value's list is not kept
+    for i in range(200):
+        plan.build(Ctx("", [(b"X-N", b"%d" % i)]))
+        assert len(plan.passed) <= 64
