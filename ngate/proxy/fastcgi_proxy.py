@@ -98,7 +98,8 @@ class FastCGIWire:
     frame_file = staticmethod(fcgi.stdin)   # spooled file blocks as STDIN records
 
     # records: fastcgi/records.py RecordParser of the try's response; head_reader: the CGI
-    # head (fastcgi/cgi.py), made when a head is parsed (not for a known one); rest: body bytes still expected (fastcgi/rest.py); stdin_hold:
+    # head (fastcgi/cgi.py), made when a head is parsed (not for a known one); rest: body
+    # bytes still expected (fastcgi/rest.py); stdin_hold:
     # STDIN records of this event-loop turn, written at its end; keeping: the body is also
     # stored (cache/fastcgi.py: the exchange's keep_body); head_end: the offset of the CGI
     # head's end in the bytes read ($upstream_response_length); known: the head's entry of
