@@ -5,13 +5,15 @@ the caller's prefs) in its own process group, waits for its "WebDriver BiDi list
 line, and opens a BiDi session (`session.new`, `acceptInsecureCerts`: the tests' certificates come
 from a throwaway CA). `navigate(url)` loads a page in the first tab and waits for its load event;
 `evaluate(expr)` runs a JavaScript expression there (a promise is awaited) and returns its value
-(strings, numbers, booleans, null); `wait_for(expr)` polls an expression until it is truthy. `close()` ends the session and kills the process group, so no
-firefox process outlives a test; the tests call it from a fixture finaliser.
+(strings, numbers, booleans, null); `wait_for(expr)` polls an expression until it is truthy.
+`close()` ends the session and kills the process group, so no firefox process outlives a test;
+the tests call it from a fixture finaliser.
 
 The client is `websockets`' sync client sending a command and reading until the answer with its
 id (events are not subscribed to, so none arrive). No WebDriver library: this is all the tests
-need. `FIREFOX` is the binary; `firefox_log` names the MOZ_LOG file when `log_modules` is given
-(e.g. "nsHttp:5,nsWebSocket:5"), for finding out what Firefox did on the wire.
+need. `FIREFOX` (env FIREFOX_BIN) is the binary. With `log_modules` (default: env FIREFOX_MOZ_LOG,
+e.g. "nsHttp:5,nsWebSocket:5") Firefox logs what it did on the wire into files named
+`firefox_log` + ".moz_log" (parent) and ".child-N.moz_log" (content processes).
 """
 from __future__ import annotations
 
@@ -48,7 +50,6 @@ PREFS = {
     "network.http.speculative-parallel-limit": 0,
     "network.proxy.type": 0,
     "browser.newtabpage.enabled": False,
-    "services.settings.server": "http://127.0.0.1:9/",
     "remote.prefs.recommended": True,
 }
 
@@ -68,7 +69,7 @@ class BidiError(RuntimeError):
 class Firefox:
     """One headless firefox-esr with a BiDi session; see the module docstring."""
 
-    def __init__(self, tmp_dir: Path, prefs: dict | None = None, log_modules: str = "",
+    def __init__(self, tmp_dir: Path, prefs: dict | None = None, log_modules: str | None = None,
                  start_timeout: float = 30.0):
         self.dir = Path(tmp_dir)
         self.profile = self.dir / "profile"
@@ -77,6 +78,7 @@ class Firefox:
             "".join(_pref_line(k, v) for k, v in {**PREFS, **(prefs or {})}.items()))
         self.firefox_log = self.dir / "moz.log"
         env = dict(os.environ, MOZ_HEADLESS="1", MOZ_CRASHREPORTER_DISABLE="1")
+        log_modules = os.environ.get("FIREFOX_MOZ_LOG", "") if log_modules is None else log_modules
         if log_modules:
             env.update(MOZ_LOG=log_modules, MOZ_LOG_FILE=str(self.firefox_log))
         self._out = open(self.dir / "firefox-stderr.log", "wb")
