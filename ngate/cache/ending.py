@@ -16,6 +16,7 @@ import time
 from ngate.cache import policy, serve
 from ngate.cache.lookup import CacheState, any_true
 from ngate.http import phases
+from ngate.http1.response import StatusText
 from ngate.observability import error_log
 from ngate.proxy.exchange import NEXT_ON_STATUS
 from ngate.proxy.exchange_state import DONE
@@ -29,7 +30,10 @@ CLIENT_VALIDATORS = (b"range", b"if-modified-since", b"if-none-match", b"if-matc
 
 def entry_meta(ctx, st: CacheState, status: int, reason, headers) -> dict | None:
     """The stored description of a response (cache/store.py), or None when it is not to be
-    cached (policy.valid_until, proxy_no_cache / fastcgi_no_cache)."""
+    cached (policy.valid_until, proxy_no_cache / fastcgi_no_cache). `reason` as the client
+    gets it: a StatusText (the status line as sent: `404`, `200 `) is kept apart from a
+    reason phrase, so a hit repeats the miss's line as nginx's (which parses the stored head
+    again)."""
     cc = st.conf
     valid = policy.valid_until(cc, status, headers, time.time())
     if not valid or any_true(cc.no_cache, ctx):
@@ -37,6 +41,8 @@ def entry_meta(ctx, st: CacheState, status: int, reason, headers) -> dict | None
     meta = {"key": st.key, "valid": valid, "date": int(time.time()), "status": status,
             "reason": (reason or b"").decode("latin-1"),
             "headers": [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]}
+    if reason.__class__ is StatusText:
+        meta["as_sent"] = reason.decode("latin-1")
     swr, sie = policy.extensions(cc, headers)
     if swr:
         meta["swr"] = swr
@@ -61,6 +67,11 @@ class CacheEnding:
     a failure answered from a stale entry when *_cache_use_stale allows it."""
     __slots__ = ()
 
+    def status_text(self):
+        """The reason as the client gets it (FastCGI: the CGI head's; cache/exchange.py: an
+        HTTP upstream's line as sent when it has no reason phrase)."""
+        return self.reason
+
     def cache_head(self, status: int) -> bool:
         """Decide what the cache does with this response head; True when it took the response
         over (answered from the entry, or deferred until it is stored)."""
@@ -72,7 +83,7 @@ class CacheEnding:
                 return answered
         if not st.store:
             return False
-        meta = entry_meta(ctx, st, status, self.reason, self.resp_headers)
+        meta = entry_meta(ctx, st, status, self.status_text(), self.resp_headers)
         if meta is None:
             return False
         conf = ctx.conf

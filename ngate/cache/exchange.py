@@ -30,6 +30,7 @@ from ngate.proxy.exchange import UpstreamExchange
 from ngate.proxy.exchange_state import DONE, STREAMING, SWITCHING
 from ngate.proxy.http_proxy import proxy_exchange, resolve_variable, start_exchange
 from ngate.proxy.proxy_request import plan_for, uncached_plan_for
+from ngate.proxy.response_head import as_sent
 
 __all__ = ["CACHE_HTTP1", "PROXY", "CacheEnding", "CacheState", "CacheWire", "CachingExchange",
            "Kind", "begin", "cache_handler", "entry_meta", "lookup",
@@ -86,6 +87,9 @@ class CachingExchange(CacheEnding, UpstreamExchange):
         self.deferred = False
 
     # ------------------------------------------------------------ response head
+
+    def status_text(self):
+        return self.reason or as_sent(self.status, self.reason)
 
     def response_head(self, status: int) -> None:
         if status >= 200 and status != 101 and self.cache_head(status):

@@ -135,13 +135,13 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
     respond.check_keepalive(ctx)
     ctx.status = status
     ctx.resp_headers = out
-    reason = entry.meta.get("reason")
+    reason = _status_text(entry.meta) if status == entry.status else None
     head = resp.build_head(
         status, 1, server_tokens=conf.server_tokens, content_type=ctype,
         content_length=body_len if status != 304 else None,
         last_modified=lastmod, location=location, chunked=chunked,
         connection=resp.CONN_KEEPALIVE if ctx.keep_alive else resp.CONN_CLOSE, headers=out,
-        reason=reason.encode("latin-1") if reason and status == entry.status else None)
+        reason=reason)
     if ctx.method == "HEAD" or status == 304 or (not size and body_filter is None):
         entry.close()
         tail = resp.LAST_CHUNK if chunked and ctx.method != "HEAD" and status != 304 else b""
@@ -192,3 +192,12 @@ def _unpairs(segs, offset: int) -> list:
     """_ranged's segments (byte strings between (start, end) pairs) moved past the entry head."""
     return [seg if isinstance(seg, bytes) else (seg[0] + offset, seg[1] + offset)
             for seg in segs]
+
+
+def _status_text(meta: dict) -> bytes | None:
+    """The stored reason for build_head: the line as sent (StatusText), a phrase, or None."""
+    as_sent = meta.get("as_sent")
+    if as_sent is not None:
+        return resp.StatusText(as_sent.encode("latin-1"))
+    reason = meta.get("reason")
+    return reason.encode("latin-1") if reason else None
