@@ -387,11 +387,19 @@ class Http2Connection(Output, Lifecycle):
         return False
 
     def start_stream(self, ctx, req) -> None:
-        """A stream's request goes to the phases (TLS client checks first, as HTTP/1.1)."""
-        if self.tls is not None and self.listen.ssl_context.verifies:
+        """A stream's request goes to the phases (TLS client checks first, as HTTP/1.1; then
+        nginx 1.25's ngx_http_v2_run_request: 421 when the Host's server has `http2 off`)."""
+        listen = self.listen
+        if self.tls is not None and listen.ssl_context.verifies:
             from ngate.server.tls import _server_for, client_refusal, refuse
-            server = _server_for(ctx, self.listen)
-            refusal = client_refusal(self.tls, server, ctx.host, self.listen.ssl_context)
+            server = _server_for(ctx, listen)
+            refusal = client_refusal(self.tls, server, ctx.host, listen.ssl_context)
             if refusal is not None:
                 return refuse(ctx, req, *refusal)
+        if listen.http2_off:
+            from ngate.server.https import host_server, refuse
+            server = host_server(ctx, listen)
+            if server is not None and not server.http2:
+                return refuse(ctx, req, server, 421, "client attempted to request the server "
+                              "name for which the negotiated protocol is disabled")
         phases.start_request(ctx, req)

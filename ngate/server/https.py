@@ -82,6 +82,16 @@ def server_for(ctx, listen):
     return listen.selector.select(host) if host else listen.default_server
 
 
+def host_server(ctx, listen):
+    """The server the Host (or :authority) selects, as the phases will; None for a Host they
+    refuse (400 first, as nginx checks the Host before anything else)."""
+    raw = ctx.hdr.get(b"host")
+    if raw is None:
+        return listen.selector.select(None)
+    host = normalize_host(raw)
+    return listen.selector.select(host) if host else None
+
+
 def refuse(ctx, req, server, status: int, message: str) -> None:
     """nginx's checks while reading the head (ngx_http_process_request): logged at info, then
     the status (with the server's error_page for it, e.g. `error_page 497 https://$host...`)."""

@@ -51,8 +51,10 @@ def _accept_chain(_preverify_ok, _store_ctx):
     return 1
 
 
-# ALPN: nginx's ngx_http_ssl_alpn_select, the server's order (h2 first where the socket speaks
-# it), and a fatal no_application_protocol alert when the client offers none of them
+# ALPN: nginx's ngx_http_ssl_alpn_select, the server's order (h2 first where the server chosen
+# by SNI has `http2 on` or the socket `listen ... http2`: the SNI callback's `ngate_h2` on the
+# SSLObject, else the context's), and a fatal no_application_protocol alert when the client
+# offers none of them
 _ALPN_CB = ctypes.CFUNCTYPE(ctypes.c_int, _PTR, _PTR, _PTR, _PTR, ctypes.c_uint, _PTR)
 _ALPN_PROTOS = {1: b"\x08http/1.1\x08http/1.0\x08http/0.9",
                 2: b"\x02h2\x08http/1.1\x08http/1.0\x08http/0.9"}
@@ -68,12 +70,14 @@ _NO_ALPN = ("SSL_do_handshake() failed (SSL: error:0A0000EB:SSL routines::no app
 
 @_ALPN_CB
 def _alpn_select(ssl_ptr, out, outlen, client, client_len, arg):
-    buf = _ALPN_BUFFERS[arg]
+    owner = _owner(ssl_ptr)
+    h2 = getattr(owner, "ngate_h2", None)
+    buf = _ALPN_BUFFERS[arg if h2 is None else 2 if h2 else 1]
     if _lib.SSL_select_next_proto(out, outlen, ctypes.addressof(buf), len(buf), client,
                                   client_len) == _NPN_NEGOTIATED:
         return 0
     # the alert goes out through the handshake's TlsAcceptor (tls.py), as the SNI refusals do
-    acceptor = getattr(_owner(ssl_ptr), "ngate_acceptor", None)
+    acceptor = getattr(owner, "ngate_acceptor", None)
     if acceptor is not None:
         acceptor.refuse(_ALERT_NO_APPLICATION_PROTOCOL, _NO_ALPN)
     return _TLSEXT_ERR_ALERT_FATAL

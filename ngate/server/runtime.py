@@ -19,7 +19,7 @@ from ngate.routing.servers import ServerSelector
 from ngate.server.clock import Deadlines
 from ngate.server.connection import HttpConnection, head_table, line_table, name_table
 from ngate.server.proxy_protocol import ProxyProtocolAcceptor
-from ngate.server.tls import TlsAcceptor, speaks_http2
+from ngate.server.tls import TlsAcceptor, listen_http2, speaks_http2
 from ngate.http2.accept import CleartextHttp2
 from ngate.upstream.pool import KeepalivePool
 
@@ -29,7 +29,7 @@ class ListenState:
     every connection on it would otherwise work out again (head limits, the local address)."""
     __slots__ = ("key", "default_server", "selector", "scheme", "ssl_context", "local",
                  "underscores", "ignore_invalid", "limit_line", "limit_total", "names",
-                 "lines", "heads", "keepalive_timeout", "proxy_protocol", "http2")
+                 "lines", "heads", "keepalive_timeout", "proxy_protocol", "http2", "http2_off")
 
     def __init__(self, key, default_server, servers, scheme: str = "http") -> None:
         self.key = key
@@ -39,6 +39,7 @@ class ListenState:
         self.ssl_context = None     # server/tls.py TlsListen on a `listen ... ssl` socket
         self.proxy_protocol = False   # `listen ... proxy_protocol`: the header comes first
         self.http2 = False            # HTTP/2 too: ALPN h2 (TLS) or the h2c preface (plain)
+        self.http2_off = False        # a server of it has `http2 off`: 421 to its HTTP/2 streams
         self.local = _local_address(key)
         srv = default_server
         self.underscores = srv.underscores_in_headers
@@ -78,7 +79,10 @@ class WorkerRuntime:
             ssl = any(l.ssl for s in servers for l in s.listens if l.key == key)
             ls = self.listens[key] = ListenState(key, default, servers, "https" if ssl else "http")
             ls.ssl_context = config.tls_listens.get(key)
-            ls.http2 = speaks_http2(key, servers)
+            # nginx 1.25: TLS by the SNI server (ALPN, tls_sni.py); plain by the default server
+            flag = listen_http2(key, servers)
+            ls.http2 = speaks_http2(key, servers) if ssl else flag or default.http2
+            ls.http2_off = ls.http2 and not flag and not all(s.http2 for s in servers)
             ls.proxy_protocol = any(l.proxy_protocol for s in servers for l in s.listens
                                     if l.key == key)
         self.connections: set = set()

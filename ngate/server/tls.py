@@ -40,7 +40,7 @@ from ngate.server.tls_sni import AcceptedSSLObject
 from ngate.server.https import client_refusal, refuse, server_for as _server_for  # noqa: F401
 from ngate.server.tls_context import (VERSIONS, load_pair, load_verify, read_passwords,  # noqa: F401
                                       server_context, set_ciphers, set_protocols)
-from ngate.server.tls_sni import TlsListen, build_listens, speaks_http2  # noqa: F401
+from ngate.server.tls_sni import TlsListen, build_listens, listen_http2, speaks_http2  # noqa: F401
 from ngate.server.ssl_vars import client_s_dn  # noqa: F401
 
 _TLS_FIRST_BYTES = (0x16, 0x80)

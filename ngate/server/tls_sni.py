@@ -3,7 +3,8 @@ context every handshake starts on (the default server's settings, the SNI callba
 cache and ticket keys, made before the workers fork so that all workers share them). Its
 callback (nginx's ngx_http_ssl_servername) picks the server for the name, switches the SSL
 object to that server's context (or one loaded for this handshake for certificates with
-variables: tls_certs.py) or refuses the handshake with an alert.
+variables: tls_certs.py) and notes whether ALPN may choose h2 for it (nginx 1.25's per-server
+`http2`: openssl._alpn_select), or refuses the handshake with an alert.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class TlsListen:
 
     def __init__(self, default_server, servers) -> None:
         self.default = default_server
+        self.h2 = False     # `listen ... http2` on this socket: h2 whatever the server (build_listens)
         self.selector = ServerSelector(default_server, servers)
         # some server of this socket verifies client certificates: requests are checked
         self.verifies = any(s.tls.verify_client != "off" for s in servers)
@@ -52,6 +54,7 @@ class TlsListen:
             return _refuse(acceptor, ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME, "handshake rejected")
         ssl_obj.ngate_name = name
         ssl_obj.ngate_host = host       # set when SNI named a server: the 421 check
+        ssl_obj.ngate_h2 = self.h2 or server.http2      # ALPN offers h2 (openssl._alpn_select)
         owner = server if tls.certificates else self.default
         if owner.tls.dynamic:
             return self._load_dynamic(ssl_obj, acceptor, server, owner.tls)
@@ -112,6 +115,7 @@ def build_listens(by_listen: dict) -> dict:
            if any(lst.ssl for srv in servers for lst in srv.listens if lst.key == key)}
     for key, tls_listen in out.items():
         servers = by_listen[key][1]
+        tls_listen.h2 = listen_http2(key, servers)
         if speaks_http2(key, servers):      # ALPN offers h2 first (ngate/http2/)
             tls_listen.dynamic.h2 = True
             for c in {id(c): c for c in [tls_listen.context] + [
@@ -122,5 +126,9 @@ def build_listens(by_listen: dict) -> dict:
 
 def speaks_http2(key, servers) -> bool:
     """`listen ... http2` on the socket (nginx 1.22) or `http2 on` in a server of it (1.25)."""
-    return any(lst.http2 for srv in servers for lst in srv.listens if lst.key == key) \
-        or any(srv.http2 for srv in servers)
+    return listen_http2(key, servers) or any(srv.http2 for srv in servers)
+
+
+def listen_http2(key, servers) -> bool:
+    """`listen ... http2` on the socket: HTTP/2 for every server of it, whatever its `http2`."""
+    return any(lst.http2 for srv in servers for lst in srv.listens if lst.key == key)
