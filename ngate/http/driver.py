@@ -6,7 +6,9 @@ writes through the front end in `ctx.conn` (by http/respond.py) or touches the l
 http/phases.py and http/finalize.py); `answer` carries out the rest: Page, Redirect and a
 ReturnOp's response are written by http/respond.py (a `return` whose status goes to
 error_page gives a Finalize instead), the content handler (or PRECONTENT) is called and writes
-its own response, SUSPENDED ends it, Delay waits on a loop timer. ngate explain
+its own response, SUSPENDED ends it, Delay waits on a loop timer. The content handler is the
+one decision that is not of a decision type: `answer` checks every decision type first and
+calls what is left, so any callable serves (a plain function takes a shorter path). ngate explain
 (explain/phases.py) walks the same decisions with `follow` and describes ACCESS instead of
 carrying it out; tests/harness/fake_frontend.py records each one.
 
@@ -42,7 +44,7 @@ def carry_out(ctx, d) -> None:
         if d is ACCESS:
             d = phases.access(ctx)
         cls = d.__class__
-        if cls is FunctionType:         # the location's content handler
+        if cls is FunctionType:         # the location's content handler (others: `answer`)
             d(ctx)
             return
         if cls is ReturnOp:
@@ -92,7 +94,9 @@ def answer(ctx, d):
         return None                     # the step goes on by itself (access_done, limit_req)
     if cls is Delay:
         return _delay(ctx, d)
-    raise TypeError(f"not a decision: {d!r}")
+    # what is left of the closed set is the content handler, whatever callable it is (a bound
+    # method, a functools.partial, a compiled function): FunctionType above is a fast path only
+    return d(ctx)
 
 
 def _precontent(ctx, conf) -> None:

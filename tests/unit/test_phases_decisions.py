@@ -3,7 +3,14 @@ feeds requests to http/phases.py and records each decision http/driver.py carrie
 the answer respond.py writes."""
 from __future__ import annotations
 
+import functools
+
+import pytest
+
 from ngate.config.model import ReturnOp
+from ngate.http import driver, modules
+from ngate.http.context import RequestContext
+from ngate.http.respond import send_response
 from ngate.http.decisions import (ACCESS, FINALIZE, PAGE, Delay, InternalRedirect,
                                   NamedLocation, Redirect)
 from tests.harness.fake_frontend import FakeFrontEnd
@@ -181,3 +188,44 @@ def test_no_auth_delay_answers_at_once(tmp_path):
     assert kinds(fe.decisions) == [ACCESS, FINALIZE[401], PAGE[401]]
     assert fe.runtime.loop.timers == []
     assert fe.status_line() == "HTTP/1.1 401 Unauthorized"
+
+
+class _Handlers:
+    """Content handlers that are not plain functions (a compiled build's functions are not
+    FunctionType either)."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def method(self, ctx) -> None:
+        self.calls.append(ctx.uri)
+        send_response(ctx, 200, b"handled\n", b"text/plain")
+
+    def __call__(self, ctx) -> None:
+        self.method(ctx)
+
+
+def _with_handler(handler):
+    return lambda conf: handler
+
+
+@pytest.mark.parametrize("kind", ["bound method", "partial", "callable object"])
+@pytest.mark.parametrize("location", [
+    "location / { }",                                   # start_request's fast path
+    "location / { allow all; }",                        # after the access steps
+    "location / { error_page 404 = /h; return 404; } location = /h { }",   # carry_out
+])
+def test_any_callable_content_handler(tmp_path, monkeypatch, kind, location):
+    """driver.start_request and carry_out call the location's handler whatever callable it
+    is (it was recognised by FunctionType alone: a bound method or partial gave a 500)."""
+    handlers = _Handlers()
+    handler = {"bound method": handlers.method, "partial": functools.partial(_Handlers.method,
+               handlers), "callable object": handlers}[kind]
+    monkeypatch.setattr(modules.static, "content_handler", _with_handler(handler))
+    fe = front_end(tmp_path, location)
+    ctx = RequestContext(fe, "GET", "/x", "1.1", [(b"Host", b"localhost")],
+                         {b"host": b"localhost"})
+    driver.start_request(ctx, None)
+    assert fe.status_line() == "HTTP/1.1 200 OK", bytes(fe.out)
+    assert fe.body() == b"handled\n"
+    assert handlers.calls == [ctx.uri]
