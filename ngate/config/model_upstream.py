@@ -26,12 +26,15 @@ class UpstreamServer:
 
 
 class WorkerState:
-    """The one mutable slot of a frozen config object: what each worker keeps for it while it
-    runs (an upstream group's balancer, upstream/balancer.py), filled on first use."""
-    __slots__ = ("value",)
+    """The mutable part of a frozen upstream group: what each worker keeps for it while it
+    runs, so for one configuration only (a reload's groups start afresh, as nginx's peers of
+    a new cycle): its balancer (upstream/balancer.py, made on first use) and its peers' state
+    (upstream/health.py: peer key -> PeerHealth, or a view of the zone's slot)."""
+    __slots__ = ("value", "peers")
 
     def __init__(self) -> None:
         self.value = None
+        self.peers: dict = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from ngate.proxy.exchange_state import (BEFORE_HEAD, CONNECTING, DONE, PASSTHROU
 from ngate.proxy.tunnel import start_tunnel
 from ngate.proxy.upstream_conn import Connect
 from ngate.server import flow
-from ngate.upstream.balancer import PEER_HEALTH, report_success
+from ngate.upstream.balancer import report_success
 from ngate.upstream.failure import Phase, UpstreamError, closed, timed_out
 
 __all__ = ["NEXT_ON_STATUS", "UpstreamExchange", "log_spooled"]
@@ -195,8 +195,9 @@ class UpstreamExchange(RequestSide):
             self.drain = "complete"     # filters/drain.py ends the response once drained
             return
         ctx = self.ctx
-        if PEER_HEALTH:     # else no failure was ever counted in this worker
-            report_success(self.upstream, self.peer)
+        ups = self.upstream
+        if ups.state.peers:     # else no peer of this group has state in this worker
+            report_success(ups, self.peer)
         filt = self.filter
         self.finish(self.wire.reusable(self), detach=False)
         deferred = False

@@ -15,8 +15,8 @@ same configuration sends the same sequence of requests to the same peers:
 Passive health (health.py) decides which peers are usable; a request's hash sequence is replayed
 from its start on each try: the peers it already tried are among the misses, so they add to the 20.
 
-A group with `zone` keeps that state in shared memory (shared_state.py): its PEER_HEALTH entries
-are views of the zone's slots, and each pick (`take`: the selection and the connection it counts),
+A group with `zone` keeps that state in shared memory (shared_state.py): its peers' entries
+(Upstream.state.peers) are views of the zone's slots, and each pick (`take`: the selection and the connection it counts),
 `release`, `report_failure` and `report_success` hold the zone's lock once.
 """
 from __future__ import annotations
@@ -27,8 +27,7 @@ import random
 import zlib
 
 from ngate.config.model import Upstream, UpstreamServer
-from ngate.upstream.health import (PEER_HEALTH, PeerHealth, health, now_seconds, peer_key,
-                                   selected, usable)
+from ngate.upstream.health import health, now_seconds, peer_key, selected, usable
 # where other modules import them from (proxy/http_proxy.py, cache/exchange.py, tests)
 from ngate.upstream.health import release, report_failure, report_success  # noqa: F401
 
@@ -37,10 +36,10 @@ _HASH_TRIES = 20
 
 class RoundRobin:
     """nginx's smooth weighted round robin; backup servers only when every primary is unusable."""
-    __slots__ = ("primary", "backup", "group", "counts", "single")
+    __slots__ = ("primary", "backup", "peers", "counts", "single")
 
     def __init__(self, upstream: Upstream) -> None:
-        self.group = upstream.name
+        self.peers = upstream.state.peers       # this group's, of this configuration
         self.primary = [s for s in upstream.servers if not s.backup]
         self.backup = [s for s in upstream.servers if s.backup]
         self.counts = upstream.counts_conns
@@ -55,7 +54,7 @@ class RoundRobin:
         """select, and count the connection to the peer when the group counts them."""
         peer = self.select(ctx, tried)
         if peer is not None and self.counts:
-            health(peer, self.group).conns += 1
+            health(peer, self.peers).conns += 1
         return peer
 
     def select(self, ctx, tried: set) -> UpstreamServer | None:
@@ -63,7 +62,7 @@ class RoundRobin:
             s = self.primary[0]
             # `tried` is empty on a first attempt: no hash of the server (a dataclass) then
             if s.down or (tried and s in tried) or (
-                    s.max_conns and health(s, self.group).conns >= s.max_conns):
+                    s.max_conns and health(s, self.peers).conns >= s.max_conns):
                 return None
             return s
         return self.select_rr(tried)
@@ -74,7 +73,7 @@ class RoundRobin:
     def candidates(self, servers, tried) -> list:
         """The servers not tried yet for this request and not marked down or failed."""
         now = now_seconds()
-        return [s for s in servers if s not in tried and usable(s, now, self.group)]
+        return [s for s in servers if s not in tried and usable(s, now, self.peers)]
 
     def _pick(self, servers, tried) -> UpstreamServer | None:
         return self._smooth(self.candidates(servers, tried))
@@ -84,7 +83,7 @@ class RoundRobin:
         best = best_h = None
         total = 0
         for s in cands:
-            h = health(s, self.group)
+            h = health(s, self.peers)
             h.current_weight += h.effective_weight
             total += h.effective_weight
             if h.effective_weight < s.weight:
@@ -109,12 +108,12 @@ class LeastConn(RoundRobin):
         cands = self.candidates(servers, tried)
         if not cands:
             return None
-        group = self.group
-        ratio = {s: health(s, group).conns / s.weight for s in cands}
+        peers = self.peers
+        ratio = {s: health(s, peers).conns / s.weight for s in cands}
         least = min(ratio.values())
         ties = [s for s in cands if ratio[s] == least]
         if len(ties) == 1:
-            selected(health(ties[0], group), ties[0], now_seconds())
+            selected(health(ties[0], peers), ties[0], now_seconds())
             return ties[0]
         return self._smooth(ties)
 
@@ -142,8 +141,8 @@ class _HashBalancer(RoundRobin):
                 if w < s.weight:
                     break
                 w -= s.weight
-            if s not in tried and usable(s, now, self.group):
-                selected(health(s, self.group), s, now)
+            if s not in tried and usable(s, now, self.peers):
+                selected(health(s, self.peers), s, now)
                 return s
         return self.select_rr(tried)
 
@@ -223,7 +222,7 @@ class ConsistentHash(RoundRobin):
         for _ in range(_HASH_TRIES + 1 + len(tried)):
             name = points[h % len(points)][1]
             cands = [s for s in self.primary
-                     if s.name == name and s not in tried and usable(s, now, self.group)]
+                     if s.name == name and s not in tried and usable(s, now, self.peers)]
             if cands:
                 return self._smooth(cands)
             h += 1
@@ -252,8 +251,8 @@ class RandomTwo(RoundRobin):
         first = random.choices(cands, weights=[s.weight for s in cands])[0]
         rest = [s for s in cands if s is not first]
         second = random.choices(rest, weights=[s.weight for s in rest])[0]
-        c1 = health(first, self.group).conns
-        c2 = health(second, self.group).conns
+        c1 = health(first, self.peers).conns
+        c2 = health(second, self.peers).conns
         return first if c2 * first.weight > c1 * second.weight else second
 
 
@@ -309,13 +308,10 @@ def _make(upstream: Upstream):
     b = BALANCERS[upstream.balancer](upstream)
     zone = upstream.zone
     if zone is None:
-        for server in upstream.servers:     # a zone of an earlier configuration (same process)
-            key = peer_key(server, upstream.name)
-            if type(PEER_HEALTH.get(key, None)) not in (PeerHealth, type(None)):
-                del PEER_HEALTH[key]
         return b
+    peers = upstream.state.peers
     for server, h in zone.healths(upstream):
-        PEER_HEALTH[peer_key(server, upstream.name)] = h
+        peers[peer_key(server)] = h
     return Zoned(b, zone)
 
 

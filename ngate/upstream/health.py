@@ -6,9 +6,12 @@ Passive health follows nginx, in whole seconds of wall-clock time (ngx_time()): 
 `now - checked <= fail_timeout`; selecting a peer whose `checked` is older than fail_timeout
 moves `checked` to now, and a success after that (`accessed < checked`) forgets the failures.
 A group with a single primary never tracks health (nginx's `peers->single`), nor does a group
-nginx makes per request (proxy_pass with variables, Upstream.per_request): PEER_HEALTH holds the
-peers of the configuration's groups only, so it does not grow with the addresses a resolver returns.
-Peer state is keyed by (group name, address).
+nginx makes per request (proxy_pass with variables, Upstream.per_request): only the
+configuration's groups hold peer state, so it does not grow with the addresses a resolver returns.
+Peer state belongs to its group of one configuration (`Upstream.state.peers`, keyed by address
+and position), as nginx's lives in the peers of one cycle: a reload, or another configuration
+in the same process, starts afresh; with `zone` the entries are views of the zone's slots,
+shared by the workers of that configuration (shared_state.py).
 
 `take` counts a connection (least_conn, random two, max_conns) and `release` gives it back; with
 `zone`, report_failure, report_success and release hold the zone's lock once.
@@ -32,18 +35,16 @@ class PeerHealth:
         self.effective_weight = weight
 
 
-PEER_HEALTH: dict[tuple, PeerHealth] = {}
+def peer_key(server: UpstreamServer) -> tuple:
+    return (server.unix or server.host, server.port, server.slot)
 
 
-def peer_key(server: UpstreamServer, group: str) -> tuple:
-    return (group, server.unix or server.host, server.port, server.slot)
-
-
-def health(server: UpstreamServer, group: str = "") -> PeerHealth:
-    key = peer_key(server, group)
-    h = PEER_HEALTH.get(key)
+def health(server: UpstreamServer, peers: dict) -> PeerHealth:
+    """The state of `server` in its group's `peers` (Upstream.state.peers), made on first use."""
+    key = peer_key(server)
+    h = peers.get(key)
     if h is None:
-        h = PEER_HEALTH[key] = PeerHealth(server.weight)
+        h = peers[key] = PeerHealth(server.weight)
     return h
 
 
@@ -51,10 +52,10 @@ def now_seconds() -> int:
     return int(time.time())
 
 
-def usable(server: UpstreamServer, now: int, group: str = "") -> bool:
+def usable(server: UpstreamServer, now: int, peers: dict) -> bool:
     if server.down:
         return False
-    h = PEER_HEALTH.get(peer_key(server, group))
+    h = peers.get(peer_key(server))
     if h is None:
         return True
     if server.max_conns and h.conns >= server.max_conns:
@@ -91,7 +92,7 @@ def report_failure(upstream: Upstream, server: UpstreamServer) -> bool:
 
 
 def _failed(upstream: Upstream, server: UpstreamServer) -> bool:
-    h = health(server, upstream.name)
+    h = health(server, upstream.state.peers)
     now = now_seconds()
     h.fails += 1
     h.accessed = h.checked = now
@@ -102,7 +103,7 @@ def _failed(upstream: Upstream, server: UpstreamServer) -> bool:
 
 
 def report_success(upstream: Upstream, server: UpstreamServer) -> None:
-    h = PEER_HEALTH.get(peer_key(server, upstream.name))
+    h = upstream.state.peers.get(peer_key(server))
     if h is None:
         return
     if h.accessed < h.checked:
@@ -121,7 +122,7 @@ def report_success(upstream: Upstream, server: UpstreamServer) -> None:
 
 def release(upstream: Upstream, server: UpstreamServer) -> None:
     """Give back the connection `take` counted (least_conn, random two, max_conns)."""
-    h = health(server, upstream.name)
+    h = health(server, upstream.state.peers)
     zone = upstream.zone
     if zone is None:
         h.conns -= 1

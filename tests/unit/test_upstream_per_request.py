@@ -1,5 +1,5 @@
 """Groups nginx makes per request (proxy_pass with variables: a resolved name's addresses, an IP
-literal): their peers keep no state in the worker, so PEER_HEALTH does not grow with the
+literal): their peers keep no state in the worker, so no peer state grows with the
 addresses a resolver returns over time (churning pod IPs), while the configuration's groups
 keep max_fails/fail_timeout."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from ngate.config.model import Upstream, UpstreamServer
 from ngate.proxy.resolve import resolve_proxy_url
 from ngate.resolver import hook
 from ngate.upstream.balancer import balancer_for, report_failure, report_success
-from ngate.upstream.health import PEER_HEALTH, usable
+from ngate.upstream.health import usable
 
 
 def _pick_all(up: Upstream) -> list:
@@ -26,14 +26,15 @@ def _pick_all(up: Upstream) -> list:
 
 
 def test_churning_resolved_addresses_leave_no_peer_state():
-    before = dict(PEER_HEALTH)
+    groups = []
     for n in range(3000):
         addrs = (f"10.{n // 250}.{n % 250}.1", f"10.{n // 250}.{n % 250}.2")
         up = hook.group("svc.test", 8080, addrs)
+        groups.append(up)
         assert _pick_all(up) == list(addrs)        # each request in the resolver's order
         report_success(up, up.servers[1])
         assert report_failure(up, up.servers[0]) is True    # nginx warns "temporarily disabled"
-    assert PEER_HEALTH == before
+    assert not any(up.state.peers for up in groups)
     assert len(hook._GROUPS) <= 1024
 
 
@@ -57,5 +58,5 @@ def test_a_configured_group_still_counts_failures():
                UpstreamServer(host="10.9.0.2", port=80, slot=1, name="b"))
     up = Upstream(name="static-per-request-test", servers=servers)
     assert report_failure(up, servers[0]) is True
-    assert not usable(servers[0], int(time.time()), up.name)
+    assert not usable(servers[0], int(time.time()), up.state.peers)
     assert balancer_for(up).take(None, set()) is servers[1]

@@ -58,7 +58,7 @@ def test_max_conns_counted_by_another_process(tmp_path, zoned):
     # with a zone, this process sees that connection: the backup; without, its own count is 0
     assert peer is (backup if zoned else primary)
     release(ups, peer)
-    assert health(primary, ups.name).conns == (1 if zoned else 0)
+    assert health(primary, ups.state.peers).conns == (1 if zoned else 0)
 
 
 @pytest.mark.parametrize("zoned", [True, False])
@@ -112,3 +112,47 @@ def test_too_many_servers_for_the_zone(tmp_path):
     servers = "".join(f"server 127.0.0.1:{1000 + i};" for i in range(600))
     conf = write_conf(tmp_path, f"upstream u {{ zone z 32k; {servers} }}")
     assert 'upstream zone "z" is too small' in ngate_error(conf, str(tmp_path))
+
+
+# ---------------------------------------------------------------- peer state per configuration
+
+FAILOVER = """
+upstream f {{
+    {zone}
+    server 127.0.0.1:8003 max_fails=1 fail_timeout=60s;
+    server 127.0.0.1:8004;
+}}
+server {{ listen 127.0.0.1:8000; }}
+"""
+
+
+def _failover(tmp_path, zoned: bool):
+    return load_http(tmp_path, FAILOVER.format(zone="zone z 64k;" if zoned else "")).upstreams["f"]
+
+
+@pytest.mark.parametrize("zoned", [False, True])
+def test_a_reload_starts_with_fresh_peers(tmp_path, zoned):
+    """nginx keeps max_fails/fail_timeout in the peers of one configuration cycle (a zone is
+    `noreuse`): the same upstream name and addresses after a reload start with no failure.
+    In one process too (two configurations loaded one after the other)."""
+    old = _failover(tmp_path, zoned)
+    first, second = old.servers
+    assert balancer_for(old).take(None, set()) is first
+    assert report_failure(old, first) is True
+    assert [balancer_for(old).take(None, set()) for _ in range(2)] == [second, second]
+    new = _failover(tmp_path, zoned)
+    assert new.name == old.name and new.servers == old.servers
+    assert balancer_for(new).take(None, set()) is new.servers[0]
+    # and the old configuration's workers still see their own state
+    assert balancer_for(old).take(None, set()) is second
+
+
+def test_two_configurations_in_one_process_are_independent(tmp_path):
+    """Without a zone each worker's configuration has its own peers: a failure counted by one
+    does not disable the peer for the other, nor does the other's round robin move."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = _failover(tmp_path / "a", False), _failover(tmp_path / "b", False)
+    assert report_failure(a, a.servers[0]) is True
+    assert [balancer_for(b).take(None, set()).slot for _ in range(4)] == [0, 1, 0, 1]
+    assert [balancer_for(a).take(None, set()).slot for _ in range(2)] == [1, 1]
