@@ -48,13 +48,47 @@ def filter_types(types) -> frozenset | None:
     return None if b"*" in types else frozenset(types)
 
 
+class WholeType(bytes):
+    """A Content-Type from `types` or `default_type` with a `;` in it: nginx tests it whole
+    against *_types (ngx_http_set_content_type sets content_type_len to its length), where an
+    upstream's is tested up to its charset parameter (ngx_http_upstream_copy_content_type)."""
+    __slots__ = ()
+
+
+def split_type(ctype: bytes):
+    """(the type without a charset parameter, the charset or None), as nginx's upstream
+    module splits a Content-Type: the type ends at the `;` of the first parameter that is
+    `charset=` (spaces skipped after the `;`), else it is the whole value."""
+    i = 0
+    while True:
+        semi = ctype.find(b";", i)
+        if semi < 0:
+            return ctype, None
+        p = semi + 1
+        while p < len(ctype) and ctype[p] == 0x20:
+            p += 1
+        if ctype[p:p + 8].lower() == b"charset=":
+            cs = ctype[p + 8:]
+            if cs[:1] == b'"':
+                cs = cs[1:]
+            if cs[-1:] == b'"':
+                cs = cs[:-1]
+            return ctype[:semi], cs
+        i = p
+
+
 def content_type_in(types: frozenset | None, content_type) -> bool:
     """nginx's ngx_http_test_content_type with a *_types hash: `*` (None) takes any response,
-    one without Content-Type too; otherwise the media type (before `;`, lower case) must be
-    one of `types`."""
+    one without Content-Type too; otherwise the type in lower case must be one of `types`: a
+    proxied one up to its charset parameter (`text/html; charset=utf-8` is `text/html`, but
+    `text/html; foo=bar` is itself), a local one (WholeType) whole."""
     if types is None:
         return True
-    return bool(content_type) and content_type.split(b";", 1)[0].strip().lower() in types
+    if not content_type:
+        return False
+    if b";" in content_type and content_type.__class__ is not WholeType:
+        content_type = split_type(content_type)[0]
+    return content_type.lower() in types
 
 
 class HeadersOut:

@@ -7,7 +7,7 @@ the head, writes head and body through `ctx.conn.write` and ends with `ctx.conn.
 """
 from __future__ import annotations
 
-from ngate.filters import HeadersOut, header_filter, postpone, trailers
+from ngate.filters import HeadersOut, WholeType, header_filter, postpone, trailers
 from ngate.filters.validators import ADD_HEADER_CODES
 from ngate.http.log import log_request
 from ngate.http1 import charset
@@ -28,8 +28,9 @@ def content_type(conf, uri: str) -> bytes:
     if dot > slash and conf.types:
         mime = conf.types.get(uri[dot + 1:].lower())
         if mime is not None:
-            return mime.encode("latin-1")
-    return conf.default_type.encode("latin-1")
+            return mime.encode("latin-1") if ";" not in mime else WholeType(mime.encode("latin-1"))
+    mime = conf.default_type
+    return mime.encode("latin-1") if ";" not in mime else WholeType(mime.encode("latin-1"))
 
 
 def send_status(ctx, status: int) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ngate.filters import content_type_in
+from ngate.filters import WholeType, content_type_in, split_type  # noqa: F401 (static/index.py)
 
 # nginx's default charset_types
 DEFAULT_TYPES = frozenset({b"text/html", b"text/xml", b"text/plain", b"text/vnd.wap.wml",
@@ -50,8 +50,7 @@ def content_type(conf, status: int, ctype: bytes | None, ctx=None) -> bytes | No
     name = conf.charset.charset
     if not name or not ctype or status in (301, 302):
         return ctype
-    semi = ctype.find(b";")
-    if semi >= 0 and b"charset=" in ctype[semi:].lower():
+    if b";" in ctype and ctype.__class__ is not WholeType and split_type(ctype)[1] is not None:
         return ctype                    # the response names its charset (override_charset off)
     if not content_type_in(conf.charset.types, ctype):
         return ctype
@@ -85,27 +84,6 @@ class RecodeConf:
             self.source is not None and self.source.__class__ is not bytes)
 
 
-def split_type(ctype: bytes):
-    """(the type without a charset parameter, the charset or None), as nginx's upstream
-    module splits a Content-Type."""
-    i = 0
-    while True:
-        semi = ctype.find(b";", i)
-        if semi < 0:
-            return ctype, None
-        p = semi + 1
-        while p < len(ctype) and ctype[p] == 0x20:
-            p += 1
-        if ctype[p:p + 8].lower() == b"charset=":
-            cs = ctype[p + 8:]
-            if cs[:1] == b'"':
-                cs = cs[1:]
-            if cs[-1:] == b'"':
-                cs = cs[:-1]
-            return ctype[:semi], cs
-        i = p
-
-
 def _name(value, ctx) -> bytes:
     if value.__class__ is bytes:
         return value
@@ -116,7 +94,8 @@ def _name(value, ctx) -> bytes:
 
 def decide(rc: RecodeConf, status: int, ctype: bytes, ctx, encoded: bool):
     """(Content-Type, Table or None, source, destination) for a main request's response."""
-    base, own = split_type(ctype)
+    # a local type (WholeType) names no charset for nginx, whatever it says
+    base, own = (ctype, None) if ctype.__class__ is WholeType else split_type(ctype)
     if own:
         if not rc.override:
             return ctype, None

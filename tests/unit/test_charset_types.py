@@ -1,5 +1,6 @@
 """charset_types as nginx's ngx_http_test_content_type (the shared filters.content_type_in):
-the media type before `;`, compared in lower case; `*` takes any type. Both of the charset
+a proxied type up to its charset parameter, else the whole value (tests/differential/
+test_content_type_params.py), compared in lower case; `*` takes any type. Both of the charset
 module's paths (announce only, and recode with a charset_map) decide alike."""
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def recode(ctype, types):
 @pytest.mark.parametrize("ctype, types, added", [
     (b"text/html", TYPES, True),
     (b"Text/CSS", TYPES, True),              # nginx lower-cases the type for the hash
-    (b"text/css ; x=1", TYPES, True),        # the type before ';', blanks stripped
+    (b"text/css ; x=1", TYPES, False),       # no charset parameter: the whole value
+    (b"text/css;x=1", TYPES | {b"text/css;x=1"}, True),
     (b"image/png", TYPES, False),
     (b"image/png", None, True),              # charset_types *
 ])
