@@ -12,7 +12,7 @@ from ngate.filters.validators import ADD_HEADER_CODES
 from ngate.http.log import log_request
 from ngate.http1 import charset
 from ngate.http1 import response as resp
-from ngate.http2.head import response_fields
+from ngate.http2.head import response_block, response_fields
 from ngate.routing import userid
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -196,15 +196,25 @@ def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_mo
 
 def _send_h2(ctx, conn, status, body, head_only, conf, content_type, length, last_modified,
              location, chunked, headers) -> None:
-    """send_response's end on an HTTP/2 stream: the same head as fields, not bytes."""
-    hdrs, size = response_fields(
-        status, server_tokens=conf.server_tokens if conf is not None else True,
-        content_type=content_type, content_length=length, last_modified=last_modified,
-        location=location, connection=(conf.keepalive_line if conf is not None else
-                                       resp.CONN_KEEPALIVE) if ctx.keep_alive else resp.CONN_CLOSE,
-        headers=headers)
-    if chunked:
-        size += len(resp.TE_CHUNKED)
+    """send_response's end on an HTTP/2 stream: the same head as fields, not bytes; for a
+    stream that takes a whole response in one step (Http2Stream.respond_whole) and a head of
+    the usual fields alone, their HPACK block as kept for this second (http2/head.py)."""
+    tokens = conf.server_tokens if conf is not None else True
+    connection = (conf.keepalive_line if conf is not None else resp.CONN_KEEPALIVE) \
+        if ctx.keep_alive else resp.CONN_CLOSE
+    # Looked up on the class: a wrapper (cache's _FinishAfter, a subrequest's conn) passes
+    # other names on to the stream; it, and the extended CONNECT stream, take the three calls
+    whole = None if chunked else getattr(conn.__class__, "respond_whole", None)
+    if whole is not None and not headers and location is None and last_modified is None:
+        hdrs, size = response_block(status, tokens, content_type, length)
+        size += len(connection)
+    else:
+        hdrs, size = response_fields(
+            status, server_tokens=tokens, content_type=content_type, content_length=length,
+            last_modified=last_modified, location=location, connection=connection,
+            headers=headers)
+        if chunked:
+            size += len(resp.TE_CHUNKED)
     ctx.head_sent = True
     if head_only or not body:
         body = b""
@@ -214,11 +224,8 @@ def _send_h2(ctx, conn, status, body, head_only, conf, content_type, length, las
     else:
         ctx.body_bytes_sent = len(body)
         ctx.bytes_sent = size + len(body)
-    whole = getattr(conn.__class__, "respond_whole", None)
-    if whole is not None and not chunked:
-        # Http2Stream: HEADERS (+ DATA) with END_STREAM in one step. Looked up on the class:
-        # a wrapper (cache's _FinishAfter, a subrequest's conn) passes other names on to the
-        # stream; it, and the extended CONNECT stream, take the three calls
+    if whole is not None:
+        # Http2Stream: HEADERS (+ DATA) with END_STREAM in one step
         return whole(conn, ctx, hdrs, body)
     conn.write_fields(hdrs, chunked, bool(body))
     if body:

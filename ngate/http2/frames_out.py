@@ -45,9 +45,10 @@ class FramesOut:
         return st
 
     def send_headers(self, sid: int, fields, end_stream: bool = False) -> None:
-        """A header list as HEADERS (and CONTINUATION frames past the client's frame size)."""
+        """A header list (or its encoded block, bytes: head.response_block) as HEADERS (and
+        CONTINUATION frames past the client's frame size)."""
         self._sending(sid, end_stream)
-        block = self.encoder.encode(fields)
+        block = fields if fields.__class__ is bytes else self.encoder.encode(fields)
         n = len(block)
         size = self.frame_size
         out = self.out
@@ -83,7 +84,7 @@ class FramesOut:
         m = len(data)
         if m > chunk or m > st.send_window or m > self.send_window:
             return False
-        block = self.encoder.encode(fields)
+        block = fields if fields.__class__ is bytes else self.encoder.encode(fields)
         n = len(block)
         if n > self.frame_size:         # CONTINUATION frames: send_headers's
             self.send_headers(sid, fields)

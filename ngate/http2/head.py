@@ -10,6 +10,7 @@ from time import time as _time
 
 from ngate import SERVER_NAME
 from ngate.http1 import response as resp
+from ngate.http2.hpack_out import StatelessEncoder
 
 _HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade",
                   b"proxy-connection"})
@@ -108,3 +109,31 @@ def response_fields(status: int, *, server_tokens: bool = True,
         if key:
             out.append((key, value.strip()))
     return out, size
+
+
+_ENCODER = StatelessEncoder()
+_BLOCKS: dict = {}      # (status, server_tokens, content_type, content_length) -> this second's
+_BLOCKS_AT = [-1]       # (HEADERS block, HTTP/1.1 size); the second they are of
+_BLOCKS_MAX = 256
+
+
+def response_block(status: int, server_tokens: bool, content_type: bytes | None,
+                   content_length: int | None) -> tuple[bytes, int]:
+    """response_fields(status, server_tokens=, content_type=, content_length=) HPACK-encoded
+    (hpack_out.py: stateless, a field list always encodes to the same bytes), and the size of
+    the HTTP/1.1 head it stands for without its Connection line. A generated response (a
+    `return`, a status page) repeats within a second, Date included: its block is kept for
+    that second, so such a response is one lookup instead of a field list and its encoding."""
+    now = int(_time())
+    if now != _BLOCKS_AT[0]:
+        _BLOCKS.clear()
+        _BLOCKS_AT[0] = now
+    key = (status, server_tokens, content_type, content_length)
+    got = _BLOCKS.get(key)
+    if got is None:
+        fields, size = response_fields(status, server_tokens=server_tokens,
+                                       content_type=content_type, content_length=content_length)
+        got = (_ENCODER.encode(fields), size)
+        if len(_BLOCKS) < _BLOCKS_MAX:
+            _BLOCKS[key] = got
+    return got

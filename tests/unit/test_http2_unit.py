@@ -46,3 +46,28 @@ def test_bad_values(tmp_path, body, message):
     from ngate.errors import ConfigError
     with pytest.raises(ConfigError, match=message):
         load(tmp_path, f"server {{ {body} }}" if body.startswith("location") else body)
+
+
+def test_response_block_is_the_fields_encoded_and_kept_for_a_second(monkeypatch):
+    """head.response_block: the HPACK block of response_fields' list (decoded back by the hpack
+    library), its HTTP/1.1 size, the same bytes object within a second and a new Date after."""
+    import hpack
+
+    from ngate.http2 import head
+    from ngate.http2.hpack_out import StatelessEncoder
+
+    now = [1_800_000_000.2]
+    monkeypatch.setattr(head, "_time", lambda: now[0])
+    monkeypatch.setattr(head.resp, "DATE", head.resp._DateCache())
+    monkeypatch.setattr(head.resp, "time", type("T", (), {"time": staticmethod(lambda: now[0])}))
+    block, size = head.response_block(200, True, b"text/plain", 3)
+    fields, fsize = head.response_fields(200, content_type=b"text/plain", content_length=3)
+    assert (block, size) == (StatelessEncoder().encode(fields), fsize)
+    decoded = hpack.Decoder().decode(block, raw=True)
+    assert decoded[0] == (b":status", b"200") and (b"content-length", b"3") in decoded
+    assert (b"date", b"Fri, 15 Jan 2027 08:00:00 GMT") in decoded
+    assert head.response_block(200, True, b"text/plain", 3)[0] is block
+    assert head.response_block(404, False, None, None)[0] != block
+    now[0] += 1
+    later = hpack.Decoder().decode(head.response_block(200, True, b"text/plain", 3)[0], raw=True)
+    assert (b"date", b"Fri, 15 Jan 2027 08:00:01 GMT") in later
