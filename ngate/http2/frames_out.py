@@ -76,26 +76,34 @@ class FramesOut:
 
     def send_response(self, sid: int, fields, data, chunk: int) -> bool:
         """A whole response as HEADERS and one DATA frame with END_STREAM, when the data fits
-        the windows and `chunk` (http2_chunk_size within the frame size); else False, nothing
-        sent."""
+        the windows and `chunk` (http2_chunk_size within the frame size), or as HEADERS with
+        END_STREAM when there is no data; else False, nothing sent. `fields`: a header list
+        or its encoded block (bytes)."""
         st = self.streams.get(sid)
         if st is None or st.out_closed:
             raise StreamClosed(sid)
         m = len(data)
-        if m > chunk or m > st.send_window or m > self.send_window:
+        if m and (m > chunk or m > st.send_window or m > self.send_window):
             return False
         block = fields if fields.__class__ is bytes else self.encoder.encode(fields)
         n = len(block)
         if n > self.frame_size:         # CONTINUATION frames: send_headers's
-            self.send_headers(sid, fields)
+            if not m:
+                self.send_headers(sid, block, True)
+                return True
+            self.send_headers(sid, block)
             self.send_data(sid, data, True)
             return True
         st.out_closed = True
         if st.in_closed:
             del self.streams[sid]
+        out = self.out
+        if not m:
+            out += head(n >> 8, n & 0xFF, HEADERS, 0x5, sid)
+            out += block
+            return True
         st.send_window -= m
         self.send_window -= m
-        out = self.out
         out += head(n >> 8, n & 0xFF, HEADERS, 0x4, sid)
         out += block
         out += head(m >> 8, m & 0xFF, DATA, END_STREAM, sid)

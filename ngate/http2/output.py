@@ -74,17 +74,19 @@ class Output:
             self.streams.pop(sid, None)
         self.flush_later()
 
-    def send_whole(self, s, hdrs: list, body: bytes) -> bool:
-        """A whole response (Http2Stream.respond) in one step: HEADERS with END_STREAM, or
+    def send_whole(self, s, hdrs, body: bytes) -> bool:
+        """A whole response (Http2Stream.respond_whole) in one step: HEADERS with END_STREAM, or
         HEADERS + one DATA with END_STREAM when the body fits the windows and the chunk size;
         False (nothing sent) when it does not."""
         if self.closing:
             return False
         fr = self.framing
+        ctx = s.ctx
+        chunk = (ctx.conf or self.conf).http2_chunk_size if ctx is not None \
+            else self.conf.http2_chunk_size
         try:
-            if not body:
-                fr.send_headers(s.sid, hdrs, True)
-            elif not fr.send_response(s.sid, hdrs, body, self._chunk(s, fr)):
+            if not fr.send_response(s.sid, hdrs, body,
+                                    chunk if chunk < fr.frame_size else fr.frame_size):
                 return False
         except StreamClosed:
             s.client_closed()
@@ -92,7 +94,8 @@ class Output:
             self.flush_later()
             return True
         self._ended(s)
-        self.flush_later()
+        if not self.batch and not self.flush_soon:
+            self.flush_later()
         return True
 
     def _chunk(self, s, fr) -> int:

@@ -20,11 +20,11 @@ _KEYS: dict = {}    # (underscores, ignore_invalid) -> {name: its key, b"" if ig
 _KEYS_MAX = 1024    # names fields.py takes: the same names recur from stream to stream
 _METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"})
 _SCHEMES = frozenset({b"http", b"https"})       # values fields.py takes (others: it decides)
-# (underscores, ignore_invalid) -> {header list: _parse's result}: the same lists recur (on a
-# connection and across them, as HTTP/1.x heads do: server/request_head.py's head_table); each
-# request gets its own copies of the header list and dict. Lists of up to _PARSED_FIELDS fields,
-# _PARSED_SIZE bytes of values, at most _PARSED_MAX of them (emptied when full).
-_PARSED: dict = {}
+# [underscores << 1 | ignore_invalid] -> {header list: _parse's result}: the same lists recur
+# (on a connection and across them, as HTTP/1.x heads do: server/request_head.py's head_table);
+# each request gets its own copies of the header list and dict. Lists of up to _PARSED_FIELDS
+# fields, _PARSED_SIZE bytes of values, at most _PARSED_MAX of them (emptied when full).
+_PARSED = [{}, {}, {}, {}]
 _PARSED_MAX = 1024
 _PARSED_SIZE = 1024
 _PARSED_FIELDS = 32
@@ -32,15 +32,13 @@ _PARSED_FIELDS = 32
 
 def start(conn, stream, header_list, ended: bool, block_size: int) -> None:
     listen = conn.listen
-    flags = (listen.underscores or not listen.ignore_invalid, listen.ignore_invalid)
-    table = _PARSED.get(flags)
-    if table is None:
-        table = _PARSED[flags] = {}
+    table = _PARSED[listen.underscores << 1 | listen.ignore_invalid]
     parsed = key = None
     if len(header_list) <= _PARSED_FIELDS:
         key = header_list if header_list.__class__ is tuple else tuple(header_list)
         parsed = table.get(key)
     if parsed is None:
+        flags = (listen.underscores or not listen.ignore_invalid, listen.ignore_invalid)
         parsed = _parse(conn, stream, header_list, flags)
         if parsed is None:
             return          # refused (_refuse)
@@ -87,7 +85,9 @@ def start(conn, stream, header_list, ended: bool, block_size: int) -> None:
     stats = conn.runtime.stats
     if stats is not None:
         stats.request_started(ctx)
-    conn.start_stream(ctx, req)
+    if conn.tls is not None:
+        return conn.start_stream(ctx, req)     # TLS client certificate checks first
+    phases.start_request(ctx, req)
 
 
 def _parse(conn, stream, header_list, flags: tuple):
