@@ -37,8 +37,8 @@ from ngate.http2.compression import HpackFault, NginxDecoder, check_partial
 from ngate.http2.frames import (ENABLE_CONNECT_PROTOCOL, ENABLE_PUSH, HEADERS,
                                 INITIAL_WINDOW_SIZE, MAX_CONCURRENT_STREAMS, MAX_FRAME_SIZE,
                                 MAX_WINDOW, PREFACE, ErrorCodes)
+from ngate.http2.frames_out import NO_STREAMS
 from ngate.http2.framing import ConnectionFault, Framing
-from ngate.http2.hpack_out import StatelessEncoder
 from ngate.http2.lifecycle import Lifecycle
 from ngate.http2.output import Output
 from ngate.http2.priority import PriorityTree
@@ -50,7 +50,6 @@ __all__ = ["PREFACE", "Http2Connection"]
 
 _FLOOD = 10000
 _OUT_LIMIT = 1 << 20
-_ENCODER = StatelessEncoder()
 
 
 _LIMITS: dict = {}
@@ -71,22 +70,21 @@ def _limits(srv) -> tuple:
 
 class Http2Connection(Output, Lifecycle):
     __slots__ = ("runtime", "listen", "transport", "number", "remote_addr", "remote_port",
-                 "server_addr", "server_port", "scheme", "tls", "proxy_protocol", "framing",
+                 "server_addr", "server_port", "tls", "proxy_protocol", "framing",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
-                 "resets", "opened", "conf", "deadline", "timer", "lost", "proto",
-                 "requests", "started", "partial", "dropped", "prio", "acked", "fed", "batch",
-                 "flush_soon", "windows", "write_timer", "write_left", "sending")
+                 "resets", "opened", "conf", "deadline", "timer", "requests", "started",
+                 "partial", "dropped", "prio", "acked", "fed", "batch", "flush_soon", "windows",
+                 "write_timer", "sending")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
+        # proto: "h2" (ALPN) or "h2c"; $http2 follows the listener (the `proto` property)
         self.runtime = runtime
         self.listen = listen
         self.transport = None
-        self.scheme = listen.scheme
         self.tls = None
         self.proxy_protocol = None
-        self.proto = proto          # $http2: "h2" over TLS, "h2c" in clear text
-        self.streams: dict = {}
+        self.streams = NO_STREAMS       # a dict of its own while streams are open
         self.write_paused = False
         self.closing = False
         self.going_away = False
@@ -96,7 +94,6 @@ class Http2Connection(Output, Lifecycle):
         self.opened = 0
         self.timer = None
         self.deadline = 0.0
-        self.lost = None
         self.requests = 0
         self.partial = 0            # the new stream whose HEADERS frame is still arriving
         self.dropped = None         # streams reset for client_header_timeout before their headers
@@ -106,14 +103,21 @@ class Http2Connection(Output, Lifecycle):
         self.windows = None         # streams whose send windows opened in this read (0: all)
         self.batch = False      # in data_received: frames out wait for its one flush
         self.write_timer = None     # send_timeout while the transport's buffer is full
-        self.write_left = 0         # its size when the timer was armed
         self.flush_soon = False     # out of it: one flush per loop turn (flush_later)
         self.sending = None         # streams that wrote, to send before that flush (send_later)
         srv = listen.default_server
         self.conf = srv
-        preread, frame_limit = _limits(srv)
         # the HPACK decoder is made with the first header block (new_decoder)
-        self.framing = Framing(self, None, _ENCODER, preread, frame_limit)
+        self.framing = Framing(self, None, _limits(srv))
+
+    @property
+    def scheme(self) -> str:
+        return self.listen.scheme
+
+    @property
+    def proto(self) -> str:
+        """$http2: "h2" over TLS, "h2c" in clear text (nginx: the connection's ssl)."""
+        return "h2c" if self.listen.ssl_context is None else "h2"
 
     def new_decoder(self) -> NginxDecoder:
         number, size = self.conf.large_client_header_buffers
@@ -214,7 +218,6 @@ class Http2Connection(Output, Lifecycle):
         return False
 
     def connection_lost(self, exc) -> None:
-        self.lost = exc
         self.closing = True
         self._cancel_timer()
         if self.write_timer is not None:
@@ -222,7 +225,7 @@ class Http2Connection(Output, Lifecycle):
             self.write_timer = None
         self.runtime.connection_closed(self)
         streams = list(self.streams.values())
-        self.streams = {}
+        self.streams = NO_STREAMS
         for s in streams:
             s.client_closed(exc)
 
@@ -277,7 +280,10 @@ class Http2Connection(Output, Lifecycle):
                            "client: " + self.remote_addr, self.number)
             return self._refuse(sid)
         stream = Http2Stream(self, sid)
-        self.streams[sid] = stream
+        streams = self.streams
+        if streams is NO_STREAMS:
+            streams = self.streams = {}
+        streams[sid] = stream
         if self.prio is not None:
             self.prio.opened(sid)
         self.opened += 1

@@ -11,6 +11,26 @@ class StreamClosed(Exception):
     """Sending on a stream that is no longer open (reset, or our side ended)."""
 
 
+class NoStreams(dict):
+    """The stream table of a connection without open streams: one empty dict shared by all
+    (an idle connection holds no table of its own), which takes no entry: the first stream
+    gives its connection a dict of its own (`streams is NO_STREAMS`), and the connection
+    puts this one back once idle (lifecycle.py)."""
+    __slots__ = ()
+
+    def __setitem__(self, key, value):
+        raise TypeError("NO_STREAMS takes no entry")
+
+    def setdefault(self, key, default=None):
+        raise TypeError("NO_STREAMS takes no entry")
+
+    def update(self, *args, **kw):
+        raise TypeError("NO_STREAMS takes no entry")
+
+
+NO_STREAMS = NoStreams()
+
+
 class StreamState:
     """An open stream as the layer sees it: the windows both ways and which sides ended."""
     __slots__ = ("send_window", "recv_window", "in_closed", "out_closed")
@@ -23,8 +43,16 @@ class StreamState:
 
 
 class FramesOut:
-    """Needs `streams`, `send_window`, `frame_size`, `encoder` and `out` (Framing's)."""
+    """Needs `streams`, `send_window`, `frame_size`, `encoder` and `out` (Framing's: None
+    or a bytearray of frames not yet taken by data_to_send)."""
     __slots__ = ()
+
+    def put(self, frame) -> None:
+        out = self.out
+        if out is None:
+            self.out = bytearray(frame)
+        else:
+            out += frame
 
     def window(self, sid: int) -> int:
         """Bytes of DATA the client's windows take now on the stream."""
@@ -52,6 +80,8 @@ class FramesOut:
         n = len(block)
         size = self.frame_size
         out = self.out
+        if out is None:
+            out = self.out = bytearray()
         if n <= size:
             out += head(n >> 8, n & 0xFF, HEADERS, 0x5 if end_stream else 0x4, sid)
             out += block
@@ -71,6 +101,8 @@ class FramesOut:
         st.send_window -= n
         self.send_window -= n
         out = self.out
+        if out is None:
+            out = self.out = bytearray()
         out += head(n >> 8, n & 0xFF, DATA, END_STREAM if end_stream else 0, sid)
         out += data
 
@@ -98,6 +130,8 @@ class FramesOut:
         if st.in_closed:
             del self.streams[sid]
         out = self.out
+        if out is None:
+            out = self.out = bytearray()
         if not m:
             out += head(n >> 8, n & 0xFF, HEADERS, 0x5, sid)
             out += block
@@ -112,11 +146,11 @@ class FramesOut:
 
     def end_stream(self, sid: int) -> None:
         self._sending(sid, True)
-        self.out += head(0, 0, DATA, END_STREAM, sid)
+        self.put(head(0, 0, DATA, END_STREAM, sid))
 
     def reset(self, sid: int, code: int) -> None:
         self.streams.pop(sid, None)
-        self.out += rst_stream(sid, code)
+        self.put(rst_stream(sid, code))
 
     def forget(self, sid: int) -> None:
         """A stream reset earlier (no second RST_STREAM)."""
@@ -128,12 +162,10 @@ class FramesOut:
         if st is None or st.in_closed or n <= 0:
             return
         st.recv_window += n
-        self.out += window_update(sid, n)
+        self.put(window_update(sid, n))
 
     def data_to_send(self):
         out = self.out
-        if not out:
-            return b""
-        self.out = bytearray()
-        return out
+        self.out = None
+        return out or b""
 

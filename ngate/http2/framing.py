@@ -23,7 +23,8 @@ stream: http2_body_preread_size, reopened by `ack` as the body is consumed) and 
 from __future__ import annotations
 
 from ngate.http2.compression import HpackFault
-from ngate.http2.frames_out import FramesOut, StreamClosed, StreamState
+from ngate.http2.hpack_out import StatelessEncoder
+from ngate.http2.frames_out import NO_STREAMS, FramesOut, StreamClosed, StreamState
 from ngate.http2.frames import (ACK, CONTINUATION, DATA, DEFAULT_FRAME_SIZE, DEFAULT_WINDOW,
                                 END_HEADERS, END_STREAM, ENABLE_PUSH, HEADERS,
                                 INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE, MAX_FRAME_SIZE_VALUE,
@@ -46,39 +47,53 @@ class ConnectionFault(Exception):
         self.message = message
 
 
-class Framing(FramesOut):
-    __slots__ = ("sink", "buf", "need", "preface", "streams", "last_sid", "send_window",
-                 "recv_window", "init_window", "frame_size", "preread", "frame_limit",
-                 "decoder", "encoder", "out", "block", "block_sid", "block_flags",
-                 "block_len", "block_prio", "block_new")
+class _Block:
+    """A header block awaiting CONTINUATION frames: its fragments so far and its HEADERS
+    frame's stream, flags, priority and whether it opens the stream."""
+    __slots__ = ("fragments", "sid", "flags", "size", "prio", "new")
 
-    def __init__(self, sink, decoder, encoder, preread: int, frame_limit: int) -> None:
+    def __init__(self, fragment, sid: int, flags: int, prio, new: bool) -> None:
+        self.fragments = [fragment]
+        self.sid = sid
+        self.flags = flags
+        self.size = len(fragment)
+        self.prio = prio
+        self.new = new
+
+
+class Framing(FramesOut):
+    """Per connection: what an idle connection holds is kept small (no stream table of its
+    own while no stream is open, no output buffer between writes, the header block state
+    made only when a block spans frames, the server's limits a shared pair)."""
+    __slots__ = ("sink", "buf", "need", "preface", "streams", "last_sid", "send_window",
+                 "recv_window", "init_window", "frame_size", "limits", "decoder", "out",
+                 "block")
+    encoder = StatelessEncoder()    # stateless (hpack_out.py): one for every connection
+
+    def __init__(self, sink, decoder, limits: tuple) -> None:
         self.sink = sink
         self.buf = b""              # an incomplete frame (or preface): a bytearray then
         self.need = len(PREFACE)    # bytes buf must hold before anything can be parsed
         self.preface = True
-        self.streams: dict = {}     # id -> StreamState
+        self.streams = NO_STREAMS   # id -> StreamState (a dict of its own once one opens)
         self.last_sid = 0
         self.send_window = DEFAULT_WINDOW       # the client's connection window
         self.recv_window = MAX_WINDOW           # ours, after initiate()'s WINDOW_UPDATE
         self.init_window = DEFAULT_WINDOW       # the client's SETTINGS_INITIAL_WINDOW_SIZE
         self.frame_size = DEFAULT_FRAME_SIZE    # the client's SETTINGS_MAX_FRAME_SIZE
-        self.preread = preread                  # our initial stream window
-        self.frame_limit = frame_limit          # the largest frame read
+        self.limits = limits        # (our initial stream window, the largest frame read)
         self.decoder = decoder      # None: made by the sink with the first header block
-        self.encoder = encoder
-        self.out = bytearray()
-        self.block = None           # the fragments of a header block awaiting CONTINUATION
-        self.block_sid = 0
-        self.block_flags = 0
-        self.block_len = 0
-        self.block_prio = None
-        self.block_new = False
+        self.out = None             # frames to write: a bytearray until data_to_send
+        self.block = None           # a _Block while a header block awaits CONTINUATION
+
+    @property
+    def preread(self) -> int:
+        return self.limits[0]
 
     def initiate(self, values: dict) -> None:
         """Our SETTINGS, and the connection window opened to 2^31-1 as nginx."""
-        self.out += settings(values)
-        self.out += window_update(0, MAX_WINDOW - DEFAULT_WINDOW)
+        self.put(settings(values))
+        self.put(window_update(0, MAX_WINDOW - DEFAULT_WINDOW))
 
     # ------------------------------------------------------------ frames in
 
@@ -107,7 +122,7 @@ class Framing(FramesOut):
             sid &= 0x7fffffff
             if kind == PUSH_PROMISE:
                 raise ConnectionFault(_PROTO, "client sent PUSH_PROMISE frame")
-            if n > self.frame_limit:
+            if n > self.limits[1]:
                 raise ConnectionFault(_SIZE, f"client sent frame with too large length {n}")
             start = pos + 9
             if end - start < n:
@@ -165,32 +180,27 @@ class Framing(FramesOut):
         block = p[pos:n - pad] if pad or pos else p
         if flags & END_HEADERS:
             return self._block_done(sid, flags, block, len(block), prio, new)
-        self.block = [block]
-        self.block_sid = sid
-        self.block_flags = flags
-        self.block_len = len(block)
-        self.block_prio = prio
-        self.block_new = new
+        self.block = _Block(block, sid, flags, prio, new)
 
     def _continuation(self, flags: int, sid: int, p: bytes) -> None:
-        if self.block is None:
+        block = self.block
+        if block is None:
             raise ConnectionFault(_PROTO, "client sent unexpected CONTINUATION frame")
-        if sid != self.block_sid:
+        if sid != block.sid:
             raise ConnectionFault(_PROTO, "client sent CONTINUATION frame with incorrect "
                                   "identifier")
-        block = self.block
-        block.append(p)
-        self.block_len += len(p)
-        if len(block) > _CONTINUATIONS:
+        fragments = block.fragments
+        fragments.append(p)
+        block.size += len(p)
+        if len(fragments) > _CONTINUATIONS:
             raise ConnectionFault(ErrorCodes.ENHANCE_YOUR_CALM,
                                   "client sent too many CONTINUATION frames")
-        if self.block_len > 2 * self.frame_limit:
+        if block.size > 2 * self.limits[1]:
             raise ConnectionFault(ErrorCodes.ENHANCE_YOUR_CALM, "client sent too large header")
         if flags & END_HEADERS:
             self.block = None
-            self.block_sid = 0
-            self._block_done(sid, self.block_flags, b"".join(block), self.block_len,
-                             self.block_prio, self.block_new)
+            self._block_done(sid, block.flags, b"".join(fragments), block.size, block.prio,
+                             block.new)
 
     def _block_done(self, sid, flags, block, size, prio, new) -> None:
         decoder = self.decoder
@@ -199,7 +209,10 @@ class Framing(FramesOut):
         fields = decoder.decode(block)
         end = flags & END_STREAM != 0
         if new:
-            self.streams[sid] = StreamState(self.init_window, self.preread, end)
+            streams = self.streams
+            if streams is NO_STREAMS:
+                streams = self.streams = {}
+            streams[sid] = StreamState(self.init_window, self.limits[0], end)
             self.sink.on_headers(sid, fields, end, size)
         else:
             st = self.streams.get(sid)
@@ -231,7 +244,7 @@ class Framing(FramesOut):
                                   f"{self.recv_window}")
         self.recv_window -= size
         if self.recv_window < MAX_WINDOW // 4:
-            self.out += window_update(0, MAX_WINDOW - self.recv_window)
+            self.put(window_update(0, MAX_WINDOW - self.recv_window))
             self.recv_window = MAX_WINDOW
         st = self.streams.get(sid)
         end = flags & END_STREAM != 0
@@ -298,7 +311,7 @@ class Framing(FramesOut):
             elif key == ENABLE_PUSH and value > 1:
                 raise ConnectionFault(_PROTO, "client sent SETTINGS frame with incorrect "
                                       f"ENABLE_PUSH value {value}")
-        self.out += SETTINGS_ACK
+        self.put(SETTINGS_ACK)
         if delta:
             self.init_window += delta
             for sid, st in list(self.streams.items()):
@@ -314,7 +327,7 @@ class Framing(FramesOut):
         if sid:
             raise ConnectionFault(_PROTO, "client sent PING frame with incorrect identifier")
         if not flags & ACK:
-            self.out += ping_ack(p)
+            self.put(ping_ack(p))
             self.sink.on_ping()
 
     def _goaway(self, flags: int, sid: int, p: bytes) -> None:
@@ -357,14 +370,15 @@ class Framing(FramesOut):
     def _terminate(self, sid: int, code: int, message: str) -> None:
         """A stream error: RST_STREAM, the stream forgotten, the sink told."""
         self.streams.pop(sid, None)
-        self.out += rst_stream(sid, code)
+        self.put(rst_stream(sid, code))
         self.sink.on_reset(sid, code, message)
 
     def pending_stream(self) -> int:
         """The id of a new stream whose header block has begun and not ended (nginx's stream
         exists from its HEADERS frame: client_header_timeout), else 0."""
-        if self.block is not None:
-            return self.block_sid if self.block_new else 0
+        block = self.block
+        if block is not None:
+            return block.sid if block.new else 0
         buf = self.buf
         if len(buf) >= 9 and buf[3] == HEADERS:
             sid = int.from_bytes(buf[5:9], "big") & 0x7fffffff

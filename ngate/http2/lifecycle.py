@@ -3,6 +3,7 @@ http2_idle_timeout between streams, http2_recv_timeout inside a frame, client_he
 a stream whose header block is still arriving, graceful close (GOAWAY, lingering) and abort."""
 from __future__ import annotations
 
+from ngate.http2.frames_out import NO_STREAMS
 from ngate.observability import error_log
 from ngate.server.clock import OneTimer
 
@@ -22,13 +23,12 @@ class Lifecycle(OneTimer):
             self._idle()
 
     def _idle(self) -> None:
-        """No stream active: http2_idle_timeout, and the stream tables give back what they
-        grew (a dict keeps its table when emptied; clear() frees it), as nginx frees an idle
-        connection's HTTP/2 pool."""
-        self.streams.clear()
-        streams = self.framing.streams
-        if not streams:
-            streams.clear()
+        """No stream active: http2_idle_timeout, and the stream tables go (the shared empty
+        NO_STREAMS until the next stream), as nginx frees an idle connection's HTTP/2 pool."""
+        self.streams = NO_STREAMS
+        fr = self.framing
+        if not fr.streams:
+            fr.streams = NO_STREAMS
         self._arm(self._idle_value())
 
     def _idle_or_recv(self) -> None:
@@ -69,14 +69,15 @@ class Lifecycle(OneTimer):
         on the connection: a stream's window is open, the socket is not)."""
         timeout = self.conf.conf.send_timeout
         if timeout > 0 and not self.closing:
-            self.write_left = self.transport.get_write_buffer_size()
-            self.write_timer = self.runtime.loop.call_later(timeout, self._write_timeout)
+            self.write_timer = self.runtime.loop.call_later(
+                timeout, self._write_timeout, self.transport.get_write_buffer_size())
 
-    def _write_timeout(self) -> None:
+    def _write_timeout(self, left: int) -> None:
+        """`left`: the transport's buffered bytes when the timer was armed."""
         self.write_timer = None
         if self.closing or not self.write_paused:
             return
-        if self.transport.get_write_buffer_size() < self.write_left:
+        if self.transport.get_write_buffer_size() < left:
             return self._arm_write()        # the client reads, slowly
         error_log.info("client timed out (110: Connection timed out) while sending to client, "
                        "client: " + self.remote_addr, self.number)
@@ -104,7 +105,7 @@ class Lifecycle(OneTimer):
         self.closing = True
         self._cancel_timer()
         streams = list(self.streams.values())
-        self.streams = {}
+        self.streams = NO_STREAMS
         for s in streams:
             s.client_closed()
         t = self.transport

@@ -211,7 +211,7 @@ class Output:
         as nginx's last_sid), close."""
         error_log.info(message + ", client: " + self.remote_addr, self.number)
         fr = self.framing
-        fr.out += goaway(max(last_sid, fr.last_sid), code)
+        fr.put(goaway(max(last_sid, fr.last_sid), code))
         self.flush()
         self._close()
 

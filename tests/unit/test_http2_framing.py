@@ -39,7 +39,7 @@ class Sink:
 
 def layer(preread: int = 65535) -> tuple[Framing, Sink]:
     sink = Sink()
-    fr = Framing(sink, NginxDecoder(8192, 32768), StatelessEncoder(), preread, 48 * 1024)
+    fr = Framing(sink, NginxDecoder(8192, 32768), (preread, 48 * 1024))
     fr.receive(PREFACE)
     return fr, sink
 
