@@ -4,6 +4,7 @@ control, cancellation and limits. Every stream runs the normal phases and talks 
 backend."""
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -43,6 +44,12 @@ http {
         location /upload { client_max_body_size 1m; proxy_pass http://127.0.0.1:{backend}; }
         location /drop { return 444; }
         location /drop-after-error { error_page 404 = /drop; return 404; }
+        location /gen/ok { return 201 "created\n"; }
+        location /gen/longer { return 201 "created!\n"; }
+        location /gen/ok-bare { server_tokens off; return 201 "created\n"; }
+        location /gen/bare { server_tokens off; default_type application/x-bare; return 200 "b"; }
+        location /gen/missing { return 404; }
+        location /gen/empty { return 204; }
     }
     server {
         listen 127.0.0.1:{tls_port} ssl http2;
@@ -238,6 +245,61 @@ def test_return_in_one_step_or_as_the_window_opens(ngate):
                   and isinstance(e, h2.events.DataReceived)]
         assert len(frames) == 5 and max(len(e.data) for e in frames) == 4
     wait_log(ngate, r"GET /small-window HTTP/2\.0\|200\|HTTP/2\.0\|h2c\|19\|")
+
+
+GENERATED = {   # path: (status, content-type, content-length, body, server)
+    "/gen/ok": (201, b"text/plain", b"8", b"created\n", b"ngate/"),
+    "/gen/longer": (201, b"text/plain", b"9", b"created!\n", b"ngate/"),
+    "/gen/ok-bare": (201, b"text/plain", b"8", b"created\n", b"ngate"),
+    "/gen/bare": (200, b"application/x-bare", b"1", b"b", b"ngate"),
+    "/gen/missing": (404, b"text/html", None, None, b"ngate/"),
+    "/gen/empty": (204, None, None, b"", b"ngate/"),
+}
+
+
+def test_generated_responses_keep_their_own_heads(ngate):
+    """Responses ngate makes (a `return`, a status page) leave as HPACK blocks kept for the
+    second (head.response_block): each status, server_tokens, Content-Type and length gets its
+    own head, the same each time it repeats on a connection and on another one, and a HEAD of
+    the same location the same head without DATA."""
+    seen = {}
+    for _ in range(2):
+        with H2Client(ngate.port) as c:
+            for _ in range(2):
+                for path, (status, ctype, length, body, server) in GENERATED.items():
+                    got_status, hdrs, got = c.response(c.request(path))
+                    assert got_status == status, path
+                    assert hdrs.get(b"content-type") == ctype, path
+                    assert hdrs[b"server"].startswith(server) and \
+                        (server != b"ngate" or hdrs[b"server"] == b"ngate"), path
+                    if length is not None:
+                        assert hdrs[b"content-length"] == length, path
+                    if body is not None:
+                        assert got == body, path
+                    else:
+                        assert got.startswith(b"<html>") and b"404 Not Found" in got
+                        assert hdrs[b"content-length"] == b"%d" % len(got)
+                    assert b"date" in hdrs and b"connection" not in hdrs
+                    head = {k: v for k, v in hdrs.items() if k != b"date"}
+                    assert seen.setdefault(path, head) == head, path
+                sid = c.request("/gen/ok", method="HEAD")
+                status, hdrs, got = c.response(sid)
+                assert (status, got, hdrs[b"content-length"]) == (201, b"", b"8")
+                assert sid in c.ended and not c.bodies.get(sid)
+
+
+def test_header_block_in_continuation_frames(ngate):
+    """A request whose header block spans HEADERS and CONTINUATION frames (the client's frame
+    size is 16384) is answered; a second one on the same connection, after it went idle, too."""
+    fields = [(b"x-big-%d" % i, os.urandom(2500).hex().encode()) for i in range(6)]
+    block = hpack.Encoder().encode([(b":method", b"GET"), (b":path", b"/cont"),
+                                    (b":scheme", b"http"), (b":authority", b"x"), *fields])
+    assert len(block) > 16384
+    with H2Client(ngate.port) as c:
+        for _ in range(2):
+            sid = c.request("/cont", headers=fields)
+            assert c.response(sid)[::2] == (200, b"plain h2c HTTP/2.0\n")
+    wait_log(ngate, r"GET /cont HTTP/2\.0\|200\|HTTP/2\.0\|h2c\|")
 
 
 def test_zero_window_stall_times_out(ngate):

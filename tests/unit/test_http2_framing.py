@@ -125,6 +125,26 @@ def test_padding_continuation_and_priority():
     assert fr.streams[1].recv_window == 65535 - 7
 
 
+def test_idle_layer_holds_no_table_or_buffer_of_its_own():
+    """No stream open: the stream table is the shared NO_STREAMS (which takes no entry) and
+    nothing is buffered once the frames were taken; the first stream gets a table of its own,
+    and a header block awaiting CONTINUATION names its new stream (pending_stream)."""
+    from ngate.http2.frames_out import NO_STREAMS
+    fr, sink = layer()
+    assert fr.streams is NO_STREAMS and fr.block is None
+    fr.data_to_send()
+    assert fr.out is None and fr.data_to_send() == b""
+    with pytest.raises(TypeError):
+        NO_STREAMS[1] = object()
+    block = hpack.Encoder().encode(REQ)
+    fr.receive(frame(1, 0x1, 1, block[:4]))
+    assert fr.pending_stream() == 1 and fr.streams is NO_STREAMS
+    fr.receive(frame(9, 0x4, 1, block[4:]))
+    assert fr.pending_stream() == 0 and fr.block is None
+    assert fr.streams is not NO_STREAMS and 1 in fr.streams and not NO_STREAMS
+    assert sink.calls[-1] == ("headers", 1, REQ, True, len(block))
+
+
 @pytest.mark.parametrize("data, code", [
     (frame(9, 0x4, 1, b"\x82"), ErrorCodes.PROTOCOL_ERROR),      # CONTINUATION unexpected
     (frame(0, 0, 0, b"x"), ErrorCodes.PROTOCOL_ERROR),           # DATA on stream 0
