@@ -128,8 +128,8 @@ class Output:
         streams.pop(s.sid, None)
         if self.prio is not None:
             self.prio.closed_stream(s.sid)
-        if not streams:
-            self._after_stream()
+        if not streams and (not self.batch or self.going_away):
+            self._after_stream()        # in a client read: at its end (_idle_or_recv)
 
     def ack(self, s, n: int) -> None:
         """Reopen the stream's receive window by n consumed body bytes."""
