@@ -65,6 +65,7 @@ def client_refusal(tls, server, host: str, listen) -> tuple | None:
 class PlainHttpOnTls(HttpConnection):
     """A plain HTTP request on a TLS socket: nginx reads the head, then answers 497."""
     __slots__ = ()
+    handed_over = True      # accepted (and counted) by the TlsAcceptor
 
     def __init__(self, runtime, listen) -> None:
         super().__init__(runtime, listen)

@@ -76,7 +76,7 @@ def _alpn_select(ssl_ptr, out, outlen, client, client_len, arg):
     if _lib.SSL_select_next_proto(out, outlen, ctypes.addressof(buf), len(buf), client,
                                   client_len) == _NPN_NEGOTIATED:
         return 0
-    # the alert goes out through the handshake's TlsAcceptor (tls.py), as the SNI refusals do
+    # logged by the handshake's TlsAcceptor (tls.py); OpenSSL sends the alert
     acceptor = getattr(owner, "ngate_acceptor", None)
     if acceptor is not None:
         acceptor.refuse(_ALERT_NO_APPLICATION_PROTOCOL, _NO_ALPN)

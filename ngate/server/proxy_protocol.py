@@ -10,8 +10,9 @@ ngx_proxy_protocol_read (src/core/ngx_proxy_protocol.c). status is one of
              or "" where nginx closes without a word.
 
 Accept path (ProxyProtocolAcceptor, a Protocol until it hands over): the header is read first
-(client_header_timeout), before TLS on an ssl listen, as nginx; then the transport goes to the
-HTTP connection (or to the TLS acceptor) with the bytes that followed the header. The header's
+(client_header_timeout); then the transport goes to the HTTP connection with the bytes that
+followed the header. On an ssl listen the TLS acceptor (tls.py) reads it from the raw socket
+before TLS, as nginx does: peeked, and exactly the header consumed. The header's
 addresses are $proxy_protocol_addr/_port and $proxy_protocol_server_addr/_port, and what
 `real_ip_header proxy_protocol` reads. $remote_addr stays the proxy's unless realip says so.
 """
@@ -154,7 +155,7 @@ class ProxyProtocolAcceptor(asyncio.Protocol):
     def __init__(self, runtime, listen, next_protocol) -> None:
         self.runtime = runtime
         self.listen = listen
-        self.next_protocol = next_protocol      # HttpConnection or TlsAcceptor
+        self.next_protocol = next_protocol      # HttpConnection or CleartextHttp2
         self.transport = None
         self.timer = None
         self.buf = b""
@@ -213,14 +214,7 @@ class ProxyProtocolAcceptor(asyncio.Protocol):
         self.transport.close()
 
     def _log(self, level: str, message: str) -> None:
-        peer = self.transport.get_extra_info("peername")
-        client = peer[0] if isinstance(peer, tuple) else "unix:"
-        key = self.listen.key
-        server = f"{key[0]}:{key[1]}" if key[0] != "unix" else "unix:" + str(key[1])
-        if ":" in str(key[0]) and key[0] != "unix":
-            server = f"[{key[0]}]:{key[1]}"
-        error_log.log(level, f"{message} while reading PROXY protocol, client: {client}, "
-                      f"server: {server}", self.runtime.next_connection_number())
+        log(level, message, self.runtime, self.listen, self.transport.get_extra_info("peername"))
 
     # the runtime's view of a connection (drain and stop)
     def close_if_idle(self) -> bool:
@@ -229,3 +223,14 @@ class ProxyProtocolAcceptor(asyncio.Protocol):
 
     def abort(self) -> None:
         self.transport.abort()
+
+
+def log(level: str, message: str, runtime, listen, peer) -> None:
+    """An error log line about the PROXY header of a connection from `peer`."""
+    client = peer[0] if isinstance(peer, tuple) else "unix:"
+    key = listen.key
+    server = f"{key[0]}:{key[1]}" if key[0] != "unix" else "unix:" + str(key[1])
+    if ":" in str(key[0]) and key[0] != "unix":
+        server = f"[{key[0]}]:{key[1]}"
+    error_log.log(level, f"{message} while reading PROXY protocol, client: {client}, "
+                  f"server: {server}", runtime.next_connection_number())

@@ -20,6 +20,7 @@ from ngate.server.clock import Deadlines
 from ngate.server.connection import HttpConnection, head_table, line_table, name_table
 from ngate.server.proxy_protocol import ProxyProtocolAcceptor
 from ngate.server.tls import TlsAcceptor, listen_http2, speaks_http2
+from ngate.server.tls_transport import TlsServer
 from ngate.http2.accept import CleartextHttp2
 from ngate.upstream.pool import KeepalivePool
 
@@ -114,8 +115,14 @@ class WorkerRuntime:
             ls = self.listens.get(key)
             if ls is None:
                 continue
+            backlog = self._backlog(key)
+            if ls.ssl_context is not None:      # TLS on the raw socket (tls_transport.py)
+                accepted = partial(TlsAcceptor, self, ls)
+                for sock in socks if isinstance(socks, (list, tuple)) else (socks,):
+                    self.servers.append(TlsServer(loop, sock, backlog, accepted))
+                continue
             # a partial, not a lambda: no Python frame per accepted connection
-            proto = HttpConnection if ls.ssl_context is None else TlsAcceptor
+            proto = HttpConnection
             if ls.http2 and ls.ssl_context is None:
                 proto = CleartextHttp2    # the HTTP/2 preface, else HTTP/1.x
             if ls.proxy_protocol:
@@ -123,7 +130,6 @@ class WorkerRuntime:
             else:
                 factory = partial(proto, self, ls)
             # uvloop listens again on the socket: with the listen's backlog, not its default
-            backlog = self._backlog(key)
             for sock in socks if isinstance(socks, (list, tuple)) else (socks,):
                 if sock.family == socket.AF_UNIX:
                     srv = await loop.create_unix_server(factory, sock=sock, backlog=backlog)

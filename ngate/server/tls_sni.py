@@ -4,7 +4,7 @@ cache and ticket keys, made before the workers fork so that all workers share th
 callback (nginx's ngx_http_ssl_servername) picks the server for the name, switches the SSL
 object to that server's context (or one loaded for this handshake for certificates with
 variables: tls_certs.py) and notes whether ALPN may choose h2 for it (nginx 1.25's per-server
-`http2`: openssl._alpn_select), or refuses the handshake with an alert.
+`http2`: openssl._alpn_select), or refuses the handshake with an alert (OpenSSL sends it).
 """
 from __future__ import annotations
 
@@ -32,15 +32,14 @@ class TlsListen:
         if self.verifies and not openssl.AVAILABLE:
             front.verify_mode = ssl.CERT_OPTIONAL    # no way to switch it per SNI server
         front.sni_callback = self._servername
-        front.sslobject_class = AcceptedSSLObject
         self.context = front
         self.dynamic = tls_certs.ContextCache()     # contexts of certificates with variables
 
     def _servername(self, ssl_obj, name, _ctx):
         """nginx's ngx_http_ssl_servername: the server for the SNI name (else the default), its
         certificate and its client verification settings; then, for certificates with
-        variables, what ngx_http_ssl_certificate loads. A refusal sends its alert itself
-        (uvloop's SSL transport drops what OpenSSL queues when a handshake fails)."""
+        variables, what ngx_http_ssl_certificate loads. A refusal is logged by the acceptor;
+        OpenSSL sends the alert."""
         server = None
         if name:
             host = normalize_host(name.encode("latin-1", "replace"))
@@ -81,30 +80,17 @@ class TlsListen:
 
 
 def _refuse(acceptor, alert: int, text: str) -> int:
-    """End the handshake with `alert`: sent on the socket now, logged once it is closed."""
+    """End the handshake with `alert` (OpenSSL sends it), logged now."""
     if acceptor is not None:
         acceptor.refuse(alert, text)
     return alert
 
 
 class AcceptedSSLObject(ssl.SSLObject):
-    """The SSLObject of a handshake on a TLS socket: the TlsAcceptor that started it picks it up
-    (`made`) right after uvloop's SSLProtocol creates it, so the SNI callback reaches the
-    connection (its addresses for the variables, its socket for alerts)."""
-    made = None
-
-    @classmethod
-    def _create(cls, *args, **kwargs):
-        obj = super()._create(*args, **kwargs)
-        # uvloop's SSLProtocol binds read, write and pending once per connection and calls
-        # them per record: the C methods themselves, not ssl.py's one-line wrappers (a Python
-        # frame per call)
-        sslobj = obj._sslobj
-        obj.read = sslobj.read
-        obj.write = sslobj.write
-        obj.pending = sslobj.pending
-        AcceptedSSLObject.made = obj
-        return obj
+    """The SSLObject of a handshake on a TLS socket, over the socket itself (tls.py's
+    TlsAcceptor makes it with SSLContext._wrap_socket and sets itself as `ngate_acceptor`, so
+    the SNI and ALPN callbacks reach the connection: its addresses for the variables, its log
+    lines)."""
 
 
 def build_listens(by_listen: dict) -> dict:
