@@ -39,6 +39,9 @@ def server_context(conf, quiet: bool = False, pairs=None) -> ssl.SSLContext:
         ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     if not conf.session_tickets:
         ctx.options |= ssl.OP_NO_TICKET
+    # a client closing without close_notify is an end, not a fatal error that drops its session
+    # from the cache (nginx sets it too; OpenSSL reads the socket itself: tls_transport.py)
+    ctx.options |= getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     if pairs is None:
         passwords = read_passwords(conf.password_file)
         pairs = () if conf.dynamic else conf.certificates
