@@ -62,8 +62,10 @@ location / {{ return 200 "ok\\n"; }} }} }}""")
     return p, int(line.split()[1])
 
 
-def cpu(pid):
+def cpu(pid, part=None):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    if part is not None:            # 0: utime, 1: stime
+        return int(f[11 + part]) / os.sysconf("SC_CLK_TCK")
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -95,12 +97,12 @@ def run_cpu(mode, port):
     p, pid = start(mode, port)
     try:
         subprocess.run(["wrk", "-t1", "-c50", "-d1s", f"https://127.0.0.1:{port}/"], capture_output=True)
-        c0 = cpu(pid)
+        c0, s0 = cpu(pid), cpu(pid, 1)
         out = subprocess.run(["wrk", "-t1", "-c50", "-d5s", f"https://127.0.0.1:{port}/"],
                              capture_output=True, text=True).stdout
-        c1 = cpu(pid)
+        c1, s1 = cpu(pid), cpu(pid, 1)
         n = int(re.search(r"(\d+) requests in", out).group(1))
-        return (c1 - c0) / n * 1e6, n / 5
+        return (c1 - c0) / n * 1e6, n / 5, (s1 - s0) / n * 1e6
     finally:
         os.kill(pid, 9)
         p.kill(); p.wait()
@@ -143,4 +145,6 @@ for m in modes:
     vals = [v[0] for v in res[m]]
     print(f"{m:24s} median {statistics.median(vals):7.2f}  runs " +
           " ".join(f"{v:.2f}" for v in vals) +
-          ("  req/s " + " ".join(f"{v[1]:.0f}" for v in res[m]) if what == "cpu" else ""))
+          ("  req/s " + " ".join(f"{v[1]:.0f}" for v in res[m]) +
+           f"  stime us median {statistics.median(v[2] for v in res[m]):.2f}"
+           if what == "cpu" else ""))
