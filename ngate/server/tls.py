@@ -100,7 +100,8 @@ class TlsAcceptor:
             return
         except OSError:
             return self._close()
-        if not first:
+        if not first:                   # nginx's MSG_PEEK read of 0 bytes
+            error_log.info("client closed connection" + self.where(), self.number())
             return self._close()
         if first[0] in _TLS_FIRST_BYTES:
             self._start_tls()

@@ -216,3 +216,18 @@ def test_memory_per_idle_tls_connection(proxy, pki):
         for s in conns:
             s.close()
     assert per_conn < 22, f"{per_conn:.1f} KB per idle TLS connection"
+
+
+def test_handshake_ends_logged_as_nginx(proxy, pki):
+    port = proxy.port
+    with socket.create_connection(("127.0.0.1", port)) as s:      # nothing sent
+        pass
+    with socket.create_connection(("127.0.0.1", port)) as s:      # a partial record, then FIN
+        s.sendall(b"\x16\x03\x01\x00\x50abc")
+        time.sleep(0.2)
+    time.sleep(0.3)
+    proxy.stop()
+    log = proxy.error_log()
+    assert "client closed connection while SSL handshaking, client: 127.0.0.1" in log
+    assert "peer closed connection in SSL handshake while SSL handshaking, client: 127.0.0.1" \
+        in log
