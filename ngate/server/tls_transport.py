@@ -86,9 +86,18 @@ class TlsTransport(asyncio.Transport):
                 return self._fatal(exc)
             if not n:
                 return self._eof()
-            self._protocol.data_received(_VIEW[:n].tobytes())
+            try:
+                self._protocol.data_received(_VIEW[:n].tobytes())
+            except Exception as exc:       # as uvloop's transports: reported, connection closed
+                return self._protocol_failed(exc)
             if n < RECORD or not self._reading:
                 return
+
+    def _protocol_failed(self, exc) -> None:
+        self._loop.call_exception_handler({
+            "message": "Fatal error: protocol.data_received() call failed.",
+            "exception": exc, "transport": self, "protocol": self._protocol})
+        self.abort()
 
     def _eof(self) -> None:
         protocol = self._protocol

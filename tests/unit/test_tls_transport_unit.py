@@ -237,3 +237,18 @@ def test_idle_connection_holds_no_read_buffer(loop, certs):
     assert lib.SSL_ctrl(ssl_ptr, _SSL_CTRL_MODE, 0, None) & _SSL_MODE_RELEASE_BUFFERS
     transport.abort()
     client.close()
+
+
+def test_a_failing_protocol_is_reported_and_aborted(loop, certs):
+    transport, proto, client = connect(loop, certs)
+    seen = []
+    loop.set_exception_handler(lambda _loop, context: seen.append(context["exception"]))
+
+    def boom(data):
+        raise ValueError("bad")
+
+    proto.data_received = boom
+    client.sendall(b"x")
+    run_until(loop, lambda: proto.lost.done())
+    assert [type(e) for e in seen] == [ValueError]
+    client.close()
