@@ -231,3 +231,30 @@ def test_handshake_ends_logged_as_nginx(proxy, pki):
     assert "client closed connection while SSL handshaking, client: 127.0.0.1" in log
     assert "peer closed connection in SSL handshake while SSL handshaking, client: 127.0.0.1" \
         in log
+
+
+def test_reload_closes_idle_tls_connections_with_close_notify(proxy, pki):
+    import signal
+    with client(pki, proxy.port) as old:
+        old.sendall(b"GET / HTTP/1.1\r\nHost: tls.test\r\n\r\n")
+        head, body = read_head(old)
+        while not body.endswith(b"ok\n"):
+            body += old.recv(100)
+        conf = proxy.prefix / "nginx.conf"
+        conf.write_text(conf.read_text().replace('return 200 "ok\\n"', 'return 200 "new\\n"'))
+        os.kill(proxy.proc.pid, signal.SIGHUP)
+        assert old.recv(100) == b""         # the old worker's close_notify (ragged EOFs raise)
+    body = b""
+    for _ in range(50):                     # the new workers answer with the new config
+        with client(pki, proxy.port) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: tls.test\r\nConnection: close\r\n\r\n")
+            head, body = read_head(s)
+            while True:
+                more = s.recv(100)
+                if not more:
+                    break
+                body += more
+        if body == b"new\n":
+            break
+        time.sleep(0.1)
+    assert body == b"new\n"
