@@ -112,20 +112,23 @@ class Raw:
             except (ssl.SSLError, OSError):
                 return self.close()
             self.hs = False
-        try:
-            n = tls.read(65536, BUF)
-        except ssl.SSLWantReadError:
-            return
-        except (ssl.SSLError, OSError):
-            return self.close()
-        if not n:
-            return self.close()
-        c = BUF.count(b"\r\n\r\n", 0, n)
-        if c:
+        while True:
             try:
-                tls.write(RESP * c)
-            except ssl.SSLWantWriteError:
-                pass
+                n = tls.read(65536, BUF)
+            except ssl.SSLWantReadError:
+                return
+            except (ssl.SSLError, OSError):
+                return self.close()
+            if not n:
+                return self.close()
+            c = BUF.count(b"\r\n\r\n", 0, n)
+            if c:
+                try:
+                    tls.write(RESP * c)
+                except ssl.SSLWantWriteError:
+                    pass
+            if not RA:          # read-ahead: read until OpenSSL's buffer is empty too
+                return
 
     def close(self):
         self.loop.remove_reader(self.fd)
