@@ -319,7 +319,7 @@ def _pooled(config, runtime, name: str, keepalive: int):
     up_t = FakeTransport(sock=("127.0.0.1", 50000))
     uconn = UpstreamConnection(peer)
     uconn.connection_made(up_t)
-    runtime.pool.put(id(upstream), (peer.host, peer.port), uconn, keepalive, 60.0)
+    runtime.pool.put((id(upstream), peer.host, peer.port), uconn, keepalive, 60.0)
     return uconn, up_t
 
 

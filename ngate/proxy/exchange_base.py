@@ -33,7 +33,7 @@ class ExchangeBase(HeadTranslation):
         "counts",           # least_conn or max_conns: connections per peer are counted
         "counted",          # the peer this exchange counts a connection for
         "connecting",       # upstream_conn.Connect of the connection being opened
-        "pool_key",         # (host, port[, TLS identity]): the keepalive pool's key of the peer
+        "pool_key",         # (group id, host, port[, TLS identity]): the keepalive pool's key
         "uconn",            # the UpstreamConnection of the current try
         "tls",              # (SSLContext, server_hostname) for proxy_pass https://
         "uri",              # the URI sent upstream (also in the error log's upstream: "...")
@@ -73,7 +73,7 @@ class ExchangeBase(HeadTranslation):
         self.wire = wire
         self.state = CONNECTING
         self.peer = None
-        self.tried: set = set()
+        self.tried = ()             # a set once a peer failed (next_peer, next_on_status)
         self.tries = 0
         self.attempt = None
         self.started = 0.0          # the first try's start (next_upstream_timeout, keepalive_time)
@@ -98,7 +98,7 @@ class ExchangeBase(HeadTranslation):
         self.got_bytes = False
         self.status = 0
         self.reason = None
-        self.resp_headers = []
+        self.resp_headers = ()      # a list from attach() on (each try's)
         self.head_only = False
         self.chunked_out = False
         self.until_close = False

@@ -64,11 +64,11 @@ class PeerSide(ExchangeBase):
             self._new_try(peer.name)
         up = self.upstream
         if up.keepalive:
-            key = peer.unix or peer.host, peer.port
+            key = id(up), peer.unix or peer.host, peer.port
             if self.tls is not None:        # reused for the same peer and TLS identity
                 key += self.tls
             self.pool_key = key
-            pooled = self.conn.runtime.pool.get(id(up), key)
+            pooled = self.conn.runtime.pool.get(key)
             if pooled is not None:
                 self.reused = True
                 return self.attach(pooled)
@@ -139,6 +139,12 @@ class PeerSide(ExchangeBase):
             release(self.upstream, self.counted)
             self.counted = None
 
+    def _tried(self, peer) -> None:
+        tried = self.tried
+        if not tried:
+            tried = self.tried = set()
+        tried.add(peer)
+
     def next_peer(self, err: UpstreamError) -> None:
         """A try failed: log, count it against the peer, and try the next one when
         proxy_next_upstream allows (upstream/retry.py), else answer with err's status."""
@@ -153,7 +159,7 @@ class PeerSide(ExchangeBase):
         self._logged(err)
         if report_failure(self.upstream, peer):
             self._disabled(err.phase)
-        self.tried.add(peer)
+        self._tried(peer)
         if self.may_try_next(err.kind.condition if err.retry_safe else None):
             return self.connect()
         self.fail(err)
@@ -167,7 +173,7 @@ class PeerSide(ExchangeBase):
         self.status = 0
         if status not in (403, 404) and report_failure(self.upstream, peer):
             self._disabled(Phase.HEADER)
-        self.tried.add(peer)
+        self._tried(peer)
         self.connect()
 
     # ------------------------------------------------------------ the upstream connection
@@ -199,8 +205,7 @@ class PeerSide(ExchangeBase):
         if self.throttle is not None:
             flow.resume(u)                      # *_limit_rate may have paused it
         up = self.upstream
-        self.conn.runtime.pool.put(id(up), self.pool_key, u,
-                                   up.keepalive, up.keepalive_timeout)
+        self.conn.runtime.pool.put(self.pool_key, u, up.keepalive, up.keepalive_timeout)
 
     def _drop_connection(self) -> None:
         """A failed try's connection is closed (never pooled)."""

@@ -39,7 +39,8 @@ class RequestSide(PeerSide):
         ctx = self.ctx
         mode = self.wire.prepare(self)
         self.conn.writer = self
-        test_expect(ctx)        # nginx reads the body (if any) first: 100 Continue even without
+        if not ctx.expect_tested:
+            test_expect(ctx)    # nginx reads the body (if any) first: 100 Continue even without
         if mode is rb.NONE:
             self.body = rb.NO_BODY
         else:
@@ -84,7 +85,10 @@ class RequestSide(PeerSide):
             self.deadline = self.loop.time() + t
             if self.timer is None:
                 self.timer = True
-                self.deadlines.watch(self)
+                d = self.deadlines                  # Deadlines.watch, written out (hot path)
+                d.watched.add(self)
+                if d.handle is None:
+                    d.watch(self)
         else:
             self.body_open = True
             if self.uconn.write_paused:

@@ -1,6 +1,6 @@
 """Per-worker keepalive pool of idle upstream connections.
 
-Idle connections are kept per (group, peer address), most recently used first out; a group
+Idle connections are kept per (group, peer address[, TLS identity]) key, most recently used first out; a group
 holds at most `upstream.keepalive` of them (nginx's rule: the cache is the group's; the least
 recently used one is closed when it is full). An idle connection the peer closes, or whose
 keepalive_timeout passes, removes itself.
@@ -19,31 +19,34 @@ class KeepalivePool:
 
     def __init__(self, deadlines=None) -> None:
         self.deadlines = deadlines                 # server/clock.py Deadlines (idle timeouts)
-        self.idle: dict[tuple, list] = {}          # (group id, peer key) -> [conn, ...] (LIFO)
-        self.order: dict[int, dict] = {}           # group id -> conn -> peer key (LRU order)
+        self.idle: dict[tuple, list] = {}          # (group id, peer ...) -> [conn, ...] (LIFO)
+        self.order: dict[int, dict] = {}           # group id -> conn -> its key (LRU order)
 
-    def get(self, group_id: int, peer_key: tuple):
-        """An idle connection to the peer, taken out of the pool (in use), or None."""
-        stack = self.idle.get((group_id, peer_key))
+    def get(self, key: tuple):
+        """An idle connection for `key` (group id, peer address[, TLS identity]), taken out of
+        the pool (in use), or None."""
+        stack = self.idle.get(key)
         while stack:
             conn = stack.pop()
-            self.order[group_id].pop(conn, None)
+            self.order[key[0]].pop(conn, None)
             if not conn.closed:
                 conn.pool = None
                 conn.deadline = NEVER       # stays watched (UpstreamConnection.expired)
                 return conn
         return None
 
-    def put(self, group_id: int, peer_key: tuple, conn, limit: int, timeout: float) -> None:
-        key = (group_id, peer_key)
+    def put(self, key: tuple, conn, limit: int, timeout: float) -> None:
+        """`conn` idle under `key` (see get); the group's least recently used one closed when the
+        group holds more than `limit`."""
         stack = self.idle.get(key)
         if stack is None:
             stack = self.idle[key] = []
         stack.append(conn)
+        group_id = key[0]
         order = self.order.get(group_id)
         if order is None:
             order = self.order[group_id] = {}
-        order[conn] = peer_key
+        order[conn] = key
         conn.pool = self                    # UpstreamConnection.on_idle, written out (hot path)
         conn.group_id = group_id
         conn.exchange = None
@@ -55,17 +58,16 @@ class KeepalivePool:
         if len(order) > limit:
             while len(order) > limit:
                 old = next(iter(order))
-                old_key = order.pop(old)
-                self.idle[(group_id, old_key)].remove(old)
+                self.idle[order.pop(old)].remove(old)
                 old.close()
 
     def discard(self, group_id: int, conn) -> None:
         order = self.order.get(group_id)
         if order is None:
             return
-        peer_key = order.pop(conn, None)
-        if peer_key is not None:
-            stack = self.idle.get((group_id, peer_key))
+        key = order.pop(conn, None)
+        if key is not None:
+            stack = self.idle.get(key)
             if stack and conn in stack:
                 stack.remove(conn)
 

@@ -85,7 +85,7 @@ class Worker:
         t = FakeTransport(sock=("127.0.0.1", 50000))
         uconn = UpstreamConnection(peer)
         uconn.connection_made(t)
-        self.runtime.pool.put(id(upstream), (peer.host, peer.port), uconn,
+        self.runtime.pool.put((id(upstream), peer.host, peer.port), uconn,
                               upstream.keepalive, 60.0)
         return uconn, t
 
