@@ -61,19 +61,20 @@ class Http1Wire:
         (proxy/request_body.py's modes)."""
         ctx = ex.ctx
         conf = ex.conf
-        pp = conf.proxy.pass_
+        proxy = conf.proxy
+        pp = proxy.pass_
         if pp.template is None:
             ex.uri = upstream_uri(ctx, pp)
         if pp.scheme == "https":
             ex.tls = upstream_tls(ctx, conf, pp.scheme, ctx.proxy_host)
-        if conf.proxy.set_body is not None or not conf.proxy.pass_request_body:
+        if proxy.set_body is not None or not proxy.pass_request_body:
             return rb.NONE
         if ctx.body_chunked:
-            return rb.CHUNKED if (not conf.proxy.request_buffering
+            return rb.CHUNKED if (not proxy.request_buffering
                                   and conf.client_body_in_file_only == "off"
                                   and ex.plan.version == b"HTTP/1.1") else rb.BUFFER
         if ctx.content_length_in:
-            return rb.BUFFER if (conf.proxy.request_buffering
+            return rb.BUFFER if (proxy.request_buffering
                                  or conf.client_body_in_file_only != "off") else rb.LENGTH
         return rb.NONE
 
@@ -226,7 +227,12 @@ class Http1Wire:
         pending = ex.pool_pending
         if pending is not None:
             ex.pool_pending = None
-            ex._pool(pending)
+            if pending.leftover or pending.closed or ex.throttle is not None:
+                ex._pool(pending)
+            else:                               # _pool, written out (hot path)
+                up = ex.upstream
+                ex.conn.runtime.pool.put(ex.pool_key, pending, up.keepalive,
+                                         up.keepalive_timeout)
         if ex.state in BEFORE_HEAD and ex.uconn.head_bytes > ex.conf.proxy.buffer_size:
             ex.out = None       # the head is still incomplete past proxy_buffer_size
             return ex.next_peer(invalid_header("upstream sent too big header"))
