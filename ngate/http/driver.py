@@ -126,7 +126,9 @@ def _return(ctx, code: int, text):
     """The rewrite module's `return`: its response, written; or the status for error_page."""
     if code == 444:
         return PAGE[444]
-    if (code < 400 or text is not None) and not discard(ctx):
+    if (code < 400 or text is not None) and (ctx.body_chunked or b"expect" in ctx.hdr) \
+            and not discard(ctx):
+        # (discard has nothing to do without a chunked body or an Expect header)
         return None     # ngx_http_send_response discards the body first: it was invalid
     value = text.render(ctx) if text is not None else None
     if code in REDIRECT_CODES:
@@ -145,7 +147,11 @@ def _return(ctx, code: int, text):
             return send_response(ctx, code, b"", None)      # nginx drops a 204's Content-Type
         return send_response(ctx, code, b"", content_type(ctx.conf, ctx.uri))
     # a text is sent as it is (ngx_http_send_response): no error_page, the error_page status wins
-    return send_response(ctx, code, _return_bytes(value), content_type(ctx.conf, ctx.uri))
+    try:
+        body = value.encode("latin-1")
+    except UnicodeEncodeError:
+        body = _return_bytes(value)
+    return send_response(ctx, code, body, content_type(ctx.conf, ctx.uri))
 
 
 def _return_bytes(value: str) -> bytes:

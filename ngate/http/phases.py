@@ -161,12 +161,12 @@ def find_location_phase(ctx):
         lim = conf.limit_except
         if lim is not None and ctx.method not in lim.methods:
             conf = ctx.conf = lim.conf
-        if too_large(ctx, conf):
+        if ctx.content_length_in is not None and too_large(ctx, conf):
             return FINALIZE[413]
         if loc is not None:
             if loc.regex is not None and loc.regex.groupindex:
                 named_captures(ctx, loc.regex, ctx.uri)
-            if needs_slash_redirect(loc, ctx.uri):
+            if len(loc.pattern) == len(ctx.uri) + 1 and needs_slash_redirect(loc, ctx.uri):
                 return Redirect(301, slash_redirect_target(loc, ctx.args))
         ops = conf.rewrite.ops
         if ops:

@@ -177,8 +177,14 @@ def _emit(ctx, conn, head: bytes, body: bytes, head_only: bool) -> None:
 
 def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_modified) -> None:
     """send_response without extra headers, filters or charset (a `return`, a status page):
-    the head in build_head's order, written out here."""
-    check_keepalive(ctx)
+    the head in build_head's order, written out here (check_keepalive and _emit inlined)."""
+    if ctx.keep_alive and (
+            conn.closing or conn.runtime.draining or conf.keepalive_timeout == 0
+            or conn.requests >= conf.keepalive_requests
+            or ctx.start - conn.started > conf.keepalive_time
+            or (ctx.method == "POST" or "safari" in conf.keepalive_disable)
+            and _disabled_for(ctx, conf.keepalive_disable)):
+        ctx.keep_alive = False
     parts = [resp.STATUS_LINES_11.get(status) or resp.status_line(status, 1),
              resp.SERVER_HEADER_TOKENS if conf.server_tokens else resp.SERVER_HEADER_BARE,
              resp.DATE.get()]
@@ -191,7 +197,16 @@ def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_mo
         parts.append(b"Last-Modified: " + last_modified + b"\r\n")
     parts.append(conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE)
     parts.append(b"\r\n")
-    _emit(ctx, conn, b"".join(parts), body, no_body or ctx.method == "HEAD")
+    head = b"".join(parts)
+    ctx.head_sent = True
+    if no_body or ctx.method == "HEAD":
+        conn.write(head)
+        ctx.bytes_sent = len(head)
+    else:
+        conn.write(head + body)
+        ctx.body_bytes_sent = len(body)
+        ctx.bytes_sent = len(head) + len(body)
+    conn.finish_request(ctx)
 
 
 def _send_h2(ctx, conn, status, body, head_only, conf, content_type, length, last_modified,

@@ -131,7 +131,14 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
                 flow.pause(self)
             return
         starting = self._in_head is False and self.current is None
-        self._feed(data)
+        if self._left == 0 and self._chunked is None and data:
+            data = self._feed_head(data)    # _feed's usual first state, without its frame
+            if data:
+                self._feed(data)
+            else:
+                self._more = False
+        else:
+            self._feed(data)
         if starting and self._in_head:
             # a head that did not arrive whole: client_header_timeout runs from its first bytes
             # (a head that did needs no timer: the common case costs nothing)
@@ -168,9 +175,9 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
 
     # ------------------------------------------------------------ used by the HTTP core (ngate/http/)
 
-    def start_request(self, ctx: RequestContext, req: Request) -> None:
-        """A parsed request goes to the HTTP core (server/tls.py's subclasses check TLS first)."""
-        phases.start_request(ctx, req)
+    # A parsed request goes to the HTTP core: self.start_request(ctx, req) is http/driver.py's
+    # start_request itself, no frame between (server/https.py's subclasses check TLS first)
+    start_request = staticmethod(phases.start_request)
 
     def attach_body(self, req: Request, consumer) -> None:
         """Route this request's body to `consumer` (buffered chunks first)."""

@@ -41,15 +41,25 @@ class Lifecycle:
             return
         if not ctx.keep_alive:
             return self._close_after_response(ctx, req)
-        if ctx.conf is not None:    # the finished request's location's keepalive_timeout
-            self.ka_timeout = ctx.conf.keepalive_timeout
+        conf = ctx.conf
+        if conf is not None:    # the finished request's location's keepalive_timeout
+            self.ka_timeout = timeout = conf.keepalive_timeout
+        else:
+            timeout = self.ka_timeout
         if req is not None and not req.complete:
             # the body is still arriving: discard it, then go on
             req.discard = True
             req.body = None
             flow.resume(self)
             return
-        self._next_request()
+        if self.queue or self.rejected is not None or self.held is not None \
+                or self.write_paused or timeout <= 0:
+            return self._next_request()
+        # _next_request's usual case, written out: nothing queued, keepalive_timeout armed
+        self.current = None
+        self.timer = self._keepalive_timeout
+        self.deadline = self.runtime.loop.time() + timeout
+        self.runtime.deadlines.watch(self)
 
     def _close_after_response(self, ctx: RequestContext, req) -> None:
         """The last response is written: close. When the client may still be sending (a body
