@@ -130,7 +130,7 @@ def _return(ctx, code: int, text):
             and not discard(ctx):
         # (discard has nothing to do without a chunked body or an Expect header)
         return None     # ngx_http_send_response discards the body first: it was invalid
-    value = text.render(ctx) if text is not None else None
+    value = None if text is None else text.text if text.static else text.render(ctx)
     if code in REDIRECT_CODES:
         if value is None:
             return FINALIZE[code]
@@ -173,6 +173,10 @@ def start_request(ctx, req) -> None:
             d = phases.access(ctx)      # common path (no frame between phases and handler)
             if d.__class__ is FunctionType:
                 return d(ctx)
+        elif d.__class__ is ReturnOp:
+            d = _return(ctx, d.code, d.text)
+            if d is None:
+                return
         carry_out(ctx, d)
     except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the worker
         internal_error(ctx, exc)

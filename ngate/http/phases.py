@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 
 from ngate import realip
+from ngate.config.model import ReturnOp
 from ngate.http import rewrite
 from ngate.http.decisions import (ACCESS, FINALIZE, PAGE, PRECONTENT, SUSPENDED, Delay,
                                   InternalRedirect, NamedLocation, Redirect)
@@ -170,6 +171,8 @@ def find_location_phase(ctx):
                 return Redirect(301, slash_redirect_target(loc, ctx.args))
         ops = conf.rewrite.ops
         if ops:
+            if ops[0].__class__ is ReturnOp and trace is None:
+                return ops[0]           # rewrite.run's answer, without its two frames
             result = rewrite.run(ctx, ops)
             if result is rewrite.RESTART:
                 if not count_redirect(ctx, "rewrite or internal redirection cycle while "
