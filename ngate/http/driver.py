@@ -170,7 +170,11 @@ def start_request(ctx, req) -> None:
     try:
         d = phases.begin(ctx, req)
         if d is ACCESS:                 # carry_out's first steps, written out for the
-            d = phases.access(ctx)      # common path (no frame between phases and handler)
+            conf = ctx.conf             # common path (no frame between phases and handler)
+            if ctx.main is None and conf.access_steps or conf.precontent_steps:
+                d = phases.access(ctx)
+            else:
+                d = conf.content        # phases.access's answer without access steps
             if d.__class__ is FunctionType:
                 return d(ctx)
         elif d.__class__ is ReturnOp:
