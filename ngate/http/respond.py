@@ -177,7 +177,8 @@ def _emit(ctx, conn, head: bytes, body: bytes, head_only: bool) -> None:
 
 def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_modified) -> None:
     """send_response without extra headers, filters or charset (a `return`, a status page):
-    the head in build_head's order, written out here (check_keepalive and _emit inlined)."""
+    the head in build_head's order, written out here (check_keepalive and _emit inlined). The
+    head around its Date line is a function of the key below alone: kept in _PLAIN_HEADS."""
     if ctx.keep_alive and (
             conn.closing or conn.runtime.draining or conf.keepalive_timeout == 0
             or conn.requests >= conf.keepalive_requests
@@ -185,19 +186,16 @@ def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_mo
             or (ctx.method == "POST" or "safari" in conf.keepalive_disable)
             and _disabled_for(ctx, conf.keepalive_disable)):
         ctx.keep_alive = False
-    parts = [resp.STATUS_LINES_11.get(status) or resp.status_line(status, 1),
-             resp.SERVER_HEADER_TOKENS if conf.server_tokens else resp.SERVER_HEADER_BARE,
-             resp.DATE.get()]
-    if content_type is not None:
-        parts.append(b"Content-Type: " + content_type + b"\r\n")
     no_body = status in resp.NO_BODY_STATUSES
-    if not no_body:
-        parts.append(b"Content-Length: %d\r\n" % len(body))
-    if last_modified is not None:
-        parts.append(b"Last-Modified: " + last_modified + b"\r\n")
-    parts.append(conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE)
-    parts.append(b"\r\n")
-    head = b"".join(parts)
+    key = (status, conf.server_tokens, content_type, -1 if no_body else len(body), last_modified,
+           conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE)
+    around = _PLAIN_HEADS.get(key)
+    if around is None:
+        around = _plain_head(*key)
+        if len(_PLAIN_HEADS) >= _PLAIN_HEADS_MAX:
+            _PLAIN_HEADS.clear()
+        _PLAIN_HEADS[key] = around
+    head = around[0] + resp.DATE.get() + around[1]
     ctx.head_sent = True
     if no_body or ctx.method == "HEAD":
         conn.write(head)
@@ -207,6 +205,27 @@ def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_mo
         ctx.body_bytes_sent = len(body)
         ctx.bytes_sent = len(head) + len(body)
     conn.finish_request(ctx)
+
+
+_PLAIN_HEADS: dict = {}
+_PLAIN_HEADS_MAX = 256
+
+
+def _plain_head(status: int, server_tokens: bool, content_type, length: int, last_modified,
+                connection: bytes) -> tuple[bytes, bytes]:
+    """_send_plain's head before and after its Date line (length -1: no Content-Length)."""
+    before = (resp.STATUS_LINES_11.get(status) or resp.status_line(status, 1)) \
+        + (resp.SERVER_HEADER_TOKENS if server_tokens else resp.SERVER_HEADER_BARE)
+    parts = []
+    if content_type is not None:
+        parts.append(b"Content-Type: " + content_type + b"\r\n")
+    if length >= 0:
+        parts.append(b"Content-Length: %d\r\n" % length)
+    if last_modified is not None:
+        parts.append(b"Last-Modified: " + last_modified + b"\r\n")
+    parts.append(connection)
+    parts.append(b"\r\n")
+    return before, b"".join(parts)
 
 
 def _send_h2(ctx, conn, status, body, head_only, conf, content_type, length, last_modified,
