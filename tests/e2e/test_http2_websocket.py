@@ -122,8 +122,8 @@ class RawBackend:
             key = m.group(1) if m else b""
             accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
             path = head.split(b" ")[1]
-            if path.endswith(b"/bad"):
-                accept = b"x" + accept[1:]
+            if path.endswith(b"/bad"):      # wrong whatever ngate's random key hashed to
+                accept = (b"y" if accept[:1] == b"x" else b"x") + accept[1:]
             c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                       b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
             if path.endswith(b"/reset"):
