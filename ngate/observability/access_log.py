@@ -17,7 +17,7 @@ import time
 
 from ngate.config.model import AccessLog, LogFormat
 from ngate.observability.log_files import append, shared_file
-from ngate.observability.log_format import (ESCAPES, compile_line, compile_ops, encode_line,
+from ngate.observability.log_format import (ESCAPES, compile_ops, compile_writer, encode_line,
                                             freeze_ops, is_true, render_ops)
 from ngate.routing.variables import compile_template
 # where other modules import them from (server/runtime.py, supervisor/worker.py, tests)
@@ -70,11 +70,11 @@ class AccessLogWriter:
     """One `access_log` directive: `write(ctx)` appends its line. OSError if the file cannot be
     opened (nginx refuses the configuration then).
 
-    A line is `fmt % values`: `fmt` holds the literals and a `%s` for each variable, `getters`
-    the variables with the escape each needs (compiled once: a line is one loop over the
-    variables and one formatting, not a join of every piece). `ops` is the same format as
-    literals and getters, for a request that becomes a tunnel (`freeze`)."""
-    __slots__ = ("file", "ops", "escape", "missing", "condition", "fmt", "getters")
+    `line(ctx)` is the format compiled once into one function (log_format.compile_writer: the
+    common variables read inline, escapes only where a value needs them, one `%` formatting).
+    `ops` is the same format as literals and getters, for a request that becomes a tunnel
+    (`freeze`)."""
+    __slots__ = ("file", "ops", "escape", "missing", "condition", "line")
 
     def __init__(self, access_log: AccessLog) -> None:
         fmt = access_log.format or combined_format()
@@ -83,7 +83,7 @@ class AccessLogWriter:
             self.file.buffered(access_log.buffer, access_log.flush)
         self.escape, self.missing = ESCAPES[fmt.escape]
         self.ops = compile_ops(fmt.template.parts)
-        self.fmt, self.getters = compile_line(self.ops, self.escape)
+        self.line = compile_writer(self.ops, self.escape, self.missing)
         self.condition = access_log.condition
 
     def write(self, ctx) -> None:
@@ -92,20 +92,12 @@ class AccessLogWriter:
         cond = self.condition
         if cond is not None and not is_true(cond.render(ctx)):
             return
-        self.file.write(encode_line(self.line(ctx)))
-
-    def line(self, ctx) -> str:
-        """The log line for ctx, with its newline."""
-        missing = self.missing
-        values = []
-        for get, escape in self.getters:
-            v = get(ctx)
-            if v is None:
-                v = missing
-            elif escape is not None and v:
-                v = escape(v)
-            values.append(v)
-        return self.fmt % tuple(values)
+        line = self.line(ctx)
+        try:
+            data = line.encode("latin-1")
+        except UnicodeEncodeError:
+            data = encode_line(line)
+        self.file.write(data)
 
     def freeze(self, ctx) -> "tuple | None":
         """(writer, ops, condition ops) for a request that became a tunnel: every variable

@@ -48,6 +48,9 @@ def escape_json(v: str) -> str:
 
 ESCAPES = {"default": (escape_default, "-"), "json": (escape_json, ""), "none": (None, "")}
 
+# whether a value needs its escape at all (one C call; the escape runs only when it does)
+NEEDS_ESCAPE = {escape_default: _DEFAULT_UNSAFE.search, escape_json: _JSON_UNSAFE.search}
+
 
 # ---------------------------------------------------------------- time, formatted once a second
 
@@ -169,6 +172,44 @@ def compile_line(ops: tuple, escape) -> tuple[str, tuple]:
             fmt.append("%s")
             getters.append((op, None if op in _PLAIN else escape))
     return "".join(fmt) + "\n", tuple(getters)
+
+
+# Getters a line reads inline (compile_writer): the statement that sets `v` as the getter would.
+_INLINE = {
+    _VARS["remote_addr"]: "v = ctx.conn.remote_addr",
+    _VARS["status"]: "v = '%03d' % ctx.status if ctx.status else '000'",
+    _VARS["body_bytes_sent"]: "v = str(ctx.body_bytes_sent)",
+    _VARS["bytes_sent"]: "v = str(ctx.bytes_sent)",
+    _VARS["http_referer"]: "v = ctx.hdr.get(b'referer')\n    if v is not None: v = v.decode('latin-1')",
+    _VARS["http_user_agent"]:
+        "v = ctx.hdr.get(b'user-agent')\n    if v is not None: v = v.decode('latin-1')",
+    _time_local: "v = _CLOCK.local if _CLOCK.sec == _int(_time()) else _CLOCK.tick().local",
+}
+
+
+def compile_writer(ops: tuple, escape, missing: str):
+    """`line(ctx)`: the line of `ops` with its newline, as one function made once per
+    access_log (no loop over the variables): the common variables read inline (`_INLINE`), the
+    others called; each value not found is `missing`, a value escaped only when its escape
+    would change it (`NEEDS_ESCAPE`), never for `_PLAIN` variables; then one `%` formatting."""
+    fmt, getters = compile_line(ops, escape)
+    env = {"_fmt": fmt, "_missing": missing, "_esc": escape, "_needs": NEEDS_ESCAPE.get(escape),
+           "_CLOCK": _CLOCK, "_int": int, "_time": time.time}
+    body = []
+    for i, (get, esc) in enumerate(getters):
+        src = _INLINE.get(get)
+        if src is None:
+            env["_g%d" % i] = get
+            src = "v = _g%d(ctx)" % i
+        body.append("    " + src)
+        body.append("    if v is None: v = _missing")
+        if esc is not None:
+            body.append("    elif v and _needs(v): v = _esc(v)")
+        body.append("    v%d = v" % i)
+    values = "".join("v%d, " % i for i in range(len(getters)))
+    src = "def line(ctx):\n%s\n    return _fmt %% (%s)\n" % ("\n".join(body) or "    pass", values)
+    exec(compile(src, "<log_format>", "exec"), env)
+    return env["line"]
 
 
 def compile_ops(parts: tuple) -> tuple:
