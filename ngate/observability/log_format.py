@@ -183,6 +183,9 @@ _INLINE = {
     _VARS["http_referer"]: "v = ctx.hdr.get(b'referer')\n    if v is not None: v = v.decode('latin-1')",
     _VARS["http_user_agent"]:
         "v = ctx.hdr.get(b'user-agent')\n    if v is not None: v = v.decode('latin-1')",
+    _VARS["request"]: "v = '%s %s HTTP/%s' % (_getattr(ctx.conn, 'line_method', None)"
+                      " or ctx.method, ctx.request_uri, ctx.http_version)",
+    _remote_user: "v = ctx.hdr\n    v = _REMOTE_USER(ctx) if v and b'authorization' in v else None",
     _time_local: "v = _CLOCK.local if _CLOCK.sec == _int(_time()) else _CLOCK.tick().local",
 }
 
@@ -194,7 +197,8 @@ def compile_writer(ops: tuple, escape, missing: str):
     would change it (`NEEDS_ESCAPE`), never for `_PLAIN` variables; then one `%` formatting."""
     fmt, getters = compile_line(ops, escape)
     env = {"_fmt": fmt, "_missing": missing, "_esc": escape, "_needs": NEEDS_ESCAPE.get(escape),
-           "_CLOCK": _CLOCK, "_int": int, "_time": time.time}
+           "_CLOCK": _CLOCK, "_int": int, "_time": time.time, "_getattr": getattr,
+           "_REMOTE_USER": _REMOTE_USER}
     body = []
     for i, (get, esc) in enumerate(getters):
         src = _INLINE.get(get)
