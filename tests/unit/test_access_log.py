@@ -290,3 +290,21 @@ def test_frozen_if_condition(tmp_path, condition, written):
 def test_nothing_frozen_without_a_log(tmp_path):
     assert al.TunnelEnd.freeze((writer("off", "$status"),), _tunnel_ctx()) is None
     assert al.TunnelEnd.freeze((), _tunnel_ctx()) is None
+
+
+@pytest.mark.parametrize("escape", ["default", "json", "none"])
+@pytest.mark.parametrize("headers, status", [
+    ([], 0),
+    ([("User-Agent", 'a "b"\t\\'), ("Referer", "caf\xc3\xa9\x7f"), ("X", "")], 200),
+    ([("Authorization", "Basic dSJxOnB3"), ("User-Agent", ""), ("X", "%s%d")], 404),
+])
+def test_compiled_line_is_the_line_of_the_getters(tmp_path, escape, headers, status):
+    """The line compiled once per format (variables read inline, escapes only where needed)
+    is the one the variables' own getters and escapes make piece by piece."""
+    from ngate.observability.log_format import render_ops
+    fmt = (al.COMBINED + ' $remote_addr|$status|$body_bytes_sent|$bytes_sent|$request|'
+           '$remote_user|$http_referer|$http_user_agent|$http_x|$uri|$time_iso8601 é %')
+    w = writer(tmp_path / "x.log", fmt, escape)
+    ctx = make_ctx(headers, status=status)
+    ctx.bytes_sent = 345
+    assert w.line(ctx) == render_ops(w.ops, ctx, w.escape, w.missing) + "\n"
