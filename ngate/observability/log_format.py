@@ -48,8 +48,11 @@ def escape_json(v: str) -> str:
 
 ESCAPES = {"default": (escape_default, "-"), "json": (escape_json, ""), "none": (None, "")}
 
-# whether a value needs its escape at all (one C call; the escape runs only when it does)
-NEEDS_ESCAPE = {escape_default: _DEFAULT_UNSAFE.search, escape_json: _JSON_UNSAFE.search}
+# the escapes' own fast checks, inline in a compiled line: a value that passes is written as it
+# is; one that does not goes through the escape (which is exact)
+_NEEDS_ESCAPE = {
+    escape_default: "not (v.isascii() and v.isprintable() and '\"' not in v and '\\\\' not in v)",
+    escape_json: "not (v.isprintable() and '\"' not in v and '\\\\' not in v)"}
 
 
 # ---------------------------------------------------------------- time, formatted once a second
@@ -194,9 +197,9 @@ def compile_writer(ops: tuple, escape, missing: str):
     """`line(ctx)`: the line of `ops` with its newline, as one function made once per
     access_log (no loop over the variables): the common variables read inline (`_INLINE`), the
     others called; each value not found is `missing`, a value escaped only when its escape
-    would change it (`NEEDS_ESCAPE`), never for `_PLAIN` variables; then one `%` formatting."""
+    would change it (`_NEEDS_ESCAPE`), never for `_PLAIN` variables; then one `%` formatting."""
     fmt, getters = compile_line(ops, escape)
-    env = {"_fmt": fmt, "_missing": missing, "_esc": escape, "_needs": NEEDS_ESCAPE.get(escape),
+    env = {"_fmt": fmt, "_missing": missing, "_esc": escape,
            "_CLOCK": _CLOCK, "_int": int, "_time": time.time, "_getattr": getattr,
            "_REMOTE_USER": _REMOTE_USER}
     body = []
@@ -208,7 +211,7 @@ def compile_writer(ops: tuple, escape, missing: str):
         body.append("    " + src)
         body.append("    if v is None: v = _missing")
         if esc is not None:
-            body.append("    elif v and _needs(v): v = _esc(v)")
+            body.append("    elif v and %s: v = _esc(v)" % _NEEDS_ESCAPE[esc])
         body.append("    v%d = v" % i)
     values = "".join("v%d, " % i for i in range(len(getters)))
     src = "def line(ctx):\n%s\n    return _fmt %% (%s)\n" % ("\n".join(body) or "    pass", values)
