@@ -1,7 +1,7 @@
 """A log_format line, compiled once: the escapes nginx applies to values (default, json,
 none), $time_local and $time_iso8601 formatted once a second, and the ops a format compiles to
 (literals and getters), with what renders them, freezes them at a tunnel's upgrade (`LATE`
-variables stay getters) and encodes a line. observability/access_log.py's writers use them.
+variables stay getters) and encodes a line, and `compile_writer`: a format as one function. observability/access_log.py's writers use them.
 """
 from __future__ import annotations
 
