@@ -14,6 +14,7 @@ instead of 1.6 KB); bench/h2idle.py has the full idle method (TLS, after a reque
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import subprocess
@@ -149,6 +150,28 @@ def idle_kb(server: Server, conns: int) -> float:
     return (after - before) / conns
 
 
+
+@contextlib.contextmanager
+def backend_nginx(prefix: str):
+    """(root, cert, port): a scratch directory, an ECDSA certificate for bench.test and the
+    backend nginx (BACKEND) listening on port, stopped and removed on exit."""
+    import trustme
+    with tempfile.TemporaryDirectory(prefix=prefix) as root:
+        os.chmod(root, 0o755)
+        cert = trustme.CA().issue_cert("bench.test", key_type=trustme.KeyType.ECDSA)
+        bport = free_port()
+        with open(os.path.join(root, "backend.conf"), "w") as f:
+            f.write(BACKEND.format(prefix=root, port=bport))
+        backend = subprocess.Popen(["/usr/sbin/nginx", "-p", root, "-c", root + "/backend.conf",
+                                    "-e", root + "/be.log"], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            wait_port(bport)
+            yield root, cert, bport
+        finally:
+            backend.terminate()
+            backend.wait(10)
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trees", nargs="+", default=["."])
@@ -160,47 +183,33 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     trees = args.trees + (["nginx"] if args.nginx else [])
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    import trustme
-    with tempfile.TemporaryDirectory(prefix="h2cpu-") as root:
-        os.chmod(root, 0o755)
-        cert = trustme.CA().issue_cert("bench.test", key_type=trustme.KeyType.ECDSA)
-        bport = free_port()
-        with open(os.path.join(root, "backend.conf"), "w") as f:
-            f.write(BACKEND.format(prefix=root, port=bport))
-        backend = subprocess.Popen(["/usr/sbin/nginx", "-p", root, "-c", root + "/backend.conf",
-                                    "-e", root + "/be.log"], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        try:
-            wait_port(bport)
-            results: dict = {}
-            for run in range(args.runs):
-                for i, tree in enumerate(trees):
-                    prefix = os.path.join(root, f"t{i}")
-                    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
-                    cert.cert_chain_pems[0].write_to_path(os.path.join(prefix, "cert.pem"))
-                    cert.private_key_pem.write_to_path(os.path.join(prefix, "key.pem"))
-                    server = Server(tree, prefix, bport)
-                    try:
-                        for case in cases:
-                            us = per_request(server, case, args.n)
-                            results.setdefault((tree, case), []).append(us)
-                            print(f"run {run} {tree:>24} {case:<10} {us:7.1f} us/request",
-                                  flush=True)
-                        if args.idle:
-                            server.stop()
-                            server = Server(tree, prefix, bport)
-                            kb = idle_kb(server, args.idle)
-                            results.setdefault((tree, "idle KB/conn"), []).append(kb)
-                            print(f"run {run} {tree:>24} idle {kb:6.2f} KB/connection", flush=True)
-                    finally:
+    with backend_nginx("h2cpu-") as (root, cert, bport):
+        results: dict = {}
+        for run in range(args.runs):
+            for i, tree in enumerate(trees):
+                prefix = os.path.join(root, f"t{i}")
+                os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+                cert.cert_chain_pems[0].write_to_path(os.path.join(prefix, "cert.pem"))
+                cert.private_key_pem.write_to_path(os.path.join(prefix, "key.pem"))
+                server = Server(tree, prefix, bport)
+                try:
+                    for case in cases:
+                        us = per_request(server, case, args.n)
+                        results.setdefault((tree, case), []).append(us)
+                        print(f"run {run} {tree:>24} {case:<10} {us:7.1f} us/request",
+                              flush=True)
+                    if args.idle:
                         server.stop()
-            print("\nmedians:")
-            for (tree, case), values in sorted(results.items(), key=lambda kv: kv[0][1]):
-                values.sort()
-                print(f"{case:<14} {tree:>24} {values[len(values) // 2]:8.2f}  {values}")
-        finally:
-            backend.terminate()
-            backend.wait(10)
+                        server = Server(tree, prefix, bport)
+                        kb = idle_kb(server, args.idle)
+                        results.setdefault((tree, "idle KB/conn"), []).append(kb)
+                        print(f"run {run} {tree:>24} idle {kb:6.2f} KB/connection", flush=True)
+                finally:
+                    server.stop()
+        print("\nmedians:")
+        for (tree, case), values in sorted(results.items(), key=lambda kv: kv[0][1]):
+            values.sort()
+            print(f"{case:<14} {tree:>24} {values[len(values) // 2]:8.2f}  {values}")
 
 
 if __name__ == "__main__":

@@ -27,10 +27,9 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 
-from .h2cpu import BACKEND, CONF, free_port, rss_kb, wait_port
+from .h2cpu import CONF, backend_nginx, free_port, rss_kb, wait_port
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -223,47 +222,33 @@ def main(argv=None) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.conns + 100 > hard:
         raise SystemExit(f"--conns {args.conns}: the fd limit is {hard}")
-    import trustme
     tls_ctx = client_tls()
-    with tempfile.TemporaryDirectory(prefix="h2idle-") as root:
-        os.chmod(root, 0o755)
-        cert = trustme.CA().issue_cert("bench.test", key_type=trustme.KeyType.ECDSA)
-        bport = free_port()
-        with open(os.path.join(root, "backend.conf"), "w") as f:
-            f.write(BACKEND.format(prefix=root, port=bport))
-        backend = subprocess.Popen(["/usr/sbin/nginx", "-p", root, "-c", root + "/backend.conf",
-                                    "-e", root + "/be.log"], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        try:
-            wait_port(bport)
-            results: dict = {}
-            for run in range(args.runs):
-                for case in cases:
-                    for i, tree in enumerate(trees):
-                        prefix = os.path.join(root, f"t{i}")
-                        os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
-                        cert.cert_chain_pems[0].write_to_path(os.path.join(prefix, "cert.pem"))
-                        cert.private_key_pem.write_to_path(os.path.join(prefix, "key.pem"))
-                        snap = os.path.join(prefix, "snap") if args.tracemalloc else None
-                        if args.tracemalloc:
-                            print(f"run {run} {tree} {case}: tracemalloc per connection")
-                        worker = Worker(tree, prefix, bport, snap)
-                        try:
-                            kb = measure(worker, case, args.conns, tls_ctx)
-                        finally:
-                            worker.stop()
-                        results.setdefault((case, tree), []).append(kb)
-                        print(f"run {run} {tree:>24} {case:<12} {kb:6.2f} KB/connection",
-                              flush=True)
-            print(f"\nmedians, KB per idle connection ({args.conns} connections"
-                  f"{', Python allocations (tracemalloc)' if args.tracemalloc else ', RSS'}):")
-            for (case, tree), values in results.items():
-                values.sort()
-                print(f"{case:<12} {tree:>24} {values[len(values) // 2]:7.2f}  "
-                      f"{[round(v, 2) for v in values]}")
-        finally:
-            backend.terminate()
-            backend.wait(10)
+    with backend_nginx("h2idle-") as (root, cert, bport):
+        results: dict = {}
+        for run in range(args.runs):
+            for case in cases:
+                for i, tree in enumerate(trees):
+                    prefix = os.path.join(root, f"t{i}")
+                    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+                    cert.cert_chain_pems[0].write_to_path(os.path.join(prefix, "cert.pem"))
+                    cert.private_key_pem.write_to_path(os.path.join(prefix, "key.pem"))
+                    snap = os.path.join(prefix, "snap") if args.tracemalloc else None
+                    if args.tracemalloc:
+                        print(f"run {run} {tree} {case}: tracemalloc per connection")
+                    worker = Worker(tree, prefix, bport, snap)
+                    try:
+                        kb = measure(worker, case, args.conns, tls_ctx)
+                    finally:
+                        worker.stop()
+                    results.setdefault((case, tree), []).append(kb)
+                    print(f"run {run} {tree:>24} {case:<12} {kb:6.2f} KB/connection",
+                          flush=True)
+        print(f"\nmedians, KB per idle connection ({args.conns} connections"
+              f"{', Python allocations (tracemalloc)' if args.tracemalloc else ', RSS'}):")
+        for (case, tree), values in results.items():
+            values.sort()
+            print(f"{case:<12} {tree:>24} {values[len(values) // 2]:7.2f}  "
+                  f"{[round(v, 2) for v in values]}")
 
 
 if __name__ == "__main__":
