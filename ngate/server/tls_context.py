@@ -76,20 +76,23 @@ def server_context(conf, quiet: bool = False, pairs=None) -> ssl.SSLContext:
 
 def set_stapling(ctx: ssl.SSLContext, conf, quiet: bool = False) -> None:
     """ssl_stapling as ngx_ssl_stapling sets it up, certificate by certificate: with
-    ssl_stapling_file the response is checked and stapled; without it nginx would fetch responses
-    from the OCSP responder, which ngate does not do: the certificates nginx would ignore get
-    nginx's warning, the others a warning that ngate does not fetch."""
+    ssl_stapling_file the response is checked and stapled; without it each certificate's
+    response is fetched from its OCSP responder (ocsp_stapling.py), the certificates nginx
+    would ignore get nginx's warning. Certificates with variables get no stapling (nginx's
+    ngx_ssl_stapling finds none in the context either)."""
     if not ocsp_stapling.STAPLING:
         if not quiet:
             error_log.warn('"ssl_stapling" ignored, not supported')
         return
     if conf.stapling_file:
         return ocsp_stapling.staple_file(ctx, read_ocsp_response(conf.stapling_file))
-    for cert, _key in () if quiet or conf.dynamic else conf.certificates:
-        problem = ocsp_stapling.stapling_problem(ctx, cert, conf.stapling_responder) or (
-            "ngate does not fetch OCSP responses (give one with ssl_stapling_file) "
-            "for the certificate")
-        error_log.warn(f'"ssl_stapling" ignored, {problem} "{cert}"')
+    if conf.dynamic:
+        return
+    certs = [cert for cert, _key in conf.certificates]
+    for cert, problem in ocsp_stapling.staple_fetched(ctx, certs, conf.stapling_responder,
+                                                      conf.stapling_verify):
+        if not quiet:
+            error_log.warn(f'"ssl_stapling" ignored, {problem} "{cert}"')
 
 
 def read_ocsp_response(path: str) -> bytes:

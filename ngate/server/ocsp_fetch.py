@@ -1,0 +1,201 @@
+"""Fetching one certificate's OCSP response from its responder, on the worker's event loop
+(nginx's ngx_ssl_ocsp_request .. ngx_ssl_ocsp_read_handler and ngx_ssl_stapling_ocsp_handler).
+
+One fetch: the DER request goes base64 (URI-escaped) in `GET <uri>/<request> HTTP/1.0` with a
+Host header; the responder's addresses are its IP, or the name resolved with the server's
+`resolver` (without one: the addresses found at config time, with nginx's warning each time);
+each address is tried in turn (connect, send, read to the close, at most 16 KiB) within 60 s;
+a 200 answer whose Content-Type, if any, is application/ocsp-response is verified
+(ocsp.verify). The staple keeps a "good" response until its nextUpdate and is refreshed 5 min
+before it, at least every hour and at most every 5 min; any failure (logged in nginx's words on
+the cycle's log, with its "while requesting certificate status, responder: ..." context) keeps
+the previous response and tries again in 5 min.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import re
+import time
+from urllib.parse import quote
+
+from ngate.observability import error_log
+from ngate.server import ocsp
+
+TIMEOUT = 60.0              # staple->timeout
+RETRY = 300                 # refresh after an error, and the least time between refreshes
+REFRESH = 3600              # the most time between refreshes
+_BUFFER = 16384             # ctx->response
+_STATUS = re.compile(rb"HTTP/\d+\.\d+ (\d{3})(?: [^\r\n]*)?\r?\n")
+
+
+class _Failed(Exception):
+    """This address gave no usable answer (already logged): try the next one."""
+
+
+class _Log:
+    """ngx_ssl_ocsp_log_error's context after each line."""
+    __slots__ = ("staple", "peer")
+
+    def __init__(self, staple) -> None:
+        self.staple = staple
+        self.peer = None
+
+    def suffix(self) -> str:
+        s = f" while requesting certificate status, responder: {self.staple.host}"
+        if self.peer:
+            s += f", peer: {self.peer}"
+        return s + f', certificate: "{self.staple.name}"'
+
+    def __call__(self, level: str, message: str) -> None:
+        error_log.log(level, message + self.suffix())
+
+
+async def fetch(staple, context) -> None:
+    """Fetch, check and keep `staple`'s response (`context`, its SSLContext, stays alive
+    meanwhile: the pointers the check uses are its own)."""
+    log = _Log(staple)
+    der = None
+    try:
+        der = await _fetch(staple, log)
+    except _Failed:
+        pass
+    except Exception as exc:        # a defect must not end the worker's stapling for good
+        log("alert", f"OCSP request failed ({exc!r})")
+    now = int(time.time())
+    staple.loading = False
+    staple.refresh = now + RETRY
+    if der is None:
+        return
+    verdict = ocsp.verify(der, staple.cert, staple.issuer, staple.chain, staple.store,
+                          staple.flags)
+    if verdict.error:
+        log(verdict.level, verdict.error)
+        return
+    if verdict.status != ocsp.GOOD:
+        log("error", f'certificate status "{verdict.status_str()}" in the OCSP response')
+        return
+    staple.der, staple.valid = der, verdict.valid
+    staple.refresh = max(min(int(verdict.valid) - RETRY, now + REFRESH), now + RETRY)
+
+
+async def _fetch(staple, log: _Log) -> bytes | None:
+    """The body of the first address's 200 answer, None for another status."""
+    request = ocsp.request_der(staple.cert, staple.issuer)
+    if request is None:
+        log("crit", ocsp.ssl_errors("i2d_OCSP_REQUEST() failed"))
+        raise _Failed
+    head = _request_head(staple, request)
+    for addr in await _addresses(staple, log):
+        log.peer = _peer_name(addr, staple.port)
+        try:
+            return await asyncio.wait_for(_exchange(addr, staple.port, head, log), TIMEOUT)
+        except _Failed:
+            continue
+        except asyncio.TimeoutError:
+            log("error", "OCSP responder timed out (110: Connection timed out)")
+    raise _Failed
+
+
+def _request_head(staple, request: bytes) -> bytes:
+    uri = staple.uri if staple.uri.endswith("/") else staple.uri + "/"
+    b64 = quote(base64.b64encode(request).decode(), safe="")
+    return (f"GET {uri}{b64} HTTP/1.0\r\nHost: {staple.host}\r\n\r\n").encode("latin-1")
+
+
+async def _addresses(staple, log: _Log) -> tuple:
+    """ngx_ssl_ocsp_request's resolution: an IP as it is, a name with the resolver."""
+    try:
+        ipaddress.ip_address(staple.host.strip("[]"))
+        return (staple.host.strip("[]"),)
+    except ValueError:
+        pass
+    if staple.resolver is None:
+        if not staple.addrs:
+            log("error", f"no resolver defined to resolve {staple.host}")
+            raise _Failed
+        log("warn", f"no resolver defined to resolve {staple.host}")
+        return staple.addrs
+    code, addrs = await _resolve(staple)
+    if code:
+        from ngate.resolver import wire
+        log("error", f"{staple.host} could not be resolved ({code}: {wire.strerror(code)})")
+        raise _Failed
+    return tuple(addrs)
+
+
+async def _resolve(staple) -> tuple:
+    from ngate.resolver.client import Waiter
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    resolver = staple.resolver.runtime(loop)
+
+    def finished(_waiter, code, addrs) -> None:
+        if not done.done():
+            done.set_result((code, addrs))
+
+    waiter = Waiter(staple.host, finished)
+    resolver.resolve(waiter, staple.resolver_timeout)
+    try:
+        return await done
+    finally:
+        waiter.cancel()
+        resolver.done()
+
+
+async def _exchange(addr: str, port: int, head: bytes, log: _Log) -> bytes | None:
+    try:
+        reader, writer = await asyncio.open_connection(addr, port)
+    except OSError as err:
+        log("error", f"connect() to {log.peer} failed {error_log.os_error(err)}")
+        raise _Failed from None
+    try:
+        writer.write(head)
+        data = b""
+        while len(data) < _BUFFER:
+            chunk = await reader.read(_BUFFER - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as err:
+        log("error", f"recv() failed {error_log.os_error(err)}")
+        raise _Failed from None
+    finally:
+        writer.close()
+    return _response(data, log)
+
+
+def _response(data: bytes, log: _Log) -> bytes | None:
+    """ngx_ssl_ocsp_process_status_line, _headers and _body on the whole answer."""
+    m = _STATUS.match(data)
+    if m is None:
+        if b"\n" not in data and b"HTTP/".startswith(data[:5]):
+            log("error", "OCSP responder prematurely closed connection")
+        else:
+            log("error", "OCSP responder sent invalid response")
+        raise _Failed
+    at = m.end()
+    while True:
+        end = data.find(b"\n", at)
+        if end < 0:
+            log("error", "OCSP responder prematurely closed connection")
+            raise _Failed
+        line = data[at:end].rstrip(b"\r")
+        at = end + 1
+        if not line:
+            break
+        name, colon, value = line.partition(b":")
+        if not colon or not name or b" " in name:
+            log("error", "OCSP responder sent invalid response")
+            raise _Failed
+        value = value.strip(b" \t")
+        if name.lower() == b"content-type" and value.lower() != b"application/ocsp-response":
+            log("error", 'OCSP responder sent invalid "Content-Type" header: '
+                         f'"{value.decode("latin-1")}"')
+            raise _Failed
+    return data[at:] if m.group(1) == b"200" else None
+
+
+def _peer_name(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
