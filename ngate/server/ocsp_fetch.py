@@ -148,7 +148,10 @@ async def _exchange(addr: str, port: int, head: bytes, log: _Log) -> bytes | Non
     try:
         reader, writer = await asyncio.open_connection(addr, port)
     except OSError as err:
-        log("error", f"connect() to {log.peer} failed {error_log.os_error(err)}")
+        # nginx's non-blocking connect() is "in progress": the error comes with the first
+        # read, and the read ends before a status line
+        log("error", f"recv() failed {error_log.os_error(err)}")
+        log("error", "OCSP responder prematurely closed connection")
         raise _Failed from None
     try:
         writer.write(head)

@@ -1,7 +1,7 @@
 """`ssl_stapling`: what `nginx -t` says about it, ngate says (nginx's warnings when it cannot
 staple, its errors for a bad `ssl_stapling_file`), and a response given with `ssl_stapling_file`
 is stapled to the handshakes that ask for one (checked with `openssl s_client -status` against
-both programs). ngate does not fetch responses from OCSP responders: where nginx would, it warns.
+both programs). Responses fetched from OCSP responders: test_tls_ocsp_fetch.py.
 """
 from __future__ import annotations
 
@@ -57,6 +57,11 @@ CASES = {
                " ssl_stapling_file nope.der;",
     "file": "ssl_certificate aia-chain.pem; ssl_certificate_key aia.key;\n"
             " ssl_stapling_file resp.der;",
+    "fetch": "ssl_certificate aia-chain.pem; ssl_certificate_key aia.key;",
+    "host": "ssl_certificate aia-chain.pem; ssl_certificate_key aia.key;\n"
+            " ssl_stapling_responder http://no-such-host.invalid/;",
+    "port": "ssl_certificate aia-chain.pem; ssl_certificate_key aia.key;\n"
+            " ssl_stapling_responder http://127.0.0.1:99999/;",
 }
 
 
@@ -92,11 +97,12 @@ def test_t_messages(pki):
     assert _test("ngate", pki, CASES["file"]) == (0, [])
 
 
-def test_ngate_warns_where_nginx_would_fetch(pki):
-    rc, lines = _test("ngate", pki, "ssl_certificate aia-chain.pem; ssl_certificate_key aia.key;")
-    assert rc == 0 and lines == [
-        '[warn] "ssl_stapling" ignored, ngate does not fetch OCSP responses (give one with '
-        f'ssl_stapling_file) for the certificate "{pki}/aia-chain.pem"']
+def test_no_warning_where_responses_are_fetched(pki):
+    rc, lines = _test("ngate", pki, CASES["fetch"])
+    assert rc == 0 and lines == []
+    assert _test("ngate", pki, CASES["host"])[1] == [
+        '[warn] "ssl_stapling" ignored, host not found in OCSP responder '
+        f'"no-such-host.invalid/" in the certificate "{pki}/aia-chain.pem"']
 
 
 SERVE = """
