@@ -209,3 +209,50 @@ def test_failed_fetch_waits_five_minutes(pki, tmp_path):
             assert _status(proc.port, RSA) == "none"
         time.sleep(0.5)     # a fetch started by the handshakes above would have logged by now
         assert proc.error_log().count('certificate status "revoked"') == 1
+
+
+BY_NAME = """
+http {
+    server {
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {pki}/rsa-chain.pem;
+        ssl_certificate_key {pki}/rsa.key;
+        ssl_stapling on;
+        ssl_stapling_responder http://localhost:{responder}/;
+        {resolver}
+        return 200 "ok\\n";
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_responder_name_without_resolver(pki, tmp_path, kind):
+    """The addresses found at config time, and nginx's warning at each fetch."""
+    require_kind(kind)
+    with ProxyProcess(kind, BY_NAME, fresh_prefix(tmp_path, kind), pki=pki, resolver="",
+                      responder=_port_of(pki)) as proc:
+        assert "Cert Status: good" in _stapled(proc.port, RSA)
+        wait_log(proc, r'\[warn\] .*no resolver defined to resolve localhost while requesting '
+                       r'certificate status, responder: localhost, certificate: "[^"]+/rsa-chain'
+                       r'\.pem"')
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_responder_name_with_resolver(pki, tmp_path, kind):
+    """The server's `resolver` is asked for the responder's name at each fetch."""
+    require_kind(kind)
+    from tests.harness.dns_server import Answer, DnsServer
+    with DnsServer() as dns:
+        dns.zone["localhost"] = Answer(a=["127.0.0.1"])
+        resolver = f"resolver 127.0.0.1:{dns.port} ipv6=off;"
+        with ProxyProcess(kind, BY_NAME, fresh_prefix(tmp_path, kind), pki=pki,
+                          resolver=resolver, responder=_port_of(pki)) as proc:
+            assert "Cert Status: good" in _stapled(proc.port, RSA)
+            assert dns.asked("localhost") >= 1
+            assert "no resolver defined" not in proc.error_log()
+
+
+def _port_of(pki) -> str:
+    text = (pki / "ca.conf").read_text()
+    return re.search(r"URI:http://127\.0\.0\.1:(\d+)/", text).group(1)
