@@ -103,10 +103,10 @@ def _serial(pki, name: str) -> str:
     return out.stdout.strip().split("=")[1]
 
 
-def _status(port: int, sigalgs: str) -> str:
+def _status(port: int, sigalgs: str, servername: str = "localhost") -> str:
     """What `openssl s_client -status` says about the staple: "none", or its text."""
     out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-status",
-                          "-sigalgs", sigalgs, "-tls1_2"],
+                          "-sigalgs", sigalgs, "-tls1_2", "-servername", servername],
                          input="", capture_output=True, text=True, timeout=30)
     if "OCSP response: no response sent" in out.stdout:
         return "none"
@@ -131,14 +131,30 @@ http {
         ssl_trusted_certificate {pki}/ca.pem;
         return 200 "ok\\n";
     }
+    server {
+        listen 127.0.0.1:{port} ssl;
+        server_name sni.test;
+        ssl_certificate {pki}/ec-chain.pem;
+        ssl_certificate_key {pki}/ec.key;
+        ssl_stapling on;
+        return 200 "sni\\n";
+    }
+    server {
+        listen 127.0.0.1:{port} ssl;
+        server_name off.test;
+        ssl_certificate {pki}/ec-chain.pem;
+        ssl_certificate_key {pki}/ec.key;
+        ssl_stapling off;
+        return 200 "off\\n";
+    }
 }
 """
 
 
-def _stapled(port: int, sigalgs: str) -> str:
+def _stapled(port: int, sigalgs: str, servername: str = "localhost") -> str:
     """The staple once it has come: handshakes before the fetch finished get none."""
-    return wait_for(lambda: (lambda s: s if s != "none" else "")(_status(port, sigalgs)),
-                    "a stapled response", timeout=20)
+    return wait_for(lambda: (lambda s: s if s != "none" else "")(
+        _status(port, sigalgs, servername)), "a stapled response", timeout=20)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -151,6 +167,11 @@ def test_each_certificate_gets_its_own_fetched_response(pki, tmp_path, kind):
             assert f"Serial Number: {_serial(pki, name)}" in stapled
             assert "Cert Status: good" in stapled
             assert "Responder Id: CN = ocsp-ca" in stapled
+        # a server chosen by SNI staples its own certificate's response
+        stapled = _stapled(proc.port, ECDSA, "sni.test")
+        assert f"Serial Number: {_serial(pki, 'ec')}" in stapled
+        assert "Cert Status: good" in stapled
+        assert _status(proc.port, ECDSA, "off.test") == "none"      # not the default's staple
         assert "[crit]" not in proc.error_log() and "[alert]" not in proc.error_log()
 
 
