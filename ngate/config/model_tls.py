@@ -42,6 +42,9 @@ class TlsServerConf:
     stapling_file: str | None = None                 # a DER OCSP response, stapled as it is
     stapling_responder: str | None = None
     stapling_verify: bool = False
+    ocsp: str = "off"                                # off | on | leaf: client certificates
+    ocsp_responder: str | None = None
+    ocsp_cache: tuple | None = None                  # (zone name, size)
     where: Where | None = None                       # the first ssl_certificate
     context: Any = field(default=None, compare=False, hash=False)
 

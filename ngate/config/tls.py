@@ -36,6 +36,9 @@ SERVER_SCALARS = {
     "ssl_stapling_file": ("stapling_file", "path"),
     "ssl_stapling_responder": ("stapling_responder", "text"),
     "ssl_stapling_verify": ("stapling_verify", "flag"),
+    "ssl_ocsp": ("ocsp", "ocsp"),
+    "ssl_ocsp_responder": ("ocsp_responder", "text"),
+    "ssl_ocsp_cache": ("ocsp_cache", "ocsp_cache"),
 }
 PROXY_SCALARS = {
     "proxy_ssl_server_name": ("server_name", "flag"),
@@ -50,9 +53,8 @@ PROXY_SCALARS = {
 }
 # class 2 (directives.py): no effect on what a client may access or receives
 SERVER_NO_EFFECT = ("ssl_buffer_size", "ssl_session_ticket_key")
-# class 3: a revocation check, an OCSP check or OpenSSL settings ngate would not apply
-SERVER_REFUSED = {"ssl_conf_command": None, "ssl_ocsp": ("off",), "ssl_ocsp_cache": ("off",),
-                  "ssl_ocsp_responder": None, "ssl": ("off",)}
+# class 3: OpenSSL settings ngate would not apply
+SERVER_REFUSED = {"ssl_conf_command": None, "ssl": ("off",)}
 PROXY_REFUSED = ("proxy_ssl_crl", "proxy_ssl_conf_command")
 
 
@@ -80,6 +82,30 @@ def _verify_client(c, st) -> str:
     return st.args[0]
 
 
+def _ocsp(c, st) -> str:
+    if st.args[0] not in ("off", "on", "leaf"):
+        raise ConfigError(f'invalid value "{st.args[0]}"', st.where)
+    return st.args[0]
+
+
+def _ocsp_cache(c, st) -> tuple | None:
+    """ssl_ocsp_cache off | shared:name:size (ngx_http_ssl_ocsp_cache): (name, size)."""
+    from ngate.config.values import parse_size
+    arg = st.args[0]
+    if arg == "off":
+        return None
+    name, _, size = arg[7:].partition(":") if arg.startswith("shared:") else ("", "", "")
+    try:
+        n = parse_size(size) if name else -1
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ConfigError(f'invalid OCSP cache "{arg}"', st.where)
+    if n < 8 * 4096:
+        raise ConfigError(f'OCSP cache "{arg}" is too small', st.where)
+    return (name, n)
+
+
 def _password_file(c, st) -> str:
     """The file is read when the directive is, as nginx's ngx_ssl_read_password_file: an error
     names the directive's file:line."""
@@ -95,6 +121,7 @@ def _password_file(c, st) -> str:
 PARSERS = {
     "password_file": _password_file,
     "protocols": _protocols, "session_cache": _session_cache, "verify_client": _verify_client,
+    "ocsp": _ocsp, "ocsp_cache": _ocsp_cache,
     "flag": flag, "msec": msec, "number": number, "path": lambda c, st: c.conf_path(st.args[0]),
     "text": lambda c, st: st.args[0],
     "template": lambda c, st: c.template(st.args[0], st.where),

@@ -59,6 +59,9 @@ def client_refusal(tls, server, host: str, listen) -> tuple | None:
                 f"client SSL certificate verify error: ({code}:{openssl.verify_error(code)})")
     if mode == "on" and not tls.getpeercert(binary_form=True):
         return server, 496, "client sent no required SSL certificate"
+    failed = getattr(tls, "ngate_ocsp", None)          # ssl_ocsp (ocsp_client.py)
+    if failed:
+        return server, 495, f"client SSL certificate verify error: {failed}"
     return None
 
 

@@ -30,36 +30,37 @@ _BUFFER = 16384             # ctx->response
 _STATUS = re.compile(rb"HTTP/\d+\.\d+ (\d{3})(?: [^\r\n]*)?\r?\n")
 
 
-class _Failed(Exception):
+class Failed(Exception):
     """This address gave no usable answer (already logged): try the next one."""
 
 
-class _Log:
-    """ngx_ssl_ocsp_log_error's context after each line."""
-    __slots__ = ("staple", "peer")
+class Log:
+    """ngx_ssl_ocsp_log_error's context after each line (the certificate's name for a staple;
+    a client certificate's check logs on its connection instead)."""
+    __slots__ = ("host", "name", "number", "peer")
 
-    def __init__(self, staple) -> None:
-        self.staple = staple
+    def __init__(self, host: str, name: str | None = None, number: int | None = None) -> None:
+        self.host, self.name, self.number = host, name, number
         self.peer = None
 
     def suffix(self) -> str:
-        s = f" while requesting certificate status, responder: {self.staple.host}"
+        s = f" while requesting certificate status, responder: {self.host}"
         if self.peer:
             s += f", peer: {self.peer}"
-        return s + f', certificate: "{self.staple.name}"'
+        return s + (f', certificate: "{self.name}"' if self.name else "")
 
     def __call__(self, level: str, message: str) -> None:
-        error_log.log(level, message + self.suffix())
+        error_log.log(level, message + self.suffix(), self.number)
 
 
 async def fetch(staple, context) -> None:
     """Fetch, check and keep `staple`'s response (`context`, its SSLContext, stays alive
     meanwhile: the pointers the check uses are its own)."""
-    log = _Log(staple)
+    log = Log(staple.host, staple.name)
     der = None
     try:
-        der = await _fetch(staple, log)
-    except _Failed:
+        der = await ask(staple, log)
+    except Failed:
         pass
     except Exception as exc:        # a defect must not end the worker's stapling for good
         log("alert", f"OCSP request failed ({exc!r})")
@@ -80,22 +81,23 @@ async def fetch(staple, context) -> None:
     staple.refresh = max(min(int(verdict.valid) - RETRY, now + REFRESH), now + RETRY)
 
 
-async def _fetch(staple, log: _Log) -> bytes | None:
-    """The body of the first address's 200 answer, None for another status."""
+async def ask(staple, log: Log) -> bytes | None:
+    """The body of the first address's 200 answer, None for another status; Failed when
+    none answered. `staple`: cert, issuer, host, port, uri, addrs, resolver, resolver_timeout."""
     request = ocsp.request_der(staple.cert, staple.issuer)
     if request is None:
         log("crit", ocsp.ssl_errors("i2d_OCSP_REQUEST() failed"))
-        raise _Failed
+        raise Failed
     head = _request_head(staple, request)
     for addr in await _addresses(staple, log):
         log.peer = _peer_name(addr, staple.port)
         try:
             return await asyncio.wait_for(_exchange(addr, staple.port, head, log), TIMEOUT)
-        except _Failed:
+        except Failed:
             continue
         except asyncio.TimeoutError:
             log("error", "OCSP responder timed out (110: Connection timed out)")
-    raise _Failed
+    raise Failed
 
 
 def _request_head(staple, request: bytes) -> bytes:
@@ -104,7 +106,7 @@ def _request_head(staple, request: bytes) -> bytes:
     return (f"GET {uri}{b64} HTTP/1.0\r\nHost: {staple.host}\r\n\r\n").encode("latin-1")
 
 
-async def _addresses(staple, log: _Log) -> tuple:
+async def _addresses(staple, log: Log) -> tuple:
     """ngx_ssl_ocsp_request's resolution: an IP as it is, a name with the resolver."""
     try:
         ipaddress.ip_address(staple.host.strip("[]"))
@@ -114,14 +116,14 @@ async def _addresses(staple, log: _Log) -> tuple:
     if staple.resolver is None:
         if not staple.addrs:
             log("error", f"no resolver defined to resolve {staple.host}")
-            raise _Failed
+            raise Failed
         log("warn", f"no resolver defined to resolve {staple.host}")
         return staple.addrs
     code, addrs = await _resolve(staple)
     if code:
         from ngate.resolver import wire
         log("error", f"{staple.host} could not be resolved ({code}: {wire.strerror(code)})")
-        raise _Failed
+        raise Failed
     return tuple(addrs)
 
 
@@ -144,7 +146,7 @@ async def _resolve(staple) -> tuple:
         resolver.done()
 
 
-async def _exchange(addr: str, port: int, head: bytes, log: _Log) -> bytes | None:
+async def _exchange(addr: str, port: int, head: bytes, log: Log) -> bytes | None:
     try:
         reader, writer = await asyncio.open_connection(addr, port)
     except OSError as err:
@@ -152,7 +154,7 @@ async def _exchange(addr: str, port: int, head: bytes, log: _Log) -> bytes | Non
         # read, and the read ends before a status line
         log("error", f"recv() failed {error_log.os_error(err)}")
         log("error", "OCSP responder prematurely closed connection")
-        raise _Failed from None
+        raise Failed from None
     try:
         writer.write(head)
         data = b""
@@ -163,13 +165,13 @@ async def _exchange(addr: str, port: int, head: bytes, log: _Log) -> bytes | Non
             data += chunk
     except OSError as err:
         log("error", f"recv() failed {error_log.os_error(err)}")
-        raise _Failed from None
+        raise Failed from None
     finally:
         writer.close()
     return _response(data, log)
 
 
-def _response(data: bytes, log: _Log) -> bytes | None:
+def _response(data: bytes, log: Log) -> bytes | None:
     """ngx_ssl_ocsp_process_status_line, _headers and _body on the whole answer."""
     m = _STATUS.match(data)
     if m is None:
@@ -177,13 +179,13 @@ def _response(data: bytes, log: _Log) -> bytes | None:
             log("error", "OCSP responder prematurely closed connection")
         else:
             log("error", "OCSP responder sent invalid response")
-        raise _Failed
+        raise Failed
     at = m.end()
     while True:
         end = data.find(b"\n", at)
         if end < 0:
             log("error", "OCSP responder prematurely closed connection")
-            raise _Failed
+            raise Failed
         line = data[at:end].rstrip(b"\r")
         at = end + 1
         if not line:
@@ -191,12 +193,12 @@ def _response(data: bytes, log: _Log) -> bytes | None:
         name, colon, value = line.partition(b":")
         if not colon or not name or b" " in name:
             log("error", "OCSP responder sent invalid response")
-            raise _Failed
+            raise Failed
         value = value.strip(b" \t")
         if name.lower() == b"content-type" and value.lower() != b"application/ocsp-response":
             log("error", 'OCSP responder sent invalid "Content-Type" header: '
                          f'"{value.decode("latin-1")}"')
-            raise _Failed
+            raise Failed
     return data[at:] if m.group(1) == b"200" else None
 
 

@@ -269,7 +269,7 @@ def _prepare(context: ssl.SSLContext, path: str, responder: str | None, verify: 
         issuer = _issuer(context, cert, chain.value)
         if not issuer:
             return "issuer certificate not found for certificate"
-        url = responder.encode("latin-1") if responder else _ocsp_url(cert)
+        url = responder.encode("latin-1") if responder else ocsp_url(cert)
         target = _responder(url)
         if isinstance(target, str):
             _st.X509_free(issuer)
@@ -293,35 +293,44 @@ def _issuer(context: ssl.SSLContext, cert, chain) -> int | None:
 
 
 def _responder(url: bytes | None):
-    """ngx_ssl_stapling_responder's ngx_parse_url: (host, port, uri, config-time addresses),
-    or nginx's warning."""
+    """ngx_ssl_stapling_responder: (host, port, uri, config-time addresses), or nginx's
+    warning."""
     if not url:
         return "no OCSP responder URL in the certificate"
     text = url.decode("latin-1")
     if len(text) <= 7 or not text.lower().startswith("http://"):
         return f'invalid URL prefix in OCSP responder "{text}" in the certificate'
-    rest = text[7:]
+    target = parse_responder(text[7:], resolve=True)
+    if isinstance(target, str):
+        return f'{target} in OCSP responder "{text[7:]}" in the certificate'
+    return target
+
+
+def parse_responder(rest: str, resolve: bool):
+    """ngx_parse_url of a responder after its "http://": (host, port, uri, addresses), or
+    ngx_parse_url's error ("invalid port", "host not found" when `resolve`d at config time)."""
     try:
         parts = urlsplit("http://" + rest)
         host, port = parts.hostname, parts.port or 80
     except ValueError:
-        return f'invalid port in OCSP responder "{rest}" in the certificate'
-    if not host:
-        return f'no host in OCSP responder "{rest}" in the certificate'
+        return "invalid port"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    shown = netloc.rsplit(":", 1)[0] if parts.port is not None else netloc
     uri = parts.path or "/"
     if parts.query:
         uri += "?" + parts.query
+    if not host:
+        return (shown, port, uri, ()) if not resolve else "no host"
+    if not resolve:
+        return (shown, port, uri, ())
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        return f'host not found in OCSP responder "{rest}" in the certificate'
-    addrs = tuple(dict.fromkeys(info[4][0] for info in infos))
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    shown = netloc.rsplit(":", 1)[0] if parts.port is not None else netloc
-    return (shown, port, uri, addrs)
+        return "host not found"
+    return (shown, port, uri, tuple(dict.fromkeys(info[4][0] for info in infos)))
 
 
-def _ocsp_url(cert) -> bytes | None:
+def ocsp_url(cert) -> bytes | None:
     urls = _st.X509_get1_ocsp(cert)
     if not urls:
         return None

@@ -33,7 +33,7 @@ from functools import partial
 
 from ngate.observability import error_log
 from ngate.server import proxy_protocol as pp
-from ngate.server import tls_certs
+from ngate.server import ocsp_client, tls_certs
 from ngate.server.https import HttpsConnection, PlainHttpOnTls
 from ngate.server.tls_context import ssl_reason
 from ngate.server.tls_sni import AcceptedSSLObject
@@ -47,7 +47,7 @@ from ngate.server.ssl_vars import client_s_dn  # noqa: F401
 
 _TLS_FIRST_BYTES = (0x16, 0x80)
 _PEEK = socket.MSG_PEEK
-_PROXY, _SNIFF, _HANDSHAKE, _DONE = range(4)
+_PROXY, _SNIFF, _HANDSHAKE, _DONE, _OCSP = range(5)
 
 
 # ---------------------------------------------------------------- accept path (per connection)
@@ -56,7 +56,7 @@ class TlsAcceptor:
     """A new connection on a TLS socket until it is TLS (a TlsTransport for HttpsConnection)
     or plain HTTP (handed to PlainHttpOnTls). The runtime counts it as a connection."""
     __slots__ = ("runtime", "listen", "sock", "fd", "peer", "state", "timer", "buf",
-                 "proxy_protocol", "sslobj", "_number", "failure", "writing")
+                 "proxy_protocol", "sslobj", "_number", "failure", "writing", "ocsp")
     handed_over = False
 
     def __init__(self, runtime, listen, sock, peer) -> None:
@@ -72,6 +72,7 @@ class TlsAcceptor:
         self._number = 0                # the connection number of its log lines
         self.failure = None             # the log text of a handshake a callback refused
         self.writing = False            # the handshake waits for the socket to be writable
+        self.ocsp = None                # ssl_ocsp: the check of the client's chain, then True
         self.state = _PROXY if listen.proxy_protocol else _SNIFF
         if not runtime.connection_opened(self):
             return
@@ -177,6 +178,16 @@ class TlsAcceptor:
                 loop.add_reader(self.fd, self._readable)
 
     def _established(self) -> None:
+        if self.ocsp is None:           # ssl_ocsp: the connection waits for the check
+            check = ocsp_client.validate(self, self.sslobj)
+            if check is False:
+                return self._close()
+            self.ocsp = check or True
+            if check is not None:
+                loop = self.runtime.loop
+                loop.remove_writer(self.fd) if self.writing else loop.remove_reader(self.fd)
+                self.state = _OCSP
+                return
         runtime = self.runtime
         self._stop()
         sslobj = self.sslobj
@@ -188,6 +199,12 @@ class TlsAcceptor:
         transport = TlsTransport(runtime.loop, self.sock, sslobj, self.peer)
         self.sock = None
         transport.start(conn)
+
+    def ocsp_done(self) -> None:
+        """The client's chain was checked (ocsp_client.py): on to HTTP."""
+        if self.state == _OCSP:
+            self.ocsp = True
+            self._established()
 
     def _failed(self, exc) -> None:
         if self.failure is None:        # else logged when it was refused
@@ -209,6 +226,8 @@ class TlsAcceptor:
     def _close(self) -> None:
         if self.state == _DONE:
             return
+        if self.state == _OCSP:
+            self.ocsp.cancel()
         self._stop()
         if self.sslobj is not None:
             self.sslobj.ngate_acceptor = None

@@ -66,6 +66,9 @@ def server_context(conf, quiet: bool = False, pairs=None) -> ssl.SSLContext:
     if conf.crl:
         load_verify(ctx, conf.crl)
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+    if conf.ocsp != "off":
+        from ngate.server import ocsp_client
+        ocsp_client.configure(ctx, conf)
     openssl.set_session_cache(ctx, conf.session_cache, conf.session_timeout)
     openssl.set_session_id_context(ctx, session_id_context(conf))
     openssl.set_alpn(ctx, h2=False)

@@ -13,7 +13,7 @@ import ssl
 from ngate.errors import ConfigError
 from ngate.observability import error_log
 from ngate.routing.servers import ServerSelector, normalize_host
-from ngate.server import ocsp_stapling, openssl, tls_certs
+from ngate.server import ocsp_client, ocsp_stapling, openssl, tls_certs
 from ngate.server.tls_context import server_context
 
 
@@ -33,9 +33,10 @@ class TlsListen:
             front.verify_mode = ssl.CERT_OPTIONAL    # no way to switch it per SNI server
         front.sni_callback = self._servername
         self.context = front
-        for server in (default_server, *servers):      # ngx_ssl_stapling_resolver
-            ocsp_stapling.set_resolver(front if server is default_server else server.tls.context,
-                                       server.conf.resolver, server.conf.resolver_timeout)
+        for server in (default_server, *servers):      # ngx_ssl_stapling/ocsp_resolver
+            context = front if server is default_server else server.tls.context
+            ocsp_stapling.set_resolver(context, server.conf.resolver, server.conf.resolver_timeout)
+            ocsp_client.set_resolver(context, server.conf.resolver, server.conf.resolver_timeout)
         self.dynamic = tls_certs.ContextCache()     # contexts of certificates with variables
 
     def _servername(self, ssl_obj, name, _ctx):

@@ -36,7 +36,10 @@ def _ssl_client_verify(ctx):
     code = openssl.verify_result(tls)
     if code:
         return "FAILED:" + openssl.verify_error(code)
-    return "SUCCESS" if tls.getpeercert(binary_form=True) else "NONE"
+    if not tls.getpeercert(binary_form=True):
+        return "NONE"
+    failed = getattr(tls, "ngate_ocsp", None)          # ssl_ocsp (ocsp_client.py)
+    return "FAILED:" + failed if failed else "SUCCESS"
 
 
 def _ssl_client_s_dn(ctx):

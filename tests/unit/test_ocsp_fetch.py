@@ -60,6 +60,6 @@ def test_other_status_is_no_response_and_no_log():
 ])
 def test_bad_answers_are_logged_in_nginx_words(data, message):
     log = _Log()
-    with pytest.raises(ocsp_fetch._Failed):
+    with pytest.raises(ocsp_fetch.Failed):
         ocsp_fetch._response(data, log)
     assert log.lines == [("error", message)]
