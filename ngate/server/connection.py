@@ -102,7 +102,8 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         if not self.runtime.connection_opened(self):
             self.closing = True
             return
-        self.number = self.runtime.next_connection_number()
+        # a TLS connection keeps the number its handshake logged with (tls.py)
+        self.number = self.number or self.runtime.next_connection_number()
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.remote_addr, self.remote_port = peer[0], str(peer[1])

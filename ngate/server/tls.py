@@ -195,6 +195,7 @@ class TlsAcceptor:
         self.sslobj = None
         runtime.connection_closed(self, handover=True)
         conn = HttpsConnection(runtime, self.listen)
+        conn.number = self._number      # the handshake's log lines had this one (0: none yet)
         conn.proxy_protocol = self.proxy_protocol
         transport = TlsTransport(runtime.loop, self.sock, sslobj, self.peer)
         self.sock = None
