@@ -16,8 +16,10 @@ class RequestContext:
         "conn",
         # request line + headers, as received
         "method", "request_uri", "http_version", "http_minor", "keep_alive",
-        "headers",          # list[tuple[bytes, bytes]]: names as sent, values raw
-        "hdr",              # dict[bytes(lower name), bytes(value)]: first occurrence
+        "headers",          # sequence of (bytes, bytes): names as sent, values raw
+        "hdr",              # mapping bytes(lower name) -> bytes(value): first occurrence
+                            # (HTTP/1.x: a tuple and a read-only mapping shared by the
+                            # requests of the same head, server/request_head.py: never written)
         "host",             # str: $host (lower-cased, no port)
         "request_length",   # bytes of request head (+ body when read)
         # URI

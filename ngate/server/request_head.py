@@ -12,6 +12,8 @@ HeadParsing is a mixin of HttpConnection (no state of its own: the slots are Htt
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from ngate.http.context import RequestContext
 from ngate.http1.request import (MAX_OFF_T, ChunkedDecoder, HeadError, parse_request_line,
                                  split_header)
@@ -107,37 +109,34 @@ class HeadParsing:
     """A complete request head: its parse (cached), its Request, its dispatch."""
     __slots__ = ()
 
-    def _head(self, head: bytes) -> None:
+    def _head(self, head: bytes, parsed=None) -> None:
         """A complete request head: parse it as nginx does, make its Request, dispatch it.
 
         Clients send the same heads again and again (the same request line and headers, on
         one connection and on many): heads accepted are kept with their parse in a bounded
         table shared by the connections with the same parse settings (head_table), and an
-        identical head reuses it (the parse depends on the bytes and those settings alone);
-        its header list and dict are copied for the new request."""
+        identical head reuses it (the parse depends on the bytes and those settings alone;
+        `parsed`: the caller found it already). The parse's header tuple and read-only
+        header mapping are shared by the requests of that head: nothing writes to them."""
         if self._in_head:
             self._end_head()
         if self.timer is not None:
             self.timer = None       # stays watched until the next tick drops it (re-armed
             self.deadline = 0.0     # after the response, usually before that tick)
-        heads = self.listen.heads
-        parsed = heads.get(head)
-        if parsed is not None:
-            (method, uri, version, headers, hdr, target, length, chunked, keep_alive,
-             upgrade) = parsed
-            self._url = target
-        else:
-            parsed = self._parse_head(head)
+        if parsed is None:
+            heads = self.listen.heads
+            parsed = heads.get(head)
             if parsed is None:
-                return
-            (method, uri, version, headers, hdr, target, length, chunked, keep_alive,
-             upgrade) = parsed
-            if len(head) <= _HEAD_CACHE_LEN:
-                if len(heads) >= _HEAD_CACHE_MAX:
-                    heads.clear()
-                heads[head] = parsed
-        headers = list(headers)
-        hdr = dict(hdr)
+                parsed = self._parse_head(head)
+                if parsed is None:
+                    return
+                if len(head) <= _HEAD_CACHE_LEN:
+                    if len(heads) >= _HEAD_CACHE_MAX:
+                        heads.clear()
+                    heads[head] = parsed
+        (method, uri, version, headers, hdr, target, length, chunked, keep_alive,
+         upgrade) = parsed
+        self._url = target
         ctx = RequestContext(self, method, uri, version, headers, hdr)
         ctx.request_length = len(head)
         ctx.keep_alive = keep_alive
@@ -168,9 +167,9 @@ class HeadParsing:
             self._dispatch(req)
 
     def _parse_head(self, head: bytes):
-        """The parse of a head: (method, request URI (str), version, headers, hdr, target
-        (bytes), Content-Length, chunked, keep-alive, upgrade), or None when it was refused (or
-        was an HTTP/0.9 request, dispatched here)."""
+        """The parse of a head: (method, request URI (str), version, headers (a tuple), hdr
+        (a read-only mapping), target (bytes), Content-Length, chunked, keep-alive, upgrade),
+        or None when it was refused (or was an HTTP/0.9 request, dispatched here)."""
         lines = head.split(b"\r\n")
         crlf = len(lines) - 1
         if head.count(b"\r") != crlf:             # a bare CR (nginx: 400)
@@ -226,7 +225,8 @@ class HeadParsing:
             keep_alive = b"close" not in conn and (version != "1.0" or b"keep-alive" in conn)
         upgrade = b"upgrade" in hdr and conn is not None and b"upgrade" in conn
         return (_METHODS.get(method) or method.decode("latin-1"), target.decode("latin-1"),
-                version, headers, hdr, target, length, te is not None, keep_alive, upgrade)
+                version, tuple(headers), MappingProxyType(hdr), target, length, te is not None,
+                keep_alive, upgrade)
 
     def _header_sizes(self, lines: list) -> None:
         """large_client_header_buffers: no header line longer than one buffer, all of them
