@@ -208,6 +208,9 @@ class LocConf:
     precontent_steps: tuple = ()         # try_files, mirror: step(ctx, conf) -> took it over
     plain_head: bool = False             # no module adds to ngate's own response heads: no
                                          # filters, add_header, userid, charset (http/respond.py)
+    mime: Any = field(default=None, compare=False, repr=False)  # URI -> Content-Type, kept
+                                         # by http/respond.py content_type (a dict, bounded; a
+                                         # replace() of types/default_type must bind() again)
     # proxy_pass / fastcgi_pass: what goes upstream (a Plan); uncached: proxy_cache's other Plan
     upstream_plan: Any = field(default=None, compare=False, repr=False)
     uncached_plan: Any = field(default=None, compare=False, repr=False)

@@ -135,4 +135,4 @@ def bind(conf):
     return dataclasses.replace(
         conf, content=content_handler(conf), access_steps=access_steps(conf),
         precontent_steps=precontent_steps(conf), upstream_plan=plan, uncached_plan=uncached,
-        plain_head=plain)
+        plain_head=plain, mime={})

@@ -21,8 +21,26 @@ CLOSE_CODES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
 TEXT_HTML = b"text/html"
 
 
+_MIME_URIS_MAX = 256     # URIs whose Content-Type a location keeps (conf.mime)
+
+
 def content_type(conf, uri: str) -> bytes:
-    """The MIME type for the URI's extension (types, case-insensitive), else default_type."""
+    """The MIME type for the URI's extension (types, case-insensitive), else default_type.
+    A function of the location's types and default_type and the URI alone: a location
+    compiled by http/modules.py bind keeps its answers per URI in `conf.mime` (bounded)."""
+    known = conf.mime
+    if known is None:
+        return _content_type(conf, uri)
+    mime = known.get(uri)
+    if mime is None:
+        mime = _content_type(conf, uri)
+        if len(known) >= _MIME_URIS_MAX:
+            known.clear()
+        known[uri] = mime
+    return mime
+
+
+def _content_type(conf, uri: str) -> bytes:
     slash = uri.rfind("/")
     dot = uri.rfind(".")
     if dot > slash and conf.types:
