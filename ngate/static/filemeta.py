@@ -47,7 +47,8 @@ class FileMeta:
 
     def head_200(self, connection: bytes, headers, vary: bool = False) -> bytes:
         """The 200 head in build_head's order; `headers` go between ETag and Accept-Ranges;
-        `vary`: gzip_vary's `Vary: Accept-Encoding` after Connection (nginx's place)."""
+        `vary`: gzip_vary's `Vary: Accept-Encoding` after Connection (nginx's place).
+        (static/handler.py plain_file writes out the case without headers or vary.)"""
         if not headers and not vary:
             return b"".join((self.prefix, resp.DATE.get(), self.fields, connection, self.tail))
         parts = [self.prefix, resp.DATE.get(), self.fields, connection,
@@ -64,7 +65,8 @@ def stat_key(st) -> tuple:
 
 
 def lookup(path: str, st, conf, uri: str, root: str) -> FileMeta | None:
-    """The entry for this fstat result of `path` mapped from `uri` under `root`, or None."""
+    """The entry for this fstat result of `path` mapped from `uri` under `root`, or None.
+    (static/handler.py plain_file has this test written out.)"""
     meta = _FILES.get(path)
     if (meta is None or meta.conf is not conf or meta.stat_key != (     # stat_key(st), inline
             st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

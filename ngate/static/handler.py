@@ -29,7 +29,8 @@ from ngate.static.open_errors import open_failed
 from ngate.static.paths import document_root, map_under
 from ngate.static.response import range_segments as _ranged  # noqa: F401  (cache/serve.py)
 from ngate.static.response import send_file
-from ngate.static.sender import SMALL, FileSender, connection_line, send_small, write_whole
+from ngate.static.filemeta import _FILES
+from ngate.static.sender import SMALL, FileSender, truncated, write_whole
 from ngate.static.try_files import try_files_phase  # noqa: F401  (http/modules.py)
 
 _METHODS = frozenset({"GET", "HEAD", "POST"})
@@ -74,8 +75,10 @@ def plain_file(ctx) -> None:
         return open_failed(ctx, path, exc)
     try:
         st = os.fstat(fd)
-        meta = filemeta.lookup(path, st, conf, uri, root)
-        if meta is None:
+        meta = _FILES.get(path)         # filemeta.lookup, written out
+        if (meta is None or meta.conf is not conf or meta.stat_key != (
+                st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                or meta.uri != uri or meta.root != root):
             meta = _new_meta(ctx, st, path, root)
             if meta is None:
                 os.close(fd)
@@ -86,14 +89,29 @@ def plain_file(ctx) -> None:
     ctx.expect_tested = True        # discard(): no Expect header, no chunked body
     respond.check_keepalive(ctx)
     ctx.status = 200
-    head = meta.head_200(connection_line(ctx), None)
+    # meta.head_200(connection_line(ctx), None), written out
+    head = b"".join((meta.prefix, resp.DATE.get(), meta.fields,
+                     conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE, meta.tail))
     size = meta.size
     if method == "HEAD" or size == 0:
         os.close(fd)
         return write_whole(ctx, head, b"", 0)
-    if size <= SMALL:
-        return send_small(ctx, fd, head, 0, size)
-    FileSender(ctx, fd, head, [(0, size)], size).start()
+    if size > SMALL:
+        return FileSender(ctx, fd, head, [(0, size)], size).start()
+    # send_small(ctx, fd, head, 0, size), written out: the file and its head in one write
+    ctx.head_sent = True
+    try:
+        data = os.pread(fd, size, 0)
+    finally:
+        os.close(fd)
+    conn = ctx.conn
+    conn.write(head + data)
+    sent = len(data)
+    if sent < size:
+        return truncated(ctx, sent)
+    ctx.body_bytes_sent = sent
+    ctx.bytes_sent = len(head) + sent
+    conn.finish_request(ctx)
 
 
 def static_handler(ctx) -> None:

@@ -28,7 +28,7 @@ _SPARE: list = []       # a read buffer no transport holds (see FileSender.pump)
 
 def send_small(ctx, fd: int, head: bytes, start: int, length: int) -> None:
     """Bytes [start, start + length) of the file (length <= SMALL) after `head`, in one write;
-    the descriptor is closed here."""
+    the descriptor is closed here. (static/handler.py plain_file writes out its whole-file case.)"""
     ctx.head_sent = True
     ctx.bytes_sent = len(head)
     try:
