@@ -147,7 +147,9 @@ def find_location_phase(ctx):
     trace = ctx.conn.trace
     while True:
         server = ctx.server
-        loc, captures = find_location(server, ctx.uri)
+        m = server.matcher      # find_location's cache hit, written out (routing/locations.py)
+        hit = m.cache.get(ctx.uri) if m is not None else None
+        loc, captures = hit if hit is not None else find_location(server, ctx.uri)
         ctx.loc = loc
         conf = loc.conf if loc is not None else server.conf
         ctx.conf = conf

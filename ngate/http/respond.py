@@ -213,15 +213,16 @@ def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_mo
         if len(_PLAIN_HEADS) >= _PLAIN_HEADS_MAX:
             _PLAIN_HEADS.clear()
         _PLAIN_HEADS[key] = around
-    head = around[0] + resp.DATE.get() + around[1]
     ctx.head_sent = True
     if no_body or ctx.method == "HEAD":
+        head = around[0] + resp.DATE.get() + around[1]
         conn.write(head)
         ctx.bytes_sent = len(head)
     else:
-        conn.write(head + body)
+        out = b"".join((around[0], resp.DATE.get(), around[1], body))
+        conn.write(out)
         ctx.body_bytes_sent = len(body)
-        ctx.bytes_sent = len(head) + len(body)
+        ctx.bytes_sent = len(out)
     conn.finish_request(ctx)
 
 

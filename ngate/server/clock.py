@@ -26,7 +26,8 @@ class Deadlines:
         self.prev = 0.0         # loop time of the previous tick
 
     def watch(self, obj) -> None:
-        """Watch `obj` (it has `.deadline` and `.expired()`); cheap to call again."""
+        """Watch `obj` (it has `.deadline` and `.expired()`); cheap to call again.
+        (server/lifecycle.py finish_request writes this out for keepalive_timeout.)"""
         self.watched.add(obj)
         if self.handle is None:
             self.handle = self.loop.call_later(TICK, self._tick)

@@ -133,11 +133,17 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
             return
         starting = self._in_head is False and self.current is None
         if self._left == 0 and self._chunked is None and data:
-            data = self._feed_head(data)    # _feed's usual first state, without its frame
-            if data:
-                self._feed(data)
+            parsed = self.listen.heads.get(data) if self._buf is None else None
+            if parsed is not None and self.runtime.stats is None:
+                # _feed_head's first case, without its frame: a head seen before, alone in
+                # this read (server/framing.py says why nothing follows it)
+                self._head(data, parsed)
             else:
-                self._more = False
+                data = self._feed_head(data)    # _feed's usual first state, without its frame
+                if data:
+                    self._feed(data)
+                else:
+                    self._more = False
         else:
             self._feed(data)
         if starting and self._in_head:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ngate.http import downstream, log
 from ngate.server import flow
+from ngate.server.clock import TICK
 
 if TYPE_CHECKING:
     from ngate.http.context import RequestContext
@@ -58,8 +59,12 @@ class Lifecycle:
         # _next_request's usual case, written out: nothing queued, keepalive_timeout armed
         self.current = None
         self.timer = self._keepalive_timeout
-        self.deadline = self.runtime.loop.time() + timeout
-        self.runtime.deadlines.watch(self)
+        runtime = self.runtime
+        self.deadline = runtime.loop.time() + timeout
+        deadlines = runtime.deadlines       # deadlines.watch(self), written out
+        deadlines.watched.add(self)
+        if deadlines.handle is None:
+            deadlines.handle = runtime.loop.call_later(TICK, deadlines._tick)
 
     def _close_after_response(self, ctx: RequestContext, req) -> None:
         """The last response is written: close. When the client may still be sending (a body
