@@ -50,12 +50,35 @@ http {
 """
 
 
+class Written:
+    """What a FakeTransport was given: how many writes and the last one. Keeping every write
+    would make each response's bytes fresh memory (page faults a real transport, which frees
+    what the socket took, never pays: +0.6 us per 1 KiB static response)."""
+    __slots__ = ("count", "last")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = None
+
+    def append(self, data) -> None:
+        self.count += 1
+        self.last = data
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index):
+        if index != -1 or not self.count:
+            raise IndexError(index)
+        return self.last
+
+
 class FakeTransport:
     """Enough of an asyncio transport for the request path; records what is written."""
 
     def __init__(self, peer=("127.0.0.1", 40000), sock=("127.0.0.1", 8080)) -> None:
         self.extra = {"peername": peer, "sockname": sock}
-        self.written = []
+        self.written = Written()
         self.closed = False
         self.protocol = None
 
