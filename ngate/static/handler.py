@@ -100,6 +100,7 @@ def plain_file(ctx) -> None:
         return FileSender(ctx, fd, head, [(0, size)], size).start()
     # send_small(ctx, fd, head, 0, size), written out: the file and its head in one write
     ctx.head_sent = True
+    ctx.bytes_sent = len(head)
     try:
         data = os.pread(fd, size, 0)
     finally:
@@ -110,7 +111,7 @@ def plain_file(ctx) -> None:
     if sent < size:
         return truncated(ctx, sent)
     ctx.body_bytes_sent = sent
-    ctx.bytes_sent = len(head) + sent
+    ctx.bytes_sent += sent
     conn.finish_request(ctx)
 
 
