@@ -197,7 +197,8 @@ def main() -> None:
         procs.append(master)
         _wait_port(port)
         worker = _worker_pid(master.pid)
-        d = str(int(args.seconds) + 2)
+        # the load outlasts py-spy, then perf (3 s) and strace (3 s), which run after it
+        d = str(int(args.seconds) + 2 + 4 * args.perf + 4 * args.strace)
         if args.what in ("proxy", "return"):
             load = ["wrk", "-t1", "-c50", "-d" + d, "http://127.0.0.1:%d/" % port]
         elif args.what == "close":

@@ -9,10 +9,13 @@ client's head is pre-rendered around its Date and Connection lines (`known_head`
 """
 from __future__ import annotations
 
+import time
+
 from ngate.http import respond
 from ngate.http1 import response as resp
-from ngate.proxy.exchange_state import STREAMING
+from ngate.proxy.exchange_state import STREAMING, TRANSITIONS
 from ngate.proxy.response_head import as_sent
+from ngate.upstream.balancer import report_success
 
 
 def head_end(buf: bytes) -> int:
@@ -77,7 +80,8 @@ def learn(ex, split: tuple, http10: bool) -> None:
         mid, post = full[len(pre):].split(_MARK)
         pieces = (pre, mid, post)
     heads[head] = (status, ex.reason, tuple(ex.resp_headers), length, http10, size,
-                   (tuple(out), ctype, clen, lastmod, location, te_chunked, close), pieces)
+                   (tuple(out), ctype, clen, lastmod, location, te_chunked, close), pieces,
+                   pieces is not None and 200 <= status < 300)      # _plain_2xx
 
 
 _MARK = b"\0connection\0"     # where build_head puts the Connection line (_learn)
@@ -96,6 +100,10 @@ def known_response(self, ex, u, data: bytes, end: int, known: tuple) -> None:
     ex.feeding = True
     ex.reason = known[1]
     ex.resp_headers = list(known[2])
+    ctx = ex.ctx
+    if known[8] and ctx.status_override is None and ctx.http_minor == 1 and ctx.cache is None \
+            and ex.filter is None and not ex.chunked_out:
+        return _plain_2xx(self, ex, u, ctx, data[end:], known)
     ex.known = known
     ex.response_head(known[0])      # on_headers_complete (headers_complete's checks passed)
     ex.known = None
@@ -135,3 +143,59 @@ def known_head(ex, ctx, known: tuple) -> None:
     ctx.head_sent = True
     ctx.bytes_sent = len(head)
     ex.out.append(head)             # (known_response gathers the read's output)
+
+
+def _plain_2xx(self, ex, u, ctx, body: bytes, known: tuple) -> None:
+    """known_response for a 2xx head of a Plan.plain location, to an HTTP/1.1 client, without a
+    body filter, error_page status or cache: the same steps as the general way, written out
+    in one function (the usual proxied request). Each step names the copy it follows:
+    UpstreamExchange.response_head (no proxy_next_upstream http_XXX nor *_intercept_errors
+    for a 2xx, no 101), known_head, response_body (the read's output gathered), response_end
+    (report_success, finish with the connection pooled after the read, the flush), then
+    _read_end."""
+    status = known[0]
+    # response_head
+    ex.status = status
+    a = ex.attempt
+    a.status = status
+    a.header_time = time.monotonic() - a.start
+    ctx.upstream_headers = ex.resp_headers
+    ex.body_open = False            # Http1Wire.body_after_head is False
+    if STREAMING not in TRANSITIONS[ex.state]:
+        ex._refused(STREAMING)
+    ex.state = STREAMING
+    # known_head
+    split = known[6]
+    if split[6] or known[4]:           # Connection: close, or HTTP/1.0
+        ex.uconn_reusable_flag(False)
+    ctx.resp_headers = list(split[0])
+    ex.head_only = False
+    n = ex.resp_length = known[3]
+    ex.until_close = False
+    respond.check_keepalive(ctx)
+    pre, mid, post = known[7]
+    line = ex.conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
+    ctx.status = status
+    if ex.plan.own_date:
+        head = b"".join((pre, resp.DATE.get(), mid, line, post))
+    else:
+        head = b"".join((pre, mid, line, post))
+    ctx.head_sent = True
+    ctx.bytes_sent = len(head)
+    # response_body
+    if n:
+        a.response_length += n
+        ctx.body_bytes_sent += n
+        head += body
+    # response_end
+    ups = ex.upstream
+    if ups.state.peers:     # else no peer of this group has state in this worker
+        report_success(ups, ex.peer)
+    ex.finish(self.reusable(ex), detach=False)
+    ex.out = None
+    conn = ex.conn
+    conn.write(head)
+    conn.writer = None
+    ctx.bytes_sent += ctx.body_bytes_sent
+    conn.finish_request(ctx)
+    self._read_end(ex, u)
