@@ -15,6 +15,10 @@ CONF = """
 events {}
 http {
     access_log off;
+    log_format known '$status $bytes_sent $body_bytes_sent $sent_http_content_length '
+                     '$upstream_addr $upstream_status $upstream_response_length '
+                     '$upstream_bytes_sent $upstream_bytes_received $upstream_connect_time '
+                     '$upstream_http_server $upstream_http_content_type $connection_requests';
     upstream backend { server 127.0.0.1:9; keepalive 4; }
     upstream known_two { server 127.0.0.1:9 max_fails=0; server 127.0.0.1:10 max_fails=0; keepalive 4; }
     server {
@@ -38,6 +42,12 @@ http {
             proxy_pass_header Date;
             proxy_hide_header X-Secret;
         }
+        location /logged {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            access_log LOGDIR/known.log known;
+        }
         location = /missing { return 404; }
         error_page 404 /passed;
         location /two {
@@ -55,7 +65,7 @@ DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 @pytest.fixture
 def worker(tmp_path, monkeypatch):
     """A Worker counting the responses that went the known way."""
-    w = Worker(str(tmp_path), CONF)
+    w = Worker(str(tmp_path), CONF.replace("LOGDIR", str(tmp_path)))
     w.known = 0
     real = Http1Wire.known_response
 
@@ -210,3 +220,22 @@ def test_an_error_page_target_keeps_the_error_s_status_either_way(worker):
     assert DATE.sub(b"", known) == DATE.sub(b"", through)
     second = _exchange(worker, uconn, up, direct, HEADS[0])
     assert worker.known == 2 and DATE.sub(b"", second) == DATE.sub(b"", first)
+
+
+@pytest.mark.parametrize("response", [HEADS[0], HEADS[1], HEADS[3]])
+def test_a_known_head_logs_the_same_variables(worker, tmp_path, response):
+    """$status, $bytes_sent, $upstream_* ... are the same whichever way the head went (the
+    known 2xx way is written out in one function: known_head._plain_2xx)."""
+    request = b"GET /logged HTTP/1.1\r\nHost: t\r\n\r\n"
+    conn, down = worker.client()
+    for _ in range(2):
+        uconn, up = worker.pooled("backend")
+        conn.data_received(request)
+        worker.plan = uconn.exchange.plan
+        uconn.data_received(response)
+    assert worker.known == 1
+    with open(tmp_path / "known.log") as f:
+        first, second = f.read().splitlines()
+    assert first.rsplit(" ", 1)[0] == second.rsplit(" ", 1)[0]
+    assert (first[-2:], second[-2:]) == (" 1", " 2")
+    assert first.split()[0] == "200"
