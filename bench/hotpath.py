@@ -356,9 +356,11 @@ def _exchanges(conn, down_t, uconn, request: bytes, response: bytes, n: int) -> 
     """n requests on one client connection, each answered at once by the pooled upstream: the
     process CPU seconds they took."""
     conn.connection_made(down_t)
+    flush = conn.runtime.pool.head_writes.flush     # as the loop does at the end of its turn
     t0 = time.process_time()
     for _ in range(n):
         conn.data_received(request)
+        flush()
         uconn.data_received(response)
     return time.process_time() - t0
 
@@ -397,11 +399,13 @@ def _churned(runtime, conn, down_t, uconn, n: int, every: int) -> float:
     loop = runtime.loop
     pool = runtime.pool
     key = next(iter(pool.idle))
+    flush = pool.head_writes.flush      # as the loop does at the end of its turn
     conn.connection_made(down_t)
     t0 = time.process_time()
     for i in range(n):
         if i % every:
             conn.data_received(REQUEST)
+            flush()
             uconn.data_received(RESPONSE)
             continue
         busy = pool.get(key)
@@ -410,6 +414,7 @@ def _churned(runtime, conn, down_t, uconn, n: int, every: int) -> float:
         while soon:                     # Connect.step: the connect coroutine
             callback, args = soon.pop(0)
             callback(*args)
+        flush()
         made = type(loop)
         new, made.made = made.made, None
         new.protocol.data_received(RESPONSE)

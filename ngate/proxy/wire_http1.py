@@ -100,7 +100,9 @@ class Http1Wire:
             # no body: the head alone (the usual GET)
             data = build_request_head(ctx, ex.plan, ex.uri, None, False)
             ex.sent_bytes = len(data)
-            uconn.transport.write(data)
+            # written with the event loop turn's other heads (upstream/pool.py HeadWrites):
+            # nothing else goes on this connection before the response
+            ex.conn.runtime.pool.head_writes.write(uconn.transport, data)
             return 0
         body_len = None
         chunked = False

@@ -8,19 +8,59 @@ keepalive_timeout passes, removes itself.
 A connection's idle deadline (server/clock.py) is watched from its first time in the pool until
 it closes: taking it out sets the deadline out of reach, putting it back sets it again (an
 attribute store each way, no watch/unwatch per request).
+
+The pool also holds the worker's HeadWrites: the request heads written to upstream
+connections during one turn of the event loop, written together at its end.
 """
 from __future__ import annotations
 
 NEVER = float("inf")        # the deadline of a connection in use
 
 
+class HeadWrites:
+    """Request heads for upstream connections, written together once the event loop has run
+    the callbacks of this turn's events (call_soon: before it polls again).
+
+    Loopback TCP delivers a write in the writer's context and wakes the reader: a backend that
+    went back to sleep between two of the proxy's writes (each request's own Python comes in
+    between) is woken, at a cost, for every request. Written back to back, the writes of one
+    turn find it awake. Only writes that nothing else follows on their connection before the
+    response can go this way (proxy/wire_http1.py: the head of a request without a body); a
+    connection closed meanwhile (client gone, the peer closed it) is skipped."""
+    __slots__ = ("deadlines", "pending")
+
+    def __init__(self, deadlines) -> None:
+        self.deadlines = deadlines  # (its loop: the worker's)
+        self.pending = None         # [(transport, bytes), ...] while a flush is scheduled
+
+    def write(self, transport, data: bytes) -> None:
+        pending = self.pending
+        if pending is None:
+            pending = self.pending = []
+            self.deadlines.loop.call_soon(self.flush)
+        pending.append((transport, data))
+
+    def flush(self) -> None:
+        pending = self.pending
+        if pending is None:
+            return
+        self.pending = None
+        for transport, data in pending:
+            if not transport.is_closing():
+                try:
+                    transport.write(data)
+                except (OSError, RuntimeError):
+                    transport.abort()       # connection_lost tells the exchange
+
+
 class KeepalivePool:
-    __slots__ = ("idle", "order", "deadlines")
+    __slots__ = ("idle", "order", "deadlines", "head_writes")
 
     def __init__(self, deadlines=None) -> None:
         self.deadlines = deadlines                 # server/clock.py Deadlines (idle timeouts)
         self.idle: dict[tuple, list] = {}          # (group id, peer ...) -> [conn, ...] (LIFO)
         self.order: dict[int, dict] = {}           # group id -> conn -> its key (LRU order)
+        self.head_writes = HeadWrites(deadlines) if deadlines is not None else None
 
     def get(self, key: tuple):
         """An idle connection for `key` (group id, peer address[, TLS identity]), taken out of

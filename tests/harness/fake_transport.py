@@ -89,5 +89,11 @@ class Worker:
                               upstream.keepalive, 60.0)
         return uconn, t
 
+    def turn(self) -> None:
+        """What the event loop does after a turn's callbacks: run what they scheduled
+        (call_soon), e.g. upstream/pool.py HeadWrites' writes of the request heads."""
+        import asyncio
+        self.loop.run_until_complete(asyncio.sleep(0))
+
     def close(self) -> None:
         self.loop.close()

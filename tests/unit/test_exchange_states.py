@@ -98,6 +98,7 @@ def test_a_response_in_pieces(worker):
     uconn, up = worker.pooled("backend")
     conn, down = worker.client()
     conn.data_received(GET)
+    worker.turn()                       # the request head goes out (HeadWrites)
     ex = uconn.exchange
     assert ex.state is READING and up.data().startswith(b"GET /a HTTP/1.1\r\n")
     uconn.data_received(b"HTTP/1.1 200 OK\r\nContent-Le")

@@ -81,6 +81,7 @@ def _exchange(worker, uconn, up, request: bytes, response: bytes) -> bytes:
     """One request on a new client connection answered with `response` (one read)."""
     conn, down = worker.client()
     conn.data_received(request)
+    worker.turn()                       # the request head goes out (HeadWrites)
     assert uconn.exchange is not None
     worker.plan = uconn.exchange.plan
     uconn.data_received(response)

@@ -1,0 +1,68 @@
+"""The request heads of body-less proxied requests are written together at the end of the
+event loop's turn (upstream/pool.py HeadWrites): in the order they were made, each once, none
+to a connection closed meanwhile. Driven through real HttpConnections and pooled
+UpstreamConnections on fake transports (tests/harness/fake_transport.py)."""
+from __future__ import annotations
+
+from tests.harness.fake_transport import Worker
+
+CONF = """
+events {}
+http {
+    access_log off;
+    upstream backend { server 127.0.0.1:9; keepalive 4; }
+    server {
+        listen 127.0.0.1:8080;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+"""
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+
+
+def _request(path: bytes) -> bytes:
+    return b"GET " + path + b" HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def test_the_heads_of_one_turn_go_out_together_after_it(tmp_path):
+    w = Worker(str(tmp_path), CONF)
+    try:
+        ups = [w.pooled("backend") for _ in range(3)]
+        clients = [w.client() for _ in range(3)]
+        for i, (conn, _down) in enumerate(clients):
+            conn.data_received(_request(b"/%d" % i))
+        assert not any(up.written for _u, up in ups)        # the turn is not over
+        pending = w.runtime.pool.head_writes.pending
+        assert [data.split(b" ")[1] for _t, data in pending] == [b"/0", b"/1", b"/2"]
+        w.turn()
+        assert w.runtime.pool.head_writes.pending is None
+        # LIFO pool: the last connection pooled serves the first request
+        sent = sorted(up.data() for _u, up in ups)
+        assert sent == [_request(b"/%d" % i).replace(b"Host: t", b"Host: backend")
+                        for i in range(3)]
+        for (uconn, up), (conn, down) in zip(ups, reversed(clients)):
+            uconn.data_received(RESPONSE)
+            assert down.data().endswith(b"\r\n\r\nok\n") and not up.closed
+        w.turn()
+        assert all(len(up.written) == 1 for _u, up in ups)  # each head once
+    finally:
+        w.close()
+
+
+def test_a_connection_closed_before_the_end_of_the_turn_gets_nothing(tmp_path):
+    w = Worker(str(tmp_path), CONF)
+    try:
+        uconn, up = w.pooled("backend")
+        conn, down = w.client()
+        conn.data_received(_request(b"/gone"))
+        assert uconn.exchange is not None
+        conn.connection_lost(None)          # the client goes: the upstream connection closes
+        assert up.closed and uconn.exchange is None
+        w.turn()
+        assert up.written == []
+    finally:
+        w.close()
