@@ -27,24 +27,28 @@ class HeadWrites:
     turn find it awake. Only writes that nothing else follows on their connection before the
     response can go this way (proxy/wire_http1.py: the head of a request without a body); a
     connection closed meanwhile (client gone, the peer closed it) is skipped."""
-    __slots__ = ("deadlines", "pending")
+    __slots__ = ("deadlines", "pending", "scheduled")
 
     def __init__(self, deadlines) -> None:
         self.deadlines = deadlines  # (its loop: the worker's)
-        self.pending = None         # [(transport, bytes), ...] while a flush is scheduled
+        self.pending: list = []     # [(transport, bytes), ...] of this turn
+        self.scheduled = False      # turn_end is scheduled (call_soon)
 
     def write(self, transport, data: bytes) -> None:
-        pending = self.pending
-        if pending is None:
-            pending = self.pending = []
-            self.deadlines.loop.call_soon(self.flush)
-        pending.append((transport, data))
+        self.pending.append((transport, data))
+        if not self.scheduled:
+            self.scheduled = True
+            self.deadlines.loop.call_soon(self.turn_end)
+
+    def turn_end(self) -> None:
+        self.scheduled = False
+        self.flush()
 
     def flush(self) -> None:
         pending = self.pending
-        if pending is None:
+        if not pending:
             return
-        self.pending = None
+        self.pending = []
         for transport, data in pending:
             if not transport.is_closing():
                 try:

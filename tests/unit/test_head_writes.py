@@ -39,7 +39,7 @@ def test_the_heads_of_one_turn_go_out_together_after_it(tmp_path):
         pending = w.runtime.pool.head_writes.pending
         assert [data.split(b" ")[1] for _t, data in pending] == [b"/0", b"/1", b"/2"]
         w.turn()
-        assert w.runtime.pool.head_writes.pending is None
+        assert w.runtime.pool.head_writes.pending == []
         # LIFO pool: the last connection pooled serves the first request
         sent = sorted(up.data() for _u, up in ups)
         assert sent == [_request(b"/%d" % i).replace(b"Host: t", b"Host: backend")
