@@ -7,9 +7,10 @@ ngate trees / nginx side by side, alternated runs, medians.
 MODE: uvloop | membio | raw (servers.py; "+fork": served by a child forked from a parent that
 loaded the context and some heap first, as ngate's master; "+mmap": mallopt(M_MMAP_THRESHOLD,
 128 KiB) in the server; "+ra": SSL read-ahead), nginx, or ngate=TREE (a checkout's ngate,
-master_process off). One config: TLSv1.3, ECDSA P-256, `return 200 "ok\n"`.
+master_process off), http:ngate=TREE / http:nginx (the same server without TLS: plain HTTP
+keep-alive, to tell TLS's share from the request path's). One config: TLSv1.3, ECDSA P-256, `return 200 "ok\n"`.
 cpu: wrk -t1 -c50 keep-alive, 1 s warm-up then 5 s; the server's utime+stime from /proc per
-request (us). idle: 20 connections opened and closed, then 1500 connections each served one
+request (us); server pinned to CPU 0, wrk to CPU 1 (TLSRAW_PIN=0: unpinned). idle: 20 connections opened and closed, then 1500 connections each served one
 request and kept open; (VmRSS after - before) / 1500 in KB.
 Certificates and prefixes go to $TLSRAW_DIR (default /tmp/tlsraw-bench)."""
 import os, re, signal, socket, ssl, statistics, subprocess, sys, time
@@ -21,9 +22,20 @@ modes = sys.argv[2].split(",")
 runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 extra = sys.argv[4:]
 N = 1500
+# as in bench: the server on the first CPU, the load on the second (TLSRAW_PIN=0: unpinned)
+PIN = ["taskset", "-c", "0"] if os.environ.get("TLSRAW_PIN", "1") != "0" else []
+LOAD_PIN = ["taskset", "-c", "1"] if PIN else []
+
+
+def _ssl(mode):
+    if mode.startswith("http:"):
+        return ""
+    return f"ssl backlog=4096; ssl_certificate {D}/cert.pem; ssl_certificate_key {D}/key.pem; ssl_protocols TLSv1.3"
 
 
 def start(mode, port):
+    tls = _ssl(mode)
+    mode = mode.split(":", 1)[-1]
     if mode.startswith("ngate="):
         tree = mode.split("=", 1)[1]
         pre = D + "/ngp-" + str(port)
@@ -31,11 +43,10 @@ def start(mode, port):
         open(pre + "/nginx.conf", "w").write(f"""daemon off; master_process off; worker_processes 1;
 error_log {pre}/logs/error.log; pid {pre}/nginx.pid;
 events {{ worker_connections 4096; }}
-http {{ access_log off; server {{ listen 127.0.0.1:{port} ssl backlog=4096; ssl_certificate {D}/cert.pem;
-ssl_certificate_key {D}/key.pem; ssl_protocols TLSv1.3; keepalive_requests 100000;
+http {{ access_log off; server {{ listen 127.0.0.1:{port} {tls}; keepalive_requests 100000;
 location / {{ return 200 "ok\\n"; }} }} }}""")
         env = dict(os.environ, PYTHONPATH=tree)
-        p = subprocess.Popen([sys.executable, "-m", "ngate", "-p", pre + "/", "-c", pre + "/nginx.conf"],
+        p = subprocess.Popen(PIN + [sys.executable, "-m", "ngate", "-p", pre + "/", "-c", pre + "/nginx.conf"],
                              env=env, cwd=tree)
         for _ in range(200):
             try:
@@ -49,14 +60,13 @@ location / {{ return 200 "ok\\n"; }} }} }}""")
         open(D + "/ng/nginx.conf", "w").write(f"""daemon off; master_process off; worker_processes 1;
 error_log {D}/ng/logs/error.log; pid {D}/ng/nginx.pid;
 events {{ worker_connections 4096; }}
-http {{ access_log off; server {{ listen 127.0.0.1:{port} ssl backlog=4096; ssl_certificate {D}/cert.pem;
-ssl_certificate_key {D}/key.pem; ssl_protocols TLSv1.3; keepalive_requests 100000;
+http {{ access_log off; server {{ listen 127.0.0.1:{port} {tls}; keepalive_requests 100000;
 location / {{ return 200 "ok\\n"; }} }} }}""")
-        p = subprocess.Popen(["/usr/sbin/nginx", "-p", D + "/ng", "-c", D + "/ng/nginx.conf"])
+        p = subprocess.Popen(PIN + ["/usr/sbin/nginx", "-p", D + "/ng", "-c", D + "/ng/nginx.conf"])
         time.sleep(0.5)
         return p, p.pid
     args = mode.split("+")
-    p = subprocess.Popen([sys.executable, HERE + "/servers.py", args[0], str(port)] + args[1:] + extra,
+    p = subprocess.Popen(PIN + [sys.executable, HERE + "/servers.py", args[0], str(port)] + args[1:] + extra,
                          stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     return p, int(line.split()[1])
@@ -94,11 +104,12 @@ def one(ctx, port, req=True):
 
 
 def run_cpu(mode, port):
+    url = f"{'http' if mode.startswith('http:') else 'https'}://127.0.0.1:{port}/"
     p, pid = start(mode, port)
     try:
-        subprocess.run(["wrk", "-t1", "-c50", "-d1s", f"https://127.0.0.1:{port}/"], capture_output=True)
+        subprocess.run(LOAD_PIN + ["wrk", "-t1", "-c50", "-d1s", url], capture_output=True)
         c0, s0 = cpu(pid), cpu(pid, 1)
-        out = subprocess.run(["wrk", "-t1", "-c50", "-d5s", f"https://127.0.0.1:{port}/"],
+        out = subprocess.run(LOAD_PIN + ["wrk", "-t1", "-c50", "-d5s", url],
                              capture_output=True, text=True).stdout
         c1, s1 = cpu(pid), cpu(pid, 1)
         n = int(re.search(r"(\d+) requests in", out).group(1))

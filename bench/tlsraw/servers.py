@@ -1,11 +1,15 @@
 """Minimal TLS servers: uvloop SSLProtocol, memory-BIO protocol, raw SSLSocket on add_reader.
-usage: servers.py MODE PORT [fork] [mmap] [ra] [nocache] (bench/tlsraw/run.py starts them)"""
+usage: servers.py MODE PORT [fork] [mmap] [ra] [rap] [nocache] (bench/tlsraw/run.py starts them)"""
 import asyncio, os, socket, ssl, sys, ctypes
 
 mode, port = sys.argv[1], int(sys.argv[2])
 fork = "fork" in sys.argv[3:]
 mmap = "mmap" in sys.argv[3:]
 RA = "ra" in sys.argv[3:]
+# "rap": read-ahead, and SSL_has_pending (ctypes) says whether OpenSSL holds more records:
+# one read syscall per record and no SSL_ERROR_WANT_READ exception
+RAP = "rap" in sys.argv[3:]
+RA = RA or RAP
 D = os.environ.get("TLSRAW_DIR", "/tmp/tlsraw-bench")
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESP = b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n"
@@ -29,6 +33,14 @@ def context():
         ptr = ctypes.c_void_p.from_address(id(c) + 16).value
         lib.SSL_CTX_ctrl(ptr, 41, 1, None)    # SSL_CTRL_SET_READ_AHEAD
     return c
+
+
+if RAP:
+    import _ssl
+    _lib = ctypes.CDLL(_ssl.__file__)
+    HAS_PENDING = _lib.SSL_has_pending
+    HAS_PENDING.argtypes = [ctypes.c_void_p]
+    HAS_PENDING.restype = ctypes.c_int
 
 
 class Http(asyncio.Protocol):
@@ -89,13 +101,14 @@ VIEW = memoryview(BUF)
 
 
 class Raw:
-    __slots__ = ("sock", "tls", "fd", "loop", "hs", "out", "__weakref__")
+    __slots__ = ("sock", "tls", "fd", "loop", "hs", "out", "ptr", "__weakref__")
 
     def __init__(self, loop, sock, ctx):
         self.loop = loop
         self.sock = sock
         self.fd = sock.fileno()
         self.tls = ctx._wrap_socket(sock, True, None)
+        self.ptr = ctypes.c_void_p.from_address(id(self.tls) + 24).value if RAP else None
         self.hs = True
         self.out = None
         loop.add_reader(self.fd, self.readable)
@@ -127,7 +140,10 @@ class Raw:
                     tls.write(RESP * c)
                 except ssl.SSLWantWriteError:
                     pass
-            if not RA:          # read-ahead: read until OpenSSL's buffer is empty too
+            if RAP:
+                if not HAS_PENDING(self.ptr):
+                    return
+            elif not RA:        # read-ahead: read until OpenSSL's buffer is empty too
                 return
 
     def close(self):

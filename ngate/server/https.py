@@ -1,7 +1,8 @@
 """HTTP on a TLS socket, once the accept path (server/tls.py) has handed the connection
-over: HttpsConnection (HTTPS, or HTTP/2 when ALPN chose h2) with nginx's client-certificate
-checks per request (421, 495, 496), and PlainHttpOnTls, the 497 answer to plain HTTP sent to
-an HTTPS port.
+over: HttpsConnection (HTTPS, or HTTP/2 when ALPN chose h2), VerifyingHttpsConnection with
+nginx's client-certificate checks per request (421, 495, 496) on a socket where some server
+verifies clients, and PlainHttpOnTls, the 497 answer to plain HTTP sent to an HTTPS port.
+`https_connection(listen)` is the class for a socket, chosen at accept time.
 """
 from __future__ import annotations
 
@@ -13,12 +14,8 @@ from ngate.server.connection import HttpConnection
 
 
 class HttpsConnection(HttpConnection):
-    """HTTP over TLS. On a socket where some server verifies client certificates, each request
-    passes nginx's checks first (ngx_http_set_virtual_server, ngx_http_process_request):
-    421 when the Host names another server than SNI did and that server verifies; then, for
-    the request's server, 495 ("400 The SSL certificate error") when the chain failed
-    verification (`optional_no_ca` lets an unknown CA through) and 496 ("400 No required SSL
-    certificate was sent") with `ssl_verify_client on` and no certificate."""
+    """HTTP over TLS on a socket where no server verifies client certificates: a request goes
+    to the HTTP core as on plain HTTP (HttpConnection.start_request, no frame between)."""
     __slots__ = ()
     handed_over = True      # accepted (and counted) by the TlsAcceptor
 
@@ -30,18 +27,34 @@ class HttpsConnection(HttpConnection):
                 return Http2Connection.take_over(self, transport, "h2")
         super().connection_made(transport)
 
-    def start_request(self, ctx, req) -> None:
-        if self.listen.ssl_context.verifies:
-            server = server_for(ctx, self.listen)
-            refusal = client_refusal(self.tls, server, ctx.host, self.listen.ssl_context)
-            if refusal is not None:
-                return refuse(ctx, req, *refusal)
-        phases.start_request(ctx, req)
-
     def connection_lost(self, exc) -> None:
         if self.tls is not None and self.listen.ssl_context.caches:
             openssl.keep_session(self.tls)
         super().connection_lost(exc)
+
+
+class VerifyingHttpsConnection(HttpsConnection):
+    """HTTP over TLS on a socket where some server verifies client certificates: each request
+    passes nginx's checks first (ngx_http_set_virtual_server, ngx_http_process_request):
+    421 when the Host names another server than SNI did and that server verifies; then, for
+    the request's server, 495 ("400 The SSL certificate error") when the chain failed
+    verification (`optional_no_ca` lets an unknown CA through) and 496 ("400 No required SSL
+    certificate was sent") with `ssl_verify_client on` and no certificate. (HTTP/2 makes the
+    same checks per stream: http2/connection.py calls client_refusal.)"""
+    __slots__ = ()
+
+    def start_request(self, ctx, req) -> None:
+        server = server_for(ctx, self.listen)
+        refusal = client_refusal(self.tls, server, ctx.host, self.listen.ssl_context)
+        if refusal is not None:
+            return refuse(ctx, req, *refusal)
+        phases.start_request(ctx, req)
+
+
+def https_connection(listen) -> type:
+    """The connection class of a TLS socket (TlsListen): the per-request client-certificate
+    checks only where some server of the socket verifies clients."""
+    return VerifyingHttpsConnection if listen.ssl_context.verifies else HttpsConnection
 
 
 def client_refusal(tls, server, host: str, listen) -> tuple | None:

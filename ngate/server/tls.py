@@ -16,7 +16,8 @@ accepted, until it hands over; client_header_timeout bounds all of it):
               cannot be loaded, an ALPN list without a protocol of ours); OpenSSL sends the
               alert itself. A failed or stalled handshake is logged at info and closed; it
               never reaches HTTP.
-  handed over a TlsTransport (tls_transport.py) for the HTTP connection (HttpsConnection). The
+  handed over a TlsTransport (tls_transport.py) for the HTTP connection (HttpsConnection, or
+              VerifyingHttpsConnection where some server verifies client certificates). The
               request's server is chosen by Host among the socket's servers as on plain HTTP;
               a request without a known Host goes to the socket's default server, not the SNI
               one (what nginx 1.22 does).
@@ -34,7 +35,7 @@ from functools import partial
 from ngate.observability import error_log
 from ngate.server import proxy_protocol as pp
 from ngate.server import ocsp_client, tls_certs
-from ngate.server.https import HttpsConnection, PlainHttpOnTls
+from ngate.server.https import PlainHttpOnTls, https_connection
 from ngate.server.tls_context import ssl_reason
 from ngate.server.tls_sni import AcceptedSSLObject
 from ngate.server.tls_transport import TlsTransport
@@ -194,7 +195,7 @@ class TlsAcceptor:
         sslobj.ngate_acceptor = None
         self.sslobj = None
         runtime.connection_closed(self, handover=True)
-        conn = HttpsConnection(runtime, self.listen)
+        conn = https_connection(self.listen)(runtime, self.listen)
         conn.number = self._number      # the handshake's log lines had this one (0: none yet)
         conn.proxy_protocol = self.proxy_protocol
         transport = TlsTransport(runtime.loop, self.sock, sslobj, self.peer)

@@ -1,8 +1,9 @@
 """TLS to clients on the raw socket, as nginx does it: OpenSSL reads and writes the descriptor
 itself (its socket BIO), driven by the loop's add_reader/add_writer. No memory BIOs, no copies
-between them, no per-connection read buffer: one 16 KiB buffer per worker takes each record's
-plaintext (a TLS record holds at most 16 KiB), and OpenSSL's record buffers are released while
-a connection is idle (SSL_MODE_RELEASE_BUFFERS, which CPython sets on every context).
+between them, no per-connection read buffer: each SSL_read returns one record's plaintext as a
+new bytes object (a TLS record holds at most 16 KiB; cheaper than reading into a shared buffer
+and copying out), and OpenSSL's record buffers are released while a connection is idle
+(SSL_MODE_RELEASE_BUFFERS, which CPython sets on every context).
 
 TlsServer is the accept loop of a `listen ... ssl` socket (server/tls.py's TlsAcceptor takes
 each new socket through PROXY header, sniffing and handshake). TlsTransport is the connection
@@ -15,6 +16,10 @@ TlsTransport states:
             with the same bytes when the socket is writable (OpenSSL's rule); later writes
             queue behind it, joined into one. Past the high-water mark the protocol's
             pause_writing, at the low one resume_writing.
+            A read that makes OpenSSL write (a TLS 1.3 KeyUpdate's answer, an alert) while the
+            socket is full ends in SSL_WANT_WRITE: reading then waits for writability
+            (`_read_blocked`: no reader, a writer), as nginx's ngx_ssl_handle_recv does; a
+            readable event would retry while the socket is still full.
   closing   close(): no more reads; once `_out` is empty, SSL_shutdown sends close_notify and
             the socket closes. abort() and fatal errors close at once, without close_notify.
   closed    the socket is closed; connection_lost(exc) runs on the next loop turn.
@@ -28,9 +33,7 @@ import ssl
 
 from ngate.observability import error_log
 
-RECORD = 16384                  # the largest plaintext of a TLS record
-_BUF = bytearray(RECORD)        # the worker's read buffer (records are copied out as bytes)
-_VIEW = memoryview(_BUF)
+RECORD = 16384                  # the largest plaintext of a TLS record: one SSL_read's bytes
 _READS_PER_EVENT = 8            # full records read in one readiness event
 _HIGH = 64 * 1024               # asyncio's default write buffer limits
 _LOW = _HIGH // 4
@@ -44,7 +47,8 @@ _Errors = (ssl.SSLError, OSError)
 class TlsTransport(asyncio.Transport):
     """One client connection after its handshake (see the module docstring)."""
     __slots__ = ("_loop", "_sock", "_fd", "_tls", "_ssl_object", "_protocol", "_peer",
-                 "_reading", "_closing", "_out", "_size", "_paused", "_high", "_low")
+                 "_reading", "_read_blocked", "_closing", "_out", "_size", "_paused", "_high",
+                 "_low")
 
     def __init__(self, loop, sock, ssl_object, peer) -> None:
         self._loop = loop
@@ -54,7 +58,8 @@ class TlsTransport(asyncio.Transport):
         self._tls = ssl_object._sslobj      # the C object: read/write without ssl.py's frames
         self._peer = peer
         self._protocol = None
-        self._reading = False
+        self._reading = False           # reading wanted (not paused, not closing)
+        self._read_blocked = False      # ... but OpenSSL must write first: waits for writability
         self._closing = False
         self._out = None                # list of pending bytes, the first one in SSL_write
         self._size = 0
@@ -73,25 +78,45 @@ class TlsTransport(asyncio.Transport):
 
     def _read_ready(self) -> None:
         tls = self._tls
-        for _ in range(_READS_PER_EVENT):
+        reads = _READS_PER_EVENT
+        while True:
             try:
-                n = tls.read(RECORD, _BUF)
+                data = tls.read(RECORD)
             except _WantRead:
                 return
             except _WantWrite:
-                return
+                return self._wait_writable()
             except (_ZeroReturn, _EOF):
                 return self._eof()
             except _Errors as exc:
                 return self._fatal(exc)
-            if not n:
+            if not data:
                 return self._eof()
             try:
-                self._protocol.data_received(_VIEW[:n].tobytes())
+                self._protocol.data_received(data)
             except Exception as exc:       # as uvloop's transports: reported, connection closed
                 return self._protocol_failed(exc)
-            if n < RECORD or not self._reading:
+            reads -= 1
+            if len(data) < RECORD or not reads or not self._reading:
                 return
+
+    def _wait_writable(self) -> None:
+        """SSL_read wants to write and the socket is full: read again once it is writable."""
+        self._read_blocked = True
+        loop = self._loop
+        loop.remove_reader(self._fd)
+        if self._out is None:
+            loop.add_writer(self._fd, self._write_ready)
+
+    def _unblock_read(self) -> None:
+        """Writable after _wait_writable: reading goes on (and is tried at once)."""
+        self._read_blocked = False
+        loop = self._loop
+        if self._out is None:
+            loop.remove_writer(self._fd)
+        if self._reading:
+            loop.add_reader(self._fd, self._read_ready)
+            self._read_ready()
 
     def _protocol_failed(self, exc) -> None:
         self._loop.call_exception_handler({
@@ -116,7 +141,8 @@ class TlsTransport(asyncio.Transport):
     def resume_reading(self) -> None:
         if not self._reading and not self._closing and self._sock is not None:
             self._reading = True
-            self._loop.add_reader(self._fd, self._read_ready)
+            if not self._read_blocked:
+                self._loop.add_reader(self._fd, self._read_ready)
 
     def is_reading(self) -> bool:
         return self._reading
@@ -124,7 +150,7 @@ class TlsTransport(asyncio.Transport):
     def _stop_reading(self) -> None:
         if self._reading:
             self._reading = False
-            if self._sock is not None:
+            if self._sock is not None and not self._read_blocked:
                 self._loop.remove_reader(self._fd)
 
     # ------------------------------------------------------------ writing
@@ -157,6 +183,10 @@ class TlsTransport(asyncio.Transport):
         self.write(b"".join(lines))
 
     def _write_ready(self) -> None:
+        if self._read_blocked:
+            self._unblock_read()
+            if self._sock is None or self._out is None:
+                return
         out = self._out
         tls = self._tls
         while out:
@@ -174,7 +204,8 @@ class TlsTransport(asyncio.Transport):
         else:
             self._size = 0
             self._out = None
-            self._loop.remove_writer(self._fd)
+            if not self._read_blocked:
+                self._loop.remove_writer(self._fd)
             if self._closing:
                 return self._shutdown()
         if self._paused and self._size <= self._low:
@@ -246,10 +277,12 @@ class TlsTransport(asyncio.Transport):
         loop = self._loop
         if self._reading:
             self._reading = False
-            loop.remove_reader(self._fd)
-        if self._out is not None:
+            if not self._read_blocked:
+                loop.remove_reader(self._fd)
+        if self._out is not None or self._read_blocked:
             self._out = None
             self._size = 0
+            self._read_blocked = False
             loop.remove_writer(self._fd)
         self._sock = None
         sock.close()
