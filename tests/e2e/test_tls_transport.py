@@ -1,14 +1,16 @@
 """What the TLS transport to clients must do, on nginx and on ngate (server/tls_transport.py:
 OpenSSL on the raw socket): close_notify before the socket closes, a large response to a
 client that stops reading held back by backpressure all the way to the upstream and delivered
-whole, a handshake stalled after the ClientHello closed at client_header_timeout, and memory
-per idle TLS connection (no per-connection read buffer while idle)."""
+whole, a handshake stalled after the ClientHello closed at client_header_timeout, memory
+per idle TLS connection (no per-connection read buffer while idle), and a client's TLS 1.2
+renegotiation refused."""
 from __future__ import annotations
 
 import hashlib
 import os
 import socket
 import ssl
+import subprocess
 import threading
 import time
 
@@ -108,6 +110,40 @@ def read_head(s: ssl.SSLSocket) -> tuple[bytes, bytes]:
         data += more
     head, _, rest = data.partition(b"\r\n\r\n")
     return head, rest
+
+
+def test_client_renegotiation_is_refused(proxy, pki):
+    """A TLS 1.2 client asks to renegotiate (s_client's `R`) after a request: the server
+    answers with a no_renegotiation alert (OpenSSL 3 refuses client renegotiation on both),
+    the client's renegotiation fails, and the server goes on serving."""
+    p = subprocess.Popen(["openssl", "s_client", "-tls1_2", "-connect", f"127.0.0.1:{proxy.port}",
+                          "-servername", "tls.test", "-CAfile", str(pki.path("root.pem"))],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(b"GET / HTTP/1.1\r\nHost: tls.test\r\n\r\n")
+        p.stdin.flush()
+        lines = []
+        for line in p.stdout:
+            lines.append(line)
+            if line == b"ok\n":
+                break
+        assert b"HTTP/1.1 200 OK\r\n" in lines
+        p.stdin.write(b"R\n")           # stdin stays open: its end would quit s_client first
+        p.stdin.flush()
+        assert p.wait(timeout=20) != 0
+        err = p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdin.close()
+        p.stdout.close()
+        p.stderr.close()
+    assert b"RENEGOTIATING" in err and b"no renegotiation" in err, err
+    with client(pki, proxy.port) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: tls.test\r\nConnection: close\r\n\r\n")
+        head, _ = read_head(s)
+        assert head.startswith(b"HTTP/1.1 200")
 
 
 def test_close_notify_before_close(proxy, pki):
