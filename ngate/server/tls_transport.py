@@ -1,9 +1,10 @@
 """TLS to clients on the raw socket, as nginx does it: OpenSSL reads and writes the descriptor
 itself (its socket BIO), driven by the loop's add_reader/add_writer. No memory BIOs, no copies
-between them, no per-connection read buffer: each SSL_read returns one record's plaintext as a
-new bytes object (a TLS record holds at most 16 KiB; cheaper than reading into a shared buffer
-and copying out), and OpenSSL's record buffers are released while a connection is idle
-(SSL_MODE_RELEASE_BUFFERS, which CPython sets on every context).
+between them, no per-connection read buffer: one 16 KiB buffer per worker takes each record's
+plaintext (a TLS record holds at most 16 KiB; `read(RECORD)` returning fresh bytes costs the
+same instructions, in malloc/realloc of 16 KiB instead: bench/PROFILE.md, Session 8), and
+OpenSSL's record buffers are released while a connection is idle (SSL_MODE_RELEASE_BUFFERS,
+which CPython sets on every context).
 
 TlsServer is the accept loop of a `listen ... ssl` socket (server/tls.py's TlsAcceptor takes
 each new socket through PROXY header, sniffing and handshake). TlsTransport is the connection
@@ -33,7 +34,9 @@ import ssl
 
 from ngate.observability import error_log
 
-RECORD = 16384                  # the largest plaintext of a TLS record: one SSL_read's bytes
+RECORD = 16384                  # the largest plaintext of a TLS record
+_BUF = bytearray(RECORD)        # the worker's read buffer (records are copied out as bytes)
+_VIEW = memoryview(_BUF)
 _READS_PER_EVENT = 8            # full records read in one readiness event
 _HIGH = 64 * 1024               # asyncio's default write buffer limits
 _LOW = _HIGH // 4
@@ -81,7 +84,7 @@ class TlsTransport(asyncio.Transport):
         reads = _READS_PER_EVENT
         while True:
             try:
-                data = tls.read(RECORD)
+                n = tls.read(RECORD, _BUF)
             except _WantRead:
                 return
             except _WantWrite:
@@ -90,14 +93,14 @@ class TlsTransport(asyncio.Transport):
                 return self._eof()
             except _Errors as exc:
                 return self._fatal(exc)
-            if not data:
+            if not n:
                 return self._eof()
             try:
-                self._protocol.data_received(data)
+                self._protocol.data_received(_VIEW[:n].tobytes())
             except Exception as exc:       # as uvloop's transports: reported, connection closed
                 return self._protocol_failed(exc)
             reads -= 1
-            if len(data) < RECORD or not reads or not self._reading:
+            if n < RECORD or not reads or not self._reading:
                 return
 
     def _wait_writable(self) -> None:

@@ -234,6 +234,7 @@ def test_idle_connection_holds_no_read_buffer(loop, certs):
     held = [o for o in gc.get_referents(transport)
             if isinstance(o, (bytes, bytearray, memoryview, list))]
     assert held == []
+    assert len(tls_transport._BUF) == tls_transport.RECORD
     # and OpenSSL frees its record buffers between records
     import _ssl
     lib = ctypes.CDLL(_ssl.__file__)
