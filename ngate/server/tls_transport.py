@@ -17,10 +17,11 @@ TlsTransport states:
             with the same bytes when the socket is writable (OpenSSL's rule); later writes
             queue behind it, joined into one. Past the high-water mark the protocol's
             pause_writing, at the low one resume_writing.
-            A read that makes OpenSSL write (a TLS 1.3 KeyUpdate's answer, an alert) while the
-            socket is full ends in SSL_WANT_WRITE: reading then waits for writability
-            (`_read_blocked`: no reader, a writer), as nginx's ngx_ssl_handle_recv does; a
-            readable event would retry while the socket is still full.
+            SSL_read may end in SSL_WANT_WRITE (OpenSSL must send something before it reads
+            on, and the socket is full; OpenSSL 3.0 itself sends a KeyUpdate's answer with the
+            next SSL_write instead): reading then waits for writability (`_read_blocked`: no
+            reader, a writer), as nginx's ngx_ssl_handle_recv does; a readable event would
+            retry while the socket is still full.
   closing   close(): no more reads; once `_out` is empty, SSL_shutdown sends close_notify and
             the socket closes. abort() and fatal errors close at once, without close_notify.
   closed    the socket is closed; connection_lost(exc) runs on the next loop turn.
