@@ -20,10 +20,14 @@ through attach_body(), and close or abort. Http2Stream carries that out on its s
   end      finish_request logs the request and ends the stream; a client RST_STREAM or a lost
            connection is the client closing: 499 and the upstream aborted (downstream.client_closed)
 
-Per stream only what every request uses is set; the rest (the transport, the body's flow
-control state) comes from __getattr__'s defaults until first stored.
+No __getattr__: a class with one makes every attribute read of its instances take the slow
+generic path (CPython does not specialize LOAD_ATTR for it: ~4x slower reads, and the phases
+read `ctx.conn` often); the connection's attributes the request path reads are properties
+(_FORWARDED), the rest are slots set here.
 """
 from __future__ import annotations
+
+from operator import attrgetter
 
 from ngate.http2.frames import ErrorCodes
 
@@ -37,14 +41,14 @@ from ngate.http import downstream, log
 
 _HIGH = 65536       # queued response bytes above which the producer is paused
 _LOW = 16384
-_UNSET = object()
-# slots left unset by __init__ until first stored, and what they read as meanwhile
-_DEFAULTS = {"queue": None, "lost": None, "reading": True, "unacked": 0, "body_seen": 0.0,
-             "whole": False, "inbox": None, "requests": 1}
+# the connection's attributes a downstream connection has (server/connection.py's
+# HttpConnection, conn_variables.py, the TLS checks): a stream reads them from its connection
+_FORWARDED = ("number", "server_addr", "server_port", "tls", "proxy_protocol", "scheme", "proto",
+              "started", "deadline", "conf")
 
 
 class Http2Stream(StreamBody):
-    __slots__ = ("h2c", "sid", "transport", "writer", "current", "queue", "closing",
+    __slots__ = ("h2c", "sid", "stream_transport", "writer", "current", "queue", "closing",
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
                  "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox",
@@ -75,24 +79,26 @@ class Http2Stream(StreamBody):
         self.body_timer = None      # client_body_timeout while a handler reads the body
         self.unlogged = None        # a finished request logged once its bytes are out
         self.trailers = None        # add_trailer's fields: a HEADERS frame with END_STREAM
-        # unset until used (_DEFAULTS): transport (StreamTransport), window (our receive
-        # window as the client sees it: http2_body_preread_size), reading (acknowledge body
-        # bytes as read), unacked (body bytes consumed, not yet acknowledged), whole (the body
-        # is read whole: no flow control), inbox (body bytes of this read for the reader),
-        # body_seen (when body bytes last came), remote_addr/remote_port (the connection's
-        # until realip replaces them), queue, lost, requests
+        self.stream_transport = None    # the `transport` property's StreamTransport, once asked
+        self.remote_addr = h2c.remote_addr  # the connection's, until realip replaces them
+        self.remote_port = h2c.remote_port
+        self.queue = None
+        self.lost = None
+        self.requests = 1
+        # the request body (stream_body.py)
+        self.window = h2c.conf.http2_body_preread_size  # our receive window as the client sees it
+        self.reading = True         # acknowledge body bytes as they are read
+        self.unacked = 0            # body bytes consumed, not yet acknowledged
+        self.whole = False          # the body is read whole: no flow control
+        self.inbox = None           # body bytes of this read for the reader
+        self.body_seen = 0.0        # when body bytes last came
 
-    def __getattr__(self, name: str):
-        value = _DEFAULTS.get(name, _UNSET)
-        if value is not _UNSET:
-            return value
-        if name == "transport":
-            t = self.transport = StreamTransport(self)
-            return t
-        if name == "window":
-            return self.h2c.conf.http2_body_preread_size
-        # number, addresses, scheme, tls, proxy_protocol: the connection's
-        return getattr(self.h2c, name)
+    @property
+    def transport(self) -> StreamTransport:
+        t = self.stream_transport
+        if t is None:
+            t = self.stream_transport = StreamTransport(self)
+        return t
 
     # ------------------------------------------------------------ used by the engine
 
@@ -310,3 +316,8 @@ class Http2Stream(StreamBody):
         else:
             log.log_timeout(self, message)
         self.reset(ErrorCodes.INTERNAL_ERROR)
+
+
+for _name in _FORWARDED:
+    setattr(Http2Stream, _name, property(attrgetter("h2c." + _name)))
+del _name

@@ -71,3 +71,37 @@ def test_response_block_is_the_fields_encoded_and_kept_for_a_second(monkeypatch)
     now[0] += 1
     later = hpack.Decoder().decode(head.response_block(200, True, b"text/plain", 3)[0], raw=True)
     assert (b"date", b"Fri, 15 Jan 2027 08:00:01 GMT") in later
+
+
+def test_stream_reads_the_connection_attributes_of_a_downstream_connection():
+    """An Http2Stream is the request path's `ctx.conn`: what an HTTP/1.x connection offers
+    (server/connection.py's slots the phases and variables read) it has, the connection-wide
+    ones read from its HTTP/2 connection, the per-request ones its own; no __getattr__ (which
+    would make every attribute read of a stream take CPython's slow path)."""
+    from types import SimpleNamespace
+
+    from ngate.http2.stream import Http2Stream
+    from ngate.http2.stream_transport import StreamTransport
+    from ngate.server.connection import HttpConnection
+
+    h2c = SimpleNamespace(
+        listen=object(), runtime=object(), remote_addr="192.0.2.1", remote_port="4711",
+        number=7, server_addr="127.0.0.1", server_port="8443", tls="tls", proxy_protocol=None,
+        scheme="https", proto="h2", started=1.5, deadline=2.5,
+        conf=SimpleNamespace(http2_body_preread_size=1234))
+    s = Http2Stream(h2c, 3)
+    assert "__getattr__" not in vars(Http2Stream)
+    for name in ("number", "server_addr", "server_port", "tls", "proxy_protocol", "scheme",
+                 "proto", "started", "deadline", "remote_addr", "remote_port", "listen",
+                 "runtime"):
+        assert getattr(s, name) == getattr(h2c, name), name
+    for name in HttpConnection.__slots__:
+        if not name.startswith("_") and name not in ("held", "write_mark", "rejected", "linger",
+                                                     "ka_timeout", "rate_check", "limiter"):
+            assert hasattr(s, name), name
+    assert (s.queue, s.lost, s.requests, s.window, s.reading, s.unacked, s.whole, s.inbox) == \
+        (None, None, 1, 1234, True, 0, False, None)
+    s.remote_addr = "203.0.113.9"           # realip replaces the stream's, not the connection's
+    assert h2c.remote_addr == "192.0.2.1"
+    t = s.transport
+    assert isinstance(t, StreamTransport) and s.transport is t
