@@ -3,8 +3,15 @@ CONTINUATION past the client's SETTINGS_MAX_FRAME_SIZE), DATA within the client'
 END_STREAM, RST_STREAM and WINDOW_UPDATE, packed into the connection's output buffer."""
 from __future__ import annotations
 
+import struct
+
 from ngate.http2.frames import CONTINUATION, DATA, END_STREAM, HEADERS, head, rst_stream, \
     window_update
+
+# a whole response's two frames (HEADERS of n block bytes, DATA of m bytes with END_STREAM) packed
+# in one call: frames.HEAD twice with the block and the data, keyed by n << 24 | m; bounded
+_PAIRS: dict = {}
+_PAIRS_MAX = 256
 
 
 class StreamClosed(Exception):
@@ -138,10 +145,14 @@ class FramesOut:
             return True
         st.send_window -= m
         self.send_window -= m
-        out += head(n >> 8, n & 0xFF, HEADERS, 0x4, sid)
-        out += block
-        out += head(m >> 8, m & 0xFF, DATA, END_STREAM, sid)
-        out += data
+        pair = _PAIRS.get(n << 24 | m)
+        if pair is None:
+            pair = struct.Struct(f">HBBBL{n}sHBBBL{m}s").pack
+            if len(_PAIRS) >= _PAIRS_MAX:
+                _PAIRS.clear()
+            _PAIRS[n << 24 | m] = pair
+        out += pair(n >> 8, n & 0xFF, HEADERS, 0x4, sid, block, m >> 8, m & 0xFF, DATA, END_STREAM,
+                    sid, data)
         return True
 
     def end_stream(self, sid: int) -> None:

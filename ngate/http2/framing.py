@@ -179,6 +179,18 @@ class Framing(FramesOut):
             new = True
         block = p[pos:n - pad] if pad or pos else p
         if flags & END_HEADERS:
+            if new and prio is None:
+                # the usual request, one frame: _block_done's new stream written out
+                decoder = self.decoder
+                if decoder is None:
+                    decoder = self.decoder = self.sink.new_decoder()
+                fields = decoder.decode(block)
+                end = flags & END_STREAM != 0
+                streams = self.streams
+                if streams is NO_STREAMS:
+                    streams = self.streams = {}
+                streams[sid] = StreamState(self.init_window, self.limits[0], end)
+                return self.sink.on_headers(sid, fields, end, len(block))
             return self._block_done(sid, flags, block, len(block), prio, new)
         self.block = _Block(block, sid, flags, prio, new)
 
@@ -203,6 +215,7 @@ class Framing(FramesOut):
                              block.new)
 
     def _block_done(self, sid, flags, block, size, prio, new) -> None:
+        """A complete header block (_headers has a copy of the new-stream case)."""
         decoder = self.decoder
         if decoder is None:
             decoder = self.decoder = self.sink.new_decoder()

@@ -74,32 +74,9 @@ class Output:
             self.streams.pop(sid, None)
         self.flush_later()
 
-    def send_whole(self, s, hdrs, body: bytes) -> bool:
-        """A whole response (Http2Stream.respond_whole) in one step: HEADERS with END_STREAM, or
-        HEADERS + one DATA with END_STREAM when the body fits the windows and the chunk size;
-        False (nothing sent) when it does not."""
-        if self.closing:
-            return False
-        fr = self.framing
-        ctx = s.ctx
-        chunk = (ctx.conf or self.conf).http2_chunk_size if ctx is not None \
-            else self.conf.http2_chunk_size
-        try:
-            if not fr.send_response(s.sid, hdrs, body,
-                                    chunk if chunk < fr.frame_size else fr.frame_size):
-                return False
-        except StreamClosed:
-            s.client_closed()
-            self.streams.pop(s.sid, None)
-            self.flush_later()
-            return True
-        self._ended(s)
-        if not self.batch and not self.flush_soon:
-            self.flush_later()
-        return True
-
     def _chunk(self, s, fr) -> int:
-        """The largest DATA frame of the stream: http2_chunk_size, within the frame size."""
+        """The largest DATA frame of the stream: http2_chunk_size, within the frame size
+        (Http2Stream.respond_whole has a copy)."""
         ctx = s.ctx
         chunk = (ctx.conf or self.conf).http2_chunk_size if ctx is not None \
             else self.conf.http2_chunk_size

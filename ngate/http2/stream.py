@@ -30,6 +30,7 @@ from __future__ import annotations
 from operator import attrgetter
 
 from ngate.http2.frames import ErrorCodes
+from ngate.http2.frames_out import StreamClosed
 
 from ngate.http1.request import BodyError, ChunkedDecoder
 from ngate.filters import trailers
@@ -182,12 +183,33 @@ class Http2Stream(StreamBody):
             self.unlogged = ctx         # logged once its bytes are out (Output._ended)
         else:
             log.log_request(ctx)
-        if not self.h2c.send_whole(self, hdrs, body):
+        h2c = self.h2c
+        sent = False
+        if not h2c.closing:
+            # HEADERS with END_STREAM, or HEADERS + one DATA with END_STREAM when the body fits
+            # the windows and the chunk size (Output._chunk's): else nothing sent
+            fr = h2c.framing
+            c = self.ctx
+            chunk = (c.conf or h2c.conf).http2_chunk_size if c is not None \
+                else h2c.conf.http2_chunk_size
+            try:
+                sent = fr.send_response(self.sid, hdrs, body,
+                                        chunk if chunk < fr.frame_size else fr.frame_size)
+            except StreamClosed:
+                self.client_closed()
+                h2c.streams.pop(self.sid, None)
+                h2c.flush_later()
+                sent = None
+            if sent:
+                h2c._ended(self)
+                if not h2c.batch and not h2c.flush_soon:
+                    h2c.flush_later()
+        if sent is False:
             self.hdrs = hdrs            # the windows are short: sent as they open
             if body:
                 self.out += body
                 self.out_size += len(body)
-            self.h2c.send_stream(self)
+            h2c.send_stream(self)
         if req is not None and not req.complete:
             req.discard = True
             req.body = None
