@@ -137,8 +137,16 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     conf = ctx.conf
     if not extra and location is None and conf is not None and conf.plain_head \
             and ctx.accel_headers is None and ctx.www_authenticate is None \
-            and ctx.location_out is None and ctx.http_minor != 2:
-        return _send_plain(ctx, conn, conf, status, body, content_type, last_modified)
+            and ctx.location_out is None:
+        if ctx.http_minor != 2:
+            return _send_plain(ctx, conn, conf, status, body, content_type, last_modified)
+        if not ctx.keep_alive:
+            # an HTTP/2 stream (no keep-alive of its own: check_keepalive has nothing to do):
+            # what the rest of this function would pass to _send_h2 for a plain head
+            no_body = status in resp.NO_BODY_STATUSES
+            return _send_h2(ctx, conn, status, body, no_body or ctx.method == "HEAD", conf,
+                            content_type, None if no_body else len(body), last_modified, None,
+                            False, ())
     headers = list(extra)
     if ctx.accel_headers is not None:
         if status < 300:
