@@ -85,7 +85,7 @@ def start(conn, stream, header_list, ended: bool, block_size: int) -> None:
     stats = conn.runtime.stats
     if stats is not None:
         stats.request_started(ctx)
-    if conn.tls is not None or listen.http2_off:
+    if listen.http2_off or conn.tls is not None and listen.ssl_context.verifies:
         return conn.start_stream(ctx, req)     # TLS client certificates; 421 (http2 off)
     phases.start_request(ctx, req)
 
