@@ -74,7 +74,7 @@ class Http2Connection(Output, Lifecycle):
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "requests", "started",
                  "partial", "dropped", "prio", "acked", "fed", "batch", "flush_soon", "windows",
-                 "write_timer", "sending")
+                 "write_timer", "sending", "last_parse")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -105,6 +105,7 @@ class Http2Connection(Output, Lifecycle):
         self.write_timer = None     # send_timeout while the transport's buffer is full
         self.flush_soon = False     # out of it: one flush per loop turn (flush_later)
         self.sending = None         # streams that wrote, to send before that flush (send_later)
+        self.last_parse = None      # (header list, its parse) of the last stream (request.py)
         srv = listen.default_server
         self.conf = srv
         # the HPACK decoder is made with the first header block (new_decoder)

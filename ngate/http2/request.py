@@ -32,20 +32,16 @@ _PARSED_FIELDS = 32
 
 def start(conn, stream, header_list, ended: bool, block_size: int) -> None:
     listen = conn.listen
-    table = _PARSED[listen.underscores << 1 | listen.ignore_invalid]
-    parsed = key = None
-    if len(header_list) <= _PARSED_FIELDS:
-        key = header_list if header_list.__class__ is tuple else tuple(header_list)
-        parsed = table.get(key)
-    if parsed is None:
-        flags = (listen.underscores or not listen.ignore_invalid, listen.ignore_invalid)
-        parsed = _parse(conn, stream, header_list, flags)
+    last = conn.last_parse
+    if last is not None and last[0] is header_list:
+        # the header list the decoder kept for a repeated block (compression.py's memo): the
+        # same object as the connection's previous stream (held here, so `is` cannot be
+        # fooled), hence the same parse, without hashing the list again for _PARSED
+        parsed = last[1]
+    else:
+        parsed = _parsed(conn, stream, listen, header_list)
         if parsed is None:
             return          # refused (_refuse)
-        if parsed[5] and key is not None:
-            if len(table) >= _PARSED_MAX:
-                table.clear()
-            table[key] = parsed
     method, path, headers, hdr, protocol, _ = parsed
     headers = list(headers)
     hdr = hdr.copy()
@@ -88,6 +84,28 @@ def start(conn, stream, header_list, ended: bool, block_size: int) -> None:
     if listen.http2_off or conn.tls is not None and listen.ssl_context.verifies:
         return conn.start_stream(ctx, req)     # TLS client certificates; 421 (http2 off)
     phases.start_request(ctx, req)
+
+
+def _parsed(conn, stream, listen, header_list):
+    """_parse's result for the header list, from _PARSED when it was seen before; kept as the
+    connection's last parse when the list is the decoder's memo (a tuple) and small."""
+    table = _PARSED[listen.underscores << 1 | listen.ignore_invalid]
+    parsed = key = None
+    if len(header_list) <= _PARSED_FIELDS:
+        key = header_list if header_list.__class__ is tuple else tuple(header_list)
+        parsed = table.get(key)
+    if parsed is None:
+        flags = (listen.underscores or not listen.ignore_invalid, listen.ignore_invalid)
+        parsed = _parse(conn, stream, header_list, flags)
+        if parsed is None:
+            return None
+        if parsed[5] and key is not None:
+            if len(table) >= _PARSED_MAX:
+                table.clear()
+            table[key] = parsed
+    if parsed[5] and header_list.__class__ is tuple and key is not None:
+        conn.last_parse = (header_list, parsed)
+    return parsed
 
 
 def _parse(conn, stream, header_list, flags: tuple):
