@@ -153,8 +153,11 @@ class UpstreamExchange(RequestSide):
         wire = self.wire
         if status == 101 and wire.upgrades and b"upgrade" in ctx.hdr \
                 and ctx.main is None:       # never in a subrequest
-            self._to(SWITCHING)
+            if SWITCHING not in TRANSITIONS[self.state]:   # _to(SWITCHING), inlined
+                self._refused(SWITCHING)
+            self.state = SWITCHING
             self.upgrade = True
+            self.learn = None           # (known_head.learn keeps no 1xx head)
         else:
             if STREAMING not in TRANSITIONS[self.state]:   # _to(STREAMING), inlined
                 self._refused(STREAMING)
@@ -243,13 +246,19 @@ class UpstreamExchange(RequestSide):
             self.finish()
             self.ctx.keep_alive = False
             return self.conn.finish_request(self.ctx)
-        self._cancel_timer()
-        self._to(TUNNEL)
+        if self.timer is not None:          # _cancel_timer, written out (once per tunnel)
+            self.timer = None
+            self.deadlines.watched.discard(self)
+        if TUNNEL not in TRANSITIONS[self.state]:   # _to(TUNNEL), inlined
+            self._refused(TUNNEL)
+        self.state = TUNNEL
         u = self.uconn
         self.uconn = None
-        self._count(-1)
+        if self.counts:
+            self._count(-1)
         u.exchange = None
-        u.handed_off()          # the tunnel takes its transport: no idle deadline again
+        if u.idle_timer is not None:
+            u.handed_off()      # the tunnel takes its transport: no idle deadline again
         self.conn.writer = None
         start_tunnel(self.ctx, self.conn, u, rest)
 

@@ -40,7 +40,10 @@ class Side(FrameScanner):
     __slots__ = ("tunnel", "to_upstream", "peer", "heard")
 
     def __init__(self, tunnel: "Tunnel", transport_peer, to_upstream: bool) -> None:
-        super().__init__()
+        self.remaining = 0              # FrameScanner.__init__'s fields, set here (a call less
+        self.partial = b""              # per side: keep the two in step)
+        self.capture = None
+        self.own_pongs = 0
         self.tunnel = tunnel
         self.peer = transport_peer      # the transport this side's bytes are written to
         self.to_upstream = to_upstream  # this side reads the client and writes upstream
@@ -80,7 +83,9 @@ class Side(FrameScanner):
         return False
 
     def connection_lost(self, exc) -> None:
-        self.tunnel.close("client" if self.to_upstream else "upstream")
+        t = self.tunnel
+        if not t.closed:    # (the second side's loss, after close() closed both: nothing)
+            t.close("client" if self.to_upstream else "upstream")
 
     def pause_writing(self) -> None:
         # this side's own transport has a full write buffer: stop reading from the other one
@@ -159,15 +164,20 @@ class Tunnel:
         if client_bytes:
             self.from_client.data_received(client_bytes)
         self.active = False
-        # reading may have been paused (bytes held past the Upgrade request, backpressure)
-        flow.resume_transport(self.client)
-        flow.resume_transport(self.upstream)
+        # reading may have been paused (bytes held past the Upgrade request, backpressure):
+        # flow.resume_transport, written out
+        if self.client is not None:
+            self.client.resume_reading()
+            self.upstream.resume_reading()
         runtime = self.runtime
         runtime.tunnel_opened(self)
         metrics.TUNNELS.opened(self)
         deadlines = runtime.deadlines
         self.deadline = deadlines.loop.time() + self.timeout
-        deadlines.watch(self)
+        if deadlines.handle is None:
+            deadlines.watch(self)
+        else:                           # Deadlines.watch, written out (its tick is running)
+            deadlines.watched.add(self)
         ping = self.conf.websocket.ping
         if ping and type(self.from_client) is Side:
             self._arm_ping(ping)
@@ -242,7 +252,7 @@ class Tunnel:
                     self.other(side).inject(close_frame(side is from_upstream))
         self.closed = True
         runtime = self.runtime
-        runtime.deadlines.unwatch(self)
+        runtime.deadlines.watched.discard(self)         # Deadlines.unwatch
         if self.ping_timer is not None:
             self.ping_timer.cancel()
             self.ping_timer = None
