@@ -231,7 +231,8 @@ class WorkerRuntime:
             self.tunnels.remove(tunnel)
             if tunnel.protocol == "h2":
                 self.stream_tunnels -= 1
-        error_log.forget(getattr(tunnel, "number", 0))
+        if error_log.LOG.bound:             # (else nothing to forget: a call less per tunnel)
+            error_log.forget(getattr(tunnel, "number", 0))
         if self.stats is not None:
             self.stats.active(self.connection_count)
 
