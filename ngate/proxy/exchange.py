@@ -241,7 +241,11 @@ class UpstreamExchange(RequestSide):
 
     def upgraded(self, rest: bytes) -> None:
         """The 101 head is through: the bytes after it belong to the tunnel."""
-        self._flush()
+        out = self.out                  # _flush, written out (the 101's head)
+        if out is not None:
+            self.out = None
+            if out:
+                self.conn.write(out[0] if len(out) == 1 else b"".join(out))
         if not self.upgrade:
             self.finish()
             self.ctx.keep_alive = False

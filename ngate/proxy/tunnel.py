@@ -140,9 +140,7 @@ class Tunnel:
         self.deadline = 0.0
         self.closed = False
         self.active = False
-        self.ping_timer = None
-        self.ping_due = 0.0
-        self.pinged = ()              # sides waiting for the pong of ngate's ping
+        self.ping_timer = None        # (ping_due, pinged: set by start() under websocket_ping)
         self.location = ctx.loc.pattern if ctx.loc is not None else ""
         self.started = time.monotonic()
         self.limits = ctx.limits      # limit_conn slots are held while the tunnel is open
@@ -180,6 +178,7 @@ class Tunnel:
             deadlines.watched.add(self)
         ping = self.conf.websocket.ping
         if ping and type(self.from_client) is Side:
+            self.pinged = ()          # sides waiting for the pong of ngate's ping
             self._arm_ping(ping)
 
     # ------------------------------------------------------------ proxy_read_timeout

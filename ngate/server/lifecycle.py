@@ -152,7 +152,7 @@ class Lifecycle:
         self.current = None
         self.queue = None
         self.timer = None
-        self.runtime.deadlines.unwatch(self)
+        self.runtime.deadlines.watched.discard(self)        # Deadlines.unwatch
         self._body_req = None
         self._url = b""
         return held, self.transport
