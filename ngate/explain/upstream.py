@@ -109,7 +109,7 @@ def _head_lines(ex, plan, conf) -> list[str]:
     for kind, name, value in plan.items:
         if kind is pr.STATIC:
             out.extend(value.decode("latin-1").rstrip("\r\n").split("\r\n"))
-        elif kind is pr.TEMPLATE:
+        elif kind is pr.TEMPLATE or kind is pr.HEADER:
             text, missing = ex.render.render(value)
             if missing:
                 out.append(f"{name.decode()}: {text}   ({depends(missing)})")

@@ -40,6 +40,7 @@ def _http(suffix: str) -> Getter:
                 if b"_" in k and k.replace(b"_", b"-") == key:
                     return val.decode("latin-1")
         return v
+    get.header = key        # proxy_request.py's HEADER lines read ctx.hdr[key] themselves
     return get
 
 

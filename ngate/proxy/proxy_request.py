@@ -10,7 +10,7 @@ from __future__ import annotations
 from ngate.proxy import upstream_plan
 from ngate.routing.uri import escape_uri
 
-STATIC, TEMPLATE, BODY_LENGTH, CHUNKED = range(4)
+STATIC, TEMPLATE, BODY_LENGTH, CHUNKED, HEADER = range(5)   # HEADER: a `$http_name` value
 DEFAULT_PROXY_HEADERS = (
     ("Host", "$proxy_host"), ("Connection", "close"),
     ("Content-Length", BODY_LENGTH), ("Transfer-Encoding", CHUNKED),
@@ -82,6 +82,7 @@ class Plan:
         lead = kinds[:1] == [STATIC]        # (consecutive constant lines are merged into one)
         if conf.proxy.method is None and conf.proxy.cache is None \
                 and conf.proxy.pass_request_headers and TEMPLATE not in kinds \
+                and HEADER not in kinds \
                 and STATIC not in kinds[1 if lead else 0:]:
             # the request head is its method and URI line, these bytes, the body's framing
             # and the client's headers (build_request_head's first branch)
@@ -104,7 +105,10 @@ def _compile_items(items, pp):
         elif value.static:
             text = value.text
         else:
-            out.append((TEMPLATE, name, value))
+            # `$http_name` alone (the WebSocket recipe's `Upgrade $http_upgrade`): the client's
+            # header bytes as they came, without the getter's decode and encode
+            header = getattr(value._single, "header", None) if len(value.parts) == 1 else None
+            out.append((TEMPLATE if header is None else HEADER, name, value))
             continue
         if not text:
             continue                        # an empty value is never sent
@@ -206,6 +210,12 @@ def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunk
             if not v:
                 continue
             out.append(name + b": " + v.encode("latin-1", "replace") + b"\r\n")
+        elif kind is HEADER:
+            v = ctx.hdr.get(value._single.header)
+            if v is None:       # (a `x_foo` header for `$http_x_foo`: the getter finds it)
+                v = value.render(ctx).encode("latin-1", "replace")
+            if v:
+                out.append(name + b": " + v + b"\r\n")
         elif kind is BODY_LENGTH:
             if body_length is not None:
                 out.append(b"Content-Length: %d\r\n" % body_length)
