@@ -137,14 +137,13 @@ class Tunnel:
         self.sent_up = 0
         self.sent_down = 0
         self.timeout = conf.proxy.read_timeout    # nginx: an idle tunnel waits on a read
-        self.deadline = 0.0
+        # (deadline and metric, observability/metrics.py's LocationStats: set by start())
         self.closed = False
         self.active = False
         self.ping_timer = None        # (ping_due, pinged: set by start() under websocket_ping)
         self.location = ctx.loc.pattern if ctx.loc is not None else ""
         self.started = time.monotonic()
         self.limits = ctx.limits      # limit_conn slots are held while the tunnel is open
-        self.metric = None            # observability/metrics.py's LocationStats (opened())
 
     @property
     def suffix(self) -> str:
