@@ -196,7 +196,8 @@ class Tunnel:
             self.active = False
             self._arm()
             return
-        error_log.error("upstream timed out (110: Connection timed out) while proxying upgraded "
+        # ngx_connection_error on the client connection (log_error NGX_ERROR_INFO): info
+        error_log.info("upstream timed out (110: Connection timed out) while proxying upgraded "
                         "connection" + self.suffix, self.number)
         self.close("timeout")
 

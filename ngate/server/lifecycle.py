@@ -148,7 +148,7 @@ class Lifecycle:
         held = self.held
         held = bytes(held) if held else b""
         self.held = None
-        self.runtime.connection_closed(self)
+        self.runtime.connection_closed(self, tunnel=True)
         self.current = None
         self.queue = None
         self.timer = None

@@ -209,12 +209,14 @@ class WorkerRuntime:
         self._handover = False
         return True
 
-    def connection_closed(self, conn, handover: bool = False) -> None:
+    def connection_closed(self, conn, handover: bool = False, tunnel: bool = False) -> None:
         """`handover`: the same client connection goes on in another protocol object
-        (PROXY header read, TLS sniffed): the next connection_opened is not a new accept."""
+        (PROXY header read, TLS sniffed): the next connection_opened is not a new accept.
+        `tunnel`: it goes on as a tunnel, whose errors are still its request's (the location's
+        error_log stays bound until tunnel_closed)."""
         self.connections.discard(conn)
         self._handover = handover
-        if not handover:                        # its location's error_log, if one was bound
+        if not (handover or tunnel):            # its location's error_log, if one was bound
             error_log.forget(getattr(conn, "number", 0))   # (a TLS handshake has no number)
         if self.stats is not None:
             self.stats.active(self.connection_count)

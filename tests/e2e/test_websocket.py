@@ -60,6 +60,14 @@ http {
             proxy_set_header Connection "Upgrade";
             proxy_read_timeout 1s;
         }
+        location /ownlog {
+            error_log {prefix}/logs/ownlog.log info;
+            proxy_pass http://127.0.0.1:{ws_port};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "Upgrade";
+            proxy_read_timeout 1s;
+        }
     }
 }
 """
@@ -198,6 +206,24 @@ def test_timeout_without_access_log_names_the_request_in_the_error_log(proxy):
             f'upstream: "http://127.0.0.1:{proxy.params["ws_port"]}/quiet", host: "127.0.0.1:{proxy.port}"'
             ) in line
     assert "/quiet" not in proxy.access_log()
+
+
+def test_tunnel_timeout_goes_to_the_locations_error_log(proxy):
+    """A tunnel's errors are its request's: they go to the location's error_log, as nginx's
+    r->connection->log does after the upgrade."""
+    path = os.path.join(proxy.prefix, "logs", "ownlog.log")
+    with ws_connect(proxy, "/ownlog") as ws:
+        with pytest.raises(ConnectionClosed):
+            ws.recv(10)
+
+    def own() -> str:
+        with open(path, errors="replace") as f:
+            return f.read()
+    deadline = time.monotonic() + 5
+    while "proxying upgraded" not in own() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "upstream timed out (110: Connection timed out) while proxying upgraded connection" in own()
+    assert "proxying upgraded" not in proxy.error_log()
 
 
 def test_access_log_written_when_the_tunnel_closes(proxy):
