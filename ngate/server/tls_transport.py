@@ -329,7 +329,10 @@ class TlsTransport(asyncio.Transport):
 
 class TlsServer:
     """The accept loop of one `listen ... ssl` socket: `accepted(sock, peer)` per connection.
-    close() stops accepting (the socket itself belongs to the worker's inherited set)."""
+    close() stops accepting and closes the worker's copy of the listening socket, as uvloop's
+    server does for plain listeners and nginx's worker on a graceful stop
+    (ngx_close_listening_sockets): once the master's copy is closed too, new connections are
+    refused instead of queued for a worker that will never accept them."""
     __slots__ = ("_loop", "_sock", "_fd", "_accepted", "_nodelay", "_timer")
     BATCH = 64                      # connections accepted per readiness event
 
@@ -374,4 +377,6 @@ class TlsServer:
             self._timer = None
         elif self._fd >= 0:
             self._loop.remove_reader(self._fd)
-        self._fd = -1
+        if self._fd >= 0:
+            self._fd = -1
+            self._sock.close()

@@ -333,3 +333,38 @@ def test_stalled_handshake_times_out(start_proxy, pki):
         assert time.monotonic() - started < 4.5
     proxy.stop()
     assert "client timed out" in proxy.error_log()
+
+
+GRACEFUL = """
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {pki}/a_ec.crt;
+        ssl_certificate_key {pki}/a_ec.key;
+        location / { return 200 "one"; }
+    }
+}
+"""
+
+
+def test_graceful_stop_refuses_new_tls_connections(start_proxy, pki):
+    """On QUIT the worker closes its listening sockets (ngx_close_listening_sockets), as the
+    master does: a new connection to a TLS port is refused, not queued for a worker that will
+    never accept it, while a request in flight is finished."""
+    import os
+    import signal
+    from tests.harness.processes import accepts, wait_for
+    proxy = start_proxy(GRACEFUL, pki=pki["dir"])
+    ctx = ssl.create_default_context(cafile=str(pki["ca"]))
+    raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname="a.test") as client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n")
+        os.kill(proxy.proc.pid, signal.SIGQUIT)
+        wait_for(lambda: "gracefully shutting down" in proxy.error_log(), "the worker's notice")
+        wait_for(lambda: not accepts(proxy.port), "new connections refused", timeout=5)
+        client.sendall(b"Connection: close\r\n\r\n")
+        reply = b""
+        while chunk := client.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"one")
