@@ -75,19 +75,26 @@ AVAILABLE = _c is not None
 
 def ssl_errors(what: str) -> str:
     """nginx's ngx_ssl_error line: `what` and OpenSSL's error queue, drained."""
+    queue = error_queue()
+    return f"{what} (SSL: {queue})" if queue else what
+
+
+def error_queue() -> str:
+    """Drain OpenSSL's (per-thread) error queue: "error:...:reason[:data]" joined by spaces."""
     out = []
+    if _c is None:
+        return ""
     text = ctypes.create_string_buffer(256)
     data, flags = ctypes.c_char_p(), ctypes.c_int()
     while True:
         code = _c.ERR_get_error_all(None, None, None, ctypes.byref(data), ctypes.byref(flags))
         if not code:
-            break
+            return " ".join(out)
         _c.ERR_error_string_n(code, text, len(text))
         item = text.value.decode("latin-1")
         if data.value and flags.value & _ERR_TXT_STRING:
             item += ":" + data.value.decode("latin-1")
         out.append(item)
-    return f"{what} (SSL: {' '.join(out)})" if out else what
 
 
 def sk_value(stack: int, i: int) -> int:

@@ -34,7 +34,6 @@ _CTRL_GET_EXTRA_CHAIN_CERTS = 82
 _CTRL_SELECT_CURRENT_CERT = 116
 _TLSEXT_ERR_OK = 0
 _TLSEXT_ERR_NOACK = 3
-_ERR_TXT_STRING = 0x02
 
 
 class _Staple(ctypes.Structure):
@@ -67,9 +66,6 @@ def _bind_stapling(lib):
         "SSL_CTX_callback_ctrl": (ctypes.c_long, [_PTR, ctypes.c_int, _STATUS_CB]),
         "SSL_ctrl": (ctypes.c_long, [_PTR, ctypes.c_int, ctypes.c_long, _PTR]),
         "ERR_clear_error": (None, []),
-        "ERR_get_error_all": (ctypes.c_ulong, [_PTR, _PTR, _PTR, ctypes.POINTER(ctypes.c_char_p),
-                                               ctypes.POINTER(ctypes.c_int)]),
-        "ERR_error_string_n": (None, [ctypes.c_ulong, ctypes.c_char_p, ctypes.c_size_t]),
     }
     for name, (restype, argtypes) in table.items():
         fn = getattr(lib, name)
@@ -112,23 +108,7 @@ def ocsp_response_error(der: bytes) -> str | None:
     if resp:
         _st.OCSP_RESPONSE_free(resp)
         return None
-    return _error_queue() or "error"
-
-
-def _error_queue() -> str:
-    """Drain OpenSSL's error queue: "error:...:reason[:data]" joined by spaces."""
-    out = []
-    text = ctypes.create_string_buffer(256)
-    data, flags = ctypes.c_char_p(), ctypes.c_int()
-    while True:
-        code = _st.ERR_get_error_all(None, None, None, ctypes.byref(data), ctypes.byref(flags))
-        if not code:
-            return " ".join(out)
-        _st.ERR_error_string_n(code, text, len(text))
-        item = text.value.decode("latin-1")
-        if data.value and flags.value & _ERR_TXT_STRING:
-            item += ":" + data.value.decode("latin-1")
-        out.append(item)
+    return ocsp.error_queue() or "error"
 
 
 def staple_file(context: ssl.SSLContext, der: bytes) -> None:
