@@ -101,7 +101,7 @@ def fastcgi_load(path):
 SCENARIO = Scenario("fastcgi", write_conf, ready_path="/ok.php")
 FIGURES = [
     Figure("fastcgi", "FastCGI, new connection per request", "req/s", True,
-           fastcgi_load("/ok.php"), direct=False, scenario=SCENARIO),
+           fastcgi_load("/ok.php"), 0.8, direct=False, scenario=SCENARIO),
     Figure("fastcgi_keepalive", "FastCGI, fastcgi_keep_conn + keepalive 16", "req/s", True,
            fastcgi_load("/ka/ok.php"), direct=False, scenario=SCENARIO),
 ]

@@ -132,9 +132,9 @@ def h2_idle_rss(h, port, pid):
 SCENARIO = Scenario("http2", write_conf, tls=True)
 FIGURES = [
     Figure("h2_return", "HTTP/2 over TLS, return 200 (h2load -c10 -m10)", "req/s", True,
-           h2_return, direct=False, scenario=SCENARIO),
+           h2_return, 0.5, direct=False, scenario=SCENARIO),
     Figure("h2_proxy", "HTTP/2 over TLS, proxied to keep-alive HTTP/1.1 (h2load -c10 -m10)",
-           "req/s", True, h2_proxy, direct=False, scenario=SCENARIO),
+           "req/s", True, h2_proxy, 0.5, direct=False, scenario=SCENARIO),
     Figure("h2_idle_rss", "RSS per idle HTTP/2 connection over TLS (after one request)", "KiB",
            False, h2_idle_rss, 1.0, direct=False, scenario=SCENARIO),
 ]

@@ -161,13 +161,14 @@ def write_main(h, prefix, port):
 
 MAIN = Scenario("main", write_main)
 
+# targets: issue 16's ratios (issue 15's for HTTP/2), on the ngate/nginx ratio of medians
 FIGURES = [
-    Figure("http_keepalive", "HTTP keep-alive, small body", "req/s", True, http_keepalive, 0.5),
+    Figure("http_keepalive", "HTTP keep-alive, small body", "req/s", True, http_keepalive, 0.7),
     Figure("http_keepalive_64k", "HTTP keep-alive, 64 KiB body", "req/s", True,
            http_keepalive_64k, 0.5),
-    Figure("http_close", "HTTP without keep-alive", "req/s", True, http_close),
-    Figure("http_p99", "HTTP p99 latency at fixed rate", "ms", False, http_p99),
-    Figure("ws_handshake", "WebSocket handshakes", "/s", True, ws_handshake),
+    Figure("http_close", "HTTP without keep-alive", "req/s", True, http_close, 0.9),
+    Figure("http_p99", "HTTP p99 latency at fixed rate", "ms", False, http_p99, 1.2),
+    Figure("ws_handshake", "WebSocket handshakes", "/s", True, ws_handshake, 0.8),
     Figure("ws_throughput", "WS tunnel throughput, 1 MiB msgs", "MiB/s", True, ws_throughput, 1.2),
     Figure("ws_roundtrip", "WS round trips, 64 B x 50 conns", "/s", True, ws_roundtrip, 1.0),
     Figure("ws_idle_rss", "RSS per idle WS tunnel", "KiB", False, ws_idle_rss, 0.25,

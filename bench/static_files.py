@@ -61,7 +61,7 @@ def static_load(label):
 
 SCENARIO = Scenario("static", write_conf, ready_path="/" + FILES["small"][0])
 FIGURES = [
-    Figure("static_1k", "static file 1 KiB, keep-alive", "req/s", True, static_load("small"),
+    Figure("static_1k", "static file 1 KiB, keep-alive", "req/s", True, static_load("small"), 0.7,
            direct=False, scenario=SCENARIO),
     Figure("static_1m", "static file 1 MiB, keep-alive", "req/s", True, static_load("1mb"),
            direct=False, scenario=SCENARIO),

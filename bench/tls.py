@@ -98,7 +98,7 @@ SCENARIO = Scenario("tls", write_conf, tls=True)
 FIGURES = [
     Figure("tls_handshake", "TLS 1.3 full handshakes (+1 request)", "/s", True, tls_handshake,
            direct=False, scenario=SCENARIO),
-    Figure("https_keepalive", "HTTPS keep-alive, small body", "req/s", True, https_keepalive,
+    Figure("https_keepalive", "HTTPS keep-alive, small body", "req/s", True, https_keepalive, 0.6,
            direct=False, scenario=SCENARIO),
 ]
 
