@@ -12,7 +12,7 @@ import ctypes
 import time
 from dataclasses import dataclass
 
-from ngate.server.openssl import _PTR, _lib
+from ngate.server.openssl import _PTR, _lib, bind_table, own_handle
 
 NOVERIFY = 0x10             # OCSP_NOVERIFY
 TRUSTOTHER = 0x200          # OCSP_TRUSTOTHER
@@ -52,24 +52,10 @@ def _bind(lib):
                                                ctypes.POINTER(ctypes.c_int)]),
         "ERR_error_string_n": (None, [ctypes.c_ulong, ctypes.c_char_p, ctypes.c_size_t]),
     }
-    for name, (restype, argtypes) in table.items():
-        fn = getattr(lib, name)
-        fn.restype, fn.argtypes = restype, argtypes
-    return lib
+    return bind_table(lib, table)
 
 
-def _load():
-    if _lib is None:
-        return None
-    try:
-        import _ssl
-        # a handle of its own: argtypes set here do not change server/openssl.py's
-        return _bind(ctypes.CDLL(_ssl.__file__))
-    except (ImportError, AttributeError, OSError):
-        return None
-
-
-_c = _load()
+_c = own_handle(_bind) if _lib is not None else None
 AVAILABLE = _c is not None
 
 

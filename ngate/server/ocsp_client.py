@@ -22,7 +22,7 @@ import ctypes
 from ngate.errors import ConfigError
 from ngate.observability import error_log
 from ngate.server import ocsp, ocsp_fetch, openssl
-from ngate.server.openssl import _PTR, _ctx_of
+from ngate.server.openssl import _PTR
 
 _STATUS_TEXT = {1: "certificate revoked"}       # V_OCSP_CERTSTATUS_REVOKED
 _UNKNOWN = "certificate status unknown"
@@ -54,23 +54,10 @@ def _bind(lib):
         "ASN1_STRING_length": (ctypes.c_int, [_PTR]),
         "ASN1_STRING_get0_data": (_PTR, [_PTR]),
     }
-    for name, (restype, argtypes) in table.items():
-        fn = getattr(lib, name)
-        fn.restype, fn.argtypes = restype, argtypes
-    return lib
+    return openssl.bind_table(lib, table)
 
 
-def _load():
-    if not (openssl.AVAILABLE and ocsp.AVAILABLE):
-        return None
-    try:
-        import _ssl
-        return _bind(ctypes.CDLL(_ssl.__file__))
-    except (ImportError, AttributeError, OSError):
-        return None
-
-
-_c = _load()
+_c = openssl.own_handle(_bind) if openssl.AVAILABLE and ocsp.AVAILABLE else None
 AVAILABLE = _c is not None
 _FETCHES: set = set()
 

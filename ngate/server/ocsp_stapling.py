@@ -23,7 +23,7 @@ import weakref
 from urllib.parse import urlsplit
 
 from ngate.server import ocsp, ocsp_fetch
-from ngate.server.openssl import _PTR, _ctx_of, _lib
+from ngate.server.openssl import _PTR, _ctx_of, _lib, bind_table
 
 
 _STATUS_CB = ctypes.CFUNCTYPE(ctypes.c_int, _PTR, _PTR)
@@ -67,10 +67,7 @@ def _bind_stapling(lib):
         "SSL_ctrl": (ctypes.c_long, [_PTR, ctypes.c_int, ctypes.c_long, _PTR]),
         "ERR_clear_error": (None, []),
     }
-    for name, (restype, argtypes) in table.items():
-        fn = getattr(lib, name)
-        fn.restype, fn.argtypes = restype, argtypes
-    return lib
+    return bind_table(lib, table)
 
 
 def _load_stapling():

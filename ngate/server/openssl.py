@@ -112,10 +112,25 @@ def _bind(lib):
         "SSL_select_next_proto": (ctypes.c_int, [_PTR, _PTR, _PTR, ctypes.c_uint, _PTR,
                                                  ctypes.c_uint]),
     }
+    return bind_table(lib, table)
+
+
+def bind_table(lib, table: dict):
+    """Set each function's (restype, argtypes) of `table` on the handle `lib`; returns it."""
     for name, (restype, argtypes) in table.items():
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = restype, argtypes
     return lib
+
+
+def own_handle(bind):
+    """`bind(lib)` on a handle of its own to the libssl/libcrypto _ssl links (argtypes set on it
+    do not change this module's), or None where the library or a function is missing."""
+    try:
+        import _ssl
+        return bind(ctypes.CDLL(_ssl.__file__))
+    except (ImportError, AttributeError, OSError):
+        return None
 
 
 def _load():

@@ -58,9 +58,7 @@ def _bind():
         "EVP_sha1": (_PTR, []),
     }
     try:
-        for name, (restype, argtypes) in table.items():
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = restype, argtypes
+        openssl.bind_table(lib, table)
         peer = getattr(lib, "SSL_get1_peer_certificate", None) or lib.SSL_get_peer_certificate
         peer.restype, peer.argtypes = _PTR, [_PTR]
         lib.ngate_peer_cert = peer
