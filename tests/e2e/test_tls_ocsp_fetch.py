@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.harness.ocsp import ca_conf
 from tests.harness.processes import (ProxyProcess, free_port, fresh_prefix, require_kind,
                                      terminate, wait_for, wait_log)
 
@@ -23,26 +24,6 @@ def _openssl(*args, cwd) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
-def _ca_conf(d, port: int) -> str:
-    return f"""
-[ ca ]
-default_ca = myca
-[ myca ]
-new_certs_dir = {d}
-database = {d}/index.txt
-default_md = sha256
-policy = myca_policy
-serial = {d}/serial
-default_days = 3
-x509_extensions = leaf
-[ myca_policy ]
-commonName = supplied
-[ leaf ]
-basicConstraints = critical,CA:FALSE
-authorityInfoAccess = OCSP;URI:http://127.0.0.1:{port}/
-"""
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     """A CA; leaves `rsa`, `ec` (ECDSA) and `revoked` (revoked) whose AIA names the responder;
@@ -50,7 +31,7 @@ def pki(tmp_path_factory):
     a CA that signed none of them."""
     d = tmp_path_factory.mktemp("ocsp-fetch")
     port = free_port()
-    (d / "ca.conf").write_text(_ca_conf(d, port))
+    ca_conf(d, "ca", port)                 # d/ca.conf: leaves naming the responder
     (d / "index.txt").write_text("")
     (d / "serial").write_text("1000\n")
     for ca in ("ca", "other"):
