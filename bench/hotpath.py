@@ -250,32 +250,13 @@ http {
 
 def run_ws(n: int) -> float:
     """A WebSocket handshake per round: the upstream connect returns a fake transport at once."""
-    import uvloop
-
-    from ngate.proxy.upstream_conn import Connect
     from ngate.server.connection import HttpConnection
-
-    class Loop(uvloop.Loop):
-        """create_connection is instant; call_soon queues for the loop below (no epoll turn)."""
-        made = None
-        soon: list = []
-
-        def call_soon(self, callback, *args, context=None):
-            if type(getattr(callback, "__self__", None)) is not Connect:
-                return super().call_soon(callback, *args, context=context)
-            Loop.soon.append((callback, args))
-
-        async def create_connection(self, factory, host=None, port=None, **kw):
-            proto = factory()
-            t = Loop.made = FakeTransport(sock=("127.0.0.1", 50000))
-            t.protocol = proto
-            proto.connection_made(t)
-            return t, proto
 
     with tempfile.TemporaryDirectory() as prefix:
         _config, _loop, runtime, listen = _runtime(prefix, WS_CONF)
         _loop.close()
-        loop = runtime.loop = runtime.deadlines.loop = Loop()
+        loop = runtime.loop = runtime.deadlines.loop = _instant_connect_loop()
+        Loop = type(loop)
 
         async def drive() -> float:
             t0 = time.process_time()
