@@ -88,12 +88,13 @@ def proxy_argv(name, prefix, conf_path):
 class Proxy:
     """One proxy process tree, started from the shared nginx.conf, ready once `GET /` is 200."""
 
-    def __init__(self, h, name, prefix, conf_path, port, scenario=loads.MAIN):
+    def __init__(self, h, name, prefix, conf_path, port, scenario=loads.MAIN, argv=None):
         self.h, self.name, self.port, self.prefix = h, name, port, prefix
         self.scenario = scenario
         log = open(os.path.join(prefix, "logs", f"{name}.out"), "ab")
         root = h.base_root if name == "base" else h.ngate_root
-        self.proc = h.procs.start(proxy_argv(name, prefix, conf_path), cpu=h.proxy_cpu,
+        argv = argv or proxy_argv(name, prefix, conf_path)
+        self.proc = h.procs.start(argv, cpu=h.proxy_cpu,
                                   cwd=root, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         try:

@@ -1,0 +1,183 @@
+"""What http_p99's tail is made of: every request's timestamps, matched with GC collections.
+
+    python -m bench.p99tail [--proxies direct,nginx,ngate] [--runs 3] [--duration 10]
+                            [--rate 1000] [--env NAME=VALUE ...]
+
+The http_p99 load of `python -m bench` (bench/httplat.py: 1,000 req/s over 20 keep-alive
+connections, pinned as the bench pins: proxy on CPU 0, client and backend on CPU 1), the proxies
+alternated run by run, with `httplat --trace` (per request: due, submitted = when the client's
+timer let it go, sent, finished) and GC logs (bench/gctrace.py) of the client and of ngate's
+master and worker. Per proxy, the median over runs (min-max) of:
+  p50/p90/p99/p99.9/max of latency from due (the bench's figure) and from submitted (without
+  the client's own timer lateness); the lateness itself (p50/p99);
+  the worker's collections by generation, their longest pause, and of the requests at or above
+  the run's p99: the share in flight during a worker collection, during a client collection,
+  and their median split into lateness / waiting for a connection / on the wire.
+`direct` is the load against the backend alone. `--env` sets variables for ngate (e.g. an
+experiment's switch); bench/PROFILE.md (Session 9, s9-p99) has the figures.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+from . import conf, gctrace, httplat, procs
+from .cli import NGINX, ROOT, Proxy, start_backends
+
+
+class _H:
+    """The part of cli.Harness that Proxy and start_backends use."""
+
+    def __init__(self, registry, plan):
+        self.procs, self.plan = registry, plan
+        self.proxy_cpu, self.load_cpu = plan if plan else (None, None)
+        self.ngate_root = self.base_root = ROOT
+
+
+def pct(sorted_values, q):
+    return sorted_values[min(len(sorted_values) - 1, int(q / 100 * len(sorted_values)))]
+
+
+def overlaps(intervals, start, stop):
+    """Whether [start, stop] meets any of the sorted (start, stop) intervals."""
+    return any(a <= stop and b >= start for a, b in intervals)
+
+
+def analyse(trace, gcs, master_pid, client_pid):
+    due, sub, sent, fin = trace["due"], trace["submitted"], trace["sent"], trace["finished"]
+    reqs = [(d, s, w, f) for d, s, w, f in zip(due, sub, sent, fin) if f is not None]
+    t0, t1 = reqs[0][0], max(r[3] for r in reqs)
+    lat = sorted(f - d for d, s, w, f in reqs)
+    lat_sub = sorted(f - s for d, s, w, f in reqs)
+    late = sorted(s - d for d, s, w, f in reqs)
+    out = {f"p{q}": pct(lat, q) * 1e3 for q in (50, 90, 99, 99.9)}
+    out.update({f"sub_p{q}": pct(lat_sub, q) * 1e3 for q in (50, 99)})
+    out["max"] = lat[-1] * 1e3
+    out["late_p50"], out["late_p99"] = pct(late, 50) * 1e3, pct(late, 99) * 1e3
+    in_run = [g for g in gcs if t0 <= g[3] and g[2] <= t1]
+    worker = sorted((g[2], g[3]) for g in in_run if g[0] not in (master_pid, client_pid))
+    client = sorted((g[2], g[3]) for g in in_run if g[0] == client_pid)
+    for gen in (0, 1, 2):
+        out[f"worker_gc{gen}"] = sum(1 for g in in_run
+                                     if g[0] not in (master_pid, client_pid) and g[1] == gen)
+    out["worker_gc_max_ms"] = max((b - a for a, b in worker), default=0.0) * 1e3
+    out["client_gc"] = len(client)
+    out["client_gc_max_ms"] = max((b - a for a, b in client), default=0.0) * 1e3
+    cut = pct(lat, 99)
+    slow = [r for r in reqs if r[3] - r[0] >= cut]
+    out["slow"] = len(slow)
+    out["slow_worker_gc_pct"] = 100.0 * sum(overlaps(worker, d, f) for d, s, w, f in slow) / len(slow)
+    out["slow_client_gc_pct"] = 100.0 * sum(overlaps(client, d, f) for d, s, w, f in slow) / len(slow)
+    out["slow_late_ms"] = statistics.median(s - d for d, s, w, f in slow) * 1e3
+    out["slow_queue_ms"] = statistics.median(w - s for d, s, w, f in slow) * 1e3
+    out["slow_wire_ms"] = statistics.median(f - w for d, s, w, f in slow) * 1e3
+    return out
+
+
+def one_run(h, name, prefix, conf_path, port, backend_port, args, work):
+    trace, gclog = os.path.join(work, f"{name}.trace"), os.path.join(work, f"{name}.gc")
+    for path in (trace, gclog):
+        if os.path.exists(path):
+            os.unlink(path)
+    proxy = None
+    if name == "direct":
+        target, master = backend_port, None
+    else:
+        argv = None
+        if name != "nginx":
+            argv = [sys.executable, "-m", "bench.gctrace", gclog, "--", "-p", prefix + "/",
+                    "-c", conf_path, "-g", "daemon off;"]
+        env_keep = {k: os.environ.get(k) for k in args.env}
+        os.environ.update(args.env if name != "nginx" else {})
+        try:
+            proxy = Proxy(h, name, prefix, conf_path, port, argv=argv)
+        finally:
+            for k, v in env_keep.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        target, master = port, proxy.proc.pid
+    tree = procs.tree(master) if master else []
+    wait0 = sum(httplat.run_delay(p) for p in tree)
+    try:
+        p = h.procs.start([sys.executable, "-m", "bench.httplat", "--port", str(target),
+                           "--rate", str(args.rate), "--conns", "20", "--duration",
+                           f"{args.duration:g}", "--trace", trace, "--gc-trace", gclog],
+                          cpu=h.load_cpu, cwd=ROOT, stdout=procs.subprocess.PIPE, text=True)
+        client_pid = p.pid
+        out = p.communicate(timeout=args.duration + 60)[0]
+        h.procs.stop(p)
+        waited = sum(httplat.run_delay(p) for p in tree) - wait0
+    finally:
+        if proxy is not None:
+            proxy.stop()
+    summary = json.loads(out.strip().splitlines()[-1])
+    if summary["ok"] < 0.99 * summary["sent"]:
+        raise RuntimeError(f"httplat: {summary}")
+    with open(trace) as f:
+        out = analyse(json.load(f), gctrace.read(gclog), master, client_pid)
+    out["proxy_wait_ms"], out["client_wait_ms"] = waited * 1e3, summary["run_delay_ms"]
+    return out
+
+
+KEYS = ["p50", "p90", "p99", "p99.9", "max", "sub_p50", "sub_p99", "late_p50", "late_p99",
+        "worker_gc0", "worker_gc1", "worker_gc2", "worker_gc_max_ms", "client_gc",
+        "client_gc_max_ms", "slow", "slow_worker_gc_pct", "slow_client_gc_pct", "slow_late_ms",
+        "slow_queue_ms", "slow_wire_ms", "proxy_wait_ms", "client_wait_ms"]
+
+
+def table(results):
+    names = list(results)
+    lines = [f"{'':<20}" + "".join(f"{n:>22}" for n in names)]
+    for k in KEYS:
+        cells = []
+        for n in names:
+            vals = [r[k] for r in results[n]]
+            cells.append(f"{statistics.median(vals):8.3g} ({min(vals):.3g}-{max(vals):.3g})")
+        lines.append(f"{k:<20}" + "".join(f"{c:>22}" for c in cells))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m bench.p99tail", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--proxies", default="direct,nginx,ngate")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--rate", type=int, default=1000)
+    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for ngate")
+    ap.add_argument("--json", help="write every run's figures here")
+    args = ap.parse_args(argv)
+    args.env = dict(e.split("=", 1) for e in args.env)
+    plan = procs.pin_plan()
+    if plan:
+        os.sched_setaffinity(0, {plan[1]})
+    registry = procs.Procs()
+    h = _H(registry, plan)
+    results = {n: [] for n in args.proxies.split(",")}
+    try:
+        work = registry.tempdir("bench-p99tail-")
+        http_port, ws_port = start_backends(h)
+        prefix = registry.tempdir("bench-p99tail-proxy-")
+        os.makedirs(os.path.join(prefix, "logs"))
+        port = procs.free_port()
+        conf_path = conf.write_proxy(prefix, port, http_port, ws_port)
+        for i in range(args.runs):
+            for name in results:
+                r = one_run(h, name, prefix, conf_path, port, http_port, args, work)
+                results[name].append(r)
+                print(f"run {i + 1} {name:<8} p99 {r['p99']:.3f} ms (from submitted "
+                      f"{r['sub_p99']:.3f}), worker gc {r['worker_gc0']}/{r['worker_gc1']}/"
+                      f"{r['worker_gc2']}", file=sys.stderr, flush=True)
+    finally:
+        registry.close()
+    print(table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
