@@ -7,6 +7,7 @@ scenario's nginx.conf and stopped afterwards (so peak RSS belongs to that load a
 run against the backend is added once per main figure as the ceiling of the load+backend CPU.
 """
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -62,14 +63,31 @@ class Harness:
             self._confs[scenario.name] = (prefix, path, port)
         return self._confs[scenario.name]
 
-    def python_load(self, module, *argv):
-        return self.python_load_parallel(1, module, *argv)[0]
+    def use_for(self, scenario, name, first):
+        """(prefix, conf path, port) of proxy `name` in a paired figure: the first proxy's is
+        `use`'s; the others get the same scenario written again under their own prefix with
+        their own port (the one difference between the files), so all can run at once."""
+        shared = self.use(scenario)
+        if name == first:
+            return shared
+        key = f"{scenario.name}+{name}"
+        if key not in self._confs:
+            prefix = self.procs.tempdir(f"bench-{scenario.name}-{name}-")
+            os.makedirs(os.path.join(prefix, "logs"))
+            port = procs.free_port()
+            self._confs[key] = (prefix, scenario.write(self, prefix, port), port)
+        return self._confs[key]
 
-    def python_load_parallel(self, n, module, *argv):
+    def python_load(self, module, *argv, seconds=None):
+        return self.python_load_parallel(1, module, *argv, seconds=seconds)[0]
+
+    def python_load_parallel(self, n, module, *argv, seconds=None):
+        """Run `module` in n processes on the load CPU; each prints JSON last. `seconds`: how
+        long the load runs (default: --duration)."""
         ps = [self.procs.start([sys.executable, "-m", module, *argv], cpu=self.load_cpu,
                                cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(n)]
         try:
-            outs = [p.communicate(timeout=self.duration + 60)[0] for p in ps]
+            outs = [p.communicate(timeout=(seconds or self.duration) + 60)[0] for p in ps]
         finally:
             for p in ps:
                 self.procs.stop(p)
@@ -183,7 +201,63 @@ def measure(h, fig, port, pid):
         return {"value": None, "error": f"{type(e).__name__}: {e}"}
 
 
+def run_paired(h, fig, args):
+    """A paired figure (fig.paired): every run starts all proxies at once and one load takes
+    turns among them (`fig.fn(h, {name: port})` -> {name: result}), so they share the machine's
+    noise; the backend is a turn too ("direct") in the first run. CPU% is over the whole load
+    (all turns): about 1/targets of the proxy's CPU% during its own turns."""
+    scenario = fig.scenario or loads.MAIN
+    runs = {name: [] for name in args.proxies}
+    try:
+        confs = {n: h.use_for(scenario, n, args.proxies[0]) for n in args.proxies}
+    except Exception as e:
+        print(f"  {fig.name}: setup failed: {e}", file=sys.stderr, flush=True)
+        return {name: [{"value": None, "error": f"setup: {type(e).__name__}: {e}"}]
+                for name in args.proxies}
+    for i in range(args.runs):
+        started = {}
+        for name in args.proxies:
+            prefix, conf_path, port = confs[name]
+            try:
+                started[name] = Proxy(h, name, prefix, conf_path, port, scenario)
+            except Exception as e:
+                runs[name].append({"value": None, "error": f"start: {e}"})
+        try:
+            out = _paired_load(h, fig, args, {n: confs[n][2] for n in started}, started, i == 0)
+        finally:
+            for proxy in started.values():
+                proxy.stop()
+        for name, r in out.items():
+            runs.setdefault(name, []).append(r)
+            print(f"  {fig.name:<20} run {i + 1}/{args.runs} {name:<6} "
+                  + (f"{r['value']:.6g} {fig.unit}" if r["value"] is not None else r["error"][:150]),
+                  file=sys.stderr, flush=True)
+    return runs
+
+
+def _paired_load(h, fig, args, ports, started, first):
+    """One paired run of fig over `ports` (+ the backend's in the first run), with each
+    started proxy's RSS/CPU monitored; {name: result}."""
+    if first and fig.direct and not args.no_direct:
+        ports = {"direct": h.backends()[0], **ports}
+    if not ports:
+        return {}
+    with contextlib.ExitStack() as stack:
+        mons = {n: stack.enter_context(procs.Monitor(p.proc.pid, h.load_cpu))
+                for n, p in started.items()}
+        try:
+            out = fig.fn(h, ports)
+        except Exception as e:  # a failing load is a result for every proxy in it
+            out = {n: {"value": None, "error": f"{type(e).__name__}: {e}"} for n in ports}
+    for n, mon in mons.items():
+        out[n] = {**out[n], "peak_rss_kb": mon.peak_kb, "cpu_pct": mon.cpu_pct,
+                  "process_cpu_pct": mon.process_cpu_pct, "load_cpu_pct": mon.load_cpu_pct}
+    return out
+
+
 def run_figure(h, fig, args):
+    if fig.paired:
+        return run_paired(h, fig, args)
     scenario = fig.scenario or loads.MAIN
     runs = {name: [] for name in args.proxies}
     try:

@@ -1,9 +1,21 @@
 """Open-loop HTTP client: requests at a fixed rate over keep-alive connections, latency percentiles.
 
-Usage: python -m bench.httplat --port P [--rate R] [--conns N] [--duration S] [--path /]
-Request i is due at t0 + i/R; its latency runs from that due time (not from when a connection
-became free) to the end of its response, so a stalled proxy cannot hide its queueing
-(no coordinated omission). Prints one JSON object on stdout.
+Usage: python -m bench.httplat --port P[,P2...] [--rate R] [--conns N] [--duration S]
+                               [--slice S] [--path /] [--trace FILE] [--gc-trace FILE]
+
+Request i is due at t0 + i/R. Its latency runs to the end of its response from its due time
+(`p99`: includes this client's own timer lateness) and from when the client's loop submitted it
+(`p99_submit`: the client's timer lateness taken out; a request waiting for a free connection
+still counts from its submission, so a stalled proxy cannot hide its queueing: no coordinated
+omission either way). uvloop's timers have millisecond resolution and this client shares its CPU
+with the backend, so the lateness (`late_p50`/`late_p99`) is the client's noise, not the proxy's.
+
+Several ports (`--port A,B`): the targets take turns, `--slice` seconds (default 0.1) each at
+rate R, until each had `--duration` seconds (wall time = targets x duration): every target sees
+the same machine (other processes' bursts fall on both), which one figure per proxy from
+separate runs cannot give. One connection pool per target; their idle connections stay open.
+Prints one JSON object on stdout: the figures (one port), or {"targets": [figures per port]}.
+`run_delay_ms` = time this client waited for a CPU (/proc/self/schedstat) during the load.
 """
 import argparse
 import asyncio
@@ -16,19 +28,19 @@ import uvloop
 
 
 class Client(asyncio.Protocol):
-    """One keep-alive connection with at most one request in flight (`due` is its due time)."""
-    __slots__ = ("transport", "parser", "due", "request", "bench")
+    """One keep-alive connection with at most one request in flight (`job`: its number)."""
+    __slots__ = ("transport", "parser", "job", "request", "bench", "pool")
 
-    def __init__(self, bench, request):
-        self.bench, self.request, self.due = bench, request, None
+    def __init__(self, bench, request, pool):
+        self.bench, self.request, self.job, self.pool = bench, request, None, pool
         self.parser = httptools.HttpResponseParser(self)
 
     def connection_made(self, transport):
         self.transport = transport
 
-    def send(self, due):
-        self.due = due
-        self.bench.sent[due[0]] = time.monotonic()
+    def send(self, job):
+        self.job = job
+        self.bench.sent[job] = time.monotonic()
         self.transport.write(self.request)
 
     def data_received(self, data):
@@ -36,42 +48,49 @@ class Client(asyncio.Protocol):
 
     def on_message_complete(self):
         ok = self.parser.get_status_code() == 200
-        self.bench.done(self, self.due, ok)
+        self.bench.done(self, self.job, ok)
 
     def connection_lost(self, exc):
         self.bench.lost += 1
 
 
+class Pool:
+    """One target's connections: the idle ones, and requests waiting for one."""
+    __slots__ = ("idle", "backlog")
+
+    def __init__(self):
+        self.idle, self.backlog = collections.deque(), collections.deque()
+
+
 class Bench:
     """Request i: due[i] (its schedule), submitted[i] (when the client's loop got to it: its
     timer's lateness), sent[i] (written to a free connection), finished[i] (response complete;
-    None: failed or not finished)."""
+    None: failed or not finished), target[i] (index of its port)."""
 
     def __init__(self, total):
-        self.idle = collections.deque()
-        self.backlog = collections.deque()
         self.errors, self.lost, self.ok = 0, 0, 0
         self.due, self.submitted = [0.0] * total, [0.0] * total
         self.sent, self.finished = [0.0] * total, [None] * total
+        self.target = [0] * total
 
     def done(self, client, job, ok):
         if ok:
-            self.finished[job[0]] = time.monotonic()
+            self.finished[job] = time.monotonic()
             self.ok += 1
         else:
             self.errors += 1
-        if self.backlog:
-            client.send(self.backlog.popleft())
+        pool = client.pool
+        if pool.backlog:
+            client.send(pool.backlog.popleft())
         else:
-            self.idle.append(client)
+            pool.idle.append(client)
 
-    def submit(self, i, due):
+    def submit(self, i, due, pool):
         self.due[i], self.submitted[i] = due, time.monotonic()
-        job = (i, due)
-        if self.idle:
-            self.idle.popleft().send(job)
+        if pool.idle:
+            pool.idle.popleft().send(i)
         else:
-            self.backlog.append(job)
+            pool.backlog.append(i)
 
 
 def percentile(sorted_values, q):
@@ -81,8 +100,8 @@ def percentile(sorted_values, q):
 
 
 def run_delay(pid="self"):
-    """Seconds this process spent runnable but waiting for a CPU (/proc/PID/schedstat):
-    how much the machine's other work delayed it."""
+    """Seconds a process spent runnable but waiting for a CPU (/proc/PID/schedstat): how much
+    the machine's other work delayed it."""
     try:
         with open(f"/proc/{pid}/schedstat") as f:
             return int(f.read().split()[1]) / 1e9
@@ -90,14 +109,35 @@ def run_delay(pid="self"):
         return 0.0
 
 
+def figures(bench, t, sent):
+    """The latency figures (ms) of target t's requests."""
+    done = [(d, s, f) for d, s, f, k in zip(bench.due, bench.submitted, bench.finished,
+                                            bench.target) if k == t and f is not None]
+    lat = sorted(f - d for d, s, f in done)
+    lat_submit = sorted(f - s for d, s, f in done)
+    late = sorted(s - d for d, s, f in done)
+    ms = {f"p{q}": (percentile(lat, q) or 0) * 1000 for q in (50, 90, 99, 99.9)}
+    ms.update({f"p{q}_submit": (percentile(lat_submit, q) or 0) * 1000 for q in (50, 99, 99.9)})
+    return {"sent": sent, "ok": len(lat), "max": (lat[-1] * 1000) if lat else None, **ms,
+            "late_p50": (percentile(late, 50) or 0) * 1000,
+            "late_p99": (percentile(late, 99) or 0) * 1000}
+
+
 async def run(args):
     loop = asyncio.get_running_loop()
-    total = int(args.rate * args.duration)
+    ports = [int(p) for p in str(args.port).split(",")]
+    n = len(ports)
+    per_slice = max(1, round(args.slice * args.rate)) if n > 1 else 1
+    per_target = -(-int(args.rate * args.duration) // per_slice) * per_slice
+    total = per_target * n
     bench = Bench(total)
     request = f"GET {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-    for _ in range(args.conns):
-        _, c = await loop.create_connection(lambda: Client(bench, request), "127.0.0.1", args.port)
-        bench.idle.append(c)
+    pools = [Pool() for _ in ports]
+    for port, pool in zip(ports, pools):
+        for _ in range(args.conns):
+            _, c = await loop.create_connection(lambda: Client(bench, request, pool),
+                                                "127.0.0.1", port)
+            pool.idle.append(c)
     wait0 = run_delay()
     t0 = time.monotonic()
     for i in range(total):
@@ -105,37 +145,36 @@ async def run(args):
         delay = due - time.monotonic()
         if delay > 0.0005:
             await asyncio.sleep(delay)
-        bench.submit(i, due)
+        t = (i // per_slice) % n
+        bench.target[i] = t
+        bench.submit(i, due, pools[t])
     while bench.ok + bench.errors < total and bench.lost == 0:
         await asyncio.sleep(0.01)
-        if time.monotonic() - t0 > args.duration + 10:
+        if time.monotonic() - t0 > n * args.duration + 10:
             break
     waited = run_delay() - wait0
     if args.trace:
         with open(args.trace, "w") as f:
             json.dump({"due": bench.due, "submitted": bench.submitted, "sent": bench.sent,
-                       "finished": bench.finished}, f)
-    done = [(d, s, f) for d, s, f in zip(bench.due, bench.submitted, bench.finished)
-            if f is not None]
-    lat = sorted(f - d for d, s, f in done)
-    ms = {f"p{q}": (percentile(lat, q) or 0) * 1000 for q in (50, 90, 99, 99.9)}
-    late = sorted(s - d for d, s, f in done)
-    return {"rate": args.rate, "conns": args.conns, "sent": total, "ok": len(lat),
-            "errors": bench.errors, "lost": bench.lost, "max": (lat[-1] * 1000) if lat else None,
-            **ms, "late_p50": (percentile(late, 50) or 0) * 1000,
-            "late_p99": (percentile(late, 99) or 0) * 1000, "run_delay_ms": waited * 1000,
-            "unit": "ms"}
+                       "finished": bench.finished, "target": bench.target}, f)
+    common = {"rate": args.rate, "conns": args.conns, "errors": bench.errors,
+              "lost": bench.lost, "run_delay_ms": waited * 1000, "unit": "ms"}
+    out = [{**common, **figures(bench, t, per_target)} for t in range(n)]
+    if n > 1:
+        return {"targets": out, "slice_s": per_slice / args.rate}
+    return out[0]
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--port", required=True, help="a port, or ports (comma-separated) in turn")
     ap.add_argument("--rate", type=float, default=1000)
-    ap.add_argument("--conns", type=int, default=20)
-    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--conns", type=int, default=20, help="connections per port")
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds of load per port")
+    ap.add_argument("--slice", type=float, default=0.1, help="seconds per turn (several ports)")
     ap.add_argument("--path", default="/")
     ap.add_argument("--trace", help="write every request's due/submitted/sent/finished times "
-                    "(time.monotonic) to this JSON file")
+                    "(time.monotonic) and target to this JSON file")
     ap.add_argument("--gc-trace", help="log this client's GC collections (bench/gctrace.py)")
     args = ap.parse_args()
     if args.gc_trace:

@@ -3,6 +3,8 @@
 A benchmark function is called as ``fn(h, port, pid)``: `h` is the Harness (durations, CPUs,
 process registry), `port` the proxy (or backend, for the direct baseline), `pid` the proxy's
 master pid or None. It returns a dict with ``value`` plus whatever raw figures the load produced.
+A paired figure's function (``Figure.paired``, http_p99) is called as ``fn(h, ports)`` with
+every running proxy's port by name and returns ``{name: dict}``: one load takes turns among them.
 """
 import json
 import re
@@ -41,6 +43,7 @@ class Figure:
     direct: bool = True           # meaningful without a proxy (backend ceiling)
     scenario: Scenario | None = None   # None: MAIN (below)
     derived: tuple[str, str, str] | None = None  # (numerator, denominator, key): report.summarize
+    paired: bool = False          # fn(h, {name: port}) -> {name: result}: cli.run_paired
 
 
 def parse_wrk(out):
@@ -91,12 +94,22 @@ def http_close(h, port, pid):
     return wrk(h, port, close=True)
 
 
-def http_p99(h, port, pid):
-    raw = h.python_load("bench.httplat", "--port", str(port), "--rate", str(h.lat_rate),
-                        "--conns", "20", "--duration", f"{h.duration:g}")
-    if raw["ok"] < 0.99 * raw["sent"]:
-        raise RuntimeError(f"httplat: {raw}")
-    return {"value": raw["p99"], **raw}
+def http_p99(h, ports):
+    """Paired (Figure.paired): one open-loop client takes 0.1 s turns among the proxies (and the
+    backend, "direct"), each at lat_rate for --duration seconds in all; the value is the p99
+    from each request's submission (bench/httplat.py: without the client's own timer lateness;
+    `p99` in the record is from the due time)."""
+    names = list(ports)
+    raw = h.python_load("bench.httplat", "--port", ",".join(str(ports[n]) for n in names),
+                        "--rate", str(h.lat_rate), "--conns", "20", "--duration",
+                        f"{h.duration:g}", "--slice", "0.1", seconds=len(names) * h.duration)
+    out = {}
+    for name, r in zip(names, raw["targets"] if len(names) > 1 else [raw]):
+        if r["ok"] < 0.99 * r["sent"]:
+            out[name] = {"value": None, "error": f"httplat: {r}"}
+        else:
+            out[name] = {"value": r["p99_submit"], **r}
+    return out
 
 
 def ws_load(h, port, mode, *args, procs_n=1):
@@ -167,7 +180,7 @@ FIGURES = [
     Figure("http_keepalive_64k", "HTTP keep-alive, 64 KiB body", "req/s", True,
            http_keepalive_64k, 0.5),
     Figure("http_close", "HTTP without keep-alive", "req/s", True, http_close, 0.9),
-    Figure("http_p99", "HTTP p99 latency at fixed rate", "ms", False, http_p99, 1.2),
+    Figure("http_p99", "HTTP p99 latency at fixed rate", "ms", False, http_p99, 1.2, paired=True),
     Figure("ws_handshake", "WebSocket handshakes", "/s", True, ws_handshake, 0.8),
     Figure("ws_throughput", "WS tunnel throughput, 1 MiB msgs", "MiB/s", True, ws_throughput, 1.2),
     Figure("ws_roundtrip", "WS round trips, 64 B x 50 conns", "/s", True, ws_roundtrip, 1.0),

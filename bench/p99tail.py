@@ -1,11 +1,12 @@
 """What http_p99's tail is made of: every request's timestamps, matched with GC collections.
 
     python -m bench.p99tail [--proxies direct,nginx,ngate] [--runs 3] [--duration 10]
-                            [--rate 1000] [--env NAME=VALUE ...]
+                            [--rate 1000] [--slice 0.1] [--env PROXY:NAME=VALUE ...]
 
 The http_p99 load of `python -m bench` (bench/httplat.py: 1,000 req/s over 20 keep-alive
-connections, pinned as the bench pins: proxy on CPU 0, client and backend on CPU 1), the proxies
-alternated run by run, with `httplat --trace` (per request: due, submitted = when the client's
+connections, pinned as the bench pins: proxy on CPU 0, client and backend on CPU 1); every
+proxy of a run is started at once and the client takes turns among them (`--slice` seconds
+each: they share the machine's noise), with `httplat --trace` (per request: due, submitted = when the client's
 timer let it go, sent, finished) and GC logs (bench/gctrace.py) of the client and of ngate's
 master and worker. Per proxy, the median over runs (min-max) of:
   p50/p90/p99/p99.9/max of latency from due (the bench's figure) and from submitted (without
@@ -13,8 +14,8 @@ master and worker. Per proxy, the median over runs (min-max) of:
   the worker's collections by generation, their longest pause, and of the requests at or above
   the run's p99: the share in flight during a worker collection, during a client collection,
   and their median split into lateness / waiting for a connection / on the wire.
-`direct` is the load against the backend alone. `--env` sets variables for ngate (e.g. an
-experiment's switch); bench/PROFILE.md (Session 9, s9-p99) has the figures.
+`direct` is the load against the backend alone; names starting with "ngate" run ngate (several:
+an A/A check, or an experiment with `--env`, e.g. ngate2:BENCH_GC_DEFAULT=1); bench/PROFILE.md (Session 9, s9-p99) has the figures.
 """
 import argparse
 import json
@@ -44,9 +45,12 @@ def overlaps(intervals, start, stop):
     return any(a <= stop and b >= start for a, b in intervals)
 
 
-def analyse(trace, gcs, master_pid, client_pid):
-    due, sub, sent, fin = trace["due"], trace["submitted"], trace["sent"], trace["finished"]
-    reqs = [(d, s, w, f) for d, s, w, f in zip(due, sub, sent, fin) if f is not None]
+def analyse(trace, target, gcs, workers, client_pid):
+    """Figures of the requests to `target` (index in the trace); `workers`: pids whose GC
+    collections count as the proxy's."""
+    reqs = [(d, s, w, f) for d, s, w, f, k in zip(trace["due"], trace["submitted"],
+                                                   trace["sent"], trace["finished"],
+                                                   trace["target"]) if k == target and f is not None]
     t0, t1 = reqs[0][0], max(r[3] for r in reqs)
     lat = sorted(f - d for d, s, w, f in reqs)
     lat_sub = sorted(f - s for d, s, w, f in reqs)
@@ -56,14 +60,12 @@ def analyse(trace, gcs, master_pid, client_pid):
     out["max"] = lat[-1] * 1e3
     out["late_p50"], out["late_p99"] = pct(late, 50) * 1e3, pct(late, 99) * 1e3
     in_run = [g for g in gcs if t0 <= g[3] and g[2] <= t1]
-    worker = sorted((g[2], g[3]) for g in in_run if g[0] not in (master_pid, client_pid))
+    worker = sorted((g[2], g[3]) for g in in_run if g[0] in workers)
     client = sorted((g[2], g[3]) for g in in_run if g[0] == client_pid)
     for gen in (0, 1, 2):
-        out[f"worker_gc{gen}"] = sum(1 for g in in_run
-                                     if g[0] not in (master_pid, client_pid) and g[1] == gen)
+        out[f"worker_gc{gen}"] = sum(1 for g in in_run if g[0] in workers and g[1] == gen)
     out["worker_gc_max_ms"] = max((b - a for a, b in worker), default=0.0) * 1e3
     out["client_gc"] = len(client)
-    out["client_gc_max_ms"] = max((b - a for a, b in client), default=0.0) * 1e3
     cut = pct(lat, 99)
     slow = [r for r in reqs if r[3] - r[0] >= cut]
     out["slow"] = len(slow)
@@ -75,56 +77,67 @@ def analyse(trace, gcs, master_pid, client_pid):
     return out
 
 
-def one_run(h, name, prefix, conf_path, port, backend_port, args, work):
-    trace, gclog = os.path.join(work, f"{name}.trace"), os.path.join(work, f"{name}.gc")
+def one_round(h, names, confs, backend_port, args, work):
+    """Every proxy started at once, one client taking turns among them (httplat --port A,B)."""
+    trace, gclog = os.path.join(work, "round.trace"), os.path.join(work, "round.gc")
     for path in (trace, gclog):
         if os.path.exists(path):
             os.unlink(path)
-    proxy = None
-    if name == "direct":
-        target, master = backend_port, None
-    else:
-        argv = None
-        if name != "nginx":
-            argv = [sys.executable, "-m", "bench.gctrace", gclog, "--", "-p", prefix + "/",
-                    "-c", conf_path, "-g", "daemon off;"]
-        env_keep = {k: os.environ.get(k) for k in args.env}
-        os.environ.update(args.env if name != "nginx" else {})
-        try:
-            proxy = Proxy(h, name, prefix, conf_path, port, argv=argv)
-        finally:
-            for k, v in env_keep.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        target, master = port, proxy.proc.pid
-    tree = procs.tree(master) if master else []
-    wait0 = sum(httplat.run_delay(p) for p in tree)
+    started, ports, trees = [], [], {}
     try:
-        p = h.procs.start([sys.executable, "-m", "bench.httplat", "--port", str(target),
-                           "--rate", str(args.rate), "--conns", "20", "--duration",
-                           f"{args.duration:g}", "--trace", trace, "--gc-trace", gclog],
+        for name in names:
+            if name == "direct":
+                ports.append(backend_port)
+                trees[name] = []
+                continue
+            prefix, conf_path, port = confs[name]
+            argv = None
+            env = args.env.get(name, {})
+            env_keep = {k: os.environ.get(k) for k in env}
+            if name.startswith("ngate"):
+                argv = [sys.executable, "-m", "bench.gctrace", gclog, "--", "-p", prefix + "/",
+                        "-c", conf_path, "-g", "daemon off;"]
+                os.environ.update(env)
+            try:
+                proxy = Proxy(h, name, prefix, conf_path, port, argv=argv)
+            finally:
+                for k, v in env_keep.items():
+                    os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+            started.append(proxy)
+            ports.append(port)
+            trees[name] = procs.tree(proxy.proc.pid)
+        wait0 = {n: sum(httplat.run_delay(p) for p in t) for n, t in trees.items()}
+        p = h.procs.start([sys.executable, "-m", "bench.httplat", "--port",
+                           ",".join(map(str, ports)), "--rate", str(args.rate), "--conns", "20",
+                           "--duration", f"{args.duration:g}", "--slice", f"{args.slice:g}",
+                           "--trace", trace, "--gc-trace", gclog],
                           cpu=h.load_cpu, cwd=ROOT, stdout=procs.subprocess.PIPE, text=True)
         client_pid = p.pid
-        out = p.communicate(timeout=args.duration + 60)[0]
+        out = p.communicate(timeout=len(names) * args.duration + 60)[0]
         h.procs.stop(p)
-        waited = sum(httplat.run_delay(p) for p in tree) - wait0
+        waited = {n: sum(httplat.run_delay(p) for p in t) - wait0[n] for n, t in trees.items()}
     finally:
-        if proxy is not None:
+        for proxy in started:
             proxy.stop()
-    summary = json.loads(out.strip().splitlines()[-1])
-    if summary["ok"] < 0.99 * summary["sent"]:
-        raise RuntimeError(f"httplat: {summary}")
+    raw = json.loads(out.strip().splitlines()[-1])
+    summaries = raw["targets"] if len(names) > 1 else [raw]
     with open(trace) as f:
-        out = analyse(json.load(f), gctrace.read(gclog), master, client_pid)
-    out["proxy_wait_ms"], out["client_wait_ms"] = waited * 1e3, summary["run_delay_ms"]
-    return out
+        tr = json.load(f)
+    gcs = gctrace.read(gclog)
+    results = {}
+    for i, name in enumerate(names):
+        if summaries[i]["ok"] < 0.99 * summaries[i]["sent"]:
+            raise RuntimeError(f"httplat {name}: {summaries[i]}")
+        workers = set(trees[name][1:])      # the master's children
+        r = analyse(tr, i, gcs, workers, client_pid)
+        r["proxy_wait_ms"] = waited[name] * 1e3
+        r["client_wait_ms"] = summaries[i]["run_delay_ms"]
+        results[name] = r
+    return results
 
 
 KEYS = ["p50", "p90", "p99", "p99.9", "max", "sub_p50", "sub_p99", "late_p50", "late_p99",
-        "worker_gc0", "worker_gc1", "worker_gc2", "worker_gc_max_ms", "client_gc",
-        "client_gc_max_ms", "slow", "slow_worker_gc_pct", "slow_client_gc_pct", "slow_late_ms",
+        "worker_gc0", "worker_gc1", "worker_gc2", "worker_gc_max_ms", "client_gc", "slow", "slow_worker_gc_pct", "slow_client_gc_pct", "slow_late_ms",
         "slow_queue_ms", "slow_wire_ms", "proxy_wait_ms", "client_wait_ms"]
 
 
@@ -147,30 +160,41 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=1000)
-    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for ngate")
+    ap.add_argument("--slice", type=float, default=0.1, help="seconds per turn (httplat)")
+    ap.add_argument("--env", action="append", default=[], help="PROXY:NAME=VALUE: an environment variable for one "
+                    "ngate proxy (e.g. ngate2:BENCH_GC_DEFAULT=1 with --proxies nginx,ngate,ngate2)")
     ap.add_argument("--json", help="write every run's figures here")
     args = ap.parse_args(argv)
-    args.env = dict(e.split("=", 1) for e in args.env)
+    env = {}
+    for e in args.env:
+        name, setting = e.split(":", 1)
+        env.setdefault(name, dict([setting.split("=", 1)]))[setting.split("=", 1)[0]] = \
+            setting.split("=", 1)[1]
+    args.env = env
     plan = procs.pin_plan()
     if plan:
         os.sched_setaffinity(0, {plan[1]})
     registry = procs.Procs()
     h = _H(registry, plan)
-    results = {n: [] for n in args.proxies.split(",")}
+    names = args.proxies.split(",")
+    results = {n: [] for n in names}
     try:
         work = registry.tempdir("bench-p99tail-")
         http_port, ws_port = start_backends(h)
-        prefix = registry.tempdir("bench-p99tail-proxy-")
-        os.makedirs(os.path.join(prefix, "logs"))
-        port = procs.free_port()
-        conf_path = conf.write_proxy(prefix, port, http_port, ws_port)
+        confs = {}
+        for name in names:
+            if name != "direct":
+                prefix = registry.tempdir(f"bench-p99tail-{name}-")
+                os.makedirs(os.path.join(prefix, "logs"))
+                port = procs.free_port()
+                confs[name] = (prefix, conf.write_proxy(prefix, port, http_port, ws_port), port)
         for i in range(args.runs):
-            for name in results:
-                r = one_run(h, name, prefix, conf_path, port, http_port, args, work)
+            for name, r in one_round(h, names, confs, http_port, args, work).items():
                 results[name].append(r)
                 print(f"run {i + 1} {name:<8} p99 {r['p99']:.3f} ms (from submitted "
                       f"{r['sub_p99']:.3f}), worker gc {r['worker_gc0']}/{r['worker_gc1']}/"
-                      f"{r['worker_gc2']}", file=sys.stderr, flush=True)
+                      f"{r['worker_gc2']}, proxy waited {r['proxy_wait_ms']:.0f} ms",
+                      file=sys.stderr, flush=True)
     finally:
         registry.close()
     print(table(results))

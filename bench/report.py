@@ -61,6 +61,8 @@ def summarize(figures, results, proxies):
                 row[name] = ratio(num.get(name + key), den.get(name + key))
         elif fig.name in results:
             _measured(row, results[fig.name], proxies, fig.higher_is_better)
+            if getattr(fig, "paired", False):
+                row["run_ratios"] = run_ratios(results[fig.name], proxies)
         else:
             continue
         row["ratio"] = ratio(row.get(proxies[-1]), row.get(proxies[0]))
@@ -81,6 +83,12 @@ def _measured(row, runs, proxies, throughput):
         row[f"{name}_process_cpu_pct"] = median_each([r.get("process_cpu_pct") for r in rs])
         row[f"{name}_load_cpu_pct"] = _med([r.get("load_cpu_pct") for r in rs])
         row[f"{name}_errors"] = [r["error"] for r in rs if r.get("error")]
+
+
+def run_ratios(runs, proxies):
+    """Last proxy / first, run by run (a paired figure's runs measure both at once)."""
+    a, b = runs.get(proxies[0], []), runs.get(proxies[-1], [])
+    return [ratio(y.get("value"), x.get("value")) for x, y in zip(a, b)]
 
 
 def ratio(b, a):
@@ -158,6 +166,10 @@ def table(summary, m, proxies):
               for e in r.get(f"{p}_errors", [])]
     for name, p, e in errors:
         lines.append(f"! {name} {p}: {e[:300]}")
+    for r in summary:
+        if r.get("run_ratios"):
+            lines.append(f"{r['name']} {b}/{a} run by run (paired: one load taking turns): "
+                         + " ".join("-" if v is None else f"{v:.2f}x" for v in r["run_ratios"]))
     for r in summary:
         splits = [(p, r.get(f"{p}_process_cpu_pct")) for p in dict.fromkeys(proxies)]
         if any(split and len(split) > 2 for _, split in splits):  # master + 2 workers or more
