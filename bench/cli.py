@@ -39,6 +39,8 @@ class Harness:
         self.ngate_root = ROOT  # where `python -m ngate` runs; see export_ngate
         self.base_root = None   # --base-ref: where the "base" proxy runs
         self._backends, self._confs = {}, {}
+        self.backend_pids = []  # the backend nginx trees (start_backends), for set_realtime
+        self.realtime = not args.no_realtime
         self.conf_texts = {}  # scenario name -> its nginx.conf, for the JSON record
 
     def backends(self, key="main", workers=1):
@@ -78,13 +80,15 @@ class Harness:
             self._confs[key] = (prefix, scenario.write(self, prefix, port), port)
         return self._confs[key]
 
-    def python_load(self, module, *argv, seconds=None):
-        return self.python_load_parallel(1, module, *argv, seconds=seconds)[0]
+    def python_load(self, module, *argv, seconds=None, realtime=False):
+        return self.python_load_parallel(1, module, *argv, seconds=seconds,
+                                         realtime=realtime)[0]
 
-    def python_load_parallel(self, n, module, *argv, seconds=None):
+    def python_load_parallel(self, n, module, *argv, seconds=None, realtime=False):
         """Run `module` in n processes on the load CPU; each prints JSON last. `seconds`: how
-        long the load runs (default: --duration)."""
-        ps = [self.procs.start([sys.executable, "-m", module, *argv], cpu=self.load_cpu,
+        long the load runs (default: --duration); `realtime`: under SCHED_FIFO (chrt)."""
+        rt = ["chrt", "-f", "1"] if realtime else []
+        ps = [self.procs.start([*rt, sys.executable, "-m", module, *argv], cpu=self.load_cpu,
                                cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(n)]
         try:
             outs = [p.communicate(timeout=(seconds or self.duration) + 60)[0] for p in ps]
@@ -183,6 +187,7 @@ def start_backends(h, workers=1):
     p = h.procs.start([NGINX, "-p", prefix + "/", "-c", path, "-g", "daemon off;"],
                       cpu=h.load_cpu, stderr=subprocess.DEVNULL)
     procs.wait_port(http_port, proc=p)
+    h.backend_pids += procs.tree(p.pid)
     p = h.procs.start([sys.executable, "-m", "bench.wsecho", str(ws_port)], cpu=h.load_cpu, cwd=ROOT)
     procs.wait_port(ws_port, proc=p)
     return http_port, ws_port
@@ -205,7 +210,10 @@ def run_paired(h, fig, args):
     """A paired figure (fig.paired): every run starts all proxies at once and one load takes
     turns among them (`fig.fn(h, {name: port})` -> {name: result}), so they share the machine's
     noise; the backend is a turn too ("direct") in the first run. CPU% is over the whole load
-    (all turns): about 1/targets of the proxy's CPU% during its own turns."""
+    (all turns): about 1/targets of the proxy's CPU% during its own turns. Unless
+    --no-realtime, the proxies, the backend and the load client run under SCHED_FIFO during
+    the load (procs.set_realtime): other processes on the machine no longer delay their
+    wake-ups, which is most of a fixed-rate latency figure's spread on a shared machine."""
     scenario = fig.scenario or loads.MAIN
     runs = {name: [] for name in args.proxies}
     try:
@@ -242,9 +250,14 @@ def _paired_load(h, fig, args, ports, started, first):
         ports = {"direct": h.backends()[0], **ports}
     if not ports:
         return {}
+    h.backends()
+    rt = [p for proxy in started.values() for p in procs.tree(proxy.proc.pid)] + h.backend_pids
     with contextlib.ExitStack() as stack:
         mons = {n: stack.enter_context(procs.Monitor(p.proc.pid, h.load_cpu))
                 for n, p in started.items()}
+        if h.realtime:
+            procs.set_realtime(rt)
+            stack.callback(procs.set_realtime, h.backend_pids, False)
         try:
             out = fig.fn(h, ports)
         except Exception as e:  # a failing load is a result for every proxy in it
@@ -329,6 +342,8 @@ def parse_args(argv=None):
     ap.add_argument("--base-ref", help="also run ngate as of this git ref, as proxy `base`, "
                     "alternated with the others (before/after in one run)")
     ap.add_argument("--no-direct", action="store_true", help="skip the no-proxy baseline runs")
+    ap.add_argument("--no-realtime", action="store_true", help="paired figures (http_p99): "
+                    "without SCHED_FIFO for the proxies, backend and client during the load")
     ap.add_argument("--no-chart", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = ap.parse_args(argv)

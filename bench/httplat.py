@@ -14,6 +14,9 @@ Several ports (`--port A,B`): the targets take turns, `--slice` seconds (default
 rate R, until each had `--duration` seconds (wall time = targets x duration): every target sees
 the same machine (other processes' bursts fall on both), which one figure per proxy from
 separate runs cannot give. One connection pool per target; their idle connections stay open.
+A target's first requests after its idle turns are slower (caches went cold, the other proxy
+ran on the same CPU meanwhile; ngate takes ~10 requests to be back at its median, nginx ~3):
+`--warmup N` leaves the first N of each turn out of the figures (they are still sent).
 Prints one JSON object on stdout: the figures (one port), or {"targets": [figures per port]}.
 `run_delay_ms` = time this client waited for a CPU (/proc/self/schedstat) during the load.
 """
@@ -109,16 +112,17 @@ def run_delay(pid="self"):
         return 0.0
 
 
-def figures(bench, t, sent):
-    """The latency figures (ms) of target t's requests."""
-    done = [(d, s, f) for d, s, f, k in zip(bench.due, bench.submitted, bench.finished,
-                                            bench.target) if k == t and f is not None]
+def figures(bench, t, sent, per_turn, warmup):
+    """The latency figures (ms) of target t's requests but the first `warmup` of each turn."""
+    done = [(d, s, f) for i, (d, s, f, k) in enumerate(zip(bench.due, bench.submitted,
+                                                           bench.finished, bench.target))
+            if k == t and f is not None and i % per_turn >= warmup]
     lat = sorted(f - d for d, s, f in done)
     lat_submit = sorted(f - s for d, s, f in done)
     late = sorted(s - d for d, s, f in done)
     ms = {f"p{q}": (percentile(lat, q) or 0) * 1000 for q in (50, 90, 99, 99.9)}
     ms.update({f"p{q}_submit": (percentile(lat_submit, q) or 0) * 1000 for q in (50, 99, 99.9)})
-    return {"sent": sent, "ok": len(lat), "max": (lat[-1] * 1000) if lat else None, **ms,
+    return {"sent": sent, "measured": len(lat), "max": (lat[-1] * 1000) if lat else None, **ms,
             "late_p50": (percentile(late, 50) or 0) * 1000,
             "late_p99": (percentile(late, 99) or 0) * 1000}
 
@@ -159,7 +163,11 @@ async def run(args):
                        "finished": bench.finished, "target": bench.target}, f)
     common = {"rate": args.rate, "conns": args.conns, "errors": bench.errors,
               "lost": bench.lost, "run_delay_ms": waited * 1000, "unit": "ms"}
-    out = [{**common, **figures(bench, t, per_target)} for t in range(n)]
+    ok = [sum(1 for f, k in zip(bench.finished, bench.target) if k == t and f is not None)
+          for t in range(n)]
+    turn = per_slice if n > 1 else total
+    out = [{**common, "ok": ok[t], "warmup": args.warmup,
+            **figures(bench, t, per_target, turn, args.warmup)} for t in range(n)]
     if n > 1:
         return {"targets": out, "slice_s": per_slice / args.rate}
     return out[0]
@@ -172,6 +180,8 @@ def main():
     ap.add_argument("--conns", type=int, default=20, help="connections per port")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds of load per port")
     ap.add_argument("--slice", type=float, default=0.1, help="seconds per turn (several ports)")
+    ap.add_argument("--warmup", type=int, default=0, help="requests at the start of each turn "
+                    "(of the run, with one port) left out of the figures")
     ap.add_argument("--path", default="/")
     ap.add_argument("--trace", help="write every request's due/submitted/sent/finished times "
                     "(time.monotonic) and target to this JSON file")

@@ -24,7 +24,7 @@ import statistics
 import sys
 
 from . import conf, gctrace, httplat, procs
-from .cli import NGINX, ROOT, Proxy, start_backends
+from .cli import ROOT, Proxy, start_backends
 
 
 class _H:
@@ -34,6 +34,7 @@ class _H:
         self.procs, self.plan = registry, plan
         self.proxy_cpu, self.load_cpu = plan if plan else (None, None)
         self.ngate_root = self.base_root = ROOT
+        self.backend_pids = []
 
 
 def pct(sorted_values, q):
@@ -45,12 +46,13 @@ def overlaps(intervals, start, stop):
     return any(a <= stop and b >= start for a, b in intervals)
 
 
-def analyse(trace, target, gcs, workers, client_pid):
+def analyse(trace, target, gcs, workers, client_pid, per_turn, warmup):
     """Figures of the requests to `target` (index in the trace); `workers`: pids whose GC
-    collections count as the proxy's."""
-    reqs = [(d, s, w, f) for d, s, w, f, k in zip(trace["due"], trace["submitted"],
-                                                   trace["sent"], trace["finished"],
-                                                   trace["target"]) if k == target and f is not None]
+    collections count as the proxy's; `per_turn`: requests per turn (httplat --slice)."""
+    ix = [i for i, (f, k) in enumerate(zip(trace["finished"], trace["target"]))
+          if k == target and f is not None and i % per_turn >= warmup]
+    reqs = [(trace["due"][i], trace["submitted"][i], trace["sent"][i], trace["finished"][i])
+            for i in ix]
     t0, t1 = reqs[0][0], max(r[3] for r in reqs)
     lat = sorted(f - d for d, s, w, f in reqs)
     lat_sub = sorted(f - s for d, s, w, f in reqs)
@@ -69,6 +71,10 @@ def analyse(trace, target, gcs, workers, client_pid):
     cut = pct(lat, 99)
     slow = [r for r in reqs if r[3] - r[0] >= cut]
     out["slow"] = len(slow)
+    cut_sub = pct(lat_sub, 99)
+    slow_sub = [i for i, r in zip(ix, reqs) if r[3] - r[1] >= cut_sub]
+    out["slow_sub_turn_start_pct"] = 100.0 * sum(1 for i in slow_sub
+                                                 if i % per_turn < warmup + 3) / len(slow_sub)
     out["slow_worker_gc_pct"] = 100.0 * sum(overlaps(worker, d, f) for d, s, w, f in slow) / len(slow)
     out["slow_client_gc_pct"] = 100.0 * sum(overlaps(client, d, f) for d, s, w, f in slow) / len(slow)
     out["slow_late_ms"] = statistics.median(s - d for d, s, w, f in slow) * 1e3
@@ -77,7 +83,7 @@ def analyse(trace, target, gcs, workers, client_pid):
     return out
 
 
-def one_round(h, names, confs, backend_port, args, work):
+def one_round(h, names, confs, backend_port, backend_pids, args, work):
     """Every proxy started at once, one client taking turns among them (httplat --port A,B)."""
     trace, gclog = os.path.join(work, "round.trace"), os.path.join(work, "round.gc")
     for path in (trace, gclog):
@@ -106,10 +112,14 @@ def one_round(h, names, confs, backend_port, args, work):
             started.append(proxy)
             ports.append(port)
             trees[name] = procs.tree(proxy.proc.pid)
+        if args.realtime:
+            procs.set_realtime([p for t in trees.values() for p in t] + backend_pids)
         wait0 = {n: sum(httplat.run_delay(p) for p in t) for n, t in trees.items()}
-        p = h.procs.start([sys.executable, "-m", "bench.httplat", "--port",
+        rt = ["chrt", "-f", "1"] if args.realtime else []
+        p = h.procs.start([*rt, sys.executable, "-m", "bench.httplat", "--port",
                            ",".join(map(str, ports)), "--rate", str(args.rate), "--conns", "20",
                            "--duration", f"{args.duration:g}", "--slice", f"{args.slice:g}",
+                           "--warmup", str(args.warmup),
                            "--trace", trace, "--gc-trace", gclog],
                           cpu=h.load_cpu, cwd=ROOT, stdout=procs.subprocess.PIPE, text=True)
         client_pid = p.pid
@@ -124,12 +134,16 @@ def one_round(h, names, confs, backend_port, args, work):
     with open(trace) as f:
         tr = json.load(f)
     gcs = gctrace.read(gclog)
+    if args.keep:
+        import shutil
+        shutil.copy(trace, os.path.join(args.keep, f"trace-{os.getpid()}-{len(os.listdir(args.keep))}.json"))
     results = {}
     for i, name in enumerate(names):
         if summaries[i]["ok"] < 0.99 * summaries[i]["sent"]:
             raise RuntimeError(f"httplat {name}: {summaries[i]}")
         workers = set(trees[name][1:])      # the master's children
-        r = analyse(tr, i, gcs, workers, client_pid)
+        per_turn = round(args.slice * args.rate) if len(names) > 1 else len(tr["due"])
+        r = analyse(tr, i, gcs, workers, client_pid, per_turn, args.warmup)
         r["proxy_wait_ms"] = waited[name] * 1e3
         r["client_wait_ms"] = summaries[i]["run_delay_ms"]
         results[name] = r
@@ -137,7 +151,8 @@ def one_round(h, names, confs, backend_port, args, work):
 
 
 KEYS = ["p50", "p90", "p99", "p99.9", "max", "sub_p50", "sub_p99", "late_p50", "late_p99",
-        "worker_gc0", "worker_gc1", "worker_gc2", "worker_gc_max_ms", "client_gc", "slow", "slow_worker_gc_pct", "slow_client_gc_pct", "slow_late_ms",
+        "worker_gc0", "worker_gc1", "worker_gc2", "worker_gc_max_ms", "client_gc", "slow",
+        "slow_sub_turn_start_pct", "slow_worker_gc_pct", "slow_client_gc_pct", "slow_late_ms",
         "slow_queue_ms", "slow_wire_ms", "proxy_wait_ms", "client_wait_ms"]
 
 
@@ -160,9 +175,13 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=1000)
-    ap.add_argument("--slice", type=float, default=0.1, help="seconds per turn (httplat)")
+    ap.add_argument("--slice", type=float, default=0.5, help="seconds per turn (httplat)")
+    ap.add_argument("--warmup", type=int, default=20, help="requests left out per turn")
     ap.add_argument("--env", action="append", default=[], help="PROXY:NAME=VALUE: an environment variable for one "
                     "ngate proxy (e.g. ngate2:BENCH_GC_DEFAULT=1 with --proxies nginx,ngate,ngate2)")
+    ap.add_argument("--realtime", action="store_true",
+                    help="proxies, backend and client under SCHED_FIFO (procs.set_realtime)")
+    ap.add_argument("--keep", help="copy every run's request trace into this directory")
     ap.add_argument("--json", help="write every run's figures here")
     args = ap.parse_args(argv)
     env = {}
@@ -189,7 +208,8 @@ def main(argv=None):
                 port = procs.free_port()
                 confs[name] = (prefix, conf.write_proxy(prefix, port, http_port, ws_port), port)
         for i in range(args.runs):
-            for name, r in one_round(h, names, confs, http_port, args, work).items():
+            for name, r in one_round(h, names, confs, http_port, h.backend_pids, args,
+                                     work).items():
                 results[name].append(r)
                 print(f"run {i + 1} {name:<8} p99 {r['p99']:.3f} ms (from submitted "
                       f"{r['sub_p99']:.3f}), worker gc {r['worker_gc0']}/{r['worker_gc1']}/"
