@@ -44,6 +44,7 @@ class Figure:
     scenario: Scenario | None = None   # None: MAIN (below)
     derived: tuple[str, str, str] | None = None  # (numerator, denominator, key): report.summarize
     paired: bool = False          # fn(h, {name: port}) -> {name: result}: cli.run_paired
+    side: str | None = None       # a second key of the runs' records whose ratios are printed
 
 
 def parse_wrk(out):
@@ -181,7 +182,8 @@ FIGURES = [
     Figure("http_keepalive_64k", "HTTP keep-alive, 64 KiB body", "req/s", True,
            http_keepalive_64k, 0.5),
     Figure("http_close", "HTTP without keep-alive", "req/s", True, http_close, 0.9),
-    Figure("http_p99", "HTTP p99 latency at fixed rate", "ms", False, http_p99, 1.2, paired=True),
+    Figure("http_p99", "HTTP p99 latency at fixed rate", "ms", False, http_p99, 1.2, paired=True,
+           side="p99_submit"),
     Figure("ws_handshake", "WebSocket handshakes", "/s", True, ws_handshake, 0.8),
     Figure("ws_throughput", "WS tunnel throughput, 1 MiB msgs", "MiB/s", True, ws_throughput, 1.2),
     Figure("ws_roundtrip", "WS round trips, 64 B x 50 conns", "/s", True, ws_roundtrip, 1.0),

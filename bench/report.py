@@ -63,6 +63,9 @@ def summarize(figures, results, proxies):
             _measured(row, results[fig.name], proxies, fig.higher_is_better)
             if getattr(fig, "paired", False):
                 row["run_ratios"] = run_ratios(results[fig.name], proxies)
+            if getattr(fig, "side", None):
+                row["side"] = fig.side
+                row["side_run_ratios"] = run_ratios(results[fig.name], proxies, fig.side)
         else:
             continue
         row["ratio"] = ratio(row.get(proxies[-1]), row.get(proxies[0]))
@@ -85,10 +88,11 @@ def _measured(row, runs, proxies, throughput):
         row[f"{name}_errors"] = [r["error"] for r in rs if r.get("error")]
 
 
-def run_ratios(runs, proxies):
-    """Last proxy / first, run by run (a paired figure's runs measure both at once)."""
+def run_ratios(runs, proxies, key="value"):
+    """Last proxy / first of the runs' `key`, run by run (a paired figure's runs measure both
+    at once)."""
     a, b = runs.get(proxies[0], []), runs.get(proxies[-1], [])
-    return [ratio(y.get("value"), x.get("value")) for x, y in zip(a, b)]
+    return [ratio(y.get(key), x.get(key)) for x, y in zip(a, b)]
 
 
 def ratio(b, a):
@@ -170,6 +174,10 @@ def table(summary, m, proxies):
         if r.get("run_ratios"):
             lines.append(f"{r['name']} {b}/{a} run by run (paired: one load taking turns): "
                          + " ".join("-" if v is None else f"{v:.2f}x" for v in r["run_ratios"]))
+        if r.get("side_run_ratios"):
+            lines.append(f"{r['name']} {r['side']} {b}/{a} run by run: "
+                         + " ".join("-" if v is None else f"{v:.2f}x"
+                                    for v in r["side_run_ratios"]))
     for r in summary:
         splits = [(p, r.get(f"{p}_process_cpu_pct")) for p in dict.fromkeys(proxies)]
         if any(split and len(split) > 2 for _, split in splits):  # master + 2 workers or more
