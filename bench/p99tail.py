@@ -62,6 +62,8 @@ def analyse(trace, target, gcs, workers, client_pid, per_turn, warmup):
     out["max"] = lat[-1] * 1e3
     out["late_p50"], out["late_p99"] = pct(late, 50) * 1e3, pct(late, 99) * 1e3
     in_run = [g for g in gcs if t0 <= g[3] and g[2] <= t1]
+    ticks = sorted((g[2], g[3]) for g in in_run if g[0] in workers and g[1] == -1)
+    in_run = [g for g in in_run if g[1] >= 0]
     worker = sorted((g[2], g[3]) for g in in_run if g[0] in workers)
     client = sorted((g[2], g[3]) for g in in_run if g[0] == client_pid)
     for gen in (0, 1, 2):
@@ -76,6 +78,13 @@ def analyse(trace, target, gcs, workers, client_pid, per_turn, warmup):
     out["slow_sub_turn_start_pct"] = 100.0 * sum(1 for i in slow_sub
                                                  if i % per_turn < warmup + 3) / len(slow_sub)
     out["slow_worker_gc_pct"] = 100.0 * sum(overlaps(worker, d, f) for d, s, w, f in slow) / len(slow)
+    out["ticks"] = len(ticks)
+    out["slow_tick_pct"] = 100.0 * sum(overlaps(ticks, d, f) for d, s, w, f in slow) / len(slow)
+    out["all_tick_pct"] = 100.0 * sum(overlaps(ticks, d, f) for d, s, w, f in reqs) / len(reqs)
+    out["slow_in_episode_pct"] = 100.0 * sum(
+        1 for j, r in enumerate(reqs) if r[3] - r[0] >= cut and any(
+            reqs[k][3] - reqs[k][0] >= cut for k in (j - 1, j + 1) if 0 <= k < len(reqs))
+    ) / len(slow)
     out["slow_client_gc_pct"] = 100.0 * sum(overlaps(client, d, f) for d, s, w, f in slow) / len(slow)
     out["slow_late_ms"] = statistics.median(s - d for d, s, w, f in slow) * 1e3
     out["slow_queue_ms"] = statistics.median(w - s for d, s, w, f in slow) * 1e3
@@ -152,7 +161,7 @@ def one_round(h, names, confs, backend_port, backend_pids, args, work):
 
 KEYS = ["p50", "p90", "p99", "p99.9", "max", "sub_p50", "sub_p99", "late_p50", "late_p99",
         "worker_gc0", "worker_gc1", "worker_gc2", "worker_gc_max_ms", "client_gc", "slow",
-        "slow_sub_turn_start_pct", "slow_worker_gc_pct", "slow_client_gc_pct", "slow_late_ms",
+        "slow_sub_turn_start_pct", "ticks", "slow_tick_pct", "all_tick_pct", "slow_in_episode_pct", "slow_worker_gc_pct", "slow_client_gc_pct", "slow_late_ms",
         "slow_queue_ms", "slow_wire_ms", "proxy_wait_ms", "client_wait_ms"]
 
 
