@@ -34,6 +34,7 @@ class Harness:
     def __init__(self, args, registry, plan):
         self.duration, self.idle_conns = args.duration, args.idle_conns
         self.lat_rate, self.ws_procs = args.lat_rate, args.ws_procs
+        self.lat_timer = args.lat_timer
         self.procs, self.root, self.plan = registry, ROOT, plan
         self.proxy_cpu, self.load_cpu = plan if plan else (None, None)
         self.ngate_root = ROOT  # where `python -m ngate` runs; see export_ngate
@@ -334,6 +335,9 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true", help="smoke run: --runs 1 --duration 2")
     ap.add_argument("--idle-conns", type=int, default=5000, help="idle tunnels for ws_idle_rss")
     ap.add_argument("--lat-rate", type=int, default=1000, help="req/s for http_p99 (default 1000)")
+    ap.add_argument("--lat-timer", choices=("timerfd", "uvloop"), default="timerfd",
+                    help="how http_p99's client waits for each due time (bench/httplat.py; "
+                    "uvloop: millisecond timers, the figure before session 9)")
     ap.add_argument("--ws-procs", type=int, default=1, help="client processes for ws loads")
     ap.add_argument("--proxies", default="nginx,ngate",
                     help="A,B (default nginx,ngate; nginx,nginx2 is an A/A noise check)")

@@ -128,7 +128,7 @@ def one_round(h, names, confs, backend_port, backend_pids, args, work):
         p = h.procs.start([*rt, sys.executable, "-m", "bench.httplat", "--port",
                            ",".join(map(str, ports)), "--rate", str(args.rate), "--conns", "20",
                            "--duration", f"{args.duration:g}", "--slice", f"{args.slice:g}",
-                           "--warmup", str(args.warmup),
+                           "--warmup", str(args.warmup), "--timer", args.timer,
                            "--trace", trace, "--gc-trace", gclog],
                           cpu=h.load_cpu, cwd=ROOT, stdout=procs.subprocess.PIPE, text=True)
         client_pid = p.pid
@@ -186,6 +186,7 @@ def main(argv=None):
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--slice", type=float, default=0.5, help="seconds per turn (httplat)")
     ap.add_argument("--warmup", type=int, default=20, help="requests left out per turn")
+    ap.add_argument("--timer", default="uvloop", help="httplat --timer (uvloop, timerfd)")
     ap.add_argument("--env", action="append", default=[], help="PROXY:NAME=VALUE: an environment variable for one "
                     "ngate proxy (e.g. ngate2:BENCH_GC_DEFAULT=1 with --proxies nginx,ngate,ngate2)")
     ap.add_argument("--realtime", action="store_true",

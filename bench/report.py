@@ -19,6 +19,8 @@ def meta(args, plan, fd_limit, root):
         "timestamp": time.strftime("%Y%m%d-%H%M%S"),
         "argv": sys.argv[1:], "runs": args.runs, "duration_s": args.duration,
         "idle_conns": args.idle_conns, "lat_rate": args.lat_rate, "ws_procs": args.ws_procs,
+        "lat_timer": getattr(args, "lat_timer", None),
+        "realtime": not getattr(args, "no_realtime", False),
         "pinning": ({"proxy_cpu": plan[0], "load_and_backends_cpu": plan[1]} if plan else None),
         "fd_limit": fd_limit, "cpus": os.cpu_count(), "kernel": platform.release(),
         "python": sys.version.split()[0], "nginx": cmd(["/usr/sbin/nginx", "-v"]),

@@ -172,3 +172,24 @@ def test_p99tail_names_the_collection_under_the_slow_request():
     assert out["slow_client_gc_pct"] == 100.0     # pid 5 (the client) collected then too
     assert out["p99.9"] == pytest.approx(20.0)
     assert out["worker_gc_max_ms"] == pytest.approx(10.0)
+
+
+def test_timerfd_wakes_at_or_after_the_instant():
+    import asyncio
+    import time
+
+    from bench.httplat import TimerFd
+
+    async def main():
+        timer = TimerFd(asyncio.get_running_loop())
+        try:
+            woke = []
+            for step in (0.002, 0.0005, -0.001):   # a past instant wakes at once
+                when = time.monotonic() + step
+                await timer.sleep_until(when)
+                woke.append(time.monotonic() >= when)
+            return woke
+        finally:
+            timer.close()
+
+    assert asyncio.run(main()) == [True, True, True]
