@@ -251,7 +251,6 @@ def _paired_load(h, fig, args, ports, started, first):
         ports = {"direct": h.backends()[0], **ports}
     if not ports:
         return {}
-    h.backends()
     rt = [p for proxy in started.values() for p in procs.tree(proxy.proc.pid)] + h.backend_pids
     with contextlib.ExitStack() as stack:
         mons = {n: stack.enter_context(procs.Monitor(p.proc.pid, h.load_cpu))

@@ -1,21 +1,27 @@
 """What http_p99's tail is made of: every request's timestamps, matched with GC collections.
 
     python -m bench.p99tail [--proxies direct,nginx,ngate] [--runs 3] [--duration 10]
-                            [--rate 1000] [--slice 0.1] [--env PROXY:NAME=VALUE ...]
+                            [--rate 1000] [--slice 0.5] [--warmup 20] [--realtime]
+                            [--timer uvloop|timerfd] [--env PROXY:NAME=VALUE ...] [--keep DIR]
 
 The http_p99 load of `python -m bench` (bench/httplat.py: 1,000 req/s over 20 keep-alive
 connections, pinned as the bench pins: proxy on CPU 0, client and backend on CPU 1); every
 proxy of a run is started at once and the client takes turns among them (`--slice` seconds
-each: they share the machine's noise), with `httplat --trace` (per request: due, submitted = when the client's
-timer let it go, sent, finished) and GC logs (bench/gctrace.py) of the client and of ngate's
-master and worker. Per proxy, the median over runs (min-max) of:
+each, the first `--warmup` requests of a turn left out), with `httplat --trace` (per request:
+due, submitted = when the client's timer let it go, sent, finished) and GC logs
+(bench/gctrace.py) of the client and of ngate's master and worker. `--realtime` and `--timer
+timerfd` are the bench's http_p99 conditions (bench/README.md); without them, the old ones.
+Per proxy, the median over runs (min-max) of:
   p50/p90/p99/p99.9/max of latency from due (the bench's figure) and from submitted (without
   the client's own timer lateness); the lateness itself (p50/p99);
-  the worker's collections by generation, their longest pause, and of the requests at or above
-  the run's p99: the share in flight during a worker collection, during a client collection,
-  and their median split into lateness / waiting for a connection / on the wire.
+  the worker's collections by generation and their longest pause; the coarse-deadline ticks
+  (with BENCH_TRACE_TICKS=1); of the requests at or above the run's p99: the share at a turn's
+  start, during a tick, next to another slow one (an episode), during a worker or client
+  collection, and their median split into lateness / waiting for a connection / on the wire;
+  the proxy's and the client's runqueue wait (/proc/PID/schedstat).
 `direct` is the load against the backend alone; names starting with "ngate" run ngate (several:
-an A/A check, or an experiment with `--env`, e.g. ngate2:BENCH_GC_DEFAULT=1); bench/PROFILE.md (Session 9, s9-p99) has the figures.
+an A/A check, or an experiment with `--env`, e.g. ngate2:BENCH_GC_DEFAULT=1). bench/PROFILE.md
+(Session 9, s9-p99) has the figures.
 """
 import argparse
 import json
