@@ -10,7 +10,7 @@ it closes: taking it out sets the deadline out of reach, putting it back sets it
 attribute store each way, no watch/unwatch per request).
 
 The pool also holds the worker's HeadWrites: the request heads written to upstream
-connections during one turn of the event loop, written together at its end.
+connections during one busy turn of the event loop, written together at its end.
 """
 from __future__ import annotations
 
@@ -26,22 +26,38 @@ class HeadWrites:
     between) is woken, at a cost, for every request. Written back to back, the writes of one
     turn find it awake. Only writes that nothing else follows on their connection before the
     response can go this way (proxy/wire_http1.py: the head of a request without a body); a
-    connection closed meanwhile (client gone, the peer closed it) is skipped."""
-    __slots__ = ("deadlines", "pending", "scheduled")
+    connection closed meanwhile (client gone, the peer closed it) is skipped.
+
+    Batching pays only under load: when the last turn that wrote heads wrote one, the first
+    head of a turn goes at once, since waiting for the end of the turn would only add latency
+    (the p99 at a fixed rate measured it: bench/PROFILE.md "Session 9 (s9-p99)"); the heads
+    after it in that turn, and every head of a turn after a busy one, wait for its end."""
+    __slots__ = ("deadlines", "pending", "scheduled", "count", "busy")
 
     def __init__(self, deadlines) -> None:
         self.deadlines = deadlines  # (its loop: the worker's)
         self.pending: list = []     # [(transport, bytes), ...] of this turn
         self.scheduled = False      # turn_end is scheduled (call_soon)
+        self.count = 0              # heads written or deferred this turn
+        self.busy = False           # the last turn that wrote heads wrote more than one
 
     def write(self, transport, data: bytes) -> None:
-        self.pending.append((transport, data))
+        self.count += 1
         if not self.scheduled:
             self.scheduled = True
             self.deadlines.loop.call_soon(self.turn_end)
+            if not self.busy:
+                try:
+                    transport.write(data)
+                except (OSError, RuntimeError):
+                    transport.abort()       # connection_lost tells the exchange
+                return
+        self.pending.append((transport, data))
 
     def turn_end(self) -> None:
         self.scheduled = False
+        self.busy = self.count > 1
+        self.count = 0
         self.flush()
 
     def flush(self) -> None:
