@@ -2,8 +2,11 @@
 
 Every request still opens and fstats the file (nginx without open_file_cache does the same), so
 a change is seen at once: an entry is used only while the fstat of the opened descriptor gives
-the same (inode, device, size, mtime, ctime) and the request maps the same URI to the same path
-under the same root and location configuration. What the entry saves is per-request work that
+the same (mtime in ns, inode, size) and the request maps the same URI to the same path under
+the same root and location configuration. Nothing in an entry depends on more of the stat
+result (its fields come from mtime and size; the inode says the path still names the regular
+file the entry was made for): a chmod or chown changes ctime alone, and the open itself is
+what enforces permissions, on every request. What the entry saves is per-request work that
 depends only on those: Last-Modified and ETag formatting, the content type lookup, the fixed
 part of a 200 head. No symlink verdict is kept: `disable_symlinks` is enforced by the open
 itself (symlinks.py walks the path on every request), so nothing here can go stale.
@@ -23,11 +26,12 @@ _FILES: dict = {}       # path -> FileMeta
 
 
 class FileMeta:
-    __slots__ = ("stat_key", "conf", "uri", "root", "mtime", "size", "last_modified",
+    __slots__ = ("mtime_ns", "ino", "conf", "uri", "root", "mtime", "size", "last_modified",
                  "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail")
 
     def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:
-        self.stat_key = stat_key(st)
+        self.mtime_ns = st.st_mtime_ns
+        self.ino = st.st_ino
         self.conf = conf
         self.uri = uri
         self.root = root
@@ -60,17 +64,13 @@ class FileMeta:
         return b"".join(parts)
 
 
-def stat_key(st) -> tuple:
-    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 def lookup(path: str, st, conf, uri: str, root: str) -> FileMeta | None:
     """The entry for this fstat result of `path` mapped from `uri` under `root`, or None.
     (static/handler.py plain_file has this test written out.)"""
     meta = _FILES.get(path)
-    if (meta is None or meta.conf is not conf or meta.stat_key != (     # stat_key(st), inline
-            st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-            or meta.uri != uri or meta.root != root):
+    if (meta is None or meta.mtime_ns != st.st_mtime_ns or meta.ino != st.st_ino
+            or meta.size != st.st_size or meta.conf is not conf or meta.uri != uri
+            or meta.root != root):
         return None
     return meta
 

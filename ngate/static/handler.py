@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
+from time import time as _time
 
 from ngate.http import phases, respond
 from ngate.http.respond import TEXT_HTML, content_type
@@ -33,6 +34,7 @@ from ngate.static.filemeta import _FILES
 from ngate.static.sender import SMALL, FileSender, truncated, write_whole
 from ngate.static.try_files import try_files_phase  # noqa: F401  (http/modules.py)
 
+_DATE = resp.DATE
 _METHODS = frozenset({"GET", "HEAD", "POST"})
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
@@ -76,9 +78,9 @@ def plain_file(ctx) -> None:
     try:
         st = os.fstat(fd)
         meta = _FILES.get(path)         # filemeta.lookup, written out
-        if (meta is None or meta.conf is not conf or meta.stat_key != (
-                st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                or meta.uri != uri or meta.root != root):
+        if (meta is None or meta.mtime_ns != st.st_mtime_ns or meta.ino != st.st_ino
+                or meta.size != st.st_size or meta.conf is not conf or meta.uri != uri
+                or meta.root != root):
             meta = _new_meta(ctx, st, path, root)
             if meta is None:
                 os.close(fd)
@@ -89,29 +91,34 @@ def plain_file(ctx) -> None:
     ctx.expect_tested = True        # discard(): no Expect header, no chunked body
     respond.check_keepalive(ctx)
     ctx.status = 200
-    # meta.head_200(connection_line(ctx), None), written out
-    head = b"".join((meta.prefix, resp.DATE.get(), meta.fields,
-                     conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE, meta.tail))
+    # meta.head_200(connection_line(ctx), None)'s parts, with resp.DATE.get() written out
+    now = int(_time())
+    date = _DATE.header if now == _DATE.second else _DATE.get()
+    connection = conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
     size = meta.size
     if method == "HEAD" or size == 0:
         os.close(fd)
-        return write_whole(ctx, head, b"", 0)
+        return write_whole(ctx, b"".join((meta.prefix, date, meta.fields, connection,
+                                          meta.tail)), b"", 0)
     if size > SMALL:
-        return FileSender(ctx, fd, head, [(0, size)], size).start()
+        return FileSender(ctx, fd, b"".join((meta.prefix, date, meta.fields, connection,
+                                             meta.tail)), [(0, size)], size).start()
     # send_small(ctx, fd, head, 0, size), written out: the file and its head in one write
+    # (one join of the head's parts and the data: no head object of its own)
     ctx.head_sent = True
-    ctx.bytes_sent = len(head)
     try:
         data = os.pread(fd, size, 0)
     finally:
         os.close(fd)
+    out = b"".join((meta.prefix, date, meta.fields, connection, meta.tail, data))
     conn = ctx.conn
-    conn.write(head + data)
+    conn.write(out)
     sent = len(data)
     if sent < size:
+        ctx.bytes_sent = len(out) - sent
         return truncated(ctx, sent)
     ctx.body_bytes_sent = sent
-    ctx.bytes_sent += sent
+    ctx.bytes_sent = len(out)
     conn.finish_request(ctx)
 
 
