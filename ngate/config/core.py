@@ -235,6 +235,33 @@ def try_files(c, lv, st):
     lv.vals["try_files"] = TryFiles(block=lv.where, items=items, code=code)
 
 
+def open_file_cache(c, st):
+    """ngx_http_core_open_file_cache: `off`, or `max=N [inactive=time]` (60s): a new table
+    (static/open_cache.py) per directive; None for off (which wins wherever it stands)."""
+    from ngate.static.open_cache import OpenFileCache
+    max_entries, inactive, off = 0, 60, False
+    for arg in st.args:
+        if arg.startswith("max="):
+            max_entries = as_number(arg[4:])
+            if max_entries is None or max_entries <= 0:
+                raise ConfigError(f'invalid "open_file_cache" parameter "{arg}"', st.where)
+        elif arg.startswith("inactive="):
+            try:
+                inactive = parse_time(arg[9:], allow_ms=False)
+            except ValueError:
+                raise ConfigError(f'invalid "open_file_cache" parameter "{arg}"',
+                                  st.where) from None
+        elif arg == "off":
+            off = True
+        else:
+            raise ConfigError(f'invalid "open_file_cache" parameter "{arg}"', st.where)
+    if off:
+        return None
+    if max_entries == 0:
+        raise ConfigError('"open_file_cache" must have the "max" parameter', st.where)
+    return OpenFileCache(max_entries, inactive)
+
+
 def disable_symlinks(c, lv, st):
     """ngx_http_disable_symlinks: off | on | if_not_owner, and from=part (with variables)."""
     from ngate.config.model import DisableSymlinks

@@ -265,6 +265,12 @@ def _register() -> None:
     directive("secure_link_md5", HSL, 1, secure_link.secure_link_md5)
     directive("secure_link_secret", {LOC}, 1, secure_link.secure_link_secret)
     directive("etag", HSL, 1, h.scalar("etag", h.flag))
+    directive("open_file_cache", HSL, (1, 2), h.scalar("static.open_file_cache",
+                                                       h.open_file_cache))
+    directive("open_file_cache_valid", HSL, 1, h.scalar("static.open_file_cache_valid", h.sec))
+    directive("open_file_cache_min_uses", HSL, 1,
+              h.scalar("static.open_file_cache_min_uses", h.number))
+    directive("open_file_cache_errors", HSL, 1, h.scalar("static.open_file_cache_errors", h.flag))
     directive("disable_symlinks", HSL, (1, 2), h.disable_symlinks)
     directive("max_ranges", HSL, 1, h.scalar("max_ranges", h.number))
     directive("chunked_transfer_encoding", HSL, 1,

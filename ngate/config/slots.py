@@ -111,6 +111,14 @@ def msec(c, st) -> float:
         raise invalid_value(st) from None
 
 
+def sec(c, st) -> int:
+    """ngx_conf_set_sec_slot: whole seconds (no `ms`)."""
+    try:
+        return parse_time(st.args[0], allow_ms=False)
+    except ValueError:
+        raise invalid_value(st) from None
+
+
 def msec_or_off(c, st) -> float:
     """A time, or `off` (0)."""
     return 0.0 if st.args[0] == "off" else msec(c, st)

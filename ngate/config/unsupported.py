@@ -30,17 +30,14 @@ def register() -> None:
     noop("debug_connection", {EVENTS}, 1)
     # core
     for name in ("sendfile", "tcp_nopush", "tcp_nodelay", "aio_write", "reset_timedout_connection",
-                 "msie_padding", "open_file_cache_errors",
-                 "open_file_cache_events"):
+                 "msie_padding", "open_file_cache_events"):
         noop(name, HSLI if name == "sendfile" else HSL, 1, flag)
     for name in ("sendfile_max_chunk", "directio_alignment", "read_ahead", "send_lowat",
                  "postpone_output", "subrequest_output_buffer_size"):
         noop(name, HSL, 1, size)
-    for name in ("aio", "directio", "open_file_cache"):
+    for name in ("aio", "directio"):
         noop(name, HSL, (1, 2))
     noop("output_buffers", HSL, 2, bufs)
-    noop("open_file_cache_valid", HSL, 1, msec)
-    noop("open_file_cache_min_uses", HSL, 1, number)
     noop("connection_pool_size", HS, 1, size)
     noop("request_pool_size", HS, 1, size)
     for name in ("variables_hash_max_size", "variables_hash_bucket_size",

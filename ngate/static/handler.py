@@ -10,6 +10,9 @@ the not_modified, range and expires filters applied to what the static module se
                    (chosen by `content_handler` when the config is compiled): a GET or HEAD
                    without conditional, Range or Expect headers goes straight to the file and
                    its cached head (filemeta.py); any other request goes to static_handler
+  plain_cached     plain_file under `open_file_cache`: the descriptor and its stat result from
+                   the location's table (open_cache.py; static_handler consults it too, for a
+                   location without disable_symlinks)
 """
 from __future__ import annotations
 
@@ -29,9 +32,9 @@ from ngate.static.index import directory
 from ngate.static.open_errors import open_failed
 from ngate.static.paths import document_root, map_under
 from ngate.static.response import range_segments as _ranged  # noqa: F401  (cache/serve.py)
-from ngate.static.response import send_file
+from ngate.static.response import _send_200, send_file
 from ngate.static.filemeta import _FILES
-from ngate.static.sender import SMALL, FileSender, truncated, write_whole
+from ngate.static.sender import SMALL, FileSender, connection_line, truncated, write_whole
 from ngate.static.try_files import try_files_phase  # noqa: F401  (http/modules.py)
 
 _DATE = resp.DATE
@@ -48,7 +51,7 @@ def content_handler(conf):
             and conf.static.gzip_static is None and conf.disable_symlinks is None
             and conf.filters is None and not conf.headers.add_header and conf.userid is None
             and conf.headers.expires is None):
-        return plain_file
+        return plain_file if conf.static.open_file_cache is None else plain_cached
     return static_handler
 
 
@@ -138,26 +141,93 @@ def static_handler(ctx) -> None:
         vary = gzip_static.serve(ctx, path, gs)
         if vary is True:
             return None
+    conf = ctx.conf
+    st = None
     try:
-        fd = os.open(path, _OPEN_FLAGS) if ctx.conf.disable_symlinks is None else \
-            symlinks.open_path(ctx, path, _OPEN_FLAGS)
+        if conf.disable_symlinks is not None:       # checked per open: never from the cache
+            fd = symlinks.open_path(ctx, path, _OPEN_FLAGS)
+        elif conf.static.open_file_cache is not None:
+            fd, st = _open_cached(conf.static, path)    # fd None: a directory
+        else:
+            fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         return open_failed(ctx, path, exc)
     try:
-        st = os.fstat(fd)
-        meta = filemeta.lookup(path, st, ctx.conf, uri, root)
+        if st is None:
+            st = os.fstat(fd)
+        meta = filemeta.lookup(path, st, conf, uri, root)
         if meta is None:
             meta = _new_meta(ctx, st, path, root)
             if meta is None:
-                os.close(fd)
+                if fd is not None:
+                    os.close(fd)
                 return None
         if ctx.method == "POST":
             os.close(fd)
             return phases.finalize(ctx, 405)
     except BaseException:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
         raise
     send_file(ctx, fd, meta, vary == "vary")
+
+
+def _open_cached(s, path: str):
+    """(fd, st) from the location's open_file_cache: fd is the caller's to close (a dup of a
+    descriptor the table keeps), None for a directory."""
+    fd, st, kept = s.open_file_cache.open(path, s.open_file_cache_valid,
+                                          s.open_file_cache_min_uses, s.open_file_cache_errors)
+    return (os.dup(fd) if kept else fd), st
+
+
+def plain_cached(ctx) -> None:
+    """plain_file under open_file_cache (content_handler): the descriptor and stat result come
+    from the location's table (open_cache.py) instead of open and fstat. A small file behind a
+    descriptor the table keeps is read in place (no dup, no close); anything else goes through
+    response.py's _send_200 with a descriptor of its own."""
+    method = ctx.method
+    uri = ctx.uri
+    if (method != "GET" and method != "HEAD" or uri.endswith("/") or ctx.body_chunked
+            or ctx.status_override is not None or not _GENERAL.isdisjoint(ctx.hdr)):
+        return static_handler(ctx)
+    conf = ctx.conf
+    root = conf.root.text if conf.root is not None else ""
+    path = root + uri
+    if "\x00" in path or "/../" in path or path.endswith("/.."):      # paths.safe
+        return phases.finalize(ctx, 404)
+    s = conf.static
+    try:
+        fd, st, kept = s.open_file_cache.open(path, s.open_file_cache_valid,
+                                              s.open_file_cache_min_uses,
+                                              s.open_file_cache_errors)
+    except OSError as exc:
+        return open_failed(ctx, path, exc)
+    meta = filemeta.lookup(path, st, conf, uri, root)
+    if meta is None:
+        meta = _new_meta(ctx, st, path, root)
+        if meta is None:
+            if fd is not None and not kept:
+                os.close(fd)
+            return None
+    ctx.expect_tested = True        # discard(): no Expect header, no chunked body
+    size = meta.size
+    if not kept or method == "HEAD" or size == 0 or size > SMALL:
+        return _send_200(ctx, os.dup(fd) if kept else fd, meta)
+    respond.check_keepalive(ctx)
+    ctx.status = 200
+    head = meta.head_200(connection_line(ctx), None)
+    ctx.head_sent = True
+    data = os.pread(fd, size, 0)
+    out = head + data
+    conn = ctx.conn
+    conn.write(out)
+    sent = len(data)
+    if sent < size:
+        ctx.bytes_sent = len(out) - sent
+        return truncated(ctx, sent)
+    ctx.body_bytes_sent = sent
+    ctx.bytes_sent = len(out)
+    conn.finish_request(ctx)
 
 
 def _new_meta(ctx, st, path: str, root: str):
