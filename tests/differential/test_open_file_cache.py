@@ -7,10 +7,14 @@ open_file_cache_errors (a failed open is remembered), a directory, and `off` in 
 Each scenario writes its own files under the shared docroot at the start of its script, so the
 program that runs it second starts from the same state (a new inode) as the first did."""
 import os
+import re
+import subprocess
+import sys
 
 import pytest
 
 from tests.harness.client import request
+from tests.harness.processes import NGINX_BIN, REPO_ROOT, require_kind
 from tests.harness.paths import readable_tmpdir
 
 MTIME = 1577934245          # 2020-01-02 03:04:05 UTC
@@ -127,3 +131,52 @@ def test_conditional_and_range_on_a_kept_file(diff, docroot):
         out.append(request(port, "POST", "/cond/g.txt", body=b"x"))
         return out
     diff.check(script)
+
+
+def test_removed_file_logged_as_nginx_does(diff, docroot):
+    """Revalidating a kept descriptor stats the path first: a removed file is nginx's
+    `stat() ... failed` (open_file_cache_valid 0), a remembered error its `open()`."""
+    def script(port):
+        f = docroot / "valid0" / "gone.txt"
+        _put(f, b"here\n")
+        request(port, "GET", "/valid0/gone.txt")
+        f.unlink()
+        g = docroot / "errors" / "never.txt"
+        if g.exists():
+            g.unlink()
+        return [request(port, "GET", "/valid0/gone.txt"), request(port, "GET", "/errors/never.txt"),
+                request(port, "GET", "/errors/never.txt")]
+    for kind in diff.procs:
+        out = diff.run(kind, script)
+        assert [r.status for r in out.result] == [404, 404, 404]
+        log = re.sub(r"\] \d+#\d+: \*\d+ ", "] {pid}: *{n} ", out.error_log)
+        www = str(docroot)
+        assert (f'[error] {{pid}}: *{{n}} stat() "{www}/valid0/gone.txt" failed (2: No such file '
+                'or directory)') in log, (kind, log)
+        assert log.count(f'open() "{www}/errors/never.txt" failed (2: No such file or '
+                         'directory)') == 2, (kind, log)
+
+
+@pytest.mark.parametrize("line", [
+    "open_file_cache max=10;", "open_file_cache max=10 inactive=20s;", "open_file_cache off;",
+    "open_file_cache;", "open_file_cache inactive=10s;", "open_file_cache max=0;",
+    "open_file_cache max=-1;", "open_file_cache max=x;", "open_file_cache max=1 inactive=5ms;",
+    "open_file_cache max=1 inactive=x;", "open_file_cache foo;", "open_file_cache off max=x;",
+    "open_file_cache max=1 off;", "open_file_cache max=1 inactive=1s off;",
+    "open_file_cache max=1; open_file_cache off;", "open_file_cache_valid 10ms;",
+    "open_file_cache_valid x;", "open_file_cache_valid 1m; open_file_cache_valid 1m;",
+    "open_file_cache_min_uses x;", "open_file_cache_min_uses 0;", "open_file_cache_errors x;",
+    "open_file_cache_errors on;", "if ($uri) { open_file_cache off; }",
+])
+def test_config_errors_as_nginx(tmp_path, line):
+    require_kind("nginx")
+    (tmp_path / "logs").mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"events {{}}\nhttp {{ server {{ location / {{\n{line}\n}} }} }}\n")
+    said = {}
+    for kind, exe in (("nginx", [NGINX_BIN]), ("ngate", [sys.executable, "-m", "ngate"])):
+        out = subprocess.run([*exe, "-t", "-p", f"{tmp_path}/", "-c", str(conf)],
+                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=30)
+        said[kind] = (out.returncode, [re.sub(r"^.*\[emerg\] (\d+#\d+: )?", "", l)
+                                       for l in out.stderr.splitlines() if "[emerg]" in l])
+    assert said["ngate"] == said["nginx"]
