@@ -23,8 +23,8 @@ from ngate.config.slots import (OFFSET_DIRECTIVES, args_tuple, array, as_number,
 from ngate.config.core import (add_header, alias, autoindex_format, charset_types,
                                disable_symlinks, empty_gif, error_page, expires,
                                if_modified_since, in_file_only, index_args, keepalive_disable,
-                               keepalive_timeout, lingering_close, open_file_cache, rate_size, root,
-                               server_tokens, temp_path, try_files, user, worker_processes)  # noqa: F401
+                               keepalive_timeout, lingering_close, open_file_cache, rate_size,
+                               root, server_tokens, temp_path, try_files, user, worker_processes)  # noqa: F401
 from ngate.config.logs import LOG_LEVELS, access_log, error_log, log_format  # noqa: F401
 from ngate.config.access import access_rule, auth_basic_user_file, auth_request_set, satisfy  # noqa: F401
 from ngate.config.rewrite import (CHANGEABLE_VARIABLES, URL_PREFIXES, break_, return_, rewrite,

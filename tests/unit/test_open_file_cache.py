@@ -1,5 +1,5 @@
 """static/open_cache.py's table: what it keeps open, for how long, and what it closes (time is
-the module's clock, set by the test); the responses are tests/differential/test_open_file_cache.py's."""
+the module's clock, set by the test); the responses: tests/differential/test_open_file_cache.py."""
 import errno
 import os
 
