@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
-from time import time as _time
+from time import monotonic as _monotonic, time as _time
 
 from ngate.http import phases, respond
 from ngate.http.respond import TEXT_HTML, content_type
@@ -34,7 +34,7 @@ from ngate.static.paths import document_root, map_under
 from ngate.static.response import range_segments as _ranged  # noqa: F401  (cache/serve.py)
 from ngate.static.response import _send_200, send_file
 from ngate.static.filemeta import _FILES
-from ngate.static.sender import SMALL, FileSender, connection_line, truncated, write_whole
+from ngate.static.sender import SMALL, FileSender, truncated, write_whole
 from ngate.static.try_files import try_files_phase  # noqa: F401  (http/modules.py)
 
 _DATE = resp.DATE
@@ -196,14 +196,31 @@ def plain_cached(ctx) -> None:
     if "\x00" in path or "/../" in path or path.endswith("/.."):      # paths.safe
         return phases.finalize(ctx, 404)
     s = conf.static
-    try:
-        fd, st, kept = s.open_file_cache.open(path, s.open_file_cache_valid,
-                                              s.open_file_cache_min_uses,
-                                              s.open_file_cache_errors)
-    except OSError as exc:
-        return open_failed(ctx, path, exc)
-    meta = filemeta.lookup(path, st, conf, uri, root)
-    if meta is None:
+    ofc = s.open_file_cache
+    files = ofc.files
+    file = files.get(path)
+    now = int(_monotonic())
+    if (file is not None and file.fd is not None and now - file.created < s.open_file_cache_valid
+            and file.uses >= s.open_file_cache_min_uses - 1):
+        # OpenFileCache.open's hit on a kept descriptor (open_cache.py), written out
+        file.uses += 1
+        files.move_to_end(path)
+        file.accessed = now
+        if now >= ofc.check_at:
+            ofc._expire(now, force=False)
+        fd = file.fd
+        st = file.st
+        kept = True
+    else:
+        try:
+            fd, st, kept = ofc.open(path, s.open_file_cache_valid, s.open_file_cache_min_uses,
+                                    s.open_file_cache_errors)
+        except OSError as exc:
+            return open_failed(ctx, path, exc)
+    meta = _FILES.get(path)         # filemeta.lookup, written out
+    if (meta is None or meta.mtime_ns != st.st_mtime_ns or meta.ino != st.st_ino
+            or meta.size != st.st_size or meta.conf is not conf or meta.uri != uri
+            or meta.root != root):
         meta = _new_meta(ctx, st, path, root)
         if meta is None:
             if fd is not None and not kept:
@@ -213,12 +230,15 @@ def plain_cached(ctx) -> None:
     size = meta.size
     if not kept or method == "HEAD" or size == 0 or size > SMALL:
         return _send_200(ctx, os.dup(fd) if kept else fd, meta)
+    # plain_file's small-file tail, without the close: the descriptor stays in the table
     respond.check_keepalive(ctx)
     ctx.status = 200
-    head = meta.head_200(connection_line(ctx), None)
+    now = int(_time())
+    date = _DATE.header if now == _DATE.second else _DATE.get()
     ctx.head_sent = True
     data = os.pread(fd, size, 0)
-    out = head + data
+    out = b"".join((meta.prefix, date, meta.fields,
+                    conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE, meta.tail, data))
     conn = ctx.conn
     conn.write(out)
     sent = len(data)

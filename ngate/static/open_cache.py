@@ -54,12 +54,15 @@ class Cached:
 
 class OpenFileCache:
     """The table of one `open_file_cache` directive (ngx_open_file_cache_t)."""
-    __slots__ = ("max", "inactive", "files")
+    __slots__ = ("max", "inactive", "files", "check_at")
 
     def __init__(self, max_entries: int, inactive: int) -> None:
         self.max = max_entries
         self.inactive = inactive
         self.files: OrderedDict = OrderedDict()     # path -> Cached, least recently used first
+        # no entry can be inactive before this second: the least recently used one's last
+        # lookup + inactive + 1 (lookups only move entries to the end with a later time)
+        self.check_at = 0
 
     def __repr__(self) -> str:
         return f"OpenFileCache(max={self.max}, inactive={self.inactive})"
@@ -149,8 +152,10 @@ class OpenFileCache:
 
     def _handed(self, file: Cached, now: int, min_uses: int):
         """ngx_open_file_cleanup at once: an entry used fewer than min_uses times gives its
-        descriptor away (the caller closes it); then one or two inactive entries expire."""
-        self._expire(now, force=False)
+        descriptor away (the caller closes it); then one or two inactive entries expire.
+        (static/handler.py plain_cached writes out the case of a kept descriptor.)"""
+        if now >= self.check_at:
+            self._expire(now, force=False)
         fd = file.fd
         if file.uses < min_uses:
             file.fd = None
@@ -173,12 +178,14 @@ class OpenFileCache:
             path = next(iter(files))
             file = files[path]
             if n != 0 and now - file.accessed <= self.inactive:
-                return
+                break
             n += 1
             del files[path]
             if file.fd is not None:
                 os.close(file.fd)
                 file.fd = None
+        oldest = next(iter(files.values()), None)
+        self.check_at = (oldest.accessed if oldest is not None else now) + self.inactive + 1
 
     def close_all(self) -> None:
         while self.files:
