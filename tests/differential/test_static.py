@@ -75,6 +75,8 @@ def docroot():
         _write(root / "typed" / "x.foo", b"foo\n")
         _write(root / "typed" / "x.unknown", b"?\n")
         _write(root / "typed" / "noext", b"?\n")
+        _write(root / "old.txt", b"before the epoch\n")
+        os.utime(root / "old.txt", (-100, -100))   # Last-Modified: the epoch (ngx_gmtime)
         os.symlink(root / "a.txt", root / "link.txt")
         for d in (root, root / "dir", root / "noindex", root / "list", root / "list" / "sub",
                   root / "typed"):
@@ -89,7 +91,7 @@ def diff(differential, docroot):
 
 
 GETS = ["/a.txt", "/index.html", "/", "/dir", "/dir?x=1", "/dir/", "/noindex/", "/nope",
-        "/nope/", "/big.bin", "/empty.txt", "/link.txt", "/Upper.TXT",
+        "/nope/", "/big.bin", "/empty.txt", "/link.txt", "/Upper.TXT", "/old.txt",
         "/ai/", "/ai/sub/", "/ai/b.txt", "/ai-off/", "/rx/a.txt", "/rx/dir", "/al/", "/al/index.html",
         "/tf/a.txt", "/tf/missing", "/tf404/missing", "/tfnamed/missing?q=1", "/tfdir/sub",
         "/typed/x.foo", "/typed/x.unknown", "/typed/noext",
