@@ -11,7 +11,9 @@ depends only on those: Last-Modified and ETag formatting, the content type looku
 part of a 200 head. No symlink verdict is kept: `disable_symlinks` is enforced by the open
 itself (symlinks.py walks the path on every request), so nothing here can go stale.
 
-Entries are replaced on any mismatch; the table is emptied when it reaches MAX_ENTRIES.
+Entries are replaced on any mismatch; a full table (MAX_ENTRIES) drops its oldest entry for
+a new one (insertion order: a hit costs no bookkeeping, and a working set larger than the table
+does not empty it at once).
 """
 from __future__ import annotations
 
@@ -90,5 +92,5 @@ def lookup(path: str, st, conf, uri: str, root: str) -> FileMeta | None:
 
 def store(path: str, meta: FileMeta) -> None:
     if len(_FILES) >= MAX_ENTRIES and path not in _FILES:
-        _FILES.clear()
+        del _FILES[next(iter(_FILES))]
     _FILES[path] = meta
