@@ -81,7 +81,7 @@ def http_date(t: int) -> str:
 
 def lookup(path: str, st, conf, uri: str, root: str) -> FileMeta | None:
     """The entry for this fstat result of `path` mapped from `uri` under `root`, or None.
-    (static/handler.py plain_file has this test written out.)"""
+    (static/handler.py plain_file and plain_cached have this test written out.)"""
     meta = _FILES.get(path)
     if (meta is None or meta.mtime_ns != st.st_mtime_ns or meta.ino != st.st_ino
             or meta.size != st.st_size or meta.conf is not conf or meta.uri != uri

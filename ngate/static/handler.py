@@ -207,7 +207,7 @@ def plain_cached(ctx) -> None:
         files.move_to_end(path)
         file.accessed = now
         if now >= ofc.check_at:
-            ofc._expire(now, force=False)
+            ofc.expire(now, force=False)
         fd = file.fd
         st = file.st
         kept = True

@@ -78,7 +78,7 @@ class OpenFileCache:
         if file is None:
             fd, st, err = _open_and_stat(path, errors)
             if len(files) >= self.max:
-                self._expire(now, force=True)
+                self.expire(now, force=True)
             file = files[path] = Cached()
             return self._update(path, file, fd, st, err, now, min_uses)
         file.uses += 1
@@ -155,7 +155,7 @@ class OpenFileCache:
         descriptor away (the caller closes it); then one or two inactive entries expire.
         (static/handler.py plain_cached writes out the case of a kept descriptor.)"""
         if now >= self.check_at:
-            self._expire(now, force=False)
+            self.expire(now, force=False)
         fd = file.fd
         if file.uses < min_uses:
             file.fd = None
@@ -169,7 +169,7 @@ class OpenFileCache:
             os.close(file.fd)
             file.fd = None
 
-    def _expire(self, now: int, force: bool) -> None:
+    def expire(self, now: int, force: bool) -> None:
         """ngx_expire_old_cached_files: force (the table is full) drops the least recently
         used entry whatever its age; then up to two entries inactive longer than `inactive`."""
         files = self.files
