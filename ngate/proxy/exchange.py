@@ -156,8 +156,7 @@ class UpstreamExchange(RequestSide):
             if SWITCHING not in TRANSITIONS[self.state]:   # _to(SWITCHING), inlined
                 self._refused(SWITCHING)
             self.state = SWITCHING
-            self.upgrade = True
-            self.learn = None           # (known_head.learn keeps no 1xx head)
+            self.upgrade = True         # (known_head.learn keeps this 101: _learn_upgrade)
         else:
             if STREAMING not in TRANSITIONS[self.state]:   # _to(STREAMING), inlined
                 self._refused(STREAMING)

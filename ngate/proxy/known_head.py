@@ -6,6 +6,11 @@ called by Http1Wire.send_head); the same bytes again, with exactly Content-Lengt
 in the read, go the known way (`known_response`, a method of Http1Wire: the events llhttp's
 callbacks would produce, in their order, without the parser). For a Plan.plain location the
 client's head is pre-rendered around its Date and Connection lines (`known_head`).
+
+A 101 that starts a WebSocket tunnel repeats too, but for its Sec-WebSocket-Accept value (a
+digest of the client's key): it is kept under its head with that value taken out (`upgrade_key`,
+a tuple key, so no received head can collide with it) and goes the known way for every other
+28-character base64 value (`known_upgrade`).
 """
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ def learn(ex, split: tuple, http10: bool) -> None:
     head = ex.learn
     ex.learn = None
     status = ex.status
+    if status == 101:
+        return _learn_upgrade(ex, head, split, http10)
     if status < 200 or status == 204 or status == 304 or ex.accel is not None \
             or len(head) > _KNOWN_LEN:
         return
@@ -198,4 +205,93 @@ def _plain_2xx(self, ex, u, ctx, body: bytes, known: tuple) -> None:
     conn.writer = None
     ctx.bytes_sent += ctx.body_bytes_sent
     conn.finish_request(ctx)
+    self._read_end(ex, u)
+
+
+# ---------------------------------------------------------------- 101 Switching Protocols
+
+_ACCEPTS = (b"\r\nSec-WebSocket-Accept: ", b"\r\nsec-websocket-accept: ")
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_NOT_KNOWN_101 = frozenset({b"transfer-encoding", b"content-length", b"location",
+                            b"set-cookie", b"refresh"})
+
+
+def upgrade_key(head: bytes):
+    """(Plan.heads key, Sec-WebSocket-Accept value) of a 101 head whose accept value is a
+    SHA-1 digest in base64 (28 characters: a value llhttp accepts whatever its digits), else
+    (None, None)."""
+    for spelling in _ACCEPTS:
+        i = head.find(spelling)
+        if i >= 0:
+            break
+    else:
+        return None, None
+    i += 24
+    value = head[i:i + 28]
+    if head[i + 28:i + 30] != b"\r\n" or value[27:] != b"=" \
+            or value[:27].translate(None, _BASE64):
+        return None, None
+    return (head[:i] + head[i + 28:],), value
+
+
+def _learn_upgrade(ex, head: bytes, split: tuple, http10: bool) -> None:
+    """learn() for a 101 that starts a tunnel (response_head's SWITCHING: ex.upgrade), whose
+    accept value upgrade_key can take out: Plan.heads[key] = (101, reason, headers, index of
+    the accept in headers, HTTP/1.0?, size as headers_complete counts it, split, index of the
+    accept in the headers passed on or -1). No X-Accel-*, framing, Location, Refresh,
+    Set-Cookie (what the split of the same bytes may not repeat as it is)."""
+    if not ex.upgrade or ex.accel is not None or len(head) > _KNOWN_LEN:
+        return
+    if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\n") \
+            or head_end(head) != len(head):
+        return
+    key, value = upgrade_key(head)
+    if key is None:
+        return
+    size = 17 + len(ex.reason or b"")
+    at = -1
+    for i, (name, v) in enumerate(ex.resp_headers):
+        size += len(name) + len(v) + 4
+        lname = name.lower()
+        if lname in _NOT_KNOWN_101 or lname[:8] == b"x-accel-":
+            return
+        if lname == b"sec-websocket-accept":
+            if at >= 0 or v != value:
+                return
+            at = i
+    out = split[0]
+    passed = [i for i, (name, _v) in enumerate(out) if name.lower() == b"sec-websocket-accept"]
+    if at < 0 or len(passed) > 1 or passed and out[passed[0]][1] != value:
+        return
+    heads = ex.plan.heads
+    if len(heads) >= _KNOWN_MAX:
+        heads.clear()
+    heads[key] = (101, ex.reason, tuple(ex.resp_headers), at, http10, size,
+                  (tuple(out), *split[1:]), passed[0] if passed else -1)
+
+
+def known_upgrade(self, ex, u, data: bytes, end: int, known: tuple, accept: bytes) -> None:
+    """A 101 head llhttp parsed before but for its accept value (_learn_upgrade), to a request
+    that asked for an Upgrade: the events llhttp's callbacks would produce (on_status, on_header,
+    headers_complete's response_head), then the upgrade as HttpParserUpgrade would start it
+    (Http1Wire._upgraded with the bytes after the head). on_message_complete is left out: its
+    response_end returns at once while the exchange is SWITCHING."""
+    u.tail = None
+    ex.out = []
+    ex.feeding = True
+    ex.reason = known[1]
+    hdrs = list(known[2])
+    at = known[3]
+    hdrs[at] = (hdrs[at][0], accept)
+    ex.resp_headers = hdrs
+    out, *slots = known[6]
+    at = known[7]
+    if at >= 0:
+        out = list(out)
+        out[at] = (out[at][0], accept)
+    # send_head's known entry: (.., HTTP/1.0? at [4], the split at [6], no pre-rendered head)
+    ex.known = (101, None, None, None, known[4], None, (out, *slots), None)
+    ex.response_head(101)
+    ex.known = None
+    self._upgraded(ex, data, end)
     self._read_end(ex, u)

@@ -187,6 +187,12 @@ class Http1Wire:
                     head = data[:end]
                     known = ex.plan.heads.get(head)
                     if known is None:
+                        if head[9:13] == b"101 " and self._upgrade_asked(ex):
+                            key, accept = known_head.upgrade_key(head)
+                            known = ex.plan.heads.get(key) if key is not None else None
+                            if known is not None and (len(data) <= ex.conf.proxy.buffer_size
+                                                      or known[5] <= ex.conf.proxy.buffer_size):
+                                return self.known_upgrade(ex, u, data, end, known, accept)
                         ex.learn = head         # send_head may keep its parse (known_head.learn)
                     elif len(data) - end == known[3] and ex.ctx.method != "HEAD" and (
                             len(data) <= ex.conf.proxy.buffer_size
@@ -244,6 +250,13 @@ class Http1Wire:
             self.log_leftover(ex)
 
     known_response = known_head.known_response
+    known_upgrade = known_head.known_upgrade
+
+    @staticmethod
+    def _upgrade_asked(ex) -> bool:
+        """A 101 to this request starts a tunnel (UpstreamExchange.response_head's test)."""
+        ctx = ex.ctx
+        return b"upgrade" in ctx.hdr and ctx.main is None and ex.state in BEFORE_HEAD
     _known_head = staticmethod(known_head.known_head)
 
     def headers_complete(self, ex) -> None:
