@@ -31,6 +31,16 @@ CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"cont
                       b"content-type", b"location"})
 
 
+def _response_parser(u) -> httptools.HttpResponseParser:
+    """The llhttp response parser of upstream connection `u` (upstream_conn.py's callbacks); it
+    lives as long as the connection, or until a chunked body's parser replaces it."""
+    parser = httptools.HttpResponseParser(u)
+    if hasattr(parser, "set_dangerous_leniencies"):
+        # nginx's ngx_http_parse_status_line/header_line take a bare LF as a line end
+        parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+    return parser
+
+
 class _PassedRaw(Exception):
     """Raised from a parser callback to stop llhttp: the rest of the read was passed on raw."""
 
@@ -85,11 +95,8 @@ class Http1Wire:
     def send_request(self, ex, uconn) -> int:
         """Start the request on `uconn` (a new try): write its head and the body at hand;
         returns the bytes held from the client that went out."""
-        if uconn.parser is None:
-            parser = uconn.parser = httptools.HttpResponseParser(uconn)
-            if hasattr(parser, "set_dangerous_leniencies"):
-                # nginx's ngx_http_parse_status_line/header_line take a bare LF as a line end
-                parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+        # (the connection's llhttp parser is made by data() when a response needs it: a known
+        # head on a new connection never does)
         uconn.head_bytes = 0
         uconn.head_buf = b""
         uconn.tail = b""
@@ -206,6 +213,8 @@ class Http1Wire:
         ex.out = []
         ex.feeding = True
         parser = u.parser
+        if parser is None:
+            parser = u.parser = _response_parser(u)
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:

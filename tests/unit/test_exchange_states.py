@@ -241,9 +241,10 @@ def test_a_chunked_body_is_read_by_nginx_s_decoder_then_llhttp_again(worker):
     assert down.data().endswith(b"\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
     conn.data_received(GET)
     ex2 = uconn.exchange
-    assert ex2 is not ex and uconn.parser is not None
+    assert ex2 is not ex
     uconn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     assert ex2.state is DONE and down.data().endswith(b"\r\n\r\nok")
+    assert type(uconn.parser).__name__ == "HttpResponseParser"      # made by that response
 
 
 def test_an_invalid_chunk_fails_the_response_and_closes_both(worker, capfd):
