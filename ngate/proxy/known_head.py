@@ -18,7 +18,7 @@ import time
 
 from ngate.http import respond
 from ngate.http1 import response as resp
-from ngate.proxy.exchange_state import STREAMING, TRANSITIONS
+from ngate.proxy.exchange_state import STREAMING, SWITCHING, TRANSITIONS
 from ngate.proxy.response_head import as_sent
 from ngate.upstream.balancer import report_success
 
@@ -211,6 +211,7 @@ def _plain_2xx(self, ex, u, ctx, body: bytes, known: tuple) -> None:
 # ---------------------------------------------------------------- 101 Switching Protocols
 
 _ACCEPTS = (b"\r\nSec-WebSocket-Accept: ", b"\r\nsec-websocket-accept: ")
+_ACCEPT_MARK = b"\0accept\0"      # where build_head puts the accept value (_learn_upgrade)
 _BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_KNOWN_101 = frozenset({b"transfer-encoding", b"content-length", b"location",
                             b"set-cookie", b"refresh"})
@@ -263,11 +264,29 @@ def _learn_upgrade(ex, head: bytes, split: tuple, http10: bool) -> None:
     passed = [i for i, (name, _v) in enumerate(out) if name.lower() == b"sec-websocket-accept"]
     if at < 0 or len(passed) > 1 or passed and out[passed[0]][1] != value:
         return
-    heads = ex.plan.heads
+    plan = ex.plan
+    heads = plan.heads
     if len(heads) >= _KNOWN_MAX:
         heads.clear()
+    out_at = passed[0] if passed else -1
+    pieces = None
+    if plan.plain:
+        # the client's head but Date and the accept value: pieces around them (_plain_101)
+        reason = ex.reason or as_sent(101, ex.reason)
+        tokens = ex.conf.server_tokens
+        marked = list(out)
+        if out_at >= 0:
+            marked[out_at] = (marked[out_at][0], _ACCEPT_MARK)
+        pre = resp.build_head(101, 1, server_tokens=tokens, reason=reason,
+                              server=plan.own_server, date=False)[:-2]
+        full = resp.build_head(101, 1, server_tokens=tokens, content_type=split[1],
+                               last_modified=split[3], location=split[4],
+                               connection=resp.CONN_UPGRADE, headers=marked, reason=reason,
+                               server=plan.own_server, date=False)
+        pieces = (pre, *full[len(pre):].split(_ACCEPT_MARK)) if out_at >= 0 \
+            else (pre, full[len(pre):], b"")
     heads[key] = (101, ex.reason, tuple(ex.resp_headers), at, http10, size,
-                  (tuple(out), *split[1:]), passed[0] if passed else -1)
+                  (tuple(out), *split[1:]), out_at, pieces)
 
 
 def known_upgrade(self, ex, u, data: bytes, end: int, known: tuple, accept: bytes) -> None:
@@ -284,6 +303,9 @@ def known_upgrade(self, ex, u, data: bytes, end: int, known: tuple, accept: byte
     at = known[3]
     hdrs[at] = (hdrs[at][0], accept)
     ex.resp_headers = hdrs
+    ctx = ex.ctx
+    if known[8] is not None and ctx.http_minor == 1:
+        return _plain_101(self, ex, u, ctx, data, end, known, accept)
     out, *slots = known[6]
     at = known[7]
     if at >= 0:
@@ -293,5 +315,49 @@ def known_upgrade(self, ex, u, data: bytes, end: int, known: tuple, accept: byte
     ex.known = (101, None, None, None, known[4], None, (out, *slots), None)
     ex.response_head(101)
     ex.known = None
+    self._upgraded(ex, data, end)
+    self._read_end(ex, u)
+
+
+def _plain_101(self, ex, u, ctx, data: bytes, end: int, known: tuple, accept: bytes) -> None:
+    """known_upgrade for a Plan.plain location (no add_header, userid, filters, charset,
+    force_ranges, cache) and an HTTP/1.1 client: the same steps as the general way, written out
+    in one function. Each step names the copy it follows: UpstreamExchange.response_head (no
+    proxy_next_upstream http_XXX nor *_intercept_errors for a 101; its SWITCHING branch, as
+    Http1Wire._upgrade_asked checked), Http1Wire.send_head and HeadTranslation.write_head for a
+    101 (no body, Connection: upgrade, nothing framed), the head from the pieces
+    _learn_upgrade rendered around Date and the accept value; then _upgraded and _read_end."""
+    # response_head
+    ex.status = 101
+    a = ex.attempt
+    a.status = 101
+    a.header_time = time.monotonic() - a.start
+    ctx.upstream_headers = ex.resp_headers
+    ex.body_open = False            # Http1Wire.body_after_head is False
+    if SWITCHING not in TRANSITIONS[ex.state]:
+        ex._refused(SWITCHING)
+    ex.state = SWITCHING
+    ex.upgrade = True
+    # send_head
+    split = known[6]
+    if split[6] or known[4]:           # Connection: close, or HTTP/1.0
+        ex.uconn_reusable_flag(False)
+    # write_head
+    out = list(split[0])
+    if known[7] >= 0:
+        out[known[7]] = (out[known[7]][0], accept)
+    ctx.resp_headers = out
+    ex.head_only = True
+    ex.resp_length = None
+    ex.chunked_out = False
+    ctx.status = 101
+    pre, mid, post = known[8]
+    date = resp.DATE.get() if ex.plan.own_date else b""
+    head = b"".join((pre, date, mid, accept, post) if known[7] >= 0 else (pre, date, mid))
+    ctx.head_sent = True
+    ctx.bytes_sent = len(head)
+    ex.out.append(head)
+    # send_head's end
+    ex.until_close = False
     self._upgraded(ex, data, end)
     self._read_end(ex, u)
