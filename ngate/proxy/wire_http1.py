@@ -5,7 +5,8 @@ Request: proxy/proxy_request.py builds the head; the body follows as the client 
 memory or from the spool's temp file, or proxy_set_body's.
 Response: the connection's llhttp parser (httptools) calls upstream_conn.py, which hands the
 head to headers_complete here (1xx, proxy_buffer_size) and the body and end to the exchange.
-A repeated plain response head goes without llhttp: proxy/known_head.py (known_response).
+A repeated plain response head goes without llhttp: proxy/known_head.py (known_response), and
+so does a repeated 101 but for its Sec-WebSocket-Accept value (known_upgrade).
 HTTP/0.9, and every byte after an interim 1xx head (nginx 1.22), pass raw until the upstream
 closes (PASSTHROUGH). A 101 hands both connections to the tunnel.
 """
