@@ -9,6 +9,7 @@ variables: tls_certs.py) and notes whether ALPN may choose h2 for it (nginx 1.25
 from __future__ import annotations
 
 import ssl
+import sys
 
 from ngate.errors import ConfigError
 from ngate.observability import error_log
@@ -55,7 +56,9 @@ class TlsListen:
         acceptor = getattr(ssl_obj, "ngate_acceptor", None)
         if tls.reject_handshake:
             return _refuse(acceptor, ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME, "handshake rejected")
-        ssl_obj.ngate_name = name
+        # $ssl_server_name; one string for all the connections that sent the same name (an
+        # interned string is freed with its last user)
+        ssl_obj.ngate_name = sys.intern(name) if name else name
         ssl_obj.ngate_host = host       # set when SNI named a server: the 421 check
         ssl_obj.ngate_h2 = self.h2 or server.http2      # ALPN offers h2 (openssl._alpn_select)
         owner = server if tls.certificates else self.default
