@@ -245,7 +245,7 @@ def _background_update(ctx, st: CacheState, done) -> None:
     sub.internal = True
     sub.main = ctx.main or ctx
     for name in ("server", "loc", "conf", "host", "uri", "args", "captures", "proxy_host",
-                 "content_length_in", "start", "start_wall"):
+                 "content_length_in", "start"):
         setattr(sub, name, getattr(ctx, name))
     sub.content_length_in = None
     sub.vars = ctx.vars

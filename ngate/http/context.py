@@ -1,7 +1,13 @@
 """The per-request context: every phase reads and writes this one object.
 
-Kept flat with __slots__ for speed. Variables (each module's getters, routing/variables.py) read
-it lazily.
+Kept flat with __slots__ for speed: what the common paths (a `return`, a static file, a proxied
+request, over HTTP/1.x and HTTP/2) read or write is a slot, stored by __init__. State that only
+some modules' requests have (`_RARE`: gzip, SSI, $request_id, limit_rate, the resolver's
+result, error_page's, pipelining) is not stored per request: its default is a class attribute,
+and a request that sets it gets an instance __dict__ (made on that first store). A store less
+per attribute on every request; a read of a default takes CPython's generic attribute path
+(~30 ns instead of ~5), so an attribute read on the common paths stays a slot.
+Variables (each module's getters, routing/variables.py) read it lazily.
 """
 from __future__ import annotations
 
@@ -18,8 +24,9 @@ class RequestContext:
         "method", "request_uri", "http_version", "http_minor", "keep_alive",
         "headers",          # sequence of (bytes, bytes): names as sent, values raw
         "hdr",              # mapping bytes(lower name) -> bytes(value): first occurrence
-                            # (HTTP/1.x: a tuple and a read-only mapping shared by the
-                            # requests of the same head, server/request_head.py: never written)
+                            # (HTTP/1.x and HTTP/2: a tuple and a read-only mapping shared by
+                            # the requests of the same head, server/request_head.py and
+                            # http2/request.py: never written)
         "host",             # str: $host (lower-cased, no port)
         "request_length",   # bytes of request head (+ body when read)
         # URI
@@ -37,9 +44,9 @@ class RequestContext:
         "upstream_tries",   # upstream/attempts.py: [Attempt, ...] ($upstream_*), or None
         "upstream_headers",
         # timing
-        "start", "start_wall",
+        "start",            # time.monotonic() at the request's start (start_wall: below)
         # logging
-        "logged", "error_pages_done",
+        "logged",
         # phases bookkeeping (http/phases.py)
         "req",              # server/connection.py Request (body events)
         "status_override",  # error_page "=code" / original status for an internal redirect
@@ -47,23 +54,27 @@ class RequestContext:
         "add_uri_to_alias", # try_files matched under a regex location's alias: alias + $uri
         "redirects",        # rewrite/internal redirect cycles (nginx allows 10)
         "head_sent",        # the response head was written to the client
-        "pipelined",        # the head arrived while an earlier request was in progress ($pipe)
         "limits",           # limits/phase.py LimitState once limit_req/limit_conn ran
         "www_authenticate", # str: the access phase's challenge, sent with its 401
         "main",             # the main request's context in a subrequest (proxy/subrequest.py)
         "realip",           # (addr, port) of the connection before realip replaced them, or None
-        "request_id",       # $request_id once asked for
         "stat_writing",     # counted as writing by stub_status (observability/stub_status.py)
-        "gzip",             # filters/gzip.py Deflate of this response ($gzip_ratio)
-        "limit_rate",       # None: from limit_rate at the first write; else $limit_rate's value
         "accel_headers",    # headers an X-Accel-Redirect carries to the new response, or None
-        "ssi",              # filters/ssi.py SsiBody of this response (or the main's Shared)
         "cache",            # cache/lookup.py CacheState under proxy_cache, else None
         "body_spool",       # proxy/body_spool.py BodySpool of a body read whole, or None
         "trailers",         # filters/trailers.py Trailers when the response expects add_trailer
         "expect_tested",    # Expect: 100-continue answered or not due (http1/discard.py)
-        "resolved",         # resolver/hook.py: (host, port, group) a resolution left, or None
+        "__dict__",         # the _RARE attributes a request sets (made by the first such store)
     )
+
+    # _RARE: class defaults, an instance value once a module sets one (see the module's text)
+    error_pages_done = False    # error_page ran (recursive_error_pages off: no second one)
+    pipelined = False   # the head arrived while an earlier request was in progress ($pipe)
+    request_id = None   # $request_id once asked for
+    gzip = None         # filters/gzip.py Deflate of this response ($gzip_ratio)
+    limit_rate = None   # None: from limit_rate at the first write; else $limit_rate's value
+    ssi = None          # filters/ssi.py SsiBody of this response (or the main's Shared)
+    resolved = None     # resolver/hook.py: (host, port, group) a resolution left, or None
 
     def __init__(self, conn, method: str, request_uri: str, http_version: str,
                  headers: list, hdr: dict) -> None:
@@ -94,29 +105,32 @@ class RequestContext:
         self.proxy_host = ""
         self.upstream_tries = None
         self.upstream_headers = None
-        self.start = time.monotonic()
-        self.start_wall = time.time()
+        self.start = _monotonic()
         self.logged = False
-        self.error_pages_done = False
         self.req = None
         self.status_override = None
         self.location_out = None
         self.add_uri_to_alias = False
         self.redirects = 0
         self.head_sent = False
-        self.pipelined = False
         self.limits = None
         self.www_authenticate = None
         self.main = None
         self.realip = None
-        self.request_id = None
         self.stat_writing = False
-        self.gzip = None
-        self.limit_rate = None
         self.accel_headers = None
-        self.ssi = None
         self.cache = None
         self.body_spool = None
         self.trailers = None
         self.expect_tested = False
-        self.resolved = None
+
+    @property
+    def start_wall(self) -> float:
+        """The wall clock at the request's start (limit_rate's seconds), from `start`: one
+        clock read per request instead of two."""
+        return _time() - (_monotonic() - self.start)
+
+
+_RARE = ("error_pages_done", "pipelined", "request_id", "gzip", "limit_rate", "ssi", "resolved")
+_time = time.time
+_monotonic = time.monotonic

@@ -261,6 +261,5 @@ def start(ctx, uri: str, done, method: str = "GET", args: str | None = None,
     sub.vars = ctx.vars
     sub.uri = uri
     sub.start = ctx.start
-    sub.start_wall = ctx.start_wall
     phases.run_subrequest(sub, body_mode)   # nginx starts SSI's at the server rewrite phase
     return conn
