@@ -8,6 +8,8 @@ invalid characters) are dropped by the same rules as HTTP/1.x. Sizes are the HPA
 list depends on the list and the header settings alone: small ones are kept (_PARSED)."""
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from ngate.http2.frames import ErrorCodes
 
 from ngate.http2 import fields, websocket
@@ -22,8 +24,10 @@ _METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b
 _SCHEMES = frozenset({b"http", b"https"})       # values fields.py takes (others: it decides)
 # [underscores << 1 | ignore_invalid] -> {header list: _parse's result}: the same lists recur
 # (on a connection and across them, as HTTP/1.x heads do: server/request_head.py's head_table);
-# each request gets its own copies of the header list and dict. Lists of up to _PARSED_FIELDS
-# fields, _PARSED_SIZE bytes of values, at most _PARSED_MAX of them (emptied when full).
+# as there, the requests of a list share its header tuple and read-only header mapping (nothing
+# writes to ctx.headers or ctx.hdr; an extended CONNECT takes copies). Lists of up to
+# _PARSED_FIELDS fields, _PARSED_SIZE bytes of values, at most _PARSED_MAX of them (emptied
+# when full).
 _PARSED = [{}, {}, {}, {}]
 _PARSED_MAX = 1024
 _PARSED_SIZE = 1024
@@ -43,10 +47,11 @@ def start(conn, stream, header_list, ended: bool, block_size: int) -> None:
         if parsed is None:
             return          # refused (_refuse)
     method, path, headers, hdr, protocol, _ = parsed
-    headers = list(headers)
-    hdr = hdr.copy()
     refusal = None
     if protocol is not None:
+        # (never kept in _PARSED) the headers of an HTTP/1.1 upgrade are added: copies
+        headers = list(headers)
+        hdr = dict(hdr)
         stream, method, refusal = websocket.extended_connect(conn, stream, protocol, headers, hdr)
         method = method.decode("latin-1")
     ctx = RequestContext(stream, method, path, "2.0", headers, hdr)
@@ -180,7 +185,7 @@ def _parse(conn, stream, header_list, flags: tuple):
         hdr[b"host"] = authority
     keep = protocol is None and len(joined) <= _PARSED_SIZE
     return ((method or b"GET").decode("latin-1"), (path or b"").decode("latin-1"),
-            tuple(headers), hdr, protocol, keep)
+            tuple(headers), MappingProxyType(hdr), protocol, keep)
 
 
 def _refuse(conn, stream, how: str, message: str) -> None:
