@@ -1,12 +1,14 @@
-"""The per-request context: every phase reads and writes this one object.
+"""The per-request context: every phase reads and writes this one object (a Context, made by
+the RequestContext(...) function below: Context has no __init__, which CPython would call from
+C at more cost than a function call and the object together).
 
 Kept flat with __slots__ for speed: what the common paths (a `return`, a static file, a proxied
-request, over HTTP/1.x and HTTP/2) read or write is a slot, stored by __init__. State that only
-some modules' requests have (`_RARE`: gzip, SSI, $request_id, limit_rate, the resolver's
-result, error_page's, pipelining) is not stored per request: its default is a class attribute,
-and a request that sets it gets an instance __dict__ (made on that first store). A store less
-per attribute on every request; a read of a default takes CPython's generic attribute path
-(~30 ns instead of ~5), so an attribute read on the common paths stays a slot.
+request, over HTTP/1.x and HTTP/2) read or write is a slot, stored by RequestContext(). State
+that only some modules' requests have (`_RARE`: gzip, SSI, $request_id, limit_rate, the
+resolver's result, error_page's, pipelining) is not stored per request: its default is a class
+attribute, and a request that sets it gets an instance __dict__ (made on that first store). A
+store less per attribute on every request; a read of a default takes CPython's generic
+attribute path (~30 ns instead of ~5), so an attribute read on the common paths stays a slot.
 Variables (each module's getters, routing/variables.py) read it lazily.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 _OLD = ("1.0", "0.9")    # versions without keep-alive by default, chunked responses, Host
 
 
-class RequestContext:
+class Context:
     __slots__ = (
         # connection (downstream): server/connection.py's HttpConnection
         "conn",
@@ -76,59 +78,64 @@ class RequestContext:
     ssi = None          # filters/ssi.py SsiBody of this response (or the main's Shared)
     resolved = None     # resolver/hook.py: (host, port, group) a resolution left, or None
 
-    def __init__(self, conn, method: str, request_uri: str, http_version: str,
-                 headers: list, hdr: dict) -> None:
-        self.conn = conn
-        self.method = method
-        self.request_uri = request_uri
-        self.http_version = http_version
-        self.http_minor = 1 if http_version == "1.1" or http_version not in _OLD else 0
-        self.keep_alive = True
-        self.headers = headers
-        self.hdr = hdr
-        self.host = ""
-        self.request_length = 0
-        self.uri = "/"
-        self.args = None
-        self.captures = ()
-        self.server = None
-        self.loc = None
-        self.conf = None
-        self.internal = False
-        self.vars = None
-        self.status = 0
-        self.resp_headers = None
-        self.body_bytes_sent = 0
-        self.bytes_sent = 0
-        self.content_length_in = None
-        self.body_chunked = False
-        self.proxy_host = ""
-        self.upstream_tries = None
-        self.upstream_headers = None
-        self.start = _monotonic()
-        self.logged = False
-        self.req = None
-        self.status_override = None
-        self.location_out = None
-        self.add_uri_to_alias = False
-        self.redirects = 0
-        self.head_sent = False
-        self.limits = None
-        self.www_authenticate = None
-        self.main = None
-        self.realip = None
-        self.stat_writing = False
-        self.accel_headers = None
-        self.cache = None
-        self.body_spool = None
-        self.trailers = None
-        self.expect_tested = False
-
     @property
     def start_wall(self) -> float:
         """The wall clock at the request's start (limit_rate's seconds), from `start`: one
         clock read per request instead of two."""
         return _time() - (_monotonic() - self.start)
+
+
+def RequestContext(conn, method: str, request_uri: str, http_version: str, headers, hdr
+                   ) -> Context:
+    """A request's context: a function, not Context's __init__ (which CPython would call
+    from C, costing more than this call and the object together)."""
+    ctx = Context()
+    ctx.conn = conn
+    ctx.method = method
+    ctx.request_uri = request_uri
+    ctx.http_version = http_version
+    ctx.http_minor = 1 if http_version == "1.1" or http_version not in _OLD else 0
+    ctx.keep_alive = True
+    ctx.headers = headers
+    ctx.hdr = hdr
+    ctx.host = ""
+    ctx.request_length = 0
+    ctx.uri = "/"
+    ctx.args = None
+    ctx.captures = ()
+    ctx.server = None
+    ctx.loc = None
+    ctx.conf = None
+    ctx.internal = False
+    ctx.vars = None
+    ctx.status = 0
+    ctx.resp_headers = None
+    ctx.body_bytes_sent = 0
+    ctx.bytes_sent = 0
+    ctx.content_length_in = None
+    ctx.body_chunked = False
+    ctx.proxy_host = ""
+    ctx.upstream_tries = None
+    ctx.upstream_headers = None
+    ctx.start = _monotonic()
+    ctx.logged = False
+    ctx.req = None
+    ctx.status_override = None
+    ctx.location_out = None
+    ctx.add_uri_to_alias = False
+    ctx.redirects = 0
+    ctx.head_sent = False
+    ctx.limits = None
+    ctx.www_authenticate = None
+    ctx.main = None
+    ctx.realip = None
+    ctx.stat_writing = False
+    ctx.accel_headers = None
+    ctx.cache = None
+    ctx.body_spool = None
+    ctx.trailers = None
+    ctx.expect_tested = False
+    return ctx
 
 
 _RARE = ("error_pages_done", "pipelined", "request_id", "gzip", "limit_rate", "ssi", "resolved")

@@ -39,14 +39,10 @@ NO_STREAMS = NoStreams()
 
 
 class StreamState:
-    """An open stream as the layer sees it: the windows both ways and which sides ended."""
+    """An open stream as the layer sees it: the windows both ways and which sides ended.
+    No __init__: Framing sets the four slots where it opens a stream (_headers, _block_done);
+    a Python __init__ costs CPython more than making the object (its call from C)."""
     __slots__ = ("send_window", "recv_window", "in_closed", "out_closed")
-
-    def __init__(self, send_window: int, recv_window: int, in_closed: bool) -> None:
-        self.send_window = send_window
-        self.recv_window = recv_window
-        self.in_closed = in_closed
-        self.out_closed = False
 
 
 class FramesOut:

@@ -189,7 +189,11 @@ class Framing(FramesOut):
                 streams = self.streams
                 if streams is NO_STREAMS:
                     streams = self.streams = {}
-                streams[sid] = StreamState(self.init_window, self.limits[0], end)
+                streams[sid] = st = StreamState()
+                st.send_window = self.init_window
+                st.recv_window = self.limits[0]
+                st.in_closed = end
+                st.out_closed = False
                 return self.sink.on_headers(sid, fields, end, len(block))
             return self._block_done(sid, flags, block, len(block), prio, new)
         self.block = _Block(block, sid, flags, prio, new)
@@ -225,7 +229,11 @@ class Framing(FramesOut):
             streams = self.streams
             if streams is NO_STREAMS:
                 streams = self.streams = {}
-            streams[sid] = StreamState(self.init_window, self.limits[0], end)
+            streams[sid] = st = StreamState()
+            st.send_window = self.init_window
+            st.recv_window = self.limits[0]
+            st.in_closed = end
+            st.out_closed = False
             self.sink.on_headers(sid, fields, end, size)
         else:
             st = self.streams.get(sid)
