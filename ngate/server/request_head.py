@@ -91,18 +91,22 @@ class Http09Transport:
         return getattr(self._transport, name)
 
 
-class Request:
-    """A parsed request waiting for, or in, the HTTP core; body events are routed through it."""
+class PendingRequest:
+    """A parsed request waiting for, or in, the HTTP core; body events are routed through it.
+    Made by Request(ctx) below (no __init__, as http/context.py's Context)."""
     __slots__ = ("ctx", "body", "body_size", "complete", "consumer", "upgrade", "discard")
 
-    def __init__(self, ctx: RequestContext) -> None:
-        self.ctx = ctx
-        self.body = None          # list of buffered chunks until a consumer attaches
-        self.body_size = 0
-        self.complete = False     # the whole message (body included) was received
-        self.consumer = None      # object with body_data(bytes) and body_end()
-        self.upgrade = False
-        self.discard = False      # the response is done; drop remaining body bytes
+
+def Request(ctx: RequestContext) -> PendingRequest:
+    req = PendingRequest()
+    req.ctx = ctx
+    req.body = None           # list of buffered chunks until a consumer attaches
+    req.body_size = 0
+    req.complete = False      # the whole message (body included) was received
+    req.consumer = None       # object with body_data(bytes) and body_end()
+    req.upgrade = False
+    req.discard = False       # the response is done; drop remaining body bytes
+    return req
 
 
 class HeadParsing:
