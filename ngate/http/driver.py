@@ -151,7 +151,10 @@ def _return(ctx, code: int, text):
         body = value.encode("latin-1")
     except UnicodeEncodeError:
         body = _return_bytes(value)
-    return send_response(ctx, code, body, content_type(ctx.conf, ctx.uri))
+    conf = ctx.conf
+    known = conf.mime       # respond.content_type's answers kept for the URI, looked up here
+    mime = known.get(ctx.uri) if known is not None else None
+    return send_response(ctx, code, body, mime if mime is not None else content_type(conf, ctx.uri))
 
 
 def _return_bytes(value: str) -> bytes:
