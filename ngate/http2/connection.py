@@ -280,7 +280,8 @@ class Http2Connection(Output, Lifecycle):
             error_log.info("client sent stream with data before settings were acknowledged, "
                            "client: " + self.remote_addr, self.number)
             return self._refuse(sid)
-        stream = Http2Stream(self, sid)
+        stream = Http2Stream()
+        stream.open_on(self, sid)
         streams = self.streams
         if streams is NO_STREAMS:
             streams = self.streams = {}

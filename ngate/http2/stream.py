@@ -58,7 +58,9 @@ class Http2Stream(StreamBody):
     trace = None
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
-    def __init__(self, h2c, sid: int) -> None:
+    # no __init__ (CPython calls a Python __init__ from C, dearer than a method call and the
+    # object together): `Http2Stream()` then `open_on(h2c, sid)`
+    def open_on(self, h2c, sid: int) -> None:
         self.h2c = h2c
         self.sid = sid
         self.listen = h2c.listen        # the phases read both (a property each: a call each)

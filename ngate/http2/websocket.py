@@ -67,7 +67,8 @@ def extended_connect(conn, stream, protocol: bytes, headers: list, hdr: dict):
     if protocol.lower() != b"websocket":
         return stream, b"CONNECT", 'client sent unsupported ":protocol" "%s"' % (
             protocol.decode("latin-1"))
-    ws = WebSocketStream(conn, stream.sid)
+    ws = WebSocketStream()
+    ws.open_on(conn, stream.sid)
     ws.requests = stream.requests
     conn.streams[stream.sid] = ws
     key = base64.b64encode(os.urandom(16))
@@ -88,8 +89,8 @@ class WebSocketStream(Http2Stream):
     line_method = "CONNECT"     # $request shows the request line the client sent
     respond_whole = None        # send_response goes through write_fields' 2xx check
 
-    def __init__(self, h2c, sid: int) -> None:
-        super().__init__(h2c, sid)
+    def open_on(self, h2c, sid: int) -> None:
+        super().open_on(h2c, sid)
         self.key = b""
         self.upgrade_head = None    # the backend's 101 head, until the tunnel starts
         self.pipe = None            # StreamPipe once tunnelled

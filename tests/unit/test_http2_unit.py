@@ -89,7 +89,8 @@ def test_stream_reads_the_connection_attributes_of_a_downstream_connection():
         number=7, server_addr="127.0.0.1", server_port="8443", tls="tls", proxy_protocol=None,
         scheme="https", proto="h2", started=1.5, deadline=2.5,
         conf=SimpleNamespace(http2_body_preread_size=1234))
-    s = Http2Stream(h2c, 3)
+    s = Http2Stream()
+    s.open_on(h2c, 3)
     assert "__getattr__" not in vars(Http2Stream)
     for name in ("number", "server_addr", "server_port", "tls", "proxy_protocol", "scheme",
                  "proto", "started", "deadline", "remote_addr", "remote_port", "listen",
