@@ -36,6 +36,7 @@ _CONTINUATIONS = 64         # CONTINUATION frames per header block (CVE-2024-273
 _PROTO = ErrorCodes.PROTOCOL_ERROR
 _SIZE = ErrorCodes.FRAME_SIZE_ERROR
 _FLOW = ErrorCodes.FLOW_CONTROL_ERROR
+_PAD_PRIO = PADDED | PRIORITY_FLAG
 
 
 class ConnectionFault(Exception):
@@ -147,24 +148,27 @@ class Framing(FramesOut):
 
     def _headers(self, flags: int, sid: int, p: bytes) -> None:
         n = len(p)
-        size = (1 if flags & PADDED else 0) + (5 if flags & PRIORITY_FLAG else 0)
-        if n < size:
-            raise ConnectionFault(_SIZE, f"client sent HEADERS frame with incorrect length {n}")
-        if n == size:
-            raise ConnectionFault(_SIZE, "client sent HEADERS frame with empty header block")
         pos = 0
         pad = 0
-        if flags & PADDED:
-            pad = p[0]
-            pos = 1
-            if pad > n - size:
-                raise ConnectionFault(_PROTO, "client sent padded HEADERS frame with incorrect "
-                                      f"length: {n - size}, padding: {pad}")
         prio = None
-        if flags & PRIORITY_FLAG:
-            dep = u32(p, pos)
-            prio = (dep & 0x7fffffff, p[pos + 4] + 1, dep >> 31)
-            pos += 5
+        if flags & _PAD_PRIO:
+            size = (1 if flags & PADDED else 0) + (5 if flags & PRIORITY_FLAG else 0)
+            if n < size:
+                raise ConnectionFault(_SIZE, f"client sent HEADERS frame with incorrect length {n}")
+            if n == size:
+                raise ConnectionFault(_SIZE, "client sent HEADERS frame with empty header block")
+            if flags & PADDED:
+                pad = p[0]
+                pos = 1
+                if pad > n - size:
+                    raise ConnectionFault(_PROTO, "client sent padded HEADERS frame with "
+                                          f"incorrect length: {n - size}, padding: {pad}")
+            if flags & PRIORITY_FLAG:
+                dep = u32(p, pos)
+                prio = (dep & 0x7fffffff, p[pos + 4] + 1, dep >> 31)
+                pos += 5
+        elif not n:
+            raise ConnectionFault(_SIZE, "client sent HEADERS frame with empty header block")
         if sid & 1 == 0 or sid <= self.last_sid:
             st = self.streams.get(sid)
             if st is None or st.in_closed or not flags & END_STREAM:
