@@ -159,9 +159,11 @@ def run_static(n: int) -> float:
 
         async def drive() -> float:
             conn.connection_made(down_t)
+            flush = runtime.client_writes.flush     # the response's write (_exchanges says why)
             t0 = time.process_time()
             for _ in range(n):
                 conn.data_received(STATIC_REQUEST)
+                flush()
             elapsed = time.process_time() - t0
             assert len(down_t.written) == n and down_t.written[-1].endswith(b"x" * 1024)
             assert down_t.written[-1].startswith(b"HTTP/1.1 200 OK\r\n")
@@ -195,6 +197,7 @@ def run_return(n: int, close: bool = False) -> float:
         _config, loop, runtime, listen = _runtime(prefix, RETURN_CONF)
 
         async def drive() -> float:
+            flush = runtime.client_writes.flush     # the response's write (_exchanges says why)
             if close:
                 t0 = time.process_time()
                 for _ in range(n):
@@ -202,6 +205,7 @@ def run_return(n: int, close: bool = False) -> float:
                     t = FakeTransport()
                     conn.connection_made(t)
                     conn.data_received(CLOSE_REQUEST)
+                    flush()
                     conn.connection_lost(None)
                 elapsed = time.process_time() - t0
                 assert t.closed and t.written[-1].endswith(b"ok\n")
@@ -213,6 +217,7 @@ def run_return(n: int, close: bool = False) -> float:
             t0 = time.process_time()
             for _ in range(n):
                 conn.data_received(REQUEST)
+                flush()
             elapsed = time.process_time() - t0
             assert len(t.written) == n and t.written[-1].endswith(b"ok\n")
             assert not t.closed and conn.queue is None
@@ -272,6 +277,7 @@ def run_ws(n: int) -> float:
                     callback(*args)
                 up, Loop.made = Loop.made, None
                 up.protocol.data_received(WS_RESPONSE)
+                runtime.client_writes.flush()     # (the 101 went out when the tunnel started)
                 t.protocol.connection_lost(None)      # the client closes: both sides end
                 up.protocol.connection_lost(None)
             elapsed = time.process_time() - t0
@@ -337,14 +343,17 @@ def _exchanges(conn, down_t, uconn, request: bytes, response: bytes, n: int) -> 
     """n requests on one client connection, each answered at once by the pooled upstream: the
     process CPU seconds they took."""
     conn.connection_made(down_t)
-    # the request heads' write (upstream/pool.py HeadWrites), as at the end of the loop's turn
-    # (live: once per ~16 requests; the turn's one call_soon is not counted here)
+    # the request heads' write (upstream/pool.py HeadWrites) and the response's
+    # (server/turn_writes.py TurnWrites), as at the end of the loop's turn (live: once per ~16
+    # requests; the turn's one call_soon is not counted here)
     flush = conn.runtime.pool.head_writes.flush
+    flush_client = conn.runtime.client_writes.flush
     t0 = time.process_time()
     for _ in range(n):
         conn.data_received(request)
         flush()
         uconn.data_received(response)
+        flush_client()
     return time.process_time() - t0
 
 
@@ -383,6 +392,7 @@ def _churned(runtime, conn, down_t, uconn, n: int, every: int) -> float:
     pool = runtime.pool
     key = next(iter(pool.idle))
     flush = pool.head_writes.flush      # as in _exchanges
+    flush_client = runtime.client_writes.flush
     conn.connection_made(down_t)
     t0 = time.process_time()
     for i in range(n):
@@ -390,6 +400,7 @@ def _churned(runtime, conn, down_t, uconn, n: int, every: int) -> float:
             conn.data_received(REQUEST)
             flush()
             uconn.data_received(RESPONSE)
+            flush_client()
             continue
         busy = pool.get(key)
         conn.data_received(REQUEST)
@@ -401,6 +412,7 @@ def _churned(runtime, conn, down_t, uconn, n: int, every: int) -> float:
         made = type(loop)
         new, made.made = made.made, None
         new.protocol.data_received(RESPONSE)
+        flush_client()
         pool.put(key, busy, 1, 60.0)    # over the limit: the new one (least recent) closed
         assert new.closed
         new.protocol.connection_lost(None)

@@ -26,7 +26,8 @@ class CleartextHttp2(HttpConnection):
                     return
                 self._sniff = None
                 self._cancel_timer()
-                Http2Connection.take_over(self, self.transport, "h2c", probe)
+                # the transport itself, not server/turn_writes.py's DeferredTransport
+                Http2Connection.take_over(self, self.transport.detach(), "h2c", probe)
                 return
             self._sniff = None
             data = probe

@@ -35,6 +35,7 @@ from ngate.server.lifecycle import Lifecycle
 from ngate.server.request_head import (Http09Transport, HeadParsing, Request, head_table,
                                        header_key, line_table, name_table)
 from ngate.server.sending import Sending
+from ngate.server.turn_writes import DeferredTransport
 
 __all__ = ["HttpConnection", "Http09Transport", "Request", "head_table", "header_key",
            "line_table", "name_table"]
@@ -97,7 +98,9 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
     # ------------------------------------------------------------ asyncio Protocol
 
     def connection_made(self, transport) -> None:
-        self.transport = transport
+        # every write and close goes through DeferredTransport: responses leave at the end of
+        # the loop's turn, in order (server/turn_writes.py)
+        self.transport = DeferredTransport(transport, self.runtime.client_writes)
         self.started = time.monotonic()     # keepalive_time, $connection_time
         if not self.runtime.connection_opened(self):
             self.closing = True

@@ -155,7 +155,8 @@ class Lifecycle:
         self.runtime.deadlines.watched.discard(self)        # Deadlines.unwatch
         self._body_req = None
         self._url = b""
-        return held, self.transport
+        # the deferred bytes (the 101) go out first; the tunnel writes to the transport itself
+        return held, self.transport.detach()
 
     def abort(self) -> None:
         self.closing = True

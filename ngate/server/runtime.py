@@ -21,6 +21,7 @@ from ngate.server.connection import HttpConnection, head_table, line_table, name
 from ngate.server.proxy_protocol import ProxyProtocolAcceptor
 from ngate.server.tls import TlsAcceptor, listen_http2, speaks_http2
 from ngate.server.tls_transport import TlsServer
+from ngate.server.turn_writes import TurnWrites
 from ngate.http2.accept import CleartextHttp2
 from ngate.upstream.pool import KeepalivePool
 
@@ -91,6 +92,7 @@ class WorkerRuntime:
         self.stream_tunnels = 0         # those of self.tunnels inside an HTTP/2 connection (h2)
         self.deadlines = Deadlines(loop)
         self.pool = KeepalivePool(self.deadlines)
+        self.client_writes = TurnWrites(loop)     # HTTP/1.x responses, at the turn's end
         self.draining = False
         self.servers: list = []
         self._counter = 0

@@ -95,5 +95,11 @@ class Worker:
         import asyncio
         self.loop.run_until_complete(asyncio.sleep(0))
 
+    def sent(self, t) -> bytes:
+        """What `t` (a client's transport) was sent once the turn ended: responses are written
+        at the end of the loop's turn (server/turn_writes.py)."""
+        self.turn()
+        return t.data()
+
     def close(self) -> None:
         self.loop.close()

@@ -108,8 +108,8 @@ def test_a_response_in_pieces(worker):
     uconn.data_received(b"cde")
     assert ex.state is DONE and conn.writer is None
     assert _walk(worker.transitions) == [CONNECTING, SENDING, READING, STREAMING, DONE]
-    assert down.data().endswith(b"\r\n\r\nabcde")
-    assert b"X-Tries: 127.0.0.1:9 200 40\r\n" in down.data()
+    assert worker.sent(down).endswith(b"\r\n\r\nabcde")
+    assert b"X-Tries: 127.0.0.1:9 200 40\r\n" in worker.sent(down)
     a, = ex.ctx.upstream_tries
     assert a.connect_time == 0.0 and a.response_time is not None   # pooled: nginx says 0.000
     assert uconn.exchange is None and not up.closed          # back in the pool
@@ -123,7 +123,7 @@ def test_an_invalid_head_with_no_other_peer_ends_in_502(worker, capfd):
     uconn.data_received(b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n")
     assert ex.state is DONE and up.closed
     assert _walk(worker.transitions) == [CONNECTING, SENDING, READING, DONE]
-    assert down.data().startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert worker.sent(down).startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
     assert ex.ctx.upstream_tries[0].status == 502
     log = capfd.readouterr().err     # the error log (no error_log: stderr)
     assert "upstream sent invalid header" in log
@@ -152,7 +152,7 @@ def test_http09_passes_through_until_the_upstream_closes(worker):
     uconn.connection_lost(None)
     assert ex.state is DONE
     assert _walk(worker.transitions)[-3:] == [READING, PASSTHROUGH, DONE]
-    assert down.data() == b"no status line\nmore"
+    assert worker.sent(down) == b"no status line\nmore"
     assert ex.ctx.upstream_tries[0].status == 200
 
 
@@ -164,7 +164,7 @@ def test_an_interim_head_then_raw_bytes(worker):
     uconn.data_received(b"HTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\nHTTP/1.1 200 OK\r\n")
     assert ex.state is PASSTHROUGH
     assert _walk(worker.transitions)[-3:] == [READING, STREAMING, PASSTHROUGH]
-    assert down.data().endswith(b"\r\n\r\nHTTP/1.1 200 OK\r\n")
+    assert worker.sent(down).endswith(b"\r\n\r\nHTTP/1.1 200 OK\r\n")
 
 
 def test_the_client_gone_before_the_head_is_a_499(worker):
@@ -221,7 +221,7 @@ def test_a_failed_try_goes_back_to_connecting_and_the_next_peer_answers(worker, 
                                          READING, STREAMING, DONE]
     tried = [a.addr for a in ex.ctx.upstream_tries]
     assert sorted(tried) == ["127.0.0.1:10", "127.0.0.1:9"]
-    assert f"X-Tries: {tried[0]}, {tried[1]} 502, 200 -, 0.".encode() in down.data()
+    assert f"X-Tries: {tried[0]}, {tried[1]} 502, 200 -, 0.".encode() in worker.sent(down)
     assert "upstream prematurely closed connection while reading response header" in \
         capfd.readouterr().err
 
@@ -238,12 +238,12 @@ def test_a_chunked_body_is_read_by_nginx_s_decoder_then_llhttp_again(worker):
     assert ex.state is STREAMING and uconn.parser.__class__ is ChunkedResponseBody
     uconn.data_received(b"2\r\nde\r\n0\n\n")
     assert ex.state is DONE and uconn.parser is None and not up.closed     # pooled
-    assert down.data().endswith(b"\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    assert worker.sent(down).endswith(b"\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
     conn.data_received(GET)
     ex2 = uconn.exchange
     assert ex2 is not ex
     uconn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    assert ex2.state is DONE and down.data().endswith(b"\r\n\r\nok")
+    assert ex2.state is DONE and worker.sent(down).endswith(b"\r\n\r\nok")
     assert type(uconn.parser).__name__ == "HttpResponseParser"      # made by that response
 
 

@@ -52,7 +52,7 @@ def test_the_heads_of_one_turn_go_out_together_after_it(tmp_path):
                         for i in range(3)]
         for (uconn, up), (conn, down) in zip(ups, reversed(clients)):
             uconn.data_received(RESPONSE)
-            assert down.data().endswith(b"\r\n\r\nok\n") and not up.closed
+            assert w.sent(down).endswith(b"\r\n\r\nok\n") and not up.closed
         w.turn()
         assert all(len(up.written) == 1 for _u, up in ups)  # each head once
     finally:

@@ -1,0 +1,151 @@
+"""Client response bytes written at the end of the event loop's turn.
+
+Loopback TCP delivers a write in the writer's context and wakes the reader: a client that went
+back to sleep between two of the proxy's responses (each request's own Python comes in between)
+is woken, at a cost, for every response. Written together after the turn's callbacks (call_soon:
+before the loop polls again), the responses of one turn find the clients awake
+(bench/PROFILE.md, Session 9 (s9-clientwrite); upstream/pool.py HeadWrites does the same for
+request heads to upstreams).
+
+DeferredTransport stands between an HTTP/1.x client connection (server/connection.py) and its
+transport, so every path to the socket goes through it and the order of the bytes is kept:
+  write(data)   small immutable bytes (the connection's deferred ones included, at most
+                DEFER_MAX) are kept and go out at the end of the turn, one write per connection
+                per turn; anything else (a large or mutable chunk: static/sender.py's reused
+                buffer, a long body) first writes what is deferred, then itself at once.
+  close(), write_eof()   write what is deferred first (a close after a response, lingering close)
+  detach()      the same, and hands over the transport (proxy/tunnel.py: a 101, then the tunnel)
+  abort()       drops what is deferred (a reset sends nothing more)
+  get_write_buffer_size()   counts the deferred bytes (send_timeout, static/sender.py)
+Backpressure is unchanged: the transport calls pause_writing/resume_writing when the bytes reach
+it, at the latest at the end of the turn, and a connection defers at most DEFER_MAX bytes. A
+connection closed meanwhile (the client reset it) is skipped.
+
+States of a DeferredTransport: idle (out is None) -> holding (out: bytes, registered in its
+TurnWrites) -> idle again at the turn's end, or at once by a write it cannot hold, close,
+write_eof, detach or abort.
+"""
+from __future__ import annotations
+
+DEFER_MAX = 16 * 1024       # deferred bytes per connection and turn; more go out at once
+
+
+class TurnWrites:
+    """The worker's connections holding deferred bytes in this turn, flushed at its end."""
+    __slots__ = ("loop", "pending", "scheduled")
+
+    def __init__(self, loop) -> None:
+        self.loop = loop
+        self.pending: list = []     # DeferredTransports that deferred bytes in this turn
+        self.scheduled = False      # turn_end is scheduled (call_soon)
+
+    def add(self, w) -> None:
+        self.pending.append(w)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.turn_end)
+
+    def turn_end(self) -> None:
+        self.scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        pending = self.pending
+        if not pending:
+            return
+        self.pending = []
+        for w in pending:
+            try:
+                w.flush()
+            except Exception as exc:    # a protocol's pause_writing failed: that one only
+                self.loop.call_exception_handler({
+                    "message": "client write failed at the end of the turn",
+                    "exception": exc})
+                w.transport.abort()
+
+
+class DeferredTransport:
+    """A client connection's transport, its small writes deferred to the end of the loop's
+    turn (module docstring)."""
+    __slots__ = ("transport", "out", "turn")
+
+    def __init__(self, transport, turn: TurnWrites) -> None:
+        self.transport = transport
+        self.out = None             # bytes deferred in this turn (registered in `turn`)
+        self.turn = turn
+
+    def write(self, data) -> None:
+        out = self.out
+        if data.__class__ is bytes:
+            if out is None:
+                if len(data) <= DEFER_MAX:
+                    if data:
+                        self.out = data
+                        self.turn.add(self)
+                    return
+            elif len(out) + len(data) <= DEFER_MAX:
+                self.out = out + data
+                return
+        if out is not None:
+            self.out = None
+            self.transport.write(out)
+        self.transport.write(data)
+
+    def writelines(self, chunks) -> None:
+        for c in chunks:
+            self.write(c)
+
+    def flush(self) -> None:
+        """Write what is deferred now (unless the connection was closed meanwhile)."""
+        out = self.out
+        if out is not None:
+            self.out = None
+            t = self.transport
+            if not t.is_closing():
+                try:
+                    t.write(out)
+                except RuntimeError:
+                    pass    # uvloop: the transport is closed; connection_lost is on its way
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self.transport.write_eof()
+
+    def abort(self) -> None:
+        self.out = None
+        self.transport.abort()
+
+    def detach(self):
+        """The transport itself, after what is deferred (the connection becomes a tunnel)."""
+        self.flush()
+        return self.transport
+
+    def get_write_buffer_size(self) -> int:
+        out = self.out
+        size = self.transport.get_write_buffer_size()
+        return size + len(out) if out is not None else size
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self.transport.is_reading()
+
+    def can_write_eof(self) -> bool:
+        return self.transport.can_write_eof()
+
+    def get_extra_info(self, name, default=None):
+        return self.transport.get_extra_info(name, default)
+
+    def __getattr__(self, name):
+        return getattr(self.transport, name)
