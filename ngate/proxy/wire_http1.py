@@ -188,8 +188,9 @@ class Http1Wire:
         callbacks produce the exchange's response events; a whole response in one read whose
         head llhttp accepted before goes the known way (known_response)."""
         u = ex.uconn
-        if u.tail is not None:
-            if u.tail == b"" and self.fast_heads:       # a response's first bytes
+        tail = u.tail
+        if tail is not None:
+            if tail == b"" and self.fast_heads:         # a response's first bytes
                 end = data.find(b"\r\n\r\n") + 4
                 if end > 4:
                     head = data[:end]
@@ -206,7 +207,9 @@ class Http1Wire:
                             len(data) <= ex.conf.proxy.buffer_size
                             or known[5] <= ex.conf.proxy.buffer_size):
                         return self.known_response(ex, u, data, end, known)
-            if self._http09(ex, u, data):
+            if tail == b"" and data.startswith(b"HTTP/"):
+                u.tail = None           # _http09's "HTTP/" case, written out (the usual one)
+            elif self._http09(ex, u, data):
                 return
         if ex.state in BEFORE_HEAD:
             u.head_bytes += len(data)
