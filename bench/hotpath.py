@@ -260,7 +260,8 @@ def run_ws(n: int) -> float:
     with tempfile.TemporaryDirectory() as prefix:
         _config, _loop, runtime, listen = _runtime(prefix, WS_CONF)
         _loop.close()
-        loop = runtime.loop = runtime.deadlines.loop = _instant_connect_loop()
+        loop = runtime.loop = runtime.deadlines.loop = runtime.client_writes.loop = \
+            _instant_connect_loop()
         Loop = type(loop)
 
         async def drive() -> float:
@@ -307,7 +308,8 @@ def run(n: int, limit_req: bool = False, access_log: bool = False, new_every: in
         config, loop, runtime, listen = _runtime(prefix, conf)
         if new_every:
             loop.close()
-            loop = runtime.loop = runtime.deadlines.loop = _instant_connect_loop()
+            loop = runtime.loop = runtime.deadlines.loop = runtime.client_writes.loop = \
+                _instant_connect_loop()
         uconn, up_t = _pooled(config, runtime, "backend", 32)
         conn = HttpConnection(runtime, listen)
         down_t = FakeTransport()

@@ -286,7 +286,8 @@ class HeadParsing:
         """An HTTP/0.9 request (a request line without a version): GET only, no headers; the
         response is its body alone (nginx writes no status line or headers), then close."""
         self._left = _DISCARD
-        self.transport = Http09Transport(self.transport)
+        t = self.transport          # server/turn_writes.py DeferredTransport stays outermost
+        t.transport = Http09Transport(t.transport)
         if method != b"GET":
             return self._reject(HeadError(400, "client sent invalid method in HTTP/0.9 request"))
         ctx = RequestContext(self, "GET", target.decode("latin-1"), "0.9", [], {})

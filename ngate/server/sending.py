@@ -1,6 +1,7 @@
 """The write path of the HTTP/1.x downstream connection (server/connection.py).
 
-write() sends a response's bytes; with limit_rate in the config (`rate_check`) they go through
+write() sends a response's bytes through the connection's server/turn_writes.py
+DeferredTransport (small ones at the end of the loop's turn, everything in order); with limit_rate in the config (`rate_check`) they go through
 the response's server/ratelimit.py RateLimiter, decided at its first write. Write backpressure:
 pause_writing/resume_writing from the transport are passed to whoever is producing the response
 (`writer`: an upstream exchange pauses its upstream socket). send_timeout runs while writing is
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from ngate.http import downstream, log
 from ngate.server import ratelimit
+from ngate.server.turn_writes import DEFER_MAX
 
 
 class Sending:
@@ -22,8 +24,20 @@ class Sending:
     def write(self, data: bytes) -> None:
         if self.rate_check:
             return self._rate_write(data)
+        t = self.transport          # a server/turn_writes.py DeferredTransport
+        if t.out is None and data.__class__ is bytes and len(data) <= DEFER_MAX:
+            # DeferredTransport.write's first case and TurnWrites.add, written out (hot path):
+            # the response goes out at the end of the loop's turn
+            if data:
+                t.out = data
+                turn = t.turn
+                turn.pending.append(t)
+                if not turn.scheduled:
+                    turn.scheduled = True
+                    turn.loop.call_soon(turn.turn_end)
+            return
         try:
-            self.transport.write(data)
+            t.write(data)
         except RuntimeError:
             pass    # uvloop: the transport is closed; connection_lost is on its way
 

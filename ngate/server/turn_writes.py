@@ -40,6 +40,7 @@ class TurnWrites:
         self.scheduled = False      # turn_end is scheduled (call_soon)
 
     def add(self, w) -> None:
+        """`w` deferred bytes (server/sending.py Sending.write has a copy of this)."""
         self.pending.append(w)
         if not self.scheduled:
             self.scheduled = True
@@ -55,13 +56,21 @@ class TurnWrites:
             return
         self.pending = []
         for w in pending:
+            out = w.out                 # DeferredTransport.flush, written out
+            if out is None:
+                continue                # written already (a close, a large write, ...)
+            w.out = None
+            t = w.transport
             try:
-                w.flush()
+                if not t.is_closing():
+                    t.write(out)
+            except RuntimeError:
+                pass    # uvloop: the transport is closed; connection_lost is on its way
             except Exception as exc:    # a protocol's pause_writing failed: that one only
                 self.loop.call_exception_handler({
                     "message": "client write failed at the end of the turn",
                     "exception": exc})
-                w.transport.abort()
+                t.abort()
 
 
 class DeferredTransport:
@@ -75,6 +84,7 @@ class DeferredTransport:
         self.turn = turn
 
     def write(self, data) -> None:
+        # (server/sending.py Sending.write has a copy of the first case)
         out = self.out
         if data.__class__ is bytes:
             if out is None:
@@ -96,7 +106,8 @@ class DeferredTransport:
             self.write(c)
 
     def flush(self) -> None:
-        """Write what is deferred now (unless the connection was closed meanwhile)."""
+        """Write what is deferred now (unless the connection was closed meanwhile; TurnWrites.flush
+        has a copy)."""
         out = self.out
         if out is not None:
             self.out = None
@@ -147,5 +158,16 @@ class DeferredTransport:
     def get_extra_info(self, name, default=None):
         return self.transport.get_extra_info(name, default)
 
-    def __getattr__(self, name):
-        return getattr(self.transport, name)
+    def set_write_buffer_limits(self, high=None, low=None) -> None:
+        self.transport.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self):
+        return self.transport.get_write_buffer_limits()
+
+    def set_protocol(self, protocol) -> None:
+        self.transport.set_protocol(protocol)
+
+    def get_protocol(self):
+        return self.transport.get_protocol()
+
+    # (no __getattr__: it would slow every attribute of the class, `out` and `turn` included)
