@@ -26,15 +26,23 @@ class Sending:
             return self._rate_write(data)
         t = self.transport          # a server/turn_writes.py DeferredTransport
         if t.out is None and data.__class__ is bytes and len(data) <= DEFER_MAX:
-            # DeferredTransport.write's first case and TurnWrites.add, written out (hot path):
-            # the response goes out at the end of the loop's turn
+            # DeferredTransport.write's first case and TurnWrites.defer, written out (hot
+            # path): the response goes out at the end of the loop's turn (at once on a quiet
+            # loop)
+            turn = t.turn
+            turn.count += 1
+            if not turn.scheduled:
+                turn.scheduled = True
+                turn.loop.call_soon(turn.turn_end)
+                if not turn.busy:
+                    try:
+                        t.transport.write(data)
+                    except RuntimeError:
+                        pass
+                    return
             if data:
                 t.out = data
-                turn = t.turn
                 turn.pending.append(t)
-                if not turn.scheduled:
-                    turn.scheduled = True
-                    turn.loop.call_soon(turn.turn_end)
             return
         try:
             t.write(data)

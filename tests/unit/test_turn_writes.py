@@ -86,7 +86,13 @@ def worker(tmp_path):
     w.close()
 
 
+def _busy(worker) -> None:
+    """As after a busy turn: every response of the next turn waits for its end (TurnWrites)."""
+    worker.runtime.client_writes.busy = True
+
+
 def _client(worker):
+    _busy(worker)
     conn = HttpConnection(worker.runtime, worker.listen)
     t = Recording()
     conn.connection_made(t)
@@ -140,12 +146,31 @@ def test_the_101_goes_out_before_the_tunnel_s_first_bytes(worker):
     conn.data_received(UPGRADE)
     worker.turn()                               # the request head goes out (HeadWrites)
     assert up.data().startswith(b"GET /ws HTTP/1.1\r\n")
+    _busy(worker)
     uconn.data_received(SWITCHED + b"\x81\x02hi")  # the 101 and a frame in one read
     assert type(t.protocol).__name__ == "Side"     # the tunnel took the transport
     assert t.kinds() == ["write", "write"] and t.events[1][1] == b"\x81\x02hi"
     assert t.events[0][1].startswith(b"HTTP/1.1 101 ") and t.events[0][1].endswith(b"\r\n\r\n")
     worker.turn()
     assert len(t.events) == 2
+
+
+def test_on_a_quiet_loop_the_first_response_of_a_turn_goes_at_once(worker):
+    conn, t = _client(worker)
+    worker.runtime.client_writes.busy = False   # the last turn wrote one response (or none)
+    conn.data_received(GET_R)
+    assert t.kinds() == ["write"]               # at once: nothing to batch it with
+    conn.data_received(GET_R + GET_R)           # the same turn: these wait for its end
+    assert t.kinds() == ["write"]
+    worker.turn()
+    assert t.kinds() == ["write", "write"] and t.events[1][1].count(b"HTTP/1.1 200 OK") == 2
+    assert worker.runtime.client_writes.busy    # three responses in that turn: busy
+    conn.data_received(GET_R)                   # after a busy turn: waits
+    assert t.kinds() == ["write", "write"]
+    worker.turn()
+    assert t.kinds() == ["write", "write", "write"]
+    assert not worker.runtime.client_writes.busy    # that turn had one
+    conn.connection_lost(None)
 
 
 # ---------------------------------------------------------------- DeferredTransport alone
@@ -155,7 +180,9 @@ def deferred():
     import uvloop
     loop = uvloop.new_event_loop()
     t = Recording()
-    yield loop, t, DeferredTransport(t, TurnWrites(loop))
+    turn = TurnWrites(loop)
+    turn.busy = True
+    yield loop, t, DeferredTransport(t, turn)
     loop.close()
 
 
