@@ -1,8 +1,9 @@
 """The write path of the HTTP/1.x downstream connection (server/connection.py).
 
 write() sends a response's bytes through the connection's server/turn_writes.py
-DeferredTransport (small ones at the end of the loop's turn, everything in order); with limit_rate in the config (`rate_check`) they go through
-the response's server/ratelimit.py RateLimiter, decided at its first write. Write backpressure:
+DeferredTransport (small ones at the end of the loop's turn, everything in order); with
+limit_rate in the config (`rate_check`) they go through the response's server/ratelimit.py
+RateLimiter, decided at its first write. Write backpressure:
 pause_writing/resume_writing from the transport are passed to whoever is producing the response
 (`writer`: an upstream exchange pauses its upstream socket). send_timeout runs while writing is
 paused, re-armed while the write buffer shrinks, and after a close while the transport still

@@ -18,9 +18,10 @@ transport, so every path to the socket goes through it and the order of the byte
   abort()       drops what is deferred (a reset sends nothing more)
   get_write_buffer_size()   counts the deferred bytes (send_timeout, static/sender.py)
 On a quiet loop (the last turn that wrote responses wrote one) the first response of a turn
-goes at once: TurnWrites says why. Backpressure is unchanged: the transport calls pause_writing/resume_writing when the bytes reach
-it, at the latest at the end of the turn, and a connection defers at most DEFER_MAX bytes. A
-connection closed meanwhile (the client reset it) is skipped.
+goes at once: TurnWrites says why. Backpressure is unchanged: the transport calls
+pause_writing/resume_writing when the bytes reach it, at the latest at the end of the turn, and
+a connection defers at most DEFER_MAX bytes. A connection closed meanwhile (the client reset
+it) is skipped.
 
 States of a DeferredTransport: idle (out is None) -> holding (out: bytes, registered in its
 TurnWrites) -> idle again at the turn's end, or at once by a write it cannot hold, close,
