@@ -260,8 +260,7 @@ def run_ws(n: int) -> float:
     with tempfile.TemporaryDirectory() as prefix:
         _config, _loop, runtime, listen = _runtime(prefix, WS_CONF)
         _loop.close()
-        loop = runtime.loop = runtime.deadlines.loop = runtime.client_writes.loop = \
-            _instant_connect_loop()
+        loop = _use_loop(runtime, _instant_connect_loop())
         Loop = type(loop)
 
         async def drive() -> float:
@@ -308,8 +307,7 @@ def run(n: int, limit_req: bool = False, access_log: bool = False, new_every: in
         config, loop, runtime, listen = _runtime(prefix, conf)
         if new_every:
             loop.close()
-            loop = runtime.loop = runtime.deadlines.loop = runtime.client_writes.loop = \
-                _instant_connect_loop()
+            loop = _use_loop(runtime, _instant_connect_loop())
         uconn, up_t = _pooled(config, runtime, "backend", 32)
         conn = HttpConnection(runtime, listen)
         down_t = FakeTransport()
@@ -357,6 +355,13 @@ def _exchanges(conn, down_t, uconn, request: bytes, response: bytes, n: int) -> 
         uconn.data_received(response)
         flush_client()
     return time.process_time() - t0
+
+
+def _use_loop(runtime, loop):
+    """The worker's runtime on `loop` (its deadlines and both turn batches hold the loop)."""
+    runtime.loop = runtime.deadlines.loop = runtime.client_writes.loop = loop
+    runtime.pool.head_writes.loop = loop
+    return loop
 
 
 def _instant_connect_loop():

@@ -29,25 +29,16 @@ write_eof, detach or abort.
 """
 from __future__ import annotations
 
+from .turn_batch import TurnBatch
+
 DEFER_MAX = 16 * 1024       # deferred bytes per connection and turn; more go out at once
 
 
-class TurnWrites:
-    """The worker's connections holding deferred bytes in this turn, flushed at its end.
-
-    Batching pays only under load: when the last turn that wrote responses wrote one, the first
-    response of a turn goes at once (waiting for the turn's end would only add latency: the p99
-    at 1,000 req/s, where each turn holds one request); the responses after it in that turn,
-    and every one of a turn after a busy one, wait for its end (upstream/pool.py HeadWrites has
-    the same rule)."""
-    __slots__ = ("loop", "pending", "scheduled", "count", "busy")
-
-    def __init__(self, loop) -> None:
-        self.loop = loop
-        self.pending: list = []     # DeferredTransports that deferred bytes in this turn
-        self.scheduled = False      # turn_end is scheduled (call_soon)
-        self.count = 0              # responses written or deferred this turn
-        self.busy = False           # the last turn that wrote responses wrote more than one
+class TurnWrites(TurnBatch):
+    """The worker's connections holding deferred bytes in this turn, flushed at its end; on a
+    quiet loop the first response of a turn goes at once (server/turn_batch.py: the rule,
+    shared with upstream/pool.py HeadWrites)."""
+    __slots__ = ()
 
     def defer(self, w, data: bytes) -> None:
         """`data` (small bytes) for `w`, which holds none: deferred to the turn's end, or
@@ -61,12 +52,6 @@ class TurnWrites:
         if data:
             w.out = data
             self.pending.append(w)
-
-    def turn_end(self) -> None:
-        self.scheduled = False
-        self.busy = self.count > 1
-        self.count = 0
-        self.flush()
 
     def flush(self) -> None:
         pending = self.pending

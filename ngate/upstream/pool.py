@@ -14,38 +14,24 @@ connections during one busy turn of the event loop, written together at its end.
 """
 from __future__ import annotations
 
+from ..server.turn_batch import TurnBatch
+
 NEVER = float("inf")        # the deadline of a connection in use
 
 
-class HeadWrites:
-    """Request heads for upstream connections, written together once the event loop has run
-    the callbacks of this turn's events (call_soon: before it polls again).
-
-    Loopback TCP delivers a write in the writer's context and wakes the reader: a backend that
-    went back to sleep between two of the proxy's writes (each request's own Python comes in
-    between) is woken, at a cost, for every request. Written back to back, the writes of one
-    turn find it awake. Only writes that nothing else follows on their connection before the
-    response can go this way (proxy/wire_http1.py: the head of a request without a body); a
-    connection closed meanwhile (client gone, the peer closed it) is skipped.
-
-    Batching pays only under load: when the last turn that wrote heads wrote one, the first
-    head of a turn goes at once, since waiting for the end of the turn would only add latency
-    (the p99 at a fixed rate measured it: bench/PROFILE.md "Session 9 (s9-p99)"); the heads
-    after it in that turn, and every head of a turn after a busy one, wait for its end."""
-    __slots__ = ("deadlines", "pending", "scheduled", "count", "busy")
-
-    def __init__(self, deadlines) -> None:
-        self.deadlines = deadlines  # (its loop: the worker's)
-        self.pending: list = []     # [(transport, bytes), ...] of this turn
-        self.scheduled = False      # turn_end is scheduled (call_soon)
-        self.count = 0              # heads written or deferred this turn
-        self.busy = False           # the last turn that wrote heads wrote more than one
+class HeadWrites(TurnBatch):
+    """Request heads for upstream connections, held to the end of a busy loop turn
+    (server/turn_batch.py says why and when). Only writes that nothing else follows on their
+    connection before the response can go this way (proxy/wire_http1.py: the head of a request
+    without a body); a connection closed meanwhile (client gone, the peer closed it) is
+    skipped."""
+    __slots__ = ()
 
     def write(self, transport, data: bytes) -> None:
-        self.count += 1
+        self.count += 1                 # (server/turn_batch.py TurnBatch: the rule)
         if not self.scheduled:
             self.scheduled = True
-            self.deadlines.loop.call_soon(self.turn_end)
+            self.loop.call_soon(self.turn_end)
             if not self.busy:
                 try:
                     transport.write(data)
@@ -53,12 +39,6 @@ class HeadWrites:
                     transport.abort()       # connection_lost tells the exchange
                 return
         self.pending.append((transport, data))
-
-    def turn_end(self) -> None:
-        self.scheduled = False
-        self.busy = self.count > 1
-        self.count = 0
-        self.flush()
 
     def flush(self) -> None:
         pending = self.pending
@@ -80,7 +60,7 @@ class KeepalivePool:
         self.deadlines = deadlines                 # server/clock.py Deadlines (idle timeouts)
         self.idle: dict[tuple, list] = {}          # (group id, peer ...) -> [conn, ...] (LIFO)
         self.order: dict[int, dict] = {}           # group id -> conn -> its key (LRU order)
-        self.head_writes = HeadWrites(deadlines) if deadlines is not None else None
+        self.head_writes = HeadWrites(deadlines.loop) if deadlines is not None else None
 
     def get(self, key: tuple):
         """An idle connection for `key` (group id, peer address[, TLS identity]), taken out of
