@@ -119,18 +119,6 @@ def test_recode_head_and_http10(diff):
 ])
 def test_config_errors_as_nginx(tmp_path, http):
     """nginx's [emerg] for charset_map, source_charset and override_charset, word for word."""
-    import re
-    import subprocess
-    import sys
-    from tests.harness.processes import NGINX_BIN, REPO_ROOT, require_kind
-    require_kind("nginx")
-    (tmp_path / "logs").mkdir()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(f"events {{}}\nhttp {{\n{http}\n}}\n")
-    said = {}
-    for kind, exe in (("nginx", [NGINX_BIN]), ("ngate", [sys.executable, "-m", "ngate"])):
-        out = subprocess.run([*exe, "-t", "-p", f"{tmp_path}/", "-c", str(conf)],
-                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=30)
-        said[kind] = (out.returncode, [re.sub(r"^.*\[emerg\] (\d+#\d+: )?", "", line)
-                                       for line in out.stderr.splitlines() if "[emerg]" in line])
+    from tests.harness.differential import config_test_said
+    said = config_test_said(tmp_path, http)
     assert said["ngate"] == said["nginx"]

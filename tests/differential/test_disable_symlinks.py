@@ -7,13 +7,11 @@ Compared: the client's view, and the error-log line each program writes for a re
 """
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from tests.harness.client import build_request, exchange
-from tests.harness.processes import NGINX_BIN, REPO_ROOT, require_kind
+from tests.harness.differential import config_test_said
 
 MTIME = 1577934245
 OTHER_UID = 65534           # nobody: the owner of the "external" file
@@ -169,14 +167,5 @@ def test_default_follows_a_link_out_of_the_root(diff):
     "disable_symlinks if_not_owner from=$document_root;",
 ])
 def test_config_errors_as_nginx(tmp_path, line):
-    require_kind("nginx")
-    (tmp_path / "logs").mkdir()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(f"events {{}}\nhttp {{ server {{ location / {{\n{line}\n}} }} }}\n")
-    said = {}
-    for kind, exe in (("nginx", [NGINX_BIN]), ("ngate", [sys.executable, "-m", "ngate"])):
-        out = subprocess.run([*exe, "-t", "-p", f"{tmp_path}/", "-c", str(conf)],
-                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=30)
-        said[kind] = (out.returncode, [re.sub(r"^.*\[emerg\] (\d+#\d+: )?", "", l)
-                                       for l in out.stderr.splitlines() if "[emerg]" in l])
+    said = config_test_said(tmp_path, f"server {{ location / {{\n{line}\n}} }}")
     assert said["ngate"] == said["nginx"]

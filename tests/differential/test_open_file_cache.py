@@ -8,13 +8,11 @@ Each scenario writes its own files under the shared docroot at the start of its 
 program that runs it second starts from the same state (a new inode) as the first did."""
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from tests.harness.client import request
-from tests.harness.processes import NGINX_BIN, REPO_ROOT, require_kind
+from tests.harness.differential import config_test_said
 from tests.harness.paths import readable_tmpdir
 
 MTIME = 1577934245          # 2020-01-02 03:04:05 UTC
@@ -169,14 +167,5 @@ def test_removed_file_logged_as_nginx_does(diff, docroot):
     "open_file_cache_errors on;", "if ($uri) { open_file_cache off; }",
 ])
 def test_config_errors_as_nginx(tmp_path, line):
-    require_kind("nginx")
-    (tmp_path / "logs").mkdir()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(f"events {{}}\nhttp {{ server {{ location / {{\n{line}\n}} }} }}\n")
-    said = {}
-    for kind, exe in (("nginx", [NGINX_BIN]), ("ngate", [sys.executable, "-m", "ngate"])):
-        out = subprocess.run([*exe, "-t", "-p", f"{tmp_path}/", "-c", str(conf)],
-                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=30)
-        said[kind] = (out.returncode, [re.sub(r"^.*\[emerg\] (\d+#\d+: )?", "", l)
-                                       for l in out.stderr.splitlines() if "[emerg]" in l])
+    said = config_test_said(tmp_path, f"server {{ location / {{\n{line}\n}} }}")
     assert said["ngate"] == said["nginx"]

@@ -178,3 +178,22 @@ def render_requests(backend: str, requests: list[RecordedRequest]) -> list[str]:
         lines += [f"  {n!r}: {v!r}" for n, v in req.headers]
         lines.append(f"  body: {req.body!r} chunked={req.chunked}")
     return lines
+
+
+def config_test_said(prefix: Path, http: str) -> dict:
+    """`-t` of nginx and of ngate on `events {} http { <http> }` in `prefix`: per kind, the exit
+    code and the [emerg] lines without their time and pid (what tests compare word for word)."""
+    import subprocess
+    import sys
+    from .processes import NGINX_BIN, REPO_ROOT
+    require_kind("nginx")
+    (prefix / "logs").mkdir(exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"events {{}}\nhttp {{\n{http}\n}}\n")
+    said = {}
+    for kind, exe in (("nginx", [NGINX_BIN]), ("ngate", [sys.executable, "-m", "ngate"])):
+        out = subprocess.run([*exe, "-t", "-p", f"{prefix}/", "-c", str(conf)],
+                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=30)
+        said[kind] = (out.returncode, [re.sub(r"^.*\[emerg\] (\d+#\d+: )?", "", line)
+                                       for line in out.stderr.splitlines() if "[emerg]" in line])
+    return said
