@@ -5,7 +5,7 @@ import pytest
 
 from tests.harness.client import build_request
 from tests.differential.test_fastcgi import base, normalise  # noqa: F401  (fixture)
-from tests.harness.client import Connection
+from tests.harness.client import Connection, ProtocolError
 from tests.harness.phpfpm import PhpFpm
 from tests.harness.processes import ProxyProcess, fresh_prefix, require_kind
 
@@ -114,7 +114,10 @@ def sequence(pair, steps) -> dict:
             with Connection(proc.port, timeout=10) as conn:
                 conn.send(build_request(method, target, headers=headers,
                                         body=b"x" if method == "POST" else None))
-                got.append(normalise(conn.read_response(method), proc))
+                try:
+                    got.append(normalise(conn.read_response(method), proc))
+                except ProtocolError as exc:    # which program, and what it logged
+                    pytest.fail(f"{kind} {method} {target}: {exc}\n{proc.diagnostics()}")
         out[kind] = got
     for i, (a, b) in enumerate(zip(out["nginx"], out["ngate"])):
         assert a == b, f"step {i} {steps[i][:2]}:\nnginx {a}\nngate {b}\n" \
