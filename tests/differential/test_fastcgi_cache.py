@@ -11,6 +11,10 @@ from tests.harness.processes import ProxyProcess, fresh_prefix, require_kind
 
 CONF = """
 http {
+    # nginx writes a cached response to a temp file first; its compiled-in fastcgi_temp_path
+    # (/var/lib/nginx/fastcgi, levels 1 2) may hold subdirectories a root-run nginx made, which
+    # its `nobody` workers cannot write (the cause of this file's rare empty answers)
+    fastcgi_temp_path {prefix}/fastcgi_temp 1 2;
     fastcgi_cache_path {prefix}/cache levels=1:2 keys_zone=fcgi:1m;
     fastcgi_cache_path {prefix}/cache2 keys_zone=nokey:1m;
     proxy_cache_path {prefix}/pcache keys_zone=pz:1m;
