@@ -4,6 +4,7 @@ import subprocess
 
 from tests.harness.backend import Reply
 from tests.harness.client import request
+from tests.harness.processes import wait_for
 
 CONF = """
 http {
@@ -72,5 +73,8 @@ def test_upstream_refused_logs_error_and_answers_502(start_proxy, backend):
 
 def test_pid_file_holds_the_master_pid(start_proxy, backend):
     proxy = start(start_proxy, backend)
-    pid = (proxy.prefix / "logs" / "nginx.pid").read_text().strip()
+    # nginx opens its listening sockets before it writes the pid file (ngx_init_cycle, then
+    # ngx_create_pidfile): a ready port does not mean the file is there yet
+    path = proxy.prefix / "logs" / "nginx.pid"
+    pid = wait_for(lambda: path.exists() and path.read_text().strip(), "the pid file", 10.0)
     assert pid == str(proxy.proc.pid)
