@@ -11,8 +11,10 @@ The worker also exits when its master disappears (its parent pid changes).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
+import weakref
 
 from ngate.cache import manager as cache_manager
 from ngate.limits import phase as limits
@@ -26,9 +28,43 @@ _WORKER_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1
 def new_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
-        return uvloop.new_event_loop()
     except ImportError:  # pragma: no cover - uvloop is a dependency
         return asyncio.new_event_loop()
+    loop = uvloop.new_event_loop()
+    _lighter_transport_map(loop)
+    return loop
+
+
+class _TransportMap(weakref.WeakValueDictionary):
+    """uvloop's fd -> transport map, which it fills for every transport it makes (accepted
+    connections, upstream connects) and reads only to refuse add_reader/add_writer/sock_* on an
+    fd a live transport owns. As a WeakValueDictionary (pure Python) it cost four Python calls
+    per connection: __setitem__, KeyedRef's __new__ and __init__, then the removal callback when
+    the transport is freed (2% of a worker's CPU under http_close: bench/PROFILE.md, Session 10
+    (s10-connsetup)). Here one: a plain weak reference per fd, without a callback; a dead one is
+    replaced when its fd is reused (at most one per fd number), and reads as absent."""
+
+    def __setitem__(self, fd, transport) -> None:
+        self.data[fd] = _ref(transport)
+
+    def __getitem__(self, fd):
+        transport = self.data[fd]()
+        if transport is None:
+            raise KeyError(fd)
+        return transport
+
+
+_ref = weakref.ref
+
+
+def _lighter_transport_map(loop) -> None:
+    """Give `loop` (uvloop's) a _TransportMap: its map is a private attribute, found among the
+    objects the loop refers to (the only WeakValueDictionary) and retyped in place (the same
+    layout: a subclass without slots of its own)."""
+    for obj in gc.get_referents(loop):
+        if type(obj) is weakref.WeakValueDictionary and not obj.data:
+            obj.__class__ = _TransportMap
+            return
 
 
 def run_worker(config, sockets: dict, master_pid: int | None) -> int:
