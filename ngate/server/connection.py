@@ -29,13 +29,15 @@ from ngate.http import downstream, phases
 from ngate.http.context import RequestContext
 from ngate.observability import error_log
 from ngate.server import flow
-from ngate.server.clock import OneTimer
+from ngate.server.clock import TICK, OneTimer
 from ngate.server.framing import _BODY_BUFFER_LIMIT, Framing
 from ngate.server.lifecycle import Lifecycle
 from ngate.server.request_head import (Http09Transport, HeadParsing, Request, head_table,
                                        header_key, line_table, name_table)
 from ngate.server.sending import Sending
 from ngate.server.turn_writes import DeferredTransport
+
+_new = object.__new__
 
 __all__ = ["HttpConnection", "Http09Transport", "Request", "head_table", "header_key",
            "line_table", "name_table"]
@@ -99,18 +101,28 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
 
     def connection_made(self, transport) -> None:
         # every write and close goes through DeferredTransport: responses leave at the end of
-        # the loop's turn, in order (server/turn_writes.py)
-        self.transport = DeferredTransport(transport, self.runtime.client_writes)
+        # the loop's turn, in order (server/turn_writes.py); made here without its __init__'s
+        # frame (a new connection's calls are written out: bench/PROFILE.md, Session 10
+        # (s10-connsetup))
+        runtime = self.runtime
+        listen = self.listen
+        self.transport = t = _new(DeferredTransport)
+        t.transport = transport
+        t.out = None
+        t.turn = runtime.client_writes
         self.started = time.monotonic()     # keepalive_time, $connection_time
-        if not self.runtime.connection_opened(self):
+        if not runtime.connection_opened(self):
             self.closing = True
             return
         # a TLS connection keeps the number its handshake logged with (tls.py)
-        self.number = self.number or self.runtime.next_connection_number()
+        if not self.number:
+            runtime._counter += 1           # runtime.next_connection_number(), written out
+            self.number = runtime._counter
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
-            self.remote_addr, self.remote_port = peer[0], str(peer[1])
-            local = self.listen.local
+            self.remote_addr = peer[0]
+            self.remote_port = str(peer[1])
+            local = listen.local
             if local is None:       # a wildcard address: which one the client reached
                 sock = transport.get_extra_info("sockname")
                 local = sock[0], str(sock[1])
@@ -118,11 +130,20 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         else:   # unix socket
             self.remote_addr, self.remote_port = "unix:", ""
             self.server_addr, self.server_port = "unix:", ""
-        if self.listen.ssl_context is not None:
+        if listen.ssl_context is not None:
             # Host alone picks the request's server, as nginx 1.22 (the SNI server does not
             # become the default: checked against nginx)
             self.tls = transport.get_extra_info("ssl_object")
-        self._arm(self.listen.default_server.client_header_timeout, self._header_timeout)
+        # client_header_timeout from the accept (nginx's post-accept timeout): _arm, written out
+        timeout = listen.default_server.client_header_timeout
+        if timeout > 0:
+            loop = runtime.loop
+            self.timer = self._header_timeout
+            self.deadline = loop.time() + timeout
+            deadlines = runtime.deadlines       # deadlines.watch(self), written out
+            deadlines.watched.add(self)
+            if deadlines.handle is None:
+                deadlines.handle = loop.call_later(TICK, deadlines._tick)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -168,17 +189,20 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
             error_log.info("client %s closed keepalive connection" % self.remote_addr, self.number)
         self.closing = True
         self.timer = None
-        self.runtime.deadlines.unwatch(self)    # also when _head left it watched without a timer
+        runtime = self.runtime
+        runtime.deadlines.watched.discard(self)     # unwatch: also when _head left it watched
+                                                    # without a timer
         if self.limiter:
             self.limiter.cancel()
             self.limiter = None
-        self.runtime.connection_closed(self)
-        self._end_head()
+        runtime.connection_closed(self)
+        if self._in_head:
+            self._end_head()
         cur = self.current
         if cur is not None and not cur.discard:
             downstream.client_closed(cur.ctx)
-        if cur is not None and cur.ctx.stat_writing and self.runtime.stats is not None:
-            self.runtime.stats.request_done(cur.ctx)     # ended without a log line
+        if cur is not None and cur.ctx.stat_writing and runtime.stats is not None:
+            runtime.stats.request_done(cur.ctx)     # ended without a log line
         self.current = None
         self.queue = None
         self._body_req = None

@@ -82,8 +82,23 @@ class Lifecycle:
             or self.rejected is not None or self.held or self._more
         if mode == "off" or mode == "on" and not unread or self.tls is not None \
                 or not t.can_write_eof():
-            t.close()
-            return self._watch_flush()
+            # t.close() (server/turn_writes.py DeferredTransport: the deferred bytes, then the
+            # close) and _watch_flush, written out
+            tr = t.transport
+            out = t.out
+            if out is not None:
+                t.out = None
+                if not tr.is_closing():
+                    try:
+                        tr.write(out)
+                    except RuntimeError:
+                        pass    # uvloop: the transport is closed; connection_lost is on its way
+            tr.close()
+            size = tr.get_write_buffer_size()
+            if size:    # send_timeout watches the end of the response still flushing
+                self.write_mark = size
+                self._arm(self._send_timeout_value(), self._send_timeout)
+            return
         t.write_eof()
         self.current = None
         self.queue = None

@@ -218,8 +218,9 @@ class WorkerRuntime:
         error_log stays bound until tunnel_closed)."""
         self.connections.discard(conn)
         self._handover = handover
-        if not (handover or tunnel):            # its location's error_log, if one was bound
-            error_log.forget(getattr(conn, "number", 0))   # (a TLS handshake has no number)
+        if not (handover or tunnel) and error_log.LOG.bound:    # its location's error_log, if
+            error_log.forget(getattr(conn, "number", 0))   # one was bound (a TLS handshake has
+                                                           # no number)
         if self.stats is not None:
             self.stats.active(self.connection_count)
 
