@@ -111,7 +111,12 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         t.out = None
         t.turn = runtime.client_writes
         self.started = time.monotonic()     # keepalive_time, $connection_time
-        if not runtime.connection_opened(self):
+        conns = runtime.connections
+        if runtime.stats is None and len(conns) + 2 * len(runtime.tunnels) \
+                - runtime.stream_tunnels < runtime.worker_connections:
+            conns.add(self)                 # runtime.connection_opened's usual case, written out
+            runtime._connections_warned = runtime._handover = False
+        elif not runtime.connection_opened(self):
             self.closing = True
             return
         # a TLS connection keeps the number its handshake logged with (tls.py)
@@ -195,7 +200,11 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         if self.limiter:
             self.limiter.cancel()
             self.limiter = None
-        runtime.connection_closed(self)
+        if runtime.stats is None and not error_log.LOG.bound:
+            runtime.connections.discard(self)   # runtime.connection_closed(self), written out
+            runtime._handover = False
+        else:
+            runtime.connection_closed(self)
         if self._in_head:
             self._end_head()
         cur = self.current

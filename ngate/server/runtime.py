@@ -192,7 +192,9 @@ class WorkerRuntime:
     def connection_opened(self, conn) -> bool:
         """worker_connections bounds the client connections (a tunnel counts as two, as its
         upstream side does in nginx; one inside an HTTP/2 connection counts its upstream side
-        only); past it a new connection is closed at once."""
+        only); past it a new connection is closed at once. (server/connection.py's
+        connection_made has a copy of the usual case, as its connection_lost of
+        connection_closed's.)"""
         if len(self.connections) + 2 * len(self.tunnels) - self.stream_tunnels \
                 >= self.worker_connections:
             if not self._connections_warned:
