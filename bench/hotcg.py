@@ -2,8 +2,9 @@
 KIND [-n N]` (KIND: h2 = bench/h2hotpath.py's `return`, h2proxy, return, static, proxy = bench/
 hotpath.py's, close = `return` with a new connection per request, ws = a proxied WebSocket
 handshake per round (bench/hotpath.py's --close and --ws), https = bench/tlshot.py's `return` over
-TLS, https-big the same with a browser-sized head (a 700-byte Cookie)). The bench's timed loop is bracketed by os.getppid() and os.getpgrp() (its
-time.process_time() calls, patched), and valgrind zeroes the counters before the first and
+TLS, https-big the same with a browser-sized head (a 700-byte Cookie)). The bench's timed loop
+is bracketed by os.getppid() and os.getpgrp() (its time.process_time() calls, patched), and
+valgrind zeroes the counters before the first and
 dumps them before the second: the dump's total / N is what the loop cost, setup and
 interpreter start excluded. Instruction counts do not move with the shared machine's load (the
 process times do): a cut of 1% shows. PYTHONHASHSEED=0 for repeatable dict layouts.
