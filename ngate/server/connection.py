@@ -208,8 +208,10 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         if self._in_head:
             self._end_head()
         cur = self.current
-        if cur is not None and not cur.discard:
-            downstream.client_closed(cur.ctx)
+        if cur is not None and not cur.discard and (self.writer is not None
+                                                    or not cur.ctx.logged):
+            downstream.client_closed(cur.ctx)   # (a no-op for a request answered and logged:
+                                                # the usual close after a response)
         if cur is not None and cur.ctx.stat_writing and runtime.stats is not None:
             runtime.stats.request_done(cur.ctx)     # ended without a log line
         self.current = None
