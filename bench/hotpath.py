@@ -7,7 +7,9 @@ response head, finish and log; no upstream). `--close` does the same with a new 
 request (connection_made, the request with `Connection: close`, connection_lost).
 `--ws` measures a proxied WebSocket handshake (the bench's `location /ws`): a connection, the
 Upgrade request, a new upstream connection (a fake one: the loop's create_connection is replaced),
-the 101, the tunnel set up, then the client's close tearing both sides down.
+the 101, the tunnel set up, then the client's close tearing both sides down; the request head's
+write is flushed each round, and the cyclic GC is set as in a worker (frozen config, gen0 every
+50,000 allocations).
 `--fastcgi` proxies to FastCGI (bench/fastcgi.py's keep-alive location: Debian's fastcgi_params,
 `fastcgi_keep_conn on` to an upstream with `keepalive`; the application's answer is fed back as
 STDOUT and END_REQUEST records).
@@ -264,6 +266,7 @@ def run_ws(n: int) -> float:
         Loop = type(loop)
 
         async def drive() -> float:
+            flush_heads = runtime.pool.head_writes.flush
             t0 = time.process_time()
             for _ in range(n):
                 conn = HttpConnection(runtime, listen)
@@ -276,6 +279,7 @@ def run_ws(n: int) -> float:
                     callback, args = soon.pop(0)
                     callback(*args)
                 up, Loop.made = Loop.made, None
+                flush_heads()                   # the request head's write (as _exchanges)
                 up.protocol.data_received(WS_RESPONSE)
                 runtime.client_writes.flush()     # (the 101 went out when the tunnel started)
                 t.protocol.connection_lost(None)      # the client closes: both sides end
@@ -286,7 +290,18 @@ def run_ws(n: int) -> float:
             assert not runtime.connections and not runtime.tunnels
             return elapsed
 
-        elapsed = loop.run_until_complete(drive())
+        # the worker's cyclic GC settings (server/runtime.py WorkerRuntime.start): the config
+        # frozen, gen0 collected every 50,000 allocations
+        import gc
+        threshold = gc.get_threshold()
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
+        try:
+            elapsed = loop.run_until_complete(drive())
+        finally:
+            gc.set_threshold(*threshold)
+            gc.unfreeze()
         loop.close()
         return elapsed / n * 1e6
 
