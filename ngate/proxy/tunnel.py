@@ -34,6 +34,8 @@ from ngate.server import flow
 from ngate.server.clock import TICK
 from ngate.websocket.frames import FrameScanner, close_frame, ping_frame
 
+_INFO = error_log.LEVELS.index("info")     # the level of every line a tunnel logs
+
 
 class Side(FrameScanner):
     """The protocol on one transport of a WebSocket tunnel: reads it, writes to `peer`."""
@@ -114,11 +116,10 @@ class RawSide(Side):
 class Tunnel:
     """Both sides' shared state. The access log lines to write at close are `log` (a TunnelEnd,
     None without access log); errors name the request by `facts` (error_log.request_facts,
-    rendered only when an error is logged: `suffix`)."""
+    rendered only when an error is logged: `suffix`; None when no error log takes info)."""
     __slots__ = ("client", "upstream", "from_client", "from_upstream", "log", "runtime", "conf",
                  "number", "facts", "sent_up", "sent_down", "deadline", "timeout", "closed",
-                 "active", "ping_timer", "ping_due", "pinged", "location", "started", "limits",
-                 "metric")
+                 "active", "ping_timer", "ping_due", "pinged", "location", "started", "limits")
     protocol = "http/1.1"       # the client side's (metrics label); "h2": ngate/http2/websocket.py
 
     def __init__(self, ctx, client, upstream, websocket: bool) -> None:
@@ -133,11 +134,13 @@ class Tunnel:
         self.log = TunnelEnd.freeze(writers, ctx) if writers else None
         self.conf = conf = ctx.conf
         self.number = conn.number
-        self.facts = error_log.request_facts(ctx)
+        # the tunnel's own error lines are info ones: no facts kept when no log takes info
+        # (every error_log's level is known before the worker starts: error_log.open_sinks)
+        self.facts = error_log.request_facts(ctx) if error_log.LOG.max_rank >= _INFO else None
         self.sent_up = 0
         self.sent_down = 0
         self.timeout = conf.proxy.read_timeout    # nginx: an idle tunnel waits on a read
-        # (deadline and metric, observability/metrics.py's LocationStats: set by start())
+        # (deadline: set by start())
         self.closed = False
         self.active = False
         self.ping_timer = None        # (ping_due, pinged: set by start() under websocket_ping)
@@ -148,7 +151,8 @@ class Tunnel:
     @property
     def suffix(self) -> str:
         """nginx's `, client: ..., request: ...` context of the tunnel's error lines."""
-        return error_log.suffix_of(self.facts)
+        facts = self.facts
+        return error_log.suffix_of(facts) if facts is not None else ""
 
     def other(self, side: Side) -> Side:
         return self.from_upstream if side is self.from_client else self.from_client
@@ -167,8 +171,7 @@ class Tunnel:
             self.client.resume_reading()
             self.upstream.resume_reading()
         runtime = self.runtime
-        runtime.tunnel_opened(self)
-        metrics.TUNNELS.opened(self)
+        runtime.tunnel_opened(self)     # (the metrics read the runtime's open tunnels)
         deadlines = runtime.deadlines
         self.deadline = deadlines.loop.time() + self.timeout
         if deadlines.handle is None:

@@ -41,11 +41,51 @@ def test_duration_buckets_match_prometheus_client():
                     registry=ref_reg, buckets=BUCKETS)
     for loc, values in ages.items():
         for age in values:
-            t = Tunnel(loc, age)
-            ours.opened(t)
-            ours.closed(t)
+            ours.closed(Tunnel(loc, age))
             ref.labels(loc, "http/1.1").observe(age)
     got, want = samples(ours_reg), samples(ref_reg)
     assert got == want
     assert got['location="/a",protocol="http/1.1"', "count"] == 6
     assert got['"/a"', '"60.0"'] == 3
+
+
+def values(registry) -> dict:
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in generate_latest(registry).decode().splitlines()
+            if line.startswith("ngate_") and "_bucket" not in line}
+
+
+def test_open_tunnels_are_the_workers_and_count_as_upgrades():
+    """Nothing is counted when a tunnel opens: the open gauge, the upgrades and the bytes of open
+    tunnels come from the worker's set of open tunnels at scrape; a tunnel that closes moves
+    from it to the counters without changing upgrades_total."""
+    ours = TunnelCollector()
+    reg = CollectorRegistry()
+    reg.register(ours)
+    a1, a2, b = Tunnel("/a", 2), Tunnel("/a", 3), Tunnel("/b", 0.5)
+    open_now = {a1, a2, b}
+    ours.tunnels = open_now
+    lab = 'location="/a",protocol="http/1.1"'
+    first = values(reg)
+    assert first[f"ngate_websocket_tunnels_open{{{lab}}}"] == 2
+    assert first[f"ngate_websocket_upgrades_total{{{lab}}}"] == 2
+    assert first[f'ngate_websocket_bytes_total{{direction="to_upstream",{lab}}}'] == 6
+    assert first['ngate_websocket_upgrades_total{location="/b",protocol="http/1.1"}'] == 1
+    assert f"ngate_websocket_tunnel_duration_seconds_count{{{lab}}}" not in first
+    open_now.discard(a1)            # the runtime's tunnel_closed, then the collector's closed
+    ours.closed(a1)
+    a1.sent_up = 100                # (bytes after the close are not counted again)
+    after = values(reg)
+    assert after[f"ngate_websocket_tunnels_open{{{lab}}}"] == 1
+    assert after[f"ngate_websocket_upgrades_total{{{lab}}}"] == 2
+    assert after[f'ngate_websocket_bytes_total{{direction="to_upstream",{lab}}}'] == 6
+    assert after[f'ngate_websocket_bytes_total{{direction="to_client",{lab}}}'] == 8
+    assert after[f"ngate_websocket_tunnel_duration_seconds_count{{{lab}}}"] == 1
+    open_now.clear()
+    ours.closed(a2)
+    ours.closed(b)
+    done = values(reg)
+    assert done[f"ngate_websocket_tunnels_open{{{lab}}}"] == 0
+    assert done[f"ngate_websocket_upgrades_total{{{lab}}}"] == 2
+    assert done['ngate_websocket_upgrades_total{location="/b",protocol="http/1.1"}'] == 1
+    assert done['ngate_websocket_tunnels_open{location="/b",protocol="http/1.1"}'] == 0
