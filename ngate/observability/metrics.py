@@ -28,6 +28,7 @@ from ngate.http import respond
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 LABELS = ["location", "protocol"]
 BUCKETS = (1, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600)    # seconds, then +Inf
+_BOUNDS = tuple(map(float, BUCKETS))    # (bisect compares floats with floats: twice as fast)
 
 
 class LocationStats:
@@ -57,9 +58,9 @@ class TunnelCollector:
             stats = self.locations[key] = LocationStats()
         stats.bytes_up += tunnel.sent_up
         stats.bytes_down += tunnel.sent_down
-        seconds = time.monotonic() - tunnel.started
+        seconds = time.monotonic() - tunnel.started    # (started: the loop's time, same clock)
         counts = stats.counts
-        counts[bisect_left(BUCKETS, seconds)] += 1
+        counts[bisect_left(_BOUNDS, seconds)] += 1
         counts[-1] += seconds
 
     def collect(self):

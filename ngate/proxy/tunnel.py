@@ -26,8 +26,6 @@ Any other Upgrade protocol is pumped opaquely.
 """
 from __future__ import annotations
 
-import time
-
 from ngate.observability import error_log, metrics
 from ngate.observability.access_log import TunnelEnd
 from ngate.server import flow
@@ -140,12 +138,11 @@ class Tunnel:
         self.sent_up = 0
         self.sent_down = 0
         self.timeout = conf.proxy.read_timeout    # nginx: an idle tunnel waits on a read
-        # (deadline: set by start())
         self.closed = False
         self.active = False
         self.ping_timer = None        # (ping_due, pinged: set by start() under websocket_ping)
         self.location = ctx.loc.pattern if ctx.loc is not None else ""
-        self.started = time.monotonic()
+        # (started, deadline: set by start())
         self.limits = ctx.limits      # limit_conn slots are held while the tunnel is open
 
     @property
@@ -158,6 +155,10 @@ class Tunnel:
         return self.from_upstream if side is self.from_client else self.from_client
 
     def start(self, client_bytes: bytes, upstream_bytes: bytes) -> None:
+        # the loop's time (CLOCK_MONOTONIC, as time.monotonic), read once: the start, the first
+        # proxy_read_timeout deadline (first: the held bytes below may close the tunnel)
+        self.started = now = self.runtime.loop.time()
+        self.deadline = now + self.timeout
         self.client.set_protocol(self.from_client)
         self.upstream.set_protocol(self.from_upstream)
         if upstream_bytes:
@@ -173,7 +174,6 @@ class Tunnel:
         runtime = self.runtime
         runtime.tunnel_opened(self)     # (the metrics read the runtime's open tunnels)
         deadlines = runtime.deadlines
-        self.deadline = deadlines.loop.time() + self.timeout
         if deadlines.handle is None:
             deadlines.watch(self)
         else:                           # Deadlines.watch, written out (its tick is running)
