@@ -1,12 +1,12 @@
 """Tunnel metrics per location, in the Prometheus text format (the `metrics;` location handler).
 
 Nothing is counted on the byte path, nor when a tunnel opens: a tunnel already keeps its byte
-counts and the worker already keeps its open tunnels (server/runtime.py `tunnels`), so the numbers
-are gathered when a tunnel closes (plain counter updates) and, for tunnels still open, when the
-metrics are scraped (upgrades = tunnels closed + tunnels open). The location label is the location's pattern as written in the config;
-protocol is the client's: "http/1.1" (an Upgrade) or "h2" (RFC 8441, ngate/http2/websocket.py).
-Each worker process has its own registry: with several workers a scrape answers for the worker
-that accepted it.
+counts and the worker already keeps its open tunnels (server/runtime.py `tunnels`), so the
+numbers are gathered when a tunnel closes (plain counter updates) and, for tunnels still open,
+when the metrics are scraped (upgrades = tunnels closed + tunnels open). The location label is
+the location's pattern as written in the config; protocol is the client's: "http/1.1" (an
+Upgrade) or "h2" (RFC 8441, ngate/http2/websocket.py). Each worker process has its own
+registry: with several workers a scrape answers for the worker that accepted it.
 
   ngate_websocket_tunnels_open{location,protocol}              gauge
   ngate_websocket_upgrades_total{location,protocol}            counter
