@@ -15,6 +15,7 @@ a tuple key, so no received head can collide with it) and goes the known way for
 from __future__ import annotations
 
 import time
+from binascii import Error as BinasciiError, a2b_base64
 
 from ngate.http import respond
 from ngate.http1 import response as resp
@@ -212,7 +213,6 @@ def _plain_2xx(self, ex, u, ctx, body: bytes, known: tuple) -> None:
 
 _ACCEPTS = (b"\r\nSec-WebSocket-Accept: ", b"\r\nsec-websocket-accept: ")
 _ACCEPT_MARK = b"\0accept\0"      # where build_head puts the accept value (_learn_upgrade)
-_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_KNOWN_101 = frozenset({b"transfer-encoding", b"content-length", b"location",
                             b"set-cookie", b"refresh"})
 
@@ -229,8 +229,12 @@ def upgrade_key(head: bytes):
         return None, None
     i += 24
     value = head[i:i + 28]
-    if head[i + 28:i + 30] != b"\r\n" or value[27:] != b"=" \
-            or value[:27].translate(None, _BASE64):
+    if head[i + 28:i + 30] != b"\r\n":
+        return None, None
+    try:    # 27 base64 digits and "=" (strict: no other byte, "=" only at the end) = 20 bytes
+        if len(a2b_base64(value, strict_mode=True)) != 20:
+            return None, None
+    except BinasciiError:
         return None, None
     return (head[:i] + head[i + 28:],), value
 

@@ -21,7 +21,9 @@ def test_lower_case_name():
 def test_values_that_are_no_digest_are_not_known():
     for bad in (b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=x",
                 b"s3pPLMBiTxaQ9kYGzzhZRbK xOo=", b"s3pPLMBiTxaQ9kYGzzhZRbK+xO==",
-                b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo= ", b""):
+                b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo= ", b"",
+                b"s3pPLMBiTxaQ9k=GzzhZRbK+xOo=", b"s3pPLMBiTxaQ9kYGzzhZRbK-xOo=",
+                b"s3pPLMBiTxaQ9kYGzzhZRbK+xOoA", b"s3pPLMBiTxaQ9kYGzzhZRbK+x\nOo="):
         assert upgrade_key(HEAD.replace(b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", bad)) == (None, None)
     assert upgrade_key(HEAD.replace(b"Sec-WebSocket-Accept", b"Sec-Websocket-Accept")) \
         == (None, None)      # other spellings: llhttp every time
