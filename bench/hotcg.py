@@ -1,7 +1,8 @@
 """Instructions per request of the in-process benches, under callgrind: `python -m bench.hotcg
 KIND [-n N]` (KIND: h2 = bench/h2hotpath.py's `return`, h2proxy, return, static, proxy = bench/
 hotpath.py's, close = `return` with a new connection per request, ws = a proxied WebSocket
-handshake per round (bench/hotpath.py's --close and --ws), https = bench/tlshot.py's `return` over
+handshake per round (bench/hotpath.py's --close and --ws), fastcgi = hotpath.py's --fastcgi
+(fastcgi_keep_conn, php-fpm's answer fed back), https = bench/tlshot.py's `return` over
 TLS, https-big the same with a browser-sized head (a 700-byte Cookie)). The bench's timed loop
 is bracketed by os.getppid() and os.getpgrp() (its time.process_time() calls, patched), and
 valgrind zeroes the counters before the first and
@@ -33,13 +34,13 @@ def _child(kind: str, n: int) -> None:
      "return": lambda: hotpath.run_return(n), "static": lambda: hotpath.run_static(n),
      "proxy": lambda: hotpath.run(n, False, False, 0), "https": lambda: tlshot.run_https(n),
      "https-big": lambda: tlshot.run_https(n, 700), "close": lambda: hotpath.run_return(n, True),
-     "ws": lambda: hotpath.run_ws(n)}[kind]()
+     "ws": lambda: hotpath.run_ws(n), "fastcgi": lambda: hotpath.run_fastcgi(n)}[kind]()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("kind", choices=("h2", "h2proxy", "return", "static", "proxy", "https",
-                                       "https-big", "close", "ws"))
+                                       "https-big", "close", "ws", "fastcgi"))
     ap.add_argument("-n", type=int, default=3000)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -60,14 +60,74 @@ def fold(template: Template, conf) -> Template:
     return Template(template.text, tuple(parts))
 
 
+def getter(template: Template, conf):
+    """What reads a fastcgi_param's value in the location `conf` (None: any): the variable's
+    getter for a value of one variable, `prefix + value` for text and one variable (root's
+    `$document_root$fastcgi_script_name` once folded), else the template's render; a getter
+    made for the location where the registry's reads what the location already knows
+    (_LOCATED: $fastcgi_script_name without fastcgi_split_path_info; $remote_user without an
+    Authorization header). The made ones give the registry's value for a request in `conf`
+    and fall back to it elsewhere."""
+    parts = template.parts
+    if len(parts) == 1 and parts[0].__class__ is not str:
+        return _located(parts[0], conf)
+    if len(parts) == 2 and parts[0].__class__ is str and parts[1].__class__ is not str:
+        prefix = parts[0]
+        get = _located(parts[1], conf)
+
+        def prefixed(ctx):
+            value = get(ctx)
+            return prefix + value if value else prefix
+        return prefixed
+    return template.render
+
+
+def _located(get, conf):
+    make = _LOCATED.get(get)
+    return get if make is None or conf is None else make(get, conf)
+
+
+def _script_name(get, conf):
+    """$fastcgi_script_name (fastcgi/variables.py) of a location without
+    fastcgi_split_path_info: $uri, and fastcgi_index after a `/`."""
+    if conf.fastcgi.split_path_info is not None:
+        return get
+    index = conf.fastcgi.index
+
+    def script_name(ctx):
+        if ctx.conf is not conf:
+            return get(ctx)
+        uri = ctx.uri
+        return uri + index if index and uri.endswith("/") else uri
+    return script_name
+
+
+def _remote_user(get, conf):
+    """$remote_user (access/basic.py): none without an Authorization header."""
+    def remote_user(ctx):
+        hdr = ctx.hdr
+        return get(ctx) if hdr and b"authorization" in hdr else None
+    return remote_user
+
+
+def _located_getters() -> dict:
+    from ngate.access.basic import remote_user
+    from ngate.fastcgi.variables import _fastcgi_script_name
+    return {_fastcgi_script_name: _script_name, remote_user: _remote_user}
+
+
+_LOCATED = _located_getters()
+
+
 class ParamsPlan:
-    """`pieces`: per fastcgi_param with variables, (the encoded pairs without variables before
-    it + its name's length, those pairs alone, getter, name, if_not_empty); `tail`: the pairs
-    without variables after the last one. The getter is the variable's (str, or None: "not
-    found") or a Template's render."""
+    """`pieces`: per fastcgi_param with variables, (getter, the encoded pairs without variables
+    before it + its name's length, its name, what an empty value sends: its name with a zero
+    value length after the pairs before it, or for if_not_empty those pairs alone); `tail`: the
+    pairs without variables after the last one. The getter is the variable's (str, or None:
+    "not found"), a Template's render, or one made for the location (`getter`)."""
     __slots__ = ("pieces", "tail", "skip", "pass_headers", "passed")
 
-    def __init__(self, items, skip: frozenset, pass_headers: bool) -> None:
+    def __init__(self, items, skip: frozenset, pass_headers: bool, conf=None) -> None:
         pieces = []
         before = ""
         for item in items:
@@ -75,11 +135,10 @@ class ParamsPlan:
                 before += item[1].decode("latin-1")
                 continue
             _, name, template, if_not_empty = item
-            parts = template.parts
-            get = parts[0] if len(parts) == 1 and parts[0].__class__ is not str \
-                else template.render
             text = name.decode("latin-1")
-            pieces.append((before + length_str(len(text)), before, get, text, if_not_empty))
+            head = before + length_str(len(text))
+            pieces.append((getter(template, conf), head, text,
+                           before if if_not_empty else head + "\x00" + text))
             before = ""
         self.pieces = tuple(pieces)
         self.tail = before
@@ -92,15 +151,13 @@ class ParamsPlan:
         out: list = []
         append = out.append
         extend = out.extend
-        for head, before, get, name, if_not_empty in self.pieces:
+        for get, head, name, empty in self.pieces:
             value = get(ctx)
             if value:
                 n = len(value)
                 extend((head, _LEN_STR[n] if n < 128 else length_str(n), name, value))
-            elif not if_not_empty:
-                extend((head, "\x00", name))
-            elif before:
-                append(before)
+            else:
+                append(empty)
         append(self.tail)
         data = "".join(out).encode("latin-1", "replace")
         if not self.pass_headers:

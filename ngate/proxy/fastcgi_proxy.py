@@ -61,7 +61,7 @@ class FastCGIPlan:
             names.extend(added)
         # client headers already given as HTTP_* params are not sent again (as nginx)
         skip = frozenset(n[5:].lower().encode("latin-1") for n in names if n.startswith("HTTP_"))
-        self.params = ParamsPlan(items, skip, conf.fastcgi.pass_request_headers)
+        self.params = ParamsPlan(items, skip, conf.fastcgi.pass_request_headers, conf)
         self.begin = fcgi.begin_request(conf.fastcgi.keep_conn)
         upstream_plan.take(self, conf.fastcgi, DEFAULT_HIDE)
         self.keep_conn = conf.fastcgi.keep_conn

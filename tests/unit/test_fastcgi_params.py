@@ -69,8 +69,8 @@ def test_build_is_the_pairs_one_by_one(args, headers):
 def test_static_pairs_are_encoded_once():
     plan = _plan([(b"A", "1", False), (b"B", "2", False), (b"C", "$args", False),
                   (b"D", "3", False)])
-    assert [p[:2] for p in plan.pieces] == [("\x01\x01A1\x01\x01B2\x01",
-                                             "\x01\x01A1\x01\x01B2")]
+    assert [p[1:] for p in plan.pieces] == [("\x01\x01A1\x01\x01B2\x01", "C",
+                                             "\x01\x01A1\x01\x01B2\x01\x00C")]
     assert plan.tail == "\x01\x01D3"
 
 
@@ -110,7 +110,7 @@ def test_the_location_own_values_are_folded(tmp_path, where):
     ctx = LocCtx(conf, where + "x.php")
     expected = [(p.name.encode(), p.value.render(ctx).encode()) for p in conf.fastcgi.param]
     assert fcgi.decode_params(plan.params.build(ctx)) == expected
-    templated = [p[3] for p in plan.params.pieces]
+    templated = [p[2] for p in plan.params.pieces]
     if where == "/var/":        # $document_root with variables is read per request
         assert templated == ["ROOT", "FILE"]
     else:
@@ -133,3 +133,46 @@ def test_header_pairs_are_kept_per_header_list():
     for i in range(200):
         plan.build(Ctx("", [(b"X-N", b"%d" % i)]))
         assert len(plan.passed) <= 64
+
+
+LOCATED_CONF = """
+server { listen 8001;
+    location /index/ { root /srv/www; fastcgi_pass 127.0.0.1:9000; fastcgi_index index.php;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_param SCRIPT_NAME $fastcgi_script_name; fastcgi_param USER $remote_user;
+        fastcgi_param INFO $fastcgi_path_info; }
+    location /plain/ { root /srv/www; fastcgi_pass 127.0.0.1:9000;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_param SCRIPT_NAME $fastcgi_script_name; fastcgi_param USER $remote_user; }
+    location /split/ { root /srv/www; fastcgi_pass 127.0.0.1:9000; fastcgi_index index.php;
+        fastcgi_split_path_info ^(.+\\.php)(/.*)$;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_param SCRIPT_NAME $fastcgi_script_name; fastcgi_param INFO $fastcgi_path_info; }
+}"""
+
+
+@pytest.mark.parametrize("where", ["/index/", "/plain/", "/split/"])
+def test_located_getters_give_the_registry_values(tmp_path, where):
+    """The getters made for a location ($fastcgi_script_name without fastcgi_split_path_info,
+    $remote_user, `$document_root$fastcgi_script_name`) send what the templates render with
+    the registry's getters, in the location and (falling back) for a request in another."""
+    from tests.unit._config_helpers import load_http
+    cfg = load_http(tmp_path, LOCATED_CONF)
+    confs = [loc.conf for loc in cfg.servers[0].locations]
+    conf = confs[["/index/", "/plain/", "/split/"].index(where)]
+    from ngate.proxy.fastcgi_proxy import FastCGIPlan
+    plan = FastCGIPlan(conf)
+    made = [p[0].__name__ for p in plan.params.pieces]
+    assert made[:2] == (["prefixed", "_fastcgi_script_name"] if where == "/split/"
+                        else ["prefixed", "script_name"])
+    auths = [None, b"Basic dXNlcjpwYXNz", b"basic  dXNlcjpwYXNz", b"Bearer x", b"Basic !!",
+             b"Basic dXNlcg=="]
+    for ctx_conf in confs:
+        for uri in (where, where + "a.php", where + "a.php/x/y", where + "d/", "/"):
+            for auth in auths:
+                ctx = LocCtx(ctx_conf, uri)
+                if auth is not None:
+                    ctx.hdr = {b"authorization": auth}
+                expected = [(p.name.encode(), p.value.render(ctx).encode())
+                            for p in conf.fastcgi.param]
+                assert fcgi.decode_params(plan.params.build(ctx)) == expected, (uri, auth)
