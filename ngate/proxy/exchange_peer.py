@@ -74,7 +74,8 @@ class PeerSide(ExchangeBase):
                 return self.attach(pooled)
         self.reused = False
         self.arm(self.plan.connect_timeout)
-        self.connecting = Connect(self.loop, self._open(peer))
+        c = self.connecting = Connect(self.loop, self._open(peer), False)
+        c.step()                # kept first: the step may end (or retry) the connect
 
     def _new_try(self, addr: str) -> Attempt:
         first = self.attempt is None
