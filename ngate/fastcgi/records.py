@@ -37,6 +37,13 @@ def record(rtype: int, content: bytes = b"") -> bytes:
 
 PARAMS_END = record(PARAMS)
 STDIN_END = record(STDIN)
+PARAMS_STDIN_END = PARAMS_END + STDIN_END      # the end of a request without a body
+PAD = tuple(_PAD[:n] for n in range(8))         # padding of n bytes
+
+
+def params_header(n: int, pad: int) -> bytes:
+    """The header of a PARAMS record of n bytes of content and `pad` of padding."""
+    return _HEADER.pack(VERSION, PARAMS, REQUEST_ID, n, pad)
 
 
 def stream(rtype: int, data: bytes) -> bytes:

@@ -118,8 +118,9 @@ class FastCGIWire:
         """How the client's body goes upstream (proxy/request_body.py's modes)."""
         ctx = ex.ctx
         conf = ex.conf
+        length = ctx.content_length_in      # None for most requests: no _open_empty call
         if not conf.fastcgi.pass_request_body or not (
-                ctx.body_chunked or ctx.content_length_in or _open_empty(ctx, conf)):
+                ctx.body_chunked or length or (length == 0 and _open_empty(ctx, conf))):
             return rb.NONE
         if conf.fastcgi.request_buffering or conf.client_body_in_file_only != "off":
             return rb.BUFFER
@@ -144,7 +145,14 @@ class FastCGIWire:
         body = ex.body
         plan = ex.plan
         if body.mode is rb.NONE:        # no body: PARAMS and the end of STDIN, one write
-            data = fcgi.params(plan.params.build(ctx), plan.begin, fcgi.STDIN_END)
+            content = plan.params.build(ctx)
+            n = len(content)
+            if 0 < n <= fcgi.MAX_CONTENT:   # fcgi.params' one record, written out (hot path)
+                pad = -n & 7
+                data = b"".join((plan.begin, fcgi.params_header(n, pad), content,
+                                 fcgi.PAD[pad], fcgi.PARAMS_STDIN_END))
+            else:
+                data = fcgi.params(content, plan.begin, fcgi.STDIN_END)
             ex.sent_bytes = len(data)
             ex.uconn.transport.write(data)
             return False
@@ -360,7 +368,7 @@ def fastcgi_handler(ctx) -> None:
         target = variable_upstream(ctx, target.render(ctx))
         if target is None:
             return
-    UpstreamExchange(ctx, target, FastCGIWire(), plan_for(ctx.conf)).start()
+    UpstreamExchange(ctx, target, FastCGIWire(), ctx.conf.upstream_plan).start()  # plan_for
 
 
 _UNIX: dict[str, Upstream] = {}

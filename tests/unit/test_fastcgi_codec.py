@@ -119,3 +119,14 @@ def test_head_reader_split_input_bare_lf_and_limit():
         HeadReader(limit=10).feed(b"X: " + b"a" * 20)
     with pytest.raises(ValueError):                  # complete, but too big all the same
         HeadReader(limit=10).feed(b"X: " + b"a" * 20 + b"\r\n\r\nbody")
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 500, 65535])
+def test_request_head_written_out_is_params(n):
+    """FastCGIWire.send_request's one PARAMS record of a request without a body, written out,
+    is the bytes of fcgi.params(content, BEGIN_REQUEST, the end of STDIN)."""
+    begin = fcgi.begin_request(False)
+    content = bytes(range(256)) * (n // 256) + bytes(n % 256)
+    pad = -n & 7
+    assert b"".join((begin, fcgi.params_header(n, pad), content, fcgi.PAD[pad],
+                     fcgi.PARAMS_STDIN_END)) == fcgi.params(content, begin, fcgi.STDIN_END)
