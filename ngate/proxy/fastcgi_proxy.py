@@ -317,7 +317,8 @@ class FastCGIWire:
         if self.rest > 0 and not ex.head_only:      # the body ended short of its length
             return self._bad_response(ex, body_rest.premature(self.rest,
                                                               ex.plan.section.buffering))
-        self._count(ex)             # the log phase runs in response_end
+        if self.head_end >= 0:      # _count, written out: the log phase runs in response_end
+            ex.attempt.response_length = self.records.read - self.head_end
         ex.response_end()
 
     @staticmethod
