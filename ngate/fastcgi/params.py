@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 
+from ngate.fastcgi.variables import _fastcgi_script_name as _SCRIPT_NAME
 from ngate.routing.variables import Template, registry
 
 STATIC, TEMPLATE = 0, 1
@@ -73,6 +74,9 @@ def getter(template: Template, conf):
         return _located(parts[0], conf)
     if len(parts) == 2 and parts[0].__class__ is str and parts[1].__class__ is not str:
         prefix = parts[0]
+        if parts[1] is _SCRIPT_NAME and conf is not None \
+                and conf.fastcgi.split_path_info is None:
+            return _script_name(parts[1], conf, prefix)     # one call, not two
         get = _located(parts[1], conf)
 
         def prefixed(ctx):
@@ -87,18 +91,18 @@ def _located(get, conf):
     return get if make is None or conf is None else make(get, conf)
 
 
-def _script_name(get, conf):
+def _script_name(get, conf, prefix: str = ""):
     """$fastcgi_script_name (fastcgi/variables.py) of a location without
-    fastcgi_split_path_info: $uri, and fastcgi_index after a `/`."""
+    fastcgi_split_path_info: $uri, and fastcgi_index after a `/`; after `prefix`."""
     if conf.fastcgi.split_path_info is not None:
         return get
     index = conf.fastcgi.index
 
     def script_name(ctx):
         if ctx.conf is not conf:
-            return get(ctx)
+            return prefix + get(ctx)
         uri = ctx.uri
-        return uri + index if index and uri.endswith("/") else uri
+        return prefix + uri + index if index and uri.endswith("/") else prefix + uri
     return script_name
 
 
@@ -112,8 +116,7 @@ def _remote_user(get, conf):
 
 def _located_getters() -> dict:
     from ngate.access.basic import remote_user
-    from ngate.fastcgi.variables import _fastcgi_script_name
-    return {_fastcgi_script_name: _script_name, remote_user: _remote_user}
+    return {_SCRIPT_NAME: _script_name, remote_user: _remote_user}
 
 
 _LOCATED = _located_getters()

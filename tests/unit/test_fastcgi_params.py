@@ -164,7 +164,7 @@ def test_located_getters_give_the_registry_values(tmp_path, where):
     plan = FastCGIPlan(conf)
     made = [p[0].__name__ for p in plan.params.pieces]
     assert made[:2] == (["prefixed", "_fastcgi_script_name"] if where == "/split/"
-                        else ["prefixed", "script_name"])
+                        else ["script_name", "script_name"])
     auths = [None, b"Basic dXNlcjpwYXNz", b"basic  dXNlcjpwYXNz", b"Bearer x", b"Basic !!",
              b"Basic dXNlcg=="]
     for ctx_conf in confs:
