@@ -74,7 +74,8 @@ class Http2Connection(Output, Lifecycle):
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
                  "resets", "opened", "conf", "deadline", "timer", "requests", "started",
                  "partial", "dropped", "prio", "acked", "fed", "batch", "flush_soon", "windows",
-                 "write_timer", "sending", "last_parse")
+                 "write_timer", "sending", "last_parse", "last_request", "ka_deadline",
+                 "read_at")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -109,7 +110,8 @@ class Http2Connection(Output, Lifecycle):
         srv = listen.default_server
         self.conf = srv
         # the HPACK decoder is made with the first header block (new_decoder)
-        self.framing = Framing(self, None, _limits(srv))
+        self.framing = fr = Framing(self, None, _limits(srv))
+        fr.state = Http2Stream      # a stream is its own framing state (on_headers)
 
     @property
     def scheme(self) -> str:
@@ -128,7 +130,12 @@ class Http2Connection(Output, Lifecycle):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.started = time.monotonic()     # $connection_time
+        self.started = self.read_at = time.monotonic()     # $connection_time
+        conf = self.conf.conf
+        # the keep-alive rules of a new stream (on_headers): the last request number (all are
+        # the last under keepalive_timeout 0) and keepalive_time's end
+        self.last_request = conf.keepalive_requests if conf.keepalive_timeout != 0 else 0
+        self.ka_deadline = self.started + conf.keepalive_time
         if not self.runtime.connection_opened(self):
             self.closing = True
             return
@@ -170,6 +177,7 @@ class Http2Connection(Output, Lifecycle):
         if self.closing:
             return
         self.new_streams = 0
+        self.read_at = time.monotonic()     # keepalive_time (on_headers)
         fr = self.framing
         self.batch = True       # until the flush: frames out wait for it (flush_later)
         try:
@@ -280,7 +288,10 @@ class Http2Connection(Output, Lifecycle):
             error_log.info("client sent stream with data before settings were acknowledged, "
                            "client: " + self.remote_addr, self.number)
             return self._refuse(sid)
-        stream = Http2Stream()
+        # the framing made the stream as its state (framing.state): it opens as a stream now
+        stream = self.framing.streams[sid]
+        self.opened += 1
+        requests = self.requests = self.requests + 1
         stream.open_on(self, sid)
         streams = self.streams
         if streams is NO_STREAMS:
@@ -288,15 +299,12 @@ class Http2Connection(Output, Lifecycle):
         streams[sid] = stream
         if self.prio is not None:
             self.prio.opened(sid)
-        self.opened += 1
-        self.requests += 1
-        stream.requests = self.requests
         if self.timer is not None:
             self._cancel_timer()
-        conf = srv.conf
-        if self.requests >= conf.keepalive_requests or conf.keepalive_timeout == 0 \
-                or time.monotonic() - self.started > conf.keepalive_time:
-            self.goaway()       # nginx: the last stream of this connection (keep-alive rules)
+        if requests >= self.last_request or self.read_at > self.ka_deadline:
+            # nginx: the last stream of this connection (keepalive_requests, keepalive_timeout
+            # 0, keepalive_time: the time of the read, as nginx's cached ngx_current_msec)
+            self.goaway()
         h2request.start(self, stream, fields, ended, size)
 
     def on_trailers(self, sid: int, fields: list) -> None:

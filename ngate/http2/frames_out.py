@@ -9,9 +9,19 @@ from ngate.http2.frames import CONTINUATION, DATA, END_STREAM, HEADERS, head, rs
     window_update
 
 # a whole response's two frames (HEADERS of n block bytes, DATA of m bytes with END_STREAM) packed
-# in one call: frames.HEAD twice with the block and the data, keyed by n << 24 | m; bounded
+# in one call: _pair's (pack, the two frame heads' first 5 bytes), keyed by n << 24 | m; bounded
 _PAIRS: dict = {}
 _PAIRS_MAX = 256
+
+
+def _pair(n: int, m: int) -> tuple:
+    """(pack, HEADERS's length/type/flags, DATA's) of a whole response's two frames: the
+    frame heads but their stream ids as bytes made once (pack(first, sid, block, second,
+    sid, data)); the table is bounded."""
+    if len(_PAIRS) >= _PAIRS_MAX:
+        _PAIRS.clear()
+    return (struct.Struct(f">5sL{n}s5sL{m}s").pack, head(n >> 8, n & 0xFF, HEADERS, 0x4, 0)[:5],
+            head(m >> 8, m & 0xFF, DATA, END_STREAM, 0)[:5])
 
 
 class StreamClosed(Exception):
@@ -143,12 +153,9 @@ class FramesOut:
         self.send_window -= m
         pair = _PAIRS.get(n << 24 | m)
         if pair is None:
-            pair = struct.Struct(f">HBBBL{n}sHBBBL{m}s").pack
-            if len(_PAIRS) >= _PAIRS_MAX:
-                _PAIRS.clear()
-            _PAIRS[n << 24 | m] = pair
-        out += pair(n >> 8, n & 0xFF, HEADERS, 0x4, sid, block, m >> 8, m & 0xFF, DATA, END_STREAM,
-                    sid, data)
+            pair = _PAIRS[n << 24 | m] = _pair(n, m)
+        pack, first, second = pair
+        out += pack(first, sid, block, second, sid, data)
         return True
 
     def end_stream(self, sid: int) -> None:

@@ -10,7 +10,8 @@ on_reset(remote=False). What the server sends is packed into `out` (data_to_send
 Connection: preface expected -> frames. A header block in progress (HEADERS without END_HEADERS)
 admits only CONTINUATION frames of its stream, at most _CONTINUATIONS of them.
 
-Streams (StreamState, only while open): created by a HEADERS frame with a new odd id above the
+Streams (StreamState, only while open; the sink may give a class of its own with those four
+slots, `state`: Http2Connection's streams are their own state, one object a stream): created by a HEADERS frame with a new odd id above the
 last one (nginx's last_sid: ids never go back); `in_closed` after the client's END_STREAM,
 `out_closed` after ours; forgotten when both are, or on RST_STREAM either way. A frame for a
 stream not (or no longer) known is skipped as nginx does (DATA still counts against the
@@ -68,7 +69,7 @@ class Framing(FramesOut):
     made only when a block spans frames, the server's limits a shared pair)."""
     __slots__ = ("sink", "buf", "need", "preface", "streams", "last_sid", "send_window",
                  "recv_window", "init_window", "frame_size", "limits", "decoder", "out",
-                 "block")
+                 "block", "state")
     encoder = StatelessEncoder()    # stateless (hpack_out.py): one for every connection
 
     def __init__(self, sink, decoder, limits: tuple) -> None:
@@ -86,6 +87,7 @@ class Framing(FramesOut):
         self.decoder = decoder      # None: made by the sink with the first header block
         self.out = None             # frames to write: a bytearray until data_to_send
         self.block = None           # a _Block while a header block awaits CONTINUATION
+        self.state = StreamState    # the class of an open stream's state (its four slots)
 
     @property
     def preread(self) -> int:
@@ -109,6 +111,8 @@ class Framing(FramesOut):
         elif len(data) < self.need:
             self.buf = bytearray(data)
             return
+        elif data.__class__ is not bytes:
+            data = bytes(data)      # frames are slices of bytes (hashable: decode's memo)
         pos = 0
         end = len(data)
         if self.preface:
@@ -117,13 +121,14 @@ class Framing(FramesOut):
             self.preface = False
             pos = 24
         sink = self.sink
+        largest = self.limits[1]
         while end - pos >= 9:
             hi, lo, kind, flags, sid = unpack_head(data, pos)
             n = hi << 8 | lo
             sid &= 0x7fffffff
             if kind == PUSH_PROMISE:
                 raise ConnectionFault(_PROTO, "client sent PUSH_PROMISE frame")
-            if n > self.limits[1]:
+            if n > largest:
                 raise ConnectionFault(_SIZE, f"client sent frame with too large length {n}")
             start = pos + 9
             if end - start < n:
@@ -134,10 +139,10 @@ class Framing(FramesOut):
             if self.block is not None and kind != CONTINUATION:
                 raise ConnectionFault(_PROTO, "client sent inappropriate frame while "
                                       "CONTINUATION was expected")
-            if kind == DATA:
-                self._data(flags, sid, data[start:pos])
-            elif kind == HEADERS:
+            if kind == HEADERS:
                 self._headers(flags, sid, data[start:pos])
+            elif kind == DATA:
+                self._data(flags, sid, data[start:pos])
             elif kind < 10:
                 _HANDLERS[kind](self, flags, sid, data[start:pos])
             if sink.closing:
@@ -188,12 +193,16 @@ class Framing(FramesOut):
                 decoder = self.decoder
                 if decoder is None:
                     decoder = self.decoder = self.sink.new_decoder()
-                fields = decoder.decode(block)
+                # a block decoded before (decode's memo, looked up here: a call less)
+                memo = decoder.memo
+                fields = memo.get(block) if memo is not None else None
+                if fields is None:
+                    fields = decoder.decode(block)
                 end = flags & END_STREAM != 0
                 streams = self.streams
                 if streams is NO_STREAMS:
                     streams = self.streams = {}
-                streams[sid] = st = StreamState()
+                streams[sid] = st = self.state()
                 st.send_window = self.init_window
                 st.recv_window = self.limits[0]
                 st.in_closed = end
@@ -233,7 +242,7 @@ class Framing(FramesOut):
             streams = self.streams
             if streams is NO_STREAMS:
                 streams = self.streams = {}
-            streams[sid] = st = StreamState()
+            streams[sid] = st = self.state()
             st.send_window = self.init_window
             st.recv_window = self.limits[0]
             st.in_closed = end

@@ -53,13 +53,17 @@ class Http2Stream(StreamBody):
                  "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
                  "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
                  "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox",
-                 "unlogged", "trailers", "listen", "runtime", "__weakref__")
+                 "unlogged", "trailers", "listen", "runtime", "__weakref__",
+                 # the framing's state of the stream (frames_out.py's StreamState: the stream is
+                 # its own, one object a stream), set by Framing where it opens the stream
+                 "send_window", "recv_window", "in_closed", "out_closed")
     handed_over = True
     trace = None
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
     # no __init__ (CPython calls a Python __init__ from C, dearer than a method call and the
-    # object together): `Http2Stream()` then `open_on(h2c, sid)`
+    # object together): `Http2Stream()` (made by the framing as the stream's state: the
+    # connection's `framing.state`) then `open_on(h2c, sid)`
     def open_on(self, h2c, sid: int) -> None:
         self.h2c = h2c
         self.sid = sid
@@ -87,7 +91,7 @@ class Http2Stream(StreamBody):
         self.remote_port = h2c.remote_port
         self.queue = None
         self.lost = None
-        self.requests = 1
+        self.requests = h2c.requests
         # the request body (stream_body.py)
         self.window = h2c.conf.http2_body_preread_size  # our receive window as the client sees it
         self.reading = True         # acknowledge body bytes as they are read

@@ -87,7 +87,7 @@ def test_stream_reads_the_connection_attributes_of_a_downstream_connection():
     h2c = SimpleNamespace(
         listen=object(), runtime=object(), remote_addr="192.0.2.1", remote_port="4711",
         number=7, server_addr="127.0.0.1", server_port="8443", tls="tls", proxy_protocol=None,
-        scheme="https", proto="h2", started=1.5, deadline=2.5,
+        scheme="https", proto="h2", started=1.5, deadline=2.5, requests=1,
         conf=SimpleNamespace(http2_body_preread_size=1234))
     s = Http2Stream()
     s.open_on(h2c, 3)
