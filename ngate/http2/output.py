@@ -87,6 +87,8 @@ class Output:
         return self.framing.window(s.sid)
 
     def _ended(self, s) -> None:
+        """The stream's END_STREAM is sent (Http2Stream.respond_whole has a copy of the usual
+        case)."""
         s.ended = True
         if s.timer is not None:
             s._cancel_timer()

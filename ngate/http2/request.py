@@ -46,7 +46,25 @@ def start(conn, stream, header_list, ended: bool, block_size: int) -> None:
         parsed = _parsed(conn, stream, listen, header_list)
         if parsed is None:
             return          # refused (_refuse)
-    method, path, headers, hdr, protocol, _ = parsed
+    method, path, headers, hdr, protocol, _, plain = parsed
+    if plain:
+        # the usual request (no :protocol, no content-length): the steps below that apply
+        ctx = RequestContext(stream, method, path, "2.0", headers, hdr)
+        ctx.http_minor = 2
+        ctx.keep_alive = False
+        ctx.request_length = block_size or sum(len(n) + len(v) + 4 for n, v in header_list)
+        stream.ctx = ctx
+        stream.current = req = Request(ctx)
+        if ended:
+            req.complete = True
+        else:
+            ctx.body_chunked = True
+        stats = conn.runtime.stats
+        if stats is not None:
+            stats.request_started(ctx)
+        if listen.http2_off or conn.tls is not None and listen.ssl_context.verifies:
+            return conn.start_stream(ctx, req)
+        return phases.start_request(ctx, req)
     refusal = None
     if protocol is not None:
         # (never kept in _PARSED) the headers of an HTTP/1.1 upgrade are added: copies
@@ -114,9 +132,10 @@ def _parsed(conn, stream, listen, header_list):
 
 
 def _parse(conn, stream, header_list, flags: tuple):
-    """(method, path, headers, hdr, :protocol, keep?) of a header list nginx takes, as a
+    """(method, path, headers, hdr, :protocol, keep?, plain?) of a header list nginx takes, as a
     function of the list and the header settings alone (start keeps it in _PARSED when
-    `keep`: a small list, no extended CONNECT); None when it was refused (_refuse)."""
+    `keep`: a small list, no extended CONNECT; `plain`: no :protocol, no content-length, start's
+    usual case); None when it was refused (_refuse)."""
     keys = _KEYS.get(flags)
     if keys is None:
         keys = _KEYS[flags] = {}
@@ -185,7 +204,8 @@ def _parse(conn, stream, header_list, flags: tuple):
         hdr[b"host"] = authority
     keep = protocol is None and len(joined) <= _PARSED_SIZE
     return ((method or b"GET").decode("latin-1"), (path or b"").decode("latin-1"),
-            tuple(headers), MappingProxyType(hdr), protocol, keep)
+            tuple(headers), MappingProxyType(hdr), protocol, keep,
+            protocol is None and b"content-length" not in hdr)
 
 
 def _refuse(conn, stream, how: str, message: str) -> None:

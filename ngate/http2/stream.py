@@ -207,7 +207,23 @@ class Http2Stream(StreamBody):
                 h2c.flush_later()
                 sent = None
             if sent:
-                h2c._ended(self)
+                if self.timer is None and self.body_timer is None and h2c.prio is None \
+                        and (req is None or req.complete):
+                    # Output._ended's steps for a stream without timers, a request body left
+                    # or priorities (a call less on the usual path)
+                    self.ended = True
+                    unlogged = self.unlogged
+                    if unlogged is not None:
+                        self.unlogged = None
+                        log.log_request(unlogged)
+                    self.current = None
+                    self.ctx = None
+                    streams = h2c.streams
+                    streams.pop(self.sid, None)
+                    if not streams and (not h2c.batch or h2c.going_away):
+                        h2c._after_stream()
+                else:
+                    h2c._ended(self)
                 if not h2c.batch and not h2c.flush_soon:
                     h2c.flush_later()
         if sent is False:
