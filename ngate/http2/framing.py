@@ -38,6 +38,7 @@ _PROTO = ErrorCodes.PROTOCOL_ERROR
 _SIZE = ErrorCodes.FRAME_SIZE_ERROR
 _FLOW = ErrorCodes.FLOW_CONTROL_ERROR
 _PAD_PRIO = PADDED | PRIORITY_FLAG
+_USUAL = PADDED | PRIORITY_FLAG | END_HEADERS     # flags & _USUAL == END_HEADERS: receive's case
 
 
 class ConnectionFault(Exception):
@@ -140,7 +141,31 @@ class Framing(FramesOut):
                 raise ConnectionFault(_PROTO, "client sent inappropriate frame while "
                                       "CONTINUATION was expected")
             if kind == HEADERS:
-                self._headers(flags, sid, data[start:pos])
+                if flags & _USUAL == END_HEADERS and n and sid & 1 and sid > self.last_sid:
+                    # the usual request: a new stream's header block whole in one frame, no
+                    # padding, no priority (_headers's checks all pass): written out here, a
+                    # call less (_block_done has the same steps)
+                    self.last_sid = sid
+                    block = data[start:pos]
+                    decoder = self.decoder
+                    if decoder is None:
+                        decoder = self.decoder = sink.new_decoder()
+                    memo = decoder.memo     # a block decoded before: decode's memo
+                    fields = memo.get(block) if memo is not None else None
+                    if fields is None:
+                        fields = decoder.decode(block)
+                    ended = flags & END_STREAM != 0
+                    streams = self.streams
+                    if streams is NO_STREAMS:
+                        streams = self.streams = {}
+                    streams[sid] = st = self.state()
+                    st.send_window = self.init_window
+                    st.recv_window = self.limits[0]
+                    st.in_closed = ended
+                    st.out_closed = False
+                    sink.on_headers(sid, fields, ended, n)
+                else:
+                    self._headers(flags, sid, data[start:pos])
             elif kind == DATA:
                 self._data(flags, sid, data[start:pos])
             elif kind < 10:
@@ -188,26 +213,6 @@ class Framing(FramesOut):
             new = True
         block = p[pos:n - pad] if pad or pos else p
         if flags & END_HEADERS:
-            if new and prio is None:
-                # the usual request, one frame: _block_done's new stream written out
-                decoder = self.decoder
-                if decoder is None:
-                    decoder = self.decoder = self.sink.new_decoder()
-                # a block decoded before (decode's memo, looked up here: a call less)
-                memo = decoder.memo
-                fields = memo.get(block) if memo is not None else None
-                if fields is None:
-                    fields = decoder.decode(block)
-                end = flags & END_STREAM != 0
-                streams = self.streams
-                if streams is NO_STREAMS:
-                    streams = self.streams = {}
-                streams[sid] = st = self.state()
-                st.send_window = self.init_window
-                st.recv_window = self.limits[0]
-                st.in_closed = end
-                st.out_closed = False
-                return self.sink.on_headers(sid, fields, end, len(block))
             return self._block_done(sid, flags, block, len(block), prio, new)
         self.block = _Block(block, sid, flags, prio, new)
 
@@ -232,7 +237,7 @@ class Framing(FramesOut):
                              block.new)
 
     def _block_done(self, sid, flags, block, size, prio, new) -> None:
-        """A complete header block (_headers has a copy of the new-stream case)."""
+        """A complete header block (receive has a copy of the new-stream case)."""
         decoder = self.decoder
         if decoder is None:
             decoder = self.decoder = self.sink.new_decoder()
