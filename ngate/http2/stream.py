@@ -49,17 +49,31 @@ _FORWARDED = ("number", "server_addr", "server_port", "tls", "proxy_protocol", "
 
 
 class Http2Stream(StreamBody):
-    __slots__ = ("h2c", "sid", "stream_transport", "writer", "current", "queue", "closing",
-                 "write_paused", "lost", "ctx", "head", "out", "out_size", "ending", "ended",
-                 "reading", "unacked", "chunked", "timer", "requests", "hdrs", "remote_addr",
-                 "remote_port", "window", "pending", "body_timer", "body_seen", "whole", "inbox",
-                 "unlogged", "trailers", "listen", "runtime", "__weakref__",
+    __slots__ = ("h2c", "sid", "writer", "current", "closing", "write_paused", "ctx", "head",
+                 "out", "out_size", "ending", "ended", "chunked", "timer", "requests", "hdrs",
+                 "remote_addr", "remote_port", "window", "pending", "body_timer", "unlogged",
+                 "listen", "runtime", "__weakref__",
                  # the framing's state of the stream (frames_out.py's StreamState: the stream is
                  # its own, one object a stream), set by Framing where it opens the stream
-                 "send_window", "recv_window", "in_closed", "out_closed")
+                 "send_window", "recv_window", "in_closed", "out_closed",
+                 "__dict__")    # _RARE's values, once a stream sets one (made by that store)
     handed_over = True
     trace = None
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
+
+    # _RARE: state a `return`, static or proxied GET stream never sets (a request body, a lost
+    # connection, add_trailer, a StreamTransport): class defaults, not stored per stream (as
+    # RequestContext's, http/context.py); a stream that sets one gets an instance __dict__
+    stream_transport = None     # the `transport` property's StreamTransport, once asked
+    queue = None
+    lost = None                 # the exception connection_lost reported
+    trailers = None             # add_trailer's fields: a HEADERS frame with END_STREAM
+    # the request body (stream_body.py)
+    reading = True              # acknowledge body bytes as they are read
+    unacked = 0                 # body bytes consumed, not yet acknowledged
+    whole = False               # the body is read whole: no flow control
+    inbox = None                # body bytes of this read for the reader
+    body_seen = 0.0             # when body bytes last came
 
     # no __init__ (CPython calls a Python __init__ from C, dearer than a method call and the
     # object together): `Http2Stream()` (made by the framing as the stream's state: the
@@ -85,20 +99,11 @@ class Http2Stream(StreamBody):
         self.pending = False        # in the connection's `sending` (write)
         self.body_timer = None      # client_body_timeout while a handler reads the body
         self.unlogged = None        # a finished request logged once its bytes are out
-        self.trailers = None        # add_trailer's fields: a HEADERS frame with END_STREAM
-        self.stream_transport = None    # the `transport` property's StreamTransport, once asked
         self.remote_addr = h2c.remote_addr  # the connection's, until realip replaces them
         self.remote_port = h2c.remote_port
-        self.queue = None
-        self.lost = None
         self.requests = h2c.requests
         # the request body (stream_body.py)
         self.window = h2c.conf.http2_body_preread_size  # our receive window as the client sees it
-        self.reading = True         # acknowledge body bytes as they are read
-        self.unacked = 0            # body bytes consumed, not yet acknowledged
-        self.whole = False          # the body is read whole: no flow control
-        self.inbox = None           # body bytes of this read for the reader
-        self.body_seen = 0.0        # when body bytes last came
 
     @property
     def transport(self) -> StreamTransport:
@@ -175,7 +180,8 @@ class Http2Stream(StreamBody):
         and complete body sent and the stream ended in one step, as write_fields + write +
         finish_request would: HEADERS + one DATA with END_STREAM (HEADERS with END_STREAM if
         no body) when the body fits the windows and http2_chunk_size, else queued."""
-        if self.closing or self.ended or self.head != b"" or ctx.trailers is not None:
+        head = self.head        # b"" until a head is written (None once sent)
+        if self.closing or self.ended or head is None or head or ctx.trailers is not None:
             self.write_fields(hdrs, False, bool(body))
             if body:
                 self.write(body)
