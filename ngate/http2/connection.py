@@ -258,7 +258,6 @@ class Http2Connection(Output, Lifecycle):
     # ------------------------------------------------------------ frames in (framing.py)
 
     def on_headers(self, sid: int, fields: list, ended: bool, size: int) -> None:
-        srv = self.conf
         if sid == self.partial:
             self.partial = 0
         if self.dropped and sid in self.dropped:
@@ -267,13 +266,14 @@ class Http2Connection(Output, Lifecycle):
             return self.framing.forget(sid)
         if self.going_away:
             return self._refuse(sid)
-        self.new_streams += 1
+        srv = self.conf
+        new = self.new_streams = self.new_streams + 1
         flood = self.flood - 100
         self.flood = flood if flood > 0 else 0
         limit = srv.http2_max_concurrent_streams
-        if self.new_streams > 2 * limit:
+        if new > 2 * limit:
             # nginx 1.25.3 (CVE-2023-44487): refused, and counted as a reset for the GOAWAY rule
-            if self.new_streams == 2 * limit + 1:
+            if new == 2 * limit + 1:
                 error_log.info("client sent too many streams at once, client: " + self.remote_addr,
                                self.number)
             self.resets += 1
@@ -281,9 +281,10 @@ class Http2Connection(Output, Lifecycle):
             self._refuse(sid)
             self._rapid_reset()
             return
-        if len(self.streams) >= limit:
+        streams = self.streams
+        if len(streams) >= limit:
             return self._refuse(sid)
-        if not self.acked and not ended and srv.http2_body_preread_size < 65535:
+        if not ended and not self.acked and srv.http2_body_preread_size < 65535:
             # nginx: its smaller window is not in force before the client acknowledged it
             error_log.info("client sent stream with data before settings were acknowledged, "
                            "client: " + self.remote_addr, self.number)
@@ -293,7 +294,6 @@ class Http2Connection(Output, Lifecycle):
         self.opened += 1
         requests = self.requests = self.requests + 1
         stream.open_on(self, sid)
-        streams = self.streams
         if streams is NO_STREAMS:
             streams = self.streams = {}
         streams[sid] = stream

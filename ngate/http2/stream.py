@@ -89,7 +89,9 @@ class Http2Stream(StreamBody):
         self.write_paused = False
         self.ctx = None
         self.head = b""             # the response head while it arrives; None once sent
-        self.out = bytearray()      # response bytes not yet sent (flow control)
+        self.out = None             # response bytes not yet sent (flow control): a bytearray
+        #                             made by the first write that queues (a whole response
+        #                             sent at once needs none)
         self.out_size = 0
         self.ending = False         # finish_request came: END_STREAM once `out` is sent
         self.ended = False
@@ -146,7 +148,10 @@ class Http2Stream(StreamBody):
             data = b"".join(parts)
             if not data:
                 return
-        self.out += data
+        if self.out is None:
+            self.out = bytearray(data)
+        else:
+            self.out += data
         self.out_size += len(data)
         if not self.pending:
             # sent at the end of this client read or loop turn: what the handler writes next
@@ -235,7 +240,10 @@ class Http2Stream(StreamBody):
         if sent is False:
             self.hdrs = hdrs            # the windows are short: sent as they open
             if body:
-                self.out += body
+                if self.out is None:
+                    self.out = bytearray(body)
+                else:
+                    self.out += body
                 self.out_size += len(body)
             h2c.send_stream(self)
         if req is not None and not req.complete:

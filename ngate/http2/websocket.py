@@ -141,7 +141,10 @@ class WebSocketStream(Http2Stream):
         self.hdrs = [(b":status", b"501"), (b"content-type", b"text/html"),
                      (b"content-length", b"%d" % len(page))]
         if page:
-            self.out += page
+            if self.out is None:
+                self.out = bytearray(page)
+            else:
+                self.out += page
             self.out_size += len(page)
         self.h2c.runtime.loop.call_soon(self.h2c.send_stream, self)
 
