@@ -14,6 +14,13 @@ itself (symlinks.py walks the path on every request), so nothing here can go sta
 Entries are replaced on any mismatch; a full table (MAX_ENTRIES) drops its oldest entry for
 a new one (insertion order: a hit costs no bookkeeping, and a working set larger than the table
 does not empty it at once).
+
+Two tables: _FILES by path (static_handler, plain_cached) and _PLAIN by URI (static/handler.py
+plain_file: its locations map a URI to one path, root + URI, so an entry whose conf is the
+request's names the path already checked and encoded: no concatenation, no hash of a new
+string, no checks, no encoding per request; the URI string comes from the route cache, its
+hash is kept). A plain entry also keeps its last keep-alive head with the Date it was made
+with (`ka_date`, `ka_head`): the same head until the Date changes.
 """
 from __future__ import annotations
 
@@ -25,11 +32,13 @@ MAX_ENTRIES = 1024
 ACCEPT_RANGES = b"Accept-Ranges: bytes\r\n"
 
 _FILES: dict = {}       # path -> FileMeta
+_PLAIN: dict = {}       # URI -> FileMeta (plain_file's locations)
 
 
 class FileMeta:
     __slots__ = ("mtime_ns", "ino", "conf", "uri", "root", "mtime", "size", "last_modified",
-                 "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail")
+                 "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail",
+                 "path", "ka_date", "ka_head")
 
     def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:
         self.mtime_ns = st.st_mtime_ns
@@ -50,6 +59,9 @@ class FileMeta:
         self.etag_line = b"ETag: %b\r\n" % self.etag.encode() if self.etag else b""
         self.accept = ACCEPT_RANGES if conf.max_ranges != 0 else b""    # max_ranges 0: none
         self.tail = self.etag_line + self.accept + b"\r\n"
+        self.path = None        # plain_file's entries: the encoded path
+        self.ka_date = None     # plain_file's keep-alive head and the Date line it holds
+        self.ka_head = b""
 
     def head_200(self, connection: bytes, headers, vary: bool = False) -> bytes:
         """The 200 head in build_head's order; `headers` go between ETag and Accept-Ranges;
@@ -94,3 +106,10 @@ def store(path: str, meta: FileMeta) -> None:
     if len(_FILES) >= MAX_ENTRIES and path not in _FILES:
         del _FILES[next(iter(_FILES))]
     _FILES[path] = meta
+
+
+def store_plain(uri: str, meta: FileMeta) -> None:
+    """plain_file's entry for `uri` (meta.path set: the path it maps to, encoded)."""
+    if len(_PLAIN) >= MAX_ENTRIES and uri not in _PLAIN:
+        del _PLAIN[next(iter(_PLAIN))]
+    _PLAIN[uri] = meta

@@ -33,7 +33,7 @@ from ngate.static.open_errors import open_failed
 from ngate.static.paths import document_root, map_under
 from ngate.static.response import range_segments as _ranged  # noqa: F401  (cache/serve.py)
 from ngate.static.response import _send_200, send_file
-from ngate.static.filemeta import _FILES
+from ngate.static.filemeta import _FILES, _PLAIN
 from ngate.static.sender import SMALL, FileSender, truncated, write_whole
 from ngate.static.try_files import try_files_phase  # noqa: F401  (http/modules.py)
 
@@ -63,28 +63,34 @@ _GENERAL = frozenset({b"if-unmodified-since", b"if-match", b"if-modified-since",
 
 def plain_file(ctx) -> None:
     """static_handler's 200 for a GET or HEAD of a regular file, with what static_handler and
-    response.py would do for it written out (content_handler says when the location allows)."""
+    response.py would do for it written out (content_handler says when the location allows).
+    The file's entry comes from filemeta's URI table: root + URI is one path for this conf,
+    checked and encoded when the entry was made (_plain_meta)."""
     method = ctx.method
-    uri = ctx.uri
-    if (method != "GET" and method != "HEAD" or uri.endswith("/") or ctx.body_chunked
+    if (method != "GET" and method != "HEAD" or ctx.body_chunked
             or ctx.status_override is not None or not _GENERAL.isdisjoint(ctx.hdr)):
         return static_handler(ctx)
     conf = ctx.conf
-    root = conf.root.text if conf.root is not None else ""
-    path = root + uri
-    if "\x00" in path or "/../" in path or path.endswith("/.."):      # paths.safe
-        return phases.finalize(ctx, 404)
+    uri = ctx.uri
+    meta = _PLAIN.get(uri)
+    if meta is not None and meta.conf is conf:
+        path = meta.path
+    else:
+        if uri.endswith("/"):       # no entry is made for one (static_handler's index)
+            return static_handler(ctx)
+        meta = None
+        path = (conf.root.text if conf.root is not None else "") + uri
+        if "\x00" in path or "/../" in path or path.endswith("/.."):      # paths.safe
+            return phases.finalize(ctx, 404)
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
-        return open_failed(ctx, path, exc)
+        return open_failed(ctx, (conf.root.text if conf.root is not None else "") + uri, exc)
     try:
         st = os.fstat(fd)
-        meta = _FILES.get(path)         # filemeta.lookup, written out
         if (meta is None or meta.mtime_ns != st.st_mtime_ns or meta.ino != st.st_ino
-                or meta.size != st.st_size or meta.conf is not conf or meta.uri != uri
-                or meta.root != root):
-            meta = _new_meta(ctx, st, path, root)
+                or meta.size != st.st_size):
+            meta = _plain_meta(ctx, st, conf, uri)
             if meta is None:
                 os.close(fd)
                 return None
@@ -94,26 +100,32 @@ def plain_file(ctx) -> None:
     ctx.expect_tested = True        # discard(): no Expect header, no chunked body
     respond.check_keepalive(ctx)
     ctx.status = 200
-    # meta.head_200(connection_line(ctx), None)'s parts, with resp.DATE.get() written out
+    # meta.head_200(connection_line(ctx), None) with resp.DATE.get() written out; the
+    # keep-alive head is the entry's until the Date changes
     now = int(_time())
     date = _DATE.header if now == _DATE.second else _DATE.get()
-    connection = conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
+    if not ctx.keep_alive:
+        head = b"".join((meta.prefix, date, meta.fields, resp.CONN_CLOSE, meta.tail))
+    elif meta.ka_date is date:
+        head = meta.ka_head
+    else:
+        meta.ka_head = head = b"".join((meta.prefix, date, meta.fields, conf.keepalive_line,
+                                        meta.tail))
+        meta.ka_date = date
     size = meta.size
     if method == "HEAD" or size == 0:
         os.close(fd)
-        return write_whole(ctx, b"".join((meta.prefix, date, meta.fields, connection,
-                                          meta.tail)), b"", 0)
+        return write_whole(ctx, head, b"", 0)
     if size > SMALL:
-        return FileSender(ctx, fd, b"".join((meta.prefix, date, meta.fields, connection,
-                                             meta.tail)), [(0, size)], size).start()
-    # send_small(ctx, fd, head, 0, size), written out: the file and its head in one write
-    # (one join of the head's parts and the data: no head object of its own)
+        return FileSender(ctx, fd, head, [(0, size)], size).start()
+    # send_small(ctx, fd, head, 0, size), written out: the file and its head in one write (a
+    # read of the new descriptor is send_small's pread at 0)
     ctx.head_sent = True
     try:
-        data = os.pread(fd, size, 0)
+        data = os.read(fd, size)
     finally:
         os.close(fd)
-    out = b"".join((meta.prefix, date, meta.fields, connection, meta.tail, data))
+    out = head + data
     conn = ctx.conn
     conn.write(out)
     sent = len(data)
@@ -123,6 +135,19 @@ def plain_file(ctx) -> None:
     ctx.body_bytes_sent = sent
     ctx.bytes_sent = len(out)
     conn.finish_request(ctx)
+
+
+def _plain_meta(ctx, st, conf, uri: str):
+    """plain_file's new entry for `uri` (a new file, or a change): _new_meta's, with the
+    encoded path, kept in filemeta's URI table; None when the response (301, 404) is sent."""
+    root = conf.root.text if conf.root is not None else ""
+    path = root + uri
+    meta = _new_meta(ctx, st, path, root)
+    if meta is not None:
+        meta.path = os.fsencode(path)
+        if conf.charset.recode is None or not conf.charset.recode.variable:
+            filemeta.store_plain(uri, meta)
+    return meta
 
 
 def static_handler(ctx) -> None:

@@ -205,17 +205,26 @@ def test_plain_file_answers_as_static_handler(tmp_path, monkeypatch):
 
 
 def test_a_full_table_drops_its_oldest_entry(site, monkeypatch):
+    """Both tables: by path (static_handler's, which plain_file's new entries also go to) and
+    plain_file's by URI."""
     from ngate.static import filemeta
     root, server = site
     monkeypatch.setattr(filemeta, "MAX_ENTRIES", 3)
     monkeypatch.setattr(filemeta, "_FILES", {})
+    monkeypatch.setattr(filemeta, "_PLAIN", {})
     monkeypatch.setattr("ngate.static.handler._FILES", filemeta._FILES)
+    monkeypatch.setattr("ngate.static.handler._PLAIN", filemeta._PLAIN)
     for name in "bcde":
         (root / name).write_bytes(name.encode() * 3)
     for name in "bcd":
         assert server.get("/" + name)[2] == name.encode() * 3
     assert [p[-1] for p in filemeta._FILES] == ["b", "c", "d"]
+    assert list(filemeta._PLAIN) == ["/b", "/c", "/d"]
     assert server.get("/e")[2] == b"eee"
     assert [p[-1] for p in filemeta._FILES] == ["c", "d", "e"]
+    assert list(filemeta._PLAIN) == ["/c", "/d", "/e"]
     assert server.get("/b")[2] == b"bbb"
+    assert [p[-1] for p in filemeta._FILES] == ["d", "e", "b"]
+    assert list(filemeta._PLAIN) == ["/d", "/e", "/b"]
+    assert server.get("/d")[2] == b"ddd"        # still in _PLAIN: no new entry anywhere
     assert [p[-1] for p in filemeta._FILES] == ["d", "e", "b"]
