@@ -33,11 +33,17 @@ from ngate.static.open_errors import open_failed
 from ngate.static.paths import document_root, map_under
 from ngate.static.response import range_segments as _ranged  # noqa: F401  (cache/serve.py)
 from ngate.static.response import _send_200, send_file
-from ngate.static.filemeta import _FILES, _PLAIN
+from ngate.static.filemeta import _FILES
 from ngate.static.sender import SMALL, FileSender, truncated, write_whole
 from ngate.static.try_files import try_files_phase  # noqa: F401  (http/modules.py)
 
 _DATE = resp.DATE
+_PLAIN = filemeta._PLAIN    # (not imported by name: a call of a name bound by an import
+                            # compiles to an attribute load, a bound method per request)
+# plain_file's Date: resp.DATE's line for the second [_date_from, _date_to), compared as
+# floats (int(time()) and an int comparison cost twice as much)
+_date_from = _date_to = 0.0
+_date_line = b""
 _METHODS = frozenset({"GET", "HEAD", "POST"})
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
@@ -98,20 +104,28 @@ def plain_file(ctx) -> None:
         os.close(fd)
         raise
     ctx.expect_tested = True        # discard(): no Expect header, no chunked body
-    respond.check_keepalive(ctx)
     ctx.status = 200
     # meta.head_200(connection_line(ctx), None) with resp.DATE.get() written out; the
     # keep-alive head is the entry's until the Date changes
-    now = int(_time())
-    date = _DATE.header if now == _DATE.second else _DATE.get()
-    if not ctx.keep_alive:
-        head = b"".join((meta.prefix, date, meta.fields, resp.CONN_CLOSE, meta.tail))
-    elif meta.ka_date is date:
-        head = meta.ka_head
+    now = _time()
+    date = _date_line if _date_from <= now < _date_to else _date()
+    if ctx.keep_alive:
+        conn = ctx.conn             # respond.check_keepalive(ctx), written out (GET, HEAD)
+        if (conn.closing or conn.runtime.draining or conf.keepalive_timeout == 0
+                or conn.requests >= conf.keepalive_requests
+                or ctx.start - conn.started > conf.keepalive_time
+                or "safari" in conf.keepalive_disable
+                and respond._disabled_for(ctx, conf.keepalive_disable)):
+            ctx.keep_alive = False
+            head = b"".join((meta.prefix, date, meta.fields, resp.CONN_CLOSE, meta.tail))
+        elif meta.ka_date is date:
+            head = meta.ka_head
+        else:
+            meta.ka_head = head = b"".join((meta.prefix, date, meta.fields,
+                                            conf.keepalive_line, meta.tail))
+            meta.ka_date = date
     else:
-        meta.ka_head = head = b"".join((meta.prefix, date, meta.fields, conf.keepalive_line,
-                                        meta.tail))
-        meta.ka_date = date
+        head = b"".join((meta.prefix, date, meta.fields, resp.CONN_CLOSE, meta.tail))
     size = meta.size
     if method == "HEAD" or size == 0:
         os.close(fd)
@@ -135,6 +149,15 @@ def plain_file(ctx) -> None:
     ctx.body_bytes_sent = sent
     ctx.bytes_sent = len(out)
     conn.finish_request(ctx)
+
+
+def _date() -> bytes:
+    """resp.DATE.get(), and the second it holds as plain_file's [_date_from, _date_to)."""
+    global _date_from, _date_to, _date_line
+    _date_line = _DATE.get()
+    _date_from = float(_DATE.second)
+    _date_to = _date_from + 1.0
+    return _date_line
 
 
 def _plain_meta(ctx, st, conf, uri: str):
