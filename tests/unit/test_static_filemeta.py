@@ -36,9 +36,10 @@ class Server:
     async def _start(self) -> None:
         self.conn.connection_made(self.transport)
 
-    def get(self, path: str, method: str = "GET") -> tuple[bytes, dict, bytes]:
+    def get(self, path: str, method: str = "GET", extra: str = "") -> tuple[bytes, dict, bytes]:
         async def send() -> None:
-            self.conn.data_received(f"{method} {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            self.conn.data_received(f"{method} {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n"
+                                    .encode())
         n = len(self.transport.written)
         self.loop.run_until_complete(send())
         out = b"".join(self.transport.written[n:])
@@ -202,6 +203,68 @@ def test_plain_file_answers_as_static_handler(tmp_path, monkeypatch):
     finally:
         plain.close()
         general.close()
+
+
+SAFARI = ("User-Agent: Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.0 Safari/605.1.15\r\n")
+
+
+@pytest.mark.parametrize("settings, extra", [
+    ("keepalive_requests 3;", ""), ("keepalive_timeout 0;", ""),
+    ("keepalive_disable safari;", SAFARI), ("keepalive_disable safari;", ""),
+    ("keepalive_disable msie6;", SAFARI)])
+def test_plain_file_ends_keep_alive_as_static_handler(tmp_path, monkeypatch, settings, extra):
+    """plain_file's written-out check_keepalive: the same Connection line as static_handler's,
+    request by request (keepalive_requests reached, keepalive_timeout 0, keepalive_disable)."""
+    from ngate.static import handler
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"first\n")
+    plain = Server(tmp_path, root, settings)
+    assert plain.conn.runtime.config.servers[0].conf.content is handler.plain_file
+    monkeypatch.setattr(handler, "content_handler", lambda conf: handler.static_handler)
+    general = Server(tmp_path, root, settings)
+    try:
+        seen = []
+        for method in ("GET", "HEAD", "GET"):
+            a, b = plain.get("/a.txt", method, extra), general.get("/a.txt", method, extra)
+            a[1].pop(b"Date"), b[1].pop(b"Date")
+            assert a == b, method
+            seen.append(a[1][b"Connection"])
+            if plain.transport.closed:
+                break
+        assert plain.transport.closed == general.transport.closed
+        assert seen[-1] == b"close" if settings != "keepalive_disable msie6;" and (
+            extra or "safari" not in settings) else set(seen) == {b"keep-alive"}
+    finally:
+        plain.close()
+        general.close()
+
+
+def test_plain_file_keep_alive_head_follows_the_date(site, monkeypatch):
+    """plain_file keeps an entry's keep-alive head with the Date line it was made with: a new
+    second gives a new head, a new entry (the file changed) too."""
+    import time as time_module
+    from ngate.static import handler
+    root, server = site
+    now = [1_000_000_000.25]
+    monkeypatch.setattr(time_module, "time", lambda: now[0])
+    monkeypatch.setattr(handler, "_time", lambda: now[0])
+    dates = []
+    for t in (1_000_000_000.25, 1_000_000_000.75, 1_000_000_001.0, 1_000_000_000.5,
+              1_000_000_003.5):
+        now[0] = t
+        status, h, body = server.get("/a.txt")
+        assert status == b"HTTP/1.1 200 OK" and body == b"first\n"
+        assert h[b"Connection"] == b"keep-alive"
+        dates.append(h[b"Date"])
+    assert dates == [b"Sun, 09 Sep 2001 01:46:40 GMT", b"Sun, 09 Sep 2001 01:46:40 GMT",
+                     b"Sun, 09 Sep 2001 01:46:41 GMT", b"Sun, 09 Sep 2001 01:46:40 GMT",
+                     b"Sun, 09 Sep 2001 01:46:43 GMT"]
+    (root / "a.txt").write_bytes(b"second!\n")
+    status, h, body = server.get("/a.txt")
+    assert body == b"second!\n" and h[b"Content-Length"] == b"8"
+    assert h[b"Date"] == b"Sun, 09 Sep 2001 01:46:43 GMT"
 
 
 def test_a_full_table_drops_its_oldest_entry(site, monkeypatch):
