@@ -38,7 +38,7 @@ _PLAIN: dict = {}       # URI -> FileMeta (plain_file's locations)
 class FileMeta:
     __slots__ = ("mtime_ns", "ino", "conf", "uri", "root", "mtime", "size", "last_modified",
                  "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail",
-                 "path", "ka_date", "ka_head")
+                 "path", "ka_date", "ka_head", "plain_hdr")
 
     def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:
         self.mtime_ns = st.st_mtime_ns
@@ -62,6 +62,7 @@ class FileMeta:
         self.path = None        # plain_file's entries: the encoded path
         self.ka_date = None     # plain_file's keep-alive head and the Date line it holds
         self.ka_head = b""
+        self.plain_hdr = None   # plain_file's last request headers without If-*, Range, Expect
 
     def head_200(self, connection: bytes, headers, vary: bool = False) -> bytes:
         """The 200 head in build_head's order; `headers` go between ETag and Accept-Ranges;

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+from types import MappingProxyType
 from time import monotonic as _monotonic, time as _time
 
 from ngate.http import phases, respond
@@ -62,7 +63,9 @@ def content_handler(conf):
 
 
 # request headers that take the file's response off plain_file's path (not_modified, range,
-# Expect: 100-continue)
+# Expect: 100-continue). A request's headers as a read-only mapping (HTTP/1.x: one per distinct
+# head, shared by the requests of that head: server/request_head.py) found without them are
+# kept by the file's entry (FileMeta.plain_hdr): the same head again is not searched again.
 _GENERAL = frozenset({b"if-unmodified-since", b"if-match", b"if-modified-since",
                       b"if-none-match", b"range", b"expect"})
 
@@ -74,16 +77,22 @@ def plain_file(ctx) -> None:
     checked and encoded when the entry was made (_plain_meta)."""
     method = ctx.method
     if (method != "GET" and method != "HEAD" or ctx.body_chunked
-            or ctx.status_override is not None or not _GENERAL.isdisjoint(ctx.hdr)):
+            or ctx.status_override is not None):
         return static_handler(ctx)
     conf = ctx.conf
     uri = ctx.uri
+    hdr = ctx.hdr
     meta = _PLAIN.get(uri)
     if meta is not None and meta.conf is conf:
+        if meta.plain_hdr is not hdr:
+            if not _GENERAL.isdisjoint(hdr):
+                return static_handler(ctx)
+            if hdr.__class__ is MappingProxyType:
+                meta.plain_hdr = hdr
         path = meta.path
     else:
-        if uri.endswith("/"):       # no entry is made for one (static_handler's index)
-            return static_handler(ctx)
+        if uri.endswith("/") or not _GENERAL.isdisjoint(hdr):   # (no entry is made for a
+            return static_handler(ctx)                          # URI ending in "/")
         meta = None
         path = (conf.root.text if conf.root is not None else "") + uri
         if "\x00" in path or "/../" in path or path.endswith("/.."):      # paths.safe

@@ -267,6 +267,29 @@ def test_plain_file_keep_alive_head_follows_the_date(site, monkeypatch):
     assert h[b"Date"] == b"Sun, 09 Sep 2001 01:46:43 GMT"
 
 
+def test_plain_file_heads_with_conditions_or_ranges_leave_its_path(site):
+    """plain_file keeps the last request headers it found without If-*, Range or Expect on the
+    file's entry: the same head again skips the search; any other head is searched, so a
+    conditional or ranged request after plain ones is answered as static_handler does."""
+    from ngate.static import filemeta
+    root, server = site
+    for _ in range(2):
+        status, h, body = server.get("/a.txt", extra="Accept: */*\r\n")
+        assert status == b"HTTP/1.1 200 OK" and body == b"first\n"
+    etag = h[b"ETag"].decode()
+    assert filemeta._PLAIN["/a.txt"].plain_hdr is not None
+    for extra, status, body in [
+            (f"If-None-Match: {etag}\r\n", b"HTTP/1.1 304 Not Modified", b""),
+            (f"If-Modified-Since: {h[b'Last-Modified'].decode()}\r\n",
+             b"HTTP/1.1 304 Not Modified", b""),
+            ('If-Match: "nope"\r\n', b"HTTP/1.1 412 Precondition Failed", None),
+            ("Range: bytes=1-2\r\n", b"HTTP/1.1 206 Partial Content", b"ir"),
+            ("Accept: */*\r\n", b"HTTP/1.1 200 OK", b"first\n")]:
+        got = server.get("/a.txt", extra=extra)
+        assert got[0] == status, extra
+        assert body is None or got[2] == body, extra
+
+
 def test_a_full_table_drops_its_oldest_entry(site, monkeypatch):
     """Both tables: by path (static_handler's, which plain_file's new entries also go to) and
     plain_file's by URI."""
