@@ -38,7 +38,7 @@ _PLAIN: dict = {}       # URI -> FileMeta (plain_file's locations)
 class FileMeta:
     __slots__ = ("mtime_ns", "ino", "conf", "uri", "root", "mtime", "size", "last_modified",
                  "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail",
-                 "path", "ka_date", "ka_head", "plain_hdr")
+                 "path", "ka_date", "ka_head", "plain_hdr", "ka_full")
 
     def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:
         self.mtime_ns = st.st_mtime_ns
@@ -63,6 +63,9 @@ class FileMeta:
         self.ka_date = None     # plain_file's keep-alive head and the Date line it holds
         self.ka_head = b""
         self.plain_hdr = None   # plain_file's last request headers without If-*, Range, Expect
+        # the conf may end keep-alive whatever the connection (keepalive_timeout 0, or
+        # keepalive_disable safari for a GET): plain_file runs respond.check_keepalive whole
+        self.ka_full = conf.keepalive_timeout == 0 or "safari" in conf.keepalive_disable
 
     def head_200(self, connection: bytes, headers, vary: bool = False) -> bytes:
         """The 200 head in build_head's order; `headers` go between ETag and Accept-Ranges;

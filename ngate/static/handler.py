@@ -119,22 +119,19 @@ def plain_file(ctx) -> None:
     now = _time()
     date = _date_line if _date_from <= now < _date_to else _date()
     if ctx.keep_alive:
-        conn = ctx.conn             # respond.check_keepalive(ctx), written out (GET, HEAD)
-        if (conn.closing or conn.runtime.draining or conf.keepalive_timeout == 0
-                or conn.requests >= conf.keepalive_requests
-                or ctx.start - conn.started > conf.keepalive_time
-                or "safari" in conf.keepalive_disable
-                and respond._disabled_for(ctx, conf.keepalive_disable)):
-            ctx.keep_alive = False
-            head = b"".join((meta.prefix, date, meta.fields, resp.CONN_CLOSE, meta.tail))
-        elif meta.ka_date is date:
-            head = meta.ka_head
-        else:
-            meta.ka_head = head = b"".join((meta.prefix, date, meta.fields,
-                                            conf.keepalive_line, meta.tail))
-            meta.ka_date = date
-    else:
+        conn = ctx.conn     # respond.check_keepalive's tests that vary from request to request;
+        if (meta.ka_full or conn.closing or conn.runtime.draining     # the whole check when
+                or conn.requests >= conf.keepalive_requests           # one holds or the conf
+                or ctx.start - conn.started > conf.keepalive_time):   # may end it (ka_full)
+            respond.check_keepalive(ctx)
+    if not ctx.keep_alive:
         head = b"".join((meta.prefix, date, meta.fields, resp.CONN_CLOSE, meta.tail))
+    elif meta.ka_date is date:
+        head = meta.ka_head
+    else:
+        meta.ka_head = head = b"".join((meta.prefix, date, meta.fields, conf.keepalive_line,
+                                        meta.tail))
+        meta.ka_date = date
     size = meta.size
     if method == "HEAD" or size == 0:
         os.close(fd)
