@@ -29,7 +29,25 @@ def check(hdr: dict, mode: str, lm_time: int | None, etag: str | None) -> int | 
     return 304
 
 
+_TIMES: dict = {}        # a header's value -> http_time's answer (clients send one value again
+_TIMES_MAX = 1024       # and again: the Last-Modified they were given); emptied when full
+
+
 def http_time(value: bytes) -> int | None:
+    """The date of an If-Modified-Since / If-Unmodified-Since value (None: not a date); the
+    parse (email.utils: ~70k instructions) is kept per value."""
+    try:
+        return _TIMES[value]
+    except KeyError:
+        pass
+    t = _parse_time(value)
+    if len(_TIMES) >= _TIMES_MAX:
+        _TIMES.clear()
+    _TIMES[value] = t
+    return t
+
+
+def _parse_time(value: bytes) -> int | None:
     from email.utils import parsedate_to_datetime
     try:
         return int(parsedate_to_datetime(value.decode("latin-1")).timestamp())

@@ -153,3 +153,19 @@ D = b"Sun, 09 Sep 2001 01:46:40 GMT"        # T
 ])
 def test_not_modified(headers, mode, lm, etag, want):
     assert check(headers, mode, lm, etag) == want
+
+
+def test_http_time_kept_per_value_gives_the_parse(monkeypatch):
+    """http_time keeps its parse per header value (clients send one value again and again):
+    the same answers as the parse itself, a value that is no date included, in a bounded
+    table."""
+    from ngate.filters import not_modified
+    monkeypatch.setattr(not_modified, "_TIMES", {})
+    monkeypatch.setattr(not_modified, "_TIMES_MAX", 3)
+    values = [D, b"junk", b"Sunday, 09-Sep-01 01:46:40 GMT", b"Sun Sep  9 01:46:40 2001", D,
+              b"junk", b"Mon, 10 Sep 2001 01:46:40 GMT"]
+    for v in values:
+        assert not_modified.http_time(v) == not_modified._parse_time(v)
+        assert not_modified.http_time(v) == not_modified._parse_time(v)     # kept
+        assert len(not_modified._TIMES) <= 3
+    assert not_modified.http_time(D) == T and not_modified.http_time(b"junk") is None
