@@ -38,7 +38,7 @@ _PLAIN: dict = {}       # URI -> FileMeta (plain_file's locations)
 class FileMeta:
     __slots__ = ("mtime_ns", "ino", "conf", "uri", "root", "mtime", "size", "last_modified",
                  "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail",
-                 "path", "ka_date", "ka_head", "plain_hdr", "ka_full")
+                 "lm_line", "path", "ka_date", "ka_head", "plain_hdr", "ka_full")
 
     def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:
         self.mtime_ns = st.st_mtime_ns
@@ -54,8 +54,9 @@ class FileMeta:
         # a 200 head: prefix + Date + fields + Connection + etag_line + [more] + Accept-Ranges
         self.prefix = (resp.status_line(200, 1) + (resp.SERVER_HEADER_TOKENS if conf.server_tokens
                                                    else resp.SERVER_HEADER_BARE))
-        self.fields = b"Content-Type: %b\r\nContent-Length: %d\r\nLast-Modified: %b\r\n" % (
-            content_type, size, self.last_modified.encode())
+        self.lm_line = b"Last-Modified: %b\r\n" % self.last_modified.encode()
+        self.fields = b"Content-Type: %b\r\nContent-Length: %d\r\n%b" % (
+            content_type, size, self.lm_line)
         self.etag_line = b"ETag: %b\r\n" % self.etag.encode() if self.etag else b""
         self.accept = ACCEPT_RANGES if conf.max_ranges != 0 else b""    # max_ranges 0: none
         self.tail = self.etag_line + self.accept + b"\r\n"
@@ -82,6 +83,15 @@ class FileMeta:
         return b"".join(parts)
 
 
+    def head_304(self, connection: bytes) -> bytes:
+        """The 304 head without other headers: build_head's order (status line, Server, Date,
+        Last-Modified, Connection, ETag), from the entry's parts (static/response.py)."""
+        return b"".join((_LINE_304, self.prefix[_SERVER_AT:], resp.DATE.get(), self.lm_line,
+                         connection, self.etag_line, b"\r\n"))
+
+
+_SERVER_AT = len(resp.status_line(200, 1))     # prefix: the 200 line, then Server
+_LINE_304 = resp.status_line(304, 1)
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

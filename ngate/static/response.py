@@ -262,6 +262,11 @@ def _send_not_modified(ctx, status: int, meta, vary: bool = False) -> None:
     if status == 412:
         return phases.finalize(ctx, 412)
     conf = ctx.conf
+    if not vary and conf.headers.expires is None and not conf.headers.add_header \
+            and conf.userid is None:
+        respond.check_keepalive(ctx)        # the head below from the entry's parts
+        ctx.status = 304
+        return write_whole(ctx, meta.head_304(connection_line(ctx)), b"", 0)
     headers = [(b"ETag", meta.etag.encode())] if meta.etag else []
     if vary:
         headers.insert(0, VARY)

@@ -290,6 +290,34 @@ def test_plain_file_heads_with_conditions_or_ranges_leave_its_path(site):
         assert body is None or got[2] == body, extra
 
 
+@pytest.mark.parametrize("settings", ["", "server_tokens off; etag off;",
+                                      "keepalive_requests 2;"])
+def test_304_head_is_build_heads(tmp_path, settings):
+    """A 304 without expires, add_header or Vary comes from the entry's parts: the same bytes
+    as resp.build_head's (nginx's header order), Date aside."""
+    from ngate.http1 import response as resp
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"first\n")
+    server = Server(tmp_path, root, settings)
+    try:
+        h = server.get("/a.txt")[1]
+        lm = h[b"Last-Modified"]
+        n = len(server.transport.written)
+        status = server.get("/a.txt", extra=f"If-Modified-Since: {lm.decode()}\r\n")[0]
+        assert status == b"HTTP/1.1 304 Not Modified"
+        head = b"".join(server.transport.written[n:])
+        date = head.split(b"Date: ", 1)[1].split(b"\r\n", 1)[0]
+        want = resp.build_head(
+            304, 1, server_tokens="server_tokens off" not in settings, last_modified=lm,
+            connection=b"Connection: close\r\n" if "keepalive_requests" in settings
+            else b"Connection: keep-alive\r\n",
+            headers=[(b"ETag", h[b"ETag"])] if b"ETag" in h else [])
+        assert head == want.replace(resp.DATE.get()[6:-2], date)
+    finally:
+        server.close()
+
+
 def test_a_full_table_drops_its_oldest_entry(site, monkeypatch):
     """Both tables: by path (static_handler's, which plain_file's new entries also go to) and
     plain_file's by URI."""
