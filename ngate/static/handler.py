@@ -167,15 +167,21 @@ def _date() -> bytes:
 
 
 def _plain_meta(ctx, st, conf, uri: str):
-    """plain_file's new entry for `uri` (a new file, or a change): _new_meta's, with the
-    encoded path, kept in filemeta's URI table; None when the response (301, 404) is sent."""
+    """plain_file's entry for `uri` when the URI table had none for this conf or the file
+    changed: the path's entry (static_handler's table: another location or server with the
+    same URI may hold the URI's place, as virtual hosts do), else _new_meta's; with the
+    encoded path, kept in the URI table. None when the response (301, 404) is sent."""
     root = conf.root.text if conf.root is not None else ""
     path = root + uri
-    meta = _new_meta(ctx, st, path, root)
-    if meta is not None:
+    meta = filemeta.lookup(path, st, conf, uri, root)
+    if meta is None:
+        meta = _new_meta(ctx, st, path, root)
+        if meta is None:
+            return None
+    if meta.path is None:
         meta.path = os.fsencode(path)
-        if conf.charset.recode is None or not conf.charset.recode.variable:
-            filemeta.store_plain(uri, meta)
+    if conf.charset.recode is None or not conf.charset.recode.variable:
+        filemeta.store_plain(uri, meta)
     return meta
 
 

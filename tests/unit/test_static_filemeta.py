@@ -318,6 +318,52 @@ def test_304_head_is_build_heads(tmp_path, settings):
         server.close()
 
 
+def test_virtual_hosts_with_the_same_uris_keep_their_entries(tmp_path):
+    """Two servers serving the same URI from two roots, requests alternating: plain_file's URI
+    table holds one of them at a time, and the other's entry is found by its path (no new
+    entry per request)."""
+    from ngate.static import filemeta
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "s.css").write_bytes(name.encode() * 4)
+    config = load_http(tmp_path, f"""
+        access_log off;
+        error_log {tmp_path}/logs/error.log;
+        server {{ listen 127.0.0.1:8080; server_name a; root {tmp_path}/a; }}
+        server {{ listen 127.0.0.1:8080; server_name b; root {tmp_path}/b; }}
+    """)
+    loop = uvloop.new_event_loop()
+    runtime = WorkerRuntime(config, {}, loop)
+    conn = HttpConnection(runtime, next(iter(runtime.listens.values())))
+    transport = FakeTransport()
+    made = []
+    real = filemeta.FileMeta.__init__
+
+    def counting(self, *args):
+        made.append(args[1])
+        real(self, *args)
+
+    async def start() -> None:
+        conn.connection_made(transport)
+
+    async def send(host: str) -> None:
+        conn.data_received(f"GET /s.css HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+
+    bodies = []
+    try:
+        filemeta.FileMeta.__init__ = counting
+        loop.run_until_complete(start())
+        for i in range(6):
+            n = len(transport.written)
+            loop.run_until_complete(send("ab"[i % 2]))
+            bodies.append(b"".join(transport.written[n:]).partition(b"\r\n\r\n")[2])
+    finally:
+        filemeta.FileMeta.__init__ = real
+        loop.close()
+    assert bodies == [b"aaaa", b"bbbb"] * 3
+    assert made == ["/s.css", "/s.css"]         # one entry per server, made once
+
+
 def test_a_full_table_drops_its_oldest_entry(site, monkeypatch):
     """Both tables: by path (static_handler's, which plain_file's new entries also go to) and
     plain_file's by URI."""
