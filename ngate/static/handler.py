@@ -21,6 +21,7 @@ import stat
 from types import MappingProxyType
 from time import monotonic as _monotonic, time as _time
 
+from ngate.filters import not_modified
 from ngate.http import phases, respond
 from ngate.http.respond import TEXT_HTML, content_type
 from ngate.http1 import charset
@@ -68,6 +69,9 @@ def content_handler(conf):
 # kept by the file's entry (FileMeta.plain_hdr): the same head again is not searched again.
 _GENERAL = frozenset({b"if-unmodified-since", b"if-match", b"if-modified-since",
                       b"if-none-match", b"range", b"expect"})
+# of those, the ones that take it to static_handler (If-Modified-Since and If-None-Match alone
+# are not_modified.check's 304 or the plain 200: plain_file decides, for a main request)
+_FULL = frozenset({b"if-unmodified-since", b"if-match", b"range", b"expect"})
 
 
 def plain_file(ctx) -> None:
@@ -82,17 +86,24 @@ def plain_file(ctx) -> None:
     conf = ctx.conf
     uri = ctx.uri
     hdr = ctx.hdr
+    cond = False        # If-Modified-Since / If-None-Match alone: decided here (a 304)
     meta = _PLAIN.get(uri)
     if meta is not None and meta.conf is conf:
         if meta.plain_hdr is not hdr:
             if not _GENERAL.isdisjoint(hdr):
-                return static_handler(ctx)
-            if hdr.__class__ is MappingProxyType:
+                if not _FULL.isdisjoint(hdr) or ctx.main is not None:
+                    return static_handler(ctx)
+                cond = True
+            elif hdr.__class__ is MappingProxyType:
                 meta.plain_hdr = hdr
         path = meta.path
     else:
-        if uri.endswith("/") or not _GENERAL.isdisjoint(hdr):   # (no entry is made for a
-            return static_handler(ctx)                          # URI ending in "/")
+        if uri.endswith("/"):       # (no entry is made for one: static_handler's index)
+            return static_handler(ctx)
+        if not _GENERAL.isdisjoint(hdr):
+            if not _FULL.isdisjoint(hdr) or ctx.main is not None:
+                return static_handler(ctx)
+            cond = True
         meta = None
         path = (conf.root.text if conf.root is not None else "") + uri
         if "\x00" in path or "/../" in path or path.endswith("/.."):      # paths.safe
@@ -113,6 +124,13 @@ def plain_file(ctx) -> None:
         os.close(fd)
         raise
     ctx.expect_tested = True        # discard(): no Expect header, no chunked body
+    if cond and not_modified.check(hdr, conf.if_modified_since, meta.mtime,
+                                   meta.etag) is not None:
+        os.close(fd)                # send_file's 304 (a 412 needs If-Match/If-Unmodified-Since)
+        respond.check_keepalive(ctx)
+        ctx.status = 304
+        return write_whole(ctx, meta.head_304(conf.keepalive_line if ctx.keep_alive
+                                              else resp.CONN_CLOSE), b"", 0)
     ctx.status = 200
     # meta.head_200(connection_line(ctx), None) with resp.DATE.get() written out; the
     # keep-alive head is the entry's until the Date changes

@@ -364,6 +364,44 @@ def test_virtual_hosts_with_the_same_uris_keep_their_entries(tmp_path):
     assert made == ["/s.css", "/s.css"]         # one entry per server, made once
 
 
+def test_plain_file_conditional_requests_answer_as_static_handler(tmp_path, monkeypatch):
+    """If-Modified-Since / If-None-Match alone are decided by plain_file (304 or the 200);
+    with If-Match, If-Unmodified-Since or Range static_handler decides: the same bytes as
+    static_handler's for each, Date aside, GET and HEAD, if_modified_since modes."""
+    from ngate.static import handler
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"first\n")
+    os.utime(root / "a.txt", (1_000_000_000, 1_000_000_000))
+    lm, old = "Sun, 09 Sep 2001 01:46:40 GMT", "Sat, 08 Sep 2001 01:46:40 GMT"
+    etag = '"3b9aca00-6"'
+    heads = [f"If-Modified-Since: {lm}\r\n", f"If-Modified-Since: {old}\r\n",
+             "If-Modified-Since: junk\r\n", f"If-None-Match: {etag}\r\n",
+             'If-None-Match: "x", W/"3b9aca00-6"\r\n', "If-None-Match: *\r\n",
+             'If-None-Match: "x"\r\n',
+             f"If-None-Match: {etag}\r\nIf-Modified-Since: {old}\r\n",
+             f"If-None-Match: {etag}\r\nIf-Modified-Since: {lm}\r\n",
+             f"If-Match: {etag}\r\nIf-None-Match: {etag}\r\n",
+             f"If-Unmodified-Since: {old}\r\nIf-None-Match: {etag}\r\n",
+             f"Range: bytes=0-1\r\nIf-Modified-Since: {old}\r\n"]
+    for mode in ("", "if_modified_since before;", "if_modified_since off;", "etag off;"):
+        plain = Server(tmp_path, root, mode)
+        assert plain.conn.runtime.config.servers[0].conf.content is handler.plain_file
+        with monkeypatch.context() as m:
+            m.setattr(handler, "content_handler", lambda conf: handler.static_handler)
+            general = Server(tmp_path, root, mode)
+        try:
+            for extra in heads:
+                for method in ("GET", "HEAD"):
+                    a = plain.get("/a.txt", method, extra)
+                    b = general.get("/a.txt", method, extra)
+                    a[1].pop(b"Date"), b[1].pop(b"Date")
+                    assert a == b, (mode, method, extra)
+        finally:
+            plain.close()
+            general.close()
+
+
 def test_a_full_table_drops_its_oldest_entry(site, monkeypatch):
     """Both tables: by path (static_handler's, which plain_file's new entries also go to) and
     plain_file's by URI."""
