@@ -145,23 +145,28 @@ class HeadParsing:
         ctx.request_length = len(head)
         ctx.keep_alive = keep_alive
         self.requests += 1
-        req = Request(ctx)
-        self._body_req = req
+        complete = True             # the whole message (body included) was received
         if upgrade:
             # a protocol switch: what follows is held unparsed until the upstream answers
-            req.upgrade = req.complete = True
             self.held = bytearray()
         elif chunked:
             ctx.body_chunked = True
             self._chunked = ChunkedDecoder()
+            complete = False
         elif length is not None:
             ctx.content_length_in = length
             if length:
                 self._left = length
-            else:
-                req.complete = True
-        else:
-            req.complete = True
+                complete = False
+        req = PendingRequest()      # Request(ctx), written out (a frame less per request)
+        req.ctx = ctx
+        req.body = None
+        req.body_size = 0
+        req.complete = complete
+        req.consumer = None
+        req.upgrade = upgrade
+        req.discard = False
+        self._body_req = req
         if self.current is None:
             self.current = req
             if self.runtime.stats is not None:
