@@ -7,11 +7,14 @@ the head, writes head and body through `ctx.conn.write` and ends with `ctx.conn.
 """
 from __future__ import annotations
 
+from time import time as _time
+
 from ngate.filters import HeadersOut, WholeType, header_filter, postpone, trailers
 from ngate.filters.validators import ADD_HEADER_CODES
 from ngate.http.log import log_request
 from ngate.http1 import charset
 from ngate.http1 import response as resp
+from ngate.http1.response import DATE as _DATE
 from ngate.http2.head import response_block, response_fields
 from ngate.routing import userid
 
@@ -222,12 +225,14 @@ def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_mo
             _PLAIN_HEADS.clear()
         _PLAIN_HEADS[key] = around
     ctx.head_sent = True
+    now = int(_time())      # resp.DATE.get(), written out
+    date = _DATE.header if now == _DATE.second else _DATE.get()
     if no_body or ctx.method == "HEAD":
-        head = around[0] + resp.DATE.get() + around[1]
+        head = around[0] + date + around[1]
         conn.write(head)
         ctx.bytes_sent = len(head)
     else:
-        out = b"".join((around[0], resp.DATE.get(), around[1], body))
+        out = b"".join((around[0], date, around[1], body))
         conn.write(out)
         ctx.body_bytes_sent = len(body)
         ctx.bytes_sent = len(out)
