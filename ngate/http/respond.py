@@ -142,7 +142,39 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
             and ctx.accel_headers is None and ctx.www_authenticate is None \
             and ctx.location_out is None:
         if ctx.http_minor != 2:
-            return _send_plain(ctx, conn, conf, status, body, content_type, last_modified)
+            # HTTP/1.x (a `return`, a status page): the head in build_head's order, written
+            # out here (check_keepalive and _emit inlined); the head around its Date line is a
+            # function of the key below alone, kept in _PLAIN_HEADS
+            if ctx.keep_alive and (     # (conn.closing: answered above)
+                    conn.runtime.draining or conf.keepalive_timeout == 0
+                    or conn.requests >= conf.keepalive_requests
+                    or ctx.start - conn.started > conf.keepalive_time
+                    or (ctx.method == "POST" or "safari" in conf.keepalive_disable)
+                    and _disabled_for(ctx, conf.keepalive_disable)):
+                ctx.keep_alive = False
+            no_body = status in resp.NO_BODY_STATUSES
+            key = (status, conf.server_tokens, content_type, -1 if no_body else len(body),
+                   last_modified, conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE)
+            around = _PLAIN_HEADS.get(key)
+            if around is None:
+                around = _plain_head(*key)
+                if len(_PLAIN_HEADS) >= _PLAIN_HEADS_MAX:
+                    _PLAIN_HEADS.clear()
+                _PLAIN_HEADS[key] = around
+            ctx.head_sent = True
+            now = int(_time())      # resp.DATE.get(), written out
+            date = _DATE.header if now == _DATE.second else _DATE.get()
+            if no_body or ctx.method == "HEAD":
+                head = around[0] + date + around[1]
+                conn.write(head)
+                ctx.bytes_sent = len(head)
+            else:
+                out = b"".join((around[0], date, around[1], body))
+                conn.write(out)
+                ctx.body_bytes_sent = len(body)
+                ctx.bytes_sent = len(out)
+            conn.finish_request(ctx)
+            return
         if not ctx.keep_alive:
             # an HTTP/2 stream (no keep-alive of its own: check_keepalive has nothing to do):
             # what the rest of this function would pass to _send_h2 for a plain head
@@ -204,48 +236,13 @@ def _emit(ctx, conn, head: bytes, body: bytes, head_only: bool) -> None:
     conn.finish_request(ctx)
 
 
-def _send_plain(ctx, conn, conf, status: int, body: bytes, content_type, last_modified) -> None:
-    """send_response without extra headers, filters or charset (a `return`, a status page):
-    the head in build_head's order, written out here (check_keepalive and _emit inlined). The
-    head around its Date line is a function of the key below alone: kept in _PLAIN_HEADS."""
-    if ctx.keep_alive and (
-            conn.closing or conn.runtime.draining or conf.keepalive_timeout == 0
-            or conn.requests >= conf.keepalive_requests
-            or ctx.start - conn.started > conf.keepalive_time
-            or (ctx.method == "POST" or "safari" in conf.keepalive_disable)
-            and _disabled_for(ctx, conf.keepalive_disable)):
-        ctx.keep_alive = False
-    no_body = status in resp.NO_BODY_STATUSES
-    key = (status, conf.server_tokens, content_type, -1 if no_body else len(body), last_modified,
-           conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE)
-    around = _PLAIN_HEADS.get(key)
-    if around is None:
-        around = _plain_head(*key)
-        if len(_PLAIN_HEADS) >= _PLAIN_HEADS_MAX:
-            _PLAIN_HEADS.clear()
-        _PLAIN_HEADS[key] = around
-    ctx.head_sent = True
-    now = int(_time())      # resp.DATE.get(), written out
-    date = _DATE.header if now == _DATE.second else _DATE.get()
-    if no_body or ctx.method == "HEAD":
-        head = around[0] + date + around[1]
-        conn.write(head)
-        ctx.bytes_sent = len(head)
-    else:
-        out = b"".join((around[0], date, around[1], body))
-        conn.write(out)
-        ctx.body_bytes_sent = len(body)
-        ctx.bytes_sent = len(out)
-    conn.finish_request(ctx)
-
-
 _PLAIN_HEADS: dict = {}
 _PLAIN_HEADS_MAX = 256
 
 
 def _plain_head(status: int, server_tokens: bool, content_type, length: int, last_modified,
                 connection: bytes) -> tuple[bytes, bytes]:
-    """_send_plain's head before and after its Date line (length -1: no Content-Length)."""
+    """send_response's plain HTTP/1.x head before and after its Date line (length -1: no Content-Length)."""
     before = (resp.STATUS_LINES_11.get(status) or resp.status_line(status, 1)) \
         + (resp.SERVER_HEADER_TOKENS if server_tokens else resp.SERVER_HEADER_BARE)
     parts = []
