@@ -6,6 +6,8 @@ from ngate.observability import error_log
 
 
 def log_request(ctx) -> None:
+    """The access log line, once; then what ends with it (limits, stub_status, realip).
+    server/lifecycle.py finish_request has a copy of the usual case (nothing but the line)."""
     if ctx.logged:
         return
     ctx.logged = True

@@ -37,7 +37,11 @@ class Lifecycle:
         req = self.current
         self.writer = None
         ctx.req = None          # break the ctx <-> Request cycle: reference counting frees both
-        log.log_request(ctx)
+        if ctx.logged or ctx.limits is not None or ctx.stat_writing or ctx.realip is not None:
+            log.log_request(ctx)
+        else:                   # log.log_request's usual case, written out (a frame less)
+            ctx.logged = True
+            self.runtime.access_log(ctx)
         if self.closing:
             return
         if not ctx.keep_alive:
