@@ -62,56 +62,7 @@ class ExchangeBase(HeadTranslation):
     )
 
     def __init__(self, ctx, upstream, wire, plan) -> None:
-        self.ctx = ctx
-        self.conn = conn = ctx.conn
-        self.conf = ctx.conf
-        self.upstream = upstream
-        runtime = conn.runtime
-        self.loop = runtime.loop
-        self.deadlines = runtime.deadlines
-        self.plan = plan
-        self.wire = wire
-        self.state = CONNECTING
-        self.peer = None
-        self.tried = ()             # a set once a peer failed (next_peer, next_on_status)
-        self.tries = 0
-        self.attempt = None
-        self.started = 0.0          # the first try's start (next_upstream_timeout, keepalive_time)
-        self.reused = False
-        self.counts = upstream is not None and upstream.counts_conns
-        self.counted = None
-        self.connecting = None
-        self.pool_key = None
-        self.uconn = None
-        self.tls = None
-        self.uri = ""
-        self.feeding = False
-        self.pool_pending = None
-        self.timer = None
-        self.deadline = 0.0
-        self.timeout = 0.0
-        self.body = None            # set by start()
-        self.body_open = False
-        self.sent_bytes = 0
-        self.corked = None
-        self.in_read = False
-        self.got_bytes = False
-        self.status = 0
-        self.reason = None
-        self.resp_headers = ()      # a list from attach() on (each try's)
-        self.head_only = False
-        self.chunked_out = False
-        self.until_close = False
-        self.resp_length = None
-        self.upgrade = False
-        self.out = None
-        self.filter = None
-        self.filter_flush = False
-        self.accel = None
-        self.drain = None
-        self.known = self.learn = None
-        rate = plan.limit_rate
-        self.throttle = ReadThrottle(self, rate) if rate else None
+        fill(self, ctx, upstream, wire, plan)
 
     # ------------------------------------------------------------ state
 
@@ -244,3 +195,64 @@ class ExchangeBase(HeadTranslation):
             return                  # gunzip's output still waits for the client
         if flow.resume(self.uconn) and self.state is STREAMING and self.timer is None:
             self.arm(self.plan.read_timeout)
+
+
+def fill(ex, ctx, upstream, wire, plan):
+    """The fields of a new exchange `ex` (made without its __init__: `fill(new(Cls), ...)`,
+    the proxied path's way, or Cls(...) through __init__): returns ex. A function because
+    CPython calls a Python __init__ from C at about twice a Python call's cost (bench/
+    PROFILE.md, session 9)."""
+    ex.ctx = ctx
+    ex.conn = conn = ctx.conn
+    ex.conf = ctx.conf
+    ex.upstream = upstream
+    runtime = conn.runtime
+    ex.loop = runtime.loop
+    ex.deadlines = runtime.deadlines
+    ex.plan = plan
+    ex.wire = wire
+    ex.state = CONNECTING
+    ex.peer = None
+    ex.tried = ()             # a set once a peer failed (next_peer, next_on_status)
+    ex.tries = 0
+    ex.attempt = None
+    ex.started = 0.0          # the first try's start (next_upstream_timeout, keepalive_time)
+    ex.reused = False
+    ex.counts = upstream is not None and upstream.counts_conns
+    ex.counted = None
+    ex.connecting = None
+    ex.pool_key = None
+    ex.uconn = None
+    ex.tls = None
+    ex.uri = ""
+    ex.feeding = False
+    ex.pool_pending = None
+    ex.timer = None
+    ex.deadline = 0.0
+    ex.timeout = 0.0
+    ex.body = None            # set by start()
+    ex.body_open = False
+    ex.sent_bytes = 0
+    ex.corked = None
+    ex.in_read = False
+    ex.got_bytes = False
+    ex.status = 0
+    ex.reason = None
+    ex.resp_headers = ()      # a list from attach() on (each try's)
+    ex.head_only = False
+    ex.chunked_out = False
+    ex.until_close = False
+    ex.resp_length = None
+    ex.upgrade = False
+    ex.out = None
+    ex.filter = None
+    ex.filter_flush = False
+    ex.accel = None
+    ex.drain = None
+    ex.known = ex.learn = None
+    rate = plan.limit_rate
+    ex.throttle = ReadThrottle(ex, rate) if rate else None
+    return ex
+
+
+new = object.__new__

@@ -19,7 +19,7 @@ from ngate.proxy.exchange_state import CONNECTING, DONE
 from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamConnection
 from ngate.server import flow
 from ngate.upstream import attempts, retry
-from ngate.upstream.attempts import Attempt
+from ngate.upstream.attempts import Attempt, new_attempt
 from ngate.upstream.balancer import balancer_for, release, report_failure
 from ngate.upstream.failure import Failure, Phase, UpstreamError, connect_failed
 from ngate.upstream.tls import handshake_error, open_tls
@@ -58,7 +58,7 @@ class PeerSide(ExchangeBase):
             self._count(1)
         if ctx.upstream_tries is None:      # the usual first try, written out (hot path)
             self.started = now = time.monotonic()
-            a = self.attempt = Attempt(peer.name, now)
+            a = self.attempt = new_attempt(peer.name, now)
             ctx.upstream_tries = [a]
         else:
             self._new_try(peer.name)

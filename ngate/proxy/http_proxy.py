@@ -9,6 +9,7 @@ from __future__ import annotations
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.proxy.exchange import UpstreamExchange
+from ngate.proxy.exchange_base import fill, new
 from ngate.proxy.proxy_request import plan_for
 from ngate.proxy.wire_http1 import HTTP1
 from ngate.routing.uri import escape_uri
@@ -24,7 +25,8 @@ def proxy_handler(ctx) -> None:
     ctx.proxy_host = pp.host_header
     if pp.template is not None:
         return _variable_proxy(ctx, pp)
-    UpstreamExchange(ctx, pp.upstream, HTTP1, ctx.conf.upstream_plan).start()     # plan_for
+    # UpstreamExchange(ctx, pp.upstream, HTTP1, plan_for(ctx.conf)) without the __init__ call
+    fill(new(UpstreamExchange), ctx, pp.upstream, HTTP1, ctx.conf.upstream_plan).start()
 
 
 def _variable_proxy(ctx, pp) -> None:

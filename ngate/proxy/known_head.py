@@ -19,7 +19,7 @@ from binascii import Error as BinasciiError, a2b_base64
 
 from ngate.http import respond
 from ngate.http1 import response as resp
-from ngate.proxy.exchange_state import STREAMING, SWITCHING, TRANSITIONS
+from ngate.proxy.exchange_state import DONE, STREAMING, SWITCHING, TRANSITIONS
 from ngate.proxy.response_head import as_sent
 from ngate.upstream.balancer import report_success
 
@@ -102,16 +102,17 @@ def known_response(self, ex, u, data: bytes, end: int, known: tuple) -> None:
     """A whole response in one read (its Content-Length's bytes exactly) whose head llhttp
     parsed and accepted before (Plan.heads, kept by _learn): the events llhttp's callbacks
     would produce, in their order, without the parser (left between two messages, as it
-    would be after this one). data() goes on as after llhttp (_read_end)."""
+    would be after this one). data() goes on as after llhttp (_read_end). (Http1Wire.data
+    sends plain_2xx's responses there itself.)"""
+    ctx = ex.ctx
+    if known[8] and ctx.status_override is None and ctx.http_minor == 1 and ctx.cache is None \
+            and ex.filter is None and not ex.chunked_out:
+        return plain_2xx(self, ex, u, ctx, data, end, known)
     u.tail = None
     ex.out = []
     ex.feeding = True
     ex.reason = known[1]
     ex.resp_headers = list(known[2])
-    ctx = ex.ctx
-    if known[8] and ctx.status_override is None and ctx.http_minor == 1 and ctx.cache is None \
-            and ex.filter is None and not ex.chunked_out:
-        return _plain_2xx(self, ex, u, ctx, data[end:], known)
     ex.known = known
     ex.response_head(known[0])      # on_headers_complete (headers_complete's checks passed)
     ex.known = None
@@ -153,25 +154,31 @@ def known_head(ex, ctx, known: tuple) -> None:
     ex.out.append(head)             # (known_response gathers the read's output)
 
 
-def _plain_2xx(self, ex, u, ctx, body: bytes, known: tuple) -> None:
+def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
     """known_response for a 2xx head of a Plan.plain location, to an HTTP/1.1 client, without a
-    body filter, error_page status or cache: the same steps as the general way, written out
-    in one function (the usual proxied request). Each step names the copy it follows:
-    UpstreamExchange.response_head (no proxy_next_upstream http_XXX nor *_intercept_errors
-    for a 2xx, no 101), known_head, response_body (the read's output gathered), response_end
-    (report_success, finish with the connection pooled after the read, the flush), then
-    _read_end."""
+    body filter, error_page status or cache (Http1Wire.data tests it, known[8] and the rest: the
+    usual proxied request): the same steps as the general way, written out in one function.
+    Each step names the copy it follows: known_response's start, UpstreamExchange.response_head
+    (no proxy_next_upstream http_XXX nor *_intercept_errors for a 2xx, no 101), known_head,
+    response_body (the read's output gathered), response_end (report_success; finish with
+    Http1Wire.reusable, release: the connection pooled after the read, as `feeding` does), the
+    flush, then _read_end (the pooling; no output left, no filter)."""
+    # known_response (ex.out and ex.feeding stay unset: the read's output is `head` here, and
+    # release is written out below)
+    u.tail = None
+    ex.reason = known[1]
+    ex.resp_headers = hdrs = list(known[2])
     status = known[0]
     # response_head
     ex.status = status
     a = ex.attempt
     a.status = status
-    a.header_time = time.monotonic() - a.start
-    ctx.upstream_headers = ex.resp_headers
+    now = time.monotonic()
+    a.header_time = now - a.start
+    ctx.upstream_headers = hdrs
     ex.body_open = False            # Http1Wire.body_after_head is False
     if STREAMING not in TRANSITIONS[ex.state]:
         ex._refused(STREAMING)
-    ex.state = STREAMING
     # known_head
     split = known[6]
     if split[6] or known[4]:           # Connection: close, or HTTP/1.0
@@ -184,7 +191,8 @@ def _plain_2xx(self, ex, u, ctx, body: bytes, known: tuple) -> None:
     pre, mid, post = known[7]
     line = ex.conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
     ctx.status = status
-    if ex.plan.own_date:
+    plan = ex.plan
+    if plan.own_date:
         head = b"".join((pre, resp.DATE.get(), mid, line, post))
     else:
         head = b"".join((pre, mid, line, post))
@@ -194,19 +202,52 @@ def _plain_2xx(self, ex, u, ctx, body: bytes, known: tuple) -> None:
     if n:
         a.response_length += n
         ctx.body_bytes_sent += n
-        head += body
+        head += data[end:]
     # response_end
     ups = ex.upstream
     if ups.state.peers:     # else no peer of this group has state in this worker
         report_success(ups, ex.peer)
-    ex.finish(self.reusable(ex), detach=False)
+    # Http1Wire.reusable (u is ex.uconn; until_close is False)
+    reuse = ups.keepalive and not u.closed and plan.version == b"HTTP/1.1" \
+        and u.requests < ups.keepalive_requests and ex.started - u.born <= ups.keepalive_time \
+        and ex.body.done
+    # finish(reuse, detach=False): STREAMING -> DONE
+    ex.state = DONE
+    if ex.timer is not None:
+        ex.timer = None
+        ex.deadlines.watched.discard(ex)        # Deadlines.unwatch
+    th = ex.throttle
+    if th is not None:
+        th.cancel()
+    t = ex.connecting
+    if t is not None:
+        ex.connecting = None
+        t.cancel()
+    if a.response_time is None:     # the try ends (Attempt.end; the head's clock reading:
+        a.response_time = now - a.start     # one event, as nginx's cached time)
+    body = ex.body                  # release, written out
+    if body.spool is not None:
+        body.close()
+    if ex.counted is not None:
+        ex._count(-1)
+    ex.uconn = None
+    u.exchange = None
+    if not reuse:
+        u.close()
     ex.out = None
     conn = ex.conn
     conn.write(head)
     conn.writer = None
     ctx.bytes_sent += ctx.body_bytes_sent
     conn.finish_request(ctx)
-    self._read_end(ex, u)
+    # _read_end: the connection pooled once the read is done
+    if reuse:
+        if u.leftover or u.closed or th is not None:
+            ex._pool(u)
+        else:                               # _pool, written out (hot path)
+            ex.conn.runtime.pool.put(ex.pool_key, u, ups.keepalive, ups.keepalive_timeout)
+    if u.leftover:
+        self.log_leftover(ex)
 
 
 # ---------------------------------------------------------------- 101 Switching Protocols

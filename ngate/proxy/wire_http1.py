@@ -75,7 +75,12 @@ class Http1Wire:
         proxy = conf.proxy
         pp = proxy.pass_
         if pp.template is None:
-            ex.uri = upstream_uri(ctx, pp)
+            raw = ctx.request_uri       # upstream_uri's usual answer, written out (hot path)
+            if pp.uri is None and not ctx.internal and raw[:1] == "/" \
+                    and ((raw[raw.find("?") + 1:] if "?" in raw else None) == ctx.args):
+                ex.uri = raw
+            else:
+                ex.uri = upstream_uri(ctx, pp)
         if pp.scheme == "https":
             ex.tls = upstream_tls(ctx, conf, pp.scheme, ctx.proxy_host)
         if proxy.set_body is not None or not proxy.pass_request_body:
@@ -203,10 +208,16 @@ class Http1Wire:
                                                       or known[5] <= ex.conf.proxy.buffer_size):
                                 return self.known_upgrade(ex, u, data, end, known, accept)
                         ex.learn = head         # send_head may keep its parse (known_head.learn)
-                    elif len(data) - end == known[3] and ex.ctx.method != "HEAD" and (
-                            len(data) <= ex.conf.proxy.buffer_size
-                            or known[5] <= ex.conf.proxy.buffer_size):
-                        return self.known_response(ex, u, data, end, known)
+                    else:
+                        ctx = ex.ctx
+                        if len(data) - end == known[3] and ctx.method != "HEAD" and (
+                                len(data) <= ex.conf.proxy.buffer_size
+                                or known[5] <= ex.conf.proxy.buffer_size):
+                            if known[8] and ctx.status_override is None and ctx.http_minor == 1 \
+                                    and ctx.cache is None and ex.filter is None \
+                                    and not ex.chunked_out:       # known_response's first test
+                                return known_head.plain_2xx(self, ex, u, ctx, data, end, known)
+                            return self.known_response(ex, u, data, end, known)
             if tail == b"" and data.startswith(b"HTTP/"):
                 u.tail = None           # _http09's "HTTP/" case, written out (the usual one)
             elif self._http09(ex, u, data):
