@@ -6,13 +6,23 @@ with variables is resolved first (an `upstream` block's name, or an address).
 """
 from __future__ import annotations
 
+import time
+
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.proxy.exchange import UpstreamExchange
+from ngate.proxy import request_body as rb
 from ngate.proxy.exchange_base import fill, new
+from ngate.proxy.exchange_state import CONNECTING, READING, SENDING, TRANSITIONS
+from ngate.proxy.proxy_request import build_request_head, upstream_uri
+from ngate.proxy.throttle import ReadThrottle
+from ngate.upstream.attempts import new_attempt
+from ngate.upstream.pool import NEVER
 from ngate.proxy.proxy_request import plan_for
 from ngate.proxy.wire_http1 import HTTP1
 from ngate.routing.uri import escape_uri
+
+monotonic = time.monotonic
 
 
 def proxy_exchange(ctx, upstream, plan=None) -> UpstreamExchange:
@@ -21,12 +31,135 @@ def proxy_exchange(ctx, upstream, plan=None) -> UpstreamExchange:
 
 
 def proxy_handler(ctx) -> None:
-    pp = ctx.conf.proxy.pass_
+    conf = ctx.conf
+    pp = conf.proxy.pass_
     ctx.proxy_host = pp.host_header
     if pp.template is not None:
         return _variable_proxy(ctx, pp)
-    # UpstreamExchange(ctx, pp.upstream, HTTP1, plan_for(ctx.conf)) without the __init__ call
-    fill(new(UpstreamExchange), ctx, pp.upstream, HTTP1, ctx.conf.upstream_plan).start()
+    up = pp.upstream
+    plan = conf.upstream_plan           # plan_for
+    b = up.state.value
+    if b is not None and b.single is not None and up.keepalive and not up.counts_conns \
+            and ctx.content_length_in is None and not ctx.body_chunked \
+            and ctx.upstream_tries is None and conf.proxy.set_body is None \
+            and pp.scheme == "http" and (ctx.expect_tested or b"expect" not in ctx.hdr):
+        # a request without a body to a keepalive group's one server (no counting): when an
+        # idle connection is at hand, start_pooled does start, connect and attach at once
+        peer = b.single
+        key = id(up), peer.unix or peer.host, peer.port        # PeerSide.connect's pool key
+        pool = ctx.conn.runtime.pool
+        stack = pool.idle.get(key)
+        if stack and not stack[-1].closed:
+            return start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack)
+    # UpstreamExchange(ctx, up, HTTP1, plan) without the __init__ call
+    fill(new(UpstreamExchange), ctx, up, HTTP1, plan).start()
+
+
+def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
+    """UpstreamExchange(ctx, up, HTTP1, plan).start() for a request without a body whose peer
+    is the group's one server, with an idle connection to it in the pool (proxy_handler's
+    test): the same steps, in their order, written out in one function (the usual proxied
+    request). Each step names the copy it follows: fill (the fields, each with the value the
+    steps below give it), UpstreamExchange.start (Http1Wire.prepare: rb.NONE; test_expect
+    without an Expect header), PeerSide.connect (a first try: no balancer take, no count),
+    KeepalivePool.get, RequestSide.attach (the try's fields reset: fill's values already),
+    Http1Wire.send_request's first branch (HeadWrites.write's held case inline) and
+    request_sent (READING, the read timeout armed)."""
+    ex = new(UpstreamExchange)
+    # fill
+    ex.ctx = ctx
+    ex.conn = conn = ctx.conn
+    ex.conf = conf
+    ex.upstream = up
+    runtime = conn.runtime
+    ex.loop = loop = runtime.loop
+    ex.deadlines = deadlines = runtime.deadlines
+    ex.plan = plan
+    ex.wire = HTTP1
+    ex.state = CONNECTING
+    ex.peer = peer
+    ex.tried = ()
+    ex.tries = 1
+    ex.reused = True
+    ex.counts = False
+    ex.counted = None
+    ex.connecting = None
+    ex.pool_key = key
+    ex.uconn = None
+    ex.tls = None
+    ex.feeding = False
+    ex.pool_pending = None
+    ex.timer = None
+    ex.body = rb.NO_BODY
+    ex.body_open = False
+    ex.sent_bytes = 0
+    ex.corked = None
+    ex.in_read = False
+    ex.got_bytes = False
+    ex.status = 0
+    ex.reason = None
+    ex.resp_headers = []
+    ex.head_only = False
+    ex.chunked_out = False
+    ex.until_close = False
+    ex.resp_length = None
+    ex.upgrade = False
+    ex.out = None
+    ex.filter = None
+    ex.filter_flush = False
+    ex.accel = None
+    ex.drain = None
+    ex.known = ex.learn = None
+    rate = plan.limit_rate
+    ex.throttle = ReadThrottle(ex, rate) if rate else None
+    # start: Http1Wire.prepare's URI (upstream_uri's usual answer written out), the writer,
+    # test_expect (no Expect header, or tested)
+    raw = ctx.request_uri
+    if pp.uri is None and not ctx.internal and raw[:1] == "/" \
+            and ((raw[raw.find("?") + 1:] if "?" in raw else None) == ctx.args):
+        ex.uri = uri = raw
+    else:
+        ex.uri = uri = upstream_uri(ctx, pp)
+    conn.writer = ex
+    ctx.expect_tested = True
+    # connect
+    ex.started = now = monotonic()
+    a = ex.attempt = new_attempt(peer.name, now)
+    ctx.upstream_tries = [a]
+    # KeepalivePool.get (the connection on top is open: proxy_handler's test)
+    uconn = stack.pop()
+    pool.order[key[0]].pop(uconn, None)
+    uconn.pool = None
+    uconn.deadline = NEVER
+    # attach
+    a.connect_time = 0.0
+    ex.uconn = uconn
+    uconn.exchange = ex
+    uconn.requests += 1
+    ex.state = SENDING
+    # Http1Wire.send_request, its first branch
+    uconn.head_bytes = 0
+    uconn.head_buf = b""
+    uconn.tail = b""
+    data = build_request_head(ctx, plan, uri, None, False)
+    ex.sent_bytes = n = len(data)
+    hw = pool.head_writes
+    if hw.scheduled:                # HeadWrites.write's held case, written out
+        hw.count += 1
+        hw.pending.append((uconn.transport, data))
+    else:
+        hw.write(uconn.transport, data)
+    # request_sent
+    if READING not in TRANSITIONS[ex.state]:
+        ex._refused(READING)
+    ex.state = READING
+    a.bytes_sent += n
+    t = ex.timeout = plan.read_timeout
+    ex.deadline = loop.time() + t
+    ex.timer = True
+    deadlines.watched.add(ex)       # Deadlines.watch, written out
+    if deadlines.handle is None:
+        deadlines.watch(ex)
 
 
 def _variable_proxy(ctx, pp) -> None:

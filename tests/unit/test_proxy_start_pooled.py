@@ -1,0 +1,109 @@
+"""proxy/http_proxy.py start_pooled (the usual proxied request's start, connect and attach written
+out in one function) leaves the exchange, its try and the connection as the general way does
+(fill, UpstreamExchange.start, connect, KeepalivePool.get, attach, send_request), sends the same
+bytes upstream and gives the client the same response."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ngate.proxy import http_proxy
+from ngate.proxy.exchange_base import ExchangeBase, fill, new
+from ngate.proxy.exchange import UpstreamExchange
+from ngate.proxy.wire_http1 import HTTP1
+from ngate.upstream.attempts import Attempt
+from tests.harness.fake_transport import Worker
+
+CONF = """
+events {}
+http {
+    access_log off;
+    upstream backend { server 127.0.0.1:9; keepalive 8; }
+    server {
+        listen 127.0.0.1:8080;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location /limited/ {
+            proxy_pass http://backend/x/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_limit_rate 100000;
+        }
+    }
+}
+"""
+RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: up\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 3\r\n\r\nok\n")
+DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
+# per-request objects and clock readings: compared by their own fields or not at all
+_OBJECTS = {"ctx", "conn", "attempt", "uconn", "throttle", "started", "deadline", "loop",
+            "deadlines", "plan", "upstream", "conf", "body", "peer", "wire", "pool_key"}
+
+
+def _general(ctx, conf, pp, up, plan, *_args) -> None:
+    fill(new(UpstreamExchange), ctx, up, HTTP1, plan).start()
+
+
+def _run(tmp_path, request: bytes, general: bool, monkeypatch):
+    """(exchange fields, Attempt fields, upstream bytes, client bytes, fast path taken) of
+    `request` on a warmed worker (the balancer made by a first request)."""
+    taken = []
+    real = _general if general else http_proxy.start_pooled
+
+    def counted(*args):
+        taken.append(True)
+        return real(*args)
+    monkeypatch.setattr(http_proxy, "start_pooled", counted)
+    tmp_path.mkdir(exist_ok=True)
+    w = Worker(str(tmp_path), CONF)
+    try:
+        for i in range(2):                  # the first makes the group's balancer
+            uconn, up = w.pooled("backend")
+            conn, down = w.client()
+            conn.data_received(request)
+            ex = uconn.exchange
+            fields = {name: getattr(ex, name) for name in ExchangeBase.__slots__
+                      if name not in _OBJECTS}
+            fields["throttle"] = type(ex.throttle).__name__
+            fields["body"] = ex.body.mode, ex.body.done
+            a = ex.attempt
+            tried = {name: getattr(a, name) for name in Attempt.__slots__ if name != "start"}
+            conn_fields = (uconn.requests, uconn.pool, uconn.head_bytes, uconn.head_buf,
+                           uconn.tail, conn.writer is ex, ex.ctx.expect_tested,
+                           ex.ctx.upstream_tries == [a], ex.peer.name, ex.pool_key[1:],
+                           ex.pool_key[0] == id(ex.upstream))
+            w.turn()
+            sent_up = up.data()
+            uconn.data_received(RESPONSE)
+            got = DATE.sub(b"", w.sent(down))
+            if i == 0:
+                taken.clear()
+        return fields, tried, conn_fields, sent_up, got, bool(taken)
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize("request_", [
+    b"GET /api/items?id=7 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t\r\n\r\n",
+    b"GET /limited/a%20b?q HTTP/1.1\r\nHost: example.test\r\n\r\n",
+    b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET / HTTP/1.0\r\n\r\n",
+])
+def test_start_pooled_is_the_general_way(tmp_path, monkeypatch, request_):
+    fast = _run(tmp_path / "fast", request_, False, monkeypatch)
+    general = _run(tmp_path / "general", request_, True, monkeypatch)
+    assert fast[-1], "the fast way was not taken"
+    assert fast[:-1] == general[:-1]
+
+
+@pytest.mark.parametrize("request_", [
+    b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab",
+    b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+])
+def test_requests_start_pooled_leaves_to_the_general_way(tmp_path, monkeypatch, request_):
+    assert not _run(tmp_path, request_, False, monkeypatch)[-1]
