@@ -17,7 +17,7 @@ import argparse
 import tempfile
 import time
 
-from bench.hotpath import RESPONSE, FakeTransport, Written, _pooled, _runtime
+from bench.hotpath import RESPONSE, FakeTransport, Written, _pooled, _runtime, _use_loop
 
 CONF = """
 events {}
@@ -112,7 +112,7 @@ def run_proxy(n: int) -> float:
     with tempfile.TemporaryDirectory() as prefix:
         config, _loop, runtime, listen = _runtime(prefix, CONF)
         _loop.close()
-        loop = runtime.loop = runtime.deadlines.loop = Loop()
+        loop = _use_loop(runtime, Loop())     # (the turn batches' loop too: HeadWrites)
         uconn, up_t = _pooled(config, runtime, "backend", 32)
         start, requests = _client_frames(b"/p", 1)
         rounds = [requests() for _ in range(n)]
