@@ -14,9 +14,9 @@ from ngate.proxy.exchange import UpstreamExchange
 from ngate.proxy import request_body as rb
 from ngate.proxy.exchange_base import fill, new
 from ngate.proxy.exchange_state import CONNECTING, READING, SENDING, TRANSITIONS
-from ngate.proxy.proxy_request import build_request_head, upstream_uri
+from ngate.proxy.proxy_request import METHODS, build_request_head, passed_lines, upstream_uri
 from ngate.proxy.throttle import ReadThrottle
-from ngate.upstream.attempts import new_attempt
+from ngate.upstream.attempts import Attempt
 from ngate.upstream.pool import NEVER
 from ngate.proxy.proxy_request import plan_for
 from ngate.proxy.wire_http1 import HTTP1
@@ -124,15 +124,24 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     ctx.expect_tested = True
     # connect
     ex.started = now = monotonic()
-    a = ex.attempt = new_attempt(peer.name, now)
+    a = ex.attempt = new(Attempt)           # new_attempt(peer.name, now), written out
+    a.addr = peer.name
+    a.start = now
+    a.status = 0
+    a.connect_time = 0.0                    # (attach: 0 for a pooled connection)
+    a.header_time = None
+    a.response_time = None
+    a.bytes_sent = 0
+    a.bytes_received = 0
+    a.response_length = 0
+    a.redirected = False
     ctx.upstream_tries = [a]
     # KeepalivePool.get (the connection on top is open: proxy_handler's test)
     uconn = stack.pop()
     pool.order[key[0]].pop(uconn, None)
     uconn.pool = None
     uconn.deadline = NEVER
-    # attach
-    a.connect_time = 0.0
+    # attach (the try's connect_time: above)
     ex.uconn = uconn
     uconn.exchange = ex
     uconn.requests += 1
@@ -141,7 +150,17 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     uconn.head_bytes = 0
     uconn.head_buf = b""
     uconn.tail = b""
-    data = build_request_head(ctx, plan, uri, None, False)
+    fixed = plan.fixed
+    if fixed is not None:       # build_request_head's first branch, written out (no body)
+        headers = tuple(ctx.headers)   # (a list for an extended CONNECT's copy)
+        passed = plan.passed.get(headers)
+        if passed is None:
+            passed = passed_lines(ctx, plan, headers)
+        method = ctx.method
+        data = b"".join((METHODS.get(method) or method.encode("latin-1"), b" ",
+                         uri.encode("latin-1", "replace"), plan.version_line, fixed, passed))
+    else:
+        data = build_request_head(ctx, plan, uri, None, False)
     ex.sent_bytes = n = len(data)
     hw = pool.head_writes
     if hw.scheduled:                # HeadWrites.write's held case, written out

@@ -187,9 +187,18 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
     ex.head_only = False
     n = ex.resp_length = known[3]
     ex.until_close = False
-    respond.check_keepalive(ctx)
+    conf = ex.conf
+    if ctx.keep_alive:              # respond.check_keepalive, written out (ctx.conf is set)
+        conn = ctx.conn
+        cf = ctx.conf
+        if conn.closing or conn.runtime.draining or cf.keepalive_timeout == 0 \
+                or conn.requests >= cf.keepalive_requests \
+                or ctx.start - conn.started > cf.keepalive_time \
+                or (ctx.method == "POST" or "safari" in cf.keepalive_disable) \
+                and respond._disabled_for(ctx, cf.keepalive_disable):
+            ctx.keep_alive = False
     pre, mid, post = known[7]
-    line = ex.conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
+    line = conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE
     ctx.status = status
     plan = ex.plan
     if plan.own_date:
@@ -244,8 +253,28 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
     if reuse:
         if u.leftover or u.closed or th is not None:
             ex._pool(u)
-        else:                               # _pool, written out (hot path)
-            ex.conn.runtime.pool.put(ex.pool_key, u, ups.keepalive, ups.keepalive_timeout)
+        else:                               # _pool and KeepalivePool.put, written out
+            pool = conn.runtime.pool
+            key = ex.pool_key
+            stack = pool.idle.get(key)
+            if stack is None:
+                stack = pool.idle[key] = []
+            stack.append(u)
+            group_id = key[0]
+            order = pool.order.get(group_id)
+            if order is None:
+                order = pool.order[group_id] = {}
+            order[u] = key
+            u.pool = pool                   # UpstreamConnection.on_idle
+            u.group_id = group_id
+            u.exchange = None
+            deadlines = pool.deadlines
+            u.deadline = deadlines.loop.time() + ups.keepalive_timeout
+            if u.idle_timer is None:
+                u.idle_timer = deadlines
+                deadlines.watch(u)
+            if len(order) > ups.keepalive:
+                pool.trim(order, ups.keepalive)
     if u.leftover:
         self.log_leftover(ex)
 

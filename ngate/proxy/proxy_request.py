@@ -171,7 +171,20 @@ def upstream_uri(ctx, pp) -> str:
 
 _PASSED_MAX = 64        # client header lists kept per Plan (emptied when full), of heads
 _PASSED_LEN = 1024      # up to this size (as server/request_head.py keeps heads)
-_METHODS = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+METHODS = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+
+
+def passed_lines(ctx, plan: Plan, headers) -> bytes:
+    """The client's header lines a Plan.fixed head passes on (and its empty line), kept per
+    header list (the same lists recur); `headers`: ctx.headers as a tuple."""
+    skip = plan.skip
+    passed = b"".join([name + b": " + value + b"\r\n" for name, value in headers
+                       if name.lower() not in skip]) + b"\r\n"
+    if ctx.request_length <= _PASSED_LEN:
+        if len(plan.passed) >= _PASSED_MAX:
+            plan.passed.clear()
+        plan.passed[headers] = passed
+    return passed
 
 
 def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunked: bool) -> bytes:
@@ -183,18 +196,12 @@ def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunk
             fixed += b"Content-Length: %d\r\n" % body_length
         elif chunked and plan.chunked_line:
             fixed += b"Transfer-Encoding: chunked\r\n"
-        headers = tuple(ctx.headers)
+        headers = tuple(ctx.headers)   # (a list for an extended CONNECT's copy)
         passed = plan.passed.get(headers)
         if passed is None:
-            skip = plan.skip
-            passed = b"".join([name + b": " + value + b"\r\n" for name, value in headers
-                               if name.lower() not in skip]) + b"\r\n"
-            if ctx.request_length <= _PASSED_LEN:
-                if len(plan.passed) >= _PASSED_MAX:
-                    plan.passed.clear()
-                plan.passed[headers] = passed
+            passed = passed_lines(ctx, plan, headers)
         method = ctx.method
-        return b"".join((_METHODS.get(method) or method.encode("latin-1"), b" ",
+        return b"".join((METHODS.get(method) or method.encode("latin-1"), b" ",
                          uri.encode("latin-1", "replace"), plan.version_line, fixed, passed))
     conf = ctx.conf
     method = conf.proxy.method.render(ctx) if conf.proxy.method is not None else ctx.method

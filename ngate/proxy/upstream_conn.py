@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from ngate.config.model import UpstreamServer
+from ngate.proxy.exchange_state import PASSTHROUGH, TUNNEL
 from ngate.upstream.tls import save_session
 
 
@@ -45,10 +46,18 @@ class UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         ex = self.exchange
-        if ex is not None:
+        if ex is None:
+            self.close()    # an idle connection must not talk
+        elif ex.throttle is not None or ex.state is PASSTHROUGH:
             ex.upstream_data(data)
         else:
-            self.close()    # an idle connection must not talk
+            # UpstreamExchange.upstream_data's usual case, written out (hot path)
+            ex.got_bytes = True
+            ex.attempt.bytes_received += len(data)
+            if ex.timer is not None:
+                ex.deadline = ex.loop.time() + ex.timeout   # re-armed by progress
+            if ex.state is not TUNNEL:
+                ex.wire.data(ex, data)
 
     def eof_received(self):
         return False            # close; connection_lost tells the exchange

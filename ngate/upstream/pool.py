@@ -96,10 +96,14 @@ class KeepalivePool:
             conn.idle_timer = deadlines
             deadlines.watch(conn)
         if len(order) > limit:
-            while len(order) > limit:
-                old = next(iter(order))
-                self.idle[order.pop(old)].remove(old)
-                old.close()
+            self.trim(order, limit)
+
+    def trim(self, order: dict, limit: int) -> None:
+        """A group's LRU `order` over `limit`: its least recently used connections closed."""
+        while len(order) > limit:
+            old = next(iter(order))
+            self.idle[order.pop(old)].remove(old)
+            old.close()
 
     def discard(self, group_id: int, conn) -> None:
         order = self.order.get(group_id)
