@@ -61,8 +61,7 @@ class ExchangeBase(HeadTranslation):
         "learn",            # a response head's bytes whose parse Plan.heads may keep (_learn)
     )
 
-    def __init__(self, ctx, upstream, wire, plan) -> None:
-        fill(self, ctx, upstream, wire, plan)
+    # __init__(self, ctx, upstream, wire, plan): fill, below
 
     # ------------------------------------------------------------ state
 
@@ -197,11 +196,10 @@ class ExchangeBase(HeadTranslation):
             self.arm(self.plan.read_timeout)
 
 
-def fill(ex, ctx, upstream, wire, plan):
-    """The fields of a new exchange `ex` (made without its __init__: `fill(new(Cls), ...)`,
-    the proxied path's way, or Cls(...) through __init__): returns ex. A function because
-    CPython calls a Python __init__ from C at about twice a Python call's cost (bench/
-    PROFILE.md, session 9)."""
+def fill(ex, ctx, upstream, wire, plan) -> None:
+    """The fields of a new exchange `ex`: ExchangeBase.__init__, and a function too, for
+    `ex = new(Cls); fill(ex, ...)` (the proxied path's way): CPython calls a Python __init__
+    from C at about twice a Python call's cost (bench/PROFILE.md, session 9)."""
     ex.ctx = ctx
     ex.conn = conn = ctx.conn
     ex.conf = ctx.conf
@@ -252,7 +250,7 @@ def fill(ex, ctx, upstream, wire, plan):
     ex.known = ex.learn = None
     rate = plan.limit_rate
     ex.throttle = ReadThrottle(ex, rate) if rate else None
-    return ex
 
 
+ExchangeBase.__init__ = fill
 new = object.__new__

@@ -27,7 +27,9 @@ monotonic = time.monotonic
 
 def proxy_exchange(ctx, upstream, plan=None) -> UpstreamExchange:
     """An HTTP/1.x exchange to `upstream` with the location's plan (or `plan`)."""
-    return UpstreamExchange(ctx, upstream, HTTP1, plan_for(ctx.conf) if plan is None else plan)
+    ex = new(UpstreamExchange)          # UpstreamExchange(...) without the __init__ call
+    fill(ex, ctx, upstream, HTTP1, plan_for(ctx.conf) if plan is None else plan)
+    return ex
 
 
 def proxy_handler(ctx) -> None:
@@ -51,8 +53,9 @@ def proxy_handler(ctx) -> None:
         stack = pool.idle.get(key)
         if stack and not stack[-1].closed:
             return start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack)
-    # UpstreamExchange(ctx, up, HTTP1, plan) without the __init__ call
-    fill(new(UpstreamExchange), ctx, up, HTTP1, plan).start()
+    ex = new(UpstreamExchange)          # UpstreamExchange(...) without the __init__ call
+    fill(ex, ctx, up, HTTP1, plan)
+    ex.start()
 
 
 def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:

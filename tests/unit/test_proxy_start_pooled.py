@@ -45,7 +45,9 @@ _OBJECTS = {"ctx", "conn", "attempt", "uconn", "throttle", "started", "deadline"
 
 
 def _general(ctx, conf, pp, up, plan, *_args) -> None:
-    fill(new(UpstreamExchange), ctx, up, HTTP1, plan).start()
+    ex = new(UpstreamExchange)
+    fill(ex, ctx, up, HTTP1, plan)
+    ex.start()
 
 
 def _run(tmp_path, request: bytes, general: bool, monkeypatch):
