@@ -23,6 +23,7 @@ from ngate.observability import error_log
 from ngate.http import phases
 from ngate.proxy import request_body as rb
 from ngate.proxy.exchange import UpstreamExchange
+from ngate.proxy.exchange_base import fill, new
 from ngate.proxy import upstream_plan
 from ngate.proxy.exchange_state import BEFORE_HEAD, DONE, STREAMING
 from ngate.proxy.resolve import resolve_proxy_url
@@ -369,7 +370,9 @@ def fastcgi_handler(ctx) -> None:
         target = variable_upstream(ctx, target.render(ctx))
         if target is None:
             return
-    UpstreamExchange(ctx, target, FastCGIWire(), ctx.conf.upstream_plan).start()  # plan_for
+    ex = new(UpstreamExchange)          # UpstreamExchange(...) without the __init__ call
+    fill(ex, ctx, target, FastCGIWire(), ctx.conf.upstream_plan)     # plan_for
+    ex.start()
 
 
 _UNIX: dict[str, Upstream] = {}
