@@ -74,8 +74,7 @@ class PeerSide(ExchangeBase):
                 return self.attach(pooled)
         self.reused = False
         self.arm(self.plan.connect_timeout)
-        c = self.connecting = Connect(self.loop, self._open(peer), False)
-        c.step()                # kept first: the step may end (or retry) the connect
+        self.connecting = Connect(self.loop, self._open(peer))
 
     def _new_try(self, addr: str) -> Attempt:
         first = self.attempt is None

@@ -152,19 +152,16 @@ class Connect:
 
     A Task per upstream connection (created, named, registered among all tasks, entered and left
     at each step) cost more Python than the connect's own steps. As a Task's, the first step runs
-    from the loop (call_soon), never inside the caller, unless `soon` is False: the caller then
-    runs step() itself once it has kept the Connect (the exchange's connect(): the socket's
-    connect() in the turn that read the request, as nginx's, not one turn later). cancel() does
-    what Task.cancel() does, at once: the awaited future is cancelled and the coroutine closed
-    (uvloop and open_tls close their socket on the way out)."""
+    from the loop (call_soon), never inside the caller. cancel() does what Task.cancel() does, at
+    once: the awaited future is cancelled and the coroutine closed (uvloop and open_tls close
+    their socket on the way out)."""
     __slots__ = ("loop", "coro", "awaited")
 
-    def __init__(self, loop, coro, soon: bool = True) -> None:
+    def __init__(self, loop, coro) -> None:
         self.loop = loop
         self.coro = coro
         self.awaited = None
-        if soon:
-            loop.call_soon(self.step)
+        loop.call_soon(self.step)
 
     def step(self, _future=None) -> None:
         coro = self.coro
