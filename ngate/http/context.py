@@ -88,7 +88,9 @@ class Context:
 def RequestContext(conn, method: str, request_uri: str, http_version: str, headers, hdr
                    ) -> Context:
     """A request's context: a function, not Context's __init__ (which CPython would call
-    from C, costing more than this call and the object together)."""
+    from C, costing more than this call and the object together). HTTP/1.x's heads make theirs
+    in server/request_head.py's _head, a copy written out: a slot added here is added there
+    (tests/unit/test_request_context.py compares the two)."""
     ctx = Context()
     ctx.conn = conn
     ctx.method = method

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from ngate.http.context import RequestContext
+from ngate.http.context import _OLD, Context, RequestContext, _monotonic
 from ngate.http1.request import (MAX_OFF_T, ChunkedDecoder, HeadError, parse_request_line,
                                  split_header)
 
@@ -141,9 +141,55 @@ class HeadParsing:
         (method, uri, version, headers, hdr, target, length, chunked, keep_alive,
          upgrade) = parsed
         self._url = target
-        ctx = RequestContext(self, method, uri, version, headers, hdr)
-        ctx.request_length = len(head)
+        # RequestContext(self, method, uri, version, headers, hdr), written out (a frame less
+        # per request, each field stored once; tests/unit/test_request_context.py compares the
+        # two slot by slot)
+        ctx = Context()
+        ctx.conn = self
+        ctx.method = method
+        ctx.request_uri = uri
+        ctx.http_version = version
+        ctx.http_minor = 1 if version == "1.1" or version not in _OLD else 0
         ctx.keep_alive = keep_alive
+        ctx.headers = headers
+        ctx.hdr = hdr
+        ctx.host = ""
+        ctx.request_length = len(head)
+        ctx.uri = "/"
+        ctx.args = None
+        ctx.captures = ()
+        ctx.server = None
+        ctx.loc = None
+        ctx.conf = None
+        ctx.internal = False
+        ctx.vars = None
+        ctx.status = 0
+        ctx.resp_headers = None
+        ctx.body_bytes_sent = 0
+        ctx.bytes_sent = 0
+        ctx.content_length_in = None
+        ctx.body_chunked = False
+        ctx.proxy_host = ""
+        ctx.upstream_tries = None
+        ctx.upstream_headers = None
+        ctx.start = _monotonic()
+        ctx.logged = False
+        ctx.req = None
+        ctx.status_override = None
+        ctx.location_out = None
+        ctx.add_uri_to_alias = False
+        ctx.redirects = 0
+        ctx.head_sent = False
+        ctx.limits = None
+        ctx.www_authenticate = None
+        ctx.main = None
+        ctx.realip = None
+        ctx.stat_writing = False
+        ctx.accel_headers = None
+        ctx.cache = None
+        ctx.body_spool = None
+        ctx.trailers = None
+        ctx.expect_tested = False
         self.requests += 1
         complete = True             # the whole message (body included) was received
         if upgrade:

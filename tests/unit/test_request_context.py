@@ -33,3 +33,42 @@ def test_start_wall_is_the_wall_clock_at_start():
     ctx = RequestContext(None, "GET", "/", "1.1", (), {})
     ctx.start -= 5.0        # as if the request began five seconds ago
     assert abs(ctx.start_wall - (time.time() - 5.0)) < 0.5
+
+
+def test_http1_head_makes_the_same_context(tmp_path, monkeypatch):
+    """server/request_head.py's _head writes RequestContext out: every slot as the factory
+    stores it (the head's own fields aside)."""
+    import uvloop
+
+    from ngate.server.connection import HttpConnection
+    from ngate.server.runtime import WorkerRuntime
+    from tests.harness.fake_transport import FakeTransport
+    from tests.unit._config_helpers import load_http
+
+    config = load_http(tmp_path, f"""
+        access_log off;
+        error_log {tmp_path}/logs/error.log;
+        server {{ listen 127.0.0.1:8080; location / {{ return 200 "x"; }} }}
+    """)
+    loop = uvloop.new_event_loop()
+    runtime = WorkerRuntime(config, {}, loop)
+    seen = []
+    monkeypatch.setattr(HttpConnection, "start_request",
+                        staticmethod(lambda ctx, req: seen.append(ctx)))
+    head = b"GET /a?b HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n"
+    conn = HttpConnection(runtime, next(iter(runtime.listens.values())))
+
+    async def run() -> None:
+        conn.connection_made(FakeTransport())
+        conn.data_received(head)
+    loop.run_until_complete(run())
+    loop.close()
+    (ctx,) = seen
+    ref = RequestContext(conn, "GET", "/a?b", "1.0", ctx.headers, ctx.hdr)
+    ref.keep_alive = True
+    ref.request_length = len(head)
+    for name in Context.__slots__:
+        if name not in ("__dict__", "start"):
+            assert getattr(ctx, name) == getattr(ref, name), name
+    assert ctx.http_minor == 0 and ctx.keep_alive and ctx.__dict__ == {}
+    assert abs(ctx.start - ref.start) < 5.0
