@@ -123,7 +123,8 @@ def _delayed(ctx, then) -> None:
 
 
 def _return(ctx, code: int, text):
-    """The rewrite module's `return`: its response, written; or the status for error_page."""
+    """The rewrite module's `return`: its response, written; or the status for error_page.
+    (start_request writes out the case of a fixed text: a change here is made there too.)"""
     if code == 444:
         return PAGE[444]
     if (code < 400 or text is not None) and (ctx.body_chunked or b"expect" in ctx.hdr) \
@@ -181,7 +182,22 @@ def start_request(ctx, req) -> None:
             if d.__class__ is FunctionType:
                 return d(ctx)
         elif d.__class__ is ReturnOp:
-            d = _return(ctx, d.code, d.text)
+            code = d.code
+            text = d.text
+            if text is not None and text.static and code != 444 and code not in REDIRECT_CODES \
+                    and not ctx.body_chunked and b"expect" not in ctx.hdr:
+                # _return's usual case, written out (a frame less): a fixed text, sent as it is
+                value = text.text
+                try:
+                    body = value.encode("latin-1")
+                except UnicodeEncodeError:
+                    body = _return_bytes(value)
+                conf = ctx.conf
+                known = conf.mime
+                mime = known.get(ctx.uri) if known is not None else None
+                return send_response(ctx, code, body,
+                                     mime if mime is not None else content_type(conf, ctx.uri))
+            d = _return(ctx, code, text)
             if d is None:
                 return
         carry_out(ctx, d)
