@@ -97,6 +97,8 @@ class WorkerRuntime:
         self.servers: list = []
         self._counter = 0
         self._writers: list = [None] * len(config.access_logs)   # by LocConf.log.slot
+        # the same list, read by server/lifecycle.py's finish_request (access_log written out)
+        self.log_writers = self._writers
         self._idle_waiter = None
         self.worker_connections = config.main.worker_connections
         self._connections_warned = False
@@ -252,6 +254,7 @@ class WorkerRuntime:
     # ------------------------------------------------------------ access log
 
     def access_log(self, ctx) -> None:
+        """ctx's access log line (server/lifecycle.py's finish_request has a copy: log_writers)."""
         conf = ctx.conf
         writers = self._writers[conf.log.slot] if conf is not None else None
         if writers is None:
