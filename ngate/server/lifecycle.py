@@ -41,7 +41,14 @@ class Lifecycle:
             log.log_request(ctx)
         else:                   # log.log_request's usual case, written out (a frame less)
             ctx.logged = True
-            self.runtime.access_log(ctx)
+            runtime = self.runtime
+            conf = ctx.conf
+            writers = runtime.log_writers[conf.log.slot] if conf is not None else None
+            if writers is None:
+                runtime.access_log(ctx)     # (a conf's first line opens its logs)
+            else:
+                for w in writers:           # runtime.access_log, written out (a frame less;
+                    w.write(ctx)            # none with `access_log off`)
         if self.closing:
             return
         if not ctx.keep_alive:
