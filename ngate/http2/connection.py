@@ -75,7 +75,7 @@ class Http2Connection(Output, Lifecycle):
                  "resets", "opened", "conf", "deadline", "timer", "requests", "started",
                  "partial", "dropped", "prio", "acked", "fed", "batch", "flush_soon", "windows",
                  "write_timer", "sending", "last_parse", "last_request", "ka_deadline",
-                 "read_at")
+                 "read_at", "checks")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -107,6 +107,7 @@ class Http2Connection(Output, Lifecycle):
         self.flush_soon = False     # out of it: one flush per loop turn (flush_later)
         self.sending = None         # streams that wrote, to send before that flush (send_later)
         self.last_parse = None      # (header list, its parse) of the last stream (request.py)
+        self.checks = False         # start_stream first (connection_made)
         srv = listen.default_server
         self.conf = srv
         # the HPACK decoder is made with the first header block (new_decoder)
@@ -151,8 +152,12 @@ class Http2Connection(Output, Lifecycle):
         else:
             self.remote_addr, self.remote_port = "unix:", ""
             self.server_addr, self.server_port = "unix:", ""
-        if self.listen.ssl_context is not None:
+        listen = self.listen
+        if listen.ssl_context is not None:
             self.tls = transport.get_extra_info("ssl_object")
+        # a stream's request goes through start_stream's checks first (request.py): TLS client
+        # certificates to verify, a server of the listener with `http2 off`
+        self.checks = listen.http2_off or self.tls is not None and listen.ssl_context.verifies
         srv = self.conf
         values = {MAX_CONCURRENT_STREAMS: srv.http2_max_concurrent_streams,
                   INITIAL_WINDOW_SIZE: self.framing.preread, MAX_FRAME_SIZE: 16384,
@@ -257,7 +262,8 @@ class Http2Connection(Output, Lifecycle):
 
     # ------------------------------------------------------------ frames in (framing.py)
 
-    def on_headers(self, sid: int, fields: list, ended: bool, size: int) -> None:
+    def on_headers(self, sid: int, fields: list, ended: bool, size: int, stream) -> None:
+        # stream: the framing's state of the new stream (framing.state: an Http2Stream)
         if sid == self.partial:
             self.partial = 0
         if self.dropped and sid in self.dropped:
@@ -268,8 +274,9 @@ class Http2Connection(Output, Lifecycle):
             return self._refuse(sid)
         srv = self.conf
         new = self.new_streams = self.new_streams + 1
-        flood = self.flood - 100
-        self.flood = flood if flood > 0 else 0
+        if self.flood:
+            flood = self.flood - 100
+            self.flood = flood if flood > 0 else 0
         limit = srv.http2_max_concurrent_streams
         if new > 2 * limit:
             # nginx 1.25.3 (CVE-2023-44487): refused, and counted as a reset for the GOAWAY rule
@@ -290,7 +297,6 @@ class Http2Connection(Output, Lifecycle):
                            "client: " + self.remote_addr, self.number)
             return self._refuse(sid)
         # the framing made the stream as its state (framing.state): it opens as a stream now
-        stream = self.framing.streams[sid]
         self.opened += 1
         requests = self.requests = self.requests + 1
         stream.open_on(self, sid)

@@ -163,7 +163,7 @@ class Framing(FramesOut):
                     st.recv_window = self.limits[0]
                     st.in_closed = ended
                     st.out_closed = False
-                    sink.on_headers(sid, fields, ended, n)
+                    sink.on_headers(sid, fields, ended, n, st)
                 else:
                     self._headers(flags, sid, data[start:pos])
             elif kind == DATA:
@@ -252,7 +252,7 @@ class Framing(FramesOut):
             st.recv_window = self.limits[0]
             st.in_closed = end
             st.out_closed = False
-            self.sink.on_headers(sid, fields, end, size)
+            self.sink.on_headers(sid, fields, end, size, st)
         else:
             st = self.streams.get(sid)
             if st is not None:

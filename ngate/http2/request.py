@@ -62,7 +62,7 @@ def start(conn, stream, header_list, ended: bool, block_size: int) -> None:
         stats = conn.runtime.stats
         if stats is not None:
             stats.request_started(ctx)
-        if listen.http2_off or conn.tls is not None and listen.ssl_context.verifies:
+        if conn.checks:
             return conn.start_stream(ctx, req)
         return phases.start_request(ctx, req)
     refusal = None
