@@ -299,7 +299,32 @@ class Http2Connection(Output, Lifecycle):
         # the framing made the stream as its state (framing.state): it opens as a stream now
         self.opened += 1
         requests = self.requests = self.requests + 1
-        stream.open_on(self, sid)
+        # Http2Stream.open_on's steps written out (a call less; the framing's state is always
+        # an Http2Stream: __init__; an extended CONNECT's WebSocketStream calls its open_on)
+        stream.h2c = self
+        stream.sid = sid
+        stream.listen = self.listen
+        stream.runtime = self.runtime
+        stream.writer = None
+        stream.current = None
+        stream.closing = False
+        stream.write_paused = False
+        stream.ctx = None
+        stream.head = b""
+        stream.out = None
+        stream.out_size = 0
+        stream.ending = False
+        stream.ended = False
+        stream.chunked = None
+        stream.timer = None
+        stream.hdrs = None
+        stream.pending = False
+        stream.body_timer = None
+        stream.unlogged = None
+        stream.remote_addr = self.remote_addr
+        stream.remote_port = self.remote_port
+        stream.requests = requests
+        stream.window = srv.http2_body_preread_size
         if streams is NO_STREAMS:
             streams = self.streams = {}
         streams[sid] = stream

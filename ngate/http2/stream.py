@@ -79,6 +79,7 @@ class Http2Stream(StreamBody):
     # object together): `Http2Stream()` (made by the framing as the stream's state: the
     # connection's `framing.state`) then `open_on(h2c, sid)`
     def open_on(self, h2c, sid: int) -> None:
+        # (Http2Connection.on_headers has a copy: a stream it opens; keep the two alike)
         self.h2c = h2c
         self.sid = sid
         self.listen = h2c.listen        # the phases read both (a property each: a call each)

@@ -106,3 +106,32 @@ def test_stream_reads_the_connection_attributes_of_a_downstream_connection():
     assert h2c.remote_addr == "192.0.2.1"
     t = s.transport
     assert isinstance(t, StreamTransport) and s.transport is t
+
+
+def test_a_stream_on_headers_opens_is_as_open_on_makes_it(monkeypatch):
+    """Http2Connection.on_headers opens the framing's new stream with Http2Stream.open_on's
+    steps written out: every slot open_on sets has the same value."""
+    from types import SimpleNamespace
+
+    from ngate.http2 import connection, request
+    from ngate.http2.frames_out import NO_STREAMS
+    from ngate.http2.stream import Http2Stream
+
+    srv = SimpleNamespace(http2_max_concurrent_streams=128, http2_body_preread_size=1234)
+    h2c = SimpleNamespace(
+        partial=0, dropped=None, going_away=False, conf=srv, new_streams=0, flood=0,
+        streams=NO_STREAMS, acked=True, opened=0, requests=4, listen=object(), runtime=object(),
+        prio=None, timer=None, last_request=100, read_at=1.0, ka_deadline=2.0,
+        remote_addr="192.0.2.1", remote_port="4711")
+    started = []
+    monkeypatch.setattr(request, "start", lambda *args: started.append(args))
+    by_headers = Http2Stream()
+    connection.Http2Connection.on_headers(h2c, 5, [], True, 10, by_headers)
+    assert started == [(h2c, by_headers, [], True, 10)] and h2c.streams == {5: by_headers}
+    by_open_on = Http2Stream()
+    by_open_on.open_on(h2c, 5)
+    slots = [name for name in Http2Stream.__slots__ if name not in (
+        "__weakref__", "__dict__", "send_window", "recv_window", "in_closed", "out_closed")]
+    for name in slots:
+        assert getattr(by_headers, name) == getattr(by_open_on, name), name
+    assert by_headers.requests == 5 and by_headers.window == 1234
