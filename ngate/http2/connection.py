@@ -45,6 +45,8 @@ from ngate.http2.priority import PriorityTree
 from ngate.http2.stream import Http2Stream
 from ngate.observability import error_log
 from ngate.http import phases
+from ngate.http.context import RequestContext
+from ngate.server.connection import Request
 
 __all__ = ["PREFACE", "Http2Connection"]
 
@@ -336,6 +338,28 @@ class Http2Connection(Output, Lifecycle):
             # nginx: the last stream of this connection (keepalive_requests, keepalive_timeout
             # 0, keepalive_time: the time of the read, as nginx's cached ngx_current_msec)
             self.goaway()
+        last = self.last_parse
+        if last is not None and last[0] is fields:
+            method, path, headers, hdr, _, _, plain = last[1]
+            if plain and size:
+                # request.start's steps for the usual request whose header list is the previous
+                # stream's (its kept parse), written out: a call less
+                ctx = RequestContext(stream, method, path, "2.0", headers, hdr)
+                ctx.http_minor = 2
+                ctx.keep_alive = False
+                ctx.request_length = size
+                stream.ctx = ctx
+                stream.current = req = Request(ctx)
+                if ended:
+                    req.complete = True
+                else:
+                    ctx.body_chunked = True
+                stats = self.runtime.stats
+                if stats is not None:
+                    stats.request_started(ctx)
+                if self.checks:
+                    return self.start_stream(ctx, req)
+                return phases.start_request(ctx, req)
         h2request.start(self, stream, fields, ended, size)
 
     def on_trailers(self, sid: int, fields: list) -> None:

@@ -49,6 +49,7 @@ def start(conn, stream, header_list, ended: bool, block_size: int) -> None:
     method, path, headers, hdr, protocol, _, plain = parsed
     if plain:
         # the usual request (no :protocol, no content-length): the steps below that apply
+        # (Http2Connection.on_headers has a copy for a repeated header list)
         ctx = RequestContext(stream, method, path, "2.0", headers, hdr)
         ctx.http_minor = 2
         ctx.keep_alive = False
