@@ -26,7 +26,6 @@ import time
 from collections import deque
 
 from ngate.http import downstream, phases
-from ngate.http.context import RequestContext
 from ngate.observability import error_log
 from ngate.server import flow
 from ngate.server.clock import TICK, OneTimer
