@@ -92,47 +92,7 @@ def begin(ctx, req):
         result = rewrite.run(ctx, ops)
         if result is not rewrite.CONTINUE and result is not rewrite.RESTART:
             return result
-    # find_location_phase's first pass, written out (a frame less per request); a rewrite's
-    # RESTART continues in find_location_phase itself
-    server = ctx.server
-    m = server.matcher
-    hit = m.cache.get(ctx.uri) if m is not None else None
-    loc, captures = hit if hit is not None else find_location(server, ctx.uri)
-    ctx.loc = loc
-    conf = loc.conf if loc is not None else server.conf
-    ctx.conf = conf
-    if conf.error_log or error_log.LOG.bound:
-        error_log.use(conn.number, conf.error_log)
-    if captures:
-        ctx.captures = captures
-    trace = conn.trace
-    if trace is not None:
-        trace.location(ctx, loc)
-    if conf.internal and not ctx.internal:
-        return FINALIZE[404]
-    lim = conf.limit_except
-    if lim is not None and ctx.method not in lim.methods:
-        conf = ctx.conf = lim.conf
-    if ctx.content_length_in is not None and too_large(ctx, conf):
-        return FINALIZE[413]
-    if loc is not None:
-        if loc.regex is not None and loc.regex.groupindex:
-            named_captures(ctx, loc.regex, ctx.uri)
-        if len(loc.pattern) == len(ctx.uri) + 1 and needs_slash_redirect(loc, ctx.uri):
-            return Redirect(301, slash_redirect_target(loc, ctx.args))
-    ops = conf.rewrite.ops
-    if ops:
-        if ops[0].__class__ is ReturnOp and trace is None:
-            return ops[0]
-        result = rewrite.run(ctx, ops)
-        if result is rewrite.RESTART:
-            if not count_redirect(ctx, "rewrite or internal redirection cycle while "
-                                       f'processing "{ctx.uri}"'):
-                return FINALIZE[500]
-            return find_location_phase(ctx)
-        if result is not rewrite.CONTINUE:
-            return result
-    return ACCESS
+    return find_location_phase(ctx)
 
 
 def _route(ctx, listen, raw: str, host_raw):
@@ -183,8 +143,7 @@ def server_rewrite(ctx):
 
 
 def find_location_phase(ctx):
-    """Find the location for ctx.uri and run its rewrite ops: ACCESS, or what they decided.
-    (begin writes out its first pass: a change here is made there too.)"""
+    """Find the location for ctx.uri and run its rewrite ops: ACCESS, or what they decided."""
     trace = ctx.conn.trace
     while True:
         server = ctx.server
