@@ -14,7 +14,9 @@ States of a tunnel:
             tick for all), not a timer per tunnel
   pinging   (websocket_ping) a side silent for a whole interval got ngate's ping; its pong is
             consumed. Silent until websocket_pong_timeout: that side is dead, it is cut and the
-            live side gets a close frame 1001
+            live side gets a close frame 1001. The rounds stay one interval apart whatever the
+            pong timeout (a timeout longer than the interval must not let proxy_read_timeout
+            see a silent period between two rounds)
   closed    a close (or EOF) on either side closes the other after its pending bytes are
             flushed; the access log line (status 101, bytes sent to the client in
             $body_bytes_sent) is written then. On shutdown both ends get a close frame 1001.
@@ -37,7 +39,7 @@ _INFO = error_log.LEVELS.index("info")     # the level of every line a tunnel lo
 
 class Side(FrameScanner):
     """The protocol on one transport of a WebSocket tunnel: reads it, writes to `peer`."""
-    __slots__ = ("tunnel", "to_upstream", "peer", "heard")
+    __slots__ = ("tunnel", "to_upstream", "peer", "heard", "ping_sent")
 
     def __init__(self, tunnel: "Tunnel", transport_peer, to_upstream: bool) -> None:
         self.remaining = 0              # FrameScanner.__init__'s fields, set here (a call less
@@ -48,6 +50,7 @@ class Side(FrameScanner):
         self.peer = transport_peer      # the transport this side's bytes are written to
         self.to_upstream = to_upstream  # this side reads the client and writes upstream
         self.heard = False              # bytes arrived since the last ping round
+        self.ping_sent = 0.0            # when ngate's unanswered ping went to this side (0: none)
 
     def connection_made(self, transport) -> None:   # pragma: no cover - swapped in, never made
         pass
@@ -117,7 +120,7 @@ class Tunnel:
     rendered only when an error is logged: `suffix`; None when no error log takes info)."""
     __slots__ = ("client", "upstream", "from_client", "from_upstream", "log", "runtime", "conf",
                  "number", "facts", "sent_up", "sent_down", "deadline", "timeout", "closed",
-                 "active", "ping_timer", "ping_due", "pinged", "location", "started", "limits")
+                 "active", "ping_timer", "ping_due", "location", "started", "limits")
     protocol = "http/1.1"       # the client side's (metrics label); "h2": ngate/http2/websocket.py
 
     def __init__(self, ctx, client, upstream, websocket: bool) -> None:
@@ -140,7 +143,7 @@ class Tunnel:
         self.timeout = conf.proxy.read_timeout    # nginx: an idle tunnel waits on a read
         self.closed = False
         self.active = False
-        self.ping_timer = None        # (ping_due, pinged: set by start() under websocket_ping)
+        self.ping_timer = None        # (ping_due: set by start() under websocket_ping)
         self.location = ctx.loc.pattern if ctx.loc is not None else ""
         # (started, deadline: set by start())
         self.limits = ctx.limits      # limit_conn slots are held while the tunnel is open
@@ -180,7 +183,6 @@ class Tunnel:
             deadlines.watched.add(self)
         ping = self.conf.websocket.ping
         if ping and type(self.from_client) is Side:
-            self.pinged = ()          # sides waiting for the pong of ngate's ping
             self._arm_ping(ping)
 
     # ------------------------------------------------------------ proxy_read_timeout
@@ -222,24 +224,31 @@ class Tunnel:
             self.ping_timer = self.runtime.loop.call_later(TICK, self._ping_tick)
             self.ping_due = self.runtime.loop.time() + TICK
             return
-        conf = self.conf
-        dead = next((s for s in self.pinged if not s.heard), None)
-        self.pinged = ()
-        if dead is not None:
-            who = "client" if dead is self.from_client else "upstream"
-            error_log.info(f"websocket {who} did not answer ping, closing tunnel" + self.suffix,
-                           self.number)
-            return self.close("ping", dead)
+        now = self.runtime.loop.time()
+        websocket = self.conf.websocket
+        interval = websocket.ping
+        pong_timeout = websocket.pong_timeout or interval
         pinged = []
         for side in (self.from_client, self.from_upstream):
-            if side.heard:
+            if side.heard:              # any bytes from a side answer its ping
                 side.heard = False
+                side.ping_sent = 0.0
+            elif side.ping_sent:
+                if now - side.ping_sent >= pong_timeout - TICK:
+                    who = "client" if side is self.from_client else "upstream"
+                    error_log.info(f"websocket {who} did not answer ping, closing tunnel"
+                                   + self.suffix, self.number)
+                    return self.close("ping", side)
+                pinged.append(side)
             # a ping to the client goes into the upstream->client direction, and vice versa
             elif self.other(side).inject(ping_frame(side is self.from_upstream)):
+                side.ping_sent = now
                 pinged.append(side)
-        self.pinged = tuple(pinged)
-        self._arm_ping(conf.websocket.pong_timeout or conf.websocket.ping if pinged
-                       else conf.websocket.ping)
+        # the next round one interval on, or sooner when a pong is due before it
+        delay = interval
+        for side in pinged:
+            delay = min(delay, side.ping_sent + pong_timeout - now)
+        self._arm_ping(max(delay, TICK))
 
     # ------------------------------------------------------------ the end
 
@@ -278,7 +287,6 @@ class Tunnel:
         from_client.peer = from_upstream.peer = None
         self.from_client = self.from_upstream = None
         self.client = self.upstream = None
-        self.pinged = ()
 
     def abort(self) -> None:
         if not self.closed:

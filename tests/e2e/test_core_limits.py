@@ -177,7 +177,7 @@ def test_client_closing_mid_response_is_logged_and_upstream_not_pooled(start_pro
     s.sendall(b"GET /pooled/big?%d HTTP/1.1\r\nHost: x\r\n\r\n" % (200 << 20))
     s.recv(100000)
     s.close()       # unread data: a reset
-    log = wait_log(proxy.error_log, '"GET /pooled/big?209715200 HTTP/1.1", upstream: ', 3)
+    log = wait_log(proxy.error_log, '"GET /pooled/big?209715200 HTTP/1.1", upstream: ', 10)
     context = ', client: 127.0.0.1, server: , request: "GET /pooled/big?209715200 HTTP/1.1"'
     # nginx says one of these, depending on which of its events notices first
     errno = r"\((104: Connection reset by peer|32: Broken pipe)\)"

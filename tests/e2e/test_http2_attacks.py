@@ -152,15 +152,19 @@ def test_empty_data_flood(ngate):
     assert logged(ngate, "http2 flood detected")
 
 
-def test_graceful_stop_sends_goaway_and_finishes_streams(ngate):
+def test_graceful_stop_sends_goaway_and_finishes_streams(ngate, backend):
     """SIGQUIT: every HTTP/2 connection gets GOAWAY NO_ERROR (an idle one is closed), a stream
     in flight on another connection still gets its whole response (curl sees it)."""
     import subprocess
     with H2Client(ngate.port) as idle:
         idle.pump(lambda: False, timeout=0.2)
+        mark = backend.mark()
         busy = subprocess.Popen(["curl", "-sS", "--max-time", "10", "--http2-prior-knowledge",
                                  f"http://127.0.0.1:{ngate.port}/slow"], stdout=subprocess.PIPE)
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10   # the stream is in flight once the backend has it
+        while not backend.since(mark) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert backend.since(mark), "curl's request never reached the backend"
         ngate.proc.send_signal(signal.SIGQUIT)
         assert goaway_code(idle) == ErrorCodes.NO_ERROR
         out, _ = busy.communicate(timeout=15)

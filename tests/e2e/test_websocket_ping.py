@@ -19,7 +19,7 @@ from tests.harness.processes import REPO_ROOT, ProxyProcess, accepts, fresh_pref
 CONF = """
 http {
     websocket_ping 1s;
-    websocket_pong_timeout 1s;
+    websocket_pong_timeout {pong_timeout};
     server {
         listen 127.0.0.1:{port};
         server_name example.test;
@@ -35,6 +35,7 @@ def ngate(tmp_path):
     procs = []
 
     def start(**params):
+        params.setdefault("pong_timeout", "1s")
         proc = ProxyProcess("ngate", CONF, fresh_prefix(tmp_path, f"ngate{len(procs)}"), **params)
         procs.append(proc)
         return proc.start()
@@ -61,8 +62,11 @@ def echo_process():
     proc.wait()
 
 
-def test_pings_keep_an_idle_websocket_beyond_proxy_read_timeout(ngate, echo_process):
-    proxy = ngate(ws_port=echo_process.port, read_timeout="2s")
+@pytest.mark.parametrize("pong_timeout", ["1s", "10s"])
+def test_pings_keep_an_idle_websocket_beyond_proxy_read_timeout(ngate, echo_process, pong_timeout):
+    """A pong timeout longer than proxy_read_timeout keeps the rounds one interval apart (they
+    once waited for the pong timeout, and the read timeout closed the tunnel in between)."""
+    proxy = ngate(ws_port=echo_process.port, read_timeout="2s", pong_timeout=pong_timeout)
     with ws_connect(proxy, ping_interval=None) as ws:
         ws.send("before")
         assert ws.recv(5) == "before"
@@ -71,8 +75,9 @@ def test_pings_keep_an_idle_websocket_beyond_proxy_read_timeout(ngate, echo_proc
         assert ws.recv(5) == "after"
 
 
-def test_a_paused_backend_is_detected_and_the_client_gets_1001(ngate, echo_process):
-    proxy = ngate(ws_port=echo_process.port, read_timeout="60s")
+@pytest.mark.parametrize("pong_timeout", ["1s", "3s"])
+def test_a_paused_backend_is_detected_and_the_client_gets_1001(ngate, echo_process, pong_timeout):
+    proxy = ngate(ws_port=echo_process.port, read_timeout="60s", pong_timeout=pong_timeout)
     with ws_connect(proxy, ping_interval=None) as ws:
         ws.send("hello")
         assert ws.recv(5) == "hello"
@@ -105,7 +110,8 @@ def test_pongs_to_ngate_pings_are_not_forwarded(ngate):
     with Backend() as backend:
         backend.route("/wss", Reply(status=101, body=b"", headers=[
             (b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")]))
-        proxy = ngate(ws_port=backend.port, read_timeout="60s")
+        # the test answers ngate's ping itself: a loaded machine must not make it late
+        proxy = ngate(ws_port=backend.port, read_timeout="60s", pong_timeout="30s")
         with socket.create_connection(("127.0.0.1", proxy.port)) as s:
             s.sendall(_handshake())
             rest = _read_until(s, b"\r\n\r\n").partition(b"\r\n\r\n")[2]
