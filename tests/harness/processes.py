@@ -32,11 +32,20 @@ events { worker_connections 1024; }
 _LISTEN_RE = re.compile(r"(?:^|[;{])\s*listen\s+(?:[\w.\-]+:|\[[0-9a-fA-F:]+\]:)?(\d+)\b", re.M)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and not one this process
+    handed out before (the kernel may give a just-closed port again: a config asking for
+    three ports must not get one twice, a "duplicate listen" error)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def nginx_available() -> bool:
