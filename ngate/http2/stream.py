@@ -197,10 +197,9 @@ class Http2Stream(StreamBody):
         ctx.req = None
         self.head = None
         self.ending = True
-        if body:
-            self.unlogged = ctx         # logged once its bytes are out (Output._ended)
-        else:
+        if not body:
             log.log_request(ctx)
+        # else logged once its bytes are out (below, or Output._ended through `unlogged`)
         h2c = self.h2c
         sent = False
         if not h2c.closing:
@@ -214,6 +213,8 @@ class Http2Stream(StreamBody):
                 sent = fr.send_response(self.sid, hdrs, body,
                                         chunk if chunk < fr.frame_size else fr.frame_size)
             except StreamClosed:
+                if body:
+                    self.unlogged = ctx
                 self.client_closed()
                 h2c.streams.pop(self.sid, None)
                 h2c.flush_later()
@@ -224,10 +225,22 @@ class Http2Stream(StreamBody):
                     # Output._ended's steps for a stream without timers, a request body left
                     # or priorities (a call less on the usual path)
                     self.ended = True
-                    unlogged = self.unlogged
-                    if unlogged is not None:
-                        self.unlogged = None
-                        log.log_request(unlogged)
+                    if body:
+                        if ctx.logged or ctx.limits is not None or ctx.stat_writing \
+                                or ctx.realip is not None:
+                            log.log_request(ctx)
+                        else:
+                            # log.log_request's usual case (the line alone), written out as
+                            # server/lifecycle.py's finish_request does: two frames less
+                            ctx.logged = True
+                            conf = ctx.conf
+                            writers = self.runtime.log_writers[conf.log.slot] \
+                                if conf is not None else None
+                            if writers is None:
+                                self.runtime.access_log(ctx)    # (opens a conf's logs)
+                            else:
+                                for w in writers:       # runtime.access_log's loop (none
+                                    w.write(ctx)        # with `access_log off`)
                     self.current = None
                     self.ctx = None
                     streams = h2c.streams
@@ -235,12 +248,15 @@ class Http2Stream(StreamBody):
                     if not streams and (not h2c.batch or h2c.going_away):
                         h2c._after_stream()
                 else:
+                    if body:
+                        self.unlogged = ctx
                     h2c._ended(self)
                 if not h2c.batch and not h2c.flush_soon:
                     h2c.flush_later()
         if sent is False:
             self.hdrs = hdrs            # the windows are short: sent as they open
             if body:
+                self.unlogged = ctx
                 if self.out is None:
                     self.out = bytearray(body)
                 else:

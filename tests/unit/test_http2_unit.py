@@ -135,3 +135,87 @@ def test_a_stream_on_headers_opens_is_as_open_on_makes_it(monkeypatch):
     for name in slots:
         assert getattr(by_headers, name) == getattr(by_open_on, name), name
     assert by_headers.requests == 5 and by_headers.window == 1234
+
+
+def _whole_stream(writers):
+    """An Http2Stream opened on a stand-in connection whose framing sends any whole response,
+    its runtime's access log writers `writers` (slot 0), and a request context on it."""
+    from types import SimpleNamespace
+
+    from ngate.http.context import RequestContext
+    from ngate.http2.stream import Http2Stream
+    from ngate.server.connection import Request
+
+    sent = []
+    framing = SimpleNamespace(frame_size=16384,
+                              send_response=lambda *args: sent.append(args) or True)
+    runtime = SimpleNamespace(log_writers=[writers], stats=None,
+                              access_log=lambda ctx: [w.write(ctx) for w in writers])
+    h2c = SimpleNamespace(
+        listen=object(), runtime=runtime, remote_addr="192.0.2.1", remote_port="4711",
+        requests=1, conf=SimpleNamespace(http2_body_preread_size=65536, http2_chunk_size=8192),
+        closing=False, framing=framing, prio=None, streams={}, batch=True, going_away=False,
+        flush_soon=False)
+    s = Http2Stream()
+    s.open_on(h2c, 1)
+    h2c.streams[1] = s
+    ctx = RequestContext(s, "GET", "/", "2.0", (), {})
+    ctx.conf = SimpleNamespace(log=SimpleNamespace(slot=0), http2_chunk_size=8192)
+    s.ctx = ctx
+    s.current = req = Request(ctx)
+    req.complete = True
+    return s, ctx, sent
+
+
+@pytest.mark.parametrize("general", [None, "limits", "stat_writing", "realip"])
+def test_respond_whole_logs_as_log_request_does(monkeypatch, general):
+    """Http2Stream.respond_whole writes log.log_request's usual case out (the line alone): the
+    same writers get the request once, it is marked logged, and a request with more to end
+    than its line (limit_conn's slot, stub_status's count, realip's address) goes through
+    log_request itself, which is what a second stream, logged by log_request, shows."""
+    from types import SimpleNamespace
+
+    from ngate.http import log
+
+    lines = []
+    writer = SimpleNamespace(write=lines.append)
+    s, ctx, sent = _whole_stream((writer,))
+    released = []
+    if general == "limits":
+        ctx.limits = SimpleNamespace(release=lambda: released.append(ctx))
+    elif general == "stat_writing":
+        ctx.stat_writing = True
+        s.runtime.stats = SimpleNamespace(request_done=released.append)
+    elif general == "realip":
+        ctx.realip = ("192.0.2.1", "4711")
+        monkeypatch.setattr(log.realip, "restore", released.append)
+    s.respond_whole(ctx, b"block", b"ok\n")
+    assert len(sent) == 1 and s.ended and s.ctx is None and s.current is None
+    assert lines == [ctx] and ctx.logged and not s.h2c.streams
+    assert released == ([] if general is None else [ctx])
+    # the general way, log_request, on a second stream with the same state
+    lines2 = []
+    s2, ctx2, _ = _whole_stream((SimpleNamespace(write=lines2.append),))
+    released2 = []
+    if general == "limits":
+        ctx2.limits = SimpleNamespace(release=lambda: released2.append(ctx2))
+    elif general == "stat_writing":
+        ctx2.stat_writing = True
+        s2.runtime.stats = SimpleNamespace(request_done=released2.append)
+    elif general == "realip":
+        ctx2.realip = ("192.0.2.1", "4711")
+        monkeypatch.setattr(log.realip, "restore", released2.append)
+    log.log_request(ctx2)
+    assert lines2 == [ctx2] and ctx2.logged and released2 == ([] if general is None else [ctx2])
+    log.log_request(ctx)        # once only
+    assert lines == [ctx]
+
+
+def test_respond_whole_opens_a_confs_logs_through_access_log():
+    """A conf whose writers are not made yet (the runtime's slot None): respond_whole asks
+    runtime.access_log, as log_request does."""
+    asked = []
+    s, ctx, _ = _whole_stream(None)
+    s.runtime.access_log = asked.append
+    s.respond_whole(ctx, b"block", b"ok\n")
+    assert asked == [ctx] and ctx.logged
