@@ -87,7 +87,7 @@ class Http2Connection(Output, Lifecycle):
         self.transport = None
         self.tls = None
         self.proxy_protocol = None
-        self.streams = NO_STREAMS       # a dict of its own while streams are open
+        self.streams = NO_STREAMS       # the framing's `streams` (one table: framing.py)
         self.write_paused = False
         self.closing = False
         self.going_away = False
@@ -290,8 +290,8 @@ class Http2Connection(Output, Lifecycle):
             self._refuse(sid)
             self._rapid_reset()
             return
-        streams = self.streams
-        if len(streams) >= limit:
+        streams = self.streams      # (the framing's: the new stream is in it)
+        if len(streams) > limit:
             return self._refuse(sid)
         if not ended and not self.acked and srv.http2_body_preread_size < 65535:
             # nginx: its smaller window is not in force before the client acknowledged it
@@ -327,9 +327,6 @@ class Http2Connection(Output, Lifecycle):
         stream.remote_port = self.remote_port
         stream.requests = requests
         stream.window = srv.http2_body_preread_size
-        if streams is NO_STREAMS:
-            streams = self.streams = {}
-        streams[sid] = stream
         if self.prio is not None:
             self.prio.opened(sid)
         if self.timer is not None:
@@ -411,11 +408,11 @@ class Http2Connection(Output, Lifecycle):
         if not self.streams:
             self._close()
 
-    def on_reset(self, sid: int, code: int, message) -> None:
-        """RST_STREAM from the client (message None), or a stream error of ours (framing.py)."""
+    def on_reset(self, sid: int, code: int, message, s) -> None:
+        """RST_STREAM from the client (message None), or a stream error of ours (framing.py);
+        `s`: the stream if it was active (the framing took it out of the table)."""
         self.flood += 1
         self._stream_closed(sid)
-        s = self.streams.pop(sid, None)
         if message:
             error_log.info(message + ", client: " + self.remote_addr, self.number)
         if s is None:

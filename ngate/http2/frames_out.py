@@ -56,9 +56,39 @@ class StreamState:
 
 
 class FramesOut:
-    """Needs `streams`, `send_window`, `frame_size`, `encoder` and `out` (Framing's: None
-    or a bytearray of frames not yet taken by data_to_send)."""
+    """Needs `streams`, `half`, `send_window`, `frame_size`, `encoder` and `out` (Framing's:
+    None or a bytearray of frames not yet taken by data_to_send)."""
     __slots__ = ()
+
+    # the two tables (framing.py): `streams`, our side open; `half`, ours ended, the client's not
+
+    def _half(self, sid: int):
+        """The state of a stream we ended whose client side is open, or None."""
+        half = self.half
+        return half.get(sid) if half is not None else None
+
+    def _half_closed(self, sid: int, st) -> None:
+        """Our END_STREAM went out before the client's: the stream leaves `streams` (the
+        sink's active streams) for `half`, where its frames are still checked."""
+        del self.streams[sid]
+        half = self.half
+        if half is None:
+            half = self.half = {}
+        half[sid] = st
+
+    def _forget_half(self, sid: int) -> None:
+        half = self.half
+        del half[sid]
+        if not half:
+            self.half = None
+
+    def _pop(self, sid: int):
+        """Forget the stream (reset either way): its state if it was in `streams` (an active
+        stream of the sink's), else None."""
+        st = self.streams.pop(sid, None)
+        if st is None and self.half is not None and sid in self.half:
+            self._forget_half(sid)
+        return st
 
     def put(self, frame) -> None:
         out = self.out
@@ -68,7 +98,8 @@ class FramesOut:
             out += frame
 
     def window(self, sid: int) -> int:
-        """Bytes of DATA the client's windows take now on the stream."""
+        """Bytes of DATA the client's windows take now on the stream (none once ours ended:
+        not in `streams`)."""
         st = self.streams.get(sid)
         if st is None or st.out_closed:
             return 0
@@ -83,6 +114,8 @@ class FramesOut:
             st.out_closed = True
             if st.in_closed:
                 del self.streams[sid]
+            else:
+                self._half_closed(sid, st)
         return st
 
     def send_headers(self, sid: int, fields, end_stream: bool = False) -> None:
@@ -142,6 +175,8 @@ class FramesOut:
         st.out_closed = True
         if st.in_closed:
             del self.streams[sid]
+        else:
+            self._half_closed(sid, st)
         out = self.out
         if out is None:
             out = self.out = bytearray()
@@ -163,16 +198,16 @@ class FramesOut:
         self.put(head(0, 0, DATA, END_STREAM, sid))
 
     def reset(self, sid: int, code: int) -> None:
-        self.streams.pop(sid, None)
+        self._pop(sid)
         self.put(rst_stream(sid, code))
 
     def forget(self, sid: int) -> None:
         """A stream reset earlier (no second RST_STREAM)."""
-        self.streams.pop(sid, None)
+        self._pop(sid)
 
     def ack(self, sid: int, n: int) -> None:
         """The stream's receive window reopened by n bytes the request body consumed."""
-        st = self.streams.get(sid)
+        st = self.streams.get(sid) or self._half(sid)
         if st is None or st.in_closed or n <= 0:
             return
         st.recv_window += n

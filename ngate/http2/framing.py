@@ -11,11 +11,17 @@ Connection: preface expected -> frames. A header block in progress (HEADERS with
 admits only CONTINUATION frames of its stream, at most _CONTINUATIONS of them.
 
 Streams (StreamState, only while open; the sink may give a class of its own with those four
-slots, `state`: Http2Connection's streams are their own state, one object a stream): created by a HEADERS frame with a new odd id above the
-last one (nginx's last_sid: ids never go back); `in_closed` after the client's END_STREAM,
-`out_closed` after ours; forgotten when both are, or on RST_STREAM either way. A frame for a
-stream not (or no longer) known is skipped as nginx does (DATA still counts against the
-connection window); HEADERS on such an id is a PROTOCOL_ERROR.
+slots, `state`: Http2Connection's streams are their own state, one object a stream): created by
+a HEADERS frame with a new odd id above the last one (nginx's last_sid: ids never go back);
+`in_closed` after the client's END_STREAM, `out_closed` after ours; forgotten when both are, or
+on RST_STREAM either way. A frame for a stream not (or no longer) known is skipped as nginx does
+(DATA still counts against the connection window); HEADERS on such an id is a PROTOCOL_ERROR.
+
+One table for the layer and its sink: `streams` holds the streams whose side of ours is open
+(the sink's active streams: Http2Connection's `streams` is this dict, set on the sink where the
+layer makes one), `half` the few whose response ended while the client's side is still open
+(their frames are still checked: flow control, END_STREAM, RST_STREAM). A stream leaves
+`streams` when our END_STREAM goes out, into `half` unless the client's side has ended too.
 
 Flow control: our receive windows (connection: 2^31-1, refilled below a quarter as nginx;
 stream: http2_body_preread_size, reopened by `ack` as the body is consumed) and the client's
@@ -70,7 +76,7 @@ class Framing(FramesOut):
     made only when a block spans frames, the server's limits a shared pair)."""
     __slots__ = ("sink", "buf", "need", "preface", "streams", "last_sid", "send_window",
                  "recv_window", "init_window", "frame_size", "limits", "decoder", "out",
-                 "block", "state")
+                 "block", "state", "half")
     encoder = StatelessEncoder()    # stateless (hpack_out.py): one for every connection
 
     def __init__(self, sink, decoder, limits: tuple) -> None:
@@ -89,6 +95,7 @@ class Framing(FramesOut):
         self.out = None             # frames to write: a bytearray until data_to_send
         self.block = None           # a _Block while a header block awaits CONTINUATION
         self.state = StreamState    # the class of an open stream's state (its four slots)
+        self.half = None            # sid -> state of streams we ended, the client's side open
 
     @property
     def preread(self) -> int:
@@ -157,7 +164,7 @@ class Framing(FramesOut):
                     ended = flags & END_STREAM != 0
                     streams = self.streams
                     if streams is NO_STREAMS:
-                        streams = self.streams = {}
+                        streams = self.streams = sink.streams = {}     # one table (above)
                     streams[sid] = st = self.state()
                     st.send_window = self.init_window
                     st.recv_window = self.limits[0]
@@ -200,7 +207,7 @@ class Framing(FramesOut):
         elif not n:
             raise ConnectionFault(_SIZE, "client sent HEADERS frame with empty header block")
         if sid & 1 == 0 or sid <= self.last_sid:
-            st = self.streams.get(sid)
+            st = self.streams.get(sid) or self._half(sid)
             if st is None or st.in_closed or not flags & END_STREAM:
                 raise ConnectionFault(_PROTO, "client sent HEADERS frame with incorrect "
                                       f"identifier {sid}, the last was {self.last_sid}")
@@ -246,7 +253,7 @@ class Framing(FramesOut):
         if new:
             streams = self.streams
             if streams is NO_STREAMS:
-                streams = self.streams = {}
+                streams = self.streams = self.sink.streams = {}
             streams[sid] = st = self.state()
             st.send_window = self.init_window
             st.recv_window = self.limits[0]
@@ -254,11 +261,11 @@ class Framing(FramesOut):
             st.out_closed = False
             self.sink.on_headers(sid, fields, end, size, st)
         else:
-            st = self.streams.get(sid)
+            st = self.streams.get(sid) or self._half(sid)
             if st is not None:
                 st.in_closed = True
                 if st.out_closed:
-                    del self.streams[sid]
+                    self._forget_half(sid)
             self.sink.on_trailers(sid, fields)
         if prio is not None and not self.sink.closing:
             self.sink.on_priority(sid, *prio)
@@ -285,7 +292,7 @@ class Framing(FramesOut):
         if self.recv_window < MAX_WINDOW // 4:
             self.put(window_update(0, MAX_WINDOW - self.recv_window))
             self.recv_window = MAX_WINDOW
-        st = self.streams.get(sid)
+        st = self.streams.get(sid) or self._half(sid)
         end = flags & END_STREAM != 0
         if st is not None:
             if size > st.recv_window:
@@ -299,7 +306,7 @@ class Framing(FramesOut):
             if end:
                 st.in_closed = True
                 if st.out_closed:
-                    del self.streams[sid]
+                    self._forget_half(sid)
         self.sink.on_data(sid, data, size, end)
 
     def _priority(self, flags: int, sid: int, p: bytes) -> None:
@@ -321,8 +328,7 @@ class Framing(FramesOut):
         if sid == 0:
             raise ConnectionFault(_PROTO, "client sent RST_STREAM frame with incorrect "
                                   "identifier")
-        self.streams.pop(sid, None)
-        self.sink.on_reset(sid, u32(p), None)
+        self.sink.on_reset(sid, u32(p), None, self._pop(sid))
 
     def _settings(self, flags: int, sid: int, p: bytes) -> None:
         if sid:
@@ -353,7 +359,10 @@ class Framing(FramesOut):
         self.put(SETTINGS_ACK)
         if delta:
             self.init_window += delta
-            for sid, st in list(self.streams.items()):
+            items = list(self.streams.items())
+            if self.half is not None:
+                items += self.half.items()
+            for sid, st in items:
                 if delta > 0 and st.send_window > MAX_WINDOW - delta:
                     self._terminate(sid, _FLOW, "")
                 else:
@@ -386,7 +395,7 @@ class Framing(FramesOut):
             raise ConnectionFault(_PROTO, "client sent WINDOW_UPDATE frame with incorrect "
                                   "window increment 0")
         if sid:
-            st = self.streams.get(sid)
+            st = self.streams.get(sid) or self._half(sid)
             if st is None:
                 return self.sink.on_window(-1)
             if window > MAX_WINDOW - st.send_window:
@@ -408,9 +417,9 @@ class Framing(FramesOut):
 
     def _terminate(self, sid: int, code: int, message: str) -> None:
         """A stream error: RST_STREAM, the stream forgotten, the sink told."""
-        self.streams.pop(sid, None)
+        st = self._pop(sid)
         self.put(rst_stream(sid, code))
-        self.sink.on_reset(sid, code, message)
+        self.sink.on_reset(sid, code, message, st)
 
     def pending_stream(self) -> int:
         """The id of a new stream whose header block has begun and not ended (nginx's stream

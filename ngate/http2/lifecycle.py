@@ -25,10 +25,7 @@ class Lifecycle(OneTimer):
     def _idle(self) -> None:
         """No stream active: http2_idle_timeout, and the stream tables go (the shared empty
         NO_STREAMS until the next stream), as nginx frees an idle connection's HTTP/2 pool."""
-        self.streams = NO_STREAMS
-        fr = self.framing
-        if not fr.streams:
-            fr.streams = NO_STREAMS
+        self.streams = self.framing.streams = NO_STREAMS      # (one table: framing.py)
         self._arm(self._idle_value())
 
     def _idle_or_recv(self) -> None:

@@ -243,9 +243,8 @@ class Http2Stream(StreamBody):
                                     w.write(ctx)        # with `access_log off`)
                     self.current = None
                     self.ctx = None
-                    streams = h2c.streams
-                    streams.pop(self.sid, None)
-                    if not streams and (not h2c.batch or h2c.going_away):
+                    # (the framing took the stream out of the table: send_response)
+                    if not h2c.streams and (not h2c.batch or h2c.going_away):
                         h2c._after_stream()
                 else:
                     if body:

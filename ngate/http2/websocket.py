@@ -70,6 +70,11 @@ def extended_connect(conn, stream, protocol: bytes, headers: list, hdr: dict):
     ws = WebSocketStream()
     ws.open_on(conn, stream.sid)
     ws.requests = stream.requests
+    # the stream's state in the one table (framing.py) is now this stream's
+    ws.send_window = stream.send_window
+    ws.recv_window = stream.recv_window
+    ws.in_closed = stream.in_closed
+    ws.out_closed = stream.out_closed
     conn.streams[stream.sid] = ws
     key = base64.b64encode(os.urandom(16))
     ws.key = key

@@ -265,3 +265,55 @@ def test_any_frames_end_in_a_fault_or_calls_never_an_exception(frames, cut):
         assert kind in (3, 4, 6, 8)
     for sid in fr.streams:
         assert sid & 1 and sid <= fr.last_sid
+
+
+def test_one_table_with_the_sink_and_streams_we_ended_first():
+    """The layer's `streams` is the sink's table (set where the layer makes one) and holds the
+    streams whose side of ours is open; a stream whose END_STREAM we sent before the client's
+    leaves it for `half`, where its DATA is still checked against its window and its END_STREAM
+    forgets it; a reset tells the sink the stream only if it was in `streams`."""
+    fr, sink = layer(preread=10)
+    enc = hpack.Encoder()
+    fr.receive(frame(1, 0x4, 1, enc.encode(REQ)) + frame(1, 0x4, 3, enc.encode(REQ))
+               + frame(1, 0x4, 5, enc.encode(REQ)))
+    assert sink.streams is fr.streams and list(fr.streams) == [1, 3, 5]
+    st1, st3, st5 = fr.streams[1], fr.streams[3], fr.streams[5]
+    fr.send_headers(1, [(b":status", b"200")], True)
+    assert fr.send_response(3, [(b":status", b"200")], b"ok", 16384)
+    assert list(fr.streams) == [5] and fr.half == {1: st1, 3: st3}
+    assert st1.out_closed and not st1.in_closed and fr.window(1) == 0
+    with pytest.raises(StreamClosed):
+        fr.send_data(1, b"late")
+    fr.data_to_send()
+    fr.receive(frame(0, 0, 1, b"abcd"))
+    assert sink.calls[-1] == ("data", 1, b"abcd", 4, False) and st1.recv_window == 6
+    fr.receive(frame(0, 1, 1, b"ef"))               # the client's END_STREAM: forgotten
+    assert sink.calls[-1] == ("data", 1, b"ef", 2, True) and fr.half == {3: st3}
+    fr.receive(frame(0, 0, 3, b"x" * 11))            # past its window: RST_STREAM
+    assert sink.calls[-1] == ("reset", 3, ErrorCodes.FLOW_CONTROL_ERROR, "client violated "
+                              "flow control for stream 3: received DATA frame length 11, "
+                              "available window 10", None)
+    assert fr.half is None
+    fr.receive(frame(3, 0, 5, struct.pack(">I", ErrorCodes.CANCEL)))     # an active stream
+    assert sink.calls[-1] == ("reset", 5, ErrorCodes.CANCEL, None, st5) and not fr.streams
+    fr.receive(frame(0, 1, 1, b"gone"))             # a stream no longer known: skipped
+    assert sink.calls[-1] == ("data", 1, b"gone", 4, True)
+
+
+def test_streams_we_ended_first_take_a_settings_window_change_and_a_reset():
+    """SETTINGS_INITIAL_WINDOW_SIZE applies to the streams of both tables (the overflow check
+    resets one of `half` too); our RST_STREAM forgets a stream of either."""
+    fr, sink = layer()
+    enc = hpack.Encoder()
+    fr.receive(frame(1, 0x4, 1, enc.encode(REQ)) + frame(1, 0x4, 3, enc.encode(REQ)))
+    fr.send_headers(1, [(b":status", b"200")], True)
+    fr.receive(frame(8, 0, 1, struct.pack(">I", 2 ** 31 - 1 - 65535)))      # stream 1's window
+    assert fr.half[1].send_window == 2 ** 31 - 1
+    fr.data_to_send()
+    fr.receive(frame(4, 0, 0, struct.pack(">HI", 4, 65536)))    # +1: stream 1 overflows
+    assert ("reset", 1, ErrorCodes.FLOW_CONTROL_ERROR, "", None) in sink.calls
+    assert fr.half is None and fr.streams[3].send_window == 65536
+    fr.send_headers(3, [(b":status", b"200")], True)
+    assert fr.half is not None
+    fr.reset(3, ErrorCodes.NO_ERROR)
+    assert fr.half is None and not fr.streams

@@ -114,18 +114,17 @@ def test_a_stream_on_headers_opens_is_as_open_on_makes_it(monkeypatch):
     from types import SimpleNamespace
 
     from ngate.http2 import connection, request
-    from ngate.http2.frames_out import NO_STREAMS
     from ngate.http2.stream import Http2Stream
 
     srv = SimpleNamespace(http2_max_concurrent_streams=128, http2_body_preread_size=1234)
+    by_headers = Http2Stream()
     h2c = SimpleNamespace(
         partial=0, dropped=None, going_away=False, conf=srv, new_streams=0, flood=0,
-        streams=NO_STREAMS, acked=True, opened=0, requests=4, listen=object(), runtime=object(),
+        streams={5: by_headers}, acked=True, opened=0, requests=4, listen=object(), runtime=object(),
         prio=None, timer=None, last_request=100, read_at=1.0, ka_deadline=2.0,
         remote_addr="192.0.2.1", remote_port="4711", last_parse=None)
     started = []
     monkeypatch.setattr(request, "start", lambda *args: started.append(args))
-    by_headers = Http2Stream()
     connection.Http2Connection.on_headers(h2c, 5, [], True, 10, by_headers)
     assert started == [(h2c, by_headers, [], True, 10)] and h2c.streams == {5: by_headers}
     by_open_on = Http2Stream()
@@ -147,8 +146,12 @@ def _whole_stream(writers):
     from ngate.server.connection import Request
 
     sent = []
-    framing = SimpleNamespace(frame_size=16384,
-                              send_response=lambda *args: sent.append(args) or True)
+
+    def send_response(sid, *args):     # the framing's: the stream leaves the one table
+        sent.append((sid,) + args)
+        del h2c.streams[sid]
+        return True
+    framing = SimpleNamespace(frame_size=16384, send_response=send_response)
     runtime = SimpleNamespace(log_writers=[writers], stats=None,
                               access_log=lambda ctx: [w.write(ctx) for w in writers])
     h2c = SimpleNamespace(
