@@ -74,7 +74,7 @@ class Http2Connection(Output, Lifecycle):
     __slots__ = ("runtime", "listen", "transport", "number", "remote_addr", "remote_port",
                  "server_addr", "server_port", "tls", "proxy_protocol", "framing",
                  "streams", "write_paused", "closing", "going_away", "flood", "new_streams",
-                 "resets", "opened", "conf", "deadline", "timer", "requests", "started",
+                 "resets", "refused", "conf", "deadline", "timer", "requests", "started",
                  "partial", "dropped", "prio", "acked", "fed", "batch", "flush_soon", "windows",
                  "write_timer", "sending", "last_parse", "last_request", "ka_deadline",
                  "read_at", "checks")
@@ -94,7 +94,8 @@ class Http2Connection(Output, Lifecycle):
         self.flood = 0
         self.new_streams = 0
         self.resets = 0
-        self.opened = 0
+        self.refused = 0            # streams refused at once (new_streams): opened, for the
+        #                             rapid reset rule, as the streams taken (`requests`) are
         self.timer = None
         self.deadline = 0.0
         self.requests = 0
@@ -286,7 +287,7 @@ class Http2Connection(Output, Lifecycle):
                 error_log.info("client sent too many streams at once, client: " + self.remote_addr,
                                self.number)
             self.resets += 1
-            self.opened += 1
+            self.refused += 1
             self._refuse(sid)
             self._rapid_reset()
             return
@@ -299,7 +300,6 @@ class Http2Connection(Output, Lifecycle):
                            "client: " + self.remote_addr, self.number)
             return self._refuse(sid)
         # the framing made the stream as its state (framing.state): it opens as a stream now
-        self.opened += 1
         requests = self.requests = self.requests + 1
         # Http2Stream.open_on's steps written out (a call less; the framing's state is always
         # an Http2Stream: __init__; an extended CONNECT's WebSocketStream calls its open_on)
@@ -448,7 +448,7 @@ class Http2Connection(Output, Lifecycle):
         """More resets (and streams refused at once) than twice the stream limit, and more than
         half of the streams opened: GOAWAY ENHANCE_YOUR_CALM."""
         if self.resets > 2 * self.conf.http2_max_concurrent_streams \
-                and self.resets * 2 > self.opened:
+                and self.resets * 2 > self.requests + self.refused:
             self._fail(ErrorCodes.ENHANCE_YOUR_CALM,
                        "client sent too many RST_STREAM frames (rapid reset)")
             return True
