@@ -308,10 +308,8 @@ class Http2Connection(Output, Lifecycle):
         stream.listen = self.listen
         stream.runtime = self.runtime
         stream.writer = None
-        stream.current = None
         stream.closing = False
         stream.write_paused = False
-        stream.ctx = None
         stream.head = b""
         stream.out = None
         stream.out_size = 0
@@ -329,8 +327,8 @@ class Http2Connection(Output, Lifecycle):
         stream.window = srv.http2_body_preread_size
         if self.prio is not None:
             self.prio.opened(sid)
-        if self.timer is not None:
-            self._cancel_timer()
+        # (the connection's timer, idle or http2_recv_timeout, is settled at the end of this
+        # read: _receive's _idle_or_recv, which cancels it while streams are active)
         if requests >= self.last_request or self.read_at > self.ka_deadline:
             # nginx: the last stream of this connection (keepalive_requests, keepalive_timeout
             # 0, keepalive_time: the time of the read, as nginx's cached ngx_current_msec)
@@ -357,6 +355,8 @@ class Http2Connection(Output, Lifecycle):
                 if self.checks:
                     return self.start_stream(ctx, req)
                 return phases.start_request(ctx, req)
+        stream.current = None       # (the kept parse's request above sets both at once)
+        stream.ctx = None
         h2request.start(self, stream, fields, ended, size)
 
     def on_trailers(self, sid: int, fields: list) -> None:
