@@ -12,6 +12,10 @@ from ngate.http2.frames import CONTINUATION, DATA, END_STREAM, HEADERS, head, rs
 # in one call: _pair's (pack, the two frame heads' first 5 bytes), keyed by n << 24 | m; bounded
 _PAIRS: dict = {}
 _PAIRS_MAX = 256
+# the last whole response's (block, m, pack, first, second): a kept block (head.response_block's,
+# the same bytes object for a second) with a body of the same length takes its pair without a
+# lookup (the int key's objects, hash and compare)
+_LAST = [None, -1, None, None, None]
 
 
 def _pair(n: int, m: int) -> tuple:
@@ -186,10 +190,16 @@ class FramesOut:
             return True
         st.send_window -= m
         self.send_window -= m
-        pair = _PAIRS.get(n << 24 | m)
-        if pair is None:
-            pair = _PAIRS[n << 24 | m] = _pair(n, m)
-        pack, first, second = pair
+        last = _LAST
+        if last[0] is block and last[1] == m:
+            _, _, pack, first, second = last
+        else:
+            pair = _PAIRS.get(n << 24 | m)
+            if pair is None:
+                pair = _PAIRS[n << 24 | m] = _pair(n, m)
+            pack, first, second = pair
+            if block is fields:     # a block given (kept): the next one may be the same
+                _LAST[:] = block, m, pack, first, second
         out += pack(first, sid, block, second, sid, data)
         return True
 

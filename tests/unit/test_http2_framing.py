@@ -317,3 +317,28 @@ def test_streams_we_ended_first_take_a_settings_window_change_and_a_reset():
     assert fr.half is not None
     fr.reset(3, ErrorCodes.NO_ERROR)
     assert fr.half is None and not fr.streams
+
+
+def test_whole_responses_pack_as_headers_and_data_frames():
+    """send_response's one pack of HEADERS + DATA (the pair kept per length, the last kept
+    block's without a lookup) gives the bytes send_headers and send_data give, whatever the
+    sequence of blocks (the same object again, an equal copy, another length) and bodies."""
+    enc = hpack.Encoder()
+    a = StatelessEncoder().encode([(b":status", b"200"), (b"server", b"ngate")])
+    b = StatelessEncoder().encode([(b":status", b"404")])
+    cases = [(a, b"ok\n"), (a, b"ok\n"), (bytes(bytearray(a)), b"ok\n"), (a, b"longer\n"),
+             (b, b"ok\n"), (a, b"ok\n"), ([(b":status", b"201")], b"x"), (a, b"ok\n")]
+    fr, _ = layer()
+    ref, _ = layer()
+    for i, (block, body) in enumerate(cases):
+        sid = 2 * i + 1
+        req = frame(1, 0x5, sid, enc.encode(REQ))
+        fr.receive(req)
+        ref.receive(req)
+        fr.data_to_send()
+        ref.data_to_send()
+        assert fr.send_response(sid, block, body, 16384)
+        ref.send_headers(sid, block)
+        ref.send_data(sid, body, True)
+        assert bytes(fr.data_to_send()) == bytes(ref.data_to_send()), i
+        assert sid not in fr.streams and sid not in ref.streams
