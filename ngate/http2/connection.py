@@ -42,7 +42,7 @@ from ngate.http2.framing import ConnectionFault, Framing
 from ngate.http2.lifecycle import Lifecycle
 from ngate.http2.output import Output
 from ngate.http2.priority import PriorityTree
-from ngate.http2.stream import Http2Stream
+from ngate.http2.stream import _NO_HEAD, Http2Stream
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.http.context import RequestContext
@@ -77,7 +77,7 @@ class Http2Connection(Output, Lifecycle):
                  "resets", "refused", "conf", "deadline", "timer", "requests", "started",
                  "partial", "dropped", "prio", "acked", "fed", "batch", "flush_soon", "windows",
                  "write_timer", "sending", "last_parse", "last_request", "ka_deadline",
-                 "read_at", "checks")
+                 "checks")
     handed_over = True
 
     def __init__(self, runtime, listen, proto: str = "h2c") -> None:
@@ -134,7 +134,7 @@ class Http2Connection(Output, Lifecycle):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.started = self.read_at = time.monotonic()     # $connection_time
+        self.started = time.monotonic()     # $connection_time
         conf = self.conf.conf
         # the keep-alive rules of a new stream (on_headers): the last request number (all are
         # the last under keepalive_timeout 0) and keepalive_time's end
@@ -185,7 +185,10 @@ class Http2Connection(Output, Lifecycle):
         if self.closing:
             return
         self.new_streams = 0
-        self.read_at = time.monotonic()     # keepalive_time (on_headers)
+        if time.monotonic() > self.ka_deadline:
+            # keepalive_time is over (at the time of the read, as nginx's check against its
+            # cached ngx_current_msec): every stream from now on is the last (on_headers)
+            self.last_request = 0
         fr = self.framing
         self.batch = True       # until the flush: frames out wait for it (flush_later)
         try:
@@ -310,7 +313,7 @@ class Http2Connection(Output, Lifecycle):
         stream.writer = None
         stream.closing = False
         stream.write_paused = False
-        stream.head = b""
+        stream.head = _NO_HEAD
         stream.out = None
         stream.out_size = 0
         stream.ending = False
@@ -329,9 +332,9 @@ class Http2Connection(Output, Lifecycle):
             self.prio.opened(sid)
         # (the connection's timer, idle or http2_recv_timeout, is settled at the end of this
         # read: _receive's _idle_or_recv, which cancels it while streams are active)
-        if requests >= self.last_request or self.read_at > self.ka_deadline:
+        if requests >= self.last_request:
             # nginx: the last stream of this connection (keepalive_requests, keepalive_timeout
-            # 0, keepalive_time: the time of the read, as nginx's cached ngx_current_msec)
+            # 0, keepalive_time: _receive makes every stream the last once it is over)
             self.goaway()
         last = self.last_parse
         if last is not None and last[0] is fields:

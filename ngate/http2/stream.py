@@ -40,6 +40,7 @@ from ngate.http2.stream_transport import StreamTransport
 from ngate.observability import error_log
 from ngate.http import downstream, log
 
+_NO_HEAD = b""      # a stream's head before anything is written (respond_whole: `is`)
 _HIGH = 65536       # queued response bytes above which the producer is paused
 _LOW = 16384
 # the connection's attributes a downstream connection has (server/connection.py's
@@ -89,7 +90,7 @@ class Http2Stream(StreamBody):
         self.closing = False
         self.write_paused = False
         self.ctx = None
-        self.head = b""             # the response head while it arrives; None once sent
+        self.head = _NO_HEAD        # the response head while it arrives; None once sent
         self.out = None             # response bytes not yet sent (flow control): a bytearray
         #                             made by the first write that queues (a whole response
         #                             sent at once needs none)
@@ -186,8 +187,9 @@ class Http2Stream(StreamBody):
         and complete body sent and the stream ended in one step, as write_fields + write +
         finish_request would: HEADERS + one DATA with END_STREAM (HEADERS with END_STREAM if
         no body) when the body fits the windows and http2_chunk_size, else queued."""
-        head = self.head        # b"" until a head is written (None once sent)
-        if self.closing or self.ended or head is None or head or ctx.trailers is not None:
+        # (head: _NO_HEAD, the b"" stored when the stream opened, until a head is written:
+        # any other value, or another empty bytes object, takes the three steps)
+        if self.closing or self.ended or self.head is not _NO_HEAD or ctx.trailers is not None:
             self.write_fields(hdrs, False, bool(body))
             if body:
                 self.write(body)

@@ -66,6 +66,12 @@ http {
         ssl_certificate_key {pki}/a.key;
         location / { return 200 "on $http2\\n"; }
     }
+    server {
+        listen 127.0.0.1:{ka_port} http2;
+        keepalive_requests 3;
+        keepalive_time 1s;
+        location / { return 200 "ka\\n"; }
+    }
 }
 """
 
@@ -98,7 +104,7 @@ def backend():
 def ngate(tmp_path_factory, pki, backend):
     prefix = tmp_path_factory.mktemp("ngate-h2")
     with ProxyProcess("ngate", CONF, prefix, backend=backend.port, pki=str(pki),
-                      tls_port=free_port(), tls_port2=free_port()) as p:
+                      tls_port=free_port(), tls_port2=free_port(), ka_port=free_port()) as p:
         yield p
 
 
@@ -373,3 +379,42 @@ def test_response_filters_over_http2(ngate):
     with H2Client(ngate.port) as c:
         status, head, body = c.response(c.request("/sf/x"))
     assert (status, body) == (200, b"ok BACK\n")
+
+
+def _frames_until_closed(c: H2Client) -> list:
+    """(type, flags, stream id, payload) of the raw frames the server sends until it closes
+    (read past the h2 library, which takes no frame after a GOAWAY)."""
+    data = bytearray()
+    c.sock.settimeout(5)
+    while True:
+        chunk = c.sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    frames = []
+    while len(data) >= 9:
+        n = int.from_bytes(data[:3], "big")
+        frames.append((data[3], data[4], int.from_bytes(data[5:9], "big") & 0x7fffffff,
+                       bytes(data[9:9 + n])))
+        del data[:9 + n]
+    return frames
+
+
+def test_keepalive_requests_and_time_end_a_connection_with_goaway(ngate):
+    """nginx's keep-alive rules on HTTP/2: GOAWAY names the keepalive_requests-th stream as the
+    last one, which is answered, and the connection closes; once keepalive_time is over, the
+    next stream is the last one."""
+    port = ngate.params["ka_port"]
+    for before, wait in ((2, 0), (1, 1.3)):
+        with H2Client(port) as c:
+            first = [c.request("/a") for _ in range(before)]
+            assert [c.response(sid)[::2] for sid in first] == [(200, b"ka\n")] * before
+            if wait:
+                c.pump(lambda: False, wait)         # keepalive_time (1s) goes by
+            assert c.goaway is None
+            last = c.request("/b")
+            frames = _frames_until_closed(c)
+        goaway = [f for f in frames if f[0] == 7]
+        assert [(f[2], f[3][:8]) for f in goaway] == [(0, struct.pack(">II", last, 0))]
+        answer = [f[:3] for f in frames if f[2] == last]
+        assert answer == [(1, 4, last), (0, 1, last)], frames      # HEADERS, DATA END_STREAM

@@ -121,7 +121,7 @@ def test_a_stream_on_headers_opens_is_as_open_on_makes_it(monkeypatch):
     h2c = SimpleNamespace(
         partial=0, dropped=None, going_away=False, conf=srv, new_streams=0, flood=0,
         streams={5: by_headers}, acked=True, refused=0, requests=4, listen=object(), runtime=object(),
-        prio=None, timer=None, last_request=100, read_at=1.0, ka_deadline=2.0,
+        prio=None, timer=None, last_request=100, ka_deadline=2.0,
         remote_addr="192.0.2.1", remote_port="4711", last_parse=None)
     started = []
     monkeypatch.setattr(request, "start", lambda *args: started.append(args))
