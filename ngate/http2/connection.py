@@ -230,7 +230,7 @@ class Http2Connection(Output, Lifecycle):
         if self.sending:    # written while sending (a producer resumed): the next turn
             self.flush_later()
         if not self.closing:
-            if self.transport.get_write_buffer_size() > _OUT_LIMIT and self.write_paused:
+            if self.write_paused and self.transport.get_write_buffer_size() > _OUT_LIMIT:
                 return self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "http2 flood detected")
             self._idle_or_recv()
 
@@ -270,12 +270,13 @@ class Http2Connection(Output, Lifecycle):
 
     def on_headers(self, sid: int, fields: list, ended: bool, size: int, stream) -> None:
         # stream: the framing's state of the new stream (framing.state: an Http2Stream)
-        if sid == self.partial:
-            self.partial = 0
-        if self.dropped and sid in self.dropped:
-            # reset already (client_header_timeout): no second RST_STREAM
-            self.dropped.discard(sid)
-            return self.framing.forget(sid)
+        if self.partial or self.dropped:    # client_header_timeout's (lifecycle.py)
+            if sid == self.partial:
+                self.partial = 0
+            if self.dropped and sid in self.dropped:
+                # reset already (client_header_timeout): no second RST_STREAM
+                self.dropped.discard(sid)
+                return self.framing.forget(sid)
         if self.going_away:
             return self._refuse(sid)
         srv = self.conf

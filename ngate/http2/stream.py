@@ -246,7 +246,7 @@ class Http2Stream(StreamBody):
                     self.current = None
                     self.ctx = None
                     # (the framing took the stream out of the table: send_response)
-                    if not h2c.streams and (not h2c.batch or h2c.going_away):
+                    if (not h2c.batch or h2c.going_away) and not h2c.streams:
                         h2c._after_stream()
                 else:
                     if body:
