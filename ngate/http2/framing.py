@@ -5,7 +5,9 @@ Bytes in (`receive`) -> frames parsed in place (one struct.unpack_from per frame
 calls on the `sink` (Http2Connection): on_headers, on_trailers, on_data, on_reset, on_window,
 on_settings, on_settings_ack, on_ping, on_priority, on_goaway. A connection error raises
 ConnectionFault (the sink sends GOAWAY); a stream error writes RST_STREAM and calls
-on_reset(remote=False). What the server sends is packed into `out` (data_to_send).
+on_reset(sid, code, message, state: the stream's if it was in `streams`, else None), as a
+client's RST_STREAM does (message None). What the server sends is packed into `out`
+(data_to_send).
 
 Connection: preface expected -> frames. A header block in progress (HEADERS without END_HEADERS)
 admits only CONTINUATION frames of its stream, at most _CONTINUATIONS of them.
