@@ -45,15 +45,25 @@ def _control(pid: int, *args: str) -> None:
         print(r.stdout, r.stderr)
 
 
-def _times(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process."""
+def _times(pid: int) -> tuple[float, ...]:
+    """(user, system, run time, voluntary and involuntary context switches) of a process:
+    seconds (user and system in clock ticks; run time in ns from schedstat) and counts."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) / procs.CLK_TCK, int(fields[12]) / procs.CLK_TCK
+    with open(f"/proc/{pid}/schedstat") as f:
+        run = int(f.read().split()[0]) / 1e9
+    switches = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.endswith("ctxt_switches:\t" + line.split("\t")[-1]):
+                switches[line.split(":")[0]] = int(line.split()[-1])
+    return (int(fields[11]) / procs.CLK_TCK, int(fields[12]) / procs.CLK_TCK, run,
+            switches.get("voluntary_ctxt_switches", 0),
+            switches.get("nonvoluntary_ctxt_switches", 0))
 
 
 def _run(kind: str, n: int, tool: list, window: bool = False, profile: str = "",
-         cpu: list | None = None, nginx: bool = False) -> str:
+         cpu: list | None = None, nginx: bool = False, perf: str = "") -> str:
     """One ngate process under `tool`, `n` requests (after 50 of warm-up); the tool's output."""
     reg = procs.Procs()
     try:
@@ -87,13 +97,21 @@ def _run(kind: str, n: int, tool: list, window: bool = False, profile: str = "",
                 os.kill(p.pid, signal.SIGRTMIN)
             if count == n and cpu is not None:
                 before = _times(p.pid)
+            if count == n and perf:
+                rec = subprocess.Popen(["perf", "record", "-q", "-g", "-o", perf, "-p",
+                                        str(p.pid)], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+                time.sleep(0.5)
             r = subprocess.run(load + ["-n", str(count), url], capture_output=True,
                                text=True, timeout=600)
             if f"{count} succeeded" not in r.stdout:
                 raise SystemExit("h2load: " + r.stdout[-800:])
         if cpu is not None:
             after = _times(p.pid)
-            cpu[:] = [after[0] - before[0], after[1] - before[1]]
+            cpu[:] = [a - b for a, b in zip(after, before)]
+        if perf:
+            rec.send_signal(signal.SIGINT)
+            rec.wait(timeout=120)
         if window:
             _control(p.pid, "-i", "off")
         if profile:
@@ -110,17 +128,22 @@ def _run(kind: str, n: int, tool: list, window: bool = False, profile: str = "",
         reg.close()
 
 
-def callgrind(kind: str, n: int, keep: str | None = None) -> int:
+def callgrind(kind: str, n: int, keep: str | None = None, sim: bool = False) -> dict:
+    """{event: count} of the window (Ir; with `sim` also callgrind's simulated caches and
+    branch predictor: I1mr D1mr D1mw ILmr DLmr DLmw Bc Bcm Bi Bim)."""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "cg.out")
-        _run(kind, n, ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+        extra = ["--cache-sim=yes", "--branch-sim=yes"] if sim else []
+        _run(kind, n, ["valgrind", "--tool=callgrind", "--instr-atstart=no", *extra,
                        f"--callgrind-out-file={out}"], window=True)
         with open(out) as f:
-            total = [int(line.split()[1]) for line in f if line.startswith("totals:")][-1]
+            lines = f.read().splitlines()
+        events = [line.split()[1:] for line in lines if line.startswith("events:")][-1]
+        totals = [line.split()[1:] for line in lines if line.startswith("totals:")][-1]
         if keep:
             shutil.copy(out, os.path.join(keep, f"cg-{kind}-{n}.out"))
-    return total
+    return dict(zip(events, map(int, totals)))
 
 
 def strace(kind: str, n: int) -> str:
@@ -139,17 +162,24 @@ def main() -> None:
     ap.add_argument("--base", type=int, default=200)
     ap.add_argument("--keep", help="keep the second run's callgrind file in this directory")
     ap.add_argument("--strace", action="store_true", help="syscalls per request (strace -c)")
+    ap.add_argument("--sim", action="store_true",
+                    help="callgrind's cache and branch simulation too (misses per request)")
     ap.add_argument("--cprofile", metavar="OUT",
                     help="no valgrind: cProfile the n requests into OUT (calls per request)")
     ap.add_argument("--cpu", action="store_true",
                     help="no valgrind: the process's user and system CPU per request")
     ap.add_argument("--nginx", action="store_true", help="--cpu of Debian's nginx instead")
+    ap.add_argument("--perf", metavar="OUT",
+                    help="with --cpu: `perf record -g` of the process during the n requests")
     args = ap.parse_args()
     if args.cpu:
         cpu: list = []
-        _run(args.kind, args.n, [], cpu=cpu, nginx=args.nginx)
-        print(f"{'nginx ' if args.nginx else ''}{args.kind}: user {cpu[0] / args.n * 1e6:.1f} us, system "
-              f"{cpu[1] / args.n * 1e6:.1f} us per request (CPU time of n = {args.n})")
+        _run(args.kind, args.n, [], cpu=cpu, nginx=args.nginx, perf=args.perf or "")
+        n = args.n
+        print(f"{'nginx ' if args.nginx else ''}{args.kind}: user {cpu[0] / n * 1e6:.1f} us, system "
+              f"{cpu[1] / n * 1e6:.1f} us, run {cpu[2] / n * 1e6:.2f} us per request (CPU time of "
+              f"n = {n}); context switches per request {cpu[3] / n:.3f} voluntary, "
+              f"{cpu[4] / n:.3f} involuntary")
         return
     if args.cprofile:
         import pstats
@@ -173,9 +203,13 @@ def main() -> None:
                 print(f"  {name:20s} {c / args.n:6.2f}")
         return
     t0 = time.monotonic()
-    total = callgrind(args.kind, args.n, args.keep)
+    counts = callgrind(args.kind, args.n, args.keep, args.sim)
+    total = counts["Ir"]
     print(f"{args.kind}: {total / args.n:.0f} instructions per request "
           f"(Ir {total} for {args.n}; {time.monotonic() - t0:.0f} s)")
+    if args.sim:
+        print("  per request: " + ", ".join(f"{k} {v / args.n:.0f}" for k, v in counts.items()
+                                            if k != "Ir"))
 
 
 if __name__ == "__main__":
