@@ -96,10 +96,12 @@ def _script_name(get, conf, prefix: str = ""):
     fastcgi_split_path_info: $uri, and fastcgi_index after a `/`; after `prefix`."""
     if conf.fastcgi.split_path_info is not None:
         return get
-    index = conf.fastcgi.index
+    fc = conf.fastcgi       # what the value depends on: the same in every conf sharing it
+    index = fc.index
 
     def script_name(ctx):
-        if ctx.conf is not conf:
+        c = ctx.conf    # (a location's bound conf is a copy of `conf` sharing its sections)
+        if c is None or c.fastcgi is not fc:
             return prefix + get(ctx)
         uri = ctx.uri
         return prefix + uri + index if index and uri.endswith("/") else prefix + uri

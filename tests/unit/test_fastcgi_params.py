@@ -152,16 +152,19 @@ server { listen 8001;
 
 
 @pytest.mark.parametrize("where", ["/index/", "/plain/", "/split/"])
-def test_located_getters_give_the_registry_values(tmp_path, where):
+@pytest.mark.parametrize("made", ["bound", "here"])
+def test_located_getters_give_the_registry_values(tmp_path, where, made):
     """The getters made for a location ($fastcgi_script_name without fastcgi_split_path_info,
     $remote_user, `$document_root$fastcgi_script_name`) send what the templates render with
-    the registry's getters, in the location and (falling back) for a request in another."""
+    the registry's getters, in the location and (falling back) for a request in another; the
+    plan the location's bound conf carries (made from the conf before http/modules.py's
+    bind()) as one made from the bound conf."""
     from tests.unit._config_helpers import load_http
     cfg = load_http(tmp_path, LOCATED_CONF)
     confs = [loc.conf for loc in cfg.servers[0].locations]
     conf = confs[["/index/", "/plain/", "/split/"].index(where)]
     from ngate.proxy.fastcgi_proxy import FastCGIPlan
-    plan = FastCGIPlan(conf)
+    plan = conf.upstream_plan if made == "bound" else FastCGIPlan(conf)
     made = [p[0].__name__ for p in plan.params.pieces]
     assert made[:2] == (["prefixed", "_fastcgi_script_name"] if where == "/split/"
                         else ["script_name", "script_name"])
@@ -176,3 +179,23 @@ def test_located_getters_give_the_registry_values(tmp_path, where):
                 expected = [(p.name.encode(), p.value.render(ctx).encode())
                             for p in conf.fastcgi.param]
                 assert fcgi.decode_params(plan.params.build(ctx)) == expected, (uri, auth)
+
+
+def test_located_script_name_reads_the_location(tmp_path, monkeypatch):
+    """In its location (the bound conf, as requests see it) the made $fastcgi_script_name
+    reads $uri and fastcgi_index itself: the registry's getter (fastcgi_split) is called for
+    $fastcgi_path_info only; in another location for each."""
+    from tests.unit._config_helpers import load_http
+    from ngate.fastcgi import variables as fv
+    cfg = load_http(tmp_path, LOCATED_CONF)
+    confs = [loc.conf for loc in cfg.servers[0].locations]
+    calls = []
+    split = fv.fastcgi_split
+    monkeypatch.setattr(fv, "fastcgi_split", lambda ctx: calls.append(ctx) or split(ctx))
+    plan = confs[0].upstream_plan
+    got = dict(fcgi.decode_params(plan.params.build(LocCtx(confs[0], "/index/d/"))))
+    assert got[b"SCRIPT_NAME"] == b"/index/d/index.php"
+    assert got[b"SCRIPT_FILENAME"] == b"/srv/www/index/d/index.php"
+    assert len(calls) == 1      # $fastcgi_path_info's (INFO)
+    got = dict(fcgi.decode_params(plan.params.build(LocCtx(confs[2], "/split/a.php/x"))))
+    assert got[b"SCRIPT_NAME"] == b"/split/a.php" and len(calls) == 4
