@@ -129,11 +129,16 @@ class ParamsPlan:
     before it + its name's length, its name, what an empty value sends: its name with a zero
     value length after the pairs before it, or for if_not_empty those pairs alone); `tail`: the
     pairs without variables after the last one. The getter is the variable's (str, or None:
-    "not found"), a Template's render, or one made for the location (`getter`)."""
-    __slots__ = ("pieces", "tail", "skip", "pass_headers", "passed")
+    "not found"), a Template's render, or one made for the location (`getter`).
+
+    `build(ctx)`: the request's PARAMS content, by the location's own function (compile_build:
+    the pieces written out, common variables read inline); `build_pairs(ctx)` is the same by
+    the loop over the pieces, the general way it follows."""
+    __slots__ = ("pieces", "tail", "skip", "pass_headers", "passed", "build")
 
     def __init__(self, items, skip: frozenset, pass_headers: bool, conf=None) -> None:
         pieces = []
+        sources = []    # per piece, its template (compile_build reads inline what it can)
         before = ""
         for item in items:
             if item[0] == STATIC:
@@ -144,15 +149,18 @@ class ParamsPlan:
             head = before + length_str(len(text))
             pieces.append((getter(template, conf), head, text,
                            before if if_not_empty else head + "\x00" + text))
+            sources.append((template, if_not_empty))
             before = ""
         self.pieces = tuple(pieces)
         self.tail = before
         self.skip = skip
         self.pass_headers = pass_headers
         self.passed = {}        # client header lists -> their HTTP_* pairs (bounded)
+        self.build = compile_build(self, sources, conf)
 
-    def build(self, ctx) -> bytes:
-        """The request's PARAMS content."""
+    def build_pairs(self, ctx) -> bytes:
+        """The request's PARAMS content, piece by piece (compile_build's function writes this
+        out for the location)."""
         out: list = []
         append = out.append
         extend = out.extend
@@ -197,6 +205,124 @@ class ParamsPlan:
 
 _PASSED_MAX = 64
 _PASSED_LEN = 1024
+
+
+# ---------------------------------------------------------------- the block as one function
+
+def _inline_table() -> dict:
+    """Getters a compiled block reads inline (compile_build): the registry's getter -> the
+    statements that set `v` to what it returns (observability/log_format.py's _INLINE does the
+    same for a log line; tests/unit/test_fastcgi_params.py checks each against its getter)."""
+    from ngate.access.basic import remote_user
+    names = registry().names
+    table = {
+        "args": ["v = ctx.args or None"],
+        "request_method": ["v = ctx.main", "v = ctx.method if v is None else v.method"],
+        "content_type": ["v = ctx.hdr.get(b'content-type')",
+                         "if v is not None: v = v.decode('latin-1')"],
+        "content_length": ["v = ctx.hdr.get(b'content-length')",
+                           "if v is not None: v = v.decode('latin-1')",
+                           "else:",
+                           "    v = ctx.content_length_in",
+                           "    if v is not None: v = str(v)"],
+        "request_uri": ["v = ctx.request_uri"],
+        "uri": ["v = ctx.uri"],
+        "server_protocol": ["v = f'HTTP/{ctx.http_version}'"],
+        "scheme": ["v = ctx.conn.scheme"],
+        "https": ["v = 'on' if ctx.conn.scheme == 'https' else ''"],
+        "remote_addr": ["v = ctx.conn.remote_addr"],
+        "remote_port": ["v = ctx.conn.remote_port"],
+        "server_addr": ["v = ctx.conn.server_addr"],
+        "server_port": ["v = ctx.conn.server_port"],
+        "server_name": ["v = ctx.server", "v = v.names.first if v is not None else ''"],
+        "host": ["v = ctx.host"],
+    }
+    inline = {names[name]: src for name, src in table.items()}
+    # _remote_user's rule: none without an Authorization header
+    inline[remote_user] = ["v = ctx.hdr",
+                           "v = _REMOTE_USER(ctx) if v and b'authorization' in v else None"]
+    return inline
+
+
+_INLINE: dict = {}
+
+
+def _value_source(get, conf, env: dict) -> list:
+    """Statements setting `v` to the value of the getter `get` (a template's one variable)."""
+    if not _INLINE:
+        _INLINE.update(_inline_table())
+    src = _INLINE.get(get)
+    if src is not None:
+        return src
+    if get is _SCRIPT_NAME and conf is not None and conf.fastcgi.split_path_info is None:
+        # _script_name's rule (its value depends on the fastcgi section only)
+        env["_FC"] = conf.fastcgi
+        index = conf.fastcgi.index
+        return ["c = ctx.conf",
+                "if c is not None and c.fastcgi is _FC:",
+                "    v = ctx.uri"] + (
+               [f"    if v.endswith('/'): v = v + {index!r}"] if index else []) + [
+                "else:",
+                "    v = _SCRIPT_NAME(ctx)"]
+    return _call_source(get, env)
+
+
+def _call_source(get, env: dict) -> list:
+    name = "_g%d" % len(env)
+    env[name] = get
+    return [f"v = {name}(ctx)"]
+
+
+def compile_build(plan: ParamsPlan, sources: list, conf):
+    """`build(ctx)`: plan.build_pairs written out as one function for the location (made when
+    the config is compiled): per piece its value read inline where the getter is a common one
+    (`_INLINE`, or $fastcgi_script_name as _script_name reads it), else by a call (the same
+    getter build_pairs calls: `getter`), for text and one variable the text before it; its
+    value's length as build_pairs encodes it; the pieces and the text between them in one
+    join, then the client's headers as build_pairs adds them."""
+    env = {"_L": _LEN_STR, "_ls": length_str, "_SCRIPT_NAME": _SCRIPT_NAME,
+           "_passed_get": plan.passed.get, "_http_pairs": plan._http_pairs}
+    from ngate.access.basic import remote_user
+    env["_REMOTE_USER"] = remote_user
+    body = []
+    items = []
+    for i, ((get, head, name, empty), (template, if_not_empty)) in enumerate(
+            zip(plan.pieces, sources)):
+        parts = template.parts
+        if len(parts) == 1 and parts[0].__class__ is not str:
+            body += _value_source(parts[0], conf, env)
+        elif len(parts) == 2 and parts[0].__class__ is str and parts[1].__class__ is not str:
+            body += _value_source(parts[1], conf, env)
+            body.append(f"v = {parts[0]!r} + v if v else {parts[0]!r}")
+        else:
+            body += _call_source(get, env)
+        if if_not_empty:        # the pair, or nothing: the text before it either way
+            body += ["if v:",
+                     "    n = len(v)",
+                     f"    s{i} = {head[len(empty):]!r} + (_L[n] if n < 128 else _ls(n))"
+                     f" + {name!r} + v",
+                     "else:",
+                     f"    s{i} = ''"]
+            items += [repr(empty), f"s{i}"]
+        else:
+            body += [f"v{i} = v or ''",
+                     f"n = len(v{i})",
+                     f"l{i} = _L[n] if n < 128 else _ls(n)"]
+            items += [repr(head), f"l{i}", repr(name), f"v{i}"]
+    items.append(repr(plan.tail))
+    items = "".join(item + ", " for item in items if item != "''")
+    body.append(f"data = ''.join(({items})).encode('latin-1', 'replace')")
+    if plan.pass_headers:
+        body += ["headers = tuple(ctx.headers)",
+                 "passed = _passed_get(headers)",
+                 "if passed is None:",
+                 "    passed = _http_pairs(headers)",
+                 "return data + passed"]
+    else:
+        body.append("return data")
+    src = "def build(ctx):\n" + "".join("    " + line + "\n" for line in body)
+    exec(compile(src, "<fastcgi_params>", "exec"), env)
+    return env["build"]
 
 
 _HEADER_KEYS: dict[bytes, tuple[bytes, bytes, bytes]] = {}

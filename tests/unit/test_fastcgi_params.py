@@ -199,3 +199,106 @@ def test_located_script_name_reads_the_location(tmp_path, monkeypatch):
     assert len(calls) == 1      # $fastcgi_path_info's (INFO)
     got = dict(fcgi.decode_params(plan.params.build(LocCtx(confs[2], "/split/a.php/x"))))
     assert got[b"SCRIPT_NAME"] == b"/split/a.php" and len(calls) == 4
+
+
+class FullCtx:
+    """A request as every variable of Debian's fastcgi_params reads it."""
+
+    def __init__(self, conf, uri="/a.php", args="", method="GET", main=None, hdr=(),
+                 length=None, version="1.1", scheme="http", server=True, host="h.test",
+                 request_uri=None) -> None:
+        from types import SimpleNamespace
+        self.conf = conf
+        self.uri = uri
+        self.args = args
+        self.method = method
+        self.main = main
+        self.headers = list(hdr)
+        self.hdr = {k.lower(): v for k, v in hdr}
+        self.content_length_in = length
+        self.http_version = version
+        self.conn = SimpleNamespace(scheme=scheme, remote_addr="10.0.0.1", remote_port="5000",
+                                    server_addr="127.0.0.1", server_port="8001")
+        self.server = SimpleNamespace(names=SimpleNamespace(first="srv.test")) if server \
+            else None
+        self.host = host
+        self.request_uri = request_uri or uri + ("?" + args if args else "")
+        self.vars = None
+        self.arg_cache = None
+
+
+def _full_ctxs(conf, where):
+    from types import SimpleNamespace
+    auths = [(), ((b"Authorization", b"Basic dXNlcjpwYXNz"),),
+             ((b"Authorization", b"basic  dXNlcjpwYXNz"),), ((b"Authorization", b"Bearer x"),),
+             ((b"Authorization", b"Basic dXNlcg=="),)]
+    yield FullCtx(conf, where + "a.php")
+    yield FullCtx(conf, where, args="x=1&y=%C3%A9\u0100")
+    yield FullCtx(conf, where + "d/", method="HEAD", server=False, host="")
+    yield FullCtx(conf, where + "a.php", main=SimpleNamespace(method="POST"), version="1.0")
+    yield FullCtx(conf, where + "a.php/x/y", scheme="https", version="2.0")
+    yield FullCtx(conf, where + "l" * 200 + ".php", args="v" * 300)
+    yield FullCtx(conf, where + "a.php", length=12, hdr=((b"Content-Type", b"text/x\xe9"),))
+    yield FullCtx(conf, where + "a.php", length=0,
+                  hdr=((b"Content-Length", b"7"), (b"Host", b"h"), (b"X-A", b"1")))
+    for auth in auths:
+        yield FullCtx(conf, where + "a.php", hdr=auth)
+
+
+FULL_CONF = """
+server { listen 8001; server_name srv.test;
+    location /index/ { root /srv/www; fastcgi_pass 127.0.0.1:9000; fastcgi_index index.php;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        include fastcgi_params; fastcgi_param INFO $fastcgi_path_info;
+        fastcgi_param TWO <$args|$uri>; fastcgi_param PCT 100%$args if_not_empty; }
+    location /plain/ { root /srv/www; fastcgi_pass 127.0.0.1:9000;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        include fastcgi_params; fastcgi_param OPT $remote_user if_not_empty; }
+    location /split/ { root /srv/$host; fastcgi_pass 127.0.0.1:9000; fastcgi_index index.php;
+        fastcgi_split_path_info ^(.+\\.php)(/.*)$; fastcgi_pass_request_headers off;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        include fastcgi_params; }
+    location /set/ { set $args a=b; root /srv/www; fastcgi_pass 127.0.0.1:9000;
+        fastcgi_param Q $args; fastcgi_param U x$uri; }
+}"""
+
+
+@pytest.mark.parametrize("where", ["/index/", "/plain/", "/split/", "/set/"])
+def test_compiled_build_is_build_pairs(tmp_path, where):
+    """ParamsPlan.build (compile_build: the pieces written out, common variables inline) gives
+    build_pairs' bytes (the loop over the pieces, the general way), pair by pair, for Debian's
+    fastcgi_params and others, for requests in the location and in the others."""
+    import shutil
+    from tests.unit._config_helpers import load_http
+    shutil.copy("/etc/nginx/fastcgi_params", tmp_path)
+    cfg = load_http(tmp_path, FULL_CONF)
+    confs = [loc.conf for loc in cfg.servers[0].locations]
+    plan = confs[["/index/", "/plain/", "/split/", "/set/"].index(where)].upstream_plan.params
+    assert plan.build.__name__ == "build"       # the compiled one
+    n = 0
+    for conf in confs:
+        for ctx in _full_ctxs(conf, where):
+            pairs = fcgi.decode_params(plan.build_pairs(ctx))
+            assert fcgi.decode_params(plan.build(ctx)) == pairs, (ctx.uri, ctx.hdr)
+            assert plan.build(ctx) == plan.build_pairs(ctx)
+            n += 1
+    assert n > 40
+
+
+def test_inline_values_are_the_getters(tmp_path):
+    """Each statement compile_build reads a variable with inline sets what the registry's
+    getter returns (the same value, None included), request by request."""
+    from ngate.fastcgi import params
+    from tests.unit._config_helpers import load_http
+    cfg = load_http(tmp_path, LOCATED_CONF)
+    confs = [loc.conf for loc in cfg.servers[0].locations]
+    table = params._inline_table()
+    assert len(table) >= 16
+    for get, lines in table.items():
+        env = {"_REMOTE_USER": get}
+        src = "def inline(ctx):\n" + "".join("    " + line + "\n" for line in lines) \
+            + "    return v\n"
+        exec(compile(src, "<test>", "exec"), env)
+        for conf in confs:
+            for ctx in _full_ctxs(conf, "/index/"):
+                assert env["inline"](ctx) == get(ctx), (get.__name__, ctx.uri, ctx.hdr)
