@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,37 @@ PROFILED = [sys.executable, "-c", """if 1:
     prof = cProfile.Profile()
     signal.signal(signal.SIGRTMIN, lambda *_: prof.enable())
     signal.signal(signal.SIGRTMIN + 1, lambda *_: (prof.disable(), prof.dump_stats(out)))
+    from ngate.cli import main
+    sys.exit(main())
+"""]
+
+
+# ngate with an opcode count per function (sys.settrace, f_trace_opcodes) on at SIGRTMIN, off
+# and written to argv[1] at SIGRTMIN+1 (lines "count<TAB>function"; calls on "calls<TAB>...")
+OPCODES = [sys.executable, "-c", """if 1:
+    import collections, signal, sys
+    out, sys.argv = sys.argv[1], ["ngate"] + sys.argv[2:]
+    ops = collections.Counter()
+    calls = collections.Counter()
+    def local(frame, event, arg):
+        if event == "opcode":
+            code = frame.f_code
+            ops[code.co_filename, code.co_firstlineno, code.co_name] += 1
+        return local
+    def trace(frame, event, arg):
+        frame.f_trace_opcodes = True
+        code = frame.f_code
+        calls[code.co_filename, code.co_firstlineno, code.co_name] += 1
+        return local
+    def start(*_):
+        sys.settrace(trace)
+    def stop(*_):
+        sys.settrace(None)
+        with open(out, "w") as f:
+            for key, n in ops.items():
+                f.write("%d\\t%d\\t%s:%d(%s)\\n" % (n, calls.get(key, 0), *key))
+    signal.signal(signal.SIGRTMIN, start)
+    signal.signal(signal.SIGRTMIN + 1, stop)
     from ngate.cli import main
     sys.exit(main())
 """]
@@ -62,8 +94,23 @@ def _times(pid: int) -> tuple[float, ...]:
             switches.get("nonvoluntary_ctxt_switches", 0))
 
 
+def _fpm_cpu(pid: int) -> float:
+    """CPU seconds of php-fpm's master `pid` and its children (schedstat run times)."""
+    pids = [pid] + [int(c) for c in subprocess.run(["pgrep", "-P", str(pid)],
+                                                    capture_output=True, text=True).stdout.split()]
+    total = 0.0
+    for q in pids:
+        try:
+            with open(f"/proc/{q}/schedstat") as f:
+                total += int(f.read().split()[0]) / 1e9
+        except OSError:
+            pass
+    return total
+
+
 def _run(kind: str, n: int, tool: list, window: bool = False, profile: str = "",
-         cpu: list | None = None, nginx: bool = False, perf: str = "") -> str:
+         cpu: list | None = None, nginx: bool = False, perf: str = "",
+         opcodes: str = "") -> str:
     """One ngate process under `tool`, `n` requests (after 50 of warm-up); the tool's output."""
     reg = procs.Procs()
     try:
@@ -77,6 +124,8 @@ def _run(kind: str, n: int, tool: list, window: bool = False, profile: str = "",
         port = procs.free_port()
         conf = fastcgi.write_conf(h, prefix, port)
         ngate = PROFILED + [profile] if profile else NGATE
+        if opcodes:
+            ngate = OPCODES + [opcodes]
         if nginx:
             ngate = ["/usr/sbin/nginx"]
         p = reg.start(tool + ngate + ["-p", prefix, "-c", conf, "-g",
@@ -93,10 +142,12 @@ def _run(kind: str, n: int, tool: list, window: bool = False, profile: str = "",
         for count in (50, n):
             if count == n and window:
                 _control(p.pid, "-i", "on")
-            if count == n and profile:
+            if count == n and (profile or opcodes):
                 os.kill(p.pid, signal.SIGRTMIN)
             if count == n and cpu is not None:
                 before = _times(p.pid)
+                fpm_before = _fpm_cpu(reg.procs[0].pid)
+                load_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             if count == n and perf:
                 rec = subprocess.Popen(["perf", "record", "-q", "-g", "-o", perf, "-p",
                                         str(p.pid)], stdout=subprocess.DEVNULL,
@@ -108,13 +159,17 @@ def _run(kind: str, n: int, tool: list, window: bool = False, profile: str = "",
                 raise SystemExit("h2load: " + r.stdout[-800:])
         if cpu is not None:
             after = _times(p.pid)
-            cpu[:] = [a - b for a, b in zip(after, before)]
+            load_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[:] = [a - b for a, b in zip(after, before)] + [
+                _fpm_cpu(reg.procs[0].pid) - fpm_before,
+                load_after.ru_utime + load_after.ru_stime
+                - load_before.ru_utime - load_before.ru_stime]
         if perf:
             rec.send_signal(signal.SIGINT)
             rec.wait(timeout=120)
         if window:
             _control(p.pid, "-i", "off")
-        if profile:
+        if profile or opcodes:
             os.kill(p.pid, signal.SIGRTMIN + 1)
             time.sleep(1)
         target = p.pid
@@ -166,6 +221,8 @@ def main() -> None:
                     help="callgrind's cache and branch simulation too (misses per request)")
     ap.add_argument("--cprofile", metavar="OUT",
                     help="no valgrind: cProfile the n requests into OUT (calls per request)")
+    ap.add_argument("--opcodes", metavar="OUT",
+                    help="no valgrind: bytecodes per request by function (sys.settrace)")
     ap.add_argument("--cpu", action="store_true",
                     help="no valgrind: the process's user and system CPU per request")
     ap.add_argument("--nginx", action="store_true", help="--cpu of Debian's nginx instead")
@@ -179,7 +236,22 @@ def main() -> None:
         print(f"{'nginx ' if args.nginx else ''}{args.kind}: user {cpu[0] / n * 1e6:.1f} us, system "
               f"{cpu[1] / n * 1e6:.1f} us, run {cpu[2] / n * 1e6:.2f} us per request (CPU time of "
               f"n = {n}); context switches per request {cpu[3] / n:.3f} voluntary, "
-              f"{cpu[4] / n:.3f} involuntary")
+              f"{cpu[4] / n:.3f} involuntary; php-fpm {cpu[5] / n * 1e6:.1f} us, h2load "
+              f"{cpu[6] / n * 1e6:.1f} us per request")
+        return
+    if args.opcodes:
+        path = os.path.abspath(args.opcodes)
+        _run(args.kind, args.n, [], opcodes=path)
+        rows = []
+        with open(path) as f:
+            for line in f:
+                ops, calls, name = line.rstrip("\n").split("\t")
+                rows.append((int(ops), int(calls), name))
+        rows.sort(reverse=True)
+        print(f"bytecodes per request: {sum(r[0] for r in rows) / args.n:.0f}, Python calls "
+              f"{sum(r[1] for r in rows) / args.n:.1f}; by function (self):")
+        for ops, calls, name in rows[:45]:
+            print(f"  {ops / args.n:7.1f} {calls / args.n:5.2f}  {name}")
         return
     if args.cprofile:
         import pstats

@@ -277,41 +277,52 @@ def compile_build(plan: ParamsPlan, sources: list, conf):
     """`build(ctx)`: plan.build_pairs written out as one function for the location (made when
     the config is compiled): per piece its value read inline where the getter is a common one
     (`_INLINE`, or $fastcgi_script_name as _script_name reads it), else by a call (the same
-    getter build_pairs calls: `getter`), for text and one variable the text before it; its
-    value's length as build_pairs encodes it; the pieces and the text between them in one
-    join, then the client's headers as build_pairs adds them."""
+    getter build_pairs calls: `getter`), for text and one variable the text before it; then
+    the pieces and the text between them in one join, each value's length a character of
+    _LEN_STR (below 128: an IndexError is a longer one, and the join is made again with the
+    lengths as build_pairs encodes them); then the client's headers as build_pairs adds
+    them."""
     env = {"_L": _LEN_STR, "_ls": length_str, "_SCRIPT_NAME": _SCRIPT_NAME,
            "_passed_get": plan.passed.get, "_http_pairs": plan._http_pairs}
     from ngate.access.basic import remote_user
     env["_REMOTE_USER"] = remote_user
     body = []
-    items = []
+    short = []      # the join's items, every length below 128
+    items = []      # the same with any length
     for i, ((get, head, name, empty), (template, if_not_empty)) in enumerate(
             zip(plan.pieces, sources)):
         parts = template.parts
         if len(parts) == 1 and parts[0].__class__ is not str:
-            body += _value_source(parts[0], conf, env)
+            src = _value_source(parts[0], conf, env)
         elif len(parts) == 2 and parts[0].__class__ is str and parts[1].__class__ is not str:
-            body += _value_source(parts[1], conf, env)
-            body.append(f"v = {parts[0]!r} + v if v else {parts[0]!r}")
+            src = _value_source(parts[1], conf, env) + [
+                f"v = {parts[0]!r} + v if v else {parts[0]!r}"]
         else:
-            body += _call_source(get, env)
+            src = _call_source(get, env)
         if if_not_empty:        # the pair, or nothing: the text before it either way
-            body += ["if v:",
-                     "    n = len(v)",
-                     f"    s{i} = {head[len(empty):]!r} + (_L[n] if n < 128 else _ls(n))"
-                     f" + {name!r} + v",
-                     "else:",
-                     f"    s{i} = ''"]
+            body += src + ["if v:",
+                           "    n = len(v)",
+                           f"    s{i} = {head[len(empty):]!r} + (_L[n] if n < 128 else"
+                           f" _ls(n)) + {name!r} + v",
+                           "else:",
+                           f"    s{i} = ''"]
+            short += [repr(empty), f"s{i}"]
             items += [repr(empty), f"s{i}"]
+            continue
+        if len(src) == 1 and src[0].startswith("v = "):
+            body.append(f"v{i} = ({src[0][4:]}) or ''")
         else:
-            body += [f"v{i} = v or ''",
-                     f"n = len(v{i})",
-                     f"l{i} = _L[n] if n < 128 else _ls(n)"]
-            items += [repr(head), f"l{i}", repr(name), f"v{i}"]
+            body += src + [f"v{i} = v or ''"]
+        short += [repr(head), f"_L[len(v{i})]", repr(name), f"v{i}"]
+        items += [repr(head), f"(_L[n] if (n := len(v{i})) < 128 else _ls(n))", repr(name),
+                  f"v{i}"]
+    short.append(repr(plan.tail))
     items.append(repr(plan.tail))
-    items = "".join(item + ", " for item in items if item != "''")
-    body.append(f"data = ''.join(({items})).encode('latin-1', 'replace')")
+    body += ["try:",
+             "    data = ''.join((%s))" % "".join(x + ", " for x in short if x != "''"),
+             "except IndexError:",
+             "    data = ''.join((%s))" % "".join(x + ", " for x in items if x != "''"),
+             "data = data.encode('latin-1', 'replace')"]
     if plan.pass_headers:
         body += ["headers = tuple(ctx.headers)",
                  "passed = _passed_get(headers)",
