@@ -46,10 +46,12 @@ OPCODES = [sys.executable, "-c", """if 1:
     out, sys.argv = sys.argv[1], ["ngate"] + sys.argv[2:]
     ops = collections.Counter()
     calls = collections.Counter()
+    lines = collections.Counter()
     def local(frame, event, arg):
         if event == "opcode":
             code = frame.f_code
             ops[code.co_filename, code.co_firstlineno, code.co_name] += 1
+            lines[code.co_filename, frame.f_lineno or 0] += 1
         return local
     def trace(frame, event, arg):
         frame.f_trace_opcodes = True
@@ -63,6 +65,9 @@ OPCODES = [sys.executable, "-c", """if 1:
         with open(out, "w") as f:
             for key, n in ops.items():
                 f.write("%d\\t%d\\t%s:%d(%s)\\n" % (n, calls.get(key, 0), *key))
+        with open(out + ".lines", "w") as f:
+            for key, n in lines.items():
+                f.write("%d\\t%s\\t%d\\n" % (n, *key))
     signal.signal(signal.SIGRTMIN, start)
     signal.signal(signal.SIGRTMIN + 1, stop)
     from ngate.cli import main
@@ -223,6 +228,9 @@ def main() -> None:
                     help="no valgrind: cProfile the n requests into OUT (calls per request)")
     ap.add_argument("--opcodes", metavar="OUT",
                     help="no valgrind: bytecodes per request by function (sys.settrace)")
+    ap.add_argument("--lines", metavar="FILE",
+                    help="with --opcodes: bytecodes per request by line of files whose path "
+                         "contains FILE")
     ap.add_argument("--cpu", action="store_true",
                     help="no valgrind: the process's user and system CPU per request")
     ap.add_argument("--nginx", action="store_true", help="--cpu of Debian's nginx instead")
@@ -252,6 +260,16 @@ def main() -> None:
               f"{sum(r[1] for r in rows) / args.n:.1f}; by function (self):")
         for ops, calls, name in rows[:45]:
             print(f"  {ops / args.n:7.1f} {calls / args.n:5.2f}  {name}")
+        if args.lines:      # bytecodes per request by line of the files named
+            import linecache
+            print(f"by line of {args.lines}:")
+            with open(path + ".lines") as f:
+                for line in sorted(f, key=lambda ln: (ln.split("\t")[1], int(ln.split("\t")[2]))):
+                    ops, name, lineno = line.rstrip("\n").split("\t")
+                    if args.lines in name and int(ops) >= args.n:
+                        text = linecache.getline(name, int(lineno)).rstrip()
+                        print(f"  {int(ops) / args.n:6.1f} {name.rsplit('/', 1)[-1]}:{lineno}"
+                              f" {text}")
         return
     if args.cprofile:
         import pstats

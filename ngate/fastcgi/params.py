@@ -273,16 +273,35 @@ def _call_source(get, env: dict) -> list:
     return [f"v = {name}(ctx)"]
 
 
+_PAIR_HEADS: dict[str, list] = {}
+
+
+def pair_heads(name: str) -> list:
+    """The heads of the pairs named `name` by value length: [n] is the name's length, n and the
+    name (a value's length below 128 is one character), made when first needed (_pair_head);
+    one list per name in the worker (at most 128 heads each)."""
+    heads = _PAIR_HEADS.get(name)
+    if heads is None:
+        heads = _PAIR_HEADS[name] = [None] * 128
+    return heads
+
+
+def _pair_head(heads: list, name: str, value: str) -> str:
+    n = len(value)
+    head = heads[n] = length_str(len(name)) + _LEN_STR[n] + name
+    return head
+
+
 def compile_build(plan: ParamsPlan, sources: list, conf):
     """`build(ctx)`: plan.build_pairs written out as one function for the location (made when
     the config is compiled): per piece its value read inline where the getter is a common one
     (`_INLINE`, or $fastcgi_script_name as _script_name reads it), else by a call (the same
     getter build_pairs calls: `getter`), for text and one variable the text before it; then
-    the pieces and the text between them in one join, each value's length a character of
-    _LEN_STR (below 128: an IndexError is a longer one, and the join is made again with the
-    lengths as build_pairs encodes them); then the client's headers as build_pairs adds
-    them."""
-    env = {"_L": _LEN_STR, "_ls": length_str, "_SCRIPT_NAME": _SCRIPT_NAME,
+    the pieces and the text between them in one join, a pair's name length, value length and
+    name one string of pair_heads (a value below 128 characters: an IndexError is a longer
+    one, and the join is made again with the lengths as build_pairs encodes them); then the
+    client's headers as build_pairs adds them."""
+    env = {"_L": _LEN_STR, "_ls": length_str, "_SCRIPT_NAME": _SCRIPT_NAME, "_ph": _pair_head,
            "_passed_get": plan.passed.get, "_http_pairs": plan._http_pairs}
     from ngate.access.basic import remote_user
     env["_REMOTE_USER"] = remote_user
@@ -313,7 +332,9 @@ def compile_build(plan: ParamsPlan, sources: list, conf):
             body.append(f"v{i} = ({src[0][4:]}) or ''")
         else:
             body += src + [f"v{i} = v or ''"]
-        short += [repr(head), f"_L[len(v{i})]", repr(name), f"v{i}"]
+        env[f"_H{i}"] = pair_heads(name)
+        short += [repr(head[:len(head) - len(length_str(len(name)))]),
+                  f"_H{i}[len(v{i})] or _ph(_H{i}, {name!r}, v{i})", f"v{i}"]
         items += [repr(head), f"(_L[n] if (n := len(v{i})) < 128 else _ls(n))", repr(name),
                   f"v{i}"]
     short.append(repr(plan.tail))

@@ -13,6 +13,7 @@ After END_REQUEST the parser is `done` and ignores further bytes until `reset()`
 from __future__ import annotations
 
 import struct
+from functools import partial
 
 VERSION = 1
 BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR = 1, 2, 3, 4, 5, 6, 7
@@ -24,6 +25,7 @@ MAX_CONTENT = 65535
 REQUEST_COMPLETE, CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE = 0, 1, 2, 3
 
 _HEADER = struct.Struct(">BBHHBx")
+_unpack_header = _HEADER.unpack_from
 _END_BODY = struct.Struct(">IB3x")
 _PAD = bytes(8)
 
@@ -41,9 +43,12 @@ PARAMS_STDIN_END = PARAMS_END + STDIN_END      # the end of a request without a 
 PAD = tuple(_PAD[:n] for n in range(8))         # padding of n bytes
 
 
-def params_header(n: int, pad: int) -> bytes:
-    """The header of a PARAMS record of n bytes of content and `pad` of padding."""
-    return _HEADER.pack(VERSION, PARAMS, REQUEST_ID, n, pad)
+# params_header(n, pad): the header of a PARAMS record of n bytes of content and `pad` of
+# padding (a partial of the struct's pack: no Python frame)
+params_header = partial(_HEADER.pack, VERSION, PARAMS, REQUEST_ID)
+# a one-record PARAMS of a request without a body ends with its padding, the empty PARAMS and
+# the empty STDIN: those bytes per padding length
+PAD_PARAMS_STDIN_END = tuple(pad + PARAMS_STDIN_END for pad in PAD)
 
 
 def stream(rtype: int, data: bytes) -> bytes:
@@ -138,31 +143,35 @@ class RecordParser:
     def feed(self, data: bytes) -> list:
         if self.done:
             return []
-        buf = self.buf + data if self.buf else data
-        base = self.read - len(self.buf)        # the offset of buf[0]
-        self.read += len(data)
+        buf = self.buf
+        if buf:
+            base = self.read - len(buf)         # the offset of data[0] once joined
+            data = buf + data
+        else:
+            base = self.read
+        end = len(data)
+        self.read = base + end
         events = []
         pos = 0
-        end = len(buf)
-        while end - pos >= 8:
-            version, rtype, rid, n, pad = _HEADER.unpack_from(buf, pos)
+        while pos + 8 <= end:
+            version, rtype, rid, n, pad = _unpack_header(data, pos)
             if version != VERSION:
                 raise ValueError(f"upstream sent unsupported FastCGI protocol version: {version}")
-            total = 8 + n + pad
-            if end - pos < total:
-                break
             start = pos + 8
-            pos += total
+            stop = start + n
+            if stop + pad > end:
+                break
+            pos = stop + pad
             if rid != REQUEST_ID:
                 continue
             if rtype == STDOUT or rtype == STDERR:
                 if n:
-                    events.append((rtype, buf[start:start + n], base + start + n))
+                    events.append((rtype, data[start:stop], base + stop))
             elif rtype == END_REQUEST:
-                app, proto = _END_BODY.unpack_from(buf, start) if n >= 8 else (0, 0)
-                events.append((END_REQUEST, app, proto))
+                events.append((END_REQUEST, *_END_BODY.unpack_from(data, start))
+                              if n >= 8 else (END_REQUEST, 0, 0))
                 self.done = True
-                pos = end
-                break
-        self.buf = buf[pos:] if pos < end else b""
+                self.buf = b""
+                return events
+        self.buf = data[pos:] if pos < end else b""
         return events

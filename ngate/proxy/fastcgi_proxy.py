@@ -18,7 +18,9 @@ from ngate.fastcgi import records as fcgi
 from ngate.fastcgi import rest as body_rest
 from ngate.fastcgi.cgi import HeadReader
 from ngate.fastcgi.params import STATIC, TEMPLATE, ParamsPlan, fold
-from ngate.fastcgi.records import STDERR, STDOUT
+from ngate.fastcgi.records import (MAX_CONTENT, PAD_PARAMS_STDIN_END, STDERR, STDOUT,
+                                   RecordParser, params_header)
+from ngate.fastcgi.rest import UNBOUNDED
 from ngate.observability import error_log
 from ngate.http import phases
 from ngate.proxy import request_body as rb
@@ -135,10 +137,10 @@ class FastCGIWire:
     def send_request(self, ex, uconn) -> int:
         """Start the request on `uconn` (a new try): write its records and the body at hand;
         the bytes held from the client (or 1 while the body goes on: the client may read)."""
-        self.records = fcgi.RecordParser()
+        self.records = RecordParser()
         self.head_end = -1
         self.head_reader = None
-        self.rest = body_rest.UNBOUNDED
+        self.rest = UNBOUNDED
         self.stdin_hold = None
         self.keeping = False
         self.known = None
@@ -148,14 +150,14 @@ class FastCGIWire:
         if body.mode is rb.NONE:        # no body: PARAMS and the end of STDIN, one write
             content = plan.params.build(ctx)
             n = len(content)
-            if 0 < n <= fcgi.MAX_CONTENT:   # fcgi.params' one record, written out (hot path)
+            if 0 < n <= MAX_CONTENT:    # fcgi.params' one record, written out (hot path)
                 pad = -n & 7
-                data = b"".join((plan.begin, fcgi.params_header(n, pad), content,
-                                 fcgi.PAD[pad], fcgi.PARAMS_STDIN_END))
+                data = b"".join((plan.begin, params_header(n, pad), content,
+                                 PAD_PARAMS_STDIN_END[pad]))
             else:
                 data = fcgi.params(content, plan.begin, fcgi.STDIN_END)
             ex.sent_bytes = len(data)
-            ex.uconn.transport.write(data)
+            uconn.transport.write(data)
             return False
         if body.done and ctx.body_chunked and body.mode is rb.STREAM:
             ctx.content_length_in = ctx.req.body_size   # read whole by now: nginx knows its length
@@ -226,12 +228,11 @@ class FastCGIWire:
             return self._bad_response(ex, str(exc))
         ex.out = []                 # everything this read produces goes out in one write
         u = ex.uconn
-        for event in events:
-            kind = event[0]
+        for kind, content, end in events:
             if kind == STDOUT:
-                self._stdout(ex, event[1], event[2])
+                self._stdout(ex, content, end)
             elif kind == STDERR:
-                self._stderr(ex, event[1])
+                self._stderr(ex, content)
             else:
                 self._end_request(ex)
             if ex.state is DONE or ex.uconn is not u:
@@ -281,7 +282,7 @@ class FastCGIWire:
             self.known = ex.learn = None
             if ex.state is not STREAMING or not data:
                 return
-        if self.rest != body_rest.UNBOUNDED:
+        if self.rest != UNBOUNDED:
             data, self.rest, over = body_rest.cut(self.rest, data, ex.resp_length)
             if over:
                 return self._more_data(ex, data)

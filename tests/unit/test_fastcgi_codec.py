@@ -128,5 +128,6 @@ def test_request_head_written_out_is_params(n):
     begin = fcgi.begin_request(False)
     content = bytes(range(256)) * (n // 256) + bytes(n % 256)
     pad = -n & 7
-    assert b"".join((begin, fcgi.params_header(n, pad), content, fcgi.PAD[pad],
-                     fcgi.PARAMS_STDIN_END)) == fcgi.params(content, begin, fcgi.STDIN_END)
+    assert b"".join((begin, fcgi.params_header(n, pad), content,
+                     fcgi.PAD_PARAMS_STDIN_END[pad])) == fcgi.params(content, begin,
+                                                                    fcgi.STDIN_END)
