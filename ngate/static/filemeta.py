@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 
 from ngate.http1 import response as resp
+from ngate.static import statkey
 
 MAX_ENTRIES = 1024
 ACCEPT_RANGES = b"Accept-Ranges: bytes\r\n"
@@ -38,7 +39,7 @@ _PLAIN: dict = {}       # URI -> FileMeta (plain_file's locations)
 class FileMeta:
     __slots__ = ("mtime_ns", "ino", "conf", "uri", "root", "mtime", "size", "last_modified",
                  "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail",
-                 "lm_line", "path", "ka_date", "ka_head", "plain_hdr", "ka_full")
+                 "lm_line", "path", "ka_date", "ka_head", "plain_hdr", "ka_full", "stkey")
 
     def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:
         self.mtime_ns = st.st_mtime_ns
@@ -67,6 +68,7 @@ class FileMeta:
         # the conf may end keep-alive whatever the connection (keepalive_timeout 0, or
         # keepalive_disable safari for a GET): plain_file runs respond.check_keepalive whole
         self.ka_full = conf.keepalive_timeout == 0 or "safari" in conf.keepalive_disable
+        self.stkey = statkey.key_of(st)     # plain_file's test of a descriptor (statkey.py)
 
     def head_200(self, connection: bytes, headers, vary: bool = False) -> bytes:
         """The 200 head in build_head's order; `headers` go between ETag and Accept-Ranges;

@@ -28,7 +28,7 @@ from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.routing.uri import escape_uri
-from ngate.static import filemeta, gzip_static, symlinks
+from ngate.static import filemeta, gzip_static, statkey, symlinks
 from ngate.static.expires import expires_headers
 from ngate.static.index import directory
 from ngate.static.open_errors import open_failed
@@ -40,6 +40,9 @@ from ngate.static.sender import SMALL, FileSender, truncated, write_whole
 from ngate.static.try_files import try_files_phase  # noqa: F401  (http/modules.py)
 
 _DATE = resp.DATE
+_fstat = statkey.fstat
+_STBUF = statkey.BUF
+_stkey = statkey.key
 _PLAIN = filemeta._PLAIN    # (not imported by name: a call of a name bound by an import
                             # compiles to an attribute load, a bound method per request)
 # plain_file's Date: resp.DATE's line for the second [_date_from, _date_to), compared as
@@ -113,10 +116,10 @@ def plain_file(ctx) -> None:
     except OSError as exc:
         return open_failed(ctx, (conf.root.text if conf.root is not None else "") + uri, exc)
     try:
-        st = os.fstat(fd)
-        if (meta is None or meta.mtime_ns != st.st_mtime_ns or meta.ino != st.st_ino
-                or meta.size != st.st_size):
-            meta = _plain_meta(ctx, st, conf, uri)
+        # the entry holds while the descriptor's (inode, size, mtime) are its own: libc's fstat
+        # into a buffer and those four fields unpacked (statkey.py; nonzero: the fstat failed)
+        if _fstat(fd, _STBUF) or meta is None or _stkey(_STBUF) != meta.stkey:
+            meta = _plain_meta(ctx, os.fstat(fd), conf, uri)
             if meta is None:
                 os.close(fd)
                 return None

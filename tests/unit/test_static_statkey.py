@@ -1,0 +1,100 @@
+"""plain_file's test of an opened file (ngate/static/statkey.py): libc's fstat into a buffer and
+(inode, size, mtime s, mtime ns) unpacked from it must be os.fstat's fields, for any file an
+entry can be made from; the portable fallback must give the same; a failed fstat must take
+plain_file back to os.fstat."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import pytest
+
+from ngate.static import handler, statkey
+from tests.unit.test_static_filemeta import Server
+
+
+def _key(fd: int) -> tuple:
+    assert statkey.fstat(fd, statkey.BUF) == 0
+    return statkey.key(statkey.BUF)
+
+
+def test_libc_fstat_is_used_on_linux_64_bit():
+    if not (sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64")):
+        pytest.skip("the layout is checked on 64-bit Linux only")
+    assert statkey.fstat is not statkey._fstat_packed
+
+
+@pytest.mark.parametrize("mtime_ns", [0, 1, 999_999_999, 1_000_000_000, 1_765_000_000_123_456_789,
+                                      -1, -1_500_000_001, 2**62])
+@pytest.mark.parametrize("size", [0, 1, 1024, 5 * 2**30])
+def test_key_is_os_fstats(tmp_path, mtime_ns, size):
+    path = tmp_path / "f"
+    with open(path, "wb") as f:
+        f.truncate(size)            # sparse: a size over 4 GiB costs no disk
+    try:
+        os.utime(path, ns=(0, mtime_ns))
+    except (OSError, OverflowError):
+        pytest.skip("the filesystem does not keep this time")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        want = statkey.key_of(st)
+        assert want[0] == st.st_ino and want[1] == size
+        assert want[2] * 1_000_000_000 + want[3] == st.st_mtime_ns and 0 <= want[3] < 10**9
+        assert _key(fd) == want
+        buf = bytearray(statkey.BUF_SIZE)
+        assert statkey._fstat_packed(fd, buf) == 0 and statkey.key(buf) == want
+    finally:
+        os.close(fd)
+
+
+def test_key_of_a_directory_and_a_replaced_file(tmp_path):
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        assert _key(fd) == statkey.key_of(os.fstat(fd))
+    finally:
+        os.close(fd)
+    (tmp_path / "a").write_bytes(b"1")
+    (tmp_path / "b").write_bytes(b"2")
+    os.utime(tmp_path / "a", ns=(0, 10**18))
+    os.utime(tmp_path / "b", ns=(0, 10**18))
+    fa = os.open(tmp_path / "a", os.O_RDONLY)
+    fb = os.open(tmp_path / "b", os.O_RDONLY)
+    try:
+        assert _key(fa) != _key(fb)     # same size and mtime: the inode tells them apart
+    finally:
+        os.close(fa)
+        os.close(fb)
+
+
+def test_a_failed_fstat_takes_plain_file_to_os_fstat(tmp_path, monkeypatch):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"first\n")
+    server = Server(tmp_path, root)
+    try:
+        assert server.get("/a.txt")[2] == b"first\n"
+        monkeypatch.setattr(handler, "_fstat", lambda fd, buf: -1)   # BUF left as it was
+        (root / "a.txt").write_bytes(b"second!\n")
+        status, h, body = server.get("/a.txt")
+        assert body == b"second!\n" and h[b"Content-Length"] == b"8"
+    finally:
+        server.close()
+
+
+def test_a_nanosecond_change_makes_a_new_entry(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"first\n")
+    os.utime(root / "a.txt", ns=(0, 1_000_000_000_000_000_000))
+    server = Server(tmp_path, root)
+    try:
+        server.get("/a.txt")
+        meta = handler._PLAIN["/a.txt"]
+        os.utime(root / "a.txt", ns=(0, 1_000_000_000_000_000_001))
+        server.get("/a.txt")
+        assert handler._PLAIN["/a.txt"] is not meta
+        assert handler._PLAIN["/a.txt"].stkey[3] == 1
+    finally:
+        server.close()
