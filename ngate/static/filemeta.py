@@ -107,12 +107,12 @@ def http_date(t: int) -> str:
         _DAYS[g.tm_wday], g.tm_mday, _MONTHS[g.tm_mon], g.tm_year, g.tm_hour, g.tm_min, g.tm_sec)
 
 
-def lookup(path: str, st, conf, uri: str, root: str) -> FileMeta | None:
-    """The entry for this fstat result of `path` mapped from `uri` under `root`, or None.
-    (static/handler.py plain_file and plain_cached have this test written out.)"""
+def lookup(path: str, key: tuple, conf, uri: str, root: str) -> FileMeta | None:
+    """The entry for `path` mapped from `uri` under `root` whose file had this fstat `key`
+    (statkey.py: inode, size, mtime), or None. (static/handler.py plain_file and
+    plain_cached have this test written out.)"""
     meta = _FILES.get(path)
-    if (meta is None or meta.mtime_ns != st.st_mtime_ns or meta.ino != st.st_ino
-            or meta.size != st.st_size or meta.conf is not conf or meta.uri != uri
+    if (meta is None or meta.stkey != key or meta.conf is not conf or meta.uri != uri
             or meta.root != root):
         return None
     return meta

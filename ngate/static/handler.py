@@ -194,7 +194,7 @@ def _plain_meta(ctx, st, conf, uri: str):
     encoded path, kept in the URI table. None when the response (301, 404) is sent."""
     root = conf.root.text if conf.root is not None else ""
     path = root + uri
-    meta = filemeta.lookup(path, st, conf, uri, root)
+    meta = filemeta.lookup(path, statkey.key_of(st), conf, uri, root)
     if meta is None:
         meta = _new_meta(ctx, st, path, root)
         if meta is None:
@@ -234,11 +234,16 @@ def static_handler(ctx) -> None:
     except OSError as exc:
         return open_failed(ctx, path, exc)
     try:
-        if st is None:
+        if st is not None:                  # open_file_cache's
+            key = statkey.key_of(st)
+        elif _fstat(fd, _STBUF):            # (statkey.py; nonzero: failed, the buffer as it was)
             st = os.fstat(fd)
-        meta = filemeta.lookup(path, st, conf, uri, root)
+            key = statkey.key_of(st)
+        else:
+            key = _stkey(_STBUF)
+        meta = filemeta.lookup(path, key, conf, uri, root)
         if meta is None:
-            meta = _new_meta(ctx, st, path, root)
+            meta = _new_meta(ctx, os.fstat(fd) if st is None else st, path, root)
             if meta is None:
                 if fd is not None:
                     os.close(fd)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ngate.static import handler, statkey
+from ngate.static import filemeta, handler, statkey
 from tests.unit.test_static_filemeta import Server
 
 
@@ -68,11 +68,16 @@ def test_key_of_a_directory_and_a_replaced_file(tmp_path):
         os.close(fb)
 
 
-def test_a_failed_fstat_takes_plain_file_to_os_fstat(tmp_path, monkeypatch):
+# plain_file, and static_handler (a location with add_header, or disable_symlinks)
+LOCATIONS = ["", "add_header X-A b;", "disable_symlinks on;"]
+
+
+@pytest.mark.parametrize("extra", LOCATIONS)
+def test_a_failed_fstat_takes_the_handler_to_os_fstat(tmp_path, monkeypatch, extra):
     root = tmp_path / "www"
     root.mkdir()
     (root / "a.txt").write_bytes(b"first\n")
-    server = Server(tmp_path, root)
+    server = Server(tmp_path, root, extra)
     try:
         assert server.get("/a.txt")[2] == b"first\n"
         monkeypatch.setattr(handler, "_fstat", lambda fd, buf: -1)   # BUF left as it was
@@ -83,18 +88,41 @@ def test_a_failed_fstat_takes_plain_file_to_os_fstat(tmp_path, monkeypatch):
         server.close()
 
 
-def test_a_nanosecond_change_makes_a_new_entry(tmp_path):
+@pytest.mark.parametrize("extra", LOCATIONS)
+def test_a_nanosecond_change_makes_a_new_entry(tmp_path, extra):
     root = tmp_path / "www"
     root.mkdir()
     (root / "a.txt").write_bytes(b"first\n")
     os.utime(root / "a.txt", ns=(0, 1_000_000_000_000_000_000))
-    server = Server(tmp_path, root)
+    server = Server(tmp_path, root, extra)
+    table = handler._PLAIN if not extra else filemeta._FILES
+    name = "/a.txt" if not extra else str(root / "a.txt")
     try:
         server.get("/a.txt")
-        meta = handler._PLAIN["/a.txt"]
+        meta = table[name]
+        server.get("/a.txt")
+        assert table[name] is meta                      # kept while the file is the same
         os.utime(root / "a.txt", ns=(0, 1_000_000_000_000_000_001))
         server.get("/a.txt")
-        assert handler._PLAIN["/a.txt"] is not meta
-        assert handler._PLAIN["/a.txt"].stkey[3] == 1
+        assert table[name] is not meta
+        assert table[name].stkey[3] == 1
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("extra", LOCATIONS)
+def test_same_size_and_mtime_on_a_new_inode_makes_a_new_entry(tmp_path, extra):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"first\n")
+    os.utime(root / "a.txt", ns=(0, 10**18))
+    server = Server(tmp_path, root, extra)
+    try:
+        assert server.get("/a.txt")[2] == b"first\n"
+        (root / "b.txt").write_bytes(b"other\n")
+        os.utime(root / "b.txt", ns=(0, 10**18))
+        os.replace(root / "b.txt", root / "a.txt")
+        status, h, body = server.get("/a.txt")
+        assert body == b"other\n" and h.get(b"X-A", b"b") == b"b"
     finally:
         server.close()
