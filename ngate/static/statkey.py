@@ -1,22 +1,24 @@
-"""What a plain_file entry depends on in a descriptor's fstat, without os.fstat's stat_result.
+"""What a file's entry (filemeta.py) depends on in a descriptor's fstat, without os.fstat's
+stat_result.
 
 os.fstat builds a 20-field stat_result per call, with each of its three times as a float and
 an int of nanoseconds (a bignum multiplication each): two thirds of its cost, and the object's
 free on top (~5.6k instructions per request of a 1 KiB file, the largest single part of
 plain_file). An entry is valid while (inode, size, mtime) are the ones it was made from
-(filemeta.py says why those are enough), so plain_file asks libc's fstat for the struct stat
-into one buffer and unpacks those four fields alone:
+(filemeta.py says why those are enough), so plain_file and static_handler ask libc's fstat for
+the struct stat into one buffer and unpack those four fields alone:
 
     if fstat(fd, BUF) or key(BUF) != meta.stkey:     # nonzero: fstat failed (BUF not written)
         ... os.fstat(fd) and the general way, as before
 
-`fstat` is a ctypes.PyDLL function: it holds the GIL (an fstat does not block) and skips the
-error checks a CDLL call makes; `key` is a struct unpacker of st_ino, st_size, st_mtim.tv_sec
+`fstat` is a ctypes.PyDLL function without argtypes: it holds the GIL through the call (an
+fstat does not block; a CDLL function would release and take it again); `key` is a struct unpacker of st_ino, st_size, st_mtim.tv_sec
 and st_mtim.tv_nsec at their offsets in Linux's struct stat on 64-bit ABIs (x86_64 and the
 generic layout of aarch64 and others agree on 8, 48, 88, 96). The layout is checked at import
 against os.fstat of a file (its size and a nanosecond mtime set) and a directory; on any other
 platform, or any mismatch, `fstat` is a Python function that packs os.fstat's fields into the
-buffer (the same answers, at os.fstat's cost).
+buffer (the same answers, at os.fstat's cost). One buffer per process: the request path runs
+on the event loop's thread alone.
 """
 from __future__ import annotations
 
