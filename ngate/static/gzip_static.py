@@ -5,7 +5,8 @@ Runs before the static file for GET and HEAD of a URI not ending in "/". `on` as
 the client gets it; `always` serves the `.gz` to everyone (pair it with `gunzip on`). A missing
 `.gz` (or a directory) falls through to the file itself. The response is a 200 with the `.gz`'s
 length, Last-Modified and ETag, the original's Content-Type, `Content-Encoding: gzip`, no ranges;
-If-Modified-Since and If-None-Match apply to the `.gz`.
+If-Modified-Since and If-None-Match apply to the `.gz`. The `.gz`'s FileMeta is kept in
+filemeta's path table like the file's, found again by the `.gz`'s fstat key (statkey.py).
 """
 from __future__ import annotations
 
@@ -19,13 +20,16 @@ from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.observability import error_log
 from ngate.http import phases, respond
-from ngate.static import filemeta, symlinks
+from ngate.static import filemeta, statkey, symlinks
 from ngate.static.sender import connection_line, write_whole
 from ngate.static.expires import expires_headers
 from ngate.static.sender import SMALL, FileSender, send_small
 
 _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_fstat = statkey.fstat
+_STBUF = statkey.BUF
+_stkey = statkey.key
 
 
 def serve(ctx, path: str, gs) -> bool | str:
@@ -47,6 +51,14 @@ def serve(ctx, path: str, gs) -> bool | str:
                           + error_log.request_suffix(ctx), ctx.conn.number)
         return False
     vary = mode == "on" and core.vary
+    if not _fstat(fd, _STBUF):          # statkey.py (nonzero: failed, the buffer as it was)
+        meta = filemeta.lookup(gz, _stkey(_STBUF), ctx.conf, ctx.uri, "")
+        if meta is not None:            # the `.gz` of the entry: a regular file (filemeta.py)
+            if not ok:
+                os.close(fd)
+                return "vary" if vary else False
+            _send(ctx, fd, meta, vary)
+            return True
     try:
         st = os.fstat(fd)
     except OSError:
@@ -61,14 +73,23 @@ def serve(ctx, path: str, gs) -> bool | str:
                       ctx.conn.number)
         phases.finalize(ctx, 404)
         return True
-    _send(ctx, fd, st, vary)
+    _send(ctx, fd, _new_meta(ctx, gz, st), vary)
     return True
 
 
-def _send(ctx, fd: int, st, vary: bool) -> None:
+def _new_meta(ctx, gz: str, st):
+    """The `.gz`'s entry (root "": the path is the file's + ".gz"), kept in filemeta's table
+    as handler._new_meta keeps the file's (not with a charset whose recoding is a variable)."""
     conf = ctx.conf
     ctype = charset.content_type(conf, 200, respond.content_type(conf, ctx.uri), ctx)
     meta = filemeta.FileMeta(conf, ctx.uri, "", st, ctype)
+    if conf.charset.recode is None or not conf.charset.recode.variable:
+        filemeta.store(gz, meta)
+    return meta
+
+
+def _send(ctx, fd: int, meta, vary: bool) -> None:
+    conf = ctx.conf
     headers = []
     if meta.etag:
         headers.append((b"ETag", meta.etag.encode()))

@@ -426,3 +426,62 @@ def test_a_full_table_drops_its_oldest_entry(site, monkeypatch):
     assert list(filemeta._PLAIN) == ["/d", "/e", "/b"]
     assert server.get("/d")[2] == b"ddd"        # still in _PLAIN: no new entry anywhere
     assert [p[-1] for p in filemeta._FILES] == ["d", "e", "b"]
+
+
+def test_gzip_static_entry_never_hides_a_change(tmp_path):
+    """gzip_static's `.gz` entry (kept in the path table by the `.gz`'s fstat key): a new
+    content, mtime or inode, a `.gz` removed or turned into a directory is seen by the next
+    request; each answer is the one a fresh worker (no entries) gives."""
+    import gzip
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"plain\n")
+    gz = root / "a.txt.gz"
+    extra = "gzip_static on; gzip_vary on;"
+    ae = "Accept-Encoding: gzip\r\n"
+
+    def fresh():
+        """The answer of a worker with empty tables (this worker's entries are put back)."""
+        from ngate.static import filemeta
+        saved = dict(filemeta._FILES), dict(filemeta._PLAIN)
+        filemeta._FILES.clear()
+        filemeta._PLAIN.clear()
+        other = Server(tmp_path, root, extra)
+        try:
+            return other.get("/a.txt", extra=ae)
+        finally:
+            other.close()
+            filemeta._FILES.clear()
+            filemeta._PLAIN.clear()
+            filemeta._FILES.update(saved[0])
+            filemeta._PLAIN.update(saved[1])
+
+    server = Server(tmp_path, root, extra)
+    try:
+        steps = [
+            lambda: gz.write_bytes(gzip.compress(b"first\n", mtime=0)),
+            lambda: os.utime(gz, (1_000_000_000, 1_000_000_000)),
+            lambda: gz.write_bytes(gzip.compress(b"other\n", mtime=0)),    # same size
+            lambda: os.utime(gz, (1_000_000_000, 1_000_000_000)),           # same mtime too
+            lambda: (root / "b.gz").write_bytes(gzip.compress(b"third\n", mtime=0))
+            or os.utime(root / "b.gz", (1_000_000_000, 1_000_000_000))
+            or os.replace(root / "b.gz", gz),                               # another inode
+            lambda: gz.unlink(),
+            lambda: gz.mkdir(),
+        ]
+        for step in steps:
+            step()
+            status, h, body = server.get("/a.txt", extra=ae)
+            server.get("/a.txt", extra=ae)          # the entry's second use
+            status, h, body = server.get("/a.txt", extra=ae)
+            want = fresh()
+            del h[b"Date"], want[1][b"Date"]
+            assert (status, h, body) == want
+            if gz.is_file():
+                assert gzip.decompress(body) == gzip.decompress(gz.read_bytes())
+                from ngate.static import filemeta
+                assert filemeta._FILES[str(gz)].size == len(body)      # kept by the path
+            else:
+                assert body == b"plain\n"
+    finally:
+        server.close()
