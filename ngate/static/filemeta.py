@@ -1,26 +1,26 @@
 """A per-worker cache of what a file's response head says about it, keyed by its stat result.
 
-Every request still opens and fstats the file (nginx without open_file_cache does the same), so
-a change is seen at once: an entry is used only while the fstat of the opened descriptor gives
-the same (mtime in ns, inode, size) and the request maps the same URI to the same path under
-the same root and location configuration. Nothing in an entry depends on more of the stat
-result (its fields come from mtime and size; the inode says the path still names the regular
-file the entry was made for): a chmod or chown changes ctime alone, and the open itself is
-what enforces permissions, on every request. What the entry saves is per-request work that
-depends only on those: Last-Modified and ETag formatting, the content type lookup, the fixed
-part of a 200 head. No symlink verdict is kept: `disable_symlinks` is enforced by the open
-itself (symlinks.py walks the path on every request), so nothing here can go stale.
+Every request still opens and fstats the file (nginx without open_file_cache does the same), so a
+change is seen at once: an entry is used only while the fstat of the opened descriptor gives the
+same (mtime in ns, inode, size: FileMeta.stkey, statkey.py) and the request maps the same URI to
+the same path under the same root and location configuration. Nothing in an entry depends on more
+of the stat result (its fields come from mtime and size; the inode says the path still names the
+regular file the entry was made for): a chmod or chown changes ctime alone, and the open itself is
+what enforces permissions, on every request. What the entry saves is per-request work that depends
+only on those: Last-Modified and ETag formatting, the content type lookup, the fixed part of a 200
+head. No symlink verdict is kept: `disable_symlinks` is enforced by the open itself (symlinks.py
+walks the path on every request), so nothing here can go stale.
 
-Entries are replaced on any mismatch; a full table (MAX_ENTRIES) drops its oldest entry for
-a new one (insertion order: a hit costs no bookkeeping, and a working set larger than the table
-does not empty it at once).
+Entries are replaced on any mismatch; a full table (MAX_ENTRIES) drops its oldest entry for a new
+one (insertion order: a hit costs no bookkeeping, and a working set larger than the table does not
+empty it at once).
 
-Two tables: _FILES by path (static_handler, plain_cached) and _PLAIN by URI (static/handler.py
-plain_file: its locations map a URI to one path, root + URI, so an entry whose conf is the
-request's names the path already checked and encoded: no concatenation, no hash of a new
-string, no checks, no encoding per request; the URI string comes from the route cache, its
-hash is kept). A plain entry also keeps its last keep-alive head with the Date it was made
-with (`ka_date`, `ka_head`): the same head until the Date changes.
+Two tables: _FILES by path (static_handler, plain_cached, gzip_static's `.gz`) and _PLAIN by URI
+(static/handler.py plain_file: its locations map a URI to one path, root + URI, so an entry whose
+conf is the request's names the path already checked and encoded: no concatenation, no hash of a
+new string, no checks, no encoding per request; the URI string comes from the route cache, its hash
+is kept). A plain entry also keeps its last keep-alive head with the Date it was made with
+(`ka_date`, `ka_head`): the same head until the Date changes.
 """
 from __future__ import annotations
 
