@@ -274,7 +274,7 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
                 u.idle_timer = deadlines
                 deadlines.watch(u)
             if len(order) > ups.keepalive:
-                pool.trim(order, ups.keepalive)
+                pool.trim(group_id, ups.keepalive)
     if u.leftover:
         self.log_leftover(ex)
 

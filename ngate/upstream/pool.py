@@ -5,6 +5,13 @@ holds at most `upstream.keepalive` of them (nginx's rule: the cache is the group
 recently used one is closed when it is full). An idle connection the peer closes, or whose
 keepalive_timeout passes, removes itself.
 
+The limit is enforced at the end of the event loop's turn (`trim`: one call_soon in a turn that
+put a group over it), not at each put: a request read later in the same turn takes the
+connection a response just freed instead of opening a new one after the least recently used
+one was closed (under load, turns hold a few dozen responses and requests: bench/PROFILE.md,
+Session 11 (s11-proxied)). Between two polls of the loop, a group holds at most `keepalive`
+idle connections, as in nginx; the ones it closes are still its least recently used.
+
 A connection's idle deadline (server/clock.py) is watched from its first time in the pool until
 it closes: taking it out sets the deadline out of reach, putting it back sets it again (an
 attribute store each way, no watch/unwatch per request).
@@ -54,13 +61,14 @@ class HeadWrites(TurnBatch):
 
 
 class KeepalivePool:
-    __slots__ = ("idle", "order", "deadlines", "head_writes")
+    __slots__ = ("idle", "order", "deadlines", "head_writes", "over")
 
     def __init__(self, deadlines=None) -> None:
         self.deadlines = deadlines                 # server/clock.py Deadlines (idle timeouts)
         self.idle: dict[tuple, list] = {}          # (group id, peer ...) -> [conn, ...] (LIFO)
         self.order: dict[int, dict] = {}           # group id -> conn -> its key (LRU order)
         self.head_writes = HeadWrites(deadlines.loop) if deadlines is not None else None
+        self.over: dict[int, int] = {}             # group id -> its limit: over it this turn
 
     def get(self, key: tuple):
         """An idle connection for `key` (group id, peer address[, TLS identity]), taken out of
@@ -96,9 +104,29 @@ class KeepalivePool:
             conn.idle_timer = deadlines
             deadlines.watch(conn)
         if len(order) > limit:
-            self.trim(order, limit)
+            self.trim(group_id, limit)
 
-    def trim(self, order: dict, limit: int) -> None:
+    def trim(self, group_id: int, limit: int) -> None:
+        """Group `group_id` holds more than `limit` idle connections: its least recently used
+        ones are closed at the end of the loop's turn (trim_over; at once without a loop)."""
+        over = self.over
+        if not over:
+            if self.deadlines is None:
+                return self.close_lru(self.order[group_id], limit)
+            self.deadlines.loop.call_soon(self.trim_over)
+        over[group_id] = limit
+
+    def trim_over(self) -> None:
+        """The end of a turn that put groups over their limit: each group's least recently used
+        idle connections closed down to it (those taken again meanwhile are not idle)."""
+        over = self.over
+        self.over = {}
+        for group_id, limit in over.items():
+            order = self.order.get(group_id)
+            if order is not None and len(order) > limit:
+                self.close_lru(order, limit)
+
+    def close_lru(self, order: dict, limit: int) -> None:
         """A group's LRU `order` over `limit`: its least recently used connections closed."""
         while len(order) > limit:
             old = next(iter(order))
