@@ -167,7 +167,9 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
     # release is written out below)
     u.tail = None
     ex.reason = known[1]
-    ex.resp_headers = hdrs = list(known[2])
+    # the kept tuples themselves, not list copies: the response ends in this call, and what
+    # reads them after it ($upstream_http_*, $sent_http_*, auth_request) only iterates them
+    ex.resp_headers = hdrs = known[2]
     status = known[0]
     # response_head
     ex.status = status
@@ -183,7 +185,7 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
     split = known[6]
     if split[6] or known[4]:           # Connection: close, or HTTP/1.0
         ex.uconn_reusable_flag(False)
-    ctx.resp_headers = list(split[0])
+    ctx.resp_headers = split[0]
     ex.head_only = False
     n = ex.resp_length = known[3]
     ex.until_close = False
