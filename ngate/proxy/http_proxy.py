@@ -40,19 +40,18 @@ def proxy_handler(ctx) -> None:
         return _variable_proxy(ctx, pp)
     up = pp.upstream
     plan = conf.upstream_plan           # plan_for
-    b = up.state.value
-    if b is not None and b.single is not None and up.keepalive and not up.counts_conns \
-            and ctx.content_length_in is None and not ctx.body_chunked \
-            and ctx.upstream_tries is None and conf.proxy.set_body is None \
-            and pp.scheme == "http" and (ctx.expect_tested or b"expect" not in ctx.hdr):
-        # a request without a body to a keepalive group's one server (no counting): when an
+    key = plan.pool_key
+    if key is not None and ctx.content_length_in is None and not ctx.body_chunked \
+            and ctx.upstream_tries is None and (ctx.expect_tested or b"expect" not in ctx.hdr):
+        # a request without a body to a keepalive group's one server (http://, no counting,
+        # no proxy_set_body: Plan.pool_key) that the balancer takes without a pick: when an
         # idle connection is at hand, start_pooled does start, connect and attach at once
-        peer = b.single
-        key = id(up), peer.unix or peer.host, peer.port        # PeerSide.connect's pool key
-        pool = ctx.conn.runtime.pool
-        stack = pool.idle.get(key)
-        if stack and not stack[-1].closed:
-            return start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack)
+        b = up.state.value
+        if b is not None and b.single is not None:
+            pool = ctx.conn.runtime.pool
+            stack = pool.idle.get(key)
+            if stack and not stack[-1].closed:
+                return start_pooled(ctx, conf, pp, up, plan, b.single, key, pool, stack)
     ex = new(UpstreamExchange)          # UpstreamExchange(...) without the __init__ call
     fill(ex, ctx, up, HTTP1, plan)
     ex.start()

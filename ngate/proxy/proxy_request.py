@@ -37,6 +37,7 @@ class Plan:
                  "length_line", "chunked_line", "version_line",
                  "passed",      # client header lists -> the lines passed on (bounded)
                  "plain",       # the client's head is the upstream's translated, nothing added
+                 "pool_key",    # start_pooled's group of one server: its keepalive pool key
                  *upstream_plan.SLOTS)
 
     def __init__(self, conf, cacheable: bool = True) -> None:
@@ -77,6 +78,16 @@ class Plan:
         self.plain = not conf.headers.add_header and conf.userid is None and conf.filters is None \
             and not conf.charset.charset and not conf.proxy.force_ranges and conf.proxy.cache is None
         self.version_line = b" " + self.version + b"\r\n"
+        # a keepalive group of one server, reached over http:// without counting connections
+        # nor proxy_set_body (proxy/http_proxy.py proxy_handler may start_pooled): the server's
+        # pool key as PeerSide.connect makes it, else None. (Whether the group's balancer
+        # takes that server without a pick, `single`, is the worker's: proxy_handler tests it.)
+        up = pp.upstream if pp is not None and pp.template is None else None
+        self.pool_key = None
+        if up is not None and pp.scheme == "http" and up.keepalive and not up.counts_conns \
+                and conf.proxy.set_body is None and len(up.servers) == 1:
+            server = up.servers[0]
+            self.pool_key = (id(up), server.unix or server.host, server.port)
         self.fixed = self.length_line = self.chunked_line = None
         kinds = [kind for kind, _name, _value in self.items]
         lead = kinds[:1] == [STATIC]        # (consecutive constant lines are merged into one)

@@ -109,3 +109,65 @@ def test_start_pooled_is_the_general_way(tmp_path, monkeypatch, request_):
 ])
 def test_requests_start_pooled_leaves_to_the_general_way(tmp_path, monkeypatch, request_):
     assert not _run(tmp_path, request_, False, monkeypatch)[-1]
+
+
+PLAN_CONF = """
+events {}
+http {
+    upstream one { server 127.0.0.1:9; keepalive 8; }
+    upstream two { server 127.0.0.1:9; server 127.0.0.1:10; keepalive 8; }
+    upstream counted { least_conn; server 127.0.0.1:9; keepalive 8; }
+    upstream nokeep { server 127.0.0.1:9; }
+    upstream backup { server 127.0.0.1:9 backup; keepalive 8; }
+    server {
+        listen 127.0.0.1:8080;
+        location /one { proxy_pass http://one; }
+        location /two { proxy_pass http://two; }
+        location /counted { proxy_pass http://counted; }
+        location /nokeep { proxy_pass http://nokeep; }
+        location /tls { proxy_pass https://one; }
+        location /body { proxy_pass http://one; proxy_set_body "x"; }
+        location /var { proxy_pass http://$host; }
+        location /addr { proxy_pass http://127.0.0.1:9; }
+        location /backup { proxy_pass http://backup; }
+    }
+}
+"""
+
+
+def test_the_plan_s_pool_key_is_the_connect_s_for_a_plain_group_of_one(tmp_path):
+    """Plan.pool_key (what proxy_handler tests before start_pooled): the key PeerSide.connect
+    makes for a keepalive group of one server over http:// without counting nor
+    proxy_set_body; None for anything else (the general way then)."""
+    w = Worker(str(tmp_path), PLAN_CONF)
+    try:
+        plans = {loc.conf.proxy.pass_.template is None and loc.pattern or "var":
+                 loc.conf.upstream_plan for loc in w.config.servers[0].locations}
+        one = w.config.upstreams["one"]
+        assert plans["/one"].pool_key == (id(one), "127.0.0.1", 9)
+        for name in ("/two", "/counted", "/nokeep", "/tls", "/body", "var", "/addr"):
+            assert plans[name].pool_key is None, name
+        # a group of one backup server: a key, but its balancer has no single server
+        # (proxy_handler's runtime test), so the general way
+        assert plans["/backup"].pool_key is not None
+    finally:
+        w.close()
+
+
+def test_a_group_without_a_single_server_takes_the_general_way(tmp_path, monkeypatch):
+    taken = []
+    monkeypatch.setattr(http_proxy, "start_pooled", lambda *a: taken.append(a))
+    w = Worker(str(tmp_path), PLAN_CONF)
+    try:
+        for _ in range(2):                  # the first makes the group's balancer
+            w.pooled("backup")
+            conn, _down = w.client()
+            conn.data_received(b"GET /backup HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert not taken
+        for _ in range(2):
+            w.pooled("one")
+            conn, _down = w.client()
+            conn.data_received(b"GET /one HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert len(taken) == 1
+    finally:
+        w.close()
