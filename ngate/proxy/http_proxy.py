@@ -13,7 +13,7 @@ from ngate.http import phases
 from ngate.proxy.exchange import UpstreamExchange
 from ngate.proxy import request_body as rb
 from ngate.proxy.exchange_base import fill, new
-from ngate.proxy.exchange_state import CONNECTING, READING, SENDING, TRANSITIONS
+from ngate.proxy.exchange_state import READING, SENDING
 from ngate.proxy.proxy_request import METHODS, build_request_head, passed_lines, upstream_uri
 from ngate.proxy.throttle import ReadThrottle
 from ngate.upstream.attempts import Attempt
@@ -78,7 +78,6 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     ex.deadlines = deadlines = runtime.deadlines
     ex.plan = plan
     ex.wire = HTTP1
-    ex.state = CONNECTING
     ex.peer = peer
     ex.tried = ()
     ex.tries = 1
@@ -87,14 +86,11 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     ex.counted = None
     ex.connecting = None
     ex.pool_key = key
-    ex.uconn = None
     ex.tls = None
     ex.feeding = False
     ex.pool_pending = None
-    ex.timer = None
     ex.body = rb.NO_BODY
     ex.body_open = False
-    ex.sent_bytes = 0
     ex.corked = None
     ex.in_read = False
     ex.got_bytes = False
@@ -133,11 +129,10 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     a.connect_time = 0.0                    # (attach: 0 for a pooled connection)
     a.header_time = None
     a.response_time = None
-    a.bytes_sent = 0
     a.bytes_received = 0
     a.response_length = 0
     a.redirected = False
-    ctx.upstream_tries = [a]
+    ctx.upstream_tries = [a]                # (bytes_sent: request_sent's, below)
     # KeepalivePool.get (the connection on top is open: proxy_handler's test)
     uconn = stack.pop()
     pool.order[key[0]].pop(uconn, None)
@@ -147,7 +142,7 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     ex.uconn = uconn
     uconn.exchange = ex
     uconn.requests += 1
-    ex.state = SENDING
+    ex.state = SENDING                      # (CONNECTING -> SENDING: the table's first step)
     # Http1Wire.send_request, its first branch
     uconn.head_bytes = 0
     uconn.head_buf = b""
@@ -170,11 +165,9 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
         hw.pending.append((uconn.transport, data))
     else:
         hw.write(uconn.transport, data)
-    # request_sent
-    if READING not in TRANSITIONS[ex.state]:
-        ex._refused(READING)
+    # request_sent (SENDING -> READING: the table's next step)
     ex.state = READING
-    a.bytes_sent += n
+    a.bytes_sent = n
     t = ex.timeout = plan.read_timeout
     ex.deadline = loop.time() + t
     ex.timer = True
