@@ -41,7 +41,7 @@ def learn(ex, split: tuple, http10: bool) -> None:
     (ex.learn: its bytes, CRLF line ends only), with its split (headers passed on, slots) when
     nothing in it depends on the request: Plan.heads[head] = (status, reason, headers, length,
     HTTP/1.0?, size as headers_complete counts it, split). Only plain final responses with one
-    Content-Length: no Transfer-Encoding, Upgrade, Location, X-Accel-*, nor Refresh or
+    Content-Length, whose size fits proxy_buffer_size: no Transfer-Encoding, Upgrade, Location, X-Accel-*, nor Refresh or
     Set-Cookie when proxy_redirect or proxy_cookie_* could rewrite them."""
     head = ex.learn
     ex.learn = None
@@ -68,7 +68,11 @@ def learn(ex, split: tuple, http10: bool) -> None:
                 lname == b"refresh" and plan.redirects) or (
                 lname == b"set-cookie" and plan.cookies is not None):
             return
-    if length is None:
+    if length is None or size > ex.conf.proxy.buffer_size:
+        # a head whose size (headers_complete's count: about its length, a byte more per
+        # line without a space after the colon) is over proxy_buffer_size is parsed by llhttp
+        # every time, which tests the read and that size as before; a kept head fits, so
+        # Http1Wire.data takes it whatever the read's length (as it did for a short read)
         return
     heads = plan.heads
     if len(heads) >= _KNOWN_MAX:

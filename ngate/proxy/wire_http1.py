@@ -210,9 +210,8 @@ class Http1Wire:
                         ex.learn = head         # send_head may keep its parse (known_head.learn)
                     else:
                         ctx = ex.ctx
-                        if len(data) - end == known[3] and ctx.method != "HEAD" and (
-                                len(data) <= ex.conf.proxy.buffer_size
-                                or known[5] <= ex.conf.proxy.buffer_size):
+                        # (a kept head's size fits proxy_buffer_size: known_head.learn)
+                        if len(data) - end == known[3] and ctx.method != "HEAD":
                             if known[8] and ctx.status_override is None and ctx.http_minor == 1 \
                                     and ctx.cache is None and ex.filter is None \
                                     and not ex.chunked_out:       # known_response's first test
