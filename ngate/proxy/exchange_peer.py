@@ -74,7 +74,7 @@ class PeerSide(ExchangeBase):
                 return self.attach(pooled)
         self.reused = False
         self.arm(self.plan.connect_timeout)
-        self.connecting = Connect(self.loop, self._open(peer))
+        self.connecting = Connect(self.loop, self._open(peer, True))
 
     def _new_try(self, addr: str) -> Attempt:
         first = self.attempt is None
@@ -83,8 +83,21 @@ class PeerSide(ExchangeBase):
             self.started = a.start
         return a
 
-    async def _open(self, peer: UpstreamServer) -> None:
+    async def _open(self, peer: UpstreamServer, repool: bool = False) -> None:
+        """A new connection to `peer` for this try, attached. `repool` (connect() found the
+        pool empty): this first step runs from the loop after the rest of the turn
+        (upstream_conn.py Connect), and a connection to the peer that a response of that turn
+        freed meanwhile is taken, as connect() would have, instead of opening one (under load,
+        ~1 in 5 of those connects: bench/PROFILE.md, Session 11 (s11-proxied)). Not after a
+        pooled connection the peer had closed (exchange.py upstream_lost: a fresh one)."""
         loop = self.loop
+        if repool and self.pool_key is not None:
+            pooled = self.conn.runtime.pool.get(self.pool_key)
+            if pooled is not None:
+                self.connecting = None
+                self._cancel_timer()
+                self.reused = True
+                return self.attach(pooled)
         try:
             local = self.plan.bind and local_address(self.ctx, self.plan.bind)
             sock = local and await connect_bound(loop, peer, local)     # *_bind

@@ -94,3 +94,40 @@ def test_a_request_of_the_same_turn_takes_a_freed_connection_none_closes(tmp_pat
         assert [up.closed for _u, up in ups] == [True, False, False]
     finally:
         w.close()
+
+
+def test_a_request_that_found_no_idle_connection_takes_one_freed_in_its_turn(tmp_path):
+    """connect() found the pool empty: the new connection's first step runs after the rest of
+    the turn (proxy/exchange_peer.py _open), and takes a connection a response of that turn
+    freed meanwhile instead of opening one; with none freed, it opens one."""
+    w = Worker(str(tmp_path), CONF)
+    try:
+        opened = []
+
+        async def create_connection(factory, *args, **kwargs):
+            opened.append(args)
+            raise ConnectionRefusedError(111, "Connection refused")
+        w.loop.create_connection = create_connection
+        (u1, t1), = [w.pooled("backend")]
+        c1, d1 = w.client()
+        c1.data_received(REQUEST)               # takes u1
+        w.turn()
+        c2, d2 = w.client()
+        c2.data_received(REQUEST)               # the pool is empty: a connect
+        u1.data_received(RESPONSE)              # the same turn: u1 back in the pool
+        assert w.sent(d1).endswith(b"\r\n\r\nok\n")    # (w.sent ends the turn)
+        w.turn()
+        assert not opened
+        assert len(t1.written) == 2 and t1.written[1].startswith(b"GET / HTTP/1.1\r\n")
+        assert u1.exchange is not None and u1.exchange.reused
+        u1.data_received(RESPONSE)
+        assert w.sent(d2).endswith(b"\r\n\r\nok\n")
+        c3, d3 = w.client()
+        c3.data_received(REQUEST)               # takes u1 again
+        c4, d4 = w.client()
+        c4.data_received(REQUEST)               # none idle, none freed in the turn: opens
+        w.turn()
+        w.turn()
+        assert len(opened) >= 1 and opened[0] == ("127.0.0.1", 9)
+    finally:
+        w.close()
