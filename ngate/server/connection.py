@@ -217,6 +217,20 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         self.queue = None
         self._body_req = None
 
+    def can_hand_over(self) -> bool:
+        """server/plain_transport.py asks at a read after a response: the connection is idle
+        between requests (nothing in flight, queued, deferred or held), so it may go on in
+        uvloop's transport."""
+        return self.current is None and not self._in_head and not self.closing \
+            and not self.queue and self.held is None and self.rejected is None \
+            and self.transport.out is None and not self.write_paused
+
+    def transport_adopted(self, old, new) -> None:
+        """server/plain_transport.py's hand-over: uvloop's transport `new` replaces `old`."""
+        t = self.transport
+        if t is not None and t.transport is old:
+            t.transport = new
+
     # ------------------------------------------------------------ used by the HTTP core (ngate/http/)
 
     # A parsed request goes to the HTTP core: self.start_request(ctx, req) is http/driver.py's

@@ -1,0 +1,290 @@
+"""server/plain_transport.py on real loopback TCP connections under uvloop: the accept, reads and
+writes on the raw socket, write flow control, pause/resume of reading, close after the buffered
+bytes, abort, half-close (write_eof, reading on), EOF and reset from the peer, the accept error
+pause (nginx's 500 ms), and the hand-over of an idle connection to uvloop's transport with the
+protocol's bytes and references intact."""
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import time
+
+import pytest
+import uvloop
+
+from ngate.server import plain_transport
+from ngate.server.plain_transport import PlainServer, PlainTransport, Poller
+
+
+class Recorder(asyncio.Protocol):
+    idle = False        # can_hand_over's answer (only HandOver defines it)
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.events: list = []
+        self.lost = None
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.events.append("made")
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def eof_received(self):
+        self.events.append("eof")
+
+    def pause_writing(self) -> None:
+        self.events.append("pause")
+
+    def resume_writing(self) -> None:
+        self.events.append("resume")
+
+    def connection_lost(self, exc) -> None:
+        self.events.append("lost")
+        self.lost = exc
+
+
+class HandOver(Recorder):
+    def can_hand_over(self) -> bool:
+        return self.idle
+
+    def transport_adopted(self, old, new) -> None:
+        self.events.append("adopted")
+        assert self.transport is old
+        self.transport = new
+
+
+@pytest.fixture
+def loop():
+    lp = uvloop.new_event_loop()
+    asyncio.set_event_loop(lp)
+    yield lp
+    lp.close()
+    asyncio.set_event_loop(None)
+
+
+def run_until(loop, cond, timeout=3.0) -> None:
+    async def wait():
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > end:
+                raise AssertionError("timed out")
+            await asyncio.sleep(0.005)
+    loop.run_until_complete(wait())
+
+
+def serve(loop, protocol_cls=Recorder):
+    """-> (server, poller, protocols list, port)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    protocols = []
+
+    def factory():
+        p = protocol_cls()
+        protocols.append(p)
+        return p
+    poller = Poller(loop)
+    server = PlainServer(loop, listener, 16, factory, poller)
+    return server, poller, protocols, listener.getsockname()[1]
+
+
+def client(port, small=False) -> socket.socket:
+    c = socket.socket()
+    if small:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.connect(("127.0.0.1", port))
+    c.settimeout(3)
+    return c
+
+
+def test_read_write_close_and_extra_info(loop):
+    server, poller, protos, port = serve(loop)
+    c = client(port)
+    run_until(loop, lambda: protos)
+    p = protos[0]
+    assert p.events == ["made"] and isinstance(p.transport, PlainTransport)
+    assert p.transport.get_extra_info("peername") == c.getsockname()
+    assert p.transport.get_extra_info("sockname") == c.getpeername()
+    c.sendall(b"hello")
+    run_until(loop, lambda: p.data == b"hello")
+    p.transport.write(b"one ")
+    p.transport.write(memoryview(b"two"))       # a second write: TCP_NODELAY is set first
+    sock = p.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    p.transport.close()
+    assert p.transport.is_closing()
+    run_until(loop, lambda: "lost" in p.events)
+    assert p.lost is None
+    got = b""
+    while True:
+        chunk = c.recv(100)
+        if not chunk:
+            break
+        got += chunk
+    assert got == b"one two"
+    assert not poller.handlers
+    server.close()
+
+
+def test_write_flow_control_and_close_after_buffered_bytes(loop):
+    server, poller, protos, port = serve(loop)
+    c = client(port, small=True)
+    run_until(loop, lambda: protos)
+    p, t = protos[0], protos[0].transport
+    t.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    t.set_write_buffer_limits(high=64 * 1024)
+    assert t.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+    blob = bytes(range(256)) * 4096                # 1 MiB: more than the socket takes
+    t.write(blob)
+    assert t.get_write_buffer_size() > 64 * 1024 and p.events[-1] == "pause"
+    t.close()                                       # closes once the buffered bytes are out
+    got = bytearray()
+    c.setblocking(False)
+
+    def drain():
+        try:
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    return True
+                got.extend(chunk)
+        except BlockingIOError:
+            return False
+    run_until(loop, drain)
+    assert bytes(got) == blob
+    assert "resume" in p.events and p.events[-1] == "lost" and p.lost is None
+    server.close()
+
+
+def test_pause_resume_reading_and_peer_eof(loop):
+    server, poller, protos, port = serve(loop)
+    c = client(port)
+    run_until(loop, lambda: protos)
+    p, t = protos[0], protos[0].transport
+    t.pause_reading()
+    assert not t.is_reading()
+    c.sendall(b"held")
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert p.data == b""
+    t.resume_reading()
+    run_until(loop, lambda: p.data == b"held")
+    c.shutdown(socket.SHUT_WR)
+    run_until(loop, lambda: "lost" in p.events)
+    assert p.events == ["made", "eof", "lost"] and p.lost is None
+    server.close()
+
+
+def test_half_close_keeps_reading(loop):
+    server, poller, protos, port = serve(loop)
+    c = client(port)
+    run_until(loop, lambda: protos)
+    p, t = protos[0], protos[0].transport
+    t.write(b"bye")
+    t.write_eof()
+    assert c.recv(10) == b"bye" and c.recv(10) == b""      # the client sees the end at once
+    assert not t.is_closing()
+    t.write(b"dropped")                                     # nothing after write_eof
+    c.sendall(b"late")                                      # lingering: still read
+    run_until(loop, lambda: p.data == b"late")
+    c.close()
+    run_until(loop, lambda: "lost" in p.events)
+    server.close()
+
+
+def test_reset_by_peer_and_abort(loop):
+    server, poller, protos, port = serve(loop)
+    c = client(port)
+    c2 = client(port)
+    run_until(loop, lambda: len(protos) == 2)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    c.close()                                               # RST
+    p = next(x for x in protos if x.transport.get_extra_info("peername")[1] != c2.getsockname()[1])
+    run_until(loop, lambda: "lost" in p.events)
+    assert isinstance(p.lost, ConnectionResetError)
+    q = next(x for x in protos if x is not p)
+    q.transport.write(b"x" * 10)
+    q.transport.abort()
+    run_until(loop, lambda: "lost" in q.events)
+    assert q.lost is None
+    server.close()
+
+
+def test_accept_error_pauses_accepting(loop, monkeypatch):
+    alerts = []
+    monkeypatch.setattr(plain_transport.error_log, "alert", alerts.append)
+    listener = socket.create_server(("127.0.0.1", 0))
+    poller = Poller(loop)
+    protos = []
+
+    class Failing:
+        calls = 0
+
+        def __init__(self, sock) -> None:
+            self.sock = sock
+
+        def accept(self):
+            Failing.calls += 1
+            if Failing.calls == 1:
+                raise OSError(errno.EMFILE, "Too many open files")
+            return self.sock.accept()
+
+        def __getattr__(self, name):
+            return getattr(self.sock, name)
+    server = PlainServer(loop, Failing(listener), 16, lambda: protos.append(Recorder())
+                         or protos[-1], poller)
+    client(listener.getsockname()[1])
+    run_until(loop, lambda: alerts)
+    assert alerts == ["accept() failed (24: Too many open files)"]
+    started = time.monotonic()
+    run_until(loop, lambda: protos)
+    assert time.monotonic() - started > 0.3            # accepting again after 500 ms
+    server.close()
+
+
+def test_hand_over_to_uvloop(loop):
+    server, poller, protos, port = serve(loop, HandOver)
+    c = client(port)
+    run_until(loop, lambda: protos)
+    p = protos[0]
+    plain = p.transport
+    c.sendall(b"first")
+    run_until(loop, lambda: p.data == b"first")
+    plain.write(b"answer")
+    assert c.recv(10) == b"answer"
+    p.idle = True
+    c.sendall(b"second")                            # the read after a response: handed over
+    run_until(loop, lambda: p.data == b"firstsecond")
+    assert "adopted" in p.events and p.transport is not plain
+    assert not poller.handlers
+    assert plain.get_extra_info("peername") == c.getsockname()
+    p.transport.write(b"again")
+    assert c.recv(10) == b"again"
+    c.close()
+    run_until(loop, lambda: "lost" in p.events)
+    server.close()
+
+
+def test_close_while_handing_over(loop):
+    server, poller, protos, port = serve(loop, HandOver)
+    c = client(port)
+    run_until(loop, lambda: protos)
+    p = protos[0]
+    plain = p.transport
+    plain.write(b"answer")
+    p.idle = True
+    c.sendall(b"next")
+    run_until(loop, lambda: plain._state != plain_transport._OPEN)
+    plain.write(b"last")                            # kept for uvloop's transport, then closed
+    plain.close()
+    run_until(loop, lambda: "lost" in p.events)
+    assert c.recv(20) == b"answerlast" and c.recv(10) == b""
+    server.close()
+
+
+def test_server_close_stops_accepting(loop):
+    server, poller, protos, port = serve(loop)
+    server.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
