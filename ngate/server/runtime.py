@@ -18,6 +18,7 @@ from ngate.observability import stub_status
 from ngate.routing.servers import ServerSelector
 from ngate.server.clock import Deadlines
 from ngate.server.connection import HttpConnection, head_table, line_table, name_table
+from ngate.server.plain_transport import PlainServer, Poller
 from ngate.server.proxy_protocol import ProxyProtocolAcceptor
 from ngate.server.tls import TlsAcceptor, listen_http2, speaks_http2
 from ngate.server.tls_transport import TlsServer
@@ -93,6 +94,7 @@ class WorkerRuntime:
         self.deadlines = Deadlines(loop)
         self.pool = KeepalivePool(self.deadlines)
         self.client_writes = TurnWrites(loop)     # HTTP/1.x responses, at the turn's end
+        self.poller = None              # server/plain_transport.py's epoll set (start())
         self.draining = False
         self.servers: list = []
         self._counter = 0
@@ -115,6 +117,9 @@ class WorkerRuntime:
         # cycles they form are broken explicitly). Worth ~25% of the Python per-request cost.
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
+        # the worker's own epoll set: plain listeners' connections, upstream connects
+        # (server/plain_transport.py, upstream/connect.py)
+        self.poller = Poller(loop)
         for key, socks in self.sockets.items():
             ls = self.listens.get(key)
             if ls is None:
@@ -135,6 +140,12 @@ class WorkerRuntime:
                 factory = partial(proto, self, ls)
             # uvloop listens again on the socket: with the listen's backlog, not its default
             for sock in socks if isinstance(socks, (list, tuple)) else (socks,):
+                if proto is HttpConnection and not ls.proxy_protocol \
+                        and sock.family != socket.AF_UNIX:
+                    # the worker's own accept: a connection's first request on the raw
+                    # socket (server/plain_transport.py)
+                    self.servers.append(PlainServer(loop, sock, backlog, factory, self.poller))
+                    continue
                 if sock.family == socket.AF_UNIX:
                     srv = await loop.create_unix_server(factory, sock=sock, backlog=backlog)
                 else:
