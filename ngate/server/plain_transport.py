@@ -10,11 +10,13 @@ and writes the socket in Python, as nginx does: accept4, one epoll_ctl ADD to th
 epoll set (Poller), the reads and writes, close (the kernel drops the fd from the set).
 
 A Python transport costs more than uvloop's C one for each read and write, so a connection that
-stays (keep-alive) is handed to uvloop once its first request is answered: at its next read
-event, when its protocol says it is idle (`can_hand_over()`: no request in flight, nothing
-deferred or buffered), the fd leaves the Poller and loop.connect_accepted_socket makes uvloop's
-transport from the socket; the unread bytes of the next request stay in the kernel for uvloop
-to read. An Upgrade tunnel stays on the plain transport.
+stays (keep-alive) is handed to uvloop once its first request is answered: at its next read,
+when its protocol said it was idle (`can_hand_over()`: no request in flight, nothing deferred
+or buffered), the bytes read are passed on, then the fd leaves the Poller and
+loop.connect_accepted_socket makes uvloop's transport from the socket (an EOF instead closes
+the connection here). What the protocol writes or asks meanwhile is kept and replayed on
+uvloop's transport once it is made (the `handing` state). An Upgrade tunnel stays on the plain
+transport.
 
 The accepted socket stays in blocking mode (no FIONBIO ioctl): every recv and send passes
 MSG_DONTWAIT; uvloop's uv_tcp_open makes it non-blocking at the hand-over. TCP_NODELAY (which
@@ -157,10 +159,10 @@ class PlainTransport(asyncio.Transport):
             self._poller.remove(self._fd)
 
     def _read_ready(self) -> None:
-        if self._writes and self._offer and self._out is None and self._eof == 0:
-            # a response went out: the next request may go to uvloop's transport
-            if self._protocol.can_hand_over():
-                return self.hand_over()
+        # after a response, bytes for an idle protocol (a next request): once they are
+        # passed on, the connection goes to uvloop's transport (an EOF closes it here)
+        idle = self._writes and self._offer and self._out is None and self._eof == 0 \
+            and self._protocol.can_hand_over()
         try:
             data = self._sock.recv(_READ, _DONTWAIT)
         except _Blocking:
@@ -175,7 +177,9 @@ class PlainTransport(asyncio.Transport):
             self._loop.call_exception_handler({
                 "message": "Fatal error: protocol.data_received() call failed.",
                 "exception": exc, "transport": self, "protocol": self._protocol})
-            self.abort()
+            return self.abort()
+        if idle:
+            self.hand_over()
 
     def _eof_received(self) -> None:
         self._reading = False
@@ -518,6 +522,7 @@ class PlainServer:
     stop). An accept error other than a connection aborted in the queue is nginx's:
     "accept() failed" and no accepting for 500 ms (EMFILE, ENFILE, ENOBUFS)."""
     __slots__ = ("_loop", "_sock", "_fd", "_factory", "_poller", "_timer")
+    BATCH = 64                      # connections accepted per readiness event
 
     def __init__(self, loop, sock, backlog: int, factory, poller: Poller) -> None:
         self._loop = loop
@@ -531,28 +536,39 @@ class PlainServer:
         loop.add_reader(self._fd, self._accept)
 
     def _accept(self) -> None:
-        """One connection per readiness event, as nginx's default (multi_accept off): the
-        loop's other events (a queued connection's EOF) come between two accepts, and no accept
-        ends in EAGAIN while connections are queued."""
+        """Accept what is queued (up to BATCH); the connections start from the loop, after
+        the other events of this turn (as uvloop's connection_made): a connection whose EOF
+        arrived meanwhile is gone before the new ones count against worker_connections."""
+        accept = self._sock.accept
+        batch = []
+        for _ in range(self.BATCH):
+            try:
+                batch.append(accept())
+            except _Blocking:
+                break
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                error_log.alert(f"accept() failed ({exc.errno}: {exc.strerror})")
+                loop = self._loop
+                loop.remove_reader(self._fd)
+                self._timer = loop.call_later(0.5, self._resume)
+                break
+        if batch:
+            self._loop.call_soon(self._start, batch)
+
+    def _start(self, batch: list) -> None:
         loop = self._loop
-        try:
-            conn, peer = self._sock.accept()
-        except _Blocking:
-            return
-        except ConnectionAbortedError:
-            return
-        except OSError as exc:
-            error_log.alert(f"accept() failed ({exc.errno}: {exc.strerror})")
-            loop.remove_reader(self._fd)
-            self._timer = loop.call_later(0.5, self._resume)
-            return
-        t = PlainTransport(loop, self._poller, conn, peer)
-        try:
-            t.start(self._factory())
-        except Exception as exc:
-            loop.call_exception_handler({"message": "accepting a connection failed",
-                                         "exception": exc})
-            t.abort()
+        poller = self._poller
+        factory = self._factory
+        for conn, peer in batch:
+            t = PlainTransport(loop, poller, conn, peer)
+            try:
+                t.start(factory())
+            except Exception as exc:
+                loop.call_exception_handler({"message": "accepting a connection failed",
+                                             "exception": exc})
+                t.abort()
 
     def _resume(self) -> None:
         self._timer = None

@@ -276,6 +276,7 @@ def test_close_while_handing_over(loop):
     p.idle = True
     c.sendall(b"next")
     run_until(loop, lambda: plain._state != plain_transport._OPEN)
+    assert p.data == b"next"
     plain.write(b"last")                            # kept for uvloop's transport, then closed
     plain.close()
     run_until(loop, lambda: "lost" in p.events)
