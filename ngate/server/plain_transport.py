@@ -135,9 +135,10 @@ class PlainTransport(asyncio.Transport):
 
     def start_connected(self, protocol) -> None:
         """The same for a socket connected by upstream/connect.py PlainConnect, which watched
-        it for writability: reading from now on."""
+        it for writability: reading from now on (an upstream connection stays on this
+        transport: upstream/connect.py says why)."""
         self._protocol = protocol
-        self._offer = hasattr(protocol, "can_hand_over")
+        self._offer = False
         self._poller.handlers[self._fd] = self
         self._events = _OUT
         self._watch(_IN)
@@ -249,8 +250,8 @@ class PlainTransport(asyncio.Transport):
         sock = self._sock
         writes = self._writes
         if writes < 2:
-            if writes:                  # a second write: no Nagle wait behind the first
-                try:
+            if writes:
+                try:                    # a second write: no Nagle wait behind the first
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 except OSError:
                     pass

@@ -289,3 +289,62 @@ def test_server_close_stops_accepting(loop):
     server.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+# ---------------------------------------------------------------- upstream/connect.py PlainConnect
+
+class FakeExchange:
+    def __init__(self) -> None:
+        self.got = []
+
+    def connected(self, proto) -> None:
+        self.got.append(("connected", proto))
+
+    def connect_error(self, exc) -> None:
+        self.got.append(("error", exc))
+
+
+class Peer:
+    def __init__(self, port, host="127.0.0.1") -> None:
+        self.host, self.port, self.unix = host, port, None
+
+
+def test_plain_connect_made_refused_and_cancelled(loop):
+    from ngate.proxy.upstream_conn import UpstreamConnection
+    from ngate.upstream.connect import PlainConnect
+    poller = Poller(loop)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    ex = FakeExchange()
+    PlainConnect(ex, Peer(port), poller)
+    run_until(loop, lambda: ex.got)
+    kind, proto = ex.got[0]
+    assert kind == "connected" and isinstance(proto, UpstreamConnection)
+    t = proto.transport
+    assert isinstance(t, PlainTransport) and t.get_extra_info("peername") == ("127.0.0.1", port)
+    server_side, _ = listener.accept()
+    t.write(b"GET / HTTP/1.1\r\n\r\n")
+    assert server_side.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
+    t.close()
+    # refused: the errno nginx logs ("connect() failed (111: Connection refused)")
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    dead = free.getsockname()[1]
+    free.close()
+    ex2 = FakeExchange()
+    PlainConnect(ex2, Peer(dead), poller)
+    run_until(loop, lambda: ex2.got)
+    kind, exc = ex2.got[0]
+    assert kind == "error" and exc.errno == errno.ECONNREFUSED
+    assert exc.strerror == "Connection refused"
+    # cancelled before it began, and while connecting: nothing told, no socket left watched
+    ex3 = FakeExchange()
+    PlainConnect(ex3, Peer(port), poller).cancel()
+    ex4 = FakeExchange()
+    c4 = PlainConnect(ex4, Peer(port), poller)
+    c4._connect()                   # (what the loop runs next: the socket is connecting)
+    assert c4.sock is not None and poller.handlers
+    c4.cancel()
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert ex3.got == [] and ex4.got == [] and not poller.handlers
+    listener.close()

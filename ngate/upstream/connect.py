@@ -1,0 +1,101 @@
+"""A plain TCP connection to an upstream peer, made on the raw socket as nginx makes it.
+
+uvloop's create_connection costs, per connection: a coroutine and its futures (driven by
+proxy/upstream_conn.py Connect), a TCPTransport whose setup calls setsockopt(TCP_NODELAY),
+getsockname and getpeername, a call_soon handle for connection_made and an epoll_ctl DEL at the
+close. PlainConnect makes the socket non-blocking from the start (SOCK_NONBLOCK: no FIONBIO
+ioctl), connects, waits for writability in the worker's epoll set (server/plain_transport.py
+Poller), reads the connect's result (SO_ERROR, as nginx's ngx_http_upstream_test_connect) and
+hands the socket to a PlainTransport with an UpstreamConnection on it: socket, connect,
+epoll_ctl ADD, getsockopt, epoll_ctl MOD (reading from now on), then the exchange's reads and
+writes, close.
+
+The connection keeps the plain transport for its whole life, pooled or not: handing a pooled
+connection to uvloop (loop.connect_accepted_socket at its second request) cost more than it
+saved, since the pool turns over under load (bench/PROFILE.md, Session 11 (s11-connsetup):
+h1cpu keep-alive +7%, close +9%), while the plain transport's reads and writes cost what
+uvloop's do there (keep-alive within 1%).
+
+The connect itself runs from the loop (call_soon), not inside the exchange's turn: measured,
+the same connect in the caller's turn cost ~3% more live CPU (as s10-fastcgi's, Session 10).
+
+States of a PlainConnect: scheduled -> connecting (registered for EPOLLOUT) -> done (the
+exchange has its connection: `connected(proto)`, or the error: `connect_error(exc)`, which
+tries the next peer), or cancelled (proxy_connect_timeout, the request ended: the socket, if
+any, is closed; `exchange` None).
+
+Used for TCP peers without proxy_bind and TLS, when the worker has a Poller (the live worker
+always does; the in-process benches use uvloop's way).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+from ngate.proxy.upstream_conn import UpstreamConnection
+from ngate.server.plain_transport import _OUT, PlainTransport
+
+_NONBLOCK_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+_INPROGRESS = (errno.EINPROGRESS, 0)
+
+
+class PlainConnect:
+    """One connect of `exchange` (proxy/exchange_peer.py PeerSide) to `peer`; cancel() stops
+    it (module docstring)."""
+    __slots__ = ("exchange", "peer", "sock", "poller")
+
+    def __init__(self, exchange, peer, poller) -> None:
+        self.exchange = exchange
+        self.peer = peer
+        self.poller = poller
+        self.sock = None
+        poller.loop.call_soon(self._connect)
+
+    def _connect(self) -> None:
+        if self.exchange is None:
+            return                      # cancelled before it began
+        peer = self.peer
+        host = peer.host
+        sock = self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                         _NONBLOCK_STREAM)
+        err = sock.connect_ex((host, peer.port))
+        if err in _INPROGRESS:
+            self.poller.add(sock.fileno(), self, _OUT)
+        else:       # refused at once
+            self._failed(err)
+
+    def _event(self, ev: int) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            return self._failed(err)
+        self.sock = None
+        peer = self.peer
+        proto = UpstreamConnection(peer)
+        PlainTransport(self.poller.loop, self.poller, sock, (peer.host, peer.port)) \
+            .start_connected(proto)
+        exchange = self.exchange
+        self.exchange = None
+        exchange.connected(proto)
+
+    def _failed(self, err: int) -> None:
+        sock = self.sock
+        if sock is None:
+            return                      # cancelled meanwhile
+        self.sock = None
+        self.poller.handlers.pop(sock.fileno(), None)
+        sock.close()
+        exchange = self.exchange
+        self.exchange = None
+        exchange.connect_error(OSError(err, os.strerror(err)))
+
+    def cancel(self) -> None:
+        self.exchange = None
+        sock = self.sock
+        if sock is not None:
+            self.sock = None
+            self.poller.handlers.pop(sock.fileno(), None)
+            sock.close()                # (the kernel drops it from the epoll set)
