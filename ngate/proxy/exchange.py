@@ -35,7 +35,6 @@ from ngate.proxy.exchange_request import RequestSide, log_spooled
 from ngate.proxy.exchange_state import (BEFORE_HEAD, CONNECTING, DONE, PASSTHROUGH, SENDING,
                                         STREAMING, SWITCHING, TRANSITIONS, TUNNEL)
 from ngate.proxy.tunnel import start_tunnel
-from ngate.proxy.upstream_conn import Connect
 from ngate.server import flow
 from ngate.upstream.balancer import report_success
 from ngate.upstream.failure import Phase, UpstreamError, closed, timed_out
@@ -105,7 +104,7 @@ class UpstreamExchange(RequestSide):
                 self.body_open = False
                 self._to(CONNECTING)
                 self.arm(self.plan.connect_timeout)
-                self.connecting = Connect(self.loop, self._open(self.peer))
+                self.connecting = self.start_connect(self.peer)
                 return
             return self.next_peer(closed(Phase.HEADER, exc))
         if st is STREAMING:

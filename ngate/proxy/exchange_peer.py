@@ -20,6 +20,7 @@ from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamCo
 from ngate.server import flow
 from ngate.upstream import attempts, retry
 from ngate.upstream.attempts import Attempt, new_attempt
+from ngate.upstream.connect import PlainConnect
 from ngate.upstream.balancer import balancer_for, release, report_failure
 from ngate.upstream.failure import Failure, Phase, UpstreamError, connect_failed
 from ngate.upstream.tls import handshake_error, open_tls
@@ -74,7 +75,34 @@ class PeerSide(ExchangeBase):
                 return self.attach(pooled)
         self.reused = False
         self.arm(self.plan.connect_timeout)
-        self.connecting = Connect(self.loop, self._open(peer, True))
+        self.connecting = self.start_connect(peer, True)
+
+    def start_connect(self, peer: UpstreamServer, repool: bool = False):
+        """A new connection to `peer`: a plain TCP one on the raw socket (upstream/connect.py),
+        any other (TLS, *_bind, a unix socket) through uvloop (_open). `repool`: take_freed
+        first."""
+        poller = self.conn.runtime.poller
+        if poller is not None and self.tls is None and not peer.unix and not self.plan.bind:
+            return PlainConnect(self, peer, poller, repool)
+        return Connect(self.loop, self._open(peer, repool))
+
+    def take_freed(self) -> bool:
+        """A new connection's first step when connect() found the pool empty (`repool`): it
+        runs from the loop after the rest of the turn (upstream_conn.py Connect, upstream/
+        connect.py PlainConnect), and a connection to the peer that a response of that turn
+        freed meanwhile is taken, as connect() would have, instead of opening one (under load,
+        ~1 in 5 of those connects: bench/PROFILE.md, Session 11 (s11-proxied)). Not after a
+        pooled connection the peer had closed (exchange.py upstream_lost: a fresh one)."""
+        if self.pool_key is None:
+            return False
+        pooled = self.conn.runtime.pool.get(self.pool_key)
+        if pooled is None:
+            return False
+        self.connecting = None
+        self._cancel_timer()
+        self.reused = True
+        self.attach(pooled)
+        return True
 
     def _new_try(self, addr: str) -> Attempt:
         first = self.attempt is None
@@ -84,20 +112,11 @@ class PeerSide(ExchangeBase):
         return a
 
     async def _open(self, peer: UpstreamServer, repool: bool = False) -> None:
-        """A new connection to `peer` for this try, attached. `repool` (connect() found the
-        pool empty): this first step runs from the loop after the rest of the turn
-        (upstream_conn.py Connect), and a connection to the peer that a response of that turn
-        freed meanwhile is taken, as connect() would have, instead of opening one (under load,
-        ~1 in 5 of those connects: bench/PROFILE.md, Session 11 (s11-proxied)). Not after a
-        pooled connection the peer had closed (exchange.py upstream_lost: a fresh one)."""
+        """A new connection to `peer` for this try, attached (uvloop's way). `repool`:
+        take_freed first."""
         loop = self.loop
-        if repool and self.pool_key is not None:
-            pooled = self.conn.runtime.pool.get(self.pool_key)
-            if pooled is not None:
-                self.connecting = None
-                self._cancel_timer()
-                self.reused = True
-                return self.attach(pooled)
+        if repool and self.take_freed():
+            return
         try:
             local = self.plan.bind and local_address(self.ctx, self.plan.bind)
             sock = local and await connect_bound(loop, peer, local)     # *_bind
@@ -121,16 +140,24 @@ class PeerSide(ExchangeBase):
             return self.next_peer(UpstreamError(Failure.TLS_FAILED, Phase.CONNECT,
                                                 handshake_error(exc)))
         except OSError as exc:
-            self.connecting = None
-            return self.next_peer(connect_failed(exc))
+            return self.connect_error(exc)
         except asyncio.CancelledError:
             return
+        self.connected(proto)
+
+    def connected(self, proto) -> None:
+        """The try's new connection is made (_open, upstream/connect.py PlainConnect)."""
         self.connecting = None
         if self.state is DONE:
             proto.close()
             return
         self._cancel_timer()
         self.attach(proto)
+
+    def connect_error(self, exc: OSError) -> None:
+        """The try's connect failed: the next peer, as proxy_next_upstream says."""
+        self.connecting = None
+        self.next_peer(connect_failed(exc))
 
     def bind_failed(self, exc) -> None:
         """*_bind could not bind: nginx logs [crit] and answers 500 (no next upstream)."""

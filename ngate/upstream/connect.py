@@ -43,18 +43,23 @@ _INPROGRESS = (errno.EINPROGRESS, 0)
 class PlainConnect:
     """One connect of `exchange` (proxy/exchange_peer.py PeerSide) to `peer`; cancel() stops
     it (module docstring)."""
-    __slots__ = ("exchange", "peer", "sock", "poller")
+    __slots__ = ("exchange", "peer", "sock", "poller", "repool")
 
-    def __init__(self, exchange, peer, poller) -> None:
+    def __init__(self, exchange, peer, poller, repool: bool = False) -> None:
         self.exchange = exchange
         self.peer = peer
         self.poller = poller
         self.sock = None
+        self.repool = repool            # exchange.take_freed() first (exchange_peer.py)
         poller.loop.call_soon(self._connect)
 
     def _connect(self) -> None:
-        if self.exchange is None:
+        exchange = self.exchange
+        if exchange is None:
             return                      # cancelled before it began
+        if self.repool and exchange.take_freed():
+            self.exchange = None
+            return
         peer = self.peer
         host = peer.host
         sock = self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
