@@ -85,6 +85,24 @@ class Side(FrameScanner):
     def eof_received(self):
         return False
 
+    def can_hand_over(self) -> bool:
+        """server/plain_transport.py: a tunnel's transport made on the raw socket (a new client
+        connection, a plain upstream connect) goes to uvloop's transport at its first read:
+        a tunnel that carries messages costs less there (bench/PROFILE.md, Session 11
+        (s11-connsetup))."""
+        return not self.tunnel.closed
+
+    def transport_adopted(self, old, new) -> None:
+        """The hand-over's swap: `new` (uvloop's) replaces `old` wherever the tunnel holds it."""
+        t = self.tunnel
+        if t.client is old:
+            t.client = new
+        if t.upstream is old:
+            t.upstream = new
+        other = t.other(self)
+        if other.peer is old:
+            other.peer = new
+
     def connection_lost(self, exc) -> None:
         t = self.tunnel
         if not t.closed:    # (the second side's loss, after close() closed both: nothing)
