@@ -10,7 +10,9 @@ is shared: the paired order and the medians of many short runs are what make two
 figures comparable (bench/PROFILE.md, Session 10 (s10-connsetup)).
 
 Loads: close = wrk -t1 -c50 with `Connection: close` (http_close), keepalive = wrk -t1 -c50
-(http_keepalive), ws = bench/wsload.py handshake --conns 50 (ws_handshake).
+(http_keepalive), ws = bench/wsload.py handshake --conns 50 (ws_handshake), wsecho =
+bench/wsload.py echo --conns 50 (ws_roundtrip: 64-byte messages through 50 open tunnels; the
+figure is per message).
 """
 from __future__ import annotations
 
@@ -75,10 +77,11 @@ def _load(kind: str, port: int, seconds: float) -> int:
             cmd += ["-H", "Connection: close"]
         out = subprocess.run(LOAD_CPU + cmd + [url], capture_output=True, text=True).stdout
         return int(re.search(r"(\d+) requests in", out).group(1))
-    out = subprocess.run(LOAD_CPU + [sys.executable, "-m", "bench.wsload", "handshake", "--port",
+    mode, key = ("echo", "messages") if kind == "wsecho" else ("handshake", "handshakes")
+    out = subprocess.run(LOAD_CPU + [sys.executable, "-m", "bench.wsload", mode, "--port",
                                      str(port), "--duration", f"{seconds:g}", "--conns", "50"],
                          capture_output=True, text=True, cwd=ROOT).stdout
-    return json.loads(out.strip().splitlines()[-1])["handshakes"]
+    return json.loads(out.strip().splitlines()[-1])[key]
 
 
 def main() -> None:

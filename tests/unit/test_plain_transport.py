@@ -348,3 +348,20 @@ def test_plain_connect_made_refused_and_cancelled(loop):
     loop.run_until_complete(asyncio.sleep(0.05))
     assert ex3.got == [] and ex4.got == [] and not poller.handlers
     listener.close()
+
+
+def test_tunnel_side_hand_over_swaps_the_tunnels_references():
+    """proxy/tunnel.py Side: a tunnel's transport handed to uvloop is replaced where the tunnel
+    holds it (its own end, and the other side's peer that writes into it)."""
+    from ngate.proxy.tunnel import Side, Tunnel
+    t = object.__new__(Tunnel)
+    old_client, old_upstream, new = object(), object(), object()
+    t.client, t.upstream, t.closed = old_client, old_upstream, False
+    t.from_client = Side(t, old_upstream, True)         # reads the client, writes upstream
+    t.from_upstream = Side(t, old_client, False)
+    assert t.from_client.can_hand_over()
+    t.from_client.transport_adopted(old_client, new)
+    assert t.client is new and t.from_upstream.peer is new
+    assert t.upstream is old_upstream and t.from_client.peer is old_upstream
+    t.closed = True
+    assert not t.from_upstream.can_hand_over()
