@@ -50,6 +50,7 @@ _DONTWAIT = socket.MSG_DONTWAIT
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 _ERR = select.EPOLLERR | select.EPOLLHUP
+_IN_ERR = _IN | _ERR
 _READ = 262144                  # bytes per recv (uvloop's read buffer)
 _HIGH = 64 * 1024               # uvloop's default write buffer limits
 _LOW = _HIGH // 4
@@ -152,7 +153,8 @@ class PlainTransport(asyncio.Transport):
             if self._sock is None:
                 return
         if self._reading:
-            self._read_ready()
+            if ev & _IN_ERR:            # (not for a writability event alone: no EAGAIN read)
+                self._read_ready()
         elif ev & _ERR and self._out is None:
             # hung up while not reading: out of the set (no spinning on it); a write or
             # resume_reading finds out
@@ -240,9 +242,9 @@ class PlainTransport(asyncio.Transport):
         if out is not None:
             out += data
             self._size = len(out)
-            if self._size > self._high and not self._paused:
-                self._pause_protocol()
-            return
+            if self._size > self._high and not self._paused and self._state is _OPEN:
+                self._pause_protocol()  # (while handing over: uvloop's flow control, once
+            return                      # it has the bytes)
         if self._state is _HANDING:     # kept for uvloop's transport
             self._out = bytearray(data)
             self._size = len(data)

@@ -152,8 +152,9 @@ class _Worker:
     async def _drain(self) -> None:
         rt = self.runtime
         rt.stop_accepting()
-        # uvloop runs connection_made with call_soon: a connection accepted just before the
-        # listeners closed is not among rt.connections yet; let it register (and be served)
+        # uvloop (and server/plain_transport.py's PlainServer) run connection_made with
+        # call_soon: a connection accepted just before the listeners closed is not among
+        # rt.connections yet; let it register (and be served)
         await asyncio.sleep(0)
         error_log.notice("exiting")
         rt.close_idle()
