@@ -18,8 +18,11 @@ the connection here). What the protocol writes or asks meanwhile is kept and rep
 uvloop's transport once it is made (the `handing` state). An Upgrade tunnel stays on the plain
 transport.
 
-The accepted socket stays in blocking mode (no FIONBIO ioctl): every recv and send passes
-MSG_DONTWAIT; uvloop's uv_tcp_open makes it non-blocking at the hand-over. TCP_NODELAY (which
+Sockets are the C type (_socket.socket, made from accept's fd), not socket.socket: its Python
+__init__, enum conversions and close() cost frames per connection (a socket.socket is made at
+a hand-over, which uvloop needs). The accepted socket stays in blocking mode (no FIONBIO
+ioctl): every recv and send passes MSG_DONTWAIT; uvloop's uv_tcp_open makes it non-blocking at
+the hand-over. TCP_NODELAY (which
 uvloop sets on every connection, and nginx when a connection goes keep-alive or tunnels) is set
 before a connection's second write: its first write never waits for Nagle (nothing is in
 flight before it).
@@ -55,6 +58,8 @@ _READ = 262144                  # bytes per recv (uvloop's read buffer)
 _HIGH = 64 * 1024               # uvloop's default write buffer limits
 _LOW = _HIGH // 4
 _Blocking = (BlockingIOError, InterruptedError)
+_Socket = socket._socket.socket     # the C socket: socket.socket's Python __init__, its enum
+_STREAM = int(socket.SOCK_STREAM)   # properties and its close() are frames per connection
 _OPEN, _HANDING, _ADOPTED = 0, 1, 2
 
 
@@ -424,7 +429,9 @@ class PlainTransport(asyncio.Transport):
         self._events = None
         self._poller.remove(self._fd)
         loop = self._loop
-        task = loop.create_task(loop.connect_accepted_socket(self._adopt, self._sock))
+        c = self._sock              # uvloop wants socket.socket's class (it detaches it at the
+        sock = self._sock = socket.socket(c.family, c.type, c.proto, c.detach())   # close)
+        task = loop.create_task(loop.connect_accepted_socket(self._adopt, sock))
         task.add_done_callback(self._hand_over_done)
 
     def _adopt(self) -> "_Adopt":
@@ -524,7 +531,7 @@ class PlainServer:
     copy of the listening socket (as uvloop's server does, and nginx's worker on a graceful
     stop). An accept error other than a connection aborted in the queue is nginx's:
     "accept() failed" and no accepting for 500 ms (EMFILE, ENFILE, ENOBUFS)."""
-    __slots__ = ("_loop", "_sock", "_fd", "_factory", "_poller", "_timer")
+    __slots__ = ("_loop", "_sock", "_fd", "_factory", "_poller", "_timer", "_family")
     BATCH = 64                      # connections accepted per readiness event
 
     def __init__(self, loop, sock, backlog: int, factory, poller: Poller) -> None:
@@ -533,6 +540,7 @@ class PlainServer:
         self._factory = factory
         self._poller = poller
         self._timer = None
+        self._family = int(sock.family)
         sock.listen(backlog)
         sock.setblocking(False)
         self._fd = sock.fileno()
@@ -542,7 +550,7 @@ class PlainServer:
         """Accept what is queued (up to BATCH); the connections start from the loop, after
         the other events of this turn (as uvloop's connection_made): a connection whose EOF
         arrived meanwhile is gone before the new ones count against worker_connections."""
-        accept = self._sock.accept
+        accept = self._sock._accept
         batch = []
         for _ in range(self.BATCH):
             try:
@@ -564,8 +572,9 @@ class PlainServer:
         loop = self._loop
         poller = self._poller
         factory = self._factory
-        for conn, peer in batch:
-            t = PlainTransport(loop, poller, conn, peer)
+        family = self._family
+        for fd, peer in batch:
+            t = PlainTransport(loop, poller, _Socket(family, _STREAM, 0, fd), peer)
             try:
                 t.start(factory())
             except Exception as exc:

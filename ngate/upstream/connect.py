@@ -34,9 +34,10 @@ import os
 import socket
 
 from ngate.proxy.upstream_conn import UpstreamConnection
-from ngate.server.plain_transport import _OUT, PlainTransport
+from ngate.server.plain_transport import _OUT, PlainTransport, _Socket
 
-_NONBLOCK_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+_NONBLOCK_STREAM = int(socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+_INET, _INET6 = int(socket.AF_INET), int(socket.AF_INET6)
 _INPROGRESS = (errno.EINPROGRESS, 0)
 
 
@@ -62,8 +63,7 @@ class PlainConnect:
             return
         peer = self.peer
         host = peer.host
-        sock = self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                                         _NONBLOCK_STREAM)
+        sock = self.sock = _Socket(_INET6 if ":" in host else _INET, _NONBLOCK_STREAM)
         err = sock.connect_ex((host, peer.port))
         if err in _INPROGRESS:
             self.poller.add(sock.fileno(), self, _OUT)

@@ -224,11 +224,11 @@ def test_accept_error_pauses_accepting(loop, monkeypatch):
         def __init__(self, sock) -> None:
             self.sock = sock
 
-        def accept(self):
+        def _accept(self):
             Failing.calls += 1
             if Failing.calls == 1:
                 raise OSError(errno.EMFILE, "Too many open files")
-            return self.sock.accept()
+            return self.sock._accept()
 
         def __getattr__(self, name):
             return getattr(self.sock, name)
