@@ -15,17 +15,17 @@ when its protocol said it was idle (`can_hand_over()`: no request in flight, not
 or buffered), the bytes read are passed on, then the fd leaves the Poller and
 loop.connect_accepted_socket makes uvloop's transport from the socket (an EOF instead closes
 the connection here). What the protocol writes or asks meanwhile is kept and replayed on
-uvloop's transport once it is made (the `handing` state). An Upgrade tunnel stays on the plain
-transport.
+uvloop's transport once it is made (the `handing` state). An Upgrade tunnel's sides do the
+same at their first read (proxy/tunnel.py Side.can_hand_over); an upstream connection
+(upstream/connect.py) keeps this transport.
 
 Sockets are the C type (_socket.socket, made from accept's fd), not socket.socket: its Python
 __init__, enum conversions and close() cost frames per connection (a socket.socket is made at
 a hand-over, which uvloop needs). The accepted socket stays in blocking mode (no FIONBIO
 ioctl): every recv and send passes MSG_DONTWAIT; uvloop's uv_tcp_open makes it non-blocking at
-the hand-over. TCP_NODELAY (which
-uvloop sets on every connection, and nginx when a connection goes keep-alive or tunnels) is set
-before a connection's second write: its first write never waits for Nagle (nothing is in
-flight before it).
+the hand-over. TCP_NODELAY (which uvloop sets on every connection, and nginx when a connection
+goes keep-alive or tunnels) is set before a connection's second write: its first write never
+waits for Nagle (nothing is in flight before it).
 
 PlainTransport states:
   open      registered in the Poller (EPOLLIN while reading, EPOLLOUT while a write is
@@ -73,15 +73,18 @@ class Poller:
         self.loop = loop
         self.ep = select.epoll()
         self._poll = self.ep.poll
-        self.handlers: dict = {}        # fd -> PlainTransport or PlainServer's pending connect
+        self.handlers: dict = {}        # fd -> PlainTransport or upstream/connect.py PlainConnect
         loop.add_reader(self.ep.fileno(), self._events)
 
     def _events(self) -> None:
+        # an fd closed in this batch has no handler left for its later events; new sockets
+        # are registered from call_soon callbacks only (PlainServer._start, PlainConnect),
+        # never while a batch runs, so a reused fd never takes an old socket's event
         handlers = self.handlers
         for fd, ev in self._poll(0, 256):
             t = handlers.get(fd)
-            if t is not None:           # (an fd closed and reused in this batch: a spurious
-                t._event(ev)            # event, answered by EAGAIN)
+            if t is not None:
+                t._event(ev)
 
     def add(self, fd: int, t, events: int = _IN) -> None:
         self.ep.register(fd, events)
@@ -97,10 +100,6 @@ class Poller:
                 self.ep.unregister(fd)
             except OSError:
                 pass
-
-    def close(self) -> None:
-        self.loop.remove_reader(self.ep.fileno())
-        self.ep.close()
 
 
 class PlainTransport(asyncio.Transport):
