@@ -294,8 +294,13 @@ def test_server_close_stops_accepting(loop):
 # ---------------------------------------------------------------- upstream/connect.py PlainConnect
 
 class FakeExchange:
-    def __init__(self) -> None:
+    def __init__(self, freed: bool = False) -> None:
         self.got = []
+        self.freed = freed          # take_freed's answer: a connection freed in the turn
+
+    def take_freed(self) -> bool:
+        self.got.append(("take_freed", self.freed))
+        return self.freed
 
     def connected(self, proto) -> None:
         self.got.append(("connected", proto))
@@ -347,6 +352,26 @@ def test_plain_connect_made_refused_and_cancelled(loop):
     c4.cancel()
     loop.run_until_complete(asyncio.sleep(0.05))
     assert ex3.got == [] and ex4.got == [] and not poller.handlers
+    listener.close()
+
+
+def test_plain_connect_takes_a_connection_freed_in_its_turn(loop):
+    """repool (connect() found the pool empty): the first step asks the exchange for a
+    connection a response of the turn freed (exchange_peer.py take_freed) and opens none when
+    it got one; without one, or without repool, it connects."""
+    from ngate.upstream.connect import PlainConnect
+    poller = Poller(loop)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    taken = FakeExchange(freed=True)
+    c = PlainConnect(taken, Peer(port), poller, True)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert taken.got == [("take_freed", True)] and c.sock is None and not poller.handlers
+    for ex, repool in ((FakeExchange(), True), (FakeExchange(freed=True), False)):
+        PlainConnect(ex, Peer(port), poller, repool)
+        run_until(loop, lambda: any(k == "connected" for k, _ in ex.got))
+        assert [k for k, _ in ex.got] == (["take_freed", "connected"] if repool else ["connected"])
+        ex.got[-1][1].transport.close()
     listener.close()
 
 
