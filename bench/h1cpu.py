@@ -12,7 +12,9 @@ figures comparable (bench/PROFILE.md, Session 10 (s10-connsetup)).
 Loads: close = wrk -t1 -c50 with `Connection: close` (http_close), keepalive = wrk -t1 -c50
 (http_keepalive), ws = bench/wsload.py handshake --conns 50 (ws_handshake), wsecho =
 bench/wsload.py echo --conns 50 (ws_roundtrip: 64-byte messages through 50 open tunnels; the
-figure is per message).
+figure is per message), https = wrk -t1 -c50 over TLSv1.3 to a `return 200 "ok\\n"`
+(https_keepalive's location, in a `listen ... ssl` server added to the config), return = wrk
+-t1 -c50 to the same `return` over plain HTTP.
 """
 from __future__ import annotations
 
@@ -42,6 +44,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _wait_port(port: int, timeout: float = 15.0) -> None:
     end = time.monotonic() + timeout
     while True:
@@ -69,9 +80,45 @@ def _worker(master: int) -> int:
     raise RuntimeError("no worker")
 
 
+# https and return: bench/tls.py's location (a `return`), in servers of their own on the
+# proxy's port + 1 (TLS) and + 2 (plain)
+EXTRA_SERVERS = """
+    server {{
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {prefix}/cert.pem;
+        ssl_certificate_key {prefix}/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        keepalive_requests 1000;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{return_port};
+        keepalive_requests 1000;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+
+def _add_servers(path: str, prefix: str, tls_port: int, return_port: int) -> None:
+    """The https and return loads' servers, appended inside the proxy config's http block."""
+    from bench.tlshot import _certs
+    _certs(prefix)
+    with open(path) as f:
+        text = f.read().rstrip()
+    assert text.endswith("}")
+    with open(path, "w") as f:
+        f.write(text[:-1] + EXTRA_SERVERS.format(prefix=prefix, tls_port=tls_port,
+                                                 return_port=return_port))
+
+
 def _load(kind: str, port: int, seconds: float) -> int:
     url = f"http://127.0.0.1:{port}/"
-    if kind in ("close", "keepalive"):
+    if kind == "https":
+        url = f"https://127.0.0.1:{port + 1}/"
+    elif kind == "return":
+        url = f"http://127.0.0.1:{port + 2}/"
+    if kind in ("close", "keepalive", "https", "return"):
         cmd = ["wrk", "-t1", "-c50", f"-d{seconds:g}s"]
         if kind == "close":
             cmd += ["-H", "Connection: close"]
@@ -114,14 +161,19 @@ def main() -> None:
         for name, tree in (("A " + args.ref, tree_a), ("B worktree", ROOT)):
             prefix = os.path.join(tmp, name.split()[0])
             os.makedirs(os.path.join(prefix, "logs"))
-            port = _free_port()
+            while True:             # three free ports in a row: the proxy's, https's, return's
+                port = _free_port()
+                if all(_port_free(p) for p in (port + 1, port + 2)):
+                    break
             path = bconf.write_proxy(prefix, port, http_port, ws_port)
+            _add_servers(path, prefix, port + 1, port + 2)
             master = subprocess.Popen(PROXY_CPU + [sys.executable, "-m", "ngate", "-p", prefix,
                                                    "-c", path, "-g", "daemon off;"],
                                       start_new_session=True, cwd=tree,
                                       env=dict(os.environ, PYTHONPATH=tree))
             procs.append(master)
-            _wait_port(port)
+            for p in (port, port + 1, port + 2):
+                _wait_port(p)
             proxies[name] = (port, _worker(master.pid))
         names = list(proxies)
         figures = {(k, n): [] for k in args.loads.split(",") for n in names}
