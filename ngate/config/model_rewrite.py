@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,11 +18,32 @@ class SetOp:
     where: Where | None = None
 
 
+_REDIRECT_CODES = (301, 302, 303, 307, 308)
+
+
 @dataclass(frozen=True, slots=True)
 class ReturnOp:
     code: int            # 444 closes the connection
     text: Any = None     # Template: body text, or URL for 301/302/303/307/308
     where: Where | None = None
+    # the response body when it is a fixed text sent as it is (no variables; not 444 nor a
+    # redirect code): http/driver.py start_request sends it without rendering or encoding
+    body: bytes | None = field(init=False, default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        text = self.text
+        if text is not None and text.static and self.code != 444 \
+                and self.code not in _REDIRECT_CODES:
+            object.__setattr__(self, "body", text_bytes(text.text))
+
+
+def text_bytes(value: str) -> bytes:
+    """return's text: the file's and the request's bytes (latin-1 view); a `set` value typed
+    in UTF-8 in the file makes the whole text UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True, slots=True)
