@@ -23,6 +23,7 @@ import traceback
 from types import FunctionType
 
 from ngate.config.model import ReturnOp
+from ngate.config.model_rewrite import text_bytes
 from ngate.http import finalize as special
 from ngate.http.decisions import (ACCESS, FINALIZE, PAGE, PRECONTENT, SUSPENDED, Delay,
                                   Finalize, InternalRedirect, NamedLocation, Page, Redirect)
@@ -158,13 +159,7 @@ def _return(ctx, code: int, text):
     return send_response(ctx, code, body, mime if mime is not None else content_type(conf, ctx.uri))
 
 
-def _return_bytes(value: str) -> bytes:
-    """return's text: the file's and the request's bytes (latin-1 view); a `set` value typed
-    in UTF-8 in the file makes the whole text UTF-8."""
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogateescape")
+_return_bytes = text_bytes     # (model_rewrite.py: a fixed text's bytes are made with it)
 
 
 # ---------------------------------------------------------------- entry points
@@ -182,22 +177,16 @@ def start_request(ctx, req) -> None:
             if d.__class__ is FunctionType:
                 return d(ctx)
         elif d.__class__ is ReturnOp:
-            code = d.code
-            text = d.text
-            if text is not None and text.static and code != 444 and code not in REDIRECT_CODES \
-                    and not ctx.body_chunked and b"expect" not in ctx.hdr:
+            body = d.body
+            if body is not None and not ctx.body_chunked and b"expect" not in ctx.hdr:
                 # _return's usual case, written out (a frame less): a fixed text, sent as it is
-                value = text.text
-                try:
-                    body = value.encode("latin-1")
-                except UnicodeEncodeError:
-                    body = _return_bytes(value)
+                # (its bytes made when the config compiled: model_rewrite.py ReturnOp.body)
                 conf = ctx.conf
                 known = conf.mime
                 mime = known.get(ctx.uri) if known is not None else None
-                return send_response(ctx, code, body,
+                return send_response(ctx, d.code, body,
                                      mime if mime is not None else content_type(conf, ctx.uri))
-            d = _return(ctx, code, text)
+            d = _return(ctx, d.code, d.text)
             if d is None:
                 return
         carry_out(ctx, d)

@@ -60,6 +60,36 @@ def test_return_is_the_config_op_itself(tmp_path):
     assert fe.decisions[1] is fe.decisions[0]
 
 
+
+@pytest.mark.parametrize("directive, body", [
+    ('return 200 "ok\\n";', b"ok\n"),
+    ('return 404 "caf\xe9";', "caf\xe9".encode("utf-8")),    # the file's bytes, as written
+    ('return 200 "";', b""),
+    ('return 200 "$uri";', None),               # rendered per request
+    ("return 204;", None),
+    ("return 444;", None),
+    ('return 302 "/elsewhere";', None),         # a redirect: Location, not a body
+    ('return 301 "text";', None),
+])
+def test_return_body_compiled(tmp_path, directive, body):
+    """ReturnOp.body, made when the config compiles (a fixed text's bytes, which
+    driver.start_request sends as they are), is what _return, the general way, sends."""
+    fe = front_end(tmp_path, "location / { %s }" % directive)
+    ctx = fe.request("GET", "/x.txt")           # the general way (driver.answer, _return)
+    op = ctx.conf.rewrite.ops[0]
+    assert op.body == body
+    if body is None:
+        return
+    compiled = front_end(tmp_path, "location / { %s }" % directive)
+    cctx = RequestContext(compiled, "GET", "/x.txt", "1.1", [(b"Host", b"localhost")],
+                          {b"host": b"localhost"})
+    driver.start_request(cctx, None)            # the compiled body's way
+    assert compiled.body() == fe.body() == body
+    for name in ("Content-Type", "Content-Length", "Connection"):
+        assert compiled.header(name) == fe.header(name)
+    assert compiled.status_line() == fe.status_line()
+    assert compiled.finished == [cctx]
+
 def test_rewrite_redirect(tmp_path):
     fe = front_end(tmp_path, "location / { rewrite ^/old/(.*)$ /new/$1 permanent; }")
     fe.request("GET", "/old/page")
