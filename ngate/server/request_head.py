@@ -138,8 +138,8 @@ class HeadParsing:
                     if len(heads) >= _HEAD_CACHE_MAX:
                         heads.clear()
                     heads[head] = parsed
-        (method, uri, version, headers, hdr, target, length, chunked, keep_alive,
-         upgrade) = parsed
+        (method, uri, version, headers, hdr, target, length, chunked, keep_alive, upgrade,
+         minor, size) = parsed
         self._url = target
         # RequestContext(self, method, uri, version, headers, hdr), written out (a frame less
         # per request, each field stored once; tests/unit/test_request_context.py compares the
@@ -149,12 +149,12 @@ class HeadParsing:
         ctx.method = method
         ctx.request_uri = uri
         ctx.http_version = version
-        ctx.http_minor = 1 if version == "1.1" or version not in _OLD else 0
+        ctx.http_minor = minor
         ctx.keep_alive = keep_alive
         ctx.headers = headers
         ctx.hdr = hdr
         ctx.host = ""
-        ctx.request_length = len(head)
+        ctx.request_length = size
         ctx.uri = "/"
         ctx.args = None
         ctx.captures = ()
@@ -223,8 +223,9 @@ class HeadParsing:
 
     def _parse_head(self, head: bytes):
         """The parse of a head: (method, request URI (str), version, headers (a tuple), hdr
-        (a read-only mapping), target (bytes), Content-Length, chunked, keep-alive, upgrade),
-        or None when it was refused (or was an HTTP/0.9 request, dispatched here)."""
+        (a read-only mapping), target (bytes), Content-Length, chunked, keep-alive, upgrade,
+        the context's http_minor, the head's length), or None when it was refused (or was an
+        HTTP/0.9 request, dispatched here)."""
         lines = head.split(b"\r\n")
         crlf = len(lines) - 1
         if head.count(b"\r") != crlf:             # a bare CR (nginx: 400)
@@ -281,7 +282,8 @@ class HeadParsing:
         upgrade = b"upgrade" in hdr and conn is not None and b"upgrade" in conn
         return (_METHODS.get(method) or method.decode("latin-1"), target.decode("latin-1"),
                 version, tuple(headers), MappingProxyType(hdr), target, length, te is not None,
-                keep_alive, upgrade)
+                keep_alive, upgrade, 1 if version == "1.1" or version not in _OLD else 0,
+                len(head))
 
     def _header_sizes(self, lines: list) -> None:
         """large_client_header_buffers: no header line longer than one buffer, all of them
