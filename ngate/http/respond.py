@@ -146,7 +146,7 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
             # out here (check_keepalive and _emit inlined); the head around its Date line is a
             # function of the key below alone, kept in _PLAIN_HEADS
             if ctx.keep_alive and (     # (conn.closing: answered above)
-                    conn.runtime.draining or conf.keepalive_timeout == 0
+                    conn.runtime.draining or conf.keepalive_timeout == 0.0     # (floats)
                     or conn.requests >= conf.keepalive_requests
                     or ctx.start - conn.started > conf.keepalive_time
                     or (ctx.method == "POST" or "safari" in conf.keepalive_disable)

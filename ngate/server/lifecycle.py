@@ -37,12 +37,12 @@ class Lifecycle:
         req = self.current
         self.writer = None
         ctx.req = None          # break the ctx <-> Request cycle: reference counting frees both
+        runtime = self.runtime
+        conf = ctx.conf
         if ctx.logged or ctx.limits is not None or ctx.stat_writing or ctx.realip is not None:
             log.log_request(ctx)
         else:                   # log.log_request's usual case, written out (a frame less)
             ctx.logged = True
-            runtime = self.runtime
-            conf = ctx.conf
             writers = runtime.log_writers[conf.log.slot] if conf is not None else None
             if writers is None:
                 runtime.access_log(ctx)     # (a conf's first line opens its logs)
@@ -53,7 +53,7 @@ class Lifecycle:
             return
         if not ctx.keep_alive:
             return self._close_after_response(ctx, req)
-        conf = ctx.conf
+        conf = ctx.conf         # (a log variable may have read a location's conf: read again)
         if conf is not None:    # the finished request's location's keepalive_timeout
             self.ka_timeout = timeout = conf.keepalive_timeout
         else:
@@ -65,12 +65,11 @@ class Lifecycle:
             flow.resume(self)
             return
         if self.queue or self.rejected is not None or self.held is not None \
-                or self.write_paused or timeout <= 0:
+                or self.write_paused or timeout <= 0.0:     # (a float: a compare specialised)
             return self._next_request()
         # _next_request's usual case, written out: nothing queued, keepalive_timeout armed
         self.current = None
         self.timer = self._keepalive_timeout
-        runtime = self.runtime
         self.deadline = runtime.loop.time() + timeout
         deadlines = runtime.deadlines       # deadlines.watch(self), written out
         deadlines.watched.add(self)
