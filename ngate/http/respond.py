@@ -141,7 +141,15 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     if not extra and location is None and conf is not None and conf.plain_head \
             and ctx.accel_headers is None and ctx.www_authenticate is None \
             and ctx.location_out is None:
-        if ctx.http_minor != 2:
+        if ctx.http_minor == 2:     # (first: a short jump over it keeps this compare
+            if not ctx.keep_alive:  # CPython's specialised one; a long one needs EXTENDED_ARG)
+                # an HTTP/2 stream (no keep-alive of its own: check_keepalive has nothing to do):
+                # what the rest of this function would pass to _send_h2 for a plain head
+                no_body = status in resp.NO_BODY_STATUSES
+                return _send_h2(ctx, conn, status, body, no_body or ctx.method == "HEAD", conf,
+                                content_type, None if no_body else len(body), last_modified, None,
+                                False, ())
+        else:
             # HTTP/1.x (a `return`, a status page): the head in build_head's order, written
             # out here (check_keepalive and _emit inlined); the head around its Date line is a
             # function of the key below alone, kept in _PLAIN_HEADS
@@ -175,13 +183,6 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
                 ctx.bytes_sent = len(out)
             conn.finish_request(ctx)
             return
-        if not ctx.keep_alive:
-            # an HTTP/2 stream (no keep-alive of its own: check_keepalive has nothing to do):
-            # what the rest of this function would pass to _send_h2 for a plain head
-            no_body = status in resp.NO_BODY_STATUSES
-            return _send_h2(ctx, conn, status, body, no_body or ctx.method == "HEAD", conf,
-                            content_type, None if no_body else len(body), last_modified, None,
-                            False, ())
     headers = list(extra)
     if ctx.accel_headers is not None:
         if status < 300:
