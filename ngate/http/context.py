@@ -16,6 +16,10 @@ from __future__ import annotations
 import time
 
 _OLD = ("1.0", "0.9")    # versions without keep-alive by default, chunked responses, Host
+# the `hdr` key of Host: an HTTP/1.x head's parse makes its key this very object
+# (server/request_head.py header_key), so http/phases.py begin's lookup with it is an identity
+# hit, without comparing the bytes
+HOST = b"host"
 
 
 class Context:

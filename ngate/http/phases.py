@@ -34,6 +34,7 @@ import re
 from ngate import realip
 from ngate.config.model import ReturnOp
 from ngate.http import rewrite
+from ngate.http.context import HOST
 from ngate.http.decisions import (ACCESS, FINALIZE, PAGE, PRECONTENT, SUSPENDED, Delay,
                                   InternalRedirect, NamedLocation, Redirect)
 from ngate.http.finalize import rejected
@@ -60,7 +61,7 @@ def begin(ctx, req):
     conn = ctx.conn
     listen = conn.listen
     raw = ctx.request_uri
-    host_raw = ctx.hdr.get(b"host")
+    host_raw = ctx.hdr.get(HOST)         # (the parse's own key object: server/request_head.py)
     routes = listen.selector.routes
     key = (raw, host_raw)
     route = routes.get(key)

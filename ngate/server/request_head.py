@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from ngate.http.context import _OLD, Context, RequestContext, _monotonic
+from ngate.http.context import _OLD, HOST, Context, RequestContext, _monotonic
 from ngate.http1.request import (MAX_OFF_T, ChunkedDecoder, HeadError, parse_request_line,
                                  split_header)
 
@@ -56,11 +56,13 @@ def head_table(listen) -> dict:
 
 
 def header_key(name: bytes, underscores: bool, ignore_invalid: bool) -> bytes:
-    """The lower-case key for a request header name, or b"" if nginx would ignore the header."""
+    """The lower-case key for a request header name, or b"" if nginx would ignore the header
+    (Host's is http/context.py HOST itself: lookups with it compare no bytes)."""
     if name.translate(None, _VALID_NAME_US if underscores else _VALID_NAME):
         if ignore_invalid or b"_" in name and not name.translate(None, _VALID_NAME_US):
             return b""
-    return name.lower()
+    key = name.lower()
+    return HOST if key == HOST else key
 
 
 class Http09Transport:

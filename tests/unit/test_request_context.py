@@ -72,3 +72,14 @@ def test_http1_head_makes_the_same_context(tmp_path, monkeypatch):
             assert getattr(ctx, name) == getattr(ref, name), name
     assert ctx.http_minor == 0 and ctx.keep_alive and ctx.__dict__ == {}
     assert abs(ctx.start - ref.start) < 5.0
+
+
+def test_host_key_is_the_shared_object():
+    """A head's Host key is http/context.py HOST itself (phases.begin's lookup is an identity
+    hit), whatever its case as sent; other names are their lower-case bytes."""
+    from ngate.server.request_head import header_key
+
+    for sent in (b"Host", b"host", b"HOST"):
+        assert header_key(sent, False, True) is context.HOST
+    assert header_key(b"X-Host", False, True) == b"x-host"
+    assert header_key(b"Bad_Name", False, True) == b""
