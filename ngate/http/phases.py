@@ -72,18 +72,18 @@ def begin(ctx, req):
         if len(routes) >= _ROUTES_MAX:
             routes.clear()
         routes[key] = route
-        ctx.args, host, server, uri = route
+        ctx.args, server, uri, host, rx_host = route
         ctx.server = server
     else:
-        ctx.args, host, server, uri = route
+        ctx.args, server, uri, host, rx_host = route
         ctx.server = server
         if ctx.method in _NOT_ALLOWED:
             return rejected(ctx, 405, "client sent %s method" % ctx.method)
-    if host and server.names.regexes and host not in server.names.exact:
+    if rx_host is not None:
         for rx in server.names.regexes:
-            if rx.groupindex and named_captures(ctx, rx, host):
+            if rx.groupindex and named_captures(ctx, rx, rx_host):
                 break
-    ctx.host = host or server.names.first
+    ctx.host = host
     ctx.uri = uri
     ctx.conf = conf = server.conf
     if conf.realip is not None:         # realip's POST_READ run, with the server's settings
@@ -97,9 +97,10 @@ def begin(ctx, req):
 
 
 def _route(ctx, listen, raw: str, host_raw):
-    """(args, host, server, $uri) of a request target and Host on this listen: a function of
-    them alone (begin keeps it in the listen's selector); a Finalize when the request is
-    refused (400, or 405 for TRACE/CONNECT, checked before the URI as nginx does)."""
+    """(args, server, $uri, $host, the host a server_name regex with named captures is
+    matched against or None) of a request target and Host on this listen: a function of them
+    alone (begin keeps it in the listen's selector); a Finalize when the request is refused
+    (400, or 405 for TRACE/CONNECT, checked before the URI as nginx does)."""
     host_line = None
     if raw[:1] != "/":
         m = _ABS_URI.match(raw)
@@ -130,7 +131,9 @@ def _route(ctx, listen, raw: str, host_raw):
     except ValueError:      # nginx refuses it with the request line: before Host, default server
         ctx.host, ctx.server = "", listen.default_server
         return rejected(ctx, 400, "client sent invalid request")
-    return args, host, server, uri
+    names = server.names
+    rx_host = host if host and names.regexes and host not in names.exact else None
+    return args, server, uri, host or names.first, rx_host
 
 
 def server_rewrite(ctx):
