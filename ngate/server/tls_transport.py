@@ -94,14 +94,16 @@ class TlsTransport(asyncio.Transport):
                 return self._eof()
             except _Errors as exc:
                 return self._fatal(exc)
-            if not n:
+            if n == 0:
                 return self._eof()
             try:
                 self._protocol.data_received(_VIEW[:n].tobytes())
             except Exception as exc:       # as uvloop's transports: reported, connection closed
                 return self._protocol_failed(exc)
+            if n < RECORD:
+                return          # (the usual case: a request's record, read whole)
             reads -= 1
-            if n < RECORD or not reads or not self._reading:
+            if not reads or not self._reading:
                 return
 
     def _wait_writable(self) -> None:
