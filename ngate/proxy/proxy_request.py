@@ -218,7 +218,8 @@ def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunk
     method = conf.proxy.method.render(ctx) if conf.proxy.method is not None else ctx.method
     if method == "HEAD" and ctx.cache is not None and ctx.cache.converted:
         method = "GET"                      # proxy_cache_convert_head
-    out = [method.encode("latin-1"), b" ", uri.encode("latin-1", "replace"), b" ", plan.version, b"\r\n"]
+    out = [METHODS.get(method) or method.encode("latin-1"), b" ", uri.encode("latin-1", "replace"),
+           plan.version_line]
     for kind, name, value in plan.items:
         if kind is STATIC:
             out.append(value)
@@ -227,13 +228,13 @@ def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunk
             v = value.render(ctx)
             if not v:
                 continue
-            out.append(name + b": " + v.encode("latin-1", "replace") + b"\r\n")
+            out += (name, b": ", v.encode("latin-1", "replace"), b"\r\n")
         elif kind is HEADER:
             v = ctx.hdr.get(value._single.header)
             if v is None:       # (a `x_foo` header for `$http_x_foo`: the getter finds it)
                 v = value.render(ctx).encode("latin-1", "replace")
             if v:
-                out.append(name + b": " + v + b"\r\n")
+                out += (name, b": ", v, b"\r\n")
         elif kind is BODY_LENGTH:
             if body_length is not None:
                 out.append(b"Content-Length: %d\r\n" % body_length)
@@ -243,6 +244,7 @@ def build_request_head(ctx, plan: Plan, uri: str, body_length: int | None, chunk
         skip = plan.skip
         for name, value in ctx.headers:
             if name.lower() not in skip:
-                out.append(name + b": " + value + b"\r\n")
+                # the line's four pieces go to the one join: no concatenated copies of each line
+                out += (name, b": ", value, b"\r\n")
     out.append(b"\r\n")
     return b"".join(out)
