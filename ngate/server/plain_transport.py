@@ -166,10 +166,6 @@ class PlainTransport(asyncio.Transport):
             self._poller.remove(self._fd)
 
     def _read_ready(self) -> None:
-        # after a response, bytes for an idle protocol (a next request): once they are
-        # passed on, the connection goes to uvloop's transport (an EOF closes it here)
-        idle = self._writes and self._offer and self._out is None and self._eof == 0 \
-            and self._protocol.can_hand_over()
         try:
             data = self._sock.recv(_READ, _DONTWAIT)
         except _Blocking:
@@ -178,6 +174,11 @@ class PlainTransport(asyncio.Transport):
             return self._fatal(exc)
         if not data:
             return self._eof_received()
+        # after a response, bytes for an idle protocol (a next request): once they are
+        # passed on, the connection goes to uvloop's transport (an EOF closes it here, without
+        # asking: a WebSocket handshake's client closing after the 101 is such a read)
+        idle = self._writes and self._offer and self._out is None and self._eof == 0 \
+            and self._protocol.can_hand_over()
         try:
             self._protocol.data_received(data)
         except Exception as exc:        # as uvloop's transports: reported, connection closed
