@@ -28,7 +28,7 @@ from collections import deque
 from ngate.http import downstream, phases
 from ngate.observability import error_log
 from ngate.server import flow
-from ngate.server.clock import TICK, OneTimer
+from ngate.server.clock import OneTimer
 from ngate.server.framing import _BODY_BUFFER_LIMIT, Framing
 from ngate.server.lifecycle import Lifecycle
 from ngate.server.request_head import (Http09Transport, HeadParsing, Request, head_table,
@@ -37,6 +37,7 @@ from ngate.server.sending import Sending
 from ngate.server.turn_writes import DeferredTransport
 
 _new = object.__new__
+_header_timeout = Lifecycle._header_timeout
 
 __all__ = ["HttpConnection", "Http09Transport", "Request", "head_table", "header_key",
            "line_table", "name_table"]
@@ -141,13 +142,14 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         # client_header_timeout from the accept (nginx's post-accept timeout): _arm, written out
         timeout = listen.default_server.client_header_timeout
         if timeout > 0:
-            loop = runtime.loop
-            self.timer = self._header_timeout
-            self.deadline = loop.time() + timeout
+            self.timer = _header_timeout
             deadlines = runtime.deadlines       # deadlines.watch(self), written out
-            deadlines.watched.add(self)
-            if deadlines.handle is None:
-                deadlines.handle = loop.call_later(TICK, deadlines._tick)
+            if deadlines.handle is not None:    # (the tick's time: server/clock.py)
+                self.deadline = deadlines.now + timeout
+                deadlines.watched.add(self)
+            else:
+                self.deadline = runtime.loop.time() + timeout
+                deadlines.watch(self)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -177,12 +179,12 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         if starting and self._in_head:
             # a head that did not arrive whole: client_header_timeout runs from its first bytes
             # (a head that did needs no timer: the common case costs nothing)
-            self._arm(self.listen.default_server.client_header_timeout, self._header_timeout)
+            self._arm(self.listen.default_server.client_header_timeout, _header_timeout)
         cur = self.current
         if cur is not None and not cur.complete and not self._in_head and not self.write_paused \
                 and not self.closing and self.held is None:
             self._arm((cur.ctx.conf or self.listen.default_server.conf).client_body_timeout,
-                      self._body_timeout)
+                      Lifecycle._body_timeout)
 
     def eof_received(self):
         return False

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ngate.http import downstream, log
 from ngate.server import flow
-from ngate.server.clock import TICK
+from ngate.server.sending import Sending
 
 if TYPE_CHECKING:
     from ngate.http.context import RequestContext
@@ -68,13 +68,18 @@ class Lifecycle:
                 or self.write_paused or timeout <= 0.0:     # (a float: a compare specialised)
             return self._next_request()
         # _next_request's usual case, written out: nothing queued, keepalive_timeout armed
+        # (_arm and deadlines.watch(self), written out; a function, no bound method, and while
+        # a tick is due the deadline runs from the tick's time, as nginx's from its cached
+        # time: server/clock.py)
         self.current = None
-        self.timer = self._keepalive_timeout
-        self.deadline = runtime.loop.time() + timeout
-        deadlines = runtime.deadlines       # deadlines.watch(self), written out
-        deadlines.watched.add(self)
-        if deadlines.handle is None:
-            deadlines.handle = runtime.loop.call_later(TICK, deadlines._tick)
+        self.timer = _keepalive_timeout
+        deadlines = runtime.deadlines
+        if deadlines.handle is not None:
+            self.deadline = deadlines.now + timeout
+            deadlines.watched.add(self)
+        else:
+            self.deadline = runtime.loop.time() + timeout
+            deadlines.watch(self)
 
     def _close_after_response(self, ctx: RequestContext, req) -> None:
         """The last response is written: close. When the client may still be sending (a body
@@ -107,14 +112,14 @@ class Lifecycle:
             size = tr.get_write_buffer_size()
             if size:    # send_timeout watches the end of the response still flushing
                 self.write_mark = size
-                self._arm(self._send_timeout_value(), self._send_timeout)
+                self._arm(self._send_timeout_value(), Sending._send_timeout)
             return
         t.write_eof()
         self.current = None
         self.queue = None
         self.held = None
         self.linger = (self.runtime.loop.time() + conf.lingering_time, conf.lingering_timeout)
-        self._arm(conf.lingering_timeout, self._linger_timeout)
+        self._arm(conf.lingering_timeout, Lifecycle._linger_timeout)
         flow.resume_transport(t)     # closing: flow.resume(self) would not
 
     def _linger_more(self) -> None:
@@ -123,7 +128,7 @@ class Lifecycle:
         left = end - self.runtime.loop.time()
         if left <= 0:
             return self._linger_timeout()
-        self._arm(min(timeout, left), self._linger_timeout)
+        self._arm(min(timeout, left), Lifecycle._linger_timeout)
 
     def _linger_timeout(self) -> None:
         self.linger = None
@@ -158,7 +163,7 @@ class Lifecycle:
                 self._feed(bytes(held))
                 return
         if not self.write_paused:     # else send_timeout runs until the response is out
-            self._arm(self.ka_timeout, self._keepalive_timeout)
+            self._arm(self.ka_timeout, _keepalive_timeout)
 
     def take_held(self) -> bytes:
         """Bytes the client sent after its Upgrade request (the tunnel forwards them first)."""
@@ -200,7 +205,9 @@ class Lifecycle:
         return False
 
     def _arm(self, timeout: float, callback) -> None:
-        """One coarse deadline at a time (server/clock.py): header or keep-alive timeout."""
+        """One coarse deadline at a time (server/clock.py): header or keep-alive timeout ...
+        `callback` is a function of the connection (Lifecycle._header_timeout), not a bound
+        method (clock.py OneTimer)."""
         if timeout > 0:
             self.timer = callback
             self.deadline = self.runtime.loop.time() + timeout
@@ -221,7 +228,7 @@ class Lifecycle:
             return
         if not self.transport.is_reading():
             # paused by upstream backpressure (the proxy's send timeout applies): check later
-            self._arm(self._conf().client_body_timeout, self._body_timeout)
+            self._arm(self._conf().client_body_timeout, Lifecycle._body_timeout)
             return
         if not cur.discard:
             downstream.client_timeout(cur.ctx, "")
@@ -239,3 +246,6 @@ class Lifecycle:
         if self.current is None and not self._in_head:
             self.closing = True
             self.transport.close()
+
+
+_keepalive_timeout = Lifecycle._keepalive_timeout     # (a global: finish_request's arming)

@@ -63,3 +63,65 @@ def test_after_a_stall_the_sockets_are_read_before_a_deadline_fires():
     assert w.fired == 0
     loop.run_timers(6.0 + 2 * TICK + 0.01)
     assert w.fired == 1
+
+
+class Stamped(Watched):
+    def __init__(self, loop) -> None:
+        super().__init__(float("inf"))
+        self.loop = loop
+        self.at = None
+
+    def expired(self) -> None:
+        self.fired += 1
+        self.at = self.loop.now
+
+
+def test_now_is_the_time_of_the_last_tick_or_of_the_chains_start():
+    loop = Loop()
+    d = Deadlines(loop)
+    loop.now = 0.1
+    d.watch(Watched(100.0))         # the chain starts: stamped
+    assert d.now == 0.1
+    loop.run_timers(0.3)            # a tick at 0.35 is not due yet
+    assert d.now == 0.1
+    loop.run_timers(0.4)
+    assert d.now == 0.35
+
+
+def test_a_deadline_stamped_from_now_fires_after_its_timeout_within_two_ticks():
+    """finish_request's keepalive_timeout and connection_made's client_header_timeout run from
+    Deadlines.now while a tick is due (nginx's cached time): never before the timeout with
+    ticks TICK apart, never later than a deadline from loop.time()."""
+    for i in range(40):
+        loop = Loop()
+        d = Deadlines(loop)
+        d.watch(Watched(1000.0))    # keeps the ticks going
+        arm = 1.0 + i * TICK / 40   # anywhere inside a tick's interval
+        loop.run_timers(arm)
+        assert d.handle is not None
+        w = Stamped(loop)
+        w.deadline = d.now + 1.0
+        d.watched.add(w)
+        step = arm
+        while not w.fired:
+            step += 0.001
+            loop.run_timers(step)
+        assert arm + 1.0 <= w.at <= arm + 1.0 + 2 * TICK
+
+
+def test_one_timer_runs_a_function_of_the_connection():
+    from ngate.server.clock import OneTimer
+
+    class Conn(OneTimer):
+        __slots__ = ("timer", "deadline", "runtime", "ran")
+
+    def callback(conn):
+        conn.ran = conn.timer       # cleared before it runs
+    c = Conn()
+    c.timer = callback
+    c.ran = "no"
+    c.expired()
+    assert c.ran is None and c.timer is None
+    c.ran = "no"
+    c.expired()                     # nothing armed: nothing runs
+    assert c.ran == "no"
