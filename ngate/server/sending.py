@@ -77,17 +77,17 @@ class Sending:
     def pause_writing(self) -> None:
         self.write_paused = True
         self.write_mark = self.transport.get_write_buffer_size()
-        self._arm(self._send_timeout_value(), self._send_timeout)
+        self._arm(self._send_timeout_value(), Sending._send_timeout)
         w = self.writer
         if w is not None:
             w.downstream_paused()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.timer == self._send_timeout:
+        if self.timer is Sending._send_timeout:
             self._cancel_timer()
             if self.current is None and not self._in_head and not self.closing:
-                self._arm(self.ka_timeout, self._keepalive_timeout)
+                self._arm(self.ka_timeout, type(self)._keepalive_timeout)
         w = self.writer
         if w is not None:
             w.downstream_resumed()
@@ -98,7 +98,7 @@ class Sending:
         size = self.transport.get_write_buffer_size()
         if size:
             self.write_mark = size
-            self._arm(self._send_timeout_value(), self._send_timeout)
+            self._arm(self._send_timeout_value(), Sending._send_timeout)
 
     def _send_timeout_value(self) -> float:
         return self._conf().send_timeout
@@ -111,7 +111,7 @@ class Sending:
             return
         if size < self.write_mark:      # the client read something: progress
             self.write_mark = size
-            self._arm(self._send_timeout_value(), self._send_timeout)
+            self._arm(self._send_timeout_value(), Sending._send_timeout)
             return
         message = "client timed out (110: Connection timed out) while sending to client"
         cur = self.current
