@@ -216,6 +216,8 @@ class Lifecycle:
             self._cancel_timer()
 
     def _header_timeout(self) -> None:
+        if self.current is not None:
+            return      # armed before a head that then arrived whole (_head leaves it)
         if self._in_head:
             log.log_timeout(self, "client timed out while reading client request headers")
         self.closing = True

@@ -126,9 +126,8 @@ class HeadParsing:
         header mapping are shared by the requests of that head: nothing writes to them."""
         if self._in_head:
             self._end_head()
-        if self.timer is not None:
-            self.timer = None       # stays watched until the next tick drops it (re-armed
-            self.deadline = 0.0     # after the response, usually before that tick)
+        # (the timer armed, keepalive_timeout's or client_header_timeout's, is left as it is:
+        # both do nothing while a request is current, and the response re-arms it)
         if parsed is None:
             heads = self.listen.heads
             parsed = heads.get(head)

@@ -246,3 +246,37 @@ def test_chunked_body_over_client_body_buffer_size_goes_through_a_temp_file(star
         assert conn.read_response("POST").body == b"16"
     log = proxy.error_log()
     assert log.count("[warn]") == 1 and "a client request body is buffered to a temporary file " in log
+
+
+# ---------------------------------------------------------------- client_header_timeout
+
+HEADER_CONF = CONF.replace("    client_body_timeout 1s;\n",
+                           "    client_body_timeout 1s;\n    client_header_timeout 1s;\n") \
+    .replace("        location /slow/ {",
+             "        location /hdr/ { proxy_pass http://127.0.0.1:{backend_port}/; }\n"
+             "        location /slow/ {")
+
+
+def test_client_header_timeout_does_not_cut_a_request_that_outlasts_it(start_proxy):
+    """client_header_timeout runs from the accept (and from a head's first bytes) until the
+    head is complete: a response that takes longer than it (a slow backend, 3 s) is served
+    whole, and the connection goes on to its next request, for a first request whose head
+    arrived whole and for one that arrived in two pieces (server/lifecycle.py leaves the armed
+    timer to the response's re-arm: _header_timeout does nothing while a request is current)."""
+    backend = StreamBackend()
+    proxy = start_proxy(HEADER_CONF, backend_port=backend.port)
+    for pieces in (1, 2):
+        with Connection(proxy.port, timeout=10) as conn:
+            req = build_request("GET", "/hdr/drip/x?15")
+            if pieces == 1:
+                conn.send(req)
+            else:
+                conn.send(req[:10])
+                time.sleep(0.3)
+                conn.send(req[10:])
+            resp = conn.read_response()
+            assert (resp.status, resp.body) == (200, b"x" * 15)
+            conn.send(build_request("GET", "/hdr/drip/x?1"))
+            resp = conn.read_response()
+            assert (resp.status, resp.body) == (200, b"x")
+    assert "timed out" not in proxy.error_log()
