@@ -20,7 +20,7 @@ from ngate.proxy.upstream_conn import Connect, TlsUpstreamConnection, UpstreamCo
 from ngate.server import flow
 from ngate.upstream import attempts, retry
 from ngate.upstream.attempts import Attempt, new_attempt
-from ngate.upstream.connect import PlainConnect
+from ngate.upstream.connect import NO_SOCKET as _NO_SOCKET, PlainConnect
 from ngate.upstream.balancer import balancer_for, release, report_failure
 from ngate.upstream.failure import Failure, Phase, UpstreamError, connect_failed
 from ngate.upstream.tls import handshake_error, open_tls
@@ -140,6 +140,8 @@ class PeerSide(ExchangeBase):
             return self.next_peer(UpstreamError(Failure.TLS_FAILED, Phase.CONNECT,
                                                 handshake_error(exc)))
         except OSError as exc:
+            if exc.errno in _NO_SOCKET:     # (only socket() fails so)
+                return self.socket_failed(exc)
             return self.connect_error(exc)
         except asyncio.CancelledError:
             return
@@ -158,6 +160,16 @@ class PeerSide(ExchangeBase):
         """The try's connect failed: the next peer, as proxy_next_upstream says."""
         self.connecting = None
         self.next_peer(connect_failed(exc))
+
+    def socket_failed(self, exc: OSError) -> None:
+        """socket() failed (no file descriptor left): nginx's ngx_event_connect_peer logs
+        [alert] and the request ends with 500, no next upstream."""
+        self.connecting = None
+        error_log.alert(f"socket() failed ({exc.errno}: {exc.strerror}) while connecting to "
+                        "upstream" + error_log.request_suffix(self.ctx, self.wire.upstream_url(self)),
+                        self.conn.number)
+        self.finish()
+        phases.finalize(self.ctx, 500)
 
     def bind_failed(self, exc) -> None:
         """*_bind could not bind: nginx logs [crit] and answers 500 (no next upstream)."""

@@ -44,6 +44,7 @@ PlainTransport states:
 from __future__ import annotations
 
 import asyncio
+import errno
 import select
 import socket
 
@@ -525,12 +526,22 @@ class _Adopt(asyncio.Protocol):
         self.plain._adopted(transport)
 
 
+def accept_failed(exc: OSError) -> None:
+    """ngx_event_accept's line for a failed accept: [crit] when no descriptor is left (EMFILE,
+    ENFILE), [alert] for the rest; accepting pauses for 500 ms either way (the callers)."""
+    text = f"accept4() failed ({exc.errno}: {exc.strerror})"
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        error_log.crit(text)
+    else:
+        error_log.alert(text)
+
+
 class PlainServer:
     """The accept loop of one plain TCP listening socket: each connection gets a
     PlainTransport and `factory()`'s protocol. close() stops accepting and closes the worker's
     copy of the listening socket (as uvloop's server does, and nginx's worker on a graceful
     stop). An accept error other than a connection aborted in the queue is nginx's:
-    "accept() failed" and no accepting for 500 ms (EMFILE, ENFILE, ENOBUFS)."""
+    "accept4() failed" (accept_failed) and no accepting for 500 ms (EMFILE, ENFILE, ENOBUFS)."""
     __slots__ = ("_loop", "_sock", "_fd", "_factory", "_poller", "_timer", "_family")
     BATCH = 64                      # connections accepted per readiness event
 
@@ -560,7 +571,7 @@ class PlainServer:
             except ConnectionAbortedError:
                 continue
             except OSError as exc:
-                error_log.alert(f"accept() failed ({exc.errno}: {exc.strerror})")
+                accept_failed(exc)
                 loop = self._loop
                 loop.remove_reader(self._fd)
                 self._timer = loop.call_later(0.5, self._resume)

@@ -34,6 +34,7 @@ import socket
 import ssl
 
 from ngate.observability import error_log
+from ngate.server.plain_transport import accept_failed
 
 RECORD = 16384                  # the largest plaintext of a TLS record
 _BUF = bytearray(RECORD)        # the worker's read buffer (records are copied out as bytes)
@@ -359,8 +360,8 @@ class TlsServer:
             except ConnectionAbortedError:
                 continue
             except OSError as exc:
-                # nginx: "accept() failed" and no accepting for 500 ms (EMFILE, ENFILE, ENOBUFS)
-                error_log.alert(f"accept() failed ({exc.errno}: {exc.strerror})")
+                # nginx: "accept4() failed" and no accepting for 500 ms (EMFILE, ENFILE, ENOBUFS)
+                accept_failed(exc)
                 self._loop.remove_reader(self._fd)
                 self._timer = self._loop.call_later(0.5, self._resume)
                 return

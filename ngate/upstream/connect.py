@@ -37,6 +37,7 @@ from ngate.proxy.upstream_conn import UpstreamConnection
 from ngate.server.plain_transport import _OUT, PlainTransport, _Socket
 
 _NONBLOCK_STREAM = int(socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+NO_SOCKET = (errno.EMFILE, errno.ENFILE)    # socket()'s "no descriptor": [alert], 500 (nginx)
 _INET, _INET6 = int(socket.AF_INET), int(socket.AF_INET6)
 _INPROGRESS = (errno.EINPROGRESS, 0)
 
@@ -63,10 +64,20 @@ class PlainConnect:
             return
         peer = self.peer
         host = peer.host
-        sock = self.sock = _Socket(_INET6 if ":" in host else _INET, _NONBLOCK_STREAM)
+        try:
+            sock = _Socket(_INET6 if ":" in host else _INET, _NONBLOCK_STREAM)
+        except OSError as exc:      # no descriptor left (nginx: socket() failed, a 500)
+            self.exchange = None
+            if exc.errno in NO_SOCKET:
+                return exchange.socket_failed(exc)
+            return exchange.connect_error(exc)
+        self.sock = sock
         err = sock.connect_ex((host, peer.port))
         if err in _INPROGRESS:
-            self.poller.add(sock.fileno(), self, _OUT)
+            try:
+                self.poller.add(sock.fileno(), self, _OUT)
+            except OSError as exc:  # epoll_ctl: no memory, or max_user_watches
+                self._failed(exc.errno)
         else:       # refused at once
             self._failed(err)
 
