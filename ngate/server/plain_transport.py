@@ -44,11 +44,11 @@ PlainTransport states:
 from __future__ import annotations
 
 import asyncio
-import errno
 import select
 import socket
 
 from ngate.observability import error_log
+from ngate.server.raw_socket import WRITE_HIGH, WRITE_LOW, Listener, write_limits
 
 _DONTWAIT = socket.MSG_DONTWAIT
 _IN = select.EPOLLIN
@@ -56,8 +56,8 @@ _OUT = select.EPOLLOUT
 _ERR = select.EPOLLERR | select.EPOLLHUP
 _IN_ERR = _IN | _ERR
 _READ = 262144                  # bytes per recv (uvloop's read buffer)
-_HIGH = 64 * 1024               # uvloop's default write buffer limits
-_LOW = _HIGH // 4
+_HIGH = WRITE_HIGH
+_LOW = WRITE_LOW
 _Blocking = (BlockingIOError, InterruptedError)
 _Socket = socket._socket.socket     # the C socket: socket.socket's Python __init__, its enum
 _STREAM = int(socket.SOCK_STREAM)   # properties and its close() are frames per connection
@@ -337,13 +337,7 @@ class PlainTransport(asyncio.Transport):
     def set_write_buffer_limits(self, high=None, low=None) -> None:
         if self._state is _ADOPTED:
             return self._uv.set_write_buffer_limits(high, low)
-        if high is None:
-            high = _HIGH if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high, self._low = high, low
+        self._high, self._low = high, low = write_limits(high, low)
         if self._size > high and not self._paused and self._protocol is not None:
             self._pause_protocol()
 
@@ -526,36 +520,17 @@ class _Adopt(asyncio.Protocol):
         self.plain._adopted(transport)
 
 
-def accept_failed(exc: OSError) -> None:
-    """ngx_event_accept's line for a failed accept: [crit] when no descriptor is left (EMFILE,
-    ENFILE), [alert] for the rest; accepting pauses for 500 ms either way (the callers)."""
-    text = f"accept4() failed ({exc.errno}: {exc.strerror})"
-    if exc.errno in (errno.EMFILE, errno.ENFILE):
-        error_log.crit(text)
-    else:
-        error_log.alert(text)
-
-
-class PlainServer:
-    """The accept loop of one plain TCP listening socket: each connection gets a
-    PlainTransport and `factory()`'s protocol. close() stops accepting and closes the worker's
-    copy of the listening socket (as uvloop's server does, and nginx's worker on a graceful
-    stop). An accept error other than a connection aborted in the queue is nginx's:
-    "accept4() failed" (accept_failed) and no accepting for 500 ms (EMFILE, ENFILE, ENOBUFS)."""
-    __slots__ = ("_loop", "_sock", "_fd", "_factory", "_poller", "_timer", "_family")
-    BATCH = 64                      # connections accepted per readiness event
+class PlainServer(Listener):
+    """The accept loop of one plain TCP listening socket (raw_socket.py Listener: the accept
+    error's line and pause, close()): each connection gets a PlainTransport and `factory()`'s
+    protocol."""
+    __slots__ = ("_factory", "_poller", "_family")
 
     def __init__(self, loop, sock, backlog: int, factory, poller: Poller) -> None:
-        self._loop = loop
-        self._sock = sock
         self._factory = factory
         self._poller = poller
-        self._timer = None
         self._family = int(sock.family)
-        sock.listen(backlog)
-        sock.setblocking(False)
-        self._fd = sock.fileno()
-        loop.add_reader(self._fd, self._accept)
+        self._listen(loop, sock, backlog)
 
     def _accept(self) -> None:
         """Accept what is queued (up to BATCH); the connections start from the loop, after
@@ -571,10 +546,7 @@ class PlainServer:
             except ConnectionAbortedError:
                 continue
             except OSError as exc:
-                accept_failed(exc)
-                loop = self._loop
-                loop.remove_reader(self._fd)
-                self._timer = loop.call_later(0.5, self._resume)
+                self._accept_failed(exc)
                 break
         if batch:
             self._loop.call_soon(self._start, batch)
@@ -592,17 +564,3 @@ class PlainServer:
                 loop.call_exception_handler({"message": "accepting a connection failed",
                                              "exception": exc})
                 t.abort()
-
-    def _resume(self) -> None:
-        self._timer = None
-        self._loop.add_reader(self._fd, self._accept)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        elif self._fd >= 0:
-            self._loop.remove_reader(self._fd)
-        if self._fd >= 0:
-            self._fd = -1
-            self._sock.close()

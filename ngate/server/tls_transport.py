@@ -34,14 +34,14 @@ import socket
 import ssl
 
 from ngate.observability import error_log
-from ngate.server.plain_transport import accept_failed
+from ngate.server.raw_socket import WRITE_HIGH, WRITE_LOW, Listener, write_limits
 
 RECORD = 16384                  # the largest plaintext of a TLS record
 _BUF = bytearray(RECORD)        # the worker's read buffer (records are copied out as bytes)
 _VIEW = memoryview(_BUF)
 _READS_PER_EVENT = 8            # full records read in one readiness event
-_HIGH = 64 * 1024               # asyncio's default write buffer limits
-_LOW = _HIGH // 4
+_HIGH = WRITE_HIGH
+_LOW = WRITE_LOW
 _WantRead = ssl.SSLWantReadError
 _WantWrite = ssl.SSLWantWriteError
 _ZeroReturn = ssl.SSLZeroReturnError
@@ -230,13 +230,7 @@ class TlsTransport(asyncio.Transport):
         return self._low, self._high
 
     def set_write_buffer_limits(self, high=None, low=None) -> None:
-        if high is None:
-            high = _HIGH if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high, self._low = high, low
+        self._high, self._low = high, low = write_limits(high, low)
         if self._size > high and not self._paused and self._protocol is not None:
             self._pause_protocol()
 
@@ -330,25 +324,15 @@ class TlsTransport(asyncio.Transport):
         return self._protocol
 
 
-class TlsServer:
-    """The accept loop of one `listen ... ssl` socket: `accepted(sock, peer)` per connection.
-    close() stops accepting and closes the worker's copy of the listening socket, as uvloop's
-    server does for plain listeners and nginx's worker on a graceful stop
-    (ngx_close_listening_sockets): once the master's copy is closed too, new connections are
-    refused instead of queued for a worker that will never accept them."""
-    __slots__ = ("_loop", "_sock", "_fd", "_accepted", "_nodelay", "_timer")
-    BATCH = 64                      # connections accepted per readiness event
+class TlsServer(Listener):
+    """The accept loop of one `listen ... ssl` socket (raw_socket.py Listener: the accept
+    error's line and pause, close()): `accepted(sock, peer)` per connection."""
+    __slots__ = ("_accepted", "_nodelay")
 
     def __init__(self, loop, sock, backlog: int, accepted) -> None:
-        self._loop = loop
-        self._sock = sock
         self._accepted = accepted
         self._nodelay = sock.family in (socket.AF_INET, socket.AF_INET6)
-        self._timer = None
-        sock.listen(backlog)
-        sock.setblocking(False)
-        self._fd = sock.fileno()
-        loop.add_reader(self._fd, self._accept)
+        self._listen(loop, sock, backlog)
 
     def _accept(self) -> None:
         sock = self._sock
@@ -360,26 +344,8 @@ class TlsServer:
             except ConnectionAbortedError:
                 continue
             except OSError as exc:
-                # nginx: "accept4() failed" and no accepting for 500 ms (EMFILE, ENFILE, ENOBUFS)
-                accept_failed(exc)
-                self._loop.remove_reader(self._fd)
-                self._timer = self._loop.call_later(0.5, self._resume)
-                return
+                return self._accept_failed(exc)
             conn.setblocking(False)
             if self._nodelay:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._accepted(conn, peer)
-
-    def _resume(self) -> None:
-        self._timer = None
-        self._loop.add_reader(self._fd, self._accept)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        elif self._fd >= 0:
-            self._loop.remove_reader(self._fd)
-        if self._fd >= 0:
-            self._fd = -1
-            self._sock.close()
