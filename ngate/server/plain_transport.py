@@ -39,7 +39,8 @@ PlainTransport states:
             references were swapped by its transport_adopted())
   closing   close() with bytes buffered: no reads; the socket closes once they are out
             (write_eof: the same, then SHUT_WR, reading on)
-  closed    the socket is closed; connection_lost(exc) runs from the loop (call_soon)
+  closed    no reads or writes; the socket closes and connection_lost(exc) runs from the loop
+            (call_soon: after the turn's callbacks so far, the access log's flush among them)
 """
 from __future__ import annotations
 
@@ -404,10 +405,14 @@ class PlainTransport(asyncio.Transport):
         if self._events is not None:
             self._events = None
             self._poller.handlers.pop(self._fd, None)
-        sock.close()                    # (the kernel drops it from the epoll set)
-        self._loop.call_soon(self._lost, exc)
+        # the socket closes from the loop, after this turn's callbacks so far (as uvloop's
+        # uv_close): what the close ends is done first, the access log line written (its
+        # flush is already queued) before the client sees the connection end, as nginx writes
+        # it before closing
+        self._loop.call_soon(self._lost, exc, sock)
 
-    def _lost(self, exc) -> None:
+    def _lost(self, exc, sock) -> None:
+        sock.close()                    # (the kernel drops it from the epoll set)
         protocol = self._protocol
         self._protocol = None
         if protocol is not None:

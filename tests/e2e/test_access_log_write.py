@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 
 from tests.harness.client import Connection, build_request
 
@@ -45,6 +46,24 @@ def test_a_line_is_in_the_file_before_the_next_request_is_answered(start_proxy):
         assert "/first 200\n" in read(proc, "now.log")
         get(conn, "/third")
         assert read(proc, "now.log").startswith("/first 200\n/second 200\n")
+
+
+def test_a_line_is_in_the_file_when_the_client_sees_the_close(start_proxy):
+    """A response ended by the close (HTTP/1.0): the line is written before the connection
+    closes, as nginx does (limit_rate.t reads its log right after http_get). ngate's own
+    transport for a connection's first request closed its socket before the turn's log flush."""
+    proc = start_proxy(CONF)
+    for i in range(20):
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as s:
+            s.sendall(b"GET /close%d HTTP/1.0\r\n\r\n" % i)
+            got = b""
+            while True:
+                data = s.recv(4096)
+                if not data:
+                    break
+                got += data
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert read(proc, "now.log").count("\n") == i + 1, (i, read(proc, "now.log"))
 
 
 def test_buffered_lines_wait_for_the_buffer_or_the_stop(start_proxy):
