@@ -78,3 +78,32 @@ def test_expected_differences_are_shown_apart_with_their_reason(tmp_path):
     listed.write_text("a.t sec* no tabs\n")
     out = run(["--tests", str(suite), "--expected", str(listed), "-q", "a.t"])
     assert out.returncode == 2 and "expected file<TAB>name pattern<TAB>reason" in out.stderr
+
+
+def counting_file(path: Path, failing_runs: set[int]) -> None:
+    """A test file whose assertion 2 fails on the given runs (1-based), counted in a file beside it."""
+    count = path.with_suffix(".count")
+    path.write_text(
+        f'my $f = "{count}"; my $n = 0;\n'
+        'if (open(my $h, "<", $f)) { $n = <$h>; close $h; }\n'
+        '$n++; open(my $w, ">", $f) or die; print $w $n; close $w;\n'
+        f'my $bad = grep {{ $_ == $n }} ({", ".join(map(str, sorted(failing_runs))) or "0"});\n'
+        'print "1..3\\nok 1 - first on 127.0.0.1:8081\\n";\n'
+        'print(($bad ? "not ok" : "ok") . " 2 - second\\nok 3 - third\\n");\n')
+    count.unlink(missing_ok=True)
+
+
+def test_check_counts_an_assertion_lost_when_it_fails_two_runs_of_three(tmp_path):
+    suite, rfile = fake_suite(tmp_path), tmp_path / "ratchet.txt"
+    assert run(["--tests", str(suite), "--ratchet", str(rfile), "--update", "-q"]).returncode == 0
+
+    counting_file(suite / "a.t", {1})           # fails once, then passes both reruns
+    out = run(["--tests", str(suite), "--ratchet", str(rfile), "--check", "-q"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "failed the first run, passed 2 reruns" in out.stdout and "a.t\t2\tsecond" in out.stdout
+    assert (suite / "a.count").read_text() == "3"
+
+    counting_file(suite / "a.t", {1, 3})        # passes the first rerun, fails the second
+    out = run(["--tests", str(suite), "--ratchet", str(rfile), "--check", "-q"])
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "no longer pass" in out.stdout and "a.t\t2\tsecond" in out.stdout
