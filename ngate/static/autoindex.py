@@ -85,7 +85,8 @@ def typed_entries(path: str) -> list:
                 continue
             kind = ("directory" if stat.S_ISDIR(st.st_mode)
                     else "file" if stat.S_ISREG(st.st_mode) else "other")
-            out.append((e.name, kind, st.st_size, int(st.st_mtime)))
+            # st_mtim.tv_sec; before the epoch: the epoch (ngx_gmtime)
+            out.append((e.name, kind, st.st_size, max(st.st_mtime_ns // 1_000_000_000, 0)))
     out.sort(key=lambda x: (x[1] != "directory", x[0].encode("utf-8", "surrogateescape")))
     return out
 

@@ -50,29 +50,35 @@ def compile_expires(args: tuple, where) -> Expires:
     return Expires(kind, -secs if negative else secs)
 
 
-def expires_headers(conf, status: int, mtime: float | None = None) -> list:
-    """[(b"Expires", ...), (b"Cache-Control", ...)] for this response, or []."""
+def expires_headers(conf, status: int, mtime: int | None = None) -> list:
+    """[(b"Expires", ...), (b"Cache-Control", ...)] for this response, or []. `mtime`: the
+    response's Last-Modified time (None: none, nginx's -1: `modified` counts from now, as
+    `access`). ngx_http_set_expires."""
     exp = conf.headers.expires
     if exp is None or exp.kind == "off" or status not in EXPIRES_CODES:
         return []
-    if exp.kind == "max":
+    kind = exp.kind
+    if kind == "max":
         return [(b"Expires", _MAX[0]), (b"Cache-Control", _MAX[1])]
-    if exp.kind == "epoch":
+    if kind == "epoch":
         return [(b"Expires", _EPOCH[0]), (b"Cache-Control", _EPOCH[1])]
     now = int(time.time())
-    if exp.kind == "modified":
-        if mtime is None:
-            return []
-        when = int(mtime) + exp.seconds
-    elif exp.kind == "daily":
+    secs = exp.seconds
+    if secs == 0 and kind != "daily":       # now, max-age=0 (`modified 0` as well)
+        return [(b"Expires", http_time(now)), (b"Cache-Control", b"max-age=0")]
+    if kind == "daily":
         day = now - now % 86400
-        when = day + exp.seconds
+        when = day + secs
         if when <= now:
             when += 86400
+        max_age = when - now
+    elif kind == "access" or mtime is None:
+        when = now + secs
+        max_age = secs
     else:
-        when = now + exp.seconds
-    max_age = exp.seconds if exp.kind == "access" else when - now
-    cache = b"no-cache" if max_age < 0 else b"max-age=%d" % max_age
+        when = mtime + secs
+        max_age = when - now
+    cache = b"no-cache" if secs < 0 or max_age < 0 else b"max-age=%d" % max_age
     return [(b"Expires", http_time(when)), (b"Cache-Control", cache)]
 
 

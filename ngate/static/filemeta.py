@@ -38,7 +38,7 @@ _PLAIN: dict = {}       # URI -> FileMeta (plain_file's locations)
 
 class FileMeta:
     __slots__ = ("mtime_ns", "ino", "conf", "uri", "root", "mtime", "size", "last_modified",
-                 "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail",
+                 "lm_value", "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail",
                  "lm_line", "path", "ka_date", "ka_head", "plain_hdr", "ka_full", "stkey")
 
     def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:
@@ -47,15 +47,21 @@ class FileMeta:
         self.conf = conf
         self.uri = uri
         self.root = root
-        self.mtime = mtime = int(st.st_mtime)
+        # st_mtim.tv_sec (int(st_mtime) would round a time before the epoch towards it); -1 is
+        # nginx's "no time" (headers_out.last_modified_time): no Last-Modified, If-Modified-Since
+        # always modified, If-Unmodified-Since always failed, `expires modified` from now; the
+        # ETag still says -1 (ngx_http_set_etag)
+        sec = st.st_mtime_ns // 1_000_000_000
+        self.mtime = mtime = None if sec == -1 else sec       # None: no Last-Modified
         self.size = size = st.st_size
-        self.last_modified = http_date(mtime)
-        self.etag = '"%x-%x"' % (mtime, size) if conf.etag else None
+        self.last_modified = None if mtime is None else http_date(mtime)
+        self.lm_value = None if mtime is None else self.last_modified.encode()
+        self.etag = '"%x-%x"' % (sec, size) if conf.etag else None
         self.content_type = content_type
         # a 200 head: prefix + Date + fields + Connection + etag_line + [more] + Accept-Ranges
         self.prefix = (resp.status_line(200, 1) + (resp.SERVER_HEADER_TOKENS if conf.server_tokens
                                                    else resp.SERVER_HEADER_BARE))
-        self.lm_line = b"Last-Modified: %b\r\n" % self.last_modified.encode()
+        self.lm_line = b"" if mtime is None else b"Last-Modified: %b\r\n" % self.lm_value
         self.fields = b"Content-Type: %b\r\nContent-Length: %d\r\n%b" % (
             content_type, size, self.lm_line)
         self.etag_line = b"ETag: %b\r\n" % self.etag.encode() if self.etag else b""

@@ -93,7 +93,7 @@ def _send(ctx, fd: int, meta, vary: bool) -> None:
     headers = []
     if meta.etag:
         headers.append((b"ETag", meta.etag.encode()))
-    lastmod = meta.last_modified.encode()
+    lastmod = meta.lm_value
     status = not_modified.check(ctx.hdr, conf.if_modified_since, meta.mtime, meta.etag)
     if status is not None:
         os.close(fd)

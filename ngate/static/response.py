@@ -61,7 +61,7 @@ def send_file(ctx, fd: int, meta, vary: bool = False) -> None:
     if conf.headers.add_header or conf.userid is not None:
         headers.extend(respond.add_headers(ctx, conf, status))
     _send_head_and_file(ctx, fd, status, meta.content_type, size, [(0, size)],
-                        meta.last_modified.encode() if status in (200, 206) else None, headers)
+                        meta.lm_value if status in (200, 206) else None, headers)
 
 
 def _trailers_ranges(ctx, meta, out, whole: list):
@@ -100,7 +100,7 @@ def _send_filtered(ctx, fd: int, meta, vary: bool, ranged: bool = True):
     headers.extend(expires_headers(conf, 200, meta.mtime))
     if conf.headers.add_header:
         headers.extend(respond.add_headers(ctx, conf, 200))
-    lastmod = meta.last_modified.encode()
+    lastmod = meta.lm_value
     out = HeadersOut(200, meta.content_type, meta.size, lastmod, headers)
     out.vary = vary
     body = header_filter(ctx, conf.filters, out)
@@ -178,7 +178,7 @@ def _send_ranged(ctx, fd: int, meta, range_header: bytes, vary: bool = False) ->
     if len(segments) == 1:
         s, e = segments[0]
         headers.append((b"Content-Range", b"bytes %d-%d/%d" % (s, e - 1, size)))
-    _send_head_and_file(ctx, fd, 206, ctype, length, segments, meta.last_modified.encode(),
+    _send_head_and_file(ctx, fd, 206, ctype, length, segments, meta.lm_value,
                         headers)
 
 
@@ -187,7 +187,7 @@ def _send_replaced(ctx, fd: int, meta, vary: bool, found) -> None:
     range filter's If-Range sees the replaced validators."""
     conf = ctx.conf
     size = meta.size
-    lastmod = validators.value(found, b"last-modified", meta.last_modified.encode())
+    lastmod = validators.value(found, b"last-modified", meta.lm_value)
     etag = validators.value(found, b"etag", meta.etag.encode() if meta.etag else None)
     parsed = None
     range_header = ctx.hdr.get(b"range")
@@ -276,7 +276,7 @@ def _send_not_modified(ctx, status: int, meta, vary: bool = False) -> None:
     respond.check_keepalive(ctx)
     ctx.status = 304
     head = resp.build_head(304, 1, server_tokens=conf.server_tokens,
-                           last_modified=meta.last_modified.encode(), connection=connection_line(ctx),
+                           last_modified=meta.lm_value, connection=connection_line(ctx),
                            headers=headers)
     write_whole(ctx, head, b"", 0)
 

@@ -52,6 +52,8 @@ def docroot():
                            ("utf8-\u0444\u0444", b"22"), (".hidden", b"h")):
             (root / name).write_bytes(data)
             os.utime(root / name, (MTIME, MTIME))
+        (root / "old.txt").write_bytes(b"-100.5 s")     # before the epoch: the epoch's date
+        os.utime(root / "old.txt", ns=(-100_500_000_000, -100_500_000_000))
         os.symlink(root / "file.txt", root / "link")
         os.symlink(root / "missing", root / "dangling")
         os.utime(root / "sub", (MTIME, MTIME))

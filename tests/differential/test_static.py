@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.harness.client import build_request
+from tests.harness.client import build_request, exchange
 from tests.harness.paths import readable_tmpdir
 
 MTIME = 1577934245          # 2020-01-02 03:04:05 UTC
@@ -37,6 +37,9 @@ http {
         location /exp-epoch/ { alias {docroot}/; expires epoch; }
         location /exp-max/ { alias {docroot}/; expires max; }
         location /exp-mod/ { alias {docroot}/; expires modified 1h; }
+        location /exp-mod-ai/ { alias {docroot}/list/; autoindex on; expires modified 1h; }
+        location /exp-mod0/ { alias {docroot}/; expires modified 0; }
+        location /exp-modneg/ { alias {docroot}/; expires modified -1h; }
         location /noetag/ { alias {docroot}/; etag off; }
         location /ims-before/ { alias {docroot}/; if_modified_since before; }
         location /idx/ { alias {docroot}/dir/; index nothere.html index.html; }
@@ -77,6 +80,16 @@ def docroot():
         _write(root / "typed" / "noext", b"?\n")
         _write(root / "old.txt", b"before the epoch\n")
         os.utime(root / "old.txt", (-100, -100))   # Last-Modified: the epoch (ngx_gmtime)
+        _write(root / "minus1.txt", b"mtime -1\n")
+        os.utime(root / "minus1.txt", (-1, -1))     # nginx's "no time" (-1): no Last-Modified
+        _write(root / "half.txt", b"-0.5 s\n")       # st_mtim -1 s + 0.5e9 ns: -1 as well
+        os.utime(root / "half.txt", ns=(-500_000_000, -500_000_000))
+        _write(root / "oldfrac.txt", b"-100.5 s\n")  # -101 s + 0.5e9 ns: the seconds are -101
+        os.utime(root / "oldfrac.txt", ns=(-100_500_000_000, -100_500_000_000))
+        _write(root / "future.txt", b"2100\n")
+        os.utime(root / "future.txt", (4102444800, 4102444800))
+        _write(root / "list" / "neg.txt", b"-100.5 s\n")
+        os.utime(root / "list" / "neg.txt", ns=(-100_500_000_000, -100_500_000_000))
         os.symlink(root / "a.txt", root / "link.txt")
         for d in (root, root / "dir", root / "noindex", root / "list", root / "list" / "sub",
                   root / "typed"):
@@ -92,6 +105,8 @@ def diff(differential, docroot):
 
 GETS = ["/a.txt", "/index.html", "/", "/dir", "/dir?x=1", "/dir/", "/noindex/", "/nope",
         "/nope/", "/big.bin", "/empty.txt", "/link.txt", "/Upper.TXT", "/old.txt",
+        "/minus1.txt", "/noetag/minus1.txt", "/half.txt", "/oldfrac.txt", "/exp-mod/oldfrac.txt",
+        "/exp-mod0/a.txt", "/exp-modneg/future.txt",
         "/ai/", "/ai/sub/", "/ai/b.txt", "/ai-off/", "/rx/a.txt", "/rx/dir", "/al/", "/al/index.html",
         "/tf/a.txt", "/tf/missing", "/tf404/missing", "/tfnamed/missing?q=1", "/tfdir/sub",
         "/typed/x.foo", "/typed/x.unknown", "/typed/noext",
@@ -223,6 +238,52 @@ def test_file_with_body_or_expect(diff, raw):
     (the static module discards the body: nginx's 400 there) on the server level's root (the
     plain_file handler's location)."""
     diff.check_raw(raw)
+
+
+MINUS1_CONDITIONS = [
+    [(b"If-Modified-Since", b"Thu, 01 Jan 1970 00:00:00 GMT")],
+    [(b"If-Modified-Since", b"Fri, 01 Jan 2100 00:00:00 GMT")],
+    [(b"If-Unmodified-Since", b"Fri, 01 Jan 2100 00:00:00 GMT")],
+    [(b"If-None-Match", b'"-1-9"')],
+    [(b"If-None-Match", b'"-1-9"'), (b"If-Modified-Since", b"Thu, 01 Jan 1970 00:00:00 GMT")],
+    [(b"If-Match", b'"-1-9"')],
+    [(b"Range", b"bytes=0-1")],
+    [(b"Range", b"bytes=0-1"), (b"If-Range", b'"-1-9"')],
+    [(b"Range", b"bytes=0-1"), (b"If-Range", b"Thu, 01 Jan 1970 00:00:00 GMT")],
+]
+
+
+@pytest.mark.parametrize("headers", MINUS1_CONDITIONS)
+@pytest.mark.parametrize("target", ["/minus1.txt", "/exp-mod/minus1.txt"])
+def test_no_last_modified_time(diff, target, headers):
+    """A file whose mtime is -1 (nginx's "no time"): no Last-Modified in its 200, 206 or 304,
+    If-Modified-Since never matches, If-Unmodified-Since always fails (412), the ETag says -1;
+    `expires modified` counts from now (the Expires is compared as Date + 1h)."""
+    diff.check(lambda port: _expires_as_date(exchange(
+        port, build_request("GET", target, headers=headers))))
+
+
+@pytest.mark.parametrize("target", ["/exp-mod/minus1.txt", "/exp-mod/half.txt", "/exp-mod/dir",
+                                    "/exp-mod-ai/"])
+def test_expires_modified_without_time(diff, target):
+    """`expires modified 1h` on a response without a Last-Modified time (mtime -1, the
+    directory's 301): Expires now + 1h and max-age=3600, as `expires 1h` (ngx_http_set_expires)."""
+    out = diff.check(lambda port: _expires_as_date(exchange(port, build_request("GET", target))))
+    assert out.response.header("expires") == b"<Date + 3600>"
+
+
+def _expires_as_date(responses):
+    """The responses with an Expires of exactly Date + 1 h written as "<Date + 3600>" (the
+    two programs answer in different seconds)."""
+    from email.utils import formatdate, parsedate_to_datetime
+    for r in responses:
+        date = r.header("date")
+        if date is None:
+            continue
+        later = formatdate(parsedate_to_datetime(date.decode()).timestamp() + 3600, usegmt=True)
+        r.headers = [(n, b"<Date + 3600>" if n.lower() == b"expires" and v == later.encode()
+                      else v) for n, v in r.headers]
+    return responses
 
 
 def test_keepalive_across_static_responses(diff):

@@ -50,3 +50,29 @@ def test_expires_of_a_time_follows_the_clock(monkeypatch):
         monkeypatch.setattr(expires.time, "time", lambda now=now: now + 0.5)
         assert expires.expires_headers(conf, 200) == [
             (b"Expires", _formatted(now + 3600)), (b"Cache-Control", b"max-age=3600")]
+
+
+NOW = 1_765_000_000
+
+
+def test_modified_without_a_time_counts_from_now(monkeypatch):
+    """ngx_http_set_expires: `modified` with no Last-Modified time (nginx's -1: a file whose
+    mtime is -1, a directory's 301, a listing) is `access`; `modified 0` is now and max-age=0
+    whatever the time; a negative time is no-cache even when the sum is in the future."""
+    monkeypatch.setattr(expires, "_TIMES", {})
+    monkeypatch.setattr(expires.time, "time", lambda: NOW + 0.5)
+    conf = _Conf(expires.Expires("modified", 3600))
+    assert expires.expires_headers(conf, 200, None) == [
+        (b"Expires", _formatted(NOW + 3600)), (b"Cache-Control", b"max-age=3600")]
+    assert expires.expires_headers(conf, 301) == [
+        (b"Expires", _formatted(NOW + 3600)), (b"Cache-Control", b"max-age=3600")]
+    assert expires.expires_headers(conf, 200, NOW - 100) == [
+        (b"Expires", _formatted(NOW + 3500)), (b"Cache-Control", b"max-age=3500")]
+    conf = _Conf(expires.Expires("modified", 0))
+    assert expires.expires_headers(conf, 200, NOW - 100) == [
+        (b"Expires", _formatted(NOW)), (b"Cache-Control", b"max-age=0")]
+    conf = _Conf(expires.Expires("modified", -3600))
+    assert expires.expires_headers(conf, 200, NOW + 7200) == [
+        (b"Expires", _formatted(NOW + 3600)), (b"Cache-Control", b"no-cache")]
+    assert expires.expires_headers(conf, 200, None) == [
+        (b"Expires", _formatted(NOW - 3600)), (b"Cache-Control", b"no-cache")]
