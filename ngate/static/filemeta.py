@@ -39,7 +39,8 @@ _PLAIN: dict = {}       # URI -> FileMeta (plain_file's locations)
 class FileMeta:
     __slots__ = ("mtime_ns", "ino", "conf", "uri", "root", "mtime", "size", "last_modified",
                  "lm_value", "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail",
-                 "lm_line", "path", "ka_date", "ka_head", "plain_hdr", "ka_full", "stkey")
+                 "lm_line", "path", "ka_date", "ka_head", "plain_hdr", "ka_full", "stkey",
+                 "raw")
 
     def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:
         self.mtime_ns = st.st_mtime_ns
@@ -75,6 +76,7 @@ class FileMeta:
         # keepalive_disable safari for a GET): plain_file runs respond.check_keepalive whole
         self.ka_full = conf.keepalive_timeout == 0 or "safari" in conf.keepalive_disable
         self.stkey = statkey.key_of(st)     # plain_file's test of a descriptor (statkey.py)
+        self.raw = None         # plain_file's: the last statkey.BUF.raw with this stkey
 
     def head_200(self, connection: bytes, headers, vary: bool = False) -> bytes:
         """The 200 head in build_head's order; `headers` go between ETag and Accept-Ranges;

@@ -29,6 +29,7 @@ _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _fstat = statkey.fstat
 _STBUF = statkey.BUF
+_STARG = statkey.ARG
 _stkey = statkey.key
 
 
@@ -51,7 +52,7 @@ def serve(ctx, path: str, gs) -> bool | str:
                           + error_log.request_suffix(ctx), ctx.conn.number)
         return False
     vary = mode == "on" and core.vary
-    if not _fstat(fd, _STBUF):          # statkey.py (nonzero: failed, the buffer as it was)
+    if not _fstat(fd, _STARG):          # statkey.py (nonzero: failed, the buffer as it was)
         meta = filemeta.lookup(gz, _stkey(_STBUF), ctx.conf, ctx.uri, "")
         if meta is not None:            # the `.gz` of the entry: a regular file (filemeta.py)
             if not ok:

@@ -42,6 +42,7 @@ from ngate.static.try_files import try_files_phase  # noqa: F401  (http/modules.
 _DATE = resp.DATE
 _fstat = statkey.fstat
 _STBUF = statkey.BUF
+_STARG = statkey.ARG
 _stkey = statkey.key
 _PLAIN = filemeta._PLAIN    # (not imported by name: a call of a name bound by an import
                             # compiles to an attribute load, a bound method per request)
@@ -117,12 +118,23 @@ def plain_file(ctx) -> None:
         return open_failed(ctx, (conf.root.text if conf.root is not None else "") + uri, exc)
     try:
         # the entry holds while the descriptor's (inode, size, mtime) are its own: libc's fstat
-        # into a buffer and those four fields unpacked (statkey.py; nonzero: the fstat failed)
-        if _fstat(fd, _STBUF) or meta is None or _stkey(_STBUF) != meta.stkey:
+        # into a buffer (statkey.py; nonzero: the fstat failed), compared whole with the last
+        # one the entry held (the same bytes: the same key), else by those four fields
+        if _fstat(fd, _STARG):
             meta = _plain_meta(ctx, os.fstat(fd), conf, uri)
             if meta is None:
                 os.close(fd)
                 return None
+        else:
+            raw = _STBUF.raw
+            if meta is None or raw != meta.raw:
+                if meta is None or _stkey(_STBUF) != meta.stkey:
+                    meta = _plain_meta(ctx, os.fstat(fd), conf, uri)
+                    if meta is None:
+                        os.close(fd)
+                        return None
+                if _stkey(_STBUF) == meta.stkey:    # (not when the file changed meanwhile)
+                    meta.raw = raw
     except BaseException:
         os.close(fd)
         raise
@@ -236,7 +248,7 @@ def static_handler(ctx) -> None:
     try:
         if st is not None:                  # open_file_cache's
             key = statkey.key_of(st)
-        elif _fstat(fd, _STBUF):            # (statkey.py; nonzero: failed, the buffer as it was)
+        elif _fstat(fd, _STARG):            # (statkey.py; nonzero: failed, the buffer as it was)
             st = os.fstat(fd)
             key = statkey.key_of(st)
         else:

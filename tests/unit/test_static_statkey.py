@@ -126,3 +126,77 @@ def test_same_size_and_mtime_on_a_new_inode_makes_a_new_entry(tmp_path, extra):
         assert body == b"other\n" and h.get(b"X-A", b"b") == b"b"
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("mtime_ns", [1, 1_765_000_000_123_456_789, -1_500_000_001])
+@pytest.mark.parametrize("size", [0, 1024])
+def test_the_raw_buffer_holds_the_key(tmp_path, mtime_ns, size):
+    """plain_file's first test is BUF.raw against the entry's last raw: the key must be a
+    function of the raw (equal raws, equal keys), for the libc buffer and the portable one."""
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * size)
+    os.utime(path, ns=(0, mtime_ns))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        want = statkey.key_of(os.fstat(fd))
+        assert statkey.fstat(fd, statkey.ARG) == 0
+        raw = statkey.BUF.raw
+        assert raw.__class__ is bytes and len(raw) == statkey.BUF_SIZE
+        assert statkey.key(raw) == want
+        buf = statkey._Buffer(statkey.BUF_SIZE)
+        assert statkey._fstat_packed(fd, buf) == 0
+        assert buf.raw.__class__ is bytes and statkey.key(buf.raw) == want
+    finally:
+        os.close(fd)
+
+
+def test_an_atime_or_ctime_change_keeps_the_entry(tmp_path):
+    """A change outside the key (atime; a chmod's ctime) makes a new raw: the key's test
+    passes, the entry stays and holds the new raw."""
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"first\n")
+    os.utime(root / "a.txt", ns=(0, 10**18))
+    server = Server(tmp_path, root)
+    try:
+        first = server.get("/a.txt")
+        meta = handler._PLAIN["/a.txt"]
+        raw = meta.raw
+        assert raw is not None and statkey.key(raw) == meta.stkey
+        os.utime(root / "a.txt", ns=(12345, 10**18))
+        os.chmod(root / "a.txt", 0o600)
+        second = server.get("/a.txt")
+        assert handler._PLAIN["/a.txt"] is meta and meta.raw != raw
+        assert statkey.key(meta.raw) == meta.stkey
+        assert first[1].pop(b"Date") and second[1].pop(b"Date")
+        assert first == second
+    finally:
+        server.close()
+
+
+def test_a_raw_is_kept_only_with_its_own_key(tmp_path, monkeypatch):
+    """A file that changes between plain_file's fstat and os.fstat's: the new entry (from
+    os.fstat) does not take the buffer's raw, so the next request tests the key again."""
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"first\n")
+    (root / "b.txt").write_bytes(b"other\n")
+    os.utime(root / "b.txt", ns=(0, 10**18))
+    server = Server(tmp_path, root)
+    try:
+        assert server.get("/a.txt")[2] == b"first\n"
+        os.utime(root / "a.txt", ns=(0, 2 * 10**18))        # a change: the entry is made again
+        real = os.fstat
+        b = os.open(root / "b.txt", os.O_RDONLY)
+        monkeypatch.setattr(os, "fstat", lambda fd: real(b))
+        server.get("/a.txt")
+        monkeypatch.setattr(os, "fstat", real)
+        os.close(b)
+        meta = handler._PLAIN["/a.txt"]
+        assert meta.raw is None and meta.mtime == 10**9     # b's stat; a's raw not taken
+        status, h, body = server.get("/a.txt")
+        assert body == b"first\n" and handler._PLAIN["/a.txt"].mtime == 2 * 10**9
+        assert h[b"Last-Modified"] == filemeta.http_date(2 * 10**9).encode()
+        assert handler._PLAIN["/a.txt"].raw is not None
+    finally:
+        server.close()
