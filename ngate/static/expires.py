@@ -50,10 +50,10 @@ def compile_expires(args: tuple, where) -> Expires:
     return Expires(kind, -secs if negative else secs)
 
 
-def expires_headers(conf, status: int, mtime: int | None = None) -> list:
+def expires_headers(conf, status: int, mtime: int | None = None, now: int | None = None) -> list:
     """[(b"Expires", ...), (b"Cache-Control", ...)] for this response, or []. `mtime`: the
     response's Last-Modified time (None: none, nginx's -1: `modified` counts from now, as
-    `access`). ngx_http_set_expires."""
+    `access`); `now`: the time (None: the clock's second). ngx_http_set_expires."""
     exp = conf.headers.expires
     if exp is None or exp.kind == "off" or status not in EXPIRES_CODES:
         return []
@@ -62,7 +62,8 @@ def expires_headers(conf, status: int, mtime: int | None = None) -> list:
         return [(b"Expires", _MAX[0]), (b"Cache-Control", _MAX[1])]
     if kind == "epoch":
         return [(b"Expires", _EPOCH[0]), (b"Cache-Control", _EPOCH[1])]
-    now = int(time.time())
+    if now is None:
+        now = int(time.time())
     secs = exp.seconds
     if secs == 0 and kind != "daily":       # now, max-age=0 (`modified 0` as well)
         return [(b"Expires", http_time(now)), (b"Cache-Control", b"max-age=0")]

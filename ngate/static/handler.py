@@ -58,12 +58,15 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 def content_handler(conf):
     """The static modules' handler of a location: plain_file when nothing in the location
-    changes a file's 200 beyond its cached head, else static_handler."""
+    changes a file's 200 beyond its cached head (`expires` is part of that head: its lines
+    change with the Date's second only), else static_handler."""
     if (conf.alias is None and (conf.root is None or conf.root.static)
             and conf.static.gzip_static is None and conf.disable_symlinks is None
-            and conf.filters is None and not conf.headers.add_header and conf.userid is None
-            and conf.headers.expires is None):
-        return plain_file if conf.static.open_file_cache is None else plain_cached
+            and conf.filters is None and not conf.headers.add_header and conf.userid is None):
+        if conf.static.open_file_cache is None:
+            return plain_file       # (with `expires`: the head's lines, _tail)
+        if conf.headers.expires is None:
+            return plain_cached
     return static_handler
 
 
@@ -95,7 +98,8 @@ def plain_file(ctx) -> None:
     if meta is not None and meta.conf is conf:
         if meta.plain_hdr is not hdr:
             if not _GENERAL.isdisjoint(hdr):
-                if not _FULL.isdisjoint(hdr) or ctx.main is not None:
+                if (not _FULL.isdisjoint(hdr) or ctx.main is not None
+                        or conf.headers.expires is not None):   # (a 304 with expires' lines)
                     return static_handler(ctx)
                 cond = True
             elif hdr.__class__ is MappingProxyType:
@@ -105,7 +109,8 @@ def plain_file(ctx) -> None:
         if uri.endswith("/"):       # (no entry is made for one: static_handler's index)
             return static_handler(ctx)
         if not _GENERAL.isdisjoint(hdr):
-            if not _FULL.isdisjoint(hdr) or ctx.main is not None:
+            if (not _FULL.isdisjoint(hdr) or ctx.main is not None
+                    or conf.headers.expires is not None):
                 return static_handler(ctx)
             cond = True
         meta = None
@@ -158,12 +163,14 @@ def plain_file(ctx) -> None:
                 or ctx.start - conn.started > conf.keepalive_time):   # may end it (ka_full)
             respond.check_keepalive(ctx)
     if not ctx.keep_alive:
-        head = b"".join((meta.prefix, date, meta.fields, resp.CONN_CLOSE, meta.tail))
+        head = b"".join((meta.prefix, date, meta.fields, resp.CONN_CLOSE,
+                         meta.tail if conf.headers.expires is None else _tail(conf, meta)))
     elif meta.ka_date is date:
         head = meta.ka_head
     else:
         meta.ka_head = head = b"".join((meta.prefix, date, meta.fields, conf.keepalive_line,
-                                        meta.tail))
+                                        meta.tail if conf.headers.expires is None
+                                        else _tail(conf, meta)))
         meta.ka_date = date
     size = meta.size
     if method == "HEAD" or size == 0:
@@ -188,6 +195,18 @@ def plain_file(ctx) -> None:
     ctx.body_bytes_sent = sent
     ctx.bytes_sent = len(out)
     conn.finish_request(ctx)
+
+
+def _tail(conf, meta) -> bytes:
+    """The 200 head's end under `expires`: head_200's order (ETag, the headers filter's
+    Expires and Cache-Control, Accept-Ranges), its time the second of plain_file's Date line
+    (the head is kept while that line holds; nginx's expires and Date read one cached time)."""
+    lines = [meta.etag_line]
+    for name, value in expires_headers(conf, 200, meta.mtime, int(_date_from)):
+        lines.append(name + b": " + value + b"\r\n")
+    lines.append(meta.accept)
+    lines.append(b"\r\n")
+    return b"".join(lines)
 
 
 def _date() -> bytes:

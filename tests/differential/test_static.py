@@ -37,6 +37,7 @@ http {
         location /exp-epoch/ { alias {docroot}/; expires epoch; }
         location /exp-max/ { alias {docroot}/; expires max; }
         location /exp-mod/ { alias {docroot}/; expires modified 1h; }
+        location /noindex/ { expires 1h; }
         location /exp-mod-ai/ { alias {docroot}/list/; autoindex on; expires modified 1h; }
         location /exp-mod0/ { alias {docroot}/; expires modified 0; }
         location /exp-modneg/ { alias {docroot}/; expires modified -1h; }
@@ -269,6 +270,16 @@ def test_expires_modified_without_time(diff, target):
     """`expires modified 1h` on a response without a Last-Modified time (mtime -1, the
     directory's 301): Expires now + 1h and max-age=3600, as `expires 1h` (ngx_http_set_expires)."""
     out = diff.check(lambda port: _expires_as_date(exchange(port, build_request("GET", target))))
+    assert out.response.header("expires") == b"<Date + 3600>"
+
+
+@pytest.mark.parametrize("headers", [[], [(b"Connection", b"close")],
+                                     [(b"If-Modified-Since", LAST_MODIFIED)]])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_expires_on_a_root_location(diff, method, headers):
+    """`expires 1h` in a location with root (plain_file: the lines in the entry's head)."""
+    out = diff.check(lambda port: _expires_as_date(exchange(
+        port, build_request(method, "/noindex/f.css", headers=headers), method=method)))
     assert out.response.header("expires") == b"<Date + 3600>"
 
 

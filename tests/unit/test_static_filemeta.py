@@ -159,6 +159,7 @@ def test_content_handler_is_plain_file_only_without_settings_that_change_the_200
             location /c/ {{ root {tmp_path}/$host; }}
             location /d/ {{ add_header X 1; }}
             location /e/ {{ expires 1h; }}
+            location /e2/ {{ expires 1h; open_file_cache max=10; }}
             location /f/ {{ gzip_static on; }}
             location /g/ {{ disable_symlinks on; }}
             location /h/ {{ sub_filter a b; }}
@@ -168,8 +169,9 @@ def test_content_handler_is_plain_file_only_without_settings_that_change_the_200
     content = {loc.pattern: loc.conf.content for loc in server.locations}
     assert server.conf.content is handler.plain_file
     assert content["/a/"] is handler.plain_file
+    assert content["/e/"] is handler.plain_file         # expires: lines of the cached head
     assert all(content[n] is handler.static_handler for n in
-               ("/b/", "/c/", "/d/", "/e/", "/f/", "/g/", "/h/", "/i/"))
+               ("/b/", "/c/", "/d/", "/e2/", "/f/", "/g/", "/h/", "/i/"))
 
 
 REQUESTS = [("GET", "/a.txt"), ("HEAD", "/a.txt"), ("GET", "/empty.txt"), ("HEAD", "/empty.txt"),
@@ -200,6 +202,62 @@ def test_plain_file_answers_as_static_handler(tmp_path, monkeypatch):
             a, b = plain.get(path, method), general.get(path, method)
             a[1].pop(b"Date"), b[1].pop(b"Date")
             assert a == b, (method, path)
+    finally:
+        plain.close()
+        general.close()
+
+
+EXPIRES = ["expires 1h;", "expires max;", "expires epoch;", "expires off;", "expires 0;",
+           "expires -1h;", "expires modified 1h;", "expires modified -1h;", "expires modified 0;",
+           "expires @15h30m;", "expires 1y;"]
+CLOCK = 1_765_000_000.25
+
+
+@pytest.mark.parametrize("settings", EXPIRES)
+def test_plain_file_with_expires_answers_as_static_handler(tmp_path, monkeypatch, settings):
+    """plain_file under `expires` (its lines in the entry's head, per Date second): the same
+    bytes as static_handler's for every request, conditional and Connection: close ones
+    included; with the clock stopped (Expires follows it) and then moved on a second."""
+    import time as time_module
+    from ngate.http import respond
+    from ngate.http1 import response as resp
+    from ngate.static import handler
+    clock = [CLOCK]
+    monkeypatch.setattr(time_module, "time", lambda: clock[0])
+    monkeypatch.setattr(handler, "_time", lambda: clock[0])
+    monkeypatch.setattr(respond, "_time", lambda: clock[0])
+    monkeypatch.setattr(resp, "DATE", resp._DateCache())
+    monkeypatch.setattr(handler, "_DATE", resp.DATE)
+    monkeypatch.setattr(handler, "_date_to", 0.0)
+    root = tmp_path / "www"
+    (root / "d").mkdir(parents=True)
+    (root / "a.txt").write_bytes(b"first\n")
+    os.utime(root / "a.txt", (CLOCK - 100, CLOCK - 100))
+    (root / "empty.txt").write_bytes(b"")
+    (root / "big.bin").write_bytes(bytes(range(256)) * 1024)
+    (root / "d" / "f.txt").write_bytes(b"f\n")
+    os.utime(root / "d" / "f.txt", (CLOCK + 7200, CLOCK + 7200))
+    (root / "u.html").write_bytes(b"<p>\n")
+    (root / "d" / "index.html").write_bytes(b"index\n")
+    conf = "include /etc/nginx/mime.types; charset utf-8; " + settings
+    plain = Server(tmp_path, root, conf)
+    assert plain.conn.runtime.config.servers[0].conf.content is handler.plain_file
+    monkeypatch.setattr(handler, "content_handler", lambda conf: handler.static_handler)
+    general = Server(tmp_path, root, conf)
+    from ngate.static import filemeta
+    lm = b"If-Modified-Since: " + filemeta.http_date(int(CLOCK - 100)).encode() + b"\r\n"
+    try:
+        for step in (0, 0, 1):
+            clock[0] += step
+            for method, path in REQUESTS + [("GET", "/d/f.txt")]:
+                for extra in ("", lm.decode(), "Connection: close\r\n"):
+                    a, b = plain.get(path, method, extra), general.get(path, method, extra)
+                    assert a == b, (method, path, extra)
+                    for s in (plain, general):
+                        if s.transport.closed:      # after Connection: close: a new one
+                            s.transport = type(s.transport)()
+                            s.conn = type(s.conn)(s.conn.runtime, s.conn.listen)
+                            s.loop.run_until_complete(s._start())
     finally:
         plain.close()
         general.close()
