@@ -22,6 +22,7 @@ from types import MappingProxyType
 from time import monotonic as _monotonic, time as _time
 
 from ngate.filters import not_modified
+from ngate.filters.validators import NAMES as _VALIDATORS
 from ngate.http import phases, respond
 from ngate.http.respond import TEXT_HTML, content_type
 from ngate.http1 import charset
@@ -58,14 +59,17 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 def content_handler(conf):
     """The static modules' handler of a location: plain_file when nothing in the location
-    changes a file's 200 beyond its cached head (`expires` is part of that head: its lines
-    change with the Date's second only), else static_handler."""
+    changes a file's 200 beyond its cached head (`expires` and add_header without variables
+    are part of that head: their lines change with the Date's second at most; an add_header
+    of ETag or Last-Modified replaces a validator: static_handler), else static_handler."""
     if (conf.alias is None and (conf.root is None or conf.root.static)
             and conf.static.gzip_static is None and conf.disable_symlinks is None
-            and conf.filters is None and not conf.headers.add_header and conf.userid is None):
+            and conf.filters is None and conf.userid is None
+            and all(h.value.static and h.lname not in _VALIDATORS
+                    for h in conf.headers.add_header)):
         if conf.static.open_file_cache is None:
-            return plain_file       # (with `expires`: the head's lines, _tail)
-        if conf.headers.expires is None:
+            return plain_file       # (with expires or add_header: the head's lines, _tail)
+        if conf.headers.expires is None and not conf.headers.add_header:
             return plain_cached
     return static_handler
 
@@ -99,7 +103,8 @@ def plain_file(ctx) -> None:
         if meta.plain_hdr is not hdr:
             if not _GENERAL.isdisjoint(hdr):
                 if (not _FULL.isdisjoint(hdr) or ctx.main is not None
-                        or conf.headers.expires is not None):   # (a 304 with expires' lines)
+                        or conf.headers.expires is not None         # (a 304 with the
+                        or conf.headers.add_header):                # headers filter's lines)
                     return static_handler(ctx)
                 cond = True
             elif hdr.__class__ is MappingProxyType:
@@ -110,7 +115,7 @@ def plain_file(ctx) -> None:
             return static_handler(ctx)
         if not _GENERAL.isdisjoint(hdr):
             if (not _FULL.isdisjoint(hdr) or ctx.main is not None
-                    or conf.headers.expires is not None):
+                    or conf.headers.expires is not None or conf.headers.add_header):
                 return static_handler(ctx)
             cond = True
         meta = None
@@ -163,14 +168,17 @@ def plain_file(ctx) -> None:
                 or ctx.start - conn.started > conf.keepalive_time):   # may end it (ka_full)
             respond.check_keepalive(ctx)
     if not ctx.keep_alive:
+        h = conf.headers
         head = b"".join((meta.prefix, date, meta.fields, resp.CONN_CLOSE,
-                         meta.tail if conf.headers.expires is None else _tail(conf, meta)))
+                         meta.tail if h.expires is None and not h.add_header
+                         else _tail(ctx, conf, meta)))
     elif meta.ka_date is date:
         head = meta.ka_head
     else:
+        h = conf.headers
         meta.ka_head = head = b"".join((meta.prefix, date, meta.fields, conf.keepalive_line,
-                                        meta.tail if conf.headers.expires is None
-                                        else _tail(conf, meta)))
+                                        meta.tail if h.expires is None and not h.add_header
+                                        else _tail(ctx, conf, meta)))
         meta.ka_date = date
     size = meta.size
     if method == "HEAD" or size == 0:
@@ -197,12 +205,15 @@ def plain_file(ctx) -> None:
     conn.finish_request(ctx)
 
 
-def _tail(conf, meta) -> bytes:
-    """The 200 head's end under `expires`: head_200's order (ETag, the headers filter's
-    Expires and Cache-Control, Accept-Ranges), its time the second of plain_file's Date line
+def _tail(ctx, conf, meta) -> bytes:
+    """The 200 head's end under expires or add_header (without variables: content_handler):
+    _send_200's and head_200's order (ETag, the headers filter's Expires and Cache-Control,
+    add_header's lines, Accept-Ranges); expires' time is the second of plain_file's Date line
     (the head is kept while that line holds; nginx's expires and Date read one cached time)."""
     lines = [meta.etag_line]
     for name, value in expires_headers(conf, 200, meta.mtime, int(_date_from)):
+        lines.append(name + b": " + value + b"\r\n")
+    for name, value in respond.add_headers(ctx, conf, 200):
         lines.append(name + b": " + value + b"\r\n")
     lines.append(meta.accept)
     lines.append(b"\r\n")

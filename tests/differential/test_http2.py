@@ -2,12 +2,15 @@
 status, headers and body the client gets, and what the backend receives (HTTP/1.x), the same."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.harness.backend import Reply
 from tests.harness.client import Response
 from tests.harness.differential import Differential
 from tests.harness.h2client import H2Client
+from tests.harness.paths import readable_tmpdir
 
 CONF = """
 error_log {prefix}/logs/error.log info;
@@ -23,14 +26,28 @@ http {
             proxy_set_header X-Proto $server_protocol;
         }
         location /small { client_max_body_size 10; proxy_pass http://127.0.0.1:{backend_port}; }
+        location /st/ { root {docroot}; }
+        location /sth/ { root {docroot}; add_header X-S "s t"; expires max; }
     }
 }
 """
 
 
 @pytest.fixture(scope="module")
-def diff(tmp_path_factory):
-    d = Differential(CONF, tmp_path_factory.mktemp("diff-h2"))
+def docroot():
+    with readable_tmpdir("h2-static-") as root:
+        for d in ("st", "sth"):
+            (root / d).mkdir()
+            (root / d / "f.txt").write_bytes(b"static file\n")
+            os.utime(root / d / "f.txt", (1577934245, 1577934245))
+            os.chmod(root / d / "f.txt", 0o644)
+            os.chmod(root / d, 0o755)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def diff(tmp_path_factory, docroot):
+    d = Differential(CONF, tmp_path_factory.mktemp("diff-h2"), docroot=str(docroot))
     d.backend.route("/b/hdr", Reply(headers=[(b"Content-Type", b"text/x"), (b"X-Up", b"a"),
                                              (b"Set-Cookie", b"s=1"), (b"Set-Cookie", b"t=2")],
                                     body=b"from backend\n"))
@@ -77,3 +94,10 @@ def test_post_too_large(diff):
 
 def test_head(diff):
     diff.check(h2("/p/hdr", method="HEAD"))
+
+
+@pytest.mark.parametrize("path", ["/st/f.txt", "/sth/f.txt"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_static_file(diff, path, method):
+    """A file from a root location (plain_file), plain and with add_header and expires max."""
+    diff.check(h2(path, method=method))

@@ -38,6 +38,7 @@ http {
         location /exp-max/ { alias {docroot}/; expires max; }
         location /exp-mod/ { alias {docroot}/; expires modified 1h; }
         location /noindex/ { expires 1h; }
+        location /dir/ { add_header X-D "d e" always; add_header X-E ""; expires max; }
         location /exp-mod-ai/ { alias {docroot}/list/; autoindex on; expires modified 1h; }
         location /exp-mod0/ { alias {docroot}/; expires modified 0; }
         location /exp-modneg/ { alias {docroot}/; expires modified -1h; }
@@ -271,6 +272,17 @@ def test_expires_modified_without_time(diff, target):
     directory's 301): Expires now + 1h and max-age=3600, as `expires 1h` (ngx_http_set_expires)."""
     out = diff.check(lambda port: _expires_as_date(exchange(port, build_request("GET", target))))
     assert out.response.header("expires") == b"<Date + 3600>"
+
+
+@pytest.mark.parametrize("headers", [[], [(b"Connection", b"close")],
+                                     [(b"If-Modified-Since", LAST_MODIFIED)],
+                                     [(b"If-None-Match", b'"5e0d5da5-a"')]])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_add_header_on_a_root_location(diff, method, headers):
+    """add_header and expires max in a location with root (plain_file: the lines in the
+    entry's head; a conditional request: static_handler's 304)."""
+    out = diff.check_request(method, "/dir/index.html", headers=headers)
+    assert out.response.header("x-d") == b"d e"
 
 
 @pytest.mark.parametrize("headers", [[], [(b"Connection", b"close")],

@@ -160,6 +160,11 @@ def test_content_handler_is_plain_file_only_without_settings_that_change_the_200
             location /d/ {{ add_header X 1; }}
             location /e/ {{ expires 1h; }}
             location /e2/ {{ expires 1h; open_file_cache max=10; }}
+            location /d2/ {{ add_header X $host; }}
+            location /d3/ {{ add_header ETag '"x"'; }}
+            location /d4/ {{ add_header last-modified x; }}
+            location /d5/ {{ add_header X 1; open_file_cache max=10; }}
+            location /d6/ {{ add_header X 1 always; add_header Y ""; expires max; }}
             location /f/ {{ gzip_static on; }}
             location /g/ {{ disable_symlinks on; }}
             location /h/ {{ sub_filter a b; }}
@@ -169,9 +174,11 @@ def test_content_handler_is_plain_file_only_without_settings_that_change_the_200
     content = {loc.pattern: loc.conf.content for loc in server.locations}
     assert server.conf.content is handler.plain_file
     assert content["/a/"] is handler.plain_file
-    assert content["/e/"] is handler.plain_file         # expires: lines of the cached head
+    # expires and add_header without variables: lines of the cached head
+    assert all(content[n] is handler.plain_file for n in ("/d/", "/d6/", "/e/"))
     assert all(content[n] is handler.static_handler for n in
-               ("/b/", "/c/", "/d/", "/e2/", "/f/", "/g/", "/h/", "/i/"))
+               ("/b/", "/c/", "/d2/", "/d3/", "/d4/", "/d5/", "/e2/", "/f/", "/g/", "/h/",
+                "/i/"))
 
 
 REQUESTS = [("GET", "/a.txt"), ("HEAD", "/a.txt"), ("GET", "/empty.txt"), ("HEAD", "/empty.txt"),
@@ -209,13 +216,16 @@ def test_plain_file_answers_as_static_handler(tmp_path, monkeypatch):
 
 EXPIRES = ["expires 1h;", "expires max;", "expires epoch;", "expires off;", "expires 0;",
            "expires -1h;", "expires modified 1h;", "expires modified -1h;", "expires modified 0;",
-           "expires @15h30m;", "expires 1y;"]
+           "expires @15h30m;", "expires 1y;", "add_header X-A b;", "add_header X-A b always;",
+           'add_header X-E ""; add_header X-B "c d";', "expires 1h; add_header Cache-Control public;",
+           'add_header X-U "\u00fc\u20ac";', "expires max; add_header X-A 1; add_header X-B 2;"]
 CLOCK = 1_765_000_000.25
 
 
 @pytest.mark.parametrize("settings", EXPIRES)
 def test_plain_file_with_expires_answers_as_static_handler(tmp_path, monkeypatch, settings):
-    """plain_file under `expires` (its lines in the entry's head, per Date second): the same
+    """plain_file under `expires` or add_header without variables (their lines in the entry's
+    head, per Date second): the same
     bytes as static_handler's for every request, conditional and Connection: close ones
     included; with the clock stopped (Expires follows it) and then moved on a second."""
     import time as time_module
