@@ -32,6 +32,7 @@ from ngate.static import statkey
 MAX_ENTRIES = 1024
 ACCEPT_RANGES = b"Accept-Ranges: bytes\r\n"
 
+_BUF = statkey.BUF
 _FILES: dict = {}       # path -> FileMeta
 _PLAIN: dict = {}       # URI -> FileMeta (plain_file's locations)
 
@@ -123,6 +124,21 @@ def lookup(path: str, key: tuple, conf, uri: str, root: str) -> FileMeta | None:
     if (meta is None or meta.stkey != key or meta.conf is not conf or meta.uri != uri
             or meta.root != root):
         return None
+    return meta
+
+
+def lookup_fstat(path: str, conf, uri: str, root: str) -> FileMeta | None:
+    """lookup() for the descriptor whose fstat is in statkey.BUF (its fstat returned 0): the
+    buffer compared whole with the last one the entry held (equal raws: equal keys) before the
+    key is unpacked; a raw is kept only when the key matched (plain_file's test, handler.py)."""
+    meta = _FILES.get(path)
+    if meta is None or meta.conf is not conf or meta.uri != uri or meta.root != root:
+        return None
+    raw = _BUF.raw
+    if raw != meta.raw:
+        if statkey.key(_BUF) != meta.stkey:
+            return None
+        meta.raw = raw
     return meta
 
 

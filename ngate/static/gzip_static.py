@@ -28,9 +28,7 @@ from ngate.static.sender import SMALL, FileSender, send_small
 _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _fstat = statkey.fstat
-_STBUF = statkey.BUF
 _STARG = statkey.ARG
-_stkey = statkey.key
 
 
 def serve(ctx, path: str, gs) -> bool | str:
@@ -53,7 +51,7 @@ def serve(ctx, path: str, gs) -> bool | str:
         return False
     vary = mode == "on" and core.vary
     if not _fstat(fd, _STARG):          # statkey.py (nonzero: failed, the buffer as it was)
-        meta = filemeta.lookup(gz, _stkey(_STBUF), ctx.conf, ctx.uri, "")
+        meta = filemeta.lookup_fstat(gz, ctx.conf, ctx.uri, "")
         if meta is not None:            # the `.gz` of the entry: a regular file (filemeta.py)
             if not ok:
                 os.close(fd)

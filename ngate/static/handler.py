@@ -277,13 +277,12 @@ def static_handler(ctx) -> None:
         return open_failed(ctx, path, exc)
     try:
         if st is not None:                  # open_file_cache's
-            key = statkey.key_of(st)
+            meta = filemeta.lookup(path, statkey.key_of(st), conf, uri, root)
         elif _fstat(fd, _STARG):            # (statkey.py; nonzero: failed, the buffer as it was)
             st = os.fstat(fd)
-            key = statkey.key_of(st)
+            meta = filemeta.lookup(path, statkey.key_of(st), conf, uri, root)
         else:
-            key = _stkey(_STBUF)
-        meta = filemeta.lookup(path, key, conf, uri, root)
+            meta = filemeta.lookup_fstat(path, conf, uri, root)
         if meta is None:
             meta = _new_meta(ctx, os.fstat(fd) if st is None else st, path, root)
             if meta is None:

@@ -69,7 +69,7 @@ def test_key_of_a_directory_and_a_replaced_file(tmp_path):
 
 
 # plain_file, and static_handler (a location with add_header, or disable_symlinks)
-LOCATIONS = ["", "add_header X-A b;", "disable_symlinks on;"]
+LOCATIONS = ["", "add_header X-A b$is_args;", "disable_symlinks on;"]
 
 
 @pytest.mark.parametrize("extra", LOCATIONS)
@@ -200,3 +200,42 @@ def test_a_raw_is_kept_only_with_its_own_key(tmp_path, monkeypatch):
         assert handler._PLAIN["/a.txt"].raw is not None
     finally:
         server.close()
+
+
+class _Conf:
+    etag = True
+    server_tokens = True
+    max_ranges = None
+    keepalive_timeout = 75.0
+    keepalive_disable = ()
+
+
+def test_lookup_fstat_answers_as_lookup(tmp_path, monkeypatch):
+    """filemeta.lookup_fstat (the raw test first) gives lookup's answer with the buffer's key,
+    for a hit, an atime change, a new mtime, another conf, URI or root, an unknown path."""
+    monkeypatch.setattr(filemeta, "_FILES", {})
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"first\n")
+    conf, other = _Conf(), _Conf()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        meta = filemeta.FileMeta(conf, "/a.txt", str(tmp_path), os.fstat(fd), b"text/plain")
+        filemeta.store(str(path), meta)
+
+        def both(p=str(path), c=conf, uri="/a.txt", root=str(tmp_path)):
+            assert statkey.fstat(fd, statkey.ARG) == 0
+            want = filemeta.lookup(p, statkey.key(statkey.BUF), c, uri, root)
+            got = filemeta.lookup_fstat(p, c, uri, root)
+            assert got is want
+            return got
+        assert both() is meta and meta.raw == statkey.BUF.raw
+        assert both() is meta                                   # the raw's hit
+        os.utime(path, ns=(10**9, os.stat(path).st_mtime_ns))   # atime only
+        assert both() is meta and meta.raw == statkey.BUF.raw
+        assert both(c=other) is None and both(uri="/b.txt") is None
+        assert both(root=str(tmp_path) + "/") is None and both(p=str(path) + "x") is None
+        os.utime(path, ns=(10**9, 10**18))                      # a new mtime
+        raw = meta.raw
+        assert both() is None and meta.raw is raw
+    finally:
+        os.close(fd)
