@@ -39,8 +39,8 @@ _PLAIN: dict = {}       # URI -> FileMeta (plain_file's locations)
 
 class FileMeta:
     __slots__ = ("mtime_ns", "ino", "conf", "uri", "root", "mtime", "size", "last_modified",
-                 "lm_value", "etag", "content_type", "prefix", "fields", "etag_line", "accept", "tail",
-                 "lm_line", "path", "ka_date", "ka_head", "plain_hdr", "ka_full", "stkey",
+                 "lm_value", "etag", "content_type", "prefix", "fields", "etag_line", "accept",
+                 "tail", "lm_line", "path", "ka_date", "ka_head", "plain_hdr", "ka_full", "stkey",
                  "raw")
 
     def __init__(self, conf, uri: str, root: str, st, content_type: bytes) -> None:

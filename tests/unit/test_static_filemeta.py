@@ -217,7 +217,8 @@ def test_plain_file_answers_as_static_handler(tmp_path, monkeypatch):
 EXPIRES = ["expires 1h;", "expires max;", "expires epoch;", "expires off;", "expires 0;",
            "expires -1h;", "expires modified 1h;", "expires modified -1h;", "expires modified 0;",
            "expires @15h30m;", "expires 1y;", "add_header X-A b;", "add_header X-A b always;",
-           'add_header X-E ""; add_header X-B "c d";', "expires 1h; add_header Cache-Control public;",
+           'add_header X-E ""; add_header X-B "c d";',
+           "expires 1h; add_header Cache-Control public;",
            'add_header X-U "\u00fc\u20ac";', "expires max; add_header X-A 1; add_header X-B 2;"]
 CLOCK = 1_765_000_000.25
 
