@@ -107,7 +107,10 @@ def walk(path: str, flags: int, mode: str, start: int) -> int:
 def _component(at, name: str, flags: int, mode: str, path: str) -> int:
     if mode == NOT_OWNER:
         return _open_owner(at, name, flags, path)
-    return _openat(at, name, flags | os.O_NOFOLLOW, path)
+    try:                        # _openat's, a frame less per component
+        return os.open(name, flags | os.O_NOFOLLOW, dir_fd=at)
+    except OSError as exc:
+        raise SymlinkError(exc.errno or errno.EIO, path, "openat()") from None
 
 
 def _open_owner(at, name: str, flags: int, path: str) -> int:
