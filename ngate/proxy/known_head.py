@@ -22,6 +22,7 @@ from ngate.http1 import response as resp
 from ngate.proxy.exchange_state import DONE, STREAMING, SWITCHING, TRANSITIONS
 from ngate.proxy.response_head import as_sent
 from ngate.upstream.balancer import report_success
+from ngate.upstream.pool import HAND_OVER_AT, hand_over
 
 
 def head_end(buf: bytes) -> int:
@@ -282,6 +283,8 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
                 deadlines.watch(u)
             if len(order) > ups.keepalive:
                 pool.trim(group_id, ups.keepalive)
+            if u.requests == HAND_OVER_AT:
+                hand_over(u)
     if u.leftover:
         self.log_leftover(ex)
 

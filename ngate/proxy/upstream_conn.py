@@ -44,6 +44,12 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
 
+    def transport_adopted(self, old, new) -> None:
+        """server/plain_transport.py's hand-over (upstream/pool.py hand_over): uvloop's
+        transport `new` replaces `old`."""
+        if self.transport is old:
+            self.transport = new
+
     def data_received(self, data: bytes) -> None:
         ex = self.exchange
         if ex is None:

@@ -16,6 +16,14 @@ A connection's idle deadline (server/clock.py) is watched from its first time in
 it closes: taking it out sets the deadline out of reach, putting it back sets it again (an
 attribute store each way, no watch/unwatch per request).
 
+A connection made on the raw socket (upstream/connect.py PlainConnect: a Python transport on
+the worker's Poller) is handed to uvloop's transport when it goes back to the pool after its
+HAND_OVER_AT-th request (hand_over): its events then come from uvloop's own poll, not through
+the Poller's nested epoll_wait and Python dispatch, which cost ~3 us on the critical path of
+every response while the loop sleeps between requests (at 1,000 req/s: bench/PROFILE.md,
+Session 12 (s12-p99)). A connection the pool turns over under load (most live a few requests)
+never pays the hand-over's syscalls; one that stays pays them once.
+
 The pool also holds the worker's HeadWrites: the request heads written to upstream
 connections during one busy turn of the event loop, written together at its end.
 """
@@ -24,6 +32,16 @@ from __future__ import annotations
 from ..server.turn_batch import TurnBatch
 
 NEVER = float("inf")        # the deadline of a connection in use
+HAND_OVER_AT = 64           # requests served by a raw-socket connection before it goes to uvloop
+
+
+def hand_over(conn) -> None:
+    """`conn`, idle in the pool after its HAND_OVER_AT-th request, goes on in uvloop's transport
+    if it is on a raw-socket one (server/plain_transport.py PlainTransport.hand_over: writes
+    made meanwhile are kept; UpstreamConnection.transport_adopted swaps the reference)."""
+    h = getattr(conn.transport, "hand_over", None)
+    if h is not None:
+        h()
 
 
 class HeadWrites(TurnBatch):
@@ -105,6 +123,8 @@ class KeepalivePool:
             deadlines.watch(conn)
         if len(order) > limit:
             self.trim(group_id, limit)
+        if conn.requests == HAND_OVER_AT:
+            hand_over(conn)
 
     def trim(self, group_id: int, limit: int) -> None:
         """Group `group_id` holds more than `limit` idle connections: its least recently used

@@ -390,3 +390,44 @@ def test_tunnel_side_hand_over_swaps_the_tunnels_references():
     assert t.upstream is old_upstream and t.from_client.peer is old_upstream
     t.closed = True
     assert not t.from_upstream.can_hand_over()
+
+
+def test_pooled_upstream_connection_goes_to_uvloop_after_hand_over_at(loop):
+    """upstream/pool.py: a raw-socket upstream connection going back to the pool after its
+    HAND_OVER_AT-th request is handed to uvloop's transport (not before); a request written
+    while it is being handed over is kept and sent; the peer's close then reaches the pool."""
+    from ngate.server.clock import Deadlines
+    from ngate.upstream.connect import PlainConnect
+    from ngate.upstream.pool import HAND_OVER_AT, KeepalivePool
+    poller = Poller(loop)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    ex = FakeExchange()
+    PlainConnect(ex, Peer(port), poller)
+    run_until(loop, lambda: ex.got)
+    proto = ex.got[0][1]
+    plain = proto.transport
+    server_side, _ = listener.accept()
+    server_side.settimeout(3)
+    pool = KeepalivePool(Deadlines(loop))
+    key = (1, "127.0.0.1", port)
+    proto.requests = HAND_OVER_AT - 1
+    pool.put(key, proto, 32, 60.0)
+    assert proto.transport is plain and plain._state is plain_transport._OPEN
+    assert pool.get(key) is proto
+    proto.requests = HAND_OVER_AT
+    pool.put(key, proto, 32, 60.0)
+    assert plain._state is plain_transport._HANDING and not poller.handlers
+    assert pool.get(key) is proto
+    proto.transport.write(b"GET / HTTP/1.1\r\n\r\n")        # kept until uvloop's is made
+    run_until(loop, lambda: proto.transport is not plain)
+    assert plain._state is plain_transport._ADOPTED and not isinstance(proto.transport,
+                                                                       PlainTransport)
+    assert server_side.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
+    proto.transport.write(b"x")
+    assert server_side.recv(10) == b"x"
+    pool.put(key, proto, 32, 60.0)
+    server_side.close()                                     # the peer closes the idle one
+    run_until(loop, lambda: proto.closed)
+    assert pool.get(key) is None
+    listener.close()
