@@ -283,8 +283,8 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
                 deadlines.watch(u)
             if len(order) > ups.keepalive:
                 pool.trim(group_id, ups.keepalive)
-            if u.requests == HAND_OVER_AT:
-                hand_over(u)
+            if u.requests % HAND_OVER_AT == 0:
+                hand_over(pool, u)
     if u.leftover:
         self.log_leftover(ex)
 

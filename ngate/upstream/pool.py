@@ -17,12 +17,14 @@ it closes: taking it out sets the deadline out of reach, putting it back sets it
 attribute store each way, no watch/unwatch per request).
 
 A connection made on the raw socket (upstream/connect.py PlainConnect: a Python transport on
-the worker's Poller) is handed to uvloop's transport when it goes back to the pool after its
-HAND_OVER_AT-th request (hand_over): its events then come from uvloop's own poll, not through
-the Poller's nested epoll_wait and Python dispatch, which cost ~3 us on the critical path of
-every response while the loop sleeps between requests (at 1,000 req/s: bench/PROFILE.md,
-Session 12 (s12-p99)). A connection the pool turns over under load (most live a few requests)
-never pays the hand-over's syscalls; one that stays pays them once.
+the worker's Poller) is handed to uvloop's transport when it goes back to the pool after a
+multiple of HAND_OVER_AT requests on a quiet loop (hand_over): its events then come from
+uvloop's own poll, not through the Poller's nested epoll_wait and Python dispatch, which cost
+3-7 us on the critical path of every response while the loop sleeps between requests (at
+1,000 req/s: bench/PROFILE.md, Session 12 (s12-p99)). Under load (HeadWrites.busy: turns of
+several requests) it stays on the Poller, whose batches cost less there (all long-lived ones
+on uvloop: +3.5% CPU per request under wrk -c50); most connections the pool turns over then
+never reach HAND_OVER_AT requests.
 
 The pool also holds the worker's HeadWrites: the request heads written to upstream
 connections during one busy turn of the event loop, written together at its end.
@@ -32,13 +34,17 @@ from __future__ import annotations
 from ..server.turn_batch import TurnBatch
 
 NEVER = float("inf")        # the deadline of a connection in use
-HAND_OVER_AT = 64           # requests served by a raw-socket connection before it goes to uvloop
+HAND_OVER_AT = 64           # a raw-socket connection may go to uvloop after each 64 requests
 
 
-def hand_over(conn) -> None:
-    """`conn`, idle in the pool after its HAND_OVER_AT-th request, goes on in uvloop's transport
+def hand_over(pool, conn) -> None:
+    """`conn`, idle in `pool` after a multiple of HAND_OVER_AT requests, goes on in uvloop's transport
     if it is on a raw-socket one (server/plain_transport.py PlainTransport.hand_over: writes
-    made meanwhile are kept; UpstreamConnection.transport_adopted swaps the reference)."""
+    made meanwhile are kept; UpstreamConnection.transport_adopted swaps the reference), unless
+    the loop is busy (the last turn that wrote request heads wrote several: HeadWrites.busy)."""
+    hw = pool.head_writes
+    if hw is not None and hw.busy:
+        return                      # under load the Poller's batches cost less: kept there
     h = getattr(conn.transport, "hand_over", None)
     if h is not None:
         h()
@@ -123,8 +129,8 @@ class KeepalivePool:
             deadlines.watch(conn)
         if len(order) > limit:
             self.trim(group_id, limit)
-        if conn.requests == HAND_OVER_AT:
-            hand_over(conn)
+        if conn.requests % HAND_OVER_AT == 0:
+            hand_over(self, conn)
 
     def trim(self, group_id: int, limit: int) -> None:
         """Group `group_id` holds more than `limit` idle connections: its least recently used

@@ -393,9 +393,10 @@ def test_tunnel_side_hand_over_swaps_the_tunnels_references():
 
 
 def test_pooled_upstream_connection_goes_to_uvloop_after_hand_over_at(loop):
-    """upstream/pool.py: a raw-socket upstream connection going back to the pool after its
-    HAND_OVER_AT-th request is handed to uvloop's transport (not before); a request written
-    while it is being handed over is kept and sent; the peer's close then reaches the pool."""
+    """upstream/pool.py: a raw-socket upstream connection going back to the pool after a
+    multiple of HAND_OVER_AT requests on a quiet loop is handed to uvloop's transport (not
+    after other counts, nor while the loop is busy: HeadWrites.busy); a request written while
+    it is being handed over is kept and sent; the peer's close then reaches the pool."""
     from ngate.server.clock import Deadlines
     from ngate.upstream.connect import PlainConnect
     from ngate.upstream.pool import HAND_OVER_AT, KeepalivePool
@@ -411,11 +412,15 @@ def test_pooled_upstream_connection_goes_to_uvloop_after_hand_over_at(loop):
     server_side.settimeout(3)
     pool = KeepalivePool(Deadlines(loop))
     key = (1, "127.0.0.1", port)
-    proto.requests = HAND_OVER_AT - 1
-    pool.put(key, proto, 32, 60.0)
-    assert proto.transport is plain and plain._state is plain_transport._OPEN
-    assert pool.get(key) is proto
-    proto.requests = HAND_OVER_AT
+    for requests, busy in ((HAND_OVER_AT - 1, False), (HAND_OVER_AT + 1, False),
+                           (HAND_OVER_AT, True), (2 * HAND_OVER_AT, True)):
+        proto.requests = requests
+        pool.head_writes.busy = busy
+        pool.put(key, proto, 32, 60.0)
+        assert proto.transport is plain and plain._state is plain_transport._OPEN
+        assert pool.get(key) is proto
+    proto.requests = 2 * HAND_OVER_AT
+    pool.head_writes.busy = False
     pool.put(key, proto, 32, 60.0)
     assert plain._state is plain_transport._HANDING and not poller.handlers
     assert pool.get(key) is proto
