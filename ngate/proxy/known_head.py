@@ -22,7 +22,6 @@ from ngate.http1 import response as resp
 from ngate.proxy.exchange_state import DONE, STREAMING, SWITCHING, TRANSITIONS
 from ngate.proxy.response_head import as_sent
 from ngate.upstream.balancer import report_success
-from ngate.upstream.pool import HAND_OVER_AT, hand_over
 
 
 def head_end(buf: bytes) -> int:
@@ -281,10 +280,9 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
             if u.idle_timer is None:
                 u.idle_timer = deadlines
                 deadlines.watch(u)
+                pool.first_pooled(u)
             if len(order) > ups.keepalive:
                 pool.trim(group_id, ups.keepalive)
-            if u.requests % HAND_OVER_AT == 0:
-                hand_over(pool, u)
     if u.leftover:
         self.log_leftover(ex)
 

@@ -17,14 +17,16 @@ it closes: taking it out sets the deadline out of reach, putting it back sets it
 attribute store each way, no watch/unwatch per request).
 
 A connection made on the raw socket (upstream/connect.py PlainConnect: a Python transport on
-the worker's Poller) is handed to uvloop's transport when it goes back to the pool after a
-multiple of HAND_OVER_AT requests on a quiet loop (hand_over): its events then come from
-uvloop's own poll, not through the Poller's nested epoll_wait and Python dispatch, which cost
-3-7 us on the critical path of every response while the loop sleeps between requests (at
-1,000 req/s: bench/PROFILE.md, Session 12 (s12-p99)). Under load (HeadWrites.busy: turns of
-several requests) it stays on the Poller, whose batches cost less there (all long-lived ones
-on uvloop: +3.5% CPU per request under wrk -c50); most connections the pool turns over then
-never reach HAND_OVER_AT requests.
+the worker's Poller) is handed to uvloop's transport while idle in the pool on a quiet loop:
+its events then come from uvloop's own poll, not through the Poller's nested epoll_wait and
+Python dispatch, which cost 3-7 us on the critical path of every response while the loop
+sleeps between requests (at 1,000 req/s: bench/PROFILE.md, Session 12 (s12-p99)). Under load
+it stays on the Poller, whose batches cost less there (every long-lived one on uvloop: +3.5%
+CPU per request under wrk -c50). The pool is itself watched by the coarse deadlines while it
+knows raw-socket connections (`raw`, from their first time in the pool): at each tick
+(`expired`), when the loop is quiet (the last turn that wrote request heads wrote one:
+HeadWrites.busy false), the idle ones are handed over (hand_over_raw). Nothing is done per
+request.
 
 The pool also holds the worker's HeadWrites: the request heads written to upstream
 connections during one busy turn of the event loop, written together at its end.
@@ -34,20 +36,6 @@ from __future__ import annotations
 from ..server.turn_batch import TurnBatch
 
 NEVER = float("inf")        # the deadline of a connection in use
-HAND_OVER_AT = 64           # a raw-socket connection may go to uvloop after each 64 requests
-
-
-def hand_over(pool, conn) -> None:
-    """`conn`, idle in `pool` after a multiple of HAND_OVER_AT requests, goes on in uvloop's transport
-    if it is on a raw-socket one (server/plain_transport.py PlainTransport.hand_over: writes
-    made meanwhile are kept; UpstreamConnection.transport_adopted swaps the reference), unless
-    the loop is busy (the last turn that wrote request heads wrote several: HeadWrites.busy)."""
-    hw = pool.head_writes
-    if hw is not None and hw.busy:
-        return                      # under load the Poller's batches cost less: kept there
-    h = getattr(conn.transport, "hand_over", None)
-    if h is not None:
-        h()
 
 
 class HeadWrites(TurnBatch):
@@ -85,7 +73,7 @@ class HeadWrites(TurnBatch):
 
 
 class KeepalivePool:
-    __slots__ = ("idle", "order", "deadlines", "head_writes", "over")
+    __slots__ = ("idle", "order", "deadlines", "head_writes", "over", "raw", "deadline")
 
     def __init__(self, deadlines=None) -> None:
         self.deadlines = deadlines                 # server/clock.py Deadlines (idle timeouts)
@@ -93,6 +81,8 @@ class KeepalivePool:
         self.order: dict[int, dict] = {}           # group id -> conn -> its key (LRU order)
         self.head_writes = HeadWrites(deadlines.loop) if deadlines is not None else None
         self.over: dict[int, int] = {}             # group id -> its limit: over it this turn
+        self.raw: set = set()       # raw-socket connections not handed over yet (first_pooled)
+        self.deadline = NEVER       # the next hand_over_raw's tick (watched while `raw`)
 
     def get(self, key: tuple):
         """An idle connection for `key` (group id, peer address[, TLS identity]), taken out of
@@ -127,10 +117,43 @@ class KeepalivePool:
         if conn.idle_timer is None:
             conn.idle_timer = deadlines
             deadlines.watch(conn)
+            self.first_pooled(conn)
         if len(order) > limit:
             self.trim(group_id, limit)
-        if conn.requests % HAND_OVER_AT == 0:
-            hand_over(self, conn)
+
+    def first_pooled(self, conn) -> None:
+        """`conn` is in the pool for the first time: a raw-socket one is remembered for
+        hand_over_raw, and the pool watched by the deadlines."""
+        if hasattr(conn.transport, "hand_over"):
+            self.raw.add(conn)
+            if self.deadline is NEVER:
+                self.deadline = 0.0         # judged at the next tick
+                self.deadlines.watch(self)
+
+    def expired(self) -> None:
+        """A tick of the coarse deadlines (server/clock.py): hand_over_raw, and watched again
+        while raw-socket connections are left."""
+        self.deadline = NEVER
+        raw = self.raw
+        if raw:
+            self.hand_over_raw(raw)
+            if raw:
+                self.deadline = 0.0
+                self.deadlines.watch(self)
+
+    def hand_over_raw(self, raw: set) -> None:
+        """On a quiet loop (HeadWrites.busy false: the last turn that wrote request heads wrote
+        one), the idle raw-socket connections go on in uvloop's transport (server/
+        plain_transport.py PlainTransport.hand_over: writes made meanwhile are kept;
+        UpstreamConnection.transport_adopted swaps the reference); closed ones are forgotten,
+        those in use wait for a later tick."""
+        quiet = not self.head_writes.busy
+        for conn in list(raw):
+            if conn.closed:
+                raw.discard(conn)
+            elif quiet and conn.pool is self:
+                raw.discard(conn)
+                conn.transport.hand_over()
 
     def trim(self, group_id: int, limit: int) -> None:
         """Group `group_id` holds more than `limit` idle connections: its least recently used

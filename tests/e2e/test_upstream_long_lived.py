@@ -1,12 +1,12 @@
 """A long-lived upstream keep-alive connection, on nginx and ngate: one connection serves a
-client's requests in turn (GETs, a chunked response, a POST with a body) past ngate's hand-over
-of a raw-socket upstream connection to uvloop's transport (upstream/pool.py HAND_OVER_AT), and
-the peer's close of it while idle in the pool is noticed: the next request opens a new one."""
+client's requests in turn (GETs, a chunked response, a POST with a body) before and after
+ngate hands an idle raw-socket upstream connection to uvloop's transport (upstream/pool.py
+hand_over_raw, at a tick of its coarse deadlines on a quiet loop), and the peer's close of it
+while idle in the pool is noticed: the next request opens a new one."""
 import time
 
 from tests.harness.backend import Reply
 from tests.harness.client import Connection, build_request
-from ngate.upstream.pool import HAND_OVER_AT
 
 CONF = """
 http {
@@ -30,9 +30,10 @@ def test_one_upstream_connection_across_the_hand_over(start_proxy, backend):
     backend.route("/chunked", Reply(chunks=[b"ab", b"cd"]))
     backend.route("/last", Reply(headers=[(b"Content-Length", b"3")], action="close_after"))
     proxy = start_proxy(CONF, backend_port=backend.port)
-    n = HAND_OVER_AT + 8
     with Connection(proxy.port) as conn:
-        for i in range(n):
+        for i in range(20):
+            if i == 10:
+                time.sleep(0.6)             # ticks of an idle pool (ngate: the hand-over)
             conn.send(build_request("GET", f"/r{i}"))
             r = conn.read_response()
             assert (r.status, r.body) == (200, b"ok backend\n"), i
@@ -47,7 +48,7 @@ def test_one_upstream_connection_across_the_hand_over(start_proxy, backend):
         conn.send(build_request("GET", "/after"))
         assert conn.read_response().body == b"ok backend\n"
     reqs = backend.requests
-    assert len(reqs) == n + 4 and backend.connections == 2
+    assert len(reqs) == 24 and backend.connections == 2
     assert {r.connection for r in reqs[:-1]} == {0} and reqs[-1].connection == 1
     post = next(r for r in reqs if r.target == b"/post")
     assert post.body == b"hello"

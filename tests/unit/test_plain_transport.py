@@ -392,39 +392,47 @@ def test_tunnel_side_hand_over_swaps_the_tunnels_references():
     assert not t.from_upstream.can_hand_over()
 
 
-def test_pooled_upstream_connection_goes_to_uvloop_after_hand_over_at(loop):
-    """upstream/pool.py: a raw-socket upstream connection going back to the pool after a
-    multiple of HAND_OVER_AT requests on a quiet loop is handed to uvloop's transport (not
-    after other counts, nor while the loop is busy: HeadWrites.busy); a request written while
-    it is being handed over is kept and sent; the peer's close then reaches the pool."""
+def test_idle_raw_upstream_connection_goes_to_uvloop_on_a_quiet_tick(loop):
+    """upstream/pool.py: a raw-socket upstream connection is remembered at its first time in
+    the pool; at a tick of the coarse deadlines on a quiet loop (HeadWrites.busy false) it is
+    handed to uvloop's transport if idle (not while busy, nor while in use); a request written
+    while it is being handed over is kept and sent; the peer's close then reaches the pool; a
+    closed raw one is forgotten, and the pool is no longer watched once none is left."""
     from ngate.server.clock import Deadlines
     from ngate.upstream.connect import PlainConnect
-    from ngate.upstream.pool import HAND_OVER_AT, KeepalivePool
+    from ngate.upstream.pool import NEVER, KeepalivePool
     poller = Poller(loop)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    ex = FakeExchange()
-    PlainConnect(ex, Peer(port), poller)
-    run_until(loop, lambda: ex.got)
-    proto = ex.got[0][1]
+    exs = [FakeExchange(), FakeExchange()]
+    for ex in exs:
+        PlainConnect(ex, Peer(port), poller)
+    run_until(loop, lambda: all(ex.got for ex in exs))
+    proto, other = (ex.got[0][1] for ex in exs)
     plain = proto.transport
     server_side, _ = listener.accept()
     server_side.settimeout(3)
-    pool = KeepalivePool(Deadlines(loop))
+    deadlines = Deadlines(loop)
+    pool = KeepalivePool(deadlines)
     key = (1, "127.0.0.1", port)
-    for requests, busy in ((HAND_OVER_AT - 1, False), (HAND_OVER_AT + 1, False),
-                           (HAND_OVER_AT, True), (2 * HAND_OVER_AT, True)):
-        proto.requests = requests
-        pool.head_writes.busy = busy
-        pool.put(key, proto, 32, 60.0)
-        assert proto.transport is plain and plain._state is plain_transport._OPEN
-        assert pool.get(key) is proto
-    proto.requests = 2 * HAND_OVER_AT
-    pool.head_writes.busy = False
     pool.put(key, proto, 32, 60.0)
+    pool.put(key, other, 32, 60.0)
+    assert pool.raw == {proto, other} and pool in deadlines.watched
+    other.close()                                   # closed: forgotten at the next tick
+    pool.head_writes.busy = True                    # busy: kept on the Poller
+    deadlines._tick()
+    assert pool.raw == {proto} and plain._state is plain_transport._OPEN
+    assert pool in deadlines.watched
+    assert pool.get(key) is proto                   # in use: not now
+    pool.head_writes.busy = False
+    deadlines._tick()
+    assert pool.raw == {proto} and plain._state is plain_transport._OPEN
+    pool.put(key, proto, 32, 60.0)
+    deadlines._tick()
+    assert not pool.raw and pool.deadline is NEVER and pool not in deadlines.watched
     assert plain._state is plain_transport._HANDING and not poller.handlers
     assert pool.get(key) is proto
-    proto.transport.write(b"GET / HTTP/1.1\r\n\r\n")        # kept until uvloop's is made
+    proto.transport.write(b"GET / HTTP/1.1\r\n\r\n")       # kept until uvloop's is made
     run_until(loop, lambda: proto.transport is not plain)
     assert plain._state is plain_transport._ADOPTED and not isinstance(proto.transport,
                                                                        PlainTransport)
@@ -432,7 +440,9 @@ def test_pooled_upstream_connection_goes_to_uvloop_after_hand_over_at(loop):
     proto.transport.write(b"x")
     assert server_side.recv(10) == b"x"
     pool.put(key, proto, 32, 60.0)
+    assert not pool.raw
     server_side.close()                                     # the peer closes the idle one
     run_until(loop, lambda: proto.closed)
     assert pool.get(key) is None
+    deadlines.close()
     listener.close()
