@@ -394,8 +394,9 @@ def test_tunnel_side_hand_over_swaps_the_tunnels_references():
 
 def test_idle_raw_upstream_connection_goes_to_uvloop_on_a_quiet_tick(loop):
     """upstream/pool.py: a raw-socket upstream connection is remembered at its first time in
-    the pool; at a tick of the coarse deadlines on a quiet loop (HeadWrites.busy false) it is
-    handed to uvloop's transport if idle (not while busy, nor while in use); a request written
+    the pool; at a tick of the coarse deadlines on a quiet loop (no turn since the last tick
+    wrote more than one request head: HeadWrites.busy_seen) it is handed to uvloop's transport
+    if idle (not after a busy turn, nor while in use); a request written
     while it is being handed over is kept and sent; the peer's close then reaches the pool; a
     closed raw one is forgotten, and the pool is no longer watched once none is left."""
     from ngate.server.clock import Deadlines
@@ -419,12 +420,14 @@ def test_idle_raw_upstream_connection_goes_to_uvloop_on_a_quiet_tick(loop):
     pool.put(key, other, 32, 60.0)
     assert pool.raw == {proto, other} and pool in deadlines.watched
     other.close()                                   # closed: forgotten at the next tick
-    pool.head_writes.busy = True                    # busy: kept on the Poller
+    hw = pool.head_writes
+    hw.count = 2                                    # a turn of two heads: kept on the Poller
+    hw.turn_end()
+    hw.turn_end()                                   # (then a quiet one: still since the tick)
     deadlines._tick()
     assert pool.raw == {proto} and plain._state is plain_transport._OPEN
     assert pool in deadlines.watched
     assert pool.get(key) is proto                   # in use: not now
-    pool.head_writes.busy = False
     deadlines._tick()
     assert pool.raw == {proto} and plain._state is plain_transport._OPEN
     pool.put(key, proto, 32, 60.0)
