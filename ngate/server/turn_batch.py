@@ -29,7 +29,7 @@ class TurnBatch:
                 ... write at once; return
         ... hold it in self.pending
     """
-    __slots__ = ("loop", "pending", "scheduled", "count", "busy", "busy_seen")
+    __slots__ = ("loop", "pending", "scheduled", "count", "busy", "busy_turns")
 
     def __init__(self, loop) -> None:
         self.loop = loop
@@ -37,14 +37,14 @@ class TurnBatch:
         self.scheduled = False      # turn_end is scheduled (call_soon)
         self.count = 0              # writes made or held this turn
         self.busy = False           # the last turn that wrote wrote more than once
-        self.busy_seen = False      # a turn wrote more than once since the owner cleared this
-        #                             (upstream/pool.py hand_over_raw, at each tick)
+        self.busy_turns = 0         # turns that wrote more than once since the owner cleared
+        #                             this (upstream/pool.py hand_over_raw, at each tick)
 
     def turn_end(self) -> None:
         self.scheduled = False
         busy = self.busy = self.count > 1
         if busy:
-            self.busy_seen = True
+            self.busy_turns += 1
         self.count = 0
         self.flush()
 

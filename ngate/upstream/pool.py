@@ -24,9 +24,10 @@ sleeps between requests (at 1,000 req/s: bench/PROFILE.md, Session 12 (s12-p99))
 it stays on the Poller, whose batches cost less there (every long-lived one on uvloop: +3.5%
 CPU per request under wrk -c50). The pool is itself watched by the coarse deadlines while it
 knows raw-socket connections (`raw`, from their first time in the pool): at each tick
-(`expired`), when the loop was quiet since the last tick (no turn wrote more than one request
-head: HeadWrites.busy_seen false), the idle ones are handed over (hand_over_raw). Nothing is
-done per request.
+(`expired`), when the loop was quiet since the last tick (at most QUIET_BUSY_TURNS turns wrote
+more than one request head: HeadWrites.busy_turns; a late client's bursts at 1,000 req/s make
+a few, wrk -c50 hundreds), the idle ones are handed over (hand_over_raw). Nothing is done per
+request.
 
 The pool also holds the worker's HeadWrites: the request heads written to upstream
 connections during one busy turn of the event loop, written together at its end.
@@ -36,6 +37,7 @@ from __future__ import annotations
 from ..server.turn_batch import TurnBatch
 
 NEVER = float("inf")        # the deadline of a connection in use
+QUIET_BUSY_TURNS = 16       # turns of several request heads in a tick's interval on a quiet loop
 
 
 class HeadWrites(TurnBatch):
@@ -142,14 +144,14 @@ class KeepalivePool:
                 self.deadlines.watch(self)
 
     def hand_over_raw(self, raw: set) -> None:
-        """On a quiet loop (HeadWrites.busy_seen false: since the last tick no turn wrote more
-        than one request head), the idle raw-socket connections go on in uvloop's transport (server/
+        """On a quiet loop (since the last tick at most QUIET_BUSY_TURNS turns wrote more than
+        one request head), the idle raw-socket connections go on in uvloop's transport (server/
         plain_transport.py PlainTransport.hand_over: writes made meanwhile are kept;
         UpstreamConnection.transport_adopted swaps the reference); closed ones are forgotten,
         those in use wait for a later tick."""
         hw = self.head_writes
-        quiet = not hw.busy_seen
-        hw.busy_seen = False
+        quiet = hw.busy_turns <= QUIET_BUSY_TURNS
+        hw.busy_turns = 0
         for conn in list(raw):
             if conn.closed:
                 raw.discard(conn)

@@ -394,14 +394,14 @@ def test_tunnel_side_hand_over_swaps_the_tunnels_references():
 
 def test_idle_raw_upstream_connection_goes_to_uvloop_on_a_quiet_tick(loop):
     """upstream/pool.py: a raw-socket upstream connection is remembered at its first time in
-    the pool; at a tick of the coarse deadlines on a quiet loop (no turn since the last tick
-    wrote more than one request head: HeadWrites.busy_seen) it is handed to uvloop's transport
-    if idle (not after a busy turn, nor while in use); a request written
+    the pool; at a tick of the coarse deadlines on a quiet loop (since the last tick at most
+    QUIET_BUSY_TURNS turns wrote more than one request head: HeadWrites.busy_turns) it is
+    handed to uvloop's transport if idle (not after more busy turns, nor while in use); a request written
     while it is being handed over is kept and sent; the peer's close then reaches the pool; a
     closed raw one is forgotten, and the pool is no longer watched once none is left."""
     from ngate.server.clock import Deadlines
     from ngate.upstream.connect import PlainConnect
-    from ngate.upstream.pool import NEVER, KeepalivePool
+    from ngate.upstream.pool import NEVER, QUIET_BUSY_TURNS, KeepalivePool
     poller = Poller(loop)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -421,13 +421,17 @@ def test_idle_raw_upstream_connection_goes_to_uvloop_on_a_quiet_tick(loop):
     assert pool.raw == {proto, other} and pool in deadlines.watched
     other.close()                                   # closed: forgotten at the next tick
     hw = pool.head_writes
-    hw.count = 2                                    # a turn of two heads: kept on the Poller
-    hw.turn_end()
+    for _ in range(QUIET_BUSY_TURNS + 1):           # turns of two heads: kept on the Poller
+        hw.count = 2
+        hw.turn_end()
     hw.turn_end()                                   # (then a quiet one: still since the tick)
     deadlines._tick()
     assert pool.raw == {proto} and plain._state is plain_transport._OPEN
     assert pool in deadlines.watched
     assert pool.get(key) is proto                   # in use: not now
+    for _ in range(QUIET_BUSY_TURNS):               # a few busy turns: still quiet
+        hw.count = 2
+        hw.turn_end()
     deadlines._tick()
     assert pool.raw == {proto} and plain._state is plain_transport._OPEN
     pool.put(key, proto, 32, 60.0)
