@@ -10,11 +10,13 @@ hands the socket to a PlainTransport with an UpstreamConnection on it: socket, c
 epoll_ctl ADD, getsockopt, epoll_ctl MOD (reading from now on), then the exchange's reads and
 writes, close.
 
-The connection keeps the plain transport for its whole life, pooled or not: handing a pooled
-connection to uvloop (loop.connect_accepted_socket at its second request) cost more than it
-saved, since the pool turns over under load (bench/PROFILE.md, Session 11 (s11-connsetup):
-h1cpu keep-alive +7%, close +9%), while the plain transport's reads and writes cost what
-uvloop's do there (keep-alive within 1%).
+The connection keeps the plain transport under load: handing a pooled connection to uvloop
+(loop.connect_accepted_socket at its second request) cost more than it saved, since the pool
+turns over under load (bench/PROFILE.md, Session 11 (s11-connsetup): h1cpu keep-alive +7%,
+close +9%), while the plain transport's reads and writes cost what uvloop's do there
+(keep-alive within 1%). On a quiet loop the pool hands its idle ones over at a tick
+(upstream/pool.py hand_over_raw): there each response's hop through the Poller costs 3-7 us
+of latency (Session 12 (s12-p99)).
 
 The connect itself runs from the loop (call_soon), not inside the exchange's turn: measured,
 the same connect in the caller's turn cost ~3% more live CPU (as s10-fastcgi's, Session 10).
