@@ -170,8 +170,8 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
                     _PLAIN_HEADS.clear()
                 _PLAIN_HEADS[key] = around
             ctx.head_sent = True
-            now = int(_time())      # resp.DATE.get(), written out
-            date = _DATE.header if now == _DATE.second else _DATE.get()
+            now = _time()           # resp.DATE.get(), written out: its second as a float
+            date = _date_line if _date_from <= now < _date_to else _date()   # window (no int())
             if no_body or ctx.method == "HEAD":
                 head = around[0] + date + around[1]
                 conn.write(head)
@@ -239,6 +239,20 @@ def _emit(ctx, conn, head: bytes, body: bytes, head_only: bool) -> None:
 
 _PLAIN_HEADS: dict = {}
 _PLAIN_HEADS_MAX = 256
+# resp.DATE's line and the second it holds, [_date_from, _date_to): send_response compares the
+# float time.time() with them (int(time.time()) is a type call, ~0.8k instructions), as
+# static/handler.py plain_file does with its own copy
+_date_line = b""
+_date_from = _date_to = 0.0
+
+
+def _date() -> bytes:
+    """resp.DATE.get(), and the second it holds as send_response's [_date_from, _date_to)."""
+    global _date_from, _date_to, _date_line
+    _date_line = _DATE.get()
+    _date_from = float(_DATE.second)
+    _date_to = _date_from + 1.0
+    return _date_line
 
 
 def _plain_head(status: int, server_tokens: bool, content_type, length: int, last_modified,
