@@ -44,11 +44,12 @@ class Lifecycle:
         else:                   # log.log_request's usual case, written out (a frame less)
             ctx.logged = True
             writers = runtime.log_writers[conf.log.slot] if conf is not None else None
-            if writers is None:
+            if writers:
+                for w in writers:           # runtime.access_log, written out (a frame less)
+                    w.write(ctx)
+            elif writers is None:
                 runtime.access_log(ctx)     # (a conf's first line opens its logs)
-            else:
-                for w in writers:           # runtime.access_log, written out (a frame less;
-                    w.write(ctx)            # none with `access_log off`)
+            # (else `access_log off`: (), no iterator made)
         if self.closing:
             return
         if not ctx.keep_alive:
