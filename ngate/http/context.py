@@ -5,7 +5,8 @@ C at more cost than a function call and the object together).
 Kept flat with __slots__ for speed: what the common paths (a `return`, a static file, a proxied
 request, over HTTP/1.x and HTTP/2) read or write is a slot, stored by RequestContext(). State
 that only some modules' requests have (`_RARE`: gzip, SSI, $request_id, limit_rate, the
-resolver's result, error_page's, pipelining) is not stored per request: its default is a class
+resolver's result, error_page's, pipelining, internal redirects' count, try_files' alias, a
+request body read whole) is not stored per request: its default is a class
 attribute, and a request that sets it gets an instance __dict__ (made on that first store). A
 store less per attribute on every request; a read of a default takes CPython's generic
 attribute path (~30 ns instead of ~5), so an attribute read on the common paths stays a slot.
@@ -57,8 +58,6 @@ class Context:
         "req",              # server/connection.py Request (body events)
         "status_override",  # error_page "=code" / original status for an internal redirect
         "location_out",     # a `return 3xx text` Location kept across its error_page redirect
-        "add_uri_to_alias", # try_files matched under a regex location's alias: alias + $uri
-        "redirects",        # rewrite/internal redirect cycles (nginx allows 10)
         "head_sent",        # the response head was written to the client
         "limits",           # limits/phase.py LimitState once limit_req/limit_conn ran
         "www_authenticate", # str: the access phase's challenge, sent with its 401
@@ -67,7 +66,6 @@ class Context:
         "stat_writing",     # counted as writing by stub_status (observability/stub_status.py)
         "accel_headers",    # headers an X-Accel-Redirect carries to the new response, or None
         "cache",            # cache/lookup.py CacheState under proxy_cache, else None
-        "body_spool",       # proxy/body_spool.py BodySpool of a body read whole, or None
         "trailers",         # filters/trailers.py Trailers when the response expects add_trailer
         "expect_tested",    # Expect: 100-continue answered or not due (http1/discard.py)
         "__dict__",         # the _RARE attributes a request sets (made by the first such store)
@@ -81,6 +79,9 @@ class Context:
     limit_rate = None   # None: from limit_rate at the first write; else $limit_rate's value
     ssi = None          # filters/ssi.py SsiBody of this response (or the main's Shared)
     resolved = None     # resolver/hook.py: (host, port, group) a resolution left, or None
+    add_uri_to_alias = False    # try_files matched under a regex location's alias: alias + $uri
+    redirects = 0       # rewrite/internal redirect cycles (nginx allows 10)
+    body_spool = None   # proxy/body_spool.py BodySpool of a body read whole, or None
 
     @property
     def start_wall(self) -> float:
@@ -128,8 +129,6 @@ def RequestContext(conn, method: str, request_uri: str, http_version: str, heade
     ctx.req = None
     ctx.status_override = None
     ctx.location_out = None
-    ctx.add_uri_to_alias = False
-    ctx.redirects = 0
     ctx.head_sent = False
     ctx.limits = None
     ctx.www_authenticate = None
@@ -138,12 +137,12 @@ def RequestContext(conn, method: str, request_uri: str, http_version: str, heade
     ctx.stat_writing = False
     ctx.accel_headers = None
     ctx.cache = None
-    ctx.body_spool = None
     ctx.trailers = None
     ctx.expect_tested = False
     return ctx
 
 
-_RARE = ("error_pages_done", "pipelined", "request_id", "gzip", "limit_rate", "ssi", "resolved")
+_RARE = ("error_pages_done", "pipelined", "request_id", "gzip", "limit_rate", "ssi", "resolved",
+         "add_uri_to_alias", "redirects", "body_spool")
 _time = time.time
 _monotonic = time.monotonic

@@ -178,8 +178,6 @@ class HeadParsing:
         ctx.req = None
         ctx.status_override = None
         ctx.location_out = None
-        ctx.add_uri_to_alias = False
-        ctx.redirects = 0
         ctx.head_sent = False
         ctx.limits = None
         ctx.www_authenticate = None
@@ -188,7 +186,6 @@ class HeadParsing:
         ctx.stat_writing = False
         ctx.accel_headers = None
         ctx.cache = None
-        ctx.body_spool = None
         ctx.trailers = None
         ctx.expect_tested = False
         self.requests += 1
