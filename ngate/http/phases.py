@@ -52,7 +52,8 @@ _ROUTE = tuple          # a route; a refusal is a decision
 
 # ---------------------------------------------------------------- server and location
 
-_ROUTES_MAX = 4096      # routes kept per listen (ServerSelector.routes)
+_ROUTES_MAX = 4096      # routes kept per Host value (ServerSelector.routes[host])
+_HOSTS_MAX = 64         # Host values kept per listen (ServerSelector.routes)
 
 
 def begin(ctx, req):
@@ -62,16 +63,22 @@ def begin(ctx, req):
     listen = conn.listen
     raw = ctx.request_uri
     host_raw = ctx.hdr.get(HOST)         # (the parse's own key object: server/request_head.py)
-    routes = listen.selector.routes
-    key = (raw, host_raw)
-    route = routes.get(key)
+    # the routes by Host value, then by target: two lookups of keys whose hashes are kept
+    # (the parse's own objects), no key tuple made, hashed and compared per request
+    routes = listen.selector.routes.get(host_raw)
+    route = routes.get(raw) if routes is not None else None
     if route is None:
         route = _route(ctx, listen, raw, host_raw)
         if route.__class__ is not _ROUTE:
             return route            # refused (400, 405)
-        if len(routes) >= _ROUTES_MAX:
+        if routes is None:
+            hosts = listen.selector.routes
+            if len(hosts) >= _HOSTS_MAX:
+                hosts.clear()
+            hosts[host_raw] = routes = {}
+        elif len(routes) >= _ROUTES_MAX:
             routes.clear()
-        routes[key] = route
+        routes[raw] = route
         ctx.args, server, uri, host, rx_host = route
         ctx.server = server
     else:

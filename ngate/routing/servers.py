@@ -39,7 +39,7 @@ class ServerSelector:
             regexes.extend((rx, srv) for rx in names.regexes)
         self.regexes = tuple(regexes)
         self.cache: dict = {}
-        self.routes: dict = {}      # http/phases.py: (target, Host) -> its route (_route)
+        self.routes: dict = {}      # http/phases.py: Host -> {target: its route (_route)}
 
     def select(self, host: str | None):
         """The server for `host` (normalize_host's result). No host (HTTP/1.0 without Host) looks
