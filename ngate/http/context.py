@@ -68,6 +68,10 @@ class Context:
         "cache",            # cache/lookup.py CacheState under proxy_cache, else None
         "trailers",         # filters/trailers.py Trailers when the response expects add_trailer
         "expect_tested",    # Expect: 100-continue answered or not due (http1/discard.py)
+        # a front end's pending request (server/request_head.py Request(ctx): the context
+        # itself, no object of its own; body events are routed through it): `complete`, the
+        # whole message (body included) was received; the rest of its state is _BODY's
+        "complete",
         "__dict__",         # the _RARE attributes a request sets (made by the first such store)
     )
 
@@ -82,6 +86,18 @@ class Context:
     add_uri_to_alias = False    # try_files matched under a regex location's alias: alias + $uri
     redirects = 0       # rewrite/internal redirect cycles (nginx allows 10)
     body_spool = None   # proxy/body_spool.py BodySpool of a body read whole, or None
+    # _BODY: the pending request's body state (server/request_head.py Request), defaults alike
+    body = None         # list of buffered body chunks until a consumer attaches
+    body_size = 0
+    consumer = None     # object with body_data(bytes) and body_end()
+    upgrade = False     # a protocol switch: what follows the head is held, not a body
+    discard = False     # the response is done; drop remaining body bytes
+
+    @property
+    def ctx(self) -> "Context":
+        """The request's context, as a pending request (`req.ctx`, `conn.current.ctx`): the
+        context itself."""
+        return self
 
     @property
     def start_wall(self) -> float:
@@ -139,10 +155,12 @@ def RequestContext(conn, method: str, request_uri: str, http_version: str, heade
     ctx.cache = None
     ctx.trailers = None
     ctx.expect_tested = False
+    ctx.complete = False
     return ctx
 
 
 _RARE = ("error_pages_done", "pipelined", "request_id", "gzip", "limit_rate", "ssi", "resolved",
          "add_uri_to_alias", "redirects", "body_spool")
+_BODY = ("body", "body_size", "consumer", "upgrade", "discard")
 _time = time.time
 _monotonic = time.monotonic

@@ -93,22 +93,12 @@ class Http09Transport:
         return getattr(self._transport, name)
 
 
-class PendingRequest:
-    """A parsed request waiting for, or in, the HTTP core; body events are routed through it.
-    Made by Request(ctx) below (no __init__, as http/context.py's Context)."""
-    __slots__ = ("ctx", "body", "body_size", "complete", "consumer", "upgrade", "discard")
-
-
-def Request(ctx: RequestContext) -> PendingRequest:
-    req = PendingRequest()
-    req.ctx = ctx
-    req.body = None           # list of buffered chunks until a consumer attaches
-    req.body_size = 0
-    req.complete = False      # the whole message (body included) was received
-    req.consumer = None       # object with body_data(bytes) and body_end()
-    req.upgrade = False
-    req.discard = False       # the response is done; drop remaining body bytes
-    return req
+def Request(ctx: Context) -> Context:
+    """A parsed request waiting for, or in, the HTTP core (body events are routed through it):
+    its context itself, no object of its own (http/context.py: `complete`, a slot, False from
+    RequestContext; the rest of its body state are class defaults, _BODY; `req.ctx` is the
+    context). A front end sets `complete` and, for a protocol switch, `upgrade`."""
+    return ctx
 
 
 class HeadParsing:
@@ -188,36 +178,31 @@ class HeadParsing:
         ctx.cache = None
         ctx.trailers = None
         ctx.expect_tested = False
+        # the pending request is the context itself (Request(ctx)): `complete`, the whole
+        # message (body included) was received
+        ctx.complete = True
         self.requests += 1
-        complete = True             # the whole message (body included) was received
         if upgrade:
             # a protocol switch: what follows is held unparsed until the upstream answers
             self.held = bytearray()
+            ctx.upgrade = True
         elif chunked:
             ctx.body_chunked = True
             self._chunked = ChunkedDecoder()
-            complete = False
+            ctx.complete = False
         elif length is not None:
             ctx.content_length_in = length
             if length:
                 self._left = length
-                complete = False
-        req = PendingRequest()      # Request(ctx), written out (a frame less per request)
-        req.ctx = ctx
-        req.body = None
-        req.body_size = 0
-        req.complete = complete
-        req.consumer = None
-        req.upgrade = upgrade
-        req.discard = False
-        self._body_req = req
+                ctx.complete = False
+        self._body_req = ctx
         if self.current is None:
-            self.current = req
+            self.current = ctx
             if self.runtime.stats is not None:
                 self.runtime.stats.request_started(ctx)
-            self.start_request(ctx, req)
+            self.start_request(ctx, ctx)
         else:
-            self._dispatch(req)
+            self._dispatch(ctx)
 
     def _parse_head(self, head: bytes):
         """The parse of a head: (method, request URI (str), version, headers (a tuple), hdr
@@ -345,6 +330,5 @@ class HeadParsing:
         ctx.keep_alive = False
         ctx.request_length = len(target) + 6
         self.requests += 1
-        req = Request(ctx)
-        req.complete = True
-        self._dispatch(req)
+        ctx.complete = True         # (Request(ctx) is ctx)
+        self._dispatch(ctx)

@@ -29,6 +29,23 @@ def test_rare_state_is_a_default_until_a_request_sets_it():
     assert (b.gzip, b.error_pages_done, Context.gzip) == (None, False, None)
 
 
+def test_pending_request_is_the_context():
+    """server/request_head.py Request(ctx): the context itself, its body state a slot
+    (`complete`) and class defaults (_BODY) a request with a body sets for itself."""
+    from ngate.server.request_head import Request
+    a = RequestContext(None, "GET", "/", "1.1", (), {})
+    b = RequestContext(None, "POST", "/", "1.1", (), {})
+    req = Request(b)
+    assert req is b and req.ctx is b and not req.complete
+    for name in context._BODY:
+        assert name not in Context.__slots__ and hasattr(Context, name)
+    req.body = [b"x"]
+    req.body_size = 1
+    req.discard = True
+    assert (a.body, a.body_size, a.consumer, a.upgrade, a.discard) == (None, 0, None, False, False)
+    assert (b.body, b.body_size, b.discard) == ([b"x"], 1, True) and a.__dict__ == {}
+
+
 def test_start_wall_is_the_wall_clock_at_start():
     ctx = RequestContext(None, "GET", "/", "1.1", (), {})
     ctx.start -= 5.0        # as if the request began five seconds ago
@@ -67,6 +84,7 @@ def test_http1_head_makes_the_same_context(tmp_path, monkeypatch):
     ref = RequestContext(conn, "GET", "/a?b", "1.0", ctx.headers, ctx.hdr)
     ref.keep_alive = True
     ref.request_length = len(head)
+    ref.complete = True             # (its pending request: no body)
     for name in Context.__slots__:
         if name not in ("__dict__", "start"):
             assert getattr(ctx, name) == getattr(ref, name), name
