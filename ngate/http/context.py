@@ -44,12 +44,10 @@ class Context:
         "server", "loc", "conf", "internal",
         "vars",             # dict: `set` values and map caches
         # response
-        "status", "resp_headers", "body_bytes_sent", "bytes_sent", "content_length_in",
+        "status", "body_bytes_sent", "bytes_sent", "content_length_in",
         "body_chunked",     # client request body is chunked
         # upstream
-        "proxy_host",
         "upstream_tries",   # upstream/attempts.py: [Attempt, ...] ($upstream_*), or None
-        "upstream_headers",
         # timing
         "start",            # time.monotonic() at the request's start (start_wall: below)
         # logging
@@ -86,6 +84,11 @@ class Context:
     add_uri_to_alias = False    # try_files matched under a regex location's alias: alias + $uri
     redirects = 0       # rewrite/internal redirect cycles (nginx allows 10)
     body_spool = None   # proxy/body_spool.py BodySpool of a body read whole, or None
+    # an upstream's (set by the proxy and FastCGI modules before any read: an instance
+    # __dict__'s value reads as fast as a slot's; only a default's read is slow)
+    resp_headers = None     # the response's header list as sent ($sent_http_*), or None
+    proxy_host = ""         # $proxy_host
+    upstream_headers = None     # the upstream response's header list ($upstream_http_*)
     # _BODY: the pending request's body state (server/request_head.py Request), defaults alike
     body = None         # list of buffered body chunks until a consumer attaches
     body_size = 0
@@ -132,14 +135,11 @@ def RequestContext(conn, method: str, request_uri: str, http_version: str, heade
     ctx.internal = False
     ctx.vars = None
     ctx.status = 0
-    ctx.resp_headers = None
     ctx.body_bytes_sent = 0
     ctx.bytes_sent = 0
     ctx.content_length_in = None
     ctx.body_chunked = False
-    ctx.proxy_host = ""
     ctx.upstream_tries = None
-    ctx.upstream_headers = None
     ctx.start = _monotonic()
     ctx.logged = False
     ctx.req = None
@@ -160,7 +160,8 @@ def RequestContext(conn, method: str, request_uri: str, http_version: str, heade
 
 
 _RARE = ("error_pages_done", "pipelined", "request_id", "gzip", "limit_rate", "ssi", "resolved",
-         "add_uri_to_alias", "redirects", "body_spool")
+         "add_uri_to_alias", "redirects", "body_spool", "resp_headers", "proxy_host",
+         "upstream_headers")
 _BODY = ("body", "body_size", "consumer", "upgrade", "discard")
 _time = time.time
 _monotonic = time.monotonic

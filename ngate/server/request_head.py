@@ -155,14 +155,11 @@ class HeadParsing:
         ctx.internal = False
         ctx.vars = None
         ctx.status = 0
-        ctx.resp_headers = None
         ctx.body_bytes_sent = 0
         ctx.bytes_sent = 0
         ctx.content_length_in = None
         ctx.body_chunked = False
-        ctx.proxy_host = ""
         ctx.upstream_tries = None
-        ctx.upstream_headers = None
         ctx.start = _monotonic()
         ctx.logged = False
         ctx.req = None
