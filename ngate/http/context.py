@@ -18,8 +18,8 @@ import time
 
 _OLD = ("1.0", "0.9")    # versions without keep-alive by default, chunked responses, Host
 # the `hdr` key of Host: an HTTP/1.x head's parse makes its key this very object
-# (server/request_head.py header_key), so http/phases.py begin's lookup with it is an identity
-# hit, without comparing the bytes
+# (server/request_head.py header_key), so a lookup with it (the parse's, RequestContext's
+# `host_raw`) is an identity hit, without comparing the bytes
 HOST = b"host"
 
 
@@ -34,6 +34,8 @@ class Context:
                             # (HTTP/1.x and HTTP/2: a tuple and a read-only mapping shared by
                             # the requests of the same head, server/request_head.py and
                             # http2/request.py: never written)
+        "host_raw",         # bytes | None: Host's value in `hdr` (nginx's headers_in.host):
+                            # http/phases.py begin's route key, without a lookup in `hdr`
         "host",             # str: $host (lower-cased, no port)
         "request_length",   # bytes of request head (+ body when read)
         # URI
@@ -124,6 +126,7 @@ def RequestContext(conn, method: str, request_uri: str, http_version: str, heade
     ctx.keep_alive = True
     ctx.headers = headers
     ctx.hdr = hdr
+    ctx.host_raw = hdr.get(HOST)
     ctx.host = ""
     ctx.request_length = 0
     ctx.uri = "/"

@@ -34,7 +34,6 @@ import re
 from ngate import realip
 from ngate.config.model import ReturnOp
 from ngate.http import rewrite
-from ngate.http.context import HOST
 from ngate.http.decisions import (ACCESS, FINALIZE, PAGE, PRECONTENT, SUSPENDED, Delay,
                                   InternalRedirect, NamedLocation, Redirect)
 from ngate.http.finalize import rejected
@@ -62,7 +61,7 @@ def begin(ctx, req):
     conn = ctx.conn
     listen = conn.listen
     raw = ctx.request_uri
-    host_raw = ctx.hdr.get(HOST)         # (the parse's own key object: server/request_head.py)
+    host_raw = ctx.host_raw             # (the parse's own object: server/request_head.py)
     # the routes by Host value, then by target: two lookups of keys whose hashes are kept
     # (the parse's own objects), no key tuple made, hashed and compared per request
     routes = listen.selector.routes.get(host_raw)

@@ -129,8 +129,7 @@ class HeadParsing:
                     if len(heads) >= _HEAD_CACHE_MAX:
                         heads.clear()
                     heads[head] = parsed
-        (method, uri, version, headers, hdr, target, length, chunked, keep_alive, upgrade,
-         minor, size) = parsed
+        method, uri, version, headers, hdr, host, target, keep_alive, minor, size, body = parsed
         self._url = target
         # RequestContext(self, method, uri, version, headers, hdr), written out (a frame less
         # per request, each field stored once; tests/unit/test_request_context.py compares the
@@ -144,6 +143,7 @@ class HeadParsing:
         ctx.keep_alive = keep_alive
         ctx.headers = headers
         ctx.hdr = hdr
+        ctx.host_raw = host
         ctx.host = ""
         ctx.request_length = size
         ctx.uri = "/"
@@ -179,19 +179,21 @@ class HeadParsing:
         # message (body included) was received
         ctx.complete = True
         self.requests += 1
-        if upgrade:
-            # a protocol switch: what follows is held unparsed until the upstream answers
-            self.held = bytearray()
-            ctx.upgrade = True
-        elif chunked:
-            ctx.body_chunked = True
-            self._chunked = ChunkedDecoder()
-            ctx.complete = False
-        elif length is not None:
-            ctx.content_length_in = length
-            if length:
-                self._left = length
+        if body is not None:        # (None: no Content-Length, Transfer-Encoding or Upgrade)
+            length, chunked, upgrade = body
+            if upgrade:
+                # a protocol switch: what follows is held unparsed until the upstream answers
+                self.held = bytearray()
+                ctx.upgrade = True
+            elif chunked:
+                ctx.body_chunked = True
+                self._chunked = ChunkedDecoder()
                 ctx.complete = False
+            elif length is not None:
+                ctx.content_length_in = length
+                if length:
+                    self._left = length
+                    ctx.complete = False
         self._body_req = ctx
         if self.current is None:
             self.current = ctx
@@ -203,9 +205,10 @@ class HeadParsing:
 
     def _parse_head(self, head: bytes):
         """The parse of a head: (method, request URI (str), version, headers (a tuple), hdr
-        (a read-only mapping), target (bytes), Content-Length, chunked, keep-alive, upgrade,
-        the context's http_minor, the head's length), or None when it was refused (or was an
-        HTTP/0.9 request, dispatched here)."""
+        (a read-only mapping), Host's value or None, target (bytes), keep-alive, the context's
+        http_minor, the head's length, the body's framing: None without Content-Length,
+        Transfer-Encoding or Upgrade, else (Content-Length, chunked, upgrade)), or None when it
+        was refused (or was an HTTP/0.9 request, dispatched here)."""
         lines = head.split(b"\r\n")
         crlf = len(lines) - 1
         if head.count(b"\r") != crlf:             # a bare CR (nginx: 400)
@@ -260,10 +263,11 @@ class HeadParsing:
             conn = conn.lower()
             keep_alive = b"close" not in conn and (version != "1.0" or b"keep-alive" in conn)
         upgrade = b"upgrade" in hdr and conn is not None and b"upgrade" in conn
+        body = (length, te is not None, upgrade) \
+            if length is not None or te is not None or upgrade else None
         return (_METHODS.get(method) or method.decode("latin-1"), target.decode("latin-1"),
-                version, tuple(headers), MappingProxyType(hdr), target, length, te is not None,
-                keep_alive, upgrade, 1 if version == "1.1" or version not in _OLD else 0,
-                len(head))
+                version, tuple(headers), MappingProxyType(hdr), hdr.get(HOST), target,
+                keep_alive, 1 if version == "1.1" or version not in _OLD else 0, len(head), body)
 
     def _header_sizes(self, lines: list) -> None:
         """large_client_header_buffers: no header line longer than one buffer, all of them
