@@ -164,20 +164,25 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
             if len(self.held) > _BODY_BUFFER_LIMIT:
                 flow.pause(self)
             return
-        starting = self._in_head is False and self.current is None
+        # starting: no head begun and no request current (a head that does not arrive whole
+        # from here arms client_header_timeout, below)
         if self._left == 0 and self._chunked is None and data:
             parsed = self.listen.heads.get(data) if self._buf is None else None
             if parsed is not None and self.runtime.stats is None:
                 # _feed_head's first case, without its frame: a head seen before, alone in
-                # this read (server/framing.py says why nothing follows it)
+                # this read (server/framing.py says why nothing follows it); no head begun
+                # (without stub_status, `_in_head` only with `_buf`)
+                starting = self.current is None
                 self._head(data, parsed)
             else:
+                starting = self._in_head is False and self.current is None
                 data = self._feed_head(data)    # _feed's usual first state, without its frame
                 if data:
                     self._feed(data)
                 else:
                     self._more = False
         else:
+            starting = self._in_head is False and self.current is None
             self._feed(data)
         if starting and self._in_head:
             # a head that did not arrive whole: client_header_timeout runs from its first bytes

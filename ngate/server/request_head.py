@@ -113,12 +113,14 @@ class HeadParsing:
         table shared by the connections with the same parse settings (head_table), and an
         identical head reuses it (the parse depends on the bytes and those settings alone;
         `parsed`: the caller found it already). The parse's header tuple and read-only
-        header mapping are shared by the requests of that head: nothing writes to them."""
-        if self._in_head:
-            self._end_head()
+        header mapping are shared by the requests of that head: nothing writes to them.
+        (A caller with `parsed` found the head whole and alone in a read, no head begun: no
+        stub_status, no buffer, so `_in_head` is False.)"""
         # (the timer armed, keepalive_timeout's or client_header_timeout's, is left as it is:
         # both do nothing while a request is current, and the response re-arms it)
         if parsed is None:
+            if self._in_head:
+                self._end_head()
             heads = self.listen.heads
             parsed = heads.get(head)
             if parsed is None:
