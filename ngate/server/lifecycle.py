@@ -36,25 +36,29 @@ class Lifecycle:
             self.limiter = None
         req = self.current
         self.writer = None
-        ctx.req = None          # break the ctx <-> Request cycle: reference counting frees both
+        ctx.req = None          # break the ctx.req -> ctx cycle (the pending request is the
+                                # context: request_head.Request): reference counting frees it
         runtime = self.runtime
         conf = ctx.conf
+        # (a log variable may read a location's conf: ctx.conf is read again after a line)
         if ctx.logged or ctx.limits is not None or ctx.stat_writing or ctx.realip is not None:
             log.log_request(ctx)
+            conf = ctx.conf
         else:                   # log.log_request's usual case, written out (a frame less)
             ctx.logged = True
             writers = runtime.log_writers[conf.log.slot] if conf is not None else None
             if writers:
                 for w in writers:           # runtime.access_log, written out (a frame less)
                     w.write(ctx)
+                conf = ctx.conf
             elif writers is None:
                 runtime.access_log(ctx)     # (a conf's first line opens its logs)
-            # (else `access_log off`: (), no iterator made)
+                conf = ctx.conf
+            # (else `access_log off`: (), no iterator made, no line)
         if self.closing:
             return
         if not ctx.keep_alive:
             return self._close_after_response(ctx, req)
-        conf = ctx.conf         # (a log variable may have read a location's conf: read again)
         if conf is not None:    # the finished request's location's keepalive_timeout
             self.ka_timeout = timeout = conf.keepalive_timeout
         else:
