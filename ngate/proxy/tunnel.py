@@ -93,8 +93,12 @@ class Side(FrameScanner):
         return not self.tunnel.closed
 
     def transport_adopted(self, old, new) -> None:
-        """The hand-over's swap: `new` (uvloop's) replaces `old` wherever the tunnel holds it."""
+        """The hand-over's swap: `new` (uvloop's) replaces `old` wherever the tunnel holds it.
+        A tunnel that closed while uvloop took the socket holds nothing any more (close() let
+        go of its sides and transports; the handed-over transport closes `new` itself)."""
         t = self.tunnel
+        if t.closed:
+            return
         if t.client is old:
             t.client = new
         if t.upstream is old:

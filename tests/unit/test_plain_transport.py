@@ -392,6 +392,23 @@ def test_tunnel_side_hand_over_swaps_the_tunnels_references():
     assert not t.from_upstream.can_hand_over()
 
 
+def test_tunnel_closed_while_handing_over_takes_the_new_transport_quietly():
+    """A tunnel that closed between a side's hand-over offer and uvloop's transport (close()
+    clears the sides and transports) has nothing to swap: found by a request fuzz, where the
+    swap's AttributeError went to the loop's exception handler."""
+    from ngate.proxy.tunnel import Side, Tunnel
+    t = object.__new__(Tunnel)
+    old_client, old_upstream, new = object(), object(), object()
+    t.client, t.upstream, t.closed = old_client, old_upstream, False
+    side = t.from_client = Side(t, old_upstream, True)
+    t.from_upstream = Side(t, old_client, False)
+    assert side.can_hand_over()
+    t.closed = True                     # Tunnel.close() meanwhile
+    t.from_client = t.from_upstream = t.client = t.upstream = None
+    side.transport_adopted(old_client, new)
+    assert t.client is None and t.from_client is None
+
+
 def test_idle_raw_upstream_connection_goes_to_uvloop_on_a_quiet_tick(loop):
     """upstream/pool.py: a raw-socket upstream connection is remembered at its first time in
     the pool; at a tick of the coarse deadlines on a quiet loop (since the last tick at most
