@@ -14,7 +14,8 @@ from ngate.proxy.exchange import UpstreamExchange
 from ngate.proxy import request_body as rb
 from ngate.proxy.exchange_base import fill, new
 from ngate.proxy.exchange_state import READING, SENDING
-from ngate.proxy.proxy_request import METHODS, build_request_head, passed_lines, upstream_uri
+from ngate.proxy.proxy_request import METHODS, _PASSED_LEN, build_request_head, passed_lines, \
+    upstream_uri
 from ngate.proxy.throttle import ReadThrottle
 from ngate.upstream.attempts import Attempt
 from ngate.upstream.pool import NEVER
@@ -149,13 +150,21 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     uconn.tail = b""
     fixed = plan.fixed
     if fixed is not None:       # build_request_head's first branch, written out (no body)
-        headers = tuple(ctx.headers)   # (a list for an extended CONNECT's copy)
-        passed = plan.passed.get(headers)
-        if passed is None:
-            passed = passed_lines(ctx, plan, headers)
+        headers = ctx.headers       # (a list for an extended CONNECT's copy)
         method = ctx.method
-        data = b"".join((METHODS.get(method) or method.encode("latin-1"), b" ",
-                         uri.encode("latin-1", "replace"), plan.version_line, fixed, passed))
+        last = plan.last_head
+        if last is not None and last[0] is headers and last[1] == uri and last[2] == method:
+            data = last[3]          # the location's last request head again (the same client
+            #                         header tuple, kept with its parse: server/request_head.py)
+        else:
+            hkey = tuple(headers)   # (the tuple itself when it is one)
+            passed = plan.passed.get(hkey)
+            if passed is None:
+                passed = passed_lines(ctx, plan, hkey)
+            data = b"".join((METHODS.get(method) or method.encode("latin-1"), b" ",
+                             uri.encode("latin-1", "replace"), plan.version_line, fixed, passed))
+            if hkey is headers and ctx.request_length <= _PASSED_LEN:
+                plan.last_head = (headers, uri, method, data)
     else:
         data = build_request_head(ctx, plan, uri, None, False)
     ex.sent_bytes = n = len(data)

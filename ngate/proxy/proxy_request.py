@@ -38,6 +38,7 @@ class Plan:
                  "passed",      # client header lists -> the lines passed on (bounded)
                  "plain",       # the client's head is the upstream's translated, nothing added
                  "pool_key",    # start_pooled's group of one server: its keepalive pool key
+                 "last_head",   # start_pooled's last request head: (headers, uri, method, bytes)
                  *upstream_plan.SLOTS)
 
     def __init__(self, conf, cacheable: bool = True) -> None:
@@ -73,6 +74,7 @@ class Plan:
             if conf.proxy.cookie_domain or conf.proxy.cookie_path or conf.proxy.cookie_flags \
             else None
         self.passed = {}
+        self.last_head = None
         # no add_header, userid, body filters, charset, proxy_force_ranges nor cache: a known
         # response head translates to the same bytes but Date and Connection (wire_http1.py)
         self.plain = not conf.headers.add_header and conf.userid is None and conf.filters is None \

@@ -171,3 +171,46 @@ def test_a_group_without_a_single_server_takes_the_general_way(tmp_path, monkeyp
         assert len(taken) == 1
     finally:
         w.close()
+
+
+_HEADS = [
+    b"GET /api/items?id=7 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t\r\n\r\n",
+    b"GET /api/items?id=7 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t\r\n\r\n",
+    b"GET /api/items?id=8 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t\r\n\r\n",
+    b"HEAD /api/items?id=8 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t\r\n\r\n",
+    b"GET /api/items?id=8 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: u\r\n\r\n",
+    b"GET /api/items?id=8 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: u\r\n\r\n",
+    b"GET /limited/a HTTP/1.1\r\nHost: example.test\r\nUser-Agent: u\r\n\r\n",
+    b"GET /api/items?id=7 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t\r\n\r\n",
+    b"GET /api/items?id=7 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t\r\n\r\n",
+]
+
+
+def _sent_upstream(tmp_path, general: bool, monkeypatch) -> list:
+    """The request heads _HEADS send upstream, one after another on one worker."""
+    if general:
+        monkeypatch.setattr(http_proxy, "start_pooled", _general)
+    tmp_path.mkdir(exist_ok=True)
+    w = Worker(str(tmp_path), CONF)
+    out = []
+    try:
+        for request in [_HEADS[0]] + _HEADS:       # the first makes the group's balancer
+            uconn, up = w.pooled("backend")
+            conn, down = w.client()
+            conn.data_received(request)
+            w.turn()
+            out.append(up.data())
+            uconn.data_received(RESPONSE)
+        return out[1:]
+    finally:
+        w.close()
+
+
+def test_the_last_request_head_kept_is_sent_only_for_the_same_request(tmp_path, monkeypatch):
+    """start_pooled keeps the location's last request head (Plan.last_head) for a request
+    with the same header tuple, URI and method: a request differing in any of them is built
+    again (build_request_head's bytes, request by request)."""
+    fast = _sent_upstream(tmp_path / "fast", False, monkeypatch)
+    general = _sent_upstream(tmp_path / "general", True, monkeypatch)
+    assert fast == general
+    assert len(set(fast)) == 5
