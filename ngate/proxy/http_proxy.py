@@ -114,11 +114,24 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     # start: Http1Wire.prepare's URI (upstream_uri's usual answer written out), the writer,
     # test_expect (no Expect header, or tested)
     raw = ctx.request_uri
-    if pp.uri is None and not ctx.internal and raw[:1] == "/" \
-            and ((raw[raw.find("?") + 1:] if "?" in raw else None) == ctx.args):
+    headers = ctx.headers           # (a list for an extended CONNECT's copy)
+    method = ctx.method
+    last = plan.last_head
+    if last is not None and last[0] is headers and last[1] == raw and last[2] == ctx.args \
+            and last[3] == method and not ctx.internal:
+        # the location's last request head again (the same client header tuple, kept with
+        # its parse by server/request_head.py, URI, arguments and method): its URI took the
+        # first branch below, and its bytes are the ones build_request_head made
         ex.uri = uri = raw
+        data = last[4]
     else:
-        ex.uri = uri = upstream_uri(ctx, pp)
+        data = None
+        keep = pp.uri is None and not ctx.internal and raw[:1] == "/" \
+            and ((raw[raw.find("?") + 1:] if "?" in raw else None) == ctx.args)
+        if keep:
+            ex.uri = uri = raw
+        else:
+            ex.uri = uri = upstream_uri(ctx, pp)
     conn.writer = ex
     ctx.expect_tested = True
     # connect
@@ -148,25 +161,19 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     uconn.head_bytes = 0
     uconn.head_buf = b""
     uconn.tail = b""
-    fixed = plan.fixed
-    if fixed is not None:       # build_request_head's first branch, written out (no body)
-        headers = ctx.headers       # (a list for an extended CONNECT's copy)
-        method = ctx.method
-        last = plan.last_head
-        if last is not None and last[0] is headers and last[1] == uri and last[2] == method:
-            data = last[3]          # the location's last request head again (the same client
-            #                         header tuple, kept with its parse: server/request_head.py)
-        else:
+    if data is None:
+        fixed = plan.fixed
+        if fixed is not None:   # build_request_head's first branch, written out (no body)
             hkey = tuple(headers)   # (the tuple itself when it is one)
             passed = plan.passed.get(hkey)
             if passed is None:
                 passed = passed_lines(ctx, plan, hkey)
             data = b"".join((METHODS.get(method) or method.encode("latin-1"), b" ",
                              uri.encode("latin-1", "replace"), plan.version_line, fixed, passed))
-            if hkey is headers and ctx.request_length <= _PASSED_LEN:
-                plan.last_head = (headers, uri, method, data)
-    else:
-        data = build_request_head(ctx, plan, uri, None, False)
+            if keep and hkey is headers and ctx.request_length <= _PASSED_LEN:
+                plan.last_head = (headers, raw, ctx.args, method, data)
+        else:
+            data = build_request_head(ctx, plan, uri, None, False)
     ex.sent_bytes = n = len(data)
     hw = pool.head_writes
     if hw.scheduled:                # HeadWrites.write's held case, written out

@@ -38,7 +38,7 @@ class Plan:
                  "passed",      # client header lists -> the lines passed on (bounded)
                  "plain",       # the client's head is the upstream's translated, nothing added
                  "pool_key",    # start_pooled's group of one server: its keepalive pool key
-                 "last_head",   # start_pooled's last request head: (headers, uri, method, bytes)
+                 "last_head",   # start_pooled's last request head (headers, URI, args, method, bytes)
                  *upstream_plan.SLOTS)
 
     def __init__(self, conf, cacheable: bool = True) -> None:

@@ -33,6 +33,12 @@ http {
             proxy_set_header Connection "";
             proxy_limit_rate 100000;
         }
+        location /rw/ {
+            if ($http_x_rw) { rewrite ^/rw/(.*)$ /api/$1?rw=1 break; }
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
     }
 }
 """
@@ -183,6 +189,11 @@ _HEADS = [
     b"GET /limited/a HTTP/1.1\r\nHost: example.test\r\nUser-Agent: u\r\n\r\n",
     b"GET /api/items?id=7 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t\r\n\r\n",
     b"GET /api/items?id=7 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t\r\n\r\n",
+    b"GET /rw/a?q=2 HTTP/1.1\r\nHost: example.test\r\n\r\n",
+    b"GET /rw/a?q=2 HTTP/1.1\r\nHost: example.test\r\nX-Rw: 1\r\n\r\n",
+    b"GET /rw/a?q=2 HTTP/1.1\r\nHost: example.test\r\n\r\n",
+    b"GET /rw/a?q=2 HTTP/1.1\r\nHost: example.test\r\nX-Rw: 1\r\n\r\n",
+    b"GET /rw/a?q=2 HTTP/1.1\r\nHost: example.test\r\nX-Rw: 1\r\n\r\n",
 ]
 
 
@@ -208,9 +219,12 @@ def _sent_upstream(tmp_path, general: bool, monkeypatch) -> list:
 
 def test_the_last_request_head_kept_is_sent_only_for_the_same_request(tmp_path, monkeypatch):
     """start_pooled keeps the location's last request head (Plan.last_head) for a request
-    with the same header tuple, URI and method: a request differing in any of them is built
-    again (build_request_head's bytes, request by request)."""
+    with the same header tuple, URI, arguments and method: a request differing in any of them
+    (or whose arguments a rewrite changed) is built again (build_request_head's bytes, request
+    by request)."""
     fast = _sent_upstream(tmp_path / "fast", False, monkeypatch)
     general = _sent_upstream(tmp_path / "general", True, monkeypatch)
     assert fast == general
-    assert len(set(fast)) == 5
+    assert len(set(fast)) == 7
+    assert fast[-1].startswith(b"GET /api/a?rw=1&q=2 HTTP/1.1\r\n")
+    assert fast[-3].startswith(b"GET /rw/a?q=2 HTTP/1.1\r\n")
