@@ -33,12 +33,13 @@ class Plan:
     __slots__ = ("items", "skip", "version", "keepalive_capable", "redirects", "cookies",
                  "own_server", "own_date",
                  "heads",       # response heads llhttp parsed (proxy/wire_http1.py _learn)
+                 "last_read",   # Http1Wire.data's last known read: (bytes, end, entry)
                  "fixed",       # the constant header lines when nothing else varies (below)
                  "length_line", "chunked_line", "version_line",
                  "passed",      # client header lists -> the lines passed on (bounded)
                  "plain",       # the client's head is the upstream's translated, nothing added
                  "pool_key",    # start_pooled's group of one server: its keepalive pool key
-                 "last_head",   # start_pooled's last request head (headers, URI, args, method, bytes)
+                 "last_head",   # start_pooled's last head: (headers, URI, args, method, bytes)
                  *upstream_plan.SLOTS)
 
     def __init__(self, conf, cacheable: bool = True) -> None:
@@ -67,6 +68,7 @@ class Plan:
         self.own_server = b"server" in self.hide
         self.own_date = b"date" in self.hide
         self.heads = {}
+        self.last_read = None
         self.version = b"HTTP/1.1" if conf.proxy.http_version == "1.1" else b"HTTP/1.0"
         self.redirects = _redirect_rules(conf)
         # proxy_cookie_domain / proxy_cookie_path (proxy/cookies.py), None without any rule

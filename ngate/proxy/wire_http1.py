@@ -28,6 +28,7 @@ from ngate.upstream.tls import upstream_tls
 
 # consumed by the proxy: never copied to the client as-is (Last-Modified is not: nginx's
 # ngx_http_upstream_copy_last_modified keeps it among the headers, in the upstream's order)
+_LAST_READ = 2048        # a read Plan.last_read keeps (a whole response of a known head) at most
 CONSUMED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
                       b"content-type", b"location"})
 
@@ -196,27 +197,36 @@ class Http1Wire:
         tail = u.tail
         if tail is not None:
             if tail == b"" and self.fast_heads:         # a response's first bytes
-                end = data.find(b"\r\n\r\n") + 4
-                if end > 4:
-                    head = data[:end]
-                    known = ex.plan.heads.get(head)
-                    if known is None:
-                        if head[9:13] == b"101 " and self._upgrade_asked(ex):
-                            key, accept = known_head.upgrade_key(head)
-                            known = ex.plan.heads.get(key) if key is not None else None
-                            if known is not None and (len(data) <= ex.conf.proxy.buffer_size
-                                                      or known[5] <= ex.conf.proxy.buffer_size):
-                                return self.known_upgrade(ex, u, data, end, known, accept)
-                        ex.learn = head         # send_head may keep its parse (known_head.learn)
-                    else:
-                        ctx = ex.ctx
-                        # (a kept head's size fits proxy_buffer_size: known_head.learn)
-                        if len(data) - end == known[3] and ctx.method != "HEAD":
-                            if known[8] and ctx.status_override is None and ctx.http_minor == 1 \
-                                    and ctx.cache is None and ex.filter is None \
-                                    and not ex.chunked_out:       # known_response's first test
-                                return known_head.plain_2xx(self, ex, u, ctx, data, end, known)
-                            return self.known_response(ex, u, data, end, known)
+                plan = ex.plan
+                last = plan.last_read
+                if last is not None and last[0] == data:
+                    end = last[1]       # the read Plan.heads knew last, again: its head's
+                    known = last[2]     # end and entry
+                else:
+                    end = data.find(b"\r\n\r\n") + 4
+                    known = None
+                    if end > 4:
+                        head = data[:end]
+                        known = plan.heads.get(head)
+                        if known is None:
+                            if head[9:13] == b"101 " and self._upgrade_asked(ex):
+                                key, accept = known_head.upgrade_key(head)
+                                up = plan.heads.get(key) if key is not None else None
+                                if up is not None and (len(data) <= ex.conf.proxy.buffer_size
+                                                       or up[5] <= ex.conf.proxy.buffer_size):
+                                    return self.known_upgrade(ex, u, data, end, up, accept)
+                            ex.learn = head     # send_head may keep its parse (known_head.learn)
+                        elif len(data) <= _LAST_READ:
+                            plan.last_read = (data, end, known)
+                if known is not None:
+                    ctx = ex.ctx
+                    # (a kept head's size fits proxy_buffer_size: known_head.learn)
+                    if len(data) - end == known[3] and ctx.method != "HEAD":
+                        if known[8] and ctx.status_override is None and ctx.http_minor == 1 \
+                                and ctx.cache is None and ex.filter is None \
+                                and not ex.chunked_out:       # known_response's first test
+                            return known_head.plain_2xx(self, ex, u, ctx, data, end, known)
+                        return self.known_response(ex, u, data, end, known)
             if tail == b"" and data.startswith(b"HTTP/"):
                 u.tail = None           # _http09's "HTTP/" case, written out (the usual one)
             elif self._http09(ex, u, data):

@@ -138,7 +138,8 @@ def test_a_client_closing_or_on_http10_gets_the_same_bytes(worker):
                     b"GET / HTTP/1.0\r\nHost: t\r\n\r\n",
                     b"GET / HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n"):
         if worker.known:
-            worker.plan.heads.clear()           # llhttp's way again
+            worker.plan.heads.clear()           # llhttp's way again (and no last read kept)
+            worker.plan.last_read = None
         known = worker.known
         first = _exchange(worker, uconn, up, request, HEADS[0])
         second = _exchange(worker, uconn, up, request, HEADS[0])
@@ -280,3 +281,38 @@ def test_a_head_over_proxy_buffer_size_by_its_count_is_never_kept(worker):
     assert worker.known == 0 and first.endswith(b"x" * 300)
     again = _exchange(worker, uconn, up, request, long_body)
     assert worker.known == 1 and DATE.sub(b"", again) == DATE.sub(b"", first)
+
+
+_OTHER = HEADS[0].replace(b"Server: up", b"Server: uq")
+_READS = [HEADS[0], HEADS[0], HEADS[0].replace(b"ok\n", b"ko\n"), HEADS[0], _OTHER, _OTHER,
+          HEADS[1], HEADS[0], HEADS[3], HEADS[3], HEADS[0]]
+
+
+def _reads(tmp_path, fast: bool, monkeypatch) -> list:
+    """The client's bytes (but Date) for _READS, one after another on one worker's location."""
+    if not fast:
+        monkeypatch.setattr(Http1Wire, "fast_heads", False)       # llhttp every time
+    tmp_path.mkdir(exist_ok=True)
+    w = Worker(str(tmp_path), CONF.replace("LOGDIR", str(tmp_path)))
+    out = []
+    try:
+        uconn, up = w.pooled("backend")
+        for response in _READS:
+            if up.closed:
+                uconn, up = w.pooled("backend")
+            out.append((DATE.sub(b"", _exchange(w, uconn, up, b"GET /passed HTTP/1.1\r\n"
+                                                b"Host: t\r\n\r\n", response)), up.closed))
+        return out
+    finally:
+        monkeypatch.undo()
+        w.close()
+
+
+def test_the_last_read_kept_answers_only_the_same_bytes(tmp_path, monkeypatch):
+    """Plan.last_read (Http1Wire.data's last read of a known head, whole) answers a read of
+    the same bytes only: a read differing in its head or body goes through Plan.heads or
+    llhttp, and the client gets what llhttp's way gives, read by read."""
+    fast = _reads(tmp_path / "fast", True, monkeypatch)
+    assert fast == _reads(tmp_path / "llhttp", False, monkeypatch)
+    assert fast[2][0].endswith(b"ko\n") and fast[3][0].endswith(b"ok\n")
+    assert b"Server: uq" in fast[5][0] and b"Server: up" in fast[7][0]  # (Server passed)
