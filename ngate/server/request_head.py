@@ -131,23 +131,14 @@ class HeadParsing:
                     if len(heads) >= _HEAD_CACHE_MAX:
                         heads.clear()
                     heads[head] = parsed
-        method, uri, version, headers, hdr, host, target, keep_alive, minor, size, body = parsed
-        self._url = target
         # RequestContext(self, method, uri, version, headers, hdr), written out (a frame less
         # per request, each field stored once; tests/unit/test_request_context.py compares the
-        # two slot by slot)
+        # two slot by slot); the parse's fields go straight into their slots (no local between)
         ctx = Context()
         ctx.conn = self
-        ctx.method = method
-        ctx.request_uri = uri
-        ctx.http_version = version
-        ctx.http_minor = minor
-        ctx.keep_alive = keep_alive
-        ctx.headers = headers
-        ctx.hdr = hdr
-        ctx.host_raw = host
+        (ctx.method, ctx.request_uri, ctx.http_version, ctx.headers, ctx.hdr, ctx.host_raw,
+         self._url, ctx.keep_alive, ctx.http_minor, ctx.request_length, body) = parsed
         ctx.host = ""
-        ctx.request_length = size
         ctx.uri = "/"
         ctx.args = None
         ctx.captures = ()
