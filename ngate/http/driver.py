@@ -181,11 +181,10 @@ def start_request(ctx, req) -> None:
             if body is not None and not ctx.body_chunked and b"expect" not in ctx.hdr:
                 # _return's usual case, written out (a frame less): a fixed text, sent as it is
                 # (its bytes made when the config compiled: model_rewrite.py ReturnOp.body)
-                conf = ctx.conf
-                known = conf.mime
+                known = ctx.conf.mime
                 mime = known.get(ctx.uri) if known is not None else None
                 return send_response(ctx, d.code, body,
-                                     mime if mime is not None else content_type(conf, ctx.uri))
+                                     mime if mime is not None else content_type(ctx.conf, ctx.uri))
             d = _return(ctx, d.code, d.text)
             if d is None:
                 return

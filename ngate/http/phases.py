@@ -58,15 +58,15 @@ _HOSTS_MAX = 64         # Host values kept per listen (ServerSelector.routes)
 def begin(ctx, req):
     """A new request: its server, URI and realip, then the server rewrite phase."""
     ctx.req = req
-    conn = ctx.conn
-    listen = conn.listen
-    raw = ctx.request_uri
-    host_raw = ctx.host_raw             # (the parse's own object: server/request_head.py)
     # the routes by Host value, then by target: two lookups of keys whose hashes are kept
-    # (the parse's own objects), no key tuple made, hashed and compared per request
-    routes = listen.selector.routes.get(host_raw)
-    route = routes.get(raw) if routes is not None else None
+    # (the parse's own objects: host_raw is server/request_head.py's), no key tuple made,
+    # hashed and compared per request (and no locals: each is read once on a hit)
+    routes = ctx.conn.listen.selector.routes.get(ctx.host_raw)
+    route = routes.get(ctx.request_uri) if routes is not None else None
     if route is None:
+        listen = ctx.conn.listen
+        raw = ctx.request_uri
+        host_raw = ctx.host_raw
         route = _route(ctx, listen, raw, host_raw)
         if route.__class__ is not _ROUTE:
             return route            # refused (400, 405)
