@@ -76,13 +76,18 @@ class Lifecycle:
         # (_arm and deadlines.watch(self), written out; a function, no bound method, and while
         # a tick is due the deadline runs from the tick's time, as nginx's from its cached
         # time: server/clock.py)
+        # (a connection whose timer is set is watched: every arming adds it, and each way out
+        # of `watched` (a tick's expiry, _cancel_timer, connection_lost, a tunnel) clears the
+        # timer; the header or keep-alive timer left while the request ran keeps it there)
         self.current = None
-        self.timer = _keepalive_timeout
         deadlines = runtime.deadlines
         if deadlines.handle is not None:
             self.deadline = deadlines.now + timeout
-            deadlines.watched.add(self)
+            if self.timer is None:
+                deadlines.watched.add(self)
+            self.timer = _keepalive_timeout
         else:
+            self.timer = _keepalive_timeout
             self.deadline = runtime.loop.time() + timeout
             deadlines.watch(self)
 
