@@ -156,12 +156,11 @@ def find_location_phase(ctx):
     """Find the location for ctx.uri and run its rewrite ops: ACCESS, or what they decided."""
     trace = ctx.conn.trace
     while True:
-        server = ctx.server
-        m = server.matcher      # find_location's cache hit, written out (routing/locations.py)
+        m = ctx.server.matcher  # find_location's cache hit, written out (routing/locations.py)
         hit = m.cache.get(ctx.uri) if m is not None else None
-        loc, captures = hit if hit is not None else find_location(server, ctx.uri)
+        loc, captures = hit if hit is not None else find_location(ctx.server, ctx.uri)
         ctx.loc = loc
-        conf = loc.conf if loc is not None else server.conf
+        conf = loc.conf if loc is not None else ctx.server.conf
         ctx.conf = conf
         if conf.error_log or error_log.LOG.bound:       # nginx: ngx_set_connection_log
             error_log.use(ctx.conn.number, conf.error_log)
@@ -171,9 +170,8 @@ def find_location_phase(ctx):
             trace.location(ctx, loc)
         if conf.internal and not ctx.internal:
             return FINALIZE[404]
-        lim = conf.limit_except
-        if lim is not None and ctx.method not in lim.methods:
-            conf = ctx.conf = lim.conf
+        if conf.limit_except is not None and ctx.method not in conf.limit_except.methods:
+            conf = ctx.conf = conf.limit_except.conf
         if ctx.content_length_in is not None and too_large(ctx, conf):
             return FINALIZE[413]
         if loc is not None:
