@@ -77,21 +77,18 @@ def begin(ctx, req):
             hosts[host_raw] = routes = {}
         elif len(routes) >= _ROUTES_MAX:
             routes.clear()
-        routes[raw] = route
-        ctx.args, server, uri, host, rx_host = route
-        ctx.server = server
-    else:
-        ctx.args, server, uri, host, rx_host = route
-        ctx.server = server
-        if ctx.method in _NOT_ALLOWED:
-            return rejected(ctx, 405, "client sent %s method" % ctx.method)
+        routes[raw] = route         # (_route refused TRACE and CONNECT before a route)
+    elif ctx.method in _NOT_ALLOWED:
+        ctx.args = route[0]         # (as _route leaves them for its 405: $host, $uri unset)
+        ctx.server = route[1]
+        return rejected(ctx, 405, "client sent %s method" % ctx.method)
+    # the route's fields straight into their slots (no locals between)
+    ctx.args, ctx.server, ctx.uri, ctx.host, rx_host = route
     if rx_host is not None:
-        for rx in server.names.regexes:
+        for rx in ctx.server.names.regexes:
             if rx.groupindex and named_captures(ctx, rx, rx_host):
                 break
-    ctx.host = host
-    ctx.uri = uri
-    ctx.conf = conf = server.conf
+    ctx.conf = conf = ctx.server.conf
     if conf.realip is not None:         # realip's POST_READ run, with the server's settings
         realip.apply(ctx, conf.realip)
     ops = conf.rewrite.ops              # server_rewrite, written out: every request's path
