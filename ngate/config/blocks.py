@@ -45,20 +45,22 @@ def server(c, lv, st):
 
 
 def listen(c, lv, st):
-    lst, sockopts = parse_listen(st.args, st.where)
-    shown = listen_display(lst)
-    if any(other.key == lst.key for other in lv.listens):
-        raise ConfigError(f"a duplicate listen {shown}", st.where)
-    seen = c.listen_keys.setdefault(lst.key, {"options": False, "default": False})
-    if sockopts:
-        if seen["options"]:
-            raise ConfigError(f"duplicate listen options for {shown}", st.where)
-        seen["options"] = True
-    if lst.default_server:
-        if seen["default"]:
-            raise ConfigError(f"a duplicate default server for {shown}", st.where)
-        seen["default"] = True
-    lv.listens.append(lst)
+    """nginx's ngx_http_add_listen, for each address (and each port of a range) in turn."""
+    listens, sockopts = parse_listen(st.args, st.where)
+    for lst in listens:
+        shown = listen_display(lst)
+        if any(other.key == lst.key for other in lv.listens):
+            raise ConfigError(f"a duplicate listen {shown}", st.where)
+        seen = c.listen_keys.setdefault(lst.key, {"options": False, "default": False})
+        if sockopts:
+            if seen["options"]:
+                raise ConfigError(f"duplicate listen options for {shown}", st.where)
+            seen["options"] = True
+        if lst.default_server:
+            if seen["default"]:
+                raise ConfigError(f"a duplicate default server for {shown}", st.where)
+            seen["default"] = True
+        lv.listens.append(lst)
 
 
 def server_name(c, lv, st):

@@ -65,6 +65,8 @@ class Listen:
     ipv6only: bool = True
     proxy_protocol: bool = False   # the PROXY protocol header precedes HTTP (and TLS)
     where: Where | None = None
+    options: bool = False   # sets socket options (backlog=, reuseport, ...): the socket is made
+                            # as this listen says (one listen of an address may set them)
 
     @property
     def key(self) -> tuple:

@@ -6,7 +6,6 @@ import socket
 
 from ngate.config.model import Listen, ServerNames
 from ngate.config.regex import compile_regex
-from ngate.config.upstreams import split_host_port
 from ngate.config.values import is_number, parse_flag, parse_number, parse_size
 from ngate.errors import ConfigError
 
@@ -29,9 +28,14 @@ def listen_display(listen: Listen) -> str:
     return f"{listen.host}:{listen.port}"
 
 
-def parse_listen(args: list[str], where) -> tuple[Listen, bool]:
-    """-> (Listen, whether it sets socket options)."""
-    host, port, unix = _listen_address(args[0], where)
+def parse_listen(args: list[str], where) -> tuple[tuple[Listen, ...], bool]:
+    """-> (one Listen per address and port, whether it sets socket options).
+
+    nginx's ngx_http_core_listen: the address first (ngx_parse_url with `listen` set), then the
+    parameters in order; every address of a host name and every port of a range (`8000-8009`)
+    is a listen of its own, with the same parameters.
+    """
+    addresses = listen_addresses(args[0], where)
     opts: dict = {}
     sockopts = False
     for arg in args[1:]:
@@ -61,7 +65,9 @@ def parse_listen(args: list[str], where) -> tuple[Listen, bool]:
             sockopts = True
         else:
             raise ConfigError(f'invalid parameter "{arg}"', where)
-    return Listen(host=host, port=port, unix=unix, where=where, **opts), sockopts
+    listens = tuple(Listen(host=host, port=port, unix=unix, where=where, options=sockopts, **opts)
+                    for host, port, unix in addresses)
+    return listens, sockopts
 
 
 def _size_ok(text: str) -> bool:
@@ -71,46 +77,151 @@ def _size_ok(text: str) -> bool:
         return False
 
 
-def _listen_address(text: str, where) -> tuple[str, int, str | None]:
-    if text.startswith("unix:"):
-        if not text[5:]:
-            raise ConfigError(
-                f'no path in the unix domain socket in "{text}" of the "listen" directive', where)
-        return "", 0, text[5:]
-    if is_number(text):
-        return "0.0.0.0", _listen_port(text, text, where), None
-    try:
-        host, port = split_host_port(text, "listen", where)
-    except ConfigError as err:
-        what = "port" if err.message.startswith("invalid port") else "host"
-        raise ConfigError(f'invalid {what} in "{text}" of the "listen" directive', where) from None
-    port = 80 if port is None else port
-    if host in ("*", ""):
-        return "0.0.0.0", port, None
-    return _listen_host(host, text, where), port, None
+# ---------------------------------------------------------------- the listen address
+
+_SUN_PATH = 108     # sizeof(sockaddr_un.sun_path) on Linux
 
 
-def _listen_port(port_text: str, text: str, where) -> int:
+def listen_addresses(text: str, where) -> list[tuple[str, int, str | None]]:
+    """`listen`'s first argument -> [(host, port, unix path or None)], as nginx's ngx_parse_url
+    with `listen` set and default port 80 (src/core/ngx_inet.c): `unix:/path`, `[::1]:80`,
+    `127.0.0.1:80`, `*:80`, `80`, `name:80`, a name alone (port 80); a port may be a range
+    `lo-hi` (1 <= lo <= hi <= 65535): one address per port. A host name is resolved at once,
+    to all its addresses."""
+    if text[:5].lower() == "unix:":
+        path = text[5:]
+        if not path:
+            _fail("no path in the unix domain socket", text, where)
+        if len(path.encode()) + 1 > _SUN_PATH:
+            _fail("too long path in the unix domain socket", text, where)
+        return [("", 0, path)]
+    if text.startswith("["):
+        hosts, ports = _inet6_address(text, where)
+    else:
+        hosts, ports = _inet_address(text, where)
+    return [(host, port, None) for host in hosts for port in ports]
+
+
+def _fail(err: str, text: str, where):
+    raise ConfigError(f'{err} in "{text}" of the "listen" directive', where)
+
+
+def _atoi(text: str) -> int:
+    """ngx_atoi: ASCII digits only and at most 2^63 - 1, else -1 (so a bare
+    `99999999999999999999` is a host name to nginx, and `99999` an invalid port)."""
     try:
-        port = parse_number(port_text)
+        return parse_number(text)
     except ValueError:
-        port = 0
-    if not 0 < port < 65536:
-        raise ConfigError(f'invalid port in "{text}" of the "listen" directive', where)
-    return port
+        return -1
 
 
-def _listen_host(host: str, text: str, where) -> str:
-    """A literal address stays; a name is resolved to its first address."""
+def _port_range(port: str, text: str, where) -> range:
+    """`lo` or `lo-hi` after the colon: "invalid port" for a part that is not 1..65535 (the
+    upper bound is checked first), "invalid port range" for lo > hi."""
+    last = 0
+    lo_text, dash, hi_text = port.partition("-")
+    if dash:
+        last = _atoi(hi_text)
+        if not 0 < last < 65536:
+            _fail("invalid port", text, where)
+    first = _atoi(lo_text)
+    if not 0 < first < 65536:
+        _fail("invalid port", text, where)
+    if last and first > last:
+        _fail("invalid port range", text, where)
+    return range(first, (last or first) + 1)
+
+
+def _bare_ports(text: str, where) -> range | None:
+    """A port (or range) alone means the wildcard address; anything else is a host name.
+    nginx decides by whether the part before the dash is a number: `8000-x` and `x-8000` are
+    names, `0-8000` and `8000-99999` invalid ports."""
+    last, err = 0, None
+    lo_text, dash, hi_text = text.partition("-")
+    if dash:
+        last = _atoi(hi_text)
+        if last == -1:
+            return None
+        if not 0 < last < 65536:
+            err = "invalid port"
+            last = 0
+    first = _atoi(lo_text)
+    if first == -1:
+        return None
+    if err:
+        _fail(err, text, where)
+    if not 0 < first < 65536:
+        _fail("invalid port", text, where)
+    if last and first > last:
+        _fail("invalid port range", text, where)
+    return range(first, (last or first) + 1)
+
+
+def _inet_address(text: str, where) -> tuple[list[str], range]:
+    """ngx_parse_inet_url: host and port split at the first colon."""
+    if "/" in text or "?" in text:
+        _fail("invalid host", text, where)
+    host, colon, port = text.partition(":")
+    if colon:
+        ports = _port_range(port, text, where)
+    else:
+        ports = _bare_ports(text, where)
+        if ports is not None:
+            return ["0.0.0.0"], ports
+        ports = range(80, 81)
+    if not host:
+        _fail("no host", text, where)
+    if host == "*":
+        return ["0.0.0.0"], ports
+    addr = inet_addr(host)
+    if addr is not None:
+        return [addr], ports
+    return _resolve(host, text, where), ports
+
+
+def _inet6_address(text: str, where) -> tuple[list[str], range]:
+    """ngx_parse_inet6_url: `[address]`, then nothing or `:port`."""
+    end = text.find("]")
+    if end < 0:
+        _fail("invalid host", text, where)
+    rest = text[end + 1:]
+    if "/" in rest or (rest and rest[0] != ":"):
+        _fail("invalid host", text, where)
+    ports = _port_range(rest[1:], text, where) if rest else range(80, 81)
+    host = text[1:end]
+    if not host:
+        _fail("no host", text, where)
     try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-        return host
-    except (OSError, ValueError):       # ValueError: a NUL byte in the name
-        pass
+        packed = socket.inet_pton(socket.AF_INET6, host)
+    except (OSError, ValueError):
+        _fail("invalid IPv6 address", text, where)
+    return [socket.inet_ntop(socket.AF_INET6, packed)], ports
+
+
+def inet_addr(text: str) -> str | None:
+    """nginx's ngx_inet_addr: four dotted decimal octets (leading zeros are decimal, an empty
+    octet is 0) -> the canonical dotted form; None for anything else (then nginx resolves it)."""
+    parts = text.split(".")
+    if len(parts) != 4 or not all(p == "" or is_number(p) for p in parts):
+        return None
+    octets = [int(p) if p else 0 for p in parts]
+    if any(o > 255 for o in octets) or octets == [255, 255, 255, 255]:
+        return None         # INADDR_NONE: nginx asks getaddrinfo, which gives the same address
+    return ".".join(map(str, octets))
+
+
+def _resolve(host: str, text: str, where) -> list[str]:
+    """Every IPv4 and IPv6 address of a name, in the resolver's order (nginx's
+    ngx_inet_resolve_host: getaddrinfo, AF_UNSPEC, SOCK_STREAM, AI_ADDRCONFIG)."""
     try:
-        return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
-    except (OSError, ValueError):       # UnicodeError is a ValueError
-        raise ConfigError(f'host not found in "{text}" of the "listen" directive', where) from None
+        infos = socket.getaddrinfo(host, None, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
+                                   socket.AI_ADDRCONFIG)
+    except (OSError, ValueError):       # ValueError: a NUL byte; UnicodeError is one too
+        _fail("host not found", text, where)
+    found = [info[4][0] for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)]
+    if not found:
+        _fail("host not found", text, where)
+    return found
 
 
 class ServerNamesBuilder:
