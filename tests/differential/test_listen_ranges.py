@@ -1,0 +1,83 @@
+"""`listen` port ranges through Debian's nginx and ngate: the same nginx.conf, each program on
+its own block of consecutive ports, and what a client sees on every port of the ranges and
+just outside them (the ports are named p0..p5 before comparing)."""
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+
+import pytest
+
+from tests.harness.port_ranges import free_port_range
+from tests.harness.processes import KINDS, ProxyProcess, fresh_prefix, require_kind
+
+CONF = """
+http {
+    server {
+        listen 127.0.0.1:{p0}-{p2};
+        listen [::1]:{p0}-{p1};
+        server_name a;
+        location / { proxy_pass http://$arg_b/t; }
+        location /t { return 200 "a $server_addr:$server_port $server_name"; }
+    }
+    server {
+        listen 127.0.0.1:{p1} default_server;
+        server_name b;
+        location / { return 200 "b $server_addr:$server_port $server_name"; }
+    }
+    server {
+        listen {p4}-{p5};
+        listen 127.0.0.1:{p3};
+        location / { return 200 "w $server_addr:$server_port $server_name"; }
+    }
+}
+"""
+
+
+def ask(host: str, port: int, target: str, name: str) -> str:
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+        conn.request("GET", target, headers={"Host": name})
+        resp = conn.getresponse()
+        body = resp.read().decode(errors="replace")
+        return f"{resp.status} {re.sub(r'<hr><center>[^<]*</center>', '<signature>', body)}"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError as err:
+        return f"error {type(err).__name__}"
+    finally:
+        conn.close()
+
+
+def script(base: int) -> list[str]:
+    seen = []
+    for i in range(6):
+        port = base + i
+        for name in ("a", "b", "x"):
+            seen.append(f"127.0.0.1 p{i} {name}: {ask('127.0.0.1', port, '/t', name)}")
+        seen.append(f"::1 p{i}: {ask('::1', port, '/t', 'a')}")
+    for i in range(4):
+        for host in ("127.0.0.1", "[::1]"):
+            seen.append(f"via {host} p{i}: "
+                        f"{ask('127.0.0.1', base, f'/?b={host}:{base + i}', 'a')}")
+    return [re.sub(r"(?<!\d)(\d{4,5})(?!\d)",
+                   lambda m: f"p{int(m.group(1)) - base}" if 0 <= int(m.group(1)) - base < 6
+                   else m.group(1), line) for line in seen]
+
+
+def test_ranges_as_nginx(tmp_path):
+    seen = {}
+    for kind in KINDS:
+        require_kind(kind)
+        base = free_port_range(6)
+        params = {f"p{i}": base + i for i in range(6)}
+        with ProxyProcess(kind, CONF, fresh_prefix(tmp_path, kind), port=base, **params):
+            seen[kind] = script(base)
+    assert seen["ngate"] == seen["nginx"]
+    text = "\n".join(seen["nginx"])
+    # what the comparison covers: every port of the ranges serves, the ports around them do not
+    assert "127.0.0.1 p1 x: 200 b 127.0.0.1:p1 b" in text
+    assert "::1 p1: 200 a ::1:p1 a" in text and "::1 p2: refused" in text
+    assert "127.0.0.1 p3 x: 200 w 127.0.0.1:p3 " in text
+    assert "via [::1] p1: 200 a ::1:p1 a" in text

@@ -1,0 +1,110 @@
+"""`listen` with a port range (nginx 1.15.10+): `python -m ngate` on a real nginx.conf listens on
+every port of `127.0.0.1:lo-hi`, `[::1]:lo-hi` and a bare `lo-hi`, each port a listen of its
+own ($server_port, its own default server); a reload grows and shrinks a range."""
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+
+import pytest
+
+from tests.harness.port_ranges import free_port_range
+from tests.harness.processes import ProxyProcess, render, wait_for
+
+CONF = """
+http {
+    server {
+        listen 127.0.0.1:{p0}-{p2};
+        listen [::1]:{p0}-{p1};
+        server_name a;
+        location / { return 200 "a $server_addr:$server_port $server_name"; }
+    }
+    server {
+        listen 127.0.0.1:{p1} default_server;
+        server_name b;
+        location / { return 200 "b $server_addr:$server_port $server_name"; }
+    }
+    server {
+        listen {p4}-{p5};
+        location / { return 200 "w $server_addr:$server_port"; }
+    }
+}
+"""
+
+
+def get(host: str, port: int, name: str = "a") -> str:
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        conn.request("GET", "/", headers={"Host": name})
+        resp = conn.getresponse()
+        return f"{resp.status} {resp.read().decode()}"
+    finally:
+        conn.close()
+
+
+def refused(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+@pytest.fixture
+def ports():
+    base = free_port_range(6)
+    return {f"p{i}": base + i for i in range(6)}
+
+
+def test_every_port_of_a_range_serves(tmp_path, ports):
+    p = ports
+    with ProxyProcess("ngate", CONF, tmp_path, port=p["p0"], **p):
+        for port in (p["p0"], p["p2"]):       # only server a: it is the default
+            for name in ("a", "b", "x"):
+                assert get("127.0.0.1", port, name) == f"200 a 127.0.0.1:{port} a"
+        # p1: server b is the default there; a still answers its name
+        assert get("127.0.0.1", p["p1"], "a") == f"200 a 127.0.0.1:{p['p1']} a"
+        assert get("127.0.0.1", p["p1"], "b") == f"200 b 127.0.0.1:{p['p1']} b"
+        assert get("127.0.0.1", p["p1"], "x") == f"200 b 127.0.0.1:{p['p1']} b"
+        for port in (p["p0"], p["p1"]):
+            assert get("::1", port) == f"200 a ::1:{port} a"
+        assert refused("::1", p["p2"])          # the IPv6 range ends at p1
+        assert refused("127.0.0.1", p["p3"])    # between the ranges
+        for port in (p["p4"], p["p5"]):         # a bare range: the wildcard address
+            assert get("127.0.0.1", port) == f"200 w 127.0.0.1:{port}"
+
+
+RELOAD = """
+http {
+    server {
+        listen 127.0.0.1:%s;
+        location / { return 200 "$server_port"; }
+    }
+}
+"""
+
+
+def test_reload_grows_and_shrinks_a_range(tmp_path, ports):
+    p0 = ports["p0"]
+    proc = ProxyProcess("ngate", RELOAD % "{p0}", tmp_path, port=p0, p0=p0).start()
+    try:
+        assert get("127.0.0.1", p0) == f"200 {p0}"
+        assert refused("127.0.0.1", p0 + 1)
+        pid = int((tmp_path / "logs" / "nginx.pid").read_text())
+
+        def reload(listen: str) -> None:
+            (tmp_path / "nginx.conf").write_text(render(RELOAD % listen, prefix=tmp_path))
+            os.kill(pid, signal.SIGHUP)
+
+        reload(f"{p0}-{p0 + 2}")
+        for port in range(p0, p0 + 3):
+            wait_for(lambda port=port: not refused("127.0.0.1", port), f"port {port}")
+            assert get("127.0.0.1", port) == f"200 {port}"
+        reload(f"{p0 + 1}-{p0 + 1}")
+        wait_for(lambda: refused("127.0.0.1", p0) and refused("127.0.0.1", p0 + 2),
+                 "the ports dropped from the range to close")
+        assert get("127.0.0.1", p0 + 1) == f"200 {p0 + 1}"
+    finally:
+        proc.stop()
