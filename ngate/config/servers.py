@@ -28,6 +28,19 @@ def listen_display(listen: Listen) -> str:
     return f"{listen.host}:{listen.port}"
 
 
+def socket_listen(listens) -> Listen:
+    """Of the listens of one address, in config order, the one its socket is made as (backlog,
+    reuseport, ipv6only, ...): the one that sets socket options (at most one may), else the first.
+    nginx's ngx_http_add_addresses copies a later listen's options over the address's only when
+    that listen sets some."""
+    first = None
+    for lst in listens:
+        if lst.options:
+            return lst
+        first = first or lst
+    return first
+
+
 def parse_listen(args: list[str], where) -> tuple[tuple[Listen, ...], bool]:
     """-> (one Listen per address and port, whether it sets socket options).
 

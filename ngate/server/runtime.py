@@ -12,6 +12,7 @@ import socket
 from functools import partial
 
 from ngate.config.model import AccessLog, Config
+from ngate.config.servers import socket_listen
 from ngate.observability import access_log as alog
 from ngate.observability import error_log
 from ngate.observability import stub_status
@@ -153,9 +154,9 @@ class WorkerRuntime:
                 self.servers.append(srv)
 
     def _backlog(self, key) -> int:
-        """The `backlog=` of the socket's listen directives (nginx's default 511 otherwise)."""
+        """The `backlog=` of the listen that sets the socket's options (nginx's default 511)."""
         _, servers = self.config.by_listen[key]
-        return max((l.backlog for s in servers for l in s.listens if l.key == key), default=511)
+        return socket_listen(l for s in servers for l in s.listens if l.key == key).backlog
 
     def stop_accepting(self) -> None:
         self.draining = True

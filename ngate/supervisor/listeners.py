@@ -11,6 +11,7 @@ import os
 import socket
 import stat
 
+from ngate.config.servers import socket_listen
 from ngate.observability.error_log import os_error
 
 
@@ -27,12 +28,12 @@ def listen_text(listen) -> str:
 
 
 def config_listens(config) -> dict:
-    """key -> the Listen that defines the socket (the first one seen, as nginx does)."""
-    found = {}
+    """key -> the Listen that defines the socket (config/servers.py socket_listen)."""
+    found: dict = {}
     for server in config.servers:
         for listen in server.listens:
-            found.setdefault(listen.key, listen)
-    return found
+            found.setdefault(listen.key, []).append(listen)
+    return {key: socket_listen(listens) for key, listens in found.items()}
 
 
 def bind_one(listen) -> socket.socket:

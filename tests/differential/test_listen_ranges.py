@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import http.client
 import re
-import socket
-
-import pytest
+import shutil
+import subprocess
 
 from tests.harness.port_ranges import free_port_range
 from tests.harness.processes import KINDS, ProxyProcess, fresh_prefix, require_kind
@@ -81,3 +80,37 @@ def test_ranges_as_nginx(tmp_path):
     assert "::1 p1: 200 a ::1:p1 a" in text and "::1 p2: refused" in text
     assert "127.0.0.1 p3 x: 200 w 127.0.0.1:p3 " in text
     assert "via [::1] p1: 200 a ::1:p1 a" in text
+
+
+OPTIONS = """
+http {
+    server { listen 127.0.0.1:{p0}; listen 127.0.0.1:{p1} backlog=9; listen 127.0.0.1:{p2}-{p3}; }
+    server { listen 127.0.0.1:{p0} backlog=7; listen 127.0.0.1:{p1};
+             listen 127.0.0.1:{p3}-{p4} backlog=5; }
+}
+"""
+
+
+def ss_backlogs(base: int, count: int) -> list[str]:
+    """p<i>: the backlog of the socket listening on base + i (the Send-Q column of `ss -lnt`)."""
+    ss = shutil.which("ss") or "/usr/bin/ss"
+    out = []
+    for i in range(count):
+        fields = subprocess.run([ss, "-Hlnt", f"sport = :{base + i}"], capture_output=True,
+                                text=True, check=True).stdout.split()
+        out.append(f"p{i}: {fields[2] if fields else 'none'}")
+    return out
+
+
+def test_socket_made_as_the_listen_that_sets_options(tmp_path):
+    """A listen of an address with options (backlog=...) makes its socket whether it comes
+    first or later; the other listens of the address only add their servers."""
+    seen = {}
+    for kind in KINDS:
+        require_kind(kind)
+        base = free_port_range(5, v6=False)
+        params = {f"p{i}": base + i for i in range(5)}
+        with ProxyProcess(kind, OPTIONS, fresh_prefix(tmp_path, kind), port=base, **params):
+            seen[kind] = ss_backlogs(base, 5)
+    assert seen["nginx"] == ["p0: 7", "p1: 9", "p2: 511", "p3: 5", "p4: 5"]
+    assert seen["ngate"] == seen["nginx"]

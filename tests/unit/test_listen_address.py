@@ -172,3 +172,19 @@ def test_bad_range_is_a_config_error_with_file_and_line(tmp_path):
         load_http(tmp_path, "server {\n listen 9-8;\n}")
     assert str(e.value).endswith(f'of the "listen" directive in {tmp_path}/nginx.conf:4')
     assert e.value.message == 'invalid port range in "9-8" of the "listen" directive'
+
+
+def test_socket_made_as_the_listen_that_sets_options(tmp_path):
+    """nginx copies a later listen's options over the address's only when it sets some: the
+    socket's reuseport/backlog/ipv6only are those of the one listen with options, else the
+    first listen's."""
+    from ngate.supervisor.listeners import config_listens
+    config = load_http(tmp_path, """
+        server { listen 127.0.0.1:8182; listen 127.0.0.1:8183 backlog=9; }
+        server { listen 127.0.0.1:8182 reuseport backlog=7; listen 127.0.0.1:8183 default_server; }
+    """)
+    found = config_listens(config)
+    first, second = config.servers
+    assert found[("127.0.0.1", 8182)] is second.listens[0]
+    assert found[("127.0.0.1", 8182)].reuseport and found[("127.0.0.1", 8182)].backlog == 7
+    assert found[("127.0.0.1", 8183)] is first.listens[1]
