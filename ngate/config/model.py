@@ -67,6 +67,14 @@ class Listen:
     where: Where | None = None
     options: bool = False   # sets socket options (backlog=, reuseport, ...): the socket is made
                             # as this listen says (one listen of an address may set them)
+    bind: bool = False      # bound on its own even beside a wildcard listen of its port
+                            # (`bind`, or any socket option: nginx's lsopt.bind)
+    rcvbuf: int = -1        # SO_RCVBUF / SO_SNDBUF of the socket (-1: the system's)
+    sndbuf: int = -1
+    fastopen: int = -1      # TCP_FASTOPEN queue length (-1: not set)
+    deferred: bool = False  # TCP_DEFER_ACCEPT
+    so_keepalive: tuple | None = None   # (on, idle s, interval s, count): SO_KEEPALIVE and
+                                        # TCP_KEEP* (0: the system's)
 
     @property
     def key(self) -> tuple:

@@ -6,14 +6,8 @@ import socket
 
 from ngate.config.model import Listen, ServerNames
 from ngate.config.regex import compile_regex
-from ngate.config.values import is_number, parse_flag, parse_number, parse_size
+from ngate.config.values import is_number, parse_number, parse_size, parse_time
 from ngate.errors import ConfigError
-
-# listen parameters that set socket options: two listens of one address may not both set them
-SOCKET_OPTIONS = ("backlog", "rcvbuf", "sndbuf", "ipv6only", "reuseport", "deferred", "bind",
-                  "fastopen", "so_keepalive", "accept_filter", "setfib")
-_IGNORED_FLAGS = ("deferred", "bind")         # (nginx 1.22 knows no "quic")
-
 
 def default_listen() -> Listen:
     """A server without `listen`: *:80 when run as root, else *:8000 (as nginx)."""
@@ -50,37 +44,77 @@ def parse_listen(args: list[str], where) -> tuple[tuple[Listen, ...], bool]:
     """
     addresses = listen_addresses(args[0], where)
     opts: dict = {}
-    sockopts = False
     for arg in args[1:]:
-        name, eq, value = arg.partition("=")
-        if arg in ("default_server", "default"):
-            opts["default_server"] = True
-        elif arg in ("ssl", "http2", "reuseport", "proxy_protocol"):
-            opts[arg] = True
-            sockopts = sockopts or arg == "reuseport"
-        elif arg in _IGNORED_FLAGS:
-            sockopts = sockopts or arg in SOCKET_OPTIONS
-        elif eq and name == "backlog":
-            if not is_number(value) or len(value) > 10 or not 0 < int(value) < 2 ** 31:
-                raise ConfigError(f'invalid backlog "{arg}"', where)
-            opts["backlog"] = int(value)
-            sockopts = True
-        elif eq and name == "ipv6only":
-            try:
-                opts["ipv6only"] = parse_flag(value)
-            except ValueError:
-                raise ConfigError(f'invalid ipv6only flags "{value}"', where) from None
-            sockopts = True
-        elif eq and name in ("rcvbuf", "sndbuf") and not _size_ok(value):
-            raise ConfigError(f'invalid {name} "{arg}"', where)
-        elif eq and name in ("rcvbuf", "sndbuf", "fastopen", "so_keepalive", "setfib",
-                             "accept_filter"):
-            sockopts = True
-        else:
-            raise ConfigError(f'invalid parameter "{arg}"', where)
-    listens = tuple(Listen(host=host, port=port, unix=unix, where=where, options=sockopts, **opts)
+        _listen_parameter(arg, opts, where)
+    sockopts = opts.get("options", False)
+    listens = tuple(Listen(host=host, port=port, unix=unix, where=where, **opts)
                     for host, port, unix in addresses)
     return listens, sockopts
+
+
+def _listen_parameter(arg: str, opts: dict, where) -> None:
+    """One parameter, as ngx_http_core_listen on Linux reads it (exact names, `name=` prefixes;
+    `setfib=` is FreeBSD's, so an invalid parameter here). A socket option sets "options" (two
+    listens of one address may not both set them) and "bind"."""
+    if arg in ("default_server", "default"):
+        opts["default_server"] = True
+        return
+    if arg in ("ssl", "http2", "proxy_protocol"):
+        opts[arg] = True
+        return
+    if arg == "bind":
+        pass
+    elif arg.startswith("fastopen="):
+        opts["fastopen"] = _atoi(arg[9:])
+        if opts["fastopen"] == -1:
+            raise ConfigError(f'invalid fastopen "{arg}"', where)
+    elif arg.startswith("backlog="):
+        value = arg[8:]     # (nginx keeps it in an int: past 2^31 - 1 ngate refuses it)
+        if not is_number(value) or len(value) > 10 or not 0 < int(value) < 2 ** 31:
+            raise ConfigError(f'invalid backlog "{arg}"', where)
+        opts["backlog"] = int(value)
+    elif arg.startswith(("rcvbuf=", "sndbuf=")):
+        name = arg[:6]
+        try:
+            opts[name] = parse_size(arg[7:])
+        except ValueError:
+            raise ConfigError(f'invalid {name} "{arg}"', where) from None
+    elif arg.startswith("accept_filter="):
+        from ngate.observability import error_log
+        error_log.log("emerg", f'accept filters "{arg}" are not supported on this platform, '
+                               f'ignored in {where}')
+        return
+    elif arg == "deferred":
+        opts["deferred"] = True
+    elif arg.startswith("ipv6only=o"):
+        if arg[10:] not in ("n", "ff"):
+            raise ConfigError(f'invalid ipv6only flags "{arg[9:]}"', where)
+        opts["ipv6only"] = arg[10:] == "n"
+    elif arg == "reuseport":
+        opts["reuseport"] = True
+    elif arg.startswith("so_keepalive="):
+        opts["so_keepalive"] = _so_keepalive(arg[13:], where)
+    else:
+        raise ConfigError(f'invalid parameter "{arg}"', where)
+    opts["options"] = opts["bind"] = True
+
+
+def _so_keepalive(value: str, where) -> tuple:
+    """`on`, `off` or `[idle]:[interval]:[count]` (times in seconds, at least one given) ->
+    (on, idle, interval, count), as ngx_http_core_listen reads it."""
+    if value in ("on", "off"):
+        return (value == "on", 0, 0, 0)
+    idle_text, _, rest = value.partition(":")
+    intvl_text, _, cnt_text = rest.partition(":")
+    try:
+        idle = parse_time(idle_text, allow_ms=False) if idle_text else 0
+        intvl = parse_time(intvl_text, allow_ms=False) if intvl_text else 0
+        cnt = parse_number(cnt_text) if cnt_text else 0
+    except ValueError:
+        idle = intvl = cnt = 0
+    if not (idle or intvl or cnt):
+        raise ConfigError(f'invalid so_keepalive value: "{value}"', where)
+    return (True, idle, intvl, cnt)
 
 
 def _size_ok(text: str) -> bool:

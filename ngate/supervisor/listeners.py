@@ -12,6 +12,7 @@ import socket
 import stat
 
 from ngate.config.servers import socket_listen
+from ngate.observability import error_log
 from ngate.observability.error_log import os_error
 
 
@@ -48,10 +49,43 @@ def bind_one(listen) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listen.ipv6only))
         _bind(sock, (listen.host, listen.port), listen)
+        configure(sock, listen)
         return sock
     except BaseException:
         sock.close()
         raise
+
+
+def configure(sock: socket.socket, listen) -> None:
+    """The listen's socket options, set after listen() as nginx's
+    ngx_configure_listening_sockets does (accepted connections inherit them); one the system
+    refuses is logged and ignored, as there."""
+    tcp = sock.family != socket.AF_UNIX
+    todo = []
+    if listen.rcvbuf != -1:
+        todo.append(("SO_RCVBUF", socket.SOL_SOCKET, socket.SO_RCVBUF, listen.rcvbuf))
+    if listen.sndbuf != -1:
+        todo.append(("SO_SNDBUF", socket.SOL_SOCKET, socket.SO_SNDBUF, listen.sndbuf))
+    if listen.so_keepalive is not None:
+        on, idle, intvl, cnt = listen.so_keepalive
+        todo.append(("SO_KEEPALIVE", socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(on)))
+        if tcp:
+            for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", intvl),
+                                ("TCP_KEEPCNT", cnt)):
+                if value:
+                    todo.append((name, socket.IPPROTO_TCP, getattr(socket, name), value))
+    if tcp and listen.fastopen != -1:
+        todo.append(("TCP_FASTOPEN", socket.IPPROTO_TCP, socket.TCP_FASTOPEN, listen.fastopen))
+    if tcp and listen.deferred:
+        # 1 s: nginx's value (how long a connection waited in the queue is unknown)
+        todo.append(("TCP_DEFER_ACCEPT", socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1))
+    for name, level, option, value in todo:
+        try:
+            sock.setsockopt(level, option, value)
+        except (OSError, OverflowError) as err:
+            why = os_error(err) if isinstance(err, OSError) else "(value out of range)"
+            error_log.log("alert", f"setsockopt({name}, {value}) {listen_text(listen)} "
+                                   f"failed {why}, ignored")
 
 
 def _bind_unix(listen) -> socket.socket:
@@ -63,6 +97,7 @@ def _bind_unix(listen) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         _bind(sock, listen.unix, listen)
+        configure(sock, listen)
         return sock
     except BaseException:
         sock.close()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import http.client
 import re
 import shutil
+import socket
 import subprocess
+import time
 
 from tests.harness.port_ranges import free_port_range
 from tests.harness.processes import KINDS, ProxyProcess, fresh_prefix, require_kind
@@ -113,4 +115,51 @@ def test_socket_made_as_the_listen_that_sets_options(tmp_path):
         with ProxyProcess(kind, OPTIONS, fresh_prefix(tmp_path, kind), port=base, **params):
             seen[kind] = ss_backlogs(base, 5)
     assert seen["nginx"] == ["p0: 7", "p1: 9", "p2: 511", "p3: 5", "p4: 5"]
+    assert seen["ngate"] == seen["nginx"]
+
+
+SOCKET_OPTIONS = """
+http {
+    server { listen 127.0.0.1:{p0} sndbuf=32k rcvbuf=64k so_keepalive=30m:10:3 fastopen=7; }
+    server { listen 127.0.0.1:{p1} so_keepalive=off; }
+    server { listen 127.0.0.1:{p2}-{p3} so_keepalive=on sndbuf=8k; }
+}
+"""
+
+
+def socket_facts(base: int, count: int) -> list[str]:
+    """Per port: the listening socket's buffer sizes (ss's skmem rb/tb), and whether a
+    connection accepted on it has a keepalive timer (so_keepalive)."""
+    ss = shutil.which("ss") or "/usr/bin/ss"
+    clients = [socket.create_connection(("127.0.0.1", base + i)) for i in range(count)]
+    try:
+        time.sleep(0.3)
+        out = []
+        for i in range(count):
+            port = f"sport = :{base + i}"
+            listening = subprocess.run([ss, "-Hltnm", port], capture_output=True, text=True,
+                                       check=True).stdout
+            mem = re.search(r"rb\d+,t\d+,tb\d+", listening)
+            accepted = subprocess.run([ss, "-Htno", "state", "established", port],
+                                      capture_output=True, text=True, check=True).stdout
+            out.append(f"p{i}: {mem and mem.group(0)} keepalive={'keepalive' in accepted}")
+        return out
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_socket_options_as_nginx(tmp_path):
+    """rcvbuf=, sndbuf=, so_keepalive= reach the sockets (every port of a range) as nginx sets
+    them."""
+    seen = {}
+    for kind in KINDS:
+        require_kind(kind)
+        base = free_port_range(4, v6=False)
+        params = {f"p{i}": base + i for i in range(4)}
+        with ProxyProcess(kind, SOCKET_OPTIONS, fresh_prefix(tmp_path, kind), port=base,
+                          **params):
+            seen[kind] = socket_facts(base, 4)
+    assert seen["nginx"][0].endswith("tb65536 keepalive=True")
+    assert seen["nginx"][1].endswith("keepalive=False")
     assert seen["ngate"] == seen["nginx"]

@@ -188,3 +188,64 @@ def test_socket_made_as_the_listen_that_sets_options(tmp_path):
     assert found[("127.0.0.1", 8182)] is second.listens[0]
     assert found[("127.0.0.1", 8182)].reuseport and found[("127.0.0.1", 8182)].backlog == 7
     assert found[("127.0.0.1", 8183)] is first.listens[1]
+
+
+# parameters: (listen arguments, message); nginx 1.22.1 on Linux reads them this way
+PARAMETER_ERRORS = [
+    ("127.0.0.1:8182 ipv6only=x", 'invalid parameter "ipv6only=x"'),
+    ("127.0.0.1:8182 ipv6only=ON", 'invalid parameter "ipv6only=ON"'),
+    ("127.0.0.1:8182 ipv6only=ox", 'invalid ipv6only flags "ox"'),
+    ("127.0.0.1:8182 setfib=1", 'invalid parameter "setfib=1"'),       # FreeBSD's
+    ("127.0.0.1:8182 fastopen=x", 'invalid fastopen "fastopen=x"'),
+    ("127.0.0.1:8182 fastopen=", 'invalid fastopen "fastopen="'),
+    ("127.0.0.1:8182 backlog=0", 'invalid backlog "backlog=0"'),
+    ("127.0.0.1:8182 rcvbuf=1x", 'invalid rcvbuf "rcvbuf=1x"'),
+    ("127.0.0.1:8182 sndbuf=1g", 'invalid sndbuf "sndbuf=1g"'),
+    ("127.0.0.1:8182 so_keepalive=x", 'invalid so_keepalive value: "x"'),
+    ("127.0.0.1:8182 so_keepalive=On", 'invalid so_keepalive value: "On"'),
+    ("127.0.0.1:8182 so_keepalive=::", 'invalid so_keepalive value: "::"'),
+    ("127.0.0.1:8182 so_keepalive=0::", 'invalid so_keepalive value: "0::"'),
+    ("127.0.0.1:8182 so_keepalive=1:2:3:4", 'invalid so_keepalive value: "1:2:3:4"'),
+    ("127.0.0.1:8182 so_keepalive=1ms", 'invalid so_keepalive value: "1ms"'),
+    ("127.0.0.1:8182 quic", 'invalid parameter "quic"'),                # nginx 1.25's
+    ("127.0.0.1:8182 SSL", 'invalid parameter "SSL"'),
+    ("127.0.0.1:8182 default_server=1", 'invalid parameter "default_server=1"'),
+    # socket options, `bind` included, count as options of the address; accept_filter does not
+    ("127.0.0.1:8182 bind; } server { listen 127.0.0.1:8182 backlog=5",
+     "duplicate listen options for 127.0.0.1:8182"),
+    ("127.0.0.1:8182 deferred; } server { listen 127.0.0.1:8182 so_keepalive=on",
+     "duplicate listen options for 127.0.0.1:8182"),
+    ("127.0.0.1:8182-8183 accept_filter=x; } server { listen 127.0.0.1:8183 backlog=5", "OK"),
+]
+
+
+@pytest.mark.parametrize("args, message", PARAMETER_ERRORS)
+def test_parameter_errors(tmp_path, args, message):
+    conf = write_conf(tmp_path, f"server {{ listen {args}; }}")
+    assert ngate_error(conf, str(tmp_path)) == (message if message == "OK" else
+                                                f"{message} in {conf}:3")
+
+
+@pytest.mark.parametrize("args, message", [p for p in PARAMETER_ERRORS if p[1] != "OK"])
+def test_nginx_says_the_same_of_parameters(tmp_path, args, message):
+    _need_nginx()
+    conf = write_conf(tmp_path, f"server {{ listen {args}; }}")
+    assert nginx_error(conf, str(tmp_path)) == f"{message} in {conf}:3"
+
+
+@pytest.mark.parametrize("arg, field, value", [
+    ("so_keepalive=on", "so_keepalive", (True, 0, 0, 0)),
+    ("so_keepalive=off", "so_keepalive", (False, 0, 0, 0)),
+    ("so_keepalive=30m::10", "so_keepalive", (True, 1800, 0, 10)),
+    ("so_keepalive=:5", "so_keepalive", (True, 0, 5, 0)),
+    ("sndbuf=32k", "sndbuf", 32768),
+    ("rcvbuf=1m", "rcvbuf", 1048576),
+    ("fastopen=7", "fastopen", 7),
+    ("deferred", "deferred", True),
+    ("ipv6only=off", "ipv6only", False),
+    ("bind", "bind", True),
+])
+def test_parameter_values(arg, field, value):
+    (lst,), sockopts = parse_listen(["127.0.0.1:8182", arg], None)
+    assert getattr(lst, field) == value
+    assert sockopts and lst.options and lst.bind
