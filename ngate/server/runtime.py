@@ -19,11 +19,12 @@ from ngate.observability import stub_status
 from ngate.routing.servers import ServerSelector
 from ngate.server.clock import Deadlines
 from ngate.server.connection import HttpConnection, head_table, line_table, name_table
-from ngate.server.plain_transport import PlainServer, Poller
+from ngate.server.plain_transport import PlainServer, PlainTransport, Poller
 from ngate.server.proxy_protocol import ProxyProtocolAcceptor
 from ngate.server.tls import TlsAcceptor, listen_http2, speaks_http2
 from ngate.server.tls_transport import TlsServer
 from ngate.server.turn_writes import TurnWrites
+from ngate.server.wildcard import WildcardServer, riders
 from ngate.http2.accept import CleartextHttp2
 from ngate.upstream.pool import KeepalivePool
 
@@ -126,6 +127,13 @@ class WorkerRuntime:
             if ls is None:
                 continue
             backlog = self._backlog(key)
+            served = riders(self.listens, self.sockets, key)
+            if served:      # a wildcard socket for the addresses of its port too (wildcard.py)
+                routes = {k[0]: self._handler(self.listens[k]) for k in served}
+                fallback = self._handler(ls)
+                for sock in socks if isinstance(socks, (list, tuple)) else (socks,):
+                    self.servers.append(WildcardServer(loop, sock, backlog, routes, fallback))
+                continue
             if ls.ssl_context is not None:      # TLS on the raw socket (tls_transport.py)
                 accepted = partial(TlsAcceptor, self, ls)
                 for sock in socks if isinstance(socks, (list, tuple)) else (socks,):
@@ -152,6 +160,23 @@ class WorkerRuntime:
                 else:
                     srv = await loop.create_server(factory, sock=sock, backlog=backlog)
                 self.servers.append(srv)
+
+    def _handler(self, ls):
+        """(accepted socket, peer) -> its connection on `ls` started, the way start() starts
+        one on a socket of `ls`'s own (for a wildcard socket serving other addresses)."""
+        loop = self.loop
+        if ls.ssl_context is not None:
+            return partial(TlsAcceptor, self, ls)
+        proto = CleartextHttp2 if ls.http2 else HttpConnection
+        if ls.proxy_protocol:
+            factory = partial(ProxyProtocolAcceptor, self, ls, proto)
+        else:
+            factory = partial(proto, self, ls)
+        if proto is HttpConnection and not ls.proxy_protocol:
+            poller = self.poller
+            return lambda conn, peer: PlainTransport(loop, poller, conn, peer).start(factory())
+        return lambda conn, peer: loop.create_task(
+            loop.connect_accepted_socket(factory, sock=conn))
 
     def _backlog(self, key) -> int:
         """The `backlog=` of the listen that sets the socket's options (nginx's default 511)."""

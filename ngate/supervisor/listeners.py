@@ -12,6 +12,7 @@ import socket
 import stat
 
 from ngate.config.servers import socket_listen
+from ngate.server.wildcard import WILDCARDS
 from ngate.observability import error_log
 from ngate.observability.error_log import os_error
 
@@ -29,12 +30,18 @@ def listen_text(listen) -> str:
 
 
 def config_listens(config) -> dict:
-    """key -> the Listen that defines the socket (config/servers.py socket_listen)."""
+    """key -> the Listen its socket is made as (config/servers.py socket_listen), for every
+    key bound on its own: not an address whose port has a wildcard listen of its family,
+    unless it says `bind` or sets a socket option (nginx's ngx_http_init_listening; the
+    wildcard socket serves it: server/wildcard.py)."""
     found: dict = {}
     for server in config.servers:
         for listen in server.listens:
             found.setdefault(listen.key, []).append(listen)
-    return {key: socket_listen(listens) for key, listens in found.items()}
+    wild = {(":" in host, port) for host, port in found if host in WILDCARDS}
+    return {key: socket_listen(listens) for key, listens in found.items()
+            if key[0] == "unix" or key[0] in WILDCARDS or (":" in key[0], key[1]) not in wild
+            or any(lst.bind for lst in listens)}
 
 
 def bind_one(listen) -> socket.socket:

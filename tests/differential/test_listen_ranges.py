@@ -163,3 +163,61 @@ def test_socket_options_as_nginx(tmp_path):
     assert seen["nginx"][0].endswith("tb65536 keepalive=True")
     assert seen["nginx"][1].endswith("keepalive=False")
     assert seen["ngate"] == seen["nginx"]
+
+
+WILDCARD = """
+http {
+    server {
+        listen {p0}-{p1};
+        listen [::]:{p0} ipv6only=on;
+        server_name w;
+        location / { return 200 "w $server_addr:$server_port $server_name"; }
+    }
+    server {
+        listen 127.0.0.1:{p0}-{p1};
+        listen [::1]:{p0};
+        server_name a;
+        location / { return 200 "a $server_addr:$server_port $server_name"; }
+    }
+    server {
+        listen 127.0.0.2:{p0} default_server;
+        listen 127.0.0.3:{p1};
+        server_name b;
+        location / { return 200 "b $server_addr:$server_port $server_name"; }
+    }
+}
+"""
+
+
+def listening(base: int, count: int) -> list[str]:
+    ss = shutil.which("ss") or "/usr/bin/ss"
+    out = subprocess.run([ss, "-Hltn"], capture_output=True, text=True, check=True).stdout
+    found = set()
+    for line in out.splitlines():
+        local = line.split()[3]
+        host, _, port = local.rpartition(":")
+        if port.isdigit() and 0 <= int(port) - base < count:
+            found.add(f"{host}:p{int(port) - base}")
+    return sorted(found)
+
+
+def test_wildcard_serves_the_addresses_of_its_port(tmp_path):
+    """`listen 80;` beside `listen 127.0.0.1:80;`: one socket, *:80 (the address has none of
+    its own without `bind` or a socket option), and each connection gets the servers of the
+    address it reached."""
+    seen = {}
+    for kind in KINDS:
+        require_kind(kind)
+        base = free_port_range(2)
+        params = {f"p{i}": base + i for i in range(2)}
+        with ProxyProcess(kind, WILDCARD, fresh_prefix(tmp_path, kind), port=base, **params):
+            lines = listening(base, 2)
+            for i in range(2):
+                for addr in ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "::1"):
+                    for name in ("a", "b", "w", "x"):
+                        lines.append(f"{addr} p{i} {name}: {ask(addr, base + i, '/', name)}")
+            seen[kind] = [re.sub(rf"(?<!\d)({base}|{base + 1})(?!\d)",
+                                 lambda m: f"p{int(m.group(1)) - base}", line) for line in lines]
+    assert seen["nginx"][:3] == ["0.0.0.0:p0", "0.0.0.0:p1", "[::]:p0"]
+    assert "127.0.0.2 p0 x: 200 b 127.0.0.2:p0 b" in seen["nginx"]
+    assert seen["ngate"] == seen["nginx"]

@@ -249,3 +249,24 @@ def test_parameter_values(arg, field, value):
     (lst,), sockopts = parse_listen(["127.0.0.1:8182", arg], None)
     assert getattr(lst, field) == value
     assert sockopts and lst.options and lst.bind
+
+
+def test_wildcard_socket_serves_the_unbound_addresses_of_its_port(tmp_path):
+    """nginx's ngx_http_init_listening: beside a wildcard listen of a port (per family), an
+    address gets no socket of its own unless it says `bind` or sets a socket option."""
+    from ngate.server.wildcard import riders
+    from ngate.supervisor.listeners import config_listens
+    config = load_http(tmp_path, """
+        server { listen 8182-8183; listen [::]:8182; listen 127.0.0.1:8184; }
+        server { listen 127.0.0.1:8182; listen 127.0.0.2:8182 bind; listen 127.0.0.3:8183;
+                 listen [::1]:8182; listen [::1]:8183; listen 127.0.0.4:8183 backlog=5; }
+    """)
+    bound = config_listens(config)
+    assert sorted(bound) == [("0.0.0.0", 8182), ("0.0.0.0", 8183), ("127.0.0.1", 8184),
+                             ("127.0.0.2", 8182), ("127.0.0.4", 8183), ("::", 8182),
+                             ("::1", 8183)]
+    keys = list(config.by_listen)
+    assert riders(keys, bound, ("0.0.0.0", 8182)) == [("127.0.0.1", 8182)]
+    assert riders(keys, bound, ("0.0.0.0", 8183)) == [("127.0.0.3", 8183)]
+    assert riders(keys, bound, ("::", 8182)) == [("::1", 8182)]
+    assert riders(keys, bound, ("127.0.0.1", 8184)) == []
