@@ -63,12 +63,16 @@ def bind_one(listen) -> socket.socket:
         raise
 
 
-def configure(sock: socket.socket, listen) -> None:
+def configure(sock: socket.socket, listen, kept: bool = False) -> None:
     """The listen's socket options, set after listen() as nginx's
     ngx_configure_listening_sockets does (accepted connections inherit them); one the system
-    refuses is logged and ignored, as there."""
+    refuses is logged and ignored, as there. On a socket kept across a reload (`kept`), a
+    `deferred` the new config drops is switched off, as nginx's delete_deferred."""
     tcp = sock.family != socket.AF_UNIX
     todo = []
+    if kept and tcp and not listen.deferred and \
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT):
+        todo.append(("TCP_DEFER_ACCEPT", socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 0))
     if listen.rcvbuf != -1:
         todo.append(("SO_RCVBUF", socket.SOL_SOCKET, socket.SO_RCVBUF, listen.rcvbuf))
     if listen.sndbuf != -1:
@@ -143,6 +147,8 @@ class Listeners:
                 count = workers if listen.reuseport else 1
                 same_kind = self.reuseport.get(key) == listen.reuseport
                 have = self.sockets.get(key, [])[:count] if same_kind else []
+                for sock in have:       # the new config's options on a kept socket (nginx's
+                    configure(sock, listen, kept=True)     # cycle configures them all)
                 new = []
                 for _ in range(count - len(have)):
                     new.append(bind_one(listen))

@@ -95,3 +95,19 @@ def test_failed_rebind_changes_nothing(listeners):
     assert listeners.sockets == before
     with socket.socket() as probe:      # the socket bound before the failure was released
         probe.bind(("127.0.0.1", fresh.port))
+
+
+def test_rebind_sets_the_new_options_on_a_kept_socket(listeners):
+    """A reload that changes sndbuf=/so_keepalive=/deferred of a listen keeps its socket and
+    sets the new options on it (nginx configures every listening socket of the new cycle)."""
+    port = free_port()
+    listeners.rebind(config(Listen("127.0.0.1", port, None, deferred=True)))
+    sock = listeners.sockets[("127.0.0.1", port)][0]
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT)
+    listeners.rebind(config(Listen("127.0.0.1", port, None, sndbuf=8192,
+                                   so_keepalive=(True, 60, 0, 0))))
+    assert listeners.sockets[("127.0.0.1", port)] == [sock]
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 16384     # doubled by Linux
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) == 0

@@ -270,3 +270,18 @@ def test_wildcard_socket_serves_the_unbound_addresses_of_its_port(tmp_path):
     assert riders(keys, bound, ("0.0.0.0", 8183)) == [("127.0.0.3", 8183)]
     assert riders(keys, bound, ("::", 8182)) == [("::1", 8182)]
     assert riders(keys, bound, ("127.0.0.1", 8184)) == []
+
+
+def test_a_name_listens_on_every_address(monkeypatch):
+    """nginx's ngx_inet_resolve_host: every IPv4 and IPv6 address of the name, in the
+    resolver's order, each with every port of the range."""
+    import socket as s
+
+    def fake(host, port, family=0, type=0, proto=0, flags=0):
+        assert host == "both.test" and flags & s.AI_ADDRCONFIG
+        return [(s.AF_INET6, s.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
+                (s.AF_INET, s.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
+    monkeypatch.setattr(s, "getaddrinfo", fake)
+    assert listen_addresses("both.test:8182-8183", None) == [
+        ("::1", 8182, None), ("::1", 8183, None),
+        ("127.0.0.1", 8182, None), ("127.0.0.1", 8183, None)]
