@@ -7,6 +7,7 @@ import http.client
 import os
 import signal
 import socket
+import subprocess
 
 import pytest
 
@@ -108,3 +109,50 @@ def test_reload_grows_and_shrinks_a_range(tmp_path, ports):
         assert get("127.0.0.1", p0 + 1) == f"200 {p0 + 1}"
     finally:
         proc.stop()
+
+
+MIXED = """
+http {
+    server {
+        listen {p0}; listen {p1};
+        location / { return 200 "wild $server_addr $proxy_protocol_addr"; }
+    }
+    server {
+        listen 127.0.0.1:{p0} proxy_protocol;
+        location / { return 200 "pp $server_addr $proxy_protocol_addr"; }
+    }
+    server {
+        listen 127.0.0.1:{p1} ssl http2;
+        ssl_certificate {pki}/a.crt; ssl_certificate_key {pki}/a.key;
+        location / { return 200 "tls $server_addr $server_protocol"; }
+    }
+    server {
+        listen 127.0.0.2:{p1} http2;
+        location / { return 200 "h2c $server_addr $server_protocol"; }
+    }
+}
+"""
+
+
+def test_wildcard_socket_keeps_each_address_its_listen(tmp_path, ports):
+    """One socket per port (`listen p0;`), and the addresses it also serves keep what their
+    own listen says: the PROXY protocol, TLS with ALPN h2, h2c by prior knowledge."""
+    from tests.harness.pki import Pki
+    pki = Pki(tmp_path / "pki")
+    pki.leaf("a", "127.0.0.1")
+    p0, p1 = ports["p0"], ports["p1"]
+
+    def curl(*args) -> str:
+        out = subprocess.run(["curl", "-s", "--max-time", "5", *args], capture_output=True,
+                             text=True, timeout=30)
+        return out.stdout
+
+    with ProxyProcess("ngate", MIXED, tmp_path / "ngate", port=p0, p0=p0, p1=p1,
+                      pki=tmp_path / "pki"):
+        assert curl("--haproxy-protocol", f"http://127.0.0.1:{p0}/") == "pp 127.0.0.1 127.0.0.1"
+        assert curl(f"http://127.0.0.2:{p0}/") == "wild 127.0.0.2 "
+        assert curl("--cacert", str(pki.path("root.pem")), f"https://127.0.0.1:{p1}/") == \
+            "tls 127.0.0.1 HTTP/2.0"
+        assert curl("--http2-prior-knowledge", f"http://127.0.0.2:{p1}/") == \
+            "h2c 127.0.0.2 HTTP/2.0"
+        assert curl(f"http://127.0.0.3:{p1}/") == "wild 127.0.0.3 "
