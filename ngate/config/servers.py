@@ -9,6 +9,7 @@ from ngate.config.regex import compile_regex
 from ngate.config.values import is_number, parse_number, parse_size, parse_time
 from ngate.errors import ConfigError
 
+
 def default_listen() -> Listen:
     """A server without `listen`: *:80 when run as root, else *:8000 (as nginx)."""
     return Listen(host="0.0.0.0", port=80 if os.geteuid() == 0 else 8000, unix=None)
@@ -115,13 +116,6 @@ def _so_keepalive(value: str, where) -> tuple:
     if not (idle or intvl or cnt):
         raise ConfigError(f'invalid so_keepalive value: "{value}"', where)
     return (True, idle, intvl, cnt)
-
-
-def _size_ok(text: str) -> bool:
-    try:
-        return parse_size(text) >= 0
-    except ValueError:
-        return False
 
 
 # ---------------------------------------------------------------- the listen address

@@ -70,8 +70,7 @@ def configure(sock: socket.socket, listen, kept: bool = False) -> None:
     `deferred` the new config drops is switched off, as nginx's delete_deferred."""
     tcp = sock.family != socket.AF_UNIX
     todo = []
-    if kept and tcp and not listen.deferred and \
-            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT):
+    if kept and tcp and not listen.deferred and _deferred(sock):
         todo.append(("TCP_DEFER_ACCEPT", socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 0))
     if listen.rcvbuf != -1:
         todo.append(("SO_RCVBUF", socket.SOL_SOCKET, socket.SO_RCVBUF, listen.rcvbuf))
@@ -97,6 +96,13 @@ def configure(sock: socket.socket, listen, kept: bool = False) -> None:
             why = os_error(err) if isinstance(err, OSError) else "(value out of range)"
             error_log.log("alert", f"setsockopt({name}, {value}) {listen_text(listen)} "
                                    f"failed {why}, ignored")
+
+
+def _deferred(sock: socket.socket) -> bool:
+    try:
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT))
+    except OSError:
+        return False
 
 
 def _bind_unix(listen) -> socket.socket:

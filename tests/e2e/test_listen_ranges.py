@@ -156,3 +156,8 @@ def test_wildcard_socket_keeps_each_address_its_listen(tmp_path, ports):
         assert curl("--http2-prior-knowledge", f"http://127.0.0.2:{p1}/") == \
             "h2c 127.0.0.2 HTTP/2.0"
         assert curl(f"http://127.0.0.3:{p1}/") == "wild 127.0.0.3 "
+        # keep-alive: the connection goes on past its first request (plain_transport.py's
+        # hand-over to uvloop) on the address's servers
+        assert curl(*[f"http://127.0.0.2:{p0}/"] * 3) == "wild 127.0.0.2 " * 3
+        assert curl("--haproxy-protocol", *[f"http://127.0.0.1:{p0}/"] * 3) == \
+            "pp 127.0.0.1 127.0.0.1" * 3

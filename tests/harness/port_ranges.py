@@ -1,18 +1,23 @@
 """Consecutive free ports, for `listen` port ranges (`listen 127.0.0.1:8182-8184;`)."""
 from __future__ import annotations
 
+import random
 import socket
 
-from .processes import _HANDED_OUT, free_port
+from .processes import _HANDED_OUT
+
+# below Linux's ephemeral ports (32768-60999): free_port()'s and outgoing connections' ports
+_LOW, _HIGH = 12000, 32000
 
 
 def free_port_range(count: int, v6: bool = True) -> int:
     """The first of `count` consecutive ports nothing listens on, on 127.0.0.1 and (with `v6`)
-    on ::1; none of them handed out before by free_port()."""
-    for _ in range(200):
-        base = free_port()
+    on ::1; none of them handed out before by free_port() or here."""
+    rng = random.Random()
+    for _ in range(500):
+        base = rng.randrange(_LOW, _HIGH - count)
         ports = range(base, base + count)
-        if ports[-1] > 65535 or any(p in _HANDED_OUT for p in ports[1:]):
+        if any(p in _HANDED_OUT for p in ports):
             continue
         if all(_bindable(socket.AF_INET, "127.0.0.1", p) for p in ports) and \
                 (not v6 or all(_bindable(socket.AF_INET6, "::1", p) for p in ports)):
