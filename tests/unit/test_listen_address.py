@@ -29,12 +29,20 @@ from tests.unit._config_helpers import (load_http, nginx_available, nginx_error,
     ("010.0.0.1:81", [("10.0.0.1", 81)]),          # ngx_inet_addr: decimal, not octal
     ("127.1:80", [("127.0.0.1", 80)]),             # not four octets: getaddrinfo reads it
     ("...:8182", [("0.0.0.0", 8182)]),             # empty octets are 0
-    ("localhost:8182-8183", [("127.0.0.1", 8182), ("127.0.0.1", 8183)]),
 ])
 def test_accepted_addresses(text, expected):
     got = listen_addresses(text, None)
     assert [(host, port) for host, port, unix in got] == expected
     assert all(unix is None for _, _, unix in got)
+
+
+def test_localhost_range_is_every_address_and_port():
+    import socket as s
+    addrs = [i[4][0] for i in s.getaddrinfo("localhost", None, s.AF_UNSPEC, s.SOCK_STREAM, 0,
+                                             s.AI_ADDRCONFIG)]
+    assert "127.0.0.1" in addrs
+    assert listen_addresses("localhost:8182-8183", None) == \
+        [(a, p, None) for a in addrs for p in (8182, 8183)]
 
 
 @pytest.mark.parametrize("text, path", [
