@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 
 from ngate.config.servers import listen_display
+from ngate.supervisor.listeners import config_listens
 from ngate.routing.locations import LocationMatcher, find_location
 from ngate.routing.servers import ServerSelector
 
@@ -59,7 +60,10 @@ def choose_listen(config, req) -> tuple:
     if addr is not None:
         exact = [k for k in on_port if not _is_wildcard(k[0]) and _same_addr(k[0], addr)]
         if exact:
-            return exact[0], f"bound to {host} itself"
+            if exact[0] in config_listens(config) or not wild:
+                return exact[0], f"bound to {host} itself"
+            return exact[0], (f"{host}'s own listen, its connections accepted on the wildcard "
+                              f"socket of port {port} (no `bind` or socket option of its own)")
         wild = [k for k in wild if (":" in k[0]) == (addr.version == 6)] or wild
         if wild:
             return wild[0], f"the wildcard address of port {port} ({host} has no listen of its own)"

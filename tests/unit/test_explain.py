@@ -404,3 +404,22 @@ http {
     assert rc == 0 and "once the resolver found app.test" in out
     rc, out, _ = explain(capsys, tmp_path, "http://localhost:8080/n/?h=app.test")
     assert "no resolver defined to resolve app.test" in out
+
+
+def test_an_address_served_by_the_wildcard_socket(capsys, tmp_path):
+    """`listen 80;` beside `listen 127.0.0.1:80;`: the address keeps its own listen (servers),
+    its connections come through the wildcard socket; with `bind` it has a socket of its own."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "nginx.conf").write_text("""events {}
+http {
+    server { listen 8182; listen 8183; return 200 w; }
+    server { listen 127.0.0.1:8182; listen 127.0.0.1:8183 bind; return 200 a; }
+}
+""")
+    rc, out, _ = explain(capsys, tmp_path, "http://127.0.0.1:8182/")
+    assert rc == 0
+    assert line(out, "listen").endswith("127.0.0.1's own listen, its connections accepted on "
+                                        "the wildcard socket of port 8182 (no `bind` or socket "
+                                        "option of its own)")
+    rc, out, _ = explain(capsys, tmp_path, "http://127.0.0.1:8183/")
+    assert line(out, "listen").endswith("bound to 127.0.0.1 itself")
