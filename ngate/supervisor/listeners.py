@@ -7,9 +7,11 @@ returns the sockets of dropped keys for the caller to close once the old workers
 """
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
+import time
 
 from ngate.config.servers import socket_listen
 from ngate.server.wildcard import WILDCARDS
@@ -19,6 +21,14 @@ from ngate.observability.error_log import os_error
 
 class BindError(Exception):
     """`bind() to 127.0.0.1:80 failed (98: Address already in use)`."""
+
+
+class AddressInUse(BindError):
+    """EADDRINUSE from bind() or listen(): tried again (Listeners.rebind)."""
+
+
+BIND_TRIES = 5          # nginx's ngx_open_listening_sockets: five tries, 500 ms apart
+BIND_DELAY = 0.5
 
 
 def listen_text(listen) -> str:
@@ -125,12 +135,19 @@ def _bind(sock: socket.socket, address, listen) -> None:
     try:
         sock.bind(address)
     except OSError as err:
-        raise BindError(f"bind() to {listen_text(listen)} failed {os_error(err)}") from None
+        kind = AddressInUse if err.errno == errno.EADDRINUSE else BindError
+        raise kind(f"bind() to {listen_text(listen)} failed {os_error(err)}") from None
+    if listen.unix:     # as nginx: anyone may connect (the socket file's directory decides)
+        try:
+            os.chmod(listen.unix, 0o666)
+        except OSError as err:
+            error_log.emerg(f'chmod() "{listen.unix}" failed {os_error(err)}')
     try:
         sock.listen(listen.backlog)
     except OSError as err:
-        raise BindError(f"listen() to {listen_text(listen)}, backlog {listen.backlog} "
-                        f"failed {os_error(err)}") from None
+        kind = AddressInUse if err.errno == errno.EADDRINUSE else BindError
+        raise kind(f"listen() to {listen_text(listen)}, backlog {listen.backlog} "
+                   f"failed {os_error(err)}") from None
     sock.setblocking(False)
 
 
@@ -142,27 +159,48 @@ class Listeners:
     def rebind(self, config) -> list[socket.socket]:
         """Make the sockets match `config`; return the dropped sockets (not yet closed).
 
-        On BindError nothing changes: sockets bound so far for this config are closed.
+        As nginx's ngx_open_listening_sockets: an address in use is logged and tried again
+        after 500 ms, five times in all, then "still could not bind()"; any other failure
+        ends at once. On BindError nothing changes: sockets bound so far for this config are
+        closed.
         """
         workers = max(1, config.main.worker_processes)
         wanted = config_listens(config)
         kept: dict[tuple, list[socket.socket]] = {}
+        for key, listen in wanted.items():
+            count = workers if listen.reuseport else 1
+            same_kind = self.reuseport.get(key) == listen.reuseport
+            kept[key] = self.sockets.get(key, [])[:count] if same_kind else []
+        old = {id(s) for socks in kept.values() for s in socks}
         fresh: list[socket.socket] = []
         try:
-            for key, listen in wanted.items():
-                count = workers if listen.reuseport else 1
-                same_kind = self.reuseport.get(key) == listen.reuseport
-                have = self.sockets.get(key, [])[:count] if same_kind else []
-                for sock in have:       # the new config's options on a kept socket (nginx's
-                    configure(sock, listen, kept=True)     # cycle configures them all)
-                new = []
-                for _ in range(count - len(have)):
-                    new.append(bind_one(listen))
-                    fresh.append(new[-1])
-                kept[key] = have + new
+            for tries in range(BIND_TRIES, 0, -1):
+                failed = False
+                for key, listen in wanted.items():
+                    count = workers if listen.reuseport else 1
+                    while len(kept[key]) < count:
+                        try:
+                            sock = bind_one(listen)
+                        except AddressInUse as err:
+                            error_log.emerg(str(err))
+                            failed = True
+                            break
+                        kept[key].append(sock)
+                        fresh.append(sock)
+                if not failed:
+                    break
+                if tries > 1:
+                    error_log.notice(f"try again to bind() after {int(BIND_DELAY * 1000)}ms")
+                    time.sleep(BIND_DELAY)
+            else:
+                raise BindError("still could not bind()")
         except BaseException:
             close_sockets(fresh)
             raise
+        for key, listen in wanted.items():    # the new config's options on a kept socket
+            for sock in kept[key]:            # (nginx's new cycle configures them all)
+                if id(sock) in old:
+                    configure(sock, listen, kept=True)
         still = {id(s) for socks in kept.values() for s in socks}
         dropped = [s for socks in self.sockets.values() for s in socks if id(s) not in still]
         self.sockets = kept

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from ngate.config.model import Listen
+from ngate.supervisor import listeners as listeners_module
 from ngate.supervisor.listeners import BindError, Listeners, bind_one, listen_text
 from tests.harness.processes import free_port
 
@@ -81,7 +82,8 @@ def test_rebind_keeps_used_sockets_and_returns_dropped(listeners):
     dropped_sock.close()
 
 
-def test_failed_rebind_changes_nothing(listeners):
+def test_failed_rebind_changes_nothing(listeners, monkeypatch):
+    monkeypatch.setattr(listeners_module, "BIND_DELAY", 0.01)
     a = Listen("127.0.0.1", free_port(), None)
     listeners.rebind(config(a))
     before = dict(listeners.sockets)
@@ -111,3 +113,52 @@ def test_rebind_sets_the_new_options_on_a_kept_socket(listeners):
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) == 0
+
+
+def test_an_address_in_use_is_tried_again(listeners, monkeypatch):
+    """nginx's ngx_open_listening_sockets: EADDRINUSE is logged and tried again after 500 ms,
+    five times; a port freed meanwhile (an old process still closing) is taken."""
+    import threading
+    logged = []
+    monkeypatch.setattr(listeners_module.error_log, "emerg", logged.append)
+    monkeypatch.setattr(listeners_module.error_log, "notice", logged.append)
+    port = free_port()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", port))
+    busy.listen()
+    threading.Timer(0.7, busy.close).start()
+    listeners.rebind(config(Listen("127.0.0.1", port, None)))
+    assert listeners.sockets[("127.0.0.1", port)][0].getsockname() == ("127.0.0.1", port)
+    failed = f"bind() to 127.0.0.1:{port} failed (98: Address already in use)"
+    assert logged[:2] == [failed, "try again to bind() after 500ms"]
+    assert 2 <= len(logged) <= 4
+
+
+def test_an_address_in_use_five_times_is_an_error(listeners, monkeypatch):
+    logged = []
+    monkeypatch.setattr(listeners_module, "BIND_DELAY", 0.01)
+    monkeypatch.setattr(listeners_module.error_log, "emerg", logged.append)
+    monkeypatch.setattr(listeners_module.error_log, "notice", lambda text: None)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(BindError) as info:
+            listeners.rebind(config(Listen("127.0.0.1", port, None)))
+    assert str(info.value) == "still could not bind()"
+    assert logged == [f"bind() to 127.0.0.1:{port} failed (98: Address already in use)"] * 5
+
+
+def test_other_bind_errors_are_not_tried_again(listeners):
+    with pytest.raises(BindError) as info:
+        listeners.rebind(config(Listen("192.0.2.1", free_port(), None)))
+    assert str(info.value).endswith("failed (99: Cannot assign requested address)")
+
+
+def test_unix_socket_anyone_may_connect(tmp_path, listeners):
+    """nginx chmods a unix listen socket to 0666 (the umask would keep others out)."""
+    import os
+    import stat
+    path = str(tmp_path / "u.sock")
+    listeners.rebind(config(Listen("", 0, path)))
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666
