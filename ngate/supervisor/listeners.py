@@ -108,6 +108,14 @@ def configure(sock: socket.socket, listen, kept: bool = False) -> None:
                                    f"failed {why}, ignored")
 
 
+def _reuseport(sock: socket.socket, listen) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError as err:
+        error_log.alert(f"setsockopt(SO_REUSEPORT) {listen_text(listen)} failed "
+                        f"{os_error(err)}, ignored")
+
+
 def _deferred(sock: socket.socket) -> bool:
     try:
         return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT))
@@ -169,8 +177,11 @@ class Listeners:
         kept: dict[tuple, list[socket.socket]] = {}
         for key, listen in wanted.items():
             count = workers if listen.reuseport else 1
-            same_kind = self.reuseport.get(key) == listen.reuseport
-            kept[key] = self.sockets.get(key, [])[:count] if same_kind else []
+            kept[key] = self.sockets.get(key, [])[:count]
+            if listen.reuseport and kept[key] and not self.reuseport.get(key):
+                # `reuseport` added: the old socket gets SO_REUSEPORT first, so that the
+                # workers' new ones may bind beside it (nginx's add_reuseport)
+                _reuseport(kept[key][0], listen)
         old = {id(s) for socks in kept.values() for s in socks}
         fresh: list[socket.socket] = []
         try:

@@ -161,3 +161,41 @@ def test_wildcard_socket_keeps_each_address_its_listen(tmp_path, ports):
         assert curl(*[f"http://127.0.0.2:{p0}/"] * 3) == "wild 127.0.0.2 " * 3
         assert curl("--haproxy-protocol", *[f"http://127.0.0.1:{p0}/"] * 3) == \
             "pp 127.0.0.1 127.0.0.1" * 3
+
+
+REUSEPORT = """
+worker_processes 2;
+error_log {prefix}/logs/error.log info;
+pid {prefix}/logs/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:%s;
+        location / { return 200 "$server_port"; }
+    }
+}
+"""
+
+
+def test_reload_adds_reuseport(tmp_path, ports):
+    """A reload that adds `reuseport` to a listen keeps serving: the old socket gets
+    SO_REUSEPORT and each worker one of its own (nginx's add_reuseport); was a bind error."""
+    p0 = ports["p0"]
+    proc = ProxyProcess("ngate", REUSEPORT % "{p0}", tmp_path, port=p0, p0=p0).start()
+    try:
+        assert get("127.0.0.1", p0) == f"200 {p0}"
+        pid = int((tmp_path / "logs" / "nginx.pid").read_text())
+        (tmp_path / "nginx.conf").write_text(
+            render(REUSEPORT % "{p0} reuseport", prefix=tmp_path, p0=p0))
+        os.kill(pid, signal.SIGHUP)
+        wait_for(lambda: _listening(p0) == 2, "a socket per worker")
+        assert get("127.0.0.1", p0) == f"200 {p0}"
+        assert "still could not bind()" not in proc.error_log()
+    finally:
+        proc.stop()
+
+
+def _listening(port: int) -> int:
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
+    return len(out.stdout.splitlines())

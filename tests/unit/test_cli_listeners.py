@@ -162,3 +162,20 @@ def test_unix_socket_anyone_may_connect(tmp_path, listeners):
     path = str(tmp_path / "u.sock")
     listeners.rebind(config(Listen("", 0, path)))
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666
+
+
+def test_reload_adds_and_drops_reuseport_on_a_kept_socket(listeners):
+    """nginx's add_reuseport: the old socket gets SO_REUSEPORT before the workers' new ones are
+    bound beside it (else they could not be); without reuseport again, the first one stays."""
+    port = free_port()
+    key = ("127.0.0.1", port)
+    listeners.rebind(config(Listen("127.0.0.1", port, None), workers=3))
+    first = listeners.sockets[key][0]
+    assert listeners.rebind(config(Listen("127.0.0.1", port, None, reuseport=True),
+                                   workers=3)) == []
+    socks = listeners.sockets[key]
+    assert len(socks) == 3 and socks[0] is first
+    assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for s in socks)
+    dropped = listeners.rebind(config(Listen("127.0.0.1", port, None), workers=3))
+    assert listeners.sockets[key] == [first] and dropped == socks[1:]
+    listeners_module.close_sockets(dropped)
