@@ -22,12 +22,27 @@ class AccessLog:
     buffer: int = 0               # buffer=size: lines kept until it fills or flush= passes
     flush: float | None = None    # flush=time (seconds)
     path_template: Any = None     # Template when the path has variables (opened per line)
+    syslog: "SyslogServer | None" = None    # `syslog:...` (path is then the text as written)
 
 
 @dataclass(frozen=True, slots=True)
 class ErrorLog:
-    path: str                     # absolute path, "stderr"
+    path: str                     # absolute path, "stderr", or `syslog:...` as written
     level: str = "error"
+    syslog: "SyslogServer | None" = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyslogServer:
+    """A `syslog:` log target (ngx_syslog_peer_t): where to send and the header's fields.
+    `severity` is the access log's (an error_log line takes its own level's)."""
+    name: str                     # for messages: "127.0.0.1:514", "[::1]:514", "unix:/dev/log"
+    family: int                   # socket.AF_INET, AF_INET6, AF_UNIX
+    address: Any                  # connect()'s address: (host, port), (host, port, 0, 0), path
+    facility: int = 23            # local7
+    severity: int = 6             # info
+    tag: str = "nginx"
+    nohostname: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,16 @@ line frozen at the upgrade and written at the close (TunnelEnd).
 
 Files are shared by path and buffered as nginx does (log_files.py): a line goes out at the end
 of the event loop's turn, or with `buffer=`/`flush=` when the buffer fills or flush= passes.
+A `syslog:` target sends each line at once as one datagram (SyslogWriter, syslog.py).
 """
 from __future__ import annotations
 
 import time
 
 from ngate.config.model import AccessLog, LogFormat
+from ngate.observability import error_log
 from ngate.observability.log_files import append, shared_file
+from ngate.observability.syslog import SyslogPeer, header, syslog_time
 from ngate.observability.log_format import (ESCAPES, compile_ops, compile_writer, encode_line,
                                             freeze_ops, is_true, render_ops)
 from ngate.routing.variables import compile_template
@@ -161,9 +164,74 @@ class _FrozenPath:
         append(self.path, encode_line(render_ops(ops, end, w.escape, w.missing) + "\n"))
 
 
+class SyslogWriter(AccessLogWriter):
+    """An access_log to `syslog:` (ngx_http_log_handler's syslog_peer branch): the header
+    (`<PRI>Mmm dd hh:mm:ss host tag: `, remade when the second changes) and the line without
+    its newline, sent at once as one datagram; a failed send is a [warn] of the request."""
+    __slots__ = ("peer", "stamp", "head")
+
+    def __init__(self, access_log: AccessLog) -> None:
+        super().__init__(AccessLog("off", access_log.format, access_log.condition))
+        self.file = True                    # (not None: the base freeze() makes tunnel lines)
+        self.peer = SyslogPeer(access_log.syslog)
+        self.stamp = ""
+        self.head = b""
+
+    def write(self, ctx) -> None:
+        cond = self.condition
+        if cond is not None and not is_true(cond.render(ctx)):
+            return
+        failed = self.send(encode_line(self.line(ctx)))
+        if failed is not None:
+            self.warn_failed(failed, error_log.request_facts(ctx),
+                             getattr(ctx.conn, "number", None))
+
+    def send(self, line: bytes) -> "tuple | None":
+        """Send `line` (ending in its newline); None, or what went wrong (sent, size)."""
+        stamp = syslog_time()
+        if stamp != self.stamp:
+            peer = self.peer
+            self.head = header(peer.server, peer.server.severity, peer.host, stamp)
+            self.stamp = stamp
+        data = self.head + line[:-1]
+        n = self.peer.send(data)
+        return None if n == len(data) else (n, len(data))
+
+    @staticmethod
+    def warn_failed(failed: tuple, facts: tuple, conn_number) -> None:
+        n, size = failed
+        what = "failed" if n < 0 else f"has written only {n} of {size}"
+        error_log.warn(f"send() to syslog {what} while logging request"
+                       + error_log.suffix_of(facts), conn_number)
+
+    def freeze(self, ctx) -> "tuple | None":
+        frozen = super().freeze(ctx)
+        if frozen is None:
+            return None
+        conn = ctx.conn
+        return (_FrozenSyslog(self, error_log.request_facts(ctx), getattr(conn, "number", None)),
+                frozen[1], frozen[2])
+
+
+class _FrozenSyslog:
+    __slots__ = ("writer", "facts", "conn_number")
+
+    def __init__(self, writer: SyslogWriter, facts: tuple, conn_number) -> None:
+        self.writer, self.facts, self.conn_number = writer, facts, conn_number
+
+    def write_frozen(self, ops: tuple, cond_ops, end) -> None:
+        if cond_ops is not None and not is_true(render_ops(cond_ops, end, None, "")):
+            return
+        w = self.writer
+        line = encode_line(render_ops(ops, end, w.escape, w.missing) + "\n")
+        failed = w.send(line)
+        if failed is not None:
+            w.warn_failed(failed, self.facts, self.conn_number)
+
+
 def writer_for(access_log: AccessLog) -> AccessLogWriter:
+    if access_log.syslog is not None:
+        return SyslogWriter(access_log)
     if access_log.path_template is not None:
         return VariablePathWriter(access_log)
     return AccessLogWriter(access_log)
-
-

@@ -1,8 +1,9 @@
 """nginx's error log: `YYYY/MM/DD HH:MM:SS [level] pid#tid: *conn message`.
 
-One process-wide log with several targets (files opened for append, or `stderr`), each with its
-own minimum level. Lines are written with a single os.write() on an O_APPEND descriptor, so lines
-from the master and its workers never interleave.
+One process-wide log with several targets (files opened for append, `stderr`, or `syslog:`
+servers), each with its own minimum level. Lines are written with a single os.write() on an
+O_APPEND descriptor, so lines from the master and its workers never interleave; a syslog target
+sends the line as one datagram (syslog.py: the line's level is the message's severity).
 
 Two phases, as in nginx:
 - startup (`use_startup_log`): before the configuration is loaded, the log is the `-e` file, or
@@ -31,16 +32,38 @@ PROGRAM = "ngate"
 
 
 class _Target:
-    __slots__ = ("path", "fd", "rank")
+    """A file, stderr, or a syslog server (`peer`; fd -1). A reopen keeps a syslog target."""
+    __slots__ = ("path", "fd", "rank", "peer")
 
-    def __init__(self, path: str, rank: int) -> None:
+    def __init__(self, path: str, rank: int, syslog=None) -> None:
         self.path = path
         self.rank = rank
-        self.fd = 2 if path == "stderr" else _open(path)
+        self.peer = None
+        if syslog is not None:
+            from ngate.observability.syslog import SyslogPeer   # (it imports log_format, which
+            self.fd = -1                                        # needs this module)
+            self.peer = SyslogPeer(syslog)
+        else:
+            self.fd = 2 if path == "stderr" else _open(path)
 
     def close(self) -> None:
-        if self.fd != 2:
+        if self.peer is not None:
+            self.peer.close()
+        elif self.fd != 2:
             os.close(self.fd)
+
+
+def _to_syslog(peer, rank: int, line: bytes) -> None:
+    """ngx_syslog_writer: the line (without its newline) under a header whose severity is the
+    line's level; not while this peer is already sending (an error of its own send)."""
+    if peer.busy:
+        return
+    from ngate.observability.syslog import error_body, header, syslog_time
+    peer.busy = True
+    try:
+        peer.send(header(peer.server, rank, peer.host, syslog_time()) + error_body(line))
+    finally:
+        peer.busy = False
 
 
 def _open(path: str) -> int:
@@ -57,18 +80,25 @@ class _Sink:
         self.open()
 
     def open(self) -> None:
-        """(Re)open each file; one that cannot be opened keeps its old descriptor, if any."""
-        old = {t.path: t for t in self.targets}
+        """(Re)open each file; one that cannot be opened keeps its old descriptor, if any.
+        A syslog target is kept as it is (its socket too)."""
+        old = list(self.targets)
         new = []
         for spec in self.specs:
-            if spec.path.startswith("syslog:"):
+            rank = _RANK[spec.level]
+            kept = next((t for t in old if t.path == spec.path and
+                         (t.peer is None) == (spec.syslog is None)), None)
+            if spec.syslog is not None and kept is not None:
+                old.remove(kept)
+                new.append(kept)
                 continue
             try:
-                new.append(_Target(spec.path, _RANK[spec.level]))
+                new.append(_Target(spec.path, rank, spec.syslog))
             except OSError:
-                if spec.path in old:
-                    new.append(old.pop(spec.path))
-        for t in old.values():
+                if kept is not None:
+                    old.remove(kept)
+                    new.append(kept)
+        for t in old:
             if all(t is not n for n in new):
                 t.close()
         self.targets = new
@@ -95,18 +125,25 @@ class ErrorLog:
         self.bound: dict[int, _Sink] = {}           # connection number -> its location's sink
 
     def set_targets(self, specs, console: bool) -> None:
-        """Open the new targets first, so a failure leaves the log as it was."""
+        """Open the new targets first, so a failure leaves the log as it was. A spec is
+        (path, level[, syslog server]), or a _Target to keep."""
         new = []
         try:
-            for path, level in specs:
-                new.append(_Target(path, _RANK[level]))
+            for spec in specs:
+                if isinstance(spec, _Target):
+                    new.append(spec)
+                    continue
+                path, level, *syslog = spec
+                new.append(_Target(path, _RANK[level], *syslog))
         except OSError:
             for t in new:
-                t.close()
+                if t not in specs:
+                    t.close()
             raise
         old, self.targets = self.targets, new
         for t in old:
-            t.close()
+            if all(t is not n for n in new):
+                t.close()
         self.console = console and not any(t.fd == 2 for t in new)
         ranks = [t.rank for t in new]
         if self.console:
@@ -118,7 +155,8 @@ class ErrorLog:
         self.max_rank = max([self.main_rank] + [s.rank for s in self.sinks.values()])
 
     def reopen(self) -> None:
-        self.set_targets([(t.path, LEVELS[t.rank]) for t in self.targets], self.console)
+        self.set_targets([t if t.peer is not None else (t.path, LEVELS[t.rank])
+                          for t in self.targets], self.console)
         for sink in self.sinks.values():
             sink.open()
 
@@ -170,6 +208,9 @@ class ErrorLog:
         data = line.encode("utf-8", "replace")
         for t in targets:
             if rank <= t.rank:
+                if t.peer is not None:
+                    _to_syslog(t.peer, rank, data)
+                    continue
                 try:
                     os.write(t.fd, data)
                 except OSError:
@@ -207,7 +248,7 @@ def configure(config, startup: str | None = None, console: bool = False) -> None
 
     Raises OSError when a file cannot be opened; the previous targets then stay in place.
     """
-    specs = [(e.path, e.level) for e in config.main.error_log]
+    specs = [(e.path, e.level, e.syslog) for e in config.main.error_log]
     if not specs:
         specs = [(startup or "stderr", "error")]
     LOG.set_targets(specs, console)
