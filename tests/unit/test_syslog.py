@@ -274,3 +274,46 @@ def test_error_log_target_does_not_log_into_itself(tmp_path):
     finally:
         error_log.LOG = saved
         log.set_targets([], console=False)
+
+
+# ---------------------------------------------------------------- the access log writer
+
+def test_access_writer_line_and_tunnel_line(monkeypatch):
+    """SyslogWriter: header + the log_format line without its newline; a request that becomes
+    a tunnel sends the same datagram at the tunnel's end (freeze / write_frozen); a failed
+    send is a [warn] of the request, with its context."""
+    from ngate.config.model import AccessLog, LogFormat
+    from ngate.observability import access_log as al
+    from ngate.routing.variables import compile_template
+    from tests.unit.test_access_log import _tunnel_ctx
+
+    warned = []
+    monkeypatch.setattr(error_log, "log", lambda level, msg, conn=None: None)
+    monkeypatch.setattr(error_log, "warn", lambda msg, conn=None: warned.append((msg, conn)))
+    rx = _udp()
+    port = rx.getsockname()[1]
+    fmt = LogFormat("f", compile_template('$remote_addr "$request" $status $body_bytes_sent'),
+                    "default")
+    spec = AccessLog(f"syslog:server=127.0.0.1:{port},tag=ws",
+                     fmt, syslog=syslog_server(f"syslog:server=127.0.0.1:{port},tag=ws", None))
+    w = al.writer_for(spec)
+    assert isinstance(w, al.SyslogWriter)
+    whole = _tunnel_ctx()
+    whole.body_bytes_sent = 1000
+    w.write(whole)
+    direct = rx.recv(3000)
+    end = al.TunnelEnd.freeze((w,), _tunnel_ctx())
+    end.write(1000, 50)
+    frozen = rx.recv(3000)
+    host = socket.gethostname().lower().encode()
+    assert direct == frozen
+    assert direct.startswith(b"<190>") and direct.endswith(
+        b" " + host + b' ws: 192.0.2.7 "GET /ws HTTP/1.1" 101 1000')
+    rx.close()
+    import time
+    w.write(whole)                              # the ICMP of this one...
+    time.sleep(0.05)
+    w.write(whole)                              # ...fails this one
+    assert warned == [('send() to syslog failed while logging request, client: 192.0.2.7, '
+                       'request: "GET /ws HTTP/1.1", upstream: "http://127.0.0.1:9000/ws"', 3)]
+    w.peer.close()
