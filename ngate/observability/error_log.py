@@ -4,6 +4,7 @@ One process-wide log with several targets (files opened for append, `stderr`, or
 servers), each with its own minimum level. Lines are written with a single os.write() on an
 O_APPEND descriptor, so lines from the master and its workers never interleave; a syslog target
 sends the line as one datagram (syslog.py: the line's level is the message's severity).
+A line is at most 2047 bytes and its newline, cut there as nginx cuts it (NGX_MAX_ERROR_STR).
 
 Two phases, as in nginx:
 - startup (`use_startup_log`): before the configuration is loaded, the log is the `-e` file, or
@@ -28,6 +29,7 @@ import time
 LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
 _RANK = {name: i for i, name in enumerate(LEVELS)}
 _CONSOLE_MAX = _RANK["warn"]
+MAX_ERROR_STR = 2048                # NGX_MAX_ERROR_STR
 PROGRAM = "ngate"
 
 
@@ -206,6 +208,8 @@ class ErrorLog:
         conn = f"*{conn_number} " if conn_number is not None else ""
         line = f"{self._timestamp()} [{level}] {self.pid}#{self.pid}: {conn}{message}\n"
         data = line.encode("utf-8", "replace")
+        if len(data) > MAX_ERROR_STR:       # nginx's line is at most 2047 bytes and its LF
+            data = data[:MAX_ERROR_STR - 1] + b"\n"
         for t in targets:
             if rank <= t.rank:
                 if t.peer is not None:

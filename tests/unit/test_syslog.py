@@ -317,3 +317,25 @@ def test_access_writer_line_and_tunnel_line(monkeypatch):
     assert warned == [('send() to syslog failed while logging request, client: 192.0.2.7, '
                        'request: "GET /ws HTTP/1.1", upstream: "http://127.0.0.1:9000/ws"', 3)]
     w.peer.close()
+
+
+def test_a_long_error_line_is_cut_as_nginx_cuts_it(tmp_path):
+    """nginx's error line is at most 2047 bytes and its newline (NGX_MAX_ERROR_STR), in a file
+    and in a syslog datagram (without the newline) alike."""
+    log = error_log.ErrorLog()
+    rx = _udp()
+    port = rx.getsockname()[1]
+    spec = syslog_server(f"syslog:server=127.0.0.1:{port},nohostname", None)
+    path = tmp_path / "e.log"
+    try:
+        log.set_targets([(str(path), "info"), ("syslog:x", "info", spec)], console=False)
+        log.log("error", "x" * 5000, 1)
+        line = path.read_bytes()
+        assert len(line) == 2048 and line.endswith(b"x\n")
+        got = rx.recv(5000)
+        assert got.endswith(line[:-1]) and got.startswith(b"<187>")
+        log.log("error", "short")
+        assert path.read_bytes().endswith(b": short\n")
+    finally:
+        rx.close()
+        log.set_targets([], console=False)
