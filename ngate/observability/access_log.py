@@ -19,9 +19,9 @@ import time
 from ngate.config.model import AccessLog, LogFormat
 from ngate.observability import error_log
 from ngate.observability.log_files import append, shared_file
-from ngate.observability.syslog import SyslogPeer, header, syslog_time
 from ngate.observability.log_format import (ESCAPES, compile_ops, compile_writer, encode_line,
                                             freeze_ops, is_true, render_ops)
+from ngate.observability.syslog import SyslogPeer, header, syslog_time
 from ngate.routing.variables import compile_template
 # where other modules import them from (server/runtime.py, supervisor/worker.py, tests)
 from ngate.observability.log_files import (_FILES, close_all, config_paths, flush_all,  # noqa: F401
