@@ -61,12 +61,12 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 class _Clock:
-    """$time_local and $time_iso8601 of the current second (and a syslog: header's time)."""
-    __slots__ = ("sec", "local", "iso", "syslog")
+    """$time_local and $time_iso8601 of the current second."""
+    __slots__ = ("sec", "local", "iso")
 
     def __init__(self) -> None:
         self.sec = -1
-        self.local = self.iso = self.syslog = ""
+        self.local = self.iso = ""
 
     def tick(self) -> "_Clock":
         now = int(time.time())
@@ -77,8 +77,6 @@ class _Clock:
                 t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec, z)
             self.iso = "%d-%02d-%02dT%02d:%02d:%02d%s:%s" % (
                 t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, z[:3], z[3:])
-            self.syslog = "%s %2d %02d:%02d:%02d" % (
-                _MONTHS[t.tm_mon - 1], t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
             self.sec = now
         return self
 

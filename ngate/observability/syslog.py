@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 
-from ngate.observability.log_format import _CLOCK
+from ngate.observability.log_format import _CLOCK, _MONTHS
 
 NGX_AGAIN = -2
 NGX_ERROR = -1
@@ -50,9 +51,20 @@ def header(server, severity: int, host: str, stamp: str) -> bytes:
     return f"<{pri}>{stamp} {host} {server.tag}: ".encode("latin-1")
 
 
+_STAMP = [-1, ""]           # (second, its syslog_time), made only when a syslog target asks
+
+
 def syslog_time() -> str:
-    """ngx_cached_syslog_time: `Dec  7 09:05:01` of the current second (local time)."""
-    return _CLOCK.tick().syslog
+    """ngx_cached_syslog_time: `Dec  7 09:05:01` of the current second (local time), the
+    second of the log lines' $time_local (log_format's clock)."""
+    sec = _CLOCK.tick().sec
+    stamp = _STAMP
+    if stamp[0] != sec:
+        t = time.localtime(sec)
+        stamp[1] = "%s %2d %02d:%02d:%02d" % (_MONTHS[t.tm_mon - 1], t.tm_mday, t.tm_hour,
+                                              t.tm_min, t.tm_sec)
+        stamp[0] = sec
+    return stamp[1]
 
 
 def error_body(line: bytes) -> bytes:
