@@ -73,6 +73,7 @@ def check(ctx, auth) -> int:
 
 def _unauthorized(ctx, realm: str) -> int:
     ctx.www_authenticate = f'Basic realm="{realm}"'
+    ctx.rare = True     # (http/context.py _GUARDED)
     return 401
 
 

@@ -131,6 +131,7 @@ def _auth_request_result(ctx, plan: AccessPlan, sub, status: int) -> int:
         challenge = _upstream_challenge(sub)
         if challenge is not None:
             ctx.www_authenticate = challenge
+            ctx.rare = True     # (http/context.py _GUARDED)
         return 401
     if 200 <= status < 300:
         return ALLOWED

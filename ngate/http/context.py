@@ -57,14 +57,10 @@ class Context:
         # phases bookkeeping (http/phases.py)
         "req",              # server/connection.py Request (body events)
         "status_override",  # error_page "=code" / original status for an internal redirect
-        "location_out",     # a `return 3xx text` Location kept across its error_page redirect
         "head_sent",        # the response head was written to the client
-        "limits",           # limits/phase.py LimitState once limit_req/limit_conn ran
-        "www_authenticate", # str: the access phase's challenge, sent with its 401
+        "rare",             # True once a module stored one of _GUARDED (below): finish_request,
+                            # log_request and send_response read those only then
         "main",             # the main request's context in a subrequest (proxy/subrequest.py)
-        "realip",           # (addr, port) of the connection before realip replaced them, or None
-        "stat_writing",     # counted as writing by stub_status (observability/stub_status.py)
-        "accel_headers",    # headers an X-Accel-Redirect carries to the new response, or None
         "cache",            # cache/lookup.py CacheState under proxy_cache, else None
         "trailers",         # filters/trailers.py Trailers when the response expects add_trailer
         "expect_tested",    # Expect: 100-continue answered or not due (http1/discard.py)
@@ -86,6 +82,18 @@ class Context:
     add_uri_to_alias = False    # try_files matched under a regex location's alias: alias + $uri
     redirects = 0       # rewrite/internal redirect cycles (nginx allows 10)
     body_spool = None   # proxy/body_spool.py BodySpool of a body read whole, or None
+    # _GUARDED: read on every request's end only behind `rare`, which the module storing one
+    # sets too (a falsy slot test on the common path instead of six reads, and six slots less
+    # stored and freed per request)
+    location_out = None     # a `return 3xx text` Location kept across its error_page redirect
+                            # (http/driver.py)
+    limits = None           # limits/phase.py LimitState once limit_req/limit_conn ran
+    www_authenticate = None     # str: the access phase's challenge, sent with its 401
+                                # (access/basic.py, access/phase.py, proxy/exchange.py)
+    realip = None           # (addr, port) of the connection before realip replaced them
+    stat_writing = False    # counted as writing by stub_status (observability/stub_status.py)
+    accel_headers = None    # headers an X-Accel-Redirect carries to the new response
+                            # (proxy/response_head.py)
     # an upstream's (set by the proxy and FastCGI modules before any read: an instance
     # __dict__'s value reads as fast as a slot's; only a default's read is slow)
     resp_headers = None     # the response's header list as sent ($sent_http_*), or None
@@ -147,14 +155,9 @@ def RequestContext(conn, method: str, request_uri: str, http_version: str, heade
     ctx.logged = False
     ctx.req = None
     ctx.status_override = None
-    ctx.location_out = None
     ctx.head_sent = False
-    ctx.limits = None
-    ctx.www_authenticate = None
+    ctx.rare = False
     ctx.main = None
-    ctx.realip = None
-    ctx.stat_writing = False
-    ctx.accel_headers = None
     ctx.cache = None
     ctx.trailers = None
     ctx.expect_tested = False
@@ -165,6 +168,8 @@ def RequestContext(conn, method: str, request_uri: str, http_version: str, heade
 _RARE = ("error_pages_done", "pipelined", "request_id", "gzip", "limit_rate", "ssi", "resolved",
          "add_uri_to_alias", "redirects", "body_spool", "resp_headers", "proxy_host",
          "upstream_headers")
+_GUARDED = ("location_out", "limits", "www_authenticate", "realip", "stat_writing",
+            "accel_headers")
 _BODY = ("body", "body_size", "consumer", "upgrade", "discard")
 _time = time.time
 _monotonic = time.monotonic

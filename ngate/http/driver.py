@@ -140,6 +140,7 @@ def _return(ctx, code: int, text):
         if ctx.conf.error_page and not ctx.error_pages_done \
                 and error_page_for(ctx.conf, code) is not None:
             ctx.location_out = value    # nginx keeps the Location header across the error_page
+            ctx.rare = True             # (http/context.py _GUARDED)
             return FINALIZE[code]
         return send_redirect(ctx, code, value)
     if value is None:

@@ -13,12 +13,13 @@ def log_request(ctx) -> None:
     ctx.logged = True
     conn = ctx.conn
     conn.runtime.access_log(ctx)
-    if ctx.limits is not None:
-        ctx.limits.release()
-    if ctx.stat_writing:
-        conn.runtime.stats.request_done(ctx)
-    if ctx.realip is not None:
-        realip.restore(ctx)
+    if ctx.rare:        # (http/context.py _GUARDED: a module stored one of them)
+        if ctx.limits is not None:
+            ctx.limits.release()
+        if ctx.stat_writing:
+            conn.runtime.stats.request_done(ctx)
+        if ctx.realip is not None:
+            realip.restore(ctx)
 
 
 def log_timeout(conn, message: str) -> None:

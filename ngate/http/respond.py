@@ -75,7 +75,8 @@ def send_status(ctx, status: int) -> None:
 
 def send_redirect(ctx, status: int, location: str) -> None:
     ctx.status_override = None          # nginx sends a redirect as a special response (err_status)
-    ctx.location_out = None             # and clears an earlier Location (ngx_http_clear_location)
+    if ctx.rare:                        # and clears an earlier Location (ngx_http_clear_location)
+        ctx.location_out = None         # (a class default until set: http/context.py _GUARDED)
     body = resp.status_page(status, ctx.conf.server_tokens if ctx.conf else True)
     if location.startswith("/"):
         send_response(ctx, status, body or b"", TEXT_HTML if body else None,
@@ -138,8 +139,8 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
     ctx.status = status
     conf = ctx.conf
     if not extra and location is None and conf is not None and conf.plain_head \
-            and ctx.accel_headers is None and ctx.www_authenticate is None \
-            and ctx.location_out is None:
+            and (not ctx.rare or ctx.accel_headers is None and ctx.www_authenticate is None
+                 and ctx.location_out is None):
         if ctx.http_minor == 2:     # (first: a short jump over it keeps this compare
             if not ctx.keep_alive:  # CPython's specialised one; a long one needs EXTENDED_ARG)
                 # an HTTP/2 stream (no keep-alive of its own: check_keepalive has nothing to do):
@@ -183,19 +184,21 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
             conn.finish_request(ctx)
             return
     headers = list(extra)
-    if ctx.accel_headers is not None:
-        if status < 300:
-            content_type = carry_accel_headers(ctx, headers, content_type)
-        else:   # a status page keeps text/html and loses Accept-Ranges (nginx's special response)
-            carry_accel_headers(ctx, headers, content_type, skip=_PAGE_DROPS)
-    if ctx.www_authenticate is not None:
-        headers.append((b"WWW-Authenticate", ctx.www_authenticate.encode("latin-1", "replace")))
-    if ctx.location_out is not None and location is None:
-        loc_out = ctx.location_out
-        if loc_out.startswith("/"):
-            location = absolute_location(ctx, loc_out).encode("latin-1", "replace")
-        else:
-            headers.append((b"Location", loc_out.encode("latin-1", "replace")))
+    if ctx.rare:        # (http/context.py _GUARDED: a module stored one of them)
+        if ctx.accel_headers is not None:
+            if status < 300:
+                content_type = carry_accel_headers(ctx, headers, content_type)
+            else:   # a status page keeps text/html, loses Accept-Ranges (nginx's special response)
+                carry_accel_headers(ctx, headers, content_type, skip=_PAGE_DROPS)
+        if ctx.www_authenticate is not None:
+            headers.append((b"WWW-Authenticate",
+                            ctx.www_authenticate.encode("latin-1", "replace")))
+        if ctx.location_out is not None and location is None:
+            loc_out = ctx.location_out
+            if loc_out.startswith("/"):
+                location = absolute_location(ctx, loc_out).encode("latin-1", "replace")
+            else:
+                headers.append((b"Location", loc_out.encode("latin-1", "replace")))
     if conf is not None and (conf.headers.add_header or conf.userid is not None):
         headers.extend(add_headers(ctx, conf, status))
     head_only = ctx.method == "HEAD" or status in resp.NO_BODY_STATUSES

@@ -228,8 +228,7 @@ class Http2Stream(StreamBody):
                     # or priorities (a call less on the usual path)
                     self.ended = True
                     if body:
-                        if ctx.logged or ctx.limits is not None or ctx.stat_writing \
-                                or ctx.realip is not None:
+                        if ctx.logged or ctx.rare:  # (rare: limits, stub_status, realip)
                             log.log_request(ctx)
                         else:
                             # log.log_request's usual case (the line alone), written out as

@@ -80,6 +80,7 @@ def state_of(ctx) -> LimitState:
     st = ctx.limits
     if st is None:
         st = ctx.limits = LimitState()
+        ctx.rare = True     # (http/context.py _GUARDED)
     return st
 
 
@@ -129,6 +130,7 @@ def limit_req(ctx, lim, now: int | None = None) -> int:
         rc, excess, _ = zone.table.lookup(kb, crc32(kb), zone.rate, limit.burst, True, now)
         if st is None:
             st = ctx.limits = LimitState()
+            ctx.rare = True     # (http/context.py _GUARDED)
         if rc == OK and excess <= limit.delay:
             st.req_status = REQ_PASSED
             return 0

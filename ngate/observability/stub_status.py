@@ -80,6 +80,7 @@ class Stats:
 
     def request_started(self, ctx) -> None:
         ctx.stat_writing = True
+        ctx.rare = True     # (http/context.py _GUARDED)
         self.v[WRITING] += 1
 
     def request_done(self, ctx) -> None:

@@ -147,6 +147,7 @@ class UpstreamExchange(RequestSide):
                              if n.lower() == b"www-authenticate"), None)
                 if auth is not None:
                     ctx.www_authenticate = auth[1].decode("latin-1")
+                    ctx.rare = True     # (http/context.py _GUARDED)
             self.finish()
             return phases.finalize(ctx, status)
         wire = self.wire

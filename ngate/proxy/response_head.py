@@ -209,6 +209,7 @@ class HeadTranslation:
         carried = [(n, v) for n, v in self.resp_headers if n.lower() in _ACCEL_CARRIED]
         if carried:
             ctx.accel_headers = carried
+            ctx.rare = True     # (http/context.py _GUARDED)
         phases.accel_redirect(ctx, target.decode("latin-1"))
         return True
 

@@ -106,6 +106,7 @@ def apply(ctx, conf: RealIp) -> None:
     if kind == PROXY:
         port = conn.proxy_protocol.src_port
     ctx.realip = (conn.remote_addr, conn.remote_port)
+    ctx.rare = True     # (http/context.py _GUARDED)
     conn.remote_addr = A.to_text(new)
     conn.remote_port = str(port) if port else ""
 

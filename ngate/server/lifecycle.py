@@ -41,7 +41,7 @@ class Lifecycle:
         runtime = self.runtime
         conf = ctx.conf
         # (a log variable may read a location's conf: ctx.conf is read again after a line)
-        if ctx.logged or ctx.limits is not None or ctx.stat_writing or ctx.realip is not None:
+        if ctx.logged or ctx.rare:     # (rare: limits, stub_status's count, realip may end)
             log.log_request(ctx)
             conf = ctx.conf
         else:                   # log.log_request's usual case, written out (a frame less)

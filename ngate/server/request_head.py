@@ -157,14 +157,9 @@ class HeadParsing:
         ctx.logged = False
         ctx.req = None
         ctx.status_override = None
-        ctx.location_out = None
         ctx.head_sent = False
-        ctx.limits = None
-        ctx.www_authenticate = None
+        ctx.rare = False
         ctx.main = None
-        ctx.realip = None
-        ctx.stat_writing = False
-        ctx.accel_headers = None
         ctx.cache = None
         ctx.trailers = None
         ctx.expect_tested = False

@@ -192,6 +192,7 @@ def test_respond_whole_logs_as_log_request_does(monkeypatch, general):
     elif general == "realip":
         ctx.realip = ("192.0.2.1", "4711")
         monkeypatch.setattr(log.realip, "restore", released.append)
+    ctx.rare = general is not None      # as the module storing the field does (_GUARDED)
     s.respond_whole(ctx, b"block", b"ok\n")
     assert len(sent) == 1 and s.ended and s.ctx is None and s.current is None
     assert lines == [ctx] and ctx.logged and not s.h2c.streams
@@ -208,6 +209,7 @@ def test_respond_whole_logs_as_log_request_does(monkeypatch, general):
     elif general == "realip":
         ctx2.realip = ("192.0.2.1", "4711")
         monkeypatch.setattr(log.realip, "restore", released2.append)
+    ctx2.rare = general is not None
     log.log_request(ctx2)
     assert lines2 == [ctx2] and ctx2.logged and released2 == ([] if general is None else [ctx2])
     log.log_request(ctx)        # once only

@@ -101,3 +101,39 @@ def test_host_key_is_the_shared_object():
         assert header_key(sent, False, True) is context.HOST
     assert header_key(b"X-Host", False, True) == b"x-host"
     assert header_key(b"Bad_Name", False, True) == b""
+
+
+def test_guarded_fields_are_defaults_behind_rare():
+    """http/context.py _GUARDED: class defaults a request stores for itself alone; `rare`, a
+    slot stored False per request, is what finish_request, log_request and send_response test
+    before reading them (the module storing one sets `rare` too)."""
+    a = RequestContext(None, "GET", "/", "1.1", (), {})
+    b = RequestContext(None, "GET", "/", "1.1", (), {})
+    for name in context._GUARDED:
+        assert name not in Context.__slots__ and hasattr(Context, name)
+    assert "rare" in Context.__slots__ and a.rare is False
+    assert (a.limits, a.stat_writing, a.realip, a.accel_headers, a.www_authenticate,
+            a.location_out) == (None, False, None, None, None, None)
+    a.realip = ("192.0.2.1", "1")
+    a.rare = True
+    assert (a.realip, b.realip, Context.realip, b.rare) == (("192.0.2.1", "1"), None, None, False)
+
+
+def test_modules_storing_a_guarded_field_set_rare():
+    """Every store of a _GUARDED field in ngate/ (other than a clear to its default) is
+    followed by `ctx.rare = True`: a field set without it would go unseen at the request's end
+    (a limit_conn slot not released, realip's address not restored)."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(context.__file__).resolve().parents[1]
+    store = re.compile(r"\bctx\.(%s) = (?!None\b|False\b)" % "|".join(context._GUARDED))
+    found = 0
+    for path in root.rglob("*.py"):
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if store.search(line):
+                found += 1
+                indent = line[:len(line) - len(line.lstrip())]
+                assert lines[i + 1].startswith(indent + "ctx.rare = True"), (path, i + 1, line)
+    assert found >= 9
