@@ -218,6 +218,10 @@ class LocConf:
     precontent_steps: tuple = ()         # try_files, mirror: step(ctx, conf) -> took it over
     plain_head: bool = False             # no module adds to ngate's own response heads: no
                                          # filters, add_header, userid, charset (http/respond.py)
+    ka_full: bool = True                 # keepalive_timeout 0 or keepalive_disable safari: the
+                                         # keep-alive test is respond.check_keepalive's whole
+                                         # one for every request (else for a POST alone); True
+                                         # until bind() (http/respond.py, static/handler.py)
     mime: Any = field(default=None, compare=False, repr=False)  # URI -> Content-Type, kept
                                          # by http/respond.py content_type (a dict, bounded; a
                                          # replace() of types/default_type must bind() again)

@@ -135,4 +135,5 @@ def bind(conf):
     return dataclasses.replace(
         conf, content=content_handler(conf), access_steps=access_steps(conf),
         precontent_steps=precontent_steps(conf), upstream_plan=plan, uncached_plan=uncached,
-        plain_head=plain, mime={})
+        plain_head=plain, mime={},
+        ka_full=conf.keepalive_timeout == 0 or "safari" in conf.keepalive_disable)

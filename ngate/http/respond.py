@@ -153,13 +153,12 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
             # HTTP/1.x (a `return`, a status page): the head in build_head's order, written
             # out here (check_keepalive and _emit inlined); the head around its Date line is a
             # function of the key below alone, kept in _PLAIN_HEADS
-            if ctx.keep_alive and (     # (conn.closing: answered above)
-                    conn.runtime.draining or conf.keepalive_timeout == 0.0     # (floats)
-                    or conn.requests >= conf.keepalive_requests
-                    or ctx.start - conn.started > conf.keepalive_time
-                    or (ctx.method == "POST" or "safari" in conf.keepalive_disable)
-                    and _disabled_for(ctx, conf.keepalive_disable)):
-                ctx.keep_alive = False
+            if ctx.keep_alive and (     # check_keepalive's tests that vary from request to
+                    conf.ka_full or conn.runtime.draining       # request; the whole check when
+                    or conn.requests >= conf.keepalive_requests     # one holds, or the conf's
+                    or ctx.start - conn.started > conf.keepalive_time   # may end it (ka_full:
+                    or ctx.method == "POST"):   # keepalive_timeout 0, safari; msie6: POST)
+                check_keepalive(ctx)
             no_body = status in resp.NO_BODY_STATUSES
             key = (status, conf.server_tokens, content_type, -1 if no_body else len(body),
                    last_modified, conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE)
