@@ -35,7 +35,7 @@ CORE_DERIVED = frozenset({
     "alias_len", "keepalive_line",                 # from alias, keepalive_timeout's 2nd argument
     "stub_status", "metrics", "empty_gif", "no_upstream",  # the content handler (clcf->handler)
     "content", "access_steps", "precontent_steps", "upstream_plan", "uncached_plan",
-    "plain_head", "mime",                          # http/modules.py bind; http/respond.py
+    "plain_head", "mime", "ka_full",               # http/modules.py bind; http/respond.py
     # ngx_http_v2_module's chunk size, read together with the Server's (http2/output.py)
     "http2_chunk_size"})
 
