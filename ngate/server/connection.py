@@ -167,11 +167,12 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         # starting: no head begun and no request current (a head that does not arrive whole
         # from here arms client_header_timeout, below)
         if self._left == 0 and self._chunked is None and data:
-            parsed = self.listen.heads.get(data) if self._buf is None else None
-            if parsed is not None and self.runtime.stats is None:
+            parsed = self.listen.fast_heads.get(data) if self._buf is None else None
+            if parsed is not None:
                 # _feed_head's first case, without its frame: a head seen before, alone in
                 # this read (server/framing.py says why nothing follows it); no head begun
-                # (without stub_status, `_in_head` only with `_buf`)
+                # (without stub_status, `_in_head` only with `_buf`; with it, fast_heads is
+                # empty: server/runtime.py ListenState)
                 starting = self.current is None
                 self._head(data, parsed)
             else:

@@ -34,7 +34,8 @@ class ListenState:
     every connection on it would otherwise work out again (head limits, the local address)."""
     __slots__ = ("key", "default_server", "selector", "scheme", "ssl_context", "local",
                  "underscores", "ignore_invalid", "limit_line", "limit_total", "names",
-                 "lines", "heads", "keepalive_timeout", "proxy_protocol", "http2", "http2_off")
+                 "lines", "heads", "fast_heads", "keepalive_timeout", "proxy_protocol", "http2",
+                 "http2_off")
 
     def __init__(self, key, default_server, servers, scheme: str = "http") -> None:
         self.key = key
@@ -55,6 +56,10 @@ class ListenState:
         self.names = name_table(self.underscores, self.ignore_invalid)     # request_head.py's
         self.lines = line_table(self.underscores, self.ignore_invalid)     # shared parse tables
         self.heads = head_table(self)
+        # the table a whole read is looked up in before any parse (server/connection.py
+        # data_received): `heads`, or an empty one when stub_status counts heads (WorkerRuntime:
+        # its counts need _feed_head's way)
+        self.fast_heads = self.heads
         self.keepalive_timeout = srv.conf.keepalive_timeout     # until a request's location's
 
 
@@ -109,6 +114,9 @@ class WorkerRuntime:
         self._handover = False
         # stub_status counters: only when the config reads them (config/compile.py decides)
         self.stats = stub_status.worker_stats() if config.stub_status else None
+        if self.stats is not None:
+            for ls in self.listens.values():
+                ls.fast_heads = {}      # no head is taken whole from a read (data_received)
 
     # ------------------------------------------------------------ lifecycle
 

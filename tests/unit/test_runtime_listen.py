@@ -86,3 +86,42 @@ def test_server_addr_on_a_wildcard_listen_and_the_default_backlog(tmp_path):
     (body, backlog), port = _serve(tmp_path, "0.0.0.0", "*", None)
     assert body == f"127.0.0.1:{port}"
     assert backlog == 511
+
+
+@pytest.mark.parametrize("stub", [False, True])
+def test_fast_heads_only_without_stub_status(tmp_path, stub):
+    """data_received takes a whole head from the table without a parse only when stub_status
+    does not count heads (its Reading count needs _feed_head's way): ListenState.fast_heads is
+    the head table, or an empty one; the head table itself is the same either way, and the
+    counts see every request."""
+    from ngate.server.connection import HttpConnection
+    from tests.harness.fake_transport import FakeTransport
+
+    loc = "stub_status;" if stub else 'return 200 "x";'
+    config = load_http(tmp_path, f"""
+        access_log off;
+        error_log {tmp_path}/logs/error.log;
+        server {{ listen 127.0.0.1:8080; location / {{ {loc} }} }}
+    """)
+    loop = uvloop.new_event_loop()
+    runtime = WorkerRuntime(config, {}, loop)
+    ls = next(iter(runtime.listens.values()))
+    assert (ls.fast_heads is ls.heads) is not stub
+    assert ls.fast_heads == ({} if stub else ls.heads)
+    head = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    conn = HttpConnection(runtime, ls)
+    t = FakeTransport()
+
+    async def run() -> None:
+        conn.connection_made(t)
+        for _ in range(3):
+            conn.data_received(head)
+            runtime.client_writes.flush()
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
+    assert head in ls.heads and conn.requests == 3
+    if stub:
+        out = b"".join(t.written) if hasattr(t, "written") else b""
+        assert out.count(b"HTTP/1.1 200") == 3 and b"Reading: 0 Writing: 1" in out
