@@ -60,10 +60,13 @@ class UpstreamConnection(asyncio.Protocol):
             # UpstreamExchange.upstream_data's usual case, written out (hot path)
             ex.got_bytes = True
             ex.attempt.bytes_received += len(data)
-            if ex.timer is not None:
-                ex.deadline = ex.loop.time() + ex.timeout   # re-armed by progress
             if ex.state is not TUNNEL:
                 ex.wire.data(ex, data)
+            # re-armed by progress after the read is handled: the same deadline as before it
+            # (the loop's time is the turn's; an arm() meanwhile set `timeout`), and none for
+            # the usual response that ended in this read (its finish cleared the timer)
+            if ex.timer is not None:
+                ex.deadline = ex.loop.time() + ex.timeout
 
     def eof_received(self):
         return False            # close; connection_lost tells the exchange
