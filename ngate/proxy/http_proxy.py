@@ -185,10 +185,12 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     ex.state = READING
     a.bytes_sent = n
     t = ex.timeout = plan.read_timeout
-    ex.deadline = loop.time() + t
     ex.timer = True
-    deadlines.watched.add(ex)       # Deadlines.watch, written out
-    if deadlines.handle is None:
+    if deadlines.handle is not None:    # Deadlines.watch, written out; the deadline stamped
+        ex.deadline = deadlines.now + t     # from the tick's time (server/clock.py says why)
+        deadlines.watched.add(ex)
+    else:
+        ex.deadline = loop.time() + t
         deadlines.watch(ex)
 
 
