@@ -50,7 +50,13 @@ def proxy_handler(ctx) -> None:
         b = up.state.value
         if b is not None and b.single is not None:
             pool = ctx.conn.runtime.pool
-            stack = pool.idle.get(key)
+            ps = plan.pool_stack    # (the worker's pool, its idle stack for the key): kept
+            if ps is not None and ps[0] is pool:    # (a pool never replaces a key's stack)
+                stack = ps[1]
+            else:
+                stack = pool.idle.get(key)
+                if stack is not None:
+                    plan.pool_stack = (pool, stack)
             if stack and not stack[-1].closed:
                 return start_pooled(ctx, conf, pp, up, plan, b.single, key, pool, stack)
     ex = new(UpstreamExchange)          # UpstreamExchange(...) without the __init__ call
@@ -147,9 +153,10 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     a.response_length = 0
     a.redirected = False
     ctx.upstream_tries = [a]                # (bytes_sent: request_sent's, below)
-    # KeepalivePool.get (the connection on top is open: proxy_handler's test)
+    # KeepalivePool.get (the connection on top is open: proxy_handler's test; put kept its
+    # group's order on it)
     uconn = stack.pop()
-    pool.order[key[0]].pop(uconn, None)
+    uconn.idle_order.pop(uconn, None)
     uconn.pool = None
     uconn.deadline = NEVER
     # attach (the try's connect_time: above)

@@ -258,31 +258,20 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
     conn.finish_request(ctx)
     # _read_end: the connection pooled once the read is done
     if reuse:
-        if u.leftover or u.closed or th is not None:
+        stack = u.idle_stack
+        if stack is None or u.leftover or u.closed or th is not None or u.idle_timer is None:
             ex._pool(u)
-        else:                               # _pool and KeepalivePool.put, written out
-            pool = conn.runtime.pool
-            key = ex.pool_key
-            stack = pool.idle.get(key)
-            if stack is None:
-                stack = pool.idle[key] = []
+        else:
+            # _pool and KeepalivePool.put for a connection pooled before, written out: put
+            # kept its key's idle stack and its group's order on it (always the same key: the
+            # same group id, already in u.group_id; the idle deadline watched already)
             stack.append(u)
-            group_id = key[0]
-            order = pool.order.get(group_id)
-            if order is None:
-                order = pool.order[group_id] = {}
-            order[u] = key
-            u.pool = pool                   # UpstreamConnection.on_idle
-            u.group_id = group_id
-            u.exchange = None
-            deadlines = pool.deadlines
-            u.deadline = deadlines.loop.time() + ups.keepalive_timeout
-            if u.idle_timer is None:
-                u.idle_timer = deadlines
-                deadlines.watch(u)
-                pool.first_pooled(u)
+            order = u.idle_order
+            order[u] = ex.pool_key
+            pool = u.pool = conn.runtime.pool   # UpstreamConnection.on_idle
+            u.deadline = pool.deadlines.loop.time() + ups.keepalive_timeout
             if len(order) > ups.keepalive:
-                pool.trim(group_id, ups.keepalive)
+                pool.trim(u.group_id, ups.keepalive)
     if u.leftover:
         self.log_leftover(ex)
 

@@ -40,6 +40,7 @@ class Plan:
                  "plain",       # the client's head is the upstream's translated, nothing added
                  "pool_key",    # start_pooled's group of one server: its keepalive pool key
                  "last_head",   # start_pooled's last head: (headers, URI, args, method, bytes)
+                 "pool_stack",  # proxy_handler's (worker's pool, its idle stack for pool_key)
                  *upstream_plan.SLOTS)
 
     def __init__(self, conf, cacheable: bool = True) -> None:
@@ -88,6 +89,7 @@ class Plan:
         # takes that server without a pick, `single`, is the worker's: proxy_handler tests it.)
         up = pp.upstream if pp is not None and pp.template is None else None
         self.pool_key = None
+        self.pool_stack = None
         if up is not None and pp.scheme == "http" and up.keepalive and not up.counts_conns \
                 and conf.proxy.set_body is None and len(up.servers) == 1:
             server = up.servers[0]

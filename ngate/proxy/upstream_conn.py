@@ -14,7 +14,7 @@ class UpstreamConnection(asyncio.Protocol):
     """A connection to one peer; serves one exchange at a time, then may idle in the pool."""
     __slots__ = ("transport", "exchange", "closed", "peer", "requests", "born", "pool", "group_id",
                  "idle_timer", "write_paused", "deadline", "parser", "leftover",
-                 "head_bytes", "head_buf", "tail")
+                 "head_bytes", "head_buf", "tail", "idle_stack", "idle_order")
 
     def __init__(self, peer: UpstreamServer) -> None:
         self.transport = None
@@ -25,6 +25,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.born = time.monotonic()    # upstream keepalive_time
         self.pool = None
         self.group_id = 0
+        # the pool's idle stack for its key and its group's LRU order (upstream/pool.py put: a
+        # connection is always pooled under the same key; neither object is ever replaced)
+        self.idle_stack = self.idle_order = None
         self.idle_timer = None
         self.write_paused = False
         self.parser = None      # one llhttp response parser for the connection's life

@@ -111,6 +111,8 @@ class KeepalivePool:
         if order is None:
             order = self.order[group_id] = {}
         order[conn] = key
+        conn.idle_stack = stack             # (for the hot path's put and get: no key lookup)
+        conn.idle_order = order
         conn.pool = self                    # UpstreamConnection.on_idle, written out (hot path)
         conn.group_id = group_id
         conn.exchange = None
