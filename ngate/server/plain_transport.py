@@ -158,16 +158,16 @@ class PlainTransport(asyncio.Transport):
             self._write_ready()
             if self._sock is None:
                 return
-        if self._reading:
-            if ev & _IN_ERR:            # (not for a writability event alone: no EAGAIN read)
-                self._read_ready()
-        elif ev & _ERR and self._out is None:
-            # hung up while not reading: out of the set (no spinning on it); a write or
-            # resume_reading finds out
-            self._events = None
-            self._poller.remove(self._fd)
-
-    def _read_ready(self) -> None:
+        if not self._reading:
+            if ev & _ERR and self._out is None:
+                # hung up while not reading: out of the set (no spinning on it); a write or
+                # resume_reading finds out
+                self._events = None
+                self._poller.remove(self._fd)
+            return
+        if not ev & _IN_ERR:            # a writability event alone: no EAGAIN read
+            return
+        # the read, in this frame (the usual event: one frame less per read)
         try:
             data = self._sock.recv(_READ, _DONTWAIT)
         except _Blocking:
