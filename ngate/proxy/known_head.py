@@ -23,6 +23,8 @@ from ngate.proxy.exchange_state import DONE, STREAMING, SWITCHING, TRANSITIONS
 from ngate.proxy.response_head import as_sent
 from ngate.upstream.balancer import report_success
 
+monotonic = time.monotonic
+
 
 def head_end(buf: bytes) -> int:
     """Where the first response head in buf ends (after its empty line; CRLF or bare LF)."""
@@ -179,7 +181,7 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
     ex.status = status
     a = ex.attempt
     a.status = status
-    now = time.monotonic()
+    now = monotonic()
     a.header_time = now - a.start
     ctx.upstream_headers = hdrs
     ex.body_open = False            # Http1Wire.body_after_head is False
@@ -269,7 +271,9 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
             order = u.idle_order
             order[u] = ex.pool_key
             pool = u.pool = conn.runtime.pool   # UpstreamConnection.on_idle
-            u.deadline = pool.deadlines.loop.time() + ups.keepalive_timeout
+            d = pool.deadlines
+            u.deadline = (d.now if d.handle is not None else d.loop.time()) \
+                + ups.keepalive_timeout
             if len(order) > ups.keepalive:
                 pool.trim(u.group_id, ups.keepalive)
     if u.leftover:

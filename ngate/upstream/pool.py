@@ -117,7 +117,9 @@ class KeepalivePool:
         conn.group_id = group_id
         conn.exchange = None
         deadlines = self.deadlines
-        conn.deadline = deadlines.loop.time() + timeout
+        # stamped from the tick's time while one is due (server/clock.py says why)
+        conn.deadline = (deadlines.now if deadlines.handle is not None
+                         else deadlines.loop.time()) + timeout
         if conn.idle_timer is None:
             conn.idle_timer = deadlines
             deadlines.watch(conn)

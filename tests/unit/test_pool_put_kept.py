@@ -59,8 +59,9 @@ def _run(tmp_path, fast: bool, monkeypatch) -> list:
 
 
 class _Clock:
-    """The deadlines' loop with a time of its own, one second later at each read: the idle
-    deadlines' values compare across runs."""
+    """The deadlines' loop with a time of its own, one second later at each read (the
+    deadlines' tick time half a second earlier): the idle deadlines' values compare across
+    runs."""
 
     def __init__(self, loop) -> None:
         self.loop = loop
@@ -93,6 +94,7 @@ def _rounds(tmp_path) -> list:
             w.turn()
             for i in order:
                 clock.now += 1.0
+                w.runtime.deadlines.now = clock.now - 0.5   # (a tick's time: a deadline's stamp)
                 taken[i].data_received(RESPONSE)
                 states.append(_state(w, ups))
             w.turn()                                    # the trim at the turn's end
