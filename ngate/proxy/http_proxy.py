@@ -182,12 +182,21 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
         else:
             data = build_request_head(ctx, plan, uri, None, False)
     ex.sent_bytes = n = len(data)
-    hw = pool.head_writes
-    if hw.scheduled:                # HeadWrites.write's held case, written out
-        hw.count += 1
-        hw.pending.append((uconn.transport, data))
+    hw = pool.head_writes           # HeadWrites.write, written out (a quiet loop's request
+    hw.count += 1                   # turn writes at once: bench/PROFILE.md, Session 12 (s12-p99))
+    if not hw.scheduled:
+        hw.scheduled = True
+        hw.loop.call_soon(hw.turn_end)
+        if not hw.busy:
+            t = uconn.transport
+            try:
+                t.write(data)
+            except (OSError, RuntimeError):
+                t.abort()           # connection_lost tells the exchange
+        else:
+            hw.pending.append((uconn.transport, data))
     else:
-        hw.write(uconn.transport, data)
+        hw.pending.append((uconn.transport, data))
     # request_sent (SENDING -> READING: the table's next step)
     ex.state = READING
     a.bytes_sent = n

@@ -56,9 +56,11 @@ def _general(ctx, conf, pp, up, plan, *_args) -> None:
     ex.start()
 
 
-def _run(tmp_path, request: bytes, general: bool, monkeypatch):
+def _run(tmp_path, request: bytes, general: bool, monkeypatch, batch: str = "quiet"):
     """(exchange fields, Attempt fields, upstream bytes, client bytes, fast path taken) of
-    `request` on a warmed worker (the balancer made by a first request)."""
+    `request` on a warmed worker (the balancer made by a first request). `batch`: the request
+    head's HeadWrites at the request (quiet: written at once; busy: the last turn wrote more
+    than one; held: a head was written earlier in the turn)."""
     taken = []
     real = _general if general else http_proxy.start_pooled
 
@@ -72,7 +74,17 @@ def _run(tmp_path, request: bytes, general: bool, monkeypatch):
         for i in range(2):                  # the first makes the group's balancer
             uconn, up = w.pooled("backend")
             conn, down = w.client()
+            hw = w.runtime.pool.head_writes
+            if i == 1 and batch == "busy":
+                hw.busy = True
+            elif i == 1 and batch == "held":
+                hw.scheduled = True
+                hw.count = 1
             conn.data_received(request)
+            batched = (hw.count, hw.scheduled, hw.busy,
+                       [(t is up, data) for t, data in hw.pending], list(up.written))
+            if i == 1 and batch == "held":
+                hw.turn_end()       # (no call_soon was made for it)
             ex = uconn.exchange
             fields = {name: getattr(ex, name) for name in ExchangeBase.__slots__
                       if name not in _OBJECTS}
@@ -83,7 +95,7 @@ def _run(tmp_path, request: bytes, general: bool, monkeypatch):
             conn_fields = (uconn.requests, uconn.pool, uconn.head_bytes, uconn.head_buf,
                            uconn.tail, conn.writer is ex, ex.ctx.expect_tested,
                            ex.ctx.upstream_tries == [a], ex.peer.name, ex.pool_key[1:],
-                           ex.pool_key[0] == id(ex.upstream))
+                           ex.pool_key[0] == id(ex.upstream), batched)
             w.turn()
             sent_up = up.data()
             uconn.data_received(RESPONSE)
@@ -106,6 +118,20 @@ def test_start_pooled_is_the_general_way(tmp_path, monkeypatch, request_):
     general = _run(tmp_path / "general", request_, True, monkeypatch)
     assert fast[-1], "the fast way was not taken"
     assert fast[:-1] == general[:-1]
+
+
+@pytest.mark.parametrize("batch", ["quiet", "busy", "held"])
+def test_start_pooled_writes_the_head_as_head_writes(tmp_path, monkeypatch, batch):
+    """The request head's write (HeadWrites.write, written out in start_pooled): at once on a
+    quiet loop, held to the turn's end after a busy turn or behind an earlier head."""
+    request_ = b"GET /api/items?id=7 HTTP/1.1\r\nHost: example.test\r\n\r\n"
+    fast = _run(tmp_path / "fast", request_, False, monkeypatch, batch)
+    general = _run(tmp_path / "general", request_, True, monkeypatch, batch)
+    assert fast[-1], "the fast way was not taken"
+    assert fast[:-1] == general[:-1]
+    count, scheduled, busy, pending, written = fast[2][-1]
+    assert (count, scheduled, len(pending), len(written)) == \
+        {"quiet": (1, True, 0, 1), "busy": (1, True, 1, 0), "held": (2, True, 1, 0)}[batch]
 
 
 @pytest.mark.parametrize("request_", [
