@@ -186,7 +186,7 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     hw.count += 1                   # turn writes at once: bench/PROFILE.md, Session 12 (s12-p99))
     if not hw.scheduled:
         hw.scheduled = True
-        hw.loop.call_soon(hw.turn_end)
+        hw.loop.call_soon(hw.end)
         if not hw.busy:
             t = uconn.transport
             try:

@@ -38,7 +38,13 @@ class TurnWrites(TurnBatch):
     """The worker's connections holding deferred bytes in this turn, flushed at its end; on a
     quiet loop the first response of a turn goes at once (server/turn_batch.py: the rule,
     shared with upstream/pool.py HeadWrites)."""
-    __slots__ = ()
+    __slots__ = ("end",)
+
+    def __init__(self, loop) -> None:
+        super().__init__(loop)
+        # turn_end bound once (the worker's one TurnWrites lives as long as the worker): no
+        # bound method made per scheduling turn
+        self.end = self.turn_end
 
     def defer(self, w, data: bytes) -> None:
         """`data` (small bytes) for `w`, which holds none: deferred to the turn's end, or
@@ -46,7 +52,7 @@ class TurnWrites(TurnBatch):
         self.count += 1
         if not self.scheduled:
             self.scheduled = True
-            self.loop.call_soon(self.turn_end)
+            self.loop.call_soon(self.end)
             if not self.busy:
                 return w.transport.write(data)
         if data:

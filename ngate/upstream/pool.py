@@ -46,13 +46,19 @@ class HeadWrites(TurnBatch):
     connection before the response can go this way (proxy/wire_http1.py: the head of a request
     without a body); a connection closed meanwhile (client gone, the peer closed it) is
     skipped."""
-    __slots__ = ()
+    __slots__ = ("end",)
+
+    def __init__(self, loop) -> None:
+        super().__init__(loop)
+        # turn_end bound once (the worker's one HeadWrites lives as long as the worker): no
+        # bound method made per scheduling turn
+        self.end = self.turn_end
 
     def write(self, transport, data: bytes) -> None:
         self.count += 1                 # (server/turn_batch.py TurnBatch: the rule)
         if not self.scheduled:
             self.scheduled = True
-            self.loop.call_soon(self.turn_end)
+            self.loop.call_soon(self.end)
             if not self.busy:
                 try:
                     transport.write(data)
