@@ -34,7 +34,7 @@ class Sending:
             turn.count += 1
             if not turn.scheduled:
                 turn.scheduled = True
-                turn.loop.call_soon(turn.turn_end)
+                turn.loop.call_soon(turn.end)         # (bound once)
                 if not turn.busy:
                     try:
                         t.transport.write(data)
