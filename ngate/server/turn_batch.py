@@ -46,7 +46,8 @@ class TurnBatch:
         if busy:
             self.busy_turns += 1
         self.count = 0
-        self.flush()
+        if self.pending:            # (a quiet turn's one write went at once: nothing held)
+            self.flush()
 
     def flush(self) -> None:
         raise NotImplementedError
