@@ -240,6 +240,22 @@ class Location:
     where: Where | None = None
     # compiled match tables for the nested locations (routing/locations.py builds them)
     matcher: Any = None
+    # what the location search does after choosing this location (http/phases.py
+    # find_location_phase), from the fields above when it is made (never passed):
+    # named_groups: a regex with named groups, whose captures become variables;
+    # auto_redirect: nginx's auto_redirect (a prefix or `=` name ending in "/" with proxy_pass
+    # or fastcgi_pass: "<name without the slash>" is answered with a 301 to the name)
+    named_groups: bool = field(init=False, default=False)
+    auto_redirect: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "named_groups",
+                           self.regex is not None and bool(self.regex.groupindex))
+        object.__setattr__(self, "auto_redirect",
+                           self.modifier in ("", "=", "^~") and len(self.pattern) > 1
+                           and self.pattern.endswith("/")
+                           and (self.conf.proxy.pass_ is not None
+                                or self.conf.fastcgi.pass_ is not None))
 
 
 @dataclass(frozen=True, slots=True)

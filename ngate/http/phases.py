@@ -171,10 +171,11 @@ def find_location_phase(ctx):
             conf = ctx.conf = conf.limit_except.conf
         if ctx.content_length_in is not None and too_large(ctx, conf):
             return FINALIZE[413]
-        if loc is not None:
-            if loc.regex is not None and loc.regex.groupindex:
+        if loc is not None:     # (the location's flags: config/model.py Location)
+            if loc.named_groups:
                 named_captures(ctx, loc.regex, ctx.uri)
-            if len(loc.pattern) == len(ctx.uri) + 1 and needs_slash_redirect(loc, ctx.uri):
+            if loc.auto_redirect and len(loc.pattern) == len(ctx.uri) + 1 \
+                    and needs_slash_redirect(loc, ctx.uri):
                 return Redirect(301, slash_redirect_target(loc, ctx.args))
         ops = conf.rewrite.ops
         if ops:

@@ -43,7 +43,7 @@ class LocationMatcher:
                 continue
             table = self.exact if mod == "=" else self.prefix
             table.setdefault(loc.pattern, entry)
-            if _has_auto_redirect(loc):
+            if loc.auto_redirect:
                 self.auto_redirect.setdefault(loc.pattern[:-1], entry)
         self.regexes = tuple(regexes)
         self.lengths = tuple(sorted({len(p) for p in self.prefix}, reverse=True))
@@ -71,12 +71,6 @@ def _nested_matcher(loc: Location) -> "LocationMatcher | None":
     if isinstance(loc.matcher, LocationMatcher):
         return loc.matcher            # built by the config compiler already
     return build_matcher(loc.locations)
-
-
-def _has_auto_redirect(loc: Location) -> bool:
-    conf = loc.conf
-    return (loc.pattern.endswith("/") and len(loc.pattern) > 1
-            and (conf.proxy.pass_ is not None or conf.fastcgi.pass_ is not None))
 
 
 def find_location(server, uri: str) -> tuple[Location | None, tuple]:
@@ -137,11 +131,10 @@ def _find(m: LocationMatcher, uri: str) -> tuple:
 
 def needs_slash_redirect(location: Location | None, uri: str) -> bool:
     """True when find_location chose `location` only to redirect `uri` to `uri + "/"` (301)."""
-    if location is None or location.modifier not in ("", "=", "^~"):
+    if location is None or not location.auto_redirect:     # (config/model.py Location)
         return False
     p = location.pattern
-    return len(p) == len(uri) + 1 and p.endswith("/") and p.startswith(uri) \
-        and _has_auto_redirect(location)
+    return len(p) == len(uri) + 1 and p.startswith(uri)
 
 
 def slash_redirect_target(location: Location, args: str | None) -> str:

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from ngate.config.model import (LocConf, Location, ProxyConf, ProxyPass, Server, ServerNames, Upstream,
-                                UpstreamServer)
+from ngate.config.model import (FastCGIConf, LocConf, Location, ProxyConf, ProxyPass, Server,
+                                ServerNames, Upstream, UpstreamServer)
 from ngate.routing.locations import (build_matcher, find_location, needs_slash_redirect,
                                      slash_redirect_target)
 
@@ -177,3 +177,26 @@ def test_result_is_cached_and_stable():
     srv = server(loc("~", r"^/(\w+)"))
     first = find_location(srv, "/abc")
     assert find_location(srv, "/abc") == first == (srv.locations[0], ("/abc", "abc"))
+
+
+FASTCGI = LocConf(fastcgi=FastCGIConf(pass_=PROXY.proxy.pass_.upstream))
+
+
+@pytest.mark.parametrize("modifier, pattern, conf", [
+    (m, p, c) for m in ("", "=", "^~", "~", "~*", "@")
+    for p in ("/", "/a", "/a/", "/a/b/", "/x(?P<n>y)/", r"^/(?P<id>\d+)/")
+    for c in (LocConf(), PROXY, FASTCGI)
+])
+def test_location_flags_as_their_definitions(modifier, pattern, conf):
+    """Location.named_groups and auto_redirect (made when the location is) are what
+    find_location_phase and needs_slash_redirect tested per request before: the regex's named
+    groups; a prefix, ^~ or = name longer than "/" ending in "/" with proxy_pass or
+    fastcgi_pass."""
+    lc = loc(modifier, pattern, conf=conf)
+    assert lc.named_groups == (lc.regex is not None and bool(lc.regex.groupindex))
+    assert lc.auto_redirect == (
+        modifier in ("", "=", "^~") and pattern.endswith("/") and len(pattern) > 1
+        and (conf.proxy.pass_ is not None or conf.fastcgi.pass_ is not None))
+    for uri in ("/", "/a", "/a/", "/a/b", "/x(?P<n>y)", "/b"):
+        assert needs_slash_redirect(lc, uri) == (
+            lc.auto_redirect and pattern == uri + "/")
