@@ -14,7 +14,8 @@ Loads: close = wrk -t1 -c50 with `Connection: close` (http_close), keepalive = w
 bench/wsload.py echo --conns 50 (ws_roundtrip: 64-byte messages through 50 open tunnels; the
 figure is per message), https = wrk -t1 -c50 over TLSv1.3 to a `return 200 "ok\\n"`
 (https_keepalive's location, in a `listen ... ssl` server added to the config), return = wrk
--t1 -c50 to the same `return` over plain HTTP.
+-t1 -c50 to the same `return` over plain HTTP, static = wrk -t1 -c50 to a 1 KiB file (static_1k's
+server: a root, no location, keepalive_requests 1000000).
 """
 from __future__ import annotations
 
@@ -96,20 +97,34 @@ EXTRA_SERVERS = """
         keepalive_requests 1000;
         location / {{ return 200 "ok\\n"; }}
     }}
+    server {{
+        listen 127.0.0.1:{static_port};
+        keepalive_requests 1000000;
+        root {prefix}/www;
+    }}
 }}
 """
 
 
 def _add_servers(path: str, prefix: str, tls_port: int, return_port: int) -> None:
-    """The https and return loads' servers, appended inside the proxy config's http block."""
+    """The https, return and static loads' servers, appended inside the proxy config's http
+    block (static's on return_port + 1, its 1 KiB file in prefix/www)."""
     from bench.tlshot import _certs
     _certs(prefix)
+    www = os.path.join(prefix, "www")
+    os.makedirs(www, exist_ok=True)
+    with open(os.path.join(www, "1k.txt"), "wb") as f:
+        f.write(os.urandom(1024))
+    for d in (prefix, www):
+        os.chmod(d, 0o755)
+    os.chmod(os.path.join(www, "1k.txt"), 0o644)
     with open(path) as f:
         text = f.read().rstrip()
     assert text.endswith("}")
     with open(path, "w") as f:
         f.write(text[:-1] + EXTRA_SERVERS.format(prefix=prefix, tls_port=tls_port,
-                                                 return_port=return_port))
+                                                 return_port=return_port,
+                                                 static_port=return_port + 1))
 
 
 def _load(kind: str, port: int, seconds: float) -> int:
@@ -118,7 +133,9 @@ def _load(kind: str, port: int, seconds: float) -> int:
         url = f"https://127.0.0.1:{port + 1}/"
     elif kind == "return":
         url = f"http://127.0.0.1:{port + 2}/"
-    if kind in ("close", "keepalive", "https", "return"):
+    elif kind == "static":
+        url = f"http://127.0.0.1:{port + 3}/1k.txt"
+    if kind in ("close", "keepalive", "https", "return", "static"):
         cmd = ["wrk", "-t1", "-c50", f"-d{seconds:g}s"]
         if kind == "close":
             cmd += ["-H", "Connection: close"]
@@ -161,9 +178,9 @@ def main() -> None:
         for name, tree in (("A " + args.ref, tree_a), ("B worktree", ROOT)):
             prefix = os.path.join(tmp, name.split()[0])
             os.makedirs(os.path.join(prefix, "logs"))
-            while True:             # three free ports in a row: the proxy's, https's, return's
+            while True:     # four free ports in a row: the proxy's, https's, return's, static's
                 port = _free_port()
-                if all(_port_free(p) for p in (port + 1, port + 2)):
+                if all(_port_free(p) for p in (port + 1, port + 2, port + 3)):
                     break
             path = bconf.write_proxy(prefix, port, http_port, ws_port)
             _add_servers(path, prefix, port + 1, port + 2)
@@ -172,7 +189,7 @@ def main() -> None:
                                       start_new_session=True, cwd=tree,
                                       env=dict(os.environ, PYTHONPATH=tree))
             procs.append(master)
-            for p in (port, port + 1, port + 2):
+            for p in (port, port + 1, port + 2, port + 3):
                 _wait_port(p)
             proxies[name] = (port, _worker(master.pid))
         names = list(proxies)
