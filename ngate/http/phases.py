@@ -60,12 +60,9 @@ def begin(ctx, req):
     ctx.req = req
     # the routes by Host value, then by target: two lookups of keys whose hashes are kept
     # (the parse's own objects: host_raw is server/request_head.py's), no key tuple made,
-    # hashed and compared per request (and no locals: each is read once on a hit); subscripts,
-    # not dict.get (a method call each): a miss is the route's making anyway
-    try:
-        route = ctx.conn.listen.selector.routes[ctx.host_raw][ctx.request_uri]
-    except KeyError:
-        route = None
+    # hashed and compared per request (and no locals: each is read once on a hit)
+    routes = ctx.conn.listen.selector.routes.get(ctx.host_raw)
+    route = routes.get(ctx.request_uri) if routes is not None else None
     if route is None:
         listen = ctx.conn.listen
         raw = ctx.request_uri
@@ -73,7 +70,6 @@ def begin(ctx, req):
         route = _route(ctx, listen, raw, host_raw)
         if route.__class__ is not _ROUTE:
             return route            # refused (400, 405)
-        routes = listen.selector.routes.get(host_raw)
         if routes is None:
             hosts = listen.selector.routes
             if len(hosts) >= _HOSTS_MAX:
@@ -157,10 +153,9 @@ def find_location_phase(ctx):
     """Find the location for ctx.uri and run its rewrite ops: ACCESS, or what they decided."""
     trace = ctx.conn.trace
     while True:
-        try:                    # find_location's cache hit, written out (routing/locations.py)
-            loc, captures = ctx.server.matcher.cache[ctx.uri]
-        except (KeyError, AttributeError):      # a miss; no table yet (matcher None)
-            loc, captures = find_location(ctx.server, ctx.uri)
+        m = ctx.server.matcher  # find_location's cache hit, written out (routing/locations.py)
+        hit = m.cache.get(ctx.uri) if m is not None else None
+        loc, captures = hit if hit is not None else find_location(ctx.server, ctx.uri)
         ctx.loc = loc
         conf = loc.conf if loc is not None else ctx.server.conf
         ctx.conf = conf

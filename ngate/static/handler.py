@@ -98,10 +98,7 @@ def plain_file(ctx) -> None:
     uri = ctx.uri
     hdr = ctx.hdr
     cond = False        # If-Modified-Since / If-None-Match alone: decided here (a 304)
-    try:
-        meta = _PLAIN[uri]  # (a subscript: dict.get is a method call)
-    except KeyError:
-        meta = None
+    meta = _PLAIN.get(uri)
     if meta is not None and meta.conf is conf:
         if meta.plain_hdr is not hdr:
             if not _GENERAL.isdisjoint(hdr):
