@@ -33,13 +33,14 @@ def map_uri(ctx, uri: str) -> str | None:
 
 def map_under(ctx, base: str, uri: str) -> str | None:
     """map_uri with the document root already rendered (`base`)."""
-    strip = alias_strip(ctx)
-    if strip == -1:
-        path = base + uri if ctx.add_uri_to_alias else base
-    elif strip is not None:
-        path = base + uri[strip:] if len(uri) >= strip else base
-    else:
+    if ctx.conf.alias is None:          # root (alias_strip's None, without its frame)
         path = base + uri
+    else:
+        strip = alias_strip(ctx)
+        if strip == -1:
+            path = base + uri if ctx.add_uri_to_alias else base
+        else:
+            path = base + uri[strip:] if len(uri) >= strip else base
     if not safe(path):
         return None
     return path
