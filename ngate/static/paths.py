@@ -13,7 +13,10 @@ def document_root(ctx) -> str:
     conf = ctx.conf
     if conf.alias is not None:
         return conf.alias.render(ctx)
-    return conf.root.render(ctx) if conf.root is not None else ""
+    root = conf.root
+    if root is None:
+        return ""
+    return root.text if root.static else root.render(ctx)   # (render's static case, no frame)
 
 
 def alias_strip(ctx) -> int | None:
