@@ -111,8 +111,8 @@ def plain_file(ctx) -> None:
                 meta.plain_hdr = hdr
         path = meta.path
     else:
-        if uri.endswith("/"):       # (no entry is made for one: static_handler's index)
-            return static_handler(ctx)
+        if uri.endswith("/"):       # (no entry is made for one): static_handler's index,
+            return directory(ctx)   # its only step for a GET or HEAD of such a URI
         if not _GENERAL.isdisjoint(hdr):
             if (not _FULL.isdisjoint(hdr) or ctx.main is not None
                     or conf.headers.expires is not None or conf.headers.add_header):
