@@ -17,7 +17,7 @@ from ngate.observability import error_log
 from ngate.static import autoindex, symlinks
 from ngate.static.expires import expires_headers
 from ngate.static.open_errors import open_failed
-from ngate.static.paths import map_uri
+from ngate.static.paths import document_root, map_under, map_uri
 from ngate.static.sender import connection_line, write_whole
 
 
@@ -27,7 +27,7 @@ _EXISTS_BY_ACCESS = os.access in os.supports_effective_ids
 
 
 def directory(ctx) -> None:
-    dir_path = map_uri(ctx, ctx.uri)
+    dir_path = map_under(ctx, document_root(ctx), ctx.uri)     # map_uri's body, a frame less
     if dir_path is None:
         return phases.finalize(ctx, 404)
     if ctx.conf.static.random_index and ctx.method in ("GET", "HEAD", "POST"):
