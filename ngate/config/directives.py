@@ -253,8 +253,11 @@ def _register() -> None:
     noop("referer_hash_bucket_size", {SRV, LOC}, 1, h.number)
     directive("log_not_found", HSL, 1, h.scalar("log_not_found", h.flag))
     directive("expires", HSLI, (1, 2), h.scalar("headers.expires", h.expires))
-    for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect"):
+    for name in ("absolute_redirect", "port_in_redirect", "server_name_in_redirect",
+                 "msie_padding", "msie_refresh"):
         directive(name, HSL, 1, h.scalar(name, h.flag))
+    directive("subrequest_output_buffer_size", HSL, 1,
+              h.scalar("subrequest_output_buffer_size", h.size))
     # static files and the rewrite log (ngate/static, http/rewrite.py)
     directive("try_files", {SRV, LOC}, (2, None), h.try_files)
     directive("autoindex", HSL, 1, h.scalar("static.autoindex", h.flag))

@@ -189,6 +189,9 @@ class LocConf:
     absolute_redirect: bool = True                         # Location made absolute ...
     port_in_redirect: bool = True                          # ... with the listening port
     server_name_in_redirect: bool = False                  # ... and the primary server name
+    msie_padding: bool = True          # status pages >= 400 padded for MSIE/Chrome (http/msie.py)
+    msie_refresh: bool = False         # 301/302 as a 200 Refresh page for MSIE (http/msie.py)
+    subrequest_output_buffer_size: int = 4096   # an in-memory subrequest's body (SSI set=)
     root: Any = None                                       # Template; default "<prefix>/html"
     alias: Any = None
     alias_len: int | None = None       # alias: the location prefix length it replaces; -1: whole

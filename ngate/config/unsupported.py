@@ -30,10 +30,10 @@ def register() -> None:
     noop("debug_connection", {EVENTS}, 1)
     # core
     for name in ("sendfile", "tcp_nopush", "tcp_nodelay", "aio_write", "reset_timedout_connection",
-                 "msie_padding", "open_file_cache_events"):
+                 "open_file_cache_events"):
         noop(name, HSLI if name == "sendfile" else HSL, 1, flag)
     for name in ("sendfile_max_chunk", "directio_alignment", "read_ahead", "send_lowat",
-                 "postpone_output", "subrequest_output_buffer_size"):
+                 "postpone_output"):
         noop(name, HSL, 1, size)
     for name in ("aio", "directio"):
         noop(name, HSL, (1, 2))
@@ -88,7 +88,6 @@ def register() -> None:
     # One row per directive; `default=` is nginx's default value, accepted because ngate does
     # just that. Being implemented by other branches (they move their rows to class 1):
     # core and proxy/fastcgi directives that change what a client may access or receive
-    refuse("msie_refresh", HSL, 1, default=("off",))
     refuse("post_action", HSL, 1)
     refuse("proxy_store", HSL, 1, default=("off",))
     refuse("fastcgi_store", HSL, 1, default=("off",))

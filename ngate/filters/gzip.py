@@ -25,6 +25,7 @@ import zlib
 from email.utils import mktime_tz, parsedate_tz
 
 from ngate.filters import HeadersOut, content_type_in, filter_types
+from ngate.http.user_agent import MSIE6, browser
 
 GZIP_STATUSES = frozenset({200, 403, 404})
 # gzip_proxied flags, nginx's names
@@ -123,15 +124,7 @@ def _quantity(s: bytes, p: int) -> int:
 
 def is_msie6(ua: bytes) -> bool:
     """ngx_http_process_user_agent's msie6 flag: MSIE 4.x, 5.x, 6.x without SV1; not Opera."""
-    i = ua.find(b"MSIE ")
-    if i < 0 or i + 7 >= len(ua) or b"Opera" in ua:
-        return False
-    if ua[i + 6:i + 7] != b".":
-        return False
-    v = ua[i + 5:i + 6]
-    if v in (b"4", b"5"):
-        return True
-    return v == b"6" and ua.find(b"SV1", i + 8) < 0
+    return bool(browser(ua) & MSIE6)
 
 
 def _http_time(value: bytes):

@@ -27,7 +27,8 @@ NEVER_NO_EFFECT = (
     "ssl_verify_client", "ssl_client_certificate", "secure_link*", "valid_referers", "mirror*",
     "userid*", "empty_gif", "dav_*", "geo", "split_clients", "add_header", "add_trailer",
     "return", "rewrite", "error_page", "recursive_error_pages", "post_action",
-    "*_next_upstream_timeout", "fastcgi_catch_stderr", "msie_refresh", "autoindex*", "user",
+    "*_next_upstream_timeout", "fastcgi_catch_stderr", "msie_*", "autoindex*", "user",
+    "subrequest_output_buffer_size",
     "*_pass", "*_intercept_errors", "*_hide_header", "*_pass_header", "gunzip",
 )
 # a temp directory does nothing by itself (uwsgi_pass and scgi_pass are refused); the harness of
@@ -75,7 +76,8 @@ def test_the_lists_the_issue_names_are_refused_or_implemented():
                  "fastcgi_cache_min_uses", "fastcgi_cache_use_stale", "fastcgi_cache_lock",
                  "fastcgi_cache_lock_timeout", "fastcgi_cache_lock_age",
                  "fastcgi_cache_revalidate", "fastcgi_cache_background_update",
-                 "fastcgi_cache_max_range_offset", "add_trailer", "proxy_bind", "fastcgi_bind"):
+                 "fastcgi_cache_max_range_offset", "add_trailer", "proxy_bind", "fastcgi_bind",
+                 "msie_padding", "msie_refresh", "subrequest_output_buffer_size"):
         assert d.REGISTRY[name][0].support == d.IMPLEMENTED, name
 
 
@@ -89,7 +91,6 @@ def test_refused_directive_fails_with_file_and_line(tmp_path):
     ("dav_methods off;", True), ("dav_methods OFF;", True), ("dav_methods PUT;", False),
     ("proxy_store off;", True), ("proxy_store on;", False),
     ("autoindex_localtime off;", True), ("autoindex_localtime on;", False),
-    ("msie_refresh off;", True), ("msie_refresh on;", False),
     ("post_action off;", False),               # a URI for nginx, not a switch
 ])
 def test_refused_directive_accepts_nginx_default_only(tmp_path, stmt, ok):
