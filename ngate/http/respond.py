@@ -11,7 +11,9 @@ from time import time as _time
 
 from ngate.filters import HeadersOut, WholeType, header_filter, postpone, trailers
 from ngate.filters.validators import ADD_HEADER_CODES
+from ngate.http import msie
 from ngate.http.log import log_request
+from ngate.http.user_agent import MSIE6, SAFARI, request_browser
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.http1.response import DATE as _DATE
@@ -68,15 +70,26 @@ def send_status(ctx, status: int) -> None:
     body = resp.status_page(status, tokens)
     if status in CLOSE_CODES:
         ctx.keep_alive = False
+    if body is not None and conf is not None:   # msie_padding, msie_refresh (http/msie.py)
+        if status >= 400:
+            if conf.msie_padding:
+                body = msie.padded(ctx, body)
+        elif conf.msie_refresh and status in msie.REFRESH_CODES and msie.is_msie(ctx):
+            return msie.send_refresh(ctx, ctx.location_out or "")
     wire = resp.page_status(status)
     send_response(ctx, wire, body if body is not None else b"",
                   TEXT_HTML if body is not None else None)
 
 
-def send_redirect(ctx, status: int, location: str) -> None:
+def send_redirect(ctx, status: int, location: str, refresh: bool = False) -> None:
+    """A redirect nginx makes itself; `refresh`: msie_refresh applies whatever the code (an
+    error_page to a URL), else to a 301 or 302 only (http/msie.py)."""
     ctx.status_override = None          # nginx sends a redirect as a special response (err_status)
     if ctx.rare:                        # and clears an earlier Location (ngx_http_clear_location)
         ctx.location_out = None         # (a class default until set: http/context.py _GUARDED)
+    if ctx.conf is not None and ctx.conf.msie_refresh \
+            and (refresh or status in msie.REFRESH_CODES) and msie.is_msie(ctx):
+        return msie.send_refresh(ctx, location)
     body = resp.status_page(status, ctx.conf.server_tokens if ctx.conf else True)
     if location.startswith("/"):
         send_response(ctx, status, body or b"", TEXT_HTML if body else None,
@@ -396,23 +409,13 @@ def check_keepalive(ctx) -> None:
 
 def _disabled_for(ctx, browsers) -> bool:
     """keepalive_disable: msie6 (MSIE 4-6 without SV1, POST only) or safari, as nginx detects
-    them from User-Agent (ngx_http_process_user_agent)."""
+    them from User-Agent (ngx_http_process_user_agent: http/user_agent.py)."""
     if "safari" not in browsers and ctx.method != "POST":
         return False
-    ua = ctx.hdr.get(b"user-agent")
-    if not ua:
-        return False
-    msie = ua.find(b"MSIE ")
-    opera = b"Opera" in ua
-    if "msie6" in browsers and ctx.method == "POST" and not opera and 0 <= msie \
-            and msie + 7 < len(ua) and ua[msie + 6:msie + 7] == b".":
-        major = ua[msie + 5:msie + 6]
-        if major in (b"4", b"5") or (major == b"6" and b"SV1" not in ua[msie + 8:]):
-            return True
-    if "safari" in browsers and msie < 0 and not opera and b"Gecko/" not in ua \
-            and b"Chrome/" not in ua and b"Safari/" in ua and b"Mac OS X" in ua:
+    flags = request_browser(ctx)
+    if "msie6" in browsers and ctx.method == "POST" and flags & MSIE6:
         return True
-    return False
+    return "safari" in browsers and bool(flags & SAFARI)
 
 
 def add_headers(ctx, conf, status: int, skip=frozenset()):
