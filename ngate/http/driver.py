@@ -87,8 +87,8 @@ def answer(ctx, d):
         return _return(ctx, d.code, d.text)
     if cls is Page:
         return send_status(ctx, d.status)
-    if cls is Redirect:
-        return send_redirect(ctx, d.code, d.location)
+    if cls is Redirect:     # rewrite's and the slash redirect (301, 302), error_page's (any)
+        return send_redirect(ctx, d.code, d.location, True)
     if d is PRECONTENT:
         return _precontent(ctx, ctx.conf)
     if d is SUSPENDED:
@@ -135,6 +135,7 @@ def _return(ctx, code: int, text):
     value = None if text is None else text.text if text.static else text.render(ctx)
     if code in REDIRECT_CODES:
         if value is None:
+            ctx.location_out = ""       # ngx_http_send_response: an empty Location header
             return FINALIZE[code]
         ctx.status = code
         if ctx.conf.error_page and not ctx.error_pages_done \
