@@ -23,7 +23,7 @@ from time import monotonic as _monotonic, time as _time
 
 from ngate.filters import not_modified
 from ngate.filters.validators import NAMES as _VALIDATORS
-from ngate.http import phases, respond
+from ngate.http import msie, phases, respond
 from ngate.http.respond import TEXT_HTML, content_type
 from ngate.http1 import charset
 from ngate.http1 import response as resp
@@ -399,6 +399,8 @@ def _slash_redirect(ctx) -> None:
     """A directory requested without its slash: 301 to the URI with "/" (and the args)."""
     target = escape_uri(ctx.uri) + "/" + ("?" + ctx.args if ctx.args else "")
     extra = expires_headers(ctx.conf, 301)
+    if ctx.conf.msie_refresh and msie.is_msie(ctx):
+        return msie.send_refresh(ctx, target, extra)
     body = resp.status_page(301, ctx.conf.server_tokens)
     ctx.status_override = None          # a redirect is nginx's special response: its own status
     ctx.location_out = None
