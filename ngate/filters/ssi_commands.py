@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 
 MAX_SUBREQUESTS = 65535         # nginx's limit of a main request's subrequests in all
-SUBREQUEST_BUFFER = 4096        # subrequest_output_buffer_size: nginx's default is a page
 
 
 class SsiError(Exception):
@@ -240,7 +239,7 @@ def _include(ssi: SsiBody, name: str, p: dict) -> None:
             if ssi.waiting is sub_ctx.conn:
                 ssi._resume()
 
-        conn = subrequest.start(ctx, uri, done, args=args, in_memory=SUBREQUEST_BUFFER)
+        conn = subrequest.start(ctx, uri, done, args=args, in_memory=True)
         if not conn.finished:
             ssi.waiting = conn
         _track(ssi, conn)

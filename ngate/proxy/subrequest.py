@@ -18,10 +18,11 @@ client that leaves or times out cancels the subrequest.
 
 Body mode (SSI include, add_before_body/add_after_body): `start(..., node=n)` writes the
 subrequest's body into n, a filters/postpone.py Node, in order with the main response; the head
-is parsed and dropped (a subrequest's headers are never sent). `in_memory=limit` keeps the body
-in `conn.memory` instead (nginx's NGX_HTTP_SUBREQUEST_IN_MEMORY, for SSI's include set=): more
-than `limit` bytes (subrequest_output_buffer_size) is nginx's "too big subrequest response" and
-leaves `memory` None. A body-mode subrequest runs with http_minor 0 so that no handler frames
+is parsed and dropped (a subrequest's headers are never sent). `in_memory=True` keeps the body
+in `conn.memory` instead (nginx's NGX_HTTP_SUBREQUEST_IN_MEMORY, for SSI's include set=): a
+Content-Length or a body above the subrequest's location's subrequest_output_buffer_size is
+nginx's "too big subrequest response", which ends the subrequest and the main request (the
+client connection closes). A body-mode subrequest runs with http_minor 0 so that no handler frames
 its body in chunks. Such subrequests do not take the main connection's writer (the main
 response is streaming at the same time); filters/postpone.py cancels them if the client leaves.
 """
@@ -120,8 +121,38 @@ class SubrequestConn:
         self.status = int(lines[0].split(b" ", 2)[1])
         self.headers = [tuple(part.strip() for part in line.split(b":", 1))
                         for line in lines[1:] if b":" in line]
+        if self.memory is not None and self._too_big_length():
+            return
         if end + 4 < len(head):
             self._body(head[end + 4:])
+
+    def _too_big_length(self) -> bool:
+        """In memory: the buffer is subrequest_output_buffer_size of the subrequest's location
+        (ngx_http_postpone_filter_in_memory); a Content-Length above it fails at once."""
+        ctx = self.ctx
+        self.mem_limit = ctx.conf.subrequest_output_buffer_size if ctx.conf is not None \
+            else 4096
+        for name, value in self.headers:
+            if name.lower() == b"content-length" and value.isdigit() \
+                    and int(value) > self.mem_limit:
+                self._too_big(": " + value.decode())
+                return True
+        return False
+
+    def _too_big(self, length: str) -> None:
+        """nginx's "too big subrequest response": the output filter's NGX_ERROR finalizes the
+        subrequest with it, which terminates the main request (ngx_http_terminate_request):
+        the subrequest stops, the client connection closes, nothing more is sent."""
+        ctx = self.ctx
+        self.memory = None
+        error_log.error("too big subrequest response" + length
+                        + (" while sending to client" if ctx.upstream_tries
+                           else " while sending response to client")
+                        + error_log.request_suffix(ctx), self.number)
+        self.cancel()
+        main = ctx.main
+        main.keep_alive = False
+        main.conn.abort()
 
     def _body(self, data) -> None:
         if not data or self.finished:
@@ -136,9 +167,7 @@ class SubrequestConn:
         mem = self.memory
         if mem is not None:
             if len(mem) + len(data) > self.mem_limit:
-                self.memory = None
-                error_log.error("too big subrequest response while sending to client"
-                                + error_log.request_suffix(self.ctx), self.number)
+                self._too_big("")
             else:
                 mem += data
 
@@ -212,7 +241,7 @@ class SubrequestWatch:
 
 def start(ctx, uri: str, done, method: str = "GET", args: str | None = None,
           body: bytes | None = None, background: bool = False, node=None,
-          in_memory: int = 0) -> SubrequestConn:
+          in_memory: bool = False) -> SubrequestConn:
     """Run a subrequest of `ctx` for `uri` (GET, no arguments, no body unless given);
     `done(sub_ctx, status, headers)` once its response is complete or cut short (status: the
     response's, else the one it ended with). With `node` or `in_memory` its body is kept (see
@@ -236,8 +265,7 @@ def start(ctx, uri: str, done, method: str = "GET", args: str | None = None,
         if node is not None:
             node.sub = conn
         else:
-            conn.memory = bytearray()
-            conn.mem_limit = in_memory
+            conn.memory = bytearray()       # (its limit: the location's, once it answers)
     elif not background:
         watch = SubrequestWatch(conn, ctx)
         main_conn.writer = watch
