@@ -1,0 +1,121 @@
+"""msie_padding and msie_refresh (ngx_http_special_response.c) through nginx and ngate: the
+padded status pages for MSIE and Chrome (not for Opera, a Gecko Chrome, a `return` text, a 3xx
+page, a status without a page, msie_padding off, HTTP/0.9), HEAD's Content-Length, the Refresh
+page for MSIE in place of the redirects nginx makes itself (return 301/302 with and without a
+URL, rewrite redirect/permanent, the slash redirect of a directory and of a proxied prefix,
+error_page to a URL whatever its code, add_header on the 200, the URL escaped, a relative one
+kept) and not for the others (return 303/307, an upstream's redirect, msie_refresh off), and
+in an SSI include."""
+import os
+
+import pytest
+
+from tests.harness.client import build_request
+from tests.harness.paths import readable_tmpdir
+
+CONF = """
+http {
+    server {
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        root {root};
+        msie_refresh on;
+
+        location / { }
+        location /ssi.html { ssi on; }
+        location /r301 { return 301 "http://x/a b\\"<>'\\\\^`{|}~\xe9%"; }
+        location /r302rel { return 302 /rel?x=1; }
+        location /r303 { return 303 http://x/; }
+        location /r307 { return 307 http://x/; }
+        location /r301bare { return 301; }
+        location /r301bare-ep { return 301; error_page 301 text; }
+        location /rw { rewrite ^ http://x/rw redirect; }
+        location /rwp { rewrite ^ /new permanent; }
+        location /ep307 { error_page 404 =307 http://x/ep; return 404; }
+        location /ep-local { error_page 404 =303 /e404; return 404; }
+        location /ep { error_page 404 http://x/ep2; return 404; }
+        location /e404 { return 404; }
+        location /e404text { return 404 "text"; }
+        location /e497 { return 497; }
+        location /e500 { return 500; }
+        location /e418 { return 418; }
+        location /padoff { msie_padding off; return 404; }
+        location /refoff { msie_refresh off; return 301 http://x/off; }
+        location /hdr { add_header X-A a; add_header X-B b always; return 302 http://x/; }
+        location /prx/ { proxy_pass http://127.0.0.1:{backend_port}/; }
+        location /up { proxy_pass http://127.0.0.1:{port}/plain301; proxy_set_header User-Agent x; }
+        location /plain301 { msie_refresh off; return 301 http://x/plain; }
+    }
+}
+"""
+
+MSIE = b"Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"
+CHROME = b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
+AGENTS = {"msie": MSIE, "chrome": CHROME, "opera": b"MSIE 6.0 Opera/9", "gecko-chrome":
+          b"Gecko/20100101 Chrome/1", "short": b"x MSIE 6", "firefox": b"Firefox/1 Gecko/2"}
+TARGETS = ["/r301", "/r302rel", "/r303", "/r307", "/r301bare", "/r301bare-ep", "/rw", "/rwp",
+           "/ep307", "/ep-local", "/ep", "/e404", "/e404text", "/e497", "/e500", "/e418",
+           "/padoff", "/refoff", "/hdr", "/dir", "/prx", "/up", "/ssi.html"]
+
+
+@pytest.fixture(scope="module")
+def diff(differential):
+    with readable_tmpdir("root-") as root:
+        (root / "dir").mkdir()
+        (root / "ssi.html").write_text('X<!--#include virtual="/r301" -->Y'
+                                       '<!--#include virtual="/e404" -->Z')
+        for d in (root, root / "dir"):
+            os.chmod(d, os.stat(d).st_mode | 0o055)   # nginx's workers run as nobody
+        yield differential(CONF, root=str(root))
+
+
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+@pytest.mark.parametrize("target", TARGETS)
+def test_special_responses_by_user_agent(diff, target, agent):
+    diff.check_request("GET", target, headers=[(b"User-Agent", AGENTS[agent])])
+
+
+def test_refresh_page(diff):
+    r = diff.check_request("GET", "/r301", headers=[(b"User-Agent", MSIE)]).response
+    assert r.status == 200 and r.header("location") is None
+    assert r.body == (b'<html><head><meta http-equiv="Refresh" content="0; URL=http://x/a%20b'
+                      b'%22%3C%3E%27%5C%5E%60%7B%7C}%7E%C3%A9%"></head><body></body></html>\r\n')
+
+
+def test_padding(diff):
+    r = diff.check_request("GET", "/e404", headers=[(b"User-Agent", CHROME)]).response
+    assert r.status == 404 and r.body.endswith(
+        b"<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n" * 6)
+
+
+@pytest.mark.parametrize("target", ["/e404", "/r302rel", "/e418"])
+def test_head_and_http10(diff, target):
+    diff.check_request("HEAD", target, headers=[(b"User-Agent", MSIE)])
+    diff.check_request("GET", target, version="HTTP/1.0", headers=[(b"User-Agent", MSIE)])
+
+
+def test_first_user_agent_counts(diff):
+    diff.check_request("GET", "/e404", headers=[(b"User-Agent", b"x"), (b"User-Agent", MSIE)])
+    diff.check_request("GET", "/r301", headers=[(b"User-Agent", MSIE), (b"User-Agent", b"x")])
+
+
+def test_http09_has_no_user_agent(diff):
+    out = diff.check(_read_all)
+    assert b"padding" not in out.result
+
+
+def _read_all(port):
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(b"GET /e404\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    import re
+    return re.sub(rb"<hr><center>[^<]*</center>", b"", data)
+
+
+def test_keepalive_after_refresh(diff):
+    raw = build_request("GET", "/rw", headers=[(b"User-Agent", MSIE)]) + \
+        build_request("GET", "/e404", headers=[(b"User-Agent", MSIE)])
+    diff.check_raw(raw, count=2)
