@@ -30,7 +30,8 @@ CORE_DIRECTIVES = frozenset({
     "port_in_redirect", "server_name_in_redirect", "root", "alias", "error_log",
     "log_not_found", "log_subrequest", "resolver", "resolver_timeout", "internal",
     "limit_except", "try_files", "etag", "if_modified_since", "disable_symlinks", "max_ranges",
-    "chunked_transfer_encoding", "recursive_error_pages"})
+    "chunked_transfer_encoding", "recursive_error_pages", "msie_padding", "msie_refresh",
+    "subrequest_output_buffer_size"})
 CORE_DERIVED = frozenset({
     "alias_len", "keepalive_line",                 # from alias, keepalive_timeout's 2nd argument
     "stub_status", "metrics", "empty_gif", "no_upstream",  # the content handler (clcf->handler)
