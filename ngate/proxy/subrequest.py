@@ -145,14 +145,22 @@ class SubrequestConn:
         the subrequest stops, the client connection closes, nothing more is sent."""
         ctx = self.ctx
         self.memory = None
-        error_log.error("too big subrequest response" + length
-                        + (" while sending to client" if ctx.upstream_tries
-                           else " while sending response to client")
+        error_log.error("too big subrequest response" + length + self._action()
                         + error_log.request_suffix(ctx), self.number)
         self.cancel()
         main = ctx.main
         main.keep_alive = False
         main.conn.abort()
+
+    def _action(self) -> str:
+        """nginx's log action at that point: the upstream module's "sending to client", the
+        static module's "sending response to client" (a file: its Last-Modified), none for an
+        answer of the rewrite phase (`return`), as ngx_http_handler resets it per request."""
+        if self.ctx.upstream_tries:
+            return " while sending to client"
+        if any(name.lower() == b"last-modified" for name, _ in self.headers):
+            return " while sending response to client"
+        return ""
 
     def _body(self, data) -> None:
         if not data or self.finished:
