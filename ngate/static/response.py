@@ -9,7 +9,7 @@ import os
 
 from ngate.filters import VARY, HeadersOut, header_filter, postpone
 from ngate.filters import not_modified, range as range_filter, trailers, validators
-from ngate.http import phases, respond
+from ngate.http import msie, phases, respond
 from ngate.http.respond import TEXT_HTML
 from ngate.http1 import response as resp
 from ngate.http1.discard import discard
@@ -284,5 +284,5 @@ def _send_not_modified(ctx, status: int, meta, vary: bool = False) -> None:
 def _not_satisfiable(ctx, size: int) -> None:
     conf = ctx.conf
     headers = expires_headers(conf, 200) + [(b"Content-Range", b"bytes */%d" % size)]
-    body = resp.status_page(416, conf.server_tokens)
+    body = msie.status_page(ctx, conf, 416)     # (msie_padding)
     respond.send_response(ctx, 416, body, TEXT_HTML, extra=headers)
