@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ngate.filters import Chain, HeadersOut, header_filter, postpone
 from ngate.filters import charset as charset_filter, range as range_filter, validators
-from ngate.http import phases, respond, rewrite
+from ngate.http import msie, phases, respond, rewrite
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.http2.head import response_fields
@@ -182,7 +182,7 @@ class HeadTranslation:
         if body is range_filter.NOT_SATISFIABLE:
             self.finish()
             ctx = self.ctx
-            respond.send_response(ctx, 416, resp.status_page(416, self.conf.server_tokens),
+            respond.send_response(ctx, 416, msie.status_page(ctx, self.conf, 416),
                                  b"text/html", extra=range_filter.not_satisfiable_headers(
                                      ho.headers, ho.content_length))
             return True
