@@ -13,7 +13,7 @@ from ngate.filters import charset as charset_filter
 from ngate.filters import not_modified, range as range_filter
 from ngate.http1 import charset
 from ngate.http1 import response as resp
-from ngate.http import phases, respond
+from ngate.http import msie, phases, respond
 from ngate.static import ranges
 from ngate.static.handler import _ranged
 from ngate.static.sender import FileSender, send_small
@@ -99,7 +99,7 @@ def send_entry(ctx, ex, entry, fresh: bool = False) -> None:
                     parsed = None
                 if parsed is ranges.NOT_SATISFIABLE:
                     entry.close()
-                    body = resp.status_page(416, conf.server_tokens)
+                    body = msie.status_page(ctx, conf, 416)     # (msie_padding)
                     return respond.send_response(    # add_header ran with 200 (in out)
                         ctx, 416, body, b"text/html",
                         extra=range_filter.not_satisfiable_headers(out, size))
