@@ -62,6 +62,7 @@ TARGETS = ["/r301", "/r302rel", "/r303", "/r307", "/r301bare", "/r301bare-ep", "
 def diff(differential):
     with readable_tmpdir("root-") as root:
         (root / "dir").mkdir()
+        (root / "file.txt").write_text("hello")
         (root / "ssi.html").write_text('X<!--#include virtual="/r301" -->Y'
                                        '<!--#include virtual="/e404" -->Z')
         for d in (root, root / "dir"):
@@ -113,6 +114,14 @@ def _read_all(port):
             data += chunk
     import re
     return re.sub(rb"<hr><center>[^<]*</center>", b"", data)
+
+
+@pytest.mark.parametrize("agent", ["msie", "chrome", "firefox"])
+def test_range_not_satisfiable_page(diff, agent):
+    """The range filter's 416 is a special response too (ngx_http_filter_finalize_request)."""
+    r = diff.check_request("GET", "/file.txt", headers=[(b"User-Agent", AGENTS[agent]),
+                                                        (b"Range", b"bytes=1000-")]).response
+    assert r.status == 416 and (b"a padding" in r.body) == (agent != "firefox")
 
 
 def test_keepalive_after_refresh(diff):
