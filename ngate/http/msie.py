@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from ngate.http1 import response as resp
-from ngate.http.user_agent import CHROME, MSIE, request_browser
+from ngate.http.user_agent import CHROME, MSIE, browser, request_browser
 
 PADDING = b"<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n" * 6
 REFRESH_CODES = frozenset({301, 302})       # of a special response (ngx_http_special_response_handler)
@@ -45,7 +45,9 @@ def escape_refresh(location: bytes) -> bytes:
 
 def padded(ctx, body: bytes) -> bytes:
     """A status page (>= 400) of a location with msie_padding on: padded for MSIE and Chrome."""
-    if request_browser(ctx) & (MSIE | CHROME):
+    ua = ctx.hdr.get(b"user-agent")
+    # neither flag without its token: most agents stop at the two scans
+    if ua and (b"MSIE " in ua or b"Chrome/" in ua) and browser(ua) & (MSIE | CHROME):
         return body + PADDING
     return body
 
