@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from tests.harness.client import build_request
+from tests.harness.client import Response, build_request
+from tests.harness.h2client import H2Client
 from tests.harness.paths import readable_tmpdir
 
 CONF = """
@@ -45,6 +46,16 @@ http {
         location /prx/ { proxy_pass http://127.0.0.1:{backend_port}/; }
         location /up { proxy_pass http://127.0.0.1:{port}/plain301; proxy_set_header User-Agent x; }
         location /plain301 { msie_refresh off; return 301 http://x/plain; }
+    }
+    server {
+        listen 127.0.0.1:{port2} http2;
+        server_name localhost;
+        root {root};
+        msie_refresh on;
+        location /e404 { return 404; }
+        location /r301 { return 301 "http://x/a b"; }
+        location /rw { rewrite ^ /new redirect; }
+        location /file.txt { }
     }
 }
 """
@@ -128,3 +139,33 @@ def test_keepalive_after_refresh(diff):
     raw = build_request("GET", "/rw", headers=[(b"User-Agent", MSIE)]) + \
         build_request("GET", "/e404", headers=[(b"User-Agent", MSIE)])
     diff.check_raw(raw, count=2)
+
+
+def h2(path: str, headers=()):
+    def script(port: int) -> Response:
+        port = port2_of[port]
+        with H2Client(port) as c:
+            sid = c.request(path, headers=headers, authority="localhost")
+            status, head, data = c.response(sid)
+            hdrs = [(n, v) for n, v in c.heads.get(sid, []) if n != b":status"]
+            return Response(b"HTTP/2", status, b"", hdrs, data)
+    return script
+
+
+port2_of: dict = {}
+
+
+@pytest.mark.parametrize("agent", ["msie", "chrome", "firefox"])
+@pytest.mark.parametrize("path", ["/e404", "/r301", "/rw", "/file.txt"])
+def test_http2(diff, path, agent):
+    """HTTP/2 has the same User-Agent flags (ngx_http_v2 runs the headers_in handlers)."""
+    for proc in diff.procs.values():
+        port2_of[proc.port] = proc.params["port2"]
+    headers = [(b"user-agent", AGENTS[agent])]
+    if path == "/file.txt":
+        headers.append((b"range", b"bytes=1000-"))
+    r = diff.check(h2(path, headers)).response
+    if path == "/e404":
+        assert (b"a padding" in r.body) == (agent != "firefox")
+    elif path != "/file.txt":
+        assert (r.status == 200) == (agent == "msie")
