@@ -13,7 +13,7 @@ from ngate.filters import HeadersOut, WholeType, header_filter, postpone, traile
 from ngate.filters.validators import ADD_HEADER_CODES
 from ngate.http import msie
 from ngate.http.log import log_request
-from ngate.http.user_agent import MSIE6, SAFARI, request_browser
+from ngate.http.user_agent import MSIE6, SAFARI, browser, request_browser
 from ngate.http1 import charset
 from ngate.http1 import response as resp
 from ngate.http1.response import DATE as _DATE
@@ -410,12 +410,16 @@ def check_keepalive(ctx) -> None:
 def _disabled_for(ctx, browsers) -> bool:
     """keepalive_disable: msie6 (MSIE 4-6 without SV1, POST only) or safari, as nginx detects
     them from User-Agent (ngx_http_process_user_agent: http/user_agent.py)."""
-    if "safari" not in browsers and ctx.method != "POST":
-        return False
+    if "safari" not in browsers:
+        if ctx.method != "POST" or "msie6" not in browsers:
+            return False
+        ua = ctx.hdr.get(b"user-agent")
+        # (a POST's common case: no MSIE token, one scan)
+        return ua is not None and b"MSIE " in ua and bool(browser(ua) & MSIE6)
     flags = request_browser(ctx)
     if "msie6" in browsers and ctx.method == "POST" and flags & MSIE6:
         return True
-    return "safari" in browsers and bool(flags & SAFARI)
+    return bool(flags & SAFARI)
 
 
 def add_headers(ctx, conf, status: int, skip=frozenset()):
