@@ -6,6 +6,7 @@ import pytest
 
 from ngate.filters.gzip import is_msie6
 from ngate.http import msie
+from ngate.http.respond import _disabled_for
 from ngate.http.user_agent import (CHROME, GECKO, KONQUEROR, MSIE, MSIE6, OPERA, SAFARI,
                                    browser)
 
@@ -27,6 +28,15 @@ from ngate.http.user_agent import (CHROME, GECKO, KONQUEROR, MSIE, MSIE6, OPERA,
 def test_browser_flags(ua, flags):
     assert browser(ua) == flags
     assert is_msie6(ua or b"") == bool(flags & MSIE6)
+    # keepalive_disable reads the same flags (its msie6 case scans for the token first)
+    hdr = {} if ua is None else {b"user-agent": ua}
+    for method in ("POST", "GET"):
+        ctx = SimpleNamespace(hdr=hdr, method=method)
+        assert _disabled_for(ctx, frozenset({"msie6"})) == (
+            method == "POST" and bool(flags & MSIE6))
+        assert _disabled_for(ctx, frozenset({"safari"})) == bool(flags & SAFARI)
+        assert _disabled_for(ctx, frozenset({"msie6", "safari"})) == (
+            method == "POST" and bool(flags & MSIE6) or bool(flags & SAFARI))
 
 
 def test_escape_refresh_table():
