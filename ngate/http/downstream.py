@@ -14,11 +14,13 @@ from ngate.http.driver import carry_out
 from ngate.observability import error_log
 
 
-def reject_head(conn, status: int, message: str, url: bytes) -> None:
-    """A head refused while parsing (414, 494, 400, 501): status page, then close."""
+def reject_head(conn, status: int, message: str, url: bytes, user_agent=None) -> None:
+    """A head refused while parsing (414, 494, 400, 501): status page, then close. The
+    User-Agent parsed before the error, if any, is the request's (msie_padding)."""
     if message:
         error_log.info(message + ", client: " + conn.remote_addr, conn.number)
-    ctx = RequestContext(conn, "GET", url.decode("latin-1") if url else "", "1.1", [], {})
+    ctx = RequestContext(conn, "GET", url.decode("latin-1") if url else "", "1.1", [],
+                         {} if user_agent is None else {b"user-agent": user_agent})
     server = conn.listen.default_server
     ctx.server = server
     ctx.conf = server.conf

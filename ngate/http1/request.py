@@ -25,12 +25,25 @@ MAX_OFF_T = (1 << 63) - 1
 
 
 class HeadError(Exception):
-    """A request head is refused before routing (status and log message)."""
+    """A request head is refused before routing (status and log message). `user_agent`: the
+    User-Agent of the header lines nginx had parsed before the error (its status page's
+    msie_padding reads it), where the parse knows them."""
+
+    user_agent = None
 
     def __init__(self, status: int, message: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def user_agent_of(lines) -> bytes | None:
+    """The first User-Agent value among these header lines (bytes, no line ends), or None."""
+    for line in lines:
+        name, sep, value = line.partition(b":")
+        if sep and name.lower() == b"user-agent":
+            return value.strip(b" \t")
+    return None
 
 
 class BodyError(Exception):

@@ -21,7 +21,8 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ngate.http import downstream
-from ngate.http1.request import BodyError, HeadError, head_end, parse_request_line
+from ngate.http1.request import (BodyError, HeadError, head_end, parse_request_line,
+                                 user_agent_of)
 from ngate.server import flow
 from ngate.server.request_head import _DISCARD
 
@@ -140,7 +141,11 @@ class Framing:
         listen = self.listen
         if len(buf) - buf.rfind(b"\n") > listen.limit_line \
                 or len(buf) > listen.limit_total + listen.limit_line:
-            self._reject(HeadError(494, "client sent too long header line"))
+            err = HeadError(494, "client sent too long header line")
+            # the complete lines were parsed (msie_padding reads their User-Agent)
+            err.user_agent = user_agent_of(bytes(buf[nl + 1:buf.rfind(b"\n")]).replace(
+                b"\r\n", b"\n").split(b"\n"))
+            self._reject(err)
 
     def _bare_cr(self) -> bytes:
         self._buf = None
@@ -281,4 +286,4 @@ class Framing:
             flow.pause(self)
             return
         self._cancel_timer()
-        downstream.reject_head(self, err.status, err.message, self._url)
+        downstream.reject_head(self, err.status, err.message, self._url, err.user_agent)

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from ngate.http.context import _OLD, HOST, Context, RequestContext, _monotonic
 from ngate.http1.request import (MAX_OFF_T, ChunkedDecoder, HeadError, parse_request_line,
-                                 split_header)
+                                 split_header, user_agent_of)
 
 _VALID_NAME = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 _VALID_NAME_US = _VALID_NAME + b"_"
@@ -219,7 +219,10 @@ class HeadParsing:
             return self._reject(HeadError(414, "client sent too long URI"))
         try:
             if b"\0" in head:
-                raise HeadError(400, "client sent invalid header line")
+                err = HeadError(400, "client sent invalid header line")
+                bad = next((i for i, x in enumerate(lines) if b"\0" in x), 1)
+                err.user_agent = user_agent_of(lines[1:bad])   # the lines parsed before it
+                raise err
             if len(head) > limit_line:
                 self._header_sizes(lines)
             headers, hdr = self._headers_of(lines)
@@ -243,6 +246,7 @@ class HeadParsing:
         except HeadError as exc:
             # counted as a request, as before the parse was split out (nginx: $connection_requests)
             self.requests += 1
+            exc.user_agent = hdr.get(b"user-agent")      # every header line was parsed
             return self._reject(exc)
         conn = hdr.get(b"connection")
         if conn is None:
@@ -263,11 +267,13 @@ class HeadParsing:
         limit_line = self.listen.limit_line
         limit_total = self.listen.limit_total
         total = 0
-        for line in lines[1:]:
+        for i, line in enumerate(lines[1:], 1):
             size = len(line) + 2
             total += size
             if size > limit_line or total > limit_total:
-                raise HeadError(494, "client sent too long header line")
+                err = HeadError(494, "client sent too long header line")
+                err.user_agent = user_agent_of(lines[1:i])     # the lines parsed before it
+                raise err
 
     def _headers_of(self, lines: list) -> tuple[list, dict]:
         """The header lines of a head, after its request line (nginx's names and values)."""
@@ -286,7 +292,11 @@ class HeadParsing:
                 name, sep, value = line.partition(b":")
                 lname = names.get(name) if sep else None
                 if lname is None:
-                    name, value = split_header(line)
+                    try:
+                        name, value = split_header(line)
+                    except HeadError as err:
+                        err.user_agent = hdr.get(b"user-agent")   # the lines parsed before it
+                        raise
                     lname = header_key(name, listen.underscores, listen.ignore_invalid)
                     if len(names) < _NAME_CACHE_MAX:
                         names[name] = lname
@@ -300,11 +310,16 @@ class HeadParsing:
             headers.append(pair)
             if lname in hdr:
                 if lname in _SINGLE_HEADERS:
-                    raise HeadError(400, 'client sent duplicate header line: "%s"' % _SINGLE_HEADERS[lname])
+                    err = HeadError(400, 'client sent duplicate header line: "%s"'
+                                    % _SINGLE_HEADERS[lname])
+                    err.user_agent = hdr.get(b"user-agent")     # the lines parsed before it
+                    raise err
             else:
                 hdr[lname] = pair[1]
         if len(headers) > _MAX_HEADERS:
-            raise HeadError(494, "client sent too many header lines")
+            err = HeadError(494, "client sent too many header lines")
+            err.user_agent = hdr.get(b"user-agent")
+            raise err
         return headers, hdr
 
     def _http09(self, method: bytes, target: bytes) -> None:
