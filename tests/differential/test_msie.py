@@ -7,6 +7,8 @@ error_page to a URL whatever its code, add_header on the 200, the URL escaped, a
 kept) and not for the others (return 303/307, an upstream's redirect, msie_refresh off), and
 in an SSI include."""
 import os
+import re
+import socket
 
 import pytest
 
@@ -169,3 +171,50 @@ def test_http2(diff, path, agent):
         assert (b"a padding" in r.body) == (agent != "firefox")
     elif path != "/file.txt":
         assert (r.status == 200) == (agent == "msie")
+
+
+def _pieces(*parts: bytes):
+    """Send the parts one by one (a head still arriving when it is refused), read to the end."""
+    def script(port: int):
+        import time
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            for part in parts:
+                s.sendall(part)
+                time.sleep(0.2)
+            data = b""
+            try:
+                while chunk := s.recv(65536):
+                    data += chunk
+            except ConnectionResetError:
+                pass
+        data = re.sub(rb"<hr><center>[^<]*</center>", b"", data)
+        return re.sub(rb"(?m)^(Date|Server|Content-Length): .*\r\n", b"", data)
+    return script
+
+
+UA_LINE = b"User-Agent: " + MSIE + b"\r\n"
+BIG = b"Cookie: " + b"c" * 9000 + b"\r\n"
+
+
+@pytest.mark.parametrize("head,padded", [
+    (UA_LINE + BIG, True),                                  # too long a line, after the UA
+    (BIG + UA_LINE, False),                                 # ... before it
+    (UA_LINE + b"Host: b\r\n", True),                       # duplicate Host, after the UA
+    (b"Host: b\r\n" + UA_LINE, False),                      # ... before it
+    (UA_LINE + b"Content-Length: 1\r\nTransfer-Encoding: chunked\r\n", True),
+    (UA_LINE + b"X: a\0b\r\n", True),                       # a NUL, after the UA
+    (b"X: a\0b\r\n" + UA_LINE, False),
+    (UA_LINE + b"Bad header\r\n", True),
+], ids=["big-after", "big-before", "host-after", "host-before", "cl-te", "nul-after",
+        "nul-before", "no-colon"])
+def test_refused_head_padding(diff, head, padded):
+    """A head refused while it is parsed: padded when the User-Agent line came first."""
+    raw = b"GET / HTTP/1.1\r\nHost: a\r\n" + head + b"\r\n"
+    out = diff.check(_pieces(raw))
+    assert out.result.startswith(b"HTTP/1.1 40") and (b"a padding" in out.result) == padded
+
+
+def test_refused_partial_head_padding(diff):
+    """The too-long line still arriving (the complete lines before it were parsed)."""
+    diff.check(_pieces(b"GET / HTTP/1.1\r\nHost: a\r\n" + UA_LINE, b"Cookie: " + b"c" * 9000))
+    diff.check(_pieces(b"GET / HTTP/1.1\r\nHost: a\r\n", b"Cookie: " + b"c" * 9000))
