@@ -37,6 +37,23 @@ class HeadError(Exception):
         self.message = message
 
 
+def user_agent_before_bare_cr(head) -> bytes | None:
+    """The first User-Agent of a head (complete or arriving) refused for a bare CR: among the
+    complete header lines before the first one holding it (nginx parses up to that line)."""
+    lines = bytes(head).split(b"\n")
+    last = len(lines) - 1
+    for i, line in enumerate(lines[1:], 1):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if b"\r" in line:
+            return None
+        if i < last:
+            name, sep, value = line.partition(b":")
+            if sep and name.lower() == b"user-agent":
+                return value.strip(b" \t")
+    return None
+
+
 def user_agent_of(lines) -> bytes | None:
     """The first User-Agent value among these header lines (bytes, no line ends), or None."""
     for line in lines:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ngate.http import downstream
 from ngate.http1.request import (BodyError, HeadError, head_end, parse_request_line,
-                                 user_agent_of)
+                                 user_agent_before_bare_cr, user_agent_of)
 from ngate.server import flow
 from ngate.server.request_head import _DISCARD
 
@@ -148,8 +148,10 @@ class Framing:
             self._reject(err)
 
     def _bare_cr(self) -> bytes:
+        err = HeadError(400, "client sent invalid request")
+        err.user_agent = user_agent_before_bare_cr(self._buf)
         self._buf = None
-        self._reject(HeadError(400, "client sent invalid request"))
+        self._reject(err)
         return b""
 
     def _feed_length(self, data: bytes, left: int) -> bytes:

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from ngate.http.context import _OLD, HOST, Context, RequestContext, _monotonic
 from ngate.http1.request import (MAX_OFF_T, ChunkedDecoder, HeadError, parse_request_line,
-                                 split_header, user_agent_of)
+                                 split_header, user_agent_before_bare_cr, user_agent_of)
 
 _VALID_NAME = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 _VALID_NAME_US = _VALID_NAME + b"_"
@@ -201,7 +201,9 @@ class HeadParsing:
         crlf = len(lines) - 1
         if head.count(b"\r") != crlf:             # a bare CR (nginx: 400)
             self._url = b""
-            return self._reject(HeadError(400, "client sent invalid request"))
+            err = HeadError(400, "client sent invalid request")
+            err.user_agent = user_agent_before_bare_cr(head)
+            return self._reject(err)
         if head.count(b"\n") != crlf:            # some lines end in LF alone
             lines = head.replace(b"\r\n", b"\n").split(b"\n")
         del lines[-2:]

@@ -205,8 +205,10 @@ BIG = b"Cookie: " + b"c" * 9000 + b"\r\n"
     (UA_LINE + b"X: a\0b\r\n", True),                       # a NUL, after the UA
     (b"X: a\0b\r\n" + UA_LINE, False),
     (UA_LINE + b"Bad header\r\n", True),
+    (UA_LINE + b"X: a\rb\r\n", True),                       # a bare CR, after the UA
+    (b"X: a\rb\r\n" + UA_LINE, False),
 ], ids=["big-after", "big-before", "host-after", "host-before", "cl-te", "nul-after",
-        "nul-before", "no-colon"])
+        "nul-before", "no-colon", "cr-after", "cr-before"])
 def test_refused_head_padding(diff, head, padded):
     """A head refused while it is parsed: padded when the User-Agent line came first."""
     raw = b"GET / HTTP/1.1\r\nHost: a\r\n" + head + b"\r\n"
@@ -218,3 +220,6 @@ def test_refused_partial_head_padding(diff):
     """The too-long line still arriving (the complete lines before it were parsed)."""
     diff.check(_pieces(b"GET / HTTP/1.1\r\nHost: a\r\n" + UA_LINE, b"Cookie: " + b"c" * 9000))
     diff.check(_pieces(b"GET / HTTP/1.1\r\nHost: a\r\n", b"Cookie: " + b"c" * 9000))
+    out = diff.check(_pieces(b"GET / HTTP/1.1\r\nHost: a\r\n" + UA_LINE, b"X: a\rb"))
+    assert b"a padding" in out.result
+    diff.check(_pieces(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n", UA_LINE))
