@@ -48,6 +48,8 @@ http {
         location /prx/ { proxy_pass http://127.0.0.1:{backend_port}/; }
         location /up { proxy_pass http://127.0.0.1:{port}/plain301; proxy_set_header User-Agent x; }
         location /plain301 { msie_refresh off; return 301 http://x/plain; }
+        location /gz { gzip on; gzip_min_length 1; return 301 http://x/gz; }
+        location /cs { charset utf-8; return 301 http://x/cs; }
     }
     server {
         listen 127.0.0.1:{port2} http2;
@@ -223,3 +225,12 @@ def test_refused_partial_head_padding(diff):
     out = diff.check(_pieces(b"GET / HTTP/1.1\r\nHost: a\r\n" + UA_LINE, b"X: a\rb"))
     assert b"a padding" in out.result
     diff.check(_pieces(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n", UA_LINE))
+
+
+@pytest.mark.parametrize("target", ["/gz", "/cs"])
+@pytest.mark.parametrize("agent", [b"Mozilla/4.0 (compatible; MSIE 8.0)", MSIE, CHROME])
+def test_pages_through_the_filters(diff, target, agent):
+    """The Refresh page goes through gzip and charset as any response (a status page through
+    gzip cannot be compared: the signature inside differs)."""
+    diff.check_request("GET", target, headers=[(b"User-Agent", agent),
+                                               (b"Accept-Encoding", b"gzip")])
