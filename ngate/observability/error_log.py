@@ -317,7 +317,8 @@ def request_suffix(ctx, upstream_uri: str | None = None) -> str:
     """nginx's context for request errors (ngx_http_log_error_handler):
 
     `, client: 1.2.3.4, server: name, request: "GET / HTTP/1.1", upstream: "http://a:1/",
-    host: "x", referrer: "y"`
+    host: "x", referrer: "y"`; for a subrequest, the main request's line and then
+    `, subrequest: "/uri"` (its upstream's URI: its own unless given).
     """
     return suffix_of(request_facts(ctx, upstream_uri))
 
@@ -328,15 +329,25 @@ def request_facts(ctx, upstream_uri: str | None = None) -> tuple:
     conn = ctx.conn
     tries = ctx.upstream_tries
     hdr = ctx.hdr
+    main = getattr(ctx, "main", None)
+    if main is None:
+        top = ctx
+        sub = None
+    else:       # a subrequest: the main request's line, then its own URI (and upstream's)
+        top = main
+        sub = ctx.uri
+        if upstream_uri is None:
+            upstream_uri = sub + ("?" + ctx.args if ctx.args else "")
     return (None if conn is None else getattr(conn, "remote_addr", ""), ctx.server,
-            ctx.method, ctx.request_uri, ctx.http_version,
+            top.method, top.request_uri, top.http_version, sub,
             ctx.conf if tries else None, tries[-1].addr if tries else None, upstream_uri,
             hdr.get(b"host") if hdr else None, hdr.get(b"referer") if hdr else None)
 
 
 def suffix_of(facts: tuple) -> str:
     """request_suffix's text from request_facts."""
-    client, server, method, request_uri, version, conf, peer, upstream_uri, host, referer = facts
+    (client, server, method, request_uri, version, sub, conf, peer, upstream_uri, host,
+     referer) = facts
     parts = []
     if client is not None:
         parts.append(f", client: {client}")
@@ -344,6 +355,8 @@ def suffix_of(facts: tuple) -> str:
         parts.append(f", server: {server.names.first}")
     if method:
         parts.append(f', request: "{method} {request_uri} HTTP/{version}"')
+    if sub is not None:
+        parts.append(f', subrequest: "{sub}"')
     if peer is not None:
         scheme = _upstream_scheme(conf)
         uri = request_uri if upstream_uri is None else upstream_uri
