@@ -23,6 +23,9 @@ from ngate.routing import userid
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 # nginx drops keep-alive after these (ngx_http_special_response_handler)
 CLOSE_CODES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
+# finalized with these, nginx sends nothing and closes (444: the rewrite module's; 408 and 499:
+# ngx_http_finalize_request's ngx_http_terminate_request), the status logged
+TERMINATE_CODES = frozenset({444, 408, 499})
 TEXT_HTML = b"text/html"
 
 
@@ -58,8 +61,8 @@ def _content_type(conf, uri: str) -> bytes:
 
 def send_status(ctx, status: int) -> None:
     """nginx's built-in status page (or an empty body for codes that have none)."""
-    if status == 444:
-        ctx.status = 444
+    if status in TERMINATE_CODES:
+        ctx.status = status
         ctx.keep_alive = False
         ctx.conn.transport.close()      # first: an HTTP/2 stream resets itself unless closing
         ctx.conn.closing = True
