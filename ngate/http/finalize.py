@@ -7,7 +7,7 @@ here writes.
 from __future__ import annotations
 
 from ngate.http.decisions import FINALIZE, PAGE, InternalRedirect, NamedLocation, Redirect
-from ngate.http.respond import CLOSE_CODES, REDIRECT_CODES
+from ngate.http.respond import CLOSE_CODES, REDIRECT_CODES, TERMINATE_CODES
 from ngate.observability import error_log
 from ngate.routing.uri import split_request_uri
 
@@ -17,6 +17,8 @@ def special_response(ctx, status: int):
 
     This is ngx_http_special_response_handler: the status replaces any earlier error_page status
     (r->err_status = error), so `return 405` or a redirect in an error_page target shows as such."""
+    if status in TERMINATE_CODES:
+        return PAGE[status]         # ngx_http_finalize_request terminates first: no error_page
     ctx.status_override = None
     ctx.expect_tested = True        # no 100 Continue before (or after) an error response
     if status in CLOSE_CODES:
