@@ -21,8 +21,9 @@ from ngate.http2.head import response_block, response_fields
 from ngate.routing import userid
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-# nginx drops keep-alive after these (ngx_http_special_response_handler)
-CLOSE_CODES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
+# nginx drops keep-alive after these (ngx_http_special_response_handler: not 494, whose real
+# cases, a refused head, have no keep-alive anyway; 408 terminates, TERMINATE_CODES)
+CLOSE_CODES = frozenset({400, 413, 414, 495, 496, 497, 500, 501})
 # finalized with these, nginx sends nothing and closes (444: the rewrite module's; 408 and 499:
 # ngx_http_finalize_request's ngx_http_terminate_request), the status logged
 TERMINATE_CODES = frozenset({444, 408, 499})
