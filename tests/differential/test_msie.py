@@ -40,6 +40,7 @@ http {
         location /e404 { return 404; }
         location /e404text { return 404 "text"; }
         location /e497 { return 497; }
+        location /e494 { return 494; }
         location /e500 { return 500; }
         location /e418 { return 418; }
         location /padoff { msie_padding off; return 404; }
@@ -69,7 +70,7 @@ CHROME = b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko
 AGENTS = {"msie": MSIE, "chrome": CHROME, "opera": b"MSIE 6.0 Opera/9", "gecko-chrome":
           b"Gecko/20100101 Chrome/1", "short": b"x MSIE 6", "firefox": b"Firefox/1 Gecko/2"}
 TARGETS = ["/r301", "/r302rel", "/r303", "/r307", "/r301bare", "/r301bare-ep", "/rw", "/rwp",
-           "/ep307", "/ep-local", "/ep", "/e404", "/e404text", "/e497", "/e500", "/e418",
+           "/ep307", "/ep-local", "/ep", "/e404", "/e404text", "/e497", "/e494", "/e500", "/e418",
            "/padoff", "/refoff", "/hdr", "/dir", "/prx", "/up", "/ssi.html"]
 
 
