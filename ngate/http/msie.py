@@ -25,7 +25,7 @@ from ngate.http1 import response as resp
 from ngate.http.user_agent import CHROME, MSIE, browser, request_browser
 
 PADDING = b"<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n" * 6
-REFRESH_CODES = frozenset({301, 302})       # of a special response (ngx_http_special_response_handler)
+REFRESH_CODES = frozenset({301, 302})   # of a special response (ngx_http_special_response_handler)
 
 _REFRESH_HEAD = b'<html><head><meta http-equiv="Refresh" content="0; URL='
 _REFRESH_TAIL = b'"></head><body></body></html>\r\n'
