@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from ngate.filters.postpone import drain
 from ngate.http import log, phases
+from ngate.http.respond import TERMINATE_CODES
 from ngate.http.context import RequestContext
 from ngate.observability import error_log
 
@@ -102,10 +103,15 @@ class SubrequestConn:
 
     @closing.setter
     def closing(self, value: bool) -> None:
-        """A handler closing the connection (444, a failure after the head) ends the
-        subrequest: what was answered so far stands."""
+        """A handler closing the connection ends the subrequest: a failure after the head
+        leaves what was answered so far. An SSI or addition subrequest finalized with 444,
+        408 or 499 terminates the main request too, as nginx's ngx_http_terminate_request."""
         self._closing = value
         if value:
+            ctx = self.ctx
+            if ctx is not None and ctx.status in TERMINATE_CODES and not self.finished \
+                    and (self.node is not None or self.memory is not None):
+                return self._terminate(ctx.status)
             self._finish()
 
     def write(self, data) -> None:
@@ -147,8 +153,15 @@ class SubrequestConn:
         self.memory = None
         error_log.error("too big subrequest response" + length + self._action()
                         + error_log.request_suffix(ctx), self.number)
+        self._terminate(0)
+
+    def _terminate(self, status: int) -> None:
+        """ngx_http_terminate_request: this subrequest stops, the main request ends with the
+        client connection closed; logged with `status` when it had sent nothing yet."""
+        main = self.ctx.main
         self.cancel()
-        main = ctx.main
+        if status and not main.head_sent:
+            main.status = status
         main.keep_alive = False
         main.conn.abort()
 
