@@ -50,3 +50,51 @@ def raw(target: str):
 def test_terminated(diff, target, sent):
     out = diff.check(raw(target))
     assert bool(out.result) == sent
+
+
+SSI_CONF = """
+http {
+    server {
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        root {root};
+        ssi on;
+        location /e444 { return 444; }
+        location /e408 { return 408; }
+        location /e404 { return 404; }
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def ssi_diff(differential):
+    from tests.harness.paths import readable_tmpdir
+    with readable_tmpdir("root-") as root:
+        for name, uri, extra in (("a", "/e444", ""), ("b", "/e408", ""), ("c", "/e444", ' set="v"'),
+                                 ("d", "/e404", "")):
+            (root / f"{name}.html").write_text(f'A<!--#include virtual="{uri}"{extra} -->B')
+        yield differential(SSI_CONF, root=str(root))
+
+
+def complete(target: str):
+    """"cut" unless a whole chunked response arrived (nginx's client gets nothing at all; ngate
+    has sent the head when the include runs)."""
+    def script(port: int):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(f"GET {target} HTTP/1.1\r\nHost: localhost\r\n"
+                      f"Connection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return "complete" if data.endswith(b"0\r\n\r\n") else "cut"
+    return script
+
+
+@pytest.mark.parametrize("target,cut", [("/a.html", True), ("/b.html", True),
+                                        ("/c.html", True), ("/d.html", False)])
+def test_ssi_include_terminates_main(diff, ssi_diff, target, cut):
+    """An SSI include finalized with 444 or 408 terminates the main request (nginx's
+    ngx_http_terminate_request); a 404 is only the include's."""
+    out = ssi_diff.check(complete(target))
+    assert (out.result == "cut") == cut
