@@ -136,6 +136,7 @@ def _return(ctx, code: int, text):
     if code in REDIRECT_CODES:
         if value is None:
             ctx.location_out = ""       # ngx_http_send_response: an empty Location header
+            ctx.rare = True
             return FINALIZE[code]
         ctx.status = code
         if ctx.conf.error_page and not ctx.error_pages_done \
