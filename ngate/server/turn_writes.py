@@ -34,10 +34,27 @@ from .turn_batch import TurnBatch
 DEFER_MAX = 16 * 1024       # deferred bytes per connection and turn; more go out at once
 
 
+class TurnClock:
+    """The wall-clock time of the loop's turn, as nginx's cached time (ngx_time_update, once
+    per event loop iteration: a clock step shows at the next one). static/handler.py
+    plain_file reads `wall` for its Date line; while it is None it calls time() and keeps the
+    result only when `turn` (the worker's TurnWrites, the last one made) has its turn_end
+    scheduled, which clears it: the time never outlives the turn it was read in (a turn whose
+    responses were not deferred keeps nothing)."""
+    __slots__ = ("wall", "turn")
+
+    def __init__(self) -> None:
+        self.wall = None
+        self.turn = None
+
+
+CLOCK = TurnClock()
+
+
 class TurnWrites(TurnBatch):
     """The worker's connections holding deferred bytes in this turn, flushed at its end; on a
     quiet loop the first response of a turn goes at once (server/turn_batch.py: the rule,
-    shared with upstream/pool.py HeadWrites)."""
+    shared with upstream/pool.py HeadWrites). The turn's end also clears CLOCK's time."""
     __slots__ = ("end",)
 
     def __init__(self, loop) -> None:
@@ -45,6 +62,12 @@ class TurnWrites(TurnBatch):
         # turn_end bound once (the worker's one TurnWrites lives as long as the worker): no
         # bound method made per scheduling turn
         self.end = self.turn_end
+        CLOCK.wall = None
+        CLOCK.turn = self
+
+    def turn_end(self) -> None:
+        CLOCK.wall = None
+        TurnBatch.turn_end(self)
 
     def defer(self, w, data: bytes) -> None:
         """`data` (small bytes) for `w`, which holds none: deferred to the turn's end, or

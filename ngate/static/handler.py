@@ -39,6 +39,7 @@ from ngate.static.response import _send_200, send_file
 from ngate.static.filemeta import _FILES
 from ngate.static.sender import SMALL, FileSender, truncated, write_whole
 from ngate.static.try_files import try_files_phase  # noqa: F401  (http/modules.py)
+from ngate.server.turn_writes import CLOCK as _CLOCK
 
 _DATE = resp.DATE
 _fstat = statkey.fstat
@@ -158,8 +159,14 @@ def plain_file(ctx) -> None:
                                               else resp.CONN_CLOSE), b"", 0)
     ctx.status = 200
     # meta.head_200(connection_line(ctx), None) with resp.DATE.get() written out; the
-    # keep-alive head is the entry's until the Date changes
-    now = _time()
+    # keep-alive head is the entry's until the Date changes. The time is the loop turn's
+    # (server/turn_writes.py TurnClock: nginx's cached time), read once a turn
+    now = _CLOCK.wall
+    if now is None:
+        now = _time()
+        turn = _CLOCK.turn
+        if turn is not None and turn.scheduled:     # (its turn_end clears it)
+            _CLOCK.wall = now
     date = _date_line if _date_from <= now < _date_to else _date()
     if ctx.keep_alive:
         conn = ctx.conn     # respond.check_keepalive's tests that vary from request to request;
