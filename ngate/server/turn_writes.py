@@ -37,14 +37,16 @@ DEFER_MAX = 16 * 1024       # deferred bytes per connection and turn; more go ou
 class TurnClock:
     """The wall-clock time of the loop's turn, as nginx's cached time (ngx_time_update, once
     per event loop iteration: a clock step shows at the next one). static/handler.py
-    plain_file reads `wall` for its Date line; while it is None it calls time() and keeps the
-    result only when `turn` (the worker's TurnWrites, the last one made) has its turn_end
-    scheduled, which clears it: the time never outlives the turn it was read in (a turn whose
-    responses were not deferred keeps nothing)."""
-    __slots__ = ("wall", "turn")
+    plain_file reads `wall` for its Date line, server/request_head.py `mono` (monotonic) for a
+    request's start (nginx's r->start_msec: the cached time too); while one is None the reader
+    calls the clock and keeps the result only when `turn` (the worker's TurnWrites, the last one
+    made) has its turn_end scheduled, which clears both: a time never outlives the turn it was
+    read in (a turn whose responses were not deferred keeps nothing)."""
+    __slots__ = ("wall", "mono", "turn")
 
     def __init__(self) -> None:
         self.wall = None
+        self.mono = None
         self.turn = None
 
 
@@ -62,11 +64,11 @@ class TurnWrites(TurnBatch):
         # turn_end bound once (the worker's one TurnWrites lives as long as the worker): no
         # bound method made per scheduling turn
         self.end = self.turn_end
-        CLOCK.wall = None
+        CLOCK.wall = CLOCK.mono = None
         CLOCK.turn = self
 
     def turn_end(self) -> None:
-        CLOCK.wall = None
+        CLOCK.wall = CLOCK.mono = None
         TurnBatch.turn_end(self)
 
     def defer(self, w, data: bytes) -> None:
