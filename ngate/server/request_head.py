@@ -15,6 +15,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from ngate.http.context import _OLD, HOST, Context, RequestContext, _monotonic
+from ngate.server.turn_writes import CLOCK as _CLOCK
 from ngate.http1.request import (MAX_OFF_T, ChunkedDecoder, HeadError, parse_request_line,
                                  split_header, user_agent_before_bare_cr, user_agent_of)
 
@@ -153,7 +154,13 @@ class HeadParsing:
         ctx.content_length_in = None
         ctx.body_chunked = False
         ctx.upstream_tries = None
-        ctx.start = _monotonic()
+        start = _CLOCK.mono     # the loop turn's (server/turn_writes.py TurnClock)
+        if start is None:
+            start = _monotonic()
+            turn = _CLOCK.turn
+            if turn is not None and turn.scheduled:     # (its turn_end clears it)
+                _CLOCK.mono = start
+        ctx.start = start
         ctx.logged = False
         ctx.req = None
         ctx.status_override = None

@@ -50,7 +50,43 @@ def test_turn_clock(tmp_path, monkeypatch):
         assert len(reads) == 4 and clock.wall == 1_800_000_003.5
         turn.flush()
         turn.turn_end()
+        assert clock.wall is None and clock.mono is None
     loop.run_until_complete(drive())
     loop.close()
     out = b"".join(t.written)
     assert out.count(b"HTTP/1.1 200 OK\r\n") == 5 and out.count(b"\r\nDate: ") == 5
+
+
+def test_turn_clock_request_start(tmp_path, monkeypatch):
+    """server/request_head.py's ctx.start: the turn's monotonic time, by the same rule."""
+    from ngate.server import request_head
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "1k.txt").write_bytes(b"x")
+    _config, loop, runtime, listen = _runtime(str(tmp_path), STATIC_CONF % root)
+    turn = runtime.client_writes
+    clock = turn_writes.CLOCK
+    times = iter([10.0, 11.0, 12.0, 13.0])
+    monkeypatch.setattr(request_head, "_monotonic", lambda: next(times))
+    conn = HttpConnection(runtime, listen)
+    t = FakeTransport()
+    seen = []
+
+    async def drive():
+        conn.connection_made(t)
+        for _ in range(3):
+            conn.data_received(STATIC_REQUEST)
+            seen.append(clock.mono)
+        turn.flush()
+        turn.turn_end()
+        assert clock.mono is None
+        conn.data_received(STATIC_REQUEST)
+        conn.data_received(STATIC_REQUEST)
+        seen.append(clock.mono)
+        turn.flush()
+        turn.turn_end()
+    loop.run_until_complete(drive())
+    loop.close()
+    # first of the turn: read, not kept; second: read and kept; third: the kept one; the next
+    # turn reads again (12.0, not kept: turn_end had cleared `scheduled`), then 13.0 kept
+    assert seen == [None, 11.0, 11.0, 13.0]
