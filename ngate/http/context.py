@@ -6,7 +6,7 @@ Kept flat with __slots__ for speed: what the common paths (a `return`, a static 
 request, over HTTP/1.x and HTTP/2) read or write is a slot, stored by RequestContext(). State
 that only some modules' requests have (`_RARE`: gzip, SSI, $request_id, limit_rate, the
 resolver's result, error_page's, pipelining, internal redirects' count, try_files' alias, a
-request body read whole) is not stored per request: its default is a class
+request body read whole, regex captures, `set` and map values) is not stored per request: its default is a class
 attribute, and a request that sets it gets an instance __dict__ (made on that first store). A
 store less per attribute on every request; a read of a default takes CPython's generic
 attribute path (~30 ns instead of ~5), so an attribute read on the common paths stays a slot.
@@ -41,10 +41,8 @@ class Context:
         # URI
         "uri",              # str: normalised, decoded path ($uri), changes with rewrites
         "args",             # str | None: query string without "?"
-        "captures",         # tuple: regex captures for $1..$9 (last successful regex)
         # routing
         "server", "loc", "conf", "internal",
-        "vars",             # dict: `set` values and map caches
         # response
         "status", "body_bytes_sent", "bytes_sent", "content_length_in",
         "body_chunked",     # client request body is chunked
@@ -82,6 +80,8 @@ class Context:
     add_uri_to_alias = False    # try_files matched under a regex location's alias: alias + $uri
     redirects = 0       # rewrite/internal redirect cycles (nginx allows 10)
     body_spool = None   # proxy/body_spool.py BodySpool of a body read whole, or None
+    captures = ()       # regex captures for $1..$9 (last successful regex with groups)
+    vars = None         # dict: `set` values, map caches, named captures (made by the first)
     # _GUARDED: read on every request's end only behind `rare`, which the module storing one
     # sets too (a falsy slot test on the common path instead of six reads, and six slots less
     # stored and freed per request)
@@ -139,12 +139,10 @@ def RequestContext(conn, method: str, request_uri: str, http_version: str, heade
     ctx.request_length = 0
     ctx.uri = "/"
     ctx.args = None
-    ctx.captures = ()
     ctx.server = None
     ctx.loc = None
     ctx.conf = None
     ctx.internal = False
-    ctx.vars = None
     ctx.status = 0
     ctx.body_bytes_sent = 0
     ctx.bytes_sent = 0
@@ -166,8 +164,8 @@ def RequestContext(conn, method: str, request_uri: str, http_version: str, heade
 
 
 _RARE = ("error_pages_done", "pipelined", "request_id", "gzip", "limit_rate", "ssi", "resolved",
-         "add_uri_to_alias", "redirects", "body_spool", "resp_headers", "proxy_host",
-         "upstream_headers")
+         "add_uri_to_alias", "redirects", "body_spool", "captures", "vars", "resp_headers",
+         "proxy_host", "upstream_headers")
 _GUARDED = ("location_out", "limits", "www_authenticate", "realip", "stat_writing",
             "accel_headers")
 _BODY = ("body", "body_size", "consumer", "upgrade", "discard")

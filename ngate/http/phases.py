@@ -299,7 +299,8 @@ def accel(ctx, target: str):
         return PAGE[404]
     if ctx.method != "HEAD":
         ctx.method = "GET"
-    ctx.vars = None
+    if ctx.vars is not None:    # (a class default until set: http/context.py _RARE)
+        ctx.vars = None
     return InternalRedirect(parsed[0], parsed[1])
 
 

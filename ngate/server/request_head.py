@@ -142,12 +142,10 @@ class HeadParsing:
         ctx.host = ""
         ctx.uri = "/"
         ctx.args = None
-        ctx.captures = ()
         ctx.server = None
         ctx.loc = None
         ctx.conf = None
         ctx.internal = False
-        ctx.vars = None
         ctx.status = 0
         ctx.body_bytes_sent = 0
         ctx.bytes_sent = 0
