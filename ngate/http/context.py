@@ -6,10 +6,11 @@ Kept flat with __slots__ for speed: what the common paths (a `return`, a static 
 request, over HTTP/1.x and HTTP/2) read or write is a slot, stored by RequestContext(). State
 that only some modules' requests have (`_RARE`: gzip, SSI, $request_id, limit_rate, the
 resolver's result, error_page's, pipelining, internal redirects' count, try_files' alias, a
-request body read whole, regex captures, `set` and map values) is not stored per request: its default is a class
-attribute, and a request that sets it gets an instance __dict__ (made on that first store). A
-store less per attribute on every request; a read of a default takes CPython's generic
-attribute path (~30 ns instead of ~5), so an attribute read on the common paths stays a slot.
+request body read whole, regex captures, `set` and map values) is not stored per request: its
+default is a class attribute, and a request that sets it gets an instance __dict__ (made on
+that first store). A store less per attribute on every request; a read of a default takes
+CPython's generic attribute path (~30 ns instead of ~5), so an attribute read on the common
+paths stays a slot.
 Variables (each module's getters, routing/variables.py) read it lazily.
 """
 from __future__ import annotations
