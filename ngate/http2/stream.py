@@ -60,6 +60,7 @@ class Http2Stream(StreamBody):
                  "__dict__")    # _RARE's values, once a stream sets one (made by that store)
     handed_over = True
     trace = None
+    ka_young = float("-inf")    # (HTTP/1.x's keep-alive test, http/respond.py: never read here)
     line_method = None      # $request's method when not ctx.method (websocket.py: CONNECT)
 
     # _RARE: state a `return`, static or proxied GET stream never sets (a request body, a lost
