@@ -89,6 +89,7 @@ class SubrequestConn:
         self.body = None            # bytes: the main request's body, read whole (mirror)
 
     trace = None
+    ka_young = float("-inf")    # keep-alive: check_keepalive's whole test (not the parent's)
 
     def __getattr__(self, name: str):
         return getattr(self.parent, name)
