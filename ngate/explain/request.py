@@ -127,6 +127,7 @@ class FakeConn:
     answers is kept in `out`, nothing is sent. What variables and path mapping read from a
     connection is here too; request-time fields are never rendered (Renderer refuses them), so
     their values here are placeholders."""
+    ka_young = float("-inf")        # keep-alive: respond.check_keepalive's whole test
 
     def __init__(self, scheme: str, server_addr: str | None, server_port: int | None) -> None:
         self.out = bytearray()          # the response the HTTP core wrote

@@ -31,6 +31,7 @@ from ngate.cache import fastcgi as fastcgi_cache
 from ngate.fastcgi import variables as fastcgi_variables
 from ngate.filters import variables as filter_variables
 from ngate.http import conn_variables, phases, variables as core_variables
+from ngate.http.respond import KA_YOUNG
 from ngate.limits import phase as limits
 from ngate.observability import metrics, stub_status
 from ngate.proxy import fastcgi_proxy, http_proxy, mirror, proxy_request
@@ -136,4 +137,5 @@ def bind(conf):
         conf, content=content_handler(conf), access_steps=access_steps(conf),
         precontent_steps=precontent_steps(conf), upstream_plan=plan, uncached_plan=uncached,
         plain_head=plain, mime={},
-        ka_full=conf.keepalive_timeout == 0 or "safari" in conf.keepalive_disable)
+        ka_full=conf.keepalive_timeout == 0 or "safari" in conf.keepalive_disable
+        or conf.keepalive_time <= KA_YOUNG)

@@ -171,11 +171,12 @@ def send_response(ctx, status: int, body: bytes, content_type: bytes | None,
             # out here (check_keepalive and _emit inlined); the head around its Date line is a
             # function of the key below alone, kept in _PLAIN_HEADS
             if ctx.keep_alive and (     # check_keepalive's tests that vary from request to
-                    conf.ka_full or conn.runtime.draining       # request; the whole check when
+                    conf.ka_full or ctx.start > conn.ka_young   # request; the whole check when
                     or conn.requests >= conf.keepalive_requests     # one holds, or the conf's
-                    or ctx.start - conn.started > conf.keepalive_time   # may end it (ka_full:
-                    or ctx.method == "POST"):   # keepalive_timeout 0, safari; msie6: POST)
-                check_keepalive(ctx)
+                    or ctx.method == "POST"):   # may end it (ka_full: keepalive_timeout 0,
+                check_keepalive(ctx)            # safari, keepalive_time <= KA_YOUNG; msie6: POST;
+                                                # ka_young: KA_YOUNG after the accept, or -inf
+                                                # once the worker drains, KA_YOUNG's docstring)
             no_body = status in resp.NO_BODY_STATUSES
             key = (status, conf.server_tokens, content_type, -1 if no_body else len(body),
                    last_modified, conf.keepalive_line if ctx.keep_alive else resp.CONN_CLOSE)
@@ -395,6 +396,17 @@ def _filtered(ctx, conf, status: int, body: bytes, content_type, last_modified, 
         else:
             ctx.keep_alive = False
     return body, length, out.content_type, out.last_modified, chunked
+
+
+# A connection's `ka_young` (HTTP/1.x: server/connection.py connection_made) is its accept time
+# plus KA_YOUNG, or -inf once the worker drains (server/runtime.py stop_accepting marks its
+# connections, and a connection accepted after gets -inf): while a request starts at or before
+# it, keepalive_time has not ended keep-alive under any conf whose ka_full is unset (those have
+# keepalive_time > KA_YOUNG, http/modules.py bind) and the worker is not draining, so
+# send_response's plain head tests one float instead of the draining flag and a subtraction.
+# Every other connection-like class (a subrequest's, an HTTP/2 stream, explain's) has -inf as a
+# class default: the whole check_keepalive (tests/unit/test_keepalive_flag.py lists them).
+KA_YOUNG = 3599.0
 
 
 def check_keepalive(ctx) -> None:

@@ -57,6 +57,7 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         "deadline", "write_mark", "lost", "rejected", "linger",
         "proxy_protocol",   # server/proxy_protocol.py ProxyHeader, or None
         "started", "ka_timeout",
+        "ka_young",         # started + KA_YOUNG, -inf once the worker drains (http/respond.py)
         "rate_check",       # limit_rate in the config or set by a request: writes go through
         "limiter",          # server/ratelimit.py RateLimiter of the current response (or False)
         "trace",            # the HTTP core's recorder: None (only ngate explain's stand-in has
@@ -114,6 +115,7 @@ class HttpConnection(HeadParsing, Framing, Lifecycle, Sending, OneTimer):
         t.out = None
         t.turn = runtime.client_writes
         self.started = time.monotonic()     # keepalive_time, $connection_time
+        self.ka_young = self.started + runtime.ka_young_after   # (-inf: draining)
         conns = runtime.connections
         if runtime.stats is None and len(conns) + 2 * len(runtime.tunnels) \
                 - runtime.stream_tunnels < runtime.worker_connections:

@@ -13,6 +13,7 @@ from functools import partial
 
 from ngate.config.model import AccessLog, Config
 from ngate.config.servers import socket_listen
+from ngate.http.respond import KA_YOUNG
 from ngate.observability import access_log as alog
 from ngate.observability import error_log
 from ngate.observability import stub_status
@@ -27,6 +28,8 @@ from ngate.server.turn_writes import TurnWrites
 from ngate.server.wildcard import WildcardServer, riders
 from ngate.http2.accept import CleartextHttp2
 from ngate.upstream.pool import KeepalivePool
+
+_DRAINING = float("-inf")   # a draining worker's connections' ka_young (http/respond.py)
 
 
 class ListenState:
@@ -103,6 +106,9 @@ class WorkerRuntime:
         self.client_writes = TurnWrites(loop)     # HTTP/1.x responses, at the turn's end
         self.poller = None              # server/plain_transport.py's epoll set (start())
         self.draining = False
+        # a new HTTP/1.x connection's ka_young is its accept time plus this (http/respond.py
+        # KA_YOUNG); -inf once draining (stop_accepting)
+        self.ka_young_after = KA_YOUNG
         self.servers: list = []
         self._counter = 0
         self._writers: list = [None] * len(config.access_logs)   # by LocConf.log.slot
@@ -193,6 +199,12 @@ class WorkerRuntime:
 
     def stop_accepting(self) -> None:
         self.draining = True
+        # keep-alive ends after each connection's current request: send_response's quick test
+        # reads ka_young, not `draining` (http/respond.py KA_YOUNG)
+        self.ka_young_after = _DRAINING
+        for conn in self.connections:
+            if isinstance(conn, HttpConnection):
+                conn.ka_young = _DRAINING
         for srv in self.servers:
             srv.close()
         self.servers = []

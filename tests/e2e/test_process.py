@@ -203,6 +203,29 @@ def test_quit_finishes_a_request_in_flight(ngate):
     assert "signal 3 (SIGQUIT) received from" in n.error_log()
 
 
+def test_quit_ends_keepalive_after_a_request_in_flight(ngate):
+    """A draining worker answers the request in flight with Connection: close and closes
+    (server/runtime.py stop_accepting marks its connections: http/respond.py KA_YOUNG)."""
+    n = ngate().start()
+    n.master_pid()
+    wait_for(lambda: serving(n, "one"), "the first response")
+    client = socket.create_connection(("127.0.0.1", n.port), timeout=10)
+    with client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = client.recv(4096)
+        assert b"Connection: keep-alive" in first and first.endswith(b"one")
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert n.cli("-s", "quit").returncode == 0
+        wait_for(lambda: "gracefully shutting down" in n.error_log(), "the worker's notice")
+        client.sendall(b"\r\n")
+        reply = b""
+        while chunk := client.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"one")
+    assert b"Connection: close" in reply
+    assert n.wait_exit() == 0
+
+
 # ---------------------------------------------------------------- reload
 
 def test_reload_with_a_broken_config_keeps_the_old_one(ngate):

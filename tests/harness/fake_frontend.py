@@ -38,6 +38,7 @@ class FakeRuntime:
 
 class FakeFrontEnd:
     """`ctx.conn` of the requests it makes: what the core needs of a front end, recorded."""
+    ka_young = float("-inf")    # http/respond.py KA_YOUNG: check_keepalive's whole test
 
     def __init__(self, config, key=None) -> None:
         key = key if key is not None else next(iter(config.by_listen))
