@@ -173,7 +173,7 @@ def start_request(ctx, req) -> None:
         d = phases.begin(ctx, req)
         if d is ACCESS:                 # carry_out's first steps, written out for the
             conf = ctx.conf             # common path (no frame between phases and handler)
-            if ctx.main is None and conf.access_steps or conf.precontent_steps:
+            if conf.access_steps and ctx.main is None or conf.precontent_steps:
                 d = phases.access(ctx)
             else:
                 d = conf.content        # phases.access's answer without access steps
