@@ -75,8 +75,9 @@ class UpstreamExchange(RequestSide):
                 return
         self.got_bytes = True
         self.attempt.bytes_received += len(data)
-        if self.timer is not None:
-            self.deadline = self.loop.time() + self.timeout   # re-armed by progress
+        t = self.timer
+        if t is not None:                   # re-armed by progress (the connection's: `timer`)
+            (self if t is True else t).deadline = self.loop.time() + self.timeout
         st = self.state
         if st is PASSTHROUGH:
             self.ctx.body_bytes_sent += len(data)
@@ -249,9 +250,8 @@ class UpstreamExchange(RequestSide):
             self.finish()
             self.ctx.keep_alive = False
             return self.conn.finish_request(self.ctx)
-        if self.timer is not None:          # _cancel_timer, written out (once per tunnel)
-            self.timer = None
-            self.deadlines.watched.discard(self)
+        if self.timer is not None:          # (once per tunnel)
+            self._cancel_timer()
         if TUNNEL not in TRANSITIONS[self.state]:   # _to(TUNNEL), inlined
             self._refused(TUNNEL)
         self.state = TUNNEL

@@ -16,6 +16,7 @@ from ngate.proxy.response_head import HeadTranslation
 from ngate.proxy.throttle import ReadThrottle
 from ngate.server import flow
 from ngate.upstream.failure import Phase, UpstreamError
+from ngate.upstream.pool import NEVER
 
 # statuses proxy_next_upstream can retry on (http_403 and http_404 do not count as failures)
 NEXT_ON_STATUS = {500: "http_500", 502: "http_502", 503: "http_503", 504: "http_504",
@@ -39,7 +40,11 @@ class ExchangeBase(HeadTranslation):
         "uri",              # the URI sent upstream (also in the error log's upstream: "...")
         "feeding",          # inside the parser: a finished connection is pooled after it
         "pool_pending",     # that connection, pooled once the read is parsed to its end
-        # timers (server/clock.py's coarse deadlines, lazily re-armed)
+        # timers (server/clock.py's coarse deadlines, lazily re-armed). `timer`: None (none),
+        # True (the exchange is watched, its `deadline`), or the UpstreamConnection `uconn`
+        # (proxy/http_proxy.py start_pooled: a pooled connection is watched already; the
+        # deadline is its `deadline`, its expired() passes the expiry on: no watch and unwatch
+        # of the exchange per request; upstream_conn.py _cancel_idle hands it back)
         "timer", "deadline", "timeout",
         # request
         "body",             # proxy/request_body.py RequestBody
@@ -88,9 +93,13 @@ class ExchangeBase(HeadTranslation):
         if DONE not in TRANSITIONS[st]:     # _to(DONE), inlined (hot path)
             self._refused(DONE)
         self.state = DONE
-        if self.timer is not None:
+        t = self.timer
+        if t is not None:
             self.timer = None
-            self.deadlines.watched.discard(self)        # Deadlines.unwatch
+            if t is True:
+                self.deadlines.watched.discard(self)    # Deadlines.unwatch
+            else:
+                t.deadline = NEVER                      # (the connection's: stays watched)
         th = self.throttle
         if th is not None:
             th.cancel()
@@ -110,15 +119,23 @@ class ExchangeBase(HeadTranslation):
 
     def arm(self, timeout: float) -> None:
         self.timeout = timeout
-        self.deadline = self.loop.time() + timeout
-        if self.timer is None:
-            self.timer = True
-            self.deadlines.watch(self)
+        t = self.timer
+        if t is None or t is True:
+            self.deadline = self.loop.time() + timeout
+            if t is None:
+                self.timer = True
+                self.deadlines.watch(self)
+        else:
+            t.deadline = self.loop.time() + timeout     # the connection's (see `timer`)
 
     def _cancel_timer(self) -> None:
-        if self.timer is not None:
+        t = self.timer
+        if t is not None:
             self.timer = None
-            self.deadlines.unwatch(self)
+            if t is True:
+                self.deadlines.unwatch(self)
+            else:
+                t.deadline = NEVER
 
     # ------------------------------------------------------------ output to the client
 

@@ -86,13 +86,18 @@ class RequestSide(PeerSide):
             self.state = READING
             a.bytes_sent += self.sent_bytes
             t = self.timeout = self.plan.read_timeout       # arm, written out (hot path)
-            self.deadline = self.loop.time() + t
-            if self.timer is None:
+            timer = self.timer
+            if timer is None:
+                self.deadline = self.loop.time() + t
                 self.timer = True
                 d = self.deadlines                  # Deadlines.watch, written out (hot path)
                 d.watched.add(self)
                 if d.handle is None:
                     d.watch(self)
+            elif timer is True:
+                self.deadline = self.loop.time() + t
+            else:
+                self.arm(t)         # the connection's timer (start_pooled's: no body, not here)
         else:
             self.body_open = True
             if self.uconn.write_paused:

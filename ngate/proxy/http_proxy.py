@@ -73,7 +73,8 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     without an Expect header), PeerSide.connect (a first try: no balancer take, no count),
     KeepalivePool.get, RequestSide.attach (the try's fields reset: fill's values already),
     Http1Wire.send_request's first branch (HeadWrites.write's held case inline) and
-    request_sent (READING, the read timeout armed)."""
+    request_sent (READING, the read timeout armed: on the pooled connection, already watched;
+    ExchangeBase's `timer`)."""
     ex = new(UpstreamExchange)
     # fill
     ex.ctx = ctx
@@ -157,8 +158,7 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     # group's order on it)
     uconn = stack.pop()
     uconn.idle_order.pop(uconn, None)
-    uconn.pool = None
-    uconn.deadline = NEVER
+    uconn.pool = None                       # (its deadline: the read timeout's, below)
     # attach (the try's connect_time: above)
     ex.uconn = uconn
     uconn.exchange = ex
@@ -201,11 +201,16 @@ def start_pooled(ctx, conf, pp, up, plan, peer, key, pool, stack) -> None:
     ex.state = READING
     a.bytes_sent = n
     t = ex.timeout = plan.read_timeout
-    ex.timer = True
-    if deadlines.handle is not None:    # Deadlines.watch, written out; the deadline stamped
-        ex.deadline = deadlines.now + t     # from the tick's time (server/clock.py says why)
-        deadlines.watched.add(ex)
+    if deadlines.handle is not None and uconn.idle_timer is not None:
+        # the connection is watched (since its first time in the pool): it carries the
+        # exchange's timer (ExchangeBase's `timer`), its deadline stamped from the tick's time
+        # (server/clock.py says why): no watch and unwatch of the exchange per request
+        ex.timer = uconn
+        ex.deadline = 0.0
+        uconn.deadline = deadlines.now + t
     else:
+        uconn.deadline = NEVER
+        ex.timer = True
         ex.deadline = loop.time() + t
         deadlines.watch(ex)
 

@@ -22,6 +22,7 @@ from ngate.http1 import response as resp
 from ngate.proxy.exchange_state import DONE, STREAMING, SWITCHING, TRANSITIONS
 from ngate.proxy.response_head import as_sent
 from ngate.upstream.balancer import report_success
+from ngate.upstream.pool import NEVER
 
 monotonic = time.monotonic
 
@@ -231,9 +232,13 @@ def plain_2xx(self, ex, u, ctx, data: bytes, end: int, known: tuple) -> None:
         and ex.body.done
     # finish(reuse, detach=False): STREAMING -> DONE
     ex.state = DONE
-    if ex.timer is not None:
+    t = ex.timer
+    if t is not None:
         ex.timer = None
-        ex.deadlines.watched.discard(ex)        # Deadlines.unwatch
+        if t is True:
+            ex.deadlines.watched.discard(ex)    # Deadlines.unwatch
+        else:
+            t.deadline = NEVER                  # the connection's timer (stays watched)
     th = ex.throttle
     if th is not None:
         th.cancel()

@@ -68,8 +68,9 @@ class UpstreamConnection(asyncio.Protocol):
             # re-armed by progress after the read is handled: the same deadline as before it
             # (the loop's time is the turn's; an arm() meanwhile set `timeout`), and none for
             # the usual response that ended in this read (its finish cleared the timer)
-            if ex.timer is not None:
-                ex.deadline = ex.loop.time() + ex.timeout
+            t = ex.timer
+            if t is not None:
+                (ex if t is True else t).deadline = ex.loop.time() + ex.timeout
 
     def eof_received(self):
         return False            # close; connection_lost tells the exchange
@@ -135,10 +136,16 @@ class UpstreamConnection(asyncio.Protocol):
 
     def expired(self) -> None:
         """keepalive_timeout of an idle pooled connection passed (upstream/pool.py keeps a
-        connection watched from its first time in the pool: in use, its deadline is never)."""
+        connection watched from its first time in the pool: in use, its deadline is never),
+        or the timer of its exchange that it carries (ExchangeBase's `timer` is this
+        connection: proxy/http_proxy.py start_pooled)."""
         self.idle_timer = None
         if self.pool is not None:
             self.close()
+            return
+        ex = self.exchange
+        if ex is not None and ex.timer is self:
+            ex.expired()
 
     def handed_off(self) -> None:
         """Never idle again (its transport goes to the tunnel): no longer watched."""
@@ -149,6 +156,13 @@ class UpstreamConnection(asyncio.Protocol):
         if d is not None:
             self.idle_timer = None
             d.unwatch(self)
+            ex = self.exchange
+            if ex is not None and ex.timer is self:
+                # no longer watched: the exchange's timer goes back to the exchange, with
+                # its deadline (ExchangeBase's `timer`)
+                ex.timer = True
+                ex.deadline = self.deadline
+                d.watch(ex)
 
     def close(self) -> None:
         self.closed = True

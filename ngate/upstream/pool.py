@@ -14,7 +14,8 @@ idle connections, as in nginx; the ones it closes are still its least recently u
 
 A connection's idle deadline (server/clock.py) is watched from its first time in the pool until
 it closes: taking it out sets the deadline out of reach, putting it back sets it again (an
-attribute store each way, no watch/unwatch per request).
+attribute store each way, no watch/unwatch per request). In use, it may carry its exchange's
+timer instead (proxy/http_proxy.py start_pooled; ExchangeBase's `timer`).
 
 A connection made on the raw socket (upstream/connect.py PlainConnect: a Python transport on
 the worker's Poller) is handed to uvloop's transport while idle in the pool on a quiet loop:

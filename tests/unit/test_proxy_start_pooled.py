@@ -47,7 +47,20 @@ RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: up\r\nContent-Type: text/plain\r\n"
 DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 # per-request objects and clock readings: compared by their own fields or not at all
 _OBJECTS = {"ctx", "conn", "attempt", "uconn", "throttle", "started", "deadline", "loop",
-            "deadlines", "plan", "upstream", "conf", "body", "peer", "wire", "pool_key"}
+            "deadlines", "plan", "upstream", "conf", "body", "peer", "wire", "pool_key", "timer"}
+
+
+def _timer(ex, deadlines):
+    """The exchange's read timer as the deadlines see it, wherever it is kept (ExchangeBase's
+    `timer`: the exchange watched, or its pooled connection carrying it): armed, its holder
+    watched, its deadline's distance from the tick's time in seconds (the timeout)."""
+    t = ex.timer
+    if t is None:
+        return None
+    holder = ex if t is True else t
+    assert t is True or t is ex.uconn
+    d = holder.deadline - deadlines.now
+    return holder in deadlines.watched, round(d) if d < 3600 else "far", ex.timeout
 
 
 def _general(ctx, conf, pp, up, plan, *_args) -> None:
@@ -89,6 +102,7 @@ def _run(tmp_path, request: bytes, general: bool, monkeypatch, batch: str = "qui
             fields = {name: getattr(ex, name) for name in ExchangeBase.__slots__
                       if name not in _OBJECTS}
             fields["throttle"] = type(ex.throttle).__name__
+            fields["timer"] = _timer(ex, w.runtime.deadlines)
             fields["body"] = ex.body.mode, ex.body.done
             a = ex.attempt
             tried = {name: getattr(a, name) for name in Attempt.__slots__ if name != "start"}
