@@ -38,6 +38,7 @@ from ngate.proxy.tunnel import start_tunnel
 from ngate.server import flow
 from ngate.upstream.balancer import report_success
 from ngate.upstream.failure import Phase, UpstreamError, closed, timed_out
+from ngate.upstream.pool import NEVER
 
 __all__ = ["NEXT_ON_STATUS", "UpstreamExchange", "log_spooled"]
 
@@ -250,8 +251,13 @@ class UpstreamExchange(RequestSide):
             self.finish()
             self.ctx.keep_alive = False
             return self.conn.finish_request(self.ctx)
-        if self.timer is not None:          # (once per tunnel)
-            self._cancel_timer()
+        t = self.timer
+        if t is not None:                   # _cancel_timer, written out (once per tunnel)
+            self.timer = None
+            if t is True:
+                self.deadlines.watched.discard(self)
+            else:
+                t.deadline = NEVER          # the connection's (ExchangeBase's `timer`)
         if TUNNEL not in TRANSITIONS[self.state]:   # _to(TUNNEL), inlined
             self._refused(TUNNEL)
         self.state = TUNNEL

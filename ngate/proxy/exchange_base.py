@@ -120,11 +120,12 @@ class ExchangeBase(HeadTranslation):
     def arm(self, timeout: float) -> None:
         self.timeout = timeout
         t = self.timer
-        if t is None or t is True:
+        if t is None:
             self.deadline = self.loop.time() + timeout
-            if t is None:
-                self.timer = True
-                self.deadlines.watch(self)
+            self.timer = True
+            self.deadlines.watch(self)
+        elif t is True:
+            self.deadline = self.loop.time() + timeout
         else:
             t.deadline = self.loop.time() + timeout     # the connection's (see `timer`)
 
