@@ -49,6 +49,7 @@ http {{
     upstream hk_mixed {{ hash $arg_k; server {A} weight=2; server {DEAD2}; server {B}; server {C}; }}
     upstream lc {{ least_conn; server {A}; server {B}; }}
     upstream ka {{ server {A}; server {B}; keepalive 2; }}
+    upstream ka_one {{ server {A}; keepalive 2; }}
     upstream by_map_one {{ server {A}; }}
     upstream by_map_two {{ server {B}; }}
 
@@ -89,6 +90,8 @@ http {{
         location /hk-mixed/ {{ proxy_pass http://hk_mixed; }}
         location /lc/ {{ proxy_pass http://lc; }}
         location /ka/ {{ proxy_pass http://ka; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+        location /ka1/ {{ proxy_pass http://ka_one; proxy_http_version 1.1;
+                         proxy_set_header Connection ""; proxy_read_timeout 1s; }}
         location /var/set/ {{ set $b {A}; proxy_pass http://$b; }}
         location /var/map/ {{ proxy_pass http://$upstream_name$request_uri; }}
         location /var/unknown/ {{ proxy_pass http://no-such-host.invalid$request_uri; }}
@@ -113,6 +116,7 @@ def diff(differential):
     a.route("/nolive-mid/fail", Reply(action="close"))
     a.route("/nu/timeout/x", Reply(delay=1.5, body=b"a late\n"))
     a.route("/lc/x", Reply(delay=1.0, body=b"a slow\n"))
+    a.route("/ka1/slow", Reply(delay=1.5, body=b"a late\n"))
     return d
 
 
@@ -238,6 +242,16 @@ def test_least_conn_avoids_the_busy_backend(diff):
 
 def test_keepalive_reuses_connections(diff):
     diff.check(series("/ka/x", 20))
+
+
+def test_read_timeout_on_a_pooled_connection(diff):
+    """proxy_read_timeout of a request sent on an idle keepalive connection (a group of one
+    server, no body: proxy/http_proxy.py start_pooled, whose timer the pooled connection
+    carries): 504, and the next requests are answered on a connection again."""
+    def script(port):
+        return series("/ka1/x", 2)(port) + [request(port, "GET", "/ka1/slow")] \
+            + series("/ka1/x", 2)(port)
+    diff.check(script)
 
 
 def test_proxy_pass_variable_address(diff):
